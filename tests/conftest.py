@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+
+
+@pytest.fixture
+def corpora() -> Path:
+    if not CORPORA.is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA} (they sit beside the repository checkout)")
+    return CORPORA
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    """A copy of the example intel repository shipped at the repository root."""
+    target = tmp_path / "example"
+    target.mkdir()
+    for name in ("intel", "rules"):
+        shutil.copytree(REPO_ROOT / name, target / name)
+    if (REPO_ROOT / "tiops.yaml").exists():
+        shutil.copy(REPO_ROOT / "tiops.yaml", target / "tiops.yaml")
+    return target
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """Write a repository from {relative path: file text}."""
+
+    def make(files: dict[str, str]) -> Path:
+        root = tmp_path / "repo"
+        for relative, text in files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        root.mkdir(exist_ok=True)
+        return root
+
+    return make

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tiops.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tiops", *args], capture_output=True, text=True)
+
+
+def test_every_command_has_help_and_is_documented() -> None:
+    docs = (REPO_ROOT / "README.md").read_text() + "".join(p.read_text() for p in (REPO_ROOT / "docs").glob("*.md"))
+    assert isinstance(main, click.Group)
+    for name, command in main.commands.items():
+        assert command.help, f"tiops {name} has no help text"
+        assert f"tiops {name}" in docs, f"tiops {name} is not documented in README.md or docs/"
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0
+
+
+def test_validate_example_is_clean(example_repo: Path) -> None:
+    result = run("-C", str(example_repo), "validate", "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validate_exit_codes_and_formats(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/bad.yaml": "type: identity\nspec_version: '2.1'\nname: x\nname: y\n"})
+    text = run("-C", str(root), "validate")
+    assert text.returncode == 1
+    assert "intel/bad.yaml:4:1" in text.stdout and "TI101" in text.stdout
+    assert "Traceback" not in text.stdout + text.stderr
+    as_json = json.loads(run("-C", str(root), "validate", "--format", "json").stdout)
+    assert as_json["findings"][0]["code"] == "TI101"
+    github = run("-C", str(root), "validate", "--format", "github").stdout
+    assert github.startswith("::error file=intel/bad.yaml,line=4,col=1")
+    sarif = json.loads(run("-C", str(root), "validate", "--format", "sarif").stdout)
+    assert sarif["version"] == "2.1.0"
+    assert sarif["runs"][0]["results"][0]["ruleId"] == "TI101"
+
+
+def test_warnings_fail_only_with_strict(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo(
+        {"intel/id.yaml": "type: identity\nspec_version: '2.1'\nid: identity--55555555-5555-4555-8555-555555555555\ncreated: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: x\nx_ok: 1\nfavourite_colour: red\n"}
+    )
+    assert run("-C", str(root), "validate").returncode == 0
+    assert run("-C", str(root), "validate", "--strict").returncode == 1
+    (root / "tiops.yaml").write_text("validation:\n  strict: true\n")
+    assert run("-C", str(root), "validate").returncode == 1
+
+
+def test_usage_error_exits_2() -> None:
+    assert run("validate", "--format", "nope").returncode == 2
+    assert run("validate", "/no/such/path").returncode == 2
+
+
+def test_validate_reports_only_named_paths(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a/bad.yaml": "type: identity\nname: x\nname: y\n", "intel/b/bad.yaml": "type: identity\nname: x\nname: y\n"})
+    result = run("-C", str(root), "validate", str(root / "intel" / "a"))
+    assert "intel/a/bad.yaml" in result.stdout
+    assert "intel/b/bad.yaml" not in result.stdout
+
+
+def test_compile_refuses_and_writes_nothing_on_errors(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/bad.yaml": "type: identity\nspec_version: '2.1'\nname: x\n"})
+    result = run("-C", str(root), "compile")
+    assert result.returncode == 1
+    assert "nothing was compiled" in result.stderr and "TI201" in result.stderr
+    assert not (root / "dist").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\x00\x01binary", "- 1\n- [2\n", "just a string\n", "type: [unhashable]\nid: 3\n", "{a: *nope}\n", "?\n"],
+)
+def test_garbage_gives_findings_not_tracebacks(make_repo, text: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/garbage.yaml": text})
+    result = run("-C", str(root), "validate")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert "intel/garbage.yaml:" in result.stdout

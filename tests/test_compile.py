@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiops import ValidationFailed, build, load_repo
+from tiops.compile import compiled_objects
+from tiops.stix import SOURCE_EXTENSION_ID, TLP2_MARKINGS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_repository_compiles_to_valid_stix(example_repo: Path) -> None:
+    import stix2
+
+    result = build(example_repo)
+    bundle = json.loads(result.bundle)
+    assert bundle["type"] == "bundle"
+    assert len(bundle["objects"]) == result.object_count
+    ids = [o["id"] for o in bundle["objects"]]
+    assert len(ids) == len(set(ids))
+    keys = [(o["type"], o["id"]) for o in bundle["objects"]]
+    assert keys == sorted(keys)
+    stix2.parse(bundle, allow_custom=True)  # the bundle as a whole is STIX 2.1
+
+
+def test_same_content_gives_same_bytes_in_any_path_and_hash_seed(example_repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "deeper" / "checkout"
+    shutil.copytree(example_repo, other)
+    outputs = []
+    for root, seed in ((example_repo, "0"), (other, "12345")):
+        out = root / "out.json"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "tiops", "-C", str(root), "compile", "-o", str(out)], check=True, env=env, capture_output=True)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].endswith(b"\n")
+
+
+def test_bundle_layout_is_canonical(example_repo: Path) -> None:
+    result = build(example_repo)
+    lines = result.bundle.decode().splitlines()
+    assert lines[0].startswith('{"id":"bundle--') and lines[0].endswith('"objects":[')
+    assert lines[-1] == '],"type":"bundle"}'
+    for line in lines[1:-1]:
+        obj = json.loads(line.rstrip(","))
+        assert line.rstrip(",") == json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_content_change_changes_bundle_id(make_repo) -> None:  # type: ignore[no-untyped-def]
+    identity = 'type: identity\nspec_version: "2.1"\nid: identity--55555555-5555-4555-8555-555555555555\ncreated: "2024-01-01T00:00:00.000Z"\nmodified: "2024-01-01T00:00:00.000Z"\nname: {name}\n'
+    first = build(make_repo({"intel/a.yaml": identity.format(name="A")})).bundle
+    root = make_repo({"intel/a.yaml": identity.format(name="B")})
+    second = build(root).bundle
+    assert first.split(b",", 1)[0] != second.split(b",", 1)[0]
+
+
+def test_defaults_source_and_builtin_markings(make_repo) -> None:  # type: ignore[no-untyped-def]
+    green = TLP2_MARKINGS["green"][0]
+    root = make_repo(
+        {
+            "intel/_defaults.yaml": f"defaults:\n  object_marking_refs: [{green}]\n  confidence: 50\n",
+            "intel/feed/_defaults.yaml": "source: Contoso TI\ndefaults:\n  confidence: 70\n",
+            "intel/feed/ip.yaml": "type: indicator\nspec_version: '2.1'\npattern: \"[ipv4-addr:value = '203.0.113.9']\"\npattern_type: stix\ncreated: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nvalid_from: '2024-01-01T00:00:00Z'\n",
+            "intel/own.yaml": "type: indicator\nspec_version: '2.1'\nconfidence: 90\npattern: \"[domain-name:value = 'example.org']\"\npattern_type: stix\ncreated: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nvalid_from: '2024-01-01T00:00:00Z'\n",
+        }
+    )
+    objects = {o["type"] + ":" + str(o.get("pattern", o.get("name"))): o for o in compiled_objects(load_repo(root))}
+    feed = objects["indicator:[ipv4-addr:value = '203.0.113.9']"]
+    own = objects["indicator:[domain-name:value = 'example.org']"]
+    assert feed["confidence"] == 70  # the nearer _defaults.yaml wins
+    assert own["confidence"] == 90  # the object's own value wins
+    assert feed["object_marking_refs"] == [green]
+    assert feed["extensions"][SOURCE_EXTENSION_ID]["source_system"] == "Contoso TI"
+    assert "extensions" not in own
+    types = {o["type"] for o in objects.values()}
+    assert {"marking-definition", "extension-definition"} <= types
+    # Derived ids are stable UUIDv5s.
+    assert build(root).bundle == build(root).bundle
+
+
+def test_inline_relationships_compile_to_stable_relationships(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo(
+        {
+            "intel/actor.yaml": "type: threat-actor\nspec_version: '2.1'\nid: threat-actor--44444444-4444-4444-8444-444444444444\ncreated: '2024-01-01T00:00:00.000Z'\nmodified: '2024-02-01T00:00:00.000Z'\nname: Copper\nrelationships:\n  - {uses: malware--11111111-1111-4111-8111-111111111111, description: loader}\n",
+            "intel/malware.yaml": "type: malware\nspec_version: '2.1'\nid: malware--11111111-1111-4111-8111-111111111111\ncreated: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: Loader\nis_family: true\n",
+        }
+    )
+    relationships = [o for o in compiled_objects(load_repo(root)) if o["type"] == "relationship"]
+    assert len(relationships) == 1
+    rel = relationships[0]
+    assert (rel["source_ref"], rel["relationship_type"], rel["target_ref"]) == (
+        "threat-actor--44444444-4444-4444-8444-444444444444", "uses", "malware--11111111-1111-4111-8111-111111111111")
+    assert rel["description"] == "loader"
+    assert rel["modified"] == "2024-02-01T00:00:00.000Z"  # inherited from the declaring object
+    assert "relationships" not in next(o for o in compiled_objects(load_repo(root)) if o["type"] == "threat-actor")
+    from tiops.stix import derive_relationship_id
+
+    assert rel["id"] == derive_relationship_id(rel["source_ref"], "uses", rel["target_ref"])
+
+
+def test_compile_refuses_when_validation_has_errors(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/bad.yaml": "type: identity\nspec_version: '2.1'\nname: No dates\n"})
+    with pytest.raises(ValidationFailed) as caught:
+        build(root)
+    assert any(f.code == "TI201" for f in caught.value.findings)

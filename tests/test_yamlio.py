@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from tiops.yamlio import PositionIndex, YamlProblem, parse_yaml
+
+
+def test_yaml_12_keeps_country_codes_and_timestamps_as_text() -> None:
+    data = parse_yaml("country: NO\nflag: on\nanswer: no\nseen: 2024-05-01T12:00:00.000Z\nday: 2024-05-01\n")
+    assert data == {"country": "NO", "flag": "on", "answer": "no", "seen": "2024-05-01T12:00:00.000Z", "day": "2024-05-01"}
+
+
+def test_duplicate_key_is_reported_at_the_second_key() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("type: indicator\nname: a\nname: b\n")
+    assert (caught.value.code, caught.value.line, caught.value.column) == ("TI101", 3, 1)
+
+
+def test_unsafe_tag_is_refused_with_its_position() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("type: indicator\nname: !!python/object/apply:os.system ['id']\n")
+    assert caught.value.code == "TI102"
+    assert caught.value.line == 2
+
+
+def test_alias_bomb_is_refused() -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for depth, name in enumerate("bcdefghi"):
+        previous = "abcdefghi"[depth]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("\n".join(levels) + "\n")
+    assert caught.value.code == "TI103"
+
+
+def test_syntax_error_has_line_and_column() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("type: indicator\nlabels: [a,\nname: x\n")
+    assert caught.value.code == "TI100"
+    assert caught.value.line == 3
+
+
+def test_several_documents_are_refused() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("type: indicator\n---\ntype: malware\n")
+    assert caught.value.code == "TI105"
+
+
+def test_position_index_finds_keys_and_list_items() -> None:
+    text = "- type: indicator\n  labels:\n    - a\n    - b\n- type: malware\n  name: x\n"
+    index = PositionIndex(text)
+    assert index.position((0, "labels", 1)) == (4, 7)
+    assert index.position((1, "name")) == (6, 3)
+    # A missing property resolves to the deepest part that exists: where the fix goes.
+    assert index.position((1, "created")) == (5, 3)

@@ -1,0 +1,7 @@
+"""``python -m tiops`` runs the command line."""
+
+from __future__ import annotations
+
+from tiops.cli import main
+
+main()

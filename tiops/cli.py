@@ -1,0 +1,32 @@
+"""The command line: parse arguments, call the library, render results.
+
+Nothing here decides anything about intel; that is the library's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tiops import __version__
+from tiops.commands import compile_cmd, validate_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tiops")
+@click.option("-C", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
+              help="Run as if tiops was started in this directory (the repository root).")
+@click.pass_context
+def main(ctx: click.Context, directory: Path) -> None:
+    """tiops: threat intelligence as code.
+
+    STIX 2.1 intel lives as YAML in git; tiops validates it, compiles it into a
+    deterministic bundle and syncs it to stores.
+    """
+    ctx.obj = {"root": directory.resolve()}
+
+
+# Commands are registered explicitly (no discovery): one module per command.
+for _command in (validate_cmd.validate, compile_cmd.compile_command):
+    main.add_command(_command)

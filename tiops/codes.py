@@ -1,0 +1,80 @@
+"""The catalogue of finding codes.
+
+Codes are stable: tools, SARIF consumers and suppressions rely on them, so a
+code is never reused for another meaning. docs/findings.md lists them all and
+a test keeps that page in step with this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tiops.findings import Finding, Location, Severity
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    slug: str
+    severity: Severity
+    title: str
+    hint: str
+
+
+_CODES = [
+    # Files and YAML
+    Code("TI100", "yaml-syntax", Severity.ERROR, "The file is not valid YAML 1.2.", "Fix the syntax at the position shown; quote values that contain ': ' or start with a special character."),
+    Code("TI101", "yaml-duplicate-key", Severity.ERROR, "A mapping has the same key twice.", "Keep one of the two keys; YAML would silently drop the other value."),
+    Code("TI102", "yaml-unsafe-tag", Severity.ERROR, "The file uses a YAML tag that tiops does not accept.", "Remove the tag: intel files hold plain mappings, lists, strings and numbers."),
+    Code("TI103", "yaml-alias-limit", Severity.ERROR, "YAML aliases expand beyond the safe limit (an alias bomb).", "Write the repeated content out or use _defaults.yaml instead of nested aliases."),
+    Code("TI104", "not-an-object", Severity.ERROR, "The document is not a STIX object mapping or a list of them.", "Write one mapping per file, or a list of mappings."),
+    Code("TI105", "multiple-documents", Severity.ERROR, "The file holds more than one YAML document.", "Use a YAML list of objects in one document instead of '---' separators."),
+    Code("TI106", "file-unreadable", Severity.ERROR, "The file cannot be read as UTF-8 text.", "Save the file as UTF-8."),
+    Code("TI110", "config-invalid", Severity.ERROR, "tiops.yaml does not match its schema.", "See docs/format.md for the keys tiops.yaml accepts."),
+    Code("TI111", "defaults-invalid", Severity.ERROR, "_defaults.yaml does not match its schema.", "A _defaults.yaml has only 'defaults:' (a mapping) and 'source:' (a string)."),
+    Code("TI120", "id-derived", Severity.INFO, "The object has no id; tiops derived a stable one.", "Write the derived id into the file to pin it: renaming the object would otherwise change its id."),
+    # STIX object content
+    Code("TI200", "schema", Severity.ERROR, "The object breaks a rule of the STIX 2.1 JSON schema.", "See the STIX 2.1 specification section for this object type."),
+    Code("TI201", "missing-property", Severity.ERROR, "A required property is missing.", "Add the property; 'tiops new TYPE' scaffolds every required property."),
+    Code("TI202", "unknown-type", Severity.ERROR, "The object type is not a STIX 2.1 type.", "Use a STIX 2.1 type, or an 'x-' prefixed custom type."),
+    Code("TI203", "invalid-id", Severity.ERROR, "The id is not TYPE--UUID with the object's own type.", "Write the id as '<type>--<RFC 4122 UUID>' where <type> is the object's type."),
+    Code("TI204", "invalid-timestamp", Severity.ERROR, "A timestamp is not an RFC 3339 UTC timestamp ending in Z.", "Write timestamps like 2024-05-01T12:00:00.000Z (STIX 2.1 section 3.2)."),
+    Code("TI205", "modified-before-created", Severity.ERROR, "'modified' is earlier than 'created'.", "Set 'modified' to a time at or after 'created' (STIX 2.1 section 3.2)."),
+    Code("TI206", "invalid-time-window", Severity.ERROR, "An end time is not after its start time.", "Make 'valid_until' later than 'valid_from' (or 'last_seen' not before 'first_seen')."),
+    Code("TI207", "invalid-pattern", Severity.ERROR, "The STIX pattern does not parse.", "See STIX 2.1 section 9 (STIX Patterning); string literals use single quotes."),
+    Code("TI208", "unknown-property", Severity.WARNING, "The property is not defined for this object type.", "Prefix custom properties with 'x_' or move them into an extension."),
+    Code("TI209", "open-vocabulary", Severity.WARNING, "The value is not in the STIX 2.1 suggested vocabulary.", "Prefer a value from the open vocabulary named in the message when one fits."),
+    Code("TI210", "stix-version", Severity.WARNING, "The content is not STIX 2.1.", "Import it with 'tiops import --format stix' to upgrade it to STIX 2.1."),
+    Code("TI211", "invalid-value", Severity.ERROR, "A property value breaks a STIX 2.1 MUST rule.", "See the message for the rule and the STIX 2.1 section it comes from."),
+    # References and identity
+    Code("TI300", "dangling-reference", Severity.ERROR, "A reference points to an object that is not in the repository.", "Add the referenced object, fix the id, or remove the reference."),
+    Code("TI301", "reference-wrong-type", Severity.ERROR, "A reference points to an object of a type that property does not allow.", "Point the reference at an object of an allowed type."),
+    Code("TI302", "duplicate-id", Severity.ERROR, "Two objects have the same id.", "Give one of them a new id, or remove the duplicate; a new version of an object replaces the old one in its file."),
+    # Relationships
+    Code("TI400", "relationship-not-allowed", Severity.ERROR, "The relationship is not in the allowed (source, type, target) table.", "Use a relationship type that STIX 2.1 Appendix B allows for these types, or add the triple to rules/relationships.yaml."),
+    Code("TI401", "inline-relationship-invalid", Severity.ERROR, "An inline relationship entry is malformed.", "Write each entry as {RELATIONSHIP_TYPE: TARGET_ID} with optional relationship properties beside it."),
+    Code("TI402", "relationship-rules-invalid", Severity.ERROR, "rules/relationships.yaml does not match its schema.", "Each entry needs 'source', 'type' and 'target' (STIX types, or '*')."),
+]
+
+CODES: dict[str, Code] = {c.code: c for c in _CODES}
+
+
+def make_finding(
+    code: str,
+    message: str,
+    location: Location,
+    *,
+    stix_id: str | None = None,
+    hint: str | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """Build a finding with the catalogue's default severity and hint."""
+    entry = CODES[code]
+    return Finding(
+        code=code,
+        severity=entry.severity if severity is None else severity,
+        message=message,
+        location=location,
+        hint=entry.hint if hint is None else hint,
+        stix_id=stix_id,
+    )

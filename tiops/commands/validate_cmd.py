@@ -1,0 +1,45 @@
+"""`tiops validate`: check intel files or STIX bundles and report every finding."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tiops import __version__
+from tiops.commands.common import color_enabled, handle_errors, progress_bar, repo_root
+from tiops.findings import Severity, fails
+from tiops.render.findings import FINDING_RENDERERS
+from tiops.validate import validate_paths
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(sorted(FINDING_RENDERERS)), default="text", show_default=True,
+              help="text for people, json for tools, github for workflow annotations, sarif for code scanning.")
+@click.option("--strict", is_flag=True, default=None, help="Fail on warnings too (also 'validation: {strict: true}' in tiops.yaml).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file instead of standard output.")
+@click.option("-q", "--quiet", is_flag=True, help="Leave out info findings (such as derived ids).")
+@click.pass_context
+@handle_errors
+def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool | None, output: Path | None, quiet: bool) -> None:
+    """Validate the repository (default), files inside it, or STIX bundles (*.json).
+
+    Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
+    """
+    root = repo_root(ctx)
+    with progress_bar(fmt == "text" and output is None) as progress:
+        findings = validate_paths(root, list(paths), progress=progress)
+    if strict is None:
+        from tiops.config import load_config
+
+        strict = load_config(root)[0].strict
+    shown = [f for f in findings if not (quiet and f.severity is Severity.INFO)]
+    rendered = FINDING_RENDERERS[fmt](shown, color=color_enabled() and output is None, tool_version=__version__)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(rendered, encoding="utf-8")
+    else:
+        click.echo(rendered, nl=False)
+    sys.exit(1 if fails(findings, strict=strict) else 0)

@@ -1,0 +1,74 @@
+"""tiops.yaml: where intel and rules live, where output goes, and the named targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiops.codes import make_finding
+from tiops.findings import Finding, Location
+from tiops.jsonschemas import tiops_schema_errors
+from tiops.yamlio import YamlProblem, parse_yaml
+
+CONFIG_FILE = "tiops.yaml"
+DEFAULT_TARGET = "local"
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    intel_dir: str = "intel"
+    rules_dir: str = "rules"
+    output_dir: str = "dist"
+    default_target: str = DEFAULT_TARGET
+    targets: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
+    )
+    strict: bool = False
+
+    @property
+    def intel_path(self) -> Path:
+        return self.root / self.intel_dir
+
+    @property
+    def rules_path(self) -> Path:
+        return self.root / self.rules_dir
+
+
+def load_config(root: Path) -> tuple[Config, list[Finding]]:
+    """Read ``tiops.yaml`` under ``root``; a missing file means every default."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return Config(root=root), []
+    location = Location(CONFIG_FILE, 1, 1)
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return Config(root=root), [make_finding("TI106", "tiops.yaml is not UTF-8", location)]
+    except YamlProblem as problem:
+        return Config(root=root), [
+            make_finding(problem.code, problem.message, Location(CONFIG_FILE, problem.line, problem.column))
+        ]
+    data = {} if data is None else data
+    findings = [
+        make_finding("TI110", message, Location(CONFIG_FILE, path=error_path))
+        for error_path, message in tiops_schema_errors("config", data)
+    ]
+    if findings or not isinstance(data, dict):
+        return Config(root=root), findings
+    targets = {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
+    targets.update(data.get("targets") or {})
+    validation = data.get("validation") or {}
+    return (
+        Config(
+            root=root,
+            intel_dir=data.get("intel", "intel"),
+            rules_dir=data.get("rules", "rules"),
+            output_dir=data.get("output", "dist"),
+            default_target=data.get("default_target", DEFAULT_TARGET),
+            targets=targets,
+            strict=bool(validation.get("strict", False)),
+        ),
+        [],
+    )

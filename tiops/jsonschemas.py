@@ -1,0 +1,109 @@
+"""Access to the JSON Schemas shipped in ``schemas/`` (also inside the package).
+
+Validation uses jsonschema-rs: on 20k indicators it took 0.03 s where the pure
+Python jsonschema took 3.3 s (docs/performance.md). Validators are compiled once
+per process and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import jsonschema_rs
+
+_BASE_URI = "https://schemas.tiops.example/"
+
+
+def _schema_dir() -> Traversable:
+    return resources.files("tiops") / "schemas"
+
+
+@functools.cache
+def _load(relative: str) -> dict[str, Any]:
+    with (_schema_dir() / relative).open("rb") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+@functools.cache
+def _registry() -> jsonschema_rs.Registry:
+    entries = []
+    for folder in ("stix", "tiops"):
+        for entry in (_schema_dir() / folder).iterdir():
+            if entry.name.endswith(".json"):
+                schema = _load(f"{folder}/{entry.name}")
+                entries.append((schema.get("$id", f"{_BASE_URI}{folder}/{entry.name}"), schema))
+    return jsonschema_rs.Registry(entries)
+
+
+@functools.cache
+def stix_types_with_schema() -> frozenset[str]:
+    names = {entry.name[:-5] for entry in (_schema_dir() / "stix").iterdir() if entry.name.endswith(".json")}
+    return frozenset(names - {"common", "vocabularies"})
+
+
+@functools.cache
+def stix_validator(stix_type: str) -> Any | None:
+    if stix_type not in stix_types_with_schema():
+        return None
+    return jsonschema_rs.validator_for(_load(f"stix/{stix_type}.json"), registry=_registry())
+
+
+@functools.cache
+def _tiops_validator(kind: str) -> Any:
+    return jsonschema_rs.validator_for(_load(f"tiops/{kind}.json"), registry=_registry())
+
+
+def tiops_schema_errors(kind: str, data: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Schema errors of one of tiops' own files (config, defaults, relationships, ingestion-rules)."""
+    validator = _tiops_validator(kind)
+    if validator.is_valid(data):
+        return []
+    return sorted(
+        ((tuple(error.instance_path), _describe(error)) for error in validator.iter_errors(data)),
+        key=lambda item: (len(item[0]), [str(p) for p in item[0]], item[1]),
+    )
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error.instance_path)
+    return f"{where}: {error.message}" if where else str(error.message)
+
+
+def _referenced_defs(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        if ref.startswith("common.json#/$defs/"):
+            yield _load("stix/common.json")["$defs"][ref.rsplit("/", 1)[1]]
+
+
+@functools.cache
+def known_properties(stix_type: str) -> frozenset[str]:
+    """Every property name the specification defines for ``stix_type``."""
+    if stix_type not in stix_types_with_schema():
+        return frozenset()
+    schema = _load(f"stix/{stix_type}.json")
+    names = set(schema.get("properties", {}))
+    for common in _referenced_defs(schema):
+        names.update(common.get("properties", {}))
+    return frozenset(names)
+
+
+@functools.cache
+def open_vocabularies(stix_type: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """Property -> (vocabulary name, suggested values) for open-vocabulary properties."""
+    if stix_type not in stix_types_with_schema():
+        return {}
+    schema = _load(f"stix/{stix_type}.json")
+    vocabularies = _load("stix/vocabularies.json").get("$defs", {})
+    found: dict[str, tuple[str, frozenset[str]]] = {}
+    for name, prop in schema.get("properties", {}).items():
+        vocab = prop.get("x-open-vocab") or (prop.get("items") or {}).get("x-open-vocab")
+        if vocab and vocab in vocabularies:
+            found[name] = (vocab, frozenset(vocabularies[vocab].get("x-values", [])))
+    return found

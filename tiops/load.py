@@ -1,0 +1,312 @@
+"""Load stage: read an intel repository (or a plain STIX bundle) into memory.
+
+What comes out is the objects exactly as the authors meant them: `_defaults.yaml`
+merged in, omitted ids derived, inline relationships expanded into relationship
+objects. Every object remembers where it came from so findings can point at it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiops.codes import make_finding
+from tiops.config import Config, load_config
+from tiops.findings import Finding, Location, PathPart
+from tiops.jsonschemas import tiops_schema_errors
+from tiops.progress import Progress, no_progress
+from tiops.stix import (
+    SCO_TYPES,
+    derive_relationship_id,
+    derive_sco_id,
+    derive_sdo_id,
+)
+from tiops.yamlio import YamlProblem, parse_json, parse_yaml
+
+DEFAULTS_FILE = "_defaults.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+INLINE_RELATIONSHIPS_KEY = "relationships"
+# Properties an inline relationship entry may carry besides its one TYPE: TARGET key
+# (the relationship's own properties, STIX 2.1 section 5.1).
+RELATIONSHIP_PROPERTIES = frozenset(
+    {
+        "id", "description", "start_time", "stop_time", "created", "modified", "confidence",
+        "labels", "external_references", "object_marking_refs", "created_by_ref", "lang",
+        "granular_markings", "revoked", "extensions",
+    }
+)  # fmt: skip
+# Properties an inline relationship inherits from the object that declares it.
+INHERITED_BY_RELATIONSHIPS = ("created", "modified", "created_by_ref", "object_marking_refs")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The effective `_defaults.yaml` content for one folder (parents merged in)."""
+
+    properties: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass
+class IntelObject:
+    """One STIX object and where it came from."""
+
+    data: dict[str, Any]
+    file: str
+    path: tuple[PathPart, ...] = ()
+    source: str | None = None
+    id_derived: bool = False
+    defaults_files: tuple[str, ...] = ()
+    defaulted_properties: tuple[str, ...] = ()
+    declared_by: str | None = None  # the object whose inline `relationships:` made this one
+
+    @property
+    def id(self) -> str:
+        return str(self.data.get("id", ""))
+
+    @property
+    def type(self) -> str:
+        return str(self.data.get("type", ""))
+
+    def location(self, *more: PathPart) -> Location:
+        return Location(self.file, path=(*self.path, *more))
+
+
+@dataclass
+class Repo:
+    """A loaded repository or bundle: objects, load findings and configuration."""
+
+    root: Path
+    config: Config
+    objects: list[IntelObject] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    is_bundle: bool = False
+
+    def by_id(self) -> dict[str, IntelObject]:
+        return {obj.id: obj for obj in self.objects}
+
+
+def load_repo(root: Path, *, progress: Progress = no_progress) -> Repo:
+    """Load every object file under the configured intel folder of ``root``."""
+    config, findings = load_config(root)
+    repo = Repo(root=root, config=config, findings=list(findings))
+    intel = config.intel_path
+    if not intel.is_dir():
+        return repo
+    files = list(_object_files(intel, root, repo))
+    for done, (path, relative, defaults) in enumerate(files, 1):
+        _load_object_file(path, relative, defaults, repo)
+        if done % 1000 == 0 or done == len(files):
+            progress("load", done, len(files))
+    return repo
+
+
+def load_bundle(path: Path, display: str | None = None) -> Repo:
+    """Load a plain STIX bundle or JSON array of objects, for linting what others send."""
+    name = display or path.as_posix()
+    repo = Repo(root=path.parent, config=Config(root=path.parent), is_bundle=True)
+    try:
+        data = parse_json(path.read_bytes())
+    except YamlProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(name, problem.line, problem.column)))
+        return repo
+    if isinstance(data, dict) and data.get("type") == "bundle":
+        items, prefix = data.get("objects") or [], ("objects",)
+    elif isinstance(data, list):
+        items, prefix = data, ()
+    elif isinstance(data, dict):
+        items, prefix = [data], None
+    else:
+        repo.findings.append(make_finding("TI104", "expected a STIX bundle, an array of objects or one object", Location(name, 1, 1)))
+        return repo
+    stix20 = 0
+    for index, item in enumerate(items):
+        item_path: tuple[PathPart, ...] = () if prefix is None else (*prefix, index)
+        if not isinstance(item, dict):
+            repo.findings.append(make_finding("TI104", f"item {index} is not an object", Location(name, path=item_path)))
+            continue
+        if "spec_version" not in item and item.get("type") not in SCO_TYPES and "id" in item:
+            stix20 += 1  # Section 3.2: every 2.1 SDO/SRO carries spec_version.
+            continue
+        repo.objects.append(IntelObject(data=item, file=name, path=item_path))
+    if stix20:
+        repo.findings.append(
+            make_finding(
+                "TI210",
+                f"{stix20} object(s) have no spec_version: they are STIX 2.0 and were not checked as 2.1",
+                Location(name, 1, 1),
+            )
+        )
+    return repo
+
+
+def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[Path, str, Defaults]]:
+    """Object files in a stable order, each with the defaults that apply to its folder."""
+    defaults_by_dir: dict[Path, Defaults] = {}
+    for directory, subdirs, filenames in os.walk(intel):
+        subdirs.sort()
+        folder = Path(directory)
+        parent = defaults_by_dir.get(folder.parent, Defaults())
+        defaults = parent
+        if DEFAULTS_FILE in filenames:
+            defaults = _read_defaults(folder / DEFAULTS_FILE, _relative(folder / DEFAULTS_FILE, root), parent, repo)
+        defaults_by_dir[folder] = defaults
+        for filename in sorted(filenames):
+            if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith("."):
+                path = folder / filename
+                yield path, _relative(path, root), defaults
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _read_text(path: Path, relative: str, repo: Repo) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
+    except OSError as error:
+        repo.findings.append(make_finding("TI106", f"cannot read the file: {error.strerror}", Location(relative, 1, 1)))
+    return None
+
+
+def _parse(text: str, relative: str, repo: Repo) -> Any:
+    try:
+        return parse_yaml(text)
+    except YamlProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(relative, problem.line, problem.column)))
+        return _UNREADABLE
+
+
+_UNREADABLE = object()
+
+
+def _read_defaults(path: Path, relative: str, parent: Defaults, repo: Repo) -> Defaults:
+    text = _read_text(path, relative, repo)
+    data = _parse(text, relative, repo) if text is not None else _UNREADABLE
+    if data is _UNREADABLE:
+        return parent
+    data = {} if data is None else data
+    errors = tiops_schema_errors("defaults", data)
+    for error_path, message in errors:
+        repo.findings.append(make_finding("TI111", message, Location(relative, path=error_path)))
+    if errors or not isinstance(data, dict):
+        return parent
+    source = data.get("source", parent.source)
+    # Nearer folders win: this folder's keys replace the parent's (shallow merge).
+    return Defaults(
+        properties={**parent.properties, **(data.get("defaults") or {})},
+        source=source,
+        files=(*parent.files, relative),
+    )
+
+
+def _load_object_file(path: Path, relative: str, defaults: Defaults, repo: Repo) -> None:
+    text = _read_text(path, relative, repo)
+    if text is None:
+        return
+    data = _parse(text, relative, repo)
+    if data is _UNREADABLE:
+        return
+    if isinstance(data, dict):
+        _add_object(data, relative, (), defaults, repo)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            if isinstance(item, dict):
+                _add_object(item, relative, (index,), defaults, repo)
+            else:
+                repo.findings.append(
+                    make_finding("TI104", f"item {index} is a {_kind(item)}, not a STIX object mapping", Location(relative, path=(index,)))
+                )
+    elif data is None:
+        repo.findings.append(make_finding("TI104", "the file is empty", Location(relative, 1, 1)))
+    else:
+        repo.findings.append(make_finding("TI104", f"the document is a {_kind(data)}, not a STIX object mapping or a list of them", Location(relative, 1, 1)))
+
+
+def _kind(value: Any) -> str:
+    return {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}.get(type(value), type(value).__name__)
+
+
+def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo) -> None:
+    inline = raw.get(INLINE_RELATIONSHIPS_KEY)
+    own = {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
+    data = {**defaults.properties, **own} if defaults.properties else own
+    obj = IntelObject(
+        data=data,
+        file=relative,
+        path=path,
+        source=defaults.source,
+        defaults_files=defaults.files,
+        defaulted_properties=tuple(sorted(set(defaults.properties) - set(own))),
+    )
+    stix_type = data.get("type")
+    if not isinstance(stix_type, str):
+        repo.findings.append(make_finding("TI201", "the object has no 'type'", obj.location(), hint="Add 'type: <stix type>', for example 'type: indicator'."))
+        return
+    if "id" not in data:
+        derived = derive_sco_id(data) if stix_type in SCO_TYPES else derive_sdo_id(stix_type, data)
+        if derived is None:
+            repo.findings.append(
+                make_finding("TI201", "the object has no 'id' and no name-like property to derive one from", obj.location(),
+                             hint="Add an 'id' (TYPE--UUID), or a 'name' from which tiops derives a stable id.")
+            )
+            return
+        data["id"] = derived
+        obj.id_derived = True
+        repo.findings.append(make_finding("TI120", f"no id written; derived {derived}", obj.location(), stix_id=derived))
+    repo.objects.append(obj)
+    if inline is not None:
+        _add_inline_relationships(obj, inline, repo)
+
+
+def _add_inline_relationships(parent: IntelObject, entries: Any, repo: Repo) -> None:
+    where = parent.location(INLINE_RELATIONSHIPS_KEY)
+    if not isinstance(entries, list):
+        repo.findings.append(make_finding("TI401", "'relationships' must be a list of {TYPE: TARGET_ID} entries", where, stix_id=parent.id))
+        return
+    for index, entry in enumerate(entries):
+        entry_location = parent.location(INLINE_RELATIONSHIPS_KEY, index)
+        if not isinstance(entry, dict):
+            repo.findings.append(make_finding("TI401", f"entry {index} is a {_kind(entry)}, not a mapping", entry_location, stix_id=parent.id))
+            continue
+        kinds = [key for key in entry if key not in RELATIONSHIP_PROPERTIES and not key.startswith("x_")]
+        if len(kinds) != 1:
+            found = "no relationship type" if not kinds else "several relationship types (" + ", ".join(map(str, kinds)) + ")"
+            repo.findings.append(make_finding("TI401", f"entry {index} has {found}", entry_location, stix_id=parent.id))
+            continue
+        relationship_type, target = kinds[0], entry[kinds[0]]
+        if not isinstance(target, str):
+            repo.findings.append(make_finding("TI401", f"the target of '{relationship_type}' must be one object id", entry_location, stix_id=parent.id))
+            continue
+        data: dict[str, Any] = {
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": derive_relationship_id(parent.id, relationship_type, target),
+            "relationship_type": relationship_type,
+            "source_ref": parent.id,
+            "target_ref": target,
+        }
+        for name in INHERITED_BY_RELATIONSHIPS:
+            if name in parent.data:
+                data[name] = parent.data[name]
+        data.update({key: value for key, value in entry.items() if key != relationship_type})
+        repo.objects.append(
+            IntelObject(
+                data=data,
+                file=parent.file,
+                path=(*parent.path, INLINE_RELATIONSHIPS_KEY, index),
+                source=parent.source,
+                id_derived="id" not in entry,
+                defaults_files=parent.defaults_files,
+                declared_by=parent.id,
+            )
+        )

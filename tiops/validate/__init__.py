@@ -1,0 +1,63 @@
+"""Validate stage: every check over a loaded repository, findings as data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiops.findings import Finding, sort_findings
+from tiops.load import Repo, load_bundle, load_repo
+from tiops.locate import resolve_locations
+from tiops.progress import Progress, no_progress
+from tiops.validate.objects import check_object
+from tiops.validate.references import check_duplicate_ids, check_references
+from tiops.validate.relationships import check_relationships, load_relationship_table
+
+__all__ = ["validate_paths", "validate_repo"]
+
+
+def validate_repo(repo: Repo, *, progress: Progress = no_progress) -> list[Finding]:
+    """All findings for ``repo`` (load findings included), located and sorted."""
+    findings = list(repo.findings)
+    total = len(repo.objects)
+    for done, obj in enumerate(repo.objects, 1):
+        findings.extend(check_object(obj))
+        if done % 5000 == 0 or done == total:
+            progress("validate", done, total)
+    findings.extend(check_duplicate_ids(repo.objects))
+    findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle))
+    table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
+    findings.extend(table_findings)
+    findings.extend(check_relationships(repo.objects, table))
+    return sort_findings(resolve_locations(findings, repo.root))
+
+
+def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress) -> list[Finding]:
+    """Validate what the user named: the repository, JSON bundles, or files inside the repository.
+
+    JSON files are linted as plain STIX bundles. Anything else is validated as part of
+    the whole repository (references need every object), and only the findings under the
+    named paths are returned, so pre-commit can pass just the changed files.
+    """
+    root = root.resolve()
+    findings: list[Finding] = []
+    bundles = [t for t in targets if t.is_file() and t.suffix.lower() == ".json"]
+    in_repo = [t.resolve() for t in targets if t not in bundles]
+    for bundle in bundles:
+        repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root))
+        findings.extend(validate_repo(repo, progress=progress))
+    if in_repo or not targets:
+        repo = load_repo(root, progress=progress)
+        repo_findings = validate_repo(repo, progress=progress)
+        if in_repo and root not in in_repo:
+            wanted = [_display(t, root) for t in in_repo]
+            repo_findings = [f for f in repo_findings if any(_is_under(f.location.file, w) for w in wanted)]
+        findings.extend(repo_findings)
+    return sort_findings(findings)
+
+
+def _display(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
+def _is_under(file: str, wanted: str) -> bool:
+    return file == wanted or file.startswith(wanted.rstrip("/") + "/") or wanted == "."

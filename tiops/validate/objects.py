@@ -1,0 +1,131 @@
+"""Checks on one object at a time: schema, properties, vocabularies, timestamps, patterns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiops.codes import make_finding
+from tiops.findings import Finding
+from tiops.jsonschemas import known_properties, open_vocabularies, stix_validator
+from tiops.load import IntelObject
+from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, timestamp_key
+from tiops.validate.patterns import pattern_errors
+
+# Properties whose values are timestamps, checked for real calendar dates beyond the
+# schema's format pattern (a pattern accepts 2025-02-30).
+_TIMESTAMP_PROPERTIES = frozenset(
+    {
+        "created", "modified", "valid_from", "valid_until", "first_seen", "last_seen",
+        "first_observed", "last_observed", "start_time", "stop_time", "published",
+        "object_modified", "submitted", "analysis_started", "analysis_ended",
+    }
+)  # fmt: skip
+
+
+def check_object(obj: IntelObject) -> list[Finding]:
+    data = obj.data
+    stix_type = data["type"]
+    findings: list[Finding] = []
+    validator = stix_validator(stix_type)
+    if validator is None:
+        if stix_type not in ALL_TYPES and not stix_type.startswith("x-"):
+            findings.append(make_finding("TI202", f"'{stix_type}' is not a STIX 2.1 object type", obj.location("type"), stix_id=obj.id))
+        _check_id(obj, findings)
+        return findings
+    if not validator.is_valid(data):
+        findings.extend(_schema_findings(obj, validator))
+    else:
+        _check_id(obj, findings)
+    _check_properties(obj, findings)
+    _check_timestamps(obj, findings)
+    if stix_type == "indicator" and isinstance(data.get("pattern"), str):
+        pattern_type = data.get("pattern_type", "stix")
+        for reason in pattern_errors(data["pattern"], pattern_type if isinstance(pattern_type, str) else "stix", "2.1"):
+            findings.append(make_finding("TI207", reason, obj.location("pattern"), stix_id=obj.id))
+    return findings
+
+
+def _check_id(obj: IntelObject, findings: list[Finding]) -> None:
+    identifier = obj.data.get("id")
+    match = ID_RE.match(identifier) if isinstance(identifier, str) else None
+    if match is None or match.group(1) != obj.data["type"]:
+        findings.append(
+            make_finding("TI203", f"id {identifier!r} is not '{obj.data['type']}--<UUID>'", obj.location("id"), stix_id=obj.id)
+        )
+
+
+def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for error in validator.iter_errors(obj.data):
+        path = tuple(error.instance_path)
+        schema_path = [str(part) for part in error.schema_path]
+        keyword = schema_path[-1] if schema_path else ""
+        where = ".".join(str(part) for part in path)
+        if keyword == "required":
+            code, message = "TI201", f"missing required property {error.message.split(' is a required')[0]}"
+            if where:
+                message += f" in {where}"
+        elif path[:1] == ("id",):
+            code, message = "TI203", f"id {obj.data.get('id')!r} is not '{obj.data['type']}--<UUID>'"
+        elif "timestamp" in schema_path:
+            code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
+        else:
+            code, message = "TI200", f"{where}: {error.message}" if where else str(error.message)
+        if (code, message) in seen:  # allOf/anyOf branches can report one defect twice
+            continue
+        seen.add((code, message))
+        findings.append(make_finding(code, message, obj.location(*path), stix_id=obj.id))
+    return findings
+
+
+def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
+    stix_type = obj.data["type"]
+    known = known_properties(stix_type)
+    for name in obj.data:
+        if name not in known and not name.startswith("x_") and name != "extensions":
+            findings.append(
+                make_finding(
+                    "TI208",
+                    f"'{name}' is not a {stix_type} property",
+                    obj.location(name),
+                    stix_id=obj.id,
+                )
+            )
+    for name, (vocabulary, values) in open_vocabularies(stix_type).items():
+        value = obj.data.get(name)
+        candidates = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+        for index, item in enumerate(candidates):
+            if isinstance(item, str) and item not in values:
+                at = obj.location(name, index) if isinstance(value, list) else obj.location(name)
+                findings.append(
+                    make_finding("TI209", f"{name}: '{item}' is not in the {vocabulary} vocabulary", at, stix_id=obj.id,
+                                 hint=f"Suggested values: {', '.join(sorted(values))}.")
+                )
+
+
+def _check_timestamps(obj: IntelObject, findings: list[Finding]) -> None:
+    data = obj.data
+    keys: dict[str, Any] = {}
+    for name in _TIMESTAMP_PROPERTIES.intersection(data):
+        value = data[name]
+        if not isinstance(value, str):
+            continue  # the schema reports a wrong type
+        key = timestamp_key(value)
+        if key is None and TIMESTAMP_RE.match(value):
+            findings.append(make_finding("TI204", f"{name}: {value!r} is not a real date and time", obj.location(name), stix_id=obj.id))
+        keys[name] = key
+    created, modified = keys.get("created"), keys.get("modified")
+    if created and modified and modified < created:
+        findings.append(
+            make_finding("TI205", f"modified {data['modified']} is before created {data['created']}", obj.location("modified"), stix_id=obj.id)
+        )
+    for start, end, strict, section in TIME_WINDOWS:
+        start_key, end_key = keys.get(start), keys.get(end)
+        if start_key and end_key and (end_key <= start_key if strict else end_key < start_key):
+            relation = "after" if strict else "at or after"
+            findings.append(
+                make_finding("TI206", f"{end} {data[end]} must be {relation} {start} {data[start]} ({section})",
+                             obj.location(end), stix_id=obj.id)
+            )
+

@@ -1,0 +1,165 @@
+"""YAML and JSON input: the only module that imports a YAML library.
+
+Loading is split in two on purpose (measured in docs/performance.md):
+
+* :func:`parse_yaml` reads YAML 1.2 with yaml-rs (Rust): ~25x faster than
+  PyYAML's C loader, and YAML 1.2 keeps ``no``/``on``/``NO`` as strings (country
+  codes matter in intel). Timestamps stay the exact text written.
+* Positions are needed only for files that have findings, so
+  :class:`PositionIndex` composes a node tree with PyYAML's C composer on demand
+  (it works for JSON too) and maps a property path to a line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+import yaml_rs
+
+# An alias bomb expands a few lines into millions of nodes. Real intel files
+# never need more than a handful of alias replays.
+_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=100_000, max_replay_stack_depth=16)
+_POSITION = re.compile(r"line (\d+), column (\d+)")
+_MARKER = re.compile(r"(?m)^(---|\.\.\.)(\s|$)")
+_TAG = re.compile(r"Invalid tag: '([^']*)'")
+
+
+@dataclass(frozen=True)
+class YamlProblem(Exception):
+    """Why a document could not be read, with the finding code that says so."""
+
+    code: str
+    message: str
+    line: int = 1
+    column: int = 1
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML 1.2 document; raise :class:`YamlProblem` on any defect."""
+    if "!" in text:
+        _refuse_explicit_tags(text)
+    if _MARKER.search(text) and _document_count(text) > 1:
+        # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
+        raise YamlProblem("TI105", "the file holds more than one YAML document")
+    try:
+        return yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
+    except yaml_rs.YAMLDecodeError as error:
+        raise _explain(text, str(error)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        raise YamlProblem("TI100", f"cannot read YAML: {error}") from None
+
+
+# YAML 1.2 core schema tags (spec section 10.3); anything else, from !!python/object
+# to a local !custom tag, could mean something tiops would silently ignore.
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+) | {"!"}
+
+
+def _refuse_explicit_tags(text: str) -> None:
+    """yaml-rs drops tags it does not know without a word, so look for explicit ones first."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in _ALLOWED_TAGS:
+                mark = event.start_mark
+                raise YamlProblem("TI102", f"tag '{tag}' is not allowed", mark.line + 1, mark.column + 1)
+    except yaml.YAMLError:
+        return  # a syntax error: parse_yaml reports it with yaml-rs' message
+
+
+def _document_count(text: str) -> int:
+    try:
+        return sum(1 for _ in yaml.compose_all(text, Loader=yaml.CSafeLoader))
+    except yaml.YAMLError:
+        return 1
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise YamlProblem("TI100", f"invalid JSON: {error.msg}", error.lineno, error.colno) from None
+
+
+def _explain(text: str, raw: str) -> YamlProblem:
+    first_line = raw.splitlines()[0] if raw else "unknown error"
+    if raw.startswith("duplicate mapping key"):
+        line, column = _duplicate_key_position(text)
+        return YamlProblem("TI101", first_line, line, column)
+    if match := _TAG.search(raw):
+        offset = text.find(match.group(1))
+        line, column = _offset_position(text, offset) if offset >= 0 else (1, 1)
+        return YamlProblem("TI102", f"tag '{match.group(1)}' is not allowed", line, column)
+    if "alias" in raw and "limit" in raw:
+        offset = text.find("*")
+        line, column = _offset_position(text, offset) if offset >= 0 else (1, 1)
+        return YamlProblem("TI103", f"aliases expand too far ({first_line})", line, column)
+    if match := _POSITION.search(raw):
+        detail = raw.splitlines()[-1].strip() if "\n" in raw else first_line
+        return YamlProblem("TI100", detail, int(match.group(1)), int(match.group(2)))
+    return YamlProblem("TI100", first_line)
+
+
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _duplicate_key_position(text: str) -> tuple[int, int]:
+    """yaml-rs names the key but not where it is; ruamel.yaml's error has the mark."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+
+    try:
+        YAML(typ="safe", pure=True).load(text)
+    except DuplicateKeyError as error:
+        mark = error.problem_mark
+        if mark is not None:
+            return mark.line + 1, mark.column + 1
+    except Exception:  # noqa: BLE001 - any other parse problem: fall back to the top
+        pass
+    return 1, 1
+
+
+class PositionIndex:
+    """Maps a property path inside a YAML or JSON file to a 1-based line and column.
+
+    A path names mapping keys and list indexes, like ``(3, "external_references", 0, "url")``.
+    A path that does not exist in the file (a missing property) resolves to the
+    deepest part that does exist, which is where the fix goes.
+    """
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._root: yaml.Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            self._root = None
+
+    def position(self, path: Sequence[str | int]) -> tuple[int, int]:
+        node = self._root
+        if node is None:
+            return (1, 1)
+        mark = node.start_mark
+        for part in path:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        mark = key.start_mark
+                        child = value
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    child = node.value[part]
+                    mark = child.start_mark
+            if child is None:
+                break
+            node = child
+        return (mark.line + 1, mark.column + 1)
