@@ -114,6 +114,7 @@ def load_bundle(path: Path, display: str | None = None) -> Repo:
     except YamlProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(name, problem.line, problem.column)))
         return repo
+    prefix: tuple[PathPart, ...] | None
     if isinstance(data, dict) and data.get("type") == "bundle":
         items, prefix = data.get("objects") or [], ("objects",)
     elif isinstance(data, list):

@@ -296,7 +296,7 @@ def derive_sco_id(obj: dict[str, Any]) -> str:
     try:
         parsed = stix2.parse({k: v for k, v in obj.items() if k != "id"}, allow_custom=True, version="2.1")
         derived = str(parsed["id"])
-    except Exception:  # noqa: BLE001 - invalid content is reported by validation instead
+    except Exception:
         derived = ""
     stix_type = str(obj.get("type"))
     if derived and uuid.UUID(derived.split("--", 1)[1]).version == 5:

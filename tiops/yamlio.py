@@ -68,7 +68,8 @@ def _refuse_explicit_tags(text: str) -> None:
             tag = getattr(event, "tag", None)
             if tag is not None and tag not in _ALLOWED_TAGS:
                 mark = event.start_mark
-                raise YamlProblem("TI102", f"tag '{tag}' is not allowed", mark.line + 1, mark.column + 1)
+                line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                raise YamlProblem("TI102", f"tag '{tag}' is not allowed", line, column)
     except yaml.YAMLError:
         return  # a syntax error: parse_yaml reports it with yaml-rs' message
 
@@ -123,7 +124,7 @@ def _duplicate_key_position(text: str) -> tuple[int, int]:
         mark = error.problem_mark
         if mark is not None:
             return mark.line + 1, mark.column + 1
-    except Exception:  # noqa: BLE001 - any other parse problem: fall back to the top
+    except Exception:
         pass
     return 1, 1
 
@@ -155,11 +156,51 @@ class PositionIndex:
                         mark = key.start_mark
                         child = value
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    child = node.value[part]
-                    mark = child.start_mark
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                child = node.value[part]
+                mark = child.start_mark
             if child is None:
                 break
             node = child
         return (mark.line + 1, mark.column + 1)
+
+
+# --- Output --------------------------------------------------------------------------
+
+
+def dump_yaml(value: Any) -> str:
+    """Block-style YAML that reads back (with :func:`parse_yaml`) as exactly ``value``.
+
+    PyYAML quotes every string that YAML 1.1 would read as something else (timestamps,
+    ``no``, ``1_000``), which is a superset of what YAML 1.2 needs. A value that would
+    still not read back identically is written as JSON, which YAML 1.2 reads as is.
+    """
+    text: str = yaml.dump(value, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=1_000_000)
+    try:
+        if parse_yaml(text) == value:
+            return text
+    except YamlProblem:
+        pass
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def load_roundtrip(text: str) -> Any:
+    """A ruamel.yaml document that keeps comments, key order and formatting when dumped."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="rt").load(text)
+
+
+def dump_roundtrip(document: Any) -> str:
+    """Write back a document read with :func:`load_roundtrip`, changes included."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    writer = YAML(typ="rt")
+    writer.preserve_quotes = True
+    writer.width = 1_000_000
+    buffer = io.StringIO()
+    writer.dump(document, buffer)
+    return buffer.getvalue()

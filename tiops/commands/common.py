@@ -48,7 +48,7 @@ def handle_errors(command: F) -> F:
             sys.exit(EXIT_FINDINGS)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
-        except Exception:  # noqa: BLE001 - the one place that turns a bug into exit 3
+        except Exception:
             with tempfile.NamedTemporaryFile("w", prefix="tiops-crash-", suffix=".log", delete=False) as log:
                 traceback.print_exc(file=log)
             click.echo(f"tiops: internal error (this is a bug). Details in {log.name}", err=True)

@@ -23,11 +23,11 @@ def validate_repo(repo: Repo, *, progress: Progress = no_progress) -> list[Findi
         findings.extend(check_object(obj))
         if done % 5000 == 0 or done == total:
             progress("validate", done, total)
-    findings.extend(check_duplicate_ids(repo.objects))
+    findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
     findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle))
     table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
     findings.extend(table_findings)
-    findings.extend(check_relationships(repo.objects, table))
+    findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle))
     return sort_findings(resolve_locations(findings, repo.root))
 
 

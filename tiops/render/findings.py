@@ -1,0 +1,349 @@
+"""Render findings as text for people, JSON for scripts, GitHub workflow commands and SARIF.
+
+Every renderer is a pure function from findings to a string: it sorts the findings
+itself, so the output does not depend on the order validators produced them in, and
+rendering the same findings twice gives the same bytes (CI diffs and code scanning rely
+on that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from tiops.codes import CODES
+from tiops.errors import UsageError
+from tiops.findings import Finding, Severity, count_by_severity
+
+# --- shared helpers -----------------------------------------------------------------
+
+
+def _full_sort_key(finding: Finding) -> tuple[str, int, int, str, str, int, str, str]:
+    # Finding.sort_key orders by file, line, column, code and message; the extra fields
+    # break the remaining ties so that no two distinct findings depend on input order.
+    return (
+        *finding.sort_key(),
+        int(finding.severity),
+        finding.stix_id or "",
+        finding.hint,
+    )
+
+
+def _sorted(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=_full_sort_key)
+
+
+def _slug(code: str) -> str:
+    entry = CODES.get(code)
+    return entry.slug if entry else ""
+
+
+def _code_label(code: str) -> str:
+    """``TI204 invalid-timestamp``; just the code for one missing from the catalogue."""
+    slug = _slug(code)
+    return f"{code} {slug}" if slug else code
+
+
+def _dump_json(document: Any) -> str:
+    # Sorted keys and a fixed indent make the output byte-for-byte reproducible;
+    # ensure_ascii=False keeps non-ASCII names readable (the output is UTF-8).
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# --- text -----------------------------------------------------------------------------
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+_SEVERITY_COLORS: dict[Severity, str] = {
+    Severity.ERROR: "\x1b[1;31m",
+    Severity.WARNING: "\x1b[1;33m",
+    Severity.INFO: "\x1b[1;36m",
+}
+_TEXT_INDENT = "    "
+
+
+def _plural(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _text_summary(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return "no findings"
+    counts = count_by_severity(list(findings))
+    files = len({finding.location.file for finding in findings})
+    return (
+        f"{_plural(counts[Severity.ERROR], 'error', 'errors')}, "
+        f"{_plural(counts[Severity.WARNING], 'warning', 'warnings')}, "
+        f"{counts[Severity.INFO]} info in {_plural(files, 'file', 'files')}"
+    )
+
+
+def render_text(findings: Sequence[Finding], *, color: bool = False) -> str:
+    """One block per finding, then a summary line.
+
+    ``intel/x.yaml:12:5: error TI204 invalid-timestamp: MESSAGE (indicator--…)`` followed
+    by an indented ``hint:`` line. ANSI colours are added only when ``color`` is true.
+    """
+
+    def paint(text: str, style: str) -> str:
+        return f"{style}{text}{_RESET}" if color else text
+
+    lines: list[str] = []
+    for finding in _sorted(findings):
+        # A message that spans lines keeps its block shape: continuation lines are
+        # indented like the hint, so every unindented line starts a new finding.
+        message = "\n".join(finding.message.splitlines()).replace("\n", "\n" + _TEXT_INDENT)
+        subject = f" ({finding.stix_id})" if finding.stix_id else ""
+        severity = paint(str(finding.severity), _SEVERITY_COLORS[finding.severity])
+        lines.append(
+            f"{paint(str(finding.location), _BOLD)}: {severity} "
+            f"{paint(_code_label(finding.code), _BOLD)}: {message}{subject}"
+        )
+        if finding.hint:
+            hint = finding.hint.replace("\n", " ")
+            lines.append(paint(f"{_TEXT_INDENT}hint: {hint}", _DIM))
+    summary = _text_summary(findings)
+    lines.append(paint(summary, _BOLD) if findings else summary)
+    return "\n".join(lines) + "\n"
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+
+def _finding_record(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "slug": _slug(finding.code),
+        "severity": str(finding.severity),
+        "message": finding.message,
+        "hint": finding.hint,
+        "file": finding.location.file,
+        "line": finding.location.line,
+        "column": finding.location.column,
+        "stix_id": finding.stix_id,
+    }
+
+
+def render_json(findings: Sequence[Finding], *, summary: bool = True) -> str:
+    """``{"findings": [...], "summary": {"error": n, "warning": n, "info": n}}``."""
+    document: dict[str, Any] = {"findings": [_finding_record(f) for f in _sorted(findings)]}
+    if summary:
+        counts = count_by_severity(list(findings))
+        document["summary"] = {str(severity): count for severity, count in counts.items()}
+    return _dump_json(document)
+
+
+# --- GitHub Actions workflow commands -------------------------------------------------
+
+_GITHUB_COMMANDS: dict[Severity, str] = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "notice",
+}
+
+
+def escape_github_data(value: str) -> str:
+    """Escape a workflow command's message the way @actions/core's ``escapeData`` does."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_github_property(value: str) -> str:
+    """Escape a workflow command property the way @actions/core's ``escapeProperty`` does."""
+    return escape_github_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(findings: Sequence[Finding]) -> str:
+    """One ``::error file=…,line=…,col=…,title=…::message`` command per finding.
+
+    Info findings become ``::notice``. ``line`` and ``col`` are left out when unknown (0),
+    which makes GitHub annotate the file as a whole.
+    """
+    commands: list[str] = []
+    for finding in _sorted(findings):
+        location = finding.location
+        properties: list[tuple[str, str]] = []
+        if location.file:
+            properties.append(("file", location.file))
+        if location.line:
+            properties.append(("line", str(location.line)))
+            if location.column:
+                properties.append(("col", str(location.column)))
+        properties.append(("title", _code_label(finding.code)))
+        data = finding.message
+        if finding.stix_id:
+            data += f" [{finding.stix_id}]"
+        if finding.hint:
+            data += f" ({finding.hint})"
+        rendered_properties = ",".join(
+            f"{name}={escape_github_property(value)}" for name, value in properties
+        )
+        commands.append(
+            f"::{_GITHUB_COMMANDS[finding.severity]} {rendered_properties}"
+            f"::{escape_github_data(data)}"
+        )
+    return "".join(command + "\n" for command in commands)
+
+
+# --- SARIF 2.1.0 ----------------------------------------------------------------------
+
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+# partialFingerprints key; bump the version suffix only when the hash input changes,
+# since that makes GitHub close every open alert and reopen it under the new hash.
+FINGERPRINT_KEY = "tiopsFindingHash/v1"
+
+# SARIF 2.1.0 section 3.27.10 (result.level): "error", "warning", "note" or "none".
+_SARIF_LEVELS: dict[Severity, str] = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "note",
+}
+
+
+def _sarif_uri(file: str) -> tuple[str, bool]:
+    """The artifact URI for ``file`` and whether it is relative to the source root."""
+    # Not under %SRCROOT%: an absolute file URI is the only faithful reference.
+    if PurePosixPath(file).is_absolute():
+        return PurePosixPath(file).as_uri(), False
+    if PureWindowsPath(file).is_absolute():
+        return PureWindowsPath(file).as_uri(), False
+    posix = PureWindowsPath(file).as_posix() if "\\" in file else file
+    # SARIF 2.1.0 section 3.4.4: uri is a URI reference, so spaces and the like are
+    # percent-encoded. ":" is encoded too: in a relative reference's first segment it
+    # would read as a scheme (RFC 3986 section 4.2). Other sub-delims stay readable.
+    return quote(str(PurePosixPath(posix)), safe="/!$&'()*+,;=@"), True
+
+
+def _fingerprint(finding: Finding) -> str:
+    # Line and column are left out on purpose: editing lines above a finding moves it
+    # without making it a different finding.
+    digest = hashlib.sha256()
+    for part in (finding.code, finding.location.file, finding.stix_id or "", finding.message):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _sarif_rules(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for entry in sorted(CODES.values(), key=lambda code: code.code):
+        rules.append(
+            {
+                "id": entry.code,
+                "name": entry.slug,
+                "shortDescription": {"text": entry.title},
+                "help": {"text": entry.hint},
+                "defaultConfiguration": {"level": _SARIF_LEVELS[entry.severity]},
+            }
+        )
+    # A finding built outside the catalogue still needs a rule for its ruleIndex.
+    for code in sorted({f.code for f in findings} - CODES.keys()):
+        rules.append({"id": code, "shortDescription": {"text": code}})
+    return rules
+
+
+def _sarif_result(finding: Finding, rule_index: int, fingerprint: str) -> dict[str, Any]:
+    location = finding.location
+    uri, under_source_root = _sarif_uri(location.file)
+    artifact: dict[str, Any] = {"uri": uri}
+    if under_source_root:
+        artifact["uriBaseId"] = "%SRCROOT%"
+    physical: dict[str, Any] = {"artifactLocation": artifact}
+    if location.line:
+        region: dict[str, int] = {"startLine": location.line}
+        if location.column:
+            region["startColumn"] = location.column
+        physical["region"] = region
+    result: dict[str, Any] = {
+        "ruleId": finding.code,
+        "ruleIndex": rule_index,
+        "level": _SARIF_LEVELS[finding.severity],
+        "message": {"text": finding.message},
+        "locations": [{"physicalLocation": physical}],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
+    }
+    if finding.stix_id:
+        result["properties"] = {"stixId": finding.stix_id}
+    return result
+
+
+def render_sarif(findings: Sequence[Finding], *, tool_version: str) -> str:
+    """A SARIF 2.1.0 log with one run whose rules are the whole catalogue of codes."""
+    rules = _sarif_rules(findings)
+    rule_indexes = {rule["id"]: index for index, rule in enumerate(rules)}
+    occurrences: dict[str, int] = {}
+    results: list[dict[str, Any]] = []
+    for finding in _sorted(findings):
+        digest = _fingerprint(finding)
+        occurrences[digest] = occurrences.get(digest, 0) + 1
+        # The ":N" suffix tells apart findings that hash the same (the same message for
+        # the same object twice in one file), the way CodeQL numbers its line hashes.
+        fingerprint = f"{digest}:{occurrences[digest]}"
+        results.append(_sarif_result(finding, rule_indexes[finding.code], fingerprint))
+    driver: dict[str, Any] = {"name": "tiops", "rules": rules}
+    if tool_version:
+        driver["version"] = tool_version
+    log = {
+        "$schema": SARIF_SCHEMA_URI,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {"driver": driver},
+                # Columns come from the YAML parser, which counts Unicode code points.
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+    return _dump_json(log)
+
+
+# --- registry -------------------------------------------------------------------------
+
+
+class FindingRenderer(Protocol):
+    """The uniform signature of every entry in :data:`FINDING_RENDERERS`."""
+
+    def __call__(self, findings: Sequence[Finding], *, color: bool, tool_version: str) -> str: ...
+
+
+def _text_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+    return render_text(findings, color=color)
+
+
+def _json_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+    return render_json(findings)
+
+
+def _github_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+    return render_github(findings)
+
+
+def _sarif_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+    return render_sarif(findings, tool_version=tool_version)
+
+
+# Options a format does not use are accepted and ignored, so callers such as the CLI
+# can pass the same keywords whatever format the user chose.
+FINDING_RENDERERS: dict[str, FindingRenderer] = {
+    "text": _text_renderer,
+    "json": _json_renderer,
+    "github": _github_renderer,
+    "sarif": _sarif_renderer,
+}
+
+
+def render_findings(
+    findings: Sequence[Finding], fmt: str, *, color: bool = False, tool_version: str = ""
+) -> str:
+    """Render ``findings`` in the format named ``fmt`` (a key of :data:`FINDING_RENDERERS`)."""
+    renderer = FINDING_RENDERERS.get(fmt)
+    if renderer is None:
+        known = ", ".join(sorted(FINDING_RENDERERS))
+        raise UsageError(f"unknown findings format {fmt!r}", hint=f"Use one of: {known}.")
+    return renderer(findings, color=color, tool_version=tool_version)
