@@ -5,10 +5,10 @@ Section numbers refer to STIX Version 2.1, OASIS Standard, 10 June 2021.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -66,23 +66,29 @@ def requires_created_modified(stix_type: str) -> bool:
 # --- Timestamps ----------------------------------------------------------------------
 
 
-def timestamp_key(text: str) -> tuple[datetime, Decimal] | None:
-    """A sortable key for a STIX timestamp, or None when it is not a valid one.
+def timestamp_key(text: str) -> tuple[str, str] | None:
+    """A sortable key for a STIX timestamp, or None when it is not a real date and time.
 
-    STIX allows any number of fractional digits, so the fraction is kept as a Decimal
-    rather than rounded to microseconds.
+    The key is the text up to the seconds plus the fraction digits without trailing
+    zeros: comparing those strings orders timestamps exactly, at any precision STIX
+    allows, without building datetime objects (this runs for every timestamp of every
+    object).
     """
     match = TIMESTAMP_RE.match(text)
-    if match is None:
+    if match is None or not _real_date_time(text[:19]):
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction = Decimal("0" + match.group(7)) if match.group(7) else Decimal(0)
+    fraction = match.group(7)
+    return text[:19], fraction[1:].rstrip("0") if fraction else ""
+
+
+@functools.lru_cache(maxsize=65536)
+def _real_date_time(text: str) -> bool:
+    """Whether YYYY-MM-DDTHH:MM:SS names a real moment (a leap second 60 is allowed, RFC 3339)."""
     try:
-        # A leap second (60) is allowed by RFC 3339; datetime does not model it.
-        moment = datetime(year, month, day, hour, minute, min(second, 59))
+        datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), min(int(text[17:19]), 59))
     except ValueError:
-        return None
-    return moment, fraction + (1 if second == 60 else 0)
+        return False
+    return True
 
 
 # Pairs of (earlier, later) properties whose order is a MUST rule; `strict` means
@@ -155,6 +161,7 @@ REFERENCE_RULES: dict[tuple[str, str], frozenset[str] | None] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def reference_rule(stix_type: str, prop: str) -> tuple[bool, frozenset[str] | None]:
     """Whether ``prop`` is a reference on ``stix_type``, and which target types it allows."""
     for key in ((stix_type, prop), ("*", prop)):

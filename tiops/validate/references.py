@@ -67,21 +67,27 @@ def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool
     return target_type not in ALL_TYPES and SDO_TYPES <= allowed
 
 
-def _references(value: Any, path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
-    """(path, property name, id) for every reference, nested ones included (granular markings)."""
-    if not isinstance(value, dict):
-        return
+# Nested values that never hold references; skipping them keeps the walk cheap.
+_NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes", "extensions"})
+
+
+def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
+    """(path, property name, id) for every reference, nested ones included (granular markings).
+
+    Extension properties are skipped: their extension-definition defines them.
+    """
     for key, item in value.items():
-        if key == "extensions":
-            continue  # extension properties are defined by their extension-definition
         if key.endswith("_ref"):
             yield (*path, key), key, item
-        elif key.endswith("_refs") and isinstance(item, list):
+        elif key.endswith("_refs"):
+            if type(item) is list:
+                for index, element in enumerate(item):
+                    yield (*path, key, index), key, element
+        elif key in _NO_REFERENCES:
+            continue
+        elif type(item) is list:
             for index, element in enumerate(item):
-                yield (*path, key, index), key, element
-        elif isinstance(item, list):
-            for index, element in enumerate(item):
-                if isinstance(element, dict):
+                if type(element) is dict:
                     yield from _references(element, (*path, key, index))
-        elif isinstance(item, dict):
+        elif type(item) is dict:
             yield from _references(item, (*path, key))
