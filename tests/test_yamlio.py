@@ -53,3 +53,14 @@ def test_position_index_finds_keys_and_list_items() -> None:
     assert index.position((1, "name")) == (6, 3)
     # A missing property resolves to the deepest part that exists: where the fix goes.
     assert index.position((1, "created")) == (5, 3)
+
+
+@pytest.mark.parametrize("text", ["name: !custom value\n", "labels: !!set {a: null}\n", "- !!binary aGVsbG8=\n"])
+def test_tags_outside_the_core_schema_are_refused(text: str) -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert caught.value.code == "TI102"
+
+
+def test_core_schema_tags_and_exclamation_marks_in_text_are_fine() -> None:
+    assert parse_yaml("a: !!str 5\nb: 'Alert!'\nc: Wow! such intel\n") == {"a": "5", "b": "Alert!", "c": "Wow! such intel"}
