@@ -360,7 +360,7 @@ near_miss_patterns = st.one_of(
 )
 
 
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=near_miss_patterns, spec_version=st.sampled_from(["2.1", "2.1", "2.0"]))
 @example(pattern="[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e\n']", spec_version="2.1")
 @example(pattern="[file:x = 'a'] OR [file:hashes.'SHA-256' = 'abc']", spec_version="2.1")
@@ -369,7 +369,7 @@ def test_fast_path_is_sound(pattern: str, spec_version: str) -> None:
         assert run_validator(pattern, stix_version=spec_version) == [], pattern
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(pattern=st.text(alphabet="[]():.'\\= !*-_0aAbefhilnrstxDNOR5\n", max_size=40))
 def test_fast_path_is_sound_on_raw_text(pattern: str) -> None:
     if _fast_accepts(pattern):

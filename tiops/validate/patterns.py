@@ -49,10 +49,11 @@ _KEYWORDS: Final = (
 )  # fmt: skip
 _NOT_KEYWORD: Final = rf"(?!(?:{'|'.join(_KEYWORDS)})(?![A-Za-z0-9_-]))"
 
-# Object type: the STIX 2.1 type-name rule (section 2.9 / 3.1: 3-250 characters of a-z,
-# 0-9 and hyphen), which covers every SCO type of section 6 and any custom one, narrowed
-# to start with a letter because the grammar's identifiers cannot start with a digit.
-_OBJECT_TYPE: Final = rf"{_NOT_KEYWORD}[a-z][a-z0-9-]{{2,249}}"
+# Object type: the STIX type-name rules (type property, Common Properties; custom object
+# types likewise): 3-250 characters of a-z, 0-9 and hyphen, no hyphen after a hyphen.
+# Every SCO type of STIX 2.1 section 6 and any well-formed custom type fits; it is also
+# narrowed to start with a letter, as the grammar's identifiers cannot start with a digit.
+_OBJECT_TYPE: Final = rf"{_NOT_KEYWORD}(?=[a-z0-9-]{{3,250}}:)[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 
 # A path key after ':' or '.': IdentifierWithoutHyphen (a hyphenated name lexes as one
 # IdentifierWithHyphen token, which a path step does not accept).
