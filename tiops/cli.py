@@ -10,7 +10,16 @@ from pathlib import Path
 import click
 
 from tiops import __version__
-from tiops.commands import compile_cmd, validate_cmd
+from tiops.commands import (
+    apply_cmd,
+    compile_cmd,
+    force_unlock_cmd,
+    import_cmd,
+    new_cmd,
+    plan_cmd,
+    tag_cmd,
+    validate_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,5 +37,7 @@ def main(ctx: click.Context, directory: Path) -> None:
 
 
 # Commands are registered explicitly (no discovery): one module per command.
-for _command in (validate_cmd.validate, compile_cmd.compile_command):
+for _command in (validate_cmd.validate, compile_cmd.compile_command, import_cmd.import_command, new_cmd.new_command,
+                 plan_cmd.plan_command, apply_cmd.apply_command, force_unlock_cmd.force_unlock_command,
+                 tag_cmd.tag_command):
     main.add_command(_command)

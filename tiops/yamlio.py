@@ -186,21 +186,45 @@ def dump_yaml(value: Any) -> str:
 
 
 def load_roundtrip(text: str) -> Any:
-    """A ruamel.yaml document that keeps comments, key order and formatting when dumped."""
-    from ruamel.yaml import YAML
+    """A ruamel.yaml document that keeps comments, key order, quotes and indentation when dumped."""
+    from ruamel.yaml.util import load_yaml_guess_indent
 
-    return YAML(typ="rt").load(text)
+    _, indent, offset = load_yaml_guess_indent(text)
+    document = _roundtrip_yaml(indent or 2, offset or 0).load(text)
+    return _RoundTrip(document, indent or 2, offset or 0)
 
 
-def dump_roundtrip(document: Any) -> str:
+@dataclass
+class _RoundTrip:
+    document: Any
+    indent: int
+    offset: int
+
+
+def roundtrip_root(handle: Any) -> Any:
+    """The editable document inside what :func:`load_roundtrip` returned."""
+    return handle.document
+
+
+def dump_roundtrip(handle: Any) -> str:
     """Write back a document read with :func:`load_roundtrip`, changes included."""
     import io
 
-    from ruamel.yaml import YAML
-
-    writer = YAML(typ="rt")
-    writer.preserve_quotes = True
-    writer.width = 1_000_000
     buffer = io.StringIO()
-    writer.dump(document, buffer)
+    _roundtrip_yaml(handle.indent, handle.offset).dump(handle.document, buffer)
     return buffer.getvalue()
+
+
+def _roundtrip_yaml(indent: int, offset: int) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.scalarstring import PlainScalarString
+
+    yaml_rt = YAML(typ="rt")
+    # Timestamps stay the text written, as everywhere in tiops (YAML 1.2 has no timestamp type).
+    yaml_rt.constructor.add_constructor(
+        "tag:yaml.org,2002:timestamp", lambda loader, node: PlainScalarString(loader.construct_scalar(node))
+    )
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 1_000_000
+    yaml_rt.indent(mapping=2, sequence=indent, offset=offset)
+    return yaml_rt

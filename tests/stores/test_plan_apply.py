@@ -1,0 +1,285 @@
+"""plan -> apply against real stores (a SQLite file, a PostgreSQL server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tiops.apply import StalePlan, apply_plan, open_session
+from tiops.cli import main
+from tiops.plan import Plan
+from tiops.stores import LockHeld, ObjectError, Store, TransientStoreError, open_store
+
+IDENTITY = "identity--11111111-1111-4111-8111-111111111111"
+TargetFactory = Callable[[], dict[str, str]]
+
+
+def indicator(number: int, description: str = "C2 address", modified: str = "2025-01-01T00:00:00.000Z") -> dict[str, Any]:
+    return {
+        "type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{number:012d}",
+        "created": "2025-01-01T00:00:00.000Z", "modified": modified, "name": f"C2 {number}",
+        "description": description, "pattern": f"[ipv4-addr:value = '10.0.{number // 250}.{number % 250}']",
+        "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z", "created_by_ref": IDENTITY,
+        "confidence": 70, "labels": ["c2"],
+    }
+
+
+def write_repo(root: Path, target: dict[str, str], objects: Sequence[dict[str, Any]], **settings: Any) -> Path:
+    """A repository with one identity and ``objects`` in one list file; the target is named `t`."""
+    (root / "intel").mkdir(parents=True, exist_ok=True)
+    identity = {"type": "identity", "spec_version": "2.1", "id": IDENTITY, "name": "Contoso TI",
+                "identity_class": "organization", "created": "2025-01-01T00:00:00.000Z",
+                "modified": "2025-01-01T00:00:00.000Z"}
+    (root / "intel" / "objects.yaml").write_text(json.dumps([identity, *objects]), encoding="utf-8")
+    config = {"default_target": "t", "targets": {"t": {**target, **settings}}}
+    (root / "tiops.yaml").write_text(json.dumps(config), encoding="utf-8")
+    return root
+
+
+def make_plan(root: Path) -> Plan:
+    session = open_session(root)
+    try:
+        return session.plan()
+    finally:
+        session.close()
+
+
+def apply(root: Path, plan: Plan | None = None, **options: Any) -> Plan:
+    session = open_session(root)
+    try:
+        plan = plan or session.plan()
+        apply_plan(plan, session.store, bundle_digest=session.bundle_digest, **options)
+        return plan
+    finally:
+        session.close()
+
+
+def versions(root: Path, target: dict[str, str]) -> list[tuple[str, str, bool]]:
+    store = open_store("t", target, root)
+    try:
+        database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+        rows = database.execute("SELECT id, version, revoked FROM stix_versions ORDER BY id, version").fetchall()
+        return [(row[0], row[1], bool(row[2])) for row in rows]
+    finally:
+        store.close()
+
+
+def test_plan_apply_plan_has_no_changes(tmp_path: Path, store_target: TargetFactory) -> None:
+    root = write_repo(tmp_path / "repo", store_target(), [indicator(n) for n in range(5)])
+    first = make_plan(root)
+    assert first.counts["create"] == 6 and first.counts["unchanged"] == 0
+    apply(root)
+    second = make_plan(root)
+    assert not second.has_changes and second.counts["unchanged"] == 6
+    assert len(versions(root, store_target())) == 6
+
+
+def test_a_changed_object_becomes_a_new_version(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    apply(root)
+    # Content changed without moving `modified` (as an ingestion rule does): stored + 1 ms.
+    write_repo(root, target, [indicator(1, description="Now a sinkhole")])
+    plan = make_plan(root)
+    [change] = plan.changes
+    assert change.action == "update"
+    assert change.compiled_modified == "2025-01-01T00:00:00.000Z"
+    assert change.effective_modified == "2025-01-01T00:00:00.001Z"
+    assert [(f.op, f.path, f.new) for f in change.fields] == [
+        ("~", "description", "Now a sinkhole"), ("~", "modified", "2025-01-01T00:00:00.001Z")]
+    apply(root, plan)
+    assert not make_plan(root).has_changes
+    ids = [row for row in versions(root, target) if row[0] == change.id]
+    assert [row[1] for row in ids] == ["2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00.001Z"]
+    # The author moves `modified` forward: that exact timestamp is used.
+    write_repo(root, target, [indicator(1, description="Again", modified="2025-02-01T00:00:00.000Z")])
+    [change] = make_plan(root).changes
+    assert change.effective_modified == "2025-02-01T00:00:00.000Z"
+
+
+def test_a_removed_object_is_revoked_behind_the_safety_gate(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(3)])
+    apply(root)
+    write_repo(root, target, [indicator(0), indicator(1)])
+    plan = make_plan(root)
+    [change] = plan.changes
+    assert (change.action, change.effective_modified) == ("revoke", "2025-01-01T00:00:00.001Z")
+    assert change.object is not None and change.object["revoked"] is True
+    with pytest.raises(Exception, match="more than the 20% allowed"):
+        apply(root, plan)  # 1 of 4 managed objects is 25%
+    apply(root, plan, force=True)
+    assert (change.id, "2025-01-01T00:00:00.001Z", True) in versions(root, target)
+    assert not make_plan(root).has_changes
+
+
+def test_on_remove_delete_deletes(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(3)], on_remove="delete")
+    apply(root)
+    write_repo(root, target, [indicator(0), indicator(1)], on_remove="delete")
+    [change] = make_plan(root).changes
+    assert change.action == "delete"
+    apply(root, force=True)
+    assert change.id not in {row[0] for row in versions(root, target)}
+
+
+def test_a_stale_saved_plan_is_refused(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    saved = make_plan(root)
+    write_repo(root, target, [indicator(1), indicator(2)])
+    apply(root)  # someone else changes the target after the plan was saved
+    write_repo(root, target, [indicator(1)])
+    with pytest.raises(StalePlan, match="changed since the plan was made"):
+        apply(root, saved)
+    plan = Plan.from_json(make_plan(root).to_json())
+    write_repo(root, target, [indicator(1, description="edited after planning")])
+    with pytest.raises(StalePlan, match="other content"):
+        apply(root, plan)
+
+
+class FailingAfter:
+    """A store that fails (like a dropped connection) after ``batches`` successful batches."""
+
+    def __init__(self, store: Store, batches: int, error: Exception) -> None:
+        self._store, self._left, self._error = store, batches, error
+        self.supports_delete = store.supports_delete
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        if self._left == 0:
+            raise self._error
+        self._left -= 1
+        return self._store.write_versions(objects)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_an_interrupted_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(30)])
+    plan = Plan.from_json(make_plan(root).to_json())
+    session = open_session(root)
+    sleeps: list[float] = []
+    failing = FailingAfter(session.store, 2, TransientStoreError("connection dropped", retry_after=7))
+    with pytest.raises(Exception, match="gave up after 2 retries"):
+        apply_plan(plan, failing, batch_size=10, max_retries=2, sleep=sleeps.append)  # type: ignore[arg-type]
+    session.close()
+    assert sleeps == [7, 7]  # Retry-After wins over the backoff
+    assert len(versions(root, target)) == 20
+    apply(root, plan, batch_size=10)  # the same saved plan is still current: its own changes do not make it stale
+    rows = versions(root, target)
+    assert len(rows) == len(set(rows)) == 31
+    assert not make_plan(root).has_changes
+
+
+def test_two_applies_do_not_interleave(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    first = open_store("t", target, root)
+    first.acquire_lock("alice@ci")
+    try:
+        with pytest.raises(LockHeld, match="locked by alice@ci"):
+            apply(root)
+    finally:
+        first.release_lock()
+        first.close()
+    apply(root)
+    assert not make_plan(root).has_changes
+
+
+def test_drift_is_reported_and_overwritten(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1), indicator(2)])
+    apply(root)
+    store = open_store("t", target, root)
+    database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+    tampered = {**indicator(1, description="edited by hand"), "modified": "2025-03-01T00:00:00.000Z"}
+    # Another tool writes a version and marks it current, without a digest.
+    database.execute(
+        "UPDATE stix_current SET version = '2025-03-01T00:00:00.000Z', version_sort = '2025-03-01T00:00:00.000000000',"
+        " digest = NULL, written_by = 'external', object = " + ("?" if target["type"] == "sqlite" else "%s")
+        + " WHERE id = " + ("?" if target["type"] == "sqlite" else "%s"),
+        (json.dumps(tampered), tampered["id"]),
+    )
+    store.close()
+    result = CliRunner().invoke(main, ["-C", str(root), "plan", "--refresh-only", "--detailed-exitcode"])
+    assert result.exit_code == 2, result.output
+    assert "drift: changed outside git" in result.output and "1 object(s) drifted" in result.output
+    [change] = make_plan(root).changes
+    assert change.drift and change.effective_modified == "2025-03-01T00:00:00.001Z"
+    apply(root)
+    assert not make_plan(root).has_changes
+
+
+def test_cli_plan_saves_and_apply_applies_exactly_that(tmp_path: Path, store_target: TargetFactory) -> None:
+    root = write_repo(tmp_path / "repo", store_target(), [indicator(1)])
+    runner = CliRunner()
+    result = runner.invoke(main, ["-C", str(root), "plan", "-o", str(tmp_path / "plan.json"), "--detailed-exitcode"])
+    assert result.exit_code == 2, result.output
+    assert "2 to create" in result.output
+    text = (tmp_path / "plan.json").read_text()
+    assert "TIOPS_TEST_STORE_DSN" not in text and "postgresql://" not in text
+    result = runner.invoke(main, ["-C", str(root), "apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0, result.output
+    assert "2 version(s) written" in result.output
+    result = runner.invoke(main, ["-C", str(root), "apply", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0 and "already present" in result.output
+    result = runner.invoke(main, ["-C", str(root), "plan", "--detailed-exitcode"])
+    assert result.exit_code == 0 and "no changes" in result.output
+
+
+def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
+    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
+    command = [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while process.poll() is None and len(versions(root, target)) < 20:
+            time.sleep(0.05)
+        assert process.poll() is None, "the apply finished before it could be interrupted"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    written = len(versions(root, target))
+    assert 20 <= written < 201
+    env.pop("TIOPS_APPLY_BATCH_PAUSE")
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = versions(root, target)
+    assert len(rows) == len(set(rows)) == 201
+    assert {row[0] for row in rows} == {o["id"] for o in make_plan_objects(root)}
+    assert not make_plan(root).has_changes
+
+
+def make_plan_objects(root: Path) -> list[dict[str, Any]]:
+    session = open_session(root)
+    session.close()
+    return session.compiled
+
+
+def test_the_plan_records_the_source_commit(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": "store.sqlite"}, [indicator(1)])
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z"}
+    assert make_plan(root).source_commit is None
+    for command in (["init", "-q"], ["add", "intel", "tiops.yaml"], ["commit", "-q", "-m", "intel"]):
+        subprocess.run(["git", "-C", str(root), *command], env=env, check=True)
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert make_plan(root).source_commit == head.stdout.strip()

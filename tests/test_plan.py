@@ -1,0 +1,73 @@
+"""make_plan is pure: compiled objects + a manifest in, a plan out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tiops.errors import UsageError
+from tiops.plan import Plan, make_plan, next_version, state_fingerprint
+from tiops.stores import StoredVersion, TargetSettings, content_digest
+
+SETTINGS = TargetSettings("t", "sqlite")
+
+
+def obj(number: int, **changes: Any) -> dict[str, Any]:
+    base = {"type": "malware", "spec_version": "2.1", "id": f"malware--00000000-0000-4000-8000-{number:012d}",
+            "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "name": f"m{number}",
+            "is_family": True}
+    return {**base, **changes}
+
+
+def stored(o: dict[str, Any], **changes: Any) -> StoredVersion:
+    return StoredVersion(**{"modified": o["modified"], "digest": content_digest(o), **changes})
+
+
+def plan(compiled: list[dict[str, Any]], manifest: dict[str, StoredVersion],
+         objects: dict[str, dict[str, Any]] | None = None) -> Plan:
+    return make_plan(compiled, manifest, objects or {}, SETTINGS, supports_delete=True, source_commit="abc")
+
+
+@pytest.mark.parametrize(("stored_modified", "expected"), [
+    ("2025-01-01T00:00:00Z", "2025-01-01T00:00:00.001Z"),
+    ("2025-01-01T00:00:00.999Z", "2025-01-01T00:00:01.000Z"),
+    ("2025-01-01T00:00:00.1234567Z", "2025-01-01T00:00:00.124Z"),
+    ("2024-12-31T23:59:59.999Z", "2025-01-01T00:00:00.000Z"),
+])
+def test_next_version_is_one_millisecond_later(stored_modified: str, expected: str) -> None:
+    assert next_version(stored_modified) == expected
+
+
+def test_next_version_rejects_an_invalid_timestamp() -> None:
+    with pytest.raises(UsageError):
+        next_version("yesterday")
+
+
+def test_the_plan_is_deterministic_and_round_trips_through_json() -> None:
+    compiled = [obj(2), obj(1, name="new name")]
+    manifest = {obj(1)["id"]: stored(obj(1))}
+    first, second = plan(compiled, manifest, {obj(1)["id"]: obj(1)}), plan(compiled, dict(manifest), {obj(1)["id"]: obj(1)})
+    assert first.to_json() == second.to_json()
+    assert Plan.from_json(first.to_json()).to_json() == first.to_json()
+    assert [c.action for c in first.changes] == ["update", "create"]  # sorted by (type, id)
+    assert first.state_fingerprint == state_fingerprint(manifest)
+
+
+def test_objects_tiops_never_wrote_are_not_removed() -> None:
+    foreign = obj(9)
+    result = plan([obj(1)], {foreign["id"]: stored(foreign, by_tiops=False, managed=False)})
+    assert [c.action for c in result.changes] == ["create"]
+
+
+def test_a_revoked_object_back_in_the_repository_gives_a_warning_not_a_version() -> None:
+    old = obj(1, revoked=True)
+    result = plan([obj(1, name="back")], {old["id"]: stored(old, revoked=True)})
+    assert not result.changes and "revoked in the target" in result.warnings[0]
+
+
+def test_an_unknown_plan_format_is_refused() -> None:
+    with pytest.raises(UsageError, match="format version 99"):
+        Plan.from_json(b'{"format_version": 99}')
+    with pytest.raises(UsageError, match="not a tiops plan"):
+        Plan.from_json(b"[1, 2")

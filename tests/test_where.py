@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tiops import load_repo
+from tiops.errors import UsageError
+from tiops.tagging import tag_objects
+from tiops.where import matches, parse_where
+
+
+def test_where_parses_into_the_rule_condition_tree() -> None:
+    assert parse_where('type = indicator and source = "Abuse feed" and confidence >= 80') == {"all": [
+        {"field": "type", "op": "equals", "value": "indicator"},
+        {"field": "source", "op": "equals", "value": "Abuse feed"},
+        {"field": "confidence", "op": ">=", "value": 80},
+    ]}
+    assert parse_where("not (tags in [a, 'b c'] or tlp = amber) and name exists") == {"all": [
+        {"not": {"any": [{"field": "tags", "op": "in", "value": ["a", "b c"]},
+                         {"field": "tlp", "op": "equals", "value": "amber"}]}},
+        {"field": "name", "op": "exists"},
+    ]}
+    for bad in ("type =", "type ~ x", "(type = x", "type in x"):
+        with pytest.raises(UsageError):
+            parse_where(bad)
+
+
+def test_tag_add_and_remove_touch_only_matching_objects(example_repo: Path) -> None:
+    condition = parse_where("type = indicator and confidence >= 80")
+    expected = {o.id for o in load_repo(example_repo).objects if matches(condition, o)}
+    assert expected
+    before = {p: p.read_text() for p in (example_repo / "intel").rglob("*.yaml")}
+    changes = tag_objects(example_repo, "add", ["reviewed"], condition=condition)
+    assert {c.stix_id for c in changes} == expected
+    changed_files = {p for p, text in before.items() if p.read_text() != text}
+    assert {p.relative_to(example_repo).as_posix() for p in changed_files} == {c.file for c in changes}
+    by_id = load_repo(example_repo).by_id()
+    assert all("reviewed" in by_id[i].data["labels"] for i in expected)
+    assert all(by_id[i].data["created"] == o.data["created"] for i, o in load_repo(example_repo).by_id().items())
+    assert tag_objects(example_repo, "add", ["reviewed"], condition=condition) == []  # idempotent
+    removed = tag_objects(example_repo, "remove", ["reviewed"], ids=sorted(expected)[:1])
+    assert len(removed) == 1 and "reviewed" not in removed[0].after

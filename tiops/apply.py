@@ -1,0 +1,234 @@
+"""Apply a plan to a store: exactly the plan, under the target's lock, idempotently.
+
+Every write is of a specific version (id, modified) and a version already in the
+store is skipped, so an apply interrupted anywhere (killed process, server error,
+dropped connection) is finished by running it again: it converges to the plan
+with nothing lost and nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tiops import ValidationFailed
+from tiops.compile import blocking_errors, compiled_objects
+from tiops.config import load_config
+from tiops.errors import TiopsError, UsageError
+from tiops.gitrepo import head_commit
+from tiops.load import load_repo
+from tiops.plan import Change, Plan, bundle_digest, ids_to_read, make_plan, state_fingerprint
+from tiops.progress import Progress, no_progress
+from tiops.stores import (
+    ObjectError,
+    Store,
+    StoredVersion,
+    StoreError,
+    TargetSettings,
+    TransientStoreError,
+    open_store,
+)
+from tiops.validate import validate_repo
+
+T = TypeVar("T")
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class StalePlan(TiopsError):
+    """The target or the repository changed since the plan was made."""
+
+
+class RemovalGateClosed(TiopsError):
+    """The plan would revoke or delete more of the target than the safety gate allows."""
+
+
+class ApplyIncomplete(TiopsError):
+    """Some objects were refused by the store; the rest was applied."""
+
+    def __init__(self, errors: Sequence[ObjectError]) -> None:
+        shown = "; ".join(f"{e.stix_id}: {e.message}" for e in errors[:5])
+        super().__init__(
+            f"the store refused {len(errors)} object(s): {shown}",
+            hint="Fix the objects and run 'tiops apply' again; what was applied stays applied.",
+        )
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    written: int
+    deleted: int
+    #: Changes already present in the target (a rerun after an interruption).
+    already_applied: int
+
+
+def default_holder() -> str:
+    """Who an apply lock names: user and host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def check_plan_current(plan: Plan, manifest: Mapping[str, StoredVersion], bundle_digest: str | None = None) -> None:
+    """Raise :class:`StalePlan` unless ``manifest`` is the state the plan was made against.
+
+    The plan's own changes, partly applied by an interrupted apply, do not make it
+    stale: they are undone on paper (using the base state the plan records) before
+    the fingerprints are compared.
+    """
+    if bundle_digest is not None and bundle_digest != plan.bundle_digest:
+        raise StalePlan(
+            "the plan was made from other content than the repository holds now",
+            hint="Make a new plan with 'tiops plan -o FILE' and apply that.",
+        )
+    if state_fingerprint(base_manifest(plan, manifest)) != plan.state_fingerprint:
+        raise StalePlan(
+            f"target {plan.target!r} changed since the plan was made",
+            hint="Make a new plan with 'tiops plan -o FILE', review it, and apply that.",
+        )
+
+
+def base_manifest(plan: Plan, manifest: Mapping[str, StoredVersion]) -> dict[str, StoredVersion]:
+    """``manifest`` with every change of the plan that is already applied put back to its base."""
+    base = dict(manifest)
+    for change in plan.changes:
+        if _is_applied(change, base):
+            if change.stored is None:
+                base.pop(change.id, None)
+            else:
+                base[change.id] = change.stored
+    return base
+
+
+def apply_plan(
+    plan: Plan,
+    store: Store,
+    *,
+    progress: Progress = no_progress,
+    force: bool = False,
+    max_remove_share: float = 0.2,
+    batch_size: int = 500,
+    bundle_digest: str | None = None,
+    holder: str | None = None,
+    max_retries: int = 6,
+    sleep: Callable[[float], None] = time.sleep,
+    pause_between_batches: float = 0.0,
+) -> ApplyResult:
+    """Apply ``plan`` to ``store``; see the module docstring for the guarantees."""
+    store.acquire_lock(holder or default_holder())
+    try:
+        manifest = _retrying(store.manifest, sleep, max_retries)
+        check_plan_current(plan, manifest, bundle_digest)
+        if plan.removals and not force and plan.removals > max_remove_share * plan.managed:
+            raise RemovalGateClosed(
+                f"the plan would remove {plan.removals} of the {plan.managed} objects tiops manages in "
+                f"target {plan.target!r}, more than the {max_remove_share:.0%} allowed",
+                hint="Check the plan; if the removals are intended, apply with --force (or raise max_remove_share).",
+            )
+        pending = [change for change in plan.changes if not _is_applied(change, manifest)]
+        writes = [change.object for change in pending if change.object is not None]
+        deletes = [change.id for change in pending if change.action == "delete"]
+        total, done = len(writes) + len(deletes), 0
+        errors: list[ObjectError] = []
+        progress("apply", 0, total)
+        for start in range(0, len(writes), batch_size):
+            batch: list[dict[str, Any]] = [dict(obj) for obj in writes[start:start + batch_size]]
+            errors.extend(_retrying(lambda b=batch: store.write_versions(b), sleep, max_retries))  # type: ignore[misc]
+            done += len(batch)
+            progress("apply", done, total)
+            if pause_between_batches:
+                sleep(pause_between_batches)
+        for start in range(0, len(deletes), batch_size):
+            ids = deletes[start:start + batch_size]
+            errors.extend(_retrying(lambda i=ids: store.delete_objects(i), sleep, max_retries))  # type: ignore[misc]
+            done += len(ids)
+            progress("apply", done, total)
+    finally:
+        store.release_lock()
+    if errors:
+        raise ApplyIncomplete(errors)
+    return ApplyResult(len(writes), len(deletes), len(plan.changes) - len(pending))
+
+
+def _is_applied(change: Change, manifest: Mapping[str, StoredVersion]) -> bool:
+    current = manifest.get(change.id)
+    if change.action == "delete":
+        return current is None
+    return (
+        current is not None
+        and current.modified == change.effective_modified
+        and current.digest == change.digest
+        and current.by_tiops
+    )
+
+
+def _retrying(operation: Callable[[], T], sleep: Callable[[float], None], max_retries: int) -> T:
+    """Run ``operation``, retrying transient failures with exponential backoff.
+
+    A server's Retry-After (carried by :class:`TransientStoreError`) wins over the backoff.
+    """
+    for attempt in range(max_retries + 1):
+        try:
+            return operation()
+        except TransientStoreError as error:
+            if attempt == max_retries:
+                raise StoreError(f"{error.message} (gave up after {max_retries} retries)") from error
+            delay = error.retry_after if error.retry_after is not None else min(0.5 * 2**attempt, MAX_BACKOFF_SECONDS)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Session:
+    """A target opened for planning/applying: its settings, its store and the compiled content."""
+
+    settings: TargetSettings
+    store: Store
+    compiled: list[dict[str, Any]]
+    source_commit: str | None
+
+    def plan(self, progress: Progress = no_progress) -> Plan:
+        """Read the target's state (read-only) and compute the plan."""
+        progress("read", 0, 1)
+        manifest = _retrying(self.store.manifest, time.sleep, 3)
+        wanted = ids_to_read(self.compiled, manifest, self.settings)
+        stored = self.store.current_objects(wanted) if wanted else {}
+        progress("read", 1, 1)
+        return make_plan(
+            self.compiled, manifest, stored, self.settings,
+            supports_delete=self.store.supports_delete, source_commit=self.source_commit,
+        )
+
+    @property
+    def bundle_digest(self) -> str:
+        return bundle_digest(self.compiled)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_session(root: Path, target: str | None = None, *, progress: Progress = no_progress) -> Session:
+    """Compile the repository at ``root`` and connect to the named target (default from tiops.yaml)."""
+    config, findings = load_config(root)
+    if blocking_errors(findings):
+        raise ValidationFailed(findings)
+    name = target or config.default_target
+    entry = config.targets.get(name)
+    if entry is None:
+        known = ", ".join(sorted(config.targets)) or "none"
+        raise UsageError(f"no target named {name!r} in tiops.yaml (targets: {known})")
+    settings = TargetSettings.from_config(name, entry)
+    repo = load_repo(root, progress=progress)
+    findings = validate_repo(repo, progress=progress)
+    if blocking_errors(findings):
+        raise ValidationFailed(findings)
+    compiled = compiled_objects(repo)
+    store = open_store(name, entry, root)
+    return Session(settings, store, compiled, head_commit(root))

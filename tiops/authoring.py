@@ -1,0 +1,160 @@
+"""Scaffold new object files (`tiops new`): required properties filled, the rest as hints.
+
+The file is written so that it validates as is: every property STIX 2.1 requires
+for the type gets a value (from ``--set``, ``--like`` or a clearly marked
+placeholder), and every other property of the type is listed as a comment.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tiops.errors import UsageError
+from tiops.jsonschemas import known_properties, stix_validator
+from tiops.load import load_repo
+from tiops.stix import (
+    ALL_TYPES,
+    SCO_TYPES,
+    TIMESTAMP_RE,
+    TIOPS_NAMESPACE,
+    requires_created_modified,
+)
+from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
+
+# Placeholders for required properties beyond the common ones (STIX 2.1 sections 4.x, 5.x).
+# They are valid values so the new file validates; the comment above them says to replace them.
+PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    "indicator": {"pattern": "[ipv4-addr:value = '192.0.2.1']", "pattern_type": "stix"},
+    "malware": {"is_family": False},
+    "relationship": {"relationship_type": "related-to"},
+    "observed-data": {"number_observed": 1},
+    "opinion": {"opinion": "neutral"},
+    "note": {"content": "TODO"},
+    "report": {"published": "TIME"},
+    "location": {"region": "northern-europe"},
+    "grouping": {"context": "suspicious-activity"},
+    "identity": {"identity_class": "organization"},
+}
+# What "Add and duplicate" carries over from an existing object: its shared metadata.
+SHARED_METADATA = ("created_by_ref", "object_marking_refs", "granular_markings", "labels", "confidence", "lang",
+                   "external_references")
+_COMMON_HIDDEN = {"type", "spec_version", "id", "created", "modified", "extensions", "relationships"}
+
+
+@dataclass(frozen=True)
+class NewObject:
+    path: Path
+    text: str
+    data: dict[str, Any]
+
+
+def now_timestamp() -> str:
+    """The wall clock, for authoring only: building never reads the clock."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] | None = None,
+             relationships: list[str] | None = None, like: str | None = None,
+             output: Path | None = None) -> NewObject:
+    """The new object's file path and text (not written)."""
+    if stix_type not in ALL_TYPES or stix_validator(stix_type) is None:
+        raise UsageError(f"'{stix_type}' is not a STIX 2.1 object type", hint="For example: indicator, malware, threat-actor.")
+    if not TIMESTAMP_RE.match(time):
+        raise UsageError(f"--time {time!r} is not a timestamp like 2025-03-04T10:00:00.000Z")
+    repo = load_repo(root)
+    values: dict[str, Any] = {}
+    if like is not None:
+        original = repo.by_id().get(like)
+        if original is None:
+            raise UsageError(f"--like {like}: no object with that id in the repository")
+        values.update({k: original.data[k] for k in SHARED_METADATA if k in original.data})
+    for key, raw in (settings or {}).items():
+        values[key] = _scalar(raw)
+    data: dict[str, Any] = {"type": stix_type}
+    if stix_type not in SCO_TYPES:
+        data["spec_version"] = "2.1"
+    seed = f"new|{stix_type}|{time}|{sorted(values.items(), key=lambda kv: kv[0])!r}"
+    data["id"] = values.pop("id", f"{stix_type}--{uuid.uuid5(TIOPS_NAMESPACE, seed)}")
+    if requires_created_modified(stix_type):
+        data["created"] = values.pop("created", time)
+        data["modified"] = values.pop("modified", time)
+    placeholders = {k: (time if v == "TIME" else v) for k, v in PLACEHOLDERS.get(stix_type, {}).items()}
+    required = _required(stix_type)
+    placeholder_keys: list[str] = []
+    for name in sorted(required - set(data) - set(values)):
+        if name in placeholders:
+            values[name] = placeholders[name]
+        elif name in ("valid_from", "first_observed", "last_observed", "published"):
+            values[name] = time
+        elif name.endswith(("_ref", "_refs")):
+            raise UsageError(f"{stix_type} needs '{name}': give it with --set {name}=ID")
+        else:
+            values[name] = f"TODO: {name}"
+        placeholder_keys.append(name)
+    if stix_type == "location" and not {"region", "country", "latitude"} & set(values):
+        # Section 4.10: a location needs region, country, or latitude and longitude.
+        values["region"] = placeholders["region"]
+        placeholder_keys.append("region")
+    data.update(values)
+    entries = [_relationship(text) for text in relationships or []]
+    if entries:
+        data["relationships"] = entries
+    text = _render(stix_type, data, placeholder_keys)
+    path = output if output is not None else _default_path(root, repo, stix_type, data)
+    return NewObject(path=path, text=text, data=data)
+
+
+def _required(stix_type: str) -> set[str]:
+    validator = stix_validator(stix_type)
+    required: set[str] = set()
+    try:
+        probe = {"type": stix_type}
+        for error in validator.iter_errors(probe):  # type: ignore[union-attr]
+            if list(error.schema_path)[-1:] == ["required"]:
+                match = re.match(r'"([^"]+)" is a required', error.message)
+                if match:
+                    required.add(match.group(1))
+    except Exception:
+        pass
+    return required - {"type"}
+
+
+def _scalar(raw: str) -> Any:
+    try:
+        return parse_yaml(raw)
+    except YamlProblem:
+        return raw
+
+
+def _relationship(text: str) -> dict[str, str]:
+    kind, sep, target = text.partition(":")
+    if not sep or not kind or "--" not in target:
+        raise UsageError(f"--relationship {text!r} is not TYPE:TARGET_ID", hint="For example: --relationship indicates:malware--…")
+    return {kind: target}
+
+
+def _render(stix_type: str, data: dict[str, Any], placeholder_keys: list[str]) -> str:
+    lines = [f"# New {stix_type}. Required properties are filled in; replace any TODO or example value."]
+    if placeholder_keys:
+        lines.append(f"# Placeholder values to replace: {', '.join(placeholder_keys)}")
+    body = dump_yaml(data)
+    hints = sorted(known_properties(stix_type) - set(data) - _COMMON_HIDDEN)
+    hint_lines = ["# Optional properties (STIX 2.1):"] + [f"# {name}:" for name in hints]
+    return "\n".join(lines) + "\n" + body + "\n".join(hint_lines) + "\n"
+
+
+def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -> Path:
+    """Where the team keeps this type: the folder holding most objects of it, else intel/<type>s/."""
+    folders = Counter(Path(obj.file).parent for obj in repo.objects if obj.type == stix_type and obj.declared_by is None)
+    imported = {Path(obj.file).parent for obj in repo.objects if obj.source and obj.defaults_files}
+    candidates = [(count, str(folder)) for folder, count in folders.items() if folder not in imported]
+    folder = root / max(candidates)[1] if candidates else repo.config.intel_path / f"{stix_type}s"
+    name = data.get("name") if isinstance(data.get("name"), str) and not str(data.get("name")).startswith("TODO") else None
+    stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") if name else ""
+    return folder / f"{stem or data['id'].split('--', 1)[1][:8]}.yaml"

@@ -1,0 +1,61 @@
+"""`tiops apply`: make a target match the repository, or exactly a saved plan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from tiops.apply import apply_plan, open_session
+from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.plan_cmd import render_plan
+from tiops.errors import UsageError
+from tiops.plan import Plan
+
+# Seconds to pause after each committed batch: lets tests interrupt an apply midway.
+PAUSE_VARIABLE = "TIOPS_APPLY_BATCH_PAUSE"
+
+
+@click.command("apply")
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--target", help="Target name from tiops.yaml (default: default_target, or the plan's target).")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (for CI).")
+@click.option("--force", is_flag=True, help="Allow removing more of the target than max_remove_share.")
+@click.pass_context
+@handle_errors
+def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None, auto_approve: bool, force: bool) -> None:
+    """Apply changes to a target: a saved plan exactly, or a fresh plan after confirmation.
+
+    A saved plan is refused when the target or the repository changed since it was made.
+    An interrupted apply is finished by running the same command again.
+    """
+    saved = Plan.from_json(plan_file.read_bytes()) if plan_file is not None else None
+    if saved is not None and target is not None and target != saved.target:
+        raise UsageError(f"the plan is for target {saved.target!r}, not {target!r}")
+    try:
+        pause = float(os.environ.get(PAUSE_VARIABLE, "0"))
+    except ValueError as error:
+        raise UsageError(f"{PAUSE_VARIABLE} must be a number of seconds") from error
+    with progress_bar(True) as progress:
+        session = open_session(repo_root(ctx), saved.target if saved else target, progress=progress)
+        try:
+            plan = saved or session.plan(progress)
+            if saved is None:
+                click.echo(render_plan(plan), nl=False)
+                if not plan.has_changes:
+                    return
+                if not auto_approve and not click.confirm("Apply these changes?", default=False):
+                    click.echo("Nothing applied.")
+                    return
+            result = apply_plan(
+                plan, session.store, progress=progress, force=force,
+                max_remove_share=session.settings.max_remove_share, batch_size=session.settings.batch_size,
+                bundle_digest=session.bundle_digest, pause_between_batches=pause,
+            )
+        finally:
+            session.close()
+    click.echo(
+        f"Applied to {plan.target}: {result.written} version(s) written, {result.deleted} deleted"
+        + (f", {result.already_applied} already present." if result.already_applied else ".")
+    )

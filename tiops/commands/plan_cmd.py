@@ -1,0 +1,96 @@
+"""`tiops plan`: show what `tiops apply` would change in a target (read-only)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from tiops.apply import open_session
+from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.plan import Change, Plan
+
+EXIT_CHANGES = 2
+_SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
+
+
+@click.command("plan")
+@click.option("--target", help="Target name from tiops.yaml (default: default_target).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON for 'tiops apply FILE'.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
+@click.option("--refresh-only", is_flag=True, help="Report only drift: objects changed in the target outside git.")
+@click.pass_context
+@handle_errors
+def plan_command(ctx: click.Context, target: str | None, out: Path | None, output_format: str,
+                 detailed_exitcode: bool, refresh_only: bool) -> None:
+    """Compile, read the target's current state and show the changes apply would make.
+
+    Never writes to the target.
+    """
+    with progress_bar(True) as progress:
+        session = open_session(repo_root(ctx), target, progress=progress)
+        try:
+            plan = session.plan(progress)
+        finally:
+            session.close()
+    if refresh_only:
+        plan = plan.drift_only()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(plan.to_json())
+    if output_format == "json":
+        click.echo(plan.to_json().decode(), nl=False)
+    else:
+        click.echo(render_plan(plan, refresh_only=refresh_only), nl=False)
+        if out is not None:
+            click.echo(f"saved the plan to {out}; apply it with: tiops apply {out}")
+    if detailed_exitcode and plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+def render_plan(plan: Plan, *, refresh_only: bool = False) -> str:
+    """Terraform-style text: one line per change, field diffs under updates."""
+    lines: list[str] = []
+    for change in plan.changes:
+        lines.append(_change_line(change))
+        for field in change.fields:
+            if field.op == "+":
+                lines.append(f"      + {field.path}: {_short(field.new)}")
+            elif field.op == "-":
+                lines.append(f"      - {field.path}: {_short(field.old)}")
+            else:
+                lines.append(f"      ~ {field.path}: {_short(field.old)} -> {_short(field.new)}")
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
+    counts = plan.counts
+    if refresh_only:
+        lines.append(f"Target {plan.target} ({plan.target_type}): {counts['drift']} object(s) drifted outside git.")
+    elif not plan.has_changes:
+        lines.append(f"Target {plan.target} ({plan.target_type}): no changes, {counts['unchanged']} unchanged.")
+    else:
+        lines.append(
+            f"Target {plan.target} ({plan.target_type}): {counts['create']} to create, {counts['update']} to update, "
+            f"{counts['revoke']} to revoke, {counts['delete']} to delete, {counts['unchanged']} unchanged"
+            + (f" ({counts['drift']} drifted outside git)." if counts["drift"] else ".")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _change_line(change: Change) -> str:
+    line = f"  {_SIGNS[change.action]} {change.id} ({change.action}"
+    if change.action == "update" and change.stored is not None:
+        line += f", modified {change.stored.modified} -> {change.effective_modified}"
+        if change.compiled_modified and change.compiled_modified != change.effective_modified:
+            line += f" (compiled {change.compiled_modified})"
+    if change.drift:
+        line += ", drift: changed outside git"
+    return line + ")"
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 100 else text[:97] + "..."

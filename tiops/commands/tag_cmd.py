@@ -1,0 +1,26 @@
+"""`tiops tag add|remove TAG... --where EXPR | --id ID`: tag many objects at once."""
+
+from __future__ import annotations
+
+import click
+
+from tiops.commands.common import handle_errors, repo_root
+from tiops.tagging import tag_objects
+from tiops.where import parse_where
+
+
+@click.command("tag")
+@click.argument("action", type=click.Choice(["add", "remove"]))
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--where", "where", metavar="EXPR",
+              help="Which objects, e.g. 'type = indicator and source = \"Abuse feed\" and confidence >= 80'.")
+@click.option("--id", "ids", multiple=True, metavar="ID", help="An object id to tag. Repeatable.")
+@click.pass_context
+@handle_errors
+def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: str | None, ids: tuple[str, ...]) -> None:
+    """Add or remove TAGS (STIX labels) on many objects, editing their files in place."""
+    condition = parse_where(where) if where is not None else None
+    changes = tag_objects(repo_root(ctx), action, list(tags), condition=condition, ids=list(ids))
+    for change in changes:
+        click.echo(f"{change.file}: {change.stix_id}: labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]")
+    click.echo(f"{len(changes)} object(s) changed in {len({c.file for c in changes})} file(s)")

@@ -1,0 +1,75 @@
+"""Git access for tiops: the only module that imports gitpython."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import git
+
+
+def head_commit(root: Path) -> str | None:
+    """The commit checked out at ``root`` (its hex sha), or None outside a git repository."""
+    try:
+        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None
+
+
+def head_commit_time(root: Path) -> str | None:
+    """The committer time of the commit checked out at ``root`` as a STIX timestamp (UTC), or None."""
+    try:
+        commit = git.Repo(root, search_parent_directories=True).head.commit
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None
+    moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# --- Revisions (tiops diff, tiops validate --base) ------------------------------------
+
+
+def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
+    """``rev`` (a branch, tag, sha or expression like HEAD~1) as (full sha, committer time as a STIX timestamp).
+
+    Raises ``LookupError`` when ``root`` is not in a git repository or ``rev`` names no commit.
+    """
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        commit = repo.commit(rev)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise LookupError(f"{root} is not inside a git repository") from error
+    except (git.BadName, git.BadObject, ValueError) as error:
+        raise LookupError(f"{rev!r} names no commit") from error
+    moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
+    return str(commit.hexsha), moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def export_revision(root: Path, rev: str, target: Path) -> str:
+    """Write the files of ``root`` as they were at ``rev`` into ``target``; returns the commit sha.
+
+    Only the part of the tree under ``root`` is written (tiops may live in a subfolder
+    of the git repository), so ``target`` then looks like ``root`` did at that commit.
+    """
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        commit = repo.commit(rev)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise LookupError(f"{root} is not inside a git repository") from error
+    except (git.BadName, git.BadObject, ValueError) as error:
+        raise LookupError(f"{rev!r} names no commit") from error
+    top = Path(str(repo.working_tree_dir)).resolve()
+    prefix = root.resolve().relative_to(top).as_posix()
+    tree = commit.tree
+    if prefix not in ("", "."):
+        try:
+            tree = tree / prefix
+        except KeyError:
+            return str(commit.hexsha)  # the folder did not exist yet: an empty revision
+    for item in tree.traverse():
+        if item.type != "blob" or item.mode == 0o120000:  # files only; symlinks are not followed
+            continue
+        path = target / item.path[len(tree.path) + 1 :] if tree.path else target / item.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(item.data_stream.read())
+    return str(commit.hexsha)

@@ -1,0 +1,228 @@
+"""Shared by every importer: check candidates, decide create/update/unchanged, write files.
+
+Layout (documented in docs/import.md): ``intel/<source-slug>/<type>/<uuid>.yaml``, one
+object per file, so a file name never changes when an object gets a new version and
+review diffs show one object at a time. The folder's ``_defaults.yaml`` carries the
+source and ``imported: true``; ``_imported.json`` records a digest of each object as
+imported, which is how validation tells a partner object that was edited by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tiops.config import load_config
+from tiops.errors import UsageError
+from tiops.importers import Candidate, ParsedInput, Rejection, importer_for
+from tiops.load import DEFAULTS_FILE, IntelObject
+from tiops.progress import Progress, no_progress
+from tiops.stix import canonical_json, timestamp_key
+from tiops.validate.objects import check_object
+from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
+
+IMPORT_MODES = ("valid-only", "all-or-nothing")
+LOCK_FILE = "_imported.json"
+_LEADING_KEYS = ("type", "spec_version", "id", "created", "modified")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or would have done): the figures of Sentinel's "Manage file imports"."""
+
+    source: str
+    folder: str
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    older_ignored: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    written: bool = True
+
+    @property
+    def failed(self) -> int:
+        return len(self.rejections)
+
+
+def import_file(root: Path, path: Path, fmt: str, source: str, *, mode: str = "valid-only",
+                progress: Progress = no_progress) -> ImportReport:
+    """Import ``path`` (format ``fmt``) into the repository at ``root`` under ``source``."""
+    parse = importer_for(fmt)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    return import_parsed(root, parse(raw, source), source, mode=mode, progress=progress)
+
+
+def source_folder(root: Path, source: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")
+    if not slug:
+        raise UsageError(f"the source name {source!r} has no letters or digits to name its folder")
+    return load_config(root)[0].intel_path / slug
+
+
+def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",
+                  progress: Progress = no_progress) -> ImportReport:
+    if mode not in IMPORT_MODES:
+        raise UsageError(f"unknown import mode {mode!r}", hint=f"Use one of: {', '.join(IMPORT_MODES)}.")
+    folder = source_folder(root, source)
+    report = ImportReport(source=source, folder=_relative(folder, root), total=parsed.total,
+                          rejections=list(parsed.rejections), notes=list(parsed.notes))
+    accepted = _check(parsed.candidates, report, progress)
+    writes: dict[Path, str] = {}
+    for done, candidate in enumerate(accepted.values(), 1):
+        _plan_one(candidate, folder, root, report, writes)
+        if done % 1000 == 0 or done == len(accepted):
+            progress("import", done, len(accepted))
+    if mode == "all-or-nothing" and report.rejections:
+        report.written = False
+        report.created = report.updated = 0
+        report.changed_files = []
+        return report
+    if writes or not (folder / DEFAULTS_FILE).exists():
+        writes.update(_bookkeeping(folder, source, accepted))
+    for path, text in sorted(writes.items()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    report.rejections.sort(key=_position_key)
+    return report
+
+
+def _check(candidates: list[Candidate], report: ImportReport, progress: Progress) -> dict[str, Candidate]:
+    """Candidates that are valid STIX 2.1, one per id (the latest version wins)."""
+    accepted: dict[str, Candidate] = {}
+    for done, candidate in enumerate(candidates, 1):
+        obj = IntelObject(data=candidate.data, file=candidate.position)
+        errors = [f.message for f in check_object(obj) if f.severity.name == "ERROR"]
+        if errors:
+            report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id))
+        else:
+            earlier = accepted.get(obj.id)
+            if earlier is None or _is_newer(candidate.data, earlier.data):
+                if earlier is not None:
+                    report.older_ignored += 1
+                accepted[obj.id] = candidate
+            else:
+                report.older_ignored += 1
+        if done % 1000 == 0 or done == len(candidates):
+            progress("check", done, len(candidates))
+    return accepted
+
+
+def _plan_one(candidate: Candidate, folder: Path, root: Path, report: ImportReport, writes: dict[Path, str]) -> None:
+    data = ordered(candidate.data)
+    stix_type, _, uuid_part = str(data["id"]).partition("--")
+    path = folder / stix_type / f"{uuid_part}.yaml"
+    text = dump_yaml(data)
+    existing = _read_existing(path)
+    if existing is None:
+        report.created += 1
+    elif existing == data:
+        report.unchanged += 1
+        return
+    elif _is_newer(data, existing) or "modified" not in data or (not candidate.versioned and _same_version(data, existing)):
+        report.updated += 1
+    elif _same_version(data, existing):
+        report.rejections.append(Rejection(
+            candidate.position,
+            (f"same id and 'modified' as {_relative(path, root)} but different content; "
+             "a changed object needs a later 'modified' (STIX 2.1 section 3.6)",),
+            str(data["id"]),
+        ))
+        return
+    else:
+        report.older_ignored += 1
+        return
+    writes[path] = text
+    report.changed_files.append(_relative(path, root))
+
+
+def ordered(data: dict[str, Any]) -> dict[str, Any]:
+    """A stable key order: identity first, then the rest alphabetically."""
+    head = {key: data[key] for key in _LEADING_KEYS if key in data}
+    return {**head, **{key: data[key] for key in sorted(data) if key not in head}}
+
+
+def digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate]) -> dict[Path, str]:
+    lock_path = folder / LOCK_FILE
+    digests: dict[str, str] = {}
+    if lock_path.is_file():
+        try:
+            digests = dict(orjson.loads(lock_path.read_bytes()).get("objects", {}))
+        except (orjson.JSONDecodeError, AttributeError):
+            digests = {}
+    for identifier, candidate in accepted.items():
+        stix_type, _, uuid_part = identifier.partition("--")
+        current = _read_existing(folder / stix_type / f"{uuid_part}.yaml")
+        data = ordered(candidate.data)
+        if current is None or current == data or _is_newer(data, current) or not candidate.versioned:
+            digests[identifier] = digest(data)
+    lock = {"source": source, "objects": dict(sorted(digests.items()))}
+    defaults = dump_yaml({"source": source, "imported": True})
+    return {
+        folder / DEFAULTS_FILE: "# Written by 'tiops import': intel from this source is read-only\n"
+                                "# except labels, valid_until, confidence and revoked (edit those in _overlay.yaml).\n"
+                                + defaults,
+        lock_path: orjson.dumps(lock, option=orjson.OPT_INDENT_2).decode() + "\n",
+    }
+
+
+def _read_existing(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except (YamlProblem, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_newer(data: dict[str, Any], other: dict[str, Any]) -> bool:
+    new, old = timestamp_key(str(data.get("modified", ""))), timestamp_key(str(other.get("modified", "")))
+    return new is not None and (old is None or new > old)
+
+
+def _same_version(data: dict[str, Any], other: dict[str, Any]) -> bool:
+    return data.get("modified") is not None and data.get("modified") == other.get("modified")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _position_key(rejection: Rejection) -> tuple[str, int]:
+    kind, _, number = rejection.position.partition(" ")
+    return (kind, int(number) if number.isdigit() else -1)
+
+
+def write_rejections(path: Path, rejections: list[Rejection]) -> None:
+    """The error file: CSV (one line per reason) or JSON (one entry per row or item), by suffix."""
+    if path.suffix.lower() == ".json":
+        entries = [{"position": r.position, "id": r.stix_id, "reasons": list(r.reasons)} for r in rejections]
+        path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["position", "id", "reason"])
+    for rejection in rejections:
+        for reason in rejection.reasons:
+            writer.writerow([rejection.position, rejection.stix_id or "", reason])
+    path.write_text(buffer.getvalue(), encoding="utf-8")

@@ -1,0 +1,320 @@
+"""Plans: what ``tiops apply`` will do to a target, computed as pure data.
+
+A plan compares the compiled objects with the target's manifest (id -> current
+version and content digest) and lists creates, updates (a new STIX version of an
+existing id), revokes and deletes. It is versioned JSON that can be saved, read
+and applied later; apply refuses it when the target or the content changed since.
+
+Versions (STIX 2.1 section 3.6): a content change is sent as a new version with a
+later ``modified``. When the compiled ``modified`` is not later than the stored one
+(an ingestion rule or a re-import changed content without touching ``modified``),
+the new version's ``modified`` is the stored one plus 1 ms, so the result depends
+only on the repository and the store state. Revocations work the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from tiops.errors import UsageError
+from tiops.stores import StoredVersion, TargetSettings, content_digest, parse_timestamp, version_key
+
+FORMAT_VERSION = 1
+ACTIONS = ("create", "update", "revoke", "delete")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One property difference: ``op`` is '+' (added), '~' (changed) or '-' (removed)."""
+
+    op: str
+    path: str
+    old: Any = None
+    new: Any = None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    id: str
+    type: str
+    #: The version the target holds now (None for a create).
+    stored: StoredVersion | None
+    #: ``modified`` as compiled, and as it will be written (they differ when tiops moved it forward).
+    compiled_modified: str | None = None
+    effective_modified: str | None = None
+    #: The object version to write (None for a delete) and its content digest.
+    object: Mapping[str, Any] | None = None
+    digest: str | None = None
+    #: The target's current version was changed outside tiops.
+    drift: bool = False
+    fields: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: str
+    target_type: str
+    source_commit: str | None
+    bundle_digest: str
+    state_fingerprint: str
+    changes: tuple[Change, ...]
+    unchanged: int
+    #: How many objects of the target tiops manages (the base of the removal safety gate).
+    managed: int
+    warnings: tuple[str, ...] = ()
+    format_version: int = FORMAT_VERSION
+    counts: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        counts = {action: 0 for action in ACTIONS}
+        for change in self.changes:
+            counts[change.action] += 1
+        counts["drift"] = sum(1 for change in self.changes if change.drift)
+        counts["unchanged"] = self.unchanged
+        object.__setattr__(self, "counts", counts)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def removals(self) -> int:
+        return self.counts["revoke"] + self.counts["delete"]
+
+    def drift_only(self) -> Plan:
+        """The plan restricted to drift (``tiops plan --refresh-only``)."""
+        return Plan(
+            self.target, self.target_type, self.source_commit, self.bundle_digest, self.state_fingerprint,
+            tuple(c for c in self.changes if c.drift), self.unchanged, self.managed, self.warnings,
+        )
+
+    def to_json(self) -> bytes:
+        data = {
+            "format_version": self.format_version,
+            "target": self.target,
+            "target_type": self.target_type,
+            "source_commit": self.source_commit,
+            "bundle_digest": self.bundle_digest,
+            "state_fingerprint": self.state_fingerprint,
+            "counts": self.counts,
+            "managed": self.managed,
+            "warnings": list(self.warnings),
+            "changes": [_change_to_json(change) for change in self.changes],
+        }
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+    @classmethod
+    def from_json(cls, text: bytes | str) -> Plan:
+        try:
+            data = orjson.loads(text)
+            version = data.get("format_version")
+            if version != FORMAT_VERSION:
+                raise UsageError(
+                    f"plan format version {version!r} is not supported (this tiops reads version {FORMAT_VERSION})",
+                    hint="Make a new plan with 'tiops plan -o FILE' using this tiops.",
+                )
+            return cls(
+                target=data["target"],
+                target_type=data["target_type"],
+                source_commit=data["source_commit"],
+                bundle_digest=data["bundle_digest"],
+                state_fingerprint=data["state_fingerprint"],
+                changes=tuple(_change_from_json(item) for item in data["changes"]),
+                unchanged=int(data["counts"]["unchanged"]),
+                managed=int(data["managed"]),
+                warnings=tuple(data["warnings"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise UsageError(f"not a tiops plan file: {error}") from error
+
+
+def bundle_digest(objects: Iterable[Mapping[str, Any]]) -> str:
+    """A digest of the compiled content the plan was made from."""
+    digest = hashlib.sha256()
+    for obj in objects:
+        digest.update(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def state_fingerprint(manifest: Mapping[str, StoredVersion]) -> str:
+    """A digest of a target's manifest: any change in the target changes it."""
+    digest = hashlib.sha256()
+    for stix_id in sorted(manifest):
+        digest.update(orjson.dumps([stix_id, *manifest[stix_id].to_json()]))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def ids_to_read(
+    compiled: Sequence[Mapping[str, Any]], manifest: Mapping[str, StoredVersion], settings: TargetSettings
+) -> list[str]:
+    """Ids whose stored content a plan needs (to diff an update, or to build a revocation)."""
+    present = {obj["id"] for obj in compiled}
+    wanted = [
+        obj["id"] for obj in compiled
+        if obj["id"] in manifest and _differs(obj, manifest[obj["id"]])
+    ]
+    wanted.extend(i for i, s in manifest.items() if i not in present and s.managed and not s.revoked)
+    return sorted(wanted)
+
+
+def make_plan(
+    compiled: Sequence[Mapping[str, Any]],
+    manifest: Mapping[str, StoredVersion],
+    stored_objects: Mapping[str, Mapping[str, Any]],
+    settings: TargetSettings,
+    *,
+    supports_delete: bool,
+    source_commit: str | None,
+) -> Plan:
+    """Compare compiled objects with a target's manifest. Pure: same inputs, same plan.
+
+    ``stored_objects`` holds the stored content of the ids :func:`ids_to_read` names.
+    """
+    changes: list[Change] = []
+    warnings: list[str] = []
+    unchanged = 0
+    present: set[str] = set()
+    for obj in compiled:
+        stix_id = obj["id"]
+        present.add(stix_id)
+        stored = manifest.get(stix_id)
+        if stored is None:
+            changes.append(Change(
+                "create", stix_id, obj["type"], None, obj.get("modified"), version_key(obj), obj,
+                content_digest(obj),
+            ))
+        elif not _differs(obj, stored):
+            unchanged += 1
+        elif stored.revoked:
+            # STIX 2.1 section 3.6: a revoked object MUST NOT be versioned further.
+            warnings.append(f"{stix_id} is revoked in the target and cannot get a new version; give it a new id")
+        else:
+            changes.append(_update(obj, stored, stored_objects.get(stix_id, {})))
+    use_delete = settings.on_remove == "delete" and supports_delete
+    for stix_id in sorted(set(manifest) - present):
+        stored = manifest[stix_id]
+        if not stored.managed:
+            continue  # tiops never published it: not ours to remove
+        old = stored_objects.get(stix_id, {})
+        stix_type = stix_id.split("--", 1)[0]
+        if use_delete:
+            changes.append(Change("delete", stix_id, stix_type, stored, drift=not stored.by_tiops))
+        elif stored.revoked:
+            continue
+        elif not old.get("modified"):
+            warnings.append(f"{stix_id} left the repository but is not versioned, so it cannot be revoked; "
+                            "set on_remove: delete to remove it")
+        else:
+            effective = next_version(stored.modified)
+            revoked = {**old, "modified": effective, "revoked": True}
+            changes.append(Change(
+                "revoke", stix_id, stix_type, stored, None, effective, revoked, content_digest(revoked),
+                drift=not stored.by_tiops, fields=(FieldChange("~", "revoked", old.get("revoked", False), True),),
+            ))
+    changes.sort(key=lambda c: (c.type, c.id))
+    return Plan(
+        target=settings.name,
+        target_type=settings.type,
+        source_commit=source_commit,
+        bundle_digest=bundle_digest(compiled),
+        state_fingerprint=state_fingerprint(manifest),
+        changes=tuple(changes),
+        unchanged=unchanged,
+        managed=sum(1 for s in manifest.values() if s.managed),
+        warnings=tuple(warnings),
+    )
+
+
+def next_version(modified: str) -> str:
+    """``modified`` plus 1 ms, written like STIX timestamps (milliseconds, Z).
+
+    The stored value is first cut to whole milliseconds, so the result is always
+    later than it, whatever its precision.
+    """
+    key = parse_timestamp(modified)
+    if key is None:
+        raise UsageError(f"the target holds an invalid 'modified' timestamp {modified!r}")
+    moment, fraction = key
+    milliseconds = int(fraction * 1000)
+    later = moment + timedelta(milliseconds=milliseconds + 1)
+    return later.strftime("%Y-%m-%dT%H:%M:%S.") + f"{later.microsecond // 1000:03d}Z"
+
+
+def _later(a: str | None, b: str) -> bool:
+    key_a, key_b = parse_timestamp(a or ""), parse_timestamp(b)
+    return key_a is not None and key_b is not None and key_a > key_b
+
+
+def _differs(obj: Mapping[str, Any], stored: StoredVersion) -> bool:
+    # A new version is due when the content differs, or when the author moved
+    # `modified` forward themselves.
+    return content_digest(obj) != stored.digest or _later(obj.get("modified"), stored.modified)
+
+
+def _update(obj: Mapping[str, Any], stored: StoredVersion, old: Mapping[str, Any]) -> Change:
+    compiled_modified = obj.get("modified")
+    new: Mapping[str, Any] = obj
+    if compiled_modified is not None and not _later(compiled_modified, stored.modified):
+        new = {**obj, "modified": next_version(stored.modified)}
+    return Change(
+        "update", obj["id"], obj["type"], stored, compiled_modified, version_key(new), new, content_digest(new),
+        drift=stored.managed and not stored.by_tiops, fields=tuple(field_changes(old, new)),
+    )
+
+
+def field_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[FieldChange]:
+    """Property-level differences, recursing into nested mappings."""
+    found: list[FieldChange] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        if key not in old:
+            found.append(FieldChange("+", path, None, new[key]))
+        elif key not in new:
+            found.append(FieldChange("-", path, old[key], None))
+        elif old[key] != new[key]:
+            if isinstance(old[key], dict) and isinstance(new[key], dict):
+                found.extend(field_changes(old[key], new[key], f"{path}."))
+            else:
+                found.append(FieldChange("~", path, old[key], new[key]))
+    return found
+
+
+def _change_to_json(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action,
+        "id": change.id,
+        "type": change.type,
+        "stored": None if change.stored is None else change.stored.to_json(),
+        "compiled_modified": change.compiled_modified,
+        "effective_modified": change.effective_modified,
+        "object": change.object,
+        "digest": change.digest,
+        "drift": change.drift,
+        "fields": [[f.op, f.path, f.old, f.new] for f in change.fields],
+    }
+
+
+def _change_from_json(data: Mapping[str, Any]) -> Change:
+    if data["action"] not in ACTIONS:
+        raise ValueError(f"unknown action {data['action']!r}")
+    return Change(
+        action=data["action"],
+        id=data["id"],
+        type=data["type"],
+        stored=None if data["stored"] is None else StoredVersion.from_json(data["stored"]),
+        compiled_modified=data["compiled_modified"],
+        effective_modified=data["effective_modified"],
+        object=data["object"],
+        digest=data["digest"],
+        drift=bool(data["drift"]),
+        fields=tuple(FieldChange(*item) for item in data["fields"]),
+    )

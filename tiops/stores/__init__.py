@@ -1,0 +1,216 @@
+"""Stores: the places ``tiops apply`` publishes compiled intel to.
+
+One small interface (:class:`Store`) and an explicit registry (:data:`STORE_TYPES`).
+The interface is shaped for remote stores too (a TAXII 2.1 collection, Microsoft
+Sentinel): writes come in batches, the current state is read as a cheap manifest
+(id -> version, content digest), errors are reported per object, and a store that
+can only revoke says so with ``supports_delete = False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from tiops.errors import TiopsError, UsageError
+from tiops.stix import canonical_json
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """What a store holds as the current version of one object.
+
+    ``digest`` is :func:`content_digest` of that version. ``by_tiops`` says the
+    current version was written by tiops; ``managed`` that tiops wrote some version
+    of the object (only managed objects are revoked when they leave the repository).
+    """
+
+    modified: str
+    digest: str
+    revoked: bool = False
+    by_tiops: bool = True
+    managed: bool = True
+
+    def to_json(self) -> list[Any]:
+        return [self.modified, self.digest, self.revoked, self.by_tiops, self.managed]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> StoredVersion:
+        modified, digest, revoked, by_tiops, managed = data
+        return cls(str(modified), str(digest), bool(revoked), bool(by_tiops), bool(managed))
+
+
+Manifest = Mapping[str, StoredVersion]
+
+
+@dataclass(frozen=True)
+class ObjectError:
+    """A store refused one object of a batch; the rest of the batch went through."""
+
+    stix_id: str
+    message: str
+
+
+class StoreError(TiopsError):
+    """The store failed in a way a retry will not fix."""
+
+
+class TransientStoreError(StoreError):
+    """The store failed in a way a retry may fix (HTTP 429/5xx, a dropped connection).
+
+    ``retry_after`` is the delay in seconds the server asked for (HTTP Retry-After), if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LockHeld(TiopsError):
+    """Another apply holds the target's lock."""
+
+
+class Store(Protocol):
+    """A target store. Writes of a version already present are no-ops (idempotent)."""
+
+    #: False for stores that can only revoke (for example Microsoft Sentinel).
+    supports_delete: bool
+
+    def manifest(self) -> dict[str, StoredVersion]:
+        """The current version of every object in the store."""
+        ...
+
+    def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current version of the given objects (for field-level diffs)."""
+        ...
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        """Store one batch of object versions; a version already present is skipped."""
+        ...
+
+    def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
+        """Remove every version of the given objects; absent ids are not an error."""
+        ...
+
+    def acquire_lock(self, holder: str) -> None:
+        """Take the target's apply lock or raise :class:`LockHeld` naming the holder."""
+        ...
+
+    def release_lock(self) -> None: ...
+
+    def force_unlock(self) -> str | None:
+        """Break the lock whoever holds it; returns the holder it broke, if any."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def content_digest(obj: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of an object without ``modified``.
+
+    ``modified`` is left out so that a version whose timestamp tiops had to move
+    forward (see docs/plan-apply.md, "Versions") still compares equal to the
+    compiled content it came from.
+    """
+    content = {key: value for key, value in obj.items() if key != "modified"}
+    return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$")
+
+
+def parse_timestamp(text: str) -> tuple[datetime, Decimal] | None:
+    """A STIX timestamp (section 3.2) as (whole seconds, fraction), or None when invalid.
+
+    The fraction stays a Decimal: STIX allows any number of digits.
+    """
+    match = _TIMESTAMP.match(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction = Decimal("0" + match.group(7)) if match.group(7) else Decimal(0)
+    try:
+        # RFC 3339 allows a leap second (60); datetime does not, so it counts as 59 + 1 s.
+        return datetime(year, month, day, hour, minute, min(second, 59)), fraction + (second == 60)
+    except ValueError:
+        return None
+
+
+def version_key(obj: Mapping[str, Any]) -> str:
+    """The version an object row is stored under: ``modified``, else ``created``, else ''.
+
+    Objects without ``modified`` (SCOs, marking definitions) are not versioned in
+    STIX 2.1 (sections 3.6, 7.2.1): a content change replaces them in place.
+    """
+    return str(obj.get("modified") or obj.get("created") or "")
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """The settings every target shares, read from its entry in tiops.yaml."""
+
+    name: str
+    type: str
+    on_remove: str = "revoke"
+    max_remove_share: float = 0.2
+    batch_size: int = 500
+
+    @classmethod
+    def from_config(cls, name: str, entry: Mapping[str, Any]) -> TargetSettings:
+        on_remove = entry.get("on_remove", "revoke")
+        if on_remove not in ("revoke", "delete"):
+            raise UsageError(f"target {name!r}: on_remove must be 'revoke' or 'delete', not {on_remove!r}")
+        share = entry.get("max_remove_share", 0.2)
+        batch_size = entry.get("batch_size", 500)
+        if not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise UsageError(f"target {name!r}: max_remove_share must be a number from 0 to 1")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"target {name!r}: batch_size must be a positive integer")
+        return cls(name, str(entry["type"]), on_remove, float(share), batch_size)
+
+
+StoreFactory = Callable[[str, Mapping[str, Any], Path], Store]
+
+
+def _open_sqlite(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+    from tiops.stores.sqlite import SqliteStore
+
+    return SqliteStore(root / str(entry.get("path", ".tiops/store.sqlite")), target=name)
+
+
+def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+    from tiops.stores.postgres import PostgresStore
+
+    variable = entry.get("dsn_env")
+    if not variable:
+        raise UsageError(f"target {name!r}: a postgres target needs 'dsn_env', the environment variable holding its DSN")
+    dsn = os.environ.get(str(variable))
+    if not dsn:
+        raise UsageError(
+            f"target {name!r}: environment variable {variable} is not set",
+            hint=f"export {variable}='postgresql://user@host:5432/dbname' (credentials never go in tiops.yaml)",
+        )
+    return PostgresStore(dsn, target=name)
+
+
+# The explicit registry: a target's `type` picks the factory. Remote stores add theirs here.
+STORE_TYPES: dict[str, StoreFactory] = {
+    "sqlite": _open_sqlite,
+    "postgres": _open_postgres,
+}
+
+
+def open_store(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+    """Connect to the store a target entry of tiops.yaml describes."""
+    factory = STORE_TYPES.get(str(entry.get("type")))
+    if factory is None:
+        known = ", ".join(sorted(STORE_TYPES))
+        raise UsageError(f"target {name!r}: type {entry.get('type')!r} is not supported yet (supported: {known})")
+    return factory(name, entry, root)

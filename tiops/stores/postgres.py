@@ -1,0 +1,141 @@
+"""A shared store on a PostgreSQL server (psycopg 3), with the same schema as SQLite.
+
+The apply lock is a session-level advisory lock on its own connection, so a killed
+apply releases it when its connection goes away; ``tiops_lock`` names the holder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+
+from tiops.stores import LockHeld, ObjectError, StoredVersion, StoreError, TransientStoreError
+from tiops.stores import sql as shared
+
+# First key of the two-key advisory lock: "tiops" in ASCII, so it does not clash with other apps.
+_LOCK_NAMESPACE = 0x74696F70
+
+
+def _pg(statement: str) -> str:
+    return statement.replace("?", "%s")
+
+
+class PostgresStore:
+    supports_delete = True
+
+    def __init__(self, dsn: str, *, target: str) -> None:
+        self.target = target
+        self._dsn = dsn
+        self._lock_key = zlib.crc32(target.encode()) & 0x7FFFFFFF
+        self._lock_conn: psycopg.Connection[Any] | None = None
+        self._conn = self._connect()
+        with self._conn.transaction():
+            # Serialise schema creation between concurrent first runs.
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
+            for statement in shared.schema_statements("BOOLEAN", "TRUE", "FALSE"):
+                self._conn.execute(statement)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._dsn, autocommit=True)
+        except psycopg.OperationalError as error:
+            raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {error}") from error
+
+    def _data(self) -> psycopg.Connection[Any]:
+        if self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
+    def manifest(self) -> dict[str, StoredVersion]:
+        try:
+            return shared.manifest_from_rows(self._data().execute(shared.SELECT_MANIFEST).fetchall())
+        except psycopg.OperationalError as error:
+            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+
+    def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),))
+        return {stix_id: orjson.loads(text) for stix_id, text in rows}
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        rows = shared.version_rows(objects)
+        indicators = [shared.indicator_row(obj) for obj in objects if obj["type"] == "indicator"]
+        self._run_batch([
+            (_pg(shared.INSERT_VERSION), rows),
+            (_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows),
+            (_pg(shared.upsert_indicator_sql()), indicators),
+        ])
+        return []
+
+    def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
+        rows = [(stix_id,) for stix_id in ids]
+        self._run_batch([
+            ("DELETE FROM stix_versions WHERE id = %s", rows),
+            ("DELETE FROM stix_current WHERE id = %s", rows),
+            ("DELETE FROM ThreatIntelligenceIndicator WHERE IndicatorId = %s", rows),
+        ])
+        return []
+
+    def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        try:
+            connection = self._data()
+            with connection.transaction(), connection.cursor() as cursor:
+                for statement, rows in statements:
+                    if rows:
+                        cursor.executemany(statement, rows)
+        except psycopg.OperationalError as error:  # dropped connection, server shutting down
+            self._conn.close()
+            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+        except psycopg.errors.SerializationFailure as error:
+            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+
+    def acquire_lock(self, holder: str) -> None:
+        self._lock_conn = self._lock_conn or psycopg.connect(self._dsn, autocommit=True)
+        row = self._lock_conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key)
+        ).fetchone()
+        if row is None or not row[0]:
+            held = self._lock_conn.execute(
+                "SELECT holder, host, pid FROM tiops_lock WHERE target = %s", (self.target,)
+            ).fetchone()
+            who = "another apply" if held is None else f"{held[0]} (pid {held[2]} on {held[1]})"
+            raise LockHeld(
+                f"target {self.target!r} is locked by {who}",
+                hint=f"Wait for that apply to finish; if it hangs, run 'tiops force-unlock --target {self.target}'.",
+            )
+        self._lock_conn.execute(
+            "INSERT INTO tiops_lock (target, holder, host, pid) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (target) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid",
+            (self.target, holder, socket.gethostname(), os.getpid()),
+        )
+
+    def release_lock(self) -> None:
+        if self._lock_conn is None:
+            return
+        self._lock_conn.execute("DELETE FROM tiops_lock WHERE target = %s", (self.target,))
+        self._lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key))
+
+    def force_unlock(self) -> str | None:
+        connection = self._data()
+        held = connection.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = %s", (self.target,)).fetchone()
+        connection.execute("DELETE FROM tiops_lock WHERE target = %s", (self.target,))
+        # An advisory lock belongs to a session: ending that session is the only way to break it.
+        try:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND objid = %s AND objsubid = 2",
+                (_LOCK_NAMESPACE, self._lock_key),
+            )
+        except psycopg.Error as error:
+            raise StoreError(f"postgres target {self.target!r}: cannot end the session holding the lock: {error}") from error
+        return None if held is None else f"{held[0]} (pid {held[2]} on {held[1]})"
+
+    def close(self) -> None:
+        for connection in (self._conn, self._lock_conn):
+            if connection is not None:
+                connection.close()

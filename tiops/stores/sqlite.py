@@ -1,0 +1,128 @@
+"""The embedded default store: a SQLite file (``.tiops/store.sqlite``) queryable with SQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tiops.stores import LockHeld, ObjectError, StoredVersion, TransientStoreError
+from tiops.stores import sql as shared
+
+
+class SqliteStore:
+    supports_delete = True
+
+    def __init__(self, path: Path, *, target: str = "local") -> None:
+        self.path = path
+        self.target = target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction():
+            for statement in shared.schema_statements("INTEGER", "1", "0"):
+                self._db.execute(statement)
+        self._lock_holder: str | None = None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def manifest(self) -> dict[str, StoredVersion]:
+        return shared.manifest_from_rows(self._db.execute(shared.SELECT_MANIFEST))
+
+    def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" for _ in chunk)
+            for stix_id, text in self._db.execute(f"SELECT id, object FROM stix_current WHERE id IN ({marks})", chunk):
+                found[stix_id] = orjson.loads(text)
+        return found
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        rows = shared.version_rows(objects)
+        indicators = [shared.indicator_row(obj) for obj in objects if obj["type"] == "indicator"]
+        try:
+            with self._transaction():
+                self._db.executemany(shared.INSERT_VERSION, rows)
+                self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
+                self._db.executemany(shared.upsert_indicator_sql(), indicators)
+        except sqlite3.OperationalError as error:  # "database is locked" and the like
+            raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
+        return []
+
+    def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
+        rows = [(stix_id,) for stix_id in ids]
+        try:
+            with self._transaction():
+                self._db.executemany("DELETE FROM stix_versions WHERE id = ?", rows)
+                self._db.executemany("DELETE FROM stix_current WHERE id = ?", rows)
+                self._db.executemany("DELETE FROM ThreatIntelligenceIndicator WHERE IndicatorId = ?", rows)
+        except sqlite3.OperationalError as error:
+            raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
+        return []
+
+    def acquire_lock(self, holder: str) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        with self._transaction():
+            row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
+            if row is not None and not (row[1] == host and not _process_alive(int(row[2]))):
+                raise LockHeld(
+                    f"target {self.target!r} is locked by {row[0]} (pid {row[2]} on {row[1]})",
+                    hint=f"Wait for that apply to finish; if it is gone, run 'tiops force-unlock --target {self.target}'.",
+                )
+            # A lock left by a process that died on this host is taken over.
+            self._db.execute(
+                "INSERT OR REPLACE INTO tiops_lock (target, holder, host, pid) VALUES (?, ?, ?, ?)",
+                (self.target, holder, host, pid),
+            )
+        self._lock_holder = holder
+
+    def release_lock(self) -> None:
+        if self._lock_holder is None:
+            return
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM tiops_lock WHERE target = ? AND host = ? AND pid = ?",
+                (self.target, socket.gethostname(), os.getpid()),
+            )
+        self._lock_holder = None
+
+    def force_unlock(self) -> str | None:
+        with self._transaction():
+            row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
+            self._db.execute("DELETE FROM tiops_lock WHERE target = ?", (self.target,))
+        return None if row is None else f"{row[0]} (pid {row[2]} on {row[1]})"
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE (take the write lock up front) ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
