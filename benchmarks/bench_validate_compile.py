@@ -1,0 +1,292 @@
+"""Time ``tiops validate`` and ``tiops compile`` on synthetic repositories.
+
+    python benchmarks/bench_validate_compile.py [--sizes 10000,100000] [--repeat 3]
+                                                [--baseline-sample 2000] [--seed 1]
+
+For each size N a repository of N objects is generated into a temporary folder
+(not timed), then:
+
+* validate = ``load_repo`` + ``validate_repo``
+* compile  = ``load_repo`` + ``validate_repo`` + ``compile_bundle``
+
+each timed with ``time.perf_counter`` and kept as the best of ``--repeat`` runs.
+
+The baseline is the OASIS reference validator, ``stix2validator.validate_instance``,
+run in the same process over a random sample of the same objects (it takes a few
+milliseconds per object, so the whole set would take minutes). Its per-object
+cost is extrapolated to N. Absolute times depend on the machine; the speed-up
+ratio against a baseline measured in the same run is the figure to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import generate_repo
+
+MIN_REPEAT, MAX_REPEAT = 1, 3
+
+
+@dataclass(frozen=True)
+class TiopsApi:
+    """The three tiops entry points the benchmark times."""
+
+    load_repo: Callable[[Path], Any]
+    validate_repo: Callable[[Any], list[Any]]
+    compile_bundle: Callable[[Any], bytes]
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Seconds spent in each stage of one compile run."""
+
+    load: float
+    validate: float
+    compile: float
+
+    @property
+    def total(self) -> float:
+        return self.load + self.validate + self.compile
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    objects: int
+    validate_seconds: float
+    compile_seconds: float
+    phases: Phases
+    baseline_sample: int
+    baseline_seconds: float
+    baseline_invalid: int
+    error_findings: int
+    warning_findings: int
+    bundle_bytes: int
+
+    @property
+    def baseline_objects_per_second(self) -> float:
+        return self.baseline_sample / self.baseline_seconds
+
+    @property
+    def validate_objects_per_second(self) -> float:
+        return self.objects / self.validate_seconds
+
+    @property
+    def compile_objects_per_second(self) -> float:
+        return self.objects / self.compile_seconds
+
+    @property
+    def speed_up(self) -> float:
+        return self.validate_objects_per_second / self.baseline_objects_per_second
+
+
+def import_tiops() -> TiopsApi:
+    """The tiops API, or a clear exit when it is not installed or incomplete."""
+    try:
+        from tiops.compile import compile_bundle
+        from tiops.load import load_repo
+        from tiops.validate import validate_repo
+    except ImportError as error:
+        raise SystemExit(
+            "benchmark needs tiops.load.load_repo, tiops.validate.validate_repo and "
+            f"tiops.compile.compile_bundle, which could not be imported: {error}\n"
+            "Run it from the repository root with tiops installed (pip install -e .)."
+        ) from error
+    return TiopsApi(load_repo=load_repo, validate_repo=validate_repo, compile_bundle=compile_bundle)
+
+
+def time_validate(api: TiopsApi, root: Path) -> tuple[float, list[Any]]:
+    start = time.perf_counter()
+    repo = api.load_repo(root)
+    findings = api.validate_repo(repo)
+    return time.perf_counter() - start, findings
+
+
+def time_compile(api: TiopsApi, root: Path) -> tuple[Phases, bytes]:
+    start = time.perf_counter()
+    repo = api.load_repo(root)
+    loaded = time.perf_counter()
+    api.validate_repo(repo)
+    validated = time.perf_counter()
+    bundle = api.compile_bundle(repo)
+    compiled = time.perf_counter()
+    return Phases(loaded - start, validated - loaded, compiled - validated), bundle
+
+
+def time_baseline(
+    objects: Sequence[dict[str, Any]], sample_size: int, seed: int
+) -> tuple[int, float, int]:
+    """(sample size, seconds, invalid objects) for the reference validator on a sample."""
+    from stix2validator import ValidationOptions, validate_instance
+
+    sample = random.Random(seed).sample(list(objects), min(sample_size, len(objects)))
+    options = ValidationOptions(version="2.1")
+    invalid = 0
+    start = time.perf_counter()
+    for obj in sample:
+        if not validate_instance(obj, options).is_valid:
+            invalid += 1
+    return len(sample), time.perf_counter() - start, invalid
+
+
+def severity_counts(findings: Sequence[Any]) -> Counter[str]:
+    return Counter(str(getattr(finding, "severity", "unknown")) for finding in findings)
+
+
+def bench_size(
+    api: TiopsApi, n: int, *, seed: int, repeat: int, baseline_sample: int, bulk_share: float
+) -> SizeResult:
+    with tempfile.TemporaryDirectory(prefix="tiops-bench-") as temp:
+        root = Path(temp)
+        intel = generate_repo.write_repository(root, n, seed, bulk_share)
+        validate_runs: list[float] = []
+        compile_runs: list[Phases] = []
+        findings: list[Any] = []
+        bundle = b""
+        for _ in range(repeat):
+            seconds, findings = time_validate(api, root)
+            validate_runs.append(seconds)
+            phases, bundle = time_compile(api, root)
+            compile_runs.append(phases)
+    counts = severity_counts(findings)
+    best_compile = min(compile_runs, key=lambda phases: phases.total)
+    sample, baseline_seconds, invalid = time_baseline(
+        intel.expanded_objects(), baseline_sample, seed
+    )
+    return SizeResult(
+        objects=n,
+        validate_seconds=min(validate_runs),
+        compile_seconds=best_compile.total,
+        phases=best_compile,
+        baseline_sample=sample,
+        baseline_seconds=baseline_seconds,
+        baseline_invalid=invalid,
+        error_findings=counts["error"],
+        warning_findings=counts["warning"],
+        bundle_bytes=len(bundle),
+    )
+
+
+def format_table(results: Sequence[SizeResult]) -> str:
+    header = (
+        "objects",
+        "validate s",
+        "validate obj/s",
+        "compile s",
+        "compile obj/s",
+        "stix2-validator obj/s",
+        "speed-up",
+    )
+    rows = [
+        (
+            f"{r.objects:,}",
+            f"{r.validate_seconds:.2f}",
+            f"{r.validate_objects_per_second:,.0f}",
+            f"{r.compile_seconds:.2f}",
+            f"{r.compile_objects_per_second:,.0f}",
+            f"{r.baseline_objects_per_second:,.0f}",
+            f"{r.speed_up:.1f}x",
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def format_notes(results: Sequence[SizeResult]) -> str:
+    lines = []
+    for r in results:
+        p = r.phases
+        lines.append(
+            f"{r.objects:,} objects: compile time split load {p.load / p.total:.0%}, "
+            f"validate {p.validate / p.total:.0%}, compile {p.compile / p.total:.0%}; "
+            f"findings: {r.error_findings} errors, {r.warning_findings} warnings; "
+            f"bundle {r.bundle_bytes / 1e6:.1f} MB"
+        )
+        extrapolated = r.baseline_seconds / r.baseline_sample * r.objects
+        lines.append(
+            f"  stix2-validator: {r.baseline_sample:,}-object sample in {r.baseline_seconds:.2f} s "
+            f"({r.baseline_seconds / r.baseline_sample * 1000:.2f} ms/object, "
+            f"{r.baseline_invalid} invalid), extrapolated to {extrapolated:.0f} s for {r.objects:,} objects"
+        )
+    return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"sizes must be comma-separated integers: {text!r}"
+        ) from error
+    if not sizes or min(sizes) < generate_repo.MIN_OBJECTS:
+        raise argparse.ArgumentTypeError(f"every size must be at least {generate_repo.MIN_OBJECTS}")
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark tiops validate and compile against stix2-validator."
+    )
+    parser.add_argument(
+        "--sizes", type=parse_sizes, default=[10_000, 100_000], help="comma-separated object counts"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        choices=range(MIN_REPEAT, MAX_REPEAT + 1),
+        help="best of this many runs",
+    )
+    parser.add_argument(
+        "--baseline-sample", type=int, default=2000, help="objects given to stix2-validator"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bulk-share", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    if args.baseline_sample < 1:
+        parser.error("--baseline-sample must be at least 1")
+
+    api = import_tiops()
+    results = []
+    for n in args.sizes:
+        print(f"benchmarking {n:,} objects ...", file=sys.stderr, flush=True)
+        results.append(
+            bench_size(
+                api,
+                n,
+                seed=args.seed,
+                repeat=args.repeat,
+                baseline_sample=args.baseline_sample,
+                bulk_share=args.bulk_share,
+            )
+        )
+    print(format_table(results))
+    print()
+    print(format_notes(results))
+    print()
+    print(
+        "Times are the best of the runs; the stix2-validator figure is measured on a sample "
+        "in the same run and extrapolated per object. Compare ratios, not absolute times."
+    )
+    if any(r.error_findings for r in results):
+        print("warning: tiops reported errors on the generated repository", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
