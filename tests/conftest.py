@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from taxii_server import TaxiiServer, start_taxii_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -44,3 +45,17 @@ def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
         return root
 
     return make
+
+
+@pytest.fixture
+def taxii_server(tmp_path: Path) -> Iterator[TaxiiServer]:
+    """medallion (the OASIS TAXII 2.1 reference server) on 127.0.0.1, empty collection; see tests/taxii_server.py."""
+    try:
+        import medallion  # noqa: F401
+    except ImportError:
+        pytest.skip("medallion is not installed (pip install -e '.[test]')")
+    server = start_taxii_server(tmp_path / "taxii-server")
+    try:
+        yield server
+    finally:
+        server.stop()

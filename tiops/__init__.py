@@ -5,14 +5,19 @@ The public API mirrors the pipeline: load -> validate -> compile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tiops.compile import blocking_errors, compile_bundle, compiled_objects, serialize_bundle
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Location, Severity
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
 from tiops.progress import Progress, no_progress
+from tiops.rules import apply_repo_rules, build_metadata, resolve_as_of
+from tiops.rules.engine import paused_gc
+from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
 
 __version__ = "0.1.0"
@@ -55,16 +60,26 @@ class BuildResult:
     bundle: bytes
     object_count: int
     findings: list[Finding]
+    metadata: dict[str, Any] = field(default_factory=dict)  # dist/build.json: as-of time, commit, rules
+    traces: list[dict[str, Any]] | None = None  # per-object rule traces, when asked for
 
 
-def build(root: Path, *, progress: Progress = no_progress) -> BuildResult:
+def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
+          trace: bool = False) -> BuildResult:
     """Load, validate and compile the repository at ``root``.
 
+    ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
     Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
     """
     repo = load_repo(root, progress=progress)
     findings = validate_repo(repo, progress=progress)
     if blocking_errors(findings):
         raise ValidationFailed(findings)
-    objects = compiled_objects(repo)
-    return BuildResult(serialize_bundle(objects), len(objects), findings)
+    with paused_gc():
+        outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
+        objects = compiled_objects(repo, rules=outcome)
+        bundle = serialize_bundle(objects)
+    metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+                "objects": len(objects)}
+    traces = all_traces(repo, outcome) if trace else None
+    return BuildResult(bundle, len(objects), findings, metadata, traces)

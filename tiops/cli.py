@@ -12,12 +12,17 @@ import click
 from tiops import __version__
 from tiops.commands import (
     apply_cmd,
+    bump_cmd,
     compile_cmd,
+    diff_cmd,
+    explain_cmd,
     force_unlock_cmd,
     import_cmd,
     new_cmd,
     plan_cmd,
+    report_cmd,
     tag_cmd,
+    test_cmd,
     validate_cmd,
 )
 
@@ -39,5 +44,6 @@ def main(ctx: click.Context, directory: Path) -> None:
 # Commands are registered explicitly (no discovery): one module per command.
 for _command in (validate_cmd.validate, compile_cmd.compile_command, import_cmd.import_command, new_cmd.new_command,
                  plan_cmd.plan_command, apply_cmd.apply_command, force_unlock_cmd.force_unlock_command,
-                 tag_cmd.tag_command):
+                 tag_cmd.tag_command, explain_cmd.explain_command, test_cmd.test_command,
+                 diff_cmd.diff_command, bump_cmd.bump_command, report_cmd.report_command):
     main.add_command(_command)

@@ -54,6 +54,33 @@ _CODES = [
     Code("TI400", "relationship-not-allowed", Severity.ERROR, "The relationship is not in the allowed (source, type, target) table.", "Use a relationship type that STIX 2.1 Appendix B allows for these types, or add the triple to rules/relationships.yaml."),
     Code("TI401", "inline-relationship-invalid", Severity.ERROR, "An inline relationship entry is malformed.", "Write each entry as {RELATIONSHIP_TYPE: TARGET_ID} with optional relationship properties beside it."),
     Code("TI402", "relationship-rules-invalid", Severity.ERROR, "rules/relationships.yaml does not match its schema.", "Each entry needs 'source', 'type' and 'target' (STIX types, or '*')."),
+    # Ingestion rules
+    Code("TI500", "rule-file-invalid", Severity.ERROR, "An ingestion rule file does not have the shape of rules/ingestion/*.yaml.", "A rule file is a YAML list of rules with name, order, object_types, when and actions; see docs/rules.md."),
+    Code("TI501", "rule-unknown-key", Severity.ERROR, "A rule or condition has a key tiops does not know.", "Check the spelling; a rule has name, description, order, enabled, object_types, when, actions and tests (docs/rules.md)."),
+    Code("TI502", "rule-unknown-field", Severity.ERROR, "A condition tests a field that is not a STIX 2.1 property nor source, tags, tlp or file.", "Use a STIX property name or dotted path, an x_ custom property, or source, tags, tlp, file."),
+    Code("TI503", "rule-unknown-operator", Severity.ERROR, "A condition uses an operator tiops does not know.", "Use one of the operators listed in docs/rules.md, such as equals, in, matches, >= or older-than."),
+    Code("TI504", "rule-unknown-action", Severity.ERROR, "A rule action is not one tiops knows.", "Use drop, extend, set, add_tags, remove_tags, set_confidence or revoke, one per list entry."),
+    Code("TI505", "rule-bad-regex", Severity.ERROR, "A 'matches' condition holds a regular expression that does not compile.", "Fix the expression (Python re syntax); quote it in YAML with single quotes so backslashes stay as written."),
+    Code("TI506", "rule-bad-duration", Severity.ERROR, "A duration does not parse.", "Write durations as a whole number and a unit: 30d, 12h, 2w (also s and m)."),
+    Code("TI507", "rule-never-matches", Severity.WARNING, "A rule can never match: its own object_types and condition exclude each other.", "Widen object_types or fix the condition so some object can pass it."),
+    Code("TI508", "rule-duplicate-name", Severity.ERROR, "Two ingestion rules have the same name.", "Give each rule its own name: traces and 'tiops explain' name rules."),
+    Code("TI509", "rule-test-invalid", Severity.ERROR, "A rule test is malformed.", "A rule test has input (a STIX object), expect ({dropped: BOOL} or {fields: {...}}), and optional name, source, as_of."),
+    Code("TI510", "rule-bad-value", Severity.ERROR, "An operator or action has a value of the wrong kind.", "See the operator or action in docs/rules.md for the value it takes."),
+    Code("TI511", "rule-needs-as-of", Severity.ERROR, "A rule compares with the as-of time, and there is none.", "Run in a git checkout with a commit, or pass --as-of."),
+    Code("TI512", "rule-unknown-type", Severity.ERROR, "object_types names a type that is not a STIX 2.1 type.", "Use STIX 2.1 type names such as indicator, or x- prefixed custom types."),
+    # Partner-source protection (imported intel and overlays)
+    Code("TI700", "partner-field-read-only", Severity.ERROR, "A property of imported partner intel was changed in its file.", "Restore the imported value: partner intel is read-only except labels, valid_until, confidence and revoked, which are changed in the source's _overlay.yaml (docs/import.md)."),
+    Code("TI701", "partner-edit-outside-overlay", Severity.ERROR, "An overlayable property of partner intel was changed in the imported file instead of the overlay.", "Restore the imported value and set the property in the source's _overlay.yaml, where a re-import keeps it."),
+    Code("TI702", "overlay-unknown-id", Severity.ERROR, "The overlay names an object that the source folder does not hold.", "Fix the id, or remove the entry if the partner no longer sends the object."),
+    Code("TI703", "overlay-field-not-allowed", Severity.ERROR, "The overlay sets a property that partner intel does not let a repository change.", "Overlay only labels, valid_until, confidence and revoked; for other changes, create an object of your own that refers to the partner's."),
+    Code("TI704", "overlay-invalid", Severity.ERROR, "The overlay or one of its values has the wrong shape.", "_overlay.yaml maps object ids to {labels: [..], valid_until: TIMESTAMP, confidence: 0-100, revoked: BOOL}; null removes a property."),
+    Code("TI705", "partner-bookkeeping", Severity.ERROR, "An imported source folder cannot be checked: _imported.json is missing or broken, or holds an object that was not imported.", "Re-run 'tiops import' for the source; keep objects of your own in a folder outside the source's folder."),
+    # Versioning between revisions (tiops validate --base)
+    Code("TI800", "modified-not-later", Severity.ERROR, "The object's content changed but its 'modified' is not later than in the base revision.", "Run 'tiops bump --base REF' to set 'modified' on every changed object (STIX 2.1 section 3.6: a new version has a later modified)."),
+    Code("TI801", "id-changed", Severity.ERROR, "An object's id or type changed between the base revision and the change.", "Keep the id: an id names one object for ever (STIX 2.1 section 3.6); revoke the old object and create a new one instead."),
+    Code("TI802", "created-changed", Severity.ERROR, "An object's 'created' changed between the base revision and the change.", "Restore 'created': it is the same in every version of an object (STIX 2.1 section 3.6)."),
+    Code("TI803", "deleted-not-revoked", Severity.WARNING, "An object was deleted from the repository instead of being revoked.", "Restore the file with 'revoked: true' and a later 'modified' so consumers learn it is withdrawn (STIX 2.1 section 3.6)."),
+    Code("TI804", "unrevoked", Severity.ERROR, "An object revoked in the base revision is no longer revoked.", "Keep 'revoked: true': a revoked object stays revoked (STIX 2.1 section 3.6); create a new object instead."),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

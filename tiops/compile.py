@@ -16,6 +16,7 @@ import orjson
 
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
+from tiops.rules import RulesOutcome, apply_repo_rules
 from tiops.stix import (
     BUILTIN_DEPENDENCIES,
     BUILTIN_OBJECTS,
@@ -27,12 +28,16 @@ from tiops.stix import (
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS
 
 
-def compiled_objects(repo: Repo) -> list[dict[str, Any]]:
-    """The objects of the bundle, sorted, built-ins and the source extension included."""
-    objects = [_with_source(obj) for obj in repo.objects]
+def compiled_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> list[dict[str, Any]]:
+    """The objects of the bundle, sorted, built-ins and the source extension included.
+
+    Ingestion rules (tiops.rules) are applied first; pass ``rules`` when they already ran.
+    """
+    survivors = (rules if rules is not None else apply_repo_rules(repo)[0]).objects
+    objects = [_with_source(obj) for obj in survivors]
     present = {obj["id"] for obj in objects}
     extra: dict[str, dict[str, Any]] = {}
-    if any(obj.source for obj in repo.objects):
+    if any(obj.source for obj in survivors):
         extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
     for marking_id in _referenced_builtins(objects, present):
         extra[marking_id] = BUILTIN_OBJECTS[marking_id]

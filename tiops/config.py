@@ -26,6 +26,9 @@ class Config:
         default_factory=lambda: {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
     )
     strict: bool = False
+    deleted_objects: str = "warning"  # or "error": TI803 in `tiops validate --base`
+    # `tiops import taxii`: [{url: PREFIX, username_env: NAME, password_env: NAME}] (names, never secrets)
+    taxii_credentials: tuple[dict[str, str], ...] = ()
 
     @property
     def intel_path(self) -> Path:
@@ -69,6 +72,8 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
             default_target=data.get("default_target", DEFAULT_TARGET),
             targets=targets,
             strict=bool(validation.get("strict", False)),
+            deleted_objects=str(validation.get("deleted_objects", "warning")),
+            taxii_credentials=tuple(data.get("taxii_credentials") or ()),
         ),
         [],
     )

@@ -66,10 +66,11 @@ def export_revision(root: Path, rev: str, target: Path) -> str:
             tree = tree / prefix
         except KeyError:
             return str(commit.hexsha)  # the folder did not exist yet: an empty revision
+    start = len(str(tree.path)) + 1 if tree.path else 0
     for item in tree.traverse():
-        if item.type != "blob" or item.mode == 0o120000:  # files only; symlinks are not followed
+        if not isinstance(item, git.Blob) or item.mode == 0o120000:  # files only; symlinks are not followed
             continue
-        path = target / item.path[len(tree.path) + 1 :] if tree.path else target / item.path
+        path = target / str(item.path)[start:]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(item.data_stream.read())
     return str(commit.hexsha)

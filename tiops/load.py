@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,11 @@ from tiops.stix import (
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
 DEFAULTS_FILE = "_defaults.yaml"
+# Local changes to partner intel (docs/import.md): beside an imported source's _defaults.yaml.
+OVERLAY_FILE = "_overlay.yaml"
+# The only properties of partner intel a repository may change, as in Microsoft Sentinel:
+# tags (STIX labels), expiration (valid_until), confidence and revoked.
+OVERLAY_PROPERTIES = ("labels", "valid_until", "confidence", "revoked")
 YAML_SUFFIXES = (".yaml", ".yml")
 INLINE_RELATIONSHIPS_KEY = "relationships"
 # Properties an inline relationship entry may carry besides its one TYPE: TARGET key
@@ -49,6 +54,8 @@ class Defaults:
     properties: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     files: tuple[str, ...] = ()
+    imported_folder: str | None = None  # the folder whose _defaults.yaml says `imported: true`
+    overlay: dict[str, Any] | None = None  # that folder's _overlay.yaml: id -> allowed properties
 
 
 @dataclass
@@ -63,6 +70,10 @@ class IntelObject:
     defaults_files: tuple[str, ...] = ()
     defaulted_properties: tuple[str, ...] = ()
     declared_by: str | None = None  # the object whose inline `relationships:` made this one
+    imported_folder: str | None = None  # set for partner intel written by `tiops import`
+    imported_data: dict[str, Any] | None = None  # partner intel: the file's own content, before the overlay
+    overlay_file: str | None = None
+    overlaid_properties: tuple[str, ...] = ()  # properties whose value comes from overlay_file
 
     @property
     def id(self) -> str:
@@ -85,6 +96,8 @@ class Repo:
     objects: list[IntelObject] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     is_bundle: bool = False
+    # Imported source folders (relative) -> their parsed _overlay.yaml ({} when absent).
+    overlays: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, IntelObject]:
         return {obj.id: obj for obj in self.objects}
@@ -161,8 +174,12 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
             defaults = _read_defaults(
                 os.path.join(directory, DEFAULTS_FILE), f"{relative_dir}/{DEFAULTS_FILE}", parent, repo
             )
+            if defaults.imported_folder == relative_dir:
+                defaults = _with_overlay(defaults, directory, relative_dir, repo)
         defaults_by_dir[directory] = defaults
         for filename in sorted(filenames):
+            if filename == OVERLAY_FILE and defaults.imported_folder == relative_dir:
+                continue
             if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith("."):
                 yield os.path.join(directory, filename), f"{relative_dir}/{filename}", defaults
 
@@ -208,12 +225,34 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
     if errors or not isinstance(data, dict):
         return parent
     source = data.get("source", parent.source)
+    imported_folder = parent.imported_folder
+    if data.get("imported") is True and imported_folder is None:
+        imported_folder = relative.rpartition("/")[0]
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
     return Defaults(
         properties={**parent.properties, **(data.get("defaults") or {})},
         source=source,
         files=(*parent.files, relative),
+        imported_folder=imported_folder,
+        overlay=parent.overlay,
     )
+
+
+def _with_overlay(defaults: Defaults, directory: str, relative_dir: str, repo: Repo) -> Defaults:
+    """Attach the imported folder's _overlay.yaml; a broken one is reported and applies nothing."""
+    overlay: dict[str, Any] = {}
+    path = os.path.join(directory, OVERLAY_FILE)
+    if os.path.isfile(path):
+        relative = f"{relative_dir}/{OVERLAY_FILE}"
+        text = _read_text(path, relative, repo)
+        data = _parse(text, relative, repo) if text is not None else _UNREADABLE
+        if isinstance(data, dict):
+            overlay = data
+        elif data is not None and data is not _UNREADABLE:
+            repo.findings.append(make_finding("TI704", f"the overlay is a {_kind(data)}, not a mapping of object ids",
+                                              Location(relative, 1, 1)))
+    repo.overlays[relative_dir] = overlay
+    return replace(defaults, overlay=overlay)
 
 
 def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) -> None:
@@ -255,6 +294,8 @@ def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], 
         defaults_files=defaults.files,
         defaulted_properties=tuple(sorted(set(defaults.properties) - set(own))),
     )
+    if defaults.imported_folder is not None:
+        _apply_overlay(obj, raw, defaults)
     stix_type = data.get("type")
     if not isinstance(stix_type, str):
         repo.findings.append(make_finding("TI201", "the object has no 'type'", obj.location(), hint="Add 'type: <stix type>', for example 'type: indicator'."))
@@ -273,6 +314,31 @@ def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], 
     repo.objects.append(obj)
     if inline is not None:
         _add_inline_relationships(obj, inline, repo)
+
+
+def _apply_overlay(obj: IntelObject, raw: dict[str, Any], defaults: Defaults) -> None:
+    """Partner intel: overlay values replace the imported ones, for the four allowed properties only.
+
+    Anything else in the overlay is left for `tiops validate` to report (TI703); it never
+    changes the object. A null value or an empty list removes the property.
+    """
+    obj.imported_folder = defaults.imported_folder
+    obj.imported_data = raw
+    entry = (defaults.overlay or {}).get(str(raw.get("id")))
+    if not isinstance(entry, dict):
+        return
+    obj.overlay_file = f"{defaults.imported_folder}/{OVERLAY_FILE}"
+    applied = []
+    for name in OVERLAY_PROPERTIES:
+        if name not in entry:
+            continue
+        value = entry[name]
+        if value is None or value == []:
+            obj.data.pop(name, None)
+        else:
+            obj.data[name] = value
+        applied.append(name)
+    obj.overlaid_properties = tuple(applied)
 
 
 def _add_inline_relationships(parent: IntelObject, entries: Any, repo: Repo) -> None:

@@ -1,7 +1,9 @@
 """`tiops tag add|remove`: change `labels` of many objects by rewriting their files in place.
 
 Files are edited with a round-trip YAML parser so comments, key order and quoting
-stay as written; only the `labels` of the matching objects change.
+stay as written; only the `labels` of the matching objects change. Partner intel
+(written by `tiops import`) is read-only: its labels are set in the source's
+`_overlay.yaml` instead, which a re-import leaves alone (docs/import.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tiops.errors import UsageError
-from tiops.load import IntelObject, load_repo
+from tiops.load import OVERLAY_FILE, IntelObject, load_repo
 from tiops.where import Condition, matches
 from tiops.yamlio import dump_roundtrip, load_roundtrip, roundtrip_root
 
@@ -40,9 +42,15 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     if unknown:
         raise UsageError(f"no object with id {', '.join(sorted(unknown))}")
     by_file: dict[str, list[IntelObject]] = defaultdict(list)
+    by_overlay: dict[str, list[IntelObject]] = defaultdict(list)
     for obj in selected:
-        by_file[obj.file].append(obj)
+        if obj.imported_folder is not None:
+            by_overlay[f"{obj.imported_folder}/{OVERLAY_FILE}"].append(obj)
+        else:
+            by_file[obj.file].append(obj)
     changes: list[TagChange] = []
+    for overlay_file, objects in sorted(by_overlay.items()):
+        changes.extend(_retag_overlay(root / overlay_file, overlay_file, objects, action, tags))
     for file, objects in sorted(by_file.items()):
         path = root / file
         document = load_roundtrip(path.read_text(encoding="utf-8"))
@@ -53,15 +61,51 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     return changes
 
 
+def _new_labels(obj: IntelObject, action: str, tags: list[str]) -> tuple[list[str], list[str]]:
+    before = [str(label) for label in obj.data.get("labels") or ()]
+    if action == "add":
+        return before, before + [tag for tag in tags if tag not in before]
+    return before, [label for label in before if label not in tags]
+
+
+def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], action: str,
+                   tags: list[str]) -> list[TagChange]:
+    """Set the labels of partner objects in their source's overlay (created when missing)."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    document = load_roundtrip(text if text.strip() else "{}\n")
+    overlay = roundtrip_root(document)
+    if not isinstance(overlay, dict):
+        raise UsageError(f"{overlay_file} is not a mapping of object ids; fix it before tagging")
+    changes: list[TagChange] = []
+    for obj in objects:
+        before, after = _new_labels(obj, action, tags)
+        if after == before:
+            continue
+        entry = overlay.get(obj.id)
+        if not isinstance(entry, dict):
+            overlay[obj.id] = entry = {}
+        imported = [str(label) for label in (obj.imported_data or {}).get("labels") or ()]
+        if after == imported:
+            entry.pop("labels", None)  # back to the partner's own labels: nothing to keep
+        else:
+            entry["labels"] = after
+        if not entry:
+            del overlay[obj.id]
+        changes.append(TagChange(overlay_file, obj.id, tuple(before), tuple(after)))
+    if changes:
+        header = "" if text.strip() else (
+            "# Local changes to partner intel (labels, valid_until, confidence, revoked), by object id.\n"
+            "# 'tiops import' never touches this file; see docs/import.md.\n")
+        body = dump_roundtrip(document) if overlay else "{}\n"
+        path.write_text(header + body, encoding="utf-8")
+    return changes
+
+
 def _retag(document: Any, obj: IntelObject, action: str, tags: list[str]) -> TagChange | None:
     node = roundtrip_root(document)
     for part in obj.path:
         node = node[part]
-    before = [str(label) for label in obj.data.get("labels") or ()]
-    if action == "add":
-        after = before + [tag for tag in tags if tag not in before]
-    else:
-        after = [label for label in before if label not in tags]
+    before, after = _new_labels(obj, action, tags)
     if after == before:
         return None
     if not after:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import orjson
 
 from tiops import build
 from tiops.commands.common import handle_errors, progress_bar, repo_root
@@ -15,18 +16,27 @@ from tiops.findings import Severity
 @click.command("compile")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the bundle (default: <output>/bundle.json from tiops.yaml, i.e. dist/bundle.json).")
+@click.option("--as-of", "as_of", metavar="TIMESTAMP",
+              help="The as-of time older-than/newer-than rules compare with (default: the HEAD commit time).")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write what happened to every object (sources, defaults, ingestion rules) as JSON to this file.")
 @click.pass_context
 @handle_errors
-def compile_command(ctx: click.Context, output: Path | None) -> None:
+def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, trace_file: Path | None) -> None:
     """Validate and compile the repository into one STIX 2.1 bundle.
 
     Refuses to write anything when validation finds errors.
     """
     root = repo_root(ctx)
     with progress_bar(True) as progress:
-        result = build(root, progress=progress)
+        result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None)
     target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(result.bundle)
+    # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
+    (target.parent / "build.json").write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
+    if trace_file is not None:
+        trace_file.parent.mkdir(parents=True, exist_ok=True)
+        trace_file.write_bytes(orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     warnings = sum(1 for f in result.findings if f.severity is Severity.WARNING)
     click.echo(f"wrote {target} ({result.object_count} objects, {warnings} warning(s))")

@@ -1,42 +1,95 @@
-"""`tiops import`: bring a Sentinel CSV or a STIX bundle into the repository as YAML files."""
+"""`tiops import`: bring a Sentinel CSV, a STIX bundle or a TAXII 2.1 collection into the repository."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from tiops.commands.common import EXIT_FINDINGS, handle_errors, progress_bar, repo_root
+from tiops.errors import UsageError
 from tiops.importers import IMPORT_FORMATS
+from tiops.importers.taxii import DEFAULT_PAGE_SIZE, import_taxii
 from tiops.importers.write import IMPORT_MODES, ImportReport, import_file, write_rejections
+from tiops.progress import Progress
+
+TAXII = "taxii"
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), required=True, help="The input format.")
+@click.argument("file", metavar="FILE | taxii URL")
+@click.argument("url", required=False)
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), help="The input format of FILE.")
 @click.option("--source", required=True, help="The source system the intel comes from (names the folder intel/<source>/).")
+@click.option("--collection", "collection_id", metavar="ID", help="taxii: the collection id under the API root URL.")
+@click.option("--full", is_flag=True, help="taxii: pull the whole collection, ignoring the stored added_after checkpoint.")
+@click.option("--page-size", type=click.IntRange(min=1), default=DEFAULT_PAGE_SIZE, show_default=True,
+              help="taxii: objects asked for per request (the server may send fewer).")
 @click.option("--mode", type=click.Choice(IMPORT_MODES), default="valid-only", show_default=True,
               help="valid-only writes every valid object; all-or-nothing writes nothing if anything fails.")
 @click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every rejected row or object with its reasons to this file (.csv or .json).")
 @click.pass_context
 @handle_errors
-def import_command(ctx: click.Context, file: Path, fmt: str, source: str, mode: str, errors_file: Path | None) -> None:
-    """Import intel from FILE into intel/<source>/ as one YAML file per object.
+def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | None, source: str,
+                   collection_id: str | None, full: bool, page_size: int, mode: str, errors_file: Path | None) -> None:
+    """Import intel from FILE (or a TAXII 2.1 collection) into intel/<source>/ as one YAML file per object.
 
-    Re-importing the same file changes nothing; a newer version of an object
+    \b
+    tiops import FILE --format sentinel-csv|stix --source NAME
+    tiops import taxii API_ROOT_URL --collection ID --source NAME
+
+    Re-importing the same input changes nothing; a newer version of an object
     (same id, later 'modified') updates its file; an older one is ignored.
+    A TAXII pull asks only for objects added since the last pull.
     Exit status 1 when any row or object was rejected.
     """
     root = repo_root(ctx)
-    with progress_bar(True) as progress:
-        report = import_file(root, file, fmt, source, mode=mode, progress=progress)
+    if file == TAXII and url is not None:
+        if collection_id is None:
+            raise UsageError("'tiops import taxii URL' needs --collection ID")
+        with progress_bar(True) as progress, _pull_counter(progress) as report_progress:
+            report = import_taxii(root, url, collection_id, source, mode=mode, full=full, page_size=page_size,
+                                  progress=report_progress)
+    else:
+        if url is not None:
+            raise UsageError(f"unexpected argument {url!r}", hint="Only 'tiops import taxii URL' takes a second argument.")
+        path = Path(file)
+        if not path.is_file():
+            raise UsageError(f"{file}: no such file")
+        if fmt is None:
+            raise UsageError("say the format of FILE with --format", hint=f"Use one of: {', '.join(IMPORT_FORMATS)}.")
+        with progress_bar(True) as progress:
+            report = import_file(root, path, fmt, source, mode=mode, progress=progress)
     render_report(report)
     if errors_file is not None:
         write_rejections(errors_file, report.rejections)
         click.echo(f"wrote {report.failed} rejection(s) to {errors_file}")
     if report.rejections:
         ctx.exit(EXIT_FINDINGS)
+
+
+@contextmanager
+def _pull_counter(progress: Progress) -> Iterator[Progress]:
+    """TAXII gives no total, so a pull is drawn as a running count on stderr; other stages go to the bar."""
+    drawing = sys.stderr.isatty()
+    shown = [False]
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage != "pull":
+            progress(stage, done, total)
+        elif drawing:
+            click.echo(f"\rpull      {done} object(s)", nl=False, err=True)
+            shown[0] = True
+
+    try:
+        yield report
+    finally:
+        if shown[0]:
+            click.echo("", err=True)
 
 
 def render_report(report: ImportReport) -> None:

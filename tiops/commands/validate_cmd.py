@@ -9,9 +9,10 @@ import click
 
 from tiops import __version__
 from tiops.commands.common import color_enabled, handle_errors, progress_bar, repo_root
-from tiops.findings import Severity, fails
+from tiops.findings import Severity, fails, sort_findings
 from tiops.render.findings import FINDING_RENDERERS
 from tiops.validate import validate_paths
+from tiops.versioning import versioning_findings
 
 
 @click.command("validate")
@@ -21,9 +22,12 @@ from tiops.validate import validate_paths
 @click.option("--strict", is_flag=True, default=None, help="Fail on warnings too (also 'validation: {strict: true}' in tiops.yaml).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file instead of standard output.")
 @click.option("-q", "--quiet", is_flag=True, help="Leave out info findings (such as derived ids).")
+@click.option("--base", "base_ref", help="Also check STIX versioning against this git revision (TI8xx): "
+              "changed objects need a later modified, ids and created never change, deleted objects should be revoked.")
 @click.pass_context
 @handle_errors
-def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool | None, output: Path | None, quiet: bool) -> None:
+def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool | None, output: Path | None, quiet: bool,
+             base_ref: str | None = None) -> None:
     """Validate the repository (default), files inside it, or STIX bundles (*.json).
 
     Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
@@ -31,6 +35,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     root = repo_root(ctx)
     with progress_bar(fmt == "text" and output is None) as progress:
         findings = validate_paths(root, list(paths), progress=progress)
+    if base_ref is not None:
+        findings = sort_findings([*findings, *versioning_findings(root, base_ref, _deleted_severity(root))])
     if strict is None:
         from tiops.config import load_config
 
@@ -43,3 +49,9 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     else:
         click.echo(rendered, nl=False)
     sys.exit(1 if fails(findings, strict=strict) else 0)
+
+
+def _deleted_severity(root: Path) -> Severity:
+    from tiops.config import load_config
+
+    return Severity.ERROR if load_config(root)[0].deleted_objects == "error" else Severity.WARNING

@@ -26,6 +26,7 @@ from tiops.load import DEFAULTS_FILE, IntelObject
 from tiops.progress import Progress, no_progress
 from tiops.stix import canonical_json, timestamp_key
 from tiops.validate.objects import check_object
+from tiops.validate.partner import field_digests
 from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
 
 IMPORT_MODES = ("valid-only", "all-or-nothing")
@@ -81,10 +82,18 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                           rejections=list(parsed.rejections), notes=list(parsed.notes))
     accepted = _check(parsed.candidates, report, progress)
     writes: dict[Path, str] = {}
+    imported_digests = _locked_digests(folder)
+    restored = 0
     for done, candidate in enumerate(accepted.values(), 1):
-        _plan_one(candidate, folder, root, report, writes)
+        if _restore_hand_edit(candidate, folder, root, report, writes, imported_digests):
+            restored += 1
+        else:
+            _plan_one(candidate, folder, root, report, writes)
         if done % 1000 == 0 or done == len(accepted):
             progress("import", done, len(accepted))
+    if restored:
+        report.notes.append(f"restored {restored} hand-edited partner file(s) to the version imported "
+                            "(local changes belong in _overlay.yaml)")
     if mode == "all-or-nothing" and report.rejections:
         report.written = False
         report.created = report.updated = 0
@@ -118,6 +127,36 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         if done % 1000 == 0 or done == len(candidates):
             progress("check", done, len(candidates))
     return accepted
+
+
+def _object_path(folder: Path, data: dict[str, Any]) -> Path:
+    stix_type, _, uuid_part = str(data["id"]).partition("--")
+    return folder / stix_type / f"{uuid_part}.yaml"
+
+
+def _locked_digests(folder: Path) -> dict[str, str]:
+    try:
+        objects = orjson.loads((folder / LOCK_FILE).read_bytes()).get("objects", {})
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return {}
+    return dict(objects) if isinstance(objects, dict) else {}
+
+
+def _restore_hand_edit(candidate: Candidate, folder: Path, root: Path, report: ImportReport,
+                       writes: dict[Path, str], imported_digests: dict[str, str]) -> bool:
+    """A partner file edited by hand is put back when the input holds exactly the version imported."""
+    data = ordered(candidate.data)
+    path = _object_path(folder, data)
+    locked = imported_digests.get(str(data["id"]))
+    if locked is None or digest(data) != locked:
+        return False
+    existing = _read_existing(path)
+    if existing is None or existing == data:
+        return False
+    writes[path] = dump_yaml(data)
+    report.updated += 1
+    report.changed_files.append(_relative(path, root))
+    return True
 
 
 def _plan_one(candidate: Candidate, folder: Path, root: Path, report: ImportReport, writes: dict[Path, str]) -> None:
@@ -161,25 +200,40 @@ def digest(data: dict[str, Any]) -> str:
 def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate]) -> dict[Path, str]:
     lock_path = folder / LOCK_FILE
     digests: dict[str, str] = {}
+    fields: dict[str, dict[str, str]] = {}
     if lock_path.is_file():
         try:
-            digests = dict(orjson.loads(lock_path.read_bytes()).get("objects", {}))
-        except (orjson.JSONDecodeError, AttributeError):
-            digests = {}
+            lock_data = orjson.loads(lock_path.read_bytes())
+            digests = dict(lock_data.get("objects", {}))
+            fields = dict(lock_data.get("fields", {}))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            digests, fields = {}, {}
     for identifier, candidate in accepted.items():
         stix_type, _, uuid_part = identifier.partition("--")
         current = _read_existing(folder / stix_type / f"{uuid_part}.yaml")
         data = ordered(candidate.data)
         if current is None or current == data or _is_newer(data, current) or not candidate.versioned:
             digests[identifier] = digest(data)
-    lock = {"source": source, "objects": dict(sorted(digests.items()))}
+            fields[identifier] = field_digests(data)
+    lock = {"source": source, "objects": dict(sorted(digests.items())),
+            "fields": {key: fields[key] for key in sorted(fields) if key in digests}}
     defaults = dump_yaml({"source": source, "imported": True})
     return {
         folder / DEFAULTS_FILE: "# Written by 'tiops import': intel from this source is read-only\n"
                                 "# except labels, valid_until, confidence and revoked (edit those in _overlay.yaml).\n"
                                 + defaults,
-        lock_path: orjson.dumps(lock, option=orjson.OPT_INDENT_2).decode() + "\n",
+        lock_path: _lock_text(lock),
     }
+
+
+def _lock_text(lock: dict[str, Any]) -> str:
+    """Indented JSON, except that each object's property digests stay on one line (a third of the size)."""
+    fields = lock.pop("fields")
+    head = orjson.dumps(lock, option=orjson.OPT_INDENT_2).decode()
+    if not fields:
+        return head[:-2] + ',\n  "fields": {}\n}\n'
+    lines = [f"    {orjson.dumps(key).decode()}: {orjson.dumps(value).decode()}" for key, value in fields.items()]
+    return head[:-2] + ',\n  "fields": {\n' + ",\n".join(lines) + "\n  }\n}\n"
 
 
 def _read_existing(path: Path) -> dict[str, Any] | None:

@@ -200,10 +200,24 @@ def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
     return PostgresStore(dsn, target=name)
 
 
+def _open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+    from tiops.stores.taxii import open_taxii
+
+    return open_taxii(name, entry, root)
+
+
+def _open_sentinel(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+    from tiops.stores.sentinel import open_sentinel
+
+    return open_sentinel(name, entry, root)
+
+
 # The explicit registry: a target's `type` picks the factory. Remote stores add theirs here.
 STORE_TYPES: dict[str, StoreFactory] = {
     "sqlite": _open_sqlite,
     "postgres": _open_postgres,
+    "taxii": _open_taxii,
+    "sentinel": _open_sentinel,
 }
 
 

@@ -8,7 +8,9 @@ from tiops.findings import Finding, sort_findings
 from tiops.load import Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
 from tiops.progress import Progress, no_progress
+from tiops.rules import rule_findings
 from tiops.validate.objects import check_object
+from tiops.validate.partner import check_partner_objects
 from tiops.validate.references import check_duplicate_ids, check_references
 from tiops.validate.relationships import check_relationships, load_relationship_table
 
@@ -28,6 +30,8 @@ def validate_repo(repo: Repo, *, progress: Progress = no_progress) -> list[Findi
     table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
     findings.extend(table_findings)
     findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle))
+    findings.extend(rule_findings(repo))
+    findings.extend(check_partner_objects(repo))
     return sort_findings(resolve_locations(findings, repo.root))
 
 

@@ -64,7 +64,7 @@ def check_references(objects: list[IntelObject], *, in_bundle: bool = False) -> 
 
 def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool:
     """Custom object types (section 11.2) stand where SDOs may, e.g. as relationship ends."""
-    return target_type not in ALL_TYPES and SDO_TYPES <= allowed
+    return target_type not in ALL_TYPES and allowed >= SDO_TYPES
 
 
 # Nested values that never hold references; skipping them keeps the walk cheap.

@@ -1,0 +1,169 @@
+"""Partner-source protection: imported intel is read-only except through _overlay.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tiops import load_repo, validate_repo
+from tiops.cli import main
+from tiops.compile import compiled_objects
+from tiops.findings import Finding
+from tiops.importers.write import import_file
+from tiops.tagging import tag_objects
+from tiops.where import parse_where
+from tiops.yamlio import parse_yaml
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "importers"
+FIRST = "indicator--11111111-1111-4111-8111-111111111111"
+SECOND = "indicator--22222222-2222-4222-8222-222222222222"
+FIRST_FILE = "intel/partner-a/indicator/11111111-1111-4111-8111-111111111111.yaml"
+OVERLAY = "intel/partner-a/_overlay.yaml"
+
+
+def _imported(tmp_path: Path) -> Path:
+    import_file(tmp_path, DATA / "partner_v1.json", "stix", "Partner A")
+    return tmp_path
+
+
+def _ti7(root: Path) -> list[Finding]:
+    return [f for f in validate_repo(load_repo(root)) if f.code.startswith("TI7")]
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_untouched_import_is_clean(tmp_path: Path) -> None:
+    assert _ti7(_imported(tmp_path)) == []
+
+
+def test_editing_a_read_only_field_is_reported_at_the_field(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    _edit(root / FIRST_FILE, "name: Evil IP", "name: Nice IP")
+    (finding,) = _ti7(root)
+    assert finding.code == "TI700" and finding.stix_id == FIRST
+    assert "'name'" in finding.message and "read-only" in finding.message
+    line = next(n for n, text in enumerate((root / FIRST_FILE).read_text().splitlines(), 1) if text.startswith("name:"))
+    assert (finding.location.file, finding.location.line, finding.location.column) == (FIRST_FILE, line, 1)
+
+
+def test_added_and_removed_fields_are_reported(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    _edit(root / FIRST_FILE, "name: Evil IP\n", "description: mine\n")
+    messages = sorted(f.message for f in _ti7(root))
+    assert [m.split("'")[1] for m in messages] == ["description", "name"]
+    assert "was added" in messages[0] and "was removed" in messages[1]
+
+
+def test_allowed_field_edited_in_the_imported_file_gets_a_hint_to_the_overlay(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    _edit(root / FIRST_FILE, "confidence: 70", "confidence: 10")
+    (finding,) = _ti7(root)
+    assert finding.code == "TI701" and "'confidence'" in finding.message
+    assert finding.hint is not None and OVERLAY in finding.hint
+
+
+def test_overlay_replaces_the_four_fields_and_records_provenance(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (root / OVERLAY).write_text(
+        f"{FIRST}:\n  labels: [c2, reviewed]\n  confidence: 20\n  revoked: true\n"
+        f"  valid_until: '2026-01-01T00:00:00Z'\n{SECOND}:\n  labels: []\n"
+    )
+    assert _ti7(root) == []
+    objects = {o.id: o for o in load_repo(root).objects}
+    first = objects[FIRST]
+    assert (first.data["labels"], first.data["confidence"], first.data["revoked"]) == (["c2", "reviewed"], 20, True)
+    assert first.data["valid_until"] == "2026-01-01T00:00:00Z"
+    assert first.overlay_file == OVERLAY
+    assert first.overlaid_properties == ("labels", "valid_until", "confidence", "revoked")
+    assert objects[SECOND].overlaid_properties == ("labels",) and "labels" not in objects[SECOND].data
+    compiled = {o["id"]: o for o in compiled_objects(load_repo(root))}
+    assert compiled[FIRST]["confidence"] == 20 and compiled[FIRST]["revoked"] is True
+    explained = CliRunner().invoke(main, ["-C", str(root), "explain", FIRST])
+    assert f"properties from overlay {OVERLAY}: labels, valid_until, confidence, revoked" in explained.output
+
+
+def test_bad_overlays_are_findings(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (root / OVERLAY).write_text(
+        f"{FIRST}:\n  name: Renamed\n  confidence: 300\n"
+        "indicator--99999999-9999-4999-8999-999999999999:\n  labels: [x]\n"
+    )
+    findings = {(f.code, f.location.line) for f in _ti7(root)}
+    assert findings == {("TI703", 2), ("TI704", 3), ("TI702", 4)}
+    objects = {o.id: o for o in load_repo(root).objects}
+    assert objects[FIRST].data["name"] == "Evil IP"  # a forbidden overlay field never applies
+
+
+def test_hand_written_object_in_a_partner_folder_is_reported(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    text = (root / FIRST_FILE).read_text().replace("11111111-1111-4111-8111-111111111111", "33333333-3333-4333-8333-333333333333")
+    (root / "intel/partner-a/indicator/mine.yaml").write_text(text)
+    (finding,) = _ti7(root)
+    assert finding.code == "TI705" and "was not imported" in finding.message
+
+
+def test_own_objects_stay_fully_editable(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (root / "intel/own").mkdir()
+    (root / "intel/own/ind.yaml").write_text((root / FIRST_FILE).read_text()
+                                            .replace("11111111-1111-4111-8111-111111111111", "44444444-4444-4444-8444-444444444444")
+                                            .replace("Evil IP", "Edited"))
+    assert _ti7(root) == []
+
+
+def test_tag_writes_the_overlay_for_partner_objects_only(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (root / "intel/own").mkdir()
+    (root / "intel/own/ind.yaml").write_text((root / FIRST_FILE).read_text()
+                                            .replace("11111111-1111-4111-8111-111111111111", "44444444-4444-4444-8444-444444444444"))
+    imported_before = (root / FIRST_FILE).read_bytes()
+    changes = tag_objects(root, "add", ["reviewed"], condition=parse_where("type = indicator"))
+    assert sorted(c.file for c in changes) == ["intel/own/ind.yaml", OVERLAY, OVERLAY]
+    assert (root / FIRST_FILE).read_bytes() == imported_before
+    overlay = parse_yaml((root / OVERLAY).read_text())
+    assert overlay == {FIRST: {"labels": ["c2", "reviewed"]}, SECOND: {"labels": ["reviewed"]}}
+    assert parse_yaml((root / "intel/own/ind.yaml").read_text())["labels"] == ["c2", "reviewed"]
+    assert _ti7(root) == []
+    # Removing the tag again gives the partner's own labels back: the entries go away.
+    tag_objects(root, "remove", ["reviewed"], ids=[FIRST, SECOND])
+    assert parse_yaml((root / OVERLAY).read_text()) == {}
+    result = CliRunner().invoke(main, ["-C", str(root), "tag", "remove", "c2", "--id", FIRST])
+    assert result.exit_code == 0, result.output
+    assert f"{OVERLAY}: {FIRST}: labels [c2] -> []" in result.output
+    assert parse_yaml((root / OVERLAY).read_text()) == {FIRST: {"labels": []}}
+    assert "labels" not in {o.id: o for o in load_repo(root).objects}[FIRST].data
+
+
+def test_reimport_keeps_the_overlay_and_applies_it_to_the_newer_version(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    overlay_text = f"# mine\n{FIRST}:\n  confidence: 5\n  labels: [reviewed]\n"
+    (root / OVERLAY).write_text(overlay_text)
+    import_file(root, DATA / "partner_v1.json", "stix", "Partner A")
+    assert (root / OVERLAY).read_text() == overlay_text
+    bundle = json.loads((DATA / "partner_v1.json").read_text())
+    first = bundle["objects"][0]
+    first.update(modified="2025-02-01T00:00:00.000Z", name="Evil IP v2", confidence=90)
+    (tmp_path / "v2.json").write_text(json.dumps(bundle))
+    report = import_file(root, tmp_path / "v2.json", "stix", "Partner A")
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert (root / OVERLAY).read_text() == overlay_text
+    obj = {o.id: o for o in load_repo(root).objects}[FIRST]
+    assert (obj.data["name"], obj.data["confidence"], obj.data["labels"]) == ("Evil IP v2", 5, ["reviewed"])
+    assert _ti7(root) == []
+
+
+def test_reimport_restores_a_hand_edited_partner_file(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    pristine = (root / FIRST_FILE).read_bytes()
+    _edit(root / FIRST_FILE, "name: Evil IP", "name: Nice IP")
+    report = import_file(root, DATA / "partner_v1.json", "stix", "Partner A")
+    assert (report.updated, report.unchanged, report.failed) == (1, 1, 0)
+    assert any("restored 1 hand-edited partner file" in note for note in report.notes)
+    assert (root / FIRST_FILE).read_bytes() == pristine
+    assert _ti7(root) == []

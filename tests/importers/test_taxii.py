@@ -1,0 +1,136 @@
+"""`tiops import taxii` against a real TAXII 2.1 server (OASIS medallion on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+from click.testing import CliRunner
+from taxii_server import COLLECTION_ID, TaxiiServer, start_taxii_server
+
+from tiops.cli import main
+from tiops.errors import TiopsError, UsageError
+from tiops.importers.taxii import CHECKPOINT_FILE, import_taxii
+from tiops.yamlio import parse_yaml
+
+PAGE_SIZE = 2
+CREDENTIALS_YAML = ("taxii_credentials:\n  - url: http://127.0.0.1\n"
+                    "    username_env: TIOPS_TEST_TAXII_USER\n    password_env: TIOPS_TEST_TAXII_PASSWORD\n")
+
+
+def _indicator(number: int, modified: str = "2025-01-01T00:00:00.000Z") -> dict[str, Any]:
+    return {
+        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{number:08d}-0000-4000-8000-000000000000",
+        "created": "2025-01-01T00:00:00.000Z", "modified": modified, "name": f"Indicator {number}",
+        "pattern": f"[ipv4-addr:value = '198.51.100.{number}']", "pattern_type": "stix",
+        "valid_from": "2025-01-01T00:00:00Z",
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaxiiServer]:
+    """The shared medallion helper (tests/taxii_server.py), preloaded and with small pages so paging is exercised."""
+    pytest.importorskip("medallion", reason="medallion is not installed (pip install -e '.[test]')")
+    running = start_taxii_server(tmp_path_factory.mktemp("taxii"), [_indicator(n) for n in range(1, 6)],
+                                 max_page_size=PAGE_SIZE)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, server: TaxiiServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "tiops.yaml").write_text(CREDENTIALS_YAML)
+    user, password = server.auth
+    monkeypatch.setenv("TIOPS_TEST_TAXII_USER", user)
+    monkeypatch.setenv("TIOPS_TEST_TAXII_PASSWORD", password)
+    return tmp_path
+
+
+def _post(server: TaxiiServer, objects: list[dict[str, Any]]) -> None:
+    envelope = {"objects": objects}
+    answer = requests.post(f"{server.collection_url}objects/", auth=server.auth, data=orjson.dumps(envelope), timeout=10,
+                           headers={"Content-Type": "application/taxii+json;version=2.1",
+                                    "Accept": "application/taxii+json;version=2.1"})
+    assert answer.status_code == 202, answer.text
+
+
+def test_pull_follows_every_page_then_only_what_was_added(repo: Path, server: TaxiiServer) -> None:
+    report = import_taxii(repo, server.api_root_url, COLLECTION_ID, "Partner TAXII", page_size=PAGE_SIZE)
+    assert (report.total, report.created, report.failed) == (5, 5, 0)
+    assert f"pulled 5 object(s) in 3 page(s) from {server.collection_url}" in report.notes
+    folder = repo / "intel/partner-taxii"
+    assert len(list(folder.glob("indicator/*.yaml"))) == 5
+    checkpoint = orjson.loads((folder / CHECKPOINT_FILE).read_bytes())
+    first_mark = checkpoint["collections"][server.collection_url]["added_after"]
+    assert first_mark.startswith("2025-01-01T00:00:00")  # the data file's date_added
+    text = (repo / "tiops.yaml").read_text() + (folder / CHECKPOINT_FILE).read_text()
+    assert server.auth[1] not in text  # the password is never written
+
+    # The server gets a new object and a new version of an old one: the next pull fetches just those.
+    _post(server, [_indicator(6), _indicator(1, modified="2025-03-01T00:00:00.000Z") | {"confidence": 90}])
+    report = import_taxii(repo, server.api_root_url, COLLECTION_ID, "Partner TAXII", page_size=PAGE_SIZE)
+    assert (report.total, report.created, report.updated) == (2, 1, 1)
+    assert report.notes[0].startswith(f"pulled 2 object(s) added after {first_mark} in 1 page(s)")
+    updated = parse_yaml((folder / "indicator/00000001-0000-4000-8000-000000000000.yaml").read_text())
+    assert updated["confidence"] == 90
+    later_mark = orjson.loads((folder / CHECKPOINT_FILE).read_bytes())["collections"][server.collection_url]["added_after"]
+    assert later_mark > first_mark
+
+    # Nothing new: nothing pulled, no file changes.
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    report = import_taxii(repo, server.api_root_url, COLLECTION_ID, "Partner TAXII", page_size=PAGE_SIZE)
+    assert report.total == 0
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+    # --full pulls everything again; unchanged objects stay unchanged.
+    report = import_taxii(repo, server.api_root_url, COLLECTION_ID, "Partner TAXII", page_size=PAGE_SIZE, full=True)
+    assert (report.total, report.created, report.updated, report.unchanged) == (6, 0, 0, 6)
+
+
+def test_cli_pull_and_overlay_survives(repo: Path, server: TaxiiServer) -> None:
+    runner = CliRunner()
+    args = ["-C", str(repo), "import", "taxii", server.api_root_url, "--collection", COLLECTION_ID, "--source", "Feed"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "intel/feed: total" in result.output and "failed 0" in result.output
+    result = runner.invoke(main, ["-C", str(repo), "tag", "add", "seen", "--id", _indicator(2)["id"]])
+    assert result.exit_code == 0 and "intel/feed/_overlay.yaml" in result.output
+    assert runner.invoke(main, [*args, "--full"]).exit_code == 0
+    assert parse_yaml((repo / "intel/feed/_overlay.yaml").read_text()) == {_indicator(2)["id"]: {"labels": ["seen"]}}
+    result = runner.invoke(main, ["-C", str(repo), "validate"])
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_collection_option_is_a_usage_error(repo: Path, server: TaxiiServer) -> None:
+    result = CliRunner().invoke(main, ["-C", str(repo), "import", "taxii", server.api_root_url, "--source", "X"])
+    assert result.exit_code == 2 and "--collection" in result.output
+
+
+def test_unset_credential_variable_is_named(repo: Path, server: TaxiiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIOPS_TEST_TAXII_PASSWORD")
+    with pytest.raises(UsageError, match="TIOPS_TEST_TAXII_PASSWORD is not set"):
+        import_taxii(repo, server.api_root_url, COLLECTION_ID, "X")
+
+
+def test_wrong_password_is_a_clear_error(repo: Path, server: TaxiiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIOPS_TEST_TAXII_PASSWORD", "wrong")
+    with pytest.raises(TiopsError, match="answered 401") as caught:
+        import_taxii(repo, server.api_root_url, COLLECTION_ID, "X")
+    assert caught.value.hint is not None and "password" in caught.value.hint
+    assert not (repo / "intel/x" / CHECKPOINT_FILE).exists()
+
+
+def test_unknown_collection_is_a_clear_error(repo: Path, server: TaxiiServer) -> None:
+    with pytest.raises(TiopsError, match="answered 404"):
+        import_taxii(repo, server.api_root_url, "00000000-0000-4000-8000-00000000dead", "X")
+
+
+def test_not_a_url(repo: Path) -> None:
+    with pytest.raises(UsageError, match="not an http"):
+        import_taxii(repo, "ftp://example/api1/", COLLECTION_ID, "X")

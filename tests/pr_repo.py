@@ -1,0 +1,69 @@
+"""A git repository with a base commit and a pull-request commit, for the diff and versioning tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data" / "diff"
+
+C2_ADDRESS = "indicator--1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+C2_DOMAIN = "indicator--2d3e4f5a-6b7c-4d8e-9fa0-1b2c3d4e5f6a"
+ACTOR = "threat-actor--0b9e8d7c-6f5a-4e3d-8c2b-1a0f9e8d7c6b"
+MALWARE = "malware--5d0c6f3a-2b1e-4c8d-9f7a-1e3b5c7d9a2f"
+RULE = "Extend validity of confident indicators"
+
+RELATIONSHIP = f"""type: relationship
+spec_version: "2.1"
+id: relationship--3e4f5a6b-7c8d-4e9f-a0b1-2c3d4e5f6a7b
+created: 2025-03-01T00:00:00.000Z
+modified: 2025-03-01T00:00:00.000Z
+relationship_type: indicates
+source_ref: {C2_ADDRESS}
+target_ref: {MALWARE}
+"""
+
+
+def git(root: Path, *args: str, date: str = "2025-03-01T12:00:00+00:00") -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.org", "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.org", "GIT_COMMITTER_DATE": date,
+        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    }  # fmt: skip
+    done = subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def base_repo(root: Path) -> Path:
+    """The base commit (tagged ``base``): an identity, a malware, an actor, two indicators, one rule."""
+    shutil.copytree(DATA / "base", root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    git(root, "tag", "base")
+    return root
+
+
+def edit(root: Path, relative: str, old: str, new: str) -> None:
+    path = root / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {relative}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def make_pull_request(root: Path, *, bump: bool = True, commit: bool = True) -> None:
+    """Edit an indicator, add a relationship, revoke the actor and change the rule."""
+    edit(root, "intel/c2-address.yaml", "description: Command-and-control server.",
+         "description: Command-and-control server, sinkholed since March.")
+    if bump:
+        edit(root, "intel/c2-address.yaml", "modified: 2025-02-01T00:00:00.000Z", "modified: 2025-03-01T00:00:00.000Z")
+    (root / "intel" / "c2-indicates-lanternloader.yaml").write_text(RELATIONSHIP, encoding="utf-8")
+    edit(root, "intel/copper-lantern.yaml", "modified: 2025-01-03T00:00:00.000Z",
+         "modified: 2025-03-01T00:00:00.000Z\nrevoked: true")
+    edit(root, "rules/ingestion/validity.yaml", "by: 30d", "by: 60d")
+    if commit:
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "pull request", date="2025-03-02T12:00:00+00:00")

@@ -1,0 +1,215 @@
+"""Ingestion rules: parsing findings, operators, actions, order, drops, explain, tests, compile."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tiops import build
+from tiops.cli import main
+from tiops.config import Config
+from tiops.load import IntelObject
+from tiops.rules import load_rules
+from tiops.rules.conditions import compile_condition
+from tiops.rules.engine import apply_rules
+from tiops.rules.model import parse_rule_file
+
+AS_OF = datetime(2025, 6, 1, tzinfo=UTC)
+IND: dict[str, Any] = {"type": "indicator", "id": "indicator--00000000-0000-4000-8000-000000000001", "confidence": 85,
+       "labels": ["c2", "feed"], "valid_from": "2025-03-04T10:00:00Z", "valid_until": "2025-06-01T00:00:00.000Z",
+       "modified": "2025-01-01T00:00:00.000Z", "name": "Copper C2",
+       "external_references": [{"source_name": "contoso", "url": "https://example.com/a"}],
+       "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}
+
+
+def obj(data: dict[str, Any] | None = None, source: str | None = "Contoso TI", file: str = "intel/feeds/a.yaml") -> IntelObject:
+    return IntelObject(data=dict(data or IND), file=file, source=source)
+
+
+def rules(text: str, file: str = "rules/ingestion/a.yaml") -> Any:
+    parsed, findings = parse_rule_file(text, file)
+    assert findings == [], findings
+    from tiops.rules.model import RuleSet
+    return RuleSet(tuple(sorted(parsed, key=lambda r: r.sort_key)), "x")
+
+
+@pytest.mark.parametrize(("condition", "expected"), [
+    ({"field": "source", "op": "equals", "value": "contoso ti"}, True),
+    ({"field": "source", "op": "not-equals", "value": "Contoso TI"}, False),
+    ({"field": "confidence", "op": "in", "value": [85, 90]}, True),
+    ({"field": "confidence", "op": "not-in", "value": [85]}, False),
+    ({"field": "tags", "op": "contains", "value": "c2"}, True),
+    ({"field": "name", "op": "contains", "value": "per c"}, True),
+    ({"field": "name", "op": "starts-with", "value": "copper"}, True),
+    ({"field": "name", "op": "ends-with", "value": "C3"}, False),
+    ({"field": "name", "op": "matches", "value": "^Cop+er"}, True),
+    ({"field": "confidence", "op": ">", "value": 85}, False),
+    ({"field": "confidence", "op": ">=", "value": 85}, True),
+    ({"field": "confidence", "op": "<", "value": 86}, True),
+    ({"field": "confidence", "op": "<=", "value": 84}, False),
+    ({"field": "valid_from", "op": ">", "value": "2025-03-04T09:59:59.999Z"}, True),
+    ({"field": "revoked", "op": "exists"}, False),
+    ({"field": "revoked", "op": "not-exists"}, True),
+    ({"field": "modified", "op": "older-than", "value": "30d"}, True),
+    ({"field": "modified", "op": "newer-than", "value": "30d"}, False),
+    ({"field": "valid_until", "op": "newer-than", "value": "12h"}, True),
+    ({"field": "tlp", "op": "equals", "value": "amber"}, True),
+    ({"field": "file", "op": "starts-with", "value": "intel/feeds/"}, True),
+    ({"field": "external_references.source_name", "op": "equals", "value": "contoso"}, True),
+    ({"field": "external_references.0.url", "op": "ends-with", "value": "/a"}, True),
+    ({"all": [{"field": "confidence", "op": ">", "value": 50}, {"not": {"field": "source", "op": "equals", "value": "x"}}]}, True),
+    ({"any": [{"field": "confidence", "op": "<", "value": 50}, {"field": "tags", "op": "in", "value": ["nope"]}]}, False),
+])
+def test_every_operator(condition: dict[str, Any], expected: bool) -> None:
+    assert compile_condition(condition, AS_OF)(obj()) is expected
+
+
+def test_actions_order_ties_and_disabled() -> None:
+    rule_set = rules("""
+- {name: b-later-file-position, order: 5, actions: [{add_tags: [second]}]}
+- {name: a-first, order: 1, actions: [{add_tags: [first]}, {remove_tags: [feed]}]}
+- {name: off, order: 0, enabled: false, actions: [{drop: true}]}
+- name: change
+  order: 5
+  object_types: [indicator]
+  actions: [{extend: valid_until, by: 2w}, {set: {description: checked}}, {set_confidence: 40}, {revoke: true}]
+""")
+    outcome = apply_rules([obj()], rule_set, AS_OF)
+    [result] = outcome.objects
+    assert result.data["labels"] == ["c2", "first", "second"]
+    assert result.data["valid_until"] == "2025-06-15T00:00:00.000Z"
+    assert (result.data["description"], result.data["confidence"], result.data["revoked"]) == ("checked", 40, True)
+    assert result.data["modified"] == IND["modified"]  # rules never change modified
+    assert [a.rule for a in outcome.applied[IND["id"]]] == ["a-first", "b-later-file-position", "change"]
+    assert obj().data["labels"] == ["c2", "feed"]  # the input object is untouched
+
+
+def test_drop_stops_later_rules_and_cascades_to_relationships() -> None:
+    rel = {"type": "relationship", "id": "relationship--00000000-0000-4000-8000-000000000002",
+           "source_ref": IND["id"], "target_ref": "malware--00000000-0000-4000-8000-000000000003"}
+    other = {"type": "relationship", "id": "relationship--00000000-0000-4000-8000-000000000004",
+             "source_ref": "malware--00000000-0000-4000-8000-000000000003", "target_ref": "malware--00000000-0000-4000-8000-000000000005"}
+    rule_set = rules("""
+- {name: drop, order: 1, object_types: [indicator], actions: [{drop: true}]}
+- {name: tag, order: 2, actions: [{add_tags: [seen]}]}
+""")
+    outcome = apply_rules([obj(), obj(rel), obj(other)], rule_set, AS_OF)
+    assert [o.id for o in outcome.objects] == [other["id"]]
+    assert (outcome.dropped_by_rules, outcome.dropped_by_cascade) == (1, 1)
+    assert [a.rule for a in outcome.applied[IND["id"]]] == ["drop"]
+    assert outcome.dropped[rel["id"]] == f"points at dropped {IND['id']}"
+
+
+@pytest.mark.parametrize(("text", "code", "line", "column"), [
+    ("- {name: a, actions: [{drop: true}], whne: {}}\n", "TI501", 1, 38),
+    ("- name: a\n  when: {field: colour, op: equals, value: x}\n  actions: [{drop: true}]\n", "TI502", 2, 10),
+    ("- name: a\n  when: {field: name, op: like, value: x}\n  actions: [{drop: true}]\n", "TI503", 2, 23),
+    ("- name: a\n  actions: [{explode: true}]\n", "TI504", 2, 14),
+    ("- name: a\n  when: {field: name, op: matches, value: '(x'}\n  actions: [{drop: true}]\n", "TI505", 2, 36),
+    ("- name: a\n  actions: [{extend: valid_until, by: 30days}]\n", "TI506", 2, 35),
+    ("- name: a\n  when: {field: modified, op: older-than, value: 3 weeks}\n  actions: [{drop: true}]\n", "TI506", 2, 43),
+    ("- name: a\n  object_types: [malware]\n  when: {field: type, op: equals, value: indicator}\n  actions: [{drop: true}]\n", "TI507", 3, 35),
+    ("- name: a\n  object_types: [malware]\n  when: {field: pattern, op: exists}\n  actions: [{drop: true}]\n", "TI507", 3, 10),
+    ("- name: a\n  tests: [{input: {type: indicator}}]\n  actions: [{drop: true}]\n", "TI509", 2, 11),
+    ("- name: a\n  actions: [{set: {modified: x}}]\n", "TI510", 2, 20),
+    ("- name: a\n  object_types: [indicatr]\n  actions: [{drop: true}]\n", "TI512", 2, 18),
+    ("name: a\n", "TI500", 1, 1),
+    ("- name: a\n  actions: [{set_confidence: 101}]\n", "TI510", 2, 14),
+])
+def test_rule_file_findings(text: str, code: str, line: int, column: int) -> None:
+    _, findings = parse_rule_file(text, "rules/ingestion/x.yaml")
+    assert [(f.code, f.location.line, f.location.column) for f in findings][:1] == [(code, line, column)]
+
+
+def test_duplicate_names_and_validate_reports_rule_findings(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    root = make_repo({"rules/ingestion/a.yaml": "- {name: same, actions: [{drop: true}]}\n",
+                      "rules/ingestion/b.yaml": "- {name: same, actions: [{revoke: true}]}\n"})
+    _, findings = load_rules(Config(root=root))
+    assert [(f.code, f.location.file) for f in findings] == [("TI508", "rules/ingestion/b.yaml")]
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1 and "TI508" in result.output
+
+
+def _git(root: Path) -> None:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_AUTHOR_DATE": "2025-06-01T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2025-06-01T00:00:00Z", "PATH": "/usr/bin:/bin", "HOME": str(root)}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True)
+
+
+def test_example_repository_compiles_deterministically(example_repo: Path) -> None:
+    _git(example_repo)
+    first, second = build(example_repo, trace=True), build(example_repo)
+    assert first.bundle == second.bundle
+    assert first.metadata["as_of"] == "2025-06-01T00:00:00.000Z"
+    assert first.metadata["dropped"] == {"by_rules": 2, "relationships": 2}
+    ids = {o["id"] for o in json.loads(first.bundle)["objects"]}
+    assert "indicator--ea3707da-8cef-434c-b3cb-6d3a30a77ffb" not in ids
+    assert first.traces is not None and any(t["dropped"] for t in first.traces)
+    assert build(example_repo, as_of="2020-01-01").metadata["as_of"] == "2020-01-01T00:00:00.000Z"
+
+
+ROLLING = "- {name: old, when: {field: modified, op: older-than, value: 30d}, actions: [{drop: true}]}\n"
+OLD_MALWARE = "{type: malware, spec_version: '2.1', id: malware--00000000-0000-4000-8000-000000000009, name: m, is_family: true, " \
+              "created: '2025-01-01T00:00:00.000Z', modified: '2025-01-01T00:00:00.000Z'}\n"
+
+
+def test_no_as_of_is_an_error_only_when_needed(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    root = make_repo({"rules/ingestion/a.yaml": ROLLING, "intel/m.yaml": OLD_MALWARE})
+    result = CliRunner().invoke(main, ["-C", str(root), "compile"])
+    assert result.exit_code == 1 and "--as-of" in result.output
+    assert CliRunner().invoke(main, ["-C", str(root), "compile", "--as-of", "2025-06-01"]).exit_code == 0
+    assert json.loads((root / "dist/build.json").read_text())["dropped"]["by_rules"] == 1
+    assert build(root, as_of="2025-01-15").metadata["dropped"]["by_rules"] == 0
+    (root / "rules/ingestion/a.yaml").write_text("- {name: t, actions: [{add_tags: [x]}]}\n")
+    assert build(root).metadata["as_of"] is None
+
+
+def test_explain_and_rule_tests_cli(example_repo: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["-C", str(example_repo), "explain", "--as-of", "2025-06-01",
+                               "indicator--ea3707da-8cef-434c-b3cb-6d3a30a77ffb", "--format", "json"])
+    trace = json.loads(out.output)
+    assert trace["file"] == "intel/feeds/contoso/contoso-pennythief-c2-2023.yaml" and trace["line"] == 3
+    assert [r["rule"] for r in trace["rules"]] == ["Tag partner intel by source", "Drop stale low-confidence partner indicators"]
+    assert "intel/feeds/contoso/_defaults.yaml" in trace["defaults_files"]
+    tested = runner.invoke(main, ["-C", str(example_repo), "test"])
+    assert tested.exit_code == 0 and "10 passed, 0 failed" in tested.output
+    path = example_repo / "rules/ingestion/feed-hygiene.yaml"
+    path.write_text(path.read_text().replace("valid_until: \"2025-07-01T00:00:00.000Z\"", "valid_until: \"2025-07-02T00:00:00.000Z\""))
+    failed = runner.invoke(main, ["-C", str(example_repo), "test"])
+    assert failed.exit_code == 1 and "FAIL" in failed.output and "expected '2025-07-02T00:00:00.000Z'" in failed.output
+
+
+def test_a_field_set_by_an_earlier_rule_is_seen_by_later_rules() -> None:
+    # Equality tests are indexed; a field that some rule changes must not be indexed.
+    rule_set = rules("""
+- {name: team, order: 1, when: {field: source, op: equals, value: CONTOSO ti}, actions: [{set: {x_team: red}}]}
+- {name: by-team, order: 2, when: {all: [{field: x_team, op: equals, value: red}]}, actions: [{add_tags: [team-red]}]}
+- {name: by-tlp, order: 3, when: {field: tlp, op: in, value: [amber, red]}, actions: [{add_tags: [careful]}]}
+- {name: other-source, order: 4, when: {field: source, op: equals, value: Other}, actions: [{drop: true}]}
+""")
+    outcome = apply_rules([obj(), obj(source="Other")], rule_set, AS_OF)
+    [result] = outcome.objects
+    assert result.data["labels"] == ["c2", "feed", "team-red", "careful"]
+    assert outcome.dropped_by_rules == 1
+
+
+def test_compile_trace_file_and_bad_as_of(example_repo: Path) -> None:
+    runner = CliRunner()
+    trace = example_repo / "trace.json"
+    assert runner.invoke(main, ["-C", str(example_repo), "compile", "--trace", str(trace)]).exit_code == 0
+    traces = {t["id"]: t for t in json.loads(trace.read_text())}
+    assert traces["indicator--ea3707da-8cef-434c-b3cb-6d3a30a77ffb"]["dropped_because"] == "rule 'Drop stale low-confidence partner indicators'"
+    metadata = json.loads((example_repo / "dist/build.json").read_text())
+    assert metadata["rules"]["count"] == 4 and metadata["rules"]["enabled"] == 3 and len(metadata["rules"]["digest"]) == 64
+    bad = runner.invoke(main, ["-C", str(example_repo), "compile", "--as-of", "yesterday"])
+    assert bad.exit_code == 2 and "--as-of" in bad.output

@@ -1,0 +1,200 @@
+"""plan -> apply against a local server enforcing Microsoft Sentinel's documented upload/query contract."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sentinel_contract import TOKEN, WORKSPACE, SentinelContract
+from test_plan_apply import apply, indicator, make_plan, write_repo
+
+from tiops.apply import ApplyIncomplete
+from tiops.cli import main
+from tiops.errors import UsageError
+from tiops.stores import open_store
+from tiops.stores.sentinel import DEFAULT_UPLOAD_URL, RequestPacer, open_sentinel
+
+TOKEN_ENV = "TIOPS_TEST_SENTINEL_TOKEN"
+# The contract server's window is shortened so tests run in seconds: 10 requests per 0.25 s
+# (2400 a minute); the target paces itself a little below that.
+LIMIT, WINDOW, PACED_RATE = 10, 0.25, 2000
+
+
+@pytest.fixture
+def sentinel() -> Iterator[SentinelContract]:
+    server = SentinelContract(limit=LIMIT, window=WINDOW).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def target(sentinel: SentinelContract, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    return {"type": "sentinel", "workspace_id": WORKSPACE, "token_env": TOKEN_ENV,
+            "upload_url": sentinel.upload_url, "query_url": sentinel.query_url,
+            "requests_per_minute": PACED_RATE, "page_size": 50}
+
+
+def test_plan_apply_plan_has_no_changes(tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any]) -> None:
+    # 250 objects in one apply batch of 500: the store splits them into uploads of at most 100
+    # (the server answers 400 to more).
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(250)])
+    assert make_plan(root).counts["create"] == 251
+    apply(root)
+    assert len(sentinel.versions()) == 251
+    second = make_plan(root)
+    assert not second.has_changes and second.counts["unchanged"] == 251
+    assert sentinel.throttled == 0
+
+
+def test_a_changed_object_becomes_a_new_version_and_a_removed_one_is_revoked(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any]
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(6)])
+    apply(root)
+    write_repo(root, target, [indicator(0, description="Now a sinkhole"), *(indicator(n) for n in range(1, 5))])
+    plan = make_plan(root)
+    assert [(c.action, c.effective_modified) for c in plan.changes] == [
+        ("update", "2025-01-01T00:00:00.001Z"), ("revoke", "2025-01-01T00:00:00.001Z")]
+    apply(root, plan)
+    assert not make_plan(root).has_changes
+    first, removed = indicator(0)["id"], indicator(5)["id"]
+    assert [v for i, v in sentinel.versions() if i == first] == [
+        "2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00.001Z"]
+    assert sentinel.current[first]["description"] == "Now a sinkhole"
+    assert sentinel.current[removed]["revoked"] is True
+    assert (removed, "2025-01-01T00:00:00.001Z", True) in sentinel.uploads
+
+
+def test_a_rejected_object_is_reported_and_retried_by_the_next_apply(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any]
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(4)])
+    rejected = indicator(2)["id"]
+    sentinel.reject({rejected: "pattern refused by policy"})
+    with pytest.raises(ApplyIncomplete, match=f"{rejected}: Sentinel: pattern refused by policy") as caught:
+        apply(root)
+    assert [e.stix_id for e in caught.value.errors] == [rejected]
+    assert len(sentinel.versions()) == 4  # the rest of the batch landed
+    [change] = make_plan(root).changes
+    assert (change.action, change.id) == ("create", rejected)
+    sentinel.reject({})
+    apply(root)
+    assert not make_plan(root).has_changes
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_server_failing_for_a_while_is_ridden_out(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any], status: int
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(3)])
+    plan = make_plan(root)
+    sentinel.fail_next(status, 3, retry_after=0.05)
+    sleeps: list[float] = []
+    apply(root, plan, sleep=sleeps.append)
+    assert sleeps == [0.05, 0.05, 0.05]
+    assert len(sentinel.versions()) == 4
+    assert not make_plan(root).has_changes
+
+
+def test_a_paced_apply_stays_under_the_rate_limit(tmp_path: Path, sentinel: SentinelContract,
+                                                   target: dict[str, Any]) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(30)])
+    apply(root, batch_size=1)
+    assert sentinel.requests > 3 * LIMIT and sentinel.throttled == 0
+    assert not make_plan(root).has_changes
+
+
+def test_an_unpaced_apply_is_throttled_and_rides_it_out(tmp_path: Path, sentinel: SentinelContract,
+                                                        target: dict[str, Any]) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(30)],
+                      requests_per_minute=1_000_000)
+    apply(root, batch_size=1, max_retries=20)
+    assert sentinel.throttled > 0  # the contract server does enforce the limit
+    assert len(sentinel.versions()) == 31
+    assert not make_plan(root).has_changes
+
+
+def test_the_pacer_spaces_requests_by_the_configured_rate() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    pacer = RequestPacer(120, clock=lambda: now[0], sleep=sleep)
+    pacer.wait()
+    pacer.wait()
+    now[0] += 0.2
+    pacer.wait()
+    now[0] += 2.0
+    pacer.wait()
+    assert slept == [0.5, 0.3] and pacer.requests == 4
+
+
+def test_credentials_never_appear_in_plans_logs_or_errors(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    runner = CliRunner()
+    planned = runner.invoke(main, ["-C", str(root), "plan", "-o", str(tmp_path / "plan.json")])
+    assert planned.exit_code == 0, planned.output
+    assert TOKEN not in (tmp_path / "plan.json").read_text() and TOKEN not in planned.output
+    applied = runner.invoke(main, ["-C", str(root), "apply", "--auto-approve"])
+    assert applied.exit_code == 0, applied.output
+    assert TOKEN not in applied.output
+    monkeypatch.setenv(TOKEN_ENV, TOKEN + "-wrong")
+    refused = runner.invoke(main, ["-C", str(root), "plan"])
+    assert refused.exit_code != 0 and "401" in refused.output
+    assert TOKEN not in refused.output
+
+
+def test_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(UsageError, match=f"environment variable {TOKEN_ENV} is not set"):
+        open_store("t", {"type": "sentinel", "workspace_id": WORKSPACE, "token_env": TOKEN_ENV}, tmp_path)
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with pytest.raises(UsageError, match="needs the setting 'workspace_id'"):
+        open_store("t", {"type": "sentinel", "token_env": TOKEN_ENV}, tmp_path)
+    store = open_sentinel("t", {"workspace_id": WORKSPACE, "token_env": TOKEN_ENV, "subscription_id": "s",
+                                "resource_group": "g", "workspace_name": "w"}, tmp_path)
+    try:
+        assert store.upload_url == DEFAULT_UPLOAD_URL.format(workspace_id=WORKSPACE, api_version="2024-02-01-preview")
+        assert store.query_url.startswith("https://management.azure.com/subscriptions/s/resourceGroups/g/")
+    finally:
+        store.close()
+
+
+def test_a_killed_apply_converges_when_rerun(tmp_path: Path, sentinel: SentinelContract,
+                                             target: dict[str, Any]) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
+    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
+    command = [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while process.poll() is None and len(sentinel.versions()) < 20:
+            time.sleep(0.05)
+        assert process.poll() is None, "the apply finished before it could be interrupted"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert 20 <= len(sentinel.versions()) < 201
+    env.pop("TIOPS_APPLY_BATCH_PAUSE")
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(sentinel.versions()) == 201
+    assert not make_plan(root).has_changes

@@ -1,0 +1,86 @@
+"""The CI recipes in .github/, action.yml and .pre-commit-hooks.yaml are valid YAML and call only real commands and flags."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from tiops.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = [
+    ROOT / ".github" / "workflows" / "intel-pr.yml",
+    ROOT / ".github" / "workflows" / "intel-release.yml",
+    ROOT / "action.yml",
+]
+
+
+def run_lines(node: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("run", "entry") and isinstance(value, str):
+                found.extend(value.splitlines())
+            else:
+                found.extend(run_lines(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(run_lines(item))
+    return found
+
+
+def tiops_invocations(line: str) -> list[list[str]]:
+    line = re.sub(r"\$\{\{[^}]*\}\}", "X", line)
+    calls = []
+    for part in re.split(r"\|\||&&|;|\|", line):
+        words = shlex.split(part)
+        if words and words[0] == "tiops":
+            calls.append(words[1:])
+    return calls
+
+
+def check_invocation(words: list[str]) -> None:
+    context = click.Context(main)
+    command = main.get_command(context, words[0]) if words and not words[0].startswith("$") else None
+    if words and words[0].startswith("$"):
+        return  # the composite action passes its arguments through
+    assert command is not None, f"no command tiops {words[0] if words else ''}"
+    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for word in words[1:]:
+        if word.startswith("-"):
+            assert word.split("=")[0] in known, f"tiops {words[0]} has no option {word}"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_is_yaml_calling_real_commands(recipe: Path) -> None:
+    data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    calls = [call for line in run_lines(data) for call in tiops_invocations(line)]
+    assert calls, f"{recipe.name} runs no tiops command"
+    for call in calls:
+        check_invocation(call)
+
+
+def test_workflows_cover_the_pull_request_and_release_steps() -> None:
+    pr = (ROOT / ".github" / "workflows" / "intel-pr.yml").read_text()
+    for needed in ("tiops validate --format github", "upload-sarif", "tiops test", "tiops diff", "--format markdown", "gh pr comment"):
+        assert needed in pr
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "intel-release.yml").read_text())
+    assert "release" in release[True]  # PyYAML reads the key 'on' as True
+    text = (ROOT / ".github" / "workflows" / "intel-release.yml").read_text()
+    assert text.index("tiops plan -o plan.json") < text.index("tiops apply plan.json") < text.index("upload-artifact")
+
+
+def test_pre_commit_hooks_run_real_commands() -> None:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert {hook["id"] for hook in hooks} == {"tiops-validate", "tiops-test"}
+    for hook in hooks:
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        re.compile(hook["files"])
+        check_invocation(shlex.split(hook["entry"])[1:])

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pr_repo import ACTOR, C2_ADDRESS, C2_DOMAIN, MALWARE, RULE, base_repo, make_pull_request
+
+from tiops.cli import main
+from tiops.diff import diff_revisions
+from tiops.render.diff import render_markdown
+from tiops.revision import compile_revision
+
+
+@pytest.fixture
+def pr_repo(tmp_path: Path) -> Path:
+    root = base_repo(tmp_path / "repo")
+    make_pull_request(root)
+    return root
+
+
+def test_diff_names_each_change_of_a_pull_request(pr_repo: Path) -> None:
+    diff = diff_revisions(compile_revision(pr_repo, "base"), compile_revision(pr_repo, "HEAD"))
+    # The edited indicator, field by field.
+    assert [c.ref.id for c in diff.changed] == [C2_ADDRESS]
+    fields = {f.field: (f.before, f.after) for f in diff.changed[0].fields}
+    assert fields["description"] == ("Command-and-control server.", "Command-and-control server, sinkholed since March.")
+    assert fields["modified"] == ("2025-02-01T00:00:00.000Z", "2025-03-01T00:00:00.000Z")
+    # The added relationship, with names.
+    assert [(r.source_ref, r.relationship_type, r.target_ref) for r in diff.relationships_added] == [(C2_ADDRESS, "indicates", MALWARE)]
+    assert diff.relationships_added[0].target_name == "LanternLoader"
+    # The revoked actor.
+    assert [c.ref.id for c in diff.revoked] == [ACTOR]
+    # The rule change: the untouched indicator compiles differently, grouped by rule.
+    assert [(e.cause, [c.ref.id for c in e.changes]) for e in diff.effects] == [(f"rule {RULE}", [C2_DOMAIN])]
+    assert diff.effects[0].changes[0].fields[0].field == "valid_until"
+    assert diff.added == () and diff.removed == ()
+
+
+def test_diff_of_the_working_tree_and_a_removed_object(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / "intel" / "lanternloader.yaml").unlink()
+    diff = diff_revisions(compile_revision(root, "base"), compile_revision(root, None))
+    assert [r.id for r in diff.removed] == [MALWARE]
+    assert diff.head == "working tree"
+
+
+def test_identical_revisions_give_an_empty_diff(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "base", "--exit-code"])
+    assert result.exit_code == 0, result.output
+    assert "No change to the compiled intel." in result.output
+
+
+def test_cli_formats_are_deterministic_and_complete(pr_repo: Path) -> None:
+    runner = CliRunner()
+    outputs = {}
+    for fmt in ("text", "markdown", "json"):
+        first = runner.invoke(main, ["-C", str(pr_repo), "diff", "base", "HEAD", "--format", fmt])
+        second = runner.invoke(main, ["-C", str(pr_repo), "diff", "base", "HEAD", "--format", fmt])
+        assert first.exit_code == 0, first.output
+        assert first.output == second.output
+        outputs[fmt] = first.output
+    data = json.loads(outputs["json"])
+    assert data["counts"] == {"added": 0, "changed": 1, "revoked": 1, "removed": 0, "relationships_added": 1,
+                              "relationships_removed": 0, "rule_effects": 1}
+    markdown = outputs["markdown"]
+    assert markdown.index("| Change | Objects |") < markdown.index("<details>")
+    assert f"Effect of rule {RULE}" in markdown
+    assert "Copper Lantern" in outputs["text"] and "sinkholed" in outputs["text"]
+
+
+def test_markdown_is_capped_with_a_line_saying_what_was_left_out(pr_repo: Path) -> None:
+    diff = diff_revisions(compile_revision(pr_repo, "base"), compile_revision(pr_repo, "HEAD"))
+    full = render_markdown(diff)
+    capped = render_markdown(diff, limit=len(full) - 200)
+    assert len(capped) < len(full)
+    assert "more item(s) left out to fit a comment" in capped
+
+
+def test_markdown_escapes_html_in_names(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    path = root / "intel" / "lanternloader.yaml"
+    path.write_text(path.read_text().replace("name: LanternLoader", "name: \"<img src=x onerror=alert(1)>|x\""))
+    diff = diff_revisions(compile_revision(root, "base"), compile_revision(root, None))
+    markdown = render_markdown(diff)
+    assert "<img" not in markdown and "&lt;img" in markdown
+
+
+def test_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "no-such-branch"])
+    assert result.exit_code == 2
+    assert "no-such-branch" in result.output

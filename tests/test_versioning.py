@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from pr_repo import ACTOR, C2_ADDRESS, MALWARE, base_repo, edit, make_pull_request
+
+from tiops.bump import bump_repo
+from tiops.cli import main
+from tiops.findings import Severity
+from tiops.versioning import versioning_findings
+
+
+def codes(root: Path, base: str = "base") -> list[tuple[str, str | None]]:
+    return [(f.code, f.stix_id) for f in versioning_findings(root, base)]
+
+
+def test_a_bumped_pull_request_passes(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    make_pull_request(root, commit=False)
+    assert codes(root) == []
+
+
+def test_content_change_without_a_modified_bump_is_caught_at_the_modified_line(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    make_pull_request(root, bump=False, commit=False)
+    findings = versioning_findings(root, "base")
+    assert [(f.code, f.stix_id) for f in findings] == [("TI800", C2_ADDRESS)]
+    assert findings[0].location.file == "intel/c2-address.yaml"
+    assert findings[0].location.line == 5  # the modified: line
+    assert "description changed" in findings[0].message
+
+
+def test_created_change_unrevoke_and_deletion(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    edit(root, "intel/copper-lantern.yaml", "modified: 2025-01-03T00:00:00.000Z", "modified: 2025-01-04T00:00:00.000Z\nrevoked: true")
+    from pr_repo import git
+
+    git(root, "commit", "-q", "-am", "revoke")
+    edit(root, "intel/copper-lantern.yaml", "revoked: true", "revoked: false")
+    edit(root, "intel/copper-lantern.yaml", "modified: 2025-01-04T00:00:00.000Z", "modified: 2025-01-05T00:00:00.000Z")
+    edit(root, "intel/fabrikam.yaml", "created: 2025-01-01T00:00:00.000Z", "created: 2024-12-01T00:00:00.000Z")
+    (root / "intel" / "lanternloader.yaml").unlink()
+    found = versioning_findings(root, "HEAD")
+    assert sorted((f.code, f.stix_id, f.severity) for f in found) == [
+        ("TI802", "identity--8f2c3b1a-6d4e-4f0a-9b7c-2e5d1a3f4b6c", Severity.ERROR),
+        ("TI803", MALWARE, Severity.WARNING),
+        ("TI804", ACTOR, Severity.ERROR),
+    ]
+
+
+def test_changed_id_is_caught(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    edit(root, "intel/lanternloader.yaml", MALWARE, "malware--6e1d7f4b-3c2f-4d9e-8a8b-2f4c6d8e0b3a")
+    assert codes(root) == [("TI801", "malware--6e1d7f4b-3c2f-4d9e-8a8b-2f4c6d8e0b3a")]
+
+
+def test_validate_base_renders_findings_and_config_makes_deletion_an_error(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / "intel" / "lanternloader.yaml").unlink()
+    runner = CliRunner()
+    result = runner.invoke(main, ["-C", str(root), "validate", "--base", "base"])
+    assert result.exit_code == 0 and "TI803" in result.output
+    (root / "tiops.yaml").write_text("validation:\n  deleted_objects: error\n")
+    result = runner.invoke(main, ["-C", str(root), "validate", "--base", "base", "--format", "github"])
+    assert result.exit_code == 1 and "::error" in result.output and "TI803" in result.output
+
+
+def test_bump_edits_only_the_modified_value(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    make_pull_request(root, bump=False, commit=False)
+    before = (root / "intel" / "c2-address.yaml").read_text()
+    bumps = bump_repo(root, "base", "2025-03-05T09:00:00.000Z")
+    assert [(b.id, b.before, b.after) for b in bumps] == [(C2_ADDRESS, "2025-02-01T00:00:00.000Z", "2025-03-05T09:00:00.000Z")]
+    after = (root / "intel" / "c2-address.yaml").read_text()
+    assert after == before.replace("modified: 2025-02-01T00:00:00.000Z", "modified: 2025-03-05T09:00:00.000Z")
+    assert codes(root) == []
+    assert bump_repo(root, "base", "2025-03-05T09:00:00.000Z") == []  # nothing left to bump
+
+
+def test_bump_defaults_to_one_millisecond_after_the_base_when_that_is_later(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    edit(root, "intel/lanternloader.yaml", "is_family: true", "is_family: true\ndescription: Loader.")
+    result = CliRunner().invoke(main, ["-C", str(root), "bump", "--base", "base", "--at", "2020-01-01T00:00:00.000Z"])
+    assert result.exit_code == 0, result.output
+    assert "modified: 2025-01-02T00:00:00.001Z" in (root / "intel" / "lanternloader.yaml").read_text()
+    assert "bumped 1 object(s)" in result.output

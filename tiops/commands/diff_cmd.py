@@ -1,0 +1,43 @@
+"""`tiops diff BASE [HEAD]`: what a change to the intel means, object by object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.diff import diff_revisions
+from tiops.render.diff import DIFF_RENDERERS
+from tiops.revision import compile_revision
+
+
+@click.command("diff")
+@click.argument("base")
+@click.argument("head", required=False)
+@click.option("--format", "fmt", type=click.Choice(sorted(DIFF_RENDERERS)), default="text", show_default=True,
+              help="text for people, markdown for a pull-request comment, json for tools.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output.")
+@click.option("--exit-code", is_flag=True, help="Exit with status 2 when there are changes (0 when there are none).")
+@click.pass_context
+@handle_errors
+def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, output: Path | None, exit_code: bool) -> None:
+    """Compare the compiled intel of git revision BASE with HEAD (default: the working tree).
+
+    Lists objects added, changed (field by field), revoked and removed, relationships
+    added and removed, and objects that compile differently only because an ingestion
+    rule or a _defaults.yaml changed, grouped by that rule or file.
+    """
+    root = repo_root(ctx)
+    with progress_bar(fmt == "text" and output is None) as progress:
+        before = compile_revision(root, base, progress=progress)
+        after = compile_revision(root, head, progress=progress)
+    diff = diff_revisions(before, after)
+    rendered = DIFF_RENDERERS[fmt](diff)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(rendered, encoding="utf-8")
+    else:
+        click.echo(rendered, nl=False)
+    if exit_code and not diff.empty:
+        ctx.exit(2)

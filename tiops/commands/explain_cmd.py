@@ -1,0 +1,29 @@
+"""`tiops explain ID`: where an object comes from and what the ingestion rules did to it."""
+
+from __future__ import annotations
+
+import click
+import orjson
+
+from tiops.commands.common import handle_errors, repo_root
+from tiops.load import load_repo
+from tiops.rules import apply_repo_rules, resolve_as_of
+from tiops.rules.trace import explain, render_trace
+
+
+@click.command("explain")
+@click.argument("stix_id", metavar="ID")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--as-of", "as_of", metavar="TIMESTAMP", help="The as-of time for older-than/newer-than (default: HEAD commit time).")
+@click.pass_context
+@handle_errors
+def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of: str | None) -> None:
+    """Show the file and line of object ID, the defaults merged in, and every ingestion rule that matched it."""
+    root = repo_root(ctx)
+    repo = load_repo(root)
+    outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
+    trace = explain(repo, outcome, stix_id)
+    if output_format == "json":
+        click.echo(orjson.dumps(trace, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_trace(trace), nl=False)

@@ -1,0 +1,31 @@
+"""`tiops report`: the static HTML report of the compiled intel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.report import build_report
+
+
+@click.command("report")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder to write the site into (default: <output>/report from tiops.yaml, i.e. dist/report).")
+@click.option("--as-of", "as_of", help="The moment rules and the expiry charts compare with "
+              "(default: the HEAD commit's time), e.g. 2025-06-01.")
+@click.pass_context
+@handle_errors
+def report_command(ctx: click.Context, output: Path | None, as_of: str | None) -> None:
+    """Write a static HTML report: overview charts, an object browser and one page per object.
+
+    The site has no external assets: open index.html from disk, offline.
+    """
+    from tiops.config import load_config
+
+    root = repo_root(ctx)
+    target = output if output is not None else root / load_config(root)[0].output_dir / "report"
+    with progress_bar(True) as progress:
+        result = build_report(root, target, as_of=as_of, progress=progress)
+    click.echo(f"wrote {result.output}/index.html ({result.objects} objects, {result.pages} pages)")

@@ -1,0 +1,224 @@
+"""The semantic diff of two compiled revisions: what a change to the intel means.
+
+Pure: two compiled revisions in, a :class:`Diff` out. Objects are matched by id.
+A changed object is put in one of three places by what caused the change:
+
+* ``changed``: its own file was edited (or it was revoked: ``revoked``);
+* ``effects``: its file says the same, but a ``_defaults.yaml`` or an ingestion
+  rule now gives it another compiled form ("rule effect"), grouped by that
+  defaults file or rule.
+
+Relationships added or removed are listed on their own, by (source, type, target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiops.revision import CompiledRevision
+
+_ABSENT: Any = None
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str  # a dotted path, e.g. "external_references.0.url"
+    before: Any  # None: the property was absent
+    after: Any  # None: the property was removed
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    id: str
+    type: str
+    name: str  # a display name: name, value, pattern or relationship summary
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    ref: ObjectRef
+    fields: tuple[FieldDiff, ...]
+
+
+@dataclass(frozen=True)
+class RelationshipRef:
+    id: str
+    source_ref: str
+    relationship_type: str
+    target_ref: str
+    source_name: str
+    target_name: str
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Objects whose compiled form changed only because of one rule or defaults file."""
+
+    cause: str  # "rule NAME" or "defaults FILE"
+    changes: tuple[ObjectChange, ...]
+
+
+@dataclass(frozen=True)
+class Diff:
+    base: str
+    head: str
+    added: tuple[ObjectRef, ...] = ()
+    changed: tuple[ObjectChange, ...] = ()
+    revoked: tuple[ObjectChange, ...] = ()
+    removed: tuple[ObjectRef, ...] = ()
+    relationships_added: tuple[RelationshipRef, ...] = ()
+    relationships_removed: tuple[RelationshipRef, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.revoked or self.removed or self.relationships_added
+                    or self.relationships_removed or self.effects)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "revoked": len(self.revoked),
+            "removed": len(self.removed),
+            "relationships_added": len(self.relationships_added),
+            "relationships_removed": len(self.relationships_removed),
+            "rule_effects": sum(len(e.changes) for e in self.effects),
+        }
+
+
+def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
+    """What changed from ``base`` to ``head``, sorted by (type, id) in every section."""
+    before = {obj["id"]: obj for obj in base.objects}
+    after = {obj["id"]: obj for obj in head.objects}
+    names = {**_names(base.objects), **_names(head.objects)}
+    added: list[ObjectRef] = []
+    removed: list[ObjectRef] = []
+    rel_added: list[RelationshipRef] = []
+    rel_removed: list[RelationshipRef] = []
+    changed: list[ObjectChange] = []
+    revoked: list[ObjectChange] = []
+    effects: dict[str, list[ObjectChange]] = {}
+    for object_id in sorted(set(after) - set(before), key=_order(after)):
+        obj = after[object_id]
+        cause = _drop_cause(base, object_id)
+        if cause is not None:  # it existed in the files, a rule dropped it before: a rule effect
+            effects.setdefault(cause, []).append(ObjectChange(_ref(obj, names), (FieldDiff("(object)", "dropped", "kept"),)))
+        elif obj["type"] == "relationship":
+            rel_added.append(_relationship(obj, names))
+        else:
+            added.append(_ref(obj, names))
+    for object_id in sorted(set(before) - set(after), key=_order(before)):
+        obj = before[object_id]
+        cause = _drop_cause(head, object_id)
+        if cause is not None:
+            effects.setdefault(cause, []).append(ObjectChange(_ref(obj, names), (FieldDiff("(object)", "kept", "dropped"),)))
+        elif obj["type"] == "relationship":
+            rel_removed.append(_relationship(obj, names))
+        else:
+            removed.append(_ref(obj, names))
+    for object_id in sorted(set(before) & set(after), key=_order(after)):
+        old, new = before[object_id], after[object_id]
+        if old == new:
+            continue
+        change = ObjectChange(_ref(new, names), tuple(field_diffs(old, new)))
+        if new.get("revoked") is True and old.get("revoked") is not True:
+            revoked.append(change)
+            continue
+        cause = _effect_cause(base, head, object_id)
+        if cause is None:
+            changed.append(change)
+        else:
+            effects.setdefault(cause, []).append(change)
+    notes = tuple(
+        f"{rev.label} has {rev.error_count} validation error(s); its compiled form may be incomplete"
+        for rev in (base, head) if rev.error_count
+    )
+    return Diff(
+        base=base.label,
+        head=head.label,
+        added=tuple(added),
+        changed=tuple(changed),
+        revoked=tuple(revoked),
+        removed=tuple(removed),
+        relationships_added=tuple(rel_added),
+        relationships_removed=tuple(rel_removed),
+        effects=tuple(Effect(cause, tuple(items)) for cause, items in sorted(effects.items())),
+        notes=notes,
+    )
+
+
+def field_diffs(old: Any, new: Any, prefix: str = "") -> list[FieldDiff]:
+    """Field-by-field differences; nested mappings are walked, lists compared whole."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[FieldDiff] = []
+        for key in sorted(set(old) | set(new)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in new:
+                found.append(FieldDiff(name, old[key], _ABSENT))
+            elif key not in old:
+                found.append(FieldDiff(name, _ABSENT, new[key]))
+            elif old[key] != new[key]:
+                found.extend(field_diffs(old[key], new[key], name))
+        return found
+    return [FieldDiff(prefix, old, new)]
+
+
+def display_name(obj: dict[str, Any]) -> str:
+    for key in ("name", "value", "pattern", "relationship_type", "definition_type"):
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return str(obj.get("id", ""))
+
+
+def _names(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {obj["id"]: display_name(obj) for obj in objects}
+
+
+def _order(objects: dict[str, dict[str, Any]]) -> Any:
+    return lambda object_id: (objects[object_id]["type"], object_id)
+
+
+def _ref(obj: dict[str, Any], names: dict[str, str]) -> ObjectRef:
+    if obj["type"] == "relationship":
+        name = (f"{names.get(obj.get('source_ref', ''), obj.get('source_ref'))} {obj.get('relationship_type')} "
+                f"{names.get(obj.get('target_ref', ''), obj.get('target_ref'))}")
+    else:
+        name = names.get(obj["id"], obj["id"])
+    return ObjectRef(obj["id"], obj["type"], name)
+
+
+def _relationship(obj: dict[str, Any], names: dict[str, str]) -> RelationshipRef:
+    source, target = str(obj.get("source_ref", "")), str(obj.get("target_ref", ""))
+    return RelationshipRef(obj["id"], source, str(obj.get("relationship_type", "")), target,
+                           names.get(source, source), names.get(target, target))
+
+
+def _drop_cause(revision: CompiledRevision, object_id: str) -> str | None:
+    rules = revision.dropped_by_rules.get(object_id)
+    if not rules:
+        return None
+    first = rules[0]
+    return first if first.startswith("points at") else f"rule {first}"
+
+
+def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str) -> str | None:
+    """Why an object's compiled form changed when its own file did not, or None for an edit."""
+    old, new = base.authored.get(object_id), head.authored.get(object_id)
+    if old is None or new is None:
+        return None  # built-in objects (TLP markings) or content tiops adds: treat as edits
+    old_origin, new_origin = base.provenance[object_id], head.provenance[object_id]
+    if old != new:
+        own_old = {k: v for k, v in old.items() if k not in old_origin.defaulted}
+        own_new = {k: v for k, v in new.items() if k not in new_origin.defaulted}
+        if own_old != own_new or not new_origin.defaults_files:
+            return None
+        return f"defaults {new_origin.defaults_files[-1]}"
+    if old_origin.source != new_origin.source and new_origin.defaults_files:
+        return f"defaults {new_origin.defaults_files[-1]}"
+    rules = [r for r in new_origin.rules if r not in old_origin.rules] or \
+        [r for r in old_origin.rules if r not in new_origin.rules] or list(new_origin.rules)
+    return f"rule {rules[0]}" if rules else "rules (no trace)"

@@ -1,0 +1,163 @@
+"""Renderers for `tiops diff`: text for a terminal, markdown for a pull-request comment, json for tools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tiops.diff import Diff, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
+
+# GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
+MARKDOWN_LIMIT = 60_000
+_VALUE_WIDTH = 120
+
+
+def render_text(diff: Diff) -> str:
+    lines = [f"tiops diff {diff.base} -> {diff.head}"]
+    lines += [f"note: {note}" for note in diff.notes]
+    if diff.empty:
+        lines.append("No change to the compiled intel.")
+        return "\n".join(lines) + "\n"
+    for ref in diff.added:
+        lines.append(f"  + {ref.type} {ref.id} {ref.name!r}")
+    for change in diff.changed:
+        lines.append(f"  ~ {change.ref.type} {change.ref.id} {change.ref.name!r}")
+        lines += [f"      {_field_line(f)}" for f in change.fields]
+    for change in diff.revoked:
+        lines.append(f"  ! revoked {change.ref.type} {change.ref.id} {change.ref.name!r}")
+    for ref in diff.removed:
+        lines.append(f"  - {ref.type} {ref.id} {ref.name!r}")
+    for rel in diff.relationships_added:
+        lines.append(f"  + relationship {_relationship_line(rel)}")
+    for rel in diff.relationships_removed:
+        lines.append(f"  - relationship {_relationship_line(rel)}")
+    for effect in diff.effects:
+        lines.append(f"  * {effect.cause}: {len(effect.changes)} object(s) compile differently")
+        for change in effect.changes:
+            lines.append(f"      {change.ref.type} {change.ref.id} {change.ref.name!r}")
+            lines += [f"          {_field_line(f)}" for f in change.fields]
+    lines.append(_summary_sentence(diff))
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: a summary table, then one collapsible section per kind of change."""
+    head = [f"### tiops diff `{_code(diff.base)}` → `{_code(diff.head)}`", ""]
+    head += [f"> ⚠️ {_escape(note)}" for note in diff.notes]
+    if diff.empty:
+        return "\n".join([*head, "No change to the compiled intel.", ""])
+    counts = diff.counts()
+    head += ["| Change | Objects |", "| --- | ---: |"]
+    labels = {"added": "Added", "changed": "Changed", "revoked": "Revoked", "removed": "Removed (not revoked)",
+              "relationships_added": "Relationships added", "relationships_removed": "Relationships removed",
+              "rule_effects": "Rule / defaults effect"}
+    head += [f"| {labels[key]} | {value} |" for key, value in counts.items() if value]
+    head.append("")
+    sections: list[tuple[str, list[str]]] = [
+        ("Added", [f"- {_ref_md(r)}" for r in diff.added]),
+        ("Changed", [line for c in diff.changed for line in _change_md(c)]),
+        ("Revoked", [line for c in diff.revoked for line in _change_md(c)]),
+        ("Removed (not revoked)", [f"- {_ref_md(r)}" for r in diff.removed]),
+        ("Relationships added", [f"- {_relationship_md(r)}" for r in diff.relationships_added]),
+        ("Relationships removed", [f"- {_relationship_md(r)}" for r in diff.relationships_removed]),
+    ]
+    for effect in diff.effects:
+        sections.append((f"Effect of {effect.cause}", [line for c in effect.changes for line in _change_md(c)]))
+    out = "\n".join(head) + "\n"
+    left_out = 0
+    for title, body in sections:
+        if not body:
+            continue
+        block = f"<details><summary>{_escape(title)} ({_count_items(body)})</summary>\n\n" + "\n".join(body) + "\n\n</details>\n\n"
+        if len(out) + len(block) > limit:
+            left_out += _count_items(body)
+            continue
+        out += block
+    if left_out:
+        out += f"_{left_out} more item(s) left out to fit a comment; run `tiops diff` locally for the full list._\n"
+    return out
+
+
+def render_json(diff: Diff) -> str:
+    data: dict[str, Any] = {
+        "base": diff.base,
+        "head": diff.head,
+        "counts": diff.counts(),
+        "notes": list(diff.notes),
+        "added": [_ref_json(r) for r in diff.added],
+        "changed": [_change_json(c) for c in diff.changed],
+        "revoked": [_change_json(c) for c in diff.revoked],
+        "removed": [_ref_json(r) for r in diff.removed],
+        "relationships_added": [_relationship_json(r) for r in diff.relationships_added],
+        "relationships_removed": [_relationship_json(r) for r in diff.relationships_removed],
+        "rule_effects": [{"cause": e.cause, "objects": [_change_json(c) for c in e.changes]} for e in diff.effects],
+    }
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+DIFF_RENDERERS: dict[str, Callable[[Diff], str]] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "json": render_json,
+}
+
+
+def _summary_sentence(diff: Diff) -> str:
+    counts = diff.counts()
+    return ("Summary: " + ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()) + ".")
+
+
+def _short(value: Any) -> str:
+    text = "(absent)" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _field_line(change: FieldDiff) -> str:
+    return f"{change.field}: {_short(change.before)} -> {_short(change.after)}"
+
+
+def _relationship_line(rel: RelationshipRef) -> str:
+    return f"{rel.source_name!r} {rel.relationship_type} {rel.target_name!r} ({rel.id})"
+
+
+def _escape(text: str) -> str:
+    """Markdown and HTML are both live in a comment: neutralise both."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("`", "'").replace("\n", " "))
+
+
+def _code(text: str) -> str:
+    return text.replace("`", "'")
+
+
+def _ref_md(ref: ObjectRef) -> str:
+    return f"**{_escape(ref.name)}** `{ref.type}` `{ref.id}`"
+
+
+def _change_md(change: ObjectChange) -> list[str]:
+    lines = [f"- {_ref_md(change.ref)}"]
+    lines += [f"  - `{_code(f.field)}`: {_escape(_short(f.before))} → {_escape(_short(f.after))}" for f in change.fields]
+    return lines
+
+
+def _count_items(body: list[str]) -> int:
+    return sum(1 for line in body if line.startswith("- "))
+
+
+def _relationship_md(rel: RelationshipRef) -> str:
+    return f"**{_escape(rel.source_name)}** _{_escape(rel.relationship_type)}_ **{_escape(rel.target_name)}** `{rel.id}`"
+
+
+def _ref_json(ref: ObjectRef) -> dict[str, Any]:
+    return {"id": ref.id, "type": ref.type, "name": ref.name}
+
+
+def _change_json(change: ObjectChange) -> dict[str, Any]:
+    return {**_ref_json(change.ref), "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields]}
+
+
+def _relationship_json(rel: RelationshipRef) -> dict[str, Any]:
+    return {"id": rel.id, "source_ref": rel.source_ref, "relationship_type": rel.relationship_type,
+            "target_ref": rel.target_ref, "source_name": rel.source_name, "target_name": rel.target_name}

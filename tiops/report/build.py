@@ -1,0 +1,319 @@
+"""`tiops report`: a static HTML site about the compiled intel, readable offline from file://.
+
+* ``index.html``: the overview, like Microsoft Sentinel's threat-intelligence workbook
+  (counts by type, indicator type, source, TLP, tag, confidence band; indicators
+  expiring soon; objects created per month), as inline SVG bar charts.
+* ``browse.html``: every object (one row each, the compiled, i.e. latest, version) as a
+  JSON blob that a small script searches, filters, sorts and pages, so no page ever
+  holds more than one page of rows.
+* ``objects/<xx>/<id>.html``: one page per object (sharded by the first two hex digits
+  of its UUID): properties, relationships as a graph and a list, provenance.
+
+Everything is rendered by Jinja2 with autoescaping; CSS and JavaScript are inlined
+(no network, no CDN); output depends only on the content (no clock).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+
+from tiops.compile import compiled_objects
+from tiops.diff import display_name
+from tiops.load import IntelObject, load_repo
+from tiops.progress import Progress, no_progress
+from tiops.rules import apply_repo_rules, resolve_as_of
+from tiops.stix import SOURCE_EXTENSION_ID, TLP1_MARKINGS, TLP2_MARKINGS
+
+_HERE = Path(__file__).parent
+_TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} | {
+    marking_id: f"TLP:{level.upper()} (1.0)" for level, marking_id in TLP1_MARKINGS.items()
+}
+_EXPIRY_WINDOWS = (7, 30, 90)
+_CHART_ROWS = 15
+_MONTHS = 36
+_GRAPH_NEIGHBOURS = 24
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    output: Path
+    objects: int
+    pages: int
+    as_of: str | None
+
+
+@dataclass(frozen=True)
+class _Origin:
+    file: str
+    line: int
+    source: str | None
+    rules: tuple[str, ...]
+    defaults_files: tuple[str, ...]
+
+
+def build_report(root: Path, output: Path, *, as_of: str | None = None, progress: Progress = no_progress) -> ReportResult:
+    """Write the report for the repository at ``root`` into ``output`` (created; existing pages replaced).
+
+    ``as_of`` (like ``--as-of``) is the moment rules and the expiry charts compare with;
+    by default the HEAD commit's time.
+    """
+    repo = load_repo(root, progress=progress)
+    outcome, _rules, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
+    objects = compiled_objects(repo, rules=outcome)
+    origins = _origins(root, repo.objects, {k: tuple(a.rule for a in v if a.changes) for k, v in outcome.applied.items()})
+    as_of_text = moment.text or _latest_modified(objects)
+    environment = _environment()
+    output.mkdir(parents=True, exist_ok=True)
+    css = (_HERE / "static" / "report.css").read_text(encoding="utf-8")
+    common = {"css": css, "as_of": as_of_text, "total": len(objects)}
+
+    names = {obj["id"]: display_name(obj) for obj in objects}
+    rows = [_row(obj, origins.get(obj["id"])) for obj in objects]
+    overview = _overview(objects, as_of_text)
+    _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
+    browser_data = _script_json({"columns": _COLUMNS, "rows": [[row[c] for c in _COLUMNS] for row in rows]})
+    browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
+    _write(output / "browse.html", environment.get_template("browse.html").render(
+        root="", data=browser_data, script=browser_js, operators=_OPERATORS, fields=_COLUMNS, **common))
+
+    links: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        if obj["type"] == "relationship":
+            for end, other in (("source_ref", "target_ref"), ("target_ref", "source_ref")):
+                links.setdefault(str(obj.get(end)), []).append(
+                    {"relationship": obj, "other": str(obj.get(other)), "outgoing": end == "source_ref"})
+    template = environment.get_template("object.html")
+    for done, obj in enumerate(objects, 1):
+        related = sorted(links.get(obj["id"], ()), key=lambda r: (r["relationship"]["relationship_type"], r["other"]))
+        relationships = [
+            {"type": r["relationship"]["relationship_type"], "outgoing": r["outgoing"], "other": r["other"],
+             "other_name": names.get(r["other"], r["other"]), "other_href": _href(r["other"], "../../") if r["other"] in names else None,
+             "href": _href(r["relationship"]["id"], "../../")}
+            for r in related
+        ]
+        page = template.render(
+            root="../../", obj=obj, name=names[obj["id"]], properties=_properties(obj),
+            relationships=relationships, graph=_graph(obj["id"], names[obj["id"]], relationships),
+            origin=origins.get(obj["id"]), **common,
+        )
+        _write(output / _href(obj["id"], ""), page)
+        if done % 1000 == 0 or done == len(objects):
+            progress("report", done, len(objects))
+    return ReportResult(output, len(objects), len(objects) + 2, as_of_text)
+
+
+# --- Data ---------------------------------------------------------------------------
+
+_COLUMNS = ["name", "type", "id", "source", "tlp", "confidence", "labels", "indicator_types", "created", "modified",
+            "valid_until", "revoked", "href"]
+# The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
+_OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
+              "exists", "not-exists"]
+
+
+def _row(obj: dict[str, Any], origin: _Origin | None) -> dict[str, Any]:
+    return {
+        "name": display_name(obj),
+        "type": obj["type"],
+        "id": obj["id"],
+        "source": _source(obj) or "",
+        "tlp": _tlp(obj) or "",
+        "confidence": obj.get("confidence") if isinstance(obj.get("confidence"), int) else None,
+        "labels": sorted(str(label) for label in obj.get("labels") or ()),
+        "indicator_types": sorted(str(t) for t in obj.get("indicator_types") or ()),
+        "created": str(obj.get("created") or ""),
+        "modified": str(obj.get("modified") or ""),
+        "valid_until": str(obj.get("valid_until") or ""),
+        "revoked": obj.get("revoked") is True,
+        "href": _href(obj["id"], ""),
+    }
+
+
+def _href(object_id: str, root: str) -> str:
+    uuid = object_id.partition("--")[2]
+    return f"{root}objects/{uuid[:2] or '00'}/{object_id}.html"
+
+
+def _source(obj: dict[str, Any]) -> str | None:
+    extension = (obj.get("extensions") or {}).get(SOURCE_EXTENSION_ID)
+    return str(extension["source_system"]) if isinstance(extension, dict) and "source_system" in extension else None
+
+
+def _tlp(obj: dict[str, Any]) -> str | None:
+    for marking_id in obj.get("object_marking_refs") or ():
+        if marking_id in _TLP_NAMES:
+            return _TLP_NAMES[marking_id]
+    return None
+
+
+def _confidence_band(value: Any) -> str:
+    # STIX 2.1 Appendix A, the None/Low/Med/High scale.
+    if not isinstance(value, int):
+        return "not set"
+    if value == 0:
+        return "None (0)"
+    if value < 30:
+        return "Low (1-29)"
+    if value < 70:
+        return "Med (30-69)"
+    return "High (70-100)"
+
+
+def _overview(objects: list[dict[str, Any]], as_of: str | None) -> list[dict[str, Any]]:
+    content = [o for o in objects if o["type"] not in ("marking-definition", "extension-definition")]
+    indicators = [o for o in content if o["type"] == "indicator"]
+    charts = [
+        _chart("Objects by type", Counter(o["type"] for o in content)),
+        _chart("Indicators by indicator type (threat type)", Counter(t for o in indicators for t in o.get("indicator_types") or ("not set",))),
+        _chart("Objects by source", Counter(_source(o) or "not set" for o in content)),
+        _chart("Objects by TLP", Counter(_tlp(o) or "not set" for o in content)),
+        _chart("Objects by tag", Counter(str(t) for o in content for t in o.get("labels") or ())),
+        _chart("Objects by confidence band", Counter(_confidence_band(o.get("confidence")) for o in content), keep_order=True,
+               order=["High (70-100)", "Med (30-69)", "Low (1-29)", "None (0)", "not set"]),
+    ]
+    if as_of is not None:
+        moment = _parse(as_of)
+        expiring: Counter[str] = Counter()
+        for obj in indicators:
+            until = _parse(str(obj.get("valid_until") or ""))
+            if until < moment or obj.get("revoked") is True:
+                continue
+            for days in _EXPIRY_WINDOWS:
+                if until <= moment + timedelta(days=days):
+                    expiring[f"within {days} days"] += 1
+        charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
+                             order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
+    months = Counter(str(o.get("created", ""))[:7] for o in content if o.get("created"))
+    recent = sorted(months)[-_MONTHS:]
+    charts.append(_chart("Objects created per month", Counter({m: months[m] for m in recent}), keep_order=True, order=recent))
+    return charts
+
+
+def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order: Iterable[str] = (),
+           show_zero: bool = False) -> dict[str, Any]:
+    if keep_order:
+        items = [(label, counts.get(label, 0)) for label in order if show_zero or counts.get(label, 0)]
+    else:
+        items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    hidden = max(0, len(items) - _CHART_ROWS)
+    items = items[:_CHART_ROWS]
+    top = max((count for _, count in items), default=0) or 1
+    bar_width = 420
+    bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
+            for index, (label, count) in enumerate(items)]
+    return {"title": title, "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
+            "total": sum(counts.values())}
+
+
+def _properties(obj: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(name, text, is_multiline) for every property, JSON for structured values."""
+    found = []
+    for key in sorted(obj):
+        value = obj[key]
+        if isinstance(value, str):
+            found.append((key, value, "\n" in value))
+        else:
+            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+            found.append((key, text, "\n" in text))
+    return found
+
+
+def _graph(center: str, name: str, relationships: list[dict[str, Any]]) -> dict[str, Any]:
+    """A radial layout: the object in the middle, the objects it relates to around it."""
+    neighbours = relationships[:_GRAPH_NEIGHBOURS]
+    size, radius = 640, 170
+    nodes = []
+    for index, rel in enumerate(neighbours):
+        angle = 2 * math.pi * index / max(1, len(neighbours)) - math.pi / 2
+        x, y = round(size / 2 + radius * math.cos(angle), 1), round(size / 2 + radius * math.sin(angle), 1)
+        # Labels point away from the centre so they stay inside the drawing.
+        anchor = "middle" if abs(x - size / 2) < 20 else ("start" if x > size / 2 else "end")
+        label_x = x if anchor == "middle" else (x + 11 if anchor == "start" else x - 11)
+        label_y = y - 11 if anchor == "middle" and y < size / 2 else (y + 21 if anchor == "middle" else y + 4)
+        nodes.append({**rel, "x": x, "y": y, "anchor": anchor, "label_x": label_x, "label_y": label_y,
+                      "short": _shorten(rel["other_name"], 22)})
+    return {"size": size, "center": {"x": size / 2, "y": size / 2, "short": _shorten(name, 28), "id": center},
+            "nodes": nodes, "hidden": max(0, len(relationships) - len(neighbours))}
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _origins(root: Path, objects: list[IntelObject], rules: dict[str, tuple[str, ...]]) -> dict[str, _Origin]:
+    """File and line of every object; the line comes from a text scan, not a YAML parse, to stay fast at 100k files."""
+    item_lines: dict[str, list[int]] = {}
+    found: dict[str, _Origin] = {}
+    for obj in objects:
+        line = 1
+        if obj.path and isinstance(obj.path[0], int):
+            if obj.file not in item_lines:
+                item_lines[obj.file] = _list_item_lines(root / obj.file)
+            lines = item_lines[obj.file]
+            line = lines[obj.path[0]] if obj.path[0] < len(lines) else 1
+        found[obj.id] = _Origin(obj.file, line, obj.source, rules.get(obj.id, ()), obj.defaults_files)
+    return found
+
+
+def _list_item_lines(path: Path) -> list[int]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [number for number, line in enumerate(text.splitlines(), 1) if line.startswith("- ")]
+
+
+def _latest_modified(objects: list[dict[str, Any]]) -> str | None:
+    stamps = [str(o["modified"]) for o in objects if o.get("modified")]
+    return max(stamps) if stamps else None
+
+
+def _parse(text: str) -> datetime:
+    try:
+        return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC) if not text else datetime.max.replace(tzinfo=UTC)
+
+
+# --- Output ---------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=True,  # every value from intel is text, never markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: no '<', '>' or '&' can end or open a tag."""
+    text = orjson.dumps(data).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return  # unchanged: leave the file (and its mtime) alone
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,106 @@
+"""Compile a git revision (or the working tree) for `tiops diff` and the versioning checks.
+
+A revision is exported into a temporary folder and goes through the normal
+pipeline there (load, validate, ingestion rules, compile), so what is compared is
+exactly what `tiops compile` would have written at that commit.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiops.compile import blocking_errors, compiled_objects
+from tiops.errors import UsageError
+from tiops.gitrepo import export_revision, resolve_revision
+from tiops.load import IntelObject, Repo, load_repo
+from tiops.progress import Progress, no_progress
+from tiops.rules import AsOf, apply_repo_rules, resolve_as_of
+from tiops.rules.conditions import parse_timestamp
+from tiops.validate import validate_repo
+
+WORKING_TREE = "working tree"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an object was written, and what shaped its compiled form besides its own file."""
+
+    file: str
+    path: tuple[str | int, ...]
+    source: str | None
+    defaults_files: tuple[str, ...]
+    defaulted: tuple[str, ...]  # properties that came from _defaults.yaml
+    rules: tuple[str, ...]  # ingestion rules that changed the object (in the order they ran)
+    declared_by: str | None = None
+
+
+@dataclass
+class CompiledRevision:
+    """One revision compiled: the bundle's objects and, per id, what the authors wrote and where."""
+
+    label: str
+    commit: str | None
+    objects: list[dict[str, Any]]
+    authored: dict[str, dict[str, Any]]  # id -> properties as written (with _defaults.yaml, before rules)
+    provenance: dict[str, Provenance]
+    dropped_by_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> rules that dropped it
+    error_count: int = 0
+    repo: Repo | None = None
+
+
+def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress) -> CompiledRevision:
+    """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk)."""
+    if rev is None:
+        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress)
+    try:
+        sha, committed = resolve_revision(root, rev)
+    except LookupError as error:
+        raise UsageError(f"cannot read revision {rev!r}: {error}",
+                         hint="Name a commit, branch or tag, e.g. origin/main or HEAD~1.") from error
+    with tempfile.TemporaryDirectory(prefix="tiops-rev-") as temporary:
+        export_revision(root, sha, Path(temporary))
+        # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
+        as_of = AsOf(parse_timestamp(committed), "head-commit")
+        compiled = _compile_tree(Path(temporary), f"{rev} ({sha[:7]})", sha, as_of, progress)
+    compiled.repo = None  # its root was a temporary folder that no longer exists
+    return compiled
+
+
+def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress) -> CompiledRevision:
+    repo = load_repo(root, progress=progress)
+    findings = validate_repo(repo, progress=progress)
+    outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
+    changed_by: dict[str, tuple[str, ...]] = {
+        object_id: tuple(a.rule for a in applications if a.changes)
+        for object_id, applications in outcome.applied.items()
+    }
+    dropped_by = {
+        object_id: tuple(a.rule for a in outcome.applied.get(object_id, ()) if a.dropped) or (reason,)
+        for object_id, reason in outcome.dropped.items()
+    }
+    objects = compiled_objects(repo, rules=outcome)
+    return CompiledRevision(
+        label=label,
+        commit=commit,
+        objects=objects,
+        authored={obj.id: obj.data for obj in repo.objects},
+        provenance={obj.id: _provenance(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
+        dropped_by_rules=dropped_by,
+        error_count=len(blocking_errors(findings)),
+        repo=repo,
+    )
+
+
+def _provenance(obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
+    return Provenance(
+        file=obj.file,
+        path=tuple(obj.path),
+        source=obj.source,
+        defaults_files=obj.defaults_files,
+        defaulted=obj.defaulted_properties,
+        rules=rules,
+        declared_by=obj.declared_by,
+    )

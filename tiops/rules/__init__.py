@@ -1,0 +1,118 @@
+"""Ingestion rules: ordered, tested rules in ``rules/ingestion/*.yaml`` applied at compile time.
+
+* :mod:`tiops.rules.model` parses and checks rule files (findings TI5xx);
+* :mod:`tiops.rules.conditions` is the field and operator vocabulary, reusable by any filter;
+* :mod:`tiops.rules.engine` applies the rules in one pass;
+* :mod:`tiops.rules.trace` explains what happened to an object;
+* :mod:`tiops.rules.testing` runs the examples written on each rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tiops.errors import TiopsError, UsageError
+from tiops.findings import Finding, Severity
+from tiops.gitrepo import head_commit, head_commit_time
+from tiops.load import Repo
+from tiops.rules.conditions import format_timestamp, parse_timestamp
+from tiops.rules.engine import RulesOutcome, apply_rules
+from tiops.rules.model import Rule, RuleSet, load_rules
+
+__all__ = [
+    "AsOf",
+    "Rule",
+    "RuleSet",
+    "RulesInvalid",
+    "RulesOutcome",
+    "apply_repo_rules",
+    "apply_rules",
+    "build_metadata",
+    "load_rules",
+    "resolve_as_of",
+    "rule_findings",
+]
+
+
+class RulesInvalid(TiopsError):
+    """The ingestion rule files have errors, so no rule is applied."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(f"the ingestion rules have {sum(1 for f in findings if f.severity is Severity.ERROR)} error(s)",
+                         hint="Run 'tiops validate' to see them.")
+        self.findings = findings
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The moment older-than / newer-than compare with: never the wall clock."""
+
+    moment: datetime | None
+    origin: str  # "--as-of", "head-commit" or "none"
+
+    @property
+    def text(self) -> str | None:
+        return format_timestamp(self.moment) if self.moment is not None else None
+
+
+def resolve_as_of(root: Path, override: str | None = None) -> AsOf:
+    """``override`` (``--as-of``) if given, else the HEAD commit's time, else none."""
+    if override is not None:
+        text = override if "T" in override else f"{override}T00:00:00Z"
+        moment = parse_timestamp(text)
+        if moment is None:
+            raise UsageError(f"--as-of {override!r} is not a date or a UTC timestamp",
+                             hint="Write it like 2025-06-01 or 2025-06-01T12:00:00Z.")
+        return AsOf(moment, "--as-of")
+    head_time = head_commit_time(root)
+    return AsOf(parse_timestamp(head_time), "head-commit") if head_time else AsOf(None, "none")
+
+
+def rule_findings(repo: Repo) -> list[Finding]:
+    """Findings about the rule files of a repository (none for a plain bundle)."""
+    if repo.is_bundle:
+        return []
+    return load_rules(repo.config)[1]
+
+
+def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = False) -> tuple[RulesOutcome, RuleSet, AsOf]:
+    """The repository's objects after its ingestion rules, the rules, and the as-of time used.
+
+    ``record`` keeps what every rule did to every object (for explain and traces).
+    """
+    if repo.is_bundle:
+        empty = RuleSet((), "")
+        return RulesOutcome(objects=list(repo.objects)), empty, as_of or AsOf(None, "none")
+    rule_set, findings = load_rules(repo.config)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        raise RulesInvalid(errors)
+    as_of = as_of if as_of is not None else resolve_as_of(repo.root)
+    if as_of.moment is None and rule_set.needs_as_of:
+        needing = next(r for r in rule_set.rules if r.enabled and r.needs_as_of)
+        raise TiopsError(
+            f"rule {needing.name!r} ({needing.file}:{needing.line}) uses older-than/newer-than, "
+            "but there is no as-of time: the repository is not a git checkout with a commit",
+            hint="Pass --as-of 2025-06-01T00:00:00Z (or commit the repository).",
+        )
+    return apply_rules(repo.objects, rule_set, as_of.moment, record=record), rule_set, as_of
+
+
+def build_metadata(root: Path, outcome: RulesOutcome, rule_set: RuleSet, as_of: AsOf) -> dict[str, object]:
+    """What ``dist/build.json`` records so a build can be reproduced (no wall-clock time)."""
+    return {
+        "as_of": as_of.text,
+        "as_of_origin": as_of.origin,
+        "source_commit": head_commit(root),
+        "rules": {
+            "digest": rule_set.digest or None,
+            "count": len(rule_set.rules),
+            "enabled": sum(1 for r in rule_set.rules if r.enabled),
+        },
+        "dropped": {"by_rules": outcome.dropped_by_rules, "relationships": outcome.dropped_by_cascade},
+        "changed_by_rules": outcome.changed,
+    }
+
+

@@ -1,0 +1,385 @@
+"""Conditions: the field and operator vocabulary of ingestion rules.
+
+A condition is a tree of plain data, as written in a rule file (or parsed from
+``--where``): ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}`` or one test
+``{field, op, value}``. :func:`compile_condition` turns a checked tree into a
+Python closure once, so evaluating it over 100k objects costs a function call per
+test, not a walk over dictionaries. Anything with ``data``, ``source`` and
+``file`` attributes (an :class:`~tiops.load.IntelObject`) can be tested.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from tiops.stix import TIMESTAMP_RE, timestamp_key, tlp_level
+
+Condition = dict[str, Any]
+Predicate = Callable[["ObjectView"], bool]
+
+# Fields that are not STIX properties (Microsoft Sentinel's names for them).
+PSEUDO_FIELDS = frozenset({"source", "tags", "tlp", "file"})
+OPERATORS = (
+    "equals", "not-equals", "in", "not-in", "contains", "starts-with", "ends-with", "matches",
+    ">", ">=", "<", "<=", "exists", "not-exists", "older-than", "newer-than",
+)  # fmt: skip
+VALUELESS_OPERATORS = frozenset({"exists", "not-exists"})
+LIST_OPERATORS = frozenset({"in", "not-in"})
+TIME_OPERATORS = frozenset({"older-than", "newer-than"})
+COMBINATORS = ("all", "any", "not")
+_DURATION = re.compile(r"^([0-9]+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MISSING: Any = object()
+_NUMBERS = frozenset({int, float})
+
+
+class ObjectView(Protocol):
+    """What a condition can look at: the STIX properties and where the object came from."""
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def file(self) -> str: ...
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be compiled; ``code`` is the finding code, ``path`` where it is."""
+
+    def __init__(self, code: str, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.code, self.message, self.path = code, message, path
+
+
+# --- Durations and timestamps -----------------------------------------------------------
+
+
+def parse_duration(text: Any) -> timedelta:
+    """``30d``, ``12h``, ``2w`` (also ``s`` and ``m``) as a timedelta; ValueError otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h or 2w (a whole number and one of s, m, h, d, w)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_timestamp(text: Any) -> datetime | None:
+    """A STIX timestamp (section 3.2: RFC 3339, UTC, ``Z``) as an aware datetime, or None."""
+    if not isinstance(text, str) or timestamp_key(text) is None:
+        return None
+    match = TIMESTAMP_RE.match(text)
+    assert match is not None
+    fraction = match.group(7) or ""
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
+    base = datetime(year, month, day, hour, minute, min(int(match.group(6)), 59), tzinfo=UTC)
+    return base.replace(microsecond=micro)
+
+
+def format_timestamp(moment: datetime, like: str | None = None) -> str:
+    """A STIX timestamp with the fraction digits of ``like`` (millisecond precision by default)."""
+    digits = 3
+    if like is not None and (match := TIMESTAMP_RE.match(like)):
+        digits = len(match.group(7) or ".")-1
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + f"{moment.microsecond:06d}"[:digits].ljust(digits, "0")
+    return text + "Z"
+
+
+# --- Field resolution -----------------------------------------------------------------
+
+
+def field_getter(field: str) -> Callable[[ObjectView], Any]:
+    """A function reading ``field`` from an object (MISSING when absent).
+
+    ``source`` is the source system, ``tags`` are STIX ``labels``, ``tlp`` the TLP
+    level of ``object_marking_refs`` (clear, green, amber, amber+strict, red), ``file``
+    the YAML file; anything else is a property name or dotted path, where a list is
+    searched element by element (``external_references.source_name``) and a number
+    picks one element (``external_references.0.url``).
+    """
+    if field == "source":
+        return lambda obj: obj.source if obj.source is not None else MISSING
+    if field == "file":
+        return lambda obj: obj.file
+    if field == "tlp":
+        return lambda obj: tlp_level(obj.data.get("object_marking_refs")) or MISSING
+    if field == "tags":
+        field = "labels"
+    parts = field.split(".")
+    if len(parts) == 1:
+        name = parts[0]
+        return lambda obj: obj.data.get(name, MISSING)
+    if len(parts) == 2 and not parts[1].isdigit():
+        outer, inner = parts
+
+        def get_nested(obj: ObjectView) -> Any:
+            # The common dotted path (external_references.source_name), written out for speed.
+            value = obj.data.get(outer, MISSING)
+            if value.__class__ is dict:
+                return value.get(inner, MISSING)
+            if value.__class__ is list:
+                found = [item[inner] for item in value if item.__class__ is dict and inner in item]
+                flat = [x for v in found for x in (v if v.__class__ is list else [v])]
+                return flat if flat else MISSING
+            return MISSING
+
+        return get_nested
+    return lambda obj: _walk(obj.data, parts)
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    for index, part in enumerate(parts):
+        if isinstance(value, dict):
+            value = value.get(part, MISSING)
+        elif isinstance(value, list):
+            if part.isdigit():
+                value = value[int(part)] if int(part) < len(value) else MISSING
+            else:
+                found = [v for item in value if (v := _walk(item, parts[index:])) is not MISSING]
+                flat = [x for v in found for x in (v if isinstance(v, list) else [v])]
+                return flat if flat else MISSING
+        else:
+            return MISSING
+        if value is MISSING:
+            return MISSING
+    return value
+
+
+# --- Compilation ----------------------------------------------------------------------
+
+
+def compile_condition(condition: Condition | None, as_of: datetime | None = None,
+                      path: tuple[str | int, ...] = ()) -> Predicate:
+    """A closure testing ``condition``; raises :class:`ConditionError` on a malformed tree.
+
+    ``as_of`` is the build's as-of time, needed only by older-than / newer-than.
+    """
+    if condition is None:
+        return lambda obj: True
+    if not isinstance(condition, dict):
+        raise ConditionError("TI500", "a condition must be a mapping (all, any, not, or field/op/value)", path)
+    keys = set(condition)
+    for combinator in COMBINATORS:
+        if combinator in condition:
+            if len(keys) != 1:
+                extra = sorted(str(k) for k in keys - {combinator})
+                raise ConditionError("TI501", f"'{combinator}' stands alone; unexpected key(s) {', '.join(extra)}", path)
+            inner = condition[combinator]
+            if combinator == "not":
+                negated = compile_condition(inner, as_of, (*path, "not"))
+                return lambda obj: not negated(obj)
+            if not isinstance(inner, list) or not inner:
+                raise ConditionError("TI500", f"'{combinator}' needs a non-empty list of conditions", (*path, combinator))
+            parts = [compile_condition(c, as_of, (*path, combinator, i)) for i, c in enumerate(inner)]
+            if len(parts) == 1:
+                return parts[0]
+            return _conjunction(parts) if combinator == "all" else _disjunction(parts)
+    unknown = keys - {"field", "op", "value"}
+    if unknown:
+        raise ConditionError("TI501", f"unknown key(s) in a condition: {', '.join(sorted(map(str, unknown)))}"
+                             " (a test has field, op and value; combine tests with all, any, not)", (*path, sorted(map(str, unknown))[0]))
+    if "field" not in condition or "op" not in condition:
+        raise ConditionError("TI500", "a test needs 'field' and 'op'", path)
+    return compile_test(condition, as_of, path)
+
+
+def compile_test(test: Condition, as_of: datetime | None, path: tuple[str | int, ...]) -> Predicate:
+    field, op = test["field"], test["op"]
+    if not isinstance(field, str) or not field:
+        raise ConditionError("TI500", "'field' must be a property name", (*path, "field"))
+    if op not in OPERATORS:
+        raise ConditionError("TI503", f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}", (*path, "op"))
+    has_value = "value" in test
+    if op in VALUELESS_OPERATORS:
+        if has_value:
+            raise ConditionError("TI510", f"'{op}' takes no value", (*path, "value"))
+    elif not has_value:
+        raise ConditionError("TI510", f"'{op}' needs a value", path)
+    get = field_getter(field)
+    expected = test.get("value")
+    value_path = (*path, "value")
+    if op == "exists":
+        return lambda obj: get(obj) is not MISSING
+    if op == "not-exists":
+        return lambda obj: get(obj) is MISSING
+    if op in LIST_OPERATORS:
+        if not isinstance(expected, list) or not expected:
+            raise ConditionError("TI510", f"'{op}' needs a non-empty list as its value", value_path)
+        folded = frozenset(_fold(e) for e in expected if hashable(e))
+        hit_in = _any_value(field, _member_of(folded))
+        return hit_in if op == "in" else _negate_present(get, hit_in)
+    if op in ("equals", "not-equals"):
+        if isinstance(expected, (list, dict)):
+            raise ConditionError("TI510", f"'{op}' compares with one value; use 'in' for a list", value_path)
+        hit = _any_value(field, _member_of(frozenset({_fold(expected)})))
+        return hit if op == "equals" else _negate_present(get, hit)
+    if op in ("contains", "starts-with", "ends-with"):
+        if not isinstance(expected, (str, int, float)) or isinstance(expected, bool):
+            raise ConditionError("TI510", f"'{op}' needs a string value", value_path)
+        needle = str(expected).casefold()
+        if op == "contains":
+            # A list contains a member; a string contains a substring (case-insensitive).
+            return _any_value(field, lambda v: (isinstance(v, str) and needle in v.casefold()) or v == expected)
+        if op == "starts-with":
+            return _any_value(field, lambda v: isinstance(v, str) and v.casefold().startswith(needle))
+        return _any_value(field, lambda v: isinstance(v, str) and v.casefold().endswith(needle))
+    if op == "matches":
+        if not isinstance(expected, str):
+            raise ConditionError("TI510", "'matches' needs a regular expression string", value_path)
+        try:
+            search = re.compile(expected).search
+        except re.error as error:
+            raise ConditionError("TI505", f"bad regular expression {expected!r}: {error}", value_path) from None
+        return _any_value(field, lambda v: isinstance(v, str) and search(v) is not None)
+    if op in TIME_OPERATORS:
+        try:
+            duration = parse_duration(expected)
+        except ValueError as error:
+            raise ConditionError("TI506", str(error), value_path) from None
+        if as_of is None:
+            raise ConditionError("TI511", f"'{op}' compares with the build's as-of time, and there is none", path)
+        cutoff = fast_timestamp_key(format_timestamp(as_of - duration, like="2000-01-01T00:00:00.000000Z"))
+        assert cutoff is not None
+        cutoff_key = cutoff
+        if op == "older-than":
+            return _any_value(field, lambda v: v.__class__ is str and (k := fast_timestamp_key(v)) is not None and k < cutoff_key)
+        return _any_value(field, lambda v: v.__class__ is str and (k := fast_timestamp_key(v)) is not None and k > cutoff_key)
+    return _compile_comparison(field, op, expected, value_path)
+
+
+def _compile_comparison(field: str, op: str, expected: Any,
+                        value_path: tuple[str | int, ...]) -> Predicate:
+    if isinstance(expected, bool) or not isinstance(expected, (int, float, str)):
+        raise ConditionError("TI510", f"'{op}' compares with a number or a timestamp", value_path)
+    compare: Callable[[Any, Any], bool] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
+    if isinstance(expected, str):
+        # Timestamps compare as moments whatever their precision (section 3.2), other text as text.
+        expected_key = fast_timestamp_key(expected)
+        if expected_key is not None:
+            key = expected_key
+            return _any_value(field, lambda v: v.__class__ is str and (k := fast_timestamp_key(v)) is not None and compare(k, key))
+        text = expected
+        return _any_value(field, lambda v: isinstance(v, str) and compare(v, text))
+    number = expected
+    return _any_value(field, lambda v: v.__class__ in _NUMBERS and compare(v, number))
+
+
+def _any_value(field: str, test: Callable[[Any], bool]) -> Predicate:
+    """A list property matches when any element does; a missing one never matches."""
+    name = simple_property(field)
+    if name is not None:
+        # The common case, written out: this runs once per rule per object.
+        def property_predicate(obj: ObjectView) -> bool:
+            value = obj.data.get(name, MISSING)
+            if value is MISSING:
+                return False
+            if value.__class__ is list:
+                return any(test(v) for v in value)
+            return test(value)
+
+        return property_predicate
+    if field == "source":
+
+        def source_predicate(obj: ObjectView) -> bool:
+            source = obj.source
+            return source is not None and test(source)
+
+        return source_predicate
+    get = field_getter(field)
+
+    def predicate(obj: ObjectView) -> bool:
+        value = get(obj)
+        if value is MISSING:
+            return False
+        if isinstance(value, list):
+            return any(test(v) for v in value)
+        return test(value)
+
+    return predicate
+
+
+def _member_of(folded: frozenset[Any]) -> Callable[[Any], bool]:
+    def member(value: Any) -> bool:
+        kind = value.__class__
+        if kind is str:
+            return value.casefold() in folded
+        return kind is not list and kind is not dict and value in folded
+
+    return member
+
+
+def simple_property(field: str) -> str | None:
+    """The top-level STIX property a field reads directly, or None (pseudo fields, dotted paths)."""
+    if field == "tags":
+        return "labels"
+    if field in PSEUDO_FIELDS or "." in field:
+        return None
+    return field
+
+
+def _conjunction(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda obj: first(obj) and second(obj)
+    if len(parts) == 3:
+        first, second, third = parts
+        return lambda obj: first(obj) and second(obj) and third(obj)
+    return lambda obj: all(p(obj) for p in parts)
+
+
+def _disjunction(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda obj: first(obj) or second(obj)
+    return lambda obj: any(p(obj) for p in parts)
+
+
+def fast_timestamp_key(text: str) -> tuple[str, str] | None:
+    """An ordering key for a STIX timestamp (section 3.2), without a regular expression.
+
+    Seconds and the fraction without trailing zeros compare as strings, so timestamps of
+    any precision order correctly. Objects are validated before compile; the shape check
+    here keeps anything else from comparing at all.
+    """
+    if len(text) < 20 or text[-1] != "Z" or text[10] != "T" or text[4] != "-" or text[13] != ":":
+        return None
+    if len(text) == 20:
+        return text[:19], ""
+    if text[19] != ".":
+        return None
+    return text[:19], text[20:-1].rstrip("0")
+
+
+def _negate_present(get: Callable[[ObjectView], Any], hit: Predicate) -> Predicate:
+    # not-equals / not-in hold for a missing property too: it equals nothing.
+    return lambda obj: not hit(obj)
+
+
+def _fold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def hashable(value: Any) -> bool:
+    return not isinstance(value, (list, dict))
+
+
+def uses_as_of(condition: Any) -> bool:
+    """Whether a condition tree compares with the as-of time (older-than / newer-than)."""
+    if isinstance(condition, dict):
+        if condition.get("op") in TIME_OPERATORS:
+            return True
+        return any(uses_as_of(v) for k, v in condition.items() if k in COMBINATORS)
+    if isinstance(condition, list):
+        return any(uses_as_of(c) for c in condition)
+    return False
+
+
+def matches(condition: Condition | None, obj: ObjectView, as_of: datetime | None = None) -> bool:
+    """Evaluate a condition tree once (for repeated use, keep :func:`compile_condition`'s closure)."""
+    return compile_condition(condition, as_of)(obj)

@@ -1,0 +1,153 @@
+"""What remote stores share: a local apply lock, a cache of version digests, HTTP error mapping.
+
+A remote store's manifest endpoint names each object's current version but not
+its content, so the store keeps the content digest of every version it wrote or
+read in a small SQLite cache under ``.tiops/cache/``. A STIX version (id,
+modified) never changes content (STIX 2.1 section 3.6), so an entry is never
+stale; a missing entry is filled by reading that object once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tiops.errors import UsageError
+from tiops.stores import LockHeld, StoreError, TransientStoreError, content_digest, version_key
+
+
+def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, required: bool = True) -> str | None:
+    """The value of the environment variable that ``entry[key]`` names (never the value itself in tiops.yaml)."""
+    variable = entry.get(key)
+    if not variable:
+        if required:
+            raise UsageError(f"target {target!r}: '{key}' must name the environment variable holding the secret")
+        return None
+    value = os.environ.get(str(variable))
+    if not value:
+        raise UsageError(f"target {target!r}: environment variable {variable} is not set",
+                         hint="Secrets are read from the environment only; export it before running tiops.")
+    return value
+
+
+def http_failure(what: str, status: int, retry_after: str | None, reason: str) -> StoreError:
+    """The error for an HTTP answer: transient for 408/429/5xx (retried), final otherwise."""
+    message = f"{what}: HTTP {status} {reason}".strip()
+    if status in (408, 429) or status >= 500:
+        delay: float | None = None
+        if retry_after is not None:
+            try:
+                delay = max(0.0, float(retry_after))
+            except ValueError:
+                delay = None  # an HTTP date: fall back to the backoff
+        return TransientStoreError(message, retry_after=delay)
+    return StoreError(message)
+
+
+class LocalLock:
+    """An apply lock for a remote target, as a file under ``.tiops/locks/`` (remote APIs have none).
+
+    It guards against two applies from the same checkout; a lock left by a killed
+    process on this host is taken over.
+    """
+
+    def __init__(self, root: Path, target: str) -> None:
+        self.path = root / ".tiops" / "locks" / f"{target}.lock"
+        self._held = False
+
+    def acquire(self, holder: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                current = self._read()
+                if current is not None and current.get("host") == socket.gethostname() and not _alive(current["pid"]):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                who = current.get("holder", "unknown") if current else "unknown"
+                raise LockHeld(f"target is locked by {who} ({self.path})",
+                               hint="Wait for that apply to finish, or run 'tiops apply --force-unlock'.") from None
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump({"holder": holder, "host": socket.gethostname(), "pid": os.getpid()}, handle)
+            self._held = True
+            return
+
+    def release(self) -> None:
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False
+
+    def force(self) -> str | None:
+        current = self._read()
+        self.path.unlink(missing_ok=True)
+        return None if current is None else str(current.get("holder"))
+
+    def _read(self) -> dict[str, str | int] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CachedVersion(NamedTuple):
+    digest: str
+    by_tiops: bool
+    revoked: bool
+
+
+class DigestCache:
+    """(id, version) -> content digest, in ``.tiops/cache/<target>.sqlite``."""
+
+    def __init__(self, root: Path, target: str) -> None:
+        path = root / ".tiops" / "cache" / f"{target}.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS digests (id TEXT NOT NULL, version TEXT NOT NULL, digest TEXT NOT NULL,"
+            " written_by_tiops INTEGER NOT NULL, revoked INTEGER NOT NULL, PRIMARY KEY (id, version))"
+        )
+
+    def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CachedVersion]:
+        wanted = set(keys)
+        found: dict[tuple[str, str], CachedVersion] = {}
+        for stix_id, version, digest, by_tiops, revoked in self._db.execute(
+            "SELECT id, version, digest, written_by_tiops, revoked FROM digests"
+        ):
+            if (stix_id, version) in wanted:
+                found[(stix_id, version)] = CachedVersion(digest, bool(by_tiops), bool(revoked))
+        return found
+
+    def written_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT id FROM digests WHERE written_by_tiops")}
+
+    def record(self, objects: Iterable[Mapping[str, Any]], *, by_tiops: bool) -> None:
+        """Remember the digest of each object version (``by_tiops``: tiops wrote it)."""
+        rows = [(o["id"], version_key(o), content_digest(o), by_tiops, bool(o.get("revoked", False))) for o in objects]
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO digests VALUES (?, ?, ?, ?, ?) ON CONFLICT (id, version) DO UPDATE SET"
+            " written_by_tiops = max(written_by_tiops, excluded.written_by_tiops)", rows)
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,211 @@
+"""Microsoft Sentinel as a target: the STIX objects upload API and the threat intelligence query API.
+
+Writes are POSTs of ``{"sourcesystem": ..., "stixobjects": [...]}`` to the upload
+endpoint (``.../threat-intelligence-stix-objects:upload``), at most 100 objects a
+request and 100 requests a minute (Microsoft's documented limits; excess is
+answered 429). A 200 answer may list per-record errors ``{recordIndex,
+errorMessages}``: those objects are reported as refused, the rest landed.
+Sentinel cannot delete: removed objects are re-uploaded with ``revoked: true``.
+
+State is read through the query endpoint, paged by ``nextLink``. Requests are
+paced to the target's ``requests_per_minute`` so that a steady apply does not
+run into 429 at all; 429/5xx still raise :class:`TransientStoreError` for
+:func:`tiops.apply._retrying` (which honours Retry-After).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tiops.errors import UsageError
+from tiops.stores import (
+    ObjectError,
+    StoredVersion,
+    StoreError,
+    TransientStoreError,
+    content_digest,
+    version_key,
+)
+from tiops.stores.remote import DigestCache, LocalLock, http_failure, secret_from_env
+
+#: Documented limits of the upload API: objects per request, requests per minute.
+MAX_OBJECTS_PER_REQUEST = 100
+DEFAULT_REQUESTS_PER_MINUTE = 100
+DEFAULT_API_VERSION = "2024-02-01-preview"
+DEFAULT_UPLOAD_URL = ("https://api.ti.sentinel.azure.com/workspaces/{workspace_id}"
+                      "/threat-intelligence-stix-objects:upload?api-version={api_version}")
+DEFAULT_QUERY_URL = ("https://management.azure.com/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+                     "/providers/Microsoft.OperationalInsights/workspaces/{workspace_name}"
+                     "/providers/Microsoft.SecurityInsights/threatIntelligence/main/queryIndicators"
+                     "?api-version={query_api_version}")
+DEFAULT_QUERY_API_VERSION = "2024-03-01"
+
+
+class RequestPacer:
+    """Spaces requests at least ``60 / requests_per_minute`` seconds apart.
+
+    Spacing (rather than bursting up to the limit, then waiting) keeps any window
+    of a minute at or below the limit, whatever window the server counts in.
+    """
+
+    def __init__(self, requests_per_minute: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 60.0 / requests_per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._next: float | None = None
+        self.requests = 0
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._next is not None and now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self.interval
+        self.requests += 1
+
+
+class SentinelStore:
+    supports_delete = False
+
+    def __init__(self, upload_url: str, query_url: str, *, token: str, query_token: str | None = None,
+                 root: Path, target: str, source_system: str = "tiops", page_size: int = 100,
+                 pacer: RequestPacer | None = None) -> None:
+        self.upload_url = upload_url
+        self.query_url = query_url
+        self.source_system = source_system
+        self.page_size = page_size
+        self.pacer = pacer or RequestPacer(DEFAULT_REQUESTS_PER_MINUTE)
+        self._http = requests.Session()
+        self._upload_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._query_headers = {"Authorization": f"Bearer {query_token or token}", "Content-Type": "application/json"}
+        self._cache = DigestCache(root, target)
+        self._lock = LocalLock(root, target)
+        self._current: dict[str, dict[str, Any]] | None = None
+        # Versions accepted in this process: a batch retried after a 429 half-way
+        # through does not upload its first requests again.
+        self._accepted: set[tuple[str, str, str]] = set()
+
+    def manifest(self) -> dict[str, StoredVersion]:
+        current = self._read_all()
+        self._cache.record(current.values(), by_tiops=False)
+        known = self._cache.lookup((i, version_key(o)) for i, o in current.items())
+        written = self._cache.written_ids()
+        manifest: dict[str, StoredVersion] = {}
+        for stix_id, obj in current.items():
+            version = version_key(obj)
+            cached = known[(stix_id, version)]
+            manifest[stix_id] = StoredVersion(version, content_digest(obj), bool(obj.get("revoked", False)),
+                                              cached.by_tiops, cached.by_tiops or stix_id in written)
+        return manifest
+
+    def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        current = self._current if self._current is not None else self._read_all()
+        return {i: current[i] for i in ids if i in current}
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        self._current = None
+        pending = [o for o in objects if (o["id"], version_key(o), content_digest(o)) not in self._accepted]
+        errors: list[ObjectError] = []
+        for start in range(0, len(pending), MAX_OBJECTS_PER_REQUEST):
+            chunk = pending[start:start + MAX_OBJECTS_PER_REQUEST]
+            answer = self._post(self.upload_url, self._upload_headers,
+                                {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
+            refused: set[int] = set()
+            for record in _record_errors(answer):
+                index = record.get("recordIndex")
+                if isinstance(index, int) and 0 <= index < len(chunk):
+                    refused.add(index)
+                    reasons = record.get("errorMessages") or ["refused"]
+                    errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + "; ".join(map(str, reasons))))
+            accepted = [obj for index, obj in enumerate(chunk) if index not in refused]
+            self._cache.record(accepted, by_tiops=True)
+            self._accepted.update((o["id"], version_key(o), content_digest(o)) for o in accepted)
+        return errors
+
+    def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
+        return [ObjectError(i, "Microsoft Sentinel cannot delete objects; use on_remove: revoke") for i in ids]
+
+    def acquire_lock(self, holder: str) -> None:
+        self._lock.acquire(holder)
+
+    def release_lock(self) -> None:
+        self._lock.release()
+
+    def force_unlock(self) -> str | None:
+        return self._lock.force()
+
+    def close(self) -> None:
+        self._lock.release()
+        self._cache.close()
+        self._http.close()
+
+    def _read_all(self) -> dict[str, dict[str, Any]]:
+        """Every current object, following ``nextLink`` until the last page."""
+        found: dict[str, dict[str, Any]] = {}
+        url: str | None = self.query_url
+        while url:
+            page = self._post(url, self._query_headers, {"pageSize": self.page_size}, "query")
+            for obj in page.get("value", []):
+                if isinstance(obj, dict) and "id" in obj:
+                    found[str(obj["id"])] = obj
+            link = page.get("nextLink")
+            url = str(link) if link else None
+        self._current = found
+        return found
+
+    def _post(self, url: str, headers: Mapping[str, str], body: Mapping[str, Any], what: str) -> dict[str, Any]:
+        self.pacer.wait()
+        where = f"Sentinel {what} endpoint {url.split('?')[0]}"
+        try:
+            response = self._http.post(url, json=body, headers=dict(headers), timeout=300)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise TransientStoreError(f"{where}: {type(error).__name__}") from None
+        if response.status_code >= 300:
+            raise http_failure(where, response.status_code, response.headers.get("Retry-After"), response.reason)
+        if not response.content:
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            raise StoreError(f"{where}: the answer is not JSON") from None
+        return answer if isinstance(answer, dict) else {}
+
+
+def _record_errors(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    errors = answer.get("errors") or []
+    return [record for record in errors if isinstance(record, dict)] if isinstance(errors, list) else []
+
+
+def _url(name: str, entry: Mapping[str, Any], key: str, template: str) -> str:
+    values = {k: str(v) for k, v in entry.items() if isinstance(v, str | int)}
+    values.setdefault("api_version", DEFAULT_API_VERSION)
+    values.setdefault("query_api_version", DEFAULT_QUERY_API_VERSION)
+    try:
+        return str(entry.get(key, template)).format_map(values)
+    except KeyError as missing:
+        raise UsageError(f"target {name!r}: {key} needs the setting {missing.args[0]!r}") from None
+
+
+def open_sentinel(name: str, entry: Mapping[str, Any], root: Path, *, clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> SentinelStore:
+    token = secret_from_env(name, entry, "token_env")
+    query_token = secret_from_env(name, entry, "query_token_env", required=False)
+    rate = entry.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
+    page_size = entry.get("page_size", 100)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0:
+        raise UsageError(f"target {name!r}: requests_per_minute must be a positive number")
+    if not isinstance(page_size, int) or page_size < 1:
+        raise UsageError(f"target {name!r}: page_size must be a positive integer")
+    assert token is not None
+    return SentinelStore(
+        _url(name, entry, "upload_url", DEFAULT_UPLOAD_URL), _url(name, entry, "query_url", DEFAULT_QUERY_URL),
+        token=token, query_token=query_token, root=root, target=name,
+        source_system=str(entry.get("source_system", "tiops")), page_size=page_size,
+        pacer=RequestPacer(float(rate), clock=clock, sleep=sleep),
+    )

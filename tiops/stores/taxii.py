@@ -1,0 +1,150 @@
+"""A TAXII 2.1 collection as a target (taxii2-client).
+
+State is read through the collection's manifest endpoint (TAXII 2.1 section 5.6),
+filtered to ``spec_version`` 2.1: one entry per object with its current version,
+which is far cheaper than reading the objects back. Content digests come from a
+local cache (see :mod:`tiops.stores.remote`); only versions missing from it are
+read, by id, from the objects endpoint (section 5.3).
+
+Writes are POSTs of envelopes (section 5.4). A server may answer a re-POST of a
+version it already holds as a failure (medallion does): every failure is checked
+against the manifest, and a version the collection holds counts as written.
+TAXII has no delete, so removed objects are revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import-untyped]
+from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
+
+from tiops.errors import UsageError
+from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
+from tiops.stores.remote import DigestCache, LocalLock, http_failure, secret_from_env
+
+ID_CHUNK = 100
+
+
+class TaxiiStore:
+    supports_delete = False
+
+    def __init__(self, collection_url: str, *, user: str | None, password: str | None, root: Path,
+                 target: str, page_size: int = 1000) -> None:
+        self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
+        self.page_size = page_size
+        self._collection = Collection(self.url, user=user, password=password)
+        self._cache = DigestCache(root, target)
+        self._lock = LocalLock(root, target)
+
+    def manifest(self) -> dict[str, StoredVersion]:
+        entries = {entry["id"]: str(entry["version"]) for entry in self._manifest_entries()}
+        known = self._cache.lookup(entries.items())
+        missing = sorted(i for i, v in entries.items() if (i, v) not in known)
+        if missing:
+            # Versions this checkout has not seen (written by another tool or another checkout).
+            # Many misses (a fresh checkout): one paged read of the whole collection beats reads by id.
+            fetched = self.current_objects(missing) if len(missing) <= ID_CHUNK else self._all_objects()
+            self._cache.record((o for i, o in fetched.items() if entries.get(i) == version_key(o)), by_tiops=False)
+            known = self._cache.lookup(entries.items())
+        written = self._cache.written_ids()
+        manifest: dict[str, StoredVersion] = {}
+        for stix_id, version in entries.items():
+            cached = known.get((stix_id, version))
+            if cached is None:
+                continue  # a version that changed between the two reads: the next plan sees it
+            manifest[stix_id] = StoredVersion(version, cached.digest, cached.revoked, cached.by_tiops,
+                                              cached.by_tiops or stix_id in written)
+        return manifest
+
+    def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = list(ids[start:start + ID_CHUNK])
+            for page in self._paged(self._collection.get_objects, id=",".join(chunk), spec_version="2.1"):
+                for obj in page.get("objects", []):
+                    found[obj["id"]] = obj
+        return found
+
+    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        if not objects:
+            return []
+        status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
+        failures = {str(f.get("id")): str(f.get("message") or "refused") for f in getattr(status, "failures", [])}
+        held = self._held_versions(sorted(failures)) if failures else set()
+        errors = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
+                  if obj["id"] in failures and (obj["id"], version_key(obj)) not in held]
+        refused = {error.stix_id for error in errors}
+        self._cache.record((o for o in objects if o["id"] not in refused), by_tiops=True)
+        return errors
+
+    def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
+        return [ObjectError(i, "a TAXII collection cannot delete objects; use on_remove: revoke") for i in ids]
+
+    def acquire_lock(self, holder: str) -> None:
+        self._lock.acquire(holder)
+
+    def release_lock(self) -> None:
+        self._lock.release()
+
+    def force_unlock(self) -> str | None:
+        return self._lock.force()
+
+    def close(self) -> None:
+        self._lock.release()
+        self._cache.close()
+
+    def _all_objects(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for page in self._paged(self._collection.get_objects, spec_version="2.1"):
+            found.update((obj["id"], obj) for obj in page.get("objects", []))
+        return found
+
+    def _manifest_entries(self) -> Iterator[dict[str, Any]]:
+        for page in self._paged(self._collection.get_manifest, spec_version="2.1"):
+            yield from page.get("objects", [])
+
+    def _held_versions(self, ids: Sequence[str]) -> set[tuple[str, str]]:
+        held: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ",".join(ids[start:start + ID_CHUNK])
+            for page in self._paged(self._collection.get_manifest, id=chunk, version="all"):
+                held.update((entry["id"], str(entry["version"])) for entry in page.get("objects", []))
+        return held
+
+    def _paged(self, endpoint: Callable[..., dict[str, Any]], **filters: str) -> Iterator[dict[str, Any]]:
+        pages = as_pages(endpoint, per_request=self.page_size, **filters)
+        while True:
+            try:
+                page = self._call(lambda: next(pages))
+            except StopIteration:
+                return
+            yield page
+
+    def _call(self, operation: Callable[[], Any]) -> Any:
+        try:
+            return operation()
+        except requests.HTTPError as error:
+            response = error.response
+            status = response.status_code if response is not None else 0
+            retry_after = response.headers.get("Retry-After") if response is not None else None
+            raise http_failure(f"TAXII server {self.url}", status, retry_after,
+                               response.reason if response is not None else "") from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise TransientStoreError(f"TAXII server {self.url}: {type(error).__name__}") from None
+        except TAXIIServiceException as error:
+            raise StoreError(f"TAXII server {self.url}: {error}") from None
+
+
+def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
+    url = entry.get("url")
+    if not url:
+        raise UsageError(f"target {name!r}: a taxii target needs 'url', the URL of its collection")
+    user = secret_from_env(name, entry, "user_env", required=False)
+    password = secret_from_env(name, entry, "password_env", required=user is not None)
+    page_size = entry.get("page_size", 1000)
+    return TaxiiStore(str(url), user=user, password=password, root=root, target=name, page_size=int(page_size))
+

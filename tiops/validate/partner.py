@@ -1,0 +1,166 @@
+"""Partner-source protection: imported intel is read-only except through its overlay.
+
+`tiops import` writes ``_imported.json`` beside the source's ``_defaults.yaml``: a
+SHA-256 digest of each object as imported and a short digest of each of its
+properties. An imported file whose content no longer matches was edited by hand:
+every changed property is reported. As in Microsoft Sentinel, only tags (``labels``),
+expiration (``valid_until``), ``confidence`` and ``revoked`` of partner intel may change
+locally, and those changes belong in ``_overlay.yaml`` so a re-import never loses them
+(docs/import.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tiops.codes import make_finding
+from tiops.findings import Finding, Location
+from tiops.load import OVERLAY_FILE, OVERLAY_PROPERTIES, IntelObject, Repo
+from tiops.stix import canonical_json, timestamp_key
+
+LOCK_FILE = "_imported.json"
+# Hex characters. The object digest (full SHA-256) is what detects an edit; the short
+# property digests only name the changed properties, so 32 bits keep the file small.
+FIELD_DIGEST_LENGTH = 8
+
+
+def object_digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def field_digests(data: dict[str, Any]) -> dict[str, str]:
+    """A short digest of each property's value, so a changed property can be named."""
+    return {name: hashlib.sha256(canonical_json(value)).hexdigest()[:FIELD_DIGEST_LENGTH]
+            for name, value in sorted(data.items())}
+
+
+def check_partner_objects(repo: Repo) -> list[Finding]:
+    """TI700-TI705 over every imported source folder of ``repo``."""
+    if repo.is_bundle:
+        return []
+    by_folder: dict[str, list[IntelObject]] = {}
+    for obj in repo.objects:
+        if obj.imported_folder is not None and obj.declared_by is None and obj.imported_data is not None:
+            by_folder.setdefault(obj.imported_folder, []).append(obj)
+    findings: list[Finding] = []
+    for folder in sorted(set(by_folder) | set(repo.overlays)):
+        objects = by_folder.get(folder, [])
+        lock, lock_finding = _read_lock(repo.root, folder)
+        if lock_finding is not None:
+            findings.append(lock_finding)
+        else:
+            findings.extend(_check_edits(objects, lock))
+        findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), {obj.id for obj in objects}))
+    return findings
+
+
+def _read_lock(root: Path, folder: str) -> tuple[dict[str, Any], Finding | None]:
+    relative = f"{folder}/{LOCK_FILE}"
+    try:
+        data = orjson.loads((root / relative).read_bytes())
+    except FileNotFoundError:
+        return {}, make_finding("TI705", f"{relative} is missing: the imported objects cannot be checked for edits",
+                                Location(f"{folder}/_defaults.yaml", 1, 1),
+                                hint="Re-run 'tiops import' for this source; it writes the file.")
+    except (OSError, orjson.JSONDecodeError) as error:
+        return {}, make_finding("TI705", f"{relative} cannot be read: {error}", Location(relative, 1, 1),
+                                hint="Re-run 'tiops import' for this source; it rewrites the file.")
+    if not isinstance(data, dict) or not isinstance(data.get("objects"), dict):
+        return {}, make_finding("TI705", f"{relative} has no 'objects' mapping", Location(relative, 1, 1),
+                                hint="Re-run 'tiops import' for this source; it rewrites the file.")
+    return data, None
+
+
+def _check_edits(objects: Iterable[IntelObject], lock: dict[str, Any]) -> list[Finding]:
+    digests: dict[str, Any] = lock["objects"]
+    all_fields = lock.get("fields")
+    fields_by_id: dict[str, Any] = all_fields if isinstance(all_fields, dict) else {}
+    findings: list[Finding] = []
+    for obj in objects:
+        content = obj.imported_data or {}
+        expected = digests.get(obj.id)
+        if expected is None:
+            findings.append(make_finding(
+                "TI705", f"{obj.id} is in an imported source folder but was not imported", obj.location("id"),
+                stix_id=obj.id,
+                hint="Objects written by hand belong in a folder of their own, outside the imported source's folder.",
+            ))
+            continue
+        if object_digest(content) == expected:
+            continue
+        before = fields_by_id.get(obj.id)
+        if not isinstance(before, dict):
+            findings.append(make_finding("TI700", f"{obj.id} differs from the version imported", obj.location(),
+                                         stix_id=obj.id))
+            continue
+        now = field_digests(content)
+        changed = [name for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name)]
+        if not changed:  # two values with the same short digest: the edit is still found, unnamed
+            findings.append(make_finding("TI700", f"{obj.id} differs from the version imported", obj.location(),
+                                         stix_id=obj.id))
+        for name in changed:
+            change = "added" if name not in before else "removed" if name not in now else "changed"
+            location = obj.location(name) if name in now else obj.location()
+            if name in OVERLAY_PROPERTIES:
+                findings.append(make_finding(
+                    "TI701", f"'{name}' of partner object {obj.id} was {change} in the imported file",
+                    location, stix_id=obj.id,
+                    hint=f"Restore the imported value and set '{name}' under {obj.id} in "
+                         f"{obj.imported_folder}/{OVERLAY_FILE}, where a re-import keeps it.",
+                ))
+            else:
+                findings.append(make_finding(
+                    "TI700", f"'{name}' of partner object {obj.id} was {change}: imported intel is read-only "
+                             f"except {', '.join(OVERLAY_PROPERTIES)}",
+                    location, stix_id=obj.id,
+                ))
+    return findings
+
+
+def _check_overlay(folder: str, overlay: dict[str, Any], known_ids: set[str]) -> list[Finding]:
+    file = f"{folder}/{OVERLAY_FILE}"
+    findings: list[Finding] = []
+    for stix_id, entry in overlay.items():
+        if str(stix_id) not in known_ids:
+            findings.append(make_finding("TI702", f"the overlay names {stix_id}, which is not imported in {folder}",
+                                         Location(file, path=(str(stix_id),)), stix_id=str(stix_id)))
+            continue
+        if not isinstance(entry, dict):
+            findings.append(make_finding("TI704", f"the overlay of {stix_id} must be a mapping of properties",
+                                         Location(file, path=(str(stix_id),)), stix_id=str(stix_id)))
+            continue
+        for name, value in entry.items():
+            where = Location(file, path=(str(stix_id), str(name)))
+            if name not in OVERLAY_PROPERTIES:
+                findings.append(make_finding(
+                    "TI703", f"'{name}' cannot be overlaid: partner intel is read-only except "
+                             f"{', '.join(OVERLAY_PROPERTIES)}", where, stix_id=str(stix_id)))
+                continue
+            problem = _overlay_value_problem(str(name), value)
+            if problem is not None:
+                findings.append(make_finding("TI704", f"'{name}' of {stix_id}: {problem}", where, stix_id=str(stix_id)))
+    return findings
+
+
+def _overlay_value_problem(name: str, value: Any) -> str | None:
+    """Why an overlay value cannot replace the imported one (None when it can; null removes)."""
+    if value is None:
+        return None
+    if name == "labels":
+        if not isinstance(value, list) or not all(isinstance(label, str) and label for label in value):
+            return "must be a list of non-empty strings (an empty list removes the labels)"
+    elif name == "confidence":
+        # STIX 2.1 section 3.2: confidence is an integer from 0 to 100.
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            return "must be a whole number from 0 to 100 (STIX 2.1 section 3.2)"
+    elif name == "revoked":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif name == "valid_until" and (not isinstance(value, str) or timestamp_key(value) is None):
+        return "must be an RFC 3339 UTC timestamp such as 2026-01-01T00:00:00.000Z (STIX 2.1 section 3.2)"
+    return None
