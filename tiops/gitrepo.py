@@ -29,18 +29,23 @@ def head_commit_time(root: Path) -> str | None:
 # --- Revisions (tiops diff, tiops validate --base) ------------------------------------
 
 
+def _commit(root: Path, rev: str) -> tuple[git.Repo, git.Commit]:
+    """The repository around ``root`` and the commit ``rev`` names; LookupError when there is none."""
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        return repo, repo.commit(rev)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise LookupError(f"{root} is not inside a git repository") from error
+    except (git.BadName, git.BadObject, ValueError) as error:
+        raise LookupError(f"{rev!r} names no commit") from error
+
+
 def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     """``rev`` (a branch, tag, sha or expression like HEAD~1) as (full sha, committer time as a STIX timestamp).
 
     Raises ``LookupError`` when ``root`` is not in a git repository or ``rev`` names no commit.
     """
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        commit = repo.commit(rev)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
-        raise LookupError(f"{root} is not inside a git repository") from error
-    except (git.BadName, git.BadObject, ValueError) as error:
-        raise LookupError(f"{rev!r} names no commit") from error
+    _, commit = _commit(root, rev)
     moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
     return str(commit.hexsha), moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -51,13 +56,7 @@ def export_revision(root: Path, rev: str, target: Path) -> str:
     Only the part of the tree under ``root`` is written (tiops may live in a subfolder
     of the git repository), so ``target`` then looks like ``root`` did at that commit.
     """
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        commit = repo.commit(rev)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
-        raise LookupError(f"{root} is not inside a git repository") from error
-    except (git.BadName, git.BadObject, ValueError) as error:
-        raise LookupError(f"{rev!r} names no commit") from error
+    repo, commit = _commit(root, rev)
     top = Path(str(repo.working_tree_dir)).resolve()
     prefix = root.resolve().relative_to(top).as_posix()
     tree = commit.tree

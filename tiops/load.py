@@ -284,15 +284,17 @@ def _kind(value: Any) -> str:
 
 def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo) -> None:
     inline = raw.get(INLINE_RELATIONSHIPS_KEY)
-    own = {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
-    data = {**defaults.properties, **own} if defaults.properties else own
+    own = raw if inline is None else {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
+    # A copy even without defaults: rules and overlays change `data`, never what was read.
+    data = {**defaults.properties, **own}
     obj = IntelObject(
         data=data,
         file=relative,
         path=path,
         source=defaults.source,
         defaults_files=defaults.files,
-        defaulted_properties=tuple(sorted(set(defaults.properties) - set(own))),
+        # Defaults hold a handful of keys; looking each up beats building a set per object.
+        defaulted_properties=tuple(sorted(key for key in defaults.properties if key not in own)),
     )
     if defaults.imported_folder is not None:
         _apply_overlay(obj, raw, defaults)

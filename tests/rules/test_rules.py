@@ -213,3 +213,14 @@ def test_compile_trace_file_and_bad_as_of(example_repo: Path) -> None:
     assert metadata["rules"]["count"] == 4 and metadata["rules"]["enabled"] == 3 and len(metadata["rules"]["digest"]) == 64
     bad = runner.invoke(main, ["-C", str(example_repo), "compile", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
+def test_benchmark_rule_set_is_valid() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_rules", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_rules.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parsed, findings = parse_rule_file(module.rule_text(50), "rules/ingestion/bench.yaml")
+    assert findings == [] and len(parsed) == 50
