@@ -36,7 +36,7 @@ ID_RE = re.compile(
     r"^([a-z][a-z0-9-]*[a-z0-9])--([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 # Section 3.2 / 2.16: timestamps are RFC 3339 in UTC with a "Z".
-TIMESTAMP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$")
+TIMESTAMP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)(\.\d+)?Z$")
 
 # Section 2.9: the namespace for deterministic SCO identifiers.
 STIX_SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
@@ -75,17 +75,20 @@ def timestamp_key(text: str) -> tuple[str, str] | None:
     object).
     """
     match = TIMESTAMP_RE.match(text)
-    if match is None or not _real_date_time(text[:19]):
+    if match is None or not _real_date(text[:10]):
         return None
     fraction = match.group(7)
     return text[:19], fraction[1:].rstrip("0") if fraction else ""
 
 
 @functools.lru_cache(maxsize=65536)
-def _real_date_time(text: str) -> bool:
-    """Whether YYYY-MM-DDTHH:MM:SS names a real moment (a leap second 60 is allowed, RFC 3339)."""
+def _real_date(text: str) -> bool:
+    """Whether YYYY-MM-DD names a real day (the pattern already bounds the time of day).
+
+    Cached per day: a repository's timestamps fall on far fewer days than there are objects.
+    """
     try:
-        datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), min(int(text[17:19]), 59))
+        datetime(int(text[:4]), int(text[5:7]), int(text[8:10]))
     except ValueError:
         return False
     return True
