@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tiops.errors import UsageError
+from tiops.errors import TiopsError, UsageError
 from tiops.load import OVERLAY_FILE, IntelObject, load_repo
 from tiops.where import Condition, matches
-from tiops.yamlio import dump_roundtrip, load_roundtrip, roundtrip_root
+from tiops.yamlio import (
+    ListEdit,
+    dump_roundtrip,
+    load_roundtrip,
+    roundtrip_root,
+    set_list_properties,
+)
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,21 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     for overlay_file, objects in sorted(by_overlay.items()):
         changes.extend(_retag_overlay(root / overlay_file, overlay_file, objects, action, tags))
     for file, objects in sorted(by_file.items()):
-        path = root / file
-        document = load_roundtrip(path.read_text(encoding="utf-8"))
-        file_changes = [change for obj in objects if (change := _retag(document, obj, action, tags)) is not None]
-        if file_changes:
-            path.write_text(dump_roundtrip(document), encoding="utf-8")
-            changes.extend(file_changes)
+        edits: list[ListEdit] = []
+        for obj in objects:
+            before, after = _new_labels(obj, action, tags)
+            if after != before:
+                edits.append((obj.path, "labels", after or None))
+                changes.append(TagChange(obj.file, obj.id, tuple(before), tuple(after)))
+        if edits:
+            # A text edit of the labels alone: the rest of the file keeps its exact bytes.
+            path = root / file
+            try:
+                edited = set_list_properties(path.read_text(encoding="utf-8"), edits)
+            except ValueError as error:
+                raise TiopsError(f"{file}: cannot edit labels in place: {error}",
+                                 hint="Write the object as a block mapping (key: value lines).") from None
+            path.write_text(edited, encoding="utf-8")
     return changes
 
 
@@ -99,23 +113,3 @@ def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], ac
         body = dump_roundtrip(document) if overlay else "{}\n"
         path.write_text(header + body, encoding="utf-8")
     return changes
-
-
-def _retag(document: Any, obj: IntelObject, action: str, tags: list[str]) -> TagChange | None:
-    node = roundtrip_root(document)
-    for part in obj.path:
-        node = node[part]
-    before, after = _new_labels(obj, action, tags)
-    if after == before:
-        return None
-    if not after:
-        del node["labels"]
-    elif isinstance(node.get("labels"), list) and "labels" not in obj.defaulted_properties:
-        current = node["labels"]
-        for label in list(current):
-            if label not in after:
-                current.remove(label)
-        current.extend(tag for tag in after if tag not in current)
-    else:
-        node["labels"] = after
-    return TagChange(obj.file, obj.id, tuple(before), tuple(after))

@@ -228,3 +228,99 @@ def _roundtrip_yaml(indent: int, offset: int) -> Any:
     yaml_rt.width = 1_000_000
     yaml_rt.indent(mapping=2, sequence=indent, offset=offset)
     return yaml_rt
+
+
+ListEdit = tuple[Sequence[str | int], str, list[str] | None]
+_PLAIN_SCALAR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ ./+@-]*$")
+_YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"})
+
+
+def set_list_properties(text: str, edits: Sequence[ListEdit]) -> str:
+    """Set (or, with ``None``, remove) list properties of mappings inside a YAML text.
+
+    Each edit names the mapping by its path in the document, the key, and the new items.
+    Only the bytes of that property change: comments, quoting, key order, indentation
+    and every other object stay exactly as written, so a reviewer's diff shows the edit
+    and nothing else. A block list stays a block list; a flow list stays a flow list.
+    """
+    root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    replacements: list[tuple[int, int, str]] = []
+    for path, key, items in edits:
+        mapping: yaml.Node | None = root
+        for part in path:
+            mapping = _child(mapping, part)
+        if not isinstance(mapping, yaml.MappingNode) or mapping.flow_style:
+            raise ValueError(f"{'/'.join(map(str, path)) or 'the document'} is not a block mapping")
+        replacements.append(_list_replacement(text, mapping, key, items))
+    for start, end, new in sorted(replacements, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node:
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        child: yaml.Node = node.value[part]
+        return child
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                found: yaml.Node = value
+                return found
+    raise ValueError(f"no {part!r} in the document")
+
+
+def _list_replacement(text: str, mapping: yaml.MappingNode, key: str, items: list[str] | None) -> tuple[int, int, str]:
+    entries = {k.value: (k, v) for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
+    if key in entries:
+        key_node, value = entries[key]
+        end = _value_end(text, value)
+        if items is None:  # remove the whole "key: value" lines
+            start = text.rfind("\n", 0, key_node.start_mark.index) + 1
+            return start, min(_line_end(text, end) + 1, len(text)), ""
+        if isinstance(value, yaml.SequenceNode) and not value.flow_style and value.value:
+            # Up to the end of the last item's line, so its comment moves with it.
+            return value.start_mark.index, _line_end(text, end), _block_list(text, value, items)
+        return value.start_mark.index, end, _flow(items)
+    if items is None:
+        return 0, 0, ""
+    last_key, last_value = mapping.value[-1]
+    insert_at = _value_end(text, last_value)
+    return insert_at, insert_at, f"\n{' ' * last_key.start_mark.column}{key}: {_flow(items)}"
+
+
+def _block_list(text: str, node: yaml.SequenceNode, items: list[str]) -> str:
+    """The new text of a block list: items kept keep their own line (and its comment)."""
+    indent = " " * node.start_mark.column
+    line_of: dict[str, str] = {}
+    for item in node.value:
+        if isinstance(item, yaml.ScalarNode):
+            line_start = text.rfind("\n", 0, item.start_mark.index) + 1
+            line_end = _line_end(text, item.end_mark.index)
+            line_of.setdefault(item.value, text[line_start:line_end].strip())
+    return f"\n{indent}".join(line_of.get(item) or f"- {_scalar(item)}" for item in items)
+
+
+def _line_end(text: str, index: int) -> int:
+    found = text.find("\n", index)
+    return len(text) if found < 0 else found
+
+
+def _value_end(text: str, node: yaml.Node) -> int:
+    """Where a value's own text ends (block collections' end marks run into the next line)."""
+    end = node.end_mark.index
+    while end > node.start_mark.index and text[end - 1] in " \t\r\n":
+        end -= 1
+    if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.flow_style and node.value:
+        last = node.value[-1]
+        end = _value_end(text, last[1] if isinstance(last, tuple) else last)
+    return end
+
+
+def _scalar(item: str) -> str:
+    if _PLAIN_SCALAR.match(item) and item.lower() not in _YAML_WORDS and not item[0].isdigit():
+        return item
+    return orjson.dumps(item).decode()  # a JSON string is a valid YAML double-quoted scalar
+
+
+def _flow(items: list[str]) -> str:
+    return "[" + ", ".join(_scalar(item) for item in items) + "]"
