@@ -96,6 +96,21 @@ class LocalLock:
         return data if isinstance(data, dict) else None
 
 
+class LocallyLocked:
+    """Lock handling shared by remote stores, which have no server-side lock of their own."""
+
+    _lock: LocalLock
+
+    def acquire_lock(self, holder: str) -> None:
+        self._lock.acquire(holder)
+
+    def release_lock(self) -> None:
+        self._lock.release()
+
+    def force_unlock(self) -> str | None:
+        return self._lock.force()
+
+
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int):
         return False

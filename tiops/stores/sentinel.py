@@ -31,7 +31,7 @@ from tiops.stores import (
     content_digest,
     version_key,
 )
-from tiops.stores.remote import DigestCache, LocalLock, http_failure, secret_from_env
+from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
 
 #: Documented limits of the upload API: objects per request, requests per minute.
 MAX_OBJECTS_PER_REQUEST = 100
@@ -70,7 +70,7 @@ class RequestPacer:
         self.requests += 1
 
 
-class SentinelStore:
+class SentinelStore(LocallyLocked):
     supports_delete = False
 
     def __init__(self, upload_url: str, query_url: str, *, token: str, query_token: str | None = None,
@@ -130,15 +130,6 @@ class SentinelStore:
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         return [ObjectError(i, "Microsoft Sentinel cannot delete objects; use on_remove: revoke") for i in ids]
-
-    def acquire_lock(self, holder: str) -> None:
-        self._lock.acquire(holder)
-
-    def release_lock(self) -> None:
-        self._lock.release()
-
-    def force_unlock(self) -> str | None:
-        return self._lock.force()
 
     def close(self) -> None:
         self._lock.release()

@@ -24,12 +24,12 @@ from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped
 
 from tiops.errors import UsageError
 from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
-from tiops.stores.remote import DigestCache, LocalLock, http_failure, secret_from_env
+from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
 
 ID_CHUNK = 100
 
 
-class TaxiiStore:
+class TaxiiStore(LocallyLocked):
     supports_delete = False
 
     def __init__(self, collection_url: str, *, user: str | None, password: str | None, root: Path,
@@ -83,15 +83,6 @@ class TaxiiStore:
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         return [ObjectError(i, "a TAXII collection cannot delete objects; use on_remove: revoke") for i in ids]
-
-    def acquire_lock(self, holder: str) -> None:
-        self._lock.acquire(holder)
-
-    def release_lock(self) -> None:
-        self._lock.release()
-
-    def force_unlock(self) -> str | None:
-        return self._lock.force()
 
     def close(self) -> None:
         self._lock.release()
