@@ -6,8 +6,9 @@ import pytest
 
 from tiops import load_repo
 from tiops.errors import UsageError
+from tiops.rules.conditions import matches
 from tiops.tagging import tag_objects
-from tiops.where import matches, parse_where
+from tiops.where import parse_where
 
 
 def test_where_parses_into_the_rule_condition_tree() -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tiops.errors import TiopsError, UsageError
 from tiops.load import OVERLAY_FILE, IntelObject, load_repo
-from tiops.where import Condition, matches
+from tiops.rules.conditions import ConditionError, compile_condition
+from tiops.where import Condition
 from tiops.yamlio import (
     ListEdit,
     dump_roundtrip,
@@ -39,10 +40,13 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
         raise UsageError(f"unknown tag action {action!r}", hint="Use 'add' or 'remove'.")
     if condition is None and not ids:
         raise UsageError("say which objects to tag with --where EXPR or --id ID")
+    try:
+        selects = compile_condition(condition) if condition is not None else (lambda obj: False)
+    except ConditionError as error:
+        raise UsageError(f"--where: {error.message}") from None
     repo = load_repo(root)
     wanted = set(ids or ())
-    selected = [obj for obj in repo.objects if obj.declared_by is None
-                and (obj.id in wanted or (condition is not None and matches(condition, obj)))]
+    selected = [obj for obj in repo.objects if obj.declared_by is None and (obj.id in wanted or selects(obj))]
     unknown = wanted - {obj.id for obj in selected}
     if unknown:
         raise UsageError(f"no object with id {', '.join(sorted(unknown))}")

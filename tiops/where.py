@@ -12,8 +12,8 @@ Grammar (``and`` binds tighter than ``or``; parentheses group)::
 VALUE is a number, a bare word, a "double" or 'single' quoted string, or for
 ``in``/``not-in`` a bracketed list ``[a, "b c"]``.
 
-The evaluator below is a stand-in until the ingestion-rules evaluator exists
-(TO MERGE with tiops/rules/ when it lands): it understands the same tree.
+Evaluation is the ingestion rules' own (:func:`tiops.rules.conditions.compile_condition`),
+so ``--where`` and rule files can never disagree on what a condition means.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import re
 from typing import Any
 
 from tiops.errors import UsageError
-from tiops.load import IntelObject
-from tiops.stix import TLP2_MARKINGS
 
 Condition = dict[str, Any]
 _SYMBOLS = {"=": "equals", "==": "equals", "!=": "not-equals", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
@@ -130,87 +128,3 @@ class _Parser:
         if re.fullmatch(r"-?\d+\.\d+", text):
             return float(text)
         return {"true": True, "false": False}.get(text, text)
-
-
-# --- Evaluation (TO MERGE with the ingestion-rules evaluator in tiops/rules/) -----------
-
-_MISSING = object()
-_TLP_BY_ID = {marking_id: level for level, (marking_id, _) in TLP2_MARKINGS.items()}
-
-
-def field_value(obj: IntelObject, field: str) -> Any:
-    if field == "source":
-        return obj.source if obj.source is not None else _MISSING
-    if field == "tags":
-        return obj.data.get("labels", _MISSING)
-    if field == "file":
-        return obj.file
-    if field == "tlp":
-        levels = [_TLP_BY_ID[m] for m in obj.data.get("object_marking_refs") or () if m in _TLP_BY_ID]
-        return levels[0] if levels else _MISSING
-    value: Any = obj.data
-    for part in field.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            return _MISSING
-    return value
-
-
-def matches(condition: Condition, obj: IntelObject) -> bool:
-    if "all" in condition:
-        return all(matches(part, obj) for part in condition["all"])
-    if "any" in condition:
-        return any(matches(part, obj) for part in condition["any"])
-    if "not" in condition:
-        return not matches(condition["not"], obj)
-    value = field_value(obj, condition["field"])
-    op = condition["op"]
-    expected: Any = condition.get("value")
-    if op == "exists":
-        return value is not _MISSING
-    if op == "not-exists":
-        return value is _MISSING
-    if value is _MISSING:
-        return op in ("not-equals", "not-in")
-    values = value if isinstance(value, list) else [value]
-    if op == "equals":
-        return any(_same(v, expected) for v in values)
-    if op == "not-equals":
-        return not any(_same(v, expected) for v in values)
-    if op == "in":
-        return any(_same(v, e) for v in values for e in expected)
-    if op == "not-in":
-        return not any(_same(v, e) for v in values for e in expected)
-    if op == "contains":
-        return any(isinstance(v, str) and str(expected).lower() in v.lower() for v in values)
-    if op == "starts-with":
-        return any(isinstance(v, str) and v.lower().startswith(str(expected).lower()) for v in values)
-    if op == "ends-with":
-        return any(isinstance(v, str) and v.lower().endswith(str(expected).lower()) for v in values)
-    if op == "matches":
-        return any(isinstance(v, str) and re.search(str(expected), v) is not None for v in values)
-    return any(_compare(v, op, expected) for v in values)
-
-
-def _same(value: Any, expected: Any) -> bool:
-    if isinstance(value, str) and isinstance(expected, str):
-        return value.lower() == expected.lower()
-    return bool(value == expected)
-
-
-def _compare(value: Any, op: str, expected: Any) -> bool:
-    numbers = (int, float)
-    comparable = (isinstance(value, numbers) and isinstance(expected, numbers)) or (
-        isinstance(value, str) and isinstance(expected, str)
-    )
-    if isinstance(value, bool) or not comparable:
-        return False
-    left: Any = value
-    if op == ">":
-        return bool(left > expected)
-    if op == ">=":
-        return bool(left >= expected)
-    if op == "<":
-        return bool(left < expected)
-    return bool(left <= expected)
