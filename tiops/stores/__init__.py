@@ -77,6 +77,19 @@ class LockHeld(TiopsError):
     """Another apply holds the target's lock."""
 
 
+def process_alive(pid: object) -> bool:
+    """Whether a lock holder's process still runs on this host (locks of dead ones are taken over)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just is not ours
+    return True
+
+
 class Store(Protocol):
     """A target store. Writes of a version already present are no-ops (idempotent)."""
 

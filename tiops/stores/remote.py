@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tiops.errors import UsageError
-from tiops.stores import LockHeld, StoreError, TransientStoreError, content_digest, version_key
+from tiops.stores import (
+    LockHeld,
+    StoreError,
+    TransientStoreError,
+    content_digest,
+    process_alive,
+    version_key,
+)
 
 
 def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, required: bool = True) -> str | None:
@@ -67,7 +74,7 @@ class LocalLock:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 current = self._read()
-                if current is not None and current.get("host") == socket.gethostname() and not _alive(current["pid"]):
+                if current is not None and current.get("host") == socket.gethostname() and not process_alive(current["pid"]):
                     self.path.unlink(missing_ok=True)
                     continue
                 who = current.get("holder", "unknown") if current else "unknown"
@@ -111,16 +118,6 @@ class LocallyLocked:
         return self._lock.force()
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class CachedVersion(NamedTuple):

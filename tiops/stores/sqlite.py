@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from tiops.stores import LockHeld, ObjectError, StoredVersion, TransientStoreError
+from tiops.stores import LockHeld, ObjectError, StoredVersion, TransientStoreError, process_alive
 from tiops.stores import sql as shared
 
 
@@ -73,7 +73,7 @@ class SqliteStore:
         host, pid = socket.gethostname(), os.getpid()
         with self._transaction():
             row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
-            if row is not None and not (row[1] == host and not _process_alive(int(row[2]))):
+            if row is not None and not (row[1] == host and not process_alive(int(row[2]))):
                 raise LockHeld(
                     f"target {self.target!r} is locked by {row[0]} (pid {row[2]} on {row[1]})",
                     hint=f"Wait for that apply to finish; if it is gone, run 'tiops force-unlock --target {self.target}'.",
@@ -118,11 +118,3 @@ class _Transaction:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
