@@ -243,11 +243,24 @@ def test_cli_plan_saves_and_apply_applies_exactly_that(tmp_path: Path, store_tar
 def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory) -> None:
     target = store_target()
     root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
+    kill_apply_midway(root, lambda: len(versions(root, target)))
+    written = len(versions(root, target))
+    assert 20 <= written < 201
+    rerun = rerun_apply(root)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = versions(root, target)
+    assert len(rows) == len(set(rows)) == 201
+    assert {row[0] for row in rows} == {o["id"] for o in make_plan_objects(root)}
+    assert not make_plan(root).has_changes
+
+
+def kill_apply_midway(root: Path, written: Callable[[], int], *, at_least: int = 20) -> None:
+    """Run `tiops apply` as a process, paused between batches, and kill -9 it once
+    ``written()`` reports at least ``at_least`` versions in the store."""
     env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
-    command = [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(_apply_command(root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        while process.poll() is None and len(versions(root, target)) < 20:
+        while process.poll() is None and written() < at_least:
             time.sleep(0.05)
         assert process.poll() is None, "the apply finished before it could be interrupted"
         process.send_signal(signal.SIGKILL)
@@ -256,15 +269,14 @@ def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: Targe
         if process.poll() is None:
             process.kill()
             process.wait()
-    written = len(versions(root, target))
-    assert 20 <= written < 201
-    env.pop("TIOPS_APPLY_BATCH_PAUSE")
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    rows = versions(root, target)
-    assert len(rows) == len(set(rows)) == 201
-    assert {row[0] for row in rows} == {o["id"] for o in make_plan_objects(root)}
-    assert not make_plan(root).has_changes
+
+
+def rerun_apply(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_apply_command(root), capture_output=True, text=True)
+
+
+def _apply_command(root: Path) -> list[str]:
+    return [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
 
 
 def make_plan_objects(root: Path) -> list[dict[str, Any]]:

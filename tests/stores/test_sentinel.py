@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sentinel_contract import TOKEN, WORKSPACE, SentinelContract
-from test_plan_apply import apply, indicator, make_plan, write_repo
+from test_plan_apply import apply, indicator, kill_apply_midway, make_plan, rerun_apply, write_repo
 
 from tiops.apply import ApplyIncomplete
 from tiops.cli import main
@@ -179,22 +174,9 @@ def test_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_a_killed_apply_converges_when_rerun(tmp_path: Path, sentinel: SentinelContract,
                                              target: dict[str, Any]) -> None:
     root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
-    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
-    command = [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while process.poll() is None and len(sentinel.versions()) < 20:
-            time.sleep(0.05)
-        assert process.poll() is None, "the apply finished before it could be interrupted"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    kill_apply_midway(root, lambda: len(sentinel.versions()))
     assert 20 <= len(sentinel.versions()) < 201
-    env.pop("TIOPS_APPLY_BATCH_PAUSE")
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    rerun = rerun_apply(root)
     assert rerun.returncode == 0, rerun.stderr
     assert len(sentinel.versions()) == 201
     assert not make_plan(root).has_changes

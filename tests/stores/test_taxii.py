@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from taxii_server import TaxiiServer
-from test_plan_apply import apply, indicator, make_plan, write_repo
+from test_plan_apply import apply, indicator, kill_apply_midway, make_plan, rerun_apply, write_repo
 
 from tiops.apply import ApplyIncomplete
 from tiops.cli import main
@@ -146,22 +141,9 @@ def test_credentials_never_appear_in_plans_logs_or_errors(
 def test_a_killed_apply_converges_when_rerun(tmp_path: Path, taxii_server: TaxiiServer,
                                              target: dict[str, Any]) -> None:
     root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
-    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
-    command = [sys.executable, "-m", "tiops", "-C", str(root), "apply", "--auto-approve"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while process.poll() is None and len(collection_versions(taxii_server)) < 20:
-            time.sleep(0.05)
-        assert process.poll() is None, "the apply finished before it could be interrupted"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    kill_apply_midway(root, lambda: len(collection_versions(taxii_server)))
     assert 20 <= len(collection_versions(taxii_server)) < 201
-    env.pop("TIOPS_APPLY_BATCH_PAUSE")
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    rerun = rerun_apply(root)
     assert rerun.returncode == 0, rerun.stderr
     held = collection_versions(taxii_server)
     assert len(held) == len(set(held)) == 201
