@@ -62,14 +62,20 @@ def timed_plan(store: Store, compiled: list[dict[str, Any]], settings: TargetSet
     return plan, time.perf_counter() - start
 
 
-def run(kind: str, store: Store, baseline: Any, compiled: list[dict[str, Any]]) -> None:
-    settings = TargetSettings("bench", kind)
+def sync_round(store: Store, compiled: list[dict[str, Any]], settings: TargetSettings) -> tuple[float, float, float]:
+    """Seconds for plan, apply, and a second plan that must find nothing to do."""
     plan, plan_seconds = timed_plan(store, compiled, settings)
     start = time.perf_counter()
     apply_plan(plan, store, batch_size=settings.batch_size)
     apply_seconds = time.perf_counter() - start
     again, replan_seconds = timed_plan(store, compiled, settings)
     assert not again.has_changes
+    return plan_seconds, apply_seconds, replan_seconds
+
+
+def run(kind: str, store: Store, baseline: Any, compiled: list[dict[str, Any]]) -> None:
+    settings = TargetSettings("bench", kind)
+    plan_seconds, apply_seconds, replan_seconds = sync_round(store, compiled, settings)
     baseline_seconds = baseline(shared.version_rows(compiled))
     print(f"{kind:8} {len(compiled):>7}  plan {plan_seconds:6.2f}s  apply {apply_seconds:6.2f}s  "
           f"re-plan {replan_seconds:6.2f}s  baseline insert {baseline_seconds:6.2f}s  "

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_plan_apply import objects, timed_plan
+from bench_plan_apply import objects, sync_round, timed_plan
 from sentinel_contract import TOKEN, SentinelContract
 from taxii_server import start_taxii_server
 
@@ -53,12 +53,7 @@ def main() -> None:
             user, password = server.auth
             store = TaxiiStore(server.collection_url, user=user, password=password, root=Path(workdir) / "a",
                                target="bench")
-            plan, plan_seconds = timed_plan(store, compiled, settings)
-            start = time.perf_counter()
-            apply_plan(plan, store, batch_size=settings.batch_size)
-            apply_seconds = time.perf_counter() - start
-            again, replan_seconds = timed_plan(store, compiled, settings)
-            assert not again.has_changes
+            plan_seconds, apply_seconds, replan_seconds = sync_round(store, compiled, settings)
             store.close()
             cold_seconds = float("nan")
             if not args.fresh_checkout:
