@@ -25,7 +25,8 @@ from generate_repo import write_repository
 
 from tiops.compile import compiled_objects, serialize_bundle
 from tiops.load import load_repo
-from tiops.rules.engine import apply_rules, paused_gc
+from tiops.memory import paused_gc
+from tiops.rules.engine import apply_rules
 from tiops.rules.model import RuleSet, load_rules
 
 AS_OF = datetime(2025, 6, 1, tzinfo=UTC)

@@ -188,11 +188,15 @@ def test_type_schema_shape(stix_type: str) -> None:
     assert "STIX 2.1 section" in schema["description"]
     assert schema["allOf"][0] == {"$ref": f"common.json#/$defs/{kind}"}
     assert schema["properties"]["type"]["const"] == stix_type
+    # tiops.validate.objects skips its own id check for schema-valid objects on this promise:
+    # an id is required and anchored to the object's own type.
     assert schema["properties"]["id"]["pattern"].startswith(f"^{stix_type}--")
+    assert schema["properties"]["id"]["pattern"].endswith("$")
     # Unknown properties are warnings reported by tiops, never schema errors.
     assert "additionalProperties" not in schema and "unevaluatedProperties" not in schema
     common = _stix_schemas()["common"]["$defs"][kind]
     assert set(common["required"]) <= set(common["properties"])
+    assert "id" in common["required"]
     assert set(schema["required"]) <= set(schema["properties"])
 
 

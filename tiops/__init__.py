@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiops.compile import blocking_errors, compile_bundle, compiled_objects, serialize_bundle
+from tiops.compile import (
+    blocking_errors,
+    bundle_objects,
+    compile_bundle,
+    compiled_objects,
+    serialize_bundle,
+)
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Location, Severity
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
+from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import apply_repo_rules, build_metadata, resolve_as_of
-from tiops.rules.engine import paused_gc
 from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
 
@@ -71,13 +77,13 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
     Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
     """
-    repo = load_repo(root, progress=progress)
-    findings = validate_repo(repo, progress=progress)
-    if blocking_errors(findings):
-        raise ValidationFailed(findings)
-    with paused_gc():
+    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
+        repo = load_repo(root, progress=progress)
+        findings = validate_repo(repo, progress=progress)
+        if blocking_errors(findings):
+            raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
-        objects = compiled_objects(repo, rules=outcome)
+        objects = bundle_objects(repo, rules=outcome)
         bundle = serialize_bundle(objects)
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
                 "objects": len(objects)}

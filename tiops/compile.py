@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
+from tiops.memory import paused_gc
 from tiops.rules import RulesOutcome, apply_repo_rules
 from tiops.stix import (
     BUILTIN_DEPENDENCIES,
@@ -33,38 +35,91 @@ def compiled_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> list[d
 
     Ingestion rules (tiops.rules) are applied first; pass ``rules`` when they already ran.
     """
-    survivors = (rules if rules is not None else apply_repo_rules(repo)[0]).objects
-    objects = [_with_source(obj) for obj in survivors]
-    present = {obj["id"] for obj in objects}
-    extra: dict[str, dict[str, Any]] = {}
-    if any(obj.source for obj in survivors):
-        extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
-    for marking_id in _referenced_builtins(objects, present):
-        extra[marking_id] = BUILTIN_OBJECTS[marking_id]
-        for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
-            if dependency not in present:
-                extra[dependency] = BUILTIN_OBJECTS[dependency]
-    objects.extend(extra.values())
-    objects.sort(key=lambda o: (o["type"], o["id"]))
-    return objects
+    return list(bundle_objects(repo, rules=rules))
 
 
-def serialize_bundle(objects: list[dict[str, Any]]) -> bytes:
-    """Canonical bundle bytes: one object per line, bundle id a UUIDv5 of the content."""
-    lines = [orjson.dumps(obj, option=_JSON_OPTIONS) for obj in objects]
-    digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
-    bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest)}"
-    head = b'{"id":"' + bundle_id.encode() + b'","objects":[\n'
-    return head + b",\n".join(lines) + b'\n],"type":"bundle"}\n'
+class BundleObjects:
+    """The objects of the bundle in bundle order, each built only when iteration reaches it.
+
+    Streaming lets :func:`serialize_bundle` reuse one object's memory for the next
+    instead of holding a copy of every object at once (see tiops.memory).
+    """
+
+    def __init__(self, entries: list[IntelObject | dict[str, Any]]) -> None:
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for entry in self._entries:
+            yield _with_source(entry) if isinstance(entry, IntelObject) else entry
+
+
+def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleObjects:
+    """The bundle's objects, sorted by (type, id), built-ins and the source extension included.
+
+    Ingestion rules (tiops.rules) are applied first; pass ``rules`` when they already ran.
+    """
+    with paused_gc():
+        survivors = (rules if rules is not None else apply_repo_rules(repo)[0]).objects
+        present = {obj.id for obj in survivors}
+        extra: dict[str, dict[str, Any]] = {}
+        if any(obj.source for obj in survivors):
+            extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
+        for marking_id in _referenced_builtins(survivors, present):
+            extra[marking_id] = BUILTIN_OBJECTS[marking_id]
+            for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
+                if dependency not in present:
+                    extra[dependency] = BUILTIN_OBJECTS[dependency]
+        keyed: list[tuple[str, str, IntelObject | dict[str, Any]]] = [(obj.type, obj.id, obj) for obj in survivors]
+        keyed.extend((o["type"], o["id"], o) for o in extra.values())
+        keyed.sort(key=_type_and_id)
+    return BundleObjects([entry for _, _, entry in keyed])
+
+
+def serialize_bundle(objects: Iterable[dict[str, Any]]) -> bytes:
+    """Canonical bundle bytes: one object per line, bundle id a UUIDv5 of the content.
+
+    The content digest is the SHA-256 of the object lines joined by newlines.
+    """
+    body = bytearray(len(_bundle_head(_PLACEHOLDER_ID)))
+    digest = hashlib.sha256()
+    dumps, options = orjson.dumps, _JSON_OPTIONS
+    with paused_gc():
+        for index, obj in enumerate(objects):
+            line = dumps(obj, option=options)
+            if index:
+                body += b",\n"
+                digest.update(b"\n")
+            body += line
+            digest.update(line)
+    body += b'\n],"type":"bundle"}\n'
+    bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
+    head = _bundle_head(bundle_id)
+    body[: len(head)] = head
+    return bytes(body)
 
 
 def compile_bundle(repo: Repo) -> bytes:
     """The bundle bytes of an already validated repository."""
-    return serialize_bundle(compiled_objects(repo))
+    return serialize_bundle(bundle_objects(repo))
 
 
 def blocking_errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
+
+
+_PLACEHOLDER_ID = f"bundle--{uuid.UUID(int=0)}"
+
+
+def _bundle_head(bundle_id: str) -> bytes:
+    # Every bundle id has the same length, so the head is written last, over a placeholder.
+    return b'{"id":"' + bundle_id.encode() + b'","objects":[\n'
+
+
+def _type_and_id(entry: tuple[str, str, object]) -> tuple[str, str]:
+    return entry[0], entry[1]
 
 
 def _with_source(obj: IntelObject) -> dict[str, Any]:
@@ -78,9 +133,10 @@ def _with_source(obj: IntelObject) -> dict[str, Any]:
     return data
 
 
-def _referenced_builtins(objects: list[dict[str, Any]], present: set[str]) -> list[str]:
+def _referenced_builtins(objects: list[IntelObject], present: set[str]) -> list[str]:
     found: set[str] = set()
-    for obj in objects:
+    for intel in objects:
+        obj = intel.data
         for marking_id in obj.get("object_marking_refs") or ():
             if marking_id in BUILTIN_OBJECTS and marking_id not in present:
                 found.add(marking_id)

@@ -17,6 +17,7 @@ from tiops.codes import make_finding
 from tiops.config import Config, load_config
 from tiops.findings import Finding, Location, PathPart
 from tiops.jsonschemas import tiops_schema_errors
+from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
     SCO_TYPES,
@@ -58,7 +59,7 @@ class Defaults:
     overlay: dict[str, Any] | None = None  # that folder's _overlay.yaml: id -> allowed properties
 
 
-@dataclass
+@dataclass(slots=True)
 class IntelObject:
     """One STIX object and where it came from."""
 
@@ -110,11 +111,12 @@ def load_repo(root: Path, *, progress: Progress = no_progress) -> Repo:
     intel = config.intel_path
     if not intel.is_dir():
         return repo
-    files = list(_object_files(intel, root, repo))
-    for done, (path, relative, defaults) in enumerate(files, 1):
-        _load_object_file(path, relative, defaults, repo)
-        if done % 1000 == 0 or done == len(files):
-            progress("load", done, len(files))
+    with paused_gc():
+        files = list(_object_files(intel, root, repo))
+        for done, (path, relative, defaults) in enumerate(files, 1):
+            _load_object_file(path, relative, defaults, repo)
+            if done % 1000 == 0 or done == len(files):
+                progress("load", done, len(files))
     return repo
 
 
@@ -145,6 +147,11 @@ def load_bundle(path: Path, display: str | None = None) -> Repo:
             continue
         if "spec_version" not in item and item.get("type") not in SCO_TYPES and "id" in item:
             stix20 += 1  # Section 3.2: every 2.1 SDO/SRO carries spec_version.
+            continue
+        if not isinstance(item.get("type"), str):
+            defect = "has no 'type'" if "type" not in item else "has a 'type' that is not a string"
+            repo.findings.append(make_finding("TI201", f"item {index} {defect}", Location(name, path=item_path),
+                                              hint="Every STIX object names its type, for example \"type\": \"indicator\"."))
             continue
         repo.objects.append(IntelObject(data=item, file=name, path=item_path))
     if stix20:
@@ -192,14 +199,28 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _read_text(path: str, relative: str, repo: Repo) -> str | None:
+    # os.open/os.read rather than open(): a text-mode file object costs four extra
+    # system calls per file (fstat, ioctl, lseek...), a measurable share of loading
+    # 50k files. Line endings are normalised as text mode would.
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            chunks = []
+            while chunk := os.read(descriptor, _READ_SIZE):
+                chunks.append(chunk)
+        finally:
+            os.close(descriptor)
+        text = (chunks[0] if len(chunks) == 1 else b"".join(chunks)).decode("utf-8")
     except UnicodeDecodeError as error:
         repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
     except OSError as error:
         repo.findings.append(make_finding("TI106", f"cannot read the file: {error.strerror}", Location(relative, 1, 1)))
+    else:
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
     return None
+
+
+_READ_SIZE = 1 << 20
 
 
 def _parse(text: str, relative: str, repo: Repo) -> Any:

@@ -75,23 +75,33 @@ def timestamp_key(text: str) -> tuple[str, str] | None:
     object).
     """
     match = TIMESTAMP_RE.match(text)
-    if match is None or not _real_date(text[:10]):
+    if match is None or not is_real_day(text):
         return None
     fraction = match.group(7)
     return text[:19], fraction[1:].rstrip("0") if fraction else ""
 
 
-@functools.lru_cache(maxsize=65536)
-def _real_date(text: str) -> bool:
-    """Whether YYYY-MM-DD names a real day (the pattern already bounds the time of day).
+def is_real_day(text: str) -> bool:
+    """Whether the text starts with YYYY-MM-DD naming a real day (TIMESTAMP_RE bounds the rest).
 
-    Cached per day: a repository's timestamps fall on far fewer days than there are objects.
+    Remembered per day: a repository's timestamps fall on far fewer days than there
+    are objects, and this runs for every timestamp of every object.
     """
-    try:
-        datetime(int(text[:4]), int(text[5:7]), int(text[8:10]))
-    except ValueError:
-        return False
-    return True
+    day = text[:10]
+    known = _REAL_DAYS.get(day)
+    if known is None:
+        try:
+            datetime(int(day[:4]), int(day[5:7]), int(day[8:10]))
+            known = True
+        except ValueError:
+            known = False
+        if len(_REAL_DAYS) < _REAL_DAYS_LIMIT:
+            _REAL_DAYS[day] = known
+    return known
+
+
+_REAL_DAYS: dict[str, bool] = {}
+_REAL_DAYS_LIMIT = 100_000
 
 
 # Pairs of (earlier, later) properties whose order is a MUST rule; `strict` means

@@ -43,7 +43,7 @@ def parse_yaml(text: str) -> Any:
     """Parse one YAML 1.2 document; raise :class:`YamlProblem` on any defect."""
     if "!" in text:
         _refuse_explicit_tags(text)
-    if _MARKER.search(text) and _document_count(text) > 1:
+    if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
         # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
         raise YamlProblem("TI105", "the file holds more than one YAML document")
     try:

@@ -48,3 +48,18 @@ def test_stix20_bundle_is_reported_not_crashed(corpora: Path) -> None:
     findings = validate_repo(load_bundle(corpora / "stix20" / "enterprise-attack.json"))
     stix20 = [f for f in findings if f.code == "TI210"]
     assert len(stix20) == 1 and "24" in stix20[0].message
+
+
+def test_bundle_items_without_a_string_type_are_findings_not_crashes(tmp_path: Path) -> None:
+    bundle = tmp_path / "partner.json"
+    bundle.write_text(
+        '{"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000", "objects": [\n'
+        '  {"spec_version": "2.1", "id": "indicator--00000000-0000-4000-8000-000000000001"},\n'
+        '  {"type": 5, "spec_version": "2.1"}\n'
+        "]}\n"
+    )
+    findings = validate_repo(load_bundle(bundle))
+    assert [(f.code, f.message, f.location.line) for f in findings] == [
+        ("TI201", "item 0 has no 'type'", 2),
+        ("TI201", "item 1 has a 'type' that is not a string", 3),
+    ]

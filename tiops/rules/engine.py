@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import copy
 import functools
-import gc
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tiops.load import IntelObject
+from tiops.memory import paused_gc
 from tiops.rules.conditions import (
     MISSING,
     Predicate,
@@ -98,23 +97,6 @@ def apply_rules(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: dateti
     """
     with paused_gc():
         return _apply(objects, rule_set, as_of, record)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Hold the cyclic garbage collector while building big acyclic data.
-
-    Rules and compilation allocate dicts and lists by the hundred thousand; each
-    allocation burst made the collector rescan every loaded object (measured: most of
-    compile's time on 100k objects). Reference counting still frees everything here.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None, record: bool) -> RulesOutcome:

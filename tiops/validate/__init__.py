@@ -7,6 +7,7 @@ from pathlib import Path
 from tiops.findings import Finding, sort_findings
 from tiops.load import Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
+from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
 from tiops.validate.objects import check_object
@@ -19,6 +20,11 @@ __all__ = ["validate_paths", "validate_repo"]
 
 def validate_repo(repo: Repo, *, progress: Progress = no_progress) -> list[Finding]:
     """All findings for ``repo`` (load findings included), located and sorted."""
+    with paused_gc():
+        return _validate_repo(repo, progress)
+
+
+def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     findings = list(repo.findings)
     total = len(repo.objects)
     for done, obj in enumerate(repo.objects, 1):
@@ -42,7 +48,11 @@ def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_p
     the whole repository (references need every object), and only the findings under the
     named paths are returned, so pre-commit can pass just the changed files.
     """
-    root = root.resolve()
+    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
+        return _validate_paths(root.resolve(), targets, progress)
+
+
+def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list[Finding]:
     findings: list[Finding] = []
     bundles = [t for t in targets if t.is_file() and t.suffix.lower() == ".json"]
     in_repo = [t.resolve() for t in targets if t not in bundles]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding
 from tiops.jsonschemas import known_properties, open_vocabularies, stix_validator
 from tiops.load import IntelObject
-from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, timestamp_key
+from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, is_real_day, timestamp_key
 from tiops.validate.patterns import pattern_errors
 
 # Properties whose values are timestamps, checked for real calendar dates beyond the
@@ -32,14 +33,16 @@ def check_object(obj: IntelObject) -> list[Finding]:
             findings.append(make_finding("TI202", f"'{stix_type}' is not a STIX 2.1 object type", obj.location("type"), stix_id=obj.id))
         _check_id(obj, findings)
         return findings
+    already_bad: AbstractSet[str | int] = frozenset()
     if not validator.is_valid(data):
         findings.extend(_schema_findings(obj, validator))
-    else:
-        _check_id(obj, findings)
+        depth = len(obj.path)
+        already_bad = {f.location.path[depth] for f in findings if f.code == "TI204" and len(f.location.path) > depth}
+    # A schema-valid object needs no id check of its own: every type schema requires an
+    # id anchored to that type (tests/test_schemas.py holds them to it).
     _check_properties(obj, findings)
-    already_bad = {f.location.path[len(obj.path)] for f in findings if f.code == "TI204" and len(f.location.path) > len(obj.path)}
     _check_timestamps(obj, findings, skip=already_bad)
-    if stix_type == "indicator" and isinstance(data.get("pattern"), str):
+    if stix_type == "indicator" and type(data.get("pattern")) is str:
         pattern_type = data.get("pattern_type", "stix")
         for reason in pattern_errors(data["pattern"], pattern_type if isinstance(pattern_type, str) else "stix", "2.1"):
             findings.append(make_finding("TI207", reason, obj.location("pattern"), stix_id=obj.id))
@@ -89,17 +92,17 @@ def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
 
 def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
     stix_type = obj.data["type"]
-    known = known_properties(stix_type)
-    for name in obj.data:
-        if name not in known and not name.startswith("x_") and name != "extensions":
-            findings.append(
-                make_finding(
-                    "TI208",
-                    f"'{name}' is not a property of {stix_type} objects",
-                    obj.location(name),
-                    stix_id=obj.id,
+    if unknown := obj.data.keys() - known_properties(stix_type):
+        for name in obj.data:  # in the order written, for stable output
+            if name in unknown and not name.startswith("x_") and name != "extensions":
+                findings.append(
+                    make_finding(
+                        "TI208",
+                        f"'{name}' is not a property of {stix_type} objects",
+                        obj.location(name),
+                        stix_id=obj.id,
+                    )
                 )
-            )
     for name, (vocabulary, values) in open_vocabularies(stix_type).items():
         value = obj.data.get(name)
         candidates = value if isinstance(value, list) else [value] if isinstance(value, str) else []
@@ -112,28 +115,39 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
                 )
 
 
-def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: set[str | int]) -> None:
+def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: AbstractSet[str | int]) -> None:
     data = obj.data
-    keys: dict[str, Any] = {}
     for name in _TIMESTAMP_PROPERTIES.intersection(data):
         value = data[name]
-        if not isinstance(value, str):
-            continue  # the schema reports a wrong type
-        key = timestamp_key(value)
-        if key is None and TIMESTAMP_RE.match(value) and name not in skip:
+        # The schema reports wrong types; the pattern accepts impossible days (2025-02-30).
+        if type(value) is str and not is_real_day(value) and name not in skip and TIMESTAMP_RE.match(value):
             findings.append(make_finding("TI204", f"{name}: {value!r} is not a real date and time", obj.location(name), stix_id=obj.id))
-        keys[name] = key
-    created, modified = keys.get("created"), keys.get("modified")
-    if created and modified and modified < created:
+    created, modified = data.get("created"), data.get("modified")
+    if created is not None and modified is not None and _before(modified, created, strict=False):
         findings.append(
             make_finding("TI205", f"modified {data['modified']} is before created {data['created']}", obj.location("modified"), stix_id=obj.id)
         )
     for start, end, strict, section in TIME_WINDOWS:
-        start_key, end_key = keys.get(start), keys.get(end)
-        if start_key and end_key and (end_key <= start_key if strict else end_key < start_key):
+        start_value, end_value = data.get(start), data.get(end)
+        if start_value is not None and end_value is not None and _before(end_value, start_value, strict=strict):
             relation = "after" if strict else "at or after"
             findings.append(
                 make_finding("TI206", f"{end} {data[end]} must be {relation} {start} {data[start]} ({section})",
                              obj.location(end), stix_id=obj.id)
             )
 
+
+def _before(later: object, earlier: object, *, strict: bool) -> bool:
+    """Whether ``later`` breaks its order with ``earlier`` (both real STIX timestamps, else False)."""
+    if type(later) is not str or type(earlier) is not str:
+        return False
+    if len(later) == len(earlier) and later[19:20] == earlier[19:20]:
+        # Same shape (same precision): the text orders exactly as the time does, so the
+        # keys are built only to confirm both are real timestamps when the order is broken.
+        broken = later <= earlier if strict else later < earlier
+        if not broken:
+            return False
+    later_key, earlier_key = timestamp_key(later), timestamp_key(earlier)
+    if later_key is None or earlier_key is None:
+        return False
+    return later_key <= earlier_key if strict else later_key < earlier_key

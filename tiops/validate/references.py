@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -40,26 +41,72 @@ def check_references(objects: list[IntelObject], *, in_bundle: bool = False) -> 
     In a repository a dangling reference is an error; in a bundle received from
     others it is a warning, since STIX lets a bundle refer to objects it does not carry.
     """
-    types = {obj.id: obj.type for obj in objects}
-    types.update({identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()})
-    findings: list[Finding] = []
+    types: dict[str, str] = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+    malformed: set[str] = set()  # ids the schema reports; a reference to one is not checked twice
     for obj in objects:
-        for path, prop, value in _references(obj.data, ()):
-            is_reference, allowed = reference_rule(obj.type, prop)
-            if not is_reference or not isinstance(value, str) or not ID_RE.match(value):
-                continue  # not a reference, or a malformed id the schema already reports
-            target_type = types.get(value)
-            if target_type is None:
-                finding = make_finding("TI300", f"{prop} points to {value}, which is not defined", obj.location(*path), stix_id=obj.id)
-                findings.append(replace(finding, severity=Severity.WARNING) if in_bundle else finding)
-            elif allowed is not None and target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
+        identifier, stix_type = obj.data.get("id"), obj.data["type"]
+        if type(identifier) is str:
+            types[identifier] = stix_type
+            if ID_RE.match(identifier) is None:
+                malformed.add(identifier)
+    checker = _ReferenceChecker(types, malformed, in_bundle)
+    for obj in objects:
+        checker.check(obj)
+    return checker.findings
+
+
+class _ReferenceChecker:
+    """Resolves every reference of one object after another.
+
+    Most objects hold a handful of top-level references and no nested ones, so the
+    walk stays flat there and builds a finding's path only when there is a finding.
+    """
+
+    def __init__(self, types: dict[str, str], malformed: set[str], in_bundle: bool) -> None:
+        self.types = types
+        self.malformed = malformed
+        self.in_bundle = in_bundle
+        self.allowed: dict[tuple[str, str], frozenset[str] | None] = {}
+        self.findings: list[Finding] = []
+
+    def check(self, obj: IntelObject) -> None:
+        stix_type = obj.data["type"]
+        for key, item in obj.data.items():
+            kind = _kind_of_key(key)
+            if kind == _REFERENCE:
+                self._resolve(obj, stix_type, key, item, (key,))
+            elif kind == _REFERENCES:
+                if type(item) is list:
+                    for index, element in enumerate(item):
+                        self._resolve(obj, stix_type, key, element, (key, index))
+            elif kind == _NESTED and (type(item) is list or type(item) is dict):
+                for path, prop, value in _references({key: item}, ()):
+                    self._resolve(obj, stix_type, prop, value, path)
+
+    def _resolve(self, obj: IntelObject, stix_type: str, prop: str, value: Any, path: tuple[PathPart, ...]) -> None:
+        if type(value) is not str:
+            return  # the schema reports it
+        target_type = self.types.get(value)
+        if target_type is None:
+            if ID_RE.match(value) is None:
+                return  # a malformed id: the schema reports it
+            finding = make_finding("TI300", f"{prop} points to {value}, which is not defined", obj.location(*path), stix_id=obj.id)
+            self.findings.append(replace(finding, severity=Severity.WARNING) if self.in_bundle else finding)
+            return
+        if value in self.malformed:
+            return
+        key = (stix_type, prop)
+        allowed = self.allowed[key] if key in self.allowed else self.allowed.setdefault(key, reference_rule(stix_type, prop)[1])
+        if allowed is not None:
+            if target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
                 expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
-                findings.append(
-                    make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected}", obj.location(*path), stix_id=obj.id)
+                self.findings.append(
+                    make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected}",
+                                 obj.location(*path), stix_id=obj.id)
                 )
-            elif allowed is None and id_type(value) != target_type:
-                findings.append(make_finding("TI301", f"{prop}: {value} has the prefix of another type than its object ({target_type})", obj.location(*path), stix_id=obj.id))
-    return findings
+        elif id_type(value) != target_type:
+            self.findings.append(make_finding("TI301", f"{prop}: {value} has the prefix of another type than its object ({target_type})",
+                                              obj.location(*path), stix_id=obj.id))
 
 
 def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool:
@@ -69,6 +116,17 @@ def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool
 
 # Nested values that never hold references; skipping them keeps the walk cheap.
 _NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes", "extensions"})
+_REFERENCE, _REFERENCES, _NESTED = 1, 2, 3
+
+
+@functools.cache
+def _kind_of_key(key: str) -> int:
+    """What a property name says about its value: one id, a list of ids, or maybe nested ones."""
+    if key.endswith("_ref"):
+        return _REFERENCE
+    if key.endswith("_refs"):
+        return _REFERENCES
+    return 0 if key in _NO_REFERENCES else _NESTED
 
 
 def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
@@ -77,17 +135,17 @@ def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[t
     Extension properties are skipped: their extension-definition defines them.
     """
     for key, item in value.items():
-        if key.endswith("_ref"):
+        kind = _kind_of_key(key)
+        if kind == _REFERENCE:
             yield (*path, key), key, item
-        elif key.endswith("_refs"):
+        elif kind == _REFERENCES:
             if type(item) is list:
                 for index, element in enumerate(item):
                     yield (*path, key, index), key, element
-        elif key in _NO_REFERENCES:
-            continue
-        elif type(item) is list:
-            for index, element in enumerate(item):
-                if type(element) is dict:
-                    yield from _references(element, (*path, key, index))
-        elif type(item) is dict:
-            yield from _references(item, (*path, key))
+        elif kind == _NESTED:
+            if type(item) is list:
+                for index, element in enumerate(item):
+                    if type(element) is dict:
+                        yield from _references(element, (*path, key, index))
+            elif type(item) is dict:
+                yield from _references(item, (*path, key))
