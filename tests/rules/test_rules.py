@@ -203,6 +203,38 @@ def test_a_field_set_by_an_earlier_rule_is_seen_by_later_rules() -> None:
     assert outcome.dropped_by_rules == 1
 
 
+def test_an_action_that_changes_nothing_keeps_the_object_as_loaded() -> None:
+    # Plan/apply publish a new version for every changed object, so "changed" must mean
+    # changed content, not "a rule matched".
+    rule_set = rules("""
+- {name: present, order: 1, actions: [{add_tags: [c2]}, {set_confidence: 85}, {set: {name: Copper C2}}]}
+- {name: undone, order: 2, actions: [{add_tags: [new]}, {remove_tags: [new]}]}
+- {name: gone, order: 3, actions: [{remove_tags: [absent]}]}
+""")
+    loaded = obj()
+    outcome = apply_rules([loaded], rule_set, AS_OF)
+    assert outcome.objects == [loaded] and outcome.objects[0] is loaded
+    assert outcome.changed == 0
+    assert [(a.rule, a.changes) for a in outcome.applied[IND["id"]]] == [("present", ()), ("undone", ()), ("gone", ())]
+
+
+def test_changes_are_recorded_and_later_rules_edit_the_same_copy() -> None:
+    rule_set = rules("""
+- {name: first, order: 1, actions: [{add_tags: [a, a]}]}
+- {name: second, order: 2, actions: [{remove_tags: [c2, feed, a]}, {revoke: true}]}
+""")
+    loaded = obj()
+    outcome = apply_rules([loaded], rule_set, AS_OF)
+    [result] = outcome.objects
+    assert "labels" not in result.data and result.data["revoked"] is True
+    assert outcome.changed == 1 and loaded.data == IND
+    first, second = outcome.applied[IND["id"]]
+    assert [(c.field, c.before, c.after) for c in first.changes] == [("labels", ["c2", "feed"], ["c2", "feed", "a"])]
+    assert [(c.field, c.before, c.after) for c in second.changes] == [
+        ("labels", ["c2", "feed", "a"], None), ("revoked", None, True)]
+    assert result.file == loaded.file and result.source == loaded.source  # with_data keeps the provenance
+
+
 def test_compile_trace_file_and_bad_as_of(example_repo: Path) -> None:
     runner = CliRunner()
     trace = example_repo / "trace.json"

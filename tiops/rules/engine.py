@@ -9,9 +9,8 @@ as the authors wrote it.
 
 from __future__ import annotations
 
-import copy
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,7 +66,10 @@ class RulesOutcome:
     changed: int = 0
 
 
-_Applier = Callable[[dict[str, Any]], None]
+# An action reads an object's data and returns the properties it would change, as
+# (name, new value) pairs with _ABSENT for a removal; None or () when nothing changes.
+# It never mutates: the engine copies the object first, and only when there is a change.
+_Applier = Callable[[dict[str, Any]], "Sequence[tuple[str, Any]] | None"]
 
 
 @dataclass(frozen=True)
@@ -121,25 +123,23 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
                 continue
             changes: tuple[Change, ...] = ()
             if entry.appliers:
-                data = current.data
-                before = [data.get(key, _ABSENT) for key in entry.touches]
-                if not owned:
-                    # Copy on the first write only: later rules edit the copy in place.
-                    data = dict(data)
-                    for applier in entry.appliers:
-                        applier(data)
-                    changed = any(data.get(key, _ABSENT) != old for key, old in zip(entry.touches, before, strict=True))
-                    if changed:
-                        current = copy.copy(current)
-                        current.data = data
-                        owned = True
-                else:
-                    for applier in entry.appliers:
-                        applier(data)
-                if record:
-                    changes = tuple(Change(key, None if old is _ABSENT else old, current.data.get(key))
-                                    for key, old in zip(entry.touches, before, strict=True)
-                                    if current.data.get(key, _ABSENT) != old)
+                before = [current.data.get(key, _ABSENT) for key in entry.touches] if record else None
+                edited = False
+                for applier in entry.appliers:
+                    updates = applier(current.data)
+                    if not updates:
+                        continue
+                    if not owned:
+                        # Copy on the first real change only: later edits go to the copy.
+                        current, owned = current.with_data(dict(current.data)), True
+                    edited = True
+                    _update(current.data, updates)
+                if edited and len(entry.appliers) > 1 and current.data == obj.data:
+                    current, owned = obj, False  # the rule's actions undid each other
+                if before is not None:
+                    after = current.data
+                    changes = tuple(Change(key, None if old is _ABSENT else old, after.get(key))
+                                    for key, old in zip(entry.touches, before, strict=True) if after.get(key, _ABSENT) != old)
             rule = entry.rule
             if record:
                 applied.setdefault(obj.id, []).append(
@@ -156,6 +156,14 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
     if outcome.dropped:
         outcome.objects = _cascade(survivors, outcome)
     return outcome
+
+
+def _update(data: dict[str, Any], updates: Sequence[tuple[str, Any]]) -> None:
+    for key, value in updates:
+        if value is _ABSENT:
+            data.pop(key, None)
+        else:
+            data[key] = value
 
 
 class _Plan:
@@ -275,41 +283,47 @@ def _applier(action: Action) -> _Applier:
     if action.kind == "set":
         values = action.values
 
-        def set_values(data: dict[str, Any]) -> None:
-            for key, value in values:
-                data[key] = value
+        def set_values(data: dict[str, Any]) -> list[tuple[str, Any]]:
+            return [(key, value) for key, value in values if data.get(key, _ABSENT) != value]
 
         return set_values
     if action.kind == "add_tags":
         tags = action.tags
 
-        def add_tags(data: dict[str, Any]) -> None:
-            labels = list(data.get("labels") or ())
-            labels.extend(tag for tag in tags if tag not in labels)
-            data["labels"] = labels
+        def add_tags(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+            labels = data.get("labels") or ()
+            missing = [tag for tag in tags if tag not in labels]
+            if not missing:
+                return ()
+            added = list(labels)
+            for tag in missing:
+                if tag not in added:  # a rule may name a tag twice
+                    added.append(tag)
+            return (("labels", added),)
 
         return add_tags
     if action.kind == "remove_tags":
         unwanted = frozenset(action.tags)
 
-        def remove_tags(data: dict[str, Any]) -> None:
-            labels = [label for label in data.get("labels") or () if label not in unwanted]
-            if labels:
-                data["labels"] = labels
-            else:
-                data.pop("labels", None)  # STIX lists must not be empty (section 3.2, labels)
+        def remove_tags(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+            labels = data.get("labels") or ()
+            if not any(label in unwanted for label in labels):
+                return ()
+            kept = [label for label in labels if label not in unwanted]
+            # STIX lists must not be empty (section 3.2, labels): no tags left, no property.
+            return (("labels", kept if kept else _ABSENT),)
 
         return remove_tags
     if action.kind == "set_confidence":
         confidence = action.confidence
 
-        def set_confidence(data: dict[str, Any]) -> None:
-            data["confidence"] = confidence
+        def set_confidence(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+            return () if data.get("confidence", _ABSENT) == confidence else (("confidence", confidence),)
 
         return set_confidence
 
-    def revoke(data: dict[str, Any]) -> None:
-        data["revoked"] = True
+    def revoke(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return () if data.get("revoked") is True else (("revoked", True),)
 
     return revoke
 
@@ -317,13 +331,15 @@ def _applier(action: Action) -> _Applier:
 def _extender(action: Action) -> _Applier:
     name, duration = action.field, action.duration
 
-    def extend(data: dict[str, Any]) -> None:
+    def extend(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         # From the current value; an indicator without valid_until counts from valid_from.
         base_text = data.get(name)
         if base_text is None and name == "valid_until":
             base_text = data.get("valid_from")
         base = parse_timestamp(base_text)
-        if base is not None:
-            data[name] = format_timestamp(base + duration, like=base_text)
+        if base is None:
+            return ()
+        extended = format_timestamp(base + duration, like=base_text)
+        return () if data.get(name) == extended else ((name, extended),)
 
     return extend

@@ -12,7 +12,7 @@ from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
 from tiops.validate.objects import check_object
 from tiops.validate.partner import check_partner_objects
-from tiops.validate.references import check_duplicate_ids, check_references
+from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
 
 __all__ = ["validate_paths", "validate_repo"]
@@ -32,10 +32,11 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
         if done % 5000 == 0 or done == total:
             progress("validate", done, total)
     findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
-    findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle))
+    types = object_types(repo.objects)
+    findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
     table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
     findings.extend(table_findings)
-    findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle))
+    findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle, types=types))
     findings.extend(rule_findings(repo))
     findings.extend(check_partner_objects(repo))
     return sort_findings(resolve_locations(findings, repo.root))

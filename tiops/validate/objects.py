@@ -92,9 +92,10 @@ def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
 
 def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
     stix_type = obj.data["type"]
-    if unknown := obj.data.keys() - known_properties(stix_type):
+    known = known_properties(stix_type)
+    if not known.issuperset(obj.data):
         for name in obj.data:  # in the order written, for stable output
-            if name in unknown and not name.startswith("x_") and name != "extensions":
+            if name not in known and not name.startswith("x_") and name != "extensions":
                 findings.append(
                     make_finding(
                         "TI208",

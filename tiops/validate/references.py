@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -35,21 +34,29 @@ def _are_versions(first: dict[str, Any], second: dict[str, Any]) -> bool:
     return "modified" in first and "modified" in second and first["modified"] != second["modified"]
 
 
-def check_references(objects: list[IntelObject], *, in_bundle: bool = False) -> list[Finding]:
+def object_types(objects: list[IntelObject]) -> dict[str, str]:
+    """Object id -> type, for the repository-wide checks (built once, shared by them)."""
+    types: dict[str, str] = {}
+    for obj in objects:
+        identifier = obj.data.get("id")
+        if type(identifier) is str:
+            types[identifier] = obj.data["type"]
+    return types
+
+
+def check_references(objects: list[IntelObject], *, in_bundle: bool = False,
+                     types: dict[str, str] | None = None) -> list[Finding]:
     """Every *_ref/*_refs must resolve, to a type the property allows.
 
     In a repository a dangling reference is an error; in a bundle received from
     others it is a warning, since STIX lets a bundle refer to objects it does not carry.
+    ``types`` is :func:`object_types` of ``objects`` when the caller already has it.
     """
-    types: dict[str, str] = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
-    malformed: set[str] = set()  # ids the schema reports; a reference to one is not checked twice
-    for obj in objects:
-        identifier, stix_type = obj.data.get("id"), obj.data["type"]
-        if type(identifier) is str:
-            types[identifier] = stix_type
-            if ID_RE.match(identifier) is None:
-                malformed.add(identifier)
-    checker = _ReferenceChecker(types, malformed, in_bundle)
+    resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+    resolvable.update(object_types(objects) if types is None else types)
+    # Ids the schema reports as malformed; a reference to one is not reported twice.
+    malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}
+    checker = _ReferenceChecker(resolvable, malformed, in_bundle)
     for obj in objects:
         checker.check(obj)
     return checker.findings
@@ -71,8 +78,11 @@ class _ReferenceChecker:
 
     def check(self, obj: IntelObject) -> None:
         stix_type = obj.data["type"]
+        kinds = _KEY_KINDS
         for key, item in obj.data.items():
-            kind = _kind_of_key(key)
+            kind = kinds.get(key)
+            if kind is None:
+                kind = kinds[key] = _kind_of_key(key)
             if kind == _REFERENCE:
                 self._resolve(obj, stix_type, key, item, (key,))
             elif kind == _REFERENCES:
@@ -119,7 +129,6 @@ _NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes"
 _REFERENCE, _REFERENCES, _NESTED = 1, 2, 3
 
 
-@functools.cache
 def _kind_of_key(key: str) -> int:
     """What a property name says about its value: one id, a list of ids, or maybe nested ones."""
     if key.endswith("_ref"):
@@ -129,13 +138,19 @@ def _kind_of_key(key: str) -> int:
     return 0 if key in _NO_REFERENCES else _NESTED
 
 
+# Property name -> _kind_of_key, filled as names are met (a repository uses few names).
+_KEY_KINDS: dict[str, int] = {}
+
+
 def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
     """(path, property name, id) for every reference, nested ones included (granular markings).
 
     Extension properties are skipped: their extension-definition defines them.
     """
     for key, item in value.items():
-        kind = _kind_of_key(key)
+        kind = _KEY_KINDS.get(key)
+        if kind is None:
+            kind = _KEY_KINDS[key] = _kind_of_key(key)
         if kind == _REFERENCE:
             yield (*path, key), key, item
         elif kind == _REFERENCES:

@@ -14,6 +14,7 @@ from tiops.config import Config
 from tiops.findings import Finding, Location, Severity
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
+from tiops.validate.references import object_types
 from tiops.yamlio import YamlProblem, parse_yaml
 
 RELATIONSHIPS_FILE = "relationships.yaml"
@@ -63,17 +64,19 @@ def _parse_table(text: str, display: str) -> tuple[RelationshipTable, list[Findi
     return RelationshipTable(triples, display), []
 
 
-def check_relationships(objects: list[IntelObject], table: RelationshipTable, *, in_bundle: bool = False) -> list[Finding]:
+def check_relationships(objects: list[IntelObject], table: RelationshipTable, *, in_bundle: bool = False,
+                        types: dict[str, str] | None = None) -> list[Finding]:
     """Relationships outside the table are errors in a repository (team policy).
 
     STIX 2.1 section 5.1 only says relationship_type SHOULD be one the spec defines for
-    the two types, so in a bundle received from others they are warnings.
+    the two types, so in a bundle received from others they are warnings. ``types`` is
+    :func:`tiops.validate.references.object_types` of ``objects`` when the caller has it.
     """
     severity = Severity.WARNING if in_bundle else None
-    types = {obj.id: obj.type for obj in objects}
+    types = object_types(objects) if types is None else types
     findings: list[Finding] = []
     for obj in objects:
-        if obj.type != "relationship":
+        if obj.data["type"] != "relationship":
             continue
         data = obj.data
         source_type = types.get(str(data.get("source_ref")))

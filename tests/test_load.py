@@ -1,0 +1,42 @@
+"""Loading: what the rest of the pipeline relies on from tiops.load."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tiops.load import IntelObject, load_repo
+
+
+def test_with_data_copies_every_other_field() -> None:
+    # Give every field a distinct non-default value, so a field with_data forgot shows up.
+    values = {f.name: f"value of {f.name}" for f in dataclasses.fields(IntelObject)}
+    original = IntelObject(**values)  # type: ignore[arg-type]
+    copy = original.with_data({"type": "indicator"})
+    assert copy.data == {"type": "indicator"} and original.data == "value of data"
+    assert {name: getattr(copy, name) for name in values if name != "data"} == {
+        name: value for name, value in values.items() if name != "data"}
+
+
+def test_windows_line_endings_read_as_text_mode_would(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    intel.mkdir()
+    (intel / "actor.yaml").write_bytes(
+        b"type: threat-actor\r\nspec_version: '2.1'\r\nid: threat-actor--6c1e0c0e-0d66-4b5e-9b4a-2f7f1e3a1a11\r\n"
+        b"name: Copper\r  Lantern\r\ncreated: 2025-01-01T00:00:00.000Z\r\nmodified: 2025-01-01T00:00:00.000Z\r\n"
+    )
+    repo = load_repo(tmp_path)
+    assert repo.findings == []
+    [actor] = repo.objects
+    assert actor.data["name"] == "Copper Lantern"  # a lone CR is a line break; the plain scalar folds it
+    assert actor.data["modified"] == "2025-01-01T00:00:00.000Z"
+
+
+def test_unreadable_and_empty_files_are_findings(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    intel.mkdir()
+    (intel / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    (intel / "empty.yaml").write_bytes(b"")
+    repo = load_repo(tmp_path)
+    assert sorted((f.code, f.location.file) for f in repo.findings) == [
+        ("TI104", "intel/empty.yaml"), ("TI106", "intel/latin1.yaml")]
