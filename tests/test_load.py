@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 from tiops.load import IntelObject, load_repo
@@ -40,3 +41,24 @@ def test_unreadable_and_empty_files_are_findings(tmp_path: Path) -> None:
     repo = load_repo(tmp_path)
     assert sorted((f.code, f.location.file) for f in repo.findings) == [
         ("TI104", "intel/empty.yaml"), ("TI106", "intel/latin1.yaml")]
+
+
+def test_loading_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "intel" / "x.yaml").write_text("type: x-thing\nid: x-thing--6c1e0c0e-0d66-4b5e-9b4a-2f7f1e3a1a11\n")
+    assert gc.isenabled()
+    load_repo(tmp_path)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        load_repo(tmp_path)
+        assert not gc.isenabled()  # a caller's own pause is kept
+    finally:
+        gc.enable()
+    gc.freeze()  # a program's own frozen objects stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        load_repo(tmp_path)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -31,4 +31,22 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if collecting:
+            promote_to_oldest_generation()
             gc.enable()
+
+
+def promote_to_oldest_generation() -> None:
+    """Move every tracked object to the collector's oldest generation without scanning it.
+
+    What was allocated while the collector was paused all sits in the youngest
+    generation; the first allocation after re-enabling it would scan it all at once
+    (measured: a quarter of a second after loading 100k objects). The oldest generation
+    is still collected, only later and with everything else. freeze() moves all objects
+    to the permanent generation and unfreeze() moves them back into the oldest one:
+    two list splices, no scan. Skipped when the program froze objects of its own, which
+    unfreeze() would release.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+
