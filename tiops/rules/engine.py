@@ -9,7 +9,6 @@ as the authors wrote it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,13 +79,8 @@ class _CompiledRule:
     appliers: tuple[_Applier, ...]
     touches: tuple[str, ...]  # the properties the actions may change
     drops: bool
-    index_key: tuple[str, list[Any]] | None = None  # (field, values) of an equality every match needs
-    rest: Predicate | None = None  # the condition without that equality, for objects the index found
-
-    @functools.cached_property
-    def test(self) -> Predicate:
-        # The index already checked the rule's equality test (on a field no rule changes).
-        return self.predicate if self.rest is None else self.rest
+    probes: tuple[_Probe, ...] | None  # at least one passes whenever the rule matches; None: no index
+    test: Predicate  # what is left to test once the rule's probes found an object
 
 
 def apply_rules(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None,
@@ -167,64 +161,127 @@ def _update(data: dict[str, Any], updates: Sequence[tuple[str, Any]]) -> None:
 
 
 class _Plan:
-    """The rules for one object type: those always tried, and those found by an index."""
+    """The rules for one object type: those always tried, and those found by an index.
+
+    An indexed rule has probes (see :func:`_probes`), at least one of which an object
+    passes whenever the rule matches it, so an object whose values hit none of them
+    never meets the rule.
+    """
 
     def __init__(self, rules: list[_CompiledRule]) -> None:
         self.always: list[_CompiledRule] = []
-        indexes: dict[str, dict[Any, list[_CompiledRule]]] = {}
+        exact: dict[str, dict[Any, list[_CompiledRule]]] = {}
+        prefixes: dict[str, dict[int, dict[str, list[_CompiledRule]]]] = {}
         for entry in rules:
-            key = entry.index_key
-            if key is None:
+            if entry.probes is None:
                 self.always.append(entry)
                 continue
-            field_name, values = key
-            for value in values:
-                indexes.setdefault(field_name, {}).setdefault(value, []).append(entry)
-        self.indexes = [(field_getter(name), table) for name, table in sorted(indexes.items())]
-        self.merged: dict[tuple[Any, ...], list[_CompiledRule]] = {}  # index hits -> rules in order
+            for probe in entry.probes:
+                for value in probe.values:
+                    if probe.prefix:
+                        table = prefixes.setdefault(probe.field, {}).setdefault(len(value), {})
+                    else:
+                        table = exact.setdefault(probe.field, {})
+                    table.setdefault(value, []).append(entry)
+        self.indexes = [(field_getter(name), exact.get(name, {}), sorted(prefixes.get(name, {}).items()))
+                        for name in sorted(exact.keys() | prefixes.keys())]
+        self.merged: dict[tuple[int, ...], list[_CompiledRule]] = {}  # ids of the hit lists -> rules in order
 
     def candidates(self, obj: IntelObject) -> list[_CompiledRule]:
         if not self.indexes:
             return self.always
-        hits: list[Any] = []  # index position, value, index position, value, ...
-        for position, (get, table) in enumerate(self.indexes):
+        hits: list[list[_CompiledRule]] = []
+        for get, exact, prefixes in self.indexes:
             value = get(obj)
             if value is MISSING:
                 continue
             for item in value if value.__class__ is list else (value,):
-                if hashable(item) and (item.casefold() if item.__class__ is str else item) in table:
-                    hits.append(position)
-                    hits.append(item.casefold() if item.__class__ is str else item)
+                if item.__class__ is str:
+                    item = item.casefold()
+                    for length, table in prefixes:
+                        found = table.get(item[:length])
+                        if found is not None:
+                            hits.append(found)
+                elif not hashable(item):
+                    continue
+                found = exact.get(item)
+                if found is not None:
+                    hits.append(found)
         if not hits:
             return self.always
-        key = tuple(hits)
-        found = self.merged.get(key)
-        if found is None:
+        key = tuple(map(id, hits))
+        merged = self.merged.get(key)
+        if merged is None:
             chosen = {id(e): e for e in self.always}
-            for position in range(0, len(hits), 2):
-                chosen.update((id(e), e) for e in self.indexes[hits[position]][1][hits[position + 1]])
-            found = self.merged[key] = sorted(chosen.values(), key=lambda e: e.position)
-        return found
+            for found in hits:
+                chosen.update((id(e), e) for e in found)
+            merged = self.merged[key] = sorted(chosen.values(), key=lambda e: e.position)
+        return merged
 
 
-def _index_key(condition: Any, changed_fields: set[str]) -> tuple[str, list[Any], list[Any]] | None:
-    """(field, folded values, the other tests) of an equals/in test that every match passes."""
+@dataclass(frozen=True)
+class _Probe:
+    """Values of one field, folded, of which an object must have one (or one prefix)."""
+
+    field: str
+    values: tuple[Any, ...]
+    prefix: bool = False
+
+
+def _probes(condition: Any, stable: Callable[[str], bool]) -> tuple[list[_Probe], Any] | None:
+    """Probes that every object the condition matches passes, and what is left to test.
+
+    ``equals``/``in`` give exact probes and ``starts-with`` a prefix probe, on fields no
+    action changes (a changed field could match later in the pass than at its start). In
+    an ``all``, one test with probes is enough: an equality is then taken out of what is
+    left to test. An ``any`` has probes only when every branch has some.
+    """
     if not isinstance(condition, dict):
         return None
-    tests = condition.get("all", [condition])
-    for position, test in enumerate(tests):
-        if not isinstance(test, dict) or test.get("op") not in ("equals", "in"):
-            continue
-        field_name = test.get("field")
-        property_name = simple_property(field_name) if isinstance(field_name, str) else None
-        read = {"tlp": "object_marking_refs"}.get(str(field_name), property_name)
-        # A field an action may change could match later in the pass than it did at the start.
-        if not isinstance(field_name, str) or read in changed_fields or (property_name is None and field_name not in ("source", "tlp", "file")):
-            continue
-        values = test.get("value") if test["op"] == "in" else [test.get("value")]
+    if "all" in condition:
+        tests = condition["all"]
+        if not isinstance(tests, list):
+            return None
+        found = [(position, _probes(test, stable)) for position, test in enumerate(tests)]
+        for position, probes in found:
+            if probes is not None and probes[1] is None:
+                rest = tests[:position] + tests[position + 1:]
+                return probes[0], ({"all": rest} if rest else None)
+        return next(((probes[0], condition) for _, probes in found if probes is not None), None)
+    if "any" in condition:
+        branches = condition["any"]
+        if not isinstance(branches, list):
+            return None
+        union: list[_Probe] = []
+        for branch in branches:
+            probes = _probes(branch, stable)
+            if probes is None:
+                return None
+            union.extend(probes[0])
+        return (union, condition) if union else None
+    field_name, op, value = condition.get("field"), condition.get("op"), condition.get("value")
+    if not isinstance(field_name, str) or not stable(field_name):
+        return None
+    if op in ("equals", "in"):
+        values = value if op == "in" else [value]
         if isinstance(values, list) and all(hashable(v) for v in values):
-            return field_name, [v.casefold() if isinstance(v, str) else v for v in values], tests[:position] + tests[position + 1:]
+            return [_Probe(field_name, tuple(v.casefold() if isinstance(v, str) else v for v in values))], None
+    if op == "starts-with" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return [_Probe(field_name, (str(value).casefold(),), prefix=True)], condition
     return None
+
+
+def _stable_fields(changed_fields: set[str]) -> Callable[[str], bool]:
+    """Whether a field reads only properties that no enabled rule's action changes."""
+    def stable(field_name: str) -> bool:
+        if field_name in ("source", "file"):
+            return True
+        if field_name == "tlp":
+            return "object_marking_refs" not in changed_fields
+        read = simple_property(field_name) or field_name.split(".")[0]
+        return read not in changed_fields
+
+    return stable
 
 
 _ABSENT = object()
@@ -249,16 +306,10 @@ def _cascade(survivors: list[IntelObject], outcome: RulesOutcome) -> list[IntelO
 def _compile(position: int, rule: Rule, as_of: datetime | None, changed_fields: set[str]) -> _CompiledRule:
     predicate = compile_condition(rule.when, as_of, (rule.index, "when"))
     appliers = tuple(_applier(action) for action in rule.actions if action.kind != "drop")
-    key = _index_key(rule.when, changed_fields)
-    rest: Predicate | None = None
-    if key is not None:
-        rest = compile_condition({"all": key[2]}, as_of) if key[2] else _always
-    return _CompiledRule(position, rule, predicate, appliers, _touched(rule.actions), any(a.kind == "drop" for a in rule.actions),
-                         (key[0], key[1]) if key is not None else None, rest)
-
-
-def _always(obj: object) -> bool:
-    return True
+    found = _probes(rule.when, _stable_fields(changed_fields))
+    probes, test = (None, predicate) if found is None else (tuple(found[0]), compile_condition(found[1], as_of))
+    return _CompiledRule(position, rule, predicate, appliers, _touched(rule.actions),
+                         any(a.kind == "drop" for a in rule.actions), probes, test)
 
 
 def _touched(actions: Iterable[Action]) -> tuple[str, ...]:

@@ -1,0 +1,181 @@
+"""Conditions: the generated predicates against a plain reading of docs/rules.md.
+
+`compile_condition` writes each condition tree as one Python function for speed. The
+reference below evaluates the same trees the slow, obvious way; Hypothesis looks for a
+tree and an object on which the two disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiops.load import IntelObject
+from tiops.rules.conditions import (
+    MAX_DEPTH,
+    MISSING,
+    ConditionError,
+    compile_condition,
+    field_getter,
+    parse_duration,
+    parse_timestamp,
+)
+
+AS_OF = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def reference(condition: dict[str, Any], obj: IntelObject) -> bool:
+    if "all" in condition:
+        return all(reference(c, obj) for c in condition["all"])
+    if "any" in condition:
+        return any(reference(c, obj) for c in condition["any"])
+    if "not" in condition:
+        return not reference(condition["not"], obj)
+    op, expected = condition["op"], condition.get("value")
+    value = field_getter(condition["field"])(obj)
+    if op == "exists":
+        return value is not MISSING
+    if op == "not-exists":
+        return value is MISSING
+    if op in ("not-equals", "not-in"):
+        return not reference({**condition, "op": op[4:]}, obj)
+    values = [] if value is MISSING else value if isinstance(value, list) else [value]
+    return any(_one(op, expected, v) for v in values)
+
+
+def _one(op: str, expected: Any, value: Any) -> bool:
+    def fold(x: Any) -> Any:
+        return x.casefold() if isinstance(x, str) else x
+
+    if op in ("equals", "in"):
+        options = expected if op == "in" else [expected]
+        return not isinstance(value, (list, dict)) and any(fold(value) == fold(o) for o in options)
+    if op == "contains":
+        return (isinstance(value, str) and str(expected).casefold() in value.casefold()) or value == expected
+    if op == "starts-with":
+        return isinstance(value, str) and value.casefold().startswith(str(expected).casefold())
+    if op == "ends-with":
+        return isinstance(value, str) and value.casefold().endswith(str(expected).casefold())
+    if op == "matches":
+        return isinstance(value, str) and re.search(expected, value) is not None
+    if op in ("older-than", "newer-than"):
+        moment = parse_timestamp(value)
+        cutoff = AS_OF - parse_duration(expected)
+        return moment is not None and (moment < cutoff if op == "older-than" else moment > cutoff)
+    # >, >=, <, <=: numbers with numbers, timestamps as moments, other text as text.
+    compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[op]
+    if isinstance(expected, str):
+        if parse_timestamp(expected) is not None:
+            return parse_timestamp(value) is not None and compare(parse_timestamp(value), parse_timestamp(expected))
+        return isinstance(value, str) and compare(value, expected)
+    return type(value) in (int, float) and compare(value, expected)
+
+
+WORDS = ["Copper", "copper", "COPPER C2", "c2", "zz1", "Zz1-x", "", "ß", "ss", "10", "2025-05-01T00:00:00Z"]
+STAMPS = ["2025-05-01T00:00:00Z", "2025-05-31T12:00:00.5Z", "2025-06-01T00:00:00.000Z", "2024-01-01T00:00:00.123456Z", "not a time"]
+scalars = st.one_of(st.sampled_from(WORDS), st.sampled_from(STAMPS), st.integers(-2, 101), st.sampled_from([0.5, 85.0]),
+                    st.booleans(), st.none())
+values = st.one_of(scalars, st.lists(scalars, max_size=3), st.lists(st.lists(scalars, max_size=2), max_size=2),
+                   st.dictionaries(st.sampled_from(["source_name", "url"]), scalars, max_size=2))
+FIELDS = ["name", "confidence", "labels", "tags", "modified", "source", "tlp", "file",
+          "external_references.source_name", "external_references.0.url", "x_extra"]
+
+
+@st.composite
+def objects(draw: st.DrawFn) -> IntelObject:
+    data: dict[str, Any] = {"type": "indicator", "id": "indicator--00000000-0000-4000-8000-000000000001"}
+    for name in ("name", "confidence", "labels", "modified", "x_extra"):
+        if draw(st.booleans()):
+            data[name] = draw(values)
+    if draw(st.booleans()):
+        data["external_references"] = draw(st.lists(st.dictionaries(st.sampled_from(["source_name", "url"]), values, max_size=2), max_size=3))
+    if draw(st.booleans()):
+        data["object_marking_refs"] = ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]
+    return IntelObject(data=data, file=draw(st.sampled_from(["intel/a.yaml", "intel/feeds/b.yaml"])),
+                       source=draw(st.sampled_from([None, "Contoso TI", "contoso ti", "zz1 feed"])))
+
+
+@st.composite
+def single_tests(draw: st.DrawFn) -> dict[str, Any]:
+    field = draw(st.sampled_from(FIELDS))
+    op = draw(st.sampled_from(["equals", "not-equals", "in", "not-in", "contains", "starts-with", "ends-with", "matches",
+                               ">", ">=", "<", "<=", "exists", "not-exists", "older-than", "newer-than"]))
+    if op in ("exists", "not-exists"):
+        return {"field": field, "op": op}
+    if op in ("in", "not-in"):
+        value: Any = draw(st.lists(st.one_of(st.sampled_from(WORDS), st.integers(0, 100), st.booleans()), min_size=1, max_size=3))
+    elif op in ("equals", "not-equals"):
+        value = draw(st.one_of(st.sampled_from(WORDS), st.integers(0, 100), st.booleans(), st.none()))
+    elif op in ("contains", "starts-with", "ends-with"):
+        value = draw(st.one_of(st.sampled_from(WORDS), st.integers(0, 100)))
+    elif op == "matches":
+        value = draw(st.sampled_from(["^Cop+er", "c2$", "[0-9]", "(?i)zz"]))
+    elif op in ("older-than", "newer-than"):
+        value = draw(st.sampled_from(["1d", "12h", "2w", "400d"]))
+    else:
+        value = draw(st.one_of(st.integers(-1, 101), st.sampled_from([50.5, "2025-05-01T00:00:00.000Z", "m"])))
+    return {"field": field, "op": op, "value": value}
+
+
+conditions = st.recursive(single_tests(), lambda inner: st.one_of(
+    st.builds(lambda c: {"all": c}, st.lists(inner, min_size=1, max_size=3)),
+    st.builds(lambda c: {"any": c}, st.lists(inner, min_size=1, max_size=3)),
+    st.builds(lambda c: {"not": c}, inner)), max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(conditions, objects())
+def test_generated_predicates_agree_with_the_reference(condition: dict[str, Any], obj: IntelObject) -> None:
+    assert compile_condition(condition, AS_OF)(obj) is reference(condition, obj)
+
+
+def test_rule_text_is_data_never_code() -> None:
+    # Values and field names are bound to names of the generated function, never written into it.
+    hostile = "x') or __import__('os')._exit(3) or ('"
+    obj = IntelObject(data={"type": "indicator", "name": hostile, "x_'quoted\"": 1}, file="f.yaml", source=None)
+    assert compile_condition({"field": "name", "op": "equals", "value": hostile})(obj) is True
+    assert compile_condition({"field": "name", "op": "equals", "value": "x"})(obj) is False
+    assert compile_condition({"field": "x_'quoted\"", "op": ">=", "value": 1})(obj) is True
+    assert compile_condition({"field": "x_'quoted\"", "op": "exists"})(obj) is True
+
+
+def test_rules_of_one_shape_do_not_share_values() -> None:
+    # Rules of the same shape share generated code; each keeps its own values.
+    first = compile_condition({"field": "confidence", "op": ">=", "value": 80})
+    second = compile_condition({"field": "confidence", "op": ">=", "value": 20})
+    obj = IntelObject(data={"type": "indicator", "confidence": 50}, file="f.yaml", source=None)
+    assert (first(obj), second(obj)) == (False, True)
+
+
+def test_nesting_depth_has_a_limit_with_a_clear_error() -> None:
+    def nested(depth: int) -> dict[str, Any]:
+        condition: dict[str, Any] = {"field": "name", "op": "exists"}
+        for _ in range(depth):
+            condition = {"not": condition}
+        return condition
+
+    obj = IntelObject(data={"type": "indicator", "name": "n"}, file="f.yaml", source=None)
+    assert compile_condition(nested(MAX_DEPTH))(obj) is (MAX_DEPTH % 2 == 0)
+    with pytest.raises(ConditionError) as error:
+        compile_condition(nested(MAX_DEPTH + 1), path=(0, "when"))
+    assert error.value.code == "TI500" and "nest" in error.value.message
+    assert error.value.path == (0, "when", *(["not"] * (MAX_DEPTH + 1)))
+
+
+def test_a_wide_condition_compiles() -> None:
+    wide = {"any": [{"field": "name", "op": "equals", "value": f"n{i}"} for i in range(2000)]}
+    predicate = compile_condition(wide)
+    assert predicate(IntelObject(data={"name": "N1999"}, file="f.yaml", source=None)) is True
+    assert predicate(IntelObject(data={"name": "n2000"}, file="f.yaml", source=None)) is False
+
+
+def test_time_operators_use_the_as_of_time_not_the_clock() -> None:
+    obj = IntelObject(data={"modified": "2025-05-25T00:00:00.000Z"}, file="f.yaml", source=None)
+    condition = {"field": "modified", "op": "older-than", "value": "1w"}
+    assert compile_condition(condition, AS_OF)(obj) is False
+    assert compile_condition(condition, AS_OF + timedelta(days=1))(obj) is True
