@@ -254,16 +254,27 @@ BUILTIN_DEPENDENCIES: dict[str, tuple[str, ...]] = {
 
 
 def tlp_level(marking_refs: list[Any] | None) -> str | None:
-    """The TLP level named by an object's markings (TLP 2.0 names; TLP 1.0 white reads as clear)."""
+    """The TLP level named by an object's markings (TLP 2.0 names; TLP 1.0 white reads as clear).
+
+    When an object carries several TLP markings, TLP 2.0 ones win, then the order of
+    TLP2_MARKINGS and TLP1_MARKINGS.
+    """
     if not marking_refs:
         return None
-    for level, (marking_id, _) in TLP2_MARKINGS.items():
-        if marking_id in marking_refs:
-            return level
-    for level, marking_id in TLP1_MARKINGS.items():
-        if marking_id in marking_refs:
-            return "clear" if level == "white" else level
-    return None
+    best: tuple[int, str] | None = None
+    for ref in marking_refs:
+        ranked = _TLP_RANKS.get(ref) if ref.__class__ is str else None
+        if ranked is not None and (best is None or ranked < best):
+            best = ranked
+    return None if best is None else best[1]
+
+
+# Marking id -> (precedence, level): one lookup per marking instead of a scan per level.
+_TLP_RANKS: dict[str, tuple[int, str]] = {}
+for _rank, (_level, (_marking_id, _)) in enumerate(TLP2_MARKINGS.items()):
+    _TLP_RANKS.setdefault(_marking_id, (_rank, _level))
+for _rank, (_level, _marking_id) in enumerate(TLP1_MARKINGS.items(), start=len(TLP2_MARKINGS)):
+    _TLP_RANKS.setdefault(_marking_id, (_rank, "clear" if _level == "white" else _level))
 
 
 # --- Deterministic identifiers ---------------------------------------------------------

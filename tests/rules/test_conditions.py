@@ -22,6 +22,7 @@ from tiops.rules.conditions import (
     ConditionError,
     compile_condition,
     field_getter,
+    format_timestamp,
     parse_duration,
     parse_timestamp,
 )
@@ -179,3 +180,21 @@ def test_time_operators_use_the_as_of_time_not_the_clock() -> None:
     condition = {"field": "modified", "op": "older-than", "value": "1w"}
     assert compile_condition(condition, AS_OF)(obj) is False
     assert compile_condition(condition, AS_OF + timedelta(days=1))(obj) is True
+
+
+@pytest.mark.parametrize(("text", "like", "expected"), [
+    ("2025-03-04T10:00:00.123Z", "2025-03-04T10:00:00.123Z", "2025-03-04T10:00:00.123Z"),
+    ("2025-03-04T10:00:00.123456Z", "2025-03-04T10:00:00Z", "2025-03-04T10:00:00Z"),
+    ("2025-03-04T10:00:00.1Z", "2025-01-01T00:00:00.10000Z", "2025-03-04T10:00:00.10000Z"),
+    ("2016-12-31T23:59:60.5Z", None, "2016-12-31T23:59:59.500Z"),  # a leap second reads as :59
+    ("0999-12-31T23:59:59Z", None, "0999-12-31T23:59:59.000Z"),  # years below 1000 keep four digits
+])
+def test_timestamps_parse_and_format_at_the_authors_precision(text: str, like: str | None, expected: str) -> None:
+    moment = parse_timestamp(text)
+    assert moment is not None and moment.tzinfo is not None
+    assert format_timestamp(moment, like=like) == expected
+
+
+@pytest.mark.parametrize("text", ["2025-02-30T00:00:00Z", "2025-03-04 10:00:00Z", "2025-03-04T10:00:00+00:00", "20250304T100000Z", 7])
+def test_only_stix_timestamps_parse(text: Any) -> None:
+    assert parse_timestamp(text) is None

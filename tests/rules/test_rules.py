@@ -256,3 +256,16 @@ def test_benchmark_rule_set_is_valid() -> None:
     spec.loader.exec_module(module)
     parsed, findings = parse_rule_file(module.rule_text(50), "rules/ingestion/bench.yaml")
     assert findings == [] and len(parsed) == 50
+
+
+def test_a_changed_object_dropped_by_the_cascade_is_not_counted_as_changed() -> None:
+    # build.json reports changed_by_rules; it must not depend on whether a trace is recorded.
+    rel = {"type": "relationship", "id": "relationship--00000000-0000-4000-8000-000000000002",
+           "source_ref": IND["id"], "target_ref": "malware--00000000-0000-4000-8000-000000000003"}
+    rule_set = rules("""
+- {name: tag, order: 1, actions: [{add_tags: [seen]}]}
+- {name: drop, order: 2, object_types: [indicator], actions: [{drop: true}]}
+""")
+    for record in (True, False):
+        outcome = apply_rules([obj(), obj(rel)], rule_set, AS_OF, record=record)
+        assert (outcome.objects, outcome.dropped_by_cascade, outcome.changed) == ([], 1, 0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from tiops.stix import TIMESTAMP_RE, timestamp_key, tlp_level
+from tiops.stix import TIMESTAMP_RE, is_real_day, tlp_level
 
 Condition = dict[str, Any]
 Predicate = Callable[["ObjectView"], bool]
@@ -71,23 +71,29 @@ def parse_duration(text: Any) -> timedelta:
 
 def parse_timestamp(text: Any) -> datetime | None:
     """A STIX timestamp (section 3.2: RFC 3339, UTC, ``Z``) as an aware datetime, or None."""
-    if not isinstance(text, str) or timestamp_key(text) is None:
+    if not isinstance(text, str):
         return None
     match = TIMESTAMP_RE.match(text)
-    assert match is not None
+    if match is None or not is_real_day(text):
+        return None
+    if match.group(6) != "60":
+        # The regular expression checked the STIX shape; the C parser is 40x quicker than
+        # building the datetime by hand (and, like the fallback, keeps microseconds).
+        return datetime.fromisoformat(text)
+    # A leap second (section 3.2 allows 60) is read as the last second of its minute.
     fraction = match.group(7) or ""
     micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
     year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
-    base = datetime(year, month, day, hour, minute, min(int(match.group(6)), 59), tzinfo=UTC)
-    return base.replace(microsecond=micro)
+    return datetime(year, month, day, hour, minute, 59, micro, tzinfo=UTC)
 
 
 def format_timestamp(moment: datetime, like: str | None = None) -> str:
     """A STIX timestamp with the fraction digits of ``like`` (millisecond precision by default)."""
     digits = 3
     if like is not None and (match := TIMESTAMP_RE.match(like)):
-        digits = len(match.group(7) or ".")-1
-    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        digits = len(match.group(7) or ".") - 1
+    # isoformat() of a UTC moment starts with YYYY-MM-DDTHH:MM:SS; it is quicker than strftime.
+    text = moment.astimezone(UTC).isoformat()[:19]
     if digits:
         text += "." + f"{moment.microsecond:06d}"[:digits].ljust(digits, "0")
     return text + "Z"

@@ -103,6 +103,7 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
     outcome = RulesOutcome(objects=[])
     survivors = outcome.objects
     applied = outcome.applied
+    copies: set[int] = set()  # identities of the survivors that rules changed
     for obj in objects:
         stix_type: str = obj.data.get("type", "")
         plan = plans.get(stix_type)
@@ -117,47 +118,47 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
                 continue
             changes: tuple[Change, ...] = ()
             if entry.appliers:
-                before = [current.data.get(key, _ABSENT) for key in entry.touches] if record else None
+                data = current.data
+                before = [data.get(key, _ABSENT) for key in entry.touches] if record else None
                 edited = False
                 for applier in entry.appliers:
-                    updates = applier(current.data)
+                    updates = applier(data)
                     if not updates:
                         continue
                     if not owned:
                         # Copy on the first real change only: later edits go to the copy.
-                        current, owned = current.with_data(dict(current.data)), True
+                        data = dict(data)
+                        current, owned = current.with_data(data), True
                     edited = True
-                    _update(current.data, updates)
-                if edited and len(entry.appliers) > 1 and current.data == obj.data:
+                    for key, value in updates:
+                        if value is _ABSENT:
+                            data.pop(key, None)
+                        else:
+                            data[key] = value
+                if edited and len(entry.appliers) > 1 and data == obj.data:
                     current, owned = obj, False  # the rule's actions undid each other
                 if before is not None:
                     after = current.data
                     changes = tuple(Change(key, None if old is _ABSENT else old, after.get(key))
                                     for key, old in zip(entry.touches, before, strict=True) if after.get(key, _ABSENT) != old)
-            rule = entry.rule
-            if record:
-                applied.setdefault(obj.id, []).append(
-                    RuleApplication(rule.name, rule.file, rule.line, rule.order, changes, entry.drops))
-            if entry.drops:
-                dropped = True
-                outcome.dropped[obj.id] = f"rule {rule.name!r}"
-                outcome.dropped_by_rules += 1
-                break
+            if record or entry.drops:
+                rule = entry.rule
+                if record:
+                    applied.setdefault(obj.id, []).append(
+                        RuleApplication(rule.name, rule.file, rule.line, rule.order, changes, entry.drops))
+                if entry.drops:
+                    dropped = True
+                    outcome.dropped[obj.id] = f"rule {rule.name!r}"
+                    outcome.dropped_by_rules += 1
+                    break
         if not dropped:
             if current is not obj:
                 outcome.changed += 1
+                copies.add(id(current))
             survivors.append(current)
     if outcome.dropped:
-        outcome.objects = _cascade(survivors, outcome)
+        outcome.objects = _cascade(survivors, outcome, copies)
     return outcome
-
-
-def _update(data: dict[str, Any], updates: Sequence[tuple[str, Any]]) -> None:
-    for key, value in updates:
-        if value is _ABSENT:
-            data.pop(key, None)
-        else:
-            data[key] = value
 
 
 class _Plan:
@@ -193,20 +194,15 @@ class _Plan:
         hits: list[list[_CompiledRule]] = []
         for get, exact, prefixes in self.indexes:
             value = get(obj)
-            if value is MISSING:
-                continue
-            for item in value if value.__class__ is list else (value,):
-                if item.__class__ is str:
-                    item = item.casefold()
-                    for length, table in prefixes:
-                        found = table.get(item[:length])
-                        if found is not None:
-                            hits.append(found)
-                elif not hashable(item):
-                    continue
-                found = exact.get(item)
-                if found is not None:
+            if value.__class__ is str:  # the usual case, written out
+                value = value.casefold()
+                if (found := exact.get(value)) is not None:
                     hits.append(found)
+                for length, table in prefixes:
+                    if (found := table.get(value[:length])) is not None:
+                        hits.append(found)
+            elif value is not MISSING:
+                self._probe_values(value, exact, prefixes, hits)
         if not hits:
             return self.always
         key = tuple(map(id, hits))
@@ -217,6 +213,20 @@ class _Plan:
                 chosen.update((id(e), e) for e in found)
             merged = self.merged[key] = sorted(chosen.values(), key=lambda e: e.position)
         return merged
+
+    @staticmethod
+    def _probe_values(value: Any, exact: dict[Any, list[_CompiledRule]],
+                      prefixes: list[tuple[int, dict[str, list[_CompiledRule]]]], hits: list[list[_CompiledRule]]) -> None:
+        for item in value if value.__class__ is list else (value,):
+            if item.__class__ is str:
+                item = item.casefold()
+                for length, table in prefixes:
+                    if (found := table.get(item[:length])) is not None:
+                        hits.append(found)
+            elif not hashable(item):
+                continue
+            if (found := exact.get(item)) is not None:
+                hits.append(found)
 
 
 @dataclass(frozen=True)
@@ -287,19 +297,23 @@ def _stable_fields(changed_fields: set[str]) -> Callable[[str], bool]:
 _ABSENT = object()
 
 
-def _cascade(survivors: list[IntelObject], outcome: RulesOutcome) -> list[IntelObject]:
+def _cascade(survivors: list[IntelObject], outcome: RulesOutcome, copies: set[int]) -> list[IntelObject]:
     kept: list[IntelObject] = []
     gone = outcome.dropped
     for obj in survivors:
-        pointers = _POINTERS.get(obj.type)
-        target = next((obj.data.get(p) for p in pointers or () if obj.data.get(p) in gone), None)
-        if target is not None:
-            gone[obj.id] = f"points at dropped {target}"
-            outcome.dropped_by_cascade += 1
-            if obj.id in outcome.applied and any(a.changes for a in outcome.applied[obj.id]):
-                outcome.changed -= 1
+        pointers = _POINTERS.get(obj.data.get("type", ""))
+        target = None
+        for pointer in pointers or ():
+            if (value := obj.data.get(pointer)) in gone:
+                target = value
+                break
+        if target is None:
+            kept.append(obj)
             continue
-        kept.append(obj)
+        gone[obj.id] = f"points at dropped {target}"
+        outcome.dropped_by_cascade += 1
+        if id(obj) in copies:  # a dropped object no longer counts as changed
+            outcome.changed -= 1
     return kept
 
 
@@ -339,26 +353,29 @@ def _applier(action: Action) -> _Applier:
 
         return set_values
     if action.kind == "add_tags":
-        tags = action.tags
+        tags = tuple(dict.fromkeys(action.tags))  # a rule may name a tag twice
 
         def add_tags(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
             labels = data.get("labels") or ()
             missing = [tag for tag in tags if tag not in labels]
-            if not missing:
-                return ()
-            added = list(labels)
-            for tag in missing:
-                if tag not in added:  # a rule may name a tag twice
-                    added.append(tag)
-            return (("labels", added),)
+            return (("labels", [*labels, *missing]),) if missing else ()
 
+        if len(tags) == 1:
+            [tag] = tags
+
+            def add_tag(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+                # The usual rule adds one tag; this runs for most objects of a feed.
+                labels = data.get("labels") or ()
+                return () if tag in labels else (("labels", [*labels, tag]),)
+
+            return add_tag
         return add_tags
     if action.kind == "remove_tags":
         unwanted = frozenset(action.tags)
 
         def remove_tags(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
             labels = data.get("labels") or ()
-            if not any(label in unwanted for label in labels):
+            if unwanted.isdisjoint(labels):
                 return ()
             kept = [label for label in labels if label not in unwanted]
             # STIX lists must not be empty (section 3.2, labels): no tags left, no property.
