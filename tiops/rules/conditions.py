@@ -173,24 +173,29 @@ def compile_condition(condition: Condition | None, as_of: datetime | None = None
     ``as_of`` is the build's as-of time, needed only by older-than / newer-than.
     """
     if condition is None:
-        return _always_true
-    builder = _PredicateBuilder(as_of)
-    return builder.build(builder.condition(condition, path, 0))
+        return always_true
+    writer = ConditionWriter(as_of)
+    expression = writer.expression(condition, path)
+    predicate: Predicate = writer.function("predicate", "obj", ["data = obj.data", f"return {expression}"])
+    return predicate
 
 
-def _always_true(obj: object) -> bool:
+def always_true(obj: object) -> bool:
+    """The test of a rule without conditions (``when`` omitted)."""
     return True
 
 
-class _PredicateBuilder:
-    """Writes a condition tree as one Python function, so that testing an object is one call.
+class ConditionWriter:
+    """Writes condition trees as Python expressions, and compiles functions made of them.
 
     A tree of closures costs a call per node and per test; over 100k objects and a rule
-    set of 50 that was most of the rules' time. The generated source is made only of
-    fixed templates and generated names (``_c3``, ``_v5``): every value from a rule file
-    (property names, expected values, regular expressions) is bound to a name of the
-    function's closure and never written into the source. That is the technique of
-    :mod:`dataclasses` and :func:`collections.namedtuple`.
+    set of 50 that was most of the rules' time, so a condition is written as one
+    expression over ``obj`` (the object) and ``data`` (its properties). The source is
+    made only of fixed templates and generated names (``_c3``, ``_v5``): every value
+    from a rule file (property names, expected values, regular expressions) is bound to
+    a name of the function's closure and never written into the source. That is the
+    technique of :mod:`dataclasses` and :func:`collections.namedtuple`. The rules engine
+    writes whole rule programs with it (tiops.rules.engine).
     """
 
     def __init__(self, as_of: datetime | None) -> None:
@@ -199,6 +204,7 @@ class _PredicateBuilder:
         self.temporaries = 0
 
     def bind(self, value: Any) -> str:
+        """A name under which the compiled function sees ``value``."""
         self.constants.append(value)
         return f"_c{len(self.constants) - 1}"
 
@@ -206,17 +212,16 @@ class _PredicateBuilder:
         self.temporaries += 1
         return f"_v{self.temporaries - 1}"
 
-    def build(self, expression: str) -> Predicate:
-        names = ", ".join(f"_c{i}" for i in range(len(self.constants)))
-        factory = _factory(f"def factory(MISSING, _NUMBERS{', ' if names else ''}{names}):\n"
-                           f"    def predicate(obj):\n"
-                           f"        data = obj.data\n"
-                           f"        return {expression}\n"
-                           f"    return predicate\n")
-        predicate: Predicate = factory(MISSING, _NUMBERS, *self.constants)
-        return predicate
+    def function(self, name: str, parameters: str, body: list[str], **fixed: Any) -> Callable[..., Any]:
+        """Compile ``def name(parameters): body`` with the bound values and ``fixed`` names in scope."""
+        names = ["MISSING", "_NUMBERS", *fixed, *(f"_c{i}" for i in range(len(self.constants)))]
+        source = "\n".join([f"def factory({', '.join(names)}):", f"    def {name}({parameters}):",
+                            *(f"        {line}" for line in body), f"    return {name}", ""])
+        function: Callable[..., Any] = _factory(source)(MISSING, _NUMBERS, *fixed.values(), *self.constants)
+        return function
 
-    def condition(self, condition: Any, path: tuple[str | int, ...], depth: int) -> str:
+    def expression(self, condition: Any, path: tuple[str | int, ...] = (), depth: int = 0) -> str:
+        """``condition`` as an expression; raises :class:`ConditionError` on a malformed tree."""
         if not isinstance(condition, dict):
             raise ConditionError("TI500", "a condition must be a mapping (all, any, not, or field/op/value)", path)
         if depth > MAX_DEPTH:
@@ -229,10 +234,10 @@ class _PredicateBuilder:
                     raise ConditionError("TI501", f"'{combinator}' stands alone; unexpected key(s) {', '.join(extra)}", path)
                 inner = condition[combinator]
                 if combinator == "not":
-                    return f"(not {self.condition(inner, (*path, 'not'), depth + 1)})"
+                    return f"(not {self.expression(inner, (*path, 'not'), depth + 1)})"
                 if not isinstance(inner, list) or not inner:
                     raise ConditionError("TI500", f"'{combinator}' needs a non-empty list of conditions", (*path, combinator))
-                parts = [self.condition(c, (*path, combinator, i), depth + 1) for i, c in enumerate(inner)]
+                parts = [self.expression(c, (*path, combinator, i), depth + 1) for i, c in enumerate(inner)]
                 return "(" + (" and " if combinator == "all" else " or ").join(parts) + ")"
         unknown = keys - {"field", "op", "value"}
         if unknown:
@@ -278,12 +283,12 @@ class _PredicateBuilder:
         return f"(({value} := {fetch}) is not MISSING and (any(map({each}, {value})) if {value}.__class__ is list else {one}))"
 
 
-@functools.lru_cache(maxsize=512)
-def _factory(source: str) -> Callable[..., Predicate]:
-    # The source depends only on the tree's shape, so rules of one shape share the code.
+@functools.lru_cache(maxsize=1024)
+def _factory(source: str) -> Callable[..., Any]:
+    # Rules of one shape write the same source (values are bound, not written), so they share the code.
     namespace: dict[str, Any] = {}
-    exec(compile(source, "<tiops condition>", "exec"), namespace)  # only fixed templates: see _PredicateBuilder
-    factory: Callable[..., Predicate] = namespace["factory"]
+    exec(compile(source, "<tiops rules>", "exec"), namespace)  # only fixed templates: see ConditionWriter
+    factory: Callable[..., Any] = namespace["factory"]
     return factory
 
 

@@ -18,7 +18,7 @@ from tiops.load import IntelObject
 from tiops.memory import paused_gc
 from tiops.rules.conditions import (
     MISSING,
-    Predicate,
+    ConditionWriter,
     compile_condition,
     field_getter,
     format_timestamp,
@@ -75,12 +75,11 @@ _Applier = Callable[[dict[str, Any]], "Sequence[tuple[str, Any]] | None"]
 class _CompiledRule:
     position: int
     rule: Rule
-    predicate: Predicate
     appliers: tuple[_Applier, ...]
     touches: tuple[str, ...]  # the properties the actions may change
     drops: bool
     probes: tuple[_Probe, ...] | None  # at least one passes whenever the rule matches; None: no index
-    test: Predicate  # what is left to test once the rule's probes found an object
+    rest: Any  # the condition left to test once the probes found an object; None: nothing
 
 
 def apply_rules(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None,
@@ -104,58 +103,26 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
     survivors = outcome.objects
     applied = outcome.applied
     copies: set[int] = set()  # identities of the survivors that rules changed
+    notes: list[tuple[_CompiledRule, tuple[Change, ...]]] | None = [] if record else None
     for obj in objects:
         stix_type: str = obj.data.get("type", "")
         plan = plans.get(stix_type)
         if plan is None:
             plan = plans[stix_type] = _Plan([c for c in compiled if c.rule.object_types is None
-                                             or stix_type in c.rule.object_types])
-        current = obj
-        owned = False  # whether `current` is already this pass's private copy
-        dropped = False
-        for entry in plan.candidates(obj):
-            if not entry.test(current):
-                continue
-            changes: tuple[Change, ...] = ()
-            if entry.appliers:
-                data = current.data
-                before = [data.get(key, _ABSENT) for key in entry.touches] if record else None
-                edited = False
-                for applier in entry.appliers:
-                    updates = applier(data)
-                    if not updates:
-                        continue
-                    if not owned:
-                        # Copy on the first real change only: later edits go to the copy.
-                        data = dict(data)
-                        current, owned = current.with_data(data), True
-                    edited = True
-                    for key, value in updates:
-                        if value is _ABSENT:
-                            data.pop(key, None)
-                        else:
-                            data[key] = value
-                if edited and len(entry.appliers) > 1 and data == obj.data:
-                    current, owned = obj, False  # the rule's actions undid each other
-                if before is not None:
-                    after = current.data
-                    changes = tuple(Change(key, None if old is _ABSENT else old, after.get(key))
-                                    for key, old in zip(entry.touches, before, strict=True) if after.get(key, _ABSENT) != old)
-            if record or entry.drops:
-                rule = entry.rule
-                if record:
-                    applied.setdefault(obj.id, []).append(
-                        RuleApplication(rule.name, rule.file, rule.line, rule.order, changes, entry.drops))
-                if entry.drops:
-                    dropped = True
-                    outcome.dropped[obj.id] = f"rule {rule.name!r}"
-                    outcome.dropped_by_rules += 1
-                    break
-        if not dropped:
-            if current is not obj:
-                outcome.changed += 1
-                copies.add(id(current))
-            survivors.append(current)
+                                             or stix_type in c.rule.object_types], as_of, record)
+        result = plan.run(obj, notes)
+        if notes:
+            applied[obj.id] = [RuleApplication(entry.rule.name, entry.rule.file, entry.rule.line, entry.rule.order,
+                                               changes, entry.drops) for entry, changes in notes]
+            notes.clear()
+        if isinstance(result, _CompiledRule):  # the rule that dropped the object
+            outcome.dropped[obj.id] = f"rule {result.rule.name!r}"
+            outcome.dropped_by_rules += 1
+            continue
+        if result is not obj:
+            outcome.changed += 1
+            copies.add(id(result))
+        survivors.append(result)
     if outcome.dropped:
         outcome.objects = _cascade(survivors, outcome, copies)
     return outcome
@@ -169,13 +136,19 @@ class _Plan:
     never meets the rule.
     """
 
-    def __init__(self, rules: list[_CompiledRule]) -> None:
-        self.always: list[_CompiledRule] = []
+    # Each distinct set of index hits gets its own program. Past this many, objects run
+    # the type's guarded program instead, so that a rule set whose index hits combine in
+    # thousands of ways (tags, say) does not compile thousands of programs.
+    MAX_PROGRAMS = 64
+
+    def __init__(self, rules: list[_CompiledRule], as_of: datetime | None, record: bool) -> None:
+        self.rules, self.as_of, self.record = rules, as_of, record
+        always: list[_CompiledRule] = []
         exact: dict[str, dict[Any, list[_CompiledRule]]] = {}
         prefixes: dict[str, dict[int, dict[str, list[_CompiledRule]]]] = {}
         for entry in rules:
             if entry.probes is None:
-                self.always.append(entry)
+                always.append(entry)
                 continue
             for probe in entry.probes:
                 for value in probe.values:
@@ -184,13 +157,46 @@ class _Plan:
                     else:
                         table = exact.setdefault(probe.field, {})
                     table.setdefault(value, []).append(entry)
+        self.always = (always, _program(always, as_of, record))
         self.indexes = [(field_getter(name), exact.get(name, {}), sorted(prefixes.get(name, {}).items()))
                         for name in sorted(exact.keys() | prefixes.keys())]
-        self.merged: dict[tuple[int, ...], list[_CompiledRule]] = {}  # ids of the hit lists -> rules in order
+        # ids of the index hits -> the rules they give, in order, and their program
+        self.merged: dict[tuple[int, ...], tuple[list[_CompiledRule], _Program]] = {}
+        self.guarded: _Program | None = None
+
+    def run(self, obj: IntelObject, notes: list[tuple[_CompiledRule, tuple[Change, ...]]] | None) -> IntelObject | _CompiledRule:
+        """Run ``obj`` through the rules it meets (see :data:`_Program`)."""
+        hits = self._hits(obj)
+        if not hits:
+            return self.always[1](obj, notes, None)
+        found = self._merged(hits)
+        if found is not None:
+            return found[1](obj, notes, None)
+        if self.guarded is None:
+            self.guarded = _program(self.rules, self.as_of, self.record, guarded=True)
+        return self.guarded(obj, notes, {entry.position for rules in hits for entry in rules})
 
     def candidates(self, obj: IntelObject) -> list[_CompiledRule]:
-        if not self.indexes:
-            return self.always
+        """The rules ``obj`` meets, in order."""
+        hits = self._hits(obj)
+        chosen = {id(e): e for e in self.always[0]}
+        for found in hits:
+            chosen.update((id(e), e) for e in found)
+        return sorted(chosen.values(), key=lambda e: e.position)
+
+    def _merged(self, hits: list[list[_CompiledRule]]) -> tuple[list[_CompiledRule], _Program] | None:
+        key = tuple(map(id, hits))
+        merged = self.merged.get(key)
+        if merged is None and len(self.merged) < self.MAX_PROGRAMS:
+            chosen = {id(e): e for e in self.always[0]}
+            for found in hits:
+                chosen.update((id(e), e) for e in found)
+            rules = sorted(chosen.values(), key=lambda e: e.position)
+            merged = self.merged[key] = (rules, _program(rules, self.as_of, self.record))
+        return merged
+
+    def _hits(self, obj: IntelObject) -> list[list[_CompiledRule]]:
+        """The index entries ``obj`` hits: lists of the rules it may meet."""
         hits: list[list[_CompiledRule]] = []
         for get, exact, prefixes in self.indexes:
             value = get(obj)
@@ -203,16 +209,7 @@ class _Plan:
                         hits.append(found)
             elif value is not MISSING:
                 self._probe_values(value, exact, prefixes, hits)
-        if not hits:
-            return self.always
-        key = tuple(map(id, hits))
-        merged = self.merged.get(key)
-        if merged is None:
-            chosen = {id(e): e for e in self.always}
-            for found in hits:
-                chosen.update((id(e), e) for e in found)
-            merged = self.merged[key] = sorted(chosen.values(), key=lambda e: e.position)
-        return merged
+        return hits
 
     @staticmethod
     def _probe_values(value: Any, exact: dict[Any, list[_CompiledRule]],
@@ -227,6 +224,78 @@ class _Plan:
                 continue
             if (found := exact.get(item)) is not None:
                 hits.append(found)
+
+
+# --- Programs ---------------------------------------------------------------------------
+#
+# A loop over rule objects (fetch the test, call it, fetch the actions, check what they
+# returned, check for a drop, record...) cost more per object than the rules' own tests
+# and actions. So the rules an object meets are one generated function: a block per
+# rule, in order, its condition written inline (tiops.rules.conditions.ConditionWriter).
+# Rule values, actions and entries are bound as closure names: as for conditions, no
+# text from a rule file enters the source. Lists of rules of the same shape write the
+# same source, which is compiled once.
+
+# A program runs one object: it returns the object as the rules left it (the object
+# itself when nothing changed), or the rule that dropped it. With a list for notes, it
+# appends each matching rule and the changes it made. A guarded program runs only the
+# indexed rules whose positions are in its third argument; others ignore it.
+_Program = Callable[[IntelObject, "list[tuple[_CompiledRule, tuple[Change, ...]]] | None", "set[int] | None"],
+                    "IntelObject | _CompiledRule"]
+
+
+def _program(rules: Sequence[_CompiledRule], as_of: datetime | None, record: bool, *, guarded: bool = False) -> _Program:
+    writer = ConditionWriter(as_of)
+    # In the program, `obj` and `data` are the object as the rules so far left it.
+    body = ["obj = original", "data = original.data", "owned = False"]
+    for rule in rules:
+        entry = writer.bind(rule)
+        block: list[str] = []
+        if record and rule.appliers:
+            block.append(f"before = snapshot(data, {entry}.touches)")
+        if len(rule.appliers) > 1:
+            block.append("edited = False")
+        for applier in rule.appliers:
+            block += [f"updates = {writer.bind(applier)}(data)",
+                      "if updates:",
+                      "    if not owned:  # copy on the first real change; later edits go to the copy",
+                      "        data = dict(data)",
+                      "        obj = original.with_data(data)",
+                      "        owned = True",
+                      *(["    edited = True"] if len(rule.appliers) > 1 else []),
+                      "    for key, value in updates:",
+                      "        if value is ABSENT:",
+                      "            data.pop(key, None)",
+                      "        else:",
+                      "            data[key] = value"]
+        if len(rule.appliers) > 1:
+            block += ["if edited and data == original.data:  # the rule's actions undid each other",
+                      "    obj, data, owned = original, original.data, False"]
+        if record:
+            block.append(f"notes.append(({entry}, changes_of({entry}.touches, before, data)))" if rule.appliers
+                         else f"notes.append(({entry}, ()))")
+        if rule.drops:
+            block.append(f"return {entry}")
+        tests = [f"{rule.position:d} in candidates"] if guarded and rule.probes is not None else []
+        if rule.rest is not None:
+            tests.append(writer.expression(rule.rest))
+        if tests:
+            body += [f"if {' and '.join(tests)}:", *("    " + line for line in block or ["pass"])]
+        else:
+            body += block
+    body.append("return obj")
+    program: _Program = writer.function("run", "original, notes, candidates", body,
+                                        ABSENT=_ABSENT, snapshot=_snapshot, changes_of=_changes)
+    return program
+
+
+def _snapshot(data: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
+    return [data.get(key, _ABSENT) for key in keys]
+
+
+def _changes(keys: tuple[str, ...], before: list[Any], after: dict[str, Any]) -> tuple[Change, ...]:
+    return tuple(Change(key, None if old is _ABSENT else old, after.get(key))
+                 for key, old in zip(keys, before, strict=True) if after.get(key, _ABSENT) != old)
 
 
 @dataclass(frozen=True)
@@ -318,12 +387,12 @@ def _cascade(survivors: list[IntelObject], outcome: RulesOutcome, copies: set[in
 
 
 def _compile(position: int, rule: Rule, as_of: datetime | None, changed_fields: set[str]) -> _CompiledRule:
-    predicate = compile_condition(rule.when, as_of, (rule.index, "when"))
+    compile_condition(rule.when, as_of, (rule.index, "when"))  # a malformed condition fails here, at its rule
     appliers = tuple(_applier(action) for action in rule.actions if action.kind != "drop")
     found = _probes(rule.when, _stable_fields(changed_fields))
-    probes, test = (None, predicate) if found is None else (tuple(found[0]), compile_condition(found[1], as_of))
-    return _CompiledRule(position, rule, predicate, appliers, _touched(rule.actions),
-                         any(a.kind == "drop" for a in rule.actions), probes, test)
+    probes, rest = (None, rule.when) if found is None else (tuple(found[0]), found[1])
+    return _CompiledRule(position, rule, appliers, _touched(rule.actions), any(a.kind == "drop" for a in rule.actions),
+                         probes, rest)
 
 
 def _touched(actions: Iterable[Action]) -> tuple[str, ...]:
