@@ -115,3 +115,13 @@ def test_a_field_some_action_changes_is_not_indexed() -> None:
     when = {"field": "name", "op": "starts-with", "value": "zz"}
     assert engine._compile(0, rule(0, when, (Action("drop"),), None), AS_OF, {"name"}).probes is None
     assert engine._compile(0, rule(0, when, (Action("drop"),), None), AS_OF, {"labels"}).probes is not None
+
+
+def test_null_and_numeric_values_are_found_by_the_index() -> None:
+    rule_set = RuleSet((rule(0, {"field": "x_extra", "op": "equals", "value": None}, (Action("revoke"),), None),
+                        rule(1, {"field": "confidence", "op": "in", "value": [40, 50]}, (Action("add_tags", tags=("mid",)),), None)), "x")
+    objects = [IntelObject(data={"type": "indicator", "id": "indicator--1", "x_extra": None, "confidence": 50}, file="f.yaml"),
+               IntelObject(data={"type": "indicator", "id": "indicator--2", "confidence": 60}, file="f.yaml")]
+    first, second = apply_rules(objects, rule_set, AS_OF).objects
+    assert (first.data.get("revoked"), first.data.get("labels")) == (True, ["mid"])
+    assert "revoked" not in second.data and "labels" not in second.data
