@@ -256,6 +256,12 @@ def test_benchmark_rule_set_is_valid() -> None:
     spec.loader.exec_module(module)
     parsed, findings = parse_rule_file(module.rule_text(50), "rules/ingestion/bench.yaml")
     assert findings == [] and len(parsed) == 50
+    # The bad case really is one: most objects meet their own combination of rules.
+    tag_rules, tagged = module.tag_combination_case(300)
+    assert len(tag_rules.rules) == 30 and len(tagged) == 300
+    assert len({frozenset(o.data["labels"]) for o in tagged}) > 250
+    outcome = apply_rules(tagged, tag_rules, AS_OF, record=False)
+    assert 0 < outcome.dropped_by_rules < 300 and outcome.changed > 0
 
 
 def test_a_changed_object_dropped_by_the_cascade_is_not_counted_as_changed() -> None:
