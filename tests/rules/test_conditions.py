@@ -20,6 +20,7 @@ from tiops.rules.conditions import (
     MAX_DEPTH,
     MISSING,
     ConditionError,
+    check_condition,
     compile_condition,
     field_getter,
     format_timestamp,
@@ -153,13 +154,15 @@ def test_rules_of_one_shape_do_not_share_values() -> None:
     assert (first(obj), second(obj)) == (False, True)
 
 
-def test_nesting_depth_has_a_limit_with_a_clear_error() -> None:
-    def nested(depth: int) -> dict[str, Any]:
-        condition: dict[str, Any] = {"field": "name", "op": "exists"}
-        for _ in range(depth):
-            condition = {"not": condition}
-        return condition
+def nested(depth: int) -> dict[str, Any]:
+    """A test under ``depth`` nots."""
+    condition: dict[str, Any] = {"field": "name", "op": "exists"}
+    for _ in range(depth):
+        condition = {"not": condition}
+    return condition
 
+
+def test_nesting_depth_has_a_limit_with_a_clear_error() -> None:
     obj = IntelObject(data={"type": "indicator", "name": "n"}, file="f.yaml", source=None)
     assert compile_condition(nested(MAX_DEPTH))(obj) is (MAX_DEPTH % 2 == 0)
     with pytest.raises(ConditionError) as error:
@@ -198,3 +201,22 @@ def test_timestamps_parse_and_format_at_the_authors_precision(text: str, like: s
 @pytest.mark.parametrize("text", ["2025-02-30T00:00:00Z", "2025-03-04 10:00:00Z", "2025-03-04T10:00:00+00:00", "20250304T100000Z", 7])
 def test_only_stix_timestamps_parse(text: Any) -> None:
     assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize("condition", [
+    [], {"all": []}, {"any": "x"}, {"all": [{"field": "a", "op": "exists"}], "not": {}},
+    {"field": "a", "op": "exists", "extra": 1}, {"op": "equals", "value": 1}, {"field": "", "op": "exists"},
+    {"field": "a", "op": "near"}, {"field": "a", "op": "exists", "value": 1}, {"field": "a", "op": "equals"},
+    {"field": "a", "op": "in", "value": []}, {"field": "a", "op": "equals", "value": [1]},
+    {"field": "a", "op": "matches", "value": "("}, {"field": "a", "op": "older-than", "value": "soon"},
+    {"field": "a", "op": ">", "value": True}, {"any": [{"field": "a", "op": "exists"}, {"not": 3}]},
+    nested(MAX_DEPTH + 1),
+])
+def test_checking_refuses_what_compiling_refuses_at_the_same_place(condition: Any) -> None:
+    # Rule files are checked without compiling (tiops.rules.model); the two must agree.
+    with pytest.raises(ConditionError) as compiled:
+        compile_condition(condition, AS_OF, (0, "when"))
+    with pytest.raises(ConditionError) as checked:
+        check_condition(condition, AS_OF, (0, "when"))
+    assert (checked.value.code, checked.value.path) == (compiled.value.code, compiled.value.path)
+

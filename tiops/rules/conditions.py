@@ -180,6 +180,17 @@ def compile_condition(condition: Condition | None, as_of: datetime | None = None
     return predicate
 
 
+def check_condition(condition: Condition | None, as_of: datetime | None = None,
+                    path: tuple[str | int, ...] = ()) -> None:
+    """Raise :class:`ConditionError` if ``condition`` is malformed, without compiling it.
+
+    Writing the expression runs every check :func:`compile_condition` makes; what it
+    writes always compiles (the nesting limit keeps it within CPython's parser).
+    """
+    if condition is not None:
+        ConditionWriter(as_of).expression(condition, path)
+
+
 def always_true(obj: object) -> bool:
     """The test of a rule without conditions (``when`` omitted)."""
     return True

@@ -19,7 +19,7 @@ from tiops.memory import paused_gc
 from tiops.rules.conditions import (
     MISSING,
     ConditionWriter,
-    compile_condition,
+    check_condition,
     field_getter,
     format_timestamp,
     hashable,
@@ -86,9 +86,9 @@ def apply_rules(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: dateti
                 *, record: bool = True) -> RulesOutcome:
     """Apply the enabled rules of ``rule_set`` to ``objects`` in one pass.
 
-    Each condition is compiled once; rules are indexed by object type, and by the value
-    of an equality test that every match needs (``source equals X``, ``tlp in [...]``),
-    so most objects only meet the rules that can match them.
+    Rules are indexed by object type and by a test every match needs (``source equals
+    X``, ``tlp in [...]``, a ``starts-with``, an ``any`` of such tests), so most objects
+    only meet the rules that can match them; those run as one generated program.
     """
     with paused_gc():
         return _apply(objects, rule_set, as_of, record)
@@ -178,7 +178,9 @@ class _Plan:
 
     def candidates(self, obj: IntelObject) -> list[_CompiledRule]:
         """The rules ``obj`` meets, in order."""
-        hits = self._hits(obj)
+        return self._rules_for(self._hits(obj))
+
+    def _rules_for(self, hits: list[list[_CompiledRule]]) -> list[_CompiledRule]:
         chosen = {id(e): e for e in self.always[0]}
         for found in hits:
             chosen.update((id(e), e) for e in found)
@@ -188,10 +190,7 @@ class _Plan:
         key = tuple(map(id, hits))
         merged = self.merged.get(key)
         if merged is None and len(self.merged) < self.MAX_PROGRAMS:
-            chosen = {id(e): e for e in self.always[0]}
-            for found in hits:
-                chosen.update((id(e), e) for e in found)
-            rules = sorted(chosen.values(), key=lambda e: e.position)
+            rules = self._rules_for(hits)
             merged = self.merged[key] = (rules, _program(rules, self.as_of, self.record))
         return merged
 
@@ -387,7 +386,7 @@ def _cascade(survivors: list[IntelObject], outcome: RulesOutcome, copies: set[in
 
 
 def _compile(position: int, rule: Rule, as_of: datetime | None, changed_fields: set[str]) -> _CompiledRule:
-    compile_condition(rule.when, as_of, (rule.index, "when"))  # a malformed condition fails here, at its rule
+    check_condition(rule.when, as_of, (rule.index, "when"))  # fail here, at the rule, not in a program
     appliers = tuple(_applier(action) for action in rule.actions if action.kind != "drop")
     found = _probes(rule.when, _stable_fields(changed_fields))
     probes, rest = (None, rule.when) if found is None else (tuple(found[0]), found[1])

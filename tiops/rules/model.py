@@ -23,7 +23,7 @@ from tiops.rules.conditions import (
     COMBINATORS,
     PSEUDO_FIELDS,
     ConditionError,
-    compile_condition,
+    check_condition,
     parse_duration,
     parse_timestamp,
     uses_as_of,
@@ -212,7 +212,7 @@ def _parse_rule(entry: Any, index: int, file: str, positions: PositionIndex, rep
     when = entry.get("when")
     if "when" in entry:
         try:
-            compile_condition(when, _CHECK_AS_OF, (*at, "when"))
+            check_condition(when, _CHECK_AS_OF, (*at, "when"))
         except ConditionError as error:
             report(error.code, error.message, error.path)
         else:
