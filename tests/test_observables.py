@@ -1,0 +1,84 @@
+"""The observable model: pattern comparisons and SCO values, unescaped (STIX 2.1 sections 6, 9)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiops.observables import (
+    Observable,
+    object_observables,
+    pattern_observables,
+    unescape_string_literal,
+)
+
+
+def values(pattern: str) -> list[tuple[str, str, str]]:
+    return [(o.key, o.path, o.value) for o in pattern_observables(pattern)]
+
+
+def test_simple_equality() -> None:
+    assert values("[ipv4-addr:value = '198.51.100.1']") == [("ipv4-addr:value", "value", "198.51.100.1")]
+
+
+def test_every_value_of_an_or_pattern_is_kept() -> None:
+    pattern = "[domain-name:value = 'a.example'] OR [domain-name:value = 'b.example' OR url:value = 'http://c.example/']"
+    assert [v for _, _, v in values(pattern)] == ["a.example", "b.example", "http://c.example/"]
+
+
+def test_escapes_are_removed() -> None:
+    pattern = r"[file:name = 'C:\\Windows\\evil.exe' AND email-message:subject = 'it\'s here']"
+    assert [v for _, _, v in values(pattern)] == ["C:\\Windows\\evil.exe", "it's here"]
+
+
+def test_quoted_hash_keys_are_unquoted_in_path_but_kept_in_key() -> None:
+    sha = "a" * 64
+    (obs,) = pattern_observables(f"[file:hashes.'SHA-256' = '{sha}']")
+    assert (obs.object_type, obs.path, obs.key, obs.value) == ("file", "hashes.SHA-256", "file:hashes.'SHA-256'", sha)
+
+
+def test_nested_paths_and_indexes() -> None:
+    (obs,) = pattern_observables("[network-traffic:src_ref.value = '10.0.0.1']")
+    assert obs.path == "src_ref.value"
+    (obs,) = pattern_observables("[email-message:to_refs[*].value = 'a@example.com']")
+    assert obs.path == "to_refs[*].value"
+
+
+def test_in_lists_and_operators() -> None:
+    found = pattern_observables("[ipv4-addr:value IN ('1.1.1.1', '2.2.2.2')] AND [url:value LIKE '%evil%']")
+    assert [(o.operator, o.value, o.is_equality) for o in found] == [
+        ("IN", "1.1.1.1", True), ("IN", "2.2.2.2", True), ("LIKE", "%evil%", False)
+    ]
+
+
+def test_not_and_non_string_literals() -> None:
+    found = pattern_observables(
+        "[ipv4-addr:value NOT = '1.2.3.4' AND file:size > 10 AND file:created = t'2020-01-01T00:00:00Z'] "
+        "WITHIN 5 SECONDS"
+    )
+    assert [(o.value, o.negated) for o in found] == [("1.2.3.4", True)]
+
+
+def test_string_literal_that_looks_like_a_path_is_not_a_comparison() -> None:
+    assert values("[url:value = 'http://x:80/a']") == [("url:value", "value", "http://x:80/a")]
+
+
+@pytest.mark.parametrize("text", ["", "not a pattern", "[", "[ipv4-addr:value =", "'unterminated"])
+def test_broken_text_finds_nothing_and_does_not_raise(text: str) -> None:
+    assert pattern_observables(text) == ()
+
+
+def test_unescape() -> None:
+    assert unescape_string_literal(r"'a\'b\\c'") == "a'b\\c"
+
+
+def test_object_observables_for_indicators_and_scos() -> None:
+    indicator = {"type": "indicator", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '203.0.113.9']"}
+    assert [o.value for o in object_observables(indicator)] == ["203.0.113.9"]
+    assert object_observables({**indicator, "pattern_type": "sigma"}) == ()
+    file_sco = {"type": "file", "id": "file--x", "name": "a.exe", "hashes": {"MD5": "0" * 32}}
+    assert object_observables(file_sco) == (
+        Observable("file", "name", "file:name", "a.exe"),
+        Observable("file", "hashes.MD5", "file:hashes.'MD5'", "0" * 32),
+    )
+    assert [o.value for o in object_observables({"type": "domain-name", "value": "x.example"})] == ["x.example"]
+    assert object_observables({"type": "malware", "name": "x"}) == ()
