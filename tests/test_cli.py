@@ -21,7 +21,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_every_command_has_help_and_is_documented() -> None:
     docs = (REPO_ROOT / "README.md").read_text() + "".join(p.read_text() for p in (REPO_ROOT / "docs").glob("*.md"))
     assert isinstance(main, click.Group)
-    for name, command in main.commands.items():
+    context = click.Context(main)
+    names = main.list_commands(context)
+    assert {"validate", "compile", "plan", "apply", "import"} <= set(names)
+    for name in names:
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name, f"COMMANDS maps {name!r} to another command"
         assert command.help, f"tiops {name} has no help text"
         assert f"tiops {name}" in docs, f"tiops {name} is not documented in README.md or docs/"
         result = CliRunner().invoke(main, [name, "--help"])
@@ -88,3 +93,17 @@ def test_garbage_gives_findings_not_tracebacks(make_repo, text: str) -> None:  #
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert "intel/garbage.yaml:" in result.stdout
+
+
+def test_version_imports_no_pipeline_module() -> None:
+    # `tiops --version` and help for one command import only what they need (lazy
+    # commands and a lazy package API): a regression here costs every invocation.
+    probe = (
+        "import sys; from click.testing import CliRunner; from tiops.cli import main; "
+        "r = CliRunner().invoke(main, ['--version']); assert r.exit_code == 0, r.output; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('git', 'requests', 'stix2patterns', 'jinja2', 'psycopg', 'taxii2client') "
+        "or m in ('tiops.load', 'tiops.validate', 'tiops.compile', 'tiops.rules')); print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

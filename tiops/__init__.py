@@ -1,32 +1,36 @@
 """tiops: threat intelligence as code.
 
-The public API mirrors the pipeline: load -> validate -> compile.
+The public API mirrors the pipeline: load -> validate -> compile. Names are
+imported on first use (PEP 562), so `tiops --version` and commands that need
+little of the pipeline do not pay for importing all of it.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from tiops.compile import (
-    blocking_errors,
-    bundle_objects,
-    compile_bundle,
-    compiled_objects,
-    serialize_bundle,
-)
-from tiops.errors import TiopsError, UsageError
-from tiops.findings import Finding, Location, Severity
-from tiops.load import IntelObject, Repo, load_bundle, load_repo
-from tiops.memory import paused_gc
-from tiops.progress import Progress, no_progress
-from tiops.rules import apply_repo_rules, build_metadata, resolve_as_of
-from tiops.rules.trace import all_traces
-from tiops.validate import validate_repo
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "BuildResult": "tiops.pipeline",
+    "Finding": "tiops.findings",
+    "IntelObject": "tiops.load",
+    "Location": "tiops.findings",
+    "Progress": "tiops.progress",
+    "Repo": "tiops.load",
+    "Severity": "tiops.findings",
+    "TiopsError": "tiops.errors",
+    "UsageError": "tiops.errors",
+    "ValidationFailed": "tiops.pipeline",
+    "build": "tiops.pipeline",
+    "compile_bundle": "tiops.compile",
+    "compiled_objects": "tiops.compile",
+    "load_bundle": "tiops.load",
+    "load_repo": "tiops.load",
+    "validate_repo": "tiops.validate",
+}
 
 __all__ = [
     "BuildResult",
@@ -48,44 +52,24 @@ __all__ = [
     "validate_repo",
 ]
 
-
-class ValidationFailed(TiopsError):
-    """Compilation refused because validation found errors."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        errors = blocking_errors(findings)
-        super().__init__(
-            f"validation found {len(errors)} error(s); nothing was compiled",
-            hint="Run 'tiops validate' to see every finding.",
-        )
-        self.findings = findings
+if TYPE_CHECKING:
+    from tiops.compile import compile_bundle, compiled_objects
+    from tiops.errors import TiopsError, UsageError
+    from tiops.findings import Finding, Location, Severity
+    from tiops.load import IntelObject, Repo, load_bundle, load_repo
+    from tiops.pipeline import BuildResult, ValidationFailed, build
+    from tiops.progress import Progress
+    from tiops.validate import validate_repo
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    bundle: bytes
-    object_count: int
-    findings: list[Finding]
-    metadata: dict[str, Any] = field(default_factory=dict)  # dist/build.json: as-of time, commit, rules
-    traces: list[dict[str, Any]] | None = None  # per-object rule traces, when asked for
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tiops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
-def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
-          trace: bool = False) -> BuildResult:
-    """Load, validate and compile the repository at ``root``.
-
-    ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
-    Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
-    """
-    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        repo = load_repo(root, progress=progress)
-        findings = validate_repo(repo, progress=progress)
-        if blocking_errors(findings):
-            raise ValidationFailed(findings)
-        outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
-        objects = bundle_objects(repo, rules=outcome)
-        bundle = serialize_bundle(objects)
-    metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
-                "objects": len(objects)}
-    traces = all_traces(repo, outcome) if trace else None
-    return BuildResult(bundle, len(objects), findings, metadata, traces)
+def __dir__() -> list[str]:
+    return __all__

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tiops import ValidationFailed
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit
 from tiops.load import load_repo
+from tiops.pipeline import ValidationFailed
 from tiops.plan import Change, Plan, bundle_digest, ids_to_read, make_plan, state_fingerprint
 from tiops.progress import Progress, no_progress
 from tiops.stores import (

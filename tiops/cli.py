@@ -5,29 +5,50 @@ Nothing here decides anything about intel; that is the library's job.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from tiops import __version__
-from tiops.commands import (
-    apply_cmd,
-    bump_cmd,
-    compile_cmd,
-    diff_cmd,
-    explain_cmd,
-    force_unlock_cmd,
-    import_cmd,
-    new_cmd,
-    plan_cmd,
-    report_cmd,
-    tag_cmd,
-    test_cmd,
-    validate_cmd,
-)
+
+# Commands are registered explicitly (no discovery): one module per command. Each module
+# is imported only when its command runs (or help lists it), so `tiops --version` and a
+# quick `tiops validate` do not import the stores, the report or the importers.
+COMMANDS: dict[str, str] = {
+    "apply": "tiops.commands.apply_cmd:apply_command",
+    "bump": "tiops.commands.bump_cmd:bump_command",
+    "compile": "tiops.commands.compile_cmd:compile_command",
+    "diff": "tiops.commands.diff_cmd:diff_command",
+    "explain": "tiops.commands.explain_cmd:explain_command",
+    "force-unlock": "tiops.commands.force_unlock_cmd:force_unlock_command",
+    "import": "tiops.commands.import_cmd:import_command",
+    "new": "tiops.commands.new_cmd:new_command",
+    "plan": "tiops.commands.plan_cmd:plan_command",
+    "report": "tiops.commands.report_cmd:report_command",
+    "tag": "tiops.commands.tag_cmd:tag_command",
+    "test": "tiops.commands.test_cmd:test_command",
+    "validate": "tiops.commands.validate_cmd:validate",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommands(click.Group):
+    """A group whose subcommands are imported from ``COMMANDS`` when first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), target
+        return command
+
+
+@click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tiops")
 @click.option("-C", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
               help="Run as if tiops was started in this directory (the repository root).")
@@ -39,11 +60,3 @@ def main(ctx: click.Context, directory: Path) -> None:
     deterministic bundle and syncs it to stores.
     """
     ctx.obj = {"root": directory.resolve()}
-
-
-# Commands are registered explicitly (no discovery): one module per command.
-for _command in (validate_cmd.validate, compile_cmd.compile_command, import_cmd.import_command, new_cmd.new_command,
-                 plan_cmd.plan_command, apply_cmd.apply_command, force_unlock_cmd.force_unlock_command,
-                 tag_cmd.tag_command, explain_cmd.explain_command, test_cmd.test_command,
-                 diff_cmd.diff_command, bump_cmd.bump_command, report_cmd.report_command):
-    main.add_command(_command)

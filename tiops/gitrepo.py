@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import git
+# gitpython is imported inside each function: it costs almost half a second to import,
+# and most runs of most commands (validate, query, a file given by name) never read git.
+if TYPE_CHECKING:
+    import git
 
 
 def head_commit(root: Path) -> str | None:
     """The commit checked out at ``root`` (its hex sha), or None outside a git repository."""
+    import git
+
     try:
         return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
@@ -18,6 +24,8 @@ def head_commit(root: Path) -> str | None:
 
 def head_commit_time(root: Path) -> str | None:
     """The committer time of the commit checked out at ``root`` as a STIX timestamp (UTC), or None."""
+    import git
+
     try:
         commit = git.Repo(root, search_parent_directories=True).head.commit
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
@@ -31,6 +39,8 @@ def head_commit_time(root: Path) -> str | None:
 
 def _commit(root: Path, rev: str) -> tuple[git.Repo, git.Commit]:
     """The repository around ``root`` and the commit ``rev`` names; LookupError when there is none."""
+    import git
+
     try:
         repo = git.Repo(root, search_parent_directories=True)
         return repo, repo.commit(rev)
@@ -45,6 +55,7 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
 
     Raises ``LookupError`` when ``root`` is not in a git repository or ``rev`` names no commit.
     """
+
     _, commit = _commit(root, rev)
     moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
     return str(commit.hexsha), moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -56,6 +67,8 @@ def export_revision(root: Path, rev: str, target: Path) -> str:
     Only the part of the tree under ``root`` is written (tiops may live in a subfolder
     of the git repository), so ``target`` then looks like ``root`` did at that commit.
     """
+    import git
+
     repo, commit = _commit(root, rev)
     top = Path(str(repo.working_tree_dir)).resolve()
     prefix = root.resolve().relative_to(top).as_posix()

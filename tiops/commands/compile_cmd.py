@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 import orjson
 
-from tiops import build
 from tiops.commands.common import handle_errors, progress_bar, repo_root
 from tiops.config import load_config
 from tiops.findings import Severity
+from tiops.pipeline import build
 
 
 @click.command("compile")

@@ -19,7 +19,6 @@ from typing import Final
 
 from stix2patterns.v20.object_validator import HASHES_REGEX as _REFERENCE_HASHES_V20
 from stix2patterns.v21.object_validator import HASHES_REGEX as _REFERENCE_HASHES_V21
-from stix2patterns.validator import run_validator
 
 __all__ = ["clear_pattern_cache", "pattern_errors"]
 
@@ -316,6 +315,9 @@ def _stix_pattern_errors(pattern: str, spec_version: str) -> tuple[str, ...]:
     if not pattern.strip():
         return ("the pattern is empty",)
     try:
+        # The ANTLR parser costs a quarter of a second to import; only the slow path needs it.
+        from stix2patterns.validator import run_validator
+
         raw_errors: list[str] = run_validator(pattern, stix_version=spec_version)
     except Exception as error:  # the reference checker has crash bugs (e.g. on hashes[0])
         return (
