@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "explain": "tiops.commands.explain_cmd:explain_command",
     "force-unlock": "tiops.commands.force_unlock_cmd:force_unlock_command",
     "import": "tiops.commands.import_cmd:import_command",
+    "init": "tiops.commands.init_cmd:init_command",
     "new": "tiops.commands.new_cmd:new_command",
     "plan": "tiops.commands.plan_cmd:plan_command",
     "report": "tiops.commands.report_cmd:report_command",
@@ -51,7 +52,7 @@ class LazyCommands(click.Group):
 @click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tiops")
 @click.option("-C", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
-              help="Run as if tiops was started in this directory (the repository root).")
+              help="Run as if tiops was started in this directory (the repository is found there or above).")
 @click.pass_context
 def main(ctx: click.Context, directory: Path) -> None:
     """tiops: threat intelligence as code.
@@ -59,4 +60,4 @@ def main(ctx: click.Context, directory: Path) -> None:
     STIX 2.1 intel lives as YAML in git; tiops validates it, compiles it into a
     deterministic bundle and syncs it to stores.
     """
-    ctx.obj = {"root": directory.resolve()}
+    ctx.obj = {"start": directory.resolve()}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from tiops.apply import apply_plan, open_session
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import confirm, handle_errors, progress_bar, repo_root
 from tiops.commands.plan_cmd import render_plan
 from tiops.errors import UsageError
 from tiops.plan import Plan
@@ -45,7 +45,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
                 click.echo(render_plan(plan), nl=False)
                 if not plan.has_changes:
                     return
-                if not auto_approve and not click.confirm("Apply these changes?", default=False):
+                if not auto_approve and not confirm("Apply these changes?", flag="--auto-approve"):
                     click.echo("Nothing applied.")
                     return
             result = apply_plan(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from tiops import __version__
+from tiops.discover import find_repo_root
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
 from tiops.progress import Progress
@@ -98,10 +99,44 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
                 bar.__exit__(None, None, None)
 
 
-def repo_root(ctx: click.Context) -> Path:
-    """The repository root chosen with ``tiops -C DIR`` (default: the current directory)."""
-    root: Path = ctx.obj["root"]
-    return root
+NOT_A_REPO_HINT = "Create one here with 'tiops init', or point at one with 'tiops -C DIR COMMAND'."
+
+
+def start_folder(ctx: click.Context) -> Path:
+    """The folder the command runs in: ``tiops -C DIR`` or the current directory."""
+    start: Path = ctx.obj["start"]
+    return start
+
+
+def repo_root(ctx: click.Context, *, near: list[Path] | None = None) -> Path:
+    """The repository the command works on: the nearest folder at or above the start folder
+    holding tiops.yaml or intel/ (then, when given, at or above one of ``near``).
+
+    Outside any repository this is a usage error: writing `.tiops/` or `dist/` into a random
+    folder, or validating nothing and calling it clean, would hide the mistake.
+    """
+    start = start_folder(ctx)
+    for candidate in (start, *(near or ())):
+        root = find_repo_root(candidate)
+        if root is not None:
+            return root
+    raise UsageError(f"{_shown(start)} is not inside a tiops repository (no tiops.yaml or intel/ folder here "
+                     "or in any parent folder)", hint=NOT_A_REPO_HINT)
+
+
+def _shown(folder: Path) -> str:
+    return folder.as_posix()
+
+
+def confirm(question: str, *, flag: str) -> bool:
+    """Ask a yes/no question on the terminal; without one, name the flag that answers it.
+
+    A CI job that forgot the flag has no terminal: waiting or guessing would both be wrong.
+    """
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UsageError(f'cannot ask "{question}": standard input is not a terminal',
+                         hint=f"Pass {flag} to go ahead without asking.")
+    return click.confirm(question, default=False)
 
 
 def color_enabled() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import confirm, handle_errors, repo_root
 from tiops.config import load_config
 from tiops.errors import UsageError
 from tiops.stores import open_store
@@ -22,7 +22,7 @@ def force_unlock_command(ctx: click.Context, target: str | None, yes: bool) -> N
     name = target or config.default_target
     if name not in config.targets:
         raise UsageError(f"no target named {name!r} in tiops.yaml")
-    if not yes and not click.confirm(f"Break the apply lock of target {name!r}?", default=False):
+    if not yes and not confirm(f"Break the apply lock of target {name!r}?", flag="--yes"):
         return
     store = open_store(name, config.targets[name], root)
     try:

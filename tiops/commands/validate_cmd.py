@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from tiops import __version__
-from tiops.commands.common import color_enabled, handle_errors, progress_bar, repo_root
+from tiops.commands.common import color_enabled, handle_errors, progress_bar, repo_root, start_folder
+from tiops.discover import find_repo_root
 from tiops.findings import Severity, fails, sort_findings
 from tiops.render.findings import FINDING_RENDERERS
 from tiops.validate import validate_paths
@@ -32,7 +33,9 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
 
     Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
     """
-    root = repo_root(ctx)
+    bundles_only = bool(paths) and all(p.is_file() and p.suffix.lower() == ".json" for p in paths)
+    # A bundle someone sent is linted wherever it lies; anything else needs its repository.
+    root = (find_repo_root(start_folder(ctx)) or start_folder(ctx)) if bundles_only else repo_root(ctx, near=list(paths))
     with progress_bar(fmt == "text" and output is None) as progress:
         findings = validate_paths(root, list(paths), progress=progress)
     if base_ref is not None:

@@ -1,0 +1,73 @@
+"""`tiops init`: a new repository that validates, compiles and tests at once, and never overwrites a file."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+from test_ci_recipes import check_invocation, run_lines, tiops_invocations
+
+from tiops import __version__
+from tiops.cli import main
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_new_repository_validates_compiles_and_tests(tmp_path: Path) -> None:
+    code, output = invoke("-C", str(tmp_path), "init", "team", "--team", "Acme CTI", "--tlp", "amber")
+    assert code == 0, output
+    root = tmp_path / "team"
+    for name in ("tiops.yaml", "intel/_defaults.yaml", "intel/identities/acme-cti.yaml", "rules/relationships.yaml",
+                 "rules/ingestion/review-low-confidence.yaml", ".gitignore", ".github/workflows/intel-pr.yml",
+                 ".pre-commit-config.yaml"):
+        assert (root / name).is_file(), name
+    assert invoke("-C", str(root), "validate", "--strict")[0] == 0
+    code, output = invoke("-C", str(root), "test")
+    assert code == 0 and "2 passed, 0 failed" in output, output
+    assert invoke("-C", str(root), "compile")[0] == 0
+    bundle = json.loads((root / "dist" / "bundle.json").read_text())
+    identity = next(o for o in bundle["objects"] if o["type"] == "identity" and o["name"] == "Acme CTI")
+    # the folder defaults name the team's identity and the chosen TLP marking
+    defaults = yaml.safe_load((root / "intel" / "_defaults.yaml").read_text())
+    assert defaults["source"] == "Acme CTI"
+    assert defaults["defaults"]["created_by_ref"] == identity["id"]
+    assert defaults["defaults"]["object_marking_refs"] == ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]
+    assert "#" in (root / "tiops.yaml").read_text()  # commented
+    assert {".tiops/", "dist/"} <= set((root / ".gitignore").read_text().split())
+
+
+def test_ci_recipes_are_pinned_to_the_running_version_and_call_real_commands(tmp_path: Path) -> None:
+    assert invoke("-C", str(tmp_path), "init")[0] == 0
+    workflow = (tmp_path / ".github" / "workflows" / "intel-pr.yml").read_text()
+    assert f'pip install "tiops=={__version__}"' in workflow
+    calls = [call for line in run_lines(yaml.safe_load(workflow)) for call in tiops_invocations(line)]
+    assert {call[0] for call in calls} >= {"validate", "test", "diff"}
+    for call in calls:
+        check_invocation(call)
+    hooks = yaml.safe_load((tmp_path / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    for hook in hooks:
+        assert hook["additional_dependencies"] == [f"tiops=={__version__}"]
+        check_invocation(shlex.split(hook["entry"])[1:])
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("node_modules/\n")
+    code, output = invoke("-C", str(tmp_path), "init")
+    assert code == 2
+    assert ".gitignore" in output and "never overwrites" in output
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
+
+
+def test_init_twice_is_refused(tmp_path: Path) -> None:
+    assert invoke("-C", str(tmp_path), "init")[0] == 0
+    before = (tmp_path / "intel" / "_defaults.yaml").read_text()
+    code, output = invoke("-C", str(tmp_path), "init", "--tlp", "red")
+    assert code == 2 and "tiops.yaml" in output
+    assert (tmp_path / "intel" / "_defaults.yaml").read_text() == before

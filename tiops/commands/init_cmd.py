@@ -1,0 +1,38 @@
+"""`tiops init [DIR]`: start a new intel repository that validates and compiles at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tiops import __version__
+from tiops.authoring import now_timestamp
+from tiops.commands.common import handle_errors, start_folder
+from tiops.initrepo import TLP_LEVELS, init_repo, new_repo_files
+
+
+@click.command("init")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--team", help="Your team's name: the source and creator identity of your intel (default: the folder's name).")
+@click.option("--tlp", type=click.Choice(TLP_LEVELS), default="green", show_default=True,
+              help="The TLP 2.0 marking every object gets by default (intel/_defaults.yaml).")
+@click.pass_context
+@handle_errors
+def init_command(ctx: click.Context, directory: Path | None, team: str | None, tlp: str) -> None:
+    """Create a new intel repository in DIRECTORY (default: the current folder).
+
+    \b
+    Writes tiops.yaml (commented), intel/_defaults.yaml and your team's identity,
+    rules/ (an empty relationship-table extension and one example ingestion rule
+    with its tests), a .gitignore for .tiops/ and dist/, and CI recipes (GitHub
+    workflow, pre-commit) pinned to this tiops version. Never overwrites a file.
+    """
+    folder = (start_folder(ctx) / directory).resolve() if directory is not None else start_folder(ctx)
+    new = new_repo_files(folder, team=team or folder.name, tlp=tlp, version=__version__, time=now_timestamp())
+    written = init_repo(new)
+    for path in written:
+        click.echo(f"wrote {path.relative_to(folder).as_posix()}")
+    where = "" if directory is None else f"cd {directory} && "
+    click.echo(f"\nA new tiops repository in {folder}. Next: {where}tiops validate && tiops compile, "
+               "then 'tiops new indicator --set name=...' to add intel.")
