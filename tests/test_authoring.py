@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from tiops import load_repo, validate_repo
+from tiops.authoring import default_folder_name
 from tiops.cli import main
 from tiops.findings import Severity
 from tiops.yamlio import parse_yaml
@@ -47,3 +48,52 @@ def test_new_refuses_unknown_types_and_bad_options(example_repo: Path) -> None:
     assert runner.invoke(main, ["-C", str(example_repo), "new", "widget"]).exit_code == 2
     assert runner.invoke(main, ["-C", str(example_repo), "new", "indicator", "--relationship", "nonsense"]).exit_code == 2
     assert runner.invoke(main, ["-C", str(example_repo), "new", "report"]).exit_code == 2  # object_refs must be given
+
+
+@pytest.mark.parametrize(("stix_type", "folder"), [("malware", "intel/malware"), ("identity", "intel/identities"),
+                                                   ("threat-actor", "intel/actors"), ("indicator", "intel/indicators")])
+def test_new_writes_to_the_folder_holding_most_of_the_teams_objects(example_repo: Path, stix_type: str, folder: str) -> None:
+    # intel/_defaults.yaml sets a source: that must not make every folder count as imported
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", stix_type, "--time", TIME, "--set", "name=Fresh"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split()[1] == f"{folder}/fresh.yaml"
+
+
+def test_new_never_writes_into_an_imported_folder(make_repo) -> None:  # type: ignore[no-untyped-def]
+    partner = "".join(
+        f"- {{type: malware, spec_version: '2.1', id: malware--{i}1111111-1111-4111-8111-111111111111, created: '2024-01-01T00:00:00.000Z', modified: '2024-01-01T00:00:00.000Z', name: m{i}, is_family: true}}\n"
+        for i in range(3))
+    root = make_repo({"intel/partner/_defaults.yaml": "source: Partner\nimported: true\n", "intel/partner/malware.yaml": partner})
+    result = CliRunner().invoke(main, ["-C", str(root), "new", "malware", "--time", TIME, "--set", "name=Ours"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split()[1] == "intel/malware/ours.yaml"
+
+
+@pytest.mark.parametrize(("stix_type", "folder"), [("identity", "identities"), ("threat-actor", "threat-actors"),
+                                                   ("vulnerability", "vulnerabilities"), ("course-of-action", "courses-of-action"),
+                                                   ("malware-analysis", "malware-analyses"), ("infrastructure", "infrastructure"),
+                                                   ("process", "processes"), ("observed-data", "observed-data")])
+def test_default_folder_is_the_spelled_plural(stix_type: str, folder: str) -> None:
+    assert default_folder_name(stix_type) == folder
+
+
+def test_set_values_follow_the_schema(example_repo: Path) -> None:
+    pattern = "[ipv4-addr:value = '198.51.100.7']"
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--time", TIME, "--stdout",
+                                       "--set", f"pattern={pattern}", "--set", "name=80", "--set", "labels=phishing",
+                                       "--set", "confidence=70"])
+    assert result.exit_code == 0, result.output
+    body = result.stdout.split("# Optional properties")[0]
+    data = parse_yaml("\n".join(line for line in body.splitlines() if not line.startswith("#")))
+    assert data["pattern"] == pattern  # a string, not a YAML list
+    assert data["name"] == "80" and data["labels"] == ["phishing"] and data["confidence"] == 70
+
+
+@pytest.mark.parametrize("setting", ["confidence=high", "confidence=120", "pattern=[ipv4-addr:value = ", "valid_from=yesterday"])
+def test_bad_set_values_are_refused_before_writing(example_repo: Path, setting: str) -> None:
+    before = sorted(p for p in (example_repo / "intel").rglob("*"))
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--time", TIME,
+                                       "--set", "name=Never written", "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert setting.split("=")[0] in result.output and "Traceback" not in result.output
+    assert sorted(p for p in (example_repo / "intel").rglob("*")) == before

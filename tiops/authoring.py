@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from tiops.errors import UsageError
-from tiops.jsonschemas import known_properties, stix_validator
-from tiops.load import load_repo
+from tiops.findings import Severity
+from tiops.jsonschemas import known_properties, property_json_type, stix_validator
+from tiops.load import IntelObject, load_repo
 from tiops.stix import (
     ALL_TYPES,
     SCO_TYPES,
@@ -25,6 +26,7 @@ from tiops.stix import (
     TIOPS_NAMESPACE,
     requires_created_modified,
 )
+from tiops.validate.objects import check_object
 from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
 
 # Placeholders for required properties beyond the common ones (STIX 2.1 sections 4.x, 5.x).
@@ -75,7 +77,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
             raise UsageError(f"--like {like}: no object with that id in the repository")
         values.update({k: original.data[k] for k in SHARED_METADATA if k in original.data})
     for key, raw in (settings or {}).items():
-        values[key] = _scalar(raw)
+        values[key] = _setting_value(stix_type, key, raw)
     data: dict[str, Any] = {"type": stix_type}
     if stix_type not in SCO_TYPES:
         data["spec_version"] = "2.1"
@@ -105,6 +107,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     entries = [_relationship(text) for text in relationships or []]
     if entries:
         data["relationships"] = entries
+    _check_settings(data, set(settings or {}))
     text = _render(stix_type, data, placeholder_keys)
     path = output if output is not None else _default_path(root, repo, stix_type, data)
     return NewObject(path=path, text=text, data=data)
@@ -132,6 +135,36 @@ def _scalar(raw: str) -> Any:
         return raw
 
 
+def _setting_value(stix_type: str, key: str, raw: str) -> Any:
+    """A ``--set`` value read the way the type's schema declares the property.
+
+    A string property keeps the text as given (every STIX pattern starts with '[', which
+    YAML would read as a list) unless it is a quoted YAML string; a list property takes
+    one bare value as a one-item list; other properties are read as YAML.
+    """
+    kind = property_json_type(stix_type, key)
+    parsed = _scalar(raw)
+    if kind == "string":
+        return parsed if isinstance(parsed, str) and raw.strip()[:1] in ("'", '"') else raw
+    if kind == "array" and not isinstance(parsed, list) and parsed is not None:
+        return [parsed if isinstance(parsed, str) else raw]
+    return parsed
+
+
+def _check_settings(data: dict[str, Any], keys: set[str]) -> None:
+    """Refuse, before anything is written, a ``--set`` value the object's checks reject."""
+    if not keys:
+        return
+    problems = []
+    for finding in check_object(IntelObject(data=data, file="--set")):
+        key = finding.location.path[0] if finding.location.path else None
+        if key in keys and finding.severity is Severity.ERROR:
+            problems.append(finding.message if finding.message.startswith(f"{key}:") else f"{key}: {finding.message}")
+    if problems:
+        raise UsageError("--set: " + "; ".join(sorted(problems)),
+                         hint="Give each --set value the type STIX 2.1 gives the property, e.g. confidence=80 (an integer from 0 to 100).")
+
+
 def _relationship(text: str) -> dict[str, str]:
     kind, sep, target = text.partition(":")
     if not sep or not kind or "--" not in target:
@@ -149,12 +182,38 @@ def _render(stix_type: str, data: dict[str, Any], placeholder_keys: list[str]) -
     return "\n".join(lines) + "\n" + body + "\n".join(hint_lines) + "\n"
 
 
+def default_folder_name(stix_type: str) -> str:
+    """The folder a type gets when the repository has none for it yet: the English plural."""
+    if stix_type in _FOLDER_NAMES:
+        return _FOLDER_NAMES[stix_type]
+    head, _, last = stix_type.rpartition("-")
+    if last in _UNCOUNTABLE:
+        plural = last
+    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
+        plural = last[:-1] + "ies"
+    elif last.endswith("sis"):
+        plural = last[:-3] + "ses"
+    elif last.endswith(("s", "x", "sh", "ch")):
+        plural = last + "es"
+    else:
+        plural = last + "s"
+    return f"{head}-{plural}" if head else plural
+
+
+# Types whose folder is not simply the plural of the last word.
+_FOLDER_NAMES = {"course-of-action": "courses-of-action"}
+_UNCOUNTABLE = frozenset({"malware", "infrastructure", "data", "software"})
+
+
 def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -> Path:
-    """Where the team keeps this type: the folder holding most objects of it, else intel/<type>s/."""
-    folders = Counter(Path(obj.file).parent for obj in repo.objects if obj.type == stix_type and obj.declared_by is None)
-    imported = {Path(obj.file).parent for obj in repo.objects if obj.source and obj.defaults_files}
-    candidates = [(count, str(folder)) for folder, count in folders.items() if folder not in imported]
-    folder = root / max(candidates)[1] if candidates else repo.config.intel_path / f"{stix_type}s"
+    """Where the team keeps this type: the folder holding most of the team's objects of it
+    (partner folders written by `tiops import` are read-only and never count), else the
+    type's default folder (:func:`default_folder_name`)."""
+    folders = Counter(Path(obj.file).parent for obj in repo.objects
+                      if obj.type == stix_type and obj.declared_by is None and obj.imported_folder is None)
+    # Most objects wins; a tie goes to the shortest, then alphabetically first, folder.
+    ranked = sorted(folders.items(), key=lambda item: (-item[1], len(item[0].parts), item[0].as_posix()))
+    folder = root / ranked[0][0] if ranked else repo.config.intel_path / default_folder_name(stix_type)
     name = data.get("name") if isinstance(data.get("name"), str) and not str(data.get("name")).startswith("TODO") else None
     stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") if name else ""
     return folder / f"{stem or data['id'].split('--', 1)[1][:8]}.yaml"

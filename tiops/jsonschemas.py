@@ -107,3 +107,32 @@ def open_vocabularies(stix_type: str) -> dict[str, tuple[str, frozenset[str]]]:
         if vocab and vocab in vocabularies:
             found[name] = (vocab, frozenset(vocabularies[vocab].get("x-values", [])))
     return found
+
+
+@functools.cache
+def property_json_type(stix_type: str, name: str) -> str | None:
+    """The JSON type ("string", "integer", "array", ...) the schema gives property ``name`` of ``stix_type``.
+
+    None for properties the schema does not define or types it leaves open.
+    """
+    if stix_type not in stix_types_with_schema():
+        return None
+    schema = _load(f"stix/{stix_type}.json")
+    prop = schema.get("properties", {}).get(name)
+    if prop is None:
+        prop = next((common["properties"][name] for common in _referenced_defs(schema)
+                     if name in common.get("properties", {})), None)
+    seen = 0
+    while isinstance(prop, dict) and "type" not in prop and "$ref" in prop and seen < 10:
+        prop, seen = _resolve_common(prop["$ref"]), seen + 1
+    found = prop.get("type") if isinstance(prop, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _resolve_common(ref: str) -> dict[str, Any] | None:
+    """A JSON pointer into common.json ("common.json#/$defs/x" or "#/$defs/x/$defs/y")."""
+    _, _, pointer = ref.partition("#")
+    node: Any = _load("stix/common.json")
+    for part in pointer.strip("/").split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from tiops import __version__
-from tiops.commands.common import color_enabled, handle_errors, progress_bar, repo_root, start_folder
+from tiops.commands.common import (
+    color_enabled,
+    handle_errors,
+    progress_bar,
+    repo_root,
+    start_folder,
+)
 from tiops.discover import find_repo_root
 from tiops.findings import Severity, fails, sort_findings
 from tiops.render.findings import FINDING_RENDERERS
