@@ -65,9 +65,28 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list
         repo_findings = validate_repo(repo, progress=progress)
         if in_repo and root not in in_repo:
             wanted = [_display(t, root) for t in in_repo]
-            repo_findings = [f for f in repo_findings if any(_is_under(f.location.file, w) for w in wanted)]
+            involved = _involved_ids(repo, wanted)
+            repo_findings = [f for f in repo_findings
+                             if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
         findings.extend(repo_findings)
     return sort_findings(findings)
+
+
+def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:
+    """Ids whose findings concern the named files even when they sit in other files.
+
+    The objects the files define (a duplicate id is reported on whichever copy comes
+    second) and every relationship or sighting from or to them: pre-commit passes only
+    the changed files, and a new file that reuses an id or breaks a relationship elsewhere
+    must not pass as clean.
+    """
+    named = {obj.id for obj in repo.objects if any(_is_under(obj.file, w) for w in wanted)}
+    involved = set(named)
+    for obj in repo.objects:
+        if obj.type in ("relationship", "sighting") and named.intersection(
+                str(obj.data.get(key)) for key in ("source_ref", "target_ref", "sighting_of_ref")):
+            involved.add(obj.id)
+    return involved
 
 
 def _display(path: Path, root: Path) -> str:

@@ -1,0 +1,53 @@
+"""Validating named files keeps the repository-wide findings that involve them (what pre-commit runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiops.validate import validate_paths
+
+MIMIKATZ_FILE = "intel/malware/mimikatz.yaml"
+
+
+def _codes(findings: list, file: str | None = None) -> set[str]:  # type: ignore[type-arg]
+    return {f.code for f in findings if f.severity.name == "ERROR" and (file is None or f.location.file == file)}
+
+
+def _mimikatz_id(root: Path) -> str:
+    text = (root / MIMIKATZ_FILE).read_text()
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("id:"))
+
+
+def test_a_new_file_reusing_an_existing_id_is_reported(example_repo: Path) -> None:
+    existing = _mimikatz_id(example_repo)
+    new = example_repo / "intel" / "malware" / "aaa-new.yaml"  # sorts first: the finding lands on the other copy
+    new.write_text(f"type: malware\nspec_version: '2.1'\nid: {existing}\ncreated: 2025-01-01T00:00:00.000Z\n"
+                   "modified: 2025-01-01T00:00:00.000Z\nname: Copy\nis_family: true\n")
+    zzz = example_repo / "intel" / "malware" / "zzz-new.yaml"  # sorts last: the finding lands on it
+    zzz.write_text(new.read_text().replace("name: Copy", "name: Other copy"))
+    for named in (new, zzz):
+        findings = validate_paths(example_repo, [named])
+        assert "TI302" in _codes(findings), named.name
+
+
+def test_dangling_references_and_relationships_from_and_to_the_file(example_repo: Path) -> None:
+    new = example_repo / "intel" / "indicators" / "new.yaml"
+    new.write_text("type: indicator\nspec_version: '2.1'\nid: indicator--11111111-2222-4333-8444-555555555555\n"
+                   "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nname: New\n"
+                   "pattern: \"[ipv4-addr:value = '198.51.100.1']\"\npattern_type: stix\nvalid_from: 2025-01-01T00:00:00Z\n"
+                   "created_by_ref: identity--99999999-9999-4999-8999-999999999999\n")
+    # A relationship elsewhere that uses the new indicator in a way the table forbids.
+    elsewhere = example_repo / "intel" / "relationships" / "new-uses.yaml"
+    elsewhere.write_text("type: relationship\nspec_version: '2.1'\nid: relationship--11111111-2222-4333-8444-555555555556\n"
+                         "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\n"
+                         f"relationship_type: uses\nsource_ref: indicator--11111111-2222-4333-8444-555555555555\ntarget_ref: {_mimikatz_id(example_repo)}\n")
+    findings = validate_paths(example_repo, [new])
+    assert "TI300" in _codes(findings, "intel/indicators/new.yaml")  # its own dangling reference
+    assert "TI400" in _codes(findings, "intel/relationships/new-uses.yaml")  # a relationship to it, elsewhere
+
+
+def test_unrelated_files_stay_out(example_repo: Path) -> None:
+    (example_repo / "intel" / "malware" / "broken.yaml").write_text("type: malware\nspec_version: '2.1'\nname: x\nis_family: maybe\n")
+    clean = example_repo / "intel" / "actors" / "copper-lantern.yaml"
+    assert _codes(validate_paths(example_repo, [clean])) == set()
+    assert _codes(validate_paths(example_repo, [])) != set()
