@@ -205,7 +205,7 @@ _FOLDER_NAMES = {"course-of-action": "courses-of-action"}
 _UNCOUNTABLE = frozenset({"malware", "infrastructure", "data", "software"})
 
 
-def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -> Path:
+def team_folder(root: Path, repo: Any, stix_type: str) -> Path:
     """Where the team keeps this type: the folder holding most of the team's objects of it
     (partner folders written by `tiops import` are read-only and never count), else the
     type's default folder (:func:`default_folder_name`)."""
@@ -213,7 +213,16 @@ def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -
                       if obj.type == stix_type and obj.declared_by is None and obj.imported_folder is None)
     # Most objects wins; a tie goes to the shortest, then alphabetically first, folder.
     ranked = sorted(folders.items(), key=lambda item: (-item[1], len(item[0].parts), item[0].as_posix()))
-    folder = root / ranked[0][0] if ranked else repo.config.intel_path / default_folder_name(stix_type)
+    return root / ranked[0][0] if ranked else repo.config.intel_path / default_folder_name(stix_type)
+
+
+def file_stem(text: str) -> str:
+    """A file name from a name: lowercase words joined by hyphens."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -> Path:
+    folder = team_folder(root, repo, stix_type)
     name = data.get("name") if isinstance(data.get("name"), str) and not str(data.get("name")).startswith("TODO") else None
-    stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") if name else ""
+    stem = file_stem(name) if name else ""
     return folder / f"{stem or data['id'].split('--', 1)[1][:8]}.yaml"

@@ -324,3 +324,76 @@ def _scalar(item: str) -> str:
 
 def _flow(items: list[str]) -> str:
     return "[" + ", ".join(_scalar(item) for item in items) + "]"
+
+
+# One inline relationship entry to add: its TYPE: TARGET pair, then further properties.
+MappingEntry = list[tuple[str, str]]
+
+
+def append_mapping_items(text: str, path: Sequence[str | int], key: str, entries: Sequence[MappingEntry]) -> str:
+    """Append block-mapping items to the list under ``key`` of the mapping at ``path``.
+
+    A text edit like :func:`set_list_properties`: the list (created when missing) gets
+    the new items after its last one, in its own indentation; nothing else changes.
+    """
+    root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    mapping = _block_mapping(root, path)
+    found = {k.value: v for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
+    value = found.get(key)
+    # A block list, or an empty one ("key: []"), takes new items; anything else is left to the author.
+    if value is not None and not (isinstance(value, yaml.SequenceNode) and (not value.value or not value.flow_style)):
+        raise ValueError(f"'{key}' is not a block list")
+    if value is not None and value.value:
+        column = value.start_mark.column
+        insert_at = _line_end(text, _value_end(text, value))  # after the last item's comment
+        prefix = ""
+    else:
+        key_column = mapping.value[0][0].start_mark.column
+        column = key_column + 2
+        if value is not None:  # "key: []": replace the empty list
+            start, end = value.start_mark.index, _value_end(text, value)
+            items = "".join(f"\n{_mapping_item(entry, column)}" for entry in entries)
+            return text[:start].rstrip(" ") + items + text[end:]
+        insert_at = _line_end(text, _value_end(text, mapping.value[-1][1]))
+        prefix = f"\n{' ' * key_column}{key}:"
+    added = prefix + "".join(f"\n{_mapping_item(entry, column)}" for entry in entries)
+    return text[:insert_at] + added + text[insert_at:]
+
+
+def remove_list_items(text: str, path: Sequence[str | int], key: str, indexes: Sequence[int]) -> str:
+    """Remove items (by index) of the block list under ``key``; the key goes when the list empties."""
+    root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    mapping = _block_mapping(root, path)
+    entries = {k.value: (k, v) for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
+    if key not in entries:
+        raise ValueError(f"no '{key}' in the document")
+    key_node, value = entries[key]
+    if not isinstance(value, yaml.SequenceNode) or value.flow_style:
+        raise ValueError(f"'{key}' is not a block list")
+    if set(range(len(value.value))) <= set(indexes):
+        start = text.rfind("\n", 0, key_node.start_mark.index) + 1
+        return text[:start] + text[min(_line_end(text, _value_end(text, value)) + 1, len(text)):]
+    ranges = []
+    for index in sorted(set(indexes)):
+        item = value.value[index]
+        start = text.rfind("\n", 0, item.start_mark.index) + 1
+        ranges.append((start, min(_line_end(text, _value_end(text, item)) + 1, len(text))))
+    for start, end in reversed(ranges):  # from the end, so earlier offsets stay right
+        text = text[:start] + text[end:]
+    return text
+
+
+def _block_mapping(root: yaml.Node | None, path: Sequence[str | int]) -> yaml.MappingNode:
+    mapping = root
+    for part in path:
+        mapping = _child(mapping, part)
+    if not isinstance(mapping, yaml.MappingNode) or mapping.flow_style or not mapping.value:
+        raise ValueError(f"{'/'.join(map(str, path)) or 'the document'} is not a block mapping")
+    return mapping
+
+
+def _mapping_item(entry: MappingEntry, column: int) -> str:
+    indent = " " * column
+    lines = [f"{indent}- {name}: {_scalar(value)}" if i == 0 else f"{indent}  {name}: {_scalar(value)}"
+             for i, (name, value) in enumerate(entry)]
+    return "\n".join(lines)
