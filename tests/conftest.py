@@ -12,6 +12,23 @@ DATA = Path(__file__).resolve().parent / "data"
 CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _repository_search_stays_in_the_test_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands look for the repository in parent folders too; a stray intel/ above the
+    temporary folders (say in /tmp) must not be taken for the test's repository."""
+    import os
+
+    from tiops.discover import CEILING_VARIABLE
+
+    before = os.environ.get(CEILING_VARIABLE)
+    os.environ[CEILING_VARIABLE] = str(tmp_path_factory.getbasetemp().resolve())
+    yield
+    if before is None:
+        os.environ.pop(CEILING_VARIABLE, None)
+    else:
+        os.environ[CEILING_VARIABLE] = before
+
+
 @pytest.fixture
 def corpora() -> Path:
     if not CORPORA.is_dir():
@@ -42,6 +59,7 @@ def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         root.mkdir(exist_ok=True)
+        (root / "intel").mkdir(exist_ok=True)  # what makes it a repository (tiops.discover)
         return root
 
     return make

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiops.discover import find_repo_root
+import pytest
+
+from tiops.discover import CEILING_VARIABLE, find_repo_root
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -77,3 +79,16 @@ def test_dash_c_starts_the_search_in_dir(example_repo: Path, tmp_path: Path) -> 
     result = run("-C", str(example_repo / "intel" / "actors"), "test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "passed" in result.stdout
+
+
+def test_the_search_stops_at_the_git_work_tree_and_at_ceilings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "intel").mkdir()  # a stray intel/ above a project
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    monkeypatch.setenv(CEILING_VARIABLE, "")
+    assert find_repo_root(project / "sub") == tmp_path
+    (project / ".git").mkdir()
+    assert find_repo_root(project / "sub") is None
+    (project / ".git").rmdir()
+    monkeypatch.setenv(CEILING_VARIABLE, str(project))
+    assert find_repo_root(project / "sub") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tiops.errors import UsageError
@@ -13,7 +13,7 @@ from tiops.load import IntelObject, Repo
 _SHOWN = 5
 
 
-def object_name(data: dict[str, Any]) -> str | None:
+def object_name(data: Mapping[str, Any]) -> str | None:
     """What a person calls an object: its name, or an observable's value (STIX 2.1 sections 4, 6)."""
     for key in ("name", "value", "path", "display_name", "abstract"):
         value = data.get(key)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tiops.errors import TiopsError, UsageError
 from tiops.load import OVERLAY_FILE, IntelObject, load_repo
+from tiops.lookup import object_name
 from tiops.rules.conditions import ConditionError, compile_condition
 from tiops.where import Condition
 from tiops.yamlio import (
@@ -31,6 +32,7 @@ class TagChange:
     stix_id: str
     before: tuple[str, ...]
     after: tuple[str, ...]
+    name: str | None = None  # what people call the object (tiops.lookup.object_name)
 
 
 def tag_objects(root: Path, action: str, tags: list[str], *, condition: Condition | None = None,
@@ -66,7 +68,7 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
             before, after = _new_labels(obj, action, tags)
             if after != before:
                 edits.append((obj.path, "labels", after or None))
-                changes.append(TagChange(obj.file, obj.id, tuple(before), tuple(after)))
+                changes.append(TagChange(obj.file, obj.id, tuple(before), tuple(after), object_name(obj.data)))
         if edits:
             # A text edit of the labels alone: the rest of the file keeps its exact bytes.
             path = root / file
@@ -102,6 +104,10 @@ def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], ac
         entry = overlay.get(obj.id)
         if not isinstance(entry, dict):
             overlay[obj.id] = entry = {}
+            name = object_name(obj.data)
+            if name and hasattr(overlay, "yaml_add_eol_comment"):
+                # The overlay is keyed by id; the name beside it says which object a reviewer is reading.
+                overlay.yaml_add_eol_comment(name.replace("\n", " "), obj.id, column=len(obj.id) + 2)
         imported = [str(label) for label in (obj.imported_data or {}).get("labels") or ()]
         if after == imported:
             entry.pop("labels", None)  # back to the partner's own labels: nothing to keep
@@ -109,7 +115,7 @@ def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], ac
             entry["labels"] = after
         if not entry:
             del overlay[obj.id]
-        changes.append(TagChange(overlay_file, obj.id, tuple(before), tuple(after)))
+        changes.append(TagChange(overlay_file, obj.id, tuple(before), tuple(after), object_name(obj.data)))
     if changes:
         header = "" if text.strip() else (
             "# Local changes to partner intel (labels, valid_until, confidence, revoked), by object id.\n"

@@ -12,6 +12,7 @@ from tiops.commands.common import confirm, handle_errors, progress_bar, repo_roo
 from tiops.commands.plan_cmd import render_plan
 from tiops.errors import UsageError
 from tiops.plan import Plan
+from tiops.render.names import names_of
 
 # Seconds to pause after each committed batch: lets tests interrupt an apply midway.
 PAUSE_VARIABLE = "TIOPS_APPLY_BATCH_PAUSE"
@@ -42,7 +43,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         try:
             plan = saved or session.plan(progress)
             if saved is None:
-                click.echo(render_plan(plan), nl=False)
+                click.echo(render_plan(plan, names=names_of(session.compiled)), nl=False)
                 if not plan.has_changes:
                     return
                 if not auto_approve and not confirm("Apply these changes?", flag="--auto-approve"):

@@ -7,23 +7,33 @@ import orjson
 
 from tiops.commands.common import handle_errors, repo_root
 from tiops.load import load_repo
+from tiops.lookup import find_object, object_name
+from tiops.render.names import names_of, what
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.rules.trace import explain, render_trace
 
 
 @click.command("explain")
-@click.argument("stix_id", metavar="ID")
+@click.argument("stix_id", metavar="OBJECT")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--as-of", "as_of", metavar="TIMESTAMP", help="The as-of time for older-than/newer-than (default: HEAD commit time).")
 @click.pass_context
 @handle_errors
 def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of: str | None) -> None:
-    """Show the file and line of object ID, the defaults merged in, and every ingestion rule that matched it."""
+    """Show the file and line of OBJECT, the defaults merged in, and every ingestion rule that matched it.
+
+    OBJECT is an id, a unique start of an id, or a unique name.
+    """
     root = repo_root(ctx)
     repo = load_repo(root)
+    obj = find_object(repo, stix_id)
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
-    trace = explain(repo, outcome, stix_id)
+    trace = explain(repo, outcome, obj.id)
+    name = object_name(obj.data)
     if output_format == "json":
-        click.echo(orjson.dumps(trace, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps({**trace, "name": name}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(render_trace(trace), nl=False)
+        first, _, rest = render_trace(trace).partition("\n")
+        names = names_of(o.data for o in repo.objects)
+        described = what(obj.data, obj.id, names)
+        click.echo(f"{described} ({first})\n{rest}" if described else f"{first}\n{rest}", nl=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import orjson
 from tiops.apply import open_session
 from tiops.commands.common import handle_errors, progress_bar, repo_root
 from tiops.plan import Change, Plan
+from tiops.render.names import names_of, what
 
 EXIT_CHANGES = 2
 _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
@@ -45,18 +47,21 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, outpu
     if output_format == "json":
         click.echo(plan.to_json().decode(), nl=False)
     else:
-        click.echo(render_plan(plan, refresh_only=refresh_only), nl=False)
+        click.echo(render_plan(plan, refresh_only=refresh_only, names=names_of(session.compiled)), nl=False)
         if out is not None:
             click.echo(f"saved the plan to {out}; apply it with: tiops apply {out}")
     if detailed_exitcode and plan.has_changes:
         sys.exit(EXIT_CHANGES)
 
 
-def render_plan(plan: Plan, *, refresh_only: bool = False) -> str:
-    """Terraform-style text: one line per change, field diffs under updates."""
+def render_plan(plan: Plan, *, refresh_only: bool = False, names: Mapping[str, str] | None = None) -> str:
+    """Terraform-style text: one line per change with the object's name (a relationship's
+    ends by name), field diffs under updates. ``names`` maps ids to names of objects the
+    plan does not carry itself (a relationship's unchanged ends)."""
+    known = {**(names or {}), **names_of(c.object for c in plan.changes if c.object is not None)}
     lines: list[str] = []
     for change in plan.changes:
-        lines.append(_change_line(change))
+        lines.append(_change_line(change, known))
         for field in change.fields:
             if field.op == "+":
                 lines.append(f"      + {field.path}: {_short(field.new)}")
@@ -80,8 +85,9 @@ def render_plan(plan: Plan, *, refresh_only: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _change_line(change: Change) -> str:
-    line = f"  {_SIGNS[change.action]} {change.id} ({change.action}"
+def _change_line(change: Change, names: Mapping[str, str]) -> str:
+    described = what(change.object, change.id, names)
+    line = f"  {_SIGNS[change.action]} {described + ' ' if described else ''}{change.id} ({change.action}"
     if change.action == "update" and change.stored is not None:
         line += f", modified {change.stored.modified} -> {change.effective_modified}"
         if change.compiled_modified and change.compiled_modified != change.effective_modified:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tiops.commands.common import handle_errors, repo_root
+from tiops.render.names import labelled
 from tiops.tagging import tag_objects
 from tiops.where import parse_where
 
@@ -22,5 +23,5 @@ def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: s
     condition = parse_where(where) if where is not None else None
     changes = tag_objects(repo_root(ctx), action, list(tags), condition=condition, ids=list(ids))
     for change in changes:
-        click.echo(f"{change.file}: {change.stix_id}: labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]")
+        click.echo(f"{change.file}: {labelled(change.stix_id, change.name)}: labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]")
     click.echo(f"{len(changes)} object(s) changed in {len({c.file for c in changes})} file(s)")
