@@ -111,6 +111,7 @@ def test_stix20_is_upgraded_and_reported(tmp_path: Path) -> None:
 
 def test_cli_summary_and_error_files(tmp_path: Path) -> None:
     runner = CliRunner()
+    (tmp_path / "intel").mkdir()  # a repository: import refuses to run outside one
     args = ["-C", str(tmp_path), "import", str(DATA / "quirks.csv"), "--format", "sentinel-csv", "--source", "Quirky"]
     result = runner.invoke(main, [*args, "--errors", str(tmp_path / "errors.csv")])
     assert result.exit_code == 1

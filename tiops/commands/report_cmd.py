@@ -15,17 +15,23 @@ from tiops.report import build_report
               help="The folder to write the site into (default: <output>/report from tiops.yaml, i.e. dist/report).")
 @click.option("--as-of", "as_of", help="The moment rules and the expiry charts compare with "
               "(default: the HEAD commit's time), e.g. 2025-06-01.")
+@click.option("--allow-invalid", is_flag=True,
+              help="Write the report even when validation finds errors; every page then says so in a red banner.")
 @click.pass_context
 @handle_errors
-def report_command(ctx: click.Context, output: Path | None, as_of: str | None) -> None:
+def report_command(ctx: click.Context, output: Path | None, as_of: str | None, allow_invalid: bool) -> None:
     """Write a static HTML report: overview charts, an object browser and one page per object.
 
     The site has no external assets: open index.html from disk, offline.
+    Like compile, it refuses when validation finds errors (unless --allow-invalid).
     """
     from tiops.config import load_config
 
     root = repo_root(ctx)
     target = output if output is not None else root / load_config(root)[0].output_dir / "report"
     with progress_bar(True) as progress:
-        result = build_report(root, target, as_of=as_of, progress=progress)
+        result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
     click.echo(f"wrote {result.output}/index.html ({result.objects} objects, {result.pages} pages)")
+    if result.errors:
+        click.echo(f"warning: built from intel with {result.errors} validation error(s); every page carries a banner",
+                   err=True)

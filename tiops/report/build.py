@@ -28,12 +28,15 @@ from typing import Any
 import jinja2
 import orjson
 
-from tiops.compile import compiled_objects
+from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
+from tiops.errors import TiopsError
+from tiops.findings import Finding
 from tiops.load import IntelObject, load_repo
 from tiops.progress import Progress, no_progress
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.stix import SOURCE_EXTENSION_ID, TLP1_MARKINGS, TLP2_MARKINGS
+from tiops.validate import validate_repo
 
 _HERE = Path(__file__).parent
 _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} | {
@@ -51,6 +54,7 @@ class ReportResult:
     objects: int
     pages: int
     as_of: str | None
+    errors: int = 0  # validation errors of a report written with allow_invalid
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,30 @@ class _Origin:
     defaults_files: tuple[str, ...]
 
 
-def build_report(root: Path, output: Path, *, as_of: str | None = None, progress: Progress = no_progress) -> ReportResult:
+class ReportRefused(TiopsError):
+    """The report was not written because validation found errors (like `tiops compile`)."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(
+            f"validation found {len(blocking_errors(findings))} error(s); no report was written",
+            hint="Run 'tiops validate' to see every finding, or 'tiops report --allow-invalid' for a report "
+                 "marked as built from intel with errors.",
+        )
+        self.findings = findings
+
+
+def build_report(root: Path, output: Path, *, as_of: str | None = None, progress: Progress = no_progress,
+                 allow_invalid: bool = False) -> ReportResult:
     """Write the report for the repository at ``root`` into ``output`` (created; existing pages replaced).
 
     ``as_of`` (like ``--as-of``) is the moment rules and the expiry charts compare with;
-    by default the HEAD commit's time.
+    by default the HEAD commit's time. Validation errors refuse the report, as they refuse
+    compilation; with ``allow_invalid`` every page carries a banner saying so instead.
     """
     repo = load_repo(root, progress=progress)
+    errors = blocking_errors(validate_repo(repo, progress=progress))
+    if errors and not allow_invalid:
+        raise ReportRefused(errors)
     outcome, _rules, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     objects = compiled_objects(repo, rules=outcome)
     origins = _origins(root, repo.objects, {k: tuple(a.rule for a in v if a.changes) for k, v in outcome.applied.items()})
@@ -76,7 +97,9 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     environment = _environment()
     output.mkdir(parents=True, exist_ok=True)
     css = (_HERE / "static" / "report.css").read_text(encoding="utf-8")
-    common = {"css": css, "as_of": as_of_text, "total": len(objects)}
+    banner = (f"Built from intel with {len(errors)} validation error(s) (tiops report --allow-invalid): "
+              "objects may be missing or wrong. Run 'tiops validate'.") if errors else None
+    common = {"css": css, "as_of": as_of_text, "total": len(objects), "banner": banner}
 
     names = {obj["id"]: display_name(obj) for obj in objects}
     rows = [_row(obj, origins.get(obj["id"])) for obj in objects]
@@ -110,7 +133,7 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
         _write(output / _href(obj["id"], ""), page)
         if done % 1000 == 0 or done == len(objects):
             progress("report", done, len(objects))
-    return ReportResult(output, len(objects), len(objects) + 2, as_of_text)
+    return ReportResult(output, len(objects), len(objects) + 2, as_of_text, len(errors))
 
 
 # --- Data ---------------------------------------------------------------------------
@@ -196,18 +219,20 @@ def _overview(objects: list[dict[str, Any]], as_of: str | None) -> list[dict[str
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
     months = Counter(str(o.get("created", ""))[:7] for o in content if o.get("created"))
     recent = sorted(months)[-_MONTHS:]
-    charts.append(_chart("Objects created per month", Counter({m: months[m] for m in recent}), keep_order=True, order=recent))
+    # The newest months are the ones shown; older ones are counted as hidden.
+    charts.append(_chart("Objects created per month", Counter({m: months[m] for m in recent}), keep_order=True,
+                         order=recent, newest=True))
     return charts
 
 
 def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order: Iterable[str] = (),
-           show_zero: bool = False) -> dict[str, Any]:
+           show_zero: bool = False, newest: bool = False) -> dict[str, Any]:
     if keep_order:
         items = [(label, counts.get(label, 0)) for label in order if show_zero or counts.get(label, 0)]
     else:
         items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     hidden = max(0, len(items) - _CHART_ROWS)
-    items = items[:_CHART_ROWS]
+    items = items[-_CHART_ROWS:] if newest else items[:_CHART_ROWS]
     top = max((count for _, count in items), default=0) or 1
     bar_width = 420
     bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
