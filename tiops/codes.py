@@ -33,6 +33,7 @@ _CODES = [
     Code("TI110", "config-invalid", Severity.ERROR, "tiops.yaml does not match its schema.", "See docs/format.md for the keys tiops.yaml accepts."),
     Code("TI111", "defaults-invalid", Severity.ERROR, "_defaults.yaml does not match its schema.", "A _defaults.yaml has only 'defaults:' (a mapping) and 'source:' (a string)."),
     Code("TI120", "id-derived", Severity.INFO, "The object has no id; tiops derived a stable one.", "Write the derived id into the file to pin it: renaming the object would otherwise change its id."),
+    Code("TI130", "deprecated-key", Severity.WARNING, "tiops.yaml uses the old spelling of a key.", "Rename the key as the message says; the old spelling still works for now."),
     # STIX object content
     Code("TI200", "schema", Severity.ERROR, "The object breaks a rule of the STIX 2.1 JSON schema.", "See the STIX 2.1 specification section for this object type."),
     Code("TI201", "missing-property", Severity.ERROR, "A required property is missing.", "Add the property; 'tiops new TYPE' scaffolds every required property."),

@@ -62,6 +62,7 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
         return Config(root=root), findings
     targets = {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
     targets.update(data.get("targets") or {})
+    findings.extend(_deprecated_keys(targets))
     validation = data.get("validation") or {}
     return (
         Config(
@@ -75,5 +76,19 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
             deleted_objects=str(validation.get("deleted_objects", "warning")),
             taxii_credentials=tuple(data.get("taxii_credentials") or ()),
         ),
-        [],
+        findings,
     )
+
+
+# Old key -> the key every TAXII credential now uses (the one `tiops import taxii` always used).
+DEPRECATED_TARGET_KEYS = {"user_env": "username_env"}
+
+
+def _deprecated_keys(targets: dict[str, dict[str, Any]]) -> list[Finding]:
+    found = []
+    for name, entry in sorted(targets.items()):
+        for old, new in DEPRECATED_TARGET_KEYS.items():
+            if isinstance(entry, dict) and old in entry:
+                found.append(make_finding("TI130", f"targets.{name}.{old} is the old spelling; write {new}, as in taxii_credentials",
+                                          Location(CONFIG_FILE, path=("targets", name, old))))
+    return found

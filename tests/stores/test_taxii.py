@@ -22,7 +22,7 @@ def target(taxii_server: TaxiiServer, monkeypatch: pytest.MonkeyPatch) -> dict[s
     user, password = taxii_server.auth
     monkeypatch.setenv(USER_ENV, user)
     monkeypatch.setenv(PASSWORD_ENV, password)
-    return {"type": "taxii", "url": taxii_server.collection_url, "user_env": USER_ENV, "password_env": PASSWORD_ENV,
+    return {"type": "taxii", "url": taxii_server.collection_url, "username_env": USER_ENV, "password_env": PASSWORD_ENV,
             "page_size": 50}
 
 
@@ -148,3 +148,16 @@ def test_a_killed_apply_converges_when_rerun(tmp_path: Path, taxii_server: Taxii
     held = collection_versions(taxii_server)
     assert len(held) == len(set(held)) == 201
     assert not make_plan(root).has_changes
+
+
+def test_the_old_user_env_spelling_still_works_with_a_warning(tmp_path: Path, taxii_server: TaxiiServer,
+                                                              target: dict[str, Any]) -> None:
+    old = {**{k: v for k, v in target.items() if k != "username_env"}, "user_env": USER_ENV}
+    root = write_repo(tmp_path / "repo", old, [indicator(n) for n in range(3)])
+    result = CliRunner().invoke(main, ["-C", str(root), "plan"])
+    assert result.exit_code == 0, result.output
+    assert "TI130" in result.output and "username_env" in result.output
+    apply(root)
+    assert len(collection_versions(taxii_server)) == 4
+    validated = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert "TI130" in validated.output and "tiops.yaml:" in validated.output

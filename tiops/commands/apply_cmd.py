@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from tiops.apply import apply_plan, open_session
-from tiops.commands.common import confirm, handle_errors, progress_bar, repo_root
+from tiops.commands.common import (
+    confirm,
+    handle_errors,
+    progress_bar,
+    repo_root,
+    show_config_warnings,
+)
 from tiops.commands.plan_cmd import render_plan
 from tiops.errors import UsageError
 from tiops.plan import Plan
@@ -38,6 +44,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         pause = float(os.environ.get(PAUSE_VARIABLE, "0"))
     except ValueError as error:
         raise UsageError(f"{PAUSE_VARIABLE} must be a number of seconds") from error
+    show_config_warnings(repo_root(ctx))
     with progress_bar(True) as progress:
         session = open_session(repo_root(ctx), saved.target if saved else target, progress=progress)
         try:

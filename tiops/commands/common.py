@@ -128,6 +128,16 @@ def _shown(folder: Path) -> str:
     return folder.as_posix()
 
 
+def show_config_warnings(root: Path) -> None:
+    """Print tiops.yaml's warnings (old key spellings) on stderr: plan and apply read it too."""
+    from tiops.config import load_config
+    from tiops.locate import resolve_locations
+
+    findings = [f for f in load_config(root)[1] if f.severity is Severity.WARNING]
+    for finding in resolve_locations(findings, root):
+        click.echo(f"warning: {finding.location}: {finding.code} {finding.message}", err=True)
+
+
 def confirm(question: str, *, flag: str) -> bool:
     """Ask a yes/no question on the terminal; without one, name the flag that answers it.
 

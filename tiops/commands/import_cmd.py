@@ -22,7 +22,8 @@ TAXII = "taxii"
 @click.command("import")
 @click.argument("file", metavar="FILE | taxii URL")
 @click.argument("url", required=False)
-@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), help="The input format of FILE.")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
+              help="The input format of FILE (default: from its extension, .csv sentinel-csv, .json stix).")
 @click.option("--source", required=True, help="The source system the intel comes from (names the folder intel/<source>/).")
 @click.option("--collection", "collection_id", metavar="ID", help="taxii: the collection id under the API root URL.")
 @click.option("--full", is_flag=True, help="taxii: pull the whole collection, ignoring the stored added_after checkpoint.")
@@ -39,7 +40,7 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
     """Import intel from FILE (or a TAXII 2.1 collection) into intel/<source>/ as one YAML file per object.
 
     \b
-    tiops import FILE --format sentinel-csv|stix --source NAME
+    tiops import FILE [--format sentinel-csv|stix] --source NAME
     tiops import taxii API_ROOT_URL --collection ID --source NAME
 
     Re-importing the same input changes nothing; a newer version of an object
@@ -60,8 +61,7 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"{file}: no such file")
-        if fmt is None:
-            raise UsageError("say the format of FILE with --format", hint=f"Use one of: {', '.join(IMPORT_FORMATS)}.")
+        fmt = fmt or _format_from_extension(path)
         with progress_bar(True) as progress:
             report = import_file(root, path, fmt, source, mode=mode, progress=progress)
     render_report(report)
@@ -70,6 +70,18 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
         click.echo(f"wrote {report.failed} rejection(s) to {errors_file}")
     if report.rejections:
         ctx.exit(EXIT_FINDINGS)
+
+
+# What a file's extension says about its format when --format is not given.
+FORMAT_BY_EXTENSION = {".csv": "sentinel-csv", ".json": "stix"}
+
+
+def _format_from_extension(path: Path) -> str:
+    fmt = FORMAT_BY_EXTENSION.get(path.suffix.lower())
+    if fmt is None or fmt not in IMPORT_FORMATS:
+        raise UsageError(f"cannot tell the format of {path.name} from its extension; say it with --format",
+                         hint=f"Use one of: {', '.join(IMPORT_FORMATS)} (.csv is read as sentinel-csv, .json as stix).")
+    return fmt
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import click
 import orjson
 
 from tiops.apply import open_session
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import handle_errors, progress_bar, repo_root, show_config_warnings
 from tiops.plan import Change, Plan
 from tiops.render.names import names_of, what
 
@@ -21,18 +21,23 @@ _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
 
 @click.command("plan")
 @click.option("--target", help="Target name from tiops.yaml (default: default_target).")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON for 'tiops apply FILE'.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan as JSON for 'tiops apply FILE'.")
+# The old spelling, kept working: every other command says --output.
+@click.option("--out", "out_alias", type=click.Path(dir_okay=False, path_type=Path), hidden=True)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
 @click.option("--refresh-only", is_flag=True, help="Report only drift: objects changed in the target outside git.")
 @click.pass_context
 @handle_errors
-def plan_command(ctx: click.Context, target: str | None, out: Path | None, output_format: str,
-                 detailed_exitcode: bool, refresh_only: bool) -> None:
+def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_alias: Path | None,
+                 output_format: str, detailed_exitcode: bool, refresh_only: bool) -> None:
     """Compile, read the target's current state and show the changes apply would make.
 
     Never writes to the target.
     """
+    out = out or out_alias
+    show_config_warnings(repo_root(ctx))
     with progress_bar(True) as progress:
         session = open_session(repo_root(ctx), target, progress=progress)
         try:

@@ -99,7 +99,8 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
         report.created = report.updated = 0
         report.changed_files = []
         return report
-    if writes or not (folder / DEFAULTS_FILE).exists():
+    # Bookkeeping only with something imported: a failed import leaves no folder behind.
+    if writes or (accepted and not (folder / DEFAULTS_FILE).exists()):
         writes.update(_bookkeeping(folder, source, accepted))
     for path, text in sorted(writes.items()):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,8 @@ def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
     url = entry.get("url")
     if not url:
         raise UsageError(f"target {name!r}: a taxii target needs 'url', the URL of its collection")
-    user = secret_from_env(name, entry, "user_env", required=False)
+    # username_env, as in taxii_credentials; user_env is the old spelling (TI130 in tiops validate).
+    user = secret_from_env(name, entry, "username_env" if "username_env" in entry else "user_env", required=False)
     password = secret_from_env(name, entry, "password_env", required=user is not None)
     page_size = entry.get("page_size", 1000)
     return TaxiiStore(str(url), user=user, password=password, root=root, target=name, page_size=int(page_size))
