@@ -85,3 +85,32 @@ def test_bump_defaults_to_one_millisecond_after_the_base_when_that_is_later(tmp_
     assert result.exit_code == 0, result.output
     assert "modified: 2025-01-02T00:00:00.001Z" in (root / "intel" / "lanternloader.yaml").read_text()
     assert "bumped 1 object(s)" in result.output
+
+
+def test_bump_keeps_unchanged_inline_relationships_at_their_version(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    from tiops.revision import compile_revision
+
+    root = base_repo(tmp_path / "repo")
+    edit(root, "intel/lanternloader.yaml", "is_family: true",
+         f"is_family: true\nrelationships:\n  - related-to: {ACTOR}\n  - related-to: {C2_ADDRESS}\n    description: old")
+    git(root, "commit", "-q", "-am", "relationships")
+    git(root, "tag", "with-relationships")
+    # the malware's own content changes, and one of its two relationships too
+    edit(root, "intel/lanternloader.yaml", "is_family: true", "is_family: true\ndescription: Loader.")
+    edit(root, "intel/lanternloader.yaml", "description: old", "description: new")
+    before = compile_revision(root, "with-relationships").authored
+    bumps = bump_repo(root, "with-relationships", "2025-03-05T09:00:00.000Z")
+    assert [(b.id, b.after) for b in bumps if b.column == 0] == [(MALWARE, "2025-03-05T09:00:00.000Z")]
+    after = compile_revision(root, None).authored
+    relationships = {i: o for i, o in after.items() if o.get("type") == "relationship" and o.get("source_ref") == MALWARE}
+    unchanged = next(o for o in relationships.values() if o["target_ref"] == ACTOR)
+    changed = next(o for o in relationships.values() if o["target_ref"] == C2_ADDRESS)
+    assert unchanged == before[unchanged["id"]]  # the same version: nothing to publish
+    assert changed["modified"] == "2025-03-05T09:00:00.000Z"  # a changed one follows its parent
+    assert after[MALWARE]["modified"] == "2025-03-05T09:00:00.000Z"
+    assert codes(root, "with-relationships") == []
+    assert bump_repo(root, "with-relationships", "2025-03-05T09:00:00.000Z") == []  # stable
+    text = (root / "intel" / "lanternloader.yaml").read_text()
+    assert f"  - related-to: {ACTOR}\n    modified: 2025-01-02T00:00:00.000Z\n" in text

@@ -16,7 +16,7 @@ from tiops.errors import TiopsError
 from tiops.gitrepo import head_commit_time
 from tiops.revision import CompiledRevision, Provenance, compile_revision
 from tiops.stix import timestamp_key
-from tiops.versioning import needs_bump
+from tiops.versioning import changed_content, needs_bump
 from tiops.yamlio import PositionIndex
 
 _VALUE = re.compile(r"""^(?P<lead>\s*(?:-\s+)?modified\s*:\s*)(?P<quote>["']?)(?P<value>[^"'\s#]*)(?P=quote)""")
@@ -30,6 +30,9 @@ class Bump:
     line: int
     before: str | None
     after: str
+    # > 0: an inline relationship whose content did not change, pinned to the modified it had
+    # (its parent's old one) by a `modified:` key inserted at this column after line -line.
+    column: int = 0
 
 
 def plan_bumps(base: CompiledRevision, head: CompiledRevision, at: str | None = None) -> list[Bump]:
@@ -48,7 +51,32 @@ def plan_bumps(base: CompiledRevision, head: CompiledRevision, at: str | None = 
         current = wanted.get(owner)
         if current is None or (timestamp_key(value) or ("",)) > (timestamp_key(current[2]) or ("",)):
             wanted[owner] = (place, _as_str(head.authored[owner].get("modified")), value)
-    return [_locate(head, object_id, place, old, new) for object_id, (place, old, new) in sorted(wanted.items())]
+    bumps = [_locate(head, object_id, place, old, new) for object_id, (place, old, new) in sorted(wanted.items())]
+    return sorted([*bumps, *_pins(base, head, set(wanted))], key=lambda b: (b.file, abs(b.line), b.id))
+
+
+def _pins(base: CompiledRevision, head: CompiledRevision, owners: set[str]) -> list[Bump]:
+    """Inline relationships of bumped objects that did not change keep the version they had.
+
+    They inherit `modified` from the object that declares them, so bumping it alone would
+    make a new version of every such relationship: noise in diff and plan for relationships
+    nobody touched.
+    """
+    pins = []
+    for object_id, place in sorted(head.provenance.items()):
+        if place.declared_by not in owners or object_id not in base.authored or _has_own_modified(head, object_id):
+            continue
+        before = base.authored[object_id]
+        if changed_content(before, head.authored[object_id]) or not isinstance(before.get("modified"), str):
+            continue
+        if head.repo is None:
+            raise TiopsError("bump edits the working tree only")
+        text = (head.repo.root / place.file).read_text(encoding="utf-8")
+        line, column = PositionIndex(text).position(place.path)
+        if text.splitlines()[line - 1][column - 1:column] == "{":
+            continue  # a flow mapping entry ({uses: ...}) cannot take a line; it follows its parent
+        pins.append(Bump(object_id, place.file, -line, None, str(before["modified"]), column))
+    return pins
 
 
 def apply_bumps(root: Path, bumps: list[Bump]) -> None:
@@ -123,6 +151,12 @@ def _own_keys(text: str, place: Provenance) -> set[str]:
 
 
 def _edit(lines: list[str], bump: Bump) -> list[str]:
+    if bump.column:
+        number = -bump.line - 1
+        if not lines[number].endswith("\n"):
+            lines[number] += "\n"
+        lines.insert(number + 1, f"{' ' * (bump.column - 1)}modified: {bump.after}\n")
+        return lines
     if bump.line > 0:
         number = bump.line - 1
         match = _VALUE.match(lines[number])

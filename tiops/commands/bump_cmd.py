@@ -23,6 +23,10 @@ def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: boo
     root = repo_root(ctx)
     bumps = bump_repo(root, base_ref, at, write=not dry_run)
     for bump in bumps:
-        click.echo(f"{bump.file}:{abs(bump.line)}: {bump.id} modified {bump.before or '(none)'} -> {bump.after}")
+        if bump.column:
+            click.echo(f"{bump.file}:{abs(bump.line)}: {bump.id} unchanged, modified kept at {bump.after}")
+        else:
+            click.echo(f"{bump.file}:{abs(bump.line)}: {bump.id} modified {bump.before or '(none)'} -> {bump.after}")
     verb = "would bump" if dry_run else "bumped"
-    click.echo(f"{verb} {len(bumps)} object(s)")
+    kept = sum(1 for bump in bumps if bump.column)
+    click.echo(f"{verb} {len(bumps) - kept} object(s)" + (f"; {kept} unchanged inline relationship(s) keep their version" if kept else ""))
