@@ -128,6 +128,14 @@ def _shown(folder: Path) -> str:
     return folder.as_posix()
 
 
+def shown_path(path: Path) -> str:
+    """A path as the user typed it: relative to the current folder when under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def show_config_warnings(root: Path) -> None:
     """Print tiops.yaml's warnings (old key spellings) on stderr: plan and apply read it too."""
     from tiops.config import load_config

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path
 from tiops.config import load_config
 from tiops.findings import Severity
 from tiops.pipeline import build
@@ -39,4 +39,4 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         trace_file.parent.mkdir(parents=True, exist_ok=True)
         trace_file.write_bytes(orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     warnings = sum(1 for f in result.findings if f.severity is Severity.WARNING)
-    click.echo(f"wrote {target} ({result.object_count} objects, {warnings} warning(s))")
+    click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path
 from tiops.report import build_report
 
 
@@ -31,7 +31,7 @@ def report_command(ctx: click.Context, output: Path | None, as_of: str | None, a
     target = output if output is not None else root / load_config(root)[0].output_dir / "report"
     with progress_bar(True) as progress:
         result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
-    click.echo(f"wrote {result.output}/index.html ({result.objects} objects, {result.pages} pages)")
+    click.echo(f"wrote {shown_path(result.output / 'index.html')} ({result.objects} objects, {result.pages} pages)")
     if result.errors:
         click.echo(f"warning: built from intel with {result.errors} validation error(s); every page carries a banner",
                    err=True)
