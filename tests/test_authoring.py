@@ -97,3 +97,15 @@ def test_bad_set_values_are_refused_before_writing(example_repo: Path, setting: 
     assert result.exit_code == 2, result.output
     assert setting.split("=")[0] in result.output and "Traceback" not in result.output
     assert sorted(p for p in (example_repo / "intel").rglob("*")) == before
+
+
+def test_relationship_targets_and_triples_are_checked_before_writing(example_repo: Path) -> None:
+    runner = CliRunner()
+    wickstealer = next(o.id for o in load_repo(example_repo).objects if o.data.get("name") == "WickStealer")
+    base = ["-C", str(example_repo), "new", "indicator", "--time", TIME, "--set", "name=Checked"]
+    missing = runner.invoke(main, [*base, "--relationship", "indicates:malware--11111111-1111-4111-8111-111111111111"])
+    assert missing.exit_code == 2 and "no object with that id" in missing.output
+    forbidden = runner.invoke(main, [*base, "--relationship", f"uses:{wickstealer}"])
+    assert forbidden.exit_code == 2 and "indicator --uses--> malware" in forbidden.output
+    assert not (example_repo / "intel/indicators/checked.yaml").exists()
+    assert runner.invoke(main, [*base, "--relationship", f"indicates:{wickstealer}"]).exit_code == 0

@@ -27,6 +27,7 @@ from tiops.stix import (
     requires_created_modified,
 )
 from tiops.validate.objects import check_object
+from tiops.validate.relationships import load_relationship_table
 from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
 
 # Placeholders for required properties beyond the common ones (STIX 2.1 sections 4.x, 5.x).
@@ -106,6 +107,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     data.update(values)
     entries = [_relationship(text) for text in relationships or []]
     if entries:
+        _check_relationship_entries(repo, stix_type, entries)
         data["relationships"] = entries
     _check_settings(data, set(settings or {}))
     text = _render(stix_type, data, placeholder_keys)
@@ -170,6 +172,23 @@ def _relationship(text: str) -> dict[str, str]:
     if not sep or not kind or "--" not in target:
         raise UsageError(f"--relationship {text!r} is not TYPE:TARGET_ID", hint="For example: --relationship indicates:malware--…")
     return {kind: target}
+
+
+def _check_relationship_entries(repo: Any, stix_type: str, entries: list[dict[str, str]]) -> None:
+    """Every --relationship target must exist and every triple be allowed, as `tiops relate` checks."""
+    types = {obj.id: obj.type for obj in repo.objects}
+    table, _ = load_relationship_table(repo.config)
+    problems = []
+    for entry in entries:
+        [(kind, target)] = entry.items()
+        if target not in types:
+            problems.append(f"{kind}:{target}: no object with that id in the repository")
+        elif not table.allows(stix_type, kind, types[target]):
+            allowed = ", ".join(table.allowed_types_between(stix_type, types[target])) or "none"
+            problems.append(f"{kind}:{target}: {stix_type} --{kind}--> {types[target]} is not in the relationship "
+                            f"table (allowed: {allowed})")
+    if problems:
+        raise UsageError("--relationship: " + "; ".join(problems), hint=f"Check the ids, or the table in {table.file}.")
 
 
 def _render(stix_type: str, data: dict[str, Any], placeholder_keys: list[str]) -> str:

@@ -135,7 +135,7 @@ def test_tag_writes_the_overlay_for_partner_objects_only(tmp_path: Path) -> None
     assert parse_yaml((root / OVERLAY).read_text()) == {}
     result = CliRunner().invoke(main, ["-C", str(root), "tag", "remove", "c2", "--id", FIRST])
     assert result.exit_code == 0, result.output
-    assert f"{OVERLAY}: {FIRST}: labels [c2] -> []" in result.output
+    assert f"{OVERLAY}: \"Evil IP\" ({FIRST}): labels [c2] -> []" in result.output
     assert parse_yaml((root / OVERLAY).read_text()) == {FIRST: {"labels": []}}
     assert "labels" not in {o.id: o for o in load_repo(root).objects}[FIRST].data
 
