@@ -21,6 +21,7 @@ def test_apply_without_terminal_names_auto_approve_and_applies_nothing(example_r
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--auto-approve" in result.stderr and "not a terminal" in result.stderr
     assert "internal error" not in result.stderr
+    assert "to create" not in result.stdout  # refused before compiling or reading the target
     store = example_repo / ".tiops" / "store.sqlite"
     if store.exists():
         assert sqlite3.connect(store).execute("select count(*) from stix_versions").fetchone()[0] == 0

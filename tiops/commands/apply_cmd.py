@@ -13,6 +13,7 @@ from tiops.commands.common import (
     handle_errors,
     progress_bar,
     repo_root,
+    require_terminal,
     show_config_warnings,
 )
 from tiops.commands.plan_cmd import render_plan
@@ -22,6 +23,7 @@ from tiops.render.names import names_of
 
 # Seconds to pause after each committed batch: lets tests interrupt an apply midway.
 PAUSE_VARIABLE = "TIOPS_APPLY_BATCH_PAUSE"
+APPROVAL_QUESTION = "Apply these changes?"
 
 
 @click.command("apply")
@@ -37,6 +39,8 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
     A saved plan is refused when the target or the repository changed since it was made.
     An interrupted apply is finished by running the same command again.
     """
+    if plan_file is None and not auto_approve:
+        require_terminal(APPROVAL_QUESTION, flag="--auto-approve")  # before compiling or reading the target
     saved = Plan.from_json(plan_file.read_bytes()) if plan_file is not None else None
     if saved is not None and target is not None and target != saved.target:
         raise UsageError(f"the plan is for target {saved.target!r}, not {target!r}")
@@ -53,7 +57,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
                 click.echo(render_plan(plan, names=names_of(session.compiled)), nl=False)
                 if not plan.has_changes:
                     return
-                if not auto_approve and not confirm("Apply these changes?", flag="--auto-approve"):
+                if not auto_approve and not confirm(APPROVAL_QUESTION, flag="--auto-approve"):
                     click.echo("Nothing applied.")
                     return
             result = apply_plan(

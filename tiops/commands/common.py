@@ -151,10 +151,15 @@ def confirm(question: str, *, flag: str) -> bool:
 
     A CI job that forgot the flag has no terminal: waiting or guessing would both be wrong.
     """
+    require_terminal(question, flag=flag)
+    return click.confirm(question, default=False)
+
+
+def require_terminal(question: str, *, flag: str) -> None:
+    """Refuse up front, before any work, when ``question`` could not be asked."""
     if not sys.stdin or not sys.stdin.isatty():
         raise UsageError(f'cannot ask "{question}": standard input is not a terminal',
                          hint=f"Pass {flag} to go ahead without asking.")
-    return click.confirm(question, default=False)
 
 
 def color_enabled() -> bool:
