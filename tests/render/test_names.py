@@ -70,3 +70,15 @@ def test_tag_output_and_overlay_name_the_objects(example_repo: Path) -> None:
 
 def ids_of_partner(root: Path) -> str:
     return next(o.id for o in load_repo(root).objects if o.data.get("name") == "Evil IP")
+
+
+def test_import_summary_names_rejected_objects(example_repo: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "feed.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--11111111-1111-4111-8111-111111111111", "objects": [
+        {"type": "indicator", "spec_version": "2.1", "id": "indicator--11111111-1111-4111-8111-111111111112",
+         "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "Bad confidence",
+         "pattern": "[ipv4-addr:value = '198.51.100.1']", "pattern_type": "stix",
+         "valid_from": "2025-01-01T00:00:00Z", "confidence": 300}]}))
+    code, output = invoke(example_repo, "import", str(bundle), "--source", "Feed")
+    assert code == 1
+    assert 'index 0 "Bad confidence" (indicator--11111111-1111-4111-8111-111111111112): ' in output

@@ -15,6 +15,7 @@ from tiops.importers import IMPORT_FORMATS
 from tiops.importers.taxii import DEFAULT_PAGE_SIZE, import_taxii
 from tiops.importers.write import IMPORT_MODES, ImportReport, import_file, write_rejections
 from tiops.progress import Progress
+from tiops.render.names import labelled
 
 TAXII = "taxii"
 
@@ -106,7 +107,8 @@ def _pull_counter(progress: Progress) -> Iterator[Progress]:
 
 def render_report(report: ImportReport) -> None:
     for rejection in report.rejections:
-        label = f" ({rejection.stix_id})" if rejection.stix_id else ""
+        label = f" {labelled(rejection.stix_id, rejection.name)}" if rejection.stix_id else (
+            f' "{rejection.name}"' if rejection.name else "")
         for reason in rejection.reasons:
             click.echo(f"{rejection.position}{label}: {reason}", err=True)
     for note in report.notes:

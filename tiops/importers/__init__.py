@@ -30,6 +30,7 @@ class Rejection:
     position: str
     reasons: tuple[str, ...]
     stix_id: str | None = None
+    name: str | None = None  # the object's name, shown beside its id
 
 
 @dataclass

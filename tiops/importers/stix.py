@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from tiops.importers import Candidate, ParsedInput, Rejection
+from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
 from tiops.yamlio import YamlProblem, parse_json
 
@@ -48,7 +49,8 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         missing = [name for name in ("type", "id") if not isinstance(item.get(name), str) or not item.get(name)]
         if missing:
             reasons = tuple(f"missing required property '{name}'" for name in missing)
-            result.rejections.append(Rejection(position, reasons, item.get("id") if isinstance(item.get("id"), str) else None))
+            result.rejections.append(Rejection(position, reasons, item.get("id") if isinstance(item.get("id"), str) else None,
+                                               object_name(item)))
             continue
         if "spec_version" not in item and item["type"] not in SCO_TYPES:
             item = upgrade_from_20(item, upgrades)

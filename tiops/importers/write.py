@@ -23,6 +23,7 @@ from tiops.config import load_config
 from tiops.errors import UsageError
 from tiops.importers import Candidate, ParsedInput, Rejection, importer_for
 from tiops.load import DEFAULTS_FILE, IntelObject
+from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
 from tiops.stix import canonical_json, timestamp_key
 from tiops.validate.objects import check_object
@@ -116,7 +117,7 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         obj = IntelObject(data=candidate.data, file=candidate.position)
         errors = [f.message for f in check_object(obj) if f.severity.name == "ERROR"]
         if errors:
-            report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id))
+            report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id, object_name(obj.data)))
         else:
             earlier = accepted.get(obj.id)
             if earlier is None or _is_newer(candidate.data, earlier.data):
