@@ -71,3 +71,9 @@ def test_init_twice_is_refused(tmp_path: Path) -> None:
     code, output = invoke("-C", str(tmp_path), "init", "--tlp", "red")
     assert code == 2 and "tiops.yaml" in output
     assert (tmp_path / "intel" / "_defaults.yaml").read_text() == before
+
+
+def test_init_refuses_a_folder_inside_another_repository(example_repo: Path) -> None:
+    code, output = invoke("-C", str(example_repo / "intel"), "init", "team")
+    assert code == 2 and "inside the tiops repository" in output
+    assert not (example_repo / "intel" / "team").exists()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiops.config import CONFIG_FILE
+from tiops.discover import find_repo_root
 from tiops.errors import UsageError
 from tiops.stix import TLP2_MARKINGS, derive_sdo_id
 
@@ -48,7 +49,12 @@ def new_repo_files(folder: Path, *, team: str, tlp: str, version: str, time: str
 
 
 def init_repo(new: NewRepo) -> list[Path]:
-    """Write ``new``; refuse, writing nothing, when any of its files already exists."""
+    """Write ``new``; refuse, writing nothing, when any of its files already exists or when
+    the folder lies inside another tiops repository (its files would be read as that one's intel)."""
+    outer = find_repo_root(new.folder)
+    if outer is not None and outer != new.folder.resolve():
+        raise UsageError(f"{new.folder} is inside the tiops repository {outer}; tiops init starts a new one",
+                         hint="Choose a folder outside it, e.g. 'tiops init ../NEW_FOLDER'.")
     existing = [name for name in new.files if (new.folder / name).exists()]
     if existing:
         raise UsageError(
