@@ -80,11 +80,15 @@ def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:
     the changed files, and a new file that reuses an id or breaks a relationship elsewhere
     must not pass as clean.
     """
-    named = {obj.id for obj in repo.objects if any(_is_under(obj.file, w) for w in wanted)}
+    exact = set(wanted)
+    folders = tuple(w.rstrip("/") + "/" for w in wanted)
+    named = {obj.id for obj in repo.objects if obj.file in exact or obj.file.startswith(folders)}
     involved = set(named)
     for obj in repo.objects:
-        if obj.type in ("relationship", "sighting") and named.intersection(
-                str(obj.data.get(key)) for key in ("source_ref", "target_ref", "sighting_of_ref")):
+        data = obj.data
+        kind = data.get("type")
+        if (kind == "relationship" and (data.get("source_ref") in named or data.get("target_ref") in named)) or (
+                kind == "sighting" and data.get("sighting_of_ref") in named):
             involved.add(obj.id)
     return involved
 
