@@ -120,12 +120,8 @@ def repo_root(ctx: click.Context, *, near: list[Path] | None = None) -> Path:
         root = find_repo_root(candidate)
         if root is not None:
             return root
-    raise UsageError(f"{_shown(start)} is not inside a tiops repository (no tiops.yaml or intel/ folder here "
+    raise UsageError(f"{start.as_posix()} is not inside a tiops repository (no tiops.yaml or intel/ folder here "
                      "or in any parent folder)", hint=NOT_A_REPO_HINT)
-
-
-def _shown(folder: Path) -> str:
-    return folder.as_posix()
 
 
 def shown_path(path: Path) -> str:
