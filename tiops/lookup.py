@@ -29,33 +29,43 @@ def describe(obj: IntelObject) -> str:
 
 
 def find_object(repo: Repo, text: str, *, role: str = "object", candidates: Iterable[IntelObject] | None = None) -> IntelObject:
-    """The one object ``text`` names: an exact id, a unique id prefix (with or without the
-    type), or a unique name (exact case first, then any case)."""
+    """The one object ``text`` names: an exact id, a unique id prefix with its type
+    (``malware--50b8``), a unique name (exact case first, then any case), or a unique
+    start of the UUID alone (``50b859d6``). A name wins over a bare UUID prefix, so a
+    name that looks like hex still finds its object."""
     pool = list(repo.objects if candidates is None else candidates)
     wanted = text.strip()
     exact = [obj for obj in pool if obj.id == wanted]
     if exact:
         return exact[0]
-    if wanted:
-        by_prefix = _unique_by_id([obj for obj in pool if obj.id.startswith(wanted)
-                                   or obj.id.partition("--")[2].startswith(wanted.lower())])
-        if len(by_prefix) == 1:
-            return by_prefix[0]
-        if by_prefix:
-            raise _ambiguous(role, text, by_prefix, "id prefix")
+    if wanted and "--" in wanted:
+        found = _one_or_none(role, text, [obj for obj in pool if obj.id.startswith(wanted)], "id prefix")
+        if found is not None:
+            return found
     for fold in (False, True):
         key = wanted.casefold() if fold else wanted
-        named = _unique_by_id([obj for obj in pool if (name := object_name(obj.data)) is not None
-                               and (name.casefold() if fold else name) == key])
-        if len(named) == 1:
-            return named[0]
-        if named:
-            raise _ambiguous(role, text, named, "name")
+        found = _one_or_none(role, text, [obj for obj in pool if (name := object_name(obj.data)) is not None
+                                          and (name.casefold() if fold else name) == key], "name")
+        if found is not None:
+            return found
+    if wanted and "--" not in wanted:
+        found = _one_or_none(role, text, [obj for obj in pool if obj.id.partition("--")[2].startswith(wanted.lower())],
+                             "id prefix")
+        if found is not None:
+            return found
     names = sorted({name for obj in pool if (name := object_name(obj.data))})
     close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
     raise UsageError(f"{role} {text!r}: no object has that id, id prefix or name",
                      hint=f"Did you mean {', '.join(repr(c) for c in close)}?" if close else
                      "Give an id (type--uuid), a unique start of one, or the object's name.")
+
+
+def _one_or_none(role: str, text: str, matches: list[IntelObject], how: str) -> IntelObject | None:
+    """The single match, None for none; several are a usage error listing them."""
+    unique = _unique_by_id(matches)
+    if len(unique) > 1:
+        raise _ambiguous(role, text, unique, how)
+    return unique[0] if unique else None
 
 
 def _unique_by_id(objects: list[IntelObject]) -> list[IntelObject]:

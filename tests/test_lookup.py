@@ -1,0 +1,38 @@
+"""Finding an object by id, id prefix or name (tiops explain, tiops relate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tiops.errors import UsageError
+from tiops.load import load_repo
+from tiops.lookup import find_object
+
+WICKSTEALER = "malware--50b859d6-40df-4375-959c-7f616560f92f"
+
+
+@pytest.mark.parametrize("text", [WICKSTEALER, "malware--50b8", "50b859d6", "WickStealer", "wickstealer", " WickStealer "])
+def test_id_prefix_and_name_find_the_object(example_repo: Path, text: str) -> None:
+    assert find_object(load_repo(example_repo), text).id == WICKSTEALER
+
+
+def test_a_name_that_looks_like_hex_wins_over_a_bare_uuid_prefix(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/m.yaml": (
+        "- {type: malware, spec_version: '2.1', id: malware--cafe0000-1111-4111-8111-111111111111, created: '2024-01-01T00:00:00.000Z', modified: '2024-01-01T00:00:00.000Z', name: Other, is_family: true}\n"
+        "- {type: malware, spec_version: '2.1', id: malware--22222222-1111-4111-8111-111111111111, created: '2024-01-01T00:00:00.000Z', modified: '2024-01-01T00:00:00.000Z', name: cafe, is_family: true}\n")})
+    repo = load_repo(root)
+    assert find_object(repo, "cafe").id == "malware--22222222-1111-4111-8111-111111111111"
+    assert find_object(repo, "cafe0").id == "malware--cafe0000-1111-4111-8111-111111111111"
+    assert find_object(repo, "malware--caf").id == "malware--cafe0000-1111-4111-8111-111111111111"
+
+
+def test_ambiguous_and_unknown_names_are_usage_errors(example_repo: Path) -> None:
+    repo = load_repo(example_repo)
+    with pytest.raises(UsageError, match="objects match this id prefix") as ambiguous:
+        find_object(repo, "attack-pattern--")
+    assert "Spearphishing Link" in ambiguous.value.message  # candidates are listed by name
+    with pytest.raises(UsageError) as unknown:
+        find_object(repo, "WickStealr")
+    assert unknown.value.hint is not None and "'WickStealer'" in unknown.value.hint
