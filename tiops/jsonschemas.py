@@ -136,3 +136,29 @@ def _resolve_common(ref: str) -> dict[str, Any] | None:
     for part in pointer.strip("/").split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     return node if isinstance(node, dict) else None
+
+
+@functools.cache
+def property_kinds() -> dict[str, str]:
+    """Every property name the specification defines, over all types, with the kind of
+    value it holds: ``number``, ``boolean``, ``timestamp`` or ``any`` (text, lists,
+    mappings, or kinds that differ between types)."""
+    kinds: dict[str, set[str]] = {}
+    for stix_type in stix_types_with_schema():
+        schema = _load(f"stix/{stix_type}.json")
+        properties = dict(schema.get("properties", {}))
+        for common in _referenced_defs(schema):
+            properties.update(common.get("properties", {}))
+        for name, prop in properties.items():
+            kinds.setdefault(name, set()).add(_value_kind(prop))
+    return {name: found.pop() if len(found) == 1 else "any" for name, found in kinds.items()}
+
+
+def _value_kind(prop: dict[str, Any]) -> str:
+    if prop.get("type") in ("integer", "number"):
+        return "number"
+    if prop.get("type") == "boolean":
+        return "boolean"
+    if "timestamp" in str(prop.get("$ref", "")):
+        return "timestamp"
+    return "any"

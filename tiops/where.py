@@ -14,14 +14,26 @@ VALUE is a number, a bare word, a "double" or 'single' quoted string, or for
 
 Evaluation is the ingestion rules' own (:func:`tiops.rules.conditions.compile_condition`),
 so ``--where`` and rule files can never disagree on what a condition means.
+
+Typos are errors: every field must be a STIX 2.1 property (any type), a custom ``x_``
+property, a property found in the data searched, or one of the place's own fields
+(:class:`Fields`); a value must be of the field's kind (a number for ``confidence``, a
+timestamp or date for ``valid_until``, a STIX type for ``type``). Either mistake is a
+:class:`~tiops.errors.UsageError` naming the nearest field or value. docs/query.md
+describes the language for every place that uses it.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from tiops.errors import UsageError
+from tiops.jsonschemas import property_kinds
+from tiops.stix import ALL_TYPES, SCO_TYPES
 
 Condition = dict[str, Any]
 _SYMBOLS = {"=": "equals", "==": "equals", "!=": "not-equals", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
@@ -29,13 +41,108 @@ _WORD_OPS = {"in", "not-in", "contains", "starts-with", "ends-with", "matches", 
 _TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<sym>>=|<=|!=|==|[=<>()\[\],])|(?P<word>[^\s=<>!()\[\],"']+))""")
 
 
-def parse_where(text: str) -> Condition:
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+_COMPARISONS = frozenset({"equals", "not-equals", ">", ">=", "<", "<=", "in", "not-in"})
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The fields a place offers beyond STIX properties, each with its value kind
+    (``any``, ``number``, ``boolean``, ``timestamp``, ``stix-type``, ``sco-type``, ``tlp``)."""
+
+    own: Mapping[str, str] = field(default_factory=dict)
+
+
+#: ``tiops tag --where``: the ingestion rules' fields.
+TAG_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "file": "any"})
+#: ``tiops query``, report panels and the report browser: compiled objects have no file.
+QUERY_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "observable": "any",
+                       "observable_type": "sco-type", "external_id": "any"})
+
+
+def parse_where(text: str, fields: Fields = TAG_FIELDS, seen: Iterable[str] = ()) -> Condition:
+    """The condition tree of ``text``, its fields and values checked against ``fields``
+    and the STIX properties; ``seen`` adds property names found in the data searched."""
     tokens = _tokenize(text)
     parser = _Parser(tokens, text)
     condition = parser.expr()
     if parser.position < len(tokens):
         raise UsageError(f"--where: unexpected {tokens[parser.position][1]!r} in {text!r}")
+    check_fields(condition, fields, seen)
     return condition
+
+
+def check_fields(condition: Condition, fields: Fields = TAG_FIELDS, seen: Iterable[str] = ()) -> None:
+    """Raise :class:`UsageError` for an unknown field or a value the field cannot hold.
+
+    Timestamps written as dates (``2025-06-01``) are completed to midnight UTC in place.
+    """
+    kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **fields.own}
+    known = set(kinds) | set(seen)
+    _check(condition, kinds, known)
+
+
+def _check(condition: Condition, kinds: Mapping[str, str], known: set[str]) -> None:
+    for combinator in ("all", "any"):
+        if combinator in condition:
+            for part in condition[combinator]:
+                _check(part, kinds, known)
+            return
+    if "not" in condition:
+        _check(condition["not"], kinds, known)
+        return
+    name = condition["field"]
+    head = name.split(".", 1)[0]
+    if head not in known and not head.startswith("x_"):
+        close = difflib.get_close_matches(head, sorted(known), n=3, cutoff=0.6)
+        raise UsageError(f"--where: unknown field {head!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ""),
+                         hint="Fields are STIX properties or dotted paths (external_references.source_name), "
+                              "x_ custom properties, and " + ", ".join(sorted(k for k in kinds if k not in property_kinds()))
+                              + " (docs/query.md).")
+    kind = kinds.get(name, "any")
+    op = condition["op"]
+    if kind == "any" or op not in _COMPARISONS or "value" not in condition:
+        return
+    value = condition["value"]
+    if isinstance(value, list):
+        condition["value"] = [_typed(name, kind, op, v) for v in value]
+    else:
+        condition["value"] = _typed(name, kind, op, value)
+
+
+def _typed(name: str, kind: str, op: str, value: Any) -> Any:
+    ordering = op in (">", ">=", "<", "<=")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"--where: {name} is a number; {value!r} is not one", hint=f"Write e.g. '{name} >= 80'.")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool) or ordering:
+            raise UsageError(f"--where: {name} is true or false; {value!r} is not", hint=f"Write '{name} = true'.")
+        return value
+    if kind == "timestamp":
+        if isinstance(value, str) and _DATE.match(value):
+            return value + "T00:00:00Z"
+        if not isinstance(value, str) or not _TIMESTAMP.match(value):
+            raise UsageError(f"--where: {name} is a timestamp; {value!r} is not one",
+                             hint=f"Write a date or a STIX timestamp, e.g. '{name} >= 2025-06-01' or 2025-06-01T12:00:00Z.")
+        return value
+    if ordering:
+        return value
+    choices = {"stix-type": ALL_TYPES, "sco-type": SCO_TYPES, "tlp": frozenset(TLP_LEVELS)}.get(kind)
+    if choices is None:
+        return value
+    text = str(value).lower() if isinstance(value, str) else value
+    if text in choices or (isinstance(text, str) and text.startswith("x-") and kind != "tlp"):
+        return text
+    close = difflib.get_close_matches(str(value), sorted(choices), n=3, cutoff=0.6)
+    raise UsageError(f"--where: {value!r} is not a {_KIND_NAMES[kind]}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ""),
+                     hint=f"{name} is one of {', '.join(sorted(choices))}.")
+
+
+_KIND_NAMES = {"stix-type": "STIX object type", "sco-type": "cyber-observable type", "tlp": "TLP level"}
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
