@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "init": "tiops.commands.init_cmd:init_command",
     "new": "tiops.commands.new_cmd:new_command",
     "plan": "tiops.commands.plan_cmd:plan_command",
+    "query": "tiops.commands.query_cmd:query_command",
     "relate": "tiops.commands.relate_cmd:relate_command",
     "report": "tiops.commands.report_cmd:report_command",
     "tag": "tiops.commands.tag_cmd:tag_command",

@@ -1,0 +1,128 @@
+"""Find and count compiled intel with the ``--where`` language (docs/query.md).
+
+One engine for ``tiops query``, report panels and (in JavaScript, checked against this
+one in the browser tests) the report browser: :func:`select` filters, sorts and cuts a
+list of :class:`Row`; :func:`group_counts` counts a field's values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tiops.errors import UsageError
+from tiops.query.view import Row, bundle_rows, derived_fields, make_rows, rows_from_objects
+from tiops.rules.conditions import MISSING, ConditionError, compile_condition, field_getter
+from tiops.where import QUERY_FIELDS, Condition, check_fields, parse_where
+
+__all__ = [
+    "Query",
+    "Row",
+    "bundle_rows",
+    "derived_fields",
+    "group_counts",
+    "make_rows",
+    "parse_query",
+    "rows_from_objects",
+    "select",
+]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: the condition (None: everything), sort field and direction, limit."""
+
+    condition: Condition | None = None
+    sort: str | None = None
+    descending: bool = False
+    limit: int | None = None
+
+
+def parse_query(expression: str | None, *, types: Sequence[str] = (), sort: str | None = None,
+                limit: int | None = None, seen: Sequence[str] = ()) -> Query:
+    """Check and parse an expression, ``--type`` shortcuts, ``--sort FIELD[:desc]`` and ``--limit``."""
+    parts: list[Condition] = []
+    if expression is not None and expression.strip():
+        parts.append(parse_where(expression, QUERY_FIELDS, seen))
+    if types:
+        type_test: Condition = {"field": "type", "op": "in", "value": list(types)}
+        check_fields(type_test, QUERY_FIELDS)
+        parts.append(type_test)
+    condition = None if not parts else parts[0] if len(parts) == 1 else {"all": parts}
+    descending = False
+    if sort is not None:
+        sort, _, direction = sort.partition(":")
+        if direction not in ("", "asc", "desc"):
+            raise UsageError(f"--sort: {direction!r} is not a direction", hint="Write --sort FIELD or --sort FIELD:desc.")
+        descending = direction == "desc"
+        check_fields({"field": sort, "op": "exists"}, QUERY_FIELDS, seen)
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    return Query(condition, sort, descending, limit)
+
+
+def select(rows: Sequence[Row], query: Query) -> list[Row]:
+    """The rows the condition holds for, sorted (by ``sort``, then id) and cut to ``limit``."""
+    try:
+        predicate = compile_condition(query.condition)
+    except ConditionError as error:
+        raise UsageError(f"query: {error.message}") from None
+    found = [row for row in rows if predicate(row)] if query.condition is not None else list(rows)
+    if query.sort is not None:
+        found = _sorted(found, query.sort, query.descending)
+    return found if query.limit is None else found[: query.limit]
+
+
+def _sorted(rows: list[Row], field: str, descending: bool) -> list[Row]:
+    """Missing values last whatever the direction; numbers before text; ties by id."""
+    getter = field_getter(field)
+    present: list[tuple[tuple[int, Any], Row]] = []
+    missing: list[Row] = []
+    for row in rows:
+        value = getter(row)
+        if value.__class__ is list:
+            value = value[0] if value else MISSING
+        if value is MISSING or value is None or isinstance(value, dict):
+            missing.append(row)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            present.append(((0, value), row))
+        else:
+            present.append(((1, str(value)), row))
+    present.sort(key=lambda item: item[1].id)
+    present.sort(key=lambda item: item[0], reverse=descending)
+    return [row for _, row in present] + sorted(missing, key=lambda row: row.id)
+
+
+def group_counts(rows: Sequence[Row], field: str, limit: int | None = None) -> list[tuple[Any, int]]:
+    """How many rows have each value of ``field``; a list counts each element once.
+
+    Rows without the field are not counted. Sorted by count (most first), then value.
+    """
+    getter = field_getter(field)
+    counts: Counter[Any] = Counter()
+    for row in rows:
+        value = getter(row)
+        if value is MISSING or value is None:
+            continue
+        values = value if value.__class__ is list else [value]
+        counts.update({_countable(v) for v in values})  # an object counts once per value
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], _value_order(item[0])))
+    return ordered if limit is None else ordered[:limit]
+
+
+def _countable(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return value
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return 0, int(value)
+    if isinstance(value, (int, float)):
+        return 1, value
+    return 2, str(value)

@@ -1,0 +1,94 @@
+"""Where a query's rows come from: the repository's compiled intel, a bundle file, or a
+store's current objects."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import orjson
+
+from tiops import build
+from tiops.config import CONFIG_FILE, Config, load_config
+from tiops.errors import TiopsError, UsageError
+from tiops.query.view import Row, bundle_rows, rows_from_objects
+
+CACHE_DIR = Path(".tiops") / "cache"
+
+
+def repository_rows(root: Path) -> tuple[list[Row], bool]:
+    """The rows of the repository's compiled intel, and whether the bundle was fresh.
+
+    The bundle ``tiops compile`` wrote (``<output>/bundle.json``) is used, through the
+    kept view, when no intel, rule or config file is newer than it; otherwise the
+    repository is compiled in memory (defaults and ingestion rules applied), nothing
+    written.
+    """
+    config = _config(root)
+    bundle = root / config.output_dir / "bundle.json"
+    if _is_fresh(bundle, config):
+        return bundle_rows(bundle, root / CACHE_DIR), True
+    objects = orjson.loads(build(root).bundle)["objects"]
+    return rows_from_objects(objects), False
+
+
+def file_rows(path: Path, root: Path) -> list[Row]:
+    """The rows of a STIX bundle file (its view kept under the repository's .tiops/cache)."""
+    if not path.is_file():
+        raise UsageError(f"no such bundle file: {path}")
+    return bundle_rows(path, root / CACHE_DIR)
+
+
+def target_rows(root: Path, name: str) -> list[Row]:
+    """The current objects of a configured store target."""
+    from tiops.stores import open_store
+
+    config = _config(root)
+    if name not in config.targets:
+        close = difflib.get_close_matches(name, sorted(config.targets), n=3, cutoff=0.6)
+        raise UsageError(f"unknown target {name!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ""),
+                         hint=f"Targets are named in {CONFIG_FILE}: {', '.join(sorted(config.targets))}.")
+    store = open_store(name, config.targets[name], root)
+    try:
+        ids = sorted(store.manifest())
+        objects = store.current_objects(ids)
+    finally:
+        store.close()
+    return rows_from_objects(objects[i] for i in ids if i in objects)
+
+
+def _config(root: Path) -> Config:
+    config, findings = load_config(root)
+    if findings:
+        raise TiopsError(f"{CONFIG_FILE}: {findings[0].message}", hint="Run 'tiops validate' to see every finding.")
+    return config
+
+
+def _is_fresh(bundle: Path, config: Config) -> bool:
+    try:
+        built = bundle.stat().st_mtime_ns
+    except OSError:
+        return False
+    for top in (config.root / CONFIG_FILE, config.intel_path, config.rules_path):
+        if _newest(top) > built:
+            return False
+    return True
+
+
+def _newest(path: Path) -> int:
+    """The newest modification time of a file or of anything under a folder (0 if absent)."""
+    try:
+        newest = path.stat().st_mtime_ns
+    except OSError:
+        return 0
+    if not path.is_dir():
+        return newest
+    pending = [str(path)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+    return newest
