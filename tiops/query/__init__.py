@@ -8,7 +8,7 @@ list of :class:`Row`; :func:`group_counts` counts a field's values.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ class Query:
 
 
 def parse_query(expression: str | None, *, types: Sequence[str] = (), sort: str | None = None,
-                limit: int | None = None, seen: Sequence[str] = ()) -> Query:
+                limit: int | None = None, seen: Iterable[str] = ()) -> Query:
     """Check and parse an expression, ``--type`` shortcuts, ``--sort FIELD[:desc]`` and ``--limit``."""
     parts: list[Condition] = []
     if expression is not None and expression.strip():

@@ -118,8 +118,9 @@ def bundle_rows(path: Path, cache_dir: Path | None) -> list[Row]:
         stat = path.stat()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    stamp = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": VIEW_FORMAT}
-    view_file = cache_dir / f"query-view-{hashlib.sha256(stamp['path'].encode()).hexdigest()[:16]}.json"
+    resolved = str(path.resolve())
+    stamp = {"path": resolved, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": VIEW_FORMAT}
+    view_file = cache_dir / f"query-view-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}.json"
     try:
         kept = orjson.loads(view_file.read_bytes())
         if kept.get("stamp") == stamp:
