@@ -195,7 +195,7 @@ StoreFactory = Callable[[str, Mapping[str, Any], Path], Store]
 def _open_sqlite(name: str, entry: Mapping[str, Any], root: Path) -> Store:
     from tiops.stores.sqlite import SqliteStore
 
-    return SqliteStore(root / str(entry.get("path", ".tiops/store.sqlite")), target=name)
+    return SqliteStore(root / str(entry.get("path", ".tiops/store.sqlite")), target=name, as_of=_as_of(root))
 
 
 def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
@@ -210,7 +210,15 @@ def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
             f"target {name!r}: environment variable {variable} is not set",
             hint=f"export {variable}='postgresql://user@host:5432/dbname' (credentials never go in tiops.yaml)",
         )
-    return PostgresStore(dsn, target=name)
+    return PostgresStore(dsn, target=name, as_of=_as_of(root))
+
+
+def _as_of(root: Path) -> str | None:
+    """The build's as-of time (the HEAD commit's time, as compile uses): the moment
+    ThreatIntelIndicators.IsActive compares valid_until with."""
+    from tiops.gitrepo import head_commit_time
+
+    return head_commit_time(root)
 
 
 def _open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> Store:

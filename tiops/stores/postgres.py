@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import socket
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 
 from tiops.stores import LockHeld, ObjectError, StoredVersion, StoreError, TransientStoreError
+from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
 
 # First key of the two-key advisory lock: "tiops" in ASCII, so it does not clash with other apps.
@@ -29,8 +30,9 @@ def _pg(statement: str) -> str:
 class PostgresStore:
     supports_delete = True
 
-    def __init__(self, dsn: str, *, target: str) -> None:
+    def __init__(self, dsn: str, *, target: str, as_of: str | None = None) -> None:
         self.target = target
+        self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
         self._dsn = dsn
         self._lock_key = zlib.crc32(target.encode()) & 0x7FFFFFFF
         self._lock_conn: psycopg.Connection[Any] | None = None
@@ -40,6 +42,20 @@ class PostgresStore:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
             for statement in shared.schema_statements("BOOLEAN", "TRUE", "FALSE"):
                 self._conn.execute(statement)
+            legacy_table = self._conn.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_name = 'threatintelligenceindicator' AND table_type = 'BASE TABLE'"
+            ).fetchone()
+            if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
+                self._conn.execute("DROP TABLE ThreatIntelligenceIndicator")
+            for statement in tables.schema_statements(tables.POSTGRES):
+                self._conn.execute(statement)
+            if legacy_table:
+                objects = [orjson.loads(text) for (text,) in self._conn.execute("SELECT object FROM stix_current")]
+                with self._conn.cursor() as cursor:
+                    for statement, params in tables.sentinel_rows(objects, as_of, tables.POSTGRES).statements(tables.POSTGRES):
+                        if params:
+                            cursor.executemany(statement, params)
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -64,28 +80,36 @@ class PostgresStore:
 
     def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
         rows = shared.version_rows(objects)
-        indicators = [shared.indicator_row(obj) for obj in objects if obj["type"] == "indicator"]
         self._run_batch([
             (_pg(shared.INSERT_VERSION), rows),
             (_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows),
-            (_pg(shared.upsert_indicator_sql()), indicators),
-        ])
+        ], then=lambda cursor: self._sentinel_statements(cursor, objects))
         return []
+
+    def _sentinel_statements(self, cursor: psycopg.Cursor[Any], objects: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        ids = sorted({obj["id"] for obj in objects})
+        current = dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
+        return tables.sentinel_rows(tables.current_only(objects, current), self.as_of, tables.POSTGRES).statements(tables.POSTGRES)
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
         self._run_batch([
             ("DELETE FROM stix_versions WHERE id = %s", rows),
             ("DELETE FROM stix_current WHERE id = %s", rows),
-            ("DELETE FROM ThreatIntelligenceIndicator WHERE IndicatorId = %s", rows),
+            *tables.delete_statements(tables.POSTGRES, rows),
         ])
         return []
 
-    def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]],
+                   then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None) -> None:
+        """Run ``statements`` in one transaction, then those ``then`` computes from its results."""
         try:
             connection = self._data()
             with connection.transaction(), connection.cursor() as cursor:
                 for statement, rows in statements:
+                    if rows:
+                        cursor.executemany(statement, rows)
+                for statement, rows in then(cursor) if then is not None else []:
                     if rows:
                         cursor.executemany(statement, rows)
         except psycopg.OperationalError as error:  # dropped connection, server shutting down
@@ -113,6 +137,8 @@ class PostgresStore:
             "ON CONFLICT (target) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid",
             (self.target, holder, socket.gethostname(), os.getpid()),
         )
+        if self.as_of is not None:  # indicators that expired since the last apply
+            self._data().execute(tables.refresh_active_sql(tables.POSTGRES), (self.as_of, self.as_of))
 
     def release_lock(self) -> None:
         if self._lock_conn is None:

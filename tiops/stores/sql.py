@@ -6,53 +6,22 @@ Tables (the same in both stores):
   version is the object's ``modified`` (``created`` or '' for unversioned objects).
 * ``stix_current``: the current version of each object, kept in step by tiops in
   the same transaction as ``stix_versions``.
-* ``ThreatIntelligenceIndicator``: one flat row per current indicator with the
-  columns of Microsoft Sentinel's table of that name where they apply.
+* ``ThreatIntelIndicators``, ``ThreatIntelObjects`` and the legacy
+  ``ThreatIntelligenceIndicator`` view: Microsoft Sentinel's tables
+  (tiops.stores.sentinel_tables).
 * ``tiops_lock``: who holds a target's apply lock.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
-from tiops.stix import SOURCE_EXTENSION_ID, tlp_level
 from tiops.stores import StoredVersion, content_digest, parse_timestamp, version_key
 
 WRITTEN_BY_TIOPS = "tiops"
-
-# Columns of Sentinel's ThreatIntelligenceIndicator table that a STIX indicator fills.
-INDICATOR_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("IndicatorId", "TEXT PRIMARY KEY"),
-    ("ExternalIndicatorId", "TEXT"),
-    ("SourceSystem", "TEXT"),
-    ("IndicatorProvider", "TEXT"),
-    ("Description", "TEXT"),
-    ("ThreatType", "TEXT"),
-    ("ConfidenceScore", "REAL"),
-    ("ExpirationDateTime", "TEXT"),
-    ("TimeGenerated", "TEXT"),
-    ("Active", "{bool}"),
-    ("TrafficLightProtocolLevel", "TEXT"),
-    ("Tags", "TEXT"),
-    ("KillChainPhases", "TEXT"),
-    ("MalwareNames", "TEXT"),
-    ("NetworkIP", "TEXT"),
-    ("NetworkSourceIP", "TEXT"),
-    ("NetworkDestinationIP", "TEXT"),
-    ("NetworkCidrBlock", "TEXT"),
-    ("DomainName", "TEXT"),
-    ("Url", "TEXT"),
-    ("EmailSenderAddress", "TEXT"),
-    ("EmailSubject", "TEXT"),
-    ("FileName", "TEXT"),
-    ("FileHashType", "TEXT"),
-    ("FileHashValue", "TEXT"),
-    ("UserAgent", "TEXT"),
-)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stix_versions (
@@ -78,9 +47,6 @@ CREATE TABLE IF NOT EXISTS stix_current (
     object TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stix_current_type ON stix_current (type);
-CREATE TABLE IF NOT EXISTS ThreatIntelligenceIndicator (
-    {indicator_columns}
-);
 CREATE TABLE IF NOT EXISTS tiops_lock (
     target TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -116,19 +82,8 @@ SELECT_MANIFEST = (
 
 
 def schema_statements(bool_type: str, true: str, false: str) -> list[str]:
-    columns = ",\n    ".join(f"{name} {kind.format(bool=bool_type)}" for name, kind in INDICATOR_COLUMNS)
-    text = SCHEMA.format(bool=bool_type, false=false, indicator_columns=columns)
+    text = SCHEMA.format(bool=bool_type, false=false)
     return [statement.strip() for statement in text.split(";") if statement.strip()]
-
-
-def upsert_indicator_sql() -> str:
-    names = [name for name, _ in INDICATOR_COLUMNS]
-    updates = ", ".join(f"{name} = excluded.{name}" for name in names[1:])
-    return (
-        f"INSERT INTO ThreatIntelligenceIndicator ({', '.join(names)}) "
-        f"VALUES ({', '.join('?' for _ in names)}) "
-        f"ON CONFLICT (IndicatorId) DO UPDATE SET {updates}"
-    )
 
 
 def version_sort_key(version: str) -> str:
@@ -161,50 +116,3 @@ def manifest_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, StoredVersion
             version, digest, bool(revoked), written_by == WRITTEN_BY_TIOPS, bool(managed)
         )
     return manifest
-
-
-_COMPARISON = re.compile(r"([a-z0-9-]+):([A-Za-z0-9_.'\-]+)\s*=\s*'((?:[^'\\]|\\.)*)'")
-_HASH = re.compile(r"^hashes\.'?([A-Za-z0-9-]+)'?$")
-_PATTERN_COLUMNS = {
-    ("ipv4-addr", "value"): "NetworkIP",
-    ("ipv6-addr", "value"): "NetworkIP",
-    ("network-traffic", "src_ref.value"): "NetworkSourceIP",
-    ("network-traffic", "dst_ref.value"): "NetworkDestinationIP",
-    ("domain-name", "value"): "DomainName",
-    ("url", "value"): "Url",
-    ("email-addr", "value"): "EmailSenderAddress",
-    ("email-message", "from_ref.value"): "EmailSenderAddress",
-    ("email-message", "subject"): "EmailSubject",
-    ("file", "name"): "FileName",
-}
-
-
-def indicator_row(obj: dict[str, Any]) -> tuple[Any, ...]:
-    """One ThreatIntelligenceIndicator row for a STIX indicator (observables read from its pattern)."""
-    values: dict[str, Any] = {
-        "IndicatorId": obj["id"],
-        "ExternalIndicatorId": obj["id"],
-        "SourceSystem": ((obj.get("extensions") or {}).get(SOURCE_EXTENSION_ID) or {}).get("source_system"),
-        "IndicatorProvider": obj.get("created_by_ref"),
-        "Description": obj.get("description") or obj.get("name"),
-        "ThreatType": ",".join(obj.get("indicator_types") or []) or None,
-        "ConfidenceScore": obj.get("confidence"),
-        "ExpirationDateTime": obj.get("valid_until"),
-        "TimeGenerated": obj.get("modified"),
-        "Active": not obj.get("revoked", False),
-        "TrafficLightProtocolLevel": tlp_level(obj.get("object_marking_refs")),
-        "Tags": ",".join(obj.get("labels") or []) or None,
-        "KillChainPhases": ",".join(
-            f"{p.get('kill_chain_name')}:{p.get('phase_name')}" for p in obj.get("kill_chain_phases") or []
-        ) or None,
-    }
-    if obj.get("pattern_type", "stix") == "stix":
-        for stix_type, prop, value in _COMPARISON.findall(str(obj.get("pattern", ""))):
-            column = _PATTERN_COLUMNS.get((stix_type, prop))
-            hash_match = _HASH.match(prop) if stix_type == "file" else None
-            if column and column not in values:
-                values[column] = value
-            elif hash_match and "FileHashValue" not in values:
-                values["FileHashType"] = hash_match.group(1).replace("-", "")
-                values["FileHashValue"] = value
-    return tuple(values.get(name) for name, _ in INDICATOR_COLUMNS)

@@ -12,15 +12,17 @@ from typing import Any
 import orjson
 
 from tiops.stores import LockHeld, ObjectError, StoredVersion, TransientStoreError, process_alive
+from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
 
 
 class SqliteStore:
     supports_delete = True
 
-    def __init__(self, path: Path, *, target: str = "local") -> None:
+    def __init__(self, path: Path, *, target: str = "local", as_of: str | None = None) -> None:
         self.path = path
         self.target = target
+        self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -29,6 +31,16 @@ class SqliteStore:
         with self._transaction():
             for statement in shared.schema_statements("INTEGER", "1", "0"):
                 self._db.execute(statement)
+            legacy_table = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ThreatIntelligenceIndicator'"
+            ).fetchone()
+            if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
+                self._db.execute("DROP TABLE ThreatIntelligenceIndicator")
+            for statement in tables.schema_statements(tables.SQLITE):
+                self._db.execute(statement)
+            if legacy_table:
+                objects = [orjson.loads(text) for (text,) in self._db.execute("SELECT object FROM stix_current")]
+                self._write_sentinel_rows(objects)
         self._lock_holder: str | None = None
 
     def _transaction(self) -> _Transaction:
@@ -48,15 +60,25 @@ class SqliteStore:
 
     def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
         rows = shared.version_rows(objects)
-        indicators = [shared.indicator_row(obj) for obj in objects if obj["type"] == "indicator"]
         try:
             with self._transaction():
                 self._db.executemany(shared.INSERT_VERSION, rows)
                 self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
-                self._db.executemany(shared.upsert_indicator_sql(), indicators)
+                current: dict[str, str] = {}
+                ids = sorted({obj["id"] for obj in objects})
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    marks = ",".join("?" for _ in chunk)
+                    current.update(self._db.execute(f"SELECT id, version FROM stix_current WHERE id IN ({marks})", chunk))
+                self._write_sentinel_rows(tables.current_only(objects, current))
         except sqlite3.OperationalError as error:  # "database is locked" and the like
             raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
         return []
+
+    def _write_sentinel_rows(self, objects: Sequence[dict[str, Any]]) -> None:
+        for statement, params in tables.sentinel_rows(objects, self.as_of, tables.SQLITE).statements(tables.SQLITE):
+            if params:
+                self._db.executemany(statement, params)
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
@@ -64,7 +86,8 @@ class SqliteStore:
             with self._transaction():
                 self._db.executemany("DELETE FROM stix_versions WHERE id = ?", rows)
                 self._db.executemany("DELETE FROM stix_current WHERE id = ?", rows)
-                self._db.executemany("DELETE FROM ThreatIntelligenceIndicator WHERE IndicatorId = ?", rows)
+                for statement, params in tables.delete_statements(tables.SQLITE, rows):
+                    self._db.executemany(statement, params)
         except sqlite3.OperationalError as error:
             raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
         return []
@@ -83,6 +106,8 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO tiops_lock (target, holder, host, pid) VALUES (?, ?, ?, ?)",
                 (self.target, holder, host, pid),
             )
+            if self.as_of is not None:  # indicators that expired since the last apply
+                self._db.execute(tables.refresh_active_sql(tables.SQLITE), (self.as_of, self.as_of))
         self._lock_holder = holder
 
     def release_lock(self) -> None:

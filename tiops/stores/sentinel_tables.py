@@ -1,0 +1,258 @@
+"""Microsoft Sentinel's threat-intelligence tables in the SQL stores.
+
+Sentinel moved threat intelligence to two tables in 2025: ``ThreatIntelIndicators``
+(one row per observable of each indicator) and ``ThreatIntelObjects`` (every other
+STIX object), and stopped filling the legacy ``ThreatIntelligenceIndicator`` table on
+31 August 2025. The SQLite and PostgreSQL stores keep both new tables, with the
+columns of Microsoft's table reference (docs/targets.md says which tiops fills), and
+``ThreatIntelligenceIndicator`` as a view over them, so old queries still run.
+
+Observable values are unescaped (STIX 2.1 section 9.2: ``\\'`` and ``\\\\`` are escapes,
+not text), so ``C:\\Windows\\evil.exe`` is stored as Windows writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tiops.observables import pattern_observables
+from tiops.stix import SOURCE_EXTENSION_ID, tlp_level
+from tiops.stores import parse_timestamp, version_key
+
+LAST_UPDATE_METHOD = "tiops"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between SQLite and PostgreSQL in these tables."""
+
+    name: str
+    bool_type: str
+    time_type: str
+    json_type: str
+    param: str
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", self.param)
+
+
+SQLITE = Dialect("sqlite", "INTEGER", "TEXT", "TEXT", "?")
+POSTGRES = Dialect("postgres", "BOOLEAN", "TIMESTAMPTZ", "JSONB", "%s")
+
+# (column, type) of ThreatIntelIndicators, in the order of Microsoft's table reference.
+INDICATOR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("TenantId", "TEXT"), ("TimeGenerated", "{time}"), ("Id", "TEXT NOT NULL"), ("Type", "TEXT NOT NULL"),
+    ("ObservableKey", "TEXT"), ("ObservableValue", "TEXT"), ("Pattern", "TEXT"), ("PatternType", "TEXT"),
+    ("Confidence", "INTEGER"), ("Created", "{time}"), ("Modified", "{time}"), ("ValidFrom", "{time}"),
+    ("ValidUntil", "{time}"), ("IsActive", "{bool} NOT NULL"), ("IsDeleted", "{bool} NOT NULL"),
+    ("LastUpdateMethod", "TEXT"), ("SourceSystem", "TEXT"), ("Tags", "{json}"), ("AdditionalFields", "{json}"),
+    ("Data", "{json} NOT NULL"),
+)  # fmt: skip
+OBJECT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("TenantId", "TEXT"), ("TimeGenerated", "{time}"), ("Id", "TEXT PRIMARY KEY"), ("Type", "TEXT NOT NULL"),
+    ("StixType", "TEXT NOT NULL"), ("IsDeleted", "{bool} NOT NULL"), ("LastUpdateMethod", "TEXT"),
+    ("SourceSystem", "TEXT"), ("Tags", "{json}"), ("Data", "{json} NOT NULL"),
+)  # fmt: skip
+# What the legacy table had that the new ones do not: kept per indicator for the view.
+LEGACY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("IndicatorId", "TEXT PRIMARY KEY"), ("ExternalIndicatorId", "TEXT"), ("SourceSystem", "TEXT"),
+    ("IndicatorProvider", "TEXT"), ("Description", "TEXT"), ("ThreatType", "TEXT"), ("ConfidenceScore", "REAL"),
+    ("ExpirationDateTime", "TEXT"), ("TimeGenerated", "TEXT"), ("Active", "{bool}"),
+    ("TrafficLightProtocolLevel", "TEXT"), ("Tags", "TEXT"), ("KillChainPhases", "TEXT"),
+)  # fmt: skip
+# Legacy observable columns, read back from ThreatIntelIndicators' ObservableKey.
+_LEGACY_OBSERVABLES: tuple[tuple[str, str], ...] = (
+    ("NetworkIP", "ObservableKey IN ('ipv4-addr:value', 'ipv6-addr:value')"),
+    ("NetworkSourceIP", "ObservableKey = 'network-traffic:src_ref.value'"),
+    ("NetworkDestinationIP", "ObservableKey = 'network-traffic:dst_ref.value'"),
+    ("DomainName", "ObservableKey = 'domain-name:value'"),
+    ("Url", "ObservableKey = 'url:value'"),
+    ("EmailSenderAddress", "ObservableKey IN ('email-addr:value', 'email-message:from_ref.value')"),
+    ("EmailSubject", "ObservableKey = 'email-message:subject'"),
+    ("FileName", "ObservableKey = 'file:name'"),
+)
+_NEVER_FILLED = ("NetworkCidrBlock", "MalwareNames", "UserAgent")
+
+
+def _columns(columns: Sequence[tuple[str, str]], dialect: Dialect) -> str:
+    return ",\n    ".join(
+        f"{name} {kind.format(bool=dialect.bool_type, time=dialect.time_type, json=dialect.json_type)}"
+        for name, kind in columns
+    )
+
+
+def legacy_view_sql(dialect: Dialect) -> str:
+    observed = ",\n        ".join(f"MIN(CASE WHEN {test} THEN ObservableValue END) AS {name}" for name, test in _LEGACY_OBSERVABLES)
+    hashes = "ObservableKey LIKE 'file:hashes.%'"
+    legacy = ", ".join(f"l.{name}" for name, _ in LEGACY_COLUMNS)
+    picked = ", ".join(f"o.{name}" for name, _ in _LEGACY_OBSERVABLES)
+    empty = ", ".join(f"CAST(NULL AS TEXT) AS {name}" for name in _NEVER_FILLED)
+    create = "CREATE OR REPLACE VIEW" if dialect is POSTGRES else "CREATE VIEW IF NOT EXISTS"
+    return f"""{create} ThreatIntelligenceIndicator AS
+SELECT {legacy}, {picked}, o.FileHashType, o.FileHashValue, {empty}
+FROM tiops_indicator_legacy l LEFT JOIN (
+    SELECT Id,
+        {observed},
+        MIN(CASE WHEN {hashes} THEN REPLACE(REPLACE(SUBSTR(ObservableKey, 13), '''', ''), '-', '') END) AS FileHashType,
+        MIN(CASE WHEN {hashes} THEN ObservableValue END) AS FileHashValue
+    FROM ThreatIntelIndicators GROUP BY Id
+) o ON o.Id = l.IndicatorId"""
+
+
+def schema_statements(dialect: Dialect) -> list[str]:
+    """The tables, indexes and the legacy view (run after a legacy table is dropped)."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS ThreatIntelIndicators (\n    {_columns(INDICATOR_COLUMNS, dialect)}\n)",
+        "CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Id ON ThreatIntelIndicators (Id)",
+        "CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Value ON ThreatIntelIndicators (ObservableValue)",
+        f"CREATE TABLE IF NOT EXISTS ThreatIntelObjects (\n    {_columns(OBJECT_COLUMNS, dialect)}\n)",
+        "CREATE INDEX IF NOT EXISTS ThreatIntelObjects_StixType ON ThreatIntelObjects (StixType)",
+        f"CREATE TABLE IF NOT EXISTS tiops_indicator_legacy (\n    {_columns(LEGACY_COLUMNS, dialect)}\n)",
+        legacy_view_sql(dialect),
+    ]
+
+
+def _insert(table: str, columns: Sequence[tuple[str, str]], dialect: Dialect, upsert_key: str | None = None) -> str:
+    names = [name for name, _ in columns]
+    statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+    if upsert_key is not None:
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != upsert_key)
+        statement += f" ON CONFLICT ({upsert_key}) DO UPDATE SET {updates}"
+    return dialect.sql(statement)
+
+
+@dataclass(frozen=True)
+class SentinelRows:
+    """The rows a batch of current objects gives, and the statements that write them."""
+
+    ids: list[tuple[str]]
+    indicators: list[tuple[Any, ...]]
+    objects: list[tuple[Any, ...]]
+    legacy: list[tuple[Any, ...]]
+
+    def statements(self, dialect: Dialect) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Delete the ids' old rows, then insert the new ones (one transaction with the versions)."""
+        return [
+            *delete_statements(dialect, self.ids),
+            (_insert("ThreatIntelIndicators", INDICATOR_COLUMNS, dialect), self.indicators),
+            (_insert("ThreatIntelObjects", OBJECT_COLUMNS, dialect), self.objects),
+            (_insert("tiops_indicator_legacy", LEGACY_COLUMNS, dialect), self.legacy),
+        ]
+
+
+def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    return [
+        (dialect.sql("DELETE FROM ThreatIntelIndicators WHERE Id = ?"), list(ids)),
+        (dialect.sql("DELETE FROM ThreatIntelObjects WHERE Id = ?"), list(ids)),
+        (dialect.sql("DELETE FROM tiops_indicator_legacy WHERE IndicatorId = ?"), list(ids)),
+    ]
+
+
+def sentinel_rows(objects: Sequence[dict[str, Any]], as_of: str | None, dialect: Dialect) -> SentinelRows:
+    """Rows for the current versions ``objects`` (the caller passes only current ones)."""
+    indicators: list[tuple[Any, ...]] = []
+    others: list[tuple[Any, ...]] = []
+    legacy: list[tuple[Any, ...]] = []
+    for obj in objects:
+        if obj["type"] == "indicator":
+            indicators.extend(indicator_rows(obj, as_of, dialect))
+            legacy.append(legacy_row(obj))
+        else:
+            others.append(object_row(obj, dialect))
+    return SentinelRows([(obj["id"],) for obj in objects], indicators, others, legacy)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _source(obj: dict[str, Any]) -> str | None:
+    value = ((obj.get("extensions") or {}).get(SOURCE_EXTENSION_ID) or {}).get("source_system")
+    return value if isinstance(value, str) else None
+
+
+def _tags(obj: dict[str, Any]) -> str | None:
+    labels = obj.get("labels")
+    return _json(labels) if labels else None
+
+
+def is_active(obj: dict[str, Any], as_of: str | None) -> bool:
+    """Not revoked, and not expired at the build's as-of time (STIX 2.1 section 4.7: valid_until)."""
+    if obj.get("revoked", False):
+        return False
+    valid_until = obj.get("valid_until")
+    if as_of is None or not isinstance(valid_until, str):
+        return True
+    until, moment = parse_timestamp(valid_until), parse_timestamp(as_of)
+    return until is None or moment is None or until > moment
+
+
+def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> list[tuple[Any, ...]]:
+    """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
+    every value of an OR or IN kept; one row without an observable when there is none."""
+    pairs: list[tuple[str | None, str | None]] = []
+    if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
+        pairs = list(dict.fromkeys((o.key, o.value) for o in pattern_observables(obj["pattern"]) if o.is_equality))
+    common = {
+        "TenantId": None, "TimeGenerated": obj.get("modified"), "Id": obj["id"], "Type": "ThreatIntelIndicators",
+        "Pattern": obj.get("pattern"), "PatternType": obj.get("pattern_type"), "Confidence": obj.get("confidence"),
+        "Created": obj.get("created"), "Modified": obj.get("modified"), "ValidFrom": obj.get("valid_from"),
+        "ValidUntil": obj.get("valid_until"), "IsActive": is_active(obj, as_of),
+        "IsDeleted": bool(obj.get("revoked", False)), "LastUpdateMethod": LAST_UPDATE_METHOD,
+        "SourceSystem": _source(obj), "Tags": _tags(obj), "AdditionalFields": None, "Data": _json(obj),
+    }  # fmt: skip
+    rows = []
+    for key, value in pairs or [(None, None)]:
+        values = {**common, "ObservableKey": key, "ObservableValue": value}
+        rows.append(tuple(values[name] for name, _ in INDICATOR_COLUMNS))
+    return rows
+
+
+def object_row(obj: dict[str, Any], dialect: Dialect) -> tuple[Any, ...]:
+    values = {
+        "TenantId": None, "TimeGenerated": obj.get("modified") or obj.get("created"), "Id": obj["id"],
+        "Type": "ThreatIntelObjects", "StixType": obj["type"], "IsDeleted": bool(obj.get("revoked", False)),
+        "LastUpdateMethod": LAST_UPDATE_METHOD, "SourceSystem": _source(obj), "Tags": _tags(obj), "Data": _json(obj),
+    }  # fmt: skip
+    return tuple(values[name] for name, _ in OBJECT_COLUMNS)
+
+
+def legacy_row(obj: dict[str, Any]) -> tuple[Any, ...]:
+    values: dict[str, Any] = {
+        "IndicatorId": obj["id"],
+        "ExternalIndicatorId": obj["id"],
+        "SourceSystem": _source(obj),
+        "IndicatorProvider": obj.get("created_by_ref"),
+        "Description": obj.get("description") or obj.get("name"),
+        "ThreatType": ",".join(obj.get("indicator_types") or []) or None,
+        "ConfidenceScore": obj.get("confidence"),
+        "ExpirationDateTime": obj.get("valid_until"),
+        "TimeGenerated": obj.get("modified"),
+        "Active": not obj.get("revoked", False),
+        "TrafficLightProtocolLevel": tlp_level(obj.get("object_marking_refs")),
+        "Tags": ",".join(obj.get("labels") or []) or None,
+        "KillChainPhases": ",".join(
+            f"{p.get('kill_chain_name')}:{p.get('phase_name')}" for p in obj.get("kill_chain_phases") or []
+        ) or None,
+    }
+    return tuple(values[name] for name, _ in LEGACY_COLUMNS)
+
+
+def refresh_active_sql(dialect: Dialect) -> str:
+    """Bring IsActive to a new as-of time for rows no write touched (one parameter: as-of)."""
+    if dialect is POSTGRES:
+        active = "(NOT IsDeleted AND (ValidUntil IS NULL OR ValidUntil > %s::timestamptz))"
+    else:
+        active = "(CASE WHEN IsDeleted THEN 0 WHEN ValidUntil IS NULL THEN 1 WHEN julianday(ValidUntil) > julianday(?) THEN 1 ELSE 0 END)"
+    return f"UPDATE ThreatIntelIndicators SET IsActive = {active} WHERE IsActive <> {active}"
+
+
+def current_only(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[dict[str, Any]]:
+    """The objects that are their id's current version after a write (an older version
+    written for history leaves the Sentinel tables as they are)."""
+    latest = {obj["id"]: obj for obj in objects if current_versions.get(obj["id"]) == version_key(obj)}
+    return list(latest.values())
