@@ -120,14 +120,14 @@ def test_rewriting_and_deleting_replace_the_rows(database: Database) -> None:
     database.store.write_versions(OBJECTS)
     changed = {**OBJECTS[0], "modified": "2025-02-01T00:00:00.000Z", "pattern": "[ipv4-addr:value = '192.0.2.9']"}
     database.store.write_versions([changed])
-    assert database.run("SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = '%s'" % changed["id"]) == [("192.0.2.9",)]
+    assert database.run(f"SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = '{changed['id']}'") == [("192.0.2.9",)]
     # An older version written afterwards (history) does not replace the current rows.
     database.store.write_versions([OBJECTS[0]])
-    assert database.run("SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = '%s'" % changed["id"]) == [("192.0.2.9",)]
+    assert database.run(f"SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = '{changed['id']}'") == [("192.0.2.9",)]
     database.store.delete_objects([changed["id"], OBJECTS[6]["id"]])
-    assert database.run("SELECT COUNT(*) FROM ThreatIntelIndicators WHERE Id = '%s'" % changed["id"]) == [(0,)]
-    assert database.run("SELECT COUNT(*) FROM ThreatIntelObjects WHERE Id = '%s'" % OBJECTS[6]["id"]) == [(0,)]
-    assert database.run("SELECT COUNT(*) FROM ThreatIntelligenceIndicator WHERE IndicatorId = '%s'" % changed["id"]) == [(0,)]
+    assert database.run(f"SELECT COUNT(*) FROM ThreatIntelIndicators WHERE Id = '{changed['id']}'") == [(0,)]
+    assert database.run(f"SELECT COUNT(*) FROM ThreatIntelObjects WHERE Id = '{OBJECTS[6]['id']}'") == [(0,)]
+    assert database.run(f"SELECT COUNT(*) FROM ThreatIntelligenceIndicator WHERE IndicatorId = '{changed['id']}'") == [(0,)]
 
 
 def test_legacy_view_answers_old_queries_with_unescaped_values(database: Database) -> None:
