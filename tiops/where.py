@@ -62,15 +62,17 @@ QUERY_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "observable
                        "observable_type": "sco-type", "external_id": "any"})
 
 
-def parse_where(text: str, fields: Fields = TAG_FIELDS, seen: Iterable[str] = ()) -> Condition:
+def parse_where(text: str, fields: Fields | None = TAG_FIELDS, seen: Iterable[str] = ()) -> Condition:
     """The condition tree of ``text``, its fields and values checked against ``fields``
-    and the STIX properties; ``seen`` adds property names found in the data searched."""
+    and the STIX properties (``None``: the syntax only); ``seen`` adds property names
+    found in the data searched."""
     tokens = _tokenize(text)
     parser = _Parser(tokens, text)
     condition = parser.expr()
     if parser.position < len(tokens):
         raise UsageError(f"--where: unexpected {tokens[parser.position][1]!r} in {text!r}")
-    check_fields(condition, fields, seen)
+    if fields is not None:
+        check_fields(condition, fields, seen)
     return condition
 
 
@@ -196,6 +198,8 @@ class _Parser:
         if token == "(":
             self._take()
             inner = self.expr()
+            if self._peek() != ")":
+                raise UsageError(f"--where: missing ')' in {self.text!r}")
             if self._take()[1] != ")":
                 raise UsageError(f"--where: missing ')' in {self.text!r}")
             return inner

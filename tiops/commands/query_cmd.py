@@ -15,6 +15,7 @@ from tiops.errors import UsageError
 from tiops.query import Query, Row, group_counts, parse_query, select
 from tiops.query.sources import file_rows, repository_rows, target_rows
 from tiops.rules.conditions import MISSING, field_getter
+from tiops.where import parse_where
 
 FORMATS = ("table", "json", "csv", "ids")
 
@@ -56,6 +57,8 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
         raise UsageError("give either a BUNDLE.json or --target, not both")
     if group_by is not None and output_format == "ids":
         raise UsageError("--group-by counts values; it has no ids to print", hint="Use --format table, json or csv.")
+    if expression is not None:
+        parse_where(expression, fields=None)  # a syntax error is reported before anything is read
     if target is not None:
         rows = target_rows(root, target)
     elif bundle is not None:
