@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tiops.errors import UsageError
+from tiops.memory import paused_gc
 from tiops.observables import object_observables
 from tiops.stix import source_of, timestamp_key
 
@@ -34,14 +34,18 @@ VIEW_FORMAT = 1
 DERIVED_FIELDS = ("observable", "observable_type", "external_id")
 
 
-@dataclass(slots=True)
 class Row:
     """One object as a condition sees it: ``data`` is the object plus the derived fields."""
 
-    obj: dict[str, Any]
-    data: dict[str, Any]
-    source: str | None
-    file: str = ""
+    __slots__ = ("obj", "data")
+    file = ""  # compiled objects have no file
+
+    def __init__(self, obj: dict[str, Any], data: dict[str, Any]) -> None:
+        self.obj, self.data = obj, data
+
+    @property
+    def source(self) -> str | None:
+        return source_of(self.obj)
 
     @property
     def id(self) -> str:
@@ -84,10 +88,10 @@ def _version(obj: Mapping[str, Any]) -> tuple[str, str]:
 def make_rows(objects: Iterable[dict[str, Any]], derived: Mapping[int, dict[str, list[str]]] | None = None) -> list[Row]:
     """Rows of the latest versions; ``derived`` (by position) skips reading patterns again."""
     rows = []
-    for index, obj in enumerate(objects):
-        extra = derived.get(index) if derived is not None else derived_fields(obj)
-        data = {**obj, **extra} if extra else obj
-        rows.append(Row(obj, data, source_of(obj)))
+    with paused_gc():
+        for index, obj in enumerate(objects):
+            extra = derived.get(index) if derived is not None else derived_fields(obj)
+            rows.append(Row(obj, {**obj, **extra} if extra else obj))
     return rows
 
 
@@ -98,7 +102,8 @@ def rows_from_objects(objects: Iterable[dict[str, Any]]) -> list[Row]:
 def read_bundle_objects(path: Path) -> list[dict[str, Any]]:
     """The objects of a STIX bundle file (a bundle, or a bare list of objects)."""
     try:
-        data = orjson.loads(path.read_bytes())
+        with paused_gc():
+            data = orjson.loads(path.read_bytes())
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
     except orjson.JSONDecodeError as error:
@@ -122,7 +127,8 @@ def bundle_rows(path: Path, cache_dir: Path | None) -> list[Row]:
     stamp = {"path": resolved, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": VIEW_FORMAT}
     view_file = cache_dir / f"query-view-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}.json"
     try:
-        kept = orjson.loads(view_file.read_bytes())
+        with paused_gc():  # a hundred thousand acyclic dicts: nothing for the collector to find
+            kept = orjson.loads(view_file.read_bytes())
         if kept.get("stamp") == stamp:
             derived = {int(k): v for k, v in kept["derived"].items()}
             return make_rows(kept["objects"], derived)
