@@ -37,7 +37,7 @@ DERIVED_FIELDS = ("observable", "observable_type", "external_id")
 class Row:
     """One object as a condition sees it: ``data`` is the object plus the derived fields."""
 
-    __slots__ = ("obj", "data")
+    __slots__ = ("data", "obj")
     file = ""  # compiled objects have no file
 
     def __init__(self, obj: dict[str, Any], data: dict[str, Any]) -> None:
