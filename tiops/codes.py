@@ -32,6 +32,8 @@ _CODES = [
     Code("TI106", "file-unreadable", Severity.ERROR, "The file cannot be read as UTF-8 text.", "Save the file as UTF-8."),
     Code("TI110", "config-invalid", Severity.ERROR, "tiops.yaml does not match its schema.", "See docs/format.md for the keys tiops.yaml accepts."),
     Code("TI111", "defaults-invalid", Severity.ERROR, "_defaults.yaml does not match its schema.", "A _defaults.yaml has only 'defaults:' (a mapping) and 'source:' (a string)."),
+    Code("TI140", "report-panel-invalid", Severity.ERROR, "A panel of report.yaml is not a valid panel definition.", "A panel has a title, an optional query, group-by (or bars), chart: bar, table or timeline, and a limit of 1 or more (docs/review.md#report-panels)."),
+    Code("TI141", "report-panel-query-invalid", Severity.ERROR, "A panel's query or field is not valid in the query language.", "Fix the expression or field name as the message says; the language is described in docs/query.md."),
     Code("TI120", "id-derived", Severity.INFO, "The object has no id; tiops derived a stable one.", "Write the derived id into the file to pin it: renaming the object would otherwise change its id."),
     Code("TI130", "deprecated-key", Severity.WARNING, "tiops.yaml uses the old spelling of a key.", "Rename the key as the message says; the old spelling still works for now."),
     # STIX object content

@@ -34,6 +34,8 @@ from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import IntelObject, load_repo
 from tiops.progress import Progress, no_progress
+from tiops.query import Row, rows_from_objects
+from tiops.report.panels import Panel, load_panels, panel_data
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.stix import SOURCE_EXTENSION_ID, TLP1_MARKINGS, TLP2_MARKINGS
 from tiops.validate import validate_repo
@@ -44,7 +46,6 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
 }
 _EXPIRY_WINDOWS = (7, 30, 90)
 _CHART_ROWS = 15
-_MONTHS = 36
 _GRAPH_NEIGHBOURS = 24
 
 
@@ -102,8 +103,10 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     common = {"css": css, "as_of": as_of_text, "total": len(objects), "banner": banner}
 
     names = {obj["id"]: display_name(obj) for obj in objects}
+    query_rows = rows_from_objects(objects)
+    panels = load_panels(root, {key for row in query_rows for key in row.obj})  # before anything is written
     rows = [_row(obj, origins.get(obj["id"])) for obj in objects]
-    overview = _overview(objects, as_of_text)
+    overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
     browser_data = _script_json({"columns": _COLUMNS, "rows": [[row[c] for c in _COLUMNS] for row in rows]})
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
@@ -180,31 +183,22 @@ def _tlp(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _confidence_band(value: Any) -> str:
-    # STIX 2.1 Appendix A, the None/Low/Med/High scale.
-    if not isinstance(value, int):
-        return "not set"
-    if value == 0:
-        return "None (0)"
-    if value < 30:
-        return "Low (1-29)"
-    if value < 70:
-        return "Med (30-69)"
-    return "High (70-100)"
-
-
-def _overview(objects: list[dict[str, Any]], as_of: str | None) -> list[dict[str, Any]]:
-    content = [o for o in objects if o["type"] not in ("marking-definition", "extension-definition")]
-    indicators = [o for o in content if o["type"] == "indicator"]
-    charts = [
-        _chart("Objects by type", Counter(o["type"] for o in content)),
-        _chart("Indicators by indicator type (threat type)", Counter(t for o in indicators for t in o.get("indicator_types") or ("not set",))),
-        _chart("Objects by source", Counter(_source(o) or "not set" for o in content)),
-        _chart("Objects by TLP", Counter(_tlp(o) or "not set" for o in content)),
-        _chart("Objects by tag", Counter(str(t) for o in content for t in o.get("labels") or ())),
-        _chart("Objects by confidence band", Counter(_confidence_band(o.get("confidence")) for o in content), keep_order=True,
-               order=["High (70-100)", "Med (30-69)", "Low (1-29)", "None (0)", "not set"]),
-    ]
+def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,
+              names: dict[str, str]) -> list[dict[str, Any]]:
+    """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time."""
+    charts = []
+    for panel in panels:
+        data = panel_data(panel, query_rows)
+        if data["kind"] == "table" and "rows" in data:
+            charts.append({"title": panel.title, "kind": "objects", "hidden": data["hidden"], "bars": [],
+                           "rows": [{"name": names.get(o["id"], o["id"]), "type": o["type"], "href": _href(o["id"], "")}
+                                    for o in data["rows"]]})
+        elif data["kind"] == "table":
+            charts.append({"title": panel.title, "kind": "counts", "hidden": data["hidden"], "bars": [],
+                           "rows": [{"label": label, "count": count} for label, count in data["items"]]})
+        else:
+            charts.append(_bars(panel.title, data["items"], data.get("hidden", 0), data["total"]))
+    indicators = [o for o in objects if o["type"] == "indicator"]
     if as_of is not None:
         moment = _parse(as_of)
         expiring: Counter[str] = Counter()
@@ -217,12 +211,16 @@ def _overview(objects: list[dict[str, Any]], as_of: str | None) -> list[dict[str
                     expiring[f"within {days} days"] += 1
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
-    months = Counter(str(o.get("created", ""))[:7] for o in content if o.get("created"))
-    recent = sorted(months)[-_MONTHS:]
-    # The newest months are the ones shown; older ones are counted as hidden.
-    charts.append(_chart("Objects created per month", Counter({m: months[m] for m in recent}), keep_order=True,
-                         order=recent, newest=True))
     return charts
+
+
+def _bars(title: str, items: list[tuple[str, int]], hidden: int, total: int) -> dict[str, Any]:
+    top = max((count for _, count in items), default=0) or 1
+    bar_width = 420
+    bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
+            for index, (label, count) in enumerate(items)]
+    return {"title": title, "kind": "bars", "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
+            "total": total}
 
 
 def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order: Iterable[str] = (),
@@ -237,7 +235,7 @@ def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order:
     bar_width = 420
     bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
             for index, (label, count) in enumerate(items)]
-    return {"title": title, "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
+    return {"title": title, "kind": "bars", "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
             "total": sum(counts.values())}
 
 
