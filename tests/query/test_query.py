@@ -145,10 +145,11 @@ def test_compiled_view_is_kept_and_follows_the_bundle(repo: Path) -> None:
     assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0
     result = query(repo, "observable = 1.2.3.4", "--format", "ids")
     assert ids(result) == [OBJECTS[1]["id"]] and "compiled the repository in memory" not in result.stderr
-    views = list((repo / ".tiops" / "cache").glob("query-view-*.json"))
+    views = [p for p in (repo / ".tiops" / "cache").glob("query-view-*") if p.is_dir()]
     assert len(views) == 1
-    kept = json.loads(views[0].read_bytes())
-    assert kept["derived"]  # the observables were read once and kept
+    meta = json.loads((views[0] / "meta.json").read_bytes())
+    kept = json.loads((views[0] / meta["columns"]["observable"]).read_bytes())
+    assert ["203.0.113.45", "1.2.3.4"] in kept  # the observables were read once and kept, a column per field
     # A changed intel file makes the bundle stale: the query compiles in memory instead.
     changed = [dict(o) for o in OBJECTS]
     changed[1]["pattern"] = "[ipv4-addr:value = '5.6.7.8']"
@@ -194,3 +195,18 @@ def test_attack_ics_corpus_finds_t0865(corpora: Path, tmp_path: Path) -> None:
     by_type = {c["value"]: c["count"] for c in counts}
     everything = json.loads((corpora / "stix21" / "attack-ics-18.1.json").read_bytes())["objects"]
     assert by_type["attack-pattern"] == len({o["id"] for o in everything if o["type"] == "attack-pattern"})
+
+
+@pytest.mark.parametrize("args", [
+    ("observable = 1.2.3.4", "--format", "json"),
+    ("tags = c2 and tlp = amber", "--format", "csv", "--sort", "confidence:desc"),
+    ("external_id = T0865 or type = malware",),
+    ("--group-by", "observable_type", "--format", "json"),
+])
+def test_the_kept_view_answers_like_the_objects_it_was_made_from(repo: Path, args: tuple[str, ...]) -> None:
+    assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0
+    built = query(repo, *args)  # reads the bundle's objects and keeps the view
+    assert any((repo / ".tiops" / "cache").glob("query-view-*/meta.json"))
+    kept = query(repo, *args)  # reads only the columns it needs from the kept view
+    assert built.exit_code == kept.exit_code == 0
+    assert built.stdout == kept.stdout and built.stdout.strip()

@@ -12,8 +12,8 @@ import orjson
 
 from tiops.commands.common import handle_errors, repo_root
 from tiops.errors import UsageError
-from tiops.query import Query, Row, group_counts, parse_query, select
-from tiops.query.sources import file_rows, repository_rows, target_rows
+from tiops.query import Query, Row, group_counts, parse_query, query_fields, select
+from tiops.query.sources import file_view, repository_view, target_view
 from tiops.rules.conditions import MISSING, field_getter
 from tiops.where import parse_where
 
@@ -60,17 +60,19 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
     if expression is not None:
         parse_where(expression, fields=None)  # a syntax error is reported before anything is read
     if target is not None:
-        rows = target_rows(root, target)
+        view = target_view(root, target)
     elif bundle is not None:
-        rows = file_rows(bundle if bundle.is_absolute() else Path.cwd() / bundle, root)
+        view = file_view(bundle if bundle.is_absolute() else Path.cwd() / bundle, root)
     else:
-        rows, fresh = repository_rows(root)
+        view, fresh = repository_view(root)
         if not fresh:
             click.echo("tiops: note: compiled the repository in memory; 'tiops compile' first makes queries fast", err=True)
-    seen = _property_names(rows)
+    seen = view.property_names
     query = parse_query(expression, types=types, sort=sort, limit=None if group_by else limit, seen=seen)
     if group_by is not None:
         parse_query(None, sort=group_by, seen=seen)  # checks the field name
+    rows = view.rows(query_fields(query, group_by))
+    if group_by is not None:
         counts = group_counts(select(rows, Query(query.condition)), group_by, limit)
         click.echo(_render_counts(counts, output_format), nl=False)
         return
@@ -90,13 +92,6 @@ def _split_arguments(arguments: tuple[str, ...]) -> tuple[str | None, Path | Non
         else:
             raise UsageError(f"one expression at most; quote it as one argument: tiops query \"{' '.join(arguments)}\"")
     return expression, bundle
-
-
-def _property_names(rows: list[Row]) -> set[str]:
-    names: set[str] = set()
-    for row in rows:
-        names.update(row.obj)
-    return names
 
 
 def _label(obj: dict[str, Any]) -> str:

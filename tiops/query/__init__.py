@@ -15,18 +15,29 @@ from typing import Any
 import orjson
 
 from tiops.errors import UsageError
-from tiops.query.view import Row, bundle_rows, derived_fields, make_rows, rows_from_objects
+from tiops.query.view import (
+    EVERY_FIELD,
+    MemoryView,
+    Row,
+    View,
+    bundle_view,
+    derived_fields,
+    rows_from_objects,
+)
 from tiops.rules.conditions import MISSING, ConditionError, compile_condition, field_getter
 from tiops.where import QUERY_FIELDS, Condition, check_fields, parse_where
 
 __all__ = [
+    "EVERY_FIELD",
+    "MemoryView",
     "Query",
     "Row",
-    "bundle_rows",
+    "View",
+    "bundle_view",
     "derived_fields",
     "group_counts",
-    "make_rows",
     "parse_query",
+    "query_fields",
     "rows_from_objects",
     "select",
 ]
@@ -63,6 +74,23 @@ def parse_query(expression: str | None, *, types: Sequence[str] = (), sort: str 
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     return Query(condition, sort, descending, limit)
+
+
+def query_fields(query: Query, *more: str | None) -> set[str]:
+    """Every field a query (and the further fields ``more``, e.g. a group-by) reads."""
+    fields = {field for field in more if field is not None}
+    if query.sort is not None:
+        fields.add(query.sort)
+    pending: list[Any] = [query.condition] if query.condition is not None else []
+    while pending:
+        node = pending.pop()
+        if "field" in node:
+            fields.add(node["field"])
+        for key in ("all", "any"):
+            pending.extend(node.get(key, ()))
+        if "not" in node:
+            pending.append(node["not"])
+    return fields
 
 
 def select(rows: Sequence[Row], query: Query) -> list[Row]:

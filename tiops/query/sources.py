@@ -12,13 +12,13 @@ import orjson
 from tiops import build
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.errors import TiopsError, UsageError
-from tiops.query.view import Row, bundle_rows, rows_from_objects
+from tiops.query.view import MemoryView, View, bundle_view
 
 CACHE_DIR = Path(".tiops") / "cache"
 
 
-def repository_rows(root: Path) -> tuple[list[Row], bool]:
-    """The rows of the repository's compiled intel, and whether the bundle was fresh.
+def repository_view(root: Path) -> tuple[View, bool]:
+    """The view of the repository's compiled intel, and whether the bundle was fresh.
 
     The bundle ``tiops compile`` wrote (``<output>/bundle.json``) is used, through the
     kept view, when no intel, rule or config file is newer than it; otherwise the
@@ -28,19 +28,19 @@ def repository_rows(root: Path) -> tuple[list[Row], bool]:
     config = _config(root)
     bundle = root / config.output_dir / "bundle.json"
     if _is_fresh(bundle, config):
-        return bundle_rows(bundle, root / CACHE_DIR), True
+        return bundle_view(bundle, root / CACHE_DIR), True
     objects = orjson.loads(build(root).bundle)["objects"]
-    return rows_from_objects(objects), False
+    return MemoryView(objects), False
 
 
-def file_rows(path: Path, root: Path) -> list[Row]:
-    """The rows of a STIX bundle file (its view kept under the repository's .tiops/cache)."""
+def file_view(path: Path, root: Path) -> View:
+    """The view of a STIX bundle file (kept under the repository's .tiops/cache)."""
     if not path.is_file():
         raise UsageError(f"no such bundle file: {path}")
-    return bundle_rows(path, root / CACHE_DIR)
+    return bundle_view(path, root / CACHE_DIR)
 
 
-def target_rows(root: Path, name: str) -> list[Row]:
+def target_view(root: Path, name: str) -> View:
     """The current objects of a configured store target."""
     from tiops.stores import open_store
 
@@ -55,7 +55,7 @@ def target_rows(root: Path, name: str) -> list[Row]:
         objects = store.current_objects(ids)
     finally:
         store.close()
-    return rows_from_objects(objects[i] for i in ids if i in objects)
+    return MemoryView(objects[i] for i in ids if i in objects)
 
 
 def _config(root: Path) -> Config:

@@ -10,16 +10,20 @@ fields the query language adds to STIX properties (docs/query.md):
   ``CAPEC-112``, ``CVE-2024-3400``);
 * ``source``: the source system (tiops' source-system extension).
 
-Reading patterns is the costly part, so a view built from a bundle file is kept
-under ``.tiops/cache/`` beside the bundle's size and modification time, and the next
-query loads it in one read (the "compiled view").
+A view is columnar: one list per top-level property (and per added field), a value
+per row. A query reads only the columns its fields name, so "observable = 1.2.3.4"
+over 100k objects parses one column, not 100k objects. :class:`MemoryView` holds
+objects already in memory (a store's, a fresh in-memory compile, the report);
+:class:`StoredView` is kept on disk under ``.tiops/cache/`` for a bundle file, beside
+the bundle's size and modification time, and is built once per bundle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +34,29 @@ from tiops.memory import paused_gc
 from tiops.observables import object_observables
 from tiops.stix import source_of, timestamp_key
 
-VIEW_FORMAT = 1
+VIEW_FORMAT = 2
 DERIVED_FIELDS = ("observable", "observable_type", "external_id")
+SOURCE = "source"
+EVERY_FIELD = "*"
 
 
 class Row:
-    """One object as a condition sees it: ``data`` is the object plus the derived fields."""
+    """One object as a condition sees it: ``data`` holds the object's properties a
+    query asked for (or all of them) plus the added fields; ``obj`` is the STIX object."""
 
-    __slots__ = ("data", "obj")
+    __slots__ = ("data", "index", "source", "view")
     file = ""  # compiled objects have no file
 
-    def __init__(self, obj: dict[str, Any], data: dict[str, Any]) -> None:
-        self.obj, self.data = obj, data
+    def __init__(self, data: dict[str, Any], source: str | None, index: int, view: View) -> None:
+        self.data, self.source, self.index, self.view = data, source, index, view
 
     @property
-    def source(self) -> str | None:
-        return source_of(self.obj)
+    def obj(self) -> dict[str, Any]:
+        return self.view.object(self.index)
 
     @property
     def id(self) -> str:
-        return str(self.obj.get("id", ""))
+        return str(self.data.get("id", ""))
 
 
 def derived_fields(obj: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -67,6 +74,101 @@ def derived_fields(obj: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
+def column_names(fields: Iterable[str]) -> set[str]:
+    """The columns the fields of a query read (a dotted path reads its first step)."""
+    names = {"id", "type"}
+    for field in fields:
+        if field == EVERY_FIELD:
+            return {EVERY_FIELD}
+        head = field.split(".", 1)[0]
+        names.add({"tags": "labels", "tlp": "object_marking_refs"}.get(head, head))
+    return names
+
+
+class View:
+    """Columns of the latest version of each object, and the objects themselves."""
+
+    size: int
+    property_names: frozenset[str]
+
+    def column(self, name: str) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def object(self, index: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def rows(self, fields: Iterable[str]) -> list[Row]:
+        """Rows whose ``data`` holds the columns ``fields`` read (EVERY_FIELD: all of them)."""
+        names = column_names(fields)
+        if EVERY_FIELD in names:
+            names = set(self.property_names) | set(DERIVED_FIELDS) | {SOURCE}
+        wanted = sorted(n for n in names if n != SOURCE)
+        columns = [(name, self.column(name)) for name in wanted]
+        sources = self.column(SOURCE) if SOURCE in names else None
+        rows = []
+        with paused_gc():
+            for index in range(self.size):
+                data = {name: values[index] for name, values in columns if values[index] is not None}
+                rows.append(Row(data, sources[index] if sources is not None else None, index, self))
+        return rows
+
+
+class MemoryView(View):
+    """A view of objects in memory; columns are made when first asked for."""
+
+    def __init__(self, objects: Iterable[dict[str, Any]]) -> None:
+        self.objects = latest_versions(objects)
+        self.size = len(self.objects)
+        self.property_names = frozenset(key for obj in self.objects for key in obj)
+        self._columns: dict[str, list[Any]] = {}
+
+    def column(self, name: str) -> list[Any]:
+        if name not in self._columns:
+            if name == SOURCE:
+                self._columns[name] = [source_of(obj) for obj in self.objects]
+            elif name in DERIVED_FIELDS:
+                derived = [derived_fields(obj) for obj in self.objects]
+                for field in DERIVED_FIELDS:
+                    self._columns[field] = [d.get(field) for d in derived]
+            else:
+                self._columns[name] = [obj.get(name) for obj in self.objects]
+        return self._columns[name]
+
+    def object(self, index: int) -> dict[str, Any]:
+        return self.objects[index]
+
+
+class StoredView(View):
+    """A view kept on disk: ``meta.json`` (stamp, size, columns), one JSON list per
+    column, and ``objects.jsonl`` (one object per line) with its line offsets."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+        self.folder, self.meta = folder, meta
+        self.size = int(meta["size"])
+        self.property_names = frozenset(meta["properties"])
+        self._files: dict[str, str] = meta["columns"]
+        self._columns: dict[str, list[Any]] = {}
+        self._lines: bytes | None = None
+        self._offsets: list[int] = []
+
+    def column(self, name: str) -> list[Any]:
+        if name not in self._columns:
+            file = self._files.get(name)
+            if file is None:
+                self._columns[name] = [None] * self.size
+            else:
+                with paused_gc():
+                    self._columns[name] = orjson.loads((self.folder / file).read_bytes())
+        return self._columns[name]
+
+    def object(self, index: int) -> dict[str, Any]:
+        if self._lines is None:
+            self._lines = (self.folder / "objects.jsonl").read_bytes()
+            self._offsets = orjson.loads((self.folder / "offsets.json").read_bytes())
+        loaded: dict[str, Any] = orjson.loads(self._lines[self._offsets[index]:self._offsets[index + 1]])
+        return loaded
+
+
 def latest_versions(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One object per id, the latest ``modified`` (STIX 2.1 section 3.6), in (type, id) order."""
     latest: dict[str, dict[str, Any]] = {}
@@ -77,7 +179,7 @@ def latest_versions(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         kept = latest.get(stix_id)
         if kept is None or _version(obj) > _version(kept):
             latest[stix_id] = obj
-    return [latest[k] for k in sorted(latest, key=lambda i: (latest[i].get("type", ""), i))]
+    return [latest[k] for k in sorted(latest, key=lambda i: (str(latest[i].get("type", "")), i))]
 
 
 def _version(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -85,18 +187,9 @@ def _version(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (timestamp_key(stamp) or ("", "")) if isinstance(stamp, str) else ("", "")
 
 
-def make_rows(objects: Iterable[dict[str, Any]], derived: Mapping[int, dict[str, list[str]]] | None = None) -> list[Row]:
-    """Rows of the latest versions; ``derived`` (by position) skips reading patterns again."""
-    rows = []
-    with paused_gc():
-        for index, obj in enumerate(objects):
-            extra = derived.get(index) if derived is not None else derived_fields(obj)
-            rows.append(Row(obj, {**obj, **extra} if extra else obj))
-    return rows
-
-
 def rows_from_objects(objects: Iterable[dict[str, Any]]) -> list[Row]:
-    return make_rows(latest_versions(objects))
+    """Rows with every field, of the latest versions of ``objects``."""
+    return MemoryView(objects).rows([EVERY_FIELD])
 
 
 def read_bundle_objects(path: Path) -> list[dict[str, Any]]:
@@ -115,36 +208,52 @@ def read_bundle_objects(path: Path) -> list[dict[str, Any]]:
     return [o for o in objects if isinstance(o, dict)]
 
 
-def bundle_rows(path: Path, cache_dir: Path | None) -> list[Row]:
-    """The rows of a bundle file, through the kept view when ``cache_dir`` is given."""
+def bundle_view(path: Path, cache_dir: Path | None) -> View:
+    """The view of a bundle file: the one kept in ``cache_dir`` if it matches the bundle,
+    else a new one (kept there for next time)."""
     if cache_dir is None:
-        return rows_from_objects(read_bundle_objects(path))
+        return MemoryView(read_bundle_objects(path))
     try:
         stat = path.stat()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
     resolved = str(path.resolve())
     stamp = {"path": resolved, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": VIEW_FORMAT}
-    view_file = cache_dir / f"query-view-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}.json"
+    folder = cache_dir / f"query-view-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}"
     try:
-        with paused_gc():  # a hundred thousand acyclic dicts: nothing for the collector to find
-            kept = orjson.loads(view_file.read_bytes())
-        if kept.get("stamp") == stamp:
-            derived = {int(k): v for k, v in kept["derived"].items()}
-            return make_rows(kept["objects"], derived)
-    except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, ValueError):
+        meta = orjson.loads((folder / "meta.json").read_bytes())
+        if isinstance(meta, dict) and meta.get("stamp") == stamp:
+            return StoredView(folder, meta)
+    except (OSError, orjson.JSONDecodeError):
         pass  # no view yet, or an unreadable one: build it again
-    objects = latest_versions(read_bundle_objects(path))
-    derived = {index: extra for index, obj in enumerate(objects) if (extra := derived_fields(obj))}
-    _write_view(view_file, {"stamp": stamp, "objects": objects, "derived": {str(k): v for k, v in derived.items()}})
-    return make_rows(objects, derived)
+    memory = MemoryView(read_bundle_objects(path))
+    _store(memory, folder, stamp)
+    return memory
 
 
-def _write_view(view_file: Path, view: dict[str, Any]) -> None:
+def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
+    """Write the view beside a new folder name, then move it in place (readers never see half a view)."""
+    names = sorted(view.property_names | set(DERIVED_FIELDS) | {SOURCE})
+    temporary = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     try:
-        view_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = view_file.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_bytes(orjson.dumps(view))
-        os.replace(temporary, view_file)
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        files = {}
+        for number, name in enumerate(names):
+            values = view.column(name)
+            if any(v is not None for v in values):
+                files[name] = f"c{number}.json"
+                (temporary / files[name]).write_bytes(orjson.dumps(values))
+        offsets = [0]
+        with (temporary / "objects.jsonl").open("wb") as lines:
+            for obj in view.objects:
+                line = orjson.dumps(obj) + b"\n"
+                lines.write(line)
+                offsets.append(offsets[-1] + len(line))
+        (temporary / "offsets.json").write_bytes(orjson.dumps(offsets))
+        meta = {"stamp": stamp, "size": view.size, "properties": sorted(view.property_names), "columns": files}
+        (temporary / "meta.json").write_bytes(orjson.dumps(meta))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(temporary, folder)
     except OSError:
-        pass  # a read-only checkout still answers, only more slowly next time
+        shutil.rmtree(temporary, ignore_errors=True)  # a read-only checkout still answers, only more slowly
