@@ -129,7 +129,8 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
             for r in related
         ]
         page = template.render(
-            root="../../", obj=obj, name=names[obj["id"]], properties=_properties(obj),
+            root="../../", obj=obj, name=names[obj["id"]], properties=_properties(obj, names),
+            deprecated=obj.get("x_mitre_deprecated") is True,
             relationships=relationships, graph=_graph(obj["id"], names[obj["id"]], relationships),
             origin=origins.get(obj["id"]), **common,
         )
@@ -239,17 +240,38 @@ def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order:
             "total": sum(counts.values())}
 
 
-def _properties(obj: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(name, text, is_multiline) for every property, JSON for structured values."""
-    found = []
+def _properties(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Every property as the object page shows it: references as links named after their
+    object (TLP markings by their TLP name), external references as a table with
+    clickable http(s) URLs, other structured values as JSON."""
+    found: list[dict[str, Any]] = []
     for key in sorted(obj):
         value = obj[key]
-        if isinstance(value, str):
-            found.append((key, value, "\n" in value))
+        refs = value if key.endswith("_refs") and isinstance(value, list) else [value] if key.endswith("_ref") else None
+        if refs is not None and all(isinstance(ref, str) for ref in refs):
+            found.append({"key": key, "kind": "refs", "refs": [_reference(ref, names) for ref in refs]})
+        elif key == "external_references" and isinstance(value, list) and all(isinstance(r, dict) for r in value):
+            found.append({"key": key, "kind": "external", "references": [_external(r) for r in value]})
+        elif isinstance(value, str):
+            found.append({"key": key, "kind": "text", "text": value, "multiline": "\n" in value})
         else:
             text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-            found.append((key, text, "\n" in text))
+            found.append({"key": key, "kind": "text", "text": text, "multiline": "\n" in text})
     return found
+
+
+def _reference(ref: str, names: dict[str, str]) -> dict[str, Any]:
+    name = _TLP_NAMES.get(ref) or names.get(ref) or ref
+    return {"id": ref, "name": name, "href": _href(ref, "../../") if ref in names else None}
+
+
+def _external(reference: dict[str, Any]) -> dict[str, Any]:
+    url = reference.get("url")
+    # Only web links are clickable: a javascript: or data: URL from intel must never run.
+    safe = isinstance(url, str) and url.lower().startswith(("http://", "https://"))
+    return {"source_name": str(reference.get("source_name", "")), "external_id": str(reference.get("external_id", "")),
+            "url": str(url) if isinstance(url, str) else "", "clickable": safe,
+            "description": str(reference.get("description", ""))}
 
 
 def _graph(center: str, name: str, relationships: list[dict[str, Any]]) -> dict[str, Any]:
@@ -265,8 +287,10 @@ def _graph(center: str, name: str, relationships: list[dict[str, Any]]) -> dict[
         label_x = x if anchor == "middle" else (x + 11 if anchor == "start" else x - 11)
         label_y = y - 11 if anchor == "middle" and y < size / 2 else (y + 21 if anchor == "middle" else y + 4)
         nodes.append({**rel, "x": x, "y": y, "anchor": anchor, "label_x": label_x, "label_y": label_y,
-                      "short": _shorten(rel["other_name"], 22)})
-    return {"size": size, "center": {"x": size / 2, "y": size / 2, "short": _shorten(name, 28), "id": center},
+                      "short": _shorten(rel["other_name"], 22), "other_type": rel["other"].partition("--")[0],
+                      "edge_x": round((size / 2 + x) / 2, 1), "edge_y": round((size / 2 + y) / 2, 1)})
+    return {"size": size, "center": {"x": size / 2, "y": size / 2, "short": _shorten(name, 28), "id": center,
+                                     "type": center.partition("--")[0]},
             "nodes": nodes, "hidden": max(0, len(relationships) - len(neighbours))}
 
 
