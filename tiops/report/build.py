@@ -32,13 +32,21 @@ from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
 from tiops.errors import TiopsError
 from tiops.findings import Finding
+from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject, load_repo
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
 from tiops.report.panels import Panel, load_panels, panel_data
 from tiops.rules import apply_repo_rules, resolve_as_of
-from tiops.stix import SOURCE_EXTENSION_ID, TLP1_MARKINGS, TLP2_MARKINGS
+from tiops.stix import (
+    ALL_TYPES,
+    SCO_TYPES,
+    TLP1_MARKINGS,
+    TLP2_MARKINGS,
+    tlp_level,
+)
 from tiops.validate import validate_repo
+from tiops.where import QUERY_FIELDS
 
 _HERE = Path(__file__).parent
 _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} | {
@@ -104,14 +112,15 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
 
     names = {obj["id"]: display_name(obj) for obj in objects}
     query_rows = rows_from_objects(objects)
-    panels = load_panels(root, {key for row in query_rows for key in row.obj})  # before anything is written
-    rows = [_row(obj, origins.get(obj["id"])) for obj in objects]
+    panels = load_panels(root, {key for row in query_rows for key in row.data})  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
-    browser_data = _script_json({"columns": _COLUMNS, "rows": [[row[c] for c in _COLUMNS] for row in rows]})
+    browser_data = _script_json(_browser_data(query_rows, names))
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
+    query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
-        root="", data=browser_data, script=browser_js, operators=_OPERATORS, fields=_COLUMNS, **common))
+        root="", data=browser_data, script=browser_js, query_script=query_js, operators=_OPERATORS,
+        fields=_BUILDER_FIELDS, **common))
 
     links: dict[str, list[dict[str, Any]]] = {}
     for obj in objects:
@@ -142,46 +151,30 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
 
 # --- Data ---------------------------------------------------------------------------
 
-_COLUMNS = ["name", "type", "id", "source", "tlp", "confidence", "labels", "indicator_types", "created", "modified",
-            "valid_until", "revoked", "href"]
+# The fields offered by the browser's condition builder (any other field can be typed).
+_BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id", "source", "tlp", "tags",
+                   "confidence", "indicator_types", "created", "modified", "valid_until", "revoked", "id",
+                   "description", "pattern", "x_mitre_deprecated"]
+
+
+def _browser_data(query_rows: list[Row], names: dict[str, str]) -> dict[str, Any]:
+    """What the browser's query engine (static/query.js) searches: every object with the
+    query language's fields, and the catalogue that makes typos errors there too."""
+    rows = [{"d": row.data, "s": row.source, "t": tlp_level(row.data.get("object_marking_refs")),
+             "n": names.get(row.id, row.id), "h": _href(row.id, "")} for row in query_rows]
+    kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
+    seen = sorted({key for row in query_rows for key in row.data})
+    return {"rows": rows, "catalogue": {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES),
+                                        "scoTypes": sorted(SCO_TYPES)}}
+
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
               "exists", "not-exists"]
 
 
-def _row(obj: dict[str, Any], origin: _Origin | None) -> dict[str, Any]:
-    return {
-        "name": display_name(obj),
-        "type": obj["type"],
-        "id": obj["id"],
-        "source": _source(obj) or "",
-        "tlp": _tlp(obj) or "",
-        "confidence": obj.get("confidence") if isinstance(obj.get("confidence"), int) else None,
-        "labels": sorted(str(label) for label in obj.get("labels") or ()),
-        "indicator_types": sorted(str(t) for t in obj.get("indicator_types") or ()),
-        "created": str(obj.get("created") or ""),
-        "modified": str(obj.get("modified") or ""),
-        "valid_until": str(obj.get("valid_until") or ""),
-        "revoked": obj.get("revoked") is True,
-        "href": _href(obj["id"], ""),
-    }
-
-
 def _href(object_id: str, root: str) -> str:
     uuid = object_id.partition("--")[2]
     return f"{root}objects/{uuid[:2] or '00'}/{object_id}.html"
-
-
-def _source(obj: dict[str, Any]) -> str | None:
-    extension = (obj.get("extensions") or {}).get(SOURCE_EXTENSION_ID)
-    return str(extension["source_system"]) if isinstance(extension, dict) and "source_system" in extension else None
-
-
-def _tlp(obj: dict[str, Any]) -> str | None:
-    for marking_id in obj.get("object_marking_refs") or ():
-        if marking_id in _TLP_NAMES:
-            return _TLP_NAMES[marking_id]
-    return None
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,

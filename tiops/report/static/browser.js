@@ -1,64 +1,86 @@
-// The object browser: search, AND/OR conditions (the ingestion-rule operators), sort, pages.
+// The object browser: the query language (query.js), free-text search, a condition
+// builder with nested groups, sort and pages, all kept in the page address (#q=...).
 // Rows live in the JSON blob above; only one page of them is ever in the DOM.
 (function () {
   "use strict";
   var PAGE = 50;
+  var Q = window.TiopsQuery;
   var blob = JSON.parse(document.getElementById("objects-data").textContent);
-  var columns = blob.columns, rows = blob.rows, col = {};
-  columns.forEach(function (name, i) { col[name] = i; });
+  var rows = blob.rows, catalogue = blob.catalogue;
   var state = { page: 0, sort: "name", descending: false, shown: rows };
+  var SYMBOL = { "equals": "=", "not-equals": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<=" };
+  var COLUMNS = {
+    name: function (row) { return row.n; }, type: function (row) { return row.d.type; }, source: function (row) { return row.s || ""; },
+    tlp: function (row) { return row.t || ""; }, confidence: function (row) { return typeof row.d.confidence === "number" ? row.d.confidence : null; },
+    labels: function (row) { return row.d.labels || []; }, modified: function (row) { return row.d.modified || ""; }
+  };
 
   function text(value) { return Array.isArray(value) ? value.join(", ") : value === null || value === undefined ? "" : String(value); }
   function fold(value) { return text(value).toLowerCase(); }
-  function values(value) { return Array.isArray(value) ? value : [value]; }
 
-  function test(row, condition) {
-    var value = row[col[condition.field]], expected = condition.value, low = expected.toLowerCase();
-    var present = !(value === null || value === undefined || value === "" || (Array.isArray(value) && value.length === 0));
-    if (condition.op === "exists") { return present; }
-    if (condition.op === "not-exists") { return !present; }
-    if (condition.op === "not-equals") { return !values(value).some(function (v) { return fold(v) === low; }); }
-    if (!present) { return false; }
-    return values(value).some(function (v) {
-      var s = fold(v), n = Number(v), m = Number(expected);
-      switch (condition.op) {
-        case "contains": return s.indexOf(low) !== -1;
-        case "equals": return s === low;
-        case "starts-with": return s.indexOf(low) === 0;
-        case "ends-with": return s.length >= low.length && s.slice(s.length - low.length) === low;
-        case "matches": try { return new RegExp(expected).test(text(v)); } catch (e) { return false; }
-        case "in": return expected.split(",").map(function (x) { return x.trim().toLowerCase(); }).indexOf(s) !== -1;
-        case ">": return typeof v === "number" ? n > m : text(v) > expected;
-        case ">=": return typeof v === "number" ? n >= m : text(v) >= expected;
-        case "<": return typeof v === "number" ? n < m : text(v) < expected;
-        case "<=": return typeof v === "number" ? n <= m : text(v) <= expected;
-      }
-      return false;
-    });
+  // Free text looks at names, ids, tags, sources, observable values and external ids.
+  function haystack(row) {
+    if (row.hay === undefined) {
+      row.hay = [row.n, row.d.id, row.d.labels, row.s, row.d.observable, row.d.external_id].map(fold).join("\n");
+    }
+    return row.hay;
   }
 
-  function conditions() {
-    return Array.prototype.map.call(document.querySelectorAll("#conditions .condition"), function (node) {
-      return { field: node.querySelector(".field").value, op: node.querySelector(".op").value, value: node.querySelector(".value").value };
-    }).filter(function (c) { return c.value !== "" || c.op === "exists" || c.op === "not-exists"; });
+  // --- The condition builder: groups of conditions and groups, written as an expression.
+  function quote(value) {
+    return /^[^\s=<>!()\[\],"']+$/.test(value) && !/^(and|or|not)$/i.test(value) ? value : JSON.stringify(value);
+  }
+  function conditionText(node) {
+    var field = node.querySelector(":scope > .field").value, op = node.querySelector(":scope > .op").value;
+    var value = node.querySelector(":scope > .value").value.trim();
+    if (op === "exists" || op === "not-exists") { return field + " " + op; }
+    if (value === "") { return ""; }
+    if (op === "in" || op === "not-in") { return field + " " + op + " [" + value.split(",").map(function (v) { return quote(v.trim()); }).join(", ") + "]"; }
+    var literal = /^-?\d+(\.\d+)?$/.test(value) || value === "true" || value === "false" ? value : quote(value);
+    return field + " " + (SYMBOL[op] || op) + " " + literal;
+  }
+  function groupText(group) {
+    var combine = group.querySelector(":scope > .group-head > .combine, :scope > .combine");
+    var parts = Array.prototype.map.call(group.querySelector(":scope > .children").children, function (child) {
+      return child.classList.contains("group") ? groupText(child) : conditionText(child);
+    }).filter(function (part) { return part !== ""; });
+    if (!parts.length) { return ""; }
+    return parts.length === 1 ? parts[0] : "(" + parts.join(combine.value === "any" ? " or " : " and ") + ")";
+  }
+  function addCondition(children) { children.appendChild(document.getElementById("condition-template").content.cloneNode(true)); }
+  function addGroup(children) { children.appendChild(document.getElementById("group-template").content.cloneNode(true)); }
+
+  function expression() {
+    var typed = document.getElementById("query").value.trim(), built = groupText(document.getElementById("builder"));
+    if (typed && built) { return "(" + typed + ") and " + built; }
+    return typed || built;
   }
 
+  // --- Filtering, sorting, drawing ----------------------------------------------------
   function refresh() {
-    var query = document.getElementById("search").value.trim().toLowerCase();
-    var tests = conditions(), any = document.getElementById("combine").value === "any";
+    var words = document.getElementById("search").value.trim().toLowerCase(), predicate, error = document.getElementById("query-error");
+    try {
+      var source = expression();
+      predicate = source ? Q.compile(Q.parse(source, catalogue)) : null;
+      error.textContent = "";
+    } catch (problem) {
+      if (!(problem instanceof Q.QueryError)) { throw problem; }
+      error.textContent = problem.message;
+      predicate = function () { return false; };
+    }
     state.shown = rows.filter(function (row) {
-      if (query && [row[col.name], row[col.id], row[col.labels], row[col.source]].map(fold).join(" ").indexOf(query) === -1) { return false; }
-      if (!tests.length) { return true; }
-      return any ? tests.some(function (t) { return test(row, t); }) : tests.every(function (t) { return test(row, t); });
+      if (words && haystack(row).indexOf(words) === -1) { return false; }
+      return predicate === null || predicate(row);
     });
-    var i = col[state.sort], sign = state.descending ? -1 : 1;
+    var key = COLUMNS[state.sort], sign = state.descending ? -1 : 1;
     state.shown = state.shown.slice().sort(function (a, b) {
-      var x = a[i], y = b[i];
+      var x = key(a), y = key(b);
       if (typeof x === "number" || typeof y === "number") { x = x === null ? -1 : x; y = y === null ? -1 : y; }
       else { x = fold(x); y = fold(y); }
-      return x < y ? -sign : x > y ? sign : (a[col.id] < b[col.id] ? -1 : 1);
+      return x < y ? -sign : x > y ? sign : (a.d.id < b.d.id ? -1 : 1);
     });
     state.page = Math.min(state.page, Math.max(0, Math.ceil(state.shown.length / PAGE) - 1));
+    remember();
     draw();
   }
 
@@ -69,8 +91,18 @@
     var fragment = document.createDocumentFragment();
     state.shown.slice(start, start + PAGE).forEach(function (row) {
       var tr = document.createElement("tr"), td = document.createElement("td"), a = document.createElement("a");
-      a.href = row[col.href]; a.textContent = text(row[col.name]) || row[col.id]; td.appendChild(a); tr.appendChild(td);
-      ["type", "source", "tlp", "confidence", "labels", "modified"].forEach(function (name) { cell(tr, row[col[name]]); });
+      tr.dataset.id = row.d.id;
+      if (row.d.revoked === true) { tr.classList.add("revoked"); }
+      if (row.d.x_mitre_deprecated === true) { tr.classList.add("deprecated"); }
+      a.href = row.h; a.textContent = text(row.n) || row.d.id; td.appendChild(a);
+      if (row.d.revoked === true || row.d.x_mitre_deprecated === true) {
+        var badge = document.createElement("span");
+        badge.className = row.d.revoked === true ? "revoked" : "deprecated";
+        badge.textContent = row.d.revoked === true ? "revoked" : "deprecated";
+        td.appendChild(document.createTextNode(" ")); td.appendChild(badge);
+      }
+      tr.appendChild(td);
+      ["type", "source", "tlp", "confidence", "labels", "modified"].forEach(function (name) { cell(tr, COLUMNS[name](row)); });
       fragment.appendChild(tr);
     });
     body.replaceChildren(fragment);
@@ -85,25 +117,55 @@
     });
   }
 
+  // --- The page address keeps the view: #q=EXPR&text=WORDS&sort=FIELD&desc=1&page=N ---
+  function remember() {
+    var params = new URLSearchParams(), q = expression(), words = document.getElementById("search").value.trim();
+    if (q) { params.set("q", q); }
+    if (words) { params.set("text", words); }
+    if (state.sort !== "name") { params.set("sort", state.sort); }
+    if (state.descending) { params.set("desc", "1"); }
+    if (state.page) { params.set("page", String(state.page + 1)); }
+    var hash = params.toString();
+    if (("#" + hash) !== location.hash && !(hash === "" && location.hash === "")) {
+      history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
+    }
+  }
+  function restore() {
+    var params = new URLSearchParams(location.hash.slice(1));
+    document.getElementById("query").value = params.get("q") || "";
+    document.getElementById("search").value = params.get("text") || "";
+    state.sort = COLUMNS[params.get("sort")] ? params.get("sort") : "name";
+    state.descending = params.get("desc") === "1";
+    state.page = Math.max(0, (parseInt(params.get("page") || "1", 10) || 1) - 1);
+    document.getElementById("builder").querySelector(".children").replaceChildren();
+  }
+
   var timer = null;
   function later() { clearTimeout(timer); timer = setTimeout(function () { state.page = 0; refresh(); }, 120); }
-  document.getElementById("search").addEventListener("input", later);
-  document.getElementById("combine").addEventListener("change", later);
-  document.getElementById("conditions").addEventListener("input", later);
-  document.getElementById("conditions").addEventListener("click", function (event) {
-    if (event.target.classList.contains("remove")) { event.target.parentNode.remove(); later(); }
+  ["search", "query"].forEach(function (id) { document.getElementById(id).addEventListener("input", later); });
+  var builder = document.getElementById("builder");
+  builder.addEventListener("input", later);
+  builder.addEventListener("change", later);
+  builder.addEventListener("click", function (event) {
+    var target = event.target, group = target.closest(".group, #builder");
+    if (target.classList.contains("remove")) { target.closest(".condition, .group").remove(); later(); }
+    else if (target.classList.contains("add-condition")) { addCondition(group.querySelector(":scope > .children")); }
+    else if (target.classList.contains("add-group")) { addGroup(group.querySelector(":scope > .children")); }
   });
-  document.getElementById("add-condition").addEventListener("click", function () {
-    var node = document.getElementById("condition-template").content.cloneNode(true);
-    document.getElementById("conditions").appendChild(node);
-  });
-  document.getElementById("prev").addEventListener("click", function () { state.page -= 1; draw(); });
-  document.getElementById("next").addEventListener("click", function () { state.page += 1; draw(); });
+  document.getElementById("prev").addEventListener("click", function () { state.page -= 1; remember(); draw(); });
+  document.getElementById("next").addEventListener("click", function () { state.page += 1; remember(); draw(); });
   document.querySelectorAll("th[data-sort]").forEach(function (th) {
     th.addEventListener("click", function () {
       state.descending = state.sort === th.dataset.sort ? !state.descending : false;
       state.sort = th.dataset.sort; refresh();
     });
   });
+  window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== currentHash()) { restore(); refresh(); } });
+  function currentHash() { return location.hash.slice(1); }
+  restore();
+  var page = state.page;
   refresh();
+  state.page = Math.min(page, Math.max(0, Math.ceil(state.shown.length / PAGE) - 1));
+  remember();
+  draw();
 })();
