@@ -126,7 +126,8 @@
     if (state.descending) { params.set("desc", "1"); }
     if (state.page) { params.set("page", String(state.page + 1)); }
     var hash = params.toString();
-    if (("#" + hash) !== location.hash && !(hash === "" && location.hash === "")) {
+    written = hash;
+    if (hash !== location.hash.slice(1)) {
       history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
     }
   }
@@ -160,8 +161,9 @@
       state.sort = th.dataset.sort; refresh();
     });
   });
-  window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== currentHash()) { restore(); refresh(); } });
-  function currentHash() { return location.hash.slice(1); }
+  // A link or a pasted address changes the hash: show that view.
+  var written = null;
+  window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== written) { restore(); refresh(); } });
   restore();
   var page = state.page;
   refresh();

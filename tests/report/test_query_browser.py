@@ -1,0 +1,188 @@
+"""One grammar, one meaning: the same expressions through `tiops query` and through the
+report browser in headless Chromium give the same objects; object pages name what they
+reference."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_browser import CHROMIUM_ARGS, chromium_path
+
+from tiops.cli import main
+from tiops.report import build_report
+
+AS_OF = "2024-11-01"
+ICS_TECHNIQUE = "attack-pattern--0b8b6f4e-2d3c-4f5a-9b1c-8e7d6a5b4c3d"
+WINDOWS_INDICATOR = "indicator--5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
+EXTRA = [
+    {"type": "attack-pattern", "spec_version": "2.1", "id": ICS_TECHNIQUE, "name": "Spearphishing Attachment (ICS)",
+     "created": "2024-09-12T15:10:00.000Z", "modified": "2024-09-12T15:10:00.000Z", "x_mitre_deprecated": True,
+     "created_by_ref": "identity--ff888c08-eabd-425f-b26a-66adce26a4b0",
+     "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"],
+     "external_references": [
+         {"source_name": "mitre-ics-attack", "external_id": "T0865", "url": "https://attack.mitre.org/techniques/T0865"},
+         {"source_name": "hostile", "url": "javascript:window.__clicked=1"}]},
+    {"type": "indicator", "spec_version": "2.1", "id": WINDOWS_INDICATOR, "name": "Dropper path",
+     "created": "2024-10-01T00:00:00.000Z", "modified": "2024-10-01T00:00:00.000Z", "valid_from": "2024-10-01T00:00:00Z",
+     "pattern_type": "stix", "indicator_types": ["malicious-activity"], "confidence": 65, "revoked": True,
+     "pattern": "[file:name = 'C:\\\\Users\\\\o\\'neil\\\\evil.exe'] OR [file:hashes.'SHA-256' = "
+                "'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f']"},
+]
+EXPRESSIONS = [
+    "type = indicator",
+    "observable = 198.51.100.23",
+    "observable = aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f",
+    'observable = "C:\\\\Users\\\\o\'neil\\\\evil.exe"',
+    "observable ends-with .EXE",
+    "observable_type in [ipv4-addr, ipv6-addr]",
+    "external_id = T0865 or external_id starts-with t1566",
+    "(tags exists and (confidence >= 80 or tlp = amber)) or (type = malware and not name contains wick)",
+    "not type in [relationship, indicator, marking-definition]",
+    "confidence > 60 and confidence <= 90",
+    "valid_until < 2025-01-01",
+    "modified >= 2024-10-01T00:00:00.5Z",
+    "name matches '^Wick'",
+    "tlp != amber and type != relationship",
+    "external_references.source_name = mitre-attack",
+    "kill_chain_phases.phase_name = initial-access",
+    "revoked = true or x_mitre_deprecated = true",
+    "source = 'Contoso TI' and not-exists",  # a syntax error in both
+    "labels contains c2 or indicator_types = anomalous-activity",
+    "description contains Woodgrove and created < 2024-10-01",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def site(example_repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    (example_repo / "intel" / "extra.yaml").write_text(json.dumps(EXTRA), encoding="utf-8")
+    out = tmp_path / "site"
+    build_report(example_repo, out, as_of=AS_OF)
+    # tiops query reads the bundle compiled at the same as-of time as the report.
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--as-of", AS_OF]).exit_code == 0
+    return example_repo, out
+
+
+def cli_ids(repo: Path, expression: str) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, ["-C", str(repo), "query", expression, "--format", "ids"])
+    return result.exit_code, sorted(result.stdout.split()) if result.exit_code == 0 else []
+
+
+def browser_ids(page: Any, site: Path, expression: str) -> tuple[bool, list[str]]:
+    page.goto((site / "browse.html").as_uri() + "#q=" + urllib.parse.quote(expression))
+    page.wait_for_function("expected => document.querySelector('#query').value === expected", arg=expression)
+    page.wait_for_selector("#status:not(:empty)")
+    if page.locator("#query-error").inner_text().strip():
+        return False, []
+    found: list[str] = []
+    while True:
+        found.extend(page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)"))
+        if page.locator("#next").is_disabled():
+            return True, sorted(found)
+        page.click("#next")
+
+
+def test_the_same_expressions_find_the_same_objects(browser: Any, site: tuple[Path, Path]) -> None:
+    repo, out = site
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    compared = 0
+    for expression in EXPRESSIONS:
+        exit_code, expected = cli_ids(repo, expression)
+        parsed, found = browser_ids(page, out, expression)
+        assert (exit_code == 0) == parsed, expression
+        assert found == expected, expression
+        compared += bool(expected)
+    assert compared >= len(EXPRESSIONS) - 3  # nearly every expression finds something
+    assert errors == []
+    page.close()
+
+
+def test_typos_are_errors_in_the_browser_too(browser: Any, site: tuple[Path, Path]) -> None:
+    _, out = site
+    page = browser.new_page()
+    for expression, message in (("typ = indicator", "did you mean 'type'"), ("confidence >= high", "is a number"),
+                                ("type = indicatr", "did you mean 'indicator'")):
+        page.goto((out / "browse.html").as_uri() + "#q=" + urllib.parse.quote(expression))
+        page.wait_for_function("expected => document.querySelector('#query').value === expected", arg=expression)
+        assert message in page.locator("#query-error").inner_text()
+        assert page.locator("#results tbody tr").count() == 0
+    page.close()
+
+
+def test_filters_live_in_the_address_and_groups_nest(browser: Any, site: tuple[Path, Path]) -> None:
+    repo, out = site
+    page = browser.new_page()
+    page.goto((out / "browse.html").as_uri())
+    page.fill("#search", "t0865")  # free text finds external ids
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('1 of')", timeout=5000)
+    page.fill("#search", "")
+    page.fill("#query", "type = indicator")
+    # The builder: a nested group (confidence >= 80 or tlp = red) under the AND of the root.
+    page.click("#add-group")
+    group = page.locator("#conditions > .group")
+    group.locator(".combine").select_option("any")
+    group.locator(".add-condition").click()
+    group.locator(".add-condition").click()
+    conditions = group.locator(".children > .condition")
+    conditions.nth(0).locator(".field").select_option("confidence")
+    conditions.nth(0).locator(".op").select_option(">=")
+    conditions.nth(0).locator(".value").fill("80")
+    conditions.nth(1).locator(".field").select_option("tlp")
+    conditions.nth(1).locator(".op").select_option("equals")
+    conditions.nth(1).locator(".value").fill("red")
+    expected = cli_ids(repo, "type = indicator and (confidence >= 80 or tlp = red)")[1]
+    page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('{len(expected)} of')", timeout=5000)
+    address = urllib.parse.unquote(page.evaluate("location.hash"))
+    assert "(type = indicator) and (confidence >= 80 or tlp = red)" in address.replace("+", " ")
+    shared = page.evaluate("location.href")
+    other = browser.new_page()  # the address alone reproduces the view
+    other.goto(shared)
+    other.wait_for_selector("#status:not(:empty)")
+    ids = sorted(other.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)"))
+    assert ids == expected
+    other.close()
+    page.close()
+
+
+def test_object_page_names_references_and_links_only_web_urls(browser: Any, site: tuple[Path, Path]) -> None:
+    _, out = site
+    page = browser.new_page()
+    page.goto(next(out.glob(f"objects/*/{ICS_TECHNIQUE}.html")).as_uri())
+    assert "deprecated" in page.locator("h1 .deprecated").inner_text()
+    properties = page.locator("table.properties").inner_text()
+    assert "Contoso TI" in properties and "TLP:AMBER" in properties
+    assert "identity--ff888c08" not in properties  # the id is the link's title, not its text
+    assert page.locator("table.external a[href='https://attack.mitre.org/techniques/T0865']").count() == 1
+    assert page.locator("a[href^='javascript']").count() == 0
+    assert "javascript:window.__clicked=1" in page.locator("table.external").inner_text()  # shown, not linked
+    page.goto(next(out.glob("objects/*/malware--50b859d6-40df-4375-959c-7f616560f92f.html")).as_uri())
+    edges = page.eval_on_selector_all("svg.graph text.edge", "texts => texts.map(t => t.textContent)")
+    assert "indicates" in edges
+    kinds = set(page.eval_on_selector_all("svg.graph circle.node", "nodes => nodes.map(n => n.getAttribute('class'))"))
+    assert {"node t-indicator"} <= kinds and len(kinds) >= 2
+    colours = set(page.eval_on_selector_all("svg.graph circle.node", "nodes => nodes.map(n => getComputedStyle(n).fill)"))
+    assert len(colours) >= 2  # node colour follows the type
+    page.goto((out / "browse.html").as_uri() + "#q=" + urllib.parse.quote("revoked = true or x_mitre_deprecated = true"))
+    page.wait_for_selector("#results tbody tr")
+    assert page.locator("#results tbody tr.revoked .revoked").count() >= 1
+    assert page.locator("#results tbody tr.deprecated .deprecated").count() == 1
+    page.close()
