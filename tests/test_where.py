@@ -42,3 +42,28 @@ def test_tag_add_and_remove_touch_only_matching_objects(example_repo: Path) -> N
     assert tag_objects(example_repo, "add", ["reviewed"], condition=condition) == []  # idempotent
     removed = tag_objects(example_repo, "remove", ["reviewed"], ids=sorted(expected)[:1])
     assert len(removed) == 1 and "reviewed" not in removed[0].after
+
+
+@pytest.mark.parametrize("where,message", [
+    ("typ = indicator", "did you mean 'type'"),
+    ("confidence >= high", "confidence is a number"),
+    ("revoked = maybe", "true or false"),
+    ("tlp = orange", "not a TLP level"),
+])
+def test_tag_where_typos_exit_2_and_change_nothing(example_repo: Path, where: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    before = {p: p.read_text() for p in (example_repo / "intel").rglob("*.yaml")}
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "tag", "add", "x", "--where", where])
+    assert result.exit_code == 2 and message in result.stderr
+    assert {p: p.read_text() for p in (example_repo / "intel").rglob("*.yaml")} == before
+
+
+def test_where_accepts_custom_and_seen_properties_and_completes_dates() -> None:
+    assert parse_where("x_mitre_deprecated = true")["value"] is True
+    assert parse_where("valid_until < 2025-06-01")["value"] == "2025-06-01T00:00:00Z"
+    with pytest.raises(UsageError):
+        parse_where("partner_score > 3")
+    assert parse_where("partner_score > 3", seen=["partner_score"])["value"] == 3

@@ -26,7 +26,7 @@ PANEL_FILE = "report.yaml"
 CHART_KINDS = ("bar", "table", "timeline")
 _KEYS = frozenset({"title", "query", "group-by", "bars", "chart", "limit", "sort"})
 DEFAULT_LIMIT = 15
-TIMELINE_LIMIT = 36
+TIMELINE_LIMIT = 15
 
 DEFAULT_PANELS_YAML = """\
 # The report's overview: one chart per panel, each a query in tiops' query language
