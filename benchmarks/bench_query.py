@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate_repo import write_repository
 
-from tiops import build
+from tiops.pipeline import build
 from tiops.query import Query, group_counts, parse_query, query_fields, rows_from_objects, select
 from tiops.query.view import bundle_view, read_bundle_objects
 

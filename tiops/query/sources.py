@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 
-from tiops import build
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.query.view import MemoryView, View, bundle_view
@@ -29,6 +28,9 @@ def repository_view(root: Path) -> tuple[View, bool]:
     bundle = root / config.output_dir / "bundle.json"
     if _is_fresh(bundle, config):
         return bundle_view(bundle, root / CACHE_DIR), True
+    # The whole pipeline, imported only when the bundle cannot serve.
+    from tiops.pipeline import build
+
     objects = orjson.loads(build(root).bundle)["objects"]
     return MemoryView(objects), False
 
