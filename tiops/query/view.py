@@ -103,13 +103,15 @@ class View:
         if EVERY_FIELD in names:
             names = set(self.property_names) | set(DERIVED_FIELDS) | {SOURCE}
         wanted = sorted(n for n in names if n != SOURCE)
-        columns = [(name, self.column(name)) for name in wanted]
-        sources = self.column(SOURCE) if SOURCE in names else None
+        columns = [self.column(name) for name in wanted]
+        sources = self.column(SOURCE) if SOURCE in names else [None] * self.size
         rows = []
         with paused_gc():
-            for index in range(self.size):
-                data = {name: values[index] for name, values in columns if values[index] is not None}
-                rows.append(Row(data, sources[index] if sources is not None else None, index, self))
+            for index, (values, source) in enumerate(zip(zip(*columns, strict=True), sources, strict=True)):
+                data = dict(zip(wanted, values, strict=True))
+                if None in values:  # a missing property is absent, as in the object
+                    data = {name: value for name, value in data.items() if value is not None}
+                rows.append(Row(data, source, index, self))
         return rows
 
 
