@@ -53,7 +53,7 @@ def best_in_process(run: Callable[[], int], repeat: int) -> tuple[float, int]:
 def tiops_in_process(bundle: Path, cache: Path, expression: str, group_by: str | None) -> int:
     view = bundle_view(bundle, cache)
     query = parse_query(expression, seen=view.property_names)
-    rows = view.rows(query_fields(query, group_by))
+    rows = view.rows(query_fields(query, group_by), only=view.candidates(query.condition))
     if group_by is not None:
         return len(group_counts(select(rows, Query(query.condition)), group_by))
     return len(select(rows, query))

@@ -71,7 +71,7 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
     query = parse_query(expression, types=types, sort=sort, limit=None if group_by else limit, seen=seen)
     if group_by is not None:
         parse_query(None, sort=group_by, seen=seen)  # checks the field name
-    rows = view.rows(query_fields(query, group_by))
+    rows = view.rows(query_fields(query, group_by), only=view.candidates(query.condition))
     if group_by is not None:
         counts = group_counts(select(rows, Query(query.condition)), group_by, limit)
         click.echo(_render_counts(counts, output_format), nl=False)

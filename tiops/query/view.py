@@ -97,8 +97,14 @@ class View:
     def object(self, index: int) -> dict[str, Any]:
         raise NotImplementedError
 
-    def rows(self, fields: Iterable[str]) -> list[Row]:
-        """Rows whose ``data`` holds the columns ``fields`` read (EVERY_FIELD: all of them)."""
+    def candidates(self, condition: Mapping[str, Any] | None) -> list[int] | None:
+        """Row numbers that can match ``condition`` (None: any row can). Only a superset:
+        the caller still tests every candidate."""
+        return None
+
+    def rows(self, fields: Iterable[str], only: Sequence[int] | None = None) -> list[Row]:
+        """Rows whose ``data`` holds the columns ``fields`` read (EVERY_FIELD: all of them);
+        ``only`` limits them to those row numbers."""
         names = column_names(fields)
         if EVERY_FIELD in names:
             names = set(self.property_names) | set(DERIVED_FIELDS) | {SOURCE}
@@ -106,6 +112,12 @@ class View:
         columns = [self.column(name) for name in wanted]
         sources = self.column(SOURCE) if SOURCE in names else [None] * self.size
         rows = []
+        if only is not None:
+            for index in only:
+                values = tuple(column[index] for column in columns)
+                data = {name: value for name, value in zip(wanted, values, strict=True) if value is not None}
+                rows.append(Row(data, sources[index], index, self))
+            return rows
         with paused_gc():
             for index, (values, source) in enumerate(zip(zip(*columns, strict=True), sources, strict=True)):
                 data = dict(zip(wanted, values, strict=True))
@@ -163,12 +175,36 @@ class StoredView(View):
                     self._columns[name] = orjson.loads((self.folder / file).read_bytes())
         return self._columns[name]
 
+    def candidates(self, condition: Mapping[str, Any] | None) -> list[int] | None:
+        """The rows an ``observable = V`` or ``observable in [...]`` test (alone, or one of
+        an ``and``) can hold for, from the kept index of observable values: "do we already
+        have 1.2.3.4?" reads no column at all."""
+        test = _observable_test(condition)
+        if test is None or "observable-index" not in self.meta:
+            return None
+        with paused_gc():
+            index = orjson.loads((self.folder / self.meta["observable-index"]).read_bytes())
+        values = test["value"] if isinstance(test["value"], list) else [test["value"]]
+        return sorted({row for value in values for row in index.get(str(value).casefold(), ())})
+
     def object(self, index: int) -> dict[str, Any]:
         if self._lines is None:
             self._lines = (self.folder / "objects.jsonl").read_bytes()
             self._offsets = orjson.loads((self.folder / "offsets.json").read_bytes())
         loaded: dict[str, Any] = orjson.loads(self._lines[self._offsets[index]:self._offsets[index + 1]])
         return loaded
+
+
+def _observable_test(condition: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if condition is None:
+        return None
+    if condition.get("field") == "observable" and condition.get("op") in ("equals", "in"):
+        return condition
+    for part in condition.get("all", ()):
+        found = _observable_test(part)
+        if found is not None:
+            return found
+    return None
 
 
 def latest_versions(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -253,7 +289,14 @@ def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
                 lines.write(line)
                 offsets.append(offsets[-1] + len(line))
         (temporary / "offsets.json").write_bytes(orjson.dumps(offsets))
-        meta = {"stamp": stamp, "size": view.size, "properties": sorted(view.property_names), "columns": files}
+        # Equality folds case (tiops.rules.conditions), so the index is keyed by the folded value.
+        observable_index: dict[str, list[int]] = {}
+        for row, values in enumerate(view.column("observable")):
+            for value in values or ():
+                observable_index.setdefault(str(value).casefold(), []).append(row)
+        (temporary / "observable-index.json").write_bytes(orjson.dumps(observable_index))
+        meta = {"stamp": stamp, "size": view.size, "properties": sorted(view.property_names), "columns": files,
+                "observable-index": "observable-index.json"}
         (temporary / "meta.json").write_bytes(orjson.dumps(meta))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(temporary, folder)
