@@ -77,3 +77,16 @@ def test_init_refuses_a_folder_inside_another_repository(example_repo: Path) -> 
     code, output = invoke("-C", str(example_repo / "intel"), "init", "team")
     assert code == 2 and "inside the tiops repository" in output
     assert not (example_repo / "intel" / "team").exists()
+
+
+def test_init_writes_the_default_report_panels_for_the_team_to_edit(tmp_path: Path) -> None:
+    from tiops.report.panels import DEFAULT_PANELS_YAML
+
+    assert invoke("-C", str(tmp_path), "init", "team", "--team", "Acme CTI")[0] == 0
+    root = tmp_path / "team"
+    assert (root / "report.yaml").read_text() == DEFAULT_PANELS_YAML
+    edited = (root / "report.yaml").read_text().replace("title: Objects by type", "title: What we hold, by type")
+    (root / "report.yaml").write_text(edited)
+    code, output = invoke("-C", str(root), "report", "--as-of", "2025-06-01")
+    assert code == 0, output
+    assert "What we hold, by type" in (root / "dist" / "report" / "index.html").read_text()

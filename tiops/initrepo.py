@@ -34,6 +34,8 @@ def new_repo_files(folder: Path, *, team: str, tlp: str, version: str, time: str
     assert identity_id is not None  # an identity with a name always derives an id
     marking_id, marking_name = TLP2_MARKINGS[tlp]
     stem = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-") or "team"
+    from tiops.report.panels import DEFAULT_PANELS_YAML  # the report's own defaults, imported when used
+
     files = {
         CONFIG_FILE: _CONFIG,
         "intel/_defaults.yaml": _DEFAULTS.format(team=_quoted(team), identity_id=identity_id, marking_id=marking_id,
@@ -41,6 +43,7 @@ def new_repo_files(folder: Path, *, team: str, tlp: str, version: str, time: str
         f"intel/identities/{stem}.yaml": _IDENTITY.format(team=_quoted(team), identity_id=identity_id, time=time),
         "rules/relationships.yaml": _RELATIONSHIPS,
         "rules/ingestion/review-low-confidence.yaml": _INGESTION_RULE,
+        "report.yaml": DEFAULT_PANELS_YAML,  # the report's overview, for the team to edit
         ".gitignore": _GITIGNORE,
         ".github/workflows/intel-pr.yml": _PR_WORKFLOW.format(version=version),
         ".pre-commit-config.yaml": _PRE_COMMIT.format(version=version),
