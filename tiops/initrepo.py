@@ -34,7 +34,8 @@ def new_repo_files(folder: Path, *, team: str, tlp: str, version: str, time: str
     assert identity_id is not None  # an identity with a name always derives an id
     marking_id, marking_name = TLP2_MARKINGS[tlp]
     stem = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-") or "team"
-    from tiops.report.panels import DEFAULT_PANELS_YAML  # the report's own defaults, imported when used
+    # The report's own default panels, imported only when a repository is made.
+    from tiops.report.panels import DEFAULT_PANELS_YAML
 
     files = {
         CONFIG_FILE: _CONFIG,
