@@ -222,3 +222,15 @@ def test_the_observable_index_is_only_a_first_cut(repo: Path) -> None:
     assert ids(query(repo, "observable = 1.2.3.4 and confidence < 50", "--format", "ids")) == []
     assert ids(query(repo, "observable = 1.2.3.4 and confidence >= 50", "--format", "ids")) == [OBJECTS[1]["id"]]
     assert ids(query(repo, "observable = EVIL.EXAMPLE", "--format", "ids")) == [OBJECTS[3]["id"]]  # case folds
+
+
+def test_a_bundle_needs_no_repository_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    bundle = outside / "partner.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--33333333-3333-4333-8333-333333333333",
+                                  "objects": OBJECTS}), encoding="utf-8")
+    assert ids(query(outside, "observable = 1.2.3.4", str(bundle), "--format", "ids")) == [OBJECTS[1]["id"]]
+    assert sorted(p.name for p in outside.iterdir()) == ["partner.json"]
+    result = query(outside, "observable = 1.2.3.4")  # no bundle: a repository is needed
+    assert result.exit_code == 2 and "not inside a tiops repository" in result.stderr

@@ -51,19 +51,29 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
     The language is described in docs/query.md. Exit status 0 (also when nothing
     matches), 2 for a mistake in the expression or options.
     """
-    root = repo_root(ctx)
     expression, bundle = _split_arguments(arguments)
+    root: Path | None
+    if bundle is not None:
+        bundle = bundle if bundle.is_absolute() else Path.cwd() / bundle
+        try:  # a bundle needs no repository; inside one, its kept view goes to .tiops/cache
+            root = repo_root(ctx, near=[bundle.parent])
+        except UsageError:
+            root = None
+    else:
+        root = repo_root(ctx)
     if bundle is not None and target is not None:
         raise UsageError("give either a BUNDLE.json or --target, not both")
     if group_by is not None and output_format == "ids":
         raise UsageError("--group-by counts values; it has no ids to print", hint="Use --format table, json or csv.")
     if expression is not None:
         parse_where(expression, fields=None)  # a syntax error is reported before anything is read
-    if target is not None:
+    if bundle is not None:
+        view = file_view(bundle, root)
+    elif target is not None:
+        assert root is not None  # only a bundle is read outside a repository
         view = target_view(root, target)
-    elif bundle is not None:
-        view = file_view(bundle if bundle.is_absolute() else Path.cwd() / bundle, root)
     else:
+        assert root is not None
         view, fresh = repository_view(root)
         if not fresh:
             click.echo("tiops: note: compiled the repository in memory; 'tiops compile' first makes queries fast", err=True)

@@ -35,11 +35,12 @@ def repository_view(root: Path) -> tuple[View, bool]:
     return MemoryView(objects), False
 
 
-def file_view(path: Path, root: Path) -> View:
-    """The view of a STIX bundle file (kept under the repository's .tiops/cache)."""
+def file_view(path: Path, root: Path | None) -> View:
+    """The view of a STIX bundle file, kept under the repository's .tiops/cache (outside
+    a repository nothing is written and the bundle is read each time)."""
     if not path.is_file():
         raise UsageError(f"no such bundle file: {path}")
-    return bundle_view(path, root / CACHE_DIR)
+    return bundle_view(path, root / CACHE_DIR if root is not None else None)
 
 
 def target_view(root: Path, name: str) -> View:
