@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -21,11 +22,13 @@ from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
+    ID_RE,
     SCO_TYPES,
     derive_relationship_id,
     derive_sco_id,
     derive_sdo_id,
 )
+from tiops.stix20 import MOVED_FROM_LABELS, upgrade_from_20
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -111,6 +114,10 @@ class Repo:
     is_bundle: bool = False
     # Imported source folders (relative) -> their parsed _overlay.yaml ({} when absent).
     overlays: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Bundles: path of each STIX 2.0 object checked through its 2.1 upgrade -> the
+    # properties the upgrade added (2.1 name -> the 2.0 name it came from, "" when it
+    # came from nowhere), so findings are reported at the 2.0 place.
+    upgraded_from_20: dict[tuple[PathPart, ...], dict[str, str]] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, IntelObject]:
         return {obj.id: obj for obj in self.objects}
@@ -142,8 +149,13 @@ def load_bundle(path: Path, display: str | None = None) -> Repo:
         repo.findings.append(make_finding(problem.code, problem.message, Location(name, problem.line, problem.column)))
         return repo
     prefix: tuple[PathPart, ...] | None
+    stix20_bundle = False
     if isinstance(data, dict) and data.get("type") == "bundle":
         items, prefix = data.get("objects") or [], ("objects",)
+        repo.findings.extend(check_bundle_wrapper(data, name))
+        stix20_bundle = data.get("spec_version") == "2.0"
+        if not isinstance(items, list):
+            return repo
     elif isinstance(data, list):
         items, prefix = data, ()
     elif isinstance(data, dict):
@@ -157,24 +169,66 @@ def load_bundle(path: Path, display: str | None = None) -> Repo:
         if not isinstance(item, dict):
             repo.findings.append(make_finding("TI104", f"item {index} is not an object", Location(name, path=item_path)))
             continue
-        if "spec_version" not in item and item.get("type") not in SCO_TYPES and "id" in item:
-            stix20 += 1  # Section 3.2: every 2.1 SDO/SRO carries spec_version.
-            continue
         if not isinstance(item.get("type"), str):
             defect = "has no 'type'" if "type" not in item else "has a 'type' that is not a string"
             repo.findings.append(make_finding("TI201", f"item {index} {defect}", Location(name, path=item_path),
                                               hint="Every STIX object names its type, for example \"type\": \"indicator\"."))
             continue
+        if is_stix20_object(item, in_stix20_bundle=stix20_bundle):
+            stix20 += 1
+            upgraded = upgrade_from_20(item, Counter())
+            moved = MOVED_FROM_LABELS.get(item["type"])
+            repo.upgraded_from_20[item_path] = {
+                added: "labels" if added == moved else "" for added in upgraded if added not in item
+            }
+            item = upgraded
         repo.objects.append(IntelObject(data=item, file=name, path=item_path))
     if stix20:
         repo.findings.append(
             make_finding(
                 "TI210",
-                f"{stix20} object(s) have no spec_version: they are STIX 2.0 and were not checked as 2.1",
+                f"{stix20} object(s) are STIX 2.0 (no spec_version, or spec_version 2.0): checked as upgraded to "
+                "STIX 2.1 the way 'tiops import' upgrades them, findings at their 2.0 place",
                 Location(name, 1, 1),
             )
         )
     return repo
+
+
+def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool) -> bool:
+    """Whether a bundle item is STIX 2.0 content (docs/findings.md, STIX 2.0 content).
+
+    Everything in a bundle with spec_version 2.0 is. In other bundles, an SDO, SRO or
+    marking without spec_version is (STIX 2.1 section 3.2 requires it; 2.0 had none),
+    and so is an object that says spec_version 2.0 itself.
+    """
+    if in_stix20_bundle or item.get("spec_version") == "2.0":
+        return True
+    return "spec_version" not in item and item.get("type") not in SCO_TYPES and "id" in item
+
+
+def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:
+    """STIX 2.1 section 8: a bundle has type, an id of its own type, and a list of objects."""
+    findings: list[Finding] = []
+    identifier = bundle.get("id")
+    if identifier is None:
+        findings.append(make_finding("TI249", "the bundle has no id; a bundle MUST have one (STIX 2.1 section 8)",
+                                     Location(name, 1, 1)))
+    elif not isinstance(identifier, str) or ID_RE.match(identifier) is None or not identifier.startswith("bundle--"):
+        findings.append(make_finding("TI249", f"bundle id {identifier!r} is not 'bundle--<UUID>' (STIX 2.1 sections 2.9, 8)",
+                                     Location(name, path=("id",))))
+    objects = bundle.get("objects")
+    if "objects" in bundle and not isinstance(objects, list):
+        findings.append(make_finding("TI249", "the bundle's objects is not a list (STIX 2.1 section 8)",
+                                     Location(name, path=("objects",))))
+    elif objects == []:
+        findings.append(make_finding("TI243", "the bundle's objects is an empty list; leave it out instead "
+                                     "(STIX 2.1 section 8, list type)", Location(name, path=("objects",))))
+    version = bundle.get("spec_version")
+    if version is not None and version != "2.0":
+        findings.append(make_finding("TI249", f"bundle spec_version {version!r}: a STIX 2.1 bundle has no spec_version "
+                                     "(section 8); 2.0 bundles say 2.0", Location(name, path=("spec_version",))))
+    return findings
 
 
 def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, str, Defaults]]:

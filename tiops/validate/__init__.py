@@ -14,6 +14,7 @@ from tiops.validate.objects import check_object
 from tiops.validate.partner import check_partner_objects
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
+from tiops.validate.stix20 import at_stix20_places
 
 __all__ = ["validate_paths", "validate_repo"]
 
@@ -39,6 +40,8 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle, types=types))
     findings.extend(rule_findings(repo))
     findings.extend(check_partner_objects(repo))
+    if repo.upgraded_from_20:
+        findings = at_stix20_places(findings, repo.upgraded_from_20)
     return sort_findings(resolve_locations(findings, repo.root))
 
 

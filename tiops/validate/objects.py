@@ -11,6 +11,8 @@ from tiops.jsonschemas import known_properties, open_vocabularies, stix_validato
 from tiops.load import IntelObject
 from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, is_real_day, timestamp_key
 from tiops.validate.patterns import pattern_errors
+from tiops.validate.rules21 import RESERVED_PROPERTIES, check_rules
+from tiops.validate.values import check_values
 
 # Properties whose values are timestamps, checked for real calendar dates beyond the
 # schema's format pattern (a pattern accepts 2025-02-30).
@@ -32,6 +34,9 @@ def check_object(obj: IntelObject) -> list[Finding]:
         if stix_type not in ALL_TYPES and not stix_type.startswith("x-"):
             findings.append(make_finding("TI202", f"'{stix_type}' is not a STIX 2.1 object type", obj.location("type"), stix_id=obj.id))
         _check_id(obj, findings)
+        _check_timestamps(obj, findings, skip=frozenset())
+        findings.extend(check_rules(obj))
+        findings.extend(check_values(obj))
         return findings
     already_bad: AbstractSet[str | int] = frozenset()
     if not validator.is_valid(data):
@@ -42,10 +47,14 @@ def check_object(obj: IntelObject) -> list[Finding]:
     # id anchored to that type (tests/test_schemas.py holds them to it).
     _check_properties(obj, findings)
     _check_timestamps(obj, findings, skip=already_bad)
+    pattern_parsed = True
     if stix_type == "indicator" and type(data.get("pattern")) is str:
         pattern_type = data.get("pattern_type", "stix")
         for reason in pattern_errors(data["pattern"], pattern_type if isinstance(pattern_type, str) else "stix", "2.1"):
+            pattern_parsed = False
             findings.append(make_finding("TI207", reason, obj.location("pattern"), stix_id=obj.id))
+    findings.extend(check_rules(obj))
+    findings.extend(check_values(obj, pattern_parsed=pattern_parsed))
     return findings
 
 
@@ -67,7 +76,9 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
         keyword = schema_path[-1] if schema_path else ""
         where = ".".join(str(part) for part in path)
         if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
-            continue  # a well-formed id of the wrong type: TI301 says so with the target named
+            continue
+        if keyword == "minItems" and error.instance == []:
+            continue  # TI243 names the empty list (tiops.validate.rules21)  # a well-formed id of the wrong type: TI301 says so with the target named
         if keyword == "required":
             code, message = "TI201", f"missing required property {error.message.split(' is a required')[0]}"
             if where:
@@ -95,7 +106,7 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
     known = known_properties(stix_type)
     if not known.issuperset(obj.data):
         for name in obj.data:  # in the order written, for stable output
-            if name not in known and not name.startswith("x_") and name != "extensions":
+            if name not in known and not name.startswith("x_") and name != "extensions" and name not in RESERVED_PROPERTIES:
                 findings.append(
                     make_finding(
                         "TI208",

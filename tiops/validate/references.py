@@ -9,7 +9,15 @@ from typing import Any
 from tiops.codes import make_finding
 from tiops.findings import Finding, PathPart, Severity
 from tiops.load import IntelObject
-from tiops.stix import ALL_TYPES, BUILTIN_OBJECTS, ID_RE, SDO_TYPES, id_type, reference_rule
+from tiops.stix import (
+    ALL_TYPES,
+    BUILTIN_OBJECTS,
+    ID_RE,
+    SCO_TYPES,
+    SDO_TYPES,
+    id_type,
+    reference_rule,
+)
 
 
 def check_duplicate_ids(objects: list[IntelObject], *, in_bundle: bool = False) -> list[Finding]:
@@ -102,26 +110,42 @@ class _ReferenceChecker:
                 return  # a malformed id: the schema reports it
             finding = make_finding("TI300", f"{prop} points to {value}, which is not defined", obj.location(*path), stix_id=obj.id)
             self.findings.append(replace(finding, severity=Severity.WARNING) if self.in_bundle else finding)
+            # The id's own type prefix still says what it points at (section 2.9): an
+            # object_marking_refs entry naming an identity is wrong wherever it resolves.
+            target_type = id_type(value)
+            allowed = self._allowed(stix_type, prop)
+            if allowed is not None and target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
+                self.findings.append(self._wrong_type(obj, prop, value, target_type, allowed, path))
             return
         if value in self.malformed:
             return
-        key = (stix_type, prop)
-        allowed = self.allowed[key] if key in self.allowed else self.allowed.setdefault(key, reference_rule(stix_type, prop)[1])
+        allowed = self._allowed(stix_type, prop)
         if allowed is not None:
             if target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
-                expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
-                self.findings.append(
-                    make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected}",
-                                 obj.location(*path), stix_id=obj.id)
-                )
+                self.findings.append(self._wrong_type(obj, prop, value, target_type, allowed, path))
         elif id_type(value) != target_type:
             self.findings.append(make_finding("TI301", f"{prop}: {value} has the prefix of another type than its object ({target_type})",
                                               obj.location(*path), stix_id=obj.id))
 
 
+    def _allowed(self, stix_type: str, prop: str) -> frozenset[str] | None:
+        key = (stix_type, prop)
+        if key in self.allowed:
+            return self.allowed[key]
+        return self.allowed.setdefault(key, reference_rule(stix_type, prop)[1])
+
+    @staticmethod
+    def _wrong_type(obj: IntelObject, prop: str, value: str, target_type: str, allowed: frozenset[str],
+                    path: tuple[PathPart, ...]) -> Finding:
+        expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
+        return make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected}",
+                            obj.location(*path), stix_id=obj.id)
+
+
 def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool:
-    """Custom object types (section 11.2) stand where SDOs may, e.g. as relationship ends."""
-    return target_type not in ALL_TYPES and allowed >= SDO_TYPES
+    """Custom object types (section 11.2) stand where SDOs or SCOs may, e.g. as relationship
+    ends or in observed-data's object_refs: their type does not say which they are."""
+    return target_type not in ALL_TYPES and (allowed >= SDO_TYPES or allowed >= SCO_TYPES)
 
 
 # Nested values that never hold references; skipping them keeps the walk cheap.

@@ -1,0 +1,123 @@
+"""Checks of the values inside an object: observable values, pattern literals, nested
+timestamps and language tags.
+
+The rules themselves live in :mod:`tiops.values`, keyed by (SCO type, property path);
+this module finds the values an object holds and turns problems into findings at
+their place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiops.codes import make_finding
+from tiops.findings import Finding, PathPart
+from tiops.load import IntelObject
+from tiops.observables import pattern_observables
+from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day
+from tiops.values import ValueProblem, check_language_tag, check_observable_value
+
+# Operators whose literal is a value of the property (STIX 2.1 section 9.6); LIKE and
+# MATCHES take wildcards and regular expressions, which are not values.
+_VALUE_OPERATORS = frozenset({"=", "!=", "IN", "ISSUBSET", "ISSUPERSET"})
+
+# Top-level properties whose strings are never observable values, timestamps or
+# language tags of interest here (checked elsewhere, or free text).
+_SKIP_TOP = frozenset({"type", "id", "spec_version", "created_by_ref", "object_marking_refs",
+                       "description", "name", "pattern", "external_references", "granular_markings"})
+
+
+def check_values(obj: IntelObject, *, pattern_parsed: bool = True) -> list[Finding]:
+    """Value findings of one object; a pattern's literals only when the pattern parsed
+    (the pattern grammar's own errors, TI207, come first and cover hashes)."""
+    data = obj.data
+    stix_type = data["type"]
+    findings: list[Finding] = []
+    if stix_type in SCO_TYPES:
+        _walk_sco(obj, stix_type, data, (), "", findings)
+    elif stix_type == "indicator" and pattern_parsed:
+        _check_pattern_values(obj, findings)
+    if stix_type not in SCO_TYPES:
+        _walk_nested(obj, data, findings)
+    lang = data.get("lang")
+    if type(lang) is str:
+        _report(obj, check_language_tag(lang), ("lang",), findings)
+    markings = data.get("granular_markings")
+    if type(markings) is list:
+        for index, marking in enumerate(markings):
+            if type(marking) is dict and type(marking.get("lang")) is str:
+                _report(obj, check_language_tag(marking["lang"]), ("granular_markings", index, "lang"), findings)
+    if stix_type == "language-content" and type(data.get("contents")) is dict:
+        for key in data["contents"]:  # section 7.1: keys are RFC 5646 language codes
+            if type(key) is str:
+                _report(obj, check_language_tag(key), ("contents", key), findings)
+    return findings
+
+
+def _report(obj: IntelObject, problem: ValueProblem | None, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
+    if problem is not None:
+        where = ".".join(str(part) for part in path)
+        findings.append(make_finding(problem.code, f"{where}: {problem.reason}", obj.location(*path), stix_id=obj.id))
+
+
+def _walk_sco(obj: IntelObject, sco_type: str, value: Any, path: tuple[PathPart, ...], dotted: str,
+              findings: list[Finding]) -> None:
+    """Every value of an SCO, checked by its (type, path) rule; timestamps at any depth."""
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is str and (path or key not in _SKIP_TOP):
+                _walk_sco(obj, sco_type, item, (*path, key), f"{dotted}.{key}" if dotted else key, findings)
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            _walk_sco(obj, sco_type, item, (*path, index), dotted, findings)
+    elif type(value) is str:
+        _report(obj, check_observable_value(sco_type, dotted, value), path, findings)
+        _check_timestamp(obj, value, path, findings)
+
+
+def _walk_nested(obj: IntelObject, data: dict[str, Any], findings: list[Finding]) -> None:
+    """Timestamps inside nested values and custom properties of non-SCO objects.
+
+    Top-level timestamps of the STIX types are checked by name in tiops.validate.objects;
+    custom objects' top-level ones are checked here, by shape.
+    """
+    custom = data["type"].startswith("x-")
+    for key, item in data.items():
+        if type(item) is str:
+            if (custom or key.startswith("x_")) and key not in ("created", "modified"):
+                _check_timestamp(obj, item, (key,), findings)
+        elif (type(item) is dict or type(item) is list) and key not in _SKIP_TOP:
+            _walk_timestamps(obj, item, (key,), findings)
+
+
+def _walk_timestamps(obj: IntelObject, value: Any, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
+    if type(value) is dict:
+        for key, item in value.items():
+            _walk_timestamps(obj, item, (*path, key), findings)
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            _walk_timestamps(obj, item, (*path, index), findings)
+    elif type(value) is str:
+        _check_timestamp(obj, value, path, findings)
+
+
+def _check_timestamp(obj: IntelObject, value: str, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
+    # Only text shaped like a STIX timestamp is taken for one (section 2.16); the day
+    # must exist (a format pattern accepts 2025-02-30).
+    if len(value) >= 20 and value[10:11] == "T" and value[-1] == "Z" and TIMESTAMP_RE.match(value) and not is_real_day(value):
+        where = ".".join(str(part) for part in path)
+        findings.append(make_finding("TI204", f"{where}: {value!r} is not a real date and time (STIX 2.1 section 2.16)",
+                                     obj.location(*path), stix_id=obj.id))
+
+
+def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
+    pattern = obj.data.get("pattern")
+    if type(pattern) is not str or obj.data.get("pattern_type", "stix") != "stix":
+        return
+    for observable in pattern_observables(pattern):
+        if observable.operator not in _VALUE_OPERATORS:
+            continue
+        problem = check_observable_value(observable.object_type, observable.path, observable.value)
+        if problem is not None:
+            findings.append(make_finding(problem.code, f"pattern: {observable.key}: {problem.reason}",
+                                         obj.location("pattern"), stix_id=obj.id))

@@ -1,0 +1,264 @@
+"""Checks of cyber-observable values, one implementation for SCO properties and pattern literals.
+
+A value is checked by where it sits in the STIX observable model: the SCO type and
+the property path (``ipv4-addr`` / ``value``, ``file`` / ``hashes.SHA-256``). The
+same key comes from an SCO property (:func:`tiops.observables.sco_observables` and
+the walk in :mod:`tiops.validate.observed`) and from a pattern comparison
+(:func:`tiops.observables.pattern_observables`), so ``[ipv4-addr:value =
+'999.1.1.1']`` and an ``ipv4-addr`` SCO with that value get the same finding.
+
+Every check returns ``None`` for a good value or a :class:`ValueProblem` naming the
+finding code and the rule broken, with its STIX 2.1 section or RFC. Checks run only
+on values present and remember their answers: feeds repeat values.
+
+This module imports nothing from tiops: warning lists and canonical forms build on it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+import langcodes
+from rfc3986_validator import validate_rfc3986
+
+__all__ = [
+    "HASH_RULES",
+    "ValueProblem",
+    "check_charset",
+    "check_hash",
+    "check_language_tag",
+    "check_observable_value",
+    "rule_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueProblem:
+    """Why a value breaks its property's rule: the finding code and a sentence with the section."""
+
+    code: str
+    reason: str
+
+
+Check = Callable[[str], "ValueProblem | None"]
+
+# --- IP addresses (STIX 2.1 sections 6.8 and 6.9) -------------------------------------
+
+_PREFIX_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,2})$")
+
+
+def _ip(value: str, version: int) -> ValueProblem | None:
+    section = "6.8" if version == 4 else "6.9"
+    kind = f"IPv{version}"
+    limit = 32 if version == 4 else 128
+    address, slash, prefix = value.partition("/")
+    if slash and (not _PREFIX_RE.match(prefix) or int(prefix) > limit):
+        return ValueProblem("TI230", f"{value!r}: the CIDR suffix must be /0 to /{limit} (STIX 2.1 section {section})")
+    if "%" in address:
+        return ValueProblem("TI230", f"{value!r} carries a zone index; a {kind} value is an address or CIDR block (STIX 2.1 section {section})")
+    try:
+        # Python rejects leading zeros in IPv4 octets (ambiguous: octal or decimal).
+        ipaddress.IPv4Address(address) if version == 4 else ipaddress.IPv6Address(address)
+    except ValueError:
+        return ValueProblem("TI230", f"{value!r} is not an {kind} address in CIDR notation (STIX 2.1 section {section})")
+    return None
+
+
+def _ipv4(value: str) -> ValueProblem | None:
+    return _ip(value, 4)
+
+
+def _ipv6(value: str) -> ValueProblem | None:
+    return _ip(value, 6)
+
+
+# --- Email addresses (STIX 2.1 section 6.5: RFC 5322 addr-spec) -------------------------
+#
+# RFC 5322 section 3.4.1 without the obsolete forms and comments, with RFC 6532's
+# UTF-8 characters allowed where ASCII text is.
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_DOT_ATOM: Final = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_QUOTED: Final = r'"(?:[\x21\x23-\x5b\x5d-\x7e \t\u0080-\U0010ffff]|\\[\x21-\x7e \t])*"'
+_DOMAIN_LITERAL: Final = r"\[[\x21-\x5a\x5e-\x7e]*\]"
+_ADDR_SPEC_RE: Final = re.compile(rf"^(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})$")
+
+
+def _email(value: str) -> ValueProblem | None:
+    if _ADDR_SPEC_RE.match(value):
+        return None
+    if "<" in value and value.rstrip().endswith(">"):
+        return ValueProblem("TI231", f"{value!r} is a mailbox with a display name; the value is the addr-spec alone "
+                                     "(put the name in display_name; STIX 2.1 section 6.5, RFC 5322 section 3.4.1)")
+    return ValueProblem("TI231", f"{value!r} is not an RFC 5322 addr-spec like jdoe@example.com (STIX 2.1 section 6.5)")
+
+
+# --- Media types (RFC 6838 section 4.2) and character sets (RFC 2978) --------------------
+
+_TOP_LEVEL_TYPES: Final = frozenset(
+    {"application", "audio", "example", "font", "haptics", "image", "message", "model", "multipart", "text", "video"}
+)
+_RESTRICTED_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}"
+_PARAMETER: Final = r"""\s*;\s*[A-Za-z0-9!#$&^_.+\-]+=(?:[A-Za-z0-9!#$%&'*+.^_`{|}~\-]+|"[^"]*")"""
+_MEDIA_TYPE_RE: Final = re.compile(rf"^({_RESTRICTED_NAME})/{_RESTRICTED_NAME}(?:{_PARAMETER})*$")
+
+
+def _media_type(value: str) -> ValueProblem | None:
+    match = _MEDIA_TYPE_RE.match(value)
+    if match is None:
+        return ValueProblem("TI232", f"{value!r} is not a media type like application/zip (RFC 6838 section 4.2; STIX 2.1 sections 6.1, 6.7)")
+    if match.group(1).lower() not in _TOP_LEVEL_TYPES:
+        return ValueProblem("TI232", f"{value!r}: '{match.group(1)}' is not an IANA top-level media type "
+                                     f"({', '.join(sorted(_TOP_LEVEL_TYPES))}; STIX 2.1 sections 6.1, 6.7)")
+    return None
+
+
+# RFC 2978 section 2.3: mime-charset-chars; IANA names are at most 40 characters.
+_CHARSET_RE: Final = re.compile(r"^[A-Za-z0-9!#$%&'+\-^_`{}~]{1,40}$")
+
+
+@lru_cache(maxsize=1024)
+def check_charset(value: str) -> ValueProblem | None:
+    """An IANA character set name (STIX 2.1 sections 6.3, 6.7: *_enc properties)."""
+    if not _CHARSET_RE.match(value):
+        return ValueProblem("TI233", f"{value!r} is not a character set name (RFC 2978 section 2.3; "
+                                     "the IANA name such as UTF-8 or windows-1252, STIX 2.1 sections 6.3, 6.7)")
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return ValueProblem("TI238", f"{value!r} is not a character set tiops knows; the IANA registry name "
+                                     "is expected (STIX 2.1 sections 6.3, 6.7)")
+    return None
+
+
+# --- URLs (STIX 2.1 sections 6.15 and 6.1: RFC 3986) --------------------------------------
+
+
+def _url(value: str) -> ValueProblem | None:
+    if validate_rfc3986(value, rule="URI") is None:
+        return ValueProblem("TI234", f"{value!r} is not an RFC 3986 URI with a scheme, like https://example.com/a "
+                                     "(spaces and other unsafe characters are percent-encoded; STIX 2.1 section 6.15)")
+    return None
+
+
+# --- CPE 2.3 (STIX 2.1 section 6.14; NISTIR 7695 section 6.2, formatted string binding) ----
+
+_CPE_AVSTRING: Final = r"""(?:(?:\?*|\*?)(?:[A-Za-z0-9\-._]|\\[\\*?!"#$%&'()+,/:;<=>@\[\]^`{|}~])+(?:\?*|\*?)|[*\-])"""
+_CPE_LANGUAGE: Final = r"(?:[A-Za-z]{2,3}(?:-(?:[A-Za-z]{2}|[0-9]{3}))?|[*\-])"
+_CPE_RE: Final = re.compile(
+    rf"^cpe:2\.3:[aho*\-](?::{_CPE_AVSTRING}){{5}}:{_CPE_LANGUAGE}(?::{_CPE_AVSTRING}){{4}}$"
+)
+
+
+def _cpe(value: str) -> ValueProblem | None:
+    if _CPE_RE.match(value):
+        return None
+    return ValueProblem("TI235", f"{value!r} is not a CPE 2.3 formatted string like "
+                                 "cpe:2.3:a:vendor:product:1.0:*:*:*:*:*:*:* (NISTIR 7695 section 6.2; STIX 2.1 section 6.14)")
+
+
+# --- Language tags (RFC 5646 section 2.1) ----------------------------------------------
+
+_LANGTAG_RE: Final = re.compile(
+    r"^(?:"
+    r"(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"  # language (with extlang)
+    r"(?:-[A-Za-z]{4})?"  # script
+    r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"  # region
+    r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"  # variants
+    r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*"  # extensions
+    r"(?:-[xX](?:-[A-Za-z0-9]{1,8})+)?"  # private use
+    r"|[xX](?:-[A-Za-z0-9]{1,8})+"  # private use only
+    r"|[iI]-[A-Za-z]{2,8}|[A-Za-z]{2,3}-[A-Za-z0-9]{2,8}-[A-Za-z0-9]{2,8}"  # grandfathered
+    r")$"
+)
+
+
+@lru_cache(maxsize=1024)
+def check_language_tag(value: str) -> ValueProblem | None:
+    """An RFC 5646 language tag whose subtags are in the IANA registry (STIX 2.1 sections 3.2, 6.14, 7.1)."""
+    if not _LANGTAG_RE.match(value) or not langcodes.tag_is_valid(value):
+        return ValueProblem("TI236", f"{value!r} is not an RFC 5646 language tag like en, de-CH or zh-Hant "
+                                     "(STIX 2.1 section 3.2 lang; 6.14 languages; 7.1 contents)")
+    return None
+
+
+# --- Hashes (STIX 2.1 section 2.7, hash-algorithm-ov section 10.6) ----------------------
+
+_HEX_LENGTHS: Final = {"MD5": 32, "SHA-1": 40, "SHA-256": 64, "SHA-512": 128, "SHA3-256": 64, "SHA3-512": 128}
+_HEX_RE: Final = re.compile(r"^[0-9A-Fa-f]+$")
+# ssdeep: blocksize:hash:hash in base64 characters.
+_SSDEEP_RE: Final = re.compile(r"^[0-9]{1,10}:[A-Za-z0-9/+]{1,128}:[A-Za-z0-9/+]{1,128}$")
+# TLSH: 70 or 134 hex digits (128 or 256 buckets), optionally after the version prefix T1.
+_TLSH_RE: Final = re.compile(r"^(?:T1)?(?:[0-9A-Fa-f]{70}|[0-9A-Fa-f]{134})$")
+
+HASH_RULES: Final = {name: f"{length} hexadecimal digits" for name, length in _HEX_LENGTHS.items()} | {
+    "SSDEEP": "blocksize:hash:hash in base64 characters",
+    "TLSH": "70 hexadecimal digits, optionally after T1",
+}
+
+
+@lru_cache(maxsize=1 << 14)
+def check_hash(algorithm: str, value: str) -> ValueProblem | None:
+    """A hash value of the length and alphabet of its algorithm (custom algorithms are not checked)."""
+    length = _HEX_LENGTHS.get(algorithm)
+    if length is not None:
+        good = len(value) == length and _HEX_RE.match(value) is not None
+    elif algorithm == "SSDEEP":
+        good = _SSDEEP_RE.match(value) is not None
+    elif algorithm == "TLSH":
+        good = _TLSH_RE.match(value) is not None
+    else:
+        return None
+    if good:
+        return None
+    return ValueProblem("TI237", f"{algorithm} value {value!r} is not {HASH_RULES[algorithm]} "
+                                 "(STIX 2.1 section 2.7, hash-algorithm-ov section 10.6)")
+
+
+# --- The table ----------------------------------------------------------------------
+
+_EMAIL_REFS: Final = ("from_ref", "sender_ref", "to_refs", "cc_refs", "bcc_refs")
+
+# (SCO type, property path without list indices) -> check. Paths are what
+# tiops.observables produces (dots between steps), so pattern paths such as
+# email-message:to_refs[*].value find the same rule once indices are removed.
+_RULES: Final[dict[tuple[str, str], Check]] = {
+    ("ipv4-addr", "value"): _ipv4,
+    ("ipv6-addr", "value"): _ipv6,
+    ("email-addr", "value"): _email,
+    **{("email-message", f"{ref}.value"): _email for ref in _EMAIL_REFS},
+    ("artifact", "mime_type"): _media_type,
+    ("file", "mime_type"): _media_type,
+    ("file", "name_enc"): check_charset,
+    ("directory", "path_enc"): check_charset,
+    ("url", "value"): _url,
+    ("artifact", "url"): _url,
+    ("software", "cpe"): _cpe,
+    ("software", "languages"): check_language_tag,
+}
+
+_INDEX_RE: Final = re.compile(r"\[[^\]]*\]")
+
+
+def rule_for(sco_type: str, path: str) -> Check | None:
+    """The check for a property path of an SCO type, or None when tiops has none for it."""
+    if "[" in path:
+        path = _INDEX_RE.sub("", path)
+    return _RULES.get((sco_type, path))
+
+
+@lru_cache(maxsize=1 << 16)
+def check_observable_value(sco_type: str, path: str, value: str) -> ValueProblem | None:
+    """Check one value at ``path`` of an SCO of ``sco_type`` (hashes anywhere, by algorithm)."""
+    check = rule_for(sco_type, path)
+    if check is not None:
+        return check(value)
+    head, dot, last = path.rpartition(".")
+    if dot and (head == "hashes" or head.endswith(".hashes")):
+        return check_hash(last, value)
+    return None
