@@ -44,10 +44,16 @@ def test_sco_examples_errors_are_real_defects(corpora: Path) -> None:
     assert all("payload_bin" in e for e in errors if e.startswith("TI200"))
 
 
-def test_stix20_bundle_is_reported_not_crashed(corpora: Path) -> None:
+def test_stix20_bundle_is_linted_through_its_upgrade(corpora: Path) -> None:
     findings = validate_repo(load_bundle(corpora / "stix20" / "enterprise-attack.json"))
     stix20 = [f for f in findings if f.code == "TI210"]
-    assert len(stix20) == 1 and "24" in stix20[0].message
+    assert len(stix20) == 1 and "24771 object(s) are STIX 2.0" in stix20[0].message
+    # Enterprise ATT&CK breaks no MUST of 2.1 once upgraded; what remains are warnings on
+    # real deviations: 2.0 malware labels outside malware-type-ov, and relationships
+    # (subtechnique-of, detects, tool uses attack-pattern) outside STIX 2.1 Appendix B.
+    assert [f for f in findings if f.severity is Severity.ERROR] == []
+    assert {f.code for f in findings} == {"TI209", "TI210", "TI400"}
+    assert all(f.location.line > 1 for f in findings if f.code != "TI210")
 
 
 def test_bundle_items_without_a_string_type_are_findings_not_crashes(tmp_path: Path) -> None:

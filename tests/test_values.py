@@ -1,0 +1,114 @@
+"""Observable value rules (tiops.values), each case taken from the rule's own text:
+STIX 2.1 section 6 for the property, and the RFC or registry it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiops.observables import pattern_observables
+from tiops.values import check_charset, check_hash, check_language_tag, check_observable_value
+
+# (SCO type, property path, value, expected code or None)
+CASES = [
+    # 6.8: "one or more IPv4 addresses expressed using CIDR notation"
+    ("ipv4-addr", "value", "198.51.100.3", None),
+    ("ipv4-addr", "value", "198.51.100.0/24", None),
+    ("ipv4-addr", "value", "0.0.0.0/0", None),
+    ("ipv4-addr", "value", "999.999.999.999", "TI230"),
+    ("ipv4-addr", "value", "198.51.100.0/33", "TI230"),
+    ("ipv4-addr", "value", "198.51.100.0/", "TI230"),
+    ("ipv4-addr", "value", "198.51.100.0/024", "TI230"),
+    ("ipv4-addr", "value", "198.51.100.0/255.255.255.0", "TI230"),
+    ("ipv4-addr", "value", "010.1.1.1", "TI230"),
+    ("ipv4-addr", "value", "2001:db8::1", "TI230"),
+    # 6.9: IPv6 in CIDR notation
+    ("ipv6-addr", "value", "2001:db8::1", None),
+    ("ipv6-addr", "value", "2001:db8::/32", None),
+    ("ipv6-addr", "value", "2001:db8::/129", "TI230"),
+    ("ipv6-addr", "value", "fe80::1%eth0", "TI230"),
+    ("ipv6-addr", "value", "198.51.100.3", "TI230"),
+    # 6.5: "The value of the email address. This MUST NOT include the display name." (RFC 5322 addr-spec)
+    ("email-addr", "value", "jdoe@example.com", None),
+    ("email-addr", "value", '"john doe"@example.com', None),
+    ("email-addr", "value", "jdoe@[192.0.2.1]", None),
+    ("email-addr", "value", "John Doe <jdoe@example.com>", "TI231"),
+    ("email-addr", "value", "jdoe", "TI231"),
+    ("email-addr", "value", "j..doe@example.com", "TI231"),
+    ("email-message", "to_refs.value", "eve@example.com", None),
+    ("email-message", "from_ref.value", "@example.com", "TI231"),
+    # 6.1/6.7: mime_type "SHOULD/MUST be a valid IANA media type" (RFC 6838 type/subtype)
+    ("artifact", "mime_type", "application/zip", None),
+    ("file", "mime_type", "text/plain; charset=utf-8", None),
+    ("file", "mime_type", "application/vnd.ms-excel", None),
+    ("artifact", "mime_type", "zip", "TI232"),
+    ("file", "mime_type", "executable/pe", "TI232"),
+    # 6.3/6.7: *_enc "MUST be specified using the corresponding name from the IANA character set registry"
+    ("file", "name_enc", "windows-1252", None),
+    ("directory", "path_enc", "UTF-16LE", None),
+    ("file", "name_enc", "utf 8", "TI233"),
+    ("file", "name_enc", "utf-9", "TI238"),
+    # 6.15: "The value of this property MUST conform to [RFC3986]"
+    ("url", "value", "https://example.com/path?q=1#frag", None),
+    ("url", "value", "ftp://198.51.100.3/a%20b", None),
+    ("url", "value", "example.com/path", "TI234"),
+    ("url", "value", "http://example.com/a path", "TI234"),
+    ("artifact", "url", "https://example.com/sample.bin", None),
+    # 6.14: cpe "MUST be a CPE v2.3 entry from the official NVD CPE Dictionary" (formatted string)
+    ("software", "cpe", "cpe:2.3:a:microsoft:word:2000:*:*:*:*:*:*:*", None),
+    ("software", "cpe", r"cpe:2.3:a:acme:tool\!:1.0:*:*:en-us:*:*:*:*", None),
+    ("software", "cpe", "cpe:/a:microsoft:word:2000", "TI235"),
+    ("software", "cpe", "cpe:2.3:a:microsoft:word", "TI235"),
+    # 6.14: languages "MUST be a language code conformant to [RFC5646]"
+    ("software", "languages", "en", None),
+    ("software", "languages", "zh-Hant-TW", None),
+    ("software", "languages", "english", "TI236"),
+    ("software", "languages", "en_US", "TI236"),
+    # 2.7: hashes; hash-algorithm-ov: the algorithms' output sizes and alphabets
+    ("file", "hashes.MD5", "d41d8cd98f00b204e9800998ecf8427e", None),
+    ("file", "hashes.SHA-1", "da39a3ee5e6b4b0d3255bfef95601890afd80709", None),
+    ("file", "hashes.SHA-256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", None),
+    ("file", "hashes.MD5", "d41d8cd98f00b204e9800998ecf8427", "TI237"),
+    ("file", "hashes.SHA-1", "da39a3ee5e6b4b0d3255bfef95601890afd8070g", "TI237"),
+    ("file", "hashes.SSDEEP", "3:AXGBicFlgVNhBGcL6wCrFQEv:AXGHsNhxLsr2C", None),
+    ("file", "hashes.SSDEEP", "not an ssdeep", "TI237"),
+    ("file", "hashes.x-custom", "anything at all", None),
+    ("file", "extensions.windows-pebinary-ext.sections.hashes.SHA-256", "abc", "TI237"),
+    # No rule: not checked.
+    ("mutex", "name", "anything", None),
+]
+
+
+@pytest.mark.parametrize(("sco_type", "path", "value", "expected"), CASES, ids=lambda c: str(c)[:40])
+def test_value_rule(sco_type: str, path: str, value: str, expected: str | None) -> None:
+    problem = check_observable_value(sco_type, path, value)
+    assert (problem.code if problem else None) == expected, problem
+    if problem is not None:
+        assert "section" in problem.reason  # every reason cites where the rule comes from
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@pytest.mark.parametrize(("sco_type", "path", "value", "expected"),
+                         [c for c in CASES if "." not in c[1] or c[1].startswith("hashes.")], ids=lambda c: str(c)[:40])
+def test_pattern_literal_reads_as_the_same_value(sco_type: str, path: str, value: str, expected: str | None) -> None:
+    """A pattern comparison reaches the same rule with the same unescaped value."""
+    steps = ".".join(f"'{step}'" if "-" in step else step for step in path.split("."))
+    (observable,) = pattern_observables(f"[{sco_type}:{steps} = {_literal(value)}]")
+    problem = check_observable_value(observable.object_type, observable.path, observable.value)
+    assert (problem.code if problem else None) == expected
+
+
+def test_pattern_list_index_finds_the_rule_of_the_list_property() -> None:
+    (observable,) = pattern_observables("[email-message:to_refs[*].value = 'Eve <eve@example.com>']")
+    problem = check_observable_value(observable.object_type, observable.path, observable.value)
+    assert problem is not None and problem.code == "TI231"
+
+
+def test_language_tag_and_charset_and_hash_are_usable_alone() -> None:
+    assert check_language_tag("de-CH") is None
+    assert check_language_tag("xx-YY-zz") is not None  # well-formed, but no such subtags in the registry
+    assert check_charset("ISO-8859-1") is None
+    assert check_hash("TLSH", "T1" + "A" * 70) is None
+    assert check_hash("TLSH", "A" * 69) is not None

@@ -1,0 +1,75 @@
+"""Bundles linted as received: the wrapper (STIX 2.1 section 8) and STIX 2.0 content,
+checked through the 2.1 upgrade with findings at the 2.0 text's places."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tiops.findings import Severity
+from tiops.load import load_bundle
+from tiops.validate import validate_repo
+
+INDICATOR_20 = {
+    "type": "indicator",
+    "id": "indicator--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a01",
+    "created": "2017-01-01T00:00:00.000Z",
+    "modified": "2017-01-01T00:00:00.000Z",
+    "labels": ["malicious-activity", "spooky"],
+    "pattern": "[ipv4-addr:value = '999.1.1.1']",
+    "valid_from": "2017-01-01T00:00:00Z",
+}
+
+
+def _write(tmp_path: Path, bundle: object) -> Path:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle, indent=2), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_bundle_without_an_id_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"type": "bundle", "objects": []})
+    findings = validate_repo(load_bundle(path))
+    assert [(f.code, f.severity) for f in findings] == [("TI249", Severity.ERROR), ("TI243", Severity.ERROR)]
+    assert "section 8" in findings[0].message
+
+
+def test_a_bundle_id_of_another_type_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"type": "bundle", "id": "report--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                             "objects": [{**INDICATOR_20, "spec_version": "2.1", "pattern_type": "stix",
+                                          "pattern": "[ipv4-addr:value = '198.51.100.1']"}]})
+    findings = validate_repo(load_bundle(path))
+    assert [(f.code, f.location.line) for f in findings] == [("TI249", _line_of(path, '"id": "report--'))]
+
+
+def test_stix20_bundle_is_checked_at_the_20_places(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                             "spec_version": "2.0", "objects": [INDICATOR_20]})
+    findings = validate_repo(load_bundle(path))
+    by_code = {f.code: f for f in findings}
+    assert sorted(by_code) == ["TI209", "TI210", "TI230"]
+    # labels became indicator_types in the upgrade; the finding points at the 2.0 labels.
+    assert by_code["TI209"].location.line == _line_of(path, '"spooky"')
+    assert by_code["TI230"].location.line == _line_of(path, '"pattern"')
+    assert "STIX 2.0" in by_code["TI230"].message
+    assert "1 object(s) are STIX 2.0" in by_code["TI210"].message
+
+
+def test_spec_version_20_objects_in_a_21_bundle_are_checked_as_20(tmp_path: Path) -> None:
+    item = {**INDICATOR_20, "spec_version": "2.0", "pattern": "[ipv4-addr:value = '198.51.100.1']"}
+    path = _write(tmp_path, {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00", "objects": [item]})
+    findings = validate_repo(load_bundle(path))
+    assert sorted(f.code for f in findings if f.severity >= Severity.WARNING) == ["TI209", "TI210"]
+
+
+def test_a_21_bundle_with_a_spec_version_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                             "spec_version": "2.1", "objects": [{**INDICATOR_20, "spec_version": "2.1",
+                                                                 "pattern_type": "stix", "indicator_types": ["malicious-activity"],
+                                                                 "pattern": "[ipv4-addr:value = '198.51.100.1']"}]})
+    findings = validate_repo(load_bundle(path))
+    assert [f.code for f in findings] == ["TI249"]
