@@ -85,6 +85,9 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
                 message += f" in {where}"
         elif path[:1] == ("id",):
             code, message = "TI203", f"id {obj.data.get('id')!r} is not '{obj.data['type']}--<UUID>'"
+        elif keyword == "pattern" and _is_reference_path(path):
+            code, message = "TI200", (f"{where}: {error.instance!r} is not an identifier: the target's type, '--' and "
+                                      "an RFC 4122 UUID (STIX 2.1 section 2.9)")
         elif "timestamp" in schema_path:
             code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
@@ -94,6 +97,11 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
         seen.add((code, message))
         findings.append(make_finding(code, message, obj.location(*path), stix_id=obj.id))
     return findings
+
+
+def _is_reference_path(path: tuple[object, ...]) -> bool:
+    names = [part for part in path if isinstance(part, str)]
+    return bool(names) and names[-1].endswith(("_ref", "_refs"))
 
 
 def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
