@@ -35,6 +35,9 @@ def test_sco_ids_are_the_ones_every_stix_tool_computes() -> None:
     # No contributing properties: hashed whole rather than a random UUIDv4, so builds repeat.
     process = {"type": "process", "pid": 42}
     assert derive_sco_id(process) == derive_sco_id(dict(process))
+    # ...and stamped as version 4, the form section 2.9 asks for without such properties.
+    assert derive_sco_id(process)[len("process--") :][14] == "4"
+    assert derive_sco_id({"type": "process", "pid": 43}) != derive_sco_id(process)
 
 
 def test_derived_ids_depend_only_on_identifying_properties() -> None:

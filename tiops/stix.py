@@ -319,8 +319,9 @@ def derive_relationship_id(source_ref: str, relationship_type: str, target_ref: 
 def derive_sco_id(obj: dict[str, Any]) -> str:
     """Section 2.9: SCO ids are UUIDv5 of the id-contributing properties; stix2 implements it.
 
-    For SCOs without contributing properties the spec asks for a random UUIDv4; tiops
-    hashes the whole object instead so that builds stay reproducible.
+    For SCOs without contributing properties the spec asks for a UUIDv4 (a process,
+    always); tiops hashes the whole object instead so that builds stay reproducible, and
+    stamps the hash as version 4 so the id has the form section 2.9 requires (TI244).
     """
     import stix2
 
@@ -332,7 +333,10 @@ def derive_sco_id(obj: dict[str, Any]) -> str:
     stix_type = str(obj.get("type"))
     if derived and uuid.UUID(derived.split("--", 1)[1]).version == 5:
         return derived
-    return f"{stix_type}--{uuid.uuid5(STIX_SCO_NAMESPACE, canonical_json(obj).decode())}"
+    hashed = uuid.uuid5(STIX_SCO_NAMESPACE, canonical_json(obj).decode())
+    if derived:  # stix2 made a random UUIDv4: no id-contributing property is present
+        hashed = uuid.UUID(bytes=hashed.bytes, version=4)
+    return f"{stix_type}--{hashed}"
 
 
 # --- The source system extension ---------------------------------------------------------
