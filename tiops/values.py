@@ -3,7 +3,7 @@
 A value is checked by where it sits in the STIX observable model: the SCO type and
 the property path (``ipv4-addr`` / ``value``, ``file`` / ``hashes.SHA-256``). The
 same key comes from an SCO property (:func:`tiops.observables.sco_observables` and
-the walk in :mod:`tiops.validate.observed`) and from a pattern comparison
+the walk in :mod:`tiops.validate.values`) and from a pattern comparison
 (:func:`tiops.observables.pattern_observables`), so ``[ipv4-addr:value =
 '999.1.1.1']`` and an ``ipv4-addr`` SCO with that value get the same finding.
 

@@ -76,15 +76,15 @@ def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
         keyword = schema_path[-1] if schema_path else ""
         where = ".".join(str(part) for part in path)
         if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
-            continue
-        if keyword == "minItems" and error.instance == []:
-            continue  # TI243 names the empty list (tiops.validate.rules21)  # a well-formed id of the wrong type: TI301 says so with the target named
+            continue  # a well-formed id of the wrong type: TI301 says so with the target named
         if keyword == "required":
             code, message = "TI201", f"missing required property {error.message.split(' is a required')[0]}"
             if where:
                 message += f" in {where}"
         elif path[:1] == ("id",):
             code, message = "TI203", f"id {obj.data.get('id')!r} is not '{obj.data['type']}--<UUID>'"
+        elif keyword == "minItems" and error.instance == []:
+            code, message = "TI243", f"{where} is an empty list; an optional list is left out instead (STIX 2.1 section 2, list type)"
         elif keyword == "pattern" and _is_reference_path(path):
             code, message = "TI200", (f"{where}: {error.instance!r} is not an identifier: the target's type, '--' and "
                                       "an RFC 4122 UUID (STIX 2.1 section 2.9)")

@@ -8,10 +8,12 @@ their place.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, PathPart
+from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
 from tiops.observables import pattern_observables
 from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day
@@ -20,6 +22,13 @@ from tiops.values import ValueProblem, check_language_tag, check_observable_valu
 # Operators whose literal is a value of the property (STIX 2.1 section 9.6); LIKE and
 # MATCHES take wildcards and regular expressions, which are not values.
 _VALUE_OPERATORS = frozenset({"=", "!=", "IN", "ISSUBSET", "ISSUPERSET"})
+
+# [type:path = 'value'] with plain path steps (or quoted ones without dots or escapes,
+# such as hashes.'SHA-256') and a literal without escapes.
+_SIMPLE_PATTERN_RE = re.compile(
+    r"^\[([a-z0-9-]+):((?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+')(?:\.(?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+'))*)"
+    r" = '([^'\\]*)'\]$"
+)
 
 # Top-level properties whose strings are never observable values, timestamps or
 # language tags of interest here (checked elsewhere, or free text).
@@ -81,13 +90,21 @@ def _walk_nested(obj: IntelObject, data: dict[str, Any], findings: list[Finding]
     Top-level timestamps of the STIX types are checked by name in tiops.validate.objects;
     custom objects' top-level ones are checked here, by shape.
     """
-    custom = data["type"].startswith("x-")
-    for key, item in data.items():
-        if type(item) is str:
-            if (custom or key.startswith("x_")) and key not in ("created", "modified"):
-                _check_timestamp(obj, item, (key,), findings)
-        elif (type(item) is dict or type(item) is list) and key not in _SKIP_TOP:
-            _walk_timestamps(obj, item, (key,), findings)
+    if data["type"].startswith("x-"):
+        for key, item in data.items():
+            if key != "created" and key != "modified":
+                _walk_timestamps(obj, item, (key,), findings)
+        return
+    # STIX-defined properties of SDOs, SROs and meta objects hold no nested timestamps
+    # (their own are checked by name); extensions and custom properties may.
+    extensions = data.get("extensions")
+    if extensions is not None:
+        _walk_timestamps(obj, extensions, ("extensions",), findings)
+    known = known_properties(data["type"])
+    if not known.issuperset(data):  # custom properties are rare; skip the scan without them
+        for key in data:
+            if key not in known and key.startswith("x_"):
+                _walk_timestamps(obj, data[key], (key,), findings)
 
 
 def _walk_timestamps(obj: IntelObject, value: Any, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
@@ -113,6 +130,16 @@ def _check_timestamp(obj: IntelObject, value: str, path: tuple[PathPart, ...], f
 def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     pattern = obj.data.get("pattern")
     if type(pattern) is not str or obj.data.get("pattern_type", "stix") != "stix":
+        return
+    simple = _SIMPLE_PATTERN_RE.match(pattern)
+    if simple is not None:
+        # One equality, plain path steps, a literal without escapes: the common indicator,
+        # read without the general lexer of tiops.observables (several times its cost).
+        object_type, path, value = simple.groups()
+        problem = check_observable_value(object_type, path.replace("'", ""), value)
+        if problem is not None:
+            findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
+                                         obj.location("pattern"), stix_id=obj.id))
         return
     for observable in pattern_observables(pattern):
         if observable.operator not in _VALUE_OPERATORS:
