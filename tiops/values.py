@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-import langcodes
 from rfc3986_validator import validate_rfc3986
 
 __all__ = [
@@ -181,10 +180,19 @@ _LANGTAG_RE: Final = re.compile(
 @lru_cache(maxsize=1024)
 def check_language_tag(value: str) -> ValueProblem | None:
     """An RFC 5646 language tag whose subtags are in the IANA registry (STIX 2.1 sections 3.2, 6.14, 7.1)."""
-    if not _LANGTAG_RE.match(value) or not langcodes.tag_is_valid(value):
-        return ValueProblem("TI236", f"{value!r} is not an RFC 5646 language tag like en, de-CH or zh-Hant "
-                                     "(STIX 2.1 section 3.2 lang; 6.14 languages; 7.1 contents)")
+    if not _LANGTAG_RE.match(value):
+        return _bad_language_tag(value)
+    # The subtag registry costs a few tenths of a second to import: only when a tag is met.
+    import langcodes
+
+    if not langcodes.tag_is_valid(value):
+        return _bad_language_tag(value)
     return None
+
+
+def _bad_language_tag(value: str) -> ValueProblem:
+    return ValueProblem("TI236", f"{value!r} is not an RFC 5646 language tag like en, de-CH or zh-Hant "
+                                 "(STIX 2.1 section 3.2 lang; 6.14 languages; 7.1 contents)")
 
 
 # --- Hashes (STIX 2.1 section 2.7, hash-algorithm-ov section 10.6) ----------------------
