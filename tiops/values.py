@@ -9,7 +9,8 @@ the walk in :mod:`tiops.validate.values`) and from a pattern comparison
 
 Every check returns ``None`` for a good value or a :class:`ValueProblem` naming the
 finding code and the rule broken, with its STIX 2.1 section or RFC. Checks run only
-on values present and remember their answers: feeds repeat values.
+on values present. Common good values are accepted by one regular expression; the
+checks that cost more (language tags, character sets) remember their answers.
 
 This module imports nothing from tiops: warning lists and canonical forms build on it.
 """
@@ -69,7 +70,15 @@ def _ip(value: str, version: int) -> ValueProblem | None:
     return None
 
 
+# The common case, accepted without building an address object: a dotted quad without
+# leading zeros, with an optional /0-/32 suffix.
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE: Final = re.compile(rf"^{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?$")
+
+
 def _ipv4(value: str) -> ValueProblem | None:
+    if _IPV4_RE.match(value):
+        return None
     return _ip(value, 4)
 
 
@@ -210,7 +219,6 @@ HASH_RULES: Final = {name: f"{length} hexadecimal digits" for name, length in _H
 }
 
 
-@lru_cache(maxsize=1 << 14)
 def check_hash(algorithm: str, value: str) -> ValueProblem | None:
     """A hash value of the length and alphabet of its algorithm (custom algorithms are not checked)."""
     length = _HEX_LENGTHS.get(algorithm)
@@ -260,7 +268,6 @@ def rule_for(sco_type: str, path: str) -> Check | None:
     return _RULES.get((sco_type, path))
 
 
-@lru_cache(maxsize=1 << 16)
 def check_observable_value(sco_type: str, path: str, value: str) -> ValueProblem | None:
     """Check one value at ``path`` of an SCO of ``sco_type`` (hashes anywhere, by algorithm)."""
     check = rule_for(sco_type, path)

@@ -119,7 +119,8 @@ class _ReferenceChecker:
             return
         if value in self.malformed:
             return
-        allowed = self._allowed(stix_type, prop)
+        key = (stix_type, prop)
+        allowed = self.allowed[key] if key in self.allowed else self._allowed(stix_type, prop)
         if allowed is not None:
             if target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
                 self.findings.append(self._wrong_type(obj, prop, value, target_type, allowed, path))

@@ -23,12 +23,10 @@ from tiops.values import ValueProblem, check_language_tag, check_observable_valu
 # MATCHES take wildcards and regular expressions, which are not values.
 _VALUE_OPERATORS = frozenset({"=", "!=", "IN", "ISSUBSET", "ISSUPERSET"})
 
-# [type:path = 'value'] with plain path steps (or quoted ones without dots or escapes,
-# such as hashes.'SHA-256') and a literal without escapes.
-_SIMPLE_PATTERN_RE = re.compile(
-    r"^\[([a-z0-9-]+):((?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+')(?:\.(?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+'))*)"
-    r" = '([^'\\]*)'\]$"
-)
+# [type:path = 'value']: one equality and a literal without escapes. Quoted path steps
+# (hashes.'SHA-256') are unquoted by dropping the quotes; a quoted key holding a dot
+# would then miss its rule, never find a wrong one.
+_SIMPLE_PATTERN_RE = re.compile(r"^\[([a-z0-9-]+):([^ =\\\[\]]+) = '([^'\\]*)'\]$")
 
 # Top-level properties whose strings are never observable values, timestamps or
 # language tags of interest here (checked elsewhere, or free text).
