@@ -17,7 +17,7 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.config import Config, load_config
-from tiops.findings import Finding, Location, PathPart
+from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -226,8 +226,11 @@ def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:
                                      "(STIX 2.1 section 8, list type)", Location(name, path=("objects",))))
     version = bundle.get("spec_version")
     if version is not None and version != "2.0":
+        # Section 8 lists type, id and objects; some producers add spec_version anyway,
+        # which misleads no reader, so this one is a warning.
         findings.append(make_finding("TI249", f"bundle spec_version {version!r}: a STIX 2.1 bundle has no spec_version "
-                                     "(section 8); 2.0 bundles say 2.0", Location(name, path=("spec_version",))))
+                                     "(section 8); 2.0 bundles say 2.0", Location(name, path=("spec_version",)),
+                                     severity=Severity.WARNING))
     return findings
 
 

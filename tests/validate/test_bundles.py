@@ -66,10 +66,10 @@ def test_spec_version_20_objects_in_a_21_bundle_are_checked_as_20(tmp_path: Path
     assert sorted(f.code for f in findings if f.severity >= Severity.WARNING) == ["TI209", "TI210"]
 
 
-def test_a_21_bundle_with_a_spec_version_is_an_error(tmp_path: Path) -> None:
+def test_a_21_bundle_with_a_spec_version_is_a_warning(tmp_path: Path) -> None:
     path = _write(tmp_path, {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
                              "spec_version": "2.1", "objects": [{**INDICATOR_20, "spec_version": "2.1",
                                                                  "pattern_type": "stix", "indicator_types": ["malicious-activity"],
                                                                  "pattern": "[ipv4-addr:value = '198.51.100.1']"}]})
     findings = validate_repo(load_bundle(path))
-    assert [f.code for f in findings] == ["TI249"]
+    assert [(f.code, f.severity) for f in findings] == [("TI249", Severity.WARNING)]
