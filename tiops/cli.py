@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "bump": "tiops.commands.bump_cmd:bump_command",
     "compile": "tiops.commands.compile_cmd:compile_command",
     "diff": "tiops.commands.diff_cmd:diff_command",
+    "enrich": "tiops.commands.enrich_cmd:enrich_command",
     "explain": "tiops.commands.explain_cmd:explain_command",
     "force-unlock": "tiops.commands.force_unlock_cmd:force_unlock_command",
     "import": "tiops.commands.import_cmd:import_command",

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID, ENRICHMENT_EXTENSION_OBJECT
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
 from tiops.memory import paused_gc
@@ -28,6 +29,7 @@ from tiops.stix import (
 )
 
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS
+_NONE: dict[str, Any] = {}
 
 
 def compiled_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> list[dict[str, Any]]:
@@ -67,6 +69,11 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         extra: dict[str, dict[str, Any]] = {}
         if any(obj.source for obj in survivors):
             extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
+        if any(ENRICHMENT_EXTENSION_ID in (obj.data.get("extensions") or _NONE) for obj in survivors):
+            # Locked enrichment (tiops.enrich.attach) rides on a property-extension that needs its definition.
+            for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
+                if definition["id"] not in present:
+                    extra[definition["id"]] = definition
         for marking_id in _referenced_builtins(survivors, present):
             extra[marking_id] = BUILTIN_OBJECTS[marking_id]
             for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):

@@ -29,6 +29,8 @@ class Config:
     deleted_objects: str = "warning"  # or "error": TI803 in `tiops validate --base`
     # `tiops import taxii`: [{url: PREFIX, username_env: NAME, password_env: NAME}] (names, never secrets)
     taxii_credentials: tuple[dict[str, str], ...] = ()
+    # `tiops enrich`: {geo: {...}, rdap: {...}} (docs/enrich.md)
+    enrichment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def intel_path(self) -> Path:
@@ -75,6 +77,7 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
             strict=bool(validation.get("strict", False)),
             deleted_objects=str(validation.get("deleted_objects", "warning")),
             taxii_credentials=tuple(data.get("taxii_credentials") or ()),
+            enrichment=dict(data.get("enrichment") or {}),
         ),
         findings,
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tiops.enrich.attach import attach_enrichment
+from tiops.enrich.lock import read_lock
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
 from tiops.gitrepo import head_commit, head_commit_time
@@ -97,7 +99,10 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
             "but there is no as-of time: the repository is not a git checkout with a commit",
             hint="Pass --as-of 2025-06-01T00:00:00Z (or commit the repository).",
         )
-    return apply_rules(repo.objects, rule_set, as_of.moment, record=record), rule_set, as_of
+    # Locked enrichment (tiops.enrich) is on the objects before the first rule, so rules see
+    # enrichment.* and whois.* fields; the lock is read from disk, never from the network.
+    objects = attach_enrichment(repo.objects, read_lock(repo.config.intel_path, repo.root)[0])
+    return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
 
 
 def build_metadata(root: Path, outcome: RulesOutcome, rule_set: RuleSet, as_of: AsOf) -> dict[str, object]:

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from tiops.enrich.attach import ENRICHMENT_FIELDS, field_path
 from tiops.stix import TIMESTAMP_RE, is_real_day, tlp_level
 
 Condition = dict[str, Any]
 Predicate = Callable[["ObjectView"], bool]
 
 # Fields that are not STIX properties (Microsoft Sentinel's names for them).
-PSEUDO_FIELDS = frozenset({"source", "tags", "tlp", "file"})
+PSEUDO_FIELDS = frozenset({"source", "tags", "tlp", "file", *ENRICHMENT_FIELDS})
 OPERATORS = (
     "equals", "not-equals", "in", "not-in", "contains", "starts-with", "ends-with", "matches",
     ">", ">=", "<", "<=", "exists", "not-exists", "older-than", "newer-than",
@@ -107,7 +108,8 @@ def field_getter(field: str) -> Callable[[ObjectView], Any]:
 
     ``source`` is the source system, ``tags`` are STIX ``labels``, ``tlp`` the TLP
     level of ``object_marking_refs`` (clear, green, amber, amber+strict, red), ``file``
-    the YAML file; anything else is a property name or dotted path, where a list is
+    the YAML file, ``enrichment.*`` and ``whois.*`` the locked enrichment results of the
+    values the object names (docs/enrich.md); anything else is a property name or dotted path, where a list is
     searched element by element (``external_references.source_name``) and a number
     picks one element (``external_references.0.url``).
     """
@@ -119,6 +121,9 @@ def field_getter(field: str) -> Callable[[ObjectView], Any]:
         return lambda obj: tlp_level(obj.data.get("object_marking_refs")) or MISSING
     if field == "tags":
         field = "labels"
+    enrichment_path = field_path(field)  # enrichment.country, whois.registered (tiops.enrich.attach)
+    if enrichment_path is not None:
+        return lambda obj: _walk(obj.data, enrichment_path)
     parts = field.split(".")
     if len(parts) == 1:
         name = parts[0]

@@ -276,7 +276,7 @@ def _check_fields(condition: Any, object_types: frozenset[str] | None, at: tuple
             return
         if top not in every_known:
             report("TI502", f"unknown field {field!r}: not a STIX 2.1 property (custom properties start with x_), "
-                            "nor source, tags, tlp or file", (*path, "field"))
+                            "nor source, tags, tlp, file, enrichment.* or whois.*", (*path, "field"))
         elif conjunctive and not custom_listed and top not in of_listed \
                 and op not in ("not-exists", "not-equals", "not-in"):
             report("TI507", f"rule can never match: {field!r} is not a property of {', '.join(sorted(listed))}",

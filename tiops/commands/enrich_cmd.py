@@ -1,0 +1,50 @@
+"""`tiops enrich`: look up GeoLocation, ASN and WHOIS (RDAP) data into the repository's lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.enrich.run import enrich_repo
+from tiops.errors import UsageError
+from tiops.rules.conditions import parse_duration
+
+
+@click.command("enrich")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--offline", is_flag=True,
+              help="Use only the offline GeoLocation/ASN database; no RDAP (WHOIS) query.")
+@click.option("--refresh", "refresh", is_flag=False, flag_value="0s", default=None, metavar="[=AGE]",
+              help="Look up again results at least AGE old (30d, 12h, 2w); alone: all of them.")
+@click.pass_context
+@handle_errors
+def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, refresh: str | None) -> None:
+    """Enrich the IPs, domains and URL hosts the intel names; write intel/.enrichment/.
+
+    Results are data in the repository: review and commit the lock. 'tiops compile'
+    reads only the lock. Values nothing names any more are pruned. Failures are
+    recorded in the lock and retried by the next run; they never stop the run.
+    """
+    root = repo_root(ctx)
+    try:
+        age = parse_duration(refresh) if refresh is not None else None
+    except ValueError as error:
+        raise UsageError(f"--refresh: {error}") from None
+    relative = []
+    for path in paths:
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        try:
+            relative.append(absolute.resolve().relative_to(root).as_posix())
+        except ValueError:
+            raise UsageError(f"{path} is not inside the repository {root}") from None
+    with progress_bar(True) as progress:
+        report = enrich_repo(root, offline=offline, refresh=age, paths=relative or None, progress=progress)
+    for finding in report.findings:
+        click.echo(f"{finding.location.file}:{finding.location.line}: {finding.code} {finding.message} (rewritten)", err=True)
+    whois = ", ".join(f"{count} {status}" for status, count in sorted(report.whois_by_status.items()))
+    click.echo(f"enriched {report.values} value(s): {report.geo_looked_up} geo lookup(s) ({report.database}), "
+               f"{report.whois_queried} RDAP quer{'y' if report.whois_queried == 1 else 'ies'}"
+               f"{f' ({whois})' if whois else ''}{' skipped (--offline)' if offline else ''}, "
+               f"{report.pruned} pruned, {len(set(report.files))} lock file(s) written")

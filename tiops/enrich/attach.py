@@ -1,0 +1,139 @@
+"""Locked enrichment on objects: what ingestion rules see and what the bundle carries.
+
+The results travel as a STIX 2.1 property-extension (section 7.3) defined by the
+extension-definition :data:`ENRICHMENT_EXTENSION_ID`, on the indicator or SCO
+that names the values, so a consumer such as Microsoft Sentinel shows them beside
+the indicator (no separate objects to join). Per object::
+
+    extensions:
+      extension-definition--<tiops enrichment>:
+        extension_type: property-extension
+        enrichment: [{value, country, country_code, region, city, asn, as_organization}]
+        whois: [{value, registrar, registered, expires, updated, rdap_status,
+                 registrant_organization, registrant_country, abuse_email, age_days, ...}]
+
+Only results that were found travel; how a value was looked up (server, time,
+database) stays in the lock and in build.json. Nothing here reads the network or
+the clock: the same lock always gives the same objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Final
+
+from tiops.enrich.lock import EnrichmentLock
+from tiops.enrich.values import object_enrich_values
+from tiops.load import IntelObject
+from tiops.stix import TIMESTAMP_RE, TIOPS_IDENTITY_ID, TIOPS_NAMESPACE
+
+__all__ = [
+    "ENRICHMENT_EXTENSION_ID",
+    "ENRICHMENT_EXTENSION_OBJECT",
+    "ENRICHMENT_FIELDS",
+    "attach_enrichment",
+    "enrichment_of",
+    "field_path",
+]
+
+ENRICHMENT_EXTENSION_ID: Final = f"extension-definition--{uuid.uuid5(TIOPS_NAMESPACE, 'enrichment')}"
+ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
+    "type": "extension-definition",
+    "spec_version": "2.1",
+    "id": ENRICHMENT_EXTENSION_ID,
+    "created": "2026-01-01T00:00:00.000Z",
+    "modified": "2026-01-01T00:00:00.000Z",
+    "created_by_ref": TIOPS_IDENTITY_ID,
+    "name": "tiops enrichment",
+    "description": "GeoLocation, ASN and WHOIS (RDAP) results for the IP addresses, domains and URL hosts an "
+    "object names, from the enrichment lock of the repository. Properties: enrichment (list of {value, country, "
+    "country_code, region, city, asn, as_organization}) and whois (list of {value, registrar, registered, "
+    "expires, updated, rdap_status, registrant_organization, registrant_country, abuse_email, network_name, "
+    "handle, network, country_code, queried, age_days}).",
+    "schema": "https://json-schema.org/draft/2020-12/schema#tiops-enrichment",
+    "version": "1.0.0",
+    "extension_types": ["property-extension"],
+}
+# The top-level names ingestion rules and queries read: enrichment.country, whois.registered...
+ENRICHMENT_FIELDS: Final = ("enrichment", "whois")
+_BUNDLE_FIELDS: Final = {
+    "geo": ("country", "country_code", "region", "city", "asn", "as_organization"),
+    "whois": ("registrar", "registered", "expires", "updated", "rdap_status", "registrant_organization",
+              "registrant_country", "abuse_email", "network_name", "handle", "network", "country_code", "queried"),
+}
+
+
+def field_path(field: str) -> list[str] | None:
+    """The data path a rule field such as ``enrichment.country`` reads, or None for other fields."""
+    top, _, rest = field.partition(".")
+    if top not in ENRICHMENT_FIELDS:
+        return None
+    return ["extensions", ENRICHMENT_EXTENSION_ID, top, *(rest.split(".") if rest else [])]
+
+
+def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The enrichment extension of an object's data, if it has one."""
+    extension = (data.get("extensions") or {}).get(ENRICHMENT_EXTENSION_ID)
+    return extension if isinstance(extension, dict) else None
+
+
+def _days_between(earlier: str, later: Any) -> int | None:
+    if not isinstance(later, str) or TIMESTAMP_RE.match(later) is None:
+        return None
+    try:
+        start = datetime.fromisoformat(earlier.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(later.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (end - start).days
+
+
+def _extension(data: dict[str, Any], values: Iterable[tuple[str, str]], lock: EnrichmentLock) -> dict[str, Any] | None:
+    geo: list[dict[str, Any]] = []
+    whois: list[dict[str, Any]] = []
+    for kind, value in values:
+        entry = lock.geo.get(value) if kind == "ip" else None
+        if entry is not None and entry.get("status") == "found":
+            geo.append({"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["geo"] if k in entry}})
+        entry = lock.whois.get(value)
+        if entry is not None and entry.get("status") == "found":
+            item = {"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["whois"] if k in entry}}
+            registered = entry.get("registered")
+            # Days from registration to the indicator's valid_from (or the object's created):
+            # "registered less than 30 days before valid_from" is a test of one number.
+            if isinstance(registered, str):
+                age = _days_between(registered, data.get("valid_from", data.get("created")))
+                if age is not None:
+                    item["age_days"] = age
+            whois.append(item)
+    if not geo and not whois:
+        return None
+    extension: dict[str, Any] = {"extension_type": "property-extension"}
+    if geo:
+        extension["enrichment"] = geo
+    if whois:
+        extension["whois"] = whois
+    return extension
+
+
+def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
+    """``objects`` with the locked results of the values each names; the others unchanged.
+
+    Objects are copied on write (the loaded repository stays as authored).
+    """
+    if not len(lock):
+        return objects
+    result: list[IntelObject] = []
+    for obj in objects:
+        data = obj.data
+        values = object_enrich_values(data) if data.get("type") != "relationship" else ()
+        extension = _extension(data, values, lock) if values else None
+        if extension is None:
+            result.append(obj)
+            continue
+        extensions = dict(data.get("extensions") or {})
+        extensions[ENRICHMENT_EXTENSION_ID] = extension
+        result.append(obj.with_data({**data, "extensions": extensions}))
+    return result

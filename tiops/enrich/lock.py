@@ -1,0 +1,223 @@
+"""The enrichment lock: looked-up results as reviewable, canonical files in the repository.
+
+Layout, under the intel folder (``intel/.enrichment/``; load skips dot-folders)::
+
+    lock.json          {"format": 1, "geo": {"backend", "database", "date"}}
+    geo/<h>.json       value -> GeoLocation/ASN result (IP addresses)
+    whois/<h>.json     value -> RDAP result (domains and IP networks)
+
+``<h>`` is the first hex digit of the SHA-256 of the value, so a value always
+lands in the same one of at most 16 shards and a refresh touches few files. Each
+shard is canonical JSON: keys sorted, one value per line, so a pull request shows
+one changed line per changed result. The same results always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from tiops.codes import make_finding
+from tiops.findings import Finding, Location
+
+__all__ = [
+    "GEO_STATUSES",
+    "LOCK_DIR",
+    "LOCK_FORMAT",
+    "SECTIONS",
+    "WHOIS_STATUSES",
+    "EnrichmentLock",
+    "lock_directory",
+    "read_lock",
+    "render_shard",
+    "shard_name",
+    "write_lock",
+]
+
+LOCK_DIR: Final = ".enrichment"
+LOCK_FORMAT: Final = 1
+SECTIONS: Final = ("geo", "whois")
+# found: the database/server answered with data; not-found: it knows nothing of the value
+# (HTTP 404, a network no database lists); private: a private or reserved range (RFC 6890),
+# which no one registers, so nothing is looked up; failed: no usable answer this time.
+GEO_STATUSES: Final = frozenset({"found", "not-found", "private"})
+WHOIS_STATUSES: Final = frozenset({"found", "not-found", "private", "failed"})
+_STATUSES: Final = {"geo": GEO_STATUSES, "whois": WHOIS_STATUSES}
+_OPTIONS: Final = orjson.OPT_SORT_KEYS
+
+
+@dataclass
+class EnrichmentLock:
+    """The lock's content: metadata and, per section, value -> result."""
+
+    meta: dict[str, Any] = field(default_factory=lambda: {"format": LOCK_FORMAT})
+    geo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    whois: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, dict[str, Any]]:
+        return self.geo if name == "geo" else self.whois
+
+    def __len__(self) -> int:
+        return len(self.geo) + len(self.whois)
+
+
+def lock_directory(intel_path: Path) -> Path:
+    return intel_path / LOCK_DIR
+
+
+def shard_name(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[0]
+
+
+def render_shard(entries: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """Canonical bytes of one shard: a JSON object, one value per line, sorted."""
+    lines = [orjson.dumps(value) + b":" + orjson.dumps(entries[value], option=_OPTIONS) for value in sorted(entries)]
+    return b"{\n" + b",\n".join(lines) + b"\n}\n"
+
+
+def _render_meta(meta: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(meta, option=_OPTIONS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Finding]]:
+    """The lock under ``intel_path`` (empty when there is none) and findings about its files.
+
+    A file with errors contributes nothing (TI150); a file that is valid but not in
+    canonical form is used and reported (TI151).
+    """
+    directory = lock_directory(intel_path)
+    lock, findings = EnrichmentLock(), list[Finding]()
+    if not directory.is_dir():
+        return lock, findings
+    meta_path = directory / "lock.json"
+    if meta_path.is_file():
+        data, problem = _parse(meta_path, root)
+        if problem is not None:
+            findings.append(problem)
+        elif not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
+            findings.append(_invalid(meta_path, root, 1, 1, f"lock.json must be an object with \"format\": {LOCK_FORMAT}"))
+        else:
+            lock.meta = data
+            if meta_path.read_bytes() != _render_meta(data):
+                findings.append(_not_canonical(meta_path, root))
+    for section in SECTIONS:
+        folder = directory / section
+        if not folder.is_dir():
+            continue
+        target = lock.section(section)
+        for path in sorted(folder.iterdir()):
+            if not path.name.endswith(".json"):
+                continue
+            entries, shard_findings = _read_shard(path, root, section)
+            findings.extend(shard_findings)
+            target.update(entries)
+    return lock, findings
+
+
+def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+    data, problem = _parse(path, root)
+    if problem is not None:
+        return {}, [problem]
+    if not isinstance(data, dict):
+        return {}, [_invalid(path, root, 1, 1, "a lock shard must be a JSON object: value -> result")]
+    text = path.read_bytes()
+    findings: list[Finding] = []
+    good: dict[str, dict[str, Any]] = {}
+    for value, entry in data.items():
+        problem_text = _entry_problem(section, value, entry)
+        if problem_text is None and shard_name(value) + ".json" != path.name:
+            problem_text = f"{value!r} belongs in {section}/{shard_name(value)}.json"
+        if problem_text is not None:
+            findings.append(_invalid(path, root, _line_of(text, value), 1, problem_text))
+        else:
+            good[value] = entry
+    if not findings and text != render_shard(good):
+        findings.append(_not_canonical(path, root))
+    return good, findings
+
+
+def _entry_problem(section: str, value: str, entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"the result for {value!r} must be an object"
+    status = entry.get("status")
+    if status not in _STATUSES[section]:
+        return f"the result for {value!r} has status {status!r}; expected one of {', '.join(sorted(_STATUSES[section]))}"
+    if section == "whois" and not isinstance(entry.get("retrieved"), str):
+        return f"the result for {value!r} has no 'retrieved' timestamp"
+    return None
+
+
+def _parse(path: Path, root: Path) -> tuple[Any, Finding | None]:
+    try:
+        return orjson.loads(path.read_bytes()), None
+    except orjson.JSONDecodeError as error:
+        return None, _invalid(path, root, error.lineno, error.colno, f"not valid JSON: {error.msg}")
+    except OSError as error:
+        return None, _invalid(path, root, 1, 1, f"cannot be read: {error.strerror}")
+
+
+def _line_of(text: bytes, value: str) -> int:
+    match = re.search(re.escape(orjson.dumps(value)) + rb":", text)
+    return text.count(b"\n", 0, match.start()) + 1 if match else 1
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
+def _invalid(path: Path, root: Path, line: int, column: int, message: str) -> Finding:
+    return make_finding("TI150", f"enrichment lock {path.name}: {message}", Location(_relative(path, root), line, column))
+
+
+def _not_canonical(path: Path, root: Path) -> Finding:
+    return make_finding("TI151", f"enrichment lock {path.name} is not in canonical form (sorted, one value per line)",
+                        Location(_relative(path, root), 1, 1))
+
+
+def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
+    """Write ``lock`` in canonical form; only files whose bytes change are written.
+
+    Each file is replaced atomically (write, then rename), so a run killed at any
+    moment leaves every shard either as it was or as it was meant to be. Returns the
+    files written or removed.
+    """
+    directory = lock_directory(intel_path)
+    touched: list[Path] = []
+    if len(lock) == 0 and not directory.exists():
+        return touched
+    directory.mkdir(parents=True, exist_ok=True)
+    if _replace(directory / "lock.json", _render_meta(lock.meta)):
+        touched.append(directory / "lock.json")
+    for section in SECTIONS:
+        shards: dict[str, dict[str, dict[str, Any]]] = {}
+        for value, entry in lock.section(section).items():
+            shards.setdefault(shard_name(value), {})[value] = entry
+        folder = directory / section
+        existing = {p.name for p in folder.glob("*.json")} if folder.is_dir() else set()
+        for name, entries in shards.items():
+            folder.mkdir(exist_ok=True)
+            if _replace(folder / f"{name}.json", render_shard(entries)):
+                touched.append(folder / f"{name}.json")
+        for stale in sorted(existing - {f"{name}.json" for name in shards}):
+            (folder / stale).unlink()
+            touched.append(folder / stale)
+    return touched
+
+
+def _replace(path: Path, content: bytes) -> bool:
+    try:
+        if path.read_bytes() == content:
+            return False
+    except OSError:
+        pass
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+    return True

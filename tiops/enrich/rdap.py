@@ -1,0 +1,311 @@
+"""RDAP, the modern WHOIS (RFC 7480-7484, RFC 9083), for domains and IP networks.
+
+Servers come from the IANA bootstrap registry (RFC 9224: ``dns.json``,
+``ipv4.json``, ``ipv6.json``), read from a URL or a local folder, or one RDAP
+base URL from tiops.yaml serves everything. Requests are paced per server and
+retried with backoff and Retry-After by the same code the stores use
+(:class:`tiops.stores.sentinel.RequestPacer`, :func:`tiops.apply._retrying`,
+:func:`tiops.stores.remote.http_failure`). A lookup never raises for an answer it
+did not get: the result says ``failed`` and why.
+
+Plain HTTP (requests) rather than an RDAP client library: whoisit fetches the
+bootstrap from IANA itself and has no per-server pacing hook, and RDAP's JSON is
+small enough to read directly (docs/enrich.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+import orjson
+import requests
+
+from tiops.apply import _retrying
+from tiops.enrich.values import Kind, parse_ip
+from tiops.errors import UsageError
+from tiops.stores import StoreError, TransientStoreError
+from tiops.stores.remote import http_failure
+from tiops.stores.sentinel import RequestPacer
+
+__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "rdap_settings"]
+
+DEFAULT_BOOTSTRAP: Final = "https://data.iana.org/rdap/"
+_ACCEPT: Final = "application/rdap+json, application/json"
+
+
+@dataclass(frozen=True)
+class RdapSettings:
+    """tiops.yaml ``enrichment.rdap``."""
+
+    bootstrap: str = DEFAULT_BOOTSTRAP  # a URL or a folder holding dns.json, ipv4.json, ipv6.json
+    base_url: str | None = None  # one server for every query, instead of the bootstrap
+    requests_per_minute: float = 30.0  # per server
+    timeout: float = 15.0
+    max_retries: int = 4
+
+
+def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
+    bootstrap = str(raw.get("bootstrap", DEFAULT_BOOTSTRAP))
+    if "://" not in bootstrap:
+        bootstrap = str((root / bootstrap).resolve())
+    return RdapSettings(
+        bootstrap=bootstrap,
+        base_url=str(raw["base_url"]) if raw.get("base_url") else None,
+        requests_per_minute=float(raw.get("requests_per_minute", 30)),
+        timeout=float(raw.get("timeout", 15)),
+        max_retries=int(raw.get("max_retries", 4)),
+    )
+
+
+@dataclass
+class Bootstrap:
+    """The IANA bootstrap registry: which RDAP server answers for a TLD or an IP block."""
+
+    domains: dict[str, str] = field(default_factory=dict)  # tld (or longer suffix) -> base URL
+    networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = field(default_factory=list)
+
+    def server_for(self, kind: Kind, value: str) -> str | None:
+        if kind == "domain":
+            labels = value.split(".")
+            for start in range(len(labels)):
+                server = self.domains.get(".".join(labels[start:]))
+                if server:
+                    return server
+            return None
+        network = parse_ip(value)
+        best: tuple[int, str] | None = None
+        for block, server in self.networks:
+            if (network is not None and block.version == network.version
+                    and network.subnet_of(block)  # type: ignore[arg-type]
+                    and (best is None or block.prefixlen > best[0])):
+                best = (block.prefixlen, server)
+        return best[1] if best else None
+
+
+def _pick(urls: list[Any]) -> str | None:
+    # RFC 9224 section 4: prefer an https URL when a service lists several.
+    text = [u for u in urls if isinstance(u, str)]
+    chosen = next((u for u in text if u.startswith("https:")), text[0] if text else None)
+    return None if chosen is None else chosen if chosen.endswith("/") else chosen + "/"
+
+
+def _services(document: Any) -> Iterator[tuple[list[str], str]]:
+    services = document.get("services") if isinstance(document, dict) else None
+    for service in services if isinstance(services, list) else ():
+        if isinstance(service, list) and len(service) == 2 and isinstance(service[0], list) and isinstance(service[1], list):
+            server = _pick(service[1])
+            if server:
+                yield [str(entry) for entry in service[0]], server
+
+
+def load_bootstrap(settings: RdapSettings, session: requests.Session) -> Bootstrap:
+    """Read ``dns.json``, ``ipv4.json`` and ``ipv6.json`` from the bootstrap URL or folder."""
+    bootstrap = Bootstrap()
+    for name in ("dns.json", "ipv4.json", "ipv6.json"):
+        document = _bootstrap_file(settings, session, name)
+        for entries, server in _services(document):
+            for entry in entries:
+                if name == "dns.json":
+                    bootstrap.domains[entry.lower().strip(".")] = server
+                else:
+                    try:
+                        bootstrap.networks.append((ipaddress.ip_network(entry, strict=False), server))
+                    except ValueError:
+                        continue
+    return bootstrap
+
+
+def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str) -> Any:
+    where = settings.bootstrap
+    try:
+        if "://" in where:
+            response = session.get(where.rstrip("/") + "/" + name, timeout=settings.timeout)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return orjson.loads(response.content)
+        path = Path(where) / name
+        return orjson.loads(path.read_bytes()) if path.is_file() else None
+    except (requests.RequestException, orjson.JSONDecodeError, OSError) as error:
+        raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {where}: {error}",
+                         hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
+                              "in tiops.yaml, or run 'tiops enrich --offline'.") from None
+
+
+class RdapClient:
+    """Looks values up over RDAP; every answer, good or bad, becomes a lock entry."""
+
+    def __init__(self, settings: RdapSettings, *, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.session.headers["Accept"] = _ACCEPT
+        self._sleep, self._clock, self._now = sleep, clock, now
+        self._pacers: dict[str, RequestPacer] = {}
+        self._bootstrap: Bootstrap | None = None
+        self.requests = 0
+
+    def _server(self, kind: Kind, value: str) -> str | None:
+        if self.settings.base_url:
+            return self.settings.base_url if self.settings.base_url.endswith("/") else self.settings.base_url + "/"
+        if self._bootstrap is None:
+            self._bootstrap = load_bootstrap(self.settings, self.session)
+        return self._bootstrap.server_for(kind, value)
+
+    def lookup(self, kind: Kind, value: str) -> dict[str, Any]:
+        """The lock entry for ``value``: found, not-found or failed, with the time it was retrieved."""
+        retrieved = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        server = self._server(kind, value)
+        if server is None:
+            return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
+        names = _candidates(kind, value)
+        try:
+            for name in names:
+                document = self._get(server, kind, name)
+                if document is not None:
+                    entry = parse_domain(document) if kind == "domain" else parse_network(document)
+                    if name != value:
+                        entry["queried"] = name
+                    return {"status": "found", "server": server, "retrieved": retrieved, **entry}
+            return {"status": "not-found", "server": server, "retrieved": retrieved}
+        except StoreError as error:
+            return {"status": "failed", "server": server, "retrieved": retrieved, "error": error.message}
+
+    def _get(self, server: str, kind: Kind, name: str) -> dict[str, Any] | None:
+        """The RDAP JSON for ``name``, None for 404; raises StoreError when it gives up."""
+        url = server + ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:")
+        host = urlsplit(server).netloc
+        pacer = self._pacers.get(host)
+        if pacer is None:
+            pacer = self._pacers[host] = RequestPacer(self.settings.requests_per_minute, clock=self._clock, sleep=self._sleep)
+
+        def attempt() -> dict[str, Any] | None:
+            pacer.wait()
+            self.requests += 1
+            try:
+                response = self.session.get(url, timeout=self.settings.timeout)
+            except requests.RequestException as error:
+                raise TransientStoreError(f"RDAP {host}: {type(error).__name__}") from None
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise http_failure(f"RDAP {host}", response.status_code, response.headers.get("Retry-After"), response.reason)
+            try:
+                document = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise StoreError(f"RDAP {host}: the answer is not JSON") from None
+            if not isinstance(document, dict):
+                raise StoreError(f"RDAP {host}: the answer is not an RDAP object")
+            return document
+
+        return _retrying(attempt, self._sleep, self.settings.max_retries)
+
+
+def _candidates(kind: Kind, value: str) -> list[str]:
+    """The names to ask for: a host name's registered domain is found by walking up its labels."""
+    if kind != "domain":
+        return [value]
+    labels = value.split(".")
+    return [".".join(labels[i:]) for i in range(0, max(1, len(labels) - 1))]
+
+
+# --- RFC 9083 responses --------------------------------------------------------------------
+
+
+def _timestamp(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _events(document: dict[str, Any]) -> dict[str, str]:
+    # RFC 9083 section 4.5: events carry eventAction and eventDate.
+    names = {"registration": "registered", "expiration": "expires", "last changed": "updated"}
+    found: dict[str, str] = {}
+    for event in document.get("events") or ():
+        if isinstance(event, dict) and event.get("eventAction") in names:
+            moment = _timestamp(event.get("eventDate"))
+            if moment:
+                found[names[event["eventAction"]]] = moment
+    return found
+
+
+def _vcard(entity: dict[str, Any]) -> dict[str, str]:
+    """fn, org, email and country of a jCard (RFC 7095), as RFC 9083 section 5.1 carries it."""
+    found: dict[str, str] = {}
+    card = entity.get("vcardArray")
+    if not (isinstance(card, list) and len(card) == 2 and isinstance(card[1], list)):
+        return found
+    for item in card[1]:
+        if not (isinstance(item, list) and len(item) >= 4):
+            continue
+        name, parameters, value = item[0], item[1], item[3]
+        if name in ("fn", "org", "email") and isinstance(value, str) and value:
+            found.setdefault(name, value)
+        elif name == "adr":
+            code = parameters.get("cc") if isinstance(parameters, dict) else None
+            if isinstance(code, str):
+                found.setdefault("country", code.upper())
+            elif isinstance(value, list) and len(value) >= 7 and isinstance(value[6], str) and value[6]:
+                found.setdefault("country", value[6])
+    return found
+
+
+def _entities(document: dict[str, Any]) -> Iterator[tuple[frozenset[str], dict[str, str]]]:
+    for entity in document.get("entities") or ():
+        if isinstance(entity, dict):
+            roles = frozenset(r for r in entity.get("roles") or () if isinstance(r, str))
+            yield roles, _vcard(entity)
+            yield from _entities(entity)  # an abuse contact sits inside the registrar entity
+
+
+def _contacts(document: dict[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for roles, card in _entities(document):
+        if "registrar" in roles and (name := card.get("fn") or card.get("org")):
+            found.setdefault("registrar", name)
+        if "registrant" in roles:
+            if organisation := card.get("org") or card.get("fn"):
+                found.setdefault("registrant_organization", organisation)
+            if country := card.get("country"):
+                found.setdefault("registrant_country", country)
+        if "abuse" in roles and (email := card.get("email")):
+            found.setdefault("abuse_email", email)
+    return found
+
+
+def _status(document: dict[str, Any]) -> dict[str, list[str]]:
+    status = [s for s in document.get("status") or () if isinstance(s, str)]
+    return {"rdap_status": sorted(status)} if status else {}
+
+
+def parse_domain(document: dict[str, Any]) -> dict[str, Any]:
+    """The lock fields of an RDAP domain object (RFC 9083 section 5.3)."""
+    return {**_events(document), **_contacts(document), **_status(document)}
+
+
+def parse_network(document: dict[str, Any]) -> dict[str, Any]:
+    """The lock fields of an RDAP IP network object (RFC 9083 section 5.4)."""
+    found: dict[str, Any] = {**_events(document), **_contacts(document), **_status(document)}
+    for source, target in (("name", "network_name"), ("handle", "handle"), ("country", "country_code")):
+        value = document.get(source)
+        if isinstance(value, str) and value:
+            found[target] = value
+    start, end = document.get("startAddress"), document.get("endAddress")
+    if isinstance(start, str) and isinstance(end, str):
+        found["network"] = f"{start} - {end}"
+    return found

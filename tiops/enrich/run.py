@@ -1,0 +1,125 @@
+"""An enrichment run: look values up, write the lock, prune what nothing references.
+
+Resumable: geo results and pruning are written first; RDAP results are written
+every few answers (each shard replaced atomically, tiops.enrich.lock). A killed
+run keeps what it wrote, and the next run asks only for what is still missing
+or failed, so repeated runs converge on the same lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tiops.enrich.geo import GeoDatabase, geo_entry, is_private, open_geo_database
+from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
+from tiops.enrich.rdap import RdapClient, rdap_settings
+from tiops.enrich.values import EnrichValue, enrich_values
+from tiops.findings import Finding
+from tiops.load import load_repo
+from tiops.progress import Progress, no_progress
+
+__all__ = ["EnrichReport", "enrich_repo"]
+
+
+@dataclass
+class EnrichReport:
+    values: int = 0  # values the selected intel names
+    geo_looked_up: int = 0
+    whois_queried: int = 0
+    whois_by_status: dict[str, int] = field(default_factory=dict)
+    pruned: int = 0
+    files: list[Path] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # about the lock as it was read
+    database: str = ""
+
+
+def _under(file: str, wanted: list[str]) -> bool:
+    return any(w in (".", "") or file == w or file.startswith(w.rstrip("/") + "/") for w in wanted)
+
+
+def _older_than(entry: dict[str, Any], cutoff: datetime | None) -> bool:
+    if cutoff is None:
+        return False
+    retrieved = entry.get("retrieved")
+    try:
+        moment = datetime.fromisoformat(str(retrieved).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return moment <= cutoff
+
+
+def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None = None, paths: list[str] | None = None,
+                geo_database: GeoDatabase | None = None, rdap: RdapClient | None = None,
+                now: Callable[[], datetime] = lambda: datetime.now(UTC), flush_seconds: float = 1.0,
+                progress: Progress = no_progress) -> EnrichReport:
+    """Enrich the values named by the intel under ``paths`` (default: all) and rewrite the lock.
+
+    ``refresh`` re-queries results at least that old (``timedelta(0)``: all of them).
+    Values no object names any more are pruned whatever ``paths`` says.
+    """
+    repo = load_repo(root)
+    intel = repo.config.intel_path
+    settings: dict[str, Any] = dict(repo.config.enrichment)
+    every = enrich_values(obj.data for obj in repo.objects)
+    wanted = every if not paths else enrich_values(obj.data for obj in repo.objects if _under(obj.file, paths))
+    lock, findings = read_lock(intel, root)
+    report = EnrichReport(values=len(wanted), findings=findings)
+
+    pruned_geo = [v for v in lock.geo if ("ip", v) not in every]
+    pruned_whois = [v for v in lock.whois if ("ip", v) not in every and ("domain", v) not in every]
+    for value in pruned_geo:
+        del lock.geo[value]
+    for value in pruned_whois:
+        del lock.whois[value]
+    report.pruned = len(pruned_geo) + len(pruned_whois)
+
+    database = geo_database or open_geo_database(root, dict(settings.get("geo") or {}))
+    identity = {"backend": database.backend, "database": database.database, "date": database.date}
+    report.database = f"{database.database}, {database.date}"
+    changed_database = lock.meta.get("geo") != identity
+    lock.meta = {**lock.meta, "geo": identity}
+    ips = sorted(v for kind, v in wanted if kind == "ip")
+    for done, value in enumerate(ips, 1):
+        if changed_database or refresh is not None or value not in lock.geo:
+            lock.geo[value] = geo_entry(database, value)
+            report.geo_looked_up += 1
+        if done % 5000 == 0 or done == len(ips):
+            progress("geo", done, len(ips))
+    report.files.extend(write_lock(intel, lock))
+
+    if not offline:
+        _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
+    return report
+
+
+def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValue], settings: dict[str, Any],
+           refresh: timedelta | None, now: Callable[[], datetime], rdap: RdapClient | None, flush_seconds: float,
+           report: EnrichReport, progress: Progress) -> None:
+    cutoff = now() - refresh if refresh is not None else None
+    todo: list[EnrichValue] = []
+    for kind, value in sorted(wanted):
+        if kind == "ip" and is_private(value):
+            continue  # no registry answers for private and reserved ranges (RFC 6890)
+        entry = lock.whois.get(value)
+        if entry is None or entry.get("status") == "failed" or _older_than(entry, cutoff):
+            todo.append((kind, value))
+    if not todo:
+        return
+    client = rdap or RdapClient(rdap_settings(root, dict(settings.get("rdap") or {})), now=now)
+    last_flush = time.monotonic()
+    for done, (kind, value) in enumerate(todo, 1):
+        entry = client.lookup(kind, value)
+        lock.whois[value] = entry
+        report.whois_queried += 1
+        status = str(entry.get("status"))
+        report.whois_by_status[status] = report.whois_by_status.get(status, 0) + 1
+        if time.monotonic() - last_flush >= flush_seconds or done == len(todo):
+            report.files.extend(write_lock(intel, lock))
+            last_flush = time.monotonic()
+        progress("whois", done, len(todo))
+

@@ -1,0 +1,81 @@
+"""Which values intel asks to enrich: IPv4, IPv6, domain names and URL hosts.
+
+Read through the observable model (tiops.observables), so patterns and SCOs are
+covered the same way everywhere. Only equality comparisons count: a value a
+pattern says an observable is *not* names nothing to enrich.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from tiops.observables import object_observables
+
+__all__ = ["EnrichValue", "Kind", "enrich_values", "object_enrich_values", "parse_ip"]
+
+Kind = Literal["ip", "domain"]
+# (kind, value): ("ip", "8.8.8.8"), ("ip", "198.51.100.0/24"), ("domain", "example.com")
+EnrichValue = tuple[Kind, str]
+
+_IP_TYPES: Final = frozenset({"ipv4-addr", "ipv6-addr"})
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """An address or CIDR block (STIX 2.1 sections 6.4, 6.5 allow both), or None."""
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _domain(value: str) -> str | None:
+    name = value.strip().rstrip(".").lower()
+    if not name or "." not in name or any(c in name for c in " /:@[]"):
+        return None
+    return name
+
+
+def _url_host(value: str) -> EnrichValue | None:
+    try:
+        host = urlsplit(value.strip()).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if parse_ip(host) is not None and "/" not in host:
+        return "ip", str(parse_ip(host).network_address)  # type: ignore[union-attr]
+    domain = _domain(host)
+    return ("domain", domain) if domain else None
+
+
+def object_enrich_values(obj: Mapping[str, Any]) -> tuple[EnrichValue, ...]:
+    """The values one object names that enrichment looks up, in the object's order, no repeats."""
+    found: dict[EnrichValue, None] = {}
+    for observable in object_observables(obj):
+        if not observable.is_equality or observable.path != "value":
+            continue
+        kind, value = observable.object_type, observable.value
+        item: EnrichValue | None = None
+        if kind in _IP_TYPES:
+            network = parse_ip(value)
+            if network is not None:
+                item = ("ip", network.with_prefixlen if network.num_addresses > 1 else str(network.network_address))
+        elif kind == "domain-name":
+            domain = _domain(value)
+            item = ("domain", domain) if domain else None
+        elif kind == "url":
+            item = _url_host(value)
+        if item is not None:
+            found[item] = None
+    return tuple(found)
+
+
+def enrich_values(objects: Iterable[Mapping[str, Any]]) -> set[EnrichValue]:
+    """Every value the objects name that enrichment looks up."""
+    found: set[EnrichValue] = set()
+    for obj in objects:
+        found.update(object_enrich_values(obj))
+    return found
