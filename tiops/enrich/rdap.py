@@ -90,9 +90,9 @@ class Bootstrap:
 
 
 def _pick(urls: list[Any]) -> str | None:
-    # RFC 9224 section 4: prefer an https URL when a service lists several.
+    # RFC 9224 section 4: prefer an https URL when a service lists several; RDAP runs over HTTP(S) only.
     text = [u for u in urls if isinstance(u, str)]
-    chosen = next((u for u in text if u.startswith("https:")), text[0] if text else None)
+    chosen = next((u for u in text if u.startswith("https:")), next((u for u in text if u.startswith("http:")), None))
     return None if chosen is None else chosen if chosen.endswith("/") else chosen + "/"
 
 
@@ -262,6 +262,9 @@ def _vcard(entity: dict[str, Any]) -> dict[str, str]:
                 found.setdefault("country", code.upper())
             elif isinstance(value, list) and len(value) >= 7 and isinstance(value[6], str) and value[6]:
                 found.setdefault("country", value[6])
+            elif isinstance(parameters, dict) and isinstance(parameters.get("label"), str):
+                # RFC 7095 section 3.3.1.3: a label-only address; its last line is the country.
+                found.setdefault("country", parameters["label"].strip().splitlines()[-1].strip())
     return found
 
 

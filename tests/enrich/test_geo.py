@@ -1,0 +1,88 @@
+"""The offline GeoLocation/ASN databases: the shipped one and a MaxMind .mmdb."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import maxminddb
+import pytest
+
+from tiops.enrich.geo import MmdbDatabase, ShippedDatabase, geo_entry, open_geo_database
+from tiops.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ShippedDatabase:
+    return ShippedDatabase.open()
+
+
+def test_shipped_database_knows_well_known_addresses(shipped: ShippedDatabase) -> None:
+    google = geo_entry(shipped, "8.8.8.8")
+    assert google["status"] == "found"
+    assert (google["country_code"], google["country"]) == ("US", "United States")
+    assert google["as_organization"] == "GOOGLE"
+    assert "asn" not in google  # the shipped data names the AS organisation only
+    assert geo_entry(shipped, "1.1.1.1")["as_organization"] == "CLOUDFLARENET"
+    assert geo_entry(shipped, "2001:4860:4860::8888")["country_code"] == "US"  # IPv6 too
+    assert geo_entry(shipped, "8.8.8.0/24")["country_code"] == "US"  # a CIDR block by its first address
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.1", "172.16.5.5", "127.0.0.1", "100.64.0.1",
+                                     "192.0.2.1", "198.51.100.7", "203.0.113.45", "169.254.1.1", "::1",
+                                     "fe80::1", "2001:db8::1", "fc00::1", "10.0.0.0/8", "0.0.0.0"])
+def test_private_and_reserved_ranges_give_no_result_and_no_error(shipped: ShippedDatabase, address: str) -> None:
+    assert geo_entry(shipped, address) == {"status": "private"}
+
+
+def test_database_identity_names_the_data_and_its_date(shipped: ShippedDatabase) -> None:
+    assert shipped.backend == "geoip2fast"
+    assert shipped.database.startswith("GeoLite2-CountryASN-IPv4IPv6")
+    assert len(shipped.date) == 10 and shipped.date[4] == "-" and shipped.date[:2] == "20"
+
+
+def _write_mmdb(path: Path, database_type: str, records: dict[str, dict[str, object]]) -> None:
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=database_type)
+    for network, record in records.items():
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+
+
+@pytest.fixture
+def mmdb_files(tmp_path: Path) -> tuple[Path, Path]:
+    city, asn = tmp_path / "GeoLite2-City.mmdb", tmp_path / "GeoLite2-ASN.mmdb"
+    _write_mmdb(city, "GeoLite2-City", {"8.8.8.0/24": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}},
+        "subdivisions": [{"iso_code": "CA", "names": {"en": "California"}}],
+        "city": {"names": {"en": "Mountain View"}}}})
+    _write_mmdb(asn, "GeoLite2-ASN", {"8.8.8.0/24": {"autonomous_system_number": 15169,
+                                                     "autonomous_system_organization": "GOOGLE"}})
+    return city, asn
+
+
+def test_mmdb_backend_reads_a_user_supplied_geolite2_file(tmp_path: Path, mmdb_files: tuple[Path, Path]) -> None:
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": mmdb_files[0].name,
+                                            "asn_database": mmdb_files[1].name})
+    assert isinstance(database, MmdbDatabase)
+    assert database.database == "GeoLite2-City + GeoLite2-ASN"
+    assert database.date == max(
+        datetime.fromtimestamp(maxminddb.open_database(str(p)).metadata().build_epoch, UTC).date().isoformat()
+        for p in mmdb_files)
+    assert geo_entry(database, "8.8.8.8") == {
+        "status": "found", "country_code": "US", "country": "United States", "region": "California",
+        "city": "Mountain View", "asn": 15169, "as_organization": "GOOGLE"}
+    assert geo_entry(database, "9.9.9.9") == {"status": "not-found"}
+    assert geo_entry(database, "10.0.0.1") == {"status": "private"}
+
+
+def test_mmdb_backend_with_a_missing_or_broken_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read the GeoIP database"):
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": "missing.mmdb"})
+    (tmp_path / "broken.mmdb").write_bytes(b"not a database")
+    with pytest.raises(UsageError, match="cannot read the GeoIP database"):
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": "broken.mmdb"})
+    with pytest.raises(UsageError, match="no database file"):
+        open_geo_database(tmp_path, {"backend": "mmdb"})

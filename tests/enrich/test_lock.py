@@ -1,0 +1,74 @@
+"""The enrichment lock: canonical, sharded files; bad files are findings, not tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiops.enrich.lock import EnrichmentLock, read_lock, render_shard, shard_name, write_lock
+
+
+def _lock() -> EnrichmentLock:
+    lock = EnrichmentLock()
+    lock.meta["geo"] = {"backend": "geoip2fast", "database": "GeoLite2", "date": "2024-06-18"}
+    lock.geo.update({"8.8.8.8": {"status": "found", "country_code": "US"}, "10.0.0.1": {"status": "private"},
+                     "1.1.1.1": {"status": "found", "country_code": "AU"}})
+    lock.whois["example.com"] = {"status": "not-found", "retrieved": "2026-01-01T00:00:00Z"}
+    return lock
+
+
+def test_round_trip_is_canonical_and_rewriting_changes_no_file(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    written = write_lock(intel, _lock())
+    assert {p.relative_to(intel).as_posix() for p in written} >= {".enrichment/lock.json"}
+    for value in ("8.8.8.8", "10.0.0.1", "1.1.1.1"):
+        shard = intel / ".enrichment" / "geo" / f"{shard_name(value)}.json"
+        assert f'"{value}":{{' in shard.read_text()
+    lock, findings = read_lock(intel, tmp_path)
+    assert findings == []
+    assert (lock.meta, lock.geo, lock.whois) == (_lock().meta, _lock().geo, _lock().whois)
+    assert write_lock(intel, lock) == []  # same content, same bytes: nothing rewritten
+
+
+def test_shard_is_sorted_one_value_per_line() -> None:
+    text = render_shard({"b": {"z": 1, "a": 2}, "a": {"status": "private"}}).decode()
+    assert text == '{\n"a":{"status":"private"},\n"b":{"a":2,"z":1}\n}\n'
+
+
+def test_values_that_leave_the_lock_leave_their_shard(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    lock = _lock()
+    lock.geo.clear()
+    removed = write_lock(intel, lock)
+    assert not list((intel / ".enrichment" / "geo").glob("*.json"))
+    assert len(removed) >= 1
+
+
+def test_broken_files_are_findings_with_a_location(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    shard = intel / ".enrichment" / "geo" / f"{shard_name('8.8.8.8')}.json"
+    shard.write_text('{\n"8.8.8.8":{"status":"found",\n', encoding="utf-8")
+    (intel / ".enrichment" / "whois" / "0.json").write_text('{\n"x.example":{"status":"weird"}\n}\n', encoding="utf-8")
+    lock, findings = read_lock(intel, tmp_path)
+    codes = sorted((f.code, f.location.file, f.location.line) for f in findings)
+    assert ("TI150", f"intel/.enrichment/geo/{shard.name}", 3) in codes
+    assert ("TI150", "intel/.enrichment/whois/0.json", 2) in codes
+    assert "8.8.8.8" not in lock.geo and "x.example" not in lock.whois
+    assert all(f.hint for f in findings)
+
+
+def test_a_value_in_the_wrong_shard_and_a_hand_edited_shard(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    folder = intel / ".enrichment" / "geo"
+    folder.mkdir(parents=True)
+    wrong = next(n for n in "0123456789abcdef" if n != shard_name("8.8.8.8"))
+    (folder / f"{wrong}.json").write_text('{"8.8.8.8": {"status": "private"}}', encoding="utf-8")
+    right = shard_name("9.9.9.9")
+    (folder / f"{right}.json").write_text('{"9.9.9.9": {"status": "private"}}', encoding="utf-8")
+    lock, findings = read_lock(intel, tmp_path)
+    assert [(f.code, f.location.file) for f in findings] == [
+        ("TI150", f"intel/.enrichment/geo/{wrong}.json") if wrong < right else ("TI151", f"intel/.enrichment/geo/{right}.json"),
+        ("TI151", f"intel/.enrichment/geo/{right}.json") if wrong < right else ("TI150", f"intel/.enrichment/geo/{wrong}.json"),
+    ]
+    assert lock.geo == {"9.9.9.9": {"status": "private"}}

@@ -1,0 +1,98 @@
+"""The RDAP client against a real RDAP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rdap_server import RdapServer
+
+from tiops.enrich.rdap import RdapClient, RdapSettings, rdap_settings
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _client(server: RdapServer, sleeps: list[float], **settings: object) -> RdapClient:
+    options = {"bootstrap": server.url, "requests_per_minute": 6000.0, "timeout": 5.0, "max_retries": 3, **settings}
+    return RdapClient(RdapSettings(**options), sleep=sleeps.append, now=lambda: NOW)  # type: ignore[arg-type]
+
+
+def test_domain_found_with_registrar_dates_status_registrant_and_abuse(rdap_server: RdapServer) -> None:
+    entry = _client(rdap_server, []).lookup("domain", "woodgrove-securelogin.net")
+    assert entry == {
+        "status": "found", "server": rdap_server.url + "rdap/", "retrieved": "2026-03-01T12:00:00Z",
+        "registrar": "Example Registrar, Inc.", "registered": "2025-02-20T08:15:00Z",
+        "expires": "2026-02-20T08:15:00Z", "updated": "2025-02-21T10:00:00Z",
+        "rdap_status": ["active", "client transfer prohibited"],
+        "registrant_organization": "Privacy Shield LLC", "registrant_country": "IS",
+        "abuse_email": "abuse@registrar.example",
+    }
+
+
+def test_ip_network_found_with_network_and_abuse_contact(rdap_server: RdapServer) -> None:
+    entry = _client(rdap_server, []).lookup("ip", "8.8.8.8")
+    assert entry["status"] == "found"
+    assert entry["network"] == "8.8.8.0 - 8.8.8.255"
+    assert (entry["network_name"], entry["handle"]) == ("GOGL", "NET-8-8-8-0-2")
+    assert entry["abuse_email"] == "network-abuse@google.com"
+    assert entry["registrant_organization"] == "Google LLC"
+    assert entry["registrant_country"] == "United States"
+    assert entry["registered"] == "2023-12-28T22:24:33Z"  # offset dates become UTC
+
+
+def test_unknown_names_are_not_found_after_walking_up_a_host_name(rdap_server: RdapServer) -> None:
+    client = _client(rdap_server, [])
+    assert client.lookup("domain", "unknown.net")["status"] == "not-found"
+    found = client.lookup("domain", "www.cdn.woodgrove-statements.net")
+    assert (found["status"], found["queried"]) == ("found", "woodgrove-statements.net")
+    paths = [p for p, _ in rdap_server.rdap_requests()]
+    assert paths == ["/rdap/domain/unknown.net", "/rdap/domain/www.cdn.woodgrove-statements.net",
+                     "/rdap/domain/cdn.woodgrove-statements.net", "/rdap/domain/woodgrove-statements.net"]
+    assert client.lookup("domain", "nowhere.invalid")["error"] == "no RDAP server in the bootstrap registry"
+
+
+def test_rate_limited_requests_wait_as_the_server_asks_then_succeed(rdap_server: RdapServer) -> None:
+    rdap_server.rate_limit(2, retry_after="7")
+    sleeps: list[float] = []
+    entry = _client(rdap_server, sleeps).lookup("domain", "woodgrove-statements.net")
+    assert entry["status"] == "found"
+    assert [s for s in rdap_server.rdap_requests()] == [("/rdap/domain/woodgrove-statements.net", 429)] * 2 + [
+        ("/rdap/domain/woodgrove-statements.net", 200)]
+    assert [s for s in sleeps if s >= 1] == [7.0, 7.0]  # Retry-After wins over the backoff
+
+
+def test_a_server_that_keeps_refusing_is_recorded_as_failed_not_raised(rdap_server: RdapServer) -> None:
+    rdap_server.rate_limit(100, retry_after="not-a-number")
+    sleeps: list[float] = []
+    entry = _client(rdap_server, sleeps, max_retries=2).lookup("domain", "woodgrove-statements.net")
+    assert entry["status"] == "failed"
+    assert "HTTP 429" in entry["error"] and "gave up after 2 retries" in entry["error"]
+    assert [s for s in sleeps if s >= 0.5] == [0.5, 1.0]  # exponential backoff without Retry-After
+    down = _client(rdap_server, [], base_url="http://127.0.0.1:9/", max_retries=1).lookup("ip", "8.8.8.8")
+    assert down["status"] == "failed" and "ConnectionError" in down["error"]
+
+
+def test_requests_to_one_server_are_paced(rdap_server: RdapServer) -> None:
+    sleeps: list[float] = []
+    moment = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        moment[0] += seconds
+
+    client = RdapClient(RdapSettings(bootstrap=rdap_server.url, requests_per_minute=60), sleep=sleep,
+                        clock=lambda: moment[0], now=lambda: NOW)
+    for name in ("a.net", "b.net", "c.net"):
+        client.lookup("domain", name)
+    assert sleeps == [1.0, 1.0]  # one second apart at 60 a minute
+
+
+def test_bootstrap_from_a_folder_and_settings_from_tiops_yaml(tmp_path: Path, rdap_server: RdapServer) -> None:
+    folder = tmp_path / "bootstrap"
+    folder.mkdir()
+    (folder / "dns.json").write_text('{"services": [[["net"], ["%srdap"]]]}' % rdap_server.url, encoding="utf-8")
+    settings = rdap_settings(tmp_path, {"bootstrap": "bootstrap", "requests_per_minute": 600})
+    assert settings.bootstrap == str(folder) and settings.requests_per_minute == 600
+    client = RdapClient(settings, sleep=lambda s: None, now=lambda: NOW)
+    assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"
+    assert client.lookup("ip", "8.8.8.8")["status"] == "not-found"  # no ipv4.json in that folder

@@ -1,0 +1,35 @@
+"""Which values enrichment looks up: IPs, domains and URL hosts, from patterns and SCOs."""
+
+from __future__ import annotations
+
+from tiops.enrich.values import enrich_values, object_enrich_values
+
+
+def test_pattern_values_of_every_kind_unescaped_and_normalised() -> None:
+    pattern = ("[ipv4-addr:value = '203.0.113.7' OR ipv6-addr:value = '2001:DB8::1' OR "
+               "domain-name:value = 'Evil.Example.COM.' OR url:value = 'https://login.example.net:8443/a?b' OR "
+               "url:value = 'http://[2001:db8::5]/x' OR ipv4-addr:value = '198.51.100.0/24' OR "
+               "file:name = '8.8.8.8']")
+    assert object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"}) == (
+        ("ip", "203.0.113.7"), ("ip", "2001:db8::1"), ("domain", "evil.example.com"),
+        ("domain", "login.example.net"), ("ip", "2001:db8::5"), ("ip", "198.51.100.0/24"))
+
+
+def test_negated_and_non_equality_comparisons_name_nothing_to_enrich() -> None:
+    pattern = "[ipv4-addr:value != '8.8.8.8' AND domain-name:value NOT = 'a.example' AND url:value LIKE 'http://%']"
+    assert object_enrich_values({"type": "indicator", "pattern": pattern}) == ()
+    assert object_enrich_values({"type": "indicator", "pattern": "[ipv4-addr:value IN ('1.2.3.4', '5.6.7.8')]"}) == (
+        ("ip", "1.2.3.4"), ("ip", "5.6.7.8"))
+
+
+def test_scos_and_other_objects() -> None:
+    objects = [
+        {"type": "ipv4-addr", "value": "8.8.8.8"},
+        {"type": "domain-name", "value": "example.org"},
+        {"type": "url", "value": "https://example.org/path"},
+        {"type": "malware", "name": "8.8.4.4"},
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '1.1.1.1']", "pattern_type": "sigma"},
+        {"type": "ipv4-addr", "value": "not an address"},
+        {"type": "domain-name", "value": "localhost"},
+    ]
+    assert enrich_values(objects) == {("ip", "8.8.8.8"), ("domain", "example.org")}
