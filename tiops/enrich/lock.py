@@ -200,6 +200,8 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
         for value, entry in lock.section(section).items():
             shards.setdefault(shard_name(value), {})[value] = entry
         folder = directory / section
+        for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+            leftover.unlink(missing_ok=True)  # from a run killed while writing (see _replace)
         existing = {p.name for p in folder.glob("*.json")} if folder.is_dir() else set()
         for name, entries in shards.items():
             folder.mkdir(exist_ok=True)

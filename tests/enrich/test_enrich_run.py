@@ -1,0 +1,147 @@
+"""`tiops enrich` end to end: the lock it writes, pruning, refresh, failures, resuming after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rdap_server import RdapServer
+
+from tiops.cli import main
+from tiops.enrich.lock import read_lock
+from tiops.enrich.rdap import RdapClient, rdap_settings
+from tiops.enrich.run import enrich_repo
+
+INDICATOR = """type: indicator
+spec_version: "2.1"
+id: indicator--{uuid}
+created: 2025-03-01T00:00:00.000Z
+modified: 2025-03-01T00:00:00.000Z
+pattern: "{pattern}"
+pattern_type: stix
+valid_from: 2025-03-04T00:00:00Z
+"""
+PATTERNS = {
+    "google": "[ipv4-addr:value = '8.8.8.8']",
+    "private": "[ipv4-addr:value = '10.0.0.1']",
+    "phish": "[domain-name:value = 'woodgrove-securelogin.net']",
+    "url": "[url:value = 'https://www.woodgrove-statements.net/login']",
+    "unknown": "[domain-name:value = 'unknown.net']",
+}
+
+
+def write_repo(root: Path, server_url: str, names: list[str] | None = None, extra: dict[str, str] | None = None,
+               rpm: int = 6000) -> Path:
+    (root / "intel" / "indicators").mkdir(parents=True, exist_ok=True)
+    (root / "tiops.yaml").write_text(
+        f"enrichment:\n  rdap:\n    bootstrap: {server_url}\n    requests_per_minute: {rpm}\n    max_retries: 1\n",
+        encoding="utf-8")
+    for path in (root / "intel" / "indicators").glob("*.yaml"):
+        path.unlink()
+    for number, name in enumerate(names or list(PATTERNS)):
+        text = INDICATOR.format(uuid=f"00000000-0000-4000-8000-{number:012d}", pattern=PATTERNS.get(name) or (extra or {})[name])
+        (root / "intel" / "indicators" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+def test_enrich_writes_geo_and_whois_results_into_the_lock(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    assert "enriched 5 value(s): 2 geo lookup(s)" in result.output
+    assert "4 RDAP queries (3 found, 1 not-found)" in result.output
+    lock, findings = read_lock(root / "intel", root)
+    assert findings == []
+    assert lock.meta["geo"]["backend"] == "geoip2fast" and lock.meta["geo"]["date"]
+    assert lock.geo["8.8.8.8"]["country_code"] == "US"
+    assert lock.geo["10.0.0.1"] == {"status": "private"}
+    assert set(lock.whois) == {"8.8.8.8", "woodgrove-securelogin.net", "www.woodgrove-statements.net", "unknown.net"}
+    assert lock.whois["www.woodgrove-statements.net"]["queried"] == "woodgrove-statements.net"
+    assert lock.whois["unknown.net"]["status"] == "not-found"
+    assert lock.whois["woodgrove-securelogin.net"]["registered"] == "2025-02-20T08:15:00Z"
+
+    # A second run asks nothing: every value has a result.
+    before = len(rdap_server.rdap_requests())
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert len(rdap_server.rdap_requests()) == before
+
+
+def test_values_nothing_references_are_pruned_and_paths_limit_lookups(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    assert read_lock(root / "intel", root)[0].whois == {}  # --offline asks no server
+    assert rdap_server.rdap_requests() == []
+    write_repo(root, rdap_server.url, ["phish", "unknown", "private"])
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", str(root / "intel" / "indicators" / "phish.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "1 pruned" in result.output
+    lock = read_lock(root / "intel", root)[0]
+    assert set(lock.geo) == {"10.0.0.1"}
+    assert set(lock.whois) == {"woodgrove-securelogin.net"}  # unknown.net is outside the named path
+
+
+def test_refresh_requeries_old_results_and_failures_are_retried(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish", "unknown"])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url, "max_retries": 0}), sleep=lambda s: None,
+                        now=lambda: start)
+    rdap_server.rate_limit(1)
+    report = enrich_repo(root, rdap=client, now=lambda: start)
+    assert report.whois_by_status == {"failed": 1, "found": 1}
+    assert read_lock(root / "intel", root)[0].whois["unknown.net"]["status"] == "failed"  # recorded, not fatal
+
+    later = start + timedelta(days=10)
+    client = RdapClient(client.settings, sleep=lambda s: None, now=lambda: later)
+    assert enrich_repo(root, rdap=client, now=lambda: later).whois_queried == 1  # only the failure
+    assert enrich_repo(root, rdap=client, refresh=timedelta(days=30), now=lambda: later).whois_queried == 0
+    assert enrich_repo(root, rdap=client, refresh=timedelta(days=5), now=lambda: later).whois_queried == 1
+    assert enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later).whois_queried == 2
+    whois = read_lock(root / "intel", root)[0].whois
+    assert {v: e["retrieved"] for v, e in whois.items()} == dict.fromkeys(whois, "2026-01-11T00:00:00Z")
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh=soon"]).exit_code == 2
+
+
+def _stripped(root: Path) -> dict[str, dict[str, object]]:
+    lock = read_lock(root / "intel", root)[0]
+    return {v: {k: x for k, x in e.items() if k != "retrieved"} for v, e in lock.whois.items()}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
+def test_a_run_killed_with_sigkill_keeps_its_results_and_a_rerun_converges(tmp_path: Path,
+                                                                         rdap_server: RdapServer) -> None:
+    names = [f"d{n:02d}" for n in range(24)]
+    patterns = {name: f"[domain-name:value = '{name}.woodgrove-statements.net']" for name in names}
+    reference = write_repo(tmp_path / "reference", rdap_server.url, names, patterns)
+    assert CliRunner().invoke(main, ["-C", str(reference), "enrich"]).exit_code == 0
+    rdap_server.requests.clear()
+
+    root = write_repo(tmp_path / "repo", rdap_server.url, names, patterns, rpm=600)  # 0.1 s apart
+    rdap_server.delay = 0.05
+    command = [sys.executable, "-m", "tiops", "-C", str(root), "enrich"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_stripped(root)) < 5:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    kept = _stripped(root)
+    assert 5 <= len(kept) < len(names), "the run was killed before it finished and kept what it wrote"
+    asked_before = len(rdap_server.rdap_requests())
+
+    rdap_server.delay = 0.0
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _stripped(root) == _stripped(reference)
+    asked_after = len(rdap_server.rdap_requests()) - asked_before
+    assert asked_after <= 2 * (len(names) - len(kept)) + 2  # it continued; it did not start over
+    assert read_lock(root / "intel", root)[1] == []
+    assert not list((root / "intel" / ".enrichment").rglob("*.tmp"))
+    assert json.loads((root / "intel" / ".enrichment" / "lock.json").read_text())["format"] == 1
