@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from rdap_server import RdapServer, start_rdap_server
 
 

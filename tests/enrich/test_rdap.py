@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_requests_to_one_server_are_paced(rdap_server: RdapServer) -> None:
 def test_bootstrap_from_a_folder_and_settings_from_tiops_yaml(tmp_path: Path, rdap_server: RdapServer) -> None:
     folder = tmp_path / "bootstrap"
     folder.mkdir()
-    (folder / "dns.json").write_text('{"services": [[["net"], ["%srdap"]]]}' % rdap_server.url, encoding="utf-8")
+    (folder / "dns.json").write_text(json.dumps({"services": [[["net"], [rdap_server.url + "rdap"]]]}), encoding="utf-8")
     settings = rdap_settings(tmp_path, {"bootstrap": "bootstrap", "requests_per_minute": 600})
     assert settings.bootstrap == str(folder) and settings.requests_per_minute == 600
     client = RdapClient(settings, sleep=lambda s: None, now=lambda: NOW)

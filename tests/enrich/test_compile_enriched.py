@@ -1,0 +1,118 @@
+"""compile reads only the lock: enrichment as a STIX property-extension, no network, same bytes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from rdap_server import RdapServer
+from stix2validator import ValidationOptions, validate_string
+
+from enrich.helpers import write_repo
+from tiops import build
+from tiops.cli import main
+from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
+from tiops.stix import TIOPS_IDENTITY_ID
+
+RULES = """- name: Drop our own network
+  order: 10
+  object_types: [indicator]
+  when: {field: enrichment.as_organization, op: equals, value: GOOGLE}
+  actions: [{drop: true}]
+- name: Tag young domains
+  order: 20
+  object_types: [indicator]
+  when: {field: whois.age_days, op: "<", value: 30}
+  actions:
+    - {add_tags: [newly-registered]}
+- name: Tag by country
+  order: 30
+  when: {field: enrichment.country_code, op: in, value: [US, AU]}
+  actions:
+    - {add_tags: [geo-checked]}
+"""
+
+
+@pytest.fixture
+def enriched(tmp_path: Path, rdap_server: RdapServer) -> Path:
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    return root
+
+
+def _objects(bundle: bytes) -> dict[str, dict[str, Any]]:
+    return {o["id"]: o for o in json.loads(bundle)["objects"]}
+
+
+def test_enriched_bundle_is_valid_stix_with_the_results_beside_the_indicator(enriched: Path) -> None:
+    bundle = build(enriched).bundle
+    objects = _objects(bundle)
+    google = objects["indicator--00000000-0000-4000-8000-000000000000"]
+    extension = google["extensions"][ENRICHMENT_EXTENSION_ID]
+    assert extension["extension_type"] == "property-extension"
+    assert extension["enrichment"] == [{"value": "8.8.8.8", "country": "United States", "country_code": "US",
+                                        "as_organization": "GOOGLE"}]
+    assert extension["whois"][0]["network_name"] == "GOGL"
+    phish = objects["indicator--00000000-0000-4000-8000-000000000002"]["extensions"][ENRICHMENT_EXTENSION_ID]
+    assert phish["whois"][0]["registered"] == "2025-02-20T08:15:00Z"
+    assert phish["whois"][0]["age_days"] == 11  # registered 11 days before valid_from
+    assert "retrieved" not in phish["whois"][0] and "server" not in phish["whois"][0]
+    assert "extensions" not in objects["indicator--00000000-0000-4000-8000-000000000001"]  # private: nothing
+    assert "extensions" not in objects["indicator--00000000-0000-4000-8000-000000000004"]  # not found: nothing
+    assert objects[ENRICHMENT_EXTENSION_ID]["type"] == "extension-definition"
+    outcome = validate_string(bundle.decode(), ValidationOptions(version="2.1"))
+    results = outcome if isinstance(outcome, list) else [outcome]
+    errors = [str(error) for result in results for error in result.errors]
+    assert errors == [] and all(result.is_valid for result in results)
+
+
+def test_compile_with_no_network_is_byte_identical(enriched: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = build(enriched).bundle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compile tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert build(enriched).bundle == first
+    assert build(enriched).bundle == first
+
+
+def test_without_a_lock_nothing_is_added(enriched: Path, tmp_path: Path) -> None:
+    with_lock = _objects(build(enriched).bundle)
+    for path in sorted((enriched / "intel" / ".enrichment").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    without = _objects(build(enriched).bundle)
+    assert ENRICHMENT_EXTENSION_ID not in without
+    assert set(with_lock) - set(without) == {ENRICHMENT_EXTENSION_ID, TIOPS_IDENTITY_ID}  # its definition's author
+    for stix_id, obj in without.items():
+        stripped = dict(with_lock[stix_id])
+        stripped.get("extensions", {}).pop(ENRICHMENT_EXTENSION_ID, None)
+        if stripped.get("extensions") == {}:
+            del stripped["extensions"]
+        assert stripped == obj
+
+
+def test_ingestion_rules_see_enrichment_and_whois_fields(enriched: Path) -> None:
+    (enriched / "rules" / "ingestion").mkdir(parents=True)
+    (enriched / "rules" / "ingestion" / "enrichment.yaml").write_text(RULES, encoding="utf-8")
+    objects = _objects(build(enriched, as_of="2026-01-01").bundle)
+    assert "indicator--00000000-0000-4000-8000-000000000000" not in objects  # in our own AS: dropped
+    phish = objects["indicator--00000000-0000-4000-8000-000000000002"]
+    assert phish["labels"] == ["newly-registered"]
+    old = objects["indicator--00000000-0000-4000-8000-000000000003"]  # registered in 2019
+    assert "labels" not in old
+    assert "labels" not in objects["indicator--00000000-0000-4000-8000-000000000001"]
+
+
+def test_a_broken_lock_stops_validate_and_compile_with_a_located_finding(enriched: Path) -> None:
+    shard = next((enriched / "intel" / ".enrichment" / "geo").glob("*.json"))
+    shard.write_text("{not json", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(enriched), "validate"])
+    assert result.exit_code == 1
+    assert f"intel/.enrichment/geo/{shard.name}:1:2: error TI150" in result.output
+    assert CliRunner().invoke(main, ["-C", str(enriched), "compile"]).exit_code == 1
