@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,3 +87,30 @@ def test_mmdb_backend_with_a_missing_or_broken_file_is_a_clear_error(tmp_path: P
         open_geo_database(tmp_path, {"backend": "mmdb", "database": "broken.mmdb"})
     with pytest.raises(UsageError, match="no database file"):
         open_geo_database(tmp_path, {"backend": "mmdb"})
+
+
+def test_flattened_tables_agree_with_geoip2fast_own_lookup(shipped: ShippedDatabase) -> None:
+    import random
+    import socket
+
+    rng = random.Random(5)
+    addresses = [socket.inet_ntoa(rng.getrandbits(32).to_bytes(4, "big")) for _ in range(3000)]
+    addresses += [socket.inet_ntop(socket.AF_INET6, bytes([0x20, rng.randrange(0, 4)]) + rng.randbytes(14))
+                  for _ in range(1000)]
+    assert shipped._tables is not None
+    compared = 0
+    for address in addresses:
+        entry = geo_entry(shipped, address)
+        if entry["status"] == "private":
+            continue
+        own = shipped._reader.lookup(address)
+        expected = {}
+        if len(own.country_code) == 2 and own.country_code != "--":
+            expected.update(country_code=own.country_code, country=own.country_name)
+        # geoip2fast 1.2 with its IPv6 data measures IPv4 ASN networks with IPv6 sizes, so it
+        # can name the AS of a neighbouring network; tiops checks the address is inside it.
+        if own.asn_name and ipaddress.ip_address(address) in ipaddress.ip_network(own.asn_cidr):
+            expected["as_organization"] = own.asn_name
+        assert {k: v for k, v in entry.items() if k != "status"} == expected, address
+        compared += 1
+    assert compared > 3000

@@ -79,43 +79,60 @@ def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:
     return extension if isinstance(extension, dict) else None
 
 
-def _days_between(earlier: str, later: Any) -> int | None:
-    if not isinstance(later, str) or TIMESTAMP_RE.match(later) is None:
+def _moment(text: Any) -> datetime | None:
+    if not isinstance(text, str) or TIMESTAMP_RE.match(text) is None:
         return None
     try:
-        start = datetime.fromisoformat(earlier.replace("Z", "+00:00"))
-        end = datetime.fromisoformat(later.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (end - start).days
 
 
-def _extension(data: dict[str, Any], values: Iterable[tuple[str, str]], lock: EnrichmentLock) -> dict[str, Any] | None:
-    geo: list[dict[str, Any]] = []
-    whois: list[dict[str, Any]] = []
-    for kind, value in values:
-        entry = lock.geo.get(value) if kind == "ip" else None
-        if entry is not None and entry.get("status") == "found":
-            geo.append({"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["geo"] if k in entry}})
-        entry = lock.whois.get(value)
-        if entry is not None and entry.get("status") == "found":
-            item = {"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["whois"] if k in entry}}
-            registered = entry.get("registered")
-            # Days from registration to the indicator's valid_from (or the object's created):
-            # "registered less than 30 days before valid_from" is a test of one number.
-            if isinstance(registered, str):
-                age = _days_between(registered, data.get("valid_from", data.get("created")))
-                if age is not None:
-                    item["age_days"] = age
-            whois.append(item)
-    if not geo and not whois:
-        return None
-    extension: dict[str, Any] = {"extension_type": "property-extension"}
-    if geo:
-        extension["enrichment"] = geo
-    if whois:
-        extension["whois"] = whois
-    return extension
+class _BundleEntries:
+    """The bundle form of each locked result, built once per value however many objects name it."""
+
+    def __init__(self, lock: EnrichmentLock) -> None:
+        self.lock = lock
+        self.geo: dict[str, dict[str, Any] | None] = {}
+        self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
+
+    def geo_entry(self, value: str) -> dict[str, Any] | None:
+        if value not in self.geo:
+            entry = self.lock.geo.get(value)
+            self.geo[value] = None if entry is None or entry.get("status") != "found" else {
+                "value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["geo"] if k in entry}}
+        return self.geo[value]
+
+    def whois_entry(self, value: str) -> tuple[dict[str, Any], datetime | None] | None:
+        if value not in self.whois:
+            entry = self.lock.whois.get(value)
+            self.whois[value] = None if entry is None or entry.get("status") != "found" else (
+                {"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["whois"] if k in entry}},
+                _moment(entry.get("registered")))
+        return self.whois[value]
+
+    def extension(self, data: dict[str, Any], values: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
+        geo: list[dict[str, Any]] = []
+        whois: list[dict[str, Any]] = []
+        for kind, value in values:
+            if kind == "ip" and (found := self.geo_entry(value)) is not None:
+                geo.append(found)
+            registration = self.whois_entry(value)
+            if registration is not None:
+                item, registered = registration
+                # Days from registration to the indicator's valid_from (or the object's created):
+                # "registered less than 30 days before valid_from" is a test of one number.
+                start = _moment(data.get("valid_from", data.get("created"))) if registered is not None else None
+                whois.append(item if start is None or registered is None
+                             else {**item, "age_days": (start - registered).days})
+        if not geo and not whois:
+            return None
+        extension: dict[str, Any] = {"extension_type": "property-extension"}
+        if geo:
+            extension["enrichment"] = geo
+        if whois:
+            extension["whois"] = whois
+        return extension
 
 
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
@@ -125,11 +142,12 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
     """
     if not len(lock):
         return objects
+    entries = _BundleEntries(lock)
     result: list[IntelObject] = []
     for obj in objects:
         data = obj.data
         values = object_enrich_values(data) if data.get("type") != "relationship" else ()
-        extension = _extension(data, values, lock) if values else None
+        extension = entries.extension(data, values) if values else None
         if extension is None:
             result.append(obj)
             continue

@@ -15,13 +15,16 @@ looked up: they are reported as ``private``, with no result and no error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
-from tiops.enrich.values import parse_ip
 from tiops.errors import UsageError
 
 __all__ = ["GeoDatabase", "MmdbDatabase", "ShippedDatabase", "geo_entry", "open_geo_database"]
@@ -39,14 +42,58 @@ class GeoDatabase(Protocol):
         ...
 
 
+# Special-purpose blocks that are not globally reachable (RFC 6890 and the IANA IPv4/IPv6
+# special-purpose address registries, as Python's ipaddress.is_global reads them; multicast
+# and the reserved class E too). Nobody registers addresses in them, so nothing is looked up.
+_RESERVED = tuple(ipaddress.ip_network(block) for block in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4",
+    "::/127", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
+    "fc00::/7", "fe80::/10", "ff00::/8",
+))
+_RESERVED_RANGES = sorted((int(n.network_address) + (0 if n.version == 4 else 1 << 32), int(n.broadcast_address)
+                           + (0 if n.version == 4 else 1 << 32)) for n in _RESERVED)
+_RESERVED_STARTS = [start for start, _ in _RESERVED_RANGES]
+
+
+def address_number(address: str) -> int | None:
+    """An address as an integer (IPv4 below 2**32, IPv6 as its 128-bit value), or None."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except OSError:
+        pass
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+    except OSError:
+        return None
+
+
+def _reserved(address: str) -> bool | None:
+    """Whether an address lies in a reserved block (None: not an address)."""
+    if ":" in address:
+        try:
+            key = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big") + (1 << 32)
+        except OSError:
+            return None
+    else:
+        try:
+            key = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+        except OSError:
+            return None
+    index = bisect_right(_RESERVED_STARTS, key) - 1
+    return index >= 0 and key <= _RESERVED_RANGES[index][1]
+
+
 def geo_entry(database: GeoDatabase, value: str) -> dict[str, Any]:
     """The lock entry for an IP value (an address or a CIDR block, looked up by its first address)."""
-    network = parse_ip(value)
-    if network is None:
+    address = value.partition("/")[0]
+    reserved = _reserved(address)
+    if reserved is None:
         return {"status": "not-found"}
-    if not network.network_address.is_global:
+    if reserved:
         return {"status": "private"}
-    fields = database.lookup(str(network.network_address))
+    fields = database.lookup(address)
     if not fields:
         return {"status": "not-found"}
     return {"status": "found", **fields}
@@ -60,6 +107,7 @@ class ShippedDatabase:
     database: str
     date: str
     _reader: Any
+    _tables: _FlatTables | None = None
 
     @classmethod
     def open(cls) -> ShippedDatabase:
@@ -73,9 +121,12 @@ class ShippedDatabase:
         stem, _, stamp = name.rpartition("-")
         date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if stamp.isdigit() and len(stamp) == 8 else "unknown"
         version = getattr(geoip2fast, "__version__", "")
-        return cls("geoip2fast", f"{stem or name} (geoip2fast {version})".replace(" ()", ""), date, reader)
+        return cls("geoip2fast", f"{stem or name} (geoip2fast {version})".replace(" ()", ""), date, reader,
+                   _FlatTables.of_loaded_module())
 
     def lookup(self, address: str) -> dict[str, Any] | None:
+        if self._tables is not None:
+            return self._tables.lookup(address)
         result = self._reader.lookup(address)
         code = result.country_code
         fields: dict[str, Any] = {}
@@ -84,6 +135,68 @@ class ShippedDatabase:
             fields["country"] = result.country_name
         if result.asn_name:
             fields["as_organization"] = result.asn_name
+        return fields or None
+
+
+class _FlatTables:
+    """geoip2fast's loaded tables, flattened into one sorted list per kind for one bisect a lookup.
+
+    geoip2fast keeps its networks in chunks of 5,000 and spends most of a lookup in
+    Python calls and its result object; 100k lookups took about 3 s that way, and
+    about 0.3 s this way (benchmarks/bench_enrich.py). The tables are the module's
+    loaded data (geoip2fast 1.2); when they are not there, the public lookup is used.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self._v4_sizes: list[int] = module.numIPsv4
+        self._v6_sizes: list[int] = module.numIPsv6
+        max_v4: int = module.MAX_IPv4
+        # One table per family: IPv4 bisects then compare small integers only.
+        self._country = self._split(module.mainListFirstIP, module.mainListIDCountryCodes, module.mainListNetlength, max_v4)
+        self._asn = self._split(module.mainListFirstIPASN, module.mainListIDASN, module.mainListNetlengthASN, max_v4)
+        self._country_names: list[tuple[str, str]] = [
+            (entry.partition(":")[0], entry.partition(":")[2] or entry) for entry in module.mainListNamesCountry]
+        self._asn_names: list[str] = module.mainListNamesASN
+
+    @staticmethod
+    def _split(firsts: list[list[int]], ids: list[list[int]], netlens: list[list[int]],
+               max_v4: int) -> dict[int, tuple[list[int], list[int], list[int]]]:
+        flat = (list(chain.from_iterable(firsts)), list(chain.from_iterable(ids)), list(chain.from_iterable(netlens)))
+        boundary = bisect_right(flat[0], max_v4)
+        return {4: (flat[0][:boundary], flat[1][:boundary], flat[2][:boundary]),
+                6: (flat[0][boundary:], flat[1][boundary:], flat[2][boundary:])}
+
+    @classmethod
+    def of_loaded_module(cls) -> _FlatTables | None:
+        from geoip2fast import geoip2fast as module
+
+        try:
+            return cls(module)
+        except (AttributeError, TypeError):
+            return None
+
+    def _find(self, tables: dict[int, tuple[list[int], list[int], list[int]]], family: int, number: int) -> int | None:
+        firsts, ids, netlens = tables[family]
+        index = bisect_right(firsts, number) - 1
+        if index < 0:
+            return None
+        sizes = self._v4_sizes if family == 4 else self._v6_sizes
+        return ids[index] if number < firsts[index] + sizes[netlens[index]] else None
+
+    def lookup(self, address: str) -> dict[str, Any] | None:
+        number = address_number(address)
+        if number is None:
+            return None
+        family = 6 if ":" in address else 4
+        fields: dict[str, Any] = {}
+        country = self._find(self._country, family, number)
+        if country is not None and country >= 16:  # the first 16 are geoip2fast's private/reserved names
+            code, name = self._country_names[country]
+            if len(code) == 2 and code != "--":
+                fields["country_code"], fields["country"] = code, name
+        asn = self._find(self._asn, family, number)
+        if asn is not None and (organisation := self._asn_names[asn]):
+            fields["as_organization"] = organisation
         return fields or None
 
 
@@ -162,7 +275,6 @@ def open_geo_database(root: Path, settings: dict[str, Any]) -> GeoDatabase:
 
 def is_private(value: str) -> bool:
     """Whether an IP value lies in a private or reserved range (RFC 6890)."""
-    network = parse_ip(value)
-    return network is not None and not network.network_address.is_global
+    return bool(_reserved(value.partition("/")[0]))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "EnrichmentLock",
     "lock_directory",
     "read_lock",
+    "read_lock_for_build",
     "render_shard",
     "shard_name",
     "write_lock",
@@ -119,6 +120,29 @@ def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Findin
             findings.extend(shard_findings)
             target.update(entries)
     return lock, findings
+
+
+_CACHE: dict[str, tuple[tuple[tuple[str, int, int], ...], EnrichmentLock, list[Finding]]] = {}
+
+
+def read_lock_for_build(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Finding]]:
+    """:func:`read_lock` for readers that never change the lock (validate, rules, compile).
+
+    One build reads the lock twice (validation reports on it, the rules use it); the
+    second read is skipped while no lock file changed (same names, sizes and mtimes).
+    Callers must not modify what it returns.
+    """
+    directory = lock_directory(intel_path)
+    files = sorted(directory.rglob("*.json")) if directory.is_dir() else []
+    signature = tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in files)
+    key = f"{intel_path}|{root}"
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1], list(cached[2])
+    lock, findings = read_lock(intel_path, root)
+    _CACHE.clear()  # one repository at a time: a cache, not a store
+    _CACHE[key] = (signature, lock, findings)
+    return lock, list(findings)
 
 
 def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[str, Any]], list[Finding]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiops.enrich.lock import read_lock
+from tiops.enrich.lock import read_lock_for_build
 from tiops.findings import Finding, sort_findings
 from tiops.load import Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
@@ -44,7 +44,7 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     if repo.upgraded_from_20:
         findings = at_stix20_places(findings, repo.upgraded_from_20)
     if not repo.is_bundle:
-        findings.extend(read_lock(repo.config.intel_path, repo.root)[1])  # the enrichment lock (TI150, TI151)
+        findings.extend(read_lock_for_build(repo.config.intel_path, repo.root)[1])  # the enrichment lock (TI150, TI151)
     return sort_findings(resolve_locations(findings, repo.root))
 
 

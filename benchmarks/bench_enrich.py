@@ -1,0 +1,130 @@
+"""Time offline enrichment and what a large enrichment lock adds to compile.
+
+    python benchmarks/bench_enrich.py [--ips 100000] [--objects 100000] [--repeat 2] [--seed 1]
+
+1. Offline enrichment of ``--ips`` new, random, global IPv4 addresses: open the
+   shipped database, look every address up (``tiops.enrich.geo.geo_entry``) and write
+   the lock (``tiops.enrich.lock.write_lock``), the work ``tiops enrich --offline``
+   does once the values are known. Baseline, same run: the same addresses through
+   geoip2fast's own ``lookup`` with nothing else (open excluded).
+2. Compile (load + validate + rules + bundle, as ``tiops.build``) of a generated
+   repository of ``--objects`` objects (benchmarks/generate_repo.py), without a lock
+   and with a lock holding a result for every value the repository names (geo for
+   every IP, RDAP for every IP and domain), best of ``--repeat``, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import generate_repo
+
+
+def random_global_ips(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    found: set[str] = set()
+    while len(found) < count:
+        address = ipaddress.IPv4Address(rng.getrandbits(32))
+        if address.is_global:
+            found.add(str(address))
+    return sorted(found)
+
+
+def bench_offline(count: int, seed: int) -> None:
+    from tiops.enrich.geo import ShippedDatabase, geo_entry
+    from tiops.enrich.lock import EnrichmentLock, write_lock
+
+    ips = random_global_ips(count, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        database = ShippedDatabase.open()
+        opened = time.perf_counter()
+        lock = EnrichmentLock()
+        lock.geo.update((ip, geo_entry(database, ip)) for ip in ips)
+        looked_up = time.perf_counter()
+        write_lock(Path(folder) / "intel", lock)
+        written = time.perf_counter()
+        reader = database._reader
+        base_start = time.perf_counter()
+        for ip in ips:
+            reader.lookup(ip)
+        baseline = time.perf_counter() - base_start
+    found = sum(1 for e in lock.geo.values() if e["status"] == "found")
+    total = written - start
+    print(f"offline enrichment of {count} new IPs ({found} found): {total:.2f} s "
+          f"(open {opened - start:.2f} s, lookups {looked_up - opened:.2f} s, lock write {written - looked_up:.2f} s)"
+          f"; target < 3 s: {'met' if total < 3 else 'NOT met'}")
+    print(f"  baseline geoip2fast lookup() alone: {baseline:.2f} s; enrichment / baseline = {total / baseline:.2f}")
+
+
+def synthetic_lock(root: Path) -> int:
+    """A lock with a found result for every value the repository names; returns its size."""
+    from tiops.enrich.lock import EnrichmentLock, write_lock
+    from tiops.enrich.values import enrich_values
+    from tiops.load import load_repo
+
+    repo = load_repo(root)
+    lock = EnrichmentLock()
+    lock.meta["geo"] = {"backend": "bench", "database": "synthetic", "date": "2026-01-01"}
+    rng = random.Random(3)
+    for kind, value in sorted(enrich_values(o.data for o in repo.objects)):
+        if kind == "ip":
+            lock.geo[value] = {"status": "found", "country": "Exampleland", "country_code": rng.choice(["US", "DE", "NL"]),
+                               "asn": rng.randrange(1, 65000), "as_organization": f"AS-{rng.randrange(999)}"}
+        lock.whois[value] = {"status": "found", "retrieved": "2026-01-01T00:00:00Z", "registrar": "Example Registrar",
+                             "registered": "2024-05-01T00:00:00Z", "expires": "2027-05-01T00:00:00Z",
+                             "rdap_status": ["active"], "abuse_email": "abuse@example.net"}
+    write_lock(repo.config.intel_path, lock)
+    return len(lock)
+
+
+def time_build(root: Path) -> tuple[float, int]:
+    from tiops import build
+
+    start = time.perf_counter()
+    result = build(root, as_of="2026-01-01")
+    return time.perf_counter() - start, len(result.bundle)
+
+
+def bench_compile(objects: int, repeat: int, seed: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        plain, locked = Path(folder) / "plain", Path(folder) / "locked"
+        generate_repo.write_repository(plain, objects, seed)
+        shutil.copytree(plain, locked)
+        values = synthetic_lock(locked)
+        without = with_lock = float("inf")
+        sizes = (0, 0)
+        for _ in range(repeat):  # interleaved, so both see the same machine load
+            seconds, plain_size = time_build(plain)
+            without = min(without, seconds)
+            seconds, locked_size = time_build(locked)
+            with_lock = min(with_lock, seconds)
+            sizes = (plain_size, locked_size)
+    print(f"compile of {objects} objects: without a lock {without:.2f} s; with a {values}-value lock {with_lock:.2f} s"
+          f"; ratio {with_lock / without:.3f} (target <= 1.10: {'met' if with_lock / without <= 1.10 else 'NOT met'})")
+    print(f"  bundle bytes: {sizes[0]} without, {sizes[1]} with ({sizes[1] / sizes[0]:.2f}x)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ips", type=int, default=100_000)
+    parser.add_argument("--objects", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    bench_offline(args.ips, args.seed)
+    if args.objects:
+        bench_compile(args.objects, max(1, args.repeat), args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
