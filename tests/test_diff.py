@@ -64,7 +64,7 @@ def test_cli_formats_are_deterministic_and_complete(pr_repo: Path) -> None:
         outputs[fmt] = first.output
     data = json.loads(outputs["json"])
     assert data["counts"] == {"added": 0, "changed": 1, "revoked": 1, "removed": 0, "relationships_added": 1,
-                              "relationships_removed": 0, "rule_effects": 1}
+                              "relationships_removed": 0, "rule_effects": 1, "enrichment": 0}
     markdown = outputs["markdown"]
     assert markdown.index("| Change | Objects |") < markdown.index("<details>")
     assert f"Effect of rule {RULE}" in markdown

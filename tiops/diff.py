@@ -9,6 +9,9 @@ A changed object is put in one of three places by what caused the change:
   defaults file or rule.
 
 Relationships added or removed are listed on their own, by (source, type, target).
+Enrichment (tiops.enrich) is compared per looked-up value in its own section, not
+as a change of every object that names the value: a refreshed lock is one
+reviewable change.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
 from tiops.revision import CompiledRevision
 
 _ABSENT: Any = None
@@ -71,11 +75,13 @@ class Diff:
     relationships_removed: tuple[RelationshipRef, ...] = ()
     effects: tuple[Effect, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Per looked-up value: ref.type "enrichment" (GeoLocation/ASN) or "whois", ref.id the value.
+    enrichment: tuple[ObjectChange, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not (self.added or self.changed or self.revoked or self.removed or self.relationships_added
-                    or self.relationships_removed or self.effects)
+                    or self.relationships_removed or self.effects or self.enrichment)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -86,13 +92,14 @@ class Diff:
             "relationships_added": len(self.relationships_added),
             "relationships_removed": len(self.relationships_removed),
             "rule_effects": sum(len(e.changes) for e in self.effects),
+            "enrichment": len(self.enrichment),
         }
 
 
 def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
     """What changed from ``base`` to ``head``, sorted by (type, id) in every section."""
-    before = {obj["id"]: obj for obj in base.objects}
-    after = {obj["id"]: obj for obj in head.objects}
+    before = {obj["id"]: _without_enrichment(obj) for obj in base.objects if obj["id"] != ENRICHMENT_EXTENSION_ID}
+    after = {obj["id"]: _without_enrichment(obj) for obj in head.objects if obj["id"] != ENRICHMENT_EXTENSION_ID}
     names = {**_names(base.objects), **_names(head.objects)}
     added: list[ObjectRef] = []
     removed: list[ObjectRef] = []
@@ -147,7 +154,41 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
         relationships_removed=tuple(rel_removed),
         effects=tuple(Effect(cause, tuple(items)) for cause, items in sorted(effects.items())),
         notes=notes,
+        enrichment=tuple(_enrichment_changes(base.objects, head.objects)),
     )
+
+
+def _without_enrichment(obj: dict[str, Any]) -> dict[str, Any]:
+    extensions = obj.get("extensions")
+    if not isinstance(extensions, dict) or ENRICHMENT_EXTENSION_ID not in extensions:
+        return obj
+    rest = {k: v for k, v in extensions.items() if k != ENRICHMENT_EXTENSION_ID}
+    return {**{k: v for k, v in obj.items() if k != "extensions"}, **({"extensions": rest} if rest else {})}
+
+
+def _enrichment_results(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(section, value) -> the result the bundle carries, whichever objects name the value."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj in objects:
+        extension = (obj.get("extensions") or {}).get(ENRICHMENT_EXTENSION_ID)
+        if not isinstance(extension, dict):
+            continue
+        for section in ("enrichment", "whois"):
+            for item in extension.get(section) or ():
+                if isinstance(item, dict) and isinstance(item.get("value"), str):
+                    # age_days depends on the object naming the value, not on the result
+                    found[(section, item["value"])] = {k: v for k, v in item.items() if k not in ("value", "age_days")}
+    return found
+
+
+def _enrichment_changes(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> list[ObjectChange]:
+    old, new = _enrichment_results(base), _enrichment_results(head)
+    changes: list[ObjectChange] = []
+    for section, value in sorted(set(old) | set(new)):
+        fields = field_diffs(old.get((section, value), {}), new.get((section, value), {}))
+        if fields:
+            changes.append(ObjectChange(ObjectRef(value, section, value), tuple(fields)))
+    return changes
 
 
 def field_diffs(old: Any, new: Any, prefix: str = "") -> list[FieldDiff]:

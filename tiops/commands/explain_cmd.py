@@ -6,6 +6,7 @@ import click
 import orjson
 
 from tiops.commands.common import handle_errors, repo_root
+from tiops.enrich.origin import enrichment_origins, render_origins
 from tiops.load import load_repo
 from tiops.lookup import find_object, object_name
 from tiops.render.names import names_of, what
@@ -20,7 +21,8 @@ from tiops.rules.trace import explain, render_trace
 @click.pass_context
 @handle_errors
 def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of: str | None) -> None:
-    """Show the file and line of OBJECT, the defaults merged in, and every ingestion rule that matched it.
+    """Show the file and line of OBJECT, the defaults merged in, every ingestion rule that matched it,
+    and where each of its enrichment results came from.
 
     OBJECT is an id, a unique start of an id, or a unique name.
     """
@@ -30,10 +32,12 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     trace = explain(repo, outcome, obj.id)
     name = object_name(obj.data)
+    trace["enrichment"] = enrichment_origins(repo.config.intel_path, root, obj.data)
     if output_format == "json":
         click.echo(orjson.dumps({**trace, "name": name}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
     else:
         first, _, rest = render_trace(trace).partition("\n")
         names = names_of(o.data for o in repo.objects)
         described = what(obj.data, obj.id, names)
-        click.echo(f"{described} ({first})\n{rest}" if described else f"{first}\n{rest}", nl=False)
+        text = f"{described} ({first})\n{rest}" if described else f"{first}\n{rest}"
+        click.echo(text + render_origins(trace["enrichment"]), nl=False)

@@ -38,6 +38,11 @@ def render_text(diff: Diff) -> str:
         for change in effect.changes:
             lines.append(f"      {change.ref.type} {change.ref.id} {change.ref.name!r}")
             lines += [f"          {_field_line(f)}" for f in change.fields]
+    if diff.enrichment:
+        lines.append("  enrichment (intel/.enrichment/ lock):")
+    for change in diff.enrichment:
+        lines.append(f"    ~ {change.ref.type} {change.ref.name}")
+        lines += [f"        {_field_line(f)}" for f in change.fields]
     lines.append(_summary_sentence(diff))
     return "\n".join(lines) + "\n"
 
@@ -52,7 +57,7 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     head += ["| Change | Objects |", "| --- | ---: |"]
     labels = {"added": "Added", "changed": "Changed", "revoked": "Revoked", "removed": "Removed (not revoked)",
               "relationships_added": "Relationships added", "relationships_removed": "Relationships removed",
-              "rule_effects": "Rule / defaults effect"}
+              "rule_effects": "Rule / defaults effect", "enrichment": "Enrichment results (values)"}
     head += [f"| {labels[key]} | {value} |" for key, value in counts.items() if value]
     head.append("")
     sections: list[tuple[str, list[str]]] = [
@@ -65,6 +70,7 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     for effect in diff.effects:
         sections.append((f"Effect of {effect.cause}", [line for c in effect.changes for line in _change_md(c)]))
+    sections.append(("Enrichment (lock refresh)", [line for c in diff.enrichment for line in _change_md(c)]))
     out = "\n".join(head) + "\n"
     left_out = 0
     for title, body in sections:
@@ -93,6 +99,7 @@ def render_json(diff: Diff) -> str:
         "relationships_added": [_relationship_json(r) for r in diff.relationships_added],
         "relationships_removed": [_relationship_json(r) for r in diff.relationships_removed],
         "rule_effects": [{"cause": e.cause, "objects": [_change_json(c) for c in e.changes]} for e in diff.effects],
+        "enrichment": [_change_json(c) for c in diff.enrichment],
     }
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 

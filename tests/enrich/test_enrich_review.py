@@ -1,0 +1,66 @@
+"""Reviewing enrichment: diff shows a refreshed lock in its own section, explain names each origin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pr_repo import git
+from rdap_server import RdapServer
+
+from enrich.helpers import write_repo
+from tiops.cli import main
+from tiops.enrich.lock import read_lock, write_lock
+
+
+@pytest.fixture
+def committed(tmp_path: Path, rdap_server: RdapServer) -> Path:
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "intel with its enrichment lock")
+    git(root, "tag", "base")
+    return root
+
+
+def test_a_refreshed_lock_is_its_own_section_of_the_diff(committed: Path) -> None:
+    lock, _ = read_lock(committed / "intel", committed)
+    lock.geo["8.8.8.8"] = {**lock.geo["8.8.8.8"], "country_code": "NL", "country": "Netherlands"}
+    lock.whois["woodgrove-securelogin.net"]["expires"] = "2027-02-20T08:15:00Z"
+    lock.whois["woodgrove-securelogin.net"]["retrieved"] = "2026-06-01T00:00:00Z"
+    write_lock(committed / "intel", lock)
+    git(committed, "commit", "-q", "-am", "refresh enrichment", date="2025-03-02T12:00:00+00:00")
+
+    result = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD", "--format", "json"])
+    assert result.exit_code in (0, 2), result.output
+    data = json.loads(result.output)
+    assert data["changed"] == [] and data["rule_effects"] == []  # no indicator "changed"
+    changes = {(c["type"], c["id"]): {f["field"]: [f["before"], f["after"]] for f in c["fields"]}
+               for c in data["enrichment"]}
+    assert changes == {
+        ("enrichment", "8.8.8.8"): {"country": ["United States", "Netherlands"], "country_code": ["US", "NL"]},
+        ("whois", "woodgrove-securelogin.net"): {"expires": ["2026-02-20T08:15:00Z", "2027-02-20T08:15:00Z"]},
+    }
+    assert data["counts"]["enrichment"] == 2
+    text = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD"]).output
+    assert "enrichment (intel/.enrichment/ lock):" in text and "~ enrichment 8.8.8.8" in text
+    markdown = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD", "--format", "markdown"]).output
+    assert "Enrichment (lock refresh) (2)" in markdown
+
+
+def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
+    result = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000000",
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    origins = {(o["section"], o["value"]): o for o in json.loads(result.output)["enrichment"]}
+    geo = origins[("geo", "8.8.8.8")]
+    assert geo["status"] == "found" and "geoip2fast" in geo["source"]
+    assert geo["lock_file"].startswith("intel/.enrichment/geo/")
+    whois = origins[("whois", "8.8.8.8")]
+    assert whois["source"].startswith("RDAP http://127.0.0.1:") and whois["retrieved"].endswith("Z")
+    text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000001"])
+    assert "whois 10.0.0.1: private (never looked up)" in text.output
+    assert "geo 10.0.0.1: private, from GeoLite2" in text.output

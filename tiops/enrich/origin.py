@@ -1,0 +1,61 @@
+"""Where each enrichment value of an object came from: which lock file, which database or server, when.
+
+Read from the lock only (no network), for ``tiops explain``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tiops.enrich.geo import is_private
+from tiops.enrich.lock import LOCK_DIR, read_lock_for_build, shard_name
+from tiops.enrich.values import object_enrich_values
+
+__all__ = ["enrichment_origins", "render_origins"]
+
+
+def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per (value, section) the object names, with the lock file and the result's origin."""
+    lock, _ = read_lock_for_build(intel_path, root)
+    intel = intel_path.relative_to(root).as_posix() if intel_path.is_relative_to(root) else intel_path.as_posix()
+    geo_meta = lock.meta.get("geo") or {}
+    origins: list[dict[str, Any]] = []
+    for kind, value in object_enrich_values(data):
+        for section in ("geo", "whois") if kind == "ip" else ("whois",):
+            entry = lock.section(section).get(value)
+            status = entry.get("status") if entry else "not in the lock"
+            if entry is None and section == "whois" and kind == "ip" and is_private(value):
+                status = "private (never looked up)"
+            origin: dict[str, Any] = {"value": value, "section": section,
+                                      "lock_file": f"{intel}/{LOCK_DIR}/{section}/{shard_name(value)}.json",
+                                      "status": status}
+            if entry is not None and section == "geo":
+                origin["source"] = f"{geo_meta.get('database', '?')} ({geo_meta.get('backend', '?')}), dated {geo_meta.get('date', '?')}"
+            elif entry is not None:
+                origin["source"] = f"RDAP {entry.get('server', '?')}"
+                origin["retrieved"] = entry.get("retrieved")
+                if entry.get("queried"):
+                    origin["queried"] = entry["queried"]
+                if entry.get("error"):
+                    origin["error"] = entry["error"]
+            origins.append(origin)
+    return origins
+
+
+def render_origins(origins: list[dict[str, Any]]) -> str:
+    if not origins:
+        return ""
+    lines = ["  enrichment:"]
+    for origin in origins:
+        line = f"    {origin['section']} {origin['value']}: {origin['status']}"
+        if "source" in origin:
+            line += f", from {origin['source']}"
+        if origin.get("retrieved"):
+            line += f", retrieved {origin['retrieved']}"
+        if origin.get("queried"):
+            line += f", as {origin['queried']}"
+        if origin.get("error"):
+            line += f" ({origin['error']})"
+        lines.append(line + f" [{origin['lock_file']}]")
+    return "\n".join(lines) + "\n"
