@@ -64,3 +64,16 @@ def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
     text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000001"])
     assert "whois 10.0.0.1: private (never looked up)" in text.output
     assert "geo 10.0.0.1: private, from GeoLite2" in text.output
+
+
+def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(committed: Path, tmp_path: Path) -> None:
+    from tiops.report.build import build_report
+
+    output = tmp_path / "site"
+    build_report(committed, output)
+    overview = (output / "index.html").read_text(encoding="utf-8")
+    assert "Enriched values by country" in overview and "United States (US)" in overview
+    assert "Enriched values by autonomous system" in overview and "GOOGLE" in overview
+    page = next(p for p in output.rglob("*.html") if "indicator--00000000-0000-4000-8000-000000000000" in p.name)
+    text = page.read_text(encoding="utf-8")
+    assert "network-abuse@google.com" in text and "United States" in text

@@ -30,6 +30,7 @@ import orjson
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
+from tiops.enrich.attach import enrichment_of
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
@@ -205,6 +206,27 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
                     expiring[f"within {days} days"] += 1
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
+    charts.extend(_enrichment_charts(objects))
+    return charts
+
+
+def _enrichment_charts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Country and AS panels from the locked enrichment (tiops.enrich), when the bundle carries any."""
+    countries: Counter[str] = Counter()
+    systems: Counter[str] = Counter()
+    for obj in objects:
+        extension = enrichment_of(obj)
+        for item in (extension or {}).get("enrichment") or ():
+            if item.get("country_code"):
+                countries[f"{item.get('country') or item['country_code']} ({item['country_code']})"] += 1
+            if item.get("asn") or item.get("as_organization"):
+                number = f"AS{item['asn']} " if item.get("asn") else ""
+                systems[f"{number}{item.get('as_organization') or ''}".strip()] += 1
+    charts = []
+    if countries:
+        charts.append(_chart("Enriched values by country", countries))
+    if systems:
+        charts.append(_chart("Enriched values by autonomous system", systems))
     return charts
 
 
