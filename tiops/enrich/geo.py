@@ -57,30 +57,18 @@ _RESERVED_RANGES = sorted((int(n.network_address) + (0 if n.version == 4 else 1 
 _RESERVED_STARTS = [start for start, _ in _RESERVED_RANGES]
 
 
-def address_number(address: str) -> int | None:
-    """An address as an integer (IPv4 below 2**32, IPv6 as its 128-bit value), or None."""
+def _parse_address(address: str) -> tuple[int, int] | None:
+    """(family, integer) of an address, or None when it is not one."""
+    family = 6 if ":" in address else 4
     try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
-    except OSError:
-        pass
-    try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+        packed = socket.inet_pton(socket.AF_INET6 if family == 6 else socket.AF_INET, address)
     except OSError:
         return None
+    return family, int.from_bytes(packed, "big")
 
 
-def _reserved(address: str) -> bool | None:
-    """Whether an address lies in a reserved block (None: not an address)."""
-    if ":" in address:
-        try:
-            key = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big") + (1 << 32)
-        except OSError:
-            return None
-    else:
-        try:
-            key = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
-        except OSError:
-            return None
+def _is_reserved(family: int, number: int) -> bool:
+    key = number + (1 << 32) if family == 6 else number
     index = bisect_right(_RESERVED_STARTS, key) - 1
     return index >= 0 and key <= _RESERVED_RANGES[index][1]
 
@@ -88,12 +76,13 @@ def _reserved(address: str) -> bool | None:
 def geo_entry(database: GeoDatabase, value: str) -> dict[str, Any]:
     """The lock entry for an IP value (an address or a CIDR block, looked up by its first address)."""
     address = value.partition("/")[0]
-    reserved = _reserved(address)
-    if reserved is None:
+    parsed = _parse_address(address)
+    if parsed is None:
         return {"status": "not-found"}
-    if reserved:
+    if _is_reserved(*parsed):
         return {"status": "private"}
-    fields = database.lookup(address)
+    tables = getattr(database, "_tables", None)
+    fields = tables.lookup_number(*parsed) if tables is not None else database.lookup(address)
     if not fields:
         return {"status": "not-found"}
     return {"status": "found", **fields}
@@ -184,10 +173,10 @@ class _FlatTables:
         return ids[index] if number < firsts[index] + sizes[netlens[index]] else None
 
     def lookup(self, address: str) -> dict[str, Any] | None:
-        number = address_number(address)
-        if number is None:
-            return None
-        family = 6 if ":" in address else 4
+        parsed = _parse_address(address)
+        return self.lookup_number(*parsed) if parsed is not None else None
+
+    def lookup_number(self, family: int, number: int) -> dict[str, Any] | None:
         fields: dict[str, Any] = {}
         country = self._find(self._country, family, number)
         if country is not None and country >= 16:  # the first 16 are geoip2fast's private/reserved names
@@ -275,6 +264,7 @@ def open_geo_database(root: Path, settings: dict[str, Any]) -> GeoDatabase:
 
 def is_private(value: str) -> bool:
     """Whether an IP value lies in a private or reserved range (RFC 6890)."""
-    return bool(_reserved(value.partition("/")[0]))
+    parsed = _parse_address(value.partition("/")[0])
+    return parsed is not None and _is_reserved(*parsed)
 
 
