@@ -115,3 +115,19 @@ def test_a_run_killed_with_sigkill_keeps_its_results_and_a_rerun_converges(tmp_p
     assert read_lock(root / "intel", root)[1] == []
     assert not list((root / "intel" / ".enrichment").rglob("*.tmp"))
     assert json.loads((root / "intel" / ".enrichment" / "lock.json").read_text())["format"] == 1
+
+
+def test_a_bad_enrichment_setting_is_a_located_config_finding(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    (root / "tiops.yaml").write_text("enrichment:\n  rdap:\n    requests_per_minute: 0\n  geo: {backend: online}\n",
+                                     encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1
+    assert "tiops.yaml" in result.output and "TI110" in result.output
+    assert "requests_per_minute" in result.output and "backend" in result.output
+
+
+def test_paths_outside_the_repository_are_a_usage_error(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", str(tmp_path)])
+    assert result.exit_code == 2 and "is not inside the repository" in result.output

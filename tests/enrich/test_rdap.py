@@ -97,3 +97,11 @@ def test_bootstrap_from_a_folder_and_settings_from_tiops_yaml(tmp_path: Path, rd
     client = RdapClient(settings, sleep=lambda s: None, now=lambda: NOW)
     assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"
     assert client.lookup("ip", "8.8.8.8")["status"] == "not-found"  # no ipv4.json in that folder
+
+
+def test_an_unreachable_bootstrap_registry_fails_each_value_once_asked(rdap_server: RdapServer) -> None:
+    client = RdapClient(RdapSettings(bootstrap="http://127.0.0.1:9/", timeout=2), sleep=lambda s: None, now=lambda: NOW)
+    first, second = client.lookup("domain", "a.net"), client.lookup("ip", "8.8.8.8")
+    assert first["status"] == second["status"] == "failed"
+    assert "cannot read the RDAP bootstrap registry dns.json from http://127.0.0.1:9/" in first["error"]
+    assert client.requests == 0 and second["error"] == first["error"]

@@ -151,19 +151,30 @@ class RdapClient:
         self._sleep, self._clock, self._now = sleep, clock, now
         self._pacers: dict[str, RequestPacer] = {}
         self._bootstrap: Bootstrap | None = None
+        self._bootstrap_error: UsageError | None = None
         self.requests = 0
 
     def _server(self, kind: Kind, value: str) -> str | None:
         if self.settings.base_url:
             return self.settings.base_url if self.settings.base_url.endswith("/") else self.settings.base_url + "/"
+        if self._bootstrap_error is not None:
+            raise self._bootstrap_error
         if self._bootstrap is None:
-            self._bootstrap = load_bootstrap(self.settings, self.session)
+            try:
+                self._bootstrap = load_bootstrap(self.settings, self.session)
+            except UsageError as error:
+                self._bootstrap_error = error  # asked once per run, not once per value
+                raise
         return self._bootstrap.server_for(kind, value)
 
     def lookup(self, kind: Kind, value: str) -> dict[str, Any]:
         """The lock entry for ``value``: found, not-found or failed, with the time it was retrieved."""
         retrieved = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        server = self._server(kind, value)
+        try:
+            server = self._server(kind, value)
+        except UsageError as error:
+            # No registry, no server: recorded like any failure, retried by the next run.
+            return {"status": "failed", "retrieved": retrieved, "error": error.message}
         if server is None:
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
         names = _candidates(kind, value)
