@@ -9,10 +9,11 @@ def test_pattern_values_of_every_kind_unescaped_and_normalised() -> None:
     pattern = ("[ipv4-addr:value = '203.0.113.7' OR ipv6-addr:value = '2001:DB8::1' OR "
                "domain-name:value = 'Evil.Example.COM.' OR url:value = 'https://login.example.net:8443/a?b' OR "
                "url:value = 'http://[2001:db8::5]/x' OR ipv4-addr:value = '198.51.100.0/24' OR "
-               "file:name = '8.8.8.8']")
+               "url:value = 'http://198.51.100.9:8080/x' OR file:name = '8.8.8.8']")
     assert object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"}) == (
         ("ip", "203.0.113.7"), ("ip", "2001:db8::1"), ("domain", "evil.example.com"),
-        ("domain", "login.example.net"), ("ip", "2001:db8::5"), ("ip", "198.51.100.0/24"))
+        ("domain", "login.example.net"), ("ip", "2001:db8::5"), ("ip", "198.51.100.0/24"),
+        ("ip", "198.51.100.9"))
 
 
 def test_negated_and_non_equality_comparisons_name_nothing_to_enrich() -> None:

@@ -61,8 +61,8 @@ def _url_host(value: str) -> EnrichValue | None:
         return None
     if not host:
         return None
-    if parse_ip(host) is not None and "/" not in host:
-        return "ip", str(parse_ip(host).network_address)  # type: ignore[union-attr]
+    if ":" in host or host.replace(".", "").isdigit():
+        return _ip_value(host)  # urlsplit already took the brackets off an IPv6 host (RFC 3986)
     domain = _domain(host)
     return ("domain", domain) if domain else None
 
