@@ -13,7 +13,7 @@ the indicator (no separate objects to join). Per object::
                  registrant_organization, registrant_country, abuse_email, age_days, ...}]
 
 Only results that were found travel; how a value was looked up (server, time,
-database) stays in the lock and in build.json. Nothing here reads the network or
+database) stays in the lock (``tiops explain`` shows it). Nothing here reads the network or
 the clock: the same lock always gives the same objects.
 """
 

@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiops.enrich.geo import GeoDatabase, geo_entry, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
-from tiops.enrich.rdap import RdapClient, rdap_settings
 from tiops.enrich.values import EnrichValue, enrich_values
 from tiops.findings import Finding
 from tiops.load import load_repo
 from tiops.progress import Progress, no_progress
+
+if TYPE_CHECKING:
+    from tiops.enrich.rdap import RdapClient
 
 __all__ = ["EnrichReport", "enrich_repo"]
 
@@ -110,6 +112,8 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
             todo.append((kind, value))
     if not todo:
         return
+    from tiops.enrich.rdap import RdapClient, rdap_settings  # requests only when RDAP is asked
+
     client = rdap or RdapClient(rdap_settings(root, dict(settings.get("rdap") or {})), now=now)
     last_flush = time.monotonic()
     for done, (kind, value) in enumerate(todo, 1):
