@@ -11,6 +11,9 @@
    repository of ``--objects`` objects (benchmarks/generate_repo.py), without a lock
    and with a lock holding a result for every value the repository names (geo for
    every IP, RDAP for every IP and domain), best of ``--repeat``, in the same run.
+
+Wall-clock and this process's CPU time are both printed: on a shared machine the
+CPU time is the steadier figure.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def bench_offline(count: int, seed: int) -> None:
 
     ips = random_global_ips(count, seed)
     with tempfile.TemporaryDirectory() as folder:
+        cpu = time.process_time()
         start = time.perf_counter()
         database = ShippedDatabase.open()
         opened = time.perf_counter()
@@ -52,6 +56,7 @@ def bench_offline(count: int, seed: int) -> None:
         looked_up = time.perf_counter()
         write_lock(Path(folder) / "intel", lock)
         written = time.perf_counter()
+        cpu = time.process_time() - cpu
         reader = database._reader
         base_start = time.perf_counter()
         for ip in ips:
@@ -61,7 +66,7 @@ def bench_offline(count: int, seed: int) -> None:
     total = written - start
     print(f"offline enrichment of {count} new IPs ({found} found): {total:.2f} s "
           f"(open {opened - start:.2f} s, lookups {looked_up - opened:.2f} s, lock write {written - looked_up:.2f} s)"
-          f"; target < 3 s: {'met' if total < 3 else 'NOT met'}")
+          f"; CPU {cpu:.2f} s; target < 3 s: {'met' if total < 3 else 'NOT met'}")
     print(f"  baseline geoip2fast lookup() alone: {baseline:.2f} s; enrichment / baseline = {total / baseline:.2f}")
 
 
@@ -86,12 +91,13 @@ def synthetic_lock(root: Path) -> int:
     return len(lock)
 
 
-def time_build(root: Path) -> tuple[float, int]:
+def time_build(root: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, bundle bytes) of one build."""
     from tiops import build
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = build(root, as_of="2026-01-01")
-    return time.perf_counter() - start, len(result.bundle)
+    return time.perf_counter() - start, time.process_time() - cpu, len(result.bundle)
 
 
 def bench_compile(objects: int, repeat: int, seed: int) -> None:
@@ -100,16 +106,19 @@ def bench_compile(objects: int, repeat: int, seed: int) -> None:
         generate_repo.write_repository(plain, objects, seed)
         shutil.copytree(plain, locked)
         values = synthetic_lock(locked)
-        without = with_lock = float("inf")
+        without = with_lock = (float("inf"), float("inf"))
         sizes = (0, 0)
         for _ in range(repeat):  # interleaved, so both see the same machine load
-            seconds, plain_size = time_build(plain)
-            without = min(without, seconds)
-            seconds, locked_size = time_build(locked)
-            with_lock = min(with_lock, seconds)
+            wall, cpu, plain_size = time_build(plain)
+            without = (min(without[0], wall), min(without[1], cpu))
+            wall, cpu, locked_size = time_build(locked)
+            with_lock = (min(with_lock[0], wall), min(with_lock[1], cpu))
             sizes = (plain_size, locked_size)
-    print(f"compile of {objects} objects: without a lock {without:.2f} s; with a {values}-value lock {with_lock:.2f} s"
-          f"; ratio {with_lock / without:.3f} (target <= 1.10: {'met' if with_lock / without <= 1.10 else 'NOT met'})")
+    for index, label in ((0, "wall"), (1, "CPU")):
+        ratio = with_lock[index] / without[index]
+        print(f"compile of {objects} objects ({label}, best of {repeat}): without a lock {without[index]:.2f} s; "
+              f"with a {values}-value lock {with_lock[index]:.2f} s; ratio {ratio:.3f} "
+              f"(target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
     print(f"  bundle bytes: {sizes[0]} without, {sizes[1]} with ({sizes[1] / sizes[0]:.2f}x)")
 
 

@@ -1,0 +1,22 @@
+"""The enrichment benchmark runs end to end on small sizes and prints both figures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_bench_enrich_prints_the_offline_and_compile_figures() -> None:
+    result = subprocess.run([sys.executable, "bench_enrich.py", "--ips", "300", "--objects", "200", "--repeat", "1"],
+                            cwd=BENCHMARKS, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("offline enrichment of 300 new IPs (")
+    assert "enrichment / baseline = " in lines[1]
+    compile_lines = [line for line in lines if line.startswith("compile of 200 objects")]
+    assert len(compile_lines) == 2 and all("-value lock" in line and "ratio" in line for line in compile_lines)
+    values = int(compile_lines[0].split("with a ")[1].split("-value")[0])
+    assert values > 50  # the lock holds a result for the values the generated intel names
