@@ -116,3 +116,14 @@ def test_a_broken_lock_stops_validate_and_compile_with_a_located_finding(enriche
     assert result.exit_code == 1
     assert f"intel/.enrichment/geo/{shard.name}:1:2: error TI150" in result.output
     assert CliRunner().invoke(main, ["-C", str(enriched), "compile"]).exit_code == 1
+
+
+def test_a_misspelt_enrichment_field_is_a_rule_finding(enriched: Path) -> None:
+    (enriched / "rules" / "ingestion").mkdir(parents=True)
+    (enriched / "rules" / "ingestion" / "typo.yaml").write_text(
+        "- name: typo\n  when: {field: enrichment.contry, op: equals, value: US}\n  actions: [{drop: true}]\n",
+        encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(enriched), "validate"])
+    assert result.exit_code == 1
+    assert "rules/ingestion/typo.yaml:2:" in result.output and "TI502" in result.output
+    assert "unknown field 'enrichment.contry'" in result.output and "country_code" in result.output

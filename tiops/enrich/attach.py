@@ -33,6 +33,7 @@ __all__ = [
     "ENRICHMENT_EXTENSION_ID",
     "ENRICHMENT_EXTENSION_OBJECT",
     "ENRICHMENT_FIELDS",
+    "ENRICHMENT_SUBFIELDS",
     "attach_enrichment",
     "enrichment_of",
     "field_path",
@@ -62,6 +63,13 @@ _BUNDLE_FIELDS: Final = {
     "geo": ("country", "country_code", "region", "city", "asn", "as_organization"),
     "whois": ("registrar", "registered", "expires", "updated", "rdap_status", "registrant_organization",
               "registrant_country", "abuse_email", "network_name", "handle", "network", "country_code", "queried"),
+}
+
+
+# What each top-level field holds, for checking rule files (tiops.rules.model).
+ENRICHMENT_SUBFIELDS: Final = {
+    "enrichment": frozenset({"value", *_BUNDLE_FIELDS["geo"]}),
+    "whois": frozenset({"value", "age_days", *_BUNDLE_FIELDS["whois"]}),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.config import Config
+from tiops.enrich.attach import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
 from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors
 from tiops.rules.conditions import (
@@ -269,7 +270,11 @@ def _check_fields(condition: Any, object_types: frozenset[str] | None, at: tuple
                         walk(child, (*path, combinator, i), conjunctive and combinator == "all")
                 return
         field, op = node["field"], node["op"]
-        top = field.split(".", 1)[0]
+        top, _, rest = field.partition(".")
+        if top in ENRICHMENT_SUBFIELDS and rest and rest not in ENRICHMENT_SUBFIELDS[top]:
+            report("TI502", f"unknown field {field!r}: {top}.* is one of "
+                            f"{', '.join(sorted(ENRICHMENT_SUBFIELDS[top]))} (docs/enrich.md)", (*path, "field"))
+            return
         if top in PSEUDO_FIELDS or top.startswith("x_") or top in ("extensions", "id", "type"):
             if top == "type" and conjunctive and object_types is not None:
                 _check_type_test(node, object_types, (*path, "value"), report)
