@@ -34,3 +34,13 @@ def test_scos_and_other_objects() -> None:
         {"type": "domain-name", "value": "localhost"},
     ]
     assert enrich_values(objects) == {("ip", "8.8.8.8"), ("domain", "example.org")}
+
+
+def test_the_single_comparison_shortcut_agrees_with_the_pattern_lexer() -> None:
+    literals = {"ipv4-addr": ["8.8.8.8", "198.51.100.0/24", "1.2.3"], "ipv6-addr": ["2001:DB8:0:0::1", "::1"],
+                "domain-name": ["Example.COM", "x"], "url": ["https://a.example:8/p", "http://[2001:db8::1]/", "nope"]}
+    for kind, values in literals.items():
+        for value in values:
+            simple = {"type": "indicator", "pattern": f"[{kind}:value = '{value}']"}
+            lexed = {"type": "indicator", "pattern": f"[{kind}:value  =  '{value}']"}  # not the shortcut's shape
+            assert object_enrich_values(simple) == object_enrich_values(lexed), value

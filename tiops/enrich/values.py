@@ -8,6 +8,7 @@ pattern says an observable is *not* names nothing to enrich.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
@@ -67,23 +68,43 @@ def _url_host(value: str) -> EnrichValue | None:
     return ("domain", domain) if domain else None
 
 
+def _value_of(kind: str, value: str) -> EnrichValue | None:
+    if kind in _IP_TYPES:
+        return _ip_value(value)
+    if kind == "domain-name":
+        domain = _domain(value)
+        return ("domain", domain) if domain else None
+    if kind == "url":
+        return _url_host(value)
+    return None
+
+
+# The shape most indicators have, one equality test of one value ([ipv4-addr:value = '...']),
+# read without the pattern lexer: compile runs this for every object (docs/enrich.md, Speed).
+_SIMPLE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name|url):value = '([^'\\]*)'\]")
+_ENRICHED_TYPES: Final = ("ipv4-addr", "ipv6-addr", "domain-name", "url:")
+_OBJECT_TYPES: Final = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url"})
+
+
 def object_enrich_values(obj: Mapping[str, Any]) -> tuple[EnrichValue, ...]:
     """The values one object names that enrichment looks up, in the object's order, no repeats."""
+    stix_type = obj.get("type")
+    if stix_type not in _OBJECT_TYPES:
+        return ()
+    if stix_type == "indicator":
+        pattern = obj.get("pattern")
+        if not isinstance(pattern, str) or not any(name in pattern for name in _ENRICHED_TYPES):
+            return ()
+        simple = _SIMPLE_PATTERN.fullmatch(pattern)
+        if simple is not None and obj.get("pattern_type", "stix") == "stix":
+            item = _value_of(simple[1], simple[2])
+            return (item,) if item is not None else ()
     found: dict[EnrichValue, None] = {}
     for observable in object_observables(obj):
-        if not observable.is_equality or observable.path != "value":
-            continue
-        kind, value = observable.object_type, observable.value
-        item: EnrichValue | None = None
-        if kind in _IP_TYPES:
-            item = _ip_value(value)
-        elif kind == "domain-name":
-            domain = _domain(value)
-            item = ("domain", domain) if domain else None
-        elif kind == "url":
-            item = _url_host(value)
-        if item is not None:
-            found[item] = None
+        if observable.is_equality and observable.path == "value":
+            item = _value_of(observable.object_type, observable.value)
+            if item is not None:
+                found[item] = None
     return tuple(found)
 
 
