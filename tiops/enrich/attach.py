@@ -27,7 +27,7 @@ from typing import Any, Final
 from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import object_enrich_values
 from tiops.load import IntelObject
-from tiops.stix import TIMESTAMP_RE, TIOPS_IDENTITY_ID, TIOPS_NAMESPACE
+from tiops.stix import TIOPS_IDENTITY_ID, TIOPS_NAMESPACE
 
 __all__ = [
     "ENRICHMENT_EXTENSION_ID",
@@ -88,12 +88,15 @@ def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _moment(text: Any) -> datetime | None:
-    if not isinstance(text, str) or TIMESTAMP_RE.match(text) is None:
+    # Timestamps here are validated STIX ones (section 3.2) or written by tiops enrich;
+    # fromisoformat reads both ("Z" included) without a regular expression first.
+    if text.__class__ is not str or not text.endswith("Z"):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else None
 
 
 class _BundleEntries:
@@ -123,9 +126,11 @@ class _BundleEntries:
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
         for kind, value in values:
-            if kind == "ip" and (found := self.geo_entry(value)) is not None:
-                geo.append(found)
-            registration = self.whois_entry(value)
+            if kind == "ip":
+                found = self.geo[value] if value in self.geo else self.geo_entry(value)
+                if found is not None:
+                    geo.append(found)
+            registration = self.whois[value] if value in self.whois else self.whois_entry(value)
             if registration is not None:
                 item, registered = registration
                 # Days from registration to the indicator's valid_from (or the object's created):

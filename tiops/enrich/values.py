@@ -93,12 +93,14 @@ def object_enrich_values(obj: Mapping[str, Any]) -> tuple[EnrichValue, ...]:
         return ()
     if stix_type == "indicator":
         pattern = obj.get("pattern")
-        if not isinstance(pattern, str) or not any(name in pattern for name in _ENRICHED_TYPES):
+        if pattern.__class__ is not str:
             return ()
         simple = _SIMPLE_PATTERN.fullmatch(pattern)
         if simple is not None and obj.get("pattern_type", "stix") == "stix":
             item = _value_of(simple[1], simple[2])
             return (item,) if item is not None else ()
+        if not any(name in pattern for name in _ENRICHED_TYPES):
+            return ()
     found: dict[EnrichValue, None] = {}
     for observable in object_observables(obj):
         if observable.is_equality and observable.path == "value":
