@@ -10,7 +10,8 @@ intel folder (``intel/.enrichment/``), the team reviews and commits it, and
 * :mod:`tiops.enrich.geo` the offline GeoLocation/ASN databases;
 * :mod:`tiops.enrich.rdap` the RDAP (WHOIS) client;
 * :mod:`tiops.enrich.run` an enrichment run;
-* :mod:`tiops.enrich.attach` puts locked results on objects (rules, compile).
+* :mod:`tiops.enrich.attach` puts locked results on objects (rules, compile);
+* :mod:`tiops.enrich.origin` says where each result came from (``tiops explain``).
 
 Only :mod:`~tiops.enrich.values`, :mod:`~tiops.enrich.lock` and
 :mod:`~tiops.enrich.attach` are imported by the build; they never touch the network.

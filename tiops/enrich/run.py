@@ -85,7 +85,8 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     report.database = f"{database.database}, {database.date}"
     changed_database = lock.meta.get("geo") != identity
     lock.meta = {**lock.meta, "geo": identity}
-    ips = sorted(v for kind, v in wanted if kind == "ip")
+    # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
+    ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
     for done, value in enumerate(ips, 1):
         if changed_database or refresh is not None or value not in lock.geo:
             lock.geo[value] = geo_entry(database, value)
