@@ -95,6 +95,20 @@ def known_properties(stix_type: str) -> frozenset[str]:
 
 
 @functools.cache
+def required_properties(stix_type: str) -> frozenset[str]:
+    """The properties the specification requires on ``stix_type`` (empty for types without a schema)."""
+    if stix_type not in stix_types_with_schema():
+        return frozenset()
+    schema = _load(f"stix/{stix_type}.json")
+    names = set(schema.get("required", []))
+    for part in schema.get("allOf", []):
+        names.update(part.get("required", []))
+    for common in _referenced_defs(schema):
+        names.update(common.get("required", []))
+    return frozenset(names)
+
+
+@functools.cache
 def open_vocabularies(stix_type: str) -> dict[str, tuple[str, frozenset[str]]]:
     """Property -> (vocabulary name, suggested values) for open-vocabulary properties."""
     if stix_type not in stix_types_with_schema():

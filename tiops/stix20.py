@@ -30,7 +30,7 @@ def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, A
     Section 3.2 of 2.1 requires spec_version on SDOs, SROs and marking definitions;
     the type-specific changes follow STIX 2.1 Appendix (changes from 2.0).
     """
-    upgraded = {"type": item["type"], "spec_version": "2.1", **{k: v for k, v in item.items() if k != "type"}}
+    upgraded = {"type": item["type"], **{k: v for k, v in item.items() if k != "type"}, "spec_version": "2.1"}
     upgraded["spec_version"] = "2.1"  # also over a producer's own "2.0"
     upgrades["objects"] += 1
     stix_type = item["type"]

@@ -62,10 +62,12 @@ def test_csv_quirks_are_reported_with_row_numbers_and_every_reason(tmp_path: Pat
 
 
 def test_stix_quirks_keep_going_and_name_the_index(tmp_path: Path, corpora: Path) -> None:
-    report = import_file(tmp_path, corpora / "sentinel/sentinel_json_template_example.json", "stix", "Sentinel JSON")
+    sample = corpora / "sentinel/sentinel_json_template_example.json"
+    report = import_file(tmp_path, sample, "stix", "Sentinel JSON", strict=True)
     reasons = {r.position: r.reasons for r in report.rejections}
-    assert any('confidence: "95" is not of type "integer"' in reason for reason in reasons["index 0"])
-    assert any(reason.startswith("lang:") for reason in reasons["index 0"])
+    assert "needs a repair (--strict applies none): confidence: the string '95' written as the number 95" in reasons["index 0"]
+    assert any("lang: empty string removed" in reason for reason in reasons["index 0"])
+    assert report.created == 0
     report = import_file(tmp_path, DATA / "items.json", "stix", "Items")
     reasons = {r.position: r.reasons for r in report.rejections}
     assert reasons["index 1"] == ("missing required property 'type'",)
@@ -115,11 +117,13 @@ def test_cli_summary_and_error_files(tmp_path: Path) -> None:
     args = ["-C", str(tmp_path), "import", str(DATA / "quirks.csv"), "--format", "sentinel-csv", "--source", "Quirky"]
     result = runner.invoke(main, [*args, "--errors", str(tmp_path / "errors.csv")])
     assert result.exit_code == 1
-    assert "total 5, created 1, updated 0, unchanged 0, older ignored 0, failed 4" in result.stdout
+    assert ("total 5, created 1, updated 0, unchanged 0, repaired 0, older ignored 0, rejected 4, "
+            "rejected as dependent 0") in result.stdout
     assert "row 4: confidence: 'high'" in result.stderr
     rows = list(csv.DictReader((tmp_path / "errors.csv").open()))
     assert {row["position"] for row in rows} == {"row 4", "row 5", "row 6", "row 7"}
     assert len(rows) == 6  # one line per reason
+    assert {row["outcome"] for row in rows} == {"rejected"}
     result = runner.invoke(main, [*args, "--errors", str(tmp_path / "errors.json")])
     entries = json.loads((tmp_path / "errors.json").read_text())
     assert [e["position"] for e in entries] == ["row 4", "row 5", "row 6", "row 7"]

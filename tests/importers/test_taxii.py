@@ -98,7 +98,7 @@ def test_cli_pull_and_overlay_survives(repo: Path, server: TaxiiServer) -> None:
     args = ["-C", str(repo), "import", "taxii", server.api_root_url, "--collection", COLLECTION_ID, "--source", "Feed"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "intel/feed: total" in result.output and "failed 0" in result.output
+    assert "intel/feed: total" in result.output and "rejected 0" in result.output
     result = runner.invoke(main, ["-C", str(repo), "tag", "add", "seen", "--id", _indicator(2)["id"]])
     assert result.exit_code == 0 and "intel/feed/_overlay.yaml" in result.output
     assert runner.invoke(main, [*args, "--full"]).exit_code == 0

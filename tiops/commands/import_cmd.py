@@ -32,12 +32,15 @@ TAXII = "taxii"
               help="taxii: objects asked for per request (the server may send fewer).")
 @click.option("--mode", type=click.Choice(IMPORT_MODES), default="valid-only", show_default=True,
               help="valid-only writes every valid object; all-or-nothing writes nothing if anything fails.")
+@click.option("--strict", is_flag=True,
+              help="Repair nothing: reject objects with the defects import otherwise repairs (docs/import.md).")
 @click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every rejected row or object with its reasons to this file (.csv or .json).")
+              help="Also write every rejected or repaired row or object with its reasons to this file (.csv or .json).")
 @click.pass_context
 @handle_errors
 def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | None, source: str,
-                   collection_id: str | None, full: bool, page_size: int, mode: str, errors_file: Path | None) -> None:
+                   collection_id: str | None, full: bool, page_size: int, mode: str, strict: bool,
+                   errors_file: Path | None) -> None:
     """Import intel from FILE (or a TAXII 2.1 collection) into intel/<source>/ as one YAML file per object.
 
     \b
@@ -55,7 +58,7 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
             raise UsageError("'tiops import taxii URL' needs --collection ID")
         with progress_bar(True) as progress, _pull_counter(progress) as report_progress:
             report = import_taxii(root, url, collection_id, source, mode=mode, full=full, page_size=page_size,
-                                  progress=report_progress)
+                                  strict=strict, progress=report_progress)
     else:
         if url is not None:
             raise UsageError(f"unexpected argument {url!r}", hint="Only 'tiops import taxii URL' takes a second argument.")
@@ -64,11 +67,11 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
             raise UsageError(f"{file}: no such file")
         fmt = fmt or _format_from_extension(path)
         with progress_bar(True) as progress:
-            report = import_file(root, path, fmt, source, mode=mode, progress=progress)
+            report = import_file(root, path, fmt, source, mode=mode, strict=strict, progress=progress)
     render_report(report)
     if errors_file is not None:
-        write_rejections(errors_file, report.rejections)
-        click.echo(f"wrote {report.failed} rejection(s) to {errors_file}")
+        write_rejections(errors_file, report.rejections, report.repairs)
+        click.echo(f"wrote {report.failed} rejection(s) and {len(report.repairs)} repair(s) to {errors_file}")
     if report.rejections:
         ctx.exit(EXIT_FINDINGS)
 
@@ -111,11 +114,11 @@ def render_report(report: ImportReport) -> None:
             f' "{rejection.name}"' if rejection.name else "")
         for reason in rejection.reasons:
             click.echo(f"{rejection.position}{label}: {reason}", err=True)
+    for repaired in report.repairs:
+        click.echo(f"{repaired.position} ({repaired.stix_id}): repaired: {repaired.description}", err=True)
     for note in report.notes:
         click.echo(note)
-    click.echo(
-        f"{report.folder}: total {report.total}, created {report.created}, updated {report.updated}, "
-        f"unchanged {report.unchanged}, older ignored {report.older_ignored}, failed {report.failed}"
-    )
+    counts = ", ".join(f"{label} {count}" for label, count in report.counts())
+    click.echo(f"{report.folder}: {counts}")
     if not report.written:
         click.echo("all-or-nothing: nothing was written because some input failed")

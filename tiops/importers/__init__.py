@@ -23,6 +23,8 @@ class Candidate:
     # False when the input has no real versions (CSV rows): a changed row with the same
     # 'modified' then updates the file instead of being a conflict.
     versioned: bool = True
+    # Repairs the parser already made (a STIX 2.0 object in a mixed bundle upgraded to 2.1).
+    repairs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,18 @@ class Rejection:
     reasons: tuple[str, ...]
     stix_id: str | None = None
     name: str | None = None  # the object's name, shown beside its id
+    # Set when the object itself was fine but refers to a rejected or missing object:
+    # it is rejected with it so the repository keeps validating ("depends on rejected X").
+    depends_on: str | None = None
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A defect import fixed in one object (docs/import.md lists the repairs)."""
+
+    position: str
+    stix_id: str
+    description: str
 
 
 @dataclass

@@ -16,7 +16,8 @@ import uuid
 from typing import Any
 
 from tiops.importers import Candidate, ParsedInput, Rejection
-from tiops.stix import TIMESTAMP_RE, TIOPS_NAMESPACE, TLP2_MARKINGS, timestamp_key
+from tiops.importers.repairs import normalise_timestamp
+from tiops.stix import TIOPS_NAMESPACE, TLP2_MARKINGS, timestamp_key
 
 REQUIRED_COLUMNS = ("validFrom", "observableType", "observableValue")
 # observableType -> the object path its value goes in (STIX 2.1 section 9, Appendix of SCO properties).
@@ -81,19 +82,24 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
         if not cells.get(name):
             reasons.append(f"{name} is empty (required)")
     pattern = _pattern(cells, reasons) if cells.get("observableType") else None
-    valid_from = cells.get("validFrom", "")
+    # Timestamps of any RFC 3339 precision and offset are written as STIX ones naming the
+    # same instant; created and modified need milliseconds (STIX 2.1 section 3.2).
+    times: dict[str, str] = {}
     for column in ("validFrom", "validUntil"):
         value = cells.get(column, "")
-        if value and (not TIMESTAMP_RE.match(value) or timestamp_key(value) is None):
-            reasons.append(f"{column}: {value!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z")
+        normalised = normalise_timestamp(value) if value else None
+        if value and (normalised is None or timestamp_key(normalised) is None):
+            reasons.append(f"{column}: {value!r} is not an RFC 3339 timestamp like 2024-05-01T12:00:00.000Z")
+        elif normalised:
+            times[column] = normalised
+    valid_from = times.get("validFrom", "")
     indicator: dict[str, Any] = {"type": "indicator", "spec_version": "2.1"}
     if pattern and valid_from:
         # The id depends on the source and the observable, so re-importing a row finds its file.
         seed = f"sentinel-csv|{source}|{pattern}"
         indicator["id"] = f"indicator--{uuid.uuid5(TIOPS_NAMESPACE, seed)}"
         # A row has no version of its own: validFrom stands in for created and modified.
-        indicator["created"] = valid_from
-        indicator["modified"] = valid_from
+        indicator["created"] = indicator["modified"] = normalise_timestamp(valid_from, milliseconds=True)
     if cells.get("name"):
         indicator["name"] = cells["name"]
     if cells.get("description"):
@@ -102,8 +108,8 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
         indicator["pattern"] = pattern
         indicator["pattern_type"] = "stix"
     indicator["valid_from"] = valid_from
-    if cells.get("validUntil"):
-        indicator["valid_until"] = cells["validUntil"]
+    if times.get("validUntil"):
+        indicator["valid_until"] = times["validUntil"]
     if threat_types := _list(cells.get("threatTypes", "")):
         indicator["indicator_types"] = threat_types
     if tags := _list(cells.get("tags", "")):

@@ -25,11 +25,15 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             return result
     elif isinstance(data, list):
         items = data
+    elif isinstance(data, dict) and isinstance(data.get("type"), str) and "id" in data:
+        items = [data]  # one object on its own, as OASIS publishes its common objects
     else:
-        result.rejections.append(Rejection("document", ("expected a STIX bundle or a JSON array of STIX objects",)))
+        result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
     result.total = len(items)
     upgrades: Counter[str] = Counter()
+    upgraded: list[int] = []  # candidate positions of upgraded objects
+    native = 0  # objects that were STIX 2.1 already
     for index, item in enumerate(items):
         position = f"index {index}"
         if not isinstance(item, dict):
@@ -41,9 +45,19 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             result.rejections.append(Rejection(position, reasons, item.get("id") if isinstance(item.get("id"), str) else None,
                                                object_name(item)))
             continue
-        if "spec_version" not in item and item["type"] not in SCO_TYPES:
-            item = upgrade_from_20(item, upgrades)
+        if item["type"] not in SCO_TYPES:
+            if item.get("spec_version", "2.0") == "2.0":
+                item = upgrade_from_20(item, upgrades)
+                upgraded.append(len(result.candidates))
+            else:
+                native += 1
         result.candidates.append(Candidate(position, item))
+    if upgraded and native:
+        # A mixed bundle: the 2.0 objects are the odd ones out, each reported as repaired.
+        for at in upgraded:
+            candidate = result.candidates[at]
+            result.candidates[at] = Candidate(candidate.position, candidate.data, candidate.versioned,
+                                              ("spec_version: a STIX 2.0 object in a 2.1 bundle, upgraded to 2.1",))
     if upgrades:
         changes = ", ".join(f"{what}: {count}" for what, count in sorted(upgrades.items()))
         result.notes.append(f"upgraded {upgrades['objects']} STIX 2.0 object(s) to 2.1 ({changes})")

@@ -136,7 +136,7 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
 
 
 def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, mode: str = "valid-only",
-                 full: bool = False, page_size: int = DEFAULT_PAGE_SIZE,
+                 full: bool = False, page_size: int = DEFAULT_PAGE_SIZE, strict: bool = False,
                  progress: Progress = no_progress) -> ImportReport:
     """Pull the collection into ``intel/<source>/`` and move the checkpoint on when the import was written."""
     url = collection_url(api_root, collection_id)
@@ -145,7 +145,8 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     added_after = None if full else read_checkpoint(folder, url)
     objects, pages, date_added_last = pull_collection(url, credentials, added_after=added_after,
                                                       page_size=page_size, progress=progress)
-    report = import_parsed(root, stix.parse(orjson.dumps(objects), source), source, mode=mode, progress=progress)
+    report = import_parsed(root, stix.parse(orjson.dumps(objects), source), source, mode=mode, strict=strict,
+                           progress=progress)
     since = f" added after {added_after}" if added_after else ""
     report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {url}")
     checkpoint = _later(added_after, date_added_last)

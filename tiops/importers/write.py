@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ import orjson
 
 from tiops.config import load_config
 from tiops.errors import UsageError
-from tiops.importers import Candidate, ParsedInput, Rejection, importer_for
-from tiops.load import DEFAULTS_FILE, IntelObject
+from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
+from tiops.importers.dependents import imported_ids, reject_dependents
+from tiops.importers.repairs import official_marking, repair
+from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
 from tiops.stix import canonical_json, timestamp_key
@@ -47,6 +50,7 @@ class ImportReport:
     unchanged: int = 0
     older_ignored: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     changed_files: list[str] = field(default_factory=list)
     written: bool = True
@@ -55,16 +59,40 @@ class ImportReport:
     def failed(self) -> int:
         return len(self.rejections)
 
+    @property
+    def rejected(self) -> int:
+        """Rows and objects rejected for a defect of their own."""
+        return sum(1 for rejection in self.rejections if rejection.depends_on is None)
+
+    @property
+    def rejected_as_dependent(self) -> int:
+        """Objects rejected only because they refer to a rejected or missing object."""
+        return sum(1 for rejection in self.rejections if rejection.depends_on is not None)
+
+    @property
+    def repaired(self) -> int:
+        """Objects written after at least one repair."""
+        return len({(repair.position, repair.stix_id) for repair in self.repairs})
+
+    def counts(self) -> list[tuple[str, int]]:
+        """The summary figures in display order; every row or object of the input is in one of them."""
+        return [("total", self.total), ("created", self.created), ("updated", self.updated),
+                ("unchanged", self.unchanged), ("repaired", self.repaired), ("older ignored", self.older_ignored),
+                ("rejected", self.rejected), ("rejected as dependent", self.rejected_as_dependent)]
+
 
 def import_file(root: Path, path: Path, fmt: str, source: str, *, mode: str = "valid-only",
-                progress: Progress = no_progress) -> ImportReport:
-    """Import ``path`` (format ``fmt``) into the repository at ``root`` under ``source``."""
+                strict: bool = False, progress: Progress = no_progress) -> ImportReport:
+    """Import ``path`` (format ``fmt``) into the repository at ``root`` under ``source``.
+
+    ``strict``: apply no repair (tiops.importers.repairs); objects that need one are rejected.
+    """
     parse = importer_for(fmt)
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    return import_parsed(root, parse(raw, source), source, mode=mode, progress=progress)
+    return import_parsed(root, parse(raw, source), source, mode=mode, strict=strict, progress=progress)
 
 
 def source_folder(root: Path, source: str) -> Path:
@@ -75,13 +103,20 @@ def source_folder(root: Path, source: str) -> Path:
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",
-                  progress: Progress = no_progress) -> ImportReport:
+                  strict: bool = False, progress: Progress = no_progress) -> ImportReport:
     if mode not in IMPORT_MODES:
         raise UsageError(f"unknown import mode {mode!r}", hint=f"Use one of: {', '.join(IMPORT_MODES)}.")
     folder = source_folder(root, source)
     report = ImportReport(source=source, folder=_relative(folder, root), total=parsed.total,
                           rejections=list(parsed.rejections), notes=list(parsed.notes))
-    accepted = _check(parsed.candidates, report, progress)
+    repairs: dict[tuple[str, str], list[str]] = {}
+    candidates = _repaired(parsed.candidates, report, repairs, strict)
+    accepted = _check(candidates, report, progress, repairs, strict)
+    repository = _RepositoryIds(root, load_config(root)[0].intel_path)
+    rejected_ids = {r.stix_id: r.reasons[0] for r in report.rejections if r.stix_id and r.stix_id not in accepted}
+    report.rejections.extend(reject_dependents(accepted, rejected_ids, repository.known))
+    report.repairs = [Repair(c.position, identifier, description)
+                      for identifier, c in accepted.items() for description in repairs.get((c.position, identifier), ())]
     writes: dict[Path, str] = {}
     imported_digests = _locked_digests(folder)
     restored = 0
@@ -110,12 +145,74 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     return report
 
 
-def _check(candidates: list[Candidate], report: ImportReport, progress: Progress) -> dict[str, Candidate]:
-    """Candidates that are valid STIX 2.1, one per id (the latest version wins)."""
+def _repaired(candidates: list[Candidate], report: ImportReport, repairs: dict[tuple[str, str], list[str]],
+              strict: bool) -> list[Candidate]:
+    """Candidates with the repairs that apply to valid objects too (reserved TLP ids, the parser's own).
+
+    Under --strict an object that needs one is rejected instead.
+    """
+    result: list[Candidate] = []
+    for candidate in candidates:
+        done = list(candidate.repairs)
+        data = candidate.data
+        official = official_marking(data)
+        if official is not None:
+            data = official[0]
+            done.append(official[1])
+        if not done:
+            result.append(candidate)
+        elif strict:
+            report.rejections.append(Rejection(
+                candidate.position, tuple(f"needs a repair (--strict applies none): {what}" for what in done),
+                str(candidate.data.get("id")), object_name(candidate.data)))
+        else:
+            repairs[(candidate.position, str(data.get("id")))] = done
+            result.append(Candidate(candidate.position, data, candidate.versioned))
+    return result
+
+
+class _RepositoryIds:
+    """Which ids the repository already holds: imported folders from their lock files, the rest loaded on demand."""
+
+    def __init__(self, root: Path, intel: Path) -> None:
+        self.root = root
+        self.intel = intel
+        self._imported: dict[str, str] | None = None
+        self._authored: set[str] | None = None
+
+    @property
+    def imported(self) -> dict[str, str]:
+        if self._imported is None:
+            self._imported = imported_ids(str(self.intel)) if self.intel.is_dir() else {}
+        return self._imported
+
+    def known(self, ids: set[str]) -> set[str]:
+        found = {identifier for identifier in ids if identifier in self.imported}
+        if len(found) < len(ids) and self.intel.is_dir():
+            if self._authored is None:  # objects written in the repository: only when something is still missing
+                self._authored = {obj.id for obj in load_repo(self.root).objects}
+            found.update(ids & self._authored)
+        return found
+
+
+def _check(candidates: list[Candidate], report: ImportReport, progress: Progress, repairs: dict[tuple[str, str], list[str]],
+           strict: bool) -> dict[str, Candidate]:
+    """Candidates that are valid STIX 2.1 (after the documented repairs), one per id (the latest version wins)."""
     accepted: dict[str, Candidate] = {}
     for done, candidate in enumerate(candidates, 1):
         obj = IntelObject(data=candidate.data, file=candidate.position)
-        errors = [f.message for f in check_object(obj) if f.severity.name == "ERROR"]
+        errors = _errors(obj)
+        if errors:
+            repaired, what = repair(candidate.data)
+            if what and strict:
+                errors += [f"needs a repair (--strict applies none): {description}" for description in what]
+            elif what:
+                fixed = IntelObject(data=repaired, file=candidate.position)
+                if not _errors(fixed):
+                    errors = []
+                    candidate = Candidate(candidate.position, repaired, candidate.versioned)
+                    repairs.setdefault((candidate.position, fixed.id), []).extend(what)
+                    obj = fixed
         if errors:
             report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id, object_name(obj.data)))
         else:
@@ -129,6 +226,10 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         if done % 1000 == 0 or done == len(candidates):
             progress("check", done, len(candidates))
     return accepted
+
+
+def _errors(obj: IntelObject) -> list[str]:
+    return [f.message for f in check_object(obj) if f.severity.name == "ERROR"]
 
 
 def _object_path(folder: Path, data: dict[str, Any]) -> Path:
@@ -269,16 +370,32 @@ def _position_key(rejection: Rejection) -> tuple[str, int]:
     return (kind, int(number) if number.isdigit() else -1)
 
 
-def write_rejections(path: Path, rejections: list[Rejection]) -> None:
-    """The error file: CSV (one line per reason) or JSON (one entry per row or item), by suffix."""
+def outcome(rejection: Rejection) -> str:
+    return "rejected" if rejection.depends_on is None else "rejected-as-dependent"
+
+
+def write_rejections(path: Path, rejections: list[Rejection], repairs: Sequence[Repair] = ()) -> None:
+    """The error file: CSV (one line per reason) or JSON (one entry per row or item), by suffix.
+
+    Rejected rows and objects come first, then the repaired ones (outcome "repaired").
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for repaired in repairs:
+        grouped.setdefault((repaired.position, repaired.stix_id), []).append(repaired.description)
     if path.suffix.lower() == ".json":
-        entries = [{"position": r.position, "id": r.stix_id, "reasons": list(r.reasons)} for r in rejections]
+        entries = [{"position": r.position, "id": r.stix_id, "outcome": outcome(r), "reasons": list(r.reasons)}
+                   for r in rejections]
+        entries += [{"position": position, "id": stix_id, "outcome": "repaired", "reasons": reasons}
+                    for (position, stix_id), reasons in grouped.items()]
         path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["position", "id", "reason"])
+    writer.writerow(["position", "id", "reason", "outcome"])
     for rejection in rejections:
         for reason in rejection.reasons:
-            writer.writerow([rejection.position, rejection.stix_id or "", reason])
+            writer.writerow([rejection.position, rejection.stix_id or "", reason, outcome(rejection)])
+    for (position, stix_id), reasons in grouped.items():
+        for reason in reasons:
+            writer.writerow([position, stix_id, reason, "repaired"])
     path.write_text(buffer.getvalue(), encoding="utf-8")

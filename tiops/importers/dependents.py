@@ -1,0 +1,153 @@
+"""Objects that cannot be imported without another one: they go with it.
+
+An import leaves a repository that validates. So an object whose reference
+(``*_ref``, ``*_refs``, granular markings, or an ``extensions`` key naming an
+extension-definition, STIX 2.1 section 7.3) points at an object that was rejected,
+or that is neither in the input nor in the repository, is rejected too, with the
+reason "depends on rejected X". Rejection spreads until nothing dangles: a
+relationship to an object that depends on a rejected one goes as well.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from tiops.importers import Candidate, Rejection
+from tiops.lookup import object_name
+from tiops.stix import (
+    ALL_TYPES,
+    BUILTIN_OBJECTS,
+    ID_RE,
+    SDO_TYPES,
+    SOURCE_EXTENSION_OBJECTS,
+    id_type,
+    reference_rule,
+)
+
+LOCK_FILE = "_imported.json"
+EXTENSION_DEFINITION_PREFIX = "extension-definition--"
+# Nested values that never hold references (the same walk as tiops.validate.references).
+_NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes", "extensions"})
+_ALWAYS_KNOWN = frozenset(BUILTIN_OBJECTS) | frozenset(str(o["id"]) for o in SOURCE_EXTENSION_OBJECTS)
+
+
+def references_of(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(property, id) for every reference the object makes, extension-definitions included."""
+    for key, value in data.items():
+        if key.endswith("_ref"):
+            if type(value) is str:
+                yield key, value
+        elif key.endswith("_refs"):
+            if type(value) is list:
+                for item in value:
+                    if type(item) is str:
+                        yield key, item
+        elif key == "extensions":
+            if type(value) is dict:
+                for name in value:
+                    if type(name) is str and name.startswith(EXTENSION_DEFINITION_PREFIX):
+                        yield "extensions", name
+        elif key not in _NO_REFERENCES and (type(value) is list or type(value) is dict):
+            for item in value if type(value) is list else [value]:
+                if type(item) is dict:
+                    yield from references_of(item)
+
+
+def imported_ids(intel: str) -> dict[str, str]:
+    """Object id -> the imported source folder holding it, from every ``_imported.json`` under ``intel``.
+
+    Reading the lock files is far cheaper than loading the repository, and they list
+    exactly the objects of partner folders.
+    """
+    found: dict[str, str] = {}
+    for directory, subdirs, filenames in os.walk(intel):
+        subdirs.sort()
+        if LOCK_FILE not in filenames:
+            continue
+        try:
+            with open(os.path.join(directory, LOCK_FILE), "rb") as lock:
+                objects = orjson.loads(lock.read()).get("objects")
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(objects, dict):
+            for identifier in objects:
+                found.setdefault(identifier, directory)
+    return found
+
+
+def reject_dependents(
+    accepted: dict[str, Candidate],
+    rejected: dict[str, str],
+    known: Callable[[set[str]], set[str]],
+) -> list[Rejection]:
+    """Reject (and remove from ``accepted``) every object that dangles or points at a wrong type.
+
+    ``rejected`` maps ids rejected from the input to a short reason; ``known`` is given
+    the ids that neither the input nor the built-in objects hold and returns those
+    the repository has.
+    """
+    references = {identifier: list(references_of(candidate.data)) for identifier, candidate in accepted.items()}
+    # A malformed id is the object's own defect (the schema reports it), not a dependency.
+    outside = {target for refs in references.values() for _, target in refs
+               if target not in accepted and target not in _ALWAYS_KNOWN and ID_RE.match(target)}
+    in_repository = known(outside) if outside else set()
+    result: list[Rejection] = []
+    referrers: dict[str, list[str]] = {}
+    removed: list[str] = []
+    for identifier, refs in references.items():
+        candidate = accepted[identifier]
+        stix_type = str(candidate.data.get("type"))
+        reasons: list[str] = []
+        depends_on: str | None = None
+        for prop, target in refs:
+            referrers.setdefault(target, []).append(identifier)
+            if target in accepted or target in _ALWAYS_KNOWN or target in in_repository or target not in outside:
+                wrong = _wrong_type(stix_type, prop, target)
+                if wrong:
+                    reasons.append(wrong)
+                continue
+            if target in rejected:
+                reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
+            else:
+                reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
+            depends_on = depends_on or target
+        if reasons:
+            result.append(Rejection(candidate.position, tuple(reasons), identifier, object_name(candidate.data),
+                                    depends_on=depends_on))
+            removed.append(identifier)
+    for identifier in removed:
+        del accepted[identifier]
+    # Whatever pointed at a removed object goes too, until nothing dangles (unless the
+    # repository already holds a version of the removed object).
+    still_there = known(set(removed)) if removed else set()
+    while removed:
+        gone = removed.pop()
+        if gone in still_there:
+            continue
+        for referrer in referrers.get(gone, ()):
+            if referrer not in accepted:
+                continue
+            candidate = accepted.pop(referrer)
+            result.append(Rejection(candidate.position, (f"depends on rejected {gone}",), referrer,
+                                    object_name(candidate.data), depends_on=gone))
+            removed.append(referrer)
+            if known({referrer}):
+                still_there.add(referrer)
+    return result
+
+
+def _wrong_type(stix_type: str, prop: str, target: str) -> str | None:
+    if prop == "extensions":
+        return None
+    allowed = reference_rule(stix_type, prop)[1]
+    target_type = id_type(target)
+    if allowed is None or target_type in allowed:
+        return None
+    if target_type not in ALL_TYPES and allowed >= SDO_TYPES:
+        return None  # custom and extension-defined types stand where SDOs may (section 11.2)
+    expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
+    return f"{prop} points to {target}, a {target_type} object; it must point to {expected}"
