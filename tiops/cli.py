@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "plan": "tiops.commands.plan_cmd:plan_command",
     "query": "tiops.commands.query_cmd:query_command",
     "relate": "tiops.commands.relate_cmd:relate_command",
+    "relationships": "tiops.commands.relationships_cmd:relationships_command",
     "report": "tiops.commands.report_cmd:report_command",
     "tag": "tiops.commands.tag_cmd:tag_command",
     "test": "tiops.commands.test_cmd:test_command",

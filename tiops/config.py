@@ -31,6 +31,8 @@ class Config:
     taxii_credentials: tuple[dict[str, str], ...] = ()
     # `tiops enrich`: {geo: {...}, rdap: {...}} (docs/enrich.md)
     enrichment: dict[str, Any] = field(default_factory=dict)
+    # Relationship tables tiops ships, added to STIX 2.1 Appendix B (docs/format.md): "attack".
+    relationship_tables: tuple[str, ...] = ()
 
     @property
     def intel_path(self) -> Path:
@@ -78,6 +80,7 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
             deleted_objects=str(validation.get("deleted_objects", "warning")),
             taxii_credentials=tuple(data.get("taxii_credentials") or ()),
             enrichment=dict(data.get("enrichment") or {}),
+            relationship_tables=tuple(data.get("relationship_tables") or ()),
         ),
         findings,
     )

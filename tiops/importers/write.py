@@ -112,9 +112,14 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     repairs: dict[tuple[str, str], list[str]] = {}
     candidates = _repaired(parsed.candidates, report, repairs, strict)
     accepted = _check(candidates, report, progress, repairs, strict)
-    repository = _RepositoryIds(root, load_config(root)[0].intel_path)
+    config = load_config(root)[0]
+    repository = _RepositoryIds(root, config.intel_path)
     rejected_ids = {r.stix_id: r.reasons[0] for r in report.rejections if r.stix_id and r.stix_id not in accepted}
     report.rejections.extend(reject_dependents(accepted, rejected_ids, repository.known))
+    if "attack" not in config.relationship_tables and any(_is_attack(c.data) for c in accepted.values()):
+        report.notes.append("this is MITRE ATT&CK data: add 'relationship_tables: [attack]' to tiops.yaml to allow its "
+                            "relationship types (subtechnique-of, detects, revoked-by, ...); until then "
+                            "'tiops validate' warns about them (docs/format.md)")
     report.repairs = [Repair(c.position, identifier, description)
                       for identifier, c in accepted.items() for description in repairs.get((c.position, identifier), ())]
     writes: dict[Path, str] = {}
@@ -226,6 +231,11 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         if done % 1000 == 0 or done == len(candidates):
             progress("check", done, len(candidates))
     return accepted
+
+
+def _is_attack(data: dict[str, Any]) -> bool:
+    """ATT&CK marks its objects with x_mitre_ properties and x-mitre- types."""
+    return str(data.get("type")).startswith("x-mitre-") or "x_mitre_version" in data
 
 
 def _errors(obj: IntelObject) -> list[str]:

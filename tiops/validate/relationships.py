@@ -1,12 +1,14 @@
 """Relationship rules: which (source type, relationship type, target type) triples are allowed.
 
-The built-in table is STIX 2.1 Appendix B; a repository's ``rules/relationships.yaml``
-replaces it (tiops ships that table there too, so teams add their triples to it).
+The effective table is the built-in STIX 2.1 Appendix B, plus the tables tiops ships
+that ``tiops.yaml`` enables under ``relationship_tables`` (``attack``), plus the
+repository's ``rules/relationships.yaml``. That file adds to the rest unless it says
+``replace_builtin: true``, in which case its triples are the whole table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from tiops.codes import make_finding
@@ -19,12 +21,19 @@ from tiops.yamlio import YamlProblem, parse_yaml
 
 RELATIONSHIPS_FILE = "relationships.yaml"
 ANY = "*"
+BUILTIN_TABLE = "<built-in STIX 2.1 Appendix B>"
+# Tables tiops ships besides Appendix B, enabled by name in tiops.yaml (relationship_tables).
+SHIPPED_TABLES = {"attack": "relationships-attack.yaml"}
+
+Triple = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
 class RelationshipTable:
-    triples: frozenset[tuple[str, str, str]]
+    triples: frozenset[Triple]
     file: str
+    # Where each triple comes from (the first table that allows it), for `tiops relationships`.
+    origins: dict[Triple, str] = field(default_factory=dict, compare=False)
 
     def allows(self, source: str, relationship_type: str, target: str) -> bool:
         return any(
@@ -38,38 +47,55 @@ class RelationshipTable:
 
 
 def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, list[Finding]]:
-    """The repository's table, or the built-in one (``config`` None: a bundle being linted)."""
-    path = config.rules_path / RELATIONSHIPS_FILE if config else None
-    if config and path and path.is_file():
-        display = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
-        return _parse_table(path.read_text(encoding="utf-8"), display)
-    text = (resources.files("tiops") / "data" / RELATIONSHIPS_FILE).read_text(encoding="utf-8")
-    table, _ = _parse_table(text, "<built-in STIX 2.1 Appendix B>")
-    return table, []
+    """The effective table of the repository (``config`` None: a bundle being linted, Appendix B only)."""
+    tables: list[tuple[str, frozenset[Triple]]] = []
+    findings: list[Finding] = []
+    replace_builtin = False
+    team_file = "rules/relationships.yaml"
+    if config is not None:
+        path = config.rules_path / RELATIONSHIPS_FILE
+        team_file = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
+        if path.is_file():
+            team, replace_builtin, findings = _parse_table(path.read_text(encoding="utf-8"), team_file)
+            tables.append((team_file, team))
+    if not replace_builtin:
+        shipped = [("", BUILTIN_TABLE)] if config is None else [("", BUILTIN_TABLE)] + [
+            (name, f"<built-in relationship_tables: {name}>") for name in config.relationship_tables
+        ]
+        for name, display in reversed(shipped):
+            resource = SHIPPED_TABLES.get(name, RELATIONSHIPS_FILE)
+            text = (resources.files("tiops") / "data" / resource).read_text(encoding="utf-8")
+            tables.insert(0, (display, _parse_table(text, display)[0]))
+    origins: dict[Triple, str] = {}
+    for display, triples in tables:
+        for triple in sorted(triples):
+            origins.setdefault(triple, display)
+    return RelationshipTable(frozenset(origins), team_file, origins), findings
 
 
-def _parse_table(text: str, display: str) -> tuple[RelationshipTable, list[Finding]]:
+def _parse_table(text: str, display: str) -> tuple[frozenset[Triple], bool, list[Finding]]:
     try:
         data = parse_yaml(text)
     except YamlProblem as problem:
-        return RelationshipTable(frozenset(), display), [
+        return frozenset(), False, [
             make_finding(problem.code, problem.message, Location(display, problem.line, problem.column))
         ]
     errors = tiops_schema_errors("relationships", data)
     if errors:
-        return RelationshipTable(frozenset(), display), [
+        return frozenset(), False, [
             make_finding("TI402", message, Location(display, path=path)) for path, message in errors
         ]
     triples = frozenset((e["source"], e["type"], e["target"]) for e in data.get("relationships") or [])
-    return RelationshipTable(triples, display), []
+    return triples, data.get("replace_builtin") is True, []
 
 
 def check_relationships(objects: list[IntelObject], table: RelationshipTable, *, in_bundle: bool = False,
                         types: dict[str, str] | None = None) -> list[Finding]:
-    """Relationships outside the table are errors in a repository (team policy).
+    """Relationships outside the table are errors for the team's own objects (team policy).
 
     STIX 2.1 section 5.1 only says relationship_type SHOULD be one the spec defines for
-    the two types, so in a bundle received from others they are warnings. ``types`` is
+    the two types, so in a bundle received from others, and for partner intel written by
+    ``tiops import`` (its vocabulary is the partner's), they are warnings. ``types`` is
     :func:`tiops.validate.references.object_types` of ``objects`` when the caller has it.
     """
     severity = Severity.WARNING if in_bundle else None
@@ -86,9 +112,11 @@ def check_relationships(objects: list[IntelObject], table: RelationshipTable, *,
             continue  # dangling references and missing properties are reported elsewhere
         if not table.allows(source_type, relationship_type, target_type):
             allowed = table.allowed_types_between(source_type, target_type)
+            between = (f"the table allows: {', '.join(allowed)}" if allowed
+                       else "the table allows no relationship type")
             hint = (
-                f"Between {source_type} and {target_type} the table allows: {', '.join(allowed)}; "
-                f"or add the triple to {table.file if not table.file.startswith('<') else 'rules/relationships.yaml'}."
+                f"Between {source_type} and {target_type} {between}; or add the triple to {table.file} "
+                "('tiops relationships' prints the effective table)."
             )
             findings.append(
                 make_finding(
@@ -97,7 +125,7 @@ def check_relationships(objects: list[IntelObject], table: RelationshipTable, *,
                     obj.location("relationship_type"),
                     stix_id=obj.id,
                     hint=hint,
-                    severity=severity,
+                    severity=Severity.WARNING if obj.imported_folder is not None else severity,
                 )
             )
     return findings
