@@ -18,7 +18,8 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     except YamlProblem as problem:
         result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
         return result
-    if isinstance(data, dict) and data.get("type") == "bundle":
+    # A bundle; some publishers leave out its "type" (OASIS's TLP 2.0 extension-definition file).
+    if isinstance(data, dict) and (data.get("type") == "bundle" or ("type" not in data and "objects" in data)):
         items = data.get("objects")
         if not isinstance(items, list):
             result.rejections.append(Rejection("bundle", ("the bundle has no 'objects' array",)))
