@@ -7,6 +7,7 @@ import orjson
 
 from tiops.commands.common import handle_errors, repo_root
 from tiops.enrich.origin import enrichment_origins, render_origins
+from tiops.importers.dependents import sharing_sources
 from tiops.load import load_repo
 from tiops.lookup import find_object, object_name
 from tiops.render.names import names_of, what
@@ -33,6 +34,8 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     trace = explain(repo, outcome, obj.id)
     name = object_name(obj.data)
     trace["enrichment"] = enrichment_origins(repo.config.intel_path, root, obj.data)
+    if trace.get("imported_folder"):
+        trace["also_imported_by"] = sharing_sources(str(repo.config.intel_path), str(root), obj.id)
     if output_format == "json":
         click.echo(orjson.dumps({**trace, "name": name}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
     else:

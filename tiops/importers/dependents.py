@@ -79,6 +79,27 @@ def imported_ids(intel: str) -> dict[str, str]:
     return found
 
 
+def sharing_sources(intel: str, root: str, stix_id: str) -> list[dict[str, str]]:
+    """The other sources that also sent ``stix_id`` ({source, folder}), from the ``shared`` map of each lock file.
+
+    The object lives once, in the folder of the source that brought it first (its owner).
+    """
+    found: list[dict[str, str]] = []
+    for directory, subdirs, filenames in os.walk(intel):
+        subdirs.sort()
+        if LOCK_FILE not in filenames:
+            continue
+        try:
+            with open(os.path.join(directory, LOCK_FILE), "rb") as lock:
+                data = orjson.loads(lock.read())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        shared = data.get("shared") if isinstance(data, dict) else None
+        if isinstance(shared, dict) and stix_id in shared:
+            found.append({"source": str(data.get("source")), "folder": os.path.relpath(directory, root).replace(os.sep, "/")})
+    return found
+
+
 def reject_dependents(
     accepted: dict[str, Candidate],
     rejected: dict[str, str],

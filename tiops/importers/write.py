@@ -125,8 +125,25 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     writes: dict[Path, str] = {}
     imported_digests = _locked_digests(folder)
     restored = 0
+    # Objects another source brought first stay one object, in that source's folder (its owner).
+    shared: dict[str, Path] = {}
+    if repository.imported:
+        for identifier in accepted:
+            owner = repository.imported.get(identifier)
+            if owner is not None and Path(owner) != folder:
+                shared[identifier] = Path(owner)
+    updated_elsewhere: dict[Path, dict[str, Candidate]] = {}
     for done, candidate in enumerate(accepted.values(), 1):
-        if _restore_hand_edit(candidate, folder, root, report, writes, imported_digests):
+        identifier = str(candidate.data["id"])
+        owner_folder = shared.get(identifier)
+        if owner_folder is not None:
+            before, older = report.updated, report.older_ignored
+            _plan_one(candidate, owner_folder, root, report, writes)
+            if report.updated > before:
+                updated_elsewhere.setdefault(owner_folder, {})[identifier] = candidate
+            if report.older_ignored > older:  # the owner holds a later version: nothing to do for this source
+                report.older_ignored, report.unchanged = older, report.unchanged + 1
+        elif _restore_hand_edit(candidate, folder, root, report, writes, imported_digests):
             restored += 1
         else:
             _plan_one(candidate, folder, root, report, writes)
@@ -140,9 +157,16 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
         report.created = report.updated = 0
         report.changed_files = []
         return report
+    if shared:
+        report.notes.append(f"{len(shared)} object(s) already imported from another source stay where they are "
+                            "(their owner's folder): an identical or older version is unchanged, a newer one updates it")
     # Bookkeeping only with something imported: a failed import leaves no folder behind.
-    if writes or (accepted and not (folder / DEFAULTS_FILE).exists()):
-        writes.update(_bookkeeping(folder, source, accepted))
+    if writes or (accepted and not (folder / DEFAULTS_FILE).exists()) or shared:
+        own = {identifier: c for identifier, c in accepted.items() if identifier not in shared}
+        writes.update(_bookkeeping(folder, source, own, {i: _relative(f, root) for i, f in shared.items()}))
+    for owner_folder, candidates in updated_elsewhere.items():
+        owner_source = _lock_source(owner_folder) or source
+        writes.update(_bookkeeping(owner_folder, owner_source, candidates))
     for path, text in sorted(writes.items()):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -310,17 +334,30 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(data)).hexdigest()
 
 
-def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate]) -> dict[Path, str]:
+def _lock_source(folder: Path) -> str | None:
+    try:
+        source = orjson.loads((folder / LOCK_FILE).read_bytes()).get("source")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
+
+
+def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate],
+                 shared: dict[str, str] | None = None) -> dict[Path, str]:
+    """_defaults.yaml and _imported.json of ``folder``; ``shared``: ids this source also sends -> owner folder."""
     lock_path = folder / LOCK_FILE
     digests: dict[str, str] = {}
     fields: dict[str, dict[str, str]] = {}
+    also: dict[str, str] = {}
     if lock_path.is_file():
         try:
             lock_data = orjson.loads(lock_path.read_bytes())
             digests = dict(lock_data.get("objects", {}))
             fields = dict(lock_data.get("fields", {}))
+            also = dict(lock_data.get("shared", {}))
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            digests, fields = {}, {}
+            digests, fields, also = {}, {}, {}
+    also.update(shared or {})
     for identifier, candidate in accepted.items():
         stix_type, _, uuid_part = identifier.partition("--")
         current = _read_existing(folder / stix_type / f"{uuid_part}.yaml")
@@ -328,8 +365,11 @@ def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate]) -> d
         if current is None or current == data or _is_newer(data, current) or not candidate.versioned:
             digests[identifier] = digest(data)
             fields[identifier] = field_digests(data)
-    lock = {"source": source, "objects": dict(sorted(digests.items())),
-            "fields": {key: fields[key] for key in sorted(fields) if key in digests}}
+    lock: dict[str, Any] = {"source": source, "objects": dict(sorted(digests.items()))}
+    if also:
+        # Objects this source sends too, owned by another source's folder (docs/import.md).
+        lock["shared"] = {key: also[key] for key in sorted(also) if key not in digests}
+    lock["fields"] = {key: fields[key] for key in sorted(fields) if key in digests}
     defaults = dump_yaml({"source": source, "imported": True})
     return {
         folder / DEFAULTS_FILE: "# Written by 'tiops import': intel from this source is read-only\n"

@@ -85,6 +85,8 @@ def render_trace(trace: dict[str, Any]) -> str:
         lines.append(f"  properties from defaults: {', '.join(trace['defaulted_properties'])}")
     if trace.get("imported_folder"):
         lines.append(f"  partner intel imported into {trace['imported_folder']} (read-only but for the overlay)")
+    for other in trace.get("also_imported_by") or ():
+        lines.append(f"  also sent by source {other['source']!r} ({other['folder']}); the object lives once, here")
     if trace.get("overlaid_properties"):
         lines.append(f"  properties from overlay {trace['overlay_file']}: {', '.join(trace['overlaid_properties'])}")
     if not trace["rules"]:
