@@ -164,9 +164,9 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     if writes or (accepted and not (folder / DEFAULTS_FILE).exists()) or shared:
         own = {identifier: c for identifier, c in accepted.items() if identifier not in shared}
         writes.update(_bookkeeping(folder, source, own, {i: _relative(f, root) for i, f in shared.items()}))
-    for owner_folder, candidates in updated_elsewhere.items():
+    for owner_folder, owned in updated_elsewhere.items():
         owner_source = _lock_source(owner_folder) or source
-        writes.update(_bookkeeping(owner_folder, owner_source, candidates))
+        writes.update(_bookkeeping(owner_folder, owner_source, owned))
     for path, text in sorted(writes.items()):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
