@@ -72,6 +72,10 @@ _CODES = [
     Code("TI247", "tlp-marking-altered", Severity.ERROR, "A TLP marking-definition differs from the one the specification defines.", "Use the TLP marking-definition exactly as STIX 2.1 section 7.2.1.4 gives it, id included (or reference it without copying it)."),
     Code("TI248", "circular-marking", Severity.ERROR, "A marking-definition marks itself.", "Remove the marking-definition's own id from its object_marking_refs and granular_markings (STIX 2.1 section 7.2)."),
     Code("TI249", "invalid-bundle", Severity.ERROR, "The bundle wrapper is not a STIX 2.1 bundle.", "A bundle has type bundle, an id bundle--<UUID> and an objects list (STIX 2.1 section 8)."),
+    # STIX 2.1 extensions (section 7.3)
+    Code("TI212", "extension-undefined", Severity.ERROR, "An extensions key names an extension-definition that is not in the repository.", "Add the extension-definition object (it usually comes in the same bundle), or fix the id."),
+    Code("TI213", "extension-type-mismatch", Severity.ERROR, "An extension is used in a way its extension-definition does not list in extension_types.", "Use one of the definition's extension_types (new-sdo, new-sco, new-sro, property-extension, toplevel-property-extension)."),
+    Code("TI214", "extension-object-invalid", Severity.ERROR, "An object of a type defined by an extension-definition lacks or misuses a common property of its kind.", "A new SDO or SRO needs type, spec_version, id, created and modified; a new SCO needs type and id (STIX 2.1 sections 3.2, 6.1, 7.3)."),
     # References and identity
     Code("TI300", "dangling-reference", Severity.ERROR, "A reference points to an object that is not in the repository.", "Add the referenced object, fix the id, or remove the reference."),
     Code("TI301", "reference-wrong-type", Severity.ERROR, "A reference points to an object of a type that property does not allow.", "Point the reference at an object of an allowed type."),

@@ -55,6 +55,15 @@ def stix_validator(stix_type: str) -> Any | None:
 
 
 @functools.cache
+def common_properties_validator(kind: str) -> Any:
+    """A validator of the common properties of ``kind`` ("sdo", "sro" or "sco", STIX 2.1 section 3.2 / 6.1).
+
+    What an object of a type defined by an extension-definition (section 7.3) is checked against.
+    """
+    return jsonschema_rs.validator_for({"$ref": f"{_BASE_URI}stix/common.json#/$defs/{kind}"}, registry=_registry())
+
+
+@functools.cache
 def _tiops_validator(kind: str) -> Any:
     return jsonschema_rs.validator_for(_load(f"tiops/{kind}.json"), registry=_registry())
 

@@ -11,6 +11,7 @@ from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
+from tiops.validate.extensions import check_extensions, toplevel_extension_properties
 from tiops.validate.objects import check_object
 from tiops.validate.partner import check_partner_objects
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
@@ -36,6 +37,11 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
     types = object_types(repo.objects)
     findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
+    findings.extend(check_extensions(repo.objects, in_bundle=repo.is_bundle))
+    extension_properties = toplevel_extension_properties(repo.objects)
+    if extension_properties:
+        findings = [f for f in findings if f.code != "TI208" or not f.location.path
+                    or (f.stix_id, f.location.path[-1]) not in extension_properties]
     table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
     findings.extend(table_findings)
     findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle, types=types))

@@ -10,6 +10,7 @@ from tiops.findings import Finding
 from tiops.jsonschemas import known_properties, open_vocabularies, stix_validator
 from tiops.load import IntelObject
 from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, is_real_day, timestamp_key
+from tiops.validate.extensions import check_extension_object, declared_kind
 from tiops.validate.patterns import pattern_errors
 from tiops.validate.rules21 import RESERVED_PROPERTIES, check_rules
 from tiops.validate.values import check_values
@@ -31,6 +32,10 @@ def check_object(obj: IntelObject) -> list[Finding]:
     findings: list[Finding] = []
     validator = stix_validator(stix_type)
     if validator is None:
+        kind = declared_kind(data) if stix_type not in ALL_TYPES else None
+        if kind is not None:  # a type an extension-definition defines (section 7.3)
+            findings.extend(check_extension_object(obj, kind))
+            return findings
         if stix_type not in ALL_TYPES and not stix_type.startswith("x-"):
             findings.append(make_finding("TI202", f"'{stix_type}' is not a STIX 2.1 object type", obj.location("type"), stix_id=obj.id))
         _check_id(obj, findings)
