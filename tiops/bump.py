@@ -43,6 +43,8 @@ def plan_bumps(base: CompiledRevision, head: CompiledRevision, at: str | None = 
         if not needs_bump(before, after):
             continue
         place = head.provenance[object_id]
+        if place.imported_folder is not None:
+            continue  # partner intel is read-only: its versions are the partner's, never bumped here
         owner = object_id
         # An inline relationship without its own `modified:` inherits its parent's: bump the parent.
         if place.declared_by is not None and not _has_own_modified(head, object_id):

@@ -4,9 +4,10 @@ Pure: two compiled revisions in, a :class:`Diff` out. Objects are matched by id.
 A changed object is put in one of three places by what caused the change:
 
 * ``changed``: its own file was edited (or it was revoked: ``revoked``);
-* ``effects``: its file says the same, but a ``_defaults.yaml`` or an ingestion
-  rule now gives it another compiled form ("rule effect"), grouped by that
-  defaults file or rule.
+* ``effects``: its file says the same, but a ``_defaults.yaml``, an ingestion
+  rule or (partner intel) its source's ``_overlay.yaml`` now gives it another
+  compiled form ("rule effect", "partner object, overlay change"), grouped by
+  that file or rule.
 
 Relationships added or removed are listed on their own, by (source, type, target).
 Enrichment (tiops.enrich) is compared per looked-up value in its own section, not
@@ -252,6 +253,9 @@ def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str
     if old is None or new is None:
         return None  # built-in objects (TLP markings) or content tiops adds: treat as edits
     old_origin, new_origin = base.provenance[object_id], head.provenance[object_id]
+    if old == new and new_origin.imported_folder is not None and (old_origin.overlaid or new_origin.overlaid):
+        overlay = new_origin.overlay_file or old_origin.overlay_file
+        return f"partner object, overlay change ({overlay})"
     if old != new:
         own_old = {k: v for k, v in old.items() if k not in old_origin.defaulted}
         own_new = {k: v for k, v in new.items() if k not in new_origin.defaulted}

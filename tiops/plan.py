@@ -265,8 +265,10 @@ def _update(obj: Mapping[str, Any], stored: StoredVersion, old: Mapping[str, Any
     new: Mapping[str, Any] = obj
     if compiled_modified is not None and not _later(compiled_modified, stored.modified):
         new = {**obj, "modified": next_version(stored.modified)}
+    # A new version that sets revoked is a revoke (as `tiops diff` says), e.g. an overlay's revoked: true.
+    action = "revoke" if obj.get("revoked") is True and not stored.revoked else "update"
     return Change(
-        "update", obj["id"], obj["type"], stored, compiled_modified, version_key(new), new, content_digest(new),
+        action, obj["id"], obj["type"], stored, compiled_modified, version_key(new), new, content_digest(new),
         drift=stored.managed and not stored.by_tiops, fields=tuple(field_changes(old, new)),
     )
 

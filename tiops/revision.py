@@ -35,6 +35,9 @@ class Provenance:
     defaulted: tuple[str, ...]  # properties that came from _defaults.yaml
     rules: tuple[str, ...]  # ingestion rules that changed the object (in the order they ran)
     declared_by: str | None = None
+    imported_folder: str | None = None  # partner intel: the source folder `tiops import` wrote it into
+    overlay_file: str | None = None
+    overlaid: tuple[str, ...] = ()  # properties whose compiled value comes from overlay_file
 
 
 @dataclass
@@ -44,7 +47,8 @@ class CompiledRevision:
     label: str
     commit: str | None
     objects: list[dict[str, Any]]
-    authored: dict[str, dict[str, Any]]  # id -> properties as written (with _defaults.yaml, before rules)
+    # id -> properties as written (with _defaults.yaml, before rules; partner intel without its overlay)
+    authored: dict[str, dict[str, Any]]
     provenance: dict[str, Provenance]
     dropped_by_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> rules that dropped it
     error_count: int = 0
@@ -86,12 +90,28 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         label=label,
         commit=commit,
         objects=objects,
-        authored={obj.id: obj.data for obj in repo.objects},
+        authored={obj.id: _authored(obj) for obj in repo.objects},
         provenance={obj.id: _provenance(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
         dropped_by_rules=dropped_by,
         error_count=len(blocking_errors(findings)),
         repo=repo,
     )
+
+
+def _authored(obj: IntelObject) -> dict[str, Any]:
+    """What the authors wrote. For partner intel that is the partner's version: overlay values are,
+    like ingestion rules, part of the build, and `tiops apply` gives the compiled change a later
+    ``modified`` (docs/import.md), so they are not an edit of the partner's object.
+    """
+    if not obj.overlaid_properties or obj.imported_data is None:
+        return obj.data
+    data = dict(obj.data)
+    for name in obj.overlaid_properties:
+        if name in obj.imported_data:
+            data[name] = obj.imported_data[name]
+        else:
+            data.pop(name, None)
+    return data
 
 
 def _provenance(obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
@@ -103,4 +123,7 @@ def _provenance(obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
         defaulted=obj.defaulted_properties,
         rules=rules,
         declared_by=obj.declared_by,
+        imported_folder=obj.imported_folder,
+        overlay_file=obj.overlay_file,
+        overlaid=obj.overlaid_properties,
     )

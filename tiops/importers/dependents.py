@@ -119,17 +119,24 @@ def reject_dependents(
     result: list[Rejection] = []
     referrers: dict[str, list[str]] = {}
     removed: list[str] = []
+    # (type, property, target type) -> allowed; a bundle repeats a handful of combinations.
+    allowed_types: dict[tuple[str, str, str], bool] = {}
     for identifier, refs in references.items():
+        if not refs:
+            continue
         candidate = accepted[identifier]
         stix_type = str(candidate.data.get("type"))
         reasons: list[str] = []
         depends_on: str | None = None
         for prop, target in refs:
             referrers.setdefault(target, []).append(identifier)
-            if target in accepted or target in _ALWAYS_KNOWN or target in in_repository or target not in outside:
-                wrong = _wrong_type(stix_type, prop, target)
-                if wrong:
-                    reasons.append(wrong)
+            if target not in outside or target in in_repository:
+                key = (stix_type, prop, target.partition("--")[0])
+                fine = allowed_types.get(key)
+                if fine is None:
+                    fine = allowed_types[key] = _wrong_type(stix_type, prop, target) is None
+                if not fine:
+                    reasons.append(str(_wrong_type(stix_type, prop, target)))
                 continue
             if target in rejected:
                 reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")

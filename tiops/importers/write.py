@@ -24,7 +24,7 @@ from tiops.config import load_config
 from tiops.errors import UsageError
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
 from tiops.importers.dependents import imported_ids, reject_dependents
-from tiops.importers.repairs import official_marking, repair
+from tiops.importers.repairs import official_marking, repair, shift_timestamp
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
@@ -133,9 +133,10 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
             if owner is not None and Path(owner) != folder:
                 shared[identifier] = Path(owner)
     updated_elsewhere: dict[Path, dict[str, Candidate]] = {}
-    for done, candidate in enumerate(accepted.values(), 1):
-        identifier = str(candidate.data["id"])
+    for done, (identifier, candidate) in enumerate(list(accepted.items()), 1):
         owner_folder = shared.get(identifier)
+        if not candidate.versioned:
+            candidate = accepted[identifier] = _versioned_row(candidate, owner_folder or folder)
         if owner_folder is not None:
             before, older = report.updated, report.older_ignored
             _plan_one(candidate, owner_folder, root, report, writes)
@@ -255,6 +256,29 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         if done % 1000 == 0 or done == len(candidates):
             progress("check", done, len(candidates))
     return accepted
+
+
+def _versioned_row(candidate: Candidate, folder: Path) -> Candidate:
+    """A row without versions of its own (CSV) as a new STIX version when its content changed.
+
+    Its ``modified`` is ``validFrom``; a changed row whose ``modified`` would not be later
+    than the imported one gets the imported ``modified`` plus 1 ms (derived from the
+    repository, never the clock), so the change reaches stores as a new version
+    (STIX 2.1 section 3.6) and `tiops validate --base` accepts it without a bump. An
+    unchanged row keeps the imported ``modified``.
+    """
+    existing = _read_existing(_object_path(folder, candidate.data))
+    modified = existing.get("modified") if existing else None
+    if existing is None or not isinstance(modified, str) or timestamp_key(modified) is None:
+        return candidate
+    data = candidate.data
+    if {k: v for k, v in data.items() if k != "modified"} == {k: v for k, v in existing.items() if k != "modified"}:
+        later = modified  # the same row: the version already imported
+    elif _is_newer(data, existing):
+        return candidate
+    else:
+        later = shift_timestamp(modified, 1)
+    return Candidate(candidate.position, {**data, "modified": later}, candidate.versioned, candidate.repairs)
 
 
 def _is_attack(data: dict[str, Any]) -> bool:
