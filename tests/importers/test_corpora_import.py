@@ -91,6 +91,7 @@ def test_medallion_database_is_a_clear_rejection(tmp_path: Path, corpora: Path) 
         ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)]
 
 
+@pytest.mark.slow
 def test_enterprise_attack_20_imports_into_a_repository_that_validates(tmp_path: Path, corpora: Path) -> None:
     report = _import_validate_compile(tmp_path, corpora / "stix20/enterprise-attack.json", "stix")
     assert report.total == 24771 and report.failed == 0

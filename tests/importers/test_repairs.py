@@ -104,3 +104,20 @@ def test_a_reference_to_an_object_already_in_the_repository_is_kept(tmp_path: Pa
     assert "campaign--0b1c2d3e-4f5a-4b7c-8d8e-9f0a1b2c3d4e" not in {r.stix_id for r in report.rejections}
     assert report.created == 6
     assert [f for f in validate_repo(load_repo(tmp_path)) if f.severity is Severity.ERROR] == []
+
+
+def test_csv_valid_from_of_any_precision_is_accepted(tmp_path: Path) -> None:
+    header = "threatTypes,tags,name,description,confidence,revoked,validFrom,validUntil,tlpLevel,severity,observableType,observableValue\n"
+    rows = (",,,,,,2025-01-01T00:00:00Z,2025-06-01T02:00:00+02:00,,,domain-name,a.example.com\n"
+            ",,,,,,2025-01-01T00:00:00.123456Z,,,,domain-name,b.example.com\n"
+            ",,,,,,2025-01-01,,,,domain-name,c.example.com\n")
+    (tmp_path / "feed.csv").write_text(header + rows)
+    report = import_file(tmp_path, tmp_path / "feed.csv", "sentinel-csv", "Feed")
+    assert (report.created, report.rejected) == (2, 1)
+    assert report.rejections[0].reasons == ("validFrom: '2025-01-01' is not an RFC 3339 timestamp like 2024-05-01T12:00:00.000Z",)
+    written = {d["pattern"]: d for d in (parse_yaml(p.read_text()) for p in (tmp_path / "intel/feed/indicator").glob("*.yaml"))}
+    first = written["[domain-name:value = 'a.example.com']"]
+    assert (first["created"], first["valid_from"], first["valid_until"]) == (
+        "2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00Z", "2025-06-01T00:00:00Z")
+    assert written["[domain-name:value = 'b.example.com']"]["modified"] == "2025-01-01T00:00:00.123456Z"
+    assert [f for f in validate_repo(load_repo(tmp_path)) if f.severity is Severity.ERROR] == []
