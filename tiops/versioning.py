@@ -71,6 +71,7 @@ def check_versions(base: CompiledRevision, head: CompiledRevision, *, deleted_se
                 f"{', '.join(fields)} changed but modified stays {after.get('modified')!r} "
                 f"(base: {before.get('modified')!r})",
                 Location(where.file, path=(*where.path, "modified")), stix_id=object_id))
+    findings.extend(_overlay_unrevoked(base, head))
     for object_id in sorted(set(old) - set(new)):
         before = old[object_id]
         if before.get("type") in SCO_TYPES or before.get("revoked") is True:
@@ -86,6 +87,26 @@ def check_versions(base: CompiledRevision, head: CompiledRevision, *, deleted_se
             findings.append(make_finding(
                 "TI803", f"{object_id} ({before.get('name') or before.get('type')}) was deleted from {where.file}; "
                 "revoke it instead", Location(where.file, 1, 1), stix_id=object_id, severity=deleted_severity))
+    return findings
+
+
+def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[Finding]:
+    """TI804 for partner objects revoked by their overlay in the base and not any more.
+
+    The overlay is compared as a build effect (it is not in ``authored``), so this looks
+    at the compiled objects, where ``revoked: true`` from an overlay shows.
+    """
+    revoked_before = {obj["id"] for obj in base.objects if obj.get("revoked") is True}
+    findings: list[Finding] = []
+    for obj in head.objects:
+        object_id = obj["id"]
+        place = head.provenance.get(object_id)
+        if (object_id in revoked_before and obj.get("revoked") is not True and place is not None
+                and place.imported_folder is not None and base.authored.get(object_id, {}).get("revoked") is not True):
+            findings.append(make_finding(
+                "TI804", "the object was revoked by its overlay in the base revision and is not any more",
+                Location(place.overlay_file or place.file, path=(object_id, "revoked") if place.overlay_file else ()),
+                stix_id=object_id))
     return findings
 
 

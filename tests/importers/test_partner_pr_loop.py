@@ -99,3 +99,20 @@ def test_partner_edits_and_reimports_pass_the_pull_request_check(tmp_path: Path)
     plan = json.loads(_tiops(root, "plan", "--format", "json").output)
     assert [(c["id"], c["action"]) for c in plan["changes"]] == [(ids["C2 address"], "update")]
     assert _tiops(root, "apply", "--auto-approve").exit_code == 0
+
+
+def test_an_overlay_revoke_cannot_be_taken_back(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "feed.csv").write_text(HEADER + ROWS)
+    _tiops(root, "import", str(root / "feed.csv"), "--format", "sentinel-csv", "--source", "Abuse feed")
+    phishing = _ids(root)["Phishing domain"]
+    overlay = root / FOLDER / "_overlay.yaml"
+    overlay.write_text(f"{phishing}:\n  revoked: true\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "revoke the phishing domain")
+    overlay.write_text(f"{phishing}:\n  revoked: false\n")
+    checked = _tiops(root, "validate", "--base", "HEAD")
+    assert checked.exit_code == 1
+    assert "intel/abuse-feed/_overlay.yaml:2:3: error TI804" in checked.output
