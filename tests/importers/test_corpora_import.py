@@ -45,6 +45,7 @@ def _accounted(report: ImportReport) -> None:
 
 
 def _import_validate_compile(root: Path, path: Path, fmt: str) -> ImportReport:
+    (root / "intel").mkdir(parents=True)  # a fresh repository, with nothing else in it
     report = import_file(root, path, fmt, "Corpus")
     _accounted(report)
     validated = CliRunner().invoke(main, ["-C", str(root), "validate", "--format", "json"])

@@ -40,7 +40,7 @@ def _imported_files(root: Path) -> dict[str, bytes]:
 
 def test_partner_edits_and_reimports_pass_the_pull_request_check(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    root.mkdir()
+    (root / "intel").mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     (root / ".gitignore").write_text(".tiops/\ndist/\n")
     (root / "feed.csv").write_text(HEADER + ROWS)
@@ -103,7 +103,7 @@ def test_partner_edits_and_reimports_pass_the_pull_request_check(tmp_path: Path)
 
 def test_an_overlay_revoke_cannot_be_taken_back(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    root.mkdir()
+    (root / "intel").mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     (root / "feed.csv").write_text(HEADER + ROWS)
     _tiops(root, "import", str(root / "feed.csv"), "--format", "sentinel-csv", "--source", "Abuse feed")

@@ -83,11 +83,12 @@ def test_strict_repairs_nothing_and_rejects_instead(tmp_path: Path) -> None:
 
 
 def test_cli_prints_each_repair_and_the_errors_file_lists_every_outcome(tmp_path: Path) -> None:
+    (tmp_path / "intel").mkdir()  # a repository: import refuses to run outside one
     args = ["-C", str(tmp_path), "import", str(DATA / "defects.json"), "--format", "stix", "--source", "Example Research",
             "--errors", str(tmp_path / "errors.json")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert "index 2 (indicator--1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b): repaired: confidence: the string '80'" in result.stderr
+    assert "index 2 \"Example C2\" (indicator--1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b): repaired: confidence: the string '80'" in result.stderr
     assert "repaired 4, older ignored 0, rejected 1, rejected as dependent 5" in result.stdout
     entries = json.loads((tmp_path / "errors.json").read_text())
     outcomes = sorted(entry["outcome"] for entry in entries)

@@ -115,7 +115,8 @@ def render_report(report: ImportReport) -> None:
         for reason in rejection.reasons:
             click.echo(f"{rejection.position}{label}: {reason}", err=True)
     for repaired in report.repairs:
-        click.echo(f"{repaired.position} ({repaired.stix_id}): repaired: {repaired.description}", err=True)
+        click.echo(f"{repaired.position} {labelled(repaired.stix_id, repaired.name)}: repaired: {repaired.description}",
+                   err=True)
     for note in report.notes:
         click.echo(note)
     counts = ", ".join(f"{label} {count}" for label, count in report.counts())

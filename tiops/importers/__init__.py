@@ -45,6 +45,7 @@ class Repair:
     position: str
     stix_id: str
     description: str
+    name: str | None = None  # the object's name, shown beside its id
 
 
 @dataclass

@@ -120,7 +120,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
         report.notes.append("this is MITRE ATT&CK data: add 'relationship_tables: [attack]' to tiops.yaml to allow its "
                             "relationship types (subtechnique-of, detects, revoked-by, ...); until then "
                             "'tiops validate' warns about them (docs/format.md)")
-    report.repairs = [Repair(c.position, identifier, description)
+    report.repairs = [Repair(c.position, identifier, description, object_name(c.data))
                       for identifier, c in accepted.items() for description in repairs.get((c.position, identifier), ())]
     writes: dict[Path, str] = {}
     imported_digests = _locked_digests(folder)
