@@ -63,6 +63,6 @@ def test_a_failed_import_writes_nothing(example_repo: Path, tmp_path: Path) -> N
                       '"id": "indicator--11111111-1111-4111-8111-111111111111"}]}')
     before = sorted(p.relative_to(example_repo) for p in example_repo.rglob("*"))
     result = CliRunner().invoke(main, ["-C", str(example_repo), "import", str(broken), "--source", "Broken"])
-    assert result.exit_code == 1 and "failed 1" in result.output
+    assert result.exit_code == 1 and "rejected 1, rejected as dependent 0" in result.output
     assert not (example_repo / "intel" / "broken").exists()
     assert sorted(p.relative_to(example_repo) for p in example_repo.rglob("*")) == before
