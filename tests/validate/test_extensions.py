@@ -64,13 +64,13 @@ def test_use_not_listed_by_the_definition_and_missing_common_properties(tmp_path
     behaviour["extensions"][NEW_SDO]["extension_type"] = "new-sro"
     method = next(o for o in objects if o["type"] == "malware-method")
     del method["created"]
-    method["spec_version"] = "2.0"
+    method["labels"] = "not-a-list"
     findings = validate_repo(load_bundle(_bundle(tmp_path, objects)))
     assert [(f.code, f.stix_id) for f in findings if f.code == "TI213"] == [(
         "TI213", behaviour["id"])]
     invalid = sorted(f.message for f in findings if f.code == "TI214")
     assert len(invalid) == 2 and all(m.startswith("malware-method is a new SDO type") for m in invalid)
-    assert any('"created" is a required property' in m for m in invalid) and any("spec_version" in m for m in invalid)
+    assert any('"created" is a required property' in m for m in invalid) and any("labels" in m for m in invalid)
 
 
 def test_an_unknown_type_without_a_definition_is_still_unknown(tmp_path: Path) -> None:
