@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from tiops.errors import UsageError
+from tiops.redact import server_text
 from tiops.stores import (
     ObjectError,
     StoredVersion,
@@ -122,7 +124,7 @@ class SentinelStore(LocallyLocked):
                 if isinstance(index, int) and 0 <= index < len(chunk):
                     refused.add(index)
                     reasons = record.get("errorMessages") or ["refused"]
-                    errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + "; ".join(map(str, reasons))))
+                    errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + server_text("; ".join(map(str, reasons)))))
             accepted = [obj for index, obj in enumerate(chunk) if index not in refused]
             self._cache.record(accepted, by_tiops=True)
             self._accepted.update((o["id"], version_key(o), content_digest(o)) for o in accepted)
@@ -146,9 +148,17 @@ class SentinelStore(LocallyLocked):
                 if isinstance(obj, dict) and "id" in obj:
                     found[str(obj["id"])] = obj
             link = page.get("nextLink")
-            url = str(link) if link else None
+            url = self._same_origin(str(link)) if link else None
         self._current = found
         return found
+
+    def _same_origin(self, link: str) -> str:
+        """A nextLink only on the query endpoint's own host: the token goes with every page request."""
+        wanted, got = urlsplit(self.query_url), urlsplit(link)
+        if (got.scheme, got.netloc) != (wanted.scheme, wanted.netloc):
+            raise StoreError(f"Sentinel query endpoint: the answer's nextLink leads to another host "
+                             f"({server_text(got.netloc, 100)}); tiops does not send the token there")
+        return link
 
     def _post(self, url: str, headers: Mapping[str, str], body: Mapping[str, Any], what: str) -> dict[str, Any]:
         self.pacer.wait()
@@ -158,7 +168,7 @@ class SentinelStore(LocallyLocked):
         except (requests.ConnectionError, requests.Timeout) as error:
             raise TransientStoreError(f"{where}: {type(error).__name__}") from None
         if response.status_code >= 300:
-            raise http_failure(where, response.status_code, response.headers.get("Retry-After"), response.reason)
+            raise http_failure(where, response.status_code, response.headers.get("Retry-After"))
         if not response.content:
             return {}
         try:

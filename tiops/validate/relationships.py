@@ -6,12 +6,14 @@ replaces it (tiops ships that table there too, so teams add their triples to it)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 
 from tiops.codes import make_finding
 from tiops.config import Config
 from tiops.findings import Finding, Location, Severity
+from tiops.inputs import InputProblem, read_input
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
 from tiops.validate.references import object_types
@@ -40,9 +42,17 @@ class RelationshipTable:
 def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, list[Finding]]:
     """The repository's table, or the built-in one (``config`` None: a bundle being linted)."""
     path = config.rules_path / RELATIONSHIPS_FILE if config else None
-    if config and path and path.is_file():
+    if config and path and os.path.lexists(path):
         display = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
-        return _parse_table(path.read_text(encoding="utf-8"), display)
+        try:
+            text = read_input(os.fspath(path), root=os.fspath(config.root)).decode("utf-8")
+        except InputProblem as problem:
+            return RelationshipTable(frozenset(), display), [make_finding(problem.code, problem.message, Location(display, 1, 1))]
+        except UnicodeDecodeError as error:
+            return RelationshipTable(frozenset(), display), [
+                make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(display, 1, 1))
+            ]
+        return _parse_table(text, display)
     text = (resources.files("tiops") / "data" / RELATIONSHIPS_FILE).read_text(encoding="utf-8")
     table, _ = _parse_table(text, "<built-in STIX 2.1 Appendix B>")
     return table, []
