@@ -120,7 +120,10 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
             report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id, object_name(obj.data)))
         else:
             earlier = accepted.get(obj.id)
-            if earlier is None or _is_newer(candidate.data, earlier.data):
+            conflict = None if earlier is None else _conflict(candidate, earlier)
+            if conflict is not None:
+                report.rejections.append(Rejection(candidate.position, (conflict,), obj.id))
+            elif earlier is None or _is_newer(candidate.data, earlier.data):
                 if earlier is not None:
                     report.older_ignored += 1
                 accepted[obj.id] = candidate
@@ -129,6 +132,24 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
         if done % 1000 == 0 or done == len(candidates):
             progress("check", done, len(candidates))
     return accepted
+
+
+def _conflict(candidate: Candidate, earlier: Candidate) -> str | None:
+    """Why a second candidate with the id of an earlier one is rejected, or None when it is just a version.
+
+    One version of an object has one content (STIX 2.1 section 3.6), so the same id and
+    'modified' with other content is a conflict, never an "older" version. Rows of a CSV
+    have no versions at all: two rows for one observable that differ are a conflict too.
+    """
+    if candidate.data == earlier.data:
+        return None
+    if not candidate.versioned:
+        return (f"the same observable as {earlier.position} with different values; "
+                "keep one row per observable")
+    if _same_version(candidate.data, earlier.data):
+        return (f"same id and 'modified' as {earlier.position} but different content; "
+                "a changed object needs a later 'modified' (STIX 2.1 section 3.6)")
+    return None
 
 
 def _object_path(folder: Path, data: dict[str, Any]) -> Path:
@@ -265,8 +286,18 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _position_key(rejection: Rejection) -> tuple[str, int]:
-    kind, _, number = rejection.position.partition(" ")
+    kind, _, rest = rejection.position.partition(" ")
+    number = rest.split(" ", 1)[0]  # "row 7 (lines 7-9)"
     return (kind, int(number) if number.isdigit() else -1)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection,
+# OWASP); reasons quote the input's own cells, so the error file must not.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def write_rejections(path: Path, rejections: list[Rejection]) -> None:
@@ -280,5 +311,5 @@ def write_rejections(path: Path, rejections: list[Rejection]) -> None:
     writer.writerow(["position", "id", "reason"])
     for rejection in rejections:
         for reason in rejection.reasons:
-            writer.writerow([rejection.position, rejection.stix_id or "", reason])
+            writer.writerow([_inert(rejection.position), _inert(rejection.stix_id or ""), _inert(reason)])
     path.write_text(buffer.getvalue(), encoding="utf-8")

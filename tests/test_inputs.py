@@ -1,0 +1,163 @@
+"""What tiops reads from disk: unreadable folders, special files, symlinks, sizes and names are findings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tiops import build
+from tiops.cli import main
+from tiops.errors import TiopsError
+from tiops.load import load_repo
+from tiops.validate import validate_repo
+
+NOBODY = 65534
+INDICATOR = """\
+type: indicator
+spec_version: "2.1"
+id: indicator--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f
+created: 2025-03-04T10:00:00.000Z
+modified: 2025-03-04T10:00:00.000Z
+name: C2
+pattern: "[ipv4-addr:value = '203.0.113.45']"
+pattern_type: stix
+valid_from: 2025-03-04T10:00:00Z
+"""
+
+
+def other_indicator(number: int) -> str:
+    return INDICATOR.replace("6a1d2c3b4e5f", f"{number:012d}").replace("203.0.113.45", f"203.0.113.{number}")
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder another user can enter (pytest's tmp_path is private to its owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="tiops-inputs-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in folder.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def as_unprivileged_user() -> Iterator[None]:
+    """Permissions mean nothing to root: as root, run the block as 'nobody' (and back)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def codes(root: Path) -> list[tuple[str, str]]:
+    return [(f.code, f.location.file) for f in validate_repo(load_repo(root)) if f.severity.name == "ERROR"]
+
+
+def test_an_unreadable_folder_is_an_error_that_blocks_compile_and_plan(world_readable_dir: Path) -> None:
+    root = world_readable_dir / "repo"
+    (root / "intel" / "feed").mkdir(parents=True)
+    (root / "intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
+    (root / "intel" / "feed" / "b.yaml").write_text(other_indicator(7), encoding="utf-8")
+    for folder in (world_readable_dir, root, root / "intel"):
+        folder.chmod(0o777)
+    (root / "intel" / "feed").chmod(0o000)
+    with as_unprivileged_user():
+        found = codes(root)
+        with pytest.raises(TiopsError) as raised:
+            build(root)
+        plan = CliRunner().invoke(main, ["-C", str(root), "plan"])
+    assert found == [("TI107", "intel/feed")]
+    assert "nothing was compiled" in raised.value.message
+    assert plan.exit_code == 1 and "TI107" in plan.output
+
+
+def test_an_unreadable_file_is_an_error(world_readable_dir: Path) -> None:
+    root = world_readable_dir / "repo"
+    (root / "intel").mkdir(parents=True)
+    (root / "intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
+    (root / "intel" / "a.yaml").chmod(0o000)
+    for folder in (root, root / "intel"):
+        folder.chmod(0o755)
+    with as_unprivileged_user():
+        found = codes(root)
+    assert found == [("TI106", "intel/a.yaml")]
+
+
+def test_a_fifo_named_yaml_is_a_finding_not_a_hang(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": INDICATOR})
+    os.mkfifo(root / "intel" / "pipe.yaml")
+    (root / "rules").mkdir()
+    os.mkfifo(root / "rules" / "relationships.yaml")
+    assert sorted(codes(root)) == [("TI108", "intel/pipe.yaml"), ("TI108", "rules/relationships.yaml")]
+
+
+def test_symlinks_that_leave_the_repository_are_refused(make_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": INDICATOR, "intel/inside/b.yaml": other_indicator(8)})
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(other_indicator(9), encoding="utf-8")
+    (root / "intel" / "zero.yaml").symlink_to("/dev/zero")
+    (root / "intel" / "outside.yaml").symlink_to(outside)
+    (root / "intel" / "again.yaml").symlink_to(root / "intel" / "inside" / "b.yaml")  # inside: read
+    (root / "intel" / "linked-folder").symlink_to(tmp_path)
+    repo = load_repo(root)
+    errors = sorted((f.code, f.location.file) for f in validate_repo(repo) if f.severity.name == "ERROR")
+    assert ("TI108", "intel/zero.yaml") in errors
+    assert ("TI108", "intel/outside.yaml") in errors
+    assert ("TI108", "intel/linked-folder") in errors
+    # The link inside the repository is read: its object is there twice (TI302 says so).
+    assert [f for f in errors if f[0] == "TI302"]
+
+
+def test_a_file_over_the_size_limit_is_a_finding(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import tiops.inputs
+
+    root = make_repo({"intel/a.yaml": INDICATOR, "intel/big.yaml": other_indicator(3) + "# " + "x" * 5000 + "\n"})
+    monkeypatch.setattr(tiops.inputs, "MAX_FILE_BYTES", 2000)
+    monkeypatch.setattr(tiops.inputs.read_input, "__kwdefaults__", {"root": None, "limit": 2000})
+    assert codes(root) == [("TI109", "intel/big.yaml")]
+
+
+def test_a_bundle_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "b.json")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path), "validate", str(tmp_path / "b.json")])
+    assert result.exit_code == 1 and "TI108" in result.output
+
+
+def test_a_non_utf8_relationship_table_is_a_finding(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": INDICATOR})
+    (root / "rules").mkdir()
+    (root / "rules" / "relationships.yaml").write_bytes(b"relationships: \xff\n")
+    assert codes(root) == [("TI106", "rules/relationships.yaml")]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
+def test_file_names_that_are_not_utf8_are_findings_in_every_format(make_repo, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": INDICATOR})
+    intel = os.fsencode(root / "intel")
+    with open(os.path.join(intel, b"b\xff.yaml"), "w", encoding="utf-8") as handle:
+        handle.write(other_indicator(4))
+    os.mkdir(os.path.join(intel, b"dir\xfe"))
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--format", fmt])
+    assert result.exit_code == 1, result.output
+    assert "TI114" in result.output
+    if fmt != "sarif":  # SARIF percent-encodes the name in its URI
+        assert "b\\xff.yaml" in result.output.replace("\\\\", "\\")
+    if fmt == "json":
+        assert {f["code"] for f in json.loads(result.output)["findings"]} == {"TI114"}
