@@ -96,6 +96,7 @@ def test_a_tampered_revocation_is_refused(tmp_path: Path) -> None:
     edit(plan, unrevoke_content)
     code, output = apply_saved(root, plan)
     assert code == 1 and "carries content the target does not hold" in output
+    assert not any(revoked for _, _, revoked in versions(root, target))
 
 
 def test_a_dropped_revocation_is_refused(tmp_path: Path) -> None:
