@@ -8,6 +8,7 @@ Problems come back as :class:`InputProblem` with the finding code that names the
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -48,40 +49,48 @@ def read_input(path: str, *, root: str | None = None, limit: int = MAX_FILE_BYTE
     Raises :class:`InputProblem` (TI106 unreadable, TI108 not a regular file or a
     symlink leaving the repository, TI109 too large).
     """
-    if root is not None and os.path.islink(path):
-        target = os.path.realpath(path)
-        real_root = os.path.realpath(root)
-        if os.path.commonpath([target, real_root]) != real_root:
-            raise InputProblem("TI108", f"a symlink to {display_name(target)}, outside the repository")
     try:
-        info = os.stat(path)
+        # O_NOFOLLOW: a symlink is checked first (below); O_NONBLOCK: opening a named
+        # pipe returns at once instead of waiting for a writer, and fstat refuses it.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if root is not None else 0))
     except OSError as error:
-        raise InputProblem("TI106", f"cannot read the file: {error.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InputProblem("TI108", f"not a regular file ({_kind(info.st_mode)})")
-    if info.st_size > limit:
-        raise InputProblem("TI109", f"{info.st_size} bytes, more than the limit of {limit} bytes")
-    try:
-        # O_NONBLOCK: should the file have been swapped for a pipe since the stat,
-        # opening it still returns at once, and fstat below refuses it.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
+        if error.errno == errno.ELOOP and root is not None:
+            return _read_link(path, root, limit)
+        if error.errno == errno.ENXIO:  # a socket
+            raise InputProblem("TI108", "not a regular file (a socket)") from None
         raise InputProblem("TI106", f"cannot read the file: {error.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise InputProblem("TI108", "not a regular file")
-        chunks = []
-        size = 0
-        while chunk := os.read(descriptor, _READ_SIZE):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise InputProblem("TI109", f"more than the limit of {limit} bytes")
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputProblem("TI108", f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > limit:
+            raise InputProblem("TI109", f"{info.st_size} bytes, more than the limit of {limit} bytes")
+        # One read for the whole file: a regular file returns all it has (one byte more
+        # than its size tells that it grew meanwhile).
+        data = os.read(descriptor, info.st_size + 1)
+        if len(data) > info.st_size:
+            chunks = [data]
+            size = len(data)
+            while chunk := os.read(descriptor, _READ_SIZE):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise InputProblem("TI109", f"more than the limit of {limit} bytes")
+            data = b"".join(chunks)
     except OSError as error:
         raise InputProblem("TI106", f"cannot read the file: {error.strerror}") from None
     finally:
         os.close(descriptor)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return data
+
+
+def _read_link(path: str, root: str, limit: int) -> bytes:
+    target = os.path.realpath(path)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([target, real_root]) != real_root:
+        raise InputProblem("TI108", f"a symlink to {display_name(target)}, outside the repository")
+    # realpath resolved every link; what is left is a loop, which open() reports (ELOOP).
+    return read_input(target, root=None, limit=limit)
 
 
 _READ_SIZE = 1 << 20
