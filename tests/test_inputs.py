@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,3 +162,39 @@ def test_file_names_that_are_not_utf8_are_findings_in_every_format(make_repo, fm
         assert "b\\xff.yaml" in result.output.replace("\\\\", "\\")
     if fmt == "json":
         assert {f["code"] for f in json.loads(result.output)["findings"]} == {"TI114"}
+
+
+def test_a_fifo_as_an_imported_sources_lock_file_is_a_finding(tmp_path: Path) -> None:
+    from tiops.importers.write import import_file
+
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps([{"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f",
+                                   "name": "one"}]), encoding="utf-8")
+    root = tmp_path / "repo"
+    assert import_file(root, bundle, "stix", "Partner").created == 1
+    lock = root / "intel" / "partner" / "_imported.json"
+    lock.unlink()
+    os.mkfifo(lock)
+    assert ("TI108", "intel/partner/_imported.json") in codes(root)
+    # Import neither hangs on it nor writes into it.
+    assert import_file(root, bundle, "stix", "Partner").unchanged == 1
+    bundle.write_text(bundle.read_text(encoding="utf-8").replace('"one"', '"two"'), encoding="utf-8")
+    with pytest.raises(TiopsError, match="not a regular file"):
+        import_file(root, bundle, "stix", "Partner")
+    assert stat.S_ISFIFO(os.lstat(lock).st_mode)
+
+
+def test_import_does_not_write_through_a_symlink(tmp_path: Path) -> None:
+    from tiops.importers.write import import_file
+
+    bundle = tmp_path / "b.json"
+    item = {"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f", "name": "one"}
+    bundle.write_text(json.dumps([item]), encoding="utf-8")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    target = tmp_path / "repo" / "intel" / "partner" / "x-thing" / "0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f.yaml"
+    target.parent.mkdir(parents=True)
+    target.symlink_to(victim)
+    with pytest.raises(TiopsError, match="symlink"):
+        import_file(tmp_path / "repo", bundle, "stix", "Partner")
+    assert victim.read_text(encoding="utf-8") == "keep me"

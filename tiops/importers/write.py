@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import orjson
 from tiops.config import load_config
 from tiops.errors import UsageError
 from tiops.importers import Candidate, ParsedInput, Rejection, importer_for
+from tiops.inputs import InputProblem, read_input
 from tiops.load import DEFAULTS_FILE, IntelObject
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
@@ -103,11 +105,21 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     # Bookkeeping only with something imported: a failed import leaves no folder behind.
     if writes or (accepted and not (folder / DEFAULTS_FILE).exists()):
         writes.update(_bookkeeping(folder, source, accepted))
+    for path in writes:
+        _refuse_special(path, root)
     for path, text in sorted(writes.items()):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     report.rejections.sort(key=_position_key)
     return report
+
+
+def _refuse_special(path: Path, root: Path) -> None:
+    """Import writes regular files only: never through a symlink (it could lead out of the
+    repository) nor into a pipe (the write would wait for a reader for ever)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UsageError(f"{_relative(path, root)} is a symlink or not a regular file; tiops import does not write through it",
+                         hint="Remove it (tiops import writes the file itself) and import again.")
 
 
 def _check(candidates: list[Candidate], report: ImportReport, progress: Progress) -> dict[str, Candidate]:
@@ -159,8 +171,8 @@ def _object_path(folder: Path, data: dict[str, Any]) -> Path:
 
 def _locked_digests(folder: Path) -> dict[str, str]:
     try:
-        objects = orjson.loads((folder / LOCK_FILE).read_bytes()).get("objects", {})
-    except (OSError, orjson.JSONDecodeError, AttributeError):
+        objects = orjson.loads(read_input(os.fspath(folder / LOCK_FILE))).get("objects", {})
+    except (InputProblem, orjson.JSONDecodeError, AttributeError):
         return {}
     return dict(objects) if isinstance(objects, dict) else {}
 
@@ -263,8 +275,8 @@ def _read_existing(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except (YamlProblem, UnicodeDecodeError):
+        data = parse_yaml(read_input(os.fspath(path)).decode("utf-8"))
+    except (YamlProblem, UnicodeDecodeError, InputProblem):
         return {}
     return data if isinstance(data, dict) else {}
 
