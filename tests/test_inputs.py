@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from tiops import build
 from tiops.cli import main
 from tiops.errors import TiopsError
-from tiops.load import load_repo
+from tiops.limits import MAX_FILE_BYTES
+from tiops.load import load_bundle, load_repo
 from tiops.validate import validate_repo
 
 NOBODY = 65534
@@ -126,13 +127,16 @@ def test_symlinks_that_leave_the_repository_are_refused(make_repo, tmp_path: Pat
     assert [f for f in errors if f[0] == "TI302"]
 
 
-def test_a_file_over_the_size_limit_is_a_finding(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import tiops.inputs
-
-    root = make_repo({"intel/a.yaml": INDICATOR, "intel/big.yaml": other_indicator(3) + "# " + "x" * 5000 + "\n"})
-    monkeypatch.setattr(tiops.inputs, "MAX_FILE_BYTES", 2000)
-    monkeypatch.setattr(tiops.inputs.read_input, "__kwdefaults__", {"root": None, "limit": 2000})
+def test_a_file_over_the_size_limit_is_a_finding(make_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": INDICATOR})
+    # Sparse files: the size is real, the disk blocks are not.
+    with (root / "intel" / "big.yaml").open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
     assert codes(root) == [("TI109", "intel/big.yaml")]
+    bundle = tmp_path / "big.json"
+    with bundle.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    assert [f.code for f in validate_repo(load_bundle(bundle))] == ["TI109"]
 
 
 def test_a_bundle_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
