@@ -155,9 +155,17 @@ class Case:
 def yaml_cases(draw: st.DrawFn) -> Case:
     files: dict[str, Any] = dict(SEED_FILES)
     target = draw(st.sampled_from(sorted(SEED_FILES)))
-    how = draw(st.sampled_from(["mutate", "tree", "deep"]))
+    how = draw(st.sampled_from(["mutate", "tree", "deep", "property"]))
     if how == "mutate":
         files[target] = draw(mutated_text(SEED_FILES[target]))
+    elif how == "property":
+        # One property of an object (its id perhaps gone, so one is derived) holds anything.
+        obj = yaml.safe_load(INDICATOR if draw(st.booleans()) else MALWARE[2:].replace("\n  ", "\n"))
+        if draw(st.booleans()):
+            obj.pop("id")
+        obj[draw(st.sampled_from(["name", "value", "pattern", "type", "created", "relationships", "labels",
+                                  "x_any", "confidence", "external_references"]))] = draw(_trees(_keys))
+        files["intel/indicator.yaml"] = yaml.dump(obj, allow_unicode=True)
     elif how == "tree":
         files[target] = yaml.dump(draw(_trees(_keys)), allow_unicode=True)
     else:

@@ -166,3 +166,19 @@ def test_nan_and_infinity_in_json_are_not_numbers(tmp_path: Path) -> None:
     bundle = tmp_path / "b.json"
     bundle.write_text('[{"type": "x-thing", "x_f": NaN, "x_g": Infinity}]', encoding="utf-8")
     assert [f.code for f in validate_repo(load_bundle(bundle))] == ["TI100"]
+
+
+def test_objects_pulled_from_a_server_are_checked_one_by_one() -> None:
+    from tiops.importers.stix import parse_items
+
+    base = {"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f"}
+    parsed = parse_items([{**base, "x_deep": nested(500)}, {**base, 1: "x"}, {**base, "x_n": 2**80}, base])
+    assert [(r.position, r.reasons[0].split(":")[-1].strip()) for r in parsed.rejections] == [
+        ("index 0", "nested more than 100 levels deep"), ("index 1", "the key 1 is not a string")]
+    assert [c.position for c in parsed.candidates] == ["index 2", "index 3"]  # index 2: TI220 when checked
+    assert parsed.total == 4
+
+
+def test_an_object_whose_id_would_be_derived_from_a_huge_integer_is_a_finding(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/m.yaml": 'type: malware\nspec_version: "2.1"\nname: 123456789012345678901234567890\nis_family: true\n'})
+    assert errors(root) == [("TI201", "intel/m.yaml", 1)]

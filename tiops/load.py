@@ -395,7 +395,16 @@ def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], 
         repo.findings.append(make_finding("TI201", "the object has no 'type'", obj.location(), hint="Add 'type: <stix type>', for example 'type: indicator'."))
         return
     if "id" not in data:
-        derived = derive_sco_id(data) if stix_type in SCO_TYPES else derive_sdo_id(stix_type, data)
+        try:
+            derived = derive_sco_id(data) if stix_type in SCO_TYPES else derive_sdo_id(stix_type, data)
+        except (TypeError, ValueError):
+            # orjson, which writes the id's seed, cannot write an integer beyond 64 bits.
+            repo.findings.append(
+                make_finding("TI201", "the object has no 'id', and a property it would be derived from holds "
+                             "an integer beyond 64 bits", obj.location(),
+                             hint="Add an 'id' (TYPE--UUID), or write the number as a string.")
+            )
+            return
         if derived is None:
             repo.findings.append(
                 make_finding("TI201", "the object has no 'id' and no name-like property to derive one from", obj.location(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from tiops.importers import Candidate, ParsedInput, Rejection
+from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
 from tiops.stix20 import upgrade_from_20
@@ -28,12 +29,24 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle or a JSON array of STIX objects",)))
         return result
+    return parse_items(items, result)
+
+
+def parse_items(items: list[Any], result: ParsedInput | None = None) -> ParsedInput:
+    """Candidates from objects already read (a TAXII pull), each checked like a bundle's items."""
+    result = result if result is not None else ParsedInput()
     result.total = len(items)
     upgrades: Counter[str] = Counter()
     for index, item in enumerate(items):
         position = f"index {index}"
         if not isinstance(item, dict):
             result.rejections.append(Rejection(position, (f"item is a {type(item).__name__}, not a STIX object",)))
+            continue
+        try:
+            check_structure(item)  # a bundle's document was checked when parsed; a TAXII page was not
+        except StructureProblem as problem:
+            where = ".".join(map(str, problem.path))
+            result.rejections.append(Rejection(position, (f"{where}: {problem.message}" if where else problem.message,)))
             continue
         missing = [name for name in ("type", "id") if not isinstance(item.get(name), str) or not item.get(name)]
         if missing:

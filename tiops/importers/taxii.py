@@ -132,7 +132,7 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
         raise TiopsError(f"the TAXII server answered {status} for {redact(url)}", hint=hint) from None
     except requests.RequestException as error:
         raise TiopsError(f"cannot reach the TAXII server at {redact(url)}: {error.__class__.__name__}") from None
-    except (TAXIIServiceException, ValueError, KeyError) as error:
+    except (TAXIIServiceException, ValueError, KeyError, RecursionError) as error:
         raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
                          f"{server_text(error)}") from None
     return objects, pages, latest[0]
@@ -148,7 +148,9 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     added_after = None if full else read_checkpoint(folder, url)
     objects, pages, date_added_last = pull_collection(url, credentials, added_after=added_after,
                                                       page_size=page_size, progress=progress)
-    report = import_parsed(root, stix.parse(orjson.dumps(objects), source), source, mode=mode, progress=progress)
+    # The objects as read: writing them out for stix.parse would fail on what a server may
+    # send (nesting beyond orjson's limit, integers beyond 64 bits) instead of reporting it.
+    report = import_parsed(root, stix.parse_items(objects), source, mode=mode, progress=progress)
     since = f" added after {added_after}" if added_after else ""
     report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {url}")
     checkpoint = _later(added_after, date_added_last)

@@ -173,7 +173,7 @@ class SentinelStore(LocallyLocked):
             return {}
         try:
             answer = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StoreError(f"{where}: the answer is not JSON") from None
         return answer if isinstance(answer, dict) else {}
 
