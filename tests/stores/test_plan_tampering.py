@@ -120,3 +120,17 @@ def test_a_plan_whose_object_is_not_a_mapping_is_not_a_plan(tmp_path: Path, bad:
     edit(plan, lambda data: data["changes"][0].__setitem__("object", bad))
     code, output = apply_saved(root, plan)
     assert code == 2 and "not a tiops plan file" in output
+
+
+def test_a_revocation_holding_what_orjson_cannot_write_is_refused(tmp_path: Path) -> None:
+    root, plan, _ = saved_plan(tmp_path, [indicator(2)], before=[indicator(1), indicator(2)])
+    deep: object = "x"
+    for _ in range(300):
+        deep = [deep]
+
+    def plant(data: dict[str, Any]) -> None:
+        by_id(data, indicator(1)["id"])["object"]["x_deep"] = deep
+
+    edit(plan, plant)
+    code, output = apply_saved(root, plan)
+    assert code == 1 and "carries content the target does not hold" in output
