@@ -255,3 +255,19 @@ def test_server_text_is_redacted_escaped_and_cut_short() -> None:
     assert server_text("a\x1b[31mred\x00") == "a\\x1b[31mred\\x00"
     assert redact(f"Basic {base64.b64encode(b'u:tok-ABCDEFGH-1234').decode()}") == "Basic ***"
     assert redact("postgresql://u:pw@h/db and u2:pw2@h2") == "postgresql://u:***@h/db and u2:***@h2"
+
+
+@pytest.mark.parametrize("bad", ["huge", "deep"])
+def test_an_object_a_server_sends_that_tiops_cannot_read_is_a_clear_error(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch, crash_logs: Callable[[], list[Path]], bad: str
+) -> None:
+    value: Any = 2**80
+    if bad == "deep":
+        value = "x"
+        for _ in range(400):
+            value = [value]
+    echo.status, echo.body = 200, {"value": [{**indicator(1), "x_bad": value}]}
+    root = write_repo(tmp_path / "repo", sentinel_target(echo.url, monkeypatch), [indicator(1)])
+    code, output = invoke(root, "plan")
+    assert code == 1 and "that tiops cannot read" in output
+    assert crash_logs() == []

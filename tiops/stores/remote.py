@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tiops.errors import UsageError
-from tiops.redact import redact, register_secret
+from tiops.redact import redact, register_secret, server_text
 from tiops.stores import (
     LockHeld,
     StoreError,
@@ -61,6 +61,20 @@ def http_failure(what: str, status: int, retry_after: str | None) -> StoreError:
                 delay = None  # an HTTP date: fall back to the backoff
         return TransientStoreError(message, retry_after=delay)
     return StoreError(message)
+
+
+def readable_object(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """An object a server sent, if tiops can digest it; a clear error otherwise (never an internal one).
+
+    A server may send what no repository could hold: nesting beyond orjson's 254 levels,
+    integers beyond 64 bits.
+    """
+    try:
+        content_digest(obj)
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"{redact(where)} sent object {server_text(obj.get('id'), 120)} that tiops cannot read "
+                         f"({server_text(error, 80)})") from None
+    return obj
 
 
 def status_phrase(status: int) -> str:

@@ -33,7 +33,14 @@ from tiops.stores import (
     content_digest,
     version_key,
 )
-from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
+from tiops.stores.remote import (
+    DigestCache,
+    LocalLock,
+    LocallyLocked,
+    http_failure,
+    readable_object,
+    secret_from_env,
+)
 
 #: Documented limits of the upload API: objects per request, requests per minute.
 MAX_OBJECTS_PER_REQUEST = 100
@@ -146,7 +153,7 @@ class SentinelStore(LocallyLocked):
             page = self._post(url, self._query_headers, {"pageSize": self.page_size}, "query")
             for obj in page.get("value", []):
                 if isinstance(obj, dict) and "id" in obj:
-                    found[str(obj["id"])] = obj
+                    found[str(obj["id"])] = readable_object(obj, "Sentinel query endpoint")
             link = page.get("nextLink")
             url = self._same_origin(str(link)) if link else None
         self._current = found

@@ -25,7 +25,14 @@ from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped
 from tiops.errors import UsageError
 from tiops.redact import redact, register_login, server_text
 from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
-from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
+from tiops.stores.remote import (
+    DigestCache,
+    LocalLock,
+    LocallyLocked,
+    http_failure,
+    readable_object,
+    secret_from_env,
+)
 
 ID_CHUNK = 100
 
@@ -68,7 +75,7 @@ class TaxiiStore(LocallyLocked):
             chunk = list(ids[start:start + ID_CHUNK])
             for page in self._paged(self._collection.get_objects, id=",".join(chunk), spec_version="2.1"):
                 for obj in page.get("objects", []):
-                    found[obj["id"]] = obj
+                    found[obj["id"]] = readable_object(obj, f"TAXII server {self.url}")
         return found
 
     def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
@@ -93,7 +100,7 @@ class TaxiiStore(LocallyLocked):
     def _all_objects(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for page in self._paged(self._collection.get_objects, spec_version="2.1"):
-            found.update((obj["id"], obj) for obj in page.get("objects", []))
+            found.update((obj["id"], readable_object(obj, f"TAXII server {self.url}")) for obj in page.get("objects", []))
         return found
 
     def _manifest_entries(self) -> Iterator[dict[str, Any]]:
@@ -129,6 +136,8 @@ class TaxiiStore(LocallyLocked):
             raise TransientStoreError(f"TAXII server {redact(self.url)}: {type(error).__name__}") from None
         except TAXIIServiceException as error:
             raise StoreError(f"TAXII server {redact(self.url)}: {server_text(error)}") from None
+        except RecursionError:
+            raise StoreError(f"TAXII server {redact(self.url)}: the answer is nested too deep to read") from None
 
 
 def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
