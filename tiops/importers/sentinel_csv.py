@@ -79,7 +79,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         result.rejections.append(Rejection("file", ("the file is empty",)))
         return result
     if header.cells is None:
-        result.rejections.append(Rejection(header.position, (f"the header cannot be read: {header.error}",)))
+        result.rejections.append(Rejection("row 1", (f"the header cannot be read: {header.error}",)))
         return result
     columns = [name.strip() for name in header.cells]
     problems = _header_problems(columns)
