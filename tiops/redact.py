@@ -45,6 +45,18 @@ def register_login(user: str | None, password: str | None) -> None:
         _SECRETS.add(base64.b64encode(f"{user or ''}:{password}".encode()).decode("ascii"))
 
 
+def redact_registered(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``, and nothing else changed.
+
+    For output that quotes content (a plan's field differences show what a server stores),
+    where the pattern rules of :func:`redact` could mangle ordinary values.
+    """
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and every embedded credential replaced by ``***``."""
     for secret in sorted(_SECRETS, key=len, reverse=True):

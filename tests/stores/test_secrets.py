@@ -271,3 +271,20 @@ def test_an_object_a_server_sends_that_tiops_cannot_read_is_a_clear_error(
     code, output = invoke(root, "plan")
     assert code == 1 and "that tiops cannot read" in output
     assert crash_logs() == []
+
+
+def test_a_token_the_server_stored_in_an_object_is_not_shown_in_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contract = SentinelContract(limit=1000, window=1.0).start()
+    try:
+        target = {**sentinel_target(contract.base_url, monkeypatch), "upload_url": contract.upload_url,
+                  "query_url": contract.query_url}
+        root = write_repo(tmp_path / "repo", target, [indicator(1, description=f"leaked {TOKEN}")])
+        assert invoke(root, "apply", "--auto-approve")[0] == 0
+        write_repo(root, target, [indicator(1, description="clean")])
+        code, output = invoke(root, "plan")
+    finally:
+        contract.stop()
+    assert code == 0 and "description" in output and "leaked ***" in output
+    assert_no_secret(output, TOKEN)
