@@ -21,7 +21,7 @@ def row(value: str, severity: str = "1", description: str = "") -> str:
 
 
 def imported(tmp_path: Path, text: str, *args: str) -> tuple[int, str, str]:
-    (tmp_path / "repo").mkdir(exist_ok=True)
+    (tmp_path / "repo" / "intel").mkdir(parents=True, exist_ok=True)
     source = tmp_path / "feed.csv"
     source.write_text(text, encoding="utf-8")
     runner = CliRunner()
@@ -87,7 +87,7 @@ def test_duplicate_observable_rows_with_different_content_are_rejected(tmp_path:
     text = HEADER + row("198.51.100.1", "1") + row("198.51.100.1", "1") + row("198.51.100.1", "5")
     code, out, err = imported(tmp_path, text)
     assert code == 1
-    assert "row 4 (indicator--" in err and "the same observable as row 2 with different values" in err
+    assert "row 4 indicator--" in err and "the same observable as row 2 with different values" in err
     assert "created 1," in out and "failed 1" in out and "older ignored 1" in out  # row 3 repeats row 2 exactly
 
 
