@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from tiops.cli import main
 from tiops.importers.sentinel_csv import parse as parse_csv
+from tiops.yamlio import parse_yaml
 
 INDICATOR = """\
 type: indicator
@@ -70,10 +71,11 @@ SEED_FILES = {
     "intel/indicator.yaml": INDICATOR, "intel/malware.yaml": MALWARE, "intel/_defaults.yaml": DEFAULTS,
     "rules/relationships.yaml": RELATIONSHIPS, "tiops.yaml": CONFIG, "rules/ingestion/rules.yaml": RULES,
 }
+# Read with tiops' own YAML reader: timestamps stay the text written.
 BUNDLE = json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": [
-    yaml.safe_load(INDICATOR.replace("relationships:\n  - indicates: malware--2f1c7a9e-8b0d-4d6e-9a3a-5b4e1f0a7d21\n    description: beacons\n", "")),
-    yaml.safe_load(MALWARE)[0],
-]}, default=str)
+    parse_yaml(INDICATOR.replace("relationships:\n  - indicates: malware--2f1c7a9e-8b0d-4d6e-9a3a-5b4e1f0a7d21\n    description: beacons\n", "")),
+    parse_yaml(MALWARE)[0],
+]})
 CSV_COLUMNS = ["threatTypes", "tags", "name", "description", "confidence", "revoked", "validFrom", "validUntil",
                "tlpLevel", "severity", "observableType", "observableValue", "MD5", "SHA256"]
 CSV_ROW = ["malicious-activity", "c2,feed", "C2", "beacon", "80", "false", "2025-01-01T00:00:00.000Z",
@@ -160,7 +162,7 @@ def yaml_cases(draw: st.DrawFn) -> Case:
         files[target] = draw(mutated_text(SEED_FILES[target]))
     elif how == "property":
         # One property of an object (its id perhaps gone, so one is derived) holds anything.
-        obj = yaml.safe_load(INDICATOR if draw(st.booleans()) else MALWARE[2:].replace("\n  ", "\n"))
+        obj = parse_yaml(INDICATOR if draw(st.booleans()) else MALWARE[2:].replace("\n  ", "\n"))
         if draw(st.booleans()):
             obj.pop("id")
         obj[draw(st.sampled_from(["name", "value", "pattern", "type", "created", "relationships", "labels",
@@ -298,21 +300,29 @@ def _write(root: Path, relative: str, content: Any, outside: Path) -> None:
         os.makedirs(os.path.join(os.fsencode(path.parent), b"dir\xfe"), exist_ok=True)
 
 
+# The results of the last case's commands, for tests of the harness itself.
+last_results: list[Any] = []
+
+
 def run_case(case: Case, *, timeout: int = 20) -> None:
     """Run every command of the case on a fresh repository; raise :class:`Defect` or :class:`Hang`."""
+    last_results.clear()
     workdir = Path(tempfile.mkdtemp(prefix="tiops-fuzz-"))
     try:
         root = workdir / "repo"
-        root.mkdir()
+        (root / "intel").mkdir(parents=True)  # a repository: import refuses to run outside one
         outside = workdir / "outside.yaml"
         outside.write_text(INDICATOR, encoding="utf-8")
         for relative, content in case.files.items():
             _write(root, relative, content, outside)
         runner = CliRunner()
         for command in case.commands:
+            # File arguments are the case's files, inside the repository (not the current folder).
+            arguments = [str(root / part) if part in case.files else part for part in command]
             with time_limit(timeout):
-                result = runner.invoke(main, ["-C", str(root), *command], catch_exceptions=True)
+                result = runner.invoke(main, ["-C", str(root), *arguments], catch_exceptions=True)
             _check(command, result)
+            last_results.append(result)
         if case.csv is not None:
             parsed = parse_csv(case.csv, "Fuzz")
             whole_file = [r for r in parsed.rejections if r.position in ("file", "row 1")]

@@ -43,6 +43,20 @@ def test_no_input_crashes_hangs_or_fails_without_a_location(kind: str) -> None:
     run()
 
 
+@pytest.mark.parametrize("kind", ["bundle", "csv"])
+def test_the_seed_input_really_runs_the_commands(kind: str) -> None:
+    # A harness whose commands never reach tiops (a wrong path, exit 2) would pass everything.
+    if kind == "bundle":
+        case = fuzz.Case({"b.json": fuzz.BUNDLE}, [["validate", "b.json", "--format", "json"],
+                                                     ["import", "b.json", "--format", "stix", "--source", "Fuzz"]])
+    else:
+        data = (",".join(fuzz.CSV_COLUMNS) + "\n" + ",".join(f'"{c}"' for c in fuzz.CSV_ROW) + "\n").encode()
+        case = fuzz.Case({"feed.csv": data}, [["import", "feed.csv", "--format", "sentinel-csv", "--source", "Fuzz"]], csv=data)
+    fuzz.run_case(case)
+    assert [result.exit_code for result in fuzz.last_results] == [0] * len(case.commands)
+    assert "created 1" in fuzz.last_results[-1].output or "created 2" in fuzz.last_results[-1].output
+
+
 def test_the_checks_catch_an_internal_error(tmp_path: Path) -> None:
     # The harness itself must fail on exit 3: a bundle item whose type is a list used to crash validate.
     broken = fuzz.Case({"b.json": '[{"type": ["indicator"], "id": "x"}]'}, [["validate", "b.json", "--format", "json"]])
