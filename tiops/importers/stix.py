@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.limits import StructureProblem, check_structure
