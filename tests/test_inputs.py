@@ -173,6 +173,7 @@ def test_a_fifo_as_an_imported_sources_lock_file_is_a_finding(tmp_path: Path) ->
 
     bundle = tmp_path / "b.json"
     bundle.write_text(json.dumps([{"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f",
+                                   "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
                                    "name": "one"}]), encoding="utf-8")
     root = tmp_path / "repo"
     assert import_file(root, bundle, "stix", "Partner").created == 1
@@ -182,7 +183,8 @@ def test_a_fifo_as_an_imported_sources_lock_file_is_a_finding(tmp_path: Path) ->
     assert ("TI108", "intel/partner/_imported.json") in codes(root)
     # Import neither hangs on it nor writes into it.
     assert import_file(root, bundle, "stix", "Partner").unchanged == 1
-    bundle.write_text(bundle.read_text(encoding="utf-8").replace('"one"', '"two"'), encoding="utf-8")
+    bundle.write_text(bundle.read_text(encoding="utf-8").replace('"one"', '"two"').replace("2025-01-01T00:00:00.000Z\", \"name",
+                                                                                         "2025-02-01T00:00:00.000Z\", \"name"), encoding="utf-8")
     with pytest.raises(TiopsError, match="not a regular file"):
         import_file(root, bundle, "stix", "Partner")
     assert stat.S_ISFIFO(os.lstat(lock).st_mode)
@@ -192,7 +194,8 @@ def test_import_does_not_write_through_a_symlink(tmp_path: Path) -> None:
     from tiops.importers.write import import_file
 
     bundle = tmp_path / "b.json"
-    item = {"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f", "name": "one"}
+    item = {"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f", "name": "one",
+            "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z"}
     bundle.write_text(json.dumps([item]), encoding="utf-8")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me", encoding="utf-8")

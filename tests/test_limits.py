@@ -60,7 +60,7 @@ def test_a_key_that_is_not_a_string_is_a_finding_at_the_key(make_repo, files: di
 @pytest.mark.parametrize("value", [["indicator"], {"a": 1}, 7, None])
 def test_a_bundle_item_whose_type_is_not_a_string_is_a_finding(tmp_path: Path, value: object) -> None:
     bundle = tmp_path / "b.json"
-    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": [
+    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": [
         {"type": value, "id": "x--1"}, {"type": value, "id": "y--2", "spec_version": "2.1"}]}), encoding="utf-8")
     findings = validate_repo(load_bundle(bundle))
     assert [f.code for f in findings] == ["TI201", "TI201"]
@@ -154,9 +154,8 @@ def test_json_integers_beyond_64_bits_stay_integers_and_are_findings(tmp_path: P
     bundle = tmp_path / "b.json"
     bundle.write_text('[{"type": "x-thing", "spec_version": "2.1", "id": "x-thing--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f",'
                       ' "x_n": 123456789012345678901234567890, "x_m": 9007199254740993, "x_f": 1.5e300}]', encoding="utf-8")
-    findings = validate_repo(load_bundle(bundle))
+    findings = [f for f in validate_repo(load_bundle(bundle)) if f.code == "TI220"]
     assert sorted(f.message.split(":")[0] for f in findings) == ["x_m", "x_n"]
-    assert {f.code for f in findings} == {"TI220"}
     report = import_file(tmp_path / "repo", bundle, "stix", "Numbers")
     assert report.failed == 1 and report.created == 0
     assert "outside the STIX 2.1 integer range" in " ".join(report.rejections[0].reasons)
