@@ -318,7 +318,7 @@ def run_case(case: Case, *, timeout: int = 20) -> None:
         runner = CliRunner()
         for command in case.commands:
             # File arguments are the case's files, inside the repository (not the current folder).
-            arguments = [str(root / part) if part in case.files else part for part in command]
+            arguments = [str(root / part) if part in case.files or part == "errors.csv" else part for part in command]
             with time_limit(timeout):
                 result = runner.invoke(main, ["-C", str(root), *arguments], catch_exceptions=True)
             _check(command, result)
