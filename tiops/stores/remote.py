@@ -45,11 +45,12 @@ def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, requi
     return value
 
 
-def http_failure(what: str, status: int, retry_after: str | None) -> StoreError:
+def http_failure(what: str, status: int, retry_after: str | None, reason: str = "") -> StoreError:
     """The error for an HTTP answer: transient for 408/429/5xx (retried), final otherwise.
 
     The message names the status with its standard phrase (RFC 9110 section 15), never
-    the server's own reason phrase: a server can echo the Authorization header in it.
+    the server's own reason phrase (``reason`` is accepted and not shown): a server can
+    echo the Authorization header in it.
     """
     message = f"{redact(what)}: HTTP {status} {status_phrase(status)}".strip()
     if status in (408, 429) or status >= 500:
