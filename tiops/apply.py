@@ -23,6 +23,7 @@ from tiops.gitrepo import head_commit
 from tiops.load import load_repo
 from tiops.pipeline import ValidationFailed
 from tiops.plan import Change, Plan, bundle_digest, ids_to_read, make_plan, state_fingerprint
+from tiops.plan_check import check_plan_changes
 from tiops.progress import Progress, no_progress
 from tiops.stores import (
     ObjectError,
@@ -120,12 +121,21 @@ def apply_plan(
     max_retries: int = 6,
     sleep: Callable[[float], None] = time.sleep,
     pause_between_batches: float = 0.0,
+    compiled: Sequence[Mapping[str, Any]] | None = None,
+    settings: TargetSettings | None = None,
 ) -> ApplyResult:
-    """Apply ``plan`` to ``store``; see the module docstring for the guarantees."""
+    """Apply ``plan`` to ``store``; see the module docstring for the guarantees.
+
+    With ``compiled`` and ``settings`` (a saved plan), every change is first checked
+    against the bundle compiled now (:mod:`tiops.plan_check`).
+    """
     store.acquire_lock(holder or default_holder())
     try:
         manifest = _retrying(store.manifest, sleep, max_retries)
         check_plan_current(plan, manifest, bundle_digest)
+        if compiled is not None and settings is not None:
+            check_plan_changes(plan, compiled, base_manifest(plan, manifest), settings,
+                               supports_delete=store.supports_delete)
         if plan.removals and not force and plan.removals > max_remove_share * plan.managed:
             raise RemovalGateClosed(
                 f"the plan would remove {plan.removals} of the {plan.managed} objects tiops manages in "

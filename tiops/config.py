@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location
+from tiops.inputs import InputProblem, read_input
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.yamlio import YamlProblem, parse_yaml
 
@@ -46,11 +48,13 @@ class Config:
 def load_config(root: Path) -> tuple[Config, list[Finding]]:
     """Read ``tiops.yaml`` under ``root``; a missing file means every default."""
     path = root / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return Config(root=root), []
     location = Location(CONFIG_FILE, 1, 1)
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
+        data = parse_yaml(read_input(os.fspath(path), root=os.fspath(root)).decode("utf-8"))
+    except InputProblem as problem:
+        return Config(root=root), [make_finding(problem.code, problem.message, location)]
     except UnicodeDecodeError:
         return Config(root=root), [make_finding("TI106", "tiops.yaml is not UTF-8", location)]
     except YamlProblem as problem:

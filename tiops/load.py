@@ -18,6 +18,7 @@ from typing import Any
 from tiops.codes import make_finding
 from tiops.config import Config, load_config
 from tiops.findings import Finding, Location, PathPart, Severity
+from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -141,10 +142,13 @@ def load_repo(root: Path, *, progress: Progress = no_progress) -> Repo:
 
 def load_bundle(path: Path, display: str | None = None) -> Repo:
     """Load a plain STIX bundle or JSON array of objects, for linting what others send."""
-    name = display or path.as_posix()
+    name = display_name(display or path.as_posix())
     repo = Repo(root=path.parent, config=Config(root=path.parent), is_bundle=True)
     try:
-        data = parse_json(path.read_bytes())
+        data = parse_json(read_input(os.fspath(path)))
+    except InputProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(name, 1, 1)))
+        return repo
     except YamlProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(name, problem.line, problem.column)))
         return repo
@@ -171,7 +175,7 @@ def load_bundle(path: Path, display: str | None = None) -> Repo:
             continue
         if not isinstance(item.get("type"), str):
             defect = "has no 'type'" if "type" not in item else "has a 'type' that is not a string"
-            repo.findings.append(make_finding("TI201", f"item {index} {defect}", Location(name, path=item_path),
+            repo.findings.append(make_finding("TI201", f"item {index} {defect}", Location(name, path=(*item_path, "type")),
                                               hint="Every STIX object names its type, for example \"type\": \"indicator\"."))
             continue
         if is_stix20_object(item, in_stix20_bundle=stix20_bundle):
@@ -241,8 +245,12 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
     repositories Path construction was a measurable share of loading.
     """
     defaults_by_dir: dict[str, Defaults] = {}
-    for directory, subdirs, filenames in os.walk(intel):
-        subdirs.sort()
+
+    def report(path: str, code: str, message: str) -> None:
+        relative = display_name(_relative(Path(path), root))
+        repo.findings.append(make_finding(code, message, Location(relative, 1, 1)))
+
+    for directory, _subdirs, filenames in walk(os.fspath(intel), report):
         parent = defaults_by_dir.get(os.path.dirname(directory), Defaults())
         relative_dir = _relative(Path(directory), root)
         defaults = parent
@@ -253,11 +261,15 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
             if defaults.imported_folder == relative_dir:
                 defaults = _with_overlay(defaults, directory, relative_dir, repo)
         defaults_by_dir[directory] = defaults
-        for filename in sorted(filenames):
+        for filename in filenames:
             if filename == OVERLAY_FILE and defaults.imported_folder == relative_dir:
                 continue
             if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith("."):
-                yield os.path.join(directory, filename), f"{relative_dir}/{filename}", defaults
+                full = os.path.join(directory, filename)
+                if not is_utf8_name(filename):
+                    report(full, "TI114", "the file name is not UTF-8; the file was not read")
+                    continue
+                yield full, f"{relative_dir}/{filename}", defaults
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -268,28 +280,18 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _read_text(path: str, relative: str, repo: Repo) -> str | None:
-    # os.open/os.read rather than open(): a text-mode file object costs four extra
-    # system calls per file (fstat, ioctl, lseek...), a measurable share of loading
-    # 50k files. Line endings are normalised as text mode would.
+    # os.open/os.read (in tiops.inputs) rather than open(): a text-mode file object costs
+    # four extra system calls per file (fstat, ioctl, lseek...), a measurable share of
+    # loading 50k files. Line endings are normalised as text mode would.
     try:
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            chunks = []
-            while chunk := os.read(descriptor, _READ_SIZE):
-                chunks.append(chunk)
-        finally:
-            os.close(descriptor)
-        text = (chunks[0] if len(chunks) == 1 else b"".join(chunks)).decode("utf-8")
+        text = read_input(path, root=os.fspath(repo.root)).decode("utf-8")
     except UnicodeDecodeError as error:
         repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
-    except OSError as error:
-        repo.findings.append(make_finding("TI106", f"cannot read the file: {error.strerror}", Location(relative, 1, 1)))
+    except InputProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
     else:
         return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
     return None
-
-
-_READ_SIZE = 1 << 20
 
 
 def _parse(text: str, relative: str, repo: Repo) -> Any:
@@ -332,7 +334,7 @@ def _with_overlay(defaults: Defaults, directory: str, relative_dir: str, repo: R
     """Attach the imported folder's _overlay.yaml; a broken one is reported and applies nothing."""
     overlay: dict[str, Any] = {}
     path = os.path.join(directory, OVERLAY_FILE)
-    if os.path.isfile(path):
+    if os.path.lexists(path):  # a pipe or a dangling link is reported by _read_text, not skipped
         relative = f"{relative_dir}/{OVERLAY_FILE}"
         text = _read_text(path, relative, repo)
         data = _parse(text, relative, repo) if text is not None else _UNREADABLE
@@ -393,7 +395,16 @@ def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], 
         repo.findings.append(make_finding("TI201", "the object has no 'type'", obj.location(), hint="Add 'type: <stix type>', for example 'type: indicator'."))
         return
     if "id" not in data:
-        derived = derive_sco_id(data) if stix_type in SCO_TYPES else derive_sdo_id(stix_type, data)
+        try:
+            derived = derive_sco_id(data) if stix_type in SCO_TYPES else derive_sdo_id(stix_type, data)
+        except (TypeError, ValueError):
+            # orjson, which writes the id's seed, cannot write an integer beyond 64 bits.
+            repo.findings.append(
+                make_finding("TI201", "the object has no 'id', and a property it would be derived from holds "
+                             "an integer beyond 64 bits", obj.location(),
+                             hint="Add an 'id' (TYPE--UUID), or write the number as a string.")
+            )
+            return
         if derived is None:
             repo.findings.append(
                 make_finding("TI201", "the object has no 'id' and no name-like property to derive one from", obj.location(),

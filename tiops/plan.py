@@ -129,7 +129,7 @@ class Plan:
                 changes=tuple(_change_from_json(item) for item in data["changes"]),
                 unchanged=int(data["counts"]["unchanged"]),
                 managed=int(data["managed"]),
-                warnings=tuple(data["warnings"]),
+                warnings=tuple(str(warning) for warning in data["warnings"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
             raise UsageError(f"not a tiops plan file: {error}") from error
@@ -308,6 +308,12 @@ def _change_to_json(change: Change) -> dict[str, Any]:
 def _change_from_json(data: Mapping[str, Any]) -> Change:
     if data["action"] not in ACTIONS:
         raise ValueError(f"unknown action {data['action']!r}")
+    if not isinstance(data["id"], str) or not isinstance(data["type"], str):
+        raise ValueError("a change's id and type must be strings")
+    if data["object"] is not None and not isinstance(data["object"], dict):
+        raise ValueError(f"the object of change {data['id'][:100]!r} is not a JSON object")
+    if data["action"] != "delete" and (data["object"] is None or not isinstance(data["digest"], str)):
+        raise ValueError(f"change {data['id'][:100]!r} has no object to write")
     return Change(
         action=data["action"],
         id=data["id"],

@@ -12,6 +12,8 @@ Loading is split in two on purpose (measured in docs/performance.md):
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +23,20 @@ import orjson
 import yaml
 import yaml_rs
 
+from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
+
 # An alias bomb expands a few lines into millions of nodes. Real intel files
 # never need more than a handful of alias replays.
 _ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=100_000, max_replay_stack_depth=16)
 _POSITION = re.compile(r"line (\d+), column (\d+)")
 _MARKER = re.compile(r"(?m)^(---|\.\.\.)(\s|$)")
 _TAG = re.compile(r"Invalid tag: '([^']*)'")
+# Block nesting needs indentation or "- "/"? " indicators in front of a line's content, about
+# one column per level: a line with fewer than this many of them in front cannot start a
+# document deeper than the limit. Only files that have such a line get the exact (slower)
+# depth check before yaml-rs reads them; yaml-rs crashes the process on block nesting some
+# ten thousand levels deep, where it should report an error.
+_DEEP_INDENT = re.compile(rf"(?m)^[ \t?:-]{{{MAX_NESTING_DEPTH // 2}}}")
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,46 @@ def parse_yaml(text: str) -> Any:
     if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
         # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
         raise YamlProblem("TI105", "the file holds more than one YAML document")
+    if _DEEP_INDENT.search(text):
+        _refuse_deep_blocks(text)
     try:
-        return yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
+        value = yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
     except yaml_rs.YAMLDecodeError as error:
         raise _explain(text, str(error)) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         raise YamlProblem("TI100", f"cannot read YAML: {error}") from None
+    _check_structure(value, text)
+    return value
+
+
+def _check_structure(value: Any, text: str | None) -> None:
+    """Non-string keys and over-deep nesting become a problem at their position."""
+    try:
+        check_structure(value)
+    except StructureProblem as problem:
+        line, column = PositionIndex(text).position(problem.path) if text is not None else (1, 1)
+        raise YamlProblem(problem.code, problem.message, line, column) from None
+
+
+def _refuse_deep_blocks(text: str) -> None:
+    """Count nesting with libyaml's events, which stop at 1,000 levels with an error, not a crash."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING_DEPTH:
+                    mark = event.start_mark
+                    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+                    raise YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep", line, column)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        if "nesting depth" in str(error):
+            raise YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep", line, column) from None
+        raise YamlProblem("TI100", str(getattr(error, "problem", None) or error).splitlines()[0], line, column) from None
 
 
 # YAML 1.2 core schema tags (spec section 10.3); anything else, from !!python/object
@@ -82,10 +126,33 @@ def _document_count(text: str) -> int:
 
 
 def parse_json(data: bytes) -> Any:
+    """Parse JSON; integers stay exact however large (for the STIX integer range check)."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as error:
+        if "depth limit" in error.msg or "recursion" in error.msg:
+            raise YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep",
+                              error.lineno, error.colno) from None
         raise YamlProblem("TI100", f"invalid JSON: {error.msg}", error.lineno, error.colno) from None
+    try:
+        check_structure(value)
+    except StructureProblem as problem:
+        line, column = PositionIndex(data.decode("utf-8", "replace")).position(problem.path)
+        raise YamlProblem(problem.code, problem.message, line, column) from None
+    if _LONG_DIGITS.search(data):
+        # orjson reads an integer beyond 64 bits (19 digits or more) as a float, which
+        # would pass as a float; the standard library keeps it an int, which the range
+        # check reports. Only inputs with such a run of digits pay for the second parse.
+        with contextlib.suppress(ValueError, RecursionError):  # else keep what orjson read
+            value = json.loads(data, parse_constant=_refuse_constant)
+    return value
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise YamlProblem("TI100", f"invalid JSON: {name} is not a JSON number (RFC 8259 section 6)")
 
 
 def _explain(text: str, raw: str) -> YamlProblem:
@@ -101,6 +168,9 @@ def _explain(text: str, raw: str) -> YamlProblem:
         offset = text.find("*")
         line, column = _offset_position(text, offset) if offset >= 0 else (1, 1)
         return YamlProblem("TI103", f"aliases expand too far ({first_line})", line, column)
+    if "recursion limit" in raw:
+        line, column = (int(match.group(1)), int(match.group(2))) if (match := _POSITION.search(raw)) else (1, 1)
+        return YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep", line, column)
     if match := _POSITION.search(raw):
         detail = raw.splitlines()[-1].strip() if "\n" in raw else first_line
         return YamlProblem("TI100", detail, int(match.group(1)), int(match.group(2)))

@@ -64,6 +64,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
                 plan, session.store, progress=progress, force=force,
                 max_remove_share=session.settings.max_remove_share, batch_size=session.settings.batch_size,
                 bundle_digest=session.bundle_digest, pause_between_batches=pause,
+                compiled=session.compiled if saved is not None else None, settings=session.settings,
             )
         finally:
             session.close()

@@ -22,6 +22,7 @@ from tiops.discover import find_repo_root
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
 from tiops.progress import Progress
+from tiops.redact import redact
 from tiops.render.findings import FINDING_RENDERERS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +52,8 @@ def handle_errors(command: F) -> F:
             raise
         except Exception:
             with tempfile.NamedTemporaryFile("w", prefix="tiops-crash-", suffix=".log", delete=False) as log:
-                traceback.print_exc(file=log)
+                # Exception texts can quote a DSN or a server's answer: no secret goes into the log.
+                log.write(redact(traceback.format_exc()))
             click.echo(f"tiops: internal error (this is a bug). Details in {log.name}", err=True)
             sys.exit(EXIT_INTERNAL)
 
@@ -59,9 +61,9 @@ def handle_errors(command: F) -> F:
 
 
 def _error_message(error: TiopsError) -> None:
-    click.echo(f"tiops: error: {error.message}", err=True)
+    click.echo(redact(f"tiops: error: {error.message}"), err=True)
     if error.hint:
-        click.echo(f"  hint: {error.hint}", err=True)
+        click.echo(redact(f"  hint: {error.hint}"), err=True)
 
 
 def _color() -> bool:

@@ -13,6 +13,7 @@ import orjson
 from tiops.apply import open_session
 from tiops.commands.common import handle_errors, progress_bar, repo_root, show_config_warnings
 from tiops.plan import Change, Plan
+from tiops.redact import redact_registered
 from tiops.render.names import names_of, what
 
 EXIT_CHANGES = 2
@@ -87,7 +88,8 @@ def render_plan(plan: Plan, *, refresh_only: bool = False, names: Mapping[str, s
             f"{counts['revoke']} to revoke, {counts['delete']} to delete, {counts['unchanged']} unchanged"
             + (f" ({counts['drift']} drifted outside git)." if counts["drift"] else ".")
         )
-    return "\n".join(lines) + "\n"
+    # Stored values come from the target's server, which could hold a secret tiops sent it.
+    return redact_registered("\n".join(lines) + "\n")
 
 
 def _change_line(change: Change, names: Mapping[str, str]) -> str:

@@ -39,7 +39,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
 
     Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
     """
-    bundles_only = bool(paths) and all(p.is_file() and p.suffix.lower() == ".json" for p in paths)
+    # not is_file(): a pipe or device named *.json is a bundle too, which load_bundle refuses.
+    bundles_only = bool(paths) and all(not p.is_dir() and p.suffix.lower() == ".json" for p in paths)
     # A bundle someone sent is linted wherever it lies; anything else needs its repository.
     root = (find_repo_root(start_folder(ctx)) or start_folder(ctx)) if bundles_only else repo_root(ctx, near=list(paths))
     with progress_bar(fmt == "text" and output is None) as progress:

@@ -26,6 +26,7 @@ import orjson
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location
+from tiops.inputs import InputProblem, read_input
 
 __all__ = [
     "GEO_STATUSES",
@@ -98,15 +99,15 @@ def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Findin
     if not directory.is_dir():
         return lock, findings
     meta_path = directory / "lock.json"
-    if meta_path.is_file():
-        data, problem = _parse(meta_path, root)
+    if os.path.lexists(meta_path):  # anything there is read as an input, and reported if it is not a file
+        data, problem, text = _parse(meta_path, root)
         if problem is not None:
             findings.append(problem)
         elif not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
             findings.append(_invalid(meta_path, root, 1, 1, f"lock.json must be an object with \"format\": {LOCK_FORMAT}"))
         else:
             lock.meta = data
-            if meta_path.read_bytes() != _render_meta(data):
+            if text != _render_meta(data):
                 findings.append(_not_canonical(meta_path, root))
     for section in SECTIONS:
         folder = directory / section
@@ -146,12 +147,11 @@ def read_lock_for_build(intel_path: Path, root: Path) -> tuple[EnrichmentLock, l
 
 
 def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
-    data, problem = _parse(path, root)
+    data, problem, text = _parse(path, root)
     if problem is not None:
         return {}, [problem]
     if not isinstance(data, dict):
         return {}, [_invalid(path, root, 1, 1, "a lock shard must be a JSON object: value -> result")]
-    text = path.read_bytes()
     findings: list[Finding] = []
     good: dict[str, dict[str, Any]] = {}
     for value, entry in data.items():
@@ -190,13 +190,20 @@ def _entry_problem(section: str, value: str, entry: Any) -> str | None:
     return None
 
 
-def _parse(path: Path, root: Path) -> tuple[Any, Finding | None]:
+def _parse(path: Path, root: Path) -> tuple[Any, Finding | None, bytes]:
+    """A lock file's JSON, or the finding that says why not, and its bytes.
+
+    Read like every input (tiops.inputs): a pipe or device in its place is a finding,
+    never a hang.
+    """
     try:
-        return orjson.loads(path.read_bytes()), None
+        text = read_input(os.fspath(path), root=os.fspath(root))
+    except InputProblem as problem:
+        return None, make_finding(problem.code, problem.message, Location(_relative(path, root), 1, 1)), b""
+    try:
+        return orjson.loads(text), None, text
     except orjson.JSONDecodeError as error:
-        return None, _invalid(path, root, error.lineno, error.colno, f"not valid JSON: {error.msg}")
-    except OSError as error:
-        return None, _invalid(path, root, 1, 1, f"cannot be read: {error.strerror}")
+        return None, _invalid(path, root, error.lineno, error.colno, f"not valid JSON: {error.msg}"), text
 
 
 def _line_of(text: bytes, value: str) -> int:

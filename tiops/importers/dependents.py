@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from tiops.importers import Candidate, Rejection
+from tiops.inputs import InputProblem, read_input
 from tiops.lookup import object_name
 from tiops.stix import (
     ALL_TYPES,
@@ -57,6 +58,18 @@ def references_of(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
                     yield from references_of(item)
 
 
+def read_lock(path: str) -> Any:
+    """A source's ``_imported.json`` as parsed JSON, or None when it cannot be read.
+
+    Read through :func:`tiops.inputs.read_input` like every input: a pipe or a device in
+    its place must not hang an import (validate reports it as TI108).
+    """
+    try:
+        return orjson.loads(read_input(path))
+    except (InputProblem, orjson.JSONDecodeError):
+        return None
+
+
 def imported_ids(intel: str) -> dict[str, str]:
     """Object id -> the imported source folder holding it, from every ``_imported.json`` under ``intel``.
 
@@ -68,11 +81,8 @@ def imported_ids(intel: str) -> dict[str, str]:
         subdirs.sort()
         if LOCK_FILE not in filenames:
             continue
-        try:
-            with open(os.path.join(directory, LOCK_FILE), "rb") as lock:
-                objects = orjson.loads(lock.read()).get("objects")
-        except (OSError, orjson.JSONDecodeError, AttributeError):
-            continue
+        data = read_lock(os.path.join(directory, LOCK_FILE))
+        objects = data.get("objects") if isinstance(data, dict) else None
         if isinstance(objects, dict):
             for identifier in objects:
                 found.setdefault(identifier, directory)
@@ -89,11 +99,7 @@ def sharing_sources(intel: str, root: str, stix_id: str) -> list[dict[str, str]]
         subdirs.sort()
         if LOCK_FILE not in filenames:
             continue
-        try:
-            with open(os.path.join(directory, LOCK_FILE), "rb") as lock:
-                data = orjson.loads(lock.read())
-        except (OSError, orjson.JSONDecodeError):
-            continue
+        data = read_lock(os.path.join(directory, LOCK_FILE))
         shared = data.get("shared") if isinstance(data, dict) else None
         if isinstance(shared, dict) and stix_id in shared:
             found.append({"source": str(data.get("source")), "folder": os.path.relpath(directory, root).replace(os.sep, "/")})

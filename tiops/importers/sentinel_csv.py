@@ -3,8 +3,9 @@
 Columns: threatTypes, tags, name, description, confidence, revoked, validFrom,
 validUntil, tlpLevel, severity, observableType, observableValue (only validFrom,
 observableType and observableValue are required), plus MD5 / SHA1 / SHA256 /
-SHA512 hash columns in the file-hash template. Rows whose first cell starts with
-'#' (the template's comment row) are skipped.
+SHA512 hash columns in the file-hash template. A row right under the header whose
+first cell starts with '#' (the template's comment row) is skipped; any other such
+row is rejected, so nothing is dropped without a word.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import csv
 import io
 import re
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.importers.repairs import normalise_timestamp
+from tiops.limits import MAX_FILE_BYTES, STIX_INTEGER_MAX
 from tiops.stix import TIOPS_NAMESPACE, TLP2_MARKINGS, timestamp_key
 
 REQUIRED_COLUMNS = ("validFrom", "observableType", "observableValue")
@@ -42,6 +46,27 @@ TLP_LEVELS = {"white": "clear", "clear": "clear", "green": "green", "amber": "am
               "amber+strict": "amber+strict", "red": "red"}
 
 
+# A cell may be this long (Sentinel's own limit is far lower); longer ones reject their row.
+MAX_CELL_CHARACTERS = 131_072
+# The csv module stops with an error at its field size limit (131,072 by default), which
+# would end the whole import; it reads up to the file size limit and the row check reports.
+csv.field_size_limit(MAX_FILE_BYTES)
+
+
+@dataclass(frozen=True)
+class _Record:
+    number: int  # counting the header as row 1
+    first_line: int
+    last_line: int
+    cells: list[str] | None  # None: the record could not be parsed
+    error: str = ""
+
+    @property
+    def position(self) -> str:
+        lines = f" (lines {self.first_line}-{self.last_line})" if self.last_line > self.first_line else ""
+        return f"row {self.number}{lines}"
+
+
 def parse(raw: bytes, source: str) -> ParsedInput:
     result = ParsedInput()
     try:
@@ -49,31 +74,100 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     except UnicodeDecodeError as error:
         result.rejections.append(Rejection("file", (f"not UTF-8 ({error.reason} at byte {error.start})",)))
         return result
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    records = _records(text)
+    header = next(records, None)
     if header is None:
         result.rejections.append(Rejection("file", ("the file is empty",)))
         return result
-    columns = [name.strip() for name in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    if missing:
-        result.rejections.append(Rejection("row 1", (f"the header has no column {', '.join(missing)}",)))
+    if header.cells is None:
+        result.rejections.append(Rejection("row 1", (f"the header cannot be read: {header.error}",)))
         return result
-    for row_number, row in enumerate(reader, 2):
-        if not any(cell.strip() for cell in row) or (row and row[0].lstrip().startswith("#")):
+    columns = [name.strip() for name in header.cells]
+    problems = _header_problems(columns)
+    if problems:
+        result.rejections.append(Rejection("row 1", tuple(problems)))
+        return result
+    for record in records:
+        row = record.cells
+        if row is not None and not any(cell.strip() for cell in row):
             continue
+        if row is not None and record.number == 2 and row[0].lstrip().startswith("#"):
+            continue  # the template's comment row, right under the header
         result.total += 1
-        position = f"row {row_number}"
-        if len(row) > len(columns):
-            result.rejections.append(Rejection(position, (f"{len(row)} cells but the header has {len(columns)} columns",)))
+        reasons = _record_problems(record, len(columns))
+        if reasons or row is None:
+            result.rejections.append(Rejection(record.position, tuple(reasons)))
             continue
         cells = {name: value.strip() for name, value in zip(columns, row, strict=False)}
         indicator, reasons = _indicator(cells, source)
         if reasons:
-            result.rejections.append(Rejection(position, tuple(reasons)))
+            result.rejections.append(Rejection(record.position, tuple(reasons)))
         else:
-            result.candidates.append(Candidate(position, indicator, versioned=False))
+            result.candidates.append(Candidate(record.position, indicator, versioned=False))
     return result
+
+
+def _records(text: str) -> Iterator[_Record]:
+    """Every record with the lines it spans; a record the csv module cannot parse comes with its error.
+
+    ``strict`` makes a quote that is never closed, or text after a closing quote, an
+    error instead of silently swallowing the rows that follow into one cell.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    number, line = 0, 0
+    while True:
+        first = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            number, line = number + 1, reader.line_num
+            yield _Record(number, first, line, None, f"{error} (check the quotes: a quote opened in this row "
+                                                     "is not closed where the row ends)")
+            continue
+        number, line = number + 1, reader.line_num
+        yield _Record(number, first, line, row)
+
+
+def _header_problems(columns: list[str]) -> list[str]:
+    problems = []
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        problems.append(f"the header has no column {', '.join(missing)}")
+    seen: dict[str, int] = {}
+    for index, name in enumerate(columns, 1):
+        if name and name in seen:
+            problems.append(f"the header names column {_show(name)} twice (columns {seen[name]} and {index}): "
+                            "which one holds the value is ambiguous")
+        seen.setdefault(name, index)
+    return problems
+
+
+def _record_problems(record: _Record, width: int) -> list[str]:
+    row = record.cells
+    if row is None:
+        return [f"cannot be read as CSV: {record.error}"]
+    if row[0].lstrip().startswith("#"):
+        return ["starts with '#' but is not the template's comment row (row 2); it is not skipped: "
+                "remove it, or move the comment to row 2"]
+    if len(row) > width:
+        return [f"{len(row)} cells but the header has {width} columns"]
+    reasons = []
+    for index, cell in enumerate(row, 1):
+        if len(cell) > MAX_CELL_CHARACTERS:
+            reasons.append(f"cell {index} has {len(cell)} characters, more than the limit of {MAX_CELL_CHARACTERS}")
+        elif "\n" in cell and any(line.count(",") >= width - 1 for line in cell.splitlines()[1:]):
+            # A cell may hold line breaks, but a line of it that reads like a whole row
+            # usually means a quote was left open and swallowed the rows below it.
+            reasons.append(f"cell {index} runs over lines {record.first_line}-{record.last_line} and holds what "
+                           "looks like whole rows: a quote opened in this row is probably not closed")
+    return reasons
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """A cell value quoted for a message, cut short: cells can be long."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
 
 
 def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list[str]]:
@@ -89,7 +183,7 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
         value = cells.get(column, "")
         normalised = normalise_timestamp(value) if value else None
         if value and (normalised is None or timestamp_key(normalised) is None):
-            reasons.append(f"{column}: {value!r} is not an RFC 3339 timestamp like 2024-05-01T12:00:00.000Z")
+            reasons.append(f"{column}: {_show(value)} is not an RFC 3339 timestamp like 2024-05-01T12:00:00.000Z")
         elif normalised:
             times[column] = normalised
     valid_from = times.get("validFrom", "")
@@ -115,26 +209,27 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
     if tags := _list(cells.get("tags", "")):
         indicator["labels"] = tags
     if confidence := cells.get("confidence"):
-        if re.fullmatch(r"\d{1,3}", confidence) and int(confidence) <= 100:
+        if re.fullmatch(r"[0-9]{1,3}", confidence) and int(confidence) <= 100:
             indicator["confidence"] = int(confidence)
         else:
-            reasons.append(f"confidence: {confidence!r} is not a whole number from 0 to 100 (STIX 2.1 section 3.2)")
+            reasons.append(f"confidence: {_show(confidence)} is not a whole number from 0 to 100 (STIX 2.1 section 3.2)")
     if revoked := cells.get("revoked"):
         if revoked.lower() in ("true", "false"):
             indicator["revoked"] = revoked.lower() == "true"
         else:
-            reasons.append(f"revoked: {revoked!r} is not true or false")
+            reasons.append(f"revoked: {_show(revoked)} is not true or false")
     if tlp := cells.get("tlpLevel"):
         level = TLP_LEVELS.get(tlp.lower().removeprefix("tlp:"))
         if level is None:
-            reasons.append(f"tlpLevel: {tlp!r} is not one of white, clear, green, amber, amber+strict, red")
+            reasons.append(f"tlpLevel: {_show(tlp)} is not one of white, clear, green, amber, amber+strict, red")
         else:
             indicator["object_marking_refs"] = [TLP2_MARKINGS[level][0]]
     if severity := cells.get("severity"):
-        if severity.isdigit():
+        # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
+        if re.fullmatch(r"[0-9]{1,16}", severity) and int(severity) <= STIX_INTEGER_MAX:
             indicator["x_severity"] = int(severity)  # no STIX property; kept as a custom one
         else:
-            reasons.append(f"severity: {severity!r} is not a whole number")
+            reasons.append(f"severity: {_show(severity)} is not a whole number from 0 to {STIX_INTEGER_MAX}")
     return indicator, reasons
 
 
@@ -151,13 +246,14 @@ def _pattern(cells: dict[str, str], reasons: list[str]) -> str | None:
         return "[" + " OR ".join(comparisons) + "]"
     path = OBSERVABLE_PATHS.get(observable_type)
     if path is None:
-        reasons.append(f"observableType: {cells['observableType']!r} is not one of {', '.join(sorted(OBSERVABLE_PATHS))}")
+        reasons.append(f"observableType: {_show(cells['observableType'])} is not one of {', '.join(sorted(OBSERVABLE_PATHS))}")
         return None
     if not value:
         return None
     if observable_type == "autonomous-system":
-        if not value.isdigit():
-            reasons.append(f"observableValue: {value!r} is not an autonomous system number")
+        if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > 2**32 - 1:
+            # RFC 6793: AS numbers are 32-bit; ASCII digits only ('²'.isdigit() is True).
+            reasons.append(f"observableValue: {_show(value)} is not an autonomous system number")
             return None
         return f"[{path} = {value}]"
     return f"[{path} = '{_escape(value)}']"

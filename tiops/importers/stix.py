@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from tiops.importers import Candidate, ParsedInput, Rejection
+from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
 from tiops.stix20 import upgrade_from_20
@@ -31,6 +33,12 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
+    return parse_items(items, result)
+
+
+def parse_items(items: list[Any], result: ParsedInput | None = None) -> ParsedInput:
+    """Candidates from objects already read (a TAXII pull), each checked like a bundle's items."""
+    result = result if result is not None else ParsedInput()
     result.total = len(items)
     upgrades: Counter[str] = Counter()
     upgraded: list[int] = []  # candidate positions of upgraded objects
@@ -39,6 +47,12 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         position = f"index {index}"
         if not isinstance(item, dict):
             result.rejections.append(Rejection(position, (f"item is a {type(item).__name__}, not a STIX object",)))
+            continue
+        try:
+            check_structure(item)  # a bundle's document was checked when parsed; a TAXII page was not
+        except StructureProblem as problem:
+            where = ".".join(map(str, problem.path))
+            result.rejections.append(Rejection(position, (f"{where}: {problem.message}" if where else problem.message,)))
             continue
         missing = [name for name in ("type", "id") if not isinstance(item.get(name), str) or not item.get(name)]
         if missing:

@@ -25,6 +25,7 @@ from tiops.errors import TiopsError, UsageError
 from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
 from tiops.progress import Progress, no_progress
+from tiops.redact import redact, register_login, server_text
 from tiops.stix import timestamp_key
 
 CHECKPOINT_FILE = "_taxii.json"
@@ -64,6 +65,7 @@ def credentials_for(root: Path, url: str) -> Credentials | None:
             raise UsageError(f"environment variable {name} is not set (tiops.yaml names it for {entry['url']})",
                              hint=f"Export {name} before running 'tiops import taxii'.")
         values.append(value)
+    register_login(values[0], values[1])
     return Credentials(values[0], values[1])
 
 
@@ -127,11 +129,12 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
     except requests.HTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
         hint = "Check the user name and password variables named in tiops.yaml." if status in (401, 403) else None
-        raise TiopsError(f"the TAXII server answered {status} for {url}", hint=hint) from None
+        raise TiopsError(f"the TAXII server answered {status} for {redact(url)}", hint=hint) from None
     except requests.RequestException as error:
-        raise TiopsError(f"cannot reach the TAXII server at {url}: {error.__class__.__name__}") from None
-    except (TAXIIServiceException, ValueError, KeyError) as error:
-        raise TiopsError(f"the TAXII server at {url} sent an answer that is not TAXII 2.1: {error}") from None
+        raise TiopsError(f"cannot reach the TAXII server at {redact(url)}: {error.__class__.__name__}") from None
+    except (TAXIIServiceException, ValueError, KeyError, RecursionError) as error:
+        raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
+                         f"{server_text(error)}") from None
     return objects, pages, latest[0]
 
 
@@ -145,7 +148,9 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     added_after = None if full else read_checkpoint(folder, url)
     objects, pages, date_added_last = pull_collection(url, credentials, added_after=added_after,
                                                       page_size=page_size, progress=progress)
-    report = import_parsed(root, stix.parse(orjson.dumps(objects), source), source, mode=mode, strict=strict,
+    # The objects as read: writing them out for stix.parse would fail on what a server may
+    # send (nesting beyond orjson's limit, integers beyond 64 bits) instead of reporting it.
+    report = import_parsed(root, stix.parse_items(objects), source, mode=mode, strict=strict,
                            progress=progress)
     since = f" added after {added_after}" if added_after else ""
     report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {url}")

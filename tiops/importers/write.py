@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,9 @@ import orjson
 from tiops.config import load_config
 from tiops.errors import UsageError
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
-from tiops.importers.dependents import imported_ids, reject_dependents
+from tiops.importers.dependents import imported_ids, read_lock, reject_dependents
 from tiops.importers.repairs import official_marking, repair, shift_timestamp
+from tiops.inputs import InputProblem, read_input
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
@@ -168,6 +170,8 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     for owner_folder, owned in updated_elsewhere.items():
         owner_source = _lock_source(owner_folder) or source
         writes.update(_bookkeeping(owner_folder, owner_source, owned))
+    for path in writes:
+        _refuse_special(path, root)
     for path, text in sorted(writes.items()):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -225,6 +229,14 @@ class _RepositoryIds:
         return found
 
 
+def _refuse_special(path: Path, root: Path) -> None:
+    """Import writes regular files only: never through a symlink (it could lead out of the
+    repository) nor into a pipe (the write would wait for a reader for ever)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UsageError(f"{_relative(path, root)} is a symlink or not a regular file; tiops import does not write through it",
+                         hint="Remove it (tiops import writes the file itself) and import again.")
+
+
 def _check(candidates: list[Candidate], report: ImportReport, progress: Progress, repairs: dict[tuple[str, str], list[str]],
            strict: bool) -> dict[str, Candidate]:
     """Candidates that are valid STIX 2.1 (after the documented repairs), one per id (the latest version wins)."""
@@ -247,7 +259,10 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
             report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id, object_name(obj.data)))
         else:
             earlier = accepted.get(obj.id)
-            if earlier is None or _is_newer(candidate.data, earlier.data):
+            conflict = None if earlier is None else _conflict(candidate, earlier)
+            if conflict is not None:
+                report.rejections.append(Rejection(candidate.position, (conflict,), obj.id))
+            elif earlier is None or _is_newer(candidate.data, earlier.data):
                 if earlier is not None:
                     report.older_ignored += 1
                 accepted[obj.id] = candidate
@@ -290,6 +305,24 @@ def _errors(obj: IntelObject) -> list[str]:
     return [f.message for f in check_object(obj) if f.severity.name == "ERROR"]
 
 
+def _conflict(candidate: Candidate, earlier: Candidate) -> str | None:
+    """Why a second candidate with the id of an earlier one is rejected, or None when it is just a version.
+
+    One version of an object has one content (STIX 2.1 section 3.6), so the same id and
+    'modified' with other content is a conflict, never an "older" version. Rows of a CSV
+    have no versions at all: two rows for one observable that differ are a conflict too.
+    """
+    if candidate.data == earlier.data:
+        return None
+    if not candidate.versioned:
+        return (f"the same observable as {earlier.position} with different values; "
+                "keep one row per observable")
+    if _same_version(candidate.data, earlier.data):
+        return (f"same id and 'modified' as {earlier.position} but different content; "
+                "a changed object needs a later 'modified' (STIX 2.1 section 3.6)")
+    return None
+
+
 def _object_path(folder: Path, data: dict[str, Any]) -> Path:
     stix_type, _, uuid_part = str(data["id"]).partition("--")
     return folder / stix_type / f"{uuid_part}.yaml"
@@ -297,8 +330,8 @@ def _object_path(folder: Path, data: dict[str, Any]) -> Path:
 
 def _locked_digests(folder: Path) -> dict[str, str]:
     try:
-        objects = orjson.loads((folder / LOCK_FILE).read_bytes()).get("objects", {})
-    except (OSError, orjson.JSONDecodeError, AttributeError):
+        objects = orjson.loads(read_input(os.fspath(folder / LOCK_FILE))).get("objects", {})
+    except (InputProblem, orjson.JSONDecodeError, AttributeError):
         return {}
     return dict(objects) if isinstance(objects, dict) else {}
 
@@ -359,10 +392,8 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def _lock_source(folder: Path) -> str | None:
-    try:
-        source = orjson.loads((folder / LOCK_FILE).read_bytes()).get("source")
-    except (OSError, orjson.JSONDecodeError, AttributeError):
-        return None
+    data = read_lock(str(folder / LOCK_FILE))
+    source = data.get("source") if isinstance(data, dict) else None
     return source if isinstance(source, str) else None
 
 
@@ -417,8 +448,8 @@ def _read_existing(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except (YamlProblem, UnicodeDecodeError):
+        data = parse_yaml(read_input(os.fspath(path)).decode("utf-8"))
+    except (YamlProblem, UnicodeDecodeError, InputProblem):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -440,8 +471,18 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _position_key(rejection: Rejection) -> tuple[str, int]:
-    kind, _, number = rejection.position.partition(" ")
+    kind, _, rest = rejection.position.partition(" ")
+    number = rest.split(" ", 1)[0]  # "row 7 (lines 7-9)"
     return (kind, int(number) if number.isdigit() else -1)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection,
+# OWASP); reasons quote the input's own cells, so the error file must not.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def outcome(rejection: Rejection) -> str:
@@ -468,8 +509,9 @@ def write_rejections(path: Path, rejections: list[Rejection], repairs: Sequence[
     writer.writerow(["position", "id", "reason", "outcome"])
     for rejection in rejections:
         for reason in rejection.reasons:
-            writer.writerow([rejection.position, rejection.stix_id or "", reason, outcome(rejection)])
+            writer.writerow([_inert(rejection.position), _inert(rejection.stix_id or ""), _inert(reason),
+                             outcome(rejection)])
     for (position, stix_id), reasons in grouped.items():
         for reason in reasons:
-            writer.writerow([position, stix_id, reason, "repaired"])
+            writer.writerow([_inert(position), _inert(stix_id), _inert(reason), "repaired"])
     path.write_text(buffer.getvalue(), encoding="utf-8")

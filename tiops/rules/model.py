@@ -19,6 +19,7 @@ from tiops.codes import make_finding
 from tiops.config import Config
 from tiops.enrich.attach import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
+from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
 from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors
 from tiops.rules.conditions import (
     COMBINATORS,
@@ -101,17 +102,28 @@ class RuleSet:
         return any(rule.enabled and rule.needs_as_of for rule in self.rules)
 
 
-def rule_files(config: Config) -> list[tuple[Path, str]]:
-    """(path, repository-relative name) of every rule file, sorted by name."""
+def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tuple[Path, str]]:
+    """(path, repository-relative name) of every rule file, sorted by name.
+
+    Folders and names that cannot be read are added to ``findings`` (never skipped silently).
+    """
     folder = config.rules_path / INGESTION_DIR
     found: list[tuple[Path, str]] = []
     if not folder.is_dir():
         return found
-    for directory, subdirs, filenames in os.walk(folder):
-        subdirs.sort()
-        for filename in sorted(filenames):
+
+    def report(path: str, code: str, message: str) -> None:
+        if findings is not None:
+            relative = display_name(Path(path).relative_to(config.root).as_posix())
+            findings.append(make_finding(code, message, Location(relative, 1, 1)))
+
+    for directory, _subdirs, filenames in walk(os.fspath(folder), report):
+        for filename in filenames:
             if filename.endswith((".yaml", ".yml")) and not filename.startswith("."):
                 path = Path(directory) / filename
+                if not is_utf8_name(filename):
+                    report(os.fspath(path), "TI114", "the file name is not UTF-8; the file was not read")
+                    continue
                 found.append((path, path.relative_to(config.root).as_posix()))
     return sorted(found, key=lambda item: item[1])
 
@@ -121,11 +133,14 @@ def load_rules(config: Config) -> tuple[RuleSet, list[Finding]]:
     rules: list[Rule] = []
     findings: list[Finding] = []
     raw_rules: list[Any] = []
-    for path, relative in rule_files(config):
+    for path, relative in rule_files(config, findings):
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            findings.append(make_finding("TI106", f"cannot read the rule file: {error}", Location(relative, 1, 1)))
+            text = read_input(os.fspath(path), root=os.fspath(config.root)).decode("utf-8")
+        except InputProblem as problem:
+            findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
+            continue
+        except UnicodeDecodeError as error:
+            findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
             continue
         file_rules, file_findings = parse_rule_file(text, relative)
         rules.extend(file_rules)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tiops.errors import TiopsError, UsageError
+from tiops.redact import register_secret
 from tiops.stix import canonical_json
 
 
@@ -210,6 +211,7 @@ def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
             f"target {name!r}: environment variable {variable} is not set",
             hint=f"export {variable}='postgresql://user@host:5432/dbname' (credentials never go in tiops.yaml)",
         )
+    check_dsn(name, str(variable), dsn)
     return PostgresStore(dsn, target=name, as_of=_as_of(root))
 
 
@@ -219,6 +221,26 @@ def _as_of(root: Path) -> str | None:
     from tiops.gitrepo import head_commit_time
 
     return head_commit_time(root)
+
+
+def check_dsn(name: str, variable: str, dsn: str) -> None:
+    """Register the DSN and its password as secrets; a DSN libpq cannot parse is a clear error.
+
+    psycopg's own parse error quotes the DSN, password included, so it is never shown.
+    """
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    register_secret(dsn)
+    try:
+        parts = conninfo_to_dict(dsn)
+    except ProgrammingError:
+        raise TiopsError(
+            f"target {name!r}: the connection string in {variable} cannot be parsed",
+            hint="Write it as a URI, postgresql://USER:PASSWORD@HOST:5432/DBNAME (IPv6 hosts in [brackets]), "
+                 "or as key=value pairs (host=... dbname=...).",
+        ) from None
+    register_secret(str(parts.get("password") or ""))
 
 
 def _open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> Store:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from tiops.redact import redact
 from tiops.stores import LockHeld, ObjectError, StoredVersion, StoreError, TransientStoreError
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
@@ -61,7 +62,7 @@ class PostgresStore:
         try:
             return psycopg.connect(self._dsn, autocommit=True)
         except psycopg.OperationalError as error:
-            raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {error}") from error
+            raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {redact(str(error))}") from None
 
     def _data(self) -> psycopg.Connection[Any]:
         if self._conn.closed:
@@ -72,7 +73,7 @@ class PostgresStore:
         try:
             return shared.manifest_from_rows(self._data().execute(shared.SELECT_MANIFEST).fetchall())
         except psycopg.OperationalError as error:
-            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+            raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
 
     def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),))
@@ -114,12 +115,12 @@ class PostgresStore:
                         cursor.executemany(statement, rows)
         except psycopg.OperationalError as error:  # dropped connection, server shutting down
             self._conn.close()
-            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+            raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
         except psycopg.errors.SerializationFailure as error:
-            raise TransientStoreError(f"postgres target {self.target!r}: {error}") from error
+            raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
 
     def acquire_lock(self, holder: str) -> None:
-        self._lock_conn = self._lock_conn or psycopg.connect(self._dsn, autocommit=True)
+        self._lock_conn = self._lock_conn or self._connect()
         row = self._lock_conn.execute(
             "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key)
         ).fetchone()
@@ -158,7 +159,7 @@ class PostgresStore:
                 (_LOCK_NAMESPACE, self._lock_key),
             )
         except psycopg.Error as error:
-            raise StoreError(f"postgres target {self.target!r}: cannot end the session holding the lock: {error}") from error
+            raise StoreError(f"postgres target {self.target!r}: cannot end the session holding the lock: {redact(str(error))}") from None
         return None if held is None else f"{held[0]} (pid {held[2]} on {held[1]})"
 
     def close(self) -> None:

@@ -14,10 +14,12 @@ import os
 import socket
 import sqlite3
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from tiops.errors import UsageError
+from tiops.redact import redact, register_secret, server_text
 from tiops.stores import (
     LockHeld,
     StoreError,
@@ -39,12 +41,18 @@ def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, requi
     if not value:
         raise UsageError(f"target {target!r}: environment variable {variable} is not set",
                          hint="Secrets are read from the environment only; export it before running tiops.")
+    register_secret(value)
     return value
 
 
-def http_failure(what: str, status: int, retry_after: str | None, reason: str) -> StoreError:
-    """The error for an HTTP answer: transient for 408/429/5xx (retried), final otherwise."""
-    message = f"{what}: HTTP {status} {reason}".strip()
+def http_failure(what: str, status: int, retry_after: str | None, reason: str = "") -> StoreError:
+    """The error for an HTTP answer: transient for 408/429/5xx (retried), final otherwise.
+
+    The message names the status with its standard phrase (RFC 9110 section 15), never
+    the server's own reason phrase (``reason`` is accepted and not shown): a server can
+    echo the Authorization header in it.
+    """
+    message = f"{redact(what)}: HTTP {status} {status_phrase(status)}".strip()
     if status in (408, 429) or status >= 500:
         delay: float | None = None
         if retry_after is not None:
@@ -54,6 +62,27 @@ def http_failure(what: str, status: int, retry_after: str | None, reason: str) -
                 delay = None  # an HTTP date: fall back to the backoff
         return TransientStoreError(message, retry_after=delay)
     return StoreError(message)
+
+
+def readable_object(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """An object a server sent, if tiops can digest it; a clear error otherwise (never an internal one).
+
+    A server may send what no repository could hold: nesting beyond orjson's 254 levels,
+    integers beyond 64 bits.
+    """
+    try:
+        content_digest(obj)
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"{redact(where)} sent object {server_text(obj.get('id'), 120)} that tiops cannot read "
+                         f"({server_text(error, 80)})") from None
+    return obj
+
+
+def status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class LocalLock:

@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from tiops.errors import UsageError
+from tiops.redact import server_text
 from tiops.stores import (
     ObjectError,
     StoredVersion,
@@ -31,7 +33,14 @@ from tiops.stores import (
     content_digest,
     version_key,
 )
-from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
+from tiops.stores.remote import (
+    DigestCache,
+    LocalLock,
+    LocallyLocked,
+    http_failure,
+    readable_object,
+    secret_from_env,
+)
 
 #: Documented limits of the upload API: objects per request, requests per minute.
 MAX_OBJECTS_PER_REQUEST = 100
@@ -122,7 +131,7 @@ class SentinelStore(LocallyLocked):
                 if isinstance(index, int) and 0 <= index < len(chunk):
                     refused.add(index)
                     reasons = record.get("errorMessages") or ["refused"]
-                    errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + "; ".join(map(str, reasons))))
+                    errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + server_text("; ".join(map(str, reasons)))))
             accepted = [obj for index, obj in enumerate(chunk) if index not in refused]
             self._cache.record(accepted, by_tiops=True)
             self._accepted.update((o["id"], version_key(o), content_digest(o)) for o in accepted)
@@ -144,11 +153,19 @@ class SentinelStore(LocallyLocked):
             page = self._post(url, self._query_headers, {"pageSize": self.page_size}, "query")
             for obj in page.get("value", []):
                 if isinstance(obj, dict) and "id" in obj:
-                    found[str(obj["id"])] = obj
+                    found[str(obj["id"])] = readable_object(obj, "Sentinel query endpoint")
             link = page.get("nextLink")
-            url = str(link) if link else None
+            url = self._same_origin(str(link)) if link else None
         self._current = found
         return found
+
+    def _same_origin(self, link: str) -> str:
+        """A nextLink only on the query endpoint's own host: the token goes with every page request."""
+        wanted, got = urlsplit(self.query_url), urlsplit(link)
+        if (got.scheme, got.netloc) != (wanted.scheme, wanted.netloc):
+            raise StoreError(f"Sentinel query endpoint: the answer's nextLink leads to another host "
+                             f"({server_text(got.netloc, 100)}); tiops does not send the token there")
+        return link
 
     def _post(self, url: str, headers: Mapping[str, str], body: Mapping[str, Any], what: str) -> dict[str, Any]:
         self.pacer.wait()
@@ -158,12 +175,12 @@ class SentinelStore(LocallyLocked):
         except (requests.ConnectionError, requests.Timeout) as error:
             raise TransientStoreError(f"{where}: {type(error).__name__}") from None
         if response.status_code >= 300:
-            raise http_failure(where, response.status_code, response.headers.get("Retry-After"), response.reason)
+            raise http_failure(where, response.status_code, response.headers.get("Retry-After"))
         if not response.content:
             return {}
         try:
             answer = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StoreError(f"{where}: the answer is not JSON") from None
         return answer if isinstance(answer, dict) else {}
 

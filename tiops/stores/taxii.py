@@ -23,8 +23,16 @@ from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import
 from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
 
 from tiops.errors import UsageError
+from tiops.redact import redact, register_login, server_text
 from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
-from tiops.stores.remote import DigestCache, LocalLock, LocallyLocked, http_failure, secret_from_env
+from tiops.stores.remote import (
+    DigestCache,
+    LocalLock,
+    LocallyLocked,
+    http_failure,
+    readable_object,
+    secret_from_env,
+)
 
 ID_CHUNK = 100
 
@@ -36,6 +44,7 @@ class TaxiiStore(LocallyLocked):
                  target: str, page_size: int = 1000) -> None:
         self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
         self.page_size = page_size
+        register_login(user, password)
         self._collection = Collection(self.url, user=user, password=password)
         self._cache = DigestCache(root, target)
         self._lock = LocalLock(root, target)
@@ -66,14 +75,14 @@ class TaxiiStore(LocallyLocked):
             chunk = list(ids[start:start + ID_CHUNK])
             for page in self._paged(self._collection.get_objects, id=",".join(chunk), spec_version="2.1"):
                 for obj in page.get("objects", []):
-                    found[obj["id"]] = obj
+                    found[obj["id"]] = readable_object(obj, f"TAXII server {self.url}")
         return found
 
     def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
         if not objects:
             return []
         status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
-        failures = {str(f.get("id")): str(f.get("message") or "refused") for f in getattr(status, "failures", [])}
+        failures = {str(f.get("id")): server_text(f.get("message") or "refused") for f in getattr(status, "failures", [])}
         held = self._held_versions(sorted(failures)) if failures else set()
         errors = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
                   if obj["id"] in failures and (obj["id"], version_key(obj)) not in held]
@@ -91,7 +100,7 @@ class TaxiiStore(LocallyLocked):
     def _all_objects(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for page in self._paged(self._collection.get_objects, spec_version="2.1"):
-            found.update((obj["id"], obj) for obj in page.get("objects", []))
+            found.update((obj["id"], readable_object(obj, f"TAXII server {self.url}")) for obj in page.get("objects", []))
         return found
 
     def _manifest_entries(self) -> Iterator[dict[str, Any]]:
@@ -122,12 +131,13 @@ class TaxiiStore(LocallyLocked):
             response = error.response
             status = response.status_code if response is not None else 0
             retry_after = response.headers.get("Retry-After") if response is not None else None
-            raise http_failure(f"TAXII server {self.url}", status, retry_after,
-                               response.reason if response is not None else "") from None
+            raise http_failure(f"TAXII server {self.url}", status, retry_after) from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise TransientStoreError(f"TAXII server {self.url}: {type(error).__name__}") from None
+            raise TransientStoreError(f"TAXII server {redact(self.url)}: {type(error).__name__}") from None
         except TAXIIServiceException as error:
-            raise StoreError(f"TAXII server {self.url}: {error}") from None
+            raise StoreError(f"TAXII server {redact(self.url)}: {server_text(error)}") from None
+        except RecursionError:
+            raise StoreError(f"TAXII server {redact(self.url)}: the answer is nested too deep to read") from None
 
 
 def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:

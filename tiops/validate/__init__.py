@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tiops.enrich.lock import read_lock_for_build
 from tiops.findings import Finding, sort_findings
+from tiops.inputs import display_name
 from tiops.load import Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
@@ -67,7 +68,8 @@ def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_p
 
 def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list[Finding]:
     findings: list[Finding] = []
-    bundles = [t for t in targets if t.is_file() and t.suffix.lower() == ".json"]
+    # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
+    bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json"]
     in_repo = [t.resolve() for t in targets if t not in bundles]
     for bundle in bundles:
         repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root))
@@ -106,7 +108,7 @@ def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:
 
 
 def _display(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    return display_name(path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix())
 
 
 def _is_under(file: str, wanted: str) -> bool:

@@ -11,6 +11,7 @@ from tiops.jsonschemas import known_properties, open_vocabularies, stix_validato
 from tiops.load import IntelObject
 from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, is_real_day, timestamp_key
 from tiops.validate.extensions import check_extension_object, declared_kind
+from tiops.validate.numbers import check_numbers
 from tiops.validate.patterns import pattern_errors
 from tiops.validate.rules21 import RESERVED_PROPERTIES, check_rules
 from tiops.validate.values import check_values
@@ -29,7 +30,7 @@ _TIMESTAMP_PROPERTIES = frozenset(
 def check_object(obj: IntelObject) -> list[Finding]:
     data = obj.data
     stix_type = data["type"]
-    findings: list[Finding] = []
+    findings: list[Finding] = check_numbers(obj)
     validator = stix_validator(stix_type)
     if validator is None:
         kind = declared_kind(data) if stix_type not in ALL_TYPES else None

@@ -12,6 +12,7 @@ locally, and those changes belong in ``_overlay.yaml`` so a re-import never lose
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location
+from tiops.inputs import InputProblem, read_input
 from tiops.load import OVERLAY_FILE, OVERLAY_PROPERTIES, IntelObject, Repo
 from tiops.stix import canonical_json, timestamp_key
 
@@ -62,7 +64,13 @@ def check_partner_objects(repo: Repo) -> list[Finding]:
 def _read_lock(root: Path, folder: str) -> tuple[dict[str, Any], Finding | None]:
     relative = f"{folder}/{LOCK_FILE}"
     try:
-        data = orjson.loads((root / relative).read_bytes())
+        data = orjson.loads(read_input(os.fspath(root / relative), root=os.fspath(root)))
+    except InputProblem as problem:
+        if not os.path.lexists(root / relative):
+            return {}, make_finding("TI705", f"{relative} is missing: the imported objects cannot be checked for edits",
+                                    Location(f"{folder}/_defaults.yaml", 1, 1),
+                                    hint="Re-run 'tiops import' for this source; it writes the file.")
+        return {}, make_finding(problem.code, problem.message, Location(relative, 1, 1))
     except FileNotFoundError:
         return {}, make_finding("TI705", f"{relative} is missing: the imported objects cannot be checked for edits",
                                 Location(f"{folder}/_defaults.yaml", 1, 1),

@@ -8,12 +8,15 @@ repository's ``rules/relationships.yaml``. That file adds to the rest unless it 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from tiops.codes import make_finding
 from tiops.config import Config
 from tiops.findings import Finding, Location, Severity
+from tiops.inputs import InputProblem, read_input
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
 from tiops.validate.references import object_types
@@ -55,9 +58,11 @@ def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, l
     if config is not None:
         path = config.rules_path / RELATIONSHIPS_FILE
         team_file = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
-        if path.is_file():
-            team, replace_builtin, findings = _parse_table(path.read_text(encoding="utf-8"), team_file)
-            tables.append((team_file, team))
+        if os.path.lexists(path):
+            text = _read_team_table(path, config, team_file, findings)
+            if text is not None:
+                team, replace_builtin, findings = _parse_table(text, team_file)
+                tables.append((team_file, team))
     if not replace_builtin:
         shipped = [("", BUILTIN_TABLE)] if config is None else [("", BUILTIN_TABLE)] + [
             (name, f"<built-in relationship_tables: {name}>") for name in config.relationship_tables
@@ -71,6 +76,21 @@ def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, l
         for triple in sorted(triples):
             origins.setdefault(triple, display)
     return RelationshipTable(frozenset(origins), team_file, origins), findings
+
+
+def _read_team_table(path: Path, config: Config, display: str, findings: list[Finding]) -> str | None:
+    """The team's table as text, read safely (docs/limits.md); a finding and None when it cannot be.
+
+    The finding blocks compile, so the table used meanwhile (the shipped ones alone) never
+    decides what is published.
+    """
+    try:
+        return read_input(os.fspath(path), root=os.fspath(config.root)).decode("utf-8")
+    except InputProblem as problem:
+        findings.append(make_finding(problem.code, problem.message, Location(display, 1, 1)))
+    except UnicodeDecodeError as error:
+        findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(display, 1, 1)))
+    return None
 
 
 def _parse_table(text: str, display: str) -> tuple[frozenset[Triple], bool, list[Finding]]:

@@ -1,0 +1,122 @@
+"""Imports account for every row and object: odd CSV input is reported row by row, never an internal error."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tiops.cli import main
+from tiops.importers.sentinel_csv import MAX_CELL_CHARACTERS, parse
+from tiops.importers.write import import_file
+
+HEADER = "validFrom,observableType,observableValue,severity,description\n"
+VALID_FROM = "2025-01-01T00:00:00.000Z"
+
+
+def row(value: str, severity: str = "1", description: str = "") -> str:
+    return f"{VALID_FROM},ipv4-addr,{value},{severity},{description}\n"
+
+
+def imported(tmp_path: Path, text: str, *args: str) -> tuple[int, str, str]:
+    (tmp_path / "repo" / "intel").mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "feed.csv"
+    source.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--format", "sentinel-csv",
+                                  "--source", "Feed", *args])
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_unicode_digit_in_severity_rejects_its_row_only(tmp_path: Path) -> None:
+    code, out, err = imported(tmp_path, HEADER + row("198.51.100.1", "²") + row("198.51.100.2", "٣") + row("198.51.100.3"))
+    assert code == 1
+    assert "row 2: severity: '²' is not a whole number" in err
+    assert "row 3: severity: '٣' is not a whole number" in err
+    assert "total 3, created 1," in out and "rejected 2," in out
+
+
+def test_a_cell_over_the_limit_rejects_its_row_only(tmp_path: Path) -> None:
+    long_cell = "x" * (MAX_CELL_CHARACTERS + 1)
+    code, out, err = imported(tmp_path, HEADER + row("198.51.100.1", description=long_cell) + row("198.51.100.2"))
+    assert code == 1
+    assert f"row 2: cell 5 has {MAX_CELL_CHARACTERS + 1} characters" in err
+    assert len(err) < 1000  # the cell itself is not echoed back
+    assert "total 2, created 1," in out
+
+
+def test_an_unterminated_quote_at_the_end_names_the_rows_it_swallowed(tmp_path: Path) -> None:
+    text = HEADER + row("198.51.100.1") + f'{VALID_FROM},ipv4-addr,"198.51.100.2,1,\n' + row("198.51.100.3") + row("198.51.100.4")
+    code, out, err = imported(tmp_path, text)
+    assert code == 1
+    assert "row 3 (lines 3-5): cannot be read as CSV" in err
+    assert "total 2, created 1," in out and "rejected 1," in out
+
+
+def test_a_quote_closed_rows_later_is_reported_not_imported_as_one_cell(tmp_path: Path) -> None:
+    text = HEADER + f'{VALID_FROM},ipv4-addr,198.51.100.1,1,"an open quote\n' + row("198.51.100.2") + row("198.51.100.3", description='closed here"')
+    code, _, err = imported(tmp_path, text)
+    assert code == 1
+    assert "row 2 (lines 2-4): cell 5 runs over lines 2-4 and holds what looks like whole rows" in err
+
+
+def test_a_multi_line_description_is_still_fine(tmp_path: Path) -> None:
+    text = HEADER + f'{VALID_FROM},ipv4-addr,198.51.100.1,1,"first line\nsecond line"\n'
+    code, out, _ = imported(tmp_path, text)
+    assert code == 0 and "created 1" in out
+
+
+def test_duplicate_header_columns_are_reported(tmp_path: Path) -> None:
+    code, _, err = imported(tmp_path, "validFrom,observableType,observableValue,name,name\n" + f"{VALID_FROM},ipv4-addr,198.51.100.1,a,b\n")
+    assert code == 1
+    assert "row 1: the header names column 'name' twice (columns 4 and 5)" in err
+
+
+def test_only_the_template_comment_row_is_skipped(tmp_path: Path) -> None:
+    text = HEADER + "#comment row of the template,,,,\n" + row("198.51.100.1") + "#not a comment row,,,,\n"
+    code, out, err = imported(tmp_path, text)
+    assert code == 1
+    assert "row 4: starts with '#' but is not the template's comment row" in err
+    assert "total 2, created 1," in out
+
+
+def test_duplicate_observable_rows_with_different_content_are_rejected(tmp_path: Path) -> None:
+    text = HEADER + row("198.51.100.1", "1") + row("198.51.100.1", "1") + row("198.51.100.1", "5")
+    code, out, err = imported(tmp_path, text)
+    assert code == 1
+    assert "row 4 indicator--" in err and "the same observable as row 2 with different values" in err
+    assert "created 1," in out and "rejected 1," in out and "older ignored 1" in out  # row 3 repeats row 2 exactly
+
+
+def test_a_same_version_duplicate_in_one_bundle_is_rejected_not_older(tmp_path: Path) -> None:
+    first = {"type": "indicator", "spec_version": "2.1", "id": "indicator--0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f",
+             "created": VALID_FROM, "modified": VALID_FROM, "pattern": "[ipv4-addr:value = '198.51.100.1']",
+             "pattern_type": "stix", "valid_from": VALID_FROM, "name": "first"}
+    later = {**first, "modified": "2025-02-01T00:00:00.000Z", "name": "later"}
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps([first, {**first, "name": "second"}, later]), encoding="utf-8")
+    report = import_file(tmp_path / "repo", bundle, "stix", "Partner")
+    assert [(r.position, r.reasons[0][:40]) for r in report.rejections] == [
+        ("index 1", "same id and 'modified' as index 0 but di")]
+    assert report.created == 1 and report.older_ignored == 1
+
+
+def test_the_error_file_neutralises_formulas(tmp_path: Path) -> None:
+    parsed = parse((HEADER + row("198.51.100.1", "=cmd|' /C calc'!A0")).encode(), "Feed")
+    assert parsed.rejections
+    errors = tmp_path / "errors.csv"
+    from tiops.importers import Rejection
+    from tiops.importers.write import write_rejections
+
+    write_rejections(errors, [*parsed.rejections, Rejection("row 9", ("=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)"))])
+    cells = [cell for line in csv.reader(errors.open(encoding="utf-8")) for cell in line]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@")]
+    assert "'=HYPERLINK(\"http://x\")" in cells
+
+
+def test_csv_with_a_nul_byte_and_lone_carriage_returns_is_reported(tmp_path: Path) -> None:
+    parsed = parse((HEADER + f'{VALID_FROM},ipv4-addr,"198.51.100.1\x00",1,\r' + row("198.51.100.2")).encode(), "Feed")
+    assert parsed.total == len(parsed.candidates) + len(parsed.rejections)

@@ -1,0 +1,74 @@
+"""Keeping secrets out of everything tiops writes: messages, crash logs, plans, reports.
+
+Every secret tiops reads (a token, a password, a DSN, all from environment variables)
+is registered here the moment it is read, in every form it can travel in (an HTTP
+Basic header carries ``base64(user:password)``). :func:`redact` replaces each of them,
+and credentials written inside URLs or connection strings, with ``***``.
+
+Text that comes from a server (an HTTP reason phrase, a per-object error message) is
+never shown as sent: :func:`server_text` redacts it, escapes control characters and
+cuts it short, because a hostile or broken server can echo the request's
+Authorization header back.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+MASK = "***"
+_SECRETS: set[str] = set()
+# Shorter values would mask ordinary words in messages; real secrets are longer.
+_MIN_SECRET_LENGTH = 4
+
+# user:password@ in a URI (RFC 3986 section 3.2.1 userinfo), with or without a scheme.
+_USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^\s:/@'\"]+):(?P<password>[^\s@'\"/]+)@")
+# password=... in a libpq key/value connection string, and Authorization header values.
+_KEY_VALUE = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|\S+)")
+_AUTHORIZATION = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{4,})")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SERVER_TEXT_LIMIT = 300
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (and the forms it is sent in) so that :func:`redact` hides it."""
+    if not value or len(value) < _MIN_SECRET_LENGTH:
+        return
+    _SECRETS.add(value)
+    _SECRETS.add(base64.b64encode(value.encode("utf-8")).decode("ascii"))
+
+
+def register_login(user: str | None, password: str | None) -> None:
+    """HTTP Basic credentials: the password, and ``base64(user:password)`` as sent (RFC 7617)."""
+    register_secret(password)
+    if password:
+        _SECRETS.add(base64.b64encode(f"{user or ''}:{password}".encode()).decode("ascii"))
+
+
+def redact_registered(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``, and nothing else changed.
+
+    For output that quotes content (a plan's field differences show what a server stores),
+    where the pattern rules of :func:`redact` could mangle ordinary values.
+    """
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every embedded credential replaced by ``***``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _USERINFO.sub(lambda m: f"{m.group('user')}:{MASK}@", text)
+    text = _KEY_VALUE.sub(lambda m: f"{m.group('key')}{MASK}", text)
+    return _AUTHORIZATION.sub(lambda m: f"{m.group('scheme')} {MASK}", text)
+
+
+def server_text(text: object, limit: int = SERVER_TEXT_LIMIT) -> str:
+    """Text a server sent, safe to show: redacted, control characters escaped, at most ``limit`` characters."""
+    shown = redact(str(text))
+    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
