@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from tiops.enrich.fields import field_path
 from tiops.errors import UsageError
 from tiops.memory import paused_gc
 from tiops.observables import object_observables
@@ -75,12 +76,14 @@ def derived_fields(obj: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def column_names(fields: Iterable[str]) -> set[str]:
-    """The columns the fields of a query read (a dotted path reads its first step)."""
+    """The columns the fields of a query read (a dotted path reads its first step;
+    ``enrichment.*`` and ``whois.*`` read the extension that carries them)."""
     names = {"id", "type"}
     for field in fields:
         if field == EVERY_FIELD:
             return {EVERY_FIELD}
-        head = field.split(".", 1)[0]
+        path = field_path(field)
+        head = path[0] if path is not None else field.split(".", 1)[0]
         names.add({"tags": "labels", "tlp": "object_marking_refs"}.get(head, head))
     return names
 
