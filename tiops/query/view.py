@@ -102,8 +102,37 @@ class View:
 
     def candidates(self, condition: Mapping[str, Any] | None) -> list[int] | None:
         """Row numbers that can match ``condition`` (None: any row can). Only a superset:
-        the caller still tests every candidate."""
-        return None
+        the caller still tests every candidate.
+
+        Each test of one column that the whole condition needs (the condition itself, or
+        one of an ``and``) is run down its column with the rules' own test of one value
+        (tiops.rules.conditions.element_test): "type = indicator and confidence >= 80"
+        over 100k objects makes rows for the few that pass both, not for all of them.
+        """
+        found: set[int] | None = None
+        for test in _needed_tests(condition):
+            rows = self._column_hits(test)
+            if rows is not None:
+                found = rows if found is None else found & rows
+                if not found:
+                    break
+        return None if found is None else sorted(found)
+
+    def _column_hits(self, test: Mapping[str, Any]) -> set[int] | None:
+        from tiops.rules.conditions import ConditionError, element_test, simple_property
+
+        field, op = test["field"], test["op"]
+        name = SOURCE if field == SOURCE else simple_property(field)
+        if name is None or op not in _COLUMN_OPERATORS or "value" not in test:
+            return None
+        try:
+            each = element_test(op, test["value"], None, ()).call
+        except ConditionError:
+            return None  # the full test reports it
+        column = self.column(name)
+        # As ConditionWriter.any_value: a list matches when an element does; absent never does.
+        return {index for index, value in enumerate(column)
+                if value is not None and (any(map(each, value)) if value.__class__ is list else each(value))}
 
     def rows(self, fields: Iterable[str], only: Sequence[int] | None = None) -> list[Row]:
         """Rows whose ``data`` holds the columns ``fields`` read (EVERY_FIELD: all of them);
@@ -205,7 +234,7 @@ class StoredView(View):
         have 1.2.3.4?" reads no column at all."""
         test = _observable_test(condition)
         if test is None or "observable-index" not in self.meta:
-            return None
+            return super().candidates(condition)
         with paused_gc():
             index = orjson.loads((self.folder / self.meta["observable-index"]).read_bytes())
         values = test["value"] if isinstance(test["value"], list) else [test["value"]]
@@ -217,6 +246,19 @@ class StoredView(View):
             self._offsets = orjson.loads((self.folder / "offsets.json").read_bytes())
         loaded: dict[str, Any] = orjson.loads(self._lines[self._offsets[index]:self._offsets[index + 1]])
         return loaded
+
+
+# Operators whose test holds only for a present value, one value at a time.
+_COLUMN_OPERATORS = frozenset({"equals", "in", "contains", "starts-with", "ends-with", "matches", ">", ">=", "<", "<="})
+
+
+def _needed_tests(condition: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The tests ``condition`` cannot hold without: itself, or the tests of its ``and``."""
+    if condition is None:
+        return []
+    if "field" in condition:
+        return [condition]
+    return [part for part in condition.get("all", ()) if "field" in part]
 
 
 def _observable_test(condition: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
