@@ -144,14 +144,13 @@ class View:
         columns = [self.column(name) for name in wanted]
         sources = self.column(SOURCE) if SOURCE in names else [None] * self.size
         rows = []
-        if only is not None:
-            for index in only:
-                values = tuple(column[index] for column in columns)
-                data = {name: value for name, value in zip(wanted, values, strict=True) if value is not None}
-                rows.append(Row(data, sources[index], index, self))
-            return rows
+        indexes: Sequence[int] = range(self.size)
+        if only is not None:  # the cut columns, each picked in one comprehension
+            indexes = only
+            columns = [[column[index] for index in only] for column in columns]
+            sources = [sources[index] for index in only]
         with paused_gc():
-            for index, (values, source) in enumerate(zip(zip(*columns, strict=True), sources, strict=True)):
+            for index, values, source in zip(indexes, zip(*columns, strict=True), sources, strict=True):
                 data = dict(zip(wanted, values, strict=True))
                 if None in values:  # a missing property is absent, as in the object
                     data = {name: value for name, value in data.items() if value is not None}
