@@ -86,3 +86,14 @@ def test_find_and_the_python_walk_agree_on_freshness(tmp_path: Path) -> None:
     later = built + 10**9
     os.utime(intel / "a.yaml", ns=(later, later))
     assert _find_newer([tmp_path / "intel"], bundle) is True and _newest(tmp_path / "intel") > built
+
+
+def test_latest_versions_of_an_ordered_bundle_and_of_any_other_agree() -> None:
+    from tiops.query.view import latest_versions
+
+    ordered = sorted(OBJECTS, key=lambda o: (o["type"], o["id"]))
+    assert latest_versions(ordered) == ordered  # one version each, in order: taken as it is
+    older = {**ordered[2], "name": "Old", "modified": "2024-01-01T00:00:00.000Z"}
+    shuffled = [ordered[3], older, *reversed(ordered)]
+    assert latest_versions(shuffled) == ordered  # duplicates and disorder: the full reading
+    assert latest_versions([*ordered, older]) == ordered

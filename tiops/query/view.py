@@ -21,6 +21,7 @@ the bundle's size and modification time, and is built once per bundle.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -274,8 +275,12 @@ def _observable_test(condition: Mapping[str, Any] | None) -> Mapping[str, Any] |
 
 def latest_versions(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One object per id, the latest ``modified`` (STIX 2.1 section 3.6), in (type, id) order."""
+    listed = [obj for obj in objects if isinstance(obj.get("id"), str)]
+    keys = [(str(obj.get("type", "")), obj["id"]) for obj in listed]
+    if all(a < b for a, b in itertools.pairwise(keys)) and len({key[1] for key in keys}) == len(keys):
+        return listed  # a compiled bundle: one version of each id, already in order
     latest: dict[str, dict[str, Any]] = {}
-    for obj in objects:
+    for obj in listed:
         stix_id = obj.get("id")
         if not isinstance(stix_id, str):
             continue
