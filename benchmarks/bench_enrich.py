@@ -95,11 +95,11 @@ def time_build(root: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of this process, bundle bytes) of one build."""
     from tiops import build
     from tiops.enrich import lock
-    from tiops.observables import pattern_observables
+    from tiops.observables import lexed_pattern_observables
 
     # As in a fresh `tiops compile` process: no lock read and no pattern lexed by a previous build.
     lock._CACHE.clear()
-    pattern_observables.cache_clear()
+    lexed_pattern_observables.cache_clear()
     start, cpu = time.perf_counter(), time.process_time()
     result = build(root, as_of="2026-01-01")
     return time.perf_counter() - start, time.process_time() - cpu, len(result.bundle)

@@ -82,3 +82,45 @@ def test_object_observables_for_indicators_and_scos() -> None:
     )
     assert [o.value for o in object_observables({"type": "domain-name", "value": "x.example"})] == ["x.example"]
     assert object_observables({"type": "malware", "name": "x"}) == ()
+
+
+SIMPLE_SHAPES = [
+    "[ipv4-addr:value = '198.51.100.1']",
+    "[ipv4-addr:value = '198.51.100.0/24']",
+    "[file:hashes.'SHA-256' = 'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f']",
+    "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']",
+    "[file:hashes.'a.b' = 'dotted key']",
+    "[url:value = 'https://example.com/a?b=c&d=[e]']",
+    "[x-custom-type:x_prop = '']",
+    # Shapes the quick reader leaves to the lexer; the answer must be the same either way.
+    "[file:name = 'C:\\\\evil.exe']",
+    "[file:name = 'o\\'neil']",
+    "[ipv4-addr:value='198.51.100.1']",
+    "[ipv4-addr:value != '198.51.100.1']",
+    "[file:hashes.MD5 = 'a' OR file:hashes.'SHA-256' = 'b']",
+    "[network-traffic:src_ref.value = '10.0.0.1']",
+    "[file:extensions.'windows-pebinary-ext'.sections[*].name = 'text']",
+]
+
+
+@pytest.mark.parametrize("pattern", SIMPLE_SHAPES)
+def test_the_quick_reader_of_one_comparison_agrees_with_the_lexer(pattern: str) -> None:
+    from tiops.observables import lexed_pattern_observables
+
+    assert pattern_observables(pattern) == lexed_pattern_observables(pattern)
+    assert pattern_observables(pattern)  # each shape names something, so agreement is not of two empties
+
+
+def test_the_quick_reader_agrees_with_the_lexer_on_real_patterns() -> None:
+    import json
+    from pathlib import Path
+
+    from tiops.observables import lexed_pattern_observables
+
+    cases = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "oasis" / "pattern-cases.jsonl"
+    if not cases.is_file():
+        pytest.skip("../shared/corpora is absent")
+    patterns = [json.loads(line)["pattern"] for line in cases.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(patterns) > 100
+    for pattern in patterns:
+        assert pattern_observables(pattern) == lexed_pattern_observables(pattern), pattern

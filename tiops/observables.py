@@ -110,10 +110,27 @@ def _normalised_path(path: str) -> str:
     return ".".join(steps)
 
 
-@lru_cache(maxsize=1 << 14)
+# The shape most indicators have: one equality of one unescaped literal, the path plain
+# steps or quoted keys without escapes ([ipv4-addr:value = '...'], [file:hashes.'SHA-256' = '...']).
+# Read without the lexer, it gives the same Observable (tests/test_observables.py compares them).
+_SIMPLE_PATTERN: Final = re.compile(
+    rf"\[(?P<object_type>[a-z][a-z0-9-]*):(?P<path>{_IDENT}(?:\.(?:{_IDENT}|'[^'\\]*'))*) = '(?P<value>[^'\\]*)'\]")
+
+
 def pattern_observables(pattern: str) -> tuple[Observable, ...]:
     """Every comparison in a STIX pattern whose right-hand side is a string literal
     (or a list of them, for IN), in pattern order, unescaped."""
+    simple = _SIMPLE_PATTERN.fullmatch(pattern)
+    if simple is not None:
+        object_type, raw_path = simple["object_type"], simple["path"]
+        # A quoted step without escapes is its text between the quotes (section 9.2).
+        return (Observable(object_type, raw_path.replace("'", ""), f"{object_type}:{raw_path}", simple["value"]),)
+    return lexed_pattern_observables(pattern)
+
+
+@lru_cache(maxsize=1 << 14)
+def lexed_pattern_observables(pattern: str) -> tuple[Observable, ...]:
+    """:func:`pattern_observables` through the pattern lexer, for any pattern."""
     tokens = [(m.lastgroup, m) for m in _TOKEN_RE.finditer(pattern) if m.lastgroup != "ws"]
     found: list[Observable] = []
     index = 0

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiops.enrich.fields import ENRICHMENT_KINDS, ENRICHMENT_SUBFIELDS
 from tiops.errors import UsageError
 from tiops.jsonschemas import property_kinds
 from tiops.stix import ALL_TYPES, SCO_TYPES
@@ -57,9 +58,10 @@ class Fields:
 
 #: ``tiops tag --where``: the ingestion rules' fields.
 TAG_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "file": "any"})
-#: ``tiops query``, report panels and the report browser: compiled objects have no file.
+#: ``tiops query``, report panels and the report browser: compiled objects have no file,
+#: and carry the locked enrichment the rules see (``enrichment.country``, ``whois.age_days``).
 QUERY_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "observable": "any",
-                       "observable_type": "sco-type", "external_id": "any"})
+                       "observable_type": "sco-type", "external_id": "any", **ENRICHMENT_KINDS})
 
 
 def parse_where(text: str, fields: Fields | None = TAG_FIELDS, seen: Iterable[str] = ()) -> Condition:
@@ -103,6 +105,12 @@ def _check(condition: Condition, kinds: Mapping[str, str], known: set[str]) -> N
                          hint="Fields are STIX properties or dotted paths (external_references.source_name), "
                               "x_ custom properties, and " + ", ".join(sorted(k for k in kinds if k not in property_kinds()))
                               + " (docs/query.md).")
+    rest = name[len(head) + 1:]
+    if head in ENRICHMENT_SUBFIELDS and head in kinds and rest and rest not in ENRICHMENT_SUBFIELDS[head]:
+        # The rules refuse the same names (tiops.rules.model, TI502): both read tiops.enrich.fields.
+        close = difflib.get_close_matches(rest, sorted(ENRICHMENT_SUBFIELDS[head]), n=3, cutoff=0.6)
+        raise UsageError(f"--where: unknown field {name!r}" + (f"; did you mean {' or '.join(repr(f'{head}.{c}') for c in close)}?" if close else ""),
+                         hint=f"{head}.* is one of {', '.join(sorted(ENRICHMENT_SUBFIELDS[head]))} (docs/enrich.md).")
     kind = kinds.get(name, "any")
     op = condition["op"]
     if kind == "any" or op not in _COMPARISONS or "value" not in condition:

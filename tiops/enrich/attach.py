@@ -19,15 +19,22 @@ the clock: the same lock always gives the same objects.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
+# The field vocabulary lives in a low module (queries read it without this one); kept importable here.
+from tiops.enrich.fields import BUNDLE_FIELDS as _BUNDLE_FIELDS
+from tiops.enrich.fields import (
+    ENRICHMENT_EXTENSION_ID,
+    ENRICHMENT_FIELDS,
+    ENRICHMENT_SUBFIELDS,
+    field_path,
+)
 from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import object_enrich_values
 from tiops.load import IntelObject
-from tiops.stix import TIOPS_IDENTITY_ID, TIOPS_NAMESPACE
+from tiops.stix import TIOPS_IDENTITY_ID
 
 __all__ = [
     "ENRICHMENT_EXTENSION_ID",
@@ -39,7 +46,6 @@ __all__ = [
     "field_path",
 ]
 
-ENRICHMENT_EXTENSION_ID: Final = f"extension-definition--{uuid.uuid5(TIOPS_NAMESPACE, 'enrichment')}"
 ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
     "type": "extension-definition",
     "spec_version": "2.1",
@@ -57,28 +63,6 @@ ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
     "version": "1.0.0",
     "extension_types": ["property-extension"],
 }
-# The top-level names ingestion rules and queries read: enrichment.country, whois.registered...
-ENRICHMENT_FIELDS: Final = ("enrichment", "whois")
-_BUNDLE_FIELDS: Final = {
-    "geo": ("country", "country_code", "region", "city", "asn", "as_organization"),
-    "whois": ("registrar", "registered", "expires", "updated", "rdap_status", "registrant_organization",
-              "registrant_country", "abuse_email", "network_name", "handle", "network", "country_code", "queried"),
-}
-
-
-# What each top-level field holds, for checking rule files (tiops.rules.model).
-ENRICHMENT_SUBFIELDS: Final = {
-    "enrichment": frozenset({"value", *_BUNDLE_FIELDS["geo"]}),
-    "whois": frozenset({"value", "age_days", *_BUNDLE_FIELDS["whois"]}),
-}
-
-
-def field_path(field: str) -> list[str] | None:
-    """The data path a rule field such as ``enrichment.country`` reads, or None for other fields."""
-    top, _, rest = field.partition(".")
-    if top not in ENRICHMENT_FIELDS:
-        return None
-    return ["extensions", ENRICHMENT_EXTENSION_ID, top, *(rest.split(".") if rest else [])]
 
 
 def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ import orjson
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
 from tiops.enrich.attach import enrichment_of
+from tiops.enrich.fields import ENRICHMENT_FIELDS, field_path
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
@@ -166,7 +167,8 @@ def _browser_data(query_rows: list[Row], names: dict[str, str]) -> dict[str, Any
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
     seen = sorted({key for row in query_rows for key in row.data})
     return {"rows": rows, "catalogue": {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES),
-                                        "scoTypes": sorted(SCO_TYPES)}}
+                                        "scoTypes": sorted(SCO_TYPES),
+                                        "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS}}}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",

@@ -9,19 +9,32 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tiops.enrich.attach import attach_enrichment
-from tiops.enrich.lock import read_lock_for_build
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
-from tiops.gitrepo import head_commit, head_commit_time
-from tiops.load import Repo
 from tiops.rules.conditions import format_timestamp, parse_timestamp
-from tiops.rules.engine import RulesOutcome, apply_rules
-from tiops.rules.model import Rule, RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from tiops.load import Repo
+    from tiops.rules.engine import RulesOutcome, apply_rules
+    from tiops.rules.model import Rule, RuleSet, load_rules
+
+# The engine and the rule model are imported when first used, not with the package: a
+# query reads tiops.rules.conditions, and importing the package must not cost it the
+# engine, the loader and the enrichment lock (docs/performance.md, tiops query).
+_LAZY = {"RulesOutcome": "tiops.rules.engine", "apply_rules": "tiops.rules.engine",
+         "Rule": "tiops.rules.model", "RuleSet": "tiops.rules.model", "load_rules": "tiops.rules.model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AsOf",
@@ -68,12 +81,16 @@ def resolve_as_of(root: Path, override: str | None = None) -> AsOf:
             raise UsageError(f"--as-of {override!r} is not a date or a UTC timestamp",
                              hint="Write it like 2025-06-01 or 2025-06-01T12:00:00Z.")
         return AsOf(moment, "--as-of")
+    from tiops.gitrepo import head_commit_time
+
     head_time = head_commit_time(root)
     return AsOf(parse_timestamp(head_time), "head-commit") if head_time else AsOf(None, "none")
 
 
 def rule_findings(repo: Repo) -> list[Finding]:
     """Findings about the rule files of a repository (none for a plain bundle)."""
+    from tiops.rules.model import load_rules
+
     if repo.is_bundle:
         return []
     return load_rules(repo.config)[1]
@@ -84,6 +101,11 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
 
     ``record`` keeps what every rule did to every object (for explain and traces).
     """
+    from tiops.enrich.attach import attach_enrichment
+    from tiops.enrich.lock import read_lock_for_build
+    from tiops.rules.engine import RulesOutcome, apply_rules
+    from tiops.rules.model import RuleSet, load_rules
+
     if repo.is_bundle:
         empty = RuleSet((), "")
         return RulesOutcome(objects=list(repo.objects)), empty, as_of or AsOf(None, "none")
@@ -107,6 +129,8 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
 
 def build_metadata(root: Path, outcome: RulesOutcome, rule_set: RuleSet, as_of: AsOf) -> dict[str, object]:
     """What ``dist/build.json`` records so a build can be reproduced (no wall-clock time)."""
+    from tiops.gitrepo import head_commit
+
     return {
         "as_of": as_of.text,
         "as_of_origin": as_of.origin,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from tiops.enrich.attach import ENRICHMENT_FIELDS, field_path
+from tiops.enrich.fields import ENRICHMENT_FIELDS, field_path
 from tiops.stix import TIMESTAMP_RE, is_real_day, tlp_level
 
 Condition = dict[str, Any]
@@ -109,7 +109,7 @@ def field_getter(field: str) -> Callable[[ObjectView], Any]:
     ``source`` is the source system, ``tags`` are STIX ``labels``, ``tlp`` the TLP
     level of ``object_marking_refs`` (clear, green, amber, amber+strict, red), ``file``
     the YAML file, ``enrichment.*`` and ``whois.*`` the locked enrichment results of the
-    values the object names (docs/enrich.md); anything else is a property name or dotted path, where a list is
+    values the object names (docs/enrich.md, tiops.enrich.fields); anything else is a property name or dotted path, where a list is
     searched element by element (``external_references.source_name``) and a number
     picks one element (``external_references.0.url``).
     """

@@ -17,7 +17,7 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.config import Config
-from tiops.enrich.attach import ENRICHMENT_SUBFIELDS
+from tiops.enrich.fields import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
 from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors

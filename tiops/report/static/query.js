@@ -108,6 +108,8 @@
       var close = nearest(head, Object.keys(kinds).concat(catalogue.seen));
       throw new QueryError("unknown field '" + head + "'" + (close.length ? "; did you mean " + close.join(" or ") + "?" : ""));
     }
+    // enrichment.* and whois.* read the extension that carries them (catalogue.paths, from tiops/enrich/fields.py).
+    if (catalogue.paths && catalogue.paths[head]) { node.path = catalogue.paths[head].concat(node.field.split(".").slice(1)); }
     var kind = kinds[node.field] || "any";
     if (kind === "any" || COMPARISONS.indexOf(node.op) === -1 || !("value" in node)) { return; }
     var ordering = [">", ">=", "<", "<="].indexOf(node.op) !== -1;
@@ -161,7 +163,8 @@
     }
     return value;
   }
-  function getter(field) {
+  function getter(field, path) {
+    if (path) { return function (row) { return walk(row.d, path); }; }
     if (field === "source") { return function (row) { return row.s === null || row.s === undefined ? MISSING : row.s; }; }
     if (field === "tlp") { return function (row) { return row.t ? row.t : MISSING; }; }
     if (field === "file") { return function () { return ""; }; }
@@ -216,7 +219,7 @@
     if (node.all) { var all = node.all.map(compile); return function (row) { return all.every(function (f) { return f(row); }); }; }
     if (node.any) { var any = node.any.map(compile); return function (row) { return any.some(function (f) { return f(row); }); }; }
     if (node.not) { var inner = compile(node.not); return function (row) { return !inner(row); }; }
-    var get = getter(node.field);
+    var get = getter(node.field, node.path);
     if (node.op === "exists") { return function (row) { return get(row) !== MISSING; }; }
     if (node.op === "not-exists") { return function (row) { return get(row) === MISSING; }; }
     var each = elementTest(node.op, node.value);
