@@ -3,20 +3,22 @@
 * ``index.html``: the overview, like Microsoft Sentinel's threat-intelligence workbook
   (counts by type, indicator type, source, TLP, tag, confidence band; indicators
   expiring soon; objects created per month), as inline SVG bar charts.
-* ``browse.html``: every object (one row each, the compiled, i.e. latest, version) as a
-  JSON blob that a small script searches, filters, sorts and pages, so no page ever
-  holds more than one page of rows.
-* ``objects/<xx>/<id>.html``: one page per object (sharded by the first two hex digits
-  of its UUID): properties, relationships as a graph and a list, provenance.
+* ``browse.html``: every object (one row each, the compiled, i.e. latest, version),
+  searched, filtered, sorted and paged by a small script over the compact index
+  ``data/index.js``, so no page ever holds more than one page of rows.
+* ``object.html``: the one object page; the id is in the address (``object.html#<id>``)
+  and the page draws the object from its shard ``data/objects/<key>.js``
+  (:mod:`tiops.report.shards`): properties, relationships as a graph and a list, provenance.
 
-Everything is rendered by Jinja2 with autoescaping; CSS and JavaScript are inlined
-(no network, no CDN); output depends only on the content (no clock).
+The site stays a few hundred files whatever the number of objects, and opens from
+``file://``: the data files are scripts, since a page on disk may not ``fetch()``.
+The pages are rendered by Jinja2 with autoescaping, the object page by DOM calls (text,
+never markup); CSS and JavaScript are inlined (no network, no CDN); output depends only
+on the content (no clock).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -37,7 +39,16 @@ from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject, load_repo
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
+from tiops.query.view import DERIVED_FIELDS
 from tiops.report.panels import Panel, load_panels, panel_data
+from tiops.report.shards import (
+    INDEX_FIELDS,
+    index_row,
+    index_script,
+    shard_key,
+    shard_script,
+    shard_width,
+)
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.stix import (
     ALL_TYPES,
@@ -55,7 +66,6 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
 }
 _EXPIRY_WINDOWS = (7, 30, 90)
 _CHART_ROWS = 15
-_GRAPH_NEIGHBOURS = 24
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class ReportResult:
     pages: int
     as_of: str | None
     errors: int = 0  # validation errors of a report written with allow_invalid
+    data_files: int = 0  # data/index.js and the object shards
 
 
 @dataclass(frozen=True)
@@ -116,38 +127,82 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     panels = load_panels(root, {key for row in query_rows for key in row.data})  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
-    browser_data = _script_json(_browser_data(query_rows, names))
+    width = shard_width(len(query_rows))
+    data_files = _write_data(output, query_rows, objects, names, origins, width, progress)
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
+    object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
-        root="", data=browser_data, script=browser_js, query_script=query_js, operators=_OPERATORS,
-        fields=_BUILDER_FIELDS, **common))
+        root="", script=browser_js, query_script=query_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
+        catalogue=_script_json(_catalogue(query_rows)), width=width, **common))
+    _write(output / "object.html", environment.get_template("object.html").render(
+        root="", script=object_js, width=width, **common))
+    return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
-    links: dict[str, list[dict[str, Any]]] = {}
+
+def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any]], names: dict[str, str],
+                origins: dict[str, _Origin], width: int, progress: Progress) -> int:
+    """Write data/index.js and the object shards; remove shards of an earlier build that no
+    object names any more. Returns how many data files the report has."""
+    links: dict[str, list[tuple[str, bool, str, str]]] = {}
     for obj in objects:
         if obj["type"] == "relationship":
-            for end, other in (("source_ref", "target_ref"), ("target_ref", "source_ref")):
-                links.setdefault(str(obj.get(end)), []).append(
-                    {"relationship": obj, "other": str(obj.get(other)), "outgoing": end == "source_ref"})
-    template = environment.get_template("object.html")
-    for done, obj in enumerate(objects, 1):
-        related = sorted(links.get(obj["id"], ()), key=lambda r: (r["relationship"]["relationship_type"], r["other"]))
-        relationships = [
-            {"type": r["relationship"]["relationship_type"], "outgoing": r["outgoing"], "other": r["other"],
-             "other_name": names.get(r["other"], r["other"]), "other_href": _href(r["other"], "../../") if r["other"] in names else None,
-             "href": _href(r["relationship"]["id"], "../../")}
-            for r in related
-        ]
-        page = template.render(
-            root="../../", obj=obj, name=names[obj["id"]], properties=_properties(obj, names),
-            deprecated=obj.get("x_mitre_deprecated") is True,
-            relationships=relationships, graph=_graph(obj["id"], names[obj["id"]], relationships),
-            origin=origins.get(obj["id"]), **common,
-        )
-        _write(output / _href(obj["id"], ""), page)
-        if done % 1000 == 0 or done == len(objects):
-            progress("report", done, len(objects))
-    return ReportResult(output, len(objects), len(objects) + 2, as_of_text, len(errors))
+            kind, source, target = str(obj.get("relationship_type")), str(obj.get("source_ref")), str(obj.get("target_ref"))
+            links.setdefault(source, []).append((kind, True, target, obj["id"]))
+            links.setdefault(target, []).append((kind, False, source, obj["id"]))
+    index_rows: list[list[Any]] = []
+    shards: dict[str, list[bytes]] = {}
+    for done, row in enumerate(query_rows, 1):
+        obj = row.obj
+        object_id = row.id
+        name = names.get(object_id, object_id)
+        tlp = tlp_level(row.data.get("object_marking_refs"))
+        index_rows.append(index_row(row.data, name, row.source, tlp))
+        related = sorted(links.get(object_id, ()), key=lambda r: (r[0], r[2]))
+        entry: dict[str, Any] = {
+            "o": obj, "n": name,
+            "x": {field: row.data[field] for field in DERIVED_FIELDS if field in row.data},
+            "r": _reference_names(obj, names),
+            "l": [[kind, outgoing, other, names.get(other, other), other in names, rel_id]
+                  for kind, outgoing, other, rel_id in related],
+            "p": _origin_list(origins.get(object_id)),
+        }
+        shards.setdefault(shard_key(object_id, width), []).append(orjson.dumps(entry))
+        if done % 1000 == 0 or done == len(query_rows):
+            progress("report", done, len(query_rows))
+    folder = output / "data" / "objects"
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, entries in shards.items():
+        _write_bytes(folder / f"{key}.js", shard_script(key, entries))
+    for stale in folder.glob("*.js"):
+        if stale.stem not in shards:
+            stale.unlink()
+    index = {"fields": ["n", "s", "t", *INDEX_FIELDS], "rows": index_rows, "width": width, "shards": sorted(shards)}
+    _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
+    return len(shards) + 1
+
+
+def _reference_names(obj: dict[str, Any], names: dict[str, str]) -> dict[str, list[Any]]:
+    """What the object page shows for each id the object references: its name (a TLP
+    marking by its TLP name) and whether the report has a page for it."""
+    found: dict[str, list[Any]] = {}
+    for key, value in obj.items():
+        if key.endswith("_refs") and isinstance(value, list):
+            refs = value
+        elif key.endswith("_ref"):
+            refs = [value]
+        else:
+            continue
+        for ref in refs:
+            if isinstance(ref, str):
+                found[ref] = [_TLP_NAMES.get(ref) or names.get(ref) or ref, ref in names]
+    return found
+
+
+def _origin_list(origin: _Origin | None) -> list[Any] | None:
+    if origin is None:
+        return None
+    return [origin.file, origin.line, origin.source, list(origin.defaults_files), list(origin.rules)]
 
 
 # --- Data ---------------------------------------------------------------------------
@@ -158,15 +213,11 @@ _BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id
                    "description", "pattern", "x_mitre_deprecated"]
 
 
-def _browser_data(query_rows: list[Row], names: dict[str, str]) -> dict[str, Any]:
-    """What the browser's query engine (static/query.js) searches: every object with the
-    query language's fields, and the catalogue that makes typos errors there too."""
-    rows = [{"d": row.data, "s": row.source, "t": tlp_level(row.data.get("object_marking_refs")),
-             "n": names.get(row.id, row.id), "h": _href(row.id, "")} for row in query_rows]
+def _catalogue(query_rows: list[Row]) -> dict[str, Any]:
+    """What makes typos errors in the browser's query engine (static/query.js) too."""
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
     seen = sorted({key for row in query_rows for key in row.data})
-    return {"rows": rows, "catalogue": {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES),
-                                        "scoTypes": sorted(SCO_TYPES)}}
+    return {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES), "scoTypes": sorted(SCO_TYPES)}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
@@ -174,8 +225,8 @@ _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "m
 
 
 def _href(object_id: str, root: str) -> str:
-    uuid = object_id.partition("--")[2]
-    return f"{root}objects/{uuid[:2] or '00'}/{object_id}.html"
+    """The object page of ``object_id``: one page for every object, the id in the fragment."""
+    return f"{root}object.html#{object_id}"
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,
@@ -255,64 +306,6 @@ def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order:
             "total": sum(counts.values())}
 
 
-def _properties(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
-    """Every property as the object page shows it: references as links named after their
-    object (TLP markings by their TLP name), external references as a table with
-    clickable http(s) URLs, other structured values as JSON."""
-    found: list[dict[str, Any]] = []
-    for key in sorted(obj):
-        value = obj[key]
-        refs = value if key.endswith("_refs") and isinstance(value, list) else [value] if key.endswith("_ref") else None
-        if refs is not None and all(isinstance(ref, str) for ref in refs):
-            found.append({"key": key, "kind": "refs", "refs": [_reference(ref, names) for ref in refs]})
-        elif key == "external_references" and isinstance(value, list) and all(isinstance(r, dict) for r in value):
-            found.append({"key": key, "kind": "external", "references": [_external(r) for r in value]})
-        elif isinstance(value, str):
-            found.append({"key": key, "kind": "text", "text": value, "multiline": "\n" in value})
-        else:
-            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-            found.append({"key": key, "kind": "text", "text": text, "multiline": "\n" in text})
-    return found
-
-
-def _reference(ref: str, names: dict[str, str]) -> dict[str, Any]:
-    name = _TLP_NAMES.get(ref) or names.get(ref) or ref
-    return {"id": ref, "name": name, "href": _href(ref, "../../") if ref in names else None}
-
-
-def _external(reference: dict[str, Any]) -> dict[str, Any]:
-    url = reference.get("url")
-    # Only web links are clickable: a javascript: or data: URL from intel must never run.
-    safe = isinstance(url, str) and url.lower().startswith(("http://", "https://"))
-    return {"source_name": str(reference.get("source_name", "")), "external_id": str(reference.get("external_id", "")),
-            "url": str(url) if isinstance(url, str) else "", "clickable": safe,
-            "description": str(reference.get("description", ""))}
-
-
-def _graph(center: str, name: str, relationships: list[dict[str, Any]]) -> dict[str, Any]:
-    """A radial layout: the object in the middle, the objects it relates to around it."""
-    neighbours = relationships[:_GRAPH_NEIGHBOURS]
-    size, radius = 640, 170
-    nodes = []
-    for index, rel in enumerate(neighbours):
-        angle = 2 * math.pi * index / max(1, len(neighbours)) - math.pi / 2
-        x, y = round(size / 2 + radius * math.cos(angle), 1), round(size / 2 + radius * math.sin(angle), 1)
-        # Labels point away from the centre so they stay inside the drawing.
-        anchor = "middle" if abs(x - size / 2) < 20 else ("start" if x > size / 2 else "end")
-        label_x = x if anchor == "middle" else (x + 11 if anchor == "start" else x - 11)
-        label_y = y - 11 if anchor == "middle" and y < size / 2 else (y + 21 if anchor == "middle" else y + 4)
-        nodes.append({**rel, "x": x, "y": y, "anchor": anchor, "label_x": label_x, "label_y": label_y,
-                      "short": _shorten(rel["other_name"], 22), "other_type": rel["other"].partition("--")[0],
-                      "edge_x": round((size / 2 + x) / 2, 1), "edge_y": round((size / 2 + y) / 2, 1)})
-    return {"size": size, "center": {"x": size / 2, "y": size / 2, "short": _shorten(name, 28), "id": center,
-                                     "type": center.partition("--")[0]},
-            "nodes": nodes, "hidden": max(0, len(relationships) - len(neighbours))}
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _origins(root: Path, objects: list[IntelObject], rules: dict[str, tuple[str, ...]]) -> dict[str, _Origin]:
     """File and line of every object; the line comes from a text scan, not a YAML parse, to stay fast at 100k files."""
     item_lines: dict[str, list[int]] = {}
@@ -369,8 +362,11 @@ def _script_json(data: Any) -> str:
 
 
 def _write(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return  # unchanged: leave the file (and its mtime) alone
