@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from pathlib import Path
 from typing import Any
+
+
+def unpack(literal: str) -> Any:
+    """The JSON value of a data file's string argument: base64 of deflated JSON."""
+    assert literal.startswith('"') and literal.endswith('"')
+    return json.loads(zlib.decompress(base64.b64decode(literal[1:-1], validate=True)))
 
 
 def index_data(site: Path) -> dict[str, Any]:
     text = (site / "data" / "index.js").read_text(encoding="utf-8")
     assert text.startswith("TiopsReport.index(") and text.endswith(");\n")
-    data: dict[str, Any] = json.loads(text[len("TiopsReport.index("):-3])
+    data: dict[str, Any] = unpack(text[len("TiopsReport.index("):-3])
     return data
 
 
@@ -28,7 +36,7 @@ def shard_entries(site: Path) -> dict[str, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
         prefix = f'TiopsReport.shard("{path.stem}",'
         assert text.startswith(prefix) and text.endswith(");\n"), path
-        for entry in json.loads(text[len(prefix):-3]):
+        for entry in unpack(text[len(prefix):-3]):
             found[entry["o"]["id"]] = {**entry, "shard": path.stem}
     return found
 

@@ -132,11 +132,12 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
     object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
+    data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
-        root="", script=browser_js, query_script=query_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
+        root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
         catalogue=_script_json(_catalogue(query_rows)), width=width, **common))
     _write(output / "object.html", environment.get_template("object.html").render(
-        root="", script=object_js, width=width, **common))
+        root="", script=object_js, data_script=data_js, width=width, **common))
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
 

@@ -14,7 +14,9 @@ JSON to a function of the page (``TiopsReport.index(...)``, ``TiopsReport.shard(
 
 from __future__ import annotations
 
+import base64
 import string
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,10 +46,17 @@ def index_row(data: Mapping[str, Any], name: str, source: str | None, tlp: str |
     return [None if name == data.get("name") else name, source, tlp, *values]
 
 
+def packed(json_text: bytes) -> bytes:
+    """JSON deflated (RFC 1950; static/data.js inflates it with DecompressionStream) and in
+    base64 (RFC 4648), to sit in a script as a string. Level 1: five times smaller than
+    the JSON at a fraction of the cost of level 6; zlib gives the same bytes for the same input."""
+    return base64.b64encode(zlib.compress(json_text, 1))
+
+
 def shard_script(key: str, entries: Iterable[bytes]) -> bytes:
-    """The shard file: a call with the key and the list of objects (each already JSON)."""
-    return b"TiopsReport.shard(\"" + key.encode() + b"\",[" + b",\n".join(entries) + b"]);\n"
+    """The shard file: a call with the key and the packed list of objects (each already JSON)."""
+    return b"TiopsReport.shard(\"" + key.encode() + b"\",\"" + packed(b"[" + b",".join(entries) + b"]") + b"\");\n"
 
 
-def index_script(payload: bytes) -> bytes:
-    return b"TiopsReport.index(" + payload + b");\n"
+def index_script(json_text: bytes) -> bytes:
+    return b"TiopsReport.index(\"" + packed(json_text) + b"\");\n"

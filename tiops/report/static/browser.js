@@ -14,20 +14,24 @@
 
   // data/index.js calls TiopsReport.index(...); each shard calls TiopsReport.shard(key, objects).
   window.TiopsReport = {
-    index: function (data) {
-      index = data;
-      var fields = data.fields;
-      rows = data.rows.map(function (values) {
-        var d = {};
-        for (var i = 3; i < fields.length; i++) { if (values[i] !== null) { d[fields[i]] = values[i]; } }
-        return { d: d, s: values[1], t: values[2], n: values[0] !== null ? values[0] : d.name, h: "object.html#" + encodeURIComponent(d.id) };
+    index: function (packed) {
+      TiopsData.inflate(packed).then(function (data) {
+        index = data;
+        var fields = data.fields;
+        rows = data.rows.map(function (values) {
+          var d = {};
+          for (var i = 3; i < fields.length; i++) { if (values[i] !== null) { d[fields[i]] = values[i]; } }
+          return { d: d, s: values[1], t: values[2], n: values[0] !== null ? values[0] : d.name, h: "object.html#" + encodeURIComponent(d.id) };
+        });
+        refresh();
       });
-      refresh();
     },
-    shard: function (key, entries) {
-      entries.forEach(function (entry) { full[entry.o.id] = Object.assign({}, entry.o, entry.x); });
-      pending -= 1;
-      if (pending === 0) { shardsLoaded(); }
+    shard: function (key, packed) {
+      TiopsData.inflate(packed).then(function (entries) {
+        entries.forEach(function (entry) { full[entry.o.id] = Object.assign({}, entry.o, entry.x); });
+        pending -= 1;
+        if (pending === 0) { shardsLoaded(); }
+      });
     }
   };
   function script(src, failed) {

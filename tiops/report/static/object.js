@@ -10,11 +10,13 @@
   var shards = {}, requested = {};
 
   window.TiopsReport = {
-    shard: function (key, entries) {
-      var byId = {};
-      entries.forEach(function (entry) { byId[entry.o.id] = entry; });
-      shards[key] = byId;
-      show();
+    shard: function (key, packed) {
+      TiopsData.inflate(packed).then(function (entries) {
+        var byId = {};
+        entries.forEach(function (entry) { byId[entry.o.id] = entry; });
+        shards[key] = byId;
+        show();
+      });
     }
   };
 
