@@ -124,7 +124,8 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
 
     names = {obj["id"]: display_name(obj) for obj in objects}
     query_rows = rows_from_objects(objects)
-    panels = load_panels(root, {key for row in query_rows for key in row.data})  # before anything is written
+    seen = {key for row in query_rows for key in row.data}
+    panels = load_panels(root, seen)  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
     width = shard_width(len(query_rows))
@@ -135,7 +136,7 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
         root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
-        catalogue=_script_json(_catalogue(query_rows)), width=width, **common))
+        catalogue=_script_json(_catalogue(seen)), width=width, **common))
     _write(output / "object.html", environment.get_template("object.html").render(
         root="", script=object_js, data_script=data_js, width=width, **common))
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
@@ -153,6 +154,7 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
             links.setdefault(target, []).append((kind, False, source, obj["id"]))
     index_rows: list[list[Any]] = []
     shards: dict[str, list[bytes]] = {}
+    reference_names = _ReferenceNames(names)
     for done, row in enumerate(query_rows, 1):
         obj = row.obj
         object_id = row.id
@@ -163,7 +165,7 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
         entry: dict[str, Any] = {
             "o": obj, "n": name,
             "x": {field: row.data[field] for field in DERIVED_FIELDS if field in row.data},
-            "r": _reference_names(obj, names),
+            "r": reference_names(obj),
             "l": [[kind, outgoing, other, names.get(other, other), other in names, rel_id]
                   for kind, outgoing, other, rel_id in related],
             "p": _origin_list(origins.get(object_id)),
@@ -183,21 +185,31 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
     return len(shards) + 1
 
 
-def _reference_names(obj: dict[str, Any], names: dict[str, str]) -> dict[str, list[Any]]:
-    """What the object page shows for each id the object references: its name (a TLP
-    marking by its TLP name) and whether the report has a page for it."""
-    found: dict[str, list[Any]] = {}
-    for key, value in obj.items():
-        if key.endswith("_refs") and isinstance(value, list):
-            refs = value
-        elif key.endswith("_ref"):
-            refs = [value]
-        else:
-            continue
-        for ref in refs:
-            if isinstance(ref, str):
-                found[ref] = [_TLP_NAMES.get(ref) or names.get(ref) or ref, ref in names]
-    return found
+class _ReferenceNames:
+    """What the object page shows for each id an object references: its name (a TLP
+    marking by its TLP name) and whether the report has it. Kept per id and per property
+    name, since at 100k objects most share their creator and marking."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self.shown: dict[str, list[Any]] = {}
+        self.kinds: dict[str, int] = {}  # property name -> 0 (no reference), 1 (_ref), 2 (_refs)
+
+    def __call__(self, obj: dict[str, Any]) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for key, value in obj.items():
+            kind = self.kinds.get(key)
+            if kind is None:
+                kind = self.kinds[key] = 2 if key.endswith("_refs") else 1 if key.endswith("_ref") else 0
+            if kind == 0:
+                continue
+            for ref in value if kind == 2 and isinstance(value, list) else (value,):
+                if isinstance(ref, str):
+                    shown = self.shown.get(ref)
+                    if shown is None:
+                        shown = self.shown[ref] = [_TLP_NAMES.get(ref) or self.names.get(ref) or ref, ref in self.names]
+                    found[ref] = shown
+        return found
 
 
 def _origin_list(origin: _Origin | None) -> list[Any] | None:
@@ -214,11 +226,10 @@ _BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id
                    "description", "pattern", "x_mitre_deprecated"]
 
 
-def _catalogue(query_rows: list[Row]) -> dict[str, Any]:
+def _catalogue(seen: set[str]) -> dict[str, Any]:
     """What makes typos errors in the browser's query engine (static/query.js) too."""
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
-    seen = sorted({key for row in query_rows for key in row.data})
-    return {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES), "scoTypes": sorted(SCO_TYPES)}
+    return {"kinds": kinds, "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES), "scoTypes": sorted(SCO_TYPES)}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
@@ -248,14 +259,17 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
     indicators = [o for o in objects if o["type"] == "indicator"]
     if as_of is not None:
         moment = _parse(as_of)
+        # Timestamps compare as text (RFC 3339, seconds cut): no datetime per indicator.
+        now = _stamp(moment)
+        ends = [(f"within {days} days", _stamp(moment + timedelta(days=days))) for days in _EXPIRY_WINDOWS]
         expiring: Counter[str] = Counter()
         for obj in indicators:
-            until = _parse(str(obj.get("valid_until") or ""))
-            if until < moment or obj.get("revoked") is True:
+            until = _until(obj.get("valid_until"))
+            if until < now or obj.get("revoked") is True:
                 continue
-            for days in _EXPIRY_WINDOWS:
-                if until <= moment + timedelta(days=days):
-                    expiring[f"within {days} days"] += 1
+            for label, end in ends:
+                if until <= end:
+                    expiring[label] += 1
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
     charts.extend(_enrichment_charts(objects))
@@ -333,6 +347,23 @@ def _list_item_lines(path: Path) -> list[int]:
 def _latest_modified(objects: list[dict[str, Any]]) -> str | None:
     stamps = [str(o["modified"]) for o in objects if o.get("modified")]
     return max(stamps) if stamps else None
+
+
+def _stamp(moment: datetime) -> str:
+    return "0000-00-00T00:00:00" if moment == datetime.min.replace(tzinfo=UTC) else (
+        "9999-99-99T99:99:99" if moment == datetime.max.replace(tzinfo=UTC) else moment.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def _until(value: Any) -> str:
+    """valid_until as _parse reads it, as comparable text: empty is the earliest moment,
+    text that is not a timestamp the latest (never expiring)."""
+    text = str(value or "")[:19]
+    if not text:
+        return "0000-00-00T00:00:00"
+    if len(text) == 19 and text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":" \
+            and text.replace("-", "").replace("T", "").replace(":", "").isdigit():
+        return text
+    return _stamp(_parse(text))
 
 
 def _parse(text: str) -> datetime:
