@@ -37,6 +37,7 @@ from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject, load_repo
+from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
 from tiops.query.view import DERIVED_FIELDS
@@ -107,6 +108,12 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     by default the HEAD commit's time. Validation errors refuse the report, as they refuse
     compilation; with ``allow_invalid`` every page carries a banner saying so instead.
     """
+    # Like compile: the data built is big and acyclic, so the cyclic collector only costs time.
+    with paused_gc():
+        return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
+
+
+def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Progress, allow_invalid: bool) -> ReportResult:
     repo = load_repo(root, progress=progress)
     errors = blocking_errors(validate_repo(repo, progress=progress))
     if errors and not allow_invalid:
@@ -261,7 +268,7 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
         moment = _parse(as_of)
         # Timestamps compare as text (RFC 3339, seconds cut): no datetime per indicator.
         now = _stamp(moment)
-        ends = [(f"within {days} days", _stamp(moment + timedelta(days=days))) for days in _EXPIRY_WINDOWS]
+        ends = [(f"within {days} days", _later_stamp(moment, days)) for days in _EXPIRY_WINDOWS]
         expiring: Counter[str] = Counter()
         for obj in indicators:
             until = _until(obj.get("valid_until"))
@@ -352,6 +359,13 @@ def _latest_modified(objects: list[dict[str, Any]]) -> str | None:
 def _stamp(moment: datetime) -> str:
     return "0000-00-00T00:00:00" if moment == datetime.min.replace(tzinfo=UTC) else (
         "9999-99-99T99:99:99" if moment == datetime.max.replace(tzinfo=UTC) else moment.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def _later_stamp(moment: datetime, days: int) -> str:
+    try:
+        return _stamp(moment + timedelta(days=days))
+    except OverflowError:  # an as-of time at the end of time
+        return _stamp(datetime.max.replace(tzinfo=UTC))
 
 
 def _until(value: Any) -> str:

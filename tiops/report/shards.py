@@ -42,8 +42,7 @@ def shard_key(object_id: str, width: int) -> str:
 def index_row(data: Mapping[str, Any], name: str, source: str | None, tlp: str | None) -> list[Any]:
     """One index row: the display name, source, TLP, then :data:`INDEX_FIELDS` (None: absent).
     The display name is None when it is the ``name`` property, to keep the index small."""
-    values = [data.get(field) for field in INDEX_FIELDS]
-    return [None if name == data.get("name") else name, source, tlp, *values]
+    return [None if name == data.get("name") else name, source, tlp, *map(data.get, INDEX_FIELDS)]
 
 
 def packed(json_text: bytes) -> bytes:
