@@ -65,9 +65,9 @@ def test_index_holds_what_the_first_view_and_search_need(report_repo: Path, tmp_
 def test_hostile_text_renders_as_text(report_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_report(report_repo, out, as_of=AS_OF)
-    for page in out.glob("*.html"):  # intel text reaches pages only through data files, never as markup
+    for page in out.glob("*.html"):  # intel text never reaches a page as markup
         text = page.read_text()
-        assert "window.__xss" not in text and "<img src=x" not in text, page
+        assert "<script>window.__xss" not in text and "<img src=x" not in text, page
     entry = shard_entries(out)[XSS_ID]
     assert entry["o"]["name"] == XSS_NAME and entry["o"]["description"] == XSS_DESCRIPTION and entry["n"] == XSS_NAME
     browse = (out / "browse.html").read_text()
@@ -75,6 +75,9 @@ def test_hostile_text_renders_as_text(report_repo: Path, tmp_path: Path) -> None
     assert blob is not None
     assert "<" not in blob.group(1)  # nothing in the catalogue can close the script element
     assert "description" in json.loads(blob.group(1))["seen"]
+    first = re.search(r'<script id="first-page" type="application/json">(.*?)</script>', browse, re.S)
+    assert first is not None and "<" not in first.group(1) and XSS_NAME in first.group(1).replace("\\u003c", "<").replace(
+        "\\u003e", ">").replace('\\"', '"')
 
 
 def test_overview_counts_like_the_workbook(report_repo: Path, tmp_path: Path) -> None:
@@ -155,3 +158,20 @@ def test_cli_writes_into_dist_report(report_repo: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(report_repo), "report", "--as-of", AS_OF])
     assert result.exit_code == 0, result.output
     assert (report_repo / "dist" / "report" / "index.html").is_file()
+
+
+def test_browse_html_holds_the_first_page_of_the_default_view(report_repo: Path, tmp_path: Path) -> None:
+    """The first 50 rows by name (then id) are in browse.html, so they show before the index loads."""
+    out = tmp_path / "site"
+    build_report(report_repo, out, as_of=AS_OF)
+    browse = (out / "browse.html").read_text()
+    blob = re.search(r'<script id="first-page" type="application/json">(.*?)</script>', browse, re.S)
+    assert blob is not None
+    first = json.loads(blob.group(1))
+    rows = index_rows(out)
+    assert first["total"] == len(rows) and first["fields"] == index_data(out)["fields"]
+    def shown(row: dict[str, object]) -> str:
+        return str(row.get("n", row.get("name", row["id"])))
+    expected = sorted(rows, key=lambda row: (shown(row).lower(), row["id"]))[:50]
+    got = [{f: v for f, v in zip(first["fields"], values, strict=True) if v is not None} for values in first["rows"]]
+    assert got == expected and len(got) == min(50, len(rows))

@@ -66,6 +66,7 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
     marking_id: f"TLP:{level.upper()} (1.0)" for level, marking_id in TLP1_MARKINGS.items()
 }
 _EXPIRY_WINDOWS = (7, 30, 90)
+_PAGE = 50  # rows per page of the browser (static/browser.js PAGE)
 _CHART_ROWS = 15
 
 
@@ -136,23 +137,24 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
     width = shard_width(len(query_rows))
-    data_files = _write_data(output, query_rows, objects, names, origins, width, progress)
+    data_files, first_page = _write_data(output, query_rows, objects, names, origins, width, progress)
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
     object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
     data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
         root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
-        catalogue=_script_json(_catalogue(seen)), width=width, **common))
+        catalogue=_script_json(_catalogue(seen)), first_page=_script_json(first_page), width=width, **common))
     _write(output / "object.html", environment.get_template("object.html").render(
         root="", script=object_js, data_script=data_js, width=width, **common))
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
 
 def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any]], names: dict[str, str],
-                origins: dict[str, _Origin], width: int, progress: Progress) -> int:
+                origins: dict[str, _Origin], width: int, progress: Progress) -> tuple[int, dict[str, Any]]:
     """Write data/index.js and the object shards; remove shards of an earlier build that no
-    object names any more. Returns how many data files the report has."""
+    object names any more. Returns how many data files the report has, and the first page
+    of the browser's default view (by name, then id, as static/browser.js sorts) for browse.html."""
     links: dict[str, list[tuple[str, bool, str, str]]] = {}
     for obj in objects:
         if obj["type"] == "relationship":
@@ -187,9 +189,13 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
     for stale in folder.glob("*.js"):
         if stale.stem not in shards:
             stale.unlink()
-    index = {"fields": ["n", "s", "t", *INDEX_FIELDS], "rows": index_rows, "width": width, "shards": sorted(shards)}
+    fields = ["n", "s", "t", *INDEX_FIELDS]
+    index = {"fields": fields, "rows": index_rows, "width": width, "shards": sorted(shards)}
     _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
-    return len(shards) + 1
+    ids = [row.id for row in query_rows]
+    order = sorted(range(len(index_rows)), key=lambda i: (names.get(ids[i], ids[i]).lower(), ids[i]))
+    first_page = {"fields": fields, "rows": [index_rows[i] for i in order[:_PAGE]], "total": len(index_rows)}
+    return len(shards) + 1, first_page
 
 
 class _ReferenceNames:

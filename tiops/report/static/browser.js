@@ -17,12 +17,7 @@
     index: function (packed) {
       TiopsData.inflate(packed).then(function (data) {
         index = data;
-        var fields = data.fields;
-        rows = data.rows.map(function (values) {
-          var d = {};
-          for (var i = 3; i < fields.length; i++) { if (values[i] !== null) { d[fields[i]] = values[i]; } }
-          return { d: d, s: values[1], t: values[2], n: values[0] !== null ? values[0] : d.name, h: "object.html#" + encodeURIComponent(d.id) };
-        });
+        rows = data.rows.map(function (values) { return toRow(data.fields, values); });
         refresh();
       });
     },
@@ -34,6 +29,17 @@
       });
     }
   };
+  // An index row: display name (null: the name property), source, TLP, then the fields.
+  function toRow(fields, values) {
+    var d = {};
+    for (var i = 3; i < fields.length; i++) { if (values[i] !== null) { d[fields[i]] = values[i]; } }
+    return { d: d, s: values[1], t: values[2], n: values[0] !== null ? values[0] : d.name, h: "object.html#" + encodeURIComponent(d.id) };
+  }
+  // The first page of the default view (sorted by name) is in browse.html itself, so the
+  // page shows rows at once; the index (search, sort, other pages) follows.
+  var preview = JSON.parse(document.getElementById("first-page").textContent);
+  preview.rows = preview.rows.map(function (values) { return toRow(preview.fields, values); });
+
   function script(src, failed) {
     var tag = document.createElement("script");
     tag.src = src;
@@ -179,11 +185,12 @@
       fragment.appendChild(tr);
     });
     body.replaceChildren(fragment);
-    var pages = Math.max(1, Math.ceil(state.shown.length / PAGE));
-    document.getElementById("status").textContent = state.shown.length + " of " + rows.length + " objects";
+    var count = rows === null ? preview.total : state.shown.length, total = rows === null ? preview.total : rows.length;
+    var pages = Math.max(1, Math.ceil(count / PAGE));
+    document.getElementById("status").textContent = count + " of " + total + " objects";
     document.getElementById("page").textContent = "page " + (state.page + 1) + " of " + pages;
     document.getElementById("prev").disabled = state.page === 0;
-    document.getElementById("next").disabled = state.page >= pages - 1;
+    document.getElementById("next").disabled = rows === null || state.page >= pages - 1;
     document.querySelectorAll("th[data-sort]").forEach(function (th) {
       if (th.dataset.sort === state.sort) { th.setAttribute("aria-sort", state.descending ? "descending" : "ascending"); }
       else { th.removeAttribute("aria-sort"); }
@@ -238,6 +245,7 @@
   var written = null;
   window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== written) { restore(); refresh(); } });
   restore();
+  if (!location.hash.slice(1)) { state.shown = preview.rows; draw(); }  // the default view: no query, first page
   script("data/index.js", function () {
     document.getElementById("loading").textContent = "Cannot read data/index.js: the report is incomplete.";
   });

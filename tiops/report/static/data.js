@@ -5,8 +5,13 @@
   window.TiopsData = {
     // base64 text -> Promise of the JSON value it holds.
     inflate: function (text) {
-      var binary = atob(text), bytes = new Uint8Array(binary.length);
-      for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+      var bytes;
+      if (Uint8Array.fromBase64) { bytes = Uint8Array.fromBase64(text); }  // native, several times faster than atob
+      else {
+        var binary = atob(text);
+        bytes = new Uint8Array(binary.length);
+        for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+      }
       var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
       return new Response(stream).json();
     }
