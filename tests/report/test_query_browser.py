@@ -237,3 +237,20 @@ def test_the_first_view_loads_only_the_index(browser: Any, site: tuple[Path, Pat
     assert shards == sorted(p.name for p in (out / "data" / "objects").glob("*.js"))
     assert sorted(page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")) == expected
     page.close()
+
+
+def test_the_first_page_before_the_index_is_the_page_after_it(browser: Any, site: tuple[Path, Path]) -> None:
+    """The rows browse.html shows at once are those the engine shows once data/index.js is in."""
+    _, out = site
+    page = browser.new_page()
+    page.goto((out / "browse.html").as_uri(), wait_until="commit")
+    page.wait_for_selector("#status:not(:empty)")
+    status = page.locator("#status").inner_text()
+    before = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")
+    page.fill("#search", "zzzz-no-such-text")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('0 of')")
+    page.fill("#search", "")
+    page.wait_for_function("expected => document.querySelector('#status').textContent === expected", arg=status)
+    after = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")
+    assert before == after and len(before) == min(50, int(status.split()[0]))
+    page.close()

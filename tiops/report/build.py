@@ -19,6 +19,7 @@ on the content (no clock).
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -193,8 +194,8 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
     index = {"fields": fields, "rows": index_rows, "width": width, "shards": sorted(shards)}
     _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
     ids = [row.id for row in query_rows]
-    order = sorted(range(len(index_rows)), key=lambda i: (names.get(ids[i], ids[i]).lower(), ids[i]))
-    first_page = {"fields": fields, "rows": [index_rows[i] for i in order[:_PAGE]], "total": len(index_rows)}
+    order = heapq.nsmallest(_PAGE, range(len(index_rows)), key=lambda i: (names.get(ids[i], ids[i]).lower(), ids[i]))
+    first_page = {"fields": fields, "rows": [index_rows[i] for i in order], "total": len(index_rows)}
     return len(shards) + 1, first_page
 
 
