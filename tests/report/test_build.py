@@ -149,7 +149,9 @@ def test_object_page_has_properties_relationships_and_provenance(report_repo: Pa
     assert wick["p"][:2] == ["intel/malware/wickstealer.yaml", 1]
     indicator = entries["indicator--0aca4955-3788-4cb3-ad8a-a87e6a7064df"]
     assert indicator["p"][:2] == ["intel/indicators/copper-lantern-c2-infrastructure.yaml", 24]  # second item of a list file
-    assert indicator["x"]["observable"] and indicator["x"]["observable_type"]  # the query language's own fields
+    indexed = next(row for row in index_rows(out) if row["id"] == "indicator--0aca4955-3788-4cb3-ad8a-a87e6a7064df")
+    assert indexed["observable"] and indexed["observable_type"]  # the query language's own fields, in the index only
+    assert "observable" not in indicator["o"] and set(indicator) == {"o", "n", "r", "l", "p", "shard"}
     for ref, (name, linked) in indicator["r"].items():
         assert linked == (ref in entries) and name
 

@@ -41,7 +41,6 @@ from tiops.load import IntelObject, load_repo
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
-from tiops.query.view import DERIVED_FIELDS
 from tiops.report.panels import Panel, load_panels, panel_data
 from tiops.report.shards import (
     INDEX_FIELDS,
@@ -173,8 +172,7 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
         index_rows.append(index_row(row.data, name, row.source, tlp))
         related = sorted(links.get(object_id, ()), key=lambda r: (r[0], r[2]))
         entry: dict[str, Any] = {
-            "o": obj, "n": name,
-            "x": {field: row.data[field] for field in DERIVED_FIELDS if field in row.data},
+            "o": obj, "n": name,  # the query language's own fields (observable...) are in the index row
             "r": reference_names(obj),
             "l": [[kind, outgoing, other, names.get(other, other), other in names, rel_id]
                   for kind, outgoing, other, rel_id in related],
@@ -259,8 +257,9 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
               names: dict[str, str]) -> list[dict[str, Any]]:
     """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time."""
     charts = []
+    selected: dict[str, list[Row]] = {}
     for panel in panels:
-        data = panel_data(panel, query_rows)
+        data = panel_data(panel, query_rows, selected)
         if data["kind"] == "table" and "rows" in data:
             charts.append({"title": panel.title, "kind": "objects", "hidden": data["hidden"], "bars": [],
                            "rows": [{"name": names.get(o["id"], o["id"]), "type": o["type"], "href": _href(o["id"], "")}

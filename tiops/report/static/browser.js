@@ -10,6 +10,7 @@
   var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
   var rows = null, index = null, full = null, pending = 0, waiting = [];
   var ROW_FIELDS = { source: true, tlp: true, file: true };
+  var DERIVED = ["observable", "observable_type", "external_id"];  // tiops/query/view.py DERIVED_FIELDS
   var state = { page: 0, sort: "name", descending: false, shown: [] };
 
   // data/index.js calls TiopsReport.index(...); each shard calls TiopsReport.shard(key, objects).
@@ -23,7 +24,7 @@
     },
     shard: function (key, packed) {
       TiopsData.inflate(packed).then(function (entries) {
-        entries.forEach(function (entry) { full[entry.o.id] = Object.assign({}, entry.o, entry.x); });
+        entries.forEach(function (entry) { full[entry.o.id] = entry.o; });
         pending -= 1;
         if (pending === 0) { shardsLoaded(); }
       });
@@ -70,7 +71,14 @@
     if (pending === 0) { shardsLoaded(); }
   }
   function shardsLoaded() {
-    rows.forEach(function (row) { if (full[row.d.id]) { row.d = full[row.d.id]; } });
+    // The object's properties, and the query language's own fields from the index row.
+    rows.forEach(function (row) {
+      var obj = full[row.d.id];
+      if (!obj) { return; }
+      var d = Object.assign({}, obj);
+      DERIVED.forEach(function (field) { if (field in row.d) { d[field] = row.d[field]; } });
+      row.d = d;
+    });
     index.complete = true;
     document.getElementById("loading").textContent = "";
     waiting.splice(0).forEach(function (then) { then(); });
