@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,17 @@ def test_same_content_gives_the_same_bytes(report_repo: Path, tmp_path: Path) ->
     build_report(report_repo, tmp_path / "b", as_of=AS_OF)
     assert site_bytes(tmp_path / "a") == site_bytes(tmp_path / "b")
     assert first.pages == 3 and first.objects > 40
+
+
+def test_same_bytes_from_processes_with_different_hash_seeds(report_repo: Path, tmp_path: Path) -> None:
+    """Set and dict order can change between processes (PYTHONHASHSEED); the site must not."""
+    sites = []
+    for seed in ("1", "2"):
+        site = tmp_path / f"site-{seed}"
+        subprocess.run([sys.executable, "-m", "tiops", "-C", str(report_repo), "report", "-o", str(site), "--as-of", AS_OF],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        sites.append(site_bytes(site))
+    assert sites[0] == sites[1] and "browse.html" in sites[0]
 
 
 def test_three_pages_and_one_shard_per_uuid_digit(report_repo: Path, tmp_path: Path) -> None:

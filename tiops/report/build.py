@@ -241,7 +241,8 @@ _BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id
 def _catalogue(seen: set[str]) -> dict[str, Any]:
     """What makes typos errors in the browser's query engine (static/query.js) too."""
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
-    return {"kinds": kinds, "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES), "scoTypes": sorted(SCO_TYPES)}
+    # Sorted: property_kinds() is built from sets, whose order changes from one process to the next.
+    return {"kinds": dict(sorted(kinds.items())), "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES), "scoTypes": sorted(SCO_TYPES)}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
