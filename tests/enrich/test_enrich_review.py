@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,9 @@ def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(commi
     overview = (output / "index.html").read_text(encoding="utf-8")
     assert "Enriched values by country" in overview and "United States (US)" in overview
     assert "Enriched values by autonomous system" in overview and "GOOGLE" in overview
-    page = next(p for p in output.rglob("*.html") if "indicator--00000000-0000-4000-8000-000000000000" in p.name)
-    text = page.read_text(encoding="utf-8")
-    assert "network-abuse@google.com" in text and "United States" in text
+    # The object page draws each object, extensions included, from the shard its UUID's first digit names.
+    shard = (output / "data" / "objects" / "0.js").read_text(encoding="utf-8")
+    entries = json.loads(zlib.decompress(base64.b64decode(shard[len('TiopsReport.shard("0","'):-4])))
+    entry = next(e for e in entries if e["o"]["id"] == "indicator--00000000-0000-4000-8000-000000000000")
+    extension = json.dumps(entry["o"]["extensions"])
+    assert "network-abuse@google.com" in extension and "United States" in extension

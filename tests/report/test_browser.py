@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from hostile import XSS_ID
+from sitedata import object_url
 
 from tiops.report import build_report
 
@@ -81,7 +82,8 @@ def test_hostile_text_does_not_run(browser: Any, report_repo: Path, tmp_path: Pa
     site = tmp_path / "site"
     build_report(report_repo, site, as_of="2024-11-01")
     page = browser.new_page()
-    page.goto(next(site.glob(f"objects/*/{XSS_ID}.html")).as_uri())
+    page.goto(object_url(site, XSS_ID))
+    page.wait_for_selector("table.properties")
     assert page.evaluate("window.__xss === undefined")
     assert page.locator("img").count() == 0
     assert "<script>window.__xss=2</script>" in page.locator("table.properties").inner_text()

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from hostile import XSS_DESCRIPTION, XSS_ID, XSS_NAME
+from sitedata import index_data, index_rows, shard_entries
 
 from tiops.cli import main
 from tiops.report import build_report
@@ -22,24 +26,72 @@ def test_same_content_gives_the_same_bytes(report_repo: Path, tmp_path: Path) ->
     first = build_report(report_repo, tmp_path / "a", as_of=AS_OF)
     build_report(report_repo, tmp_path / "b", as_of=AS_OF)
     assert site_bytes(tmp_path / "a") == site_bytes(tmp_path / "b")
-    assert first.pages == first.objects + 2
+    assert first.pages == 3 and first.objects > 40
+
+
+def test_same_bytes_from_processes_with_different_hash_seeds(report_repo: Path, tmp_path: Path) -> None:
+    """Set and dict order can change between processes (PYTHONHASHSEED); the site must not."""
+    sites = []
+    for seed in ("1", "2"):
+        site = tmp_path / f"site-{seed}"
+        subprocess.run([sys.executable, "-m", "tiops", "-C", str(report_repo), "report", "-o", str(site), "--as-of", AS_OF],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        sites.append(site_bytes(site))
+    assert sites[0] == sites[1] and "browse.html" in sites[0]
+
+
+def test_three_pages_and_one_shard_per_uuid_digit(report_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = build_report(report_repo, out, as_of=AS_OF)
+    files = sorted(site_bytes(out))
+    shards = [f for f in files if f.startswith("data/objects/")]
+    assert [f for f in files if f not in shards] == ["browse.html", "data/index.js", "index.html", "object.html"]
+    assert result.data_files == len(shards) + 1 and 1 < len(shards) <= 16
+    entries = shard_entries(out)
+    assert len(entries) == result.objects == len(index_rows(out))
+    for object_id, entry in entries.items():  # the shard is named by the first hex digit of the UUID
+        assert object_id.partition("--")[2][0] == entry["shard"]
+    assert index_data(out)["shards"] == sorted(f.removeprefix("data/objects/").removesuffix(".js") for f in shards)
+
+
+def test_a_rebuild_removes_shards_no_object_names(report_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_report(report_repo, out, as_of=AS_OF)
+    (out / "data" / "objects" / "zz.js").write_text("stale", encoding="utf-8")
+    before = site_bytes(out)
+    build_report(report_repo, out, as_of=AS_OF)
+    after = site_bytes(out)
+    assert "data/objects/zz.js" not in after and {k: v for k, v in before.items() if k != "data/objects/zz.js"} == after
+
+
+def test_index_holds_what_the_first_view_and_search_need(report_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_report(report_repo, out, as_of=AS_OF)
+    rows = {row["id"]: row for row in index_rows(out)}
+    wick = rows["malware--50b859d6-40df-4375-959c-7f616560f92f"]
+    assert wick["type"] == "malware" and wick["name"] == "WickStealer" and "n" not in wick  # n only when it differs
+    assert "description" not in wick  # long text stays in the shards
+    hostile = rows[XSS_ID]
+    assert hostile["name"] == XSS_NAME and hostile["labels"] == ["<b>bold</b>"]
+    assert any("observable" in row and "observable_type" in row for row in rows.values())
 
 
 def test_hostile_text_renders_as_text(report_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_report(report_repo, out, as_of=AS_OF)
-    page = next(out.glob(f"objects/*/{XSS_ID}.html")).read_text()
-    assert "<script>window.__xss" not in page
-    assert "<img src=x" not in page
-    assert "&lt;script&gt;window.__xss=2&lt;/script&gt;" in page
-    assert "&#34;&gt;&lt;img src=x onerror=&#34;window.__xss=1&#34;&gt;" in page
-    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    for page in out.glob("*.html"):  # intel text never reaches a page as markup
+        text = page.read_text()
+        assert "<script>window.__xss" not in text and "<img src=x" not in text, page
+    entry = shard_entries(out)[XSS_ID]
+    assert entry["o"]["name"] == XSS_NAME and entry["o"]["description"] == XSS_DESCRIPTION and entry["n"] == XSS_NAME
     browse = (out / "browse.html").read_text()
-    blob = re.search(r'<script id="objects-data" type="application/json">(.*?)</script>', browse, re.S)
+    blob = re.search(r'<script id="catalogue" type="application/json">(.*?)</script>', browse, re.S)
     assert blob is not None
-    assert "<" not in blob.group(1)  # nothing in the data can close the script element
-    rows = json.loads(blob.group(1))["rows"]
-    assert any(row["d"].get("name") == XSS_NAME and row["d"].get("description") == XSS_DESCRIPTION for row in rows)
+    assert "<" not in blob.group(1)  # nothing in the catalogue can close the script element
+    assert "description" in json.loads(blob.group(1))["seen"]
+    first = re.search(r'<script id="first-page" type="application/json">(.*?)</script>', browse, re.S)
+    assert first is not None and "<" not in first.group(1) and XSS_NAME in first.group(1).replace("\\u003c", "<").replace(
+        "\\u003e", ">").replace('\\"', '"')
 
 
 def test_overview_counts_like_the_workbook(report_repo: Path, tmp_path: Path) -> None:
@@ -101,15 +153,41 @@ def test_invalid_panels_are_findings_and_nothing_is_written(report_repo: Path, p
 def test_object_page_has_properties_relationships_and_provenance(report_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_report(report_repo, out, as_of=AS_OF)
-    page = next(out.glob("objects/*/malware--50b859d6-40df-4375-959c-7f616560f92f.html")).read_text()
-    assert "WickStealer" in page and "indicates" in page
-    assert "intel/malware/wickstealer.yaml:1" in page
-    assert 'class="graph"' in page
-    indicator = next(out.glob("objects/*/indicator--0aca4955-3788-4cb3-ad8a-a87e6a7064df.html")).read_text()
-    assert "intel/indicators/copper-lantern-c2-infrastructure.yaml:24" in indicator  # second item of a list file
+    entries = shard_entries(out)
+    wick = entries["malware--50b859d6-40df-4375-959c-7f616560f92f"]
+    assert wick["n"] == "WickStealer" and wick["o"]["name"] == "WickStealer"
+    relationships = wick["l"]  # [type, outgoing, other id, other name, other has a page, relationship id]
+    assert any(rel[0] == "indicates" and rel[1] is False and rel[4] is True for rel in relationships)
+    assert all(entries[rel[5]]["o"]["type"] == "relationship" for rel in relationships)
+    assert [(rel[0], rel[2]) for rel in relationships] == sorted((rel[0], rel[2]) for rel in relationships)
+    assert wick["p"][:2] == ["intel/malware/wickstealer.yaml", 1]
+    indicator = entries["indicator--0aca4955-3788-4cb3-ad8a-a87e6a7064df"]
+    assert indicator["p"][:2] == ["intel/indicators/copper-lantern-c2-infrastructure.yaml", 24]  # second item of a list file
+    indexed = next(row for row in index_rows(out) if row["id"] == "indicator--0aca4955-3788-4cb3-ad8a-a87e6a7064df")
+    assert indexed["observable"] and indexed["observable_type"]  # the query language's own fields, in the index only
+    assert "observable" not in indicator["o"] and set(indicator) == {"o", "n", "r", "l", "p", "shard"}
+    for ref, (name, linked) in indicator["r"].items():
+        assert linked == (ref in entries) and name
 
 
 def test_cli_writes_into_dist_report(report_repo: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(report_repo), "report", "--as-of", AS_OF])
     assert result.exit_code == 0, result.output
     assert (report_repo / "dist" / "report" / "index.html").is_file()
+
+
+def test_browse_html_holds_the_first_page_of_the_default_view(report_repo: Path, tmp_path: Path) -> None:
+    """The first 50 rows by name (then id) are in browse.html, so they show before the index loads."""
+    out = tmp_path / "site"
+    build_report(report_repo, out, as_of=AS_OF)
+    browse = (out / "browse.html").read_text()
+    blob = re.search(r'<script id="first-page" type="application/json">(.*?)</script>', browse, re.S)
+    assert blob is not None
+    first = json.loads(blob.group(1))
+    rows = index_rows(out)
+    assert first["total"] == len(rows) and first["fields"] == index_data(out)["fields"]
+    def shown(row: dict[str, object]) -> str:
+        return str(row.get("n", row.get("name", row["id"])))
+    expected = sorted(rows, key=lambda row: (shown(row).lower(), row["id"]))[:50]
+    got = [{f: v for f, v in zip(first["fields"], values, strict=True) if v is not None} for values in first["rows"]]
+    assert got == expected and len(got) == min(50, len(rows))

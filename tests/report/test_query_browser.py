@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sitedata import object_url
 from test_browser import CHROMIUM_ARGS, chromium_path
 
 from tiops.cli import main
@@ -166,7 +167,8 @@ def test_filters_live_in_the_address_and_groups_nest(browser: Any, site: tuple[P
 def test_object_page_names_references_and_links_only_web_urls(browser: Any, site: tuple[Path, Path]) -> None:
     _, out = site
     page = browser.new_page()
-    page.goto(next(out.glob(f"objects/*/{ICS_TECHNIQUE}.html")).as_uri())
+    page.goto(object_url(out, ICS_TECHNIQUE))
+    page.wait_for_selector("table.properties")
     assert "deprecated" in page.locator("h1 .deprecated").inner_text()
     properties = page.locator("table.properties").inner_text()
     assert "Contoso TI" in properties and "TLP:AMBER" in properties
@@ -174,7 +176,8 @@ def test_object_page_names_references_and_links_only_web_urls(browser: Any, site
     assert page.locator("table.external a[href='https://attack.mitre.org/techniques/T0865']").count() == 1
     assert page.locator("a[href^='javascript']").count() == 0
     assert "javascript:window.__clicked=1" in page.locator("table.external").inner_text()  # shown, not linked
-    page.goto(next(out.glob("objects/*/malware--50b859d6-40df-4375-959c-7f616560f92f.html")).as_uri())
+    page.goto(object_url(out, "malware--50b859d6-40df-4375-959c-7f616560f92f"))
+    page.wait_for_selector("svg.graph")
     edges = page.eval_on_selector_all("svg.graph text.edge", "texts => texts.map(t => t.textContent)")
     assert "indicates" in edges
     kinds = set(page.eval_on_selector_all("svg.graph circle.node", "nodes => nodes.map(n => n.getAttribute('class'))"))
@@ -185,4 +188,69 @@ def test_object_page_names_references_and_links_only_web_urls(browser: Any, site
     page.wait_for_selector("#results tbody tr")
     assert page.locator("#results tbody tr.revoked .revoked").count() >= 1
     assert page.locator("#results tbody tr.deprecated .deprecated").count() == 1
+    page.close()
+
+
+def test_object_page_is_deep_linkable_and_follows_links_in_place(browser: Any, site: tuple[Path, Path]) -> None:
+    """object.html#<id> opens any object from its shard; a link to another object only
+    changes the address, and back returns to the first; an unknown id says so."""
+    _, out = site
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    wick = "malware--50b859d6-40df-4375-959c-7f616560f92f"
+    page.goto(object_url(out, wick))
+    page.wait_for_selector("#object h1")
+    assert "WickStealer" in page.locator("#object h1").inner_text() and page.title() == "WickStealer · tiops report"
+    page.locator("ul.relationships a").filter(has_not_text="indicates").first.click()
+    page.wait_for_function("expected => !document.querySelector('#object h1').textContent.includes(expected)", arg="WickStealer")
+    other = page.evaluate("decodeURIComponent(location.hash.slice(1))")
+    assert other != wick and other in page.locator("p.id").inner_text()
+    page.go_back()
+    page.wait_for_function("expected => document.querySelector('#object h1').textContent.includes(expected)", arg="WickStealer")
+    page.goto(object_url(out, "malware--ffffffff-0000-4000-8000-000000000000"))
+    page.wait_for_function("document.querySelector('#object-status').textContent.includes('has no object')")
+    assert page.locator("#object h1").count() == 0
+    assert errors == [] and all(url.startswith("file://") for url in requests)
+    assert any("/data/objects/" in url for url in requests)
+    page.close()
+
+
+def test_the_first_view_loads_only_the_index(browser: Any, site: tuple[Path, Path]) -> None:
+    """browse.html reads data/index.js alone; only a query over a field the index lacks loads the shards."""
+    repo, out = site
+    expected = cli_ids(repo, "description contains Woodgrove")[1]
+    assert expected
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto((out / "browse.html").as_uri())
+    page.wait_for_selector("#status:not(:empty)")
+    page.fill("#query", "type = malware and confidence exists")
+    page.wait_for_timeout(300)
+    assert [url.rsplit("/", 2)[-2:] for url in requests if url.endswith(".js")] == [["data", "index.js"]]
+    page.fill("#query", "description contains Woodgrove")
+    page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('{len(expected)} of ')")
+    shards = sorted(url.rsplit("/", 1)[1] for url in requests if "/data/objects/" in url)
+    assert shards == sorted(p.name for p in (out / "data" / "objects").glob("*.js"))
+    assert sorted(page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")) == expected
+    page.close()
+
+
+def test_the_first_page_before_the_index_is_the_page_after_it(browser: Any, site: tuple[Path, Path]) -> None:
+    """The rows browse.html shows at once are those the engine shows once data/index.js is in."""
+    _, out = site
+    page = browser.new_page()
+    page.goto((out / "browse.html").as_uri(), wait_until="commit")
+    page.wait_for_selector("#status:not(:empty)")
+    status = page.locator("#status").inner_text()
+    before = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")
+    page.fill("#search", "zzzz-no-such-text")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('0 of')")
+    page.fill("#search", "")
+    page.wait_for_function("expected => document.querySelector('#status').textContent === expected", arg=status)
+    after = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.id)")
+    assert before == after and len(before) == min(50, int(status.split()[0]))
     page.close()

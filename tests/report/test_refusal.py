@@ -27,8 +27,8 @@ def test_allow_invalid_writes_a_banner_on_every_page(example_repo: Path) -> None
     assert result.exit_code == 0, result.output
     assert "validation error" in result.output
     site = example_repo / "dist" / "report"
-    pages = [site / "index.html", site / "browse.html", *site.glob("objects/*/*.html")]
-    assert len(pages) > 10
+    pages = sorted(site.glob("*.html"))
+    assert [page.name for page in pages] == ["browse.html", "index.html", "object.html"]
     for page in pages:
         assert 'class="banner"' in page.read_text(), page
 

@@ -20,7 +20,7 @@ from tiops.report import build_report
 @click.pass_context
 @handle_errors
 def report_command(ctx: click.Context, output: Path | None, as_of: str | None, allow_invalid: bool) -> None:
-    """Write a static HTML report: overview charts, an object browser and one page per object.
+    """Write a static HTML report: overview charts, an object browser and an object page.
 
     The site has no external assets: open index.html from disk, offline.
     Like compile, it refuses when validation finds errors (unless --allow-invalid).
@@ -31,7 +31,8 @@ def report_command(ctx: click.Context, output: Path | None, as_of: str | None, a
     target = output if output is not None else root / load_config(root)[0].output_dir / "report"
     with progress_bar(True) as progress:
         result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
-    click.echo(f"wrote {shown_path(result.output / 'index.html')} ({result.objects} objects, {result.pages} pages)")
+    click.echo(f"wrote {shown_path(result.output / 'index.html')} ({result.objects} objects, {result.pages} pages, "
+               f"{result.data_files} data files)")
     if result.errors:
         click.echo(f"warning: built from intel with {result.errors} validation error(s); every page carries a banner",
                    err=True)

@@ -136,8 +136,11 @@ def group_counts(rows: Sequence[Row], field: str, limit: int | None = None) -> l
         value = getter(row)
         if value is MISSING or value is None:
             continue
-        values = value if value.__class__ is list else [value]
-        counts.update({_countable(v) for v in values})  # an object counts once per value
+        if value.__class__ is list:
+            for counted in {_countable(v) for v in value}:  # an object counts once per value
+                counts[counted] += 1
+        else:
+            counts[_countable(value)] += 1
     ordered = sorted(counts.items(), key=lambda item: (-item[1], _value_order(item[0])))
     return ordered if limit is None else ordered[:limit]
 

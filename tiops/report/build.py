@@ -3,20 +3,23 @@
 * ``index.html``: the overview, like Microsoft Sentinel's threat-intelligence workbook
   (counts by type, indicator type, source, TLP, tag, confidence band; indicators
   expiring soon; objects created per month), as inline SVG bar charts.
-* ``browse.html``: every object (one row each, the compiled, i.e. latest, version) as a
-  JSON blob that a small script searches, filters, sorts and pages, so no page ever
-  holds more than one page of rows.
-* ``objects/<xx>/<id>.html``: one page per object (sharded by the first two hex digits
-  of its UUID): properties, relationships as a graph and a list, provenance.
+* ``browse.html``: every object (one row each, the compiled, i.e. latest, version),
+  searched, filtered, sorted and paged by a small script over the compact index
+  ``data/index.js``, so no page ever holds more than one page of rows.
+* ``object.html``: the one object page; the id is in the address (``object.html#<id>``)
+  and the page draws the object from its shard ``data/objects/<key>.js``
+  (:mod:`tiops.report.shards`): properties, relationships as a graph and a list, provenance.
 
-Everything is rendered by Jinja2 with autoescaping; CSS and JavaScript are inlined
-(no network, no CDN); output depends only on the content (no clock).
+The site stays a few hundred files whatever the number of objects, and opens from
+``file://``: the data files are scripts, since a page on disk may not ``fetch()``.
+The pages are rendered by Jinja2 with autoescaping, the object page by DOM calls (text,
+never markup); CSS and JavaScript are inlined (no network, no CDN); output depends only
+on the content (no clock).
 """
 
 from __future__ import annotations
 
-import json
-import math
+import heapq
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -36,9 +39,18 @@ from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject, load_repo
+from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
 from tiops.report.panels import Panel, load_panels, panel_data
+from tiops.report.shards import (
+    INDEX_FIELDS,
+    index_row,
+    index_script,
+    shard_key,
+    shard_script,
+    shard_width,
+)
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.stix import (
     ALL_TYPES,
@@ -55,8 +67,8 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
     marking_id: f"TLP:{level.upper()} (1.0)" for level, marking_id in TLP1_MARKINGS.items()
 }
 _EXPIRY_WINDOWS = (7, 30, 90)
+_PAGE = 50  # rows per page of the browser (static/browser.js PAGE)
 _CHART_ROWS = 15
-_GRAPH_NEIGHBOURS = 24
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class ReportResult:
     pages: int
     as_of: str | None
     errors: int = 0  # validation errors of a report written with allow_invalid
+    data_files: int = 0  # data/index.js and the object shards
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,12 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     by default the HEAD commit's time. Validation errors refuse the report, as they refuse
     compilation; with ``allow_invalid`` every page carries a banner saying so instead.
     """
+    # Like compile: the data built is big and acyclic, so the cyclic collector only costs time.
+    with paused_gc():
+        return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
+
+
+def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Progress, allow_invalid: bool) -> ReportResult:
     repo = load_repo(root, progress=progress)
     errors = blocking_errors(validate_repo(repo, progress=progress))
     if errors and not allow_invalid:
@@ -114,41 +133,102 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
 
     names = {obj["id"]: display_name(obj) for obj in objects}
     query_rows = rows_from_objects(objects)
-    panels = load_panels(root, {key for row in query_rows for key in row.data})  # before anything is written
+    seen = {key for row in query_rows for key in row.data}
+    panels = load_panels(root, seen)  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
-    browser_data = _script_json(_browser_data(query_rows, names))
+    width = shard_width(len(query_rows))
+    data_files, first_page = _write_data(output, query_rows, objects, names, origins, width, progress)
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
+    object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
+    data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
-        root="", data=browser_data, script=browser_js, query_script=query_js, operators=_OPERATORS,
-        fields=_BUILDER_FIELDS, **common))
+        root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
+        catalogue=_script_json(_catalogue(seen)), first_page=_script_json(first_page), width=width, **common))
+    _write(output / "object.html", environment.get_template("object.html").render(
+        root="", script=object_js, data_script=data_js, width=width, **common))
+    return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
-    links: dict[str, list[dict[str, Any]]] = {}
+
+def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any]], names: dict[str, str],
+                origins: dict[str, _Origin], width: int, progress: Progress) -> tuple[int, dict[str, Any]]:
+    """Write data/index.js and the object shards; remove shards of an earlier build that no
+    object names any more. Returns how many data files the report has, and the first page
+    of the browser's default view (by name, then id, as static/browser.js sorts) for browse.html."""
+    links: dict[str, list[tuple[str, bool, str, str]]] = {}
     for obj in objects:
         if obj["type"] == "relationship":
-            for end, other in (("source_ref", "target_ref"), ("target_ref", "source_ref")):
-                links.setdefault(str(obj.get(end)), []).append(
-                    {"relationship": obj, "other": str(obj.get(other)), "outgoing": end == "source_ref"})
-    template = environment.get_template("object.html")
-    for done, obj in enumerate(objects, 1):
-        related = sorted(links.get(obj["id"], ()), key=lambda r: (r["relationship"]["relationship_type"], r["other"]))
-        relationships = [
-            {"type": r["relationship"]["relationship_type"], "outgoing": r["outgoing"], "other": r["other"],
-             "other_name": names.get(r["other"], r["other"]), "other_href": _href(r["other"], "../../") if r["other"] in names else None,
-             "href": _href(r["relationship"]["id"], "../../")}
-            for r in related
-        ]
-        page = template.render(
-            root="../../", obj=obj, name=names[obj["id"]], properties=_properties(obj, names),
-            deprecated=obj.get("x_mitre_deprecated") is True,
-            relationships=relationships, graph=_graph(obj["id"], names[obj["id"]], relationships),
-            origin=origins.get(obj["id"]), **common,
-        )
-        _write(output / _href(obj["id"], ""), page)
-        if done % 1000 == 0 or done == len(objects):
-            progress("report", done, len(objects))
-    return ReportResult(output, len(objects), len(objects) + 2, as_of_text, len(errors))
+            kind, source, target = str(obj.get("relationship_type")), str(obj.get("source_ref")), str(obj.get("target_ref"))
+            links.setdefault(source, []).append((kind, True, target, obj["id"]))
+            links.setdefault(target, []).append((kind, False, source, obj["id"]))
+    index_rows: list[list[Any]] = []
+    shards: dict[str, list[bytes]] = {}
+    reference_names = _ReferenceNames(names)
+    for done, row in enumerate(query_rows, 1):
+        obj = row.obj
+        object_id = row.id
+        name = names.get(object_id, object_id)
+        tlp = tlp_level(row.data.get("object_marking_refs"))
+        index_rows.append(index_row(row.data, name, row.source, tlp))
+        related = sorted(links.get(object_id, ()), key=lambda r: (r[0], r[2]))
+        entry: dict[str, Any] = {
+            "o": obj, "n": name,  # the query language's own fields (observable...) are in the index row
+            "r": reference_names(obj),
+            "l": [[kind, outgoing, other, names.get(other, other), other in names, rel_id]
+                  for kind, outgoing, other, rel_id in related],
+            "p": _origin_list(origins.get(object_id)),
+        }
+        shards.setdefault(shard_key(object_id, width), []).append(orjson.dumps(entry))
+        if done % 1000 == 0 or done == len(query_rows):
+            progress("report", done, len(query_rows))
+    folder = output / "data" / "objects"
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, entries in shards.items():
+        _write_bytes(folder / f"{key}.js", shard_script(key, entries))
+    for stale in folder.glob("*.js"):
+        if stale.stem not in shards:
+            stale.unlink()
+    fields = ["n", "s", "t", *INDEX_FIELDS]
+    index = {"fields": fields, "rows": index_rows, "width": width, "shards": sorted(shards)}
+    _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
+    ids = [row.id for row in query_rows]
+    order = heapq.nsmallest(_PAGE, range(len(index_rows)), key=lambda i: (names.get(ids[i], ids[i]).lower(), ids[i]))
+    first_page = {"fields": fields, "rows": [index_rows[i] for i in order], "total": len(index_rows)}
+    return len(shards) + 1, first_page
+
+
+class _ReferenceNames:
+    """What the object page shows for each id an object references: its name (a TLP
+    marking by its TLP name) and whether the report has it. Kept per id and per property
+    name, since at 100k objects most share their creator and marking."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self.shown: dict[str, list[Any]] = {}
+        self.kinds: dict[str, int] = {}  # property name -> 0 (no reference), 1 (_ref), 2 (_refs)
+
+    def __call__(self, obj: dict[str, Any]) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for key, value in obj.items():
+            kind = self.kinds.get(key)
+            if kind is None:
+                kind = self.kinds[key] = 2 if key.endswith("_refs") else 1 if key.endswith("_ref") else 0
+            if kind == 0:
+                continue
+            for ref in value if kind == 2 and isinstance(value, list) else (value,):
+                if isinstance(ref, str):
+                    shown = self.shown.get(ref)
+                    if shown is None:
+                        shown = self.shown[ref] = [_TLP_NAMES.get(ref) or self.names.get(ref) or ref, ref in self.names]
+                    found[ref] = shown
+        return found
+
+
+def _origin_list(origin: _Origin | None) -> list[Any] | None:
+    if origin is None:
+        return None
+    return [origin.file, origin.line, origin.source, list(origin.defaults_files), list(origin.rules)]
 
 
 # --- Data ---------------------------------------------------------------------------
@@ -159,16 +239,12 @@ _BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id
                    "description", "pattern", "x_mitre_deprecated"]
 
 
-def _browser_data(query_rows: list[Row], names: dict[str, str]) -> dict[str, Any]:
-    """What the browser's query engine (static/query.js) searches: every object with the
-    query language's fields, and the catalogue that makes typos errors there too."""
-    rows = [{"d": row.data, "s": row.source, "t": tlp_level(row.data.get("object_marking_refs")),
-             "n": names.get(row.id, row.id), "h": _href(row.id, "")} for row in query_rows]
+def _catalogue(seen: set[str]) -> dict[str, Any]:
+    """What makes typos errors in the browser's query engine (static/query.js) too."""
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
-    seen = sorted({key for row in query_rows for key in row.data})
-    return {"rows": rows, "catalogue": {"kinds": kinds, "seen": seen, "stixTypes": sorted(ALL_TYPES),
-                                        "scoTypes": sorted(SCO_TYPES),
-                                        "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS}}}
+    # Sorted: property_kinds() is built from sets, whose order changes from one process to the next.
+    return {"kinds": dict(sorted(kinds.items())), "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES),
+            "scoTypes": sorted(SCO_TYPES), "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS}}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",
@@ -176,16 +252,17 @@ _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "m
 
 
 def _href(object_id: str, root: str) -> str:
-    uuid = object_id.partition("--")[2]
-    return f"{root}objects/{uuid[:2] or '00'}/{object_id}.html"
+    """The object page of ``object_id``: one page for every object, the id in the fragment."""
+    return f"{root}object.html#{object_id}"
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,
               names: dict[str, str]) -> list[dict[str, Any]]:
     """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time."""
     charts = []
+    selected: dict[str, list[Row]] = {}
     for panel in panels:
-        data = panel_data(panel, query_rows)
+        data = panel_data(panel, query_rows, selected)
         if data["kind"] == "table" and "rows" in data:
             charts.append({"title": panel.title, "kind": "objects", "hidden": data["hidden"], "bars": [],
                            "rows": [{"name": names.get(o["id"], o["id"]), "type": o["type"], "href": _href(o["id"], "")}
@@ -198,14 +275,17 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
     indicators = [o for o in objects if o["type"] == "indicator"]
     if as_of is not None:
         moment = _parse(as_of)
+        # Timestamps compare as text (RFC 3339, seconds cut): no datetime per indicator.
+        now = _stamp(moment)
+        ends = [(f"within {days} days", _later_stamp(moment, days)) for days in _EXPIRY_WINDOWS]
         expiring: Counter[str] = Counter()
         for obj in indicators:
-            until = _parse(str(obj.get("valid_until") or ""))
-            if until < moment or obj.get("revoked") is True:
+            until = _until(obj.get("valid_until"))
+            if until < now or obj.get("revoked") is True:
                 continue
-            for days in _EXPIRY_WINDOWS:
-                if until <= moment + timedelta(days=days):
-                    expiring[f"within {days} days"] += 1
+            for label, end in ends:
+                if until <= end:
+                    expiring[label] += 1
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
     charts.extend(_enrichment_charts(objects))
@@ -257,64 +337,6 @@ def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order:
             "total": sum(counts.values())}
 
 
-def _properties(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
-    """Every property as the object page shows it: references as links named after their
-    object (TLP markings by their TLP name), external references as a table with
-    clickable http(s) URLs, other structured values as JSON."""
-    found: list[dict[str, Any]] = []
-    for key in sorted(obj):
-        value = obj[key]
-        refs = value if key.endswith("_refs") and isinstance(value, list) else [value] if key.endswith("_ref") else None
-        if refs is not None and all(isinstance(ref, str) for ref in refs):
-            found.append({"key": key, "kind": "refs", "refs": [_reference(ref, names) for ref in refs]})
-        elif key == "external_references" and isinstance(value, list) and all(isinstance(r, dict) for r in value):
-            found.append({"key": key, "kind": "external", "references": [_external(r) for r in value]})
-        elif isinstance(value, str):
-            found.append({"key": key, "kind": "text", "text": value, "multiline": "\n" in value})
-        else:
-            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-            found.append({"key": key, "kind": "text", "text": text, "multiline": "\n" in text})
-    return found
-
-
-def _reference(ref: str, names: dict[str, str]) -> dict[str, Any]:
-    name = _TLP_NAMES.get(ref) or names.get(ref) or ref
-    return {"id": ref, "name": name, "href": _href(ref, "../../") if ref in names else None}
-
-
-def _external(reference: dict[str, Any]) -> dict[str, Any]:
-    url = reference.get("url")
-    # Only web links are clickable: a javascript: or data: URL from intel must never run.
-    safe = isinstance(url, str) and url.lower().startswith(("http://", "https://"))
-    return {"source_name": str(reference.get("source_name", "")), "external_id": str(reference.get("external_id", "")),
-            "url": str(url) if isinstance(url, str) else "", "clickable": safe,
-            "description": str(reference.get("description", ""))}
-
-
-def _graph(center: str, name: str, relationships: list[dict[str, Any]]) -> dict[str, Any]:
-    """A radial layout: the object in the middle, the objects it relates to around it."""
-    neighbours = relationships[:_GRAPH_NEIGHBOURS]
-    size, radius = 640, 170
-    nodes = []
-    for index, rel in enumerate(neighbours):
-        angle = 2 * math.pi * index / max(1, len(neighbours)) - math.pi / 2
-        x, y = round(size / 2 + radius * math.cos(angle), 1), round(size / 2 + radius * math.sin(angle), 1)
-        # Labels point away from the centre so they stay inside the drawing.
-        anchor = "middle" if abs(x - size / 2) < 20 else ("start" if x > size / 2 else "end")
-        label_x = x if anchor == "middle" else (x + 11 if anchor == "start" else x - 11)
-        label_y = y - 11 if anchor == "middle" and y < size / 2 else (y + 21 if anchor == "middle" else y + 4)
-        nodes.append({**rel, "x": x, "y": y, "anchor": anchor, "label_x": label_x, "label_y": label_y,
-                      "short": _shorten(rel["other_name"], 22), "other_type": rel["other"].partition("--")[0],
-                      "edge_x": round((size / 2 + x) / 2, 1), "edge_y": round((size / 2 + y) / 2, 1)})
-    return {"size": size, "center": {"x": size / 2, "y": size / 2, "short": _shorten(name, 28), "id": center,
-                                     "type": center.partition("--")[0]},
-            "nodes": nodes, "hidden": max(0, len(relationships) - len(neighbours))}
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _origins(root: Path, objects: list[IntelObject], rules: dict[str, tuple[str, ...]]) -> dict[str, _Origin]:
     """File and line of every object; the line comes from a text scan, not a YAML parse, to stay fast at 100k files."""
     item_lines: dict[str, list[int]] = {}
@@ -341,6 +363,30 @@ def _list_item_lines(path: Path) -> list[int]:
 def _latest_modified(objects: list[dict[str, Any]]) -> str | None:
     stamps = [str(o["modified"]) for o in objects if o.get("modified")]
     return max(stamps) if stamps else None
+
+
+def _stamp(moment: datetime) -> str:
+    return "0000-00-00T00:00:00" if moment == datetime.min.replace(tzinfo=UTC) else (
+        "9999-99-99T99:99:99" if moment == datetime.max.replace(tzinfo=UTC) else moment.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def _later_stamp(moment: datetime, days: int) -> str:
+    try:
+        return _stamp(moment + timedelta(days=days))
+    except OverflowError:  # an as-of time at the end of time
+        return _stamp(datetime.max.replace(tzinfo=UTC))
+
+
+def _until(value: Any) -> str:
+    """valid_until as _parse reads it, as comparable text: empty is the earliest moment,
+    text that is not a timestamp the latest (never expiring)."""
+    text = str(value or "")[:19]
+    if not text:
+        return "0000-00-00T00:00:00"
+    if len(text) == 19 and text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":" \
+            and text.replace("-", "").replace("T", "").replace(":", "").isdigit():
+        return text
+    return _stamp(_parse(text))
 
 
 def _parse(text: str) -> datetime:
@@ -371,8 +417,11 @@ def _script_json(data: Any) -> str:
 
 
 def _write(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return  # unchanged: leave the file (and its mtime) alone

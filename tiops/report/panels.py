@@ -160,9 +160,15 @@ def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tupl
         raise _PanelProblem(error.message.replace("--where: ", "").replace("--sort: ", ""), key, query=True, where=where) from None
 
 
-def panel_data(panel: Panel, rows: list[Row]) -> dict[str, Any]:
-    """What the overview draws for one panel: bars (label, count) or table rows."""
-    matching = select(rows, panel.query)
+def panel_data(panel: Panel, rows: list[Row], selected: dict[str, list[Row]] | None = None) -> dict[str, Any]:
+    """What the overview draws for one panel: bars (label, count) or table rows.
+    ``selected`` keeps the rows of each query across panels (most share one), by its repr."""
+    key = repr(panel.query)
+    if selected is None:
+        selected = {}
+    if key not in selected:
+        selected[key] = select(rows, panel.query)
+    matching = selected[key]
     if panel.bars:
         counts = [(label, len(select(matching, query))) for label, query in panel.bars]
         return {"kind": "bar", "items": [(label, n) for label, n in counts if n], "total": sum(n for _, n in counts)}

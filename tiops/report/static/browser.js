@@ -1,13 +1,88 @@
 // The object browser: the query language (query.js), free-text search, a condition
 // builder with nested groups, sort and pages, all kept in the page address (#q=...).
-// Rows live in the JSON blob above; only one page of them is ever in the DOM.
+// The rows come from data/index.js (a compact index, loaded as a <script> because a page
+// opened from file:// may not fetch() files); a query over a field the index lacks loads
+// the object shards (data/objects/*.js) first. Only one page of rows is ever in the DOM.
 (function () {
   "use strict";
   var PAGE = 50;
   var Q = window.TiopsQuery;
-  var blob = JSON.parse(document.getElementById("objects-data").textContent);
-  var rows = blob.rows, catalogue = blob.catalogue;
-  var state = { page: 0, sort: "name", descending: false, shown: rows };
+  var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
+  var rows = null, index = null, full = null, pending = 0, waiting = [];
+  var ROW_FIELDS = { source: true, tlp: true, file: true };
+  var DERIVED = ["observable", "observable_type", "external_id"];  // tiops/query/view.py DERIVED_FIELDS
+  var state = { page: 0, sort: "name", descending: false, shown: [] };
+
+  // data/index.js calls TiopsReport.index(...); each shard calls TiopsReport.shard(key, objects).
+  window.TiopsReport = {
+    index: function (packed) {
+      TiopsData.inflate(packed).then(function (data) {
+        index = data;
+        rows = data.rows.map(function (values) { return toRow(data.fields, values); });
+        refresh();
+      });
+    },
+    shard: function (key, packed) {
+      TiopsData.inflate(packed).then(function (entries) {
+        entries.forEach(function (entry) { full[entry.o.id] = entry.o; });
+        pending -= 1;
+        if (pending === 0) { shardsLoaded(); }
+      });
+    }
+  };
+  // An index row: display name (null: the name property), source, TLP, then the fields.
+  function toRow(fields, values) {
+    var d = {};
+    for (var i = 3; i < fields.length; i++) { if (values[i] !== null) { d[fields[i]] = values[i]; } }
+    return { d: d, s: values[1], t: values[2], n: values[0] !== null ? values[0] : d.name, h: "object.html#" + encodeURIComponent(d.id) };
+  }
+  // The first page of the default view (sorted by name) is in browse.html itself, so the
+  // page shows rows at once; the index (search, sort, other pages) follows.
+  var preview = JSON.parse(document.getElementById("first-page").textContent);
+  preview.rows = preview.rows.map(function (values) { return toRow(preview.fields, values); });
+
+  function script(src, failed) {
+    var tag = document.createElement("script");
+    tag.src = src;
+    tag.onerror = failed;
+    document.body.appendChild(tag);
+  }
+
+  // Does the query read a field the index does not hold?
+  function needsShards(node) {
+    if (!node) { return false; }
+    if (node.all || node.any) { return (node.all || node.any).some(needsShards); }
+    if (node.not) { return needsShards(node.not); }
+    var head = node.field.split(".")[0];
+    head = head === "tags" ? "labels" : head;
+    return !ROW_FIELDS[head] && index.fields.indexOf(head) < 3;
+  }
+  function loadShards(then) {
+    waiting.push(then);
+    if (full !== null) { return; }
+    full = {};
+    pending = index.shards.length;
+    document.getElementById("loading").textContent = "Loading the data of " + rows.length + " objects for this query\u2026";
+    index.shards.forEach(function (key) {
+      script("data/objects/" + key + ".js", function () {
+        document.getElementById("loading").textContent = "Cannot read data/objects/" + key + ".js: the report is incomplete.";
+      });
+    });
+    if (pending === 0) { shardsLoaded(); }
+  }
+  function shardsLoaded() {
+    // The object's properties, and the query language's own fields from the index row.
+    rows.forEach(function (row) {
+      var obj = full[row.d.id];
+      if (!obj) { return; }
+      var d = Object.assign({}, obj);
+      DERIVED.forEach(function (field) { if (field in row.d) { d[field] = row.d[field]; } });
+      row.d = d;
+    });
+    index.complete = true;
+    document.getElementById("loading").textContent = "";
+    waiting.splice(0).forEach(function (then) { then(); });
+  }
   var SYMBOL = { "equals": "=", "not-equals": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<=" };
   var COLUMNS = {
     name: function (row) { return row.n; }, type: function (row) { return row.d.type; }, source: function (row) { return row.s || ""; },
@@ -58,27 +133,39 @@
 
   // --- Filtering, sorting, drawing ----------------------------------------------------
   function refresh() {
+    if (rows === null) { return; }  // data/index.js has not arrived yet: it refreshes then
     var words = document.getElementById("search").value.trim().toLowerCase(), predicate, error = document.getElementById("query-error");
     try {
-      var source = expression();
-      predicate = source ? Q.compile(Q.parse(source, catalogue)) : null;
+      var source = expression(), tree = source ? Q.parse(source, catalogue) : null;
+      predicate = tree ? Q.compile(tree) : null;
       error.textContent = "";
+      if (!index.complete && needsShards(tree)) {
+        document.getElementById("status").textContent = "";
+        document.querySelector("#results tbody").replaceChildren();
+        loadShards(refresh);
+        return;
+      }
     } catch (problem) {
       if (!(problem instanceof Q.QueryError)) { throw problem; }
       error.textContent = problem.message;
       predicate = function () { return false; };
     }
-    state.shown = rows.filter(function (row) {
+    var shown = rows.filter(function (row) {
       if (words && haystack(row).indexOf(words) === -1) { return false; }
       return predicate === null || predicate(row);
     });
+    // Sort keys are computed once per row, not once per comparison: 100k rows sort in a blink.
     var key = COLUMNS[state.sort], sign = state.descending ? -1 : 1;
-    state.shown = state.shown.slice().sort(function (a, b) {
-      var x = key(a), y = key(b);
-      if (typeof x === "number" || typeof y === "number") { x = x === null ? -1 : x; y = y === null ? -1 : y; }
-      else { x = fold(x); y = fold(y); }
-      return x < y ? -sign : x > y ? sign : (a.d.id < b.d.id ? -1 : 1);
+    var keyed = shown.map(function (row) {
+      var value = key(row);
+      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? -1 : fold(value) };
     });
+    keyed.sort(function (a, b) {
+      var x = a.key, y = b.key;
+      if (typeof x === "number" || typeof y === "number") { x = typeof x === "number" ? x : -1; y = typeof y === "number" ? y : -1; }
+      return x < y ? -sign : x > y ? sign : (a.row.d.id < b.row.d.id ? -1 : 1);
+    });
+    state.shown = keyed.map(function (item) { return item.row; });
     state.page = Math.min(state.page, Math.max(0, Math.ceil(state.shown.length / PAGE) - 1));
     remember();
     draw();
@@ -106,11 +193,12 @@
       fragment.appendChild(tr);
     });
     body.replaceChildren(fragment);
-    var pages = Math.max(1, Math.ceil(state.shown.length / PAGE));
-    document.getElementById("status").textContent = state.shown.length + " of " + rows.length + " objects";
+    var count = rows === null ? preview.total : state.shown.length, total = rows === null ? preview.total : rows.length;
+    var pages = Math.max(1, Math.ceil(count / PAGE));
+    document.getElementById("status").textContent = count + " of " + total + " objects";
     document.getElementById("page").textContent = "page " + (state.page + 1) + " of " + pages;
     document.getElementById("prev").disabled = state.page === 0;
-    document.getElementById("next").disabled = state.page >= pages - 1;
+    document.getElementById("next").disabled = rows === null || state.page >= pages - 1;
     document.querySelectorAll("th[data-sort]").forEach(function (th) {
       if (th.dataset.sort === state.sort) { th.setAttribute("aria-sort", state.descending ? "descending" : "ascending"); }
       else { th.removeAttribute("aria-sort"); }
@@ -165,9 +253,8 @@
   var written = null;
   window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== written) { restore(); refresh(); } });
   restore();
-  var page = state.page;
-  refresh();
-  state.page = Math.min(page, Math.max(0, Math.ceil(state.shown.length / PAGE) - 1));
-  remember();
-  draw();
+  if (!location.hash.slice(1)) { state.shown = preview.rows; draw(); }  // the default view: no query, first page
+  script("data/index.js", function () {
+    document.getElementById("loading").textContent = "Cannot read data/index.js: the report is incomplete.";
+  });
 })();

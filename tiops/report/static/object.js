@@ -1,0 +1,206 @@
+// The object page: one page for every object. The id is in the address (object.html#<id>);
+// the page loads the data file ("shard") holding that object as a <script>, because a page
+// opened from file:// may not fetch() files, then draws it. Every value from intel is set
+// as text (textContent, setAttribute), never as markup.
+(function () {
+  "use strict";
+  var WIDTH = Number(document.getElementById("object-script").dataset.width) || 1;
+  var SVG = "http://www.w3.org/2000/svg";
+  var GRAPH_NEIGHBOURS = 24;
+  var shards = {}, requested = {};
+
+  window.TiopsReport = {
+    shard: function (key, packed) {
+      TiopsData.inflate(packed).then(function (entries) {
+        var byId = {};
+        entries.forEach(function (entry) { byId[entry.o.id] = entry; });
+        shards[key] = byId;
+        show();
+      });
+    }
+  };
+
+  // The same key as tiops/report/shards.py shard_key.
+  function shardKey(id) {
+    var cut = id.indexOf("--"), head = cut === -1 ? "" : id.slice(cut + 2, cut + 2 + WIDTH).toLowerCase();
+    return head.length === WIDTH && /^[0-9a-f]+$/.test(head) ? head : new Array(WIDTH + 1).join("0");
+  }
+  function currentId() {
+    try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return location.hash.slice(1); }
+  }
+
+  function element(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    if (className) { node.className = className; }
+    return node;
+  }
+  function svg(tag, attributes, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attributes).forEach(function (name) { node.setAttribute(name, attributes[name]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  function link(id, text, title) {
+    var a = element("a", text);
+    a.href = "#" + encodeURIComponent(id);
+    if (title) { a.title = title; }
+    return a;
+  }
+  function sortedKeys(value) {
+    if (Array.isArray(value)) { return value.map(sortedKeys); }
+    if (value === null || typeof value !== "object") { return value; }
+    var copy = {};
+    Object.keys(value).sort().forEach(function (key) { copy[key] = sortedKeys(value[key]); });
+    return copy;
+  }
+
+  // --- Properties: references by name (TLP markings by TLP name), external references as
+  // a table where only http(s) URLs are links, everything else as text or JSON. -----------
+  function propertyCell(key, value, entry) {
+    var td = element("td");
+    var refs = key.slice(-5) === "_refs" && Array.isArray(value) ? value : key.slice(-4) === "_ref" ? [value] : null;
+    if (refs !== null && refs.every(function (ref) { return typeof ref === "string"; })) {
+      var list = element("ul", null, "refs");
+      refs.forEach(function (ref) {
+        var known = entry.r[ref] || [ref, false], li = element("li");
+        if (known[1]) { li.appendChild(link(ref, known[0], ref)); }
+        else { var span = element("span", known[0]); span.title = ref; li.appendChild(span); }
+        list.appendChild(li);
+      });
+      td.appendChild(list);
+    } else if (key === "external_references" && Array.isArray(value)
+               && value.every(function (r) { return r !== null && typeof r === "object" && !Array.isArray(r); })) {
+      var table = element("table", null, "external"), head = element("tr"), body = element("tbody");
+      ["Source", "External id", "URL"].forEach(function (title) { head.appendChild(element("th", title)); });
+      table.appendChild(element("thead")).appendChild(head);
+      value.forEach(function (reference) {
+        var tr = element("tr"), url = typeof reference.url === "string" ? reference.url : "";
+        tr.appendChild(element("td", reference.source_name === undefined ? "" : String(reference.source_name)));
+        tr.appendChild(element("td", reference.external_id === undefined ? "" : String(reference.external_id)));
+        var cell = element("td");
+        // Only web links are clickable: a javascript: or data: URL from intel must never run.
+        if (/^https?:\/\//i.test(url)) {
+          var a = element("a", url);
+          a.href = url; a.rel = "noopener noreferrer";
+          cell.appendChild(a);
+        } else { cell.appendChild(document.createTextNode(url)); }
+        if (reference.description) { cell.appendChild(element("br")); cell.appendChild(document.createTextNode(String(reference.description))); }
+        tr.appendChild(cell);
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      td.appendChild(table);
+    } else {
+      var text = typeof value === "string" ? value : JSON.stringify(sortedKeys(value), null, 2);
+      if (text.indexOf("\n") !== -1) { td.appendChild(element("pre", text)); } else { td.textContent = text; }
+    }
+    return td;
+  }
+
+  function shorten(text, width) { return text.length <= width ? text : text.slice(0, width - 1) + "\u2026"; }
+  function round(value) { return Math.round(value * 10) / 10; }
+
+  // A radial layout: the object in the middle, the objects it relates to around it.
+  function graph(entry, relationships) {
+    var size = 640, radius = 170, middle = size / 2, shown = relationships.slice(0, GRAPH_NEIGHBOURS);
+    var root = svg("svg", { "class": "graph", role: "img", "aria-label": "Relationship graph", width: size, height: size,
+                            viewBox: "0 0 " + size + " " + size });
+    var nodes = shown.map(function (rel, index) {
+      var angle = 2 * Math.PI * index / Math.max(1, shown.length) - Math.PI / 2;
+      var x = round(middle + radius * Math.cos(angle)), y = round(middle + radius * Math.sin(angle));
+      // Labels point away from the centre so they stay inside the drawing.
+      var anchor = Math.abs(x - middle) < 20 ? "middle" : (x > middle ? "start" : "end");
+      var labelX = anchor === "middle" ? x : (anchor === "start" ? x + 11 : x - 11);
+      var labelY = anchor === "middle" && y < middle ? y - 11 : (anchor === "middle" ? y + 21 : y + 4);
+      return { rel: rel, x: x, y: y, anchor: anchor, labelX: labelX, labelY: labelY };
+    });
+    nodes.forEach(function (node) {
+      root.appendChild(svg("line", { x1: middle, y1: middle, x2: node.x, y2: node.y }));
+      root.appendChild(svg("text", { "class": "edge", x: round((middle + node.x) / 2), y: round((middle + node.y) / 2),
+                                     "text-anchor": "middle" }, node.rel[0]));
+    });
+    nodes.forEach(function (node) {
+      var rel = node.rel, type = rel[2].split("--")[0], holder = root;
+      if (rel[4]) { holder = root.appendChild(svg("a", { href: "#" + encodeURIComponent(rel[2]) })); }
+      var circle = holder.appendChild(svg("circle", { "class": "node t-" + type, cx: node.x, cy: node.y, r: 7 }));
+      circle.appendChild(svg("title", {}, type));
+      var label = holder.appendChild(svg("text", { x: node.labelX, y: node.labelY, "text-anchor": node.anchor }, shorten(rel[3], 22)));
+      label.appendChild(svg("title", {}, rel[0] + ": " + rel[3]));
+    });
+    root.appendChild(svg("circle", { "class": "center t-" + entry.o.type, cx: middle, cy: middle, r: 11 }));
+    root.appendChild(svg("text", { "class": "center", x: middle, y: middle + 26, "text-anchor": "middle" }, shorten(entry.n, 28)));
+    return root;
+  }
+
+  function draw(entry) {
+    var article = document.getElementById("object"), obj = entry.o, relationships = entry.l;
+    document.title = entry.n + " \u00b7 tiops report";
+    var h1 = element("h1");
+    h1.appendChild(element("span", obj.type, "type"));
+    h1.appendChild(document.createTextNode(" " + entry.n));
+    if (obj.revoked) { h1.appendChild(document.createTextNode(" ")); h1.appendChild(element("span", "revoked", "revoked")); }
+    if (obj.x_mitre_deprecated === true) { h1.appendChild(document.createTextNode(" ")); h1.appendChild(element("span", "deprecated", "deprecated")); }
+    var idLine = element("p", null, "id");
+    idLine.appendChild(element("code", obj.id));
+    var table = element("table", null, "properties");
+    Object.keys(obj).sort().forEach(function (key) {
+      var tr = element("tr");
+      tr.appendChild(element("th", key));
+      tr.appendChild(propertyCell(key, obj[key], entry));
+      table.appendChild(tr);
+    });
+    var parts = [h1, idLine, element("h2", "Properties"), table, element("h2", "Relationships (" + relationships.length + ")")];
+    if (relationships.length) {
+      parts.push(graph(entry, relationships));
+      if (relationships.length > GRAPH_NEIGHBOURS) {
+        parts.push(element("p", "The graph shows the first " + GRAPH_NEIGHBOURS + "; the list has all " + relationships.length + ".", "more"));
+      }
+      var list = element("ul", null, "relationships");
+      relationships.forEach(function (rel) {  // [type, outgoing, other id, other name, other has a page, relationship id]
+        var li = element("li"), other = rel[4] ? link(rel[2], rel[3]) : document.createTextNode(rel[3]);
+        if (rel[1]) { li.appendChild(document.createTextNode("this ")); li.appendChild(link(rel[5], rel[0])); li.appendChild(document.createTextNode(" ")); li.appendChild(other); }
+        else { li.appendChild(other); li.appendChild(document.createTextNode(" ")); li.appendChild(link(rel[5], rel[0])); li.appendChild(document.createTextNode(" this")); }
+        list.appendChild(li);
+      });
+      parts.push(list);
+    } else { parts.push(element("p", "No relationships.", "empty")); }
+    parts.push(element("h2", "Provenance"));
+    if (entry.p) {  // [file, line, source, defaults files, rules]
+      var dl = element("dl", null, "provenance");
+      [["File", null], ["Source", entry.p[2] || "not set"], ["Defaults from", entry.p[3].join(", ") || "none"],
+       ["Changed by ingestion rules", entry.p[4].join(", ") || "none"]].forEach(function (pair) {
+        dl.appendChild(element("dt", pair[0]));
+        var dd = dl.appendChild(element("dd"));
+        if (pair[1] === null) { dd.appendChild(element("code", entry.p[0] + ":" + entry.p[1])); } else { dd.textContent = pair[1]; }
+      });
+      parts.push(dl);
+    } else { parts.push(element("p", "Added by tiops at compile time (a built-in marking or extension definition).")); }
+    article.replaceChildren.apply(article, parts);
+    window.scrollTo(0, 0);
+  }
+
+  function show() {
+    var id = currentId(), status = document.getElementById("object-status"), article = document.getElementById("object");
+    if (!id) { status.textContent = "No object named: open one from the browser (browse.html)."; article.replaceChildren(); return; }
+    var key = shardKey(id);
+    if (!shards[key]) {
+      if (!requested[key]) {
+        requested[key] = true;
+        status.textContent = "Loading " + id + "\u2026";
+        var script = document.createElement("script");
+        script.src = "data/objects/" + key + ".js";
+        script.onerror = function () { shards[key] = {}; show(); };
+        document.body.appendChild(script);
+      }
+      return;
+    }
+    var entry = shards[key][id];
+    if (!entry) { status.textContent = "The report has no object " + id + "."; article.replaceChildren(); return; }
+    status.textContent = "";
+    draw(entry);
+  }
+
+  window.addEventListener("hashchange", show);
+  show();
+})();
