@@ -30,12 +30,15 @@ DEFAULT_BUNDLE = REPO_ROOT.parent / "shared" / "corpora" / "stix20" / "enterpris
 def time_import(checkout: Path, bundle: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one import of ``bundle`` into a fresh repository with ``checkout``'s tiops."""
     with tempfile.TemporaryDirectory(prefix="tiops-bench-import-") as repo:
+        Path(repo, "intel").mkdir()  # a repository, as commands look for one (tiops init makes the same)
         env = {**os.environ, "PYTHONPATH": str(checkout)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "tiops", "-C", repo, "import", str(bundle), "--format", "stix", "--source", "Bench"],
-            env=env, capture_output=True, text=True, check=False,
+            # cwd: `python -m` puts the current folder first on sys.path, so run from the
+            # checkout the timed code would be whatever that folder holds, not `checkout`.
+            env=env, cwd=repo, capture_output=True, text=True, check=False,
         )
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
