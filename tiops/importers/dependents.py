@@ -70,6 +70,16 @@ def read_lock(path: str) -> Any:
         return None
 
 
+def _locks(intel: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(folder, parsed lock) of every readable ``_imported.json`` under ``intel``, in a stable order."""
+    for directory, subdirs, filenames in os.walk(intel):
+        subdirs.sort()
+        if LOCK_FILE in filenames:
+            data = read_lock(os.path.join(directory, LOCK_FILE))
+            if isinstance(data, dict):
+                yield directory, data
+
+
 def imported_ids(intel: str) -> dict[str, str]:
     """Object id -> the imported source folder holding it, from every ``_imported.json`` under ``intel``.
 
@@ -77,12 +87,8 @@ def imported_ids(intel: str) -> dict[str, str]:
     exactly the objects of partner folders.
     """
     found: dict[str, str] = {}
-    for directory, subdirs, filenames in os.walk(intel):
-        subdirs.sort()
-        if LOCK_FILE not in filenames:
-            continue
-        data = read_lock(os.path.join(directory, LOCK_FILE))
-        objects = data.get("objects") if isinstance(data, dict) else None
+    for directory, data in _locks(intel):
+        objects = data.get("objects")
         if isinstance(objects, dict):
             for identifier in objects:
                 found.setdefault(identifier, directory)
@@ -95,12 +101,8 @@ def sharing_sources(intel: str, root: str, stix_id: str) -> list[dict[str, str]]
     The object lives once, in the folder of the source that brought it first (its owner).
     """
     found: list[dict[str, str]] = []
-    for directory, subdirs, filenames in os.walk(intel):
-        subdirs.sort()
-        if LOCK_FILE not in filenames:
-            continue
-        data = read_lock(os.path.join(directory, LOCK_FILE))
-        shared = data.get("shared") if isinstance(data, dict) else None
+    for directory, data in _locks(intel):
+        shared = data.get("shared")
         if isinstance(shared, dict) and stix_id in shared:
             found.append({"source": str(data.get("source")), "folder": os.path.relpath(directory, root).replace(os.sep, "/")})
     return found
