@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sitedata import object_url
-from test_browser import CHROMIUM_ARGS, chromium_path
 
 from tiops.cli import main
 from tiops.report import build_report
@@ -57,18 +55,6 @@ EXPRESSIONS = [
     "labels contains c2 or indicator_types = anomalous-activity",
     "description contains Woodgrove and created < 2024-10-01",
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
