@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from rfc3986_validator import validate_rfc3986
+from tiops.lazyregex import LazyPattern
 
 __all__ = [
     "HASH_RULES",
@@ -50,7 +49,7 @@ Check = Callable[[str], "ValueProblem | None"]
 
 # --- IP addresses (STIX 2.1 sections 6.8 and 6.9) -------------------------------------
 
-_PREFIX_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,2})$")
+_PREFIX_RE: Final = LazyPattern(r"^(0|[1-9][0-9]{0,2})$")
 
 
 def _ip(value: str, version: int) -> ValueProblem | None:
@@ -73,7 +72,7 @@ def _ip(value: str, version: int) -> ValueProblem | None:
 # The common case, accepted without building an address object: a dotted quad without
 # leading zeros, with an optional /0-/32 suffix.
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_RE: Final = re.compile(rf"^{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?$")
+_IPV4_RE: Final = LazyPattern(rf"^{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?$")
 
 
 def _ipv4(value: str) -> ValueProblem | None:
@@ -90,11 +89,13 @@ def _ipv6(value: str) -> ValueProblem | None:
 #
 # RFC 5322 section 3.4.1 without the obsolete forms and comments, with RFC 6532's
 # UTF-8 characters allowed where ASCII text is.
-_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+# Written as the ASCII characters left out ("specials", space, controls), which is the
+# same set as atext plus every non-ASCII character, but compiles in a fraction of the time.
+_ATEXT: Final = r'[^\x00-\x20\x7f"(),.:;<>@\[\\\]]'  # atext (RFC 5322 3.2.3) | UTF8-non-ascii
 _DOT_ATOM: Final = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
-_QUOTED: Final = r'"(?:[\x21\x23-\x5b\x5d-\x7e \t\u0080-\U0010ffff]|\\[\x21-\x7e \t])*"'
+_QUOTED: Final = r'"(?:[^\x00-\x08\x0a-\x1f"\\\x7f]|\\[\x21-\x7e \t])*"'  # qtext, WSP, UTF-8 | quoted-pair
 _DOMAIN_LITERAL: Final = r"\[[\x21-\x5a\x5e-\x7e]*\]"
-_ADDR_SPEC_RE: Final = re.compile(rf"^(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})$")
+_ADDR_SPEC_RE: Final = LazyPattern(rf"^(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})$")
 
 
 def _email(value: str) -> ValueProblem | None:
@@ -113,7 +114,7 @@ _TOP_LEVEL_TYPES: Final = frozenset(
 )
 _RESTRICTED_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}"
 _PARAMETER: Final = r"""\s*;\s*[A-Za-z0-9!#$&^_.+\-]+=(?:[A-Za-z0-9!#$%&'*+.^_`{|}~\-]+|"[^"]*")"""
-_MEDIA_TYPE_RE: Final = re.compile(rf"^({_RESTRICTED_NAME})/{_RESTRICTED_NAME}(?:{_PARAMETER})*$")
+_MEDIA_TYPE_RE: Final = LazyPattern(rf"^({_RESTRICTED_NAME})/{_RESTRICTED_NAME}(?:{_PARAMETER})*$")
 
 
 def _media_type(value: str) -> ValueProblem | None:
@@ -127,7 +128,7 @@ def _media_type(value: str) -> ValueProblem | None:
 
 
 # RFC 2978 section 2.3: mime-charset-chars; IANA names are at most 40 characters.
-_CHARSET_RE: Final = re.compile(r"^[A-Za-z0-9!#$%&'+\-^_`{}~]{1,40}$")
+_CHARSET_RE: Final = LazyPattern(r"^[A-Za-z0-9!#$%&'+\-^_`{}~]{1,40}$")
 
 
 @lru_cache(maxsize=1024)
@@ -148,6 +149,9 @@ def check_charset(value: str) -> ValueProblem | None:
 
 
 def _url(value: str) -> ValueProblem | None:
+    # rfc3986-validator compiles its grammar when imported: only once a URL is met.
+    from rfc3986_validator import validate_rfc3986
+
     if validate_rfc3986(value, rule="URI") is None:
         return ValueProblem("TI234", f"{value!r} is not an RFC 3986 URI with a scheme, like https://example.com/a "
                                      "(spaces and other unsafe characters are percent-encoded; STIX 2.1 section 6.15)")
@@ -158,7 +162,7 @@ def _url(value: str) -> ValueProblem | None:
 
 _CPE_AVSTRING: Final = r"""(?:(?:\?*|\*?)(?:[A-Za-z0-9\-._]|\\[\\*?!"#$%&'()+,/:;<=>@\[\]^`{|}~])+(?:\?*|\*?)|[*\-])"""
 _CPE_LANGUAGE: Final = r"(?:[A-Za-z]{2,3}(?:-(?:[A-Za-z]{2}|[0-9]{3}))?|[*\-])"
-_CPE_RE: Final = re.compile(
+_CPE_RE: Final = LazyPattern(
     rf"^cpe:2\.3:[aho*\-](?::{_CPE_AVSTRING}){{5}}:{_CPE_LANGUAGE}(?::{_CPE_AVSTRING}){{4}}$"
 )
 
@@ -172,7 +176,7 @@ def _cpe(value: str) -> ValueProblem | None:
 
 # --- Language tags (RFC 5646 section 2.1) ----------------------------------------------
 
-_LANGTAG_RE: Final = re.compile(
+_LANGTAG_RE: Final = LazyPattern(
     r"^(?:"
     r"(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"  # language (with extlang)
     r"(?:-[A-Za-z]{4})?"  # script
@@ -207,11 +211,11 @@ def _bad_language_tag(value: str) -> ValueProblem:
 # --- Hashes (STIX 2.1 section 2.7, hash-algorithm-ov section 10.6) ----------------------
 
 _HEX_LENGTHS: Final = {"MD5": 32, "SHA-1": 40, "SHA-256": 64, "SHA-512": 128, "SHA3-256": 64, "SHA3-512": 128}
-_HEX_RE: Final = re.compile(r"^[0-9A-Fa-f]+$")
+_HEX_RE: Final = LazyPattern(r"^[0-9A-Fa-f]+$")
 # ssdeep: blocksize:hash:hash in base64 characters.
-_SSDEEP_RE: Final = re.compile(r"^[0-9]{1,10}:[A-Za-z0-9/+]{1,128}:[A-Za-z0-9/+]{1,128}$")
+_SSDEEP_RE: Final = LazyPattern(r"^[0-9]{1,10}:[A-Za-z0-9/+]{1,128}:[A-Za-z0-9/+]{1,128}$")
 # TLSH: 70 or 134 hex digits (128 or 256 buckets), optionally after the version prefix T1.
-_TLSH_RE: Final = re.compile(r"^(?:T1)?(?:[0-9A-Fa-f]{70}|[0-9A-Fa-f]{134})$")
+_TLSH_RE: Final = LazyPattern(r"^(?:T1)?(?:[0-9A-Fa-f]{70}|[0-9A-Fa-f]{134})$")
 
 HASH_RULES: Final = {name: f"{length} hexadecimal digits" for name, length in _HEX_LENGTHS.items()} | {
     "SSDEEP": "blocksize:hash:hash in base64 characters",
@@ -258,7 +262,7 @@ _RULES: Final[dict[tuple[str, str], Check]] = {
     ("software", "languages"): check_language_tag,
 }
 
-_INDEX_RE: Final = re.compile(r"\[[^\]]*\]")
+_INDEX_RE: Final = LazyPattern(r"\[[^\]]*\]")
 
 
 def rule_for(sco_type: str, path: str) -> Check | None:

@@ -19,7 +19,6 @@ from tiops.discover import find_repo_root
 from tiops.findings import Severity, fails, sort_findings
 from tiops.render.findings import FINDING_RENDERERS
 from tiops.validate import validate_paths
-from tiops.versioning import versioning_findings
 
 
 @click.command("validate")
@@ -46,6 +45,9 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     with progress_bar(fmt == "text" and output is None) as progress:
         findings = validate_paths(root, list(paths), progress=progress)
     if base_ref is not None:
+        # Only --base reads another revision: its git and compile code is not imported otherwise.
+        from tiops.versioning import versioning_findings
+
         findings = sort_findings([*findings, *versioning_findings(root, base_ref, _deleted_severity(root))])
     if strict is None:
         from tiops.config import load_config

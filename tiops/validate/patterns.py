@@ -17,8 +17,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-from stix2patterns.v20.object_validator import HASHES_REGEX as _REFERENCE_HASHES_V20
-from stix2patterns.v21.object_validator import HASHES_REGEX as _REFERENCE_HASHES_V21
+from tiops.lazyregex import LazyPattern
 
 __all__ = ["clear_pattern_cache", "pattern_errors"]
 
@@ -97,17 +96,17 @@ _BOOLEAN_JOIN: Final = rf"{_WS}+(?:AND|OR){_WS}+"
 _OBSERVATION: Final = (
     rf"\[{_WS}*{_COMPARISON_NO_GROUPS}(?:{_BOOLEAN_JOIN}{_COMPARISON_NO_GROUPS})*{_WS}*\]"
 )
-_SIMPLE_PATTERN_RE: Final = re.compile(
+_SIMPLE_PATTERN_RE: Final = LazyPattern(
     rf"{_WS}*{_OBSERVATION}(?:{_BOOLEAN_JOIN}{_OBSERVATION})*{_WS}*"
 )
 
 # Walking an accepted pattern one piece at a time, to find its comparisons.
-_PIECE_RE: Final = re.compile(rf"{_COMPARISON}|{_WS}+|AND|OR|\[|\]")
-_PATH_STEP_RE: Final = re.compile(
+_PIECE_RE: Final = LazyPattern(rf"{_COMPARISON}|{_WS}+|AND|OR|\[|\]")
+_PATH_STEP_RE: Final = LazyPattern(
     rf"\.(?:(?P<key>{_IDENTIFIER})|(?P<quoted_key>{_STRING}))"
     rf"|\[(?:(?P<index>[0-9]+)|\*)\]"
 )
-_FIRST_STEP_RE: Final = re.compile(rf"(?P<key>{_IDENTIFIER})|(?P<quoted_key>{_STRING})")
+_FIRST_STEP_RE: Final = LazyPattern(rf"(?P<key>{_IDENTIFIER})|(?P<quoted_key>{_STRING})")
 
 
 class _AnyIndex:
@@ -121,10 +120,14 @@ _PathStep = str | int | _AnyIndex
 # whose value does not look like a hash of the algorithm named by the last key (STIX 2.1
 # section 10.7 hashing-algorithm-ov). Its own table is reused so both agree exactly, quirks
 # included (it strips every quote from the literal text and matches with re.match).
-_HASH_VALUE_RES: Final = {
-    version: {name: re.compile(regex) for name, (regex, _label) in table.items()}
-    for version, table in (("2.0", _REFERENCE_HASHES_V20), ("2.1", _REFERENCE_HASHES_V21))
-}
+# Built on the first pattern that names a hash, like the other expressions here.
+@lru_cache(maxsize=2)
+def _hash_value_res(spec_version: str) -> dict[str, re.Pattern[str]]:
+    if spec_version == "2.0":
+        from stix2patterns.v20.object_validator import HASHES_REGEX
+    else:
+        from stix2patterns.v21.object_validator import HASHES_REGEX
+    return {name: re.compile(regex) for name, (regex, _label) in HASHES_REGEX.items()}
 
 
 def _unquote(string_literal: str) -> str:
@@ -172,7 +175,7 @@ def _hash_values_pass(pattern: str, spec_version: str) -> bool:
     comparisons = _comparisons(pattern)
     if comparisons is None:
         return False
-    hash_value_res = _HASH_VALUE_RES[spec_version]
+    hash_value_res = _hash_value_res(spec_version)
     for steps, literal in comparisons:
         if "hashes" not in steps:
             continue
@@ -203,13 +206,13 @@ def _fast_accepts(pattern: str, spec_version: str = "2.1") -> bool:
 
 # --- The slow path and its messages --------------------------------------------------
 
-_POSITIONED_ERROR_RE: Final = re.compile(
+_POSITIONED_ERROR_RE: Final = LazyPattern(
     r"(?:FAIL: )?Error found at line (?P<line>\d+):(?P<column>\d+)\. (?P<message>.*)", re.DOTALL
 )
-_DUPLICATE_QUALIFIER_RE: Final = re.compile(
+_DUPLICATE_QUALIFIER_RE: Final = LazyPattern(
     r"(?:FAIL: )?Duplicate qualifier type encountered: (?P<qualifier>\w+)"
 )
-_MISSING_RE: Final = re.compile(r"missing (?P<expected>\{[^}]*\}|\S+) at (?P<found>.*)", re.DOTALL)
+_MISSING_RE: Final = LazyPattern(r"missing (?P<expected>\{[^}]*\}|\S+) at (?P<found>.*)", re.DOTALL)
 
 # The grammar's token names as people would say them.
 _TOKEN_WORDS: Final = {
