@@ -95,6 +95,22 @@ def test_garbage_gives_findings_not_tracebacks(make_repo, text: str) -> None:  #
     assert "intel/garbage.yaml:" in result.stdout
 
 
+def test_validate_of_a_small_repository_imports_only_what_it_uses() -> None:
+    # The example repository: `tiops validate` there is what a user runs first and a
+    # pre-commit hook runs on every commit. Git, compile and versioning are only for
+    # --base; the RFC 3986 grammar only for URLs of an unusual shape.
+    root = Path(__file__).resolve().parents[1]
+    probe = (
+        "import sys; from click.testing import CliRunner; from tiops.cli import main; "
+        f"r = CliRunner().invoke(main, ['-C', {str(root)!r}, 'validate', '-q']); assert r.exit_code == 0, r.output; "
+        "assert 'tiops.validate' in sys.modules; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('git', 'requests', 'jinja2', 'rfc3986_validator') "
+        "or m in ('tiops.compile', 'tiops.versioning', 'tiops.revision', 'tiops.gitrepo', 'tiops.report')); print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
 def test_version_imports_no_pipeline_module() -> None:
     # `tiops --version` and help for one command import only what they need (lazy
     # commands and a lazy package API): a regression here costs every invocation.

@@ -112,3 +112,53 @@ def test_language_tag_and_charset_and_hash_are_usable_alone() -> None:
     assert check_charset("ISO-8859-1") is None
     assert check_hash("TLSH", "T1" + "A" * 70) is None
     assert check_hash("TLSH", "A" * 69) is not None
+
+
+def test_common_url_shape_accepts_only_what_rfc3986_accepts() -> None:
+    # URLs of the usual shape skip rfc3986-validator (whose grammar is slow to compile), so
+    # that shape must stay inside RFC 3986's URI: random strings over the characters that
+    # matter, each one the shape accepts is checked against the full grammar.
+    import random
+
+    from rfc3986_validator import validate_rfc3986
+
+    from tiops.values import _COMMON_URL_RE
+
+    rng = random.Random(19)
+    alphabet = "aZ09._~!$&'()*+,;=:@-%/?#[] \"<>\\^`{|}\n\t\x7fé"
+    pieces = ["://", ":", "//", "/", "?", "#", "%41", "%4", "%zz", "@", "[::1]", ":8080", "example.com"]
+    accepted = 0
+    for _ in range(20_000):
+        parts = [rng.choice(pieces) if rng.random() < 0.5 else rng.choice(alphabet) for _ in range(rng.randint(1, 12))]
+        value = rng.choice(["http://", "https://", "s3://", "a+b-c.d://", ""]) + "".join(parts)
+        if _COMMON_URL_RE.fullmatch(value) is not None:
+            accepted += 1
+            assert validate_rfc3986(value, rule="URI") is not None, value
+    assert accepted > 1_000  # the shape is exercised, not just rejected
+
+
+@pytest.mark.parametrize("value", ["https://example.com/a?b=c&d=%20#top", "http://198.51.100.3:8080/", "s3://bucket"])
+def test_common_urls_are_accepted_without_the_full_grammar(value: str) -> None:
+    from tiops.values import _COMMON_URL_RE
+
+    assert _COMMON_URL_RE.fullmatch(value) is not None
+    assert check_observable_value("url", "value", value) is None
+
+
+def test_email_character_classes_are_the_rfc_sets() -> None:
+    # The addr-spec expression writes atext and qtext as their ASCII complement, which
+    # compiles faster; over every code point they must equal the sets as RFC 5322 3.2.3
+    # and 3.2.4 (with RFC 6532's UTF-8) spell them.
+    import re
+
+    from tiops.values import _ATEXT, _QUOTED
+
+    spelled_atext = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]")
+    spelled_qtext_or_space = re.compile(r"[\x21\x23-\x5b\x5d-\x7e \t\u0080-\U0010ffff]")
+    atext = re.compile(_ATEXT)
+    qtext_or_space = re.compile(_QUOTED[4:_QUOTED.index("]") + 1])
+    assert qtext_or_space.pattern.startswith("[^")
+    for code in range(0x110000):
+        char = chr(code)
+        assert bool(atext.fullmatch(char)) == bool(spelled_atext.fullmatch(char)), hex(code)
+        assert bool(qtext_or_space.fullmatch(char)) == bool(spelled_qtext_or_space.fullmatch(char)), hex(code)
