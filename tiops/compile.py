@@ -8,9 +8,13 @@ checkout path or hash seeds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +33,7 @@ from tiops.stix import (
 )
 
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS
+_WRITE_BUFFER = 1 << 20
 _NONE: dict[str, Any] = {}
 
 
@@ -88,24 +93,75 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
 def serialize_bundle(objects: Iterable[dict[str, Any]]) -> bytes:
     """Canonical bundle bytes: one object per line, bundle id a UUIDv5 of the content.
 
-    The content digest is the SHA-256 of the object lines joined by newlines.
+    The content digest is the SHA-256 of the object lines joined by newlines. The same
+    bytes as :func:`write_bundle` writes to a file, held in memory.
     """
-    body = bytearray(len(_bundle_head(_PLACEHOLDER_ID)))
+    body = bytearray()
+    bundle_id = _write_body(objects, body.extend)
+    head = _bundle_head(bundle_id)
+    body[: len(head)] = head
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class WrittenBundle:
+    """A bundle written to a file by :func:`write_bundle`."""
+
+    path: Path
+    bundle_id: str
+    sha256: str  # of the file's bytes
+    size: int
+
+
+def write_bundle(objects: Iterable[dict[str, Any]], target: Path) -> WrittenBundle:
+    """Stream the canonical bundle (the bytes :func:`serialize_bundle` returns) to ``target``.
+
+    Only one object's line is held at a time: at a million objects the bundle is
+    about 800 MB, which building it in memory held twice (docs/performance.md). The
+    bundle id, a digest of every line, goes in the head: the head is written over a
+    placeholder of the same length at the end. The file appears complete or not at
+    all: it is written beside ``target`` and renamed over it.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    # Created as a plain open() would create the bundle (mode 0666 less the umask).
+    handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    try:
+        with os.fdopen(handle, "w+b", buffering=_WRITE_BUFFER) as stream:
+            bundle_id = _write_body(objects, stream.write)
+            size = stream.tell()
+            stream.seek(0)
+            stream.write(_bundle_head(bundle_id))
+            stream.flush()
+            # The file digest needs the head first, which needed every line first: read it back.
+            stream.seek(0)
+            file_digest = hashlib.sha256()
+            while chunk := stream.read(_WRITE_BUFFER):
+                file_digest.update(chunk)
+        digest = file_digest.hexdigest()
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return WrittenBundle(target, bundle_id, digest, size)
+
+
+def _write_body(objects: Iterable[dict[str, Any]], write: Callable[[bytes], object]) -> str:
+    """Write a placeholder head, the object lines and the tail; return the bundle id."""
+    write(_bundle_head(_PLACEHOLDER_ID))
     digest = hashlib.sha256()
-    dumps, options = orjson.dumps, _JSON_OPTIONS
+    dumps, options, update = orjson.dumps, _JSON_OPTIONS, digest.update
     with paused_gc():
         for index, obj in enumerate(objects):
             line = dumps(obj, option=options)
             if index:
-                body += b",\n"
-                digest.update(b"\n")
-            body += line
-            digest.update(line)
-    body += b'\n],"type":"bundle"}\n'
-    bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
-    head = _bundle_head(bundle_id)
-    body[: len(head)] = head
-    return bytes(body)
+                write(b",\n")
+                update(b"\n")
+            write(line)
+            update(line)
+    write(b'\n],"type":"bundle"}\n')
+    return f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
 
 
 def compile_bundle(repo: Repo) -> bytes:

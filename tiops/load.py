@@ -20,7 +20,7 @@ from tiops.config import Config, load_config
 from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
 from tiops.jsonschemas import tiops_schema_errors
-from tiops.memory import paused_gc
+from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
     ID_RE,
@@ -62,6 +62,8 @@ class Defaults:
     files: tuple[str, ...] = ()
     imported_folder: str | None = None  # the folder whose _defaults.yaml says `imported: true`
     overlay: dict[str, Any] | None = None  # that folder's _overlay.yaml: id -> allowed properties
+    # The defaulted_properties tuples of this folder's objects, one shared tuple per distinct value.
+    defaulted_tuples: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -303,6 +305,8 @@ def _parse(text: str, relative: str, repo: Repo) -> Any:
 
 
 _UNREADABLE = object()
+# The paths of the items of a bulk file, shared by every bulk file (one tuple per object otherwise).
+_ITEM_PATHS: tuple[tuple[PathPart, ...], ...] = tuple((index,) for index in range(1024))
 
 
 def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> Defaults:
@@ -359,7 +363,7 @@ def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) 
     elif isinstance(data, list):
         for index, item in enumerate(data):
             if isinstance(item, dict):
-                _add_object(item, relative, (index,), defaults, repo)
+                _add_object(item, relative, _ITEM_PATHS[index] if index < len(_ITEM_PATHS) else (index,), defaults, repo)
             else:
                 repo.findings.append(
                     make_finding("TI104", f"item {index} is a {_kind(item)}, not a STIX object mapping", Location(relative, path=(index,)))
@@ -374,19 +378,30 @@ def _kind(value: Any) -> str:
     return {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}.get(type(value), type(value).__name__)
 
 
-def _add_object(raw: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo) -> None:
+def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo) -> None:
+    # One copy of the parsed data, with its repeated strings shared (tiops.memory): what
+    # was parsed is dropped, so at a million objects memory holds each object once.
+    raw = share_strings(parsed)
+    defaulted: tuple[str, ...]
     inline = raw.get(INLINE_RELATIONSHIPS_KEY)
-    own = raw if inline is None else {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
-    # A copy even without defaults: rules and overlays change `data`, never what was read.
-    data = {**defaults.properties, **own}
+    if inline is None and not defaults.properties and defaults.imported_folder is None:
+        # `raw` is already a copy of its own: rules and overlays may change it.
+        data, defaulted = raw, ()
+    else:
+        own = raw if inline is None else {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
+        # A copy: rules and overlays change `data`, never `imported_data` (what the file says).
+        data = {**defaults.properties, **own}
+        # Defaults hold a handful of keys; looking each up beats building a set per object.
+        # Objects of one folder mostly leave out the same defaults: one tuple for all of them.
+        defaulted = tuple(sorted(key for key in defaults.properties if key not in own))
+        defaulted = defaults.defaulted_tuples.setdefault(defaulted, defaulted)
     obj = IntelObject(
         data=data,
         file=relative,
         path=path,
         source=defaults.source,
         defaults_files=defaults.files,
-        # Defaults hold a handful of keys; looking each up beats building a set per object.
-        defaulted_properties=tuple(sorted(key for key in defaults.properties if key not in own)),
+        defaulted_properties=defaulted,
     )
     if defaults.imported_folder is not None:
         _apply_overlay(obj, raw, defaults)

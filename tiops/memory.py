@@ -16,6 +16,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from sys import intern
+from typing import Any
 
 
 @contextmanager
@@ -50,3 +52,64 @@ def promote_to_oldest_generation() -> None:
         gc.freeze()
         gc.unfreeze()
 
+
+
+# Properties whose string values recur across objects: vocabularies, versions and
+# references (STIX 2.1 sections 3.1, 10). Together with every property name they were
+# 150 MB of the 270 MB a 100k-object repository held as separate copies of the same
+# text (docs/performance.md, Memory at 1M objects). Free text, ids and timestamps are
+# nearly all distinct and are left alone: interning them would only add table entries.
+_SHARED_VALUE_PROPERTIES = frozenset(
+    {
+        "type", "spec_version", "labels", "lang", "pattern_type", "pattern_version", "sectors",
+        "capabilities", "roles", "goals", "resource_level", "primary_motivation",
+        "secondary_motivations", "personal_motivations", "sophistication", "aliases", "confidence",
+        "tlp", "definition_type", "extension_type", "extension_types", "region", "country",
+        "architecture_execution_envs", "implementation_languages", "opinion", "result",
+        "infrastructure_types", "tool_types", "malware_types", "indicator_types",
+        "report_types", "threat_actor_types", "identity_class", "relationship_type",
+        "kill_chain_name", "phase_name", "source_name", "protocols",
+    }
+)  # fmt: skip
+_SHARED_VALUE_SUFFIXES = ("_ref", "_refs")
+
+
+def share_strings(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A copy of parsed data in which equal property names, and equal values of recurring
+    properties, are one string object each.
+
+    A parser returns a fresh string for every key and value it reads, so a million
+    objects held about sixteen million copies of a few dozen property names. Interned
+    strings also compare by identity in the dict lookups every later stage makes.
+    Containers are rebuilt (equal content, new objects); numbers, booleans and null
+    are kept as they are.
+    """
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        key = intern(key)
+        kind = value.__class__
+        if kind is str:
+            if key in _SHARED_VALUE_PROPERTIES or key.endswith(_SHARED_VALUE_SUFFIXES):
+                value = intern(value)
+        elif kind is dict:
+            value = share_strings(value)
+        elif kind is list:
+            value = _shared_list(value, key in _SHARED_VALUE_PROPERTIES or key.endswith(_SHARED_VALUE_SUFFIXES))
+        out[key] = value
+    return out
+
+
+def _shared_list(items: list[Any], share: bool) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    for value in items:
+        kind = value.__class__
+        if kind is str:
+            if share:
+                value = intern(value)
+        elif kind is dict:
+            value = share_strings(value)
+        elif kind is list:
+            value = _shared_list(value, share)
+        append(value)
+    return out

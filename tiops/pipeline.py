@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiops.compile import blocking_errors, bundle_objects, serialize_bundle
+from tiops.compile import blocking_errors, bundle_objects, serialize_bundle, write_bundle
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import load_repo
@@ -32,19 +32,22 @@ class ValidationFailed(TiopsError):
 
 @dataclass(frozen=True)
 class BuildResult:
-    bundle: bytes
+    bundle: bytes  # empty when the bundle was streamed to bundle_file instead (build(output=...))
     object_count: int
     findings: list[Finding]
     metadata: dict[str, Any] = field(default_factory=dict)  # dist/build.json: as-of time, commit, rules
     traces: list[dict[str, Any]] | None = None  # per-object rule traces, when asked for
+    bundle_file: Path | None = None
 
 
 def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
-          trace: bool = False) -> BuildResult:
+          trace: bool = False, output: Path | None = None) -> BuildResult:
     """Load, validate and compile the repository at ``root``.
 
     ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
     Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
+    With ``output``, the bundle is streamed to that file rather than returned
+    (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
         repo = load_repo(root, progress=progress)
@@ -53,8 +56,12 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
             raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
         objects = bundle_objects(repo, rules=outcome)
-        bundle = serialize_bundle(objects)
-    metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+        if output is None:
+            bundle = serialize_bundle(objects)
+            bundle_sha256 = hashlib.sha256(bundle).hexdigest()
+        else:
+            bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
+    metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
                 "objects": len(objects)}
     traces = all_traces(repo, outcome) if trace else None
-    return BuildResult(bundle, len(objects), findings, metadata, traces)
+    return BuildResult(bundle, len(objects), findings, metadata, traces, output)

@@ -28,11 +28,10 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     Refuses to write anything when validation finds errors.
     """
     root = repo_root(ctx)
-    with progress_bar(True) as progress:
-        result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None)
     target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(result.bundle)
+    with progress_bar(True) as progress:
+        # Streamed to the file: written only once validation passed, complete or not at all.
+        result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None, output=target)
     # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
     (target.parent / "build.json").write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     if trace_file is not None:
