@@ -62,3 +62,30 @@ def test_loading_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_objects_share_strings_and_tuples_but_not_data(tmp_path: Path) -> None:
+    feed = tmp_path / "intel" / "feed"
+    feed.mkdir(parents=True)
+    (feed / "_defaults.yaml").write_text("source: Feed\ndefaults:\n  confidence: 50\n  labels: [bulk]\n")
+    indicator = ("type: indicator\nspec_version: '2.1'\nid: indicator--{n}c1e0c0e-0d66-4b5e-9b4a-2f7f1e3a1a11\n"
+                 "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\n"
+                 "pattern: \"[ipv4-addr:value = '203.0.113.{n}']\"\npattern_type: stix\nvalid_from: '2025-01-01T00:00:00Z'\n"
+                 "external_references: [{{source_name: feed, external_id: '{n}'}}]\n")
+    (feed / "one.yaml").write_text(indicator.format(n=1))
+    (feed / "bulk.yaml").write_text("- " + indicator.format(n=2).replace("\n", "\n  ").rstrip() + "\n- "
+                                    + indicator.format(n=3).replace("\n", "\n  ").rstrip() + "\n")
+    repo = load_repo(tmp_path)
+    assert repo.findings == []
+    objects = sorted(repo.objects, key=lambda obj: obj.id)
+    assert [obj.path for obj in objects] == [(), (0,), (1,)]
+    one, two, three = objects
+    assert two.data["pattern_type"] is one.data["pattern_type"] is three.data["pattern_type"]
+    assert next(key for key in two.data if key == "pattern_type") is next(key for key in one.data if key == "pattern_type")
+    assert two.defaulted_properties == ("confidence", "labels") and two.defaulted_properties is one.defaulted_properties
+    # Each object's data is its own: a rule changing one changes no other.
+    two.data["external_references"][0]["source_name"] = "changed"
+    two.data["labels"] = ["changed"]
+    assert one.data["external_references"][0]["source_name"] == "feed"
+    assert three.data["external_references"][0]["source_name"] == "feed"
+    assert one.data["labels"] == three.data["labels"] == ["bulk"]

@@ -1,0 +1,115 @@
+"""Peak memory and time of ``tiops compile`` with this checkout and a baseline, in the same run.
+
+    python benchmarks/bench_memory.py REPO [--baseline main | --baseline /path/to/checkout]
+                                           [--repeat 2] [--as-of 2025-06-01T00:00:00Z]
+
+REPO is an intel repository, typically written by ``python benchmarks/generate_repo.py
+1000000 REPO`` (about 10 minutes for a million objects). The baseline is a git revision,
+checked out into a temporary ``git worktree`` (removed afterwards), or the folder of
+another checkout. Each run is a fresh ``python -m tiops -C REPO compile -o OUT`` in a
+child process whose ``PYTHONPATH`` points at the checkout being measured, the two
+checkouts alternating run by run so that a busy machine slows both alike. The peak
+resident memory of each child comes from ``os.wait4`` (the kernel's maximum RSS of
+that process alone). For each checkout the best wall-clock time, the best CPU time
+(user + system) and the lowest peak are kept, and the ratio current / baseline is
+printed for each. The two bundles must be byte-for-byte identical: the script exits
+with status 1 when they differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Best:
+    wall: float = float("inf")
+    cpu: float = float("inf")
+    peak_mb: float = float("inf")
+
+    def add(self, wall: float, cpu: float, peak_mb: float) -> None:
+        self.wall, self.cpu, self.peak_mb = min(self.wall, wall), min(self.cpu, cpu), min(self.peak_mb, peak_mb)
+
+
+def compile_once(checkout: Path, repo: Path, output: Path, as_of: str) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one ``tiops compile`` with ``checkout``'s tiops."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tiops", "-C", str(repo), "compile", "-o", str(output), "--as-of", as_of],
+        # cwd: `python -m` puts the current folder first on sys.path; a neutral folder keeps
+        # the measured code that of `checkout`.
+        env=env, cwd=output.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"compile with {checkout} failed ({child.returncode}):\n{errors.decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+
+
+def object_count(bundle: Path) -> int:
+    with bundle.open("rb") as handle:
+        return sum(1 for _ in handle) - 2  # one object per line between the head and the tail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("repo", type=Path)
+    parser.add_argument("--baseline", default="main", help="git revision or checkout folder (default: main)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--as-of", default="2025-06-01T00:00:00Z", help="fixed as-of time, so both builds agree")
+    args = parser.parse_args()
+    if not (args.repo / "intel").is_dir():
+        raise SystemExit(f"{args.repo}: not an intel repository (write one with benchmarks/generate_repo.py N DIR)")
+    with tempfile.TemporaryDirectory(prefix="tiops-bench-memory-") as scratch:
+        baseline = Path(args.baseline)
+        worktree = None
+        if not baseline.is_dir():
+            worktree = Path(scratch, "baseline-checkout")
+            subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "-q", "--detach", str(worktree), args.baseline],
+                           check=True, capture_output=True)
+            baseline = worktree
+        try:
+            checkouts = {"current": REPO_ROOT, "baseline": baseline}
+            best = {name: Best() for name in checkouts}
+            outputs = {name: Path(scratch, name, "bundle.json") for name in checkouts}
+            for path in outputs.values():
+                path.parent.mkdir()
+            for run in range(args.repeat):
+                order = list(checkouts) if run % 2 == 0 else list(reversed(checkouts))
+                for name in order:
+                    wall, cpu, peak = compile_once(checkouts[name], args.repo.resolve(), outputs[name], args.as_of)
+                    best[name].add(wall, cpu, peak)
+                    print(f"run {run + 1} {name:8s} {wall:7.1f} s wall {cpu:7.1f} s CPU {peak:8.0f} MB peak", flush=True)
+            identical = filecmp.cmp(outputs["current"], outputs["baseline"], shallow=False)
+            objects = object_count(outputs["current"])
+        finally:
+            if worktree is not None:
+                subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
+    now, then = best["current"], best["baseline"]
+    print(f"tiops compile of {args.repo} ({objects:,} objects), best of {args.repeat}, baseline {args.baseline}")
+    print(f"{'':10s} {'wall s':>9s} {'CPU s':>9s} {'peak MB':>9s} {'KB/object':>10s}")
+    for name, figures in (("current", now), ("baseline", then)):
+        print(f"{name:10s} {figures.wall:9.1f} {figures.cpu:9.1f} {figures.peak_mb:9.0f} {figures.peak_mb * 1024 / objects:10.2f}")
+    print(f"{'ratio':10s} {now.wall / then.wall:8.2f}x {now.cpu / then.cpu:8.2f}x {now.peak_mb / then.peak_mb:8.2f}x")
+    print("bundles byte-for-byte identical" if identical else "BUNDLES DIFFER")
+    if not identical:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

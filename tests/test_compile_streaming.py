@@ -1,0 +1,99 @@
+"""The bundle streamed to a file is the canonical bundle, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+
+from tiops import build, load_repo
+from tiops.compile import bundle_objects, compiled_objects, serialize_bundle, write_bundle
+from tiops.stix import TIOPS_NAMESPACE
+
+GENERATOR_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "generate_repo.py"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate_repo", GENERATOR_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while the class bodies run
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("generated")
+    _generator().write_repository(root, 3000, seed=7)
+    return root
+
+
+def canonical_bundle(objects: list[dict[str, Any]]) -> bytes:
+    """The documented bundle layout (docs/format.md), written independently of tiops.compile:
+    sorted-key compact JSON, one object per line, the id a UUIDv5 of the lines' SHA-256."""
+    lines = [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objects]
+    digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
+    head = f'{{"id":"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest)}","objects":[\n'.encode()
+    return head + b",\n".join(lines) + b'\n],"type":"bundle"}\n'
+
+
+@pytest.mark.parametrize("which", ["example", "generated"])
+def test_streamed_bundle_equals_the_in_memory_serialisation(
+    which: str, example_repo: Path, generated_repo: Path, tmp_path: Path
+) -> None:
+    root = example_repo if which == "example" else generated_repo
+    repo = load_repo(root)
+    expected = canonical_bundle(compiled_objects(repo))
+    assert serialize_bundle(bundle_objects(repo)) == expected
+    target = tmp_path / "out" / "bundle.json"
+    written = write_bundle(bundle_objects(repo), target)
+    assert target.read_bytes() == expected
+    assert written.sha256 == hashlib.sha256(expected).hexdigest()
+    assert written.size == len(expected)
+    assert written.bundle_id == json.loads(expected)["id"]
+    assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]  # no partial file left behind
+
+
+def test_build_to_a_file_gives_the_bytes_and_metadata_of_an_in_memory_build(generated_repo: Path, tmp_path: Path) -> None:
+    in_memory = build(generated_repo, as_of="2025-06-01T00:00:00Z")
+    streamed = build(generated_repo, as_of="2025-06-01T00:00:00Z", output=tmp_path / "bundle.json")
+    assert streamed.bundle_file == tmp_path / "bundle.json"
+    assert streamed.bundle_file.read_bytes() == in_memory.bundle
+    assert streamed.metadata == in_memory.metadata
+    assert streamed.object_count == in_memory.object_count == in_memory.metadata["objects"]
+
+
+def test_an_interrupted_write_keeps_the_previous_bundle(example_repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "dist" / "bundle.json"
+    target.parent.mkdir()
+    target.write_bytes(b"previous bundle\n")
+    objects = list(bundle_objects(load_repo(example_repo)))
+
+    def failing() -> Iterator[dict[str, Any]]:
+        yield objects[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(failing(), target)
+    assert target.read_bytes() == b"previous bundle\n"
+    assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]
+
+
+def test_compile_command_writes_nothing_when_validation_fails(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/bad.yaml": "type: identity\nspec_version: '2.1'\nname: No dates\n"})
+    done = subprocess.run([sys.executable, "-m", "tiops", "-C", str(root), "compile"], capture_output=True, text=True,
+                          check=False, cwd=root)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert not (root / "dist").exists()
