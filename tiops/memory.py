@@ -74,42 +74,52 @@ _SHARED_VALUE_PROPERTIES = frozenset(
 _SHARED_VALUE_SUFFIXES = ("_ref", "_refs")
 
 
-def share_strings(mapping: dict[str, Any]) -> dict[str, Any]:
-    """A copy of parsed data in which equal property names, and equal values of recurring
+def share_strings(parsed: dict[str, Any]) -> dict[str, Any]:
+    """Parsed data in which equal property names, and equal values of recurring
     properties, are one string object each.
 
     A parser returns a fresh string for every key and value it reads, so a million
     objects held about sixteen million copies of a few dozen property names. Interned
     strings also compare by identity in the dict lookups every later stage makes.
-    Containers are rebuilt (equal content, new objects); numbers, booleans and null
-    are kept as they are.
+    Mappings are rebuilt (a key cannot be swapped in place); lists are changed in
+    place, so pass data nothing else holds yet, as a parser returns it.
     """
     out: dict[str, Any] = {}
-    for key, value in mapping.items():
+    shares = _shares_values.get
+    for key, value in parsed.items():
         key = intern(key)
         kind = value.__class__
         if kind is str:
-            if key in _SHARED_VALUE_PROPERTIES or key.endswith(_SHARED_VALUE_SUFFIXES):
+            share = shares(key)
+            if share if share is not None else _learn(key):
                 value = intern(value)
         elif kind is dict:
             value = share_strings(value)
         elif kind is list:
-            value = _shared_list(value, key in _SHARED_VALUE_PROPERTIES or key.endswith(_SHARED_VALUE_SUFFIXES))
+            share = shares(key)
+            _share_in_list(value, share if share is not None else _learn(key))
         out[key] = value
     return out
 
 
-def _shared_list(items: list[Any], share: bool) -> list[Any]:
-    out: list[Any] = []
-    append = out.append
-    for value in items:
+# Property name -> whether its values are shared; a bounded cache, names are few.
+_shares_values: dict[str, bool] = {}
+
+
+def _learn(name: str) -> bool:
+    shared = name in _SHARED_VALUE_PROPERTIES or name.endswith(_SHARED_VALUE_SUFFIXES)
+    if len(_shares_values) < 4096:
+        _shares_values[name] = shared
+    return shared
+
+
+def _share_in_list(items: list[Any], share: bool) -> None:
+    for index, value in enumerate(items):
         kind = value.__class__
         if kind is str:
             if share:
-                value = intern(value)
+                items[index] = intern(value)
         elif kind is dict:
-            value = share_strings(value)
+            items[index] = share_strings(value)
         elif kind is list:
-            value = _shared_list(value, share)
-        append(value)
-    return out
+            _share_in_list(value, share)
