@@ -1,18 +1,18 @@
 """Peak memory and time of ``tiops compile`` with this checkout and a baseline, in the same run.
 
-    python benchmarks/bench_memory.py REPO [--baseline main | --baseline /path/to/checkout]
+    python benchmarks/bench_memory.py REPO [--baseline main] [--baseline /path/to/checkout ...]
                                            [--repeat 2] [--as-of 2025-06-01T00:00:00Z]
 
 REPO is an intel repository, typically written by ``python benchmarks/generate_repo.py
 1000000 REPO`` (about 10 minutes for a million objects). The baseline is a git revision,
 checked out into a temporary ``git worktree`` (removed afterwards), or the folder of
-another checkout. Each run is a fresh ``python -m tiops -C REPO compile -o OUT`` in a
+another checkout; several baselines may be named. Each run is a fresh ``python -m tiops -C REPO compile -o OUT`` in a
 child process whose ``PYTHONPATH`` points at the checkout being measured, the two
-checkouts alternating run by run so that a busy machine slows both alike. The peak
+checkouts taking turns, in reversed order every other run, so that a busy machine slows both alike. The peak
 resident memory of each child comes from ``os.wait4`` (the kernel's maximum RSS of
 that process alone). For each checkout the best wall-clock time, the best CPU time
 (user + system) and the lowest peak are kept, and the ratio current / baseline is
-printed for each. The two bundles must be byte-for-byte identical: the script exits
+printed for each. All bundles must be byte-for-byte identical: the script exits
 with status 1 when they differ.
 """
 
@@ -69,24 +69,27 @@ def object_count(bundle: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("repo", type=Path)
-    parser.add_argument("--baseline", default="main", help="git revision or checkout folder (default: main)")
+    parser.add_argument("--baseline", action="append", help="git revision or checkout folder (default: main); repeatable")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--as-of", default="2025-06-01T00:00:00Z", help="fixed as-of time, so both builds agree")
+    parser.add_argument("--as-of", default="2025-06-01T00:00:00Z", help="fixed as-of time, so all builds agree")
     args = parser.parse_args()
     if not (args.repo / "intel").is_dir():
         raise SystemExit(f"{args.repo}: not an intel repository (write one with benchmarks/generate_repo.py N DIR)")
+    baselines: list[str] = args.baseline or ["main"]
     with tempfile.TemporaryDirectory(prefix="tiops-bench-memory-") as scratch:
-        baseline = Path(args.baseline)
-        worktree = None
-        if not baseline.is_dir():
-            worktree = Path(scratch, "baseline-checkout")
-            subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "-q", "--detach", str(worktree), args.baseline],
-                           check=True, capture_output=True)
-            baseline = worktree
+        checkouts = {"current": REPO_ROOT}
+        worktrees = []
+        for number, baseline in enumerate(baselines, 1):
+            folder = Path(baseline)
+            if not folder.is_dir():
+                folder = Path(scratch, f"checkout-{number}")
+                subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "-q", "--detach", str(folder), baseline],
+                               check=True, capture_output=True)
+                worktrees.append(folder)
+            checkouts[baseline] = folder
         try:
-            checkouts = {"current": REPO_ROOT, "baseline": baseline}
             best = {name: Best() for name in checkouts}
-            outputs = {name: Path(scratch, name, "bundle.json") for name in checkouts}
+            outputs = {name: Path(scratch, f"output-{number}", "bundle.json") for number, name in enumerate(checkouts)}
             for path in outputs.values():
                 path.parent.mkdir()
             for run in range(args.repeat):
@@ -94,18 +97,18 @@ def main() -> None:
                 for name in order:
                     wall, cpu, peak = compile_once(checkouts[name], args.repo.resolve(), outputs[name], args.as_of)
                     best[name].add(wall, cpu, peak)
-                    print(f"run {run + 1} {name:8s} {wall:7.1f} s wall {cpu:7.1f} s CPU {peak:8.0f} MB peak", flush=True)
-            identical = filecmp.cmp(outputs["current"], outputs["baseline"], shallow=False)
+                    print(f"run {run + 1} {name:20s} {wall:7.1f} s wall {cpu:7.1f} s CPU {peak:8.0f} MB peak", flush=True)
+            identical = all(filecmp.cmp(outputs["current"], path, shallow=False) for path in outputs.values())
             objects = object_count(outputs["current"])
         finally:
-            if worktree is not None:
-                subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
-    now, then = best["current"], best["baseline"]
-    print(f"tiops compile of {args.repo} ({objects:,} objects), best of {args.repeat}, baseline {args.baseline}")
-    print(f"{'':10s} {'wall s':>9s} {'CPU s':>9s} {'peak MB':>9s} {'KB/object':>10s}")
-    for name, figures in (("current", now), ("baseline", then)):
-        print(f"{name:10s} {figures.wall:9.1f} {figures.cpu:9.1f} {figures.peak_mb:9.0f} {figures.peak_mb * 1024 / objects:10.2f}")
-    print(f"{'ratio':10s} {now.wall / then.wall:8.2f}x {now.cpu / then.cpu:8.2f}x {now.peak_mb / then.peak_mb:8.2f}x")
+            for folder in worktrees:
+                subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(folder)], check=False)
+    now = best["current"]
+    print(f"tiops compile of {args.repo} ({objects:,} objects), best of {args.repeat}; ratio = current / that checkout")
+    print(f"{'':20s} {'wall s':>9s} {'CPU s':>9s} {'peak MB':>9s} {'KB/object':>10s} {'wall':>7s} {'CPU':>7s} {'peak':>7s}")
+    for name, figures in best.items():
+        print(f"{name:20s} {figures.wall:9.1f} {figures.cpu:9.1f} {figures.peak_mb:9.0f} {figures.peak_mb * 1024 / objects:10.2f}"
+              f" {now.wall / figures.wall:6.2f}x {now.cpu / figures.cpu:6.2f}x {now.peak_mb / figures.peak_mb:6.2f}x")
     print("bundles byte-for-byte identical" if identical else "BUNDLES DIFFER")
     if not identical:
         sys.exit(1)

@@ -18,6 +18,7 @@ import pytest
 
 from tiops import build, load_repo
 from tiops.compile import bundle_objects, compiled_objects, serialize_bundle, write_bundle
+from tiops.errors import TiopsError
 from tiops.stix import TIOPS_NAMESPACE
 
 GENERATOR_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "generate_repo.py"
@@ -97,3 +98,20 @@ def test_compile_command_writes_nothing_when_validation_fails(make_repo) -> None
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert not (root / "dist").exists()
+
+
+def test_an_unwritable_target_is_a_clear_error(example_repo: Path) -> None:
+    (example_repo / "out").write_text("a file where the bundle's folder should be\n")
+    done = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), "compile", "-o", "out/bundle.json"],
+                          capture_output=True, text=True, check=False, cwd=example_repo)
+    assert done.returncode == 1
+    assert "cannot write the bundle to" in done.stderr and "internal error" not in done.stderr
+    assert (example_repo / "out").read_text() == "a file where the bundle's folder should be\n"
+
+
+def test_a_folder_in_the_bundles_place_is_a_clear_error_and_leaves_no_partial_file(example_repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "dist" / "bundle.json"
+    target.mkdir(parents=True)
+    with pytest.raises(TiopsError, match="cannot write the bundle to"):
+        write_bundle(bundle_objects(load_repo(example_repo)), target)
+    assert [p.name for p in target.parent.iterdir()] == ["bundle.json"] and target.is_dir()

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID, ENRICHMENT_EXTENSION_OBJECT
+from tiops.errors import TiopsError
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
 from tiops.memory import paused_gc
@@ -122,10 +123,13 @@ def write_bundle(objects: Iterable[dict[str, Any]], target: Path) -> WrittenBund
     placeholder of the same length at the end. The file appears complete or not at
     all: it is written beside ``target`` and renamed over it.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    # Created as a plain open() would create the bundle (mode 0666 less the umask).
-    handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Created as a plain open() would create the bundle (mode 0666 less the umask).
+        handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        raise _unwritable(target, error) from None
     try:
         with os.fdopen(handle, "w+b", buffering=_WRITE_BUFFER) as stream:
             bundle_id = _write_body(objects, stream.write)
@@ -140,11 +144,18 @@ def write_bundle(objects: Iterable[dict[str, Any]], target: Path) -> WrittenBund
                 file_digest.update(chunk)
         digest = file_digest.hexdigest()
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _unwritable(target, error) from None
         raise
     return WrittenBundle(target, bundle_id, digest, size)
+
+
+def _unwritable(target: Path, error: OSError) -> TiopsError:
+    return TiopsError(f"cannot write the bundle to {target}: {error.strerror or error}",
+                      hint="Check that the folder is writable and that no folder has the bundle's name.")
 
 
 def _write_body(objects: Iterable[dict[str, Any]], write: Callable[[bytes], object]) -> str:
