@@ -51,14 +51,14 @@ def test_the_one_hash_reading_is_used_on_the_common_shapes() -> None:
 
 
 def _general_hash_values_pass(comparisons: list[Any], version: str) -> bool:
-    from tiops.validate.patterns import _HASH_VALUE_RES, _AnyIndex
+    from tiops.validate.patterns import _AnyIndex, _hash_value_res
 
     for steps, literal in comparisons:
         if "hashes" not in steps or isinstance(steps[-1], _AnyIndex):
             continue
         if isinstance(steps[-1], int):
             return False
-        value_re = _HASH_VALUE_RES[version].get(steps[-1].upper().replace("-", "").replace("'", ""))
+        value_re = _hash_value_res(version).get(steps[-1].upper().replace("-", "").replace("'", ""))
         if value_re is not None and value_re.match(literal.replace("'", "")) is None:
             return False
     return True

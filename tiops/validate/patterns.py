@@ -174,7 +174,7 @@ def _comparisons(pattern: str) -> list[tuple[list[_PathStep], str]] | None:
 # comparison is read by this one expression instead of the general piece-by-piece walk.
 # Only ever tried on patterns the fast expression accepted; the result is what
 # _comparisons gives for it (tests/validate/test_patterns.py compares the two).
-_ONE_HASH_COMPARISON_RE: Final = re.compile(
+_ONE_HASH_COMPARISON_RE: Final = LazyPattern(
     r"\[[a-z][a-z0-9-]*:hashes\.(?:'(?P<quoted>[A-Za-z0-9_-]+)'|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
     r" ?!?= ?(?P<literal>'[^'\\]*')\]"
 )
