@@ -47,10 +47,43 @@ def check_structure(value: Any) -> None:
     Keys must be strings because STIX is JSON (RFC 8259 section 4: names are strings);
     YAML allows ``1:`` or ``~:`` as keys, which no later stage can handle.
     """
-    if isinstance(value, dict | list):
-        # A walk in Python: measured cheaper than asking orjson (which would have to
-        # write the whole value inside 154 levels of padding to test the depth).
+    if isinstance(value, dict | list) and not provably_sound(value):
+        # The walk finds the first problem, in the same order every time.
         _walk_structure(value)
+
+
+def provably_sound(value: dict[Any, Any] | list[Any], depth_budget: int = MAX_NESTING_DEPTH) -> bool:
+    """True only when ``value`` certainly has string keys only and nests at most ``depth_budget`` levels.
+
+    A cheap proof for the common, clean document, so that only the rest is walked in
+    Python: orjson refuses any key that is not a string (RFC 8259 section 4), and writes
+    one opening bracket per mapping and list, so a text holding at most ``depth_budget``
+    of them cannot nest deeper (brackets inside strings only make the count larger).
+    A bulk file's items, or a large mapping's values, are proved one by one, down to
+    :data:`_PROOF_LEVELS` levels; False means "not proved" and the caller walks.
+    """
+    return _proved(value, depth_budget, _PROOF_LEVELS)
+
+
+# How many levels the proof descends into a value too large to prove at once: a bundle
+# (its "objects") needs two; deeper values are walked.
+_PROOF_LEVELS = 3
+
+
+def _proved(value: dict[Any, Any] | list[Any], budget: int, levels: int) -> bool:
+    if type(value) is list and levels == _PROOF_LEVELS:
+        # The top-level list of a bulk file has no keys of its own: prove its items directly.
+        return all(_proved(item, budget - 1, levels - 1) for item in value if type(item) is dict or type(item) is list)
+    try:
+        written = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):  # a non-string key, an integer beyond 64 bits, 255 levels
+        return False
+    if written.count(b"{") + written.count(b"[") <= budget:
+        return True
+    if levels <= 1 or budget <= 1:
+        return False
+    children = value.values() if type(value) is dict else value
+    return all(_proved(child, budget - 1, levels - 1) for child in children if type(child) is dict or type(child) is list)
 
 
 def _walk_structure(value: Any) -> None:

@@ -35,8 +35,12 @@ _TAG = re.compile(r"Invalid tag: '([^']*)'")
 # one column per level: a line with fewer than this many of them in front cannot start a
 # document deeper than the limit. Only files that have such a line get the exact (slower)
 # depth check before yaml-rs reads them; yaml-rs crashes the process on block nesting some
-# ten thousand levels deep, where it should report an error.
-_DEEP_INDENT = re.compile(rf"(?m)^[ \t?:-]{{{MAX_NESTING_DEPTH // 2}}}")
+# ten thousand levels deep, where it should report an error. Searched as "a newline, then
+# the run" (plus a match at the start): a literal first character lets the regex engine
+# skip from newline to newline, five times faster than a multi-line "^" on 48k files.
+_DEEP_RUN = rf"[ \t?:-]{{{MAX_NESTING_DEPTH // 2}}}"
+_DEEP_INDENT_AT_START = re.compile(_DEEP_RUN)
+_DEEP_INDENT_AFTER_NEWLINE = re.compile(rf"\n{_DEEP_RUN}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def parse_yaml(text: str) -> Any:
     if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
         # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
         raise YamlProblem("TI105", "the file holds more than one YAML document")
-    if _DEEP_INDENT.search(text):
+    if _DEEP_INDENT_AT_START.match(text) or _DEEP_INDENT_AFTER_NEWLINE.search(text):
         _refuse_deep_blocks(text)
     try:
         value = yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)

@@ -25,6 +25,8 @@ _TIMESTAMP_PROPERTIES = frozenset(
         "object_modified", "submitted", "analysis_started", "analysis_ended",
     }
 )  # fmt: skip
+# The later end of each time window; an object without one has no window to check.
+_WINDOW_ENDS = frozenset(end for _start, end, _strict, _section in TIME_WINDOWS)
 
 
 def check_object(obj: IntelObject) -> list[Finding]:
@@ -129,8 +131,11 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
                         stix_id=obj.id,
                     )
                 )
+    data = obj.data
     for name, (vocabulary, values) in open_vocabularies(stix_type).items():
-        value = obj.data.get(name)
+        value = data.get(name)
+        if value is None or (type(value) is str and value in values) or (type(value) is list and _all_in(value, values)):
+            continue  # the common case: absent, or only suggested values
         candidates = value if isinstance(value, list) else [value] if isinstance(value, str) else []
         for index, item in enumerate(candidates):
             if isinstance(item, str) and item not in values:
@@ -141,9 +146,19 @@ def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
                 )
 
 
+def _all_in(items: list[Any], values: frozenset[str]) -> bool:
+    try:
+        return values.issuperset(items)
+    except TypeError:  # an unhashable item (a mapping in the list): the item-by-item loop reports it
+        return False
+
+
 def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: AbstractSet[str | int]) -> None:
     data = obj.data
-    for name in _TIMESTAMP_PROPERTIES.intersection(data):
+    present = _TIMESTAMP_PROPERTIES.intersection(data)
+    if not present:
+        return  # every property checked below is one of them
+    for name in present:
         value = data[name]
         # The schema reports wrong types; the pattern accepts impossible days (2025-02-30).
         if type(value) is str and not is_real_day(value) and name not in skip and TIMESTAMP_RE.match(value):
@@ -153,6 +168,8 @@ def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: Abstra
         findings.append(
             make_finding("TI205", f"modified {data['modified']} is before created {data['created']}", obj.location("modified"), stix_id=obj.id)
         )
+    if present.isdisjoint(_WINDOW_ENDS):
+        return
     for start, end, strict, section in TIME_WINDOWS:
         start_value, end_value = data.get(start), data.get(end)
         if start_value is not None and end_value is not None and _before(end_value, start_value, strict=strict):

@@ -170,9 +170,27 @@ def _comparisons(pattern: str) -> list[tuple[list[_PathStep], str]] | None:
     return found
 
 
+# The commonest hash pattern, one comparison such as [file:hashes.'SHA-256' = '...']: its
+# comparison is read by this one expression instead of the general piece-by-piece walk.
+# Only ever tried on patterns the fast expression accepted; the result is what
+# _comparisons gives for it (tests/validate/test_patterns.py compares the two).
+_ONE_HASH_COMPARISON_RE: Final = LazyPattern(
+    r"\[[a-z][a-z0-9-]*:hashes\.(?:'(?P<quoted>[A-Za-z0-9_-]+)'|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+    r" ?!?= ?(?P<literal>'[^'\\]*')\]"
+)
+
+
+def _one_hash_comparison(pattern: str) -> list[tuple[list[_PathStep], str]] | None:
+    match = _ONE_HASH_COMPARISON_RE.fullmatch(pattern)
+    if match is None:
+        return None
+    algorithm = match["quoted"] if match["quoted"] is not None else match["bare"]
+    return [(["hashes", algorithm], match["literal"])]
+
+
 def _hash_values_pass(pattern: str, spec_version: str) -> bool:
     """Whether the reference checker's hash-value check passes on an accepted pattern."""
-    comparisons = _comparisons(pattern)
+    comparisons = _one_hash_comparison(pattern) or _comparisons(pattern)
     if comparisons is None:
         return False
     hash_value_res = _hash_value_res(spec_version)

@@ -85,12 +85,18 @@ class _ReferenceChecker:
         self.findings: list[Finding] = []
 
     def check(self, obj: IntelObject) -> None:
-        stix_type = obj.data["type"]
-        kinds = _KEY_KINDS
-        for key, item in obj.data.items():
-            kind = kinds.get(key)
-            if kind is None:
-                kind = kinds[key] = _kind_of_key(key)
+        data = obj.data
+        stix_type = data["type"]
+        names = tuple(data)
+        # Objects of one producer share their property names: which of them can hold a
+        # reference is worked out once per list of names, and only those are visited.
+        kinds = _KINDS_BY_NAMES.get(names)
+        if kinds is None:
+            kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
+            if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
+                _KINDS_BY_NAMES[names] = kinds
+        for key, kind in kinds:
+            item = data[key]
             if kind == _REFERENCE:
                 self._resolve(obj, stix_type, key, item, (key,))
             elif kind == _REFERENCES:
@@ -165,6 +171,10 @@ def _kind_of_key(key: str) -> int:
 
 # Property name -> _kind_of_key, filled as names are met (a repository uses few names).
 _KEY_KINDS: dict[str, int] = {}
+
+# An object's property names, in order -> (name, kind) of those that may hold references.
+_KINDS_BY_NAMES: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
+_KINDS_BY_NAMES_LIMIT = 4096
 
 
 def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
