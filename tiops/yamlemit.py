@@ -43,9 +43,11 @@ _RESOLVERS: dict[str, tuple[re.Pattern[str], ...]] = {
 # NEL, line and paragraph separators, the BOM, surrogates, U+FFFE/U+FFFF and characters beyond the BMP (libyaml's
 # IS_PRINTABLE stops at U+FFFD).
 _UNUSUAL = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
-# Plain scalars a YAML 1.2 reader might take for a number or constant: a digit, sign or
-# dot up front, or a core-schema word. Broader than needed on purpose.
-_YAML12_NOT_STRING = re.compile(r"[-+.]?[0-9]|[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$|(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE)$")
+# Plain scalars made only of the characters numbers, booleans and nulls are written with
+# (digits, signs, "_", ".", ":", hex and radix letters, the letters of null, true, false,
+# yes, no, on, off, inf, nan). yaml-rs reads some of them as numbers where YAML 1.1 and
+# even YAML 1.2's core schema would not ("_1" is 1), so these are tried with yaml-rs itself.
+_MAYBE_NOT_STRING = re.compile(r"[-+_.:~0-9a-fA-FxXoObBnNuUlLtTrRsSiIyY]*")
 # Indicators that make a plain scalar impossible in block context (libyaml's
 # yaml_emitter_analyze_scalar): these anywhere, "-", "?", ":" first and followed by a blank.
 _FIRST_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
@@ -145,7 +147,7 @@ _SIMPLE_CACHE: dict[str, str] = {}  # single-line strings written so far (their 
 def _key(key: str) -> str:
     written = _SIMPLE_CACHE.get(key)
     if written is None:
-        if "\n" in key or not key:  # a multi-line or empty key has its own rules
+        if not key or _UNUSUAL.search(key) or "\n" in key:  # keys with line breaks or escapes have rules of their own
             raise _Unsupported
         written = _string(key, 0)
     return written
@@ -167,7 +169,7 @@ def _string(text: str, indent: int) -> str:
         return written
     style = _style(text)
     if style == "plain":
-        if _YAML12_NOT_STRING.match(text) and not _reads_back(text, text):
+        if _MAYBE_NOT_STRING.fullmatch(text) and not _reads_back(text, text):
             raise _Unsupported
         written = text
     elif style == "single":
