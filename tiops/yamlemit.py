@@ -80,25 +80,27 @@ def _mapping(data: dict[Any, Any], indent: int, inline: bool, out: list[str], se
         raise _Unsupported
     seen.add(id(data))
     pad = " " * indent
+    keys, strings = _KEYS, _STRINGS
     for key, item in data.items():
-        if type(key) is not str or len(key) > _MAX_KEY or not key.isascii():
-            raise _Unsupported
+        written = keys.get(key) if type(key) is str else None
+        if written is None:
+            written = _key(key)
         if inline:
             inline = False  # the first key follows the sequence's "- "
-            out.append(_key(key))
         else:
-            out.append(pad + _key(key))
+            written = pad + written
         kind = type(item)
-        if kind is dict and item:
-            out.append(":\n")
+        if kind is str:
+            value = strings.get(item)
+            out.append(f"{written}: {_string(item, indent + 2) if value is None else value}\n")
+        elif kind is dict and item:
+            out.append(written + ":\n")
             _mapping(item, indent + 2, False, out, seen, depth + 1)
         elif kind is list and item:
-            out.append(":\n")
+            out.append(written + ":\n")
             _sequence(item, indent, False, out, seen, depth + 1)  # not indented inside a mapping
         else:
-            out.append(": ")
-            out.append(_scalar(item, indent + 2))
-            out.append("\n")
+            out.append(f"{written}: {_scalar(item)}\n")
 
 
 def _sequence(data: list[Any], indent: int, inline: bool, out: list[str], seen: set[int], depth: int) -> None:
@@ -106,6 +108,7 @@ def _sequence(data: list[Any], indent: int, inline: bool, out: list[str], seen: 
         raise _Unsupported
     seen.add(id(data))
     dash = " " * indent + "- "
+    strings = _STRINGS
     for item in data:
         if inline:
             inline = False
@@ -113,19 +116,20 @@ def _sequence(data: list[Any], indent: int, inline: bool, out: list[str], seen: 
         else:
             out.append(dash)
         kind = type(item)
-        if kind is dict and item:
+        if kind is str:
+            value = strings.get(item)
+            out.append((_string(item, indent + 2) if value is None else value) + "\n")
+        elif kind is dict and item:
             _mapping(item, indent + 2, True, out, seen, depth + 1)
         elif kind is list and item:
             _sequence(item, indent + 2, True, out, seen, depth + 1)
         else:
-            out.append(_scalar(item, indent + 2))
-            out.append("\n")
+            out.append(_scalar(item) + "\n")
 
 
-def _scalar(value: Any, indent: int) -> str:
+def _scalar(value: Any) -> str:
+    """Anything but a string or a non-empty collection."""
     kind = type(value)
-    if kind is str:
-        return _string(value, indent)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -141,22 +145,24 @@ def _scalar(value: Any, indent: int) -> str:
     raise _Unsupported  # floats (PyYAML's own repr rules), dates, anything else
 
 
-_SIMPLE_CACHE: dict[str, str] = {}  # single-line strings written so far (their text needs no indentation)
+# Strings and keys written so far, as written (only those whose text needs no indentation).
+_STRINGS: dict[str, str] = {}
+_KEYS: dict[str, str] = {}
+_CACHE_LIMIT = 200_000
 
 
-def _key(key: str) -> str:
-    written = _SIMPLE_CACHE.get(key)
-    if written is None:
-        if not key or _UNUSUAL.search(key) or "\n" in key:  # keys with line breaks or escapes have rules of their own
-            raise _Unsupported
-        written = _string(key, 0)
+def _key(key: Any) -> str:
+    # libyaml writes a key longer than 128 bytes, or with a line break, as "? key".
+    if type(key) is not str or not key or len(key) > _MAX_KEY or not key.isascii() or _UNUSUAL.search(key):
+        raise _Unsupported
+    written = _string(key, 0)
+    if len(_KEYS) > _CACHE_LIMIT:
+        _KEYS.clear()
+    _KEYS[key] = written
     return written
 
 
 def _string(text: str, indent: int) -> str:
-    written = _SIMPLE_CACHE.get(text)
-    if written is not None:
-        return written
     if len(text) > _MAX_STRING:
         raise _Unsupported
     if _UNUSUAL.search(text):
@@ -178,9 +184,9 @@ def _string(text: str, indent: int) -> str:
             return _folded_breaks(written, indent)
     else:
         written = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if len(_SIMPLE_CACHE) > 200_000:
-        _SIMPLE_CACHE.clear()
-    _SIMPLE_CACHE[text] = written
+    if len(_STRINGS) > _CACHE_LIMIT:
+        _STRINGS.clear()
+    _STRINGS[text] = written
     return written
 
 
@@ -246,6 +252,4 @@ def _plain_allowed(text: str) -> bool:
         return False
     if text.startswith(("---", "...")):
         return False
-    if ": " in text or " #" in text or text[-1] == ":":
-        return False
-    return True
+    return not (": " in text or " #" in text or text[-1] == ":")
