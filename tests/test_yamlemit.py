@@ -117,7 +117,6 @@ def test_fast_output_always_reads_back_where_pyyaml_output_does_not() -> None:
             assert _reads_back(fast, {"k": text})
 
 
-@pytest.mark.slow
 def test_every_corpora_object_matches_pyyaml(corpora: Path) -> None:
     handled = total = 0
     for path in sorted(corpora.rglob("*.json")):
