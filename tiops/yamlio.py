@@ -24,6 +24,7 @@ import yaml
 import yaml_rs
 
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
+from tiops.yamlemit import block_yaml
 
 # An alias bomb expands a few lines into millions of nodes. Real intel files
 # never need more than a handful of alias replays.
@@ -248,7 +249,12 @@ def dump_yaml(value: Any) -> str:
     PyYAML quotes every string that YAML 1.1 would read as something else (timestamps,
     ``no``, ``1_000``), which is a superset of what YAML 1.2 needs. A value that would
     still not read back identically is written as JSON, which YAML 1.2 reads as is.
+    The shapes tiops writes most are written by :mod:`tiops.yamlemit` instead: the
+    same text, several times faster, and only where it is sure to read back as written.
     """
+    fast = block_yaml(value)
+    if fast is not None:
+        return fast
     text: str = yaml.dump(value, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
                           default_flow_style=False, width=1_000_000)
     try:

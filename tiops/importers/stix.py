@@ -33,11 +33,15 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
-    return parse_items(items, result)
+    return parse_items(items, result, structure_checked=True)  # parse_json checked the whole document
 
 
-def parse_items(items: list[Any], result: ParsedInput | None = None) -> ParsedInput:
-    """Candidates from objects already read (a TAXII pull), each checked like a bundle's items."""
+def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False) -> ParsedInput:
+    """Candidates from objects already read (a TAXII pull), each checked like a bundle's items.
+
+    ``structure_checked``: the items come from a document whose structure (string keys,
+    nesting depth) was checked as a whole already, so they are not walked again.
+    """
     result = result if result is not None else ParsedInput()
     result.total = len(items)
     upgrades: Counter[str] = Counter()
@@ -48,12 +52,13 @@ def parse_items(items: list[Any], result: ParsedInput | None = None) -> ParsedIn
         if not isinstance(item, dict):
             result.rejections.append(Rejection(position, (f"item is a {type(item).__name__}, not a STIX object",)))
             continue
-        try:
-            check_structure(item)  # a bundle's document was checked when parsed; a TAXII page was not
-        except StructureProblem as problem:
-            where = ".".join(map(str, problem.path))
-            result.rejections.append(Rejection(position, (f"{where}: {problem.message}" if where else problem.message,)))
-            continue
+        if not structure_checked:  # a TAXII page was not checked when read
+            try:
+                check_structure(item)
+            except StructureProblem as problem:
+                where = ".".join(map(str, problem.path))
+                result.rejections.append(Rejection(position, (f"{where}: {problem.message}" if where else problem.message,)))
+                continue
         missing = [name for name in ("type", "id") if not isinstance(item.get(name), str) or not item.get(name)]
         if missing:
             reasons = tuple(f"missing required property '{name}'" for name in missing)

@@ -135,21 +135,25 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
             if owner is not None and Path(owner) != folder:
                 shared[identifier] = Path(owner)
     updated_elsewhere: dict[Path, dict[str, Candidate]] = {}
+    files = _Files(root)
     for done, (identifier, candidate) in enumerate(list(accepted.items()), 1):
         owner_folder = shared.get(identifier)
         if not candidate.versioned:
-            candidate = accepted[identifier] = _versioned_row(candidate, owner_folder or folder)
+            candidate = _versioned_row(candidate, owner_folder or folder, files)
+        # In the order written, once: planning, the hand-edit check and the lock file all compare it.
+        candidate = accepted[identifier] = Candidate(candidate.position, ordered(candidate.data), candidate.versioned,
+                                                     candidate.repairs)
         if owner_folder is not None:
             before, older = report.updated, report.older_ignored
-            _plan_one(candidate, owner_folder, root, report, writes)
+            _plan_one(candidate, owner_folder, files, report, writes)
             if report.updated > before:
                 updated_elsewhere.setdefault(owner_folder, {})[identifier] = candidate
             if report.older_ignored > older:  # the owner holds a later version: nothing to do for this source
                 report.older_ignored, report.unchanged = older, report.unchanged + 1
-        elif _restore_hand_edit(candidate, folder, root, report, writes, imported_digests):
+        elif _restore_hand_edit(candidate, folder, files, report, writes, imported_digests):
             restored += 1
         else:
-            _plan_one(candidate, folder, root, report, writes)
+            _plan_one(candidate, folder, files, report, writes)
         if done % 1000 == 0 or done == len(accepted):
             progress("import", done, len(accepted))
     if restored:
@@ -166,15 +170,18 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     # Bookkeeping only with something imported: a failed import leaves no folder behind.
     if writes or (accepted and not (folder / DEFAULTS_FILE).exists()) or shared:
         own = {identifier: c for identifier, c in accepted.items() if identifier not in shared}
-        writes.update(_bookkeeping(folder, source, own, {i: _relative(f, root) for i, f in shared.items()}))
+        writes.update(_bookkeeping(folder, source, own, files, {i: _relative(f, root) for i, f in shared.items()}))
     for owner_folder, owned in updated_elsewhere.items():
         owner_source = _lock_source(owner_folder) or source
-        writes.update(_bookkeeping(owner_folder, owner_source, owned))
+        writes.update(_bookkeeping(owner_folder, owner_source, owned, files))
     for path in writes:
-        _refuse_special(path, root)
+        _refuse_special(path, files)
+    made: set[Path] = set()
     for path, text in sorted(writes.items()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        _write_file(path, text)
     report.rejections.sort(key=_position_key)
     return report
 
@@ -229,11 +236,66 @@ class _RepositoryIds:
         return found
 
 
-def _refuse_special(path: Path, root: Path) -> None:
+class _Files:
+    """The files in the folders an import writes to, each folder listed once, each file read once.
+
+    An import reads everything before it writes anything, so a listing stays true for
+    the whole import; one ``scandir`` per folder replaces several ``stat`` calls per object.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[str, dict[str, os.DirEntry[str]]] = {}
+        self._read: dict[Path, dict[str, Any] | None] = {}
+        self._relative: dict[Path, str] = {}
+
+    def entry(self, path: Path) -> os.DirEntry[str] | None:
+        parent, name = os.path.split(path)
+        listing = self._listings.get(parent)
+        if listing is None:
+            try:
+                with os.scandir(parent) as entries:
+                    listing = {entry.name: entry for entry in entries}
+            except OSError:  # no such folder (yet), or not a folder: nothing in it
+                listing = {}
+            self._listings[parent] = listing
+        return listing.get(name)
+
+    def is_file(self, path: Path) -> bool:
+        entry = self.entry(path)
+        return entry is not None and entry.is_file()  # follows a symlink, as Path.is_file does
+
+    def existing(self, path: Path) -> dict[str, Any] | None:
+        """The object already in ``path`` (``{}`` when unreadable), or None when there is no file."""
+        if path not in self._read:
+            self._read[path] = _read_existing(path) if self.is_file(path) else None
+        return self._read[path]
+
+    def relative(self, folder: Path, *parts: str) -> str:
+        """``folder / parts`` relative to the repository, as reports show it."""
+        base = self._relative.get(folder)
+        if base is None:
+            base = self._relative[folder] = _relative(folder, self.root)
+        return "/".join((base, *parts))
+
+
+def _write_file(path: Path, text: str) -> None:
+    """``text`` as UTF-8 into ``path``, created or truncated (os-level: no buffered text stream per file)."""
+    data = memoryview(text.encode("utf-8"))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        while data:
+            data = data[os.write(descriptor, data):]
+    finally:
+        os.close(descriptor)
+
+
+def _refuse_special(path: Path, files: _Files) -> None:
     """Import writes regular files only: never through a symlink (it could lead out of the
     repository) nor into a pipe (the write would wait for a reader for ever)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise UsageError(f"{_relative(path, root)} is a symlink or not a regular file; tiops import does not write through it",
+    entry = files.entry(path)
+    if entry is not None and (entry.is_symlink() or not entry.is_file()):
+        raise UsageError(f"{_relative(path, files.root)} is a symlink or not a regular file; tiops import does not write through it",
                          hint="Remove it (tiops import writes the file itself) and import again.")
 
 
@@ -273,7 +335,7 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
     return accepted
 
 
-def _versioned_row(candidate: Candidate, folder: Path) -> Candidate:
+def _versioned_row(candidate: Candidate, folder: Path, files: _Files) -> Candidate:
     """A row without versions of its own (CSV) as a new STIX version when its content changed.
 
     Its ``modified`` is ``validFrom``; a changed row whose ``modified`` would not be later
@@ -282,7 +344,7 @@ def _versioned_row(candidate: Candidate, folder: Path) -> Candidate:
     (STIX 2.1 section 3.6) and `tiops validate --base` accepts it without a bump. An
     unchanged row keeps the imported ``modified``.
     """
-    existing = _read_existing(_object_path(folder, candidate.data))
+    existing = files.existing(_object_path(folder, candidate.data))
     modified = existing.get("modified") if existing else None
     if existing is None or not isinstance(modified, str) or timestamp_key(modified) is None:
         return candidate
@@ -336,29 +398,33 @@ def _locked_digests(folder: Path) -> dict[str, str]:
     return dict(objects) if isinstance(objects, dict) else {}
 
 
-def _restore_hand_edit(candidate: Candidate, folder: Path, root: Path, report: ImportReport,
+def _restore_hand_edit(candidate: Candidate, folder: Path, files: _Files, report: ImportReport,
                        writes: dict[Path, str], imported_digests: dict[str, str]) -> bool:
-    """A partner file edited by hand is put back when the input holds exactly the version imported."""
-    data = ordered(candidate.data)
-    path = _object_path(folder, data)
+    """A partner file edited by hand is put back when the input holds exactly the version imported.
+
+    ``candidate.data`` is :func:`ordered` already.
+    """
+    data = candidate.data
     locked = imported_digests.get(str(data["id"]))
     if locked is None or digest(data) != locked:
         return False
-    existing = _read_existing(path)
+    path = _object_path(folder, data)
+    existing = files.existing(path)
     if existing is None or existing == data:
         return False
     writes[path] = dump_yaml(data)
     report.updated += 1
-    report.changed_files.append(_relative(path, root))
+    report.changed_files.append(_relative(path, files.root))
     return True
 
 
-def _plan_one(candidate: Candidate, folder: Path, root: Path, report: ImportReport, writes: dict[Path, str]) -> None:
-    data = ordered(candidate.data)
+def _plan_one(candidate: Candidate, folder: Path, files: _Files, report: ImportReport, writes: dict[Path, str]) -> None:
+    """Count ``candidate`` (its data :func:`ordered` already) and plan its file when it is new or newer."""
+    data = candidate.data
     stix_type, _, uuid_part = str(data["id"]).partition("--")
-    path = folder / stix_type / f"{uuid_part}.yaml"
-    text = dump_yaml(data)
-    existing = _read_existing(path)
+    name = f"{uuid_part}.yaml"
+    path = folder / stix_type / name
+    existing = files.existing(path)
     if existing is None:
         report.created += 1
     elif existing == data:
@@ -369,7 +435,7 @@ def _plan_one(candidate: Candidate, folder: Path, root: Path, report: ImportRepo
     elif _same_version(data, existing):
         report.rejections.append(Rejection(
             candidate.position,
-            (f"same id and 'modified' as {_relative(path, root)} but different content; "
+            (f"same id and 'modified' as {files.relative(folder, stix_type, name)} but different content; "
              "a changed object needs a later 'modified' (STIX 2.1 section 3.6)",),
             str(data["id"]),
         ))
@@ -377,8 +443,8 @@ def _plan_one(candidate: Candidate, folder: Path, root: Path, report: ImportRepo
     else:
         report.older_ignored += 1
         return
-    writes[path] = text
-    report.changed_files.append(_relative(path, root))
+    writes[path] = dump_yaml(data)
+    report.changed_files.append(files.relative(folder, stix_type, name))
 
 
 def ordered(data: dict[str, Any]) -> dict[str, Any]:
@@ -397,9 +463,12 @@ def _lock_source(folder: Path) -> str | None:
     return source if isinstance(source, str) else None
 
 
-def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate],
+def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate], files: _Files,
                  shared: dict[str, str] | None = None) -> dict[Path, str]:
-    """_defaults.yaml and _imported.json of ``folder``; ``shared``: ids this source also sends -> owner folder."""
+    """_defaults.yaml and _imported.json of ``folder``; ``shared``: ids this source also sends -> owner folder.
+
+    The candidates' data is :func:`ordered` already.
+    """
     lock_path = folder / LOCK_FILE
     digests: dict[str, str] = {}
     fields: dict[str, dict[str, str]] = {}
@@ -415,8 +484,8 @@ def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate],
     also.update(shared or {})
     for identifier, candidate in accepted.items():
         stix_type, _, uuid_part = identifier.partition("--")
-        current = _read_existing(folder / stix_type / f"{uuid_part}.yaml")
-        data = ordered(candidate.data)
+        current = files.existing(folder / stix_type / f"{uuid_part}.yaml")
+        data = candidate.data
         if current is None or current == data or _is_newer(data, current) or not candidate.versioned:
             digests[identifier] = digest(data)
             fields[identifier] = field_digests(data)
@@ -444,9 +513,8 @@ def _lock_text(lock: dict[str, Any]) -> str:
     return head[:-2] + ',\n  "fields": {\n' + ",\n".join(lines) + "\n  }\n}\n"
 
 
-def _read_existing(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
+def _read_existing(path: Path) -> dict[str, Any]:
+    """The object in the file at ``path``, ``{}`` when it cannot be read as one."""
     try:
         data = parse_yaml(read_input(os.fspath(path)).decode("utf-8"))
     except (YamlProblem, UnicodeDecodeError, InputProblem):
