@@ -32,6 +32,7 @@ from tiops.enrich.fields import (
     field_path,
 )
 from tiops.enrich.lock import EnrichmentLock
+from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import object_enrich_values
 from tiops.load import IntelObject
 from tiops.stix import TIOPS_IDENTITY_ID
@@ -83,43 +84,62 @@ def _moment(text: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+_GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
+_WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
+
+
 class _BundleEntries:
-    """The bundle form of each locked result, built once per value however many objects name it."""
+    """The bundle form of each locked result, built once per value however many objects name it.
+
+    Compile attaches every result of a lock, so this is the cost a lock adds to a build
+    (docs/enrich.md, Speed): each value's bundle form is made once, from the lock entry's
+    own keys, and an object's extension is assembled from those shared dictionaries.
+    """
 
     def __init__(self, lock: EnrichmentLock) -> None:
         self.lock = lock
         self.geo: dict[str, dict[str, Any] | None] = {}
         self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
+        self.moments: dict[Any, datetime | None] = {}
 
     def geo_entry(self, value: str) -> dict[str, Any] | None:
-        if value not in self.geo:
-            entry = self.lock.geo.get(value)
-            self.geo[value] = None if entry is None or entry.get("status") != "found" else {
-                "value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["geo"] if k in entry}}
-        return self.geo[value]
+        entry = self.lock.geo.get(value)
+        found = None if entry is None or entry.get("status") != "found" else {
+            "value": value, **{k: v for k, v in entry.items() if k in _GEO_FIELDS}}
+        self.geo[value] = found
+        return found
 
     def whois_entry(self, value: str) -> tuple[dict[str, Any], datetime | None] | None:
-        if value not in self.whois:
-            entry = self.lock.whois.get(value)
-            self.whois[value] = None if entry is None or entry.get("status") != "found" else (
-                {"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["whois"] if k in entry}},
-                _moment(entry.get("registered")))
-        return self.whois[value]
+        entry = self.lock.whois.get(value)
+        found = None if entry is None or entry.get("status") != "found" else (
+            {"value": value, **{k: v for k, v in entry.items() if k in _WHOIS_FIELDS}},
+            _moment(entry.get("registered")))
+        self.whois[value] = found
+        return found
+
+    def start(self, data: dict[str, Any]) -> datetime | None:
+        text = data.get("valid_from", data.get("created"))
+        moments = self.moments
+        if text in moments:
+            return moments[text]
+        moment = moments[text] = _moment(text) if text.__class__ is str else None
+        return moment
 
     def extension(self, data: dict[str, Any], values: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
+        geo_cache, whois_cache = self.geo, self.whois
         for kind, value in values:
             if kind == "ip":
-                found = self.geo[value] if value in self.geo else self.geo_entry(value)
+                found = geo_cache[value] if value in geo_cache else self.geo_entry(value)
                 if found is not None:
                     geo.append(found)
-            registration = self.whois[value] if value in self.whois else self.whois_entry(value)
+            registration = whois_cache[value] if value in whois_cache else self.whois_entry(value)
             if registration is not None:
                 item, registered = registration
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
-                start = _moment(data.get("valid_from", data.get("created"))) if registered is not None else None
+                start = self.start(data) if registered is not None else None
                 whois.append(item if start is None or registered is None
                              else {**item, "age_days": (start - registered).days})
         if not geo and not whois:
@@ -132,23 +152,40 @@ class _BundleEntries:
         return extension
 
 
+class _LockKeys:
+    """Membership in either section of a lock: the values written in canonical form."""
+
+    __slots__ = ("geo", "whois")
+
+    def __init__(self, lock: EnrichmentLock) -> None:
+        self.geo, self.whois = lock.geo, lock.whois
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.whois or value in self.geo
+
+
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
     """``objects`` with the locked results of the values each names; the others unchanged.
 
-    Objects are copied on write (the loaded repository stays as authored).
+    Objects are copied on write (the loaded repository stays as authored). The lock's
+    values are canonical (tiops.enrich.lock checks it), so a value an object names exactly
+    as the lock has it needs no canonicalising (tiops.enrich.values).
     """
     if not len(lock):
         return objects
     entries = _BundleEntries(lock)
+    known = _LockKeys(lock)
     result: list[IntelObject] = []
+    append = result.append
     for obj in objects:
         data = obj.data
-        values = object_enrich_values(data) if data.get("type") != "relationship" else ()
+        values = object_enrich_values(data, known) if data.get("type") in _ENRICHED_OBJECT_TYPES else ()
         extension = entries.extension(data, values) if values else None
         if extension is None:
-            result.append(obj)
+            append(obj)
             continue
-        extensions = dict(data.get("extensions") or {})
-        extensions[ENRICHMENT_EXTENSION_ID] = extension
-        result.append(obj.with_data({**data, "extensions": extensions}))
+        existing = data.get("extensions")
+        extensions = {**existing, ENRICHMENT_EXTENSION_ID: extension} if existing else {
+            ENRICHMENT_EXTENSION_ID: extension}
+        append(obj.with_data({**data, "extensions": extensions}))
     return result
