@@ -90,3 +90,13 @@ def test_canonical_value_is_how_the_lock_writes_a_value() -> None:
     assert canonical_value("198.51.100.7/24") == "198.51.100.0/24"
     assert canonical_value("Example.COM.") == "example.com"
     assert canonical_value("not a name") is None
+
+
+def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
+    from tiops.enrich.values import canonical_value, is_canonical
+
+    for value in ["8.8.8.8", "08.8.8.8", "1.2.3", "999.1.1.1", "198.51.100.0/24", "198.51.100.7/24", "198.51.100.0/024",
+                  "198.51.100.0/32", "0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
+                  "2001:db8::/32", "2001:DB8::/32", "2001:db8::1", "example.com", "Example.com", "example.com.",
+                  ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example"]:
+        assert is_canonical(value) == (canonical_value(value) == value), value

@@ -35,6 +35,7 @@ from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import object_enrich_values
 from tiops.load import IntelObject
+from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
 
 __all__ = [
@@ -173,8 +174,11 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
     """
     if not len(lock):
         return objects
-    entries = _BundleEntries(lock)
-    known = _LockKeys(lock)
+    with paused_gc():  # tens of thousands of new dicts, no cycles: a collection would only rescan the repository
+        return _attached(objects, _BundleEntries(lock), _LockKeys(lock))
+
+
+def _attached(objects: list[IntelObject], entries: _BundleEntries, known: _LockKeys) -> list[IntelObject]:
     result: list[IntelObject] = []
     append = result.append
     for obj in objects:

@@ -27,6 +27,7 @@ import orjson
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location
 from tiops.inputs import InputProblem, read_input
+from tiops.memory import paused_gc
 
 __all__ = [
     "GEO_STATUSES",
@@ -140,7 +141,8 @@ def read_lock_for_build(intel_path: Path, root: Path) -> tuple[EnrichmentLock, l
     cached = _CACHE.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1], list(cached[2])
-    lock, findings = read_lock(intel_path, root)
+    with paused_gc():  # a dict per locked value, no cycles (tiops.memory)
+        lock, findings = read_lock(intel_path, root)
     _CACHE.clear()  # one repository at a time: a cache, not a store
     _CACHE[key] = (signature, lock, findings)
     return lock, list(findings)
@@ -156,7 +158,8 @@ def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[st
     # known status (and a retrieval time for RDAP), each value in its shard and in the
     # canonical form values are looked up by (tiops.enrich.values). Kept in one loop without
     # calls per entry: a build reads every entry of a lock (docs/enrich.md, Speed).
-    shard = path.name.removesuffix(".json")
+    name = path.name.removesuffix(".json")
+    shard = int(name, 16) if len(name) == 1 and name in "0123456789abcdef" else -1
     statuses = _STATUSES[section]
     needs_retrieved = section == "whois"
     sha256 = hashlib.sha256
@@ -164,7 +167,7 @@ def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[st
     for value, entry in data.items():
         if (entry.__class__ is not dict or entry.get("status") not in statuses
                 or (needs_retrieved and entry.get("retrieved").__class__ is not str)
-                or sha256(value.encode()).hexdigest()[0] != shard):
+                or sha256(value.encode()).digest()[0] >> 4 != shard):  # shard_name(), without the hex text
             bad.append(value)
     canonical = _canonical_values(data)
     bad.extend(value for value in data if value not in canonical and value not in bad)
@@ -180,9 +183,9 @@ def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[st
 
 def _canonical_values(data: dict[str, Any]) -> set[str]:
     """The keys of a shard that are written as tiops.enrich.values writes values."""
-    from tiops.enrich.values import canonical_value
+    from tiops.enrich.values import is_canonical
 
-    return {value for value in data if canonical_value(value) == value}
+    return {value for value in data if is_canonical(value)}
 
 
 def _canonical_layout(text: bytes, values: list[str]) -> bool:

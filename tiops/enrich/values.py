@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from tiops.observables import object_observables
 
-__all__ = ["ENRICHED_OBJECT_TYPES", "EnrichValue", "Kind", "canonical_value", "enrich_values", "object_enrich_values", "parse_ip"]
+__all__ = ["ENRICHED_OBJECT_TYPES", "EnrichValue", "Kind", "canonical_value", "enrich_values", "is_canonical",
+           "object_enrich_values", "parse_ip"]
 
 Kind = Literal["ip", "domain"]
 # (kind, value): ("ip", "8.8.8.8"), ("ip", "198.51.100.0/24"), ("domain", "example.com")
@@ -100,6 +101,30 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
     if kind == "url":
         return _url_host(value, known)
     return None
+
+
+# A lower-case name with a dot inside, or a dotted-decimal IPv4 address (which inet_pton
+# accepts only without leading zeros, so as inet_ntop writes it): canonical as it stands.
+_PLAIN_CANONICAL: Final = re.compile(r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]")
+
+
+def is_canonical(value: str) -> bool:
+    """Whether ``value`` is written as :func:`canonical_value` writes it (a lock key must be)."""
+    return (_PLAIN_CANONICAL.fullmatch(value) is not None or _is_canonical_ipv4_block(value)
+            or canonical_value(value) == value)
+
+
+def _is_canonical_ipv4_block(value: str) -> bool:
+    # ipaddress would take ten times as long: "a.b.c.d/n" with no host bits set, n written
+    # without leading zeros and below 32 (a /32 is written as the plain address).
+    address, _, prefix = value.partition("/")
+    if not prefix.isdigit() or not prefix.isascii() or (prefix[0] == "0" and prefix != "0") or int(prefix) > 31:
+        return False
+    try:
+        number = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except OSError:
+        return False
+    return number & ((1 << (32 - int(prefix))) - 1) == 0
 
 
 def canonical_value(value: str) -> str | None:
