@@ -101,7 +101,6 @@ class _BundleEntries:
         self.lock = lock
         self.geo: dict[str, dict[str, Any] | None] = {}
         self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
-        self.moments: dict[Any, datetime | None] = {}
 
     def geo_entry(self, value: str) -> dict[str, Any] | None:
         entry = self.lock.geo.get(value)
@@ -118,31 +117,32 @@ class _BundleEntries:
         self.whois[value] = found
         return found
 
-    def start(self, data: dict[str, Any]) -> datetime | None:
-        text = data.get("valid_from", data.get("created"))
-        moments = self.moments
-        if text in moments:
-            return moments[text]
-        moment = moments[text] = _moment(text) if text.__class__ is str else None
-        return moment
-
     def extension(self, data: dict[str, Any], values: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
         geo_cache, whois_cache = self.geo, self.whois
+        start: Any = _UNSET
         for kind, value in values:
             if kind == "ip":
-                found = geo_cache[value] if value in geo_cache else self.geo_entry(value)
+                found = geo_cache.get(value, _UNSET)
+                if found is _UNSET:
+                    found = self.geo_entry(value)
                 if found is not None:
                     geo.append(found)
-            registration = whois_cache[value] if value in whois_cache else self.whois_entry(value)
-            if registration is not None:
-                item, registered = registration
+            registration = whois_cache.get(value, _UNSET)
+            if registration is _UNSET:
+                registration = self.whois_entry(value)
+            if registration is None:
+                continue
+            item, registered = registration
+            if registered is not None:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
-                start = self.start(data) if registered is not None else None
-                whois.append(item if start is None or registered is None
-                             else {**item, "age_days": (start - registered).days})
+                if start is _UNSET:
+                    start = _moment(data.get("valid_from", data.get("created")))
+                if start is not None:
+                    item = {**item, "age_days": (start - registered).days}
+            whois.append(item)
         if not geo and not whois:
             return None
         extension: dict[str, Any] = {"extension_type": "property-extension"}
@@ -153,16 +153,7 @@ class _BundleEntries:
         return extension
 
 
-class _LockKeys:
-    """Membership in either section of a lock: the values written in canonical form."""
-
-    __slots__ = ("geo", "whois")
-
-    def __init__(self, lock: EnrichmentLock) -> None:
-        self.geo, self.whois = lock.geo, lock.whois
-
-    def __contains__(self, value: object) -> bool:
-        return value in self.whois or value in self.geo
+_UNSET: Final[Any] = object()
 
 
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
@@ -175,10 +166,10 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
     if not len(lock):
         return objects
     with paused_gc():  # tens of thousands of new dicts, no cycles: a collection would only rescan the repository
-        return _attached(objects, _BundleEntries(lock), _LockKeys(lock))
+        return _attached(objects, _BundleEntries(lock), lock.geo.keys() | lock.whois.keys())
 
 
-def _attached(objects: list[IntelObject], entries: _BundleEntries, known: _LockKeys) -> list[IntelObject]:
+def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[IntelObject]:
     result: list[IntelObject] = []
     append = result.append
     for obj in objects:
