@@ -127,3 +127,21 @@ def test_a_misspelt_enrichment_field_is_a_rule_finding(enriched: Path) -> None:
     assert result.exit_code == 1
     assert "rules/ingestion/typo.yaml:2:" in result.output and "TI502" in result.output
     assert "unknown field 'enrichment.contry'" in result.output and "country_code" in result.output
+
+
+def test_a_rule_on_the_as_number_reads_it_from_an_mmdb_written_lock(enriched: Path) -> None:
+    # The shipped database names no AS number (docs/enrich.md); an mmdb backend writes it
+    # into the lock as a number, and a rule compares it as one.
+    from tiops.enrich.lock import read_lock, write_lock
+
+    intel = enriched / "intel"
+    lock, _ = read_lock(intel, enriched)
+    lock.geo["8.8.8.8"] = {**lock.geo["8.8.8.8"], "asn": 15169}
+    write_lock(intel, lock)
+    (enriched / "rules" / "ingestion").mkdir(parents=True)
+    (enriched / "rules" / "ingestion" / "asn.yaml").write_text(
+        "- name: Drop our own AS\n  object_types: [indicator]\n  when: {field: enrichment.asn, op: in, value: [15169]}\n"
+        "  actions: [{drop: true}]\n", encoding="utf-8")
+    objects = _objects(build(enriched, as_of="2026-01-01").bundle)
+    assert "indicator--00000000-0000-4000-8000-000000000000" not in objects  # names 8.8.8.8
+    assert "indicator--00000000-0000-4000-8000-000000000002" in objects

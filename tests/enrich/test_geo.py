@@ -114,3 +114,19 @@ def test_flattened_tables_agree_with_geoip2fast_own_lookup(shipped: ShippedDatab
         assert {k: v for k, v in entry.items() if k != "status"} == expected, address
         compared += 1
     assert compared > 3000
+
+
+def test_many_values_at_once_agree_with_one_at_a_time(shipped: ShippedDatabase) -> None:
+    import random
+    import socket
+
+    from tiops.enrich.geo import geo_entries
+
+    rng = random.Random(11)
+    values = [socket.inet_ntoa(rng.getrandbits(32).to_bytes(4, "big")) for _ in range(5000)]
+    values += ["8.8.8.8", "10.1.2.3", "8.8.8.0/24", "2001:4860:4860::8888", "::1", "1.2.3", "999.1.1.1", "fe80::1"]
+    at_once = dict(geo_entries(shipped, values))
+    assert at_once == {value: geo_entry(shipped, value) for value in values}
+    assert {entry["status"] for entry in at_once.values()} == {"found", "private", "not-found"}
+    at_once["8.8.8.8"]["country"] = "changed"  # each entry is its own dictionary
+    assert dict(geo_entries(shipped, ["8.8.4.4"]))["8.8.4.4"]["country"] == "United States"

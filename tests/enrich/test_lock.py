@@ -72,3 +72,22 @@ def test_a_value_in_the_wrong_shard_and_a_hand_edited_shard(tmp_path: Path) -> N
         ("TI151", f"intel/.enrichment/geo/{right}.json") if wrong < right else ("TI150", f"intel/.enrichment/geo/{wrong}.json"),
     ]
     assert lock.geo == {"9.9.9.9": {"status": "private"}}
+
+
+def test_a_value_not_in_canonical_form_is_a_finding_and_is_not_used(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    lock = _lock()
+    # Written by hand: tiops enrich writes 2001:db8::1 and example.org, which is what objects are matched by.
+    lock.geo["2001:DB8::1"] = {"status": "found", "country_code": "US"}
+    lock.whois["Example.ORG"] = {"status": "not-found", "retrieved": "2026-01-01T00:00:00Z"}
+    write_lock(intel, lock)
+    read, findings = read_lock(intel, tmp_path)
+    messages = sorted(f.message for f in findings if f.code == "TI150")
+    assert len(messages) == 2
+    assert any("'2001:DB8::1' is not in canonical form: write it '2001:db8::1'" in m for m in messages)
+    assert any("'Example.ORG' is not in canonical form: write it 'example.org'" in m for m in messages)
+    assert "2001:DB8::1" not in read.geo and "Example.ORG" not in read.whois
+    assert read.geo["8.8.8.8"] == {"status": "found", "country_code": "US"}  # the rest of the shard still counts
+    line = next(f for f in findings if "2001:DB8" in f.message).location
+    shard = intel / ".enrichment" / "geo" / f"{shard_name('2001:DB8::1')}.json"
+    assert shard.read_text().splitlines()[line.line - 1].startswith('"2001:DB8::1":')

@@ -44,3 +44,59 @@ def test_the_single_comparison_shortcut_agrees_with_the_pattern_lexer() -> None:
             simple = {"type": "indicator", "pattern": f"[{kind}:value = '{value}']"}
             lexed = {"type": "indicator", "pattern": f"[{kind}:value  =  '{value}']"}  # not the shortcut's shape
             assert object_enrich_values(simple) == object_enrich_values(lexed), value
+
+
+URLS = [
+    "https://login.example.net:8443/a?b", "HTTP://Mixed.Example.COM/Path", "http://a.example", "http://a.example:/x",
+    "http://a.example:abc/x", "http://user:pw@host.example/", "http://[2001:db8::5]:80/x", "ftp://files.example/#frag",
+    "http://under_score.example?q", "https://198.51.100.9:8080/x", "http://trailing.example./", " http://space.example/",
+    "http://tab.exa\tmple/", "mailto:someone@example.org", "//no-scheme.example/", "http://xn--bcher-kva.example/",
+    "http://bad host.example/", "1http://digit.example/", "http://a.example%2F/", "javascript://a.example/%0a",
+]
+
+
+def test_url_hosts_read_by_slicing_agree_with_urlsplit() -> None:
+    from urllib.parse import urlsplit
+
+    from tiops.enrich.values import _url_hostname
+
+    for url in URLS:
+        try:
+            expected = urlsplit(url.strip()).hostname
+        except ValueError:
+            expected = None
+        assert _url_hostname(url) == expected, url
+
+
+def test_values_named_as_the_lock_has_them_are_taken_as_written() -> None:
+    objects = [{"type": "indicator", "pattern": f"[{kind}:value = '{value}']", "pattern_type": "stix"}
+               for kind, value in [("ipv4-addr", "8.8.8.8"), ("ipv6-addr", "2001:DB8::1"), ("ipv6-addr", "2001:db8::1"),
+                                   ("domain-name", "Example.COM"), ("domain-name", "example.com"),
+                                   ("url", "https://Example.com/x"), ("url", "http://[2001:db8::1]/"),
+                                   ("ipv4-addr", "198.51.100.0/24"), ("ipv4-addr", "1.2.3")]]
+    objects.append({"type": "indicator", "pattern": "[url:value = 'https://example.com/a' OR "
+                                                   "ipv4-addr:value = '8.8.8.8']"})
+    known = {"8.8.8.8", "2001:db8::1", "example.com", "198.51.100.0/24"}
+    for obj in objects:
+        # The lock's keys are canonical, so taking a key-shaped value as written changes nothing.
+        assert object_enrich_values(obj, known) == object_enrich_values(obj), obj
+
+
+def test_canonical_value_is_how_the_lock_writes_a_value() -> None:
+    from tiops.enrich.values import canonical_value
+
+    assert canonical_value("8.8.8.8") == "8.8.8.8"
+    assert canonical_value("2001:DB8:0::1") == "2001:db8::1"
+    assert canonical_value("198.51.100.7/24") == "198.51.100.0/24"
+    assert canonical_value("Example.COM.") == "example.com"
+    assert canonical_value("not a name") is None
+
+
+def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
+    from tiops.enrich.values import canonical_value, is_canonical
+
+    for value in ["8.8.8.8", "08.8.8.8", "1.2.3", "999.1.1.1", "198.51.100.0/24", "198.51.100.7/24", "198.51.100.0/024",
+                  "198.51.100.0/32", "0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
+                  "2001:db8::/32", "2001:DB8::/32", "2001:db8::1", "example.com", "Example.com", "example.com.",
+                  ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example"]:
+        assert is_canonical(value) == (canonical_value(value) == value), value

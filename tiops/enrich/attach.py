@@ -32,8 +32,10 @@ from tiops.enrich.fields import (
     field_path,
 )
 from tiops.enrich.lock import EnrichmentLock
+from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import object_enrich_values
 from tiops.load import IntelObject
+from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
 
 __all__ = [
@@ -83,8 +85,17 @@ def _moment(text: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+_GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
+_WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
+
+
 class _BundleEntries:
-    """The bundle form of each locked result, built once per value however many objects name it."""
+    """The bundle form of each locked result, built once per value however many objects name it.
+
+    Compile attaches every result of a lock, so this is the cost a lock adds to a build
+    (docs/enrich.md, Speed): each value's bundle form is made once, from the lock entry's
+    own keys, and an object's extension is assembled from those shared dictionaries.
+    """
 
     def __init__(self, lock: EnrichmentLock) -> None:
         self.lock = lock
@@ -92,36 +103,46 @@ class _BundleEntries:
         self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
 
     def geo_entry(self, value: str) -> dict[str, Any] | None:
-        if value not in self.geo:
-            entry = self.lock.geo.get(value)
-            self.geo[value] = None if entry is None or entry.get("status") != "found" else {
-                "value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["geo"] if k in entry}}
-        return self.geo[value]
+        entry = self.lock.geo.get(value)
+        found = None if entry is None or entry.get("status") != "found" else {
+            "value": value, **{k: v for k, v in entry.items() if k in _GEO_FIELDS}}
+        self.geo[value] = found
+        return found
 
     def whois_entry(self, value: str) -> tuple[dict[str, Any], datetime | None] | None:
-        if value not in self.whois:
-            entry = self.lock.whois.get(value)
-            self.whois[value] = None if entry is None or entry.get("status") != "found" else (
-                {"value": value, **{k: entry[k] for k in _BUNDLE_FIELDS["whois"] if k in entry}},
-                _moment(entry.get("registered")))
-        return self.whois[value]
+        entry = self.lock.whois.get(value)
+        found = None if entry is None or entry.get("status") != "found" else (
+            {"value": value, **{k: v for k, v in entry.items() if k in _WHOIS_FIELDS}},
+            _moment(entry.get("registered")))
+        self.whois[value] = found
+        return found
 
     def extension(self, data: dict[str, Any], values: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
+        geo_cache, whois_cache = self.geo, self.whois
+        start: Any = _UNSET
         for kind, value in values:
             if kind == "ip":
-                found = self.geo[value] if value in self.geo else self.geo_entry(value)
+                found = geo_cache.get(value, _UNSET)
+                if found is _UNSET:
+                    found = self.geo_entry(value)
                 if found is not None:
                     geo.append(found)
-            registration = self.whois[value] if value in self.whois else self.whois_entry(value)
-            if registration is not None:
-                item, registered = registration
+            registration = whois_cache.get(value, _UNSET)
+            if registration is _UNSET:
+                registration = self.whois_entry(value)
+            if registration is None:
+                continue
+            item, registered = registration
+            if registered is not None:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
-                start = _moment(data.get("valid_from", data.get("created"))) if registered is not None else None
-                whois.append(item if start is None or registered is None
-                             else {**item, "age_days": (start - registered).days})
+                if start is _UNSET:
+                    start = _moment(data.get("valid_from", data.get("created")))
+                if start is not None:
+                    item = {**item, "age_days": (start - registered).days}
+            whois.append(item)
         if not geo and not whois:
             return None
         extension: dict[str, Any] = {"extension_type": "property-extension"}
@@ -132,23 +153,34 @@ class _BundleEntries:
         return extension
 
 
+_UNSET: Final[Any] = object()
+
+
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
     """``objects`` with the locked results of the values each names; the others unchanged.
 
-    Objects are copied on write (the loaded repository stays as authored).
+    Objects are copied on write (the loaded repository stays as authored). The lock's
+    values are canonical (tiops.enrich.lock checks it), so a value an object names exactly
+    as the lock has it needs no canonicalising (tiops.enrich.values).
     """
     if not len(lock):
         return objects
-    entries = _BundleEntries(lock)
+    with paused_gc():  # tens of thousands of new dicts, no cycles: a collection would only rescan the repository
+        return _attached(objects, _BundleEntries(lock), lock.geo.keys() | lock.whois.keys())
+
+
+def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[IntelObject]:
     result: list[IntelObject] = []
+    append = result.append
     for obj in objects:
         data = obj.data
-        values = object_enrich_values(data) if data.get("type") != "relationship" else ()
+        values = object_enrich_values(data, known) if data.get("type") in _ENRICHED_OBJECT_TYPES else ()
         extension = entries.extension(data, values) if values else None
         if extension is None:
-            result.append(obj)
+            append(obj)
             continue
-        extensions = dict(data.get("extensions") or {})
-        extensions[ENRICHMENT_EXTENSION_ID] = extension
-        result.append(obj.with_data({**data, "extensions": extensions}))
+        existing = data.get("extensions")
+        extensions = {**existing, ENRICHMENT_EXTENSION_ID: extension} if existing else {
+            ENRICHMENT_EXTENSION_ID: extension}
+        append(obj.with_data({**data, "extensions": extensions}))
     return result

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiops.enrich.geo import GeoDatabase, geo_entry, is_private, open_geo_database
+from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
 from tiops.enrich.values import EnrichValue, enrich_values
 from tiops.findings import Finding
@@ -87,12 +87,14 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     lock.meta = {**lock.meta, "geo": identity}
     # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
     ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
-    for done, value in enumerate(ips, 1):
-        if changed_database or refresh is not None or value not in lock.geo:
-            lock.geo[value] = geo_entry(database, value)
-            report.geo_looked_up += 1
+    todo = ips if changed_database or refresh is not None else [v for v in ips if v not in lock.geo]
+    for done, (value, entry) in enumerate(geo_entries(database, todo), len(ips) - len(todo) + 1):
+        lock.geo[value] = entry
         if done % 5000 == 0 or done == len(ips):
             progress("geo", done, len(ips))
+    if ips and not todo:
+        progress("geo", len(ips), len(ips))
+    report.geo_looked_up = len(todo)
     report.files.extend(write_lock(intel, lock))
 
     if not offline:

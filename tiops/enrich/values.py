@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from tiops.observables import object_observables
 
-__all__ = ["EnrichValue", "Kind", "enrich_values", "object_enrich_values", "parse_ip"]
+__all__ = ["ENRICHED_OBJECT_TYPES", "EnrichValue", "Kind", "canonical_value", "enrich_values", "is_canonical",
+           "object_enrich_values", "parse_ip"]
 
 Kind = Literal["ip", "domain"]
 # (kind, value): ("ip", "8.8.8.8"), ("ip", "198.51.100.0/24"), ("domain", "example.com")
@@ -48,48 +49,110 @@ def _ip_value(value: str) -> EnrichValue | None:
     return "ip", network.with_prefixlen if network.num_addresses > 1 else str(network.network_address)
 
 
+# Characters no host name has (RFC 1123 section 2.1 and what URLs wrap around a host).
+_NOT_IN_A_NAME: Final = re.compile(r"[ /:@\[\]]")
+
+
 def _domain(value: str) -> str | None:
     name = value.strip().rstrip(".").lower()
-    if not name or "." not in name or any(c in name for c in " /:@[]"):
+    if not name or "." not in name or _NOT_IN_A_NAME.search(name):
         return None
     return name
 
 
-def _url_host(value: str) -> EnrichValue | None:
+# scheme://host[:port] followed by a path, query, fragment or nothing: the shape of nearly every
+# URL indicator. Its host is read by slicing; anything else (user info, IPv6 brackets, odd
+# characters) goes through urlsplit, whose reading (RFC 3986 section 3.2.2) this agrees with.
+_PLAIN_URL_HOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::[0-9]*)?(?:[/?#]|$)")
+
+
+def _url_hostname(value: str) -> str | None:
+    plain = _PLAIN_URL_HOST.match(value)
+    if plain is not None:
+        return plain[1].lower()
     try:
-        host = urlsplit(value.strip()).hostname
+        return urlsplit(value.strip()).hostname
     except ValueError:
         return None
+
+
+def _url_host(value: str, known: Container[str] = ()) -> EnrichValue | None:
+    host = _url_hostname(value)
     if not host:
         return None
     if ":" in host or host.replace(".", "").isdigit():
+        if host in known:
+            return "ip", host
         return _ip_value(host)  # urlsplit already took the brackets off an IPv6 host (RFC 3986)
+    if host in known:
+        return "domain", host
     domain = _domain(host)
     return ("domain", domain) if domain else None
 
 
-def _value_of(kind: str, value: str) -> EnrichValue | None:
+def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue | None:
     if kind in _IP_TYPES:
-        return _ip_value(value)
+        return ("ip", value) if value in known else _ip_value(value)
     if kind == "domain-name":
+        if value in known:
+            return "domain", value
         domain = _domain(value)
         return ("domain", domain) if domain else None
     if kind == "url":
-        return _url_host(value)
+        return _url_host(value, known)
     return None
+
+
+# A lower-case name with a dot inside, or a dotted-decimal IPv4 address (which inet_pton
+# accepts only without leading zeros, so as inet_ntop writes it): canonical as it stands.
+_PLAIN_CANONICAL: Final = re.compile(r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]")
+
+
+def is_canonical(value: str) -> bool:
+    """Whether ``value`` is written as :func:`canonical_value` writes it (a lock key must be)."""
+    return (_PLAIN_CANONICAL.fullmatch(value) is not None or _is_canonical_ipv4_block(value)
+            or canonical_value(value) == value)
+
+
+def _is_canonical_ipv4_block(value: str) -> bool:
+    # ipaddress would take ten times as long: "a.b.c.d/n" with no host bits set, n written
+    # without leading zeros and below 32 (a /32 is written as the plain address).
+    address, _, prefix = value.partition("/")
+    if not prefix.isdigit() or not prefix.isascii() or (prefix[0] == "0" and prefix != "0") or int(prefix) > 31:
+        return False
+    try:
+        number = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except OSError:
+        return False
+    return number & ((1 << (32 - int(prefix))) - 1) == 0
+
+
+def canonical_value(value: str) -> str | None:
+    """The form a lock key of ``value`` takes (RFC 5952 text for IPv6, lower case for names), or None."""
+    if ":" in value or "/" in value or value.replace(".", "").isdigit():
+        item = _ip_value(value)
+        if item is not None:
+            return item[1]
+    return _domain(value)
 
 
 # The shape most indicators have, one equality test of one value ([ipv4-addr:value = '...']),
 # read without the pattern lexer: compile runs this for every object (docs/enrich.md, Speed).
 _SIMPLE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name|url):value = '([^'\\]*)'\]")
 _ENRICHED_TYPES: Final = ("ipv4-addr", "ipv6-addr", "domain-name", "url:")
-_OBJECT_TYPES: Final = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url"})
+# The object types that can name a value to enrich: indicators by pattern, SCOs by value.
+ENRICHED_OBJECT_TYPES: Final = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url"})
 
 
-def object_enrich_values(obj: Mapping[str, Any]) -> tuple[EnrichValue, ...]:
-    """The values one object names that enrichment looks up, in the object's order, no repeats."""
+def object_enrich_values(obj: Mapping[str, Any], known: Container[str] = ()) -> tuple[EnrichValue, ...]:
+    """The values one object names that enrichment looks up, in the object's order, no repeats.
+
+    ``known`` holds values already in canonical form (the keys of a lock, which
+    tiops.enrich.lock checks are canonical): one named exactly so is taken as it is,
+    which spares compile canonicalising every value a second time.
+    """
     stix_type = obj.get("type")
-    if stix_type not in _OBJECT_TYPES:
+    if stix_type not in ENRICHED_OBJECT_TYPES:
         return ()
     if stix_type == "indicator":
         pattern = obj.get("pattern")
@@ -97,14 +160,14 @@ def object_enrich_values(obj: Mapping[str, Any]) -> tuple[EnrichValue, ...]:
             return ()
         simple = _SIMPLE_PATTERN.fullmatch(pattern)
         if simple is not None and obj.get("pattern_type", "stix") == "stix":
-            item = _value_of(simple[1], simple[2])
+            item = _value_of(simple[1], simple[2], known)
             return (item,) if item is not None else ()
         if not any(name in pattern for name in _ENRICHED_TYPES):
             return ()
     found: dict[EnrichValue, None] = {}
     for observable in object_observables(obj):
         if observable.is_equality and observable.path == "value":
-            item = _value_of(observable.object_type, observable.value)
+            item = _value_of(observable.object_type, observable.value, known)
             if item is not None:
                 found[item] = None
     return tuple(found)
