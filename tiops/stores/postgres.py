@@ -51,12 +51,33 @@ class PostgresStore:
                 self._conn.execute("DROP TABLE ThreatIntelligenceIndicator")
             for statement in tables.schema_statements(tables.POSTGRES):
                 self._conn.execute(statement)
+            self._add_object_digests()
+            trigger = self._conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'stix_current_object_digest'"
+                " AND tgrelid = 'stix_current'::regclass"
+            ).fetchone()
+            if not trigger:  # created once: replacing it would lock stix_current against running applies
+                for statement in shared.POSTGRES_DIGEST_TRIGGER:
+                    self._conn.execute(statement)
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._conn.execute("SELECT object FROM stix_current")]
                 with self._conn.cursor() as cursor:
                     for statement, params in tables.sentinel_rows(objects, as_of, tables.POSTGRES).statements(tables.POSTGRES):
                         if params:
                             cursor.executemany(statement, params)
+
+    def _add_object_digests(self) -> None:
+        """Give a store made before ``object_digest`` existed the column, filled from each row's text."""
+        for table in shared.OBJECT_DIGEST_COLUMNS:
+            present = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = %s AND column_name = 'object_digest'", (table,)
+            ).fetchone()
+            if present:
+                continue
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN object_digest TEXT")
+            # The same SHA-256 of the UTF-8 text as tiops.stores.object_digest, computed by the server.
+            self._conn.execute(f"UPDATE {table} SET object_digest = encode(sha256(convert_to(object, 'UTF8')), 'hex')")
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -81,16 +102,31 @@ class PostgresStore:
 
     def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
         rows = shared.version_rows(objects)
+        ids = sorted({obj["id"] for obj in objects})
+        before: set[str] = set()
+
+        def current_ids(cursor: psycopg.Cursor[Any]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+            before.update(self._current_versions(cursor, ids))
+            return []
+
         self._run_batch([
             (_pg(shared.INSERT_VERSION), rows),
             (_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows),
-        ], then=lambda cursor: self._sentinel_statements(cursor, objects))
+        ], first=current_ids, then=lambda cursor: self._sentinel_statements(cursor, objects, rows, ids, before))
         return []
 
-    def _sentinel_statements(self, cursor: psycopg.Cursor[Any], objects: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        ids = sorted({obj["id"] for obj in objects})
-        current = dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
-        return tables.sentinel_rows(tables.current_only(objects, current), self.as_of, tables.POSTGRES).statements(tables.POSTGRES)
+    @staticmethod
+    def _current_versions(cursor: psycopg.Cursor[Any], ids: list[str]) -> dict[str, str]:
+        return dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
+
+    def _sentinel_statements(
+        self, cursor: psycopg.Cursor[Any], objects: Sequence[dict[str, Any]], rows: list[tuple[Any, ...]],
+        ids: list[str], replaced: set[str],
+    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
+        current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES,
+                                       [rows[i][shared.OBJECT_TEXT] for i in indexes])
+        return current.statements(tables.POSTGRES, replaced)
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
@@ -102,12 +138,13 @@ class PostgresStore:
         return []
 
     def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]],
-                   then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None) -> None:
-        """Run ``statements`` in one transaction, then those ``then`` computes from its results."""
+                   then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None,
+                   first: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None) -> None:
+        """Run ``statements`` in one transaction, between those ``first`` and ``then`` compute from its state."""
         try:
             connection = self._data()
             with connection.transaction(), connection.cursor() as cursor:
-                for statement, rows in statements:
+                for statement, rows in [*(first(cursor) if first is not None else []), *statements]:
                     if rows:
                         cursor.executemany(statement, rows)
                 for statement, rows in then(cursor) if then is not None else []:
