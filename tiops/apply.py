@@ -146,6 +146,9 @@ def apply_plan(
             )
         pending = [change for change in plan.changes if not _is_applied(change, manifest)]
         writes = [change.object for change in pending if change.object is not None]
+        # The plan carries each version's content digest (checked with the plan); stores reuse it.
+        carried = [change.digest for change in pending if change.object is not None]
+        digests = [d for d in carried if d is not None] if None not in carried else None
         deletes = [change.id for change in pending if change.action == "delete"]
         total, done = len(writes) + len(deletes), 0
         errors: list[ObjectError] = []
@@ -154,8 +157,9 @@ def apply_plan(
         # would only rescan them as they pile up (tiops.memory.paused_gc).
         with paused_gc():
             for start in range(0, len(writes), batch_size):
-                batch: list[dict[str, Any]] = [dict(obj) for obj in writes[start:start + batch_size]]
-                errors.extend(_retrying(lambda b=batch: store.write_versions(b), sleep, max_retries))  # type: ignore[misc]
+                batch: list[dict[str, Any]] = [obj if isinstance(obj, dict) else dict(obj) for obj in writes[start:start + batch_size]]
+                sums = None if digests is None else digests[start:start + batch_size]
+                errors.extend(_retrying(lambda b=batch, d=sums: store.write_versions(b, d), sleep, max_retries))  # type: ignore[misc]
                 done += len(batch)
                 progress("apply", done, total)
                 if pause_between_batches:

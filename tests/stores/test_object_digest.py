@@ -91,8 +91,10 @@ def test_every_current_object_keeps_the_digest_of_its_text_and_a_re_plan_matches
     try:
         sync(store, compiled)
         for table in ("stix_current", "stix_versions"):
-            rows = database.run(f"SELECT object, object_digest FROM {table}", ())
-            assert len(rows) == 5 and all(digest == sha256(text) for text, digest in rows)
+            rows = database.run(f"SELECT object, object_digest, digest FROM {table}", ())
+            assert len(rows) == 5 and all(digest == sha256(text) for text, digest, _ in rows)
+            # The content digests the plan carried were stored, and are those of the objects.
+            assert all(digest == content_digest(orjson.loads(text)) for text, _, digest in rows)
         manifest = store.manifest()
         assert {i: s.object_digest for i, s in manifest.items()} == BundleDigests.of(compiled).objects
         again = plan_for(store, compiled)

@@ -112,8 +112,12 @@ class Store(Protocol):
         """The current version of the given objects (for field-level diffs)."""
         ...
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        """Store one batch of object versions; a version already present is skipped."""
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        """Store one batch of object versions; a version already present is skipped.
+
+        ``digests``: the :func:`content_digest` of each object, when the caller has
+        them (a plan carries them), so a store that keeps them need not compute them again.
+        """
         ...
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:

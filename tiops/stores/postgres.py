@@ -100,8 +100,8 @@ class PostgresStore:
         rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),))
         return {stix_id: orjson.loads(text) for stix_id, text in rows}
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        rows = shared.version_rows(objects)
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        rows = shared.version_rows(objects, digests)
         ids = sorted({obj["id"] for obj in objects})
         before: set[str] = set()
 

@@ -158,19 +158,21 @@ def _version_sort_key_parsed(version: str) -> str:
 OBJECT_TEXT = 7
 
 
-def version_rows(objects: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def version_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """Rows for stix_versions and stix_current (same column order, less ``managed``).
 
     Each object is serialised once: the text is stored, digested (``object_digest``)
     and reused for the Sentinel tables' ``Data`` column (row index :data:`OBJECT_TEXT`).
+    ``digests`` are the objects' content digests when the caller has them.
     """
     rows = []
-    for obj in objects:
+    for index, obj in enumerate(objects):
         version = version_key(obj)
         text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         rows.append((
             obj["id"], version, version_sort_key(version), obj["type"], bool(obj.get("revoked", False)),
-            content_digest(obj), WRITTEN_BY_TIOPS, text.decode(), object_digest(text),
+            content_digest(obj) if digests is None else digests[index], WRITTEN_BY_TIOPS, text.decode(),
+            object_digest(text),
         ))
     return rows
 

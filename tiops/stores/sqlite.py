@@ -83,8 +83,8 @@ class SqliteStore:
                 found[stix_id] = orjson.loads(text)
         return found
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        rows = shared.version_rows(objects)
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        rows = shared.version_rows(objects, digests)
         ids = sorted({obj["id"] for obj in objects})
         try:
             with self._transaction():
