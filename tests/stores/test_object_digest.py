@@ -210,3 +210,21 @@ def test_version_sort_keys_sort_like_the_timestamps() -> None:
     ordered = ["2024-12-31T23:59:59.999999999Z", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00.0000001Z",
                "2025-01-01T00:00:00.001Z", "2025-01-01T00:00:00.01Z", "2025-01-01T00:00:00.1Z"]
     assert sorted(ordered, key=shared.version_sort_key) == ordered
+
+
+def test_a_batch_with_two_versions_of_an_id_keeps_the_later_current(database: Database) -> None:
+    older, newer = indicator(1), indicator(1, description="later", modified="2025-02-01T00:00:00.000Z")
+    store = database.open_store()
+    try:
+        # Later first: the older one is history and moves neither the current view nor the Sentinel rows.
+        assert store.write_versions([newer, older, indicator(2)]) == []
+        assert database.run("SELECT id, version FROM stix_versions ORDER BY id, version", ()) == [
+            (older["id"], older["modified"]), (older["id"], newer["modified"]), (indicator(2)["id"], indicator(2)["modified"]),
+        ]
+        manifest = store.manifest()
+        assert manifest[older["id"]].modified == newer["modified"]
+        assert manifest[older["id"]].object_digest == BundleDigests.of([newer]).objects[newer["id"]]
+        rows = database.run("SELECT Modified FROM ThreatIntelIndicators WHERE Id = ?", (older["id"],))
+        assert [str(value)[:10] for (value,) in rows] == ["2025-02-01"]
+    finally:
+        store.close()

@@ -28,6 +28,26 @@ def _pg(statement: str) -> str:
     return statement.replace("?", "%s")
 
 
+# Each batch is COPYed into a temporary table (emptied at commit), then upserted with
+# the same conflict rules as the row-by-row statements of tiops.stores.sql.
+_INCOMING_TABLE = "CREATE TEMP TABLE IF NOT EXISTS tiops_incoming (LIKE stix_versions) ON COMMIT DELETE ROWS"
+_FROM_INCOMING = f"SELECT {', '.join(shared.VERSION_COLUMNS)} FROM tiops_incoming"
+_INSERT_VERSIONS_FROM_INCOMING = shared.INSERT_VERSION.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _FROM_INCOMING)
+_UPSERT_CURRENT_FROM_INCOMING = shared.UPSERT_CURRENT.format(true="TRUE").replace(
+    "VALUES (?, ?, ?, ?, ?, ?, ?, TRUE, ?, ?)",
+    "SELECT id, version, version_sort, type, revoked, digest, written_by, TRUE, object, object_digest FROM tiops_incoming",
+)
+
+
+def _copy(cursor: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Load ``rows`` into ``table`` with COPY (text format: the server parses each column as its type)."""
+    if not rows:
+        return
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 class PostgresStore:
     supports_delete = True
 
@@ -103,30 +123,35 @@ class PostgresStore:
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         rows = shared.version_rows(objects, digests)
         ids = sorted({obj["id"] for obj in objects})
-        before: set[str] = set()
 
-        def current_ids(cursor: psycopg.Cursor[Any]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-            before.update(self._current_versions(cursor, ids))
-            return []
+        def write(cursor: psycopg.Cursor[Any]) -> None:
+            before = set(self._current_versions(cursor, ids))
+            if len(ids) == len(rows):
+                # One version per id: COPY the rows in, then two set-based upserts.
+                cursor.execute(_INCOMING_TABLE)
+                _copy(cursor, "tiops_incoming", shared.VERSION_COLUMNS, rows)
+                cursor.execute(_INSERT_VERSIONS_FROM_INCOMING)
+                cursor.execute(_UPSERT_CURRENT_FROM_INCOMING)
+            else:  # an id twice: row by row, in order (ON CONFLICT cannot update a row twice in one statement)
+                cursor.executemany(_pg(shared.INSERT_VERSION), rows)
+                cursor.executemany(_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows)
+            indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
+            current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES,
+                                           [rows[i][shared.OBJECT_TEXT] for i in indexes])
+            # Only an object that is current now and had a current version before has Sentinel rows to replace.
+            replaced = [stix_id for (stix_id,) in current.ids if stix_id in before]
+            if replaced:
+                for table, column in tables.ID_COLUMNS:
+                    cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (replaced,))
+            for table, columns, table_rows in current.inserts():
+                _copy(cursor, table, columns, table_rows)
 
-        self._run_batch([
-            (_pg(shared.INSERT_VERSION), rows),
-            (_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows),
-        ], first=current_ids, then=lambda cursor: self._sentinel_statements(cursor, objects, rows, ids, before))
+        self._in_transaction(write)
         return []
 
     @staticmethod
     def _current_versions(cursor: psycopg.Cursor[Any], ids: list[str]) -> dict[str, str]:
         return dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
-
-    def _sentinel_statements(
-        self, cursor: psycopg.Cursor[Any], objects: Sequence[dict[str, Any]], rows: list[tuple[Any, ...]],
-        ids: list[str], replaced: set[str],
-    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
-        current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES,
-                                       [rows[i][shared.OBJECT_TEXT] for i in indexes])
-        return current.statements(tables.POSTGRES, replaced)
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
@@ -136,6 +161,14 @@ class PostgresStore:
             *tables.delete_statements(tables.POSTGRES, rows),
         ])
         return []
+
+    def _in_transaction(self, work: Callable[[psycopg.Cursor[Any]], None]) -> None:
+        """Run ``work`` in one transaction; connection failures are transient."""
+        def run(cursor: psycopg.Cursor[Any]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+            work(cursor)
+            return []
+
+        self._run_batch([], then=run)
 
     def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]],
                    then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None,

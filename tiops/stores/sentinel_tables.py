@@ -149,6 +149,19 @@ class SentinelRows:
         ]
 
 
+    def inserts(self) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+        """(table, columns, rows) of the rows to insert, for a bulk load (PostgreSQL's COPY)."""
+        return [
+            ("ThreatIntelIndicators", tuple(name for name, _ in INDICATOR_COLUMNS), self.indicators),
+            ("ThreatIntelObjects", tuple(name for name, _ in OBJECT_COLUMNS), self.objects),
+            ("tiops_indicator_legacy", tuple(name for name, _ in LEGACY_COLUMNS), self.legacy),
+        ]
+
+
+#: (table, id column) of the Sentinel tables, for deletes by id.
+ID_COLUMNS = (("ThreatIntelIndicators", "Id"), ("ThreatIntelObjects", "Id"), ("tiops_indicator_legacy", "IndicatorId"))
+
+
 def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     return [
         (dialect.sql("DELETE FROM ThreatIntelIndicators WHERE Id = ?"), list(ids)),

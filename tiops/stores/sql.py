@@ -154,6 +154,8 @@ def _version_sort_key_parsed(version: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{fraction:.9f}"[1:]
 
 
+#: The columns of a row of :func:`version_rows`.
+VERSION_COLUMNS = ("id", "version", "version_sort", "type", "revoked", "digest", "written_by", "object", "object_digest")
 #: Where the object text is in a row of :func:`version_rows`.
 OBJECT_TEXT = 7
 
