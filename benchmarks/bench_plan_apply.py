@@ -18,7 +18,11 @@ round, on a fresh empty store:
   picked out) to the commit.
 
 Printed: re-plan / full compile (the target is 0.3 or less) and apply / baseline (the
-target is 2 or less), each the best of ``--repeat`` rounds.
+target is 2 or less), each the best of ``--repeat`` rounds. For SQLite also the schema
+floor: the same rows as apply writes, built beforehand, written by plain ``executemany``
+into a fresh store's own tables (versions, current view, the Sentinel tables, with
+their keys and indexes) in one transaction; it says how much of apply / baseline is
+the schema's SQL and how much is tiops' own work.
 
 PostgreSQL: ``TIOPS_BENCH_PG_DSN`` names a server (databases ``bench_*`` are made on
 it); otherwise a throw-away server is started from /usr/lib/postgresql/*/bin when
@@ -51,6 +55,8 @@ from tiops.load import load_repo
 from tiops.memory import paused_gc
 from tiops.plan import BundleDigests, Plan, ids_to_read, make_plan
 from tiops.stores import Store, TargetSettings, version_key
+from tiops.stores import sentinel_tables as tables
+from tiops.stores import sql as shared
 from tiops.stores.postgres import PostgresStore
 from tiops.stores.sqlite import SqliteStore
 from tiops.validate import validate_repo
@@ -68,6 +74,7 @@ class Figures:
     apply: float = float("inf")
     replan: float = float("inf")
     baseline: float = float("inf")
+    floor: float = float("inf")
 
     def keep_best(self, **seconds: float) -> None:
         for name, value in seconds.items():
@@ -128,6 +135,30 @@ def sqlite_baseline(path: Path) -> Callable[[list[dict[str, Any]]], float]:
             db.executemany("INSERT INTO bare VALUES (?, ?, ?, ?, ?, ?, ?, ?)", plain_rows(objects))
         seconds = time.perf_counter() - start
         db.close()
+        return seconds
+    return insert
+
+
+def sqlite_schema_floor(path: Path) -> Callable[[list[dict[str, Any]]], float]:
+    """The SQL alone of an apply: the store's own rows, built beforehand (not timed), written into
+    the store's tables (versions, current view, Sentinel tables, with their keys and indexes) by
+    plain executemany, in one transaction. What is left of apply / executemany above this is tiops' own work."""
+    def insert(objects: list[dict[str, Any]]) -> float:
+        path.unlink(missing_ok=True)
+        store = SqliteStore(path, target="floor")
+        rows = shared.version_rows(objects)
+        sentinel = tables.sentinel_rows(objects, None, tables.SQLITE, [row[shared.OBJECT_TEXT] for row in rows])
+        statements = [(shared.INSERT_VERSION, rows), (shared.UPSERT_CURRENT.format(true="1"), rows),
+                      *sentinel.statements(tables.SQLITE, set())]
+        db = store._db
+        start = time.perf_counter()
+        db.execute("BEGIN")
+        for statement, params in statements:
+            if params:
+                db.executemany(statement, params)
+        db.execute("COMMIT")
+        seconds = time.perf_counter() - start
+        store.close()
         return seconds
     return insert
 
@@ -200,6 +231,9 @@ def report(kind: str, count: int, figures: Figures) -> str:
         f"apply {figures.apply:6.2f}s  re-plan {figures.replan:6.2f}s  executemany {figures.baseline:6.2f}s\n"
         f"{kind:8} re-plan / full compile = {figures.replan / figures.compile:.2f}  (target <= 0.3)\n"
         f"{kind:8} apply / executemany    = {figures.apply / figures.baseline:.2f}  (target <= 2)"
+        + (f"\n{kind:8} schema floor / executemany = {figures.floor / figures.baseline:.2f}"
+           f"  (the same rows into the store's tables; apply / schema floor = {figures.apply / figures.floor:.2f})"
+           if kind == "sqlite" else "")
     )
 
 
@@ -232,8 +266,14 @@ def main() -> int:
                     plan_seconds, apply_seconds, replan_seconds = sync_round(store, compiled, settings)
                 finally:
                     store.close()
+                baseline_seconds = baseline(compiled)
+                floor_seconds = sqlite_schema_floor(scratch / "floor.sqlite")(compiled) if kind == "sqlite" else 0.0
+                print(f"round {round_number + 1} {kind}: full compile {compile_seconds:.2f}s  plan {plan_seconds:.2f}s  "
+                      f"apply {apply_seconds:.2f}s  re-plan {replan_seconds:.2f}s  executemany {baseline_seconds:.2f}s"
+                      + (f"  schema floor {floor_seconds:.2f}s" if floor_seconds else ""),
+                      file=sys.stderr, flush=True)
                 results[kind].keep_best(compile=compile_seconds, plan=plan_seconds, apply=apply_seconds,
-                                        replan=replan_seconds, baseline=baseline(compiled))
+                                        replan=replan_seconds, baseline=baseline_seconds, floor=floor_seconds)
         for kind, figures in results.items():
             if kind == "postgres" and server is None:
                 print("postgres: skipped (no server: install postgresql or set TIOPS_BENCH_PG_DSN)")
