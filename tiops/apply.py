@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +22,9 @@ from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit
 from tiops.load import load_repo
+from tiops.memory import paused_gc
 from tiops.pipeline import ValidationFailed
-from tiops.plan import Change, Plan, bundle_digest, ids_to_read, make_plan, state_fingerprint
+from tiops.plan import BundleDigests, Change, Plan, ids_to_read, make_plan, state_fingerprint
 from tiops.plan_check import check_plan_changes
 from tiops.progress import Progress, no_progress
 from tiops.stores import (
@@ -144,22 +146,29 @@ def apply_plan(
             )
         pending = [change for change in plan.changes if not _is_applied(change, manifest)]
         writes = [change.object for change in pending if change.object is not None]
+        # The plan carries each version's content digest (checked with the plan); stores reuse it.
+        carried = [change.digest for change in pending if change.object is not None]
+        digests = [d for d in carried if d is not None] if None not in carried else None
         deletes = [change.id for change in pending if change.action == "delete"]
         total, done = len(writes) + len(deletes), 0
         errors: list[ObjectError] = []
         progress("apply", 0, total)
-        for start in range(0, len(writes), batch_size):
-            batch: list[dict[str, Any]] = [dict(obj) for obj in writes[start:start + batch_size]]
-            errors.extend(_retrying(lambda b=batch: store.write_versions(b), sleep, max_retries))  # type: ignore[misc]
-            done += len(batch)
-            progress("apply", done, total)
-            if pause_between_batches:
-                sleep(pause_between_batches)
-        for start in range(0, len(deletes), batch_size):
-            ids = deletes[start:start + batch_size]
-            errors.extend(_retrying(lambda i=ids: store.delete_objects(i), sleep, max_retries))  # type: ignore[misc]
-            done += len(ids)
-            progress("apply", done, total)
+        # The rows built per batch are acyclic tuples and strings: the cyclic collector
+        # would only rescan them as they pile up (tiops.memory.paused_gc).
+        with paused_gc():
+            for start in range(0, len(writes), batch_size):
+                batch: list[dict[str, Any]] = [obj if isinstance(obj, dict) else dict(obj) for obj in writes[start:start + batch_size]]
+                sums = None if digests is None else digests[start:start + batch_size]
+                errors.extend(_retrying(lambda b=batch, d=sums: store.write_versions(b, d), sleep, max_retries))  # type: ignore[misc]
+                done += len(batch)
+                progress("apply", done, total)
+                if pause_between_batches:
+                    sleep(pause_between_batches)
+            for start in range(0, len(deletes), batch_size):
+                ids = deletes[start:start + batch_size]
+                errors.extend(_retrying(lambda i=ids: store.delete_objects(i), sleep, max_retries))  # type: ignore[misc]
+                done += len(ids)
+                progress("apply", done, total)
     finally:
         store.release_lock()
     if errors:
@@ -208,17 +217,22 @@ class Session:
         """Read the target's state (read-only) and compute the plan."""
         progress("read", 0, 1)
         manifest = _retrying(self.store.manifest, time.sleep, 3)
-        wanted = ids_to_read(self.compiled, manifest, self.settings)
+        wanted = ids_to_read(self.compiled, manifest, self.settings, self.digests)
         stored = self.store.current_objects(wanted) if wanted else {}
         progress("read", 1, 1)
         return make_plan(
             self.compiled, manifest, stored, self.settings,
-            supports_delete=self.store.supports_delete, source_commit=self.source_commit,
+            supports_delete=self.store.supports_delete, source_commit=self.source_commit, digests=self.digests,
         )
+
+    @cached_property
+    def digests(self) -> BundleDigests:
+        """The bundle digest and the object digests, computed once for the plan and the apply."""
+        return BundleDigests.of(self.compiled)
 
     @property
     def bundle_digest(self) -> str:
-        return bundle_digest(self.compiled)
+        return self.digests.bundle
 
     def close(self) -> None:
         self.store.close()

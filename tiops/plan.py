@@ -10,6 +10,12 @@ later ``modified``. When the compiled ``modified`` is not later than the stored 
 (an ingestion rule or a re-import changed content without touching ``modified``),
 the new version's ``modified`` is the stored one plus 1 ms, so the result depends
 only on the repository and the store state. Revocations work the same way.
+
+Unchanged objects: the SQL stores keep the digest of each current object's exact
+text (``StoredVersion.object_digest``). A compiled object whose canonical JSON has
+that digest is the stored version, byte for byte, so it is unchanged without
+computing its content digest or comparing timestamps. The canonical JSON is made
+once per object and also feeds the bundle digest (:class:`BundleDigests`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,15 @@ from typing import Any
 import orjson
 
 from tiops.errors import UsageError
-from tiops.stores import StoredVersion, TargetSettings, content_digest, parse_timestamp, version_key
+from tiops.stix import canonical_json
+from tiops.stores import (
+    StoredVersion,
+    TargetSettings,
+    content_digest,
+    object_digest,
+    parse_timestamp,
+    version_key,
+)
 
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "revoke", "delete")
@@ -137,11 +151,27 @@ class Plan:
 
 def bundle_digest(objects: Iterable[Mapping[str, Any]]) -> str:
     """A digest of the compiled content the plan was made from."""
-    digest = hashlib.sha256()
-    for obj in objects:
-        digest.update(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    return BundleDigests.of(objects).bundle
+
+
+@dataclass(frozen=True)
+class BundleDigests:
+    """The bundle digest and each object's :func:`~tiops.stores.object_digest`, from one serialisation."""
+
+    bundle: str
+    #: id -> object digest (the last object of an id wins, as in a manifest).
+    objects: dict[str, str]
+
+    @classmethod
+    def of(cls, objects: Iterable[Mapping[str, Any]]) -> BundleDigests:
+        digest = hashlib.sha256()
+        by_id: dict[str, str] = {}
+        for obj in objects:
+            text = canonical_json(obj)
+            digest.update(text)
+            digest.update(b"\n")
+            by_id[obj["id"]] = object_digest(text)
+        return cls(digest.hexdigest(), by_id)
 
 
 def state_fingerprint(manifest: Mapping[str, StoredVersion]) -> str:
@@ -154,13 +184,15 @@ def state_fingerprint(manifest: Mapping[str, StoredVersion]) -> str:
 
 
 def ids_to_read(
-    compiled: Sequence[Mapping[str, Any]], manifest: Mapping[str, StoredVersion], settings: TargetSettings
+    compiled: Sequence[Mapping[str, Any]], manifest: Mapping[str, StoredVersion], settings: TargetSettings,
+    digests: BundleDigests | None = None,
 ) -> list[str]:
     """Ids whose stored content a plan needs (to diff an update, or to build a revocation)."""
     present = {obj["id"] for obj in compiled}
+    known = (digests or BundleDigests.of(compiled)).objects
     wanted = [
         obj["id"] for obj in compiled
-        if obj["id"] in manifest and _differs(obj, manifest[obj["id"]])
+        if obj["id"] in manifest and _differs(obj, manifest[obj["id"]], known.get(obj["id"]))
     ]
     wanted.extend(i for i, s in manifest.items() if i not in present and s.managed and not s.revoked)
     return sorted(wanted)
@@ -174,11 +206,15 @@ def make_plan(
     *,
     supports_delete: bool,
     source_commit: str | None,
+    digests: BundleDigests | None = None,
 ) -> Plan:
     """Compare compiled objects with a target's manifest. Pure: same inputs, same plan.
 
-    ``stored_objects`` holds the stored content of the ids :func:`ids_to_read` names.
+    ``stored_objects`` holds the stored content of the ids :func:`ids_to_read` names;
+    ``digests``, when given, is :meth:`BundleDigests.of` ``compiled`` (made once per session).
     """
+    digests = digests or BundleDigests.of(compiled)
+    known = digests.objects
     changes: list[Change] = []
     warnings: list[str] = []
     unchanged = 0
@@ -192,7 +228,7 @@ def make_plan(
                 "create", stix_id, obj["type"], None, obj.get("modified"), version_key(obj), obj,
                 content_digest(obj),
             ))
-        elif not _differs(obj, stored):
+        elif not _differs(obj, stored, known.get(stix_id)):
             unchanged += 1
         elif stored.revoked:
             # STIX 2.1 section 3.6: a revoked object MUST NOT be versioned further.
@@ -225,7 +261,7 @@ def make_plan(
         target=settings.name,
         target_type=settings.type,
         source_commit=source_commit,
-        bundle_digest=bundle_digest(compiled),
+        bundle_digest=digests.bundle,
         state_fingerprint=state_fingerprint(manifest),
         changes=tuple(changes),
         unchanged=unchanged,
@@ -250,11 +286,15 @@ def next_version(modified: str) -> str:
 
 
 def _later(a: str | None, b: str) -> bool:
+    if a == b:
+        return False  # the same text is the same moment: nothing to parse
     key_a, key_b = parse_timestamp(a or ""), parse_timestamp(b)
     return key_a is not None and key_b is not None and key_a > key_b
 
 
-def _differs(obj: Mapping[str, Any], stored: StoredVersion) -> bool:
+def _differs(obj: Mapping[str, Any], stored: StoredVersion, compiled_digest: str | None = None) -> bool:
+    if compiled_digest is not None and compiled_digest == stored.object_digest:
+        return False  # the stored text is this object's canonical JSON: same content, same modified
     # A new version is due when the content differs, or when the author moved
     # `modified` forward themselves.
     return content_digest(obj) != stored.digest or _later(obj.get("modified"), stored.modified)

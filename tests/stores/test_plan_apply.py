@@ -156,11 +156,11 @@ class FailingAfter:
         self._store, self._left, self._error = store, batches, error
         self.supports_delete = store.supports_delete
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         if self._left == 0:
             raise self._error
         self._left -= 1
-        return self._store.write_versions(objects)
+        return self._store.write_versions(objects, digests)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +31,12 @@ class StoredVersion:
     ``digest`` is :func:`content_digest` of that version. ``by_tiops`` says the
     current version was written by tiops; ``managed`` that tiops wrote some version
     of the object (only managed objects are revoked when they leave the repository).
+
+    ``object_digest`` is :func:`object_digest` of the stored object exactly as it is
+    stored (``modified`` included), when the store keeps one: a compiled object with
+    the same object digest is the stored version, so a plan needs neither its content
+    digest nor its timestamps. It is a shortcut, not part of the version: it is left
+    out of comparisons and of the plan file.
     """
 
     modified: str
@@ -38,6 +44,7 @@ class StoredVersion:
     revoked: bool = False
     by_tiops: bool = True
     managed: bool = True
+    object_digest: str | None = field(default=None, compare=False)
 
     def to_json(self) -> list[Any]:
         return [self.modified, self.digest, self.revoked, self.by_tiops, self.managed]
@@ -105,8 +112,12 @@ class Store(Protocol):
         """The current version of the given objects (for field-level diffs)."""
         ...
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        """Store one batch of object versions; a version already present is skipped."""
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        """Store one batch of object versions; a version already present is skipped.
+
+        ``digests``: the :func:`content_digest` of each object, when the caller has
+        them (a plan carries them), so a store that keeps them need not compute them again.
+        """
         ...
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
@@ -137,7 +148,16 @@ def content_digest(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
-_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$")
+def object_digest(canonical: bytes) -> str:
+    """SHA-256 of an object's canonical JSON (:func:`tiops.stix.canonical_json`), ``modified`` included.
+
+    The SQL stores keep it beside each current object's text, so that an unchanged
+    object is recognised by one comparison (see :class:`StoredVersion`).
+    """
+    return hashlib.sha256(canonical).hexdigest()
+
+
+TIMESTAMP_PATTERN = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$")
 
 
 def parse_timestamp(text: str) -> tuple[datetime, Decimal] | None:
@@ -145,7 +165,7 @@ def parse_timestamp(text: str) -> tuple[datetime, Decimal] | None:
 
     The fraction stays a Decimal: STIX allows any number of digits.
     """
-    match = _TIMESTAMP.match(text)
+    match = TIMESTAMP_PATTERN.match(text)
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])

@@ -28,6 +28,26 @@ def _pg(statement: str) -> str:
     return statement.replace("?", "%s")
 
 
+# Each batch is COPYed into a temporary table (emptied at commit), then upserted with
+# the same conflict rules as the row-by-row statements of tiops.stores.sql.
+_INCOMING_TABLE = "CREATE TEMP TABLE IF NOT EXISTS tiops_incoming (LIKE stix_versions) ON COMMIT DELETE ROWS"
+_FROM_INCOMING = f"SELECT {', '.join(shared.VERSION_COLUMNS)} FROM tiops_incoming"
+_INSERT_VERSIONS_FROM_INCOMING = shared.INSERT_VERSION.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _FROM_INCOMING)
+_UPSERT_CURRENT_FROM_INCOMING = shared.UPSERT_CURRENT.format(true="TRUE").replace(
+    "VALUES (?, ?, ?, ?, ?, ?, ?, TRUE, ?, ?)",
+    "SELECT id, version, version_sort, type, revoked, digest, written_by, TRUE, object, object_digest FROM tiops_incoming",
+)
+
+
+def _copy(cursor: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Load ``rows`` into ``table`` with COPY (text format: the server parses each column as its type)."""
+    if not rows:
+        return
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 class PostgresStore:
     supports_delete = True
 
@@ -51,12 +71,33 @@ class PostgresStore:
                 self._conn.execute("DROP TABLE ThreatIntelligenceIndicator")
             for statement in tables.schema_statements(tables.POSTGRES):
                 self._conn.execute(statement)
+            self._add_object_digests()
+            trigger = self._conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'stix_current_object_digest'"
+                " AND tgrelid = 'stix_current'::regclass"
+            ).fetchone()
+            if not trigger:  # created once: replacing it would lock stix_current against running applies
+                for statement in shared.POSTGRES_DIGEST_TRIGGER:
+                    self._conn.execute(statement)
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._conn.execute("SELECT object FROM stix_current")]
                 with self._conn.cursor() as cursor:
                     for statement, params in tables.sentinel_rows(objects, as_of, tables.POSTGRES).statements(tables.POSTGRES):
                         if params:
                             cursor.executemany(statement, params)
+
+    def _add_object_digests(self) -> None:
+        """Give a store made before ``object_digest`` existed the column, filled from each row's text."""
+        for table in shared.OBJECT_DIGEST_COLUMNS:
+            present = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = %s AND column_name = 'object_digest'", (table,)
+            ).fetchone()
+            if present:
+                continue
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN object_digest TEXT")
+            # The same SHA-256 of the UTF-8 text as tiops.stores.object_digest, computed by the server.
+            self._conn.execute(f"UPDATE {table} SET object_digest = encode(sha256(convert_to(object, 'UTF8')), 'hex')")
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -79,18 +120,38 @@ class PostgresStore:
         rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),))
         return {stix_id: orjson.loads(text) for stix_id, text in rows}
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        rows = shared.version_rows(objects)
-        self._run_batch([
-            (_pg(shared.INSERT_VERSION), rows),
-            (_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows),
-        ], then=lambda cursor: self._sentinel_statements(cursor, objects))
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        rows = shared.version_rows(objects, digests)
+        ids = sorted({obj["id"] for obj in objects})
+
+        def write(cursor: psycopg.Cursor[Any]) -> None:
+            before = set(self._current_versions(cursor, ids))
+            if len(ids) == len(rows):
+                # One version per id: COPY the rows in, then two set-based upserts.
+                cursor.execute(_INCOMING_TABLE)
+                _copy(cursor, "tiops_incoming", shared.VERSION_COLUMNS, rows)
+                cursor.execute(_INSERT_VERSIONS_FROM_INCOMING)
+                cursor.execute(_UPSERT_CURRENT_FROM_INCOMING)
+            else:  # an id twice: row by row, in order (ON CONFLICT cannot update a row twice in one statement)
+                cursor.executemany(_pg(shared.INSERT_VERSION), rows)
+                cursor.executemany(_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows)
+            indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
+            current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES,
+                                           [rows[i][shared.OBJECT_TEXT] for i in indexes])
+            # Only an object that is current now and had a current version before has Sentinel rows to replace.
+            replaced = [stix_id for (stix_id,) in current.ids if stix_id in before]
+            if replaced:
+                for table, column in tables.ID_COLUMNS:
+                    cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (replaced,))
+            for table, columns, table_rows in current.inserts():
+                _copy(cursor, table, columns, table_rows)
+
+        self._in_transaction(write)
         return []
 
-    def _sentinel_statements(self, cursor: psycopg.Cursor[Any], objects: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        ids = sorted({obj["id"] for obj in objects})
-        current = dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
-        return tables.sentinel_rows(tables.current_only(objects, current), self.as_of, tables.POSTGRES).statements(tables.POSTGRES)
+    @staticmethod
+    def _current_versions(cursor: psycopg.Cursor[Any], ids: list[str]) -> dict[str, str]:
+        return dict(cursor.execute("SELECT id, version FROM stix_current WHERE id = ANY(%s)", (ids,)).fetchall())
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
@@ -101,13 +162,22 @@ class PostgresStore:
         ])
         return []
 
+    def _in_transaction(self, work: Callable[[psycopg.Cursor[Any]], None]) -> None:
+        """Run ``work`` in one transaction; connection failures are transient."""
+        def run(cursor: psycopg.Cursor[Any]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+            work(cursor)
+            return []
+
+        self._run_batch([], then=run)
+
     def _run_batch(self, statements: list[tuple[str, list[tuple[Any, ...]]]],
-                   then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None) -> None:
-        """Run ``statements`` in one transaction, then those ``then`` computes from its results."""
+                   then: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None,
+                   first: Callable[[psycopg.Cursor[Any]], list[tuple[str, list[tuple[Any, ...]]]]] | None = None) -> None:
+        """Run ``statements`` in one transaction, between those ``first`` and ``then`` compute from its state."""
         try:
             connection = self._data()
             with connection.transaction(), connection.cursor() as cursor:
-                for statement, rows in statements:
+                for statement, rows in [*(first(cursor) if first is not None else []), *statements]:
                     if rows:
                         cursor.executemany(statement, rows)
                 for statement, rows in then(cursor) if then is not None else []:

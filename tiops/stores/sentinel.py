@@ -117,7 +117,7 @@ class SentinelStore(LocallyLocked):
         current = self._current if self._current is not None else self._read_all()
         return {i: current[i] for i in ids if i in current}
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         self._current = None
         pending = [o for o in objects if (o["id"], version_key(o), content_digest(o)) not in self._accepted]
         errors: list[ObjectError] = []

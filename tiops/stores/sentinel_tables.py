@@ -13,7 +13,7 @@ not text), so ``C:\\Windows\\evil.exe`` is stored as Windows writes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,14 +134,32 @@ class SentinelRows:
     objects: list[tuple[Any, ...]]
     legacy: list[tuple[Any, ...]]
 
-    def statements(self, dialect: Dialect) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """Delete the ids' old rows, then insert the new ones (one transaction with the versions)."""
+    def statements(self, dialect: Dialect, replaced: Collection[str] | None = None) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Delete the ids' old rows, then insert the new ones (one transaction with the versions).
+
+        ``replaced``: the ids that may have rows already (those that had a current
+        version before the write); the others have none, so deleting them is skipped.
+        """
+        ids = self.ids if replaced is None else [row for row in self.ids if row[0] in replaced]
         return [
-            *delete_statements(dialect, self.ids),
+            *delete_statements(dialect, ids),
             (_insert("ThreatIntelIndicators", INDICATOR_COLUMNS, dialect), self.indicators),
             (_insert("ThreatIntelObjects", OBJECT_COLUMNS, dialect), self.objects),
             (_insert("tiops_indicator_legacy", LEGACY_COLUMNS, dialect), self.legacy),
         ]
+
+
+    def inserts(self) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+        """(table, columns, rows) of the rows to insert, for a bulk load (PostgreSQL's COPY)."""
+        return [
+            ("ThreatIntelIndicators", tuple(name for name, _ in INDICATOR_COLUMNS), self.indicators),
+            ("ThreatIntelObjects", tuple(name for name, _ in OBJECT_COLUMNS), self.objects),
+            ("tiops_indicator_legacy", tuple(name for name, _ in LEGACY_COLUMNS), self.legacy),
+        ]
+
+
+#: (table, id column) of the Sentinel tables, for deletes by id.
+ID_COLUMNS = (("ThreatIntelIndicators", "Id"), ("ThreatIntelObjects", "Id"), ("tiops_indicator_legacy", "IndicatorId"))
 
 
 def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -152,17 +170,24 @@ def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str
     ]
 
 
-def sentinel_rows(objects: Sequence[dict[str, Any]], as_of: str | None, dialect: Dialect) -> SentinelRows:
-    """Rows for the current versions ``objects`` (the caller passes only current ones)."""
+def sentinel_rows(
+    objects: Sequence[dict[str, Any]], as_of: str | None, dialect: Dialect, texts: Sequence[str] | None = None
+) -> SentinelRows:
+    """Rows for the current versions ``objects`` (the caller passes only current ones).
+
+    ``texts``, when given, holds each object's JSON as already stored (``_json`` of
+    it), so it is not serialised again for the ``Data`` column.
+    """
     indicators: list[tuple[Any, ...]] = []
     others: list[tuple[Any, ...]] = []
     legacy: list[tuple[Any, ...]] = []
-    for obj in objects:
+    for index, obj in enumerate(objects):
+        data = _json(obj) if texts is None else texts[index]
         if obj["type"] == "indicator":
-            indicators.extend(indicator_rows(obj, as_of, dialect))
+            indicators.extend(indicator_rows(obj, as_of, dialect, data))
             legacy.append(legacy_row(obj))
         else:
-            others.append(object_row(obj, dialect))
+            others.append(object_row(obj, dialect, data))
     return SentinelRows([(obj["id"],) for obj in objects], indicators, others, legacy)
 
 
@@ -171,7 +196,10 @@ def _json(value: Any) -> str:
 
 
 def _source(obj: dict[str, Any]) -> str | None:
-    value = ((obj.get("extensions") or {}).get(SOURCE_EXTENSION_ID) or {}).get("source_system")
+    extensions = obj.get("extensions")
+    if not extensions:
+        return None
+    value = (extensions.get(SOURCE_EXTENSION_ID) or {}).get("source_system")
     return value if isinstance(value, str) else None
 
 
@@ -191,55 +219,55 @@ def is_active(obj: dict[str, Any], as_of: str | None) -> bool:
     return until is None or moment is None or until > moment
 
 
-def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> list[tuple[Any, ...]]:
+def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect, data: str | None = None) -> list[tuple[Any, ...]]:
     """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
-    every value of an OR or IN kept; one row without an observable when there is none."""
+    every value of an OR or IN kept; one row without an observable when there is none.
+
+    The tuples follow :data:`INDICATOR_COLUMNS`, around ObservableKey and ObservableValue.
+    """
     pairs: list[tuple[str | None, str | None]] = []
     if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
         pairs = list(dict.fromkeys((o.key, o.value) for o in pattern_observables(obj["pattern"]) if o.is_equality))
-    common = {
-        "TenantId": None, "TimeGenerated": obj.get("modified"), "Id": obj["id"], "Type": "ThreatIntelIndicators",
-        "Pattern": obj.get("pattern"), "PatternType": obj.get("pattern_type"), "Confidence": obj.get("confidence"),
-        "Created": obj.get("created"), "Modified": obj.get("modified"), "ValidFrom": obj.get("valid_from"),
-        "ValidUntil": obj.get("valid_until"), "IsActive": is_active(obj, as_of),
-        "IsDeleted": bool(obj.get("revoked", False)), "LastUpdateMethod": LAST_UPDATE_METHOD,
-        "SourceSystem": _source(obj), "Tags": _tags(obj), "AdditionalFields": None, "Data": _json(obj),
-    }  # fmt: skip
-    rows = []
-    for key, value in pairs or [(None, None)]:
-        values = {**common, "ObservableKey": key, "ObservableValue": value}
-        rows.append(tuple(values[name] for name, _ in INDICATOR_COLUMNS))
-    return rows
+    get = obj.get
+    head = (None, get("modified"), obj["id"], "ThreatIntelIndicators")
+    tail = (
+        get("pattern"), get("pattern_type"), get("confidence"), get("created"), get("modified"),
+        get("valid_from"), get("valid_until"), is_active(obj, as_of), bool(get("revoked", False)),
+        LAST_UPDATE_METHOD, _source(obj), _tags(obj), None, _json(obj) if data is None else data,
+    )
+    return [(*head, key, value, *tail) for key, value in pairs or [(None, None)]]
 
 
-def object_row(obj: dict[str, Any], dialect: Dialect) -> tuple[Any, ...]:
-    values = {
-        "TenantId": None, "TimeGenerated": obj.get("modified") or obj.get("created"), "Id": obj["id"],
-        "Type": "ThreatIntelObjects", "StixType": obj["type"], "IsDeleted": bool(obj.get("revoked", False)),
-        "LastUpdateMethod": LAST_UPDATE_METHOD, "SourceSystem": _source(obj), "Tags": _tags(obj), "Data": _json(obj),
-    }  # fmt: skip
-    return tuple(values[name] for name, _ in OBJECT_COLUMNS)
+def object_row(obj: dict[str, Any], dialect: Dialect, data: str | None = None) -> tuple[Any, ...]:
+    """A ThreatIntelObjects row, in the order of :data:`OBJECT_COLUMNS`."""
+    get = obj.get
+    return (
+        None, get("modified") or get("created"), obj["id"], "ThreatIntelObjects", obj["type"],
+        bool(get("revoked", False)), LAST_UPDATE_METHOD, _source(obj), _tags(obj),
+        _json(obj) if data is None else data,
+    )
 
 
 def legacy_row(obj: dict[str, Any]) -> tuple[Any, ...]:
-    values: dict[str, Any] = {
-        "IndicatorId": obj["id"],
-        "ExternalIndicatorId": obj["id"],
-        "SourceSystem": _source(obj),
-        "IndicatorProvider": obj.get("created_by_ref"),
-        "Description": obj.get("description") or obj.get("name"),
-        "ThreatType": ",".join(obj.get("indicator_types") or []) or None,
-        "ConfidenceScore": obj.get("confidence"),
-        "ExpirationDateTime": obj.get("valid_until"),
-        "TimeGenerated": obj.get("modified"),
-        "Active": not obj.get("revoked", False),
-        "TrafficLightProtocolLevel": tlp_level(obj.get("object_marking_refs")),
-        "Tags": ",".join(obj.get("labels") or []) or None,
-        "KillChainPhases": ",".join(
-            f"{p.get('kill_chain_name')}:{p.get('phase_name')}" for p in obj.get("kill_chain_phases") or []
-        ) or None,
-    }
-    return tuple(values[name] for name, _ in LEGACY_COLUMNS)
+    """A tiops_indicator_legacy row, in the order of :data:`LEGACY_COLUMNS`."""
+    get = obj.get
+    phases = get("kill_chain_phases")
+    labels = get("labels")
+    return (
+        obj["id"],  # IndicatorId
+        obj["id"],  # ExternalIndicatorId
+        _source(obj),  # SourceSystem
+        get("created_by_ref"),  # IndicatorProvider
+        get("description") or get("name"),  # Description
+        ",".join(get("indicator_types") or []) or None,  # ThreatType
+        get("confidence"),  # ConfidenceScore
+        get("valid_until"),  # ExpirationDateTime
+        get("modified"),  # TimeGenerated
+        not get("revoked", False),  # Active
+        tlp_level(get("object_marking_refs")),  # TrafficLightProtocolLevel
+        ",".join(labels or []) or None,  # Tags
+        ",".join(f"{p.get('kill_chain_name')}:{p.get('phase_name')}" for p in phases) if phases else None,
+    )
 
 
 def refresh_active_sql(dialect: Dialect) -> str:
@@ -254,5 +282,10 @@ def refresh_active_sql(dialect: Dialect) -> str:
 def current_only(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[dict[str, Any]]:
     """The objects that are their id's current version after a write (an older version
     written for history leaves the Sentinel tables as they are)."""
-    latest = {obj["id"]: obj for obj in objects if current_versions.get(obj["id"]) == version_key(obj)}
+    return [objects[index] for index in current_indexes(objects, current_versions)]
+
+
+def current_indexes(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[int]:
+    """Where in ``objects`` the ones :func:`current_only` keeps are (the last one per id)."""
+    latest = {obj["id"]: index for index, obj in enumerate(objects) if current_versions.get(obj["id"]) == version_key(obj)}
     return list(latest.values())

@@ -6,6 +6,9 @@ Tables (the same in both stores):
   version is the object's ``modified`` (``created`` or '' for unversioned objects).
 * ``stix_current``: the current version of each object, kept in step by tiops in
   the same transaction as ``stix_versions``.
+* ``object_digest`` (both tables): SHA-256 of the ``object`` text of the row, so a
+  plan recognises an unchanged object by one comparison. A trigger clears it when
+  another tool changes ``object`` without setting it, so a stale one is never trusted.
 * ``ThreatIntelIndicators``, ``ThreatIntelObjects`` and the legacy
   ``ThreatIntelligenceIndicator`` view: Microsoft Sentinel's tables
   (tiops.stores.sentinel_tables).
@@ -15,11 +18,19 @@ Tables (the same in both stores):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from tiops.stores import StoredVersion, content_digest, parse_timestamp, version_key
+from tiops.stores import (
+    TIMESTAMP_PATTERN,
+    StoredVersion,
+    content_digest,
+    object_digest,
+    parse_timestamp,
+    version_key,
+)
 
 WRITTEN_BY_TIOPS = "tiops"
 
@@ -33,6 +44,7 @@ CREATE TABLE IF NOT EXISTS stix_versions (
     digest TEXT,
     written_by TEXT NOT NULL DEFAULT 'external',
     object TEXT NOT NULL,
+    object_digest TEXT,
     PRIMARY KEY (id, version)
 );
 CREATE TABLE IF NOT EXISTS stix_current (
@@ -44,7 +56,8 @@ CREATE TABLE IF NOT EXISTS stix_current (
     digest TEXT,
     written_by TEXT NOT NULL DEFAULT 'external',
     managed {bool} NOT NULL DEFAULT {false},
-    object TEXT NOT NULL
+    object TEXT NOT NULL,
+    object_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS stix_current_type ON stix_current (type);
 CREATE TABLE IF NOT EXISTS tiops_lock (
@@ -56,28 +69,54 @@ CREATE TABLE IF NOT EXISTS tiops_lock (
 """
 
 INSERT_VERSION = """
-INSERT INTO stix_versions (id, version, version_sort, type, revoked, digest, written_by, object)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO stix_versions (id, version, version_sort, type, revoked, digest, written_by, object, object_digest)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id, version) DO UPDATE SET
     revoked = excluded.revoked, digest = excluded.digest,
-    written_by = excluded.written_by, object = excluded.object
+    written_by = excluded.written_by, object = excluded.object, object_digest = excluded.object_digest
 WHERE stix_versions.digest IS NULL OR stix_versions.digest <> excluded.digest
 """
 
 UPSERT_CURRENT = """
-INSERT INTO stix_current (id, version, version_sort, type, revoked, digest, written_by, managed, object)
-VALUES (?, ?, ?, ?, ?, ?, ?, {true}, ?)
+INSERT INTO stix_current (id, version, version_sort, type, revoked, digest, written_by, managed, object, object_digest)
+VALUES (?, ?, ?, ?, ?, ?, ?, {true}, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, version_sort = excluded.version_sort, type = excluded.type,
     revoked = excluded.revoked, digest = excluded.digest, written_by = excluded.written_by,
-    managed = {true}, object = excluded.object
+    managed = {true}, object = excluded.object, object_digest = excluded.object_digest
 WHERE excluded.version_sort >= stix_current.version_sort
 """
 
 # The object text is only fetched for rows another tool wrote without a digest.
 SELECT_MANIFEST = (
-    "SELECT id, version, digest, revoked, written_by, managed,"
+    "SELECT id, version, digest, revoked, written_by, managed, object_digest,"
     " CASE WHEN digest IS NULL THEN object END FROM stix_current"
+)
+
+# Stores made before object_digest existed: the column is added and filled once.
+OBJECT_DIGEST_COLUMNS = ("stix_versions", "stix_current")
+
+# Another tool that rewrites `object` without setting `object_digest` leaves a digest
+# of the old text behind: clear it, so a plan falls back to the content digest.
+SQLITE_DIGEST_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS stix_current_object_digest AFTER UPDATE OF object ON stix_current
+FOR EACH ROW WHEN NEW.object IS NOT OLD.object AND NEW.object_digest IS OLD.object_digest
+BEGIN UPDATE stix_current SET object_digest = NULL WHERE id = NEW.id; END
+"""
+POSTGRES_DIGEST_TRIGGER = (
+    """
+CREATE OR REPLACE FUNCTION tiops_stale_object_digest() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.object IS DISTINCT FROM OLD.object AND NEW.object_digest IS NOT DISTINCT FROM OLD.object_digest THEN
+        NEW.object_digest := NULL;
+    END IF;
+    RETURN NEW;
+END $$
+""",
+    """
+CREATE TRIGGER stix_current_object_digest BEFORE UPDATE OF object ON stix_current
+FOR EACH ROW EXECUTE FUNCTION tiops_stale_object_digest()
+""",
 )
 
 
@@ -87,7 +126,27 @@ def schema_statements(bool_type: str, true: str, false: str) -> list[str]:
 
 
 def version_sort_key(version: str) -> str:
-    """A fixed-width text that sorts like the STIX timestamp it comes from."""
+    """A fixed-width text that sorts like the STIX timestamp it comes from.
+
+    The common case (a four-digit year from 1000, no leap second, at most nine
+    fraction digits) is the text itself with the fraction padded to nine digits;
+    the rest goes through :func:`parse_timestamp`, which rounds longer fractions.
+    """
+    match = TIMESTAMP_PATTERN.match(version)
+    if match is None:
+        return version
+    fraction = match.group(7) or "."
+    if len(fraction) <= 10 and match.group(6) != "60" and match.group(1)[0] != "0" and version.isascii():
+        try:
+            datetime(int(match.group(1)), int(match.group(2)), int(match.group(3)),
+                     int(match.group(4)), int(match.group(5)), int(match.group(6)))
+        except ValueError:
+            return version  # not a real date: parse_timestamp refuses it too
+        return version[:19] + fraction.ljust(10, "0")
+    return _version_sort_key_parsed(version)
+
+
+def _version_sort_key_parsed(version: str) -> str:
     key = parse_timestamp(version)
     if key is None:
         return version
@@ -95,24 +154,37 @@ def version_sort_key(version: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{fraction:.9f}"[1:]
 
 
-def version_rows(objects: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Rows for stix_versions and stix_current (same column order, less ``managed``)."""
+#: The columns of a row of :func:`version_rows`.
+VERSION_COLUMNS = ("id", "version", "version_sort", "type", "revoked", "digest", "written_by", "object", "object_digest")
+#: Where the object text is in a row of :func:`version_rows`.
+OBJECT_TEXT = 7
+
+
+def version_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+    """Rows for stix_versions and stix_current (same column order, less ``managed``).
+
+    Each object is serialised once: the text is stored, digested (``object_digest``)
+    and reused for the Sentinel tables' ``Data`` column (row index :data:`OBJECT_TEXT`).
+    ``digests`` are the objects' content digests when the caller has them.
+    """
     rows = []
-    for obj in objects:
+    for index, obj in enumerate(objects):
         version = version_key(obj)
+        text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         rows.append((
             obj["id"], version, version_sort_key(version), obj["type"], bool(obj.get("revoked", False)),
-            content_digest(obj), WRITTEN_BY_TIOPS, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
+            content_digest(obj) if digests is None else digests[index], WRITTEN_BY_TIOPS, text.decode(),
+            object_digest(text),
         ))
     return rows
 
 
 def manifest_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, StoredVersion]:
     manifest: dict[str, StoredVersion] = {}
-    for stix_id, version, digest, revoked, written_by, managed, text in rows:
+    for stix_id, version, digest, revoked, written_by, managed, stored_digest, text in rows:
         if digest is None:  # a row written by another tool: compute what tiops would have stored
             digest = content_digest(orjson.loads(text))
         manifest[stix_id] = StoredVersion(
-            version, digest, bool(revoked), written_by == WRITTEN_BY_TIOPS, bool(managed)
+            version, digest, bool(revoked), written_by == WRITTEN_BY_TIOPS, bool(managed), stored_digest
         )
     return manifest

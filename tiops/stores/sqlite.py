@@ -11,7 +11,14 @@ from typing import Any
 
 import orjson
 
-from tiops.stores import LockHeld, ObjectError, StoredVersion, TransientStoreError, process_alive
+from tiops.stores import (
+    LockHeld,
+    ObjectError,
+    StoredVersion,
+    TransientStoreError,
+    object_digest,
+    process_alive,
+)
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
 
@@ -28,6 +35,9 @@ class SqliteStore:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # A batch touches five tables and their indexes; with SQLite's default 2 MiB
+        # cache their pages spill to the WAL before the commit. Memory is only taken as used.
+        self._db.execute("PRAGMA cache_size=-65536")
         with self._transaction():
             for statement in shared.schema_statements("INTEGER", "1", "0"):
                 self._db.execute(statement)
@@ -38,10 +48,25 @@ class SqliteStore:
                 self._db.execute("DROP TABLE ThreatIntelligenceIndicator")
             for statement in tables.schema_statements(tables.SQLITE):
                 self._db.execute(statement)
+            self._add_object_digests()
+            self._db.execute(shared.SQLITE_DIGEST_TRIGGER)
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._db.execute("SELECT object FROM stix_current")]
                 self._write_sentinel_rows(objects)
         self._lock_holder: str | None = None
+
+    def _add_object_digests(self) -> None:
+        """Give a store made before ``object_digest`` existed the column, filled from each row's text."""
+        for table in shared.OBJECT_DIGEST_COLUMNS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if "object_digest" in columns:
+                continue
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN object_digest TEXT")
+            rows = self._db.execute(f"SELECT rowid, object FROM {table}").fetchall()
+            self._db.executemany(
+                f"UPDATE {table} SET object_digest = ? WHERE rowid = ?",
+                [(object_digest(text.encode()), rowid) for rowid, text in rows],
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -58,25 +83,36 @@ class SqliteStore:
                 found[stix_id] = orjson.loads(text)
         return found
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
-        rows = shared.version_rows(objects)
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        rows = shared.version_rows(objects, digests)
+        ids = sorted({obj["id"] for obj in objects})
         try:
             with self._transaction():
+                before = set(self._current_versions(ids))
                 self._db.executemany(shared.INSERT_VERSION, rows)
                 self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
-                current: dict[str, str] = {}
-                ids = sorted({obj["id"] for obj in objects})
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    marks = ",".join("?" for _ in chunk)
-                    current.update(self._db.execute(f"SELECT id, version FROM stix_current WHERE id IN ({marks})", chunk))
-                self._write_sentinel_rows(tables.current_only(objects, current))
+                indexes = tables.current_indexes(objects, self._current_versions(ids))
+                self._write_sentinel_rows(
+                    [objects[i] for i in indexes], [rows[i][shared.OBJECT_TEXT] for i in indexes], replaced=before
+                )
         except sqlite3.OperationalError as error:  # "database is locked" and the like
             raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
         return []
 
-    def _write_sentinel_rows(self, objects: Sequence[dict[str, Any]]) -> None:
-        for statement, params in tables.sentinel_rows(objects, self.as_of, tables.SQLITE).statements(tables.SQLITE):
+    def _current_versions(self, ids: Sequence[str]) -> dict[str, str]:
+        current: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" for _ in chunk)
+            current.update(self._db.execute(f"SELECT id, version FROM stix_current WHERE id IN ({marks})", chunk))
+        return current
+
+    def _write_sentinel_rows(
+        self, objects: Sequence[dict[str, Any]], texts: Sequence[str] | None = None, *, replaced: set[str] | None = None
+    ) -> None:
+        """Sentinel's rows of ``objects``; only ids in ``replaced`` (all when None) can have old rows to delete."""
+        rows = tables.sentinel_rows(objects, self.as_of, tables.SQLITE, texts)
+        for statement, params in rows.statements(tables.SQLITE, replaced):
             if params:
                 self._db.executemany(statement, params)
 

@@ -78,7 +78,7 @@ class TaxiiStore(LocallyLocked):
                     found[obj["id"]] = readable_object(obj, f"TAXII server {self.url}")
         return found
 
-    def write_versions(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         if not objects:
             return []
         status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))

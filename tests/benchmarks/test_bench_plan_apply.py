@@ -1,0 +1,21 @@
+"""The plan/apply benchmark runs end to end on a small repository and prints both ratios."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_bench_plan_apply_prints_the_re_plan_and_apply_ratios() -> None:
+    result = subprocess.run([sys.executable, "bench_plan_apply.py", "--size", "200", "--repeat", "1", "--stores", "sqlite"],
+                            cwd=BENCHMARKS, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.match(r"sqlite +\d+ objects +full compile +[\d.]+s +plan .* re-plan .* executemany +[\d.]+s", lines[0])
+    assert int(lines[0].split()[1]) >= 200  # the generated repository, compiled (relationships included)
+    assert re.search(r"re-plan / full compile = \d+\.\d\d", lines[1])
+    assert re.search(r"apply / executemany += \d+\.\d\d", lines[2])
