@@ -1,20 +1,25 @@
 """Compile a git revision (or the working tree) for `tiops diff` and the versioning checks.
 
-A revision is exported into a temporary folder and goes through the normal
-pipeline there (load, validate, ingestion rules, compile), so what is compared is
-exactly what `tiops compile` would have written at that commit.
+A revision is read straight from git objects (tiops.gitrepo.GitRevision: no checkout,
+no temporary files) and goes through the normal pipeline (load, validate, ingestion
+rules, compile), so what is compared is exactly what `tiops compile` would have
+written at that commit. Findings name the files where a checkout would have them.
+
+Comparing two revisions parses each distinct file content once: pass one
+:class:`tiops.filesource.SharedParses` to both calls, and files whose blob is the same
+on both sides are not parsed (and, read from git, not even read) a second time.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.errors import UsageError
-from tiops.gitrepo import export_revision, resolve_revision
+from tiops.filesource import FileSource, ParsedFiles, SharedParses
+from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, resolve_as_of
@@ -55,26 +60,61 @@ class CompiledRevision:
     repo: Repo | None = None
 
 
-def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress) -> CompiledRevision:
-    """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk)."""
+def compile_pair(root: Path, base: str, head: str | None, *,
+                 progress: Progress = no_progress) -> tuple[CompiledRevision, CompiledRevision]:
+    """``base`` and ``head`` (None: the working tree) compiled for comparing, each file content parsed once.
+
+    Both revisions are resolved first, so a wrong name fails before any work. The head is
+    compiled first: a working tree is read from disk anyway, and the base then reads
+    from git only the files whose blobs the head did not have.
+    """
+    for rev in (base, head):
+        if rev is not None:
+            _resolve(root, rev)
+    shared = SharedParses()
+    after = compile_revision(root, head, progress=progress, parsed=shared)
+    before = compile_revision(root, base, progress=progress, parsed=shared)
+    return before, after
+
+
+def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
+                     parsed: ParsedFiles | None = None) -> CompiledRevision:
+    """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk).
+
+    ``parsed``: documents parsed by an earlier call, by blob id (see the module's doc).
+    """
     if rev is None:
-        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress)
+        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, parsed)
+    sha, committed = _resolve(root, rev)
     try:
-        sha, committed = resolve_revision(root, rev)
+        revision = GitRevision(root, sha)
     except LookupError as error:
-        raise UsageError(f"cannot read revision {rev!r}: {error}",
-                         hint="Name a commit, branch or tag, e.g. origin/main or HEAD~1.") from error
-    with tempfile.TemporaryDirectory(prefix="tiops-rev-") as temporary:
-        export_revision(root, sha, Path(temporary))
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+    with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
-        compiled = _compile_tree(Path(temporary), f"{rev} ({sha[:7]})", sha, as_of, progress)
-    compiled.repo = None  # its root was a temporary folder that no longer exists
+        compiled = _compile_tree(root, f"{rev} ({sha[:7]})", sha, as_of, progress, revision, parsed)
+    compiled.repo = None  # its files were read from git objects, through a reader that is now closed
     return compiled
 
 
-def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress) -> CompiledRevision:
-    repo = load_repo(root, progress=progress)
+def _resolve(root: Path, rev: str) -> tuple[str, str]:
+    try:
+        return resolve_revision(root, rev)
+    except LookupError as error:
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+
+
+def _revision_hint(root: Path) -> str:
+    if is_shallow(root):
+        return ("This is a shallow clone: fetch the history the revision needs (git fetch --unshallow, "
+                "or fetch-depth: 0 in actions/checkout).")
+    return "Name a commit, branch or tag of this git repository, e.g. origin/main or HEAD~1."
+
+
+def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
+                  source: FileSource | None, parsed: ParsedFiles | None) -> CompiledRevision:
+    repo = load_repo(root, progress=progress, source=source, parsed=parsed)
     findings = validate_repo(repo, progress=progress)
     outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
     changed_by: dict[str, tuple[str, ...]] = {

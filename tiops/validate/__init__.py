@@ -51,8 +51,9 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     if repo.upgraded_from_20:
         findings = at_stix20_places(findings, repo.upgraded_from_20)
     if not repo.is_bundle:
-        findings.extend(read_lock_for_build(repo.config.intel_path, repo.root)[1])  # the enrichment lock (TI150, TI151)
-    return sort_findings(resolve_locations(findings, repo.root))
+        # the enrichment lock (TI150, TI151)
+        findings.extend(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[1])
+    return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
 
 
 def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress) -> list[Finding]:
