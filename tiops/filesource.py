@@ -95,6 +95,12 @@ class ParsedFiles(Protocol):
 
     def offer(self, relative: str, blob_id: str, document: Any) -> None: ...
 
+    def loaded(self, relative: str, blob_id: str, context: Any) -> tuple[list[Any], list[Any]] | None:
+        """The (objects, findings) a load made of this file in an equal ``context`` (its defaults), or None."""
+        ...
+
+    def offer_loaded(self, relative: str, blob_id: str, context: Any, objects: list[Any], findings: list[Any]) -> None: ...
+
 
 NOT_PARSED: Any = object()
 
@@ -109,7 +115,11 @@ class SharedParses:
 
     def __init__(self) -> None:
         self._documents: dict[str, Any] = {}
+        self._loaded: dict[tuple[str, str], tuple[Any, list[Any], list[Any]]] = {}
+        self._equal: dict[tuple[int, int], bool] = {}  # contexts compared, by identity
         self.reused = 0
+        # Per-object check results of the load objects were first made in (tiops.validate).
+        self.checked: dict[int, tuple[Any, list[Any]]] = {}
 
     def lookup(self, relative: str, blob_id: str) -> Any:
         document = self._documents.get(blob_id, NOT_PARSED)
@@ -119,4 +129,19 @@ class SharedParses:
 
     def offer(self, relative: str, blob_id: str, document: Any) -> None:
         self._documents[blob_id] = document
+
+    def loaded(self, relative: str, blob_id: str, context: Any) -> tuple[list[Any], list[Any]] | None:
+        """The same objects, not copies: loaded objects are never changed (the rules copy on write)."""
+        entry = self._loaded.get((relative, blob_id))
+        if entry is None:
+            return None
+        earlier, objects, findings = entry
+        pair = (id(earlier), id(context))
+        equal = self._equal.get(pair)
+        if equal is None:  # one folder's files share one context: compared once per folder
+            equal = self._equal[pair] = earlier == context
+        return (objects, findings) if equal else None
+
+    def offer_loaded(self, relative: str, blob_id: str, context: Any, objects: list[Any], findings: list[Any]) -> None:
+        self._loaded[(relative, blob_id)] = (context, objects, findings)
 

@@ -399,6 +399,8 @@ def _load_shared_object_file(path: str, relative: str, defaults: Defaults, repo:
     """
     files = repo.config.files
     blob = files.blob_id(path)
+    if blob is not None and _reuse_loaded(relative, blob, defaults, repo, parsed):
+        return
     document = parsed.lookup(relative, blob) if blob is not None else NOT_PARSED
     if document is NOT_PARSED:
         try:
@@ -406,7 +408,10 @@ def _load_shared_object_file(path: str, relative: str, defaults: Defaults, repo:
         except InputProblem as problem:
             repo.findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
             return
-        blob = blob or blob_id_of(content)
+        if blob is None:
+            blob = blob_id_of(content)
+            if _reuse_loaded(relative, blob, defaults, repo, parsed):
+                return
         document = parsed.lookup(relative, blob)
         if document is NOT_PARSED:
             text = _decode(content, relative, repo)
@@ -416,7 +421,20 @@ def _load_shared_object_file(path: str, relative: str, defaults: Defaults, repo:
             if document is _UNREADABLE:
                 return
             parsed.offer(relative, blob, document)
+    assert blob is not None  # known from the source or computed from the content above
+    objects_before, findings_before = len(repo.objects), len(repo.findings)
     _add_document(document, relative, defaults, repo)
+    parsed.offer_loaded(relative, blob, defaults, repo.objects[objects_before:], repo.findings[findings_before:])
+
+
+def _reuse_loaded(relative: str, blob: str, defaults: Defaults, repo: Repo, parsed: ParsedFiles) -> bool:
+    """Take the objects an earlier load made of the same file, blob and defaults."""
+    loaded = parsed.loaded(relative, blob, defaults)
+    if loaded is None:
+        return False
+    repo.objects.extend(loaded[0])
+    repo.findings.extend(loaded[1])
+    return True
 
 
 def _kind(value: Any) -> str:

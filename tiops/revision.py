@@ -18,7 +18,7 @@ from typing import Any
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.errors import UsageError
-from tiops.filesource import FileSource, ParsedFiles, SharedParses
+from tiops.filesource import FileSource, SharedParses
 from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.progress import Progress, no_progress
@@ -78,7 +78,7 @@ def compile_pair(root: Path, base: str, head: str | None, *,
 
 
 def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
-                     parsed: ParsedFiles | None = None) -> CompiledRevision:
+                     parsed: SharedParses | None = None) -> CompiledRevision:
     """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk).
 
     ``parsed``: documents parsed by an earlier call, by blob id (see the module's doc).
@@ -113,9 +113,9 @@ def _revision_hint(root: Path) -> str:
 
 
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
-                  source: FileSource | None, parsed: ParsedFiles | None) -> CompiledRevision:
+                  source: FileSource | None, parsed: SharedParses | None) -> CompiledRevision:
     repo = load_repo(root, progress=progress, source=source, parsed=parsed)
-    findings = validate_repo(repo, progress=progress)
+    findings = validate_repo(repo, progress=progress, checked=parsed.checked if parsed is not None else None)
     outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)
