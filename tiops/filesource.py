@@ -118,8 +118,6 @@ class SharedParses:
         self._loaded: dict[tuple[str, str], tuple[Any, list[Any], list[Any]]] = {}
         self._equal: dict[tuple[int, int], bool] = {}  # contexts compared, by identity
         self.reused = 0
-        # Per-object check results of the load objects were first made in (tiops.validate).
-        self.checked: dict[int, tuple[Any, list[Any]]] = {}
 
     def lookup(self, relative: str, blob_id: str) -> Any:
         document = self._documents.get(blob_id, NOT_PARSED)

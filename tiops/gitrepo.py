@@ -91,7 +91,7 @@ def is_shallow(root: Path) -> bool:
         return False
 
 
-_SYMLINK, _SUBMODULE = "120000", "160000"
+_SYMLINK, _SUBMODULE = b"120000", b"160000"
 
 
 class GitRevision:
@@ -118,33 +118,36 @@ class GitRevision:
             raise LookupError(f"cannot run git: {error.strerror}") from None
         if listing.returncode != 0:
             raise LookupError(listing.stderr.decode("utf-8", "replace").strip() or f"cannot list {commit}")
+        # Plain string work: this runs once per file of the revision (100k on big repositories).
+        top = os.fspath(root)
+        folders = self._folders
         for entry in listing.stdout.split(b"\0"):
             if not entry:
                 continue
             meta, _, name = entry.partition(b"\t")
             mode, kind, blob, size = meta.split()
-            if kind != b"blob" or mode.decode() in (_SYMLINK, _SUBMODULE):
+            if kind != b"blob" or mode in (_SYMLINK, _SUBMODULE):
                 continue
-            self._add(os.fsdecode(name), blob.decode(), int(size))
+            folder, _, filename = os.fsdecode(name).rpartition("/")
+            directory = f"{top}/{folder}" if folder else top
+            self._blobs[f"{directory}/{filename}"] = (blob.decode(), int(size))
+            listed = folders.get(directory)
+            if listed is None:
+                listed = self._new_folder(directory)
+            listed[1].append(filename)
 
-    def _add(self, relative: str, blob: str, size: int) -> None:
-        path = os.path.join(os.fspath(self.root), relative)
-        self._blobs[path] = (blob, size)
+    def _new_folder(self, path: str) -> tuple[set[str], list[str]]:
+        """Add a folder and, up to the root, every parent it was not yet listed in."""
+        listed = self._folders[path] = (set(), [])
         child = path
-        parent = os.path.dirname(child)
-        self._folder(parent)[1].append(os.path.basename(child))
-        while parent != os.fspath(self.root):
-            child, parent = parent, os.path.dirname(parent)
-            subdirs = self._folder(parent)[0]
-            if os.path.basename(child) in subdirs:
-                break
-            subdirs.add(os.path.basename(child))
-
-    def _folder(self, path: str) -> tuple[set[str], list[str]]:
-        folder = self._folders.get(path)
-        if folder is None:
-            folder = self._folders[path] = (set(), [])
-        return folder
+        while True:
+            parent, _, name = child.rpartition("/")
+            known = self._folders.get(parent)
+            if known is not None:
+                known[0].add(name)
+                return listed
+            self._folders[parent] = ({name}, [])
+            child = parent
 
     # --- FileSource ---
 

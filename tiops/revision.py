@@ -5,9 +5,10 @@ no temporary files) and goes through the normal pipeline (load, validate, ingest
 rules, compile), so what is compared is exactly what `tiops compile` would have
 written at that commit. Findings name the files where a checkout would have them.
 
-Comparing two revisions parses each distinct file content once: pass one
-:class:`tiops.filesource.SharedParses` to both calls, and files whose blob is the same
-on both sides are not parsed (and, read from git, not even read) a second time.
+Comparing two revisions (:func:`compile_pair`) does the work of a file once: files whose
+blob, path and defaults are the same on both sides load to the very same objects, which
+are then checked, compiled and described once (:class:`SharedWork`); read from git, such
+a file is not even read. Any other file whose content was seen is not parsed again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.errors import UsageError
 from tiops.filesource import FileSource, SharedParses
+from tiops.findings import Finding
 from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.progress import Progress, no_progress
@@ -60,6 +62,22 @@ class CompiledRevision:
     repo: Repo | None = None
 
 
+@dataclass
+class SharedWork:
+    """What the two sides of a comparison share, by object identity (objects are never changed after loading)."""
+
+    parses: SharedParses = field(default_factory=SharedParses)
+    checked: dict[int, tuple[IntelObject, list[Finding]]] = field(default_factory=dict)
+    compiled: dict[int, tuple[IntelObject, dict[str, Any]]] = field(default_factory=dict)
+    described: dict[int, tuple[IntelObject, Provenance]] = field(default_factory=dict)
+
+    def provenance(self, obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
+        earlier = self.described.get(id(obj))
+        if earlier is None or earlier[0] is not obj or earlier[1].rules != rules:
+            earlier = self.described[id(obj)] = (obj, _provenance(obj, rules))
+        return earlier[1]
+
+
 def compile_pair(root: Path, base: str, head: str | None, *,
                  progress: Progress = no_progress) -> tuple[CompiledRevision, CompiledRevision]:
     """``base`` and ``head`` (None: the working tree) compiled for comparing, each file content parsed once.
@@ -71,20 +89,20 @@ def compile_pair(root: Path, base: str, head: str | None, *,
     for rev in (base, head):
         if rev is not None:
             _resolve(root, rev)
-    shared = SharedParses()
-    after = compile_revision(root, head, progress=progress, parsed=shared)
-    before = compile_revision(root, base, progress=progress, parsed=shared)
+    shared = SharedWork()
+    after = compile_revision(root, head, progress=progress, shared=shared)
+    before = compile_revision(root, base, progress=progress, shared=shared)
     return before, after
 
 
 def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
-                     parsed: SharedParses | None = None) -> CompiledRevision:
+                     shared: SharedWork | None = None) -> CompiledRevision:
     """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk).
 
-    ``parsed``: documents parsed by an earlier call, by blob id (see the module's doc).
+    ``shared``: the work of an earlier call, to reuse (see the module's doc).
     """
     if rev is None:
-        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, parsed)
+        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, shared)
     sha, committed = _resolve(root, rev)
     try:
         revision = GitRevision(root, sha)
@@ -93,7 +111,7 @@ def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_pro
     with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
-        compiled = _compile_tree(root, f"{rev} ({sha[:7]})", sha, as_of, progress, revision, parsed)
+        compiled = _compile_tree(root, f"{rev} ({sha[:7]})", sha, as_of, progress, revision, shared)
     compiled.repo = None  # its files were read from git objects, through a reader that is now closed
     return compiled
 
@@ -113,9 +131,9 @@ def _revision_hint(root: Path) -> str:
 
 
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
-                  source: FileSource | None, parsed: SharedParses | None) -> CompiledRevision:
-    repo = load_repo(root, progress=progress, source=source, parsed=parsed)
-    findings = validate_repo(repo, progress=progress, checked=parsed.checked if parsed is not None else None)
+                  source: FileSource | None, shared: SharedWork | None) -> CompiledRevision:
+    repo = load_repo(root, progress=progress, source=source, parsed=shared.parses if shared is not None else None)
+    findings = validate_repo(repo, progress=progress, checked=shared.checked if shared is not None else None)
     outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)
@@ -125,13 +143,14 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         object_id: tuple(a.rule for a in outcome.applied.get(object_id, ()) if a.dropped) or (reason,)
         for object_id, reason in outcome.dropped.items()
     }
-    objects = compiled_objects(repo, rules=outcome)
+    objects = compiled_objects(repo, rules=outcome, built=shared.compiled if shared is not None else None)
+    describe = shared.provenance if shared is not None else _provenance
     return CompiledRevision(
         label=label,
         commit=commit,
         objects=objects,
         authored={obj.id: _authored(obj) for obj in repo.objects},
-        provenance={obj.id: _provenance(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
+        provenance={obj.id: describe(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
         dropped_by_rules=dropped_by,
         error_count=len(blocking_errors(findings)),
         repo=repo,
