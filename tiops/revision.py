@@ -145,12 +145,18 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
     }
     objects = compiled_objects(repo, rules=outcome, built=shared.compiled if shared is not None else None)
     describe = shared.provenance if shared is not None else _provenance
+    authored: dict[str, dict[str, Any]] = {}
+    provenance: dict[str, Provenance] = {}
+    for obj in repo.objects:
+        object_id = obj.id
+        authored[object_id] = _authored(obj)
+        provenance[object_id] = describe(obj, changed_by.get(object_id, ()))
     return CompiledRevision(
         label=label,
         commit=commit,
         objects=objects,
-        authored={obj.id: _authored(obj) for obj in repo.objects},
-        provenance={obj.id: describe(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
+        authored=authored,
+        provenance=provenance,
         dropped_by_rules=dropped_by,
         error_count=len(blocking_errors(findings)),
         repo=repo,
