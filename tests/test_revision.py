@@ -197,3 +197,11 @@ def test_a_shallow_clone_says_so(tmp_path: Path) -> None:
     assert "shallow clone" in result.output
     assert "fetch-depth: 0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    expected = compile_revision(root, "base")
+    monkeypatch.chdir(root)
+    from_relative = compile_revision(Path("."), "base")
+    assert from_relative.objects == expected.objects and len(expected.objects) > 5

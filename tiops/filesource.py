@@ -117,13 +117,9 @@ class SharedParses:
         self._documents: dict[str, Any] = {}
         self._loaded: dict[tuple[str, str], tuple[Any, list[Any], list[Any]]] = {}
         self._equal: dict[tuple[int, int], bool] = {}  # contexts compared, by identity
-        self.reused = 0
 
     def lookup(self, relative: str, blob_id: str) -> Any:
-        document = self._documents.get(blob_id, NOT_PARSED)
-        if document is not NOT_PARSED:
-            self.reused += 1
-        return document
+        return self._documents.get(blob_id, NOT_PARSED)
 
     def offer(self, relative: str, blob_id: str, document: Any) -> None:
         self._documents[blob_id] = document

@@ -103,6 +103,7 @@ def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_pro
     """
     if rev is None:
         return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, shared)
+    root = root.resolve()  # the revision's files are looked up by the paths the load stage builds under root
     sha, committed = _resolve(root, rev)
     try:
         revision = GitRevision(root, sha)
