@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tiops.errors import TiopsError
 from tiops.gitrepo import head_commit_time
-from tiops.revision import CompiledRevision, Provenance, compile_revision
+from tiops.revision import CompiledRevision, Provenance, compile_pair
 from tiops.stix import timestamp_key
 from tiops.versioning import changed_content, needs_bump
 from tiops.yamlio import PositionIndex
@@ -99,7 +99,7 @@ def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool =
     if at is not None and timestamp_key(at) is None:
         raise TiopsError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
     moment = at if at is not None else head_commit_time(root)
-    bumps = plan_bumps(compile_revision(root, base_ref), compile_revision(root, None), moment)
+    bumps = plan_bumps(*compile_pair(root, base_ref, None), moment)
     if write:
         apply_bumps(root, bumps)
     return bumps

@@ -38,12 +38,16 @@ _WRITE_BUFFER = 1 << 20
 _NONE: dict[str, Any] = {}
 
 
-def compiled_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> list[dict[str, Any]]:
+def compiled_objects(repo: Repo, *, rules: RulesOutcome | None = None,
+                     built: dict[int, tuple[IntelObject, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The objects of the bundle, sorted, built-ins and the source extension included.
 
     Ingestion rules (tiops.rules) are applied first; pass ``rules`` when they already ran.
+    ``built``: compiled forms by object identity, filled and reused (two revisions compared
+    share the objects of their unchanged files: tiops.revision).
     """
-    return list(bundle_objects(repo, rules=rules))
+    objects = bundle_objects(repo, rules=rules)
+    return list(objects) if built is None else objects.reusing(built)
 
 
 class BundleObjects:
@@ -62,6 +66,19 @@ class BundleObjects:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for entry in self._entries:
             yield _with_source(entry) if isinstance(entry, IntelObject) else entry
+
+    def reusing(self, built: dict[int, tuple[IntelObject, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Every object, taken from ``built`` when the same object was compiled before."""
+        result = []
+        for entry in self._entries:
+            if isinstance(entry, IntelObject):
+                earlier = built.get(id(entry))
+                if earlier is None or earlier[0] is not entry:
+                    earlier = built[id(entry)] = (entry, _with_source(entry))
+                result.append(earlier[1])
+            else:
+                result.append(entry)
+        return result
 
 
 def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleObjects:

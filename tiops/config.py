@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tiops.codes import make_finding
+from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location
-from tiops.inputs import InputProblem, read_input
+from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.yamlio import YamlProblem, parse_yaml
 
@@ -35,6 +36,12 @@ class Config:
     enrichment: dict[str, Any] = field(default_factory=dict)
     # Relationship tables tiops ships, added to STIX 2.1 Appendix B (docs/format.md): "attack".
     relationship_tables: tuple[str, ...] = ()
+    # Where the repository's files are read from (None: the working tree at root).
+    source: FileSource | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def files(self) -> FileSource:
+        return self.source if self.source is not None else WorkingTree(self.root)
 
     @property
     def intel_path(self) -> Path:
@@ -45,20 +52,21 @@ class Config:
         return self.root / self.rules_dir
 
 
-def load_config(root: Path) -> tuple[Config, list[Finding]]:
-    """Read ``tiops.yaml`` under ``root``; a missing file means every default."""
-    path = root / CONFIG_FILE
-    if not os.path.lexists(path):
-        return Config(root=root), []
+def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, list[Finding]]:
+    """Read ``tiops.yaml`` under ``root`` (from ``source``, default the working tree); a missing file means every default."""
+    files = source if source is not None else WorkingTree(root)
+    path = os.fspath(root / CONFIG_FILE)
+    if not files.lexists(path):
+        return Config(root=root, source=source), []
     location = Location(CONFIG_FILE, 1, 1)
     try:
-        data = parse_yaml(read_input(os.fspath(path), root=os.fspath(root)).decode("utf-8"))
+        data = parse_yaml(files.read(path).decode("utf-8"))
     except InputProblem as problem:
-        return Config(root=root), [make_finding(problem.code, problem.message, location)]
+        return Config(root=root, source=source), [make_finding(problem.code, problem.message, location)]
     except UnicodeDecodeError:
-        return Config(root=root), [make_finding("TI106", "tiops.yaml is not UTF-8", location)]
+        return Config(root=root, source=source), [make_finding("TI106", "tiops.yaml is not UTF-8", location)]
     except YamlProblem as problem:
-        return Config(root=root), [
+        return Config(root=root, source=source), [
             make_finding(problem.code, problem.message, Location(CONFIG_FILE, problem.line, problem.column))
         ]
     data = {} if data is None else data
@@ -67,7 +75,7 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
         for error_path, message in tiops_schema_errors("config", data)
     ]
     if findings or not isinstance(data, dict):
-        return Config(root=root), findings
+        return Config(root=root, source=source), findings
     targets = {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
     targets.update(data.get("targets") or {})
     findings.extend(_deprecated_keys(targets))
@@ -85,6 +93,7 @@ def load_config(root: Path) -> tuple[Config, list[Finding]]:
             taxii_credentials=tuple(data.get("taxii_credentials") or ()),
             enrichment=dict(data.get("enrichment") or {}),
             relationship_tables=tuple(data.get("relationship_tables") or ()),
+            source=source,
         ),
         findings,
     )

@@ -101,7 +101,7 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
     """What changed from ``base`` to ``head``, sorted by (type, id) in every section."""
     before = {obj["id"]: _without_enrichment(obj) for obj in base.objects if obj["id"] != ENRICHMENT_EXTENSION_ID}
     after = {obj["id"]: _without_enrichment(obj) for obj in head.objects if obj["id"] != ENRICHMENT_EXTENSION_ID}
-    names = {**_names(base.objects), **_names(head.objects)}
+    names = _Names(before, after)
     added: list[ObjectRef] = []
     removed: list[ObjectRef] = []
     rel_added: list[RelationshipRef] = []
@@ -127,10 +127,12 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
             rel_removed.append(_relationship(obj, names))
         else:
             removed.append(_ref(obj, names))
-    for object_id in sorted(set(before) & set(after), key=_order(after)):
+    # Unchanged objects first, cheaply: objects of files unchanged between the sides are the
+    # very same dicts (tiops.revision.SharedWork), and most objects of a review are unchanged.
+    both = [object_id for object_id, new in after.items()
+            if (old := before.get(object_id)) is not None and old is not new and old != new]
+    for object_id in sorted(both, key=_order(after)):
         old, new = before[object_id], after[object_id]
-        if old == new:
-            continue
         change = ObjectChange(_ref(new, names), tuple(field_diffs(old, new)))
         if new.get("revoked") is True and old.get("revoked") is not True:
             revoked.append(change)
@@ -216,15 +218,22 @@ def display_name(obj: dict[str, Any]) -> str:
     return str(obj.get("id", ""))
 
 
-def _names(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return {obj["id"]: display_name(obj) for obj in objects}
+class _Names:
+    """Display names by id, the head's first, worked out only for the objects a diff shows."""
+
+    def __init__(self, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> None:
+        self._before, self._after = before, after
+
+    def get(self, object_id: str, default: Any = None) -> Any:
+        obj = self._after.get(object_id) or self._before.get(object_id)
+        return display_name(obj) if obj is not None else default
 
 
 def _order(objects: dict[str, dict[str, Any]]) -> Any:
     return lambda object_id: (objects[object_id]["type"], object_id)
 
 
-def _ref(obj: dict[str, Any], names: dict[str, str]) -> ObjectRef:
+def _ref(obj: dict[str, Any], names: _Names) -> ObjectRef:
     if obj["type"] == "relationship":
         name = (f"{names.get(obj.get('source_ref', ''), obj.get('source_ref'))} {obj.get('relationship_type')} "
                 f"{names.get(obj.get('target_ref', ''), obj.get('target_ref'))}")
@@ -233,7 +242,7 @@ def _ref(obj: dict[str, Any], names: dict[str, str]) -> ObjectRef:
     return ObjectRef(obj["id"], obj["type"], name)
 
 
-def _relationship(obj: dict[str, Any], names: dict[str, str]) -> RelationshipRef:
+def _relationship(obj: dict[str, Any], names: _Names) -> RelationshipRef:
     source, target = str(obj.get("source_ref", "")), str(obj.get("target_ref", ""))
     return RelationshipRef(obj["id"], source, str(obj.get("relationship_type", "")), target,
                            names.get(source, source), names.get(target, target))

@@ -1,88 +1,226 @@
-"""Git access for tiops: the only module that imports gitpython."""
+"""Git access for tiops: the only module that runs git.
+
+It runs the git command line, which every checkout tiops works in already has: a few
+short commands per run, and for a revision one long-lived ``git cat-file --batch``
+that reads blobs straight from the object database (no checkout, no temporary files).
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import TracebackType
 
-# gitpython is imported inside each function: it costs almost half a second to import,
-# and most runs of most commands (validate, query, a file given by name) never read git.
-if TYPE_CHECKING:
-    import git
+from tiops.inputs import InputProblem, WalkProblem, is_utf8_name
+from tiops.limits import MAX_FILE_BYTES
+
+
+class GitFailed(Exception):
+    """A git command failed; the message is git's own, first line."""
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", os.fspath(root), *args], capture_output=True, check=False)
+    except OSError as error:  # no git on PATH
+        raise GitFailed(f"cannot run git: {error.strerror}") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitFailed(message[-1] if message else f"git {args[0]} failed")
+    return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def _commit_time(root: Path, rev: str) -> str:
+    """The committer time of ``rev`` as a STIX timestamp (UTC)."""
+    seconds = int(_git(root, "show", "-s", "--format=%ct", rev, "--").strip())
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def head_commit(root: Path) -> str | None:
     """The commit checked out at ``root`` (its hex sha), or None outside a git repository."""
-    import git
-
     try:
-        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip() or None
+    except GitFailed:
         return None
 
 
 def head_commit_time(root: Path) -> str | None:
     """The committer time of the commit checked out at ``root`` as a STIX timestamp (UTC), or None."""
-    import git
-
-    try:
-        commit = git.Repo(root, search_parent_directories=True).head.commit
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+    sha = head_commit(root)
+    if sha is None:
         return None
-    moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        return _commit_time(root, sha)
+    except (GitFailed, ValueError):
+        return None
 
 
 # --- Revisions (tiops diff, tiops validate --base) ------------------------------------
 
 
-def _commit(root: Path, rev: str) -> tuple[git.Repo, git.Commit]:
-    """The repository around ``root`` and the commit ``rev`` names; LookupError when there is none."""
-    import git
-
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        return repo, repo.commit(rev)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
-        raise LookupError(f"{root} is not inside a git repository") from error
-    except (git.BadName, git.BadObject, ValueError) as error:
-        raise LookupError(f"{rev!r} names no commit") from error
-
-
 def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     """``rev`` (a branch, tag, sha or expression like HEAD~1) as (full sha, committer time as a STIX timestamp).
 
-    Raises ``LookupError`` when ``root`` is not in a git repository or ``rev`` names no commit.
+    Raises ``LookupError`` when ``root`` is not in a git repository or ``rev`` names no commit;
+    the message says why (a shallow clone that lacks the commit is named as such).
+    """
+    try:
+        _git(root, "rev-parse", "--git-dir")
+    except GitFailed as error:
+        raise LookupError(f"{root} is not inside a git repository ({error})") from None
+    if rev.startswith("-"):  # never let a revision be read as an option of git
+        raise LookupError(f"{rev!r} names no commit")
+    try:
+        sha = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    except GitFailed:
+        sha = ""
+    if not sha:
+        raise LookupError(f"{rev!r} names no commit" + (
+            " in this shallow clone (its history stops before it)" if is_shallow(root) else ""))
+    return sha, _commit_time(root, sha)
+
+
+def is_shallow(root: Path) -> bool:
+    """Whether the repository around ``root`` is a shallow clone (CI checkouts often are)."""
+    try:
+        return _git(root, "rev-parse", "--is-shallow-repository").strip() == "true"
+    except GitFailed:
+        return False
+
+
+_SYMLINK, _SUBMODULE = b"120000", b"160000"
+
+
+class GitRevision:
+    """The files under ``root`` as they were at one commit, read from git objects (a tiops.filesource.FileSource).
+
+    Paths are those the files would have in a checkout at ``root``, so findings name the
+    same files as on the working tree. tiops may live in a subfolder of the git
+    repository: only that subfolder's part of the tree is listed. Symlinks and
+    submodules are not files of the revision (a checkout's links are not followed
+    into git objects). Use as a context manager: it holds one git process.
     """
 
-    _, commit = _commit(root, rev)
-    moment = datetime.fromtimestamp(commit.committed_date, tz=UTC)
-    return str(commit.hexsha), moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def export_revision(root: Path, rev: str, target: Path) -> str:
-    """Write the files of ``root`` as they were at ``rev`` into ``target``; returns the commit sha.
-
-    Only the part of the tree under ``root`` is written (tiops may live in a subfolder
-    of the git repository), so ``target`` then looks like ``root`` did at that commit.
-    """
-    import git
-
-    repo, commit = _commit(root, rev)
-    top = Path(str(repo.working_tree_dir)).resolve()
-    prefix = root.resolve().relative_to(top).as_posix()
-    tree = commit.tree
-    if prefix not in ("", "."):
+    def __init__(self, root: Path, commit: str) -> None:
+        self.root = root
+        self.commit = commit
+        self._blobs: dict[str, tuple[str, int]] = {}  # path -> (blob id, size)
+        self._folders: dict[str, tuple[set[str], list[str]]] = {os.fspath(root): (set(), [])}
+        self._process: subprocess.Popen[bytes] | None = None
         try:
-            tree = tree / prefix
-        except KeyError:
-            return str(commit.hexsha)  # the folder did not exist yet: an empty revision
-    start = len(str(tree.path)) + 1 if tree.path else 0
-    for item in tree.traverse():
-        if not isinstance(item, git.Blob) or item.mode == 0o120000:  # files only; symlinks are not followed
-            continue
-        path = target / str(item.path)[start:]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(item.data_stream.read())
-    return str(commit.hexsha)
+            # ls-tree run in a subfolder lists that subfolder only, with paths relative to it.
+            listing = subprocess.run(["git", "-C", os.fspath(root), "ls-tree", "-r", "-z", "-l", commit],
+                                     capture_output=True, check=False)
+        except OSError as error:
+            raise LookupError(f"cannot run git: {error.strerror}") from None
+        if listing.returncode != 0:
+            raise LookupError(listing.stderr.decode("utf-8", "replace").strip() or f"cannot list {commit}")
+        # Plain string work: this runs once per file of the revision (100k on big repositories).
+        top = os.fspath(root)
+        folders = self._folders
+        for entry in listing.stdout.split(b"\0"):
+            if not entry:
+                continue
+            meta, _, name = entry.partition(b"\t")
+            mode, kind, blob, size = meta.split()
+            if kind != b"blob" or mode in (_SYMLINK, _SUBMODULE):
+                continue
+            folder, _, filename = os.fsdecode(name).rpartition("/")
+            directory = f"{top}/{folder}" if folder else top
+            self._blobs[f"{directory}/{filename}"] = (blob.decode(), int(size))
+            listed = folders.get(directory)
+            if listed is None:
+                listed = self._new_folder(directory)
+            listed[1].append(filename)
+
+    def _new_folder(self, path: str) -> tuple[set[str], list[str]]:
+        """Add a folder and, up to the root, every parent it was not yet listed in."""
+        listed = self._folders[path] = (set(), [])
+        child = path
+        while True:
+            parent, _, name = child.rpartition("/")
+            known = self._folders.get(parent)
+            if known is not None:
+                known[0].add(name)
+                return listed
+            self._folders[parent] = ({name}, [])
+            child = parent
+
+    # --- FileSource ---
+
+    def read(self, path: str) -> bytes:
+        entry = self._blobs.get(path)
+        if entry is None:
+            raise InputProblem("TI106", f"cannot read the file: not a file of commit {self.commit[:12]}")
+        blob, size = entry
+        if size > MAX_FILE_BYTES:
+            raise InputProblem("TI109", f"{size} bytes, more than the limit of {MAX_FILE_BYTES} bytes")
+        return self._cat(blob, size)
+
+    def lexists(self, path: str) -> bool:
+        return path in self._blobs or path in self._folders
+
+    def is_dir(self, path: str) -> bool:
+        return path in self._folders
+
+    def listdir(self, path: str) -> list[str]:
+        folder = self._folders.get(path)
+        return sorted([*folder[0], *folder[1]]) if folder is not None else []
+
+    def walk(self, top: str, on_problem: WalkProblem) -> Iterator[tuple[str, list[str], list[str]]]:
+        if top not in self._folders:
+            return
+        pending = [top]
+        while pending:
+            directory = pending.pop()
+            subdirs, filenames = self._folders[directory]
+            kept = []
+            for name in sorted(subdirs):
+                if is_utf8_name(name):
+                    kept.append(name)
+                else:
+                    on_problem(os.path.join(directory, name), "TI114",
+                               "the folder name is not UTF-8; its files were not read")
+            yield directory, kept, sorted(filenames)
+            pending.extend(os.path.join(directory, name) for name in reversed(kept))
+
+    def blob_id(self, path: str) -> str | None:
+        entry = self._blobs.get(path)
+        return entry[0] if entry is not None else None
+
+    # --- the cat-file process ---
+
+    def _cat(self, blob: str, size: int) -> bytes:
+        process = self._process
+        if process is None:
+            process = self._process = subprocess.Popen(
+                ["git", "-C", os.fspath(self.root), "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(blob.encode() + b"\n")
+            process.stdin.flush()
+            header = process.stdout.readline().split()
+            if len(header) != 3 or header[1] != b"blob":
+                raise InputProblem("TI106", f"cannot read the file: git has no blob {blob}")
+            data = process.stdout.read(int(header[2]) + 1)[:-1]  # the content, then a newline
+        except OSError as error:
+            raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
+        return data
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.close()
+            process.wait()
+            process.stdout.close()
+
+    def __enter__(self) -> GitRevision:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()

@@ -17,8 +17,9 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.config import Config, load_config
+from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, blob_id_of
 from tiops.findings import Finding, Location, PathPart, Severity
-from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
+from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
@@ -126,17 +127,26 @@ class Repo:
         return {obj.id: obj for obj in self.objects}
 
 
-def load_repo(root: Path, *, progress: Progress = no_progress) -> Repo:
-    """Load every object file under the configured intel folder of ``root``."""
-    config, findings = load_config(root)
+def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSource | None = None,
+              parsed: ParsedFiles | None = None) -> Repo:
+    """Load every object file under the configured intel folder of ``root``.
+
+    ``source``: where the files are read from (default the working tree; tiops.gitrepo
+    reads a revision). ``parsed``: documents already parsed, by blob id, offered every
+    document this load parses (tiops.filesource).
+    """
+    config, findings = load_config(root, source)
     repo = Repo(root=root, config=config, findings=list(findings))
     intel = config.intel_path
-    if not intel.is_dir():
+    if not config.files.is_dir(os.fspath(intel)):
         return repo
     with paused_gc():
         files = list(_object_files(intel, root, repo))
         for done, (path, relative, defaults) in enumerate(files, 1):
-            _load_object_file(path, relative, defaults, repo)
+            if parsed is None:
+                _load_object_file(path, relative, defaults, repo)
+            else:
+                _load_shared_object_file(path, relative, defaults, repo, parsed)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
     return repo
@@ -252,7 +262,7 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
         relative = display_name(_relative(Path(path), root))
         repo.findings.append(make_finding(code, message, Location(relative, 1, 1)))
 
-    for directory, _subdirs, filenames in walk(os.fspath(intel), report):
+    for directory, _subdirs, filenames in repo.config.files.walk(os.fspath(intel), report):
         parent = defaults_by_dir.get(os.path.dirname(directory), Defaults())
         relative_dir = _relative(Path(directory), root)
         defaults = parent
@@ -286,14 +296,20 @@ def _read_text(path: str, relative: str, repo: Repo) -> str | None:
     # four extra system calls per file (fstat, ioctl, lseek...), a measurable share of
     # loading 50k files. Line endings are normalised as text mode would.
     try:
-        text = read_input(path, root=os.fspath(repo.root)).decode("utf-8")
-    except UnicodeDecodeError as error:
-        repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
+        content = repo.config.files.read(path)
     except InputProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
-    else:
-        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-    return None
+        return None
+    return _decode(content, relative, repo)
+
+
+def _decode(content: bytes, relative: str, repo: Repo) -> str | None:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _parse(text: str, relative: str, repo: Repo) -> Any:
@@ -338,7 +354,7 @@ def _with_overlay(defaults: Defaults, directory: str, relative_dir: str, repo: R
     """Attach the imported folder's _overlay.yaml; a broken one is reported and applies nothing."""
     overlay: dict[str, Any] = {}
     path = os.path.join(directory, OVERLAY_FILE)
-    if os.path.lexists(path):  # a pipe or a dangling link is reported by _read_text, not skipped
+    if repo.config.files.lexists(path):  # a pipe or a dangling link is reported by _read_text, not skipped
         relative = f"{relative_dir}/{OVERLAY_FILE}"
         text = _read_text(path, relative, repo)
         data = _parse(text, relative, repo) if text is not None else _UNREADABLE
@@ -358,6 +374,10 @@ def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) 
     data = _parse(text, relative, repo)
     if data is _UNREADABLE:
         return
+    _add_document(data, relative, defaults, repo)
+
+
+def _add_document(data: Any, relative: str, defaults: Defaults, repo: Repo) -> None:
     if isinstance(data, dict):
         _add_object(data, relative, (), defaults, repo)
     elif isinstance(data, list):
@@ -372,6 +392,53 @@ def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) 
         repo.findings.append(make_finding("TI104", "the file is empty", Location(relative, 1, 1)))
     else:
         repo.findings.append(make_finding("TI104", f"the document is a {_kind(data)}, not a STIX object mapping or a list of them", Location(relative, 1, 1)))
+
+
+def _load_shared_object_file(path: str, relative: str, defaults: Defaults, repo: Repo, parsed: ParsedFiles) -> None:
+    """:func:`_load_object_file` that reuses a document parsed before from the same blob.
+
+    A file whose blob id the source knows (a git revision) is not even read when its
+    document is there; a working-tree file is read and hashed, which costs far less
+    than parsing it again.
+    """
+    files = repo.config.files
+    blob = files.blob_id(path)
+    if blob is not None and _reuse_loaded(relative, blob, defaults, repo, parsed):
+        return
+    document = parsed.lookup(relative, blob) if blob is not None else NOT_PARSED
+    if document is NOT_PARSED:
+        try:
+            content = files.read(path)
+        except InputProblem as problem:
+            repo.findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
+            return
+        if blob is None:
+            blob = blob_id_of(content)
+            if _reuse_loaded(relative, blob, defaults, repo, parsed):
+                return
+        document = parsed.lookup(relative, blob)
+        if document is NOT_PARSED:
+            text = _decode(content, relative, repo)
+            if text is None:
+                return
+            document = _parse(text, relative, repo)
+            if document is _UNREADABLE:
+                return
+            parsed.offer(relative, blob, document)
+    assert blob is not None  # known from the source or computed from the content above
+    objects_before, findings_before = len(repo.objects), len(repo.findings)
+    _add_document(document, relative, defaults, repo)
+    parsed.offer_loaded(relative, blob, defaults, repo.objects[objects_before:], repo.findings[findings_before:])
+
+
+def _reuse_loaded(relative: str, blob: str, defaults: Defaults, repo: Repo, parsed: ParsedFiles) -> bool:
+    """Take the objects an earlier load made of the same file, blob and defaults."""
+    loaded = parsed.loaded(relative, blob, defaults)
+    if loaded is None:
+        return False
+    repo.objects.extend(loaded[0])
+    repo.findings.extend(loaded[1])
+    return True
 
 
 def _kind(value: Any) -> str:

@@ -1,20 +1,27 @@
 """Compile a git revision (or the working tree) for `tiops diff` and the versioning checks.
 
-A revision is exported into a temporary folder and goes through the normal
-pipeline there (load, validate, ingestion rules, compile), so what is compared is
-exactly what `tiops compile` would have written at that commit.
+A revision is read straight from git objects (tiops.gitrepo.GitRevision: no checkout,
+no temporary files) and goes through the normal pipeline (load, validate, ingestion
+rules, compile), so what is compared is exactly what `tiops compile` would have
+written at that commit. Findings name the files where a checkout would have them.
+
+Comparing two revisions (:func:`compile_pair`) does the work of a file once: files whose
+blob, path and defaults are the same on both sides load to the very same objects, which
+are then checked, compiled and described once (:class:`SharedWork`); read from git, such
+a file is not even read. Any other file whose content was seen is not parsed again.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.errors import UsageError
-from tiops.gitrepo import export_revision, resolve_revision
+from tiops.filesource import FileSource, SharedParses
+from tiops.findings import Finding
+from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, resolve_as_of
@@ -55,27 +62,79 @@ class CompiledRevision:
     repo: Repo | None = None
 
 
-def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress) -> CompiledRevision:
-    """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk)."""
+@dataclass
+class SharedWork:
+    """What the two sides of a comparison share, by object identity (objects are never changed after loading)."""
+
+    parses: SharedParses = field(default_factory=SharedParses)
+    checked: dict[int, tuple[IntelObject, list[Finding]]] = field(default_factory=dict)
+    compiled: dict[int, tuple[IntelObject, dict[str, Any]]] = field(default_factory=dict)
+    described: dict[int, tuple[IntelObject, Provenance]] = field(default_factory=dict)
+
+    def provenance(self, obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
+        earlier = self.described.get(id(obj))
+        if earlier is None or earlier[0] is not obj or earlier[1].rules != rules:
+            earlier = self.described[id(obj)] = (obj, _provenance(obj, rules))
+        return earlier[1]
+
+
+def compile_pair(root: Path, base: str, head: str | None, *,
+                 progress: Progress = no_progress) -> tuple[CompiledRevision, CompiledRevision]:
+    """``base`` and ``head`` (None: the working tree) compiled for comparing, each file content parsed once.
+
+    Both revisions are resolved first, so a wrong name fails before any work. The head is
+    compiled first: a working tree is read from disk anyway, and the base then reads
+    from git only the files whose blobs the head did not have.
+    """
+    for rev in (base, head):
+        if rev is not None:
+            _resolve(root, rev)
+    shared = SharedWork()
+    after = compile_revision(root, head, progress=progress, shared=shared)
+    before = compile_revision(root, base, progress=progress, shared=shared)
+    return before, after
+
+
+def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
+                     shared: SharedWork | None = None) -> CompiledRevision:
+    """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk).
+
+    ``shared``: the work of an earlier call, to reuse (see the module's doc).
+    """
     if rev is None:
-        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress)
+        return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, shared)
+    root = root.resolve()  # the revision's files are looked up by the paths the load stage builds under root
+    sha, committed = _resolve(root, rev)
     try:
-        sha, committed = resolve_revision(root, rev)
+        revision = GitRevision(root, sha)
     except LookupError as error:
-        raise UsageError(f"cannot read revision {rev!r}: {error}",
-                         hint="Name a commit, branch or tag, e.g. origin/main or HEAD~1.") from error
-    with tempfile.TemporaryDirectory(prefix="tiops-rev-") as temporary:
-        export_revision(root, sha, Path(temporary))
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+    with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
-        compiled = _compile_tree(Path(temporary), f"{rev} ({sha[:7]})", sha, as_of, progress)
-    compiled.repo = None  # its root was a temporary folder that no longer exists
+        compiled = _compile_tree(root, f"{rev} ({sha[:7]})", sha, as_of, progress, revision, shared)
+    compiled.repo = None  # its files were read from git objects, through a reader that is now closed
     return compiled
 
 
-def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress) -> CompiledRevision:
-    repo = load_repo(root, progress=progress)
-    findings = validate_repo(repo, progress=progress)
+def _resolve(root: Path, rev: str) -> tuple[str, str]:
+    try:
+        return resolve_revision(root, rev)
+    except LookupError as error:
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+
+
+def _revision_hint(root: Path) -> str:
+    if is_shallow(root):
+        return ("This is a shallow clone: fetch the history the revision needs (git fetch --unshallow, "
+                "or fetch-depth: 0 in actions/checkout).")
+    return "Name a commit, branch or tag of this git repository, e.g. origin/main or HEAD~1."
+
+
+def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
+                  source: FileSource | None, shared: SharedWork | None) -> CompiledRevision:
+    repo = load_repo(root, progress=progress, source=source, parsed=shared.parses if shared is not None else None)
+    findings = validate_repo(repo, progress=progress, checked=shared.checked if shared is not None else None)
     outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)
@@ -85,13 +144,20 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         object_id: tuple(a.rule for a in outcome.applied.get(object_id, ()) if a.dropped) or (reason,)
         for object_id, reason in outcome.dropped.items()
     }
-    objects = compiled_objects(repo, rules=outcome)
+    objects = compiled_objects(repo, rules=outcome, built=shared.compiled if shared is not None else None)
+    describe = shared.provenance if shared is not None else _provenance
+    authored: dict[str, dict[str, Any]] = {}
+    provenance: dict[str, Provenance] = {}
+    for obj in repo.objects:
+        object_id = obj.id
+        authored[object_id] = _authored(obj)
+        provenance[object_id] = describe(obj, changed_by.get(object_id, ()))
     return CompiledRevision(
         label=label,
         commit=commit,
         objects=objects,
-        authored={obj.id: _authored(obj) for obj in repo.objects},
-        provenance={obj.id: _provenance(obj, changed_by.get(obj.id, ())) for obj in repo.objects},
+        authored=authored,
+        provenance=provenance,
         dropped_by_rules=dropped_by,
         error_count=len(blocking_errors(findings)),
         repo=repo,

@@ -17,7 +17,7 @@ from typing import Any
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location, Severity, sort_findings
 from tiops.locate import resolve_locations
-from tiops.revision import CompiledRevision, compile_revision
+from tiops.revision import CompiledRevision, compile_pair
 from tiops.stix import SCO_TYPES, timestamp_key
 
 _VERSION_ONLY = frozenset({"modified"})
@@ -112,8 +112,7 @@ def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[F
 
 def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = Severity.WARNING) -> list[Finding]:
     """Check the working tree at ``root`` against git revision ``base_ref``."""
-    base = compile_revision(root, base_ref)
-    head = compile_revision(root, None)
+    base, head = compile_pair(root, base_ref, None)
     return sort_findings(resolve_locations(check_versions(base, head, deleted_severity=deleted_severity), root))
 
 

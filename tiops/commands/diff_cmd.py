@@ -9,7 +9,7 @@ import click
 from tiops.commands.common import handle_errors, progress_bar, repo_root
 from tiops.diff import diff_revisions
 from tiops.render.diff import DIFF_RENDERERS
-from tiops.revision import compile_revision
+from tiops.revision import compile_pair
 
 
 @click.command("diff")
@@ -30,8 +30,7 @@ def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, outp
     """
     root = repo_root(ctx)
     with progress_bar(fmt == "text" and output is None) as progress:
-        before = compile_revision(root, base, progress=progress)
-        after = compile_revision(root, head, progress=progress)
+        before, after = compile_pair(root, base, head, progress=progress)
     diff = diff_revisions(before, after)
     rendered = DIFF_RENDERERS[fmt](diff)
     if output is not None:

@@ -25,8 +25,9 @@ from typing import Any, Final
 import orjson
 
 from tiops.codes import make_finding
+from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location
-from tiops.inputs import InputProblem, read_input
+from tiops.inputs import InputProblem
 from tiops.memory import paused_gc
 
 __all__ = [
@@ -89,19 +90,20 @@ def _render_meta(meta: Mapping[str, Any]) -> bytes:
     return orjson.dumps(meta, option=_OPTIONS | orjson.OPT_INDENT_2) + b"\n"
 
 
-def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Finding]]:
+def read_lock(intel_path: Path, root: Path, source: FileSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:
     """The lock under ``intel_path`` (empty when there is none) and findings about its files.
 
     A file with errors contributes nothing (TI150); a file that is valid but not in
     canonical form is used and reported (TI151).
     """
+    files = source if source is not None else WorkingTree(root)
     directory = lock_directory(intel_path)
     lock, findings = EnrichmentLock(), list[Finding]()
-    if not directory.is_dir():
+    if not files.is_dir(os.fspath(directory)):
         return lock, findings
     meta_path = directory / "lock.json"
-    if os.path.lexists(meta_path):  # anything there is read as an input, and reported if it is not a file
-        data, problem, text = _parse(meta_path, root)
+    if files.lexists(os.fspath(meta_path)):  # anything there is read as an input, and reported if it is not a file
+        data, problem, text = _parse(meta_path, root, files)
         if problem is not None:
             findings.append(problem)
         elif not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
@@ -112,13 +114,13 @@ def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Findin
                 findings.append(_not_canonical(meta_path, root))
     for section in SECTIONS:
         folder = directory / section
-        if not folder.is_dir():
+        if not files.is_dir(os.fspath(folder)):
             continue
         target = lock.section(section)
-        for path in sorted(folder.iterdir()):
+        for path in [folder / name for name in files.listdir(os.fspath(folder))]:
             if not path.name.endswith(".json"):
                 continue
-            entries, shard_findings = _read_shard(path, root, section)
+            entries, shard_findings = _read_shard(path, root, section, files)
             findings.extend(shard_findings)
             target.update(entries)
     return lock, findings
@@ -127,13 +129,16 @@ def read_lock(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Findin
 _CACHE: dict[str, tuple[tuple[tuple[str, int, int], ...], EnrichmentLock, list[Finding]]] = {}
 
 
-def read_lock_for_build(intel_path: Path, root: Path) -> tuple[EnrichmentLock, list[Finding]]:
+def read_lock_for_build(intel_path: Path, root: Path, source: FileSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:
     """:func:`read_lock` for readers that never change the lock (validate, rules, compile).
 
     One build reads the lock twice (validation reports on it, the rules use it); the
     second read is skipped while no lock file changed (same names, sizes and mtimes).
-    Callers must not modify what it returns.
+    Callers must not modify what it returns. A lock read from another ``source`` than the
+    working tree (a git revision) is not kept.
     """
+    if source is not None and not isinstance(source, WorkingTree):
+        return read_lock(intel_path, root, source)
     directory = lock_directory(intel_path)
     files = sorted(directory.rglob("*.json")) if directory.is_dir() else []
     signature = tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in files)
@@ -148,8 +153,8 @@ def read_lock_for_build(intel_path: Path, root: Path) -> tuple[EnrichmentLock, l
     return lock, list(findings)
 
 
-def _read_shard(path: Path, root: Path, section: str) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
-    data, problem, text = _parse(path, root)
+def _read_shard(path: Path, root: Path, section: str, files: FileSource) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+    data, problem, text = _parse(path, root, files)
     if problem is not None:
         return {}, [problem]
     if not isinstance(data, dict):
@@ -218,14 +223,14 @@ def _entry_problem(section: str, path: Path, value: str, entry: Any) -> str:
     return f"{value!r} is not in canonical form: write it {written!r}"
 
 
-def _parse(path: Path, root: Path) -> tuple[Any, Finding | None, bytes]:
+def _parse(path: Path, root: Path, files: FileSource) -> tuple[Any, Finding | None, bytes]:
     """A lock file's JSON, or the finding that says why not, and its bytes.
 
     Read like every input (tiops.inputs): a pipe or device in its place is a finding,
     never a hang.
     """
     try:
-        text = read_input(os.fspath(path), root=os.fspath(root))
+        text = files.read(os.fspath(path))
     except InputProblem as problem:
         return None, make_finding(problem.code, problem.message, Location(_relative(path, root), 1, 1)), b""
     try:

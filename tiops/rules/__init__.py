@@ -123,7 +123,7 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         )
     # Locked enrichment (tiops.enrich) is on the objects before the first rule, so rules see
     # enrichment.* and whois.* fields; the lock is read from disk, never from the network.
-    objects = attach_enrichment(repo.objects, read_lock_for_build(repo.config.intel_path, repo.root)[0])
+    objects = attach_enrichment(repo.objects, read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0])
     return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
 
 

@@ -19,7 +19,7 @@ from tiops.codes import make_finding
 from tiops.config import Config
 from tiops.enrich.fields import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
-from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input, walk
+from tiops.inputs import InputProblem, display_name, is_utf8_name
 from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors
 from tiops.rules.conditions import (
     COMBINATORS,
@@ -109,7 +109,8 @@ def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tu
     """
     folder = config.rules_path / INGESTION_DIR
     found: list[tuple[Path, str]] = []
-    if not folder.is_dir():
+    files = config.files
+    if not files.is_dir(os.fspath(folder)):
         return found
 
     def report(path: str, code: str, message: str) -> None:
@@ -117,7 +118,7 @@ def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tu
             relative = display_name(Path(path).relative_to(config.root).as_posix())
             findings.append(make_finding(code, message, Location(relative, 1, 1)))
 
-    for directory, _subdirs, filenames in walk(os.fspath(folder), report):
+    for directory, _subdirs, filenames in files.walk(os.fspath(folder), report):
         for filename in filenames:
             if filename.endswith((".yaml", ".yml")) and not filename.startswith("."):
                 path = Path(directory) / filename
@@ -135,7 +136,7 @@ def load_rules(config: Config) -> tuple[RuleSet, list[Finding]]:
     raw_rules: list[Any] = []
     for path, relative in rule_files(config, findings):
         try:
-            text = read_input(os.fspath(path), root=os.fspath(config.root)).decode("utf-8")
+            text = config.files.read(os.fspath(path)).decode("utf-8")
         except InputProblem as problem:
             findings.append(make_finding(problem.code, problem.message, Location(relative, 1, 1)))
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 from tiops.enrich.lock import read_lock_for_build
 from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
-from tiops.load import Repo, load_bundle, load_repo
+from tiops.load import IntelObject, Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -22,17 +22,28 @@ from tiops.validate.stix20 import at_stix20_places
 __all__ = ["validate_paths", "validate_repo"]
 
 
-def validate_repo(repo: Repo, *, progress: Progress = no_progress) -> list[Finding]:
-    """All findings for ``repo`` (load findings included), located and sorted."""
+def validate_repo(repo: Repo, *, progress: Progress = no_progress,
+                  checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None) -> list[Finding]:
+    """All findings for ``repo`` (load findings included), located and sorted.
+
+    ``checked``: per-object findings by object identity, filled and reused (two revisions
+    compared share the objects of unchanged files: tiops.filesource.SharedParses).
+    """
     with paused_gc():
-        return _validate_repo(repo, progress)
+        return _validate_repo(repo, progress, checked)
 
 
-def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
+def _validate_repo(repo: Repo, progress: Progress, checked: dict[int, tuple[IntelObject, list[Finding]]] | None) -> list[Finding]:
     findings = list(repo.findings)
     total = len(repo.objects)
     for done, obj in enumerate(repo.objects, 1):
-        findings.extend(check_object(obj))
+        if checked is None:
+            findings.extend(check_object(obj))
+        else:
+            earlier = checked.get(id(obj))
+            if earlier is None or earlier[0] is not obj:
+                earlier = checked[id(obj)] = (obj, check_object(obj))
+            findings.extend(earlier[1])
         if done % 5000 == 0 or done == total:
             progress("validate", done, total)
     findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
@@ -51,8 +62,9 @@ def _validate_repo(repo: Repo, progress: Progress) -> list[Finding]:
     if repo.upgraded_from_20:
         findings = at_stix20_places(findings, repo.upgraded_from_20)
     if not repo.is_bundle:
-        findings.extend(read_lock_for_build(repo.config.intel_path, repo.root)[1])  # the enrichment lock (TI150, TI151)
-    return sort_findings(resolve_locations(findings, repo.root))
+        # the enrichment lock (TI150, TI151)
+        findings.extend(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[1])
+    return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
 
 
 def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress) -> list[Finding]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tiops.codes import make_finding
+from tiops.filesource import FileSource
 from tiops.findings import Finding, Location
-from tiops.inputs import InputProblem, read_input
+from tiops.inputs import InputProblem
 from tiops.load import OVERLAY_FILE, OVERLAY_PROPERTIES, IntelObject, Repo
 from tiops.stix import canonical_json, timestamp_key
 
@@ -52,7 +52,7 @@ def check_partner_objects(repo: Repo) -> list[Finding]:
     findings: list[Finding] = []
     for folder in sorted(set(by_folder) | set(repo.overlays)):
         objects = by_folder.get(folder, [])
-        lock, lock_finding = _read_lock(repo.root, folder)
+        lock, lock_finding = _read_lock(repo.config.files, folder)
         if lock_finding is not None:
             findings.append(lock_finding)
         else:
@@ -61,12 +61,13 @@ def check_partner_objects(repo: Repo) -> list[Finding]:
     return findings
 
 
-def _read_lock(root: Path, folder: str) -> tuple[dict[str, Any], Finding | None]:
+def _read_lock(files: FileSource, folder: str) -> tuple[dict[str, Any], Finding | None]:
     relative = f"{folder}/{LOCK_FILE}"
+    path = os.fspath(files.root / relative)
     try:
-        data = orjson.loads(read_input(os.fspath(root / relative), root=os.fspath(root)))
+        data = orjson.loads(files.read(path))
     except InputProblem as problem:
-        if not os.path.lexists(root / relative):
+        if not files.lexists(path):
             return {}, make_finding("TI705", f"{relative} is missing: the imported objects cannot be checked for edits",
                                     Location(f"{folder}/_defaults.yaml", 1, 1),
                                     hint="Re-run 'tiops import' for this source; it writes the file.")

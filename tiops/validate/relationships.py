@@ -16,7 +16,7 @@ from pathlib import Path
 from tiops.codes import make_finding
 from tiops.config import Config
 from tiops.findings import Finding, Location, Severity
-from tiops.inputs import InputProblem, read_input
+from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
 from tiops.validate.references import object_types
@@ -58,7 +58,7 @@ def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, l
     if config is not None:
         path = config.rules_path / RELATIONSHIPS_FILE
         team_file = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
-        if os.path.lexists(path):
+        if config.files.lexists(os.fspath(path)):
             text = _read_team_table(path, config, team_file, findings)
             if text is not None:
                 team, replace_builtin, findings = _parse_table(text, team_file)
@@ -85,7 +85,7 @@ def _read_team_table(path: Path, config: Config, display: str, findings: list[Fi
     decides what is published.
     """
     try:
-        return read_input(os.fspath(path), root=os.fspath(config.root)).decode("utf-8")
+        return config.files.read(os.fspath(path)).decode("utf-8")
     except InputProblem as problem:
         findings.append(make_finding(problem.code, problem.message, Location(display, 1, 1)))
     except UnicodeDecodeError as error:

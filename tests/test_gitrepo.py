@@ -1,0 +1,92 @@
+"""tiops.gitrepo against real git repositories: a revision as a file source, and the HEAD commit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pr_repo import git
+
+from tiops.filesource import WorkingTree, blob_id_of
+from tiops.gitrepo import GitRevision, head_commit, head_commit_time, resolve_revision
+from tiops.inputs import InputProblem
+
+
+def _walked(source: WorkingTree | GitRevision, top: Path) -> list[tuple[str, list[str], list[str]]]:
+    problems: list[tuple[str, str]] = []
+    walked = [(os.path.relpath(d, source.root), s, f)
+              for d, s, f in source.walk(os.fspath(top), lambda p, c, m: problems.append((p, c)))]
+    assert problems == []
+    return walked
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for relative, text in {
+        "tiops.yaml": "intel: intel\n",
+        "intel/a.yaml": "a: 1\n",
+        "intel/b/c.yaml": "c: [1, 2]\r\n",
+        "intel/b/d/e.yaml": "",
+        "intel/z/y.yaml": "y: true\n",
+        "rules/ingestion/r.yaml": "rules: []\n",
+    }.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode())
+    (root / "intel" / "link.yaml").symlink_to("a.yaml")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "files", date="2025-04-05T06:07:08+00:00")
+    return root
+
+
+def test_a_revision_lists_and_reads_the_files_of_its_checkout(repo: Path) -> None:
+    (repo / "intel" / "uncommitted.yaml").write_text("x: 1\n")
+    (repo / "intel" / "a.yaml").write_text("changed after the commit\n")
+    with GitRevision(repo, resolve_revision(repo, "HEAD")[0]) as revision:
+        git(repo, "stash", "-q", "-u")  # the working tree back at the commit, for the reference
+        (repo / "intel" / "link.yaml").unlink()  # symlinks are not files of a revision: compare without it
+        tree = WorkingTree(repo)
+        assert _walked(revision, repo / "rules") == _walked(tree, repo / "rules")
+        assert _walked(revision, repo / "intel") == _walked(tree, repo / "intel")
+        for relative in ("tiops.yaml", "intel/a.yaml", "intel/b/c.yaml", "intel/b/d/e.yaml"):
+            path = os.fspath(repo / relative)
+            assert revision.read(path) == tree.read(path)
+            assert revision.blob_id(path) == blob_id_of(tree.read(path)) == git(repo, "rev-parse", f"HEAD:{relative}").strip()
+        assert revision.listdir(os.fspath(repo / "intel")) == ["a.yaml", "b", "z"]
+        assert revision.is_dir(os.fspath(repo / "intel" / "b")) and not revision.is_dir(os.fspath(repo / "intel" / "a.yaml"))
+        assert revision.lexists(os.fspath(repo / "rules" / "ingestion" / "r.yaml"))
+        assert not revision.lexists(os.fspath(repo / "intel" / "uncommitted.yaml"))
+        with pytest.raises(InputProblem) as missing:
+            revision.read(os.fspath(repo / "intel" / "uncommitted.yaml"))
+        assert missing.value.code == "TI106"
+
+
+def test_a_symlink_in_a_revision_is_not_a_file_of_it(repo: Path) -> None:
+    with GitRevision(repo, "HEAD") as revision:
+        assert not revision.lexists(os.fspath(repo / "intel" / "link.yaml"))
+        assert "link.yaml" not in revision.listdir(os.fspath(repo / "intel"))
+
+
+def test_the_head_commit_and_its_time(repo: Path, tmp_path: Path) -> None:
+    assert head_commit(repo) == git(repo, "rev-parse", "HEAD").strip()
+    assert head_commit(repo / "intel" / "b") == head_commit(repo)  # found from a subfolder
+    assert head_commit_time(repo) == "2025-04-05T06:07:08.000Z"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert head_commit(outside) is None and head_commit_time(outside) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    assert head_commit(empty) is None and head_commit_time(empty) is None
+
+
+def test_resolving_names_the_problem(repo: Path, tmp_path: Path) -> None:
+    sha, moment = resolve_revision(repo, "main")
+    assert sha == head_commit(repo) and moment == "2025-04-05T06:07:08.000Z"
+    with pytest.raises(LookupError, match="'nope' names no commit"):
+        resolve_revision(repo, "nope")
+    with pytest.raises(LookupError, match="not inside a git repository"):
+        resolve_revision(tmp_path, "HEAD")
