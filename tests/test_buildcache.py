@@ -67,7 +67,8 @@ def _object_id(path: Path) -> str | None:
 def _edit(root: Path, rng: random.Random, step: int) -> tuple[str, list[Path]]:
     """One random edit of the kinds a pull request makes; returns its name and the files it wrote."""
     files = _intel_files(root)
-    kind = rng.choice(["add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size"])
+    kind = rng.choice(["add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size",
+                       "malformed-id"])
     if kind == "add":
         ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
         source, target = rng.sample(ids, 2)
@@ -107,6 +108,13 @@ def _edit(root: Path, rng: random.Random, step: int) -> tuple[str, list[Path]]:
         strict = "validation:\n  strict: true\n"
         config.write_text(text.replace(strict, "") if strict in text else text + strict, encoding="utf-8")
         return kind, [config]
+    if kind == "malformed-id":  # an id that is not TYPE--UUID, and a reference to it
+        ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
+        bad = root / "intel" / "malware" / f"malformed-{step}.yaml"
+        bad.write_text(f"type: malware\nid: malware--not-a-uuid-{step}\nname: Malformed {step}\nis_family: true\n"
+                       "created: 2024-01-02T00:00:00Z\nmodified: 2024-01-02T00:00:00Z\n", encoding="utf-8")
+        return kind, [bad, _relationship_file(root, f"to-malformed-{step}", rng.choice(ids), f"malware--not-a-uuid-{step}",
+                                              20_000 + step)]
     # same-size: the same number of bytes, under the old modification time (only the change time tells).
     path = rng.choice(files)
     text = path.read_text(encoding="utf-8")
@@ -265,10 +273,10 @@ def test_the_bundle_does_not_depend_on_the_cache(example_repo: Path) -> None:
 def test_entries_round_trip_objects_and_findings(example_repo: Path) -> None:
     loaded = load_repo_cached(example_repo)
     entry = FileEntry.build(loaded.repo.objects, loaded.repo.findings, loaded.object_findings, loaded.references)
-    objects, load_findings, object_findings, references = entry.unpack()
-    assert objects == loaded.repo.objects and any(references)
-    assert (load_findings, object_findings, references) == (loaded.repo.findings, loaded.object_findings,
-                                                            loaded.references)
+    unpacked = entry.unpack()
+    assert unpacked.objects == loaded.repo.objects and any(unpacked.references)
+    assert (unpacked.load_findings, unpacked.object_findings, unpacked.references) == (
+        loaded.repo.findings, loaded.object_findings, loaded.references)
 
 
 def test_a_read_only_cache_folder_still_builds(example_repo: Path) -> None:

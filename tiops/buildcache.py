@@ -29,7 +29,7 @@ Lookup API (also for reading a git revision without a checkout)::
     cache = BuildCache.open(root, context_key(root))
     key = entry_key("intel/malware/x.yaml", defaults_key(defaults))
     entry = cache.lookup(blob_id(content), key)   # FileEntry | None
-    objects, load_findings, object_findings, references = entry.unpack()
+    unpacked = entry.unpack()   # objects, load_findings, object_findings, references, malformed_ids
     cache.store(blob, key, entry)      # FileEntry.build(...) makes one
     cache.save()                       # atomic; never raises for a read-only folder
 
@@ -63,7 +63,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,11 @@ from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.validate import Prechecked
 from tiops.validate.objects import check_object
-from tiops.validate.reference_index import ListedReference, object_references
+from tiops.validate.reference_index import ListedReference, malformed_ids, object_references
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 2
+FORMAT = 3
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -150,7 +150,7 @@ def _package_fingerprint() -> tuple[tuple[str, int, int], ...]:
 class FileEntry:
     """What one object file gave: its objects, load findings and per-object findings, as stored."""
 
-    payload: bytes  # marshal of (objects, load findings, object findings, references)
+    payload: bytes  # marshal of (objects, load findings, object findings, references, malformed ids)
 
     @staticmethod
     def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
@@ -158,25 +158,29 @@ class FileEntry:
         """Raises ValueError when something in the objects cannot be stored."""
         stored_objects = [tuple(getattr(obj, name) for name in _OBJECT_FIELDS) for obj in objects]
         return FileEntry(marshal.dumps((stored_objects, [_store_finding(f) for f in load_findings],
-                                        [_store_finding(f) for f in object_findings], references)))
+                                        [_store_finding(f) for f in object_findings], references,
+                                        malformed_ids(objects))))
 
-    def unpack(self) -> tuple[list[IntelObject], list[Finding], list[Finding], list[list[ListedReference]]]:
+    def unpack(self) -> Unpacked:
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
-        stored_objects, load_findings, object_findings, references = marshal.loads(self.payload)
-        objects = []
-        for values in stored_objects:
-            if type(values) is not tuple or len(values) != len(_OBJECT_FIELDS) or type(values[0]) is not dict:
-                raise ValueError("not a stored object")
-            objects.append(IntelObject(*values))
-        if type(references) is not list or len(references) != len(objects) or not all(
-                type(listed) is list for listed in references):
-            raise ValueError("not stored references")
-        for listed in references:
-            for prop, _value, path in listed:
-                if type(prop) is not str or type(path) is not tuple:
-                    raise ValueError("not a stored reference")
-        return (objects, [_load_finding(f) for f in load_findings], [_load_finding(f) for f in object_findings],
-                references)
+        stored_objects, load_findings, object_findings, references, malformed = marshal.loads(self.payload)
+        objects = [IntelObject(*values) for values in stored_objects]
+        if (any(type(obj.data) is not dict for obj in objects) or type(references) is not list
+                or len(references) != len(objects) or type(malformed) is not list):
+            raise ValueError("not a stored entry")
+        return Unpacked(objects, [_load_finding(f) for f in load_findings] if load_findings else [],
+                        [_load_finding(f) for f in object_findings] if object_findings else [], references, malformed)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """One entry read back: what loading and checking the file gave."""
+
+    objects: list[IntelObject]
+    load_findings: list[Finding]
+    object_findings: list[Finding]
+    references: list[list[ListedReference]]  # object_references of each object
+    malformed_ids: list[str]  # ids of these objects that are not TYPE--UUID
 
 
 def _store_finding(finding: Finding) -> _StoredFinding:
@@ -331,11 +335,12 @@ class CachedLoad:
     object_findings: list[Finding]
     references: list[list[ListedReference]]
     cache: BuildCache
+    malformed_ids: set[str] = field(default_factory=set)
     reused_files: int = 0
     parsed_files: int = 0
 
     def prechecked(self) -> Prechecked:
-        return Prechecked(self.object_findings, self.references)
+        return Prechecked(self.object_findings, self.references, self.malformed_ids)
 
 
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
@@ -388,14 +393,15 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
         entry = cache.lookup(blob, key)
         if entry is not None:
             try:
-                objects, load_findings, object_findings, references = entry.unpack()
+                unpacked = entry.unpack()
             except (ValueError, TypeError, EOFError, IndexError):
                 pass  # not an entry after all: load the file afresh below
             else:
-                repo.objects.extend(objects)
-                repo.findings.extend(load_findings)
-                loaded.object_findings.extend(object_findings)
-                loaded.references.extend(references)
+                repo.objects.extend(unpacked.objects)
+                repo.findings.extend(unpacked.load_findings)
+                loaded.object_findings.extend(unpacked.object_findings)
+                loaded.references.extend(unpacked.references)
+                loaded.malformed_ids.update(unpacked.malformed_ids)
                 cache.remember(relative, info, blob)
                 loaded.reused_files += 1
                 return
@@ -419,6 +425,7 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
     repo.findings.extend(load_findings)
     loaded.object_findings.extend(object_findings)
     loaded.references.extend(references)
+    loaded.malformed_ids.update(malformed_ids(scratch.objects))
 
 
 def _unchanged(path: str, before: os.stat_result) -> bool:

@@ -29,11 +29,13 @@ class Prechecked:
     """What the per-object checks gave for every object of a repository, kept by tiops.buildcache.
 
     ``object_findings``: what :func:`check_object` gives for each object, in object order;
-    ``references``: :func:`object_references` of each object (``references[i]`` for object i).
+    ``references``: :func:`object_references` of each object (``references[i]`` for object i);
+    ``malformed_ids``: the ids among them that are not TYPE--UUID.
     """
 
     object_findings: list[Finding]
     references: list[list[ListedReference]]
+    malformed_ids: set[str]
 
 
 def validate_repo(repo: Repo, *, progress: Progress = no_progress, prechecked: Prechecked | None = None) -> list[Finding]:
@@ -60,7 +62,8 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
     findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
     types = object_types(repo.objects)
     if prechecked is not None and not repo.is_bundle:
-        findings.extend(check_listed_references(repo.objects, prechecked.references, types=types))
+        findings.extend(check_listed_references(repo.objects, prechecked.references, types=types,
+                                                malformed=prechecked.malformed_ids))
     else:
         findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
     findings.extend(check_extensions(repo.objects, in_bundle=repo.is_bundle))

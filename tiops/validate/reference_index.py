@@ -48,12 +48,24 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
     return found
 
 
+def malformed_ids(objects: list[IntelObject]) -> list[str]:
+    """The ids of ``objects`` that are not TYPE--UUID (the schema reports them; references to them are not)."""
+    return [identifier for obj in objects
+            if type(identifier := obj.data.get("id")) is str and ID_RE.match(identifier) is None]
+
+
 def check_listed_references(objects: list[IntelObject], listed: list[list[ListedReference]], *,
-                            types: dict[str, str] | None = None) -> list[Finding]:
-    """check_references for a repository whose objects' references are already listed (``listed[i]`` for ``objects[i]``)."""
+                            types: dict[str, str] | None = None, malformed: set[str] | None = None) -> list[Finding]:
+    """check_references for a repository whose objects' references are already listed (``listed[i]`` for ``objects[i]``).
+
+    ``malformed``: :func:`malformed_ids` of all of ``objects``, when the caller kept them.
+    """
     resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
     resolvable.update(object_types(objects) if types is None else types)
-    malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}
+    if malformed is None:
+        malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}
+    else:
+        malformed = malformed | {identifier for identifier in BUILTIN_OBJECTS if ID_RE.match(identifier) is None}
     checker = _ReferenceChecker(resolvable, malformed, False)
     resolve = checker._resolve
     for obj, references in zip(objects, listed, strict=True):
