@@ -280,16 +280,26 @@ class BuildCache:
     def remember(self, relative: str, info: os.stat_result, blob: str) -> None:
         self._new_index[relative] = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob)
 
-    def save(self) -> None:
-        """Write what changed; entries no file used in this run are dropped. Never raises for I/O."""
-        for number, shard in self._shards.items():
+    def settle(self) -> None:
+        """Drop the entries no file used in this run, and let go of the files that need no rewrite.
+
+        Called once every file was looked up: what stays in memory is only what
+        :meth:`save` will write, not a copy of the whole cache for the rest of the build.
+        """
+        for number in list(self._shards):
+            shard = self._shards[number]
             unused = [(blob, key) for blob, by_key in shard.items() for key in by_key if (blob, key) not in self._used]
+            for blob, key in unused:
+                del shard[blob][key]
+                if not shard[blob]:
+                    del shard[blob]
             if unused:
                 self._dirty.add(number)
-                for blob, key in unused:
-                    del shard[blob][key]
-                    if not shard[blob]:
-                        del shard[blob]
+            elif number not in self._dirty:
+                del self._shards[number]
+
+    def save(self) -> None:
+        """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             for number in sorted(self._dirty):
@@ -350,7 +360,8 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     The objects and findings are those ``load_repo`` gives, in the same order, and
     ``object_findings`` is what ``check_object`` gives for each object, in object order.
     ``fresh(relative)`` names files that are always hashed again whatever their lstat
-    (the files ``tiops validate FILE`` was given). Call ``result.cache.save()`` afterwards.
+    (the files ``tiops validate FILE`` was given). Call ``result.cache.save()`` afterwards
+    to keep what changed.
     """
     config, config_findings = load_config(root)
     cache = BuildCache.open(root, context_key(root))
@@ -371,6 +382,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
             _load_file(loaded, config, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
+    cache.settle()
     return loaded
 
 
