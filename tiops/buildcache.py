@@ -65,7 +65,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
@@ -146,8 +146,7 @@ def _package_fingerprint() -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """What one object file gave: its objects, load findings and per-object findings, as stored."""
 
     payload: bytes  # marshal of (objects, load findings, object findings, references, malformed ids)
@@ -165,15 +164,16 @@ class FileEntry:
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
         stored_objects, load_findings, object_findings, references, malformed = marshal.loads(self.payload)
         objects = [IntelObject(*values) for values in stored_objects]
-        if (any(type(obj.data) is not dict for obj in objects) or type(references) is not list
-                or len(references) != len(objects) or type(malformed) is not list):
+        for obj in objects:
+            if type(obj.data) is not dict:
+                raise ValueError("not a stored object")
+        if type(references) is not list or len(references) != len(objects) or type(malformed) is not list:
             raise ValueError("not a stored entry")
         return Unpacked(objects, [_load_finding(f) for f in load_findings] if load_findings else [],
                         [_load_finding(f) for f in object_findings] if object_findings else [], references, malformed)
 
 
-@dataclass(frozen=True)
-class Unpacked:
+class Unpacked(NamedTuple):
     """One entry read back: what loading and checking the file gave."""
 
     objects: list[IntelObject]
@@ -254,7 +254,10 @@ class BuildCache:
 
     def lookup(self, blob: str, key: str) -> FileEntry | None:
         """The entry of the file with git blob id ``blob`` under defaults key ``key``, if cached."""
-        shard = self._shards.get(_shard_of(blob))
+        try:
+            shard = self._shards.get(int(blob[:2], 16))  # _shard_of, inlined: called once per file
+        except ValueError:
+            return None
         by_key = shard.get(blob) if shard is not None else None
         payload = by_key.get(key) if isinstance(by_key, dict) else None
         if not isinstance(payload, bytes):
@@ -378,7 +381,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
             known = keys.get(id(defaults))
             if known is None or known[0] is not defaults:
                 known = keys[id(defaults)] = (defaults, defaults_key(defaults))
-            key = None if known[1] is None else entry_key(relative, known[1])
+            key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
             _load_file(loaded, config, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))

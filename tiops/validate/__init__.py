@@ -122,9 +122,10 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         return repo, validate_repo(repo, progress=progress)
     from tiops.buildcache import load_repo_cached  # imported here: it imports this package's checks
 
-    wanted = tuple(_display(t, root) for t in named if t != root)
+    wanted = {_display(t, root) for t in named if t != root}
+    folders = tuple(w.rstrip("/") + "/" for w in wanted)
     loaded = load_repo_cached(root, progress=progress,
-                              fresh=lambda relative: any(_is_under(relative, w) for w in wanted))
+                              fresh=lambda relative: relative in wanted or relative.startswith(folders))
     findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()
     return loaded.repo, findings
