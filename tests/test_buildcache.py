@@ -283,3 +283,14 @@ def test_a_read_only_cache_folder_still_builds(example_repo: Path) -> None:
     (example_repo / ".tiops").mkdir()
     (example_repo / CACHE_DIR).write_text("a file where the folder should be", encoding="utf-8")
     assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_the_cache_stays_out_of_git_without_a_gitignore(example_repo: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(example_repo)], check=True)
+    _outcome(example_repo, cache=True)
+    assert (example_repo / CACHE_DIR / "index").is_file()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=example_repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert ".tiops" not in status and "intel/" in status

@@ -61,7 +61,6 @@ import marshal
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -305,6 +304,9 @@ class BuildCache:
         """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():  # kept out of git even where `tiops init` wrote no .gitignore
+                ignore.write_text("*\n", encoding="utf-8")
             for number in sorted(self._dirty):
                 shard = self._shards.get(number) or {}
                 if shard:
@@ -318,6 +320,8 @@ class BuildCache:
         self._dirty.clear()
 
     def _write(self, name: str, body: dict[str, Any]) -> None:
+        import tempfile  # only a build that changed something writes
+
         payload = marshal.dumps((self.context, body))
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
         try:
