@@ -16,11 +16,16 @@ the runs of the different commands alternating:
 
 Each cached compile's bundle is compared byte for byte with the full compile's
 bundle of the same content, so a figure never comes from a wrong build.
+
+``--phases`` then also times the stages of one cached compile after a one-file edit
+in this process: loading through the cache, the checks, saving the cache, ingestion
+rules, ordering the bundle's objects and serialising them.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import subprocess
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("repo", nargs="?", type=Path)
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="also time the stages of a cached compile in-process")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tiops-bench-incremental-") as scratch:
         root = options.repo
@@ -95,6 +101,39 @@ def main() -> None:
             print(f"{name:<30} {seconds:8.2f} {seconds / baseline:16.2f}x")
         size = sum(p.stat().st_size for p in (root / CACHE).iterdir())
         print(f"cache size: {size / 1e6:.0f} MB in {len(os.listdir(root / CACHE))} files")
+        if options.phases:
+            try:
+                edited.write_bytes(original + b"x_bench_phases: 1\n")
+                _phases(root)
+            finally:
+                edited.write_bytes(original)
+
+
+def _phases(root: Path) -> None:
+    from tiops.buildcache import load_repo_cached
+    from tiops.compile import bundle_objects, serialize_bundle
+    from tiops.memory import paused_gc
+    from tiops.rules import apply_repo_rules, resolve_as_of
+    from tiops.validate import validate_repo
+
+    marks = [("start", time.perf_counter())]
+    with paused_gc():
+        loaded = load_repo_cached(root)
+        marks.append((f"load through the cache ({loaded.parsed_files} file(s) parsed)", time.perf_counter()))
+        validate_repo(loaded.repo, prechecked=loaded.prechecked())
+        marks.append(("repository-wide checks", time.perf_counter()))
+        loaded.cache.save()
+        marks.append(("save the cache", time.perf_counter()))
+        outcome = apply_repo_rules(loaded.repo, resolve_as_of(root, None))[0]
+        marks.append(("ingestion rules", time.perf_counter()))
+        objects = bundle_objects(loaded.repo, rules=outcome)
+        marks.append(("order the bundle's objects", time.perf_counter()))
+        serialize_bundle(objects)
+        marks.append(("serialise the bundle", time.perf_counter()))
+    total = marks[-1][1] - marks[0][1]
+    print(f"\nstages of one cached compile after a one-file edit (in-process, {total:.2f} s):")
+    for (_, before), (name, after) in itertools.pairwise(marks):
+        print(f"  {name:<45} {after - before:6.2f} s {100 * (after - before) / total:5.1f} %")
 
 
 def _same(first: Path, second: Path) -> None:
