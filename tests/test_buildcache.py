@@ -64,11 +64,12 @@ def _object_id(path: Path) -> str | None:
     return None
 
 
-def _edit(root: Path, rng: random.Random, step: int) -> tuple[str, list[Path]]:
+EDITS = ("add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size", "malformed-id")
+
+
+def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, list[Path]]:
     """One random edit of the kinds a pull request makes; returns its name and the files it wrote."""
     files = _intel_files(root)
-    kind = rng.choice(["add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size",
-                       "malformed-id"])
     if kind == "add":
         ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
         source, target = rng.sample(ids, 2)
@@ -128,9 +129,11 @@ def test_cached_and_uncached_builds_agree_over_random_edits(example_repo: Path, 
     rng = random.Random(seed)
     _age(*(p for p in example_repo.rglob("*") if p.is_file()))
     assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+    # Every kind of edit once, in a random order, then random ones.
+    plan = rng.sample(EDITS, len(EDITS)) + [rng.choice(EDITS) for _ in range(3)]
     kinds = set()
-    for step in range(10):
-        kind, written = _edit(example_repo, rng, step)
+    for step, planned in enumerate(plan):
+        kind, written = _edit(example_repo, rng, step, planned)
         kinds.add(kind)
         _age(*written)
         cached, uncached = _outcome(example_repo, cache=True), _outcome(example_repo, cache=False)
@@ -140,7 +143,7 @@ def test_cached_and_uncached_builds_agree_over_random_edits(example_repo: Path, 
         named = [written[0]] if written and written[0].suffix == ".yaml" and "intel" in written[0].parts else []
         assert (validate_paths(example_repo, named, cache=True)
                 == validate_paths(example_repo, named, cache=False)), f"step {step}: {kind}, validate FILE"
-    assert len(kinds) >= 4
+    assert kinds == set(EDITS)
 
 
 def test_dangling_reference_and_duplicate_id_are_found_through_the_cache(example_repo: Path) -> None:
