@@ -41,17 +41,27 @@ class BuildResult:
 
 
 def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
-          trace: bool = False, output: Path | None = None) -> BuildResult:
+          trace: bool = False, output: Path | None = None, cache: bool = False) -> BuildResult:
     """Load, validate and compile the repository at ``root``.
 
     ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
+    ``cache``: reuse and update the build cache in ``.tiops/build-cache/`` (tiops.buildcache),
+    so that only changed files are parsed and checked again; the result is the same.
     Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
     With ``output``, the bundle is streamed to that file rather than returned
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        repo = load_repo(root, progress=progress)
-        findings = validate_repo(repo, progress=progress)
+        if cache:
+            from tiops.buildcache import load_repo_cached
+
+            loaded = load_repo_cached(root, progress=progress)
+            repo = loaded.repo
+            findings = validate_repo(repo, progress=progress, prechecked=loaded.prechecked())
+            loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+        else:
+            repo = load_repo(root, progress=progress)
+            findings = validate_repo(repo, progress=progress)
         if blocking_errors(findings):
             raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)

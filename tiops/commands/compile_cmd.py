@@ -20,9 +20,12 @@ from tiops.pipeline import build
               help="The as-of time older-than/newer-than rules compare with (default: the HEAD commit time).")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write what happened to every object (sources, defaults, ingestion rules) as JSON to this file.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
-def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, trace_file: Path | None) -> None:
+def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, trace_file: Path | None,
+                    no_cache: bool = False) -> None:
     """Validate and compile the repository into one STIX 2.1 bundle.
 
     Refuses to write anything when validation finds errors.
@@ -31,7 +34,8 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
     with progress_bar(True) as progress:
         # Streamed to the file: written only once validation passed, complete or not at all.
-        result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None, output=target)
+        result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None, output=target,
+                       cache=not no_cache)
     # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
     (target.parent / "build.json").write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     if trace_file is not None:

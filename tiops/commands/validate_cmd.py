@@ -30,10 +30,12 @@ from tiops.validate import validate_paths
 @click.option("-q", "--quiet", is_flag=True, help="Leave out info findings (such as derived ids).")
 @click.option("--base", "base_ref", help="Also check STIX versioning against this git revision (TI8xx): "
               "changed objects need a later modified, ids and created never change, deleted objects should be revoked.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
 def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool | None, output: Path | None, quiet: bool,
-             base_ref: str | None = None) -> None:
+             base_ref: str | None = None, no_cache: bool = False) -> None:
     """Validate the repository (default), files inside it, or STIX bundles (*.json).
 
     Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
@@ -43,7 +45,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     # A bundle someone sent is linted wherever it lies; anything else needs its repository.
     root = (find_repo_root(start_folder(ctx)) or start_folder(ctx)) if bundles_only else repo_root(ctx, near=list(paths))
     with progress_bar(fmt == "text" and output is None) as progress:
-        findings = validate_paths(root, list(paths), progress=progress)
+        findings = validate_paths(root, list(paths), progress=progress, cache=not no_cache)
     if base_ref is not None:
         # Only --base reads another revision: its git and compile code is not imported otherwise.
         from tiops.versioning import versioning_findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from tiops.enrich.lock import read_lock_for_build
@@ -15,40 +16,66 @@ from tiops.rules import rule_findings
 from tiops.validate.extensions import check_extensions, toplevel_extension_properties
 from tiops.validate.objects import check_object
 from tiops.validate.partner import check_partner_objects
+from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
 from tiops.validate.stix20 import at_stix20_places
 
-__all__ = ["validate_paths", "validate_repo"]
+__all__ = ["Prechecked", "validate_paths", "validate_repo"]
 
 
-def validate_repo(repo: Repo, *, progress: Progress = no_progress,
+@dataclass(frozen=True)
+class Prechecked:
+    """What the per-object checks gave for every object of a repository, kept by tiops.buildcache.
+
+    ``object_findings``: what :func:`check_object` gives for each object, in object order;
+    ``references``: :func:`object_references` of each object (``references[i]`` for object i);
+    ``malformed_ids``: the ids among them that are not TYPE--UUID.
+    """
+
+    object_findings: list[Finding]
+    references: list[list[ListedReference]]
+    malformed_ids: set[str]
+
+
+def validate_repo(repo: Repo, *, progress: Progress = no_progress, prechecked: Prechecked | None = None,
                   checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None) -> list[Finding]:
     """All findings for ``repo`` (load findings included), located and sorted.
 
-    ``checked``: per-object findings by object identity, filled and reused (two revisions
-    compared share the objects of unchanged files: tiops.filesource.SharedParses).
+    With ``prechecked`` (the build cache) the per-object checks are not run again; the
+    repository-wide checks (duplicate ids, references, relationships, extensions, rules)
+    always run. ``checked``: per-object findings by object identity, filled and reused (two
+    revisions compared share the objects of unchanged files: tiops.filesource.SharedParses).
     """
     with paused_gc():
-        return _validate_repo(repo, progress, checked)
+        return _validate_repo(repo, progress, prechecked, checked)
 
 
-def _validate_repo(repo: Repo, progress: Progress, checked: dict[int, tuple[IntelObject, list[Finding]]] | None) -> list[Finding]:
+def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None = None,
+                   checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None) -> list[Finding]:
     findings = list(repo.findings)
     total = len(repo.objects)
-    for done, obj in enumerate(repo.objects, 1):
-        if checked is None:
-            findings.extend(check_object(obj))
-        else:
-            earlier = checked.get(id(obj))
-            if earlier is None or earlier[0] is not obj:
-                earlier = checked[id(obj)] = (obj, check_object(obj))
-            findings.extend(earlier[1])
-        if done % 5000 == 0 or done == total:
-            progress("validate", done, total)
+    if prechecked is not None:
+        findings.extend(prechecked.object_findings)
+        progress("validate", total, total)
+    else:
+        for done, obj in enumerate(repo.objects, 1):
+            if checked is None:
+                findings.extend(check_object(obj))
+            else:
+                earlier = checked.get(id(obj))
+                if earlier is None or earlier[0] is not obj:
+                    earlier = checked[id(obj)] = (obj, check_object(obj))
+                findings.extend(earlier[1])
+            if done % 5000 == 0 or done == total:
+                progress("validate", done, total)
     findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
     types = object_types(repo.objects)
-    findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
+    if prechecked is not None and not repo.is_bundle:
+        findings.extend(check_listed_references(repo.objects, prechecked.references, types=types,
+                                                malformed=prechecked.malformed_ids))
+    else:
+        findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
     findings.extend(check_extensions(repo.objects, in_bundle=repo.is_bundle))
     extension_properties = toplevel_extension_properties(repo.objects)
     if extension_properties:
@@ -67,18 +94,21 @@ def _validate_repo(repo: Repo, progress: Progress, checked: dict[int, tuple[Inte
     return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
 
 
-def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress) -> list[Finding]:
+def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress,
+                   cache: bool = False) -> list[Finding]:
     """Validate what the user named: the repository, JSON bundles, or files inside the repository.
 
     JSON files are linted as plain STIX bundles. Anything else is validated as part of
     the whole repository (references need every object), and only the findings under the
     named paths are returned, so pre-commit can pass just the changed files.
+    With ``cache``, the rest of the repository comes from the build cache in
+    ``.tiops/build-cache/`` (tiops.buildcache) and only changed files are read again.
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        return _validate_paths(root.resolve(), targets, progress)
+        return _validate_paths(root.resolve(), targets, progress, cache)
 
 
-def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list[Finding]:
+def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: bool = False) -> list[Finding]:
     findings: list[Finding] = []
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json"]
@@ -87,8 +117,7 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list
         repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root))
         findings.extend(validate_repo(repo, progress=progress))
     if in_repo or not targets:
-        repo = load_repo(root, progress=progress)
-        repo_findings = validate_repo(repo, progress=progress)
+        repo, repo_findings = _validate_whole(root, in_repo, progress, cache)
         if in_repo and root not in in_repo:
             wanted = [_display(t, root) for t in in_repo]
             involved = _involved_ids(repo, wanted)
@@ -96,6 +125,21 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress) -> list
                              if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
         findings.extend(repo_findings)
     return sort_findings(findings)
+
+
+def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool) -> tuple[Repo, list[Finding]]:
+    if not cache:
+        repo = load_repo(root, progress=progress)
+        return repo, validate_repo(repo, progress=progress)
+    from tiops.buildcache import load_repo_cached  # imported here: it imports this package's checks
+
+    wanted = {_display(t, root) for t in named if t != root}
+    folders = tuple(w.rstrip("/") + "/" for w in wanted)
+    loaded = load_repo_cached(root, progress=progress,
+                              fresh=lambda relative: relative in wanted or relative.startswith(folders))
+    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    loaded.cache.save()
+    return loaded.repo, findings
 
 
 def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:

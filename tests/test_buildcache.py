@@ -1,0 +1,299 @@
+"""The build cache changes how fast a build is, never what it gives."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tiops.buildcache import (
+    CACHE_DIR,
+    BuildCache,
+    FileEntry,
+    blob_id,
+    context_key,
+    load_repo_cached,
+)
+from tiops.findings import Finding
+from tiops.pipeline import ValidationFailed, build
+from tiops.validate import validate_paths
+
+OLD = 1_500_000_000  # a modification time well before any index written by these tests
+
+
+def _outcome(root: Path, *, cache: bool) -> tuple[bytes | None, list[Finding]]:
+    try:
+        result = build(root, as_of="2025-01-01", cache=cache)
+    except ValidationFailed as failed:
+        return None, failed.findings
+    return result.bundle, result.findings
+
+
+def _age(*paths: Path) -> None:
+    """Old modification times, so the stat index is trusted (files are not racily clean)."""
+    for path in paths:
+        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+
+
+def _intel_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "intel").rglob("*.yaml") if p.name != "_defaults.yaml")
+
+
+def _relationship_file(root: Path, name: str, source: str, target: str, number: int) -> Path:
+    path = root / "intel" / "relationships" / f"{name}.yaml"
+    path.write_text(
+        "type: relationship\n"
+        f"id: relationship--00000000-0000-4000-8000-{number:012d}\n"
+        "relationship_type: uses\n"
+        f"source_ref: {source}\n"
+        f"target_ref: {target}\n"
+        "created: 2024-01-02T00:00:00Z\n"
+        "modified: 2024-01-02T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _object_id(path: Path) -> str | None:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("id: "):
+            return line[4:].strip()
+    return None
+
+
+EDITS = ("add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size", "malformed-id")
+
+
+def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, list[Path]]:
+    """One random edit of the kinds a pull request makes; returns its name and the files it wrote."""
+    files = _intel_files(root)
+    if kind == "add":
+        ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
+        source, target = rng.sample(ids, 2)
+        return kind, [_relationship_file(root, f"added-{step}", source, target, step)]
+    if kind == "modify":
+        path = rng.choice(files)
+        path.write_text(path.read_text(encoding="utf-8") + f"x_note_{step}: edited in step {step}\n", encoding="utf-8")
+        return kind, [path]
+    if kind == "delete" and len(files) > 10:
+        path = rng.choice(files)
+        path.unlink()
+        return kind, []
+    if kind == "break-reference":
+        ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
+        return kind, [_relationship_file(root, f"dangling-{step}", rng.choice(ids),
+                                         "malware--00000000-0000-4000-8000-00000000dead", 10_000 + step)]
+    if kind == "duplicate-id":
+        path = rng.choice([p for p in files if _object_id(p)])
+        copy = path.with_name(f"copy-{step}-{path.name}")
+        shutil.copy(path, copy)
+        return kind, [copy]
+    if kind == "defaults":
+        defaults = root / "intel" / "indicators" / "_defaults.yaml"
+        text = defaults.read_text(encoding="utf-8")
+        confidence = rng.choice([40, 60, 85])
+        lines = [line for line in text.splitlines() if "confidence:" not in line]
+        block = lines.index("defaults:") if "defaults:" in lines else None
+        if block is None:
+            lines += ["defaults:", f"  confidence: {confidence}"]
+        else:
+            lines.insert(block + 1, f"  confidence: {confidence}")
+        defaults.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return kind, [defaults]
+    if kind == "config":
+        config = root / "tiops.yaml"
+        text = config.read_text(encoding="utf-8") if config.exists() else ""
+        strict = "validation:\n  strict: true\n"
+        config.write_text(text.replace(strict, "") if strict in text else text + strict, encoding="utf-8")
+        return kind, [config]
+    if kind == "malformed-id":  # an id that is not TYPE--UUID, and a reference to it
+        ids = [i for i in map(_object_id, files) if i and not i.startswith("relationship--")]
+        bad = root / "intel" / "malware" / f"malformed-{step}.yaml"
+        bad.write_text(f"type: malware\nid: malware--not-a-uuid-{step}\nname: Malformed {step}\nis_family: true\n"
+                       "created: 2024-01-02T00:00:00Z\nmodified: 2024-01-02T00:00:00Z\n", encoding="utf-8")
+        return kind, [bad, _relationship_file(root, f"to-malformed-{step}", rng.choice(ids), f"malware--not-a-uuid-{step}",
+                                              20_000 + step)]
+    # same-size: the same number of bytes, under the old modification time (only the change time tells).
+    path = rng.choice(files)
+    text = path.read_text(encoding="utf-8")
+    swapped = text.replace("2024", "2023", 1) if "2024" in text else text.replace("2023", "2024", 1)
+    path.write_text(swapped, encoding="utf-8")
+    return kind, [path]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cached_and_uncached_builds_agree_over_random_edits(example_repo: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+    # Every kind of edit once, in a random order, then random ones.
+    plan = rng.sample(EDITS, len(EDITS)) + [rng.choice(EDITS) for _ in range(3)]
+    kinds = set()
+    for step, planned in enumerate(plan):
+        kind, written = _edit(example_repo, rng, step, planned)
+        kinds.add(kind)
+        _age(*written)
+        cached, uncached = _outcome(example_repo, cache=True), _outcome(example_repo, cache=False)
+        assert cached == uncached, f"step {step}: {kind}"
+        # the cache is read back as well as written: a second cached build agrees too
+        assert _outcome(example_repo, cache=True) == uncached, f"step {step}: {kind}, second run"
+        named = [written[0]] if written and written[0].suffix == ".yaml" and "intel" in written[0].parts else []
+        assert (validate_paths(example_repo, named, cache=True)
+                == validate_paths(example_repo, named, cache=False)), f"step {step}: {kind}, validate FILE"
+    assert kinds == set(EDITS)
+
+
+def test_dangling_reference_and_duplicate_id_are_found_through_the_cache(example_repo: Path) -> None:
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    assert _outcome(example_repo, cache=True)[0] is not None
+    source = _object_id(example_repo / "intel" / "malware" / "mimikatz.yaml")
+    assert source
+    dangling = _relationship_file(example_repo, "dangling", source, "malware--00000000-0000-4000-8000-00000000dead", 1)
+    findings = validate_paths(example_repo, [dangling], cache=True)
+    assert any(f.location.file == "intel/relationships/dangling.yaml" and f.severity.name == "ERROR" for f in findings)
+    dangling.unlink()
+    copy = example_repo / "intel" / "malware" / "mimikatz-again.yaml"
+    shutil.copy(example_repo / "intel" / "malware" / "mimikatz.yaml", copy)
+    bundle, findings = _outcome(example_repo, cache=True)
+    assert bundle is None and any(f.code == "TI302" and f.stix_id == source for f in findings)
+
+
+def test_one_changed_file_is_the_only_one_parsed_again(example_repo: Path) -> None:
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    first = load_repo_cached(example_repo)
+    first.cache.save()
+    assert first.reused_files == 0 and first.parsed_files == len(_intel_files(example_repo))
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    changed.write_text(changed.read_text(encoding="utf-8") + "x_reviewed: true\n", encoding="utf-8")
+    again = load_repo_cached(example_repo)
+    assert again.parsed_files == 1 and again.reused_files == len(_intel_files(example_repo)) - 1
+    assert any(obj.data.get("x_reviewed") is True for obj in again.repo.objects)
+
+
+def test_a_changed_defaults_file_reparses_its_folder_only(example_repo: Path) -> None:
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    load_repo_cached(example_repo).cache.save()
+    defaults = example_repo / "intel" / "feeds" / "contoso" / "_defaults.yaml"
+    defaults.write_text(defaults.read_text(encoding="utf-8") + "# reviewed\n", encoding="utf-8")
+    unchanged = load_repo_cached(example_repo)  # a comment changes no property: nothing to parse again
+    assert unchanged.parsed_files == 0
+    defaults.write_text(defaults.read_text(encoding="utf-8").replace("source: ", "source: x-"), encoding="utf-8")
+    again = load_repo_cached(example_repo)
+    assert again.parsed_files == len(list(defaults.parent.glob("*.yaml"))) - 1
+
+
+def test_blob_id_is_what_git_prints(tmp_path: Path) -> None:
+    import subprocess
+
+    content = b"type: malware\nname: x\n"
+    (tmp_path / "f.yaml").write_bytes(content)
+    printed = subprocess.run(["git", "hash-object", str(tmp_path / "f.yaml")], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert blob_id(content) == printed
+
+
+def _warm(root: Path) -> list[Path]:
+    _age(*(p for p in root.rglob("*") if p.is_file()))
+    loaded = load_repo_cached(root)
+    loaded.cache.save()
+    return sorted((root / CACHE_DIR).glob("entries-*"))
+
+
+def _damage_truncate(path: Path, root: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _damage_flip_byte(path: Path, root: Path) -> None:  # tampered: content changed, checksum not
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def _damage_garbage(path: Path, root: Path) -> None:
+    path.write_bytes(os.urandom(200))
+
+
+def _damage_foreign(path: Path, root: Path) -> None:  # a well-formed file of another tiops version or config
+    foreign = BuildCache(root / CACHE_DIR, "another tiops version")
+    body = BuildCache.open(root, context_key(root))._read(path.name)
+    foreign._write(path.name, body)
+
+
+def _damage_bad_entry(path: Path, root: Path) -> None:  # checksum right, content not an entry
+    cache = BuildCache.open(root, context_key(root))
+    body = cache._read(path.name)
+    for by_key in body.values():
+        for key in by_key:
+            by_key[key] = b"not marshal data"
+    cache._write(path.name, body)
+
+
+@pytest.mark.parametrize("damage", [_damage_truncate, _damage_flip_byte, _damage_garbage, _damage_foreign,
+                                    _damage_bad_entry])
+def test_a_damaged_or_foreign_cache_is_ignored_and_rebuilt(example_repo: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    expected = _outcome(example_repo, cache=False)
+    shards = _warm(example_repo)
+    assert shards
+    # A changed file on top, so that a wrongly trusted cache could not hide behind equal content.
+    for shard in shards:
+        damage(shard, example_repo)
+    loaded = load_repo_cached(example_repo)
+    if damage is not _damage_bad_entry:
+        assert {path.name for path in shards} <= set(loaded.cache.rejected)
+    assert loaded.reused_files == 0 and loaded.parsed_files == len(_intel_files(example_repo))
+    loaded.cache.save()
+    assert _outcome(example_repo, cache=True) == expected
+    rebuilt = load_repo_cached(example_repo)
+    assert rebuilt.cache.rejected == [] and rebuilt.parsed_files == 0
+
+
+def test_a_damaged_index_only_costs_hashing(example_repo: Path) -> None:
+    _warm(example_repo)
+    index = example_repo / CACHE_DIR / "index"
+    index.write_bytes(index.read_bytes()[:-3])
+    loaded = load_repo_cached(example_repo)
+    assert "index" in loaded.cache.rejected and loaded.parsed_files == 0
+
+
+def test_a_left_over_temporary_file_is_not_read(example_repo: Path) -> None:
+    shards = _warm(example_repo)
+    # What an interrupted write leaves: a half-written temporary beside the real file.
+    (shards[0].parent / f".{shards[0].name}.abc123").write_bytes(shards[0].read_bytes()[:10])
+    assert load_repo_cached(example_repo).parsed_files == 0
+
+
+def test_the_bundle_does_not_depend_on_the_cache(example_repo: Path) -> None:
+    uncached = _outcome(example_repo, cache=False)
+    cold = _outcome(example_repo, cache=True)
+    assert (example_repo / CACHE_DIR).is_dir()
+    warm = _outcome(example_repo, cache=True)
+    assert uncached == cold == warm and uncached[0] is not None
+
+
+def test_entries_round_trip_objects_and_findings(example_repo: Path) -> None:
+    loaded = load_repo_cached(example_repo)
+    entry = FileEntry.build(loaded.repo.objects, loaded.repo.findings, loaded.object_findings, loaded.references)
+    unpacked = entry.unpack()
+    assert unpacked.objects == loaded.repo.objects and any(unpacked.references)
+    assert (unpacked.load_findings, unpacked.object_findings, unpacked.references) == (
+        loaded.repo.findings, loaded.object_findings, loaded.references)
+
+
+def test_a_read_only_cache_folder_still_builds(example_repo: Path) -> None:
+    (example_repo / ".tiops").mkdir()
+    (example_repo / CACHE_DIR).write_text("a file where the folder should be", encoding="utf-8")
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_the_cache_stays_out_of_git_without_a_gitignore(example_repo: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(example_repo)], check=True)
+    _outcome(example_repo, cache=True)
+    assert (example_repo / CACHE_DIR / "index").is_file()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=example_repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert ".tiops" not in status and "intel/" in status

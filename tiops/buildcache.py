@@ -1,0 +1,457 @@
+"""Incremental build cache: what loading and per-object checks made of each file, kept in ``.tiops/build-cache/``.
+
+A one-file change to a 100k-object repository should cost one file's parse and checks,
+not the whole repository's (docs/performance.md, incremental builds). The cache keeps,
+for every object file, the objects loading made of it (``_defaults.yaml`` and overlays
+applied, ids derived, inline relationships expanded), its load findings, the
+per-object findings of ``tiops.validate.objects.check_object`` (locations already
+resolved) and each object's references (tiops.validate.reference_index), the index the
+repository-wide reference check resolves against every id of the repository. Repository-wide checks (duplicate ids, references, relationship triples,
+extensions, ingestion rules, partner intel) always run again over the whole repository,
+cached objects included, so a change in one file still shows up wherever it matters.
+
+Keys
+----
+* An entry is keyed by the file's **git blob id** (:func:`blob_id`: SHA-1 of
+  ``b"blob <length>\\0" + content``, what ``git hash-object`` and ``git ls-tree`` print)
+  and by an **entry key** (:func:`entry_key`): the file's path in the repository (objects
+  and findings name their file) and the defaults key of its folder (:func:`defaults_key`:
+  the effective ``_defaults.yaml`` properties, source, imported folder and
+  ``_overlay.yaml``), since the same bytes mean other objects under other defaults.
+* The whole cache is bound to a **context key** (:func:`context_key`): the cache format,
+  the tiops version, the Python version (the ``marshal`` format), the installed tiops
+  package files (their names, sizes and modification times), the in-memory object model
+  and the repository's ``tiops.yaml``. Another context makes every stored file foreign:
+  it is ignored and rebuilt.
+
+Lookup API (also for reading a git revision without a checkout)::
+
+    cache = BuildCache.open(root, context_key(root))
+    key = entry_key("intel/malware/x.yaml", defaults_key(defaults))
+    entry = cache.lookup(blob_id(content), key)   # FileEntry | None
+    unpacked = entry.unpack()   # objects, load_findings, object_findings, references, malformed_ids
+    cache.store(blob, key, entry)      # FileEntry.build(...) makes one
+    cache.save()                       # atomic; never raises for a read-only folder
+
+Trust
+-----
+Files are ``marshal`` data of plain values (never pickle: nothing is executed when
+reading), behind a magic string and a SHA-256 checksum of the payload. A file that is
+truncated, corrupt, changed after writing, of another format or of another context is
+ignored as if absent, and rewritten at the next save. Every file is written to a
+temporary name and renamed into place (``os.replace`` is atomic on POSIX), so an
+interrupted build leaves the previous file or the new one, never half of one.
+The checksum detects damage, not forgery: a cache restored in CI comes from the
+same workflow's own earlier runs (docs/ci.md).
+
+To avoid reading every file to hash it, an index remembers each file's ``lstat``
+(size, modification and change times, inode) with its blob id, as git's index does. A
+file modified within a second before the index was written is hashed again ("racily
+clean", as git calls it), since a second change in the same clock tick keeps its time.
+
+Determinism: the cache never changes what a build produces; cached and uncached builds
+give the same findings and bundle bytes (tests/test_buildcache.py proves it on random
+edits). ``tiops compile --no-cache`` / ``TIOPS_NO_CACHE=1`` build without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import tiops
+from tiops.config import CONFIG_FILE, Config, load_config
+from tiops.findings import Finding, Location, Severity
+from tiops.inputs import InputProblem, read_input
+from tiops.limits import MAX_FILE_BYTES
+from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_files
+from tiops.locate import resolve_locations
+from tiops.memory import paused_gc
+from tiops.progress import Progress, no_progress
+from tiops.validate import Prechecked
+from tiops.validate.objects import check_object
+from tiops.validate.reference_index import ListedReference, malformed_ids, object_references
+
+CACHE_DIR = Path(".tiops") / "build-cache"
+# Bumped whenever the layout of what is stored changes.
+FORMAT = 3
+_MAGIC = b"TIOPS-BUILD-CACHE\x00"
+_DIGEST_SIZE = 32
+_INDEX_FILE = "index"
+_SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
+# Codes of findings that say a file could not be read at all (tiops.inputs): they depend
+# on the file system, not on the content, so such a file is never cached.
+_UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
+# A file whose modification time is this close to the index's own is hashed again.
+_RACY_NS = 1_000_000_000
+_OBJECT_FIELDS = tuple(f.name for f in fields(IntelObject))
+
+# A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
+_StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
+
+
+def blob_id(content: bytes) -> str:
+    """The git blob id of ``content`` (what ``git hash-object`` prints), without git."""
+    digest = hashlib.sha1(b"blob %d\0" % len(content), usedforsecurity=False)
+    digest.update(content)
+    return digest.hexdigest()
+
+
+def defaults_key(defaults: Defaults) -> str | None:
+    """What the folder's defaults and overlay contribute to the meaning of a file; None if unkeyable."""
+    try:
+        text = marshal.dumps((defaults.properties, defaults.source, defaults.files, defaults.imported_folder,
+                              defaults.overlay))
+    except ValueError:  # a value marshal cannot write: that folder is simply not cached
+        return None
+    return hashlib.sha256(text).hexdigest()
+
+
+def entry_key(relative: str, defaults: str) -> str:
+    """The key of a file's entry besides its blob id: its repository path and its folder's defaults key."""
+    return f"{relative}\0{defaults}"
+
+
+def context_key(root: Path) -> str:
+    """Everything besides a file and its defaults that changes what loading and checking it gives."""
+    parts: list[Any] = [FORMAT, tiops.__version__, sys.version, _OBJECT_FIELDS, _package_fingerprint()]
+    try:
+        parts.append(read_input(os.fspath(root / CONFIG_FILE)))
+    except InputProblem as problem:
+        parts.append(problem.code)
+    return hashlib.sha256(marshal.dumps(tuple(parts))).hexdigest()
+
+
+def _package_fingerprint() -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and times of the installed tiops files: code and schemas change results without a new version."""
+    package = os.path.dirname(os.path.abspath(tiops.__file__))
+    found: list[tuple[str, int, int]] = []
+    for directory, subdirs, filenames in os.walk(package):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(filenames):
+            full = os.path.join(directory, name)
+            try:
+                info = os.stat(full)
+            except OSError:
+                continue
+            found.append((os.path.relpath(full, package), info.st_size, info.st_mtime_ns))
+    return tuple(found)
+
+
+class FileEntry(NamedTuple):
+    """What one object file gave: its objects, load findings and per-object findings, as stored."""
+
+    payload: bytes  # marshal of (objects, load findings, object findings, references, malformed ids)
+
+    @staticmethod
+    def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
+              references: list[list[ListedReference]]) -> FileEntry:
+        """Raises ValueError when something in the objects cannot be stored."""
+        stored_objects = [tuple(getattr(obj, name) for name in _OBJECT_FIELDS) for obj in objects]
+        return FileEntry(marshal.dumps((stored_objects, [_store_finding(f) for f in load_findings],
+                                        [_store_finding(f) for f in object_findings], references,
+                                        malformed_ids(objects))))
+
+    def unpack(self) -> Unpacked:
+        """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
+        stored_objects, load_findings, object_findings, references, malformed = marshal.loads(self.payload)
+        objects = [IntelObject(*values) for values in stored_objects]
+        for obj in objects:
+            if type(obj.data) is not dict:
+                raise ValueError("not a stored object")
+        if type(references) is not list or len(references) != len(objects) or type(malformed) is not list:
+            raise ValueError("not a stored entry")
+        return Unpacked(objects, [_load_finding(f) for f in load_findings] if load_findings else [],
+                        [_load_finding(f) for f in object_findings] if object_findings else [], references, malformed)
+
+
+class Unpacked(NamedTuple):
+    """One entry read back: what loading and checking the file gave."""
+
+    objects: list[IntelObject]
+    load_findings: list[Finding]
+    object_findings: list[Finding]
+    references: list[list[ListedReference]]  # object_references of each object
+    malformed_ids: list[str]  # ids of these objects that are not TYPE--UUID
+
+
+def _store_finding(finding: Finding) -> _StoredFinding:
+    location = finding.location
+    return (finding.code, int(finding.severity), finding.message, location.file, location.line, location.column,
+            location.path, finding.hint, finding.stix_id)
+
+
+def _load_finding(values: Any) -> Finding:
+    code, severity, message, file, line, column, path, hint, stix_id = values
+    if not all(type(v) is str for v in (code, message, file, hint)) or type(path) is not tuple:
+        raise ValueError("not a stored finding")
+    return Finding(code, Severity(severity), message, Location(file, int(line), int(column), path), hint, stix_id)
+
+
+class BuildCache:
+    """The entries of one repository's cache directory, loaded whole, saved by changed file."""
+
+    def __init__(self, folder: Path, context: str) -> None:
+        self.folder = folder
+        self.context = context
+        self._shards: dict[int, dict[str, dict[str, bytes]]] = {}
+        self._dirty: set[int] = set()
+        self._used: set[tuple[str, str]] = set()
+        self._index: dict[str, tuple[int, int, int, int, str]] = {}
+        self._index_trusted_before = 0  # modification times from here on are racy
+        self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
+        self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
+
+    @classmethod
+    def open(cls, root: Path, context: str) -> BuildCache:
+        cache = cls(root / CACHE_DIR, context)
+        index = cache._read(_INDEX_FILE)
+        if isinstance(index, dict):
+            cache._index = index
+            try:
+                cache._index_trusted_before = os.stat(cache.folder / _INDEX_FILE).st_mtime_ns - _RACY_NS
+            except OSError:
+                cache._index = {}
+        for number in range(_SHARDS):
+            shard = cache._read(_shard_name(number))
+            if isinstance(shard, dict):
+                cache._shards[number] = shard
+            elif shard is not None or (cache.folder / _shard_name(number)).exists():
+                cache._dirty.add(number)  # rewritten (or removed) at the next save
+        return cache
+
+    def _read(self, name: str) -> Any:
+        """The body of one cache file, or None when it is absent, damaged or foreign."""
+        try:
+            raw = (self.folder / name).read_bytes()
+        except OSError:
+            return None
+        head = len(_MAGIC)
+        if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
+            self.rejected.append(name)
+            return None
+        payload = raw[head + _DIGEST_SIZE:]
+        if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
+            self.rejected.append(name)
+            return None
+        try:
+            context, body = marshal.loads(payload)
+        except (ValueError, TypeError, EOFError):
+            self.rejected.append(name)
+            return None
+        if context != self.context or not isinstance(body, dict):
+            self.rejected.append(name)
+            return None
+        return body
+
+    def lookup(self, blob: str, key: str) -> FileEntry | None:
+        """The entry of the file with git blob id ``blob`` under defaults key ``key``, if cached."""
+        try:
+            shard = self._shards.get(int(blob[:2], 16))  # _shard_of, inlined: called once per file
+        except ValueError:
+            return None
+        by_key = shard.get(blob) if shard is not None else None
+        payload = by_key.get(key) if isinstance(by_key, dict) else None
+        if not isinstance(payload, bytes):
+            return None
+        self._used.add((blob, key))
+        return FileEntry(payload)
+
+    def store(self, blob: str, key: str, entry: FileEntry) -> None:
+        number = _shard_of(blob)
+        self._shards.setdefault(number, {}).setdefault(blob, {})[key] = entry.payload
+        self._used.add((blob, key))
+        self._dirty.add(number)
+
+    def known_blob(self, relative: str, info: os.stat_result) -> str | None:
+        """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
+        record = self._index.get(relative)
+        if record is None or info.st_mtime_ns >= self._index_trusted_before:
+            return None
+        if record[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+            return None
+        return record[4]
+
+    def remember(self, relative: str, info: os.stat_result, blob: str) -> None:
+        self._new_index[relative] = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob)
+
+    def settle(self) -> None:
+        """Drop the entries no file used in this run, and let go of the files that need no rewrite.
+
+        Called once every file was looked up: what stays in memory is only what
+        :meth:`save` will write, not a copy of the whole cache for the rest of the build.
+        """
+        for number in list(self._shards):
+            shard = self._shards[number]
+            unused = [(blob, key) for blob, by_key in shard.items() for key in by_key if (blob, key) not in self._used]
+            for blob, key in unused:
+                del shard[blob][key]
+                if not shard[blob]:
+                    del shard[blob]
+            if unused:
+                self._dirty.add(number)
+            elif number not in self._dirty:
+                del self._shards[number]
+
+    def save(self) -> None:
+        """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():  # kept out of git even where `tiops init` wrote no .gitignore
+                ignore.write_text("*\n", encoding="utf-8")
+            for number in sorted(self._dirty):
+                shard = self._shards.get(number) or {}
+                if shard:
+                    self._write(_shard_name(number), shard)
+                else:
+                    (self.folder / _shard_name(number)).unlink(missing_ok=True)
+            if self._new_index != self._index or self._dirty:
+                self._write(_INDEX_FILE, self._new_index)
+        except OSError:
+            return  # a read-only checkout builds as well, only without keeping the cache
+        self._dirty.clear()
+
+    def _write(self, name: str, body: dict[str, Any]) -> None:
+        import tempfile  # only a build that changed something writes
+
+        payload = marshal.dumps((self.context, body))
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            os.replace(temporary, self.folder / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def _shard_of(blob: str) -> int:
+    try:
+        return int(blob[:2], 16) % _SHARDS
+    except ValueError:
+        return 0
+
+
+def _shard_name(number: int) -> str:
+    return f"entries-{number:02x}"
+
+
+@dataclass
+class CachedLoad:
+    """A repository loaded through the cache, with the per-object findings of every object in order."""
+
+    repo: Repo
+    object_findings: list[Finding]
+    references: list[list[ListedReference]]
+    cache: BuildCache
+    malformed_ids: set[str] = field(default_factory=set)
+    reused_files: int = 0
+    parsed_files: int = 0
+
+    def prechecked(self) -> Prechecked:
+        return Prechecked(self.object_findings, self.references, self.malformed_ids)
+
+
+def load_repo_cached(root: Path, *, progress: Progress = no_progress,
+                     fresh: Callable[[str], bool] | None = None) -> CachedLoad:
+    """Load ``root`` like :func:`tiops.load.load_repo`, reusing the cache for unchanged files.
+
+    The objects and findings are those ``load_repo`` gives, in the same order, and
+    ``object_findings`` is what ``check_object`` gives for each object, in object order.
+    ``fresh(relative)`` names files that are always hashed again whatever their lstat
+    (the files ``tiops validate FILE`` was given). Call ``result.cache.save()`` afterwards
+    to keep what changed.
+    """
+    config, config_findings = load_config(root)
+    cache = BuildCache.open(root, context_key(root))
+    repo = Repo(root=root, config=config, findings=list(config_findings))
+    loaded = CachedLoad(repo, [], [], cache)
+    intel = config.intel_path
+    if not intel.is_dir():
+        return loaded
+    keys: dict[int, tuple[Defaults, str | None]] = {}
+    root_text = os.fspath(root)
+    with paused_gc():
+        files = list(_object_files(intel, root, repo))
+        for done, (path, relative, defaults) in enumerate(files, 1):
+            known = keys.get(id(defaults))
+            if known is None or known[0] is not defaults:
+                known = keys[id(defaults)] = (defaults, defaults_key(defaults))
+            key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
+            _load_file(loaded, config, root_text, path, relative, defaults, key, fresh)
+            if done % 1000 == 0 or done == len(files):
+                progress("load", done, len(files))
+    cache.settle()
+    return loaded
+
+
+def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, relative: str, defaults: Defaults,
+               key: str | None, fresh: Callable[[str], bool] | None) -> None:
+    cache, repo = loaded.cache, loaded.repo
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    blob = None
+    if key is not None and info is not None and stat.S_ISREG(info.st_mode) and info.st_size <= MAX_FILE_BYTES:
+        blob = None if fresh is not None and fresh(relative) else cache.known_blob(relative, info)
+        if blob is None:
+            try:
+                blob = blob_id(read_input(path, root=root_text))
+            except InputProblem:
+                blob = None  # reported by the ordinary load below
+    if blob is not None and key is not None and info is not None:
+        entry = cache.lookup(blob, key)
+        if entry is not None:
+            try:
+                unpacked = entry.unpack()
+            except (ValueError, TypeError, EOFError, IndexError):
+                pass  # not an entry after all: load the file afresh below
+            else:
+                repo.objects.extend(unpacked.objects)
+                repo.findings.extend(unpacked.load_findings)
+                loaded.object_findings.extend(unpacked.object_findings)
+                loaded.references.extend(unpacked.references)
+                loaded.malformed_ids.update(unpacked.malformed_ids)
+                cache.remember(relative, info, blob)
+                loaded.reused_files += 1
+                return
+    scratch = Repo(root=repo.root, config=config)
+    _load_object_file(path, relative, defaults, scratch)
+    # Locations resolved now, while the file is the one the entry is kept for.
+    load_findings = resolve_locations(scratch.findings, repo.root)
+    object_findings = resolve_locations([f for obj in scratch.objects for f in check_object(obj)], repo.root)
+    references = [object_references(obj) for obj in scratch.objects]
+    loaded.parsed_files += 1
+    if blob is not None and key is not None and info is not None and not any(
+            f.code in _UNREADABLE_CODES for f in load_findings) and _unchanged(path, info):
+        try:
+            entry = FileEntry.build(scratch.objects, load_findings, object_findings, references)
+        except ValueError:
+            pass  # a value marshal cannot write: this file is loaded afresh every time
+        else:
+            cache.store(blob, key, entry)
+            cache.remember(relative, info, blob)
+    repo.objects.extend(scratch.objects)
+    repo.findings.extend(load_findings)
+    loaded.object_findings.extend(object_findings)
+    loaded.references.extend(references)
+    loaded.malformed_ids.update(malformed_ids(scratch.objects))
+
+
+def _unchanged(path: str, before: os.stat_result) -> bool:
+    """Whether the file is still the one that was hashed (an editor may have saved it meanwhile)."""
+    try:
+        after = os.lstat(path)
+    except OSError:
+        return False
+    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino)

@@ -1,0 +1,76 @@
+"""References as an index: each object's references listed once, resolved against the whole repository later.
+
+Listing an object's references walks every property of it; resolving them needs only
+the list and the repository's id -> type map. The build cache (tiops.buildcache) keeps
+the lists of unchanged files, so a one-file change walks one file's objects and the
+repository-wide check resolves every listed reference in one pass. The findings are
+those of :func:`tiops.validate.references.check_references`, in the same order
+(tests/test_buildcache.py compares them over random edits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiops.findings import Finding, PathPart
+from tiops.load import IntelObject
+from tiops.stix import BUILTIN_OBJECTS, ID_RE
+from tiops.validate.references import (
+    _KEY_KINDS,
+    _NESTED,
+    _REFERENCE,
+    _REFERENCES,
+    _kind_of_key,
+    _ReferenceChecker,
+    _references,
+    object_types,
+)
+
+# (property, value, path inside the object) of one reference, in the order check_references visits them.
+ListedReference = tuple[str, Any, tuple[PathPart, ...]]
+
+
+def object_references(obj: IntelObject) -> list[ListedReference]:
+    """Every reference of ``obj``, walked as check_references walks it."""
+    found: list[ListedReference] = []
+    kinds = _KEY_KINDS
+    for key, item in obj.data.items():
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = _kind_of_key(key)
+        if kind == _REFERENCE:
+            found.append((key, item, (key,)))
+        elif kind == _REFERENCES:
+            if type(item) is list:
+                found.extend((key, element, (key, index)) for index, element in enumerate(item))
+        elif kind == _NESTED and (type(item) is list or type(item) is dict):
+            found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
+    return found
+
+
+def malformed_ids(objects: list[IntelObject]) -> list[str]:
+    """The ids of ``objects`` that are not TYPE--UUID (the schema reports them; references to them are not)."""
+    return [identifier for obj in objects
+            if type(identifier := obj.data.get("id")) is str and ID_RE.match(identifier) is None]
+
+
+def check_listed_references(objects: list[IntelObject], listed: list[list[ListedReference]], *,
+                            types: dict[str, str] | None = None, malformed: set[str] | None = None) -> list[Finding]:
+    """check_references for a repository whose objects' references are already listed (``listed[i]`` for ``objects[i]``).
+
+    ``malformed``: :func:`malformed_ids` of all of ``objects``, when the caller kept them.
+    """
+    resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+    resolvable.update(object_types(objects) if types is None else types)
+    if malformed is None:
+        malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}
+    else:
+        malformed = malformed | {identifier for identifier in BUILTIN_OBJECTS if ID_RE.match(identifier) is None}
+    checker = _ReferenceChecker(resolvable, malformed, False)
+    resolve = checker._resolve
+    for obj, references in zip(objects, listed, strict=True):
+        if references:
+            stix_type = obj.data["type"]
+            for prop, value, path in references:
+                resolve(obj, stix_type, prop, value, path)
+    return checker.findings
