@@ -355,25 +355,41 @@ class CachedLoad:
     malformed_ids: set[str] = field(default_factory=set)
     reused_files: int = 0
     parsed_files: int = 0
+    # (blob id, entry key) -> what the file gave, when asked for (record_files): a git
+    # revision compared with this working tree takes these very objects (CachedFiles).
+    files: dict[tuple[str, str], FileResult] | None = None
 
     def prechecked(self) -> Prechecked:
         return Prechecked(self.object_findings, self.references, self.malformed_ids)
 
 
+class FileResult(NamedTuple):
+    """What one file gave in a load through the cache."""
+
+    objects: list[IntelObject]
+    load_findings: list[Finding]
+    object_findings: list[Finding]
+    references: list[list[ListedReference]]
+    malformed_ids: list[str] | set[str]
+
+
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
-                     fresh: Callable[[str], bool] | None = None) -> CachedLoad:
+                     fresh: Callable[[str], bool] | None = None, record_files: bool = False,
+                     settle: bool = True) -> CachedLoad:
     """Load ``root`` like :func:`tiops.load.load_repo`, reusing the cache for unchanged files.
 
     The objects and findings are those ``load_repo`` gives, in the same order, and
     ``object_findings`` is what ``check_object`` gives for each object, in object order.
     ``fresh(relative)`` names files that are always hashed again whatever their lstat
     (the files ``tiops validate FILE`` was given). Call ``result.cache.save()`` afterwards
-    to keep what changed.
+    to keep what changed. ``record_files``: keep each file's result in ``result.files``;
+    ``settle=False``: leave :meth:`BuildCache.settle` to the caller, which may look up
+    more entries first (a git revision's files, :class:`CachedFiles`).
     """
     config, config_findings = load_config(root)
     cache = BuildCache.open(root, context_key(root))
     repo = Repo(root=root, config=config, findings=list(config_findings))
-    loaded = CachedLoad(repo, [], [], cache)
+    loaded = CachedLoad(repo, [], [], cache, files={} if record_files else None)
     intel = config.intel_path
     if not intel.is_dir():
         return loaded
@@ -389,7 +405,8 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
             _load_file(loaded, config, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
-    cache.settle()
+    if settle:
+        cache.settle()
     return loaded
 
 
@@ -421,6 +438,8 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
                 loaded.object_findings.extend(unpacked.object_findings)
                 loaded.references.extend(unpacked.references)
                 loaded.malformed_ids.update(unpacked.malformed_ids)
+                if loaded.files is not None:
+                    loaded.files[(blob, key)] = FileResult(*unpacked)
                 cache.remember(relative, info, blob)
                 loaded.reused_files += 1
                 return
@@ -444,7 +463,76 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
     repo.findings.extend(load_findings)
     loaded.object_findings.extend(object_findings)
     loaded.references.extend(references)
-    loaded.malformed_ids.update(malformed_ids(scratch.objects))
+    malformed = malformed_ids(scratch.objects)
+    loaded.malformed_ids.update(malformed)
+    if loaded.files is not None and blob is not None and key is not None:
+        loaded.files[(blob, key)] = FileResult(scratch.objects, load_findings, object_findings, references, malformed)
+
+
+class CachedFiles:
+    """A git revision's files (tiops.filesource.ParsedFiles) taken from a working tree loaded through the cache.
+
+    A file with the blob, path and defaults of a working-tree file takes the working
+    tree's very objects (so `tiops diff` compares, checks and compiles them once); any
+    other file found in the build cache comes from its entry. Either way it is not read,
+    parsed or checked, and its per-object findings and references are kept in object
+    order for :meth:`prechecked`, so the revision's repository-wide reference check
+    does not walk its objects again. Files found in neither are parsed (documents shared
+    through ``parses``) and checked here.
+    """
+
+    def __init__(self, head: CachedLoad, parses: Any) -> None:
+        self.cache = head.cache
+        self._head_files = head.files or {}
+        self._parses = parses
+        self._keys: dict[int, tuple[Defaults, str | None]] = {}
+        self.object_findings: list[Finding] = []
+        self.references: list[list[ListedReference]] = []
+        self.malformed_ids: set[str] = set()
+        self.objects = 0
+        self.reused_files = 0
+
+    def lookup(self, relative: str, blob: str) -> Any:
+        return self._parses.lookup(relative, blob)
+
+    def offer(self, relative: str, blob: str, document: Any) -> None:
+        self._parses.offer(relative, blob, document)
+
+    def loaded(self, relative: str, blob: str, context: Any) -> tuple[list[Any], list[Any]] | None:
+        known = self._keys.get(id(context))
+        if known is None or known[0] is not context:
+            known = self._keys[id(context)] = (context, defaults_key(context))
+        if known[1] is None:
+            return None
+        key = f"{relative}\0{known[1]}"  # entry_key, inlined
+        found = self._head_files.get((blob, key))
+        if found is None:
+            entry = self.cache.lookup(blob, key)
+            if entry is None:
+                return None
+            try:
+                found = FileResult(*entry.unpack())
+            except (ValueError, TypeError, EOFError, IndexError):
+                return None
+        self.object_findings.extend(found.object_findings)
+        self.references.extend(found.references)
+        self.malformed_ids.update(found.malformed_ids)
+        self.objects += len(found.objects)
+        self.reused_files += 1
+        return found.objects, found.load_findings
+
+    def offer_loaded(self, relative: str, blob: str, context: Any, objects: list[Any], findings: list[Any]) -> None:
+        # Located later, against the revision's own files (validate_repo resolves what has no line).
+        self.object_findings.extend(f for obj in objects for f in check_object(obj))
+        self.references.extend(object_references(obj) for obj in objects)
+        self.malformed_ids.update(malformed_ids(objects))
+        self.objects += len(objects)
+
+    def prechecked(self, repo: Repo) -> Prechecked | None:
+        """What the revision's objects were checked to, or None if it does not match ``repo`` object for object."""
+        if self.objects != len(repo.objects) or len(self.references) != len(repo.objects):
+            return None
+        return Prechecked(self.object_findings, self.references, self.malformed_ids)
 
 
 def _unchanged(path: str, before: os.stat_result) -> bool:

@@ -70,6 +70,8 @@ class SharedWork:
     checked: dict[int, tuple[IntelObject, list[Finding]]] = field(default_factory=dict)
     compiled: dict[int, tuple[IntelObject, dict[str, Any]]] = field(default_factory=dict)
     described: dict[int, tuple[IntelObject, Provenance]] = field(default_factory=dict)
+    # The working tree loaded through the build cache, and the revision's files taken from it.
+    cached: Any = None  # tiops.buildcache.CachedFiles, set by the working tree's compile
 
     def provenance(self, obj: IntelObject, rules: tuple[str, ...]) -> Provenance:
         earlier = self.described.get(id(obj))
@@ -78,21 +80,43 @@ class SharedWork:
         return earlier[1]
 
 
-def compile_pair(root: Path, base: str, head: str | None, *,
-                 progress: Progress = no_progress) -> tuple[CompiledRevision, CompiledRevision]:
+def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress = no_progress,
+                 cache: bool = False) -> tuple[CompiledRevision, CompiledRevision]:
     """``base`` and ``head`` (None: the working tree) compiled for comparing, each file content parsed once.
 
     Both revisions are resolved first, so a wrong name fails before any work. The head is
     compiled first: a working tree is read from disk anyway, and the base then reads
     from git only the files whose blobs the head did not have.
+
+    ``cache`` (with the working tree as head): the working tree is loaded through the build
+    cache in ``.tiops/build-cache/`` (tiops.buildcache) and the base's files with an entry
+    there (or a working-tree twin) are neither read, parsed nor checked; the base's
+    reference check resolves the references kept with them. The result is the same.
     """
     for rev in (base, head):
         if rev is not None:
             _resolve(root, rev)
     shared = SharedWork()
+    if cache and head is None:
+        after = _compile_working_tree_cached(root, progress, shared)
+        try:
+            before = compile_revision(root, base, progress=progress, shared=shared)
+        finally:
+            shared.cached.cache.settle()
+            shared.cached.cache.save()
+        return before, after
     after = compile_revision(root, head, progress=progress, shared=shared)
     before = compile_revision(root, base, progress=progress, shared=shared)
     return before, after
+
+
+def _compile_working_tree_cached(root: Path, progress: Progress, shared: SharedWork) -> CompiledRevision:
+    from tiops.buildcache import CachedFiles, load_repo_cached  # imported here: it imports the checks
+
+    loaded = load_repo_cached(root, progress=progress, record_files=True, settle=False)
+    shared.cached = CachedFiles(loaded, shared.parses)
+    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    return _compile_loaded(loaded.repo, findings, WORKING_TREE, None, resolve_as_of(root), shared)
 
 
 def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
@@ -133,8 +157,20 @@ def _revision_hint(root: Path) -> str:
 
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
                   source: FileSource | None, shared: SharedWork | None) -> CompiledRevision:
-    repo = load_repo(root, progress=progress, source=source, parsed=shared.parses if shared is not None else None)
-    findings = validate_repo(repo, progress=progress, checked=shared.checked if shared is not None else None)
+    cached = shared.cached if shared is not None and source is not None else None
+    if cached is not None:
+        repo = load_repo(root, progress=progress, source=source, parsed=cached)
+        prechecked = cached.prechecked(repo)
+    else:
+        repo = load_repo(root, progress=progress, source=source, parsed=shared.parses if shared is not None else None)
+        prechecked = None
+    findings = validate_repo(repo, progress=progress, prechecked=prechecked,
+                             checked=shared.checked if shared is not None else None)
+    return _compile_loaded(repo, findings, label, commit, as_of, shared)
+
+
+def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str | None, as_of: AsOf,
+                    shared: SharedWork | None) -> CompiledRevision:
     outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)

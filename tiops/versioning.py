@@ -110,9 +110,10 @@ def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[F
     return findings
 
 
-def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = Severity.WARNING) -> list[Finding]:
-    """Check the working tree at ``root`` against git revision ``base_ref``."""
-    base, head = compile_pair(root, base_ref, None)
+def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = Severity.WARNING, *,
+                        cache: bool = False) -> list[Finding]:
+    """Check the working tree at ``root`` against git revision ``base_ref`` (``cache``: through the build cache)."""
+    base, head = compile_pair(root, base_ref, None, cache=cache)
     return sort_findings(resolve_locations(check_versions(base, head, deleted_severity=deleted_severity), root))
 
 

@@ -19,9 +19,12 @@ from tiops.revision import compile_pair
               help="text for people, markdown for a pull-request comment, json for tools.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output.")
 @click.option("--exit-code", is_flag=True, help="Exit with status 2 when there are changes (0 when there are none).")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
-def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, output: Path | None, exit_code: bool) -> None:
+def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, output: Path | None, exit_code: bool,
+                 no_cache: bool = False) -> None:
     """Compare the compiled intel of git revision BASE with HEAD (default: the working tree).
 
     Lists objects added, changed (field by field), revoked and removed, relationships
@@ -30,7 +33,7 @@ def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, outp
     """
     root = repo_root(ctx)
     with progress_bar(fmt == "text" and output is None) as progress:
-        before, after = compile_pair(root, base, head, progress=progress)
+        before, after = compile_pair(root, base, head, progress=progress, cache=not no_cache)
     diff = diff_revisions(before, after)
     rendered = DIFF_RENDERERS[fmt](diff)
     if output is not None:

@@ -50,7 +50,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
         # Only --base reads another revision: its git and compile code is not imported otherwise.
         from tiops.versioning import versioning_findings
 
-        findings = sort_findings([*findings, *versioning_findings(root, base_ref, _deleted_severity(root))])
+        findings = sort_findings([*findings, *versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache)])
     if strict is None:
         from tiops.config import load_config
 

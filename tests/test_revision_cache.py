@@ -1,0 +1,107 @@
+"""`tiops diff` and `tiops validate --base` through the build cache, in real git repositories.
+
+The cache must change only the time they take: over commits with edits, renames and a
+defaults change, every output with a warm cache equals the output with ``--no-cache``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pr_repo import MALWARE, base_repo, edit, git, make_pull_request
+
+from tiops.buildcache import CACHE_DIR
+from tiops.cli import main
+from tiops.gitrepo import GitRevision
+from tiops.revision import CompiledRevision, compile_pair
+
+MALWARE_FILE = "intel/lanternloader.yaml"
+
+
+def _same(left: CompiledRevision, right: CompiledRevision) -> None:
+    assert left.objects == right.objects
+    assert left.authored == right.authored
+    assert left.provenance == right.provenance
+    assert left.dropped_by_rules == right.dropped_by_rules
+    assert left.error_count == right.error_count
+
+
+def _outputs(root: Path, base: str, *flags: str) -> list[tuple[int, str]]:
+    runner = CliRunner()
+    found = []
+    for args in (["diff", base, "--format", "json"], ["diff", base], ["validate", "--base", base, "--format", "json"]):
+        result = runner.invoke(main, ["-C", str(root), *args, *flags])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        found.append((result.exit_code, result.output))
+    return found
+
+
+def _commit(root: Path, message: str, day: int) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message, date=f"2025-03-{day:02d}T12:00:00+00:00")
+
+
+def test_a_warm_cache_gives_the_output_of_no_cache_over_a_history(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0  # warms the cache
+    make_pull_request(root)
+    steps = []
+    # A rename and a defaults change, committed; then an edit left in the working tree.
+    (root / "intel" / "malware").mkdir()
+    git(root, "mv", MALWARE_FILE, "intel/malware/lanternloader.yaml")
+    defaults = root / "intel" / "_defaults.yaml"
+    defaults.write_text(defaults.read_text() + "  labels: [reviewed]\n")
+    _commit(root, "reorganise", 3)
+    steps.append(("HEAD~1", "base"))
+    edit(root, "intel/c2-address.yaml", "confidence: 85", "confidence: 40")
+    steps.append(("HEAD~1", "base", "HEAD"))
+    for bases in steps:
+        for base in bases:
+            uncached = _outputs(root, base, "--no-cache")
+            assert (root / CACHE_DIR).is_dir()
+            assert _outputs(root, base) == uncached  # the cache written by the run before
+            assert _outputs(root, base) == uncached  # and read again, warm
+    assert any(code == 1 or "TI8" in out for code, out in uncached)  # the checks had something to say
+
+
+def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    # The cache knows every base file; then an edit the cache has never seen.
+    compile_pair(root, "base", None, cache=True)
+    edit(root, MALWARE_FILE, "name: LanternLoader", "name: LanternLoader v2")
+    read: list[str] = []
+    original = GitRevision._cat
+
+    def counting(self: GitRevision, blob: str, size: int) -> bytes:
+        read.append(blob)
+        return original(self, blob, size)
+
+    monkeypatch.setattr(GitRevision, "_cat", counting)
+    old_blob = git(root, "rev-parse", f"base:{MALWARE_FILE}").strip()
+    before, after = compile_pair(root, "base", None, cache=True)
+    with_cache = list(read)
+    assert old_blob not in with_cache  # the edited file's base version came from its cache entry
+    read.clear()
+    compile_pair(root, "base", None, cache=False)
+    assert sorted(read) == sorted([*with_cache, old_blob])  # without the cache it is read from git
+    monkeypatch.undo()
+    plain_before, plain_after = compile_pair(root, "base", None)
+    _same(before, plain_before)
+    _same(after, plain_after)
+    assert before.authored[MALWARE]["name"] == "LanternLoader"
+    assert after.authored[MALWARE]["name"] == "LanternLoader v2"
+
+
+def test_tiops_no_cache_turns_it_off_for_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    monkeypatch.setenv("TIOPS_NO_CACHE", "1")
+    assert CliRunner().invoke(main, ["-C", str(root), "diff", "base"]).exit_code == 0
+    assert not (root / CACHE_DIR).exists()
+    monkeypatch.delenv("TIOPS_NO_CACHE")
+    assert CliRunner().invoke(main, ["-C", str(root), "diff", "base"]).exit_code == 0
+    assert (root / CACHE_DIR).is_dir()
