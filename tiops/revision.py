@@ -111,7 +111,10 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
 
 
 def _compile_working_tree_cached(root: Path, progress: Progress, shared: SharedWork) -> CompiledRevision:
-    from tiops.buildcache import CachedFiles, load_repo_cached  # imported here: it imports the checks
+    from tiops.buildcache import (  # imported here: it imports the checks
+        CachedFiles,
+        load_repo_cached,
+    )
 
     loaded = load_repo_cached(root, progress=progress, record_files=True, settle=False)
     shared.cached = CachedFiles(loaded, shared.parses)
