@@ -54,6 +54,14 @@ def test_a_warm_cache_gives_the_output_of_no_cache_over_a_history(tmp_path: Path
     git(root, "mv", MALWARE_FILE, "intel/malware/lanternloader.yaml")
     defaults = root / "intel" / "_defaults.yaml"
     defaults.write_text(defaults.read_text() + "  labels: [reviewed]\n")
+    # Errors that the per-object checks and the reference check find, on both sides from here on.
+    (root / "intel" / "broken.yaml").write_text(
+        "type: relationship\nspec_version: '2.1'\nid: relationship--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\n"
+        "created: 2025-03-01T00:00:00.000Z\nmodified: 2025-03-01T00:00:00.000Z\nrelationship_type: uses\n"
+        f"source_ref: {MALWARE}\ntarget_ref: tool--11111111-1111-4111-8111-111111111111\n")
+    (root / "intel" / "unnamed-tool.yaml").write_text(
+        "type: tool\nspec_version: '2.1'\nid: tool--22222222-2222-4222-8222-222222222222\n"
+        "created: 2025-03-01T00:00:00.000Z\nmodified: 2025-03-01T00:00:00.000Z\n")
     _commit(root, "reorganise", 3)
     steps.append(("HEAD~1", "base"))
     edit(root, "intel/c2-address.yaml", "confidence: 85", "confidence: 40")
@@ -65,6 +73,7 @@ def test_a_warm_cache_gives_the_output_of_no_cache_over_a_history(tmp_path: Path
             assert _outputs(root, base) == uncached  # the cache written by the run before
             assert _outputs(root, base) == uncached  # and read again, warm
     assert any(code == 1 or "TI8" in out for code, out in uncached)  # the checks had something to say
+    assert "HEAD (" in uncached[1][1] and "has 2 validation error(s)" in uncached[1][1]  # per-object + reference
 
 
 def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
