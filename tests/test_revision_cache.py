@@ -114,3 +114,25 @@ def test_tiops_no_cache_turns_it_off_for_diff(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("TIOPS_NO_CACHE")
     assert CliRunner().invoke(main, ["-C", str(root), "diff", "base"]).exit_code == 0
     assert (root / CACHE_DIR).is_dir()
+
+
+def test_a_base_with_another_tiops_yaml_does_not_take_the_working_trees_entries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    (root / "tiops.yaml").write_text("intel: intel  # added since the base\n")
+    compile_pair(root, "base", None, cache=True)  # warm
+    read: list[str] = []
+    original = GitRevision._cat
+
+    def counting(self: GitRevision, blob: str, size: int) -> bytes:
+        read.append(blob)
+        return original(self, blob, size)
+
+    monkeypatch.setattr(GitRevision, "_cat", counting)
+    before, after = compile_pair(root, "base", None, cache=True)
+    assert git(root, "rev-parse", f"base:{MALWARE_FILE}").strip() in read  # read and built afresh
+    monkeypatch.undo()
+    plain_before, plain_after = compile_pair(root, "base", None)
+    _same(before, plain_before)
+    _same(after, plain_after)

@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 
 import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
+from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem, read_input
 from tiops.limits import MAX_FILE_BYTES
@@ -119,11 +120,15 @@ def entry_key(relative: str, defaults: str) -> str:
     return f"{relative}\0{defaults}"
 
 
-def context_key(root: Path) -> str:
-    """Everything besides a file and its defaults that changes what loading and checking it gives."""
+def context_key(root: Path, source: FileSource | None = None) -> str:
+    """Everything besides a file and its defaults that changes what loading and checking it gives.
+
+    ``source``: where ``tiops.yaml`` is read from (default the working tree; a git revision).
+    """
     parts: list[Any] = [FORMAT, tiops.__version__, sys.version, _OBJECT_FIELDS, _package_fingerprint()]
     try:
-        parts.append(read_input(os.fspath(root / CONFIG_FILE)))
+        config_path = os.fspath(root / CONFIG_FILE)
+        parts.append(read_input(config_path) if source is None else source.read(config_path))
     except InputProblem as problem:
         parts.append(problem.code)
     return hashlib.sha256(marshal.dumps(tuple(parts))).hexdigest()
@@ -491,6 +496,10 @@ class CachedFiles:
         self.malformed_ids: set[str] = set()
         self.objects = 0
         self.reused_files = 0
+
+    def fits(self, root: Path, source: FileSource) -> bool:
+        """Whether entries made in the working tree hold for the revision ``source`` (the same ``tiops.yaml``)."""
+        return context_key(root, source) == self.cache.context
 
     def lookup(self, relative: str, blob: str) -> Any:
         return self._parses.lookup(relative, blob)

@@ -161,7 +161,7 @@ def _revision_hint(root: Path) -> str:
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
                   source: FileSource | None, shared: SharedWork | None) -> CompiledRevision:
     cached = shared.cached if shared is not None and source is not None else None
-    if cached is not None:
+    if cached is not None and cached.fits(root, source):
         repo = load_repo(root, progress=progress, source=source, parsed=cached)
         prechecked = cached.prechecked(repo)
     else:
