@@ -95,24 +95,14 @@ class _ReferenceChecker:
             kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
             if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
                 _KINDS_BY_NAMES[names] = kinds
-        # The common reference needs no finding: it names a defined object that is not
-        # malformed, of a type already known to be allowed there. That is decided inline;
-        # anything else goes through _resolve, which decides the same way and reports.
-        types, malformed, allowed_by_property = self.types, self.malformed, self.allowed
         for key, kind in kinds:
             item = data[key]
             if kind == _REFERENCE:
-                allowed = allowed_by_property.get((stix_type, key))
-                if (allowed is None or type(item) is not str or item in malformed
-                        or types.get(item) not in allowed):
-                    self._resolve(obj, stix_type, key, item, (key,))
+                self._resolve(obj, stix_type, key, item, (key,))
             elif kind == _REFERENCES:
                 if type(item) is list:
-                    allowed = allowed_by_property.get((stix_type, key))
                     for index, element in enumerate(item):
-                        if (allowed is None or type(element) is not str or element in malformed
-                                or types.get(element) not in allowed):
-                            self._resolve(obj, stix_type, key, element, (key, index))
+                        self._resolve(obj, stix_type, key, element, (key, index))
             elif kind == _NESTED and (type(item) is list or type(item) is dict):
                 for path, prop, value in _references({key: item}, ()):
                     self._resolve(obj, stix_type, prop, value, path)
