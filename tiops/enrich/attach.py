@@ -19,6 +19,7 @@ the clock: the same lock always gives the same objects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -154,6 +155,9 @@ class _BundleEntries:
 
 
 _UNSET: Final[Any] = object()
+# An indicator naming one IP or domain, as nearly every one does (tiops.enrich.values reads the rest).
+_SIMPLE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name):value = '([^'\\]*)'\]")
+_IP_TYPES: Final = frozenset({"ipv4-addr", "ipv6-addr"})
 
 
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
@@ -172,9 +176,27 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
 def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[IntelObject]:
     result: list[IntelObject] = []
     append = result.append
+    simple_pattern = _SIMPLE_PATTERN.fullmatch
     for obj in objects:
         data = obj.data
-        values = object_enrich_values(data, known) if data.get("type") in _ENRICHED_OBJECT_TYPES else ()
+        stix_type = data.get("type")
+        if stix_type not in _ENRICHED_OBJECT_TYPES:
+            append(obj)
+            continue
+        # One value written as the lock writes it, as nearly every indicator and SCO names: what
+        # object_enrich_values returns for it, without its calls (it reads every other shape).
+        values: Iterable[tuple[str, str]]
+        if stix_type == "indicator":
+            pattern = data.get("pattern")
+            simple = simple_pattern(pattern) if pattern.__class__ is str else None
+            if simple is not None and simple[2] in known and data.get("pattern_type", "stix") == "stix":
+                values = (("ip" if simple[1] in _IP_TYPES else "domain", simple[2]),)
+            else:
+                values = object_enrich_values(data, known)
+        elif stix_type != "url" and (value := data.get("value")).__class__ is str and value in known:
+            values = (("ip" if stix_type in _IP_TYPES else "domain", value),)
+        else:
+            values = object_enrich_values(data, known)
         extension = entries.extension(data, values) if values else None
         if extension is None:
             append(obj)

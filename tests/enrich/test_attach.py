@@ -1,0 +1,53 @@
+"""attach_enrichment reads the common one-value shapes without the pattern lexer: same values as the full reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiops.enrich.attach import attach_enrichment, enrichment_of
+from tiops.enrich.lock import EnrichmentLock
+from tiops.enrich.values import object_enrich_values
+from tiops.load import IntelObject
+
+GEO = {"status": "found", "country": "Exampleland", "country_code": "EX", "asn": 64500, "as_organization": "EXAMPLE"}
+WHOIS = {"status": "found", "retrieved": "2026-01-01T00:00:00Z", "registrar": "Example Registrar",
+         "registered": "2025-12-01T00:00:00Z"}
+
+
+def _object(number: int, **data: Any) -> IntelObject:
+    return IntelObject({"id": f"x--{number}", "created": "2026-01-01T00:00:00.000Z", **data}, "intel/x.yaml", 1, [])
+
+
+def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
+    lock = EnrichmentLock()
+    for ip in ("198.51.100.7", "2001:db8::1", "203.0.113.0/24"):
+        lock.geo[ip] = dict(GEO)
+        lock.whois[ip] = dict(WHOIS)
+    for name in ("example.com", "198.51.100.8"):
+        lock.whois[name] = dict(WHOIS)
+    objects = [
+        _object(1, type="indicator", pattern="[ipv4-addr:value = '198.51.100.7']", pattern_type="stix"),
+        _object(2, type="indicator", pattern="[ipv6-addr:value = '2001:DB8::1']", pattern_type="stix"),
+        _object(3, type="indicator", pattern="[ipv4-addr:value = '203.0.113.9/24']", pattern_type="stix"),
+        _object(4, type="indicator", pattern="[domain-name:value = 'example.com']", pattern_type="sigma"),
+        _object(5, type="indicator", pattern="[url:value = 'https://example.com/a'] OR [ipv4-addr:value = '198.51.100.7']",
+                pattern_type="stix"),
+        _object(6, type="ipv4-addr", value="198.51.100.7"),
+        _object(7, type="domain-name", value="198.51.100.8"),  # a name that looks like an address: no GeoLocation
+        _object(8, type="domain-name", value="Example.COM."),
+        _object(9, type="url", value="http://198.51.100.7/x"),
+        _object(10, type="indicator", pattern="[domain-name:value = 'example.com']", pattern_type="stix",
+                valid_from="2025-12-11T00:00:00Z"),
+    ]
+    attached = attach_enrichment(objects, lock)
+    for before, after in zip(objects, attached, strict=True):
+        expected = object_enrich_values(before.data)
+        extension = enrichment_of(after.data) or {}
+        whois = [item["value"] for item in extension.get("whois", [])]
+        geo = [item["value"] for item in extension.get("enrichment", [])]
+        assert whois == [value for _, value in expected], before.id
+        assert geo == [value for kind, value in expected if kind == "ip"], before.id
+        assert "extensions" not in before.data  # the loaded objects stay as authored
+    assert enrichment_of(attached[6].data) == {"extension_type": "property-extension", "whois": [
+        {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]}
+    assert enrichment_of(attached[9].data)["whois"][0]["age_days"] == 10  # type: ignore[index]
