@@ -8,8 +8,10 @@ instead, which is cloned, never changed), every step runs the command line as a 
 process, like a developer or CI would, so whatever the library does (build cache, git
 reads, store digests) is in the figure:
 
-1. full compile (the baseline): ``tiops compile`` on a fresh clone, nothing cached;
-2. one-file recompile: one intel file edited, ``tiops compile`` again;
+1. full compile (the baseline): ``tiops compile --no-cache`` on a fresh clone: no cache
+   read and none written; then an untimed ``tiops compile`` writes the build cache, as a
+   developer's previous build would have;
+2. one-file recompile: one intel file edited, ``tiops compile`` again (cache warm);
 3. ``tiops validate FILE`` on that file (the pre-commit hook);
 4. ``tiops diff HEAD~1`` once the edit is committed;
 5. ``tiops apply --auto-approve`` to the default SQLite store (empty), then
@@ -154,8 +156,11 @@ def measure(args: argparse.Namespace, work: Path) -> list[Row]:
     at = ["-C", str(repo)]
     rows: list[Row] = []
 
-    baseline = run([*tiops, *at, "compile", "--as-of", AS_OF, "-o", str(work / "bundle.json")], work)
-    rows.append(ratio_row("full compile (baseline)", baseline, baseline, "—", f", {baseline.peak_mb:.0f} MB peak"))
+    baseline = run([*tiops, *at, "compile", "--no-cache", "--as-of", AS_OF, "-o", str(work / "bundle.json")], work)
+    rows.append(ratio_row("full compile, `--no-cache` (baseline)", baseline, baseline, "—",
+                          f", {baseline.peak_mb:.0f} MB peak"))
+    warm = run([*tiops, *at, "compile", "--as-of", AS_OF, "-o", str(work / "bundle.json")], work)
+    rows.append(ratio_row("first compile, writing the build cache", warm, baseline, "—"))
     edited = edit_one_file(repo)
     recompile = run([*tiops, *at, "compile", "--as-of", AS_OF, "-o", str(work / "bundle.json")], work)
     rows.append(ratio_row("one-file recompile", recompile, baseline, "≤ 0.2x"))
