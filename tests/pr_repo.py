@@ -6,6 +6,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tiops.revision import CompiledRevision
 
 DATA = Path(__file__).resolve().parent / "data" / "diff"
 
@@ -67,3 +71,15 @@ def make_pull_request(root: Path, *, bump: bool = True, commit: bool = True) -> 
     if commit:
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "pull request", date="2025-03-02T12:00:00+00:00")
+
+
+MALWARE_FILE = "intel/lanternloader.yaml"
+
+
+def assert_same_revision(left: CompiledRevision, right: CompiledRevision) -> None:
+    """Two compilations of one revision agree on everything a comparison reads."""
+    assert left.objects == right.objects
+    assert left.authored == right.authored
+    assert left.provenance == right.provenance
+    assert left.dropped_by_rules == right.dropped_by_rules
+    assert left.error_count == right.error_count

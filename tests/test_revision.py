@@ -14,22 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pr_repo import C2_ADDRESS, C2_DOMAIN, MALWARE, base_repo, git
+from pr_repo import C2_ADDRESS, C2_DOMAIN, MALWARE, MALWARE_FILE, base_repo, git
+from pr_repo import assert_same_revision as _same
 
 from tiops.cli import main
 from tiops.diff import diff_revisions
 from tiops.errors import UsageError
 from tiops.revision import CompiledRevision, compile_pair, compile_revision
-
-MALWARE_FILE = "intel/lanternloader.yaml"
-
-
-def _same(left: CompiledRevision, right: CompiledRevision) -> None:
-    assert left.objects == right.objects
-    assert left.authored == right.authored
-    assert left.provenance == right.provenance
-    assert left.dropped_by_rules == right.dropped_by_rules
-    assert left.error_count == right.error_count
 
 
 def _checked_out(root: Path, rev: str, folder: Path) -> CompiledRevision:

@@ -10,22 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pr_repo import MALWARE, base_repo, edit, git, make_pull_request
+from pr_repo import MALWARE, MALWARE_FILE, base_repo, edit, git, make_pull_request
+from pr_repo import assert_same_revision as _same
 
 from tiops.buildcache import CACHE_DIR
 from tiops.cli import main
 from tiops.gitrepo import GitRevision
-from tiops.revision import CompiledRevision, compile_pair
-
-MALWARE_FILE = "intel/lanternloader.yaml"
-
-
-def _same(left: CompiledRevision, right: CompiledRevision) -> None:
-    assert left.objects == right.objects
-    assert left.authored == right.authored
-    assert left.provenance == right.provenance
-    assert left.dropped_by_rules == right.dropped_by_rules
-    assert left.error_count == right.error_count
+from tiops.revision import compile_pair
 
 
 def _outputs(root: Path, base: str, *flags: str) -> list[tuple[int, str]]:
