@@ -19,7 +19,6 @@ the clock: the same lock always gives the same objects.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -34,7 +33,7 @@ from tiops.enrich.fields import (
 )
 from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
-from tiops.enrich.values import object_enrich_values
+from tiops.enrich.values import SIMPLE_VALUE_PATTERN, object_enrich_values
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
@@ -155,8 +154,6 @@ class _BundleEntries:
 
 
 _UNSET: Final[Any] = object()
-# An indicator naming one IP or domain, as nearly every one does (tiops.enrich.values reads the rest).
-_SIMPLE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name):value = '([^'\\]*)'\]")
 _IP_TYPES: Final = frozenset({"ipv4-addr", "ipv6-addr"})
 
 
@@ -176,7 +173,7 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
 def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[IntelObject]:
     result: list[IntelObject] = []
     append = result.append
-    simple_pattern = _SIMPLE_PATTERN.fullmatch
+    simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; a URL takes the full reader
     for obj in objects:
         data = obj.data
         stix_type = data.get("type")
@@ -189,7 +186,7 @@ def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[st
         if stix_type == "indicator":
             pattern = data.get("pattern")
             simple = simple_pattern(pattern) if pattern.__class__ is str else None
-            if simple is not None and simple[2] in known and data.get("pattern_type", "stix") == "stix":
+            if simple is not None and simple[1] != "url" and simple[2] in known and data.get("pattern_type", "stix") == "stix":
                 values = (("ip" if simple[1] in _IP_TYPES else "domain", simple[2]),)
             else:
                 values = object_enrich_values(data, known)

@@ -138,7 +138,7 @@ def canonical_value(value: str) -> str | None:
 
 # The shape most indicators have, one equality test of one value ([ipv4-addr:value = '...']),
 # read without the pattern lexer: compile runs this for every object (docs/enrich.md, Speed).
-_SIMPLE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name|url):value = '([^'\\]*)'\]")
+SIMPLE_VALUE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name|url):value = '([^'\\]*)'\]")
 _ENRICHED_TYPES: Final = ("ipv4-addr", "ipv6-addr", "domain-name", "url:")
 # The object types that can name a value to enrich: indicators by pattern, SCOs by value.
 ENRICHED_OBJECT_TYPES: Final = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url"})
@@ -158,7 +158,7 @@ def object_enrich_values(obj: Mapping[str, Any], known: Container[str] = ()) -> 
         pattern = obj.get("pattern")
         if pattern.__class__ is not str:
             return ()
-        simple = _SIMPLE_PATTERN.fullmatch(pattern)
+        simple = SIMPLE_VALUE_PATTERN.fullmatch(pattern)
         if simple is not None and obj.get("pattern_type", "stix") == "stix":
             item = _value_of(simple[1], simple[2], known)
             return (item,) if item is not None else ()
