@@ -58,11 +58,12 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import operator
 import os
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -93,6 +94,7 @@ _UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
 # A file whose modification time is this close to the index's own is hashed again.
 _RACY_NS = 1_000_000_000
 _OBJECT_FIELDS = tuple(f.name for f in fields(IntelObject))
+_OBJECT_VALUES = operator.attrgetter(*_OBJECT_FIELDS)  # every field of an object, as one tuple
 
 # A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
@@ -157,12 +159,15 @@ class FileEntry(NamedTuple):
 
     @staticmethod
     def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
-              references: list[list[ListedReference]]) -> FileEntry:
-        """Raises ValueError when something in the objects cannot be stored."""
-        stored_objects = [tuple(getattr(obj, name) for name in _OBJECT_FIELDS) for obj in objects]
+              references: list[list[ListedReference]], malformed: list[str] | None = None) -> FileEntry:
+        """Raises ValueError when something in the objects cannot be stored.
+
+        ``malformed``: :func:`malformed_ids` of ``objects`` when the caller has it already.
+        """
+        stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
         return FileEntry(marshal.dumps((stored_objects, [_store_finding(f) for f in load_findings],
                                         [_store_finding(f) for f in object_findings], references,
-                                        malformed_ids(objects))))
+                                        malformed_ids(objects) if malformed is None else malformed)))
 
     def unpack(self) -> Unpacked:
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
@@ -400,6 +405,8 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
         return loaded
     keys: dict[int, tuple[Defaults, str | None]] = {}
     root_text = os.fspath(root)
+    reading = _HashedFirst(config.files)
+    parsing = replace(config, source=reading)  # files parsed get the bytes just hashed
     with paused_gc():
         files = list(_object_files(intel, root, repo))
         for done, (path, relative, defaults) in enumerate(files, 1):
@@ -407,7 +414,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
             if known is None or known[0] is not defaults:
                 known = keys[id(defaults)] = (defaults, defaults_key(defaults))
             key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
-            _load_file(loaded, config, root_text, path, relative, defaults, key, fresh)
+            _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
     if settle:
@@ -415,9 +422,44 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     return loaded
 
 
-def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, relative: str, defaults: Defaults,
-               key: str | None, fresh: Callable[[str], bool] | None) -> None:
+class _HashedFirst:
+    """The working tree, except that the file just read to hash it is not read a second time to parse it.
+
+    Reading every file twice was most of the extra cost of a build that writes the cache;
+    parsing the very bytes that were hashed also ties the entry to what was parsed.
+    """
+
+    def __init__(self, files: FileSource) -> None:
+        self._files = files
+        self.root = files.root
+        self.ahead: tuple[str, bytes] | None = None  # (path, content), taken by the next read of that path
+
+    def read(self, path: str) -> bytes:
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == path:
+            return ahead[1]
+        return self._files.read(path)
+
+    def lexists(self, path: str) -> bool:
+        return self._files.lexists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self._files.is_dir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return self._files.listdir(path)
+
+    def walk(self, top: str, on_problem: Any) -> Any:
+        return self._files.walk(top, on_problem)
+
+    def blob_id(self, path: str) -> str | None:
+        return self._files.blob_id(path)
+
+
+def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
+               defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None) -> None:
     cache, repo = loaded.cache, loaded.repo
+    reading.ahead = None
     try:
         info = os.lstat(path)
     except OSError:
@@ -427,9 +469,12 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
         blob = None if fresh is not None and fresh(relative) else cache.known_blob(relative, info)
         if blob is None:
             try:
-                blob = blob_id(read_input(path, root=root_text))
+                content = read_input(path, root=root_text)
             except InputProblem:
                 blob = None  # reported by the ordinary load below
+            else:
+                blob = blob_id(content)
+                reading.ahead = (path, content)
     if blob is not None and key is not None and info is not None:
         entry = cache.lookup(blob, key)
         if entry is not None:
@@ -450,15 +495,17 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
                 return
     scratch = Repo(root=repo.root, config=config)
     _load_object_file(path, relative, defaults, scratch)
+    reading.ahead = None
     # Locations resolved now, while the file is the one the entry is kept for.
     load_findings = resolve_locations(scratch.findings, repo.root)
     object_findings = resolve_locations([f for obj in scratch.objects for f in check_object(obj)], repo.root)
     references = [object_references(obj) for obj in scratch.objects]
+    malformed = malformed_ids(scratch.objects)
     loaded.parsed_files += 1
     if blob is not None and key is not None and info is not None and not any(
             f.code in _UNREADABLE_CODES for f in load_findings) and _unchanged(path, info):
         try:
-            entry = FileEntry.build(scratch.objects, load_findings, object_findings, references)
+            entry = FileEntry.build(scratch.objects, load_findings, object_findings, references, malformed)
         except ValueError:
             pass  # a value marshal cannot write: this file is loaded afresh every time
         else:
@@ -468,7 +515,6 @@ def _load_file(loaded: CachedLoad, config: Config, root_text: str, path: str, re
     repo.findings.extend(load_findings)
     loaded.object_findings.extend(object_findings)
     loaded.references.extend(references)
-    malformed = malformed_ids(scratch.objects)
     loaded.malformed_ids.update(malformed)
     if loaded.files is not None and blob is not None and key is not None:
         loaded.files[(blob, key)] = FileResult(scratch.objects, load_findings, object_findings, references, malformed)
