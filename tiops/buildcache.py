@@ -62,7 +62,7 @@ import operator
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,7 +71,7 @@ import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
-from tiops.inputs import InputProblem, read_input
+from tiops.inputs import InputProblem, WalkProblem, read_input
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_files
 from tiops.locate import resolve_locations
@@ -449,7 +449,7 @@ class _HashedFirst:
     def listdir(self, path: str) -> list[str]:
         return self._files.listdir(path)
 
-    def walk(self, top: str, on_problem: Any) -> Any:
+    def walk(self, top: str, on_problem: WalkProblem) -> Iterator[tuple[str, list[str], list[str]]]:
         return self._files.walk(top, on_problem)
 
     def blob_id(self, path: str) -> str | None:
