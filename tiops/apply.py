@@ -238,8 +238,14 @@ class Session:
         self.store.close()
 
 
-def open_session(root: Path, target: str | None = None, *, progress: Progress = no_progress) -> Session:
-    """Compile the repository at ``root`` and connect to the named target (default from tiops.yaml)."""
+def open_session(root: Path, target: str | None = None, *, progress: Progress = no_progress,
+                 cache: bool = True) -> Session:
+    """Compile the repository at ``root`` and connect to the named target (default from tiops.yaml).
+
+    ``cache``: load through the build cache in ``.tiops/build-cache/`` as ``tiops compile``
+    does (tiops.pipeline.build), so unchanged files are neither parsed nor checked again;
+    the compiled objects, and so the plan, are the same either way.
+    """
     config, findings = load_config(root)
     if blocking_errors(findings):
         raise ValidationFailed(findings)
@@ -249,10 +255,19 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         known = ", ".join(sorted(config.targets)) or "none"
         raise UsageError(f"no target named {name!r} in tiops.yaml (targets: {known})")
     settings = TargetSettings.from_config(name, entry)
-    repo = load_repo(root, progress=progress)
-    findings = validate_repo(repo, progress=progress)
-    if blocking_errors(findings):
-        raise ValidationFailed(findings)
-    compiled = compiled_objects(repo)
+    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
+        if cache:
+            from tiops.buildcache import load_repo_cached  # imported here: it imports the checks
+
+            loaded = load_repo_cached(root, progress=progress)
+            repo = loaded.repo
+            findings = validate_repo(repo, progress=progress, prechecked=loaded.prechecked())
+            loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+        else:
+            repo = load_repo(root, progress=progress)
+            findings = validate_repo(repo, progress=progress)
+        if blocking_errors(findings):
+            raise ValidationFailed(findings)
+        compiled = compiled_objects(repo)
     store = open_store(name, entry, root)
     return Session(settings, store, compiled, head_commit(root))

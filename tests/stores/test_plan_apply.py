@@ -295,3 +295,36 @@ def test_the_plan_records_the_source_commit(tmp_path: Path) -> None:
         subprocess.run(["git", "-C", str(root), *command], env=env, check=True)
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     assert make_plan(root).source_commit == head.stdout.strip()
+
+
+def test_a_plan_through_a_warm_build_cache_equals_one_without(tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(6)])
+    (root / "intel" / "more.yaml").write_text(json.dumps([indicator(n) for n in range(6, 12)]), encoding="utf-8")
+    cache_folder = root / ".tiops" / "build-cache"
+    uncached = open_session(root, cache=False)
+    uncached.close()
+    assert not cache_folder.exists()  # --no-cache neither reads nor writes the cache
+    apply(root)  # through the cache (the default): it is warm from here on
+    assert cache_folder.is_dir()
+    # Changes in both files: an update, a create, and an object left out (a revoke).
+    write_repo(root, target, [indicator(0, description="sinkholed", modified="2025-02-01T00:00:00.000Z"),
+                              *(indicator(n) for n in range(1, 5)), indicator(40)])
+    warm = open_session(root)
+    try:
+        warm_plan = warm.plan()
+    finally:
+        warm.close()
+    cold = open_session(root, cache=False)
+    try:
+        cold_plan = cold.plan()
+    finally:
+        cold.close()
+    assert warm.compiled == cold.compiled
+    assert warm_plan.to_json() == cold_plan.to_json()
+    assert (warm_plan.counts["update"], warm_plan.counts["create"], warm_plan.counts["revoke"]) == (1, 1, 1)
+    runner = CliRunner()
+    with_cache = runner.invoke(main, ["-C", str(root), "plan", "--format", "json"])
+    without = runner.invoke(main, ["-C", str(root), "plan", "--format", "json", "--no-cache"])
+    assert with_cache.exit_code == without.exit_code == 0, with_cache.output + without.output
+    assert with_cache.output == without.output == warm_plan.to_json().decode()

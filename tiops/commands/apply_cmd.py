@@ -31,9 +31,12 @@ APPROVAL_QUESTION = "Apply these changes?"
 @click.option("--target", help="Target name from tiops.yaml (default: default_target, or the plan's target).")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (for CI).")
 @click.option("--force", is_flag=True, help="Allow removing more of the target than max_remove_share.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
-def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None, auto_approve: bool, force: bool) -> None:
+def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None, auto_approve: bool, force: bool,
+                  no_cache: bool = False) -> None:
     """Apply changes to a target: a saved plan exactly, or a fresh plan after confirmation.
 
     A saved plan is refused when the target or the repository changed since it was made.
@@ -50,7 +53,8 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         raise UsageError(f"{PAUSE_VARIABLE} must be a number of seconds") from error
     show_config_warnings(repo_root(ctx))
     with progress_bar(True) as progress:
-        session = open_session(repo_root(ctx), saved.target if saved else target, progress=progress)
+        session = open_session(repo_root(ctx), saved.target if saved else target, progress=progress,
+                               cache=not no_cache)
         try:
             plan = saved or session.plan(progress)
             if saved is None:

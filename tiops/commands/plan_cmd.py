@@ -29,10 +29,12 @@ _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
 @click.option("--refresh-only", is_flag=True, help="Report only drift: objects changed in the target outside git.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
 def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_alias: Path | None,
-                 output_format: str, detailed_exitcode: bool, refresh_only: bool) -> None:
+                 output_format: str, detailed_exitcode: bool, refresh_only: bool, no_cache: bool = False) -> None:
     """Compile, read the target's current state and show the changes apply would make.
 
     Never writes to the target.
@@ -40,7 +42,7 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
     out = out or out_alias
     show_config_warnings(repo_root(ctx))
     with progress_bar(True) as progress:
-        session = open_session(repo_root(ctx), target, progress=progress)
+        session = open_session(repo_root(ctx), target, progress=progress, cache=not no_cache)
         try:
             plan = session.plan(progress)
         finally:
