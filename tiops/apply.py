@@ -216,14 +216,16 @@ class Session:
     def plan(self, progress: Progress = no_progress) -> Plan:
         """Read the target's state (read-only) and compute the plan."""
         progress("read", 0, 1)
-        manifest = _retrying(self.store.manifest, time.sleep, 3)
-        wanted = ids_to_read(self.compiled, manifest, self.settings, self.digests)
-        stored = self.store.current_objects(wanted) if wanted else {}
-        progress("read", 1, 1)
-        return make_plan(
-            self.compiled, manifest, stored, self.settings,
-            supports_delete=self.store.supports_delete, source_commit=self.source_commit, digests=self.digests,
-        )
+        # A manifest entry and a digest per object: acyclic, nothing for the collector (tiops.memory).
+        with paused_gc():
+            manifest = _retrying(self.store.manifest, time.sleep, 3)
+            wanted = ids_to_read(self.compiled, manifest, self.settings, self.digests)
+            stored = self.store.current_objects(wanted) if wanted else {}
+            progress("read", 1, 1)
+            return make_plan(
+                self.compiled, manifest, stored, self.settings,
+                supports_delete=self.store.supports_delete, source_commit=self.source_commit, digests=self.digests,
+            )
 
     @cached_property
     def digests(self) -> BundleDigests:

@@ -58,7 +58,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         try:
             plan = saved or session.plan(progress)
             if saved is None:
-                click.echo(render_plan(plan, names=names_of(session.compiled)), nl=False)
+                click.echo(render_plan(plan, names=names_of(session.compiled) if plan.has_changes else None), nl=False)
                 if not plan.has_changes:
                     return
                 if not auto_approve and not confirm(APPROVAL_QUESTION, flag="--auto-approve"):

@@ -55,7 +55,9 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
     if output_format == "json":
         click.echo(plan.to_json().decode(), nl=False)
     else:
-        click.echo(render_plan(plan, refresh_only=refresh_only, names=names_of(session.compiled)), nl=False)
+        # Names are only shown on change lines: with no change, 100k objects need not be named.
+        names = names_of(session.compiled) if plan.has_changes else None
+        click.echo(render_plan(plan, refresh_only=refresh_only, names=names), nl=False)
         if out is not None:
             click.echo(f"saved the plan to {out}; apply it with: tiops apply {out}")
     if detailed_exitcode and plan.has_changes:
