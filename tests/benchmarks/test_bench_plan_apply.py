@@ -19,3 +19,7 @@ def test_bench_plan_apply_prints_the_re_plan_and_apply_ratios() -> None:
     assert int(lines[0].split()[1]) >= 200  # the generated repository, compiled (relationships included)
     assert re.search(r"re-plan / full compile = \d+\.\d\d", lines[1])
     assert re.search(r"apply / executemany += \d+\.\d\d", lines[2])
+    # The commands themselves, in the same run: a no-change `tiops plan` against `tiops compile --no-cache`.
+    assert re.match(r"commands `tiops compile --no-cache` +[\d.]+s CPU +`tiops plan` .* [\d.]+s CPU", lines[-2])
+    assert re.search(r"commands re-plan / full compile = \d+\.\d\d", lines[-1])
+    assert "round 1 commands: tiops compile --no-cache" in result.stderr
