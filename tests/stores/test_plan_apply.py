@@ -18,7 +18,14 @@ from click.testing import CliRunner
 from tiops.apply import StalePlan, apply_plan, open_session
 from tiops.cli import main
 from tiops.plan import Plan
-from tiops.stores import LockHeld, ObjectError, Store, TransientStoreError, open_store
+from tiops.stores import (
+    LockHeld,
+    ObjectError,
+    Store,
+    TargetSettings,
+    TransientStoreError,
+    open_store,
+)
 
 IDENTITY = "identity--11111111-1111-4111-8111-111111111111"
 TargetFactory = Callable[[], dict[str, str]]
@@ -328,3 +335,11 @@ def test_a_plan_through_a_warm_build_cache_equals_one_without(tmp_path: Path, st
     without = runner.invoke(main, ["-C", str(root), "plan", "--format", "json", "--no-cache"])
     assert with_cache.exit_code == without.exit_code == 0, with_cache.output + without.output
     assert with_cache.output == without.output == warm_plan.to_json().decode()
+
+
+def test_sqlite_targets_write_larger_batches_unless_told_otherwise() -> None:
+    assert TargetSettings.from_config("t", {"type": "sqlite"}).batch_size == 5000
+    assert TargetSettings.from_config("t", {"type": "sqlite", "batch_size": 20}).batch_size == 20
+    # Remote stores keep requests small (a TAXII server's or Sentinel's size limits).
+    for kind in ("postgres", "taxii", "sentinel"):
+        assert TargetSettings.from_config("t", {"type": kind}).batch_size == 500
