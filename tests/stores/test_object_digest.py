@@ -200,6 +200,9 @@ def test_a_store_made_before_the_object_digest_is_migrated(database: Database) -
     "2025-02-30T00:00:00.000Z",  # not a real day
     "2025-01-01T00:00:00.000",  # not a STIX timestamp
     "2025-01-01T00:00:0\u0661.000Z",  # a non-ASCII digit
+    "2025-01-01T24:00:00.000Z", "2025-01-01T00:60:00Z",  # no hour 24, no minute 60
+    "2024-02-29T12:00:00.5Z", "2025-02-29T12:00:00.5Z",  # a leap day, and a day that is not
+    "2025-01-01T00:00:00.000Z\n",  # a trailing newline, which the STIX pattern's $ lets through
     "",
 ])
 def test_the_version_sort_key_shortcut_gives_what_parsing_gives(text: str) -> None:
