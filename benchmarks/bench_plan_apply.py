@@ -317,7 +317,7 @@ def main() -> int:
                 if kind == "postgres" and server is None:
                     continue
                 compile_seconds, compiled = full_compile(root)  # next to each store's figures, in the same round
-                settings = TargetSettings("bench", kind)
+                settings = TargetSettings.from_config("bench", {"type": kind})  # the batch size tiops apply uses
                 if kind == "sqlite":
                     store: Store = SqliteStore(scratch / f"store-{round_number}.sqlite", target="bench")
                     baseline = sqlite_baseline(scratch / "baseline.sqlite")
