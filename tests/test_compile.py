@@ -110,3 +110,35 @@ def test_compile_refuses_when_validation_has_errors(make_repo) -> None:  # type:
     with pytest.raises(ValidationFailed) as caught:
         build(root)
     assert any(f.code == "TI201" for f in caught.value.findings)
+
+
+def test_bundle_order_is_type_then_id_whatever_the_types_hold() -> None:
+    """The joined-key sort orders as (type, id) pairs do: prefixes, hyphens, NULs and ties."""
+    import random
+
+    from tiops.compile import _bundle_order
+
+    rng = random.Random(7)
+    alphabets = ("ab-", "ab-\0", "x-\0\1")  # the last two force the pairwise fallback
+    for alphabet in alphabets:
+        keyed = [("".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 4))),
+                  "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 3)))) for _ in range(400)]
+        expected = sorted(range(len(keyed)), key=lambda position: (keyed[position], position))
+        assert _bundle_order(keyed) == expected
+
+
+def test_bundle_lists_a_type_before_the_longer_type_it_prefixes(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({
+        "intel/custom.yaml": (
+            "- type: x-acme\n  spec_version: '2.1'\n  id: x-acme--00000000-0000-4000-8000-00000000000f\n"
+            "  created: 2024-01-01T00:00:00.000Z\n  modified: 2024-01-01T00:00:00.000Z\n"
+            "- type: x-acme-b\n  spec_version: '2.1'\n  id: x-acme-b--00000000-0000-4000-8000-000000000001\n"
+            "  created: 2024-01-01T00:00:00.000Z\n  modified: 2024-01-01T00:00:00.000Z\n"
+            "- type: x-acme0\n  spec_version: '2.1'\n  id: x-acme0--00000000-0000-4000-8000-000000000002\n"
+            "  created: 2024-01-01T00:00:00.000Z\n  modified: 2024-01-01T00:00:00.000Z\n"
+        ),
+    })
+    objects = json.loads(build(root).bundle)["objects"]
+    keys = [(o["type"], o["id"]) for o in objects]
+    assert keys == sorted(keys)
+    assert [t for t, _ in keys if t.startswith("x-acme")] == ["x-acme", "x-acme-b", "x-acme0"]
