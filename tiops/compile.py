@@ -57,7 +57,7 @@ class BundleObjects:
     instead of holding a copy of every object at once (see tiops.memory).
     """
 
-    def __init__(self, entries: list[IntelObject | dict[str, Any]]) -> None:
+    def __init__(self, entries: list[_Entry]) -> None:
         self._entries = entries
 
     def __len__(self) -> int:
@@ -65,7 +65,12 @@ class BundleObjects:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for entry in self._entries:
-            yield _with_source(entry) if isinstance(entry, IntelObject) else entry
+            if isinstance(entry, IntelObject):
+                yield _with_source(entry)
+            elif isinstance(entry, tuple):
+                yield _with_extensions(*entry)
+            else:
+                yield entry
 
     def reusing(self, built: dict[int, tuple[IntelObject, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Every object, taken from ``built`` when the same object was compiled before."""
@@ -76,9 +81,16 @@ class BundleObjects:
                 if earlier is None or earlier[0] is not entry:
                     earlier = built[id(entry)] = (entry, _with_source(entry))
                 result.append(earlier[1])
+            elif isinstance(entry, tuple):  # enrichment comes from this revision's lock: never reused
+                result.append(_with_extensions(*entry))
             else:
                 result.append(entry)
         return result
+
+
+# A bundle entry: an object as the rules left it, one with the enrichment extension the
+# bundle adds (RulesOutcome.enrichment), or a built-in object.
+_Entry = IntelObject | tuple[IntelObject, dict[str, Any]] | dict[str, Any]
 
 
 def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleObjects:
@@ -87,10 +99,17 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
     Ingestion rules (tiops.rules) are applied first; pass ``rules`` when they already ran.
     """
     with paused_gc():
-        survivors = (rules if rules is not None else apply_repo_rules(repo)[0]).objects
+        outcome = rules if rules is not None else apply_repo_rules(repo)[0]
+        survivors = outcome.objects
         # One pass reads what the bundle needs of every object (a pass each cost a 100k-object
         # compile a third of a second: docs/performance.md, "Compile stage").
         keyed, sourced, enriched, markings = _survey(survivors)
+        found: list[_Entry] = list(survivors)
+        if outcome.enrichment is not None:
+            for position, extension in enumerate(outcome.enrichment.extensions(survivors)):
+                if extension is not None:
+                    found[position] = (survivors[position], extension)
+                    enriched = True
         present = {key[1] for key in keyed}
         extra: dict[str, dict[str, Any]] = {}
         if sourced:
@@ -105,7 +124,7 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
             for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
                 if dependency not in present:
                     extra[dependency] = BUILTIN_OBJECTS[dependency]
-        entries: list[IntelObject | dict[str, Any]] = [*survivors, *extra.values()]
+        entries = [*found, *extra.values()]
         keyed.extend((o["type"], o["id"]) for o in extra.values())
     return BundleObjects([entries[position] for position in _bundle_order(keyed)])
 
@@ -272,5 +291,17 @@ def _with_source(obj: IntelObject) -> dict[str, Any]:
         extensions[SOURCE_EXTENSION_ID] = entry
     else:  # the usual case: no other extension, so no copy of an empty one
         extensions = {SOURCE_EXTENSION_ID: entry}
+    data["extensions"] = extensions
+    return data
+
+
+def _with_extensions(obj: IntelObject, enrichment: dict[str, Any]) -> dict[str, Any]:
+    """The object with its enrichment extension (tiops.enrich.attach) and, with a source, the source one."""
+    data = obj.data.copy()
+    existing = data.get("extensions")
+    extensions = dict(existing) if existing else {}
+    extensions[ENRICHMENT_EXTENSION_ID] = enrichment
+    if obj.source:
+        extensions[SOURCE_EXTENSION_ID] = {"extension_type": "property-extension", "source_system": obj.source}
     data["extensions"] = extensions
     return data

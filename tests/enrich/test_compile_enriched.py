@@ -145,3 +145,55 @@ def test_a_rule_on_the_as_number_reads_it_from_an_mmdb_written_lock(enriched: Pa
     objects = _objects(build(enriched, as_of="2026-01-01").bundle)
     assert "indicator--00000000-0000-4000-8000-000000000000" not in objects  # names 8.8.8.8
     assert "indicator--00000000-0000-4000-8000-000000000002" in objects
+
+
+TAG_ALL = """- name: Tag every indicator
+  order: 10
+  object_types: [indicator]
+  actions: [{add_tags: [reviewed]}]
+"""
+NEVER_MATCHES = """- name: Reads enrichment, matches nothing
+  order: 20
+  when: {field: enrichment.country_code, op: equals, value: ZZ}
+  actions: [{add_tags: [never]}]
+"""
+
+
+def _rules(root: Path, text: str) -> None:
+    folder = root / "rules" / "ingestion"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rules.yaml").write_text(text, encoding="utf-8")
+
+
+def test_enrichment_added_with_the_bundle_gives_the_bytes_of_enrichment_seen_by_rules(enriched: Path) -> None:
+    """With no rule reading enrichment it is added as the bundle is assembled: the same bytes."""
+    from tiops.load import load_repo
+    from tiops.rules import apply_repo_rules, resolve_as_of
+
+    def compiled(text: str) -> tuple[bytes, bool]:
+        _rules(enriched, text)
+        outcome = apply_repo_rules(load_repo(enriched), resolve_as_of(enriched, "2026-01-01"))[0]
+        return build(enriched, as_of="2026-01-01").bundle, outcome.enrichment is not None
+
+    deferred, was_deferred = compiled(TAG_ALL)
+    attached, was_attached_first = compiled(TAG_ALL + NEVER_MATCHES)
+    assert was_deferred and not was_attached_first  # both paths ran
+    assert deferred == attached
+    tagged = _objects(deferred)["indicator--00000000-0000-4000-8000-000000000002"]
+    assert tagged["labels"] == ["reviewed"] and tagged["extensions"][ENRICHMENT_EXTENSION_ID]["whois"][0]["age_days"] == 11
+
+
+@pytest.mark.parametrize("rule", [
+    # changes valid_from, which whois age_days counts from: attach before the rule, as written
+    "- name: later\n  actions: [{extend: valid_from, by: 30d}]\n",
+    "- name: reads extensions\n  when: {field: extensions, op: exists}\n  actions: [{add_tags: [x]}]\n",
+    "- name: reads whois\n  when: {field: whois.registrar, op: exists}\n  actions: [{add_tags: [x]}]\n",
+])
+def test_enrichment_goes_on_before_rules_that_read_it_or_change_what_it_reads(enriched: Path, rule: str) -> None:
+    from tiops.load import load_repo
+    from tiops.rules import apply_repo_rules, resolve_as_of
+
+    _rules(enriched, rule)
+    outcome = apply_repo_rules(load_repo(enriched), resolve_as_of(enriched, "2026-01-01"))[0]
+    assert outcome.enrichment is None
+    assert any(ENRICHMENT_EXTENSION_ID in (o.data.get("extensions") or {}) for o in outcome.objects)

@@ -43,6 +43,7 @@ __all__ = [
     "ENRICHMENT_EXTENSION_OBJECT",
     "ENRICHMENT_FIELDS",
     "ENRICHMENT_SUBFIELDS",
+    "LockedEnrichment",
     "attach_enrichment",
     "enrichment_of",
     "field_path",
@@ -101,19 +102,18 @@ class _BundleEntries:
         self.lock = lock
         self.geo: dict[str, dict[str, Any] | None] = {}
         self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
+        self.moments: dict[str, datetime | None] = {}
 
     def geo_entry(self, value: str) -> dict[str, Any] | None:
         entry = self.lock.geo.get(value)
-        found = None if entry is None or entry.get("status") != "found" else {
-            "value": value, **{k: v for k, v in entry.items() if k in _GEO_FIELDS}}
+        found = None if entry is None or entry.get("status") != "found" else _bundle_form(value, entry, _GEO_FIELDS)
         self.geo[value] = found
         return found
 
     def whois_entry(self, value: str) -> tuple[dict[str, Any], datetime | None] | None:
         entry = self.lock.whois.get(value)
         found = None if entry is None or entry.get("status") != "found" else (
-            {"value": value, **{k: v for k, v in entry.items() if k in _WHOIS_FIELDS}},
-            _moment(entry.get("registered")))
+            _bundle_form(value, entry, _WHOIS_FIELDS), _moment(entry.get("registered")))
         self.whois[value] = found
         return found
 
@@ -139,7 +139,7 @@ class _BundleEntries:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
                 if start is _UNSET:
-                    start = _moment(data.get("valid_from", data.get("created")))
+                    start = self.moment(data["valid_from"] if "valid_from" in data else data.get("created"))
                 if start is not None:
                     item = {**item, "age_days": (start - registered).days}
             whois.append(item)
@@ -151,6 +151,27 @@ class _BundleEntries:
         if whois:
             extension["whois"] = whois
         return extension
+
+    def moment(self, text: Any) -> datetime | None:
+        """:func:`_moment`, remembered: objects of one feed share their valid_from often."""
+        if text.__class__ is not str:
+            return None
+        found = self.moments.get(text, _UNSET)
+        if found is _UNSET:
+            found = self.moments[text] = _moment(text)
+        return found  # type: ignore[no-any-return]
+
+
+def _bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """``{"value": value}`` and the fields of ``entry`` the bundle carries, in the entry's order."""
+    if "value" in entry:  # not a lock tiops writes; "value" is the looked-up value, not the entry's
+        return {"value": value, **{k: v for k, v in entry.items() if k in fields}}
+    item = {"value": value, **entry}
+    # The keys to leave out, usually just status and retrieval time: a set difference and a
+    # deletion or two cost less than a comprehension over every key.
+    for key in entry.keys() - fields:
+        del item[key]
+    return item
 
 
 _UNSET: Final[Any] = object()
@@ -167,18 +188,54 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
     if not len(lock):
         return objects
     with paused_gc():  # tens of thousands of new dicts, no cycles: a collection would only rescan the repository
-        return _attached(objects, _BundleEntries(lock), lock.geo.keys() | lock.whois.keys())
+        result: list[IntelObject] = []
+        append = result.append
+        for obj, extension in zip(objects, LockedEnrichment(lock).extensions(objects), strict=True):
+            if extension is None:
+                append(obj)
+                continue
+            data = obj.data
+            existing = data.get("extensions")
+            extensions = {**existing, ENRICHMENT_EXTENSION_ID: extension} if existing else {
+                ENRICHMENT_EXTENSION_ID: extension}
+            append(obj.with_data({**data, "extensions": extensions}))
+        return result
 
 
-def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[IntelObject]:
-    result: list[IntelObject] = []
+# What attaching reads of an object: the values it names (an indicator's pattern, an SCO's
+# value), the moment whois age_days counts from, and the extensions it adds to.
+ATTACH_READS: Final = frozenset({"type", "pattern", "pattern_type", "value", "valid_from", "created", "extensions"})
+
+
+class LockedEnrichment:
+    """The enrichment extension of each object, computed without copying any object.
+
+    For a build whose ingestion rules neither read enrichment fields nor change what
+    attaching reads (:data:`ATTACH_READS`), the bundle adds these extensions as it copies
+    each object for its source extension (tiops.compile), which spares a copy of every
+    enriched object: the bundle bytes are those of attaching first.
+    """
+
+    def __init__(self, lock: EnrichmentLock) -> None:
+        self._entries = _BundleEntries(lock)
+        self._known = lock.geo.keys() | lock.whois.keys()
+
+    def extensions(self, objects: list[IntelObject]) -> list[dict[str, Any] | None]:
+        """The enrichment extension of each object (None: nothing locked for its values)."""
+        with paused_gc():
+            return _extensions(objects, self._entries, self._known)
+
+
+def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[dict[str, Any] | None]:
+    result: list[dict[str, Any] | None] = []
     append = result.append
+    extension_of = entries.extension
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; a URL takes the full reader
     for obj in objects:
         data = obj.data
         stix_type = data.get("type")
         if stix_type not in _ENRICHED_OBJECT_TYPES:
-            append(obj)
+            append(None)
             continue
         # One value written as the lock writes it, as nearly every indicator and SCO names: what
         # object_enrich_values returns for it, without its calls (it reads every other shape).
@@ -194,12 +251,5 @@ def _attached(objects: list[IntelObject], entries: _BundleEntries, known: set[st
             values = (("ip" if stix_type in _IP_TYPES else "domain", value),)
         else:
             values = object_enrich_values(data, known)
-        extension = entries.extension(data, values) if values else None
-        if extension is None:
-            append(obj)
-            continue
-        existing = data.get("extensions")
-        extensions = {**existing, ENRICHMENT_EXTENSION_ID: extension} if existing else {
-            ENRICHMENT_EXTENSION_ID: extension}
-        append(obj.with_data({**data, "extensions": extensions}))
+        append(extension_of(data, values) if values else None)
     return result

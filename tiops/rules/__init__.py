@@ -101,7 +101,7 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
 
     ``record`` keeps what every rule did to every object (for explain and traces).
     """
-    from tiops.enrich.attach import attach_enrichment
+    from tiops.enrich.attach import LockedEnrichment, attach_enrichment
     from tiops.enrich.lock import read_lock_for_build
     from tiops.rules.engine import RulesOutcome, apply_rules
     from tiops.rules.model import RuleSet, load_rules
@@ -123,8 +123,28 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         )
     # Locked enrichment (tiops.enrich) is on the objects before the first rule, so rules see
     # enrichment.* and whois.* fields; the lock is read from disk, never from the network.
-    objects = attach_enrichment(repo.objects, read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0])
+    lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
+    if len(lock) and not _rules_see_enrichment(rule_set):
+        # No rule would see it: the bundle adds it as it copies each object anyway
+        # (tiops.compile), the same bytes without a copy of every enriched object here.
+        outcome = apply_rules(repo.objects, rule_set, as_of.moment, record=record)
+        outcome.enrichment = LockedEnrichment(lock)
+        return outcome, rule_set, as_of
+    objects = attach_enrichment(repo.objects, lock)
     return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
+
+
+def _rules_see_enrichment(rule_set: RuleSet) -> bool:
+    """Whether attaching enrichment after the rules could give other objects than before them:
+    a rule reads an enrichment field or the extensions, or changes what attaching reads."""
+    from tiops.enrich.attach import ATTACH_READS
+    from tiops.enrich.fields import ENRICHMENT_FIELDS
+    from tiops.rules.conditions import condition_fields
+    from tiops.rules.engine import changed_properties
+
+    enabled = [rule for rule in rule_set.rules if rule.enabled]
+    read = {name.partition(".")[0] for rule in enabled for name in condition_fields(rule.when)}
+    return bool(read & {*ENRICHMENT_FIELDS, "extensions"}) or bool(changed_properties(rule_set) & ATTACH_READS)
 
 
 def build_metadata(root: Path, outcome: RulesOutcome, rule_set: RuleSet, as_of: AsOf) -> dict[str, object]:

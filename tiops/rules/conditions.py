@@ -434,6 +434,21 @@ def hashable(value: Any) -> bool:
     return not isinstance(value, (list, dict))
 
 
+def condition_fields(condition: Any) -> set[str]:
+    """Every field a condition tree reads."""
+    found: set[str] = set()
+    if isinstance(condition, dict):
+        if isinstance(condition.get("field"), str):
+            found.add(condition["field"])
+        for key, inner in condition.items():
+            if key in COMBINATORS:
+                found |= condition_fields(inner)
+    elif isinstance(condition, list):
+        for inner in condition:
+            found |= condition_fields(inner)
+    return found
+
+
 def uses_as_of(condition: Any) -> bool:
     """Whether a condition tree compares with the as-of time (older-than / newer-than)."""
     if isinstance(condition, dict):

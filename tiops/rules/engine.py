@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
@@ -27,6 +27,9 @@ from tiops.rules.conditions import (
     simple_property,
 )
 from tiops.rules.model import Action, Rule, RuleSet
+
+if TYPE_CHECKING:
+    from tiops.enrich.attach import LockedEnrichment
 
 # Properties through which an SRO points at other objects (STIX 2.1 sections 5.1, 5.2):
 # when their target is dropped, the relationship or sighting would dangle, so it goes too.
@@ -63,6 +66,9 @@ class RulesOutcome:
     dropped_by_rules: int = 0
     dropped_by_cascade: int = 0
     changed: int = 0
+    # Locked enrichment the bundle still has to add to the survivors (tiops.rules.apply_repo_rules
+    # defers it when no rule reads it); None when it is on the objects already, or there is none.
+    enrichment: LockedEnrichment | None = None
 
 
 # An action reads an object's data and returns the properties it would change, as
@@ -392,6 +398,11 @@ def _compile(position: int, rule: Rule, as_of: datetime | None, changed_fields: 
     probes, rest = (None, rule.when) if found is None else (tuple(found[0]), found[1])
     return _CompiledRule(position, rule, appliers, _touched(rule.actions), any(a.kind == "drop" for a in rule.actions),
                          probes, rest)
+
+
+def changed_properties(rule_set: RuleSet) -> frozenset[str]:
+    """The properties the actions of the enabled rules may change."""
+    return frozenset(name for rule in rule_set.rules if rule.enabled for name in _touched(rule.actions))
 
 
 def _touched(actions: Iterable[Action]) -> tuple[str, ...]:
