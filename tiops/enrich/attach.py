@@ -152,6 +152,27 @@ class _BundleEntries:
             extension["whois"] = whois
         return extension
 
+    def one_value(self, data: dict[str, Any], kind: str, value: str) -> dict[str, Any] | None:
+        """:meth:`extension` for one value, the usual case, without its lists and loop."""
+        geo = None
+        if kind == "ip":
+            geo = self.geo.get(value, _UNSET)
+            if geo is _UNSET:
+                geo = self.geo_entry(value)
+        registration = self.whois.get(value, _UNSET)
+        if registration is _UNSET:
+            registration = self.whois_entry(value)
+        if registration is None:
+            return None if geo is None else {"extension_type": "property-extension", "enrichment": [geo]}
+        item, registered = registration
+        if registered is not None:
+            start = self.moment(data["valid_from"] if "valid_from" in data else data.get("created"))
+            if start is not None:
+                item = {**item, "age_days": (start - registered).days}
+        if geo is None:
+            return {"extension_type": "property-extension", "whois": [item]}
+        return {"extension_type": "property-extension", "enrichment": [geo], "whois": [item]}
+
     def moment(self, text: Any) -> datetime | None:
         """:func:`_moment`, remembered: objects of one feed share their valid_from often."""
         if text.__class__ is not str:
@@ -229,7 +250,7 @@ class LockedEnrichment:
 def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[dict[str, Any] | None]:
     result: list[dict[str, Any] | None] = []
     append = result.append
-    extension_of = entries.extension
+    extension_of, one_value = entries.extension, entries.one_value
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; a URL takes the full reader
     for obj in objects:
         data = obj.data
@@ -239,17 +260,15 @@ def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[
             continue
         # One value written as the lock writes it, as nearly every indicator and SCO names: what
         # object_enrich_values returns for it, without its calls (it reads every other shape).
-        values: Iterable[tuple[str, str]]
         if stix_type == "indicator":
             pattern = data.get("pattern")
             simple = simple_pattern(pattern) if pattern.__class__ is str else None
             if simple is not None and simple[1] != "url" and simple[2] in known and data.get("pattern_type", "stix") == "stix":
-                values = (("ip" if simple[1] in _IP_TYPES else "domain", simple[2]),)
-            else:
-                values = object_enrich_values(data, known)
+                append(one_value(data, "ip" if simple[1] in _IP_TYPES else "domain", simple[2]))
+                continue
         elif stix_type != "url" and (value := data.get("value")).__class__ is str and value in known:
-            values = (("ip" if stix_type in _IP_TYPES else "domain", value),)
-        else:
-            values = object_enrich_values(data, known)
+            append(one_value(data, "ip" if stix_type in _IP_TYPES else "domain", value))
+            continue
+        values = object_enrich_values(data, known)
         append(extension_of(data, values) if values else None)
     return result

@@ -201,7 +201,9 @@ def _canonical_layout(text: bytes, values: list[str]) -> bool:
     if len(lines) != len(values) + 3 or lines[0] != b"{" or lines[-2] != b"}" or lines[-1] != b"":
         return values == [] and text == b"{\n\n}\n"
     body = lines[1:-2]
-    return (values == sorted(values) and all(line.endswith(b"},") for line in body[:-1])
+    # Every body line but the last ends with "},": a line break follows only such lines
+    # (the "{" and "}" lines do not end so), so counting them counts the lines that do.
+    return (values == sorted(values) and text.count(b"},\n") == len(body) - 1
             and body[-1].endswith(b"}") and not body[-1].endswith(b"},"))
 
 
