@@ -100,6 +100,8 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     """The repository's objects after its ingestion rules, the rules, and the as-of time used.
 
     ``record`` keeps what every rule did to every object (for explain and traces).
+    Locked enrichment is on the objects the rules see; when no rule could tell, it is
+    left to the bundle instead (``RulesOutcome.enrichment``, added by tiops.compile).
     """
     from tiops.enrich.attach import LockedEnrichment, attach_enrichment
     from tiops.enrich.lock import read_lock_for_build
