@@ -102,7 +102,7 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         outcome = rules if rules is not None else apply_repo_rules(repo)[0]
         survivors = outcome.objects
         # One pass reads what the bundle needs of every object (a pass each cost a 100k-object
-        # compile a third of a second: docs/performance.md, "Compile stage").
+        # compile a fifth of a second: docs/performance.md, "Compile stage and enrichment lock").
         keyed, sourced, enriched, markings = _survey(survivors)
         found: list[_Entry] = list(survivors)
         if outcome.enrichment is not None:
