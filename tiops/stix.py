@@ -88,19 +88,21 @@ def is_real_day(text: str) -> bool:
     are objects, and this runs for every timestamp of every object.
     """
     day = text[:10]
-    known = _REAL_DAYS.get(day)
+    known = REAL_DAYS.get(day)
     if known is None:
         try:
             datetime(int(day[:4]), int(day[5:7]), int(day[8:10]))
             known = True
         except ValueError:
             known = False
-        if len(_REAL_DAYS) < _REAL_DAYS_LIMIT:
-            _REAL_DAYS[day] = known
+        if len(REAL_DAYS) < _REAL_DAYS_LIMIT:
+            REAL_DAYS[day] = known
     return known
 
 
-_REAL_DAYS: dict[str, bool] = {}
+# YYYY-MM-DD -> whether it is a real day, as is_real_day found; the per-object checks
+# read it directly for the days already met (a call per timestamp costs more than the lookup).
+REAL_DAYS: dict[str, bool] = {}
 _REAL_DAYS_LIMIT = 100_000
 
 

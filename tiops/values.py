@@ -21,7 +21,7 @@ import codecs
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Final
 
 from tiops.lazyregex import LazyPattern
@@ -34,6 +34,7 @@ __all__ = [
     "check_language_tag",
     "check_observable_value",
     "rule_for",
+    "value_check",
 ]
 
 
@@ -285,12 +286,21 @@ def rule_for(sco_type: str, path: str) -> Check | None:
     return _RULES.get((sco_type, path))
 
 
-def check_observable_value(sco_type: str, path: str, value: str) -> ValueProblem | None:
-    """Check one value at ``path`` of an SCO of ``sco_type`` (hashes anywhere, by algorithm)."""
+@lru_cache(maxsize=4096)
+def value_check(sco_type: str, path: str) -> Check | None:
+    """The check for a value at ``path`` of an SCO of ``sco_type`` (hashes anywhere, by
+    algorithm), or None when tiops has none for it. Remembered per pair: a repository's
+    values sit at few distinct paths, and only the value itself differs."""
     check = rule_for(sco_type, path)
     if check is not None:
-        return check(value)
+        return check
     head, dot, last = path.rpartition(".")
-    if dot and (head == "hashes" or head.endswith(".hashes")):
-        return check_hash(last, value)
+    if dot and (head == "hashes" or head.endswith(".hashes")) and last in HASH_RULES:
+        return partial(check_hash, last)
     return None
+
+
+def check_observable_value(sco_type: str, path: str, value: str) -> ValueProblem | None:
+    """Check one value at ``path`` of an SCO of ``sco_type`` (hashes anywhere, by algorithm)."""
+    check = value_check(sco_type, path)
+    return None if check is None else check(value)

@@ -7,24 +7,24 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding
-from tiops.jsonschemas import known_properties, open_vocabularies, stix_validator
+from tiops.jsonschemas import stix_validator
 from tiops.load import IntelObject
-from tiops.stix import ALL_TYPES, ID_RE, TIME_WINDOWS, TIMESTAMP_RE, is_real_day, timestamp_key
+from tiops.stix import (
+    ALL_TYPES,
+    ID_RE,
+    REAL_DAYS,
+    TIME_WINDOWS,
+    TIMESTAMP_RE,
+    is_real_day,
+    timestamp_key,
+)
 from tiops.validate.extensions import check_extension_object, declared_kind
 from tiops.validate.numbers import check_numbers
 from tiops.validate.patterns import pattern_errors
 from tiops.validate.rules21 import RESERVED_PROPERTIES, check_rules
+from tiops.validate.shapes import TIMESTAMP_PROPERTIES, Shape, shape_of
 from tiops.validate.values import check_values
 
-# Properties whose values are timestamps, checked for real calendar dates beyond the
-# schema's format pattern (a pattern accepts 2025-02-30).
-_TIMESTAMP_PROPERTIES = frozenset(
-    {
-        "created", "modified", "valid_from", "valid_until", "first_seen", "last_seen",
-        "first_observed", "last_observed", "start_time", "stop_time", "published",
-        "object_modified", "submitted", "analysis_started", "analysis_ended",
-    }
-)  # fmt: skip
 # The later end of each time window; an object without one has no window to check.
 _WINDOW_ENDS = frozenset(end for _start, end, _strict, _section in TIME_WINDOWS)
 
@@ -47,22 +47,23 @@ def check_object(obj: IntelObject) -> list[Finding]:
         findings.extend(check_values(obj))
         return findings
     already_bad: AbstractSet[str | int] = frozenset()
+    shape = shape_of(stix_type, data)
     if not validator.is_valid(data):
         findings.extend(_schema_findings(obj, validator))
         depth = len(obj.path)
         already_bad = {f.location.path[depth] for f in findings if f.code == "TI204" and len(f.location.path) > depth}
     # A schema-valid object needs no id check of its own: every type schema requires an
     # id anchored to that type (tests/test_schemas.py holds them to it).
-    _check_properties(obj, findings)
-    _check_timestamps(obj, findings, skip=already_bad)
+    _check_properties(obj, findings, shape)
+    _check_timestamps(obj, findings, skip=already_bad, shape=shape)
     pattern_parsed = True
     if stix_type == "indicator" and type(data.get("pattern")) is str:
         pattern_type = data.get("pattern_type", "stix")
         for reason in pattern_errors(data["pattern"], pattern_type if isinstance(pattern_type, str) else "stix", "2.1"):
             pattern_parsed = False
             findings.append(make_finding("TI207", reason, obj.location("pattern"), stix_id=obj.id))
-    findings.extend(check_rules(obj))
-    findings.extend(check_values(obj, pattern_parsed=pattern_parsed))
+    findings.extend(check_rules(obj, shape))
+    findings.extend(check_values(obj, pattern_parsed=pattern_parsed, shape=shape))
     return findings
 
 
@@ -117,25 +118,25 @@ def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
     return bool(names) and names[-1].endswith(("_ref", "_refs")) and isinstance(value, str) and ID_RE.match(value) is not None
 
 
-def _check_properties(obj: IntelObject, findings: list[Finding]) -> None:
-    stix_type = obj.data["type"]
-    known = known_properties(stix_type)
-    if not known.issuperset(obj.data):
-        for name in obj.data:  # in the order written, for stable output
-            if name not in known and not name.startswith("x_") and name != "extensions" and name not in RESERVED_PROPERTIES:
-                findings.append(
-                    make_finding(
-                        "TI208",
-                        f"'{name}' is not a property of {stix_type} objects",
-                        obj.location(name),
-                        stix_id=obj.id,
-                    )
-                )
+def _check_properties(obj: IntelObject, findings: list[Finding], shape: Shape | None = None) -> None:
     data = obj.data
-    for name, (vocabulary, values) in open_vocabularies(stix_type).items():
-        value = data.get(name)
+    stix_type = data["type"]
+    if shape is None:
+        shape = shape_of(stix_type, data)
+    for name in shape.unknown:  # in the order written, for stable output
+        if not name.startswith("x_") and name != "extensions" and name not in RESERVED_PROPERTIES:
+            findings.append(
+                make_finding(
+                    "TI208",
+                    f"'{name}' is not a property of {stix_type} objects",
+                    obj.location(name),
+                    stix_id=obj.id,
+                )
+            )
+    for name, vocabulary, values in shape.vocabularies:
+        value = data[name]
         if value is None or (type(value) is str and value in values) or (type(value) is list and _all_in(value, values)):
-            continue  # the common case: absent, or only suggested values
+            continue  # the common case: only suggested values
         candidates = value if isinstance(value, list) else [value] if isinstance(value, str) else []
         for index, item in enumerate(candidates):
             if isinstance(item, str) and item not in values:
@@ -153,29 +154,36 @@ def _all_in(items: list[Any], values: frozenset[str]) -> bool:
         return False
 
 
-def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: AbstractSet[str | int]) -> None:
+def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: AbstractSet[str | int],
+                      shape: Shape | None = None) -> None:
     data = obj.data
-    present = _TIMESTAMP_PROPERTIES.intersection(data)
+    if shape is None:
+        present = TIMESTAMP_PROPERTIES.intersection(data)
+        created_and_modified = "created" in data and "modified" in data
+        windows = TIME_WINDOWS if not present.isdisjoint(_WINDOW_ENDS) else ()
+    else:
+        present, created_and_modified, windows = shape.timestamps, shape.created_and_modified, shape.windows
     if not present:
         return  # every property checked below is one of them
+    real_days = REAL_DAYS
     for name in present:
         value = data[name]
         # The schema reports wrong types; the pattern accepts impossible days (2025-02-30).
-        if type(value) is str and not is_real_day(value) and name not in skip and TIMESTAMP_RE.match(value):
+        if (type(value) is str and not (real_days.get(value[:10]) or is_real_day(value)) and name not in skip
+                and TIMESTAMP_RE.match(value)):
             findings.append(make_finding("TI204", f"{name}: {value!r} is not a real date and time", obj.location(name), stix_id=obj.id))
-    created, modified = data.get("created"), data.get("modified")
-    if created is not None and modified is not None and _before(modified, created, strict=False):
-        findings.append(
-            make_finding("TI205", f"modified {data['modified']} is before created {data['created']}", obj.location("modified"), stix_id=obj.id)
-        )
-    if present.isdisjoint(_WINDOW_ENDS):
-        return
-    for start, end, strict, section in TIME_WINDOWS:
+    if created_and_modified:
+        created, modified = data["created"], data["modified"]
+        if created is not None and modified is not None and _before(modified, created, strict=False):
+            findings.append(
+                make_finding("TI205", f"modified {modified} is before created {created}", obj.location("modified"), stix_id=obj.id)
+            )
+    for start, end, strict, section in windows:
         start_value, end_value = data.get(start), data.get(end)
         if start_value is not None and end_value is not None and _before(end_value, start_value, strict=strict):
             relation = "after" if strict else "at or after"
             findings.append(
-                make_finding("TI206", f"{end} {data[end]} must be {relation} {start} {data[start]} ({section})",
+                make_finding("TI206", f"{end} {end_value} must be {relation} {start} {start_value} ({section})",
                              obj.location(end), stix_id=obj.id)
             )
 

@@ -353,6 +353,40 @@ def _stix_pattern_errors(pattern: str, spec_version: str) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+# The commonest pattern of all, one comparison of a value or a hash with a plain string,
+# such as [ipv4-addr:value = '198.51.100.1'] or [file:hashes.'SHA-256' = '...']. Its type
+# and path end at the first ':' and ' ', and its literal holds no quote or backslash, so
+# the fast expression reads it one way only, and whether it accepts it depends on the
+# type and path alone: that answer is remembered per (type, path), and only a hash
+# literal is matched against its algorithm's expression each time.
+_ONE_COMPARISON_RE: Final = LazyPattern(
+    r"\[([a-z0-9-]+):(value|hashes\.(?:'[A-Za-z0-9_-]+'|[A-Za-z_][A-Za-z0-9_]*)) = '([^'\\]*)'\]"
+)
+
+# (object type, path, spec version) -> whether the fast expression accepts the comparison
+# with any plain literal, and the hash-value expression the literal must then match.
+_ONE_COMPARISON_SHAPES: dict[tuple[str, str, str], tuple[bool, re.Pattern[str] | None]] = {}
+_ONE_COMPARISON_SHAPES_LIMIT: Final = 4096
+
+
+def _one_comparison_accepts(object_type: str, path: str, literal: str, spec_version: str) -> bool:
+    """What :func:`_fast_accepts` says of ``[object_type:path = 'literal']`` (tests/validate/test_patterns.py
+    holds the two to agreement)."""
+    key = (object_type, path, spec_version)
+    shape = _ONE_COMPARISON_SHAPES.get(key)
+    if shape is None:
+        accepted = _SIMPLE_PATTERN_RE.fullmatch(f"[{object_type}:{path} = '']") is not None
+        value_re = None
+        if path != "value":  # hashes.ALGORITHM, read as _hash_values_pass reads it
+            algorithm = path[len("hashes."):].upper().replace("-", "").replace("'", "")
+            value_re = _hash_value_res(spec_version).get(algorithm)
+        shape = (accepted, value_re)
+        if len(_ONE_COMPARISON_SHAPES) < _ONE_COMPARISON_SHAPES_LIMIT:
+            _ONE_COMPARISON_SHAPES[key] = shape
+    accepted, value_re = shape
+    return accepted and (value_re is None or value_re.match(literal) is not None)
+
+
 def pattern_errors(
     pattern: str, pattern_type: str = "stix", spec_version: str = "2.1"
 ) -> tuple[str, ...]:
@@ -364,6 +398,10 @@ def pattern_errors(
     """
     if pattern_type != "stix":
         return ()
+    if spec_version in _FAST_PATH_VERSIONS:
+        one = _ONE_COMPARISON_RE.fullmatch(pattern)
+        if one is not None and _one_comparison_accepts(one[1], one[2], one[3], spec_version):
+            return ()
     return _stix_pattern_errors(pattern, spec_version)
 
 

@@ -62,9 +62,9 @@ def check_references(objects: list[IntelObject], *, in_bundle: bool = False,
     """
     resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
     resolvable.update(object_types(objects) if types is None else types)
-    # Ids the schema reports as malformed; a reference to one is not reported twice.
-    malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}
-    checker = _ReferenceChecker(resolvable, malformed, in_bundle)
+    # Ids the schema reports as malformed are told by ID_RE when a reference meets one
+    # (most ids are never referred to: matching them all up front costs more).
+    checker = _ReferenceChecker(resolvable, None, in_bundle)
     for obj in objects:
         checker.check(obj)
     return checker.findings
@@ -77,12 +77,20 @@ class _ReferenceChecker:
     walk stays flat there and builds a finding's path only when there is a finding.
     """
 
-    def __init__(self, types: dict[str, str], malformed: set[str], in_bundle: bool) -> None:
+    def __init__(self, types: dict[str, str], malformed: set[str] | None, in_bundle: bool) -> None:
+        """``malformed``: the ids of ``types`` that are not TYPE--UUID (the schema reports them,
+        and a reference to one is not reported twice); None to tell them by ID_RE as met."""
         self.types = types
         self.malformed = malformed
         self.in_bundle = in_bundle
         self.allowed: dict[tuple[str, str], frozenset[str] | None] = {}
         self.findings: list[Finding] = []
+        # Object type -> property names in order -> (name, kind, clean values) of those that
+        # may hold references. A reference's findings depend only on the object type, the
+        # property and the id, so an id that resolved without a finding there is taken from
+        # its set the next time: objects of one producer share created_by_ref and markings.
+        self._plans: dict[str, dict[tuple[str, ...], tuple[tuple[str, int, set[str]], ...]]] = {}
+        self._clean: dict[tuple[str, str], set[str]] = {}
 
     def check(self, obj: IntelObject) -> None:
         data = obj.data
@@ -90,22 +98,42 @@ class _ReferenceChecker:
         names = tuple(data)
         # Objects of one producer share their property names: which of them can hold a
         # reference is worked out once per list of names, and only those are visited.
+        plans = self._plans.get(stix_type)
+        if plans is None:
+            plans = self._plans[stix_type] = {}
+        plan = plans.get(names)
+        if plan is None:
+            plan = self._plan(stix_type, names)
+            if len(plans) < _KINDS_BY_NAMES_LIMIT:
+                plans[names] = plan
+        for key, kind, clean in plan:
+            item = data[key]
+            if kind == _REFERENCE:
+                if type(item) is not str or item not in clean:
+                    self._resolve_once(obj, stix_type, key, item, (key,), clean)
+            elif kind == _REFERENCES:
+                if type(item) is list:
+                    for index, element in enumerate(item):
+                        if type(element) is not str or element not in clean:
+                            self._resolve_once(obj, stix_type, key, element, (key, index), clean)
+            elif type(item) is dict or (type(item) is list and _holds_mapping(item)):
+                for path, prop, value in _references({key: item}, ()):
+                    self._resolve(obj, stix_type, prop, value, path)
+
+    def _plan(self, stix_type: str, names: tuple[str, ...]) -> tuple[tuple[str, int, set[str]], ...]:
         kinds = _KINDS_BY_NAMES.get(names)
         if kinds is None:
             kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
             if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
                 _KINDS_BY_NAMES[names] = kinds
-        for key, kind in kinds:
-            item = data[key]
-            if kind == _REFERENCE:
-                self._resolve(obj, stix_type, key, item, (key,))
-            elif kind == _REFERENCES:
-                if type(item) is list:
-                    for index, element in enumerate(item):
-                        self._resolve(obj, stix_type, key, element, (key, index))
-            elif kind == _NESTED and (type(item) is list or type(item) is dict):
-                for path, prop, value in _references({key: item}, ()):
-                    self._resolve(obj, stix_type, prop, value, path)
+        return tuple((key, kind, self._clean.setdefault((stix_type, key), set())) for key, kind in kinds)
+
+    def _resolve_once(self, obj: IntelObject, stix_type: str, prop: str, value: Any, path: tuple[PathPart, ...],
+                      clean: set[str]) -> None:
+        before = len(self.findings)
+        self._resolve(obj, stix_type, prop, value, path)
+        if len(self.findings) == before and type(value) is str:
+            clean.add(value)
 
     def _resolve(self, obj: IntelObject, stix_type: str, prop: str, value: Any, path: tuple[PathPart, ...]) -> None:
         if type(value) is not str:
@@ -123,7 +151,7 @@ class _ReferenceChecker:
             if allowed is not None and target_type not in allowed and not _custom_where_sdo_allowed(target_type, allowed):
                 self.findings.append(self._wrong_type(obj, prop, value, target_type, allowed, path))
             return
-        if value in self.malformed:
+        if value in self.malformed if self.malformed is not None else ID_RE.match(value) is None:
             return
         key = (stix_type, prop)
         allowed = self.allowed[key] if key in self.allowed else self._allowed(stix_type, prop)
@@ -133,7 +161,6 @@ class _ReferenceChecker:
         elif id_type(value) != target_type:
             self.findings.append(make_finding("TI301", f"{prop}: {value} has the prefix of another type than its object ({target_type})",
                                               obj.location(*path), stix_id=obj.id))
-
 
     def _allowed(self, stix_type: str, prop: str) -> frozenset[str] | None:
         key = (stix_type, prop)
@@ -175,6 +202,12 @@ _KEY_KINDS: dict[str, int] = {}
 # An object's property names, in order -> (name, kind) of those that may hold references.
 _KINDS_BY_NAMES: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
 _KINDS_BY_NAMES_LIMIT = 4096
+
+
+def _holds_mapping(items: list[Any]) -> bool:
+    """Whether a list holds a mapping, the only place :func:`_references` looks inside a list
+    (most lists hold strings: labels, aliases, vocabulary values)."""
+    return dict in map(type, items)  # stops at the first mapping, without a Python-level loop
 
 
 def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:

@@ -16,6 +16,7 @@ from tiops.findings import Finding, PathPart
 from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
 from tiops.stix import ALL_TYPES, BUILTIN_OBJECTS, ID_RE, SCO_TYPES, TIMESTAMP_RE, TLP1_MARKINGS
+from tiops.validate.shapes import Shape
 
 # Reserved for future use on every object (STIX 2.1; the OASIS 2.1 schemas reject them).
 RESERVED_PROPERTIES: Final = frozenset({"severity", "action", "username", "phone_numbers"})
@@ -69,14 +70,18 @@ _COMMON_PROPERTIES: Final = frozenset({
 })  # fmt: skip
 
 
-def check_rules(obj: IntelObject) -> list[Finding]:
+def check_rules(obj: IntelObject, shape: Shape | None = None) -> list[Finding]:
+    """``shape``: :func:`tiops.validate.shapes.shape_of` the object, when the caller has it."""
     data = obj.data
     stix_type = data["type"]
     findings: list[Finding] = []
     custom_type = stix_type not in ALL_TYPES
     known = _COMMON_PROPERTIES if custom_type else known_properties(stix_type)
-    if not known.issuperset(data):  # rare: most objects hold only the properties STIX defines
-        unknown = [name for name in data if name not in known]
+    if shape is not None and not custom_type:
+        unknown = list(shape.unknown)  # the names not in known_properties(stix_type)
+    else:
+        unknown = [] if known.issuperset(data) else [name for name in data if name not in known]
+    if unknown:  # rare: most objects hold only the properties STIX defines
         _check_names(obj, unknown, custom_type, findings)
         # The schemas report empty lists in the properties they define (as TI243, see
         # tiops.validate.objects); custom properties and custom objects are walked here.

@@ -17,7 +17,8 @@ from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
 from tiops.observables import pattern_observables
 from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day
-from tiops.values import ValueProblem, check_language_tag, check_observable_value
+from tiops.validate.shapes import Shape
+from tiops.values import ValueProblem, check_language_tag, check_observable_value, value_check
 
 # Operators whose literal is a value of the property (STIX 2.1 section 9.6); LIKE and
 # MATCHES take wildcards and regular expressions, which are not values.
@@ -34,18 +35,19 @@ _SKIP_TOP = frozenset({"type", "id", "spec_version", "created_by_ref", "object_m
                        "description", "name", "pattern", "external_references", "granular_markings"})
 
 
-def check_values(obj: IntelObject, *, pattern_parsed: bool = True) -> list[Finding]:
+def check_values(obj: IntelObject, *, pattern_parsed: bool = True, shape: Shape | None = None) -> list[Finding]:
     """Value findings of one object; a pattern's literals only when the pattern parsed
-    (the pattern grammar's own errors, TI207, come first and cover hashes)."""
+    (the pattern grammar's own errors, TI207, come first and cover hashes).
+    ``shape``: :func:`tiops.validate.shapes.shape_of` the object, when the caller has it."""
     data = obj.data
     stix_type = data["type"]
     findings: list[Finding] = []
     if stix_type in SCO_TYPES:
         _walk_sco(obj, stix_type, data, (), "", findings)
-    elif stix_type == "indicator" and pattern_parsed:
-        _check_pattern_values(obj, findings)
-    if stix_type not in SCO_TYPES:
-        _walk_nested(obj, data, findings)
+    else:
+        if stix_type == "indicator" and pattern_parsed:
+            _check_pattern_values(obj, findings)
+        _walk_nested(obj, data, findings, shape)
     lang = data.get("lang")
     if type(lang) is str:
         _report(obj, check_language_tag(lang), ("lang",), findings)
@@ -82,7 +84,7 @@ def _walk_sco(obj: IntelObject, sco_type: str, value: Any, path: tuple[PathPart,
         _check_timestamp(obj, value, path, findings)
 
 
-def _walk_nested(obj: IntelObject, data: dict[str, Any], findings: list[Finding]) -> None:
+def _walk_nested(obj: IntelObject, data: dict[str, Any], findings: list[Finding], shape: Shape | None) -> None:
     """Timestamps inside nested values and custom properties of non-SCO objects.
 
     Top-level timestamps of the STIX types are checked by name in tiops.validate.objects;
@@ -98,6 +100,10 @@ def _walk_nested(obj: IntelObject, data: dict[str, Any], findings: list[Finding]
     extensions = data.get("extensions")
     if extensions is not None:
         _walk_timestamps(obj, extensions, ("extensions",), findings)
+    if shape is not None:
+        for key in shape.custom:
+            _walk_timestamps(obj, data[key], (key,), findings)
+        return
     known = known_properties(data["type"])
     if not known.issuperset(data):  # custom properties are rare; skip the scan without them
         for key in data:
@@ -134,7 +140,8 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
         # One equality, plain path steps, a literal without escapes: the common indicator,
         # read without the general lexer of tiops.observables (several times its cost).
         object_type, path, value = simple.groups()
-        problem = check_observable_value(object_type, path.replace("'", ""), value)
+        check = value_check(object_type, path.replace("'", "") if "'" in path else path)
+        problem = None if check is None else check(value)
         if problem is not None:
             findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
                                          obj.location("pattern"), stix_id=obj.id))
