@@ -91,6 +91,11 @@ def _referenced_defs(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield _load("stix/common.json")["$defs"][ref.rsplit("/", 1)[1]]
 
 
+def stix_schema(name: str) -> dict[str, Any]:
+    """The shipped STIX schema ``name`` (a type, or ``common``), parsed once; not to be modified."""
+    return _load(f"stix/{name}.json")
+
+
 @functools.cache
 def known_properties(stix_type: str) -> frozenset[str]:
     """Every property name the specification defines for ``stix_type``."""

@@ -32,9 +32,9 @@ _WINDOW_ENDS = frozenset(end for _start, end, _strict, _section in TIME_WINDOWS)
 def check_object(obj: IntelObject) -> list[Finding]:
     data = obj.data
     stix_type = data["type"]
-    findings: list[Finding] = check_numbers(obj)
     validator = stix_validator(stix_type)
     if validator is None:
+        findings: list[Finding] = check_numbers(obj)
         kind = declared_kind(data) if stix_type not in ALL_TYPES else None
         if kind is not None:  # a type an extension-definition defines (section 7.3)
             findings.extend(check_extension_object(obj, kind))
@@ -48,7 +48,10 @@ def check_object(obj: IntelObject) -> list[Finding]:
         return findings
     already_bad: AbstractSet[str | int] = frozenset()
     shape = shape_of(stix_type, data)
-    if not validator.is_valid(data):
+    valid = validator.is_valid(data)
+    # Numbers STIX cannot hold are what the schema of a number-free shape rules out.
+    findings = [] if valid and shape.number_free else check_numbers(obj)
+    if not valid:
         findings.extend(_schema_findings(obj, validator))
         depth = len(obj.path)
         already_bad = {f.location.path[depth] for f in findings if f.code == "TI204" and len(f.location.path) > depth}

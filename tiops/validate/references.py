@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any
 
 from tiops.codes import make_finding
@@ -89,7 +90,7 @@ class _ReferenceChecker:
         # may hold references. A reference's findings depend only on the object type, the
         # property and the id, so an id that resolved without a finding there is taken from
         # its set the next time: objects of one producer share created_by_ref and markings.
-        self._plans: dict[str, dict[tuple[str, ...], tuple[tuple[str, int, set[str]], ...]]] = {}
+        self._plans: dict[str, dict[tuple[str, ...], _Plan]] = {}
         self._clean: dict[tuple[str, str], set[str]] = {}
 
     def check(self, obj: IntelObject) -> None:
@@ -106,13 +107,24 @@ class _ReferenceChecker:
             plan = self._plan(stix_type, names)
             if len(plans) < _KINDS_BY_NAMES_LIMIT:
                 plans[names] = plan
+        in_order, references, nested_values = plan
+        if nested_values is not None:
+            values = nested_values(data)
+            if dict in map(type, values) or (list in map(type, values) and _any_list_holds_mapping(values)):
+                self._check_in_order(obj, stix_type, data, in_order)
+                return
+        # No nested reference: only the _ref and _refs properties, still in their order.
+        self._check_in_order(obj, stix_type, data, references)
+
+    def _check_in_order(self, obj: IntelObject, stix_type: str, data: dict[str, Any],
+                        plan: tuple[tuple[str, int, set[str]], ...]) -> None:
         for key, kind, clean in plan:
             item = data[key]
             if kind == _REFERENCE:
                 if type(item) is not str or item not in clean:
                     self._resolve_once(obj, stix_type, key, item, (key,), clean)
             elif kind == _REFERENCES:
-                if type(item) is list:
+                if type(item) is list and not _all_clean(clean, item):
                     for index, element in enumerate(item):
                         if type(element) is not str or element not in clean:
                             self._resolve_once(obj, stix_type, key, element, (key, index), clean)
@@ -120,13 +132,18 @@ class _ReferenceChecker:
                 for path, prop, value in _references({key: item}, ()):
                     self._resolve(obj, stix_type, prop, value, path)
 
-    def _plan(self, stix_type: str, names: tuple[str, ...]) -> tuple[tuple[str, int, set[str]], ...]:
+    def _plan(self, stix_type: str, names: tuple[str, ...]) -> _Plan:
         kinds = _KINDS_BY_NAMES.get(names)
         if kinds is None:
             kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
             if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
                 _KINDS_BY_NAMES[names] = kinds
-        return tuple((key, kind, self._clean.setdefault((stix_type, key), set())) for key, kind in kinds)
+        in_order = tuple((key, kind, self._clean.setdefault((stix_type, key), set())) for key, kind in kinds)
+        nested = [key for key, kind in kinds if kind == _NESTED]
+        # The values of the properties that could nest references, read at once: an
+        # itemgetter of one name gives the bare value, so a lone name is read twice.
+        nested_values = itemgetter(*nested) if len(nested) > 1 else itemgetter(nested[0], nested[0]) if nested else None
+        return in_order, tuple(step for step in in_order if step[1] != _NESTED), nested_values
 
     def _resolve_once(self, obj: IntelObject, stix_type: str, prop: str, value: Any, path: tuple[PathPart, ...],
                       clean: set[str]) -> None:
@@ -202,6 +219,30 @@ _KEY_KINDS: dict[str, int] = {}
 # An object's property names, in order -> (name, kind) of those that may hold references.
 _KINDS_BY_NAMES: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
 _KINDS_BY_NAMES_LIMIT = 4096
+
+
+# (every step in property order, the _ref/_refs steps alone, the nested properties' values
+# or None without any): see _ReferenceChecker._plan.
+_Plan = tuple[tuple[tuple[str, int, set[str]], ...], tuple[tuple[str, int, set[str]], ...],
+              "Callable[[dict[str, Any]], tuple[Any, ...]] | None"]
+
+
+def _all_clean(clean: set[str], items: list[Any]) -> bool:
+    """Whether every item of a _refs list is an id already resolved without a finding there."""
+    try:
+        return clean.issuperset(items)
+    except TypeError:  # an unhashable item: the item-by-item loop reports it
+        return False
+
+
+def _any_list_holds_mapping(values: tuple[Any, ...]) -> bool:
+    # A plain loop: any() over a generator costs twice as much on these few values.
+    for value in values:
+        if type(value) is list and dict in map(type, value):
+            break
+    else:
+        return False
+    return True
 
 
 def _holds_mapping(items: list[Any]) -> bool:

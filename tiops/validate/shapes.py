@@ -11,10 +11,12 @@ holds each check to its result without the shape.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from tiops.jsonschemas import known_properties, open_vocabularies
+from tiops.jsonschemas import known_properties, open_vocabularies, stix_schema
+from tiops.limits import STIX_INTEGER_MAX, STIX_INTEGER_MIN
 from tiops.stix import TIME_WINDOWS
 
 __all__ = ["TIMESTAMP_PROPERTIES", "Shape", "shape_of"]
@@ -39,7 +41,9 @@ class Shape:
     ``vocabularies``: (name, vocabulary, suggested values) of the open-vocabulary
     properties present, in the schema's order; ``timestamps``: the timestamp
     properties present; ``created_and_modified``: both present; ``windows``: the
-    TIME_WINDOWS entries whose start and end are both present.
+    TIME_WINDOWS entries whose start and end are both present; ``number_free``: every
+    name is one whose schema admits no number tiops.limits.number_problems reports
+    (see :func:`number_free_property`), so a schema-valid object of this shape has none.
     """
 
     unknown: tuple[str, ...]
@@ -48,6 +52,7 @@ class Shape:
     timestamps: frozenset[str]
     created_and_modified: bool
     windows: tuple[tuple[str, str, bool, str], ...]
+    number_free: bool
 
 
 def shape_of(stix_type: str, data: dict[str, Any]) -> Shape:
@@ -78,7 +83,67 @@ def _shape(stix_type: str, names: tuple[str, ...]) -> Shape:
         timestamps=TIMESTAMP_PROPERTIES.intersection(names),
         created_and_modified="created" in present and "modified" in present,
         windows=tuple(window for window in TIME_WINDOWS if window[0] in present and window[1] in present),
+        number_free=not unknown and all(number_free_property(stix_type, name) for name in names),
     )
+
+
+@functools.cache
+def number_free_property(stix_type: str, name: str) -> bool:
+    """Whether every value of property ``name`` that the schema of ``stix_type`` accepts is
+    free of the numbers STIX cannot hold (integers beyond section 2.16's range, NaN, Infinity).
+
+    True when the property's own schema or a common definition it is also held to (allOf)
+    admits only strings, booleans, integers bounded inside the STIX range, or lists of
+    those. Anything else, including any ``number``, is False: the value is walked.
+    """
+    schema = stix_schema(stix_type)
+    held_to = [(schema.get("properties", {}).get(name), stix_type)]
+    for part in schema.get("allOf", []):
+        document, _, pointer = part.get("$ref", "").partition("#")
+        if document == "common.json":
+            held_to.append((_resolve("common", pointer).get("properties", {}).get(name), "common"))
+    return any(_admits_no_number(node, document, 0) for node, document in held_to if node is not None)
+
+
+def _admits_no_number(node: Any, document: str, depth: int) -> bool:
+    if type(node) is not dict or depth > 16:
+        return False
+    if "const" in node and type(node["const"]) in (str, bool):
+        return True
+    if "enum" in node and type(node["enum"]) is list and all(type(value) in (str, bool) for value in node["enum"]):
+        return True
+    kind = node.get("type")
+    if kind == "string" or kind == "boolean":
+        return True
+    if kind == "integer":
+        low, high = node.get("minimum"), node.get("maximum")
+        if type(low) is int and type(high) is int and low >= STIX_INTEGER_MIN and high <= STIX_INTEGER_MAX:
+            return True
+    if kind == "array" and _admits_no_number(node.get("items"), document, depth + 1):
+        return True
+    if any(_admits_no_number(part, document, depth + 1) for part in node.get("allOf", [])):
+        return True
+    reference = node.get("$ref")
+    if type(reference) is str:
+        target_document, _, pointer = reference.partition("#")
+        if target_document == "common.json":
+            target_document = "common"
+        elif target_document == "":
+            target_document = document
+        else:
+            return False
+        return _admits_no_number(_resolve(target_document, pointer), target_document, depth + 1)
+    return False
+
+
+def _resolve(document: str, pointer: str) -> Any:
+    """The node at a JSON pointer (RFC 6901, without escapes: the schemas' names need none)."""
+    node: Any = stix_schema(document)
+    for step in pointer.split("/")[1:]:
+        if type(node) is not dict or step not in node:
+            return None
+        node = node[step]
+    return node
 
 
 # Object type -> property names in order -> their Shape. A repository has few shapes;
