@@ -359,8 +359,14 @@ def _stix_pattern_errors(pattern: str, spec_version: str) -> tuple[str, ...]:
 # the fast expression reads it one way only, and whether it accepts it depends on the
 # type and path alone: that answer is remembered per (type, path), and only a hash
 # literal is matched against its algorithm's expression each time.
-_ONE_COMPARISON_RE: Final = LazyPattern(
-    r"\[([a-z0-9-]+):(value|hashes\.(?:'[A-Za-z0-9_-]+'|[A-Za-z_][A-Za-z0-9_]*)) = '([^'\\]*)'\]"
+_ONE_COMPARISON: Final = r"([a-z0-9-]+):(value|hashes\.(?:'[A-Za-z0-9_-]+'|[A-Za-z_][A-Za-z0-9_]*)) = '([^'\\]*)'"
+_ONE_COMPARISON_RE: Final = LazyPattern(rf"\[{_ONE_COMPARISON}\]")
+_COMPARISON_STEP_RE: Final = LazyPattern(_ONE_COMPARISON)
+# Several of them joined by single-spaced AND or OR in one observation; once the whole
+# matched, _COMPARISON_STEP_RE reads them one by one (a literal holds no quote, so no
+# comparison can start inside one).
+_JOINED_COMPARISONS_RE: Final = LazyPattern(
+    r"\[{0}(?: (?:AND|OR) {0})+\]".format(re.sub(r"\((?!\?)", "(?:", _ONE_COMPARISON))
 )
 
 # (object type, path, spec version) -> whether the fast expression accepts the comparison
@@ -370,8 +376,8 @@ _ONE_COMPARISON_SHAPES_LIMIT: Final = 4096
 
 
 def _one_comparison_accepts(object_type: str, path: str, literal: str, spec_version: str) -> bool:
-    """What :func:`_fast_accepts` says of ``[object_type:path = 'literal']`` (tests/validate/test_patterns.py
-    holds the two to agreement)."""
+    """What :func:`_fast_accepts` says of ``[object_type:path = 'literal']``, and of such a comparison
+    joined with others (tests/validate/test_fast_path_agreement.py holds the two to agreement)."""
     key = (object_type, path, spec_version)
     shape = _ONE_COMPARISON_SHAPES.get(key)
     if shape is None:
@@ -400,7 +406,12 @@ def pattern_errors(
         return ()
     if spec_version in _FAST_PATH_VERSIONS:
         one = _ONE_COMPARISON_RE.fullmatch(pattern)
-        if one is not None and _one_comparison_accepts(one[1], one[2], one[3], spec_version):
+        if one is not None:
+            if _one_comparison_accepts(one[1], one[2], one[3], spec_version):
+                return ()
+        elif _JOINED_COMPARISONS_RE.fullmatch(pattern) is not None and all(
+                _one_comparison_accepts(step[1], step[2], step[3], spec_version)
+                for step in _COMPARISON_STEP_RE.finditer(pattern)):
             return ()
     return _stix_pattern_errors(pattern, spec_version)
 

@@ -29,6 +29,13 @@ _VALUE_OPERATORS = frozenset({"=", "!=", "IN", "ISSUBSET", "ISSUPERSET"})
 # would then miss its rule, never find a wrong one.
 _SIMPLE_PATTERN_RE = re.compile(r"^\[([a-z0-9-]+):([^ =\\\[\]]+) = '([^'\\]*)'\]$")
 
+# Equalities of that kind joined by single-spaced AND or OR inside one observation, with
+# the types and paths tiops.observables' lexer reads (identifier steps and quoted keys
+# without escapes), so each gives the observable the lexer would.
+_COMPARISON = r"([a-z][a-z0-9-]*):([A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|'[^'\\]*'))*) = '([^'\\]*)'"
+_COMPARISON_RE = re.compile(_COMPARISON)
+_JOINED_PATTERN_RE = re.compile(r"\[{0}(?: (?:AND|OR) {0})+\]".format(re.sub(r"\((?!\?)", "(?:", _COMPARISON)))
+
 # Top-level properties whose strings are never observable values, timestamps or
 # language tags of interest here (checked elsewhere, or free text).
 _SKIP_TOP = frozenset({"type", "id", "spec_version", "created_by_ref", "object_marking_refs",
@@ -145,6 +152,17 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
         if problem is not None:
             findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
                                          obj.location("pattern"), stix_id=obj.id))
+        return
+    if _JOINED_PATTERN_RE.fullmatch(pattern) is not None:
+        # Several such equalities joined by AND or OR: each read as the lexer reads it
+        # (its path's quotes dropped, the key the path as written), without the lexer.
+        for comparison in _COMPARISON_RE.finditer(pattern):
+            object_type, path, value = comparison.groups()
+            check = value_check(object_type, path.replace("'", "") if "'" in path else path)
+            problem = None if check is None else check(value)
+            if problem is not None:
+                findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
+                                             obj.location("pattern"), stix_id=obj.id))
         return
     for observable in pattern_observables(pattern):
         if observable.operator not in _VALUE_OPERATORS:
