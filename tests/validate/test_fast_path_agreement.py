@@ -212,11 +212,13 @@ def test_the_reference_check_reports_what_resolving_every_listed_reference_repor
 
 def test_references_nested_in_lists_are_still_resolved() -> None:
     dangling = "identity--1a2b3c4d-0000-4000-8000-000000000009"
-    obj = IntelObject(data={"type": "indicator", "id": "indicator--1a2b3c4d-0000-4000-8000-000000000100",
-                            "created_by_ref": dangling, "labels": ["a", {"b_ref": dangling}],
-                            "granular_markings": [{"marking_ref": dangling, "selectors": ["labels"]}],
-                            "x_nested": {"c_refs": [dangling]}}, file="x.yaml")
-    findings = check_references([obj, obj])
-    assert findings == check_listed_references([obj, obj], [object_references(obj)] * 2)
+    in_lists = IntelObject(data={"type": "indicator", "id": "indicator--1a2b3c4d-0000-4000-8000-000000000100",
+                                 "created_by_ref": dangling, "labels": ["a", {"b_ref": dangling}],
+                                 "granular_markings": [{"marking_ref": dangling, "selectors": ["labels"]}]}, file="x.yaml")
+    in_mapping = IntelObject(data={"type": "indicator", "id": "indicator--1a2b3c4d-0000-4000-8000-000000000101",
+                                   "x_nested": {"c_refs": [dangling]}}, file="x.yaml")
+    objects_ = [in_lists, in_mapping, in_lists]
+    findings = check_references(objects_)
+    assert findings == check_listed_references(objects_, [object_references(obj) for obj in objects_])
     assert {f.location.path for f in findings} == {("created_by_ref",), ("labels", 1, "b_ref"),
                                                    ("granular_markings", 0, "marking_ref"), ("x_nested", "c_refs", 0)}
