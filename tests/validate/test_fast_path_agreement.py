@@ -222,3 +222,14 @@ def test_references_nested_in_lists_are_still_resolved() -> None:
     assert findings == check_listed_references(objects_, [object_references(obj) for obj in objects_])
     assert {f.location.path for f in findings} == {("created_by_ref",), ("labels", 1, "b_ref"),
                                                    ("granular_markings", 0, "marking_ref"), ("x_nested", "c_refs", 0)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(TIMESTAMPS, TIMESTAMPS, st.sampled_from(["2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00.0001Z", "2024-12-31T23:59:59Z"]))
+def test_the_order_shortcut_reports_what_the_timestamp_keys_report(created: Any, modified: Any, valid_from: str) -> None:
+    data = {"type": "indicator", "created": created, "modified": modified, "valid_from": valid_from, "valid_until": modified}
+    findings: list[Finding] = []
+    objects._check_timestamps(IntelObject(data=data, file="x.yaml"), findings, skip=frozenset())
+    assert any(f.code == "TI205" for f in findings) == (
+        created is not None and modified is not None and objects._before(modified, created, strict=False))
+    assert any(f.code == "TI206" for f in findings) == (modified is not None and objects._before(modified, valid_from, strict=True))
