@@ -224,8 +224,13 @@ def test_references_nested_in_lists_are_still_resolved() -> None:
                                                    ("granular_markings", 0, "marking_ref"), ("x_nested", "c_refs", 0)}
 
 
+ORDERED_TIMESTAMPS = st.one_of(TIMESTAMPS, st.sampled_from(["2025-01-01T00:00:00.000Z", "2025-03-01T00:00:00.000Z",
+                                                             "2025-02-01T00:00:00Z", "2025-01-01T00:00:00.100Z"]))
+
+
 @settings(max_examples=300, deadline=None)
-@given(TIMESTAMPS, TIMESTAMPS, st.sampled_from(["2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00.0001Z", "2024-12-31T23:59:59Z"]))
+@given(ORDERED_TIMESTAMPS, ORDERED_TIMESTAMPS,
+       st.sampled_from(["2025-01-01T00:00:00.000Z", "2025-01-01T00:00:00.0001Z", "2024-12-31T23:59:59Z", "2025-02-01T00:00:00Z"]))
 def test_the_order_shortcut_reports_what_the_timestamp_keys_report(created: Any, modified: Any, valid_from: str) -> None:
     data = {"type": "indicator", "created": created, "modified": modified, "valid_from": valid_from, "valid_until": modified}
     findings: list[Finding] = []
