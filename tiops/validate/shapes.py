@@ -17,7 +17,7 @@ from typing import Any
 
 from tiops.jsonschemas import known_properties, open_vocabularies, stix_schema
 from tiops.limits import STIX_INTEGER_MAX, STIX_INTEGER_MIN
-from tiops.stix import TIME_WINDOWS
+from tiops.stix import ALL_TYPES, SCO_TYPES, TIME_WINDOWS
 
 __all__ = ["TIMESTAMP_PROPERTIES", "Shape", "shape_of"]
 
@@ -53,6 +53,12 @@ class Shape:
     created_and_modified: bool
     windows: tuple[tuple[str, str, bool, str], ...]
     number_free: bool
+    # Nothing the STIX 2.1 rules of tiops.validate.rules21 look at is present: no unknown
+    # name, external reference, granular marking, nor an SCO or marking-definition type.
+    rules_free: bool
+    # Nothing tiops.validate.values looks at outside an SCO's own values and a pattern is
+    # present: no extensions, custom property, lang, granular marking or language contents.
+    values_plain: bool
 
 
 def shape_of(stix_type: str, data: dict[str, Any]) -> Shape:
@@ -84,6 +90,10 @@ def _shape(stix_type: str, names: tuple[str, ...]) -> Shape:
         created_and_modified="created" in present and "modified" in present,
         windows=tuple(window for window in TIME_WINDOWS if window[0] in present and window[1] in present),
         number_free=not unknown and all(number_free_property(stix_type, name) for name in names),
+        rules_free=(not unknown and stix_type in ALL_TYPES and stix_type not in SCO_TYPES and stix_type != "marking-definition"
+                    and "external_references" not in present and "granular_markings" not in present),
+        values_plain=(not unknown and not stix_type.startswith("x-") and stix_type != "language-content"
+                      and present.isdisjoint(("extensions", "lang", "granular_markings"))),
     )
 
 

@@ -54,6 +54,8 @@ def check_values(obj: IntelObject, *, pattern_parsed: bool = True, shape: Shape 
     else:
         if stix_type == "indicator" and pattern_parsed:
             _check_pattern_values(obj, findings)
+        if shape is not None and shape.values_plain:
+            return findings
         _walk_nested(obj, data, findings, shape)
     lang = data.get("lang")
     if type(lang) is str:
