@@ -312,9 +312,9 @@ def _decode(content: bytes, relative: str, repo: Repo) -> str | None:
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _parse(text: str, relative: str, repo: Repo) -> Any:
+def _parse(text: str, relative: str, repo: Repo, *, shared: bool = False) -> Any:
     try:
-        return parse_yaml(text)
+        return parse_yaml(text, shared=shared)
     except YamlProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(relative, problem.line, problem.column)))
         return _UNREADABLE
@@ -371,19 +371,23 @@ def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) 
     text = _read_text(path, relative, repo)
     if text is None:
         return
-    data = _parse(text, relative, repo)
+    # Parsed with its strings shared, and held by nothing else: the objects keep it as it is.
+    data = _parse(text, relative, repo, shared=True)
     if data is _UNREADABLE:
         return
-    _add_document(data, relative, defaults, repo)
+    _add_document(data, relative, defaults, repo, shared=True)
 
 
-def _add_document(data: Any, relative: str, defaults: Defaults, repo: Repo) -> None:
+def _add_document(data: Any, relative: str, defaults: Defaults, repo: Repo, *, shared: bool = False) -> None:
+    """Add the objects of one parsed file. ``shared``: ``data`` holds shared strings
+    (tiops.memory) and nothing else holds it; otherwise each object is a shared copy."""
     if isinstance(data, dict):
-        _add_object(data, relative, (), defaults, repo)
+        _add_object(data, relative, (), defaults, repo, shared)
     elif isinstance(data, list):
         for index, item in enumerate(data):
             if isinstance(item, dict):
-                _add_object(item, relative, _ITEM_PATHS[index] if index < len(_ITEM_PATHS) else (index,), defaults, repo)
+                _add_object(item, relative, _ITEM_PATHS[index] if index < len(_ITEM_PATHS) else (index,), defaults,
+                            repo, shared)
             else:
                 repo.findings.append(
                     make_finding("TI104", f"item {index} is a {_kind(item)}, not a STIX object mapping", Location(relative, path=(index,)))
@@ -445,10 +449,12 @@ def _kind(value: Any) -> str:
     return {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}.get(type(value), type(value).__name__)
 
 
-def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo) -> None:
-    # One copy of the parsed data, with its repeated strings shared (tiops.memory): what
-    # was parsed is dropped, so at a million objects memory holds each object once.
-    raw = share_strings(parsed)
+def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...], defaults: Defaults, repo: Repo,
+                shared: bool) -> None:
+    # One copy of the parsed data, with its repeated strings shared (tiops.memory), so at
+    # a million objects memory holds each object once: the parsed data itself when the
+    # parser shared its strings already and nothing else holds it.
+    raw = parsed if shared else share_strings(parsed)
     defaulted: tuple[str, ...]
     inline = raw.get(INLINE_RELATIONSHIPS_KEY)
     if inline is None and not defaults.properties and defaults.imported_folder is None:

@@ -84,23 +84,33 @@ def share_strings(parsed: dict[str, Any]) -> dict[str, Any]:
     Mappings are rebuilt (a key cannot be swapped in place); lists are changed in
     place, so pass data nothing else holds yet, as a parser returns it.
     """
-    out: dict[str, Any] = {}
-    shares = _shares_values.get
-    for key, value in parsed.items():
-        key = intern(key)
-        kind = value.__class__
-        if kind is str:
-            share = shares(key)
-            if share if share is not None else _learn(key):
-                value = intern(value)
-        elif kind is dict:
-            value = share_strings(value)
-        elif kind is list:
-            share = shares(key)
-            _share_in_list(value, share if share is not None else _learn(key))
-        out[key] = value
-    return out
+    return _share_mapping(parsed, 1, _UNLIMITED)
 
+
+class NotShareable(Exception):
+    """A document :func:`shared_document` cannot vouch for: a key that is not a string,
+    or nesting deeper than the limit. tiops.limits.check_structure says which and where."""
+
+
+def shared_document(document: Any, max_depth: int) -> Any:
+    """A parsed document with its strings shared as :func:`share_strings` shares them.
+
+    The same walk proves the document's structure (tiops.limits): it raises
+    :class:`NotShareable` at the first key that is not a string or the first mapping
+    or list nested more than ``max_depth`` levels deep, so a clean document is walked
+    once instead of twice. The items of a top-level list (a bulk file) are shared one
+    by one, each an object of its own. Lists are changed in place, as in share_strings.
+    """
+    kind = document.__class__
+    if kind is dict:
+        return _share_mapping(document, 1, max_depth)
+    if kind is list:
+        _share_in_list(document, False, 1, max_depth)
+    return document
+
+
+# Deeper than any parser tiops uses can nest: share_strings walks what it is given.
+_UNLIMITED = 1 << 30
 
 # Property name -> whether its values are shared; a bounded cache, names are few.
 _shares_values: dict[str, bool] = {}
@@ -113,13 +123,86 @@ def _learn(name: str) -> bool:
     return shared
 
 
-def _share_in_list(items: list[Any], share: bool) -> None:
+# A mapping's shape (its keys, then the types of its values) -> how to share it: its
+# keys as shared strings, the keys of its string values to share, of its mappings, of
+# its lists whose strings are shared and of its other lists. Objects of one kind have
+# few shapes, so the per-key decisions are made once per shape, and most of the work
+# per mapping runs in C (dict(zip(...)), update(zip(map(...)))).
+_Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+_plans: dict[tuple[Any, ...], _Plan] = {}
+_MAX_PLANS = 8192
+
+
+def _share_mapping(parsed: dict[str, Any], depth: int, max_depth: int) -> dict[str, Any]:
+    if depth > max_depth:
+        raise NotShareable
+    values = parsed.values()
+    shape = (*parsed, *map(type, values))
+    plan = _plans.get(shape)
+    if plan is None:
+        plan = _plan(parsed, shape)
+    keys, strings, mappings, shared_lists, lists = plan
+    if depth == max_depth and (mappings or shared_lists or lists):
+        raise NotShareable  # a mapping or list one level too deep
+    out = dict(zip(keys, values, strict=True))
+    if strings:
+        out.update(zip(strings, map(intern, map(out.__getitem__, strings)), strict=True))
+    for key in mappings:
+        out[key] = _share_mapping(out[key], depth + 1, max_depth)
+    for key in shared_lists:
+        items = out[key]
+        try:
+            # A list of strings only, the usual case; one with other items fails here
+            # before changing anything and is walked item by item.
+            items[:] = map(intern, items)
+        except TypeError:
+            _share_in_list(items, True, depth + 1, max_depth)
+    for key in lists:
+        _share_in_list(out[key], False, depth + 1, max_depth)
+    return out
+
+
+def _plan(parsed: dict[Any, Any], shape: tuple[Any, ...]) -> _Plan:
+    for key in parsed:
+        if key.__class__ is not str:
+            raise NotShareable
+    keys = tuple(map(intern, parsed))
+    strings: list[str] = []
+    mappings: list[str] = []
+    shared_lists: list[str] = []
+    lists: list[str] = []
+    for key, value in zip(keys, parsed.values(), strict=True):
+        kind = value.__class__
+        if kind is dict:
+            mappings.append(key)
+        elif kind is str or kind is list:
+            share = _shares_values.get(key)
+            if share is None:
+                share = _learn(key)
+            if kind is list:
+                (shared_lists if share else lists).append(key)
+            elif share:
+                strings.append(key)
+    plan = (keys, tuple(strings), tuple(mappings), tuple(shared_lists), tuple(lists))
+    if len(_plans) < _MAX_PLANS:
+        _plans[shape] = plan
+    return plan
+
+
+def _share_in_list(items: list[Any], share: bool, depth: int, max_depth: int) -> None:
+    if depth > max_depth:
+        raise NotShareable
+    kinds = set(map(type, items))
+    if dict not in kinds and list not in kinds:
+        if share and str in kinds:
+            items[:] = [intern(value) if value.__class__ is str else value for value in items]
+        return
     for index, value in enumerate(items):
         kind = value.__class__
         if kind is str:
             if share:
                 items[index] = intern(value)
         elif kind is dict:
-            items[index] = share_strings(value)
+            items[index] = _share_mapping(value, depth + 1, max_depth)
         elif kind is list:
-            _share_in_list(value, share)
+            _share_in_list(value, share, depth + 1, max_depth)

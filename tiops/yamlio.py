@@ -24,6 +24,7 @@ import yaml
 import yaml_rs
 
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
+from tiops.memory import NotShareable, shared_document
 from tiops.yamlemit import block_yaml
 
 # An alias bomb expands a few lines into millions of nodes. Real intel files
@@ -54,8 +55,13 @@ class YamlProblem(Exception):
     column: int = 1
 
 
-def parse_yaml(text: str) -> Any:
-    """Parse one YAML 1.2 document; raise :class:`YamlProblem` on any defect."""
+def parse_yaml(text: str, *, shared: bool = False) -> Any:
+    """Parse one YAML 1.2 document; raise :class:`YamlProblem` on any defect.
+
+    ``shared``: property names and recurring values come back as shared strings
+    (tiops.memory.shared_document), for data that stays in memory; that walk checks
+    the structure too, so a clean document costs one walk, not two.
+    """
     if "!" in text:
         _refuse_explicit_tags(text)
     if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
@@ -69,6 +75,11 @@ def parse_yaml(text: str) -> Any:
         raise _explain(text, str(error)) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         raise YamlProblem("TI100", f"cannot read YAML: {error}") from None
+    if shared:
+        try:
+            return shared_document(value, MAX_NESTING_DEPTH)
+        except NotShareable:
+            pass  # the structure check below finds which key or level, and where
     _check_structure(value, text)
     return value
 
