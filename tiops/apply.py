@@ -21,9 +21,8 @@ from tiops.compile import blocking_errors, compiled_objects
 from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit
-from tiops.load import load_repo
 from tiops.memory import paused_gc
-from tiops.pipeline import ValidationFailed
+from tiops.pipeline import ValidationFailed, load_and_validate
 from tiops.plan import BundleDigests, Change, Plan, ids_to_read, make_plan, state_fingerprint
 from tiops.plan_check import check_plan_changes
 from tiops.progress import Progress, no_progress
@@ -36,7 +35,6 @@ from tiops.stores import (
     TransientStoreError,
     open_store,
 )
-from tiops.validate import validate_repo
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 60.0
@@ -258,16 +256,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         raise UsageError(f"no target named {name!r} in tiops.yaml (targets: {known})")
     settings = TargetSettings.from_config(name, entry)
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        if cache:
-            from tiops.buildcache import load_repo_cached  # imported here: it imports the checks
-
-            loaded = load_repo_cached(root, progress=progress)
-            repo = loaded.repo
-            findings = validate_repo(repo, progress=progress, prechecked=loaded.prechecked())
-            loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
-        else:
-            repo = load_repo(root, progress=progress)
-            findings = validate_repo(repo, progress=progress)
+        repo, findings = load_and_validate(root, progress=progress, cache=cache)
         if blocking_errors(findings):
             raise ValidationFailed(findings)
         compiled = compiled_objects(repo)

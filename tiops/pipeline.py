@@ -10,7 +10,7 @@ from typing import Any
 from tiops.compile import blocking_errors, bundle_objects, serialize_bundle, write_bundle
 from tiops.errors import TiopsError
 from tiops.findings import Finding
-from tiops.load import load_repo
+from tiops.load import Repo, load_repo
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import apply_repo_rules, build_metadata, resolve_as_of
@@ -40,6 +40,24 @@ class BuildResult:
     bundle_file: Path | None = None
 
 
+def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bool = False) -> tuple[Repo, list[Finding]]:
+    """Load and validate the repository at ``root``: what every command that compiles does first.
+
+    ``cache``: reuse and update the build cache in ``.tiops/build-cache/`` (tiops.buildcache);
+    the repository and findings are the same either way. Call it with the collector paused
+    (tiops.memory.paused_gc), as the callers' whole pipeline is.
+    """
+    if not cache:
+        repo = load_repo(root, progress=progress)
+        return repo, validate_repo(repo, progress=progress)
+    from tiops.buildcache import load_repo_cached  # imported here: only cached builds need it
+
+    loaded = load_repo_cached(root, progress=progress)
+    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+    return loaded.repo, findings
+
+
 def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
           trace: bool = False, output: Path | None = None, cache: bool = False) -> BuildResult:
     """Load, validate and compile the repository at ``root``.
@@ -52,16 +70,7 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        if cache:
-            from tiops.buildcache import load_repo_cached
-
-            loaded = load_repo_cached(root, progress=progress)
-            repo = loaded.repo
-            findings = validate_repo(repo, progress=progress, prechecked=loaded.prechecked())
-            loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
-        else:
-            repo = load_repo(root, progress=progress)
-            findings = validate_repo(repo, progress=progress)
+        repo, findings = load_and_validate(root, progress=progress, cache=cache)
         if blocking_errors(findings):
             raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)

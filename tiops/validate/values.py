@@ -140,6 +140,18 @@ def _check_timestamp(obj: IntelObject, value: str, path: tuple[PathPart, ...], f
                                      obj.location(*path), stix_id=obj.id))
 
 
+def _check_comparison(obj: IntelObject, comparison: re.Match[str], findings: list[Finding]) -> None:
+    """One ``object_type:path = 'value'`` comparison read by a fast-path expression (groups: type,
+    path, value): the path's quotes dropped for the rule lookup, as the lexer does, and kept as
+    written in the message."""
+    object_type, path, value = comparison.groups()
+    check = value_check(object_type, path.replace("'", "") if "'" in path else path)
+    problem = None if check is None else check(value)
+    if problem is not None:
+        findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
+                                     obj.location("pattern"), stix_id=obj.id))
+
+
 def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     pattern = obj.data.get("pattern")
     if type(pattern) is not str or obj.data.get("pattern_type", "stix") != "stix":
@@ -148,23 +160,13 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     if simple is not None:
         # One equality, plain path steps, a literal without escapes: the common indicator,
         # read without the general lexer of tiops.observables (several times its cost).
-        object_type, path, value = simple.groups()
-        check = value_check(object_type, path.replace("'", "") if "'" in path else path)
-        problem = None if check is None else check(value)
-        if problem is not None:
-            findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
-                                         obj.location("pattern"), stix_id=obj.id))
+        _check_comparison(obj, simple, findings)
         return
     if _JOINED_PATTERN_RE.fullmatch(pattern) is not None:
         # Several such equalities joined by AND or OR: each read as the lexer reads it
         # (its path's quotes dropped, the key the path as written), without the lexer.
         for comparison in _COMPARISON_RE.finditer(pattern):
-            object_type, path, value = comparison.groups()
-            check = value_check(object_type, path.replace("'", "") if "'" in path else path)
-            problem = None if check is None else check(value)
-            if problem is not None:
-                findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
-                                             obj.location("pattern"), stix_id=obj.id))
+            _check_comparison(obj, comparison, findings)
         return
     for observable in pattern_observables(pattern):
         if observable.operator not in _VALUE_OPERATORS:
