@@ -67,12 +67,8 @@ def test_a_warm_cache_gives_the_output_of_no_cache_over_a_history(tmp_path: Path
     assert "HEAD (" in uncached[1][1] and "has 2 validation error(s)" in uncached[1][1]  # per-object + reference
 
 
-def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = base_repo(tmp_path / "repo")
-    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
-    # The cache knows every base file; then an edit the cache has never seen.
-    compile_pair(root, "base", None, cache=True)
-    edit(root, MALWARE_FILE, "name: LanternLoader", "name: LanternLoader v2")
+def _count_git_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The blob ids read from git from now on (until ``monkeypatch.undo()``), in order."""
     read: list[str] = []
     original = GitRevision._cat
 
@@ -81,6 +77,16 @@ def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypat
         return original(self, blob, size)
 
     monkeypatch.setattr(GitRevision, "_cat", counting)
+    return read
+
+
+def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    # The cache knows every base file; then an edit the cache has never seen.
+    compile_pair(root, "base", None, cache=True)
+    edit(root, MALWARE_FILE, "name: LanternLoader", "name: LanternLoader v2")
+    read = _count_git_reads(monkeypatch)
     old_blob = git(root, "rev-parse", f"base:{MALWARE_FILE}").strip()
     before, after = compile_pair(root, "base", None, cache=True)
     with_cache = list(read)
@@ -113,14 +119,7 @@ def test_a_base_with_another_tiops_yaml_does_not_take_the_working_trees_entries(
     (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
     (root / "tiops.yaml").write_text("intel: intel  # added since the base\n")
     compile_pair(root, "base", None, cache=True)  # warm
-    read: list[str] = []
-    original = GitRevision._cat
-
-    def counting(self: GitRevision, blob: str, size: int) -> bytes:
-        read.append(blob)
-        return original(self, blob, size)
-
-    monkeypatch.setattr(GitRevision, "_cat", counting)
+    read = _count_git_reads(monkeypatch)
     before, after = compile_pair(root, "base", None, cache=True)
     assert git(root, "rev-parse", f"base:{MALWARE_FILE}").strip() in read  # read and built afresh
     monkeypatch.undo()

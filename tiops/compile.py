@@ -284,8 +284,7 @@ def _with_source(obj: IntelObject) -> dict[str, Any]:
         return obj.data
     data = obj.data.copy()
     existing = data.get("extensions")
-    # STIX 2.1 section 7.3: a property-extension adds properties under extensions.<id>.
-    entry = {"extension_type": "property-extension", "source_system": source}
+    entry = _source_extension(source)
     if existing:
         extensions = dict(existing)
         extensions[SOURCE_EXTENSION_ID] = entry
@@ -302,6 +301,11 @@ def _with_extensions(obj: IntelObject, enrichment: dict[str, Any]) -> dict[str, 
     extensions = dict(existing) if existing else {}
     extensions[ENRICHMENT_EXTENSION_ID] = enrichment
     if obj.source:
-        extensions[SOURCE_EXTENSION_ID] = {"extension_type": "property-extension", "source_system": obj.source}
+        extensions[SOURCE_EXTENSION_ID] = _source_extension(obj.source)
     data["extensions"] = extensions
     return data
+
+
+def _source_extension(source: str) -> dict[str, Any]:
+    # STIX 2.1 section 7.3: a property-extension adds properties under extensions.<id>.
+    return {"extension_type": "property-extension", "source_system": source}

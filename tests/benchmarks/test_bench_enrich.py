@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from collections.abc import Callable
 
 
-def test_bench_enrich_prints_the_offline_and_compile_figures() -> None:
-    result = subprocess.run([sys.executable, "bench_enrich.py", "--ips", "300", "--objects", "200", "--repeat", "1"],
-                            cwd=BENCHMARKS, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_bench_enrich_prints_the_offline_and_compile_figures(run_benchmark: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    lines = run_benchmark("bench_enrich.py", "--ips", "300", "--objects", "200", "--repeat", "1").stdout.splitlines()
     assert lines[0].startswith("offline enrichment of 300 new IPs (")
     assert "enrichment / baseline = " in lines[1]
     compile_lines = [line for line in lines if line.startswith("compile of 200 objects")]

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from collections.abc import Callable
 
 
-def test_bench_plan_apply_prints_the_re_plan_and_apply_ratios() -> None:
-    result = subprocess.run([sys.executable, "bench_plan_apply.py", "--size", "200", "--repeat", "1", "--stores", "sqlite"],
-                            cwd=BENCHMARKS, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_bench_plan_apply_prints_the_re_plan_and_apply_ratios(run_benchmark: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    result = run_benchmark("bench_plan_apply.py", "--size", "200", "--repeat", "1", "--stores", "sqlite")
     lines = result.stdout.splitlines()
     assert re.match(r"sqlite +\d+ objects +full compile +[\d.]+s +plan .* re-plan .* executemany +[\d.]+s", lines[0])
     assert int(lines[0].split()[1]) >= 200  # the generated repository, compiled (relationships included)
