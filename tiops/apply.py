@@ -15,15 +15,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
-from tiops.gitrepo import head_commit
+from tiops.gitrepo import head_commit, head_commit_time
 from tiops.memory import paused_gc
 from tiops.pipeline import ValidationFailed, load_and_validate
-from tiops.plan import BundleDigests, Change, Plan, ids_to_read, make_plan, state_fingerprint
+from tiops.plan import (
+    BundleDigests,
+    Change,
+    Plan,
+    ids_to_read,
+    make_plan,
+    state_fingerprint,
+    unchanged_plan,
+)
 from tiops.plan_check import check_plan_changes
 from tiops.progress import Progress, no_progress
 from tiops.stores import (
@@ -35,6 +43,9 @@ from tiops.stores import (
     TransientStoreError,
     open_store,
 )
+
+if TYPE_CHECKING:
+    from tiops.lastbuild import BuildRecord
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 60.0
@@ -202,14 +213,35 @@ def _retrying(operation: Callable[[], T], sleep: Callable[[float], None], max_re
     raise AssertionError("unreachable")
 
 
-@dataclass
 class Session:
-    """A target opened for planning/applying: its settings, its store and the compiled content."""
+    """A target opened for planning/applying: its settings, its store and the compiled content.
 
-    settings: TargetSettings
-    store: Store
-    compiled: list[dict[str, Any]]
-    source_commit: str | None
+    The content is compiled when first asked for (``compiled``). With ``record`` (the
+    last build's record, whose inputs all equal the repository's now: tiops.lastbuild),
+    a plan that finds the target holding every recorded object needs no build at all.
+    ``on_digests`` is called once with the digests of a build made here (to record it).
+    """
+
+    def __init__(self, settings: TargetSettings, store: Store, compiled: list[dict[str, Any]] | None,
+                 source_commit: str | None, *, build: Callable[[], list[dict[str, Any]]] | None = None,
+                 record: BuildRecord | None = None,
+                 on_digests: Callable[[BundleDigests], None] | None = None) -> None:
+        if compiled is None and build is None:
+            raise ValueError("a session needs the compiled objects or a way to build them")
+        self.settings = settings
+        self.store = store
+        self.source_commit = source_commit
+        self.record = record
+        self._compiled = compiled
+        self._build = build
+        self._on_digests = on_digests
+
+    @property
+    def compiled(self) -> list[dict[str, Any]]:
+        if self._compiled is None:
+            assert self._build is not None
+            self._compiled = self._build()
+        return self._compiled
 
     def plan(self, progress: Progress = no_progress) -> Plan:
         """Read the target's state (read-only) and compute the plan."""
@@ -217,6 +249,14 @@ class Session:
         # A manifest entry and a digest per object: acyclic, nothing for the collector (tiops.memory).
         with paused_gc():
             manifest = _retrying(self.store.manifest, time.sleep, 3)
+            if self.record is not None and self._compiled is None:
+                unchanged = unchanged_plan(
+                    self.record.objects, self.record.bundle_digest, manifest, self.settings,
+                    supports_delete=self.store.supports_delete, source_commit=self.source_commit,
+                )
+                if unchanged is not None:
+                    progress("read", 1, 1)
+                    return unchanged
             wanted = ids_to_read(self.compiled, manifest, self.settings, self.digests)
             stored = self.store.current_objects(wanted) if wanted else {}
             progress("read", 1, 1)
@@ -228,7 +268,10 @@ class Session:
     @cached_property
     def digests(self) -> BundleDigests:
         """The bundle digest and the object digests, computed once for the plan and the apply."""
-        return BundleDigests.of(self.compiled)
+        digests = BundleDigests.of(self.compiled)
+        if self._on_digests is not None:
+            self._on_digests(digests)
+        return digests
 
     @property
     def bundle_digest(self) -> str:
@@ -243,8 +286,10 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     """Compile the repository at ``root`` and connect to the named target (default from tiops.yaml).
 
     ``cache``: load through the build cache in ``.tiops/build-cache/`` as ``tiops compile``
-    does (tiops.pipeline.build), so unchanged files are neither parsed nor checked again;
-    the compiled objects, and so the plan, are the same either way.
+    does (tiops.pipeline.build), so unchanged files are neither parsed nor checked again,
+    and use the last build's record (tiops.lastbuild): when nothing the build reads has
+    changed since, the compile waits until a plan needs it, which a plan finding nothing
+    to change does not. The compiled objects, and so the plan, are the same either way.
     """
     config, findings = load_config(root)
     if blocking_errors(findings):
@@ -255,10 +300,33 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         known = ", ".join(sorted(config.targets)) or "none"
         raise UsageError(f"no target named {name!r} in tiops.yaml (targets: {known})")
     settings = TargetSettings.from_config(name, entry)
-    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        repo, findings = load_and_validate(root, progress=progress, cache=cache)
-        if blocking_errors(findings):
-            raise ValidationFailed(findings)
-        compiled = compiled_objects(repo)
-    store = open_store(name, entry, root)
-    return Session(settings, store, compiled, head_commit(root))
+
+    def build() -> list[dict[str, Any]]:
+        with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
+            repo, findings = load_and_validate(root, progress=progress, cache=cache)
+            if blocking_errors(findings):
+                raise ValidationFailed(findings)
+            return compiled_objects(repo)
+
+    if not cache:
+        compiled = build()
+        return Session(settings, open_store(name, entry, root), compiled, head_commit(root))
+    from tiops import lastbuild  # imported here: only plans through the cache keep a record
+
+    record = lastbuild.read_record(root)
+    as_of = head_commit_time(root)
+    recorded: list[lastbuild.KnownBlobs] = (
+        [] if record is None else [(record.inputs.files, record.inputs.taken_ns - lastbuild.RACY_NS)])
+    inputs = lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root))
+    if record is not None and inputs is not None and inputs.same_as(record.inputs):
+        # Nothing the build reads changed: the build waits until the plan needs it.
+        return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build, record=record)
+    compiled = build()
+
+    def keep(digests: BundleDigests) -> None:
+        if inputs is not None and lastbuild.unchanged_during(root, config, inputs):
+            by_id = digests.objects
+            pairs = [(obj["id"], by_id[obj["id"]]) for obj in compiled]
+            lastbuild.write_record(root, lastbuild.BuildRecord(inputs, digests.bundle, pairs))
+
+    return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_digests=keep)

@@ -270,6 +270,53 @@ def make_plan(
     )
 
 
+def unchanged_plan(
+    objects: Sequence[tuple[str, str]],
+    bundle: str,
+    manifest: Mapping[str, StoredVersion],
+    settings: TargetSettings,
+    *,
+    supports_delete: bool,
+    source_commit: str | None,
+) -> Plan | None:
+    """The plan :func:`make_plan` gives when the target holds the compiled objects already, or None.
+
+    ``objects`` are the (id, object digest) pairs of the compiled objects in bundle order
+    and ``bundle`` their bundle digest (a recorded build, tiops.lastbuild), so the
+    objects themselves are not needed. None means the plan may have changes, or
+    warnings, and must be made by :func:`make_plan`; otherwise the plan is the one
+    ``make_plan`` makes. The proof, step by step: every compiled object is unchanged
+    because its stored version has its very object digest (``_differs``); so no create,
+    update or warning of a revoked object; no managed object of the target is left out
+    but revoked ones, which are not revoked again (``on_remove: revoke``); so no change
+    and no warning.
+    """
+    known = dict(objects)  # the last object of an id wins, as in BundleDigests
+    for stix_id, digest in known.items():
+        stored = manifest.get(stix_id)
+        if stored is None or stored.object_digest is None or stored.object_digest != digest:
+            return None
+    use_delete = settings.on_remove == "delete" and supports_delete
+    managed = 0
+    for stix_id, stored in manifest.items():
+        if not stored.managed:
+            continue
+        managed += 1
+        if stix_id not in known and (use_delete or not stored.revoked):
+            return None
+    return Plan(
+        target=settings.name,
+        target_type=settings.type,
+        source_commit=source_commit,
+        bundle_digest=bundle,
+        state_fingerprint=state_fingerprint(manifest),
+        changes=(),
+        unchanged=len(objects),
+        managed=managed,
+        warnings=(),
+    )
+
+
 def next_version(modified: str) -> str:
     """``modified`` plus 1 ms, written like STIX timestamps (milliseconds, Z).
 

@@ -1,0 +1,320 @@
+"""The last build's record: what a plan needs of a build, kept so that a plan of an unchanged repository skips it.
+
+``tiops plan`` and ``tiops apply`` build the repository before comparing it with a
+target, and on 100k objects that build (even through the warm build cache) is most of
+a no-change plan (docs/performance.md, "Plan and apply"). A plan that finds nothing to
+do needs only two things of the build: the bundle digest and each object's id and
+object digest (:func:`tiops.stores.object_digest`, which the SQL stores keep beside
+every current object). This module keeps them in ``.tiops/last-build`` together with a
+description of everything the build read:
+
+* every file under the repository root, by path and git blob id: the intel with its
+  ``_defaults.yaml`` and overlays, the enrichment lock (``intel/.enrichment/``), the
+  ingestion rules, ``tiops.yaml`` and anything else. Left out are only what a build
+  never reads: ``.git/``, ``.tiops/`` (the store, the caches, this record), the output
+  folder (``output:`` in tiops.yaml, unless the intel or rules are in it) and the files
+  of the SQLite targets. The intel and rules folders are walked as well when
+  tiops.yaml puts them outside the root;
+* the as-of time of the ingestion rules (the HEAD commit's time, as compile uses);
+* the code: the record format, tiops' version, the Python version and the installed
+  tiops files (names, sizes, modification times), as the build cache's context does.
+
+A repository holding a symbolic link or a special file is never recorded: the link's
+own ``lstat`` says nothing about what it points to.
+
+When every input equals the record's, the plan compares the target's stored object
+digests with the recorded ones (:func:`tiops.plan.unchanged_plan`); any difference
+there, or any changed input, and the plan is made from a full build as before. The
+plan is the same either way (tests/test_lastbuild.py proves it input kind by input
+kind). ``--no-cache`` / ``TIOPS_NO_CACHE=1`` neither reads nor writes the record.
+
+Blob ids are not computed from every file every time: as git's index does, a file
+whose ``lstat`` (size, modification and change times, inode) equals the one recorded
+with a blob id keeps that id, unless it was modified within a second before the id was
+taken ("racily clean": a second change in the same clock tick keeps the time). The
+sources of known ids are the previous record and the build cache's index.
+
+Trust: as the build cache (tiops.buildcache), the record is ``marshal`` data of plain
+values behind a magic string and a SHA-256 checksum, written to a temporary name and
+renamed into place; a damaged, truncated or foreign record is ignored as if absent. The
+record is written only after a successful build whose files did not change while it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tiops
+from tiops.config import Config
+
+RECORD_PATH = Path(".tiops") / "last-build"
+# Bumped whenever the layout of the record changes.
+FORMAT = 1
+_MAGIC = b"TIOPS-LAST-BUILD\x00"
+_DIGEST_SIZE = 32
+RACY_NS = 1_000_000_000
+# Beside a SQLite store: its write-ahead log, shared memory and rollback journal.
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+#: A file as recorded: size, modification time, change time, inode (its lstat) and git blob id.
+FileState = tuple[int, int, int, int, str]
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything a build read, as described in the module docstring."""
+
+    code: str
+    as_of: str | None
+    files: dict[str, FileState]
+    #: When the files' lstat was taken: blob ids of files modified within a second before are not reused.
+    taken_ns: int
+
+    def same_as(self, other: BuildInputs) -> bool:
+        """The same code, as-of time and files with the same contents (their lstat may differ)."""
+        if self.code != other.code or self.as_of != other.as_of or len(self.files) != len(other.files):
+            return False
+        theirs = other.files
+        for path, state in self.files.items():
+            known = theirs.get(path)
+            if known is None or known[4] != state[4]:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """A build's inputs and what a plan needs of its outputs."""
+
+    inputs: BuildInputs
+    bundle_digest: str
+    #: (id, object digest) of every object of the bundle, in bundle order.
+    objects: list[tuple[str, str]]
+
+
+def code_key() -> str:
+    """What besides the files changes a build's result: this record's format, tiops and Python, the installed code."""
+    package = os.path.dirname(os.path.abspath(tiops.__file__))
+    found: list[tuple[str, int, int]] = []
+    for directory, subdirs, filenames in os.walk(package):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(filenames):
+            full = os.path.join(directory, name)
+            try:
+                info = os.stat(full)
+            except OSError:
+                continue
+            found.append((os.path.relpath(full, package), info.st_size, info.st_mtime_ns))
+    return hashlib.sha256(marshal.dumps((FORMAT, tiops.__version__, sys.version, tuple(found)))).hexdigest()
+
+
+def blob_id(content: bytes) -> str:
+    """The git blob id of ``content`` (what ``git hash-object`` prints; tiops.buildcache.blob_id)."""
+    digest = hashlib.sha1(b"blob %d\0" % len(content), usedforsecurity=False)
+    digest.update(content)
+    return digest.hexdigest()
+
+
+#: Known blob ids: path -> recorded state, and the time from which recorded modification times are racy.
+KnownBlobs = tuple[Mapping[str, Sequence[Any]], int]
+
+
+def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterable[KnownBlobs] = (),
+                   more: Callable[[], KnownBlobs | None] | None = None) -> BuildInputs | None:
+    """The inputs of a build of ``root`` now; None when they cannot be recorded (a link, an unreadable file).
+
+    Blob ids come from ``known`` where a file's lstat allows, then from ``more()``
+    (called once, when ``known`` fell short: reading it has a cost), else from the file.
+    """
+    taken_ns = time.time_ns()
+    listed = list_files(root, config)
+    if listed is None:
+        return None
+    sources = list(known)
+    files: dict[str, FileState] = {}
+    for path, info in listed.items():
+        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        blob = _known_blob(sources, path, state)
+        if blob is None and more is not None:
+            extra, more = more(), None
+            if extra is not None:
+                sources.append(extra)
+                blob = _known_blob(sources[-1:], path, state)
+        if blob is None:
+            try:
+                blob = blob_id(_read(_full_path(root, path)))
+            except OSError:
+                return None
+        files[path] = (*state, blob)
+    return BuildInputs(code_key(), as_of, files, taken_ns)
+
+
+def _known_blob(sources: Sequence[KnownBlobs], path: str, state: tuple[int, int, int, int]) -> str | None:
+    for recorded, racy_from in sources:
+        earlier = recorded.get(path)
+        if (earlier is not None and len(earlier) == 5 and tuple(earlier[:4]) == state and state[1] < racy_from
+                and isinstance(earlier[4], str)):
+            return earlier[4]
+    return None
+
+
+def build_cache_blobs(root: Path) -> KnownBlobs | None:
+    """The blob ids the build cache's index (tiops.buildcache) remembers for the intel files, if it can be read."""
+    from tiops.buildcache import CACHE_DIR, BuildCache, context_key
+
+    cache = BuildCache(root / CACHE_DIR, context_key(root))
+    index = cache._read("index")  # the same file BuildCache.open trusts, read without the entries
+    if not isinstance(index, dict):
+        return None
+    try:
+        racy_from = os.stat(cache.folder / "index").st_mtime_ns - RACY_NS
+    except OSError:
+        return None
+    return index, racy_from
+
+
+def unchanged_during(root: Path, config: Config, inputs: BuildInputs) -> bool:
+    """Whether every file still has the lstat it had when ``inputs`` were taken (nothing was edited meanwhile)."""
+    listed = list_files(root, config)
+    if listed is None or len(listed) != len(inputs.files):
+        return False
+    for path, info in listed.items():
+        state = inputs.files.get(path)
+        if state is None or state[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+            return False
+    return True
+
+
+def list_files(root: Path, config: Config) -> dict[str, os.stat_result] | None:
+    """Every file a build of ``root`` may read, by path, with its lstat; None when one is a link or special file."""
+    root_text = os.fspath(root)
+    skipped = {".git", ".tiops", *_store_files(root, config)}
+    output = _inside(root, config.root / config.output_dir)
+    if output is not None and not any(_overlaps(output, _inside(root, folder) or "\0")
+                                      for folder in (config.intel_path, config.rules_path)):
+        skipped.add(output)
+    found: dict[str, os.stat_result] = {}
+    if not _walk(root_text, "", skipped, found):
+        return None
+    for folder in (config.intel_path, config.rules_path):
+        if _inside(root, folder) is None and os.path.isdir(folder):  # outside the root: keyed by absolute path
+            absolute = os.path.abspath(folder)
+            if not _walk(absolute, absolute + "/", set(), found):
+                return None
+    return found
+
+
+def _walk(top: str, prefix: str, skipped: set[str], found: dict[str, os.stat_result]) -> bool:
+    pending = [(top, prefix)]
+    while pending:
+        directory, relative = pending.pop()
+        try:
+            entries = os.scandir(directory)
+        except OSError:
+            return False
+        with entries:
+            for entry in entries:
+                path = relative + entry.name
+                if path in skipped:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, path + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    try:
+                        found[path] = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        return False
+                else:
+                    return False  # a symbolic link or a special file
+    return True
+
+
+def _store_files(root: Path, config: Config) -> list[str]:
+    """The SQLite targets' files inside the root: an apply writes them, a build never reads them."""
+    paths: list[str] = []
+    for entry in config.targets.values():
+        if isinstance(entry, Mapping) and entry.get("type") == "sqlite":
+            inside = _inside(root, root / str(entry.get("path", ".tiops/store.sqlite")))
+            if inside is not None:
+                paths.extend(inside + suffix for suffix in _SQLITE_COMPANIONS)
+    return paths
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    """``path`` relative to ``root`` in the walk's form (a/b), or None when it is not below it."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if relative == "." or relative == ".." or relative.startswith("../"):
+        return None if relative != "." else ""
+    return relative.replace(os.sep, "/")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a == "" or b == "" or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _full_path(root: Path, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(os.fspath(root), path)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def read_record(root: Path) -> BuildRecord | None:
+    """The record in ``root``'s ``.tiops/``, or None when absent, damaged or of another format."""
+    try:
+        raw = (root / RECORD_PATH).read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC)
+    if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
+        return None
+    payload = raw[head + _DIGEST_SIZE:]
+    if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
+        return None
+    try:
+        version, code, as_of, files, taken_ns, bundle, objects = marshal.loads(payload)
+    except (ValueError, TypeError, EOFError):
+        return None
+    if (version != FORMAT or not isinstance(code, str) or not (as_of is None or isinstance(as_of, str))
+            or not isinstance(files, dict) or not isinstance(taken_ns, int) or not isinstance(bundle, str)
+            or not isinstance(objects, list)):
+        return None
+    for state in files.values():
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], str)):
+            return None
+    for pair in objects:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str)):
+            return None
+    return BuildRecord(BuildInputs(code, as_of, files, taken_ns), bundle, objects)
+
+
+def write_record(root: Path, record: BuildRecord) -> None:
+    """Keep ``record`` in ``root``'s ``.tiops/``, atomically. Never raises for I/O: the record is optional."""
+    import tempfile  # only a build that changed something writes
+
+    inputs = record.inputs
+    payload = marshal.dumps((FORMAT, inputs.code, inputs.as_of, inputs.files, inputs.taken_ns,
+                             record.bundle_digest, record.objects))
+    target = root / RECORD_PATH
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return  # a read-only checkout plans as well, only without the record
