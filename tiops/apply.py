@@ -15,12 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from tiops import lastbuild
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit, head_commit_time
+from tiops.lastbuild import BuildRecord, RecordedObject
 from tiops.memory import paused_gc
 from tiops.pipeline import ValidationFailed, load_and_validate
 from tiops.plan import (
@@ -43,9 +45,6 @@ from tiops.stores import (
     TransientStoreError,
     open_store,
 )
-
-if TYPE_CHECKING:
-    from tiops.lastbuild import BuildRecord
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 60.0
@@ -219,13 +218,14 @@ class Session:
     The content is compiled when first asked for (``compiled``). With ``record`` (the
     last build's record, whose inputs all equal the repository's now: tiops.lastbuild),
     a plan that finds the target holding every recorded object needs no build at all.
-    ``on_digests`` is called once with the digests of a build made here (to record it).
+    ``on_plan`` is called with each plan made from a build made here, the manifest it
+    was made against and the build's digests (to record the build).
     """
 
     def __init__(self, settings: TargetSettings, store: Store, compiled: list[dict[str, Any]] | None,
                  source_commit: str | None, *, build: Callable[[], list[dict[str, Any]]] | None = None,
                  record: BuildRecord | None = None,
-                 on_digests: Callable[[BundleDigests], None] | None = None) -> None:
+                 on_plan: Callable[[Plan, Mapping[str, StoredVersion], BundleDigests], None] | None = None) -> None:
         if compiled is None and build is None:
             raise ValueError("a session needs the compiled objects or a way to build them")
         self.settings = settings
@@ -234,7 +234,12 @@ class Session:
         self.record = record
         self._compiled = compiled
         self._build = build
-        self._on_digests = on_digests
+        self._on_plan = on_plan
+
+    @property
+    def built(self) -> bool:
+        """Whether the repository was compiled in this session (a plan by the record alone needs not)."""
+        return self._compiled is not None
 
     @property
     def compiled(self) -> list[dict[str, Any]]:
@@ -260,18 +265,18 @@ class Session:
             wanted = ids_to_read(self.compiled, manifest, self.settings, self.digests)
             stored = self.store.current_objects(wanted) if wanted else {}
             progress("read", 1, 1)
-            return make_plan(
+            plan = make_plan(
                 self.compiled, manifest, stored, self.settings,
                 supports_delete=self.store.supports_delete, source_commit=self.source_commit, digests=self.digests,
             )
+            if self._on_plan is not None:
+                self._on_plan(plan, manifest, self.digests)
+            return plan
 
     @cached_property
     def digests(self) -> BundleDigests:
         """The bundle digest and the object digests, computed once for the plan and the apply."""
-        digests = BundleDigests.of(self.compiled)
-        if self._on_digests is not None:
-            self._on_digests(digests)
-        return digests
+        return BundleDigests.of(self.compiled)
 
     @property
     def bundle_digest(self) -> str:
@@ -311,7 +316,6 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     if not cache:
         compiled = build()
         return Session(settings, open_store(name, entry, root), compiled, head_commit(root))
-    from tiops import lastbuild  # imported here: only plans through the cache keep a record
 
     record = lastbuild.read_record(root)
     as_of = head_commit_time(root)
@@ -323,10 +327,34 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build, record=record)
     compiled = build()
 
-    def keep(digests: BundleDigests) -> None:
+    def keep(plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
         if inputs is not None and lastbuild.unchanged_during(root, config, inputs):
-            by_id = digests.objects
-            pairs = [(obj["id"], by_id[obj["id"]]) for obj in compiled]
-            lastbuild.write_record(root, lastbuild.BuildRecord(inputs, digests.bundle, pairs))
+            objects = recorded_objects(compiled, plan, manifest, digests)
+            lastbuild.write_record(root, lastbuild.BuildRecord(inputs, digests.bundle, objects))
 
-    return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_digests=keep)
+    return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_plan=keep)
+
+
+def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest: Mapping[str, StoredVersion],
+                     digests: BundleDigests) -> list[RecordedObject]:
+    """What the record keeps of each compiled object for the next plan (tiops.plan.unchanged_plan).
+
+    The content digest is kept where this plan had it without computing it: a change's
+    (``modified`` is not part of it, so a version whose ``modified`` tiops moved forward
+    has the compiled object's content digest), and an unchanged object's stored one
+    when the object digests differ (``_differs`` found the content digests equal).
+    Objects whose stored text is their own need only the object digest.
+    """
+    changed = {change.id: change.digest for change in plan.changes if change.object is not None}
+    by_id = digests.objects
+    objects = []
+    for obj in compiled:
+        stix_id = obj["id"]
+        own = by_id[stix_id]
+        content = changed.get(stix_id)
+        if content is None:
+            stored = manifest.get(stix_id)
+            # A revoked stored version may differ without a change (the plan warns instead): not known.
+            content = stored.digest if stored is not None and not stored.revoked and stored.object_digest != own else ""
+        objects.append(RecordedObject(stix_id, own, content or "", str(obj.get("modified") or "")))
+    return objects

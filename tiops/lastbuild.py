@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tiops
 from tiops.config import Config
@@ -60,6 +60,7 @@ RECORD_PATH = Path(".tiops") / "last-build"
 FORMAT = 1
 _MAGIC = b"TIOPS-LAST-BUILD\x00"
 _DIGEST_SIZE = 32
+_HEX_DIGEST = 64  # an object digest: SHA-256 in hex, as the stores keep it
 RACY_NS = 1_000_000_000
 # Beside a SQLite store: its write-ahead log, shared memory and rollback journal.
 _SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
@@ -96,8 +97,20 @@ class BuildRecord:
 
     inputs: BuildInputs
     bundle_digest: str
-    #: (id, object digest) of every object of the bundle, in bundle order.
-    objects: list[tuple[str, str]]
+    #: Every object of the bundle, in bundle order.
+    objects: list[RecordedObject]
+
+
+class RecordedObject(NamedTuple):
+    """What a plan compares of one compiled object (tiops.plan.unchanged_plan)."""
+
+    id: str
+    #: tiops.stores.object_digest of its canonical JSON.
+    object_digest: str
+    #: tiops.stores.content_digest, when the plan that recorded it had it at hand, else ''.
+    content_digest: str
+    #: Its ``modified``, or '' without one.
+    modified: str
 
 
 def code_key() -> str:
@@ -282,19 +295,27 @@ def read_record(root: Path) -> BuildRecord | None:
     if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
         return None
     try:
-        version, code, as_of, files, taken_ns, bundle, objects = marshal.loads(payload)
+        version, code, as_of, files, taken_ns, bundle, ids, digests, contents, modified = marshal.loads(payload)
     except (ValueError, TypeError, EOFError):
         return None
     if (version != FORMAT or not isinstance(code, str) or not (as_of is None or isinstance(as_of, str))
             or not isinstance(files, dict) or not isinstance(taken_ns, int) or not isinstance(bundle, str)
-            or not isinstance(objects, list)):
+            or not all(isinstance(text, str) for text in (ids, digests, contents, modified))):
         return None
     for state in files.values():
         if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], str)):
             return None
-    for pair in objects:
-        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str)):
-            return None
+    # The objects as four strings (one value a line; object digests back to back): read in
+    # one go rather than as 100k tuples of four.
+    id_list = ids.split("\n") if ids else []
+    content_list = contents.split("\n") if ids else []
+    modified_list = modified.split("\n") if ids else []
+    count = len(id_list)
+    if len(digests) != _HEX_DIGEST * count or len(content_list) != count or len(modified_list) != count:
+        return None
+    objects = [RecordedObject(stix_id, digests[at:at + _HEX_DIGEST], content, moment)
+               for stix_id, at, content, moment
+               in zip(id_list, range(0, len(digests), _HEX_DIGEST), content_list, modified_list, strict=True)]
     return BuildRecord(BuildInputs(code, as_of, files, taken_ns), bundle, objects)
 
 
@@ -303,8 +324,13 @@ def write_record(root: Path, record: BuildRecord) -> None:
     import tempfile  # only a build that changed something writes
 
     inputs = record.inputs
-    payload = marshal.dumps((FORMAT, inputs.code, inputs.as_of, inputs.files, inputs.taken_ns,
-                             record.bundle_digest, record.objects))
+    objects = record.objects
+    if any("\n" in o.id or "\n" in o.modified or len(o.object_digest) != _HEX_DIGEST
+           or len(o.content_digest) not in (0, _HEX_DIGEST) for o in objects):
+        return  # not ids, timestamps and SHA-256 digests as a store keeps them: nothing a plan could compare
+    payload = marshal.dumps((FORMAT, inputs.code, inputs.as_of, inputs.files, inputs.taken_ns, record.bundle_digest,
+                             "\n".join(o.id for o in objects), "".join(o.object_digest for o in objects),
+                             "\n".join(o.content_digest for o in objects), "\n".join(o.modified for o in objects)))
     target = root / RECORD_PATH
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

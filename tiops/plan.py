@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from tiops.errors import UsageError
+from tiops.lastbuild import RecordedObject
 from tiops.stix import canonical_json
 from tiops.stores import (
     StoredVersion,
@@ -271,7 +272,7 @@ def make_plan(
 
 
 def unchanged_plan(
-    objects: Sequence[tuple[str, str]],
+    objects: Sequence[RecordedObject],
     bundle: str,
     manifest: Mapping[str, StoredVersion],
     settings: TargetSettings,
@@ -281,20 +282,25 @@ def unchanged_plan(
 ) -> Plan | None:
     """The plan :func:`make_plan` gives when the target holds the compiled objects already, or None.
 
-    ``objects`` are the (id, object digest) pairs of the compiled objects in bundle order
-    and ``bundle`` their bundle digest (a recorded build, tiops.lastbuild), so the
-    objects themselves are not needed. None means the plan may have changes, or
-    warnings, and must be made by :func:`make_plan`; otherwise the plan is the one
-    ``make_plan`` makes. The proof, step by step: every compiled object is unchanged
-    because its stored version has its very object digest (``_differs``); so no create,
-    update or warning of a revoked object; no managed object of the target is left out
-    but revoked ones, which are not revoked again (``on_remove: revoke``); so no change
-    and no warning.
+    ``objects`` describe the compiled objects in bundle order and ``bundle`` is their
+    bundle digest (a recorded build, tiops.lastbuild), so the objects themselves are not
+    needed. None means the plan may have changes or warnings and must be made by
+    :func:`make_plan`; otherwise the plan is the one ``make_plan`` makes. Step by step:
+    every compiled object is unchanged by the very test of ``_differs`` (its object
+    digest is the stored one, or its recorded content digest is and its ``modified`` is
+    not later), so there is no create, no update and no warning about a revoked object;
+    every managed object of the target left out of the bundle is already revoked and
+    is not revoked again (``on_remove: revoke``); so no change and no warning.
     """
-    known = dict(objects)  # the last object of an id wins, as in BundleDigests
-    for stix_id, digest in known.items():
+    last = {o.id: o for o in objects}  # the last object of an id wins, as in BundleDigests
+    for stix_id, recorded in last.items():
         stored = manifest.get(stix_id)
-        if stored is None or stored.object_digest is None or stored.object_digest != digest:
+        if stored is None:
+            return None
+        if stored.object_digest is not None and stored.object_digest == recorded.object_digest:
+            continue
+        if not (recorded.content_digest and recorded.content_digest == stored.digest
+                and not _later(recorded.modified or None, stored.modified)):
             return None
     use_delete = settings.on_remove == "delete" and supports_delete
     managed = 0
@@ -302,7 +308,7 @@ def unchanged_plan(
         if not stored.managed:
             continue
         managed += 1
-        if stix_id not in known and (use_delete or not stored.revoked):
+        if stix_id not in last and (use_delete or not stored.revoked):
             return None
     return Plan(
         target=settings.name,

@@ -1,0 +1,313 @@
+"""The last build's record: a no-change plan skips the build, and any changed input (or store) falls back to it.
+
+Every test compares the plan made through the record with the plan made by
+``--no-cache`` (a full build, no record read or written), byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import tiops
+from tiops import lastbuild
+from tiops.apply import apply_plan, open_session
+from tiops.cli import main
+from tiops.config import load_config
+from tiops.enrich.lock import EnrichmentLock, write_lock
+from tiops.plan import Plan
+
+IDENTITY = "identity--11111111-1111-4111-8111-111111111111"
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
+RULES = """\
+- name: Tag high confidence
+  order: 10
+  object_types: [indicator]
+  when: {all: [{field: confidence, op: ">=", value: 80}]}
+  actions:
+    - {add_tags: [high]}
+"""
+
+
+def indicator(number: int, *, confidence: int = 70, ip: str | None = None,
+              description: str = "C2 address") -> dict[str, Any]:
+    return {
+        "type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{number:012d}",
+        "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": f"C2 {number}",
+        "description": description, "pattern": f"[ipv4-addr:value = '{ip or f'10.0.0.{number}'}']",
+        "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z", "created_by_ref": IDENTITY,
+        "confidence": confidence, "labels": ["c2"],
+    }
+
+
+def git(root: Path, *args: str, date: str = "2025-01-01T00:00:00Z") -> None:
+    env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with two intel files, defaults, an ingestion rule and an enrichment lock, applied once."""
+    root = tmp_path / "repo"
+    identity = {"type": "identity", "spec_version": "2.1", "id": IDENTITY, "name": "Contoso TI",
+                "identity_class": "organization", "created": "2025-01-01T00:00:00.000Z",
+                "modified": "2025-01-01T00:00:00.000Z"}
+    (root / "intel" / "more").mkdir(parents=True)
+    (root / "intel" / "objects.yaml").write_text(json.dumps([identity, indicator(1), indicator(2, confidence=90)]))
+    (root / "intel" / "more" / "more.yaml").write_text(json.dumps([indicator(3, ip="8.8.8.8")]))
+    (root / "intel" / "more" / "_defaults.yaml").write_text("defaults:\n  lang: en\n")
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "tags.yaml").write_text(RULES)
+    write_lock(root / "intel", geo_lock("US"))
+    (root / "tiops.yaml").write_text("intel: intel\n")
+    (root / ".gitignore").write_text("/.tiops/\n/dist/\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "intel")
+    session = open_session(root)
+    try:
+        apply_plan(session.plan(), session.store, bundle_digest=session.bundle_digest)
+    finally:
+        session.close()
+    return root
+
+
+def geo_lock(country: str) -> EnrichmentLock:
+    lock = EnrichmentLock()
+    lock.meta["geo"] = {"backend": "geoip2fast", "database": "GeoLite2", "date": "2024-06-18"}
+    lock.geo["8.8.8.8"] = {"status": "found", "country_code": country}
+    return lock
+
+
+def plans(root: Path) -> tuple[Plan, Plan, bool]:
+    """The plan through the record, the plan of a full build without it, and whether the first one built."""
+    session = open_session(root)
+    try:
+        recorded = session.plan()
+        built = session.built
+    finally:
+        session.close()
+    full = open_session(root, cache=False)
+    try:
+        return recorded, full.plan(), built
+    finally:
+        full.close()
+
+
+def test_a_plan_after_apply_skips_the_build_and_equals_a_full_one(repo: Path) -> None:
+    assert (repo / lastbuild.RECORD_PATH).is_file()
+    recorded, full, built = plans(repo)
+    assert not built, "nothing changed: the record alone should have made the plan"
+    assert not recorded.has_changes and recorded.unchanged == full.unchanged > 4
+    assert recorded.to_json() == full.to_json()
+    runner = CliRunner()
+    with_record = runner.invoke(main, ["-C", str(repo), "plan", "--format", "json"])
+    without = runner.invoke(main, ["-C", str(repo), "plan", "--format", "json", "--no-cache"])
+    assert with_record.exit_code == without.exit_code == 0, with_record.output + without.output
+    assert with_record.output == without.output
+    applied = runner.invoke(main, ["-C", str(repo), "apply", "--auto-approve"])
+    assert applied.exit_code == 0 and f"no changes, {full.unchanged} unchanged" in applied.output
+
+
+def edit_file(root: Path) -> None:
+    path = root / "intel" / "objects.yaml"
+    objects = json.loads(path.read_text())
+    objects[1] = {**indicator(1, description="sinkholed"), "modified": "2025-02-01T00:00:00.000Z"}
+    path.write_text(json.dumps(objects))
+
+
+def add_file(root: Path) -> None:
+    (root / "intel" / "more" / "new.yaml").write_text(json.dumps([indicator(4)]))
+
+
+def delete_file(root: Path) -> None:
+    (root / "intel" / "more" / "more.yaml").unlink()
+
+
+def change_defaults(root: Path) -> None:
+    (root / "intel" / "more" / "_defaults.yaml").write_text("defaults:\n  lang: fr\n")
+
+
+def change_rules(root: Path) -> None:
+    (root / "rules" / "ingestion" / "tags.yaml").write_text(RULES.replace("[high]", "[very-high]"))
+
+
+def change_lock(root: Path) -> None:
+    write_lock(root / "intel", geo_lock("AU"))
+
+
+def change_config(root: Path) -> None:
+    (root / "tiops.yaml").write_text("intel: intel\nrelationship_tables: [attack]\n")
+
+
+def new_commit(root: Path) -> None:
+    # The as-of time of ingestion rules is the HEAD commit's time.
+    git(root, "commit", "-q", "--allow-empty", "-m", "later", date="2025-03-01T00:00:00Z")
+
+
+def new_code(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tiops, "__version__", tiops.__version__ + ".other")
+
+
+@pytest.mark.parametrize("change", [edit_file, add_file, delete_file, change_defaults, change_rules, change_lock,
+                                    change_config, new_commit, new_code])
+def test_any_changed_input_makes_the_plan_build_again(repo: Path, change: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if change is new_code:
+        change(repo, monkeypatch)
+    else:
+        change(repo)
+    recorded, full, built = plans(repo)
+    assert built, f"{change.__name__}: the record of an older build was trusted"
+    assert recorded.to_json() == full.to_json()
+    if change in (edit_file, add_file, delete_file, change_defaults, change_rules, change_lock):
+        assert recorded.has_changes, f"{change.__name__} should change what is compiled"
+    # The plan that built recorded the new inputs: once applied, the next plan skips the build again.
+    session = open_session(repo)
+    try:
+        assert session.record is not None, "the build above should have recorded its inputs"
+        apply_plan(session.plan(), session.store, bundle_digest=session.bundle_digest, force=True)
+    finally:
+        session.close()
+    again, full_again, built_again = plans(repo)
+    assert not built_again and not again.has_changes
+    assert again.to_json() == full_again.to_json()
+
+
+def test_a_file_rewritten_with_the_same_size_and_time_is_still_seen(repo: Path) -> None:
+    path = repo / "intel" / "objects.yaml"
+    before = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace("C2 address", "C2 ADDRESS", 1))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the change time still moves
+    assert path.stat().st_size == before.st_size
+    recorded, full, built = plans(repo)
+    assert built and recorded.has_changes
+    assert recorded.to_json() == full.to_json()
+
+
+def test_a_touched_file_keeps_the_record(repo: Path) -> None:
+    path = repo / "intel" / "objects.yaml"
+    path.write_bytes(path.read_bytes())  # new times, same content (a git checkout does this)
+    recorded, full, built = plans(repo)
+    assert not built and recorded.to_json() == full.to_json()
+
+
+def stored(root: Path, statement: str, *params: Any) -> None:
+    db = sqlite3.connect(root / ".tiops" / "store.sqlite")
+    with db:
+        db.execute(statement, params)
+    db.close()
+
+
+@pytest.mark.parametrize(("statement", "changes"), [
+    # Another tool rewrites an object (the trigger clears its object digest; its content digest stays).
+    ("UPDATE stix_current SET object = replace(object, 'C2 address', 'changed') WHERE id LIKE 'indicator--%1'", False),
+    # ... or rewrites it as another tool would, content digest and all: drift.
+    ("UPDATE stix_current SET object = replace(object, 'C2 address', 'changed'), digest = 'other',"
+     " written_by = 'external' WHERE id LIKE 'indicator--%1'", True),
+    ("DELETE FROM stix_current WHERE id LIKE 'indicator--%2'", True),
+    # A stored version whose object digest another tool set to something else.
+    ("UPDATE stix_current SET object_digest = 'x' WHERE id LIKE 'indicator--%3'", False),
+    ("INSERT INTO stix_current (id, version, version_sort, type, revoked, digest, written_by, managed, object)"
+     " SELECT 'indicator--99999999-0000-4000-8000-000000000000', version, version_sort, type, revoked, digest,"
+     " written_by, 1, object FROM stix_current WHERE id LIKE 'indicator--%1'", True),
+])
+def test_a_store_changed_behind_tiops_back_is_planned_from_a_build(repo: Path, statement: str, changes: bool) -> None:
+    stored(repo, statement)
+    recorded, full, built = plans(repo)
+    # Without a change, the recorded content digests still match the stored ones (as _differs finds).
+    assert built == changes, "a plan with changes needs the compiled objects"
+    assert recorded.has_changes == changes
+    assert recorded.to_json() == full.to_json()
+
+
+def test_on_remove_delete_with_an_unmanaged_extra_object_still_skips_the_build(repo: Path) -> None:
+    stored(repo, "INSERT INTO stix_current (id, version, version_sort, type, revoked, digest, written_by, managed,"
+                 " object) VALUES ('indicator--99999999-0000-4000-8000-000000000000', '', '', 'indicator', 0, 'd',"
+                 " 'external', 0, '{}')")
+    recorded, full, built = plans(repo)
+    assert not built and not recorded.has_changes
+    assert recorded.to_json() == full.to_json()
+
+
+def damage_checksum(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(lastbuild.RECORD_PATH.name) + 20])
+
+
+def foreign_format(path: Path) -> None:
+    payload = lastbuild.marshal.dumps((lastbuild.FORMAT + 1, "code", None, {}, 0, "b", "", ""))
+    path.write_bytes(lastbuild._MAGIC + lastbuild.hashlib.sha256(payload).digest() + payload)
+
+
+@pytest.mark.parametrize("damage", [damage_checksum, truncate, foreign_format])
+def test_a_damaged_or_foreign_record_is_ignored_and_rewritten(repo: Path, damage: Any) -> None:
+    path = repo / lastbuild.RECORD_PATH
+    damage(path)
+    assert lastbuild.read_record(repo) is None
+    recorded, full, built = plans(repo)
+    assert built and recorded.to_json() == full.to_json()
+    assert lastbuild.read_record(repo) is not None
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".last-build")] == []  # no temporary left
+
+
+def test_no_cache_neither_reads_nor_writes_the_record(repo: Path) -> None:
+    # A record that lies: it names the current inputs but the digests the store holds, after an edit.
+    edit_file(repo)
+    config = load_config(repo)[0]
+    old = lastbuild.read_record(repo)
+    assert old is not None
+    inputs = lastbuild.current_inputs(repo, config, old.inputs.as_of)
+    assert inputs is not None
+    lastbuild.write_record(repo, lastbuild.BuildRecord(inputs, old.bundle_digest, old.objects))
+    runner = CliRunner()
+    trusted = runner.invoke(main, ["-C", str(repo), "plan", "--format", "json"])
+    assert json.loads(trusted.output)["counts"]["update"] == 0  # the record is trusted as designed
+    without = runner.invoke(main, ["-C", str(repo), "plan", "--format", "json", "--no-cache"])
+    assert json.loads(without.output)["counts"]["update"] == 1
+    (repo / lastbuild.RECORD_PATH).unlink()
+    assert runner.invoke(main, ["-C", str(repo), "plan", "--no-cache"]).exit_code == 0
+    assert not (repo / lastbuild.RECORD_PATH).exists()
+
+
+def test_a_repository_with_a_symbolic_link_is_not_recorded(repo: Path) -> None:
+    (repo / lastbuild.RECORD_PATH).unlink()
+    (repo / "notes.txt").symlink_to(repo / "tiops.yaml")  # not read by the build, but a link is never trusted
+    assert lastbuild.list_files(repo, load_config(repo)[0]) is None
+    recorded, full, built = plans(repo)
+    assert built and recorded.to_json() == full.to_json()
+    assert not (repo / lastbuild.RECORD_PATH).exists()
+
+
+def test_a_file_changed_during_the_build_is_noticed(repo: Path) -> None:
+    config = load_config(repo)[0]
+    inputs = lastbuild.current_inputs(repo, config, None)
+    assert inputs is not None and lastbuild.unchanged_during(repo, config, inputs)
+    add_file(repo)
+    assert not lastbuild.unchanged_during(repo, config, inputs)
+
+
+def test_what_a_build_never_reads_is_left_out(repo: Path) -> None:
+    (repo / "dist").mkdir()
+    (repo / "dist" / "bundle.json").write_text("{}")
+    files = lastbuild.list_files(repo, load_config(repo)[0])
+    assert files is not None
+    assert "intel/objects.yaml" in files and "intel/.enrichment/lock.json" in files and "tiops.yaml" in files
+    assert "rules/ingestion/tags.yaml" in files
+    assert not any(p.startswith((".git/", ".tiops/", "dist/")) for p in files)
+    recorded, full, built = plans(repo)
+    assert not built and recorded.to_json() == full.to_json()
