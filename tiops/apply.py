@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tiops import lastbuild
-from tiops.compile import blocking_errors, compiled_objects
 from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
+from tiops.findings import Severity
 from tiops.gitrepo import head_commit, head_commit_time
 from tiops.lastbuild import BuildRecord, RecordedObject
 from tiops.memory import paused_gc
-from tiops.pipeline import ValidationFailed, load_and_validate
 from tiops.plan import (
     BundleDigests,
     Change,
@@ -297,7 +296,9 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     to change does not. The compiled objects, and so the plan, are the same either way.
     """
     config, findings = load_config(root)
-    if blocking_errors(findings):
+    if any(finding.severity is Severity.ERROR for finding in findings):
+        from tiops.pipeline import ValidationFailed
+
         raise ValidationFailed(findings)
     name = target or config.default_target
     entry = config.targets.get(name)
@@ -307,6 +308,10 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     settings = TargetSettings.from_config(name, entry)
 
     def build() -> list[dict[str, Any]]:
+        # Imported here: a plan made from the last build's record loads none of the compiler.
+        from tiops.compile import blocking_errors, compiled_objects
+        from tiops.pipeline import ValidationFailed, load_and_validate
+
         with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
             repo, findings = load_and_validate(root, progress=progress, cache=cache)
             if blocking_errors(findings):
