@@ -22,7 +22,7 @@ from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Severity
 from tiops.gitrepo import head_commit, head_commit_time
-from tiops.lastbuild import BuildRecord, RecordedObject
+from tiops.lastbuild import BuildRecord, RecordedObjects
 from tiops.memory import paused_gc
 from tiops.plan import (
     BundleDigests,
@@ -341,7 +341,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
 
 
 def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest: Mapping[str, StoredVersion],
-                     digests: BundleDigests) -> list[RecordedObject]:
+                     digests: BundleDigests) -> RecordedObjects:
     """What the record keeps of each compiled object for the next plan (tiops.plan.unchanged_plan).
 
     The content digest is kept where this plan had it without computing it: a change's
@@ -352,7 +352,7 @@ def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest
     """
     changed = {change.id: change.digest for change in plan.changes if change.object is not None}
     by_id = digests.objects
-    objects = []
+    recorded = RecordedObjects([], [], [], [])
     for obj in compiled:
         stix_id = obj["id"]
         own = by_id[stix_id]
@@ -361,5 +361,8 @@ def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest
             stored = manifest.get(stix_id)
             # A revoked stored version may differ without a change (the plan warns instead): not known.
             content = stored.digest if stored is not None and not stored.revoked and stored.object_digest != own else ""
-        objects.append(RecordedObject(stix_id, own, content or "", str(obj.get("modified") or "")))
-    return objects
+        recorded.ids.append(stix_id)
+        recorded.object_digests.append(own)
+        recorded.content_digests.append(content or "")
+        recorded.modified.append(str(obj.get("modified") or ""))
+    return recorded

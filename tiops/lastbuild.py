@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import tiops
 from tiops.config import Config
@@ -98,19 +98,27 @@ class BuildRecord:
     inputs: BuildInputs
     bundle_digest: str
     #: Every object of the bundle, in bundle order.
-    objects: list[RecordedObject]
+    objects: RecordedObjects
 
 
-class RecordedObject(NamedTuple):
-    """What a plan compares of one compiled object (tiops.plan.unchanged_plan)."""
+@dataclass(frozen=True)
+class RecordedObjects:
+    """What a plan compares of each compiled object (tiops.plan.unchanged_plan), one list per property.
 
-    id: str
-    #: tiops.stores.object_digest of its canonical JSON.
-    object_digest: str
-    #: tiops.stores.content_digest, when the plan that recorded it had it at hand, else ''.
-    content_digest: str
-    #: Its ``modified``, or '' without one.
-    modified: str
+    Lists of strings rather than an object per compiled object: 100k of them took as
+    long to make as the rest of reading the record.
+    """
+
+    ids: list[str]
+    #: tiops.stores.object_digest of each object's canonical JSON.
+    object_digests: list[str]
+    #: tiops.stores.content_digest, where the plan that recorded it had it at hand, else ''.
+    content_digests: list[str]
+    #: ``modified``, or '' without one.
+    modified: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def code_key() -> str:
@@ -153,9 +161,16 @@ def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterabl
         return None
     sources = list(known)
     files: dict[str, FileState] = {}
+    first, racy_from = sources[0] if sources else ({}, 0)
     for path, info in listed.items():
         state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        blob = _known_blob(sources, path, state)
+        earlier = first.get(path)  # the usual source, looked at inline: this runs once per file
+        blob: str | None
+        if (earlier is not None and len(earlier) == 5 and earlier[1] == state[1] and tuple(earlier[:4]) == state
+                and state[1] < racy_from and isinstance(earlier[4], str)):
+            blob = earlier[4]
+        else:
+            blob = _known_blob(sources[1:], path, state)
         if blob is None and more is not None:
             extra, more = more(), None
             if extra is not None:
@@ -313,9 +328,8 @@ def read_record(root: Path) -> BuildRecord | None:
     count = len(id_list)
     if len(digests) != _HEX_DIGEST * count or len(content_list) != count or len(modified_list) != count:
         return None
-    objects = [RecordedObject(stix_id, digests[at:at + _HEX_DIGEST], content, moment)
-               for stix_id, at, content, moment
-               in zip(id_list, range(0, len(digests), _HEX_DIGEST), content_list, modified_list, strict=True)]
+    objects = RecordedObjects(id_list, [digests[at:at + _HEX_DIGEST] for at in range(0, len(digests), _HEX_DIGEST)],
+                              content_list, modified_list)
     return BuildRecord(BuildInputs(code, as_of, files, taken_ns), bundle, objects)
 
 
@@ -325,12 +339,15 @@ def write_record(root: Path, record: BuildRecord) -> None:
 
     inputs = record.inputs
     objects = record.objects
-    if any("\n" in o.id or "\n" in o.modified or len(o.object_digest) != _HEX_DIGEST
-           or len(o.content_digest) not in (0, _HEX_DIGEST) for o in objects):
+    count = len(objects.ids)
+    if (len(objects.object_digests) != count or len(objects.content_digests) != count or len(objects.modified) != count
+            or any("\n" in text for text in (*objects.ids, *objects.modified))
+            or any(len(digest) != _HEX_DIGEST for digest in objects.object_digests)
+            or any(len(digest) not in (0, _HEX_DIGEST) for digest in objects.content_digests)):
         return  # not ids, timestamps and SHA-256 digests as a store keeps them: nothing a plan could compare
     payload = marshal.dumps((FORMAT, inputs.code, inputs.as_of, inputs.files, inputs.taken_ns, record.bundle_digest,
-                             "\n".join(o.id for o in objects), "".join(o.object_digest for o in objects),
-                             "\n".join(o.content_digest for o in objects), "\n".join(o.modified for o in objects)))
+                             "\n".join(objects.ids), "".join(objects.object_digests),
+                             "\n".join(objects.content_digests), "\n".join(objects.modified)))
     target = root / RECORD_PATH
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from tiops.errors import UsageError
-from tiops.lastbuild import RecordedObject
+from tiops.lastbuild import RecordedObjects
 from tiops.stix import canonical_json
 from tiops.stores import (
     StoredVersion,
@@ -272,7 +272,7 @@ def make_plan(
 
 
 def unchanged_plan(
-    objects: Sequence[RecordedObject],
+    objects: RecordedObjects,
     bundle: str,
     manifest: Mapping[str, StoredVersion],
     settings: TargetSettings,
@@ -292,15 +292,16 @@ def unchanged_plan(
     every managed object of the target left out of the bundle is already revoked and
     is not revoked again (``on_remove: revoke``); so no change and no warning.
     """
-    last = {o.id: o for o in objects}  # the last object of an id wins, as in BundleDigests
-    for stix_id, recorded in last.items():
+    last = dict(zip(objects.ids, range(len(objects.ids)), strict=True))  # the last of an id wins, as in BundleDigests
+    object_digests = objects.object_digests
+    for stix_id, index in last.items():
         stored = manifest.get(stix_id)
         if stored is None:
             return None
-        if stored.object_digest is not None and stored.object_digest == recorded.object_digest:
+        if stored.object_digest is not None and stored.object_digest == object_digests[index]:
             continue
-        if not (recorded.content_digest and recorded.content_digest == stored.digest
-                and not _later(recorded.modified or None, stored.modified)):
+        content = objects.content_digests[index]
+        if not (content and content == stored.digest and not _later(objects.modified[index] or None, stored.modified)):
             return None
     use_delete = settings.on_remove == "delete" and supports_delete
     managed = 0
