@@ -15,7 +15,8 @@ reads, store digests) is in the figure:
 3. ``tiops validate FILE`` on that file (the pre-commit hook);
 4. ``tiops diff HEAD~1`` once the edit is committed;
 5. ``tiops apply --auto-approve`` to the default SQLite store (empty), then
-6. ``tiops plan`` with nothing changed since that apply;
+6. ``tiops plan`` with nothing changed since that apply (it compares the last build's
+   record, tiops.lastbuild, with the store's digests and builds nothing);
 7. ``tiops report``: time, size on disk, number of files, and (with Playwright and
    Chromium) browse.html's first page of results in headless Chromium;
 8. ``tiops --version`` and ``tiops validate`` on the example repository of this checkout

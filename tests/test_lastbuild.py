@@ -271,7 +271,9 @@ def test_no_cache_neither_reads_nor_writes_the_record(repo: Path) -> None:
     config = load_config(repo)[0]
     old = lastbuild.read_record(repo)
     assert old is not None
-    inputs = lastbuild.current_inputs(repo, config, old.inputs.as_of)
+    pending = lastbuild.current_inputs(repo, config, old.inputs.as_of)
+    assert pending is not None and any(not state[4] for state in pending.files.values())  # no record to match
+    inputs = lastbuild.complete_inputs(repo, pending)
     assert inputs is not None
     lastbuild.write_record(repo, lastbuild.BuildRecord(inputs, old.bundle_digest, old.objects))
     runner = CliRunner()
@@ -311,3 +313,31 @@ def test_what_a_build_never_reads_is_left_out(repo: Path) -> None:
     assert not any(p.startswith((".git/", ".tiops/", "dist/")) for p in files)
     recorded, full, built = plans(repo)
     assert not built and recorded.to_json() == full.to_json()
+
+
+def test_a_copy_with_new_file_times_is_matched_by_content(repo: Path, tmp_path: Path) -> None:
+    # A fresh checkout (CI restoring .tiops/): every lstat differs, every blob id is the same.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy, symlinks=True)
+    recorded, full, built = plans(copy)
+    assert not built and not recorded.has_changes
+    assert recorded.to_json() == full.to_json()
+
+
+def test_pending_blob_ids_are_completed_before_a_record_is_written(repo: Path, tmp_path: Path) -> None:
+    config = load_config(repo)[0]
+    pending = lastbuild.current_inputs(repo, config, None)  # nothing to match: blob ids left for after the build
+    assert pending is not None and pending.files and all(state[4] == "" for state in pending.files.values())
+    old = lastbuild.read_record(repo)
+    assert old is not None
+    target = tmp_path / "elsewhere"
+    lastbuild.write_record(target, lastbuild.BuildRecord(pending, old.bundle_digest, old.objects))
+    assert lastbuild.read_record(target) is None  # refused: it would not describe the build
+    complete = lastbuild.complete_inputs(repo, pending)
+    assert complete is not None
+    assert {path: state[4] for path, state in complete.files.items()} == {
+        path: state[4] for path, state in old.inputs.files.items()}
+    lastbuild.write_record(target, lastbuild.BuildRecord(complete, old.bundle_digest, old.objects))
+    assert lastbuild.read_record(target) == lastbuild.BuildRecord(complete, old.bundle_digest, old.objects)

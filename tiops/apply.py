@@ -326,16 +326,22 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     as_of = head_commit_time(root)
     recorded: list[lastbuild.KnownBlobs] = (
         [] if record is None else [(record.inputs.files, record.inputs.taken_ns - lastbuild.RACY_NS)])
-    inputs = lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root))
+    inputs = lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root),
+                                      against=None if record is None else record.inputs)
     if record is not None and inputs is not None and inputs.same_as(record.inputs):
         # Nothing the build reads changed: the build waits until the plan needs it.
         return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build, record=record)
     compiled = build()
 
     def keep(plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
-        if inputs is not None and lastbuild.unchanged_during(root, config, inputs):
+        if inputs is None:
+            return
+        # The build just wrote the build cache's index: most pending blob ids are in it.
+        fresh = lastbuild.build_cache_blobs(root)
+        complete = lastbuild.complete_inputs(root, inputs, [] if fresh is None else [fresh])
+        if complete is not None and lastbuild.unchanged_during(root, config, complete):
             objects = recorded_objects(compiled, plan, manifest, digests)
-            lastbuild.write_record(root, lastbuild.BuildRecord(inputs, digests.bundle, objects))
+            lastbuild.write_record(root, lastbuild.BuildRecord(complete, digests.bundle, objects))
 
     return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_plan=keep)
 

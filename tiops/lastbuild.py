@@ -86,7 +86,7 @@ class BuildInputs:
         theirs = other.files
         for path, state in self.files.items():
             known = theirs.get(path)
-            if known is None or known[4] != state[4]:
+            if known is None or known[4] != state[4] or not state[4]:
                 return False
         return True
 
@@ -149,16 +149,25 @@ KnownBlobs = tuple[Mapping[str, Sequence[Any]], int]
 
 
 def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterable[KnownBlobs] = (),
-                   more: Callable[[], KnownBlobs | None] | None = None) -> BuildInputs | None:
+                   more: Callable[[], KnownBlobs | None] | None = None, *,
+                   against: BuildInputs | None = None) -> BuildInputs | None:
     """The inputs of a build of ``root`` now; None when they cannot be recorded (a link, an unreadable file).
 
-    Blob ids come from ``known`` where a file's lstat allows, then from ``more()``
-    (called once, when ``known`` fell short: reading it has a cost), else from the file.
+    Blob ids come from ``known`` where a file's lstat allows. While the inputs may still
+    equal ``against`` (the record: a plan without a build is still possible, worth some
+    reading for), a file ``known`` does not know is looked up in ``more()`` (called once:
+    reading it has a cost) or hashed. Once they cannot, the rest is left pending (blob id
+    '') for :func:`complete_inputs` after the build, which finds most of them in the
+    build cache's index that the build has just written.
     """
     taken_ns = time.time_ns()
+    code = code_key()
     listed = list_files(root, config)
     if listed is None:
         return None
+    theirs = against.files if against is not None else {}
+    matching = (against is not None and against.code == code and against.as_of == as_of
+                and len(against.files) == len(listed))
     sources = list(known)
     files: dict[str, FileState] = {}
     first, racy_from = sources[0] if sources else ({}, 0)
@@ -171,25 +180,52 @@ def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterabl
             blob = earlier[4]
         else:
             blob = _known_blob(sources[1:], path, state)
-        if blob is None and more is not None:
+        if blob is None and more is not None and matching:
             extra, more = more(), None
             if extra is not None:
                 sources.append(extra)
                 blob = _known_blob(sources[-1:], path, state)
         if blob is None:
+            if matching:
+                try:
+                    blob = blob_id(_read(_full_path(root, path)))
+                except OSError:
+                    return None
+            else:
+                blob = ""  # pending: complete_inputs
+        if matching:
+            recorded = theirs.get(path)
+            matching = recorded is not None and recorded[4] == blob
+        files[path] = (*state, blob)
+    return BuildInputs(code, as_of, files, taken_ns)
+
+
+def complete_inputs(root: Path, inputs: BuildInputs, known: Iterable[KnownBlobs] = ()) -> BuildInputs | None:
+    """``inputs`` with every pending blob id found in ``known`` or by hashing the file; None if one cannot be read.
+
+    Call it before :func:`unchanged_during`, so that a file hashed here is known to be
+    the one whose lstat was taken before the build.
+    """
+    sources = list(known)
+    files = dict(inputs.files)
+    for path, state in inputs.files.items():
+        if state[4]:
+            continue
+        blob = _known_blob(sources, path, state[:4])
+        if blob is None:
             try:
                 blob = blob_id(_read(_full_path(root, path)))
             except OSError:
                 return None
-        files[path] = (*state, blob)
-    return BuildInputs(code_key(), as_of, files, taken_ns)
+        files[path] = (*state[:4], blob)
+    return BuildInputs(inputs.code, inputs.as_of, files, inputs.taken_ns)
 
 
-def _known_blob(sources: Sequence[KnownBlobs], path: str, state: tuple[int, int, int, int]) -> str | None:
+def _known_blob(sources: Sequence[KnownBlobs], path: str, state: Sequence[int]) -> str | None:
     for recorded, racy_from in sources:
         earlier = recorded.get(path)
-        if (earlier is not None and len(earlier) == 5 and tuple(earlier[:4]) == state and state[1] < racy_from
-                and isinstance(earlier[4], str)):
+        if (earlier is not None and len(earlier) == 5 and tuple(earlier[:4]) == tuple(state)
+                and state[1] < racy_from and isinstance(earlier[4], str) and earlier[4]):
             return earlier[4]
     return None
 
@@ -338,6 +374,8 @@ def write_record(root: Path, record: BuildRecord) -> None:
     import tempfile  # only a build that changed something writes
 
     inputs = record.inputs
+    if any(not state[4] for state in inputs.files.values()):
+        return  # a blob id still pending (complete_inputs): the record would not describe the build
     objects = record.objects
     count = len(objects.ids)
     if (len(objects.object_digests) != count or len(objects.content_digests) != count or len(objects.modified) != count
