@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from tiops.errors import UsageError
-from tiops.plan import Plan, make_plan, next_version, state_fingerprint
+from tiops.lastbuild import RecordedObjects
+from tiops.plan import (
+    BundleDigests,
+    Plan,
+    make_plan,
+    next_version,
+    state_fingerprint,
+    unchanged_plan,
+)
 from tiops.stores import StoredVersion, TargetSettings, content_digest
 
 SETTINGS = TargetSettings("t", "sqlite")
@@ -71,3 +79,50 @@ def test_an_unknown_plan_format_is_refused() -> None:
         Plan.from_json(b'{"format_version": 99}')
     with pytest.raises(UsageError, match="not a tiops plan"):
         Plan.from_json(b"[1, 2")
+
+
+def _recorded(compiled: list[dict[str, Any]], *, contents: bool) -> RecordedObjects:
+    digests = BundleDigests.of(compiled)
+    return RecordedObjects([o["id"] for o in compiled], [digests.objects[o["id"]] for o in compiled],
+                           [content_digest(o) if contents else "" for o in compiled],
+                           [str(o.get("modified") or "") for o in compiled])
+
+
+def _exact(o: dict[str, Any], **changes: Any) -> StoredVersion:
+    """The stored version of ``o`` as the SQL stores keep it: its object digest included."""
+    return stored(o, object_digest=BundleDigests.of([o]).objects[o["id"]], **changes)
+
+
+_A, _B, _GONE = obj(1), obj(2, modified="2025-02-01T00:00:00Z"), obj(9)
+_BUMPED = {**_B, "modified": "2025-03-01T00:00:00.000Z"}  # tiops moved it forward: content the same
+
+
+@pytest.mark.parametrize("manifest", [
+    {_A["id"]: _exact(_A), _B["id"]: _exact(_B)},  # the target holds exactly the compiled objects
+    {_A["id"]: _exact(_A), _B["id"]: stored(_BUMPED)},  # a version tiops moved forward: content digests decide
+    {_A["id"]: _exact(_A), _B["id"]: stored(_B, object_digest=None)},  # a store without object digests
+    {_A["id"]: _exact(_A)},  # a create
+    {_A["id"]: _exact(_A), _B["id"]: stored(_B, digest="other")},  # an update
+    {_A["id"]: _exact(_A), _B["id"]: stored(_B, modified="2025-01-15T00:00:00Z")},  # compiled modified is later
+    {_A["id"]: _exact(_A), _B["id"]: stored(_B, digest="other", revoked=True)},  # revoked: a warning
+    {_A["id"]: _exact(_A), _B["id"]: _exact(_B), _GONE["id"]: stored(_GONE)},  # a revoke
+    {_A["id"]: _exact(_A), _B["id"]: _exact(_B), _GONE["id"]: stored(_GONE, revoked=True)},  # revoked already
+    {_A["id"]: _exact(_A), _B["id"]: _exact(_B), _GONE["id"]: stored(_GONE, managed=False, by_tiops=False)},
+])
+@pytest.mark.parametrize("on_remove", ["revoke", "delete"])
+@pytest.mark.parametrize("contents", [True, False])
+def test_a_plan_from_recorded_digests_is_make_plans_or_none(manifest: dict[str, StoredVersion], on_remove: str,
+                                                          contents: bool) -> None:
+    compiled = [_A, _B]
+    settings = TargetSettings("t", "sqlite", on_remove=on_remove)
+    full = make_plan(compiled, manifest, {_GONE["id"]: _GONE}, settings, supports_delete=True, source_commit="abc")
+    recorded = unchanged_plan(_recorded(compiled, contents=contents), BundleDigests.of(compiled).bundle, manifest,
+                              settings, supports_delete=True, source_commit="abc")
+    if recorded is None:
+        # Only a plan with something to do, or objects the record cannot vouch for, needs the compiled objects.
+        assert full.has_changes or full.warnings or not contents
+    else:
+        assert recorded.to_json() == full.to_json()
+        assert not full.has_changes and not full.warnings
+    if not full.has_changes and not full.warnings and contents:
+        assert recorded is not None, "a no-change plan the record has every digest for needs no build"
