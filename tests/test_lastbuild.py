@@ -341,3 +341,14 @@ def test_pending_blob_ids_are_completed_before_a_record_is_written(repo: Path, t
         path: state[4] for path, state in old.inputs.files.items()}
     lastbuild.write_record(target, lastbuild.BuildRecord(complete, old.bundle_digest, old.objects))
     assert lastbuild.read_record(target) == lastbuild.BuildRecord(complete, old.bundle_digest, old.objects)
+
+
+def test_an_output_folder_holding_intel_is_walked(repo: Path) -> None:
+    (repo / "tiops.yaml").write_text("intel: dist/intel\noutput: dist\n")
+    (repo / "dist" / "intel").mkdir(parents=True)
+    (repo / "dist" / "intel" / "x.yaml").write_text("{}")
+    files = lastbuild.list_files(repo, load_config(repo)[0])
+    assert files is not None and "dist/intel/x.yaml" in files
+    (repo / "tiops.yaml").write_text("intel: .\noutput: dist\n")  # the root itself holds the intel
+    files = lastbuild.list_files(repo, load_config(repo)[0])
+    assert files is not None and "dist/intel/x.yaml" in files

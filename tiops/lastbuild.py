@@ -262,8 +262,9 @@ def list_files(root: Path, config: Config) -> dict[str, os.stat_result] | None:
     root_text = os.fspath(root)
     skipped = {".git", ".tiops", *_store_files(root, config)}
     output = _inside(root, config.root / config.output_dir)
-    if output is not None and not any(_overlaps(output, _inside(root, folder) or "\0")
-                                      for folder in (config.intel_path, config.rules_path)):
+    read = [inside for inside in (_inside(root, config.intel_path), _inside(root, config.rules_path))
+            if inside is not None]
+    if output is not None and not any(_overlaps(output, folder) for folder in read):
         skipped.add(output)
     found: dict[str, os.stat_result] = {}
     if not _walk(root_text, "", skipped, found):
