@@ -40,6 +40,45 @@ def test_same_bytes_from_processes_with_different_hash_seeds(report_repo: Path, 
     assert sites[0] == sites[1] and "browse.html" in sites[0]
 
 
+def test_the_build_cache_gives_the_same_site(report_repo: Path, tmp_path: Path) -> None:
+    """Cold cache, warm cache and a warm cache after edits all give the uncached site's bytes;
+    an edit that moves the entries of a list file moves their provenance lines too."""
+    def both(step: str) -> dict[str, bytes]:
+        build_report(report_repo, tmp_path / f"{step}-plain", as_of=AS_OF, cache=False)
+        build_report(report_repo, tmp_path / f"{step}-cached", as_of=AS_OF, cache=True)
+        plain, cached = site_bytes(tmp_path / f"{step}-plain"), site_bytes(tmp_path / f"{step}-cached")
+        assert cached == plain, step
+        return cached
+
+    assert not (report_repo / ".tiops").exists()
+    first = both("cold")
+    assert (report_repo / ".tiops" / "build-cache").is_dir()  # written by the cached build
+    assert both("warm") == first
+    bulk = report_repo / "intel" / "indicators" / "copper-lantern-c2-infrastructure.yaml"
+    text = bulk.read_text(encoding="utf-8")
+    bulk.write_text(text.replace("- type: indicator", "# moved down\n- type: indicator", 1)
+                    .replace("WickStealer C2 203.0.113.47", "WickStealer C2 203.0.113.48"), encoding="utf-8")
+    (report_repo / "intel" / "malware" / "hostile.yaml").unlink()
+    edited = both("edited")
+    assert edited != first
+    entries = shard_entries(tmp_path / "edited-cached")
+    wick_c2 = entries["indicator--275b3447-b001-4fe5-a059-1525dff06088"]
+    assert wick_c2["n"] == "WickStealer C2 203.0.113.48"
+    assert wick_c2["p"][:2] == ["intel/indicators/copper-lantern-c2-infrastructure.yaml", 8]
+    assert XSS_ID not in entries
+
+
+def test_cli_no_cache_reads_and_writes_no_cache(report_repo: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["-C", str(report_repo), "report", "--as-of", AS_OF, "--no-cache",
+                                       "-o", str(tmp_path / "plain")])
+    assert result.exit_code == 0, result.output
+    assert not (report_repo / ".tiops").exists()
+    result = CliRunner().invoke(main, ["-C", str(report_repo), "report", "--as-of", AS_OF, "-o", str(tmp_path / "cached")])
+    assert result.exit_code == 0, result.output
+    assert (report_repo / ".tiops" / "build-cache").is_dir()
+    assert site_bytes(tmp_path / "plain") == site_bytes(tmp_path / "cached")
+
+
 def test_three_pages_and_one_shard_per_uuid_digit(report_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     result = build_report(report_repo, out, as_of=AS_OF)

@@ -17,9 +17,12 @@ from tiops.report import build_report
               "(default: the HEAD commit's time), e.g. 2025-06-01.")
 @click.option("--allow-invalid", is_flag=True,
               help="Write the report even when validation finds errors; every page then says so in a red banner.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
-def report_command(ctx: click.Context, output: Path | None, as_of: str | None, allow_invalid: bool) -> None:
+def report_command(ctx: click.Context, output: Path | None, as_of: str | None, allow_invalid: bool,
+                   no_cache: bool = False) -> None:
     """Write a static HTML report: overview charts, an object browser and an object page.
 
     The site has no external assets: open index.html from disk, offline.
@@ -30,7 +33,8 @@ def report_command(ctx: click.Context, output: Path | None, as_of: str | None, a
     root = repo_root(ctx)
     target = output if output is not None else root / load_config(root)[0].output_dir / "report"
     with progress_bar(True) as progress:
-        result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
+        result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid,
+                              cache=not no_cache)
     click.echo(f"wrote {shown_path(result.output / 'index.html')} ({result.objects} objects, {result.pages} pages, "
                f"{result.data_files} data files)")
     if result.errors:

@@ -38,8 +38,9 @@ from tiops.enrich.fields import ENRICHMENT_FIELDS, field_path
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
-from tiops.load import IntelObject, load_repo
+from tiops.load import IntelObject
 from tiops.memory import paused_gc
+from tiops.pipeline import load_and_validate
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
 from tiops.report.panels import Panel, load_panels, panel_data
@@ -59,7 +60,6 @@ from tiops.stix import (
     TLP2_MARKINGS,
     tlp_level,
 )
-from tiops.validate import validate_repo
 from tiops.where import QUERY_FIELDS
 
 _HERE = Path(__file__).parent
@@ -103,21 +103,24 @@ class ReportRefused(TiopsError):
 
 
 def build_report(root: Path, output: Path, *, as_of: str | None = None, progress: Progress = no_progress,
-                 allow_invalid: bool = False) -> ReportResult:
+                 allow_invalid: bool = False, cache: bool = False) -> ReportResult:
     """Write the report for the repository at ``root`` into ``output`` (created; existing pages replaced).
 
     ``as_of`` (like ``--as-of``) is the moment rules and the expiry charts compare with;
     by default the HEAD commit's time. Validation errors refuse the report, as they refuse
     compilation; with ``allow_invalid`` every page carries a banner saying so instead.
+    ``cache``: reuse and update the build cache in ``.tiops/build-cache/`` (tiops.buildcache),
+    as compile does; the site is the same bytes either way.
     """
     # Like compile: the data built is big and acyclic, so the cyclic collector only costs time.
     with paused_gc():
-        return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid)
+        return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid, cache=cache)
 
 
-def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Progress, allow_invalid: bool) -> ReportResult:
-    repo = load_repo(root, progress=progress)
-    errors = blocking_errors(validate_repo(repo, progress=progress))
+def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Progress, allow_invalid: bool,
+                  cache: bool) -> ReportResult:
+    repo, findings = load_and_validate(root, progress=progress, cache=cache)
+    errors = blocking_errors(findings)
     if errors and not allow_invalid:
         raise ReportRefused(errors)
     outcome, _rules, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
