@@ -166,7 +166,7 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
             links.setdefault(source, []).append((kind, True, target, obj["id"]))
             links.setdefault(target, []).append((kind, False, source, obj["id"]))
     index_rows: list[list[Any]] = []
-    shards: dict[str, list[bytes]] = {}
+    shards: dict[str, list[dict[str, Any]]] = {}
     reference_names = _ReferenceNames(names)
     for done, row in enumerate(query_rows, 1):
         obj = row.obj
@@ -182,13 +182,14 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
                   for kind, outgoing, other, rel_id in related],
             "p": _origin_list(origins.get(object_id)),
         }
-        shards.setdefault(shard_key(object_id, width), []).append(orjson.dumps(entry))
+        shards.setdefault(shard_key(object_id, width), []).append(entry)
         if done % 1000 == 0 or done == len(query_rows):
             progress("report", done, len(query_rows))
     folder = output / "data" / "objects"
     folder.mkdir(parents=True, exist_ok=True)
     for key, entries in shards.items():
-        _write_bytes(folder / f"{key}.js", shard_script(key, entries))
+        # One dumps call per shard: the same bytes as one per object joined, in a third of the time.
+        _write_bytes(folder / f"{key}.js", shard_script(key, orjson.dumps(entries)))
     for stale in folder.glob("*.js"):
         if stale.stem not in shards:
             stale.unlink()
@@ -203,23 +204,25 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
 
 class _ReferenceNames:
     """What the object page shows for each id an object references: its name (a TLP
-    marking by its TLP name) and whether the report has it. Kept per id and per property
-    name, since at 100k objects most share their creator and marking."""
+    marking by its TLP name) and whether the report has it. Kept per id, since at 100k
+    objects most share their creator and marking, and the reference properties per
+    shape (the object's property names in order), since a few hundred shapes cover them all."""
 
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names
         self.shown: dict[str, list[Any]] = {}
-        self.kinds: dict[str, int] = {}  # property name -> 0 (no reference), 1 (_ref), 2 (_refs)
+        self.shapes: dict[tuple[str, ...], tuple[tuple[str, bool], ...]] = {}  # -> (property, is a list of refs)
 
     def __call__(self, obj: dict[str, Any]) -> dict[str, list[Any]]:
+        shape = tuple(obj)
+        properties = self.shapes.get(shape)
+        if properties is None:
+            properties = self.shapes[shape] = tuple(
+                (key, key.endswith("_refs")) for key in shape if key.endswith(("_ref", "_refs")))
         found: dict[str, list[Any]] = {}
-        for key, value in obj.items():
-            kind = self.kinds.get(key)
-            if kind is None:
-                kind = self.kinds[key] = 2 if key.endswith("_refs") else 1 if key.endswith("_ref") else 0
-            if kind == 0:
-                continue
-            for ref in value if kind == 2 and isinstance(value, list) else (value,):
+        for key, many in properties:
+            value = obj[key]
+            for ref in value if many and isinstance(value, list) else (value,):
                 if isinstance(ref, str):
                     shown = self.shown.get(ref)
                     if shown is None:
