@@ -19,7 +19,7 @@ from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Location
 from tiops.jsonschemas import property_kinds
 from tiops.locate import resolve_locations
-from tiops.query import Query, Row, group_counts, parse_query, select
+from tiops.query import Query, Row, group_counts, parse_query, select, value_counts
 from tiops.yamlio import YamlProblem, parse_yaml
 
 PANEL_FILE = "report.yaml"
@@ -177,7 +177,7 @@ def panel_data(panel: Panel, rows: list[Row], selected: dict[str, list[Row]] | N
         return {"kind": "table", "rows": [row.obj for row in shown], "hidden": len(matching) - len(shown)}
     if panel.chart == "timeline":
         months: dict[str, int] = {}
-        for value, count in group_counts(matching, panel.group_by):
+        for value, count in value_counts(matching, panel.group_by).items():  # summed by month: order does not matter
             months[str(value)[:7]] = months.get(str(value)[:7], 0) + count
         # The newest months are the ones shown; older ones are counted as hidden.
         recent = sorted(months)[-panel.limit:]
