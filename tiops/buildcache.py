@@ -78,12 +78,13 @@ from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.validate import Prechecked
+from tiops.validate.indexed import FileIndex, index_file
 from tiops.validate.objects import check_object
 from tiops.validate.reference_index import ListedReference, malformed_ids, object_references
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 3
+FORMAT = 4
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -153,9 +154,15 @@ def _package_fingerprint() -> tuple[tuple[str, int, int], ...]:
 
 
 class FileEntry(NamedTuple):
-    """What one object file gave: its objects, load findings and per-object findings, as stored."""
+    """What one object file gave: its objects, load findings and per-object findings, as stored.
 
-    payload: bytes  # marshal of (objects, load findings, object findings, references, malformed ids)
+    Two parts, so that a build can read the small one alone: the file's index
+    (tiops.validate.indexed.FileIndex: its findings, ids, types, relationship ends and
+    reference targets), and the objects with their references, kept as marshal bytes of
+    their own and unmarshalled only when asked for (:meth:`unpack`, :meth:`objects`); :meth:`read_index` reads the first.
+    """
+
+    payload: bytes  # marshal of (index, marshal of (objects, references))
 
     @staticmethod
     def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
@@ -164,22 +171,61 @@ class FileEntry(NamedTuple):
 
         ``malformed``: :func:`malformed_ids` of ``objects`` when the caller has it already.
         """
-        stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
-        return FileEntry(marshal.dumps((stored_objects, [_store_finding(f) for f in load_findings],
-                                        [_store_finding(f) for f in object_findings], references,
-                                        malformed_ids(objects) if malformed is None else malformed)))
+        return FileEntry.of(objects, references, index_file(objects, load_findings, object_findings, references,
+                                                           malformed_ids(objects) if malformed is None else malformed))
 
-    def unpack(self) -> Unpacked:
-        """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
-        stored_objects, load_findings, object_findings, references, malformed = marshal.loads(self.payload)
+    @staticmethod
+    def of(objects: list[IntelObject], references: list[list[ListedReference]], index: FileIndex) -> FileEntry:
+        """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already."""
+        stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
+        return FileEntry(marshal.dumps((_store_index(index), marshal.dumps((stored_objects, references)))))
+
+    def read_index(self) -> tuple[FileIndex, bytes]:
+        """The file's index, and the stored objects for :meth:`objects`.
+
+        Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry.
+        """
+        stored_index, stored_objects = marshal.loads(self.payload)
+        if type(stored_objects) is not bytes:
+            raise ValueError("not a stored entry")
+        return _load_index(stored_index), stored_objects
+
+    @staticmethod
+    def objects(stored: bytes, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+        """The objects and references of the second part of an entry whose index lists ``count`` objects.
+
+        Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry.
+        """
+        stored_objects, references = marshal.loads(stored)
         objects = [IntelObject(*values) for values in stored_objects]
         for obj in objects:
             if type(obj.data) is not dict:
                 raise ValueError("not a stored object")
-        if type(references) is not list or len(references) != len(objects) or type(malformed) is not list:
+        if type(references) is not list or len(references) != len(objects) or len(objects) != count:
             raise ValueError("not a stored entry")
-        return Unpacked(objects, [_load_finding(f) for f in load_findings] if load_findings else [],
-                        [_load_finding(f) for f in object_findings] if object_findings else [], references, malformed)
+        return objects, references
+
+    def unpack(self) -> Unpacked:
+        """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
+        index, stored = self.read_index()
+        objects, references = FileEntry.objects(stored, len(index.ids))
+        return Unpacked(objects, index.load_findings, index.object_findings, references, index.malformed_ids)
+
+
+def _store_index(index: FileIndex) -> tuple[Any, ...]:
+    return (*(None if not findings else [_store_finding(f) for f in findings]
+              for findings in (index.load_findings, index.object_findings)), *index[2:])
+
+
+def _load_index(stored: Any) -> FileIndex:
+    if type(stored) is not tuple or len(stored) != len(FileIndex._fields):
+        raise ValueError("not a stored index")
+    load_findings, object_findings, *rest = stored
+    index = FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
+                      [_load_finding(f) for f in object_findings] if object_findings else [], *rest)
+    if any(type(part) is not list for part in rest[:-1]) or len(index.ids) != len(index.types):
+        raise ValueError("not a stored index")
+    return index
 
 
 class Unpacked(NamedTuple):
@@ -459,6 +505,40 @@ class _HashedFirst:
 def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
                defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None) -> None:
     cache, repo = loaded.cache, loaded.repo
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
+    if entry is not None and blob is not None and key is not None and info is not None:
+        try:
+            unpacked = entry.unpack()
+        except (ValueError, TypeError, EOFError, IndexError):
+            pass  # not an entry after all: load the file afresh below
+        else:
+            repo.objects.extend(unpacked.objects)
+            repo.findings.extend(unpacked.load_findings)
+            loaded.object_findings.extend(unpacked.object_findings)
+            loaded.references.extend(unpacked.references)
+            loaded.malformed_ids.update(unpacked.malformed_ids)
+            if loaded.files is not None:
+                loaded.files[(blob, key)] = FileResult(*unpacked)
+            cache.remember(relative, info, blob)
+            loaded.reused_files += 1
+            return
+    parsed, _ = _parse_file(cache, config, reading, repo.root, path, relative, defaults, blob, key, info)
+    loaded.parsed_files += 1
+    repo.objects.extend(parsed.objects)
+    repo.findings.extend(parsed.load_findings)
+    loaded.object_findings.extend(parsed.object_findings)
+    loaded.references.extend(parsed.references)
+    loaded.malformed_ids.update(parsed.malformed_ids)
+    if loaded.files is not None and blob is not None and key is not None:
+        loaded.files[(blob, key)] = parsed
+
+
+def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,
+                fresh: Callable[[str], bool] | None) -> tuple[str | None, os.stat_result | None, FileEntry | None]:
+    """The file's blob id (None when it is not cacheable), its lstat, and its entry if the cache has one.
+
+    A file read to take its blob id is left in ``reading`` for the parse that may follow.
+    """
     reading.ahead = None
     try:
         info = os.lstat(path)
@@ -475,49 +555,125 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
             else:
                 blob = blob_id(content)
                 reading.ahead = (path, content)
-    if blob is not None and key is not None and info is not None:
-        entry = cache.lookup(blob, key)
-        if entry is not None:
-            try:
-                unpacked = entry.unpack()
-            except (ValueError, TypeError, EOFError, IndexError):
-                pass  # not an entry after all: load the file afresh below
-            else:
-                repo.objects.extend(unpacked.objects)
-                repo.findings.extend(unpacked.load_findings)
-                loaded.object_findings.extend(unpacked.object_findings)
-                loaded.references.extend(unpacked.references)
-                loaded.malformed_ids.update(unpacked.malformed_ids)
-                if loaded.files is not None:
-                    loaded.files[(blob, key)] = FileResult(*unpacked)
-                cache.remember(relative, info, blob)
-                loaded.reused_files += 1
-                return
-    scratch = Repo(root=repo.root, config=config)
+    if blob is None or key is None or info is None:
+        return blob, info, None
+    return blob, info, cache.lookup(blob, key)
+
+
+def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: Path, path: str, relative: str,
+                defaults: Defaults, blob: str | None, key: str | None,
+                info: os.stat_result | None) -> tuple[FileResult, FileIndex]:
+    """Load and check one file afresh, and keep its entry in the cache when it can be kept."""
+    scratch = Repo(root=root, config=config)
     _load_object_file(path, relative, defaults, scratch)
     reading.ahead = None
     # Locations resolved now, while the file is the one the entry is kept for.
-    load_findings = resolve_locations(scratch.findings, repo.root)
-    object_findings = resolve_locations([f for obj in scratch.objects for f in check_object(obj)], repo.root)
+    load_findings = resolve_locations(scratch.findings, root)
+    object_findings = resolve_locations([f for obj in scratch.objects for f in check_object(obj)], root)
     references = [object_references(obj) for obj in scratch.objects]
     malformed = malformed_ids(scratch.objects)
-    loaded.parsed_files += 1
+    index = index_file(scratch.objects, load_findings, object_findings, references, malformed)
     if blob is not None and key is not None and info is not None and not any(
             f.code in _UNREADABLE_CODES for f in load_findings) and _unchanged(path, info):
         try:
-            entry = FileEntry.build(scratch.objects, load_findings, object_findings, references, malformed)
+            entry = FileEntry.of(scratch.objects, references, index)
         except ValueError:
             pass  # a value marshal cannot write: this file is loaded afresh every time
         else:
             cache.store(blob, key, entry)
             cache.remember(relative, info, blob)
-    repo.objects.extend(scratch.objects)
-    repo.findings.extend(load_findings)
-    loaded.object_findings.extend(object_findings)
-    loaded.references.extend(references)
-    loaded.malformed_ids.update(malformed)
-    if loaded.files is not None and blob is not None and key is not None:
-        loaded.files[(blob, key)] = FileResult(scratch.objects, load_findings, object_findings, references, malformed)
+    return FileResult(scratch.objects, load_findings, object_findings, references, malformed), index
+
+
+class StaleEntry(Exception):
+    """A cache entry whose index was read but whose objects cannot be: the build starts again without indexes."""
+
+
+class _IndexedEntry:
+    """One file of a repository loaded by :func:`load_repo_indexed` (tiops.validate.indexed.IndexedFile)."""
+
+    __slots__ = ("_loaded", "_stored", "index", "relative")
+
+    def __init__(self, relative: str, index: FileIndex, stored: bytes = b"",
+                 loaded: tuple[list[IntelObject], list[list[ListedReference]]] | None = None) -> None:
+        self.relative = relative
+        self.index = index
+        self._stored = stored
+        self._loaded = loaded
+
+    def objects(self) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+        if self._loaded is None:
+            try:
+                self._loaded = FileEntry.objects(self._stored, len(self.index.ids))
+            except (ValueError, TypeError, EOFError, IndexError):
+                raise StaleEntry(self.relative) from None
+            self._stored = b""
+        return self._loaded
+
+
+@dataclass
+class IndexedLoad:
+    """A repository loaded through the cache as file indexes (tiops.validate.indexed), objects read on demand.
+
+    ``repo`` holds the configuration, the overlays and the findings made before any
+    file was read (configuration, folder walk, ``_defaults.yaml``); its ``objects`` stay
+    empty: each file's objects are in ``files``.
+    """
+
+    repo: Repo
+    files: list[_IndexedEntry]
+    cache: BuildCache
+    reused_files: int = 0
+    parsed_files: int = 0
+
+
+def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
+                      fresh: Callable[[str], bool] | None = None) -> IndexedLoad:
+    """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
+
+    A file the cache holds costs its index; its objects are unmarshalled when a check
+    asks for them. Files parsed afresh keep their objects. Call ``result.cache.save()``
+    afterwards to keep what changed.
+    """
+    config, config_findings = load_config(root)
+    cache = BuildCache.open(root, context_key(root))
+    repo = Repo(root=root, config=config, findings=list(config_findings))
+    loaded = IndexedLoad(repo, [], cache)
+    intel = config.intel_path
+    if not intel.is_dir():
+        return loaded
+    keys: dict[int, tuple[Defaults, str | None]] = {}
+    root_text = os.fspath(root)
+    reading = _HashedFirst(config.files)
+    parsing = replace(config, source=reading)
+    append = loaded.files.append
+    with paused_gc():
+        files = list(_object_files(intel, root, repo))
+        for done, (path, relative, defaults) in enumerate(files, 1):
+            known = keys.get(id(defaults))
+            if known is None or known[0] is not defaults:
+                known = keys[id(defaults)] = (defaults, defaults_key(defaults))
+            key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
+            blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
+            if entry is not None and blob is not None and info is not None:
+                try:
+                    index, stored = entry.read_index()
+                except (ValueError, TypeError, EOFError, IndexError):
+                    pass  # not an entry after all: load the file afresh below
+                else:
+                    append(_IndexedEntry(relative, index, stored))
+                    cache.remember(relative, info, blob)
+                    loaded.reused_files += 1
+                    if done % 1000 == 0 or done == len(files):
+                        progress("load", done, len(files))
+                    continue
+            parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+            append(_IndexedEntry(relative, index, loaded=(parsed.objects, parsed.references)))
+            loaded.parsed_files += 1
+            if done % 1000 == 0 or done == len(files):
+                progress("load", done, len(files))
+    cache.settle()
+    return loaded
 
 
 class CachedFiles:

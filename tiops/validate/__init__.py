@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tiops.enrich.lock import read_lock_for_build
@@ -14,6 +15,7 @@ from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
 from tiops.validate.extensions import check_extensions, toplevel_extension_properties
+from tiops.validate.indexed import IndexedFile, involved_ids, repository_maps, unclean_files
 from tiops.validate.objects import check_object
 from tiops.validate.partner import check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
@@ -21,7 +23,7 @@ from tiops.validate.references import check_duplicate_ids, check_references, obj
 from tiops.validate.relationships import check_relationships, load_relationship_table
 from tiops.validate.stix20 import at_stix20_places
 
-__all__ = ["Prechecked", "validate_paths", "validate_repo"]
+__all__ = ["Prechecked", "validate_indexed", "validate_paths", "validate_repo"]
 
 
 @dataclass(frozen=True)
@@ -69,29 +71,82 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
                 findings.extend(earlier[1])
             if done % 5000 == 0 or done == total:
                 progress("validate", done, total)
-    findings.extend(check_duplicate_ids(repo.objects, in_bundle=repo.is_bundle))
     types = object_types(repo.objects)
     if prechecked is not None and not repo.is_bundle:
-        findings.extend(check_listed_references(repo.objects, prechecked.references, types=types,
-                                                malformed=prechecked.malformed_ids))
+        return _repo_wide(repo, repo.objects, findings, types, prechecked.references, prechecked.malformed_ids)
+    return _repo_wide(repo, repo.objects, findings, types)
+
+
+def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
+               references: list[list[ListedReference]] | None = None, malformed: set[str] | None = None) -> list[Finding]:
+    """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
+
+    ``objects`` is ``repo.objects``, or those of them a check may report on
+    (tiops.validate.indexed) with ``types`` and ``malformed`` made from all of them.
+    ``references``: each object's listed references (tiops.validate.reference_index).
+    """
+    findings.extend(check_duplicate_ids(objects, in_bundle=repo.is_bundle))
+    if references is not None:
+        findings.extend(check_listed_references(objects, references, types=types, malformed=malformed))
     else:
-        findings.extend(check_references(repo.objects, in_bundle=repo.is_bundle, types=types))
-    findings.extend(check_extensions(repo.objects, in_bundle=repo.is_bundle))
-    extension_properties = toplevel_extension_properties(repo.objects)
+        findings.extend(check_references(objects, in_bundle=repo.is_bundle, types=types))
+    findings.extend(check_extensions(objects, in_bundle=repo.is_bundle))
+    extension_properties = toplevel_extension_properties(objects)
     if extension_properties:
         findings = [f for f in findings if f.code != "TI208" or not f.location.path
                     or (f.stix_id, f.location.path[-1]) not in extension_properties]
     table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
     findings.extend(table_findings)
-    findings.extend(check_relationships(repo.objects, table, in_bundle=repo.is_bundle, types=types))
+    findings.extend(check_relationships(objects, table, in_bundle=repo.is_bundle, types=types))
     findings.extend(rule_findings(repo))
-    findings.extend(check_partner_objects(repo))
+    findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
     if repo.upgraded_from_20:
         findings = at_stix20_places(findings, repo.upgraded_from_20)
     if not repo.is_bundle:
         # the enrichment lock (TI150, TI151)
         findings.extend(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[1])
     return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
+
+
+def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str] | None = None,
+                     progress: Progress = no_progress) -> tuple[list[Finding], set[str] | None]:
+    """:func:`validate_repo` of a repository loaded as file indexes (tiops.validate.indexed), reading few objects.
+
+    ``repo``: the configuration, overlays and findings made before any file was read;
+    its objects are those of ``files``. The findings are those ``validate_repo`` gives
+    for the whole repository. With ``named`` (repository paths of object files, as
+    ``tiops validate FILE`` is given them) only what is needed to report on those files
+    is checked: the findings then hold every one that concerns them (their own and
+    those of the ids returned, :func:`_involved_ids`), and others that do not.
+    """
+    with paused_gc():
+        findings = list(repo.findings)
+        for file in files:
+            findings.extend(file.index.load_findings)
+        for file in files:
+            findings.extend(file.index.object_findings)
+        total = sum(len(file.index.ids) for file in files)
+        progress("validate", total, total)
+        types, malformed, duplicated = repository_maps(files)
+        needed = [file.index.needs_objects or (bool(duplicated) and not duplicated.isdisjoint(file.index.ids))
+                  for file in files]
+        involved = None
+        if named is not None:
+            involved = involved_ids(files, named)
+            needed = [need or file.relative in named or not involved.isdisjoint(file.index.ids)
+                      for need, file in zip(needed, files, strict=True)]
+        else:
+            table = load_relationship_table(repo.config)[0]
+            unclean = unclean_files(files, types, malformed, table)
+            needed = [need or dirty for need, dirty in zip(needed, unclean, strict=True)]
+        objects: list[IntelObject] = []
+        references: list[list[ListedReference]] = []
+        for need, file in zip(needed, files, strict=True):
+            if need:
+                file_objects, file_references = file.objects()
+                objects.extend(file_objects)
+                references.extend(file_references)
+        return _repo_wide(repo, objects, findings, types, references, malformed), involved
 
 
 def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress,
@@ -117,14 +172,20 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
         repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root))
         findings.extend(validate_repo(repo, progress=progress))
     if in_repo or not targets:
-        repo, repo_findings = _validate_whole(root, in_repo, progress, cache)
-        if in_repo and root not in in_repo:
-            wanted = [_display(t, root) for t in in_repo]
-            involved = _involved_ids(repo, wanted)
-            repo_findings = [f for f in repo_findings
-                             if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
+        repo_findings = _validate_named(root, in_repo, progress) if cache and in_repo and root not in in_repo else None
+        if repo_findings is None:
+            repo, repo_findings = _validate_whole(root, in_repo, progress, cache)
+            if in_repo and root not in in_repo:
+                wanted = [_display(t, root) for t in in_repo]
+                involved = _involved_ids(repo, wanted)
+                repo_findings = _concerning(repo_findings, wanted, involved)
         findings.extend(repo_findings)
     return sort_findings(findings)
+
+
+def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) -> list[Finding]:
+    """The findings under the named paths or about the ids involved with them."""
+    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
 
 
 def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool) -> tuple[Repo, list[Finding]]:
@@ -140,6 +201,32 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
     findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()
     return loaded.repo, findings
+
+
+def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[Finding] | None:
+    """The findings concerning the named object files, from the build cache's indexes of the rest.
+
+    Only the named files and those holding an id involved with them are read whole
+    (tiops.validate.indexed); None when that does not apply (a folder, a file that is
+    not an object file of the repository's intel) and the whole repository is checked.
+    """
+    from tiops.buildcache import (  # imported here: it imports this package's checks
+        StaleEntry,
+        load_repo_indexed,
+    )
+
+    wanted = {_display(t, root) for t in named}
+    if any(t.is_dir() for t in named):
+        return None
+    loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__)
+    if not wanted <= {file.relative for file in loaded.files}:
+        return None  # not (all) object files: checked as part of the whole repository
+    try:
+        findings, involved = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+    except StaleEntry:
+        return None  # an entry that cannot be read back: the whole load parses its file again
+    loaded.cache.save()
+    return _concerning(findings, sorted(wanted), involved or set())
 
 
 def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:

@@ -1,0 +1,201 @@
+"""Repository-wide checks from compact per-file indexes, reading only the objects a check can report on.
+
+A file's index (:class:`FileIndex`, kept by the build cache, tiops.buildcache) holds
+what the repository-wide checks need to know about a file without its objects: the
+ids and types of its objects (duplicate ids, the id -> type map references resolve
+against, the ids that are not TYPE--UUID), the ends of its relationships and sightings,
+the distinct (object type, property, id) of its references, and whether any object
+uses or defines an extension or is partner intel. The repository-wide picture is
+built from every file's index; the objects of a file are read (:meth:`IndexedFile.objects`)
+only where a check may report something:
+
+* a file with an object that uses or defines an extension, or partner intel (the
+  extension and partner checks read whole objects);
+* a file holding an id that is defined more than once (every copy is read, so the
+  duplicate-id check sees them in their order);
+* a file whose references or relationships do not all resolve cleanly against the
+  whole repository's ids (with every file's ids known, whether a reference gives a
+  finding depends only on the object type, the property and the id it names);
+* with named files (``tiops validate FILE``): those files, and every file holding an id
+  whose findings are reported with theirs (the ids they define and the relationships
+  and sightings from or to them, as :func:`tiops.validate.validate_paths` reports).
+
+The checks then run, unchanged, over the objects read, in repository order, against
+maps built from every file; the findings of the other files are their load and
+per-object findings, which the index keeps. The result is the findings of
+:func:`tiops.validate.validate_repo` over the whole repository (tests/test_buildcache.py
+compares them over random edits).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from tiops.findings import Finding
+from tiops.load import IntelObject
+from tiops.stix import BUILTIN_OBJECTS, ID_RE
+from tiops.validate.reference_index import ListedReference
+from tiops.validate.references import _ReferenceChecker
+from tiops.validate.relationships import RelationshipTable
+
+EXTENSION_DEFINITION = "extension-definition"
+
+
+class FileIndex(NamedTuple):
+    """What the repository-wide checks need of one file's objects, and the findings already made for them."""
+
+    load_findings: list[Finding]
+    object_findings: list[Finding]  # check_object of each object, in object order
+    malformed_ids: list[str]  # ids of these objects that are not TYPE--UUID
+    ids: list[str]  # IntelObject.id of each object, in order
+    types: list[str | None]  # each object's type, None where its id is not a string (object_types skips it)
+    relationships: list[tuple[int, Any, Any, Any]]  # (position, source_ref, target_ref, relationship_type)
+    sightings: list[tuple[int, Any]]  # (position, sighting_of_ref)
+    reference_targets: list[tuple[str, str, str]]  # distinct (object type, property, id) of its references
+    needs_objects: bool  # an extension is used or defined, or partner intel: the checks read the objects
+
+
+def index_file(objects: Sequence[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
+               references: Sequence[list[ListedReference]], malformed: list[str]) -> FileIndex:
+    """The index of one file, from what loading and the per-object checks gave for it."""
+    ids: list[str] = []
+    types: list[str | None] = []
+    relationships: list[tuple[int, Any, Any, Any]] = []
+    sightings: list[tuple[int, Any]] = []
+    targets: set[tuple[str, str, str]] = set()
+    needs_objects = False
+    for position, (obj, listed) in enumerate(zip(objects, references, strict=True)):
+        data = obj.data
+        stix_type = data["type"]
+        identifier = data.get("id")
+        ids.append(identifier if type(identifier) is str else obj.id)
+        types.append(stix_type if type(identifier) is str else None)
+        if stix_type == "relationship":
+            relationships.append((position, data.get("source_ref"), data.get("target_ref"),
+                                  data.get("relationship_type")))
+        elif stix_type == "sighting":
+            sightings.append((position, data.get("sighting_of_ref")))
+        if "extensions" in data or stix_type == EXTENSION_DEFINITION or obj.imported_folder is not None:
+            needs_objects = True
+        for prop, value, _path in listed:
+            if type(value) is str:
+                targets.add((stix_type, prop, value))
+    return FileIndex(load_findings, object_findings, list(malformed), ids, types, relationships, sightings,
+                     sorted(targets), needs_objects)
+
+
+class IndexedFile(Protocol):
+    """One object file of a repository: its index always, its objects when asked for."""
+
+    relative: str
+    index: FileIndex
+
+    def objects(self) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+        """The file's objects and each one's references (read once, then kept)."""
+        ...
+
+
+def involved_ids(files: Sequence[IndexedFile], named: set[str]) -> set[str]:
+    """The ids whose findings are reported with the named files' (tiops.validate._involved_ids, from indexes)."""
+    own = {identifier for file in files if file.relative in named for identifier in file.index.ids}
+    involved = set(own)
+    for file in files:
+        ids = file.index.ids
+        for position, source, target, _ in file.index.relationships:
+            if _is_in(source, own) or _is_in(target, own):
+                involved.add(ids[position])
+        for position, seen in file.index.sightings:
+            if _is_in(seen, own):
+                involved.add(ids[position])
+    return involved
+
+
+def _is_in(value: Any, ids: set[str]) -> bool:
+    return type(value) is str and value in ids
+
+
+def repository_maps(files: Sequence[IndexedFile]) -> tuple[dict[str, str], set[str], set[str]]:
+    """Over every file: id -> type (tiops.validate.references.object_types), the ids that are not
+    TYPE--UUID, and the ids defined more than once."""
+    types: dict[str, str] = {}
+    malformed: set[str] = set()
+    seen: set[str] = set()
+    duplicated: set[str] = set()
+    for file in files:
+        index = file.index
+        ids = index.ids
+        if None in index.types:
+            types.update((identifier, stix_type) for identifier, stix_type in zip(ids, index.types, strict=True)
+                         if stix_type is not None)
+        else:
+            types.update(zip(ids, index.types, strict=True))  # type: ignore[arg-type]
+        if not seen.isdisjoint(ids):
+            duplicated.update(identifier for identifier in ids if identifier in seen)
+        if len(ids) > 1 and len(set(ids)) != len(ids):
+            duplicated.update(identifier for identifier, count in Counter(ids).items() if count > 1)
+        seen.update(ids)
+        if index.malformed_ids:
+            malformed.update(index.malformed_ids)
+    return types, malformed, duplicated
+
+
+def unclean_files(files: Sequence[IndexedFile], types: dict[str, str], malformed: set[str],
+                  table: RelationshipTable) -> list[bool]:
+    """For each file, whether the reference or relationship check may report on one of its objects.
+
+    With every id of the repository known, a reference's findings depend only on the
+    referring object's type, the property and the id (tiops.validate.references), and a
+    relationship's on its two ends' types and its relationship type
+    (tiops.validate.relationships): each such combination is judged once, by the checks'
+    own code, and a file is clean when all of its are.
+    """
+    references = _ReferenceVerdicts(types, malformed)
+    relationships: dict[tuple[str, str, str], bool] = {}
+    unclean: list[bool] = []
+    for file in files:
+        index = file.index
+        dirty = not all(references.clean(target) for target in index.reference_targets)
+        if not dirty:
+            for _, source, target, relationship_type in index.relationships:
+                source_type = types.get(str(source))
+                target_type = types.get(str(target))
+                if source_type is None or target_type is None or not isinstance(relationship_type, str):
+                    continue  # check_relationships leaves these to other checks
+                triple = (source_type, relationship_type, target_type)
+                allowed = relationships.get(triple)
+                if allowed is None:
+                    allowed = relationships[triple] = table.allows(*triple)
+                if not allowed:
+                    dirty = True
+                    break
+        unclean.append(dirty)
+    return unclean
+
+
+class _ReferenceVerdicts:
+    """Whether a reference (object type, property, id) resolves without a finding, judged by check_references' code."""
+
+    def __init__(self, types: dict[str, str], malformed: set[str]) -> None:
+        resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+        resolvable.update(types)
+        # As check_listed_references: the built-in objects' malformed ids with the repository's.
+        every_malformed = malformed | {identifier for identifier in BUILTIN_OBJECTS if ID_RE.match(identifier) is None}
+        self._checker = _ReferenceChecker(resolvable, every_malformed, False)
+        self._verdicts: dict[tuple[str, str, str], bool] = {}
+
+    def clean(self, target: tuple[str, str, str]) -> bool:
+        verdict = self._verdicts.get(target)
+        if verdict is None:
+            stix_type, prop, value = target
+            findings = self._checker.findings
+            before = len(findings)
+            self._checker._resolve(_PROBE, stix_type, prop, value, (prop,))
+            verdict = self._verdicts[target] = len(findings) == before
+            del findings[before:]
+        return verdict
+
+
+# Stands for the referring object while a verdict is made; the finding it would carry is dropped.
+_PROBE = IntelObject({"type": "", "id": ""}, "")
