@@ -307,6 +307,19 @@ class BuildCache:
             return None
         return body
 
+    def read_record(self, name: str) -> dict[str, Any] | None:
+        """Another file of this cache (not an entry shard), checked as the shards are; None when absent or not trusted."""
+        body = self._read(name)
+        return body if isinstance(body, dict) else None
+
+    def write_record(self, name: str, body: dict[str, Any]) -> None:
+        """Keep ``body`` under ``name`` beside the entries. Never raises for I/O: the cache is optional."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write(name, body)
+        except (OSError, ValueError):
+            return
+
     def lookup(self, blob: str, key: str) -> FileEntry | None:
         """The entry of the file with git blob id ``blob`` under defaults key ``key``, if cached."""
         try:
@@ -592,12 +605,14 @@ class StaleEntry(Exception):
 class _IndexedEntry:
     """One file of a repository loaded by :func:`load_repo_indexed` (tiops.validate.indexed.IndexedFile)."""
 
-    __slots__ = ("_loaded", "_stored", "index", "relative")
+    __slots__ = ("_loaded", "_stored", "entry", "index", "parsed", "relative")
 
-    def __init__(self, relative: str, index: FileIndex, stored: bytes = b"",
+    def __init__(self, relative: str, index: FileIndex, entry: str | None, stored: bytes = b"",
                  loaded: tuple[list[IntelObject], list[list[ListedReference]]] | None = None) -> None:
         self.relative = relative
         self.index = index
+        self.entry = entry  # blob id and entry key, NUL-joined; None for a file the cache cannot keep
+        self.parsed = loaded is not None  # read from the file in this run, not from the cache
         self._stored = stored
         self._loaded = loaded
 
@@ -661,14 +676,15 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                 except (ValueError, TypeError, EOFError, IndexError):
                     pass  # not an entry after all: load the file afresh below
                 else:
-                    append(_IndexedEntry(relative, index, stored))
+                    append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored))
                     cache.remember(relative, info, blob)
                     loaded.reused_files += 1
                     if done % 1000 == 0 or done == len(files):
                         progress("load", done, len(files))
                     continue
             parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
-            append(_IndexedEntry(relative, index, loaded=(parsed.objects, parsed.references)))
+            append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
+                                 loaded=(parsed.objects, parsed.references)))
             loaded.parsed_files += 1
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))

@@ -200,7 +200,7 @@ class WrittenBundle:
     size: int
 
 
-def write_bundle(objects: Iterable[dict[str, Any]], target: Path) -> WrittenBundle:
+def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:
     """Stream the canonical bundle (the bytes :func:`serialize_bundle` returns) to ``target``.
 
     Only one object's line is held at a time: at a million objects the bundle is
@@ -244,14 +244,15 @@ def _unwritable(target: Path, error: OSError) -> TiopsError:
                       hint="Check that the folder is writable and that no folder has the bundle's name.")
 
 
-def _write_body(objects: Iterable[dict[str, Any]], write: Callable[[bytes], object]) -> str:
+def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[bytes], object]) -> str:
     """Write a placeholder head, the object lines and the tail; return the bundle id."""
     write(_bundle_head(_PLACEHOLDER_ID))
     digest = hashlib.sha256()
     dumps, options, update = orjson.dumps, _JSON_OPTIONS, digest.update
     with paused_gc():
         for index, obj in enumerate(objects):
-            line = dumps(obj, option=options)
+            # bytes: a line kept from the previous bundle (tiops.bundlereuse), the same as dumping its object
+            line = obj if obj.__class__ is bytes else dumps(obj, option=options)
             if index:
                 write(b",\n")
                 update(b"\n")

@@ -1,0 +1,165 @@
+"""The previous bundle's lines reused for the objects of unchanged files.
+
+A bundle line is the canonical JSON of one object (tiops.compile). When no ingestion
+rule is enabled and no enrichment is locked, an object's line depends on nothing but
+the object, and the object on nothing but its file, its folder's defaults and the
+context the build cache is bound to (tiops.buildcache.context_key). So a compile
+through the cache writes, beside the bundle, a record (``bundle-record`` in the cache
+folder): where the bundle went, its SHA-256 and size, the key (type NUL id) of each
+line in order, and for each cache entry it was built from whether its objects carry a
+source system or the enrichment extension and which built-in markings they reference.
+
+The next compile to the same file, under the same context, takes the line of each
+object of an entry the record lists from that bundle, after checking that the file is
+still the one recorded; the objects of files read afresh are serialised as ever, and
+the built-in objects the bundle adds are worked out as tiops.compile.bundle_objects
+does. Anything unexpected (a line not found, two objects with one key, a type holding
+NUL, the bundle changed or gone) means the whole bundle is written the usual way. The
+bytes are those of an uncached compile (tests/test_buildcache.py compares them over
+random edits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from tiops.compile import _survey, _with_source
+from tiops.enrich.attach import ENRICHMENT_EXTENSION_OBJECT
+from tiops.load import IntelObject
+from tiops.stix import BUILTIN_DEPENDENCIES, BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
+
+RECORD = "bundle-record"
+_READ_CHUNK = 1 << 20
+
+
+class BundleFile(Protocol):
+    """One object file of a build (tiops.buildcache.load_repo_indexed's files)."""
+
+    entry: str | None
+    parsed: bool
+
+    @property
+    def index(self) -> Any: ...
+
+    def objects(self) -> tuple[list[IntelObject], Any]: ...
+
+
+class EntryMark(NamedTuple):
+    """What an entry's objects add to the bundle besides their lines."""
+
+    sourced: bool
+    enriched: bool
+    markings: list[str]  # built-in marking definitions they reference
+
+
+def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
+    """What besides the objects decides their lines: the cache context, the rule set and the as-of time."""
+    return hashlib.sha256("\0".join((context, rules_digest, as_of or "")).encode()).hexdigest()
+
+
+def mark_of(objects: list[IntelObject]) -> EntryMark:
+    _keys, sourced, enriched, markings = _survey(objects)
+    return EntryMark(sourced, enriched, sorted(markings))
+
+
+def recorded_keys(objects: Iterable[dict[str, Any] | bytes], keys: list[str],
+                  known: Sequence[str] | None = None) -> Iterator[dict[str, Any] | bytes]:
+    """``objects`` as they are written, noting each one's key in ``keys`` (``known``: the keys, in order, already)."""
+    if known is not None:
+        keys.extend(known)
+        yield from objects
+        return
+    for obj in objects:
+        assert not isinstance(obj, bytes)
+        keys.append(f"{obj['type']}\0{obj['id']}")
+        yield obj
+
+
+def record(key: str, output: Path, sha256: str, size: int, keys: list[str], marks: dict[str, EntryMark]) -> dict[str, Any]:
+    return {"key": key, "output": os.fspath(output.resolve()), "sha256": sha256, "size": size, "lines": keys,
+            "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
+
+
+def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
+                    files: Sequence[BundleFile]) -> tuple[list[dict[str, Any] | bytes], list[str], dict[str, EntryMark]] | None:
+    """The bundle's objects in order (kept lines as bytes), their keys and each entry's mark; None to write it afresh."""
+    if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
+        return None
+    entries = previous.get("entries")
+    old_keys = previous.get("lines")
+    if not isinstance(entries, dict) or not isinstance(old_keys, list):
+        return None
+    lines = _previous_lines(output, previous.get("sha256"), previous.get("size"), len(old_keys))
+    if lines is None:
+        return None
+    old_line = dict(zip(old_keys, lines, strict=True))
+    items: list[tuple[str, dict[str, Any] | bytes]] = []
+    marks: dict[str, EntryMark] = {}
+    present: set[str] = set()
+    sourced = enriched = False
+    markings: set[str] = set()
+    for file in files:
+        index = file.index
+        mark = entries.get(file.entry) if file.entry is not None and not file.parsed else None
+        if mark is not None and None not in index.types:
+            try:
+                mark = EntryMark(*mark)
+                items.extend((line_key, old_line[line_key]) for line_key in map("{}\0{}".format, index.types, index.ids))
+            except (KeyError, TypeError):
+                return None
+        else:
+            objects = file.objects()[0]
+            mark = mark_of(objects)
+            for obj in objects:
+                data = obj.data
+                items.append((f"{data.get('type', '')}\0{data.get('id', '')}", _with_source(obj)))
+        present.update(index.ids)
+        sourced = sourced or mark.sourced
+        enriched = enriched or mark.enriched
+        markings.update(mark.markings)
+        if file.entry is not None:
+            marks[file.entry] = mark
+    # The built-in objects the bundle adds, as tiops.compile.bundle_objects adds them.
+    extra: dict[str, dict[str, Any]] = {}
+    if sourced:
+        extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
+    if enriched:
+        for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
+            if definition["id"] not in present:
+                extra[definition["id"]] = definition
+    for marking_id in sorted(markings - present):
+        extra[marking_id] = BUILTIN_OBJECTS[marking_id]
+        for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
+            if dependency not in present:
+                extra[dependency] = BUILTIN_OBJECTS[dependency]
+    items.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
+    items.sort(key=_first)
+    keys = [line_key for line_key, _ in items]
+    if any(line_key.count("\0") != 1 for line_key in keys) or len(set(keys)) != len(keys):
+        return None  # a type holding NUL or two objects with one key: tiops.compile orders those
+    return [line for _, line in items], keys, marks
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
+def _previous_lines(output: Path, sha256: Any, size: Any, count: int) -> list[bytes] | None:
+    """The object lines of the bundle at ``output``, if it is still the one recorded."""
+    try:
+        content = output.read_bytes()
+    except OSError:
+        return None
+    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
+        return None
+    # One object per line; a line's JSON holds no newline (tiops.compile). Head and tail aside.
+    parts = content.split(b"\n")
+    lines = parts[1:-2]
+    if len(lines) != count or not count:
+        return None
+    lines[:-1] = [line[:-1] for line in lines[:-1]]  # the comma between objects
+    return lines
