@@ -220,12 +220,13 @@ def _store_index(index: FileIndex) -> tuple[Any, ...]:
 def _load_index(stored: Any) -> FileIndex:
     if type(stored) is not tuple or len(stored) != len(FileIndex._fields):
         raise ValueError("not a stored index")
-    load_findings, object_findings, *rest = stored
-    index = FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
-                      [_load_finding(f) for f in object_findings] if object_findings else [], *rest)
-    if any(type(part) is not list for part in rest[:-1]) or len(index.ids) != len(index.types):
+    load_findings, object_findings, malformed, ids, types, relationships, sightings, targets, needs_objects = stored
+    if not (type(malformed) is list and type(ids) is list and type(types) is list and type(relationships) is list
+            and type(sightings) is list and type(targets) is list) or len(ids) != len(types):
         raise ValueError("not a stored index")
-    return index
+    return FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
+                     [_load_finding(f) for f in object_findings] if object_findings else [],
+                     malformed, ids, types, relationships, sightings, targets, needs_objects)
 
 
 class Unpacked(NamedTuple):

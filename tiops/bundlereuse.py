@@ -21,9 +21,11 @@ random edits).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -49,8 +51,9 @@ class BundleFile(Protocol):
 
 
 class EntryMark(NamedTuple):
-    """What an entry's objects add to the bundle besides their lines."""
+    """What an entry's objects give the bundle: their keys, and what they add besides their lines."""
 
+    keys: list[str]  # type NUL id of each object
     sourced: bool
     enriched: bool
     markings: list[str]  # built-in marking definitions they reference
@@ -62,25 +65,25 @@ def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
 
 
 def mark_of(objects: list[IntelObject]) -> EntryMark:
-    _keys, sourced, enriched, markings = _survey(objects)
-    return EntryMark(sourced, enriched, sorted(markings))
+    keyed, sourced, enriched, markings = _survey(objects)
+    return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings))
 
 
-def recorded_keys(objects: Iterable[dict[str, Any] | bytes], keys: list[str],
-                  known: Sequence[str] | None = None) -> Iterator[dict[str, Any] | bytes]:
-    """``objects`` as they are written, noting each one's key in ``keys`` (``known``: the keys, in order, already)."""
-    if known is not None:
-        keys.extend(known)
-        yield from objects
-        return
+def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str]) -> Iterator[dict[str, Any]]:
+    """``objects`` as they are written, noting each one's key in ``keys``."""
     for obj in objects:
-        assert not isinstance(obj, bytes)
         keys.append(f"{obj['type']}\0{obj['id']}")
         yield obj
 
 
-def record(key: str, output: Path, sha256: str, size: int, keys: list[str], marks: dict[str, EntryMark]) -> dict[str, Any]:
+def record(key: str, output: Path, sha256: str, size: int, keys: list[str],
+           marks: dict[str, EntryMark]) -> dict[str, Any] | None:
+    """The record of a bundle just written (None when its lines are not in plain key order: not kept)."""
+    if any(earlier >= later for earlier, later in pairwise(keys)):
+        return None
+    owned = {line_key for mark in marks.values() for line_key in mark.keys}
     return {"key": key, "output": os.fspath(output.resolve()), "sha256": sha256, "size": size, "lines": keys,
+            "extras": [line_key for line_key in keys if line_key not in owned],
             "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
 
 
@@ -91,38 +94,41 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
         return None
     entries = previous.get("entries")
     old_keys = previous.get("lines")
-    if not isinstance(entries, dict) or not isinstance(old_keys, list):
+    old_extras = previous.get("extras")
+    if not isinstance(entries, dict) or not isinstance(old_keys, list) or not isinstance(old_extras, list):
         return None
     lines = _previous_lines(output, previous.get("sha256"), previous.get("size"), len(old_keys))
     if lines is None:
         return None
-    old_line = dict(zip(old_keys, lines, strict=True))
-    items: list[tuple[str, dict[str, Any] | bytes]] = []
     marks: dict[str, EntryMark] = {}
+    added: list[tuple[str, dict[str, Any] | bytes]] = []
     present: set[str] = set()
     sourced = enriched = False
     markings: set[str] = set()
-    for file in files:
-        index = file.index
-        mark = entries.get(file.entry) if file.entry is not None and not file.parsed else None
-        if mark is not None and None not in index.types:
-            try:
-                mark = EntryMark(*mark)
-                items.extend((line_key, old_line[line_key]) for line_key in map("{}\0{}".format, index.types, index.ids))
-            except (KeyError, TypeError):
-                return None
-        else:
-            objects = file.objects()[0]
-            mark = mark_of(objects)
-            for obj in objects:
-                data = obj.data
-                items.append((f"{data.get('type', '')}\0{data.get('id', '')}", _with_source(obj)))
-        present.update(index.ids)
-        sourced = sourced or mark.sourced
-        enriched = enriched or mark.enriched
-        markings.update(mark.markings)
-        if file.entry is not None:
-            marks[file.entry] = mark
+    reused: set[str | None] = set()
+    try:
+        for file in files:
+            index = file.index
+            stored = entries.get(file.entry) if file.entry is not None and not file.parsed else None
+            if stored is not None:
+                mark = EntryMark(*stored)
+                reused.add(file.entry)
+            else:
+                objects = file.objects()[0]
+                mark = mark_of(objects)
+                added.extend(zip(mark.keys, map(_with_source, objects), strict=True))
+            present.update(index.ids)
+            sourced = sourced or mark.sourced
+            enriched = enriched or mark.enriched
+            markings.update(mark.markings)
+            if file.entry is not None:
+                marks[file.entry] = mark
+        removed = set(old_extras)  # worked out again below
+        for entry, stored in entries.items():
+            if entry not in reused:
+                removed.update(stored[0])  # the objects of files changed, moved or deleted since
+    except (TypeError, ValueError):
+        return None
     # The built-in objects the bundle adds, as tiops.compile.bundle_objects adds them.
     extra: dict[str, dict[str, Any]] = {}
     if sourced:
@@ -136,12 +142,27 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
         for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
             if dependency not in present:
                 extra[dependency] = BUILTIN_OBJECTS[dependency]
-    items.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
-    items.sort(key=_first)
-    keys = [line_key for line_key, _ in items]
-    if any(line_key.count("\0") != 1 for line_key in keys) or len(set(keys)) != len(keys):
-        return None  # a type holding NUL or two objects with one key: tiops.compile orders those
-    return [line for _, line in items], keys, marks
+    added.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
+    added.sort(key=_first)
+    kept = [position for position, line_key in enumerate(old_keys) if line_key not in removed]
+    kept_keys = [old_keys[position] for position in kept]
+    added_keys = [line_key for line_key, _ in added]
+    if (len(set(added_keys)) != len(added_keys) or not set(kept_keys).isdisjoint(added_keys)
+            or any(line_key.count("\0") != 1 for line_key in added_keys)):
+        return None  # two objects with one key, or a type holding NUL: tiops.compile orders those
+    result: list[dict[str, Any] | bytes] = []
+    keys: list[str] = []
+    start = 0
+    for line_key, obj in added:
+        stop = bisect.bisect_left(kept_keys, line_key, start)
+        result.extend(lines[position] for position in kept[start:stop])
+        keys.extend(kept_keys[start:stop])
+        result.append(obj)
+        keys.append(line_key)
+        start = stop
+    result.extend(lines[position] for position in kept[start:])
+    keys.extend(kept_keys[start:])
+    return result, keys, marks
 
 
 def _first(item: tuple[str, Any]) -> str:

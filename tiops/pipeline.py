@@ -125,8 +125,8 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
         if spliced is not None:
             lines, line_keys, entry_marks = spliced
             written = write_bundle(lines, output)
-            loaded.cache.write_record(bundlereuse.RECORD, bundlereuse.record(key, output, written.sha256, written.size,
-                                                                             line_keys, entry_marks))
+            _keep_record(loaded.cache, bundlereuse.record(key, output, written.sha256, written.size, line_keys,
+                                                          entry_marks))
             outcome = RulesOutcome(objects=[])
             metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": written.sha256,
                         "objects": len(lines)}
@@ -151,10 +151,16 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
         written = write_bundle(bundlereuse.recorded_keys(objects, keys), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
-        loaded.cache.write_record(bundlereuse.RECORD, bundlereuse.record(key, output, written.sha256, written.size,
-                                                                         keys, marks))
+        _keep_record(loaded.cache, bundlereuse.record(key, output, written.sha256, written.size, keys, marks))
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
                 "objects": len(objects)}
     return BuildResult(bundle, len(objects), findings, metadata, None, output)
+
+
+def _keep_record(cache: Any, record: dict[str, Any] | None) -> None:
+    """Keep the record of the bundle just written for the next compile (tiops.bundlereuse), or forget the last one."""
+    from tiops.bundlereuse import RECORD
+
+    cache.write_record(RECORD, record if record is not None else {})

@@ -152,11 +152,15 @@ def unclean_files(files: Sequence[IndexedFile], types: dict[str, str], malformed
     own code, and a file is clean when all of its are.
     """
     references = _ReferenceVerdicts(types, malformed)
+    targets: set[tuple[str, str, str]] = set()
+    for file in files:
+        targets.update(file.index.reference_targets)
+    reported = {target for target in targets if not references.clean(target)}
     relationships: dict[tuple[str, str, str], bool] = {}
     unclean: list[bool] = []
     for file in files:
         index = file.index
-        dirty = not all(references.clean(target) for target in index.reference_targets)
+        dirty = bool(reported) and not reported.isdisjoint(index.reference_targets)
         if not dirty:
             for _, source, target, relationship_type in index.relationships:
                 source_type = types.get(str(source))

@@ -1,0 +1,228 @@
+"""Builds through the cache's file indexes and the previous bundle's lines give what an uncached build gives."""
+
+from __future__ import annotations
+
+import marshal
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
+
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
+from tiops.bundlereuse import RECORD, record_key, spliced_objects
+from tiops.findings import Finding
+from tiops.pipeline import ValidationFailed, build
+from tiops.rules import resolve_as_of
+from tiops.rules.model import load_rules
+from tiops.validate import validate_indexed, validate_paths
+from tiops.validate.indexed import involved_ids
+
+AS_OF = "2025-01-01"
+DATA = Path(__file__).parent / "data"
+PARTNER = "intel/partner-writer"
+LOCK = Path(__file__).resolve().parents[1] / "intel" / ".enrichment"
+RULES = """\
+- name: Tag indicators
+  order: 5
+  object_types: [indicator]
+  when: {all: [{field: type, op: equals, value: indicator}]}
+  actions:
+    - {add_tags: [reviewed]}
+- name: Drop one malware
+  order: 6
+  when: {all: [{field: name, op: equals, value: Mimikatz}]}
+  actions: [{drop: true}]
+"""
+
+Outcome = tuple[bytes | None, list[Finding], dict[str, Any] | None]
+
+
+@pytest.fixture
+def plain_repo(example_repo: Path) -> Path:
+    """The example repository without ingestion rules or an enrichment lock, with a partner source folder."""
+    shutil.rmtree(example_repo / "rules" / "ingestion")
+    shutil.rmtree(example_repo / "intel" / ".enrichment")
+    shutil.copytree(DATA / "importers" / "writer.expected", example_repo / PARTNER)
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    return example_repo
+
+
+def _compiled(root: Path, output: Path, *, cache: bool) -> Outcome:
+    try:
+        result = build(root, as_of=AS_OF, cache=cache, output=output)
+    except ValidationFailed as failed:
+        return None, failed.findings, None
+    return output.read_bytes(), result.findings, result.metadata
+
+
+def _will_reuse(root: Path, output: Path) -> bool:
+    """Whether the next cached compile to ``output`` takes unchanged files' lines from the bundle there."""
+    loaded = load_repo_indexed(root)
+    record = loaded.cache.read_record(RECORD)
+    rule_set = load_rules(loaded.repo.config)[0]
+    return spliced_objects(record, record_key(loaded.cache.context, rule_set.digest, resolve_as_of(root, AS_OF).text), output,
+                           loaded.files) is not None
+
+
+def _snapshot(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in root.rglob("*")
+            if path.is_file() and CACHE_DIR.parts[0] not in path.relative_to(root).parts}
+
+
+def _restore(root: Path, snapshot: dict[Path, bytes]) -> None:
+    """The repository as it was at ``snapshot``: files added since removed, the others' content back."""
+    for path in _snapshot(root).keys() - snapshot.keys():
+        path.unlink()
+    for path, content in snapshot.items():
+        if not path.exists() or path.read_bytes() != content:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            _age(path)
+
+
+EXTRA_EDITS = ("rules", "lock", "overlay", "partner-edit", "remove-referenced-id", "duplicate-in-edited", "nothing")
+
+
+def _extra_edit(root: Path, rng: random.Random, step: int, kind: str) -> list[Path]:
+    if kind == "rules":  # ingestion rules that change and drop objects come, or go
+        target = root / "rules" / "ingestion" / "test.yaml"
+        if target.exists():
+            target.unlink()
+            return []
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(RULES, encoding="utf-8")
+        return [target]
+    if kind == "lock":  # an enrichment lock comes, or goes
+        target = root / "intel" / ".enrichment"
+        if target.exists():
+            shutil.rmtree(target)
+            return []
+        shutil.copytree(LOCK, target)
+        return list(target.rglob("*.json"))
+    if kind == "overlay":  # partner intel: an overlay value, then another
+        overlay = root / PARTNER / "_overlay.yaml"
+        identifier = _object_id(next((root / PARTNER / "indicator").glob("*.yaml")))
+        overlay.write_text(f"{identifier}:\n  confidence: {rng.choice([10, 50, 90])}\n", encoding="utf-8")
+        return [overlay]
+    if kind == "partner-edit":  # an imported file edited by hand (TI700/TI701)
+        path = next((root / PARTNER / "indicator").glob("*.yaml"))
+        path.write_text(path.read_text(encoding="utf-8") + f"x_note: hand edit {step}\n", encoding="utf-8")
+        return [path]
+    if kind == "remove-referenced-id":  # a referenced object takes another id: references to the old one dangle
+        path = root / "intel" / "malware" / "mimikatz.yaml"
+        if not path.exists():
+            return []
+        text = path.read_text(encoding="utf-8")
+        old = _object_id(path)
+        assert old
+        path.write_text(text.replace(old, f"malware--00000000-0000-4000-8000-{step:012d}"), encoding="utf-8")
+        return [path]
+    if kind == "duplicate-in-edited":  # the edited file takes the id of another file's object
+        files = [p for p in _intel_files(root) if _object_id(p) and "relationship" not in p.parts[-2]]
+        edited, other = rng.sample(files, 2)
+        edited_id, other_id = _object_id(edited), _object_id(other)
+        assert edited_id and other_id
+        edited.write_text(edited.read_text(encoding="utf-8").replace(edited_id, other_id, 1), encoding="utf-8")
+        return [edited]
+    return []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(plain_repo: Path, tmp_path: Path,
+                                                                             seed: int) -> None:
+    rng = random.Random(seed)
+    cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
+    first = _compiled(plain_repo, cached_out, cache=True)
+    assert first[0] is not None and first == _compiled(plain_repo, uncached_out, cache=False)
+    kinds = list(EDITS) + list(EXTRA_EDITS)
+    plan = rng.sample(kinds, len(kinds)) + [rng.choice(kinds) for _ in range(4)]
+    reused = 0
+    for step, kind in enumerate(plan):
+        before = _snapshot(plain_repo)
+        if kind in EXTRA_EDITS:
+            written = _extra_edit(plain_repo, rng, step, kind)
+        else:
+            kind, written = _edit(plain_repo, rng, step, kind)
+        _age(*written)
+        reused += _will_reuse(plain_repo, cached_out)
+        cached = _compiled(plain_repo, cached_out, cache=True)
+        assert cached == _compiled(plain_repo, uncached_out, cache=False), f"step {step}: {kind}"
+        assert _compiled(plain_repo, cached_out, cache=True) == cached, f"step {step}: {kind}, second run"
+        for named in written[:1]:
+            if named.suffix == ".yaml" and "intel" in named.parts and not named.name.startswith("_"):
+                assert (validate_paths(plain_repo, [named], cache=True)
+                        == validate_paths(plain_repo, [named], cache=False)), f"step {step}: {kind}, validate FILE"
+        if cached[0] is None or kind in ("rules", "lock") or rng.random() < 0.5:
+            _restore(plain_repo, before)  # back to a repository that compiles, the bundle's own objects unchanged
+    assert reused >= 3  # the previous bundle's lines were taken, not only the full way
+
+
+def test_a_changed_or_missing_previous_bundle_is_not_reused(plain_repo: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bundle.json"
+    assert _compiled(plain_repo, output, cache=True)[0] is not None
+    edited = _intel_files(plain_repo)[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    _age(edited)
+    assert _will_reuse(plain_repo, output)
+    output.write_bytes(output.read_bytes().replace(b'"type":"malware"', b'"type":"malwarf"', 1))  # edited by hand
+    assert not _will_reuse(plain_repo, output)
+    expected = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert _compiled(plain_repo, output, cache=True) == expected
+    output.unlink()
+    assert not _will_reuse(plain_repo, output)
+    assert _compiled(plain_repo, output, cache=True) == expected
+    # another output file has no record: compiled the full way, the same bytes
+    assert _compiled(plain_repo, tmp_path / "other.json", cache=True)[0] == expected[0]
+
+
+def test_a_damaged_record_is_ignored(plain_repo: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled(plain_repo, output, cache=True)
+    record = plain_repo / CACHE_DIR / RECORD
+    raw = bytearray(record.read_bytes())
+    raw[-5] ^= 0xFF
+    record.write_bytes(bytes(raw))
+    assert not _will_reuse(plain_repo, output)
+    assert _compiled(plain_repo, output, cache=True) == expected
+    assert _will_reuse(plain_repo, output)  # rewritten
+
+
+def test_an_entry_whose_objects_cannot_be_read_is_loaded_again(plain_repo: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled(plain_repo, output, cache=True)
+    cache = BuildCache.open(plain_repo, context_key(plain_repo))
+    for shard in cache._shards.values():
+        for by_key in shard.values():
+            for key, payload in by_key.items():
+                index, _objects = marshal.loads(payload)
+                by_key[key] = marshal.dumps((index, b"not marshal data"))  # the index readable, the objects not
+        cache._dirty.update(cache._shards)
+    cache._used = {(blob, key) for shard in cache._shards.values() for blob, by_key in shard.items() for key in by_key}
+    cache._new_index = cache._index
+    cache.save()
+    uncached = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert uncached[0] == expected[0]
+    assert _compiled(plain_repo, output, cache=True)[1:] == uncached[1:]
+    named = _intel_files(plain_repo)[0]
+    assert validate_paths(plain_repo, [named], cache=True) == validate_paths(plain_repo, [named], cache=False)
+
+
+def test_validate_file_reads_only_the_files_involved(plain_repo: Path) -> None:
+    assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
+    named = plain_repo / "intel" / "malware" / "mimikatz.yaml"
+    relative = "intel/malware/mimikatz.yaml"
+    loaded = load_repo_indexed(plain_repo, fresh={relative}.__contains__)
+    involved = involved_ids(loaded.files, {relative})
+    mimikatz = _object_id(named)
+    assert mimikatz in involved and len(involved) > 1  # relationships to it are involved too
+    validate_indexed(loaded.repo, loaded.files, named={relative})
+    read = {file.relative for file in loaded.files if file._loaded is not None}
+    assert relative in read
+    assert len(read) < len(loaded.files) // 2
+    # every file read holds an involved id, or needs its objects for the extension and partner checks
+    for file in loaded.files:
+        if file.relative in read and not file.index.needs_objects:
+            assert not involved.isdisjoint(file.index.ids), file.relative
