@@ -50,8 +50,24 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
     if not cache:
         repo = load_repo(root, progress=progress)
         return repo, validate_repo(repo, progress=progress)
-    from tiops.buildcache import load_repo_cached  # imported here: only cached builds need it
+    from tiops.buildcache import (  # only cached builds need them
+        StaleEntry,
+        load_repo_cached,
+        load_repo_indexed,
+    )
+    from tiops.validate import validate_indexed
 
+    indexed = load_repo_indexed(root, progress=progress)
+    try:
+        # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
+        findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+        for file in indexed.files:
+            indexed.repo.objects.extend(file.objects()[0])
+    except StaleEntry:
+        pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
+    else:
+        indexed.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+        return indexed.repo, findings
     loaded = load_repo_cached(root, progress=progress)
     findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest

@@ -192,10 +192,23 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
     if not cache:
         repo = load_repo(root, progress=progress)
         return repo, validate_repo(repo, progress=progress)
-    from tiops.buildcache import load_repo_cached  # imported here: it imports this package's checks
+    from tiops.buildcache import (  # they import this package's checks
+        StaleEntry,
+        load_repo_cached,
+        load_repo_indexed,
+    )
 
     wanted = {_display(t, root) for t in named if t != root}
     folders = tuple(w.rstrip("/") + "/" for w in wanted)
+    if not wanted:  # the whole repository: checked from the cache's file indexes, reading few objects
+        indexed = load_repo_indexed(root, progress=progress)
+        try:
+            findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+        except StaleEntry:
+            pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
+        else:
+            indexed.cache.save()
+            return indexed.repo, findings
     loaded = load_repo_cached(root, progress=progress,
                               fresh=lambda relative: relative in wanted or relative.startswith(folders))
     findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
