@@ -63,8 +63,9 @@ def _will_reuse(root: Path, output: Path) -> bool:
     loaded = load_repo_indexed(root)
     record = loaded.cache.read_record(RECORD)
     rule_set = load_rules(loaded.repo.config)[0]
+    types = validate_indexed(loaded.repo, loaded.files).types
     return spliced_objects(record, record_key(loaded.cache.context, rule_set.digest, resolve_as_of(root, AS_OF).text), output,
-                           loaded.files) is not None
+                           loaded.files, types) is not None
 
 
 def _snapshot(root: Path) -> dict[Path, bytes]:

@@ -84,7 +84,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 4
+FORMAT = 5
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -222,7 +222,7 @@ def _load_index(stored: Any) -> FileIndex:
         raise ValueError("not a stored index")
     load_findings, object_findings, malformed, ids, types, relationships, sightings, targets, needs_objects = stored
     if not (type(malformed) is list and type(ids) is list and type(types) is list and type(relationships) is list
-            and type(sightings) is list and type(targets) is list) or len(ids) != len(types):
+            and type(sightings) is list and (targets is None or type(targets) is str)) or len(ids) != len(types):
         raise ValueError("not a stored index")
     return FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
                      [_load_finding(f) for f in object_findings] if object_findings else [],
@@ -663,6 +663,10 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)
     append = loaded.files.append
+    index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used.add
+    trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
+    blob: str | None
+    info: os.stat_result | None
     with paused_gc():
         files = list(_object_files(intel, root, repo))
         for done, (path, relative, defaults) in enumerate(files, 1):
@@ -670,6 +674,37 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
             if known is None or known[0] is not defaults:
                 known = keys[id(defaults)] = (defaults, defaults_key(defaults))
             key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
+            if key is not None and (fresh is None or not fresh(relative)):
+                # The usual file: unchanged since the index was written, its entry in the cache.
+                # known_blob, lookup and remember inlined: this runs once per file of the repository.
+                record = index_get(relative)
+                try:
+                    now = lstat(path)
+                except OSError:
+                    record = None
+                if record is not None and now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
+                        record[0] == now.st_size and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns
+                        and record[3] == now.st_ino):
+                    blob = record[4]
+                    try:
+                        shard = shards.get(int(blob[:2], 16))  # _shard_of, inlined
+                    except (TypeError, ValueError):
+                        shard = None
+                    by_key = shard.get(blob) if shard is not None else None
+                    payload = by_key.get(key) if type(by_key) is dict else None
+                    if type(payload) is bytes:
+                        try:
+                            index, stored = FileEntry(payload).read_index()
+                        except (ValueError, TypeError, EOFError, IndexError):
+                            pass  # not an entry after all: the general way below loads the file afresh
+                        else:
+                            used((blob, key))
+                            new_index[relative] = record
+                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored))
+                            loaded.reused_files += 1
+                            if done % 1000 == 0 or done == len(files):
+                                progress("load", done, len(files))
+                            continue
             blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
             if entry is not None and blob is not None and info is not None:
                 try:

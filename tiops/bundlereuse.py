@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -35,6 +35,7 @@ from tiops.load import IntelObject
 from tiops.stix import BUILTIN_DEPENDENCIES, BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
 
 RECORD = "bundle-record"
+_TAIL = b'\n],"type":"bundle"}\n'  # what tiops.compile writes after the last object
 _READ_CHUNK = 1 << 20
 
 
@@ -87,9 +88,12 @@ def record(key: str, output: Path, sha256: str, size: int, keys: list[str],
             "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
 
 
-def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
-                    files: Sequence[BundleFile]) -> tuple[list[dict[str, Any] | bytes], list[str], dict[str, EntryMark]] | None:
-    """The bundle's objects in order (kept lines as bytes), their keys and each entry's mark; None to write it afresh."""
+def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
+                    present: Container[str]) -> tuple[list[dict[str, Any] | bytes], list[str], dict[str, EntryMark]] | None:
+    """The bundle's objects in order (kept lines as bytes), their keys and each entry's mark; None to write it afresh.
+
+    ``present``: the ids of every object (tiops.validate.indexed.repository_maps' id -> type map).
+    """
     if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
         return None
     entries = previous.get("entries")
@@ -100,34 +104,34 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
     lines = _previous_lines(output, previous.get("sha256"), previous.get("size"), len(old_keys))
     if lines is None:
         return None
-    marks: dict[str, EntryMark] = {}
     added: list[tuple[str, dict[str, Any] | bytes]] = []
-    present: set[str] = set()
+    fresh: dict[str, EntryMark] = {}
+    reused: list[str] = []
     sourced = enriched = False
     markings: set[str] = set()
-    reused: set[str | None] = set()
     try:
         for file in files:
-            index = file.index
-            stored = entries.get(file.entry) if file.entry is not None and not file.parsed else None
-            if stored is not None:
-                mark = EntryMark(*stored)
-                reused.add(file.entry)
-            else:
-                objects = file.objects()[0]
-                mark = mark_of(objects)
-                added.extend(zip(mark.keys, map(_with_source, objects), strict=True))
-            present.update(index.ids)
+            entry = file.entry
+            if entry is not None and not file.parsed and entry in entries:
+                reused.append(entry)
+                continue
+            objects = file.objects()[0]
+            mark = mark_of(objects)
+            added.extend(zip(mark.keys, map(_with_source, objects), strict=True))
             sourced = sourced or mark.sourced
             enriched = enriched or mark.enriched
             markings.update(mark.markings)
-            if file.entry is not None:
-                marks[file.entry] = mark
+            if entry is not None:
+                fresh[entry] = mark
+        kept_marks = [entries[entry] for entry in reused]
+        sourced = sourced or any(mark[1] for mark in kept_marks)
+        enriched = enriched or any(mark[2] for mark in kept_marks)
+        markings.update(*(mark[3] for mark in kept_marks))
         removed = set(old_extras)  # worked out again below
-        for entry, stored in entries.items():
-            if entry not in reused:
-                removed.update(stored[0])  # the objects of files changed, moved or deleted since
-    except (TypeError, ValueError):
+        for entry in entries.keys() - set(reused):
+            removed.update(entries[entry][0])  # the objects of files changed, moved or deleted since
+        marks = {**dict(zip(reused, map(_as_mark, kept_marks), strict=True)), **fresh}
+    except (TypeError, ValueError, IndexError):
         return None
     # The built-in objects the bundle adds, as tiops.compile.bundle_objects adds them.
     extra: dict[str, dict[str, Any]] = {}
@@ -137,7 +141,7 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
         for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
             if definition["id"] not in present:
                 extra[definition["id"]] = definition
-    for marking_id in sorted(markings - present):
+    for marking_id in sorted(marking for marking in markings if marking not in present):
         extra[marking_id] = BUILTIN_OBJECTS[marking_id]
         for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
             if dependency not in present:
@@ -147,7 +151,7 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
     kept = [position for position, line_key in enumerate(old_keys) if line_key not in removed]
     kept_keys = [old_keys[position] for position in kept]
     added_keys = [line_key for line_key, _ in added]
-    if (len(set(added_keys)) != len(added_keys) or not set(kept_keys).isdisjoint(added_keys)
+    if (len(set(added_keys)) != len(added_keys) or any(_holds(kept_keys, line_key) for line_key in added_keys)
             or any(line_key.count("\0") != 1 for line_key in added_keys)):
         return None  # two objects with one key, or a type holding NUL: tiops.compile orders those
     result: list[dict[str, Any] | bytes] = []
@@ -165,6 +169,15 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path,
     return result, keys, marks
 
 
+def _as_mark(stored: Any) -> EntryMark:
+    return EntryMark._make(stored)
+
+
+def _holds(ordered: list[str], line_key: str) -> bool:
+    position = bisect.bisect_left(ordered, line_key)
+    return position < len(ordered) and ordered[position] == line_key
+
+
 def _first(item: tuple[str, Any]) -> str:
     return item[0]
 
@@ -177,10 +190,9 @@ def _previous_lines(output: Path, sha256: Any, size: Any, count: int) -> list[by
         return None
     if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
         return None
-    # One object per line; a line's JSON holds no newline (tiops.compile). Head and tail aside.
-    parts = content.split(b"\n")
-    lines = parts[1:-2]
-    if len(lines) != count or not count:
+    # One object per line, lines joined by ",\n"; a line's JSON holds no newline (tiops.compile).
+    start = content.find(b"\n") + 1
+    if not start or not content.endswith(_TAIL) or not count:
         return None
-    lines[:-1] = [line[:-1] for line in lines[:-1]]  # the comma between objects
-    return lines
+    lines = content[start:len(content) - len(_TAIL)].split(b",\n")
+    return lines if len(lines) == count else None

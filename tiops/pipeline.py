@@ -125,7 +125,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
     try:
-        findings = validate_indexed(repo, loaded.files, progress=progress)[0]
+        findings, _, types = validate_indexed(repo, loaded.files, progress=progress)
     except StaleEntry:
         return None
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
@@ -137,7 +137,8 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     moment = resolve_as_of(root, as_of)
     if reusable and output is not None:
         key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
-        spliced = bundlereuse.spliced_objects(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files)
+        spliced = bundlereuse.spliced_objects(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
+                                              types)
         if spliced is not None:
             lines, line_keys, entry_marks = spliced
             written = write_bundle(lines, output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from tiops.enrich.lock import read_lock_for_build
 from tiops.findings import Finding, sort_findings
@@ -109,7 +110,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
 
 
 def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str] | None = None,
-                     progress: Progress = no_progress) -> tuple[list[Finding], set[str] | None]:
+                     progress: Progress = no_progress) -> IndexedFindings:
     """:func:`validate_repo` of a repository loaded as file indexes (tiops.validate.indexed), reading few objects.
 
     ``repo``: the configuration, overlays and findings made before any file was read;
@@ -117,7 +118,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
     for the whole repository. With ``named`` (repository paths of object files, as
     ``tiops validate FILE`` is given them) only what is needed to report on those files
     is checked: the findings then hold every one that concerns them (their own and
-    those of the ids returned, :func:`_involved_ids`), and others that do not.
+    those of the ids ``involved``, :func:`_involved_ids`), and others that do not.
     """
     with paused_gc():
         findings = list(repo.findings)
@@ -146,7 +147,15 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                 file_objects, file_references = file.objects()
                 objects.extend(file_objects)
                 references.extend(file_references)
-        return _repo_wide(repo, objects, findings, types, references, malformed), involved
+        return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed), involved, types)
+
+
+class IndexedFindings(NamedTuple):
+    """What :func:`validate_indexed` gives."""
+
+    findings: list[Finding]
+    involved: set[str] | None  # with named files: the ids whose findings are reported with theirs
+    types: dict[str, str]  # id -> type of every object (tiops.validate.references.object_types)
 
 
 def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_progress,
@@ -235,7 +244,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     if not wanted <= {file.relative for file in loaded.files}:
         return None  # not (all) object files: checked as part of the whole repository
     try:
-        findings, involved = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+        findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save()

@@ -53,7 +53,10 @@ class FileIndex(NamedTuple):
     types: list[str | None]  # each object's type, None where its id is not a string (object_types skips it)
     relationships: list[tuple[int, Any, Any, Any]]  # (position, source_ref, target_ref, relationship_type)
     sightings: list[tuple[int, Any]]  # (position, sighting_of_ref)
-    reference_targets: list[tuple[str, str, str]]  # distinct (object type, property, id) of its references
+    # The distinct (object type, property, id) of its references, each NUL-joined, sorted and
+    # joined by newlines: files of one folder mostly share the very same text, judged once.
+    # None when a part holds NUL or a newline itself (the file is then always read).
+    reference_targets: str | None
     needs_objects: bool  # an extension is used or defined, or partner intel: the checks read the objects
 
 
@@ -82,8 +85,11 @@ def index_file(objects: Sequence[IntelObject], load_findings: list[Finding], obj
         for prop, value, _path in listed:
             if type(value) is str:
                 targets.add((stix_type, prop, value))
+    joined: str | None = "\n".join(sorted("\0".join(target) for target in targets))
+    if (joined and joined.count("\0") != 2 * len(targets)) or (joined and joined.count("\n") != len(targets) - 1):
+        joined = None
     return FileIndex(load_findings, object_findings, list(malformed), ids, types, relationships, sightings,
-                     sorted(targets), needs_objects)
+                     joined, needs_objects)
 
 
 class IndexedFile(Protocol):
@@ -152,15 +158,20 @@ def unclean_files(files: Sequence[IndexedFile], types: dict[str, str], malformed
     own code, and a file is clean when all of its are.
     """
     references = _ReferenceVerdicts(types, malformed)
-    targets: set[tuple[str, str, str]] = set()
-    for file in files:
-        targets.update(file.index.reference_targets)
-    reported = {target for target in targets if not references.clean(target)}
+    by_text: dict[str, bool] = {"": True}
     relationships: dict[tuple[str, str, str], bool] = {}
     unclean: list[bool] = []
     for file in files:
         index = file.index
-        dirty = bool(reported) and not reported.isdisjoint(index.reference_targets)
+        targets = index.reference_targets
+        if targets is None:
+            unclean.append(True)
+            continue
+        clean = by_text.get(targets)
+        if clean is None:
+            clean = by_text[targets] = all(references.clean(tuple(target.split("\0")))  # type: ignore[arg-type]
+                                           for target in targets.split("\n"))
+        dirty = not clean
         if not dirty:
             for _, source, target, relationship_type in index.relationships:
                 source_type = types.get(str(source))
