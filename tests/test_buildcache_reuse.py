@@ -12,7 +12,7 @@ import pytest
 from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
-from tiops.bundlereuse import RECORD, record_key, spliced_objects
+from tiops.bundlereuse import RECORD, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
 from tiops.rules import resolve_as_of
@@ -64,7 +64,7 @@ def _will_reuse(root: Path, output: Path) -> bool:
     record = loaded.cache.read_record(RECORD)
     rule_set = load_rules(loaded.repo.config)[0]
     types = validate_indexed(loaded.repo, loaded.files).types
-    return spliced_objects(record, record_key(loaded.cache.context, rule_set.digest, resolve_as_of(root, AS_OF).text), output,
+    return spliced(record, record_key(loaded.cache.context, rule_set.digest, resolve_as_of(root, AS_OF).text), output,
                            loaded.files, types) is not None
 
 

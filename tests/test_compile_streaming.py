@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,7 +18,13 @@ import orjson
 import pytest
 
 from tiops import build, load_repo
-from tiops.compile import bundle_objects, compiled_objects, serialize_bundle, write_bundle
+from tiops.compile import (
+    bundle_objects,
+    compiled_objects,
+    serialize_bundle,
+    write_bundle,
+    write_line_runs,
+)
 from tiops.errors import TiopsError
 from tiops.stix import TIOPS_NAMESPACE
 
@@ -115,3 +122,25 @@ def test_a_folder_in_the_bundles_place_is_a_clear_error_and_leaves_no_partial_fi
     with pytest.raises(TiopsError, match="cannot write the bundle to"):
         write_bundle(bundle_objects(load_repo(example_repo)), target)
     assert [p.name for p in target.parent.iterdir()] == ["bundle.json"] and target.is_dir()
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4)])
+def test_lines_written_as_runs_give_the_bytes_of_write_bundle(example_repo: Path, tmp_path: Path,
+                                                               cuts: tuple[int, ...]) -> None:
+    objects = compiled_objects(load_repo(example_repo))
+    expected = write_bundle(objects, tmp_path / "bundle.json")
+    content = (tmp_path / "bundle.json").read_bytes()
+    lines = [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objects]
+    # Kept runs as views of one buffer joined by ",\n" (as tiops.bundlereuse keeps them), new lines as bytes.
+    joined = b",\n".join(lines)
+    bounds = [0, *cuts, len(lines)]
+    pieces: list[bytes | memoryview] = []
+    for number, (start, stop) in enumerate(pairwise(bounds)):
+        if number % 2:
+            pieces.extend(lines[start:stop])
+        elif start < stop:
+            offset = sum(len(line) + 2 for line in lines[:start])
+            pieces.append(memoryview(joined)[offset:offset + len(b",\n".join(lines[start:stop]))])
+    written = write_line_runs(pieces, tmp_path / "runs.json")
+    assert (tmp_path / "runs.json").read_bytes() == content
+    assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)

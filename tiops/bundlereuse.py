@@ -29,13 +29,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from tiops.compile import _survey, _with_source
+from tiops.compile import _BUNDLE_TAIL as _TAIL
+from tiops.compile import WrittenBundle, _survey, _with_source, bundle_head_size, object_line
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_OBJECT
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_DEPENDENCIES, BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
 
 RECORD = "bundle-record"
-_TAIL = b'\n],"type":"bundle"}\n'  # what tiops.compile writes after the last object
 _READ_CHUNK = 1 << 20
 
 
@@ -77,20 +77,36 @@ def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str]) -> Iterato
         yield obj
 
 
-def record(key: str, output: Path, sha256: str, size: int, keys: list[str],
-           marks: dict[str, EntryMark]) -> dict[str, Any] | None:
-    """The record of a bundle just written (None when its lines are not in plain key order: not kept)."""
+def record(key: str, output: Path, written: WrittenBundle, keys: list[str], marks: dict[str, EntryMark],
+           offsets: list[int] | None = None) -> dict[str, Any] | None:
+    """The record of a bundle just written (None when its lines are not in plain key order: not kept).
+
+    ``offsets``: where each line starts in the file, when the caller knows; else the file is read for them.
+    """
     if any(earlier >= later for earlier, later in pairwise(keys)):
         return None
+    if offsets is None:
+        offsets = _line_offsets(output.read_bytes())
+        if offsets is None or len(offsets) != len(keys):
+            return None
     owned = {line_key for mark in marks.values() for line_key in mark.keys}
-    return {"key": key, "output": os.fspath(output.resolve()), "sha256": sha256, "size": size, "lines": keys,
-            "extras": [line_key for line_key in keys if line_key not in owned],
+    return {"key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256, "size": written.size,
+            "lines": keys, "offsets": offsets, "extras": [line_key for line_key in keys if line_key not in owned],
             "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
 
 
-def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
-                    present: Container[str]) -> tuple[list[dict[str, Any] | bytes], list[str], dict[str, EntryMark]] | None:
-    """The bundle's objects in order (kept lines as bytes), their keys and each entry's mark; None to write it afresh.
+class Spliced(NamedTuple):
+    """A bundle made of the previous one's lines and new ones, ready for tiops.compile.write_line_runs."""
+
+    pieces: list[bytes | memoryview]  # a new line (bytes), or kept lines still joined by ",\n" (a view)
+    keys: list[str]  # of every line, in order
+    offsets: list[int]  # where each line will start in the file
+    marks: dict[str, EntryMark]
+
+
+def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
+            present: Container[str]) -> Spliced | None:
+    """The bundle with the previous bundle's lines for unchanged entries; None to write it the full way.
 
     ``present``: the ids of every object (tiops.validate.indexed.repository_maps' id -> type map).
     """
@@ -98,13 +114,15 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path, fil
         return None
     entries = previous.get("entries")
     old_keys = previous.get("lines")
+    old_offsets = previous.get("offsets")
     old_extras = previous.get("extras")
-    if not isinstance(entries, dict) or not isinstance(old_keys, list) or not isinstance(old_extras, list):
+    if not (isinstance(entries, dict) and isinstance(old_keys, list) and isinstance(old_extras, list)
+            and isinstance(old_offsets, list) and len(old_offsets) == len(old_keys) and old_keys):
         return None
-    lines = _previous_lines(output, previous.get("sha256"), previous.get("size"), len(old_keys))
-    if lines is None:
+    content = _previous_content(output, previous.get("sha256"), previous.get("size"))
+    if content is None:
         return None
-    added: list[tuple[str, dict[str, Any] | bytes]] = []
+    added: list[tuple[str, dict[str, Any]]] = []
     fresh: dict[str, EntryMark] = {}
     reused: list[str] = []
     sourced = enriched = False
@@ -148,51 +166,93 @@ def spliced_objects(previous: dict[str, Any] | None, key: str, output: Path, fil
                 extra[dependency] = BUILTIN_OBJECTS[dependency]
     added.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
     added.sort(key=_first)
-    kept = [position for position, line_key in enumerate(old_keys) if line_key not in removed]
-    kept_keys = [old_keys[position] for position in kept]
+    return _splice(content, old_keys, old_offsets, removed, added, marks)
+
+
+def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],
+            added: list[tuple[str, dict[str, Any]]], marks: dict[str, EntryMark]) -> Spliced | None:
+    """The previous lines but ``removed`` ones, with ``added`` in key order, as runs of kept lines."""
+    count = len(old_keys)
     added_keys = [line_key for line_key, _ in added]
-    if (len(set(added_keys)) != len(added_keys) or any(_holds(kept_keys, line_key) for line_key in added_keys)
-            or any(line_key.count("\0") != 1 for line_key in added_keys)):
+    if len(set(added_keys)) != len(added_keys) or any(line_key.count("\0") != 1 for line_key in added_keys):
         return None  # two objects with one key, or a type holding NUL: tiops.compile orders those
-    result: list[dict[str, Any] | bytes] = []
+    gone: set[int] = set()
+    for line_key in removed:
+        position = bisect.bisect_left(old_keys, line_key)
+        if position == count or old_keys[position] != line_key:
+            return None
+        gone.add(position)
+    # (position, 0 insert before it / 1 drop it, order among inserts, line, key)
+    events: list[tuple[int, int, int, bytes, str]] = [(position, 1, 0, b"", "") for position in gone]
+    for order, (line_key, obj) in enumerate(added):
+        position = bisect.bisect_left(old_keys, line_key)
+        if position < count and old_keys[position] == line_key and position not in gone:
+            return None  # the key of a kept line
+        events.append((position, 0, order, object_line(obj), line_key))
+    events.sort(key=_event_order)
+    view = memoryview(content)
+    body_end = len(content) - len(_TAIL)
+    pieces: list[bytes | memoryview] = []
     keys: list[str] = []
-    start = 0
-    for line_key, obj in added:
-        stop = bisect.bisect_left(kept_keys, line_key, start)
-        result.extend(lines[position] for position in kept[start:stop])
-        keys.extend(kept_keys[start:stop])
-        result.append(obj)
-        keys.append(line_key)
-        start = stop
-    result.extend(lines[position] for position in kept[start:])
-    keys.extend(kept_keys[start:])
-    return result, keys, marks
+    offsets: list[int] = []
+    at = bundle_head_size()  # where the next piece starts in the new file
+    cursor = 0
+
+    def keep(stop: int) -> None:
+        nonlocal at
+        if cursor < stop:
+            first = old_offsets[cursor]
+            end = old_offsets[stop] - 2 if stop < count else body_end
+            pieces.append(view[first:end])
+            keys.extend(old_keys[cursor:stop])
+            shift = at - first
+            offsets.extend(offset + shift for offset in old_offsets[cursor:stop])
+            at += end - first + 2
+
+    for position, kind, _order, line, line_key in events:
+        keep(position)
+        cursor = max(cursor, position)
+        if kind:
+            cursor = position + 1
+        else:
+            pieces.append(line)
+            keys.append(line_key)
+            offsets.append(at)
+            at += len(line) + 2
+    keep(count)
+    return Spliced(pieces, keys, offsets, marks)
+
+
+def _event_order(event: tuple[int, int, int, bytes, str]) -> tuple[int, int, int]:
+    return event[0], event[1], event[2]
 
 
 def _as_mark(stored: Any) -> EntryMark:
     return EntryMark._make(stored)
 
 
-def _holds(ordered: list[str], line_key: str) -> bool:
-    position = bisect.bisect_left(ordered, line_key)
-    return position < len(ordered) and ordered[position] == line_key
-
-
 def _first(item: tuple[str, Any]) -> str:
     return item[0]
 
 
-def _previous_lines(output: Path, sha256: Any, size: Any, count: int) -> list[bytes] | None:
-    """The object lines of the bundle at ``output``, if it is still the one recorded."""
+def _previous_content(output: Path, sha256: Any, size: Any) -> bytes | None:
+    """The bundle at ``output``, if it is still the one recorded."""
     try:
         content = output.read_bytes()
     except OSError:
         return None
-    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
+    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256 or not content.endswith(_TAIL):
         return None
-    # One object per line, lines joined by ",\n"; a line's JSON holds no newline (tiops.compile).
+    return content
+
+
+def _line_offsets(content: bytes) -> list[int] | None:
+    """Where each object line of a bundle starts (one object per line, lines joined by ",\n", tiops.compile)."""
     start = content.find(b"\n") + 1
-    if not start or not content.endswith(_TAIL) or not count:
+    if not start or not content.endswith(_TAIL):
         return None
-    lines = content[start:len(content) - len(_TAIL)].split(b",\n")
-    return lines if len(lines) == count else None
+    offsets = [start]
+    for line in content[start:len(content) - len(_TAIL)].split(b",\n")[:-1]:
+        start += len(line) + 2
+        offsets.append(start)
+    return offsets

@@ -239,6 +239,62 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> Wri
     return WrittenBundle(target, bundle_id, digest, size)
 
 
+def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBundle:
+    """Write the bundle whose object lines are ``pieces`` (each one line, or several joined by ",\n" as a
+    bundle holds them: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
+
+    Every line is known before the first byte is written, so the bundle id (a digest of the
+    lines joined by newlines) is worked out first and the file's digest as it is written.
+    """
+    digest = hashlib.sha256()
+    for index, piece in enumerate(pieces):
+        if index:
+            digest.update(b"\n")
+        # A line's JSON holds no newline: ",\n" inside a piece is always a separator.
+        digest.update(bytes(piece).replace(b",\n", b"\n") if isinstance(piece, memoryview) else piece)
+    bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        raise _unwritable(target, error) from None
+    file_digest = hashlib.sha256()
+    try:
+        with os.fdopen(handle, "wb", buffering=_WRITE_BUFFER) as stream:
+            for part in _runs_with_head(bundle_id, pieces):
+                stream.write(part)
+                file_digest.update(part)
+            size = stream.tell()
+        os.replace(temporary, target)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _unwritable(target, error) from None
+        raise
+    return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+
+
+def _runs_with_head(bundle_id: str, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    yield _bundle_head(bundle_id)
+    for index, piece in enumerate(pieces):
+        if index:
+            yield b",\n"
+        yield piece
+    yield _BUNDLE_TAIL
+
+
+def object_line(obj: dict[str, Any]) -> bytes:
+    """One object's line in the bundle."""
+    return orjson.dumps(obj, option=_JSON_OPTIONS)
+
+
+def bundle_head_size() -> int:
+    """The length of the bundle's head, the same for every bundle: where its first object line starts."""
+    return len(_bundle_head(_PLACEHOLDER_ID))
+
+
 def _unwritable(target: Path, error: OSError) -> TiopsError:
     return TiopsError(f"cannot write the bundle to {target}: {error.strerror or error}",
                       hint="Check that the folder is writable and that no folder has the bundle's name.")
@@ -258,7 +314,7 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
                 update(b"\n")
             write(line)
             update(line)
-    write(b'\n],"type":"bundle"}\n')
+    write(_BUNDLE_TAIL)
     return f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
 
 
@@ -272,6 +328,7 @@ def blocking_errors(findings: list[Finding]) -> list[Finding]:
 
 
 _PLACEHOLDER_ID = f"bundle--{uuid.UUID(int=0)}"
+_BUNDLE_TAIL = b'\n],"type":"bundle"}\n'
 
 
 def _bundle_head(bundle_id: str) -> bytes:

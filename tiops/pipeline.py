@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiops.compile import blocking_errors, bundle_objects, serialize_bundle, write_bundle
+from tiops.compile import (
+    blocking_errors,
+    bundle_objects,
+    serialize_bundle,
+    write_bundle,
+    write_line_runs,
+)
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import Repo, load_repo
@@ -137,17 +143,18 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     moment = resolve_as_of(root, as_of)
     if reusable and output is not None:
         key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
-        spliced = bundlereuse.spliced_objects(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
-                                              types)
+        try:
+            spliced = bundlereuse.spliced(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
+                                          types)
+        except StaleEntry:
+            return None
         if spliced is not None:
-            lines, line_keys, entry_marks = spliced
-            written = write_bundle(lines, output)
-            _keep_record(loaded.cache, bundlereuse.record(key, output, written.sha256, written.size, line_keys,
-                                                          entry_marks))
-            outcome = RulesOutcome(objects=[])
-            metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": written.sha256,
-                        "objects": len(lines)}
-            return BuildResult(b"", len(lines), findings, metadata, None, output)
+            written = write_line_runs(spliced.pieces, output)
+            _keep_record(loaded.cache, bundlereuse.record(key, output, written, spliced.keys, spliced.marks,
+                                                          spliced.offsets))
+            metadata = {**build_metadata(root, RulesOutcome(objects=[]), rule_set, moment),
+                        "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
+            return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
     marks: dict[str, bundlereuse.EntryMark] = {}
     try:
         for file in loaded.files:
@@ -168,7 +175,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
         written = write_bundle(bundlereuse.recorded_keys(objects, keys), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
-        _keep_record(loaded.cache, bundlereuse.record(key, output, written.sha256, written.size, keys, marks))
+        _keep_record(loaded.cache, bundlereuse.record(key, output, written, keys, marks))
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
