@@ -19,6 +19,7 @@ import pytest
 
 from tiops import build, load_repo
 from tiops.compile import (
+    _update_joined,
     bundle_objects,
     compiled_objects,
     serialize_bundle,
@@ -144,3 +145,11 @@ def test_lines_written_as_runs_give_the_bytes_of_write_bundle(example_repo: Path
     written = write_line_runs(pieces, tmp_path / "runs.json")
     assert (tmp_path / "runs.json").read_bytes() == content
     assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 64, 1 << 20])
+def test_a_run_of_lines_is_digested_as_lines_joined_by_newlines_whatever_the_chunks(chunk_size: int) -> None:
+    lines = [b'{"a":"x,y"}', b'{"b":[1,2]}', b"{}", b'{"c":",,"}']
+    digest = hashlib.sha256()
+    _update_joined(digest, memoryview(b",\n".join(lines)), chunk_size)
+    assert digest.hexdigest() == hashlib.sha256(b"\n".join(lines)).hexdigest()

@@ -250,8 +250,10 @@ def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBu
     for index, piece in enumerate(pieces):
         if index:
             digest.update(b"\n")
-        # A line's JSON holds no newline: ",\n" inside a piece is always a separator.
-        digest.update(bytes(piece).replace(b",\n", b"\n") if isinstance(piece, memoryview) else piece)
+        if isinstance(piece, memoryview):
+            _update_joined(digest, piece)
+        else:
+            digest.update(piece)
     bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
@@ -274,6 +276,21 @@ def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBu
             raise _unwritable(target, error) from None
         raise
     return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+
+
+def _update_joined(digest: Any, run: memoryview, chunk_size: int = _WRITE_BUFFER) -> None:
+    """Digest lines joined by ",\n" as if joined by "\n", a megabyte at a time (a run may be the whole bundle).
+
+    A line's JSON holds no newline, so ",\n" is always a separator; a chunk that would end
+    in "," takes the bytes after it too, so no separator is cut in two.
+    """
+    start, size, comma = 0, len(run), ord(",")
+    while start < size:
+        stop = min(start + chunk_size, size)
+        while stop < size and run[stop - 1] == comma:
+            stop += 1
+        digest.update(run[start:stop].tobytes().replace(b",\n", b"\n"))
+        start = stop
 
 
 def _runs_with_head(bundle_id: str, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
