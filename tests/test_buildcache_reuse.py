@@ -152,6 +152,8 @@ def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(pla
         cached = _compiled(plain_repo, cached_out, cache=True)
         assert cached == _compiled(plain_repo, uncached_out, cache=False), f"step {step}: {kind}"
         assert _compiled(plain_repo, cached_out, cache=True) == cached, f"step {step}: {kind}, second run"
+        assert (validate_paths(plain_repo, [], cache=True)
+                == validate_paths(plain_repo, [], cache=False)), f"step {step}: {kind}, validate"
         for named in written[:1]:
             if named.suffix == ".yaml" and "intel" in named.parts and not named.name.startswith("_"):
                 assert (validate_paths(plain_repo, [named], cache=True)
