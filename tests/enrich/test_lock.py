@@ -91,3 +91,34 @@ def test_a_value_not_in_canonical_form_is_a_finding_and_is_not_used(tmp_path: Pa
     line = next(f for f in findings if "2001:DB8" in f.message).location
     shard = intel / ".enrichment" / "geo" / f"{shard_name('2001:DB8::1')}.json"
     assert shard.read_text().splitlines()[line.line - 1].startswith('"2001:DB8::1":')
+
+
+def test_keys_read_in_one_pass_are_judged_as_one_by_one() -> None:
+    from tiops.enrich.lock import _not_canonical_values
+    from tiops.enrich.values import is_canonical
+
+    keys = ["8.8.8.8", "example.com", "2001:db8::1", "2001:DB8::1", "198.51.100.0/24", "198.51.100.9/24",
+            "Example.COM", "example.com.", "", "a", "1.2.3.04", "xn--bcher-kva.example", "sub_domain.example",
+            "-x.example", "x.example-", "10.0.0.0/32", "::ffff:1.2.3.4", "a.b\nc.d", "e.f\r", " e.f"]
+    expected = [key for key in keys if not is_canonical(key)]
+    assert _not_canonical_values(keys) == expected
+    assert "Example.COM" in expected and "8.8.8.8" not in expected and "2001:db8::1" not in expected
+    without_break = [key for key in keys if "\n" not in key]  # read in one pass, not one by one
+    assert _not_canonical_values(without_break) == [key for key in without_break if not is_canonical(key)]
+    assert _not_canonical_values([]) == []
+
+
+def test_the_layout_check_accepts_exactly_what_render_shard_writes() -> None:
+    from tiops.enrich.lock import _canonical_layout
+
+    entries = {"a.example": {"status": "private"}, "b.example": {"status": "found", "x": [1, 2]}}
+    values = sorted(entries)
+    assert _canonical_layout(render_shard(entries), values)
+    assert _canonical_layout(render_shard({}), [])
+    assert _canonical_layout(render_shard({"a.example": {"status": "private"}}), ["a.example"])
+    one_line = b'{"a.example":{"status":"private"},"b.example":{"status":"found","x":[1,2]}}\n'
+    unsorted = b'{\n"b.example":{"status":"found","x":[1,2]},\n"a.example":{"status":"private"}\n}\n'
+    trailing_comma = render_shard(entries).replace(b"]}\n}", b"]},\n}")
+    no_final_break = render_shard(entries)[:-1]
+    for text in (one_line, unsorted, trailing_comma, no_final_break, b"{\n}\n"):
+        assert not _canonical_layout(text, values if text != unsorted else ["b.example", "a.example"]), text

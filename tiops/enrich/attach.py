@@ -33,7 +33,7 @@ from tiops.enrich.fields import (
 )
 from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
-from tiops.enrich.values import SIMPLE_VALUE_PATTERN, object_enrich_values
+from tiops.enrich.values import PLAIN_URL_HOST, SIMPLE_VALUE_PATTERN, object_enrich_values
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
@@ -197,6 +197,8 @@ def _bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> d
 
 _UNSET: Final[Any] = object()
 _IP_TYPES: Final = frozenset({"ipv4-addr", "ipv6-addr"})
+# SCO types whose own value is one to enrich (a url names its host: the full reader).
+_VALUE_TYPES: Final = frozenset({"ipv4-addr", "ipv6-addr", "domain-name"})
 
 
 def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[IntelObject]:
@@ -250,25 +252,73 @@ class LockedEnrichment:
 def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[dict[str, Any] | None]:
     result: list[dict[str, Any] | None] = []
     append = result.append
-    extension_of, one_value = entries.extension, entries.one_value
-    simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; a URL takes the full reader
+    extension_of = entries.extension
+    geo_forms, whois_forms, moments = entries.geo, entries.whois, entries.moments
+    geo_entry, whois_entry = entries.geo_entry, entries.whois_entry
+    simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; other shapes take the full reader
+    url_host = PLAIN_URL_HOST.match
+    unset = _UNSET
     for obj in objects:
         data = obj.data
         stix_type = data.get("type")
-        if stix_type not in _ENRICHED_OBJECT_TYPES:
-            append(None)
-            continue
         # One value written as the lock writes it, as nearly every indicator and SCO names: what
         # object_enrich_values returns for it, without its calls (it reads every other shape).
+        # is_ip: whether the value takes a GeoLocation result (tiops.enrich.values._value_of).
         if stix_type == "indicator":
             pattern = data.get("pattern")
-            simple = simple_pattern(pattern) if pattern.__class__ is str else None
-            if simple is not None and simple[1] != "url" and simple[2] in known and data.get("pattern_type", "stix") == "stix":
-                append(one_value(data, "ip" if simple[1] in _IP_TYPES else "domain", simple[2]))
+            if pattern.__class__ is not str:
+                append(None)
                 continue
-        elif stix_type != "url" and (value := data.get("value")).__class__ is str and value in known:
-            append(one_value(data, "ip" if stix_type in _IP_TYPES else "domain", value))
+            simple = simple_pattern(pattern)
+            if simple is None:
+                if ("ipv4-addr" not in pattern and "ipv6-addr" not in pattern and "domain-name" not in pattern
+                        and "url:" not in pattern):  # names nothing to enrich (values._ENRICHED_TYPES)
+                    append(None)
+                    continue
+                value = None
+            elif data.get("pattern_type", "stix") != "stix":
+                value = None
+            elif (value := simple[2]) in known and (object_type := simple[1]) != "url":
+                is_ip = object_type != "domain-name"
+            elif simple[1] == "url" and (host := url_host(value)) is not None and (value := host[1].lower()) in known:
+                # values._url_host: a host of digits and dots is an address, any other a name
+                is_ip = value.replace(".", "").isdigit()
+            else:
+                value = None
+        elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str and value in known:
+            is_ip = stix_type != "domain-name"
+        elif stix_type in _ENRICHED_OBJECT_TYPES:
+            value = None
+        else:
+            append(None)
             continue
-        values = object_enrich_values(data, known)
-        append(extension_of(data, values) if values else None)
+        if value is None:
+            values = object_enrich_values(data, known)
+            append(extension_of(data, values) if values else None)
+            continue
+        # BundleEntries.extension for one value, without its lists and loop.
+        geo = None
+        if is_ip:
+            geo = geo_forms.get(value, unset)
+            if geo is unset:
+                geo = geo_entry(value)
+        registration = whois_forms.get(value, unset)
+        if registration is unset:
+            registration = whois_entry(value)
+        if registration is None:
+            append(None if geo is None else {"extension_type": "property-extension", "enrichment": [geo]})
+            continue
+        item, registered = registration
+        if registered is not None:
+            # Days from registration to the indicator's valid_from (or the object's created).
+            text = data["valid_from"] if "valid_from" in data else data.get("created")
+            start = moments.get(text, unset) if text.__class__ is str else None
+            if start is unset:
+                start = moments[text] = _moment(text)
+            if start is not None:
+                item = {**item, "age_days": (start - registered).days}
+        if geo is None:
+            append({"extension_type": "property-extension", "whois": [item]})
+        else:
+            append({"extension_type": "property-extension", "enrichment": [geo], "whois": [item]})
     return result

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from tiops.observables import object_observables
 
-__all__ = ["ENRICHED_OBJECT_TYPES", "EnrichValue", "Kind", "canonical_value", "enrich_values", "is_canonical",
-           "object_enrich_values", "parse_ip"]
+__all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
+           "Kind", "canonical_value", "enrich_values", "is_canonical", "object_enrich_values", "parse_ip"]
 
 Kind = Literal["ip", "domain"]
 # (kind, value): ("ip", "8.8.8.8"), ("ip", "198.51.100.0/24"), ("domain", "example.com")
@@ -63,11 +63,11 @@ def _domain(value: str) -> str | None:
 # scheme://host[:port] followed by a path, query, fragment or nothing: the shape of nearly every
 # URL indicator. Its host is read by slicing; anything else (user info, IPv6 brackets, odd
 # characters) goes through urlsplit, whose reading (RFC 3986 section 3.2.2) this agrees with.
-_PLAIN_URL_HOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::[0-9]*)?(?:[/?#]|$)")
+PLAIN_URL_HOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::[0-9]*)?(?:[/?#]|$)")
 
 
 def _url_hostname(value: str) -> str | None:
-    plain = _PLAIN_URL_HOST.match(value)
+    plain = PLAIN_URL_HOST.match(value)
     if plain is not None:
         return plain[1].lower()
     try:
@@ -105,7 +105,11 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
 
 # A lower-case name with a dot inside, or a dotted-decimal IPv4 address (which inet_pton
 # accepts only without leading zeros, so as inet_ntop writes it): canonical as it stands.
-_PLAIN_CANONICAL: Final = re.compile(r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]")
+_PLAIN_CANONICAL_TEXT: Final = r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]"
+_PLAIN_CANONICAL: Final = re.compile(_PLAIN_CANONICAL_TEXT)
+# Each line of a text that is not such a name or address: over lock keys joined by line breaks,
+# the few keys is_canonical must read one by one (tiops.enrich.lock).
+NOT_PLAIN_CANONICAL_LINE: Final = re.compile(rf"^(?!(?:{_PLAIN_CANONICAL_TEXT})$).*", re.MULTILINE)
 
 
 def is_canonical(value: str) -> bool:
