@@ -19,7 +19,12 @@ from typing import Any
 
 import orjson
 
-from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID, ENRICHMENT_EXTENSION_OBJECT
+from tiops.enrich.attach import (
+    ENRICHMENT_EXTENSION_ID,
+    ENRICHMENT_EXTENSION_OBJECT,
+    EnrichmentPlan,
+    LockedEnrichment,
+)
 from tiops.errors import TiopsError
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
@@ -54,27 +59,32 @@ class BundleObjects:
     """The objects of the bundle in bundle order, each built only when iteration reaches it.
 
     Streaming lets :func:`serialize_bundle` reuse one object's memory for the next
-    instead of holding a copy of every object at once (see tiops.memory).
+    instead of holding a copy of every object at once (see tiops.memory). The enrichment
+    extension an object takes (RulesOutcome.enrichment) is built at the same moment.
     """
 
-    def __init__(self, entries: list[_Entry]) -> None:
+    def __init__(self, entries: list[_Entry], enrichment: LockedEnrichment | None = None) -> None:
         self._entries = entries
+        self._enrichment = enrichment
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        enrichment = self._enrichment
         for entry in self._entries:
             if isinstance(entry, IntelObject):
                 yield _with_source(entry)
             elif isinstance(entry, tuple):
-                yield _with_extensions(*entry)
+                assert enrichment is not None  # a plan comes from it (bundle_objects)
+                yield _with_extensions(entry[0], enrichment.extension(entry[0].data, entry[1]))
             else:
                 yield entry
 
     def reusing(self, built: dict[int, tuple[IntelObject, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Every object, taken from ``built`` when the same object was compiled before."""
         result = []
+        enrichment = self._enrichment
         for entry in self._entries:
             if isinstance(entry, IntelObject):
                 earlier = built.get(id(entry))
@@ -82,15 +92,16 @@ class BundleObjects:
                     earlier = built[id(entry)] = (entry, _with_source(entry))
                 result.append(earlier[1])
             elif isinstance(entry, tuple):  # enrichment comes from this revision's lock: never reused
-                result.append(_with_extensions(*entry))
+                assert enrichment is not None
+                result.append(_with_extensions(entry[0], enrichment.extension(entry[0].data, entry[1])))
             else:
                 result.append(entry)
         return result
 
 
-# A bundle entry: an object as the rules left it, one with the enrichment extension the
-# bundle adds (RulesOutcome.enrichment), or a built-in object.
-_Entry = IntelObject | tuple[IntelObject, dict[str, Any]] | dict[str, Any]
+# A bundle entry: an object as the rules left it, one with the values whose locked results
+# the bundle adds as an enrichment extension (RulesOutcome.enrichment), or a built-in object.
+_Entry = IntelObject | tuple[IntelObject, EnrichmentPlan] | dict[str, Any]
 
 
 def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleObjects:
@@ -106,9 +117,11 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         keyed, sourced, enriched, markings = _survey(survivors)
         found: list[_Entry] = list(survivors)
         if outcome.enrichment is not None:
-            for position, extension in enumerate(outcome.enrichment.extensions(survivors)):
-                if extension is not None:
-                    found[position] = (survivors[position], extension)
+            # Which objects take an extension is known here (the definition goes in with the
+            # first); each is built as the bundle is written (BundleObjects).
+            for position, plan in enumerate(outcome.enrichment.plans(survivors)):
+                if plan is not None:
+                    found[position] = (survivors[position], plan)
                     enriched = True
         present = {key[1] for key in keyed}
         extra: dict[str, dict[str, Any]] = {}
@@ -126,7 +139,7 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
                     extra[dependency] = BUILTIN_OBJECTS[dependency]
         entries = [*found, *extra.values()]
         keyed.extend((o["type"], o["id"]) for o in extra.values())
-    return BundleObjects([entries[position] for position in _bundle_order(keyed)])
+    return BundleObjects([entries[position] for position in _bundle_order(keyed)], outcome.enrichment)
 
 
 def _bundle_order(keyed: list[tuple[str, str]]) -> list[int]:

@@ -51,3 +51,71 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
     assert enrichment_of(attached[6].data) == {"extension_type": "property-extension", "whois": [
         {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]}
     assert enrichment_of(attached[9].data)["whois"][0]["age_days"] == 10  # type: ignore[index]
+
+
+def _reference_extension(data: dict[str, Any], lock: EnrichmentLock) -> dict[str, Any] | None:
+    """The extension as docs/enrich.md describes it, from the full reading of the object's values."""
+    from datetime import datetime
+
+    from tiops.enrich.fields import BUNDLE_FIELDS
+
+    geo, whois = [], []
+    for kind, value in object_enrich_values(data):
+        entry = lock.geo.get(value)
+        if kind == "ip" and entry is not None and entry["status"] == "found":
+            geo.append({"value": value, **{k: v for k, v in entry.items() if k in BUNDLE_FIELDS["geo"]}})
+        entry = lock.whois.get(value)
+        if entry is not None and entry["status"] == "found":
+            item = {"value": value, **{k: v for k, v in entry.items() if k in BUNDLE_FIELDS["whois"]}}
+            if "registered" in entry:
+                start = datetime.fromisoformat(data.get("valid_from") or data["created"])
+                item["age_days"] = (start - datetime.fromisoformat(entry["registered"])).days
+            whois.append(item)
+    if not geo and not whois:
+        return None
+    return {"extension_type": "property-extension", **({"enrichment": geo} if geo else {}),
+            **({"whois": whois} if whois else {})}
+
+
+def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading() -> None:
+    from tiops.enrich.attach import LockedEnrichment
+
+    lock = EnrichmentLock()
+    lock.geo.update({"198.51.100.7": dict(GEO), "198.51.100.9": {"status": "private"},
+                     "203.0.113.0/24": dict(GEO), "2001:db8::1": {"status": "not-found"}})
+    lock.whois.update({"198.51.100.7": dict(WHOIS), "198.51.100.9": dict(WHOIS), "example.com": dict(WHOIS),
+                       "old.example": {**WHOIS, "registered": "2019-01-01T00:00:00Z", "server": "https://rdap.example/"},
+                       "gone.example": {"status": "not-found", "retrieved": "2026-01-01T00:00:00Z"},
+                       "2001:db8::1": {"status": "failed", "retrieved": "2026-01-01T00:00:00Z"}})
+    shapes = [
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '198.51.100.7']"},  # geo and whois
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '198.51.100.9']", "valid_from": "2026-02-01T00:00:00Z"},
+        {"type": "indicator", "pattern": "[ipv6-addr:value = '2001:db8::1']"},  # nothing found: no extension
+        {"type": "indicator", "pattern": "[domain-name:value = 'gone.example']"},
+        {"type": "indicator", "pattern": "[domain-name:value = 'old.example']", "pattern_type": "stix"},
+        {"type": "indicator", "pattern": "[url:value = 'http://198.51.100.7:8080/a']"},  # an address as URL host
+        {"type": "indicator", "pattern": "[url:value = 'https://EXAMPLE.com/x?y']"},
+        {"type": "indicator", "pattern": "[url:value = 'https://user@example.com/']"},  # not the plain URL shape
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '203.0.113.77/24']"},  # a network, not canonical
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '198.51.100.7'] AND [domain-name:value = 'example.com'] "
+                                         "AND [domain-name:value = 'gone.example']"},
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "sigma"},
+        {"type": "indicator", "pattern": "[file:name = 'a.exe']"},
+        {"type": "indicator", "pattern": 5},
+        {"type": "ipv4-addr", "value": "198.51.100.7"},
+        {"type": "domain-name", "value": "example.com"},
+        {"type": "domain-name", "value": "Example.COM."},
+        {"type": "url", "value": "http://example.com/"},
+        {"type": "ipv4-addr", "value": 7},
+        {"type": "malware", "name": "198.51.100.7"},
+    ]
+    objects = [_object(number, **shape) for number, shape in enumerate(shapes)]
+    enrichment = LockedEnrichment(lock)
+    plans = enrichment.plans(objects)
+    for obj, plan in zip(objects, plans, strict=True):
+        expected = _reference_extension(obj.data, lock)
+        assert (plan is None) == (expected is None), obj.data
+        if plan is not None:
+            assert enrichment.extension(obj.data, plan) == expected, obj.data
+    assert enrichment.extensions(objects) == [_reference_extension(o.data, lock) for o in objects]
+    assert sum(plan is not None for plan in plans) == 12

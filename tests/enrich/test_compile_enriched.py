@@ -197,3 +197,22 @@ def test_enrichment_goes_on_before_rules_that_read_it_or_change_what_it_reads(en
     outcome = apply_repo_rules(load_repo(enriched), resolve_as_of(enriched, "2026-01-01"))[0]
     assert outcome.enrichment is None
     assert any(ENRICHMENT_EXTENSION_ID in (o.data.get("extensions") or {}) for o in outcome.objects)
+
+
+def test_every_way_of_assembling_the_objects_builds_the_same_enrichment(enriched: Path) -> None:
+    """The bundle builds each extension as it writes the object; the object lists of plan, report
+    and diff (compiled_objects, with and without reuse) build them the same way."""
+    from tiops.compile import compiled_objects
+    from tiops.load import load_repo
+    from tiops.rules import apply_repo_rules, resolve_as_of
+
+    _rules(enriched, TAG_ALL)
+    bundle = json.loads(build(enriched, as_of="2026-01-01").bundle)["objects"]
+    repo = load_repo(enriched)
+    outcome = apply_repo_rules(repo, resolve_as_of(enriched, "2026-01-01"))[0]
+    assert outcome.enrichment is not None  # added by the bundle, not before the rules
+    built: dict[int, Any] = {}
+    assert compiled_objects(repo, rules=outcome) == bundle
+    assert compiled_objects(repo, rules=outcome, built=built) == bundle
+    assert compiled_objects(repo, rules=outcome, built=built) == bundle  # the reused objects, enrichment built again
+    assert sum(ENRICHMENT_EXTENSION_ID in (o.get("extensions") or {}) for o in bundle) == 3

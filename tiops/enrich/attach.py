@@ -19,7 +19,6 @@ the clock: the same lock always gives the same objects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
@@ -33,7 +32,13 @@ from tiops.enrich.fields import (
 )
 from tiops.enrich.lock import EnrichmentLock
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
-from tiops.enrich.values import PLAIN_URL_HOST, SIMPLE_VALUE_PATTERN, object_enrich_values
+from tiops.enrich.values import (
+    PLAIN_URL_HOST,
+    SIMPLE_VALUE_PATTERN,
+    EnrichValue,
+    Kind,
+    object_enrich_values,
+)
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
@@ -43,6 +48,7 @@ __all__ = [
     "ENRICHMENT_EXTENSION_OBJECT",
     "ENRICHMENT_FIELDS",
     "ENRICHMENT_SUBFIELDS",
+    "EnrichmentPlan",
     "LockedEnrichment",
     "attach_enrichment",
     "enrichment_of",
@@ -90,97 +96,9 @@ _GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
 _WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
 
 
-class _BundleEntries:
-    """The bundle form of each locked result, built once per value however many objects name it.
-
-    Compile attaches every result of a lock, so this is the cost a lock adds to a build
-    (docs/enrich.md, Speed): each value's bundle form is made once, from the lock entry's
-    own keys, and an object's extension is assembled from those shared dictionaries.
-    """
-
-    def __init__(self, lock: EnrichmentLock) -> None:
-        self.lock = lock
-        self.geo: dict[str, dict[str, Any] | None] = {}
-        self.whois: dict[str, tuple[dict[str, Any], datetime | None] | None] = {}
-        self.moments: dict[str, datetime | None] = {}
-
-    def geo_entry(self, value: str) -> dict[str, Any] | None:
-        entry = self.lock.geo.get(value)
-        found = None if entry is None or entry.get("status") != "found" else _bundle_form(value, entry, _GEO_FIELDS)
-        self.geo[value] = found
-        return found
-
-    def whois_entry(self, value: str) -> tuple[dict[str, Any], datetime | None] | None:
-        entry = self.lock.whois.get(value)
-        found = None if entry is None or entry.get("status") != "found" else (
-            _bundle_form(value, entry, _WHOIS_FIELDS), _moment(entry.get("registered")))
-        self.whois[value] = found
-        return found
-
-    def extension(self, data: dict[str, Any], values: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
-        geo: list[dict[str, Any]] = []
-        whois: list[dict[str, Any]] = []
-        geo_cache, whois_cache = self.geo, self.whois
-        start: Any = _UNSET
-        for kind, value in values:
-            if kind == "ip":
-                found = geo_cache.get(value, _UNSET)
-                if found is _UNSET:
-                    found = self.geo_entry(value)
-                if found is not None:
-                    geo.append(found)
-            registration = whois_cache.get(value, _UNSET)
-            if registration is _UNSET:
-                registration = self.whois_entry(value)
-            if registration is None:
-                continue
-            item, registered = registration
-            if registered is not None:
-                # Days from registration to the indicator's valid_from (or the object's created):
-                # "registered less than 30 days before valid_from" is a test of one number.
-                if start is _UNSET:
-                    start = self.moment(data["valid_from"] if "valid_from" in data else data.get("created"))
-                if start is not None:
-                    item = {**item, "age_days": (start - registered).days}
-            whois.append(item)
-        if not geo and not whois:
-            return None
-        extension: dict[str, Any] = {"extension_type": "property-extension"}
-        if geo:
-            extension["enrichment"] = geo
-        if whois:
-            extension["whois"] = whois
-        return extension
-
-    def one_value(self, data: dict[str, Any], kind: str, value: str) -> dict[str, Any] | None:
-        """:meth:`extension` for one value, the usual case, without its lists and loop."""
-        geo = None
-        if kind == "ip":
-            geo = self.geo.get(value, _UNSET)
-            if geo is _UNSET:
-                geo = self.geo_entry(value)
-        registration = self.whois.get(value, _UNSET)
-        if registration is _UNSET:
-            registration = self.whois_entry(value)
-        if registration is None:
-            return None if geo is None else {"extension_type": "property-extension", "enrichment": [geo]}
-        item, registered = registration
-        if registered is not None:
-            start = self.moment(data["valid_from"] if "valid_from" in data else data.get("created"))
-            if start is not None:
-                item = {**item, "age_days": (start - registered).days}
-        if geo is None:
-            return {"extension_type": "property-extension", "whois": [item]}
-        return {"extension_type": "property-extension", "enrichment": [geo], "whois": [item]}
-
-    def moment(self, text: Any) -> datetime | None:
-        """:func:`_moment`, remembered: objects of one feed share their valid_from often."""
-        if text.__class__ is not str:
-            return None
-        found = self.moments.get(text, _UNSET)
-        if found is _UNSET:
-            found = self.moments[text] = _moment(text)
-        return found  # type: ignore[no-any-return]
+# The values an object names that have a result to carry, in the object's order
+# (tiops.enrich.values.object_enrich_values): what :meth:`LockedEnrichment.extension` builds from.
+EnrichmentPlan = tuple[EnrichValue, ...]
 
 
 def _bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
@@ -237,33 +155,78 @@ class LockedEnrichment:
     attaching reads (:data:`ATTACH_READS`), the bundle adds these extensions as it copies
     each object for its source extension (tiops.compile), which spares a copy of every
     enriched object: the bundle bytes are those of attaching first.
+
+    In two steps, so the bundle can build each extension just before it serialises the
+    object: :meth:`plans` finds, for every object, the values with a result to carry (a
+    dictionary look-up or two per object, so the bundle knows up front whether it needs
+    the extension's definition), and :meth:`extension` builds one object's extension.
+    Built as they are written, the extensions of a 100k-object bundle are never all held
+    at once: their memory is reused object after object instead of growing by ~80 MB of
+    fresh pages, which cost a compile more than building them (docs/performance.md,
+    "Enrichment lock: extensions built as the bundle is written"). Nothing is kept per
+    value: nearly every value is named by one object.
     """
 
     def __init__(self, lock: EnrichmentLock) -> None:
-        self._entries = _BundleEntries(lock)
+        self._geo = lock.geo
+        self._whois = lock.whois
         self._known = lock.geo.keys() | lock.whois.keys()
 
     def extensions(self, objects: list[IntelObject]) -> list[dict[str, Any] | None]:
         """The enrichment extension of each object (None: nothing locked for its values)."""
+        extension = self.extension
         with paused_gc():
-            return _extensions(objects, self._entries, self._known)
+            return [None if plan is None else extension(obj.data, plan)
+                    for obj, plan in zip(objects, self.plans(objects), strict=True)]
+
+    def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
+        """For each object, the values :meth:`extension` builds it from (None: no extension)."""
+        with paused_gc():
+            return _plans(objects, self._known, self._geo, self._whois)
+
+    def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> dict[str, Any]:
+        """The enrichment extension of the object ``data`` (``plan``: from :meth:`plans`)."""
+        geo_lock, whois_lock = self._geo, self._whois
+        geo: list[dict[str, Any]] = []
+        whois: list[dict[str, Any]] = []
+        start: Any = _UNSET
+        for kind, value in plan:
+            if kind == "ip" and (entry := geo_lock.get(value)) is not None and entry.get("status") == "found":
+                geo.append(_bundle_form(value, entry, _GEO_FIELDS))
+            entry = whois_lock.get(value)
+            if entry is None or entry.get("status") != "found":
+                continue
+            item = _bundle_form(value, entry, _WHOIS_FIELDS)
+            registered = _moment(entry.get("registered"))
+            if registered is not None:
+                # Days from registration to the indicator's valid_from (or the object's created):
+                # "registered less than 30 days before valid_from" is a test of one number.
+                if start is _UNSET:
+                    start = _moment(data["valid_from"] if "valid_from" in data else data.get("created"))
+                if start is not None:
+                    item["age_days"] = (start - registered).days
+            whois.append(item)
+        extension: dict[str, Any] = {"extension_type": "property-extension"}
+        if geo:
+            extension["enrichment"] = geo
+        if whois:
+            extension["whois"] = whois
+        return extension
 
 
-def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[str]) -> list[dict[str, Any] | None]:
-    result: list[dict[str, Any] | None] = []
+def _plans(objects: list[IntelObject], known: set[str], geo: dict[str, dict[str, Any]],
+           whois: dict[str, dict[str, Any]]) -> list[EnrichmentPlan | None]:
+    result: list[EnrichmentPlan | None] = []
     append = result.append
-    extension_of = entries.extension
-    geo_forms, whois_forms, moments = entries.geo, entries.whois, entries.moments
-    geo_entry, whois_entry = entries.geo_entry, entries.whois_entry
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; other shapes take the full reader
     url_host = PLAIN_URL_HOST.match
-    unset = _UNSET
+    kind: Kind
     for obj in objects:
         data = obj.data
         stix_type = data.get("type")
         # One value written as the lock writes it, as nearly every indicator and SCO names: what
         # object_enrich_values returns for it, without its calls (it reads every other shape).
-        # is_ip: whether the value takes a GeoLocation result (tiops.enrich.values._value_of).
+        # kind: "ip" for an address or network, which takes a GeoLocation result (values._value_of).
         if stix_type == "indicator":
             pattern = data.get("pattern")
             if pattern.__class__ is not str:
@@ -279,46 +242,37 @@ def _extensions(objects: list[IntelObject], entries: _BundleEntries, known: set[
             elif data.get("pattern_type", "stix") != "stix":
                 value = None
             elif (value := simple[2]) in known and (object_type := simple[1]) != "url":
-                is_ip = object_type != "domain-name"
+                kind = "domain" if object_type == "domain-name" else "ip"
             elif simple[1] == "url" and (host := url_host(value)) is not None and (value := host[1].lower()) in known:
                 # values._url_host: a host of digits and dots is an address, any other a name
-                is_ip = value.replace(".", "").isdigit()
+                kind = "ip" if value.replace(".", "").isdigit() else "domain"
             else:
                 value = None
         elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str and value in known:
-            is_ip = stix_type != "domain-name"
+            kind = "domain" if stix_type == "domain-name" else "ip"
         elif stix_type in _ENRICHED_OBJECT_TYPES:
             value = None
         else:
             append(None)
             continue
-        if value is None:
-            values = object_enrich_values(data, known)
-            append(extension_of(data, values) if values else None)
+        if value is not None:
+            # An extension only where a result was found (only found results travel).
+            entry = whois.get(value)
+            if (entry is not None and entry.get("status") == "found") or (
+                    kind == "ip" and (entry := geo.get(value)) is not None and entry.get("status") == "found"):
+                append(((kind, value),))
+            else:
+                append(None)
             continue
-        # BundleEntries.extension for one value, without its lists and loop.
-        geo = None
-        if is_ip:
-            geo = geo_forms.get(value, unset)
-            if geo is unset:
-                geo = geo_entry(value)
-        registration = whois_forms.get(value, unset)
-        if registration is unset:
-            registration = whois_entry(value)
-        if registration is None:
-            append(None if geo is None else {"extension_type": "property-extension", "enrichment": [geo]})
-            continue
-        item, registered = registration
-        if registered is not None:
-            # Days from registration to the indicator's valid_from (or the object's created).
-            text = data["valid_from"] if "valid_from" in data else data.get("created")
-            start = moments.get(text, unset) if text.__class__ is str else None
-            if start is unset:
-                start = moments[text] = _moment(text)
-            if start is not None:
-                item = {**item, "age_days": (start - registered).days}
-        if geo is None:
-            append({"extension_type": "property-extension", "whois": [item]})
-        else:
-            append({"extension_type": "property-extension", "enrichment": [geo], "whois": [item]})
+        values = object_enrich_values(data, known)
+        append(values if any(_has_result(kind, value, geo, whois) for kind, value in values) else None)
     return result
+
+
+def _has_result(kind: str, value: str, geo: dict[str, dict[str, Any]], whois: dict[str, dict[str, Any]]) -> bool:
+    """Whether the lock has a found result for ``value`` that the bundle carries."""
+    entry = whois.get(value)
+    if entry is not None and entry.get("status") == "found":
+        return True
+    entry = geo.get(value) if kind == "ip" else None
+    return entry is not None and entry.get("status") == "found"
