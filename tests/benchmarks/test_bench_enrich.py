@@ -11,6 +11,9 @@ def test_bench_enrich_prints_the_offline_and_compile_figures(run_benchmark: Call
     assert lines[0].startswith("offline enrichment of 300 new IPs (")
     assert "enrichment / baseline = " in lines[1]
     compile_lines = [line for line in lines if line.startswith("compile of 200 objects")]
-    assert len(compile_lines) == 2 and all("-value lock" in line and "ratio" in line for line in compile_lines)
+    assert len(compile_lines) == 4 and all("-value lock" in line and "ratio" in line for line in compile_lines)
+    assert [line.split("(")[1].split(";")[0] for line in compile_lines] == [
+        "tiops compile --no-cache", "tiops compile --no-cache", "tiops compile, build cache warm",
+        "tiops compile, build cache warm"]
     values = int(compile_lines[0].split("with a ")[1].split("-value")[0])
     assert values > 50  # the lock holds a result for the values the generated intel names

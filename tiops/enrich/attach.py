@@ -35,7 +35,6 @@ from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import (
     PLAIN_URL_HOST,
     SIMPLE_VALUE_PATTERN,
-    EnrichValue,
     Kind,
     object_enrich_values,
 )
@@ -97,8 +96,9 @@ _WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
 
 
 # The values an object names that have a result to carry, in the object's order
-# (tiops.enrich.values.object_enrich_values): what :meth:`LockedEnrichment.extension` builds from.
-EnrichmentPlan = tuple[EnrichValue, ...]
+# (tiops.enrich.values.object_enrich_values), each with its found GeoLocation and RDAP
+# lock entries (None: none found): what :meth:`LockedEnrichment.extension` builds from.
+EnrichmentPlan = tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...]
 
 
 def _bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
@@ -186,18 +186,16 @@ class LockedEnrichment:
 
     def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> dict[str, Any]:
         """The enrichment extension of the object ``data`` (``plan``: from :meth:`plans`)."""
-        geo_lock, whois_lock = self._geo, self._whois
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
         start: Any = _UNSET
-        for kind, value in plan:
-            if kind == "ip" and (entry := geo_lock.get(value)) is not None and entry.get("status") == "found":
-                geo.append(_bundle_form(value, entry, _GEO_FIELDS))
-            entry = whois_lock.get(value)
-            if entry is None or entry.get("status") != "found":
+        for value, geo_entry, whois_entry in plan:
+            if geo_entry is not None:
+                geo.append(_bundle_form(value, geo_entry, _GEO_FIELDS))
+            if whois_entry is None:
                 continue
-            item = _bundle_form(value, entry, _WHOIS_FIELDS)
-            registered = _moment(entry.get("registered"))
+            item = _bundle_form(value, whois_entry, _WHOIS_FIELDS)
+            registered = _moment(whois_entry.get("registered"))
             if registered is not None:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
@@ -256,23 +254,26 @@ def _plans(objects: list[IntelObject], known: set[str], geo: dict[str, dict[str,
             append(None)
             continue
         if value is not None:
-            # An extension only where a result was found (only found results travel).
-            entry = whois.get(value)
-            if (entry is not None and entry.get("status") == "found") or (
-                    kind == "ip" and (entry := geo.get(value)) is not None and entry.get("status") == "found"):
-                append(((kind, value),))
-            else:
-                append(None)
+            # Only found results travel: an extension only where one was found.
+            whois_entry = whois.get(value)
+            if whois_entry is not None and whois_entry.get("status") != "found":
+                whois_entry = None
+            geo_entry = geo.get(value) if kind == "ip" else None
+            if geo_entry is not None and geo_entry.get("status") != "found":
+                geo_entry = None
+            append(None if whois_entry is None and geo_entry is None else ((value, geo_entry, whois_entry),))
             continue
-        values = object_enrich_values(data, known)
-        append(values if any(_has_result(kind, value, geo, whois) for kind, value in values) else None)
+        found = []
+        for kind, value in object_enrich_values(data, known):
+            geo_entry = _found(geo, value) if kind == "ip" else None
+            whois_entry = _found(whois, value)
+            if geo_entry is not None or whois_entry is not None:
+                found.append((value, geo_entry, whois_entry))
+        append(tuple(found) if found else None)
     return result
 
 
-def _has_result(kind: str, value: str, geo: dict[str, dict[str, Any]], whois: dict[str, dict[str, Any]]) -> bool:
-    """Whether the lock has a found result for ``value`` that the bundle carries."""
-    entry = whois.get(value)
-    if entry is not None and entry.get("status") == "found":
-        return True
-    entry = geo.get(value) if kind == "ip" else None
-    return entry is not None and entry.get("status") == "found"
+def _found(section: dict[str, dict[str, Any]], value: str) -> dict[str, Any] | None:
+    """The lock entry of ``value`` if it is a found result (only those travel)."""
+    entry = section.get(value)
+    return entry if entry is not None and entry.get("status") == "found" else None
