@@ -216,3 +216,29 @@ def test_every_way_of_assembling_the_objects_builds_the_same_enrichment(enriched
     assert compiled_objects(repo, rules=outcome, built=built) == bundle
     assert compiled_objects(repo, rules=outcome, built=built) == bundle  # the reused objects, enrichment built again
     assert sum(ENRICHMENT_EXTENSION_ID in (o.get("extensions") or {}) for o in bundle) == 3
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_one_build_reads_the_lock_once(enriched: Path, monkeypatch: pytest.MonkeyPatch, cache: bool) -> None:
+    """Validation (TI150, TI151) and the bundle share one read of the lock, with the build cache or without."""
+    from tiops.enrich import lock
+    from tiops.pipeline import ValidationFailed
+
+    reads: list[Path] = []
+    real_read = lock.read_lock
+
+    def counting_read(intel_path: Path, root: Path, source: Any = None) -> Any:
+        reads.append(intel_path)
+        return real_read(intel_path, root, source)
+
+    monkeypatch.setattr(lock, "read_lock", counting_read)
+    lock._CACHE.clear()  # as in a fresh process
+    first = build(enriched, cache=cache).bundle
+    assert len(reads) == 1
+    assert ENRICHMENT_EXTENSION_ID in _objects(first)
+    # A changed shard is read again (and a damaged one still stops the build: TI150).
+    shard = next((enriched / "intel" / ".enrichment" / "whois").glob("*.json"))
+    shard.write_bytes(shard.read_bytes().replace(b'"status":"found"', b'"status":"lost"', 1))
+    with pytest.raises(ValidationFailed, match="validation found 1 error"):
+        build(enriched, cache=cache)
+    assert len(reads) == 2
