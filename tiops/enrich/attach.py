@@ -170,7 +170,7 @@ class LockedEnrichment:
     def __init__(self, lock: EnrichmentLock) -> None:
         self._geo = lock.geo
         self._whois = lock.whois
-        self._known = lock.geo.keys() | lock.whois.keys()
+        self._known = _LockKeys(lock)
 
     def extensions(self, objects: list[IntelObject]) -> list[dict[str, Any] | None]:
         """The enrichment extension of each object (None: nothing locked for its values)."""
@@ -212,7 +212,21 @@ class LockedEnrichment:
         return extension
 
 
-def _plans(objects: list[IntelObject], known: set[str], geo: dict[str, dict[str, Any]],
+class _LockKeys:
+    """Whether the lock has a value, without a set of its keys: the one-value shapes look their
+    value up in the sections directly, so only the other shapes ask this (a set of 84k keys
+    cost a build 4 MB of fresh memory)."""
+
+    __slots__ = ("_geo", "_whois")
+
+    def __init__(self, lock: EnrichmentLock) -> None:
+        self._geo, self._whois = lock.geo, lock.whois
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._whois or value in self._geo
+
+
+def _plans(objects: list[IntelObject], known: _LockKeys, geo: dict[str, dict[str, Any]],
            whois: dict[str, dict[str, Any]]) -> list[EnrichmentPlan | None]:
     result: list[EnrichmentPlan | None] = []
     append = result.append
@@ -239,14 +253,15 @@ def _plans(objects: list[IntelObject], known: set[str], geo: dict[str, dict[str,
                 value = None
             elif data.get("pattern_type", "stix") != "stix":
                 value = None
-            elif (value := simple[2]) in known and (object_type := simple[1]) != "url":
-                kind = "domain" if object_type == "domain-name" else "ip"
-            elif simple[1] == "url" and (host := url_host(value)) is not None and (value := host[1].lower()) in known:
+            elif (object_type := simple[1]) != "url":
+                value, kind = simple[2], "domain" if object_type == "domain-name" else "ip"
+            elif (host := url_host(simple[2])) is not None:
                 # values._url_host: a host of digits and dots is an address, any other a name
+                value = host[1].lower()
                 kind = "ip" if value.replace(".", "").isdigit() else "domain"
             else:
                 value = None
-        elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str and value in known:
+        elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str:
             kind = "domain" if stix_type == "domain-name" else "ip"
         elif stix_type in _ENRICHED_OBJECT_TYPES:
             value = None
@@ -254,15 +269,18 @@ def _plans(objects: list[IntelObject], known: set[str], geo: dict[str, dict[str,
             append(None)
             continue
         if value is not None:
-            # Only found results travel: an extension only where one was found.
+            # A value the lock has as it stands (its keys are canonical) needs no canonicalising;
+            # one it does not have may be written otherwise (Example.COM): the full reader then.
             whois_entry = whois.get(value)
-            if whois_entry is not None and whois_entry.get("status") != "found":
-                whois_entry = None
             geo_entry = geo.get(value) if kind == "ip" else None
-            if geo_entry is not None and geo_entry.get("status") != "found":
-                geo_entry = None
-            append(None if whois_entry is None and geo_entry is None else ((value, geo_entry, whois_entry),))
-            continue
+            if whois_entry is not None or geo_entry is not None:
+                # Only found results travel: an extension only where one was found.
+                if whois_entry is not None and whois_entry.get("status") != "found":
+                    whois_entry = None
+                if geo_entry is not None and geo_entry.get("status") != "found":
+                    geo_entry = None
+                append(None if whois_entry is None and geo_entry is None else ((value, geo_entry, whois_entry),))
+                continue
         found = []
         for kind, value in object_enrich_values(data, known):
             geo_entry = _found(geo, value) if kind == "ip" else None
