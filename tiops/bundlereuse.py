@@ -30,10 +30,15 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from tiops.compile import _BUNDLE_TAIL as _TAIL
-from tiops.compile import WrittenBundle, _survey, _with_source, bundle_head_size, object_line
-from tiops.enrich.attach import ENRICHMENT_EXTENSION_OBJECT
+from tiops.compile import (
+    WrittenBundle,
+    _survey,
+    _with_source,
+    builtin_extras,
+    bundle_head_size,
+    object_line,
+)
 from tiops.load import IntelObject
-from tiops.stix import BUILTIN_DEPENDENCIES, BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
 
 RECORD = "bundle-record"
 _READ_CHUNK = 1 << 20
@@ -151,19 +156,8 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
         marks = {**dict(zip(reused, map(_as_mark, kept_marks), strict=True)), **fresh}
     except (TypeError, ValueError, IndexError):
         return None
-    # The built-in objects the bundle adds, as tiops.compile.bundle_objects adds them.
-    extra: dict[str, dict[str, Any]] = {}
-    if sourced:
-        extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
-    if enriched:
-        for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
-            if definition["id"] not in present:
-                extra[definition["id"]] = definition
-    for marking_id in sorted(marking for marking in markings if marking not in present):
-        extra[marking_id] = BUILTIN_OBJECTS[marking_id]
-        for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
-            if dependency not in present:
-                extra[dependency] = BUILTIN_OBJECTS[dependency]
+    # The built-in objects the bundle adds, from the same function as a full compile.
+    extra = builtin_extras(present, sourced=sourced, enriched=enriched, markings=markings)
     added.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
     added.sort(key=_first)
     return _splice(content, old_keys, old_offsets, removed, added, marks)

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,22 +124,36 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
                     found[position] = (survivors[position], plan)
                     enriched = True
         present = {key[1] for key in keyed}
-        extra: dict[str, dict[str, Any]] = {}
-        if sourced:
-            extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
-        if enriched:
-            # Locked enrichment (tiops.enrich.attach) rides on a property-extension that needs its definition.
-            for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
-                if definition["id"] not in present:
-                    extra[definition["id"]] = definition
-        for marking_id in sorted(markings - present):
-            extra[marking_id] = BUILTIN_OBJECTS[marking_id]
-            for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
-                if dependency not in present:
-                    extra[dependency] = BUILTIN_OBJECTS[dependency]
+        extra = builtin_extras(present, sourced=sourced, enriched=enriched, markings=markings)
         entries = [*found, *extra.values()]
         keyed.extend((o["type"], o["id"]) for o in extra.values())
     return BundleObjects([entries[position] for position in _bundle_order(keyed)], outcome.enrichment)
+
+
+def builtin_extras(present: Container[str], *, sourced: bool, enriched: bool,
+                   markings: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The built-in objects a bundle adds to its own, by id: what they need and do not hold.
+
+    ``present``: the ids the bundle holds already; ``sourced``: whether any object names a
+    source system (the source extension's definition and its identity go in); ``enriched``:
+    whether any carries locked enrichment (its property-extension needs its definition);
+    ``markings``: the built-in marking definitions the objects reference, with their
+    dependencies. One place for both the full compile and the reuse of a previous bundle
+    (tiops.bundlereuse), so the two cannot add different objects.
+    """
+    extra: dict[str, dict[str, Any]] = {}
+    if sourced:
+        extra.update({o["id"]: o for o in SOURCE_EXTENSION_OBJECTS if o["id"] not in present})
+    if enriched:
+        for definition in (SOURCE_EXTENSION_OBJECTS[0], ENRICHMENT_EXTENSION_OBJECT):
+            if definition["id"] not in present:
+                extra[definition["id"]] = definition
+    for marking_id in sorted(marking for marking in markings if marking not in present):
+        extra[marking_id] = BUILTIN_OBJECTS[marking_id]
+        for dependency in BUILTIN_DEPENDENCIES.get(marking_id, ()):
+            if dependency not in present:
+                extra[dependency] = BUILTIN_OBJECTS[dependency]
+    return extra
 
 
 def _bundle_order(keyed: list[tuple[str, str]]) -> list[int]:
