@@ -44,6 +44,15 @@ interrupted build leaves the previous file or the new one, never half of one.
 The checksum detects damage, not forgery: a cache restored in CI comes from the
 same workflow's own earlier runs (docs/ci.md).
 
+Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
+million objects' entries are most of a gigabyte. :meth:`BuildCache.store` appends each
+to its shard's buffer, and a full buffer goes as one chunk to a spill file: an anonymous
+temporary file in the cache folder (unlinked from the start, so an interrupted build
+leaves nothing of it behind), with each chunk's offset, length and CRC-32 kept in
+memory. :meth:`BuildCache.save` reads back one shard's chunks at a time, merges them
+with the shard's kept entries and writes the shard as above. A chunk that does not read
+back whole and unchanged is dropped, and its files are parsed again at the next build.
+
 To avoid reading every file to hash it, an index remembers each file's ``lstat``
 (size, modification and change times, inode) with its blob id, as git's index does. A
 file modified within a second before the index was written is hashed again ("racily
@@ -56,16 +65,19 @@ edits). ``tiops compile --no-cache`` / ``TIOPS_NO_CACHE=1`` build without it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import operator
 import os
 import stat
+import struct
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
@@ -89,6 +101,10 @@ _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
 _SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
+# A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
+# 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
+_SPILL_CHUNK = 64 * 1024
+_RECORD_HEAD = struct.Struct("<III")  # lengths of the blob id, the entry key and the payload of one spilled entry
 # Codes of findings that say a file could not be read at all (tiops.inputs): they depend
 # on the file system, not on the content, so such a file is never cached.
 _UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
@@ -265,6 +281,12 @@ class BuildCache:
         self._index_trusted_before = 0  # modification times from here on are racy
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
+        # Entries stored in this run, by shard: not yet spilled, and (offset, length, CRC-32) of spilled chunks.
+        self._pending: dict[int, bytearray] = {}
+        self._spilled: dict[int, list[tuple[int, int, int]]] = {}
+        self._spill: IO[bytes] | None = None
+        self._spill_size = 0
+        self._spill_failed = False  # no spill file could be written: entries stored from then on are dropped
 
     @classmethod
     def open(cls, root: Path, context: str) -> BuildCache:
@@ -335,10 +357,61 @@ class BuildCache:
         return FileEntry(payload)
 
     def store(self, blob: str, key: str, entry: FileEntry) -> None:
+        """Keep ``entry`` for the next :meth:`save`: buffered, and spilled to disk as buffers fill."""
         number = _shard_of(blob)
-        self._shards.setdefault(number, {}).setdefault(blob, {})[key] = entry.payload
-        self._used.add((blob, key))
         self._dirty.add(number)
+        if self._spill_failed:
+            return  # the file is parsed again next time
+        blob_bytes, key_bytes = blob.encode(), key.encode()
+        pending = self._pending.get(number)
+        if pending is None:
+            pending = self._pending[number] = bytearray()
+        pending += _RECORD_HEAD.pack(len(blob_bytes), len(key_bytes), len(entry.payload))
+        pending += blob_bytes
+        pending += key_bytes
+        pending += entry.payload
+        if len(pending) >= _SPILL_CHUNK:
+            self._spill_chunk(number, pending)
+            del self._pending[number]
+
+    def _spill_chunk(self, number: int, chunk: bytearray) -> None:
+        """Append one shard's buffered entries to the spill file; on failure, drop them and stop spilling."""
+        try:
+            if self._spill is None:
+                import tempfile  # only a build that stores entries spills
+
+                self.folder.mkdir(parents=True, exist_ok=True)
+                # Unlinked at once (O_TMPFILE where there is one): nothing is left if the build stops.
+                self._spill = tempfile.TemporaryFile(dir=self.folder, prefix=".spill.")  # noqa: SIM115 (closed by save)
+            self._spill.write(chunk)
+        except OSError:
+            self._spill_failed = True
+            self._pending.clear()
+            return
+        self._spilled.setdefault(number, []).append((self._spill_size, len(chunk), zlib.crc32(chunk)))
+        self._spill_size += len(chunk)
+
+    def _stored_entries(self, number: int) -> Iterator[tuple[str, str, bytes]]:
+        """(blob, key, payload) of the entries of shard ``number`` stored in this run, in order.
+
+        A spilled chunk that does not read back whole and unchanged (a torn or damaged
+        spill file) is skipped: its files are simply not cached.
+        """
+        chunks = self._spilled.pop(number, [])
+        spill = self._spill
+        for offset, length, crc in chunks:
+            if spill is None:
+                break
+            try:
+                spill.seek(offset)
+                chunk = spill.read(length)
+            except OSError:
+                continue
+            if len(chunk) == length and zlib.crc32(chunk) == crc:
+                yield from _records(chunk)
+        pending = self._pending.pop(number, None)
+        if pending is not None:
+            yield from _records(bytes(pending))
 
     def known_blob(self, relative: str, info: os.stat_result) -> str | None:
         """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
@@ -371,14 +444,21 @@ class BuildCache:
                 del self._shards[number]
 
     def save(self) -> None:
-        """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional."""
+        """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional.
+
+        Shard by shard: the entries stored in this run are read back from the spill file
+        and merged with the shard's kept ones, and each written shard is let go of
+        (a later :meth:`lookup` misses it, which only costs a parse).
+        """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             ignore = self.folder / ".gitignore"
             if not ignore.exists():  # kept out of git even where `tiops init` wrote no .gitignore
                 ignore.write_text("*\n", encoding="utf-8")
             for number in sorted(self._dirty):
-                shard = self._shards.get(number) or {}
+                shard = self._shards.pop(number, None) or {}
+                for blob, key, payload in self._stored_entries(number):
+                    shard.setdefault(blob, {})[key] = payload
                 if shard:
                     self._write(_shard_name(number), shard)
                 else:
@@ -387,7 +467,19 @@ class BuildCache:
                 self._write(_INDEX_FILE, self._new_index)
         except OSError:
             return  # a read-only checkout builds as well, only without keeping the cache
+        finally:
+            self._close_spill()
         self._dirty.clear()
+
+    def _close_spill(self) -> None:
+        """Let go of the spill file and of what was stored: written by now, or not to be written."""
+        self._pending.clear()
+        self._spilled.clear()
+        self._spill_size = 0
+        if self._spill is not None:
+            with contextlib.suppress(OSError):
+                self._spill.close()
+            self._spill = None
 
     def _write(self, name: str, body: dict[str, Any]) -> None:
         import tempfile  # only a build that changed something writes
@@ -401,6 +493,24 @@ class BuildCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _records(chunk: bytes) -> Iterator[tuple[str, str, bytes]]:
+    """The (blob, key, payload) records of one spilled chunk (written by BuildCache.store)."""
+    view = memoryview(chunk)
+    position, end, head = 0, len(chunk), _RECORD_HEAD.size
+    while position + head <= end:
+        blob_length, key_length, payload_length = _RECORD_HEAD.unpack_from(chunk, position)
+        position += head
+        blob = str(view[position:position + blob_length], "utf-8")
+        position += blob_length
+        key = str(view[position:position + key_length], "utf-8")
+        position += key_length
+        payload = bytes(view[position:position + payload_length])
+        position += payload_length
+        if position > end:
+            return  # cannot happen for a chunk whose CRC matched; a partial record is never returned
+        yield blob, key, payload
 
 
 def _shard_of(blob: str) -> int:
@@ -420,7 +530,7 @@ class CachedLoad:
 
     repo: Repo
     object_findings: list[Finding]
-    references: list[list[ListedReference]]
+    references: list[list[ListedReference] | None]  # None: a file parsed in this run (Prechecked)
     cache: BuildCache
     malformed_ids: set[str] = field(default_factory=set)
     reused_files: int = 0
@@ -541,7 +651,9 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
     repo.objects.extend(parsed.objects)
     repo.findings.extend(parsed.load_findings)
     loaded.object_findings.extend(parsed.object_findings)
-    loaded.references.extend(parsed.references)
+    # Not kept: the reference check walks these objects itself (check_listed_references),
+    # and a first build of a million objects would hold their lists to the end.
+    loaded.references.extend([None] * len(parsed.objects))
     loaded.malformed_ids.update(parsed.malformed_ids)
     if loaded.files is not None and blob is not None and key is not None:
         loaded.files[(blob, key)] = parsed
@@ -746,7 +858,7 @@ class CachedFiles:
         self._parses = parses
         self._keys: dict[int, tuple[Defaults, str | None]] = {}
         self.object_findings: list[Finding] = []
-        self.references: list[list[ListedReference]] = []
+        self.references: list[list[ListedReference] | None] = []
         self.malformed_ids: set[str] = set()
         self.objects = 0
         self.reused_files = 0

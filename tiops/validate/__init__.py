@@ -32,12 +32,13 @@ class Prechecked:
     """What the per-object checks gave for every object of a repository, kept by tiops.buildcache.
 
     ``object_findings``: what :func:`check_object` gives for each object, in object order;
-    ``references``: :func:`object_references` of each object (``references[i]`` for object i);
+    ``references``: :func:`object_references` of each object (``references[i]`` for object i),
+    or None for an object the reference check is to walk itself;
     ``malformed_ids``: the ids among them that are not TYPE--UUID.
     """
 
     object_findings: list[Finding]
-    references: list[list[ListedReference]]
+    references: list[list[ListedReference] | None]
     malformed_ids: set[str]
 
 

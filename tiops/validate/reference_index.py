@@ -16,7 +16,8 @@ from tiops.findings import Finding, PathPart
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
 from tiops.validate.references import (
-    _KEY_KINDS,
+    _KINDS_BY_NAMES,
+    _KINDS_BY_NAMES_LIMIT,
     _NESTED,
     _REFERENCE,
     _REFERENCES,
@@ -31,21 +32,44 @@ ListedReference = tuple[str, Any, tuple[PathPart, ...]]
 
 
 def object_references(obj: IntelObject) -> list[ListedReference]:
-    """Every reference of ``obj``, walked as check_references walks it."""
+    """Every reference of ``obj``, walked as check_references walks it.
+
+    Only the properties that can hold a reference are visited, worked out once per list
+    of property names (objects of one producer share theirs), and the paths of top-level
+    references are shared tuples: one per name and index, so an entry of the build
+    cache holds each path once (marshal writes a shared object once).
+    """
+    data = obj.data
+    names = tuple(data)
+    kinds = _KINDS_BY_NAMES.get(names)
+    if kinds is None:
+        kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
+        if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
+            _KINDS_BY_NAMES[names] = kinds
     found: list[ListedReference] = []
-    kinds = _KEY_KINDS
-    for key, item in obj.data.items():
-        kind = kinds.get(key)
-        if kind is None:
-            kind = kinds[key] = _kind_of_key(key)
+    for key, kind in kinds:
+        item = data[key]
         if kind == _REFERENCE:
-            found.append((key, item, (key,)))
+            path = _KEY_PATHS.get(key)
+            if path is None:
+                path = _KEY_PATHS[key] = (key,)
+            found.append((key, item, path))
         elif kind == _REFERENCES:
             if type(item) is list:
-                found.extend((key, element, (key, index)) for index, element in enumerate(item))
+                paths = _INDEX_PATHS.get(key)
+                if paths is None:
+                    paths = _INDEX_PATHS[key] = []
+                if len(paths) < len(item):
+                    paths.extend((key, index) for index in range(len(paths), len(item)))
+                found.extend(zip([key] * len(item), item, paths, strict=False))  # paths may be longer
         elif kind == _NESTED and (type(item) is list or type(item) is dict):
             found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
     return found
+
+
+# Shared paths of top-level references: (name,) and (name, index) (see object_references).
+_KEY_PATHS: dict[str, tuple[PathPart, ...]] = {}
+_INDEX_PATHS: dict[str, list[tuple[PathPart, ...]]] = {}
 
 
 def malformed_ids(objects: list[IntelObject]) -> list[str]:
@@ -54,11 +78,13 @@ def malformed_ids(objects: list[IntelObject]) -> list[str]:
             if type(identifier := obj.data.get("id")) is str and ID_RE.match(identifier) is None]
 
 
-def check_listed_references(objects: list[IntelObject], listed: list[list[ListedReference]], *,
+def check_listed_references(objects: list[IntelObject], listed: list[list[ListedReference] | None], *,
                             types: dict[str, str] | None = None, malformed: set[str] | None = None) -> list[Finding]:
     """check_references for a repository whose objects' references are already listed (``listed[i]`` for ``objects[i]``).
 
     ``malformed``: :func:`malformed_ids` of all of ``objects``, when the caller kept them.
+    ``listed[i]`` None: object i is walked here (what check_references does), for objects
+    whose list was not kept (a build's freshly parsed files: tiops.buildcache).
     """
     resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
     resolvable.update(object_types(objects) if types is None else types)
@@ -69,7 +95,9 @@ def check_listed_references(objects: list[IntelObject], listed: list[list[Listed
     checker = _ReferenceChecker(resolvable, malformed, False)
     resolve = checker._resolve
     for obj, references in zip(objects, listed, strict=True):
-        if references:
+        if references is None:
+            checker.check(obj)
+        elif references:
             stix_type = obj.data["type"]
             for prop, value, path in references:
                 resolve(obj, stix_type, prop, value, path)
