@@ -16,11 +16,11 @@ from tiops.findings import Finding, PathPart
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
 from tiops.validate.references import (
-    _KINDS_BY_NAMES,
-    _KINDS_BY_NAMES_LIMIT,
+    _KEY_KINDS,
     _NESTED,
     _REFERENCE,
     _REFERENCES,
+    _holds_mapping,
     _kind_of_key,
     _ReferenceChecker,
     _references,
@@ -34,21 +34,15 @@ ListedReference = tuple[str, Any, tuple[PathPart, ...]]
 def object_references(obj: IntelObject) -> list[ListedReference]:
     """Every reference of ``obj``, walked as check_references walks it.
 
-    Only the properties that can hold a reference are visited, worked out once per list
-    of property names (objects of one producer share theirs), and the paths of top-level
-    references are shared tuples: one per name and index, so an entry of the build
-    cache holds each path once (marshal writes a shared object once).
+    The paths of top-level references are shared tuples, one per name and index, so an
+    entry of the build cache holds each path once (marshal writes a shared object once).
     """
-    data = obj.data
-    names = tuple(data)
-    kinds = _KINDS_BY_NAMES.get(names)
-    if kinds is None:
-        kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
-        if len(_KINDS_BY_NAMES) < _KINDS_BY_NAMES_LIMIT:
-            _KINDS_BY_NAMES[names] = kinds
     found: list[ListedReference] = []
-    for key, kind in kinds:
-        item = data[key]
+    kinds = _KEY_KINDS
+    for key, item in obj.data.items():
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = _kind_of_key(key)
         if kind == _REFERENCE:
             path = _KEY_PATHS.get(key)
             if path is None:
@@ -62,7 +56,8 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
                 if len(paths) < len(item):
                     paths.extend((key, index) for index in range(len(paths), len(item)))
                 found.extend(zip([key] * len(item), item, paths, strict=False))  # paths may be longer
-        elif kind == _NESTED and (type(item) is list or type(item) is dict):
+        elif kind == _NESTED and (type(item) is dict or (type(item) is list and _holds_mapping(item))):
+            # A list reaches a reference only through a mapping in it (labels, aliases: never).
             found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
     return found
 
