@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py REPO [--baseline main] [--baseline /path/to/checkout ...]
                                            [--repeat 2] [--as-of 2025-06-01T00:00:00Z]
+                                           [--cache as-is|cold|off]
 
 REPO is an intel repository, typically written by ``python benchmarks/generate_repo.py
 1000000 REPO`` (about 10 minutes for a million objects). The baseline is a git revision,
@@ -14,6 +15,10 @@ that process alone). For each checkout the best wall-clock time, the best CPU ti
 (user + system) and the lowest peak are kept, and the ratio current / baseline is
 printed for each. All bundles must be byte-for-byte identical: the script exits
 with status 1 when they differ.
+
+``--cache``: ``as-is`` (default) leaves REPO's build cache (``.tiops/build-cache/``) as
+each run finds it; ``cold`` removes it before each run, so every run is the first
+compile, the one that writes the cache; ``off`` compiles with ``--no-cache``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,12 +47,15 @@ class Best:
         self.wall, self.cpu, self.peak_mb = min(self.wall, wall), min(self.cpu, cpu), min(self.peak_mb, peak_mb)
 
 
-def compile_once(checkout: Path, repo: Path, output: Path, as_of: str) -> tuple[float, float, float]:
+def compile_once(checkout: Path, repo: Path, output: Path, as_of: str, cache: str = "as-is") -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MB) of one ``tiops compile`` with ``checkout``'s tiops."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    if cache == "cold":
+        shutil.rmtree(repo / ".tiops" / "build-cache", ignore_errors=True)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "tiops", "-C", str(repo), "compile", "-o", str(output), "--as-of", as_of],
+        [sys.executable, "-m", "tiops", "-C", str(repo), "compile", "-o", str(output), "--as-of", as_of,
+         *(["--no-cache"] if cache == "off" else [])],
         # cwd: `python -m` puts the current folder first on sys.path; a neutral folder keeps
         # the measured code that of `checkout`.
         env=env, cwd=output.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -72,6 +81,8 @@ def main() -> None:
     parser.add_argument("--baseline", action="append", help="git revision or checkout folder (default: main); repeatable")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--as-of", default="2025-06-01T00:00:00Z", help="fixed as-of time, so all builds agree")
+    parser.add_argument("--cache", choices=["as-is", "cold", "off"], default="as-is",
+                        help="the build cache: left as found, removed before each run, or not used (--no-cache)")
     args = parser.parse_args()
     if not (args.repo / "intel").is_dir():
         raise SystemExit(f"{args.repo}: not an intel repository (write one with benchmarks/generate_repo.py N DIR)")
@@ -95,7 +106,7 @@ def main() -> None:
             for run in range(args.repeat):
                 order = list(checkouts) if run % 2 == 0 else list(reversed(checkouts))
                 for name in order:
-                    wall, cpu, peak = compile_once(checkouts[name], args.repo.resolve(), outputs[name], args.as_of)
+                    wall, cpu, peak = compile_once(checkouts[name], args.repo.resolve(), outputs[name], args.as_of, args.cache)
                     best[name].add(wall, cpu, peak)
                     print(f"run {run + 1} {name:20s} {wall:7.1f} s wall {cpu:7.1f} s CPU {peak:8.0f} MB peak", flush=True)
             identical = all(filecmp.cmp(outputs["current"], path, shallow=False) for path in outputs.values())
