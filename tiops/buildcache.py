@@ -694,8 +694,11 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
     _load_object_file(path, relative, defaults, scratch)
     reading.ahead = None
     # Locations resolved now, while the file is the one the entry is kept for.
-    load_findings = resolve_locations(scratch.findings, root)
-    object_findings = resolve_locations([f for obj in scratch.objects for f in check_object(obj)], root)
+    # (Most files have no findings: resolving none would still cost a call per file.)
+    load_findings = resolve_locations(scratch.findings, root) if scratch.findings else scratch.findings
+    object_findings = [f for obj in scratch.objects for f in check_object(obj)]
+    if object_findings:
+        object_findings = resolve_locations(object_findings, root)
     references = [object_references(obj) for obj in scratch.objects]
     malformed = malformed_ids(scratch.objects)
     index = index_file(scratch.objects, load_findings, object_findings, references, malformed)
