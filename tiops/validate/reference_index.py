@@ -50,6 +50,9 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
             found.append((key, item, path))
         elif kind == _REFERENCES:
             if type(item) is list:
+                if len(item) > _SHARED_INDEXES:  # a long list (a report's object_refs): paths of its own
+                    found.extend((key, element, (key, index)) for index, element in enumerate(item))
+                    continue
                 paths = _INDEX_PATHS.get(key)
                 if paths is None:
                     paths = _INDEX_PATHS[key] = []
@@ -65,6 +68,7 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
 # Shared paths of top-level references: (name,) and (name, index) (see object_references).
 _KEY_PATHS: dict[str, tuple[PathPart, ...]] = {}
 _INDEX_PATHS: dict[str, list[tuple[PathPart, ...]]] = {}
+_SHARED_INDEXES = 1024  # kept for the first indexes of each name only: memory held for good stays small
 
 
 def malformed_ids(objects: list[IntelObject]) -> list[str]:

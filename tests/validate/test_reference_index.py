@@ -1,0 +1,58 @@
+"""Listed references: a build that keeps lists for some objects only reports what the full walk reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiops.load import IntelObject
+from tiops.validate import reference_index
+from tiops.validate.reference_index import check_listed_references, malformed_ids, object_references
+from tiops.validate.references import check_references
+
+VALUES = st.sampled_from([
+    "identity--1a2b3c4d-0000-4000-8000-000000000001", "identity--1a2b3c4d-0000-4000-8000-000000000009",
+    "malware--1a2b3c4d-0000-4000-8000-000000000002", "x-thing--1a2b3c4d-0000-4000-8000-000000000003",
+    "bad--id", 5, None,
+])
+NESTED = st.recursive(st.one_of(VALUES, st.just("text")),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                              st.dictionaries(st.sampled_from(["a", "b_ref", "c_refs", "hashes"]), inner,
+                                                              max_size=2)), max_leaves=5)
+PROPERTIES = st.dictionaries(st.sampled_from(["created_by_ref", "source_ref", "object_refs", "object_marking_refs",
+                                              "labels", "granular_markings", "x_nested", "external_references"]),
+                             st.one_of(VALUES, st.lists(VALUES, max_size=3), NESTED), max_size=5)
+
+
+def _objects(properties: list[dict[str, Any]], stix_type: str) -> list[IntelObject]:
+    defined = [IntelObject(data={"type": kind, "id": f"{kind}--1a2b3c4d-0000-4000-8000-00000000000{n}"}, file="d.yaml")
+               for n, kind in ((1, "identity"), (2, "malware"), (3, "x-thing"))]
+    return defined + [IntelObject(data={"type": stix_type, "id": f"{stix_type}--1a2b3c4d-0000-4000-8000-0000000001{n:02d}",
+                                        **extra}, file="x.yaml") for n, extra in enumerate(properties)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(PROPERTIES, min_size=1, max_size=10), st.sampled_from(["relationship", "indicator", "x-thing"]),
+       st.lists(st.booleans(), min_size=13, max_size=13))
+def test_objects_without_a_kept_list_are_walked_to_the_same_findings(properties: list[dict[str, Any]], stix_type: str,
+                                                                      kept: list[bool]) -> None:
+    objects = _objects(properties, stix_type)
+    # What a build through the cache passes: lists for files taken from the cache, None for files parsed now.
+    listed = [object_references(obj) if keep else None for obj, keep in zip(objects, kept, strict=False)]
+    malformed = set(malformed_ids(objects))
+    assert check_listed_references(objects, listed, malformed=malformed) == check_references(objects)
+
+
+def test_long_reference_lists_list_every_item_at_its_index() -> None:
+    count = reference_index._SHARED_INDEXES + 5
+    dangling = [f"indicator--1a2b3c4d-0000-4000-8000-{n:012d}" for n in range(count)]
+    for size in (3, count):  # shared paths, and a list longer than the shared ones
+        report = IntelObject(data={"type": "report", "id": "report--1a2b3c4d-0000-4000-8000-000000000001",
+                                   "object_refs": dangling[:size]}, file="r.yaml")
+        listed = object_references(report)
+        assert listed == [("object_refs", ref, ("object_refs", index)) for index, ref in enumerate(dangling[:size])]
+        findings = check_listed_references([report], [listed])
+        assert [f.location.path for f in findings] == [("object_refs", index) for index in range(size)]
+        assert findings == check_references([report])
