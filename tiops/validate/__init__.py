@@ -80,7 +80,8 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
 
 
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
-               references: list[list[ListedReference]] | None = None, malformed: set[str] | None = None) -> list[Finding]:
+               references: Sequence[list[ListedReference] | None] | None = None,
+               malformed: set[str] | None = None) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on

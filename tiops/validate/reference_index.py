@@ -10,6 +10,7 @@ those of :func:`tiops.validate.references.check_references`, in the same order
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tiops.findings import Finding, PathPart
@@ -77,7 +78,7 @@ def malformed_ids(objects: list[IntelObject]) -> list[str]:
             if type(identifier := obj.data.get("id")) is str and ID_RE.match(identifier) is None]
 
 
-def check_listed_references(objects: list[IntelObject], listed: list[list[ListedReference] | None], *,
+def check_listed_references(objects: list[IntelObject], listed: Sequence[list[ListedReference] | None], *,
                             types: dict[str, str] | None = None, malformed: set[str] | None = None) -> list[Finding]:
     """check_references for a repository whose objects' references are already listed (``listed[i]`` for ``objects[i]``).
 
