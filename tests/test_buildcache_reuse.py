@@ -229,3 +229,28 @@ def test_validate_file_reads_only_the_files_involved(plain_repo: Path) -> None:
     for file in loaded.files:
         if file.relative in read and not file.index.needs_objects:
             assert not involved.isdisjoint(file.index.ids), file.relative
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1 << 20])
+def test_line_offsets_are_read_from_the_file_in_chunks(chunk: int, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's line starts, read a chunk at a time, are where splitting the whole file puts them."""
+    from tiops import bundlereuse
+    from tiops.compile import write_bundle
+
+    objects = [{"type": "indicator", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000",
+                "name": "a,\\nb" * n, "spec_version": "2.1"} for n in range(5)]
+    output = tmp_path / "bundle.json"
+    write_bundle(objects, output)
+    content = output.read_bytes()
+    start = content.index(b"\n") + 1
+    expected = [start]
+    for line in content[start:len(content) - len(bundlereuse._TAIL)].split(b",\n")[:-1]:
+        start += len(line) + 2
+        expected.append(start)
+    monkeypatch.setattr(bundlereuse, "_READ_CHUNK", chunk)
+    assert bundlereuse._file_line_offsets(output) == expected
+    assert len(expected) == len(objects)
+    # A raw line break inside the body is not a line of this layout: no offsets, so no record.
+    output.write_bytes(content.replace(b'"2.1"', b'"2\n.1"', 1))
+    assert bundlereuse._file_line_offsets(output) is None

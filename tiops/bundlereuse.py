@@ -91,7 +91,7 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     if any(earlier >= later for earlier, later in pairwise(keys)):
         return None
     if offsets is None:
-        offsets = _line_offsets(output.read_bytes())
+        offsets = _file_line_offsets(output)
         if offsets is None or len(offsets) != len(keys):
             return None
     owned = {line_key for mark in marks.values() for line_key in mark.keys}
@@ -240,13 +240,40 @@ def _previous_content(output: Path, sha256: Any, size: Any) -> bytes | None:
     return content
 
 
-def _line_offsets(content: bytes) -> list[int] | None:
-    """Where each object line of a bundle starts (one object per line, lines joined by ",\n", tiops.compile)."""
-    start = content.find(b"\n") + 1
-    if not start or not content.endswith(_TAIL):
+def _file_line_offsets(path: Path) -> list[int] | None:
+    """Where each object line of the bundle at ``path`` starts, read a megabyte at a time.
+
+    Lines are joined by ",\n" after the head's first line break (tiops.compile); canonical
+    JSON holds no raw line break, so every line break of the body ends a line. The file
+    is never held whole: a million objects' bundle is most of a gigabyte.
+    """
+    try:
+        with path.open("rb") as bundle:
+            size = os.fstat(bundle.fileno()).st_size
+            body_end = size - len(_TAIL)
+            if body_end < 0:
+                return None
+            bundle.seek(body_end)
+            if bundle.read(len(_TAIL)) != _TAIL:
+                return None
+            bundle.seek(0)
+            offsets: list[int] = []
+            at = 0  # where the chunk read last starts in the file
+            before = b""  # the byte before that chunk
+            while at < body_end:
+                chunk = bundle.read(min(_READ_CHUNK, body_end - at))
+                if not chunk:
+                    return None
+                newline = chunk.find(b"\n")
+                while newline >= 0:
+                    if offsets:  # every line break after the head's is a separator: ",\n"
+                        previous = chunk[newline - 1:newline] if newline else before
+                        if previous != b",":
+                            return None
+                    offsets.append(at + newline + 1)
+                    newline = chunk.find(b"\n", newline + 1)
+                before = chunk[-1:]
+                at += len(chunk)
+    except OSError:
         return None
-    offsets = [start]
-    for line in content[start:len(content) - len(_TAIL)].split(b",\n")[:-1]:
-        start += len(line) + 2
-        offsets.append(start)
-    return offsets
+    return offsets or None
