@@ -74,7 +74,7 @@ import stat
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -115,6 +115,18 @@ _OBJECT_VALUES = operator.attrgetter(*_OBJECT_FIELDS)  # every field of an objec
 
 # A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
+
+
+def has_entries(root: Path) -> bool:
+    """Whether the repository at ``root`` has a build cache with an index, worth loading by file indexes.
+
+    A first build (no cache yet) parses every file whatever the route. File indexes
+    (:func:`load_repo_indexed`) pay for reading little of a warm cache, but a cold build
+    holds an index per file beside every object, and at a million objects that is what
+    takes the first compile over 3 GB (docs/performance.md, "Memory at a million
+    objects"); such a build takes :func:`load_repo_cached` instead.
+    """
+    return (root / CACHE_DIR / _INDEX_FILE).is_file()
 
 
 def blob_id(content: bytes) -> str:
@@ -711,7 +723,12 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
         else:
             cache.store(blob, key, entry)
             cache.remember(relative, info, blob)
-    return FileResult(scratch.objects, load_findings, object_findings, references, malformed), index
+    # The entry keeps the whole index. The copy kept in memory drops the reference targets:
+    # this run holds the file's objects, so the checks read them (a file without
+    # reference_targets is always read, tiops.validate.indexed), and a first compile of a
+    # million objects does not hold every file's targets as text beside its objects.
+    return FileResult(scratch.objects, load_findings, object_findings, references, malformed), \
+        index._replace(reference_targets=None)
 
 
 class StaleEntry(Exception):
@@ -724,7 +741,7 @@ class _IndexedEntry:
     __slots__ = ("_loaded", "_stored", "entry", "index", "parsed", "relative")
 
     def __init__(self, relative: str, index: FileIndex, entry: str | None, stored: bytes = b"",
-                 loaded: tuple[list[IntelObject], list[list[ListedReference]]] | None = None) -> None:
+                 loaded: tuple[list[IntelObject], Sequence[list[ListedReference] | None]] | None = None) -> None:
         self.relative = relative
         self.index = index
         self.entry = entry  # blob id and entry key, NUL-joined; None for a file the cache cannot keep
@@ -732,7 +749,7 @@ class _IndexedEntry:
         self._stored = stored
         self._loaded = loaded
 
-    def objects(self) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+    def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         if self._loaded is None:
             try:
                 self._loaded = FileEntry.objects(self._stored, len(self.index.ids))
@@ -834,8 +851,11 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                         progress("load", done, len(files))
                     continue
             parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+            # The objects' reference lists are in the entry; not kept here, as load_repo_cached
+            # does not keep them: the reference check walks these objects itself (None), which
+            # spares a first compile of a million objects holding every list at once.
             append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
-                                 loaded=(parsed.objects, parsed.references)))
+                                 loaded=(parsed.objects, [None] * len(parsed.objects))))
             loaded.parsed_files += 1
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))

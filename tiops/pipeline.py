@@ -58,11 +58,13 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
         return repo, validate_repo(repo, progress=progress)
     from tiops.buildcache import (  # only cached builds need them
         StaleEntry,
-        load_repo_cached,
+        has_entries,
         load_repo_indexed,
     )
     from tiops.validate import validate_indexed
 
+    if not has_entries(root):
+        return _load_and_validate_cached(root, progress)
     indexed = load_repo_indexed(root, progress=progress)
     try:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
@@ -74,6 +76,13 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
     else:
         indexed.cache.save()  # also when validation fails: the next run after a fix reuses the rest
         return indexed.repo, findings
+    return _load_and_validate_cached(root, progress)
+
+
+def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, list[Finding]]:
+    """Load through the build cache with every object in memory (a first build, or an entry that cannot be read)."""
+    from tiops.buildcache import load_repo_cached
+
     loaded = load_repo_cached(root, progress=progress)
     findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
@@ -92,7 +101,9 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        if cache and not trace:
+        if cache and not trace and _has_cache_entries(root):
+            # Without a cache yet, every file is parsed either way: the plain route holds less
+            # (tiops.buildcache.has_entries); the bundle record then comes with the next build.
             warm = _build_through_indexes(root, progress, as_of, output)
             if warm is not None:
                 return warm
@@ -110,6 +121,12 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
                 "objects": len(objects)}
     traces = all_traces(repo, outcome) if trace else None
     return BuildResult(bundle, len(objects), findings, metadata, traces, output)
+
+
+def _has_cache_entries(root: Path) -> bool:
+    from tiops.buildcache import has_entries  # only cached builds need it
+
+    return has_entries(root)
 
 
 def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, output: Path | None) -> BuildResult | None:

@@ -143,7 +143,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
             unclean = unclean_files(files, types, malformed, table)
             needed = [need or dirty for need, dirty in zip(needed, unclean, strict=True)]
         objects: list[IntelObject] = []
-        references: list[list[ListedReference]] = []
+        references: list[list[ListedReference] | None] = []
         for need, file in zip(needed, files, strict=True):
             if need:
                 file_objects, file_references = file.objects()

@@ -98,7 +98,7 @@ class IndexedFile(Protocol):
     relative: str
     index: FileIndex
 
-    def objects(self) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+    def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         """The file's objects and each one's references (read once, then kept)."""
         ...
 
