@@ -550,6 +550,9 @@ class CachedLoad:
     # (blob id, entry key) -> what the file gave, when asked for (record_files): a git
     # revision compared with this working tree takes these very objects (CachedFiles).
     files: dict[tuple[str, str], FileResult] | None = None
+    # "blob NUL entry key" -> the objects of that file, when asked for (entry_objects): what a
+    # bundle record (tiops.bundlereuse) notes of each entry, without keeping each file's result.
+    entry_objects: dict[str, list[IntelObject]] | None = None
 
     def prechecked(self) -> Prechecked:
         return Prechecked(self.object_findings, self.references, self.malformed_ids)
@@ -567,7 +570,7 @@ class FileResult(NamedTuple):
 
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
                      fresh: Callable[[str], bool] | None = None, record_files: bool = False,
-                     settle: bool = True) -> CachedLoad:
+                     settle: bool = True, entry_objects: bool = False) -> CachedLoad:
     """Load ``root`` like :func:`tiops.load.load_repo`, reusing the cache for unchanged files.
 
     The objects and findings are those ``load_repo`` gives, in the same order, and
@@ -576,12 +579,14 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     (the files ``tiops validate FILE`` was given). Call ``result.cache.save()`` afterwards
     to keep what changed. ``record_files``: keep each file's result in ``result.files``;
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller, which may look up
-    more entries first (a git revision's files, :class:`CachedFiles`).
+    more entries first (a git revision's files, :class:`CachedFiles`). ``entry_objects``:
+    keep each cached file's objects in ``result.entry_objects``, by "blob NUL entry key".
     """
     config, config_findings = load_config(root)
     cache = BuildCache.open(root, context_key(root))
     repo = Repo(root=root, config=config, findings=list(config_findings))
-    loaded = CachedLoad(repo, [], [], cache, files={} if record_files else None)
+    loaded = CachedLoad(repo, [], [], cache, files={} if record_files else None,
+                        entry_objects={} if entry_objects else None)
     intel = config.intel_path
     if not intel.is_dir():
         return loaded
@@ -655,6 +660,8 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
             loaded.malformed_ids.update(unpacked.malformed_ids)
             if loaded.files is not None:
                 loaded.files[(blob, key)] = FileResult(*unpacked)
+            if loaded.entry_objects is not None:
+                loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
             return
@@ -669,6 +676,8 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
     loaded.malformed_ids.update(parsed.malformed_ids)
     if loaded.files is not None and blob is not None and key is not None:
         loaded.files[(blob, key)] = parsed
+    if loaded.entry_objects is not None and blob is not None and key is not None:
+        loaded.entry_objects[f"{blob}\0{key}"] = parsed.objects
 
 
 def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiops.compile import (
     blocking_errors,
@@ -19,9 +19,14 @@ from tiops.findings import Finding
 from tiops.load import Repo, load_repo
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
-from tiops.rules import apply_repo_rules, build_metadata, resolve_as_of
+from tiops.rules import AsOf, apply_repo_rules, build_metadata, resolve_as_of
 from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
+
+if TYPE_CHECKING:  # imported where used: only cached builds need them
+    from tiops.buildcache import BuildCache
+    from tiops.bundlereuse import EntryMark
+    from tiops.rules.model import RuleSet
 
 
 class ValidationFailed(TiopsError):
@@ -101,9 +106,11 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
     with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
-        if cache and not trace and _has_cache_entries(root):
-            # Without a cache yet, every file is parsed either way: the plain route holds less
-            # (tiops.buildcache.has_entries); the bundle record then comes with the next build.
+        if cache and not trace:
+            if not _has_cache_entries(root):
+                # Without a cache yet every file is parsed either way, and the plain route
+                # holds less than file indexes (tiops.buildcache.has_entries).
+                return _build_first(root, progress, as_of, output)
             warm = _build_through_indexes(root, progress, as_of, output)
             if warm is not None:
                 return warm
@@ -140,9 +147,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     """
     from tiops import bundlereuse
     from tiops.buildcache import StaleEntry, load_repo_indexed
-    from tiops.enrich.lock import read_lock_for_build
     from tiops.rules.engine import RulesOutcome
-    from tiops.rules.model import load_rules
     from tiops.validate import validate_indexed
 
     loaded = load_repo_indexed(root, progress=progress)
@@ -154,9 +159,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
     if blocking_errors(findings):
         raise ValidationFailed(findings)
-    rule_set, rule_problems = load_rules(repo.config)
-    reusable = (output is not None and not rule_problems and not any(rule.enabled for rule in rule_set.rules)
-                and not len(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]))
+    rule_set, reusable = _reusable_lines(repo, output)
     moment = resolve_as_of(root, as_of)
     if reusable and output is not None:
         key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
@@ -181,18 +184,60 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 marks[file.entry] = bundlereuse.mark_of(file_objects)
     except StaleEntry:
         return None
+    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks if reusable else None)
+
+
+def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None) -> BuildResult:
+    """:func:`build` through a build cache that holds nothing yet: every file is parsed and kept.
+
+    The bundle record (tiops.bundlereuse) is kept as :func:`_build_through_indexes` keeps
+    it, from each cache entry's objects, so the next compile can reuse this bundle's lines.
+    """
+    from tiops import bundlereuse
+    from tiops.buildcache import load_repo_cached
+
+    loaded = load_repo_cached(root, progress=progress, entry_objects=True)
+    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+    if blocking_errors(findings):
+        raise ValidationFailed(findings)
+    reusable = _reusable_lines(loaded.repo, output)[1]
+    marks = ({entry: bundlereuse.mark_of(objects) for entry, objects in (loaded.entry_objects or {}).items()}
+             if reusable else None)
+    loaded.entry_objects = None
+    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks)
+
+
+def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
+    """The repository's ingestion rules, and whether its bundle lines can be reused (tiops.bundlereuse):
+    written to a file, with no rule enabled and no enrichment locked."""
+    from tiops.enrich.lock import read_lock_for_build
+    from tiops.rules.model import load_rules
+
+    rule_set, rule_problems = load_rules(repo.config)
+    reusable = (output is not None and not rule_problems and not any(rule.enabled for rule in rule_set.rules)
+                and not len(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]))
+    return rule_set, reusable
+
+
+def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
+                      output: Path | None, marks: dict[str, EntryMark] | None) -> BuildResult:
+    """Apply the rules, write the bundle and, with ``marks`` (each cache entry's bundlereuse.EntryMark),
+    keep its record for the next compile."""
+    from tiops import bundlereuse
+
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
     objects = bundle_objects(repo, rules=outcome)
     if output is None:
         bundle = serialize_bundle(objects)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
-    elif reusable:
+    elif marks is not None and output is not None:
         bundle = b""
         keys: list[str] = []
         written = write_bundle(bundlereuse.recorded_keys(objects, keys), output)
         bundle_sha256 = written.sha256
-        key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
-        _keep_record(loaded.cache, bundlereuse.record(key, output, written, keys, marks))
+        key = bundlereuse.record_key(cache.context, rule_set.digest, moment.text)
+        _keep_record(cache, bundlereuse.record(key, output, written, keys, marks))
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
