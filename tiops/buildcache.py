@@ -500,7 +500,10 @@ class BuildCache:
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+                # Three writes, not one joined copy: a million-object bundle record is over 100 MB.
+                out.write(_MAGIC)
+                out.write(hashlib.sha256(payload).digest())
+                out.write(payload)
             os.replace(temporary, self.folder / name)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

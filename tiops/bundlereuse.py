@@ -75,10 +75,18 @@ def mark_of(objects: list[IntelObject]) -> EntryMark:
     return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings))
 
 
-def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str]) -> Iterator[dict[str, Any]]:
-    """``objects`` as they are written, noting each one's key in ``keys``."""
+def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str],
+                  marks: dict[str, EntryMark] | None = None) -> Iterator[dict[str, Any]]:
+    """``objects`` as they are written, noting each one's key in ``keys``.
+
+    With ``marks``, a key its entries' marks hold already is noted as that very string:
+    the record then holds (and marshal writes) each key once, not twice, which at a
+    million objects is about 100 MB less at the end of a compile.
+    """
+    known: dict[str, str] = {line_key: line_key for mark in (marks or {}).values() for line_key in mark.keys}
     for obj in objects:
-        keys.append(f"{obj['type']}\0{obj['id']}")
+        line_key = f"{obj['type']}\0{obj['id']}"
+        keys.append(known.get(line_key, line_key))
         yield obj
 
 

@@ -234,7 +234,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     elif marks is not None and output is not None:
         bundle = b""
         keys: list[str] = []
-        written = write_bundle(bundlereuse.recorded_keys(objects, keys), output)
+        written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, rule_set.digest, moment.text)
         _keep_record(cache, bundlereuse.record(key, output, written, keys, marks))
