@@ -84,6 +84,7 @@ from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem, WalkProblem, read_input
+from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_files
 from tiops.locate import resolve_locations
@@ -156,29 +157,13 @@ def context_key(root: Path, source: FileSource | None = None) -> str:
 
     ``source``: where ``tiops.yaml`` is read from (default the working tree; a git revision).
     """
-    parts: list[Any] = [FORMAT, tiops.__version__, sys.version, _OBJECT_FIELDS, _package_fingerprint()]
+    parts: list[Any] = [FORMAT, tiops.__version__, sys.version, _OBJECT_FIELDS, package_fingerprint()]
     try:
         config_path = os.fspath(root / CONFIG_FILE)
         parts.append(read_input(config_path) if source is None else source.read(config_path))
     except InputProblem as problem:
         parts.append(problem.code)
     return hashlib.sha256(marshal.dumps(tuple(parts))).hexdigest()
-
-
-def _package_fingerprint() -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and times of the installed tiops files: code and schemas change results without a new version."""
-    package = os.path.dirname(os.path.abspath(tiops.__file__))
-    found: list[tuple[str, int, int]] = []
-    for directory, subdirs, filenames in os.walk(package):
-        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-        for name in sorted(filenames):
-            full = os.path.join(directory, name)
-            try:
-                info = os.stat(full)
-            except OSError:
-                continue
-            found.append((os.path.relpath(full, package), info.st_size, info.st_mtime_ns))
-    return tuple(found)
 
 
 class FileEntry(NamedTuple):

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -227,6 +227,32 @@ class WrittenBundle:
     size: int
 
 
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[BinaryIO]:
+    """A buffered, readable stream to a file beside ``target``, renamed over it when the block ends.
+
+    The bundle appears complete or not at all; on any error the partial file is removed,
+    and a file-system error is a TiopsError naming ``target``. Created as a plain open()
+    would create the bundle (mode 0666 less the umask), never through a symbolic link.
+    """
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        raise _unwritable(target, error) from None
+    try:
+        with os.fdopen(handle, "w+b", buffering=_WRITE_BUFFER) as stream:
+            yield stream
+        os.replace(temporary, target)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _unwritable(target, error) from None
+        raise
+
+
 def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:
     """Stream the canonical bundle (the bytes :func:`serialize_bundle` returns) to ``target``.
 
@@ -236,33 +262,18 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> Wri
     placeholder of the same length at the end. The file appears complete or not at
     all: it is written beside ``target`` and renamed over it.
     """
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Created as a plain open() would create the bundle (mode 0666 less the umask).
-        handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-    except OSError as error:
-        raise _unwritable(target, error) from None
-    try:
-        with os.fdopen(handle, "w+b", buffering=_WRITE_BUFFER) as stream:
-            bundle_id = _write_body(objects, stream.write)
-            size = stream.tell()
-            stream.seek(0)
-            stream.write(_bundle_head(bundle_id))
-            stream.flush()
-            # The file digest needs the head first, which needed every line first: read it back.
-            stream.seek(0)
-            file_digest = hashlib.sha256()
-            while chunk := stream.read(_WRITE_BUFFER):
-                file_digest.update(chunk)
-        digest = file_digest.hexdigest()
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _unwritable(target, error) from None
-        raise
+    with _replacing(target) as stream:
+        bundle_id = _write_body(objects, stream.write)
+        size = stream.tell()
+        stream.seek(0)
+        stream.write(_bundle_head(bundle_id))
+        stream.flush()
+        # The file digest needs the head first, which needed every line first: read it back.
+        stream.seek(0)
+        file_digest = hashlib.sha256()
+        while chunk := stream.read(_WRITE_BUFFER):
+            file_digest.update(chunk)
+    digest = file_digest.hexdigest()
     return WrittenBundle(target, bundle_id, digest, size)
 
 
@@ -282,26 +293,12 @@ def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBu
         else:
             digest.update(piece)
     bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-    except OSError as error:
-        raise _unwritable(target, error) from None
     file_digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, "wb", buffering=_WRITE_BUFFER) as stream:
-            for part in _runs_with_head(bundle_id, pieces):
-                stream.write(part)
-                file_digest.update(part)
-            size = stream.tell()
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _unwritable(target, error) from None
-        raise
+    with _replacing(target) as stream:
+        for part in _runs_with_head(bundle_id, pieces):
+            stream.write(part)
+            file_digest.update(part)
+        size = stream.tell()
     return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
 
 

@@ -54,6 +54,7 @@ from typing import Any
 
 import tiops
 from tiops.config import Config
+from tiops.installed import package_fingerprint
 
 RECORD_PATH = Path(".tiops") / "last-build"
 # Bumped whenever the layout of the record changes.
@@ -123,18 +124,7 @@ class RecordedObjects:
 
 def code_key() -> str:
     """What besides the files changes a build's result: this record's format, tiops and Python, the installed code."""
-    package = os.path.dirname(os.path.abspath(tiops.__file__))
-    found: list[tuple[str, int, int]] = []
-    for directory, subdirs, filenames in os.walk(package):
-        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-        for name in sorted(filenames):
-            full = os.path.join(directory, name)
-            try:
-                info = os.stat(full)
-            except OSError:
-                continue
-            found.append((os.path.relpath(full, package), info.st_size, info.st_mtime_ns))
-    return hashlib.sha256(marshal.dumps((FORMAT, tiops.__version__, sys.version, tuple(found)))).hexdigest()
+    return hashlib.sha256(marshal.dumps((FORMAT, tiops.__version__, sys.version, package_fingerprint()))).hexdigest()
 
 
 def blob_id(content: bytes) -> str:
