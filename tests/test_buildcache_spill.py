@@ -6,21 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from test_buildcache import OLD, _outcome
 
 from tiops import buildcache
 from tiops.buildcache import CACHE_DIR, BuildCache, load_repo_cached
-from tiops.findings import Finding
-from tiops.pipeline import ValidationFailed, build
-
-OLD = 1_500_000_000  # a modification time well before any index written by these tests
-
-
-def _outcome(root: Path, *, cache: bool) -> tuple[bytes | None, list[Finding]]:
-    try:
-        result = build(root, as_of="2025-01-01", cache=cache)
-    except ValidationFailed as failed:
-        return None, failed.findings
-    return result.bundle, result.findings
 
 
 def _age(root: Path) -> None:

@@ -556,6 +556,21 @@ class FileResult(NamedTuple):
     malformed_ids: list[str] | set[str]
 
 
+def _keyed_object_files(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None]]:
+    """The object files of the repository (tiops.load), each with its :func:`entry_key` (None: not cacheable).
+
+    A folder's defaults key is worked out once for all the files that share its defaults.
+    """
+    keys: dict[int, tuple[Defaults, str | None]] = {}
+    keyed: list[tuple[str, str, Defaults, str | None]] = []
+    for path, relative, defaults in _object_files(intel, root, repo):
+        known = keys.get(id(defaults))
+        if known is None or known[0] is not defaults:
+            known = keys[id(defaults)] = (defaults, defaults_key(defaults))
+        keyed.append((path, relative, defaults, None if known[1] is None else f"{relative}\0{known[1]}"))
+    return keyed
+
+
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
                      fresh: Callable[[str], bool] | None = None, record_files: bool = False,
                      settle: bool = True, entry_objects: bool = False) -> CachedLoad:
@@ -578,17 +593,12 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     intel = config.intel_path
     if not intel.is_dir():
         return loaded
-    keys: dict[int, tuple[Defaults, str | None]] = {}
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)  # files parsed get the bytes just hashed
     with paused_gc():
-        files = list(_object_files(intel, root, repo))
-        for done, (path, relative, defaults) in enumerate(files, 1):
-            known = keys.get(id(defaults))
-            if known is None or known[0] is not defaults:
-                known = keys[id(defaults)] = (defaults, defaults_key(defaults))
-            key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
+        files = _keyed_object_files(intel, root, repo)
+        for done, (path, relative, defaults, key) in enumerate(files, 1):
             _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
@@ -787,7 +797,6 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     intel = config.intel_path
     if not intel.is_dir():
         return loaded
-    keys: dict[int, tuple[Defaults, str | None]] = {}
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)
@@ -797,12 +806,8 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     blob: str | None
     info: os.stat_result | None
     with paused_gc():
-        files = list(_object_files(intel, root, repo))
-        for done, (path, relative, defaults) in enumerate(files, 1):
-            known = keys.get(id(defaults))
-            if known is None or known[0] is not defaults:
-                known = keys[id(defaults)] = (defaults, defaults_key(defaults))
-            key = None if known[1] is None else f"{relative}\0{known[1]}"  # entry_key, inlined
+        files = _keyed_object_files(intel, root, repo)
+        for done, (path, relative, defaults, key) in enumerate(files, 1):
             if key is not None and (fresh is None or not fresh(relative)):
                 # The usual file: unchanged since the index was written, its entry in the cache.
                 # known_blob, lookup and remember inlined: this runs once per file of the repository.
