@@ -19,6 +19,7 @@ import pytest
 
 from tiops import build, load_repo
 from tiops.compile import (
+    LineRun,
     _update_joined,
     bundle_objects,
     compiled_objects,
@@ -142,6 +143,30 @@ def test_lines_written_as_runs_give_the_bytes_of_write_bundle(example_repo: Path
         elif start < stop:
             offset = sum(len(line) + 2 for line in lines[:start])
             pieces.append(memoryview(joined)[offset:offset + len(b",\n".join(lines[start:stop]))])
+    written = write_line_runs(pieces, tmp_path / "runs.json")
+    assert (tmp_path / "runs.json").read_bytes() == content
+    assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4)])
+def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo: Path, tmp_path: Path,
+                                                                   cuts: tuple[int, ...]) -> None:
+    objects = compiled_objects(load_repo(example_repo))
+    expected = write_bundle(objects, tmp_path / "bundle.json")
+    content = (tmp_path / "bundle.json").read_bytes()
+    lines = [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objects]
+    # Kept runs as tiops.bundlereuse gives them: the previous file, the run's bounds and each line's start.
+    padding = b"HEAD\n"
+    previous = padding + b",\n".join(lines) + b"\nTAIL"
+    starts = [len(padding) + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
+    bounds = [0, *cuts, len(lines)]
+    pieces: list[bytes | memoryview | LineRun] = []
+    for number, (start, stop) in enumerate(pairwise(bounds)):
+        if number % 2:
+            pieces.extend(lines[start:stop])
+        elif start < stop:
+            end = starts[stop] - 2 if stop < len(lines) else len(previous) - len(b"\nTAIL")
+            pieces.append(LineRun(memoryview(previous), starts[start], end, starts[start:stop]))
     written = write_line_runs(pieces, tmp_path / "runs.json")
     assert (tmp_path / "runs.json").read_bytes() == content
     assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)

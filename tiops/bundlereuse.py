@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Protocol
 
 from tiops.compile import _BUNDLE_TAIL as _TAIL
 from tiops.compile import (
+    LineRun,
     WrittenBundle,
     _survey,
     _with_source,
@@ -111,7 +112,7 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
 class Spliced(NamedTuple):
     """A bundle made of the previous one's lines and new ones, ready for tiops.compile.write_line_runs."""
 
-    pieces: list[bytes | memoryview]  # a new line (bytes), or kept lines still joined by ",\n" (a view)
+    pieces: list[bytes | LineRun]  # a new line, or kept lines of the previous bundle still joined by ",\n"
     keys: list[str]  # of every line, in order
     offsets: list[int]  # where each line will start in the file
     marks: dict[str, EntryMark]
@@ -194,7 +195,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
     events.sort(key=_event_order)
     view = memoryview(content)
     body_end = len(content) - len(_TAIL)
-    pieces: list[bytes | memoryview] = []
+    pieces: list[bytes | LineRun] = []
     keys: list[str] = []
     offsets: list[int] = []
     at = bundle_head_size()  # where the next piece starts in the new file
@@ -205,10 +206,11 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
         if cursor < stop:
             first = old_offsets[cursor]
             end = old_offsets[stop] - 2 if stop < count else body_end
-            pieces.append(view[first:end])
+            starts = old_offsets[cursor:stop]
+            pieces.append(LineRun(view, first, end, starts))
             keys.extend(old_keys[cursor:stop])
             shift = at - first
-            offsets.extend(offset + shift for offset in old_offsets[cursor:stop])
+            offsets.extend(offset + shift for offset in starts)
             at += end - first + 2
 
     for position, kind, _order, line, line_key in events:

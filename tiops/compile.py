@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 
@@ -277,7 +278,17 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> Wri
     return WrittenBundle(target, bundle_id, digest, size)
 
 
-def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBundle:
+class LineRun(NamedTuple):
+    """Lines kept from a previous bundle: ``view[start:end]`` holds them joined by ",\n" as a bundle does,
+    and ``starts`` (ascending, ``starts[0] == start``) is where each one begins in ``view``."""
+
+    view: memoryview
+    start: int
+    end: int
+    starts: Sequence[int]
+
+
+def write_line_runs(pieces: Sequence[bytes | memoryview | LineRun], target: Path) -> WrittenBundle:
     """Write the bundle whose object lines are ``pieces`` (each one line, or several joined by ",\n" as a
     bundle holds them: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
 
@@ -288,7 +299,9 @@ def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBu
     for index, piece in enumerate(pieces):
         if index:
             digest.update(b"\n")
-        if isinstance(piece, memoryview):
+        if isinstance(piece, LineRun):
+            _update_run(digest, piece)
+        elif isinstance(piece, memoryview):
             _update_joined(digest, piece)
         else:
             digest.update(piece)
@@ -300,6 +313,16 @@ def write_line_runs(pieces: list[bytes | memoryview], target: Path) -> WrittenBu
             file_digest.update(part)
         size = stream.tell()
     return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+
+
+def _update_run(digest: Any, run: LineRun) -> None:
+    """Digest a run's lines joined by "\n" without copying them: each line after the first is
+    digested from the "\n" of the ",\n" before it (the lines themselves hold no line break)."""
+    view, begin = run.view, run.start
+    for line_start in islice(run.starts, 1, None):
+        digest.update(view[begin:line_start - 2])
+        begin = line_start - 1
+    digest.update(view[begin:run.end])
 
 
 def _update_joined(digest: Any, run: memoryview, chunk_size: int = _WRITE_BUFFER) -> None:
@@ -317,12 +340,12 @@ def _update_joined(digest: Any, run: memoryview, chunk_size: int = _WRITE_BUFFER
         start = stop
 
 
-def _runs_with_head(bundle_id: str, pieces: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+def _runs_with_head(bundle_id: str, pieces: Sequence[bytes | memoryview | LineRun]) -> Iterator[bytes | memoryview]:
     yield _bundle_head(bundle_id)
     for index, piece in enumerate(pieces):
         if index:
             yield b",\n"
-        yield piece
+        yield piece.view[piece.start:piece.end] if isinstance(piece, LineRun) else piece
     yield _BUNDLE_TAIL
 
 
