@@ -76,6 +76,10 @@ def _will_reuse(root: Path, output: Path) -> bool:
                            loaded.files, types) is not None
 
 
+def _record(root: Path) -> dict[str, Any] | None:
+    return BuildCache.open(root, context_key(root)).read_record(RECORD)
+
+
 def _snapshot(root: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in root.rglob("*")
             if path.is_file() and CACHE_DIR.parts[0] not in path.relative_to(root).parts}
@@ -148,7 +152,7 @@ def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(pla
     assert first[0] is not None and first == _compiled(plain_repo, uncached_out, cache=False)
     kinds = list(EDITS) + list(EXTRA_EDITS)
     plan = rng.sample(kinds, len(kinds)) + [rng.choice(kinds) for _ in range(4)]
-    reused = 0
+    reused = records = 0
     for step, kind in enumerate(plan):
         before = _snapshot(plain_repo)
         if kind in EXTRA_EDITS:
@@ -160,6 +164,13 @@ def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(pla
         cached = _compiled(plain_repo, cached_out, cache=True)
         assert cached == _compiled(plain_repo, uncached_out, cache=False), f"step {step}: {kind}"
         assert _compiled(plain_repo, cached_out, cache=True) == cached, f"step {step}: {kind}, second run"
+        if cached[0] is not None:
+            # The record the reused lines gave is the one the full way keeps, field for field.
+            spliced_record = _record(plain_repo)
+            cached_out.unlink()  # no previous bundle: the full way
+            assert _compiled(plain_repo, cached_out, cache=True) == cached, f"step {step}: {kind}, full way"
+            assert _record(plain_repo) == spliced_record, f"step {step}: {kind}, record"
+            records += bool(spliced_record)
         assert (validate_paths(plain_repo, [], cache=True)
                 == validate_paths(plain_repo, [], cache=False)), f"step {step}: {kind}, validate"
         for named in written[:1]:
@@ -169,6 +180,7 @@ def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(pla
         if cached[0] is None or kind in ("rules", "lock") or rng.random() < 0.5:
             _restore(plain_repo, before)  # back to a repository that compiles, the bundle's own objects unchanged
     assert reused >= 3  # the previous bundle's lines were taken, not only the full way
+    assert records >= 3  # and the records compared were kept ones
 
 
 def test_a_changed_or_missing_previous_bundle_is_not_reused(plain_repo: Path, tmp_path: Path) -> None:

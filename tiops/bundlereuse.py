@@ -104,8 +104,27 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
         if offsets is None or len(offsets) != len(keys):
             return None
     owned = {line_key for mark in marks.values() for line_key in mark.keys}
+    return _record(key, output, written, keys, offsets, [line_key for line_key in keys if line_key not in owned],
+                   marks)
+
+
+def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
+    """The record of a bundle written from ``spliced`` (:func:`spliced`), as :func:`record` makes it.
+
+    What :func:`record` works out is known here: the lines are in key order (the previous
+    record's were, and each new line went in at its place among them, no key twice:
+    :func:`_splice`), their offsets are in ``spliced``, and the lines no entry owns are
+    the built-in objects the bundle adds (a key of theirs that an entry held would have
+    been two objects with one key, which :func:`_splice` refuses).
+    """
+    return _record(key, output, written, spliced.keys, spliced.offsets, spliced.extras, spliced.marks)
+
+
+def _record(key: str, output: Path, written: WrittenBundle, keys: list[str], offsets: list[int], extras: list[str],
+            marks: dict[str, EntryMark]) -> dict[str, Any]:
+    # A mark kept from the previous record is its stored tuple already, which tuple() returns as it is.
     return {"key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256, "size": written.size,
-            "lines": keys, "offsets": offsets, "extras": [line_key for line_key in keys if line_key not in owned],
+            "lines": keys, "offsets": offsets, "extras": extras,
             "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
 
 
@@ -116,6 +135,7 @@ class Spliced(NamedTuple):
     keys: list[str]  # of every line, in order
     offsets: list[int]  # where each line will start in the file
     marks: dict[str, EntryMark]
+    extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
 
 
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
@@ -156,24 +176,29 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             if entry is not None:
                 fresh[entry] = mark
         kept_marks = [entries[entry] for entry in reused]
+        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) for mark in kept_marks):
+            return None
         sourced = sourced or any(mark[1] for mark in kept_marks)
         enriched = enriched or any(mark[2] for mark in kept_marks)
         markings.update(*(mark[3] for mark in kept_marks))
         removed = set(old_extras)  # worked out again below
         for entry in entries.keys() - set(reused):
             removed.update(entries[entry][0])  # the objects of files changed, moved or deleted since
-        marks = {**dict(zip(reused, map(_as_mark, kept_marks), strict=True)), **fresh}
+        # The previous record's marks as stored (EntryMark's fields as a tuple): read as EntryMark fields
+        # by position only, so they need not be made EntryMark again for the next record.
+        marks: dict[str, EntryMark] = {**dict(zip(reused, kept_marks, strict=True)), **fresh}
     except (TypeError, ValueError, IndexError):
         return None
     # The built-in objects the bundle adds, from the same function as a full compile.
     extra = builtin_extras(present, sourced=sourced, enriched=enriched, markings=markings)
-    added.extend((f"{o['type']}\0{o['id']}", o) for o in extra.values())
+    extra_keys = [f"{o['type']}\0{o['id']}" for o in extra.values()]
+    added.extend(zip(extra_keys, extra.values(), strict=True))
     added.sort(key=_first)
-    return _splice(content, old_keys, old_offsets, removed, added, marks)
+    return _splice(content, old_keys, old_offsets, removed, added, marks, sorted(extra_keys))
 
 
 def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],
-            added: list[tuple[str, dict[str, Any]]], marks: dict[str, EntryMark]) -> Spliced | None:
+            added: list[tuple[str, dict[str, Any]]], marks: dict[str, EntryMark], extras: list[str]) -> Spliced | None:
     """The previous lines but ``removed`` ones, with ``added`` in key order, as runs of kept lines."""
     count = len(old_keys)
     added_keys = [line_key for line_key, _ in added]
@@ -224,15 +249,11 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
             offsets.append(at)
             at += len(line) + 2
     keep(count)
-    return Spliced(pieces, keys, offsets, marks)
+    return Spliced(pieces, keys, offsets, marks, extras)
 
 
 def _event_order(event: tuple[int, int, int, bytes, str]) -> tuple[int, int, int]:
     return event[0], event[1], event[2]
-
-
-def _as_mark(stored: Any) -> EntryMark:
-    return EntryMark._make(stored)
 
 
 def _first(item: tuple[str, Any]) -> str:

@@ -170,8 +170,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             return None
         if spliced is not None:
             written = write_line_runs(spliced.pieces, output)
-            _keep_record(loaded.cache, bundlereuse.record(key, output, written, spliced.keys, spliced.marks,
-                                                          spliced.offsets))
+            _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
             metadata = {**build_metadata(root, RulesOutcome(objects=[]), rule_set, moment),
                         "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
             return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
