@@ -196,11 +196,12 @@ def test_blob_id_is_what_git_prints(tmp_path: Path) -> None:
     assert blob_id(content) == printed
 
 
-def _warm(root: Path) -> list[Path]:
+def _warm(root: Path, parts: str = "entries") -> list[Path]:
+    """Fill the cache; its files of one kind: ``entries`` (the indexes) or ``objects``."""
     _age(*(p for p in root.rglob("*") if p.is_file()))
     loaded = load_repo_cached(root)
     loaded.cache.save()
-    return sorted((root / CACHE_DIR).glob("entries-*"))
+    return sorted((root / CACHE_DIR).glob(f"{parts}-*"))
 
 
 def _damage_truncate(path: Path, root: Path) -> None:
@@ -232,11 +233,12 @@ def _damage_bad_entry(path: Path, root: Path) -> None:  # checksum right, conten
     cache._write(path.name, body)
 
 
+@pytest.mark.parametrize("parts", ["entries", "objects"])
 @pytest.mark.parametrize("damage", [_damage_truncate, _damage_flip_byte, _damage_garbage, _damage_foreign,
                                     _damage_bad_entry])
-def test_a_damaged_or_foreign_cache_is_ignored_and_rebuilt(example_repo: Path, damage) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_or_foreign_cache_is_ignored_and_rebuilt(example_repo: Path, damage, parts: str) -> None:  # type: ignore[no-untyped-def]
     expected = _outcome(example_repo, cache=False)
-    shards = _warm(example_repo)
+    shards = _warm(example_repo, parts)
     assert shards
     # A changed file on top, so that a wrongly trusted cache could not hide behind equal content.
     for shard in shards:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import marshal
 import random
 import shutil
 from pathlib import Path
@@ -217,11 +216,10 @@ def test_an_entry_whose_objects_cannot_be_read_is_loaded_again(plain_repo: Path,
     output = tmp_path / "bundle.json"
     expected = _compiled(plain_repo, output, cache=True)
     cache = BuildCache.open(plain_repo, context_key(plain_repo))
-    for shard in cache._shards.values():
-        for by_key in shard.values():
-            for key, payload in by_key.items():
-                index, _objects = marshal.loads(payload)
-                by_key[key] = marshal.dumps((index, b"not marshal data"))  # the index readable, the objects not
+    for number in cache._shards:
+        for by_key in cache._objects_of(number).values():
+            for key in by_key:
+                by_key[key] = b"not marshal data"  # the index readable, the objects not
         cache._dirty.update(cache._shards)
     cache._used = {(blob, key) for shard in cache._shards.values() for blob, by_key in shard.items() for key in by_key}
     cache._new_index = cache._index

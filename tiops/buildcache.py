@@ -97,7 +97,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 5
+FORMAT = 6
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -105,7 +105,7 @@ _SHARDS = 256  # entries spread over files by the first byte of their blob id: o
 # A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
 # 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
 _SPILL_CHUNK = 64 * 1024
-_RECORD_HEAD = struct.Struct("<III")  # lengths of the blob id, the entry key and the payload of one spilled entry
+_RECORD_HEAD = struct.Struct("<IIII")  # lengths of the blob id, the entry key and the two parts of one spilled entry
 # Codes of findings that say a file could not be read at all (tiops.inputs): they depend
 # on the file system, not on the content, so such a file is never cached.
 _UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
@@ -169,13 +169,15 @@ def context_key(root: Path, source: FileSource | None = None) -> str:
 class FileEntry(NamedTuple):
     """What one object file gave: its objects, load findings and per-object findings, as stored.
 
-    Two parts, so that a build can read the small one alone: the file's index
-    (tiops.validate.indexed.FileIndex: its findings, ids, types, relationship ends and
-    reference targets), and the objects with their references, kept as marshal bytes of
-    their own and unmarshalled only when asked for (:meth:`unpack`, :meth:`objects`); :meth:`read_index` reads the first.
+    Two parts, kept in files of their own (``entries-XX`` and ``objects-XX``), so that a
+    build can read the small one alone: the file's index (tiops.validate.indexed.FileIndex:
+    its findings, ids, types, relationship ends and reference targets), and the objects
+    with their references, unmarshalled only when asked for (:meth:`unpack`,
+    :meth:`objects`); :meth:`read_index` reads the first.
     """
 
-    payload: bytes  # marshal of (index, marshal of (objects, references))
+    stored_index: bytes  # marshal of the stored index
+    stored_objects: bytes  # marshal of (objects, references)
 
     @staticmethod
     def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
@@ -191,17 +193,14 @@ class FileEntry(NamedTuple):
     def of(objects: list[IntelObject], references: list[list[ListedReference]], index: FileIndex) -> FileEntry:
         """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already."""
         stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
-        return FileEntry(marshal.dumps((_store_index(index), marshal.dumps((stored_objects, references)))))
+        return FileEntry(marshal.dumps(_store_index(index)), marshal.dumps((stored_objects, references)))
 
-    def read_index(self) -> tuple[FileIndex, bytes]:
-        """The file's index, and the stored objects for :meth:`objects`.
+    def read_index(self) -> FileIndex:
+        """The file's index.
 
         Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry.
         """
-        stored_index, stored_objects = marshal.loads(self.payload)
-        if type(stored_objects) is not bytes:
-            raise ValueError("not a stored entry")
-        return _load_index(stored_index), stored_objects
+        return _load_index(marshal.loads(self.stored_index))
 
     @staticmethod
     def objects(stored: bytes, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
@@ -220,8 +219,8 @@ class FileEntry(NamedTuple):
 
     def unpack(self) -> Unpacked:
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
-        index, stored = self.read_index()
-        objects, references = FileEntry.objects(stored, len(index.ids))
+        index = self.read_index()
+        objects, references = FileEntry.objects(self.stored_objects, len(index.ids))
         return Unpacked(objects, index.load_findings, index.object_findings, references, index.malformed_ids)
 
 
@@ -271,7 +270,10 @@ class BuildCache:
     def __init__(self, folder: Path, context: str) -> None:
         self.folder = folder
         self.context = context
-        self._shards: dict[int, dict[str, dict[str, bytes]]] = {}
+        self._shards: dict[int, dict[str, dict[str, bytes]]] = {}  # entries' indexes (FileEntry.index)
+        # Entries' objects (FileEntry.stored_objects), by shard, read when first asked for (stored_objects).
+        self._objects: dict[int, dict[str, dict[str, bytes]]] = {}
+        self._settled = False
         self._dirty: set[int] = set()
         self._used: set[tuple[str, str]] = set()
         self._index: dict[str, tuple[int, int, int, int, str]] = {}
@@ -299,9 +301,31 @@ class BuildCache:
             shard = cache._read(_shard_name(number))
             if isinstance(shard, dict):
                 cache._shards[number] = shard
-            elif shard is not None or (cache.folder / _shard_name(number)).exists():
+            elif (shard is not None or (cache.folder / _shard_name(number)).exists()
+                  or (cache.folder / _objects_name(number)).exists()):
                 cache._dirty.add(number)  # rewritten (or removed) at the next save
         return cache
+
+    def _objects_of(self, number: int) -> dict[str, dict[str, bytes]]:
+        """The objects parts of shard ``number``'s entries, read from their file the first time."""
+        objects = self._objects.get(number)
+        if objects is None:
+            body = self._read(_objects_name(number))
+            objects = self._objects[number] = body if isinstance(body, dict) else {}
+        return objects
+
+    def stored_objects(self, blob: str, key: str) -> bytes | None:
+        """The objects part (FileEntry.stored_objects) of an entry, or None when the cache does not hold it.
+
+        After :meth:`settle`, a shard that will not be rewritten lets go of each part as it is
+        taken: a build that reads every object does not hold their stored bytes besides.
+        """
+        number = _shard_of(blob)
+        by_key = self._objects_of(number).get(blob)
+        if type(by_key) is not dict:
+            return None
+        stored = by_key.pop(key, None) if self._settled and number not in self._dirty else by_key.get(key)
+        return stored if type(stored) is bytes else None
 
     def _read(self, name: str) -> Any:
         """The body of one cache file, or None when it is absent, damaged or foreign."""
@@ -347,11 +371,14 @@ class BuildCache:
         except ValueError:
             return None
         by_key = shard.get(blob) if shard is not None else None
-        payload = by_key.get(key) if isinstance(by_key, dict) else None
-        if not isinstance(payload, bytes):
+        index = by_key.get(key) if isinstance(by_key, dict) else None
+        if not isinstance(index, bytes):
+            return None
+        stored_objects = self.stored_objects(blob, key)
+        if stored_objects is None:
             return None
         self._used.add((blob, key))
-        return FileEntry(payload)
+        return FileEntry(index, stored_objects)
 
     def store(self, blob: str, key: str, entry: FileEntry) -> None:
         """Keep ``entry`` for the next :meth:`save`: buffered, and spilled to disk as buffers fill."""
@@ -363,10 +390,11 @@ class BuildCache:
         pending = self._pending.get(number)
         if pending is None:
             pending = self._pending[number] = bytearray()
-        pending += _RECORD_HEAD.pack(len(blob_bytes), len(key_bytes), len(entry.payload))
+        pending += _RECORD_HEAD.pack(len(blob_bytes), len(key_bytes), len(entry.stored_index), len(entry.stored_objects))
         pending += blob_bytes
         pending += key_bytes
-        pending += entry.payload
+        pending += entry.stored_index
+        pending += entry.stored_objects
         if len(pending) >= _SPILL_CHUNK:
             self._spill_chunk(number, pending)
             del self._pending[number]
@@ -388,8 +416,8 @@ class BuildCache:
         self._spilled.setdefault(number, []).append((self._spill_size, len(chunk), zlib.crc32(chunk)))
         self._spill_size += len(chunk)
 
-    def _stored_entries(self, number: int) -> Iterator[tuple[str, str, bytes]]:
-        """(blob, key, payload) of the entries of shard ``number`` stored in this run, in order.
+    def _stored_entries(self, number: int) -> Iterator[tuple[str, str, bytes, bytes]]:
+        """(blob, key, index, objects) of the entries of shard ``number`` stored in this run, in order.
 
         A spilled chunk that does not read back whole and unchanged (a torn or damaged
         spill file) is skipped: its files are simply not cached.
@@ -439,6 +467,9 @@ class BuildCache:
                 self._dirty.add(number)
             elif number not in self._dirty:
                 del self._shards[number]
+        for number in [number for number in self._objects if number not in self._dirty]:
+            del self._objects[number]
+        self._settled = True
 
     def save(self) -> None:
         """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional.
@@ -454,12 +485,21 @@ class BuildCache:
                 ignore.write_text("*\n", encoding="utf-8")
             for number in sorted(self._dirty):
                 shard = self._shards.pop(number, None) or {}
-                for blob, key, payload in self._stored_entries(number):
-                    shard.setdefault(blob, {})[key] = payload
+                held = self._objects.pop(number, None)
+                if held is None:
+                    held = self._objects_of(number)
+                    del self._objects[number]
+                for blob, key, index, stored_objects in self._stored_entries(number):
+                    shard.setdefault(blob, {})[key] = index
+                    held.setdefault(blob, {})[key] = stored_objects
+                shard, objects = _paired(shard, held)
                 if shard:
+                    # Objects first: an entry whose objects part is missing is only parsed again.
+                    self._write(_objects_name(number), objects)
                     self._write(_shard_name(number), shard)
                 else:
                     (self.folder / _shard_name(number)).unlink(missing_ok=True)
+                    (self.folder / _objects_name(number)).unlink(missing_ok=True)
             if self._new_index != self._index or self._dirty:
                 self._write(_INDEX_FILE, self._new_index)
         except OSError:
@@ -495,22 +535,42 @@ class BuildCache:
             raise
 
 
-def _records(chunk: bytes) -> Iterator[tuple[str, str, bytes]]:
-    """The (blob, key, payload) records of one spilled chunk (written by BuildCache.store)."""
+def _paired(shard: dict[str, dict[str, bytes]], held: dict[str, dict[str, bytes]]
+            ) -> tuple[dict[str, dict[str, bytes]], dict[str, dict[str, bytes]]]:
+    """A shard's indexes and objects parts, each kept only with the other (an index whose objects
+    part is gone is dropped, so its file is parsed again; an objects part no index lists is let go)."""
+    indexes: dict[str, dict[str, bytes]] = {}
+    objects: dict[str, dict[str, bytes]] = {}
+    for blob, by_key in shard.items():
+        parts = held.get(blob)
+        if type(parts) is not dict:
+            continue
+        for key, index in by_key.items():
+            stored = parts.get(key)
+            if type(stored) is bytes:
+                indexes.setdefault(blob, {})[key] = index
+                objects.setdefault(blob, {})[key] = stored
+    return indexes, objects
+
+
+def _records(chunk: bytes) -> Iterator[tuple[str, str, bytes, bytes]]:
+    """The (blob, key, index, objects) records of one spilled chunk (written by BuildCache.store)."""
     view = memoryview(chunk)
     position, end, head = 0, len(chunk), _RECORD_HEAD.size
     while position + head <= end:
-        blob_length, key_length, payload_length = _RECORD_HEAD.unpack_from(chunk, position)
+        blob_length, key_length, index_length, objects_length = _RECORD_HEAD.unpack_from(chunk, position)
         position += head
         blob = str(view[position:position + blob_length], "utf-8")
         position += blob_length
         key = str(view[position:position + key_length], "utf-8")
         position += key_length
-        payload = bytes(view[position:position + payload_length])
-        position += payload_length
+        index = bytes(view[position:position + index_length])
+        position += index_length
+        stored_objects = bytes(view[position:position + objects_length])
+        position += objects_length
         if position > end:
             return  # cannot happen for a chunk whose CRC matched; a partial record is never returned
-        yield blob, key, payload
+        yield blob, key, index, stored_objects
 
 
 def _shard_of(blob: str) -> int:
@@ -522,6 +582,10 @@ def _shard_of(blob: str) -> int:
 
 def _shard_name(number: int) -> str:
     return f"entries-{number:02x}"
+
+
+def _objects_name(number: int) -> str:
+    return f"objects-{number:02x}"
 
 
 @dataclass
@@ -745,24 +809,32 @@ class StaleEntry(Exception):
 class _IndexedEntry:
     """One file of a repository loaded by :func:`load_repo_indexed` (tiops.validate.indexed.IndexedFile)."""
 
-    __slots__ = ("_loaded", "_stored", "entry", "index", "parsed", "relative")
+    __slots__ = ("_cache", "_loaded", "_stored", "entry", "index", "parsed", "relative")
 
-    def __init__(self, relative: str, index: FileIndex, entry: str | None, stored: bytes = b"",
+    def __init__(self, relative: str, index: FileIndex, entry: str | None, cache: BuildCache | None = None,
+                 stored: bytes | None = None,
                  loaded: tuple[list[IntelObject], Sequence[list[ListedReference] | None]] | None = None) -> None:
         self.relative = relative
         self.index = index
         self.entry = entry  # blob id and entry key, NUL-joined; None for a file the cache cannot keep
         self.parsed = loaded is not None  # read from the file in this run, not from the cache
+        self._cache = cache  # where the entry's objects part is, when not ``stored`` already
         self._stored = stored
         self._loaded = loaded
 
     def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         if self._loaded is None:
+            stored = self._stored
+            if stored is None and self._cache is not None and self.entry is not None:
+                blob, key = self.entry.split("\0", 1)
+                stored = self._cache.stored_objects(blob, key)
             try:
-                self._loaded = FileEntry.objects(self._stored, len(self.index.ids))
+                if stored is None:
+                    raise ValueError("no objects part")
+                self._loaded = FileEntry.objects(stored, len(self.index.ids))
             except (ValueError, TypeError, EOFError, IndexError):
                 raise StaleEntry(self.relative) from None
-            self._stored = b""
+            self._stored = self._cache = None
         return self._loaded
 
 
@@ -803,6 +875,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     append = loaded.files.append
     index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used.add
     trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
+    loads, load_index = marshal.loads, _load_index
     blob: str | None
     info: os.stat_result | None
     with paused_gc():
@@ -825,16 +898,17 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                     except (TypeError, ValueError):
                         shard = None
                     by_key = shard.get(blob) if shard is not None else None
-                    payload = by_key.get(key) if type(by_key) is dict else None
-                    if type(payload) is bytes:
+                    stored_index = by_key.get(key) if type(by_key) is dict else None
+                    if type(stored_index) is bytes:
                         try:
-                            index, stored = FileEntry(payload).read_index()
+                            index = load_index(loads(stored_index))
                         except (ValueError, TypeError, EOFError, IndexError):
                             pass  # not an entry after all: the general way below loads the file afresh
                         else:
                             used((blob, key))
                             new_index[relative] = record
-                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored))
+                            # Its objects part is read only if a check asks for it (stored_objects).
+                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
                             loaded.reused_files += 1
                             if done % 1000 == 0 or done == len(files):
                                 progress("load", done, len(files))
@@ -842,11 +916,11 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
             blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
             if entry is not None and blob is not None and info is not None:
                 try:
-                    index, stored = entry.read_index()
+                    index = entry.read_index()
                 except (ValueError, TypeError, EOFError, IndexError):
                     pass  # not an entry after all: load the file afresh below
                 else:
-                    append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored))
+                    append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects))
                     cache.remember(relative, info, blob)
                     loaded.reused_files += 1
                     if done % 1000 == 0 or done == len(files):
