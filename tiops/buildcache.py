@@ -74,6 +74,7 @@ import stat
 import struct
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -456,9 +457,16 @@ class BuildCache:
         Called once every file was looked up: what stays in memory is only what
         :meth:`save` will write, not a copy of the whole cache for the rest of the build.
         """
+        # Entries used per shard (every pair in _used was found in its shard): a shard whose
+        # entries were all used needs no look at each of them.
+        used_in = Counter(_shard_of(blob) for blob, _ in self._used)
         for number in list(self._shards):
             shard = self._shards[number]
-            unused = [(blob, key) for blob, by_key in shard.items() for key in by_key if (blob, key) not in self._used]
+            if used_in[number] == sum(map(len, shard.values())):
+                unused = []
+            else:
+                unused = [(blob, key) for blob, by_key in shard.items() for key in by_key
+                          if (blob, key) not in self._used]
             for blob, key in unused:
                 del shard[blob][key]
                 if not shard[blob]:

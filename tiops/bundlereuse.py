@@ -103,7 +103,7 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
         offsets = _file_line_offsets(output)
         if offsets is None or len(offsets) != len(keys):
             return None
-    owned = {line_key for mark in marks.values() for line_key in mark.keys}
+    owned = {line_key for mark in marks.values() for line_key in mark[0]}  # by position: a kept mark is a tuple
     return _record(key, output, written, keys, offsets, [line_key for line_key in keys if line_key not in owned],
                    marks)
 
