@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple, Protocol
 
 from tiops.findings import Finding
@@ -125,25 +126,23 @@ def _is_in(value: Any, ids: set[str]) -> bool:
 def repository_maps(files: Sequence[IndexedFile]) -> tuple[dict[str, str], set[str], set[str]]:
     """Over every file: id -> type (tiops.validate.references.object_types), the ids that are not
     TYPE--UUID, and the ids defined more than once."""
-    types: dict[str, str] = {}
-    malformed: set[str] = set()
-    seen: set[str] = set()
+    # Every file's ids and types as one sequence each, in repository order: a later definition's
+    # type wins as in object_types, and an id without a type (None) names no type.
+    ids = list(chain.from_iterable(file.index.ids for file in files))
+    kinds = list(chain.from_iterable(file.index.types for file in files))
+    if len(ids) != len(kinds):
+        raise ValueError("an index with ids and types of different lengths")
+    if None in kinds:
+        types = {identifier: kind for identifier, kind in zip(ids, kinds, strict=True) if kind is not None}
+    else:
+        types = dict(zip(ids, kinds, strict=True))  # type: ignore[arg-type]
     duplicated: set[str] = set()
+    if len(set(ids)) != len(ids):
+        duplicated = {identifier for identifier, count in Counter(ids).items() if count > 1}
+    malformed: set[str] = set()
     for file in files:
-        index = file.index
-        ids = index.ids
-        if None in index.types:
-            types.update((identifier, stix_type) for identifier, stix_type in zip(ids, index.types, strict=True)
-                         if stix_type is not None)
-        else:
-            types.update(zip(ids, index.types, strict=True))  # type: ignore[arg-type]
-        if not seen.isdisjoint(ids):
-            duplicated.update(identifier for identifier in ids if identifier in seen)
-        if len(ids) > 1 and len(set(ids)) != len(ids):
-            duplicated.update(identifier for identifier, count in Counter(ids).items() if count > 1)
-        seen.update(ids)
-        if index.malformed_ids:
-            malformed.update(index.malformed_ids)
+        if file.index.malformed_ids:
+            malformed.update(file.index.malformed_ids)
     return types, malformed, duplicated
 
 
