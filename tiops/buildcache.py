@@ -44,6 +44,18 @@ interrupted build leaves the previous file or the new one, never half of one.
 The checksum detects damage, not forgery: a cache restored in CI comes from the
 same workflow's own earlier runs (docs/ci.md).
 
+Layout
+------
+Entries are spread over 256 shards by the first byte of their blob id, and each entry
+over two files of its shard (:class:`FileEntry`): ``entries-XX`` holds its index, which
+every build reads, and ``objects-XX`` its objects and their references, read only when
+a build needs an unchanged file's objects (tiops.validate.indexed). The two are
+written together, objects first. An objects part that cannot be read back makes the
+build parse its file again and keep a new entry (tiops.pipeline, ``StaleEntry``); an
+index whose objects part is missing is dropped when its shard is next written, and an
+objects part that no index lists is let go. ``index`` holds the files' ``lstat`` records (below), and
+``bundle-record`` the last bundle's (tiops.bundlereuse).
+
 Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
 million objects' entries are most of a gigabyte. :meth:`BuildCache.store` appends each
 to its shard's buffer, and a full buffer goes as one chunk to a spill file: an anonymous
