@@ -469,9 +469,10 @@ class BuildCache:
         Called once every file was looked up: what stays in memory is only what
         :meth:`save` will write, not a copy of the whole cache for the rest of the build.
         """
-        # Entries used per shard (every pair in _used was found in its shard): a shard whose
-        # entries were all used needs no look at each of them.
-        used_in = Counter(_shard_of(blob) for blob, _ in self._used)
+        # Entries used per shard (every pair in _used was found in its shard, numbered by its
+        # blob's first byte as _shard_of does): a shard whose entries were all used needs no
+        # look at each of them.
+        used_in = Counter(int(blob[:2], 16) for blob, _ in self._used)
         for number in list(self._shards):
             shard = self._shards[number]
             if used_in[number] == sum(map(len, shard.values())):
