@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tiops.yamlio import PositionIndex, YamlProblem, parse_yaml
 
@@ -64,3 +66,26 @@ def test_tags_outside_the_core_schema_are_refused(text: str) -> None:
 
 def test_core_schema_tags_and_exclamation_marks_in_text_are_fine() -> None:
     assert parse_yaml("a: !!str 5\nb: 'Alert!'\nc: Wow! such intel\n") == {"a": "5", "b": "Alert!", "c": "Wow! such intel"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["---", "...", "\n", " ", "  " * 13, "\t", "-", "- ", "?", ":", ".", "a", "b: c", "\r"]),
+                max_size=40).map("".join))
+def test_the_one_newline_search_finds_every_text_the_marker_and_depth_tests_would(text: str) -> None:
+    from tiops import yamlio
+
+    marker = ("---" in text or "..." in text) and yamlio._MARKER.search(text) is not None
+    deep = bool(yamlio._DEEP_INDENT_AT_START.match(text) or yamlio._DEEP_INDENT_AFTER_NEWLINE.search(text))
+    cleared = not (yamlio._MARKER_OR_DEEP_AFTER_NEWLINE.search(text) or text.startswith(yamlio._MARKERS)
+                   or yamlio._DEEP_INDENT_AT_START.match(text))
+    assert not (cleared and (marker or deep))
+
+
+def test_a_document_marker_after_a_deep_line_is_still_refused() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("a: 1\n---\nb: 2\n")
+    assert caught.value.code == "TI105"
+    nested = "".join(f"{'  ' * depth}k:\n" for depth in range(120)) + "  " * 120 + "v: 1\n"
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(nested)
+    assert caught.value.code == "TI112"

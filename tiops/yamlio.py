@@ -43,6 +43,11 @@ _TAG = re.compile(r"Invalid tag: '([^']*)'")
 _DEEP_RUN = rf"[ \t?:-]{{{MAX_NESTING_DEPTH // 2}}}"
 _DEEP_INDENT_AT_START = re.compile(_DEEP_RUN)
 _DEEP_INDENT_AFTER_NEWLINE = re.compile(rf"\n{_DEEP_RUN}")
+# Where either of the two checks above could match after a newline (a document marker
+# can only start a line: at the start of the text or after one). One search over the
+# newlines clears the usual file of both; only a file it finds pays for the exact tests.
+_MARKER_OR_DEEP_AFTER_NEWLINE = re.compile(rf"\n(?:---|\.\.\.|{_DEEP_RUN})")
+_MARKERS = ("---", "...")
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,13 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
     """
     if "!" in text:
         _refuse_explicit_tags(text)
-    if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
-        # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
-        raise YamlProblem("TI105", "the file holds more than one YAML document")
-    if _DEEP_INDENT_AT_START.match(text) or _DEEP_INDENT_AFTER_NEWLINE.search(text):
-        _refuse_deep_blocks(text)
+    if (_MARKER_OR_DEEP_AFTER_NEWLINE.search(text) or text.startswith(_MARKERS)
+            or _DEEP_INDENT_AT_START.match(text)):
+        if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
+            # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
+            raise YamlProblem("TI105", "the file holds more than one YAML document")
+        if _DEEP_INDENT_AT_START.match(text) or _DEEP_INDENT_AFTER_NEWLINE.search(text):
+            _refuse_deep_blocks(text)
     try:
         value = yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
     except yaml_rs.YAMLDecodeError as error:
