@@ -22,7 +22,7 @@ A second baseline is the raw YAML parse of the same files: reading every object 
 and parsing it with yaml-rs, nothing else, in this process. The last lines print
 validate + compile (the compile run: load, checks, bundle) against the 5-second goal
 for 100,000 objects, scaled to N, and as a multiple of that raw parse. CPU time counts
-the forked helper that parses alongside while loading (tiops.forkwork).
+child processes too, so work moved to another process cannot hide from the figure.
 """
 
 from __future__ import annotations
