@@ -104,7 +104,7 @@ from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.validate import Prechecked
-from tiops.validate.indexed import FileIndex, index_file
+from tiops.validate.indexed import FileIndex, index_file, index_objects
 from tiops.validate.objects import check_object
 from tiops.validate.reference_index import ListedReference, malformed_ids, object_references
 
@@ -785,7 +785,7 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
             else:
                 blob = blob_id(content)
                 reading.ahead = (path, content)
-    if blob is None or key is None or info is None:
+    if blob is None or key is None or info is None or not cache._shards:  # nothing to find in an empty cache
         return blob, info, None
     return blob, info, cache.lookup(blob, key)
 
@@ -794,6 +794,12 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
                 defaults: Defaults, blob: str | None, key: str | None,
                 info: os.stat_result | None) -> tuple[FileResult, FileIndex]:
     """Load and check one file afresh, and keep its entry in the cache when it can be kept."""
+    # Whether the bytes parsed are the very bytes the blob id was taken from (_find_entry).
+    # Then the entry holds what its blob says whatever happens to the file meanwhile, and
+    # the lstat was taken before reading: a change since gives the file another lstat, so
+    # the next build hashes it again. A blob id remembered from the last build's lstat
+    # instead needs a second lstat after the parse to tell that the file stayed the same.
+    hashed = reading.ahead is not None and reading.ahead[0] == path
     scratch = Repo(root=root, config=config)
     _load_object_file(path, relative, defaults, scratch)
     reading.ahead = None
@@ -803,11 +809,10 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
     object_findings = [f for obj in scratch.objects for f in check_object(obj)]
     if object_findings:
         object_findings = resolve_locations(object_findings, root)
-    references = [object_references(obj) for obj in scratch.objects]
-    malformed = malformed_ids(scratch.objects)
-    index = index_file(scratch.objects, load_findings, object_findings, references, malformed)
-    if blob is not None and key is not None and info is not None and not any(
-            f.code in _UNREADABLE_CODES for f in load_findings) and _unchanged(path, info):
+    references, index = index_objects(scratch.objects, load_findings, object_findings)
+    if blob is not None and key is not None and info is not None and not (
+            load_findings and any(f.code in _UNREADABLE_CODES for f in load_findings)) and (
+            hashed or _unchanged(path, info)):
         try:
             entry = FileEntry.of(scratch.objects, references, index)
         except ValueError:
@@ -815,12 +820,7 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
         else:
             cache.store(blob, key, entry)
             cache.remember(relative, info, blob)
-    # The entry keeps the whole index. The copy kept in memory drops the reference targets:
-    # this run holds the file's objects, so the checks read them (a file without
-    # reference_targets is always read, tiops.validate.indexed), and a first compile of a
-    # million objects does not hold every file's targets as text beside its objects.
-    return FileResult(scratch.objects, load_findings, object_findings, references, malformed), \
-        index._replace(reference_targets=None)
+    return FileResult(scratch.objects, load_findings, object_findings, references, index.malformed_ids), index
 
 
 class StaleEntry(Exception):
@@ -948,6 +948,11 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                         progress("load", done, len(files))
                     continue
             parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+            # The entry keeps the whole index. The copy kept in memory drops the reference targets:
+            # this run holds the file's objects, so the checks read them (a file without
+            # reference_targets is always read, tiops.validate.indexed), and a compile does not
+            # hold every parsed file's targets as text beside its objects.
+            index = index._replace(reference_targets=None)
             # The objects' reference lists are in the entry; not kept here, as load_repo_cached
             # does not keep them: the reference check walks these objects itself (None), which
             # spares a first compile of a million objects holding every list at once.

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Protocol
 from tiops.findings import Finding
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
-from tiops.validate.reference_index import ListedReference
+from tiops.validate.reference_index import ListedReference, object_references
 from tiops.validate.references import _ReferenceChecker
 from tiops.validate.relationships import RelationshipTable
 
@@ -86,11 +86,62 @@ def index_file(objects: Sequence[IntelObject], load_findings: list[Finding], obj
         for prop, value, _path in listed:
             if type(value) is str:
                 targets.add((stix_type, prop, value))
-    joined: str | None = "\n".join(sorted("\0".join(target) for target in targets))
-    if (joined and joined.count("\0") != 2 * len(targets)) or (joined and joined.count("\n") != len(targets) - 1):
-        joined = None
     return FileIndex(load_findings, object_findings, list(malformed), ids, types, relationships, sightings,
-                     joined, needs_objects)
+                     _joined_targets(targets), needs_objects)
+
+
+def index_objects(objects: Sequence[IntelObject], load_findings: list[Finding],
+                  object_findings: list[Finding]) -> tuple[list[list[ListedReference]], FileIndex]:
+    """Each object's references (tiops.validate.reference_index.object_references) and the file's index
+    (:func:`index_file`, with its malformed ids), in one pass over the objects of a file just loaded.
+
+    The same as listing the references, taking the malformed ids and calling
+    :func:`index_file` (tests/validate/test_indexed.py compares them); a first build makes
+    this for every file of the repository, so each object is visited once.
+    """
+    references: list[list[ListedReference]] = []
+    malformed: list[str] = []
+    ids: list[str] = []
+    types: list[str | None] = []
+    relationships: list[tuple[int, Any, Any, Any]] = []
+    sightings: list[tuple[int, Any]] = []
+    targets: set[tuple[str, str, str]] = set()
+    needs_objects = False
+    match = ID_RE.match
+    for position, obj in enumerate(objects):
+        data = obj.data
+        listed = object_references(obj)
+        references.append(listed)
+        stix_type = data["type"]
+        identifier = data.get("id")
+        if type(identifier) is str:
+            ids.append(identifier)
+            types.append(stix_type)
+            if match(identifier) is None:
+                malformed.append(identifier)
+        else:
+            ids.append(obj.id)
+            types.append(None)
+        if stix_type == "relationship":
+            relationships.append((position, data.get("source_ref"), data.get("target_ref"),
+                                  data.get("relationship_type")))
+        elif stix_type == "sighting":
+            sightings.append((position, data.get("sighting_of_ref")))
+        if "extensions" in data or stix_type == EXTENSION_DEFINITION or obj.imported_folder is not None:
+            needs_objects = True
+        for prop, value, _path in listed:
+            if type(value) is str:
+                targets.add((stix_type, prop, value))
+    return references, FileIndex(load_findings, object_findings, malformed, ids, types, relationships, sightings,
+                                 _joined_targets(targets), needs_objects)
+
+
+def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
+    """FileIndex.reference_targets of a file's distinct references; None when a part holds NUL or a newline."""
+    joined = "\n".join(sorted("\0".join(target) for target in targets))
+    if joined and (joined.count("\0") != 2 * len(targets) or joined.count("\n") != len(targets) - 1):
+        return None
+    return joined
 
 
 class IndexedFile(Protocol):
