@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -303,3 +304,61 @@ def test_the_cache_stays_out_of_git_without_a_gitignore(example_repo: Path) -> N
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=example_repo,
                             capture_output=True, text=True, check=True).stdout
     assert ".tiops" not in status and "intel/" in status
+
+
+def test_a_file_saved_while_it_is_read_is_kept_under_the_bytes_parsed(example_repo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor saving a file between its lstat and its read: the entry holds what was parsed, under its blob."""
+    import tiops.buildcache
+
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    before = changed.read_bytes()
+    after = before + b"x_reviewed: true\n"
+    reading = tiops.buildcache.read_input
+
+    def saved_just_before_reading(path: str, **options: Any) -> bytes:
+        if path == os.fspath(changed) and changed.read_bytes() == before:
+            changed.write_bytes(after)  # a real save, after the lstat the build took
+        return reading(path, **options)
+
+    monkeypatch.setattr(tiops.buildcache, "read_input", saved_just_before_reading)
+    first = load_repo_cached(example_repo)
+    first.cache.save()
+    monkeypatch.undo()
+    assert any(obj.data.get("x_reviewed") is True for obj in first.repo.objects)
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    entries = {blob for shard in cache._shards.values() for blob in shard}
+    assert blob_id(after) in entries and blob_id(before) not in entries
+    # The lstat remembered is the one before the save: the next build hashes the file again and reuses its entry.
+    again = load_repo_cached(example_repo)
+    assert again.parsed_files == 0 and any(obj.data.get("x_reviewed") is True for obj in again.repo.objects)
+    changed.write_bytes(before)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_a_file_saved_after_a_remembered_lstat_is_not_kept(example_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob id taken from the stat index, not from the bytes parsed: a save meanwhile leaves the entry out."""
+    import tiops.buildcache
+    import tiops.load
+
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    load_repo_cached(example_repo).cache.save()
+    for shard in (example_repo / CACHE_DIR).glob("entries-*"):
+        shard.unlink()  # the stat index stays: every blob id is remembered, no entry is found
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    before = changed.read_bytes()
+    loading = tiops.load._load_object_file
+
+    def saved_just_before_parsing(path: str, *args: Any) -> None:
+        if path == os.fspath(changed) and changed.read_bytes() == before:
+            changed.write_bytes(before + b"x_reviewed: true\n")
+        loading(path, *args)
+
+    monkeypatch.setattr(tiops.buildcache, "_load_object_file", saved_just_before_parsing)
+    loaded = load_repo_cached(example_repo)
+    loaded.cache.save()
+    monkeypatch.undo()
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    assert blob_id(before) not in {blob for shard in cache._shards.values() for blob in shard}
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
