@@ -770,24 +770,61 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
     A file read to take its blob id is left in ``reading`` for the parse that may follow.
     """
     reading.ahead = None
+    if key is None:
+        return None, None, None
+    if relative not in cache._index or (fresh is not None and fresh(relative)):
+        # No blob id to take from the stat index (every file of a first build): the file is
+        # read at once, and the fstat of the file read stands for its lstat, one system call
+        # less per file (for a regular file, not a link, the two are the same).
+        try:
+            content, info = _read_regular(path, root_text)
+        except InputProblem:
+            return None, None, None  # reported by the ordinary load below
+        reading.ahead = (path, content)
+        if info is None:
+            return None, None, None  # not a plain regular file: loaded, never cached
+        blob = blob_id(content)
+        return blob, info, cache.lookup(blob, key) if cache._shards else None  # nothing to find in an empty cache
     try:
-        info = os.lstat(path)
+        lstat = os.lstat(path)
     except OSError:
-        info = None
-    blob = None
-    if key is not None and info is not None and stat.S_ISREG(info.st_mode) and info.st_size <= MAX_FILE_BYTES:
-        blob = None if fresh is not None and fresh(relative) else cache.known_blob(relative, info)
-        if blob is None:
-            try:
-                content = read_input(path, root=root_text)
-            except InputProblem:
-                blob = None  # reported by the ordinary load below
-            else:
-                blob = blob_id(content)
-                reading.ahead = (path, content)
-    if blob is None or key is None or info is None or not cache._shards:  # nothing to find in an empty cache
-        return blob, info, None
-    return blob, info, cache.lookup(blob, key)
+        return None, None, None
+    if not stat.S_ISREG(lstat.st_mode) or lstat.st_size > MAX_FILE_BYTES:
+        return None, lstat, None
+    known = cache.known_blob(relative, lstat)
+    if known is None:
+        try:
+            content = read_input(path, root=root_text)
+        except InputProblem:
+            return None, lstat, None  # reported by the ordinary load below
+        known = blob_id(content)
+        reading.ahead = (path, content)
+    return known, lstat, cache.lookup(known, key)
+
+
+def _read_regular(path: str, root_text: str) -> tuple[bytes, os.stat_result | None]:
+    """The bytes of the file at ``path`` as tiops.inputs.read_input gives them, with the fstat of the file read.
+
+    The fstat is None for a file that is not simply a regular file read whole at once (a
+    link, a file that grew or shrank while it was read): read_input reads it then, and
+    raises InputProblem for what it refuses.
+    """
+    try:
+        # read_input's own flags: a link is left to it (O_NOFOLLOW), a named pipe does not block.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return read_input(path, root=root_text), None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_FILE_BYTES:
+            content = os.read(descriptor, info.st_size + 1)  # one byte more than its size tells that it grew
+            if len(content) == info.st_size:
+                return content, info
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+    return read_input(path, root=root_text), None
 
 
 def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: Path, path: str, relative: str,
