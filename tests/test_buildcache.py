@@ -361,3 +361,21 @@ def test_a_file_saved_after_a_remembered_lstat_is_not_kept(example_repo: Path, m
     cache = BuildCache.open(example_repo, context_key(example_repo))
     assert blob_id(before) not in {blob for shard in cache._shards.values() for blob in shard}
     assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_links_and_unreadable_files_build_as_without_the_cache(example_repo: Path, tmp_path: Path) -> None:
+    """Files a first build reads without an lstat: a link inside the repository, one leaving it, a named pipe."""
+    malware = example_repo / "intel" / "malware"
+    inside = malware / "linked.yaml"
+    inside.symlink_to(malware / "mimikatz.yaml")
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("type: malware\nname: Outside\nis_family: true\n", encoding="utf-8")
+    (malware / "leaving.yaml").symlink_to(outside)
+    os.mkfifo(malware / "pipe.yaml")
+    uncached = _outcome(example_repo, cache=False)
+    assert {"TI108", "TI302"} <= {f.code for f in uncached[1]}  # the link leaving, the linked copy's duplicate id
+    assert _outcome(example_repo, cache=True) == uncached
+    assert _outcome(example_repo, cache=True) == uncached  # and again, from the cache
+    index = BuildCache.open(example_repo, context_key(example_repo))._index
+    assert "intel/malware/mimikatz.yaml" in index and not {"intel/malware/linked.yaml", "intel/malware/leaving.yaml",
+                                                            "intel/malware/pipe.yaml"} & set(index)
