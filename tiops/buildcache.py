@@ -833,8 +833,8 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
     """Load and check one file afresh, and keep its entry in the cache when it can be kept."""
     # Whether the bytes parsed are the very bytes the blob id was taken from (_find_entry).
     # Then the entry holds what its blob says whatever happens to the file meanwhile, and
-    # the lstat was taken before reading: a change since gives the file another lstat, so
-    # the next build hashes it again. A blob id remembered from the last build's lstat
+    # the stat kept (the fstat of the open file) was taken before reading: a change since
+    # gives the file another lstat, so the next build hashes it again. A blob id remembered from the last build's lstat
     # instead needs a second lstat after the parse to tell that the file stayed the same.
     hashed = reading.ahead is not None and reading.ahead[0] == path
     scratch = Repo(root=root, config=config)
