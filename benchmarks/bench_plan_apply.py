@@ -158,7 +158,7 @@ def sqlite_schema_floor(path: Path) -> Callable[[list[dict[str, Any]]], float]:
         path.unlink(missing_ok=True)
         store = SqliteStore(path, target="floor")
         rows = shared.version_rows(objects)
-        sentinel = tables.sentinel_rows(objects, None, tables.SQLITE, [row[shared.OBJECT_TEXT] for row in rows])
+        sentinel = tables.sentinel_rows(objects, None, tables.SQLITE)
         statements = [(shared.INSERT_VERSION, rows), (shared.UPSERT_CURRENT.format(true="1"), rows),
                       *sentinel.statements(tables.SQLITE, set())]
         db = store._db

@@ -63,12 +63,15 @@ class PostgresStore:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
             for statement in shared.schema_statements("BOOLEAN", "TRUE", "FALSE"):
                 self._conn.execute(statement)
-            legacy_table = self._conn.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-                " AND table_name = 'threatintelligenceindicator' AND table_type = 'BASE TABLE'"
-            ).fetchone()
+            row = self._conn.execute(shared.SELECT_SCHEMA_VERSION).fetchone()
+            found = None if row is None else row[0]
+            shared.check_schema_version(found, f"postgres target {target!r}")
+            legacy_table = self._table_exists("threatintelligenceindicator")
             if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
                 self._conn.execute("DROP TABLE ThreatIntelligenceIndicator")
+            if self._table_exists("threatintelindicators"):  # schema version 1: the tables held Data
+                for statement in tables.data_copy_migration():
+                    self._conn.execute(statement)
             for statement in tables.schema_statements(tables.POSTGRES):
                 self._conn.execute(statement)
             self._add_object_digests()
@@ -85,6 +88,15 @@ class PostgresStore:
                     for statement, params in tables.sentinel_rows(objects, as_of, tables.POSTGRES).statements(tables.POSTGRES):
                         if params:
                             cursor.executemany(statement, params)
+            for statement in shared.schema_version_statements(found):
+                self._conn.execute(statement)
+
+    def _table_exists(self, name: str) -> bool:
+        """Whether ``name`` (lower case, as PostgreSQL folds unquoted names) is a table, not a view."""
+        return self._conn.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_name = %s AND table_type = 'BASE TABLE'", (name,)
+        ).fetchone() is not None
 
     def _add_object_digests(self) -> None:
         """Give a store made before ``object_digest`` existed the column, filled from each row's text."""
@@ -136,8 +148,7 @@ class PostgresStore:
                 cursor.executemany(_pg(shared.INSERT_VERSION), rows)
                 cursor.executemany(_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows)
             indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
-            current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES,
-                                           [rows[i][shared.OBJECT_TEXT] for i in indexes])
+            current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES)
             # Only an object that is current now and had a current version before has Sentinel rows to replace.
             replaced = [stix_id for (stix_id,) in current.ids if stix_id in before]
             if replaced:

@@ -7,6 +7,13 @@ STIX object), and stopped filling the legacy ``ThreatIntelligenceIndicator`` tab
 columns of Microsoft's table reference (docs/targets.md says which tiops fills), and
 ``ThreatIntelligenceIndicator`` as a view over them, so old queries still run.
 
+Each object's JSON is stored once, in ``stix_current`` (and ``stix_versions``): the
+rows tiops writes for Sentinel are kept in ``tiops_threat_intel_indicators`` and
+``tiops_threat_intel_objects`` without it, and ``ThreatIntelIndicators`` and
+``ThreatIntelObjects`` are views that add the ``Data`` column from ``stix_current``
+(store schema version 2, tiops.stores.sql.SCHEMA_VERSION). A copy of every object's
+text in a third and fourth place was most of what an apply wrote.
+
 Observable values are unescaped (STIX 2.1 section 9.2: ``\\'`` and ``\\\\`` are escapes,
 not text), so ``C:\\Windows\\evil.exe`` is stored as Windows writes it.
 """
@@ -15,6 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -77,6 +87,16 @@ _LEGACY_OBSERVABLES: tuple[tuple[str, str], ...] = (
 )
 _NEVER_FILLED = ("NetworkCidrBlock", "MalwareNames", "UserAgent")
 
+#: The tables behind the ThreatIntelIndicators and ThreatIntelObjects views.
+INDICATOR_TABLE = "tiops_threat_intel_indicators"
+OBJECT_TABLE = "tiops_threat_intel_objects"
+#: (view, table behind it, the view's columns): Data, the last column, comes from stix_current.
+VIEWS = (("ThreatIntelIndicators", INDICATOR_TABLE, INDICATOR_COLUMNS), ("ThreatIntelObjects", OBJECT_TABLE, OBJECT_COLUMNS))
+#: The columns the tables hold: all the view's but Data.
+STORED_INDICATOR_COLUMNS = INDICATOR_COLUMNS[:-1]
+STORED_OBJECT_COLUMNS = OBJECT_COLUMNS[:-1]
+assert INDICATOR_COLUMNS[-1][0] == OBJECT_COLUMNS[-1][0] == "Data"
+
 
 def _columns(columns: Sequence[tuple[str, str]], dialect: Dialect) -> str:
     return ",\n    ".join(
@@ -99,21 +119,43 @@ FROM tiops_indicator_legacy l LEFT JOIN (
         {observed},
         MIN(CASE WHEN {hashes} THEN REPLACE(REPLACE(SUBSTR(ObservableKey, 13), '''', ''), '-', '') END) AS FileHashType,
         MIN(CASE WHEN {hashes} THEN ObservableValue END) AS FileHashValue
-    FROM ThreatIntelIndicators GROUP BY Id
+    FROM {INDICATOR_TABLE} GROUP BY Id
 ) o ON o.Id = l.IndicatorId"""
 
 
+def data_view_sql(view: str, table: str, columns: Sequence[tuple[str, str]], dialect: Dialect) -> str:
+    """``view``: the rows of ``table`` with each object's JSON from stix_current as ``Data``."""
+    names = ", ".join(f"r.{name} AS {name}" for name, _ in columns[:-1])
+    data = "CAST(c.object AS JSONB)" if dialect is POSTGRES else "c.object"
+    create = "CREATE OR REPLACE VIEW" if dialect is POSTGRES else "CREATE VIEW IF NOT EXISTS"
+    return f"{create} {view} AS\nSELECT {names}, {data} AS Data\nFROM {table} r JOIN stix_current c ON c.id = r.Id"
+
+
 def schema_statements(dialect: Dialect) -> list[str]:
-    """The tables, indexes and the legacy view (run after a legacy table is dropped)."""
+    """The tables, indexes and views (run after a legacy table is dropped and after
+    :func:`data_copy_migration`). The indexes keep the names they had on the Sentinel
+    tables before those became views, so a migrated store and a new one are alike."""
     return [
-        f"CREATE TABLE IF NOT EXISTS ThreatIntelIndicators (\n    {_columns(INDICATOR_COLUMNS, dialect)}\n)",
-        "CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Id ON ThreatIntelIndicators (Id)",
-        "CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Value ON ThreatIntelIndicators (ObservableValue)",
-        f"CREATE TABLE IF NOT EXISTS ThreatIntelObjects (\n    {_columns(OBJECT_COLUMNS, dialect)}\n)",
-        "CREATE INDEX IF NOT EXISTS ThreatIntelObjects_StixType ON ThreatIntelObjects (StixType)",
+        f"CREATE TABLE IF NOT EXISTS {INDICATOR_TABLE} (\n    {_columns(STORED_INDICATOR_COLUMNS, dialect)}\n)",
+        f"CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Id ON {INDICATOR_TABLE} (Id)",
+        f"CREATE INDEX IF NOT EXISTS ThreatIntelIndicators_Value ON {INDICATOR_TABLE} (ObservableValue)",
+        f"CREATE TABLE IF NOT EXISTS {OBJECT_TABLE} (\n    {_columns(STORED_OBJECT_COLUMNS, dialect)}\n)",
+        f"CREATE INDEX IF NOT EXISTS ThreatIntelObjects_StixType ON {OBJECT_TABLE} (StixType)",
         f"CREATE TABLE IF NOT EXISTS tiops_indicator_legacy (\n    {_columns(LEGACY_COLUMNS, dialect)}\n)",
+        *(data_view_sql(view, table, columns, dialect) for view, table, columns in VIEWS),
         legacy_view_sql(dialect),
     ]
+
+
+def data_copy_migration() -> list[str]:
+    """Schema version 1 to 2, for a store whose ThreatIntelIndicators and ThreatIntelObjects
+    are tables with a Data column: they become the tables behind the views, without it.
+    The legacy view reads ThreatIntelIndicators, so it goes first (schema_statements
+    makes it again). Renaming keeps the rows and the indexes; no row is written again."""
+    statements = ["DROP VIEW IF EXISTS ThreatIntelligenceIndicator"]
+    for view, table, _ in VIEWS:
+        statements += [f"ALTER TABLE {view} RENAME TO {table}", f"ALTER TABLE {table} DROP COLUMN Data"]
+    return statements
 
 
 def _insert(table: str, columns: Sequence[tuple[str, str]], dialect: Dialect, upsert_key: str | None = None) -> str:
@@ -143,8 +185,8 @@ class SentinelRows:
         ids = self.ids if replaced is None else [row for row in self.ids if row[0] in replaced]
         return [
             *delete_statements(dialect, ids),
-            (_insert("ThreatIntelIndicators", INDICATOR_COLUMNS, dialect), self.indicators),
-            (_insert("ThreatIntelObjects", OBJECT_COLUMNS, dialect), self.objects),
+            (_insert(INDICATOR_TABLE, STORED_INDICATOR_COLUMNS, dialect), self.indicators),
+            (_insert(OBJECT_TABLE, STORED_OBJECT_COLUMNS, dialect), self.objects),
             (_insert("tiops_indicator_legacy", LEGACY_COLUMNS, dialect), self.legacy),
         ]
 
@@ -152,42 +194,31 @@ class SentinelRows:
     def inserts(self) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
         """(table, columns, rows) of the rows to insert, for a bulk load (PostgreSQL's COPY)."""
         return [
-            ("ThreatIntelIndicators", tuple(name for name, _ in INDICATOR_COLUMNS), self.indicators),
-            ("ThreatIntelObjects", tuple(name for name, _ in OBJECT_COLUMNS), self.objects),
+            (INDICATOR_TABLE, tuple(name for name, _ in STORED_INDICATOR_COLUMNS), self.indicators),
+            (OBJECT_TABLE, tuple(name for name, _ in STORED_OBJECT_COLUMNS), self.objects),
             ("tiops_indicator_legacy", tuple(name for name, _ in LEGACY_COLUMNS), self.legacy),
         ]
 
 
 #: (table, id column) of the Sentinel tables, for deletes by id.
-ID_COLUMNS = (("ThreatIntelIndicators", "Id"), ("ThreatIntelObjects", "Id"), ("tiops_indicator_legacy", "IndicatorId"))
+ID_COLUMNS = ((INDICATOR_TABLE, "Id"), (OBJECT_TABLE, "Id"), ("tiops_indicator_legacy", "IndicatorId"))
 
 
 def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    return [
-        (dialect.sql("DELETE FROM ThreatIntelIndicators WHERE Id = ?"), list(ids)),
-        (dialect.sql("DELETE FROM ThreatIntelObjects WHERE Id = ?"), list(ids)),
-        (dialect.sql("DELETE FROM tiops_indicator_legacy WHERE IndicatorId = ?"), list(ids)),
-    ]
+    return [(dialect.sql(f"DELETE FROM {table} WHERE {column} = ?"), list(ids)) for table, column in ID_COLUMNS]
 
 
-def sentinel_rows(
-    objects: Sequence[dict[str, Any]], as_of: str | None, dialect: Dialect, texts: Sequence[str] | None = None
-) -> SentinelRows:
-    """Rows for the current versions ``objects`` (the caller passes only current ones).
-
-    ``texts``, when given, holds each object's JSON as already stored (``_json`` of
-    it), so it is not serialised again for the ``Data`` column.
-    """
+def sentinel_rows(objects: Sequence[dict[str, Any]], as_of: str | None, dialect: Dialect) -> SentinelRows:
+    """Rows for the current versions ``objects`` (the caller passes only current ones)."""
     indicators: list[tuple[Any, ...]] = []
     others: list[tuple[Any, ...]] = []
     legacy: list[tuple[Any, ...]] = []
-    for index, obj in enumerate(objects):
-        data = _json(obj) if texts is None else texts[index]
+    for obj in objects:
         if obj["type"] == "indicator":
-            indicators.extend(indicator_rows(obj, as_of, dialect, data))
+            indicators.extend(indicator_rows(obj, as_of, dialect))
             legacy.append(legacy_row(obj))
         else:
-            others.append(object_row(obj, dialect, data))
+            others.append(object_row(obj, dialect))
     return SentinelRows([(obj["id"],) for obj in objects], indicators, others, legacy)
 
 
@@ -215,15 +246,21 @@ def is_active(obj: dict[str, Any], as_of: str | None) -> bool:
     valid_until = obj.get("valid_until")
     if as_of is None or not isinstance(valid_until, str):
         return True
-    until, moment = parse_timestamp(valid_until), parse_timestamp(as_of)
+    until, moment = parse_timestamp(valid_until), _as_of_moment(as_of)
     return until is None or moment is None or until > moment
 
 
-def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect, data: str | None = None) -> list[tuple[Any, ...]]:
+@lru_cache(maxsize=4)
+def _as_of_moment(as_of: str) -> tuple[datetime, Decimal] | None:
+    """The as-of time parsed once, not once per indicator."""
+    return parse_timestamp(as_of)
+
+
+def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> list[tuple[Any, ...]]:
     """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
     every value of an OR or IN kept; one row without an observable when there is none.
 
-    The tuples follow :data:`INDICATOR_COLUMNS`, around ObservableKey and ObservableValue.
+    The tuples follow :data:`STORED_INDICATOR_COLUMNS`, around ObservableKey and ObservableValue.
     """
     pairs: list[tuple[str | None, str | None]] = []
     if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
@@ -233,18 +270,17 @@ def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect, dat
     tail = (
         get("pattern"), get("pattern_type"), get("confidence"), get("created"), get("modified"),
         get("valid_from"), get("valid_until"), is_active(obj, as_of), bool(get("revoked", False)),
-        LAST_UPDATE_METHOD, _source(obj), _tags(obj), None, _json(obj) if data is None else data,
+        LAST_UPDATE_METHOD, _source(obj), _tags(obj), None,
     )
     return [(*head, key, value, *tail) for key, value in pairs or [(None, None)]]
 
 
-def object_row(obj: dict[str, Any], dialect: Dialect, data: str | None = None) -> tuple[Any, ...]:
-    """A ThreatIntelObjects row, in the order of :data:`OBJECT_COLUMNS`."""
+def object_row(obj: dict[str, Any], dialect: Dialect) -> tuple[Any, ...]:
+    """A ThreatIntelObjects row, in the order of :data:`STORED_OBJECT_COLUMNS`."""
     get = obj.get
     return (
         None, get("modified") or get("created"), obj["id"], "ThreatIntelObjects", obj["type"],
         bool(get("revoked", False)), LAST_UPDATE_METHOD, _source(obj), _tags(obj),
-        _json(obj) if data is None else data,
     )
 
 
@@ -276,7 +312,7 @@ def refresh_active_sql(dialect: Dialect) -> str:
         active = "(NOT IsDeleted AND (ValidUntil IS NULL OR ValidUntil > %s::timestamptz))"
     else:
         active = "(CASE WHEN IsDeleted THEN 0 WHEN ValidUntil IS NULL THEN 1 WHEN julianday(ValidUntil) > julianday(?) THEN 1 ELSE 0 END)"
-    return f"UPDATE ThreatIntelIndicators SET IsActive = {active} WHERE IsActive <> {active}"
+    return f"UPDATE {INDICATOR_TABLE} SET IsActive = {active} WHERE IsActive <> {active}"
 
 
 def current_only(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[dict[str, Any]]:

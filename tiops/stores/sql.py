@@ -10,9 +10,11 @@ Tables (the same in both stores):
   plan recognises an unchanged object by one comparison. A trigger clears it when
   another tool changes ``object`` without setting it, so a stale one is never trusted.
 * ``ThreatIntelIndicators``, ``ThreatIntelObjects`` and the legacy
-  ``ThreatIntelligenceIndicator`` view: Microsoft Sentinel's tables
-  (tiops.stores.sentinel_tables).
+  ``ThreatIntelligenceIndicator`` view: Microsoft Sentinel's tables, views over
+  tables of their own rows and ``stix_current`` (tiops.stores.sentinel_tables).
 * ``tiops_lock``: who holds a target's apply lock.
+* ``tiops_store_schema``: the version of this schema the store has (one row). A store
+  is brought to :data:`SCHEMA_VERSION` when it is opened; one from a newer tiops is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import orjson
 from tiops.stores import (
     TIMESTAMP_PATTERN,
     StoredVersion,
+    StoreError,
     content_digest,
     object_digest,
     parse_timestamp,
@@ -66,8 +69,32 @@ CREATE TABLE IF NOT EXISTS tiops_lock (
     holder TEXT NOT NULL,
     host TEXT NOT NULL,
     pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tiops_store_schema (
+    version INTEGER NOT NULL
 )
 """
+
+#: 1: the Sentinel tables held a copy of each object's JSON (Data); stores without
+#: ``tiops_store_schema`` are this version. 2: they are views that read it from stix_current.
+SCHEMA_VERSION = 2
+SELECT_SCHEMA_VERSION = "SELECT MAX(version) FROM tiops_store_schema"
+
+
+def schema_version_statements(found: int | None) -> list[str]:
+    """Record :data:`SCHEMA_VERSION` after the store was brought to it from ``found``."""
+    if found == SCHEMA_VERSION:
+        return []
+    return ["DELETE FROM tiops_store_schema", f"INSERT INTO tiops_store_schema (version) VALUES ({SCHEMA_VERSION})"]
+
+
+def check_schema_version(found: int | None, where: str) -> None:
+    """Refuse a store made by a newer tiops: its tables may mean something this one does not know."""
+    if found is not None and found > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has store schema version {found}; this tiops knows versions up to {SCHEMA_VERSION}",
+            hint="Upgrade tiops to apply to this store.",
+        )
 
 INSERT_VERSION = """
 INSERT INTO stix_versions (id, version, version_sort, type, revoked, digest, written_by, object, object_digest)

@@ -41,11 +41,14 @@ class SqliteStore:
         with self._transaction():
             for statement in shared.schema_statements("INTEGER", "1", "0"):
                 self._db.execute(statement)
-            legacy_table = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ThreatIntelligenceIndicator'"
-            ).fetchone()
+            found = self._db.execute(shared.SELECT_SCHEMA_VERSION).fetchone()[0]
+            shared.check_schema_version(found, f"sqlite store {path}")
+            legacy_table = self._table_exists("ThreatIntelligenceIndicator")
             if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
                 self._db.execute("DROP TABLE ThreatIntelligenceIndicator")
+            if self._table_exists("ThreatIntelIndicators"):  # schema version 1: the tables held Data
+                for statement in tables.data_copy_migration():
+                    self._db.execute(statement)
             for statement in tables.schema_statements(tables.SQLITE):
                 self._db.execute(statement)
             self._add_object_digests()
@@ -53,7 +56,12 @@ class SqliteStore:
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._db.execute("SELECT object FROM stix_current")]
                 self._write_sentinel_rows(objects)
+            for statement in shared.schema_version_statements(found):
+                self._db.execute(statement)
         self._lock_holder: str | None = None
+
+    def _table_exists(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def _add_object_digests(self) -> None:
         """Give a store made before ``object_digest`` existed the column, filled from each row's text."""
@@ -92,9 +100,7 @@ class SqliteStore:
                 self._db.executemany(shared.INSERT_VERSION, rows)
                 self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
                 indexes = tables.current_indexes(objects, self._current_versions(ids))
-                self._write_sentinel_rows(
-                    [objects[i] for i in indexes], [rows[i][shared.OBJECT_TEXT] for i in indexes], replaced=before
-                )
+                self._write_sentinel_rows([objects[i] for i in indexes], replaced=before)
         except sqlite3.OperationalError as error:  # "database is locked" and the like
             raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
         return []
@@ -107,11 +113,9 @@ class SqliteStore:
             current.update(self._db.execute(f"SELECT id, version FROM stix_current WHERE id IN ({marks})", chunk))
         return current
 
-    def _write_sentinel_rows(
-        self, objects: Sequence[dict[str, Any]], texts: Sequence[str] | None = None, *, replaced: set[str] | None = None
-    ) -> None:
+    def _write_sentinel_rows(self, objects: Sequence[dict[str, Any]], *, replaced: set[str] | None = None) -> None:
         """Sentinel's rows of ``objects``; only ids in ``replaced`` (all when None) can have old rows to delete."""
-        rows = tables.sentinel_rows(objects, self.as_of, tables.SQLITE, texts)
+        rows = tables.sentinel_rows(objects, self.as_of, tables.SQLITE)
         for statement, params in rows.statements(tables.SQLITE, replaced):
             if params:
                 self._db.executemany(statement, params)
