@@ -26,7 +26,10 @@ the store's digests and builds nothing) as fresh processes, by CPU time (user + 
 ``os.wait4``).
 
 Printed: re-plan / full compile (the target is 0.3 or less) and apply / baseline (the
-target is 2 or less), each the best of ``--repeat`` rounds, and the commands' ratio. For SQLite also the schema
+target is 2 or less) for each store in the same run, each the best of ``--repeat``
+rounds, and the commands' ratio. For SQLite apply / baseline is also printed by CPU
+time of this process (SQLite works in it), which the machine's other work does not
+move; a PostgreSQL server works in its own processes, so there only wall time is compared. For SQLite also the schema
 floor: the same rows as apply writes, built beforehand, written by plain ``executemany``
 into a fresh store's own tables (versions, current view, the Sentinel tables, with
 their keys and indexes) in one transaction; it says how much of apply / baseline is
@@ -86,6 +89,9 @@ class Figures:
     replan: float = float("inf")
     baseline: float = float("inf")
     floor: float = float("inf")
+    #: CPU seconds of this process (SQLite works in it; a PostgreSQL server's work is not counted).
+    apply_cpu: float = float("inf")
+    baseline_cpu: float = float("inf")
 
     def keep_best(self, **seconds: float) -> None:
         for name, value in seconds.items():
@@ -112,16 +118,16 @@ def timed_plan(store: Store, compiled: list[dict[str, Any]], settings: TargetSet
     return plan, time.perf_counter() - start
 
 
-def sync_round(store: Store, compiled: list[dict[str, Any]], settings: TargetSettings) -> tuple[float, float, float]:
-    """Seconds for plan, apply, and a second plan that must find nothing to do."""
+def sync_round(store: Store, compiled: list[dict[str, Any]], settings: TargetSettings) -> tuple[float, float, float, float]:
+    """Seconds for plan, apply, and a second plan that must find nothing to do, and the apply's CPU seconds."""
     plan, plan_seconds = timed_plan(store, compiled, settings)
     assert plan.counts["create"] == len(compiled), plan.counts
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     apply_plan(plan, store, batch_size=settings.batch_size)
-    apply_seconds = time.perf_counter() - start
+    apply_seconds, apply_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     again, replan_seconds = timed_plan(store, compiled, settings)
     assert not again.has_changes and again.unchanged == len(compiled), again.counts
-    return plan_seconds, apply_seconds, replan_seconds
+    return plan_seconds, apply_seconds, replan_seconds, apply_cpu
 
 
 def plain_rows(objects: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -133,20 +139,20 @@ def plain_rows(objects: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
-def sqlite_baseline(path: Path) -> Callable[[list[dict[str, Any]]], float]:
-    def insert(objects: list[dict[str, Any]]) -> float:
+def sqlite_baseline(path: Path) -> Callable[[list[dict[str, Any]]], tuple[float, float]]:
+    def insert(objects: list[dict[str, Any]]) -> tuple[float, float]:
         path.unlink(missing_ok=True)
         db = sqlite3.connect(path)
         db.execute("PRAGMA journal_mode=WAL")  # as the store runs it
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(BARE_TABLE)
         db.commit()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with db:
             db.executemany("INSERT INTO bare VALUES (?, ?, ?, ?, ?, ?, ?, ?)", plain_rows(objects))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         db.close()
-        return seconds
+        return seconds, cpu
     return insert
 
 
@@ -174,19 +180,19 @@ def sqlite_schema_floor(path: Path) -> Callable[[list[dict[str, Any]]], float]:
     return insert
 
 
-def postgres_baseline(dsn: str) -> Callable[[list[dict[str, Any]]], float]:
+def postgres_baseline(dsn: str) -> Callable[[list[dict[str, Any]]], tuple[float, float]]:
     import psycopg
 
-    def insert(objects: list[dict[str, Any]]) -> float:
+    def insert(objects: list[dict[str, Any]]) -> tuple[float, float]:
         with psycopg.connect(dsn) as db:
             db.execute("DROP TABLE IF EXISTS bare")
             db.execute(BARE_TABLE)
             db.commit()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             with db.cursor() as cursor:
                 cursor.executemany("INSERT INTO bare VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", plain_rows(objects))
             db.commit()
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.process_time() - start_cpu
     return insert
 
 
@@ -284,6 +290,9 @@ def report(kind: str, count: int, figures: Figures) -> str:
         f"apply {figures.apply:6.2f}s  re-plan {figures.replan:6.2f}s  executemany {figures.baseline:6.2f}s\n"
         f"{kind:8} re-plan / full compile = {figures.replan / figures.compile:.2f}  (target <= 0.3)\n"
         f"{kind:8} apply / executemany    = {figures.apply / figures.baseline:.2f}  (target <= 2)"
+        + (f"\n{kind:8} apply / executemany, CPU = {figures.apply_cpu / figures.baseline_cpu:.2f}"
+           f"  ({figures.apply_cpu:.2f}s / {figures.baseline_cpu:.2f}s; the machine's other work left out)"
+           if kind == "sqlite" else "")
         + (f"\n{kind:8} schema floor / executemany = {figures.floor / figures.baseline:.2f}"
            f"  (the same rows into the store's tables; apply / schema floor = {figures.apply / figures.floor:.2f})"
            if kind == "sqlite" else "")
@@ -328,17 +337,19 @@ def main() -> int:
                     store = PostgresStore(fresh_database(server, f"bench_store_{round_number}"), target="bench")
                     baseline = postgres_baseline(fresh_database(server, "bench_baseline"))
                 try:
-                    plan_seconds, apply_seconds, replan_seconds = sync_round(store, compiled, settings)
+                    plan_seconds, apply_seconds, replan_seconds, apply_cpu = sync_round(store, compiled, settings)
                 finally:
                     store.close()
-                baseline_seconds = baseline(compiled)
+                baseline_seconds, baseline_cpu = baseline(compiled)
                 floor_seconds = sqlite_schema_floor(scratch / "floor.sqlite")(compiled) if kind == "sqlite" else 0.0
                 print(f"round {round_number + 1} {kind}: full compile {compile_seconds:.2f}s  plan {plan_seconds:.2f}s  "
-                      f"apply {apply_seconds:.2f}s  re-plan {replan_seconds:.2f}s  executemany {baseline_seconds:.2f}s"
+                      f"apply {apply_seconds:.2f}s ({apply_cpu:.2f}s CPU)  re-plan {replan_seconds:.2f}s  "
+                      f"executemany {baseline_seconds:.2f}s ({baseline_cpu:.2f}s CPU)"
                       + (f"  schema floor {floor_seconds:.2f}s" if floor_seconds else ""),
                       file=sys.stderr, flush=True)
                 results[kind].keep_best(compile=compile_seconds, plan=plan_seconds, apply=apply_seconds,
-                                        replan=replan_seconds, baseline=baseline_seconds, floor=floor_seconds)
+                                        replan=replan_seconds, baseline=baseline_seconds, floor=floor_seconds,
+                                        apply_cpu=apply_cpu, baseline_cpu=baseline_cpu)
         for kind, figures in results.items():
             if kind == "postgres" and server is None:
                 print("postgres: skipped (no server: install postgresql or set TIOPS_BENCH_PG_DSN)")
