@@ -72,8 +72,13 @@ class PostgresStore:
             if self._table_exists("threatintelindicators"):  # schema version 1: the tables held Data
                 for statement in tables.data_copy_migration():
                     self._conn.execute(statement)
+            views = {name for (name,) in self._conn.execute(
+                "SELECT table_name FROM information_schema.views WHERE table_schema = current_schema()")}
             for statement in tables.schema_statements(tables.POSTGRES):
-                self._conn.execute(statement)
+                view = tables.view_created_by(statement)
+                # A view already there at this version is left alone: replacing it waits for every query reading it.
+                if view is None or view.lower() not in views or found != shared.SCHEMA_VERSION:
+                    self._conn.execute(statement)
             self._add_object_digests()
             trigger = self._conn.execute(
                 "SELECT 1 FROM pg_trigger WHERE tgname = 'stix_current_object_digest'"

@@ -147,6 +147,14 @@ def schema_statements(dialect: Dialect) -> list[str]:
     ]
 
 
+def view_created_by(statement: str) -> str | None:
+    """The name of the view ``statement`` (one of :func:`schema_statements`) creates, if it creates one."""
+    for prefix in ("CREATE OR REPLACE VIEW ", "CREATE VIEW IF NOT EXISTS "):
+        if statement.startswith(prefix):
+            return statement[len(prefix):].split(None, 1)[0]
+    return None
+
+
 def data_copy_migration() -> list[str]:
     """Schema version 1 to 2, for a store whose ThreatIntelIndicators and ThreatIntelObjects
     are tables with a Data column: they become the tables behind the views, without it.
