@@ -188,16 +188,13 @@ def _version_sort_key_parsed(version: str) -> str:
 
 #: The columns of a row of :func:`version_rows`.
 VERSION_COLUMNS = ("id", "version", "version_sort", "type", "revoked", "digest", "written_by", "object", "object_digest")
-#: Where the object text is in a row of :func:`version_rows`.
-OBJECT_TEXT = 7
 
 
 def version_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """Rows for stix_versions and stix_current (same column order, less ``managed``).
 
-    Each object is serialised once: the text is stored, digested (``object_digest``)
-    and reused for the Sentinel tables' ``Data`` column (row index :data:`OBJECT_TEXT`).
-    ``digests`` are the objects' content digests when the caller has them.
+    Each object is serialised once: the text is stored and digested (``object_digest``);
+    the Sentinel views read it from stix_current as their ``Data`` column. ``digests`` are the objects' content digests when the caller has them.
     """
     rows = []
     for index, obj in enumerate(objects):
