@@ -70,7 +70,7 @@ class PostgresStore:
             if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
                 self._conn.execute("DROP TABLE ThreatIntelligenceIndicator")
             if self._table_exists("threatintelindicators"):  # schema version 1: the tables held Data
-                for statement in tables.data_copy_migration():
+                for statement in tables.data_copy_migration(tables.POSTGRES):
                     self._conn.execute(statement)
             views = {name for (name,) in self._conn.execute(
                 "SELECT table_name FROM information_schema.views WHERE table_schema = current_schema()")}

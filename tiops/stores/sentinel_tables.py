@@ -155,14 +155,26 @@ def view_created_by(statement: str) -> str | None:
     return None
 
 
-def data_copy_migration() -> list[str]:
+def data_copy_migration(dialect: Dialect) -> list[str]:
     """Schema version 1 to 2, for a store whose ThreatIntelIndicators and ThreatIntelObjects
     are tables with a Data column: they become the tables behind the views, without it.
     The legacy view reads ThreatIntelIndicators, so it goes first (schema_statements
-    makes it again). Renaming keeps the rows and the indexes; no row is written again."""
+    makes it again, and the indexes of the new tables).
+
+    PostgreSQL renames the tables and drops the column (no row is written again). SQLite
+    before 3.35 cannot drop a column, so there the rows are copied into the new tables
+    (what dropping a column costs SQLite anyway: it rewrites the table)."""
     statements = ["DROP VIEW IF EXISTS ThreatIntelligenceIndicator"]
-    for view, table, _ in VIEWS:
-        statements += [f"ALTER TABLE {view} RENAME TO {table}", f"ALTER TABLE {table} DROP COLUMN Data"]
+    for view, table, columns in VIEWS:
+        if dialect is POSTGRES:
+            statements += [f"ALTER TABLE {view} RENAME TO {table}", f"ALTER TABLE {table} DROP COLUMN Data"]
+            continue
+        names = ", ".join(name for name, _ in columns[:-1])
+        statements += [
+            f"CREATE TABLE {table} (\n    {_columns(columns[:-1], dialect)}\n)",
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}",
+            f"DROP TABLE {view}",
+        ]
     return statements
 
 

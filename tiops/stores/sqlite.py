@@ -47,7 +47,7 @@ class SqliteStore:
             if legacy_table:  # a store from before Sentinel's 2025 tables: the table becomes a view
                 self._db.execute("DROP TABLE ThreatIntelligenceIndicator")
             if self._table_exists("ThreatIntelIndicators"):  # schema version 1: the tables held Data
-                for statement in tables.data_copy_migration():
+                for statement in tables.data_copy_migration(tables.SQLITE):
                     self._db.execute(statement)
             for statement in tables.schema_statements(tables.SQLITE):
                 self._db.execute(statement)
