@@ -194,7 +194,8 @@ def version_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | Non
     """Rows for stix_versions and stix_current (same column order, less ``managed``).
 
     Each object is serialised once: the text is stored and digested (``object_digest``);
-    the Sentinel views read it from stix_current as their ``Data`` column. ``digests`` are the objects' content digests when the caller has them.
+    the Sentinel views read it from stix_current as their ``Data`` column. ``digests``
+    are the objects' content digests when the caller has them.
     """
     rows = []
     for index, obj in enumerate(objects):
