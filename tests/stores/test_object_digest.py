@@ -194,7 +194,7 @@ def test_a_store_made_before_the_object_digest_is_migrated(database: Database) -
 
 @pytest.mark.parametrize("text", [
     "2025-01-01T00:00:00Z", "2025-01-01T00:00:00.1Z", "2025-01-01T00:00:00.123Z", "2025-01-01T00:00:00.123456789Z",
-    "2025-01-01T00:00:00.1234567891Z",  # more than nine digits: rounded, as before
+    "2025-01-01T00:00:00.1234567891Z", "2025-01-01T00:00:59.9999999999Z",  # more than nine digits: cut
     "2016-12-31T23:59:60.5Z",  # a leap second
     "0999-01-01T00:00:00.000Z",  # a year before 1000
     "2025-02-30T00:00:00.000Z",  # not a real day
@@ -210,9 +210,15 @@ def test_the_version_sort_key_shortcut_gives_what_parsing_gives(text: str) -> No
 
 
 def test_version_sort_keys_sort_like_the_timestamps() -> None:
-    ordered = ["2024-12-31T23:59:59.999999999Z", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00.0000001Z",
+    ordered = ["0999-12-31T23:59:59Z", "1000-01-01T00:00:00Z",
+               "2016-12-31T23:59:59Z", "2016-12-31T23:59:59.5Z", "2016-12-31T23:59:59.9999999999Z",
+               "2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z",  # a leap second, after all of :59
+               "2017-01-01T00:00:00Z",
+               "2024-12-31T23:59:59.999999999Z", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00.0000001Z",
                "2025-01-01T00:00:00.001Z", "2025-01-01T00:00:00.01Z", "2025-01-01T00:00:00.1Z"]
-    assert sorted(ordered, key=shared.version_sort_key) == ordered
+    assert sorted(reversed(ordered), key=shared.version_sort_key) == ordered
+    # Fixed width, so the store's text ordering agrees with this one.
+    assert len({len(shared.version_sort_key(text)) for text in ordered}) == 1
 
 
 def test_a_batch_with_two_versions_of_an_id_keeps_the_later_current(database: Database) -> None:

@@ -183,7 +183,15 @@ def _version_sort_key_parsed(version: str) -> str:
     if key is None:
         return version
     moment, fraction = key
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{fraction:.9f}"[1:]
+    # A leap second (RFC 3339 section 5.7) comes back as :59 with a fraction of 1 or more; keyed
+    # as :60 it sorts after every fraction of :59 and before the next minute, as its text does.
+    # Fractions beyond nine digits are cut, not rounded: rounding .9999999999 up would carry into
+    # the seconds and sort the version before :59.5. The year is padded by hand because strftime's
+    # %Y does not pad years before 1000 on every platform.
+    second = moment.second + int(fraction)
+    nanoseconds = int((fraction % 1).scaleb(9))
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+            f"{second:02d}.{nanoseconds:09d}")
 
 
 #: The columns of a row of :func:`version_rows`.
