@@ -14,13 +14,14 @@ one changed line per changed result. The same results always give the same bytes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
 
@@ -31,12 +32,18 @@ from tiops.inputs import InputProblem
 from tiops.memory import paused_gc
 
 __all__ = [
+    "CHECK_RECORD",
     "GEO_STATUSES",
     "LOCK_DIR",
     "LOCK_FORMAT",
     "SECTIONS",
     "WHOIS_STATUSES",
+    "CheckRecords",
     "EnrichmentLock",
+    "LockCheck",
+    "LockSource",
+    "checked_lock",
+    "kept_checks",
     "lock_directory",
     "read_lock",
     "read_lock_for_build",
@@ -90,13 +97,25 @@ def _render_meta(meta: Mapping[str, Any]) -> bytes:
     return orjson.dumps(meta, option=_OPTIONS | orjson.OPT_INDENT_2) + b"\n"
 
 
-def read_lock(intel_path: Path, root: Path, source: FileSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:
+class LockSource(Protocol):
+    """What :func:`read_lock` reads files through: a tiops.filesource.FileSource, or the lock's files read already."""
+
+    def read(self, path: str) -> bytes: ...
+
+    def lexists(self, path: str) -> bool: ...
+
+    def is_dir(self, path: str) -> bool: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+
+def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:
     """The lock under ``intel_path`` (empty when there is none) and findings about its files.
 
     A file with errors contributes nothing (TI150); a file that is valid but not in
     canonical form is used and reported (TI151).
     """
-    files = source if source is not None else WorkingTree(root)
+    files: LockSource = source if source is not None else WorkingTree(root)
     directory = lock_directory(intel_path)
     lock, findings = EnrichmentLock(), list[Finding]()
     if not files.is_dir(os.fspath(directory)):
@@ -126,7 +145,179 @@ def read_lock(intel_path: Path, root: Path, source: FileSource | None = None) ->
     return lock, findings
 
 
-_CACHE: dict[str, tuple[tuple[tuple[str, int, int], ...], EnrichmentLock, list[Finding]]] = {}
+class _LockFiles:
+    """The lock's files exactly as :func:`read_lock` reads them, each read once, and their digest.
+
+    A build first reads the bytes (to know whether this lock was checked before: see
+    :func:`checked_lock`), then parses them from here when it must, without reading again.
+    """
+
+    def __init__(self, intel_path: Path, files: FileSource) -> None:
+        self.root = files.root
+        self._dirs: dict[str, list[str] | None] = {}  # folder -> its names (None: not a folder)
+        self._present: dict[str, bool] = {}
+        self._read: dict[str, bytes | InputProblem] = {}
+        directory = lock_directory(intel_path)
+        digest = hashlib.sha256()
+        if self._list(files, directory) is not None:
+            meta = os.fspath(directory / "lock.json")
+            self._present[meta] = files.lexists(meta)
+            if self._present[meta]:
+                self._take(files, meta, "lock.json", digest)
+            for section in SECTIONS:
+                names = self._list(files, directory / section)
+                for name in sorted(names or ()):
+                    if name.endswith(".json"):
+                        self._take(files, os.fspath(directory / section / name), f"{section}/{name}", digest)
+            self.digest = digest.hexdigest()
+        else:
+            self.digest = ""  # no lock
+
+    def _list(self, files: FileSource, folder: Path) -> list[str] | None:
+        path = os.fspath(folder)
+        names = files.listdir(path) if files.is_dir(path) else None
+        self._dirs[path] = names
+        return names
+
+    def _take(self, files: FileSource, path: str, name: str, digest: Any) -> None:
+        try:
+            content: bytes | InputProblem = files.read(path)
+        except InputProblem as problem:
+            content = problem
+        self._read[path] = content
+        body = content if isinstance(content, bytes) else f"{content.code}\0{content.message}".encode()
+        # name, kind and length first, so no two different sets of files give the same digest
+        digest.update(f"{name}\0{isinstance(content, bytes)}\0{len(body)}\0".encode())
+        digest.update(body)
+
+    # The part of tiops.filesource.FileSource that read_lock uses, answered from what was read.
+    def is_dir(self, path: str) -> bool:
+        return self._dirs.get(path) is not None
+
+    def listdir(self, path: str) -> list[str]:
+        return list(self._dirs.get(path) or ())
+
+    def lexists(self, path: str) -> bool:
+        return self._present.get(path, False)
+
+    def read(self, path: str) -> bytes:
+        content = self._read[path]
+        if isinstance(content, InputProblem):
+            raise content
+        return content
+
+
+class _Read(NamedTuple):
+    """One read of the lock kept for the rest of the process (see :func:`read_lock_for_build`)."""
+
+    signature: tuple[tuple[str, int, int], ...]
+    digest: str
+    findings: list[Finding]
+    lock: EnrichmentLock | None  # None: checked before (its findings kept) and not parsed yet
+    files: _LockFiles | None  # the bytes, while the lock is not parsed
+
+
+_CACHE: dict[str, _Read] = {}
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    """What a build needs to know of the lock before it needs its results."""
+
+    digest: str  # of the lock's files ("" when there is no lock): the same lock, the same results
+    findings: list[Finding]  # TI150, TI151 and unreadable files
+
+
+class CheckRecords(Protocol):
+    """Where checks of earlier builds are kept: tiops.buildcache.BuildCache's records."""
+
+    def read_record(self, name: str) -> dict[str, Any] | None: ...
+
+    def write_record(self, name: str, body: dict[str, Any]) -> None: ...
+
+
+CHECK_RECORD: Final = "enrichment-lock"
+# The build cache a build keeps its lock checks in, while it runs (kept_checks).
+_KEPT: list[CheckRecords] = []
+
+
+@contextlib.contextmanager
+def kept_checks(records: CheckRecords) -> Iterator[None]:
+    """While the block runs, a lock checked by an earlier build with the same cache is not parsed or
+    checked again to know its findings, and a lock checked now is remembered in ``records``.
+
+    The record holds the lock's digest (SHA-256 of every lock file's name and bytes) and its
+    findings; ``records`` checks its own integrity and context (tiops.buildcache: a damaged
+    or foreign record is ignored), and the digest is of the bytes read now, so a changed or
+    damaged shard is always parsed and checked again.
+    """
+    _KEPT.append(records)
+    try:
+        yield
+    finally:
+        _KEPT.remove(records)
+
+
+def _stored(findings: list[Finding]) -> list[tuple[str, str, str, int, int]]:
+    return [(f.code, f.message, f.location.file, f.location.line, f.location.column) for f in findings]
+
+
+def _kept_findings(digest: str) -> list[Finding] | None:
+    """The findings an earlier build recorded for the lock with ``digest``, if the current build keeps checks."""
+    if not _KEPT:
+        return None
+    record = _KEPT[-1].read_record(CHECK_RECORD)
+    if record is None or record.get("digest") != digest:
+        return None
+    try:
+        return [make_finding(code, message, Location(file, line, column))
+                for code, message, file, line, column in record["findings"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _keep(digest: str, findings: list[Finding]) -> None:
+    if _KEPT:
+        _KEPT[-1].write_record(CHECK_RECORD, {"digest": digest, "findings": _stored(findings)})
+
+
+def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
+    """The lock under ``intel_path`` in the working tree: read once per process while no file changes."""
+    directory = lock_directory(intel_path)
+    paths = sorted(directory.rglob("*.json")) if directory.is_dir() else []
+    signature = tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in paths)
+    key = f"{intel_path}|{root}"
+    cached = _CACHE.get(key)
+    if cached is None or cached.signature != signature:
+        files = _LockFiles(intel_path, WorkingTree(root))
+        findings = None if parsed else _kept_findings(files.digest)
+        cached = _Read(signature, files.digest, findings or [], None, files)
+        if findings is None:
+            cached = _parsed(cached, intel_path, root, files)
+            _keep(files.digest, cached.findings)
+        _CACHE.clear()  # one repository at a time: a cache, not a store
+        _CACHE[key] = cached
+    elif parsed and cached.lock is None:
+        assert cached.files is not None
+        # checked by an earlier build; the results are needed now (the same findings come again)
+        cached = _CACHE[key] = _parsed(cached, intel_path, root, cached.files)
+    return cached
+
+
+def _parsed(read: _Read, intel_path: Path, root: Path, files: _LockFiles) -> _Read:
+    with paused_gc():  # a dict per locked value, no cycles (tiops.memory)
+        lock, findings = read_lock(intel_path, root, files)
+    return read._replace(lock=lock, findings=findings, files=None)
+
+
+def checked_lock(intel_path: Path, root: Path, source: FileSource | None = None) -> LockCheck:
+    """The lock's digest and findings, without parsing it when an earlier build checked the same
+    bytes (:func:`kept_checks`); the results are parsed when first asked for (:func:`read_lock_for_build`)."""
+    if source is not None and not isinstance(source, WorkingTree):
+        files = _LockFiles(intel_path, source)
+        return LockCheck(files.digest, read_lock(intel_path, root, files)[1])
+    read = _current(intel_path, root, parsed=False)
+    return LockCheck(read.digest, list(read.findings))
 
 
 def read_lock_for_build(intel_path: Path, root: Path, source: FileSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:
@@ -139,21 +330,12 @@ def read_lock_for_build(intel_path: Path, root: Path, source: FileSource | None 
     """
     if source is not None and not isinstance(source, WorkingTree):
         return read_lock(intel_path, root, source)
-    directory = lock_directory(intel_path)
-    files = sorted(directory.rglob("*.json")) if directory.is_dir() else []
-    signature = tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in files)
-    key = f"{intel_path}|{root}"
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0] == signature:
-        return cached[1], list(cached[2])
-    with paused_gc():  # a dict per locked value, no cycles (tiops.memory)
-        lock, findings = read_lock(intel_path, root)
-    _CACHE.clear()  # one repository at a time: a cache, not a store
-    _CACHE[key] = (signature, lock, findings)
-    return lock, list(findings)
+    read = _current(intel_path, root, parsed=True)
+    assert read.lock is not None
+    return read.lock, list(read.findings)
 
 
-def _read_shard(path: Path, root: Path, section: str, files: FileSource) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+def _read_shard(path: Path, root: Path, section: str, files: LockSource) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
     data, problem, text = _parse(path, root, files)
     if problem is not None:
         return {}, [problem]
@@ -235,7 +417,7 @@ def _entry_problem(section: str, path: Path, value: str, entry: Any) -> str:
     return f"{value!r} is not in canonical form: write it {written!r}"
 
 
-def _parse(path: Path, root: Path, files: FileSource) -> tuple[Any, Finding | None, bytes]:
+def _parse(path: Path, root: Path, files: LockSource) -> tuple[Any, Finding | None, bytes]:
     """A lock file's JSON, or the finding that says why not, and its bytes.
 
     Read like every input (tiops.inputs): a pipe or device in its place is a finding,
