@@ -1,9 +1,10 @@
 """The previous bundle's lines reused for the objects of unchanged files.
 
 A bundle line is the canonical JSON of one object (tiops.compile). When no ingestion
-rule is enabled and no enrichment is locked, an object's line depends on nothing but
-the object, and the object on nothing but its file, its folder's defaults and the
-context the build cache is bound to (tiops.buildcache.context_key). So a compile
+rule is enabled, an object's line depends on nothing but the object and the enrichment
+lock (its results for the values the object names), and the object on nothing but its
+file, its folder's defaults and the context the build cache is bound to
+(tiops.buildcache.context_key); the record's key holds the lock's digest. So a compile
 through the cache writes, beside the bundle, a record (``bundle-record`` in the cache
 folder): where the bundle went, its SHA-256 and size, the key (type NUL id) of each
 line in order, and for each cache entry it was built from whether its objects carry a
@@ -24,7 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -34,11 +35,12 @@ from tiops.compile import (
     LineRun,
     WrittenBundle,
     _survey,
-    _with_source,
     builtin_extras,
     bundle_head_size,
+    entry_forms,
     object_line,
 )
+from tiops.enrich.attach import LockedEnrichment
 from tiops.load import IntelObject
 
 RECORD = "bundle-record"
@@ -139,10 +141,12 @@ class Spliced(NamedTuple):
 
 
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
-            present: Container[str]) -> Spliced | None:
+            present: Container[str], enrichment: Callable[[], LockedEnrichment | None] | None = None) -> Spliced | None:
     """The bundle with the previous bundle's lines for unchanged entries; None to write it the full way.
 
     ``present``: the ids of every object (tiops.validate.indexed.repository_maps' id -> type map).
+    ``enrichment``: gives the locked enrichment the objects of files read afresh take (the
+    lock's digest is part of ``key``), asked only when there are such objects.
     """
     if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
         return None
@@ -169,7 +173,10 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
                 continue
             objects = file.objects()[0]
             mark = mark_of(objects)
-            added.extend(zip(mark.keys, map(_with_source, objects), strict=True))
+            forms, lock_enriched = entry_forms(objects, enrichment() if enrichment is not None and objects else None)
+            if lock_enriched:
+                mark = mark._replace(enriched=True)
+            added.extend(zip(mark.keys, forms, strict=True))
             sourced = sourced or mark.sourced
             enriched = enriched or mark.enriched
             markings.update(mark.markings)

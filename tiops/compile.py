@@ -82,6 +82,11 @@ class BundleObjects:
             else:
                 yield entry
 
+    def lock_enriched_keys(self) -> set[str]:
+        """``type NUL id`` of each object that takes its enrichment extension from the lock here
+        (tiops.bundlereuse records which files' objects carry one)."""
+        return {f"{entry[0].type}\0{entry[0].id}" for entry in self._entries if isinstance(entry, tuple)}
+
     def reusing(self, built: dict[int, tuple[IntelObject, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Every object, taken from ``built`` when the same object was compiled before."""
         result = []
@@ -129,6 +134,25 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         entries = [*found, *extra.values()]
         keyed.extend((o["type"], o["id"]) for o in extra.values())
     return BundleObjects([entries[position] for position in _bundle_order(keyed)], outcome.enrichment)
+
+
+def entry_forms(objects: list[IntelObject], enrichment: LockedEnrichment | None) -> tuple[list[dict[str, Any]], bool]:
+    """The bundle forms of ``objects`` (source and locked enrichment extensions added, as
+    :func:`bundle_objects` adds them) and whether any took an enrichment extension from the lock.
+
+    For compiling some objects on their own (tiops.bundlereuse: the objects of changed files).
+    """
+    if enrichment is None:
+        return [_with_source(obj) for obj in objects], False
+    forms: list[dict[str, Any]] = []
+    enriched = False
+    for obj, plan in zip(objects, enrichment.plans(objects), strict=True):
+        if plan is None:
+            forms.append(_with_source(obj))
+        else:
+            forms.append(_with_extensions(obj, enrichment.extension(obj.data, plan)))
+            enriched = True
+    return forms, enriched
 
 
 def builtin_extras(present: Container[str], *, sourced: bool, enriched: bool,

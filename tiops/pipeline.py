@@ -14,6 +14,8 @@ from tiops.compile import (
     write_bundle,
     write_line_runs,
 )
+from tiops.enrich.attach import repository_enrichment
+from tiops.enrich.lock import checked_lock, kept_checks
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import Repo, load_repo
@@ -73,7 +75,8 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
     indexed = load_repo_indexed(root, progress=progress)
     try:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
-        findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+        with kept_checks(indexed.cache):
+            findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
         for file in indexed.files:
             indexed.repo.objects.extend(file.objects()[0])
     except StaleEntry:
@@ -89,7 +92,8 @@ def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, lis
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress)
-    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    with kept_checks(loaded.cache):
+        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
     return loaded.repo, findings
 
@@ -153,7 +157,8 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
     try:
-        findings, _, types = validate_indexed(repo, loaded.files, progress=progress)
+        with kept_checks(loaded.cache):
+            findings, _, types = validate_indexed(repo, loaded.files, progress=progress)
     except StaleEntry:
         return None
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
@@ -162,10 +167,11 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     rule_set, reusable = _reusable_lines(repo, output)
     moment = resolve_as_of(root, as_of)
     if reusable and output is not None:
-        key = bundlereuse.record_key(loaded.cache.context, rule_set.digest, moment.text)
+        key = bundlereuse.record_key(loaded.cache.context, _lines_digest(repo, rule_set), moment.text)
         try:
             spliced = bundlereuse.spliced(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
-                                          types)
+                                          types, lambda: repository_enrichment(repo.config.intel_path, repo.root,
+                                                                               repo.config.source))
         except StaleEntry:
             return None
         if spliced is not None:
@@ -196,7 +202,8 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress, entry_objects=True)
-    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    with kept_checks(loaded.cache):
+        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
     if blocking_errors(findings):
         raise ValidationFailed(findings)
@@ -209,14 +216,19 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
     """The repository's ingestion rules, and whether its bundle lines can be reused (tiops.bundlereuse):
-    written to a file, with no rule enabled and no enrichment locked."""
-    from tiops.enrich.lock import read_lock_for_build
+    written to a file, with no rule enabled."""
     from tiops.rules.model import load_rules
 
     rule_set, rule_problems = load_rules(repo.config)
-    reusable = (output is not None and not rule_problems and not any(rule.enabled for rule in rule_set.rules)
-                and not len(read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]))
+    reusable = output is not None and not rule_problems and not any(rule.enabled for rule in rule_set.rules)
     return rule_set, reusable
+
+
+def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
+    """What besides the objects and the cache context decides their lines (tiops.bundlereuse.record_key):
+    the rule set and the enrichment lock (its digest; the same lock, the same results)."""
+    lock = checked_lock(repo.config.intel_path, repo.root, repo.config.source).digest
+    return f"{rule_set.digest}\0{lock}" if lock else rule_set.digest
 
 
 def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
@@ -233,9 +245,13 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     elif marks is not None and output is not None:
         bundle = b""
         keys: list[str] = []
+        lock_enriched = objects.lock_enriched_keys()
+        if lock_enriched:  # the entries whose objects take the lock's extension need its definition
+            marks = {entry: mark if mark.enriched or lock_enriched.isdisjoint(mark.keys) else mark._replace(enriched=True)
+                     for entry, mark in marks.items()}
         written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
-        key = bundlereuse.record_key(cache.context, rule_set.digest, moment.text)
+        key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
         _keep_record(cache, bundlereuse.record(key, output, written, keys, marks))
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256

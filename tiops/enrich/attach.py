@@ -20,6 +20,7 @@ the clock: the same lock always gives the same objects.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 # The field vocabulary lives in a low module (queries read it without this one); kept importable here.
@@ -30,7 +31,7 @@ from tiops.enrich.fields import (
     ENRICHMENT_SUBFIELDS,
     field_path,
 )
-from tiops.enrich.lock import EnrichmentLock
+from tiops.enrich.lock import EnrichmentLock, read_lock_for_build
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import (
     PLAIN_URL_HOST,
@@ -38,6 +39,7 @@ from tiops.enrich.values import (
     Kind,
     object_enrich_values,
 )
+from tiops.filesource import FileSource
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
 from tiops.stix import TIOPS_IDENTITY_ID
@@ -52,6 +54,7 @@ __all__ = [
     "attach_enrichment",
     "enrichment_of",
     "field_path",
+    "repository_enrichment",
 ]
 
 ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
@@ -295,3 +298,9 @@ def _found(section: dict[str, dict[str, Any]], value: str) -> dict[str, Any] | N
     """The lock entry of ``value`` if it is a found result (only those travel)."""
     entry = section.get(value)
     return entry if entry is not None and entry.get("status") == "found" else None
+
+
+def repository_enrichment(intel_path: Path, root: Path, source: FileSource | None = None) -> LockedEnrichment | None:
+    """The locked enrichment of the repository's lock as the bundle adds it with no rule reading it (None: no lock)."""
+    lock = read_lock_for_build(intel_path, root, source)[0]
+    return LockedEnrichment(lock) if len(lock) else None
