@@ -290,6 +290,11 @@ def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
     cached = _CACHE.get(key)
     if cached is None or cached.signature != signature:
         files = _LockFiles(intel_path, WorkingTree(root))
+        if not files.digest:  # no lock: nothing to parse, check or keep
+            cached = _Read(signature, "", [], EnrichmentLock(), None)
+            _CACHE.clear()
+            _CACHE[key] = cached
+            return cached
         findings = None if parsed else _kept_findings(files.digest)
         cached = _Read(signature, files.digest, findings or [], None, files)
         if findings is None:
