@@ -15,7 +15,7 @@ from tiops.compile import (
     write_line_runs,
 )
 from tiops.enrich.attach import repository_enrichment
-from tiops.enrich.lock import checked_lock, kept_checks
+from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import Repo, load_repo
@@ -227,7 +227,7 @@ def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
 def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
     """What besides the objects and the cache context decides their lines (tiops.bundlereuse.record_key):
     the rule set and the enrichment lock (its digest; the same lock, the same results)."""
-    lock = checked_lock(repo.config.intel_path, repo.root, repo.config.source).digest
+    lock = lock_digest(repo.config.intel_path, repo.root, repo.config.source)
     return f"{rule_set.digest}\0{lock}" if lock else rule_set.digest
 
 

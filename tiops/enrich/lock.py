@@ -15,6 +15,7 @@ one changed line per changed result. The same results always give the same bytes
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -40,11 +41,11 @@ __all__ = [
     "WHOIS_STATUSES",
     "CheckRecords",
     "EnrichmentLock",
-    "LockCheck",
     "LockSource",
-    "checked_lock",
     "kept_checks",
+    "lock_digest",
     "lock_directory",
+    "lock_findings",
     "read_lock",
     "read_lock_for_build",
     "render_shard",
@@ -153,25 +154,37 @@ class _LockFiles:
     """
 
     def __init__(self, intel_path: Path, files: FileSource) -> None:
-        self.root = files.root
         self._dirs: dict[str, list[str] | None] = {}  # folder -> its names (None: not a folder)
         self._present: dict[str, bool] = {}
         self._read: dict[str, bytes | InputProblem] = {}
+        self._named: list[tuple[str, str]] = []  # (name in the lock, path) of each file read, in order
         directory = lock_directory(intel_path)
-        digest = hashlib.sha256()
-        if self._list(files, directory) is not None:
+        self.exists = self._list(files, directory) is not None
+        if self.exists:
             meta = os.fspath(directory / "lock.json")
             self._present[meta] = files.lexists(meta)
             if self._present[meta]:
-                self._take(files, meta, "lock.json", digest)
+                self._take(files, meta, "lock.json")
             for section in SECTIONS:
                 names = self._list(files, directory / section)
                 for name in sorted(names or ()):
                     if name.endswith(".json"):
-                        self._take(files, os.fspath(directory / section / name), f"{section}/{name}", digest)
-            self.digest = digest.hexdigest()
-        else:
-            self.digest = ""  # no lock
+                        self._take(files, os.fspath(directory / section / name), f"{section}/{name}")
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of every file's name and bytes ("" when there is no lock); worked out only when asked
+        (a build without the cache never asks)."""
+        if not self.exists:
+            return ""
+        digest = hashlib.sha256()
+        for name, path in self._named:
+            content = self._read[path]
+            body = content if isinstance(content, bytes) else f"{content.code}\0{content.message}".encode()
+            # name, kind and length first, so no two different sets of files give the same digest
+            digest.update(f"{name}\0{isinstance(content, bytes)}\0{len(body)}\0".encode())
+            digest.update(body)
+        return digest.hexdigest()
 
     def _list(self, files: FileSource, folder: Path) -> list[str] | None:
         path = os.fspath(folder)
@@ -179,16 +192,13 @@ class _LockFiles:
         self._dirs[path] = names
         return names
 
-    def _take(self, files: FileSource, path: str, name: str, digest: Any) -> None:
+    def _take(self, files: FileSource, path: str, name: str) -> None:
         try:
             content: bytes | InputProblem = files.read(path)
         except InputProblem as problem:
             content = problem
         self._read[path] = content
-        body = content if isinstance(content, bytes) else f"{content.code}\0{content.message}".encode()
-        # name, kind and length first, so no two different sets of files give the same digest
-        digest.update(f"{name}\0{isinstance(content, bytes)}\0{len(body)}\0".encode())
-        digest.update(body)
+        self._named.append((name, path))
 
     # The part of tiops.filesource.FileSource that read_lock uses, answered from what was read.
     def is_dir(self, path: str) -> bool:
@@ -211,21 +221,13 @@ class _Read(NamedTuple):
     """One read of the lock kept for the rest of the process (see :func:`read_lock_for_build`)."""
 
     signature: tuple[tuple[str, int, int], ...]
-    digest: str
+    digest: str | None  # of the lock's files ("" when there is none; None: not worked out, no build cache)
     findings: list[Finding]
     lock: EnrichmentLock | None  # None: checked before (its findings kept) and not parsed yet
     files: _LockFiles | None  # the bytes, while the lock is not parsed
 
 
 _CACHE: dict[str, _Read] = {}
-
-
-@dataclass(frozen=True)
-class LockCheck:
-    """What a build needs to know of the lock before it needs its results."""
-
-    digest: str  # of the lock's files ("" when there is no lock): the same lock, the same results
-    findings: list[Finding]  # TI150, TI151 and unreadable files
 
 
 class CheckRecords(Protocol):
@@ -263,9 +265,7 @@ def _stored(findings: list[Finding]) -> list[tuple[str, str, str, int, int]]:
 
 
 def _kept_findings(digest: str) -> list[Finding] | None:
-    """The findings an earlier build recorded for the lock with ``digest``, if the current build keeps checks."""
-    if not _KEPT:
-        return None
+    """The findings an earlier build recorded for the lock with ``digest`` (None: none kept)."""
     record = _KEPT[-1].read_record(CHECK_RECORD)
     if record is None or record.get("digest") != digest:
         return None
@@ -274,11 +274,6 @@ def _kept_findings(digest: str) -> list[Finding] | None:
                 for code, message, file, line, column in record["findings"]]
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _keep(digest: str, findings: list[Finding]) -> None:
-    if _KEPT:
-        _KEPT[-1].write_record(CHECK_RECORD, {"digest": digest, "findings": _stored(findings)})
 
 
 def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
@@ -290,16 +285,16 @@ def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
     cached = _CACHE.get(key)
     if cached is None or cached.signature != signature:
         files = _LockFiles(intel_path, WorkingTree(root))
-        if not files.digest:  # no lock: nothing to parse, check or keep
+        if not files.exists:  # no lock: nothing to parse, check or keep
             cached = _Read(signature, "", [], EnrichmentLock(), None)
-            _CACHE.clear()
-            _CACHE[key] = cached
-            return cached
-        findings = None if parsed else _kept_findings(files.digest)
-        cached = _Read(signature, files.digest, findings or [], None, files)
-        if findings is None:
-            cached = _parsed(cached, intel_path, root, files)
-            _keep(files.digest, cached.findings)
+        elif _KEPT:  # a build through the cache: the digest tells whether this lock was checked before
+            findings = None if parsed else _kept_findings(files.digest)
+            cached = _Read(signature, files.digest, findings or [], None, files)
+            if findings is None:
+                cached = _parsed(cached, intel_path, root, files)
+                _KEPT[-1].write_record(CHECK_RECORD, {"digest": files.digest, "findings": _stored(cached.findings)})
+        else:
+            cached = _parsed(_Read(signature, None, [], None, files), intel_path, root, files)
         _CACHE.clear()  # one repository at a time: a cache, not a store
         _CACHE[key] = cached
     elif parsed and cached.lock is None:
@@ -315,14 +310,24 @@ def _parsed(read: _Read, intel_path: Path, root: Path, files: _LockFiles) -> _Re
     return read._replace(lock=lock, findings=findings, files=None)
 
 
-def checked_lock(intel_path: Path, root: Path, source: FileSource | None = None) -> LockCheck:
-    """The lock's digest and findings, without parsing it when an earlier build checked the same
-    bytes (:func:`kept_checks`); the results are parsed when first asked for (:func:`read_lock_for_build`)."""
+def lock_findings(intel_path: Path, root: Path, source: FileSource | None = None) -> list[Finding]:
+    """The lock's findings (TI150, TI151, unreadable files), without parsing it when an earlier build
+    through the same build cache checked the same bytes (:func:`kept_checks`); the results are
+    parsed when first asked for (:func:`read_lock_for_build`)."""
     if source is not None and not isinstance(source, WorkingTree):
-        files = _LockFiles(intel_path, source)
-        return LockCheck(files.digest, read_lock(intel_path, root, files)[1])
+        return read_lock(intel_path, root, source)[1]
+    return list(_current(intel_path, root, parsed=False).findings)
+
+
+def lock_digest(intel_path: Path, root: Path, source: FileSource | None = None) -> str:
+    """SHA-256 of the lock's files, their names and bytes ("" when there is no lock): the same digest,
+    the same results (what the bundle record of tiops.bundlereuse is keyed by)."""
+    if source is not None and not isinstance(source, WorkingTree):
+        return _LockFiles(intel_path, source).digest
     read = _current(intel_path, root, parsed=False)
-    return LockCheck(read.digest, list(read.findings))
+    if read.digest is None:  # read by a build without the cache: read again
+        return _LockFiles(intel_path, WorkingTree(root)).digest
+    return read.digest
 
 
 def read_lock_for_build(intel_path: Path, root: Path, source: FileSource | None = None) -> tuple[EnrichmentLock, list[Finding]]:

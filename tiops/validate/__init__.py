@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from tiops.enrich.lock import checked_lock
+from tiops.enrich.lock import lock_findings
 from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
@@ -107,7 +107,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
         findings = at_stix20_places(findings, repo.upgraded_from_20)
     if not repo.is_bundle:
         # the enrichment lock (TI150, TI151)
-        findings.extend(checked_lock(repo.config.intel_path, repo.root, repo.config.source).findings)
+        findings.extend(lock_findings(repo.config.intel_path, repo.root, repo.config.source))
     return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
 
 
