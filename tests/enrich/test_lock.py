@@ -122,3 +122,33 @@ def test_the_layout_check_accepts_exactly_what_render_shard_writes() -> None:
     no_final_break = render_shard(entries)[:-1]
     for text in (one_line, unsorted, trailing_comma, no_final_break, b"{\n}\n"):
         assert not _canonical_layout(text, values if text != unsorted else ["b.example", "a.example"]), text
+
+
+def test_spacing_key_order_and_escapes_unlike_render_shard_are_findings_and_string_content_is_not(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    folder = intel / ".enrichment" / "whois"
+    folder.mkdir(parents=True)
+    value = "example.com"
+    entry = {"status": "found", "retrieved": "2026-01-01T00:00:00Z", "registrar": "Example, Inc. {a: [b]}"}
+    shard = folder / f"{shard_name(value)}.json"
+    canonical = render_shard({value: entry})
+    loose = {
+        "leading space": canonical.replace(b'\n"', b'\n "', 1),
+        "trailing space": canonical.replace(b"}\n}", b"} \n}", 1),
+        "space after the colon": canonical.replace(b'":{', b'": {', 1),
+        "space before a comma": canonical.replace(b'",', b'" ,', 1),
+        "a tab": canonical.replace(b'\n"', b'\n\t"', 1),
+        "a carriage return": canonical.replace(b"{\n", b"{\r\n", 1),
+        "keys out of order": canonical.replace(b'{"registrar":"Example, Inc. {a: [b]}","retrieved":"2026-01-01T00:00:00Z",',
+                                               b'{"retrieved":"2026-01-01T00:00:00Z","registrar":"Example, Inc. {a: [b]}",', 1),
+        "an escape orjson does not write": canonical.replace(b'"found"', b'"\\u0066ound"', 1),
+    }
+    shard.write_bytes(canonical)
+    lock, findings = read_lock(intel, tmp_path)
+    assert findings == [] and lock.whois == {value: entry}  # ", " and "{a: [b]}" inside a string are content
+    for name, text in loose.items():
+        assert text != canonical, name
+        shard.write_bytes(text)
+        lock, findings = read_lock(intel, tmp_path)
+        assert [f.code for f in findings] == ["TI151"], name
+        assert lock.whois == {value: entry}, name  # still valid JSON: the results are used
