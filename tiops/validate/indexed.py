@@ -30,7 +30,7 @@ compares them over random edits).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any, NamedTuple, Protocol
 
@@ -64,30 +64,10 @@ class FileIndex(NamedTuple):
 def index_file(objects: Sequence[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
                references: Sequence[list[ListedReference]], malformed: list[str]) -> FileIndex:
     """The index of one file, from what loading and the per-object checks gave for it."""
-    ids: list[str] = []
-    types: list[str | None] = []
-    relationships: list[tuple[int, Any, Any, Any]] = []
-    sightings: list[tuple[int, Any]] = []
-    targets: set[tuple[str, str, str]] = set()
-    needs_objects = False
-    for position, (obj, listed) in enumerate(zip(objects, references, strict=True)):
-        data = obj.data
-        stix_type = data["type"]
-        identifier = data.get("id")
-        ids.append(identifier if type(identifier) is str else obj.id)
-        types.append(stix_type if type(identifier) is str else None)
-        if stix_type == "relationship":
-            relationships.append((position, data.get("source_ref"), data.get("target_ref"),
-                                  data.get("relationship_type")))
-        elif stix_type == "sighting":
-            sightings.append((position, data.get("sighting_of_ref")))
-        if "extensions" in data or stix_type == EXTENSION_DEFINITION or obj.imported_folder is not None:
-            needs_objects = True
-        for prop, value, _path in listed:
-            if type(value) is str:
-                targets.add((stix_type, prop, value))
-    return FileIndex(load_findings, object_findings, list(malformed), ids, types, relationships, sightings,
-                     _joined_targets(targets), needs_objects)
+    if len(references) != len(objects):
+        raise ValueError("a reference list per object is needed")
+    listed = iter(references)
+    return _index(objects, load_findings, object_findings, lambda _obj: next(listed), list(malformed))[1]
 
 
 def index_objects(objects: Sequence[IntelObject], load_findings: list[Finding],
@@ -99,25 +79,32 @@ def index_objects(objects: Sequence[IntelObject], load_findings: list[Finding],
     :func:`index_file` (tests/validate/test_indexed.py compares them); a first build makes
     this for every file of the repository, so each object is visited once.
     """
+    return _index(objects, load_findings, object_findings, object_references, None)
+
+
+def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
+           references_of: Callable[[IntelObject], list[ListedReference]],
+           malformed_given: list[str] | None) -> tuple[list[list[ListedReference]], FileIndex]:
+    """What both index functions make; the malformed ids are found here unless given."""
     references: list[list[ListedReference]] = []
-    malformed: list[str] = []
+    malformed: list[str] = [] if malformed_given is None else malformed_given
     ids: list[str] = []
     types: list[str | None] = []
     relationships: list[tuple[int, Any, Any, Any]] = []
     sightings: list[tuple[int, Any]] = []
     targets: set[tuple[str, str, str]] = set()
     needs_objects = False
-    match = ID_RE.match
+    match = ID_RE.match if malformed_given is None else None
     for position, obj in enumerate(objects):
         data = obj.data
-        listed = object_references(obj)
+        listed = references_of(obj)
         references.append(listed)
         stix_type = data["type"]
         identifier = data.get("id")
         if type(identifier) is str:
             ids.append(identifier)
             types.append(stix_type)
-            if match(identifier) is None:
+            if match is not None and match(identifier) is None:
                 malformed.append(identifier)
         else:
             ids.append(obj.id)
