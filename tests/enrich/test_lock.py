@@ -132,23 +132,28 @@ def test_spacing_key_order_and_escapes_unlike_render_shard_are_findings_and_stri
     entry = {"status": "found", "retrieved": "2026-01-01T00:00:00Z", "registrar": "Example, Inc. {a: [b]}"}
     shard = folder / f"{shard_name(value)}.json"
     canonical = render_shard({value: entry})
+    line = canonical.split(b"\n")[1]  # the value's line
+    # each hand edit, and the (line, column) of the first byte unlike what tiops enrich writes
     loose = {
-        "leading space": canonical.replace(b'\n"', b'\n "', 1),
-        "trailing space": canonical.replace(b"}\n}", b"} \n}", 1),
-        "space after the colon": canonical.replace(b'":{', b'": {', 1),
-        "space before a comma": canonical.replace(b'",', b'" ,', 1),
-        "a tab": canonical.replace(b'\n"', b'\n\t"', 1),
-        "a carriage return": canonical.replace(b"{\n", b"{\r\n", 1),
-        "keys out of order": canonical.replace(b'{"registrar":"Example, Inc. {a: [b]}","retrieved":"2026-01-01T00:00:00Z",',
-                                               b'{"retrieved":"2026-01-01T00:00:00Z","registrar":"Example, Inc. {a: [b]}",', 1),
-        "an escape orjson does not write": canonical.replace(b'"found"', b'"\\u0066ound"', 1),
+        "leading space": (canonical.replace(b'\n"', b'\n "', 1), (2, 1)),
+        "trailing space": (canonical.replace(b"}\n}", b"} \n}", 1), (2, len(line) + 1)),
+        "space after the colon": (canonical.replace(b'":{', b'": {', 1), (2, len(b'"example.com":') + 1)),
+        "space before a comma": (canonical.replace(b'",', b'" ,', 1), (2, line.index(b'",') + 2)),
+        "a tab": (canonical.replace(b'\n"', b'\n\t"', 1), (2, 1)),
+        "a carriage return": (canonical.replace(b"{\n", b"{\r\n", 1), (1, 2)),
+        "keys out of order": (canonical.replace(b'{"registrar":"Example, Inc. {a: [b]}","retrieved":"2026-01-01T00:00:00Z",',
+                                                b'{"retrieved":"2026-01-01T00:00:00Z","registrar":"Example, Inc. {a: [b]}",', 1),
+                              (2, line.index(b'"registrar"') + 4)),  # "re|g" against "re|t"
+        "an escape orjson does not write": (canonical.replace(b'"found"', b'"\\u0066ound"', 1),
+                                            (2, line.index(b'"found"') + 2)),
     }
     shard.write_bytes(canonical)
     lock, findings = read_lock(intel, tmp_path)
     assert findings == [] and lock.whois == {value: entry}  # ", " and "{a: [b]}" inside a string are content
-    for name, text in loose.items():
+    for name, (text, position) in loose.items():
         assert text != canonical, name
         shard.write_bytes(text)
         lock, findings = read_lock(intel, tmp_path)
         assert [f.code for f in findings] == ["TI151"], name
+        assert (findings[0].location.line, findings[0].location.column) == position, name
         assert lock.whois == {value: entry}, name  # still valid JSON: the results are used

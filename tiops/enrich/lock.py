@@ -130,8 +130,9 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
             findings.append(_invalid(meta_path, root, 1, 1, f"lock.json must be an object with \"format\": {LOCK_FORMAT}"))
         else:
             lock.meta = data
-            if text != _render_meta(data):
-                findings.append(_not_canonical(meta_path, root))
+            canonical = _render_meta(data)
+            if text != canonical:
+                findings.append(_not_canonical(meta_path, root, text, canonical))
     for section in SECTIONS:
         folder = directory / section
         if not files.is_dir(os.fspath(folder)):
@@ -373,7 +374,7 @@ def _read_shard(path: Path, root: Path, section: str, files: LockSource) -> tupl
         # settles spacing, key order, escapes and number forms, about 0.06 s per 84k values, and
         # only when a build reads the lock afresh (a warm build keeps the checked findings).
         if not _canonical_layout(text, values) or render_shard(data) != text:
-            return data, [_not_canonical(path, root)]
+            return data, [_not_canonical(path, root, text, render_shard(data))]
         return data, []
     findings = [_invalid(path, root, _line_of(text, value), 1, _entry_problem(section, path, value, data[value]))
                 for value in bad]
@@ -458,9 +459,14 @@ def _invalid(path: Path, root: Path, line: int, column: int, message: str) -> Fi
     return make_finding("TI150", f"enrichment lock {path.name}: {message}", Location(_relative(path, root), line, column))
 
 
-def _not_canonical(path: Path, root: Path) -> Finding:
-    return make_finding("TI151", f"enrichment lock {path.name} is not in canonical form (one value per line, sorted)",
-                        Location(_relative(path, root), 1, 1))
+def _not_canonical(path: Path, root: Path, text: bytes, canonical: bytes) -> Finding:
+    """TI151 at the first byte where ``text`` differs from what tiops enrich writes (``canonical``)."""
+    at = next((i for i, (a, b) in enumerate(zip(text, canonical, strict=False)) if a != b), min(len(text), len(canonical)))
+    line_start = text.rfind(b"\n", 0, at) + 1
+    column = len(text[line_start:at].decode("utf-8", "replace")) + 1
+    return make_finding("TI151", f"enrichment lock {path.name} is not in canonical form: it differs from what "
+                        "'tiops enrich' writes (one value per line, sorted, compact JSON) from here on",
+                        Location(_relative(path, root), text.count(b"\n", 0, at) + 1, column))
 
 
 def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
