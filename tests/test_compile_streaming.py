@@ -20,7 +20,7 @@ import pytest
 from tiops import build, load_repo
 from tiops.compile import (
     LineRun,
-    _update_joined,
+    _update_run,
     bundle_objects,
     compiled_objects,
     serialize_bundle,
@@ -127,28 +127,6 @@ def test_a_folder_in_the_bundles_place_is_a_clear_error_and_leaves_no_partial_fi
 
 
 @pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4)])
-def test_lines_written_as_runs_give_the_bytes_of_write_bundle(example_repo: Path, tmp_path: Path,
-                                                               cuts: tuple[int, ...]) -> None:
-    objects = compiled_objects(load_repo(example_repo))
-    expected = write_bundle(objects, tmp_path / "bundle.json")
-    content = (tmp_path / "bundle.json").read_bytes()
-    lines = [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objects]
-    # Kept runs as views of one buffer joined by ",\n" (as tiops.bundlereuse keeps them), new lines as bytes.
-    joined = b",\n".join(lines)
-    bounds = [0, *cuts, len(lines)]
-    pieces: list[bytes | memoryview] = []
-    for number, (start, stop) in enumerate(pairwise(bounds)):
-        if number % 2:
-            pieces.extend(lines[start:stop])
-        elif start < stop:
-            offset = sum(len(line) + 2 for line in lines[:start])
-            pieces.append(memoryview(joined)[offset:offset + len(b",\n".join(lines[start:stop]))])
-    written = write_line_runs(pieces, tmp_path / "runs.json")
-    assert (tmp_path / "runs.json").read_bytes() == content
-    assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
-
-
-@pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4)])
 def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo: Path, tmp_path: Path,
                                                                    cuts: tuple[int, ...]) -> None:
     objects = compiled_objects(load_repo(example_repo))
@@ -160,7 +138,7 @@ def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo
     previous = padding + b",\n".join(lines) + b"\nTAIL"
     starts = [len(padding) + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
     bounds = [0, *cuts, len(lines)]
-    pieces: list[bytes | memoryview | LineRun] = []
+    pieces: list[bytes | LineRun] = []
     for number, (start, stop) in enumerate(pairwise(bounds)):
         if number % 2:
             pieces.extend(lines[start:stop])
@@ -172,9 +150,11 @@ def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo
     assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 64, 1 << 20])
-def test_a_run_of_lines_is_digested_as_lines_joined_by_newlines_whatever_the_chunks(chunk_size: int) -> None:
+@pytest.mark.parametrize("first", [0, 1, 2, 3])
+def test_a_run_of_lines_is_digested_as_lines_joined_by_newlines(first: int) -> None:
     lines = [b'{"a":"x,y"}', b'{"b":[1,2]}', b"{}", b'{"c":",,"}']
+    joined = b"[" + b",\n".join(lines) + b"]"
+    starts = [1 + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
     digest = hashlib.sha256()
-    _update_joined(digest, memoryview(b",\n".join(lines)), chunk_size)
-    assert digest.hexdigest() == hashlib.sha256(b"\n".join(lines)).hexdigest()
+    _update_run(digest, LineRun(memoryview(joined), starts[first], len(joined) - 1, starts[first:]))
+    assert digest.hexdigest() == hashlib.sha256(b"\n".join(lines[first:])).hexdigest()

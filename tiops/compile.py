@@ -312,9 +312,9 @@ class LineRun(NamedTuple):
     starts: Sequence[int]
 
 
-def write_line_runs(pieces: Sequence[bytes | memoryview | LineRun], target: Path) -> WrittenBundle:
-    """Write the bundle whose object lines are ``pieces`` (each one line, or several joined by ",\n" as a
-    bundle holds them: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
+def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path) -> WrittenBundle:
+    """Write the bundle whose object lines are ``pieces`` (each one line, or a :class:`LineRun` of lines kept
+    from the previous bundle: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
 
     Every line is known before the first byte is written, so the bundle id (a digest of the
     lines joined by newlines) is worked out first and the file's digest as it is written.
@@ -325,8 +325,6 @@ def write_line_runs(pieces: Sequence[bytes | memoryview | LineRun], target: Path
             digest.update(b"\n")
         if isinstance(piece, LineRun):
             _update_run(digest, piece)
-        elif isinstance(piece, memoryview):
-            _update_joined(digest, piece)
         else:
             digest.update(piece)
     bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
@@ -349,22 +347,7 @@ def _update_run(digest: Any, run: LineRun) -> None:
     digest.update(view[begin:run.end])
 
 
-def _update_joined(digest: Any, run: memoryview, chunk_size: int = _WRITE_BUFFER) -> None:
-    """Digest lines joined by ",\n" as if joined by "\n", a megabyte at a time (a run may be the whole bundle).
-
-    A line's JSON holds no newline, so ",\n" is always a separator; a chunk that would end
-    in "," takes the bytes after it too, so no separator is cut in two.
-    """
-    start, size, comma = 0, len(run), ord(",")
-    while start < size:
-        stop = min(start + chunk_size, size)
-        while stop < size and run[stop - 1] == comma:
-            stop += 1
-        digest.update(run[start:stop].tobytes().replace(b",\n", b"\n"))
-        start = stop
-
-
-def _runs_with_head(bundle_id: str, pieces: Sequence[bytes | memoryview | LineRun]) -> Iterator[bytes | memoryview]:
+def _runs_with_head(bundle_id: str, pieces: Sequence[bytes | LineRun]) -> Iterator[bytes | memoryview]:
     yield _bundle_head(bundle_id)
     for index, piece in enumerate(pieces):
         if index:
