@@ -124,3 +124,35 @@ def test_the_quick_reader_agrees_with_the_lexer_on_real_patterns() -> None:
     assert len(patterns) > 100
     for pattern in patterns:
         assert pattern_observables(pattern) == lexed_pattern_observables(pattern), pattern
+
+
+def _pairs_from_observables(pattern: str) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((o.key, o.value) for o in pattern_observables(pattern) if o.is_equality))
+
+
+@pytest.mark.parametrize("pattern", [
+    *SIMPLE_SHAPES,
+    "[ipv4-addr:value = '203.0.113.45'] OR [ipv4-addr:value = '203.0.113.45']",  # the same pair once
+    "[ipv4-addr:value IN ('198.51.100.1', '198.51.100.2')]",
+    "[ipv4-addr:value NOT = '198.51.100.1' AND domain-name:value = 'a.example']",
+    "[file:name LIKE '%.exe']",
+])
+def test_equality_pairs_are_the_equal_observables_once_each(pattern: str) -> None:
+    from tiops.observables import equality_pairs
+
+    assert equality_pairs(pattern) == _pairs_from_observables(pattern)
+
+
+def test_equality_pairs_agree_on_real_patterns() -> None:
+    import json
+    from pathlib import Path
+
+    from tiops.observables import equality_pairs
+
+    cases = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "oasis" / "pattern-cases.jsonl"
+    if not cases.is_file():
+        pytest.skip("../shared/corpora is absent")
+    patterns = [json.loads(line)["pattern"] for line in cases.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert sum(1 for pattern in patterns if equality_pairs(pattern)) > 50
+    for pattern in patterns:
+        assert equality_pairs(pattern) == _pairs_from_observables(pattern), pattern

@@ -128,6 +128,16 @@ def pattern_observables(pattern: str) -> tuple[Observable, ...]:
     return lexed_pattern_observables(pattern)
 
 
+def equality_pairs(pattern: str) -> list[tuple[str, str]]:
+    """(key, value) of each observable the pattern asserts equal (``=``, ``IN``), in pattern
+    order, each pair once: what :func:`pattern_observables` gives, without an Observable
+    made for the one-comparison shape most indicators have."""
+    simple = _SIMPLE_PATTERN.fullmatch(pattern)
+    if simple is not None:
+        return [(f"{simple['object_type']}:{simple['path']}", simple["value"])]
+    return list(dict.fromkeys((o.key, o.value) for o in lexed_pattern_observables(pattern) if o.is_equality))
+
+
 @lru_cache(maxsize=1 << 14)
 def lexed_pattern_observables(pattern: str) -> tuple[Observable, ...]:
     """:func:`pattern_observables` through the pattern lexer, for any pattern."""

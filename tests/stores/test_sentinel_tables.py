@@ -222,3 +222,28 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "Legacy table: count by ThreatType": [("anomalous-activity", 1), ("malicious-activity", 1),
                                           ("malicious-activity,attribution", 1)],
 }
+
+
+INSTANTS = [
+    "2025-06-01T00:00:00Z", "2025-06-01T00:00:00.000Z", "2025-06-01T00:00:00.1Z", "2025-06-01T00:00:00.10Z",
+    "2025-06-01T00:00:00.000000001Z", "2025-06-01T00:00:00.0000000001Z", "2025-05-31T23:59:59.999999999Z",
+    "2025-05-31T23:59:60Z", "2025-05-31T23:59:60.5Z", "2025-05-31T24:00:00Z", "2025-02-30T00:00:00Z",
+    "0999-12-31T23:59:59Z", "2025-06-01t00:00:00z", "2025-06-01T00:00:00+00:00", "not a time", "2016-12-31T23:59:60Z",
+]
+
+
+@pytest.mark.parametrize("as_of", ["2025-06-01T00:00:00Z", "2025-06-01T00:00:00.1Z", "2025-05-31T23:59:60Z", "bad"])
+def test_is_active_compares_instants_as_parsed_timestamps(as_of: str) -> None:
+    """The text comparison of the common shape gives what comparing parsed timestamps gives,
+    and the other shapes (leap second, hour 24, long fractions, invalid dates) are parsed."""
+    from tiops.stores import parse_timestamp
+    from tiops.stores.sentinel_tables import is_active
+
+    moment = parse_timestamp(as_of)
+    answers = set()
+    for valid_until in INSTANTS:
+        until = parse_timestamp(valid_until)
+        expected = until is None or moment is None or until > moment
+        assert is_active({"valid_until": valid_until}, as_of) is expected, valid_until
+        answers.add(expected)
+    assert answers == {True, False} or moment is None

@@ -20,6 +20,7 @@ not text), so ``C:\\Windows\\evil.exe`` is stored as Windows writes it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from tiops.observables import pattern_observables
+from tiops.observables import equality_pairs
 from tiops.stix import SOURCE_EXTENSION_ID, tlp_level
 from tiops.stores import parse_timestamp, version_key
 
@@ -266,6 +267,9 @@ def is_active(obj: dict[str, Any], as_of: str | None) -> bool:
     valid_until = obj.get("valid_until")
     if as_of is None or not isinstance(valid_until, str):
         return True
+    until_key, moment_key = _instant_key(valid_until), _as_of_key(as_of)
+    if until_key is not None and moment_key is not None:
+        return until_key > moment_key
     until, moment = parse_timestamp(valid_until), _as_of_moment(as_of)
     return until is None or moment is None or until > moment
 
@@ -276,6 +280,29 @@ def _as_of_moment(as_of: str) -> tuple[datetime, Decimal] | None:
     return parse_timestamp(as_of)
 
 
+# The common shape of a STIX timestamp (section 3.2): a year from 1000, at most nine fraction digits.
+_COMMON_INSTANT = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,9}))?Z")
+
+
+def _instant_key(text: str) -> str | None:
+    """A fixed-width text that sorts as the instant ``text`` names, for the common shape of a
+    real date and time; None for the rest (a leap second, hour 24, more fraction digits),
+    which parse_timestamp compares."""
+    match = _COMMON_INSTANT.fullmatch(text)
+    if match is None or text[11:13] >= "24" or text[17:19] >= "60":
+        return None
+    try:
+        datetime.fromisoformat(text[:19])  # the day exists in its month
+    except ValueError:
+        return None
+    return text[:19] + (match.group(1) or "").ljust(9, "0")
+
+
+@lru_cache(maxsize=4)
+def _as_of_key(as_of: str) -> str | None:
+    return _instant_key(as_of)
+
+
 def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> list[tuple[Any, ...]]:
     """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
     every value of an OR or IN kept; one row without an observable when there is none.
@@ -284,7 +311,7 @@ def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> 
     """
     pairs: list[tuple[str | None, str | None]] = []
     if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
-        pairs = list(dict.fromkeys((o.key, o.value) for o in pattern_observables(obj["pattern"]) if o.is_equality))
+        pairs = list(equality_pairs(obj["pattern"]))
     get = obj.get
     head = (None, get("modified"), obj["id"], "ThreatIntelIndicators")
     tail = (
