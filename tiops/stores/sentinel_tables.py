@@ -236,8 +236,9 @@ def sentinel_rows(objects: Sequence[dict[str, Any]], as_of: str | None, dialect:
     legacy: list[tuple[Any, ...]] = []
     for obj in objects:
         if obj["type"] == "indicator":
-            indicators.extend(indicator_rows(obj, as_of, dialect))
-            legacy.append(legacy_row(obj))
+            source = _source(obj)  # both rows name it: looked up once
+            indicators.extend(indicator_rows(obj, as_of, dialect, source=source))
+            legacy.append(legacy_row(obj, source=source))
         else:
             others.append(object_row(obj, dialect))
     return SentinelRows([(obj["id"],) for obj in objects], indicators, others, legacy)
@@ -253,6 +254,13 @@ def _source(obj: dict[str, Any]) -> str | None:
         return None
     value = (extensions.get(SOURCE_EXTENSION_ID) or {}).get("source_system")
     return value if isinstance(value, str) else None
+
+
+class _Unset:
+    """No value given: the function looks it up itself."""
+
+
+_UNSET = _Unset()
 
 
 def _tags(obj: dict[str, Any]) -> str | None:
@@ -303,11 +311,13 @@ def _as_of_key(as_of: str) -> str | None:
     return _instant_key(as_of)
 
 
-def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> list[tuple[Any, ...]]:
+def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect,
+                   source: str | _Unset | None = _UNSET) -> list[tuple[Any, ...]]:
     """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
     every value of an OR or IN kept; one row without an observable when there is none.
 
     The tuples follow :data:`STORED_INDICATOR_COLUMNS`, around ObservableKey and ObservableValue.
+    ``source``: the object's source system when the caller has it (:func:`_source`).
     """
     pairs: list[tuple[str | None, str | None]] = []
     if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
@@ -317,7 +327,7 @@ def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect) -> 
     tail = (
         get("pattern"), get("pattern_type"), get("confidence"), get("created"), get("modified"),
         get("valid_from"), get("valid_until"), is_active(obj, as_of), bool(get("revoked", False)),
-        LAST_UPDATE_METHOD, _source(obj), _tags(obj), None,
+        LAST_UPDATE_METHOD, _source(obj) if isinstance(source, _Unset) else source, _tags(obj), None,
     )
     return [(*head, key, value, *tail) for key, value in pairs or [(None, None)]]
 
@@ -331,15 +341,15 @@ def object_row(obj: dict[str, Any], dialect: Dialect) -> tuple[Any, ...]:
     )
 
 
-def legacy_row(obj: dict[str, Any]) -> tuple[Any, ...]:
-    """A tiops_indicator_legacy row, in the order of :data:`LEGACY_COLUMNS`."""
+def legacy_row(obj: dict[str, Any], source: str | _Unset | None = _UNSET) -> tuple[Any, ...]:
+    """A tiops_indicator_legacy row, in the order of :data:`LEGACY_COLUMNS` (``source`` as for indicator_rows)."""
     get = obj.get
     phases = get("kill_chain_phases")
     labels = get("labels")
     return (
         obj["id"],  # IndicatorId
         obj["id"],  # ExternalIndicatorId
-        _source(obj),  # SourceSystem
+        _source(obj) if isinstance(source, _Unset) else source,  # SourceSystem
         get("created_by_ref"),  # IndicatorProvider
         get("description") or get("name"),  # Description
         ",".join(get("indicator_types") or []) or None,  # ThreatType
