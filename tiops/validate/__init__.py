@@ -74,21 +74,26 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
             if done % 5000 == 0 or done == total:
                 progress("validate", done, total)
     types = object_types(repo.objects)
+    # An entry per object: every object has a string id and no two are alike, so no duplicate to look for.
+    unique_ids = len(types) == len(repo.objects)
     if prechecked is not None and not repo.is_bundle:
-        return _repo_wide(repo, repo.objects, findings, types, prechecked.references, prechecked.malformed_ids)
-    return _repo_wide(repo, repo.objects, findings, types)
+        return _repo_wide(repo, repo.objects, findings, types, prechecked.references, prechecked.malformed_ids,
+                          unique_ids=unique_ids)
+    return _repo_wide(repo, repo.objects, findings, types, unique_ids=unique_ids)
 
 
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
                references: Sequence[list[ListedReference] | None] | None = None,
-               malformed: set[str] | None = None) -> list[Finding]:
+               malformed: set[str] | None = None, *, unique_ids: bool = False) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on
     (tiops.validate.indexed) with ``types`` and ``malformed`` made from all of them.
     ``references``: each object's listed references (tiops.validate.reference_index).
+    ``unique_ids``: every one of ``objects`` has a string id of its own (check_duplicate_ids finds nothing).
     """
-    findings.extend(check_duplicate_ids(objects, in_bundle=repo.is_bundle))
+    if not unique_ids:
+        findings.extend(check_duplicate_ids(objects, in_bundle=repo.is_bundle))
     if references is not None:
         findings.extend(check_listed_references(objects, references, types=types, malformed=malformed))
     else:
