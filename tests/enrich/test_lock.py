@@ -108,20 +108,34 @@ def test_keys_read_in_one_pass_are_judged_as_one_by_one() -> None:
     assert _not_canonical_values([]) == []
 
 
-def test_the_layout_check_accepts_exactly_what_render_shard_writes() -> None:
-    from tiops.enrich.lock import _canonical_layout
-
-    entries = {"a.example": {"status": "private"}, "b.example": {"status": "found", "x": [1, 2]}}
-    values = sorted(entries)
-    assert _canonical_layout(render_shard(entries), values)
-    assert _canonical_layout(render_shard({}), [])
-    assert _canonical_layout(render_shard({"a.example": {"status": "private"}}), ["a.example"])
-    one_line = b'{"a.example":{"status":"private"},"b.example":{"status":"found","x":[1,2]}}\n'
-    unsorted = b'{\n"b.example":{"status":"found","x":[1,2]},\n"a.example":{"status":"private"}\n}\n'
-    trailing_comma = render_shard(entries).replace(b"]}\n}", b"]},\n}")
-    no_final_break = render_shard(entries)[:-1]
-    for text in (one_line, unsorted, trailing_comma, no_final_break, b"{\n}\n"):
-        assert not _canonical_layout(text, values if text != unsorted else ["b.example", "a.example"]), text
+def test_a_shard_laid_out_unlike_render_shard_is_a_finding_found_by_rendering_it_again(tmp_path: Path) -> None:
+    """Layout (one value per line, sorted, the braces on lines of their own) is settled by comparing
+    with render_shard alone: every layout a hand edit makes is TI151, where it first differs."""
+    folder = tmp_path / "intel" / ".enrichment" / "geo"
+    folder.mkdir(parents=True)
+    values = sorted((f"198.51.100.{n}" for n in range(40)), key=shard_name)
+    first = [v for v in values if shard_name(v) == shard_name(values[0])][:2]
+    assert len(first) == 2
+    entries = {value: {"status": "found", "country_code": "NL", "asn": 64500} for value in sorted(first)}
+    canonical = render_shard(entries)
+    lines = canonical.split(b"\n")
+    layouts = {
+        "one line": (canonical.replace(b"\n", b"") + b"\n", (1, 2)),
+        "values out of order": (b"\n".join([lines[0], lines[2].rstrip(b",") + b",", lines[1].rstrip(b","), *lines[3:]]),
+                                (2, next(i for i, (a, b) in enumerate(zip(lines[2], lines[1], strict=False)) if a != b) + 1)),
+        "no final line break": (canonical[:-1], (4, 2)),
+        "a blank line": (canonical.replace(b"\n}", b"\n\n}"), (4, 1)),
+    }
+    shard = folder / f"{shard_name(first[0])}.json"
+    shard.write_bytes(canonical)
+    assert read_lock(tmp_path / "intel", tmp_path) == (EnrichmentLock(geo=entries), [])
+    for name, (text, position) in layouts.items():
+        assert text != canonical, name
+        shard.write_bytes(text)
+        lock, findings = read_lock(tmp_path / "intel", tmp_path)
+        assert [f.code for f in findings] == ["TI151"], name
+        assert (findings[0].location.line, findings[0].location.column) == position, name
+        assert lock.geo == entries, name  # valid JSON: the results are used
 
 
 def test_spacing_key_order_and_escapes_unlike_render_shard_are_findings_and_string_content_is_not(tmp_path: Path) -> None:
