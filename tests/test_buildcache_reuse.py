@@ -254,7 +254,7 @@ def test_line_offsets_are_read_from_the_file_in_chunks(chunk: int, tmp_path: Pat
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The record's line starts, read a chunk at a time, are where splitting the whole file puts them."""
     from tiops import bundlereuse
-    from tiops.compile import write_bundle
+    from tiops.compile import BUNDLE_TAIL, write_bundle
 
     objects = [{"type": "indicator", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000",
                 "name": "a,\\nb" * n, "spec_version": "2.1"} for n in range(5)]
@@ -263,7 +263,7 @@ def test_line_offsets_are_read_from_the_file_in_chunks(chunk: int, tmp_path: Pat
     content = output.read_bytes()
     start = content.index(b"\n") + 1
     expected = [start]
-    for line in content[start:len(content) - len(bundlereuse._TAIL)].split(b",\n")[:-1]:
+    for line in content[start:len(content) - len(BUNDLE_TAIL)].split(b",\n")[:-1]:
         start += len(line) + 2
         expected.append(start)
     monkeypatch.setattr(bundlereuse, "_READ_CHUNK", chunk)

@@ -30,15 +30,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from tiops.compile import _BUNDLE_TAIL as _TAIL
 from tiops.compile import (
+    BUNDLE_TAIL,
     LineRun,
     WrittenBundle,
-    _survey,
     builtin_extras,
     bundle_head_size,
     entry_forms,
     object_line,
+    survey_objects,
 )
 from tiops.enrich.attach import LockedEnrichment
 from tiops.load import IntelObject
@@ -74,7 +74,7 @@ def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
 
 
 def mark_of(objects: list[IntelObject]) -> EntryMark:
-    keyed, sourced, enriched, markings = _survey(objects)
+    keyed, sourced, enriched, markings = survey_objects(objects)
     return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings))
 
 
@@ -226,7 +226,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
         events.append((position, 0, order, object_line(obj), line_key))
     events.sort(key=_event_order)
     view = memoryview(content)
-    body_end = len(content) - len(_TAIL)
+    body_end = len(content) - len(BUNDLE_TAIL)
     pieces: list[bytes | LineRun] = []
     keys: list[str] = []
     offsets: list[int] = []
@@ -273,7 +273,7 @@ def _previous_content(output: Path, sha256: Any, size: Any) -> bytes | None:
         content = output.read_bytes()
     except OSError:
         return None
-    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256 or not content.endswith(_TAIL):
+    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256 or not content.endswith(BUNDLE_TAIL):
         return None
     return content
 
@@ -288,11 +288,11 @@ def _file_line_offsets(path: Path) -> list[int] | None:
     try:
         with path.open("rb") as bundle:
             size = os.fstat(bundle.fileno()).st_size
-            body_end = size - len(_TAIL)
+            body_end = size - len(BUNDLE_TAIL)
             if body_end < 0:
                 return None
             bundle.seek(body_end)
-            if bundle.read(len(_TAIL)) != _TAIL:
+            if bundle.read(len(BUNDLE_TAIL)) != BUNDLE_TAIL:
                 return None
             bundle.seek(0)
             offsets: list[int] = []

@@ -120,7 +120,7 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         survivors = outcome.objects
         # One pass reads what the bundle needs of every object (a pass each cost a 100k-object
         # compile a fifth of a second: docs/performance.md, "Compile stage and enrichment lock").
-        keyed, sourced, enriched, markings = _survey(survivors)
+        keyed, sourced, enriched, markings = survey_objects(survivors)
         found: list[_Entry] = list(survivors)
         if outcome.enrichment is not None:
             # Which objects take an extension is known here (the definition goes in with the
@@ -195,7 +195,7 @@ def _bundle_order(keyed: list[tuple[str, str]]) -> list[int]:
     return sorted(range(len(joined)), key=joined.__getitem__)
 
 
-def _survey(objects: list[IntelObject]) -> tuple[list[tuple[str, str]], bool, bool, set[str]]:
+def survey_objects(objects: list[IntelObject]) -> tuple[list[tuple[str, str]], bool, bool, set[str]]:
     """(type, id) of each object, whether any has a source system, whether any
     carries locked enrichment, and the built-in markings they reference."""
     keyed: list[tuple[str, str]] = []
@@ -353,7 +353,7 @@ def _runs_with_head(bundle_id: str, pieces: Sequence[bytes | LineRun]) -> Iterat
         if index:
             yield b",\n"
         yield piece.view[piece.start:piece.end] if isinstance(piece, LineRun) else piece
-    yield _BUNDLE_TAIL
+    yield BUNDLE_TAIL
 
 
 def object_line(obj: dict[str, Any]) -> bytes:
@@ -385,7 +385,7 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
                 update(b"\n")
             write(line)
             update(line)
-    write(_BUNDLE_TAIL)
+    write(BUNDLE_TAIL)
     return f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
 
 
@@ -399,7 +399,8 @@ def blocking_errors(findings: list[Finding]) -> list[Finding]:
 
 
 _PLACEHOLDER_ID = f"bundle--{uuid.UUID(int=0)}"
-_BUNDLE_TAIL = b'\n],"type":"bundle"}\n'
+# How every bundle file ends (tiops.bundlereuse checks a previous bundle by it).
+BUNDLE_TAIL = b'\n],"type":"bundle"}\n'
 
 
 def _bundle_head(bundle_id: str) -> bytes:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tiops.compile import (
     blocking_errors,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
     from tiops.bundlereuse import EntryMark
     from tiops.rules.model import RuleSet
+
+_T = TypeVar("_T")
 
 
 class ValidationFailed(TiopsError):
@@ -73,18 +76,30 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
     if not has_entries(root):
         return _load_and_validate_cached(root, progress)
     indexed = load_repo_indexed(root, progress=progress)
-    try:
+
+    def checked() -> list[Finding]:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
-        with kept_checks(indexed.cache):
-            findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+        findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
         for file in indexed.files:
             indexed.repo.objects.extend(file.objects()[0])
+        return findings
+
+    try:
+        return indexed.repo, _checked_and_saved(indexed.cache, checked)
     except StaleEntry:
         pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
-    else:
-        indexed.cache.save()  # also when validation fails: the next run after a fix reuses the rest
-        return indexed.repo, findings
     return _load_and_validate_cached(root, progress)
+
+
+def _checked_and_saved(cache: BuildCache, check: Callable[[], _T]) -> _T:
+    """``check()`` (validation) with the enrichment lock's verdicts kept by the build cache
+    (tiops.enrich.lock.kept_checks), then the cache saved: also when validation finds errors, so
+    the next run after a fix reuses the rest. When ``check`` raises (an entry that cannot be read
+    back, StaleEntry) nothing is saved: the caller builds another way."""
+    with kept_checks(cache):
+        checked = check()
+    cache.save()
+    return checked
 
 
 def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, list[Finding]]:
@@ -92,9 +107,8 @@ def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, lis
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress)
-    with kept_checks(loaded.cache):
-        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
-    loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+    findings = _checked_and_saved(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
+                                                                      prechecked=loaded.prechecked()))
     return loaded.repo, findings
 
 
@@ -157,11 +171,10 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
     try:
-        with kept_checks(loaded.cache):
-            findings, _, types = validate_indexed(repo, loaded.files, progress=progress)
+        findings, _, types = _checked_and_saved(loaded.cache,
+                                                lambda: validate_indexed(repo, loaded.files, progress=progress))
     except StaleEntry:
         return None
-    loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
     if blocking_errors(findings):
         raise ValidationFailed(findings)
     rule_set, reusable = _reusable_lines(repo, output)
@@ -202,9 +215,8 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress, entry_objects=True)
-    with kept_checks(loaded.cache):
-        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
-    loaded.cache.save()  # also when validation fails: the next run after a fix reuses the rest
+    findings = _checked_and_saved(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
+                                                                      prechecked=loaded.prechecked()))
     if blocking_errors(findings):
         raise ValidationFailed(findings)
     reusable = _reusable_lines(loaded.repo, output)[1]
