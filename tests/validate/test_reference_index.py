@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiops.load import IntelObject
+from tiops.load import IntelObject, load_repo
 from tiops.validate import reference_index
 from tiops.validate.reference_index import check_listed_references, malformed_ids, object_references
 from tiops.validate.references import check_references
@@ -56,3 +57,21 @@ def test_long_reference_lists_list_every_item_at_its_index() -> None:
         findings = check_listed_references([report], [listed])
         assert [f.location.path for f in findings] == [("object_refs", index) for index in range(size)]
         assert findings == check_references([report])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PROPERTIES, min_size=1, max_size=6), st.sampled_from(["relationship", "indicator", "x-thing"]))
+def test_listing_by_plan_gives_what_visiting_every_property_gives(properties: list[dict[str, Any]],
+                                                                   stix_type: str) -> None:
+    # Objects with the same property names share a plan: the second of each pair takes the
+    # plan its first made, whatever its values (a mapping in one, strings in the other).
+    for obj in _objects(properties + list(reversed(properties)), stix_type):
+        listed = object_references(obj)
+        assert listed == reference_index._object_references_walked(obj)
+
+
+def test_listing_by_plan_over_the_example_repository(example_repo: Path) -> None:
+    objects = load_repo(example_repo).objects
+    listed = [object_references(obj) for obj in objects]
+    assert sum(map(len, listed)) > 20
+    assert listed == [reference_index._object_references_walked(obj) for obj in objects]

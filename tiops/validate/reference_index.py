@@ -10,19 +10,22 @@ those of :func:`tiops.validate.references.check_references`, in the same order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from tiops.findings import Finding, PathPart
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
 from tiops.validate.references import (
-    _KEY_KINDS,
+    _KINDS_BY_NAMES,
+    _KINDS_BY_NAMES_LIMIT,
     _NESTED,
     _REFERENCE,
     _REFERENCES,
     _holds_mapping,
     _kind_of_key,
+    _may_hold_mapping,
     _ReferenceChecker,
     _references,
     object_types,
@@ -37,13 +40,25 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
 
     The paths of top-level references are shared tuples, one per name and index, so an
     entry of the build cache holds each path once (marshal writes a shared object once).
+    Only the properties that can hold a reference are visited: which those are is worked
+    out once per list of property names (objects of one producer share theirs), and the
+    properties that could nest one are walked only when their values hold a mapping at all
+    (one serialisation in C, as :class:`tiops.validate.references._ReferenceChecker` tells).
+    A first build lists every
+    object's references; the same as visiting every property
+    (tests/validate/test_reference_index.py compares the two).
     """
+    data = obj.data
+    names = tuple(data)
+    plan = _LISTING_PLANS.get(names)
+    if plan is None:
+        plan = _listing_plan(names)
+    steps, references_only, nested_values = plan
+    if nested_values is not None and not _may_hold_mapping(nested_values(data)):
+        steps = references_only  # no mapping anywhere below: the nested properties list nothing
     found: list[ListedReference] = []
-    kinds = _KEY_KINDS
-    for key, item in obj.data.items():
-        kind = kinds.get(key)
-        if kind is None:
-            kind = kinds[key] = _kind_of_key(key)
+    for key, kind in steps:
+        item = data[key]
         if kind == _REFERENCE:
             path = _KEY_PATHS.get(key)
             if path is None:
@@ -60,8 +75,44 @@ def object_references(obj: IntelObject) -> list[ListedReference]:
                 if len(paths) < len(item):
                     paths.extend((key, index) for index in range(len(paths), len(item)))
                 found.extend(zip([key] * len(item), item, paths, strict=False))  # paths may be longer
-        elif kind == _NESTED and (type(item) is dict or (type(item) is list and _holds_mapping(item))):
+        elif type(item) is dict or (type(item) is list and _holds_mapping(item)):
             # A list reaches a reference only through a mapping in it (labels, aliases: never).
+            found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
+    return found
+
+
+# (the properties that may hold references, in order, with their kind; the same without the
+# nested ones; the nested ones' values read at once, or None without any): see object_references.
+_ListingPlan = tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...],
+                     "Callable[[dict[str, Any]], tuple[Any, ...]] | None"]
+# Property names in order -> listing plan, bounded as the checker's own plans are.
+_LISTING_PLANS: dict[tuple[str, ...], _ListingPlan] = {}
+
+
+def _listing_plan(names: tuple[str, ...]) -> _ListingPlan:
+    kinds = _KINDS_BY_NAMES.get(names)
+    if kinds is None:
+        kinds = tuple((key, kind) for key in names if (kind := _kind_of_key(key)) != 0)
+    nested = [key for key, kind in kinds if kind == _NESTED]
+    # An itemgetter of one name gives the bare value, so a lone name is read twice (a tuple).
+    nested_values = itemgetter(*nested) if len(nested) > 1 else itemgetter(nested[0], nested[0]) if nested else None
+    plan = (kinds, tuple(step for step in kinds if step[1] != _NESTED), nested_values)
+    if len(_LISTING_PLANS) < _KINDS_BY_NAMES_LIMIT:
+        _LISTING_PLANS[names] = plan
+    return plan
+
+
+def _object_references_walked(obj: IntelObject) -> list[ListedReference]:
+    """:func:`object_references` by visiting every property: what it must equal (kept for the tests)."""
+    found: list[ListedReference] = []
+    for key, item in obj.data.items():
+        kind = _kind_of_key(key)
+        if kind == _REFERENCE:
+            found.append((key, item, (key,)))
+        elif kind == _REFERENCES:
+            if type(item) is list:
+                found.extend((key, element, (key, index)) for index, element in enumerate(item))
+        elif kind == _NESTED and (type(item) is dict or (type(item) is list and _holds_mapping(item))):
             found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
     return found
 
