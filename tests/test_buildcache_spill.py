@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 from pathlib import Path
 
@@ -111,3 +112,12 @@ def test_an_interrupted_save_converges(example_repo: Path, monkeypatch: pytest.M
     assert _outcome(example_repo, cache=True) == expected
     converged = load_repo_cached(example_repo)
     assert converged.parsed_files == 0 and converged.reused_files == _intel_files(example_repo)
+
+
+def test_a_chunk_that_is_not_a_list_of_entries_gives_none() -> None:
+    entry = ("ab" * 20, "intel/x.yaml\0key", b"index", b"objects")
+    assert buildcache._chunk_entries(marshal.dumps([entry, entry])) == [entry, entry]
+    for damaged in ([(*entry[:3], "objects")], [entry[:3]], {"a": entry}, [entry, None]):
+        assert buildcache._chunk_entries(marshal.dumps(damaged)) == []
+    assert buildcache._chunk_entries(marshal.dumps([entry])[:-3]) == []  # cut short
+    assert buildcache._chunk_entries(b"\xff not marshal") == []

@@ -58,7 +58,8 @@ objects part that no index lists is let go. ``index`` holds the files' ``lstat``
 
 Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
 million objects' entries are most of a gigabyte. :meth:`BuildCache.store` appends each
-to its shard's buffer, and a full buffer goes as one chunk to a spill file: an anonymous
+to its shard's buffer, and a full buffer goes as one chunk (one ``marshal`` of its
+entries' blob ids, keys and two parts) to a spill file: an anonymous
 temporary file in the cache folder (unlinked from the start, so an interrupted build
 leaves nothing of it behind), with each chunk's offset, length and CRC-32 kept in
 memory. :meth:`BuildCache.save` reads back one shard's chunks at a time, merges them
@@ -83,7 +84,6 @@ import marshal
 import operator
 import os
 import stat
-import struct
 import sys
 import zlib
 from collections import Counter
@@ -118,7 +118,6 @@ _SHARDS = 256  # entries spread over files by the first byte of their blob id: o
 # A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
 # 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
 _SPILL_CHUNK = 64 * 1024
-_RECORD_HEAD = struct.Struct("<IIII")  # lengths of the blob id, the entry key and the two parts of one spilled entry
 # Codes of findings that say a file could not be read at all (tiops.inputs): they depend
 # on the file system, not on the content, so such a file is never cached.
 _UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
@@ -127,6 +126,8 @@ _RACY_NS = 1_000_000_000
 _OBJECT_FIELDS = tuple(f.name for f in fields(IntelObject))
 _OBJECT_VALUES = operator.attrgetter(*_OBJECT_FIELDS)  # every field of an object, as one tuple
 
+# An entry stored in this run, as it waits to be saved: blob id, entry key, index part, objects part.
+_StoredEntry = tuple[str, str, bytes, bytes]
 # A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
 
@@ -293,8 +294,10 @@ class BuildCache:
         self._index_trusted_before = 0  # modification times from here on are racy
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
-        # Entries stored in this run, by shard: not yet spilled, and (offset, length, CRC-32) of spilled chunks.
-        self._pending: dict[int, bytearray] = {}
+        # Entries stored in this run, by shard: not yet spilled (with their size), and (offset, length,
+        # CRC-32) of spilled chunks.
+        self._pending: dict[int, list[_StoredEntry]] = {}
+        self._pending_size: dict[int, int] = {}
         self._spilled: dict[int, list[tuple[int, int, int]]] = {}
         self._spill: IO[bytes] | None = None
         self._spill_size = 0
@@ -399,20 +402,25 @@ class BuildCache:
         self._dirty.add(number)
         if self._spill_failed:
             return  # the file is parsed again next time
-        blob_bytes, key_bytes = blob.encode(), key.encode()
+        # The entry's own bytes are held, not copied, until its shard's chunk is written.
+        stored_index, stored_objects = entry
         pending = self._pending.get(number)
         if pending is None:
-            pending = self._pending[number] = bytearray()
-        pending += _RECORD_HEAD.pack(len(blob_bytes), len(key_bytes), len(entry.stored_index), len(entry.stored_objects))
-        pending += blob_bytes
-        pending += key_bytes
-        pending += entry.stored_index
-        pending += entry.stored_objects
-        if len(pending) >= _SPILL_CHUNK:
-            self._spill_chunk(number, pending)
+            pending = self._pending[number] = []
+            size = 0
+        else:
+            size = self._pending_size[number]
+        pending.append((blob, key, stored_index, stored_objects))
+        size += len(stored_index) + len(stored_objects)
+        if size >= _SPILL_CHUNK:
+            # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
+            self._spill_chunk(number, marshal.dumps(pending))
             del self._pending[number]
+            self._pending_size.pop(number, None)
+        else:
+            self._pending_size[number] = size
 
-    def _spill_chunk(self, number: int, chunk: bytearray) -> None:
+    def _spill_chunk(self, number: int, chunk: bytes) -> None:
         """Append one shard's buffered entries to the spill file; on failure, drop them and stop spilling."""
         try:
             if self._spill is None:
@@ -425,11 +433,12 @@ class BuildCache:
         except OSError:
             self._spill_failed = True
             self._pending.clear()
+            self._pending_size.clear()
             return
         self._spilled.setdefault(number, []).append((self._spill_size, len(chunk), zlib.crc32(chunk)))
         self._spill_size += len(chunk)
 
-    def _stored_entries(self, number: int) -> Iterator[tuple[str, str, bytes, bytes]]:
+    def _stored_entries(self, number: int) -> Iterator[_StoredEntry]:
         """(blob, key, index, objects) of the entries of shard ``number`` stored in this run, in order.
 
         A spilled chunk that does not read back whole and unchanged (a torn or damaged
@@ -446,10 +455,11 @@ class BuildCache:
             except OSError:
                 continue
             if len(chunk) == length and zlib.crc32(chunk) == crc:
-                yield from _records(chunk)
+                yield from _chunk_entries(chunk)
+        self._pending_size.pop(number, None)
         pending = self._pending.pop(number, None)
         if pending is not None:
-            yield from _records(bytes(pending))
+            yield from pending
 
     def known_blob(self, relative: str, info: os.stat_result) -> str | None:
         """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
@@ -510,10 +520,12 @@ class BuildCache:
                 if held is None:
                     held = self._objects_of(number)
                     del self._objects[number]
+                kept = bool(shard or held)  # entries of earlier builds (none in a first build)
                 for blob, key, index, stored_objects in self._stored_entries(number):
                     shard.setdefault(blob, {})[key] = index
                     held.setdefault(blob, {})[key] = stored_objects
-                shard, objects = _paired(shard, held)
+                # Entries stored in this run come in pairs of bytes (_chunk_entries): only kept ones need pairing.
+                shard, objects = _paired(shard, held) if kept else (shard, held)
                 if shard:
                     # Objects first: an entry whose objects part is missing is only parsed again.
                     self._write(_objects_name(number), objects)
@@ -532,6 +544,7 @@ class BuildCache:
     def _close_spill(self) -> None:
         """Let go of the spill file and of what was stored: written by now, or not to be written."""
         self._pending.clear()
+        self._pending_size.clear()
         self._spilled.clear()
         self._spill_size = 0
         if self._spill is not None:
@@ -574,24 +587,18 @@ def _paired(shard: dict[str, dict[str, bytes]], held: dict[str, dict[str, bytes]
     return indexes, objects
 
 
-def _records(chunk: bytes) -> Iterator[tuple[str, str, bytes, bytes]]:
-    """The (blob, key, index, objects) records of one spilled chunk (written by BuildCache.store)."""
-    view = memoryview(chunk)
-    position, end, head = 0, len(chunk), _RECORD_HEAD.size
-    while position + head <= end:
-        blob_length, key_length, index_length, objects_length = _RECORD_HEAD.unpack_from(chunk, position)
-        position += head
-        blob = str(view[position:position + blob_length], "utf-8")
-        position += blob_length
-        key = str(view[position:position + key_length], "utf-8")
-        position += key_length
-        index = bytes(view[position:position + index_length])
-        position += index_length
-        stored_objects = bytes(view[position:position + objects_length])
-        position += objects_length
-        if position > end:
-            return  # cannot happen for a chunk whose CRC matched; a partial record is never returned
-        yield blob, key, index, stored_objects
+def _chunk_entries(chunk: bytes) -> list[_StoredEntry]:
+    """The (blob, key, index, objects) entries of one spilled chunk (written by BuildCache.store), or none
+    when it is not such a list (cannot happen for a chunk whose CRC matched)."""
+    try:
+        entries = marshal.loads(chunk)
+    except (ValueError, TypeError, EOFError):
+        return []
+    if type(entries) is not list or not all(
+            type(entry) is tuple and len(entry) == 4 and type(entry[0]) is str and type(entry[1]) is str
+            and type(entry[2]) is bytes and type(entry[3]) is bytes for entry in entries):
+        return []
+    return entries
 
 
 def _shard_of(blob: str) -> int:
