@@ -92,8 +92,7 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
     types: list[str | None] = []
     relationships: list[tuple[int, Any, Any, Any]] = []
     sightings: list[tuple[int, Any]] = []
-    targets: set[str] = set()  # "type NUL property NUL id", made at once rather than joined from a tuple later
-    add_target = targets.add
+    targets: set[tuple[str, str, str]] = set()
     needs_objects = False
     match = ID_RE.match if malformed_given is None else None
     for position, obj in enumerate(objects):
@@ -119,15 +118,14 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
             needs_objects = True
         for prop, value, _path in listed:
             if type(value) is str:
-                add_target(f"{stix_type}\0{prop}\0{value}")
+                targets.add((stix_type, prop, value))
     return references, FileIndex(load_findings, object_findings, malformed, ids, types, relationships, sightings,
                                  _joined_targets(targets), needs_objects)
 
 
-def _joined_targets(targets: set[str]) -> str | None:
-    """FileIndex.reference_targets of a file's distinct references, each "type NUL property NUL id";
-    None when a part holds NUL or a newline (two references that join alike hold a NUL too)."""
-    joined = "\n".join(sorted(targets))
+def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
+    """FileIndex.reference_targets of a file's distinct references; None when a part holds NUL or a newline."""
+    joined = "\n".join(sorted("\0".join(target) for target in targets))
     if joined and (joined.count("\0") != 2 * len(targets) or joined.count("\n") != len(targets) - 1):
         return None
     return joined
