@@ -121,3 +121,24 @@ def test_a_chunk_that_is_not_a_list_of_entries_gives_none() -> None:
         assert buildcache._chunk_entries(marshal.dumps(damaged)) == []
     assert buildcache._chunk_entries(marshal.dumps([entry])[:-3]) == []  # cut short
     assert buildcache._chunk_entries(b"\xff not marshal") == []
+
+
+@pytest.mark.usefixtures("every_entry_spilled")
+def test_a_spill_file_that_cannot_be_written_only_drops_the_entries(example_repo: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _outcome(example_repo, cache=False)
+    _age(example_repo)
+    import tempfile
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    loaded = load_repo_cached(example_repo)  # every file still loaded, none kept
+    assert loaded.parsed_files == _intel_files(example_repo)
+    assert loaded.cache._spill_failed and not loaded.cache._pending
+    loaded.cache.save()
+    monkeypatch.undo()
+    again = load_repo_cached(example_repo)
+    assert again.cache.rejected == [] and again.reused_files == 0
+    assert _outcome(example_repo, cache=True) == expected

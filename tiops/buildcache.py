@@ -415,7 +415,7 @@ class BuildCache:
         if size >= _SPILL_CHUNK:
             # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
             self._spill_chunk(number, marshal.dumps(pending))
-            del self._pending[number]
+            self._pending.pop(number, None)  # gone already when the spill failed (_spill_chunk)
             self._pending_size.pop(number, None)
         else:
             self._pending_size[number] = size
