@@ -102,21 +102,6 @@ def _listing_plan(names: tuple[str, ...]) -> _ListingPlan:
     return plan
 
 
-def _object_references_walked(obj: IntelObject) -> list[ListedReference]:
-    """:func:`object_references` by visiting every property: what it must equal (kept for the tests)."""
-    found: list[ListedReference] = []
-    for key, item in obj.data.items():
-        kind = _kind_of_key(key)
-        if kind == _REFERENCE:
-            found.append((key, item, (key,)))
-        elif kind == _REFERENCES:
-            if type(item) is list:
-                found.extend((key, element, (key, index)) for index, element in enumerate(item))
-        elif kind == _NESTED and (type(item) is dict or (type(item) is list and _holds_mapping(item))):
-            found.extend((prop, value, path) for path, prop, value in _references({key: item}, ()))
-    return found
-
-
 # Shared paths of top-level references: (name,) and (name, index) (see object_references).
 _KEY_PATHS: dict[str, tuple[PathPart, ...]] = {}
 _INDEX_PATHS: dict[str, list[tuple[PathPart, ...]]] = {}
