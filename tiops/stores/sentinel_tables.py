@@ -256,13 +256,6 @@ def _source(obj: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class _Unset:
-    """No value given: the function looks it up itself."""
-
-
-_UNSET = _Unset()
-
-
 def _tags(obj: dict[str, Any]) -> str | None:
     labels = obj.get("labels")
     return _json(labels) if labels else None
@@ -312,12 +305,12 @@ def _as_of_key(as_of: str) -> str | None:
 
 
 def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect,
-                   source: str | _Unset | None = _UNSET) -> list[tuple[Any, ...]]:
+                   source: str | None) -> list[tuple[Any, ...]]:
     """One ThreatIntelIndicators row per observable the pattern asserts equal (``=``, ``IN``),
     every value of an OR or IN kept; one row without an observable when there is none.
 
     The tuples follow :data:`STORED_INDICATOR_COLUMNS`, around ObservableKey and ObservableValue.
-    ``source``: the object's source system when the caller has it (:func:`_source`).
+    ``source``: the object's source system (:func:`_source`), looked up once for this and its legacy row.
     """
     pairs: list[tuple[str | None, str | None]] = []
     if obj.get("pattern_type", "stix") == "stix" and isinstance(obj.get("pattern"), str):
@@ -327,7 +320,7 @@ def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect,
     tail = (
         get("pattern"), get("pattern_type"), get("confidence"), get("created"), get("modified"),
         get("valid_from"), get("valid_until"), is_active(obj, as_of), bool(get("revoked", False)),
-        LAST_UPDATE_METHOD, _source(obj) if isinstance(source, _Unset) else source, _tags(obj), None,
+        LAST_UPDATE_METHOD, source, _tags(obj), None,
     )
     return [(*head, key, value, *tail) for key, value in pairs or [(None, None)]]
 
@@ -341,7 +334,7 @@ def object_row(obj: dict[str, Any], dialect: Dialect) -> tuple[Any, ...]:
     )
 
 
-def legacy_row(obj: dict[str, Any], source: str | _Unset | None = _UNSET) -> tuple[Any, ...]:
+def legacy_row(obj: dict[str, Any], source: str | None) -> tuple[Any, ...]:
     """A tiops_indicator_legacy row, in the order of :data:`LEGACY_COLUMNS` (``source`` as for indicator_rows)."""
     get = obj.get
     phases = get("kill_chain_phases")
@@ -349,7 +342,7 @@ def legacy_row(obj: dict[str, Any], source: str | _Unset | None = _UNSET) -> tup
     return (
         obj["id"],  # IndicatorId
         obj["id"],  # ExternalIndicatorId
-        _source(obj) if isinstance(source, _Unset) else source,  # SourceSystem
+        source,  # SourceSystem
         get("created_by_ref"),  # IndicatorProvider
         get("description") or get("name"),  # Description
         ",".join(get("indicator_types") or []) or None,  # ThreatType
