@@ -20,11 +20,8 @@ not text), so ``C:\\Windows\\evil.exe`` is stored as Windows writes it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +30,7 @@ import orjson
 from tiops.observables import equality_pairs
 from tiops.stix import SOURCE_EXTENSION_ID, tlp_level
 from tiops.stores import parse_timestamp, version_key
+from tiops.stores.sql import timestamp_sort_key
 
 LAST_UPDATE_METHOD = "tiops"
 
@@ -268,40 +266,20 @@ def is_active(obj: dict[str, Any], as_of: str | None) -> bool:
     valid_until = obj.get("valid_until")
     if as_of is None or not isinstance(valid_until, str):
         return True
-    until_key, moment_key = _instant_key(valid_until), _as_of_key(as_of)
-    if until_key is not None and moment_key is not None:
+    until_key, moment_key = timestamp_sort_key(valid_until), _as_of_key(as_of)
+    if until_key is None or moment_key is None:
+        return True  # a valid_until or as-of time that is not a timestamp expires nothing
+    if until_key != moment_key:
         return until_key > moment_key
-    until, moment = parse_timestamp(valid_until), _as_of_moment(as_of)
-    return until is None or moment is None or until > moment
-
-
-@lru_cache(maxsize=4)
-def _as_of_moment(as_of: str) -> tuple[datetime, Decimal] | None:
-    """The as-of time parsed once, not once per indicator."""
-    return parse_timestamp(as_of)
-
-
-# The common shape of a STIX timestamp (section 3.2): a year from 1000, at most nine fraction digits.
-_COMMON_INSTANT = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,9}))?Z")
-
-
-def _instant_key(text: str) -> str | None:
-    """A fixed-width text that sorts as the instant ``text`` names, for the common shape of a
-    real date and time; None for the rest (a leap second, hour 24, more fraction digits),
-    which parse_timestamp compares."""
-    match = _COMMON_INSTANT.fullmatch(text)
-    if match is None or text[11:13] >= "24" or text[17:19] >= "60":
-        return None
-    try:
-        datetime.fromisoformat(text[:19])  # the day exists in its month
-    except ValueError:
-        return None
-    return text[:19] + (match.group(1) or "").ljust(9, "0")
+    # Equal keys: the same instant, or two that differ only past nine fraction digits.
+    until, moment = parse_timestamp(valid_until), parse_timestamp(as_of)
+    return until is not None and moment is not None and until > moment
 
 
 @lru_cache(maxsize=4)
 def _as_of_key(as_of: str) -> str | None:
-    return _instant_key(as_of)
+    """The as-of time's sort key made once, not once per indicator."""
+    return timestamp_sort_key(as_of)
 
 
 def indicator_rows(obj: dict[str, Any], as_of: str | None, dialect: Dialect,

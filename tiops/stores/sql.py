@@ -158,30 +158,39 @@ _COMMON_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0
 
 
 def version_sort_key(version: str) -> str:
-    """A fixed-width text that sorts like the STIX timestamp it comes from.
+    """A fixed-width text that sorts like the STIX timestamp it comes from (the text itself
+    when it is not one: :func:`timestamp_sort_key`)."""
+    return timestamp_sort_key(version) or version
+
+
+def timestamp_sort_key(text: str) -> str | None:
+    """A fixed-width text that sorts like the STIX timestamp ``text`` (section 3.2), or None
+    when it is not one (where :func:`parse_timestamp` gives None).
 
     The common case (a four-digit year from 1000, no leap second, at most nine
     fraction digits) is the text itself with the fraction padded to nine digits;
-    the rest goes through :func:`parse_timestamp`, which rounds longer fractions.
+    the rest goes through :func:`parse_timestamp`. Fractions beyond nine digits are cut,
+    so two keys that differ order their timestamps, and equal keys may hide a difference
+    below a nanosecond.
     """
-    match = _COMMON_TIMESTAMP.fullmatch(version)
+    match = _COMMON_TIMESTAMP.fullmatch(text)
     # fromisoformat of exactly YYYY-MM-DDTHH:MM:SS checks the date as datetime() does, without
     # six int() calls; hour 24 is left to the slow path (newer Pythons read it as the next day).
-    if match is not None and version[0] != "0" and version[17:19] != "60" and version[11:13] != "24":
+    if match is not None and text[0] != "0" and text[17:19] != "60" and text[11:13] != "24":
         try:
-            datetime.fromisoformat(version[:19])
+            datetime.fromisoformat(text[:19])
         except ValueError:
-            return version  # not a real date: parse_timestamp refuses it too
-        return version[:19] + (match.group(1) or ".").ljust(10, "0")
-    if TIMESTAMP_PATTERN.match(version) is None:
-        return version
-    return _version_sort_key_parsed(version)
+            return None  # not a real date: parse_timestamp refuses it too
+        return text[:19] + (match.group(1) or ".").ljust(10, "0")
+    if TIMESTAMP_PATTERN.match(text) is None:
+        return None
+    return _parsed_sort_key(text)
 
 
-def _version_sort_key_parsed(version: str) -> str:
-    key = parse_timestamp(version)
+def _parsed_sort_key(text: str) -> str | None:
+    key = parse_timestamp(text)
     if key is None:
-        return version
+        return None
     moment, fraction = key
     # A leap second (RFC 3339 section 5.7) comes back as :59 with a fraction of 1 or more; keyed
     # as :60 it sorts after every fraction of :59 and before the next minute, as its text does.
