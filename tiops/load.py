@@ -122,6 +122,9 @@ class Repo:
     # properties the upgrade added (2.1 name -> the 2.0 name it came from, "" when it
     # came from nowhere), so findings are reported at the 2.0 place.
     upgraded_from_20: dict[tuple[PathPart, ...], dict[str, str]] = field(default_factory=dict)
+    # A bundle linted inside a repository: that repository's configuration, whose
+    # relationship table (tiops.yaml relationship_tables, rules/relationships.yaml) applies.
+    repository_config: Config | None = None
 
     def by_id(self) -> dict[str, IntelObject]:
         return {obj.id: obj for obj in self.objects}
@@ -152,10 +155,13 @@ def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSourc
     return repo
 
 
-def load_bundle(path: Path, display: str | None = None) -> Repo:
-    """Load a plain STIX bundle or JSON array of objects, for linting what others send."""
+def load_bundle(path: Path, display: str | None = None, *, repository_config: Config | None = None) -> Repo:
+    """Load a plain STIX bundle or JSON array of objects, for linting what others send.
+
+    ``repository_config``: the configuration of the repository it is linted in, if any.
+    """
     name = display_name(display or path.as_posix())
-    repo = Repo(root=path.parent, config=Config(root=path.parent), is_bundle=True)
+    repo = Repo(root=path.parent, config=Config(root=path.parent), is_bundle=True, repository_config=repository_config)
     try:
         data = parse_json(read_input(os.fspath(path)))
     except InputProblem as problem:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tiops.findings import Severity
 from tiops.load import load_bundle
-from tiops.validate import validate_repo
+from tiops.validate import validate_paths, validate_repo
 
 INDICATOR_20 = {
     "type": "indicator",
@@ -73,3 +73,47 @@ def test_a_21_bundle_with_a_spec_version_is_a_warning(tmp_path: Path) -> None:
                                                                  "pattern": "[ipv4-addr:value = '198.51.100.1']"}]})
     findings = validate_repo(load_bundle(path))
     assert [(f.code, f.severity) for f in findings] == [("TI249", Severity.WARNING)]
+
+
+def _attack_bundle(folder: Path) -> Path:
+    """Two ATT&CK techniques joined by subtechnique-of: outside STIX 2.1 Appendix B, in ATT&CK's table."""
+    def technique(n: int) -> dict[str, object]:
+        return {"type": "attack-pattern", "spec_version": "2.1", "id": f"attack-pattern--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a0{n}",
+                "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "name": f"T100{n}"}
+    relationship = {"type": "relationship", "spec_version": "2.1", "id": "relationship--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a09",
+                    "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+                    "relationship_type": "subtechnique-of", "source_ref": technique(2)["id"], "target_ref": technique(1)["id"]}
+    folder.mkdir(parents=True, exist_ok=True)
+    return _write(folder, {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                           "objects": [technique(1), technique(2), relationship]})
+
+
+def test_a_bundle_linted_outside_a_repository_names_the_shipped_table_that_allows_a_relationship(tmp_path: Path) -> None:
+    findings = validate_paths(tmp_path, [_attack_bundle(tmp_path / "received")])
+    assert [(f.code, f.severity) for f in findings] == [("TI400", Severity.WARNING)]
+    assert "relationship_tables: [attack]" in findings[0].hint
+
+
+def test_a_bundle_linted_in_a_repository_uses_its_relationship_table(tmp_path: Path) -> None:
+    # tiops.yaml's relationship_tables and rules/relationships.yaml decide, as for the team's own files.
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "tiops.yaml").write_text("relationship_tables: [attack]\n", encoding="utf-8")
+    bundle = _attack_bundle(tmp_path / "received")
+    assert validate_paths(tmp_path, [bundle]) == []
+
+    (tmp_path / "tiops.yaml").write_text("{}\n", encoding="utf-8")
+    assert [f.code for f in validate_paths(tmp_path, [bundle])] == ["TI400"]
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "relationships.yaml").write_text(
+        "relationships:\n  - {source: attack-pattern, type: subtechnique-of, target: attack-pattern}\n", encoding="utf-8")
+    assert validate_paths(tmp_path, [bundle]) == []
+
+
+def test_a_bundle_linted_in_a_repository_with_a_broken_configuration_says_so(tmp_path: Path) -> None:
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "tiops.yaml").write_text("relationship_tables: [attack\n", encoding="utf-8")
+    findings = validate_paths(tmp_path, [_attack_bundle(tmp_path / "received")])
+    assert [f.location.file for f in findings if f.severity is Severity.ERROR] == ["tiops.yaml"]
+    # The table used meanwhile is Appendix B alone: the relationship is still reported.
+    assert "TI400" in {f.code for f in findings}

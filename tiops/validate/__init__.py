@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from tiops.config import load_config
+from tiops.discover import is_repo_root
 from tiops.enrich.lock import lock_findings
 from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
@@ -103,7 +105,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     if extension_properties:
         findings = [f for f in findings if f.code != "TI208" or not f.location.path
                     or (f.stix_id, f.location.path[-1]) not in extension_properties]
-    table, table_findings = load_relationship_table(None if repo.is_bundle else repo.config)
+    table, table_findings = load_relationship_table(repo.repository_config if repo.is_bundle else repo.config)
     findings.extend(table_findings)
     findings.extend(check_relationships(objects, table, in_bundle=repo.is_bundle, types=types))
     findings.extend(rule_findings(repo))
@@ -184,8 +186,14 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json"]
     in_repo = [t.resolve() for t in targets if t not in bundles]
+    repository_config = None
+    if bundles and is_repo_root(root):  # linted in a repository: its relationship table applies
+        repository_config, config_findings = load_config(root)
+        if in_repo or not targets:
+            config_findings = []  # the repository's own validation below reports them
+        findings.extend(config_findings)
     for bundle in bundles:
-        repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root))
+        repo = load_bundle(bundle.resolve(), _display(bundle.resolve(), root), repository_config=repository_config)
         findings.extend(validate_repo(repo, progress=progress))
     if in_repo or not targets:
         repo_findings = _validate_named(root, in_repo, progress) if cache and in_repo and root not in in_repo else None

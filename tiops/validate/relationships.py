@@ -8,6 +8,7 @@ repository's ``rules/relationships.yaml``. That file adds to the rest unless it 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +38,8 @@ class RelationshipTable:
     file: str
     # Where each triple comes from (the first table that allows it), for `tiops relationships`.
     origins: dict[Triple, str] = field(default_factory=dict, compare=False)
+    # The names of the shipped tables (SHIPPED_TABLES) in it, so a finding can name one that is not.
+    shipped: frozenset[str] = frozenset()
 
     def allows(self, source: str, relationship_type: str, target: str) -> bool:
         return any(
@@ -50,7 +53,7 @@ class RelationshipTable:
 
 
 def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, list[Finding]]:
-    """The effective table of the repository (``config`` None: a bundle being linted, Appendix B only)."""
+    """The effective table of the repository (``config`` None: a bundle linted outside any repository, Appendix B only)."""
     tables: list[tuple[str, frozenset[Triple]]] = []
     findings: list[Finding] = []
     replace_builtin = False
@@ -63,19 +66,34 @@ def load_relationship_table(config: Config | None) -> tuple[RelationshipTable, l
             if text is not None:
                 team, replace_builtin, findings = _parse_table(text, team_file)
                 tables.append((team_file, team))
+    enabled: tuple[str, ...] = ()
     if not replace_builtin:
-        shipped = [("", BUILTIN_TABLE)] if config is None else [("", BUILTIN_TABLE)] + [
-            (name, f"<built-in relationship_tables: {name}>") for name in config.relationship_tables
-        ]
+        enabled = () if config is None else tuple(config.relationship_tables)
+        shipped = [("", BUILTIN_TABLE)] + [(name, f"<built-in relationship_tables: {name}>") for name in enabled]
         for name, display in reversed(shipped):
-            resource = SHIPPED_TABLES.get(name, RELATIONSHIPS_FILE)
-            text = (resources.files("tiops") / "data" / resource).read_text(encoding="utf-8")
-            tables.insert(0, (display, _parse_table(text, display)[0]))
+            tables.insert(0, (display, _shipped_triples(name)))
     origins: dict[Triple, str] = {}
     for display, triples in tables:
         for triple in sorted(triples):
             origins.setdefault(triple, display)
-    return RelationshipTable(frozenset(origins), team_file, origins), findings
+    return RelationshipTable(frozenset(origins), team_file, origins, frozenset(enabled)), findings
+
+
+@functools.cache
+def _shipped_triples(name: str) -> frozenset[Triple]:
+    """The triples of a table tiops ships: Appendix B for "", else SHIPPED_TABLES[name]."""
+    resource = SHIPPED_TABLES.get(name, RELATIONSHIPS_FILE)
+    text = (resources.files("tiops") / "data" / resource).read_text(encoding="utf-8")
+    return _parse_table(text, name or BUILTIN_TABLE)[0]
+
+
+def _shipped_tables_allowing(triple: Triple, enabled: frozenset[str]) -> list[str]:
+    """The shipped tables not enabled that would allow ``triple``."""
+    source, relationship_type, target = triple
+    return [
+        name for name in sorted(SHIPPED_TABLES) if name not in enabled and any(
+            (s, relationship_type, t) in _shipped_triples(name) for s in (source, ANY) for t in (target, ANY))
+    ]
 
 
 def _read_team_table(path: Path, config: Config, display: str, findings: list[Finding]) -> str | None:
@@ -138,6 +156,10 @@ def check_relationships(objects: list[IntelObject], table: RelationshipTable, *,
                 f"Between {source_type} and {target_type} {between}; or add the triple to {table.file} "
                 "('tiops relationships' prints the effective table)."
             )
+            shipped = _shipped_tables_allowing((source_type, relationship_type, target_type), table.shipped)
+            if shipped:
+                hint += (f" The {' and '.join(shipped)} table tiops ships allows it: add 'relationship_tables: "
+                         f"[{', '.join(shipped)}]' to tiops.yaml (docs/format.md).")
             findings.append(
                 make_finding(
                     "TI400",
