@@ -99,7 +99,7 @@ from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem, WalkProblem, read_input
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
-from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_files
+from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_folders
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -353,7 +353,8 @@ class BuildCache:
         if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
             self.rejected.append(name)
             return None
-        payload = raw[head + _DIGEST_SIZE:]
+        # A view, not a copy: the index and entry files are most of what a warm build reads.
+        payload = memoryview(raw)[head + _DIGEST_SIZE:]
         if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
             self.rejected.append(name)
             return None
@@ -649,18 +650,29 @@ class FileResult(NamedTuple):
 
 
 def _keyed_object_files(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None]]:
-    """The object files of the repository (tiops.load), each with its :func:`entry_key` (None: not cacheable).
+    """The object files of the repository (tiops.load), each with its :func:`entry_key` (None: not cacheable)."""
+    return [(prefix + name, relative_prefix + name, defaults, None if known is None else f"{relative_prefix}{name}\0{known}")
+            for prefix, relative_prefix, defaults, known, names in _keyed_object_folders(intel, root, repo)
+            for name in names]
 
-    A folder's defaults key is worked out once for all the files that share its defaults.
+
+def _keyed_object_folders(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None, list[str]]]:
+    """The folders of the object files (tiops.load._object_folders): each folder's path and repository path,
+    both ending with "/", its defaults, its :func:`defaults_key` (None: not cacheable) and its object files' names.
+
+    A file's path is the folder's followed by its name, as ``os.path.join`` makes it, and its
+    entry key (:func:`entry_key`) its repository path and the defaults key joined by NUL; a
+    folder's defaults key is worked out once for all the folders that share its defaults.
     """
     keys: dict[int, tuple[Defaults, str | None]] = {}
-    keyed: list[tuple[str, str, Defaults, str | None]] = []
-    for path, relative, defaults in _object_files(intel, root, repo):
+    folders: list[tuple[str, str, Defaults, str | None, list[str]]] = []
+    for directory, relative_dir, defaults, names in _object_folders(intel, root, repo):
         known = keys.get(id(defaults))
         if known is None or known[0] is not defaults:
             known = keys[id(defaults)] = (defaults, defaults_key(defaults))
-        keyed.append((path, relative, defaults, None if known[1] is None else f"{relative}\0{known[1]}"))
-    return keyed
+        prefix = directory if directory.endswith("/") else f"{directory}/"  # os.path.join's rule
+        folders.append((prefix, f"{relative_dir}/", defaults, known[1], names))
+    return folders
 
 
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
@@ -941,72 +953,85 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used.add
     trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
     loads, load_index = marshal.loads, _load_index
-    blob: str | None
-    info: os.stat_result | None
+    # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
+    # another spelling misses here and takes the general way below).
+    by_prefix = {f"{number:02x}": shard for number, shard in shards.items()}
+    reused = 0
     with paused_gc():
-        files = _keyed_object_files(intel, root, repo)
-        for done, (path, relative, defaults, key) in enumerate(files, 1):
-            if key is not None and (fresh is None or not fresh(relative)):
-                # The usual file: unchanged since the index was written, its entry in the cache.
-                # known_blob, lookup and remember inlined: this runs once per file of the repository.
-                record = index_get(relative)
-                try:
-                    now = lstat(path)
-                except OSError:
-                    record = None
-                if record is not None and now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
-                        record[0] == now.st_size and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns
-                        and record[3] == now.st_ino):
-                    blob = record[4]
+        folders = _keyed_object_folders(intel, root, repo)
+        total = sum(len(folder[4]) for folder in folders)
+        done = 0
+        for prefix, relative_prefix, defaults, folder_key, names in folders:
+            for name in names:
+                done += 1
+                path = prefix + name
+                relative = relative_prefix + name
+                key = None if folder_key is None else f"{relative}\0{folder_key}"  # entry_key, inlined
+                if key is not None and (fresh is None or not fresh(relative)):
+                    # The usual file: unchanged since the index was written, its entry in the cache.
+                    # known_blob, lookup and remember inlined: this runs once per file of the repository.
+                    record = index_get(relative)
                     try:
-                        shard = shards.get(int(blob[:2], 16))  # _shard_of, inlined
-                    except (TypeError, ValueError):
-                        shard = None
-                    by_key = shard.get(blob) if shard is not None else None
-                    stored_index = by_key.get(key) if type(by_key) is dict else None
-                    if type(stored_index) is bytes:
-                        try:
-                            index = load_index(loads(stored_index))
-                        except (ValueError, TypeError, EOFError, IndexError):
-                            pass  # not an entry after all: the general way below loads the file afresh
-                        else:
-                            used((blob, key))
-                            new_index[relative] = record
-                            # Its objects part is read only if a check asks for it (stored_objects).
-                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
-                            loaded.reused_files += 1
-                            if done % 1000 == 0 or done == len(files):
-                                progress("load", done, len(files))
-                            continue
-            blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
-            if entry is not None and blob is not None and info is not None:
-                try:
-                    index = entry.read_index()
-                except (ValueError, TypeError, EOFError, IndexError):
-                    pass  # not an entry after all: load the file afresh below
-                else:
-                    append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects))
-                    cache.remember(relative, info, blob)
-                    loaded.reused_files += 1
-                    if done % 1000 == 0 or done == len(files):
-                        progress("load", done, len(files))
-                    continue
-            parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
-            # The entry keeps the whole index. The copy kept in memory drops the reference targets:
-            # this run holds the file's objects, so the checks read them (a file without
-            # reference_targets is always read, tiops.validate.indexed), and a compile does not
-            # hold every parsed file's targets as text beside its objects.
-            index = index._replace(reference_targets=None)
-            # The objects' reference lists are in the entry; not kept here, as load_repo_cached
-            # does not keep them: the reference check walks these objects itself (None), which
-            # spares a first compile of a million objects holding every list at once.
-            append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
-                                 loaded=(parsed.objects, [None] * len(parsed.objects))))
-            loaded.parsed_files += 1
-            if done % 1000 == 0 or done == len(files):
-                progress("load", done, len(files))
+                        now = lstat(path)
+                    except OSError:
+                        record = None
+                    if record is not None and now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
+                            record[0] == now.st_size and record[1] == now.st_mtime_ns
+                            and record[2] == now.st_ctime_ns and record[3] == now.st_ino):
+                        blob = record[4]
+                        shard = by_prefix.get(blob[:2]) if type(blob) is str else None
+                        by_key = shard.get(blob) if shard is not None else None
+                        stored_index = by_key.get(key) if type(by_key) is dict else None
+                        if type(stored_index) is bytes:
+                            try:
+                                index = load_index(loads(stored_index))
+                            except (ValueError, TypeError, EOFError, IndexError):
+                                pass  # not an entry after all: the general way below loads the file afresh
+                            else:
+                                used((blob, key))
+                                new_index[relative] = record
+                                # Its objects part is read only if a check asks for it (stored_objects).
+                                append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
+                                reused += 1
+                                if done % 1000 == 0 or done == total:
+                                    progress("load", done, total)
+                                continue
+                _load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative, defaults, key,
+                                   fresh)
+                if done % 1000 == 0 or done == total:
+                    progress("load", done, total)
+    loaded.reused_files += reused
     cache.settle()
     return loaded
+
+
+def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,
+                       root_text: str, path: str, relative: str, defaults: Defaults, key: str | None,
+                       fresh: Callable[[str], bool] | None) -> None:
+    """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed."""
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
+    if entry is not None and blob is not None and info is not None:
+        try:
+            index = entry.read_index()
+        except (ValueError, TypeError, EOFError, IndexError):
+            pass  # not an entry after all: load the file afresh below
+        else:
+            loaded.files.append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects))
+            cache.remember(relative, info, blob)
+            loaded.reused_files += 1
+            return
+    parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+    # The entry keeps the whole index. The copy kept in memory drops the reference targets:
+    # this run holds the file's objects, so the checks read them (a file without
+    # reference_targets is always read, tiops.validate.indexed), and a compile does not
+    # hold every parsed file's targets as text beside its objects.
+    index = index._replace(reference_targets=None)
+    # The objects' reference lists are in the entry; not kept here, as load_repo_cached
+    # does not keep them: the reference check walks these objects itself (None), which
+    # spares a first compile of a million objects holding every list at once.
+    loaded.files.append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
+                                      loaded=(parsed.objects, [None] * len(parsed.objects))))
+    loaded.parsed_files += 1
 
 
 class CachedFiles:

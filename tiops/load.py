@@ -262,6 +262,17 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
     Plain strings rather than pathlib here: this runs once per file, and on 100k-file
     repositories Path construction was a measurable share of loading.
     """
+    for directory, relative_dir, defaults, names in _object_folders(intel, root, repo):
+        for filename in names:
+            yield os.path.join(directory, filename), f"{relative_dir}/{filename}", defaults
+
+
+def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, str, Defaults, list[str]]]:
+    """The folders of :func:`_object_files`, each with its defaults and the names of its object files, in order.
+
+    The same walk and the same findings: a caller that visits every file (the build cache's
+    warm route, tiops.buildcache) works a folder at a time rather than a file at a time.
+    """
     defaults_by_dir: dict[str, Defaults] = {}
 
     def report(path: str, code: str, message: str) -> None:
@@ -279,15 +290,16 @@ def _object_files(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, st
             if defaults.imported_folder == relative_dir:
                 defaults = _with_overlay(defaults, directory, relative_dir, repo)
         defaults_by_dir[directory] = defaults
+        names: list[str] = []
         for filename in filenames:
             if filename == OVERLAY_FILE and defaults.imported_folder == relative_dir:
                 continue
             if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith("."):
-                full = os.path.join(directory, filename)
                 if not is_utf8_name(filename):
-                    report(full, "TI114", "the file name is not UTF-8; the file was not read")
+                    report(os.path.join(directory, filename), "TI114", "the file name is not UTF-8; the file was not read")
                     continue
-                yield full, f"{relative_dir}/{filename}", defaults
+                names.append(filename)
+        yield directory, relative_dir, defaults, names
 
 
 def _relative(path: Path, root: Path) -> str:
