@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -272,3 +273,82 @@ def test_line_offsets_are_read_from_the_file_in_chunks(chunk: int, tmp_path: Pat
     # A raw line break inside the body is not a line of this layout: no offsets, so no record.
     output.write_bytes(content.replace(b'"2.1"', b'"2\n.1"', 1))
     assert bundlereuse._file_line_offsets(output) is None
+
+
+def _tree_change(root: Path, kind: str) -> list[Path]:
+    """One change of the intel tree's shape (files and folders moved, linked, replaced), not of a file's content.
+
+    Returns what to remove again once compared: a change the repository does not compile with.
+    """
+    intel = root / "intel"
+    if kind == "rename-file":
+        (intel / "malware" / "mimikatz.yaml").rename(intel / "malware" / "mimikatz-renamed.yaml")
+    elif kind == "rename-folder":
+        (intel / "malware").rename(intel / "malware-renamed")
+    elif kind == "link-to-file":  # read_input refuses links (TI108): never cached, reported every time
+        link = intel / "actors" / "linked.yaml"
+        link.symlink_to(intel / "malware-renamed" / "lanternloader.yaml")
+        os.utime(link, ns=(1, 1), follow_symlinks=False)
+        return [link]
+    elif kind == "link-to-folder":  # not followed (TI108)
+        link = intel / "linked-folder"
+        link.symlink_to(intel / "malware-renamed", target_is_directory=True)
+        return [link]
+    elif kind == "file-becomes-folder":  # a folder takes a file's name; a file inside it is an object file
+        path = intel / "malware-renamed" / "wickstealer.yaml"
+        content = path.read_bytes()
+        path.unlink()
+        path.mkdir()
+        (path / "inside.yaml").write_bytes(content)
+        _age(path / "inside.yaml")
+    elif kind == "odd-names":  # .yml is read, a dotfile is not, a name that is not UTF-8 is reported (TI114)
+        source = next((intel / "actors").glob("*.yaml"))
+        source.rename(source.with_suffix(".yml"))
+        hidden, bad = intel / "actors" / ".hidden.yaml", intel / "actors" / os.fsdecode(b"bad-\xff.yaml")
+        hidden.write_text("not: [read\n", encoding="utf-8")
+        bad.write_text("type: malware\n", encoding="utf-8")
+        _age(hidden, bad)
+        return [bad]
+    elif kind == "same-size-same-mtime":  # an edit in place that keeps size and modification time: ctime tells
+        path = intel / "malware-renamed" / "lanternloader.yaml"
+        before = path.stat()
+        text = path.read_text(encoding="utf-8")
+        changed = text.replace("name: ", "name: X", 1)[:-1]
+        assert text.endswith("\n") and len(changed.encode()) == before.st_size and changed != text
+        path.write_text(changed, encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_ino == before.st_ino
+    elif kind == "folder-removed":
+        shutil.rmtree(intel / "malware-renamed")
+    return []
+
+
+TREE_CHANGES = ("rename-file", "rename-folder", "link-to-file", "link-to-folder", "file-becomes-folder",
+                "odd-names", "same-size-same-mtime", "folder-removed")
+# The changes the repository still compiles with (the others are compared as failing builds, then undone).
+COMPILES = {"rename-file", "rename-folder", "file-becomes-folder", "same-size-same-mtime"}
+
+
+def test_tree_changes_give_the_uncached_build(plain_repo: Path, tmp_path: Path) -> None:
+    """Files and folders renamed, linked, replaced by folders, oddly named or removed: the warm build walks the
+    tree afresh and gives, step after step, the bytes and findings of an uncached build, reusing the rest."""
+    cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
+    assert _compiled_with_record(plain_repo, cached_out) == _compiled(plain_repo, uncached_out, cache=False)
+    for kind in TREE_CHANGES:
+        undo = _tree_change(plain_repo, kind)
+        cached = _compiled(plain_repo, cached_out, cache=True)
+        assert cached == _compiled(plain_repo, uncached_out, cache=False), kind
+        assert (cached[0] is not None) == (kind in COMPILES), kind
+        assert _compiled(plain_repo, cached_out, cache=True) == cached, f"{kind}, second run"
+        assert (validate_paths(plain_repo, [], cache=True)
+                == validate_paths(plain_repo, [], cache=False)), f"{kind}, validate"
+        named = _intel_files(plain_repo)[0]
+        assert (validate_paths(plain_repo, [named], cache=True)
+                == validate_paths(plain_repo, [named], cache=False)), f"{kind}, validate FILE"
+        loaded = load_repo_indexed(plain_repo)
+        # Every file but a link (never cached) comes from the cache by now.
+        links = [p for p in (plain_repo / "intel").rglob("*.yaml") if p.is_symlink() and not p.is_dir()]
+        assert loaded.parsed_files == len(links), kind
+        assert loaded.reused_files == len(loaded.files) - len(links), kind
+        for path in undo:
+            path.unlink()
