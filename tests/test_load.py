@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
-from tiops.load import IntelObject, load_repo
+import pytest
+
+from tiops import load
+from tiops.findings import Finding
+from tiops.forkwork import can_fork
+from tiops.load import IntelObject, fork_helper, load_repo
+from tiops.pipeline import ValidationFailed, build
+from tiops.validate import validate_paths, validate_repo
+from tiops.validate.objects import check_object
+from tiops.validate.partner import object_digest
+from tiops.yamlio import parse_yaml
 
 
 def test_with_data_copies_every_other_field() -> None:
@@ -89,3 +103,231 @@ def test_objects_share_strings_and_tuples_but_not_data(tmp_path: Path) -> None:
     assert one.data["external_references"][0]["source_name"] == "feed"
     assert three.data["external_references"][0]["source_name"] == "feed"
     assert one.data["labels"] == three.data["labels"] == ["bulk"]
+
+
+_INDICATOR = ("type: indicator\nspec_version: '2.1'\nid: indicator--{n:08d}-0d66-4b5e-9b4a-2f7f1e3a1a11\n"
+              "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\n"
+              "pattern: \"[ipv4-addr:value = '203.0.113.{m}']\"\npattern_type: stix\nvalid_from: '2025-01-01T00:00:00Z'\n"
+              "external_references: [{{source_name: feed, external_id: '{n}'}}]\n")
+
+
+def _partner_folder(root: Path) -> Path:
+    """Imported intel with an overlay that changes one of its objects."""
+    partner = root / "intel" / "partner"
+    partner.mkdir(parents=True)
+    (partner / "_defaults.yaml").write_text("imported: true\nsource: Partner\n")
+    (partner / "_overlay.yaml").write_text("indicator--00000003-0d66-4b5e-9b4a-2f7f1e3a1a11:\n  confidence: 10\n"
+                                           "  labels: [overlaid]\n")
+    digests = {}
+    for n in range(3, 9):
+        text = _INDICATOR.format(n=n, m=n)
+        (partner / f"partner-{n}.yaml").write_text(text)
+        data = parse_yaml(text)
+        digests[data["id"]] = object_digest(data)
+    (partner / "_imported.json").write_text(json.dumps({"objects": digests}))
+    return partner
+
+
+def _clean_repository(root: Path, files: int) -> None:
+    """Valid object files of every kind: defaults, bulk files, inline relationships, partner intel, a link."""
+    _partner_folder(root)
+    feed = root / "intel" / "feed"
+    feed.mkdir(parents=True)
+    (feed / "_defaults.yaml").write_text("source: Feed\ndefaults:\n  confidence: 50\n  labels: [bulk]\n")
+    plain = root / "intel" / "plain"
+    plain.mkdir()
+    for n in range(100, 100 + files):
+        folder = feed if n % 2 else plain
+        if n % 5 == 0:  # a bulk file of two objects
+            text = "".join("- " + _INDICATOR.format(n=n + extra, m=extra % 7).replace("\n", "\n  ").rstrip() + "\n"
+                           for extra in (0, 10**7))
+        elif n % 7 == 0:  # an object with an inline relationship and a derived id
+            text = (f"type: threat-actor\nspec_version: '2.1'\nname: Actor {n}\nthreat_actor_types: [crime-syndicate]\n"
+                    "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\n"
+                    f"relationships:\n  - related-to: indicator--{n - 1:08d}-0d66-4b5e-9b4a-2f7f1e3a1a11\n")
+        else:
+            text = _INDICATOR.format(n=n, m=n % 250)
+        (folder / f"file-{n:05d}.yaml").write_text(text)
+    elsewhere = root / "shared"  # a link to a file of the repository outside the intel folder
+    elsewhere.mkdir()
+    (elsewhere / "linked.yaml").write_text(_INDICATOR.format(n=99, m=99))
+    (plain / "zz-linked.yaml").symlink_to(elsewhere / "linked.yaml")
+
+
+def _varied_repository(root: Path, files: int) -> None:
+    """Object files of every kind loading handles, problems included, spread over the list."""
+    _partner_folder(root)
+    feed = root / "intel" / "feed"
+    feed.mkdir(parents=True)
+    (feed / "_defaults.yaml").write_text("source: Feed\ndefaults:\n  confidence: 50\n  labels: [bulk]\n")
+    plain = root / "intel" / "plain"
+    plain.mkdir()
+    kinds = [
+        lambda n: _INDICATOR.format(n=n, m=n % 250).encode(),
+        lambda n: ("- " + _INDICATOR.format(n=n, m=1).replace("\n", "\n  ").rstrip() + "\n- "
+                   + _INDICATOR.format(n=n + 10**7, m=2).replace("\n", "\n  ").rstrip() + "\n").encode(),
+        lambda n: f"type: threat-actor\nname: Actor {n}\nrelationships:\n  - uses: malware--{n:08d}-0d66-4b5e-9b4a-2f7f1e3a1a11\n".encode(),
+        lambda n: b"name: caf\xe9\n",  # not UTF-8
+        lambda n: b"",  # empty
+        lambda n: b"type: [unclosed\n",  # not YAML
+        lambda n: b"just a string\n",
+        lambda n: b"- 1\n- type: x-thing\n  id: x-thing--6c1e0c0e-0d66-4b5e-9b4a-2f7f1e3a1a11\n",
+        lambda n: _INDICATOR.format(n=n, m=3).replace("\n", "\r\n").encode(),
+        lambda n: b"{1: one, type: x-thing}\n",  # a key that is not a string
+        lambda n: b"type: x-thing\nvalue: !!binary aGVsbG8=\n",  # a tag tiops refuses
+        lambda n: b"a: 1\n---\nb: 2\n",  # two documents
+        # Objects the per-object checks report on: an impossible date, a broken pattern, an unknown property.
+        lambda n: _INDICATOR.format(n=n, m=4).replace("2025-01-01T00:00:00.000Z", "2025-02-30T00:00:00.000Z").encode(),
+        lambda n: _INDICATOR.format(n=n, m=5).replace("[ipv4-addr:value", "[ipv4-addr:value =").encode(),
+        lambda n: (_INDICATOR.format(n=n, m=6) + "colour: red\n").encode(),
+    ]
+    for n in range(files):
+        folder = feed if n % 2 else plain
+        (folder / f"file-{n:05d}.yaml").write_bytes(kinds[n % len(kinds)](n))
+    # Links: one to a file inside the repository (a duplicate id), one leaving it, one dangling.
+    (plain / "file-00000-link.yaml").symlink_to(plain / "file-00000.yaml")
+    outside = root.parent / f"{root.name}-outside.yaml"
+    outside.write_text("type: malware\nname: Outside\nis_family: true\n")
+    (feed / "file-00001-leaving.yaml").symlink_to(outside)
+    (plain / "file-00002-dangling.yaml").symlink_to(plain / "nothing.yaml")
+
+
+needs_fork = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
+
+
+def _parsing_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    """Note the process that parses each object file in ``log`` (one line per file)."""
+    parse = load._parsed_document
+
+    def noted(path: str, source: Any) -> Any:
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(descriptor, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(descriptor)
+        return parse(path, source)
+
+    monkeypatch.setattr(load, "_parsed_document", noted)
+
+
+def _same_findings(one: list[Finding], other: list[Finding]) -> bool:
+    return [repr(f) for f in one] == [repr(f) for f in other]
+
+
+@needs_fork
+def test_loading_with_a_forked_helper_gives_what_one_process_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    _varied_repository(root, 700)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    alone = load_repo(root)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    log = tmp_path / "parsed-by"
+    _parsing_processes(monkeypatch, log)
+    forked = load_repo(root)
+    # Both processes parsed files: this one from the front, the helper from the end.
+    assert len(set(log.read_text().split())) == 2
+    assert len(alone.objects) > 400
+    assert {f.code for f in alone.findings} >= {"TI100", "TI102", "TI104", "TI105", "TI106", "TI108", "TI120"}
+    assert forked.objects == alone.objects
+    assert _same_findings(forked.findings, alone.findings)
+    assert [obj.overlaid_properties for obj in forked.objects if obj.overlaid_properties] == [("labels", "confidence")]
+    # The helper's documents keep their strings shared (tiops.memory), as this process's do.
+    last = forked.objects[-1].data
+    assert all(sys.intern(key) is key for key in last) and sys.intern(last["type"]) is last["type"]
+
+
+@needs_fork
+def test_a_forked_load_reports_progress_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _varied_repository(tmp_path / "repo", 2100)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    seen: list[int] = []
+    repo = load_repo(tmp_path / "repo", progress=lambda stage, done, total: seen.append(done))
+    assert seen == sorted(seen) and seen[-1] == 2100 + 3 + 6 and len(seen) >= 2  # with the links and partner files
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    assert load_repo(tmp_path / "repo").objects == repo.objects
+
+
+@needs_fork
+def test_objects_checked_while_loading_give_the_findings_of_checking_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    _varied_repository(root, 900)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    checked = load_repo(root, check=check_object)
+    assert checked.object_findings is not None  # the forked load ran the check
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    alone = load_repo(root, check=check_object)
+    assert alone.object_findings is None  # one process: validate_repo runs the check
+    expected = validate_repo(alone)
+    assert {f.code for f in expected} >= {"TI204", "TI207", "TI208", "TI302"}
+    assert _same_findings(validate_repo(checked), expected)
+    assert _same_findings(checked.object_findings, [f for obj in alone.objects for f in check_object(obj)])
+
+
+@needs_fork
+def test_validate_and_compile_give_the_same_findings_and_bytes_with_the_helper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken, clean = tmp_path / "broken", tmp_path / "clean"
+    _varied_repository(broken, 600)
+    _clean_repository(clean, 600)
+
+    def outcome(root: Path) -> tuple[bytes | None, list[Finding]]:
+        try:
+            result = build(root, as_of="2025-06-01", cache=False)
+        except ValidationFailed as failed:
+            return None, failed.findings
+        return result.bundle, result.findings
+
+    runs = {}
+    for fork in ("0", "1"):
+        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
+        runs[fork] = (validate_paths(broken, [broken]), validate_paths(broken, [broken / "intel" / "feed"]),
+                      outcome(broken), outcome(clean))
+    alone, forked = runs["0"], runs["1"]
+    assert alone[2][0] is None and alone[3][0] is not None and alone[3][0].count(b'"type":"indicator"') > 500
+    assert _same_findings(forked[0], alone[0]) and _same_findings(forked[1], alone[1])
+    assert 0 < len(alone[1]) < len(alone[0])
+    assert forked[2][0] is None and _same_findings(forked[2][1], alone[2][1])
+    assert forked[3][0] == alone[3][0] and _same_findings(forked[3][1], alone[3][1])
+
+
+@needs_fork
+def test_an_object_and_its_findings_come_from_one_read_of_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files saved while the two processes read them: each object, and what its check
+    found, come from the document one process read, never a mix of the two."""
+    root = tmp_path / "repo"
+    _clean_repository(root, 900)
+    parent, parse = os.getpid(), load._parsed_document
+
+    def changed_in_the_helper(path: str, source: Any) -> Any:
+        document = parse(path, source)
+        if os.getpid() != parent and isinstance(document, dict):
+            document["colour"] = "red"  # what the helper reads is another version of the file
+        return document
+
+    monkeypatch.setattr(load, "_parsed_document", changed_in_the_helper)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    repo = load_repo(root, check=check_object)
+    findings = validate_repo(repo)
+    coloured = {obj.id for obj in repo.objects if "colour" in obj.data}
+    reported = {f.stix_id for f in findings if f.code == "TI208" and "colour" in f.message}
+    assert coloured and len(coloured) < len(repo.objects) / 2 + 50  # both versions were read, by one process each
+    assert reported == coloured
+
+
+def test_the_helper_is_forked_when_it_can_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "can_fork", lambda: True)
+    monkeypatch.setattr(load, "second_cpu_idle", lambda: True)
+    monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
+    assert fork_helper(load.PARALLEL_MIN_FILES) and not fork_helper(load.PARALLEL_MIN_FILES - 1)
+    monkeypatch.setattr(load, "second_cpu_idle", lambda: False)
+    assert not fork_helper(10 * load.PARALLEL_MIN_FILES)  # the machine is busy
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert fork_helper(10) and not fork_helper(1)  # asked for: forked whatever the load and size
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    monkeypatch.setattr(load, "second_cpu_idle", lambda: True)
+    assert not fork_helper(10 * load.PARALLEL_MIN_FILES)
+    monkeypatch.setattr(load, "can_fork", lambda: False)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert not fork_helper(10 * load.PARALLEL_MIN_FILES)  # one CPU, no fork, or threads

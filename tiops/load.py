@@ -7,18 +7,20 @@ objects. Every object remembers where it came from so findings can point at it.
 
 from __future__ import annotations
 
+import marshal
 import operator
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tiops.codes import make_finding
 from tiops.config import Config, load_config
-from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, blob_id_of
+from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, blob_id_of
 from tiops.findings import Finding, Location, PathPart, Severity
+from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
@@ -33,6 +35,8 @@ from tiops.stix import (
 from tiops.stix20 import MOVED_FROM_LABELS, upgrade_from_20
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
+# The per-object check of tiops.validate (check_object), handed to load_repo by its callers.
+ObjectCheck = Callable[["IntelObject"], list[Finding]]
 DEFAULTS_FILE = "_defaults.yaml"
 # Local changes to partner intel (docs/import.md): beside an imported source's _defaults.yaml.
 OVERLAY_FILE = "_overlay.yaml"
@@ -125,18 +129,23 @@ class Repo:
     # A bundle linted inside a repository: that repository's configuration, whose
     # relationship table (tiops.yaml relationship_tables, rules/relationships.yaml) applies.
     repository_config: Config | None = None
+    # What the per-object check given to load_repo found, every object's in object order;
+    # None when loading ran no check (tiops.validate runs it then).
+    object_findings: list[Finding] | None = None
 
     def by_id(self) -> dict[str, IntelObject]:
         return {obj.id: obj for obj in self.objects}
 
 
 def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSource | None = None,
-              parsed: ParsedFiles | None = None) -> Repo:
+              parsed: ParsedFiles | None = None, check: ObjectCheck | None = None) -> Repo:
     """Load every object file under the configured intel folder of ``root``.
 
     ``source``: where the files are read from (default the working tree; tiops.gitrepo
     reads a revision). ``parsed``: documents already parsed, by blob id, offered every
-    document this load parses (tiops.filesource).
+    document this load parses (tiops.filesource). ``check``: the per-object check of
+    tiops.validate, run here when loading is shared with a forked helper (each process
+    checks the objects of the files it parsed, see :attr:`Repo.object_findings`).
     """
     config, findings = load_config(root, source)
     repo = Repo(root=root, config=config, findings=list(findings))
@@ -145,6 +154,9 @@ def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSourc
         return repo
     with paused_gc():
         files = list(_object_files(intel, root, repo))
+        if parsed is None and type(config.files) is WorkingTree and fork_helper(len(files)):
+            _load_object_files_forked(files, repo, progress, check)
+            return repo
         for done, (path, relative, defaults) in enumerate(files, 1):
             if parsed is None:
                 _load_object_file(path, relative, defaults, repo)
@@ -153,6 +165,82 @@ def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSourc
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
     return repo
+
+
+# From this many object files on, a forked helper parses files alongside (tiops.forkwork)
+# when a second CPU is idle: below it, forking and the pipe cost more than the second
+# core saves (docs/performance.md, "Cold load on two cores").
+PARALLEL_MIN_FILES = 2000
+
+
+def fork_helper(files: int) -> bool:
+    """Whether to load ``files`` object files with a forked helper (docs/ci.md).
+
+    TIOPS_LOAD_FORK=0 never, =1 whenever the system allows it (tiops.forkwork.can_fork);
+    otherwise when it allows it, there are at least :data:`PARALLEL_MIN_FILES` files and a
+    second CPU is idle. Only the speed depends on it: the objects and findings are the same.
+    """
+    wanted = os.environ.get("TIOPS_LOAD_FORK")
+    if wanted == "0" or files < 2 or not can_fork():
+        return False
+    return wanted == "1" or (files >= PARALLEL_MIN_FILES and second_cpu_idle())
+
+
+def _load_object_files_forked(files: list[tuple[str, str, Defaults]], repo: Repo, progress: Progress,
+                              check: ObjectCheck | None) -> None:
+    """:func:`_load_object_file` for every file, in order, the parsing shared with a forked helper.
+
+    The helper reads and parses (:func:`_parsed_document`); objects and findings are
+    made here, in file order, exactly as one process makes them, from the document one
+    process read (a file changed meanwhile is read by one of them only). With ``check``,
+    the helper also makes the objects of its files in a scratch repository and runs the
+    check on them; an object it found clean is not checked again here (findings do not
+    travel as marshal data: the objects with any are checked here). What travels is the
+    document the file holds and a flag per object, nothing the files do not say.
+    """
+    source = repo.config.files
+    parent = os.getpid()
+    object_findings: list[Finding] | None = [] if check is not None else None
+
+    def parse(index: int) -> Any:
+        path, relative, defaults = files[index]
+        try:
+            document = _parsed_document(path, source)
+        except YamlProblem as problem:
+            return (False, problem.code, problem.message, problem.line, problem.column)
+        if check is None or os.getpid() == parent:
+            return (True, document, None)
+        # The helper sends the document as parsed (making objects of it may change it: a
+        # derived id), then makes those objects in a scratch repository only to check them.
+        sent = marshal.dumps(document)
+        scratch = Repo(root=repo.root, config=repo.config)
+        _add_document(document, relative, defaults, scratch, shared=True)
+        return (True, sent, tuple(not check(obj) for obj in scratch.objects))
+
+    def add(index: int, outcome: Any) -> None:
+        _path, relative, defaults = files[index]
+        if not outcome[0]:
+            _failed, code, message, line, column = outcome
+            repo.findings.append(make_finding(code, message, Location(relative, line, column)))
+            return
+        _parsed, document, clean = outcome
+        if clean is not None:
+            document = marshal.loads(document)
+        before = len(repo.objects)
+        _add_document(document, relative, defaults, repo, shared=True)
+        if check is None or object_findings is None:
+            return
+        made = repo.objects[before:]
+        if clean is None or len(clean) != len(made):
+            clean = (False,) * len(made)
+        for obj, is_clean in zip(made, clean, strict=True):
+            if not is_clean:
+                object_findings.extend(check(obj))
+
+    total = len(files)
+    run_in_order(total, parse, add, chunk=64,
+                 on_chunk=lambda done: progress("load", done, total) if done % 1024 == 0 or done == total else None)
+    repo.object_findings = object_findings
 
 
 def load_bundle(path: Path, display: str | None = None, *, repository_config: Config | None = None) -> Repo:
@@ -386,14 +474,30 @@ def _with_overlay(defaults: Defaults, directory: str, relative_dir: str, repo: R
 
 
 def _load_object_file(path: str, relative: str, defaults: Defaults, repo: Repo) -> None:
-    text = _read_text(path, relative, repo)
-    if text is None:
-        return
-    # Parsed with its strings shared, and held by nothing else: the objects keep it as it is.
-    data = _parse(text, relative, repo, shared=True)
-    if data is _UNREADABLE:
+    try:
+        data = _parsed_document(path, repo.config.files)
+    except YamlProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(relative, problem.line, problem.column)))
         return
     _add_document(data, relative, defaults, repo, shared=True)
+
+
+def _parsed_document(path: str, source: FileSource) -> Any:
+    """The document of one object file, parsed with its strings shared (held by nothing
+    else: the objects keep it as it is). Every reason it cannot be read (tiops.inputs,
+    not UTF-8, YAML) is raised as a :class:`YamlProblem`, at line 1 column 1 when the
+    file could not be read at all."""
+    try:
+        content = source.read(path)
+    except InputProblem as problem:
+        raise YamlProblem(problem.code, problem.message, 1, 1) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise YamlProblem("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", 1, 1) from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return parse_yaml(text, shared=True)
 
 
 def _add_document(data: Any, relative: str, defaults: Defaults, repo: Repo, *, shared: bool = False) -> None:

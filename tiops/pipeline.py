@@ -25,6 +25,7 @@ from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, build_metadata, resolve_as_of
 from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
+from tiops.validate.objects import check_object
 
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
@@ -64,7 +65,7 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
     (tiops.memory.paused_gc), as the callers' whole pipeline is.
     """
     if not cache:
-        repo = load_repo(root, progress=progress)
+        repo = load_repo(root, progress=progress, check=check_object)
         return repo, validate_repo(repo, progress=progress)
     from tiops.buildcache import (  # only cached builds need them
         StaleEntry,

@@ -64,6 +64,9 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
     if prechecked is not None:
         findings.extend(prechecked.object_findings)
         progress("validate", total, total)
+    elif checked is None and repo.object_findings is not None:  # checked while loading (load_repo's check)
+        findings.extend(repo.object_findings)
+        progress("validate", total, total)
     else:
         for done, obj in enumerate(repo.objects, 1):
             if checked is None:
@@ -214,7 +217,7 @@ def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) 
 
 def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool) -> tuple[Repo, list[Finding]]:
     if not cache:
-        repo = load_repo(root, progress=progress)
+        repo = load_repo(root, progress=progress, check=check_object)
         return repo, validate_repo(repo, progress=progress)
     from tiops.buildcache import (  # they import this package's checks
         StaleEntry,

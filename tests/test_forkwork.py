@@ -1,0 +1,186 @@
+"""Work split with a forked helper: the caller sees a plain loop's results, in order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tiops import forkwork
+from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
+
+
+def _collect(count: int, work: Any, chunk: int = 4) -> tuple[list[tuple[int, Any]], list[int]]:
+    used: list[tuple[int, Any]] = []
+    progress: list[int] = []
+    run_in_order(count, work, lambda index, result: used.append((index, result)), chunk=chunk,
+                 on_chunk=progress.append)
+    return used, progress
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 5, 97])
+def test_every_index_is_used_once_in_order_with_its_result(count: int) -> None:
+    used, progress = _collect(count, lambda index: {"index": index, "text": f"value {index}", "items": [index, None, 1.5]})
+    assert used == [(index, {"index": index, "text": f"value {index}", "items": [index, None, 1.5]})
+                    for index in range(count)]
+    assert progress == sorted(progress) and (progress[-1:] == [count] if count else progress == [])
+
+
+def test_the_helper_takes_work_from_the_end() -> None:
+    parent = os.getpid()
+
+    def work(index: int) -> int:
+        time.sleep(0.002)  # long enough that the helper is running before this process gets far
+        return os.getpid()
+
+    used, _ = _collect(400, work)
+    workers = [pid for _index, pid in used]
+    assert workers[0] == parent and workers[-1] != parent
+    # One split point: this process's share first, the helper's after it.
+    split = workers.index(workers[-1])
+    assert set(workers[:split]) == {parent} and set(workers[split:]) == {workers[-1]}
+
+
+def test_a_result_marshal_cannot_carry_is_worked_out_again_here() -> None:
+    class Result:
+        def __init__(self, index: int) -> None:
+            self.index, self.pid = index, os.getpid()
+
+    used, _ = _collect(200, Result)
+    assert [result.index for _index, result in used] == list(range(200))
+    assert {result.pid for _index, result in used} == {os.getpid()}
+
+
+def test_a_helper_that_dies_leaves_its_work_to_this_process() -> None:
+    parent = os.getpid()
+
+    def work(index: int) -> tuple[int, int]:
+        if os.getpid() != parent and index < 390:
+            os._exit(7)  # the helper dies after its first chunk
+        time.sleep(0.001)
+        return index, index * index
+
+    used, _ = _collect(400, work)
+    assert used == [(index, (index, index * index)) for index in range(400)]
+
+
+def test_an_error_here_stops_the_helper_and_is_raised() -> None:
+    def use(index: int, result: Any) -> None:
+        if index == 10:
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        run_in_order(1000, lambda index: index, use, chunk=4)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the helper was waited for: no child left behind
+
+
+
+def test_a_helper_that_hangs_does_not_hold_this_process_up() -> None:
+    parent = os.getpid()
+
+    def work(index: int) -> int:
+        if os.getpid() != parent and index < 380:
+            time.sleep(3600)  # the helper hangs on its second chunk
+        time.sleep(0.001)
+        return index * 3
+
+    start = time.monotonic()
+    used, progress = _collect(400, work, chunk=10)
+    assert used == [(index, index * 3) for index in range(400)]
+    assert progress[-1] == 400 and time.monotonic() - start < 60
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the hung helper was stopped and waited for
+
+
+def test_a_helper_killed_mid_way_loses_nothing() -> None:
+    parent = os.getpid()
+
+    def work(index: int) -> list[int]:
+        if os.getpid() != parent and index == 350:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.001)
+        return [index, -index]
+
+    used, _ = _collect(400, work, chunk=10)
+    assert used == [(index, [index, -index]) for index in range(400)]
+
+
+def test_a_chunk_is_taken_from_one_process_only() -> None:
+    """Work that gives another result in each process (a file saved between two reads):
+    every index's result comes whole from one process, this one's below the split."""
+    parent = os.getpid()
+
+    def work(index: int) -> tuple[int, str]:
+        time.sleep(0.0005)
+        return index, "here" if os.getpid() == parent else "helper"
+
+    used, _ = _collect(600, work, chunk=8)
+    assert [index for index, _result in used] == list(range(600))
+    sides = [result[1] for _index, result in used]
+    assert all(result[0] == index for index, result in used)
+    assert sides[0] == "here" and sides == sorted(sides, key=lambda side: side == "helper")
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from tiops.forkwork import run_in_order
+parent = os.getpid()
+def work(index):
+    if os.getpid() != parent:
+        with open(sys.argv[1], "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(3600)
+    time.sleep(0.01)
+    return index
+print("ready", flush=True)
+run_in_order(100000, work, lambda index, result: None, chunk=4)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # dead, waiting to be reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to tell whether a process lives")
+def test_the_helper_dies_with_the_process_that_forked_it(tmp_path: Path) -> None:
+    marker = tmp_path / "helper.pid"
+    command = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, str(marker)], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        helper = int(marker.read_text())
+        assert not _gone(helper)
+    finally:
+        command.kill()  # SIGKILL: nothing of the parent's runs, its helper must end anyway
+        command.wait()
+    deadline = time.monotonic() + 30
+    while not _gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphaned = not _gone(helper)
+    if orphaned:
+        os.kill(helper, signal.SIGKILL)  # not left behind by a failing test
+    assert not orphaned
+
+
+def test_a_helper_is_forked_only_while_a_cpu_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forkwork.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (0.6, 0.0, 0.0))
+    assert second_cpu_idle()
+    monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
+    assert not second_cpu_idle()  # other work takes more than one of the two CPUs
+    monkeypatch.setattr(forkwork.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert second_cpu_idle()

@@ -1,0 +1,262 @@
+"""Ordered work split between this process and one forked helper, for the second core.
+
+Loading a repository is mostly parsing files, one after the other, each independent of
+the others (docs/performance.md, "Cold load on two cores"). :func:`run_in_order` lets a
+forked child take work from the end of the list while this process takes it from the
+front; they meet where their claims cross, so neither waits for a share fixed in
+advance. The child's results come back through a pipe as ``marshal`` data, which is
+several times cheaper to read than to parse the YAML again and keeps interned strings
+interned (the shared strings of tiops.memory stay shared).
+
+The caller sees exactly what a plain loop would give: ``use(i, work(i))`` for every
+index, in increasing order, each index's result worked out once and taken from one
+process only. A result ``marshal`` cannot carry, a child that fails, hangs or is killed,
+or a system without ``fork`` only means this process does that work itself: it never
+waits for the child's unfinished work, and the child never outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import mmap
+import os
+import signal
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["can_fork", "run_in_order", "second_cpu_idle"]
+
+# Two claim counters in memory shared with the child, each written by one side only:
+# this process has claimed every chunk below the first, the child every chunk from the
+# second on. The child claims a chunk only after it has written every chunk above it
+# whole to the pipe, so whatever lies above its counter is there to be read.
+_COUNTER = struct.Struct("=q")
+_OURS, _THEIRS = 0, 8
+# One frame of the child's output: chunk index, then the length of its marshal data.
+_FRAME = struct.Struct("=qq")
+# Entries of a chunk whose result the child could not marshal: done again here.
+_REDO = b"\x00redo"
+# prctl(2): have the kernel send the child a signal when this process dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Whether a helper process may be forked here: a second CPU to run on, ``fork``
+    itself, and no other thread (a forked child of a threaded process may inherit a
+    lock another thread held)."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    return _cpus() >= 2
+
+
+def second_cpu_idle() -> bool:
+    """Whether the CPUs this process may run on had at least one CPU's worth of idle time
+    over the last minute (the one-minute load average).
+
+    A helper only pays on a CPU nobody else wants: on a busy machine the two processes
+    share what one would get, and the helper's extra work (marshal data, a second set of
+    caches) makes loading slower and costlier (docs/performance.md).
+    """
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return _cpus() - busy >= 1.0
+
+
+def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None], *,
+                 chunk: int = 64, on_chunk: Callable[[int], None] | None = None) -> None:
+    """Call ``use(index, work(index))`` for every index below ``count``, in increasing order.
+
+    ``work`` runs in this process for a prefix of the indexes and in a forked child for
+    the rest; a chunk both happen to work on is used from here. ``use`` always runs
+    here. ``work`` must not depend on anything ``use`` changes.
+    ``on_chunk(done)`` is called after each chunk of ``chunk`` indexes is used.
+    """
+    chunks = (count + chunk - 1) // chunk
+    counters = mmap.mmap(-1, 16)
+    _COUNTER.pack_into(counters, _OURS, 0)
+    _COUNTER.pack_into(counters, _THEIRS, chunks)
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):
+        _set_pipe_size(write_end)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child(parent, chunks, chunk, count, work, counters, write_end)
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    frames = _Frames()
+    claimed = 0  # this process's next chunk
+    finished = False
+    try:
+        while claimed < chunks:
+            if claimed >= _COUNTER.unpack_from(counters, _THEIRS)[0]:
+                # The child has claimed this chunk and everything after it. Taken from the
+                # child if it has arrived, else worked out here (one chunk done twice at
+                # most): waiting for it would wait for a child that may hang.
+                _drain(read_end, frames)
+                if not frames.has(claimed):
+                    _COUNTER.pack_into(counters, _OURS, claimed + 1)
+                    _run_chunk(claimed, chunk, count, work, use, on_chunk)
+                    claimed += 1
+                break
+            _COUNTER.pack_into(counters, _OURS, claimed + 1)
+            _run_chunk(claimed, chunk, count, work, use, on_chunk)
+            claimed += 1
+            _drain(read_end, frames)
+        # What the child has still to send is nothing this process needs: every chunk from
+        # here on is whole in the pipe already (see _COUNTER). Stopped, then read to the end.
+        _stop(pid)
+        os.set_blocking(read_end, True)
+        while data := os.read(read_end, 1 << 20):
+            frames.feed(data)
+        finished = True
+    finally:
+        os.close(read_end)
+        if not finished:
+            _stop(pid)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        counters.close()
+    for number in range(claimed, chunks):
+        entries = frames.entries(number)
+        start = number * chunk
+        indexes = range(start, min(count, start + chunk))
+        if entries is not None and len(entries) != len(indexes):
+            entries = None
+        for offset, index in enumerate(indexes):
+            if entries is None:
+                use(index, work(index))
+            else:
+                entry = entries[offset]
+                use(index, work(index) if entry == _REDO else marshal.loads(entry))
+        if on_chunk is not None:
+            on_chunk(min(count, (number + 1) * chunk))
+
+
+def _run_chunk(number: int, chunk: int, count: int, work: Callable[[int], Any], use: Callable[[int, Any], None],
+               on_chunk: Callable[[int], None] | None) -> None:
+    for index in range(number * chunk, min(count, (number + 1) * chunk)):
+        use(index, work(index))
+    if on_chunk is not None:
+        on_chunk(min(count, (number + 1) * chunk))
+
+
+def _stop(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+class _Frames:
+    """The child's output, cut into chunks as it arrives: each chunk's marshal data held
+    once (a million objects' worth is some hundreds of megabytes), read when it is used."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._payloads: dict[int, bytes] = {}
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        while len(buffer) - offset >= _FRAME.size:
+            number, length = _FRAME.unpack_from(buffer, offset)
+            start = offset + _FRAME.size
+            if len(buffer) - start < length:
+                break  # the rest of this frame has not arrived yet
+            self._payloads[number] = bytes(buffer[start:start + length])
+            offset = start + length
+        del buffer[:offset]
+
+    def has(self, number: int) -> bool:
+        return number in self._payloads
+
+    def entries(self, number: int) -> list[bytes] | None:
+        """The entries of chunk ``number``, once; None when the child did not send it whole."""
+        payload = self._payloads.pop(number, None)
+        if payload is None:
+            return None
+        try:
+            entries = marshal.loads(payload)
+        except (ValueError, EOFError, TypeError):
+            return None
+        return entries if isinstance(entries, list) else None
+
+
+def _set_pipe_size(descriptor: int) -> None:
+    """A larger pipe buffer (Linux), so the child runs ahead between two drains."""
+    import fcntl
+
+    fcntl.fcntl(descriptor, fcntl.F_SETPIPE_SZ, 1 << 20)
+
+
+def _drain(descriptor: int, frames: _Frames) -> None:
+    while True:
+        try:
+            data = os.read(descriptor, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        frames.feed(data)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies (Linux), so that no helper
+    outlives the command that forked it, whatever ends that command."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # elsewhere: a child left alone stops at its next write to the closed pipe
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _child(parent: int, chunks: int, chunk: int, count: int, work: Callable[[int], Any], counters: mmap.mmap,
+           descriptor: int) -> None:
+    status = 1
+    try:
+        # Ctrl-C goes to the parent, which stops the child; the child ends with it, never alone.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with(parent)
+        number = chunks - 1
+        while number >= 0:
+            if number < _COUNTER.unpack_from(counters, _OURS)[0]:
+                break  # the parent claimed it
+            _COUNTER.pack_into(counters, _THEIRS, number)
+            entries = []
+            for index in range(number * chunk, min(count, (number + 1) * chunk)):
+                try:
+                    entries.append(marshal.dumps(work(index)))
+                except ValueError:  # not marshallable: done again by the parent
+                    entries.append(_REDO)
+            payload = marshal.dumps(entries)
+            _write_all(descriptor, _FRAME.pack(number, len(payload)) + payload)
+            number -= 1
+        status = 0
+    except BaseException:  # whatever the child could not do, the parent does
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(descriptor, view)
+        view = view[written:]
