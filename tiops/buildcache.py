@@ -96,10 +96,11 @@ import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
+from tiops.forkwork import run_in_order
 from tiops.inputs import InputProblem, WalkProblem, read_input
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
-from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_folders
+from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_folders, fork_helper
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -702,6 +703,10 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     parsing = replace(config, source=reading)  # files parsed get the bytes just hashed
     with paused_gc():
         files = _keyed_object_files(intel, root, repo)
+        if fresh is None and not cache._shards and not cache._index and fork_helper(len(files)):
+            # A first build: every file is parsed, checked and kept, a forked helper taking part.
+            _load_files_forked(loaded, parsing, reading, root_text, files, progress)
+            files = []
         for done, (path, relative, defaults, key) in enumerate(files, 1):
             _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh)
             if done % 1000 == 0 or done == len(files):
@@ -782,6 +787,91 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
         loaded.entry_objects[f"{blob}\0{key}"] = parsed.objects
 
 
+class _StatRecord(NamedTuple):
+    """What :meth:`BuildCache.remember` keeps of a file's stat, as the forked helper sends it."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    st_ino: int
+
+
+# What the helper makes of one file of a first build: blob id, stat record, the entry's two parts.
+_HelperEntry = tuple[str, tuple[int, int, int, int], bytes, bytes]
+
+
+def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str,
+                       files: list[tuple[str, str, Defaults, str | None]], progress: Progress) -> None:
+    """:func:`_load_file` of every file of a first build, in order, a forked helper making entries alongside.
+
+    The helper reads, parses and checks files from the end of the list (tiops.forkwork)
+    and sends each one's cache entry; this process takes an entry as a later build takes
+    a kept one (:meth:`FileEntry.unpack`), keeps it, and loads the files of its own share
+    as ever. A file the helper leaves (not cacheable, not a plain regular file, not
+    readable) is loaded here. The objects, findings and entries are the same either way:
+    an entry holds what :func:`_parse_file` makes of the bytes its blob id was taken from.
+    """
+    parent = os.getpid()
+    cache, repo = loaded.cache, loaded.repo
+
+    def work(index: int) -> _HelperEntry | None:
+        if os.getpid() == parent:
+            return None  # loaded by use(), the one-process way
+        path, relative, defaults, key = files[index]
+        return _helper_entry(config, reading, repo.root, root_text, path, relative, defaults, key)
+
+    def use(index: int, made: _HelperEntry | None) -> None:
+        path, relative, defaults, key = files[index]
+        if made is None or key is None:
+            _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None)
+            return
+        blob, record, stored_index, stored_objects = made
+        entry = FileEntry(stored_index, stored_objects)
+        try:
+            unpacked = entry.unpack()
+        except (ValueError, TypeError, EOFError, IndexError):
+            _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None)
+            return
+        repo.objects.extend(unpacked.objects)
+        repo.findings.extend(unpacked.load_findings)
+        loaded.object_findings.extend(unpacked.object_findings)
+        # As for a file parsed here: the reference check walks these objects itself.
+        loaded.references.extend([None] * len(unpacked.objects))
+        loaded.malformed_ids.update(unpacked.malformed_ids)
+        if loaded.files is not None:
+            loaded.files[(blob, key)] = FileResult(*unpacked)
+        if loaded.entry_objects is not None:
+            loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
+        cache.store(blob, key, entry)
+        cache.remember(relative, _StatRecord(*record), blob)  # type: ignore[arg-type]  # the fields remember reads
+        loaded.parsed_files += 1
+
+    total = len(files)
+    run_in_order(total, work, use, chunk=64,
+                 on_chunk=lambda done: progress("load", done, total) if done % 1024 == 0 or done == total else None)
+
+
+def _helper_entry(config: Config, reading: _HashedFirst, root: Path, root_text: str, path: str, relative: str,
+                  defaults: Defaults, key: str | None) -> _HelperEntry | None:
+    """In the forked helper: the entry :func:`_parse_file` would keep for a file of a first build,
+    or None for a file it would not keep (loaded by the parent the one-process way)."""
+    if key is None:
+        return None
+    try:
+        content, info = _read_regular(path, root_text)
+    except InputProblem:
+        return None
+    if info is None:
+        return None
+    blob = blob_id(content)
+    reading.ahead = (path, content)
+    result, index = _fresh_result(config, reading, root, path, relative, defaults)
+    if result.load_findings and any(f.code in _UNREADABLE_CODES for f in result.load_findings):
+        return None
+    entry = FileEntry.of(result.objects, result.references, index)  # ValueError: the parent loads it
+    return blob, (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), entry.stored_index, entry.stored_objects
+
+
 def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,
                 fresh: Callable[[str], bool] | None) -> tuple[str | None, os.stat_result | None, FileEntry | None]:
     """The file's blob id (None when it is not cacheable), its lstat, and its entry if the cache has one.
@@ -856,6 +946,24 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
     # gives the file another lstat, so the next build hashes it again. A blob id remembered from the last build's lstat
     # instead needs a second lstat after the parse to tell that the file stayed the same.
     hashed = reading.ahead is not None and reading.ahead[0] == path
+    result, index = _fresh_result(config, reading, root, path, relative, defaults)
+    load_findings, references = result.load_findings, result.references
+    if blob is not None and key is not None and info is not None and not (
+            load_findings and any(f.code in _UNREADABLE_CODES for f in load_findings)) and (
+            hashed or _unchanged(path, info)):
+        try:
+            entry = FileEntry.of(result.objects, references, index)
+        except ValueError:
+            pass  # a value marshal cannot write: this file is loaded afresh every time
+        else:
+            cache.store(blob, key, entry)
+            cache.remember(relative, info, blob)
+    return result, index
+
+
+def _fresh_result(config: Config, reading: _HashedFirst, root: Path, path: str, relative: str,
+                  defaults: Defaults) -> tuple[FileResult, FileIndex]:
+    """Load and check one file afresh: what it gives and its index, nothing kept."""
     scratch = Repo(root=root, config=config)
     _load_object_file(path, relative, defaults, scratch)
     reading.ahead = None
@@ -866,16 +974,6 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
     if object_findings:
         object_findings = resolve_locations(object_findings, root)
     references, index = index_objects(scratch.objects, load_findings, object_findings)
-    if blob is not None and key is not None and info is not None and not (
-            load_findings and any(f.code in _UNREADABLE_CODES for f in load_findings)) and (
-            hashed or _unchanged(path, info)):
-        try:
-            entry = FileEntry.of(scratch.objects, references, index)
-        except ValueError:
-            pass  # a value marshal cannot write: this file is loaded afresh every time
-        else:
-            cache.store(blob, key, entry)
-            cache.remember(relative, info, blob)
     return FileResult(scratch.objects, load_findings, object_findings, references, index.malformed_ids), index
 
 

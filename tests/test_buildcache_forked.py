@@ -1,0 +1,114 @@
+"""A first build with a forked helper: the same findings, bundle and cache as one process makes."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from varied_repo import clean_repository, varied_repository
+
+from tiops import buildcache
+from tiops.buildcache import CACHE_DIR
+from tiops.forkwork import can_fork
+from tiops.pipeline import ValidationFailed, build
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
+
+
+def _outcome(root: Path, *, cache: bool = True) -> tuple[bytes | None, list[str]]:
+    try:
+        result = build(root, as_of="2025-06-01", cache=cache)
+    except ValidationFailed as failed:
+        return None, [repr(f) for f in failed.findings]
+    return result.bundle, [repr(f) for f in result.findings]
+
+
+def _cache_content(root: Path) -> dict[str, Any]:
+    """Every cache file's body, each entry's parts read back (marshal's bytes for the same
+    values may differ with what else the writing process held)."""
+    folder = root / CACHE_DIR
+    content: dict[str, Any] = {}
+    for path in sorted(folder.iterdir()):
+        raw = path.read_bytes()
+        if path.name == "bundle-record" or not raw.startswith(buildcache._MAGIC):
+            content[path.name] = raw if path.name != "bundle-record" else None
+            continue
+        body = marshal.loads(raw[len(buildcache._MAGIC) + buildcache._DIGEST_SIZE:])[1]
+        if path.name.startswith(("objects-", "entries-")):
+            body = {blob: {key: marshal.loads(part) for key, part in parts.items()} for blob, parts in body.items()}
+        content[path.name] = body
+    return content
+
+
+def _first_builds(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[Any, Any]]:
+    runs = {}
+    for fork in ("0", "1"):
+        shutil.rmtree(root / ".tiops", ignore_errors=True)
+        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
+        runs[fork] = (_outcome(root), _cache_content(root))
+    return runs
+
+
+def _note_parsing_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    fresh = buildcache._fresh_result
+
+    def noted(*args: Any) -> Any:
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(descriptor, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(descriptor)
+        return fresh(*args)
+
+    monkeypatch.setattr(buildcache, "_fresh_result", noted)
+
+
+def test_a_forked_first_build_gives_the_bundle_and_cache_of_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    log = tmp_path / "parsed-by"
+    _note_parsing_processes(monkeypatch, log)
+    runs = _first_builds(root, monkeypatch)
+    assert len(set(log.read_text().split())) == 2  # this process and the helper parsed files
+    alone, forked = runs["0"], runs["1"]
+    assert alone[0][0] is not None and alone[0][0].count(b'"type":"indicator"') > 500
+    assert forked[0] == alone[0]
+    assert forked[1] == alone[1] and any(name.startswith("objects-") for name in alone[1])
+    # The next build reads what the forked one kept, and gives the same again.
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert _outcome(root) == alone[0] == _outcome(root, cache=False)
+
+
+def test_a_forked_first_build_of_broken_files_gives_their_findings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "broken"
+    varied_repository(root, 700)
+    runs = _first_builds(root, monkeypatch)
+    alone, forked = runs["0"], runs["1"]
+    assert alone[0][0] is None and len(alone[0][1]) > 100
+    assert forked == alone
+    assert _outcome(root) == alone[0]
+
+
+def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    expected = _first_builds(root, monkeypatch)["0"]
+    parent, made = os.getpid(), buildcache._helper_entry
+    count = [0]
+
+    def dying(*args: Any) -> Any:
+        count[0] += 1
+        if os.getpid() != parent and count[0] > 100:
+            os._exit(3)
+        return made(*args)
+
+    monkeypatch.setattr(buildcache, "_helper_entry", dying)
+    shutil.rmtree(root / ".tiops")
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert (_outcome(root), _cache_content(root)) == expected
