@@ -2,6 +2,7 @@
 
     python benchmarks/bench_validate_compile.py [--sizes 10000,100000] [--repeat 3]
                                                 [--baseline-sample 2000] [--seed 1]
+                                                [--fork both|off|on|auto]
 
 For each size N a repository of N objects is generated into a temporary folder
 (not timed), then:
@@ -23,11 +24,19 @@ and parsing it with yaml-rs, nothing else, in this process. The last lines print
 validate + compile (the compile run: load, checks, bundle) against the 5-second goal
 for 100,000 objects, scaled to N, and as a multiple of that raw parse. CPU time counts
 child processes too, so work moved to another process cannot hide from the figure.
+
+``--fork`` chooses how loading uses a second core (tiops.load.fork_helper, docs/ci.md):
+``off`` and ``on`` set TIOPS_LOAD_FORK=0 and =1 for every run, ``auto`` leaves the choice
+to tiops, and ``both`` (the default) alternates off and on within each repeat, so the two
+are measured in the same run and printed side by side with their ratio. Loading is given
+the per-object check, as ``tiops validate`` and ``tiops compile`` give it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import os
 import random
 import sys
@@ -43,6 +52,9 @@ from typing import Any
 import generate_repo
 
 MIN_REPEAT, MAX_REPEAT = 1, 3
+FORK_CHOICES = ("both", "off", "on", "auto")
+# TIOPS_LOAD_FORK for each measured mode; None leaves it unset (tiops decides).
+FORK_SETTINGS = {"off": "0", "on": "1", "auto": None}
 # Validating and compiling 100,000 objects takes at most this long (wall clock).
 TARGET_SECONDS_PER_100K = 5.0
 
@@ -73,6 +85,7 @@ class Phases:
 @dataclass(frozen=True)
 class SizeResult:
     objects: int
+    fork: str  # "off", "on" or "auto" (FORK_SETTINGS)
     validate_seconds: float
     compile_seconds: float
     phases: Phases
@@ -109,15 +122,18 @@ def import_tiops() -> TiopsApi:
         from tiops.load import load_repo
         from tiops.memory import paused_gc
         from tiops.validate import validate_repo
+        from tiops.validate.objects import check_object
     except ImportError as error:
         raise SystemExit(
             "benchmark needs tiops.load.load_repo, tiops.validate.validate_repo and "
             f"tiops.compile.compile_bundle, which could not be imported: {error}\n"
             "Run it from the repository root with tiops installed (pip install -e .)."
         ) from error
-    return TiopsApi(
-        load_repo=load_repo, validate_repo=validate_repo, compile_bundle=compile_bundle, paused_gc=paused_gc
-    )
+    if "check" in inspect.signature(load_repo).parameters:  # the per-object check runs while loading
+        load = functools.partial(load_repo, check=check_object)
+    else:  # a checkout from before it did (a baseline run through PYTHONPATH)
+        load = load_repo
+    return TiopsApi(load_repo=load, validate_repo=validate_repo, compile_bundle=compile_bundle, paused_gc=paused_gc)
 
 
 def time_validate(api: TiopsApi, root: Path) -> tuple[float, list[Any]]:
@@ -180,48 +196,75 @@ def severity_counts(findings: Sequence[Any]) -> Counter[str]:
     return Counter(str(getattr(finding, "severity", "unknown")) for finding in findings)
 
 
+def set_fork(mode: str) -> None:
+    """TIOPS_LOAD_FORK as ``mode`` says (FORK_SETTINGS)."""
+    setting = FORK_SETTINGS[mode]
+    if setting is None:
+        os.environ.pop("TIOPS_LOAD_FORK", None)
+    else:
+        os.environ["TIOPS_LOAD_FORK"] = setting
+
+
 def bench_size(
-    api: TiopsApi, n: int, *, seed: int, repeat: int, baseline_sample: int, bulk_share: float
-) -> SizeResult:
-    with tempfile.TemporaryDirectory(prefix="tiops-bench-") as temp:
-        root = Path(temp)
-        intel = generate_repo.write_repository(root, n, seed, bulk_share)
-        validate_runs: list[float] = []
-        compile_runs: list[tuple[Phases, float]] = []
-        raw_parse_runs: list[float] = []
-        findings: list[Any] = []
-        bundle = b""
-        for _ in range(repeat):
-            raw_parse_runs.append(time_raw_parse(root))
-            seconds, findings = time_validate(api, root)
-            validate_runs.append(seconds)
-            cpu = cpu_seconds()
-            phases, bundle = time_compile(api, root)
-            compile_runs.append((phases, cpu_seconds() - cpu))
-    counts = severity_counts(findings)
-    best_compile, best_compile_cpu = min(compile_runs, key=lambda run: run[0].total)
+    api: TiopsApi, n: int, *, seed: int, repeat: int, baseline_sample: int, bulk_share: float,
+    modes: Sequence[str] = ("auto",),
+) -> list[SizeResult]:
+    """One result per fork mode in ``modes``, the modes alternating within each repeat."""
+    validate_runs: dict[str, list[float]] = {mode: [] for mode in modes}
+    compile_runs: dict[str, list[tuple[Phases, float]]] = {mode: [] for mode in modes}
+    findings: dict[str, list[Any]] = {}
+    bundles: dict[str, bytes] = {}
+    raw_parse_runs: list[float] = []
+    before = os.environ.get("TIOPS_LOAD_FORK")
+    try:
+        with tempfile.TemporaryDirectory(prefix="tiops-bench-") as temp:
+            root = Path(temp)
+            intel = generate_repo.write_repository(root, n, seed, bulk_share)
+            for _ in range(repeat):
+                raw_parse_runs.append(time_raw_parse(root))
+                for mode in modes:
+                    set_fork(mode)
+                    seconds, findings[mode] = time_validate(api, root)
+                    validate_runs[mode].append(seconds)
+                    cpu = cpu_seconds()
+                    phases, bundles[mode] = time_compile(api, root)
+                    compile_runs[mode].append((phases, cpu_seconds() - cpu))
+    finally:
+        if before is None:
+            os.environ.pop("TIOPS_LOAD_FORK", None)
+        else:
+            os.environ["TIOPS_LOAD_FORK"] = before
+    if len(set(bundles.values())) > 1 or len({repr(found) for found in findings.values()}) > 1:
+        raise SystemExit(f"the bundles or findings of {', '.join(modes)} differ: loading with a helper changed the output")
     sample, baseline_seconds, invalid = time_baseline(
         intel.expanded_objects(), baseline_sample, seed
     )
-    return SizeResult(
-        objects=n,
-        validate_seconds=min(validate_runs),
-        compile_seconds=best_compile.total,
-        phases=best_compile,
-        compile_cpu_seconds=best_compile_cpu,
-        raw_parse_seconds=min(raw_parse_runs),
-        baseline_sample=sample,
-        baseline_seconds=baseline_seconds,
-        baseline_invalid=invalid,
-        error_findings=counts["error"],
-        warning_findings=counts["warning"],
-        bundle_bytes=len(bundle),
-    )
+    results = []
+    for mode in modes:
+        counts = severity_counts(findings[mode])
+        best_compile, best_compile_cpu = min(compile_runs[mode], key=lambda run: run[0].total)
+        results.append(SizeResult(
+            objects=n,
+            fork=mode,
+            validate_seconds=min(validate_runs[mode]),
+            compile_seconds=best_compile.total,
+            phases=best_compile,
+            compile_cpu_seconds=best_compile_cpu,
+            raw_parse_seconds=min(raw_parse_runs),
+            baseline_sample=sample,
+            baseline_seconds=baseline_seconds,
+            baseline_invalid=invalid,
+            error_findings=counts["error"],
+            warning_findings=counts["warning"],
+            bundle_bytes=len(bundles[mode]),
+        ))
+    return results
 
 
 def format_table(results: Sequence[SizeResult]) -> str:
     header = (
         "objects",
+        "helper",
         "validate s",
         "validate obj/s",
         "compile s",
@@ -232,6 +275,7 @@ def format_table(results: Sequence[SizeResult]) -> str:
     rows = [
         (
             f"{r.objects:,}",
+            r.fork,
             f"{r.validate_seconds:.2f}",
             f"{r.validate_objects_per_second:,.0f}",
             f"{r.compile_seconds:.2f}",
@@ -255,7 +299,7 @@ def format_notes(results: Sequence[SizeResult]) -> str:
     for r in results:
         p = r.phases
         lines.append(
-            f"{r.objects:,} objects: compile time split load {p.load / p.total:.0%}, "
+            f"{r.objects:,} objects, helper {r.fork}: compile time split load {p.load / p.total:.0%}, "
             f"validate {p.validate / p.total:.0%}, compile {p.compile / p.total:.0%}; "
             f"findings: {r.error_findings} errors, {r.warning_findings} warnings; "
             f"bundle {r.bundle_bytes / 1e6:.1f} MB"
@@ -272,14 +316,25 @@ def format_notes(results: Sequence[SizeResult]) -> str:
 def format_target(results: Sequence[SizeResult]) -> str:
     """Validate + compile against the 5 s goal for 100k objects, and against the raw YAML parse."""
     lines = []
+    by_size: dict[int, dict[str, SizeResult]] = {}
     for r in results:
         target = TARGET_SECONDS_PER_100K * r.objects / 100_000
         lines.append(
-            f"{r.objects:,} objects: validate + compile {r.compile_seconds:.2f} s "
-            f"({r.compile_cpu_seconds:.2f} s CPU), {r.compile_seconds / target:.2f}x the goal of {target:.1f} s; "
+            f"{r.objects:,} objects, helper {r.fork}: validate + compile {r.compile_seconds:.2f} s "
+            f"({r.compile_cpu_seconds:.2f} s CPU, the helper's included), "
+            f"{r.compile_seconds / target:.2f}x the goal of {target:.1f} s; "
             f"raw YAML parse of the same files {r.raw_parse_seconds:.2f} s, "
             f"validate + compile = {r.compile_seconds / r.raw_parse_seconds:.2f}x it"
         )
+        by_size.setdefault(r.objects, {})[r.fork] = r
+    for objects, modes in by_size.items():
+        if "off" in modes and "on" in modes:
+            off, on = modes["off"], modes["on"]
+            lines.append(
+                f"{objects:,} objects, helper on / off (same run): validate + compile wall "
+                f"{on.compile_seconds / off.compile_seconds:.2f}x, CPU {on.compile_cpu_seconds / off.compile_cpu_seconds:.2f}x; "
+                f"validate wall {on.validate_seconds / off.validate_seconds:.2f}x"
+            )
     return "\n".join(lines)
 
 
@@ -314,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bulk-share", type=float, default=0.5)
+    parser.add_argument(
+        "--fork", choices=FORK_CHOICES, default="both",
+        help="loading with a forked helper: off, on, as tiops decides (auto), or off and on alternating (both)",
+    )
     args = parser.parse_args(argv)
     if args.baseline_sample < 1:
         parser.error("--baseline-sample must be at least 1")
@@ -322,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for n in args.sizes:
         print(f"benchmarking {n:,} objects ...", file=sys.stderr, flush=True)
-        results.append(
+        results.extend(
             bench_size(
                 api,
                 n,
@@ -330,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 repeat=args.repeat,
                 baseline_sample=args.baseline_sample,
                 bulk_share=args.bulk_share,
+                modes=("off", "on") if args.fork == "both" else (args.fork,),
             )
         )
     print(format_table(results))
