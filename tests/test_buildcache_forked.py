@@ -15,6 +15,7 @@ from tiops import buildcache
 from tiops.buildcache import CACHE_DIR
 from tiops.forkwork import can_fork
 from tiops.pipeline import ValidationFailed, build
+from tiops.validate import validate_paths
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
 
@@ -112,3 +113,27 @@ def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, m
     shutil.rmtree(root / ".tiops")
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
     assert (_outcome(root), _cache_content(root)) == expected
+
+
+@pytest.mark.parametrize("make", [clean_repository, varied_repository])
+def test_a_forked_first_validate_gives_the_findings_and_cache_of_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any) -> None:
+    """`tiops validate` with no cache yet reads every file through the file indexes (load_repo_indexed)."""
+    root = tmp_path / "repo"
+    make(root, 700)
+    log = tmp_path / "parsed-by"
+    _note_parsing_processes(monkeypatch, log)
+    runs = {}
+    for fork in ("0", "1"):
+        shutil.rmtree(root / ".tiops", ignore_errors=True)
+        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
+        runs[fork] = ([repr(f) for f in validate_paths(root, [root], cache=True)], _cache_content(root))
+    assert len(set(log.read_text().split())) == 2  # this process and the helper parsed files
+    assert runs["1"] == runs["0"] and any(name.startswith("objects-") for name in runs["0"][1])
+    expected = [repr(f) for f in validate_paths(root, [root], cache=False)]
+    assert runs["0"][0] == expected
+    # The cache the forked run kept gives the same findings, for the repository and for one file.
+    assert [repr(f) for f in validate_paths(root, [root], cache=True)] == expected
+    one = next((root / "intel" / "plain").glob("file-*.yaml"))
+    assert ([repr(f) for f in validate_paths(root, [one], cache=True)]
+            == [repr(f) for f in validate_paths(root, [one], cache=False)])

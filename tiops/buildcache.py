@@ -652,9 +652,14 @@ class FileResult(NamedTuple):
 
 def _keyed_object_files(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None]]:
     """The object files of the repository (tiops.load), each with its :func:`entry_key` (None: not cacheable)."""
+    return _folder_files(_keyed_object_folders(intel, root, repo))
+
+
+def _folder_files(folders: list[tuple[str, str, Defaults, str | None, list[str]]]
+                  ) -> list[tuple[str, str, Defaults, str | None]]:
+    """The files of :func:`_keyed_object_folders`' folders, as :func:`_keyed_object_files` lists them."""
     return [(prefix + name, relative_prefix + name, defaults, None if known is None else f"{relative_prefix}{name}\0{known}")
-            for prefix, relative_prefix, defaults, known, names in _keyed_object_folders(intel, root, repo)
-            for name in names]
+            for prefix, relative_prefix, defaults, known, names in folders for name in names]
 
 
 def _keyed_object_folders(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None, list[str]]]:
@@ -1058,6 +1063,10 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
+        if fresh is None and not shards and not cache._index and fork_helper(total):
+            # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
+            _load_indexed_forked(loaded, parsing, reading, root_text, _folder_files(folders), progress)
+            folders = []
         done = 0
         for prefix, relative_prefix, defaults, folder_key, names in folders:
             for name in names:
@@ -1130,6 +1139,47 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
     loaded.files.append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
                                       loaded=(parsed.objects, [None] * len(parsed.objects))))
     loaded.parsed_files += 1
+
+
+def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFirst, root_text: str,
+                         files: list[tuple[str, str, Defaults, str | None]], progress: Progress) -> None:
+    """:func:`load_repo_indexed` of every file when the cache holds nothing, a forked helper making
+    entries alongside as in :func:`_load_files_forked`: each file is a file parsed in this run.
+
+    (With an empty cache no lookup can find an entry, and every entry key holds its file's path,
+    so none made in this run is found for another file either.)
+    """
+    parent = os.getpid()
+    cache, root = loaded.cache, loaded.repo.root
+
+    def work(index: int) -> _HelperEntry | None:
+        if os.getpid() == parent:
+            return None  # loaded by use(), the one-process way
+        path, relative, defaults, key = files[index]
+        return _helper_entry(config, reading, root, root_text, path, relative, defaults, key)
+
+    def use(index: int, made: _HelperEntry | None) -> None:
+        path, relative, defaults, key = files[index]
+        if made is not None and key is not None:
+            blob, record, stored_index, stored_objects = made
+            entry = FileEntry(stored_index, stored_objects)
+            try:
+                file_index = entry.read_index()
+                objects = FileEntry.objects(stored_objects, len(file_index.ids))[0]
+            except (ValueError, TypeError, EOFError, IndexError):
+                pass  # loaded here below
+            else:
+                cache.store(blob, key, entry)
+                cache.remember(relative, _StatRecord(*record), blob)  # type: ignore[arg-type]  # the fields remember reads
+                loaded.files.append(_IndexedEntry(relative, file_index._replace(reference_targets=None),
+                                                  f"{blob}\0{key}", loaded=(objects, [None] * len(objects))))
+                loaded.parsed_files += 1
+                return
+        _load_indexed_file(loaded, cache, config, reading, root, root_text, path, relative, defaults, key, None)
+
+    total = len(files)
+    run_in_order(total, work, use, chunk=64,
+                 on_chunk=lambda done: progress("load", done, total) if done % 1024 == 0 or done == total else None)
 
 
 class CachedFiles:
