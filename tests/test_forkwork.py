@@ -176,11 +176,32 @@ def test_the_helper_dies_with_the_process_that_forked_it(tmp_path: Path) -> None
     assert not orphaned
 
 
-def test_a_helper_is_forked_only_while_a_cpu_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_helper_is_forked_only_while_a_cpu_is_idle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(forkwork, "_LOADAVG", str(loadavg))
     monkeypatch.setattr(forkwork.os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (0.6, 0.0, 0.0))
+    # The one-minute average says busy, but only this process is runnable now: the load
+    # was a command that just ended (a tiops command run right after another).
+    monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (1.9, 0.0, 0.0))
+    loadavg.write_text("1.90 1.20 0.80 1/345 12345\n")
     assert second_cpu_idle()
-    monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
-    assert not second_cpu_idle()  # other work takes more than one of the two CPUs
+    loadavg.write_text("0.10 0.20 0.30 2/345 12345\n")
+    assert not second_cpu_idle()  # another task runs on the other CPU now
     monkeypatch.setattr(forkwork.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert second_cpu_idle()
+    loadavg.write_text("0.10 0.20 0.30 4/345 12345\n")
+    assert not second_cpu_idle()
+
+
+def test_without_a_count_of_runnable_tasks_the_load_average_decides(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    for text in (None, "not the kernel's format\n"):
+        loadavg = tmp_path / "loadavg"
+        if text is not None:
+            loadavg.write_text(text)
+        monkeypatch.setattr(forkwork, "_LOADAVG", str(loadavg))
+        monkeypatch.setattr(forkwork.os, "sched_getaffinity", lambda pid: {0, 1})
+        monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (0.6, 0.0, 0.0))
+        assert second_cpu_idle()
+        monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
+        assert not second_cpu_idle()  # other work takes more than one of the two CPUs

@@ -39,6 +39,8 @@ _OURS, _THEIRS = 0, 8
 _FRAME = struct.Struct("=qq")
 # Entries of a chunk whose result the child could not marshal: done again here.
 _REDO = b"\x00redo"
+# proc(5): the load averages and the tasks runnable now (second_cpu_idle).
+_LOADAVG = "/proc/loadavg"
 # prctl(2): have the kernel send the child a signal when this process dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -60,18 +62,34 @@ def can_fork() -> bool:
 
 
 def second_cpu_idle() -> bool:
-    """Whether the CPUs this process may run on had at least one CPU's worth of idle time
-    over the last minute (the one-minute load average).
+    """Whether a CPU this process may run on is idle now, besides the one it runs on.
 
     A helper only pays on a CPU nobody else wants: on a busy machine the two processes
     share what one would get, and the helper's extra work (marshal data, a second set of
-    caches) makes loading slower and costlier (docs/performance.md).
+    caches) makes loading slower and costlier (docs/performance.md). On Linux the count is
+    of the tasks runnable at this instant; the one-minute load average (elsewhere) also
+    counts whatever ran in the last minute, so a command run right after another tiops
+    command would see that command's own load and not fork.
     """
+    runnable = _runnable_now()
+    if runnable is not None:
+        return _cpus() - runnable >= 1  # this process is one of the runnable tasks
     try:
         busy = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
     return _cpus() - busy >= 1.0
+
+
+def _runnable_now() -> int | None:
+    """The tasks runnable at this instant, this process included: the first number of the
+    fourth field of /proc/loadavg (proc(5): "0.61 0.87 1.03 2/345 12345"); None where
+    there is no such file."""
+    try:
+        with open(_LOADAVG, "rb") as loadavg:
+            return int(loadavg.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None], *,
