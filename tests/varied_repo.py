@@ -31,14 +31,20 @@ def partner_folder(root: Path) -> Path:
     return partner
 
 
-def clean_repository(root: Path, files: int) -> None:
-    """Valid object files of every kind: defaults, bulk files, inline relationships, partner intel, a link."""
+def _folders(root: Path) -> tuple[Path, Path]:
+    """The partner folder, and a folder with _defaults.yaml and one without (returned)."""
     partner_folder(root)
     feed = root / "intel" / "feed"
     feed.mkdir(parents=True)
     (feed / "_defaults.yaml").write_text("source: Feed\ndefaults:\n  confidence: 50\n  labels: [bulk]\n")
     plain = root / "intel" / "plain"
     plain.mkdir()
+    return feed, plain
+
+
+def clean_repository(root: Path, files: int) -> None:
+    """Valid object files of every kind: defaults, bulk files, inline relationships, partner intel, a link."""
+    feed, plain = _folders(root)
     for n in range(100, 100 + files):
         folder = feed if n % 2 else plain
         if n % 5 == 0:  # a bulk file of two objects
@@ -59,12 +65,7 @@ def clean_repository(root: Path, files: int) -> None:
 
 def varied_repository(root: Path, files: int) -> None:
     """Object files of every kind loading handles, problems included, spread over the list."""
-    partner_folder(root)
-    feed = root / "intel" / "feed"
-    feed.mkdir(parents=True)
-    (feed / "_defaults.yaml").write_text("source: Feed\ndefaults:\n  confidence: 50\n  labels: [bulk]\n")
-    plain = root / "intel" / "plain"
-    plain.mkdir()
+    feed, plain = _folders(root)
     kinds = [
         lambda n: _INDICATOR.format(n=n, m=n % 250).encode(),
         lambda n: ("- " + _INDICATOR.format(n=n, m=1).replace("\n", "\n  ").rstrip() + "\n- "

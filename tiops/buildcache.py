@@ -755,6 +755,20 @@ class _HashedFirst:
         return self._files.blob_id(path)
 
 
+def _take_unpacked(loaded: CachedLoad, unpacked: Unpacked, blob: str, key: str,
+                   references: Sequence[list[ListedReference] | None]) -> None:
+    """Add a file's unpacked entry to ``loaded``, as its parse would have (``references``: its objects' lists)."""
+    loaded.repo.objects.extend(unpacked.objects)
+    loaded.repo.findings.extend(unpacked.load_findings)
+    loaded.object_findings.extend(unpacked.object_findings)
+    loaded.references.extend(references)
+    loaded.malformed_ids.update(unpacked.malformed_ids)
+    if loaded.files is not None:
+        loaded.files[(blob, key)] = FileResult(*unpacked)
+    if loaded.entry_objects is not None:
+        loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
+
+
 def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
                defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None) -> None:
     cache, repo = loaded.cache, loaded.repo
@@ -765,15 +779,7 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
         except (ValueError, TypeError, EOFError, IndexError):
             pass  # not an entry after all: load the file afresh below
         else:
-            repo.objects.extend(unpacked.objects)
-            repo.findings.extend(unpacked.load_findings)
-            loaded.object_findings.extend(unpacked.object_findings)
-            loaded.references.extend(unpacked.references)
-            loaded.malformed_ids.update(unpacked.malformed_ids)
-            if loaded.files is not None:
-                loaded.files[(blob, key)] = FileResult(*unpacked)
-            if loaded.entry_objects is not None:
-                loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
+            _take_unpacked(loaded, unpacked, blob, key, unpacked.references)
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
             return
@@ -837,16 +843,8 @@ def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst
         except (ValueError, TypeError, EOFError, IndexError):
             _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None)
             return
-        repo.objects.extend(unpacked.objects)
-        repo.findings.extend(unpacked.load_findings)
-        loaded.object_findings.extend(unpacked.object_findings)
         # As for a file parsed here: the reference check walks these objects itself.
-        loaded.references.extend([None] * len(unpacked.objects))
-        loaded.malformed_ids.update(unpacked.malformed_ids)
-        if loaded.files is not None:
-            loaded.files[(blob, key)] = FileResult(*unpacked)
-        if loaded.entry_objects is not None:
-            loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
+        _take_unpacked(loaded, unpacked, blob, key, [None] * len(unpacked.objects))
         cache.store(blob, key, entry)
         cache.remember(relative, _StatRecord(*record), blob)  # type: ignore[arg-type]  # the fields remember reads
         loaded.parsed_files += 1
