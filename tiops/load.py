@@ -411,10 +411,18 @@ def _read_text(path: str, relative: str, repo: Repo) -> str | None:
 
 def _decode(content: bytes, relative: str, repo: Repo) -> str | None:
     try:
+        return _decoded(content)
+    except YamlProblem as problem:
+        repo.findings.append(make_finding(problem.code, problem.message, Location(relative, problem.line, problem.column)))
+        return None
+
+
+def _decoded(content: bytes) -> str:
+    """A file's text, line endings normalised as text mode would; TI106 (a YamlProblem) when it is not UTF-8."""
+    try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as error:
-        repo.findings.append(make_finding("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", Location(relative, 1, 1)))
-        return None
+        raise YamlProblem("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", 1, 1) from None
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
@@ -491,13 +499,7 @@ def _parsed_document(path: str, source: FileSource) -> Any:
         content = source.read(path)
     except InputProblem as problem:
         raise YamlProblem(problem.code, problem.message, 1, 1) from None
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise YamlProblem("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", 1, 1) from None
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return parse_yaml(text, shared=True)
+    return parse_yaml(_decoded(content), shared=True)
 
 
 def _add_document(data: Any, relative: str, defaults: Defaults, repo: Repo, *, shared: bool = False) -> None:
