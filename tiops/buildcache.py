@@ -279,6 +279,14 @@ def _load_finding(values: Any) -> Finding:
     return Finding(code, Severity(severity), message, Location(file, int(line), int(column), path), hint, stix_id)
 
 
+# What the stat index keeps of a file's lstat to tell it unchanged: size, mtime, ctime, inode.
+StatRecord = tuple[int, int, int, int]
+
+
+def _stat_record(info: os.stat_result) -> StatRecord:
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
 class BuildCache:
     """The entries of one repository's cache directory, loaded whole, saved by changed file."""
 
@@ -473,7 +481,11 @@ class BuildCache:
         return record[4]
 
     def remember(self, relative: str, info: os.stat_result, blob: str) -> None:
-        self._new_index[relative] = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob)
+        self.remember_record(relative, _stat_record(info), blob)
+
+    def remember_record(self, relative: str, record: StatRecord, blob: str) -> None:
+        """:meth:`remember` from the :func:`_stat_record` of the file (the forked helper sends that)."""
+        self._new_index[relative] = (*record, blob)
 
     def settle(self) -> None:
         """Drop the entries no file used in this run, and let go of the files that need no rewrite.
@@ -798,17 +810,8 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
         loaded.entry_objects[f"{blob}\0{key}"] = parsed.objects
 
 
-class _StatRecord(NamedTuple):
-    """What :meth:`BuildCache.remember` keeps of a file's stat, as the forked helper sends it."""
-
-    st_size: int
-    st_mtime_ns: int
-    st_ctime_ns: int
-    st_ino: int
-
-
 # What the helper makes of one file of a first build: blob id, stat record, the entry's two parts.
-_HelperEntry = tuple[str, tuple[int, int, int, int], bytes, bytes]
+_HelperEntry = tuple[str, StatRecord, bytes, bytes]
 
 
 def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str,
@@ -822,14 +825,8 @@ def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst
     readable) is loaded here. The objects, findings and entries are the same either way:
     an entry holds what :func:`_parse_file` makes of the bytes its blob id was taken from.
     """
-    parent = os.getpid()
     cache, repo = loaded.cache, loaded.repo
-
-    def work(index: int) -> _HelperEntry | None:
-        if os.getpid() == parent:
-            return None  # loaded by use(), the one-process way
-        path, relative, defaults, key = files[index]
-        return _helper_entry(config, reading, repo.root, root_text, path, relative, defaults, key)
+    work = _helper_work(config, reading, repo.root, root_text, files)
 
     def use(index: int, made: _HelperEntry | None) -> None:
         path, relative, defaults, key = files[index]
@@ -846,12 +843,27 @@ def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst
         # As for a file parsed here: the reference check walks these objects itself.
         _take_unpacked(loaded, unpacked, blob, key, [None] * len(unpacked.objects))
         cache.store(blob, key, entry)
-        cache.remember(relative, _StatRecord(*record), blob)  # type: ignore[arg-type]  # the fields remember reads
+        cache.remember_record(relative, record, blob)
         loaded.parsed_files += 1
 
     total = len(files)
     run_in_order(total, work, use, chunk=64,
                  on_chunk=lambda done: progress("load", done, total) if done % 1024 == 0 or done == total else None)
+
+
+def _helper_work(config: Config, reading: _HashedFirst, root: Path, root_text: str,
+                 files: list[tuple[str, str, Defaults, str | None]]) -> Callable[[int], _HelperEntry | None]:
+    """The forked helper's work on ``files[index]`` (:func:`_helper_entry`); None in this process,
+    where the use of each result loads the file the one-process way instead."""
+    parent = os.getpid()
+
+    def work(index: int) -> _HelperEntry | None:
+        if os.getpid() == parent:
+            return None
+        path, relative, defaults, key = files[index]
+        return _helper_entry(config, reading, root, root_text, path, relative, defaults, key)
+
+    return work
 
 
 def _helper_entry(config: Config, reading: _HashedFirst, root: Path, root_text: str, path: str, relative: str,
@@ -872,7 +884,7 @@ def _helper_entry(config: Config, reading: _HashedFirst, root: Path, root_text: 
     if result.load_findings and any(f.code in _UNREADABLE_CODES for f in result.load_findings):
         return None
     entry = FileEntry.of(result.objects, result.references, index)  # ValueError: the parent loads it
-    return blob, (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), entry.stored_index, entry.stored_objects
+    return blob, _stat_record(info), entry.stored_index, entry.stored_objects
 
 
 def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,
@@ -1147,14 +1159,8 @@ def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFi
     (With an empty cache no lookup can find an entry, and every entry key holds its file's path,
     so none made in this run is found for another file either.)
     """
-    parent = os.getpid()
     cache, root = loaded.cache, loaded.repo.root
-
-    def work(index: int) -> _HelperEntry | None:
-        if os.getpid() == parent:
-            return None  # loaded by use(), the one-process way
-        path, relative, defaults, key = files[index]
-        return _helper_entry(config, reading, root, root_text, path, relative, defaults, key)
+    work = _helper_work(config, reading, root, root_text, files)
 
     def use(index: int, made: _HelperEntry | None) -> None:
         path, relative, defaults, key = files[index]
@@ -1168,7 +1174,7 @@ def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFi
                 pass  # loaded here below
             else:
                 cache.store(blob, key, entry)
-                cache.remember(relative, _StatRecord(*record), blob)  # type: ignore[arg-type]  # the fields remember reads
+                cache.remember_record(relative, record, blob)
                 loaded.files.append(_IndexedEntry(relative, file_index._replace(reference_targets=None),
                                                   f"{blob}\0{key}", loaded=(objects, [None] * len(objects))))
                 loaded.parsed_files += 1
