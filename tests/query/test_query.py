@@ -234,3 +234,12 @@ def test_a_bundle_needs_no_repository_and_leaves_nothing_behind(tmp_path: Path) 
     assert sorted(p.name for p in outside.iterdir()) == ["partner.json"]
     result = query(outside, "observable = 1.2.3.4")  # no bundle: a repository is needed
     assert result.exit_code == 2 and "not inside a tiops repository" in result.stderr
+
+
+def test_group_by_says_how_many_matching_objects_it_did_not_count(repo: Path) -> None:
+    # Three indicators, two tagged c2 and one untagged: the table says the third was left out.
+    table = query(repo, "--type", "indicator", "--group-by", "tags").stdout
+    assert table.splitlines()[-1] == "1 matching object(s) without tags, not counted"
+    assert "not counted" not in query(repo, "--type", "indicator", "--group-by", "type").stdout
+    # Machine formats stay the bare counts.
+    assert "not counted" not in query(repo, "--type", "indicator", "--group-by", "tags", "--format", "csv").stdout

@@ -12,7 +12,7 @@ import orjson
 
 from tiops.commands.common import handle_errors, repo_root
 from tiops.errors import UsageError
-from tiops.query import Query, Row, group_counts, parse_query, query_fields, select
+from tiops.query import Query, Row, group_counts, parse_query, query_fields, rows_without, select
 from tiops.query.sources import file_view, repository_view, target_view
 from tiops.rules.conditions import MISSING, field_getter
 from tiops.where import parse_where
@@ -83,8 +83,12 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
         parse_query(None, sort=group_by, seen=seen)  # checks the field name
     rows = view.rows(query_fields(query, group_by), only=view.candidates(query.condition))
     if group_by is not None:
-        counts = group_counts(select(rows, Query(query.condition)), group_by, limit)
+        matched = select(rows, Query(query.condition))
+        counts = group_counts(matched, group_by, limit)
         click.echo(_render_counts(counts, output_format), nl=False)
+        uncounted = rows_without(matched, group_by) if output_format == "table" else 0
+        if uncounted:  # an empty or short table would otherwise read as "nothing matched"
+            click.echo(f"{uncounted} matching object(s) without {group_by}, not counted")
         return
     click.echo(_render_rows(select(rows, query), output_format, query.sort), nl=False)
 

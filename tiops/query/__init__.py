@@ -136,6 +136,12 @@ def group_counts(rows: Sequence[Row], field: str, limit: int | None = None) -> l
     return ordered if limit is None else ordered[:limit]
 
 
+def rows_without(rows: Sequence[Row], field: str) -> int:
+    """How many rows :func:`group_counts` leaves out: those without ``field`` (or with null)."""
+    getter = field_getter(field)
+    return sum(1 for row in rows if (value := getter(row)) is MISSING or value is None)
+
+
 def value_counts(rows: Sequence[Row], field: str) -> Counter[Any]:
     """What :func:`group_counts` counts, unsorted: for a caller that groups the values
     further (a timeline by month), sorting 100k distinct timestamps first costs more than the count."""
