@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,44 @@ def test_a_chunk_is_taken_from_one_process_only() -> None:
     sides = [result[1] for _index, result in used]
     assert all(result[0] == index for index, result in used)
     assert sides[0] == "here" and sides == sorted(sides, key=lambda side: side == "helper")
+
+
+def test_the_helpers_results_wait_on_disk_not_in_memory() -> None:
+    """Every chunk the helper does is used after all of this process's own, so held in
+    memory they would all be there at once: they are read back one chunk at a time."""
+    parent = os.getpid()
+    size = 200_000
+
+    def work(index: int) -> str:
+        if os.getpid() == parent:
+            time.sleep(0.02)  # slow here, so that the helper does most chunks
+        return str(index % 10) * size
+
+    lengths: list[int] = []
+    tracemalloc.start()
+    try:
+        run_in_order(160, work, lambda index, result: lengths.append(len(result)), chunk=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lengths == [size] * 160
+    # The helper's share held at once would be well over 100 similar results (20 MB);
+    # a chunk read back is four of them, plus the pipe's read buffer.
+    assert peak < 40 * size
+
+
+def test_no_results_file_is_left_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    used, _ = _collect(200, lambda index: [index] * 50)
+    assert used == [(index, [index] * 50) for index in range(200)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_a_place_for_results_the_work_is_done_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    used, progress = _collect(100, lambda index: (index, os.getpid()))
+    assert used == [(index, (index, os.getpid())) for index in range(100)]
+    assert progress[-1] == 100
 
 
 _ORPHAN_SCRIPT = """

@@ -4,9 +4,12 @@ Loading a repository is mostly parsing files, one after the other, each independ
 the others (docs/performance.md, "Cold load on two cores"). :func:`run_in_order` lets a
 forked child take work from the end of the list while this process takes it from the
 front; they meet where their claims cross, so neither waits for a share fixed in
-advance. The child's results come back through a pipe as ``marshal`` data, which is
-several times cheaper to read than to parse the YAML again and keeps interned strings
-interned (the shared strings of tiops.memory stay shared).
+advance. The child's results come back as ``marshal`` data, which is several times
+cheaper to read than to parse the YAML again and keeps interned strings interned (the
+shared strings of tiops.memory stay shared). The child writes them to an unnamed
+temporary file and only says through a pipe where each chunk lies: every chunk it does
+is used after all of this process's own, so in memory they would all be held at once
+(about 8 % more peak memory for a first build of a million objects, docs/performance.md).
 
 The caller sees exactly what a plain loop would give: ``use(i, work(i))`` for every
 index, in increasing order, each index's result worked out once and taken from one
@@ -23,6 +26,7 @@ import mmap
 import os
 import signal
 import struct
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -32,11 +36,13 @@ __all__ = ["can_fork", "run_in_order", "second_cpu_idle"]
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
 # second on. The child claims a chunk only after it has written every chunk above it
-# whole to the pipe, so whatever lies above its counter is there to be read.
+# whole to the results file and said so through the pipe, so whatever lies above its
+# counter is there to be read.
 _COUNTER = struct.Struct("=q")
 _OURS, _THEIRS = 0, 8
-# One frame of the child's output: chunk index, then the length of its marshal data.
-_FRAME = struct.Struct("=qq")
+# What the child says through the pipe for each chunk it has written whole to the
+# results file: the chunk's index, then the offset and length of its marshal data there.
+_FRAME = struct.Struct("=qqq")
 # Entries of a chunk whose result the child could not marshal: done again here.
 _REDO = b"\x00redo"
 # proc(5): the load averages and the tasks runnable now (second_cpu_idle).
@@ -102,6 +108,19 @@ def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any
     ``on_chunk(done)`` is called after each chunk of ``chunk`` indexes is used.
     """
     chunks = (count + chunk - 1) // chunk
+    with contextlib.ExitStack() as stack:
+        try:
+            # Unnamed where the system allows it (O_TMPFILE): nothing is left behind, however this ends.
+            results = stack.enter_context(tempfile.TemporaryFile(prefix="tiops-work-"))
+        except OSError:  # nowhere to put the child's results: all the work is done here
+            for number in range(chunks):
+                _run_chunk(number, chunk, count, work, use, on_chunk)
+            return
+        _run_split(chunks, chunk, count, work, use, on_chunk, results.fileno())
+
+
+def _run_split(chunks: int, chunk: int, count: int, work: Callable[[int], Any], use: Callable[[int, Any], None],
+               on_chunk: Callable[[int], None] | None, results: int) -> None:
     counters = mmap.mmap(-1, 16)
     _COUNTER.pack_into(counters, _OURS, 0)
     _COUNTER.pack_into(counters, _THEIRS, chunks)
@@ -112,10 +131,10 @@ def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _child(parent, chunks, chunk, count, work, counters, write_end)
+        _child(parent, chunks, chunk, count, work, counters, write_end, results)
     os.close(write_end)
     os.set_blocking(read_end, False)
-    frames = _Frames()
+    frames = _Frames(results)
     claimed = 0  # this process's next chunk
     finished = False
     try:
@@ -135,7 +154,8 @@ def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any
             claimed += 1
             _drain(read_end, frames)
         # What the child has still to send is nothing this process needs: every chunk from
-        # here on is whole in the pipe already (see _COUNTER). Stopped, then read to the end.
+        # here on is whole in the results file already (see _COUNTER). Stopped, then the
+        # pipe read to the end for where each of those chunks lies.
         _stop(pid)
         os.set_blocking(read_end, True)
         while data := os.read(read_end, 1 << 20):
@@ -178,43 +198,57 @@ def _stop(pid: int) -> None:
 
 
 class _Frames:
-    """The child's output, cut into chunks as it arrives: each chunk's marshal data held
-    once (a million objects' worth is some hundreds of megabytes), read when it is used."""
+    """Where the child's chunks lie in the results file, as the pipe tells it; each chunk's
+    marshal data is read from the file once, when it is used, so that no more than one
+    chunk of it is in memory (a million objects' worth is some hundreds of megabytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, results: int) -> None:
+        self._results = results
         self._buffer = bytearray()
-        self._payloads: dict[int, bytes] = {}
+        self._places: dict[int, tuple[int, int]] = {}
 
     def feed(self, data: bytes) -> None:
         buffer = self._buffer
         buffer += data
-        offset = 0
-        while len(buffer) - offset >= _FRAME.size:
-            number, length = _FRAME.unpack_from(buffer, offset)
-            start = offset + _FRAME.size
-            if len(buffer) - start < length:
-                break  # the rest of this frame has not arrived yet
-            self._payloads[number] = bytes(buffer[start:start + length])
-            offset = start + length
-        del buffer[:offset]
+        whole = len(buffer) - len(buffer) % _FRAME.size  # a record may arrive in two reads
+        for number, offset, length in _FRAME.iter_unpack(bytes(buffer[:whole])):
+            self._places[number] = (offset, length)
+        del buffer[:whole]
 
     def has(self, number: int) -> bool:
-        return number in self._payloads
+        return number in self._places
 
     def entries(self, number: int) -> list[bytes] | None:
-        """The entries of chunk ``number``, once; None when the child did not send it whole."""
-        payload = self._payloads.pop(number, None)
-        if payload is None:
+        """The entries of chunk ``number``, once; None when the child did not write it whole."""
+        place = self._places.pop(number, None)
+        if place is None:
             return None
+        offset, length = place
         try:
+            payload = _read_at(self._results, offset, length)
             entries = marshal.loads(payload)
-        except (ValueError, EOFError, TypeError):
+        except (OSError, ValueError, EOFError, TypeError):
             return None
         return entries if isinstance(entries, list) else None
 
 
+def _read_at(descriptor: int, offset: int, length: int) -> bytes:
+    data = os.pread(descriptor, length, offset)
+    if len(data) == length:
+        return data
+    parts = [data]
+    done = len(data)
+    while done < length:
+        part = os.pread(descriptor, length - done, offset + done)
+        if not part:
+            raise EOFError("the results file ends early")
+        parts.append(part)
+        done += len(part)
+    return b"".join(parts)
+
+
 def _set_pipe_size(descriptor: int) -> None:
-    """A larger pipe buffer (Linux), so the child runs ahead between two drains."""
+    """A larger pipe buffer (Linux), so the child never waits for a drain to say where a chunk lies."""
     import fcntl
 
     fcntl.fcntl(descriptor, fcntl.F_SETPIPE_SZ, 1 << 20)
@@ -246,13 +280,14 @@ def _die_with(parent: int) -> None:
 
 
 def _child(parent: int, chunks: int, chunk: int, count: int, work: Callable[[int], Any], counters: mmap.mmap,
-           descriptor: int) -> None:
+           descriptor: int, results: int) -> None:
     status = 1
     try:
         # Ctrl-C goes to the parent, which stops the child; the child ends with it, never alone.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _die_with(parent)
         number = chunks - 1
+        written = 0  # the length of the results file: the child is its only writer
         while number >= 0:
             if number < _COUNTER.unpack_from(counters, _OURS)[0]:
                 break  # the parent claimed it
@@ -264,7 +299,10 @@ def _child(parent: int, chunks: int, chunk: int, count: int, work: Callable[[int
                 except ValueError:  # not marshallable: done again by the parent
                     entries.append(_REDO)
             payload = marshal.dumps(entries)
-            _write_all(descriptor, _FRAME.pack(number, len(payload)) + payload)
+            # The data first, then where it lies: the parent reads only what is whole.
+            _write_all_at(results, payload, written)
+            _write_all(descriptor, _FRAME.pack(number, written, len(payload)))
+            written += len(payload)
             number -= 1
         status = 0
     except BaseException:  # whatever the child could not do, the parent does
@@ -278,3 +316,11 @@ def _write_all(descriptor: int, data: bytes) -> None:
     while view:
         written = os.write(descriptor, view)
         view = view[written:]
+
+
+def _write_all_at(descriptor: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view = view[written:]
+        offset += written
