@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,103 @@ def test_version_imports_no_pipeline_module() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+_QUICK_EXIT_PROBE = """
+import sys
+from tiops import cli, memory
+
+class Marker:
+    def __del__(self):
+        with open(sys.argv[1], "w") as out:
+            out.write("freed")
+
+if sys.argv[2] == "held":
+    memory.allow_ending_without_freeing()  # as tiops.cli.run does
+    memory.end_without_freeing()  # as tiops compile does
+elif sys.argv[2] == "in-process":  # a command run by a caller that goes on: nothing is held
+    memory.end_without_freeing()
+memory.hold_until_exit(Marker())
+if sys.argv[3] == "message":
+    cli.main = lambda: sys.exit("stopped: a message for the user")
+elif sys.argv[3] == "print":  # output left in the buffer, as print leaves it on a pipe
+    cli.main = lambda: (print("a line not flushed yet"), sys.exit(0))
+sys.argv = ["tiops", "--version"]
+cli.run()
+"""
+
+
+def _probe(tmp_path: Path, held: str, main: str = "tiops", stdout: int = subprocess.PIPE) -> tuple[subprocess.Popen[str], Path]:
+    marker = tmp_path / f"freed-{held}-{main}"
+    # Buffered output, as on a user's machine, whatever this environment says.
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen([sys.executable, "-c", _QUICK_EXIT_PROBE, str(marker), held, main],
+                               stdout=stdout, stderr=subprocess.PIPE, text=True, env=environment)
+    return process, marker
+
+
+def test_what_a_command_held_is_not_freed_and_its_output_is_not_lost(tmp_path: Path) -> None:
+    process, marker = _probe(tmp_path, "held")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0 and "version" in out, err
+    assert not marker.exists()  # the process ended without freeing what was held
+    process, marker = _probe(tmp_path, "held", main="print")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert out == "a line not flushed yet\n"  # flushed before the end
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("held", ["not-held", "in-process"])
+def test_nothing_is_held_unless_the_command_and_the_program_say_so(tmp_path: Path, held: str) -> None:
+    process, marker = _probe(tmp_path, held)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0 and "version" in out, err
+    assert marker.read_text() == "freed"
+
+
+def test_a_command_run_in_process_holds_nothing(example_repo: Path, tmp_path: Path) -> None:
+    from tiops import memory
+
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--no-cache", "-o", str(tmp_path / "b.json")])
+    assert result.exit_code == 0, result.output
+    assert not memory.holds_anything()
+
+
+def test_the_exit_status_is_the_one_sys_exit_gives(tmp_path: Path) -> None:
+    process, _marker = _probe(tmp_path, "held", main="message")
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "stopped: a message for the user" in err
+
+
+def test_output_that_cannot_be_flushed_ends_with_status_120(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: writing the buffered version line fails at the end
+    try:
+        process, marker = _probe(tmp_path, "held", main="print", stdout=write_end)
+    finally:
+        os.close(write_end)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 120, err
+    assert not marker.exists()
+
+
+def test_compile_and_validate_print_everything_before_ending(make_repo) -> None:  # type: ignore[no-untyped-def]
+    files = {f"intel/bad-{number:04d}.yaml": "type: identity\nspec_version: '2.1'\nname: x\nname: y\n"
+             for number in range(400)}
+    root = make_repo(files)
+    result = run("-C", str(root), "validate")
+    assert result.returncode == 1
+    # Far more than a pipe's buffer: every finding reached the reader.
+    assert sum(1 for line in result.stdout.splitlines() if "TI101" in line) == 400
+    assert result.stdout.rstrip().endswith("in 400 files"), result.stdout[-200:]
+
+
+def test_compile_ends_with_its_line_and_its_files(example_repo: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "out" / "bundle.json"
+    result = run("-C", str(example_repo), "compile", "--no-cache", "-o", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote ") and "objects" in result.stdout
+    assert json.loads(bundle.read_text())["type"] == "bundle"
+    assert json.loads((bundle.parent / "build.json").read_text())["bundle_sha256"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tiops.cli import main
+from tiops.cli import run
 
-main()
+run()

@@ -6,6 +6,8 @@ Nothing here decides anything about intel; that is the library's job.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -65,3 +67,46 @@ def main(ctx: click.Context, directory: Path) -> None:
     deterministic bundle and syncs it to stores.
     """
     ctx.obj = {"start": directory.resolve()}
+
+
+def run() -> None:
+    """The ``tiops`` program: :func:`main`, then, after a command that held what it built
+    (tiops.memory.hold_until_exit; compile and validate, which end right after their
+    pipeline), the end of the process without freeing it.
+
+    The output is flushed first; the exit status is the one ``sys.exit`` would give.
+    Nothing tiops runs at exit is skipped: it registers no exit handlers.
+    """
+    from tiops import memory
+
+    memory.allow_ending_without_freeing()
+    try:
+        main()
+        status: str | int | None = 0
+    except SystemExit as done:
+        status = done.code
+    if not memory.holds_anything():
+        sys.exit(status)
+    os._exit(_flushed(_exit_code(status)))
+
+
+def _exit_code(status: str | int | None) -> int:
+    """What ``sys.exit(status)`` ends a process with: None is 0, another object than an
+    integer is printed to standard error and is 1."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status
+    print(status, file=sys.stderr)
+    return 1
+
+
+def _flushed(code: int) -> int:
+    """``code`` once standard output and error are flushed; 120 instead of 0 when they
+    cannot be, as the interpreter ends a process whose output it cannot flush."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return code or 120
+    return code

@@ -54,6 +54,48 @@ def promote_to_oldest_generation() -> None:
 
 
 
+# What a command built, held to the end of the process when the command line ends it
+# without freeing anything (tiops.cli.run). Freeing a compile's objects one by one, as
+# the function that made them returns, took 0.1-0.2 s at 100k objects and more than a
+# second at a million (docs/performance.md, "Ending without freeing"); the process's end
+# gives all of its memory back at once. None: nothing is held (a library caller, a test,
+# a command that goes on working).
+_held: list[object] | None = None
+# Whether the program ends the process with os._exit after a command (tiops.cli.run does;
+# a caller running a command in its own process, as click's test runner does, does not).
+_may_end_without_freeing = False
+
+
+def allow_ending_without_freeing() -> None:
+    """Say that this process ends with ``os._exit`` after its command, once it has held
+    anything (:func:`hold_until_exit`): for tiops.cli.run alone."""
+    global _may_end_without_freeing
+    _may_end_without_freeing = True
+
+
+def end_without_freeing() -> None:
+    """For a command that ends right after its pipeline: from now on :func:`hold_until_exit`
+    holds what it is given, when the program allows it (:func:`allow_ending_without_freeing`)."""
+    global _held
+    if _may_end_without_freeing and _held is None:
+        _held = []
+
+
+def hold_until_exit(*values: object) -> None:
+    """Keep ``values`` until the process ends, when it will end without freeing them
+    (:func:`end_without_freeing`); otherwise do nothing: they are freed as usual.
+
+    Only for what a command has finished with at its very end: held any earlier, their
+    memory could not be reused by the work after it.
+    """
+    if _held is not None:
+        _held.extend(values)
+
+
+def holds_anything() -> bool:
+    """Whether :func:`hold_until_exit` has held anything in this process."""
+    return bool(_held)
+
 # Properties whose string values recur across objects: vocabularies, versions and
 # references (STIX 2.1 sections 3.1, 10). Together with every property name they were
 # 150 MB of the 270 MB a 100k-object repository held as separate copies of the same

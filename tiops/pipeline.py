@@ -20,7 +20,7 @@ from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import Repo, load_repo
-from tiops.memory import paused_gc
+from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, build_metadata, resolve_as_of
 from tiops.rules.trace import all_traces
@@ -146,6 +146,7 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
                 "objects": len(objects)}
     traces = all_traces(repo, outcome) if trace else None
+    hold_until_exit(repo, objects, outcome)
     return BuildResult(bundle, len(objects), findings, metadata, traces, output)
 
 
@@ -193,6 +194,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
             metadata = {**build_metadata(root, RulesOutcome(objects=[]), rule_set, moment),
                         "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
+            hold_until_exit(loaded, spliced)
             return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
     marks: dict[str, bundlereuse.EntryMark] = {}
     try:
@@ -224,6 +226,7 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     marks = ({entry: bundlereuse.mark_of(objects) for entry, objects in (loaded.entry_objects or {}).items()}
              if reusable else None)
     loaded.entry_objects = None
+    hold_until_exit(loaded)
     return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks)
 
 
@@ -270,6 +273,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
                 "objects": len(objects)}
+    hold_until_exit(repo, objects, outcome, cache)
     return BuildResult(bundle, len(objects), findings, metadata, None, output)
 
 

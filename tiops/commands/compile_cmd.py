@@ -10,6 +10,7 @@ import orjson
 from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path
 from tiops.config import load_config
 from tiops.findings import Severity
+from tiops.memory import end_without_freeing
 from tiops.pipeline import build
 
 
@@ -31,6 +32,7 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     Refuses to write anything when validation finds errors.
     """
     root = repo_root(ctx)
+    end_without_freeing()  # nothing but writing build.json and a line follows the build
     target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
     with progress_bar(True) as progress:
         # Streamed to the file: written only once validation passed, complete or not at all.

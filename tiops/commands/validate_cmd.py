@@ -17,6 +17,7 @@ from tiops.commands.common import (
 )
 from tiops.discover import find_repo_root
 from tiops.findings import Severity, fails, sort_findings
+from tiops.memory import end_without_freeing
 from tiops.render.findings import FINDING_RENDERERS
 from tiops.validate import validate_paths
 
@@ -44,6 +45,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     bundles_only = bool(paths) and all(not p.is_dir() and p.suffix.lower() == ".json" for p in paths)
     # A bundle someone sent is linted wherever it lies; anything else needs its repository.
     root = (find_repo_root(start_folder(ctx)) or start_folder(ctx)) if bundles_only else repo_root(ctx, near=list(paths))
+    if base_ref is None:
+        end_without_freeing()  # only rendering the findings follows
     with progress_bar(fmt == "text" and output is None) as progress:
         findings = validate_paths(root, list(paths), progress=progress, cache=not no_cache)
     if base_ref is not None:

@@ -14,7 +14,7 @@ from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
 from tiops.locate import resolve_locations
-from tiops.memory import paused_gc
+from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
 from tiops.validate.extensions import check_extensions, toplevel_extension_properties
@@ -202,6 +202,7 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
         repo_findings = _validate_named(root, in_repo, progress) if cache and in_repo and root not in in_repo else None
         if repo_findings is None:
             repo, repo_findings = _validate_whole(root, in_repo, progress, cache)
+            hold_until_exit(repo)
             if in_repo and root not in in_repo:
                 wanted = [_display(t, root) for t in in_repo]
                 involved = _involved_ids(repo, wanted)
@@ -266,6 +267,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save()
+    hold_until_exit(loaded)
     return _concerning(findings, sorted(wanted), involved or set())
 
 
