@@ -6,9 +6,18 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rdap_server import RdapServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rdap_server import RdapServer, start_rdap_server
 
-from tiops.enrich.rdap import RdapClient, RdapSettings, rdap_settings
+from tiops.enrich.rdap import (
+    MAX_ANSWER_BYTES,
+    RdapClient,
+    RdapSettings,
+    parse_domain,
+    parse_network,
+    rdap_settings,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -105,3 +114,58 @@ def test_an_unreachable_bootstrap_registry_fails_each_value_once_asked(rdap_serv
     assert first["status"] == second["status"] == "failed"
     assert "cannot read the RDAP bootstrap registry dns.json from http://127.0.0.1:9/" in first["error"]
     assert client.requests == 0 and second["error"] == first["error"]
+
+
+# --- broken and hostile answers ------------------------------------------------------------
+
+_RFC9083_MEMBERS = ["events", "eventAction", "eventDate", "entities", "roles", "vcardArray", "status", "name",
+                    "handle", "country", "startAddress", "endAddress", "registration", "expiration",
+                    "last changed", "registrar", "registrant", "abuse", "fn", "org", "email", "adr", "cc", "label"]
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.sampled_from(_RFC9083_MEMBERS)
+    | st.text(max_size=8) | st.sampled_from(["2025-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
+                                            "9999-12-31T23:59:59-14:00", "2025-02-30T00:00:00Z", " \n "]),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.sampled_from(_RFC9083_MEMBERS) | st.text(max_size=4), children, max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_RFC9083_MEMBERS), _json_values, max_size=8))
+def test_any_json_object_gives_string_fields_and_never_an_error(document: dict[str, object]) -> None:
+    for parse in (parse_domain, parse_network):
+        fields = parse(document)
+        for name, value in fields.items():
+            if name == "rdap_status":
+                assert isinstance(value, list) and all(isinstance(item, str) for item in value)
+            else:
+                assert isinstance(value, str) and value, (name, value)
+
+
+def test_members_of_the_wrong_type_are_left_out_and_the_rest_is_read() -> None:
+    server = start_rdap_server(extra_domains={"broken-answer.net": {
+        "objectClassName": "domain",
+        "events": [{"eventAction": "registration", "eventDate": "0001-01-01T00:00:00+14:00"},
+                   {"eventAction": "expiration", "eventDate": "2027-01-01T00:00:00Z"}, 7],
+        "entities": [{"roles": "registrar", "vcardArray": ["vcard", [["fn", {}, "text", "Not A Registrar Role"]]]},
+                     {"roles": ["registrant"], "vcardArray": ["vcard", [["adr", {"label": "  \n "}, "text", ""]]]},
+                     {"roles": ["abuse"], "entities": 5, "vcardArray": ["vcard", [["email", {}, "text", "abuse@example.net"]]]}],
+        "status": "active",
+    }})
+    try:
+        entry = _client(server, []).lookup("domain", "broken-answer.net")
+    finally:
+        server.stop()
+    assert entry == {"status": "found", "server": server.url + "rdap/", "retrieved": "2026-03-01T12:00:00Z",
+                     "expires": "2027-01-01T00:00:00Z", "abuse_email": "abuse@example.net"}
+
+
+def test_an_answer_too_large_is_recorded_as_failed() -> None:
+    server = start_rdap_server(extra_domains={"huge-answer.net": {
+        "objectClassName": "domain", "remarks": [{"description": ["x" * (MAX_ANSWER_BYTES + 10)]}]}})
+    try:
+        entry = _client(server, [], max_retries=0).lookup("domain", "huge-answer.net")
+    finally:
+        server.stop()
+    assert entry["status"] == "failed"
+    assert f"larger than {MAX_ANSWER_BYTES} bytes" in entry["error"]

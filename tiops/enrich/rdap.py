@@ -38,6 +38,9 @@ __all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load
 
 DEFAULT_BOOTSTRAP: Final = "https://data.iana.org/rdap/"
 _ACCEPT: Final = "application/rdap+json, application/json"
+# An RDAP answer is a few kilobytes (a registry's with many notices and entities some
+# hundreds); a larger one is a broken or hostile server, refused before it fills memory.
+MAX_ANSWER_BYTES: Final = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -202,15 +205,17 @@ class RdapClient:
             pacer.wait()
             self.requests += 1
             try:
-                response = self.session.get(url, timeout=self.settings.timeout)
+                with self.session.get(url, timeout=self.settings.timeout, stream=True) as response:
+                    if response.status_code == 404:
+                        return None
+                    if response.status_code != 200:
+                        raise http_failure(f"RDAP {host}", response.status_code, response.headers.get("Retry-After"),
+                                           response.reason)
+                    body = _bounded_body(response, host)
             except requests.RequestException as error:
                 raise TransientStoreError(f"RDAP {host}: {type(error).__name__}") from None
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise http_failure(f"RDAP {host}", response.status_code, response.headers.get("Retry-After"), response.reason)
             try:
-                document = orjson.loads(response.content)
+                document = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise StoreError(f"RDAP {host}: the answer is not JSON") from None
             if not isinstance(document, dict):
@@ -218,6 +223,22 @@ class RdapClient:
             return document
 
         return _retrying(attempt, self._sleep, self.settings.max_retries)
+
+
+def _bounded_body(response: requests.Response, host: str) -> bytes:
+    """The body of ``response``, read up to :data:`MAX_ANSWER_BYTES`; StoreError beyond."""
+    too_large = StoreError(f"RDAP {host}: the answer is larger than {MAX_ANSWER_BYTES} bytes")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    for part in response.iter_content(1 << 16):
+        size += len(part)
+        if size > MAX_ANSWER_BYTES:
+            raise too_large
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _candidates(kind: Kind, value: str) -> list[str]:
@@ -229,6 +250,15 @@ def _candidates(kind: Kind, value: str) -> list[str]:
 
 
 # --- RFC 9083 responses --------------------------------------------------------------------
+# What a server sends is read, never trusted: a member of another JSON type than RFC 9083
+# gives it (an array where an array is due, a string where a string is) is left out, so a
+# broken or hostile answer gives fewer fields, never an error that stops the run.
+
+
+def _array(document: dict[str, Any], member: str) -> list[Any]:
+    """``document[member]`` when it is a JSON array (RFC 9083 events, entities, roles, status); else empty."""
+    value = document.get(member)
+    return value if isinstance(value, list) else []
 
 
 def _timestamp(text: Any) -> str | None:
@@ -236,22 +266,21 @@ def _timestamp(text: Any) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):  # not a date, or year 1 or 9999 moved past the calendar's end by its offset
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _events(document: dict[str, Any]) -> dict[str, str]:
     # RFC 9083 section 4.5: events carry eventAction and eventDate.
     names = {"registration": "registered", "expiration": "expires", "last changed": "updated"}
     found: dict[str, str] = {}
-    for event in document.get("events") or ():
-        if isinstance(event, dict) and event.get("eventAction") in names:
-            moment = _timestamp(event.get("eventDate"))
-            if moment:
-                found[names[event["eventAction"]]] = moment
+    for event in _array(document, "events"):
+        action = event.get("eventAction") if isinstance(event, dict) else None
+        if isinstance(action, str) and action in names and (moment := _timestamp(event.get("eventDate"))):
+            found[names[action]] = moment
     return found
 
 
@@ -269,20 +298,22 @@ def _vcard(entity: dict[str, Any]) -> dict[str, str]:
             found.setdefault(name, value)
         elif name == "adr":
             code = parameters.get("cc") if isinstance(parameters, dict) else None
-            if isinstance(code, str):
+            if isinstance(code, str) and code:
                 found.setdefault("country", code.upper())
             elif isinstance(value, list) and len(value) >= 7 and isinstance(value[6], str) and value[6]:
                 found.setdefault("country", value[6])
             elif isinstance(parameters, dict) and isinstance(parameters.get("label"), str):
                 # RFC 7095 section 3.3.1.3: a label-only address; its last line is the country.
-                found.setdefault("country", parameters["label"].strip().splitlines()[-1].strip())
+                lines = parameters["label"].strip().splitlines()
+                if lines and lines[-1].strip():
+                    found.setdefault("country", lines[-1].strip())
     return found
 
 
 def _entities(document: dict[str, Any]) -> Iterator[tuple[frozenset[str], dict[str, str]]]:
-    for entity in document.get("entities") or ():
+    for entity in _array(document, "entities"):
         if isinstance(entity, dict):
-            roles = frozenset(r for r in entity.get("roles") or () if isinstance(r, str))
+            roles = frozenset(r for r in _array(entity, "roles") if isinstance(r, str))
             yield roles, _vcard(entity)
             yield from _entities(entity)  # an abuse contact sits inside the registrar entity
 
@@ -303,7 +334,7 @@ def _contacts(document: dict[str, Any]) -> dict[str, str]:
 
 
 def _status(document: dict[str, Any]) -> dict[str, list[str]]:
-    status = [s for s in document.get("status") or () if isinstance(s, str)]
+    status = [s for s in _array(document, "status") if isinstance(s, str)]
     return {"rdap_status": sorted(status)} if status else {}
 
 
