@@ -72,7 +72,7 @@ def test_stix_quirks_keep_going_and_name_the_index(tmp_path: Path, corpora: Path
     reasons = {r.position: r.reasons for r in report.rejections}
     assert reasons["index 1"] == ("missing required property 'type'",)
     assert reasons["index 2"] == ("missing required property 'id'",)
-    assert reasons["index 3"] == ("item is a str, not a STIX object",)
+    assert reasons["index 3"] == ("item is a JSON string, not a STIX object",)
     assert report.created == 1
 
 

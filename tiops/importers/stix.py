@@ -36,6 +36,21 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     return parse_items(items, result, structure_checked=True)  # parse_json checked the whole document
 
 
+def json_kind(value: Any) -> str:
+    """The JSON type of a parsed value, as a message to a sender names it (RFC 8259 section 3)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
 def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False) -> ParsedInput:
     """Candidates from objects already read (a TAXII pull), each checked like a bundle's items.
 
@@ -50,7 +65,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
     for index, item in enumerate(items):
         position = f"index {index}"
         if not isinstance(item, dict):
-            result.rejections.append(Rejection(position, (f"item is a {type(item).__name__}, not a STIX object",)))
+            result.rejections.append(Rejection(position, (f"item is a JSON {json_kind(item)}, not a STIX object",)))
             continue
         if not structure_checked:  # a TAXII page was not checked when read
             try:
