@@ -5,6 +5,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from misbehaving_taxii import Page
+from misbehaving_taxii import Server as MisbehavingTaxii
 from taxii_server import TaxiiServer, start_taxii_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,20 @@ def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
         return root
 
     return make
+
+
+@pytest.fixture
+def misbehaving_taxii() -> Iterator[Callable[[Page], MisbehavingTaxii]]:
+    """Start a TAXII server that answers with what the test's page function returns (tests/misbehaving_taxii.py)."""
+    servers: list[MisbehavingTaxii] = []
+
+    def start(page: Page) -> MisbehavingTaxii:
+        servers.append(MisbehavingTaxii(page))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -148,6 +148,21 @@ def _document_count(text: str) -> int:
         return 1
 
 
+def json_kind(value: Any) -> str:
+    """The JSON type of a parsed value, as a message to a sender names it (RFC 8259 section 3)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
 def parse_json(data: bytes) -> Any:
     """Parse JSON; integers stay exact however large (for the STIX integer range check)."""
     try:

@@ -8,81 +8,24 @@ write nothing and move no checkpoint, so that a later pull starts from the same 
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from misbehaving_taxii import COLLECTION, Server
 
 from tiops.cli import main
-from tiops.importers.taxii import CHECKPOINT_FILE, MAX_IDLE_PAGES
+from tiops.importers.taxii import CHECKPOINT_FILE
+from tiops.taxiipages import MAX_IDLE_PAGES
 
-COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
 INDICATOR = {
     "type": "indicator", "spec_version": "2.1", "id": "indicator--11111111-1111-4111-8111-111111111111",
     "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "Indicator",
     "pattern": "[ipv4-addr:value = '198.51.100.1']", "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z",
 }
-Page = Callable[[int, dict[str, list[str]]], Any]  # (request number, query) -> the JSON answer
-
-
-class _Server:
-    def __init__(self, page: Page) -> None:
-        self.requests = 0
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                served.requests += 1
-                parts = urlsplit(self.path)
-                if parts.path.endswith("/objects/"):
-                    body = page(served.requests, parse_qs(parts.query))
-                else:
-                    body = {"id": COLLECTION, "title": "feed", "can_read": True, "can_write": False}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/taxii+json;version=2.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def api_root(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/api/"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Page], _Server]]:
-    servers: list[_Server] = []
-
-    def start(page: Page) -> _Server:
-        servers.append(_Server(page))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def _pull(tmp_path: Path, server: _Server) -> tuple[int, str]:
+def _pull(tmp_path: Path, server: Server) -> tuple[int, str]:
     (tmp_path / "intel").mkdir(exist_ok=True)
     result = CliRunner().invoke(main, ["-C", str(tmp_path), "import", "taxii", server.api_root, "--collection",
                                        COLLECTION, "--source", "feed"])
@@ -96,50 +39,50 @@ def _nothing_written(tmp_path: Path) -> bool:
     return not written
 
 
-def test_pages_that_go_round_in_a_circle_stop_the_pull(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
-    server = serve(lambda number, query: {"more": True, "next": "page-2", "objects": [INDICATOR]})
+def test_pages_that_go_round_in_a_circle_stop_the_pull(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
+    server = misbehaving_taxii(lambda endpoint, number, query: {"more": True, "next": "page-2", "objects": [INDICATOR]})
     code, output = _pull(tmp_path, server)
     assert code == 1
     assert (f"sent {MAX_IDLE_PAGES} pages in a row with no object it had not sent already, while saying there "
-            "are more: the pull would never end (TAXII 2.1 section 3.4)") in output
+            "are more: the query would never end (TAXII 2.1 section 3.4)") in output
     assert server.requests <= MAX_IDLE_PAGES + 3 and _nothing_written(tmp_path)
 
 
-def test_more_pages_without_a_token_stop_the_pull(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
+def test_more_pages_without_a_token_stop_the_pull(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
     # taxii2client asks for the first page again when no token is given: a circle too.
-    server = serve(lambda number, query: {"more": True, "objects": [INDICATOR]})
+    server = misbehaving_taxii(lambda endpoint, number, query: {"more": True, "objects": [INDICATOR]})
     code, output = _pull(tmp_path, server)
-    assert code == 1 and "the pull would never end" in output
+    assert code == 1 and "the query would never end" in output
     assert _nothing_written(tmp_path)
 
 
-def test_pages_that_never_bring_an_object_stop_the_pull(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
-    server = serve(lambda number, query: {"more": True, "next": f"token-{number}", "objects": []})
+def test_pages_that_never_bring_an_object_stop_the_pull(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
+    server = misbehaving_taxii(lambda endpoint, number, query: {"more": True, "next": f"token-{number}", "objects": []})
     code, output = _pull(tmp_path, server)
     assert code == 1 and f"sent {MAX_IDLE_PAGES} pages in a row with no object" in output
     assert server.requests <= MAX_IDLE_PAGES + 3 and _nothing_written(tmp_path)
 
 
-def test_one_token_for_the_whole_query_is_followed(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
+def test_one_token_for_the_whole_query_is_followed(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
     # A cursor behind one token, as the OASIS reference server keeps it: 25 pages, each new.
-    def page(number: int, query: dict[str, list[str]]) -> Any:
+    def page(endpoint: str, number: int, query: dict[str, list[str]]) -> Any:
         objects = [dict(INDICATOR, id=f"indicator--{number:08d}-1111-4111-8111-111111111111")]
         return {"more": number < 26, "next": "the-query", "objects": objects}
 
-    code, output = _pull(tmp_path, serve(page))
+    code, output = _pull(tmp_path, misbehaving_taxii(page))
     assert code == 0, output
     assert "created 25" in output
 
 
-def test_pages_that_bring_objects_are_followed_to_the_end(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
-    def page(number: int, query: dict[str, list[str]]) -> Any:
+def test_pages_that_bring_objects_are_followed_to_the_end(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
+    def page(endpoint: str, number: int, query: dict[str, list[str]]) -> Any:
         step = int(query.get("next", ["0"])[0])
         if step < 30:  # more pages than the empty-page limit, each with an object or none
             objects = [dict(INDICATOR, id=f"indicator--{step:08d}-1111-4111-8111-111111111111")] if step % 2 else []
             return {"more": True, "next": str(step + 1), "objects": objects}
         return {"more": False, "objects": [INDICATOR]}
 
-    code, output = _pull(tmp_path, serve(page))
+    code, output = _pull(tmp_path, misbehaving_taxii(page))
     assert code == 0, output
     assert "created 16" in output and "in 31 page(s)" in output
 
@@ -151,15 +94,15 @@ def test_pages_that_bring_objects_are_followed_to_the_end(tmp_path: Path, serve:
     ({"more": False, "objects": {"id": "x"}}, "'objects' is a JSON object, not a list"),
     ({"more": "false", "objects": [INDICATOR]}, "'more' is a JSON string, not true or false"),
 ])
-def test_a_page_that_is_not_an_envelope_is_a_clear_error(tmp_path: Path, serve: Callable[[Page], _Server],
+def test_a_page_that_is_not_an_envelope_is_a_clear_error(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server],
                                                           answer: Any, said: str) -> None:
-    code, output = _pull(tmp_path, serve(lambda number, query: answer))
+    code, output = _pull(tmp_path, misbehaving_taxii(lambda endpoint, number, query: answer))
     assert code == 1
     assert "sent an answer that is not TAXII 2.1: " + said + " (section 3.7, envelope)" in output
     assert _nothing_written(tmp_path)
 
 
-def test_an_envelope_without_objects_is_an_empty_page(tmp_path: Path, serve: Callable[[Page], _Server]) -> None:
-    code, output = _pull(tmp_path, serve(lambda number, query: {"more": False}))
+def test_an_envelope_without_objects_is_an_empty_page(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
+    code, output = _pull(tmp_path, misbehaving_taxii(lambda endpoint, number, query: {"more": False}))
     assert code == 0, output
     assert "pulled 0 object(s) in 1 page(s)" in output

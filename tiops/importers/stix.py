@@ -10,7 +10,7 @@ from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
 from tiops.stix20 import upgrade_from_20
-from tiops.yamlio import YamlProblem, parse_json
+from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 
 def parse(raw: bytes, source: str) -> ParsedInput:
@@ -34,21 +34,6 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
     return parse_items(items, result, structure_checked=True)  # parse_json checked the whole document
-
-
-def json_kind(value: Any) -> str:
-    """The JSON type of a parsed value, as a message to a sender names it (RFC 8259 section 3)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False) -> ParsedInput:

@@ -28,13 +28,11 @@ from tiops.importers.write import ImportReport, import_parsed, source_folder
 from tiops.progress import Progress, no_progress
 from tiops.redact import redact, register_login, server_text
 from tiops.stix import timestamp_key
+from tiops.taxiipages import TaxiiPages
 
 CHECKPOINT_FILE = "_taxii.json"
 DATE_ADDED_LAST = "X-TAXII-Date-Added-Last"
 DEFAULT_PAGE_SIZE = 1000
-# Pages in a row that bring no object not sent already while the server says there are
-# more: such a server would otherwise be asked forever.
-MAX_IDLE_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -130,10 +128,10 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
         collection = Collection(url, user=credentials.username if credentials else None,
                                 password=credentials.password if credentials else None)
         collection._conn.session.hooks["response"].append(remember_date_added)
-        pager = _Pager(redact(url))
+        pages_of_query = TaxiiPages(redact(url))
         for envelope in as_pages(collection.get_objects, per_request=page_size, added_after=added_after):
             # Checked before taxii2client reads the envelope to ask for the next page.
-            objects.extend(pager.objects_of(envelope))
+            objects.extend(pages_of_query.items(envelope))
             pages += 1
             progress("pull", len(objects), 0)  # TAXII gives no total: 0 means unknown
     except requests.HTTPError as error:
@@ -146,55 +144,6 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
         raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
                          f"{server_text(error)}") from None
     return objects, pages, latest[0]
-
-
-class _Pager:
-    """What each page of a pull holds, and whether the pull would ever end.
-
-    A page is an envelope (TAXII 2.1 section 3.7): a JSON object whose ``objects`` is a
-    list and ``more`` a boolean. A server that sends anything else is stopped with an
-    error. So is one that keeps saying there are more objects while its pages bring none
-    it had not sent already (its pages go round in a circle, or it gives no ``next`` and
-    taxii2client asks for the first page again), instead of being asked forever while the
-    objects pile up in memory. The ``next`` token itself may repeat: a server may keep one
-    token for the whole query and move a cursor behind it (the OASIS reference server does).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.seen: set[tuple[str, Any]] = set()
-        self.idle_in_a_row = 0
-
-    def _not_taxii(self, what: str) -> TiopsError:
-        return TiopsError(f"the TAXII server at {self.url} sent an answer that is not TAXII 2.1: {what} "
-                          "(section 3.7, envelope)")
-
-    def objects_of(self, envelope: Any) -> list[Any]:
-        if not isinstance(envelope, dict):
-            raise self._not_taxii(f"a page is a JSON {stix.json_kind(envelope)}, not an envelope object")
-        objects = envelope.get("objects")
-        if objects is None:
-            objects = []  # an envelope with nothing in it leaves objects out
-        if not isinstance(objects, list):
-            raise self._not_taxii(f"'objects' is a JSON {stix.json_kind(objects)}, not a list")
-        more = envelope.get("more", False)
-        if not isinstance(more, bool):
-            raise self._not_taxii(f"'more' is a JSON {stix.json_kind(more)}, not true or false")
-        new = 0
-        for item in objects:
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                version = (item["id"], str(item.get("modified")))
-                if version not in self.seen:
-                    self.seen.add(version)
-                    new += 1
-        self.idle_in_a_row = 0 if new else self.idle_in_a_row + 1
-        if more and self.idle_in_a_row >= MAX_IDLE_PAGES:
-            raise TiopsError(f"the TAXII server at {self.url} sent {MAX_IDLE_PAGES} pages in a row with no object "
-                             "it had not sent already, while saying there are more: the pull would never end "
-                             "(TAXII 2.1 section 3.4)",
-                             hint="Pull again later, or ask the server's operator: its pages go round in a circle "
-                                  "or bring nothing.")
-        return objects
 
 
 def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, mode: str = "valid-only",

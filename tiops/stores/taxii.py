@@ -33,6 +33,7 @@ from tiops.stores.remote import (
     readable_object,
     secret_from_env,
 )
+from tiops.taxiipages import TaxiiPages
 
 ID_CHUNK = 100
 
@@ -74,7 +75,7 @@ class TaxiiStore(LocallyLocked):
         for start in range(0, len(ids), ID_CHUNK):
             chunk = list(ids[start:start + ID_CHUNK])
             for page in self._paged(self._collection.get_objects, id=",".join(chunk), spec_version="2.1"):
-                for obj in page.get("objects", []):
+                for obj in page:
                     found[obj["id"]] = readable_object(obj, f"TAXII server {self.url}")
         return found
 
@@ -100,29 +101,40 @@ class TaxiiStore(LocallyLocked):
     def _all_objects(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for page in self._paged(self._collection.get_objects, spec_version="2.1"):
-            found.update((obj["id"], readable_object(obj, f"TAXII server {self.url}")) for obj in page.get("objects", []))
+            found.update((obj["id"], readable_object(obj, f"TAXII server {self.url}")) for obj in page)
         return found
 
     def _manifest_entries(self) -> Iterator[dict[str, Any]]:
         for page in self._paged(self._collection.get_manifest, spec_version="2.1"):
-            yield from page.get("objects", [])
+            yield from page
 
     def _held_versions(self, ids: Sequence[str]) -> set[tuple[str, str]]:
         held: set[tuple[str, str]] = set()
         for start in range(0, len(ids), ID_CHUNK):
             chunk = ",".join(ids[start:start + ID_CHUNK])
             for page in self._paged(self._collection.get_manifest, id=chunk, version="all"):
-                held.update((entry["id"], str(entry["version"])) for entry in page.get("objects", []))
+                held.update((entry["id"], str(entry["version"])) for entry in page)
         return held
 
-    def _paged(self, endpoint: Callable[..., dict[str, Any]], **filters: str) -> Iterator[dict[str, Any]]:
+    def _paged(self, endpoint: Callable[..., dict[str, Any]], **filters: str) -> Iterator[list[dict[str, Any]]]:
+        """The items of each page of one query: objects or manifest entries, each a JSON object
+        with an ``id`` (and, for a manifest, a ``version``), or a StoreError that says what is wrong."""
         pages = as_pages(endpoint, per_request=self.page_size, **filters)
+        checked = TaxiiPages(redact(self.url), StoreError)
+        manifest = endpoint == self._collection.get_manifest
         while True:
             try:
                 page = self._call(lambda: next(pages))
             except StopIteration:
                 return
-            yield page
+            items = checked.items(page)  # before as_pages reads it to ask for the next page
+            for item in items:
+                if not (isinstance(item, dict) and isinstance(item.get("id"), str)
+                        and (not manifest or "version" in item)):
+                    what = "manifest entry" if manifest else "object"
+                    raise StoreError(f"TAXII server {redact(self.url)} sent a {what} without "
+                                     f"{'an id and a version' if manifest else 'an id'}: {server_text(item, 120)}")
+            yield items
 
     def _call(self, operation: Callable[[], Any]) -> Any:
         try:

@@ -1,0 +1,63 @@
+"""A TAXII 2.1 server that misbehaves, on 127.0.0.1, for the tests of what tiops does then.
+
+The OASIS reference server (tests/taxii_server.py) always answers well. This one answers
+each objects or manifest request with whatever the test's ``page`` function returns, as
+JSON with TAXII's media type: pages that go round in a circle, that never end, or that are
+not envelopes at all. Every request is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+# (endpoint: "objects" or "manifest", request number from 1, query) -> the JSON answer
+Page = Callable[[str, int, dict[str, list[str]]], Any]
+
+
+class Server:
+    def __init__(self, page: Page) -> None:
+        self.requests = 0
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                served.requests += 1
+                parts = urlsplit(self.path)
+                endpoint = parts.path.rstrip("/").rsplit("/", 1)[-1]
+                if endpoint in ("objects", "manifest"):
+                    body = page(endpoint, served.requests, parse_qs(parts.query))
+                else:  # the collection itself
+                    body = {"id": COLLECTION, "title": "feed", "can_read": True, "can_write": True}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/taxii+json;version=2.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def api_root(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    @property
+    def collection_url(self) -> str:
+        return f"{self.api_root}collections/{COLLECTION}/"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
