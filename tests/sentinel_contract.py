@@ -25,6 +25,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +51,9 @@ class SentinelContract:
     _times: deque[float] = field(default_factory=deque)
     _mutex: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    # When set, the query endpoint answers with what it returns for the page's skip token
+    # instead of the stored objects: a server that misbehaves.
+    query_answer: Callable[[int], Any] | None = None
 
     @property
     def upload_url(self) -> str:
@@ -151,6 +155,8 @@ class SentinelContract:
         return 200, {}, {"errors": errors} if errors else {}
 
     def _query(self, body: Any, skip: int) -> tuple[int, dict[str, str], Any]:
+        if self.query_answer is not None:
+            return 200, {}, self.query_answer(skip)
         size = body.get("pageSize", 100) if isinstance(body, dict) else 100
         ordered = [self.current[i] for i in sorted(self.current)]
         page = ordered[skip:skip + size]

@@ -14,6 +14,7 @@ from test_plan_apply import apply, indicator, kill_apply_midway, make_plan, reru
 from tiops.apply import ApplyIncomplete
 from tiops.cli import main
 from tiops.errors import UsageError
+from tiops.paging import MAX_IDLE_PAGES
 from tiops.stores import open_store
 from tiops.stores.sentinel import DEFAULT_UPLOAD_URL, RequestPacer, open_sentinel
 
@@ -180,3 +181,29 @@ def test_a_killed_apply_converges_when_rerun(tmp_path: Path, sentinel: SentinelC
     assert rerun.returncode == 0, rerun.stderr
     assert len(sentinel.versions()) == 201
     assert not make_plan(root).has_changes
+
+
+def _plan_output(root: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["-C", str(root), "plan"])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    return result.exit_code, result.output
+
+
+def test_a_query_whose_pages_go_round_in_a_circle_ends_the_plan(tmp_path: Path, sentinel: SentinelContract,
+                                                                target: dict[str, Any]) -> None:
+    stored = indicator(1)
+    # Every page names the same object and links on to the same next page.
+    sentinel.query_answer = lambda skip: {"value": [stored], "nextLink": f"{sentinel.query_url}&$skipToken=1"}
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    code, output = _plan_output(root)
+    assert code == 1
+    assert f"sent {MAX_IDLE_PAGES} pages in a row with no object it had not sent already" in output
+    assert sentinel.requests <= MAX_IDLE_PAGES + 2
+
+
+def test_a_query_answer_whose_value_is_not_a_list_ends_the_plan(tmp_path: Path, sentinel: SentinelContract,
+                                                                target: dict[str, Any]) -> None:
+    sentinel.query_answer = lambda skip: {"value": 5}
+    code, output = _plan_output(write_repo(tmp_path / "repo", target, [indicator(1)]))
+    assert code == 1
+    assert "the answer's value is a JSON number, not a list of objects" in output

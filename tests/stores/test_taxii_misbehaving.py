@@ -18,7 +18,7 @@ from misbehaving_taxii import Server
 from test_plan_apply import indicator, write_repo
 
 from tiops.cli import main
-from tiops.taxiipages import MAX_IDLE_PAGES
+from tiops.paging import MAX_IDLE_PAGES
 
 ENTRY = {"id": "indicator--00000000-0000-4000-8000-000000000001", "date_added": "2025-01-01T00:00:00.000Z",
          "version": "2025-01-01T00:00:00.000Z", "media_type": "application/stix+json;version=2.1"}

@@ -25,10 +25,10 @@ from tiops.config import load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
+from tiops.paging import TaxiiPages
 from tiops.progress import Progress, no_progress
 from tiops.redact import redact, register_login, server_text
 from tiops.stix import timestamp_key
-from tiops.taxiipages import TaxiiPages
 
 CHECKPOINT_FILE = "_taxii.json"
 DATE_ADDED_LAST = "X-TAXII-Date-Added-Last"

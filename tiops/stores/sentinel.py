@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tiops.errors import UsageError
+from tiops.paging import PagedRead
 from tiops.redact import server_text
 from tiops.stores import (
     ObjectError,
@@ -41,6 +42,7 @@ from tiops.stores.remote import (
     readable_object,
     secret_from_env,
 )
+from tiops.yamlio import json_kind
 
 #: Documented limits of the upload API: objects per request, requests per minute.
 MAX_OBJECTS_PER_REQUEST = 100
@@ -149,12 +151,18 @@ class SentinelStore(LocallyLocked):
         """Every current object, following ``nextLink`` until the last page."""
         found: dict[str, dict[str, Any]] = {}
         url: str | None = self.query_url
+        read = PagedRead(f"Sentinel query endpoint {self.query_url.split('?')[0]}", StoreError)
         while url:
             page = self._post(url, self._query_headers, {"pageSize": self.page_size}, "query")
-            for obj in page.get("value", []):
+            objects = page.get("value", [])
+            if not isinstance(objects, list):
+                raise StoreError(f"Sentinel query endpoint: the answer's value is a JSON {json_kind(objects)}, "
+                                 "not a list of objects")
+            link = page.get("nextLink")
+            read.page(objects, more=bool(link))  # a read that would never end is stopped
+            for obj in objects:
                 if isinstance(obj, dict) and "id" in obj:
                     found[str(obj["id"])] = readable_object(obj, "Sentinel query endpoint")
-            link = page.get("nextLink")
             url = self._same_origin(str(link)) if link else None
         self._current = found
         return found

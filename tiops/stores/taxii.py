@@ -23,6 +23,7 @@ from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import
 from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
 
 from tiops.errors import UsageError
+from tiops.paging import TaxiiPages
 from tiops.redact import redact, register_login, server_text
 from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
 from tiops.stores.remote import (
@@ -33,7 +34,6 @@ from tiops.stores.remote import (
     readable_object,
     secret_from_env,
 )
-from tiops.taxiipages import TaxiiPages
 
 ID_CHUNK = 100
 
