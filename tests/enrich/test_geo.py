@@ -130,3 +130,19 @@ def test_many_values_at_once_agree_with_one_at_a_time(shipped: ShippedDatabase) 
     assert {entry["status"] for entry in at_once.values()} == {"found", "private", "not-found"}
     at_once["8.8.8.8"]["country"] = "changed"  # each entry is its own dictionary
     assert dict(geo_entries(shipped, ["8.8.4.4"]))["8.8.4.4"]["country"] == "United States"
+
+
+def test_a_database_damaged_past_its_header_is_a_clear_error(tmp_path: Path, mmdb_files: tuple[Path, Path]) -> None:
+    city = mmdb_files[0]
+    data = bytearray(city.read_bytes())
+    metadata = maxminddb.open_database(str(city)).metadata()
+    # MaxMind DB format 2.0: the search tree, 16 zero bytes, then the data section up to the metadata marker.
+    start = metadata.node_count * metadata.record_size // 4 + 16
+    end = data.rindex(b"\xab\xcd\xefMaxMind.com")
+    data[start:end] = b"\xff" * (end - start)
+    city.write_bytes(bytes(data))
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": city.name})  # the header still reads
+    assert geo_entry(database, "1.1.1.1") == {"status": "not-found"}  # an address the tree does not hold reads no data
+    with pytest.raises(UsageError, match=r"the GeoIP database .*GeoLite2-City\.mmdb is damaged") as raised:
+        geo_entry(database, "8.8.8.8")
+    assert raised.value.hint is not None and "Download the .mmdb file again" in raised.value.hint

@@ -255,6 +255,7 @@ class MmdbDatabase:
     database: str
     date: str
     _readers: tuple[Any, ...]
+    _paths: tuple[Path, ...]
 
     @classmethod
     def open(cls, paths: list[Path]) -> MmdbDatabase:
@@ -269,16 +270,32 @@ class MmdbDatabase:
                                  hint="enrichment.geo.database in tiops.yaml names a MaxMind .mmdb file.") from None
         metas = [r.metadata() for r in readers]
         database = " + ".join(str(m.database_type) for m in metas)
-        date = max(datetime.fromtimestamp(m.build_epoch, UTC).date().isoformat() for m in metas)
-        return cls("mmdb", database, date, tuple(readers))
+        try:
+            date = max(datetime.fromtimestamp(m.build_epoch, UTC).date().isoformat() for m in metas)
+        except (OverflowError, OSError, ValueError, TypeError):
+            raise _damaged(paths, "its build time is not a time") from None
+        return cls("mmdb", database, date, tuple(readers), tuple(paths))
 
     def lookup(self, address: str) -> dict[str, Any] | None:
+        import maxminddb
+
         fields: dict[str, Any] = {}
-        for reader in self._readers:
-            record = reader.get(address)
+        for path, reader in zip(self._paths, self._readers, strict=True):
+            try:
+                record = reader.get(address)
+            except (maxminddb.InvalidDatabaseError, ValueError, TypeError, IndexError) as error:
+                # A file damaged past its header (cut short, overwritten) opens, and fails
+                # only on the addresses whose search reaches the damage.
+                raise _damaged([path], str(error)) from None
             if isinstance(record, dict):
                 _mmdb_fields(record, fields)
         return fields or None
+
+
+def _damaged(paths: list[Path], why: str) -> UsageError:
+    named = " + ".join(str(p) for p in paths)
+    return UsageError(f"the GeoIP database {named} is damaged: {why}",
+                      hint="Download the .mmdb file again; the lock keeps every result written before.")
 
 
 def _name(node: Any) -> str | None:
