@@ -171,3 +171,36 @@ def test_spacing_key_order_and_escapes_unlike_render_shard_are_findings_and_stri
         assert [f.code for f in findings] == ["TI151"], name
         assert (findings[0].location.line, findings[0].location.column) == position, name
         assert lock.whois == {value: entry}, name  # still valid JSON: the results are used
+
+
+def test_a_result_with_a_field_of_another_shape_is_a_finding_and_is_not_used(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    lock = _lock()
+    good = {"status": "found", "registrar": "Example Registrar", "registered": "2024-05-01T00:00:00Z",
+            "rdap_status": ["active"], "retrieved": "2026-01-01T00:00:00Z"}
+    # Hand edits tiops never writes: each would travel into the bundle and the rules as it is.
+    lock.geo["9.9.9.9"] = {"status": "found", "country_code": "CH", "asn": "19281"}
+    lock.geo["4.4.4.4"] = {"status": "found", "country": 5}
+    lock.whois["good.example"] = good
+    lock.whois["listed.example"] = {**good, "rdap_status": ["active", 7]}
+    lock.whois["dated.example"] = {**good, "registered": "1 May 2024"}
+    lock.whois["offset.example"] = {**good, "expires": "2027-05-01T00:00:00+02:00"}
+    lock.whois["named.example"] = {**good, "registrar": ["Example"]}
+    write_lock(intel, lock)
+    read, findings = read_lock(intel, tmp_path)
+    problems = {f.message.split("the result for ", 1)[1].split(" has ", 1)[0]: f.message
+                for f in findings if f.code == "TI150"}
+    assert set(problems) == {"'9.9.9.9'", "'4.4.4.4'", "'listed.example'", "'dated.example'", "'offset.example'",
+                             "'named.example'"}
+    assert "'asn' of the wrong shape ('19281'); tiops writes an integer" in problems["'9.9.9.9'"]
+    assert "'country' of the wrong shape ('5'); tiops writes a string" in problems["'4.4.4.4'"]
+    assert "tiops writes a list of strings" in problems["'listed.example'"]
+    assert "tiops writes a UTC timestamp such as 2025-01-01T00:00:00Z" in problems["'dated.example'"]
+    assert "'expires' of the wrong shape" in problems["'offset.example'"]
+    assert "'registrar' of the wrong shape" in problems["'named.example'"]
+    assert set(read.geo) == {"8.8.8.8", "10.0.0.1", "1.1.1.1"}
+    assert set(read.whois) == {"example.com", "good.example"}
+    for finding in findings:
+        value = finding.message.split("the result for '", 1)[1].split("'", 1)[0]
+        shard = Path(tmp_path, finding.location.file).read_text().splitlines()
+        assert shard[finding.location.line - 1].startswith(f'"{value}":')

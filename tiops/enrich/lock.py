@@ -62,6 +62,12 @@ SECTIONS: Final = ("geo", "whois")
 GEO_STATUSES: Final = frozenset({"found", "not-found", "private"})
 WHOIS_STATUSES: Final = frozenset({"found", "not-found", "private", "failed"})
 _STATUSES: Final = {"geo": GEO_STATUSES, "whois": WHOIS_STATUSES}
+# The JSON shape of each field of a result as tiops writes it (tiops.enrich.geo and
+# tiops.enrich.rdap): text, but for the AS number, the RDAP status list and the moments,
+# which are UTC timestamps to the second. A result with a field of another shape (a
+# hand edit) would travel into the bundle and to the rules as it is, so it is refused.
+_TIMESTAMP_FIELDS: Final = frozenset({"registered", "expires", "updated", "retrieved"})
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _OPTIONS: Final = orjson.OPT_SORT_KEYS
 
 
@@ -361,10 +367,16 @@ def _read_shard(path: Path, root: Path, section: str, files: LockSource) -> tupl
     statuses = _STATUSES[section]
     needs_retrieved = section == "whois"
     sha256 = hashlib.sha256
+    # The shape of every field, checked in one call (0.02 s per 84k values, against 0.1-0.16 s
+    # for a Python pass); only a shard that fails it is looked at result by result.
+    shapes_fit = _result_shapes().is_valid(data)
     bad: list[str] = []
     for value, entry in data.items():
-        if (entry.__class__ is not dict or entry.get("status") not in statuses
+        # A status of another type than a string (a list, an object) cannot even be looked up.
+        if (entry.__class__ is not dict or (status := entry.get("status")).__class__ is not str
+                or status not in statuses
                 or (needs_retrieved and entry.get("retrieved").__class__ is not str)
+                or (not shapes_fit and _misshapen_field(entry) is not None)
                 or sha256(value.encode()).digest()[0] >> 4 != shard):  # shard_name(), without the hex text
             bad.append(value)
     values = list(data)
@@ -401,14 +413,64 @@ def _not_canonical_values(values: list[str]) -> list[str]:
     return [value for match in NOT_PLAIN_CANONICAL_LINE.finditer(joined) if not is_canonical(value := match[0])]
 
 
+@functools.cache
+def _result_shapes() -> Any:
+    """A JSON Schema validator for a shard's results, field by field as :func:`_misshapen_field` judges them."""
+    import jsonschema_rs
+
+    timestamp = {"type": "string", "pattern": "^" + _TIMESTAMP.pattern + "$"}
+    return jsonschema_rs.validator_for({
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {"asn": {"type": "integer"}, "rdap_status": {"type": "array", "items": {"type": "string"}},
+                           **dict.fromkeys(sorted(_TIMESTAMP_FIELDS), timestamp)},
+            "additionalProperties": {"type": "string"},
+        },
+    })
+
+
+def _misshapen_field(entry: dict[str, Any]) -> str | None:
+    """The first field of a result that is not of the shape tiops writes it in, or None."""
+    for name, content in entry.items():
+        kind = content.__class__
+        if name == "status":
+            continue
+        if name == "asn":
+            fits = kind is int
+        elif name == "rdap_status":
+            fits = kind is list and all(item.__class__ is str for item in content)
+        elif name in _TIMESTAMP_FIELDS:
+            fits = kind is str and _TIMESTAMP.fullmatch(content) is not None
+        else:
+            fits = kind is str
+        if not fits:
+            return name
+    return None
+
+
+def _expected_shape(name: str) -> str:
+    if name == "asn":
+        return "an integer"
+    if name == "rdap_status":
+        return "a list of strings"
+    if name in _TIMESTAMP_FIELDS:
+        return "a UTC timestamp such as 2025-01-01T00:00:00Z"
+    return "a string"
+
+
 def _entry_problem(section: str, path: Path, value: str, entry: Any) -> str:
     if not isinstance(entry, dict):
         return f"the result for {value!r} must be an object"
     status = entry.get("status")
-    if status not in _STATUSES[section]:
+    if not isinstance(status, str) or status not in _STATUSES[section]:
         return f"the result for {value!r} has status {status!r}; expected one of {', '.join(sorted(_STATUSES[section]))}"
     if section == "whois" and not isinstance(entry.get("retrieved"), str):
         return f"the result for {value!r} has no 'retrieved' timestamp"
+    misshapen = _misshapen_field(entry)
+    if misshapen is not None:
+        return (f"the result for {value!r} has {misshapen!r} of the wrong shape ({str(entry[misshapen])[:40]!r}); "
+                f"tiops writes {_expected_shape(misshapen)}")
     if shard_name(value) + ".json" != path.name:
         return f"{value!r} belongs in {section}/{shard_name(value)}.json"
     from tiops.enrich.values import canonical_value
