@@ -122,10 +122,22 @@ def test_drop_stops_later_rules_and_cascades_to_relationships() -> None:
     ("- name: a\n  object_types: [indicatr]\n  actions: [{drop: true}]\n", "TI512", 2, 18),
     ("name: a\n", "TI500", 1, 1),
     ("- name: a\n  actions: [{set_confidence: 101}]\n", "TI510", 2, 14),
+    # YAML integers of any size, and .nan: the rules' digest and tests go through JSON (STIX 2.1 section 2.16).
+    ("- name: a\n  order: 1000000000000000000000000000000\n  actions: [{drop: true}]\n", "TI500", 2, 3),
+    ("- name: a\n  when: {field: confidence, op: '>', value: .nan}\n  actions: [{drop: true}]\n", "TI500", 2, 38),
 ])
 def test_rule_file_findings(text: str, code: str, line: int, column: int) -> None:
     _, findings = parse_rule_file(text, "rules/ingestion/x.yaml")
     assert [(f.code, f.location.line, f.location.column) for f in findings][:1] == [(code, line, column)]
+
+
+def test_a_number_json_cannot_hold_is_a_finding_not_an_internal_error(
+        make_repo: Callable[[dict[str, str]], Path]) -> None:
+    root = make_repo({"rules/ingestion/a.yaml": "- {name: big, order: 99999999999999999999999, actions: [{drop: true}]}\n"})
+    rule_set, findings = load_rules(Config(root=root))
+    assert rule_set.rules == ()
+    assert [(f.code, f.location.line) for f in findings] == [("TI500", 1)]
+    assert "99999999999999999999999 is outside the STIX 2.1 integer range" in findings[0].message
 
 
 def test_duplicate_names_and_validate_reports_rule_findings(make_repo: Callable[[dict[str, str]], Path]) -> None:

@@ -21,6 +21,7 @@ from tiops.enrich.fields import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
 from tiops.inputs import InputProblem, display_name, is_utf8_name
 from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors
+from tiops.limits import number_problems
 from tiops.rules.conditions import (
     COMBINATORS,
     PSEUDO_FIELDS,
@@ -186,6 +187,12 @@ def parse_rule_file(text: str, file: str) -> tuple[list[Rule], list[Finding]]:
 
     if not isinstance(data, list):
         report("TI500", "a rule file holds a YAML list of rules", ())
+        return [], findings
+    # YAML reads integers of any size and .nan/.inf; the rules, their digest in the build
+    # metadata and their tests all go through JSON, which holds neither (STIX 2.1 section 2.16).
+    for path, reason in number_problems(data):
+        report("TI500", f"rule {path[0]}, {'.'.join(map(str, path[1:]))}: {reason}", path)
+    if findings:
         return [], findings
     rules: list[Rule] = []
     for index, entry in enumerate(data):
