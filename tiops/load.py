@@ -249,7 +249,8 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
     ``repository_config``: the configuration of the repository it is linted in, if any.
     """
     name = display_name(display or path.as_posix())
-    repo = Repo(root=path.parent, config=Config(root=path.parent), is_bundle=True, repository_config=repository_config)
+    repo = Repo(root=_display_root(path, name), config=Config(root=path.parent), is_bundle=True,
+                repository_config=repository_config)
     try:
         data = parse_json(read_input(os.fspath(path)))
     except InputProblem as problem:
@@ -284,7 +285,14 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
             repo.findings.append(make_finding("TI201", f"item {index} {defect}", Location(name, path=(*item_path, "type")),
                                               hint="Every STIX object names its type, for example \"type\": \"indicator\"."))
             continue
-        if is_stix20_object(item, in_stix20_bundle=stix20_bundle):
+        if stix20_bundle and item.get("spec_version") == "2.1":
+            # STIX 2.0 Part 1, bundle: a bundle saying 2.0 holds 2.0 objects. This one says it
+            # is 2.1 and is checked as 2.1, its own claim being the nearer one.
+            repo.findings.append(make_finding(
+                "TI215", f"item {index} says spec_version 2.1 in a bundle that says spec_version 2.0 (STIX 2.0 "
+                "Part 1, bundle: a 2.0 bundle holds STIX 2.0 objects); checked as STIX 2.1",
+                Location(name, path=(*item_path, "spec_version")), stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
+        elif is_stix20_object(item, in_stix20_bundle=stix20_bundle):
             stix20 += 1
             upgraded = upgrade_from_20(item, Counter())
             moved = MOVED_FROM_LABELS.get(item["type"])
@@ -303,6 +311,18 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
             )
         )
     return repo
+
+
+def _display_root(path: Path, name: str) -> Path:
+    """The folder ``name`` (a bundle's path as shown) is relative to, where findings are located from.
+
+    ``tiops validate dir/bundle.json`` shows the path as given; reading it back from the
+    bundle's own folder would find no file and leave every finding at line 1.
+    """
+    relative = Path(name)
+    if relative.is_absolute() or not path.is_absolute() or path.parts[-len(relative.parts):] != relative.parts:
+        return path.parent
+    return path.parents[len(relative.parts) - 1]
 
 
 def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool) -> bool:

@@ -1,8 +1,8 @@
 """STIX 2.0 content read as STIX 2.1: the upgrade `tiops import` makes and the bundle
-linter checks through.
+linter checks through, and the STIX 2.0 vocabularies the linter checks 2.0 values against.
 
-A low module (it imports nothing from tiops) so that both the importer and the loader
-can use it. The changes follow STIX 2.1's list of changes from 2.0.
+A low module (it imports only tiops.stix, itself a low module) so that both the importer
+and the loader can use it. The changes follow STIX 2.1's list of changes from 2.0.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-__all__ = ["MOVED_FROM_LABELS", "upgrade_from_20"]
+from tiops.stix import TLP1_MARKINGS
+
+__all__ = ["MOVED_FROM_LABELS", "VOCABULARIES_20", "upgrade_from_20"]
 
 # STIX 2.0 put the required open-vocabulary category of these types in `labels`;
 # STIX 2.1 moved it to a dedicated property (2.1 sections 4.7, 4.11, 4.14, 4.17, 4.18)
@@ -22,6 +24,62 @@ MOVED_FROM_LABELS = {
     "threat-actor": "threat_actor_types",
     "tool": "tool_types",
 }
+
+# The reserved TLP marking-definition ids, the same in both versions -> their level.
+_TLP_LEVELS = {marking_id: level for level, marking_id in TLP1_MARKINGS.items()}
+
+# STIX 2.0 Part 1, vocabularies, by (type, STIX 2.1 property name).
+# A 2.0 object's value is a suggested one when it is in the 2.0 vocabulary, even where
+# 2.1 renamed or dropped it ("defence" became "defense" in industry-sector-ov).
+_MOTIVATIONS_20 = frozenset({
+    "accidental", "coercion", "dominance", "ideology", "notoriety", "organizational-gain",
+    "personal-gain", "personal-satisfaction", "revenge", "unpredictable",
+})  # fmt: skip
+_RESOURCE_LEVELS_20 = frozenset({"individual", "club", "contest", "team", "organization", "government"})
+VOCABULARIES_20: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("identity", "identity_class"): ("identity-class-ov", frozenset({"individual", "group", "organization", "class", "unknown"})),
+    ("identity", "sectors"): ("industry-sector-ov", frozenset({
+        "agriculture", "aerospace", "automotive", "communications", "construction", "defence", "education",
+        "energy", "entertainment", "financial-services", "government-national", "government-regional",
+        "government-local", "government-public-services", "healthcare", "hospitality-leisure", "infrastructure",
+        "insurance", "manufacturing", "mining", "non-profit", "pharmaceuticals", "retail", "technology",
+        "telecommunications", "transportation", "utilities",
+    })),
+    ("indicator", "indicator_types"): ("indicator-label-ov", frozenset({
+        "anomalous-activity", "anonymization", "benign", "compromised", "malicious-activity", "attribution",
+    })),
+    ("malware", "malware_types"): ("malware-label-ov", frozenset({
+        "adware", "backdoor", "bot", "ddos", "dropper", "exploit-kit", "keylogger", "ransomware",
+        "remote-access-trojan", "resource-exploitation", "rogue-security-software", "rootkit", "screen-capture",
+        "spyware", "trojan", "virus", "worm",
+    })),
+    ("report", "report_types"): ("report-label-ov", frozenset({
+        "threat-report", "attack-pattern", "campaign", "identity", "indicator", "malware", "observed-data",
+        "threat-actor", "tool", "vulnerability",
+    })),
+    ("threat-actor", "threat_actor_types"): ("threat-actor-label-ov", frozenset({
+        "activist", "competitor", "crime-syndicate", "criminal", "hacker", "insider-accidental",
+        "insider-disgruntled", "nation-state", "sensationalist", "spy", "terrorist",
+    })),
+    ("threat-actor", "roles"): ("threat-actor-role-ov", frozenset({
+        "agent", "director", "independent", "infrastructure-architect", "infrastructure-operator",
+        "malware-author", "sponsor",
+    })),
+    ("threat-actor", "sophistication"): ("threat-actor-sophistication-ov", frozenset({
+        "none", "minimal", "intermediate", "advanced", "expert", "innovator", "strategic",
+    })),
+    ("threat-actor", "resource_level"): ("attack-resource-level-ov", _RESOURCE_LEVELS_20),
+    ("intrusion-set", "resource_level"): ("attack-resource-level-ov", _RESOURCE_LEVELS_20),
+    ("threat-actor", "primary_motivation"): ("attack-motivation-ov", _MOTIVATIONS_20),
+    ("threat-actor", "secondary_motivations"): ("attack-motivation-ov", _MOTIVATIONS_20),
+    ("threat-actor", "personal_motivations"): ("attack-motivation-ov", _MOTIVATIONS_20),
+    ("intrusion-set", "primary_motivation"): ("attack-motivation-ov", _MOTIVATIONS_20),
+    ("intrusion-set", "secondary_motivations"): ("attack-motivation-ov", _MOTIVATIONS_20),
+    ("tool", "tool_types"): ("tool-label-ov", frozenset({
+        "denial-of-service", "exploitation", "information-gathering", "network-capture",
+        "credential-exploitation", "remote-access", "vulnerability-scanning",
+    })),
+}  # fmt: skip
 
 
 def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, Any]:
@@ -44,4 +102,10 @@ def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, A
     if stix_type == "indicator" and "pattern_type" not in upgraded:
         upgraded["pattern_type"] = "stix"  # 2.1 section 4.7: required; 2.0 patterns were STIX
         upgrades["indicator pattern_type set to stix"] += 1
+    level = _TLP_LEVELS.get(str(upgraded.get("id")))
+    if level is not None and stix_type == "marking-definition" and "name" not in upgraded:
+        # STIX 2.0 Part 1 (TLP marking) gave the TLP markings without a name (2.0 marking
+        # definitions had none); STIX 2.1 section 7.2.1.4 gives the same ids with one.
+        upgraded["name"] = f"TLP:{level.upper()}"
+        upgrades["TLP marking-definition name added"] += 1
     return upgraded

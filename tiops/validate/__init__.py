@@ -24,7 +24,7 @@ from tiops.validate.partner import check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
-from tiops.validate.stix20 import at_stix20_places
+from tiops.validate.stix20 import at_stix20_places, check_stix20_objects
 
 __all__ = ["Prechecked", "validate_indexed", "validate_paths", "validate_repo"]
 
@@ -114,7 +114,9 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     findings.extend(rule_findings(repo))
     findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
     if repo.upgraded_from_20:
-        findings = at_stix20_places(findings, repo.upgraded_from_20)
+        upgraded = {obj.path: obj.data for obj in objects if obj.path in repo.upgraded_from_20}
+        findings.extend(check_stix20_objects(objects[0].file, upgraded) if upgraded else ())
+        findings = at_stix20_places(findings, repo.upgraded_from_20, upgraded)
     if not repo.is_bundle:
         # the enrichment lock (TI150, TI151)
         findings.extend(lock_findings(repo.config.intel_path, repo.root, repo.config.source))
