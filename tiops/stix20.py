@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tiops.stix import TLP1_MARKINGS
+from tiops.stix import TLP1_MARKINGS, derive_sco_id
 
-__all__ = ["MOVED_FROM_LABELS", "VOCABULARIES_20", "upgrade_from_20"]
+__all__ = ["MOVED_FROM_LABELS", "VOCABULARIES_20", "upgrade_from_20", "upgrade_observables"]
 
 # STIX 2.0 put the required open-vocabulary category of these types in `labels`;
 # STIX 2.1 moved it to a dedicated property (2.1 sections 4.7, 4.11, 4.14, 4.17, 4.18)
@@ -109,3 +109,44 @@ def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, A
         upgraded["name"] = f"TLP:{level.upper()}"
         upgrades["TLP marking-definition name added"] += 1
     return upgraded
+
+
+
+def upgrade_observables(upgraded: dict[str, Any], upgrades: Counter[str]) -> dict[str, Any]:
+    """An upgraded 2.0 observed-data whose cyber observables are STIX 2.1 SCOs.
+
+    STIX 2.1 keeps 2.0's ``objects`` dictionary as a deprecated property of observed-data
+    (section 4.13), but its SCOs have an ``id`` (section 6.1), which 2.0 observables had
+    not; consumers of 2.1 (the OASIS reference validator among them) fail on one without.
+    Each gets the id section 2.9 derives from its properties (tiops.stix.derive_sco_id),
+    the same for the same object in every run; the references between them stay
+    dictionary keys, as in the deprecated form. An HTTP request header's value, a string
+    in 2.0, is a list of strings in 2.1 (section 6.12.2). Objects with an id are kept.
+    """
+    observables = upgraded.get("objects")
+    if upgraded.get("type") != "observed-data" or not isinstance(observables, dict):
+        return upgraded
+    if all(not isinstance(item, dict) or "id" in item or not isinstance(item.get("type"), str)
+           for item in observables.values()):
+        return upgraded
+    identified: dict[str, Any] = {}
+    for key, item in observables.items():
+        if isinstance(item, dict) and "id" not in item and isinstance(item.get("type"), str):
+            item = _with_listed_request_header(item, upgrades)
+            item = {"type": item["type"], "id": derive_sco_id(item), **{k: v for k, v in item.items() if k != "type"}}
+            upgrades["observed-data observables given an id"] += 1
+        identified[key] = item
+    return {**upgraded, "objects": identified}
+
+
+def _with_listed_request_header(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, Any]:
+    extensions = item.get("extensions")
+    if not isinstance(extensions, dict):
+        return item
+    request = extensions.get("http-request-ext")
+    header = request.get("request_header") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or not isinstance(header, dict) or not any(isinstance(v, str) for v in header.values()):
+        return item
+    listed = {name: [value] if isinstance(value, str) else value for name, value in header.items()}
+    upgrades["HTTP request_header values listed"] += 1
+    return {**item, "extensions": {**extensions, "http-request-ext": {**request, "request_header": listed}}}

@@ -9,7 +9,7 @@ from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
-from tiops.stix20 import upgrade_from_20
+from tiops.stix20 import upgrade_from_20, upgrade_observables
 from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 
@@ -67,7 +67,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             continue
         if item["type"] not in SCO_TYPES:
             if item.get("spec_version", "2.0") == "2.0":
-                item = upgrade_from_20(item, upgrades)
+                item = upgrade_observables(upgrade_from_20(item, upgrades), upgrades)
                 upgraded.append(len(result.candidates))
             else:
                 native += 1
