@@ -84,7 +84,7 @@ _CODES = [
     Code("TI213", "extension-type-mismatch", Severity.ERROR, "An extension is used in a way its extension-definition does not list in extension_types.", "Use one of the definition's extension_types (new-sdo, new-sco, new-sro, property-extension, toplevel-property-extension)."),
     Code("TI214", "extension-object-invalid", Severity.ERROR, "An object of a type defined by an extension-definition lacks or misuses a common property of its kind.", "A new SDO or SRO needs type, spec_version, id, created and modified; a new SCO needs type and id (STIX 2.1 sections 3.2, 6.1, 7.3)."),
     # STIX 2.0 content (docs/findings.md, STIX 2.0 content)
-    Code("TI215", "stix-version-mixed", Severity.WARNING, "A bundle that says spec_version 2.0 holds an object that says it is STIX 2.1.", "Send 2.1 objects in a STIX 2.1 bundle (no spec_version on the bundle), or the 2.0 form of the object in the 2.0 bundle (STIX 2.0 Part 1, bundle)."),
+    Code("TI215", "stix-version-mixed", Severity.WARNING, "A bundle that says spec_version 2.0 holds STIX 2.1 content: an object that says spec_version 2.1, or a cyber observable outside observed-data.", "Send 2.1 objects in a STIX 2.1 bundle (no spec_version on the bundle), or the 2.0 form of the object in the 2.0 bundle (STIX 2.0 Part 1, bundle)."),
     # References and identity
     Code("TI300", "dangling-reference", Severity.ERROR, "A reference points to an object that is not in the repository.", "Add the referenced object, fix the id, or remove the reference."),
     Code("TI301", "reference-wrong-type", Severity.ERROR, "A reference points to an object of a type that property does not allow.", "Point the reference at an object of an allowed type."),

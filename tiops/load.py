@@ -292,6 +292,13 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
                 "TI215", f"item {index} says spec_version 2.1 in a bundle that says spec_version 2.0 (STIX 2.0 "
                 "Part 1, bundle: a 2.0 bundle holds STIX 2.0 objects); checked as STIX 2.1",
                 Location(name, path=(*item_path, "spec_version")), stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
+        elif stix20_bundle and item["type"] in SCO_TYPES:
+            # STIX 2.0 Part 3: cyber observables live inside observed-data's objects only.
+            repo.findings.append(make_finding(
+                "TI215", f"item {index} is a {item['type']} cyber observable at the top of a bundle that says "
+                "spec_version 2.0 (STIX 2.0 Part 3: 2.0 observables are only inside observed-data objects); "
+                "checked as STIX 2.1", Location(name, path=(*item_path, "type")),
+                stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
         elif is_stix20_object(item, in_stix20_bundle=stix20_bundle):
             stix20 += 1
             upgraded = upgrade_from_20(item, Counter())

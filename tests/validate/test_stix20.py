@@ -134,3 +134,30 @@ def test_a_bundle_named_by_a_relative_path_in_a_folder_is_located(tmp_path: Path
     placed = [f for f in findings if f.code != "TI210"]
     assert placed and all(f.location.line > 1 for f in placed)
     assert {f.location.file for f in findings} == {"received/defects.json"}
+
+
+def test_a_cyber_observable_at_the_top_of_a_20_bundle_is_named() -> None:
+    # STIX 2.0 Part 3: observables are only inside observed-data; at the top they are 2.1 SCOs
+    findings = _lint_object({"type": "file", "id": "file--31b940d4-6f7f-459a-80ea-9c1f17b5891b", "name": "x"})
+    assert [(f.code, f.severity, f.location.path) for f in findings] == [("TI215", Severity.WARNING, ("objects", 0, "type"))]
+    assert "only inside observed-data" in findings[0].message
+
+
+def test_each_20_observable_is_an_object_with_a_type() -> None:
+    findings = _lint_object({
+        "type": "observed-data", "id": "observed-data--b67d30ff-02ac-498a-92f9-32f845f448cf",
+        "created": "2016-04-06T19:58:16.000Z", "modified": "2016-04-06T19:58:16.000Z",
+        "first_observed": "2015-12-21T19:00:00Z", "last_observed": "2015-12-21T19:00:00Z", "number_observed": 1,
+        "objects": {"0": "198.51.100.3", "1": {"value": "198.51.100.3"}, "2": {"type": "ipv4-addr", "value": "198.51.100.3"}},
+    })
+    assert [(f.code, f.location.path[-2:]) for f in findings] == [("TI200", ("objects", "0")), ("TI201", ("objects", "1"))]
+    assert all("STIX 2.0 Part 3" in f.message for f in findings)
+
+
+def test_the_version_notice_of_a_lone_20_object_is_not_taken_for_a_finding_on_it(tmp_path: Path) -> None:
+    path = tmp_path / "malware.json"
+    path.write_text(json.dumps({"type": "malware", "id": "malware--31b940d4-6f7f-459a-80ea-9c1f17b5891b",
+                                "created": "2016-04-06T20:07:09.000Z", "modified": "2016-04-06T20:07:09.000Z",
+                                "name": "x", "labels": ["worm"]}), encoding="utf-8")
+    (notice,) = validate_repo(load_bundle(path))
+    assert notice.code == "TI210" and "checked as upgraded to 2.1]" not in notice.message

@@ -17,6 +17,8 @@ from tiops.stix20 import MOVED_FROM_LABELS, VOCABULARIES_20
 _VOCABULARY_NAME = re.compile(r"the (\S+) vocabulary")
 # STIX 2.0 Part 2 sections of the types whose labels 2.0 requires (2.1 made the
 # *_types property that took their place optional).
+# Findings about the versions themselves (tiops.load), never about an upgraded property.
+_ABOUT_VERSIONS = frozenset({"TI210", "TI215"})
 _LABELS_SECTIONS = {"indicator": "2.5", "malware": "2.7", "report": "2.9", "threat-actor": "2.10", "tool": "2.11"}
 
 
@@ -38,7 +40,7 @@ def at_stix20_places(findings: list[Finding], upgraded: dict[tuple[PathPart, ...
             if len(path) >= depth and path[:depth] in upgraded:
                 added = upgraded[path[:depth]]
                 break
-        if added is None:
+        if added is None or finding.code in _ABOUT_VERSIONS:
             moved.append(finding)
             continue
         rest = path[depth:]
@@ -112,7 +114,14 @@ def _observable_references(file: str, path: tuple[PathPart, ...], observables: d
     """References inside an observed-data's objects that name no key of that dictionary."""
     findings: list[Finding] = []
     for key, observable in observables.items():
-        if not isinstance(observable, dict):
+        if not isinstance(observable, dict) or not isinstance(observable.get("type"), str):
+            defect = "is not an object" if not isinstance(observable, dict) else (
+                "has no type" if "type" not in observable else "has a type that is not a string")
+            findings.append(make_finding(
+                "TI201" if defect == "has no type" else "TI200",
+                f"objects.{key} {defect}: every cyber observable object is a JSON object with a type "
+                "(STIX 2.0 Part 3, common properties)", Location(file, path=(*path, "objects", key)), stix_id=stix_id,
+                hint="Write each entry of objects as an object naming its type, e.g. {\"type\": \"ipv4-addr\", ...}."))
             continue
         for where, reference in _references(observable, (*path, "objects", key)):
             if not isinstance(reference, str) or reference not in observables:
