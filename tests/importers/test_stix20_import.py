@@ -36,7 +36,7 @@ def _validate_and_compile(root: Path) -> list[dict[str, object]]:
     return objects
 
 
-@pytest.mark.parametrize("name", ["sdos.json", "observables.json", "patterns.json"])
+@pytest.mark.parametrize("name", ["sdos.json", "observables.json", "patterns.json", "misp-shaped.json"])
 def test_a_valid_20_bundle_imports_into_a_repository_that_validates_and_compiles(tmp_path: Path, name: str) -> None:
     report = _import(tmp_path, name)
     assert report.created == report.total and report.failed == 0
@@ -66,7 +66,7 @@ def test_a_20_bundle_with_defects_rejects_each_with_its_reason(tmp_path: Path) -
 def test_the_compiled_20_content_is_21_for_the_reference_validator(tmp_path: Path) -> None:
     stix2validator = pytest.importorskip("stix2validator")
     objects = []
-    for name in ("sdos.json", "observables.json", "patterns.json"):
+    for name in ("sdos.json", "observables.json", "patterns.json", "misp-shaped.json"):
         _import(tmp_path / name, name)
         objects += _validate_and_compile(tmp_path / name)
     options = stix2validator.ValidationOptions(version="2.1")
@@ -79,7 +79,7 @@ def test_the_compiled_20_content_is_21_for_the_reference_validator(tmp_path: Pat
         result = stix2validator.validate_instance(obj, options)
         assert [str(e) for e in result.errors] == [], obj["id"]
         checked += 1
-    assert checked >= 28
+    assert checked >= 35
 
 
 def test_20_observables_get_21_ids_the_same_in_every_import(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tiops.validate import validate_paths, validate_repo
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "stix20"
 VALID = ["sdos.json", "observables.json", "patterns.json"]
+REFERENCE_VALID = [*VALID, "misp-shaped.json"]
 
 
 def _line_of(path: Path, text: str, after: str | None = None) -> int:
@@ -37,7 +38,7 @@ def _lint(name: str) -> list[Finding]:
     return validate_repo(load_bundle(DATA / name))
 
 
-@pytest.mark.parametrize("name", VALID)
+@pytest.mark.parametrize("name", REFERENCE_VALID)
 def test_valid_20_samples_are_valid_for_the_reference_validator_in_20_mode(name: str) -> None:
     stix2validator = pytest.importorskip("stix2validator")
     result = stix2validator.validate_instance(json.loads((DATA / name).read_text(encoding="utf-8")),
@@ -161,3 +162,15 @@ def test_the_version_notice_of_a_lone_20_object_is_not_taken_for_a_finding_on_it
                                 "name": "x", "labels": ["worm"]}), encoding="utf-8")
     (notice,) = validate_repo(load_bundle(path))
     assert notice.code == "TI210" and "checked as upgraded to 2.1]" not in notice.message
+
+
+def test_a_misp_shaped_20_export_has_warnings_only_for_its_tags_in_labels() -> None:
+    # MISP writes its tags into labels; STIX 2.0 says labels SHOULD come from the type's
+    # label vocabulary (a SHOULD: warnings). A tag on an object whose labels are free (the
+    # observed-data, the custom object, the vulnerability) is no finding.
+    path = DATA / "misp-shaped.json"
+    findings = _lint("misp-shaped.json")
+    assert Counter((f.code, f.severity) for f in findings) == {("TI210", Severity.WARNING): 1, ("TI209", Severity.WARNING): 4}
+    assert {f.location.line for f in findings if f.code == "TI209"} == {
+        _line_of(path, 'misp:tool='), _line_of(path, '"misp:name=\\"email\\""'),
+        _line_of(path, '"misp:meta-category=\\"network\\""'), _line_of(path, 'misp:to_ids=')}
