@@ -94,3 +94,23 @@ def test_20_observables_get_21_ids_the_same_in_every_import(tmp_path: Path) -> N
     assert ids[0] == ids[1] and len(set(ids[0].values())) == 23
     assert all(value.startswith(f"{key_type}--") for value, key_type in
                ((ids[0]["0"], "file"), (ids[0]["2"], "process"), (ids[0]["22"], "x-acme-beacon")))
+
+
+def test_in_a_20_bundle_the_21_object_is_the_odd_one_out(tmp_path: Path) -> None:
+    report = _import(tmp_path, "mixed-21-in-20.json")
+    assert report.created == 2 and report.repairs == []  # the 2.0 object is the bundle's own content
+    assert report.notes == [
+        "upgraded 1 STIX 2.0 object(s) to 2.1 (labels moved to malware_types: 1, malware is_family set to true: 1, objects: 1)",
+        "1 object(s) say spec_version 2.1 in a bundle that says 2.0: imported as STIX 2.1"]
+    odd = parse_yaml((tmp_path / "intel/old-feed/malware/3b4c5d6e-7f8a-4b9c-8d1e-2f3a4b5c6d7e.yaml").read_text())
+    assert odd["labels"] == ["our own tag"] and "malware_types" not in odd  # kept as the 2.1 it says it is
+    _validate_and_compile(tmp_path)
+
+
+def test_in_a_21_bundle_each_20_object_is_reported_as_upgraded(tmp_path: Path) -> None:
+    report = _import(tmp_path, "mixed-20-in-21.json")
+    assert report.created == 4
+    assert sorted(r.stix_id for r in report.repairs) == ["indicator--9a0b1c2d-3e4f-4a5b-8c7d-8e9f0a1b2c3d",
+                                                         "malware--8a9b0c1d-2e3f-4a4b-9c6d-7e8f9a0b1c2d"]
+    assert all("a STIX 2.0 object in a 2.1 bundle" in r.description for r in report.repairs)
+    _validate_and_compile(tmp_path)

@@ -33,14 +33,19 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
-    return parse_items(items, result, structure_checked=True)  # parse_json checked the whole document
+    stix20_bundle = isinstance(data, dict) and data.get("spec_version") == "2.0"
+    # parse_json checked the whole document's structure
+    return parse_items(items, result, structure_checked=True, stix20_bundle=stix20_bundle)
 
 
-def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False) -> ParsedInput:
+def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False,
+                stix20_bundle: bool = False) -> ParsedInput:
     """Candidates from objects already read (a TAXII pull), each checked like a bundle's items.
 
     ``structure_checked``: the items come from a document whose structure (string keys,
     nesting depth) was checked as a whole already, so they are not walked again.
+    ``stix20_bundle``: the items come from a bundle that says spec_version 2.0, whose
+    2.0 objects are its own content and its 2.1 objects the odd ones out.
     """
     result = result if result is not None else ParsedInput()
     result.total = len(items)
@@ -72,7 +77,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             else:
                 native += 1
         result.candidates.append(Candidate(position, item))
-    if upgraded and native:
+    if upgraded and native and not stix20_bundle:
         # A mixed bundle: the 2.0 objects are the odd ones out, each reported as repaired.
         for at in upgraded:
             candidate = result.candidates[at]
@@ -81,4 +86,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
     if upgrades:
         changes = ", ".join(f"{what}: {count}" for what, count in sorted(upgrades.items()))
         result.notes.append(f"upgraded {upgrades['objects']} STIX 2.0 object(s) to 2.1 ({changes})")
+    if native and stix20_bundle:
+        # STIX 2.0 Part 1, bundle: a 2.0 bundle holds 2.0 objects; these say otherwise and stay as sent.
+        result.notes.append(f"{native} object(s) say spec_version 2.1 in a bundle that says 2.0: imported as STIX 2.1")
     return result
