@@ -32,7 +32,7 @@ from tiops.stix import (
     derive_sco_id,
     derive_sdo_id,
 )
-from tiops.stix20 import MOVED_FROM_LABELS, upgrade_from_20
+from tiops.stix20 import MOVED_FROM_LABELS, TYPES_21_ONLY, upgrade_from_20
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
 # The per-object check of tiops.validate (check_object), handed to load_repo by its callers.
@@ -299,6 +299,12 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
                 "spec_version 2.0 (STIX 2.0 Part 3: 2.0 observables are only inside observed-data objects); "
                 "checked as STIX 2.1", Location(name, path=(*item_path, "type")),
                 stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
+        elif stix20_bundle and item["type"] in TYPES_21_ONLY:
+            repo.findings.append(make_finding(
+                "TI215", f"item {index} is a {item['type']}, a type STIX 2.1 added, in a bundle that says "
+                "spec_version 2.0 (STIX 2.0 Part 1, bundle: a 2.0 bundle holds STIX 2.0 objects); checked as STIX 2.1",
+                Location(name, path=(*item_path, "type")),
+                stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
         elif is_stix20_object(item, in_stix20_bundle=stix20_bundle):
             stix20 += 1
             upgraded = upgrade_from_20(item, Counter())
@@ -337,11 +343,13 @@ def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool) -> bool:
 
     Everything in a bundle with spec_version 2.0 is. In other bundles, an SDO, SRO or
     marking without spec_version is (STIX 2.1 section 3.2 requires it; 2.0 had none),
-    and so is an object that says spec_version 2.0 itself.
+    unless STIX 2.0 has no such type, and so is an object that says spec_version 2.0 itself.
     """
     if in_stix20_bundle or item.get("spec_version") == "2.0":
         return True
-    return "spec_version" not in item and item.get("type") not in SCO_TYPES and "id" in item
+    # A type 2.1 added is 2.1 content even without spec_version (which 2.1 then misses).
+    stix_type = item.get("type")
+    return "spec_version" not in item and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY and "id" in item
 
 
 def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from tiops.stix import TLP1_MARKINGS, derive_sco_id
 
-__all__ = ["MOVED_FROM_LABELS", "VOCABULARIES_20", "upgrade_from_20", "upgrade_observables"]
+__all__ = ["MOVED_FROM_LABELS", "TYPES_21_ONLY", "VOCABULARIES_20", "upgrade_from_20", "upgrade_observables"]
 
 # STIX 2.0 put the required open-vocabulary category of these types in `labels`;
 # STIX 2.1 moved it to a dedicated property (2.1 sections 4.7, 4.11, 4.14, 4.17, 4.18)
@@ -24,6 +24,13 @@ MOVED_FROM_LABELS = {
     "threat-actor": "threat_actor_types",
     "tool": "tool_types",
 }
+
+# Object types STIX 2.1 added (sections 4, 7.2.1, 7.3): no such object is STIX 2.0
+# content, whatever it leaves out, so one without spec_version is a 2.1 object lacking it.
+TYPES_21_ONLY = frozenset({
+    "grouping", "infrastructure", "location", "malware-analysis", "note", "opinion",
+    "language-content", "extension-definition",
+})  # fmt: skip
 
 # The reserved TLP marking-definition ids, the same in both versions -> their level.
 _TLP_LEVELS = {marking_id: level for level, marking_id in TLP1_MARKINGS.items()}

@@ -101,7 +101,8 @@ def test_in_a_20_bundle_the_21_object_is_the_odd_one_out(tmp_path: Path) -> None
     assert report.created == 2 and report.repairs == []  # the 2.0 object is the bundle's own content
     assert report.notes == [
         "upgraded 1 STIX 2.0 object(s) to 2.1 (labels moved to malware_types: 1, malware is_family set to true: 1, objects: 1)",
-        "1 object(s) say spec_version 2.1 in a bundle that says 2.0: imported as STIX 2.1"]
+        "1 object(s) are STIX 2.1 (spec_version 2.1, or a type STIX 2.0 has not) in a bundle that says 2.0: "
+        "imported as STIX 2.1"]
     odd = parse_yaml((tmp_path / "intel/old-feed/malware/3b4c5d6e-7f8a-4b9c-8d1e-2f3a4b5c6d7e.yaml").read_text())
     assert odd["labels"] == ["our own tag"] and "malware_types" not in odd  # kept as the 2.1 it says it is
     _validate_and_compile(tmp_path)
@@ -113,4 +114,18 @@ def test_in_a_21_bundle_each_20_object_is_reported_as_upgraded(tmp_path: Path) -
     assert sorted(r.stix_id for r in report.repairs) == ["indicator--9a0b1c2d-3e4f-4a5b-8c7d-8e9f0a1b2c3d",
                                                          "malware--8a9b0c1d-2e3f-4a4b-9c6d-7e8f9a0b1c2d"]
     assert all("a STIX 2.0 object in a 2.1 bundle" in r.description for r in report.repairs)
+    _validate_and_compile(tmp_path)
+
+
+def test_a_type_21_added_without_spec_version_is_repaired_as_21(tmp_path: Path) -> None:
+    (tmp_path / "intel").mkdir()
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00", "objects": [
+        {"type": "note", "id": "note--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3", "created": "2020-01-01T00:00:00.000Z",
+         "modified": "2020-01-01T00:00:00.000Z", "content": "seen twice",
+         "object_refs": ["note--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3"]}]}))
+    report = import_file(tmp_path, bundle, "stix", "Old feed")
+    assert report.created == 1 and report.notes == []  # not counted as an upgraded 2.0 object
+    (repair,) = report.repairs
+    assert "a note is STIX 2.1 (no such type in STIX 2.0); spec_version 2.1 added" in repair.description
     _validate_and_compile(tmp_path)

@@ -174,3 +174,26 @@ def test_a_misp_shaped_20_export_has_warnings_only_for_its_tags_in_labels() -> N
     assert {f.location.line for f in findings if f.code == "TI209"} == {
         _line_of(path, 'misp:tool='), _line_of(path, '"misp:name=\\"email\\""'),
         _line_of(path, '"misp:meta-category=\\"network\\""'), _line_of(path, 'misp:to_ids=')}
+
+
+GROUPING_WITHOUT_SPEC_VERSION = {
+    "type": "grouping", "id": "grouping--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3", "created": "2020-01-01T00:00:00.000Z",
+    "modified": "2020-01-01T00:00:00.000Z", "context": "suspicious-activity",
+    "object_refs": ["grouping--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3"],
+}
+
+
+@pytest.mark.parametrize("bundle_version", [None, "2.0"])
+def test_a_type_21_added_is_21_content_missing_spec_version(tmp_path: Path, bundle_version: str | None) -> None:
+    # No STIX 2.0 object is a grouping: without spec_version it breaks STIX 2.1 section 3.2,
+    # and is not taken for 2.0 content that the upgrade would quietly give a spec_version.
+    bundle: dict[str, object] = {"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                                 "objects": [GROUPING_WITHOUT_SPEC_VERSION]}
+    if bundle_version:
+        bundle["spec_version"] = bundle_version
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle, indent=2), encoding="utf-8")
+    findings = validate_repo(load_bundle(path))
+    expected = {("TI201", Severity.ERROR)} | ({("TI215", Severity.WARNING)} if bundle_version else set())
+    assert {(f.code, f.severity) for f in findings} == expected
+    assert 'missing required property "spec_version"' in next(f.message for f in findings if f.code == "TI201")

@@ -9,7 +9,7 @@ from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
-from tiops.stix20 import upgrade_from_20, upgrade_observables
+from tiops.stix20 import TYPES_21_ONLY, upgrade_from_20, upgrade_observables
 from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 
@@ -70,6 +70,12 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             result.rejections.append(Rejection(position, reasons, item.get("id") if isinstance(item.get("id"), str) else None,
                                                object_name(item)))
             continue
+        if item["type"] in TYPES_21_ONLY and "spec_version" not in item:
+            # no STIX 2.0 object has this type: a 2.1 object that left out spec_version (section 3.2)
+            result.candidates.append(Candidate(position, {"type": item["type"], "spec_version": "2.1", **item}, repairs=(
+                f"spec_version: a {item['type']} is STIX 2.1 (no such type in STIX 2.0); spec_version 2.1 added",)))
+            native += 1
+            continue
         if item["type"] not in SCO_TYPES:
             if item.get("spec_version", "2.0") == "2.0":
                 item = upgrade_observables(upgrade_from_20(item, upgrades), upgrades)
@@ -88,5 +94,6 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
         result.notes.append(f"upgraded {upgrades['objects']} STIX 2.0 object(s) to 2.1 ({changes})")
     if native and stix20_bundle:
         # STIX 2.0 Part 1, bundle: a 2.0 bundle holds 2.0 objects; these say otherwise and stay as sent.
-        result.notes.append(f"{native} object(s) say spec_version 2.1 in a bundle that says 2.0: imported as STIX 2.1")
+        result.notes.append(f"{native} object(s) are STIX 2.1 (spec_version 2.1, or a type STIX 2.0 has not) in a "
+                            "bundle that says 2.0: imported as STIX 2.1")
     return result
