@@ -15,10 +15,10 @@ from tiops.stix20 import MOVED_FROM_LABELS, VOCABULARIES_20
 
 # "the malware-type-ov vocabulary" in a TI209 message (tiops.validate.objects).
 _VOCABULARY_NAME = re.compile(r"the (\S+) vocabulary")
-# STIX 2.0 Part 2 sections of the types whose labels 2.0 requires (2.1 made the
-# *_types property that took their place optional).
 # Findings about the versions themselves (tiops.load), never about an upgraded property.
 _ABOUT_VERSIONS = frozenset({"TI210", "TI215"})
+# STIX 2.0 Part 2 sections of the types whose labels 2.0 requires (2.1 made the
+# *_types property that took their place optional).
 _LABELS_SECTIONS = {"indicator": "2.5", "malware": "2.7", "report": "2.9", "threat-actor": "2.10", "tool": "2.11"}
 
 
@@ -50,7 +50,7 @@ def at_stix20_places(findings: list[Finding], upgraded: dict[tuple[PathPart, ...
             vocabulary = _vocabulary_20(objects.get(path[:depth]), rest)
             if vocabulary is not None:
                 name_20, values, value = vocabulary
-                if value in values:
+                if isinstance(value, str) and value in values:
                     continue  # a value STIX 2.0 suggests (Part 1, vocabularies)
                 name_21 = _VOCABULARY_NAME.search(message)
                 message = (f"{rest[0]}: {value!r} is in neither the STIX 2.0 {name_20} vocabulary"
