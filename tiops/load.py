@@ -26,6 +26,7 @@ from tiops.jsonschemas import tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
+    BUILTIN_MARKING_IDS,
     ID_RE,
     SCO_TYPES,
     derive_relationship_id,
@@ -487,11 +488,15 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
         return parent
     source = data.get("source", parent.source)
     imported_folder = parent.imported_folder
+    inherited = parent.properties
     if data.get("imported") is True and imported_folder is None:
         imported_folder = relative.rpartition("/")[0]
+        # Partner intel is what the partner sent: the defaults of the folders above (our
+        # own created_by_ref and markings) would rewrite it and credit it to us.
+        inherited = {}
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
     return Defaults(
-        properties={**parent.properties, **(data.get("defaults") or {})},
+        properties={**inherited, **(data.get("defaults") or {})},
         source=source,
         files=(*parent.files, relative),
         imported_folder=imported_folder,
@@ -614,6 +619,10 @@ def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...
     # a million objects memory holds each object once: the parsed data itself when the
     # parser shared its strings already and nothing else holds it.
     raw = parsed if shared else share_strings(parsed)
+    if (defaults.properties or defaults.source) and raw.get("id") in BUILTIN_MARKING_IDS:
+        # A TLP marking definition is fixed to the last property (STIX 2.1 section 7.2.1.4):
+        # a folder default or a source system would make it an altered one (TI247).
+        defaults = replace(defaults, properties={}, source=None, defaulted_tuples={})
     defaulted: tuple[str, ...]
     inline = raw.get(INLINE_RELATIONSHIPS_KEY)
     if inline is None and not defaults.properties and defaults.imported_folder is None:

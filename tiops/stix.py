@@ -249,6 +249,9 @@ def _builtin_objects() -> dict[str, dict[str, Any]]:
 
 
 BUILTIN_OBJECTS = _builtin_objects()
+# The TLP marking definitions (1.0, section 7.2.1.4, and 2.0): objects whose every property
+# is fixed, so nothing may be added to them (no folder default, no source system).
+BUILTIN_MARKING_IDS = frozenset(i for i, o in BUILTIN_OBJECTS.items() if o["type"] == "marking-definition")
 # Objects a built-in marking pulls into a bundle with it.
 BUILTIN_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     marking_id: (TLP2_EXTENSION_ID,) for marking_id, _ in TLP2_MARKINGS.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tiops import load_repo, validate_repo
@@ -167,3 +168,62 @@ def test_reimport_restores_a_hand_edited_partner_file(tmp_path: Path) -> None:
     assert any("restored 1 hand-edited partner file" in note for note in report.notes)
     assert (root / FIRST_FILE).read_bytes() == pristine
     assert _ti7(root) == []
+
+
+OUR_IDENTITY = "identity--3b241a2b-0f6e-45f2-8247-30783a977105"
+TLP_GREEN_20 = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+TLP_AMBER_10 = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"
+TLP_RED_10 = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
+PARTNER_BUNDLE = {"type": "bundle", "id": "bundle--5b5b5b5b-5b5b-4b5b-8b5b-5b5b5b5b5b5b", "objects": [
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--7e4f5b3a-1111-4a1a-9b9b-222222222222",
+     "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "Partner IOC",
+     "pattern": "[ipv4-addr:value = '198.51.100.77']", "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z",
+     "object_marking_refs": [TLP_AMBER_10]},
+    {"type": "marking-definition", "spec_version": "2.1", "id": TLP_AMBER_10, "created": "2017-01-20T00:00:00.000Z",
+     "definition_type": "tlp", "name": "TLP:AMBER", "definition": {"tlp": "amber"}},
+]}
+
+
+def _repository_with_our_defaults(tmp_path: Path) -> Path:
+    """A repository whose root _defaults.yaml credits our team and marks our intel, as tiops init writes it."""
+    root = tmp_path / "repo"
+    (root / "intel" / "ours").mkdir(parents=True)
+    (root / "intel" / "_defaults.yaml").write_text(
+        f"source: Our CTI\ndefaults:\n  created_by_ref: {OUR_IDENTITY}\n  object_marking_refs: [{TLP_GREEN_20}]\n")
+    (root / "intel" / "ours" / "identity.yaml").write_text(
+        f"type: identity\nspec_version: '2.1'\nid: {OUR_IDENTITY}\nname: Our CTI\nidentity_class: organization\n"
+        "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\n")
+    bundle = tmp_path / "partner.json"
+    bundle.write_text(json.dumps(PARTNER_BUNDLE))
+    import_file(root, bundle, "stix", "Partner Z")
+    return root
+
+
+def test_partner_intel_takes_no_defaults_of_the_folders_above(tmp_path: Path) -> None:
+    root = _repository_with_our_defaults(tmp_path)
+    repo = load_repo(root)
+    findings = [f for f in validate_repo(repo) if f.severity.value == "error"]
+    assert findings == []
+    by_id = {obj.id: obj for obj in repo.objects}
+    partner = by_id["indicator--7e4f5b3a-1111-4a1a-9b9b-222222222222"]
+    # What the partner sent: not credited to us, not marked with our marking.
+    assert "created_by_ref" not in partner.data and partner.data["object_marking_refs"] == [TLP_AMBER_10]
+    assert partner.source == "Partner Z"
+    assert by_id[OUR_IDENTITY].data["object_marking_refs"] == [TLP_GREEN_20]  # our own intel still is
+
+
+def test_a_tlp_marking_is_compiled_exactly_as_the_specification_gives_it(tmp_path: Path) -> None:
+    stix2validator = pytest.importorskip("stix2validator")
+    root = _repository_with_our_defaults(tmp_path)
+    # Also one written into our own folder, under our defaults and our source system.
+    red = {"type": "marking-definition", "spec_version": "2.1", "id": TLP_RED_10, "created": "2017-01-20T00:00:00.000Z",
+           "definition_type": "tlp", "name": "TLP:RED", "definition": {"tlp": "red"}}
+    (root / "intel" / "ours" / "tlp-red.yaml").write_text(json.dumps(red))
+    result = CliRunner().invoke(main, ["-C", str(root), "compile", "--no-cache", "-o", str(tmp_path / "bundle.json")])
+    assert result.exit_code == 0, result.output
+    objects = {o["id"]: o for o in json.loads((tmp_path / "bundle.json").read_text())["objects"]}
+    assert objects[TLP_AMBER_10] == PARTNER_BUNDLE["objects"][1]
+    assert objects[TLP_RED_10] == red
+    options = stix2validator.ValidationOptions(version="2.1")
+    for marking in (TLP_AMBER_10, TLP_RED_10):
+        assert stix2validator.validate_instance(objects[marking], options).is_valid
