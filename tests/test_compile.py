@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tiops import ValidationFailed, build, load_repo
+from tiops import ValidationFailed, build, load_repo, validate_repo
 from tiops.compile import compiled_objects
 from tiops.stix import SOURCE_EXTENSION_ID, TLP2_MARKINGS
 
@@ -83,6 +83,32 @@ def test_defaults_source_and_builtin_markings(make_repo) -> None:  # type: ignor
     assert {"marking-definition", "extension-definition"} <= types
     # Derived ids are stable UUIDv5s.
     assert build(root).bundle == build(root).bundle
+
+
+def test_a_default_goes_only_to_the_types_that_have_the_property(make_repo) -> None:  # type: ignore[no-untyped-def]
+    green = TLP2_MARKINGS["green"][0]
+    identity = "identity--3b241a2b-0f6e-45f2-8247-30783a977105"
+    root = make_repo({
+        "intel/_defaults.yaml": (f"defaults:\n  created_by_ref: {identity}\n  confidence: 60\n"
+                                 f"  object_marking_refs: [{green}]\n  x_team: blue\n"),
+        "intel/identity.yaml": (f"type: identity\nspec_version: '2.1'\nid: {identity}\nname: Us\n"
+                                "identity_class: organization\ncreated: '2024-01-01T00:00:00.000Z'\n"
+                                "modified: '2024-01-01T00:00:00.000Z'\n"),
+        "intel/ip.yaml": "type: ipv4-addr\nspec_version: '2.1'\nvalue: 203.0.113.9\n",
+        "intel/custom.yaml": ("type: x-acme-playbook\nspec_version: '2.1'\nid: x-acme-playbook--4f1e0e4c-0d6a-4e8b-9c1a-3a6e2b9f7c11\n"
+                              "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\n"),
+    })
+    repo = load_repo(root)
+    by_type = {obj.data["type"]: obj for obj in repo.objects}
+    # STIX 2.1 section 6.1: an SCO has object_marking_refs but no created_by_ref or confidence;
+    # a property STIX does not define (x_team) goes everywhere, as written.
+    assert by_type["ipv4-addr"].defaulted_properties == ("object_marking_refs", "x_team")
+    assert by_type["identity"].defaulted_properties == ("confidence", "created_by_ref", "object_marking_refs", "x_team")
+    assert by_type["x-acme-playbook"].defaulted_properties == ("confidence", "created_by_ref", "object_marking_refs",
+                                                               "x_team")
+    assert [f for f in validate_repo(repo) if f.code == "TI208" and "'created_by_ref'" in f.message] == []
+    sco = next(o for o in compiled_objects(repo) if o["type"] == "ipv4-addr")
+    assert sco["object_marking_refs"] == [green] and "created_by_ref" not in sco and "confidence" not in sco
 
 
 def test_inline_relationships_compile_to_stable_relationships(make_repo) -> None:  # type: ignore[no-untyped-def]

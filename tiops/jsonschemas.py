@@ -109,6 +109,12 @@ def known_properties(stix_type: str) -> frozenset[str]:
 
 
 @functools.cache
+def spec_property_names() -> frozenset[str]:
+    """Every property name the specification defines for any type."""
+    return frozenset().union(*(known_properties(stix_type) for stix_type in stix_types_with_schema()))
+
+
+@functools.cache
 def required_properties(stix_type: str) -> frozenset[str]:
     """The properties the specification requires on ``stix_type`` (empty for types without a schema)."""
     if stix_type not in stix_types_with_schema():

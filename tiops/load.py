@@ -22,7 +22,7 @@ from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, b
 from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
-from tiops.jsonschemas import tiops_schema_errors
+from tiops.jsonschemas import known_properties, spec_property_names, tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
@@ -70,6 +70,24 @@ class Defaults:
     overlay: dict[str, Any] | None = None  # that folder's _overlay.yaml: id -> allowed properties
     # The defaulted_properties tuples of this folder's objects, one shared tuple per distinct value.
     defaulted_tuples: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # The properties each type of object takes (for_type), worked out once per type.
+    by_type: dict[Any, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def for_type(self, stix_type: Any) -> dict[str, Any]:
+        """The defaults an object of ``stix_type`` takes: all of them, but a property STIX 2.1
+        defines for other types only (``created_by_ref`` and ``confidence`` for an SCO, whose
+        common properties are fewer, section 6.1): given to such an object it would only be
+        a warning (TI208) at an object that never wrote it."""
+        chosen = self.by_type.get(stix_type)
+        if chosen is None:
+            chosen = self.properties
+            if stix_type.__class__ is str:
+                known = known_properties(stix_type)
+                if known:
+                    foreign = spec_property_names()
+                    chosen = {name: value for name, value in self.properties.items() if name in known or name not in foreign}
+            self.by_type[stix_type] = chosen
+        return chosen
 
 
 @dataclass(slots=True)
@@ -630,11 +648,12 @@ def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...
         data, defaulted = raw, ()
     else:
         own = raw if inline is None else {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
+        properties = defaults.for_type(own.get("type")) if defaults.properties else defaults.properties
         # A copy: rules and overlays change `data`, never `imported_data` (what the file says).
-        data = {**defaults.properties, **own}
+        data = {**properties, **own}
         # Defaults hold a handful of keys; looking each up beats building a set per object.
         # Objects of one folder mostly leave out the same defaults: one tuple for all of them.
-        defaulted = tuple(sorted(key for key in defaults.properties if key not in own))
+        defaulted = tuple(sorted(key for key in properties if key not in own))
         defaulted = defaults.defaulted_tuples.setdefault(defaulted, defaulted)
     obj = IntelObject(
         data=data,
