@@ -109,9 +109,12 @@ def known_properties(stix_type: str) -> frozenset[str]:
 
 
 @functools.cache
-def spec_property_names() -> frozenset[str]:
-    """Every property name the specification defines for any type."""
-    return frozenset().union(*(known_properties(stix_type) for stix_type in stix_types_with_schema()))
+def common_property_names() -> frozenset[str]:
+    """The common properties of every kind of object (STIX 2.1 sections 3.2, 6.1, 7.2.1, 7.3):
+    those of SDOs and SROs, SCOs, marking definitions, extension definitions and language content."""
+    kinds = _load("stix/common.json")["$defs"]
+    return frozenset().union(*(kinds[kind].get("properties", {}) for kind in
+                               ("sdo", "sro", "sco", "marking", "extension-definition", "language-content")))
 
 
 @functools.cache

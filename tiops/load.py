@@ -22,7 +22,7 @@ from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, b
 from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
-from tiops.jsonschemas import known_properties, spec_property_names, tiops_schema_errors
+from tiops.jsonschemas import common_property_names, known_properties, tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
@@ -74,17 +74,17 @@ class Defaults:
     by_type: dict[Any, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def for_type(self, stix_type: Any) -> dict[str, Any]:
-        """The defaults an object of ``stix_type`` takes: all of them, but a property STIX 2.1
-        defines for other types only (``created_by_ref`` and ``confidence`` for an SCO, whose
-        common properties are fewer, section 6.1): given to such an object it would only be
-        a warning (TI208) at an object that never wrote it."""
+        """The defaults an object of ``stix_type`` takes: all of them, but a common property of
+        other kinds of object that this type lacks (``created_by_ref`` and ``confidence`` for
+        an SCO, whose common properties are fewer, STIX 2.1 section 6.1): given to such an
+        object it would only be a warning (TI208) at an object that never wrote it."""
         chosen = self.by_type.get(stix_type)
         if chosen is None:
             chosen = self.properties
             if stix_type.__class__ is str:
                 known = known_properties(stix_type)
                 if known:
-                    foreign = spec_property_names()
+                    foreign = common_property_names()
                     chosen = {name: value for name, value in self.properties.items() if name in known or name not in foreign}
             self.by_type[stix_type] = chosen
         return chosen
