@@ -92,6 +92,7 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "custom-property-name": ("TI242", [{**IDENTITY, "x_Score": 1}]),
     "custom-object-common": ("TI201", [{"type": "x-acme-thing", "spec_version": "2.1", "id": f"x-acme-thing--{U}"}]),
     "custom-object-spec-version": ("TI211", [{**sdo("x-acme-thing"), "spec_version": "2.0.1"}]),
+    "custom-object-common-values": ("TI200", [{**sdo("x-acme-thing"), "confidence": 101}]),
     "reference-target-exists": ("TI300", [{**IDENTITY, "created_by_ref": f"identity--{U[:-1]}d"}]),
     "duplicate-id": ("TI302", [IDENTITY, {**IDENTITY, "name": "Other"}]),
     # Section 4: SDOs
@@ -138,6 +139,16 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "sighting-where-sighted-refs": ("TI301", [{**SIGHTING, "where_sighted_refs": [f"indicator--{U}"]}, INDICATOR]),
     # Section 6: SCOs
     "sco-extension-names": ("TI245", [sco("file", name="a", extensions={"pe": {}})]),
+    "sco-extension-definition-id": ("TI245", [sco("file", name="a", extensions={
+        "extension-definition--6c6c6c6c": {"extension_type": "property-extension", "x_note": "n"}})]),
+    "archive-ext-contains-refs": ("TI301", [sco("file", name="a.zip", extensions={
+        "archive-ext": {"contains_refs": [f"identity--{U}"]}})]),
+    "http-request-ext-message-body": ("TI301", [sco("network-traffic", protocols=["tcp", "http"], src_ref=f"ipv4-addr--{U}",
+                                                    extensions={"http-request-ext": {
+                                                        "request_method": "post", "request_value": "/",
+                                                        "message_body_data_ref": f"file--{U}"}})]),
+    "windows-service-ext-dll-refs": ("TI301", [sco("process", pid=1, extensions={
+        "windows-service-ext": {"service_name": "s", "service_dll_refs": [f"artifact--{U}"]}})]),
     "artifact-payload-or-url": ("TI200", [sco("artifact", payload_bin="aGk=", url="https://a.example/x",
                                               hashes={"MD5": "d41d8cd98f00b204e9800998ecf8427e"})]),
     "artifact-url-hashes": ("TI200", [sco("artifact", url="https://a.example/x")]),
@@ -149,6 +160,8 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "domain-name-value": ("TI201", [sco("domain-name")]),
     "email-addr-value": ("TI231", [sco("email-addr", value="Eve <eve@example.com>")]),
     "email-message-body": ("TI200", [sco("email-message", is_multipart=True, body="hello")]),
+    "email-message-body-raw-ref": ("TI301", [sco("email-message", is_multipart=True, body_multipart=[
+        {"content_type": "image/png", "body_raw_ref": f"url--{U}"}])]),
     "file-hashes-or-name": ("TI200", [sco("file", size=1)]),
     "file-name-enc": ("TI233", [sco("file", name="a", name_enc="utf 8")]),
     "ipv4-addr-value": ("TI230", [sco("ipv4-addr", value="198.51.100.0/33")]),

@@ -7,7 +7,7 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding
-from tiops.jsonschemas import stix_validator
+from tiops.jsonschemas import common_properties_validator, stix_validator
 from tiops.load import IntelObject
 from tiops.stix import (
     ALL_TYPES,
@@ -41,6 +41,8 @@ def check_object(obj: IntelObject) -> list[Finding]:
             return findings
         if stix_type not in ALL_TYPES and not stix_type.startswith("x-"):
             findings.append(make_finding("TI202", f"'{stix_type}' is not a STIX 2.1 object type", obj.location("type"), stix_id=obj.id))
+        elif stix_type.startswith("x-"):
+            _check_custom_common(obj, findings)
         _check_id(obj, findings)
         _check_timestamps(obj, findings, skip=frozenset())
         findings.extend(check_rules(obj))
@@ -79,13 +81,34 @@ def _check_id(obj: IntelObject, findings: list[Finding]) -> None:
         )
 
 
-def _schema_findings(obj: IntelObject, validator: Any) -> list[Finding]:
+# Common properties of a custom object that tiops.validate.rules21 checks itself (with the
+# spec_version of STIX 2.0 content in mind) or that have findings of their own: the
+# common-properties schema is not asked about them.
+_CUSTOM_CHECKED_ELSEWHERE = frozenset({"type", "spec_version", "id", "created", "modified", "lang"})
+
+
+def _check_custom_common(obj: IntelObject, findings: list[Finding]) -> None:
+    """A custom object's common properties (STIX 2.1 section 11.2) hold what section 3.2 says
+    they hold: created_by_ref an identifier, confidence 0 to 100, external references and
+    granular markings of their own shapes. The object's own properties are its producer's."""
+    validator = common_properties_validator("sdo")
+    if validator.is_valid(obj.data):
+        return
+    findings.extend(_schema_findings(obj, validator, skip_top=_CUSTOM_CHECKED_ELSEWHERE))
+
+
+def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[str] = frozenset()) -> list[Finding]:
+    """``skip_top``: top-level properties whose errors are left to other checks; with any,
+    the object's missing properties and property names are left to them too."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for error in validator.iter_errors(obj.data):
         path = tuple(error.instance_path)
         schema_path = [str(part) for part in error.schema_path]
         keyword = schema_path[-1] if schema_path else ""
+        if skip_top and (path[:1] and path[0] in skip_top or not path and keyword in ("required", "propertyNames")
+                         or keyword == "minItems" and error.instance == []):
+            continue
         where = ".".join(str(part) for part in path)
         if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
             continue  # a well-formed id of the wrong type: TI301 says so with the target named

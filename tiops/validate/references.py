@@ -200,8 +200,8 @@ def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool
 
 
 # Nested values that never hold references; skipping them keeps the walk cheap.
-_NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes", "extensions"})
-_REFERENCE, _REFERENCES, _NESTED = 1, 2, 3
+_NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes"})
+_REFERENCE, _REFERENCES, _NESTED, _EXTENSIONS = 1, 2, 3, 4
 
 
 def _kind_of_key(key: str) -> int:
@@ -210,6 +210,8 @@ def _kind_of_key(key: str) -> int:
         return _REFERENCE
     if key.endswith("_refs"):
         return _REFERENCES
+    if key == "extensions":
+        return _EXTENSIONS  # the predefined extensions' references (section 6), walked as nested ones
     return 0 if key in _NO_REFERENCES else _NESTED
 
 
@@ -254,25 +256,34 @@ def _holds_mapping(items: list[Any]) -> bool:
     return dict in map(type, items)  # stops at the first mapping, without a Python-level loop
 
 
-def _references(value: dict[str, Any], path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
+def _references(value: dict[str, Any], path: tuple[PathPart, ...],
+                prefix: str = "") -> Iterator[tuple[tuple[PathPart, ...], str, Any]]:
     """(path, property name, id) for every reference, nested ones included (granular markings).
 
-    Extension properties are skipped: their extension-definition defines them.
+    The properties of the predefined extensions (their keys end in -ext, STIX 2.1 section 6)
+    are walked as the specification defines them, named with the extension
+    (``archive-ext.contains_refs``); an extension-definition's properties are skipped:
+    their extension-definition defines them.
     """
     for key, item in value.items():
         kind = _KEY_KINDS.get(key)
         if kind is None:
             kind = _KEY_KINDS[key] = _kind_of_key(key)
         if kind == _REFERENCE:
-            yield (*path, key), key, item
+            yield (*path, key), prefix + key, item
         elif kind == _REFERENCES:
             if type(item) is list:
                 for index, element in enumerate(item):
-                    yield (*path, key, index), key, element
+                    yield (*path, key, index), prefix + key, element
+        elif kind == _EXTENSIONS:
+            if type(item) is dict and not path:
+                for name, body in item.items():
+                    if type(name) is str and name.endswith("-ext") and type(body) is dict:
+                        yield from _references(body, (*path, key, name), f"{name}.")
         elif kind == _NESTED:
             if type(item) is list:
                 for index, element in enumerate(item):
                     if type(element) is dict:
-                        yield from _references(element, (*path, key, index))
+                        yield from _references(element, (*path, key, index), prefix)
             elif type(item) is dict:
-                yield from _references(item, (*path, key))
+                yield from _references(item, (*path, key), prefix)

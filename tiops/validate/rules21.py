@@ -181,10 +181,18 @@ def _check_sco(obj: IntelObject, stix_type: str, findings: list[Finding]) -> Non
     extensions = data.get("extensions")
     if type(extensions) is dict:
         for key in extensions:
-            if type(key) is str and not key.endswith("-ext") and not key.startswith("extension-definition--"):
+            if type(key) is str and not key.endswith("-ext") and not _is_extension_definition_id(key):
                 _add(findings, obj, "TI245", f"extensions: '{key}' is neither a predefined extension name ending in "
                                              "-ext nor an extension-definition id (STIX 2.1 sections 6, 7.3)",
                      "extensions", key)
+
+
+def _is_extension_definition_id(key: str) -> bool:
+    """An extension-definition--UUID key in full (section 7.3); a truncated one names nothing."""
+    if not key.startswith("extension-definition--"):
+        return False
+    match = ID_RE.match(key)
+    return match is not None and match.group(1) == "extension-definition"
 
 
 def _check_selectors(obj: IntelObject, findings: list[Finding]) -> None:
