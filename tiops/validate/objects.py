@@ -106,8 +106,8 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
         path = tuple(error.instance_path)
         schema_path = [str(part) for part in error.schema_path]
         keyword = schema_path[-1] if schema_path else ""
-        if skip_top and (path[:1] and path[0] in skip_top or not path and keyword in ("required", "propertyNames")
-                         or keyword == "minItems" and error.instance == []):
+        if skip_top and ((path and path[0] in skip_top) or (not path and keyword in ("required", "propertyNames"))
+                         or (keyword == "minItems" and error.instance == [])):
             continue
         where = ".".join(str(part) for part in path)
         if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
