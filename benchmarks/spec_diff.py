@@ -436,6 +436,8 @@ def custom_object_mutations(obj: dict[str, Any]) -> Iterator[Case]:
     yield "custom-object", False, _with(custom, type="x-AB", id=f"x-AB--{UUID4}"), "type with capitals"
     yield "custom-object", False, _with(custom, type="xy", id=f"xy--{UUID4}"), "type of two characters"
     yield "custom-object", False, _with(custom, created_by_ref=ref("malware")), "created_by_ref malware"
+    yield from (("uuid", expected, _with(custom, id=changed), f"custom object id {what}")
+                for expected, changed, what in _uuid_variants(custom["id"]))
     yield "custom-object", False, _with(custom, x_when="2023-02-30T00:00:00.000Z"), "custom timestamp-shaped Feb 30"
     yield "custom-object", False, _with(custom, confidence=101), "confidence 101"
     yield "custom-object", False, _with(custom, labels=[]), "labels empty"
@@ -470,6 +472,33 @@ def reference_mutations(obj: dict[str, Any]) -> Iterator[Case]:
         yield "reference-target", False, _with(obj, created_by_ref=ref("threat-actor")), "created_by_ref -> threat-actor"
 
 
+def _uuid_variants(identifier: str) -> Iterator[tuple[bool, str, str]]:
+    """An id with the UUID's version and variant changed (section 2.9: RFC 4122, versions 1-5, variant 10x)."""
+    prefix, _, uuid = identifier.partition("--")
+    if len(uuid) != 36:
+        return
+    yield False, f"{prefix}--{uuid[:14]}0{uuid[15:]}", "version 0"
+    yield False, f"{prefix}--{uuid[:14]}7{uuid[15:]}", "version 7"
+    yield False, f"{prefix}--{uuid[:19]}c{uuid[20:]}", "variant 110"
+    yield False, f"{prefix}--{uuid[:19]}0{uuid[20:]}", "variant 0"
+    yield True, f"{prefix}--{uuid[:14]}1{uuid[15:19]}9{uuid[20:]}", "version 1"
+    yield False, f"{prefix}--{uuid.upper().replace('-', '')}", "no hyphens"
+
+
+def uuid_mutations(obj: dict[str, Any]) -> Iterator[Case]:
+    if obj["type"] in SCO_TYPES:
+        return  # an SCO's id may be a UUIDv5 of its contributing properties: left to sco-id
+    if isinstance(obj.get("id"), str):
+        for expected, changed, what in _uuid_variants(obj["id"]):
+            yield "uuid", expected, _with(obj, id=changed), f"id {what}"
+    for path, value in _strings(obj):
+        names = [p for p in path if isinstance(p, str)]
+        if names and names[-1].endswith(("_ref", "_refs")) and "--" in value:
+            for expected, changed, what in _uuid_variants(value):
+                yield "uuid", expected, _set_path(obj, path, changed), f"{'.'.join(map(str, path))} {what}"
+            break
+
+
 def bundle_cases(objects: list[dict[str, Any]]) -> Iterator[Case]:
     some = [o for o in objects if o["type"] in {"identity", "indicator"}][:2]
     good = {"type": "bundle", "id": f"bundle--{UUID4}", "objects": some}
@@ -486,6 +515,7 @@ def bundle_cases(objects: list[dict[str, Any]]) -> Iterator[Case]:
 MUTATORS: list[Callable[[dict[str, Any]], Iterator[Case]]] = [
     value_mutations, pattern_mutations, timestamp_mutations, external_reference_mutations, name_mutations,
     empty_list_mutations, sco_mutations, marking_mutations, custom_object_mutations, reference_mutations,
+    uuid_mutations,
 ]
 
 

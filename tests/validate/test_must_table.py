@@ -69,6 +69,8 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "hex-even": ("TI200", [sco("file", name="a", magic_number_hex="abc")]),
     "identifier-form": ("TI203", [{**IDENTITY, "id": "identity-6c6c6c6c"}]),
     "identifier-own-type": ("TI203", [{**IDENTITY, "id": f"malware--{U}"}]),
+    "identifier-rfc4122": ("TI200", [{**RELATIONSHIP, "target_ref": f"indicator--{U[:14]}0{U[15:]}"}]),
+    "identifier-custom-object-rfc4122": ("TI203", [{**sdo("x-acme-thing"), "id": f"x-acme-thing--{U[:19]}c{U[20:]}"}]),
     "identifier-reference-form": ("TI200", [{**RELATIONSHIP, "target_ref": "indicator--6c6c6c6c-6c6c-4c6c"}]),
     "identifier-sco-uuid4": ("TI244", [sco("process", id=f"process--{U[:14]}5{U[15:]}", pid=1)]),
     "kill-chain-phase-names": ("TI201", [sdo("attack-pattern", name="p", kill_chain_phases=[{"phase_name": "x"}])]),

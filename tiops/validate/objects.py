@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -11,7 +12,6 @@ from tiops.jsonschemas import common_properties_validator, stix_validator
 from tiops.load import IntelObject
 from tiops.stix import (
     ALL_TYPES,
-    ID_RE,
     REAL_DAYS,
     TIME_WINDOWS,
     TIMESTAMP_RE,
@@ -24,6 +24,12 @@ from tiops.validate.patterns import pattern_errors
 from tiops.validate.rules21 import RESERVED_PROPERTIES, check_rules
 from tiops.validate.shapes import TIMESTAMP_PROPERTIES, Shape, shape_of
 from tiops.validate.values import check_values
+
+# Section 2.9: an identifier's UUID is an RFC 4122 one: version 1 to 5, the variant bits 10.
+# tiops.stix.ID_RE takes any 8-4-4-4-12 hexadecimal digits: enough to tell what an id names, not to accept it.
+_RFC4122_ID_RE = re.compile(
+    r"^([a-z][a-z0-9-]*[a-z0-9])--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
 
 # The later end of each time window; an object without one has no window to check.
 _WINDOW_ENDS = frozenset(end for _start, end, _strict, _section in TIME_WINDOWS)
@@ -74,10 +80,11 @@ def check_object(obj: IntelObject) -> list[Finding]:
 
 def _check_id(obj: IntelObject, findings: list[Finding]) -> None:
     identifier = obj.data.get("id")
-    match = ID_RE.match(identifier) if isinstance(identifier, str) else None
+    match = _RFC4122_ID_RE.match(identifier) if isinstance(identifier, str) else None
     if match is None or match.group(1) != obj.data["type"]:
         findings.append(
-            make_finding("TI203", f"id {identifier!r} is not '{obj.data['type']}--<UUID>'", obj.location("id"), stix_id=obj.id)
+            make_finding("TI203", f"id {identifier!r} is not '{obj.data['type']}--<UUID>' with an RFC 4122 UUID "
+                                  "(STIX 2.1 section 2.9)", obj.location("id"), stix_id=obj.id)
         )
 
 
@@ -141,7 +148,8 @@ def _is_reference_path(path: tuple[object, ...]) -> bool:
 
 def _is_well_formed_reference(path: tuple[object, ...], value: object) -> bool:
     names = [part for part in path if isinstance(part, str)]
-    return bool(names) and names[-1].endswith(("_ref", "_refs")) and isinstance(value, str) and ID_RE.match(value) is not None
+    return (bool(names) and names[-1].endswith(("_ref", "_refs")) and isinstance(value, str)
+            and _RFC4122_ID_RE.match(value) is not None)
 
 
 def _check_properties(obj: IntelObject, findings: list[Finding], shape: Shape | None = None) -> None:

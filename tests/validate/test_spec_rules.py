@@ -1,0 +1,120 @@
+"""Rules of STIX 2.1 that differential runs against the reference validator found
+unchecked (benchmarks/spec_diff.py), each tested from the specification's sentence:
+what breaks it is reported at its place, and what the sentence allows is clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tiops.findings import Severity
+from tiops.load import load_bundle
+from tiops.validate import validate_repo
+
+T = "2024-01-01T00:00:00.000Z"
+U = "7e7e7e7e-7e7e-4e7e-8e7e-7e7e7e7e7e7e"
+TLP_GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+
+
+def _errors(obj: dict[str, Any], tmp_path: Path) -> list[tuple[str, tuple[Any, ...]]]:
+    """(code, path inside the object) of every error validating ``obj`` alone in a bundle."""
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{U}", "objects": [obj]}), encoding="utf-8")
+    return [(f.code, f.location.path[2:]) for f in validate_repo(load_bundle(path)) if f.severity is Severity.ERROR]
+
+
+def custom(**props: Any) -> dict[str, Any]:
+    return {"type": "x-acme-ticket", "spec_version": "2.1", "id": f"x-acme-ticket--{U}", "created": T, "modified": T,
+            "x_summary": "s", **props}
+
+
+def sco(stix_type: str, **props: Any) -> dict[str, Any]:
+    return {"type": stix_type, "spec_version": "2.1", "id": f"{stix_type}--{U}", **props}
+
+
+# Section 11.2: custom objects carry the common properties of section 3.2, which hold what
+# that section says whatever the object's type.
+def test_a_custom_object_with_well_formed_common_properties_is_clean(tmp_path: Path) -> None:
+    obj = custom(confidence=100, created_by_ref=f"identity--{U}", labels=["a"], revoked=False, lang="en",
+                 external_references=[{"source_name": "acme", "url": "https://example.com/t/1"}],
+                 object_marking_refs=[TLP_GREEN], granular_markings=[{"marking_ref": TLP_GREEN, "selectors": ["x_summary"]}])
+    assert _errors(obj, tmp_path) == []
+
+
+@pytest.mark.parametrize(("props", "code", "where"), [
+    ({"confidence": 101}, "TI200", ("confidence",)),  # 3.2: an integer from 0 to 100
+    ({"created_by_ref": "identity--7e7e7e7e"}, "TI200", ("created_by_ref",)),  # 2.9: an identifier, not part of one
+    ({"revoked": "yes"}, "TI200", ("revoked",)),  # 3.2: a boolean
+    ({"external_references": [{"source_name": "acme"}]}, "TI200", ("external_references", 0)),  # 2.5: description, url or id
+    ({"external_references": [{"url": "https://example.com"}]}, "TI201", ("external_references", 0)),  # 2.5: source_name
+    ({"granular_markings": [{"marking_ref": TLP_GREEN}]}, "TI201", ("granular_markings", 0)),  # 7.2.3: selectors required
+    ({"granular_markings": [{"marking_ref": TLP_GREEN, "lang": "en", "selectors": ["x_summary"]}]},
+     "TI200", ("granular_markings", 0)),  # 7.2.3: marking_ref and lang never together
+    ({"object_marking_refs": ["marking-definition--7e7e"]}, "TI200", ("object_marking_refs", 0)),
+])
+def test_a_custom_objects_common_property_breaking_section_3_2_is_an_error_at_its_place(
+        props: dict[str, Any], code: str, where: tuple[Any, ...], tmp_path: Path) -> None:
+    errors = _errors(custom(**props), tmp_path)
+    assert (code, where) in errors, errors
+
+
+def test_a_custom_objects_own_properties_are_its_producers(tmp_path: Path) -> None:
+    # Section 11.2 leaves the rest of a custom object to its producer: a confidence-like or
+    # list-of-objects property of its own is not held to section 3.2.
+    assert _errors(custom(x_confidence=500, x_parts=[{"source_name": 1}]), tmp_path) == []
+
+
+# Section 2.9: the UUID of an identifier is an RFC 4122 UUID (versions 1 to 5, variant 10x).
+@pytest.mark.parametrize("uuid", [U, "7e7e7e7e-7e7e-1e7e-9e7e-7e7e7e7e7e7e", "7e7e7e7e-7e7e-5e7e-be7e-7e7e7e7e7e7e"])
+def test_references_with_rfc_4122_uuids_are_clean(uuid: str, tmp_path: Path) -> None:
+    assert _errors(custom(created_by_ref=f"identity--{uuid}"), tmp_path) == []
+
+
+@pytest.mark.parametrize("uuid", ["7e7e7e7e-7e7e-0e7e-8e7e-7e7e7e7e7e7e", "7e7e7e7e-7e7e-7e7e-8e7e-7e7e7e7e7e7e",
+                                  "7e7e7e7e-7e7e-4e7e-ce7e-7e7e7e7e7e7e", "7e7e7e7e-7e7e-4e7e-0e7e-7e7e7e7e7e7e"])
+def test_a_uuid_of_another_version_or_variant_is_no_identifier(uuid: str, tmp_path: Path) -> None:
+    identity = {"type": "identity", "spec_version": "2.1", "id": f"identity--{U}", "created": T, "modified": T,
+                "name": "Acme", "created_by_ref": f"identity--{uuid}"}
+    assert ("TI200", ("created_by_ref",)) in _errors(identity, tmp_path)
+    assert ("TI203", ("id",)) in _errors(custom(id=f"x-acme-ticket--{uuid}"), tmp_path)
+
+
+# Sections 6 and 7.3: an SCO's extensions key is a predefined name ending in -ext or an
+# extension-definition's id, which is that type, two hyphens and a UUID.
+def test_an_extension_key_that_is_part_of_an_extension_definition_id_is_an_error(tmp_path: Path) -> None:
+    body = {"extension_type": "property-extension", "x_note": "n"}
+    whole = sco("file", name="a", extensions={f"extension-definition--{U}": body})
+    truncated = sco("file", name="a", extensions={"extension-definition--7e7e7e7e": body})
+    assert ("TI245", ("extensions", "extension-definition--7e7e7e7e")) in _errors(truncated, tmp_path)
+    assert [code for code, _ in _errors(whole, tmp_path) if code == "TI245"] == []
+
+
+# Section 6: the references inside the predefined extensions point where their sections say.
+@pytest.mark.parametrize(("obj", "where"), [
+    # 6.7.2 archive-ext: contains_refs MUST be of type file or directory.
+    (sco("file", name="a.zip", extensions={"archive-ext": {"contains_refs": [f"directory--{U}", f"ipv4-addr--{U}"]}}),
+     ("extensions", "archive-ext", "contains_refs", 1)),
+    # 6.12.3.1 http-request-ext: message_body_data_ref MUST be of type artifact.
+    (sco("network-traffic", protocols=["tcp", "http"], src_ref=f"ipv4-addr--{U}", extensions={"http-request-ext": {
+        "request_method": "get", "request_value": "/", "message_body_data_ref": f"file--{U}"}}),
+     ("extensions", "http-request-ext", "message_body_data_ref")),
+    # 6.13.2 windows-service-ext: service_dll_refs MUST be of type file.
+    (sco("process", pid=4, extensions={"windows-service-ext": {"service_name": "s", "service_dll_refs": [f"url--{U}"]}}),
+     ("extensions", "windows-service-ext", "service_dll_refs", 0)),
+    # 6.6.2 mime-part-type: body_raw_ref MUST be of type artifact or file.
+    (sco("email-message", is_multipart=True, body_multipart=[{"body_raw_ref": f"file--{U}"}, {"body_raw_ref": f"url--{U}"}]),
+     ("body_multipart", 1, "body_raw_ref")),
+])
+def test_references_in_predefined_extensions_point_to_the_types_their_sections_name(
+        obj: dict[str, Any], where: tuple[Any, ...], tmp_path: Path) -> None:
+    assert [w for code, w in _errors(obj, tmp_path) if code == "TI301"] == [where]
+
+
+def test_references_inside_an_extension_definitions_extension_are_not_held_to_section_6(tmp_path: Path) -> None:
+    # Section 7.3: the extension-definition's own schema defines those properties.
+    obj = sco("file", name="a", extensions={f"extension-definition--{U}": {
+        "extension_type": "property-extension", "contains_refs": [f"identity--{U}"]}})
+    assert [code for code, _ in _errors(obj, tmp_path) if code == "TI301"] == []
