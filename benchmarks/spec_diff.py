@@ -534,7 +534,10 @@ def cases(objects: list[dict[str, Any]], per_type: int, cap: int, clean: list[di
         chosen += [o for o in group[:: max(1, len(group) // per_type)] if o not in chosen][: per_type - len(chosen)]
         by_class: dict[str, list[Case]] = defaultdict(list)
         for seed in chosen:
-            for mutate in MUTATORS:
+            # Any change to a TLP marking-definition makes it differ from the specification's
+            # (section 7.2.1.4): only the TLP cases are made from one.
+            tlp = seed["type"] == "marking-definition" and seed.get("definition_type") == "tlp"
+            for mutate in [marking_mutations] if tlp else MUTATORS:
                 for case in mutate(seed):
                     by_class[case[0]].append(case)
         for group_cases in by_class.values():

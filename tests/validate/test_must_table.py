@@ -74,6 +74,8 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "identifier-reference-form": ("TI200", [{**RELATIONSHIP, "target_ref": "indicator--6c6c6c6c-6c6c-4c6c"}]),
     "identifier-sco-uuid4": ("TI244", [sco("process", id=f"process--{U[:14]}5{U[15:]}", pid=1)]),
     "kill-chain-phase-names": ("TI201", [sdo("attack-pattern", name="p", kill_chain_phases=[{"phase_name": "x"}])]),
+    "list-not-empty-header-values": ("TI243", [sco("email-message", is_multipart=False,
+                                                   additional_header_fields={"Received": []})]),
     "list-not-empty": ("TI243", [sdo("identity", name="Acme", roles=[])]),
     "timestamp-rfc3339": ("TI204", [{**INDICATOR, "valid_from": "2024-01-01 00:00:00"}]),
     "timestamp-real-date": ("TI204", [{**INDICATOR, "valid_from": "2024-02-30T00:00:00Z"}]),

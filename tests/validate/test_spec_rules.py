@@ -118,3 +118,17 @@ def test_references_inside_an_extension_definitions_extension_are_not_held_to_se
     obj = sco("file", name="a", extensions={f"extension-definition--{U}": {
         "extension_type": "property-extension", "contains_refs": [f"identity--{U}"]}})
     assert [code for code, _ in _errors(obj, tmp_path) if code == "TI301"] == []
+
+
+# Section 2 (list type) with 6.6 and 6.12.3.1: a header field's values, when written as a
+# list (a repeated header), are a list like any other, never an empty one.
+@pytest.mark.parametrize(("obj", "where"), [
+    (sco("email-message", is_multipart=False, additional_header_fields={"X-Mailer": "m", "Received": [], "X-Tag": ["a", "b"]}),
+     ("additional_header_fields", "Received")),
+    (sco("network-traffic", protocols=["tcp", "http"], src_ref=f"ipv4-addr--{U}", extensions={"http-request-ext": {
+        "request_method": "get", "request_value": "/", "request_header": {"Host": ["example.com"], "Accept": []}}}),
+     ("extensions", "http-request-ext", "request_header", "Accept")),
+])
+def test_an_empty_list_of_header_values_is_an_empty_list(obj: dict[str, Any], where: tuple[Any, ...],
+                                                         tmp_path: Path) -> None:
+    assert [error for error in _errors(obj, tmp_path) if error[0] != "TI300"] == [("TI243", where)]
