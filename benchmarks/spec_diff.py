@@ -305,6 +305,9 @@ def external_reference_mutations(obj: dict[str, Any]) -> Iterator[Case]:
         (False, {"source_name": "capec", "external_id": "capec-98"}),
         (False, {"source_name": "capec", "external_id": "CAPEC-"}),
         (True, {"source_name": "acme", "external_id": "anything"}),
+        (True, {"source_name": "acme", "url": "https://example.com/r", "hashes": {"SHA-256": HASH_VALUES["SHA-256"][0]}}),
+        (False, {"source_name": "acme", "url": "https://example.com/r", "hashes": {"SHA-256": "abc"}}),
+        (False, {"source_name": "acme", "url": "https://example.com/r", "hashes": {"MD5": HASH_VALUES["SHA-1"][0]}}),
         (False, {"source_name": "acme"}),
         (False, {"external_id": "CVE-2021-44228"}),
     ]

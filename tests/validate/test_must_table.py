@@ -65,6 +65,8 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         {"source_name": "capec", "external_id": "capec 1"}])]),
     "float-type": ("TI200", [sdo("location", latitude="ten", longitude=0)]),
     "hashes-value": ("TI237", [sco("file", hashes={"SHA-1": "abc"})]),
+    "external-reference-hashes": ("TI237", [sdo("identity", name="Acme", external_references=[
+        {"source_name": "acme", "url": "https://a.example/r", "hashes": {"SHA-256": "abc"}}])]),
     "hashes-custom-key": ("TI200", [sco("file", hashes={"x": "abc"})]),
     "hex-even": ("TI200", [sco("file", name="a", magic_number_hex="abc")]),
     "identifier-form": ("TI203", [{**IDENTITY, "id": "identity-6c6c6c6c"}]),

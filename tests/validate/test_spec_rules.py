@@ -132,3 +132,13 @@ def test_references_inside_an_extension_definitions_extension_are_not_held_to_se
 def test_an_empty_list_of_header_values_is_an_empty_list(obj: dict[str, Any], where: tuple[Any, ...],
                                                          tmp_path: Path) -> None:
     assert [error for error in _errors(obj, tmp_path) if error[0] != "TI300"] == [("TI243", where)]
+
+
+# Section 2.5: an external reference's hashes are of the hashes type of section 2.7.
+def test_an_external_references_hash_fits_its_algorithm(tmp_path: Path) -> None:
+    sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    identity = {"type": "identity", "spec_version": "2.1", "id": f"identity--{U}", "created": T, "modified": T,
+                "name": "Acme", "external_references": [
+                    {"source_name": "acme", "url": "https://example.com/a", "hashes": {"SHA-256": sha256}},
+                    {"source_name": "acme", "url": "https://example.com/b", "hashes": {"SHA-256": sha256[:-1]}}]}
+    assert _errors(identity, tmp_path) == [("TI237", ("external_references", 1, "hashes", "SHA-256"))]

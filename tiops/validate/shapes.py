@@ -57,7 +57,8 @@ class Shape:
     # name, external reference, granular marking, nor an SCO or marking-definition type.
     rules_free: bool
     # Nothing tiops.validate.values looks at outside an SCO's own values and a pattern is
-    # present: no extensions, custom property, lang, granular marking or language contents.
+    # present: no extensions, custom property, lang, granular marking, external reference
+    # (whose hashes are checked) or language contents.
     values_plain: bool
 
 
@@ -93,7 +94,7 @@ def _shape(stix_type: str, names: tuple[str, ...]) -> Shape:
         rules_free=(not unknown and stix_type in ALL_TYPES and stix_type not in SCO_TYPES and stix_type != "marking-definition"
                     and "external_references" not in present and "granular_markings" not in present),
         values_plain=(not unknown and not stix_type.startswith("x-") and stix_type != "language-content"
-                      and present.isdisjoint(("extensions", "lang", "granular_markings"))),
+                      and present.isdisjoint(("extensions", "lang", "granular_markings", "external_references"))),
     )
 
 

@@ -18,7 +18,13 @@ from tiops.load import IntelObject
 from tiops.observables import pattern_observables
 from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day
 from tiops.validate.shapes import Shape
-from tiops.values import ValueProblem, check_language_tag, check_observable_value, value_check
+from tiops.values import (
+    ValueProblem,
+    check_hash,
+    check_language_tag,
+    check_observable_value,
+    value_check,
+)
 
 # Operators whose literal is a value of the property (STIX 2.1 section 9.6); LIKE and
 # MATCHES take wildcards and regular expressions, which are not values.
@@ -57,6 +63,9 @@ def check_values(obj: IntelObject, *, pattern_parsed: bool = True, shape: Shape 
         if shape is not None and shape.values_plain:
             return findings
         _walk_nested(obj, data, findings, shape)
+    references = data.get("external_references")
+    if type(references) is list:
+        _check_reference_hashes(obj, references, findings)
     lang = data.get("lang")
     if type(lang) is str:
         _report(obj, check_language_tag(lang), ("lang",), findings)
@@ -70,6 +79,17 @@ def check_values(obj: IntelObject, *, pattern_parsed: bool = True, shape: Shape 
             if type(key) is str:
                 _report(obj, check_language_tag(key), ("contents", key), findings)
     return findings
+
+
+def _check_reference_hashes(obj: IntelObject, references: list[Any], findings: list[Finding]) -> None:
+    """Section 2.5: an external reference's hashes are of the hashes type (section 2.7), each
+    value fitting its algorithm as an SCO's do."""
+    for index, reference in enumerate(references):
+        hashes = reference.get("hashes") if type(reference) is dict else None
+        if type(hashes) is dict:
+            for algorithm, value in hashes.items():
+                if type(value) is str and type(algorithm) is str:
+                    _report(obj, check_hash(algorithm, value), ("external_references", index, "hashes", algorithm), findings)
 
 
 def _report(obj: IntelObject, problem: ValueProblem | None, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
