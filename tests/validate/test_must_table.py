@@ -80,6 +80,7 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
                                                    additional_header_fields={"Received": []})]),
     "list-not-empty": ("TI243", [sdo("identity", name="Acme", roles=[])]),
     "timestamp-rfc3339": ("TI204", [{**INDICATOR, "valid_from": "2024-01-01 00:00:00"}]),
+    "timestamp-leap-second": ("TI204", [{**INDICATOR, "valid_from": "2024-03-01T12:00:60Z"}]),
     "timestamp-real-date": ("TI204", [{**INDICATOR, "valid_from": "2024-02-30T00:00:00Z"}]),
     "timestamp-any-depth": ("TI204", [sco("x509-certificate", serial_number="01",
                                           validity_not_after="2023-11-31T00:00:00Z")]),

@@ -142,3 +142,14 @@ def test_an_external_references_hash_fits_its_algorithm(tmp_path: Path) -> None:
                     {"source_name": "acme", "url": "https://example.com/a", "hashes": {"SHA-256": sha256}},
                     {"source_name": "acme", "url": "https://example.com/b", "hashes": {"SHA-256": sha256[:-1]}}]}
     assert _errors(identity, tmp_path) == [("TI237", ("external_references", 1, "hashes", "SHA-256"))]
+
+
+# Section 2.16 with RFC 3339 section 5.7: second 60 exists only as a leap second, at
+# 23:59:60 at the end of a month in which one occurs (June or December).
+@pytest.mark.parametrize(("when", "allowed"), [
+    ("2016-12-31T23:59:60Z", True), ("2015-06-30T23:59:60.000Z", True),
+    ("2016-12-31T12:00:60Z", False), ("2016-05-31T23:59:60Z", False), ("2016-12-31T23:58:60Z", False),
+])
+def test_second_60_is_a_leap_second_only(when: str, allowed: bool, tmp_path: Path) -> None:
+    certificate = sco("x509-certificate", serial_number="01", validity_not_before=when)
+    assert _errors(certificate, tmp_path) == ([] if allowed else [("TI204", ("validity_not_before",))])
