@@ -133,6 +133,32 @@ CASES: list[tuple[str, bool, dict[str, Any]]] = [
     ("reference-target", False, sdo("sighting", sighting_of_ref=f"malware--{UUID}", observed_data_refs=[f"identity--{UUID}"])),
     ("identifier", False, sdo("relationship", relationship_type="related-to", source_ref=f"identity--{UUID}",
                               target_ref="identity--5b5b5b5b-5b5b-4b5b")),
+    # Found by benchmarks/spec_diff.py: an RFC 4122 UUID (version 1-5, variant 10x; section 2.9)
+    ("identifier", False, sdo("identity", name="Acme", created_by_ref="identity--5b5b5b5b-5b5b-0b5b-8b5b-5b5b5b5b5b5b")),
+    ("identifier", True, sdo("identity", name="Acme", created_by_ref="identity--5b5b5b5b-5b5b-1b5b-9b5b-5b5b5b5b5b5b")),
+    # custom objects' common properties (sections 3.2, 11.2)
+    ("custom-object", False, {**sdo("x-acme-ticket"), "confidence": 101}),
+    ("custom-object", False, {**sdo("x-acme-ticket"), "created_by_ref": "identity--5b5b5b5b"}),
+    ("custom-object", False, {**sdo("x-acme-ticket"), "x_summary": "s",
+                              "granular_markings": [{"marking_ref": MARKING_REF}]}),
+    ("custom-object", False, {**sdo("x-acme-ticket"), "external_references": [{"source_name": "acme"}]}),
+    # SCO extension keys and the references inside predefined extensions (sections 6, 7.3)
+    ("sco-extension", False, sco("file", name="a", extensions={"extension-definition--5b5b5b5b": {
+        "extension_type": "property-extension", "x_note": "n"}})),
+    ("reference-target", False, sco("file", name="a.zip", extensions={"archive-ext": {
+        "contains_refs": [f"identity--{UUID}"]}})),
+    ("reference-target", True, sco("file", name="a.zip", extensions={"archive-ext": {
+        "contains_refs": [f"directory--{UUID}"]}})),
+    ("reference-target", False, sco("email-message", is_multipart=True, body_multipart=[
+        {"content_type": "text/plain", "body_raw_ref": f"url--{UUID}"}])),
+    # Empty lists of header values (section 2, list type)
+    ("empty-list", False, sco("email-message", is_multipart=False, additional_header_fields={"Received": []})),
+    # Hashes of external references (sections 2.5, 2.7)
+    ("hash", False, sdo("identity", name="Acme", external_references=[
+        {"source_name": "acme", "url": "https://example.com/r", "hashes": {"SHA-256": "abc"}}])),
+    # Leap seconds (section 2.16, RFC 3339 section 5.7)
+    ("timestamp", True, sco("x509-certificate", serial_number="01", validity_not_before="2016-12-31T23:59:60Z")),
+    ("timestamp", False, sco("x509-certificate", serial_number="01", validity_not_before="2016-12-31T12:00:60Z")),
 ]
 
 
