@@ -144,6 +144,8 @@ VALUES: dict[tuple[str, str], tuple[list[str], list[str]]] = {
                           ["cpe:/a:microsoft:word:2000", "cpe:2.3:a:microsoft:word", "cpe:2.3:x:microsoft:word:2000:*:*:*:*:*:*:*",
                            "microsoft word 2000", "cpe:2.3:a:micro soft:word:2000:*:*:*:*:*:*:*"]),
     ("software", "languages"): (["en", "de-CH", "zh-Hant", "sr-Latn-RS"], ["english", "en_US", "e", "123", "en-", "toolonglang"]),
+    ("windows-registry-key", "key"): (["HKEY_LOCAL_MACHINE\\System\\Acme", "hkey_current_user\\Software", "HKEY_USERS"],
+                                      ["HKLM\\System\\Acme", "hkcu\\Software", "HKU", "HKCR\\.exe", "HKCC\\x"]),
 }
 
 HASH_VALUES: dict[str, tuple[str, list[str]]] = {
@@ -185,7 +187,7 @@ def value_mutations(obj: dict[str, Any]) -> Iterator[Case]:
             continue
         klass = {"value": {"ipv4-addr": "ip", "ipv6-addr": "ip", "email-addr": "email", "url": "url"}.get(stix_type, "value"),
                  "mime_type": "mime", "name_enc": "charset", "path_enc": "charset", "cpe": "cpe",
-                 "languages": "language"}[prop]
+                 "languages": "language", "key": "registry-key"}[prop]
         as_list = prop == "languages"
         for value in good:
             yield klass, True, _with(obj, **{prop: [value] if as_list else value}), f"{prop}={value!r}"
@@ -250,6 +252,8 @@ PATTERN_CASES: list[tuple[str, bool, str]] = [
     ("pattern-value", False, "[ipv4-addr:value = '198.51.100.1'] START t'2023-11-31T00:00:00Z' STOP t'2024-01-01T00:00:00Z'"),
     ("pattern-value", False, "[process:pid = 1] START t'2024-01-02T00:00:00Z' STOP t'2024-01-01T00:00:00Z'"),
     ("pattern-value", True, "[domain-name:value = 'example.com']"),
+    ("pattern-value", False, "[windows-registry-key:key = 'HKLM\\\\Software\\\\Acme']"),
+    ("pattern-value", True, "[windows-registry-key:key = 'HKEY_LOCAL_MACHINE\\\\Software\\\\Acme']"),
 ]
 
 

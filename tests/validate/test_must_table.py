@@ -181,6 +181,7 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
                                                  is_active=True, end=T)]),
     "network-traffic-port": ("TI200", [sco("network-traffic", protocols=["tcp"], src_ref=f"ipv4-addr--{U}",
                                            src_port=70000)]),
+    "windows-registry-key-hive": ("TI211", [sco("windows-registry-key", key="HKLM\\Software\\Acme")]),
     "process-uuid4": ("TI244", [sco("process", id=f"process--{U[:14]}5{U[15:]}", pid=1)]),
     "software-cpe": ("TI235", [sco("software", name="s", cpe="cpe:/a:x:y")]),
     "software-languages": ("TI236", [sco("software", name="s", languages=["english"])]),

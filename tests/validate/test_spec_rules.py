@@ -153,3 +153,19 @@ def test_an_external_references_hash_fits_its_algorithm(tmp_path: Path) -> None:
 def test_second_60_is_a_leap_second_only(when: str, allowed: bool, tmp_path: Path) -> None:
     certificate = sco("x509-certificate", serial_number="01", validity_not_before=when)
     assert _errors(certificate, tmp_path) == ([] if allowed else [("TI204", ("validity_not_before",))])
+
+
+# Section 6.16: "The hive portion of the key MUST be fully expanded and not truncated;
+# e.g., HKEY_LOCAL_MACHINE must be used instead of HKLM." The value of a pattern's
+# comparison is held to the same rule (section 9: a pattern compares SCO properties).
+@pytest.mark.parametrize(("key", "allowed"), [
+    ("HKEY_LOCAL_MACHINE\\System\\Acme", True), ("hkey_current_user\\Software", True), ("HKEY_USERS", True),
+    ("HKLM\\System\\Acme", False), ("hkcu\\Software", False), ("HKU", False), ("HKCR\\.exe", False),
+    ("HKCC\\Software", False), ("HKLMX\\Software", True),
+])
+def test_a_registry_keys_hive_is_written_in_full(key: str, allowed: bool, tmp_path: Path) -> None:
+    escaped = key.replace("\\", "\\\\")
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
+                 "pattern_type": "stix", "valid_from": T, "pattern": f"[windows-registry-key:key = '{escaped}']"}
+    assert _errors(sco("windows-registry-key", key=key), tmp_path) == ([] if allowed else [("TI211", ("key",))])
+    assert _errors(indicator, tmp_path) == ([] if allowed else [("TI211", ("pattern",))])
