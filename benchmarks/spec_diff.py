@@ -215,7 +215,7 @@ def value_mutations(obj: dict[str, Any]) -> Iterator[Case]:
         yield "language", None, _with(obj, implementation_languages=["klingon"]), "implementation_languages open vocab"
 
 
-PATTERN_CASES: list[tuple[str, bool, str]] = [
+PATTERN_CASES: list[tuple[str, bool | None, str]] = [
     ("pattern-value", True, "[ipv4-addr:value = '198.51.100.1']"),
     ("pattern-value", True, "[ipv4-addr:value = '198.51.100.0/24']"),
     ("pattern-value", False, "[ipv4-addr:value = '999.1.1.1']"),
@@ -250,7 +250,9 @@ PATTERN_CASES: list[tuple[str, bool, str]] = [
     ("pattern-value", False, "[file:extensions.'windows-pebinary-ext'.sections[*].hashes.'SHA-256' = '00']"),
     ("pattern-value", False, "[file:created = t'2023-02-30T00:00:00Z']"),
     ("pattern-value", False, "[ipv4-addr:value = '198.51.100.1'] START t'2023-11-31T00:00:00Z' STOP t'2024-01-01T00:00:00Z'"),
-    ("pattern-value", False, "[process:pid = 1] START t'2024-01-02T00:00:00Z' STOP t'2024-01-01T00:00:00Z'"),
+    ("pattern-value", None, "[process:pid = 1] START t'2024-01-02T00:00:00Z' STOP t'2024-01-01T00:00:00Z'"),
+    ("pattern-value", False, "[file:modified = t'2023-01-01T12:00:60Z']"),
+    ("pattern-value", True, "[file:name = 'at t\\'2023-02-30T00:00:00Z\\'']"),
     ("pattern-value", True, "[domain-name:value = 'example.com']"),
     ("pattern-value", False, "[windows-registry-key:key = 'HKLM\\\\Software\\\\Acme']"),
     ("pattern-value", True, "[windows-registry-key:key = 'HKEY_LOCAL_MACHINE\\\\Software\\\\Acme']"),

@@ -169,3 +169,19 @@ def test_a_registry_keys_hive_is_written_in_full(key: str, allowed: bool, tmp_pa
                  "pattern_type": "stix", "valid_from": T, "pattern": f"[windows-registry-key:key = '{escaped}']"}
     assert _errors(sco("windows-registry-key", key=key), tmp_path) == ([] if allowed else [("TI211", ("key",))])
     assert _errors(indicator, tmp_path) == ([] if allowed else [("TI211", ("pattern",))])
+
+
+# Sections 2.16 and 9.3: a pattern's timestamp literal is a STIX timestamp, so its day
+# exists and its second 60 is a leap second, as everywhere else.
+@pytest.mark.parametrize(("pattern", "allowed"), [
+    ("[file:created = t'2024-02-29T00:00:00Z']", True),
+    ("[file:created = t'2023-02-29T00:00:00Z']", False),
+    ("[file:created = t'2016-12-31T23:59:60Z']", True),
+    ("[file:created = t'2016-12-31T12:00:60Z']", False),
+    ("[ipv4-addr:value = '198.51.100.1'] START t'2023-11-31T00:00:00Z' STOP t'2024-01-01T00:00:00Z'", False),
+    ("[file:name = 'at t\\'2023-02-30T00:00:00Z\\'']", True),  # text inside a string literal, not a timestamp
+])
+def test_a_patterns_timestamp_literals_are_real(pattern: str, allowed: bool, tmp_path: Path) -> None:
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
+                 "pattern_type": "stix", "valid_from": T, "pattern": pattern}
+    assert _errors(indicator, tmp_path) == ([] if allowed else [("TI204", ("pattern",))])

@@ -172,10 +172,31 @@ def _check_comparison(obj: IntelObject, comparison: re.Match[str], findings: lis
                                      obj.location("pattern"), stix_id=obj.id))
 
 
+# A timestamp literal (section 9.3): t' after a space, '=', '(' or ','. Inside a string
+# literal a quote is escaped (\'), so t' there never has one of those before it.
+_TIMESTAMP_LITERAL_RE = re.compile(r"(?<=[\s=(,])t'([^']*)'")
+# RFC 3339 section 5.7: second 60 only at 23:59:60 at the end of June or December.
+_LEAP_SECOND_TIMES = frozenset({"06-30T23:59:60", "12-31T23:59:60"})
+
+
+def _check_timestamp_literals(obj: IntelObject, pattern: str, findings: list[Finding]) -> None:
+    """A pattern's timestamp literals name real days and times, as every STIX timestamp does
+    (section 2.16); the pattern grammar checks their shape only."""
+    for literal in _TIMESTAMP_LITERAL_RE.finditer(pattern):
+        value = literal.group(1)
+        if TIMESTAMP_RE.match(value) and (not is_real_day(value)
+                                          or (value[17:19] == "60" and value[5:19] not in _LEAP_SECOND_TIMES)):
+            findings.append(make_finding("TI204", f"pattern: t'{value}' is not a real date and time (STIX 2.1 "
+                                                  "sections 2.16, 9.3; RFC 3339 section 5.7)",
+                                         obj.location("pattern"), stix_id=obj.id))
+
+
 def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     pattern = obj.data.get("pattern")
     if type(pattern) is not str or obj.data.get("pattern_type", "stix") != "stix":
         return
+    if "t'" in pattern:  # a substring test in C: most patterns hold no timestamp literal
+        _check_timestamp_literals(obj, pattern, findings)
     simple = _SIMPLE_PATTERN_RE.match(pattern)
     if simple is not None:
         # One equality, plain path steps, a literal without escapes: the common indicator,
