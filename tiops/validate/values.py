@@ -195,8 +195,6 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     pattern = obj.data.get("pattern")
     if type(pattern) is not str or obj.data.get("pattern_type", "stix") != "stix":
         return
-    if "t'" in pattern:  # a substring test in C: most patterns hold no timestamp literal
-        _check_timestamp_literals(obj, pattern, findings)
     simple = _SIMPLE_PATTERN_RE.match(pattern)
     if simple is not None:
         # One equality, plain path steps, a literal without escapes: the common indicator,
@@ -209,6 +207,9 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
         for comparison in _COMPARISON_RE.finditer(pattern):
             _check_comparison(obj, comparison, findings)
         return
+    # The two readings above take string literals only: a timestamp literal can be here alone.
+    if "t'" in pattern:
+        _check_timestamp_literals(obj, pattern, findings)
     for observable in pattern_observables(pattern):
         if observable.operator not in _VALUE_OPERATORS:
             continue
