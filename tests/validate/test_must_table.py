@@ -206,6 +206,10 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "granular-marking-selector-present": ("TI246", [{**IDENTITY, "granular_markings": [
         {"marking_ref": TLP_GREEN, "selectors": ["description"]}]}]),
     "granular-marking-lang": ("TI236", [{**IDENTITY, "granular_markings": [{"lang": "english", "selectors": ["name"]}]}]),
+    "extension-definition-properties": ("TI200", [{
+        "type": "extension-definition", "spec_version": "2.1", "id": f"extension-definition--{U}", "created": T,
+        "modified": T, "created_by_ref": f"identity--{U}", "name": "acme", "schema": "https://example.com/s.json",
+        "version": "1.0", "extension_types": ["property-extension"], "extension_properties": ["x_acme_score"]}]),
     "bundle-id": ("TI249", []),
 }
 

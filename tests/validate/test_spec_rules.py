@@ -185,3 +185,19 @@ def test_a_patterns_timestamp_literals_are_real(pattern: str, allowed: bool, tmp
     indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
                  "pattern_type": "stix", "valid_from": T, "pattern": pattern}
     assert _errors(indicator, tmp_path) == ([] if allowed else [("TI204", ("pattern",))])
+
+
+# Section 7.3: extension_properties "MUST only be used when the extension_types property
+# contains a value of toplevel-property-extension".
+@pytest.mark.parametrize(("types", "allowed"), [
+    (["toplevel-property-extension"], True), (["property-extension", "toplevel-property-extension"], True),
+    (["property-extension"], False), (["new-sdo"], False),
+])
+def test_extension_properties_come_with_a_toplevel_property_extension(types: list[str], allowed: bool,
+                                                                      tmp_path: Path) -> None:
+    definition = {"type": "extension-definition", "spec_version": "2.1", "id": f"extension-definition--{U}",
+                  "created": T, "modified": T, "created_by_ref": f"identity--{U}", "name": "acme",
+                  "schema": "https://example.com/s.json", "version": "1.0", "extension_types": types,
+                  "extension_properties": ["x_acme_score"]}
+    assert _errors(definition, tmp_path) == ([] if allowed else [("TI200", ("extension_types",))])
+    assert _errors({k: v for k, v in definition.items() if k != "extension_properties"}, tmp_path) == []

@@ -130,6 +130,9 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
         elif keyword == "pattern" and _is_reference_path(path):
             code, message = "TI200", (f"{where}: {error.instance!r} is not an identifier: the target's type, '--' and "
                                       "an RFC 4122 UUID (STIX 2.1 section 2.9)")
+        elif keyword == "contains" and path == ("extension_types",):
+            code, message = "TI200", ("extension_properties is used only when extension_types holds "
+                                      "toplevel-property-extension (STIX 2.1 section 7.3)")
         elif "timestamp" in schema_path:
             code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
