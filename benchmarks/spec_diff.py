@@ -254,6 +254,9 @@ PATTERN_CASES: list[tuple[str, bool | None, str]] = [
     ("pattern-value", False, "[file:modified = t'2023-01-01T12:00:60Z']"),
     ("pattern-value", True, "[file:name = 'at t\\'2023-02-30T00:00:00Z\\'']"),
     ("pattern-value", True, "[domain-name:value = 'example.com']"),
+    ("pattern-value", False, "[ab:value = 'x']"),
+    ("pattern-value", False, "[x--acme:value = 'x'] AND [ipv4-addr:value = '198.51.100.1']"),
+    ("pattern-value", True, "[x-acme-widget:value = 'x']"),
     ("pattern-value", False, "[windows-registry-key:key = 'HKLM\\\\Software\\\\Acme']"),
     ("pattern-value", True, "[windows-registry-key:key = 'HKEY_LOCAL_MACHINE\\\\Software\\\\Acme']"),
 ]

@@ -113,6 +113,7 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "indicator-required": ("TI201", [drop(INDICATOR, "pattern")]),
     "indicator-valid-until": ("TI206", [{**INDICATOR, "valid_until": "2024-01-01T00:00:00Z"}]),
     "indicator-pattern-valid": ("TI207", [{**INDICATOR, "pattern": "[ipv4-addr:value = ]"}]),
+    "indicator-pattern-type-names": ("TI207", [{**INDICATOR, "pattern": "[ab:value = 'x']"}]),
     "indicator-pattern-timestamps": ("TI204", [{**INDICATOR, "pattern": "[file:created = t'2023-02-30T00:00:00Z']"}]),
     "indicator-pattern-values": ("TI230", [{**INDICATOR, "pattern": "[ipv4-addr:value = '1.2.3.999']"}]),
     "infrastructure-name": ("TI201", [sdo("infrastructure")]),

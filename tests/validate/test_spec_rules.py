@@ -201,3 +201,18 @@ def test_extension_properties_come_with_a_toplevel_property_extension(types: lis
                   "extension_properties": ["x_acme_score"]}
     assert _errors(definition, tmp_path) == ([] if allowed else [("TI200", ("extension_types",))])
     assert _errors({k: v for k, v in definition.items() if k != "extension_properties"}, tmp_path) == []
+
+
+# Sections 3.1 and 9.2: a comparison's object type is an object type name, 3 to 250
+# characters of a-z, 0-9 and single hyphens; custom types of that shape are names.
+@pytest.mark.parametrize(("pattern", "allowed"), [
+    ("[x-acme-widget:value = 'x']", True),
+    ("[ab:value = 'x']", False),
+    ("[file:name = 'a' AND ab:value = 'x']", False),
+    ("[x--acme:value = 'x'] AND [ipv4-addr:value = '198.51.100.1']", False),
+    ("[acme-:value = 'x'] OR [ipv4-addr:value = '198.51.100.1']", False),
+])
+def test_a_patterns_object_types_are_type_names(pattern: str, allowed: bool, tmp_path: Path) -> None:
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
+                 "pattern_type": "stix", "valid_from": T, "pattern": pattern}
+    assert _errors(indicator, tmp_path) == ([] if allowed else [("TI207", ("pattern",))])

@@ -160,11 +160,26 @@ def _check_timestamp(obj: IntelObject, value: str, path: tuple[PathPart, ...], f
                                      obj.location(*path), stix_id=obj.id))
 
 
+# Section 3.1: a type name is 3 to 250 characters of a-z, 0-9 and hyphen, starting with a
+# letter and ending with a letter or digit, without two hyphens in a row.
+_TYPE_NAME_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{1,248}[a-z0-9]$")
+
+
+def _check_object_type(obj: IntelObject, object_type: str, findings: list[Finding]) -> None:
+    """A pattern's object type names an object type (sections 3.1, 9.2): a name no type can
+    have makes a comparison that can never match."""
+    if object_type not in SCO_TYPES and not _TYPE_NAME_RE.match(object_type):
+        findings.append(make_finding("TI207", f"pattern: '{object_type}' is not an object type name: 3 to 250 "
+                                              "characters of a-z, 0-9 and hyphen (STIX 2.1 sections 3.1, 9.2)",
+                                     obj.location("pattern"), stix_id=obj.id))
+
+
 def _check_comparison(obj: IntelObject, comparison: re.Match[str], findings: list[Finding]) -> None:
     """One ``object_type:path = 'value'`` comparison read by a fast-path expression (groups: type,
     path, value): the path's quotes dropped for the rule lookup, as the lexer does, and kept as
     written in the message."""
     object_type, path, value = comparison.groups()
+    _check_object_type(obj, object_type, findings)
     check = value_check(object_type, path.replace("'", "") if "'" in path else path)
     problem = None if check is None else check(value)
     if problem is not None:
@@ -210,7 +225,11 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     # The two readings above take string literals only: a timestamp literal can be here alone.
     if "t'" in pattern:
         _check_timestamp_literals(obj, pattern, findings)
+    types_seen: set[str] = set()
     for observable in pattern_observables(pattern):
+        if observable.object_type not in types_seen:
+            types_seen.add(observable.object_type)
+            _check_object_type(obj, observable.object_type, findings)
         if observable.operator not in _VALUE_OPERATORS:
             continue
         problem = check_observable_value(observable.object_type, observable.path, observable.value)
