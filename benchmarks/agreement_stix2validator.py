@@ -156,7 +156,7 @@ CASES: list[tuple[str, bool, dict[str, Any]]] = [
     # Hashes of external references (sections 2.5, 2.7)
     ("hash", False, sdo("identity", name="Acme", external_references=[
         {"source_name": "acme", "url": "https://example.com/r", "hashes": {"SHA-256": "abc"}}])),
-    # Registry hives written in full (section 6.16), as SCO values and in patterns
+    # Registry hives written in full (section 6.17), as SCO values and in patterns
     ("registry-key", False, sco("windows-registry-key", key="HKLM\\Software\\Acme")),
     ("registry-key", True, sco("windows-registry-key", key="HKEY_LOCAL_MACHINE\\Software\\Acme")),
     ("pattern-value", False, indicator("[windows-registry-key:key = 'HKCU\\\\Software\\\\Acme']")),

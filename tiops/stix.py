@@ -173,7 +173,7 @@ REFERENCE_RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("process", "parent_ref"): frozenset({"process"}),
     ("process", "child_refs"): frozenset({"process"}),
     ("windows-registry-key", "creator_user_ref"): frozenset({"user-account"}),
-    ("email-message", "body_raw_ref"): frozenset({"artifact", "file"}),  # body_multipart (6.6.2)
+    ("email-message", "body_raw_ref"): frozenset({"artifact", "file"}),  # body_multipart (6.6)
     # Inside the predefined extensions (section 6), named with the extension.
     ("file", "archive-ext.contains_refs"): frozenset({"file", "directory"}),
     ("network-traffic", "http-request-ext.message_body_data_ref"): frozenset({"artifact"}),

@@ -254,9 +254,9 @@ def check_hash(algorithm: str, value: str) -> ValueProblem | None:
                                  "(STIX 2.1 section 2.7, hash-algorithm-ov section 10.6)")
 
 
-# --- Windows registry keys (STIX 2.1 section 6.16) ------------------------------------
+# --- Windows registry keys (STIX 2.1 section 6.17) ------------------------------------
 
-# The abbreviations of the registry hives; section 6.16: "the hive portion of the key MUST
+# The abbreviations of the registry hives; section 6.17: "the hive portion of the key MUST
 # be fully expanded and not truncated; e.g., HKEY_LOCAL_MACHINE must be used instead of HKLM".
 _HIVE_ABBREVIATIONS: Final = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKCR": "HKEY_CLASSES_ROOT",
                               "HKU": "HKEY_USERS", "HKCC": "HKEY_CURRENT_CONFIG"}
@@ -267,7 +267,7 @@ def _registry_key(value: str) -> ValueProblem | None:
     full = _HIVE_ABBREVIATIONS.get(written.upper())
     if full is not None:
         return ValueProblem("TI211", f"{value!r}: the hive is written in full, {full} and not {written} "
-                                     "(STIX 2.1 section 6.16)")
+                                     "(STIX 2.1 section 6.17)")
     return None
 
 

@@ -94,17 +94,17 @@ def test_an_extension_key_that_is_part_of_an_extension_definition_id_is_an_error
 
 # Section 6: the references inside the predefined extensions point where their sections say.
 @pytest.mark.parametrize(("obj", "where"), [
-    # 6.7.2 archive-ext: contains_refs MUST be of type file or directory.
+    # 6.7 archive-ext: contains_refs MUST be of type file or directory.
     (sco("file", name="a.zip", extensions={"archive-ext": {"contains_refs": [f"directory--{U}", f"ipv4-addr--{U}"]}}),
      ("extensions", "archive-ext", "contains_refs", 1)),
-    # 6.12.3.1 http-request-ext: message_body_data_ref MUST be of type artifact.
+    # 6.12 http-request-ext: message_body_data_ref MUST be of type artifact.
     (sco("network-traffic", protocols=["tcp", "http"], src_ref=f"ipv4-addr--{U}", extensions={"http-request-ext": {
         "request_method": "get", "request_value": "/", "message_body_data_ref": f"file--{U}"}}),
      ("extensions", "http-request-ext", "message_body_data_ref")),
-    # 6.13.2 windows-service-ext: service_dll_refs MUST be of type file.
+    # 6.13 windows-service-ext: service_dll_refs MUST be of type file.
     (sco("process", pid=4, extensions={"windows-service-ext": {"service_name": "s", "service_dll_refs": [f"url--{U}"]}}),
      ("extensions", "windows-service-ext", "service_dll_refs", 0)),
-    # 6.6.2 mime-part-type: body_raw_ref MUST be of type artifact or file.
+    # 6.6 mime-part-type: body_raw_ref MUST be of type artifact or file.
     (sco("email-message", is_multipart=True, body_multipart=[{"body_raw_ref": f"file--{U}"}, {"body_raw_ref": f"url--{U}"}]),
      ("body_multipart", 1, "body_raw_ref")),
 ])
@@ -120,7 +120,7 @@ def test_references_inside_an_extension_definitions_extension_are_not_held_to_se
     assert [code for code, _ in _errors(obj, tmp_path) if code == "TI301"] == []
 
 
-# Section 2 (list type) with 6.6 and 6.12.3.1: a header field's values, when written as a
+# Section 2 (list type) with 6.6 and 6.12 (http-request-ext): a header field's values, when written as a
 # list (a repeated header), are a list like any other, never an empty one.
 @pytest.mark.parametrize(("obj", "where"), [
     (sco("email-message", is_multipart=False, additional_header_fields={"X-Mailer": "m", "Received": [], "X-Tag": ["a", "b"]}),
@@ -155,7 +155,7 @@ def test_second_60_is_a_leap_second_only(when: str, allowed: bool, tmp_path: Pat
     assert _errors(certificate, tmp_path) == ([] if allowed else [("TI204", ("validity_not_before",))])
 
 
-# Section 6.16: "The hive portion of the key MUST be fully expanded and not truncated;
+# Section 6.17: "The hive portion of the key MUST be fully expanded and not truncated;
 # e.g., HKEY_LOCAL_MACHINE must be used instead of HKLM." The value of a pattern's
 # comparison is held to the same rule (section 9: a pattern compares SCO properties).
 @pytest.mark.parametrize(("key", "allowed"), [

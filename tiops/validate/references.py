@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -189,8 +189,27 @@ class _ReferenceChecker:
     def _wrong_type(obj: IntelObject, prop: str, value: str, target_type: str, allowed: frozenset[str],
                     path: tuple[PathPart, ...]) -> Finding:
         expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
-        return make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected}",
-                            obj.location(*path), stix_id=obj.id)
+        section = _reference_section(obj.data["type"], prop)
+        return make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected} "
+                                     f"(STIX 2.1 section {section})", obj.location(*path), stix_id=obj.id)
+
+
+# Where the specification says which types a reference may point to: the common
+# properties and markings (sections 3.2, 7.2), the SROs (5.1, 5.2), the SDOs with typed
+# references (4.11, 4.12, 4.14) and the SCOs, each in its own section of 6.
+_REFERENCE_SECTIONS: Final = {"created_by_ref": "3.2", "object_marking_refs": "3.2", "marking_ref": "7.2.3",
+                              "source_ref": "5.1", "target_ref": "5.1"}
+_TYPE_SECTIONS: Final = {
+    "sighting": "5.2", "malware": "4.11", "malware-analysis": "4.12", "observed-data": "4.14",
+    "artifact": "6.1", "autonomous-system": "6.2", "directory": "6.3", "domain-name": "6.4", "email-addr": "6.5",
+    "email-message": "6.6", "file": "6.7", "ipv4-addr": "6.8", "ipv6-addr": "6.9", "mac-addr": "6.10",
+    "mutex": "6.11", "network-traffic": "6.12", "process": "6.13", "software": "6.14", "url": "6.15",
+    "user-account": "6.16", "windows-registry-key": "6.17", "x509-certificate": "6.18",
+}  # fmt: skip
+
+
+def _reference_section(stix_type: str, prop: str) -> str:
+    return _REFERENCE_SECTIONS.get(prop) or _TYPE_SECTIONS.get(stix_type) or "3.1"
 
 
 def _custom_where_sdo_allowed(target_type: str, allowed: frozenset[str]) -> bool:
