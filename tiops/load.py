@@ -640,7 +640,7 @@ def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...
     if (defaults.properties or defaults.source) and raw.get("id") in BUILTIN_MARKING_IDS:
         # A TLP marking definition is fixed to the last property (STIX 2.1 section 7.2.1.4):
         # a folder default or a source system would make it an altered one (TI247).
-        defaults = replace(defaults, properties={}, source=None, defaulted_tuples={})
+        defaults = replace(defaults, properties={}, source=None, defaulted_tuples={}, by_type={})
     defaulted: tuple[str, ...]
     inline = raw.get(INLINE_RELATIONSHIPS_KEY)
     if inline is None and not defaults.properties and defaults.imported_folder is None:
