@@ -4,17 +4,15 @@ STIX 2.1 dropped, so the upgrade does not hide them."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location, PathPart
+from tiops.jsonschemas import open_vocabularies
 from tiops.stix20 import MOVED_FROM_LABELS, VOCABULARIES_20
 
-# "the malware-type-ov vocabulary" in a TI209 message (tiops.validate.objects).
-_VOCABULARY_NAME = re.compile(r"the (\S+) vocabulary")
 # Findings about the versions themselves (tiops.load), never about an upgraded property.
 _ABOUT_VERSIONS = frozenset({"TI210", "TI215"})
 # STIX 2.0 Part 2 sections of the types whose labels 2.0 requires (2.1 made the
@@ -52,9 +50,10 @@ def at_stix20_places(findings: list[Finding], upgraded: dict[tuple[PathPart, ...
                 name_20, values, value = vocabulary
                 if isinstance(value, str) and value in values:
                     continue  # a value STIX 2.0 suggests (Part 1, vocabularies)
-                name_21 = _VOCABULARY_NAME.search(message)
+                data = objects.get(path[:depth]) or {}
+                vocabulary_21 = open_vocabularies(str(data.get("type"))).get(str(rest[0]))
                 message = (f"{rest[0]}: {value!r} is in neither the STIX 2.0 {name_20} vocabulary"
-                           f"{f' nor the STIX 2.1 {name_21.group(1)} one' if name_21 else ''}")
+                           f"{f' nor the STIX 2.1 {vocabulary_21[0]} one' if vocabulary_21 else ''}")
                 hint = f"Suggested values (STIX 2.0 Part 1, vocabularies): {', '.join(sorted(values))}."
         if rest and rest[0] in added:
             renamed = str(rest[0])
