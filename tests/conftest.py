@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from misbehaving_taxii import Page
@@ -29,6 +31,38 @@ def _repository_search_stays_in_the_test_folders(tmp_path_factory: pytest.TempPa
         os.environ.pop(CEILING_VARIABLE, None)
     else:
         os.environ[CEILING_VARIABLE] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_bundles_pass_the_reference_validator() -> Iterator[None]:
+    """stix2-validator reports no error on any object of any bundle the suite compiles
+    (tests/reference_validator.py); checked once, when the session ends."""
+    import os
+
+    from reference_validator import EVERY_OBJECT_SWITCH, BundleWatch
+
+    watch = BundleWatch()
+    watch.install()
+    _WATCHES.append(watch)
+    yield
+    _WATCHES.remove(watch)
+    watch.uninstall()
+    problems = watch.invalid_objects(every_object=os.environ.get(EVERY_OBJECT_SWITCH) == "all")
+    assert not problems, (f"stix2-validator finds {len(problems)} of the {len(watch.objects)} distinct objects of "
+                          f"{watch.bundles} compiled bundles invalid:\n" + "\n".join(problems[:20]))
+
+
+_WATCHES: list[Any] = []
+
+
+@pytest.fixture
+def hand_made_bundles() -> Iterator[None]:
+    """For a test that writes hand-made objects through tiops.compile's bundle writer: they are
+    no compiled intel, so the reference validator check of the session leaves them out."""
+    with contextlib.ExitStack() as stack:
+        for watch in _WATCHES:
+            stack.enter_context(watch.paused())
+        yield
 
 
 @pytest.fixture

@@ -250,6 +250,7 @@ def test_validate_file_reads_only_the_files_involved(plain_repo: Path) -> None:
             assert not involved.isdisjoint(file.index.ids), file.relative
 
 
+@pytest.mark.usefixtures("hand_made_bundles")
 @pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1 << 20])
 def test_line_offsets_are_read_from_the_file_in_chunks(chunk: int, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,10 @@ def test_a_20_bundle_with_defects_rejects_each_with_its_reason(tmp_path: Path) -
     # 2.1 rules the upgrade does not repair: a pattern that does not parse, modified before created
     assert "indicator--4a5b6c7d-8e9f-4a0b-9c2d-3e4f5a6b7c8d" in reasons
     assert "report--5a6b7c8d-9e0f-4a1b-8c3d-4e5f6a7b8c9d" in reasons
+    # an observed-data whose network-traffic names key "2" of an objects dictionary without one:
+    # the reference validator rejects it in 2.1 too (section 4.14 keeps the 2.0 rule)
+    assert "objects.1.dst_ref: '2' is no key" in reasons["observed-data--3a4b5c6d-7e8f-4a9b-8c1d-2e3f4a5b6c7d"]
+    assert len(reasons) == 3
     _validate_and_compile(tmp_path)
 
 

@@ -130,6 +130,9 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "observed-data-order": ("TI206", [{**OBSERVED, "first_observed": "2024-02-01T00:00:00.000Z"}]),
     "observed-data-refs-one-of": ("TI200", [drop(OBSERVED, "object_refs")]),
     "observed-data-refs-types": ("TI301", [{**OBSERVED, "object_refs": [f"identity--{U}"]}, IDENTITY]),
+    "observed-data-objects-refs": ("TI300", [{**drop(OBSERVED, "object_refs"), "objects": {
+        "0": {"type": "ipv4-addr", "value": "198.51.100.3"},
+        "1": {"type": "network-traffic", "src_ref": "0", "dst_ref": "2", "protocols": ["tcp"]}}}]),
     "opinion-enum": ("TI200", [sdo("opinion", opinion="meh", object_refs=[f"identity--{U}"]), IDENTITY]),
     "report-published": ("TI201", [sdo("report", name="r", object_refs=[f"identity--{U}"]), IDENTITY]),
     "threat-actor-name": ("TI201", [sdo("threat-actor")]),

@@ -101,7 +101,24 @@ def check_rules(obj: IntelObject, shape: Shape | None = None) -> list[Finding]:
         _check_selectors(obj, findings)
     if stix_type == "marking-definition":
         _check_marking_definition(obj, findings)
+    if stix_type == "observed-data" and type(data.get("objects")) is dict:
+        _check_observable_dictionary(obj, data["objects"], findings)
     return findings
+
+
+def _check_observable_dictionary(obj: IntelObject, observables: dict[str, Any], findings: list[Finding]) -> None:
+    """References inside the deprecated ``objects`` of an observed-data name keys of that same
+    dictionary (section 4.14 keeps the property from STIX 2.0, whose Part 3 says so; the
+    reference validator holds 2.1 content to it too)."""
+    from tiops.validate.stix20 import observable_references
+
+    for where, reference in observable_references(observables, ("objects",)):
+        if type(reference) is not str or reference not in observables:
+            _add(findings, obj, "TI300",
+                 f"{'.'.join(map(str, where))}: {reference!r} is no key of this observed-data's objects (STIX 2.1 "
+                 "section 4.14, objects (deprecated), as STIX 2.0 Part 3: its references name objects of the same "
+                 "dictionary)",
+                 *where)
 
 
 def _add(findings: list[Finding], obj: IntelObject, code: str, message: str, *path: PathPart) -> None:

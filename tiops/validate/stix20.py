@@ -110,7 +110,7 @@ def check_stix20_objects(file: str, objects: dict[tuple[PathPart, ...], dict[str
 
 def _observable_references(file: str, path: tuple[PathPart, ...], observables: dict[str, Any],
                            stix_id: str | None) -> list[Finding]:
-    """References inside an observed-data's objects that name no key of that dictionary."""
+    """Entries of an observed-data's objects that are no cyber observable object with a type."""
     findings: list[Finding] = []
     for key, observable in observables.items():
         if not isinstance(observable, dict) or not isinstance(observable.get("type"), str):
@@ -122,14 +122,17 @@ def _observable_references(file: str, path: tuple[PathPart, ...], observables: d
                 "(STIX 2.0 Part 3, common properties)", Location(file, path=(*path, "objects", key)), stix_id=stix_id,
                 hint="Write each entry of objects as an object naming its type, e.g. {\"type\": \"ipv4-addr\", ...}."))
             continue
-        for where, reference in _references(observable, (*path, "objects", key)):
-            if not isinstance(reference, str) or reference not in observables:
-                findings.append(make_finding(
-                    "TI300", f"{'.'.join(map(str, where[len(path):]))}: {reference!r} is no key of this "
-                    "observed-data's objects (STIX 2.0 Part 3, object references: a reference names an object "
-                    "of the same objects dictionary)", Location(file, path=where), stix_id=stix_id,
-                    hint=f"Use one of the keys {', '.join(sorted(observables))}, or add the object it names."))
+    # References that name no key of the dictionary are TI300 of the STIX 2.1 rules, which hold the
+    # upgraded object to the same rule (tiops.validate.rules21, section 4.14).
     return findings
+
+
+def observable_references(observables: dict[str, Any], where: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], Any]]:
+    """Every ``*_ref`` value and ``*_refs`` item of the observables of an observed-data's
+    ``objects`` (at ``where``), with its path: what must name a key of that dictionary."""
+    for key, observable in observables.items():
+        if isinstance(observable, dict):
+            yield from _references(observable, (*where, key))
 
 
 def _references(value: Any, where: tuple[PathPart, ...], name: str = "") -> Iterator[tuple[tuple[PathPart, ...], Any]]:
