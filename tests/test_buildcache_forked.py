@@ -38,7 +38,7 @@ def _cache_content(root: Path) -> dict[str, Any]:
         if path.name == "bundle-record" or not raw.startswith(buildcache._MAGIC):
             content[path.name] = raw if path.name != "bundle-record" else None
             continue
-        body = marshal.loads(raw[len(buildcache._MAGIC) + buildcache._DIGEST_SIZE:])[1]
+        body = marshal.loads(raw[len(buildcache._MAGIC) + buildcache._DIGEST_SIZE:])[-1]
         if path.name.startswith(("objects-", "entries-")):
             body = {blob: {key: marshal.loads(part) for key, part in parts.items()} for blob, parts in body.items()}
         content[path.name] = body

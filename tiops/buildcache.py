@@ -111,7 +111,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 6
+FORMAT = 7
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -143,6 +143,33 @@ def has_entries(root: Path) -> bool:
     objects"); such a build takes :func:`load_repo_cached` instead.
     """
     return (root / CACHE_DIR / _INDEX_FILE).is_file()
+
+
+def read_regular_file(path: Path, *, follow_links: bool = False, size: int | None = None) -> bytes | None:
+    """The bytes of the regular file at ``path``; None when it cannot be read, is not a regular
+    file (a folder, a named pipe, a device, a link unless ``follow_links``), is not ``size``
+    bytes long when a size is given, or changes size while it is read.
+
+    Opened without blocking (a named pipe with no writer would wait for ever) and checked
+    by ``fstat`` of the very file opened before anything is read.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        length = info.st_size
+        if not stat.S_ISREG(info.st_mode) or (size is not None and length != size):
+            return None
+        with open(descriptor, "rb", buffering=0, closefd=False) as file:
+            content = file.readall()
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return content if len(content) == length else None
 
 
 def blob_id(content: bytes) -> str:
@@ -353,10 +380,17 @@ class BuildCache:
         return stored if type(stored) is bytes else None
 
     def _read(self, name: str) -> Any:
-        """The body of one cache file, or None when it is absent, damaged or foreign."""
-        try:
-            raw = (self.folder / name).read_bytes()
-        except OSError:
+        """The body of one cache file, or None when it is absent, damaged or foreign.
+
+        Only a regular file is read: a named pipe would block the build, a link to
+        ``/dev/zero`` never end, and a link to another file of the cache is that file, not
+        this one. A body is also bound to its file's name, so that one file copied, moved
+        or restored over another (its checksum and context right) is foreign there too.
+        """
+        raw = read_regular_file(self.folder / name)
+        if raw is None:
+            if os.path.lexists(self.folder / name):
+                self.rejected.append(name)
             return None
         head = len(_MAGIC)
         if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
@@ -368,11 +402,11 @@ class BuildCache:
             self.rejected.append(name)
             return None
         try:
-            context, body = marshal.loads(payload)
+            context, stored_name, body = marshal.loads(payload)
         except (ValueError, TypeError, EOFError):
             self.rejected.append(name)
             return None
-        if context != self.context or not isinstance(body, dict):
+        if context != self.context or stored_name != name or not isinstance(body, dict):
             self.rejected.append(name)
             return None
         return body
@@ -569,7 +603,7 @@ class BuildCache:
     def _write(self, name: str, body: dict[str, Any]) -> None:
         import tempfile  # only a build that changed something writes
 
-        payload = marshal.dumps((self.context, body))
+        payload = marshal.dumps((self.context, name, body))
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
         try:
             with os.fdopen(handle, "wb") as out:

@@ -30,6 +30,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from tiops.buildcache import read_regular_file
 from tiops.compile import (
     BUNDLE_TAIL,
     LineRun,
@@ -269,11 +270,11 @@ def _first(item: tuple[str, Any]) -> str:
 
 def _previous_content(output: Path, sha256: Any, size: Any) -> bytes | None:
     """The bundle at ``output``, if it is still the one recorded."""
-    try:
-        content = output.read_bytes()
-    except OSError:
+    if type(size) is not int:
         return None
-    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256 or not content.endswith(BUNDLE_TAIL):
+    # The user's bundle may be a link; but a named pipe, a device or a file of another size is not the one recorded.
+    content = read_regular_file(output, follow_links=True, size=size)
+    if content is None or hashlib.sha256(content).hexdigest() != sha256 or not content.endswith(BUNDLE_TAIL):
         return None
     return content
 

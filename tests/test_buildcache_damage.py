@@ -1,0 +1,174 @@
+"""A damaged build cache (restored from elsewhere, torn, replaced) costs a rebuild, never a traceback, hang or other byte.
+
+Cases found by benchmarks/fuzz_build_cache.py, each kept here as it was found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_buildcache import _age
+from test_buildcache_reuse import _compiled, _record
+
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_cached, read_regular_file
+from tiops.bundlereuse import RECORD
+from tiops.enrich.lock import CHECK_RECORD
+
+
+class Hung(BaseException):
+    """Raised into a block still running at its deadline (not an OSError, which the code under test handles)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Fail, rather than hang the suite, when the block blocks (a named pipe opened for reading waits for a writer)."""
+
+    def expired(_signal: int, _frame: object) -> None:
+        raise Hung(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def recorded_repo(example_repo: Path) -> Path:
+    """The example repository without ingestion rules (a compile then keeps a bundle record), its lock kept."""
+    shutil.rmtree(example_repo / "rules" / "ingestion")
+    return example_repo
+
+
+def _warm(root: Path, output: Path) -> None:
+    """A cached compile twice (the second one keeps a bundle record and the lock's check record)."""
+    _age(*(p for p in root.rglob("*") if p.is_file()))
+    _compiled(root, output, cache=True)
+    _compiled(root, output, cache=True)
+    assert (root / CACHE_DIR / RECORD).is_file() and (root / CACHE_DIR / "index").is_file()
+
+
+def _shards(root: Path) -> list[Path]:
+    return sorted((root / CACHE_DIR).glob("entries-*"))
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    ("index", "entries"),  # a stat index where entries were: its values are tuples, not entries
+    (RECORD, "entries"),  # the bundle record (a dict of lists and numbers) where entries were
+    ("entries", "index"),
+    ("entries", "objects"),
+    (CHECK_RECORD, RECORD),
+    ("entries", "other-entries"),  # one shard restored over another
+])
+@pytest.mark.parametrize("how", ["copy", "link"])
+def test_a_cache_file_in_place_of_another_is_foreign_there(recorded_repo: Path, tmp_path: Path, source: str,
+                                                           target: str, how: str) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled(recorded_repo, tmp_path / "expected.json", cache=False)
+    _warm(recorded_repo, output)
+    folder = recorded_repo / CACHE_DIR
+    shards = _shards(recorded_repo)
+    assert len(shards) > 1 and (folder / CHECK_RECORD).is_file()
+    named = {"index": folder / "index", RECORD: folder / RECORD, CHECK_RECORD: folder / CHECK_RECORD,
+             "entries": shards[0], "other-entries": shards[1], "objects": folder / f"objects-{shards[0].name[-2:]}"}
+    destination = named[target]
+    destination.unlink()
+    if how == "copy":
+        shutil.copy(named[source], destination)
+    else:
+        destination.symlink_to(named[source].name)
+    loaded = load_repo_cached(recorded_repo)
+    if destination.name != CHECK_RECORD and destination.name != RECORD:
+        assert destination.name in loaded.cache.rejected
+    loaded.cache.save()
+    for _ in range(2):  # the build that meets the damage, and the one after, which reads what that one wrote
+        bundle, findings, _metadata = _compiled(recorded_repo, output, cache=True)
+        assert (bundle, findings) == expected[:2]
+
+
+@pytest.mark.parametrize("name", ["index", "entries", "objects", RECORD, CHECK_RECORD])
+@pytest.mark.parametrize("kind", ["fifo", "folder", "dev-null", "unreadable"])
+def test_a_cache_file_that_is_not_a_regular_file_is_ignored(recorded_repo: Path, tmp_path: Path, name: str,
+                                                            kind: str) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled(recorded_repo, tmp_path / "expected.json", cache=False)
+    _warm(recorded_repo, output)
+    shard = _shards(recorded_repo)[0].name[-2:]
+    path = recorded_repo / CACHE_DIR / {"entries": f"entries-{shard}", "objects": f"objects-{shard}"}.get(name, name)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "dev-null":
+        path.symlink_to(os.devnull)
+    else:
+        path.write_bytes(b"")
+        path.chmod(0)
+    with _deadline(20):
+        for _ in range(2):
+            bundle, findings, _metadata = _compiled(recorded_repo, output, cache=True)
+            assert (bundle, findings) == expected[:2]
+
+
+def test_a_link_to_an_endless_device_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "pipe").touch()
+    (tmp_path / "pipe").unlink()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "plain").write_bytes(b"abc")
+    (tmp_path / "link").symlink_to("plain")
+    with _deadline(5):
+        assert read_regular_file(tmp_path / "zero") is None
+        assert read_regular_file(tmp_path / "zero", follow_links=True) is None
+        assert read_regular_file(tmp_path / "pipe") is None
+    assert read_regular_file(tmp_path / "plain") == b"abc"
+    assert read_regular_file(tmp_path / "plain", size=4) is None
+    assert read_regular_file(tmp_path / "link") is None
+    assert read_regular_file(tmp_path / "link", follow_links=True, size=3) == b"abc"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_bundle_replaced_by_a_pipe_or_device_is_written_anew(recorded_repo: Path, tmp_path: Path,
+                                                               kind: str) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled(recorded_repo, tmp_path / "expected.json", cache=False)
+    _warm(recorded_repo, output)
+    assert _record(recorded_repo) is not None
+    output.unlink()
+    if kind == "fifo":
+        os.mkfifo(output)
+    else:
+        output.symlink_to("/dev/zero")
+    with _deadline(20):
+        outcome = _compiled_or_error(recorded_repo, output)
+        reference = _compiled_or_error(recorded_repo, output, cache=False)
+    # Whatever writing to such a file gives, the cache does not change it (nor hang reading it first).
+    assert outcome == reference
+    if isinstance(outcome, tuple):
+        assert outcome[:2] == expected[:2]
+
+
+def _compiled_or_error(root: Path, output: Path, *, cache: bool = True) -> object:
+    try:
+        return _compiled(root, output, cache=cache)[:2]
+    except OSError as error:
+        return type(error).__name__
+
+
+def test_a_record_written_under_another_name_is_not_read(example_repo: Path) -> None:
+    load_repo_cached(example_repo).cache.save()
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    cache.write_record("some-record", {"key": "value"})
+    assert cache.read_record("some-record") == {"key": "value"}
+    folder = example_repo / CACHE_DIR
+    shutil.copy(folder / "some-record", folder / "another-record")
+    assert cache.read_record("another-record") is None and "another-record" in cache.rejected
