@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,12 @@ def forked(work: Callable[[], Any], timeout: float) -> tuple[str, Any]:
         code = 0
         try:
             payload = json.dumps(work()).encode()
-        except BaseException:  # noqa: BLE001 (reported to the parent)
+        except BaseException:
             payload = json.dumps({"child-crash": traceback.format_exc()}).encode()
         try:
             with os.fdopen(writer, "wb") as out:
                 out.write(payload)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             code = 3
         os._exit(code)
     os.close(writer)
@@ -459,7 +459,7 @@ class Fuzzer:
         if pid == 0:
             os.close(reader)
             try:
-                with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+                with contextlib.redirect_stdout(open(os.devnull, "w")):
                     run_commands(self.root, [["compile"]], True, BUNDLE)
             finally:
                 os._exit(0)
