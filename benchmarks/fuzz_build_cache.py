@@ -561,7 +561,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a case's commands may take")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     options = parser.parse_args()
-    import tiops.cli  # noqa: F401 (imported once here, not in every forked child)
+    # Every tiops module imported once here, not again in every forked child (most of a case's time otherwise).
+    import importlib
+    import pkgutil
+
+    import tiops
+
+    for module in pkgutil.walk_packages(tiops.__path__, "tiops."):
+        if not module.name.endswith("__main__"):
+            with contextlib.suppress(Exception):
+                importlib.import_module(module.name)
     base = options.keep or Path(tempfile.mkdtemp(prefix="fuzz-build-cache-"))
     base.mkdir(parents=True, exist_ok=True)
     fuzzer = None
