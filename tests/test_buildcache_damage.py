@@ -16,9 +16,10 @@ import pytest
 from test_buildcache import _age
 from test_buildcache_reuse import _compiled, _record
 
-from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_cached, read_regular_file
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_cached
 from tiops.bundlereuse import RECORD
 from tiops.enrich.lock import CHECK_RECORD
+from tiops.inputs import read_regular_file
 
 
 class Hung(BaseException):

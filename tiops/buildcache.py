@@ -97,7 +97,7 @@ from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
 from tiops.forkwork import run_in_order
-from tiops.inputs import InputProblem, WalkProblem, read_input
+from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_folders, fork_helper
@@ -143,33 +143,6 @@ def has_entries(root: Path) -> bool:
     objects"); such a build takes :func:`load_repo_cached` instead.
     """
     return (root / CACHE_DIR / _INDEX_FILE).is_file()
-
-
-def read_regular_file(path: Path, *, follow_links: bool = False, size: int | None = None) -> bytes | None:
-    """The bytes of the regular file at ``path``; None when it cannot be read, is not a regular
-    file (a folder, a named pipe, a device, a link unless ``follow_links``), is not ``size``
-    bytes long when a size is given, or changes size while it is read.
-
-    Opened without blocking (a named pipe with no writer would wait for ever) and checked
-    by ``fstat`` of the very file opened before anything is read.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(descriptor)
-        length = info.st_size
-        if not stat.S_ISREG(info.st_mode) or (size is not None and length != size):
-            return None
-        with open(descriptor, "rb", buffering=0, closefd=False) as file:
-            content = file.readall()
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
-    return content if len(content) == length else None
 
 
 def blob_id(content: bytes) -> str:

@@ -30,7 +30,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from tiops.buildcache import read_regular_file
 from tiops.compile import (
     BUNDLE_TAIL,
     LineRun,
@@ -42,6 +41,7 @@ from tiops.compile import (
     survey_objects,
 )
 from tiops.enrich.attach import LockedEnrichment
+from tiops.inputs import read_regular_file
 from tiops.load import IntelObject
 
 RECORD = "bundle-record"

@@ -84,6 +84,33 @@ def read_input(path: str, *, root: str | None = None, limit: int = MAX_FILE_BYTE
     return data
 
 
+def read_regular_file(path: str | os.PathLike[str], *, follow_links: bool = False, size: int | None = None) -> bytes | None:
+    """The bytes of the regular file at ``path``; None when it cannot be read, is not a regular
+    file (a folder, a named pipe, a device, a link unless ``follow_links``), is not ``size``
+    bytes long when a size is given, or changes size while it is read.
+
+    Opened without blocking (a named pipe with no writer would wait for ever) and checked
+    by ``fstat`` of the very file opened before anything is read.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        length = info.st_size
+        if not stat.S_ISREG(info.st_mode) or (size is not None and length != size):
+            return None
+        with open(descriptor, "rb", buffering=0, closefd=False) as file:
+            content = file.readall()
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return content if len(content) == length else None
+
+
 def _read_link(path: str, root: str, limit: int) -> bytes:
     target = os.path.realpath(path)
     real_root = os.path.realpath(root)
