@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -326,9 +327,8 @@ def _read(path: str) -> bytes:
 
 def read_record(root: Path) -> BuildRecord | None:
     """The record in ``root``'s ``.tiops/``, or None when absent, damaged or of another format."""
-    try:
-        raw = (root / RECORD_PATH).read_bytes()
-    except OSError:
+    raw = _read_regular(root / RECORD_PATH)
+    if raw is None:
         return None
     head = len(_MAGIC)
     if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
@@ -358,6 +358,30 @@ def read_record(root: Path) -> BuildRecord | None:
     objects = RecordedObjects(id_list, [digests[at:at + _HEX_DIGEST] for at in range(0, len(digests), _HEX_DIGEST)],
                               content_list, modified_list)
     return BuildRecord(BuildInputs(code, as_of, files, taken_ns), bundle, objects)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file, else None.
+
+    Opened without following a symbolic link and without blocking, then checked with
+    ``fstat`` before reading: a FIFO put in the record's place would block a plain read
+    for ever, and a link to /dev/zero would read until memory runs out.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with os.fdopen(os.dup(handle), "rb") as out:
+            return out.read()
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
 
 
 def write_record(root: Path, record: BuildRecord) -> None:
