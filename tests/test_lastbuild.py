@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,44 @@ def test_a_damaged_or_foreign_record_is_ignored_and_rewritten(repo: Path, damage
     assert built and recorded.to_json() == full.to_json()
     assert lastbuild.read_record(repo) is not None
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".last-build")] == []  # no temporary left
+
+
+def a_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)  # a plain read would wait for a writer for ever
+
+
+def a_link_to_dev_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")  # a plain read would never end
+
+
+def a_link_to_a_record(path: Path) -> None:
+    kept = path.with_name("kept")
+    path.rename(kept)
+    path.symlink_to(kept)
+
+
+def a_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("replace", [a_fifo, a_link_to_dev_zero, a_link_to_a_record, a_folder])
+def test_a_record_that_is_not_a_regular_file_is_ignored_without_reading_it(repo: Path, replace: Any) -> None:
+    path = repo / lastbuild.RECORD_PATH
+    replace(path)
+    # In a child with a timeout and a memory limit: before, a FIFO hung here and /dev/zero ran out of memory.
+    done = subprocess.run(
+        [sys.executable, "-c", "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30));"
+         " from pathlib import Path; from tiops import lastbuild;"
+         " sys.exit(0 if lastbuild.read_record(Path(sys.argv[1])) is None else 5)", str(repo)],
+        capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    recorded, full, built = plans(repo)
+    assert built and recorded.to_json() == full.to_json()
+    if replace is not a_folder:  # the plan put a regular record in the link's or the FIFO's place
+        assert path.is_file() and not path.is_symlink() and lastbuild.read_record(repo) is not None
 
 
 def test_no_cache_neither_reads_nor_writes_the_record(repo: Path) -> None:
