@@ -293,7 +293,7 @@ def test_a_record_that_is_not_a_regular_file_is_ignored_without_reading_it(repo:
     replace(path)
     # In a child with a timeout and a memory limit: before, a FIFO hung here and /dev/zero ran out of memory.
     done = subprocess.run(
-        [sys.executable, "-c", "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30));"
+        [sys.executable, "-c", "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 29, 1 << 29));"
          " from pathlib import Path; from tiops import lastbuild;"
          " sys.exit(0 if lastbuild.read_record(Path(sys.argv[1])) is None else 5)", str(repo)],
         capture_output=True, timeout=60, check=False)
