@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,6 +54,7 @@ from typing import Any
 
 import tiops
 from tiops.config import Config
+from tiops.inputs import read_regular_file
 from tiops.installed import package_fingerprint
 
 RECORD_PATH = Path(".tiops") / "last-build"
@@ -327,7 +327,9 @@ def _read(path: str) -> bytes:
 
 def read_record(root: Path) -> BuildRecord | None:
     """The record in ``root``'s ``.tiops/``, or None when absent, damaged or of another format."""
-    raw = _read_regular(root / RECORD_PATH)
+    # A FIFO in the record's place would block a plain read for ever, and a link to
+    # /dev/zero read until memory runs out: only a regular file, not followed, is read.
+    raw = read_regular_file(root / RECORD_PATH)
     if raw is None:
         return None
     head = len(_MAGIC)
@@ -358,30 +360,6 @@ def read_record(root: Path) -> BuildRecord | None:
     objects = RecordedObjects(id_list, [digests[at:at + _HEX_DIGEST] for at in range(0, len(digests), _HEX_DIGEST)],
                               content_list, modified_list)
     return BuildRecord(BuildInputs(code, as_of, files, taken_ns), bundle, objects)
-
-
-def _read_regular(path: Path) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file, else None.
-
-    Opened without following a symbolic link and without blocking, then checked with
-    ``fstat`` before reading: a FIFO put in the record's place would block a plain read
-    for ever, and a link to /dev/zero would read until memory runs out.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        handle = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        with os.fdopen(os.dup(handle), "rb") as out:
-            return out.read()
-    except OSError:
-        return None
-    finally:
-        os.close(handle)
 
 
 def write_record(root: Path, record: BuildRecord) -> None:
