@@ -46,7 +46,33 @@ CASES = [
     ("file", "name_enc", "windows-1252", None),
     ("directory", "path_enc", "UTF-16LE", None),
     ("file", "name_enc", "utf 8", "TI233"),
-    ("file", "name_enc", "utf-9", "TI238"),
+    ("file", "name_enc", "utf-9", "TI233"),  # well formed, but in no registry
+    ("file", "name_enc", "not-a-charset", "TI233"),
+    ("file", "name_enc", "utf8", "TI233"),  # Python's codecs know it; the registry does not
+    ("file", "name_enc", "utf-8", None),  # names compare without regard to case (RFC 2978 section 2.3)
+    ("file", "name_enc", "ISO_8859-1:1987", None),  # a registry Name, with a colon
+    ("file", "name_enc", "Extended_UNIX_Code_Packed_Format_for_Japanese", None),  # 45 characters, registered
+    ("file", "name_enc", "latin1", "TI238"),  # an alias of ISO-8859-1
+    ("directory", "path_enc", "csUTF8", "TI238"),
+    # 6.4: "MUST conform to [RFC1034], and each domain and sub-domain ... MUST conform to [RFC5890]"
+    ("domain-name", "value", "www.example.com", None),
+    ("domain-name", "value", "example.com.", None),  # an absolute name
+    ("domain-name", "value", "_dmarc.example.com", None),  # an underscore label (RFC 8552)
+    ("domain-name", "value", "bücher.example", None),  # a U-label
+    ("domain-name", "value", "xn--bcher-kva.example", None),  # its A-label
+    ("domain-name", "value", "3322.org", None),
+    ("domain-name", "value", "-bad-.example.com", "TI239"),
+    ("domain-name", "value", "bad-.example.com", "TI239"),
+    ("domain-name", "value", "www..example.com", "TI239"),
+    ("domain-name", "value", ".example.com", "TI239"),
+    ("domain-name", "value", "domain autuo.xicp.net", "TI239"),  # as an OASIS example has it
+    ("domain-name", "value", "*.example.com", "TI239"),
+    ("domain-name", "value", "http://example.com/", "TI239"),
+    ("domain-name", "value", "a" * 64 + ".example.com", "TI239"),
+    ("domain-name", "value", ".".join(["a" * 63] * 4), "TI239"),  # 255 characters
+    ("domain-name", "value", ".".join(["a" * 63] * 3 + ["a" * 61]), None),  # 253
+    ("domain-name", "value", "xn--zz.example", "TI239"),  # not Punycode
+    ("domain-name", "value", "", "TI239"),
     # 6.15: "The value of this property MUST conform to [RFC3986]"
     ("url", "value", "https://example.com/path?q=1#frag", None),
     ("url", "value", "ftp://198.51.100.3/a%20b", None),

@@ -17,7 +17,6 @@ This module imports nothing from tiops: warning lists and canonical forms build 
 
 from __future__ import annotations
 
-import codecs
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,21 +127,47 @@ def _media_type(value: str) -> ValueProblem | None:
     return None
 
 
-# RFC 2978 section 2.3: mime-charset-chars; IANA names are at most 40 characters.
-_CHARSET_RE: Final = LazyPattern(r"^[A-Za-z0-9!#$%&'+\-^_`{}~]{1,40}$")
+_CHARACTER_SETS_FILE: Final = "iana-character-sets.tsv"
+
+
+@lru_cache(maxsize=1)
+def _character_sets() -> dict[str, tuple[str, bool]]:
+    """Every name and alias of the IANA Character Sets registry, lowercased: the name the
+    registry prefers for it (its preferred MIME name, else its name), and whether it is that
+    character set's name or preferred MIME name rather than an alias.
+
+    Names compare without regard to case (RFC 2978 section 2.3). Read on the first *_enc
+    value a build meets, so a repository without one never loads the table.
+    """
+    from importlib.resources import files
+
+    table: dict[str, tuple[str, bool]] = {}
+    text = files("tiops").joinpath("data", _CHARACTER_SETS_FILE).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, preferred, aliases = line.split("\t")
+        shown = preferred or name
+        for alias in aliases.split():
+            table.setdefault(alias.lower(), (shown, False))
+        for own in (name, preferred):
+            if own:
+                table[own.lower()] = (shown, True)
+    return table
 
 
 @lru_cache(maxsize=1024)
 def check_charset(value: str) -> ValueProblem | None:
-    """An IANA character set name (STIX 2.1 sections 6.3, 6.7: *_enc properties)."""
-    if not _CHARSET_RE.match(value):
-        return ValueProblem("TI233", f"{value!r} is not a character set name (RFC 2978 section 2.3; "
-                                     "the IANA name such as UTF-8 or windows-1252, STIX 2.1 sections 6.3, 6.7)")
-    try:
-        codecs.lookup(value)
-    except LookupError:
-        return ValueProblem("TI238", f"{value!r} is not a character set tiops knows; the IANA registry name "
-                                     "is expected (STIX 2.1 sections 6.3, 6.7)")
+    """A character set named as in the IANA registry (STIX 2.1 sections 6.3, 6.7: the *_enc
+    properties MUST use "the corresponding name from the ... IANA character set registry")."""
+    known = _character_sets().get(value.lower())
+    if known is None:
+        return ValueProblem("TI233", f"{value!r} is not a character set of the IANA registry; write its "
+                                     "registry name, such as UTF-8 or windows-1252 (STIX 2.1 sections 6.3, 6.7)")
+    preferred, is_name = known
+    if not is_name:
+        return ValueProblem("TI238", f"{value!r} is an alias in the IANA character set registry; the registry "
+                                     f"names it {preferred} (STIX 2.1 sections 6.3, 6.7)")
     return None
 
 
@@ -222,6 +247,76 @@ def _bad_language_tag(value: str) -> ValueProblem:
                                  "(STIX 2.1 section 3.2 lang; 6.14 languages; 7.1 contents)")
 
 
+# --- Domain names (STIX 2.1 section 6.4: RFC 1034, each label RFC 5890) -------------------
+
+# The usual shape: LDH labels (RFC 5890 section 2.3.1) of at most 63 characters, neither
+# starting nor ending with a hyphen, and an optional final dot (an absolute name).
+_LDH_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_COMMON_DOMAIN_RE: Final = LazyPattern(rf"^(?:{_LDH_LABEL}\.)*{_LDH_LABEL}\.?$")
+# What else a label may hold and still be a name seen in DNS: underscores, which RFC 2181
+# section 11 allows in labels and RFC 8552 uses for service names (_dmarc.example.com).
+_ASCII_LABEL_RE: Final = LazyPattern(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
+
+
+def _domain_name(value: str) -> ValueProblem | None:
+    """A domain name of labels DNS can carry (RFC 1034 section 3.1: at most 63 octets each,
+    255 in all), each an LDH label, an underscore label or an IDNA label (RFC 5890).
+
+    Internationalised names and underscores pass: feeds carry both. What fails is what no
+    resolver can look up: an empty label, a hyphen at either end of a label, a space or
+    other punctuation, an A-label that is not Punycode, a label or a name that is too long.
+    """
+    if len(value) <= 253 and "--" not in value and _COMMON_DOMAIN_RE.match(value):
+        return None
+    name = value[:-1] if value.endswith(".") else value
+    ascii_length = 0
+    for label in name.split("."):
+        problem = _domain_label_problem(label)
+        if problem is not None:
+            return ValueProblem("TI239", f"{value!r} is not a domain name: {problem} (STIX 2.1 section 6.4; "
+                                         "RFC 1034 section 3.1, RFC 5890 section 2.3)")
+        ascii_length += len(_ascii_label(label)) + 1
+    if ascii_length - 1 > 253:
+        return ValueProblem("TI239", f"{value!r} is not a domain name: {ascii_length - 1} characters, more than "
+                                     "253 (STIX 2.1 section 6.4; RFC 1034 section 3.1)")
+    return None
+
+
+def _ascii_label(label: str) -> str:
+    return label if label.isascii() else _to_ascii(label)
+
+
+def _to_ascii(label: str) -> str:
+    from encodings import idna  # the IDNA ToASCII operation Python ships (RFC 3490)
+
+    return idna.ToASCII(label).decode("ascii")
+
+
+def _domain_label_problem(label: str) -> str | None:
+    """Why one label cannot be part of a domain name, or None."""
+    if not label:
+        return "an empty label (two dots in a row, or a dot at the start)"
+    if not label.isascii():
+        try:
+            encoded = _to_ascii(label)
+        except UnicodeError:
+            return f"the label {label!r} is not an internationalised label (RFC 5891)"
+        return None if len(encoded) <= 63 else f"the label {label!r} is {len(encoded)} characters once encoded, more than 63"
+    if len(label) > 63:
+        return f"a label of {len(label)} characters, more than 63"
+    if label.startswith("-") or label.endswith("-"):
+        return f"the label {label!r} starts or ends with a hyphen"
+    if not _ASCII_LABEL_RE.match(label):
+        wrong = next(ch for ch in label if not (ch.isalnum() or ch in "-_"))
+        return f"the label {label!r} holds {wrong!r}"
+    if label[:4].lower() == "xn--":
+        try:
+            label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return f"the label {label!r} is not a valid A-label (its Punycode does not decode)"
+    return None
+
+
 # --- Hashes (STIX 2.1 section 2.7, hash-algorithm-ov section 10.6) ----------------------
 
 _HEX_LENGTHS: Final = {"MD5": 32, "SHA-1": 40, "SHA-256": 64, "SHA-512": 128, "SHA3-256": 64, "SHA3-512": 128}
@@ -282,6 +377,7 @@ _RULES: Final[dict[tuple[str, str], Check]] = {
     ("ipv4-addr", "value"): _ipv4,
     ("ipv6-addr", "value"): _ipv6,
     ("email-addr", "value"): _email,
+    ("domain-name", "value"): _domain_name,
     **{("email-message", f"{ref}.value"): _email for ref in _EMAIL_REFS},
     ("artifact", "mime_type"): _media_type,
     ("file", "mime_type"): _media_type,

@@ -33,7 +33,13 @@ def test_oasis_and_misp_examples_validate(corpora: Path) -> None:
     bundles = sorted((corpora / "oasis" / "examples").rglob("*.json")) + sorted((corpora / "misp-stix").glob("*.json"))
     assert len(bundles) > 10
     for bundle in bundles:
-        assert _errors(bundle) == [], bundle.name
+        errors = _errors(bundle)
+        if bundle.name == "poisonivy.json":
+            # One real defect: an indicator's pattern reads [domain-name:value = 'domain autuo.xicp.net'],
+            # a word and a space pasted before the name (STIX 2.1 section 6.4).
+            assert [e.split()[0] for e in errors] == ["TI239"] and "'domain autuo.xicp.net'" in errors[0], errors
+            continue
+        assert errors == [], bundle.name
 
 
 def test_sco_examples_errors_are_real_defects(corpora: Path) -> None:

@@ -170,6 +170,9 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "directory-path": ("TI201", [sco("directory")]),
     "directory-path-enc": ("TI233", [sco("directory", path="/tmp", path_enc="utf 8")]),
     "domain-name-value": ("TI201", [sco("domain-name")]),
+    # 6.4: "The value of this property MUST conform to [RFC1034], and each domain and
+    # sub-domain contained within the domain name MUST conform to [RFC5890]."
+    "domain-name-rfc1034": ("TI239", [sco("domain-name", value="-bad-.example.com")]),
     "email-addr-value": ("TI231", [sco("email-addr", value="Eve <eve@example.com>")]),
     "email-message-body": ("TI200", [sco("email-message", is_multipart=True, body="hello")]),
     "email-message-body-raw-ref": ("TI301", [sco("email-message", is_multipart=True, body_multipart=[
