@@ -33,7 +33,7 @@ from tiops.stix import (
     derive_sco_id,
     derive_sdo_id,
 )
-from tiops.stix20 import MOVED_FROM_LABELS, TYPES_21_ONLY, upgrade_from_20
+from tiops.stix20 import MOVED_FROM_LABELS, TYPES_20, TYPES_21_ONLY, upgrade_from_20
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
 # The per-object check of tiops.validate (check_object), handed to load_repo by its callers.
@@ -360,15 +360,16 @@ def _display_root(path: Path, name: str) -> Path:
 def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool) -> bool:
     """Whether a bundle item is STIX 2.0 content (docs/findings.md, STIX 2.0 content).
 
-    Everything in a bundle with spec_version 2.0 is. In other bundles, an SDO, SRO or
-    marking without spec_version is (STIX 2.1 section 3.2 requires it; 2.0 had none),
-    unless STIX 2.0 has no such type, and so is an object that says spec_version 2.0 itself.
+    Everything in a bundle with spec_version 2.0 is. In other bundles, an object of a type
+    STIX 2.0 defines that leaves spec_version out is (STIX 2.1 section 3.2: "the implicit
+    value for all STIX Objects other than SCOs is 2.0"), and so is an object that says
+    spec_version 2.0 itself. A type 2.1 added, and a custom object outside a 2.0 bundle, is
+    2.1 content even without spec_version, which 2.1 then misses (section 11.2 requires it
+    of custom objects too).
     """
     if in_stix20_bundle or item.get("spec_version") == "2.0":
         return True
-    # A type 2.1 added is 2.1 content even without spec_version (which 2.1 then misses).
-    stix_type = item.get("type")
-    return "spec_version" not in item and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY and "id" in item
+    return "spec_version" not in item and item.get("type") in TYPES_20 and "id" in item
 
 
 def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:

@@ -32,6 +32,14 @@ TYPES_21_ONLY = frozenset({
     "language-content", "extension-definition",
 })  # fmt: skip
 
+# The object types STIX 2.0 defines (Part 2, SDOs and SROs; Part 1, marking-definition):
+# only these can be 2.0 content that left spec_version out (2.0 had no such property).
+TYPES_20 = frozenset({
+    "attack-pattern", "campaign", "course-of-action", "identity", "indicator", "intrusion-set", "malware",
+    "observed-data", "report", "threat-actor", "tool", "vulnerability", "relationship", "sighting",
+    "marking-definition",
+})  # fmt: skip
+
 # The reserved TLP marking-definition ids, the same in both versions -> their level.
 _TLP_LEVELS = {marking_id: level for level, marking_id in TLP1_MARKINGS.items()}
 

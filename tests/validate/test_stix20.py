@@ -183,6 +183,27 @@ GROUPING_WITHOUT_SPEC_VERSION = {
 }
 
 
+CUSTOM_WITHOUT_SPEC_VERSION = {
+    "type": "x-acme-ticket", "id": "x-acme-ticket--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3",
+    "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z", "x_acme_queue": "soc",
+}
+
+
+def test_a_custom_object_outside_a_20_bundle_is_21_content_missing_spec_version(tmp_path: Path) -> None:
+    # STIX 2.1 section 11.2: a custom object has the common properties, spec_version among
+    # them; only the types STIX 2.0 defines fall back to the implicit 2.0 of section 3.2.
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                                "objects": [CUSTOM_WITHOUT_SPEC_VERSION]}, indent=2), encoding="utf-8")
+    findings = validate_repo(load_bundle(path))
+    assert [(f.code, f.severity) for f in findings] == [("TI201", Severity.ERROR)]
+    assert "'spec_version'" in findings[0].message
+    # In a bundle that says 2.0, the same object is that bundle's 2.0 content.
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                                "spec_version": "2.0", "objects": [CUSTOM_WITHOUT_SPEC_VERSION]}), encoding="utf-8")
+    assert [f.code for f in validate_repo(load_bundle(path)) if f.severity is Severity.ERROR] == []
+
+
 @pytest.mark.parametrize("bundle_version", [None, "2.0"])
 def test_a_type_21_added_is_21_content_missing_spec_version(tmp_path: Path, bundle_version: str | None) -> None:
     # No STIX 2.0 object is a grouping: without spec_version it breaks STIX 2.1 section 3.2,
