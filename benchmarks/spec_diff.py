@@ -144,6 +144,11 @@ VALUES: dict[tuple[str, str], tuple[list[str], list[str]]] = {
                           ["cpe:/a:microsoft:word:2000", "cpe:2.3:a:microsoft:word", "cpe:2.3:x:microsoft:word:2000:*:*:*:*:*:*:*",
                            "microsoft word 2000", "cpe:2.3:a:micro soft:word:2000:*:*:*:*:*:*:*"]),
     ("software", "languages"): (["en", "de-CH", "zh-Hant", "sr-Latn-RS"], ["english", "en_US", "e", "123", "en-", "toolonglang"]),
+    ("domain-name", "value"): (["example.com", "www.example.co.uk", "xn--bcher-kva.example", "bücher.example",
+                                "_dmarc.example.com", "example.com.", "3322.org"],
+                               ["-bad-.example.com", "bad-.example.com", "www..example.com", ".example.com",
+                                "domain example.com", "*.example.com", "http://example.com/", "a" * 64 + ".example.com",
+                                "xn--zz.example", ""]),
     ("windows-registry-key", "key"): (["HKEY_LOCAL_MACHINE\\System\\Acme", "hkey_current_user\\Software", "HKEY_USERS"],
                                       ["HKLM\\System\\Acme", "hkcu\\Software", "HKU", "HKCR\\.exe", "HKCC\\x"]),
 }
@@ -185,7 +190,7 @@ def value_mutations(obj: dict[str, Any]) -> Iterator[Case]:
     for (sco_type, prop), (good, bad) in VALUES.items():
         if sco_type != stix_type:
             continue
-        klass = {"value": {"ipv4-addr": "ip", "ipv6-addr": "ip", "email-addr": "email", "url": "url"}.get(stix_type, "value"),
+        klass = {"value": {"ipv4-addr": "ip", "ipv6-addr": "ip", "email-addr": "email", "url": "url", "domain-name": "domain"}.get(stix_type, "value"),
                  "mime_type": "mime", "name_enc": "charset", "path_enc": "charset", "cpe": "cpe",
                  "languages": "language", "key": "registry-key"}[prop]
         as_list = prop == "languages"
@@ -225,7 +230,7 @@ PATTERN_CASES: list[tuple[str, bool | None, str]] = [
     ("pattern-value", False, "[ipv4-addr:value != '1.2.3.999']"),
     ("pattern-value", True, "[ipv4-addr:value ISSUBSET '198.51.100.0/24']"),
     ("pattern-value", False, "[ipv4-addr:value ISSUBSET '198.51.100.0/40']"),
-    # dst_ref may be a domain-name, whose value is not checked (docs/findings.md, 6.4): open.
+    # dst_ref may be an ipv4-addr, an ipv6-addr or a domain-name: no one rule applies, open.
     ("pattern-value", None, "[network-traffic:dst_ref.value = '999.1.1.1']"),
     ("pattern-value", False, "[ipv6-addr:value = '2001:db8:::1']"),
     ("pattern-value", False, "[email-addr:value = 'Eve <eve@example.com>']"),
@@ -255,6 +260,8 @@ PATTERN_CASES: list[tuple[str, bool | None, str]] = [
     ("pattern-value", False, "[file:modified = t'2023-01-01T12:00:60Z']"),
     ("pattern-value", True, "[file:name = 'at t\\'2023-02-30T00:00:00Z\\'']"),
     ("pattern-value", True, "[domain-name:value = 'example.com']"),
+    ("pattern-value", False, "[domain-name:value = 'domain autuo.xicp.net']"),
+    ("pattern-value", False, "[domain-name:value IN ('example.com', '-bad-.example.com')]"),
     ("pattern-value", False, "[ab:value = 'x']"),
     ("pattern-value", False, "[x--acme:value = 'x'] AND [ipv4-addr:value = '198.51.100.1']"),
     ("pattern-value", True, "[x-acme-widget:value = 'x']"),
