@@ -294,6 +294,7 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
         repo.findings.append(make_finding("TI104", "expected a STIX bundle, an array of objects or one object", Location(name, 1, 1)))
         return repo
     stix20 = 0
+    custom_as_20 = not stix20_bundle and _holds_only_implicit_20(items)
     for index, item in enumerate(items):
         item_path: tuple[PathPart, ...] = () if prefix is None else (*prefix, index)
         if not isinstance(item, dict):
@@ -324,7 +325,7 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
                 "spec_version 2.0 (STIX 2.0 Part 1, bundle: a 2.0 bundle holds STIX 2.0 objects); checked as STIX 2.1",
                 Location(name, path=(*item_path, "type")),
                 stix_id=item.get("id") if isinstance(item.get("id"), str) else None))
-        elif is_stix20_object(item, in_stix20_bundle=stix20_bundle):
+        elif is_stix20_object(item, in_stix20_bundle=stix20_bundle, custom_as_20=custom_as_20):
             stix20 += 1
             upgraded = upgrade_from_20(item, Counter())
             moved = MOVED_FROM_LABELS.get(item["type"])
@@ -357,19 +358,41 @@ def _display_root(path: Path, name: str) -> Path:
     return path.parents[len(relative.parts) - 1]
 
 
-def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool) -> bool:
+def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool, custom_as_20: bool = False) -> bool:
     """Whether a bundle item is STIX 2.0 content (docs/findings.md, STIX 2.0 content).
 
     Everything in a bundle with spec_version 2.0 is. In other bundles, an object of a type
     STIX 2.0 defines that leaves spec_version out is (STIX 2.1 section 3.2: "the implicit
     value for all STIX Objects other than SCOs is 2.0"), and so is an object that says
-    spec_version 2.0 itself. A type 2.1 added, and a custom object outside a 2.0 bundle, is
-    2.1 content even without spec_version, which 2.1 then misses (section 11.2 requires it
-    of custom objects too).
+    spec_version 2.0 itself. A type 2.1 added is 2.1 content even without spec_version,
+    which 2.1 then misses. So is a custom object (section 11.2 gives it spec_version too),
+    unless ``custom_as_20``: its bundle's other objects are 2.0 content and none says 2.1.
     """
     if in_stix20_bundle or item.get("spec_version") == "2.0":
         return True
-    return "spec_version" not in item and item.get("type") in TYPES_20 and "id" in item
+    if "spec_version" in item or "id" not in item:
+        return False
+    stix_type = item.get("type")
+    if stix_type in TYPES_20:
+        return True
+    return custom_as_20 and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY
+
+
+def _holds_only_implicit_20(items: list[Any]) -> bool:
+    """Whether the items hold an object of a STIX 2.0 type without spec_version, and none
+    that says spec_version 2.1: STIX 2.0 content outside a bundle that says so (a list of
+    2.0 objects, or a 2.0 bundle that lost its spec_version), whose custom objects are
+    then 2.0 content as well."""
+    implicit_20 = False
+    for item in items:
+        if type(item) is not dict:
+            continue
+        version = item.get("spec_version")
+        if version == "2.1":
+            return False
+        if version is None and item.get("type") in TYPES_20:
+            implicit_20 = True
+    return implicit_20
 
 
 def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:

@@ -202,6 +202,19 @@ def test_a_custom_object_outside_a_20_bundle_is_21_content_missing_spec_version(
     path.write_text(json.dumps({"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
                                 "spec_version": "2.0", "objects": [CUSTOM_WITHOUT_SPEC_VERSION]}), encoding="utf-8")
     assert [f.code for f in validate_repo(load_bundle(path)) if f.severity is Severity.ERROR] == []
+    # So it is beside other 2.0 objects in a list (2.0 content that lost its bundle), and
+    # not beside an object that says 2.1.
+    identity_20 = {"type": "identity", "id": "identity--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb4", "name": "Acme",
+                   "identity_class": "organization", "created": "2020-01-01T00:00:00.000Z",
+                   "modified": "2020-01-01T00:00:00.000Z"}
+    path.write_text(json.dumps([identity_20, CUSTOM_WITHOUT_SPEC_VERSION]), encoding="utf-8")
+    findings = validate_repo(load_bundle(path))
+    assert [f.code for f in findings if f.severity is Severity.ERROR] == []
+    assert "2 object(s) are STIX 2.0" in next(f.message for f in findings if f.code == "TI210")
+    identity_21 = {**identity_20, "id": "identity--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb5", "spec_version": "2.1"}
+    path.write_text(json.dumps([identity_20, identity_21, CUSTOM_WITHOUT_SPEC_VERSION]), encoding="utf-8")
+    findings = validate_repo(load_bundle(path))
+    assert [f.code for f in findings if f.severity is Severity.ERROR] == ["TI201"]
 
 
 @pytest.mark.parametrize("bundle_version", [None, "2.0"])
