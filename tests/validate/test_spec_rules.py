@@ -216,3 +216,33 @@ def test_a_patterns_object_types_are_type_names(pattern: str, allowed: bool, tmp
     indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
                  "pattern_type": "stix", "valid_from": T, "pattern": pattern}
     assert _errors(indicator, tmp_path) == ([] if allowed else [("TI207", ("pattern",))])
+
+
+TLP2_RED_ID = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+
+
+def tlp2_red(**changes: Any) -> dict[str, Any]:
+    """TLP:RED as the OASIS CTI TC publishes it (cti-stix-common-objects), with ``changes``."""
+    marking = {"type": "marking-definition", "spec_version": "2.1", "id": TLP2_RED_ID,
+               "created": "2022-10-01T00:00:00.000Z", "name": "TLP:RED",
+               "extensions": {TLP2_EXTENSION: {"extension_type": "property-extension", "tlp_2_0": "red"}}}
+    marking.update(changes)
+    return {key: value for key, value in marking.items() if value is not None}
+
+
+@pytest.mark.parametrize(("changes", "allowed"), [
+    ({}, True),
+    ({"created": "2022-10-01T00:00:00.000000Z"}, True),  # the same instant, written with microseconds
+    ({"name": "TLP:CLEAR"}, False),  # a consumer showing the name would read another level
+    ({"extensions": {TLP2_EXTENSION: {"extension_type": "property-extension", "tlp_2_0": "clear"}}}, False),
+    ({"created": "2023-10-01T00:00:00.000Z"}, False),
+    ({"created_by_ref": f"identity--{U}"}, False),
+    ({"name": None}, False),
+])
+def test_a_tlp_2_marking_under_its_published_id_is_the_published_one(changes: dict[str, Any], allowed: bool,
+                                                                      tmp_path: Path) -> None:
+    errors = _errors(tlp2_red(**changes), tmp_path)
+    assert (errors == []) is allowed, errors
+    if not allowed:
+        assert [code for code, _where in errors] == ["TI247"]

@@ -15,7 +15,16 @@ from tiops.codes import make_finding
 from tiops.findings import Finding, PathPart
 from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
-from tiops.stix import ALL_TYPES, BUILTIN_OBJECTS, ID_RE, SCO_TYPES, TIMESTAMP_RE, TLP1_MARKINGS
+from tiops.stix import (
+    ALL_TYPES,
+    BUILTIN_OBJECTS,
+    ID_RE,
+    SCO_TYPES,
+    TIMESTAMP_RE,
+    TLP1_MARKINGS,
+    TLP2_MARKINGS,
+    timestamp_key,
+)
 from tiops.validate.shapes import Shape
 
 # Reserved for future use on every object (STIX 2.1; the OASIS 2.1 schemas reject them).
@@ -61,6 +70,7 @@ _ID_CONTRIBUTING: Final[dict[str, tuple[str, ...]]] = {
 _SELECTOR_RE: Final = re.compile(r"^[A-Za-z0-9_-]+(?:\.(?:\[(?:0|[1-9][0-9]*)\]|[A-Za-z0-9_-]+))*$")
 
 _TLP1_IDS: Final = frozenset(TLP1_MARKINGS.values())
+_TLP2_IDS: Final = frozenset(marking_id for marking_id, _name in TLP2_MARKINGS.values())
 
 # Section 3.2: the common properties, which custom objects (section 11.2) share.
 _COMMON_PROPERTIES: Final = frozenset({
@@ -253,6 +263,16 @@ def _check_marking_definition(obj: IntelObject, findings: list[Finding]) -> None
         if differing:
             _add(findings, obj, "TI247", f"{identifier} is the {expected['name']} marking-definition; it differs from "
                                          f"the specification's in {', '.join(differing)} (STIX 2.1 section 7.2.1.4)")
+    elif identifier in _TLP2_IDS:
+        expected = BUILTIN_OBJECTS[identifier]
+        # The same instant written another way (2022-10-01T00:00:00Z) is the same definition.
+        differing = sorted(set(expected) ^ set(data) | {
+            k for k in expected if k in data and data[k] != expected[k]
+            and not (k == "created" and type(data[k]) is str and timestamp_key(data[k]) == timestamp_key(expected[k]))})
+        if differing:
+            _add(findings, obj, "TI247", f"{identifier} is the TLP 2.0 {expected['name']} marking-definition the OASIS "
+                                         f"CTI TC publishes (cti-stix-common-objects); it differs from it in "
+                                         f"{', '.join(differing)}")
     elif data.get("definition_type") == "tlp":
         _add(findings, obj, "TI247", f"a TLP marking-definition must be one of the four of STIX 2.1 section 7.2.1.4 "
                                      f"(id {identifier} is none of them)", "id")
