@@ -373,6 +373,8 @@ def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool, custom_as_
     if "spec_version" in item or "id" not in item:
         return False
     stix_type = item.get("type")
+    if type(stix_type) is not str:
+        return False
     if stix_type in TYPES_20:
         return True
     return custom_as_20 and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY
@@ -390,7 +392,9 @@ def _holds_only_implicit_20(items: list[Any]) -> bool:
         version = item.get("spec_version")
         if version == "2.1":
             return False
-        if version is None and item.get("type") in TYPES_20:
+        stix_type = item.get("type")
+        # Any JSON may stand where a type should (a list, an object): only a string names one.
+        if version is None and type(stix_type) is str and stix_type in TYPES_20:
             implicit_20 = True
     return implicit_20
 
