@@ -67,6 +67,18 @@ def test_a_bundle_item_whose_type_is_not_a_string_is_a_finding(tmp_path: Path, v
     assert run(tmp_path, "validate", str(bundle))[0] == 1
 
 
+@pytest.mark.parametrize("value", ["[indicator]", "{a: 1}"])
+def test_a_yaml_object_whose_type_is_not_a_string_takes_its_folders_defaults_without_a_crash(
+        make_repo, value: str) -> None:  # type: ignore[no-untyped-def]
+    # The folder's defaults are chosen per type (an SCO takes fewer); a list or a mapping
+    # written as the type is no key to choose by, and was an internal error here.
+    root = make_repo({"intel/a.yaml": INDICATOR.replace("type: indicator", f"type: {value}"),
+                      "intel/_defaults.yaml": "defaults:\n  confidence: 50\n"})
+    assert ("TI201", "intel/a.yaml", 1) in errors(root)
+    assert run(root, "validate")[0] == 1
+    assert run(root, "compile")[0] == 1
+
+
 def nested(depth: int) -> object:
     value: object = "leaf"
     for _ in range(depth):

@@ -78,14 +78,15 @@ class Defaults:
         other kinds of object that this type lacks (``created_by_ref`` and ``confidence`` for
         an SCO, whose common properties are fewer, STIX 2.1 section 6.1): given to such an
         object it would only be a warning (TI208) at an object that never wrote it."""
+        if stix_type.__class__ is not str:
+            return self.properties  # a type that is a list or a mapping: the schema reports it
         chosen = self.by_type.get(stix_type)
         if chosen is None:
             chosen = self.properties
-            if stix_type.__class__ is str:
-                known = known_properties(stix_type)
-                if known:
-                    foreign = common_property_names()
-                    chosen = {name: value for name, value in self.properties.items() if name in known or name not in foreign}
+            known = known_properties(stix_type)
+            if known:
+                foreign = common_property_names()
+                chosen = {name: value for name, value in self.properties.items() if name in known or name not in foreign}
             self.by_type[stix_type] = chosen
         return chosen
 
