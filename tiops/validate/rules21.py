@@ -254,25 +254,25 @@ def _selects(data: dict[str, Any], selector: str) -> bool:
     return True
 
 
+def _differing_properties(expected: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """The properties in which ``data`` is not the published marking ``expected``; its created
+    written with more fraction digits (2022-10-01T00:00:00.000000Z) is the same instant."""
+    return sorted(set(expected) ^ set(data) | {
+        key for key, value in expected.items() if key in data and data[key] != value
+        and not (key == "created" and type(data[key]) is str and timestamp_key(data[key]) == timestamp_key(value))})
+
+
 def _check_marking_definition(obj: IntelObject, findings: list[Finding]) -> None:
     data = obj.data
     identifier = obj.id
-    if identifier in _TLP1_IDS:
+    if identifier in _TLP1_IDS or identifier in _TLP2_IDS:
         expected = BUILTIN_OBJECTS[identifier]
-        differing = sorted(set(expected) ^ set(data) | {k for k in expected if k in data and data[k] != expected[k]})
+        differing = _differing_properties(expected, data)
         if differing:
+            published = ("the specification's in {} (STIX 2.1 section 7.2.1.4)" if identifier in _TLP1_IDS else
+                         "the TLP 2.0 definition the OASIS CTI TC publishes (cti-stix-common-objects) in {}")
             _add(findings, obj, "TI247", f"{identifier} is the {expected['name']} marking-definition; it differs from "
-                                         f"the specification's in {', '.join(differing)} (STIX 2.1 section 7.2.1.4)")
-    elif identifier in _TLP2_IDS:
-        expected = BUILTIN_OBJECTS[identifier]
-        # The same instant written another way (2022-10-01T00:00:00Z) is the same definition.
-        differing = sorted(set(expected) ^ set(data) | {
-            k for k in expected if k in data and data[k] != expected[k]
-            and not (k == "created" and type(data[k]) is str and timestamp_key(data[k]) == timestamp_key(expected[k]))})
-        if differing:
-            _add(findings, obj, "TI247", f"{identifier} is the TLP 2.0 {expected['name']} marking-definition the OASIS "
-                                         f"CTI TC publishes (cti-stix-common-objects); it differs from it in "
-                                         f"{', '.join(differing)}")
+                                         + published.format(", ".join(differing)))
     elif data.get("definition_type") == "tlp":
         _add(findings, obj, "TI247", f"a TLP marking-definition must be one of the four of STIX 2.1 section 7.2.1.4 "
                                      f"(id {identifier} is none of them)", "id")
