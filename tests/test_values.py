@@ -72,6 +72,8 @@ CASES = [
     ("domain-name", "value", ".".join(["a" * 63] * 4), "TI239"),  # 255 characters
     ("domain-name", "value", ".".join(["a" * 63] * 3 + ["a" * 61]), None),  # 253
     ("domain-name", "value", "xn--zz.example", "TI239"),  # not Punycode
+    ("domain-name", "value", "bad\u3000x.example", "TI239"),  # an ideographic space, mapped to a space
+    ("domain-name", "value", "ü" * 70 + ".example", "TI239"),  # over 63 once encoded
     ("domain-name", "value", "", "TI239"),
     # 6.15: "The value of this property MUST conform to [RFC3986]"
     ("url", "value", "https://example.com/path?q=1#frag", None),

@@ -269,52 +269,46 @@ def _domain_name(value: str) -> ValueProblem | None:
     if len(value) <= 253 and "--" not in value and _COMMON_DOMAIN_RE.match(value):
         return None
     name = value[:-1] if value.endswith(".") else value
-    ascii_length = 0
+    length = -1  # the dots between labels
     for label in name.split("."):
-        problem = _domain_label_problem(label)
+        encoded, problem = _checked_label(label)
         if problem is not None:
             return ValueProblem("TI239", f"{value!r} is not a domain name: {problem} (STIX 2.1 section 6.4; "
                                          "RFC 1034 section 3.1, RFC 5890 section 2.3)")
-        ascii_length += len(_ascii_label(label)) + 1
-    if ascii_length - 1 > 253:
-        return ValueProblem("TI239", f"{value!r} is not a domain name: {ascii_length - 1} characters, more than "
-                                     "253 (STIX 2.1 section 6.4; RFC 1034 section 3.1)")
+        length += len(encoded) + 1
+    if length > 253:
+        return ValueProblem("TI239", f"{value!r} is not a domain name: {length} characters, more than 253 "
+                                     "(STIX 2.1 section 6.4; RFC 1034 section 3.1)")
     return None
 
 
-def _ascii_label(label: str) -> str:
-    return label if label.isascii() else _to_ascii(label)
-
-
-def _to_ascii(label: str) -> str:
-    from encodings import idna  # the IDNA ToASCII operation Python ships (RFC 3490)
-
-    return idna.ToASCII(label).decode("ascii")
-
-
-def _domain_label_problem(label: str) -> str | None:
-    """Why one label cannot be part of a domain name, or None."""
+def _checked_label(label: str) -> tuple[str, str | None]:
+    """One label as DNS carries it (its A-label when it is internationalised), and why it
+    cannot be part of a domain name (None: it can)."""
     if not label:
-        return "an empty label (two dots in a row, or a dot at the start)"
+        return label, "an empty label (two dots in a row, or a dot at the start)"
     if not label.isascii():
+        from encodings import idna  # the IDNA ToASCII operation Python ships (RFC 3490)
+
         try:
-            encoded = _to_ascii(label)
-        except UnicodeError:
-            return f"the label {label!r} is not an internationalised label (RFC 5891)"
-        return None if len(encoded) <= 63 else f"the label {label!r} is {len(encoded)} characters once encoded, more than 63"
+            encoded = idna.ToASCII(label).decode("ascii")
+        except UnicodeError as error:  # a character IDNA forbids, or too long once encoded
+            return label, f"the label {label!r} has no IDNA A-label (RFC 5891: {error})"
+        # Mapping may leave ASCII that breaks the rules below (an ideographic space becomes a space).
+        return encoded, _checked_label(encoded)[1]
     if len(label) > 63:
-        return f"a label of {len(label)} characters, more than 63"
+        return label, f"a label of {len(label)} characters, more than 63"
     if label.startswith("-") or label.endswith("-"):
-        return f"the label {label!r} starts or ends with a hyphen"
+        return label, f"the label {label!r} starts or ends with a hyphen"
     if not _ASCII_LABEL_RE.match(label):
         wrong = next(ch for ch in label if not (ch.isalnum() or ch in "-_"))
-        return f"the label {label!r} holds {wrong!r}"
+        return label, f"the label {label!r} holds {wrong!r}"
     if label[:4].lower() == "xn--":
         try:
             label.encode("ascii").decode("idna")
         except UnicodeError:
-            return f"the label {label!r} is not a valid A-label (its Punycode does not decode)"
-    return None
+            return label, f"the label {label!r} is not a valid A-label (its Punycode does not decode)"
+    return label, None
 
 
 # --- Hashes (STIX 2.1 section 2.7, hash-algorithm-ov section 10.6) ----------------------
