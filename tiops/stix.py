@@ -100,6 +100,31 @@ def is_real_day(text: str) -> bool:
     return known
 
 
+# RFC 3339 section 5.7 and its Appendix D: second 60 only "at the end of months in which a
+# leap second occurs". The days whose last second IERS doubled (all at 23:59:60 UTC).
+LEAP_SECOND_DAYS: frozenset[str] = frozenset({
+    "1972-06-30", "1972-12-31", "1973-12-31", "1974-12-31", "1975-12-31", "1976-12-31", "1977-12-31",
+    "1978-12-31", "1979-12-31", "1981-06-30", "1982-06-30", "1983-06-30", "1985-06-30", "1987-12-31",
+    "1989-12-31", "1990-12-31", "1992-06-30", "1993-06-30", "1994-06-30", "1995-12-31", "1997-06-30",
+    "1998-12-31", "2005-12-31", "2008-12-31", "2012-06-30", "2015-06-30", "2016-12-31",
+})  # fmt: skip
+# IERS Bulletin C announces each leap second six months ahead: up to this day the table is
+# complete (none since 2016); after it, any 30 June or 31 December may still get one.
+LEAP_SECONDS_KNOWN_UNTIL = "2025-12-31"
+
+
+def is_real_second(text: str) -> bool:
+    """Whether the second of a timestamp (TIMESTAMP_RE's shape) existed: 0 to 59 always, 60
+    only as a leap second, at 23:59:60 of a day in LEAP_SECOND_DAYS or of a 30 June or
+    31 December later than the table knows (RFC 3339 section 5.7)."""
+    if text[17:19] != "60":
+        return True
+    day = text[:10]
+    if text[11:19] != "23:59:60":
+        return False
+    return day in LEAP_SECOND_DAYS or (day > LEAP_SECONDS_KNOWN_UNTIL and day[5:] in ("06-30", "12-31"))
+
+
 # YYYY-MM-DD -> whether it is a real day, as is_real_day found; the per-object checks
 # read it directly for the days already met (a call per timestamp costs more than the lookup).
 REAL_DAYS: dict[str, bool] = {}

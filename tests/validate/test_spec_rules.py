@@ -145,14 +145,37 @@ def test_an_external_references_hash_fits_its_algorithm(tmp_path: Path) -> None:
 
 
 # Section 2.16 with RFC 3339 section 5.7: second 60 exists only as a leap second, at
-# 23:59:60 at the end of a month in which one occurs (June or December).
-@pytest.mark.parametrize(("when", "allowed"), [
-    ("2016-12-31T23:59:60Z", True), ("2015-06-30T23:59:60.000Z", True),
+# 23:59:60 "at the end of months in which a leap second occurs" (Appendix D's table, which
+# IERS has extended to 27 leap seconds, the last at the end of 2016).
+LEAP_SECOND_CASES = [
+    ("2016-12-31T23:59:60Z", True), ("2015-06-30T23:59:60.000Z", True), ("1972-06-30T23:59:60Z", True),
     ("2016-12-31T12:00:60Z", False), ("2016-05-31T23:59:60Z", False), ("2016-12-31T23:58:60Z", False),
-])
+    ("2017-12-31T23:59:60Z", False), ("2014-06-30T23:59:60Z", False), ("1971-12-31T23:59:60Z", False),
+    ("2030-06-30T23:59:60Z", True),  # later than any bulletin: it may still get one
+]
+
+
+@pytest.mark.parametrize(("when", "allowed"), LEAP_SECOND_CASES)
 def test_second_60_is_a_leap_second_only(when: str, allowed: bool, tmp_path: Path) -> None:
     certificate = sco("x509-certificate", serial_number="01", validity_not_before=when)
     assert _errors(certificate, tmp_path) == ([] if allowed else [("TI204", ("validity_not_before",))])
+
+
+@pytest.mark.parametrize(("when", "allowed"), LEAP_SECOND_CASES)
+def test_second_60_is_a_leap_second_only_at_any_depth(when: str, allowed: bool, tmp_path: Path) -> None:
+    # A custom property, an extension's property, a pattern literal and a common property.
+    extension = f"extension-definition--{U}"
+    holder = custom(x_seen=when, extensions={extension: {"extension_type": "property-extension", "seen": when}})
+    expected = [("TI204", ("x_seen",)), ("TI204", ("extensions", extension, "seen"))]
+    assert sorted(_errors(holder, tmp_path)) == ([] if allowed else sorted(expected))
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
+                 "pattern": f"[file:created = t'{when}']", "pattern_type": "stix", "valid_from": T}
+    assert _errors(indicator, tmp_path) == ([] if allowed else [("TI204", ("pattern",))])
+    millisecond = when[:19] + ".000Z"
+    tool = {**custom(), "type": "tool", "id": f"tool--{U}", "name": "t", "created": millisecond,
+            "modified": "2031-01-01T00:00:00.000Z"}
+    del tool["x_summary"]
+    assert _errors(tool, tmp_path) == ([] if allowed else [("TI204", ("created",))])
 
 
 # Section 6.17: "The hive portion of the key MUST be fully expanded and not truncated;

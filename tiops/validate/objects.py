@@ -16,6 +16,7 @@ from tiops.stix import (
     TIME_WINDOWS,
     TIMESTAMP_RE,
     is_real_day,
+    is_real_second,
     timestamp_key,
 )
 from tiops.validate.extensions import check_extension_object, declared_kind
@@ -205,9 +206,11 @@ def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: Abstra
     real_days = REAL_DAYS
     for name in present:
         value = data[name]
-        # The schema reports wrong types; the pattern accepts impossible days (2025-02-30).
-        if (type(value) is str and not (real_days.get(value[:10]) or is_real_day(value)) and name not in skip
-                and TIMESTAMP_RE.match(value)):
+        # The schema reports wrong types; the pattern accepts impossible days (2025-02-30)
+        # and 23:59:60 at the end of any June or December, leap second or not.
+        if (type(value) is str and (not (real_days.get(value[:10]) or is_real_day(value))
+                                    or (value[17:19] == "60" and not is_real_second(value)))
+                and name not in skip and TIMESTAMP_RE.match(value)):
             findings.append(make_finding("TI204", f"{name}: {value!r} is not a real date and time", obj.location(name), stix_id=obj.id))
     if created_and_modified:
         created, modified = data["created"], data["modified"]

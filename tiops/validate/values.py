@@ -16,7 +16,7 @@ from tiops.findings import Finding, PathPart
 from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
 from tiops.observables import pattern_observables
-from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day
+from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day, is_real_second
 from tiops.validate.shapes import Shape
 from tiops.values import (
     ValueProblem,
@@ -154,7 +154,8 @@ def _walk_timestamps(obj: IntelObject, value: Any, path: tuple[PathPart, ...], f
 def _check_timestamp(obj: IntelObject, value: str, path: tuple[PathPart, ...], findings: list[Finding]) -> None:
     # Only text shaped like a STIX timestamp is taken for one (section 2.16); the day
     # must exist (a format pattern accepts 2025-02-30).
-    if len(value) >= 20 and value[10:11] == "T" and value[-1] == "Z" and TIMESTAMP_RE.match(value) and not is_real_day(value):
+    if (len(value) >= 20 and value[10:11] == "T" and value[-1] == "Z" and TIMESTAMP_RE.match(value)
+            and not (is_real_day(value) and is_real_second(value))):
         where = ".".join(str(part) for part in path)
         findings.append(make_finding("TI204", f"{where}: {value!r} is not a real date and time (STIX 2.1 section 2.16)",
                                      obj.location(*path), stix_id=obj.id))
@@ -190,8 +191,6 @@ def _check_comparison(obj: IntelObject, comparison: re.Match[str], findings: lis
 # A timestamp literal (section 9.3): t' after a space, '=', '(' or ','. Inside a string
 # literal a quote is escaped (\'), so t' there never has one of those before it.
 _TIMESTAMP_LITERAL_RE = re.compile(r"(?<=[\s=(,])t'([^']*)'")
-# RFC 3339 section 5.7: second 60 only at 23:59:60 at the end of June or December.
-_LEAP_SECOND_TIMES = frozenset({"06-30T23:59:60", "12-31T23:59:60"})
 
 
 def _check_timestamp_literals(obj: IntelObject, pattern: str, findings: list[Finding]) -> None:
@@ -199,8 +198,7 @@ def _check_timestamp_literals(obj: IntelObject, pattern: str, findings: list[Fin
     (section 2.16); the pattern grammar checks their shape only."""
     for literal in _TIMESTAMP_LITERAL_RE.finditer(pattern):
         value = literal.group(1)
-        if TIMESTAMP_RE.match(value) and (not is_real_day(value)
-                                          or (value[17:19] == "60" and value[5:19] not in _LEAP_SECOND_TIMES)):
+        if TIMESTAMP_RE.match(value) and not (is_real_day(value) and is_real_second(value)):
             findings.append(make_finding("TI204", f"pattern: t'{value}' is not a real date and time (STIX 2.1 "
                                                   "sections 2.16, 9.3; RFC 3339 section 5.7)",
                                          obj.location("pattern"), stix_id=obj.id))
