@@ -267,12 +267,16 @@ def _check_marking_definition(obj: IntelObject, findings: list[Finding]) -> None
     identifier = obj.id
     if identifier in _TLP1_IDS or identifier in _TLP2_IDS:
         expected = BUILTIN_OBJECTS[identifier]
-        differing = _differing_properties(expected, data)
-        if differing:
-            published = ("the specification's in {} (STIX 2.1 section 7.2.1.4)" if identifier in _TLP1_IDS else
-                         "the TLP 2.0 definition the OASIS CTI TC publishes (cti-stix-common-objects) in {}")
+        differing = ", ".join(_differing_properties(expected, data))
+        if differing and identifier in _TLP1_IDS:
             _add(findings, obj, "TI247", f"{identifier} is the {expected['name']} marking-definition; it differs from "
-                                         + published.format(", ".join(differing)))
+                                         f"the specification's in {differing} (STIX 2.1 section 7.2.1.4)")
+        elif differing:
+            # Not a rule of the specification, which knows TLP 1.0 only: a warning, but one id
+            # saying two levels to two consumers is worth one.
+            _add(findings, obj, "TI250", f"{identifier} is the TLP 2.0 {expected['name']} marking-definition; it "
+                                         f"differs from the one the OASIS CTI TC publishes (cti-stix-common-objects) "
+                                         f"in {differing}")
     elif data.get("definition_type") == "tlp":
         _add(findings, obj, "TI247", f"a TLP marking-definition must be one of the four of STIX 2.1 section 7.2.1.4 "
                                      f"(id {identifier} is none of them)", "id")
