@@ -288,9 +288,11 @@ def _bad_timestamps(value: str, path_hint: tuple[Any, ...]) -> Iterator[tuple[bo
         yield False, day + rest, day
     yield False, value[:11] + "24:00:00" + value[19:], "hour 24"
     yield False, value[:11] + "12:60:00" + value[19:], "minute 60"
-    # RFC 3339 section 5.7: second 60 only at 23:59:60 at the end of June or December.
+    # RFC 3339 section 5.7: second 60 only at 23:59:60 at the end of a month in which a leap
+    # second occurred (June or December; none since 2016).
     yield (None if len(path_hint) == 1 else True), "2016-12-31T23:59:60" + value[19:], "real leap second"
     yield False, value[:11] + "12:00:60" + value[19:], "second 60 at no leap second"
+    yield False, "2017-12-31T23:59:60" + value[19:], "23:59:60 in a year without one"
     yield False, value[:-1] + "+00:00", "offset instead of Z"
     yield False, value.replace("T", " "), "space instead of T"
 
