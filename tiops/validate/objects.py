@@ -206,8 +206,8 @@ def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: Abstra
     real_days = REAL_DAYS
     for name in present:
         value = data[name]
-        # The schema reports wrong types; the pattern accepts impossible days (2025-02-30)
-        # and 23:59:60 at the end of any June or December, leap second or not.
+        # The schema reports wrong types and shapes; its pattern accepts impossible days
+        # (2025-02-30) and second 60 at any time, which is real only where a leap second fell.
         if (type(value) is str and (not (real_days.get(value[:10]) or is_real_day(value))
                                     or (value[17:19] == "60" and not is_real_second(value)))
                 and name not in skip and TIMESTAMP_RE.match(value)):
