@@ -9,6 +9,7 @@ sections 2-7 to the code that checks it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, Final
 
 from tiops.codes import make_finding
@@ -120,15 +121,38 @@ def _check_observable_dictionary(obj: IntelObject, observables: dict[str, Any], 
     """References inside the deprecated ``objects`` of an observed-data name keys of that same
     dictionary (section 4.14 keeps the property from STIX 2.0, whose Part 3 says so; the
     reference validator holds 2.1 content to it too)."""
-    from tiops.validate.stix20 import observable_references
-
-    for where, reference in observable_references(observables, ("objects",)):
+    for where, reference in _observable_references(observables, ("objects",)):
         if type(reference) is not str or reference not in observables:
-            _add(findings, obj, "TI300",
-                 f"{'.'.join(map(str, where))}: {reference!r} is no key of this observed-data's objects (STIX 2.1 "
-                 "section 4.14, objects (deprecated), as STIX 2.0 Part 3: its references name objects of the same "
-                 "dictionary)",
-                 *where)
+            findings.append(make_finding(
+                "TI300", f"{'.'.join(map(str, where))}: {reference!r} is no key of this observed-data's objects "
+                "(STIX 2.1 section 4.14, objects (deprecated), as STIX 2.0 Part 3: its references name objects of "
+                "the same dictionary)", obj.location(*where), stix_id=obj.id,
+                hint=f"Use one of the keys {', '.join(sorted(map(str, observables)))}, or add the object it names."))
+
+
+def _observable_references(observables: dict[str, Any], where: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], Any]]:
+    """Every ``*_ref`` value and ``*_refs`` item of the observables of an observed-data's
+    ``objects`` (at ``where``), with its path: what must name a key of that dictionary.
+    The generic reference walk (tiops.validate.references) does not fit: these references
+    name dictionary keys, not identifiers."""
+    for key, observable in observables.items():
+        if isinstance(observable, dict):
+            yield from _references(observable, (*where, key))
+
+
+def _references(value: Any, where: tuple[PathPart, ...], name: str = "") -> Iterator[tuple[tuple[PathPart, ...], Any]]:
+    """Every ``*_ref`` value and ``*_refs`` item under ``value``, with its path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _references(item, (*where, key), str(key))
+    elif name.endswith("_refs") and isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*where, index), item
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _references(item, (*where, index))
+    elif name.endswith("_ref"):
+        yield where, value
 
 
 def _add(findings: list[Finding], obj: IntelObject, code: str, message: str, *path: PathPart) -> None:

@@ -4,7 +4,6 @@ STIX 2.1 dropped, so the upgrade does not hide them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -104,12 +103,12 @@ def check_stix20_objects(file: str, objects: dict[tuple[PathPart, ...], dict[str
                 Location(file, path=path), stix_id=stix_id,
                 hint="Add identity_class with a value from the STIX 2.0 identity-class-ov vocabulary."))
         elif stix_type == "observed-data" and isinstance(data.get("objects"), dict):
-            findings.extend(_observable_references(file, path, data["objects"], stix_id))
+            findings.extend(_observables_without_type(file, path, data["objects"], stix_id))
     return findings
 
 
-def _observable_references(file: str, path: tuple[PathPart, ...], observables: dict[str, Any],
-                           stix_id: str | None) -> list[Finding]:
+def _observables_without_type(file: str, path: tuple[PathPart, ...], observables: dict[str, Any],
+                              stix_id: str | None) -> list[Finding]:
     """Entries of an observed-data's objects that are no cyber observable object with a type."""
     findings: list[Finding] = []
     for key, observable in observables.items():
@@ -121,30 +120,8 @@ def _observable_references(file: str, path: tuple[PathPart, ...], observables: d
                 f"objects.{key} {defect}: every cyber observable object is a JSON object with a type "
                 "(STIX 2.0 Part 3, common properties)", Location(file, path=(*path, "objects", key)), stix_id=stix_id,
                 hint="Write each entry of objects as an object naming its type, e.g. {\"type\": \"ipv4-addr\", ...}."))
-            continue
     # References that name no key of the dictionary are TI300 of the STIX 2.1 rules, which hold the
     # upgraded object to the same rule (tiops.validate.rules21, section 4.14).
     return findings
 
 
-def observable_references(observables: dict[str, Any], where: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], Any]]:
-    """Every ``*_ref`` value and ``*_refs`` item of the observables of an observed-data's
-    ``objects`` (at ``where``), with its path: what must name a key of that dictionary."""
-    for key, observable in observables.items():
-        if isinstance(observable, dict):
-            yield from _references(observable, (*where, key))
-
-
-def _references(value: Any, where: tuple[PathPart, ...], name: str = "") -> Iterator[tuple[tuple[PathPart, ...], Any]]:
-    """Every ``*_ref`` value and ``*_refs`` item under ``value``, with its path."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _references(item, (*where, key), str(key))
-    elif name.endswith("_refs") and isinstance(value, list):
-        for index, item in enumerate(value):
-            yield (*where, index), item
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _references(item, (*where, index))
-    elif name.endswith("_ref"):
-        yield where, value
