@@ -33,7 +33,13 @@ from tiops.stix import (
     derive_sco_id,
     derive_sdo_id,
 )
-from tiops.stix20 import MOVED_FROM_LABELS, TYPES_20, TYPES_21_ONLY, upgrade_from_20
+from tiops.stix20 import (
+    MOVED_FROM_LABELS,
+    TYPES_21_ONLY,
+    holds_only_implicit_20,
+    is_stix20_object,
+    upgrade_from_20,
+)
 from tiops.yamlio import YamlProblem, parse_json, parse_yaml
 
 # The per-object check of tiops.validate (check_object), handed to load_repo by its callers.
@@ -295,7 +301,7 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
         repo.findings.append(make_finding("TI104", "expected a STIX bundle, an array of objects or one object", Location(name, 1, 1)))
         return repo
     stix20 = 0
-    custom_as_20 = not stix20_bundle and _holds_only_implicit_20(items)
+    custom_as_20 = not stix20_bundle and holds_only_implicit_20(items)
     for index, item in enumerate(items):
         item_path: tuple[PathPart, ...] = () if prefix is None else (*prefix, index)
         if not isinstance(item, dict):
@@ -357,47 +363,6 @@ def _display_root(path: Path, name: str) -> Path:
     if relative.is_absolute() or not path.is_absolute() or path.parts[-len(relative.parts):] != relative.parts:
         return path.parent
     return path.parents[len(relative.parts) - 1]
-
-
-def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool, custom_as_20: bool = False) -> bool:
-    """Whether a bundle item is STIX 2.0 content (docs/findings.md, STIX 2.0 content).
-
-    Everything in a bundle with spec_version 2.0 is. In other bundles, an object of a type
-    STIX 2.0 defines that leaves spec_version out is (STIX 2.1 section 3.2: "the implicit
-    value for all STIX Objects other than SCOs is 2.0"), and so is an object that says
-    spec_version 2.0 itself. A type 2.1 added is 2.1 content even without spec_version,
-    which 2.1 then misses. So is a custom object (section 11.2 gives it spec_version too),
-    unless ``custom_as_20``: its bundle's other objects are 2.0 content and none says 2.1.
-    """
-    if in_stix20_bundle or item.get("spec_version") == "2.0":
-        return True
-    if "spec_version" in item or "id" not in item:
-        return False
-    stix_type = item.get("type")
-    if type(stix_type) is not str:
-        return False
-    if stix_type in TYPES_20:
-        return True
-    return custom_as_20 and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY
-
-
-def _holds_only_implicit_20(items: list[Any]) -> bool:
-    """Whether the items hold an object of a STIX 2.0 type without spec_version, and none
-    that says spec_version 2.1: STIX 2.0 content outside a bundle that says so (a list of
-    2.0 objects, or a 2.0 bundle that lost its spec_version), whose custom objects are
-    then 2.0 content as well."""
-    implicit_20 = False
-    for item in items:
-        if type(item) is not dict:
-            continue
-        version = item.get("spec_version")
-        if version == "2.1":
-            return False
-        stix_type = item.get("type")
-        # Any JSON may stand where a type should (a list, an object): only a string names one.
-        if version is None and type(stix_type) is str and stix_type in TYPES_20:
-            implicit_20 = True
-    return implicit_20
 
 
 def check_bundle_wrapper(bundle: dict[str, Any], name: str) -> list[Finding]:

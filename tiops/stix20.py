@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tiops.stix import TLP1_MARKINGS, derive_sco_id
+from tiops.stix import SCO_TYPES, TLP1_MARKINGS, derive_sco_id
 
 __all__ = ["MOVED_FROM_LABELS", "TYPES_21_ONLY", "VOCABULARIES_20", "upgrade_from_20", "upgrade_observables"]
 
@@ -39,6 +39,47 @@ TYPES_20 = frozenset({
     "observed-data", "report", "threat-actor", "tool", "vulnerability", "relationship", "sighting",
     "marking-definition",
 })  # fmt: skip
+
+def is_stix20_object(item: dict[str, Any], *, in_stix20_bundle: bool, custom_as_20: bool = False) -> bool:
+    """Whether a bundle item is STIX 2.0 content (docs/findings.md, STIX 2.0 content).
+
+    Everything in a bundle with spec_version 2.0 is. In other bundles, an object of a type
+    STIX 2.0 defines that leaves spec_version out is (STIX 2.1 section 3.2: "the implicit
+    value for all STIX Objects other than SCOs is 2.0"), and so is an object that says
+    spec_version 2.0 itself. A type 2.1 added is 2.1 content even without spec_version,
+    which 2.1 then misses. So is a custom object (section 11.2 gives it spec_version too),
+    unless ``custom_as_20``: its bundle's other objects are 2.0 content and none says 2.1.
+    """
+    if in_stix20_bundle or item.get("spec_version") == "2.0":
+        return True
+    if "spec_version" in item or "id" not in item:
+        return False
+    stix_type = item.get("type")
+    if type(stix_type) is not str:
+        return False
+    if stix_type in TYPES_20:
+        return True
+    return custom_as_20 and stix_type not in SCO_TYPES and stix_type not in TYPES_21_ONLY
+
+
+def holds_only_implicit_20(items: list[Any]) -> bool:
+    """Whether the items hold an object of a STIX 2.0 type without spec_version, and none
+    that says spec_version 2.1: STIX 2.0 content outside a bundle that says so (a list of
+    2.0 objects, or a 2.0 bundle that lost its spec_version), whose custom objects are
+    then 2.0 content as well."""
+    implicit_20 = False
+    for item in items:
+        if type(item) is not dict:
+            continue
+        version = item.get("spec_version")
+        if version == "2.1":
+            return False
+        stix_type = item.get("type")
+        # Any JSON may stand where a type should (a list, an object): only a string names one.
+        if version is None and type(stix_type) is str and stix_type in TYPES_20:
+            implicit_20 = True
+    return implicit_20
+
 
 # The reserved TLP marking-definition ids, the same in both versions -> their level.
 _TLP_LEVELS = {marking_id: level for level, marking_id in TLP1_MARKINGS.items()}

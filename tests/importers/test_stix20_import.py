@@ -133,3 +133,29 @@ def test_a_type_21_added_without_spec_version_is_repaired_as_21(tmp_path: Path) 
     (repair,) = report.repairs
     assert "a note is STIX 2.1 (no such type in STIX 2.0); spec_version 2.1 added" in repair.description
     _validate_and_compile(tmp_path)
+
+
+CUSTOM_WITHOUT_SPEC_VERSION = {"type": "x-acme-ticket", "id": "x-acme-ticket--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3",
+                               "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z"}
+IDENTITY_20 = {"type": "identity", "id": "identity--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb4", "name": "Acme",
+               "identity_class": "organization", "created": "2020-01-01T00:00:00.000Z",
+               "modified": "2020-01-01T00:00:00.000Z"}
+
+
+@pytest.mark.parametrize(("objects", "read_as_21"), [
+    ([CUSTOM_WITHOUT_SPEC_VERSION], True),  # alone: a 2.1 custom object missing spec_version, as validate says
+    ([IDENTITY_20, CUSTOM_WITHOUT_SPEC_VERSION], False),  # beside 2.0 content: that content's custom object
+])
+def test_a_custom_object_without_spec_version_is_read_as_validate_reads_it(tmp_path: Path, objects: list[object],
+                                                                            read_as_21: bool) -> None:
+    (tmp_path / "intel").mkdir()
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--7a7a7a7a-7a7a-4a7a-8a7a-7a7a7a7a7a00",
+                                     "objects": objects}))
+    report = import_file(tmp_path, bundle, "stix", "Old feed")
+    assert report.created == len(objects) and report.rejected == 0
+    custom_repairs = [r.description for r in report.repairs if r.stix_id == CUSTOM_WITHOUT_SPEC_VERSION["id"]]
+    assert (custom_repairs == ["spec_version: a x-acme-ticket is STIX 2.1 (a custom object, and nothing beside it is "
+                               "STIX 2.0 content); spec_version 2.1 added"]) is read_as_21, custom_repairs
+    assert any("upgraded" in note for note in report.notes) is not read_as_21
+    _validate_and_compile(tmp_path)

@@ -9,7 +9,13 @@ from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
-from tiops.stix20 import TYPES_21_ONLY, upgrade_from_20, upgrade_observables
+from tiops.stix20 import (
+    TYPES_21_ONLY,
+    holds_only_implicit_20,
+    is_stix20_object,
+    upgrade_from_20,
+    upgrade_observables,
+)
 from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 
@@ -52,6 +58,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
     upgrades: Counter[str] = Counter()
     upgraded: list[int] = []  # candidate positions of upgraded objects
     native = 0  # objects that were STIX 2.1 already
+    custom_as_20 = not stix20_bundle and holds_only_implicit_20(items)
     for index, item in enumerate(items):
         position = f"index {index}"
         if not isinstance(item, dict):
@@ -70,10 +77,14 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             result.rejections.append(Rejection(position, reasons, item.get("id") if isinstance(item.get("id"), str) else None,
                                                object_name(item)))
             continue
-        if item["type"] in TYPES_21_ONLY and "spec_version" not in item:
-            # no STIX 2.0 object has this type: a 2.1 object that left out spec_version (section 3.2)
+        if "spec_version" not in item and (item["type"] in TYPES_21_ONLY or (
+                item["type"] not in SCO_TYPES
+                and not is_stix20_object(item, in_stix20_bundle=stix20_bundle, custom_as_20=custom_as_20))):
+            # a 2.1 object that left out spec_version (section 3.2; 11.2 for custom objects), as validate reads it
+            why = ("no such type in STIX 2.0" if item["type"] in TYPES_21_ONLY else
+                   "a custom object, and nothing beside it is STIX 2.0 content")
             result.candidates.append(Candidate(position, {"type": item["type"], "spec_version": "2.1", **item}, repairs=(
-                f"spec_version: a {item['type']} is STIX 2.1 (no such type in STIX 2.0); spec_version 2.1 added",)))
+                f"spec_version: a {item['type']} is STIX 2.1 ({why}); spec_version 2.1 added",)))
             native += 1
             continue
         if item["type"] not in SCO_TYPES:
