@@ -86,8 +86,10 @@ def official_marking(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
     if canonical_json(data) == canonical_json(official):
         return None
     name = data.get("name")
-    return dict(official), (f"{stix_id} is the spec's reserved {official['name']} marking but had other content"
-                            f"{f' ({name!r})' if name else ''}; the spec's definition is kept and references "
+    # TLP 1.0 is the specification's (section 7.2.1.4); TLP 2.0 the OASIS CTI TC's common objects.
+    whose = "the spec's" if stix_id in TLP1_MARKINGS.values() else "the OASIS CTI TC's published"
+    return dict(official), (f"{stix_id} is {whose} reserved {official['name']} marking but had other content"
+                            f"{f' ({name!r})' if name else ''}; that definition is kept and references "
                             "to it keep working")
 
 
