@@ -245,3 +245,50 @@ def test_without_a_count_of_runnable_tasks_the_load_average_decides(monkeypatch:
         assert second_cpu_idle()
         monkeypatch.setattr(forkwork.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
         assert not second_cpu_idle()  # other work takes more than one of the two CPUs
+
+
+def test_work_beside_comes_back_with_its_result() -> None:
+    parent = os.getpid()
+    beside = forkwork.run_beside(lambda: {"pid": os.getpid(), "niceness": os.nice(0), "items": [1, b"two", None]})
+    assert beside is not None
+    result = beside.result()
+    assert result["pid"] != parent and result["items"] == [1, b"two", None]
+    assert result["niceness"] == 19  # the lowest priority: it runs on a core nobody else wants
+    assert beside.result() is result  # asked again: the same, the child long gone
+    with pytest.raises(ChildProcessError):
+        os.waitpid(result["pid"], os.WNOHANG)  # reaped
+
+
+def _raises() -> Any:
+    raise RuntimeError("the work failed")
+
+
+@pytest.mark.parametrize("work", [_raises, lambda: object(), lambda: os._exit(3)],
+                         ids=["raises", "not-marshallable", "exits"])
+def test_work_beside_that_gives_nothing_usable_is_none(work: Any) -> None:
+    beside = forkwork.run_beside(work)
+    assert beside is not None
+    assert beside.result() is None
+
+
+def test_work_beside_is_stopped_when_closed() -> None:
+    beside = forkwork.run_beside(lambda: time.sleep(60))
+    assert beside is not None
+    started = time.monotonic()
+    beside.close()
+    assert time.monotonic() - started < 5
+    assert beside.result() is None
+    beside.close()  # twice: nothing more to do
+
+
+def test_this_process_s_own_helper_does_not_make_the_second_cpu_busy() -> None:
+    beside = forkwork.run_beside(lambda: [sum(range(10**5)) for _ in range(10**4)])
+    assert beside is not None
+    try:
+        deadline = time.monotonic() + 10
+        while forkwork._helpers_running() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert forkwork._helpers_running() == 1
+    finally:
+        beside.close()
+    assert forkwork._helpers_running() == 0 and not forkwork._HELPERS

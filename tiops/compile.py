@@ -23,8 +23,8 @@ import orjson
 from tiops.enrich.attach import (
     ENRICHMENT_EXTENSION_ID,
     ENRICHMENT_EXTENSION_OBJECT,
+    BundleEnrichment,
     EnrichmentPlan,
-    LockedEnrichment,
 )
 from tiops.errors import TiopsError
 from tiops.findings import Finding, Severity
@@ -64,7 +64,7 @@ class BundleObjects:
     extension an object takes (RulesOutcome.enrichment) is built at the same moment.
     """
 
-    def __init__(self, entries: list[_Entry], enrichment: LockedEnrichment | None = None) -> None:
+    def __init__(self, entries: list[_Entry], enrichment: BundleEnrichment | None = None) -> None:
         self._entries = entries
         self._enrichment = enrichment
 
@@ -136,7 +136,7 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
     return BundleObjects([entries[position] for position in _bundle_order(keyed)], outcome.enrichment)
 
 
-def entry_forms(objects: list[IntelObject], enrichment: LockedEnrichment | None) -> tuple[list[dict[str, Any]], bool]:
+def entry_forms(objects: list[IntelObject], enrichment: BundleEnrichment | None) -> tuple[list[dict[str, Any]], bool]:
     """The bundle forms of ``objects`` (source and locked enrichment extensions added, as
     :func:`bundle_objects` adds them) and whether any took an enrichment extension from the lock.
 

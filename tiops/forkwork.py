@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["can_fork", "run_in_order", "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "run_beside", "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -79,12 +79,31 @@ def second_cpu_idle() -> bool:
     """
     runnable = _runnable_now()
     if runnable is not None:
-        return _cpus() - runnable >= 1  # this process is one of the runnable tasks
+        # This process is one of the runnable tasks; its own helpers (run_beside) are not counted:
+        # they do work this process would otherwise do itself, and end soon.
+        return _cpus() - (runnable - _helpers_running()) >= 1
     try:
         busy = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
     return _cpus() - busy >= 1.0
+
+
+# The helpers run_beside forked that have not been closed yet.
+_HELPERS: set[int] = set()
+
+
+def _helpers_running() -> int:
+    """How many of :data:`_HELPERS` are running now (state R in /proc/PID/stat, proc(5))."""
+    running = 0
+    for pid in _HELPERS:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                # "pid (comm) S ...": the state follows the last ")", since comm may hold one
+                running += stat.read().rpartition(b")")[2].split()[0] == b"R"
+        except (OSError, IndexError):
+            pass
+    return running
 
 
 def _runnable_now() -> int | None:
@@ -117,6 +136,94 @@ def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any
                 _run_chunk(number, chunk, count, work, use, on_chunk)
             return
         _run_split(chunks, chunk, count, work, use, on_chunk, results.fileno())
+
+
+class Beside:
+    """One piece of work done by a forked child while this process goes on (:func:`run_beside`)."""
+
+    def __init__(self, pid: int, done: int, results: Any) -> None:
+        self._pid = pid
+        self._done = done  # the pipe's read end: one byte when the results are whole, else nothing
+        self._results = results  # the unnamed file the child writes its marshal data to
+        self._outcome: Any = None
+        self._settled = False
+
+    def result(self) -> Any:
+        """What the work returned, once the child has finished (this waits for it); None when the
+        child failed, was killed or returned what ``marshal`` cannot carry. Asked again, the same."""
+        if not self._settled:
+            self._settled = True
+            try:
+                finished = os.read(self._done, 1) == b"1"
+                self._outcome = marshal.loads(_read_all(self._results.fileno())) if finished else None
+            except (OSError, ValueError, EOFError, TypeError):
+                self._outcome = None
+            self.close()
+        return self._outcome
+
+    def close(self) -> None:
+        """Stop the child if it is still working, and let go of what it used; the result, if
+        asked for before, stays."""
+        if self._done < 0:
+            return
+        self._settled = True
+        _stop(self._pid)
+        with contextlib.suppress(OSError):
+            os.waitpid(self._pid, 0)
+        _HELPERS.discard(self._pid)
+        os.close(self._done)
+        self._done = -1
+        self._results.close()
+
+
+def run_beside(work: Callable[[], Any]) -> Beside | None:
+    """Start ``work()`` in a forked child and return at once; None when no child can be forked
+    (:func:`can_fork`) or nowhere can take its results.
+
+    For work this process would otherwise do later on its one core, such as reading a file
+    while it loads others. ``work`` sees this process as it is now and must return plain
+    values ``marshal`` can carry; it changes nothing this process sees (it runs in a copy).
+    Fork early, while this process is small: every page both processes hold is copied by
+    whichever of the two writes to it first.
+    """
+    if not can_fork():
+        return None
+    try:
+        results = tempfile.TemporaryFile(prefix="tiops-beside-")  # noqa: SIM115 (closed by Beside.close)
+    except OSError:
+        return None
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child_beside(parent, work, write_end, results.fileno())
+    os.close(write_end)
+    _HELPERS.add(pid)
+    return Beside(pid, read_end, results)
+
+
+def _child_beside(parent: int, work: Callable[[], Any], done: int, results: int) -> None:
+    status = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as _child: it ends with the parent, never alone
+        _die_with(parent)
+        # Work this process would do later on its one core: done on a core nobody else wants
+        # now (a busy machine's, or the parent's own other helper's, go first; nice(2)).
+        with contextlib.suppress(OSError):
+            os.nice(19)
+        _write_all_at(results, marshal.dumps(work()), 0)
+        _write_all(done, b"1")
+        status = 0
+    except BaseException:  # the parent does the work itself
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _read_all(descriptor: int) -> bytes:
+    size = os.fstat(descriptor).st_size
+    return _read_at(descriptor, 0, size)
 
 
 def _run_split(chunks: int, chunk: int, count: int, work: Callable[[int], Any], use: Callable[[int, Any], None],

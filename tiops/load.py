@@ -212,6 +212,15 @@ def fork_helper(files: int) -> bool:
     return wanted == "1" or (files >= PARALLEL_MIN_FILES and second_cpu_idle())
 
 
+def helpers_wanted() -> bool:
+    """Whether a build may fork a helper for work of its own now, by the rule of :func:`fork_helper`
+    without its count of files (the caller judges whether its work is worth one)."""
+    wanted = os.environ.get("TIOPS_LOAD_FORK")
+    if wanted == "0" or not can_fork():
+        return False
+    return wanted == "1" or second_cpu_idle()
+
+
 def _load_object_files_forked(files: list[tuple[str, str, Defaults]], repo: Repo, progress: Progress,
                               check: ObjectCheck | None) -> None:
     """:func:`_load_object_file` for every file, in order, the parsing shared with a forked helper.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,15 +125,20 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     With ``output``, the bundle is streamed to that file rather than returned
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
     """
-    with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
+    # One pipeline: the collector would rescan every loaded object (tiops.memory). A cold
+    # build has the enrichment lock's work done beside it (tiops.enrich.beside).
+    with paused_gc(), contextlib.ExitStack() as beside:
         if cache and not trace:
             if not _has_cache_entries(root):
                 # Without a cache yet every file is parsed either way, and the plain route
                 # holds less than file indexes (tiops.buildcache.has_entries).
+                beside.enter_context(_lock_work_beside(root))
                 return _build_first(root, progress, as_of, output)
             warm = _build_through_indexes(root, progress, as_of, output)
             if warm is not None:
                 return warm
+        if not cache:
+            beside.enter_context(_lock_work_beside(root))
         repo, findings = load_and_validate(root, progress=progress, cache=cache)
         if blocking_errors(findings):
             raise ValidationFailed(findings)
@@ -148,6 +154,16 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     traces = all_traces(repo, outcome) if trace else None
     hold_until_exit(repo, objects, outcome)
     return BuildResult(bundle, len(objects), findings, metadata, traces, output)
+
+
+def _lock_work_beside(root: Path) -> contextlib.AbstractContextManager[None]:
+    """A helper for the enrichment lock's work while a cold build of ``root`` runs, when helpers are
+    wanted (tiops.load.helpers_wanted) and the lock is large enough (tiops.enrich.beside)."""
+    from tiops.config import load_config
+    from tiops.enrich.beside import lock_work_beside
+    from tiops.load import helpers_wanted
+
+    return lock_work_beside(load_config(root)[0].intel_path, root, helpers_wanted())
 
 
 def _has_cache_entries(root: Path) -> bool:

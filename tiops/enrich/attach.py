@@ -19,9 +19,10 @@ the clock: the same lock always gives the same objects.
 
 from __future__ import annotations
 
+from collections.abc import Container, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 # The field vocabulary lives in a low module (queries read it without this one); kept importable here.
 from tiops.enrich.fields import BUNDLE_FIELDS as _BUNDLE_FIELDS
@@ -49,11 +50,18 @@ __all__ = [
     "ENRICHMENT_EXTENSION_OBJECT",
     "ENRICHMENT_FIELDS",
     "ENRICHMENT_SUBFIELDS",
+    "GEO_FIELDS",
+    "WHOIS_FIELDS",
+    "BundleEnrichment",
     "EnrichmentPlan",
+    "LockKeys",
     "LockedEnrichment",
     "attach_enrichment",
+    "bundle_form",
     "enrichment_of",
     "field_path",
+    "find_plans",
+    "moment_of",
     "repository_enrichment",
 ]
 
@@ -82,7 +90,8 @@ def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:
     return extension if isinstance(extension, dict) else None
 
 
-def _moment(text: Any) -> datetime | None:
+def moment_of(text: Any) -> datetime | None:
+    """The moment of a UTC timestamp ending in "Z" (None for anything else)."""
     # Timestamps here are validated STIX ones (section 3.2) or written by tiops enrich;
     # fromisoformat reads both ("Z" included) without a regular expression first.
     if text.__class__ is not str or not text.endswith("Z"):
@@ -94,17 +103,28 @@ def _moment(text: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-_GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
-_WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
+GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
+WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
 
 
 # The values an object names that have a result to carry, in the object's order
 # (tiops.enrich.values.object_enrich_values), each with its found GeoLocation and RDAP
-# lock entries (None: none found): what :meth:`LockedEnrichment.extension` builds from.
-EnrichmentPlan = tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...]
+# results (None: none found): what :meth:`LockedEnrichment.extension` builds from. The
+# results are lock entries, or their serialised bundle forms (tiops.enrich.beside).
+EnrichmentPlan = tuple[tuple[str, Any, Any], ...]
 
 
-def _bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+class BundleEnrichment(Protocol):
+    """What the bundle needs of locked enrichment it adds as it writes each object (tiops.compile)."""
+
+    def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
+        """For each object, the values :meth:`extension` builds it from (None: no extension)."""
+
+    def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> Any:
+        """The enrichment extension of the object ``data``, as the bundle serialises it."""
+
+
+def bundle_form(value: str, entry: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     """``{"value": value}`` and the fields of ``entry`` the bundle carries, in the entry's order."""
     if "value" in entry:  # not a lock tiops writes; "value" is the looked-up value, not the entry's
         return {"value": value, **{k: v for k, v in entry.items() if k in fields}}
@@ -173,7 +193,7 @@ class LockedEnrichment:
     def __init__(self, lock: EnrichmentLock) -> None:
         self._geo = lock.geo
         self._whois = lock.whois
-        self._known = _LockKeys(lock)
+        self._known = LockKeys(lock.geo, lock.whois)
 
     def extensions(self, objects: list[IntelObject]) -> list[dict[str, Any] | None]:
         """The enrichment extension of each object (None: nothing locked for its values)."""
@@ -185,7 +205,7 @@ class LockedEnrichment:
     def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
         """For each object, the values :meth:`extension` builds it from (None: no extension)."""
         with paused_gc():
-            return _plans(objects, self._known, self._geo, self._whois)
+            return find_plans(objects, self._known, self._geo, self._whois)
 
     def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> dict[str, Any]:
         """The enrichment extension of the object ``data`` (``plan``: from :meth:`plans`)."""
@@ -194,16 +214,16 @@ class LockedEnrichment:
         start: Any = _UNSET
         for value, geo_entry, whois_entry in plan:
             if geo_entry is not None:
-                geo.append(_bundle_form(value, geo_entry, _GEO_FIELDS))
+                geo.append(bundle_form(value, geo_entry, GEO_FIELDS))
             if whois_entry is None:
                 continue
-            item = _bundle_form(value, whois_entry, _WHOIS_FIELDS)
-            registered = _moment(whois_entry.get("registered"))
+            item = bundle_form(value, whois_entry, WHOIS_FIELDS)
+            registered = moment_of(whois_entry.get("registered"))
             if registered is not None:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
                 if start is _UNSET:
-                    start = _moment(data["valid_from"] if "valid_from" in data else data.get("created"))
+                    start = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
                 if start is not None:
                     item["age_days"] = (start - registered).days
             whois.append(item)
@@ -215,22 +235,25 @@ class LockedEnrichment:
         return extension
 
 
-class _LockKeys:
+class LockKeys:
     """Whether the lock has a value, without a set of its keys: the one-value shapes look their
     value up in the sections directly, so only the other shapes ask this (a set of 84k keys
     cost a build 4 MB of fresh memory)."""
 
     __slots__ = ("_geo", "_whois")
 
-    def __init__(self, lock: EnrichmentLock) -> None:
-        self._geo, self._whois = lock.geo, lock.whois
+    def __init__(self, geo: Mapping[str, Any], whois: Mapping[str, Any]) -> None:
+        self._geo, self._whois = geo, whois
 
     def __contains__(self, value: object) -> bool:
         return value in self._whois or value in self._geo
 
 
-def _plans(objects: list[IntelObject], known: _LockKeys, geo: dict[str, dict[str, Any]],
-           whois: dict[str, dict[str, Any]]) -> list[EnrichmentPlan | None]:
+def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[str, Any],
+           whois: Mapping[str, Any], *, forms: bool = False) -> list[EnrichmentPlan | None]:
+    """:meth:`LockedEnrichment.plans`. ``forms``: ``geo`` and ``whois`` hold each found result in
+    another form (tiops.enrich.beside) and an empty value for each value without one, so what
+    was found is told by truth rather than by a status."""
     result: list[EnrichmentPlan | None] = []
     append = result.append
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; other shapes take the full reader
@@ -278,23 +301,31 @@ def _plans(objects: list[IntelObject], known: _LockKeys, geo: dict[str, dict[str
             geo_entry = geo.get(value) if kind == "ip" else None
             if whois_entry is not None or geo_entry is not None:
                 # Only found results travel: an extension only where one was found.
-                if whois_entry is not None and whois_entry.get("status") != "found":
-                    whois_entry = None
-                if geo_entry is not None and geo_entry.get("status") != "found":
-                    geo_entry = None
+                if forms:
+                    whois_entry = whois_entry or None
+                    geo_entry = geo_entry or None
+                else:
+                    if whois_entry is not None and whois_entry.get("status") != "found":
+                        whois_entry = None
+                    if geo_entry is not None and geo_entry.get("status") != "found":
+                        geo_entry = None
                 append(None if whois_entry is None and geo_entry is None else ((value, geo_entry, whois_entry),))
                 continue
         found = []
         for kind, value in object_enrich_values(data, known):
-            geo_entry = _found(geo, value) if kind == "ip" else None
-            whois_entry = _found(whois, value)
+            if forms:
+                geo_entry = (geo.get(value) or None) if kind == "ip" else None
+                whois_entry = whois.get(value) or None
+            else:
+                geo_entry = _found(geo, value) if kind == "ip" else None
+                whois_entry = _found(whois, value)
             if geo_entry is not None or whois_entry is not None:
                 found.append((value, geo_entry, whois_entry))
         append(tuple(found) if found else None)
     return result
 
 
-def _found(section: dict[str, dict[str, Any]], value: str) -> dict[str, Any] | None:
+def _found(section: Mapping[str, dict[str, Any]], value: str) -> dict[str, Any] | None:
     """The lock entry of ``value`` if it is a found result (only those travel)."""
     entry = section.get(value)
     return entry if entry is not None and entry.get("status") == "found" else None

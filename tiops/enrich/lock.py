@@ -19,7 +19,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
@@ -40,13 +40,18 @@ __all__ = [
     "SECTIONS",
     "WHOIS_STATUSES",
     "CheckRecords",
+    "CheckedElsewhere",
     "EnrichmentLock",
     "LockSource",
+    "checked_elsewhere",
     "kept_checks",
     "lock_digest",
     "lock_directory",
     "lock_findings",
+    "lock_signature",
+    "lock_size",
     "read_lock",
+    "read_lock_checked",
     "read_lock_for_build",
     "render_shard",
     "shard_name",
@@ -283,14 +288,65 @@ def _kept_findings(digest: str) -> list[Finding] | None:
         return None
 
 
-def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
-    """The lock under ``intel_path`` in the working tree: read once per process while no file changes."""
+Signature = tuple[tuple[str, int, int], ...]
+
+
+def lock_signature(intel_path: Path) -> Signature:
+    """Each lock file's path, size and modification time: a read stays good while they stay the same."""
     directory = lock_directory(intel_path)
     paths = sorted(directory.rglob("*.json")) if directory.is_dir() else []
-    signature = tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in paths)
+    return tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in paths)
+
+
+def lock_size(intel_path: Path) -> int:
+    """The bytes of the lock's files (0 when there is none)."""
+    return sum(size for _, size, _ in lock_signature(intel_path))
+
+
+class CheckedElsewhere(NamedTuple):
+    """The lock read and checked by another process of the same build (tiops.enrich.beside)."""
+
+    signature: Signature  # of the files that process read (lock_signature)
+    digest: str  # lock_digest of those files
+    findings: list[Finding]
+
+
+# Where the check of a lock is being done elsewhere, by key (_current): a call that waits for
+# it and gives it, or None when it could not be done there.
+_ELSEWHERE: dict[str, Callable[[], CheckedElsewhere | None]] = {}
+
+
+@contextlib.contextmanager
+def checked_elsewhere(intel_path: Path, root: Path, fetch: Callable[[], CheckedElsewhere | None]) -> Iterator[None]:
+    """While the block runs, the lock's findings and digest come from ``fetch`` instead of a parse
+    here, when it gives them for the files as they are then (the same :func:`lock_signature`).
+
+    Only the check: a reader that needs the results (:func:`read_lock_for_build`) still parses
+    the lock here. Anything ``fetch`` cannot give, or gives for other files, is read here as ever.
+    """
+    key = f"{intel_path}|{root}"
+    _ELSEWHERE[key] = fetch
+    try:
+        yield
+    finally:
+        _ELSEWHERE.pop(key, None)
+
+
+def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
+    """The lock under ``intel_path`` in the working tree: read once per process while no file changes."""
+    signature = lock_signature(intel_path)
     key = f"{intel_path}|{root}"
     cached = _CACHE.get(key)
-    if cached is None or cached.signature != signature:
+    elsewhere = _ELSEWHERE.get(key) if not parsed and (cached is None or cached.signature != signature) else None
+    checked = elsewhere() if elsewhere is not None else None
+    if checked is not None and checked.signature == signature:
+        # The findings of a parse and check done elsewhere, of these very files (checked_elsewhere).
+        cached = _Read(signature, checked.digest, list(checked.findings), None, None)
+        _CACHE.clear()
+        _CACHE[key] = cached
+        if _KEPT:
+            _KEPT[-1].write_record(CHECK_RECORD, {"digest": checked.digest, "findings": _stored(checked.findings)})
+    elif cached is None or cached.signature != signature:
         files = _LockFiles(intel_path, WorkingTree(root))
         if not files.exists:  # no lock: nothing to parse, check or keep
             cached = _Read(signature, "", [], EnrichmentLock(), None)
@@ -305,10 +361,22 @@ def _current(intel_path: Path, root: Path, *, parsed: bool) -> _Read:
         _CACHE.clear()  # one repository at a time: a cache, not a store
         _CACHE[key] = cached
     elif parsed and cached.lock is None:
-        assert cached.files is not None
-        # checked by an earlier build; the results are needed now (the same findings come again)
-        cached = _CACHE[key] = _parsed(cached, intel_path, root, cached.files)
+        # checked by an earlier build or elsewhere; the results are needed now (the same findings come again)
+        files = cached.files if cached.files is not None else _LockFiles(intel_path, WorkingTree(root))
+        cached = _CACHE[key] = _parsed(cached, intel_path, root, files)
     return cached
+
+
+def read_lock_checked(intel_path: Path, root: Path) -> tuple[Signature, str, EnrichmentLock, list[Finding]]:
+    """The working tree's lock as a build reads it when nothing was kept: its :func:`lock_signature`
+    (taken before reading), :func:`lock_digest`, results and findings."""
+    signature = lock_signature(intel_path)
+    files = _LockFiles(intel_path, WorkingTree(root))
+    if not files.exists:
+        return signature, "", EnrichmentLock(), []
+    with paused_gc():  # a dict per locked value, no cycles (tiops.memory)
+        lock, findings = read_lock(intel_path, root, files)
+    return signature, files.digest, lock, findings
 
 
 def _parsed(read: _Read, intel_path: Path, root: Path, files: _LockFiles) -> _Read:

@@ -125,6 +125,16 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         )
     # Locked enrichment (tiops.enrich) is on the objects before the first rule, so rules see
     # enrichment.* and whois.* fields; the lock is read from disk, never from the network.
+    if repo.config.source is None and not _rules_see_enrichment(rule_set):
+        # A cold build's helper may have made the lock's results ready for the bundle
+        # (tiops.enrich.beside; never outside tiops.pipeline.build).
+        from tiops.enrich.beside import prepared_enrichment
+
+        prepared = prepared_enrichment(repo.config.intel_path)
+        if prepared is not None:
+            outcome = apply_rules(repo.objects, rule_set, as_of.moment, record=record)
+            outcome.enrichment = prepared
+            return outcome, rule_set, as_of
     lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
     if len(lock) and not _rules_see_enrichment(rule_set):
         # No rule would see it: the bundle adds it as it copies each object anyway

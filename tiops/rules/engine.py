@@ -29,7 +29,7 @@ from tiops.rules.conditions import (
 from tiops.rules.model import Action, Rule, RuleSet
 
 if TYPE_CHECKING:
-    from tiops.enrich.attach import LockedEnrichment
+    from tiops.enrich.attach import BundleEnrichment
 
 # Properties through which an SRO points at other objects (STIX 2.1 sections 5.1, 5.2):
 # when their target is dropped, the relationship or sighting would dangle, so it goes too.
@@ -68,7 +68,7 @@ class RulesOutcome:
     changed: int = 0
     # Locked enrichment the bundle still has to add to the survivors (tiops.rules.apply_repo_rules
     # defers it when no rule reads it); None when it is on the objects already, or there is none.
-    enrichment: LockedEnrichment | None = None
+    enrichment: BundleEnrichment | None = None
 
 
 # An action reads an object's data and returns the properties it would change, as

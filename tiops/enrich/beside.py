@@ -1,0 +1,237 @@
+"""A cold build's work on the enrichment lock, done by a forked helper while the build loads.
+
+A build with no warm build cache reads and checks the whole lock (its findings, TI150 and
+TI151) and builds every enriched object's extension: about a second of one core for an
+84k-value lock and 56k enriched objects, all of it after loading, where the second core is
+idle (docs/performance.md, "Enrichment lock beside a cold build"). None of it needs the
+repository but finding which values each object names. So a helper forked before loading,
+while this process is small (tiops.forkwork.run_beside):
+
+- reads and checks the lock as a build does (tiops.enrich.lock.read_lock_checked), for the
+  findings and digest the build reports and keeps;
+- serialises each found result as the bundle carries it (tiops.enrich.attach.bundle_form,
+  keys sorted as the bundle writes them), a whois result also cut where ``age_days`` goes.
+
+This process then finds each object's values as ever (tiops.enrich.attach.find_plans) and
+joins the serialised results into the extension, which the bundle writes as it is
+(``orjson.Fragment``): the bytes the results as dictionaries give
+(tests/enrich/test_beside.py). Whatever the helper cannot give (it failed, the lock changed
+meanwhile) is done here the one-process way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from tiops.codes import make_finding
+from tiops.enrich.attach import (
+    GEO_FIELDS,
+    WHOIS_FIELDS,
+    EnrichmentPlan,
+    LockKeys,
+    bundle_form,
+    find_plans,
+    moment_of,
+)
+from tiops.enrich.lock import (
+    CheckedElsewhere,
+    checked_elsewhere,
+    lock_signature,
+    lock_size,
+    read_lock_checked,
+)
+from tiops.findings import Location, Severity
+from tiops.forkwork import Beside, run_beside
+from tiops.load import IntelObject
+from tiops.memory import paused_gc
+
+__all__ = ["LOCK_BYTES_TO_FORK", "PreparedEnrichment", "lock_work_beside", "prepared_enrichment"]
+
+# From a lock this size on, a cold build has a helper read it (when helpers are wanted at
+# all: tiops.load.fork_helper). Below it the lock's work is a few hundredths of a second,
+# less than forking and handing the results back.
+LOCK_BYTES_TO_FORK: Final = 1 << 20
+# As tiops.compile serialises bundle objects (tiops.compile._JSON_OPTIONS): the pieces are
+# spliced into its lines as they are, so they must be what it would have written.
+_OPTIONS: Final = orjson.OPT_SORT_KEYS
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_DAY_MICROSECONDS: Final = 86_400_000_000
+_AGE_KEY: Final = b'"age_days":'
+# A whois result as the helper hands it over: with no registration moment, its bundle form
+# serialised; with one, the form with "age_days" cut out (the text before the number and
+# after it) and that moment in microseconds since 1970.
+_WhoisForm = tuple[bytes, bytes, bytes, int | None]
+# An empty form: a value the lock has without a found result (find_plans(forms=True)).
+_NOT_FOUND: Final = b""
+
+
+def _micros(moment: datetime) -> int:
+    # Exact: timedelta arithmetic is in whole microseconds, and (a - b).days is the floor of
+    # the difference in days, which // gives for integers too.
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _whois_form(value: str, entry: dict[str, Any]) -> _WhoisForm:
+    item = bundle_form(value, entry, WHOIS_FIELDS)
+    registered = moment_of(entry.get("registered"))
+    if registered is None:
+        return orjson.dumps(item, option=_OPTIONS), b"", b"", None
+    # age_days is no field a lock result carries into the bundle (tiops.enrich.fields): only
+    # the extension adds it, so the form for an object with no moment to count from is
+    # this one without it (_without_age).
+    item["age_days"] = 0
+    aged = orjson.dumps(item, option=_OPTIONS)
+    # The key itself: inside a JSON string every quote is escaped, so '"age_days":' occurs
+    # nowhere else in a compact serialisation.
+    cut = aged.index(_AGE_KEY) + len(_AGE_KEY)
+    return b"", aged[:cut], aged[cut + 1:], _micros(registered)
+
+
+def _without_age(before: bytes, after: bytes) -> bytes:
+    """The serialised whois form with no "age_days": ``before`` and ``after`` (_whois_form)
+    joined without the key and one comma beside it."""
+    before = before[:-len(_AGE_KEY)]
+    if before.endswith(b","):
+        return before[:-1] + after
+    return before + after[1:] if after.startswith(b",") else before + after
+
+
+def _prepared(intel_path: Path, root: Path) -> tuple[Any, ...]:
+    """In the helper: the lock's check and its results serialised, as plain values for marshal."""
+    signature, digest, lock, findings = read_lock_checked(intel_path, root)
+    with paused_gc():
+        geo = {value: orjson.dumps(bundle_form(value, entry, GEO_FIELDS), option=_OPTIONS)
+               if entry.get("status") == "found" else _NOT_FOUND for value, entry in lock.geo.items()}
+        whois = {value: _whois_form(value, entry) if entry.get("status") == "found" else _NOT_FOUND
+                 for value, entry in lock.whois.items()}
+    found = [(f.code, int(f.severity), f.message, f.hint, f.stix_id, f.location.file, f.location.line,
+              f.location.column) for f in findings]
+    return signature, digest, found, geo, whois
+
+
+class PreparedEnrichment:
+    """Locked enrichment for the bundle from the helper's serialised results (tiops.enrich.attach.BundleEnrichment).
+
+    Each extension is an ``orjson.Fragment``, so this is only for writing the bundle
+    (tiops.pipeline.build); a reader of the objects' extensions gets them from
+    tiops.enrich.attach.LockedEnrichment.
+    """
+
+    def __init__(self, geo: dict[str, bytes], whois: dict[str, _WhoisForm | bytes]) -> None:
+        self._geo = geo
+        self._whois = whois
+        self._known = LockKeys(geo, whois)
+
+    def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
+        with paused_gc():
+            return find_plans(objects, self._known, self._geo, self._whois, forms=True)
+
+    def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> orjson.Fragment:
+        # tiops.enrich.attach.LockedEnrichment.extension, joined from serialised pieces: the keys
+        # "enrichment" < "extension_type" < "whois" in the order the bundle sorts them.
+        geo: list[bytes] = []
+        whois: list[bytes] = []
+        start: Any = None
+        started = False
+        for _, geo_form, whois_form in plan:
+            if geo_form is not None:
+                geo.append(geo_form)
+            if whois_form is None:
+                continue
+            plain, before, after, registered = whois_form
+            if registered is not None:
+                if not started:
+                    started = True
+                    moment = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
+                    start = None if moment is None else _micros(moment)
+                if start is not None:
+                    whois.append(b"%b%d%b" % (before, (start - registered) // _DAY_MICROSECONDS, after))
+                    continue
+            whois.append(plain or _without_age(before, after))
+        parts = [b'{"enrichment":[', b",".join(geo), b'],'] if geo else [b"{"]
+        parts.append(b'"extension_type":"property-extension"')
+        if whois:
+            parts += [b',"whois":[', b",".join(whois), b"]"]
+        parts.append(b"}")
+        return orjson.Fragment(b"".join(parts))
+
+
+class _LockWork:
+    """The helper's work on one lock, taken when first asked for (the check, then the results)."""
+
+    def __init__(self, beside: Beside) -> None:
+        self._beside = beside
+        self._taken = False
+        self.checked: CheckedElsewhere | None = None
+        self.enrichment: PreparedEnrichment | None = None
+
+    def check(self) -> CheckedElsewhere | None:
+        self._take()
+        return self.checked
+
+    def _take(self) -> None:
+        if self._taken:
+            return
+        self._taken = True
+        result = self._beside.result()
+        try:
+            signature, digest, found, geo, whois = result
+            findings = [make_finding(code, message, Location(file, line, column), stix_id=stix_id, hint=hint,
+                                     severity=Severity(severity))
+                        for code, severity, message, hint, stix_id, file, line, column in found]
+        except (TypeError, ValueError, KeyError):
+            return  # no result (the helper failed) or not one of this shape: the lock is read here
+        self.checked = CheckedElsewhere(signature, digest, findings)
+        self.enrichment = PreparedEnrichment(geo, whois)
+
+    def close(self) -> None:
+        self._beside.close()
+
+
+# The helper's work for the lock being built now, by lock folder (lock_work_beside).
+_WORK: dict[str, _LockWork] = {}
+
+
+@contextlib.contextmanager
+def lock_work_beside(intel_path: Path, root: Path, wanted: bool) -> Iterator[None]:
+    """While the block runs (a cold build: load, validate, compile), a helper forked now does
+    the lock's work, if ``wanted`` and the lock is large enough to gain by it
+    (:data:`LOCK_BYTES_TO_FORK`); otherwise nothing changes. The build reads the check
+    through tiops.enrich.lock.checked_elsewhere and the results through
+    :func:`prepared_enrichment`; the helper is stopped when the block ends, whatever ends it."""
+    if not wanted or lock_size(intel_path) < LOCK_BYTES_TO_FORK:
+        yield
+        return
+    beside = run_beside(lambda: _prepared(intel_path, root))
+    if beside is None:
+        yield
+        return
+    work = _LockWork(beside)
+    key = os.fspath(intel_path)
+    _WORK[key] = work
+    try:
+        with checked_elsewhere(intel_path, root, work.check):
+            yield
+    finally:
+        _WORK.pop(key, None)
+        work.close()
+
+
+def prepared_enrichment(intel_path: Path) -> PreparedEnrichment | None:
+    """The helper's results for the lock under ``intel_path``, if a helper has them for the lock
+    files as they are now (the same tiops.enrich.lock.lock_signature); else None."""
+    work = _WORK.get(os.fspath(intel_path))
+    if work is None:
+        return None
+    checked = work.check()
+    if checked is None or checked.signature != lock_signature(intel_path):
+        return None
+    return work.enrichment
