@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,22 +61,27 @@ LOCK_BYTES_TO_FORK: Final = 1 << 20
 # As tiops.compile serialises bundle objects (tiops.compile._JSON_OPTIONS): the pieces are
 # spliced into its lines as they are, so they must be what it would have written.
 _OPTIONS: Final = orjson.OPT_SORT_KEYS
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 _DAY_MICROSECONDS: Final = 86_400_000_000
 _AGE_KEY: Final = b'"age_days":'
 # A whois result as the helper hands it over: with no registration moment, its bundle form
 # serialised; with one, the form with "age_days" cut out (the text before the number and
-# after it) and that moment in microseconds since 1970.
+# after it) and that moment in microseconds (_micros).
 _WhoisForm = tuple[bytes, bytes, bytes, int | None]
 # An empty form: a value the lock has without a found result (find_plans(forms=True)).
 _NOT_FOUND: Final = b""
+_UNSET: Final[Any] = object()
+# The extension around its lists of results, keys in the order the bundle sorts them.
+_GEO_ONLY: Final = b'{"enrichment":[%b],"extension_type":"property-extension"}'
+_WHOIS_ONLY: Final = b'{"extension_type":"property-extension","whois":[%b]}'
+_BOTH: Final = b'{"enrichment":[%b],"extension_type":"property-extension","whois":[%b]}'
 
 
 def _micros(moment: datetime) -> int:
-    # Exact: timedelta arithmetic is in whole microseconds, and (a - b).days is the floor of
-    # the difference in days, which // gives for integers too.
-    return (moment - _EPOCH) // _MICROSECOND
+    """Microseconds from 0001-01-01 to ``moment``, a UTC moment (tiops.enrich.attach.moment_of
+    reads only timestamps ending in "Z"). Differences are exact, and the floor of a difference
+    in days is what ``(a - b).days`` gives."""
+    return ((moment.toordinal() * 86_400 + moment.hour * 3_600 + moment.minute * 60 + moment.second) * 1_000_000
+            + moment.microsecond)
 
 
 def _whois_form(value: str, entry: dict[str, Any]) -> _WhoisForm:
@@ -130,6 +135,11 @@ class PreparedEnrichment:
         self._whois = whois
         self._known = LockKeys(geo, whois)
 
+    @staticmethod
+    def _start(data: dict[str, Any]) -> int | None:
+        moment = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
+        return None if moment is None else _micros(moment)
+
     def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
         with paused_gc():
             return find_plans(objects, self._known, self._geo, self._whois, forms=True)
@@ -137,31 +147,37 @@ class PreparedEnrichment:
     def extension(self, data: dict[str, Any], plan: EnrichmentPlan) -> orjson.Fragment:
         # tiops.enrich.attach.LockedEnrichment.extension, joined from serialised pieces: the keys
         # "enrichment" < "extension_type" < "whois" in the order the bundle sorts them.
+        if len(plan) == 1:  # nearly every object names one value: no lists to join
+            _, geo_form, whois_form = plan[0]
+            if whois_form is None:
+                return orjson.Fragment(_GEO_ONLY % geo_form)
+            whois_text = self._whois_text(data, whois_form, _UNSET)[0]
+            return orjson.Fragment(_WHOIS_ONLY % whois_text if geo_form is None else _BOTH % (geo_form, whois_text))
         geo: list[bytes] = []
         whois: list[bytes] = []
-        start: Any = None
-        started = False
+        start: Any = _UNSET
         for _, geo_form, whois_form in plan:
             if geo_form is not None:
                 geo.append(geo_form)
-            if whois_form is None:
-                continue
-            plain, before, after, registered = whois_form
-            if registered is not None:
-                if not started:
-                    started = True
-                    moment = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
-                    start = None if moment is None else _micros(moment)
-                if start is not None:
-                    whois.append(b"%b%d%b" % (before, (start - registered) // _DAY_MICROSECONDS, after))
-                    continue
-            whois.append(plain or _without_age(before, after))
-        parts = [b'{"enrichment":[', b",".join(geo), b'],'] if geo else [b"{"]
-        parts.append(b'"extension_type":"property-extension"')
-        if whois:
-            parts += [b',"whois":[', b",".join(whois), b"]"]
-        parts.append(b"}")
-        return orjson.Fragment(b"".join(parts))
+            if whois_form is not None:
+                text, start = self._whois_text(data, whois_form, start)
+                whois.append(text)
+        if not whois:
+            return orjson.Fragment(_GEO_ONLY % b",".join(geo))
+        if not geo:
+            return orjson.Fragment(_WHOIS_ONLY % b",".join(whois))
+        return orjson.Fragment(_BOTH % (b",".join(geo), b",".join(whois)))
+
+    def _whois_text(self, data: dict[str, Any], form: _WhoisForm, start: Any) -> tuple[bytes, Any]:
+        """One whois result's text in ``data``'s extension, and the moment age_days counts from
+        (``start``: that moment if known already, else _UNSET)."""
+        plain, before, after, registered = form
+        if registered is not None:
+            if start is _UNSET:
+                start = self._start(data)
+            if start is not None:
+                return b"%b%d%b" % (before, (start - registered) // _DAY_MICROSECONDS, after), start
+        return plain or _without_age(before, after), start
 
 
 class _LockWork:
