@@ -58,8 +58,17 @@ RULES = """- name: Tag every indicator
 - name: Tag the rest
   order: 20
   object_types: [indicator]
-  when: {field: confidence, op: not_exists}
+  when: {field: confidence, op: not-exists}
   actions: [{add_tags: [unscored]}]
+"""
+
+
+# Reads the lock's results: they are attached before the rules, from the lock read here.
+RULES_READING_ENRICHMENT = """- name: Tag young domains
+  order: 10
+  object_types: [indicator]
+  when: {field: whois.age_days, op: "<", value: 30}
+  actions: [{add_tags: [newly-registered]}]
 """
 
 
@@ -98,10 +107,10 @@ def _lock(padding: int) -> EnrichmentLock:
     return lock
 
 
-def _repo(root: Path, *, padding: int = 50) -> Path:
+def _repo(root: Path, *, padding: int = 50, rules: str = RULES) -> Path:
     (root / "intel" / "indicators").mkdir(parents=True)
-    (root / "rules").mkdir()
-    (root / "rules" / "tags.yaml").write_text(RULES, encoding="utf-8")
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "tags.yaml").write_text(rules, encoding="utf-8")
     text = "".join(INDICATOR.format(number=number, pattern=pattern,
                                     valid_from="  valid_from: 2025-03-04T00:00:00Z\n")
                    for number, pattern in enumerate(PATTERNS))
@@ -143,6 +152,16 @@ def test_the_helper_gives_the_bundle_one_process_gives(tmp_path: Path, monkeypat
     assert helped == alone
     assert b'"age_days":-17' in alone[0] and b'"age_days":1829' in alone[0]  # both signs of age
     assert b'"value":"undated.example"' in alone[0]
+    assert alone[0].count(b'"reviewed"') + alone[0].count(b'"unscored"') == len(PATTERNS)  # the rules ran
+
+
+def test_rules_that_read_the_results_get_them_from_the_lock_as_ever(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    helper_used: list[int]) -> None:
+    alone = _built(_repo(tmp_path / "alone", rules=RULES_READING_ENRICHMENT), monkeypatch, "0")
+    helped = _built(_repo(tmp_path / "helped", rules=RULES_READING_ENRICHMENT), monkeypatch, "1")
+    assert helped == alone
+    assert not helper_used  # the helper's check is used, its pieces are not
+    assert alone[0].count(b"newly-registered") == 2  # young.example, by URL and by name
 
 
 def test_the_helper_reports_the_lock_findings_one_process_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
