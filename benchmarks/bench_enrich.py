@@ -179,13 +179,14 @@ def compare(plain: Path, locked: Path, objects: int, values: int, modes: Sequenc
             ratio = best["with"] / best["without"]
             # Each round's two builds ran side by side in time: the median of their ratios moves
             # less with the machine's load than a ratio of bests taken from different rounds.
-            paired = statistics.median(with_[index] / without[index]
-                                       for without, with_ in zip(runs["without"], runs["with"], strict=True))
+            pairs = [with_[index] / without[index] for without, with_ in zip(runs["without"], runs["with"], strict=True)]
+            paired = statistics.median(pairs)
             if index == 1:
                 ratios[mode] = ratio
             print(f"compile of {objects} objects ({label}; {unit}, best of {repeat}): without a lock {best['without']:.2f} s; "
                   f"with a {values}-value lock {best['with']:.2f} s; ratio {ratio:.3f} "
-                  f"(target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'}); median of the {repeat} paired ratios {paired:.3f}")
+                  f"(target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'}); median of the {repeat} paired ratios {paired:.3f} "
+                  f"({', '.join(f'{pair:.2f}' for pair in pairs)})")
     print(f"  bundle bytes: {sizes[0]} without, {sizes[1]} with ({sizes[1] / max(1, sizes[0]):.2f}x)")
     return ratios
 
