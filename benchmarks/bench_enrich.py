@@ -1,7 +1,7 @@
 """Time offline enrichment and what a large enrichment lock adds to compile.
 
     python benchmarks/bench_enrich.py [--ips 100000] [--objects 100000] [--repeat 3] [--seed 1] [--databases]
-                                      [--modes no-cache,first,warm] [--keep DIR] [--checkout DIR]
+                                      [--modes no-cache,first,warm] [--keep DIR] [--checkout DIR] [--against DIR]
 
 1. Offline enrichment of ``--ips`` new, random, global IPv4 addresses named by as many
    indicators: read the values from the indicators (``tiops.enrich.values``), open the
@@ -20,7 +20,10 @@
    untimed build has filled it: the command a user types again and again).
    ``--keep DIR`` writes the two repositories under DIR once and reuses them (writing
    them takes about a minute and a half at 100k objects). ``--checkout DIR`` times another
-   checkout of tiops with the same script (A/B runs).
+   checkout of tiops with the same script (A/B runs); ``--against DIR`` builds, each round, the
+   locked repository with this checkout and with DIR and the plain one once, and prints each
+   locked build's ratio to its round's plain build (medians over the rounds): two checkouts'
+   lock costs side by side on the same machine state.
 
 The ratio printed is with the lock / without, of CPU time (the child's user + system
 time, the steadier figure on a shared machine); wall-clock follows.
@@ -191,8 +194,35 @@ def compare(plain: Path, locked: Path, objects: int, values: int, modes: Sequenc
     return ratios
 
 
+def compare_checkouts(plain: Path, locked: Path, modes: Sequence[str], repeat: int, checkout: Path,
+                      against: Path) -> None:
+    """Each round, three builds one after the other: ``locked`` by ``checkout``, ``locked`` by ``against``
+    and ``plain`` by ``checkout``; print each locked build's ratio to the plain build of its round,
+    median over the rounds. One round's three builds see about the same machine, so two checkouts'
+    lock costs compare better than in runs of their own."""
+    builds = (("locked, " + checkout.name, locked, checkout), ("locked, " + against.name, locked, against),
+              ("no lock", plain, checkout))
+    for mode in modes:
+        label, cache = MODES[mode]
+        if mode == "warm":
+            for _, root, tiops in builds:
+                time_build(root, cache=True, checkout=tiops)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in builds}
+        for _ in range(repeat):
+            for name, root, tiops in builds:
+                if mode == "first":
+                    shutil.rmtree(root / ".tiops", ignore_errors=True)
+                runs[name].append(time_build(root, cache=cache, checkout=tiops)[:2])
+        for name, _, _ in builds[:2]:
+            for index, unit in ((0, "wall"), (1, "CPU")):
+                pairs = [run[index] / plain_run[index] for run, plain_run in zip(runs[name], runs["no lock"], strict=True)]
+                print(f"{label}, {name} over no lock, {unit}: median of {repeat} rounds {statistics.median(pairs):.3f} "
+                      f"({', '.join(f'{pair:.2f}' for pair in pairs)}); median {statistics.median(r[index] for r in runs[name]):.2f} s "
+                      f"against {statistics.median(r[index] for r in runs['no lock']):.2f} s")
+
+
 def bench_compile(objects: int, repeat: int, seed: int, modes: Sequence[str], keep: Path | None = None,
-                  checkout: Path = CHECKOUT) -> None:
+                  checkout: Path = CHECKOUT, against: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         base = keep if keep is not None else Path(folder)
         plain, locked = base / "plain", base / "locked"
@@ -205,6 +235,10 @@ def bench_compile(objects: int, repeat: int, seed: int, modes: Sequence[str], ke
         from tiops.enrich.lock import read_lock
 
         values = len(read_lock(locked / "intel", locked)[0])
+        if against is not None:
+            print(f"each compile a fresh `tiops compile` process; CPU: its user + system time; {values}-value lock")
+            compare_checkouts(plain, locked, modes, repeat, checkout, against)
+            return
         print(f"each compile a fresh `tiops compile` process of {checkout}; CPU: its user + system time")
         compare(plain, locked, objects, values, modes, repeat, checkout)
 
@@ -221,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkout", type=Path, default=CHECKOUT,
                         help="the tiops checkout to time (default: the one holding this script)")
     parser.add_argument("--keep", type=Path, help="write the two repositories here and reuse them in later runs")
+    parser.add_argument("--against", type=Path,
+                        help="another checkout: each round builds the locked repository with both and the plain one once")
     args = parser.parse_args(argv)
     bench_offline(args.ips, args.seed)
     if args.databases:
@@ -230,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [mode for mode in modes if mode not in MODES]
         if unknown:
             parser.error(f"unknown mode(s): {', '.join(unknown)}")
-        bench_compile(args.objects, max(1, args.repeat), args.seed, modes, args.keep, args.checkout.resolve())
+        bench_compile(args.objects, max(1, args.repeat), args.seed, modes, args.keep, args.checkout.resolve(),
+                      args.against.resolve() if args.against else None)
     return 0
 
 
