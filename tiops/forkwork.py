@@ -16,6 +16,10 @@ index, in increasing order, each index's result worked out once and taken from o
 process only. A result ``marshal`` cannot carry, a child that fails, hangs or is killed,
 or a system without ``fork`` only means this process does that work itself: it never
 waits for the child's unfinished work, and the child never outlives it.
+
+:func:`run_beside` is the other shape: one piece of work a child does at the lowest
+priority while this process goes on, its result taken when this process needs it
+(tiops.enrich.beside: the enrichment lock read while a cold build loads).
 """
 
 from __future__ import annotations
