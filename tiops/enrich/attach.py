@@ -250,7 +250,7 @@ class LockKeys:
 
 
 def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[str, Any],
-           whois: Mapping[str, Any], *, forms: bool = False) -> list[EnrichmentPlan | None]:
+               whois: Mapping[str, Any], *, forms: bool = False) -> list[EnrichmentPlan | None]:
     """:meth:`LockedEnrichment.plans`. ``forms``: ``geo`` and ``whois`` hold each found result in
     another form (tiops.enrich.beside) and an empty value for each value without one, so what
     was found is told by truth rather than by a status."""
