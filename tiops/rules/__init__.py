@@ -103,7 +103,7 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     Locked enrichment is on the objects the rules see; when no rule could tell, it is
     left to the bundle instead (``RulesOutcome.enrichment``, added by tiops.compile).
     """
-    from tiops.enrich.attach import LockedEnrichment, attach_enrichment
+    from tiops.enrich.attach import BundleEnrichment, LockedEnrichment, attach_enrichment
     from tiops.enrich.lock import read_lock_for_build
     from tiops.rules.engine import RulesOutcome, apply_rules
     from tiops.rules.model import RuleSet, load_rules
@@ -125,23 +125,21 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         )
     # Locked enrichment (tiops.enrich) is on the objects before the first rule, so rules see
     # enrichment.* and whois.* fields; the lock is read from disk, never from the network.
-    if repo.config.source is None and not _rules_see_enrichment(rule_set):
-        # A cold build's helper may have made the lock's results ready for the bundle
-        # (tiops.enrich.beside; never outside tiops.pipeline.build).
+    if not _rules_see_enrichment(rule_set):
+        # No rule would see it: the bundle adds it as it copies each object anyway
+        # (tiops.compile), the same bytes without a copy of every enriched object here. A cold
+        # build's helper may have made it ready (tiops.enrich.beside; only within tiops.pipeline.build).
         from tiops.enrich.beside import prepared_enrichment
 
-        prepared = prepared_enrichment(repo.config.intel_path)
-        if prepared is not None:
-            outcome = apply_rules(repo.objects, rule_set, as_of.moment, record=record)
-            outcome.enrichment = prepared
-            return outcome, rule_set, as_of
-    lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
-    if len(lock) and not _rules_see_enrichment(rule_set):
-        # No rule would see it: the bundle adds it as it copies each object anyway
-        # (tiops.compile), the same bytes without a copy of every enriched object here.
+        enrichment: BundleEnrichment | None = (
+            prepared_enrichment(repo.config.intel_path) if repo.config.source is None else None)
+        if enrichment is None:
+            lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
+            enrichment = LockedEnrichment(lock) if len(lock) else None
         outcome = apply_rules(repo.objects, rule_set, as_of.moment, record=record)
-        outcome.enrichment = LockedEnrichment(lock)
+        outcome.enrichment = enrichment
         return outcome, rule_set, as_of
+    lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
     objects = attach_enrichment(repo.objects, lock)
     return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
 
