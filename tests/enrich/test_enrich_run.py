@@ -44,6 +44,31 @@ def test_enrich_writes_geo_and_whois_results_into_the_lock(tmp_path: Path, rdap_
     assert len(rdap_server.rdap_requests()) == before
 
 
+def test_an_internationalised_name_is_asked_for_and_locked_once_by_its_a_label(tmp_path: Path,
+                                                                            rdap_server: RdapServer) -> None:
+    # The registry knows the A-label (RFC 9224 section 4; RFC 9082 section 3.1.3): the name in
+    # U-labels, in capitals and as a URL host is that one value (an RFC 3986 URL holds the A-label).
+    document = json.loads(json.dumps(rdap_server.domains["woodgrove-securelogin.net"]))
+    document["ldhName"], document["unicodeName"] = "xn--bcher-kva.net", "bücher.net"
+    rdap_server.domains["xn--bcher-kva.net"] = document
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["u", "upper", "a", "in_url"], {
+        "u": "[domain-name:value = 'bücher.net']", "upper": "[domain-name:value = 'BÜCHER.NET']",
+        "a": "[domain-name:value = 'xn--bcher-kva.net']", "in_url": "[url:value = 'https://XN--BCHER-KVA.net/login']"})
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    assert rdap_server.rdap_requests() == [("/rdap/domain/xn--bcher-kva.net", 200)]
+    lock, findings = read_lock(root / "intel", root)
+    assert findings == [] and set(lock.whois) == {"xn--bcher-kva.net"}
+    assert lock.whois["xn--bcher-kva.net"]["status"] == "found"
+
+    compiled = CliRunner().invoke(main, ["-C", str(root), "compile", "-o", str(tmp_path / "bundle.json")])
+    assert compiled.exit_code == 0, compiled.output
+    bundle = json.loads((tmp_path / "bundle.json").read_text(encoding="utf-8"))
+    carried = [extension["whois"][0]["value"] for obj in bundle["objects"] if obj["type"] == "indicator"
+               for extension in obj.get("extensions", {}).values() if "whois" in extension]
+    assert carried == ["xn--bcher-kva.net"] * 4
+
+
 def test_values_nothing_references_are_pruned_and_paths_limit_lookups(tmp_path: Path, rdap_server: RdapServer) -> None:
     root = write_repo(tmp_path / "repo", rdap_server.url)
     assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0

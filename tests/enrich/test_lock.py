@@ -99,10 +99,11 @@ def test_keys_read_in_one_pass_are_judged_as_one_by_one() -> None:
 
     keys = ["8.8.8.8", "example.com", "2001:db8::1", "2001:DB8::1", "198.51.100.0/24", "198.51.100.9/24",
             "Example.COM", "example.com.", "", "a", "1.2.3.04", "xn--bcher-kva.example", "sub_domain.example",
-            "-x.example", "x.example-", "10.0.0.0/32", "::ffff:1.2.3.4", "a.b\nc.d", "e.f\r", " e.f"]
+            "-x.example", "x.example-", "10.0.0.0/32", "::ffff:1.2.3.4", "a.b\nc.d", "e.f\r", " e.f", "bücher.example"]
     expected = [key for key in keys if not is_canonical(key)]
     assert _not_canonical_values(keys) == expected
     assert "Example.COM" in expected and "8.8.8.8" not in expected and "2001:db8::1" not in expected
+    assert "bücher.example" in expected and "xn--bcher-kva.example" not in expected  # names are locked as A-labels
     without_break = [key for key in keys if "\n" not in key]  # read in one pass, not one by one
     assert _not_canonical_values(without_break) == [key for key in without_break if not is_canonical(key)]
     assert _not_canonical_values([]) == []

@@ -92,6 +92,27 @@ def test_canonical_value_is_how_the_lock_writes_a_value() -> None:
     assert canonical_value("not a name") is None
 
 
+def test_internationalised_names_are_looked_up_by_their_a_labels() -> None:
+    from tiops.enrich.values import canonical_value, is_canonical
+
+    # One name written as U-labels, A-labels, in capitals, with a full stop of another script,
+    # in a URL or as an SCO is one value, the one DNS and the RDAP bootstrap registry know
+    # (RFC 5890, RFC 9224 section 4).
+    named = [{"type": "indicator", "pattern": f"[{kind}:value = '{value}']", "pattern_type": "stix"}
+             for kind, value in [("domain-name", "bücher.example"), ("domain-name", "BÜCHER.Example."),
+                                 ("domain-name", "xn--bcher-kva.example"), ("domain-name", "bücher。example"),
+                                 ("url", "https://bücher.example/login")]]
+    named.append({"type": "domain-name", "value": "Bücher.example"})
+    for obj in named:
+        assert object_enrich_values(obj) == (("domain", "xn--bcher-kva.example"),), obj
+    assert canonical_value("\u0430pple.com") == "xn--pple-43d.com"  # a homograph, its first letter Cyrillic
+    assert canonical_value("пример.рф") == "xn--e1afmkfd.xn--p1ai"  # an internationalised TLD too
+    assert canonical_value("faß.de") == "xn--fa-hia.de"  # IDNA 2008, as browsers resolve it; not fass.de
+    assert canonical_value("_dmarc.bücher.example") == "_dmarc.xn--bcher-kva.example"  # ASCII labels stay
+    assert canonical_value("☃.net") == "☃.net"  # IDNA 2008 refuses it: left as written
+    assert not is_canonical("bücher.example") and is_canonical("xn--bcher-kva.example")
+
+
 def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
     from tiops.enrich.values import canonical_value, is_canonical
 

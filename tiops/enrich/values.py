@@ -14,6 +14,8 @@ from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+import idna
+
 from tiops.observables import object_observables
 
 __all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
@@ -54,10 +56,30 @@ _NOT_IN_A_NAME: Final = re.compile(r"[ /:@\[\]]")
 
 
 def _domain(value: str) -> str | None:
-    name = value.strip().rstrip(".").lower()
+    name = value.strip().lower()
+    if not name.isascii():
+        name = _a_labels(name)
+    name = name.rstrip(".")
     if not name or "." not in name or _NOT_IN_A_NAME.search(name):
         return None
     return name
+
+
+def _a_labels(name: str) -> str:
+    """An internationalised name with each label that is not ASCII as its A-label (RFC 5890
+    section 2.3.2.1), the form DNS and registries hold: the IANA RDAP bootstrap registry keys
+    its domains by A-labels (RFC 9224 section 4), and a name written both ways is one value.
+
+    IDNA 2008 (RFC 5891) after the UTS 46 mapping browsers apply (nontransitional: "faß.de" is
+    xn--fa-hia.de, not fass.de), by the idna package. Only the labels that are not ASCII are
+    encoded, so a "_dmarc" label beside them stays. A name IDNA refuses stays as written.
+    """
+    try:
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
+                        for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return name
 
 
 # scheme://host[:port] followed by a path, query, fragment or nothing: the shape of nearly every
