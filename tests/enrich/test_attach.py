@@ -108,7 +108,17 @@ def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading(
         {"type": "url", "value": "http://example.com/"},
         {"type": "ipv4-addr", "value": 7},
         {"type": "malware", "name": "198.51.100.7"},
+        # Values the lock lacks as written: canonical ones have nothing; others are found once canonical.
+        {"type": "indicator", "pattern": "[ipv4-addr:value = '192.0.2.200']"},
+        {"type": "indicator", "pattern": "[domain-name:value = 'absent.example']"},
+        {"type": "indicator", "pattern": "[url:value = 'http://absent.example/x']"},
+        {"type": "ipv4-addr", "value": "1.2.3"},
+        {"type": "indicator", "pattern": "[domain-name:value = 'Example.com']"},
+        {"type": "indicator", "pattern": "[domain-name:value = 'bücher.example']"},
+        {"type": "indicator", "pattern": "[url:value = 'http://example.com./a']"},
+        {"type": "domain-name", "value": "XN--BCHER-KVA.example"},
     ]
+    lock.whois["xn--bcher-kva.example"] = dict(WHOIS)
     objects = [_object(number, **shape) for number, shape in enumerate(shapes)]
     enrichment = LockedEnrichment(lock)
     plans = enrichment.plans(objects)
@@ -118,4 +128,4 @@ def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading(
         if plan is not None:
             assert enrichment.extension(obj.data, plan) == expected, obj.data
     assert enrichment.extensions(objects) == [_reference_extension(o.data, lock) for o in objects]
-    assert sum(plan is not None for plan in plans) == 12
+    assert sum(plan is not None for plan in plans) == 16

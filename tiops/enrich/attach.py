@@ -35,6 +35,7 @@ from tiops.enrich.fields import (
 from tiops.enrich.lock import EnrichmentLock, read_lock_for_build
 from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import (
+    PLAIN_CANONICAL,
     PLAIN_URL_HOST,
     SIMPLE_VALUE_PATTERN,
     Kind,
@@ -258,6 +259,7 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
     append = result.append
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; other shapes take the full reader
     url_host = PLAIN_URL_HOST.match
+    plain_canonical = PLAIN_CANONICAL
     kind: Kind
     for obj in objects:
         data = obj.data
@@ -310,6 +312,12 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
                     if geo_entry is not None and geo_entry.get("status") != "found":
                         geo_entry = None
                 append(None if whois_entry is None and geo_entry is None else ((value, geo_entry, whois_entry),))
+                continue
+            if plain_canonical(value) is not None:
+                # Written as the lock would write it and not in the lock: nothing to carry. Without
+                # this, every value the lock lacks (a private address, one never enriched) took
+                # the full reader, about six times the cost of a value the lock has.
+                append(None)
                 continue
         found = []
         for kind, value in object_enrich_values(data, known):

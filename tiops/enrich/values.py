@@ -18,7 +18,7 @@ import idna
 
 from tiops.observables import object_observables
 
-__all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
+__all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_CANONICAL", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
            "Kind", "canonical_value", "enrich_values", "is_canonical", "object_enrich_values", "parse_ip"]
 
 Kind = Literal["ip", "domain"]
@@ -129,6 +129,8 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
 # accepts only without leading zeros, so as inet_ntop writes it): canonical as it stands.
 _PLAIN_CANONICAL_TEXT: Final = r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]"
 _PLAIN_CANONICAL: Final = re.compile(_PLAIN_CANONICAL_TEXT)
+# Whether a value is such a name or address: its canonical form, if it has one, is itself.
+PLAIN_CANONICAL: Final = _PLAIN_CANONICAL.fullmatch
 # Each line of a text that is not such a name or address: over lock keys joined by line breaks,
 # the few keys is_canonical must read one by one (tiops.enrich.lock).
 NOT_PLAIN_CANONICAL_LINE: Final = re.compile(rf"^(?!(?:{_PLAIN_CANONICAL_TEXT})$).*", re.MULTILINE)
