@@ -117,6 +117,7 @@ def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading(
         {"type": "indicator", "pattern": "[domain-name:value = 'bücher.example']"},
         {"type": "indicator", "pattern": "[url:value = 'http://example.com./a']"},
         {"type": "domain-name", "value": "XN--BCHER-KVA.example"},
+        {"type": "indicator", "pattern": "[network-traffic:dst_ref.value = '198.51.100.7']"},  # through a reference
     ]
     lock.whois["xn--bcher-kva.example"] = dict(WHOIS)
     objects = [_object(number, **shape) for number, shape in enumerate(shapes)]
@@ -128,4 +129,4 @@ def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading(
         if plan is not None:
             assert enrichment.extension(obj.data, plan) == expected, obj.data
     assert enrichment.extensions(objects) == [_reference_extension(o.data, lock) for o in objects]
-    assert sum(plan is not None for plan in plans) == 16
+    assert sum(plan is not None for plan in plans) == 17

@@ -23,6 +23,25 @@ def test_negated_and_non_equality_comparisons_name_nothing_to_enrich() -> None:
         ("ip", "1.2.3.4"), ("ip", "5.6.7.8"))
 
 
+def test_addresses_and_names_a_pattern_reaches_through_a_reference() -> None:
+    # network-traffic src_ref/dst_ref (STIX 2.1 section 6.12) and domain-name resolves_to_refs
+    # (section 6.4) name an address or a domain name; the value tells which.
+    def values(pattern: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"})
+
+    assert values("[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '203.0.113.33/32']"
+                  ) == (("ip", "203.0.113.33"),)  # the example of the STIX specification
+    assert values("[network-traffic:src_ref.value = '2001:DB8::1'] AND [network-traffic:dst_port = 443]") == (
+        ("ip", "2001:db8::1"),)
+    assert values("[network-traffic:dst_ref.value = 'C2.Example.NET']") == (("domain", "c2.example.net"),)
+    assert values("[domain-name:resolves_to_refs[*].value = '198.51.100.3' OR "
+                  "domain-name:resolves_to_refs[0].value = 'cdn.example']") == (
+        ("ip", "198.51.100.3"), ("domain", "cdn.example"))
+    assert values("[network-traffic:dst_ref.value = '00:11:22:33:44:55']") == ()  # a MAC address
+    assert values("[network-traffic:dst_ref.value != '198.51.100.3']") == ()
+    assert values("[network-traffic:dst_port = 443] AND [email-message:from_ref.value = 'a@b.example']") == ()
+
+
 def test_scos_and_other_objects() -> None:
     objects = [
         {"type": "ipv4-addr", "value": "8.8.8.8"},

@@ -275,7 +275,8 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
             simple = simple_pattern(pattern)
             if simple is None:
                 if ("ipv4-addr" not in pattern and "ipv6-addr" not in pattern and "domain-name" not in pattern
-                        and "url:" not in pattern):  # names nothing to enrich (values._ENRICHED_TYPES)
+                        and "url:" not in pattern and "network-traffic:" not in pattern):
+                    # names nothing to enrich (values._ENRICHED_TYPES)
                     append(None)
                     continue
                 value = None

@@ -167,7 +167,15 @@ def canonical_value(value: str) -> str | None:
 # The shape most indicators have, one equality test of one value ([ipv4-addr:value = '...']),
 # read without the pattern lexer: compile runs this for every object (docs/enrich.md, Speed).
 SIMPLE_VALUE_PATTERN: Final = re.compile(r"\[(ipv4-addr|ipv6-addr|domain-name|url):value = '([^'\\]*)'\]")
-_ENRICHED_TYPES: Final = ("ipv4-addr", "ipv6-addr", "domain-name", "url:")
+_ENRICHED_TYPES: Final = ("ipv4-addr", "ipv6-addr", "domain-name", "url:", "network-traffic:")
+# Pattern paths that name the value of a referenced address or name: a network-traffic's
+# src_ref and dst_ref are an ipv4-addr, ipv6-addr, mac-addr or domain-name (STIX 2.1 section
+# 6.12), a domain-name's resolves_to_refs an ipv4-addr, ipv6-addr or domain-name (section 6.4).
+# The STIX examples write them so ("[network-traffic:dst_ref.type = 'ipv4-addr' AND
+# network-traffic:dst_ref.value = '203.0.113.33/32']"), and Sentinel shows them as
+# NetworkSourceIP and NetworkDestinationIP.
+_REFERENCE_PATHS: Final = frozenset({("network-traffic", "src_ref.value"), ("network-traffic", "dst_ref.value")})
+_RESOLVES_TO: Final = re.compile(r"resolves_to_refs\[(?:\*|[0-9]+)\]\.value")
 # The object types that can name a value to enrich: indicators by pattern, SCOs by value.
 ENRICHED_OBJECT_TYPES: Final = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url"})
 
@@ -194,11 +202,29 @@ def object_enrich_values(obj: Mapping[str, Any], known: Container[str] = ()) -> 
             return ()
     found: dict[EnrichValue, None] = {}
     for observable in object_observables(obj):
-        if observable.is_equality and observable.path == "value":
+        if not observable.is_equality:
+            continue
+        path = observable.path
+        if path == "value":
             item = _value_of(observable.object_type, observable.value, known)
-            if item is not None:
-                found[item] = None
+        elif (observable.object_type, path) in _REFERENCE_PATHS or (
+                observable.object_type == "domain-name" and _RESOLVES_TO.fullmatch(path)):
+            item = _referenced_value(observable.value, known)
+        else:
+            continue
+        if item is not None:
+            found[item] = None
     return tuple(found)
+
+
+def _referenced_value(value: str, known: Container[str]) -> EnrichValue | None:
+    """The value a reference path names (_REFERENCE_PATHS), its type told by the value itself:
+    an address or CIDR block, else a domain name; a MAC address is neither."""
+    if ":" in value or "/" in value or value.replace(".", "").isdigit():
+        item = _value_of("ipv4-addr", value, known)  # IPv6 too: _ip_value reads both
+        if item is not None:
+            return item
+    return _value_of("domain-name", value, known)
 
 
 def enrich_values(objects: Iterable[Mapping[str, Any]]) -> set[EnrichValue]:
