@@ -47,6 +47,9 @@ from tiops.stores import (
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 60.0
+# The longest a server's Retry-After is waited for; a server asking for more is a failure
+# (recorded as such by tiops enrich, reported by apply) rather than a sleep of that length.
+MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 class StalePlan(TiopsError):
@@ -195,6 +198,10 @@ def _is_applied(change: Change, manifest: Mapping[str, StoredVersion]) -> bool:
     )
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 86_400 else f"{seconds / 86_400:.0f} days"
+
+
 def _retrying(operation: Callable[[], T], sleep: Callable[[float], None], max_retries: int) -> T:
     """Run ``operation``, retrying transient failures with exponential backoff.
 
@@ -206,6 +213,11 @@ def _retrying(operation: Callable[[], T], sleep: Callable[[float], None], max_re
         except TransientStoreError as error:
             if attempt == max_retries:
                 raise StoreError(f"{error.message} (gave up after {max_retries} retries)") from error
+            if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER_SECONDS:
+                # A release job or an enrichment run must not sleep for as long as a server
+                # (or a hostile one) asks: hours, or a figure past what the clock can hold.
+                raise StoreError(f"{error.message} (the server asked to wait {_duration(error.retry_after)} before "
+                                 f"retrying; tiops waits at most {MAX_RETRY_AFTER_SECONDS:.0f} s)") from error
             delay = error.retry_after if error.retry_after is not None else min(0.5 * 2**attempt, MAX_BACKOFF_SECONDS)
             sleep(delay)
     raise AssertionError("unreachable")

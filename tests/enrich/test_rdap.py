@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rdap_server import RdapServer, start_rdap_server
@@ -80,6 +81,22 @@ def test_a_server_that_keeps_refusing_is_recorded_as_failed_not_raised(rdap_serv
     assert [s for s in sleeps if s >= 0.5] == [0.5, 1.0]  # exponential backoff without Retry-After
     down = _client(rdap_server, [], base_url="http://127.0.0.1:9/", max_retries=1).lookup("ip", "8.8.8.8")
     assert down["status"] == "failed" and "ConnectionError" in down["error"]
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("86400", None), ("inf", 0.5), ("1e3", 0.5), ("-3", 0.5),
+                                                    ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0)])
+def test_a_retry_after_is_read_never_trusted(rdap_server: RdapServer, retry_after: str, waited: float | None) -> None:
+    # A day is not waited for: the value is recorded as failed and the run goes on. What is not
+    # delay-seconds or an HTTP-date is backed off from as without the header; a past date asks no wait.
+    rdap_server.rate_limit(1, retry_after=retry_after)
+    sleeps: list[float] = []
+    entry = _client(rdap_server, sleeps).lookup("domain", "woodgrove-statements.net")
+    if waited is None:
+        assert entry["status"] == "failed" and "asked to wait 1 days" in entry["error"], entry
+        assert all(s < 300 for s in sleeps)
+    else:
+        assert entry["status"] == "found"
+        assert waited in sleeps and all(s < 300 for s in sleeps)
 
 
 def test_requests_to_one_server_are_paced(rdap_server: RdapServer) -> None:

@@ -15,7 +15,7 @@ from tiops.apply import ApplyIncomplete
 from tiops.cli import main
 from tiops.errors import UsageError
 from tiops.paging import MAX_IDLE_PAGES
-from tiops.stores import open_store
+from tiops.stores import StoreError, open_store
 from tiops.stores.sentinel import DEFAULT_UPLOAD_URL, RequestPacer, open_sentinel
 
 TOKEN_ENV = "TIOPS_TEST_SENTINEL_TOKEN"
@@ -100,6 +100,21 @@ def test_a_server_failing_for_a_while_is_ridden_out(
     apply(root, plan, sleep=sleeps.append)
     assert sleeps == [0.05, 0.05, 0.05]
     assert len(sentinel.versions()) == 4
+    assert not make_plan(root).has_changes
+
+
+def test_a_server_asking_to_wait_for_hours_fails_the_apply_instead_of_sleeping(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any]
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(3)])
+    plan = make_plan(root)
+    sentinel.fail_next(429, 1, retry_after=86_400)  # a day (RFC 9110 section 10.2.3 allows any figure)
+    sleeps: list[float] = []
+    with pytest.raises(StoreError) as raised:
+        apply(root, plan, sleep=sleeps.append)
+    assert "asked to wait 1 days before retrying; tiops waits at most 300 s" in str(raised.value)
+    assert sleeps == []
+    apply(root, plan)  # the rerun converges
     assert not make_plan(root).has_changes
 
 

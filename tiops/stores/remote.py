@@ -9,14 +9,18 @@ stale; a missing entry is filled by reading that object once.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
+import re
 import socket
 import sqlite3
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from tiops.errors import UsageError
 from tiops.redact import redact, register_secret, server_text
@@ -54,14 +58,40 @@ def http_failure(what: str, status: int, retry_after: str | None, reason: str = 
     """
     message = f"{redact(what)}: HTTP {status} {status_phrase(status)}".strip()
     if status in (408, 429) or status >= 500:
-        delay: float | None = None
-        if retry_after is not None:
-            try:
-                delay = max(0.0, float(retry_after))
-            except ValueError:
-                delay = None  # an HTTP date: fall back to the backoff
-        return TransientStoreError(message, retry_after=delay)
+        return TransientStoreError(message, retry_after=retry_after_seconds(retry_after))
     return StoreError(message)
+
+
+# Longer than any delay-seconds a server could mean: a text of more digits reads as this.
+_FOREVER: Final = 10.0**9
+# delay-seconds is 1*DIGIT; a decimal fraction, which some servers send, is read too.
+_DELAY_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """The wait an HTTP Retry-After value asks for, in seconds (RFC 9110 section 10.2.3), or None.
+
+    The value is delay-seconds (``1*DIGIT``, a decimal fraction read too) or an HTTP-date,
+    counted from ``now``; a date in the past asks for no wait. Anything else (a sign, an
+    exponent, ``inf``, ``nan``, text) is None: the caller backs off as without the header. A server's figure is read, never
+    trusted: a huge one is returned as it is, for the caller to refuse (tiops.apply caps
+    the wait), never as a float that ``time.sleep`` cannot take.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        return float(text) if len(text.partition(".")[0]) <= 9 else _FOREVER
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # an HTTP-date is always GMT (RFC 9110 section 5.6.7)
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return max(0.0, moment.timestamp() - now())
+    except (OverflowError, ValueError):
+        return None
 
 
 def readable_object(obj: dict[str, Any], where: str) -> dict[str, Any]:
