@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import orjson
 
@@ -64,6 +64,21 @@ def requires_created_modified(stix_type: str) -> bool:
 
 
 # --- Timestamps ----------------------------------------------------------------------
+
+
+# The first and last moments a STIX timestamp can write (section 3.2: RFC 3339, whose years
+# have four digits).
+EARLIEST_MOMENT: Final = datetime.min.replace(tzinfo=UTC)
+LATEST_MOMENT: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def shifted(moment: datetime, duration: timedelta) -> datetime:
+    """``moment + duration``, held to the moments a STIX timestamp can write: a valid_until
+    extended past the end of year 9999 stops there rather than overflowing."""
+    try:
+        return moment + duration
+    except OverflowError:
+        return LATEST_MOMENT if duration > timedelta(0) else EARLIEST_MOMENT
 
 
 def timestamp_key(text: str) -> tuple[str, str] | None:

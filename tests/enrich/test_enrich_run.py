@@ -102,6 +102,9 @@ def test_refresh_requeries_old_results_and_failures_are_retried(tmp_path: Path, 
     whois = read_lock(root / "intel", root)[0].whois
     assert {v: e["retrieved"] for v, e in whois.items()} == dict.fromkeys(whois, "2026-01-11T00:00:00Z")
     assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh=soon"]).exit_code == 2
+    too_long = CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh=99999999999d"])
+    assert too_long.exit_code == 2 and "longer than any two STIX timestamps are apart" in too_long.output
+    assert enrich_repo(root, rdap=client, refresh=timedelta(days=3_652_000), now=lambda: later).whois_queried == 0
 
 
 def _stripped(root: Path) -> dict[str, dict[str, object]]:

@@ -91,6 +91,20 @@ def test_actions_order_ties_and_disabled() -> None:
     assert obj().data["labels"] == ["c2", "feed"]  # the input object is untouched
 
 
+def test_an_extension_past_the_last_timestamp_stops_there() -> None:
+    # valid_until + 2 years past 9999-06-01 overflowed into an internal error; STIX timestamps
+    # end with year 9999 (section 3.2), and so does the extension, at the author's precision.
+    ruleset = rules("- name: a\n  actions: [{extend: valid_until, by: 730d}]\n")
+    far = apply_rules([obj({**IND, "valid_until": "9999-06-01T00:00:00.000Z"}),
+                       obj({**IND, "valid_until": "9990-01-01T00:00:00Z"})], ruleset, AS_OF)
+    assert [o.data["valid_until"] for o in far.objects] == ["9999-12-31T23:59:59.999Z", "9992-01-01T00:00:00Z"]
+    longest = rules("- name: a\n  when: {field: valid_from, op: older-than, value: 3652000d}\n  actions: [{drop: true}]\n"
+                    "- name: b\n  when: {field: valid_from, op: newer-than, value: 3652000d}\n"
+                    "  actions: [{add_tags: [recent]}]\n")
+    kept = apply_rules([obj()], longest, AS_OF).objects  # nothing is older than year 1; 2025 is newer
+    assert len(kept) == 1 and "recent" in kept[0].data["labels"]
+
+
 def test_drop_stops_later_rules_and_cascades_to_relationships() -> None:
     rel = {"type": "relationship", "id": "relationship--00000000-0000-4000-8000-000000000002",
            "source_ref": IND["id"], "target_ref": "malware--00000000-0000-4000-8000-000000000003"}
@@ -115,6 +129,10 @@ def test_drop_stops_later_rules_and_cascades_to_relationships() -> None:
     ("- name: a\n  when: {field: name, op: matches, value: '(x'}\n  actions: [{drop: true}]\n", "TI505", 2, 36),
     ("- name: a\n  actions: [{extend: valid_until, by: 30days}]\n", "TI506", 2, 35),
     ("- name: a\n  when: {field: modified, op: older-than, value: 3 weeks}\n  actions: [{drop: true}]\n", "TI506", 2, 43),
+    # Longer than year 1 to year 9999, the span STIX timestamps hold: never an overflow later.
+    ("- name: a\n  actions: [{extend: valid_until, by: 99999999999d}]\n", "TI506", 2, 35),
+    ("- name: a\n  when: {field: modified, op: newer-than, value: 9999999999999999999999999w}\n  actions: [{drop: true}]\n",
+     "TI506", 2, 43),
     ("- name: a\n  object_types: [malware]\n  when: {field: type, op: equals, value: indicator}\n  actions: [{drop: true}]\n", "TI507", 3, 35),
     ("- name: a\n  object_types: [malware]\n  when: {field: pattern, op: exists}\n  actions: [{drop: true}]\n", "TI507", 3, 10),
     ("- name: a\n  tests: [{input: {type: indicator}}]\n  actions: [{drop: true}]\n", "TI509", 2, 11),

@@ -21,6 +21,7 @@ from tiops.enrich.values import EnrichValue, enrich_values
 from tiops.findings import Finding
 from tiops.load import load_repo
 from tiops.progress import Progress, no_progress
+from tiops.stix import shifted
 
 if TYPE_CHECKING:
     from tiops.enrich.rdap import RdapClient
@@ -105,7 +106,7 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
 def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValue], settings: dict[str, Any],
            refresh: timedelta | None, now: Callable[[], datetime], rdap: RdapClient | None, flush_seconds: float,
            report: EnrichReport, progress: Progress) -> None:
-    cutoff = now() - refresh if refresh is not None else None
+    cutoff = shifted(now(), -refresh) if refresh is not None else None
     todo: list[EnrichValue] = []
     for kind, value in sorted(wanted):
         if kind == "ip" and is_private(value):

@@ -16,10 +16,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from tiops.enrich.fields import ENRICHMENT_FIELDS, field_path
-from tiops.stix import TIMESTAMP_RE, is_real_day, tlp_level
+from tiops.stix import EARLIEST_MOMENT, LATEST_MOMENT, TIMESTAMP_RE, is_real_day, shifted, tlp_level
 
 Condition = dict[str, Any]
 Predicate = Callable[["ObjectView"], bool]
@@ -62,12 +62,22 @@ class ConditionError(ValueError):
 # --- Durations and timestamps -----------------------------------------------------------
 
 
+# The span between the first and last moments a STIX timestamp can write: no longer
+# duration reaches a timestamp.
+_LONGEST_SECONDS: Final = int((LATEST_MOMENT - EARLIEST_MOMENT).total_seconds())
+
+
 def parse_duration(text: Any) -> timedelta:
-    """``30d``, ``12h``, ``2w`` (also ``s`` and ``m``) as a timedelta; ValueError otherwise."""
+    """``30d``, ``12h``, ``2w`` (also ``s`` and ``m``) as a timedelta; ValueError otherwise,
+    also for one longer than any two timestamps are apart (about 10,000 years)."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"{text!r} is not a duration like 30d, 12h or 2w (a whole number and one of s, m, h, d, w)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    number = match.group(1)
+    if len(number) > 12 or int(number) * _UNIT_SECONDS[match.group(2)] > _LONGEST_SECONDS:
+        raise ValueError(f"{text!r} is longer than any two STIX timestamps are apart "
+                         f"(at most {_LONGEST_SECONDS // 86_400}d, from year 1 to year 9999)")
+    return timedelta(seconds=int(number) * _UNIT_SECONDS[match.group(2)])
 
 
 def parse_timestamp(text: Any) -> datetime | None:
@@ -366,7 +376,7 @@ def element_test(op: str, expected: Any, as_of: datetime | None, path: tuple[str
             raise ConditionError("TI506", str(error), value_path) from None
         if as_of is None:
             raise ConditionError("TI511", f"'{op}' compares with the build's as-of time, and there is none", path)
-        cutoff = fast_timestamp_key(format_timestamp(as_of - duration, like="2000-01-01T00:00:00.000000Z"))
+        cutoff = fast_timestamp_key(format_timestamp(shifted(as_of, -duration), like="2000-01-01T00:00:00.000000Z"))
         assert cutoff is not None
         cutoff_key = cutoff
         if op == "older-than":

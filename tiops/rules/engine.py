@@ -27,6 +27,7 @@ from tiops.rules.conditions import (
     simple_property,
 )
 from tiops.rules.model import Action, Rule, RuleSet
+from tiops.stix import shifted
 
 if TYPE_CHECKING:
     from tiops.enrich.attach import BundleEnrichment
@@ -486,7 +487,7 @@ def _extender(action: Action) -> _Applier:
         base = parse_timestamp(base_text)
         if base is None:
             return ()
-        extended = format_timestamp(base + duration, like=base_text)
+        extended = format_timestamp(shifted(base, duration), like=base_text)
         return () if data.get(name) == extended else ((name, extended),)
 
     return extend
