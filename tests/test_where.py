@@ -67,3 +67,17 @@ def test_where_accepts_custom_and_seen_properties_and_completes_dates() -> None:
     with pytest.raises(UsageError):
         parse_where("partner_score > 3")
     assert parse_where("partner_score > 3", seen=["partner_score"])["value"] == 3
+
+
+def test_nesting_has_the_rules_limit_and_a_clear_error() -> None:
+    from tiops.rules.conditions import MAX_DEPTH
+
+    deep = "(" * MAX_DEPTH + "confidence > 1" + ")" * MAX_DEPTH
+    assert parse_where(deep) == {"field": "confidence", "op": ">", "value": 1}
+    assert parse_where("not " * MAX_DEPTH + "confidence > 1") is not None
+    with pytest.raises(UsageError, match="nest at most"):
+        parse_where("(" * 5000 + "confidence > 1" + ")" * 5000)  # was a RecursionError, an internal error
+    with pytest.raises(UsageError, match="nest at most"):
+        parse_where("not " * 5000 + "confidence > 1")
+    wide = " or ".join(["(confidence > 1 and not (type = indicator))"] * 500)  # wide, not deep
+    assert len(parse_where(wide)["any"]) == 500

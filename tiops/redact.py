@@ -21,8 +21,11 @@ _SECRETS: set[str] = set()
 # Shorter values would mask ordinary words in messages; real secrets are longer.
 _MIN_SECRET_LENGTH = 4
 
-# user:password@ in a URI (RFC 3986 section 3.2.1 userinfo), with or without a scheme.
-_USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^\s:/@'\"]+):(?P<password>[^\s@'\"/]+)@")
+# user:password@ in a URI (RFC 3986 section 3.2.1 userinfo), with or without a scheme. The
+# scheme and user name are bounded: unbounded, every start in a long unbroken run of text (a
+# pasted blob echoed in a message) scanned to its end, and a 100k-character argument took
+# minutes to redact.
+_USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]{0,31}://)?[^\s:/@'\"]{1,256}):(?P<password>[^\s@'\"/]{1,1024})@")
 # password=... in a libpq key/value connection string, and Authorization header values.
 _KEY_VALUE = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|\S+)")
 _AUTHORIZATION = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{4,})")
@@ -62,13 +65,18 @@ def redact(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _USERINFO.sub(lambda m: f"{m.group('user')}:{MASK}@", text)
+    if "@" in text:  # userinfo ends with one
+        text = _USERINFO.sub(lambda m: f"{m.group('user')}:{MASK}@", text)
     text = _KEY_VALUE.sub(lambda m: f"{m.group('key')}{MASK}", text)
     return _AUTHORIZATION.sub(lambda m: f"{m.group('scheme')} {MASK}", text)
 
 
 def server_text(text: object, limit: int = SERVER_TEXT_LIMIT) -> str:
     """Text a server sent, safe to show: redacted, control characters escaped, at most ``limit`` characters."""
-    shown = redact(str(text))
+    # Only the start is shown: redact what can reach it (a whole secret or credential that
+    # starts inside the limit), not megabytes a server may send.
+    text = str(text)
+    reach = limit + max((len(secret) for secret in _SECRETS), default=0) + 2048
+    shown = redact(text[:reach])
     shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -34,6 +34,7 @@ from typing import Any
 from tiops.enrich.fields import ENRICHMENT_KINDS, ENRICHMENT_SUBFIELDS
 from tiops.errors import UsageError
 from tiops.jsonschemas import property_kinds
+from tiops.rules.conditions import MAX_DEPTH
 from tiops.stix import ALL_TYPES, SCO_TYPES
 
 Condition = dict[str, Any]
@@ -173,6 +174,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], text: str) -> None:
         self.tokens, self.text, self.position = tokens, text, 0
+        self.depth = 0  # the parentheses and 'not's open around the position read
 
     def _peek(self) -> str | None:
         return self.tokens[self.position][1] if self.position < len(self.tokens) else None
@@ -200,18 +202,28 @@ class _Parser:
 
     def factor(self) -> Condition:
         token = self._peek()
-        if token is not None and token.lower() == "not":
-            self._take()
+        if token is None or (token.lower() != "not" and token != "("):
+            return self.test()
+        # Each level is one more call here; the rules' conditions stop at the same depth.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise UsageError(f"--where: parentheses and 'not' nest at most {MAX_DEPTH} levels deep",
+                             hint="Write the condition flatter: 'a and b and c' needs no parentheses.")
+        try:
+            return self._nested(token)
+        finally:
+            self.depth -= 1
+
+    def _nested(self, token: str) -> Condition:
+        """The factor that ``token``, a 'not' or a '(', opens."""
+        self._take()
+        if token != "(":
             return {"not": self.factor()}
-        if token == "(":
-            self._take()
-            inner = self.expr()
-            if self._peek() != ")":
-                raise UsageError(f"--where: missing ')' in {self.text!r}")
-            if self._take()[1] != ")":
-                raise UsageError(f"--where: missing ')' in {self.text!r}")
-            return inner
-        return self.test()
+        inner = self.expr()
+        if self._peek() != ")":
+            raise UsageError(f"--where: missing ')' in {self.text!r}")
+        self._take()
+        return inner
 
     def test(self) -> Condition:
         kind, field = self._take()

@@ -52,3 +52,11 @@ def test_created_per_month_shows_the_newest_months(make_repo) -> None:  # type: 
     chart = chart[:chart.index("</svg>")]
     assert "2024-06" in chart and "2023-04" in chart  # the newest 15 months
     assert "2022-01" not in chart and "2023-03" not in chart
+
+
+def test_an_output_that_cannot_be_a_folder_is_a_clear_error(example_repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    for output in (tmp_path / "a-file", tmp_path / "a-file" / "report", Path("/dev/null"), Path("/proc/report")):
+        result = CliRunner().invoke(main, ["-C", str(example_repo), "report", "-o", str(output)])
+        assert result.exit_code != 0 and "internal error" not in result.output, result.output
+        assert "a-file" in result.output or "cannot write the report" in result.output, result.output

@@ -114,7 +114,15 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
     """
     # Like compile: the data built is big and acyclic, so the cyclic collector only costs time.
     with paused_gc():
-        return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid, cache=cache)
+        try:
+            return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid, cache=cache)
+        except OSError as error:
+            # Only a failure to write the site is the user's to fix here; any other is a bug.
+            if not os.fspath(error.filename or "").startswith(os.fspath(output)):
+                raise
+            raise TiopsError(f"cannot write the report to {output}: {error.strerror or error}",
+                             hint="Name a folder tiops can create or write, like dist/report "
+                                  "(not a file, a device or a read-only place).") from None
 
 
 def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Progress, allow_invalid: bool,
