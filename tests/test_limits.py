@@ -149,6 +149,7 @@ def test_check_structure_is_not_recursive() -> None:
         (str(STIX_INTEGER_MAX + 1), True),
         (str(STIX_INTEGER_MIN - 1), True),
         ("123456789012345678901234567890", True),
+        ("9" * 5000, True),  # past the 4,300 digits Python writes an int in: named by its size
         (".nan", True),
         ("-.inf", True),
         (str(STIX_INTEGER_MAX), False),
@@ -193,3 +194,6 @@ def test_objects_pulled_from_a_server_are_checked_one_by_one() -> None:
 def test_an_object_whose_id_would_be_derived_from_a_huge_integer_is_a_finding(make_repo) -> None:  # type: ignore[no-untyped-def]
     root = make_repo({"intel/m.yaml": 'type: malware\nspec_version: "2.1"\nname: 123456789012345678901234567890\nis_family: true\n'})
     assert errors(root) == [("TI201", "intel/m.yaml", 1)]
+    (root / "intel" / "m.yaml").write_text(f'type: malware\nspec_version: "2.1"\nname: {"9" * 5000}\nis_family: true\n')
+    assert ("TI201", "intel/m.yaml", 1) in errors(root)
+    assert run(root, "validate")[0] == 1

@@ -81,3 +81,10 @@ def test_nesting_has_the_rules_limit_and_a_clear_error() -> None:
         parse_where("not " * 5000 + "confidence > 1")
     wide = " or ".join(["(confidence > 1 and not (type = indicator))"] * 500)  # wide, not deep
     assert len(parse_where(wide)["any"]) == 500
+
+
+def test_a_number_longer_than_any_stix_number_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="longer than any STIX number"):
+        parse_where("confidence > " + "9" * 5000)  # int() of it raised past 4,300 digits
+    assert parse_where("confidence > 99999999999999999999") == {"field": "confidence", "op": ">",
+                                                               "value": 99999999999999999999}

@@ -117,6 +117,14 @@ def _show_key(key: Any) -> str:
     return repr(key)
 
 
+def shown_integer(value: int) -> str:
+    """An integer as a message shows it: written out, or by its size when it is too long to
+    read (and past Python's 4,300-digit limit for writing an int, which raises)."""
+    if value.bit_length() <= 200:  # up to 61 digits
+        return str(value)
+    return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+
+
 def number_problems(value: Any) -> Iterator[tuple[tuple[PathPart, ...], str]]:
     """(path, reason) of every integer outside the STIX 2.1 range and every NaN or Infinity."""
     try:
@@ -139,7 +147,7 @@ def _walk_numbers(value: Any) -> Iterator[tuple[tuple[PathPart, ...], str]]:
             kind = type(item)
             if kind is int:
                 if not STIX_INTEGER_MIN <= item <= STIX_INTEGER_MAX:
-                    yield (*path, key), f"{item} is outside the STIX 2.1 integer range"
+                    yield (*path, key), f"{shown_integer(item)} is outside the STIX 2.1 integer range"
             elif kind is float:
                 if not math.isfinite(item):
                     yield (*path, key), f"{item} is not a number STIX can hold (NaN and Infinity are not JSON)"

@@ -254,6 +254,11 @@ class _Parser:
             return re.sub(r"\\(.)", r"\1", text[1:-1])
         if kind != "word":
             raise UsageError(f"--where: expected a value, found {text!r}")
+        if re.fullmatch(r"-?\d+(?:\.\d+)?", text) and len(text.lstrip("-").partition(".")[0]) > 20:
+            # No STIX number has so many digits (integers end at 2^53, section 2.16); past 4,300
+            # digits Python could not even write the number back in a message.
+            raise UsageError(f"--where: {text[:24]}... ({len(text)} characters) is longer than any STIX number",
+                             hint="STIX integers lie within +-(2^53-1) (STIX 2.1 section 2.16).")
         if re.fullmatch(r"-?\d+", text):
             return int(text)
         if re.fullmatch(r"-?\d+\.\d+", text):
