@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tiops.codes import make_finding
 from tiops.filesource import FileSource, WorkingTree
@@ -76,6 +78,9 @@ def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, l
     ]
     if findings or not isinstance(data, dict):
         return Config(root=root, source=source), findings
+    findings.extend(_rdap_url_problems(data.get("enrichment") or {}))
+    if findings:
+        return Config(root=root, source=source), findings
     targets = {DEFAULT_TARGET: {"type": "sqlite", "path": ".tiops/store.sqlite"}}
     targets.update(data.get("targets") or {})
     findings.extend(_deprecated_keys(targets))
@@ -97,6 +102,32 @@ def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, l
         ),
         findings,
     )
+
+
+def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
+    """TI110 for an RDAP server or bootstrap URL that is not an http(s) URL with a host: RDAP
+    runs over HTTP only (RFC 7480 section 3), and a folder of bootstrap files has no scheme."""
+    rdap = enrichment.get("rdap") or {}
+    found = []
+    for key in ("base_url", "bootstrap"):
+        value = rdap.get(key)
+        if not isinstance(value, str) or (key == "bootstrap" and not _URL_SCHEME.match(value)):
+            continue
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # reading it raises for a port that is no number
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # a bracketed host left open, a port that is no number
+            usable = False
+        if not usable:
+            found.append(make_finding("TI110", f"enrichment.rdap.{key}: {value!r} is not an http:// or https:// URL "
+                                               "with a host (RDAP runs over HTTP, RFC 7480 section 3)",
+                                      Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
+    return found
+
+
+# A URL's scheme (RFC 3986 section 3.1) at the start of a value that may also be a folder.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 # Old key -> the key every TAXII credential now uses (the one `tiops import taxii` always used).

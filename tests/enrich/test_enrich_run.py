@@ -155,6 +155,37 @@ def test_a_bad_enrichment_setting_is_a_located_config_finding(tmp_path: Path) ->
     assert "requests_per_minute" in result.output and "backend" in result.output
 
 
+def test_a_tiops_yaml_with_errors_looks_nothing_up(tmp_path: Path, rdap_server: RdapServer) -> None:
+    # A config with errors loads as every default: enrich would have asked the public IANA
+    # bootstrap and registries instead of the server the team named.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish"])
+    text = (root / "tiops.yaml").read_text(encoding="utf-8")
+    (root / "tiops.yaml").write_text(text + "    colour: blue\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 1 and "nothing was looked up" in result.output and "colour" in result.output
+    assert rdap_server.requests == [] and not (root / "intel" / ".enrichment").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("base_url", "ftp://rdap.example/"), ("base_url", "http://[::1"),
+                                            ("base_url", "http://rdap.example:port/"), ("base_url", "https:///x"),
+                                            ("bootstrap", "file:///etc/rdap/")])
+def test_an_rdap_url_that_is_not_http_is_a_located_config_finding(tmp_path: Path, key: str, value: str) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    {key}: '{value}'\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1 and "TI110" in result.output and f"enrichment.rdap.{key}" in result.output
+    assert "RFC 7480" in result.output
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 1  # an internal error or a hang before
+
+
+def test_a_bootstrap_folder_holding_no_registry_file_is_a_failure_not_not_found(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["phish"])
+    (root / "tiops.yaml").write_text("enrichment:\n  rdap:\n    bootstrap: no-such-folder\n", encoding="utf-8")
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0  # recorded, never a stopped run
+    entry = read_lock(root / "intel", root)[0].whois["woodgrove-securelogin.net"]
+    assert entry["status"] == "failed" and "holds none of dns.json" in entry["error"]  # asked again next run
+
+
 def test_paths_outside_the_repository_are_a_usage_error(tmp_path: Path) -> None:
     root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
     result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", str(tmp_path)])

@@ -111,8 +111,15 @@ def _services(document: Any) -> Iterator[tuple[list[str], str]]:
 def load_bootstrap(settings: RdapSettings, session: requests.Session) -> Bootstrap:
     """Read ``dns.json``, ``ipv4.json`` and ``ipv6.json`` from the bootstrap URL or folder."""
     bootstrap = Bootstrap()
-    for name in ("dns.json", "ipv4.json", "ipv6.json"):
-        document = _bootstrap_file(settings, session, name)
+    documents = {name: _bootstrap_file(settings, session, name) for name in ("dns.json", "ipv4.json", "ipv6.json")}
+    if all(document is None for document in documents.values()):
+        # A registry may leave a file out, not all three: this is a wrong folder or URL, and every
+        # value would otherwise be recorded as one no registry knows (not-found, never asked again).
+        raise UsageError(f"the RDAP bootstrap registry {settings.bootstrap} holds none of dns.json, ipv4.json, "
+                         "ipv6.json (RFC 9224)",
+                         hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
+                              "in tiops.yaml, or run 'tiops enrich --offline'.")
+    for name, document in documents.items():
         for entries, server in _services(document):
             for entry in entries:
                 if name == "dns.json":
