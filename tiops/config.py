@@ -10,8 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tiops.codes import make_finding
+from tiops.errors import TiopsError
 from tiops.filesource import FileSource, WorkingTree
-from tiops.findings import Finding, Location
+from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.yamlio import YamlProblem, parse_yaml
@@ -102,6 +103,24 @@ def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, l
         ),
         findings,
     )
+
+
+def usable_config(root: Path, doing: str) -> Config:
+    """The configuration under ``root`` for a command that acts on it (``doing``: what it would
+    do, for the message); TiopsError when ``tiops.yaml`` has an error.
+
+    A file with errors loads as every default (:func:`load_config`), so such a command would
+    write into the default ``intel/`` rather than the folder named, or ask public servers
+    instead of the ones named. Commands that build refuse through validation anyway.
+    """
+    config, findings = load_config(root)
+    errors = [finding for finding in findings if finding.severity is Severity.ERROR]
+    if errors:
+        where = errors[0].location
+        place = f"{where.file}:{where.line}" if where.line else where.file
+        raise TiopsError(f"{place}: {errors[0].message}; nothing was {doing}",
+                         hint="Run 'tiops validate' to see every finding, and fix tiops.yaml first.")
+    return config
 
 
 def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.load import OVERLAY_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
@@ -46,6 +47,7 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
         selects = compile_condition(condition) if condition is not None else (lambda obj: False)
     except ConditionError as error:
         raise UsageError(f"--where: {error.message}") from None
+    usable_config(root, "tagged")  # with errors it would load as every default: the wrong intel folder
     repo = load_repo(root)
     wanted = set(ids or ())
     selected = [obj for obj in repo.objects if obj.declared_by is None and (obj.id in wanted or selects(obj))]

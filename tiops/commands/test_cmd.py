@@ -7,7 +7,7 @@ import sys
 import click
 
 from tiops.commands.common import EXIT_FINDINGS, handle_errors, repo_root
-from tiops.config import load_config
+from tiops.config import usable_config
 from tiops.rules import RulesInvalid, load_rules, resolve_as_of
 from tiops.rules.testing import run_rule_tests
 
@@ -20,7 +20,7 @@ from tiops.rules.testing import run_rule_tests
 def test_command(ctx: click.Context, as_of: str | None) -> None:
     """Run the tests written on the ingestion rules (rules/ingestion/*.yaml). Exit 1 when one fails."""
     root = repo_root(ctx)
-    config, _ = load_config(root)
+    config = usable_config(root, "tested")
     rule_set, findings = load_rules(config)
     errors = [f for f in findings if f.severity.name == "ERROR"]
     if errors:

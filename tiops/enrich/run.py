@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiops.config import CONFIG_FILE, load_config
+from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
 from tiops.enrich.values import EnrichValue, enrich_values
-from tiops.errors import TiopsError
-from tiops.findings import Finding, Severity
+from tiops.findings import Finding
 from tiops.load import load_repo
 from tiops.progress import Progress, no_progress
 from tiops.stix import shifted
@@ -67,13 +66,9 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     ``refresh`` re-queries results at least that old (``timedelta(0)``: all of them).
     Values no object names any more are pruned whatever ``paths`` says.
     """
-    config, config_findings = load_config(root)
-    if any(f.severity is Severity.ERROR for f in config_findings):
-        # A tiops.yaml with errors loads as every default: the public IANA bootstrap instead of
-        # the RDAP server the team named, which would send its indicators somewhere it did not choose.
-        first = next(f for f in config_findings if f.severity is Severity.ERROR)
-        raise TiopsError(f"{CONFIG_FILE}: {first.message}; nothing was looked up",
-                         hint="Run 'tiops validate' to see every finding.")
+    # With errors, tiops.yaml would load as every default: the public IANA bootstrap instead of
+    # the RDAP server the team named, asked about its indicators.
+    config = usable_config(root, "looked up")
     repo = load_repo(root)
     intel = repo.config.intel_path
     settings: dict[str, Any] = dict(config.enrichment)

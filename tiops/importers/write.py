@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from tiops.config import load_config
+from tiops.config import load_config, usable_config
 from tiops.errors import UsageError
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
 from tiops.importers.dependents import imported_ids, read_lock, reject_dependents
@@ -101,7 +101,7 @@ def source_folder(root: Path, source: str) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")
     if not slug:
         raise UsageError(f"the source name {source!r} has no letters or digits to name its folder")
-    return load_config(root)[0].intel_path / slug
+    return usable_config(root, "imported").intel_path / slug
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",

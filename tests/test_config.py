@@ -1,0 +1,52 @@
+"""tiops.yaml: commands that act on its settings refuse it while it has an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tiops.cli import main
+
+INDICATOR = """type: indicator
+spec_version: "2.1"
+id: indicator--00000000-0000-4000-8000-000000000001
+created: 2025-03-01T00:00:00.000Z
+modified: 2025-03-01T00:00:00.000Z
+pattern: "[ipv4-addr:value = '8.8.8.8']"
+pattern_type: stix
+valid_from: 2025-03-04T00:00:00Z
+"""
+BUNDLE = ('{"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000", "objects": [{"type": "indicator",'
+          ' "spec_version": "2.1", "id": "indicator--00000000-0000-4000-8000-000000000002", "created":'
+          ' "2025-03-01T00:00:00.000Z", "modified": "2025-03-01T00:00:00.000Z", "pattern":'
+          ' "[ipv4-addr:value = \'1.1.1.1\']", "pattern_type": "stix", "valid_from": "2025-03-04T00:00:00Z"}]}')
+
+
+@pytest.mark.parametrize(("command", "doing"), [
+    (["import", "{bundle}", "--source", "Partner"], "imported"),
+    (["tag", "add", "--where", "type = indicator", "reviewed"], "tagged"),
+    (["enrich", "--offline"], "looked up"),
+    (["test"], "tested"),
+])
+def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_path: Path, command: list[str],
+                                                                             doing: str) -> None:
+    # With an error tiops.yaml loads as every default: these wrote into intel/ instead of the
+    # folder named, or asked the public RDAP servers instead of the one named.
+    root = tmp_path / "repo"
+    (root / "threat-intel").mkdir(parents=True)
+    (root / "threat-intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
+    (root / "tiops.yaml").write_text("intel: threat-intel\ncolour: blue\n", encoding="utf-8")
+    (tmp_path / "bundle.json").write_text(BUNDLE, encoding="utf-8")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    args = [arg.replace("{bundle}", str(tmp_path / "bundle.json")) for arg in command]
+    result = CliRunner().invoke(main, ["-C", str(root), *args])
+    assert result.exit_code == 1, result.output
+    assert f"tiops.yaml: Additional properties are not allowed ('colour' was unexpected); nothing was {doing}" in (
+        result.output)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before  # nothing written anywhere
+
+    (root / "tiops.yaml").write_text("intel: threat-intel\n", encoding="utf-8")  # fixed: it runs, in its folder
+    assert CliRunner().invoke(main, ["-C", str(root), *args]).exit_code == 0
+    assert not (root / "intel").exists()
