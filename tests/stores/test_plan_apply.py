@@ -343,3 +343,17 @@ def test_sqlite_targets_write_larger_batches_unless_told_otherwise() -> None:
     # Remote stores keep requests small (a TAXII server's or Sentinel's size limits).
     for kind in ("postgres", "taxii", "sentinel"):
         assert TargetSettings.from_config("t", {"type": kind}).batch_size == 500
+
+
+@pytest.mark.parametrize("where", ["a-folder", "a-file.txt", "a-file.txt/store.sqlite", "/dev/null"])
+def test_a_sqlite_path_that_cannot_be_a_store_is_a_clear_error(tmp_path: Path, where: str) -> None:
+    # SQLite's own errors (a folder, another kind of file, a device) were internal errors.
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file.txt").write_text("not a database\n", encoding="utf-8")
+    path = where if where.startswith("/") else str(tmp_path / where)
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": path}, [indicator(1)])
+    result = CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"])
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output and "target 't': the SQLite store" in result.output
+    assert "names a SQLite file tiops can create and write" in result.output
+    assert (tmp_path / "a-file.txt").read_text(encoding="utf-8") == "not a database\n"

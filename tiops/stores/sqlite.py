@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -15,6 +15,7 @@ from tiops.stores import (
     LockHeld,
     ObjectError,
     StoredVersion,
+    StoreError,
     TransientStoreError,
     object_digest,
     process_alive,
@@ -22,10 +23,29 @@ from tiops.stores import (
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callable[Concatenate[SqliteStore, _P], _R]:
+    """The method with SQLite's own errors (a path that is a folder, a device or another file, a
+    full disk, a damaged database) as a StoreError naming the store, never an internal error."""
+    def translated(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as error:  # OSError: its folder cannot be made
+            raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
+                             hint=f"Check that targets.{self.target}.path in tiops.yaml names a SQLite file tiops "
+                                  "can create and write (not a folder, a device or another kind of file), on a "
+                                  "disk with room.") from None
+    translated.__name__, translated.__doc__ = method.__name__, method.__doc__
+    return translated
+
 
 class SqliteStore:
     supports_delete = True
 
+    @_sqlite_errors
     def __init__(self, path: Path, *, target: str = "local", as_of: str | None = None) -> None:
         self.path = path
         self.target = target
@@ -79,9 +99,11 @@ class SqliteStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
+    @_sqlite_errors
     def manifest(self) -> dict[str, StoredVersion]:
         return shared.manifest_from_rows(self._db.execute(shared.SELECT_MANIFEST))
 
+    @_sqlite_errors
     def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 500):
@@ -91,6 +113,7 @@ class SqliteStore:
                 found[stix_id] = orjson.loads(text)
         return found
 
+    @_sqlite_errors
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         rows = shared.version_rows(objects, digests)
         ids = sorted({obj["id"] for obj in objects})
@@ -120,6 +143,7 @@ class SqliteStore:
             if params:
                 self._db.executemany(statement, params)
 
+    @_sqlite_errors
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
         try:
@@ -132,6 +156,7 @@ class SqliteStore:
             raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
         return []
 
+    @_sqlite_errors
     def acquire_lock(self, holder: str) -> None:
         host, pid = socket.gethostname(), os.getpid()
         with self._transaction():
@@ -150,6 +175,7 @@ class SqliteStore:
                 self._db.execute(tables.refresh_active_sql(tables.SQLITE), (self.as_of, self.as_of))
         self._lock_holder = holder
 
+    @_sqlite_errors
     def release_lock(self) -> None:
         if self._lock_holder is None:
             return
@@ -160,12 +186,14 @@ class SqliteStore:
             )
         self._lock_holder = None
 
+    @_sqlite_errors
     def force_unlock(self) -> str | None:
         with self._transaction():
             row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
             self._db.execute("DELETE FROM tiops_lock WHERE target = ?", (self.target,))
         return None if row is None else f"{row[0]} (pid {row[2]} on {row[1]})"
 
+    @_sqlite_errors
     def close(self) -> None:
         self._db.close()
 
