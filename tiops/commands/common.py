@@ -126,6 +126,20 @@ def repo_root(ctx: click.Context, *, near: list[Path] | None = None) -> Path:
                      "or in any parent folder)", hint=NOT_A_REPO_HINT)
 
 
+def write_output(path: Path, data: bytes | str, what: str) -> None:
+    """Write a file an option named (``what`` it holds, for the message); an error the user can
+    fix, naming the file, when it cannot be written (a missing folder, a read-only place, a device)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+    except OSError as error:
+        raise UsageError(f"cannot write the {what} to {path}: {error.strerror or error}",
+                         hint="Name a file in a folder tiops can create or write.") from None
+
+
 def shown_path(path: Path) -> str:
     """A path as the user typed it: relative to the current folder when under it."""
     try:

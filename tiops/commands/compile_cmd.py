@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path
+from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path, write_output
 from tiops.config import load_config
 from tiops.findings import Severity
 from tiops.memory import end_without_freeing
@@ -41,7 +41,7 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
     (target.parent / "build.json").write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     if trace_file is not None:
-        trace_file.parent.mkdir(parents=True, exist_ok=True)
-        trace_file.write_bytes(orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
+        write_output(trace_file, orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n",
+                     "trace")
     warnings = sum(1 for f in result.findings if f.severity is Severity.WARNING)
     click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import handle_errors, progress_bar, repo_root, write_output
 from tiops.diff import diff_revisions
 from tiops.render.diff import DIFF_RENDERERS
 from tiops.revision import compile_pair
@@ -37,8 +37,7 @@ def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, outp
     diff = diff_revisions(before, after)
     rendered = DIFF_RENDERERS[fmt](diff)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(rendered, encoding="utf-8")
+        write_output(output, rendered, "diff")
     else:
         click.echo(rendered, nl=False)
     if exit_code and not diff.empty:

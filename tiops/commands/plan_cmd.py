@@ -11,7 +11,13 @@ import click
 import orjson
 
 from tiops.apply import open_session
-from tiops.commands.common import handle_errors, progress_bar, repo_root, show_config_warnings
+from tiops.commands.common import (
+    handle_errors,
+    progress_bar,
+    repo_root,
+    show_config_warnings,
+    write_output,
+)
 from tiops.plan import Change, Plan
 from tiops.redact import redact_registered
 from tiops.render.names import names_of, what
@@ -50,8 +56,7 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
     if refresh_only:
         plan = plan.drift_only()
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(plan.to_json())
+        write_output(out, plan.to_json(), "plan")
     if output_format == "json":
         click.echo(plan.to_json().decode(), nl=False)
     else:

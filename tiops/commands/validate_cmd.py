@@ -14,6 +14,7 @@ from tiops.commands.common import (
     progress_bar,
     repo_root,
     start_folder,
+    write_output,
 )
 from tiops.discover import find_repo_root
 from tiops.findings import Severity, fails, sort_findings
@@ -61,8 +62,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     shown = [f for f in findings if not (quiet and f.severity is Severity.INFO)]
     rendered = FINDING_RENDERERS[fmt](shown, color=color_enabled() and output is None, tool_version=__version__)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(rendered, encoding="utf-8")
+        write_output(output, rendered, "findings")
     else:
         click.echo(rendered, nl=False)
     sys.exit(1 if fails(findings, strict=strict) else 0)
