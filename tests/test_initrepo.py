@@ -90,3 +90,13 @@ def test_init_writes_the_default_report_panels_for_the_team_to_edit(tmp_path: Pa
     code, output = invoke("-C", str(root), "report", "--as-of", "2025-06-01")
     assert code == 0, output
     assert "What we hold, by type" in (root / "dist" / "report" / "index.html").read_text()
+
+
+def test_init_in_a_place_that_cannot_hold_a_repository_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    for place, message in [(tmp_path / "a-file", "is a file"), (tmp_path / "a-file" / "repo", "cannot write"),
+                           (Path("/proc/tiops-repo"), "cannot write")]:
+        result = CliRunner().invoke(main, ["init", str(place)])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "internal error" not in result.output
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "x"

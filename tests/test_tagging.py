@@ -37,3 +37,16 @@ def test_untagging_removes_the_label_again(example_repo: Path) -> None:
     tag_objects(example_repo, "add", ["reviewed"], condition=condition)
     tag_objects(example_repo, "remove", ["reviewed"], condition=condition)
     assert _snapshot(example_repo) == before
+
+
+def test_a_tag_that_is_no_label_changes_nothing(example_repo: Path) -> None:
+    import pytest
+
+    from tiops.errors import UsageError
+
+    before = {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")}
+    for tag in ["", "  ", " c2", "c2 ", "a\nb", "tab\there", "nul\x00"]:
+        with pytest.raises(UsageError, match="is not a tag"):
+            tag_objects(example_repo, "add", ["reviewed", tag], condition=parse_where("type = indicator"))
+    assert {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")} == before
+    assert tag_objects(example_repo, "add", ["tlp:amber"], condition=parse_where("type = indicator"))

@@ -65,12 +65,20 @@ def init_repo(new: NewRepo) -> list[Path]:
             f"{new.folder} already has {', '.join(existing)}; tiops init never overwrites a file",
             hint="Run it in an empty folder, e.g. 'tiops init NEW_FOLDER', or move those files away first.",
         )
-    written = []
+    if new.folder.exists() and not new.folder.is_dir():
+        raise UsageError(f"{new.folder} is not a folder; tiops init makes a repository in a folder",
+                         hint="Name a new or empty folder, e.g. 'tiops init NEW_FOLDER'.")
+    written: list[Path] = []
     for name, text in new.files.items():
         path = new.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("x", encoding="utf-8") as handle:  # "x": never replace a file created meanwhile
-            handle.write(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("x", encoding="utf-8") as handle:  # "x": never replace a file created meanwhile
+                handle.write(text)
+        except OSError as error:  # a read-only place, a full disk, a file created meanwhile
+            raise UsageError(f"cannot write {path}: {error.strerror or error}"
+                             + (f" (written so far: {', '.join(p.name for p in written)})" if written else ""),
+                             hint="Name a folder tiops can create and write, e.g. 'tiops init NEW_FOLDER'.") from None
         written.append(path)
     return written
 

@@ -8,6 +8,7 @@ stay as written; only the `labels` of the matching objects change. Partner intel
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ class TagChange:
     name: str | None = None  # what people call the object (tiops.lookup.object_name)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def tag_objects(root: Path, action: str, tags: list[str], *, condition: Condition | None = None,
                 ids: list[str] | None = None) -> list[TagChange]:
     """Add or remove ``tags`` on every object matching ``condition`` or listed in ``ids``; return the changes."""
@@ -43,6 +47,13 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
         raise UsageError(f"unknown tag action {action!r}", hint="Use 'add' or 'remove'.")
     if condition is None and not ids:
         raise UsageError("say which objects to tag with --where EXPR or --id ID")
+    for tag in tags:
+        # A tag is a STIX label (section 3.2, labels: a list of strings): an empty
+        # one, one padded with spaces (another tag than its trimmed self) or one holding a line
+        # break or another control character would be kept, silently, in every object it touched.
+        if not tag.strip() or tag != tag.strip() or _CONTROL.search(tag):
+            raise UsageError(f"{tag!r} is not a tag: tags are non-empty, without spaces around them or "
+                             "control characters", hint="For example: tiops tag add --where 'type = indicator' c2")
     try:
         selects = compile_condition(condition) if condition is not None else (lambda obj: False)
     except ConditionError as error:
