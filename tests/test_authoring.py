@@ -48,6 +48,13 @@ def test_new_refuses_unknown_types_and_bad_options(example_repo: Path) -> None:
     assert runner.invoke(main, ["-C", str(example_repo), "new", "widget"]).exit_code == 2
     assert runner.invoke(main, ["-C", str(example_repo), "new", "indicator", "--relationship", "nonsense"]).exit_code == 2
     assert runner.invoke(main, ["-C", str(example_repo), "new", "report"]).exit_code == 2  # object_refs must be given
+    # An integer past the STIX range, even past the 4,300 digits Python writes: refused, not an internal error.
+    for value in ("9" * 5000, "[1, 99999999999999999999]"):
+        huge = runner.invoke(main, ["-C", str(example_repo), "new", "indicator", "--set", f"x_n={value}", "--stdout"])
+        assert huge.exit_code == 2 and "outside the STIX 2.1 integer range" in huge.output, huge.output
+    (example_repo / "a-file").write_text("x", encoding="utf-8")
+    nowhere = runner.invoke(main, ["-C", str(example_repo), "new", "indicator", "-o", str(example_repo / "a-file" / "i.yaml")])
+    assert nowhere.exit_code == 2 and "cannot write the new object" in nowhere.output, nowhere.output
 
 
 @pytest.mark.parametrize(("stix_type", "folder"), [("malware", "intel/malware"), ("identity", "intel/identities"),

@@ -18,6 +18,7 @@ from typing import Any
 from tiops.errors import UsageError
 from tiops.findings import Severity
 from tiops.jsonschemas import known_properties, property_json_type, stix_validator
+from tiops.limits import number_problems
 from tiops.load import IntelObject, load_repo
 from tiops.stix import (
     ALL_TYPES,
@@ -146,6 +147,10 @@ def _setting_value(stix_type: str, key: str, raw: str) -> Any:
     """
     kind = property_json_type(stix_type, key)
     parsed = _scalar(raw)
+    for _, reason in number_problems(parsed if isinstance(parsed, (dict, list)) else [parsed]):
+        # Refused here: the object's id is seeded from the values, and Python cannot even write
+        # an integer of more than 4,300 digits.
+        raise UsageError(f"--set {key}: {reason}", hint="STIX integers lie within +-(2^53-1) (STIX 2.1 section 2.16).")
     if kind == "string":
         return parsed if isinstance(parsed, str) and raw.strip()[:1] in ("'", '"') else raw
     if kind == "array" and not isinstance(parsed, list) and parsed is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tiops.authoring import now_timestamp, scaffold
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import handle_errors, repo_root, write_output
 from tiops.errors import UsageError
 
 
@@ -40,6 +40,5 @@ def new_command(ctx: click.Context, stix_type: str, settings: tuple[str, ...], r
         return
     if new.path.exists():
         raise UsageError(f"{new.path} already exists", hint="Choose another file with -o.")
-    new.path.parent.mkdir(parents=True, exist_ok=True)
-    new.path.write_text(new.text, encoding="utf-8")
+    write_output(new.path, new.text, "new object")
     click.echo(f"wrote {new.path.relative_to(root) if new.path.is_relative_to(root) else new.path} ({new.data['id']})")
