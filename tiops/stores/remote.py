@@ -73,9 +73,9 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time)
 
     The value is delay-seconds (``1*DIGIT``, a decimal fraction read too) or an HTTP-date,
     counted from ``now``; a date in the past asks for no wait. Anything else (a sign, an
-    exponent, ``inf``, ``nan``, text) is None: the caller backs off as without the header. A server's figure is read, never
-    trusted: a huge one is returned as it is, for the caller to refuse (tiops.apply caps
-    the wait), never as a float that ``time.sleep`` cannot take.
+    exponent, ``inf``, ``nan``, text) is None: the caller backs off as without the header.
+    A server's figure is read, never trusted: a huge one comes back as "forever" for the
+    caller to refuse (tiops.apply caps the wait), never as a float ``time.sleep`` cannot take.
     """
     if value is None:
         return None
