@@ -167,6 +167,21 @@ def test_duplicate_names_and_validate_reports_rule_findings(make_repo: Callable[
     assert result.exit_code == 1 and "TI508" in result.output
 
 
+def test_a_rule_file_beside_the_ingestion_folder_is_reported_not_ignored(
+        make_repo: Callable[[dict[str, str]], Path]) -> None:
+    # A newcomer's rules in rules/ rather than rules/ingestion/ never ran, and nothing said so.
+    root = make_repo({"rules/drop-old.yaml": "- {name: old, actions: [{drop: true}]}\n",
+                      "rules/relationships.yaml": "[]\n",
+                      "rules/ingestion/a.yaml": "- {name: a, actions: [{revoke: true}]}\n",
+                      "rules/team/notes.yaml": "x: 1\n"})
+    rule_set, findings = load_rules(Config(root=root))
+    assert [r.name for r in rule_set.rules] == ["a"]
+    assert [(f.code, f.severity.name, f.location.file) for f in findings] == [("TI513", "WARNING", "rules/drop-old.yaml")]
+    assert "rules/ingestion/" in findings[0].message
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--strict"])
+    assert result.exit_code == 1 and "TI513" in result.output
+
+
 def _git(root: Path) -> None:
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_AUTHOR_DATE": "2025-06-01T00:00:00Z",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,13 +112,16 @@ def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tu
     folder = config.rules_path / INGESTION_DIR
     found: list[tuple[Path, str]] = []
     files = config.files
-    if not files.is_dir(os.fspath(folder)):
-        return found
 
     def report(path: str, code: str, message: str) -> None:
         if findings is not None:
             relative = display_name(Path(path).relative_to(config.root).as_posix())
             findings.append(make_finding(code, message, Location(relative, 1, 1)))
+
+    if findings is not None:
+        _report_stray_rule_files(config, report)
+    if not files.is_dir(os.fspath(folder)):
+        return found
 
     for directory, _subdirs, filenames in files.walk(os.fspath(folder), report):
         for filename in filenames:
@@ -128,6 +132,23 @@ def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tu
                     continue
                 found.append((path, path.relative_to(config.root).as_posix()))
     return sorted(found, key=lambda item: item[1])
+
+
+def _report_stray_rule_files(config: Config, report: Callable[[str, str, str], None]) -> None:
+    """TI513 for a YAML file directly in the rules folder that nothing reads: rules put there
+    instead of rules/ingestion/ would otherwise never run, and nothing would say so."""
+    from tiops.validate.relationships import RELATIONSHIPS_FILE
+
+    top = os.fspath(config.rules_path)
+    if not config.files.is_dir(top):
+        return
+    for _directory, _subdirs, filenames in config.files.walk(top, lambda *_: None):
+        for filename in filenames:
+            if filename.endswith((".yaml", ".yml")) and not filename.startswith(".") and filename != RELATIONSHIPS_FILE:
+                report(os.path.join(top, filename), "TI513",
+                       f"{filename} is read by nothing: ingestion rules are read from "
+                       f"{config.rules_dir}/{INGESTION_DIR}/, relationship rules from {config.rules_dir}/{RELATIONSHIPS_FILE}")
+        break  # the rules folder itself; its subfolders are ingestion/ and the team's own
 
 
 def load_rules(config: Config) -> tuple[RuleSet, list[Finding]]:
