@@ -123,6 +123,17 @@ def usable_config(root: Path, doing: str) -> Config:
     return config
 
 
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` is an http:// or https:// URL with a host, whose port (if any) is a
+    number: what RDAP (RFC 7480 section 3) and TAXII (TAXII 2.1 section 1.6.2) servers are."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # reading it raises for a port that is no number
+    except ValueError:  # a bracketed host left open, a port out of range
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
     """TI110 for an RDAP server or bootstrap URL that is not an http(s) URL with a host: RDAP
     runs over HTTP only (RFC 7480 section 3), and a folder of bootstrap files has no scheme."""
@@ -132,13 +143,7 @@ def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
         value = rdap.get(key)
         if not isinstance(value, str) or (key == "bootstrap" and not _URL_SCHEME.match(value)):
             continue
-        try:
-            parts = urlsplit(value)
-            _ = parts.port  # reading it raises for a port that is no number
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # a bracketed host left open, a port that is no number
-            usable = False
-        if not usable:
+        if not is_http_url(value):
             found.append(make_finding("TI110", f"enrichment.rdap.{key}: {value!r} is not an http:// or https:// URL "
                                                "with a host (RDAP runs over HTTP, RFC 7480 section 3)",
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))

@@ -178,6 +178,10 @@ def test_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     with pytest.raises(UsageError, match="needs the setting 'workspace_id'"):
         open_store("t", {"type": "sentinel", "token_env": TOKEN_ENV}, tmp_path)
+    for url in ("ftp://upload.example/", "http://[::1/upload", "https://upload.example:port/"):  # were internal errors
+        with pytest.raises(UsageError, match=r"upload_url .* is not an http:// or https:// URL"):
+            open_store("t", {"type": "sentinel", "workspace_id": WORKSPACE, "token_env": TOKEN_ENV,
+                             "upload_url": url}, tmp_path)
     store = open_sentinel("t", {"workspace_id": WORKSPACE, "token_env": TOKEN_ENV, "subscription_id": "s",
                                 "resource_group": "g", "workspace_name": "w"}, tmp_path)
     try:

@@ -51,3 +51,14 @@ def test_a_manifest_page_of_the_wrong_shape_ends_the_plan(tmp_path: Path, misbeh
     code, output = _plan(tmp_path, misbehaving_taxii(lambda endpoint, number, query: answer))
     assert code == 1
     assert said in output
+
+
+@pytest.mark.parametrize("url", ["ftp://taxii.example/api1/collections/c/", "http://[::1/api1/collections/c/",
+                                 "http://taxii.example:port/collections/c/", "taxii.example/collections/c/"])
+def test_a_target_url_that_is_not_http_is_a_usage_error_naming_the_target(tmp_path: Path, url: str) -> None:
+    # requests' own InvalidURL and InvalidSchema used to escape as internal errors.
+    from tiops.errors import UsageError
+    from tiops.stores import open_store
+
+    with pytest.raises(UsageError, match=r"target 'partner': url .* is not an http:// or https:// URL"):
+        open_store("partner", {"type": "taxii", "url": url}, tmp_path)

@@ -16,12 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import requests
 
-from tiops.config import load_config
+from tiops.config import is_http_url, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
@@ -43,8 +42,7 @@ class Credentials:
 
 def collection_url(api_root: str, collection_id: str) -> str:
     """The collection's URL under an API root (TAXII 2.1 section 5.2: <api-root>/collections/<id>/)."""
-    parts = urlsplit(api_root)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(api_root):
         raise UsageError(f"{api_root!r} is not an http(s) URL of a TAXII 2.1 API root",
                          hint="Give the API root, e.g. https://taxii.example/api1/.")
     if not collection_id.strip() or "/" in collection_id:

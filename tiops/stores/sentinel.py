@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tiops.config import is_http_url
 from tiops.errors import UsageError
 from tiops.paging import PagedRead
-from tiops.redact import server_text
+from tiops.redact import redact, server_text
 from tiops.stores import (
     ObjectError,
     StoredVersion,
@@ -203,9 +204,13 @@ def _url(name: str, entry: Mapping[str, Any], key: str, template: str) -> str:
     values.setdefault("api_version", DEFAULT_API_VERSION)
     values.setdefault("query_api_version", DEFAULT_QUERY_API_VERSION)
     try:
-        return str(entry.get(key, template)).format_map(values)
+        url = str(entry.get(key, template)).format_map(values)
     except KeyError as missing:
         raise UsageError(f"target {name!r}: {key} needs the setting {missing.args[0]!r}") from None
+    if not is_http_url(url):
+        raise UsageError(f"target {name!r}: {key} {redact(url)!r} is not an http:// or https:// URL with a host",
+                         hint=f"Leave {key} out for the Azure endpoint, or give the full https:// URL.")
+    return url
 
 
 def open_sentinel(name: str, entry: Mapping[str, Any], root: Path, *, clock: Callable[[], float] = time.monotonic,

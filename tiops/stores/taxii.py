@@ -22,6 +22,7 @@ import requests
 from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import-untyped]
 from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
 
+from tiops.config import is_http_url
 from tiops.errors import UsageError
 from tiops.paging import TaxiiPages
 from tiops.redact import redact, register_login, server_text
@@ -156,6 +157,10 @@ def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
     url = entry.get("url")
     if not url:
         raise UsageError(f"target {name!r}: a taxii target needs 'url', the URL of its collection")
+    if not is_http_url(str(url)):
+        raise UsageError(f"target {name!r}: url {redact(str(url))!r} is not an http:// or https:// URL with a host "
+                         "(TAXII 2.1 runs over HTTPS, section 1.6.2)",
+                         hint="Give the collection's URL, e.g. https://taxii.example/api1/collections/ID/.")
     # username_env, as in taxii_credentials; user_env is the old spelling (TI130 in tiops validate).
     user = secret_from_env(name, entry, "username_env" if "username_env" in entry else "user_env", required=False)
     password = secret_from_env(name, entry, "password_env", required=user is not None)
