@@ -51,3 +51,21 @@ def test_unrelated_files_stay_out(example_repo: Path) -> None:
     clean = example_repo / "intel" / "actors" / "copper-lantern.yaml"
     assert _codes(validate_paths(example_repo, [clean])) == set()
     assert _codes(validate_paths(example_repo, [])) != set()
+
+
+def test_a_path_outside_the_repository_is_a_usage_error_not_no_findings(example_repo: Path, tmp_path: Path) -> None:
+    import pytest
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+    from tiops.errors import UsageError
+
+    outside = tmp_path / "elsewhere" / "broken.yaml"
+    outside.parent.mkdir()
+    outside.write_text("type: indicator\nname: [unclosed\n", encoding="utf-8")  # broken: "no findings" was a lie
+    with pytest.raises(UsageError, match="is not inside the repository"):
+        validate_paths(example_repo, [outside])
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "validate", str(outside)])
+    assert result.exit_code == 2 and "is not inside the repository" in result.output, result.output
+    inside = example_repo / "intel" / "indicators"
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "validate", str(inside)]).exit_code == 0

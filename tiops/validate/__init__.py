@@ -10,6 +10,7 @@ from typing import NamedTuple
 from tiops.config import load_config
 from tiops.discover import is_repo_root
 from tiops.enrich.lock import lock_findings
+from tiops.errors import UsageError
 from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
@@ -191,6 +192,10 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json"]
     in_repo = [t.resolve() for t in targets if t not in bundles]
+    for outside in (t for t in in_repo if not t.is_relative_to(root)):
+        # Its findings would be filtered to a path no finding can have: "no findings", wrongly.
+        raise UsageError(f"{outside} is not inside the repository {root}",
+                         hint="Name files or folders of this repository, or a .json bundle to lint it on its own.")
     repository_config = None
     if bundles and is_repo_root(root):  # linted in a repository: its relationship table applies
         repository_config, config_findings = load_config(root)
