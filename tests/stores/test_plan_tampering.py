@@ -134,3 +134,16 @@ def test_a_revocation_holding_what_orjson_cannot_write_is_refused(tmp_path: Path
     edit(plan, plant)
     code, output = apply_saved(root, plan)
     assert code == 1 and "carries content the target does not hold" in output
+
+
+def test_a_plan_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    # /dev/zero never ends: reading it whole made apply hang and fill memory.
+    import os
+
+    root, _, target = saved_plan(tmp_path, [indicator(1)])
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    for plan in (Path("/dev/zero"), fifo):
+        code, output = apply_saved(root, plan)
+        assert code == 2 and "cannot read the plan" in output and "not a regular file" in output, output
+    assert versions(root, target) == []

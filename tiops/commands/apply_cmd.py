@@ -18,6 +18,7 @@ from tiops.commands.common import (
 )
 from tiops.commands.plan_cmd import render_plan
 from tiops.errors import UsageError
+from tiops.inputs import InputProblem, read_input
 from tiops.plan import Plan
 from tiops.render.names import names_of
 
@@ -44,7 +45,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
     """
     if plan_file is None and not auto_approve:
         require_terminal(APPROVAL_QUESTION, flag="--auto-approve")  # before compiling or reading the target
-    saved = Plan.from_json(plan_file.read_bytes()) if plan_file is not None else None
+    saved = Plan.from_json(_plan_bytes(plan_file)) if plan_file is not None else None
     if saved is not None and target is not None and target != saved.target:
         raise UsageError(f"the plan is for target {saved.target!r}, not {target!r}")
     try:
@@ -76,3 +77,16 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         f"Applied to {plan.target}: {result.written} version(s) written, {result.deleted} deleted"
         + (f", {result.already_applied} already present." if result.already_applied else ".")
     )
+
+
+# A saved plan carries every object it creates: far larger than an intel file may be.
+_PLAN_LIMIT = 1 << 34
+
+
+def _plan_bytes(path: Path) -> bytes:
+    """A saved plan's bytes, from a regular file only: a device such as /dev/zero never ends."""
+    try:
+        return read_input(os.fspath(path), limit=_PLAN_LIMIT)
+    except InputProblem as problem:
+        raise UsageError(f"cannot read the plan {path}: {problem.message}",
+                         hint="Give the file 'tiops plan --out FILE' wrote.") from None
