@@ -120,3 +120,17 @@ def test_the_error_file_neutralises_formulas(tmp_path: Path) -> None:
 def test_csv_with_a_nul_byte_and_lone_carriage_returns_is_reported(tmp_path: Path) -> None:
     parsed = parse((HEADER + f'{VALID_FROM},ipv4-addr,"198.51.100.1\x00",1,\r' + row("198.51.100.2")).encode(), "Feed")
     assert parsed.total == len(parsed.candidates) + len(parsed.rejections)
+
+
+def test_a_file_that_is_not_a_regular_file_is_named_as_such(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    fifo = tmp_path / "feed.json"
+    os.mkfifo(fifo)
+    for given, said in [(str(fifo), "not a regular file"), ("/dev/zero", "not a regular file"),
+                        (str(tmp_path / "missing.json"), "no such file")]:
+        result = CliRunner().invoke(main, ["-C", str(root), "import", given, "--source", "Feed"])
+        assert result.exit_code == 2 and f"{given}: {said}" in result.output, result.output
+    assert not (root / "intel" / "feed").exists()

@@ -64,7 +64,9 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
             raise UsageError(f"unexpected argument {url!r}", hint="Only 'tiops import taxii URL' takes a second argument.")
         path = Path(file)
         if not path.is_file():
-            raise UsageError(f"{file}: no such file")
+            raise UsageError(f"{file}: no such file" if not path.exists() else
+                             f"{file}: not a regular file (a folder, a device or a pipe)",
+                             hint="Give a STIX JSON bundle or a CSV file to import.")
         fmt = fmt or _format_from_extension(path)
         with progress_bar(True) as progress:
             report = import_file(root, path, fmt, source, mode=mode, strict=strict, progress=progress)
