@@ -50,3 +50,25 @@ def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_p
     (root / "tiops.yaml").write_text("intel: threat-intel\n", encoding="utf-8")  # fixed: it runs, in its folder
     assert CliRunner().invoke(main, ["-C", str(root), *args]).exit_code == 0
     assert not (root / "intel").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("intel", "/etc"), ("intel", "../elsewhere"), ("rules", "/etc"),
+                                            ("intel", "intel/../../elsewhere")])
+def test_intel_and_rules_folders_outside_the_repository_are_refused(tmp_path: Path, key: str, value: str) -> None:
+    # A pull request editing tiops.yaml could otherwise make the checking machine read its
+    # files (their findings quoting them into a public log).
+    from tiops.config import load_config
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.yaml").write_text("token: s3cr3t-value\n", encoding="utf-8")
+    (root / "tiops.yaml").write_text(f"{key}: '{value}'\n", encoding="utf-8")
+    findings = load_config(root)[1]
+    assert [(f.code, f.location.path) for f in findings] == [("TI110", (key,))]
+    assert "outside the repository" in findings[0].message
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1 and "s3cr3t" not in result.output and "secret.yaml" not in result.output
+    (root / "tiops.yaml").write_text(f"{key}: 'sub/../{key}'\n", encoding="utf-8")  # inside, however written
+    assert load_config(root)[1] == []

@@ -79,6 +79,7 @@ def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, l
     ]
     if findings or not isinstance(data, dict):
         return Config(root=root, source=source), findings
+    findings.extend(_outside_folders(root, data))
     findings.extend(_rdap_url_problems(data.get("enrichment") or {}))
     if findings:
         return Config(root=root, source=source), findings
@@ -132,6 +133,27 @@ def is_http_url(text: str) -> bool:
     except ValueError:  # a bracketed host left open, a port out of range
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
+    """TI110 for an ``intel`` or ``rules`` folder outside the repository.
+
+    They are the repository's own files. A path leaving it (``/etc``, ``../other``) would make
+    a pull request that edits tiops.yaml read files elsewhere on the machine that checks it,
+    and report what it finds in them into a public CI log.
+    """
+    found = []
+    base = os.path.normpath(os.fspath(root))
+    for key in ("intel", "rules"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        folder = os.path.normpath(os.path.join(base, value))
+        if os.path.isabs(value) or os.path.commonpath([base, folder]) != base:
+            found.append(make_finding("TI110", f"{key}: {value!r} is outside the repository; {key} is a folder "
+                                               "of the repository, relative to tiops.yaml",
+                                      Location(CONFIG_FILE, path=(key,))))
+    return found
 
 
 def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
