@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from tiops.commands.common import handle_errors, repo_root
 from tiops.errors import UsageError
 from tiops.query import Query, Row, group_counts, parse_query, query_fields, rows_without, select
 from tiops.query.sources import file_view, repository_view, target_view
+from tiops.render.csvcells import csv_text
 from tiops.rules.conditions import MISSING, field_getter
 from tiops.where import parse_where
 
@@ -137,7 +136,7 @@ def _render_rows(rows: list[Row], output_format: str, sort: str | None) -> str:
             value = getter(row)
             line.append("" if value is MISSING else _cell(value))
     if output_format == "csv":
-        return _csv([header, *table])
+        return csv_text([header, *table])
     if not rows:
         return "no objects match\n"
     return _table([[h.upper() for h in header], *table]) + f"{len(rows)} object(s)\n"
@@ -148,15 +147,8 @@ def _render_counts(counts: list[tuple[Any, int]], output_format: str) -> str:
         return orjson.dumps([{"value": v, "count": n} for v, n in counts], option=orjson.OPT_INDENT_2).decode() + "\n"
     table = [[_cell(v), str(n)] for v, n in counts]
     if output_format == "csv":
-        return _csv([["value", "count"], *table])
+        return csv_text([["value", "count"], *table])
     return _table([["VALUE", "COUNT"], *table])
-
-
-def _csv(lines: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(lines)
-    return buffer.getvalue()
 
 
 def _table(lines: list[list[str]]) -> str:

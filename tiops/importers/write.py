@@ -9,9 +9,7 @@ imported, which is how validation tells a partner object that was edited by hand
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import re
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ from tiops.inputs import InputProblem, read_input
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
+from tiops.render.csvcells import csv_text
 from tiops.stix import canonical_json, timestamp_key
 from tiops.validate.objects import check_object
 from tiops.validate.partner import field_digests
@@ -546,13 +545,6 @@ def _position_key(rejection: Rejection) -> tuple[str, int]:
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection,
 # OWASP); reasons quote the input's own cells, so the error file must not.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _inert(cell: str) -> str:
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
-
-
 def outcome(rejection: Rejection) -> str:
     return "rejected" if rejection.depends_on is None else "rejected-as-dependent"
 
@@ -572,14 +564,9 @@ def write_rejections(path: Path, rejections: list[Rejection], repairs: Sequence[
                     for (position, stix_id), reasons in grouped.items()]
         path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["position", "id", "reason", "outcome"])
-    for rejection in rejections:
-        for reason in rejection.reasons:
-            writer.writerow([_inert(rejection.position), _inert(rejection.stix_id or ""), _inert(reason),
-                             outcome(rejection)])
-    for (position, stix_id), reasons in grouped.items():
-        for reason in reasons:
-            writer.writerow([_inert(position), _inert(stix_id), _inert(reason), "repaired"])
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    rows = [["position", "id", "reason", "outcome"]]
+    rows += [[rejection.position, rejection.stix_id or "", reason, outcome(rejection)]
+             for rejection in rejections for reason in rejection.reasons]
+    rows += [[position, stix_id, reason, "repaired"] for (position, stix_id), reasons in grouped.items()
+             for reason in reasons]
+    path.write_text(csv_text(rows), encoding="utf-8")
