@@ -88,6 +88,18 @@ def test_markdown_escapes_html_in_names(tmp_path: Path) -> None:
     assert "<img" not in markdown and "&lt;img" in markdown
 
 
+def test_markdown_shows_partner_text_without_links_emphasis_or_mentions(tmp_path: Path) -> None:
+    # A name whose words hide a link, or that pings @org/team in the pull request comment.
+    root = base_repo(tmp_path / "repo")
+    path = root / "intel" / "lanternloader.yaml"
+    path.write_text(path.read_text().replace(
+        "name: LanternLoader", "name: \"see [the docs](https://evil.example) *now* @acme/security abuse@example.net\""))
+    markdown = render_markdown(diff_revisions(compile_revision(root, "base"), compile_revision(root, None)))
+    assert "\\[the docs\\](https://evil.example)" in markdown and "[the docs](" not in markdown
+    assert "\\*now\\*" in markdown and "@\u200bacme/security" in markdown and " @acme" not in markdown
+    assert "abuse@example.net" in markdown  # an address mentions nobody: left as written
+
+
 def test_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
     root = base_repo(tmp_path / "repo")
     result = CliRunner().invoke(main, ["-C", str(root), "diff", "no-such-branch"])

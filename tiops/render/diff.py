@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -129,8 +130,20 @@ def _relationship_line(rel: RelationshipRef) -> str:
     return f"{rel.source_name!r} {rel.relationship_type} {rel.target_name!r} ({rel.id})"
 
 
+_MARKDOWN_PUNCTUATION = str.maketrans({c: "\\" + c for c in "\\[]*_~"})
+# An @ that starts a word mentions someone on GitHub; one inside an email address does not.
+_MENTION = re.compile(r"(?<!\w)@")
+
+
 def _escape(text: str) -> str:
-    """Markdown and HTML are both live in a comment: neutralise both."""
+    """Markdown and HTML are both live in a comment: neutralise both.
+
+    Partner text is shown as written, never as markup: no link whose words hide its target
+    (``[docs](https://evil…)``, escaped by CommonMark's backslash), no emphasis, and no
+    GitHub mention or team ping (a zero-width space after a word's ``@`` keeps ``@org/team``
+    inert; an email address is left as it is).
+    """
+    text = _MENTION.sub("@\u200b", text.translate(_MARKDOWN_PUNCTUATION))
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("|", "\\|").replace("`", "'").replace("\n", " "))
 
