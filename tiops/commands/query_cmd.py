@@ -13,6 +13,7 @@ from tiops.errors import UsageError
 from tiops.query import Query, Row, group_counts, parse_query, query_fields, rows_without, select
 from tiops.query.sources import file_view, repository_view, target_view
 from tiops.render.csvcells import csv_text
+from tiops.render.names import printable
 from tiops.rules.conditions import MISSING, field_getter
 from tiops.where import parse_where
 
@@ -111,14 +112,15 @@ def _label(obj: dict[str, Any]) -> str:
     for key in ("name", "value", "pattern", "relationship_type"):
         value = obj.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value) if key != "relationship_type" else f"{obj.get('source_ref')} {value} {obj.get('target_ref')}"
+            return printable(str(value) if key != "relationship_type"
+                             else f"{obj.get('source_ref')} {value} {obj.get('target_ref')}")
     return ""
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
 
 
 def _render_rows(rows: list[Row], output_format: str, sort: str | None) -> str:

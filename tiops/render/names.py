@@ -1,7 +1,8 @@
-"""Names beside ids: how text for people shows an object (plan, apply, tag, import, relate)."""
+"""Names beside ids: how text for people shows an object (plan, apply, tag, import, relate, explain)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -9,6 +10,17 @@ from tiops.lookup import object_name
 
 # Names longer than this are cut: a plan line must stay one readable line.
 _MAX_NAME = 60
+# What a terminal would act on rather than show: C0 and C1 controls (ESC starts colour,
+# hyperlink and screen-clearing sequences, CR overwrites the line) and the bidirectional
+# overrides and isolates that reorder what is shown.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal shows it and does nothing else with: each control character
+    written as an escape (``\x1b``, ``\u202e``), so partner intel cannot recolour, relink,
+    clear or rewrite the lines a reviewer reads."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 def labelled(stix_id: str, name: str | None) -> str:
@@ -30,7 +42,7 @@ def names_of(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         name = object_name(obj)
         identifier = obj.get("id")
         if name and isinstance(identifier, str):
-            names[identifier] = name
+            names[identifier] = printable(name)
     return names
 
 
