@@ -105,6 +105,17 @@ def test_text_has_no_ansi_codes_unless_asked() -> None:
     assert ANSI_ESCAPE.sub("", coloured) == render_text(FINDINGS)
 
 
+def test_text_writes_out_control_characters_from_intel() -> None:
+    # A file named with an escape sequence, or a value holding one, must not drive the terminal.
+    hostile = make_finding("TI239", "value: 'a\x1b]8;;http://evil.example\x07b' is not a domain name\nsecond line\r",
+                           Location("intel/evil\x1b[2J.yaml", 3, 1), stix_id="indicator--\u202e1")
+    for coloured in (False, True):
+        text = render_text([hostile], color=coloured)
+        assert "\x1b]" not in text and "\x1b[2J" not in text and "\u202e" not in text and "\r" not in text
+        assert "intel/evil\\x1b[2J.yaml:3:1" in ANSI_ESCAPE.sub("", text)
+        assert "\\x1b]8;;http://evil.example\\x07b" in text and "\n    second line" in text
+
+
 # --- JSON -----------------------------------------------------------------------------
 
 

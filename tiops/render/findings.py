@@ -18,6 +18,7 @@ from urllib.parse import quote
 from tiops.codes import CODES
 from tiops.errors import UsageError
 from tiops.findings import Finding, Severity, count_by_severity
+from tiops.render.names import printable
 
 # --- shared helpers -----------------------------------------------------------------
 
@@ -97,15 +98,17 @@ def render_text(findings: Sequence[Finding], *, color: bool = False) -> str:
     for finding in _sorted(findings):
         # A message that spans lines keeps its block shape: continuation lines are
         # indented like the hint, so every unindented line starts a new finding.
-        message = "\n".join(finding.message.splitlines()).replace("\n", "\n" + _TEXT_INDENT)
-        subject = f" ({finding.stix_id})" if finding.stix_id else ""
+        # Every part can hold intel's own text (a file name, a value, an id): a control
+        # character in it is written out, never sent to the terminal (tiops.render.names).
+        message = ("\n" + _TEXT_INDENT).join(printable(line) for line in finding.message.splitlines())
+        subject = f" ({printable(finding.stix_id)})" if finding.stix_id else ""
         severity = paint(str(finding.severity), _SEVERITY_COLORS[finding.severity])
         lines.append(
-            f"{paint(str(finding.location), _BOLD)}: {severity} "
+            f"{paint(printable(str(finding.location)), _BOLD)}: {severity} "
             f"{paint(_code_label(finding.code), _BOLD)}: {message}{subject}"
         )
         if finding.hint:
-            hint = finding.hint.replace("\n", " ")
+            hint = printable(finding.hint.replace("\n", " "))
             lines.append(paint(f"{_TEXT_INDENT}hint: {hint}", _DIM))
     summary = _text_summary(findings)
     lines.append(paint(summary, _BOLD) if findings else summary)
