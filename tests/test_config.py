@@ -52,6 +52,25 @@ def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_p
     assert not (root / "intel").exists()
 
 
+@pytest.mark.parametrize(("command", "doing"), [
+    (["new", "indicator"], "written"),
+    (["relate", "indicator--00000000-0000-4000-8000-000000000001", "indicates",
+      "indicator--00000000-0000-4000-8000-000000000001"], "related"),
+    (["bump", "--base", "HEAD"], "bumped"),
+])
+def test_commands_that_edit_intel_files_refuse_a_tiops_yaml_with_errors(tmp_path: Path, command: list[str],
+                                                                        doing: str) -> None:
+    root = tmp_path / "repo"
+    (root / "threat-intel").mkdir(parents=True)
+    (root / "threat-intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
+    (root / "tiops.yaml").write_text("intel: threat-intel\ncolour: blue\n", encoding="utf-8")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["-C", str(root), *command])
+    assert result.exit_code == 1, result.output
+    assert f"('colour' was unexpected); nothing was {doing}" in result.output
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize(("key", "value"), [("intel", "/etc"), ("intel", "../elsewhere"), ("rules", "/etc"),
                                             ("intel", "intel/../../elsewhere")])
 def test_intel_and_rules_folders_outside_the_repository_are_refused(tmp_path: Path, key: str, value: str) -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tiops.config import usable_config
 from tiops.errors import UsageError
 from tiops.findings import Severity
 from tiops.jsonschemas import known_properties, property_json_type, stix_validator
@@ -71,6 +72,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
         raise UsageError(f"'{stix_type}' is not a STIX 2.1 object type", hint="For example: indicator, malware, threat-actor.")
     if not TIMESTAMP_RE.match(time):
         raise UsageError(f"--time {time!r} is not a timestamp like 2025-03-04T10:00:00.000Z")
+    usable_config(root, "written")  # with errors it would load as every default: the wrong intel folder
     repo = load_repo(root)
     values: dict[str, Any] = {}
     if like is not None:

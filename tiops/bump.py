@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tiops.config import usable_config
 from tiops.errors import TiopsError
 from tiops.gitrepo import head_commit_time
 from tiops.revision import CompiledRevision, Provenance, compile_pair
@@ -98,6 +99,7 @@ def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool =
     """Bump every object of the working tree at ``root`` that changed against ``base_ref``."""
     if at is not None and timestamp_key(at) is None:
         raise TiopsError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
+    usable_config(root, "bumped")  # with errors it would load as every default: the wrong intel folder
     moment = at if at is not None else head_commit_time(root)
     bumps = plan_bumps(*compile_pair(root, base_ref, None), moment)
     if write:

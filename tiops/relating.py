@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tiops.authoring import file_stem, team_folder
+from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo, load_repo
 from tiops.lookup import find_object, object_name
@@ -54,6 +55,7 @@ def relate(root: Path, source: str, relationship_type: str, targets: list[str], 
                          hint="Relationship types are lowercase words joined by hyphens, e.g. uses, indicates, attributed-to.")
     if remove and description is not None:
         raise UsageError("--description goes with adding relationships, not with --remove")
+    usable_config(root, "related")  # with errors it would load as every default: the wrong intel folder
     repo = load_repo(root)
     relatable = [obj for obj in repo.objects if obj.declared_by is None and obj.type not in _NOT_RELATABLE]
     source_obj = find_object(repo, source, role="SOURCE", candidates=relatable)
