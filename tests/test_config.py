@@ -24,6 +24,15 @@ BUNDLE = ('{"type": "bundle", "id": "bundle--00000000-0000-4000-8000-00000000000
           ' "[ipv4-addr:value = \'1.1.1.1\']", "pattern_type": "stix", "valid_from": "2025-03-04T00:00:00Z"}]}')
 
 
+def _repo_with_a_config_error(tmp_path: Path) -> Path:
+    """A repository whose intel lives in threat-intel/, with a key tiops.yaml does not accept."""
+    root = tmp_path / "repo"
+    (root / "threat-intel").mkdir(parents=True)
+    (root / "threat-intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
+    (root / "tiops.yaml").write_text("intel: threat-intel\ncolour: blue\n", encoding="utf-8")
+    return root
+
+
 @pytest.mark.parametrize(("command", "doing"), [
     (["import", "{bundle}", "--source", "Partner"], "imported"),
     (["tag", "add", "--where", "type = indicator", "reviewed"], "tagged"),
@@ -34,10 +43,7 @@ def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_p
                                                                              doing: str) -> None:
     # With an error tiops.yaml loads as every default: these wrote into intel/ instead of the
     # folder named, or asked the public RDAP servers instead of the one named.
-    root = tmp_path / "repo"
-    (root / "threat-intel").mkdir(parents=True)
-    (root / "threat-intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
-    (root / "tiops.yaml").write_text("intel: threat-intel\ncolour: blue\n", encoding="utf-8")
+    root = _repo_with_a_config_error(tmp_path)
     (tmp_path / "bundle.json").write_text(BUNDLE, encoding="utf-8")
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     args = [arg.replace("{bundle}", str(tmp_path / "bundle.json")) for arg in command]
@@ -60,10 +66,7 @@ def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_p
 ])
 def test_commands_that_edit_intel_files_refuse_a_tiops_yaml_with_errors(tmp_path: Path, command: list[str],
                                                                         doing: str) -> None:
-    root = tmp_path / "repo"
-    (root / "threat-intel").mkdir(parents=True)
-    (root / "threat-intel" / "a.yaml").write_text(INDICATOR, encoding="utf-8")
-    (root / "tiops.yaml").write_text("intel: threat-intel\ncolour: blue\n", encoding="utf-8")
+    root = _repo_with_a_config_error(tmp_path)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     result = CliRunner().invoke(main, ["-C", str(root), *command])
     assert result.exit_code == 1, result.output
