@@ -34,6 +34,18 @@ def _repository_search_stays_in_the_test_folders(tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_step_summary_of_the_job_running_the_suite() -> Iterator[None]:
+    """`tiops validate --format github` adds to the file GITHUB_STEP_SUMMARY names; when the
+    suite itself runs in GitHub Actions, its tests must not write into that job's summary."""
+    import os
+
+    before = os.environ.pop("GITHUB_STEP_SUMMARY", None)
+    yield
+    if before is not None:
+        os.environ["GITHUB_STEP_SUMMARY"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _compiled_bundles_pass_the_reference_validator() -> Iterator[None]:
     """stix2-validator reports no error on any object of any bundle the suite compiles
     (tests/reference_validator.py); checked once, when the session ends."""

@@ -9,7 +9,13 @@ import pytest
 from pr_repo import git
 
 from tiops.filesource import WorkingTree, blob_id_of
-from tiops.gitrepo import GitRevision, head_commit, head_commit_time, resolve_revision
+from tiops.gitrepo import (
+    GitRevision,
+    changed_paths,
+    head_commit,
+    head_commit_time,
+    resolve_revision,
+)
 from tiops.inputs import InputProblem
 
 
@@ -90,3 +96,34 @@ def test_resolving_names_the_problem(repo: Path, tmp_path: Path) -> None:
         resolve_revision(repo, "nope")
     with pytest.raises(LookupError, match="not inside a git repository"):
         resolve_revision(tmp_path, "HEAD")
+
+
+def test_changed_paths_are_edits_and_new_files_git_does_not_ignore(repo: Path) -> None:
+    base = resolve_revision(repo, "HEAD")[0]
+    assert changed_paths(repo, base) == frozenset()
+    (repo / "intel" / "a.yaml").write_text("a: 2\n")
+    (repo / "intel" / "b" / "c.yaml").write_bytes(b"c: [1, 2, 3]\n")
+    git(repo, "add", "intel/b/c.yaml")  # staged or not, a change since the base
+    (repo / "intel" / "z" / "y.yaml").unlink()
+    (repo / ".gitignore").write_text("*.tmp\n")
+    (repo / "intel" / "new file.yaml").write_text("n: 1\n")
+    (repo / "intel" / "scratch.tmp").write_text("not intel\n")
+    assert changed_paths(repo, base) == {"intel/a.yaml", "intel/b/c.yaml", "intel/z/y.yaml", ".gitignore",
+                                         "intel/new file.yaml"}
+
+
+def test_changed_paths_of_a_repository_in_a_subfolder_are_relative_to_it(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    for relative in ("intel-team/tiops.yaml", "intel-team/intel/a.yaml", "elsewhere/readme.md"):
+        (outer / relative).parent.mkdir(parents=True, exist_ok=True)
+        (outer / relative).write_text("x: 1\n")
+    git(outer, "init", "-q", "-b", "main")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-q", "-m", "files")
+    root = outer / "intel-team"
+    base = resolve_revision(root, "HEAD")[0]
+    (root / "intel" / "a.yaml").write_text("x: 2\n")
+    (root / "intel" / "b.yaml").write_text("x: 3\n")
+    (outer / "elsewhere" / "readme.md").write_text("changed\n")
+    (outer / "elsewhere" / "new.md").write_text("new\n")
+    assert changed_paths(root, base) == {"intel/a.yaml", "intel/b.yaml"}

@@ -114,3 +114,40 @@ def test_bump_keeps_unchanged_inline_relationships_at_their_version(tmp_path: Pa
     assert bump_repo(root, "with-relationships", "2025-03-05T09:00:00.000Z") == []  # stable
     text = (root / "intel" / "lanternloader.yaml").read_text()
     assert f"  - related-to: {ACTOR}\n    modified: 2025-01-02T00:00:00.000Z\n" in text
+
+
+def test_github_format_annotates_the_pull_requests_own_findings_first_and_summarises_them_all(tmp_path: Path) -> None:
+    """GitHub annotates ten warnings a step: with a partner file's dozen warnings already in the
+    base, the warning a pull request adds must be one of them, and the job summary counts all."""
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    noise = "".join(f"colour{n}: red\n" for n in range(12))
+    (root / "intel" / "partner-noise.yaml").write_text(
+        "type: identity\nspec_version: '2.1'\nid: identity--0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9\n"
+        "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nname: Partner\n"
+        "identity_class: organization\n" + noise, encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "partner feed")
+    git(root, "tag", "-f", "base")
+    (root / "intel" / "zz-ours.yaml").write_text(
+        "type: identity\nspec_version: '2.1'\nid: identity--1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\n"
+        "created: 2025-03-01T00:00:00.000Z\nmodified: 2025-03-01T00:00:00.000Z\nname: Ours\n"
+        "identity_class: organization\nshade: blue\n", encoding="utf-8")
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--base", "base", "--format", "github"],
+                                env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("::warning")]
+    assert len(warnings) == 14  # 13 findings and the count
+    assert warnings[0].startswith("::warning title=tiops%3A 13 warnings::") and "TI208 x13" in warnings[0]
+    assert warnings[1].startswith("::warning file=intel/zz-ours.yaml,line=8,col=1,title=TI208 unknown-property::")
+    written = summary.read_text(encoding="utf-8")
+    assert written.startswith("earlier step\n### tiops validate: 0 errors, 13 warnings")
+    assert "| TI208 unknown-property | warning | 13 | `intel/partner-noise.yaml:8:1` |" in written
+    # Without GitHub Actions' variable nothing is written anywhere.
+    before = written
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--base", "base", "--format", "github"],
+                                env={"GITHUB_STEP_SUMMARY": ""})
+    assert result.exit_code == 0 and summary.read_text(encoding="utf-8") == before

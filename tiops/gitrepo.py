@@ -83,6 +83,15 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     return sha, _commit_time(root, sha)
 
 
+def changed_paths(root: Path, commit: str) -> frozenset[str]:
+    """The files under ``root`` whose content differs between ``commit`` (a full sha, from
+    :func:`resolve_revision`) and the working tree, new files git does not ignore among them,
+    as paths relative to ``root`` with "/" (as findings name files). Raises GitFailed."""
+    changed = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", commit, "--")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", ".")
+    return frozenset(path for path in (*changed.split("\0"), *untracked.split("\0")) if path)
+
+
 def is_shallow(root: Path) -> bool:
     """Whether the repository around ``root`` is a shallow clone (CI checkouts often are)."""
     try:

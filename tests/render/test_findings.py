@@ -14,10 +14,12 @@ from tiops.findings import Finding, Location, Severity
 from tiops.render.findings import (
     FINDING_RENDERERS,
     FINGERPRINT_KEY,
+    GITHUB_ANNOTATIONS_PER_KIND,
     escape_github_data,
     escape_github_property,
     render_findings,
     render_github,
+    render_github_summary,
     render_json,
     render_sarif,
     render_text,
@@ -240,6 +242,69 @@ def test_github_without_findings_is_empty() -> None:
     assert render_github([]) == ""
 
 
+def many(code: str, file: str, count: int, first_line: int = 1) -> list[Finding]:
+    return [make_finding(code, f"finding {n}", Location(file, first_line + n, 1)) for n in range(count)]
+
+
+def shown_by_github(rendered: str) -> dict[str, list[tuple[dict[str, str], str]]]:
+    """What GitHub annotates of a step's commands: the first ten of each kind, as printed."""
+    shown: dict[str, list[tuple[dict[str, str], str]]] = {}
+    for line in rendered.splitlines():
+        kind, properties, data = parse_github_command(line)
+        if len(shown.setdefault(kind, [])) < GITHUB_ANNOTATIONS_PER_KIND:
+            shown[kind].append((properties, data))
+    return shown
+
+
+def test_github_overflowing_kind_opens_with_its_count_and_shows_changed_files_then_each_code() -> None:
+    partner = many("TI209", "intel/feeds/partner.yaml", 30)
+    other = many("TI208", "intel/feeds/partner.yaml", 2, first_line=100)
+    ours = many("TI210", "intel/indicators/new.yaml", 2)
+    errors = many("TI204", "intel/a.yaml", 3)
+    findings = shuffled([*partner, *other, *ours, *errors], 3)
+    rendered = render_github(findings, changed_files={"intel/indicators/new.yaml"})
+    lines = rendered.splitlines()
+    # Every finding is still printed once (the log keeps them all), after one count annotation.
+    assert len(lines) == len(findings) + 1
+    shown = shown_by_github(rendered)
+    (summary, summary_data), *annotated = shown["warning"]
+    assert summary == {"title": "tiops: 34 warnings"}
+    assert "tiops found 34" in summary_data and "TI209 x30, TI208 x2, TI210 x2" in summary_data
+    assert "those in files this change touches first" in summary_data
+    # The pull request's own findings first, then the first of each other code, then the rest.
+    assert [(p["file"], p["title"].split()[0]) for p, _ in annotated[:4]] == [
+        ("intel/indicators/new.yaml", "TI210"), ("intel/indicators/new.yaml", "TI210"),
+        ("intel/feeds/partner.yaml", "TI209"), ("intel/feeds/partner.yaml", "TI208")]
+    assert [p["line"] for p, _ in annotated[2:4]] == ["1", "100"]
+    # A kind that fits is annotated whole, in file order, with no count annotation.
+    assert [p["line"] for p, _ in shown["error"]] == ["1", "2", "3"]
+
+
+def test_github_overflow_without_changed_files_and_within_the_limit() -> None:
+    findings = many("TI209", "intel/b.yaml", 9) + many("TI208", "intel/c.yaml", 2)
+    shown = shown_by_github(render_github(findings))
+    assert "changes touches" not in shown["warning"][0][1]
+    assert [p.get("file") for p, _ in shown["warning"][1:3]] == ["intel/b.yaml", "intel/c.yaml"]
+    # Exactly the limit: no count annotation, order unchanged, changed files or not.
+    fitting = many("TI209", "intel/b.yaml", GITHUB_ANNOTATIONS_PER_KIND)
+    assert render_github(fitting, changed_files={"intel/b.yaml"}) == render_github(fitting)
+    assert "title=tiops" not in render_github(fitting)
+
+
+def test_github_step_summary_counts_every_code_and_keeps_file_names_inert() -> None:
+    hostile = "intel/a|b`c\nd.yaml"
+    findings = many("TI209", hostile, 12) + many("TI204", "intel/z.yaml", 1) + [INFO_WITHOUT_LINE]
+    summary = render_github_summary(findings)
+    lines = summary.splitlines()
+    assert lines[0] == "### tiops validate: 1 error, 12 warnings, 1 info in 2 files"
+    assert lines[2:4] == ["| code | severity | findings | first at |", "|---|---|--:|---|"]
+    assert lines[4] == "| TI204 invalid-timestamp | error | 1 | `intel/z.yaml:1:1` |"
+    assert lines[5] == "| TI209 " + CODES["TI209"].slug.replace("_", "\\_") + " | warning | 12 | `intel/a\\|b'c\\x0ad.yaml:1:1` |"
+    assert lines[6] == "| TI120 " + CODES["TI120"].slug + " | info | 1 | `intel/z.yaml` |"
+    assert len(lines) == 7
+    assert render_github_summary([]) == "### tiops validate: no findings\n"
+
+
 # --- SARIF ----------------------------------------------------------------------------
 
 
@@ -364,6 +429,29 @@ def test_sarif_validates_against_the_oasis_schema() -> None:
     for findings in (FINDINGS, [], [stray]):
         errors = [error.message for error in validator.iter_errors(sarif(findings))]
         assert errors == []
+
+
+def test_sarif_run_stops_at_the_limit_keeping_errors_then_changed_files() -> None:
+    from jsonschema import Draft4Validator
+
+    errors = many("TI204", "intel/z.yaml", 3)
+    warnings = many("TI209", "intel/a.yaml", 4) + many("TI208", "intel/new.yaml", 1)
+    notes = many("TI120", "intel/b.yaml", 2)
+    findings = [*errors, *warnings, *notes]
+    whole = json.loads(render_sarif(findings, tool_version="1"))["runs"][0]
+    assert "invocations" not in whole and len(whole["results"]) == 10
+    log = json.loads(render_sarif(findings, tool_version="1", changed_files={"intel/new.yaml"}, limit=5))
+    run = log["runs"][0]
+    kept = [(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]) for r in run["results"]]
+    # In file order: the three errors and the warning of the changed file, then the first other warning.
+    assert kept == [("TI209", "intel/a.yaml"), ("TI208", "intel/new.yaml"), ("TI204", "intel/z.yaml"),
+                    ("TI204", "intel/z.yaml"), ("TI204", "intel/z.yaml")]
+    fingerprints = {r["partialFingerprints"][FINGERPRINT_KEY] for r in whole["results"]}
+    assert {r["partialFingerprints"][FINGERPRINT_KEY] for r in run["results"]} <= fingerprints
+    (notification,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert notification["level"] == "warning"
+    assert notification["message"]["text"].startswith("5 of 10 findings are left out: a run holds at most 5 results")
+    assert [error.message for error in Draft4Validator(sarif_schema()).iter_errors(log)] == []
 
 
 def test_sarif_schema_validation_catches_a_broken_log() -> None:

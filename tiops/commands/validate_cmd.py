@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from tiops.commands.common import (
     write_output,
 )
 from tiops.discover import find_repo_root
-from tiops.findings import Severity, fails, sort_findings
+from tiops.findings import Finding, Severity, fails, sort_findings
 from tiops.memory import end_without_freeing
-from tiops.render.findings import FINDING_RENDERERS
+from tiops.render.findings import FINDING_RENDERERS, render_github_summary
 from tiops.validate import validate_paths
 
 
@@ -60,12 +61,42 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
 
         strict = load_config(root)[0].strict
     shown = [f for f in findings if not (quiet and f.severity is Severity.INFO)]
-    rendered = FINDING_RENDERERS[fmt](shown, color=color_enabled() and output is None, tool_version=__version__)
+    changed = _changed_files(root, base_ref) if base_ref is not None and fmt in ("github", "sarif") else ()
+    rendered = FINDING_RENDERERS[fmt](shown, color=color_enabled() and output is None, tool_version=__version__,
+                                      changed_files=changed)
     if output is not None:
         write_output(output, rendered, "findings")
     else:
         click.echo(rendered, nl=False)
+    if fmt == "github":
+        _write_step_summary(shown)
     sys.exit(1 if fails(findings, strict=strict) else 0)
+
+
+def _changed_files(root: Path, base_ref: str) -> frozenset[str]:
+    """The files that differ from ``--base`` (GitHub annotates few findings per step, and SARIF
+    runs are capped: theirs come first); none when git cannot tell, which only changes the order."""
+    from tiops.gitrepo import GitFailed, changed_paths, resolve_revision
+
+    try:
+        return changed_paths(root, resolve_revision(root, base_ref)[0])
+    except (GitFailed, LookupError):
+        return frozenset()
+
+
+def _write_step_summary(findings: list[Finding]) -> None:
+    """Add the findings' counts by code to the job's summary page when run by GitHub Actions, which
+    names the file to append to in GITHUB_STEP_SUMMARY (annotations stop at ten of a kind; this
+    counts them all). A summary that cannot be written is said on standard error, never fatal."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    summary = render_github_summary(findings)
+    try:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(summary + "\n")
+    except OSError as error:
+        click.echo(f"tiops: warning: cannot add to the step summary {path}: {error.strerror or error}", err=True)
 
 
 def _deleted_severity(root: Path) -> Severity:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from tiops.diff import Diff, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
+from tiops.render.markdown import markdown_text
 
 # GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
 MARKDOWN_LIMIT = 60_000
@@ -51,7 +51,7 @@ def render_text(diff: Diff) -> str:
 def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: a summary table, then one collapsible section per kind of change."""
     head = [f"### tiops diff `{_code(diff.base)}` → `{_code(diff.head)}`", ""]
-    head += [f"> ⚠️ {_escape(note)}" for note in diff.notes]
+    head += [f"> ⚠️ {markdown_text(note)}" for note in diff.notes]
     if diff.empty:
         return "\n".join([*head, "No change to the compiled intel.", ""])
     counts = diff.counts()
@@ -77,7 +77,7 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     for title, body in sections:
         if not body:
             continue
-        block = f"<details><summary>{_escape(title)} ({_count_items(body)})</summary>\n\n" + "\n".join(body) + "\n\n</details>\n\n"
+        block = f"<details><summary>{markdown_text(title)} ({_count_items(body)})</summary>\n\n" + "\n".join(body) + "\n\n</details>\n\n"
         if len(out) + len(block) > limit:
             left_out += _count_items(body)
             continue
@@ -130,35 +130,17 @@ def _relationship_line(rel: RelationshipRef) -> str:
     return f"{rel.source_name!r} {rel.relationship_type} {rel.target_name!r} ({rel.id})"
 
 
-_MARKDOWN_PUNCTUATION = str.maketrans({c: "\\" + c for c in "\\[]*_~"})
-# An @ that starts a word mentions someone on GitHub; one inside an email address does not.
-_MENTION = re.compile(r"(?<!\w)@")
-
-
-def _escape(text: str) -> str:
-    """Markdown and HTML are both live in a comment: neutralise both.
-
-    Partner text is shown as written, never as markup: no link whose words hide its target
-    (``[docs](https://evil…)``, escaped by CommonMark's backslash), no emphasis, and no
-    GitHub mention or team ping (a zero-width space after a word's ``@`` keeps ``@org/team``
-    inert; an email address is left as it is).
-    """
-    text = _MENTION.sub("@\u200b", text.translate(_MARKDOWN_PUNCTUATION))
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("`", "'").replace("\n", " "))
-
-
 def _code(text: str) -> str:
     return text.replace("`", "'")
 
 
 def _ref_md(ref: ObjectRef) -> str:
-    return f"**{_escape(ref.name)}** `{ref.type}` `{ref.id}`"
+    return f"**{markdown_text(ref.name)}** `{ref.type}` `{ref.id}`"
 
 
 def _change_md(change: ObjectChange) -> list[str]:
     lines = [f"- {_ref_md(change.ref)}"]
-    lines += [f"  - `{_code(f.field)}`: {_escape(_short(f.before))} → {_escape(_short(f.after))}" for f in change.fields]
+    lines += [f"  - `{_code(f.field)}`: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
     return lines
 
 
@@ -167,7 +149,7 @@ def _count_items(body: list[str]) -> int:
 
 
 def _relationship_md(rel: RelationshipRef) -> str:
-    return f"**{_escape(rel.source_name)}** _{_escape(rel.relationship_type)}_ **{_escape(rel.target_name)}** `{rel.id}`"
+    return f"**{markdown_text(rel.source_name)}** _{markdown_text(rel.relationship_type)}_ **{markdown_text(rel.target_name)}** `{rel.id}`"
 
 
 def _ref_json(ref: ObjectRef) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -18,6 +18,7 @@ from urllib.parse import quote
 from tiops.codes import CODES
 from tiops.errors import UsageError
 from tiops.findings import Finding, Severity, count_by_severity
+from tiops.render.markdown import markdown_code, markdown_text
 from tiops.render.names import printable
 
 # --- shared helpers -----------------------------------------------------------------
@@ -160,36 +161,124 @@ def escape_github_property(value: str) -> str:
     return escape_github_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(findings: Sequence[Finding]) -> str:
+# GitHub Actions turns at most this many workflow commands of each kind (error, warning,
+# notice) of one step into annotations, the first ones printed; the others only reach the
+# step's log (actions/toolkit, docs/problem-matchers.md, "Limitations": 10 of each kind
+# per step, 50 per job).
+GITHUB_ANNOTATIONS_PER_KIND = 10
+# Codes named in an overflow annotation's message before "and N more codes".
+_CODES_NAMED = 12
+
+
+def _github_command(kind: str, properties: list[tuple[str, str]], data: str) -> str:
+    rendered_properties = ",".join(f"{name}={escape_github_property(value)}" for name, value in properties)
+    return f"::{kind} {rendered_properties}::{escape_github_data(data)}"
+
+
+def _annotation(finding: Finding) -> str:
+    location = finding.location
+    properties: list[tuple[str, str]] = []
+    if location.file:
+        properties.append(("file", location.file))
+    if location.line:
+        properties.append(("line", str(location.line)))
+        if location.column:
+            properties.append(("col", str(location.column)))
+    properties.append(("title", _code_label(finding.code)))
+    data = finding.message
+    if finding.stix_id:
+        data += f" [{finding.stix_id}]"
+    if finding.hint:
+        data += f" ({finding.hint})"
+    return _github_command(_GITHUB_COMMANDS[finding.severity], properties, data)
+
+
+def _by_code(findings: Sequence[Finding]) -> dict[str, int]:
+    """How many of ``findings`` each code has, most first (ties by code)."""
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.code] = counts.get(finding.code, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _overflow_annotation(severity: Severity, findings: Sequence[Finding], changed_files: Collection[str]) -> str:
+    """The annotation that opens a kind with more findings than GitHub shows: how many, by code,
+    and which of them the annotations that follow are."""
+    kind = _GITHUB_COMMANDS[severity]
+    noun = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "notices"}[severity]
+    counts = _by_code(findings)
+    named = ", ".join(f"{code} x{count:,}" for code, count in list(counts.items())[:_CODES_NAMED])
+    if len(counts) > _CODES_NAMED:
+        named += f" and {len(counts) - _CODES_NAMED} more codes"
+    first = "those in files this change touches first, then " if changed_files else ""
+    data = (f"GitHub annotates {GITHUB_ANNOTATIONS_PER_KIND} {noun} per step; tiops found {len(findings):,}, "
+            f"so the next {GITHUB_ANNOTATIONS_PER_KIND - 1} are {first}the first of each code. By code: {named}. "
+            f"Every finding is in this step's log, and 'tiops validate' lists them all.")
+    return _github_command(kind, [("title", f"tiops: {len(findings):,} {noun}")], data)
+
+
+def render_github(findings: Sequence[Finding], *, changed_files: Collection[str] = ()) -> str:
     """One ``::error file=…,line=…,col=…,title=…::message`` command per finding.
 
     Info findings become ``::notice``. ``line`` and ``col`` are left out when unknown (0),
     which makes GitHub annotate the file as a whole.
+
+    GitHub annotates only the first :data:`GITHUB_ANNOTATIONS_PER_KIND` commands of each
+    kind in a step. While every kind fits, the commands are in file, line and column order.
+    A kind with more findings starts with one annotation saying how many there are, by code,
+    and its findings follow in the order that makes the annotated ones worth reading: those
+    in ``changed_files`` (paths as findings name them: the files a pull request touches),
+    then the first finding of each code, then the rest, each group in file order.
     """
-    commands: list[str] = []
-    for finding in _sorted(findings):
-        location = finding.location
-        properties: list[tuple[str, str]] = []
-        if location.file:
-            properties.append(("file", location.file))
-        if location.line:
-            properties.append(("line", str(location.line)))
-            if location.column:
-                properties.append(("col", str(location.column)))
-        properties.append(("title", _code_label(finding.code)))
-        data = finding.message
-        if finding.stix_id:
-            data += f" [{finding.stix_id}]"
-        if finding.hint:
-            data += f" ({finding.hint})"
-        rendered_properties = ",".join(
-            f"{name}={escape_github_property(value)}" for name, value in properties
-        )
-        commands.append(
-            f"::{_GITHUB_COMMANDS[finding.severity]} {rendered_properties}"
-            f"::{escape_github_data(data)}"
-        )
+    ordered = _sorted(findings)
+    by_kind: dict[Severity, list[Finding]] = {}
+    for finding in ordered:
+        by_kind.setdefault(finding.severity, []).append(finding)
+    overflowing = [severity for severity in sorted(by_kind, reverse=True)
+                   if len(by_kind[severity]) > GITHUB_ANNOTATIONS_PER_KIND]
+    commands = [_overflow_annotation(severity, by_kind[severity], changed_files) for severity in overflowing]
+    if overflowing:
+        changed = frozenset(changed_files)
+        codes_seen: set[tuple[Severity, str]] = set()
+        ranks: dict[int, int] = {}
+        for position, finding in enumerate(ordered):
+            if finding.severity not in overflowing or finding.location.file in changed:
+                ranks[position] = 0
+            elif (finding.severity, finding.code) not in codes_seen:
+                ranks[position] = 1
+            else:
+                ranks[position] = 2
+            if ranks[position]:
+                codes_seen.add((finding.severity, finding.code))
+        # Limits are per kind, so one order over all kinds gives each kind its own best first.
+        ordered = [ordered[position] for position in sorted(ranks, key=lambda p: (ranks[p], p))]
+    commands.extend(_annotation(finding) for finding in ordered)
     return "".join(command + "\n" for command in commands)
+
+
+def render_github_summary(findings: Sequence[Finding], *, title: str = "tiops validate") -> str:
+    """A Markdown summary of ``findings`` for a GitHub Actions job's summary page
+    (``$GITHUB_STEP_SUMMARY``): the counts, then one row per code with its first place.
+
+    The annotations of a step stop at :data:`GITHUB_ANNOTATIONS_PER_KIND` of each kind; this
+    table counts every finding. File names are intel's own text, so they are written as code
+    spans (tiops.render.markdown)."""
+    lines = [f"### {markdown_text(title)}: {_text_summary(findings)}", ""]
+    if not findings:
+        return "\n".join(lines)
+    lines += ["| code | severity | findings | first at |", "|---|---|--:|---|"]
+    first: dict[tuple[Severity, str], Finding] = {}
+    counts: dict[tuple[Severity, str], int] = {}
+    for finding in _sorted(findings):
+        key = (finding.severity, finding.code)
+        first.setdefault(key, finding)
+        counts[key] = counts.get(key, 0) + 1
+    for key in sorted(counts, key=lambda k: (-int(k[0]), -counts[k], k[1])):
+        severity, code = key
+        place = str(first[key].location)
+        shown = f"`{markdown_code(place)}`" if place else "(no file)"
+        lines.append(f"| {markdown_text(_code_label(code))} | {severity} | {counts[key]:,} | {shown} |")
+    return "\n".join(lines) + "\n"
 
 
 # --- SARIF 2.1.0 ----------------------------------------------------------------------
@@ -275,33 +364,64 @@ def _sarif_result(finding: Finding, rule_index: int, fingerprint: str) -> dict[s
     return result
 
 
-def render_sarif(findings: Sequence[Finding], *, tool_version: str) -> str:
-    """A SARIF 2.1.0 log with one run whose rules are the whole catalogue of codes."""
+# GitHub code scanning rejects a run with more results than this ("SARIF results exceed
+# limit": results per run, 25,000; of those it keeps the first 5,000 by severity).
+SARIF_RESULTS_LIMIT = 25_000
+_SEVERITY_FIRST = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def render_sarif(findings: Sequence[Finding], *, tool_version: str, changed_files: Collection[str] = (),
+                 limit: int = SARIF_RESULTS_LIMIT) -> str:
+    """A SARIF 2.1.0 log with one run whose rules are the whole catalogue of codes.
+
+    A run holds at most ``limit`` results (:data:`SARIF_RESULTS_LIMIT`, what code scanning
+    accepts): beyond it, errors are kept before warnings and warnings before notes, and
+    within a severity the findings in ``changed_files`` first; the run's invocation then
+    says how many were left out (SARIF 2.1.0 section 3.20.21, toolExecutionNotifications).
+    The results kept are in file order, with the fingerprints they have in the whole log.
+    """
     rules = _sarif_rules(findings)
     rule_indexes = {rule["id"]: index for index, rule in enumerate(rules)}
     occurrences: dict[str, int] = {}
-    results: list[dict[str, Any]] = []
+    fingerprinted: list[tuple[Finding, str]] = []
     for finding in _sorted(findings):
         digest = _fingerprint(finding)
         occurrences[digest] = occurrences.get(digest, 0) + 1
         # The ":N" suffix tells apart findings that hash the same (the same message for
         # the same object twice in one file), the way CodeQL numbers its line hashes.
-        fingerprint = f"{digest}:{occurrences[digest]}"
-        results.append(_sarif_result(finding, rule_indexes[finding.code], fingerprint))
+        fingerprinted.append((finding, f"{digest}:{occurrences[digest]}"))
+    left_out = max(0, len(fingerprinted) - limit)
+    if left_out:
+        changed = frozenset(changed_files)
+        first = sorted(range(len(fingerprinted)), key=lambda position: (
+            _SEVERITY_FIRST[fingerprinted[position][0].severity],
+            fingerprinted[position][0].location.file not in changed, position))
+        fingerprinted = [fingerprinted[position] for position in sorted(first[:limit])]
+    results = [_sarif_result(finding, rule_indexes[finding.code], fingerprint) for finding, fingerprint in fingerprinted]
     driver: dict[str, Any] = {"name": "tiops", "rules": rules}
     if tool_version:
         driver["version"] = tool_version
+    run: dict[str, Any] = {
+        "tool": {"driver": driver},
+        # Columns come from the YAML parser, which counts Unicode code points.
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    }
+    if left_out:
+        kept = "errors first, then warnings, then notes" + (
+            ", those in files this change touches first" if changed_files else "")
+        run["invocations"] = [{
+            "executionSuccessful": True,
+            "toolExecutionNotifications": [{
+                "level": "warning",
+                "message": {"text": f"{left_out:,} of {len(findings):,} findings are left out: a run holds at most "
+                                    f"{limit:,} results ({kept}). 'tiops validate --format json' lists them all."},
+            }],
+        }]
     log = {
         "$schema": SARIF_SCHEMA_URI,
         "version": SARIF_VERSION,
-        "runs": [
-            {
-                "tool": {"driver": driver},
-                # Columns come from the YAML parser, which counts Unicode code points.
-                "columnKind": "unicodeCodePoints",
-                "results": results,
-            }
-        ],
+        "runs": [run],
     }
     return _dump_json(log)
 
@@ -310,25 +430,33 @@ def render_sarif(findings: Sequence[Finding], *, tool_version: str) -> str:
 
 
 class FindingRenderer(Protocol):
-    """The uniform signature of every entry in :data:`FINDING_RENDERERS`."""
+    """The uniform signature of every entry in :data:`FINDING_RENDERERS`.
 
-    def __call__(self, findings: Sequence[Finding], *, color: bool, tool_version: str) -> str: ...
+    ``changed_files``: the files a pull request touches, as findings name them; the formats
+    that must choose what to show first (github, sarif) put their findings first."""
+
+    def __call__(self, findings: Sequence[Finding], *, color: bool, tool_version: str,
+                 changed_files: Collection[str] = ()) -> str: ...
 
 
-def _text_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+def _text_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str,
+                   changed_files: Collection[str] = ()) -> str:
     return render_text(findings, color=color)
 
 
-def _json_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
+def _json_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str,
+                   changed_files: Collection[str] = ()) -> str:
     return render_json(findings)
 
 
-def _github_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
-    return render_github(findings)
+def _github_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str,
+                     changed_files: Collection[str] = ()) -> str:
+    return render_github(findings, changed_files=changed_files)
 
 
-def _sarif_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str) -> str:
-    return render_sarif(findings, tool_version=tool_version)
+def _sarif_renderer(findings: Sequence[Finding], *, color: bool, tool_version: str,
+                    changed_files: Collection[str] = ()) -> str:
+    return render_sarif(findings, tool_version=tool_version, changed_files=changed_files)
 
 
 # Options a format does not use are accepted and ignored, so callers such as the CLI
