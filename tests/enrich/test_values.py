@@ -132,11 +132,36 @@ def test_internationalised_names_are_looked_up_by_their_a_labels() -> None:
     assert not is_canonical("bücher.example") and is_canonical("xn--bcher-kva.example")
 
 
+def test_ipv4_mapped_addresses_and_wildcard_names_are_the_host_and_domain_they_name() -> None:
+    from tiops.enrich.values import canonical_value, is_canonical
+
+    # A dual-stack socket logs an IPv4 peer as ::ffff:a.b.c.d (RFC 4291 section 2.5.5.2): it is
+    # the IPv4 host that has a location and a registry, and one value however a feed writes it.
+    written = ["[ipv6-addr:value = '::ffff:203.0.113.7']", "[ipv6-addr:value = '::FFFF:CB00:7107']",
+               "[url:value = 'http://[::ffff:203.0.113.7]:8080/x']", "[ipv4-addr:value = '203.0.113.7']",
+               "[network-traffic:dst_ref.value = '::ffff:203.0.113.7']"]
+    for pattern in written:
+        obj = {"type": "indicator", "pattern": pattern, "pattern_type": "stix"}
+        assert object_enrich_values(obj) == (("ip", "203.0.113.7"),), pattern
+    assert object_enrich_values({"type": "ipv6-addr", "value": "::ffff:198.51.100.9"}) == (("ip", "198.51.100.9"),)
+    assert canonical_value("::ffff:198.51.100.0/120") == "198.51.100.0/24"
+    assert canonical_value("::ffff:0:0/95") == "::fffe:0:0/95"  # wider than the mapped block: IPv6 still
+    assert canonical_value("2001:db8::ffff:1.2.3.4") == "2001:db8::ffff:102:304"  # not the mapped prefix
+    assert canonical_value("::1") == "::1"
+    assert not is_canonical("::ffff:203.0.113.7")  # a lock keyed so is TI150, rewritten by tiops enrich
+    # A wildcard (RFC 4592) is every host under a domain: that domain is looked up.
+    assert object_enrich_values({"type": "domain-name", "value": "*.Evil.Example"}) == (("domain", "evil.example"),)
+    assert canonical_value("*.*.Evil.Example") == "evil.example"  # a lock key stays what it is
+    assert canonical_value("*.com") is None and canonical_value("*") is None
+    assert not is_canonical("*.evil.example")
+
+
 def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
     from tiops.enrich.values import canonical_value, is_canonical
 
     for value in ["8.8.8.8", "08.8.8.8", "1.2.3", "999.1.1.1", "198.51.100.0/24", "198.51.100.7/24", "198.51.100.0/024",
                   "198.51.100.0/32", "0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
                   "2001:db8::/32", "2001:DB8::/32", "2001:db8::1", "example.com", "Example.com", "example.com.",
-                  ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example"]:
+                  ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example",
+                  "::ffff:1.2.3.4", "::ffff:0102:0304", "::ffff:1.2.3.0/120", "*.example.com", "*.*.example.com"]:
         assert is_canonical(value) == (canonical_value(value) == value), value

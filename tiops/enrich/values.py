@@ -36,19 +36,34 @@ def parse_ip(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
         return None
 
 
+# IPv4-mapped IPv6 addresses (RFC 4291 section 2.5.5.2): how a dual-stack socket writes an
+# IPv4 peer, so logs and the feeds made from them carry "::ffff:203.0.113.7".
+_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def _ip_value(value: str) -> EnrichValue | None:
     # Most values are plain addresses: inet_pton/inet_ntop canonicalise them ~20x quicker
     # than ipaddress (RFC 5952 text for IPv6), which is kept for CIDR blocks.
     if "/" not in value:
         family = socket.AF_INET6 if ":" in value else socket.AF_INET
         try:
-            return "ip", socket.inet_ntop(family, socket.inet_pton(family, value.strip()))
+            packed = socket.inet_pton(family, value.strip())
         except (OSError, ValueError):
             return None
+        if family == socket.AF_INET6 and packed[:12] == _MAPPED_PREFIX:
+            # The IPv4 host it names is what has a location and a registry: it is looked up,
+            # and locked, as that address (one value however a feed writes it).
+            return "ip", socket.inet_ntop(socket.AF_INET, packed[12:])
+        return "ip", socket.inet_ntop(family, packed)
     network = parse_ip(value)
     if network is None:
         return None
+    if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(_IPV4_MAPPED):
+        network = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
     return "ip", network.with_prefixlen if network.num_addresses > 1 else str(network.network_address)
+
+
+_MAPPED_PREFIX: Final = b"\0" * 10 + b"\xff\xff"
 
 
 # Characters no host name has (RFC 1123 section 2.1 and what URLs wrap around a host).
@@ -60,6 +75,10 @@ def _domain(value: str) -> str | None:
     if not name.isascii():
         name = _a_labels(name)
     name = name.rstrip(".")
+    while name.startswith("*."):
+        # A wildcard (RFC 4592) names every host under a domain, not a host: feeds write
+        # "*.example.com" for "anything under example.com", which is what is looked up.
+        name = name[2:]
     if not name or "." not in name or _NOT_IN_A_NAME.search(name):
         return None
     return name
