@@ -85,8 +85,12 @@ def _logs() -> set[str]:
 
 
 @pytest.fixture
-def crash_logs() -> Callable[[], list[Path]]:
-    """The crash logs written since the test started."""
+def crash_logs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[Path]]:
+    """The crash logs written since the test started. They go to a folder of the test's own (the
+    temporary folder, in this process and in the tiops processes it starts), not the machine's /tmp."""
+    folder = tmp_path_factory.mktemp("crash-logs")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
     before = _logs()
     return lambda: [Path(p) for p in sorted(_logs() - before)]
 
