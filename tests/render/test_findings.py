@@ -97,6 +97,17 @@ def test_text_omits_hint_line_when_finding_has_no_hint() -> None:
     ]
 
 
+def test_text_past_a_screen_ends_with_a_count_by_code() -> None:
+    from tiops.render.findings import TEXT_TALLY_FROM
+
+    few = [make_finding("TI209", f"value {n}", Location("intel/a.yaml", n + 1, 1)) for n in range(TEXT_TALLY_FROM)]
+    assert "by code:" not in render_text(few)
+    many = [*few, *(make_finding("TI208", f"p {n}", Location("intel/b.yaml", n + 1, 1)) for n in range(3)), ERROR]
+    lines = render_text(shuffled(many, 5)).splitlines()
+    assert lines[-2] == f"by code: TI209 open-vocabulary {TEXT_TALLY_FROM}, TI208 unknown-property 3, TI204 invalid-timestamp 1"
+    assert lines[-1] == f"1 error, {TEXT_TALLY_FROM + 3} warnings, 0 info in 3 files"
+
+
 def test_text_has_no_ansi_codes_unless_asked() -> None:
     assert "\x1b" not in render_text(FINDINGS)
     coloured = render_text(FINDINGS, color=True)

@@ -85,8 +85,12 @@ def _text_summary(findings: Sequence[Finding]) -> str:
     )
 
 
+# From this many findings on, text output ends with their count by code before the summary line.
+TEXT_TALLY_FROM = 50
+
+
 def render_text(findings: Sequence[Finding], *, color: bool = False) -> str:
-    """One block per finding, then a summary line.
+    """One block per finding, then a summary line (after a count by code, past :data:`TEXT_TALLY_FROM`).
 
     ``intel/x.yaml:12:5: error TI204 invalid-timestamp: MESSAGE (indicator--…)`` followed
     by an indented ``hint:`` line. ANSI colours are added only when ``color`` is true.
@@ -111,6 +115,11 @@ def render_text(findings: Sequence[Finding], *, color: bool = False) -> str:
         if finding.hint:
             hint = printable(finding.hint.replace("\n", " "))
             lines.append(paint(f"{_TEXT_INDENT}hint: {hint}", _DIM))
+    if len(findings) > TEXT_TALLY_FROM:
+        # More than a screen: the end of the output, where a reader and a CI log's tail look,
+        # says which codes they are (most first), so thousands of one partner warning read as one line.
+        tally = ", ".join(f"{_code_label(code)} {count:,}" for code, count in _by_code(findings).items())
+        lines.append(f"by code: {tally}")
     summary = _text_summary(findings)
     lines.append(paint(summary, _BOLD) if findings else summary)
     return "\n".join(lines) + "\n"
