@@ -213,7 +213,8 @@ def test_compile_and_validate_print_everything_before_ending(make_repo) -> None:
     result = run("-C", str(root), "validate")
     assert result.returncode == 1
     # Far more than a pipe's buffer: every finding reached the reader.
-    assert sum(1 for line in result.stdout.splitlines() if "TI101" in line) == 400
+    assert sum(1 for line in result.stdout.splitlines() if line.startswith("intel/bad-") and "TI101" in line) == 400
+    assert "\nby code: TI101 yaml-duplicate-key 400\n" in result.stdout
     assert result.stdout.rstrip().endswith("in 400 files"), result.stdout[-200:]
 
 
