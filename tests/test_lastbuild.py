@@ -54,6 +54,14 @@ def git(root: Path, *args: str, date: str = "2025-01-01T00:00:00Z") -> None:
     subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)
 
 
+@pytest.fixture(autouse=True, params=["beside", "here"])
+def verdict_where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: whether the record still holds worked out by a forked helper while the
+    target is read (tiops.apply.RecordVerdict, as on an idle second core), and in this process."""
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1" if request.param == "beside" else "0")
+    return str(request.param)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository with two intel files, defaults, an ingestion rule and an enrichment lock, applied once."""
@@ -116,6 +124,31 @@ def test_a_plan_after_apply_skips_the_build_and_equals_a_full_one(repo: Path) ->
     assert with_record.output == without.output
     applied = runner.invoke(main, ["-C", str(repo), "apply", "--auto-approve"])
     assert applied.exit_code == 0 and f"no changes, {full.unchanged} unchanged" in applied.output
+
+
+def test_the_files_are_walked_beside_the_reading_of_the_target(repo: Path, verdict_where: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a helper, this process never walks the files for a plan the record makes: the helper
+    does, while this process reads the store; without one, this process does, once."""
+    walked_here: list[int] = []
+    real = lastbuild.current_inputs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walked_here.append(os.getpid())  # a forked helper appends to its own copy
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lastbuild, "current_inputs", counted)
+    recorded, full, built = plans(repo)
+    assert not built and not recorded.has_changes and recorded.to_json() == full.to_json()
+    assert walked_here == ([] if verdict_where == "beside" else [os.getpid()])
+    edit_file(repo)  # the record no longer holds: the files are walked here once, before the build
+    walked_here.clear()
+    session = open_session(repo)
+    try:
+        assert session.plan().has_changes and session.built
+    finally:
+        session.close()
+    assert walked_here == ([os.getpid()] if verdict_where == "beside" else [os.getpid()] * 2)
 
 
 def edit_file(root: Path) -> None:

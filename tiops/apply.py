@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tiops import lastbuild
-from tiops.config import load_config
+from tiops.config import Config, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Severity
 from tiops.gitrepo import head_commit, head_commit_time
@@ -235,17 +235,27 @@ class Session:
 
     def __init__(self, settings: TargetSettings, store: Store, compiled: list[dict[str, Any]] | None,
                  source_commit: str | None, *, build: Callable[[], list[dict[str, Any]]] | None = None,
-                 record: BuildRecord | None = None,
+                 record: BuildRecord | None = None, record_holds: RecordVerdict | None = None,
                  on_plan: Callable[[Plan, Mapping[str, StoredVersion], BundleDigests], None] | None = None) -> None:
         if compiled is None and build is None:
             raise ValueError("a session needs the compiled objects or a way to build them")
         self.settings = settings
         self.store = store
         self.source_commit = source_commit
-        self.record = record
+        self._record = record
+        # Whether the record's inputs are the repository's now, worked out while the target is
+        # read (open_session); None: they are (the caller checked).
+        self._record_holds = record_holds
         self._compiled = compiled
         self._build = build
         self._on_plan = on_plan
+
+    @property
+    def record(self) -> BuildRecord | None:
+        """The last build's record when nothing the build reads has changed since (tiops.lastbuild)."""
+        if self._record is not None and self._record_holds is not None and not self._record_holds():
+            self._record = None
+        return self._record
 
     @property
     def built(self) -> bool:
@@ -294,7 +304,35 @@ class Session:
         return self.digests.bundle
 
     def close(self) -> None:
+        if self._record_holds is not None:
+            self._record_holds.close()
         self.store.close()
+
+
+class RecordVerdict:
+    """Whether the last build's record still holds (its inputs equal the repository's now), worked
+    out by a forked helper while this process reads the target, when helpers are wanted
+    (tiops.load.helpers_wanted): a no-change plan walks the repository's files (an lstat each)
+    and reads the target's manifest, two waits of about the same length on 100k objects
+    (docs/performance.md). Without a helper, or when it fails, the work is done here when asked."""
+
+    def __init__(self, work: Callable[[], bool]) -> None:
+        from tiops.forkwork import run_beside
+        from tiops.load import helpers_wanted
+
+        self._work = work
+        self._beside = run_beside(work) if helpers_wanted() else None
+        self._verdict: bool | None = None
+
+    def __call__(self) -> bool:
+        if self._verdict is None:
+            outcome = self._beside.result() if self._beside is not None else None
+            self._verdict = outcome if isinstance(outcome, bool) else self._work()
+        return self._verdict
+
+    def close(self) -> None:
+        if self._beside is not None:
+            self._beside.close()
 
 
 def open_session(root: Path, target: str | None = None, *, progress: Progress = no_progress,
@@ -338,24 +376,55 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     as_of = head_commit_time(root)
     recorded: list[lastbuild.KnownBlobs] = (
         [] if record is None else [(record.inputs.files, record.inputs.taken_ns - lastbuild.RACY_NS)])
-    inputs = lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root),
-                                      against=None if record is None else record.inputs)
-    if record is not None and inputs is not None and inputs.same_as(record.inputs):
-        # Nothing the build reads changed: the build waits until the plan needs it.
-        return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build, record=record)
+
+    def inputs_now() -> lastbuild.BuildInputs | None:
+        return lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root),
+                                        against=None if record is None else record.inputs)
+
+    if record is not None:
+        # Nothing the build reads changed, most likely: the build waits until the plan needs it,
+        # and whether the record holds is worked out beside the reading of the target. Should
+        # it not hold, the inputs are taken again here, before the build (the record must
+        # describe the files as they were when the build began: lastbuild.unchanged_during).
+        recorded_inputs = record.inputs
+        built: list[tuple[lastbuild.BuildInputs | None, list[dict[str, Any]]]] = []
+
+        def holds() -> bool:
+            inputs = inputs_now()
+            return inputs is not None and inputs.same_as(recorded_inputs)
+
+        def build_and_take() -> list[dict[str, Any]]:
+            inputs = inputs_now()
+            built.append((inputs, build()))
+            return built[-1][1]
+
+        def keep_built(plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
+            if built:
+                _keep_record(root, config, *built[-1], plan, manifest, digests)
+
+        return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build_and_take,
+                       record=record, record_holds=RecordVerdict(holds), on_plan=keep_built)
+    inputs = inputs_now()
     compiled = build()
 
     def keep(plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
-        if inputs is None:
-            return
-        # The build just wrote the build cache's index: most pending blob ids are in it.
-        fresh = lastbuild.build_cache_blobs(root)
-        complete = lastbuild.complete_inputs(root, inputs, [] if fresh is None else [fresh])
-        if complete is not None and lastbuild.unchanged_during(root, config, complete):
-            objects = recorded_objects(compiled, plan, manifest, digests)
-            lastbuild.write_record(root, lastbuild.BuildRecord(complete, digests.bundle, objects))
+        _keep_record(root, config, inputs, compiled, plan, manifest, digests)
 
     return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_plan=keep)
+
+
+def _keep_record(root: Path, config: Config, inputs: lastbuild.BuildInputs | None, compiled: list[dict[str, Any]],
+                 plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
+    """Record the build a plan was made from (tiops.lastbuild), its inputs taken before it began,
+    when no file it read changed while it ran."""
+    if inputs is None:
+        return
+    # The build just wrote the build cache's index: most pending blob ids are in it.
+    fresh = lastbuild.build_cache_blobs(root)
+    complete = lastbuild.complete_inputs(root, inputs, [] if fresh is None else [fresh])
+    if complete is not None and lastbuild.unchanged_during(root, config, complete):
+        objects = recorded_objects(compiled, plan, manifest, digests)
+        lastbuild.write_record(root, lastbuild.BuildRecord(complete, digests.bundle, objects))
 
 
 def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest: Mapping[str, StoredVersion],
