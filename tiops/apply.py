@@ -311,17 +311,18 @@ class Session:
 
 class RecordVerdict:
     """Whether the last build's record still holds (its inputs equal the repository's now), worked
-    out by a forked helper while this process reads the target, when helpers are wanted
-    (tiops.load.helpers_wanted): a no-change plan walks the repository's files (an lstat each)
+    out by a forked helper while this process reads the target, when a loading helper would be
+    forked for as many files (tiops.load.fork_helper): a no-change plan walks the repository's files (an lstat each)
     and reads the target's manifest, two waits of about the same length on 100k objects
     (docs/performance.md). Without a helper, or when it fails, the work is done here when asked."""
 
-    def __init__(self, work: Callable[[], bool]) -> None:
+    def __init__(self, work: Callable[[], bool], files: int) -> None:
         from tiops.forkwork import run_beside
-        from tiops.load import helpers_wanted
+        from tiops.load import fork_helper
 
         self._work = work
-        self._beside = run_beside(work) if helpers_wanted() else None
+        # As for loading: only for enough files (the record's count) and with a second CPU idle.
+        self._beside = run_beside(work) if fork_helper(files) else None
         self._verdict: bool | None = None
 
     def __call__(self) -> bool:
@@ -403,7 +404,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
                 _keep_record(root, config, *built[-1], plan, manifest, digests)
 
         return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build_and_take,
-                       record=record, record_holds=RecordVerdict(holds), on_plan=keep_built)
+                       record=record, record_holds=RecordVerdict(holds, len(recorded_inputs.files)), on_plan=keep_built)
     inputs = inputs_now()
     compiled = build()
 

@@ -39,6 +39,7 @@ def parse_ip(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 # IPv4-mapped IPv6 addresses (RFC 4291 section 2.5.5.2): how a dual-stack socket writes an
 # IPv4 peer, so logs and the feeds made from them carry "::ffff:203.0.113.7".
 _IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+_MAPPED_PREFIX: Final = _IPV4_MAPPED.network_address.packed[:12]
 
 
 def _ip_value(value: str) -> EnrichValue | None:
@@ -61,9 +62,6 @@ def _ip_value(value: str) -> EnrichValue | None:
     if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(_IPV4_MAPPED):
         network = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
     return "ip", network.with_prefixlen if network.num_addresses > 1 else str(network.network_address)
-
-
-_MAPPED_PREFIX: Final = b"\0" * 10 + b"\xff\xff"
 
 
 # Characters no host name has (RFC 1123 section 2.1 and what URLs wrap around a host).
