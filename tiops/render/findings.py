@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Protocol
@@ -204,10 +205,7 @@ def _annotation(finding: Finding) -> str:
 
 def _by_code(findings: Sequence[Finding]) -> dict[str, int]:
     """How many of ``findings`` each code has, most first (ties by code)."""
-    counts: dict[str, int] = {}
-    for finding in findings:
-        counts[finding.code] = counts.get(finding.code, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return dict(sorted(Counter(finding.code for finding in findings).items(), key=lambda item: (-item[1], item[0])))
 
 
 def _overflow_annotation(severity: Severity, findings: Sequence[Finding], changed_files: Collection[str]) -> str:
@@ -249,18 +247,20 @@ def render_github(findings: Sequence[Finding], *, changed_files: Collection[str]
     if overflowing:
         changed = frozenset(changed_files)
         codes_seen: set[tuple[Severity, str]] = set()
-        ranks: dict[int, int] = {}
-        for position, finding in enumerate(ordered):
+
+        def rank(finding: Finding) -> int:
+            """0: annotated first (a kind that fits, a changed file), 1: its code's first, 2: the rest."""
             if finding.severity not in overflowing or finding.location.file in changed:
-                ranks[position] = 0
-            elif (finding.severity, finding.code) not in codes_seen:
-                ranks[position] = 1
-            else:
-                ranks[position] = 2
-            if ranks[position]:
-                codes_seen.add((finding.severity, finding.code))
+                return 0
+            code = (finding.severity, finding.code)
+            if code in codes_seen:
+                return 2
+            codes_seen.add(code)
+            return 1
+
+        ranks = [rank(finding) for finding in ordered]
         # Limits are per kind, so one order over all kinds gives each kind its own best first.
-        ordered = [ordered[position] for position in sorted(ranks, key=lambda p: (ranks[p], p))]
+        ordered = [ordered[position] for position in sorted(range(len(ordered)), key=lambda p: (ranks[p], p))]
     commands.extend(_annotation(finding) for finding in ordered)
     return "".join(command + "\n" for command in commands)
 
