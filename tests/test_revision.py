@@ -196,3 +196,36 @@ def test_a_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.chdir(root)
     from_relative = compile_revision(Path("."), "base")
     assert from_relative.objects == expected.objects and len(expected.objects) > 5
+
+
+def test_descriptions_are_made_only_for_the_objects_a_review_reads(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import tiops.revision as revision
+
+    root = base_repo(tmp_path / "repo")
+    _history(root)
+    described: list[str] = []
+    describe = revision._provenance
+    monkeypatch.setattr(revision, "_provenance", lambda obj, rules: described.append(obj.id) or describe(obj, rules))
+    collecting: list[bool] = []
+    validate = revision.validate_repo
+    monkeypatch.setattr(revision, "validate_repo", lambda *a, **k: collecting.append(gc.isenabled()) or validate(*a, **k))
+
+    before, after = compile_pair(root, "base", None)
+    assert described == []
+    assert collecting == [False, False]  # both sides built with the collector held
+    assert gc.isenabled()  # and given back
+
+    diff = diff_revisions(before, after)
+    assert diff.changed or diff.effects
+    assert 0 < len(set(described)) < len(after.provenance)
+    # Asked for everything, the lazy forms are what the eager ones were.
+    everything = dict(after.provenance.items())
+    assert set(everything) == {obj["id"] for obj in after.objects if obj["id"] in after.authored}
+    assert everything == {object_id: describe(obj, everything[object_id].rules)
+                          for object_id, obj in after.repo.by_id().items()}  # type: ignore[union-attr]
+    assert "nope" not in after.provenance
+    with pytest.raises(KeyError):
+        after.provenance["nope"]
