@@ -1,4 +1,4 @@
-"""`tiops diff` and `tiops validate --base` through the build cache, in real git repositories.
+"""`tiops diff`, `tiops validate --base` and `tiops bump` through the build cache, in real git repositories.
 
 The cache must change only the time they take: over commits with edits, renames and a
 defaults change, every output with a warm cache equals the output with ``--no-cache``.
@@ -22,7 +22,8 @@ from tiops.revision import compile_pair
 def _outputs(root: Path, base: str, *flags: str) -> list[tuple[int, str]]:
     runner = CliRunner()
     found = []
-    for args in (["diff", base, "--format", "json"], ["diff", base], ["validate", "--base", base, "--format", "json"]):
+    for args in (["diff", base, "--format", "json"], ["diff", base], ["validate", "--base", base, "--format", "json"],
+                 ["bump", "--base", base, "--dry-run"]):
         result = runner.invoke(main, ["-C", str(root), *args, *flags])
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         found.append((result.exit_code, result.output))
@@ -65,6 +66,7 @@ def test_a_warm_cache_gives_the_output_of_no_cache_over_a_history(tmp_path: Path
             assert _outputs(root, base) == uncached  # and read again, warm
     assert any(code == 1 or "TI8" in out for code, out in uncached)  # the checks had something to say
     assert "HEAD (" in uncached[1][1] and "has 2 validation error(s)" in uncached[1][1]  # per-object + reference
+    assert "would bump 1 object(s)" in uncached[3][1]  # the edit left in the working tree
 
 
 def _count_git_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -66,7 +66,11 @@ def _pins(base: CompiledRevision, head: CompiledRevision, owners: set[str]) -> l
     nobody touched.
     """
     pins = []
-    for object_id, place in sorted(head.provenance.items()):
+    # Only relationships declared inline by a bumped object can be pinned; finding them by the
+    # loaded objects spares describing every object of the working tree (tiops.revision.ByObject).
+    declared = head.provenance if head.repo is None else {obj.id for obj in head.repo.objects if obj.declared_by in owners}
+    for object_id in sorted(declared):
+        place = head.provenance[object_id]
         if place.declared_by not in owners or object_id not in base.authored or _has_own_modified(head, object_id):
             continue
         before = base.authored[object_id]
@@ -95,13 +99,18 @@ def apply_bumps(root: Path, bumps: list[Bump]) -> None:
         path.write_text("".join(lines), encoding="utf-8")
 
 
-def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool = True) -> list[Bump]:
-    """Bump every object of the working tree at ``root`` that changed against ``base_ref``."""
+def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool = True,
+              cache: bool = False) -> list[Bump]:
+    """Bump every object of the working tree at ``root`` that changed against ``base_ref``.
+
+    ``cache``: the working tree is loaded through the build cache and the base's unchanged
+    files taken from it (tiops.revision.compile_pair); the bumps are the same.
+    """
     if at is not None and timestamp_key(at) is None:
         raise TiopsError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
     usable_config(root, "bumped")  # with errors it would load as every default: the wrong intel folder
     moment = at if at is not None else head_commit_time(root)
-    bumps = plan_bumps(*compile_pair(root, base_ref, None), moment)
+    bumps = plan_bumps(*compile_pair(root, base_ref, None, cache=cache), moment)
     if write:
         apply_bumps(root, bumps)
     return bumps

@@ -25,6 +25,8 @@ _VERSION_ONLY = frozenset({"modified"})
 
 def changed_content(before: dict[str, Any], after: dict[str, Any]) -> bool:
     """True when two versions differ in anything but ``modified``."""
+    if before is after:  # a file unchanged between the revisions loads to the very same data (tiops.revision)
+        return False
     return {k: v for k, v in before.items() if k not in _VERSION_ONLY} != {
         k: v for k, v in after.items() if k not in _VERSION_ONLY
     }
@@ -53,6 +55,8 @@ def check_versions(base: CompiledRevision, head: CompiledRevision, *, deleted_se
     renamed = _renamed(base, head)
     for object_id in sorted(set(old) & set(new)):
         before, after = old[object_id], new[object_id]
+        if before is after:  # an unchanged file: the same data on both sides, nothing to check
+            continue
         where = head.provenance[object_id]
         location = Location(where.file, path=where.path)
         created_changed = before.get("created") != after.get("created")
@@ -100,8 +104,10 @@ def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[F
     findings: list[Finding] = []
     for obj in head.objects:
         object_id = obj["id"]
+        if object_id not in revoked_before or obj.get("revoked") is True:
+            continue
         place = head.provenance.get(object_id)
-        if (object_id in revoked_before and obj.get("revoked") is not True and place is not None
+        if (place is not None
                 and place.imported_folder is not None and base.authored.get(object_id, {}).get("revoked") is not True):
             findings.append(make_finding(
                 "TI804", "the object was revoked by its overlay in the base revision and is not any more",
@@ -119,12 +125,16 @@ def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = 
 
 def _renamed(base: CompiledRevision, head: CompiledRevision) -> dict[str, str]:
     """Base ids whose place (file and position in it) now holds an object with another id."""
-    by_place = {(p.file, p.path): object_id for object_id, p in head.provenance.items() if p.declared_by is None}
+    # Only the places of objects on one side alone are described (tiops.revision.ByObject).
+    gone = [object_id for object_id in base.provenance if object_id not in head.provenance]
+    if not gone:
+        return {}
+    by_place = {(p.file, p.path): object_id for object_id in head.provenance
+                if object_id not in base.provenance and (p := head.provenance[object_id]).declared_by is None}
     found: dict[str, str] = {}
-    for object_id, place in base.provenance.items():
-        if object_id in head.provenance or place.declared_by is not None:
-            continue
-        other = by_place.get((place.file, place.path))
-        if other is not None and other not in base.provenance:
+    for object_id in gone:
+        place = base.provenance[object_id]
+        other = by_place.get((place.file, place.path)) if place.declared_by is None else None
+        if other is not None:
             found[object_id] = other
     return found

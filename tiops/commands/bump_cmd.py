@@ -13,15 +13,17 @@ from tiops.commands.common import handle_errors, repo_root
 @click.option("--at", "at", help="The new modified timestamp (default: the HEAD commit's time, "
               "or the base version's modified plus 1 ms when that is later).")
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
+@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
 @click.pass_context
 @handle_errors
-def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: bool) -> None:
+def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: bool, no_cache: bool = False) -> None:
     """Set `modified` on every object whose content changed against BASE.
 
     Only the value on each `modified:` line is edited; the rest of every file stays as written.
     """
     root = repo_root(ctx)
-    bumps = bump_repo(root, base_ref, at, write=not dry_run)
+    bumps = bump_repo(root, base_ref, at, write=not dry_run, cache=not no_cache)
     for bump in bumps:
         if bump.column:
             click.echo(f"{bump.file}:{abs(bump.line)}: {bump.id} unchanged, modified kept at {bump.after}")
