@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.errors import UsageError
 from tiops.findings import Severity
 from tiops.jsonschemas import known_properties, property_json_type, stix_validator
 from tiops.limits import number_problems
-from tiops.load import IntelObject, load_repo
+from tiops.load import IntelObject
 from tiops.stix import (
     ALL_TYPES,
     SCO_TYPES,
@@ -66,14 +67,17 @@ def now_timestamp() -> str:
 
 def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] | None = None,
              relationships: list[str] | None = None, like: str | None = None,
-             output: Path | None = None) -> NewObject:
-    """The new object's file path and text (not written)."""
+             output: Path | None = None, cache: bool = True) -> NewObject:
+    """The new object's file path and text (not written).
+
+    ``cache``: read the intel through the build cache (tiops.buildcache.load_intel).
+    """
     if stix_type not in ALL_TYPES or stix_validator(stix_type) is None:
         raise UsageError(f"'{stix_type}' is not a STIX 2.1 object type", hint="For example: indicator, malware, threat-actor.")
     if not TIMESTAMP_RE.match(time):
         raise UsageError(f"--time {time!r} is not a timestamp like 2025-03-04T10:00:00.000Z")
     usable_config(root, "written")  # with errors it would load as every default: the wrong intel folder
-    repo = load_repo(root)
+    repo = load_intel(root, cache=cache)
     values: dict[str, Any] = {}
     if like is not None:
         original = repo.by_id().get(like)

@@ -100,7 +100,15 @@ from tiops.forkwork import run_in_order
 from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
-from tiops.load import Defaults, IntelObject, Repo, _load_object_file, _object_folders, fork_helper
+from tiops.load import (
+    Defaults,
+    IntelObject,
+    Repo,
+    _load_object_file,
+    _object_folders,
+    fork_helper,
+    load_repo,
+)
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -738,6 +746,20 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     if settle:
         cache.settle()
     return loaded
+
+
+def load_intel(root: Path, *, cache: bool = True, progress: Progress = no_progress) -> Repo:
+    """The repository's objects and load findings, as :func:`tiops.load.load_repo` gives them.
+
+    ``cache``: through the build cache, which is brought up to date (the commands that read
+    the intel to edit it or explain it, on a warm cache, parse only the files changed since
+    the last build); ``False`` parses every file.
+    """
+    if not cache:
+        return load_repo(root, progress=progress)
+    loaded = load_repo_cached(root, progress=progress)
+    loaded.cache.save()
+    return loaded.repo
 
 
 class _HashedFirst:

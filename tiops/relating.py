@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tiops.authoring import file_stem, team_folder
+from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
-from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo, load_repo
+from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo
 from tiops.lookup import find_object, object_name
 from tiops.stix import derive_relationship_id
 from tiops.validate.relationships import load_relationship_table
@@ -46,8 +47,11 @@ class RelationshipEdit:
 
 
 def relate(root: Path, source: str, relationship_type: str, targets: list[str], *, time: str,
-           description: str | None = None, remove: bool = False) -> list[RelationshipEdit]:
-    """Add (or with ``remove`` take away) SOURCE --TYPE--> TARGET for every target; return the edits."""
+           description: str | None = None, remove: bool = False, cache: bool = True) -> list[RelationshipEdit]:
+    """Add (or with ``remove`` take away) SOURCE --TYPE--> TARGET for every target; return the edits.
+
+    ``cache``: read the intel through the build cache (tiops.buildcache.load_intel).
+    """
     if not targets:
         raise UsageError("give at least one TARGET")
     if not _RELATIONSHIP_TYPE.match(relationship_type):
@@ -56,7 +60,7 @@ def relate(root: Path, source: str, relationship_type: str, targets: list[str], 
     if remove and description is not None:
         raise UsageError("--description goes with adding relationships, not with --remove")
     usable_config(root, "related")  # with errors it would load as every default: the wrong intel folder
-    repo = load_repo(root)
+    repo = load_intel(root, cache=cache)
     relatable = [obj for obj in repo.objects if obj.declared_by is None and obj.type not in _NOT_RELATABLE]
     source_obj = find_object(repo, source, role="SOURCE", candidates=relatable)
     target_objs: list[IntelObject] = []

@@ -13,9 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
-from tiops.load import OVERLAY_FILE, IntelObject, load_repo
+from tiops.load import OVERLAY_FILE, IntelObject
 from tiops.lookup import object_name
 from tiops.rules.conditions import ConditionError, compile_condition
 from tiops.where import Condition
@@ -41,8 +42,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def tag_objects(root: Path, action: str, tags: list[str], *, condition: Condition | None = None,
-                ids: list[str] | None = None) -> list[TagChange]:
-    """Add or remove ``tags`` on every object matching ``condition`` or listed in ``ids``; return the changes."""
+                ids: list[str] | None = None, cache: bool = True) -> list[TagChange]:
+    """Add or remove ``tags`` on every object matching ``condition`` or listed in ``ids``; return the changes.
+
+    ``cache``: read the intel through the build cache (tiops.buildcache.load_intel).
+    """
     if action not in ("add", "remove"):
         raise UsageError(f"unknown tag action {action!r}", hint="Use 'add' or 'remove'.")
     if condition is None and not ids:
@@ -59,7 +63,7 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     except ConditionError as error:
         raise UsageError(f"--where: {error.message}") from None
     usable_config(root, "tagged")  # with errors it would load as every default: the wrong intel folder
-    repo = load_repo(root)
+    repo = load_intel(root, cache=cache)
     wanted = set(ids or ())
     selected = [obj for obj in repo.objects if obj.declared_by is None and (obj.id in wanted or selects(obj))]
     unknown = wanted - {obj.id for obj in selected}

@@ -11,6 +11,7 @@ from tiops.apply import apply_plan, open_session
 from tiops.commands.common import (
     confirm,
     handle_errors,
+    no_cache_option,
     progress_bar,
     repo_root,
     require_terminal,
@@ -32,8 +33,7 @@ APPROVAL_QUESTION = "Apply these changes?"
 @click.option("--target", help="Target name from tiops.yaml (default: default_target, or the plan's target).")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (for CI).")
 @click.option("--force", is_flag=True, help="Allow removing more of the target than max_remove_share.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None, auto_approve: bool, force: bool,

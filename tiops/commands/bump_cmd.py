@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tiops.bump import bump_repo
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import handle_errors, no_cache_option, repo_root
 
 
 @click.command("bump")
@@ -13,8 +13,7 @@ from tiops.commands.common import handle_errors, repo_root
 @click.option("--at", "at", help="The new modified timestamp (default: the HEAD commit's time, "
               "or the base version's modified plus 1 ms when that is later).")
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: bool, no_cache: bool = False) -> None:

@@ -32,6 +32,12 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
 
+# Every command that reads the intel through .tiops/build-cache/ takes this switch.
+no_cache_option = click.option(
+    "--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
+    help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+
+
 def handle_errors(command: F) -> F:
     """Map library exceptions to messages and exit codes at the edge."""
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 import orjson
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path, write_output
+from tiops.commands.common import (
+    handle_errors,
+    no_cache_option,
+    progress_bar,
+    repo_root,
+    shown_path,
+    write_output,
+)
 from tiops.config import load_config
 from tiops.findings import Severity
 from tiops.memory import end_without_freeing
@@ -21,8 +28,7 @@ from tiops.pipeline import build
               help="The as-of time older-than/newer-than rules compare with (default: the HEAD commit time).")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write what happened to every object (sources, defaults, ingestion rules) as JSON to this file.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, trace_file: Path | None,

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root, write_output
+from tiops.commands.common import (
+    handle_errors,
+    no_cache_option,
+    progress_bar,
+    repo_root,
+    write_output,
+)
 from tiops.diff import diff_revisions
 from tiops.render.diff import DIFF_RENDERERS
 from tiops.revision import compile_pair
@@ -19,8 +25,7 @@ from tiops.revision import compile_pair
               help="text for people, markdown for a pull-request comment, json for tools.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of standard output.")
 @click.option("--exit-code", is_flag=True, help="Exit with status 2 when there are changes (0 when there are none).")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, output: Path | None, exit_code: bool,

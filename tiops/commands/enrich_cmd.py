@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root
+from tiops.commands.common import handle_errors, no_cache_option, progress_bar, repo_root
 from tiops.enrich.run import enrich_repo
 from tiops.errors import UsageError
 from tiops.rules.conditions import parse_duration
@@ -18,9 +18,11 @@ from tiops.rules.conditions import parse_duration
               help="Use only the offline GeoLocation/ASN database; no RDAP (WHOIS) query.")
 @click.option("--refresh", "refresh", is_flag=False, flag_value="0s", default=None, metavar="[=AGE]",
               help="Look up again results at least AGE old (30d, 12h, 2w); alone: all of them.")
+@no_cache_option
 @click.pass_context
 @handle_errors
-def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, refresh: str | None) -> None:
+def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, refresh: str | None,
+                   no_cache: bool = False) -> None:
     """Enrich the IPs, domains and URL hosts the intel names; write intel/.enrichment/.
 
     Results are data in the repository: review and commit the lock. 'tiops compile'
@@ -40,7 +42,8 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
         except ValueError:
             raise UsageError(f"{path} is not inside the repository {root}") from None
     with progress_bar(True) as progress:
-        report = enrich_repo(root, offline=offline, refresh=age, paths=relative or None, progress=progress)
+        report = enrich_repo(root, offline=offline, refresh=age, paths=relative or None, progress=progress,
+                             cache=not no_cache)
     for finding in report.findings:
         click.echo(f"{finding.location.file}:{finding.location.line}: {finding.code} {finding.message} (rewritten)", err=True)
     whois = ", ".join(f"{count} {status}" for status, count in sorted(report.whois_by_status.items()))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 import orjson
 
-from tiops.commands.common import handle_errors, repo_root
+from tiops.buildcache import load_intel
+from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.enrich.origin import enrichment_origins, render_origins
 from tiops.importers.dependents import sharing_sources
-from tiops.load import load_repo
 from tiops.lookup import find_object, object_name
 from tiops.render.names import names_of, what
 from tiops.rules import apply_repo_rules, resolve_as_of
@@ -19,16 +19,18 @@ from tiops.rules.trace import explain, render_trace
 @click.argument("stix_id", metavar="OBJECT")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--as-of", "as_of", metavar="TIMESTAMP", help="The as-of time for older-than/newer-than (default: HEAD commit time).")
+@no_cache_option
 @click.pass_context
 @handle_errors
-def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of: str | None) -> None:
+def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of: str | None,
+                    no_cache: bool = False) -> None:
     """Show the file and line of OBJECT, the defaults merged in, every ingestion rule that matched it,
     and where each of its enrichment results came from.
 
     OBJECT is an id, a unique start of an id, or a unique name.
     """
     root = repo_root(ctx)
-    repo = load_repo(root)
+    repo = load_intel(root, cache=not no_cache)
     obj = find_object(repo, stix_id)
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     trace = explain(repo, outcome, obj.id)

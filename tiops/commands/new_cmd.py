@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tiops.authoring import now_timestamp, scaffold
-from tiops.commands.common import handle_errors, repo_root, write_output
+from tiops.commands.common import handle_errors, no_cache_option, repo_root, write_output
 from tiops.errors import UsageError
 
 
@@ -21,10 +21,12 @@ from tiops.errors import UsageError
 @click.option("--time", "time", metavar="TIMESTAMP", help="created/modified (default: now), e.g. 2025-03-04T10:00:00.000Z.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write (default: the team's folder for TYPE).")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the file instead of writing it.")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def new_command(ctx: click.Context, stix_type: str, settings: tuple[str, ...], relationships: tuple[str, ...],
-                like: str | None, time: str | None, output: Path | None, to_stdout: bool) -> None:
+                like: str | None, time: str | None, output: Path | None, to_stdout: bool,
+                no_cache: bool = False) -> None:
     """Scaffold a new STIX 2.1 object file of TYPE with its required properties filled."""
     root = repo_root(ctx)
     pairs: dict[str, str] = {}
@@ -34,7 +36,7 @@ def new_command(ctx: click.Context, stix_type: str, settings: tuple[str, ...], r
             raise UsageError(f"--set {setting!r} is not KEY=VALUE")
         pairs[key.strip()] = value
     new = scaffold(root, stix_type, time=time or now_timestamp(), settings=pairs, relationships=list(relationships),
-                   like=like, output=None if output is None else (Path.cwd() / output))
+                   like=like, output=None if output is None else (Path.cwd() / output), cache=not no_cache)
     if to_stdout:
         click.echo(new.text, nl=False)
         return

@@ -13,6 +13,7 @@ import orjson
 from tiops.apply import open_session
 from tiops.commands.common import (
     handle_errors,
+    no_cache_option,
     progress_bar,
     repo_root,
     show_config_warnings,
@@ -35,8 +36,7 @@ _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
 @click.option("--refresh-only", is_flag=True, help="Report only drift: objects changed in the target outside git.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_alias: Path | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tiops.authoring import now_timestamp
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.relating import relate
 from tiops.render.names import labelled
 
@@ -18,10 +18,11 @@ from tiops.render.names import labelled
 @click.option("--remove", is_flag=True, help="Take the relationships away instead of adding them.")
 @click.option("--time", "time", metavar="TIMESTAMP",
               help="created/modified of standalone relationship files (default: now).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def relate_command(ctx: click.Context, source: str, relationship_type: str, targets: tuple[str, ...],
-                   description: str | None, remove: bool, time: str | None) -> None:
+                   description: str | None, remove: bool, time: str | None, no_cache: bool = False) -> None:
     """Add relationships SOURCE --TYPE--> TARGET, one per TARGET (or take them away with --remove).
 
     SOURCE and each TARGET are an id, a unique start of an id, or a unique name.
@@ -30,7 +31,7 @@ def relate_command(ctx: click.Context, source: str, relationship_type: str, targ
     their file; a partner (imported) object gets a standalone relationship file.
     """
     edits = relate(repo_root(ctx), source, relationship_type, list(targets), time=time or now_timestamp(),
-                   description=description, remove=remove)
+                   description=description, remove=remove, cache=not no_cache)
     signs = {"add": "+", "remove": "-", "unchanged": "="}
     for edit in edits:
         note = f"  ({edit.note})" if edit.note else ""

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, progress_bar, repo_root, shown_path
+from tiops.commands.common import (
+    handle_errors,
+    no_cache_option,
+    progress_bar,
+    repo_root,
+    shown_path,
+)
 from tiops.report import build_report
 
 
@@ -17,8 +23,7 @@ from tiops.report import build_report
               "(default: the HEAD commit's time), e.g. 2025-06-01.")
 @click.option("--allow-invalid", is_flag=True,
               help="Write the report even when validation finds errors; every page then says so in a red banner.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def report_command(ctx: click.Context, output: Path | None, as_of: str | None, allow_invalid: bool,

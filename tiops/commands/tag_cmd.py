@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.render.names import labelled
 from tiops.tagging import tag_objects
 from tiops.where import parse_where
@@ -16,12 +16,14 @@ from tiops.where import parse_where
 @click.option("--where", "where", metavar="EXPR",
               help="Which objects, e.g. 'type = indicator and source = \"Abuse feed\" and confidence >= 80'.")
 @click.option("--id", "ids", multiple=True, metavar="ID", help="An object id to tag. Repeatable.")
+@no_cache_option
 @click.pass_context
 @handle_errors
-def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: str | None, ids: tuple[str, ...]) -> None:
+def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: str | None, ids: tuple[str, ...],
+                no_cache: bool = False) -> None:
     """Add or remove TAGS (STIX labels) on many objects, editing their files in place."""
     condition = parse_where(where) if where is not None else None
-    changes = tag_objects(repo_root(ctx), action, list(tags), condition=condition, ids=list(ids))
+    changes = tag_objects(repo_root(ctx), action, list(tags), condition=condition, ids=list(ids), cache=not no_cache)
     for change in changes:
         click.echo(f"{change.file}: {labelled(change.stix_id, change.name)}: labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]")
     click.echo(f"{len(changes)} object(s) changed in {len({c.file for c in changes})} file(s)")

@@ -12,6 +12,7 @@ from tiops import __version__
 from tiops.commands.common import (
     color_enabled,
     handle_errors,
+    no_cache_option,
     progress_bar,
     repo_root,
     start_folder,
@@ -33,8 +34,7 @@ from tiops.validate import validate_paths
 @click.option("-q", "--quiet", is_flag=True, help="Leave out info findings (such as derived ids).")
 @click.option("--base", "base_ref", help="Also check STIX versioning against this git revision (TI8xx): "
               "changed objects need a later modified, ids and created never change, deleted objects should be revoked.")
-@click.option("--no-cache", "no_cache", is_flag=True, envvar="TIOPS_NO_CACHE",
-              help="Parse and check every file again instead of reusing .tiops/build-cache/ (also TIOPS_NO_CACHE=1).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool | None, output: Path | None, quiet: bool,

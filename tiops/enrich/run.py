@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
 from tiops.enrich.values import EnrichValue, enrich_values
 from tiops.findings import Finding
-from tiops.load import load_repo
 from tiops.progress import Progress, no_progress
 from tiops.stix import shifted
 
@@ -60,16 +60,17 @@ def _older_than(entry: dict[str, Any], cutoff: datetime | None) -> bool:
 def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None = None, paths: list[str] | None = None,
                 geo_database: GeoDatabase | None = None, rdap: RdapClient | None = None,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC), flush_seconds: float = 1.0,
-                progress: Progress = no_progress) -> EnrichReport:
+                progress: Progress = no_progress, cache: bool = True) -> EnrichReport:
     """Enrich the values named by the intel under ``paths`` (default: all) and rewrite the lock.
 
     ``refresh`` re-queries results at least that old (``timedelta(0)``: all of them).
-    Values no object names any more are pruned whatever ``paths`` says.
+    Values no object names any more are pruned whatever ``paths`` says. ``cache``: read the
+    intel through the build cache (tiops.buildcache.load_intel).
     """
     # With errors, tiops.yaml would load as every default: the public IANA bootstrap instead of
     # the RDAP server the team named, asked about its indicators.
     config = usable_config(root, "looked up")
-    repo = load_repo(root)
+    repo = load_intel(root, cache=cache)
     intel = repo.config.intel_path
     settings: dict[str, Any] = dict(config.enrichment)
     every = enrich_values(obj.data for obj in repo.objects)
