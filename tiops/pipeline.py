@@ -156,6 +156,23 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     return BuildResult(bundle, len(objects), findings, metadata, traces, output)
 
 
+def compiled_intel(root: Path, *, progress: Progress = no_progress, cache: bool = True) -> list[dict[str, Any]]:
+    """The bundle's objects as :func:`build` makes them, kept in memory: no bundle is written,
+    serialised or parsed again (a query of a repository changed since its last compile).
+
+    ``cache``: through the build cache, as :func:`build`. Raises :class:`ValidationFailed`
+    when there are errors.
+    """
+    with paused_gc():
+        repo, findings = load_and_validate(root, progress=progress, cache=cache)
+        if blocking_errors(findings):
+            raise ValidationFailed(findings)
+        outcome = apply_repo_rules(repo, resolve_as_of(root))[0]
+        objects = list(bundle_objects(repo, rules=outcome))
+    hold_until_exit(repo, outcome)
+    return objects
+
+
 def _lock_work_beside(root: Path) -> contextlib.AbstractContextManager[None]:
     """A helper for the enrichment lock's work while a cold build of ``root`` runs, when helpers are
     wanted (tiops.load.helpers_wanted) and the lock is large enough (tiops.enrich.beside)."""

@@ -166,6 +166,25 @@ def test_compiled_view_is_kept_and_follows_the_bundle(repo: Path) -> None:
     assert ids(query(repo, "observable = 5.6.7.8", "--format", "ids")) == [OBJECTS[1]["id"]]
 
 
+def test_a_query_of_a_changed_repository_gives_what_its_compiled_bundle_gives(repo: Path) -> None:
+    assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0  # the cache is warm
+    changed = [dict(o) for o in OBJECTS]
+    changed[1]["pattern"] = "[ipv4-addr:value = '5.6.7.8']"
+    changed[1]["modified"] = "2025-02-01T00:00:00.000Z"
+    (repo / "intel" / "objects.yaml").write_text(json.dumps(changed), encoding="utf-8")
+    future = (repo / "dist" / "bundle.json").stat().st_mtime_ns + 10**9
+    os.utime(repo / "intel" / "objects.yaml", ns=(future, future))
+    in_memory = query(repo, "--format", "json")
+    assert "compiled the repository in memory" in in_memory.stderr
+    assert "5.6.7.8" in in_memory.stdout and "1.2.3.4" not in in_memory.stdout
+    assert query(repo, "--format", "json", "--no-cache").stdout == in_memory.stdout
+    assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0
+    os.utime(repo / "dist" / "bundle.json", ns=(future + 10**9, future + 10**9))
+    from_bundle = query(repo, "--format", "json")
+    assert "compiled the repository in memory" not in from_bundle.stderr
+    assert from_bundle.stdout == in_memory.stdout
+
+
 def test_a_bundle_file_keeps_only_the_latest_version(repo: Path, tmp_path: Path) -> None:
     older = {**OBJECTS[3], "name": "Old name"}
     newer = {**OBJECTS[3], "name": "New name", "modified": "2025-03-01T00:00:00.000Z"}

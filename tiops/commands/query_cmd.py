@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from tiops.commands.common import handle_errors, repo_root
+from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.errors import UsageError
 from tiops.query import Query, Row, group_counts, parse_query, query_fields, rows_without, select
 from tiops.query.sources import file_view, repository_view, target_view
@@ -32,10 +32,12 @@ FORMATS = ("table", "json", "csv", "ids")
                    "(labels, observable, external_id...) counts each element: an object with two labels counts once "
                    "under each. Objects without the field are not counted. Sorted by count, most first, then value.")
 @click.option("--target", metavar="NAME", help="Query a store's current objects instead of the repository (a target in tiops.yaml).")
+@no_cache_option
 @click.pass_context
 @handle_errors
 def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[str, ...], sort: str | None,
-                  limit: int | None, output_format: str, group_by: str | None, target: str | None) -> None:
+                  limit: int | None, output_format: str, group_by: str | None, target: str | None,
+                  no_cache: bool = False) -> None:
     """Find and count objects with the --where language.
 
     Searches the compiled intel (after defaults and ingestion rules, the latest version of
@@ -74,7 +76,7 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
         view = target_view(root, target)
     else:
         assert root is not None
-        view, fresh = repository_view(root)
+        view, fresh = repository_view(root, cache=not no_cache)
         if not fresh:
             click.echo("tiops: note: compiled the repository in memory; 'tiops compile' first makes queries fast", err=True)
     seen = view.property_names

@@ -9,8 +9,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import orjson
-
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.query.view import MemoryView, View, bundle_view
@@ -18,23 +16,23 @@ from tiops.query.view import MemoryView, View, bundle_view
 CACHE_DIR = Path(".tiops") / "cache"
 
 
-def repository_view(root: Path) -> tuple[View, bool]:
+def repository_view(root: Path, *, cache: bool = True) -> tuple[View, bool]:
     """The view of the repository's compiled intel, and whether the bundle was fresh.
 
     The bundle ``tiops compile`` wrote (``<output>/bundle.json``) is used, through the
     kept view, when no intel, rule or config file is newer than it; otherwise the
-    repository is compiled in memory (defaults and ingestion rules applied), nothing
-    written.
+    repository is compiled in memory (defaults and ingestion rules applied), through the
+    build cache as `tiops compile` builds (only the files changed since the last build are
+    parsed and checked again; ``cache=False`` parses all), and no bundle is written.
     """
     config = _config(root)
     bundle = root / config.output_dir / "bundle.json"
     if _is_fresh(bundle, config):
         return bundle_view(bundle, root / CACHE_DIR), True
     # The whole pipeline, imported only when the bundle cannot serve.
-    from tiops.pipeline import build
+    from tiops.pipeline import compiled_intel
 
-    objects = orjson.loads(build(root).bundle)["objects"]
-    return MemoryView(objects), False
+    return MemoryView(compiled_intel(root, cache=cache)), False
 
 
 def file_view(path: Path, root: Path | None) -> View:
