@@ -21,6 +21,7 @@ from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.load import Repo, load_repo
+from tiops.locate import kept_positions
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, build_metadata, resolve_as_of
@@ -98,7 +99,7 @@ def _checked_and_saved(cache: BuildCache, check: Callable[[], _T]) -> _T:
     (tiops.enrich.lock.kept_checks), then the cache saved: also when validation finds errors, so
     the next run after a fix reuses the rest. When ``check`` raises (an entry that cannot be read
     back, StaleEntry) nothing is saved: the caller builds another way."""
-    with kept_checks(cache):
+    with kept_checks(cache), kept_positions(cache):
         checked = check()
     cache.save()
     return checked

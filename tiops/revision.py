@@ -24,6 +24,7 @@ from tiops.filesource import FileSource, SharedParses
 from tiops.findings import Finding
 from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
+from tiops.locate import kept_positions
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import AsOf, apply_repo_rules, resolve_as_of
@@ -136,7 +137,8 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
         if cache and head is None:
             after = _compile_working_tree_cached(root, progress, shared)
             try:
-                before = compile_revision(root, base, progress=progress, shared=shared)
+                with kept_positions(shared.cached.cache):
+                    before = compile_revision(root, base, progress=progress, shared=shared)
             finally:
                 shared.cached.cache.settle()
                 shared.cached.cache.save()
@@ -154,7 +156,8 @@ def _compile_working_tree_cached(root: Path, progress: Progress, shared: SharedW
 
     loaded = load_repo_cached(root, progress=progress, record_files=True, settle=False)
     shared.cached = CachedFiles(loaded, shared.parses)
-    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    with kept_positions(loaded.cache):
+        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     return _compile_loaded(loaded.repo, findings, WORKING_TREE, None, resolve_as_of(root), shared)
 
 

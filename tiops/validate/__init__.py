@@ -14,7 +14,7 @@ from tiops.errors import UsageError
 from tiops.findings import Finding, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
-from tiops.locate import resolve_locations
+from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
@@ -238,7 +238,8 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
     if not wanted:  # the whole repository: checked from the cache's file indexes, reading few objects
         indexed = load_repo_indexed(root, progress=progress)
         try:
-            findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+            with kept_positions(indexed.cache):
+                findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
         except StaleEntry:
             pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
         else:
@@ -246,7 +247,8 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
             return indexed.repo, findings
     loaded = load_repo_cached(root, progress=progress,
                               fresh=lambda relative: relative in wanted or relative.startswith(folders))
-    findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+    with kept_positions(loaded.cache):
+        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()
     return loaded.repo, findings
 
@@ -270,7 +272,8 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     if not wanted <= {file.relative for file in loaded.files}:
         return None  # not (all) object files: checked as part of the whole repository
     try:
-        findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+        with kept_positions(loaded.cache):
+            findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save()
