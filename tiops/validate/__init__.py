@@ -19,9 +19,15 @@ from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
 from tiops.validate.extensions import check_extensions, toplevel_extension_properties
-from tiops.validate.indexed import IndexedFile, involved_ids, repository_maps, unclean_files
+from tiops.validate.indexed import (
+    IndexedFile,
+    involved_ids,
+    partner_digests,
+    repository_maps,
+    unclean_files,
+)
 from tiops.validate.objects import check_object
-from tiops.validate.partner import check_partner_objects
+from tiops.validate.partner import PartnerDigests, check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
@@ -90,13 +96,16 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
 
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
                references: Sequence[list[ListedReference] | None] | None = None,
-               malformed: set[str] | None = None, *, unique_ids: bool = False) -> list[Finding]:
+               malformed: set[str] | None = None, *, unique_ids: bool = False,
+               partner: dict[str, PartnerDigests] | None = None) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on
     (tiops.validate.indexed) with ``types`` and ``malformed`` made from all of them.
     ``references``: each object's listed references (tiops.validate.reference_index).
     ``unique_ids``: every one of ``objects`` has a string id of its own (check_duplicate_ids finds nothing).
+    ``partner``: the partner objects by digest (tiops.validate.indexed.partner_digests), when
+    ``objects`` need not hold them.
     """
     if not unique_ids:
         findings.extend(check_duplicate_ids(objects, in_bundle=repo.is_bundle))
@@ -113,7 +122,10 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     findings.extend(table_findings)
     findings.extend(check_relationships(objects, table, in_bundle=repo.is_bundle, types=types))
     findings.extend(rule_findings(repo))
-    findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
+    if partner is not None:
+        findings.extend(check_partner_objects(repo, partner))
+    else:
+        findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
     if repo.upgraded_from_20:
         upgraded = {obj.path: obj.data for obj in objects if obj.path in repo.upgraded_from_20}
         findings.extend(check_stix20_objects(objects[0].file, upgraded) if upgraded else ())
@@ -162,7 +174,8 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                 file_objects, file_references = file.objects()
                 objects.extend(file_objects)
                 references.extend(file_references)
-        return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed), involved, types)
+        return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed,
+                                          partner=partner_digests(files)), involved, types)
 
 
 class IndexedFindings(NamedTuple):

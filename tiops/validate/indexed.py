@@ -5,12 +5,14 @@ what the repository-wide checks need to know about a file without its objects: t
 ids and types of its objects (duplicate ids, the id -> type map references resolve
 against, the ids that are not TYPE--UUID), the ends of its relationships and sightings,
 the distinct (object type, property, id) of its references, and whether any object
-uses or defines an extension or is partner intel. The repository-wide picture is
+uses or defines an extension, and the digest of each partner object as imported. The repository-wide picture is
 built from every file's index; the objects of a file are read (:meth:`IndexedFile.objects`)
 only where a check may report something:
 
-* a file with an object that uses or defines an extension, or partner intel (the
-  extension and partner checks read whole objects);
+* a file with an object that uses or defines an extension (the extension checks read
+  whole objects);
+* a file of partner intel with an object whose digest, kept in the index, is not the
+  one its source folder's import lock holds (the edit check names what changed);
 * a file holding an id that is defined more than once (every copy is read, so the
   duplicate-id check sees them in their order);
 * a file whose references or relationships do not all resolve cleanly against the
@@ -37,6 +39,7 @@ from typing import Any, NamedTuple, Protocol
 from tiops.findings import Finding
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
+from tiops.validate.partner import PartnerDigests, is_partner_object, object_digest
 from tiops.validate.reference_index import ListedReference, object_references
 from tiops.validate.references import _ReferenceChecker
 from tiops.validate.relationships import RelationshipTable
@@ -58,7 +61,10 @@ class FileIndex(NamedTuple):
     # joined by newlines: files of one folder mostly share the very same text, judged once.
     # None when a part holds NUL or a newline itself (the file is then always read).
     reference_targets: str | None
-    needs_objects: bool  # an extension is used or defined, or partner intel: the checks read the objects
+    needs_objects: bool  # an extension is used or defined: the extension checks read the objects
+    # (folder, id, digest of the content as imported) of each partner object (tiops.validate.partner):
+    # the edit check compares these with the import lock and reads only the objects that differ.
+    partner: list[tuple[str, str, str]]
 
 
 def index_file(objects: Sequence[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
@@ -94,6 +100,7 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
     sightings: list[tuple[int, Any]] = []
     targets: set[tuple[str, str, str]] = set()
     needs_objects = False
+    partner: list[tuple[str, str, str]] = []
     match = ID_RE.match if malformed_given is None else None
     for position, obj in enumerate(objects):
         data = obj.data
@@ -114,13 +121,15 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
                                   data.get("relationship_type")))
         elif stix_type == "sighting":
             sightings.append((position, data.get("sighting_of_ref")))
-        if "extensions" in data or stix_type == EXTENSION_DEFINITION or obj.imported_folder is not None:
+        if "extensions" in data or stix_type == EXTENSION_DEFINITION:
             needs_objects = True
+        if is_partner_object(obj):
+            partner.append((obj.imported_folder or "", obj.id, object_digest(obj.imported_data or {})))
         for prop, value, _path in listed:
             if type(value) is str:
                 targets.add((stix_type, prop, value))
     return references, FileIndex(load_findings, object_findings, malformed, ids, types, relationships, sightings,
-                                 _joined_targets(targets), needs_objects)
+                                 _joined_targets(targets), needs_objects, partner)
 
 
 def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
@@ -251,3 +260,24 @@ class _ReferenceVerdicts:
 
 # Stands for the referring object while a verdict is made; the finding it would carry is dropped.
 _PROBE = IntelObject({"type": "", "id": ""}, "")
+
+
+def partner_digests(files: Sequence[IndexedFile]) -> dict[str, PartnerDigests]:
+    """Each imported source folder's partner objects by the digests the files' indexes keep
+    (tiops.validate.partner.check_partner_objects reads only the files where one differs)."""
+    by_folder: dict[str, list[tuple[IndexedFile, str, str]]] = {}
+    for file in files:
+        for folder, object_id, digest in file.index.partner:
+            by_folder.setdefault(folder, []).append((file, object_id, digest))
+
+    def reader(held: list[tuple[IndexedFile, str, str]]) -> Callable[[dict[str, Any]], list[IntelObject]]:
+        def objects_not_in(lock: dict[str, Any]) -> list[IntelObject]:
+            differing: dict[int, IndexedFile] = {}
+            for file, object_id, digest in held:
+                if lock.get(object_id) != digest:
+                    differing.setdefault(id(file), file)
+            return [obj for file in differing.values() for obj in file.objects()[0] if is_partner_object(obj)]
+        return objects_not_in
+
+    return {folder: PartnerDigests([(object_id, digest) for _, object_id, digest in held], reader(held))
+            for folder, held in by_folder.items()}

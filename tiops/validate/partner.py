@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,24 +41,51 @@ def field_digests(data: dict[str, Any]) -> dict[str, str]:
             for name, value in sorted(data.items())}
 
 
-def check_partner_objects(repo: Repo) -> list[Finding]:
-    """TI700-TI705 over every imported source folder of ``repo``."""
+def is_partner_object(obj: IntelObject) -> bool:
+    """Whether the edit check compares ``obj`` with its import lock (inline relationships go with their object)."""
+    return obj.imported_folder is not None and obj.declared_by is None and obj.imported_data is not None
+
+
+class PartnerDigests(NamedTuple):
+    """An imported source folder's objects by their digests, without the objects
+    (tiops.validate.indexed keeps them in each file's index)."""
+
+    digests: list[tuple[str, str]]  # (id, object_digest of the content as imported) of each partner object
+    objects_not_in: Callable[[dict[str, Any]], list[IntelObject]]  # the objects whose digest the lock lacks
+
+
+def check_partner_objects(repo: Repo, held: dict[str, PartnerDigests] | None = None) -> list[Finding]:
+    """TI700-TI705 over every imported source folder of ``repo``.
+
+    ``held``: each folder's partner objects by digest; only the objects whose digest the
+    folder's lock does not hold are then read and checked (default: every one of
+    ``repo.objects``, checked as it is).
+    """
     if repo.is_bundle:
         return []
-    by_folder: dict[str, list[IntelObject]] = {}
-    for obj in repo.objects:
-        if obj.imported_folder is not None and obj.declared_by is None and obj.imported_data is not None:
-            by_folder.setdefault(obj.imported_folder, []).append(obj)
+    if held is None:
+        by_folder: dict[str, list[IntelObject]] = {}
+        for obj in repo.objects:
+            if is_partner_object(obj):
+                by_folder.setdefault(obj.imported_folder or "", []).append(obj)
+        held = {folder: PartnerDigests([(obj.id, "") for obj in objects], _every(objects))
+                for folder, objects in by_folder.items()}
     findings: list[Finding] = []
-    for folder in sorted(set(by_folder) | set(repo.overlays)):
-        objects = by_folder.get(folder, [])
+    for folder in sorted(set(held) | set(repo.overlays)):
+        partner = held.get(folder)
         lock, lock_finding = _read_lock(repo.config.files, folder)
         if lock_finding is not None:
             findings.append(lock_finding)
-        else:
-            findings.extend(_check_edits(objects, lock))
-        findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), {obj.id for obj in objects}))
+        elif partner is not None:
+            findings.extend(_check_edits(partner.objects_not_in(lock["objects"]), lock))
+        known = {object_id for object_id, _ in partner.digests} if partner is not None else set()
+        findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), known))
     return findings
+
+
+def _every(objects: list[IntelObject]) -> Callable[[dict[str, Any]], list[IntelObject]]:
+    """Every object, whatever the lock holds: the edit check compares each one's digest itself."""
+    return lambda _lock: objects
 
 
 def _read_lock(files: FileSource, folder: str) -> tuple[dict[str, Any], Finding | None]:
