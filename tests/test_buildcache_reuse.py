@@ -15,7 +15,8 @@ from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_index
 from tiops.bundlereuse import RECORD, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
-from tiops.rules import resolve_as_of
+from tiops.rules import per_object_rules, resolve_as_of
+from tiops.rules.engine import apply_rules
 from tiops.rules.model import load_rules
 from tiops.validate import validate_indexed, validate_paths
 from tiops.validate.indexed import involved_ids
@@ -35,6 +36,21 @@ RULES = """\
   order: 6
   when: {all: [{field: name, op: equals, value: Mimikatz}]}
   actions: [{drop: true}]
+"""
+
+# Rules that change objects one at a time (tiops.rules.per_object_rules): a compile keeps reusing lines.
+PER_OBJECT_RULES = """\
+- name: Tag confident indicators
+  order: 5
+  object_types: [indicator]
+  when: {all: [{field: confidence, op: ">=", value: 70}]}
+  actions:
+    - {add_tags: [confident]}
+    - {extend: valid_until, by: 30d}
+- name: Lower old intel
+  order: 6
+  when: {all: [{field: modified, op: older-than, value: 365d}]}
+  actions: [{set_confidence: 10}]
 """
 
 Outcome = tuple[bytes | None, list[Finding], dict[str, Any] | None]
@@ -71,9 +87,14 @@ def _will_reuse(root: Path, output: Path) -> bool:
     loaded = load_repo_indexed(root)
     record = loaded.cache.read_record(RECORD)
     rule_set = load_rules(loaded.repo.config)[0]
+    if not per_object_rules(rule_set):
+        return False
     types = validate_indexed(loaded.repo, loaded.files).types
-    return spliced(record, record_key(loaded.cache.context, rule_set.digest, resolve_as_of(root, AS_OF).text), output,
-                           loaded.files, types) is not None
+    as_of = resolve_as_of(root, AS_OF)
+    ruled = ((lambda objects: apply_rules(objects, rule_set, as_of.moment, record=False).objects)
+             if any(rule.enabled for rule in rule_set.rules) else None)
+    return spliced(record, record_key(loaded.cache.context, rule_set.digest, as_of.text), output,
+                   loaded.files, types, ruled=ruled) is not None
 
 
 def _record(root: Path) -> dict[str, Any] | None:
@@ -96,7 +117,8 @@ def _restore(root: Path, snapshot: dict[Path, bytes]) -> None:
             _age(path)
 
 
-EXTRA_EDITS = ("rules", "lock", "overlay", "partner-edit", "remove-referenced-id", "duplicate-in-edited", "nothing")
+EXTRA_EDITS = ("rules", "per-object-rules", "lock", "overlay", "partner-edit", "remove-referenced-id",
+               "duplicate-in-edited", "nothing")
 
 
 def _extra_edit(root: Path, rng: random.Random, step: int, kind: str) -> list[Path]:
@@ -107,6 +129,14 @@ def _extra_edit(root: Path, rng: random.Random, step: int, kind: str) -> list[Pa
             return []
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(RULES, encoding="utf-8")
+        return [target]
+    if kind == "per-object-rules":  # rules that tag, extend and lower objects one at a time come, or go
+        target = root / "rules" / "ingestion" / "per-object.yaml"
+        if target.exists():
+            target.unlink()
+            return []
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(PER_OBJECT_RULES, encoding="utf-8")
         return [target]
     if kind == "lock":  # an enrichment lock comes, or goes
         target = root / "intel" / ".enrichment"
@@ -177,7 +207,7 @@ def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(pla
             if named.suffix == ".yaml" and "intel" in named.parts and not named.name.startswith("_"):
                 assert (validate_paths(plain_repo, [named], cache=True)
                         == validate_paths(plain_repo, [named], cache=False)), f"step {step}: {kind}, validate FILE"
-        if cached[0] is None or kind in ("rules", "lock") or rng.random() < 0.5:
+        if cached[0] is None or kind in ("rules", "per-object-rules", "lock") or rng.random() < 0.5:
             _restore(plain_repo, before)  # back to a repository that compiles, the bundle's own objects unchanged
     assert reused >= 3  # the previous bundle's lines were taken, not only the full way
     assert records >= 3  # and the records compared were kept ones
@@ -353,3 +383,35 @@ def test_tree_changes_give_the_uncached_build(plain_repo: Path, tmp_path: Path) 
         assert loaded.reused_files == len(loaded.files) - len(links), kind
         for path in undo:
             path.unlink()
+
+
+def test_rules_that_change_objects_one_at_a_time_keep_the_previous_lines(plain_repo: Path, tmp_path: Path) -> None:
+    """A repository from `tiops init` has such a rule enabled: its one-file recompiles splice as well."""
+    rules = plain_repo / "rules" / "ingestion" / "per-object.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(PER_OBJECT_RULES, encoding="utf-8")
+    _age(rules)
+    cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
+    first = _compiled_with_record(plain_repo, cached_out)
+    assert first == _compiled(plain_repo, uncached_out, cache=False)
+    assert first[2] is not None and first[2]["changed_by_rules"] > 0
+    indicators = plain_repo / "intel" / "indicators" / "phishing-domain-woodgrove-securelogin-net.yaml"
+    text = indicators.read_text(encoding="utf-8")
+    assert "confidence: 90\n" in text
+    for step, (old, new) in enumerate([("confidence: 90\n", "confidence: 40\n"), ("confidence: 40\n", "confidence: 90\n")]):
+        # Under 70 the tagging rule leaves the indicator alone; back at 90 it changes it again.
+        text = text.replace(old, new, 1)
+        indicators.write_text(text, encoding="utf-8")
+        _age(indicators)
+        assert _will_reuse(plain_repo, cached_out), step
+        cached = _compiled(plain_repo, cached_out, cache=True)
+        assert cached[0] is not None
+        assert cached == _compiled(plain_repo, uncached_out, cache=False), step  # bytes, findings, build.json
+        assert cached[2] is not None and cached[2]["changed_by_rules"] == first[2]["changed_by_rules"] - 1 + step
+        cached_out.unlink()
+        assert _compiled(plain_repo, cached_out, cache=True) == cached, step  # the full way keeps the same record
+    # A rule that drops (and so may drop what points at the object) takes the full way.
+    rules.write_text(PER_OBJECT_RULES + RULES, encoding="utf-8")
+    _age(rules)
+    assert _compiled(plain_repo, cached_out, cache=True)[0] is not None
+    assert not _will_reuse(plain_repo, cached_out)

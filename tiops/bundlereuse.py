@@ -67,6 +67,7 @@ class EntryMark(NamedTuple):
     sourced: bool
     enriched: bool
     markings: list[str]  # built-in marking definitions they reference
+    ruled: int = 0  # how many of them ingestion rules changed (build.json's changed_by_rules)
 
 
 def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
@@ -75,8 +76,17 @@ def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
 
 
 def mark_of(objects: list[IntelObject]) -> EntryMark:
+    """The mark of an entry's objects as loaded (what ingestion rules changed is counted apart: ``ruled``)."""
     keyed, sourced, enriched, markings = survey_objects(objects)
     return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings))
+
+
+def with_rule_counts(marks: dict[str, EntryMark], changed: set[str]) -> dict[str, EntryMark]:
+    """``marks`` counting, each, its objects in ``changed`` ("type NUL id" of the objects rules changed)."""
+    if not changed:
+        return marks
+    return {entry: mark._replace(ruled=sum(1 for line_key in mark.keys if line_key in changed))
+            for entry, mark in marks.items()}
 
 
 def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str],
@@ -140,14 +150,23 @@ class Spliced(NamedTuple):
     marks: dict[str, EntryMark]
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
 
+    @property
+    def changed_by_rules(self) -> int:
+        """How many objects ingestion rules changed, by the marks (kept ones are stored tuples: by position)."""
+        return sum(mark[4] for mark in self.marks.values())
+
 
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
-            present: Container[str], enrichment: Callable[[], LockedEnrichment | None] | None = None) -> Spliced | None:
+            present: Container[str], enrichment: Callable[[], LockedEnrichment | None] | None = None,
+            ruled: Callable[[list[IntelObject]], list[IntelObject]] | None = None) -> Spliced | None:
     """The bundle with the previous bundle's lines for unchanged entries; None to write it the full way.
 
     ``present``: the ids of every object (tiops.validate.indexed.repository_maps' id -> type map).
     ``enrichment``: gives the locked enrichment the objects of files read afresh take (the
     lock's digest is part of ``key``), asked only when there are such objects.
+    ``ruled``: the ingestion rules (the rule set and as-of time are part of ``key``), applied to
+    the objects of files read afresh; one object in, the same object or a changed copy out,
+    in order (tiops.rules.per_object_rules: no rule drops or changes what the bundle adds).
     """
     if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
         return None
@@ -174,6 +193,10 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
                 continue
             objects = file.objects()[0]
             mark = mark_of(objects)
+            if ruled is not None and objects:
+                after = ruled(objects)
+                mark = mark._replace(ruled=sum(1 for obj, kept in zip(objects, after, strict=True) if obj is not kept))
+                objects = after
             forms, lock_enriched = entry_forms(objects, enrichment() if enrichment is not None and objects else None)
             if lock_enriched:
                 mark = mark._replace(enriched=True)
@@ -184,7 +207,8 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             if entry is not None:
                 fresh[entry] = mark
         kept_marks = [entries[entry] for entry in reused]
-        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) for mark in kept_marks):
+        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) and type(mark[4]) is int
+                   for mark in kept_marks):
             return None
         sourced = sourced or any(mark[1] for mark in kept_marks)
         enriched = enriched or any(mark[2] for mark in kept_marks)

@@ -20,7 +20,7 @@ from tiops.enrich.attach import repository_enrichment
 from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding
-from tiops.load import Repo, load_repo
+from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
@@ -215,18 +215,20 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
         raise ValidationFailed(findings)
     rule_set, reusable = _reusable_lines(repo, output)
     moment = resolve_as_of(root, as_of)
-    if reusable and output is not None:
+    if reusable and output is not None and (moment.moment is not None or not rule_set.needs_as_of):
         key = bundlereuse.record_key(loaded.cache.context, _lines_digest(repo, rule_set), moment.text)
         try:
             spliced = bundlereuse.spliced(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
                                           types, lambda: repository_enrichment(repo.config.intel_path, repo.root,
-                                                                               repo.config.source))
+                                                                               repo.config.source),
+                                          _ruled(rule_set, moment))
         except StaleEntry:
             return None
         if spliced is not None:
             written = write_line_runs(spliced.pieces, output)
             _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
-            metadata = {**build_metadata(root, RulesOutcome(objects=[]), rule_set, moment),
+            metadata = {**build_metadata(root, RulesOutcome(objects=[], changed=spliced.changed_by_rules), rule_set,
+                                         moment),
                         "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
             hold_until_exit(loaded, spliced)
             return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
@@ -266,12 +268,22 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
     """The repository's ingestion rules, and whether its bundle lines can be reused (tiops.bundlereuse):
-    written to a file, with no rule enabled."""
+    written to a file, with rules that make each object's line from that object alone."""
+    from tiops.rules import per_object_rules
     from tiops.rules.model import load_rules
 
     rule_set, rule_problems = load_rules(repo.config)
-    reusable = output is not None and not rule_problems and not any(rule.enabled for rule in rule_set.rules)
+    reusable = output is not None and not rule_problems and per_object_rules(rule_set)
     return rule_set, reusable
+
+
+def _ruled(rule_set: RuleSet, moment: AsOf) -> Callable[[list[IntelObject]], list[IntelObject]] | None:
+    """The enabled rules as a function of some objects (per_object_rules holds), or None without any."""
+    if not any(rule.enabled for rule in rule_set.rules):
+        return None
+    from tiops.rules.engine import apply_rules
+
+    return lambda objects: apply_rules(objects, rule_set, moment.moment, record=False).objects
 
 
 def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
@@ -299,6 +311,10 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
         if lock_enriched:  # the entries whose objects take the lock's extension need its definition
             marks = {entry: mark if mark.enriched or lock_enriched.isdisjoint(mark.keys) else mark._replace(enriched=True)
                      for entry, mark in marks.items()}
+        if outcome.changed:  # what the rules changed, counted by entry for the next compile's build.json
+            marks = bundlereuse.with_rule_counts(marks, {f"{after.type}\0{after.id}" for before, after
+                                                         in zip(repo.objects, outcome.objects, strict=True)
+                                                         if after is not before})
         written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)

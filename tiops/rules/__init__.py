@@ -144,6 +144,25 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
 
 
+# What a bundle adds besides its objects' own lines comes from these (tiops.compile.survey_objects,
+# builtin_extras), and an object's line is found by its type and id (tiops.bundlereuse).
+_BUNDLE_SHAPE = frozenset({"type", "id", "object_marking_refs", "granular_markings", "extensions"})
+
+
+def per_object_rules(rule_set: RuleSet) -> bool:
+    """Whether the enabled rules make each object's compiled form from that object alone (and the
+    as-of time): none drops (a drop also drops what points at the object), none changes what the
+    bundle adds for its objects, none reads or feeds locked enrichment. The bundle line of each
+    object is then a function of the object, the rule set and the as-of time (tiops.bundlereuse).
+    """
+    from tiops.rules.engine import changed_properties
+
+    enabled = [rule for rule in rule_set.rules if rule.enabled]
+    if any(action.kind == "drop" for rule in enabled for action in rule.actions):
+        return False
+    return not (changed_properties(rule_set) & _BUNDLE_SHAPE) and not _rules_see_enrichment(rule_set)
+
+
 def _rules_see_enrichment(rule_set: RuleSet) -> bool:
     """Whether attaching enrichment after the rules could give other objects than before them:
     a rule reads an enrichment field or the extensions, or changes what attaching reads."""
