@@ -121,23 +121,21 @@ EXTRA_EDITS = ("rules", "per-object-rules", "lock", "overlay", "partner-edit", "
                "duplicate-in-edited", "nothing")
 
 
+def _toggled(target: Path, text: str) -> list[Path]:
+    """``target`` removed if it exists, else written with ``text``; the files written."""
+    if target.exists():
+        target.unlink()
+        return []
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return [target]
+
+
 def _extra_edit(root: Path, rng: random.Random, step: int, kind: str) -> list[Path]:
     if kind == "rules":  # ingestion rules that change and drop objects come, or go
-        target = root / "rules" / "ingestion" / "test.yaml"
-        if target.exists():
-            target.unlink()
-            return []
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(RULES, encoding="utf-8")
-        return [target]
+        return _toggled(root / "rules" / "ingestion" / "test.yaml", RULES)
     if kind == "per-object-rules":  # rules that tag, extend and lower objects one at a time come, or go
-        target = root / "rules" / "ingestion" / "per-object.yaml"
-        if target.exists():
-            target.unlink()
-            return []
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(PER_OBJECT_RULES, encoding="utf-8")
-        return [target]
+        return _toggled(root / "rules" / "ingestion" / "per-object.yaml", PER_OBJECT_RULES)
     if kind == "lock":  # an enrichment lock comes, or goes
         target = root / "intel" / ".enrichment"
         if target.exists():

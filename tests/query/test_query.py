@@ -141,6 +141,17 @@ def test_bad_sort_field_and_unknown_target_exit_2(repo: Path) -> None:
     assert result.exit_code == 2 and "did you mean 'local'" in result.stderr
 
 
+def _change_after_the_compile(repo: Path) -> int:
+    """Give one indicator another address, saved after the compiled bundle; returns that file time."""
+    changed = [dict(o) for o in OBJECTS]
+    changed[1]["pattern"] = "[ipv4-addr:value = '5.6.7.8']"
+    changed[1]["modified"] = "2025-02-01T00:00:00.000Z"
+    (repo / "intel" / "objects.yaml").write_text(json.dumps(changed), encoding="utf-8")
+    future = (repo / "dist" / "bundle.json").stat().st_mtime_ns + 10**9
+    os.utime(repo / "intel" / "objects.yaml", ns=(future, future))
+    return future
+
+
 def test_compiled_view_is_kept_and_follows_the_bundle(repo: Path) -> None:
     assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0
     result = query(repo, "observable = 1.2.3.4", "--format", "ids")
@@ -151,12 +162,7 @@ def test_compiled_view_is_kept_and_follows_the_bundle(repo: Path) -> None:
     kept = json.loads((views[0] / meta["columns"]["observable"]).read_bytes())
     assert ["203.0.113.45", "1.2.3.4"] in kept  # the observables were read once and kept, a column per field
     # A changed intel file makes the bundle stale: the query compiles in memory instead.
-    changed = [dict(o) for o in OBJECTS]
-    changed[1]["pattern"] = "[ipv4-addr:value = '5.6.7.8']"
-    changed[1]["modified"] = "2025-02-01T00:00:00.000Z"
-    (repo / "intel" / "objects.yaml").write_text(json.dumps(changed), encoding="utf-8")
-    future = (repo / "dist" / "bundle.json").stat().st_mtime_ns + 10**9
-    os.utime(repo / "intel" / "objects.yaml", ns=(future, future))
+    future = _change_after_the_compile(repo)
     result = query(repo, "observable = 5.6.7.8", "--format", "ids")
     assert ids(result) == [OBJECTS[1]["id"]] and "compiled the repository in memory" in result.stderr
     # Compiling again rewrites the bundle; the kept view follows it.
@@ -168,12 +174,7 @@ def test_compiled_view_is_kept_and_follows_the_bundle(repo: Path) -> None:
 
 def test_a_query_of_a_changed_repository_gives_what_its_compiled_bundle_gives(repo: Path) -> None:
     assert CliRunner().invoke(main, ["-C", str(repo), "compile"]).exit_code == 0  # the cache is warm
-    changed = [dict(o) for o in OBJECTS]
-    changed[1]["pattern"] = "[ipv4-addr:value = '5.6.7.8']"
-    changed[1]["modified"] = "2025-02-01T00:00:00.000Z"
-    (repo / "intel" / "objects.yaml").write_text(json.dumps(changed), encoding="utf-8")
-    future = (repo / "dist" / "bundle.json").stat().st_mtime_ns + 10**9
-    os.utime(repo / "intel" / "objects.yaml", ns=(future, future))
+    future = _change_after_the_compile(repo)
     in_memory = query(repo, "--format", "json")
     assert "compiled the repository in memory" in in_memory.stderr
     assert "5.6.7.8" in in_memory.stdout and "1.2.3.4" not in in_memory.stdout
