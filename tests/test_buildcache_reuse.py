@@ -388,7 +388,16 @@ def test_rules_that_change_objects_one_at_a_time_keep_the_previous_lines(plain_r
     rules = plain_repo / "rules" / "ingestion" / "per-object.yaml"
     rules.parent.mkdir(parents=True, exist_ok=True)
     rules.write_text(PER_OBJECT_RULES, encoding="utf-8")
-    _age(rules)
+    # A file the cache keeps no entry for (a link), whose indicator the rules change on every compile.
+    elsewhere = plain_repo / "shared" / "linked.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(
+        "type: indicator\nspec_version: '2.1'\nid: indicator--6c1e0c0e-0d66-4b5e-9b4a-2f7f1e3a1a11\n"
+        "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\nname: Linked\n"
+        "pattern: \"[ipv4-addr:value = '203.0.113.200']\"\npattern_type: stix\nvalid_from: '2025-01-01T00:00:00Z'\n"
+        "confidence: 80\n", encoding="utf-8")
+    (plain_repo / "intel" / "linked.yaml").symlink_to(elsewhere)
+    _age(rules, elsewhere)
     cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
     first = _compiled_with_record(plain_repo, cached_out)
     assert first == _compiled(plain_repo, uncached_out, cache=False)

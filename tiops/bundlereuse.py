@@ -149,11 +149,7 @@ class Spliced(NamedTuple):
     offsets: list[int]  # where each line will start in the file
     marks: dict[str, EntryMark]
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
-
-    @property
-    def changed_by_rules(self) -> int:
-        """How many objects ingestion rules changed, by the marks (kept ones are stored tuples: by position)."""
-        return sum(mark[4] for mark in self.marks.values())
+    changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
 
 
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
@@ -185,6 +181,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     reused: list[str] = []
     sourced = enriched = False
     markings: set[str] = set()
+    unmarked_ruled = 0
     try:
         for file in files:
             entry = file.entry
@@ -197,6 +194,8 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
                 after = ruled(objects)
                 mark = mark._replace(ruled=sum(1 for obj, kept in zip(objects, after, strict=True) if obj is not kept))
                 objects = after
+                if entry is None:  # no mark keeps its count: counted here
+                    unmarked_ruled += mark.ruled
             forms, lock_enriched = entry_forms(objects, enrichment() if enrichment is not None and objects else None)
             if lock_enriched:
                 mark = mark._replace(enriched=True)
@@ -226,7 +225,11 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     extra_keys = [f"{o['type']}\0{o['id']}" for o in extra.values()]
     added.extend(zip(extra_keys, extra.values(), strict=True))
     added.sort(key=_first)
-    return _splice(content, old_keys, old_offsets, removed, added, marks, sorted(extra_keys))
+    made = _splice(content, old_keys, old_offsets, removed, added, marks, sorted(extra_keys))
+    if made is None:
+        return None
+    # Kept marks are stored tuples: their count is read by position.
+    return made._replace(changed_by_rules=sum(mark[4] for mark in marks.values()) + unmarked_ruled)
 
 
 def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],
