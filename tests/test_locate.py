@@ -110,3 +110,34 @@ def test_the_record_keeps_the_latest_files_first_up_to_its_limit(example_repo: P
 
     digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in files]
     assert set(digests) <= set(kept["files"])  # what the latest build placed is always kept
+
+
+def test_a_helper_forked_during_a_build_keeps_no_positions(tmp_path: Path) -> None:
+    import os
+    from typing import Any
+
+    from tiops.findings import Finding, Location, Severity
+
+    class Records:
+        def __init__(self) -> None:
+            self.written: list[int] = []
+
+        def read_record(self, name: str) -> dict[str, Any] | None:
+            return None
+
+        def write_record(self, name: str, body: dict[str, Any]) -> None:
+            self.written.append(os.getpid())
+
+    (tmp_path / "a.yaml").write_text("type: tool\nname: x\nlabels: [a, b]\n", encoding="utf-8")
+    finding = Finding("TI209", Severity.WARNING, "m", Location("a.yaml", path=("labels", 1)))
+    records = Records()
+    with locate.kept_positions(records):
+        child = os.fork()
+        if child == 0:  # a forked helper: places the finding, keeps nothing
+            placed = locate.resolve_locations([finding], tmp_path)[0].location
+            os._exit(0 if (placed.line, placed.column) == (3, 13) and not records.written else 1)
+        _, status = os.waitpid(child, 0)
+        placed = locate.resolve_locations([finding], tmp_path)[0].location
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (placed.line, placed.column) == (3, 13)
+    assert records.written == [os.getpid()]

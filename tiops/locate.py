@@ -26,7 +26,8 @@ from tiops.yamlio import PositionIndex
 def resolve_locations(findings: list[Finding], root: Path, source: FileSource | None = None) -> list[Finding]:
     """``findings`` with line and column from their path, read from ``source`` (default the working tree)."""
     files = source if source is not None else WorkingTree(root)
-    memo = _Memo(_KEPT[-1]) if _KEPT and any(not f.location.line for f in findings) else None
+    memo = (_Memo(_KEPT[-1][0]) if _KEPT and _KEPT[-1][1] == os.getpid() and any(not f.location.line for f in findings)
+            else None)
     indexes: dict[str, _Positions | None] = {}
     resolved: list[Finding] = []
     for finding in findings:
@@ -59,7 +60,9 @@ class PositionRecords(Protocol):
     def write_record(self, name: str, body: dict[str, Any]) -> None: ...
 
 
-_KEPT: list[PositionRecords] = []
+# The records kept in while a build runs, with the process that entered them: a helper forked
+# meanwhile (tiops.forkwork) places its findings the plain way and writes no record.
+_KEPT: list[tuple[PositionRecords, int]] = []
 
 
 @contextlib.contextmanager
@@ -70,11 +73,12 @@ def kept_positions(records: PositionRecords) -> Iterator[None]:
     The record is checked by the cache (a damaged or foreign one is not read) and keyed by the
     SHA-256 of the bytes read now, so an edited file is always parsed again.
     """
-    _KEPT.append(records)
+    kept = (records, os.getpid())
+    _KEPT.append(kept)
     try:
         yield
     finally:
-        _KEPT.remove(records)
+        _KEPT.remove(kept)
 
 
 _Path = tuple[str | int, ...]
