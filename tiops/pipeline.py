@@ -24,7 +24,7 @@ from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
-from tiops.rules import AsOf, apply_repo_rules, build_metadata, resolve_as_of
+from tiops.rules import AsOf, apply_repo_rules, build_metadata, per_object_rules, resolve_as_of
 from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
 from tiops.validate.objects import check_object
@@ -269,7 +269,6 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
     """The repository's ingestion rules, and whether its bundle lines can be reused (tiops.bundlereuse):
     written to a file, with rules that make each object's line from that object alone."""
-    from tiops.rules import per_object_rules
     from tiops.rules.model import load_rules
 
     rule_set, rule_problems = load_rules(repo.config)

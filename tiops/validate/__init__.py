@@ -22,12 +22,12 @@ from tiops.validate.extensions import check_extensions, toplevel_extension_prope
 from tiops.validate.indexed import (
     IndexedFile,
     involved_ids,
-    partner_digests,
+    partner_folders,
     repository_maps,
     unclean_files,
 )
 from tiops.validate.objects import check_object
-from tiops.validate.partner import PartnerDigests, check_partner_objects
+from tiops.validate.partner import PartnerFolder, check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
@@ -97,15 +97,15 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
                references: Sequence[list[ListedReference] | None] | None = None,
                malformed: set[str] | None = None, *, unique_ids: bool = False,
-               partner: dict[str, PartnerDigests] | None = None) -> list[Finding]:
+               partner: dict[str, PartnerFolder] | None = None) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on
     (tiops.validate.indexed) with ``types`` and ``malformed`` made from all of them.
     ``references``: each object's listed references (tiops.validate.reference_index).
     ``unique_ids``: every one of ``objects`` has a string id of its own (check_duplicate_ids finds nothing).
-    ``partner``: the partner objects by digest (tiops.validate.indexed.partner_digests), when
-    ``objects`` need not hold them.
+    ``partner``: the partner objects by source folder (tiops.validate.indexed.partner_folders),
+    when ``objects`` need not hold them.
     """
     if not unique_ids:
         findings.extend(check_duplicate_ids(objects, in_bundle=repo.is_bundle))
@@ -175,7 +175,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                 objects.extend(file_objects)
                 references.extend(file_references)
         return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed,
-                                          partner=partner_digests(files)), involved, types)
+                                          partner=partner_folders(files)), involved, types)
 
 
 class IndexedFindings(NamedTuple):

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Protocol
 from tiops.findings import Finding
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, ID_RE
-from tiops.validate.partner import PartnerDigests, is_partner_object, object_digest
+from tiops.validate.partner import PartnerFolder, is_partner_object, object_digest
 from tiops.validate.reference_index import ListedReference, object_references
 from tiops.validate.references import _ReferenceChecker
 from tiops.validate.relationships import RelationshipTable
@@ -262,8 +262,8 @@ class _ReferenceVerdicts:
 _PROBE = IntelObject({"type": "", "id": ""}, "")
 
 
-def partner_digests(files: Sequence[IndexedFile]) -> dict[str, PartnerDigests]:
-    """Each imported source folder's partner objects by the digests the files' indexes keep
+def partner_folders(files: Sequence[IndexedFile]) -> dict[str, PartnerFolder]:
+    """Each imported source folder's partner objects, by the digests the files' indexes keep
     (tiops.validate.partner.check_partner_objects reads only the files where one differs)."""
     by_folder: dict[str, list[tuple[IndexedFile, str, str]]] = {}
     for file in files:
@@ -279,5 +279,5 @@ def partner_digests(files: Sequence[IndexedFile]) -> dict[str, PartnerDigests]:
             return [obj for file in differing.values() for obj in file.objects()[0] if is_partner_object(obj)]
         return objects_not_in
 
-    return {folder: PartnerDigests([(object_id, digest) for _, object_id, digest in held], reader(held))
+    return {folder: PartnerFolder([object_id for _, object_id, _ in held], reader(held))
             for folder, held in by_folder.items()}

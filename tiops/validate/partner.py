@@ -46,20 +46,20 @@ def is_partner_object(obj: IntelObject) -> bool:
     return obj.imported_folder is not None and obj.declared_by is None and obj.imported_data is not None
 
 
-class PartnerDigests(NamedTuple):
-    """An imported source folder's objects by their digests, without the objects
-    (tiops.validate.indexed keeps them in each file's index)."""
+class PartnerFolder(NamedTuple):
+    """An imported source folder's partner objects, read only where the edit check needs them
+    (tiops.validate.indexed keeps each object's digest in its file's index)."""
 
-    digests: list[tuple[str, str]]  # (id, object_digest of the content as imported) of each partner object
-    objects_not_in: Callable[[dict[str, Any]], list[IntelObject]]  # the objects whose digest the lock lacks
+    ids: list[str]  # of each partner object (the overlay check names unknown ones)
+    # The lock's id -> digest mapping in; the objects whose digest it does not hold out (at least those).
+    objects_not_in: Callable[[dict[str, Any]], list[IntelObject]]
 
 
-def check_partner_objects(repo: Repo, held: dict[str, PartnerDigests] | None = None) -> list[Finding]:
+def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = None) -> list[Finding]:
     """TI700-TI705 over every imported source folder of ``repo``.
 
-    ``held``: each folder's partner objects by digest; only the objects whose digest the
-    folder's lock does not hold are then read and checked (default: every one of
-    ``repo.objects``, checked as it is).
+    ``held``: each folder's partner objects; only those whose digest the folder's lock does
+    not hold are read and checked (default: every one of ``repo.objects``, checked as it is).
     """
     if repo.is_bundle:
         return []
@@ -68,7 +68,7 @@ def check_partner_objects(repo: Repo, held: dict[str, PartnerDigests] | None = N
         for obj in repo.objects:
             if is_partner_object(obj):
                 by_folder.setdefault(obj.imported_folder or "", []).append(obj)
-        held = {folder: PartnerDigests([(obj.id, "") for obj in objects], _every(objects))
+        held = {folder: PartnerFolder([obj.id for obj in objects], _every(objects))
                 for folder, objects in by_folder.items()}
     findings: list[Finding] = []
     for folder in sorted(set(held) | set(repo.overlays)):
@@ -78,8 +78,7 @@ def check_partner_objects(repo: Repo, held: dict[str, PartnerDigests] | None = N
             findings.append(lock_finding)
         elif partner is not None:
             findings.extend(_check_edits(partner.objects_not_in(lock["objects"]), lock))
-        known = {object_id for object_id, _ in partner.digests} if partner is not None else set()
-        findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), known))
+        findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), set(partner.ids) if partner else set()))
     return findings
 
 
