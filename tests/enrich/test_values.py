@@ -23,6 +23,24 @@ def test_negated_and_non_equality_comparisons_name_nothing_to_enrich() -> None:
         ("ip", "1.2.3.4"), ("ip", "5.6.7.8"))
 
 
+def test_an_address_within_a_network_names_the_network() -> None:
+    # "[ipv4-addr:value ISSUBSET '198.51.100.0/24']" is STIX's "any address of this block"
+    # (section 9.6.1): the block is looked up, as "= '198.51.100.0/24'" would be.
+    def values(pattern: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"})
+
+    assert values("[ipv4-addr:value ISSUBSET '198.51.100.0/24']") == (("ip", "198.51.100.0/24"),)
+    assert values("[ipv6-addr:value ISSUBSET '2001:DB8::/32']") == (("ip", "2001:db8::/32"),)
+    assert values("[ipv4-addr:value ISSUBSET '203.0.113.7/32']") == (("ip", "203.0.113.7"),)
+    assert values("[network-traffic:dst_ref.value ISSUBSET '::ffff:198.51.100.0/120']") == (("ip", "198.51.100.0/24"),)
+    # Negated, the other way round, or on something that is not an address: nothing.
+    assert values("[ipv4-addr:value NOT ISSUBSET '198.51.100.0/24']") == ()
+    assert values("[ipv4-addr:value ISSUPERSET '198.51.100.7']") == ()
+    assert values("[domain-name:value ISSUBSET '198.51.100.0/24']") == ()
+    assert values("[domain-name:resolves_to_refs[*].value ISSUBSET '198.51.100.0/24']") == ()
+    assert values("[ipv4-addr:value ISSUBSET 'not a network']") == ()
+
+
 def test_addresses_and_names_a_pattern_reaches_through_a_reference() -> None:
     # network-traffic src_ref/dst_ref (STIX 2.1 section 6.12) and domain-name resolves_to_refs
     # (section 6.4) name an address or a domain name; the value tells which.

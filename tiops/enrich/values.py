@@ -1,7 +1,9 @@
 """Which values intel asks to enrich: IPv4, IPv6, domain names and URL hosts.
 
 Read through the observable model (tiops.observables), so patterns and SCOs are
-covered the same way everywhere. Only equality comparisons count: a value a
+covered the same way everywhere. Only comparisons that name a value count: equality
+(``=``, ``IN``), and for an address ``ISSUBSET`` a network, the STIX way of writing "any
+address of this block" (STIX 2.1 section 9.6.1), whose block is what is looked up. A value a
 pattern says an observable is *not* names nothing to enrich.
 """
 
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 
 import idna
 
-from tiops.observables import object_observables
+from tiops.observables import Observable, object_observables
 
 __all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_CANONICAL", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
            "Kind", "canonical_value", "enrich_values", "is_canonical", "object_enrich_values", "parse_ip"]
@@ -219,19 +221,30 @@ def object_enrich_values(obj: Mapping[str, Any], known: Container[str] = ()) -> 
             return ()
     found: dict[EnrichValue, None] = {}
     for observable in object_observables(obj):
-        if not observable.is_equality:
-            continue
-        path = observable.path
-        if path == "value":
-            item = _value_of(observable.object_type, observable.value, known)
-        elif (observable.object_type, path) in _REFERENCE_PATHS or (
-                observable.object_type == "domain-name" and _RESOLVES_TO.fullmatch(path)):
-            item = _referenced_value(observable.value, known)
+        if observable.is_equality:
+            path = observable.path
+            if path == "value":
+                item = _value_of(observable.object_type, observable.value, known)
+            elif (observable.object_type, path) in _REFERENCE_PATHS or (
+                    observable.object_type == "domain-name" and _RESOLVES_TO.fullmatch(path)):
+                item = _referenced_value(observable.value, known)
+            else:
+                continue
+        elif observable.operator == "ISSUBSET" and not observable.negated and _names_an_address(observable):
+            # An address within a block: the block has the location and the registry entry.
+            item = _value_of("ipv4-addr", observable.value, known)  # IPv6 too: _ip_value reads both
         else:
             continue
         if item is not None:
             found[item] = None
     return tuple(found)
+
+
+def _names_an_address(observable: Observable) -> bool:
+    """Whether the observable's path holds an IP address: an address object's value, or one a
+    network-traffic reference names (_REFERENCE_PATHS; a MAC address or name never is a subset)."""
+    return (observable.object_type in _IP_TYPES and observable.path == "value") or (
+        (observable.object_type, observable.path) in _REFERENCE_PATHS)
 
 
 def _referenced_value(value: str, known: Container[str]) -> EnrichValue | None:
