@@ -60,7 +60,7 @@ def _ip(value: str, version: int) -> ValueProblem | None:
     if slash and (not _PREFIX_RE.match(prefix) or int(prefix) > limit):
         return ValueProblem("TI230", f"{value!r}: the CIDR suffix must be /0 to /{limit} (STIX 2.1 section {section})")
     if "%" in address:
-        return ValueProblem("TI230", f"{value!r} carries a zone index; a {kind} value is an address or CIDR block (STIX 2.1 section {section})")
+        return ValueProblem("TI230", f"{value!r} carries a zone index; an {kind} value is an address or CIDR block (STIX 2.1 section {section})")
     try:
         # Python rejects leading zeros in IPv4 octets (ambiguous: octal or decimal).
         ipaddress.IPv4Address(address) if version == 4 else ipaddress.IPv6Address(address)
