@@ -96,7 +96,7 @@ import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
-from tiops.forkwork import run_in_order
+from tiops.forkwork import Beside, run_in_order
 from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
@@ -313,6 +313,7 @@ class BuildCache:
         self._index_trusted_before = 0  # modification times from here on are racy
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
+        self.read_digests: dict[str, bytes] = {}  # the SHA-256 of each file's body read and trusted, by name
         # Entries stored in this run, by shard: not yet spilled (with their size), and (offset, length,
         # CRC-32) of spilled chunks.
         self._pending: dict[int, list[_StoredEntry]] = {}
@@ -325,13 +326,7 @@ class BuildCache:
     @classmethod
     def open(cls, root: Path, context: str) -> BuildCache:
         cache = cls(root / CACHE_DIR, context)
-        index = cache._read(_INDEX_FILE)
-        if isinstance(index, dict):
-            cache._index = index
-            try:
-                cache._index_trusted_before = os.stat(cache.folder / _INDEX_FILE).st_mtime_ns - _RACY_NS
-            except OSError:
-                cache._index = {}
+        cache._index, cache._index_trusted_before = cache._read_index()
         for number in range(_SHARDS):
             shard = cache._read(_shard_name(number))
             if isinstance(shard, dict):
@@ -340,6 +335,17 @@ class BuildCache:
                   or (cache.folder / _objects_name(number)).exists()):
                 cache._dirty.add(number)  # rewritten (or removed) at the next save
         return cache
+
+    def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
+        """The stat index (relative path -> lstat record and blob id) and the modification time
+        from which records are racy; empty when there is none to trust."""
+        index = self._read(_INDEX_FILE)
+        if isinstance(index, dict):
+            try:
+                return index, os.stat(self.folder / _INDEX_FILE).st_mtime_ns - _RACY_NS
+            except OSError:
+                pass
+        return {}, 0
 
     def _objects_of(self, number: int) -> dict[str, dict[str, bytes]]:
         """The objects parts of shard ``number``'s entries, read from their file the first time."""
@@ -392,6 +398,7 @@ class BuildCache:
         if context != self.context or stored_name != name or not isinstance(body, dict):
             self.rejected.append(name)
             return None
+        self.read_digests[name] = raw[head:head + _DIGEST_SIZE]
         return body
 
     def read_record(self, name: str) -> dict[str, Any] | None:
@@ -1082,80 +1089,208 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     A file the cache holds costs its index; its objects are unmarshalled when a check
     asks for them. Files parsed afresh keep their objects. Call ``result.cache.save()``
     afterwards to keep what changed.
+
+    On a warm cache, with a second CPU idle (tiops.load.fork_helper), the lstat of every
+    file (whether it is still the file the stat index describes: most of a warm load's
+    system time) is taken by a helper forked before the cache is opened, while this
+    process reads the cache and the indexes (:func:`_changed_beside`). Its verdict is used
+    only for the very stat index this process read; otherwise the lstats are taken here.
     """
     config, config_findings = load_config(root)
-    cache = BuildCache.open(root, context_key(root))
+    context = context_key(root)
     repo = Repo(root=root, config=config, findings=list(config_findings))
-    loaded = IndexedLoad(repo, [], cache)
     intel = config.intel_path
     if not intel.is_dir():
-        return loaded
+        return IndexedLoad(repo, [], BuildCache.open(root, context))
+    with paused_gc():
+        folders = _keyed_object_folders(intel, root, repo)
+        total = sum(len(folder[4]) for folder in folders)
+        # Forked while this process is small: the cache is not read yet (tiops.forkwork.run_beside).
+        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) else None
+        try:
+            loaded = IndexedLoad(repo, [], BuildCache.open(root, context))
+            cache = loaded.cache
+            if fresh is None and not cache._shards and not cache._index and fork_helper(total):
+                # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
+                reading = _HashedFirst(config.files)
+                _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
+                                     _folder_files(folders), progress)
+            else:
+                _load_indexed_files(loaded, folders, total, fresh, beside, progress)
+        finally:
+            if beside is not None:
+                beside.close()
+    cache.settle()
+    return loaded
+
+
+def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
+                        total: int, fresh: Callable[[str], bool] | None, beside: Beside | None,
+                        progress: Progress) -> None:
+    """:func:`load_repo_indexed` of every file of ``folders``, unchanged files from their cache entries.
+
+    With ``beside`` (:func:`_changed_beside`), an unchanged file's index is taken without an
+    lstat here, and the files the helper found changed (or every file, when its verdict
+    does not hold for this stat index) are checked and loaded the general way afterwards,
+    in their places.
+    """
+    cache, repo = loaded.cache, loaded.repo
+    config, root = repo.config, repo.root
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)
-    append = loaded.files.append
-    index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used.add
+    files = loaded.files
+    append = files.append
+    index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used
     trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
     loads, load_index = marshal.loads, _load_index
     # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
     # another spelling misses here and takes the general way below).
     by_prefix = {f"{number:02x}": shard for number, shard in shards.items()}
+    checked_beside = beside is not None
+    # With a helper: (position, path, relative, defaults, key) of each file left for the general way,
+    # and (that, record) of each file taken on the helper's word, to be confirmed.
+    later: list[_Place] = []
+    taken: list[tuple[_Place, tuple[int, int, int, int, str]]] = []
     reused = 0
-    with paused_gc():
-        folders = _keyed_object_folders(intel, root, repo)
-        total = sum(len(folder[4]) for folder in folders)
-        if fresh is None and not shards and not cache._index and fork_helper(total):
-            # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
-            _load_indexed_forked(loaded, parsing, reading, root_text, _folder_files(folders), progress)
-            folders = []
-        done = 0
-        for prefix, relative_prefix, defaults, folder_key, names in folders:
-            for name in names:
-                done += 1
-                path = prefix + name
-                relative = relative_prefix + name
-                key = None if folder_key is None else f"{relative}\0{folder_key}"  # entry_key, inlined
-                if key is not None and (fresh is None or not fresh(relative)):
-                    # The usual file: unchanged since the index was written, its entry in the cache.
-                    # known_blob, lookup and remember inlined: this runs once per file of the repository.
-                    record = index_get(relative)
+    done = 0
+    for prefix, relative_prefix, defaults, folder_key, names in folders:
+        for name in names:
+            done += 1
+            path = prefix + name
+            relative = relative_prefix + name
+            key = None if folder_key is None else f"{relative}\0{folder_key}"  # entry_key, inlined
+            if key is not None and (fresh is None or not fresh(relative)):
+                # The usual file: unchanged since the index was written, its entry in the cache.
+                # known_blob, lookup and remember inlined: this runs once per file of the repository.
+                record = index_get(relative)
+                if record is not None and not checked_beside:
                     try:
                         now = lstat(path)
                     except OSError:
                         record = None
-                    if record is not None and now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
-                            record[0] == now.st_size and record[1] == now.st_mtime_ns
-                            and record[2] == now.st_ctime_ns and record[3] == now.st_ino):
-                        blob = record[4]
-                        shard = by_prefix.get(blob[:2]) if type(blob) is str else None
-                        by_key = shard.get(blob) if shard is not None else None
-                        stored_index = by_key.get(key) if type(by_key) is dict else None
-                        if type(stored_index) is bytes:
-                            try:
-                                index = load_index(loads(stored_index))
-                            except (ValueError, TypeError, EOFError, IndexError):
-                                pass  # not an entry after all: the general way below loads the file afresh
-                            else:
-                                used((blob, key))
-                                new_index[relative] = record
-                                # Its objects part is read only if a check asks for it (stored_objects).
-                                append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
-                                reused += 1
-                                if done % 1000 == 0 or done == total:
-                                    progress("load", done, total)
-                                continue
-                _load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative, defaults, key,
-                                   fresh)
-                if done % 1000 == 0 or done == total:
-                    progress("load", done, total)
+                    else:
+                        if not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
+                                record[0] == now.st_size and record[1] == now.st_mtime_ns
+                                and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
+                            record = None
+                if record is not None:
+                    blob = record[4]
+                    shard = by_prefix.get(blob[:2]) if type(blob) is str else None
+                    by_key = shard.get(blob) if shard is not None else None
+                    stored_index = by_key.get(key) if type(by_key) is dict else None
+                    if type(stored_index) is bytes:
+                        try:
+                            index = load_index(loads(stored_index))
+                        except (ValueError, TypeError, EOFError, IndexError):
+                            pass  # not an entry after all: the general way below loads the file afresh
+                        else:
+                            used.add((blob, key))
+                            new_index[relative] = record
+                            # Its objects part is read only if a check asks for it (stored_objects).
+                            if checked_beside:
+                                taken.append(((done - 1, path, relative, defaults, key), record))
+                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
+                            reused += 1
+                            if done % 1000 == 0 or done == total:
+                                progress("load", done, total)
+                            continue
+            if checked_beside:
+                later.append((done - 1, path, relative, defaults, key))
+                append(None)  # type: ignore[arg-type]  # filled below, in its place
+            else:
+                append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative, defaults,
+                                          key, fresh))
+            if done % 1000 == 0 or done == total:
+                progress("load", done, total)
     loaded.reused_files += reused
-    cache.settle()
-    return loaded
+    if beside is None:
+        return
+    # The files taken on the helper's word that are not what the stat index says after all.
+    changed = _changed_taken(beside, cache, taken)
+    for (_, _, relative, _, key), record in changed:
+        used.discard((record[4], key))
+        new_index.pop(relative, None)
+    loaded.reused_files -= len(changed)
+    for position, path, relative, defaults, key in sorted(later + [place for place, _ in changed],
+                                                          key=lambda place: place[0]):
+        files[position] = _load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative,
+                                             defaults, key, fresh)
+
+
+# A file's position among a repository's files, its path, repository path, defaults and entry key.
+_Place = tuple[int, str, str, Defaults, "str | None"]
+
+
+def _changed_beside(folder: Path, context: str,
+                    folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> Beside | None:
+    """A forked helper telling which files of ``folders`` are not what the cache's stat index says.
+
+    It reads the stat index itself and lstats every file as :func:`_load_indexed_files`
+    would, and gives the index's digest and racy-time bound (its verdict holds only for
+    the very same index) and the positions of the files whose lstat does not match their
+    record (no record, gone, not a regular file, changed, or racily recent). None when no
+    helper can be forked, or when there is no stat index to check against.
+    """
+    from tiops.forkwork import run_beside
+
+    if not os.path.isfile(folder / _INDEX_FILE):
+        return None  # a first build: no record to check
+
+    def work() -> tuple[bytes, int, list[int]] | None:
+        reader = BuildCache(folder, context)
+        index, trusted_before = reader._read_index()
+        digest = reader.read_digests.get(_INDEX_FILE)
+        if digest is None:
+            return None
+        lstat, S_ISREG = os.lstat, stat.S_ISREG
+        changed: list[int] = []
+        position = 0
+        for prefix, relative_prefix, _, _, names in folders:
+            for name in names:
+                record = index.get(relative_prefix + name)
+                try:
+                    now = lstat(prefix + name)
+                except OSError:
+                    record = None
+                if record is None or not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
+                        record[0] == now.st_size and record[1] == now.st_mtime_ns
+                        and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
+                    changed.append(position)
+                position += 1
+        return digest, trusted_before, changed
+
+    return run_beside(work)
+
+
+def _changed_taken(beside: Beside, cache: BuildCache, taken: list[tuple[_Place, tuple[int, int, int, int, str]]]
+                   ) -> list[tuple[_Place, tuple[int, int, int, int, str]]]:
+    """The files among ``taken`` (loaded from their entries without an lstat here) that are not
+    the file their record describes: by the helper's verdict when it was made for the stat
+    index this process read, else by an lstat of each here."""
+    verdict = beside.result()
+    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
+            and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list):
+        differing = set(verdict[2])
+        return [(place, record) for place, record in taken if place[0] in differing]
+    changed: list[tuple[_Place, tuple[int, int, int, int, str]]] = []
+    trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
+    for place, record in taken:
+        try:
+            now = lstat(place[1])
+        except OSError:
+            changed.append((place, record))
+            continue
+        if not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
+                record[0] == now.st_size and record[1] == now.st_mtime_ns
+                and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
+            changed.append((place, record))
+    return changed
 
 
 def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,
                        root_text: str, path: str, relative: str, defaults: Defaults, key: str | None,
-                       fresh: Callable[[str], bool] | None) -> None:
+                       fresh: Callable[[str], bool] | None) -> _IndexedEntry:
     """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed."""
     blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
     if entry is not None and blob is not None and info is not None:
@@ -1164,10 +1299,9 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
         except (ValueError, TypeError, EOFError, IndexError):
             pass  # not an entry after all: load the file afresh below
         else:
-            loaded.files.append(_IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects))
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
-            return
+            return _IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects)
     parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
     # The entry keeps the whole index. The copy kept in memory drops the reference targets:
     # this run holds the file's objects, so the checks read them (a file without
@@ -1177,9 +1311,9 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
     # The objects' reference lists are in the entry; not kept here, as load_repo_cached
     # does not keep them: the reference check walks these objects itself (None), which
     # spares a first compile of a million objects holding every list at once.
-    loaded.files.append(_IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
-                                      loaded=(parsed.objects, [None] * len(parsed.objects))))
     loaded.parsed_files += 1
+    return _IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
+                         loaded=(parsed.objects, [None] * len(parsed.objects)))
 
 
 def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFirst, root_text: str,
@@ -1210,7 +1344,8 @@ def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFi
                                                   f"{blob}\0{key}", loaded=(objects, [None] * len(objects))))
                 loaded.parsed_files += 1
                 return
-        _load_indexed_file(loaded, cache, config, reading, root, root_text, path, relative, defaults, key, None)
+        loaded.files.append(_load_indexed_file(loaded, cache, config, reading, root, root_text, path, relative,
+                                               defaults, key, None))
 
     total = len(files)
     run_in_order(total, work, use, chunk=64,

@@ -1,0 +1,124 @@
+"""A warm load with a forked helper taking the files' lstats: what one process loads, with the lstats elsewhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from varied_repo import clean_repository
+
+from tiops import forkwork
+from tiops.buildcache import load_repo_indexed
+from tiops.forkwork import can_fork
+from tiops.pipeline import ValidationFailed, build
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
+
+OLD = 1_500_000_000  # well before the stat index is written: records are trusted, not racily clean
+
+
+def _aged_repository(root: Path, files: int) -> list[Path]:
+    clean_repository(root, files)
+    paths = sorted(p for p in (root / "intel").rglob("*.yaml") if p.name != "_defaults.yaml")
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+    return paths
+
+
+def _edit(path: Path, note: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + f"x_note: {note}\n", encoding="utf-8")
+    os.utime(path, ns=(OLD * 10**9, OLD * 10**9))  # only the size and change time tell
+
+
+def _outcome(root: Path, *, cache: bool = True) -> tuple[bytes | None, list[str]]:
+    try:
+        result = build(root, as_of="2025-06-01", cache=cache)
+    except ValidationFailed as failed:
+        return None, [repr(f) for f in failed.findings]
+    return result.bundle, [repr(f) for f in result.findings]
+
+
+def _loaded(root: Path) -> tuple[list[tuple[str, Any, bool]], int, int]:
+    loaded = load_repo_indexed(root)
+    return ([(file.relative, file.index, file.parsed) for file in loaded.files],
+            loaded.reused_files, loaded.parsed_files)
+
+
+def test_the_helper_takes_the_lstats_of_unchanged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    paths = _aged_repository(root, 300)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    _outcome(root)  # fills the cache
+    before = _loaded(root)
+    _edit(paths[7], "edited")
+    paths[11].unlink()
+    parent, lstat = os.getpid(), os.lstat
+    intel = os.fspath(root / "intel")
+    here: list[str] = []
+
+    def noted(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.getpid() == parent and os.fspath(path).startswith(intel):
+            here.append(os.fspath(path))
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", noted)
+    runs = {}
+    for fork in ("0", "1"):
+        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
+        here.clear()
+        runs[fork] = (_loaded(root), set(here))
+    (alone, lstats_alone), (beside, lstats_beside) = runs["0"], runs["1"]
+    assert beside == alone
+    # The edited file is parsed again, the deleted one is gone, the rest comes from the cache.
+    assert (alone[1], alone[2]) == (before[1] - 2, before[2] + 1)
+    reused = {os.path.join(root, relative) for relative, _, parsed in alone[0] if not parsed}
+    assert len(reused) == alone[1] > 250
+    assert reused <= lstats_alone
+    # With the helper, this process looked at none of them: only at the edited file (and what
+    # is never cached, such as a link).
+    assert os.fspath(paths[7]) in lstats_beside and not reused & lstats_beside
+
+
+class _Verdict:
+    """Stands for a helper whose verdict is ``result``: one made for another stat index, or none at all."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+        self.closed = False
+
+    def result(self) -> Any:
+        return self._result
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("altered", [
+    lambda real: (b"\0" * 32, real[1], []),  # "nothing changed", for another stat index
+    lambda real: (real[0], real[1] + 1, []),  # ... for the same index read with another racy bound
+    lambda real: None,  # the helper failed or was killed
+    lambda real: ("not", "a", "verdict"),
+], ids=["other-index", "other-bound", "none", "garbage"])
+def test_a_verdict_not_made_for_this_stat_index_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                altered: Any) -> None:
+    root = tmp_path / "repo"
+    paths = _aged_repository(root, 120)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    first = _outcome(root)
+    _edit(paths[3], "edited")
+    helpers: list[_Verdict] = []
+
+    def fake(work: Any) -> _Verdict:
+        real = work()  # the helper's work, done here: its verdict names the edited file
+        assert real is not None and real[2]
+        helpers.append(_Verdict(altered(real)))
+        return helpers[-1]
+
+    monkeypatch.setattr(forkwork, "run_beside", fake)
+    edited = _outcome(root)
+    assert helpers and all(helper.closed for helper in helpers)
+    assert edited == _outcome(root, cache=False) != first
+    assert edited[0] is not None and b"x_note" in edited[0]
