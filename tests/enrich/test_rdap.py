@@ -51,15 +51,40 @@ def test_ip_network_found_with_network_and_abuse_contact(rdap_server: RdapServer
     assert entry["registered"] == "2023-12-28T22:24:33Z"  # offset dates become UTC
 
 
-def test_unknown_names_are_not_found_after_walking_up_a_host_name(rdap_server: RdapServer) -> None:
+def test_a_host_name_is_asked_for_by_its_registered_domain_once(rdap_server: RdapServer) -> None:
+    # Registries answer for registered names only: the Public Suffix List tells which part of a
+    # host name that is, so a deep phishing host costs one request, not one per label.
     client = _client(rdap_server, [])
     assert client.lookup("domain", "unknown.net")["status"] == "not-found"
     found = client.lookup("domain", "www.cdn.woodgrove-statements.net")
     assert (found["status"], found["queried"]) == ("found", "woodgrove-statements.net")
+    gone = client.lookup("domain", "login.account.verify.gone-woodgrove.net")
+    assert (gone["status"], "queried" in gone) == ("not-found", False)
     paths = [p for p, _ in rdap_server.rdap_requests()]
-    assert paths == ["/rdap/domain/unknown.net", "/rdap/domain/www.cdn.woodgrove-statements.net",
-                     "/rdap/domain/cdn.woodgrove-statements.net", "/rdap/domain/woodgrove-statements.net"]
+    assert paths == ["/rdap/domain/unknown.net", "/rdap/domain/woodgrove-statements.net",
+                     "/rdap/domain/gone-woodgrove.net"]
     assert client.lookup("domain", "nowhere.invalid")["error"] == "no RDAP server in the bootstrap registry"
+
+
+def test_registered_domains_under_public_suffixes_of_several_labels() -> None:
+    document = {"objectClassName": "domain", "ldhName": "EXAMPLE.CO.UK",
+                "events": [{"eventAction": "registration", "eventDate": "2024-01-02T03:04:05Z"}]}
+    server = start_rdap_server(extra_domains={"example.co.uk": document, "github.io": document})
+    try:
+        client = _client(server, [], base_url=server.url + "rdap/")
+        found = client.lookup("domain", "login.secure.example.co.uk")
+        assert (found["status"], found["queried"], found["registered"]) == (
+            "found", "example.co.uk", "2024-01-02T03:04:05Z")
+        # A private suffix (a hosting service's) is not a registry's: github.io is registered under io.
+        assert client.lookup("domain", "attacker.github.io")["queried"] == "github.io"
+        # A public suffix named on its own is asked for as it is; an unknown top-level domain is one label.
+        assert client.lookup("domain", "co.uk")["status"] == "not-found"
+        assert client.lookup("domain", "a.b.woodgrove.internal")["status"] == "not-found"
+        assert [p for p, _ in server.rdap_requests()] == [
+            "/rdap/domain/example.co.uk", "/rdap/domain/github.io", "/rdap/domain/co.uk",
+            "/rdap/domain/woodgrove.internal"]
+    finally:
+        server.stop()
 
 
 def test_rate_limited_requests_wait_as_the_server_asks_then_succeed(rdap_server: RdapServer) -> None:

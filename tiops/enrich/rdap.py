@@ -15,6 +15,7 @@ small enough to read directly (docs/enrich.md).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable, Iterator
@@ -187,15 +188,14 @@ class RdapClient:
             return {"status": "failed", "retrieved": retrieved, "error": error.message}
         if server is None:
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
-        names = _candidates(kind, value)
+        name = registered_domain(value) if kind == "domain" else value
         try:
-            for name in names:
-                document = self._get(server, kind, name)
-                if document is not None:
-                    entry = parse_domain(document) if kind == "domain" else parse_network(document)
-                    if name != value:
-                        entry["queried"] = name
-                    return {"status": "found", "server": server, "retrieved": retrieved, **entry}
+            document = self._get(server, kind, name)
+            if document is not None:
+                entry = parse_domain(document) if kind == "domain" else parse_network(document)
+                if name != value:
+                    entry["queried"] = name
+                return {"status": "found", "server": server, "retrieved": retrieved, **entry}
             return {"status": "not-found", "server": server, "retrieved": retrieved}
         except StoreError as error:
             return {"status": "failed", "server": server, "retrieved": retrieved, "error": error.message}
@@ -248,12 +248,27 @@ def _bounded_body(response: requests.Response, host: str) -> bytes:
     return b"".join(parts)
 
 
-def _candidates(kind: Kind, value: str) -> list[str]:
-    """The names to ask for: a host name's registered domain is found by walking up its labels."""
-    if kind != "domain":
-        return [value]
-    labels = value.split(".")
-    return [".".join(labels[i:]) for i in range(0, max(1, len(labels) - 1))]
+def registered_domain(name: str) -> str:
+    """The name a registry holds for a host name: its public suffix and one label more
+    (www.cdn.example.co.uk -> example.co.uk), by the ICANN section of the Public Suffix List.
+
+    An RDAP server answers for registered names only (RFC 9082 section 3.1.3 asks for a
+    domain name, and a registry's is what was registered), so a deep host name is asked
+    for once, as its registered domain, not once per label on the way up: registries pace
+    their clients, and phishing host names run to many labels. The private section (a
+    hosting service's suffixes such as github.io) is left out: attacker.github.io is
+    registered as github.io. A public suffix named on its own is asked for as it is, and
+    a top-level domain the list does not know counts as one label (woodgrove.internal).
+    The list is the publicsuffixlist package's, a maintained copy released as the list changes.
+    """
+    return _public_suffixes().privatesuffix(name) or name
+
+
+@functools.cache
+def _public_suffixes() -> Any:
+    from publicsuffixlist import PublicSuffixList  # about 50 ms to load: only a run that asks RDAP
+
+    return PublicSuffixList(only_icann=True)
 
 
 # --- RFC 9083 responses --------------------------------------------------------------------
