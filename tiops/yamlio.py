@@ -25,7 +25,6 @@ import yaml_rs
 
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
 from tiops.memory import NotShareable, shared_document
-from tiops.yamlemit import block_yaml
 
 # An alias bomb expands a few lines into millions of nodes. Real intel files
 # never need more than a handful of alias replays.
@@ -285,6 +284,8 @@ def dump_yaml(value: Any) -> str:
     The shapes tiops writes most are written by :mod:`tiops.yamlemit` instead: the
     same text, several times faster, and only where it is sure to read back as written.
     """
+    from tiops.yamlemit import block_yaml  # only commands that write YAML: its patterns cost ~15 ms to make
+
     fast = block_yaml(value)
     if fast is not None:
         return fast
