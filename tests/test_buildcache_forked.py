@@ -9,23 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from varied_repo import clean_repository, varied_repository
+from varied_repo import build_outcome, clean_repository, varied_repository
 
 from tiops import buildcache
 from tiops.buildcache import CACHE_DIR
 from tiops.forkwork import can_fork
-from tiops.pipeline import ValidationFailed, build
 from tiops.validate import validate_paths
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
-
-
-def _outcome(root: Path, *, cache: bool = True) -> tuple[bytes | None, list[str]]:
-    try:
-        result = build(root, as_of="2025-06-01", cache=cache)
-    except ValidationFailed as failed:
-        return None, [repr(f) for f in failed.findings]
-    return result.bundle, [repr(f) for f in result.findings]
 
 
 def _cache_content(root: Path) -> dict[str, Any]:
@@ -50,7 +41,7 @@ def _first_builds(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tupl
     for fork in ("0", "1"):
         shutil.rmtree(root / ".tiops", ignore_errors=True)
         monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
-        runs[fork] = (_outcome(root), _cache_content(root))
+        runs[fork] = (build_outcome(root), _cache_content(root))
     return runs
 
 
@@ -82,7 +73,7 @@ def test_a_forked_first_build_gives_the_bundle_and_cache_of_one_process(
     assert forked[1] == alone[1] and any(name.startswith("objects-") for name in alone[1])
     # The next build reads what the forked one kept, and gives the same again.
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
-    assert _outcome(root) == alone[0] == _outcome(root, cache=False)
+    assert build_outcome(root) == alone[0] == build_outcome(root, cache=False)
 
 
 def test_a_forked_first_build_of_broken_files_gives_their_findings(
@@ -93,7 +84,7 @@ def test_a_forked_first_build_of_broken_files_gives_their_findings(
     alone, forked = runs["0"], runs["1"]
     assert alone[0][0] is None and len(alone[0][1]) > 100
     assert forked == alone
-    assert _outcome(root) == alone[0]
+    assert build_outcome(root) == alone[0]
 
 
 def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +103,7 @@ def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, m
     monkeypatch.setattr(buildcache, "_helper_entry", dying)
     shutil.rmtree(root / ".tiops")
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
-    assert (_outcome(root), _cache_content(root)) == expected
+    assert (build_outcome(root), _cache_content(root)) == expected
 
 
 @pytest.mark.parametrize("make", [clean_repository, varied_repository])

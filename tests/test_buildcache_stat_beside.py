@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from varied_repo import clean_repository
+from varied_repo import build_outcome, clean_repository
 
 from tiops import forkwork
 from tiops.buildcache import load_repo_indexed
 from tiops.forkwork import can_fork
-from tiops.pipeline import ValidationFailed, build
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
 
@@ -33,14 +32,6 @@ def _edit(path: Path, note: str) -> None:
     os.utime(path, ns=(OLD * 10**9, OLD * 10**9))  # only the size and change time tell
 
 
-def _outcome(root: Path, *, cache: bool = True) -> tuple[bytes | None, list[str]]:
-    try:
-        result = build(root, as_of="2025-06-01", cache=cache)
-    except ValidationFailed as failed:
-        return None, [repr(f) for f in failed.findings]
-    return result.bundle, [repr(f) for f in result.findings]
-
-
 def _loaded(root: Path) -> tuple[list[tuple[str, Any, bool]], int, int]:
     loaded = load_repo_indexed(root)
     return ([(file.relative, file.index, file.parsed) for file in loaded.files],
@@ -51,7 +42,7 @@ def test_the_helper_takes_the_lstats_of_unchanged_files(tmp_path: Path, monkeypa
     root = tmp_path / "repo"
     paths = _aged_repository(root, 300)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
-    _outcome(root)  # fills the cache
+    build_outcome(root)  # fills the cache
     before = _loaded(root)
     _edit(paths[7], "edited")
     paths[11].unlink()
@@ -107,7 +98,7 @@ def test_a_verdict_not_made_for_this_stat_index_is_not_trusted(tmp_path: Path, m
     root = tmp_path / "repo"
     paths = _aged_repository(root, 120)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
-    first = _outcome(root)
+    first = build_outcome(root)
     _edit(paths[3], "edited")
     helpers: list[_Verdict] = []
 
@@ -118,7 +109,7 @@ def test_a_verdict_not_made_for_this_stat_index_is_not_trusted(tmp_path: Path, m
         return helpers[-1]
 
     monkeypatch.setattr(forkwork, "run_beside", fake)
-    edited = _outcome(root)
+    edited = build_outcome(root)
     assert helpers and all(helper.closed for helper in helpers)
-    assert edited == _outcome(root, cache=False) != first
+    assert edited == build_outcome(root, cache=False) != first
     assert edited[0] is not None and b"x_note" in edited[0]

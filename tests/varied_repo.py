@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tiops.pipeline import ValidationFailed, build
 from tiops.validate.partner import object_digest
 from tiops.yamlio import parse_yaml
 
@@ -94,3 +95,13 @@ def varied_repository(root: Path, files: int) -> None:
     outside.write_text("type: malware\nname: Outside\nis_family: true\n")
     (feed / "file-00001-leaving.yaml").symlink_to(outside)
     (plain / "file-00002-dangling.yaml").symlink_to(plain / "nothing.yaml")
+
+
+def build_outcome(root: Path, *, cache: bool = True) -> tuple[bytes | None, list[str]]:
+    """What a build of ``root`` as of 2025-06-01 gives: its bundle (None when validation
+    fails) and its findings as text, to compare builds made different ways."""
+    try:
+        result = build(root, as_of="2025-06-01", cache=cache)
+    except ValidationFailed as failed:
+        return None, [repr(f) for f in failed.findings]
+    return result.bundle, [repr(f) for f in result.findings]
