@@ -1142,7 +1142,7 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     files = loaded.files
     append = files.append
     index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used
-    trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
+    trusted_before = cache._index_trusted_before
     loads, load_index = marshal.loads, _load_index
     # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
     # another spelling misses here and takes the general way below).
@@ -1164,16 +1164,8 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
                 # The usual file: unchanged since the index was written, its entry in the cache.
                 # known_blob, lookup and remember inlined: this runs once per file of the repository.
                 record = index_get(relative)
-                if record is not None and not checked_beside:
-                    try:
-                        now = lstat(path)
-                    except OSError:
-                        record = None
-                    else:
-                        if not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
-                                record[0] == now.st_size and record[1] == now.st_mtime_ns
-                                and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
-                            record = None
+                if record is not None and not checked_beside and not _still_recorded(path, record, trusted_before):
+                    record = None
                 if record is not None:
                     blob = record[4]
                     shard = by_prefix.get(blob[:2]) if type(blob) is str else None
@@ -1243,19 +1235,12 @@ def _changed_beside(folder: Path, context: str,
         digest = reader.read_digests.get(_INDEX_FILE)
         if digest is None:
             return None
-        lstat, S_ISREG = os.lstat, stat.S_ISREG
         changed: list[int] = []
         position = 0
         for prefix, relative_prefix, _, _, names in folders:
             for name in names:
                 record = index.get(relative_prefix + name)
-                try:
-                    now = lstat(prefix + name)
-                except OSError:
-                    record = None
-                if record is None or not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
-                        record[0] == now.st_size and record[1] == now.st_mtime_ns
-                        and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
+                if record is None or not _still_recorded(prefix + name, record, trusted_before):
                     changed.append(position)
                 position += 1
         return digest, trusted_before, changed
@@ -1273,19 +1258,20 @@ def _changed_taken(beside: Beside, cache: BuildCache, taken: list[tuple[_Place, 
             and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list):
         differing = set(verdict[2])
         return [(place, record) for place, record in taken if place[0] in differing]
-    changed: list[tuple[_Place, tuple[int, int, int, int, str]]] = []
-    trusted_before, lstat, S_ISREG = cache._index_trusted_before, os.lstat, stat.S_ISREG
-    for place, record in taken:
-        try:
-            now = lstat(place[1])
-        except OSError:
-            changed.append((place, record))
-            continue
-        if not (now.st_mtime_ns < trusted_before and S_ISREG(now.st_mode) and (
-                record[0] == now.st_size and record[1] == now.st_mtime_ns
-                and record[2] == now.st_ctime_ns and record[3] == now.st_ino)):
-            changed.append((place, record))
-    return changed
+    return [(place, record) for place, record in taken
+            if not _still_recorded(place[1], record, cache._index_trusted_before)]
+
+
+def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_before: int) -> bool:
+    """Whether the file at ``path`` is still the one its stat index record describes: a regular
+    file of the same size, modification and change times and inode, modified before the racy
+    bound (a file changed in the second the index was written may not show it in its times)."""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    return (now.st_mtime_ns < trusted_before and stat.S_ISREG(now.st_mode) and record[0] == now.st_size
+            and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns and record[3] == now.st_ino)
 
 
 def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,

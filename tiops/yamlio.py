@@ -284,7 +284,8 @@ def dump_yaml(value: Any) -> str:
     The shapes tiops writes most are written by :mod:`tiops.yamlemit` instead: the
     same text, several times faster, and only where it is sure to read back as written.
     """
-    from tiops.yamlemit import block_yaml  # only commands that write YAML: its patterns cost ~15 ms to make
+    # Imported here: only commands that write YAML need it, and making its patterns costs ~10 ms.
+    from tiops.yamlemit import block_yaml
 
     fast = block_yaml(value)
     if fast is not None:
