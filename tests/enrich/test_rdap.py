@@ -66,6 +66,23 @@ def test_a_host_name_is_asked_for_by_its_registered_domain_once(rdap_server: Rda
     assert client.lookup("domain", "nowhere.invalid")["error"] == "no RDAP server in the bootstrap registry"
 
 
+def test_host_names_under_one_registered_domain_ask_for_it_once(rdap_server: RdapServer) -> None:
+    client = _client(rdap_server, [], max_retries=0)
+    hosts = ["a.woodgrove-statements.net", "b.c.woodgrove-statements.net", "woodgrove-statements.net"]
+    entries = [client.lookup("domain", host) for host in hosts]
+    assert [e["status"] for e in entries] == ["found"] * 3
+    assert entries[0]["registrar"] == entries[2]["registrar"] and "queried" not in entries[2]
+    assert [e.get("queried") for e in entries[:2]] == ["woodgrove-statements.net"] * 2
+    assert [client.lookup("domain", host)["status"] for host in ("x.gone.net", "y.gone.net")] == ["not-found"] * 2
+    assert [p for p, _ in rdap_server.rdap_requests()] == ["/rdap/domain/woodgrove-statements.net",
+                                                            "/rdap/domain/gone.net"]
+    # A failure is not kept: the next name under the same domain asks again.
+    rdap_server.rate_limit(1, retry_after="0")
+    assert client.lookup("domain", "p.woodgrove-securelogin.net")["status"] == "failed"
+    assert client.lookup("domain", "q.woodgrove-securelogin.net")["status"] == "found"
+    assert [p for p, _ in rdap_server.rdap_requests()][-2:] == ["/rdap/domain/woodgrove-securelogin.net"] * 2
+
+
 def test_registered_domains_under_public_suffixes_of_several_labels() -> None:
     document = {"objectClassName": "domain", "ldhName": "EXAMPLE.CO.UK",
                 "events": [{"eventAction": "registration", "eventDate": "2024-01-02T03:04:05Z"}]}

@@ -163,6 +163,9 @@ class RdapClient:
         self._pacers: dict[str, RequestPacer] = {}
         self._bootstrap: Bootstrap | None = None
         self._bootstrap_error: UsageError | None = None
+        # What each server said of each name asked for in this run (None: not found): the host names
+        # of a feed share registered domains, each of which is asked for once (registered_domain).
+        self._answers: dict[tuple[str, Kind, str], dict[str, Any] | None] = {}
         self.requests = 0
 
     def _server(self, kind: Kind, value: str) -> str | None:
@@ -189,16 +192,22 @@ class RdapClient:
         if server is None:
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
         name = registered_domain(value) if kind == "domain" else value
-        try:
-            document = self._get(server, kind, name)
-            if document is not None:
-                entry = parse_domain(document) if kind == "domain" else parse_network(document)
-                if name != value:
-                    entry["queried"] = name
-                return {"status": "found", "server": server, "retrieved": retrieved, **entry}
+        asked = (server, kind, name)
+        if asked in self._answers:
+            found = self._answers[asked]
+        else:
+            try:
+                document = self._get(server, kind, name)
+            except StoreError as error:  # not kept: the next value under this name asks again
+                return {"status": "failed", "server": server, "retrieved": retrieved, "error": error.message}
+            found = None if document is None else parse_domain(document) if kind == "domain" else parse_network(document)
+            self._answers[asked] = found
+        if found is None:
             return {"status": "not-found", "server": server, "retrieved": retrieved}
-        except StoreError as error:
-            return {"status": "failed", "server": server, "retrieved": retrieved, "error": error.message}
+        entry = dict(found)
+        if name != value:
+            entry["queried"] = name
+        return {"status": "found", "server": server, "retrieved": retrieved, **entry}
 
     def _get(self, server: str, kind: Kind, name: str) -> dict[str, Any] | None:
         """The RDAP JSON for ``name``, None for 404; raises StoreError when it gives up."""
