@@ -49,5 +49,6 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     whois = ", ".join(f"{count} {status}" for status, count in sorted(report.whois_by_status.items()))
     click.echo(f"enriched {report.values} value(s): {report.geo_looked_up} geo lookup(s) ({report.database}), "
                f"{report.whois_queried} RDAP quer{'y' if report.whois_queried == 1 else 'ies'}"
-               f"{f' ({whois})' if whois else ''}{' skipped (--offline)' if offline else ''}, "
+               f"{f' ({whois}; {report.whois_requests} request(s))' if whois else ''}"
+               f"{' skipped (--offline)' if offline else ''}, "
                f"{report.pruned} pruned, {len(set(report.files))} lock file(s) written")

@@ -34,7 +34,8 @@ __all__ = ["EnrichReport", "enrich_repo"]
 class EnrichReport:
     values: int = 0  # values the selected intel names
     geo_looked_up: int = 0
-    whois_queried: int = 0
+    whois_queried: int = 0  # values looked up over RDAP
+    whois_requests: int = 0  # HTTP requests that took (host names under one registered domain share one)
     whois_by_status: dict[str, int] = field(default_factory=dict)
     pruned: int = 0
     files: list[Path] = field(default_factory=list)
@@ -125,8 +126,10 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
 
     client = rdap or RdapClient(rdap_settings(root, dict(settings.get("rdap") or {})), now=now)
     last_flush = time.monotonic()
+    requests_before = client.requests
     for done, (kind, value) in enumerate(todo, 1):
         entry = client.lookup(kind, value)
+        report.whois_requests = client.requests - requests_before
         lock.whois[value] = entry
         report.whois_queried += 1
         status = str(entry.get("status"))
