@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
+from tiops import bundlereuse
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
-from tiops.bundlereuse import RECORD, record_key, spliced
+from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
 from tiops.rules import per_object_rules, resolve_as_of
@@ -422,3 +425,57 @@ def test_rules_that_change_objects_one_at_a_time_keep_the_previous_lines(plain_r
     _age(rules)
     assert _compiled(plain_repo, cached_out, cache=True)[0] is not None
     assert not _will_reuse(plain_repo, cached_out)
+
+
+def test_the_previous_bundle_read_on_a_thread_is_taken_only_as_recorded(plain_repo: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "bundle.json"
+    _compiled_with_record(plain_repo, output)
+    record = _record(plain_repo)
+    assert record is not None
+    at, sha256, size = os.fspath(output.resolve()), record["sha256"], record["size"]
+    prefetched = PreviousBundle(record, output)
+    assert prefetched.content(at, sha256, size) == output.read_bytes()
+    assert prefetched.content(at, sha256, size) is None  # handed over once: the splice holds it
+    # Asked for with another record's digest or size, or for another file: not taken.
+    for asked in ((at, "0" * 64, size), (at, sha256, size + 1), (os.fspath(tmp_path / "other.json"), sha256, size)):
+        assert PreviousBundle(record, output).content(*asked) is None
+    # Edited by hand, the same size: the digest refuses it.
+    output.write_bytes(output.read_bytes().replace(b'"type":"malware"', b'"type":"malwarf"', 1))
+    assert PreviousBundle(record, output).content(at, sha256, size) is None
+    # A record for another file starts no thread.
+    assert PreviousBundle({**record, "output": os.fspath(tmp_path / "other.json")}, output).content(at, sha256,
+                                                                                                   size) is None
+
+    def broken(*_args: object) -> None:
+        raise MemoryError
+
+    hooked: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+    monkeypatch.setattr(bundlereuse, "_previous_content", broken)
+    assert PreviousBundle(record, output).content(at, sha256, size) is None
+    assert not hooked  # nothing printed from the thread
+
+
+@pytest.mark.parametrize("outcome", ["spliced", "full", "invalid"])
+def test_a_cached_compile_leaves_no_thread_behind(plain_repo: Path, tmp_path: Path, outcome: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "bundle.json"
+    expected = _compiled_with_record(plain_repo, output)
+    read = bundlereuse._previous_content
+
+    def slow(*args: Any) -> bytes | None:  # still reading when the checks are done
+        time.sleep(0.3)
+        return read(*args)
+
+    monkeypatch.setattr(bundlereuse, "_previous_content", slow)
+    edited = _intel_files(plain_repo)[0]
+    addition = {"spliced": "x_note: edited\n", "full": "x_note: edited\n", "invalid": "created: not a date\n"}[outcome]
+    edited.write_text(edited.read_text(encoding="utf-8") + addition, encoding="utf-8")
+    _age(edited)
+    if outcome == "full":  # the previous bundle edited by hand: read on the thread, refused, written in full
+        output.write_bytes(output.read_bytes().replace(b'"type":"malware"', b'"type":"malwarf"', 1))
+    compiled = _compiled(plain_repo, output, cache=True)
+    assert threading.active_count() == 1
+    assert compiled == _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert (compiled[0] is None) == (outcome == "invalid") and compiled != expected

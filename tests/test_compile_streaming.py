@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from itertools import pairwise
@@ -18,6 +19,7 @@ import orjson
 import pytest
 
 from tiops import build, load_repo
+from tiops import compile as compile_module
 from tiops.compile import (
     LineRun,
     _update_run,
@@ -158,3 +160,48 @@ def test_a_run_of_lines_is_digested_as_lines_joined_by_newlines(first: int) -> N
     digest = hashlib.sha256()
     _update_run(digest, LineRun(memoryview(joined), starts[first], len(joined) - 1, starts[first:]))
     assert digest.hexdigest() == hashlib.sha256(b"\n".join(lines[first:])).hexdigest()
+
+
+def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes]:
+    """The pieces of a bundle of three lines, the first two kept from a previous file; and its bytes."""
+    lines = [orjson.dumps({"created": "2024-01-01T00:00:00.000Z", "id": f"identity--{uuid.uuid5(TIOPS_NAMESPACE, name)}",
+                           "modified": "2024-01-01T00:00:00.000Z", "name": name, "spec_version": "2.1",
+                           "type": "identity"}) for name in ("a", "b", "c")]
+    previous = b"HEAD\n" + b",\n".join(lines[:2]) + b"\nTAIL"
+    starts = [5, 5 + len(lines[0]) + 2]
+    pieces: list[bytes | LineRun] = [LineRun(memoryview(previous), 5, starts[1] + len(lines[1]), starts), lines[2]]
+    write_bundle(lines, tmp_path / "expected.json")
+    return pieces, (tmp_path / "expected.json").read_bytes()
+
+
+@pytest.mark.parametrize("failing", ["_digest_lines", "_digest_parts"])
+def test_a_digest_that_fails_on_its_thread_fails_the_write_and_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    pieces, expected = _one_run(tmp_path)
+    target = tmp_path / "out" / "bundle.json"
+    target.parent.mkdir()
+    target.write_bytes(b"the previous bundle")
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError(f"{failing} broke")
+
+    monkeypatch.setattr(compile_module, failing, broken)
+    with pytest.raises(RuntimeError, match=f"{failing} broke"):
+        write_line_runs(pieces, target)
+    assert threading.active_count() == 1  # the digest's thread was waited for
+    if failing == "_digest_lines":  # before the rename: the previous bundle stays, no partial file beside it
+        assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]
+        assert target.read_bytes() == b"the previous bundle"
+    monkeypatch.undo()
+    write_line_runs(pieces, target)
+    assert target.read_bytes() == expected
+
+
+def test_a_write_that_fails_waits_for_the_digest_thread_and_reports_the_write(tmp_path: Path) -> None:
+    pieces, _ = _one_run(tmp_path)
+    target = tmp_path / "bundle.json"
+    target.mkdir()  # a folder in the bundle's place: the rename fails after both digests started
+    with pytest.raises(TiopsError, match="cannot write the bundle to"):
+        write_line_runs(pieces, target)
+    assert threading.active_count() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "expected.json"] and target.is_dir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -316,10 +317,68 @@ def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path) -> WrittenB
     """Write the bundle whose object lines are ``pieces`` (each one line, or a :class:`LineRun` of lines kept
     from the previous bundle: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
 
-    Every line is known before the first byte is written, so the bundle id (a digest of the
-    lines joined by newlines) is worked out first and the file's digest as it is written.
+    The head holds the bundle id, a digest of the lines joined by newlines, and the file's
+    own digest starts with the head. Both digests are taken on a thread: the lines are
+    written after a gap the head's size while the id is worked out, and the head is written
+    and the file renamed into place while the file's digest is taken. SHA-256 releases the
+    GIL for the long runs of kept lines, and writing is a system call, so each pair shares
+    two CPUs (about 0.1 s of a one-file recompile at 100k objects).
     """
-    digest = hashlib.sha256()
+    id_digest = hashlib.sha256()
+    file_digest = hashlib.sha256()
+    identifying = _OnThread(lambda: _digest_lines(id_digest, pieces))
+    hashing: _OnThread | None = None
+    try:
+        with _replacing(target) as stream:
+            identifying.start()
+            stream.seek(bundle_head_size())
+            for part in _body(pieces):
+                stream.write(part)
+            size = stream.tell()
+            identifying.join()
+            bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, id_digest.hexdigest())}"
+            head = _bundle_head(bundle_id)
+            hashing = _OnThread(lambda: _digest_parts(file_digest, head, pieces))
+            hashing.start()
+            stream.seek(0)
+            stream.write(head)
+    except BaseException:
+        for thread in (identifying, hashing):
+            if thread is not None:
+                thread.join(raising=False)  # the error on its way out is the one to report
+        raise
+    hashing.join()
+    return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+
+
+class _OnThread:
+    """``work`` run on a thread; :meth:`join` waits for it and raises what it raised."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work = work
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tiops-digest", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:  # handed to join(): a thread would only print it
+            self._error = error
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, *, raising: bool = True) -> None:
+        if self._thread.ident is None:
+            return  # never started
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None and raising:
+            raise error
+
+
+def _digest_lines(digest: Any, pieces: Sequence[bytes | LineRun]) -> None:
+    """The bundle id's digest: the lines of ``pieces`` joined by "\n"."""
     for index, piece in enumerate(pieces):
         if index:
             digest.update(b"\n")
@@ -327,14 +386,13 @@ def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path) -> WrittenB
             _update_run(digest, piece)
         else:
             digest.update(piece)
-    bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
-    file_digest = hashlib.sha256()
-    with _replacing(target) as stream:
-        for part in _runs_with_head(bundle_id, pieces):
-            stream.write(part)
-            file_digest.update(part)
-        size = stream.tell()
-    return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+
+
+def _digest_parts(digest: Any, head: bytes, pieces: Sequence[bytes | LineRun]) -> None:
+    """The file's digest: ``head``, then the body as :func:`_body` gives it."""
+    digest.update(head)
+    for part in _body(pieces):
+        digest.update(part)
 
 
 def _update_run(digest: Any, run: LineRun) -> None:
@@ -347,8 +405,8 @@ def _update_run(digest: Any, run: LineRun) -> None:
     digest.update(view[begin:run.end])
 
 
-def _runs_with_head(bundle_id: str, pieces: Sequence[bytes | LineRun]) -> Iterator[bytes | memoryview]:
-    yield _bundle_head(bundle_id)
+def _body(pieces: Sequence[bytes | LineRun]) -> Iterator[bytes | memoryview]:
+    """What follows the head: the lines joined by ",\n", then the tail."""
     for index, piece in enumerate(pieces):
         if index:
             yield b",\n"

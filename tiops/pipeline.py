@@ -206,32 +206,41 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
 
     loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
-    try:
-        findings, _, types = _checked_and_saved(loaded.cache,
-                                                lambda: validate_indexed(repo, loaded.files, progress=progress))
-    except StaleEntry:
-        return None
-    if blocking_errors(findings):
-        raise ValidationFailed(findings)
     rule_set, reusable = _reusable_lines(repo, output)
-    moment = resolve_as_of(root, as_of)
-    if reusable and output is not None and (moment.moment is not None or not rule_set.needs_as_of):
-        key = bundlereuse.record_key(loaded.cache.context, _lines_digest(repo, rule_set), moment.text)
+    record = loaded.cache.read_record(bundlereuse.RECORD) if reusable and output is not None else None
+    # The previous bundle is read and checked on a thread while the checks run (one CPU).
+    prefetched = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
+    try:
         try:
-            spliced = bundlereuse.spliced(loaded.cache.read_record(bundlereuse.RECORD), key, output, loaded.files,
-                                          types, lambda: repository_enrichment(repo.config.intel_path, repo.root,
-                                                                               repo.config.source),
-                                          _ruled(rule_set, moment))
+            findings, _, types = _checked_and_saved(loaded.cache,
+                                                    lambda: validate_indexed(repo, loaded.files, progress=progress))
         except StaleEntry:
             return None
-        if spliced is not None:
-            written = write_line_runs(spliced.pieces, output)
-            _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
-            metadata = {**build_metadata(root, RulesOutcome(objects=[], changed=spliced.changed_by_rules), rule_set,
-                                         moment),
-                        "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
-            hold_until_exit(loaded, spliced)
-            return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
+        if blocking_errors(findings):
+            raise ValidationFailed(findings)
+        moment = resolve_as_of(root, as_of)
+        if reusable and output is not None and (moment.moment is not None or not rule_set.needs_as_of):
+            key = bundlereuse.record_key(loaded.cache.context, _lines_digest(repo, rule_set), moment.text)
+            try:
+                spliced = bundlereuse.spliced(record, key, output, loaded.files, types,
+                                              lambda: repository_enrichment(repo.config.intel_path, repo.root,
+                                                                            repo.config.source),
+                                              _ruled(rule_set, moment), prefetched)
+            except StaleEntry:
+                return None
+            if spliced is not None:
+                written = write_line_runs(spliced.pieces, output)
+                _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
+                metadata = {**build_metadata(root, RulesOutcome(objects=[], changed=spliced.changed_by_rules),
+                                             rule_set, moment),
+                            "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
+                hold_until_exit(loaded, spliced)
+                return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
+    finally:
+        if prefetched is not None:
+            prefetched.finish()  # nothing runs on beside the compile below, or a fallback build's fork
+    # Not held through a full compile: at a million objects the two are most of a gigabyte.
+    record = prefetched = None
     marks: dict[str, bundlereuse.EntryMark] = {}
     try:
         for file in loaded.files:
