@@ -137,6 +137,10 @@ def test_filters_live_in_the_address_and_groups_nest(browser: Any, site: tuple[P
     conditions.nth(1).locator(".op").select_option("equals")
     conditions.nth(1).locator(".value").fill("red")
     expected = cli_ids(repo, "type = indicator and (confidence >= 80 or tlp = red)")[1]
+    # The count alone can match a state half built (the first condition only, when no red
+    # indicator is below 80): wait for the address to hold the whole expression first.
+    page.wait_for_function("expected => decodeURIComponent(location.hash).replace(/[+]/g, ' ').includes(expected)",
+                           arg="(type = indicator) and (confidence >= 80 or tlp = red)", timeout=5000)
     page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('{len(expected)} of')", timeout=5000)
     address = urllib.parse.unquote(page.evaluate("location.hash"))
     assert "(type = indicator) and (confidence >= 80 or tlp = red)" in address.replace("+", " ")

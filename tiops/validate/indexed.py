@@ -181,10 +181,12 @@ def repository_maps(files: Sequence[IndexedFile]) -> tuple[dict[str, str], set[s
         raise ValueError("an index with ids and types of different lengths")
     if None in kinds:
         types = {identifier: kind for identifier, kind in zip(ids, kinds, strict=True) if kind is not None}
+        distinct = len(set(ids))
     else:
         types = dict(zip(ids, kinds, strict=True))  # type: ignore[arg-type]
+        distinct = len(types)  # every id is a key: no second set of 100k ids to build
     duplicated: set[str] = set()
-    if len(set(ids)) != len(ids):
+    if distinct != len(ids):
         duplicated = {identifier for identifier, count in Counter(ids).items() if count > 1}
     malformed: set[str] = set()
     for file in files:
