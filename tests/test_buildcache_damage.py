@@ -9,14 +9,16 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_buildcache import _age
 from test_buildcache_reuse import _compiled, _record
 
-from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_cached
+from tiops import pipeline
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, has_entries, load_repo_cached
 from tiops.bundlereuse import RECORD
 from tiops.enrich.lock import CHECK_RECORD
 from tiops.inputs import read_regular_file
@@ -163,3 +165,44 @@ def test_a_record_written_under_another_name_is_not_read(example_repo: Path) -> 
     folder = example_repo / CACHE_DIR
     shutil.copy(folder / "some-record", folder / "another-record")
     assert cache.read_record("another-record") is None and "another-record" in cache.rejected
+
+
+@pytest.mark.parametrize("change", ["configuration", "other-tiops", "truncated", "no-index"])
+def test_a_cache_of_another_context_takes_the_first_build_route(recorded_repo: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A cache none of whose entries can serve (another configuration or tiops wrote it, or no index)
+    is built as a first build is (every object in memory once, not an index per file beside it:
+    the route that keeps a million objects under 3 GB), and gives the same bytes."""
+    output = tmp_path / "bundle.json"
+    _warm(recorded_repo, output)
+    assert has_entries(recorded_repo)
+    index = recorded_repo / CACHE_DIR / "index"
+    if change == "configuration":  # tiops.yaml is part of the context (the example has none: the defaults)
+        (recorded_repo / "tiops.yaml").write_text("intel: intel\n", encoding="utf-8")
+    elif change == "other-tiops":  # the index as another version would write it: the same shape, another context
+        raw = bytearray(index.read_bytes())
+        context = context_key(recorded_repo).encode()
+        at = raw.index(context)
+        raw[at:at + len(context)] = b"0" * len(context)
+        index.write_bytes(bytes(raw))
+    elif change == "truncated":
+        index.write_bytes(index.read_bytes()[:40])
+    else:
+        index.unlink()
+    assert not has_entries(recorded_repo)
+    routes: list[str] = []
+    monkeypatch.setattr(pipeline, "_build_first", _noting(routes, "first", pipeline._build_first))
+    monkeypatch.setattr(pipeline, "_build_through_indexes", _noting(routes, "indexes", pipeline._build_through_indexes))
+    expected = _compiled(recorded_repo, tmp_path / "uncached.json", cache=False)
+    assert _compiled(recorded_repo, output, cache=True) == expected
+    assert routes == ["first"]
+    assert has_entries(recorded_repo)  # written for this context now: the next build reads it by file indexes
+    assert _compiled(recorded_repo, output, cache=True) == expected
+    assert routes == ["first", "indexes"]
+
+
+def _noting(routes: list[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        routes.append(name)
+        return function(*args, **kwargs)
+    return noted

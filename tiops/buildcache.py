@@ -97,7 +97,7 @@ from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
 from tiops.forkwork import Beside, run_in_order
-from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file
+from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file, read_regular_head
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import (
@@ -142,15 +142,42 @@ _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str 
 
 
 def has_entries(root: Path) -> bool:
-    """Whether the repository at ``root`` has a build cache with an index, worth loading by file indexes.
+    """Whether the repository at ``root`` has a build cache with an index for this context
+    (:func:`context_key`), worth loading by file indexes.
 
     A first build (no cache yet) parses every file whatever the route. File indexes
     (:func:`load_repo_indexed`) pay for reading little of a warm cache, but a cold build
     holds an index per file beside every object, and at a million objects that is what
     takes the first compile over 3 GB (docs/performance.md, "Memory at a million
-    objects"); such a build takes :func:`load_repo_cached` instead.
+    objects"); such a build takes :func:`load_repo_cached` instead. A cache another
+    tiops, Python or configuration wrote (an upgrade, or one CI restored from an older
+    run) is such a first build too: none of its entries can be used.
+
+    Only a hint for choosing the route: whatever it says, nothing of the cache is used
+    that its checksum and context do not confirm.
     """
-    return (root / CACHE_DIR / _INDEX_FILE).is_file()
+    return _written_for(root / CACHE_DIR / _INDEX_FILE, context_key(root))
+
+
+# How marshal (format 4) begins the (context, name, body) tuple of a cache file: a small tuple of
+# three, whose first item, the context, is a short ASCII string. The flag bit marks a reference.
+_SMALL_TUPLE, _SHORT_ASCII, _SHORT_ASCII_INTERNED, _FLAG_REF = ord(")"), ord("z"), ord("Z"), 0x80
+
+
+def _written_for(path: Path, context: str) -> bool:
+    """Whether the cache file at ``path`` says it was written for ``context``, by its first bytes
+    alone (a million objects' index is hundreds of megabytes; its checksum is checked when read)."""
+    expected = context.encode("ascii")
+    start = len(_MAGIC) + _DIGEST_SIZE
+    # Not open(): a named pipe in the index's place would block the build (read_regular_file).
+    head = read_regular_head(path, start + 4 + len(expected))
+    if head is None:
+        return False
+    payload = head[start:]
+    return (head[:len(_MAGIC)] == _MAGIC and len(payload) == 4 + len(expected)
+            and payload[0] & ~_FLAG_REF == _SMALL_TUPLE and payload[1] == 3
+            and payload[2] & ~_FLAG_REF in (_SHORT_ASCII, _SHORT_ASCII_INTERNED)
+            and payload[3] == len(expected) and payload[4:] == expected)
 
 
 def blob_id(content: bytes) -> str:

@@ -92,6 +92,16 @@ def read_regular_file(path: str | os.PathLike[str], *, follow_links: bool = Fals
     Opened without blocking (a named pipe with no writer would wait for ever) and checked
     by ``fstat`` of the very file opened before anything is read.
     """
+    return _read_regular(path, follow_links, size, None)
+
+
+def read_regular_head(path: str | os.PathLike[str], count: int) -> bytes | None:
+    """The first ``count`` bytes (fewer if the file is shorter) of the regular file at ``path``, not
+    through a link; None as :func:`read_regular_file` gives it."""
+    return _read_regular(path, False, None, count)
+
+
+def _read_regular(path: str | os.PathLike[str], follow_links: bool, size: int | None, head: int | None) -> bytes | None:
     flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
     try:
         descriptor = os.open(path, flags)
@@ -103,6 +113,8 @@ def read_regular_file(path: str | os.PathLike[str], *, follow_links: bool = Fals
         if not stat.S_ISREG(info.st_mode) or (size is not None and length != size):
             return None
         with open(descriptor, "rb", buffering=0, closefd=False) as file:
+            if head is not None:
+                return file.read(head)
             content = file.readall()
     except OSError:
         return None
