@@ -17,11 +17,12 @@ import pytest
 from test_buildcache import _age
 from test_buildcache_reuse import _compiled, _record
 
-from tiops import pipeline
+from tiops import buildcache, pipeline
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, has_entries, load_repo_cached
 from tiops.bundlereuse import RECORD
 from tiops.enrich.lock import CHECK_RECORD
 from tiops.inputs import read_regular_file
+from tiops.validate import validate_paths
 
 
 class Hung(BaseException):
@@ -167,21 +168,18 @@ def test_a_record_written_under_another_name_is_not_read(example_repo: Path) -> 
     assert cache.read_record("another-record") is None and "another-record" in cache.rejected
 
 
-@pytest.mark.parametrize("change", ["configuration", "other-tiops", "truncated", "no-index"])
-def test_a_cache_of_another_context_takes_the_first_build_route(recorded_repo: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch, change: str) -> None:
-    """A cache none of whose entries can serve (another configuration or tiops wrote it, or no index)
-    is built as a first build is (every object in memory once, not an index per file beside it:
-    the route that keeps a million objects under 3 GB), and gives the same bytes."""
-    output = tmp_path / "bundle.json"
-    _warm(recorded_repo, output)
-    assert has_entries(recorded_repo)
-    index = recorded_repo / CACHE_DIR / "index"
+FOREIGN = ["configuration", "other-tiops", "truncated", "no-index"]
+
+
+def _make_foreign(root: Path, change: str) -> None:
+    """Leave the warm cache of ``root`` unusable as a whole, as ``change`` says."""
+    assert has_entries(root)
+    index = root / CACHE_DIR / "index"
     if change == "configuration":  # tiops.yaml is part of the context (the example has none: the defaults)
-        (recorded_repo / "tiops.yaml").write_text("intel: intel\n", encoding="utf-8")
+        (root / "tiops.yaml").write_text("intel: intel\n", encoding="utf-8")
     elif change == "other-tiops":  # the index as another version would write it: the same shape, another context
         raw = bytearray(index.read_bytes())
-        context = context_key(recorded_repo).encode()
+        context = context_key(root).encode()
         at = raw.index(context)
         raw[at:at + len(context)] = b"0" * len(context)
         index.write_bytes(bytes(raw))
@@ -189,7 +187,18 @@ def test_a_cache_of_another_context_takes_the_first_build_route(recorded_repo: P
         index.write_bytes(index.read_bytes()[:40])
     else:
         index.unlink()
-    assert not has_entries(recorded_repo)
+    assert not has_entries(root)
+
+
+@pytest.mark.parametrize("change", FOREIGN)
+def test_a_cache_of_another_context_takes_the_first_build_route(recorded_repo: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A cache none of whose entries can serve (another configuration or tiops wrote it, or no index)
+    is built as a first build is (every object in memory once, not an index per file beside it:
+    the route that keeps a million objects under 3 GB), and gives the same bytes."""
+    output = tmp_path / "bundle.json"
+    _warm(recorded_repo, output)
+    _make_foreign(recorded_repo, change)
     routes: list[str] = []
     monkeypatch.setattr(pipeline, "_build_first", _noting(routes, "first", pipeline._build_first))
     monkeypatch.setattr(pipeline, "_build_through_indexes", _noting(routes, "indexes", pipeline._build_through_indexes))
@@ -199,6 +208,30 @@ def test_a_cache_of_another_context_takes_the_first_build_route(recorded_repo: P
     assert has_entries(recorded_repo)  # written for this context now: the next build reads it by file indexes
     assert _compiled(recorded_repo, output, cache=True) == expected
     assert routes == ["first", "indexes"]
+
+
+@pytest.mark.parametrize("change", FOREIGN)
+@pytest.mark.parametrize("named", [False, True])
+def test_validate_over_a_cache_of_another_context_holds_each_object_once(
+        recorded_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, named: bool) -> None:
+    """``tiops validate`` and ``tiops validate FILE`` take the whole way (every object, no index per
+    file) when no cache of this context exists, with the findings of the uncached check; and file
+    indexes once it does."""
+    _warm(recorded_repo, tmp_path / "bundle.json")
+    _make_foreign(recorded_repo, change)
+    edited = sorted((recorded_repo / "intel").rglob("*.yaml"))[-1]
+    edited.write_text(edited.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    targets = [edited] if named else []
+    routes: list[str] = []
+    monkeypatch.setattr(buildcache, "load_repo_cached", _noting(routes, "whole", buildcache.load_repo_cached))
+    monkeypatch.setattr(buildcache, "load_repo_indexed", _noting(routes, "indexes", buildcache.load_repo_indexed))
+    expected = validate_paths(recorded_repo, targets, cache=False)
+    assert routes == []
+    assert validate_paths(recorded_repo, targets, cache=True) == expected
+    assert routes == ["whole"]
+    assert has_entries(recorded_repo)
+    assert validate_paths(recorded_repo, targets, cache=True) == expected
+    assert routes == ["whole", "indexes"]
 
 
 def _noting(routes: list[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:

@@ -109,7 +109,7 @@ def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, m
 @pytest.mark.parametrize("make", [clean_repository, varied_repository])
 def test_a_forked_first_validate_gives_the_findings_and_cache_of_one_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any) -> None:
-    """`tiops validate` with no cache yet reads every file through the file indexes (load_repo_indexed)."""
+    """`tiops validate` with no cache yet parses every file as a first build does (load_repo_cached), on two processes."""
     root = tmp_path / "repo"
     make(root, 700)
     log = tmp_path / "parsed-by"

@@ -242,13 +242,18 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         return repo, validate_repo(repo, progress=progress)
     from tiops.buildcache import (  # they import this package's checks
         StaleEntry,
+        has_entries,
         load_repo_cached,
         load_repo_indexed,
     )
 
     wanted = {_display(t, root) for t in named if t != root}
     folders = tuple(w.rstrip("/") + "/" for w in wanted)
-    if not wanted:  # the whole repository: checked from the cache's file indexes, reading few objects
+    # The whole repository, checked from the cache's file indexes, reading few objects; but without a
+    # cache of this context every file is parsed, and an index per file beside every object is what
+    # a first build leaves out (tiops.buildcache.has_entries).
+    usable = has_entries(root)
+    if not wanted and usable:
         indexed = load_repo_indexed(root, progress=progress)
         try:
             with kept_positions(indexed.cache):
@@ -258,8 +263,11 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         else:
             indexed.cache.save()
             return indexed.repo, findings
+    # Nothing to read again in a cache of no use: every file is parsed, on two processes when a
+    # helper is worth forking (load_repo_cached forks one only when no file is to be read afresh).
     loaded = load_repo_cached(root, progress=progress,
-                              fresh=lambda relative: relative in wanted or relative.startswith(folders))
+                              fresh=(lambda relative: relative in wanted or relative.startswith(folders))
+                              if usable else None)
     with kept_positions(loaded.cache):
         findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
     loaded.cache.save()
@@ -275,12 +283,13 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     """
     from tiops.buildcache import (  # imported here: it imports this package's checks
         StaleEntry,
+        has_entries,
         load_repo_indexed,
     )
 
     wanted = {_display(t, root) for t in named}
-    if any(t.is_dir() for t in named):
-        return None
+    if any(t.is_dir() for t in named) or not has_entries(root):
+        return None  # without a cache of this context, every file is parsed: the whole way holds less
     loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__)
     if not wanted <= {file.relative for file in loaded.files}:
         return None  # not (all) object files: checked as part of the whole repository
