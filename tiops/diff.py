@@ -47,6 +47,20 @@ class ObjectChange:
 
 
 @dataclass(frozen=True)
+class EnrichmentChange:
+    """One looked-up value whose result the bundle carries differently: ``ref.type`` is the
+    section ("enrichment": GeoLocation and ASN, or "whois"), ``ref.id`` the value.
+
+    ``state``: "added" (no object of the base carried a result for it), "removed" (none of
+    the head does) or "changed"; a refreshed lock reads as mostly "changed", new intel as "added".
+    """
+
+    ref: ObjectRef
+    fields: tuple[FieldDiff, ...]
+    state: str
+
+
+@dataclass(frozen=True)
 class RelationshipRef:
     id: str
     source_ref: str
@@ -77,7 +91,7 @@ class Diff:
     effects: tuple[Effect, ...] = ()
     notes: tuple[str, ...] = field(default=())
     # Per looked-up value: ref.type "enrichment" (GeoLocation/ASN) or "whois", ref.id the value.
-    enrichment: tuple[ObjectChange, ...] = ()
+    enrichment: tuple[EnrichmentChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -184,13 +198,15 @@ def _enrichment_results(objects: list[dict[str, Any]]) -> dict[tuple[str, str], 
     return found
 
 
-def _enrichment_changes(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> list[ObjectChange]:
+def _enrichment_changes(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> list[EnrichmentChange]:
     old, new = _enrichment_results(base), _enrichment_results(head)
-    changes: list[ObjectChange] = []
-    for section, value in sorted(set(old) | set(new)):
-        fields = field_diffs(old.get((section, value), {}), new.get((section, value), {}))
+    changes: list[EnrichmentChange] = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        fields = field_diffs(before or {}, after or {})
         if fields:
-            changes.append(ObjectChange(ObjectRef(value, section, value), tuple(fields)))
+            state = "added" if before is None else "removed" if after is None else "changed"
+            changes.append(EnrichmentChange(ObjectRef(key[1], key[0], key[1]), tuple(fields), state))
     return changes
 
 

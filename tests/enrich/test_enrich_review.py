@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pr_repo import git
 from rdap_server import RdapServer
 
-from enrich.helpers import write_repo
+from enrich.helpers import INDICATOR, write_repo
 from tiops.cli import main
 from tiops.enrich.lock import read_lock, write_lock
 
@@ -66,6 +66,9 @@ def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
     text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000001"])
     assert "whois 10.0.0.1: private (never looked up)" in text.output
     assert "geo 10.0.0.1: private, from GeoLite2" in text.output
+    # The shipped database's name says its backend already: not "(geoip2fast 1.2.2) (geoip2fast)".
+    geo_line = next(line for line in text.output.splitlines() if "geo 10.0.0.1" in line)
+    assert geo_line.count("geoip2fast") == 1, geo_line
 
 
 def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(committed: Path, tmp_path: Path) -> None:
@@ -82,3 +85,31 @@ def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(commi
     entry = next(e for e in entries if e["o"]["id"] == "indicator--00000000-0000-4000-8000-000000000000")
     extension = json.dumps(entry["o"]["extensions"])
     assert "network-abuse@google.com" in extension and "United States" in extension
+
+
+def test_the_diff_tells_a_new_result_from_a_gone_one_and_a_changed_one(committed: Path) -> None:
+    # Base: every indicator of enrich.helpers. Head: the URL indicator deleted (its host's result
+    # is carried by no object any more), one naming 8.8.4.4 added with its result locked, and
+    # 8.8.8.8's result refreshed.
+    (committed / "intel" / "indicators" / "url.yaml").unlink()
+    (committed / "intel" / "indicators" / "dns.yaml").write_text(
+        INDICATOR.format(uuid="00000000-0000-4000-8000-000000000099", pattern="[ipv4-addr:value = '8.8.4.4']"),
+        encoding="utf-8")
+    lock, _ = read_lock(committed / "intel", committed)
+    lock.geo["8.8.4.4"] = dict(lock.geo["8.8.8.8"])
+    lock.geo["8.8.8.8"] = {**lock.geo["8.8.8.8"], "country_code": "NL", "country": "Netherlands"}
+    write_lock(committed / "intel", lock)
+    git(committed, "add", "-A")
+    git(committed, "commit", "-q", "-m", "new intel, a refresh", date="2025-03-02T12:00:00+00:00")
+
+    result = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD", "--format", "json"])
+    assert result.exit_code in (0, 2), result.output
+    states = {(c["type"], c["id"]): c["state"] for c in json.loads(result.output)["enrichment"]}
+    assert states == {("enrichment", "8.8.4.4"): "added", ("enrichment", "8.8.8.8"): "changed",
+                      ("whois", "www.woodgrove-statements.net"): "removed"}
+    text = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD"]).output
+    assert "    + enrichment 8.8.4.4\n" in text
+    assert "    ~ enrichment 8.8.8.8\n" in text
+    assert "    - whois www.woodgrove-statements.net\n" in text
+    markdown = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD", "--format", "markdown"]).output
+    assert "`8.8.4.4` (added)" in markdown and "(removed)" in markdown and "(changed)" in markdown

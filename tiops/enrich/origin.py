@@ -31,7 +31,7 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
                                       "lock_file": f"{intel}/{LOCK_DIR}/{section}/{shard_name(value)}.json",
                                       "status": status}
             if entry is not None and section == "geo":
-                origin["source"] = f"{geo_meta.get('database', '?')} ({geo_meta.get('backend', '?')}), dated {geo_meta.get('date', '?')}"
+                origin["source"] = f"{_database_name(geo_meta)}, dated {geo_meta.get('date', '?')}"
             elif entry is not None:
                 origin["source"] = f"RDAP {entry.get('server', '?')}"
                 origin["retrieved"] = entry.get("retrieved")
@@ -41,6 +41,13 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
                     origin["error"] = entry["error"]
             origins.append(origin)
     return origins
+
+
+def _database_name(meta: dict[str, Any]) -> str:
+    """The database a geo result came from, with the backend that read it unless its name says so
+    already (the shipped database is named "... (geoip2fast 1.2.2)")."""
+    database, backend = str(meta.get("database", "?")), str(meta.get("backend", "?"))
+    return database if backend in database else f"{database} ({backend})"
 
 
 def render_origins(origins: list[dict[str, Any]]) -> str:

@@ -7,12 +7,15 @@ from typing import Any
 
 import orjson
 
-from tiops.diff import Diff, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
+from tiops.diff import Diff, EnrichmentChange, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
 from tiops.render.markdown import markdown_text
 
 # GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
 MARKDOWN_LIMIT = 60_000
 _VALUE_WIDTH = 120
+# An enrichment result new to the head, gone from it, or changed (tiops.diff.EnrichmentChange.state),
+# marked as the object lines above mark added, removed and changed objects.
+_ENRICHMENT_MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
 
 def render_text(diff: Diff) -> str:
@@ -42,7 +45,7 @@ def render_text(diff: Diff) -> str:
     if diff.enrichment:
         lines.append("  enrichment (intel/.enrichment/ lock):")
     for change in diff.enrichment:
-        lines.append(f"    ~ {change.ref.type} {change.ref.name}")
+        lines.append(f"    {_ENRICHMENT_MARKS[change.state]} {change.ref.type} {change.ref.name}")
         lines += [f"        {_field_line(f)}" for f in change.fields]
     lines.append(_summary_sentence(diff))
     return "\n".join(lines) + "\n"
@@ -71,7 +74,7 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     for effect in diff.effects:
         sections.append((f"Effect of {effect.cause}", [line for c in effect.changes for line in _change_md(c)]))
-    sections.append(("Enrichment (lock refresh)", [line for c in diff.enrichment for line in _change_md(c)]))
+    sections.append(("Enrichment (lock refresh)", [line for c in diff.enrichment for line in _enrichment_md(c)]))
     out = "\n".join(head) + "\n"
     left_out = 0
     for title, body in sections:
@@ -100,7 +103,7 @@ def render_json(diff: Diff) -> str:
         "relationships_added": [_relationship_json(r) for r in diff.relationships_added],
         "relationships_removed": [_relationship_json(r) for r in diff.relationships_removed],
         "rule_effects": [{"cause": e.cause, "objects": [_change_json(c) for c in e.changes]} for e in diff.effects],
-        "enrichment": [_change_json(c) for c in diff.enrichment],
+        "enrichment": [{**_change_json(c), "state": c.state} for c in diff.enrichment],
     }
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
@@ -138,9 +141,15 @@ def _ref_md(ref: ObjectRef) -> str:
     return f"**{markdown_text(ref.name)}** `{ref.type}` `{ref.id}`"
 
 
-def _change_md(change: ObjectChange) -> list[str]:
+def _change_md(change: ObjectChange | EnrichmentChange) -> list[str]:
     lines = [f"- {_ref_md(change.ref)}"]
     lines += [f"  - `{_code(f.field)}`: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
+    return lines
+
+
+def _enrichment_md(change: EnrichmentChange) -> list[str]:
+    lines = _change_md(change)
+    lines[0] += f" ({change.state})"
     return lines
 
 
@@ -156,7 +165,7 @@ def _ref_json(ref: ObjectRef) -> dict[str, Any]:
     return {"id": ref.id, "type": ref.type, "name": ref.name}
 
 
-def _change_json(change: ObjectChange) -> dict[str, Any]:
+def _change_json(change: ObjectChange | EnrichmentChange) -> dict[str, Any]:
     return {**_ref_json(change.ref), "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields]}
 
 
