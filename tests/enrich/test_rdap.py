@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from rdap_server import RdapServer, start_rdap_server
 
 from tiops.enrich.rdap import (
     MAX_ANSWER_BYTES,
+    MAX_BOOTSTRAP_BYTES,
     RdapClient,
     RdapSettings,
     parse_domain,
@@ -173,6 +177,49 @@ def test_an_unreachable_bootstrap_registry_fails_each_value_once_asked(rdap_serv
     assert first["status"] == second["status"] == "failed"
     assert "cannot read the RDAP bootstrap registry dns.json from http://127.0.0.1:9/" in first["error"]
     assert client.requests == 0 and second["error"] == first["error"]
+
+
+@pytest.fixture
+def endless_bootstrap() -> Iterator[str]:
+    """The URL of a server on 127.0.0.1 whose bootstrap files never end: no Content-Length, bytes
+    until the client hangs up (a broken proxy or a hostile registry)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # the body ends when the connection does
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            chunk, total = b"[" + b" " * (1 << 16), 0
+            try:
+                while total < 4 * MAX_BOOTSTRAP_BYTES:
+                    self.wfile.write(chunk)
+                    total += len(chunk)
+            except OSError:
+                pass  # the client stopped reading
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bootstrap_file_without_end_is_refused_at_its_bound(endless_bootstrap: str) -> None:
+    url = endless_bootstrap
+    client = RdapClient(RdapSettings(bootstrap=url, timeout=5), sleep=lambda s: None, now=lambda: NOW)
+    entry = client.lookup("domain", "a.net")
+    assert entry["status"] == "failed"
+    assert f"cannot read the RDAP bootstrap registry dns.json from {url}" in entry["error"]
+    assert f"larger than {MAX_BOOTSTRAP_BYTES} bytes" in entry["error"]
+    assert client.requests == 0
 
 
 # --- broken and hostile answers ------------------------------------------------------------

@@ -42,6 +42,9 @@ _ACCEPT: Final = "application/rdap+json, application/json"
 # An RDAP answer is a few kilobytes (a registry's with many notices and entities some
 # hundreds); a larger one is a broken or hostile server, refused before it fills memory.
 MAX_ANSWER_BYTES: Final = 4 << 20
+# IANA's bootstrap files are some kilobytes to a few hundred (dns.json names every TLD's server);
+# one larger than this is not a registry, and is refused before it fills memory.
+MAX_BOOTSTRAP_BYTES: Final = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -137,14 +140,14 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
     where = settings.bootstrap
     try:
         if "://" in where:
-            response = session.get(where.rstrip("/") + "/" + name, timeout=settings.timeout)
-            if response.status_code == 404:
-                return None
-            response.raise_for_status()
-            return orjson.loads(response.content)
+            with session.get(where.rstrip("/") + "/" + name, timeout=settings.timeout, stream=True) as response:
+                if response.status_code == 404:
+                    return None
+                response.raise_for_status()
+                return orjson.loads(_bounded_body(response, f"bootstrap {name}", MAX_BOOTSTRAP_BYTES))
         path = Path(where) / name
         return orjson.loads(path.read_bytes()) if path.is_file() else None
-    except (requests.RequestException, orjson.JSONDecodeError, OSError) as error:
+    except (requests.RequestException, orjson.JSONDecodeError, OSError, StoreError) as error:
         raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {where}: {error}",
                          hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
                               "in tiops.yaml, or run 'tiops enrich --offline'.") from None
@@ -241,17 +244,17 @@ class RdapClient:
         return _retrying(attempt, self._sleep, self.settings.max_retries)
 
 
-def _bounded_body(response: requests.Response, host: str) -> bytes:
-    """The body of ``response``, read up to :data:`MAX_ANSWER_BYTES`; StoreError beyond."""
-    too_large = StoreError(f"RDAP {host}: the answer is larger than {MAX_ANSWER_BYTES} bytes")
+def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The body of ``response``, read up to ``limit`` bytes; StoreError beyond."""
+    too_large = StoreError(f"RDAP {host}: the answer is larger than {limit} bytes")
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     parts: list[bytes] = []
     size = 0
     for part in response.iter_content(1 << 16):
         size += len(part)
-        if size > MAX_ANSWER_BYTES:
+        if size > limit:
             raise too_large
         parts.append(part)
     return b"".join(parts)

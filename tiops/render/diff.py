@@ -44,9 +44,9 @@ def render_text(diff: Diff) -> str:
             lines += [f"          {_field_line(f)}" for f in change.fields]
     if diff.enrichment:
         lines.append("  enrichment (intel/.enrichment/ lock):")
-    for change in diff.enrichment:
-        lines.append(f"    {_ENRICHMENT_MARKS[change.state]} {change.ref.type} {change.ref.name}")
-        lines += [f"        {_field_line(f)}" for f in change.fields]
+    for result in diff.enrichment:
+        lines.append(f"    {_ENRICHMENT_MARKS[result.state]} {result.ref.type} {result.ref.name}")
+        lines += [f"        {_field_line(f)}" for f in result.fields]
     lines.append(_summary_sentence(diff))
     return "\n".join(lines) + "\n"
 
