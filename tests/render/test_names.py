@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tiops.cli import main
-from tiops.render.names import names_of, printable
+from tiops.render.names import FirstNames, NamesOf, names_of, printable
 
 HOSTILE = "Evil \x1b]8;;http://evil.example\x07link\x1b]8;;\x07 \x1b[2J\r over \u202edesrever café"
 
@@ -33,3 +33,26 @@ def test_names_for_people_carry_no_terminal_sequence(example_repo: Path) -> None
         assert result.exit_code == 0, result.output
         assert "Evil \\x1b]8;;http://evil.example" in result.output, command
         assert "\x1b" not in result.output and "\r" not in result.output and "\u202e" not in result.output, command
+
+
+def test_names_asked_per_id_are_those_of_naming_every_object() -> None:
+    # Versions of one id (the last named one counts), a nameless last version, no name at all,
+    # a relationship (named by neither), a non-string id and a hostile name.
+    objects = [
+        {"id": "malware--1", "name": "First"}, {"id": "malware--1", "name": "Second"},
+        {"id": "tool--2", "name": "Kept"}, {"id": "tool--2"},
+        {"id": "identity--3"},
+        {"id": "relationship--4", "relationship_type": "uses"},
+        {"id": 5, "name": "not an id"},
+        {"id": "malware--6", "name": HOSTILE},
+        {"id": "indicator--7", "name": "", "pattern": "[ipv4-addr:value = '203.0.113.7']"},
+    ]
+    eager = names_of(objects)
+    lazy = NamesOf(objects)
+    for stix_id in ["malware--1", "tool--2", "identity--3", "relationship--4", "malware--6", "indicator--7",
+                    "absent--8"]:
+        assert lazy.get(stix_id) == eager.get(stix_id), stix_id
+    assert dict(NamesOf(objects)) == eager and len(NamesOf(objects)) == len(eager)
+    first = FirstNames({"malware--1": "From the plan"}, lazy)
+    assert first["malware--1"] == "From the plan" and first.get("tool--2") == "Kept" and first.get("absent--8") is None
+    assert set(first) == set(eager)

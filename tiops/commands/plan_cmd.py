@@ -21,7 +21,7 @@ from tiops.commands.common import (
 )
 from tiops.plan import Change, Plan
 from tiops.redact import redact_registered
-from tiops.render.names import names_of, what
+from tiops.render.names import FirstNames, NamesOf, names_of, what
 
 EXIT_CHANGES = 2
 _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
@@ -61,7 +61,7 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
         click.echo(plan.to_json().decode(), nl=False)
     else:
         # Names are only shown on change lines: with no change, 100k objects need not be named.
-        names = names_of(session.compiled) if plan.has_changes else None
+        names = NamesOf(session.compiled) if plan.has_changes else None
         click.echo(render_plan(plan, refresh_only=refresh_only, names=names), nl=False)
         if out is not None:
             click.echo(f"saved the plan to {out}; apply it with: tiops apply {out}")
@@ -73,7 +73,8 @@ def render_plan(plan: Plan, *, refresh_only: bool = False, names: Mapping[str, s
     """Terraform-style text: one line per change with the object's name (a relationship's
     ends by name), field diffs under updates. ``names`` maps ids to names of objects the
     plan does not carry itself (a relationship's unchanged ends)."""
-    known = {**(names or {}), **names_of(c.object for c in plan.changes if c.object is not None)}
+    # The names of the objects the plan carries first, then the compiled intel's (asked per id).
+    known = FirstNames(names_of(c.object for c in plan.changes if c.object is not None), names or {})
     lines: list[str] = []
     for change in plan.changes:
         lines.append(_change_line(change, known))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tiops.lookup import object_name
@@ -44,6 +44,67 @@ def names_of(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         if name and isinstance(identifier, str):
             names[identifier] = printable(name)
     return names
+
+
+class NamesOf(Mapping[str, str]):
+    """:func:`names_of` of ``objects``, worked out only for the ids asked for.
+
+    A plan after a one-file change shows a few lines, each naming an object or two, but
+    its compiled intel holds every object of the repository: naming 100k objects up
+    front took about 0.2 s of such a plan. The first look-up indexes the objects by id
+    (the last version of each, as :func:`names_of` keeps); the rest is done per id asked.
+    Iterating, or taking the length, names every object.
+    """
+
+    def __init__(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        self._objects = objects
+        self._by_id: dict[Any, Mapping[str, Any]] | None = None
+        self._all: dict[str, str] | None = None
+
+    def __getitem__(self, stix_id: str) -> str:
+        if self._all is not None:
+            return self._all[stix_id]
+        if self._by_id is None:
+            self._by_id = {obj.get("id"): obj for obj in self._objects}
+        last = self._by_id.get(stix_id) if isinstance(stix_id, str) else None
+        if last is None:
+            raise KeyError(stix_id)
+        name = object_name(last)
+        if name:
+            return printable(name)
+        # The last version has no name: names_of keeps the name of the last version that has one.
+        for obj in reversed(self._objects):
+            if obj.get("id") == stix_id and (name := object_name(obj)):
+                return printable(name)
+        raise KeyError(stix_id)
+
+    def _named(self) -> dict[str, str]:
+        if self._all is None:
+            self._all = names_of(self._objects)
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._named())
+
+    def __len__(self) -> int:
+        return len(self._named())
+
+
+class FirstNames(Mapping[str, str]):
+    """The names of ``first``, and of ``then`` for ids ``first`` does not name (a read-only ChainMap)."""
+
+    def __init__(self, first: Mapping[str, str], then: Mapping[str, str]) -> None:
+        self._first, self._then = first, then
+
+    def __getitem__(self, stix_id: str) -> str:
+        name = self._first.get(stix_id)
+        return name if name is not None else self._then[stix_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first.keys() | self._then.keys())
+
+    def __len__(self) -> int:
+        return len(self._first.keys() | self._then.keys())
 
 
 def what(obj: Mapping[str, Any] | None, stix_id: str, names: Mapping[str, str]) -> str:
