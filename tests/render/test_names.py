@@ -56,3 +56,30 @@ def test_names_asked_per_id_are_those_of_naming_every_object() -> None:
     first = FirstNames({"malware--1": "From the plan"}, lazy)
     assert first["malware--1"] == "From the plan" and first.get("tool--2") == "Kept" and first.get("absent--8") is None
     assert set(first) == set(eager)
+
+
+def test_a_plan_names_the_objects_its_lines_show_not_every_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops import render
+    from tiops.commands.plan_cmd import render_plan
+    from tiops.plan import make_plan
+    from tiops.stores import StoredVersion, TargetSettings, content_digest
+
+    def malware(number: int) -> dict[str, object]:
+        return {"type": "malware", "spec_version": "2.1", "id": f"malware--00000000-0000-4000-8000-{number:012d}",
+                "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "name": f"m{number}",
+                "is_family": True}
+
+    others = [malware(number) for number in range(1, 501)]
+    uses = {"type": "relationship", "spec_version": "2.1", "id": "relationship--00000000-0000-4000-8000-000000000999",
+            "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "relationship_type": "uses",
+            "source_ref": others[0]["id"], "target_ref": others[1]["id"]}
+    compiled = [*others, uses]
+    manifest = {o["id"]: StoredVersion(modified=o["modified"], digest=content_digest(o)) for o in others}
+    plan = make_plan(compiled, manifest, {}, TargetSettings("t", "sqlite"), supports_delete=True, source_commit="abc")
+    named: list[object] = []
+    real = render.names.object_name
+    monkeypatch.setattr(render.names, "object_name", lambda obj: named.append(obj) or real(obj))
+
+    text = render_plan(plan, names=NamesOf(compiled))
+    assert f'"m1" uses "m2" {uses["id"]} (create' in text
+    assert len(named) <= 3, f"{len(named)} objects named for one plan line"

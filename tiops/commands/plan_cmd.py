@@ -74,7 +74,8 @@ def render_plan(plan: Plan, *, refresh_only: bool = False, names: Mapping[str, s
     ends by name), field diffs under updates. ``names`` maps ids to names of objects the
     plan does not carry itself (a relationship's unchanged ends)."""
     # The names of the objects the plan carries first, then the compiled intel's (asked per id).
-    known = FirstNames(names_of(c.object for c in plan.changes if c.object is not None), names or {})
+    known = FirstNames(names_of(c.object for c in plan.changes if c.object is not None),
+                       names if names is not None else {})  # not "names or {}": that would name them all
     lines: list[str] = []
     for change in plan.changes:
         lines.append(_change_line(change, known))
