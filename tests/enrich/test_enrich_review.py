@@ -112,4 +112,6 @@ def test_the_diff_tells_a_new_result_from_a_gone_one_and_a_changed_one(committed
     assert "    ~ enrichment 8.8.8.8\n" in text
     assert "    - whois www.woodgrove-statements.net\n" in text
     markdown = CliRunner().invoke(main, ["-C", str(committed), "diff", "base", "HEAD", "--format", "markdown"]).output
-    assert "`8.8.4.4` (added)" in markdown and "(removed)" in markdown and "(changed)" in markdown
+    assert "- **8.8.4.4** `enrichment` (added)\n" in markdown
+    assert "- **8.8.8.8** `enrichment` (changed)\n" in markdown
+    assert "- **www.woodgrove-statements.net** `whois` (removed)\n" in markdown

@@ -148,8 +148,9 @@ def _change_md(change: ObjectChange | EnrichmentChange) -> list[str]:
 
 
 def _enrichment_md(change: EnrichmentChange) -> list[str]:
+    # A value is its own name and id: shown once, with its section and what happened to its result.
     lines = _change_md(change)
-    lines[0] += f" ({change.state})"
+    lines[0] = f"- **{markdown_text(change.ref.name)}** `{change.ref.type}` ({change.state})"
     return lines
 
 
