@@ -18,7 +18,7 @@ reviewable change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
 from tiops.revision import CompiledRevision
@@ -46,6 +46,9 @@ class ObjectChange:
     fields: tuple[FieldDiff, ...]
 
 
+EnrichmentState = Literal["added", "removed", "changed"]
+
+
 @dataclass(frozen=True)
 class EnrichmentChange:
     """One looked-up value whose result the bundle carries differently: ``ref.type`` is the
@@ -57,7 +60,7 @@ class EnrichmentChange:
 
     ref: ObjectRef
     fields: tuple[FieldDiff, ...]
-    state: str
+    state: EnrichmentState
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def _enrichment_changes(base: list[dict[str, Any]], head: list[dict[str, Any]]) 
         before, after = old.get(key), new.get(key)
         fields = field_diffs(before or {}, after or {})
         if fields:
-            state = "added" if before is None else "removed" if after is None else "changed"
+            state: EnrichmentState = "added" if before is None else "removed" if after is None else "changed"
             changes.append(EnrichmentChange(ObjectRef(key[1], key[0], key[1]), tuple(fields), state))
     return changes
 
