@@ -16,7 +16,10 @@ reads, store digests) is in the figure:
 4. ``tiops diff HEAD~1`` once the edit is committed;
 5. ``tiops apply --auto-approve`` to the default SQLite store (empty), then
 6. ``tiops plan`` with nothing changed since that apply (it compares the last build's
-   record, tiops.lastbuild, with the store's digests and builds nothing);
+   record, tiops.lastbuild, with the store's digests and builds nothing); then, as a
+   release job after one merged change, one more file edited, ``tiops plan`` and
+   ``tiops apply --auto-approve`` of that one change (no target: figures for the
+   release job, docs/performance.md "A plan after a one-file change");
 7. ``tiops report``: time, size on disk, number of files, and (with Playwright and
    Chromium) browse.html's first page of results in headless Chromium;
 8. ``tiops --version`` and ``tiops validate`` on the example repository of this checkout
@@ -218,6 +221,13 @@ def measure(args: argparse.Namespace, work: Path, *, with_million: bool = True) 
     # Exit status 2 means the plan found changes right after apply: a fault worth seeing here.
     rows.append(ratio_row("no-change re-plan", replan, baseline, "≤ 0.3x",
                           "" if replan.code == 0 else " (CHANGES FOUND after apply)"))
+    edit_one_file(repo)
+    one_change = run([*tiops, *at, "plan", "--detailed-exitcode"], work, ok=(0, 2))
+    # Exit status 0 means the plan missed the edit: a fault worth seeing here.
+    rows.append(ratio_row("`plan` after a one-file change", one_change, baseline, "— (release job)",
+                          "" if one_change.code == 2 else " (NO CHANGE FOUND)"))
+    apply_one = run([*tiops, *at, "apply", "--auto-approve"], work)
+    rows.append(ratio_row("`apply` of that one-file change", apply_one, baseline, "— (release job)"))
     report_rows(tiops, at, work, baseline, rows, browser=not args.no_browser)
 
     version = best_of(STARTUP_REPEATS, [*tiops, "--version"], work)
