@@ -50,7 +50,7 @@ EnrichmentState = Literal["added", "removed", "changed"]
 
 
 @dataclass(frozen=True)
-class EnrichmentChange:
+class EnrichmentChange(ObjectChange):
     """One looked-up value whose result the bundle carries differently: ``ref.type`` is the
     section ("enrichment": GeoLocation and ASN, or "whois"), ``ref.id`` the value.
 
@@ -58,8 +58,6 @@ class EnrichmentChange:
     the head does) or "changed"; a refreshed lock reads as mostly "changed", new intel as "added".
     """
 
-    ref: ObjectRef
-    fields: tuple[FieldDiff, ...]
     state: EnrichmentState
 
 

@@ -141,7 +141,7 @@ def _ref_md(ref: ObjectRef) -> str:
     return f"**{markdown_text(ref.name)}** `{ref.type}` `{ref.id}`"
 
 
-def _change_md(change: ObjectChange | EnrichmentChange) -> list[str]:
+def _change_md(change: ObjectChange) -> list[str]:
     lines = [f"- {_ref_md(change.ref)}"]
     lines += [f"  - `{_code(f.field)}`: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
     return lines
@@ -166,7 +166,7 @@ def _ref_json(ref: ObjectRef) -> dict[str, Any]:
     return {"id": ref.id, "type": ref.type, "name": ref.name}
 
 
-def _change_json(change: ObjectChange | EnrichmentChange) -> dict[str, Any]:
+def _change_json(change: ObjectChange) -> dict[str, Any]:
     return {**_ref_json(change.ref), "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields]}
 
 
