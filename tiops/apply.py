@@ -28,6 +28,7 @@ from tiops.plan import (
     BundleDigests,
     Change,
     Plan,
+    compiled_ids,
     ids_to_read,
     make_plan,
     state_fingerprint,
@@ -46,6 +47,11 @@ from tiops.stores import (
 )
 
 T = TypeVar("T")
+# The bundle a plan compiles through the build cache and compares line by line with the target, and
+# the name of its record in the cache (tiops.pipeline.compiled_lines): the compile's dist/bundle.json
+# is left alone, and each plan reuses the lines of the files unchanged since the last one.
+PLAN_BUNDLE = Path(".tiops") / "plan" / "bundle.json"
+PLAN_RECORD = "plan-bundle-record"
 MAX_BACKOFF_SECONDS = 60.0
 # The longest a server's Retry-After is waited for; a server asking for more is a failure
 # (recorded as such by tiops enrich, reported by apply) rather than a sleep of that length.
@@ -233,8 +239,8 @@ class Session:
     was made against and the build's digests (to record the build).
     """
 
-    def __init__(self, settings: TargetSettings, store: Store, compiled: list[dict[str, Any]] | None,
-                 source_commit: str | None, *, build: Callable[[], list[dict[str, Any]]] | None = None,
+    def __init__(self, settings: TargetSettings, store: Store, compiled: Sequence[dict[str, Any]] | None,
+                 source_commit: str | None, *, build: Callable[[], Sequence[dict[str, Any]]] | None = None,
                  record: BuildRecord | None = None, record_holds: RecordVerdict | None = None,
                  on_plan: Callable[[Plan, Mapping[str, StoredVersion], BundleDigests], None] | None = None) -> None:
         if compiled is None and build is None:
@@ -263,7 +269,9 @@ class Session:
         return self._compiled is not None
 
     @property
-    def compiled(self) -> list[dict[str, Any]]:
+    def compiled(self) -> Sequence[dict[str, Any]]:
+        """The compiled objects in bundle order: a list, or the lines of the plan's own bundle,
+        each parsed when read (tiops.plan.CompiledLines)."""
         if self._compiled is None:
             assert self._build is not None
             self._compiled = self._build()
@@ -358,11 +366,17 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         raise UsageError(f"no target named {name!r} in tiops.yaml (targets: {known})")
     settings = TargetSettings.from_config(name, entry)
 
-    def build() -> list[dict[str, Any]]:
+    def build() -> Sequence[dict[str, Any]]:
         # Imported here: a plan made from the last build's record loads none of the compiler.
         from tiops.compile import blocking_errors, compiled_objects
-        from tiops.pipeline import ValidationFailed, load_and_validate
+        from tiops.pipeline import ValidationFailed, compiled_lines, load_and_validate
 
+        if cache:
+            # The plan's own bundle through the build cache: the lines of unchanged files are the
+            # last plan's, and only lines the target does not hold are parsed (tiops.plan.CompiledLines).
+            lines = compiled_lines(root, root / PLAN_BUNDLE, PLAN_RECORD, progress=progress)
+            if lines is not None:
+                return lines
         with paused_gc():  # one pipeline: the collector would rescan every loaded object (tiops.memory)
             repo, findings = load_and_validate(root, progress=progress, cache=cache)
             if blocking_errors(findings):
@@ -388,13 +402,13 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         # it not hold, the inputs are taken again here, before the build (the record must
         # describe the files as they were when the build began: lastbuild.unchanged_during).
         recorded_inputs = record.inputs
-        built: list[tuple[lastbuild.BuildInputs | None, list[dict[str, Any]]]] = []
+        built: list[tuple[lastbuild.BuildInputs | None, Sequence[dict[str, Any]]]] = []
 
         def holds() -> bool:
             inputs = inputs_now()
             return inputs is not None and inputs.same_as(recorded_inputs)
 
-        def build_and_take() -> list[dict[str, Any]]:
+        def build_and_take() -> Sequence[dict[str, Any]]:
             inputs = inputs_now()
             built.append((inputs, build()))
             return built[-1][1]
@@ -414,7 +428,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_plan=keep)
 
 
-def _keep_record(root: Path, config: Config, inputs: lastbuild.BuildInputs | None, compiled: list[dict[str, Any]],
+def _keep_record(root: Path, config: Config, inputs: lastbuild.BuildInputs | None, compiled: Sequence[dict[str, Any]],
                  plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
     """Record the build a plan was made from (tiops.lastbuild), its inputs taken before it began,
     when no file it read changed while it ran."""
@@ -436,13 +450,15 @@ def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest
     (``modified`` is not part of it, so a version whose ``modified`` tiops moved forward
     has the compiled object's content digest), and an unchanged object's stored one
     when the object digests differ (``_differs`` found the content digests equal).
-    Objects whose stored text is their own need only the object digest.
+    Objects whose stored text is their own need only the object digest, and ``modified``
+    is kept only beside a content digest (unchanged_plan reads it nowhere else): so an
+    object is read here only where it has one, which for a plan's lines (tiops.plan.CompiledLines)
+    is the few lines it parsed.
     """
     changed = {change.id: change.digest for change in plan.changes if change.object is not None}
     by_id = digests.objects
     recorded = RecordedObjects([], [], [], [])
-    for obj in compiled:
-        stix_id = obj["id"]
+    for position, stix_id in enumerate(compiled_ids(compiled)):
         own = by_id[stix_id]
         content = changed.get(stix_id)
         if content is None:
@@ -452,5 +468,5 @@ def recorded_objects(compiled: Sequence[Mapping[str, Any]], plan: Plan, manifest
         recorded.ids.append(stix_id)
         recorded.object_digests.append(own)
         recorded.content_digests.append(content or "")
-        recorded.modified.append(str(obj.get("modified") or ""))
+        recorded.modified.append(str(compiled[position].get("modified") or "") if content else "")
     return recorded

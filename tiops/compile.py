@@ -238,7 +238,7 @@ def serialize_bundle(objects: Iterable[dict[str, Any]]) -> bytes:
     """
     body = bytearray()
     bundle_id = _write_body(objects, body.extend)
-    head = _bundle_head(bundle_id)
+    head = bundle_head(bundle_id)
     body[: len(head)] = head
     return bytes(body)
 
@@ -292,7 +292,7 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> Wri
         bundle_id = _write_body(objects, stream.write)
         size = stream.tell()
         stream.seek(0)
-        stream.write(_bundle_head(bundle_id))
+        stream.write(bundle_head(bundle_id))
         stream.flush()
         # The file digest needs the head first, which needed every line first: read it back.
         stream.seek(0)
@@ -337,7 +337,7 @@ def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path) -> WrittenB
             size = stream.tell()
             identifying.join()
             bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, id_digest.hexdigest())}"
-            head = _bundle_head(bundle_id)
+            head = bundle_head(bundle_id)
             hashing = _OnThread(lambda: _digest_parts(file_digest, head, pieces))
             hashing.start()
             stream.seek(0)
@@ -421,17 +421,21 @@ def object_line(obj: dict[str, Any]) -> bytes:
 
 def bundle_head_size() -> int:
     """The length of the bundle's head, the same for every bundle: where its first object line starts."""
-    return len(_bundle_head(_PLACEHOLDER_ID))
+    return len(bundle_head(_PLACEHOLDER_ID))
+
+
+class BundleWriteError(TiopsError):
+    """The bundle could not be written where it was asked for."""
 
 
 def _unwritable(target: Path, error: OSError) -> TiopsError:
-    return TiopsError(f"cannot write the bundle to {target}: {error.strerror or error}",
+    return BundleWriteError(f"cannot write the bundle to {target}: {error.strerror or error}",
                       hint="Check that the folder is writable and that no folder has the bundle's name.")
 
 
 def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[bytes], object]) -> str:
     """Write a placeholder head, the object lines and the tail; return the bundle id."""
-    write(_bundle_head(_PLACEHOLDER_ID))
+    write(bundle_head(_PLACEHOLDER_ID))
     digest = hashlib.sha256()
     dumps, options, update = orjson.dumps, _JSON_OPTIONS, digest.update
     with paused_gc():
@@ -461,8 +465,9 @@ _PLACEHOLDER_ID = f"bundle--{uuid.UUID(int=0)}"
 BUNDLE_TAIL = b'\n],"type":"bundle"}\n'
 
 
-def _bundle_head(bundle_id: str) -> bytes:
-    # Every bundle id has the same length, so the head is written last, over a placeholder.
+def bundle_head(bundle_id: str) -> bytes:
+    """The bundle's first line, up to the first object line. Every bundle id has the same
+    length, so the head is written last, over a placeholder."""
     return b'{"id":"' + bundle_id.encode() + b'","objects":[\n'
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from tiops.compile import (
     blocking_errors,
@@ -32,6 +33,7 @@ from tiops.validate.objects import check_object
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
     from tiops.bundlereuse import EntryMark
+    from tiops.plan import CompiledLines
     from tiops.rules.model import RuleSet
 
 _T = TypeVar("_T")
@@ -49,6 +51,15 @@ class ValidationFailed(TiopsError):
         self.findings = findings
 
 
+class BundleLines(NamedTuple):
+    """Where each object line of a bundle just written starts, and its key (tiops.bundlereuse)."""
+
+    keys: list[str]  # type NUL id of each line, in order
+    starts: list[int]  # offset of each line in the file
+    bundle_id: str  # the bundle id its head holds (a digest of every line: tiops.compile)
+    size: int
+
+
 @dataclass(frozen=True)
 class BuildResult:
     bundle: bytes  # empty when the bundle was streamed to bundle_file instead (build(output=...))
@@ -57,6 +68,7 @@ class BuildResult:
     metadata: dict[str, Any] = field(default_factory=dict)  # dist/build.json: as-of time, commit, rules
     traces: list[dict[str, Any]] | None = None  # per-object rule traces, when asked for
     bundle_file: Path | None = None
+    lines: BundleLines | None = None  # with a bundle record kept (tiops.bundlereuse): its lines
 
 
 def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bool = False) -> tuple[Repo, list[Finding]]:
@@ -116,7 +128,8 @@ def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, lis
 
 
 def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = None,
-          trace: bool = False, output: Path | None = None, cache: bool = False) -> BuildResult:
+          trace: bool = False, output: Path | None = None, cache: bool = False,
+          record: str | None = None) -> BuildResult:
     """Load, validate and compile the repository at ``root``.
 
     ``as_of`` overrides the as-of time of ingestion rules (default: the HEAD commit time).
@@ -125,6 +138,8 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     Raises :class:`ValidationFailed` (a :class:`TiopsError`) when there are errors.
     With ``output``, the bundle is streamed to that file rather than returned
     (a million objects' bundle would otherwise sit in memory; tiops.compile.write_bundle).
+    ``record``: the name the bundle's record is kept under in the build cache (default
+    tiops.bundlereuse.RECORD, the compile's; a plan keeps its own bundle: :func:`compiled_lines`).
     """
     # One pipeline: the collector would rescan every loaded object (tiops.memory). A cold
     # build has the enrichment lock's work done beside it (tiops.enrich.beside).
@@ -134,8 +149,8 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
                 # Without a cache yet every file is parsed either way, and the plain route
                 # holds less than file indexes (tiops.buildcache.has_entries).
                 beside.enter_context(_lock_work_beside(root))
-                return _build_first(root, progress, as_of, output)
-            warm = _build_through_indexes(root, progress, as_of, output)
+                return _build_first(root, progress, as_of, output, record)
+            warm = _build_through_indexes(root, progress, as_of, output, record)
             if warm is not None:
                 return warm
         if not cache:
@@ -174,6 +189,59 @@ def compiled_intel(root: Path, *, progress: Progress = no_progress, cache: bool 
     return objects
 
 
+def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress = no_progress) -> CompiledLines | None:
+    """The bundle's objects as :func:`compiled_intel` makes them, as the lines of a bundle that
+    :func:`build` writes to ``output`` through the build cache (tiops.plan.CompiledLines).
+
+    ``record`` names the bundle's record in the build cache, so the next call reuses the lines
+    of unchanged files as a one-file ``tiops compile`` does (tiops.bundlereuse): a plan keeps a
+    bundle and a record of its own, and ``dist/bundle.json`` stays the compile's. None when
+    the lines are not kept (ingestion rules that do not make each object from itself alone,
+    a bundle that cannot be written or read back): the caller then builds the objects
+    themselves, as :func:`compiled_intel`. Raises :class:`ValidationFailed` when there are errors.
+    """
+    from tiops.compile import BundleWriteError
+    from tiops.config import load_config
+    from tiops.rules.model import load_rules
+
+    rule_set, rule_problems = load_rules(load_config(root)[0])
+    if rule_problems or not per_object_rules(rule_set):
+        return None
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        ignore = output.parent / ".gitignore"
+        if not ignore.exists():  # kept out of git, as the build cache is, where `tiops init` wrote no .gitignore
+            ignore.write_text("*\n", encoding="utf-8")
+        result = build(root, progress=progress, output=output, cache=True, record=record)
+    except (OSError, BundleWriteError):
+        return None
+    return None if result.lines is None else _read_lines(output, result.lines)
+
+
+def _read_lines(bundle: Path, lines: BundleLines) -> CompiledLines | None:
+    """The bundle at ``bundle`` as :class:`CompiledLines`, if it is still the one just written: its
+    size, and its head, which holds the bundle id, a digest of every line (tiops.compile)."""
+    import mmap
+
+    from tiops.compile import BUNDLE_TAIL, bundle_head
+    from tiops.plan import CompiledLines
+
+    head = bundle_head(lines.bundle_id)
+    try:
+        with bundle.open("rb") as file:
+            if os.fstat(file.fileno()).st_size != lines.size or lines.size < len(head) + len(BUNDLE_TAIL):
+                return None
+            # Mapped, not read: the pages are the file's, shared with the page cache (800 MB at a million objects).
+            content = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    if content[:len(head)] != head or (lines.starts and lines.starts[0] != len(head)):
+        content.close()
+        return None  # replaced since (another plan at the same moment): the caller builds the objects
+    ids = [key.split("\0", 1)[1] for key in lines.keys]
+    return CompiledLines(content, ids, lines.starts, lines.size - len(BUNDLE_TAIL))
+
+
 def _lock_work_beside(root: Path) -> contextlib.AbstractContextManager[None]:
     """A helper for the enrichment lock's work while a cold build of ``root`` runs, when helpers are
     wanted (tiops.load.helpers_wanted) and the lock is large enough (tiops.enrich.beside)."""
@@ -190,7 +258,8 @@ def _has_cache_entries(root: Path) -> bool:
     return has_entries(root)
 
 
-def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, output: Path | None) -> BuildResult | None:
+def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, output: Path | None,
+                           record_name: str | None = None) -> BuildResult | None:
     """:func:`build` through the build cache's file indexes: the same result, with less read.
 
     Validation reads only the objects a check may report on (tiops.validate.indexed).
@@ -207,7 +276,8 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
     rule_set, reusable = _reusable_lines(repo, output)
-    record = loaded.cache.read_record(bundlereuse.RECORD) if reusable and output is not None else None
+    record_name = record_name or bundlereuse.RECORD
+    record = loaded.cache.read_record(record_name) if reusable and output is not None else None
     # The previous bundle is read and checked on a thread while the checks run (one CPU).
     prefetched = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
     try:
@@ -233,12 +303,13 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             record = None
             if spliced is not None:
                 written = write_line_runs(spliced.pieces, output)
-                _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced))
+                _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
                 metadata = {**build_metadata(root, RulesOutcome(objects=[], changed=spliced.changed_by_rules),
                                              rule_set, moment),
                             "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
                 hold_until_exit(loaded, spliced)
-                return BuildResult(b"", len(spliced.keys), findings, metadata, None, output)
+                return BuildResult(b"", len(spliced.keys), findings, metadata, None, output,
+                                   BundleLines(spliced.keys, spliced.offsets, written.bundle_id, written.size))
     finally:
         if prefetched is not None:
             prefetched.finish()  # nothing runs on beside the compile below, or a fallback build's fork
@@ -253,10 +324,12 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 marks[file.entry] = bundlereuse.mark_of(file_objects)
     except StaleEntry:
         return None
-    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks if reusable else None)
+    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks if reusable else None,
+                             record_name)
 
 
-def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None) -> BuildResult:
+def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None,
+                 record_name: str | None = None) -> BuildResult:
     """:func:`build` through a build cache that holds nothing yet: every file is parsed and kept.
 
     The bundle record (tiops.bundlereuse) is kept as :func:`_build_through_indexes` keeps
@@ -275,7 +348,8 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
              if reusable else None)
     loaded.entry_objects = None
     hold_until_exit(loaded)
-    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks)
+    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks,
+                             record_name)
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
@@ -305,13 +379,15 @@ def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
 
 
 def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
-                      output: Path | None, marks: dict[str, EntryMark] | None) -> BuildResult:
+                      output: Path | None, marks: dict[str, EntryMark] | None,
+                      record_name: str | None = None) -> BuildResult:
     """Apply the rules, write the bundle and, with ``marks`` (each cache entry's bundlereuse.EntryMark),
     keep its record for the next compile."""
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
     objects = bundle_objects(repo, rules=outcome)
+    lines: BundleLines | None = None
     if output is None:
         bundle = serialize_bundle(objects)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
@@ -329,17 +405,20 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
         written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
-        _keep_record(cache, bundlereuse.record(key, output, written, keys, marks))
+        kept = bundlereuse.record(key, output, written, keys, marks)
+        _keep_record(cache, kept, record_name)
+        if kept is not None:
+            lines = BundleLines(keys, kept["offsets"], written.bundle_id, written.size)
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
                 "objects": len(objects)}
     hold_until_exit(repo, objects, outcome, cache)
-    return BuildResult(bundle, len(objects), findings, metadata, None, output)
+    return BuildResult(bundle, len(objects), findings, metadata, None, output, lines)
 
 
-def _keep_record(cache: Any, record: dict[str, Any] | None) -> None:
+def _keep_record(cache: Any, record: dict[str, Any] | None, name: str | None = None) -> None:
     """Keep the record of the bundle just written for the next compile (tiops.bundlereuse), or forget the last one."""
     from tiops.bundlereuse import RECORD
 
-    cache.write_record(RECORD, record if record is not None else {})
+    cache.write_record(name or RECORD, record if record is not None else {})

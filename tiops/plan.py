@@ -21,10 +21,10 @@ once per object and also feeds the bundle digest (:class:`BundleDigests`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -155,6 +155,66 @@ def bundle_digest(objects: Iterable[Mapping[str, Any]]) -> str:
     return BundleDigests.of(objects).bundle
 
 
+class CompiledLines(Sequence[dict[str, Any]]):
+    """The compiled objects as the lines of a bundle file, each parsed only when it is read.
+
+    A bundle line is an object's canonical JSON (tiops.compile writes it with sorted keys,
+    as :func:`~tiops.stix.canonical_json` does), so its SHA-256 is the object digest the
+    SQL stores keep and ``orjson.loads`` of it is the object. A plan of a repository with a
+    few changed files compares 100k digests and parses only the lines whose digest the
+    target does not hold, rather than holding and serialising every compiled object
+    (docs/performance.md, "A plan after a one-file change").
+
+    ``content`` is the bundle (bytes or a read-only ``mmap``); ``ids`` the id of each line and
+    ``starts`` where it starts, in bundle order; ``body_end`` where the last line ends. Lines
+    are joined by ",\n" (the bundle's layout, tiops.compile).
+    """
+
+    def __init__(self, content: Any, ids: list[str], starts: list[int], body_end: int) -> None:
+        if len(ids) != len(starts):
+            raise ValueError("a start is needed for each line")
+        self._view = memoryview(content)
+        self.ids = ids
+        self._starts = starts
+        self._body_end = body_end
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def line(self, index: int) -> memoryview:
+        """The canonical JSON of the object at ``index``, without copying it."""
+        starts = self._starts
+        end = starts[index + 1] - 2 if index + 1 < len(starts) else self._body_end
+        return self._view[starts[index]:end]
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        parsed: dict[str, Any] = orjson.loads(self.line(index))
+        return parsed
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for position in range(len(self)):
+            yield self[position]
+
+
+def compiled_ids(compiled: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The id of each compiled object, in order (a :class:`CompiledLines` knows them without parsing)."""
+    if isinstance(compiled, CompiledLines):
+        return compiled.ids
+    return [obj["id"] for obj in compiled]
+
+
 @dataclass(frozen=True)
 class BundleDigests:
     """The bundle digest and each object's :func:`~tiops.stores.object_digest`, from one serialisation."""
@@ -165,6 +225,8 @@ class BundleDigests:
 
     @classmethod
     def of(cls, objects: Iterable[Mapping[str, Any]]) -> BundleDigests:
+        if isinstance(objects, CompiledLines):
+            return cls.of_lines(objects)
         digest = hashlib.sha256()
         by_id: dict[str, str] = {}
         for obj in objects:
@@ -172,6 +234,19 @@ class BundleDigests:
             digest.update(text)
             digest.update(b"\n")
             by_id[obj["id"]] = object_digest(text)
+        return cls(digest.hexdigest(), by_id)
+
+    @classmethod
+    def of_lines(cls, lines: CompiledLines) -> BundleDigests:
+        """:meth:`of` the objects whose canonical JSON ``lines`` holds, from the lines themselves."""
+        digest = hashlib.sha256()
+        by_id: dict[str, str] = {}
+        sha256, update, line = hashlib.sha256, digest.update, lines.line
+        for position, stix_id in enumerate(lines.ids):
+            text = line(position)
+            update(text)
+            update(b"\n")
+            by_id[stix_id] = sha256(text).hexdigest()  # tiops.stores.object_digest, without a copy of the line
         return cls(digest.hexdigest(), by_id)
 
 
@@ -189,11 +264,12 @@ def ids_to_read(
     digests: BundleDigests | None = None,
 ) -> list[str]:
     """Ids whose stored content a plan needs (to diff an update, or to build a revocation)."""
-    present = {obj["id"] for obj in compiled}
+    ids = compiled_ids(compiled)
+    present = set(ids)
     known = (digests or BundleDigests.of(compiled)).objects
     wanted = [
-        obj["id"] for obj in compiled
-        if obj["id"] in manifest and _differs(obj, manifest[obj["id"]], known.get(obj["id"]))
+        stix_id for position, stix_id in enumerate(ids)
+        if stix_id in manifest and _differs_at(compiled, position, manifest[stix_id], known.get(stix_id))
     ]
     wanted.extend(i for i, s in manifest.items() if i not in present and s.managed and not s.revoked)
     return sorted(wanted)
@@ -220,22 +296,23 @@ def make_plan(
     warnings: list[str] = []
     unchanged = 0
     present: set[str] = set()
-    for obj in compiled:
-        stix_id = obj["id"]
+    # By position: an object is read (for a CompiledLines, parsed) only when its digest is not the stored one.
+    for position, stix_id in enumerate(compiled_ids(compiled)):
         present.add(stix_id)
         stored = manifest.get(stix_id)
         if stored is None:
+            obj = compiled[position]
             changes.append(Change(
                 "create", stix_id, obj["type"], None, obj.get("modified"), version_key(obj), obj,
                 content_digest(obj),
             ))
-        elif not _differs(obj, stored, known.get(stix_id)):
+        elif not _differs_at(compiled, position, stored, known.get(stix_id)):
             unchanged += 1
         elif stored.revoked:
             # STIX 2.1 section 3.6: a revoked object MUST NOT be versioned further.
             warnings.append(f"{stix_id} is revoked in the target and cannot get a new version; give it a new id")
         else:
-            changes.append(_update(obj, stored, stored_objects.get(stix_id, {})))
+            changes.append(_update(compiled[position], stored, stored_objects.get(stix_id, {})))
     use_delete = settings.on_remove == "delete" and supports_delete
     for stix_id in sorted(set(manifest) - present):
         stored = manifest[stix_id]
@@ -344,6 +421,14 @@ def _later(a: str | None, b: str) -> bool:
         return False  # the same text is the same moment: nothing to parse
     key_a, key_b = parse_timestamp(a or ""), parse_timestamp(b)
     return key_a is not None and key_b is not None and key_a > key_b
+
+
+def _differs_at(compiled: Sequence[Mapping[str, Any]], position: int, stored: StoredVersion,
+                compiled_digest: str | None) -> bool:
+    """:func:`_differs` of the compiled object at ``position``, read only when the digests do not settle it."""
+    if compiled_digest is not None and compiled_digest == stored.object_digest:
+        return False
+    return _differs(compiled[position], stored)
 
 
 def _differs(obj: Mapping[str, Any], stored: StoredVersion, compiled_digest: str | None = None) -> bool:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from tiops.apply import StalePlan, apply_plan, open_session
 from tiops.cli import main
-from tiops.plan import Plan
+from tiops.plan import CompiledLines, Plan
 from tiops.stores import (
     LockHeld,
     ObjectError,
@@ -327,7 +327,9 @@ def test_a_plan_through_a_warm_build_cache_equals_one_without(tmp_path: Path, st
         cold_plan = cold.plan()
     finally:
         cold.close()
-    assert warm.compiled == cold.compiled
+    # Through the cache a plan reads its own bundle's lines (tiops.plan.CompiledLines), each the object.
+    assert isinstance(warm.compiled, CompiledLines) and not isinstance(cold.compiled, CompiledLines)
+    assert list(warm.compiled) == cold.compiled
     assert warm_plan.to_json() == cold_plan.to_json()
     assert (warm_plan.counts["update"], warm_plan.counts["create"], warm_plan.counts["revoke"]) == (1, 1, 1)
     runner = CliRunner()
@@ -335,6 +337,9 @@ def test_a_plan_through_a_warm_build_cache_equals_one_without(tmp_path: Path, st
     without = runner.invoke(main, ["-C", str(root), "plan", "--format", "json", "--no-cache"])
     assert with_cache.exit_code == without.exit_code == 0, with_cache.output + without.output
     assert with_cache.output == without.output == warm_plan.to_json().decode()
+    text_with, text_without = (runner.invoke(main, ["-C", str(root), "plan", *more]) for more in ([], ["--no-cache"]))
+    assert text_with.exit_code == text_without.exit_code == 0, text_with.output + text_without.output
+    assert text_with.output == text_without.output and "1 to update" in text_with.output
 
 
 def test_sqlite_targets_write_larger_batches_unless_told_otherwise() -> None:

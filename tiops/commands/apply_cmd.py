@@ -20,7 +20,7 @@ from tiops.commands.common import (
 from tiops.commands.plan_cmd import render_plan
 from tiops.errors import UsageError
 from tiops.inputs import InputProblem, read_input
-from tiops.plan import Plan
+from tiops.plan import Plan, compiled_ids
 from tiops.render.names import NamesOf
 
 # Seconds to pause after each committed batch: lets tests interrupt an apply midway.
@@ -59,7 +59,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
         try:
             plan = saved or session.plan(progress)
             if saved is None:
-                click.echo(render_plan(plan, names=NamesOf(session.compiled) if plan.has_changes else None), nl=False)
+                click.echo(render_plan(plan, names=NamesOf(session.compiled, compiled_ids(session.compiled)) if plan.has_changes else None), nl=False)
                 if not plan.has_changes:
                     return
                 if not auto_approve and not confirm(APPROVAL_QUESTION, flag="--auto-approve"):

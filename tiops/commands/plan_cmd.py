@@ -19,7 +19,7 @@ from tiops.commands.common import (
     show_config_warnings,
     write_output,
 )
-from tiops.plan import Change, Plan
+from tiops.plan import Change, Plan, compiled_ids
 from tiops.redact import redact_registered
 from tiops.render.names import FirstNames, NamesOf, names_of, what
 
@@ -61,7 +61,7 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
         click.echo(plan.to_json().decode(), nl=False)
     else:
         # Names are only shown on change lines: with no change, 100k objects need not be named.
-        names = NamesOf(session.compiled) if plan.has_changes else None
+        names = NamesOf(session.compiled, compiled_ids(session.compiled)) if plan.has_changes else None
         click.echo(render_plan(plan, refresh_only=refresh_only, names=names), nl=False)
         if out is not None:
             click.echo(f"saved the plan to {out}; apply it with: tiops apply {out}")
@@ -116,5 +116,5 @@ def _change_line(change: Change, names: Mapping[str, str]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = orjson.dumps(value).decode()
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()  # the same text however the object was read
     return text if len(text) <= 100 else text[:97] + "..."

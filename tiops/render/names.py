@@ -51,30 +51,31 @@ class NamesOf(Mapping[str, str]):
 
     A plan after a one-file change shows a few lines, each naming an object or two, but
     its compiled intel holds every object of the repository: naming 100k objects up
-    front took about 0.2 s of such a plan. The first look-up indexes the objects by id
-    (the last version of each, as :func:`names_of` keeps); the rest is done per id asked.
+    front took about 0.2 s of such a plan. The first look-up indexes the objects' positions
+    by id (from ``ids``, each object's id in order, when given: a plan's compiled lines
+    know them without parsing a line, tiops.plan.CompiledLines); then only the versions of
+    an id asked for are read, the last first, as :func:`names_of` keeps the last name.
     Iterating, or taking the length, names every object.
     """
 
-    def __init__(self, objects: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, objects: Sequence[Mapping[str, Any]], ids: Sequence[Any] | None = None) -> None:
         self._objects = objects
-        self._by_id: dict[Any, Mapping[str, Any]] | None = None
+        self._ids = ids
+        self._positions: dict[Any, list[int]] | None = None
         self._all: dict[str, str] | None = None
 
     def __getitem__(self, stix_id: str) -> str:
         if self._all is not None:
             return self._all[stix_id]
-        if self._by_id is None:
-            self._by_id = {obj.get("id"): obj for obj in self._objects}
-        last = self._by_id.get(stix_id) if isinstance(stix_id, str) else None
-        if last is None:
-            raise KeyError(stix_id)
-        name = object_name(last)
-        if name:
-            return printable(name)
-        # The last version has no name: names_of keeps the name of the last version that has one.
-        for obj in reversed(self._objects):
-            if obj.get("id") == stix_id and (name := object_name(obj)):
+        if self._positions is None:
+            positions: dict[Any, list[int]] = {}
+            ids = self._ids if self._ids is not None else [obj.get("id") for obj in self._objects]
+            for position, identifier in enumerate(ids):
+                positions.setdefault(identifier, []).append(position)
+            self._positions = positions
+        # The last version with a name: names_of keeps the name of the last version that has one.
+        for position in reversed(self._positions.get(stix_id, ()) if isinstance(stix_id, str) else ()):
+            if name := object_name(self._objects[position]):
                 return printable(name)
         raise KeyError(stix_id)
 
