@@ -19,7 +19,7 @@ from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
 from tiops.rules import per_object_rules, resolve_as_of
-from tiops.rules.engine import apply_rules
+from tiops.rules.engine import rule_results
 from tiops.rules.model import load_rules
 from tiops.validate import validate_indexed, validate_paths
 from tiops.validate.indexed import involved_ids
@@ -94,7 +94,7 @@ def _will_reuse(root: Path, output: Path) -> bool:
         return False
     types = validate_indexed(loaded.repo, loaded.files).types
     as_of = resolve_as_of(root, AS_OF)
-    ruled = ((lambda objects: apply_rules(objects, rule_set, as_of.moment, record=False).objects)
+    ruled = ((lambda objects: rule_results(objects, rule_set, as_of.moment))
              if any(rule.enabled for rule in rule_set.rules) else None)
     return spliced(record, record_key(loaded.cache.context, rule_set.digest, as_of.text), output,
                    loaded.files, types, ruled=ruled) is not None
@@ -420,11 +420,59 @@ def test_rules_that_change_objects_one_at_a_time_keep_the_previous_lines(plain_r
         assert cached[2] is not None and cached[2]["changed_by_rules"] == first[2]["changed_by_rules"] - 1 + step
         cached_out.unlink()
         assert _compiled(plain_repo, cached_out, cache=True) == cached, step  # the full way keeps the same record
-    # A rule that drops (and so may drop what points at the object) takes the full way.
-    rules.write_text(PER_OBJECT_RULES + RULES, encoding="utf-8")
+    # A rule that drops and moves what points at objects takes the full way: drops go along pointers.
+    rules.write_text(PER_OBJECT_RULES + RULES + MOVING_RULE, encoding="utf-8")
     _age(rules)
     assert _compiled(plain_repo, cached_out, cache=True)[0] is not None
     assert not _will_reuse(plain_repo, cached_out)
+
+
+# Moves what a relationship points at: with a drop among the rules, lines are not reused.
+MOVING_RULE = """\
+- name: Point elsewhere
+  order: 7
+  object_types: [relationship]
+  when: {all: [{field: relationship_type, op: equals, value: uses}]}
+  actions:
+    - {set: {target_ref: malware--00000000-0000-4000-8000-000000000001}}
+"""
+
+
+def test_rules_that_drop_keep_the_previous_lines_and_what_points_at_the_dropped_follows(
+        plain_repo: Path, tmp_path: Path) -> None:
+    """A dropped object takes the relationships pointing at it along (tiops.rules.engine._cascade); a
+    one-file change that drops an object, or stops dropping it, changes lines of files left alone."""
+    rules = plain_repo / "rules" / "ingestion" / "drops.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(PER_OBJECT_RULES + RULES, encoding="utf-8")
+    _age(rules)
+    cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
+    first = _compiled_with_record(plain_repo, cached_out)
+    assert first == _compiled(plain_repo, uncached_out, cache=False)
+    assert first[2] is not None and first[2]["dropped"]["by_rules"] == 1 and first[2]["dropped"]["relationships"] >= 1
+    mimikatz = plain_repo / "intel" / "malware" / "mimikatz.yaml"
+    unrelated = plain_repo / "intel" / "indicators" / "phishing-domain-woodgrove-securelogin-net.yaml"
+    steps = [(unrelated, "confidence: 90\n", "confidence: 40\n"),  # nothing dropped changes
+             (mimikatz, "name: Mimikatz\n", "name: Mimikatz 2\n"),  # no longer dropped: its relationships come back
+             (unrelated, "confidence: 40\n", "confidence: 90\n"),
+             (mimikatz, "name: Mimikatz 2\n", "name: Mimikatz\n")]  # dropped again: they go again
+    seen = set()
+    for step, (path, old, new) in enumerate(steps):
+        text = path.read_text(encoding="utf-8")
+        assert old in text, step
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        _age(path)
+        assert _will_reuse(plain_repo, cached_out), step
+        cached = _compiled(plain_repo, cached_out, cache=True)
+        assert cached[0] is not None
+        assert cached == _compiled(plain_repo, uncached_out, cache=False), step  # bytes, findings, build.json
+        assert cached[2] is not None
+        seen.add((cached[2]["dropped"]["by_rules"], cached[2]["dropped"]["relationships"]))
+        spliced_record = _record(plain_repo)
+        cached_out.unlink()
+        assert _compiled(plain_repo, cached_out, cache=True) == cached, step  # the full way...
+        assert _record(plain_repo) == spliced_record, step  # ...keeps the very record the splice kept
+    assert (0, 0) in seen and (1, first[2]["dropped"]["relationships"]) in seen
 
 
 def test_the_previous_bundle_read_on_a_thread_is_taken_only_as_recorded(plain_repo: Path, tmp_path: Path,

@@ -26,7 +26,7 @@ import bisect
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -64,11 +64,15 @@ class BundleFile(Protocol):
 class EntryMark(NamedTuple):
     """What an entry's objects give the bundle: their keys, and what they add besides their lines."""
 
-    keys: list[str]  # type NUL id of each object
+    keys: list[str]  # type NUL id of each of its objects the bundle holds
     sourced: bool
     enriched: bool
     markings: list[str]  # built-in marking definitions they reference
     ruled: int = 0  # how many of them ingestion rules changed (build.json's changed_by_rules)
+    # The ids of its objects the bundle does not hold, in object order: those an ingestion rule
+    # dropped, and those dropped because they point at a dropped object (tiops.rules.engine.POINTERS).
+    dropped: tuple[str, ...] | list[str] = ()
+    gone: tuple[str, ...] | list[str] = ()
 
 
 def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
@@ -76,10 +80,29 @@ def record_key(context: str, rules_digest: str, as_of: str | None) -> str:
     return hashlib.sha256("\0".join((context, rules_digest, as_of or "")).encode()).hexdigest()
 
 
-def mark_of(objects: list[IntelObject]) -> EntryMark:
-    """The mark of an entry's objects as loaded (what ingestion rules changed is counted apart: ``ruled``)."""
+def mark_of(objects: list[IntelObject], dropped: Collection[str] = (), gone: Collection[str] = ()) -> EntryMark:
+    """The mark of an entry's objects as loaded (what ingestion rules changed is counted apart: ``ruled``).
+
+    ``dropped`` and ``gone``: the ids of those a rule dropped, and of those dropped for pointing at
+    a dropped object, in object order; the rest are the ones the bundle holds.
+    """
+    if dropped or gone:
+        out = {*dropped, *gone}
+        objects = [obj for obj in objects if obj.id not in out]
     keyed, sourced, enriched, markings = survey_objects(objects)
-    return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings))
+    return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings),
+                     0, list(dropped), list(gone))
+
+
+def outcome_marks(entry_objects: dict[str, list[IntelObject]], dropped: Container[str],
+                  cascaded: Container[str]) -> dict[str, EntryMark]:
+    """The mark of each entry's objects after the rules of a whole build (tiops.rules.RulesOutcome's
+    ``dropped`` ids, of which ``cascaded`` point at a dropped object), as :func:`spliced` makes them."""
+    marks: dict[str, EntryMark] = {}
+    for entry, objects in entry_objects.items():
+        out = [obj.id for obj in objects if obj.id in dropped]
+        marks[entry] = mark_of(objects, [i for i in out if i not in cascaded], [i for i in out if i in cascaded])
+    return marks
 
 
 def with_rule_counts(marks: dict[str, EntryMark], changed: set[str]) -> dict[str, EntryMark]:
@@ -151,6 +174,8 @@ class Spliced(NamedTuple):
     marks: dict[str, EntryMark]
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
     changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
+    dropped_by_rules: int = 0  # objects ingestion rules dropped (build.json)
+    dropped_by_cascade: int = 0  # and those pointing at them (build.json)
 
 
 class PreviousBundle:
@@ -197,7 +222,7 @@ class PreviousBundle:
 
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
             present: Container[str], enrichment: Callable[[], LockedEnrichment | None] | None = None,
-            ruled: Callable[[list[IntelObject]], list[IntelObject]] | None = None,
+            ruled: Callable[[list[IntelObject]], list[IntelObject | None]] | None = None,
             prefetched: PreviousBundle | None = None) -> Spliced | None:
     """The bundle with the previous bundle's lines for unchanged entries; None to write it the full way.
 
@@ -205,8 +230,10 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     ``enrichment``: gives the locked enrichment the objects of files read afresh take (the
     lock's digest is part of ``key``), asked only when there are such objects.
     ``ruled``: the ingestion rules (the rule set and as-of time are part of ``key``), applied to
-    the objects of files read afresh; one object in, the same object or a changed copy out,
-    in order (tiops.rules.per_object_rules: no rule drops or changes what the bundle adds).
+    the objects of files read afresh; one object in, the same object, a changed copy or None
+    (dropped) out, in order (tiops.rules.engine.rule_results; tiops.rules.per_object_rules: no
+    rule changes what the bundle adds). What points at a dropped object goes too: worked out
+    from every file's index, and a kept entry that gains or loses such an object is read again.
     """
     if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
         return None
@@ -226,36 +253,66 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     added: list[tuple[str, dict[str, Any]]] = []
     fresh: dict[str, EntryMark] = {}
     reused: list[str] = []
-    sourced = enriched = False
-    markings: set[str] = set()
-    unmarked_ruled = 0
+    # Each file whose objects are read: its place, its objects, and what the rules made of each (None: dropped).
+    read: list[tuple[int, BundleFile, list[IntelObject], list[IntelObject | None]]] = []
+    kept_at: dict[str, int] = {}  # the place of each reused entry's file
     try:
-        for file in files:
+        for place, file in enumerate(files):
             entry = file.entry
             if entry is not None and not file.parsed and entry in entries:
                 reused.append(entry)
+                kept_at[entry] = place
                 continue
             objects = file.objects()[0]
-            mark = mark_of(objects)
-            if ruled is not None and objects:
-                after = ruled(objects)
-                mark = mark._replace(ruled=sum(1 for obj, kept in zip(objects, after, strict=True) if obj is not kept))
-                objects = after
-                if entry is None:  # no mark keeps its count: counted here
-                    unmarked_ruled += mark.ruled
-            forms, lock_enriched = entry_forms(objects, enrichment() if enrichment is not None and objects else None)
+            read.append((place, file, objects, ruled(objects) if ruled is not None and objects else list(objects)))
+        kept_marks = [entries[entry] for entry in reused]
+        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) and type(mark[4]) is int
+                   and type(mark[5]) is list and type(mark[6]) is list for mark in kept_marks):
+            return None
+        # What the rules dropped, and what goes with it: worked out for every file (tiops.rules.engine._cascade).
+        rule_dropped: dict[int, set[str]] = {kept_at[entry]: set(mark[5]) for entry, mark in
+                                             zip(reused, kept_marks, strict=True) if mark[5]}
+        for place, _, objects, results in read:
+            dropped_here = {obj.id for obj, result in zip(objects, results, strict=True) if result is None}
+            if dropped_here:
+                rule_dropped[place] = dropped_here
+        cascade = _cascaded(files, rule_dropped) if rule_dropped else {}
+        if cascade is None:
+            return None
+        # A kept entry whose objects now go with a dropped object, or no longer do, is read again.
+        again = [entry for entry, mark in zip(reused, kept_marks, strict=True)
+                 if cascade.get(kept_at[entry], []) != mark[6]]
+        if again:
+            for entry in again:
+                place = kept_at.pop(entry)
+                objects = files[place].objects()[0]
+                read.append((place, files[place], objects, ruled(objects) if ruled is not None and objects
+                             else list(objects)))
+            read.sort(key=_first_int)
+            reused = [entry for entry in reused if entry in kept_at]
+            kept_marks = [entries[entry] for entry in reused]
+        sourced = enriched = False
+        markings: set[str] = set()
+        unmarked = [0, 0, 0]  # what rules did to the objects of files no mark keeps: changed, dropped, gone
+        for place, file, objects, results in read:
+            gone = cascade.get(place, [])
+            gone_here = set(gone)
+            survivors = [result for result in results if result is not None and result.id not in gone_here]
+            changed = sum(1 for obj, result in zip(objects, results, strict=True)
+                          if result is not None and result is not obj and result.id not in gone_here)
+            dropped = [obj.id for obj, result in zip(objects, results, strict=True) if result is None]
+            mark = mark_of(survivors, (), gone)._replace(ruled=changed, dropped=dropped)
+            forms, lock_enriched = entry_forms(survivors, enrichment() if enrichment is not None and survivors else None)
             if lock_enriched:
                 mark = mark._replace(enriched=True)
             added.extend(zip(mark.keys, forms, strict=True))
             sourced = sourced or mark.sourced
             enriched = enriched or mark.enriched
             markings.update(mark.markings)
-            if entry is not None:
-                fresh[entry] = mark
-        kept_marks = [entries[entry] for entry in reused]
-        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) and type(mark[4]) is int
-                   for mark in kept_marks):
-            return None
+            if file.entry is not None:
+                fresh[file.entry] = mark
+            else:  # no mark keeps its counts: counted here
+                unmarked = [unmarked[0] + changed, unmarked[1] + len(dropped), unmarked[2] + len(gone)]
         sourced = sourced or any(mark[1] for mark in kept_marks)
         enriched = enriched or any(mark[2] for mark in kept_marks)
         markings.update(*(mark[3] for mark in kept_marks))
@@ -267,6 +324,10 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
         marks: dict[str, EntryMark] = {**dict(zip(reused, kept_marks, strict=True)), **fresh}
     except (TypeError, ValueError, IndexError):
         return None
+    gone_ids = {identifier for place in cascade for identifier in cascade[place]}
+    gone_ids.update(*rule_dropped.values())
+    if gone_ids:  # the built-in objects a dropped object of the repository would have stood for
+        present = _Without(present, gone_ids)
     # The built-in objects the bundle adds, from the same function as a full compile.
     extra = builtin_extras(present, sourced=sourced, enriched=enriched, markings=markings)
     extra_keys = [f"{o['type']}\0{o['id']}" for o in extra.values()]
@@ -275,8 +336,53 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     made = _splice(content, old_keys, old_offsets, removed, added, marks, sorted(extra_keys))
     if made is None:
         return None
-    # Kept marks are stored tuples: their count is read by position.
-    return made._replace(changed_by_rules=sum(mark[4] for mark in marks.values()) + unmarked_ruled)
+    # Kept marks are stored tuples: their counts are read by position.
+    return made._replace(changed_by_rules=sum(mark[4] for mark in marks.values()) + unmarked[0],
+                         dropped_by_rules=sum(len(mark[5]) for mark in marks.values()) + unmarked[1],
+                         dropped_by_cascade=sum(len(mark[6]) for mark in marks.values()) + unmarked[2])
+
+
+class _Without:
+    """``present`` but ``gone``: the ids a bundle holds, of a repository some of whose objects rules dropped."""
+
+    def __init__(self, present: Container[str], gone: set[str]) -> None:
+        self._present, self._gone = present, gone
+
+    def __contains__(self, identifier: object) -> bool:
+        return identifier not in self._gone and identifier in self._present
+
+
+def _cascaded(files: Sequence[BundleFile], rule_dropped: dict[int, set[str]]) -> dict[int, list[str]] | None:
+    """The ids dropped because they point at a dropped object, by file place, in object order, as
+    tiops.rules.engine._cascade finds them over the whole repository: in repository order, each
+    relationship and sighting a rule kept whose pointer names an id dropped so far goes too. From
+    the file indexes' relationship and sighting ends; None when an id is defined twice (which of
+    two objects with one id a drop means is not told by ids; the full way then decides)."""
+    gone: set[str] = set().union(*rule_dropped.values())
+    seen: set[str] = set()
+    cascade: dict[int, list[str]] = {}
+    for place, file in enumerate(files):
+        index = file.index
+        ids = index.ids
+        if not seen.isdisjoint(ids) or len(set(ids)) != len(ids):
+            return None
+        seen.update(ids)
+        pointing = sorted([(position, (source, target)) for position, source, target, _ in index.relationships]
+                          + [(position, (seen_ref,)) for position, seen_ref in index.sightings], key=_first_int)
+        dropped_here = rule_dropped.get(place, ())
+        for position, pointers in pointing:
+            identifier = ids[position]
+            if identifier in dropped_here:
+                continue  # not a survivor of the rules: the cascade never sees it
+            if any(type(pointer) is str and pointer in gone for pointer in pointers):
+                gone.add(identifier)
+                cascade.setdefault(place, []).append(identifier)
+    return cascade
+
+
+def _first_int(item: tuple[Any, ...]) -> int:
+    place: int = item[0]
+    return place
 
 
 def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],

@@ -32,7 +32,6 @@ from tiops.validate.objects import check_object
 
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
-    from tiops.bundlereuse import EntryMark
     from tiops.plan import CompiledLines
     from tiops.rules.model import RuleSet
 
@@ -304,8 +303,10 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             if spliced is not None:
                 written = write_line_runs(spliced.pieces, output)
                 _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
-                metadata = {**build_metadata(root, RulesOutcome(objects=[], changed=spliced.changed_by_rules),
-                                             rule_set, moment),
+                counts = RulesOutcome(objects=[], changed=spliced.changed_by_rules,
+                                      dropped_by_rules=spliced.dropped_by_rules,
+                                      dropped_by_cascade=spliced.dropped_by_cascade)
+                metadata = {**build_metadata(root, counts, rule_set, moment),
                             "bundle_sha256": written.sha256, "objects": len(spliced.keys)}
                 hold_until_exit(loaded, spliced)
                 return BuildResult(b"", len(spliced.keys), findings, metadata, None, output,
@@ -315,17 +316,17 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             prefetched.finish()  # nothing runs on beside the compile below, or a fallback build's fork
     # Not held through a full compile: at a million objects the two are most of a gigabyte.
     record = prefetched = None
-    marks: dict[str, bundlereuse.EntryMark] = {}
+    entry_objects: dict[str, list[IntelObject]] = {}
     try:
         for file in loaded.files:
             file_objects = file.objects()[0]
             repo.objects.extend(file_objects)
             if reusable and file.entry is not None:
-                marks[file.entry] = bundlereuse.mark_of(file_objects)
+                entry_objects[file.entry] = file_objects
     except StaleEntry:
         return None
-    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks if reusable else None,
-                             record_name)
+    return _compile_recorded(root, repo, findings, loaded.cache, moment, output,
+                             entry_objects if reusable else None, record_name)
 
 
 def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None,
@@ -335,7 +336,6 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     The bundle record (tiops.bundlereuse) is kept as :func:`_build_through_indexes` keeps
     it, from each cache entry's objects, so the next compile can reuse this bundle's lines.
     """
-    from tiops import bundlereuse
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress, entry_objects=True)
@@ -344,12 +344,11 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     if blocking_errors(findings):
         raise ValidationFailed(findings)
     reusable = _reusable_lines(loaded.repo, output)[1]
-    marks = ({entry: bundlereuse.mark_of(objects) for entry, objects in (loaded.entry_objects or {}).items()}
-             if reusable else None)
+    entry_objects = (loaded.entry_objects or {}) if reusable else None
     loaded.entry_objects = None
     hold_until_exit(loaded)
-    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks,
-                             record_name)
+    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output,
+                             entry_objects, record_name)
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
@@ -362,13 +361,14 @@ def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
     return rule_set, reusable
 
 
-def _ruled(rule_set: RuleSet, moment: AsOf) -> Callable[[list[IntelObject]], list[IntelObject]] | None:
-    """The enabled rules as a function of some objects (per_object_rules holds), or None without any."""
+def _ruled(rule_set: RuleSet, moment: AsOf) -> Callable[[list[IntelObject]], list[IntelObject | None]] | None:
+    """The enabled rules as a function of some objects, each object's result or None where a rule
+    drops it (per_object_rules holds: tiops.rules.engine.rule_results), or None without any rule."""
     if not any(rule.enabled for rule in rule_set.rules):
         return None
-    from tiops.rules.engine import apply_rules
+    from tiops.rules.engine import rule_results
 
-    return lambda objects: apply_rules(objects, rule_set, moment.moment, record=False).objects
+    return lambda objects: rule_results(objects, rule_set, moment.moment)
 
 
 def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
@@ -379,10 +379,10 @@ def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
 
 
 def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
-                      output: Path | None, marks: dict[str, EntryMark] | None,
+                      output: Path | None, entry_objects: dict[str, list[IntelObject]] | None,
                       record_name: str | None = None) -> BuildResult:
-    """Apply the rules, write the bundle and, with ``marks`` (each cache entry's bundlereuse.EntryMark),
-    keep its record for the next compile."""
+    """Apply the rules, write the bundle and, with ``entry_objects`` (each cache entry's objects as
+    loaded), keep its record for the next compile (their bundlereuse.EntryMark after the rules)."""
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
@@ -391,17 +391,19 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     if output is None:
         bundle = serialize_bundle(objects)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
-    elif marks is not None and output is not None:
+    elif entry_objects is not None and output is not None:
         bundle = b""
         keys: list[str] = []
+        marks = bundlereuse.outcome_marks(entry_objects, outcome.dropped, outcome.cascaded)
+        entry_objects.clear()  # a list per file (at a million objects, tens of megabytes): not held through the write
         lock_enriched = objects.lock_enriched_keys()
         if lock_enriched:  # the entries whose objects take the lock's extension need its definition
             marks = {entry: mark if mark.enriched or lock_enriched.isdisjoint(mark.keys) else mark._replace(enriched=True)
                      for entry, mark in marks.items()}
         if outcome.changed:  # what the rules changed, counted by entry for the next compile's build.json
-            marks = bundlereuse.with_rule_counts(marks, {f"{after.type}\0{after.id}" for before, after
-                                                         in zip(repo.objects, outcome.objects, strict=True)
-                                                         if after is not before})
+            loaded = {id(obj) for obj in repo.objects}  # a changed object is a copy (tiops.rules.engine)
+            marks = bundlereuse.with_rule_counts(marks, {f"{after.type}\0{after.id}" for after in outcome.objects
+                                                         if id(after) not in loaded})
         written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)

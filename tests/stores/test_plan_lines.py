@@ -24,6 +24,15 @@ DROP_RULE = """\
   actions:
     - {drop: true}
 """
+# With a drop among the rules, one that moves what relationships point at makes lines depend on other objects.
+MOVING_RULE = """\
+- name: Point elsewhere
+  order: 20
+  object_types: [relationship]
+  when: {all: [{field: relationship_type, op: equals, value: indicates}]}
+  actions:
+    - {set: {target_ref: malware--00000000-0000-4000-8000-000000000001}}
+"""
 
 
 def _sqlite(tmp_path: Path) -> dict[str, str]:
@@ -107,7 +116,7 @@ def test_the_plan_keeps_a_bundle_of_its_own_and_the_compile_keeps_its(tmp_path: 
     assert (root / ".tiops" / "build-cache" / RECORD).is_file()
 
 
-@pytest.mark.parametrize("obstacle", ["folder is a file", "bundle replaced", "rules that drop"])
+@pytest.mark.parametrize("obstacle", ["folder is a file", "bundle replaced", "rules that move pointers"])
 def test_a_plan_without_its_lines_builds_the_objects_and_plans_the_same(tmp_path: Path, obstacle: str,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_repo(tmp_path / "repo", _sqlite(tmp_path), [indicator(n) for n in range(8)])
@@ -125,20 +134,34 @@ def test_a_plan_without_its_lines_builds_the_objects_and_plans_the_same(tmp_path
         monkeypatch.setattr(tiops.pipeline, "_read_lines", replaced)
     else:
         (root / "rules" / "ingestion").mkdir(parents=True)
-        (root / "rules" / "ingestion" / "drop.yaml").write_text(DROP_RULE, encoding="utf-8")
+        (root / "rules" / "ingestion" / "drop.yaml").write_text(DROP_RULE + MOVING_RULE, encoding="utf-8")
     _edit_one(root, 8, description="sinkholed", modified="2025-02-01T00:00:00.000Z")
     assert compiled_lines(root, root / PLAN_BUNDLE, "test-record") is None
     warm, cold, compiled = _plans(root)
     assert not isinstance(compiled, CompiledLines)
     assert warm.to_json() == cold.to_json()
-    expected = (0, 0, 1, 8) if obstacle == "rules that drop" else (1, 0, 0, 8)
+    expected = (0, 0, 1, 8) if obstacle == "rules that move pointers" else (1, 0, 0, 8)
     assert (warm.counts["update"], warm.counts["create"], warm.counts["revoke"], warm.counts["unchanged"]) == expected
 
 
+def test_a_plan_with_rules_that_drop_reads_lines_too(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", _sqlite(tmp_path), [indicator(n) for n in range(8)])
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "drop.yaml").write_text(DROP_RULE, encoding="utf-8")
+    apply(root)
+    # Dropped, it is revoked; back, it cannot be versioned again (STIX 2.1 section 3.6): a warning.
+    for description, counts in (("sinkholed", (0, 1, 8)), ("C2 address", (0, 0, 8))):
+        _edit_one(root, 8, description=description, modified="2025-02-01T00:00:00.000Z")
+        warm, cold, compiled = _plans(root)
+        assert isinstance(compiled, CompiledLines)
+        assert warm.to_json() == cold.to_json()
+        assert (warm.counts["update"], warm.counts["revoke"], warm.counts["unchanged"]) == counts
+        assert bool(warm.warnings) == (description == "C2 address")
+        apply(root)
+
+
 def test_compiled_lines_read_as_the_objects_they_hold(example_repo: Path, tmp_path: Path) -> None:
-    # Its drop rules make an object's line depend on others (a dropped object drops its relationships).
-    assert compiled_lines(example_repo, tmp_path / "plan" / "bundle.json", "test-record") is None
-    shutil.rmtree(example_repo / "rules" / "ingestion")
+    # The example's rules drop objects (and what points at them): their lines are kept all the same.
     lines = compiled_lines(example_repo, tmp_path / "plan" / "bundle.json", "test-record")
     assert lines is not None
     bundle = json.loads((tmp_path / "plan" / "bundle.json").read_bytes())

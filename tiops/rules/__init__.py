@@ -151,16 +151,24 @@ _BUNDLE_SHAPE = frozenset({"type", "id", "object_marking_refs", "granular_markin
 
 def per_object_rules(rule_set: RuleSet) -> bool:
     """Whether the enabled rules make each object's compiled form from that object alone (and the
-    as-of time): none drops (a drop also drops what points at the object), none changes what the
-    bundle adds for its objects, none reads or feeds locked enrichment. The bundle line of each
-    object is then a function of the object, the rule set and the as-of time (tiops.bundlereuse).
+    as-of time): none changes what the bundle adds for its objects, none reads or feeds locked
+    enrichment. The bundle line of each object is then a function of the object, the rule set
+    and the as-of time (tiops.bundlereuse). A rule may drop objects: whether an object is
+    dropped is then its own affair too, and what points at it through the properties of
+    :data:`~tiops.rules.engine.POINTERS` goes with it, which the bundle reuse works out from the
+    file indexes, so no rule may change those properties.
     """
-    from tiops.rules.engine import changed_properties
+    from tiops.rules.engine import POINTERS, changed_properties
 
-    enabled = [rule for rule in rule_set.rules if rule.enabled]
-    if any(action.kind == "drop" for rule in enabled for action in rule.actions):
+    changed = changed_properties(rule_set)
+    if rule_drops(rule_set) and changed & {name for names in POINTERS.values() for name in names}:
         return False
-    return not (changed_properties(rule_set) & _BUNDLE_SHAPE) and not _rules_see_enrichment(rule_set)
+    return not (changed & _BUNDLE_SHAPE) and not _rules_see_enrichment(rule_set)
+
+
+def rule_drops(rule_set: RuleSet) -> bool:
+    """Whether an enabled rule drops objects."""
+    return any(action.kind == "drop" for rule in rule_set.rules if rule.enabled for action in rule.actions)
 
 
 def _rules_see_enrichment(rule_set: RuleSet) -> bool:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 # Properties through which an SRO points at other objects (STIX 2.1 sections 5.1, 5.2):
 # when their target is dropped, the relationship or sighting would dangle, so it goes too.
-_POINTERS: dict[str, tuple[str, ...]] = {
+POINTERS: dict[str, tuple[str, ...]] = {
     "relationship": ("source_ref", "target_ref"),
     "sighting": ("sighting_of_ref",),
 }
@@ -66,6 +66,7 @@ class RulesOutcome:
     dropped: dict[str, str] = field(default_factory=dict)  # id -> why ("rule NAME" or "points at ID")
     dropped_by_rules: int = 0
     dropped_by_cascade: int = 0
+    cascaded: set[str] = field(default_factory=set)  # the ids of ``dropped`` that point at a dropped object
     changed: int = 0
     # Locked enrichment the bundle still has to add to the survivors (tiops.rules.apply_repo_rules
     # defers it when no rule reads it); None when it is on the objects already, or there is none.
@@ -101,7 +102,18 @@ def apply_rules(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: dateti
         return _apply(objects, rule_set, as_of, record)
 
 
-def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None, record: bool) -> RulesOutcome:
+def rule_results(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None) -> list[IntelObject | None]:
+    """Each object as the enabled rules leave it (itself, or a changed copy), None where a rule
+    drops it; what points at a dropped object is not dropped here (:func:`apply_rules` does that
+    over the whole repository; tiops.bundlereuse works it out from the file indexes)."""
+    results: list[IntelObject | None] = []
+    with paused_gc():
+        _apply(objects, rule_set, as_of, False, results)
+    return results
+
+
+def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | None, record: bool,
+           results: list[IntelObject | None] | None = None) -> RulesOutcome:
     enabled = [rule for rule in rule_set.rules if rule.enabled]
     changed_fields = {name for rule in enabled for name in _touched(rule.actions)}
     compiled = [_compile(position, rule, as_of, changed_fields) for position, rule in enumerate(enabled)]
@@ -125,12 +137,16 @@ def _apply(objects: Iterable[IntelObject], rule_set: RuleSet, as_of: datetime | 
         if isinstance(result, _CompiledRule):  # the rule that dropped the object
             outcome.dropped[obj.id] = f"rule {result.rule.name!r}"
             outcome.dropped_by_rules += 1
+            if results is not None:
+                results.append(None)
             continue
         if result is not obj:
             outcome.changed += 1
             copies.add(id(result))
         survivors.append(result)
-    if outcome.dropped:
+        if results is not None:
+            results.append(result)
+    if outcome.dropped and results is None:
         outcome.objects = _cascade(survivors, outcome, copies)
     return outcome
 
@@ -376,7 +392,7 @@ def _cascade(survivors: list[IntelObject], outcome: RulesOutcome, copies: set[in
     kept: list[IntelObject] = []
     gone = outcome.dropped
     for obj in survivors:
-        pointers = _POINTERS.get(obj.data.get("type", ""))
+        pointers = POINTERS.get(obj.data.get("type", ""))
         target = None
         for pointer in pointers or ():
             if (value := obj.data.get(pointer)) in gone:
@@ -386,6 +402,7 @@ def _cascade(survivors: list[IntelObject], outcome: RulesOutcome, copies: set[in
             kept.append(obj)
             continue
         gone[obj.id] = f"points at dropped {target}"
+        outcome.cascaded.add(obj.id)
         outcome.dropped_by_cascade += 1
         if id(obj) in copies:  # a dropped object no longer counts as changed
             outcome.changed -= 1
