@@ -46,6 +46,7 @@ from tiops.inputs import read_regular_file
 from tiops.load import IntelObject
 
 RECORD = "bundle-record"
+_ID_LISTS = (list, tuple)  # how a mark's dropped and gone ids are kept: a list, or the empty tuple
 _READ_CHUNK = 1 << 20
 
 
@@ -71,6 +72,8 @@ class EntryMark(NamedTuple):
     ruled: int = 0  # how many of them ingestion rules changed (build.json's changed_by_rules)
     # The ids of its objects the bundle does not hold, in object order: those an ingestion rule
     # dropped, and those dropped because they point at a dropped object (tiops.rules.engine.POINTERS).
+    # Nearly always none: the empty tuple then, one object for every entry, not two lists each
+    # (at a million objects about 50 MB).
     dropped: tuple[str, ...] | list[str] = ()
     gone: tuple[str, ...] | list[str] = ()
 
@@ -91,7 +94,7 @@ def mark_of(objects: list[IntelObject], dropped: Collection[str] = (), gone: Col
         objects = [obj for obj in objects if obj.id not in out]
     keyed, sourced, enriched, markings = survey_objects(objects)
     return EntryMark([f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed], sourced, enriched, sorted(markings),
-                     0, list(dropped), list(gone))
+                     0, list(dropped) if dropped else (), list(gone) if gone else ())
 
 
 def outcome_marks(entry_objects: dict[str, list[IntelObject]], dropped: Container[str],
@@ -267,7 +270,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             read.append((place, file, objects, ruled(objects) if ruled is not None and objects else list(objects)))
         kept_marks = [entries[entry] for entry in reused]
         if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) and type(mark[4]) is int
-                   and type(mark[5]) is list and type(mark[6]) is list for mark in kept_marks):
+                   and type(mark[5]) in _ID_LISTS and type(mark[6]) in _ID_LISTS for mark in kept_marks):
             return None
         # What the rules dropped, and what goes with it: worked out for every file (tiops.rules.engine._cascade).
         rule_dropped: dict[int, set[str]] = {kept_at[entry]: set(mark[5]) for entry, mark in
@@ -281,7 +284,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             return None
         # A kept entry whose objects now go with a dropped object, or no longer do, is read again.
         again = [entry for entry, mark in zip(reused, kept_marks, strict=True)
-                 if cascade.get(kept_at[entry], []) != mark[6]]
+                 if cascade.get(kept_at[entry], []) != list(mark[6])]
         if again:
             for entry in again:
                 place = kept_at.pop(entry)
@@ -301,7 +304,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             changed = sum(1 for obj, result in zip(objects, results, strict=True)
                           if result is not None and result is not obj and result.id not in gone_here)
             dropped = [obj.id for obj, result in zip(objects, results, strict=True) if result is None]
-            mark = mark_of(survivors, (), gone)._replace(ruled=changed, dropped=dropped)
+            mark = mark_of(survivors, (), gone)._replace(ruled=changed, dropped=dropped or ())
             forms, lock_enriched = entry_forms(survivors, enrichment() if enrichment is not None and survivors else None)
             if lock_enriched:
                 mark = mark._replace(enriched=True)

@@ -25,14 +25,23 @@ from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
-from tiops.rules import AsOf, apply_repo_rules, build_metadata, per_object_rules, resolve_as_of
+from tiops.rules import (
+    AsOf,
+    apply_repo_rules,
+    build_metadata,
+    per_object_rules,
+    resolve_as_of,
+    rule_drops,
+)
 from tiops.rules.trace import all_traces
 from tiops.validate import validate_repo
 from tiops.validate.objects import check_object
 
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
+    from tiops.bundlereuse import EntryMark
     from tiops.plan import CompiledLines
+    from tiops.rules.engine import RulesOutcome
     from tiops.rules.model import RuleSet
 
 _T = TypeVar("_T")
@@ -316,17 +325,16 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             prefetched.finish()  # nothing runs on beside the compile below, or a fallback build's fork
     # Not held through a full compile: at a million objects the two are most of a gigabyte.
     record = prefetched = None
-    entry_objects: dict[str, list[IntelObject]] = {}
+    marks = _EntryMarks(rule_drops(rule_set)) if reusable else None
     try:
         for file in loaded.files:
             file_objects = file.objects()[0]
             repo.objects.extend(file_objects)
-            if reusable and file.entry is not None:
-                entry_objects[file.entry] = file_objects
+            if marks is not None and file.entry is not None:
+                marks.add(file.entry, file_objects)
     except StaleEntry:
         return None
-    return _compile_recorded(root, repo, findings, loaded.cache, moment, output,
-                             entry_objects if reusable else None, record_name)
+    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks, record_name)
 
 
 def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None,
@@ -343,12 +351,15 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
                                                                       prechecked=loaded.prechecked()))
     if blocking_errors(findings):
         raise ValidationFailed(findings)
-    reusable = _reusable_lines(loaded.repo, output)[1]
-    entry_objects = (loaded.entry_objects or {}) if reusable else None
+    rule_set, reusable = _reusable_lines(loaded.repo, output)
+    marks = _EntryMarks(rule_drops(rule_set)) if reusable else None
+    if marks is not None:
+        for entry, objects in (loaded.entry_objects or {}).items():
+            marks.add(entry, objects)
     loaded.entry_objects = None
     hold_until_exit(loaded)
-    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output,
-                             entry_objects, record_name)
+    return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks,
+                             record_name)
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
@@ -378,11 +389,41 @@ def _lines_digest(repo: Repo, rule_set: RuleSet) -> str:
     return f"{rule_set.digest}\0{lock}" if lock else rule_set.digest
 
 
+class _EntryMarks:
+    """Each cache entry's bundlereuse.EntryMark for the bundle record, from its objects as loaded.
+
+    Made at once when no rule drops, as the objects are loaded; otherwise which of them the
+    bundle holds is known only from the rules' outcome, so the objects are kept until then (a
+    list per entry: at a million objects tens of megabytes, held only by repositories that drop).
+    """
+
+    def __init__(self, drops: bool) -> None:
+        self._objects: dict[str, list[IntelObject]] | None = {} if drops else None
+        self._marks: dict[str, EntryMark] = {}
+
+    def add(self, entry: str, objects: list[IntelObject]) -> None:
+        from tiops import bundlereuse
+
+        if self._objects is not None:
+            self._objects[entry] = objects
+        else:
+            self._marks[entry] = bundlereuse.mark_of(objects)
+
+    def after(self, outcome: RulesOutcome) -> dict[str, EntryMark]:
+        """The marks, once the rules gave ``outcome`` (what they dropped)."""
+        from tiops import bundlereuse
+
+        if self._objects is not None:
+            self._marks = bundlereuse.outcome_marks(self._objects, outcome.dropped, outcome.cascaded)
+            self._objects = None
+        return self._marks
+
+
 def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
-                      output: Path | None, entry_objects: dict[str, list[IntelObject]] | None,
+                      output: Path | None, entry_marks: _EntryMarks | None,
                       record_name: str | None = None) -> BuildResult:
-    """Apply the rules, write the bundle and, with ``entry_objects`` (each cache entry's objects as
-    loaded), keep its record for the next compile (their bundlereuse.EntryMark after the rules)."""
+    """Apply the rules, write the bundle and, with ``entry_marks`` (each cache entry's mark,
+    bundlereuse.EntryMark), keep its record for the next compile."""
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
@@ -391,11 +432,10 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     if output is None:
         bundle = serialize_bundle(objects)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
-    elif entry_objects is not None and output is not None:
+    elif entry_marks is not None and output is not None:
         bundle = b""
         keys: list[str] = []
-        marks = bundlereuse.outcome_marks(entry_objects, outcome.dropped, outcome.cascaded)
-        entry_objects.clear()  # a list per file (at a million objects, tens of megabytes): not held through the write
+        marks = entry_marks.after(outcome)
         lock_enriched = objects.lock_enriched_keys()
         if lock_enriched:  # the entries whose objects take the lock's extension need its definition
             marks = {entry: mark if mark.enriched or lock_enriched.isdisjoint(mark.keys) else mark._replace(enriched=True)
