@@ -167,13 +167,16 @@ class CompiledLines(Sequence[dict[str, Any]]):
 
     ``content`` is the bundle (bytes or a read-only ``mmap``); ``ids`` the id of each line and
     ``starts`` where it starts, in bundle order; ``body_end`` where the last line ends. Lines
-    are joined by ",\n" (the bundle's layout, tiops.compile).
+    are joined by ",\n" (the bundle's layout, tiops.compile). A line read is kept: a plan reads
+    a changed object up to four times (the ids to read, the plan, its update, the record), and
+    when every object changed (a new as-of time, a rule edited) they are all held, as before.
     """
 
     def __init__(self, content: Any, ids: list[str], starts: list[int], body_end: int) -> None:
         if len(ids) != len(starts):
             raise ValueError("a start is needed for each line")
         self._view = memoryview(content)
+        self._read: dict[int, dict[str, Any]] = {}
         self.ids = ids
         self._starts = starts
         self._body_end = body_end
@@ -200,7 +203,9 @@ class CompiledLines(Sequence[dict[str, Any]]):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        parsed: dict[str, Any] = orjson.loads(self.line(index))
+        parsed = self._read.get(index)
+        if parsed is None:
+            parsed = self._read[index] = orjson.loads(self.line(index))
         return parsed
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -168,6 +168,7 @@ def test_compiled_lines_read_as_the_objects_they_hold(example_repo: Path, tmp_pa
     assert list(lines) == bundle["objects"] and len(lines) == len(bundle["objects"]) > 10
     assert lines.ids == [obj["id"] for obj in bundle["objects"]]
     assert lines[-1] == bundle["objects"][-1] and lines[2:5] == bundle["objects"][2:5]
+    assert lines[3] is lines[3]  # read once, kept: a changed object is asked for by each step of a plan
     with pytest.raises(IndexError):
         lines[len(lines)]
     assert BundleDigests.of_lines(lines) == BundleDigests.of(bundle["objects"])
