@@ -177,6 +177,30 @@ def _extra_edit(root: Path, rng: random.Random, step: int, kind: str) -> list[Pa
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_cached_compiles_to_a_file_give_the_uncached_bytes_over_random_edits(plain_repo: Path, tmp_path: Path,
                                                                              seed: int) -> None:
+    _random_edits(plain_repo, tmp_path, seed)
+
+
+# Rules that drop a malware and an intrusion set many relationships point at, enabled throughout.
+ALWAYS_DROPPING = PER_OBJECT_RULES + RULES.replace("Tag indicators", "Tag again") + """\
+- name: Drop one intrusion set
+  order: 7
+  when: {all: [{field: name, op: equals, value: Copper Lantern}]}
+  actions: [{drop: true}]
+"""
+
+
+@pytest.mark.parametrize("seed", [4, 6, 7])
+def test_random_edits_under_rules_that_drop_give_the_uncached_bytes(plain_repo: Path, tmp_path: Path,
+                                                                     seed: int) -> None:
+    """Lines reused while objects are dropped and what points at them goes too, edit after edit."""
+    rules = plain_repo / "rules" / "ingestion" / "always.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(ALWAYS_DROPPING, encoding="utf-8")
+    _age(rules)
+    _random_edits(plain_repo, tmp_path, seed)
+
+
+def _random_edits(plain_repo: Path, tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     cached_out, uncached_out = tmp_path / "cached" / "bundle.json", tmp_path / "uncached" / "bundle.json"
     first = _compiled(plain_repo, cached_out, cache=True)
