@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tiops.apply import StalePlan, apply_plan, open_session
+from tiops.apply import Session, StalePlan, apply_plan, open_session
 from tiops.cli import main
 from tiops.plan import CompiledLines, Plan
 from tiops.stores import (
@@ -59,6 +59,18 @@ def make_plan(root: Path) -> Plan:
         return session.plan()
     finally:
         session.close()
+
+
+def plans_with_and_without_cache(root: Path) -> tuple[Plan, Plan, Session, Session]:
+    """The plan through the build cache, the plan without it, and the two (closed) sessions."""
+    plans: list[Plan] = []
+    sessions = [open_session(root), open_session(root, cache=False)]
+    for session in sessions:
+        try:
+            plans.append(session.plan())
+        finally:
+            session.close()
+    return plans[0], plans[1], sessions[0], sessions[1]
 
 
 def apply(root: Path, plan: Plan | None = None, **options: Any) -> Plan:
@@ -317,16 +329,7 @@ def test_a_plan_through_a_warm_build_cache_equals_one_without(tmp_path: Path, st
     # Changes in both files: an update, a create, and an object left out (a revoke).
     write_repo(root, target, [indicator(0, description="sinkholed", modified="2025-02-01T00:00:00.000Z"),
                               *(indicator(n) for n in range(1, 5)), indicator(40)])
-    warm = open_session(root)
-    try:
-        warm_plan = warm.plan()
-    finally:
-        warm.close()
-    cold = open_session(root, cache=False)
-    try:
-        cold_plan = cold.plan()
-    finally:
-        cold.close()
+    warm_plan, cold_plan, warm, cold = plans_with_and_without_cache(root)
     # Through the cache a plan reads its own bundle's lines (tiops.plan.CompiledLines), each the object.
     assert isinstance(warm.compiled, CompiledLines) and not isinstance(cold.compiled, CompiledLines)
     assert list(warm.compiled) == cold.compiled

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plan_apply import apply, indicator, write_repo
+from test_plan_apply import apply, indicator, plans_with_and_without_cache, write_repo
 
 import tiops.pipeline
 from tiops.apply import PLAN_BUNDLE, open_session
@@ -41,17 +41,8 @@ def _sqlite(tmp_path: Path) -> dict[str, str]:
 
 def _plans(root: Path) -> tuple[Plan, Plan, Any]:
     """The plan through the cache, the plan without it, and the first session's compiled objects."""
-    warm = open_session(root)
-    try:
-        warm_plan = warm.plan()
-    finally:
-        warm.close()
-    cold = open_session(root, cache=False)
-    try:
-        cold_plan = cold.plan()
-    finally:
-        cold.close()
-    return warm_plan, cold_plan, warm.compiled
+    warm, cold, session, _ = plans_with_and_without_cache(root)
+    return warm, cold, session.compiled
 
 
 def _edit_one(root: Path, count: int, **change: Any) -> None:
