@@ -141,6 +141,15 @@ _StoredEntry = tuple[str, str, bytes, bytes]
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
 
 
+def kept_out_of_git(folder: Path) -> None:
+    """Make ``folder`` (under ``.tiops/``) with a ``.gitignore`` of its own: kept out of git even
+    where `tiops init` wrote no .gitignore. Raises OSError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+
+
 def has_entries(root: Path) -> bool:
     """Whether the repository at ``root`` has a build cache with an index for this context
     (:func:`context_key`), worth loading by file indexes.
@@ -575,10 +584,7 @@ class BuildCache:
         (a later :meth:`lookup` misses it, which only costs a parse).
         """
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            ignore = self.folder / ".gitignore"
-            if not ignore.exists():  # kept out of git even where `tiops init` wrote no .gitignore
-                ignore.write_text("*\n", encoding="utf-8")
+            kept_out_of_git(self.folder)
             for number in sorted(self._dirty):
                 shard = self._shards.pop(number, None) or {}
                 held = self._objects.pop(number, None)

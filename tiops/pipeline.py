@@ -208,6 +208,7 @@ def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress 
     a bundle that cannot be written or read back): the caller then builds the objects
     themselves, as :func:`compiled_intel`. Raises :class:`ValidationFailed` when there are errors.
     """
+    from tiops.buildcache import kept_out_of_git
     from tiops.compile import BundleWriteError
     from tiops.config import load_config
     from tiops.rules.model import load_rules
@@ -216,10 +217,7 @@ def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress 
     if rule_problems or not per_object_rules(rule_set):
         return None
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        ignore = output.parent / ".gitignore"
-        if not ignore.exists():  # kept out of git, as the build cache is, where `tiops init` wrote no .gitignore
-            ignore.write_text("*\n", encoding="utf-8")
+        kept_out_of_git(output.parent)
         result = build(root, progress=progress, output=output, cache=True, record=record)
     except (OSError, BundleWriteError):
         return None
