@@ -282,8 +282,6 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             if dropped_here:
                 rule_dropped[place] = dropped_here
         cascade = _cascaded(files, rule_dropped) if rule_dropped else {}
-        if cascade is None:
-            return None
         # A kept entry whose objects now go with a dropped object, or no longer do, is read again.
         again = [entry for entry, mark in zip(reused, kept_marks, strict=True)
                  if cascade.get(kept_at[entry], []) != list(mark[6])]
@@ -376,21 +374,17 @@ class _Without:
         return identifier not in self._gone and identifier in self._present
 
 
-def _cascaded(files: Sequence[BundleFile], rule_dropped: dict[int, set[str]]) -> dict[int, list[str]] | None:
+def _cascaded(files: Sequence[BundleFile], rule_dropped: dict[int, set[str]]) -> dict[int, list[str]]:
     """The ids dropped because they point at a dropped object, by file place, in object order, as
     tiops.rules.engine._cascade finds them over the whole repository: in repository order, each
     relationship and sighting a rule kept whose pointer names an id dropped so far goes too. From
-    the file indexes' relationship and sighting ends; None when an id is defined twice (which of
-    two objects with one id a drop means is not told by ids; the full way then decides)."""
+    the file indexes' relationship and sighting ends. Drops are told by id, as the engine tells
+    them: a repository that compiles defines each id once (an id defined twice is TI302, an error)."""
     gone: set[str] = set().union(*rule_dropped.values())
-    seen: set[str] = set()
     cascade: dict[int, list[str]] = {}
     for place, file in enumerate(files):
         index = file.index
         ids = index.ids
-        if not seen.isdisjoint(ids) or len(set(ids)) != len(ids):
-            return None
-        seen.update(ids)
         pointing = sorted([(position, (source, target)) for position, source, target, _ in index.relationships]
                           + [(position, (seen_ref,)) for position, seen_ref in index.sightings], key=_first_int)
         dropped_here = rule_dropped.get(place, ())

@@ -40,6 +40,7 @@ from tiops.validate.objects import check_object
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache
     from tiops.bundlereuse import EntryMark
+    from tiops.config import Config
     from tiops.plan import CompiledLines
     from tiops.rules.engine import RulesOutcome
     from tiops.rules.model import RuleSet
@@ -211,10 +212,8 @@ def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress 
     from tiops.buildcache import kept_out_of_git
     from tiops.compile import BundleWriteError
     from tiops.config import load_config
-    from tiops.rules.model import load_rules
 
-    rule_set, rule_problems = load_rules(load_config(root)[0])
-    if rule_problems or not per_object_rules(rule_set):
+    if not _lines_rules(load_config(root)[0])[1]:
         return None
     try:
         kept_out_of_git(output.parent)
@@ -363,11 +362,17 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
     """The repository's ingestion rules, and whether its bundle lines can be reused (tiops.bundlereuse):
     written to a file, with rules that make each object's line from that object alone."""
+    rule_set, reusable = _lines_rules(repo.config)
+    return rule_set, output is not None and reusable
+
+
+def _lines_rules(config: Config) -> tuple[RuleSet, bool]:
+    """The ingestion rules of ``config``, and whether they make each object's line from that object
+    alone (no problem in them, tiops.rules.per_object_rules)."""
     from tiops.rules.model import load_rules
 
-    rule_set, rule_problems = load_rules(repo.config)
-    reusable = output is not None and not rule_problems and per_object_rules(rule_set)
-    return rule_set, reusable
+    rule_set, rule_problems = load_rules(config)
+    return rule_set, not rule_problems and per_object_rules(rule_set)
 
 
 def _ruled(rule_set: RuleSet, moment: AsOf) -> Callable[[list[IntelObject]], list[IntelObject | None]] | None:
@@ -439,9 +444,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
             marks = {entry: mark if mark.enriched or lock_enriched.isdisjoint(mark.keys) else mark._replace(enriched=True)
                      for entry, mark in marks.items()}
         if outcome.changed:  # what the rules changed, counted by entry for the next compile's build.json
-            loaded = {id(obj) for obj in repo.objects}  # a changed object is a copy (tiops.rules.engine)
-            marks = bundlereuse.with_rule_counts(marks, {f"{after.type}\0{after.id}" for after in outcome.objects
-                                                         if id(after) not in loaded})
+            marks = bundlereuse.with_rule_counts(marks, _changed_keys(repo.objects, outcome))
         written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
@@ -455,6 +458,20 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
                 "objects": len(objects)}
     hold_until_exit(repo, objects, outcome, cache)
     return BuildResult(bundle, len(objects), findings, metadata, None, output, lines)
+
+
+def _changed_keys(loaded: list[IntelObject], outcome: RulesOutcome) -> set[str]:
+    """``type NUL id`` of each survivor the rules changed: a copy of its object as loaded
+    (tiops.rules.engine). The survivors are the loaded objects but the dropped, in order."""
+    survivors = iter(outcome.objects)
+    changed: set[str] = set()
+    for before in loaded:
+        if before.id in outcome.dropped:
+            continue
+        after = next(survivors)
+        if after is not before:
+            changed.add(f"{after.type}\0{after.id}")
+    return changed
 
 
 def _keep_record(cache: Any, record: dict[str, Any] | None, name: str | None = None) -> None:
