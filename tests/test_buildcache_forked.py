@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and
 
 
 def _cache_content(root: Path) -> dict[str, Any]:
-    """Every cache file's body, each entry's parts read back (marshal's bytes for the same
+    """Every cache file's body, each entry's objects part read back (marshal's bytes for the same
     values may differ with what else the writing process held)."""
     folder = root / CACHE_DIR
     content: dict[str, Any] = {}
@@ -30,7 +30,7 @@ def _cache_content(root: Path) -> dict[str, Any]:
             content[path.name] = raw if path.name != "bundle-record" else None
             continue
         body = marshal.loads(raw[len(buildcache._MAGIC) + buildcache._DIGEST_SIZE:])[-1]
-        if path.name.startswith(("objects-", "entries-")):
+        if path.name.startswith("objects-"):
             body = {blob: {key: marshal.loads(part) for key, part in parts.items()} for blob, parts in body.items()}
         content[path.name] = body
     return content

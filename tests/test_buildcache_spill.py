@@ -115,9 +115,10 @@ def test_an_interrupted_save_converges(example_repo: Path, monkeypatch: pytest.M
 
 
 def test_a_chunk_that_is_not_a_list_of_entries_gives_none() -> None:
-    entry = ("ab" * 20, "intel/x.yaml\0key", b"index", b"objects")
+    entry = ("ab" * 20, "intel/x.yaml\0key", (None, None, [], ["x"]), b"objects")
     assert buildcache._chunk_entries(marshal.dumps([entry, entry])) == [entry, entry]
-    for damaged in ([(*entry[:3], "objects")], [entry[:3]], {"a": entry}, [entry, None]):
+    for damaged in ([(*entry[:3], "objects")], [(*entry[:2], b"index", entry[3])], [entry[:3]], {"a": entry},
+                    [entry, None]):
         assert buildcache._chunk_entries(marshal.dumps(damaged)) == []
     assert buildcache._chunk_entries(marshal.dumps([entry])[:-3]) == []  # cut short
     assert buildcache._chunk_entries(b"\xff not marshal") == []

@@ -78,8 +78,10 @@ edits). ``tiops compile --no-cache`` / ``TIOPS_NO_CACHE=1`` build without it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import marshal
 import operator
 import os
@@ -119,7 +121,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 8
+FORMAT = 9
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -127,6 +129,8 @@ _SHARDS = 256  # entries spread over files by the first byte of their blob id: o
 # A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
 # 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
 _SPILL_CHUNK = 64 * 1024
+# What an index adds to its entry's size in a spill buffer, roughly: the objects part is most of an entry.
+_INDEX_SIZE_GUESS = 256
 # Codes of findings that say a file could not be read at all (tiops.inputs): they depend
 # on the file system, not on the content, so such a file is never cached.
 _UNREADABLE_CODES = frozenset({"TI106", "TI108", "TI109"})
@@ -135,8 +139,11 @@ _RACY_NS = 1_000_000_000
 _OBJECT_FIELDS = tuple(f.name for f in fields(IntelObject))
 _OBJECT_VALUES = operator.attrgetter(*_OBJECT_FIELDS)  # every field of an object, as one tuple
 
+# A file's index as an entry keeps it (:func:`_store_index`): a tuple of lists and strings, unmarshalled
+# with the whole of its ``entries-XX`` file, in one call for the entries of a shard.
+_StoredIndex = tuple[Any, ...]
 # An entry stored in this run, as it waits to be saved: blob id, entry key, index part, objects part.
-_StoredEntry = tuple[str, str, bytes, bytes]
+_StoredEntry = tuple[str, str, _StoredIndex, bytes]
 # A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
 
@@ -235,7 +242,7 @@ class FileEntry(NamedTuple):
     :meth:`objects`); :meth:`read_index` reads the first.
     """
 
-    stored_index: bytes  # marshal of the stored index
+    stored_index: _StoredIndex  # the index as stored (_store_index); marshal carries whatever the objects part does
     stored_objects: bytes  # marshal of (objects, references)
 
     @staticmethod
@@ -252,14 +259,14 @@ class FileEntry(NamedTuple):
     def of(objects: list[IntelObject], references: list[list[ListedReference]], index: FileIndex) -> FileEntry:
         """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already."""
         stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
-        return FileEntry(marshal.dumps(_store_index(index)), marshal.dumps((stored_objects, references)))
+        return FileEntry(_store_index(index), marshal.dumps((stored_objects, references)))
 
     def read_index(self) -> FileIndex:
         """The file's index.
 
         Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry.
         """
-        return _load_index(marshal.loads(self.stored_index))
+        return _load_index(self.stored_index)
 
     @staticmethod
     def objects(stored: bytes, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
@@ -295,7 +302,8 @@ def _load_index(stored: Any) -> FileIndex:
      partner) = stored
     if not (type(malformed) is list and type(ids) is list and type(types) is list and type(relationships) is list
             and type(sightings) is list and (targets is None or type(targets) is str)
-            and type(partner) is list and all(type(p) is tuple and len(p) == 3 for p in partner)) or len(ids) != len(types):
+            and type(partner) is list and (not partner or all(type(p) is tuple and len(p) == 3 for p in partner))
+            ) or len(ids) != len(types):
         raise ValueError("not a stored index")
     return FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
                      [_load_finding(f) for f in object_findings] if object_findings else [],
@@ -339,7 +347,7 @@ class BuildCache:
     def __init__(self, folder: Path, context: str) -> None:
         self.folder = folder
         self.context = context
-        self._shards: dict[int, dict[str, dict[str, bytes]]] = {}  # entries' indexes (FileEntry.index)
+        self._shards: dict[int, dict[str, dict[str, _StoredIndex]]] = {}  # entries' indexes (FileEntry.stored_index)
         # Entries' objects (FileEntry.stored_objects), by shard, read when first asked for (stored_objects).
         self._objects: dict[int, dict[str, dict[str, bytes]]] = {}
         self._settled = False
@@ -458,7 +466,7 @@ class BuildCache:
             return None
         by_key = shard.get(blob) if shard is not None else None
         index = by_key.get(key) if isinstance(by_key, dict) else None
-        if not isinstance(index, bytes):
+        if type(index) is not tuple:
             return None
         stored_objects = self.stored_objects(blob, key)
         if stored_objects is None:
@@ -481,10 +489,10 @@ class BuildCache:
         else:
             size = self._pending_size[number]
         pending.append((blob, key, stored_index, stored_objects))
-        size += len(stored_index) + len(stored_objects)
+        size += len(stored_objects) + _INDEX_SIZE_GUESS
         if size >= _SPILL_CHUNK:
             # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
-            self._spill_chunk(number, marshal.dumps(pending))
+            self._spill_chunk(number, marshal.dumps(_marshalable(pending)))
             self._pending.pop(number, None)  # gone already when the spill failed (_spill_chunk)
             self._pending_size.pop(number, None)
         else:
@@ -529,7 +537,7 @@ class BuildCache:
         self._pending_size.pop(number, None)
         pending = self._pending.pop(number, None)
         if pending is not None:
-            yield from pending
+            yield from _marshalable(pending)
 
     def known_blob(self, relative: str, info: os.stat_result) -> str | None:
         """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
@@ -595,7 +603,7 @@ class BuildCache:
                 for blob, key, index, stored_objects in self._stored_entries(number):
                     shard.setdefault(blob, {})[key] = index
                     held.setdefault(blob, {})[key] = stored_objects
-                # Entries stored in this run come in pairs of bytes (_chunk_entries): only kept ones need pairing.
+                # Entries stored in this run come in whole pairs (_chunk_entries): only kept ones need pairing.
                 shard, objects = _paired(shard, held) if kept else (shard, held)
                 if shard:
                     # Objects first: an entry whose objects part is missing is only parsed again.
@@ -640,11 +648,11 @@ class BuildCache:
             raise
 
 
-def _paired(shard: dict[str, dict[str, bytes]], held: dict[str, dict[str, bytes]]
-            ) -> tuple[dict[str, dict[str, bytes]], dict[str, dict[str, bytes]]]:
+def _paired(shard: dict[str, dict[str, _StoredIndex]], held: dict[str, dict[str, bytes]]
+            ) -> tuple[dict[str, dict[str, _StoredIndex]], dict[str, dict[str, bytes]]]:
     """A shard's indexes and objects parts, each kept only with the other (an index whose objects
     part is gone is dropped, so its file is parsed again; an objects part no index lists is let go)."""
-    indexes: dict[str, dict[str, bytes]] = {}
+    indexes: dict[str, dict[str, _StoredIndex]] = {}
     objects: dict[str, dict[str, bytes]] = {}
     for blob, by_key in shard.items():
         parts = held.get(blob)
@@ -667,9 +675,28 @@ def _chunk_entries(chunk: bytes) -> list[_StoredEntry]:
         return []
     if type(entries) is not list or not all(
             type(entry) is tuple and len(entry) == 4 and type(entry[0]) is str and type(entry[1]) is str
-            and type(entry[2]) is bytes and type(entry[3]) is bytes for entry in entries):
+            and type(entry[2]) is tuple and type(entry[3]) is bytes for entry in entries):
         return []
     return entries
+
+
+def _marshalable(entries: list[_StoredEntry]) -> list[_StoredEntry]:
+    """``entries`` without any whose index marshal cannot carry. The objects part of each was marshalled
+    already, and its index holds values of those objects and findings' strings, so this is a guard: such
+    an entry is left out (its file is parsed again next time) rather than failing its whole shard."""
+    try:
+        marshal.dumps([entry[2] for entry in entries])
+    except ValueError:
+        return [entry for entry in entries if _carried(entry[2])]
+    return entries
+
+
+def _carried(stored: _StoredIndex) -> bool:
+    try:
+        marshal.dumps(stored)
+    except ValueError:
+        return False
+    return True
 
 
 def _shard_of(blob: str) -> int:
@@ -882,7 +909,7 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
 
 
 # What the helper makes of one file of a first build: blob id, stat record, the entry's two parts.
-_HelperEntry = tuple[str, StatRecord, bytes, bytes]
+_HelperEntry = tuple[str, StatRecord, _StoredIndex, bytes]
 
 
 def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str,
@@ -1176,75 +1203,89 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     append = files.append
     index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used
     trusted_before = cache._index_trusted_before
-    loads, load_index = marshal.loads, _load_index
+    load_index = _load_index
     # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
     # another spelling misses here and takes the general way below).
     by_prefix = {f"{number:02x}": shard for number, shard in shards.items()}
     checked_beside = beside is not None
-    # With a helper: (position, path, relative, defaults, key) of each file left for the general way,
-    # and (that, record) of each file taken on the helper's word, to be confirmed.
-    later: list[_Place] = []
-    taken: list[tuple[_Place, tuple[int, int, int, int, str]]] = []
+    # With a helper: the positions of the files left for the general way. Every other file was
+    # taken on the helper's word, to be confirmed by its verdict (_changed_taken).
+    later: list[int] = []
     reused = 0
     done = 0
     for prefix, relative_prefix, defaults, folder_key, names in folders:
+        suffix = None if folder_key is None else f"\0{folder_key}"  # entry_key, inlined: "relative NUL defaults key"
         for name in names:
             done += 1
-            path = prefix + name
             relative = relative_prefix + name
-            key = None if folder_key is None else f"{relative}\0{folder_key}"  # entry_key, inlined
+            key = None if suffix is None else relative + suffix
             if key is not None and (fresh is None or not fresh(relative)):
                 # The usual file: unchanged since the index was written, its entry in the cache.
                 # known_blob, lookup and remember inlined: this runs once per file of the repository.
                 record = index_get(relative)
-                if record is not None and not checked_beside and not _still_recorded(path, record, trusted_before):
+                if record is not None and not checked_beside and not _still_recorded(prefix + name, record,
+                                                                                     trusted_before):
                     record = None
                 if record is not None:
                     blob = record[4]
                     shard = by_prefix.get(blob[:2]) if type(blob) is str else None
                     by_key = shard.get(blob) if shard is not None else None
                     stored_index = by_key.get(key) if type(by_key) is dict else None
-                    if type(stored_index) is bytes:
+                    if type(stored_index) is tuple:
                         try:
-                            index = load_index(loads(stored_index))
+                            index = load_index(stored_index)
                         except (ValueError, TypeError, EOFError, IndexError):
                             pass  # not an entry after all: the general way below loads the file afresh
                         else:
                             used.add((blob, key))
                             new_index[relative] = record
                             # Its objects part is read only if a check asks for it (stored_objects).
-                            if checked_beside:
-                                taken.append(((done - 1, path, relative, defaults, key), record))
                             append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
                             reused += 1
                             if done % 1000 == 0 or done == total:
                                 progress("load", done, total)
                             continue
             if checked_beside:
-                later.append((done - 1, path, relative, defaults, key))
+                later.append(done - 1)
                 append(None)  # type: ignore[arg-type]  # filled below, in its place
             else:
-                append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative, defaults,
-                                          key, fresh))
+                append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
+                                          defaults, key, fresh))
             if done % 1000 == 0 or done == total:
                 progress("load", done, total)
     loaded.reused_files += reused
     if beside is None:
         return
     # The files taken on the helper's word that are not what the stat index says after all.
-    changed = _changed_taken(beside, cache, taken)
-    for (_, _, relative, _, key), record in changed:
-        used.discard((record[4], key))
-        new_index.pop(relative, None)
+    places = _Places(folders)
+    changed = _changed_taken(beside, cache, places, files, later)
+    for position in changed:
+        taken = files[position]
+        blob, key = taken.entry.split("\0", 1)  # type: ignore[union-attr]  # every taken file has an entry
+        used.discard((blob, key))
+        new_index.pop(taken.relative, None)
     loaded.reused_files -= len(changed)
-    for position, path, relative, defaults, key in sorted(later + [place for place, _ in changed],
-                                                          key=lambda place: place[0]):
+    for position in sorted(later + changed):
+        path, relative, defaults, key = places.at(position)
         files[position] = _load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative,
                                              defaults, key, fresh)
 
 
-# A file's position among a repository's files, its path, repository path, defaults and entry key.
-_Place = tuple[int, str, str, Defaults, "str | None"]
+class _Places:
+    """Each file's path, repository path, defaults and entry key (or None), by its position among
+    the files of :func:`_keyed_object_folders`' folders: worked out again for the few files a
+    load takes the general way, rather than kept for every file as it is walked."""
+
+    def __init__(self, folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> None:
+        self._folders = folders
+        self._starts = list(itertools.accumulate((len(folder[4]) for folder in folders), initial=0))
+
+    def at(self, position: int) -> tuple[str, str, Defaults, str | None]:
+        number = bisect.bisect_right(self._starts, position) - 1
+        prefix, relative_prefix, defaults, folder_key, names = self._folders[number]
+        name = names[position - self._starts[number]]
+        relative = relative_prefix + name
+        return prefix + name, relative, defaults, None if folder_key is None else f"{relative}\0{folder_key}"
 
 
 def _changed_beside(folder: Path, context: str,
@@ -1281,18 +1322,21 @@ def _changed_beside(folder: Path, context: str,
     return run_beside(work)
 
 
-def _changed_taken(beside: Beside, cache: BuildCache, taken: list[tuple[_Place, tuple[int, int, int, int, str]]]
-                   ) -> list[tuple[_Place, tuple[int, int, int, int, str]]]:
-    """The files among ``taken`` (loaded from their entries without an lstat here) that are not
-    the file their record describes: by the helper's verdict when it was made for the stat
-    index this process read, else by an lstat of each here."""
+def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: list[_IndexedEntry],
+                   later: list[int]) -> list[int]:
+    """The positions of the files taken from their entries without an lstat here (every file but
+    those at ``later``) that are not the file their record describes: by the helper's verdict
+    when it was made for the stat index this process read, else by an lstat of each here."""
     verdict = beside.result()
+    left = set(later)
     if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
             and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list):
-        differing = set(verdict[2])
-        return [(place, record) for place, record in taken if place[0] in differing]
-    return [(place, record) for place, record in taken
-            if not _still_recorded(place[1], record, cache._index_trusted_before)]
+        return sorted({position for position in verdict[2]
+                       if type(position) is int and 0 <= position < len(files) and position not in left})
+    trusted_before = cache._index_trusted_before
+    return [position for position, file in enumerate(files)
+            if position not in left and not _still_recorded(places.at(position)[0], cache._new_index[file.relative],
+                                                            trusted_before)]
 
 
 def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_before: int) -> bool:
