@@ -14,9 +14,12 @@ from tiops.buildcache import (
     CACHE_DIR,
     BuildCache,
     FileEntry,
+    _entry_parts,
     blob_id,
     context_key,
+    entry_name,
     load_repo_cached,
+    overlay_signature,
 )
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
@@ -382,3 +385,20 @@ def test_links_and_unreadable_files_build_as_without_the_cache(example_repo: Pat
     index = BuildCache.open(example_repo, context_key(example_repo))._index
     assert "intel/malware/mimikatz.yaml" in index and not {"intel/malware/linked.yaml", "intel/malware/leaving.yaml",
                                                             "intel/malware/pipe.yaml"} & set(index)
+
+
+def test_an_overlay_signature_covers_the_lines_that_name_a_files_objects() -> None:
+    ids = ["indicator--1", "indicator--2"]
+    assert overlay_signature(None, ids) == overlay_signature({}, ids) == ""
+    assert overlay_signature({"indicator--9": {"labels": ["x"]}}, ids) == ""  # no line names these objects
+    first = overlay_signature({"indicator--2": {"labels": ["x"]}, "indicator--9": {"confidence": 5}}, ids)
+    assert first and first == overlay_signature({"indicator--2": {"labels": ["x"]}}, ids)
+    assert first != overlay_signature({"indicator--2": {"labels": ["y"]}}, ids)
+    # The same lines give the same signature in any process, whatever else holds their values.
+    held = ["x"]
+    assert overlay_signature({"indicator--2": {"labels": held}}, ids) == first
+    # An object written without an id is looked up as "None" (tiops.load._apply_overlay): every file may hold one.
+    assert overlay_signature({"None": {"confidence": 5}}, ids) != ""
+    # What stands for the entry carries the signature; the entry's storage keys do not.
+    name = entry_name("ab" * 20, "intel/x.yaml\0key", first)
+    assert name != entry_name("ab" * 20, "intel/x.yaml\0key", "") and _entry_parts(name) == ("ab" * 20, "intel/x.yaml\0key")

@@ -551,3 +551,47 @@ def test_a_cached_compile_leaves_no_thread_behind(plain_repo: Path, tmp_path: Pa
     assert threading.active_count() == 1
     assert compiled == _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
     assert (compiled[0] is None) == (outcome == "invalid") and compiled != expected
+
+
+def _tag(root: Path, identifier: str, label: str) -> Path:
+    """Tag one object of the partner folder, as `tiops tag` does for partner intel: a line of its overlay."""
+    overlay = root / PARTNER / "_overlay.yaml"
+    overlay.write_text(f"{identifier}:\n  labels: [{label}]\n", encoding="utf-8")
+    return overlay
+
+
+def test_tagging_partner_intel_reads_again_only_the_files_of_the_tagged_objects(plain_repo: Path,
+                                                                                   tmp_path: Path) -> None:
+    output = plain_repo / "dist" / "bundle.json"
+    _compiled_with_record(plain_repo, output)
+    tagged_file = next((plain_repo / PARTNER / "indicator").glob("*.yaml"))
+    tagged = _object_id(tagged_file)
+    partner_files = [p for p in (plain_repo / PARTNER).rglob("*.yaml") if not p.name.startswith("_")]
+    assert len(partner_files) > 1
+    for label in ("reviewed", "triaged", "reviewed"):  # the third is an overlay the cache saw before
+        _tag(plain_repo, tagged, label)
+        loaded = load_repo_indexed(plain_repo)
+        parsed = sorted(file.relative for file in loaded.files if file.parsed)
+        # The other partner files' entries hold: no line of the overlay names their objects.
+        assert parsed == [tagged_file.relative_to(plain_repo).as_posix()]
+        assert _will_reuse(plain_repo, output)
+        cached = _compiled(plain_repo, output, cache=True)
+        uncached = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+        assert cached == uncached and f'"labels":["{label}"]'.encode() in (cached[0] or b"")
+    (plain_repo / PARTNER / "_overlay.yaml").unlink()
+    assert _compiled(plain_repo, output, cache=True) == _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+
+
+def test_a_record_never_takes_lines_made_under_other_overlay_lines(plain_repo: Path, tmp_path: Path) -> None:
+    """A plan keeps a bundle and a record of its own: after a plan under a new overlay, the cache's
+    entry is the new one, while the compile's record still holds lines made under the old overlay."""
+    output = plain_repo / "dist" / "bundle.json"
+    _compiled_with_record(plain_repo, output)
+    tagged = _object_id(next((plain_repo / PARTNER / "indicator").glob("*.yaml")))
+    _tag(plain_repo, tagged, "first")
+    assert _compiled(plain_repo, output, cache=True) == _compiled(plain_repo, tmp_path / "u1.json", cache=False)
+    _tag(plain_repo, tagged, "second")
+    build(plain_repo, as_of=AS_OF, cache=True, output=tmp_path / "plan-bundle.json", record="another-record")
+    cached = _compiled(plain_repo, output, cache=True)
+    assert cached == _compiled(plain_repo, tmp_path / "u2.json", cache=False)
+    assert b'"labels":["second"]' in (cached[0] or b"") and b'"labels":["first"]' not in (cached[0] or b"")

@@ -16,8 +16,15 @@ Keys
   ``b"blob <length>\\0" + content``, what ``git hash-object`` and ``git ls-tree`` print)
   and by an **entry key** (:func:`entry_key`): the file's path in the repository (objects
   and findings name their file) and the defaults key of its folder (:func:`defaults_key`:
-  the effective ``_defaults.yaml`` properties, source, imported folder and
-  ``_overlay.yaml``), since the same bytes mean other objects under other defaults.
+  the effective ``_defaults.yaml`` properties, source and imported folder), since the
+  same bytes mean other objects under other defaults.
+* A file of partner intel also depends on the lines of its folder's ``_overlay.yaml``
+  that name its objects (what ``tiops tag`` writes). Those lines are not in the key, so
+  that tagging one object is a one-file change: an entry keeps their digest (its
+  **overlay signature**, :func:`overlay_signature`; empty when no line names its
+  objects), and a lookup takes the entry only if the folder's overlay of now gives the
+  same. What an entry stands for in a bundle record (:func:`entry_name`) carries the
+  signature, so a record never takes lines made under another overlay.
 * The whole cache is bound to a **context key** (:func:`context_key`): the cache format,
   the tiops version, the Python version (the ``marshal`` format), the installed tiops
   package files (their names, sizes and modification times), the in-memory object model
@@ -28,7 +35,7 @@ Lookup API (also for reading a git revision without a checkout)::
 
     cache = BuildCache.open(root, context_key(root))
     key = entry_key("intel/malware/x.yaml", defaults_key(defaults))
-    entry = cache.lookup(blob_id(content), key)   # FileEntry | None
+    entry = cache.lookup(blob_id(content), key, defaults.overlay)   # FileEntry | None
     unpacked = entry.unpack()   # objects, load_findings, object_findings, references, malformed_ids
     cache.store(blob, key, entry)      # FileEntry.build(...) makes one
     cache.save()                       # atomic; never raises for a read-only folder
@@ -204,13 +211,57 @@ def blob_id(content: bytes) -> str:
 
 
 def defaults_key(defaults: Defaults) -> str | None:
-    """What the folder's defaults and overlay contribute to the meaning of a file; None if unkeyable."""
+    """What the folder's defaults contribute to the meaning of a file; None if unkeyable.
+
+    The folder's overlay is not part of it: an entry keeps the digest of the overlay lines
+    that name its objects (:func:`overlay_signature`). It is only marshalled here, so that a
+    folder whose overlay marshal cannot write is not cached, as before.
+    """
     try:
-        text = marshal.dumps((defaults.properties, defaults.source, defaults.files, defaults.imported_folder,
-                              defaults.overlay))
+        text = marshal.dumps((defaults.properties, defaults.source, defaults.files, defaults.imported_folder))
+        if defaults.overlay:
+            marshal.dumps(defaults.overlay)
     except ValueError:  # a value marshal cannot write: that folder is simply not cached
         return None
     return hashlib.sha256(text).hexdigest()
+
+
+# The overlay line that applies to objects written without an id (tiops.load._apply_overlay looks
+# each object up by str() of its own id, and an id derived at load time was None then).
+_UNNAMED_OBJECT = "None"
+
+
+def overlay_signature(overlay: dict[str, Any] | None, ids: Sequence[str]) -> str:
+    """The digest of the lines of a partner folder's ``_overlay.yaml`` that can change the objects
+    with ``ids`` (a file's, FileIndex.ids): "" when none does (and for any file outside partner
+    intel, whose folder has no overlay).
+
+    tiops.load._apply_overlay takes the line of an object by its id as written, and the
+    inline relationships of an object inherit from it what the overlay changed, so a file's
+    objects are what its entry holds whenever these lines are the same.
+    """
+    if not overlay:
+        return ""
+    lines = [(identifier, overlay[identifier]) for identifier in ids if identifier in overlay]
+    if _UNNAMED_OBJECT in overlay:
+        lines.append((_UNNAMED_OBJECT, overlay[_UNNAMED_OBJECT]))
+    if not lines:
+        return ""
+    # Version 0: each value written as what it is. Later versions also write whether a string
+    # is interned and whether an object is held twice, which differ from process to process.
+    return hashlib.sha256(marshal.dumps(lines, 0)).hexdigest()
+
+
+def entry_name(blob: str, key: str, signature: str) -> str:
+    """What stands for an entry in a bundle record and wherever an entry is told from another
+    (tiops.bundlereuse): its blob id, its key and its overlay signature when it has one, NUL-joined."""
+    return f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}"
+
+
+def _entry_parts(name: str) -> tuple[str, str]:
+    """The blob id and key of the entry :func:`entry_name` named (a key is "path NUL defaults key")."""
+    blob, relative, folder, *_ = name.split("\0")
+    return blob, f"{relative}\0{folder}"
 
 
 def entry_key(relative: str, defaults: str) -> str:
@@ -247,19 +298,31 @@ class FileEntry(NamedTuple):
 
     @staticmethod
     def build(objects: list[IntelObject], load_findings: list[Finding], object_findings: list[Finding],
-              references: list[list[ListedReference]], malformed: list[str] | None = None) -> FileEntry:
+              references: list[list[ListedReference]], malformed: list[str] | None = None,
+              overlay: dict[str, Any] | None = None) -> FileEntry:
         """Raises ValueError when something in the objects cannot be stored.
 
         ``malformed``: :func:`malformed_ids` of ``objects`` when the caller has it already.
+        ``overlay``: the overlay of the file's folder (Defaults.overlay), applied to ``objects``.
         """
         return FileEntry.of(objects, references, index_file(objects, load_findings, object_findings, references,
-                                                           malformed_ids(objects) if malformed is None else malformed))
+                                                           malformed_ids(objects) if malformed is None else malformed),
+                            overlay)
 
     @staticmethod
-    def of(objects: list[IntelObject], references: list[list[ListedReference]], index: FileIndex) -> FileEntry:
-        """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already."""
+    def of(objects: list[IntelObject], references: list[list[ListedReference]], index: FileIndex,
+           overlay: dict[str, Any] | None) -> FileEntry:
+        """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already,
+        loaded under its folder's ``overlay`` (Defaults.overlay)."""
         stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
-        return FileEntry(_store_index(index), marshal.dumps((stored_objects, references)))
+        return FileEntry(_store_index(index, overlay_signature(overlay, index.ids)),
+                         marshal.dumps((stored_objects, references)))
+
+    @property
+    def signature(self) -> str:
+        """The entry's overlay signature (:func:`overlay_signature`)."""
+        signature = self.stored_index[_SIGNATURE_AT] if len(self.stored_index) > _SIGNATURE_AT else ""
+        return signature if type(signature) is str else ""
 
     def read_index(self) -> FileIndex:
         """The file's index.
@@ -287,20 +350,28 @@ class FileEntry(NamedTuple):
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
         index = self.read_index()
         objects, references = FileEntry.objects(self.stored_objects, len(index.ids))
-        return Unpacked(objects, index.load_findings, index.object_findings, references, index.malformed_ids)
+        return Unpacked(objects, index.load_findings, index.object_findings, references, index.malformed_ids,
+                        self.signature)
 
 
-def _store_index(index: FileIndex) -> tuple[Any, ...]:
+def _store_index(index: FileIndex, signature: str) -> _StoredIndex:
+    """The index as an entry keeps it, its overlay signature (:func:`overlay_signature`) last."""
     return (*(None if not findings else [_store_finding(f) for f in findings]
-              for findings in (index.load_findings, index.object_findings)), *index[2:])
+              for findings in (index.load_findings, index.object_findings)), *index[2:], signature)
+
+
+# Where a stored index keeps its overlay signature, and its ids.
+_SIGNATURE_AT = len(FileIndex._fields)
+_IDS_AT = FileIndex._fields.index("ids")
 
 
 def _load_index(stored: Any) -> FileIndex:
-    if type(stored) is not tuple or len(stored) != len(FileIndex._fields):
+    if type(stored) is not tuple or len(stored) != _SIGNATURE_AT + 1:
         raise ValueError("not a stored index")
     (load_findings, object_findings, malformed, ids, types, relationships, sightings, targets, needs_objects,
-     partner) = stored
-    if not (type(malformed) is list and type(ids) is list and type(types) is list and type(relationships) is list
+     partner, signature) = stored
+    if not (type(signature) is str and type(malformed) is list and type(ids) is list and type(types) is list
+            and type(relationships) is list
             and type(sightings) is list and (targets is None or type(targets) is str)
             and type(partner) is list and (not partner or all(type(p) is tuple and len(p) == 3 for p in partner))
             ) or len(ids) != len(types):
@@ -318,6 +389,7 @@ class Unpacked(NamedTuple):
     object_findings: list[Finding]
     references: list[list[ListedReference]]  # object_references of each object
     malformed_ids: list[str]  # ids of these objects that are not TYPE--UUID
+    overlay_signature: str  # of the overlay lines the objects were loaded under (overlay_signature)
 
 
 def _store_finding(finding: Finding) -> _StoredFinding:
@@ -458,16 +530,19 @@ class BuildCache:
         except (OSError, ValueError):
             return
 
-    def lookup(self, blob: str, key: str) -> FileEntry | None:
-        """The entry of the file with git blob id ``blob`` under defaults key ``key``, if cached."""
+    def lookup(self, blob: str, key: str, overlay: dict[str, Any] | None) -> FileEntry | None:
+        """The entry of the file with git blob id ``blob`` under entry key ``key``, if cached and made
+        under the same lines of its folder's ``overlay`` (Defaults.overlay) as there are now."""
         try:
             shard = self._shards.get(int(blob[:2], 16))  # _shard_of, inlined: called once per file
         except ValueError:
             return None
         by_key = shard.get(blob) if shard is not None else None
         index = by_key.get(key) if isinstance(by_key, dict) else None
-        if type(index) is not tuple:
+        if type(index) is not tuple or len(index) != _SIGNATURE_AT + 1 or type(index[_IDS_AT]) is not list:
             return None
+        if overlay_signature(overlay, index[_IDS_AT]) != index[_SIGNATURE_AT]:
+            return None  # made under other overlay lines: the file is parsed again, and its entry replaced
         stored_objects = self.stored_objects(blob, key)
         if stored_objects is None:
             return None
@@ -767,6 +842,7 @@ class FileResult(NamedTuple):
     object_findings: list[Finding]
     references: list[list[ListedReference]]
     malformed_ids: list[str] | set[str]
+    overlay_signature: str = ""  # of the overlay lines the objects were loaded under (overlay_signature)
 
 
 def _keyed_object_files(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None]]:
@@ -899,13 +975,13 @@ def _take_unpacked(loaded: CachedLoad, unpacked: Unpacked, blob: str, key: str,
     if loaded.files is not None:
         loaded.files[(blob, key)] = FileResult(*unpacked)
     if loaded.entry_objects is not None:
-        loaded.entry_objects[f"{blob}\0{key}"] = unpacked.objects
+        loaded.entry_objects[entry_name(blob, key, unpacked.overlay_signature)] = unpacked.objects
 
 
 def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
                defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None) -> None:
     cache, repo = loaded.cache, loaded.repo
-    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
     if entry is not None and blob is not None and key is not None and info is not None:
         try:
             unpacked = entry.unpack()
@@ -928,7 +1004,7 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
     if loaded.files is not None and blob is not None and key is not None:
         loaded.files[(blob, key)] = parsed
     if loaded.entry_objects is not None and blob is not None and key is not None:
-        loaded.entry_objects[f"{blob}\0{key}"] = parsed.objects
+        loaded.entry_objects[entry_name(blob, key, parsed.overlay_signature)] = parsed.objects
 
 
 # What the helper makes of one file of a first build: blob id, stat record, the entry's two parts.
@@ -1004,13 +1080,15 @@ def _helper_entry(config: Config, reading: _HashedFirst, root: Path, root_text: 
     result, index = _fresh_result(config, reading, root, path, relative, defaults)
     if result.load_findings and any(f.code in _UNREADABLE_CODES for f in result.load_findings):
         return None
-    entry = FileEntry.of(result.objects, result.references, index)  # ValueError: the parent loads it
+    entry = FileEntry.of(result.objects, result.references, index, defaults.overlay)  # ValueError: the parent loads it
     return blob, _stat_record(info), entry.stored_index, entry.stored_objects
 
 
 def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,
-                fresh: Callable[[str], bool] | None) -> tuple[str | None, os.stat_result | None, FileEntry | None]:
-    """The file's blob id (None when it is not cacheable), its lstat, and its entry if the cache has one.
+                fresh: Callable[[str], bool] | None, overlay: dict[str, Any] | None
+                ) -> tuple[str | None, os.stat_result | None, FileEntry | None]:
+    """The file's blob id (None when it is not cacheable), its lstat, and its entry if the cache has one
+    made under the same lines of its folder's ``overlay`` as there are now.
 
     A file read to take its blob id is left in ``reading`` for the parse that may follow.
     """
@@ -1029,7 +1107,8 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
         if info is None:
             return None, None, None  # not a plain regular file: loaded, never cached
         blob = blob_id(content)
-        return blob, info, cache.lookup(blob, key) if cache._shards else None  # nothing to find in an empty cache
+        # Nothing to find in an empty cache.
+        return blob, info, cache.lookup(blob, key, overlay) if cache._shards else None
     try:
         lstat = os.lstat(path)
     except OSError:
@@ -1044,7 +1123,7 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
             return None, lstat, None  # reported by the ordinary load below
         known = blob_id(content)
         reading.ahead = (path, content)
-    return known, lstat, cache.lookup(known, key)
+    return known, lstat, cache.lookup(known, key, overlay)
 
 
 def _read_regular(path: str, root_text: str) -> tuple[bytes, os.stat_result | None]:
@@ -1088,7 +1167,7 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
             load_findings and any(f.code in _UNREADABLE_CODES for f in load_findings)) and (
             hashed or _unchanged(path, info)):
         try:
-            entry = FileEntry.of(result.objects, references, index)
+            entry = FileEntry.of(result.objects, references, index, defaults.overlay)
         except ValueError:
             pass  # a value marshal cannot write: this file is loaded afresh every time
         else:
@@ -1110,7 +1189,8 @@ def _fresh_result(config: Config, reading: _HashedFirst, root: Path, path: str, 
     if object_findings:
         object_findings = resolve_locations(object_findings, root)
     references, index = index_objects(scratch.objects, load_findings, object_findings)
-    return FileResult(scratch.objects, load_findings, object_findings, references, index.malformed_ids), index
+    return FileResult(scratch.objects, load_findings, object_findings, references, index.malformed_ids,
+                      overlay_signature(defaults.overlay, index.ids)), index
 
 
 class StaleEntry(Exception):
@@ -1127,7 +1207,7 @@ class _IndexedEntry:
                  loaded: tuple[list[IntelObject], Sequence[list[ListedReference] | None]] | None = None) -> None:
         self.relative = relative
         self.index = index
-        self.entry = entry  # blob id and entry key, NUL-joined; None for a file the cache cannot keep
+        self.entry = entry  # entry_name of its entry; None for a file the cache cannot keep
         self.parsed = loaded is not None  # read from the file in this run, not from the cache
         self._cache = cache  # where the entry's objects part is, when not ``stored`` already
         self._stored = stored
@@ -1137,7 +1217,7 @@ class _IndexedEntry:
         if self._loaded is None:
             stored = self._stored
             if stored is None and self._cache is not None and self.entry is not None:
-                blob, key = self.entry.split("\0", 1)
+                blob, key = _entry_parts(self.entry)
                 stored = self._cache.stored_objects(blob, key)
             try:
                 if stored is None:
@@ -1238,6 +1318,7 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     done = 0
     for prefix, relative_prefix, defaults, folder_key, names in folders:
         suffix = None if folder_key is None else f"\0{folder_key}"  # entry_key, inlined: "relative NUL defaults key"
+        overlay = defaults.overlay
         for name in names:
             done += 1
             relative = relative_prefix + name
@@ -1257,13 +1338,19 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
                     if type(stored_index) is tuple:
                         try:
                             index = load_index(stored_index)
+                            signature = stored_index[-1]
+                            # Made under other lines of the folder's overlay: the general way below parses it.
+                            if signature != (overlay_signature(overlay, index.ids) if overlay else ""):
+                                raise ValueError("another overlay")
                         except (ValueError, TypeError, EOFError, IndexError):
                             pass  # not an entry after all: the general way below loads the file afresh
                         else:
                             used.add((blob, key))
                             new_index[relative] = record
                             # Its objects part is read only if a check asks for it (stored_objects).
-                            append(_IndexedEntry(relative, index, f"{blob}\0{key}", cache))
+                            append(_IndexedEntry(relative, index,
+                                                 f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}",
+                                                 cache))  # entry_name, inlined
                             reused += 1
                             if done % 1000 == 0 or done == total:
                                 progress("load", done, total)
@@ -1284,7 +1371,7 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     changed = _changed_taken(beside, cache, places, files, later)
     for position in changed:
         taken = files[position]
-        blob, key = taken.entry.split("\0", 1)  # type: ignore[union-attr]  # every taken file has an entry
+        blob, key = _entry_parts(taken.entry)  # type: ignore[arg-type]  # every taken file has an entry
         used.discard((blob, key))
         new_index.pop(taken.relative, None)
     loaded.reused_files -= len(changed)
@@ -1378,8 +1465,8 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
                        root_text: str, path: str, relative: str, defaults: Defaults, key: str | None,
                        fresh: Callable[[str], bool] | None) -> _IndexedEntry:
     """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed."""
-    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh)
-    if entry is not None and blob is not None and info is not None:
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
+    if entry is not None and blob is not None and key is not None and info is not None:
         try:
             index = entry.read_index()
         except (ValueError, TypeError, EOFError, IndexError):
@@ -1387,7 +1474,7 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
         else:
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
-            return _IndexedEntry(relative, index, f"{blob}\0{key}", stored=entry.stored_objects)
+            return _IndexedEntry(relative, index, entry_name(blob, key, entry.signature), stored=entry.stored_objects)
     parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
     # The entry keeps the whole index. The copy kept in memory drops the reference targets:
     # this run holds the file's objects, so the checks read them (a file without
@@ -1398,7 +1485,8 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
     # does not keep them: the reference check walks these objects itself (None), which
     # spares a first compile of a million objects holding every list at once.
     loaded.parsed_files += 1
-    return _IndexedEntry(relative, index, None if blob is None or key is None else f"{blob}\0{key}",
+    return _IndexedEntry(relative, index,
+                         None if blob is None or key is None else entry_name(blob, key, parsed.overlay_signature),
                          loaded=(parsed.objects, [None] * len(parsed.objects)))
 
 
@@ -1427,7 +1515,8 @@ def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFi
                 cache.store(blob, key, entry)
                 cache.remember_record(relative, record, blob)
                 loaded.files.append(_IndexedEntry(relative, file_index._replace(reference_targets=None),
-                                                  f"{blob}\0{key}", loaded=(objects, [None] * len(objects))))
+                                                  entry_name(blob, key, entry.signature),
+                                                  loaded=(objects, [None] * len(objects))))
                 loaded.parsed_files += 1
                 return
         loaded.files.append(_load_indexed_file(loaded, cache, config, reading, root, root_text, path, relative,
@@ -1479,8 +1568,11 @@ class CachedFiles:
             return None
         key = f"{relative}\0{known[1]}"  # entry_key, inlined
         found = self._head_files.get((blob, key))
+        if found is not None and found.overlay_signature != overlay_signature(context.overlay,
+                                                                            [obj.id for obj in found.objects]):
+            found = None  # the working tree's file under other overlay lines than the revision's
         if found is None:
-            entry = self.cache.lookup(blob, key)
+            entry = self.cache.lookup(blob, key, context.overlay)
             if entry is None:
                 return None
             try:
