@@ -595,3 +595,22 @@ def test_a_record_never_takes_lines_made_under_other_overlay_lines(plain_repo: P
     cached = _compiled(plain_repo, output, cache=True)
     assert cached == _compiled(plain_repo, tmp_path / "u2.json", cache=False)
     assert b'"labels":["second"]' in (cached[0] or b"") and b'"labels":["first"]' not in (cached[0] or b"")
+
+
+def test_validate_an_overlay_gives_the_findings_of_the_whole_way(plain_repo: Path) -> None:
+    """`tiops validate _overlay.yaml` (a pre-commit hook after `tiops tag` on partner intel) checks
+    the repository from the cache's indexes: the findings are those of the uncached whole way."""
+    assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
+    indicator = next((plain_repo / PARTNER / "indicator").glob("*.yaml"))
+    tagged = _object_id(indicator)
+    overlay = plain_repo / PARTNER / "_overlay.yaml"
+    mimikatz = plain_repo / "intel" / "malware" / "mimikatz.yaml"
+    overlay.write_text(f"{tagged}:\n  labels: [reviewed]\n  confidence: 500\n  name: renamed\n"
+                       "indicator--00000000-0000-4000-8000-000000000000:\n  labels: [nobody]\n", encoding="utf-8")
+    for named in ([overlay], [overlay, mimikatz], [overlay, indicator]):
+        cached = validate_paths(plain_repo, named, cache=True)
+        assert cached == validate_paths(plain_repo, named, cache=False)
+        codes = {finding.code for finding in cached}
+        assert {"TI702", "TI703", "TI704"} <= codes, codes  # not imported, not overlaid, not a confidence
+        assert all(finding.location.file in {p.relative_to(plain_repo).as_posix() for p in named}
+                   or finding.stix_id is not None for finding in cached)

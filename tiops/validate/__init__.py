@@ -278,24 +278,31 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     """The findings concerning the named object files, from the build cache's indexes of the rest.
 
     Only the named files and those holding an id involved with them are read whole
-    (tiops.validate.indexed); None when that does not apply (a folder, a file that is
-    not an object file of the repository's intel) and the whole repository is checked.
+    (tiops.validate.indexed); a named file that is not an object file of the repository's
+    intel has the whole repository checked from the indexes. None when that does not apply
+    (a folder, no cache yet): the whole repository is then loaded and checked.
     """
     from tiops.buildcache import (  # imported here: it imports this package's checks
         StaleEntry,
         has_entries,
         load_repo_indexed,
     )
+    from tiops.validate.indexed import involved_ids
 
     wanted = {_display(t, root) for t in named}
     if any(t.is_dir() for t in named) or not has_entries(root):
         return None  # without a cache of this context, every file is parsed: the whole way holds less
     loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__)
-    if not wanted <= {file.relative for file in loaded.files}:
-        return None  # not (all) object files: checked as part of the whole repository
     try:
         with kept_positions(loaded.cache):
-            findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+            if wanted <= {file.relative for file in loaded.files}:
+                findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+            else:
+                # Not (all) object files: an _overlay.yaml (what `tiops tag` edits in partner intel), a
+                # _defaults.yaml, an import lock. Their findings come from checking the whole repository,
+                # which the indexes do reading only the objects a check may report on.
+                findings = validate_indexed(loaded.repo, loaded.files, progress=progress).findings
+                involved = involved_ids(loaded.files, wanted)
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save()
