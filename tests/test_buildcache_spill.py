@@ -143,3 +143,19 @@ def test_a_spill_file_that_cannot_be_written_only_drops_the_entries(example_repo
     again = load_repo_cached(example_repo)
     assert again.cache.rejected == [] and again.reused_files == 0
     assert _outcome(example_repo, cache=True) == expected
+
+
+@pytest.mark.parametrize("spill_chunk", [1, 1 << 20])  # spilled at once, or kept until the save
+def test_an_entry_whose_index_marshal_cannot_write_is_left_out_alone(spill_chunk: int, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(buildcache, "_SPILL_CHUNK", spill_chunk)
+    cache = BuildCache(tmp_path / "cache", "context")
+    good = buildcache.FileEntry((None, None, [], ["indicator--1"], ["indicator"], [], [], "", False, [], ""),
+                                b"objects")
+    unwritable = buildcache.FileEntry((None, None, [], [object()], ["indicator"], [], [], "", False, [], ""),
+                                      b"objects")
+    cache.store("ab" * 20, "intel/a.yaml\0key", good)
+    cache.store("ab" * 20, "intel/b.yaml\0key", unwritable)
+    cache.save()
+    shard = BuildCache(tmp_path / "cache", "context")._read("entries-ab")
+    assert shard == {"ab" * 20: {"intel/a.yaml\0key": good.stored_index}}

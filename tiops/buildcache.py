@@ -567,7 +567,11 @@ class BuildCache:
         size += len(stored_objects) + _INDEX_SIZE_GUESS
         if size >= _SPILL_CHUNK:
             # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
-            self._spill_chunk(number, marshal.dumps(_marshalable(pending)))
+            try:
+                chunk = marshal.dumps(pending)
+            except ValueError:
+                chunk = marshal.dumps(_marshalable(pending))
+            self._spill_chunk(number, chunk)
             self._pending.pop(number, None)  # gone already when the spill failed (_spill_chunk)
             self._pending_size.pop(number, None)
         else:
@@ -781,7 +785,8 @@ def _chunk_entries(chunk: bytes) -> list[_StoredEntry]:
 def _marshalable(entries: list[_StoredEntry]) -> list[_StoredEntry]:
     """``entries`` without any whose index marshal cannot carry. The objects part of each was marshalled
     already, and its index holds values of those objects and findings' strings, so this is a guard: such
-    an entry is left out (its file is parsed again next time) rather than failing its whole shard."""
+    an entry is left out (its file is parsed again next time) rather than failing its whole shard.
+    (Only the entries not yet spilled are tried this way; a chunk is tried whole, :meth:`BuildCache.store`.)"""
     try:
         marshal.dumps([entry[2] for entry in entries])
     except ValueError:
