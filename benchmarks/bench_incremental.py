@@ -12,7 +12,11 @@ the runs of the different commands alternating:
 * cold cache        = ``tiops compile`` with no ``.tiops/build-cache/`` (writes it);
 * one-file recompile = ``tiops compile`` after appending a property to one object file;
 * validate FILE     = ``tiops validate FILE`` after the same kind of edit (pre-commit);
-* no-change compile = ``tiops compile`` when nothing changed.
+* no-change compile = ``tiops compile`` when nothing changed;
+* with imported partner intel in REPO (a folder holding ``_imported.json``), what
+  ``tiops tag`` does to it: a line for one more partner object added to the folder's
+  ``_overlay.yaml``, then ``tiops compile``; and another, then
+  ``tiops validate`` of the overlay (the pre-commit hook after the tag).
 
 Each cached compile's bundle is compared byte for byte with the full compile's
 bundle of the same content, so a figure never comes from a wrong build.
@@ -71,6 +75,9 @@ def main() -> None:
         root = root.resolve()
         edited = _pick_file(root)
         original = edited.read_bytes()
+        partner = _pick_partner(root)
+        overlay = partner[0] / "_overlay.yaml" if partner else None
+        overlay_before = overlay.read_bytes() if overlay is not None and overlay.exists() else None
         full_bundle, cached_bundle = Path(scratch) / "full.json", Path(scratch) / "cached.json"
         best: dict[str, float] = {}
 
@@ -91,8 +98,18 @@ def main() -> None:
                 edited.write_bytes(original + f"x_bench_check: {attempt}\n".encode())
                 keep("validate FILE (pre-commit)", _run(root, "validate", str(edited.relative_to(root))))
                 edited.write_bytes(original)
+                if partner and overlay is not None:
+                    _tag(overlay, overlay_before, partner[1], f"bench-{attempt}")
+                    keep("tag a partner object, compile", _run(root, "compile", "-o", str(cached_bundle)))
+                    _run(root, "compile", "--no-cache", "-o", str(full_bundle))
+                    _same(full_bundle, cached_bundle)
+                    _tag(overlay, overlay_before, partner[2], f"bench-{attempt}")
+                    keep("tag one, validate _overlay.yaml", _run(root, "validate", str(overlay.relative_to(root))))
+                    _restore(overlay, overlay_before)
         finally:
             edited.write_bytes(original)
+            if overlay is not None:
+                _restore(overlay, overlay_before)
         baseline = best["full compile (--no-cache)"]
         files = sum(1 for _ in (root / "intel").rglob("*.yaml"))
         print(f"repository: {root} ({files} YAML files), edited: {edited.relative_to(root)}, best of {options.repeat}")
@@ -107,6 +124,42 @@ def main() -> None:
                 _phases(root)
             finally:
                 edited.write_bytes(original)
+
+
+def _pick_partner(root: Path) -> tuple[Path, str, str] | None:
+    """An imported source folder and two ids of its objects its overlay does not name yet, or None."""
+    for lock in sorted((root / "intel").rglob("_imported.json")):
+        folder = lock.parent
+        overlay = folder / "_overlay.yaml"
+        named = set()
+        if overlay.exists():
+            named = {line.split(":", 1)[0].strip("'\"") for line in overlay.read_text(encoding="utf-8").splitlines()
+                     if line and not line[0].isspace() and not line.startswith("#")}
+        ids = []
+        for path in sorted(folder.rglob("*.yaml")):
+            if path.name.startswith("_"):
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.startswith("id: "):
+                    identifier = line[4:].strip().strip("'\"")
+                    if identifier not in named:
+                        ids.append(identifier)
+                    break
+            if len(ids) == 2:
+                return folder, ids[0], ids[1]
+    return None
+
+
+def _tag(overlay: Path, before: bytes | None, identifier: str, label: str) -> None:
+    """What `tiops tag add LABEL --id IDENTIFIER` writes for a partner object: a line of the overlay."""
+    overlay.write_bytes((before or b"") + f"{identifier}:\n  labels: [{label}]\n".encode())
+
+
+def _restore(overlay: Path, before: bytes | None) -> None:
+    if before is None:
+        overlay.unlink(missing_ok=True)
+    else:
+        overlay.write_bytes(before)
 
 
 def _phases(root: Path) -> None:

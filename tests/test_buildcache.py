@@ -397,6 +397,7 @@ def test_an_overlay_signature_covers_the_lines_that_name_a_files_objects() -> No
     # The same lines give the same signature in any process, whatever else holds their values.
     held = ["x"]
     assert overlay_signature({"indicator--2": {"labels": held}}, ids) == first
+    assert overlay_signature({"indicator--2": {"labels": [object()]}}, ids) == "?"  # never a digest
     # An object written without an id is looked up as "None" (tiops.load._apply_overlay): every file may hold one.
     assert overlay_signature({"None": {"confidence": 5}}, ids) != ""
     # What stands for the entry carries the signature; the entry's storage keys do not.

@@ -36,7 +36,7 @@ Lookup API (also for reading a git revision without a checkout)::
     cache = BuildCache.open(root, context_key(root))
     key = entry_key("intel/malware/x.yaml", defaults_key(defaults))
     entry = cache.lookup(blob_id(content), key, defaults.overlay)   # FileEntry | None
-    unpacked = entry.unpack()   # objects, load_findings, object_findings, references, malformed_ids
+    unpacked = entry.unpack()   # objects, findings, references, malformed ids, overlay signature
     cache.store(blob, key, entry)      # FileEntry.build(...) makes one
     cache.save()                       # atomic; never raises for a read-only folder
 
@@ -247,9 +247,13 @@ def overlay_signature(overlay: dict[str, Any] | None, ids: Sequence[str]) -> str
         lines.append((_UNNAMED_OBJECT, overlay[_UNNAMED_OBJECT]))
     if not lines:
         return ""
-    # Version 0: each value written as what it is. Later versions also write whether a string
-    # is interned and whether an object is held twice, which differ from process to process.
-    return hashlib.sha256(marshal.dumps(lines, 0)).hexdigest()
+    try:
+        # Version 0: each value written as what it is. Later versions also write whether a string
+        # is interned and whether an object is held twice, which differ from process to process.
+        written = marshal.dumps(lines, 0)
+    except ValueError:
+        return "?"  # never a digest; such a folder is not cached anyway (defaults_key is None)
+    return hashlib.sha256(written).hexdigest()
 
 
 def entry_name(blob: str, key: str, signature: str) -> str:
