@@ -6,6 +6,7 @@ defaults change, every output with a warm cache equals the output with ``--no-ca
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,23 @@ def test_a_base_with_another_tiops_yaml_does_not_take_the_working_trees_entries(
     plain_before, plain_after = compile_pair(root, "base", None)
     _same(before, plain_before)
     _same(after, plain_after)
+
+
+def test_a_tag_of_partner_intel_across_commits_gives_the_output_of_no_cache(tmp_path: Path) -> None:
+    """The base revision's partner files under the base's overlay, the working tree's under its own: an
+    entry made under one overlay is never taken for the other (tiops.buildcache.overlay_signature)."""
+    root = base_repo(tmp_path / "repo")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    partner = root / "intel" / "partner-writer"
+    shutil.copytree(Path(__file__).parent / "data" / "importers" / "writer.expected", partner)
+    indicator = next((partner / "indicator").glob("*.yaml"))
+    identifier = next(line[4:] for line in indicator.read_text().splitlines() if line.startswith("id: "))
+    (partner / "_overlay.yaml").write_text(f"{identifier}:\n  labels: [first]\n")
+    _commit(root, "partner intel, tagged", 3)
+    assert CliRunner().invoke(main, ["-C", str(root), "compile"]).exit_code == 0  # warms the cache
+    (partner / "_overlay.yaml").write_text(f"{identifier}:\n  labels: [second]\n")
+    _commit(root, "tagged again", 4)
+    uncached = _outputs(root, "HEAD~1", "--no-cache")
+    assert _outputs(root, "HEAD~1") == uncached
+    assert _outputs(root, "HEAD~1") == uncached
+    assert "first" in uncached[1][1] and "second" in uncached[1][1]  # the diff shows the label changed

@@ -1577,8 +1577,8 @@ class CachedFiles:
             return None
         key = f"{relative}\0{known[1]}"  # entry_key, inlined
         found = self._head_files.get((blob, key))
-        if found is not None and found.overlay_signature != overlay_signature(context.overlay,
-                                                                            [obj.id for obj in found.objects]):
+        if found is not None and (context.overlay or found.overlay_signature) and found.overlay_signature != (
+                overlay_signature(context.overlay, [obj.id for obj in found.objects])):
             found = None  # the working tree's file under other overlay lines than the revision's
         if found is None:
             entry = self.cache.lookup(blob, key, context.overlay)
