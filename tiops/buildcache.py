@@ -620,7 +620,7 @@ class BuildCache:
         self._pending_size.pop(number, None)
         pending = self._pending.pop(number, None)
         if pending is not None:
-            yield from _marshalable(pending)
+            yield from pending
 
     def known_blob(self, relative: str, info: os.stat_result) -> str | None:
         """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
@@ -693,7 +693,10 @@ class BuildCache:
                 if shard:
                     # Objects first: an entry whose objects part is missing is only parsed again.
                     self._write(_objects_name(number), objects)
-                    self._write(_shard_name(number), _sharing_targets(shard))
+                    try:
+                        self._write(_shard_name(number), _sharing_targets(shard))
+                    except ValueError:  # an entry not yet spilled whose index marshal cannot write
+                        self._write(_shard_name(number), _carried_only(shard))
                 else:
                     (self.folder / _shard_name(number)).unlink(missing_ok=True)
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
@@ -788,14 +791,21 @@ def _chunk_entries(chunk: bytes) -> list[_StoredEntry]:
 
 def _marshalable(entries: list[_StoredEntry]) -> list[_StoredEntry]:
     """``entries`` without any whose index marshal cannot carry. The objects part of each was marshalled
-    already, and its index holds values of those objects and findings' strings, so this is a guard: such
-    an entry is left out (its file is parsed again next time) rather than failing its whole shard.
-    (Only the entries not yet spilled are tried this way; a chunk is tried whole, :meth:`BuildCache.store`.)"""
-    try:
-        marshal.dumps([entry[2] for entry in entries])
-    except ValueError:
-        return [entry for entry in entries if _carried(entry[2])]
-    return entries
+    already, and its index holds values of those objects and findings' strings, so this is a guard, asked
+    only when marshal refused a spill chunk: such an entry is left out (its file is parsed again next
+    time) rather than failing its whole shard."""
+    return [entry for entry in entries if _carried(entry[2])]
+
+
+def _carried_only(shard: dict[str, dict[str, _StoredIndex]]) -> dict[str, dict[str, _StoredIndex]]:
+    """``shard`` without the entries whose index marshal cannot carry (:func:`_marshalable`, for the
+    entries written at the save without having been spilled)."""
+    kept: dict[str, dict[str, _StoredIndex]] = {}
+    for blob, by_key in shard.items():
+        for key, stored in by_key.items():
+            if _carried(stored):
+                kept.setdefault(blob, {})[key] = stored
+    return kept
 
 
 def _carried(stored: _StoredIndex) -> bool:
