@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ import time
 from pathlib import Path
 
 import generate_repo
+import yaml
 
 CACHE = Path(".tiops") / "build-cache"
 
@@ -127,26 +129,17 @@ def main() -> None:
 
 
 def _pick_partner(root: Path) -> tuple[Path, str, str] | None:
-    """An imported source folder and two ids of its objects its overlay does not name yet, or None."""
+    """An imported source folder and two ids of its objects (its import lock lists them) that its
+    overlay does not name yet, or None."""
     for lock in sorted((root / "intel").rglob("_imported.json")):
         folder = lock.parent
         overlay = folder / "_overlay.yaml"
-        named = set()
-        if overlay.exists():
-            named = {line.split(":", 1)[0].strip("'\"") for line in overlay.read_text(encoding="utf-8").splitlines()
-                     if line and not line[0].isspace() and not line.startswith("#")}
-        ids = []
-        for path in sorted(folder.rglob("*.yaml")):
-            if path.name.startswith("_"):
-                continue
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.startswith("id: "):
-                    identifier = line[4:].strip().strip("'\"")
-                    if identifier not in named:
-                        ids.append(identifier)
-                    break
-            if len(ids) == 2:
-                return folder, ids[0], ids[1]
+        lines = yaml.safe_load(overlay.read_text(encoding="utf-8")) if overlay.exists() else None
+        named = set(lines) if isinstance(lines, dict) else set()
+        imported = json.loads(lock.read_text(encoding="utf-8")).get("objects", {})
+        ids = sorted(identifier for identifier in imported if identifier not in named)
+        if len(ids) >= 2:
+            return folder, ids[0], ids[1]
     return None
 
 
