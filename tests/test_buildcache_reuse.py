@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
-from tiops import bundlereuse
+from tiops import buildcache, bundlereuse
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
@@ -614,3 +614,53 @@ def test_validate_an_overlay_gives_the_findings_of_the_whole_way(plain_repo: Pat
         assert {"TI702", "TI703", "TI704"} <= codes, codes  # not imported, not overlaid, not a confidence
         assert all(finding.location.file in {p.relative_to(plain_repo).as_posix() for p in named}
                    or finding.stix_id is not None for finding in cached)
+
+
+def _cache_files(root: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((root / CACHE_DIR).iterdir()) if path.is_file()}
+
+
+def test_validate_file_after_a_small_edit_leaves_the_cache_as_it_was(plain_repo: Path, tmp_path: Path) -> None:
+    """`tiops validate FILE` (the pre-commit hook) writes nothing for a handful of changed files: the
+    findings are still those of the whole way, and the compile after it is still the uncached one."""
+    output = tmp_path / "bundle.json"
+    assert _compiled(plain_repo, output, cache=True)[0] is not None
+    before = _cache_files(plain_repo)
+    named = plain_repo / "intel" / "malware" / "mimikatz.yaml"
+    named.write_text(named.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    unnamed = _intel_files(plain_repo)[0]  # edited too, not named: it is read again and kept out of the cache alike
+    unnamed.write_text(unnamed.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    for _ in range(2):  # the second run finds both files changed again, as the first did
+        assert validate_paths(plain_repo, [named], cache=True) == validate_paths(plain_repo, [named], cache=False)
+        assert _cache_files(plain_repo) == before
+    assert validate_paths(plain_repo, [], cache=True) == validate_paths(plain_repo, [], cache=False)
+    assert _cache_files(plain_repo) == before
+    assert _compiled(plain_repo, output, cache=True) == _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert _cache_files(plain_repo) != before  # a compile keeps what it read
+    loaded = load_repo_indexed(plain_repo)
+    assert loaded.parsed_files == 0
+
+
+def test_validate_file_after_many_edits_keeps_them(plain_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More changed files than a handful (a branch switched) are written, so that the next run reads none again."""
+    assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
+    monkeypatch.setattr(buildcache, "_SMALL_RECORDS", 2)
+    files = _intel_files(plain_repo)[:3]
+    for path in files:
+        path.write_text(path.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    _age(*files)
+    before = _cache_files(plain_repo)
+    assert validate_paths(plain_repo, files[:1], cache=True) == validate_paths(plain_repo, files[:1], cache=False)
+    assert _cache_files(plain_repo) != before
+    loaded = load_repo_indexed(plain_repo)
+    assert loaded.parsed_files == 0 and loaded.reused_files == len(loaded.files)
+
+
+def test_validate_file_rewrites_a_damaged_shard_however_small_the_change(plain_repo: Path) -> None:
+    assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
+    shard = sorted((plain_repo / CACHE_DIR).glob("entries-*"))[0]
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
+    named = _intel_files(plain_repo)[0]
+    assert validate_paths(plain_repo, [named], cache=True) == validate_paths(plain_repo, [named], cache=False)
+    cache = BuildCache.open(plain_repo, context_key(plain_repo))
+    assert cache.rejected == []

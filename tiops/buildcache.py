@@ -417,6 +417,13 @@ def _stat_record(info: os.stat_result) -> StatRecord:
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
+# What BuildCache.save(unless_small=True) leaves unwritten: parsing this much again costs a
+# few milliseconds, rewriting the stat index and shards tens of them (100k objects).
+_SMALL_FILES = 32
+_SMALL_BYTES = 1 << 20
+_SMALL_RECORDS = 64
+
+
 class BuildCache:
     """The entries of one repository's cache directory, loaded whole, saved by changed file."""
 
@@ -442,6 +449,9 @@ class BuildCache:
         self._spill: IO[bytes] | None = None
         self._spill_size = 0
         self._spill_failed = False  # no spill file could be written: entries stored from then on are dropped
+        self._stored_files = 0  # entries stored in this run, and the size of their objects parts
+        self._stored_size = 0
+        self._remembered = 0  # stat records made in this run (the others in _new_index are _index's own)
 
     @classmethod
     def open(cls, root: Path, context: str) -> BuildCache:
@@ -557,6 +567,8 @@ class BuildCache:
         """Keep ``entry`` for the next :meth:`save`: buffered, and spilled to disk as buffers fill."""
         number = _shard_of(blob)
         self._dirty.add(number)
+        self._stored_files += 1
+        self._stored_size += len(entry.stored_objects)
         if self._spill_failed:
             return  # the file is parsed again next time
         # The entry's own bytes are held, not copied, until its shard's chunk is written.
@@ -637,6 +649,7 @@ class BuildCache:
     def remember_record(self, relative: str, record: StatRecord, blob: str) -> None:
         """:meth:`remember` from the :func:`_stat_record` of the file (the forked helper sends that)."""
         self._new_index[relative] = (*record, blob)
+        self._remembered += 1
 
     def settle(self) -> None:
         """Drop the entries no file used in this run, and let go of the files that need no rewrite.
@@ -707,6 +720,37 @@ class BuildCache:
         finally:
             self._close_spill()
         self._dirty.clear()
+
+    def save_unless_small(self) -> None:
+        """:meth:`settle` (when the load left it to the caller) and :meth:`save`, unless this run
+        changed only a handful of files (:meth:`small_change`): then nothing is written or settled.
+
+        For a command that only checks (``tiops validate FILE``, the pre-commit hook). The cache
+        it leaves is still right: entries are found by content, and a file whose lstat differs
+        from its record is read again. The next run parses those few files again, which costs
+        less than rewriting the stat index (8 MB at 100k objects) and their shards does now.
+        """
+        if self.small_change():
+            self._close_spill()
+            self._dirty.clear()
+            return
+        if not self._settled:
+            self.settle()
+        self.save()
+
+    def small_change(self) -> bool:
+        """Whether what this run would write is only a handful of files' entries and stat records:
+        nothing damaged or foreign to rewrite, at most :data:`_SMALL_FILES` entries stored (their
+        objects parts :data:`_SMALL_BYTES` in all), and at most :data:`_SMALL_RECORDS` stat records
+        added, changed or gone (a branch switched or a clone restored would have each of its
+        files hashed again on every run: those are written). A cache with no stat index to
+        build on (a first run, or one of another context) is never small."""
+        if not self._index or self.rejected or self._stored_files > _SMALL_FILES or self._stored_size > _SMALL_BYTES:
+            return False
+        # A file taken unchanged keeps the very record read (_load_indexed_files); every other
+        # record was made by remember_record (a path remembered twice counts twice: saved sooner).
+        same = len(self._new_index) - self._remembered
+        return (len(self._index) - same) + self._remembered <= _SMALL_RECORDS
 
     def _close_spill(self) -> None:
         """Let go of the spill file and of what was stored: written by now, or not to be written."""
@@ -1265,7 +1309,7 @@ class IndexedLoad:
 
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
-                      fresh: Callable[[str], bool] | None = None) -> IndexedLoad:
+                      fresh: Callable[[str], bool] | None = None, settle: bool = True) -> IndexedLoad:
     """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
 
     A file the cache holds costs its index; its objects are unmarshalled when a check
@@ -1277,6 +1321,9 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     system time) is taken by a helper forked before the cache is opened, while this
     process reads the cache and the indexes (:func:`_changed_beside`). Its verdict is used
     only for the very stat index this process read; otherwise the lstats are taken here.
+
+    ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
+    nothing, :meth:`BuildCache.save_unless_small`).
     """
     config, config_findings = load_config(root)
     context = context_key(root)
@@ -1302,7 +1349,8 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
         finally:
             if beside is not None:
                 beside.close()
-    cache.settle()
+    if settle:
+        cache.settle()
     return loaded
 
 

@@ -254,14 +254,14 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
     # a first build leaves out (tiops.buildcache.has_entries).
     usable = has_entries(root)
     if not wanted and usable:
-        indexed = load_repo_indexed(root, progress=progress)
+        indexed = load_repo_indexed(root, progress=progress, settle=False)
         try:
             with kept_positions(indexed.cache):
                 findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
         except StaleEntry:
             pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
         else:
-            indexed.cache.save()
+            indexed.cache.save_unless_small()  # a check: a handful of changed files are not written
             return indexed.repo, findings
     # Nothing to read again in a cache of no use: every file is parsed, on two processes when a
     # helper is worth forking (load_repo_cached forks one only when no file is to be read afresh).
@@ -270,7 +270,7 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
                               if usable else None)
     with kept_positions(loaded.cache):
         findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
-    loaded.cache.save()
+    loaded.cache.save_unless_small()
     return loaded.repo, findings
 
 
@@ -292,7 +292,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     wanted = {_display(t, root) for t in named}
     if any(t.is_dir() for t in named) or not has_entries(root):
         return None  # without a cache of this context, every file is parsed: the whole way holds less
-    loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__)
+    loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__, settle=False)
     try:
         with kept_positions(loaded.cache):
             if wanted <= {file.relative for file in loaded.files}:
@@ -305,7 +305,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
                 involved = involved_ids(loaded.files, wanted)
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
-    loaded.cache.save()
+    loaded.cache.save_unless_small()
     hold_until_exit(loaded)
     return _concerning(findings, sorted(wanted), involved or set())
 
