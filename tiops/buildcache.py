@@ -39,6 +39,7 @@ Lookup API (also for reading a git revision without a checkout)::
     unpacked = entry.unpack()   # objects, findings, references, malformed ids, overlay signature
     cache.store(blob, key, entry)      # FileEntry.build(...) makes one
     cache.save()                       # atomic; never raises for a read-only folder
+    cache.save_unless_small()          # a check's save: nothing for a handful of changed files
 
 Trust
 -----
