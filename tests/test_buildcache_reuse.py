@@ -672,3 +672,32 @@ def test_validate_file_rewrites_a_damaged_shard_however_small_the_change(plain_r
     assert validate_paths(plain_repo, [named], cache=True) == validate_paths(plain_repo, [named], cache=False)
     cache = BuildCache.open(plain_repo, context_key(plain_repo))
     assert cache.rejected == []
+
+
+def test_a_warm_build_keeps_the_stat_record_of_every_file(plain_repo: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files a warm load takes unchanged keep their records in the stat index it saves (noted
+    only at the save), and the edited file gets its new one: the next build hashes no file."""
+    output = tmp_path / "bundle.json"
+    assert _compiled(plain_repo, output, cache=True)[0] is not None
+    edited = plain_repo / "intel" / "malware" / "mimikatz.yaml"
+    edited.write_text(edited.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    _age(edited)
+    assert _compiled(plain_repo, output, cache=True)[0] is not None
+    cache = BuildCache.open(plain_repo, context_key(plain_repo))
+    files = [path for path in _intel_files(plain_repo) if path.suffix == ".yaml"]
+    assert {str(path.relative_to(plain_repo)) for path in files} <= set(cache._index)
+    for path in files:
+        info = os.lstat(path)
+        record = cache._index[str(path.relative_to(plain_repo))]
+        assert record[:4] == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), path
+    hashed: list[bytes] = []
+    real_blob_id = buildcache.blob_id
+
+    def noting_blob_id(content: bytes) -> str:
+        hashed.append(content)
+        return real_blob_id(content)
+
+    monkeypatch.setattr(buildcache, "blob_id", noting_blob_id)
+    loaded = load_repo_indexed(plain_repo)
+    assert loaded.parsed_files == 0 and hashed == []

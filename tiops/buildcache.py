@@ -418,7 +418,11 @@ def _stat_record(info: os.stat_result) -> StatRecord:
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
-# What BuildCache.save(unless_small=True) leaves unwritten: parsing this much again costs a
+_RELATIVE = operator.attrgetter("relative")
+_ENTRY_NAME = operator.attrgetter("entry")
+_FIRST_TWO = operator.itemgetter(slice(0, 2))
+
+# What BuildCache.save_unless_small leaves unwritten: parsing this much again costs a
 # few milliseconds, rewriting the stat index and shards tens of them (100k objects).
 _SMALL_FILES = 32
 _SMALL_BYTES = 1 << 20
@@ -453,6 +457,11 @@ class BuildCache:
         self._stored_files = 0  # entries stored in this run, and the size of their objects parts
         self._stored_size = 0
         self._remembered = 0  # stat records made in this run (the others in _new_index are _index's own)
+        # Files a warm load took unchanged (_IndexedEntry: their entries and stat records as read),
+        # added to _used and _new_index only when something needs those (_note_taken): a check
+        # that writes nothing does not spend a set and a dict insertion per file on them.
+        self._taken: list[Any] = []
+        self._taken_names: list[str] = []  # their entry names, once noted
 
     @classmethod
     def open(cls, root: Path, context: str) -> BuildCache:
@@ -652,25 +661,55 @@ class BuildCache:
         self._new_index[relative] = (*record, blob)
         self._remembered += 1
 
+    def take_unchanged(self, files: list[Any]) -> None:
+        """Note files (tiops.buildcache._IndexedEntry) taken from their entries with their stat
+        records unchanged: used, and kept in the stat index as they were."""
+        self._taken.extend(files)
+
+    def _note_taken(self) -> None:
+        """Put the records of the files taken unchanged into the new stat index as they were read
+        (a record made in this run wins), and their entry names among those used (settle)."""
+        taken = self._taken
+        if not taken:
+            return
+        self._taken = []
+        index, new_index = self._index, self._new_index
+        for relative in map(_RELATIVE, taken):
+            if relative not in new_index:
+                new_index[relative] = index[relative]
+        self._taken_names.extend(map(_ENTRY_NAME, taken))
+
     def settle(self) -> None:
         """Drop the entries no file used in this run, and let go of the files that need no rewrite.
 
         Called once every file was looked up: what stays in memory is only what
         :meth:`save` will write, not a copy of the whole cache for the rest of the build.
         """
-        # Entries used per shard (every pair in _used was found in its shard, numbered by its
-        # blob's first byte as _shard_of does): a shard whose entries were all used needs no
-        # look at each of them.
+        self._note_taken()
+        names = self._taken_names
+        # Entries used per shard (every pair in _used and every name taken was found in its shard,
+        # numbered by its blob's first byte as _shard_of does): a shard whose entries were all
+        # used needs no look at each of them. Counted in C over the names (entry_name: the blob first).
         used_in: Counter[int] = Counter()
         for prefix, count in Counter(blob[:2] for blob, _ in self._used).items():
             used_in[int(prefix, 16)] += count  # two hex digits: only such blobs are found (lookup)
+        for prefix, count in Counter(map(_FIRST_TWO, names)).items():
+            used_in[int(prefix, 16)] += count
+        partly_used = {number for number, shard in self._shards.items()
+                       if used_in[number] != sum(map(len, shard.values()))}
+        used = self._used
+        if partly_used:
+            # A shard an edit left an entry unused in (its file's content before): each of its
+            # entries is looked at, against the pairs used in it.
+            prefixes = {f"{number:02x}" for number in partly_used}
+            used = used | {_entry_parts(name) for name in names if name[:2] in prefixes}
         for number in list(self._shards):
             shard = self._shards[number]
-            if used_in[number] == sum(map(len, shard.values())):
+            if number not in partly_used:
                 unused = []
             else:
                 unused = [(blob, key) for blob, by_key in shard.items() for key in by_key
-                          if (blob, key) not in self._used]
+                          if (blob, key) not in used]
             for blob, key in unused:
                 del shard[blob][key]
                 if not shard[blob]:
@@ -690,6 +729,7 @@ class BuildCache:
         and merged with the shard's kept ones, and each written shard is let go of
         (a later :meth:`lookup` misses it, which only costs a parse).
         """
+        self._note_taken()
         try:
             kept_out_of_git(self.folder)
             for number in sorted(self._dirty):
@@ -748,9 +788,10 @@ class BuildCache:
         build on (a first run, or one of another context) is never small."""
         if not self._index or self.rejected or self._stored_files > _SMALL_FILES or self._stored_size > _SMALL_BYTES:
             return False
-        # A file taken unchanged keeps the very record read (_load_indexed_files); every other
-        # record was made by remember_record (a path remembered twice counts twice: saved sooner).
-        same = len(self._new_index) - self._remembered
+        # A file taken unchanged keeps the very record read (_load_indexed_files, take_unchanged);
+        # every other record was made by remember_record (a path remembered twice counts twice:
+        # saved sooner).
+        same = len(self._taken) + len(self._new_index) - self._remembered
         return (len(self._index) - same) + self._remembered <= _SMALL_RECORDS
 
     def _close_spill(self) -> None:
@@ -1372,7 +1413,7 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     parsing = replace(config, source=reading)
     files = loaded.files
     append = files.append
-    index_get, new_index, shards, used = cache._index.get, cache._new_index, cache._shards, cache._used
+    index_get, shards = cache._index.get, cache._shards
     trusted_before = cache._index_trusted_before
     load_index = _load_index
     # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
@@ -1382,6 +1423,9 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
     # With a helper: the positions of the files left for the general way. Every other file was
     # taken on the helper's word, to be confirmed by its verdict (_changed_taken).
     later: list[int] = []
+    # The files taken from their entries unchanged (BuildCache.take_unchanged).
+    taken_files: list[_IndexedEntry] = []
+    take = taken_files.append
     reused = 0
     done = 0
     for prefix, relative_prefix, defaults, folder_key, names in folders:
@@ -1413,12 +1457,12 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
                         except (ValueError, TypeError, EOFError, IndexError):
                             pass  # not an entry after all: the general way below loads the file afresh
                         else:
-                            used.add((blob, key))
-                            new_index[relative] = record
                             # Its objects part is read only if a check asks for it (stored_objects).
-                            append(_IndexedEntry(relative, index,
-                                                 f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}",
-                                                 cache))  # entry_name, inlined
+                            taken = _IndexedEntry(relative, index,
+                                                  f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}",
+                                                  cache)  # entry_name, inlined
+                            append(taken)
+                            take(taken)  # used, its record kept: noted by the cache when it needs them
                             reused += 1
                             if done % 1000 == 0 or done == total:
                                 progress("load", done, total)
@@ -1433,15 +1477,15 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
                 progress("load", done, total)
     loaded.reused_files += reused
     if beside is None:
+        cache.take_unchanged(taken_files)
         return
     # The files taken on the helper's word that are not what the stat index says after all.
     places = _Places(folders)
     changed = _changed_taken(beside, cache, places, files, later)
-    for position in changed:
-        taken = files[position]
-        blob, key = _entry_parts(taken.entry)  # type: ignore[arg-type]  # every taken file has an entry
-        used.discard((blob, key))
-        new_index.pop(taken.relative, None)
+    if changed:
+        not_unchanged = {id(files[position]) for position in changed}
+        taken_files = [file for file in taken_files if id(file) not in not_unchanged]
+    cache.take_unchanged(taken_files)
     loaded.reused_files -= len(changed)
     for position in sorted(later + changed):
         path, relative, defaults, key = places.at(position)
@@ -1513,7 +1557,7 @@ def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: li
                        if type(position) is int and 0 <= position < len(files) and position not in left})
     trusted_before = cache._index_trusted_before
     return [position for position, file in enumerate(files)
-            if position not in left and not _still_recorded(places.at(position)[0], cache._new_index[file.relative],
+            if position not in left and not _still_recorded(places.at(position)[0], cache._index[file.relative],
                                                             trusted_before)]
 
 
