@@ -17,14 +17,18 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 import yaml_rs
 
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
 from tiops.memory import NotShareable, shared_document
+
+if TYPE_CHECKING:
+    import yaml
+# PyYAML is imported inside the functions that use it (events, positions, dumps, list edits):
+# yaml_rs parses every document, and importing PyYAML is about 11 ms of each command's start.
 
 # An alias bomb expands a few lines into millions of nodes. Real intel files
 # never need more than a handful of alias replays.
@@ -101,6 +105,7 @@ def _check_structure(value: Any, text: str | None) -> None:
 
 def _refuse_deep_blocks(text: str) -> None:
     """Count nesting with libyaml's events, which stop at 1,000 levels with an error, not a crash."""
+    import yaml
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.CSafeLoader):
@@ -129,6 +134,7 @@ _ALLOWED_TAGS = frozenset(
 
 def _refuse_explicit_tags(text: str) -> None:
     """yaml-rs drops tags it does not know without a word, so look for explicit ones first."""
+    import yaml
     try:
         for event in yaml.parse(text, Loader=yaml.CSafeLoader):
             tag = getattr(event, "tag", None)
@@ -141,6 +147,7 @@ def _refuse_explicit_tags(text: str) -> None:
 
 
 def _document_count(text: str) -> int:
+    import yaml
     try:
         return sum(1 for _ in yaml.compose_all(text, Loader=yaml.CSafeLoader))
     except yaml.YAMLError:
@@ -245,12 +252,14 @@ class PositionIndex:
     """
 
     def __init__(self, text: str) -> None:
+        import yaml
         try:
             self._root: yaml.Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:
             self._root = None
 
     def position(self, path: Sequence[str | int]) -> tuple[int, int]:
+        import yaml
         node = self._root
         if node is None:
             return (1, 1)
@@ -284,6 +293,8 @@ def dump_yaml(value: Any) -> str:
     The shapes tiops writes most are written by :mod:`tiops.yamlemit` instead: the
     same text, several times faster, and only where it is sure to read back as written.
     """
+    import yaml
+
     # Imported here: only commands that write YAML need it, and making its patterns costs ~10 ms.
     from tiops.yamlemit import block_yaml
 
@@ -358,6 +369,7 @@ def set_list_properties(text: str, edits: Sequence[ListEdit]) -> str:
     and every other object stay exactly as written, so a reviewer's diff shows the edit
     and nothing else. A block list stays a block list; a flow list stays a flow list.
     """
+    import yaml
     root = yaml.compose(text, Loader=yaml.CSafeLoader)
     replacements: list[tuple[int, int, str]] = []
     for path, key, items in edits:
@@ -373,6 +385,7 @@ def set_list_properties(text: str, edits: Sequence[ListEdit]) -> str:
 
 
 def _child(node: yaml.Node | None, part: str | int) -> yaml.Node:
+    import yaml
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
         child: yaml.Node = node.value[part]
         return child
@@ -385,6 +398,7 @@ def _child(node: yaml.Node | None, part: str | int) -> yaml.Node:
 
 
 def _list_replacement(text: str, mapping: yaml.MappingNode, key: str, items: list[str] | None) -> tuple[int, int, str]:
+    import yaml
     entries = {k.value: (k, v) for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
     if key in entries:
         key_node, value = entries[key]
@@ -405,6 +419,7 @@ def _list_replacement(text: str, mapping: yaml.MappingNode, key: str, items: lis
 
 def _block_list(text: str, node: yaml.SequenceNode, items: list[str]) -> str:
     """The new text of a block list: items kept keep their own line (and its comment)."""
+    import yaml
     indent = " " * node.start_mark.column
     line_of: dict[str, str] = {}
     for item in node.value:
@@ -422,6 +437,7 @@ def _line_end(text: str, index: int) -> int:
 
 def _value_end(text: str, node: yaml.Node) -> int:
     """Where a value's own text ends (block collections' end marks run into the next line)."""
+    import yaml
     end = node.end_mark.index
     while end > node.start_mark.index and text[end - 1] in " \t\r\n":
         end -= 1
@@ -451,6 +467,7 @@ def append_mapping_items(text: str, path: Sequence[str | int], key: str, entries
     A text edit like :func:`set_list_properties`: the list (created when missing) gets
     the new items after its last one, in its own indentation; nothing else changes.
     """
+    import yaml
     root = yaml.compose(text, Loader=yaml.CSafeLoader)
     mapping = _block_mapping(root, path)
     found = {k.value: v for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
@@ -477,6 +494,7 @@ def append_mapping_items(text: str, path: Sequence[str | int], key: str, entries
 
 def remove_list_items(text: str, path: Sequence[str | int], key: str, indexes: Sequence[int]) -> str:
     """Remove items (by index) of the block list under ``key``; the key goes when the list empties."""
+    import yaml
     root = yaml.compose(text, Loader=yaml.CSafeLoader)
     mapping = _block_mapping(root, path)
     entries = {k.value: (k, v) for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
@@ -499,6 +517,7 @@ def remove_list_items(text: str, path: Sequence[str | int], key: str, indexes: S
 
 
 def _block_mapping(root: yaml.Node | None, path: Sequence[str | int]) -> yaml.MappingNode:
+    import yaml
     mapping = root
     for part in path:
         mapping = _child(mapping, part)
