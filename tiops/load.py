@@ -442,9 +442,13 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
         # One check for the folder (this runs for each of 100k files): a name that is not UTF-8
         # holds a surrogate, which the strict encoder refuses wherever it stands in the joined names.
         if not is_utf8_name("".join(names)):
-            for filename in [name for name in names if not is_utf8_name(name)]:
-                report(os.path.join(directory, filename), "TI114", "the file name is not UTF-8; the file was not read")
-            names = [filename for filename in names if is_utf8_name(filename)]
+            kept = []
+            for filename in names:
+                if is_utf8_name(filename):
+                    kept.append(filename)
+                else:
+                    report(os.path.join(directory, filename), "TI114", "the file name is not UTF-8; the file was not read")
+            names = kept
         yield directory, relative_dir, defaults, names
 
 
