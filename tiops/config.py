@@ -15,6 +15,7 @@ from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
+from tiops.redact import redact
 from tiops.yamlio import YamlProblem, parse_yaml
 
 CONFIG_FILE = "tiops.yaml"
@@ -166,7 +167,7 @@ def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
         if not isinstance(value, str) or (key == "bootstrap" and not _URL_SCHEME.match(value)):
             continue
         if not is_http_url(value):
-            found.append(make_finding("TI110", f"enrichment.rdap.{key}: {value!r} is not an http:// or https:// URL "
+            found.append(make_finding("TI110", f"enrichment.rdap.{key}: {redact(value)!r} is not an http:// or https:// URL "
                                                "with a host (RDAP runs over HTTP, RFC 7480 section 3)",
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
     return found

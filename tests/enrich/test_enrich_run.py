@@ -186,6 +186,58 @@ def test_a_bootstrap_folder_holding_no_registry_file_is_a_failure_not_not_found(
     assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0  # recorded, never a stopped run
     entry = read_lock(root / "intel", root)[0].whois["woodgrove-securelogin.net"]
     assert entry["status"] == "failed" and "holds none of dns.json" in entry["error"]  # asked again next run
+    # Named as tiops.yaml names it: the same lock in every clone, wherever it is checked out.
+    assert "registry no-such-folder holds" in entry["error"] and str(tmp_path) not in entry["error"]
+
+
+SECRET = "S3cretPW-enrich"
+
+
+def _secret_free(root: Path, *outputs: str) -> None:
+    for path in (root / "intel" / ".enrichment").rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(encoding="utf-8"), path
+    for output in outputs:
+        assert SECRET not in output
+
+
+def test_credentials_in_the_rdap_url_are_sent_but_never_locked_or_shown(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    port = rdap_server.url.rsplit(":", 1)[1].rstrip("/")
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: http://alice:{SECRET}@127.0.0.1:{port}/rdap/\n"
+                                     "    requests_per_minute: 6000\n", encoding="utf-8")
+    enriched = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert enriched.exit_code == 0, enriched.output
+    lock = read_lock(root / "intel", root)[0]
+    assert lock.whois["8.8.8.8"]["status"] == "found"  # the server answered: the request went out as configured
+    assert {entry["server"] for entry in lock.whois.values()} == {f"http://127.0.0.1:{port}/rdap/"}
+    explained = CliRunner().invoke(main, ["-C", str(root), "explain", "indicator--00000000-0000-4000-8000-000000000000"])
+    assert f"RDAP http://127.0.0.1:{port}/rdap/" in explained.output
+    compiled = CliRunner().invoke(main, ["-C", str(root), "compile"])
+    assert compiled.exit_code == 0, compiled.output
+    _secret_free(root, enriched.output, explained.output, compiled.output,
+                 (root / "dist" / "bundle.json").read_text(encoding="utf-8"))
+
+
+def test_credentials_in_an_unreachable_bootstrap_url_stay_out_of_the_failures(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["phish"])
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    bootstrap: http://alice:{SECRET}@127.0.0.1:9/\n"
+                                     "    timeout: 2\n    max_retries: 0\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    entry = read_lock(root / "intel", root)[0].whois["woodgrove-securelogin.net"]
+    assert entry["status"] == "failed" and "http://127.0.0.1:9/" in entry["error"]
+    _secret_free(root, result.output)
+
+
+def test_credentials_in_a_url_that_is_not_http_are_masked_in_the_finding(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: 'ftp://alice:{SECRET}@rdap.example/'\n",
+                                     encoding="utf-8")
+    for command in (["validate"], ["compile"], ["validate", "--format", "json"]):
+        result = CliRunner().invoke(main, ["-C", str(root), *command])
+        assert result.exit_code == 1 and "TI110" in result.output and "alice:***@" in result.output
+        _secret_free(root, result.output)
 
 
 def test_paths_outside_the_repository_are_a_usage_error(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from tiops.enrich.geo import is_private
 from tiops.enrich.lock import LOCK_DIR, read_lock_for_build, shard_name
 from tiops.enrich.values import object_enrich_values
+from tiops.redact import redact
 
 __all__ = ["enrichment_origins", "render_origins"]
 
@@ -33,12 +34,13 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
             if entry is not None and section == "geo":
                 origin["source"] = f"{_database_name(geo_meta)}, dated {geo_meta.get('date', '?')}"
             elif entry is not None:
-                origin["source"] = f"RDAP {entry.get('server', '?')}"
+                # A lock written before servers were kept without credentials may hold some: never shown.
+                origin["source"] = f"RDAP {redact(str(entry.get('server', '?')))}"
                 origin["retrieved"] = entry.get("retrieved")
                 if entry.get("queried"):
                     origin["queried"] = entry["queried"]
                 if entry.get("error"):
-                    origin["error"] = entry["error"]
+                    origin["error"] = redact(str(entry["error"]))
             origins.append(origin)
     return origins
 

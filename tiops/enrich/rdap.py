@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -31,11 +31,12 @@ import requests
 from tiops.apply import _retrying
 from tiops.enrich.values import Kind, parse_ip
 from tiops.errors import UsageError
+from tiops.redact import redact, register_login
 from tiops.stores import StoreError, TransientStoreError
 from tiops.stores.remote import http_failure
 from tiops.stores.sentinel import RequestPacer
 
-__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "rdap_settings"]
+__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "public_url", "rdap_settings"]
 
 DEFAULT_BOOTSTRAP: Final = "https://data.iana.org/rdap/"
 _ACCEPT: Final = "application/rdap+json, application/json"
@@ -56,19 +57,44 @@ class RdapSettings:
     requests_per_minute: float = 30.0  # per server
     timeout: float = 15.0
     max_retries: int = 4
+    bootstrap_as_named: str = ""  # the bootstrap as tiops.yaml names it (a folder relative to it)
+
+    @property
+    def bootstrap_shown(self) -> str:
+        """The bootstrap as messages and the lock name it: as tiops.yaml does, without credentials."""
+        return public_url(self.bootstrap_as_named or self.bootstrap)
 
 
 def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
-    bootstrap = str(raw.get("bootstrap", DEFAULT_BOOTSTRAP))
+    bootstrap = shown = str(raw.get("bootstrap", DEFAULT_BOOTSTRAP))
     if "://" not in bootstrap:
         bootstrap = str((root / bootstrap).resolve())
+    base_url = str(raw["base_url"]) if raw.get("base_url") else None
+    for url in (bootstrap, base_url):
+        if url and "://" in url:
+            parts = urlsplit(url)
+            if parts.password:  # sent as HTTP Basic credentials; never shown (tiops.redact)
+                register_login(parts.username, parts.password)
     return RdapSettings(
         bootstrap=bootstrap,
-        base_url=str(raw["base_url"]) if raw.get("base_url") else None,
+        bootstrap_as_named=shown,
+        base_url=base_url,
         requests_per_minute=float(raw.get("requests_per_minute", 30)),
         timeout=float(raw.get("timeout", 15)),
         max_retries=int(raw.get("max_retries", 4)),
     )
+
+
+def public_url(url: str) -> str:
+    """``url`` without its userinfo (RFC 3986 section 3.2.1): how a server is named in the lock, which
+    the team commits, and in messages. Requests still go to ``url``, credentials and all."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass
@@ -119,7 +145,7 @@ def load_bootstrap(settings: RdapSettings, session: requests.Session) -> Bootstr
     if all(document is None for document in documents.values()):
         # A registry may leave a file out, not all three: this is a wrong folder or URL, and every
         # value would otherwise be recorded as one no registry knows (not-found, never asked again).
-        raise UsageError(f"the RDAP bootstrap registry {settings.bootstrap} holds none of dns.json, ipv4.json, "
+        raise UsageError(f"the RDAP bootstrap registry {settings.bootstrap_shown} holds none of dns.json, ipv4.json, "
                          "ipv6.json (RFC 9224)",
                          hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
                               "in tiops.yaml, or run 'tiops enrich --offline'.")
@@ -148,7 +174,8 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
         path = Path(where) / name
         return orjson.loads(path.read_bytes()) if path.is_file() else None
     except (requests.RequestException, orjson.JSONDecodeError, OSError, StoreError) as error:
-        raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {where}: {error}",
+        raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
+                         f"{redact(str(error))}",
                          hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
                               "in tiops.yaml, or run 'tiops enrich --offline'.") from None
 
@@ -191,31 +218,32 @@ class RdapClient:
             server = self._server(kind, value)
         except UsageError as error:
             # No registry, no server: recorded like any failure, retried by the next run.
-            return {"status": "failed", "retrieved": retrieved, "error": error.message}
+            return {"status": "failed", "retrieved": retrieved, "error": redact(error.message)}
         if server is None:
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
         name = registered_domain(value) if kind == "domain" else value
         asked = (server, kind, name)
+        shown = public_url(server)
         if asked in self._answers:
             found = self._answers[asked]
         else:
             try:
                 document = self._get(server, kind, name)
             except StoreError as error:  # not kept: the next value under this name asks again
-                return {"status": "failed", "server": server, "retrieved": retrieved, "error": error.message}
+                return {"status": "failed", "server": shown, "retrieved": retrieved, "error": redact(error.message)}
             found = None if document is None else parse_domain(document) if kind == "domain" else parse_network(document)
             self._answers[asked] = found
         if found is None:
-            return {"status": "not-found", "server": server, "retrieved": retrieved}
+            return {"status": "not-found", "server": shown, "retrieved": retrieved}
         entry = dict(found)
         if name != value:
             entry["queried"] = name
-        return {"status": "found", "server": server, "retrieved": retrieved, **entry}
+        return {"status": "found", "server": shown, "retrieved": retrieved, **entry}
 
     def _get(self, server: str, kind: Kind, name: str) -> dict[str, Any] | None:
         """The RDAP JSON for ``name``, None for 404; raises StoreError when it gives up."""
         url = server + ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:")
-        host = urlsplit(server).netloc
+        host = urlsplit(public_url(server)).netloc  # paced and named by host and port, never by its credentials
         pacer = self._pacers.get(host)
         if pacer is None:
             pacer = self._pacers[host] = RequestPacer(self.settings.requests_per_minute, clock=self._clock, sleep=self._sleep)
