@@ -244,3 +244,87 @@ def test_paths_outside_the_repository_are_a_usage_error(tmp_path: Path) -> None:
     root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
     result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", str(tmp_path)])
     assert result.exit_code == 2 and "is not inside the repository" in result.output
+
+
+def _offline_repo(tmp_path: Path) -> Path:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["google", "private"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    return root
+
+
+def test_a_lock_file_name_that_is_not_utf8_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    root = _offline_repo(tmp_path)
+    (root / "intel" / ".enrichment" / "geo" / os.fsdecode(b"\xff.json")).write_bytes(b"{}\n")
+    for command in (["validate"], ["compile"], ["compile", "--no-cache"]):
+        result = CliRunner().invoke(main, ["-C", str(root), *command])
+        assert result.exit_code == 0 and "internal error" not in result.output, (command, result.output)
+        assert ("TI151" if command == ["validate"] else "1 warning(s)") in result.output
+
+
+def test_a_folder_where_a_lock_file_goes_stops_enrich_before_any_lookup(tmp_path: Path,
+                                                                         rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    geo = root / "intel" / ".enrichment" / "geo"
+    shard = next(geo.glob("*.json"))
+    shard.unlink()
+    shard.mkdir()
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 2 and "is a folder where a lock file goes" in result.output, result.output
+    assert rdap_server.rdap_requests() == [] and not list(geo.glob(".*.tmp"))
+    shard.rmdir()
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0  # and then it converges
+
+
+def test_a_file_where_a_lock_section_goes_is_a_finding_and_stops_enrich(tmp_path: Path,
+                                                                        rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert CliRunner().invoke(main, ["-C", str(root), "compile"]).exit_code == 0
+    whois = root / "intel" / ".enrichment" / "whois"
+    for shard in whois.iterdir():
+        shard.unlink()
+    whois.rmdir()
+    whois.write_text("not a folder\n", encoding="utf-8")
+    for command in (["validate"], ["compile"]):  # the second through the build cache of the compile above
+        result = CliRunner().invoke(main, ["-C", str(root), *command])
+        assert result.exit_code == 1 and "TI150" in result.output and "whois must be a folder" in result.output
+    before = len(rdap_server.rdap_requests())
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 2 and "intel/.enrichment/whois is not a folder" in result.output, result.output
+    assert len(rdap_server.rdap_requests()) == before
+
+
+def test_a_link_where_a_lock_file_goes_is_replaced_by_the_file(tmp_path: Path) -> None:
+    root = _offline_repo(tmp_path)
+    shard = next((root / "intel" / ".enrichment" / "geo").glob("*.json"))
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(shard.read_bytes())
+    shard.unlink()
+    shard.symlink_to(outside)
+    assert "TI108" in CliRunner().invoke(main, ["-C", str(root), "validate"]).output
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    assert not shard.is_symlink() and shard.read_bytes() == outside.read_bytes()
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0
+
+
+def test_a_refresh_that_fails_keeps_the_earlier_answer(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish", "unknown"])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url, "max_retries": 0}), sleep=lambda s: None,
+                        now=lambda: start)
+    enrich_repo(root, rdap=client, now=lambda: start)
+    before = read_lock(root / "intel", root)[0].whois
+    assert {entry["status"] for entry in before.values()} == {"found", "not-found"}
+    later = start + timedelta(days=10)
+    rdap_server.rate_limit(100)  # every lookup of the refresh fails
+    client = RdapClient(client.settings, sleep=lambda s: None, now=lambda: later)
+    report = enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later)
+    assert report.whois_by_status == {"failed": 2} and report.kept_after_failure == 2
+    assert read_lock(root / "intel", root)[0].whois == before  # as old as it was: the next refresh asks again
+
+
+def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    root = _offline_repo(tmp_path)
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", str(root / "intel" / "indicatorz")])
+    assert result.exit_code == 2 and "does not exist" in result.output

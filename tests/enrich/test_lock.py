@@ -193,7 +193,7 @@ def test_a_result_with_a_field_of_another_shape_is_a_finding_and_is_not_used(tmp
                 for f in findings if f.code == "TI150"}
     assert set(problems) == {"'9.9.9.9'", "'4.4.4.4'", "'listed.example'", "'dated.example'", "'offset.example'",
                              "'named.example'"}
-    assert "'asn' of the wrong shape ('19281'); tiops writes an integer" in problems["'9.9.9.9'"]
+    assert "'asn' of the wrong shape ('19281'); tiops writes an integer from 0 to 4294967295" in problems["'9.9.9.9'"]
     assert "'country' of the wrong shape ('5'); tiops writes a string" in problems["'4.4.4.4'"]
     assert "tiops writes a list of strings" in problems["'listed.example'"]
     assert "tiops writes a UTC timestamp such as 2025-01-01T00:00:00Z" in problems["'dated.example'"]
@@ -205,3 +205,41 @@ def test_a_result_with_a_field_of_another_shape_is_a_finding_and_is_not_used(tmp
         value = finding.message.split("the result for '", 1)[1].split("'", 1)[0]
         shard = Path(tmp_path, finding.location.file).read_text().splitlines()
         assert shard[finding.location.line - 1].startswith(f'"{value}":')
+
+
+def test_an_asn_outside_32_bits_is_a_finding_and_is_not_used(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    (intel / ".enrichment" / "geo").mkdir(parents=True)
+    # 2**100 is read as a float, precision lost; -5 and 2**40 are integers no AS has (RFC 6793).
+    for value, asn in (("8.8.8.8", str(2**100)), ("1.1.1.1", "-5"), ("9.9.9.9", str(2**40)), ("4.4.4.4", "4294967295")):
+        shard = intel / ".enrichment" / "geo" / f"{shard_name(value)}.json"
+        lines = shard.read_text().splitlines()[1:-1] if shard.exists() else []
+        lines = [line.rstrip(",") for line in lines] + [f'"{value}":{{"asn":{asn},"status":"found"}}']
+        shard.write_text("{\n" + ",\n".join(sorted(lines)) + "\n}\n")
+    read, findings = read_lock(intel, tmp_path)
+    assert sorted(f.message.split("'")[1] for f in findings if f.code == "TI150") == ["1.1.1.1", "8.8.8.8", "9.9.9.9"]
+    assert read.geo == {"4.4.4.4": {"asn": 4294967295, "status": "found"}}
+
+
+def test_a_value_given_twice_in_a_shard_is_a_finding_and_neither_result_is_used(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    shard = intel / ".enrichment" / "geo" / f"{shard_name('8.8.8.8')}.json"
+    # What a reviewer reads first, and what a JSON parser keeps: the last one.
+    shard.write_text('{\n"8.8.8.8":{"as_organization":"GOOGLE","country_code":"US","status":"found"},\n'
+                     '"8.8.8.8":{"as_organization":"EVIL","country_code":"RU","status":"found"}\n}\n')
+    read, findings = read_lock(intel, tmp_path)
+    duplicated = [f for f in findings if f.code == "TI150"]
+    assert len(duplicated) == 1 and "'8.8.8.8' is given more than one result" in duplicated[0].message
+    assert duplicated[0].location.line == 2
+    assert "8.8.8.8" not in read.geo
+    # The same value twice beside a result of another shape: both found.
+    shard.write_text('{\n"8.8.8.8":{"status":"found"},\n"8.8.8.8":{"status":"found"},\n'
+                     f'"{_same_shard_as("8.8.8.8")}":{{"status":"found","country":5}}\n}}\n')
+    read, findings = read_lock(intel, tmp_path)
+    assert len([f for f in findings if f.code == "TI150"]) == 2 and "8.8.8.8" not in read.geo
+
+
+def _same_shard_as(value: str) -> str:
+    shard = shard_name(value)
+    return next(f"8.8.8.{n}" for n in range(9, 256) if shard_name(f"8.8.8.{n}") == shard)

@@ -13,7 +13,7 @@ from tiops.rules.conditions import parse_duration
 
 
 @click.command("enrich")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--offline", is_flag=True,
               help="Use only the offline GeoLocation/ASN database; no RDAP (WHOIS) query.")
 @click.option("--refresh", "refresh", is_flag=False, flag_value="0s", default=None, metavar="[=AGE]",
@@ -50,5 +50,6 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     click.echo(f"enriched {report.values} value(s): {report.geo_looked_up} geo lookup(s) ({report.database}), "
                f"{report.whois_queried} RDAP quer{'y' if report.whois_queried == 1 else 'ies'}"
                f"{f' ({whois}; {report.whois_requests} request(s))' if whois else ''}"
-               f"{' skipped (--offline)' if offline else ''}, "
+               f"{' skipped (--offline)' if offline else ''}"
+               f"{f', {report.kept_after_failure} earlier answer(s) kept (the lookup failed)' if report.kept_after_failure else ''}, "
                f"{report.pruned} pruned, {len(set(report.files))} lock file(s) written")

@@ -26,6 +26,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
+from tiops.enrich.lock import MAX_ASN
 from tiops.errors import UsageError
 
 __all__ = ["GeoDatabase", "MmdbDatabase", "ShippedDatabase", "geo_entries", "geo_entry", "open_geo_database"]
@@ -317,7 +318,7 @@ def _mmdb_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
     if city := _name(record.get("city")):
         fields["city"] = city
     number = record.get("autonomous_system_number")
-    if isinstance(number, int) and not isinstance(number, bool):
+    if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= MAX_ASN:
         fields["asn"] = number
     organisation = record.get("autonomous_system_organization")
     if isinstance(organisation, str):

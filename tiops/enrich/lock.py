@@ -19,6 +19,7 @@ import functools
 import hashlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,10 @@ from typing import Any, Final, NamedTuple, Protocol
 import orjson
 
 from tiops.codes import make_finding
+from tiops.errors import TiopsError
 from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location
-from tiops.inputs import InputProblem
+from tiops.inputs import InputProblem, display_name
 from tiops.memory import paused_gc
 
 __all__ = [
@@ -37,17 +39,20 @@ __all__ = [
     "GEO_STATUSES",
     "LOCK_DIR",
     "LOCK_FORMAT",
+    "MAX_ASN",
     "SECTIONS",
     "WHOIS_STATUSES",
     "CheckRecords",
     "CheckedElsewhere",
     "EnrichmentLock",
     "LockSource",
+    "LockWriteError",
     "checked_elsewhere",
     "kept_checks",
     "lock_digest",
     "lock_directory",
     "lock_findings",
+    "lock_layout_problems",
     "lock_signature",
     "lock_size",
     "read_lock",
@@ -74,6 +79,8 @@ _STATUSES: Final = {"geo": GEO_STATUSES, "whois": WHOIS_STATUSES}
 _TIMESTAMP_FIELDS: Final = frozenset({"registered", "expires", "updated", "retrieved"})
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _OPTIONS: Final = orjson.OPT_SORT_KEYS
+# AS numbers are 32-bit (RFC 6793): a database or hand edit giving another number is wrong about it.
+MAX_ASN: Final = 4294967295
 
 
 @dataclass
@@ -147,6 +154,9 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
     for section in SECTIONS:
         folder = directory / section
         if not files.is_dir(os.fspath(folder)):
+            if files.lexists(os.fspath(folder)):  # its results would be silently missing from every build
+                findings.append(_invalid(folder, root, 1, 1, f"{section} must be a folder of lock shards; "
+                                                             f"remove it and run 'tiops enrich' again"))
             continue
         target = lock.section(section)
         for path in [folder / name for name in files.listdir(os.fspath(folder))]:
@@ -156,6 +166,10 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
             findings.extend(shard_findings)
             target.update(entries)
     return lock, findings
+
+
+# What a section's place holds when it is not a folder (a file, a link): its lock files are none.
+_NOT_A_FOLDER: Final = InputProblem("TI150", "not a folder")
 
 
 class _LockFiles:
@@ -179,6 +193,11 @@ class _LockFiles:
                 self._take(files, meta, "lock.json")
             for section in SECTIONS:
                 names = self._list(files, directory / section)
+                if names is None:
+                    folder = os.fspath(directory / section)
+                    self._present[folder] = files.lexists(folder)
+                    if self._present[folder]:
+                        self._named.append((section, folder))  # in the digest: its finding is the lock's
                 for name in sorted(names or ()):
                     if name.endswith(".json"):
                         self._take(files, os.fspath(directory / section / name), f"{section}/{name}")
@@ -191,10 +210,11 @@ class _LockFiles:
             return ""
         digest = hashlib.sha256()
         for name, path in self._named:
-            content = self._read[path]
+            content = self._read.get(path, _NOT_A_FOLDER)
             body = content if isinstance(content, bytes) else f"{content.code}\0{content.message}".encode()
-            # name, kind and length first, so no two different sets of files give the same digest
-            digest.update(f"{name}\0{isinstance(content, bytes)}\0{len(body)}\0".encode())
+            # name, kind and length first, so no two different sets of files give the same digest;
+            # a name need not be UTF-8 (a file made by hand), and is hashed as the bytes it is
+            digest.update(f"{name}\0{isinstance(content, bytes)}\0{len(body)}\0".encode("utf-8", "surrogateescape"))
             digest.update(body)
         return digest.hexdigest()
 
@@ -294,8 +314,20 @@ Signature = tuple[tuple[str, int, int], ...]
 def lock_signature(intel_path: Path) -> Signature:
     """Each lock file's path, size and modification time: a read stays good while they stay the same."""
     directory = lock_directory(intel_path)
-    paths = sorted(directory.rglob("*.json")) if directory.is_dir() else []
-    return tuple((p.as_posix(), (stat := p.stat()).st_size, stat.st_mtime_ns) for p in paths)
+    if not directory.is_dir():
+        return ()
+    paths = sorted(directory.rglob("*.json"))
+    # A section that is not a folder (a finding of its own) has no shards to list.
+    paths.extend(folder for section in SECTIONS if os.path.lexists(folder := directory / section) and not folder.is_dir())
+    return tuple((p.as_posix(), (stat := _stat(p)).st_size, stat.st_mtime_ns) for p in paths)
+
+
+def _stat(path: Path) -> os.stat_result:
+    """What a lock file's read depends on: its target's stat, or the link's own when it leads nowhere."""
+    try:
+        return path.stat()
+    except OSError:
+        return path.lstat()
 
 
 def lock_size(intel_path: Path) -> int:
@@ -455,14 +487,41 @@ def _read_shard(path: Path, root: Path, section: str, files: LockSource) -> tupl
         # keeps the checked findings). A shard read by a build is nearly always canonical, so a
         # cheaper first test of the layout would only add its own cost to the render.
         canonical = render_shard(data)
-        if canonical != text:
+        if canonical == text:
+            return data, []
+        duplicated = _duplicated_values(text)  # canonical text names each value once
+        if not duplicated:
             return data, [_not_canonical(path, root, text, canonical)]
-        return data, []
+        bad = sorted(duplicated)
+    else:
+        duplicated = _duplicated_values(text)
+        bad.extend(value for value in sorted(duplicated) if value not in bad)
     findings = [_invalid(path, root, _line_of(text, value), 1,
+                         f"{value!r} is given more than one result; which one holds is unclear, so neither is used"
+                         if value in duplicated else
                          _entry_problem(section, path, value, data[value], misshapen.get(value)))
                 for value in bad]
     rejected = set(bad)
     return {value: entry for value, entry in data.items() if value not in rejected}, findings
+
+
+def _duplicated_values(text: bytes) -> set[str]:
+    """The values a shard's JSON names more than once (a JSON parser keeps the last one silently,
+    while a reviewer reads the first: RFC 8259 section 4 leaves names that are not unique undefined)."""
+    import json
+
+    objects: list[list[str]] = []
+
+    def names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append([name for name, _ in pairs])
+        return {}
+
+    try:
+        json.loads(text, object_pairs_hook=names)
+    except ValueError:
+        return set()
+    counts = Counter(objects[-1] if objects else ())  # the shard's own object is the last one closed
+    return {value for value, count in counts.items() if count > 1}
 
 
 def _not_canonical_values(values: list[str]) -> list[str]:
@@ -492,7 +551,7 @@ def _result_shapes() -> Any:
         "type": "object",
         "additionalProperties": {
             "type": "object",
-            "properties": {"asn": {"type": "integer"}, "rdap_status": {"type": "array", "items": {"type": "string"}},
+            "properties": {"asn": {"type": "integer", "minimum": 0, "maximum": MAX_ASN}, "rdap_status": {"type": "array", "items": {"type": "string"}},
                            **dict.fromkeys(sorted(_TIMESTAMP_FIELDS), timestamp)},
             "additionalProperties": {"type": "string"},
         },
@@ -511,7 +570,7 @@ def _misshapen_fields(data: dict[str, Any]) -> dict[str, str]:
 
 def _expected_shape(name: str) -> str:
     if name == "asn":
-        return "an integer"
+        return f"an integer from 0 to {MAX_ASN} (RFC 6793)"
     if name == "rdap_status":
         return "a list of strings"
     if name in _TIMESTAMP_FIELDS:
@@ -562,11 +621,13 @@ def _line_of(text: bytes, value: str) -> int:
 
 
 def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    """``path`` as findings and messages name it: from the root, and printable (a name made by hand need not be UTF-8)."""
+    return display_name(path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix())
 
 
 def _invalid(path: Path, root: Path, line: int, column: int, message: str) -> Finding:
-    return make_finding("TI150", f"enrichment lock {path.name}: {message}", Location(_relative(path, root), line, column))
+    return make_finding("TI150", f"enrichment lock {display_name(path.name)}: {message}",
+                        Location(_relative(path, root), line, column))
 
 
 def _not_canonical(path: Path, root: Path, text: bytes, canonical: bytes) -> Finding:
@@ -574,7 +635,7 @@ def _not_canonical(path: Path, root: Path, text: bytes, canonical: bytes) -> Fin
     at = next((i for i, (a, b) in enumerate(zip(text, canonical, strict=False)) if a != b), min(len(text), len(canonical)))
     line_start = text.rfind(b"\n", 0, at) + 1
     column = len(text[line_start:at].decode("utf-8", "replace")) + 1
-    return make_finding("TI151", f"enrichment lock {path.name} is not in canonical form: it differs from what "
+    return make_finding("TI151", f"enrichment lock {display_name(path.name)} is not in canonical form: it differs from what "
                         "'tiops enrich' writes (one value per line, sorted, compact JSON) from here on",
                         Location(_relative(path, root), text.count(b"\n", 0, at) + 1, column))
 
@@ -590,7 +651,7 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
     touched: list[Path] = []
     if len(lock) == 0 and not directory.exists():
         return touched
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory, parents=True)
     if _replace(directory / "lock.json", _render_meta(lock.meta)):
         touched.append(directory / "lock.json")
     for section in SECTIONS:
@@ -602,7 +663,7 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
             leftover.unlink(missing_ok=True)  # from a run killed while writing (see _replace)
         existing = {p.name for p in folder.glob("*.json")} if folder.is_dir() else set()
         for name, entries in shards.items():
-            folder.mkdir(exist_ok=True)
+            _make_folder(folder)
             if _replace(folder / f"{name}.json", render_shard(entries)):
                 touched.append(folder / f"{name}.json")
         for stale in sorted(existing - {f"{name}.json" for name in shards}):
@@ -611,13 +672,59 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
     return touched
 
 
-def _replace(path: Path, content: bytes) -> bool:
+def _make_folder(folder: Path, *, parents: bool = False) -> None:
     try:
-        if path.read_bytes() == content:
+        folder.mkdir(parents=parents, exist_ok=True)
+    except OSError as error:  # a file where the folder goes (lock_layout_problems), or no write access
+        raise LockWriteError(f"cannot make the enrichment lock folder {folder}: {error.strerror or error}") from None
+
+
+def lock_layout_problems(intel_path: Path, root: Path) -> list[str]:
+    """What stands where the lock's files and folders go and cannot be written over: a folder where a
+    file goes, a file (or a link) where a folder goes. ``tiops enrich`` stops on them before it looks
+    anything up, rather than losing its answers at the write; a link where a file goes is replaced."""
+    directory = lock_directory(intel_path)
+    problems: list[str] = []
+
+    def folder_expected(path: Path) -> bool:
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+            problems.append(f"{_relative(path, root)} is not a folder: the lock's files go in it")
             return False
-    except OSError:
-        pass
+        return path.is_dir()
+
+    if not folder_expected(directory):
+        return problems
+    files = [directory / "lock.json"]
+    for section in SECTIONS:
+        if folder_expected(directory / section):
+            files.extend(path for path in (directory / section).iterdir() if path.name.endswith(".json"))
+    problems.extend(f"{_relative(path, root)} is a folder where a lock file goes"
+                    for path in files if path.is_dir() and not path.is_symlink())
+    return problems
+
+
+def _replace(path: Path, content: bytes) -> bool:
+    """Write ``content`` at ``path`` atomically, unless the file holds it already. A link there is
+    replaced by the file (the lock holds files of its own, never links: TI108)."""
+    if not path.is_symlink():
+        try:
+            if path.read_bytes() == content:
+                return False
+        except OSError:
+            pass
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(content)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise LockWriteError(f"cannot write the enrichment lock file {path}: {error.strerror or error}") from None
     return True
+
+
+class LockWriteError(TiopsError):
+    """A lock file or folder could not be written (:func:`write_lock`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="Make the lock's place writable (see 'tiops validate' for what is in the way) "
+                                       "and run 'tiops enrich' again: the results already written are kept.")

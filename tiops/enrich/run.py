@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
-from tiops.enrich.lock import EnrichmentLock, read_lock, write_lock
+from tiops.enrich.lock import EnrichmentLock, lock_layout_problems, read_lock, write_lock
 from tiops.enrich.values import EnrichValue, enrich_values
+from tiops.errors import UsageError
 from tiops.findings import Finding
 from tiops.progress import Progress, no_progress
 from tiops.stix import shifted
@@ -38,9 +39,16 @@ class EnrichReport:
     whois_requests: int = 0  # HTTP requests that took (host names under one registered domain share one)
     whois_by_status: dict[str, int] = field(default_factory=dict)
     pruned: int = 0
+    # Refreshed values whose lookup failed this time: their earlier answer (found or not-found) stays
+    # in the lock, as old as it was, so an outage never turns good results into failures.
+    kept_after_failure: int = 0
     files: list[Path] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about the lock as it was read
     database: str = ""
+
+
+# What a server said of a value, as opposed to a lookup that got no usable answer ("failed").
+_ANSWERS = frozenset({"found", "not-found"})
 
 
 def _under(file: str, wanted: list[str]) -> bool:
@@ -76,6 +84,10 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     settings: dict[str, Any] = dict(config.enrichment)
     every = enrich_values(obj.data for obj in repo.objects)
     wanted = every if not paths else enrich_values(obj.data for obj in repo.objects if _under(obj.file, paths))
+    in_the_way = lock_layout_problems(intel, root)
+    if in_the_way:  # stopped before anything is looked up: its answers could not be kept
+        raise UsageError("; ".join(in_the_way), hint="Remove what is in the way (the lock's files and folders "
+                                                      "are tiops enrich's own) and run it again.")
     lock, findings = read_lock(intel, root)
     report = EnrichReport(values=len(wanted), findings=findings)
 
@@ -130,7 +142,11 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
     for done, (kind, value) in enumerate(todo, 1):
         entry = client.lookup(kind, value)
         report.whois_requests = client.requests - requests_before
-        lock.whois[value] = entry
+        earlier = lock.whois.get(value)
+        if entry.get("status") == "failed" and earlier is not None and earlier.get("status") in _ANSWERS:
+            report.kept_after_failure += 1
+        else:
+            lock.whois[value] = entry
         report.whois_queried += 1
         status = str(entry.get("status"))
         report.whois_by_status[status] = report.whois_by_status.get(status, 0) + 1
