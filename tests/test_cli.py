@@ -225,3 +225,18 @@ def test_compile_ends_with_its_line_and_its_files(example_repo: Path, tmp_path: 
     assert result.stdout.startswith("wrote ") and "objects" in result.stdout
     assert json.loads(bundle.read_text())["type"] == "bundle"
     assert json.loads((bundle.parent / "build.json").read_text())["bundle_sha256"]
+
+
+@pytest.mark.parametrize("command", [["query", "--group-by", "type"], ["query", "type = indicator"], ["validate"]])
+def test_a_reader_that_went_away_is_no_internal_error(example_repo: Path, command: list[str]) -> None:
+    # `tiops query ... | head -1`: the pipe's read end is closed before tiops writes, so its
+    # first write fails (EPIPE) whatever the output's size.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), *command], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and "internal error" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

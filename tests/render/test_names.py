@@ -83,3 +83,22 @@ def test_a_plan_names_the_objects_its_lines_show_not_every_object(monkeypatch: p
     text = render_plan(plan, names=NamesOf(compiled))
     assert f'"m1" uses "m2" {uses["id"]} (create' in text
     assert len(named) <= 3, f"{len(named)} objects named for one plan line"
+
+
+def test_a_plan_shows_field_values_with_bidirectional_overrides_escaped() -> None:
+    from tiops.commands.plan_cmd import render_plan
+    from tiops.plan import make_plan
+    from tiops.stores import StoredVersion, TargetSettings, content_digest
+
+    stored = {"type": "malware", "spec_version": "2.1", "id": "malware--00000000-0000-4000-8000-000000000001",
+              "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "name": "\u202eRLO name",
+              "is_family": True, "description": "\x9b31m C1 escape"}
+    compiled = {**stored, "modified": "2025-02-01T00:00:00Z", "name": "\u202eRLO name v2\u2066",
+                "description": "\x9b32m C1 escape"}
+    manifest = {stored["id"]: StoredVersion(modified=stored["modified"], digest=content_digest(stored))}
+    plan = make_plan([compiled], manifest, {stored["id"]: stored}, TargetSettings("t", "sqlite"),
+                     supports_delete=True, source_commit="abc")
+    text = render_plan(plan)
+    assert '~ name: "\\u202eRLO name" -> "\\u202eRLO name v2\\u2066"' in text
+    assert '~ description: "\\x9b31m C1 escape" -> "\\x9b32m C1 escape"' in text
+    assert not any(character in text for character in "\u202e\u2066\x9b")

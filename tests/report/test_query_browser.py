@@ -154,6 +154,34 @@ def test_filters_live_in_the_address_and_groups_nest(browser: Any, site: tuple[P
     page.close()
 
 
+@pytest.mark.parametrize(("combine", "joined"), [("all", "and"), ("any", "or")])
+def test_two_conditions_at_the_top_combine_as_chosen(browser: Any, site: tuple[Path, Path], combine: str,
+                                                       joined: str) -> None:
+    repo, out = site
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((out / "browse.html").as_uri())
+    page.wait_for_selector("#status:not(:empty)")
+    page.select_option("#combine", combine)
+    page.click("#add-condition")
+    page.click("#add-condition")
+    conditions = page.locator("#conditions > .condition")
+    conditions.nth(0).locator(".field").select_option("type")
+    conditions.nth(0).locator(".op").select_option("equals")
+    conditions.nth(0).locator(".value").fill("indicator")
+    conditions.nth(1).locator(".field").select_option("confidence")
+    conditions.nth(1).locator(".op").select_option(">=")
+    conditions.nth(1).locator(".value").fill("80")
+    built = f"(type = indicator {joined} confidence >= 80)"
+    expected = cli_ids(repo, built)[1]
+    page.wait_for_function("expected => decodeURIComponent(location.hash).replace(/[+]/g, ' ').includes(expected)",
+                           arg=built, timeout=5000)
+    page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('{len(expected)} of')", timeout=5000)
+    assert errors == []
+    page.close()
+
+
 def test_object_page_names_references_and_links_only_web_urls(browser: Any, site: tuple[Path, Path]) -> None:
     _, out = site
     page = browser.new_page()

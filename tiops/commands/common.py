@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 findings at the failing level or a reported error,
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tempfile
 import traceback
@@ -56,6 +57,13 @@ def handle_errors(command: F) -> F:
             sys.exit(EXIT_FINDINGS)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader went away (`tiops query ... | head`): what it wanted it has, as with any
+            # Unix filter. Nothing more can be written there, not even at exit's flush.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            sys.exit(0)
         except Exception:
             with tempfile.NamedTemporaryFile("w", prefix="tiops-crash-", suffix=".log", delete=False) as log:
                 # Exception texts can quote a DSN or a server's answer: no secret goes into the log.

@@ -21,7 +21,7 @@ from tiops.commands.common import (
 )
 from tiops.plan import Change, Plan, compiled_ids
 from tiops.redact import redact_registered
-from tiops.render.names import FirstNames, NamesOf, names_of, what
+from tiops.render.names import FirstNames, NamesOf, names_of, printable, what
 
 EXIT_CHANGES = 2
 _SIGNS = {"create": "+", "update": "~", "revoke": "-", "delete": "-"}
@@ -116,5 +116,7 @@ def _change_line(change: Change, names: Mapping[str, str]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()  # the same text however the object was read
+    # The same text however the object was read; JSON escapes C0 controls but not C1 ones or
+    # the bidirectional overrides (Trojan Source): a value a partner wrote must not reorder the line.
+    text = printable(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
     return text if len(text) <= 100 else text[:97] + "..."

@@ -115,7 +115,8 @@
     return field + " " + (SYMBOL[op] || op) + " " + literal;
   }
   function groupText(group) {
-    var combine = group.querySelector(":scope > .group-head > .combine, :scope > .combine");
+    // A nested group's choice is in its head; the root's is inside its label (browse.html).
+    var combine = group.querySelector(":scope > .group-head > .combine, :scope > label > .combine, :scope > .combine");
     var parts = Array.prototype.map.call(group.querySelector(":scope > .children").children, function (child) {
       return child.classList.contains("group") ? groupText(child) : conditionText(child);
     }).filter(function (part) { return part !== ""; });
