@@ -242,3 +242,33 @@ def test_one_build_reads_the_lock_once(enriched: Path, monkeypatch: pytest.Monke
     with pytest.raises(ValidationFailed, match="validation found 1 error"):
         build(enriched, cache=cache)
     assert len(reads) == 2
+
+
+def test_a_rule_that_changes_what_enrichment_is_found_from_leaves_no_stale_result(enriched: Path) -> None:
+    """Rules see the enrichment of an object as it comes in; the bundle carries that of the object
+    as it leaves them: a new pattern's values, and age_days from the new valid_from."""
+    phish = "indicator--00000000-0000-4000-8000-000000000002"
+    google = "indicator--00000000-0000-4000-8000-000000000000"
+    _rules(enriched, """- name: Repattern
+  order: 1
+  object_types: [indicator]
+  when: {field: enrichment.country_code, op: equals, value: US}
+  actions:
+    - {set: {pattern: "[ipv4-addr:value = '10.9.9.9']"}}
+- name: Earlier
+  order: 2
+  object_types: [indicator]
+  when: {field: whois.age_days, op: "<", value: 30}
+  actions:
+    - {set: {valid_from: "2025-03-24T00:00:00Z"}}
+""")
+    for flags in ([], ["--no-cache"]):
+        result = CliRunner().invoke(main, ["-C", str(enriched), "compile", "--as-of", "2026-01-01", *flags])
+        assert result.exit_code == 0, result.output
+        objects = _objects((enriched / "dist" / "bundle.json").read_bytes())
+        assert objects[google]["pattern"] == "[ipv4-addr:value = '10.9.9.9']"
+        assert ENRICHMENT_EXTENSION_ID not in (objects[google].get("extensions") or {})  # 10.9.9.9: nothing locked
+        whois = objects[phish]["extensions"][ENRICHMENT_EXTENSION_ID]["whois"][0]
+        assert objects[phish]["valid_from"] == "2025-03-24T00:00:00Z" and whois["age_days"] == 31  # registered 02-20
+        explained = CliRunner().invoke(main, ["-C", str(enriched), "explain", google, "--as-of", "2026-01-01"])
+        assert "8.8.8.8" not in explained.output.split("enrichment:")[-1]

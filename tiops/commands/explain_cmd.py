@@ -35,7 +35,9 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     trace = explain(repo, outcome, obj.id)
     name = object_name(obj.data)
-    trace["enrichment"] = enrichment_origins(repo.config.intel_path, root, obj.data)
+    # The values of the object as the rules left it (a rule may change its pattern); the authored one if dropped.
+    compiled = next((survivor for survivor in outcome.objects if survivor.id == obj.id), obj)
+    trace["enrichment"] = enrichment_origins(repo.config.intel_path, root, compiled.data)
     if trace.get("imported_folder"):
         trace["also_imported_by"] = sharing_sources(str(repo.config.intel_path), str(root), obj.id)
     if output_format == "json":

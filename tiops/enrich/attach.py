@@ -64,6 +64,7 @@ __all__ = [
     "find_plans",
     "moment_of",
     "repository_enrichment",
+    "without_enrichment",
 ]
 
 ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
@@ -165,6 +166,20 @@ def attach_enrichment(objects: list[IntelObject], lock: EnrichmentLock) -> list[
                 ENRICHMENT_EXTENSION_ID: extension}
             append(obj.with_data({**data, "extensions": extensions}))
         return result
+
+
+def without_enrichment(obj: IntelObject) -> IntelObject:
+    """``obj`` without the enrichment extension :func:`attach_enrichment` gave it (itself when it has none)."""
+    extensions = obj.data.get("extensions")
+    if not isinstance(extensions, dict) or ENRICHMENT_EXTENSION_ID not in extensions:
+        return obj
+    data = dict(obj.data)
+    kept = {name: value for name, value in extensions.items() if name != ENRICHMENT_EXTENSION_ID}
+    if kept:
+        data["extensions"] = kept
+    else:
+        del data["extensions"]
+    return obj.with_data(data)
 
 
 # What attaching reads of an object: the values it names (an indicator's pattern, an SCO's

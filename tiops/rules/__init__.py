@@ -103,9 +103,14 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     Locked enrichment is on the objects the rules see; when no rule could tell, it is
     left to the bundle instead (``RulesOutcome.enrichment``, added by tiops.compile).
     """
-    from tiops.enrich.attach import BundleEnrichment, LockedEnrichment, attach_enrichment
+    from tiops.enrich.attach import (
+        BundleEnrichment,
+        LockedEnrichment,
+        attach_enrichment,
+        without_enrichment,
+    )
     from tiops.enrich.lock import read_lock_for_build
-    from tiops.rules.engine import RulesOutcome, apply_rules
+    from tiops.rules.engine import RulesOutcome, apply_rules, changed_properties
     from tiops.rules.model import RuleSet, load_rules
 
     if repo.is_bundle:
@@ -141,8 +146,18 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         return outcome, rule_set, as_of
     lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
     objects = attach_enrichment(repo.objects, lock)
-    return apply_rules(objects, rule_set, as_of.moment, record=record), rule_set, as_of
+    outcome = apply_rules(objects, rule_set, as_of.moment, record=record)
+    if len(lock) and changed_properties(rule_set) & _ENRICHED_FROM:
+        # A rule changed what an object's results were found from (its pattern, its value, the
+        # valid_from whois age_days counts from): rules saw the enrichment of the object as it
+        # came in, and the bundle carries that of the object as it leaves them, not a stale one.
+        outcome.objects = attach_enrichment([without_enrichment(obj) for obj in outcome.objects], lock)
+    return outcome, rule_set, as_of
 
+
+# What attaching enrichment finds an object's results from (tiops.enrich.attach.ATTACH_READS but the
+# extensions it writes to).
+_ENRICHED_FROM = frozenset({"type", "pattern", "pattern_type", "value", "valid_from", "created"})
 
 # What a bundle adds besides its objects' own lines comes from these (tiops.compile.survey_objects,
 # builtin_extras), and an object's line is found by its type and id (tiops.bundlereuse).
