@@ -144,6 +144,44 @@ def test_legacy_view_answers_old_queries_with_unescaped_values(database: Databas
     assert database.run("SELECT Url FROM ThreatIntelligenceIndicator WHERE Url IS NOT NULL") == [("https://example.com/a",)]
 
 
+MD5 = "8764605c6f388c89096b534d33565802"
+SHA1 = "46aba99aa7158e4609aaa72b50990842fd22ae86"
+
+
+def test_legacy_view_pairs_each_hash_type_with_its_own_value(database: Database) -> None:
+    # MD5 sorts before SHA1 by type, and the SHA-1 value before the MD5 value: picked apart, the view
+    # showed MD5 beside the SHA-1's value.
+    two_hashes = indicator(9, f"[file:hashes.MD5 = '{MD5}' AND file:hashes.'SHA-1' = '{SHA1}']")
+    one_kind = indicator(10, "[file:hashes.'SHA-256' = 'bb' OR file:hashes.'SHA-256' = 'aa']")
+    database.store.write_versions([*OBJECTS, two_hashes, one_kind])
+    rows = database.run("SELECT IndicatorId, FileHashType, FileHashValue FROM ThreatIntelligenceIndicator"
+                        " WHERE FileHashType IS NOT NULL ORDER BY IndicatorId")
+    assert [(row[0][-2:], row[1], row[2]) for row in rows] == [
+        ("02", "SHA256", "aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f"),
+        ("09", "MD5", MD5),
+        ("10", "SHA256", "aa"),
+    ]
+    assert database.run("SELECT FileHashValue FROM ThreatIntelligenceIndicator WHERE IndicatorId LIKE '%01'") == [(None,)]
+
+
+def test_a_store_of_an_earlier_schema_version_gets_the_views_of_this_one(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    SqliteStore(path, as_of=AS_OF).close()
+    old = sqlite3.connect(path)
+    old.execute("DROP VIEW ThreatIntelligenceIndicator")  # CREATE VIEW IF NOT EXISTS would keep this one
+    old.execute("CREATE VIEW ThreatIntelligenceIndicator AS SELECT 'made by version 2' AS IndicatorId")
+    old.execute("UPDATE tiops_store_schema SET version = 2")
+    old.commit()
+    old.close()
+    store = SqliteStore(path, as_of=AS_OF)
+    store.write_versions([indicator(9, f"[file:hashes.MD5 = '{MD5}' AND file:hashes.'SHA-1' = '{SHA1}']")])
+    store.close()
+    with sqlite3.connect(path) as reopened:
+        assert reopened.execute("SELECT FileHashType, FileHashValue FROM ThreatIntelligenceIndicator").fetchall() == [
+            ("MD5", MD5)]
+        assert reopened.execute("SELECT version FROM tiops_store_schema").fetchall() == [(3,)]
+
+
 def test_a_store_with_the_legacy_table_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     old = sqlite3.connect(path)

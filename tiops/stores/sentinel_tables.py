@@ -111,13 +111,24 @@ def legacy_view_sql(dialect: Dialect) -> str:
     picked = ", ".join(f"o.{name}" for name, _ in _LEGACY_OBSERVABLES)
     empty = ", ".join(f"CAST(NULL AS TEXT) AS {name}" for name in _NEVER_FILLED)
     create = "CREATE OR REPLACE VIEW" if dialect is POSTGRES else "CREATE VIEW IF NOT EXISTS"
+    # The hash type and its value are one pair: the smallest type, with the smallest of its values,
+    # picked as one text (type, a separator below every character of a type, value) and split again.
+    # Picked apart, an indicator with an MD5 and a SHA-1 showed MD5 beside the SHA-1's value.
+    hash_type = "REPLACE(REPLACE(SUBSTR(ObservableKey, 13), '''', ''), '-', '')"
+    if dialect is POSTGRES:
+        pair = f'MIN((CASE WHEN {hashes} THEN {hash_type} || chr(1) || ObservableValue END) COLLATE "C")'
+        split = ("SPLIT_PART(o.FileHash, chr(1), 1) AS FileHashType, "
+                 "SUBSTR(o.FileHash, STRPOS(o.FileHash, chr(1)) + 1) AS FileHashValue")
+    else:
+        pair = f"MIN(CASE WHEN {hashes} THEN {hash_type} || char(1) || ObservableValue END)"
+        split = ("SUBSTR(o.FileHash, 1, INSTR(o.FileHash, char(1)) - 1) AS FileHashType, "
+                 "SUBSTR(o.FileHash, INSTR(o.FileHash, char(1)) + 1) AS FileHashValue")
     return f"""{create} ThreatIntelligenceIndicator AS
-SELECT {legacy}, {picked}, o.FileHashType, o.FileHashValue, {empty}
+SELECT {legacy}, {picked}, {split}, {empty}
 FROM tiops_indicator_legacy l LEFT JOIN (
     SELECT Id,
         {observed},
-        MIN(CASE WHEN {hashes} THEN REPLACE(REPLACE(SUBSTR(ObservableKey, 13), '''', ''), '-', '') END) AS FileHashType,
-        MIN(CASE WHEN {hashes} THEN ObservableValue END) AS FileHashValue
+        {pair} AS FileHash
     FROM {INDICATOR_TABLE} GROUP BY Id
 ) o ON o.Id = l.IndicatorId"""
 

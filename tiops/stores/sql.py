@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS tiops_store_schema (
 
 #: 1: the Sentinel tables held a copy of each object's JSON (Data); stores without
 #: ``tiops_store_schema`` are this version. 2: they are views that read it from stix_current.
-SCHEMA_VERSION = 2
+#: 3: the legacy view ThreatIntelligenceIndicator pairs each hash type with its own value.
+SCHEMA_VERSION = 3
 SELECT_SCHEMA_VERSION = "SELECT MAX(version) FROM tiops_store_schema"
 
 

@@ -69,6 +69,8 @@ class SqliteStore:
             if self._table_exists("ThreatIntelIndicators"):  # schema version 1: the tables held Data
                 for statement in tables.data_copy_migration(tables.SQLITE):
                     self._db.execute(statement)
+            if found != shared.SCHEMA_VERSION:  # views of another version are made again (CREATE VIEW IF NOT EXISTS)
+                self._db.execute("DROP VIEW IF EXISTS ThreatIntelligenceIndicator")
             for statement in tables.schema_statements(tables.SQLITE):
                 self._db.execute(statement)
             self._add_object_digests()
