@@ -126,6 +126,17 @@ def base_manifest(plan: Plan, manifest: Mapping[str, StoredVersion]) -> dict[str
     return base
 
 
+def settle_target(store: Store, holder: str | None = None) -> None:
+    """What an apply of a plan with no changes does: take the target's lock and let it go.
+
+    A store brings what it derives from the build's as-of time (ThreatIntelIndicators.IsActive:
+    indicators that expired since the last apply) up to date when it takes the lock, so an
+    apply with nothing to write still leaves the Sentinel rows right at the new as-of time.
+    """
+    store.acquire_lock(holder or default_holder())
+    store.release_lock()
+
+
 def apply_plan(
     plan: Plan,
     store: Store,

@@ -365,3 +365,36 @@ def test_a_sqlite_path_that_cannot_be_a_store_is_a_clear_error(tmp_path: Path, w
     assert "internal error" not in result.output and "target 't': the SQLite store" in result.output
     assert "names a SQLite file tiops can create and write" in result.output
     assert (tmp_path / "a-file.txt").read_text(encoding="utf-8") == "not a database\n"
+
+
+def test_an_apply_with_no_changes_still_brings_is_active_to_the_new_as_of_time(tmp_path: Path) -> None:
+    import sqlite3
+
+    from pr_repo import git
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    (root / "intel" / "expiring.yaml").write_text("""type: indicator
+spec_version: "2.1"
+id: indicator--7a1e3c55-0f6b-4d5e-9a8b-2c3d4e5f6a7b
+created: 2025-03-01T00:00:00.000Z
+modified: 2025-03-01T00:00:00.000Z
+pattern: "[ipv4-addr:value = '203.0.113.7']"
+pattern_type: stix
+valid_from: 2025-03-01T00:00:00Z
+valid_until: 2025-06-01T00:00:00Z
+""", encoding="utf-8")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "intel", date="2025-05-01T00:00:00+00:00")
+
+    def is_active() -> list[tuple[int]]:
+        with sqlite3.connect(root / ".tiops" / "store.sqlite") as db:
+            return db.execute("SELECT IsActive FROM ThreatIntelIndicators").fetchall()
+
+    assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
+    assert is_active() == [(1,)]
+    git(root, "commit", "-q", "--allow-empty", "-m", "later", date="2025-07-01T00:00:00+00:00")
+    again = CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"])
+    assert again.exit_code == 0 and "no changes" in again.output, again.output
+    assert is_active() == [(0,)]  # expired at the new HEAD's time, though no object changed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tiops.apply import apply_plan, open_session
+from tiops.apply import apply_plan, open_session, settle_target
 from tiops.commands.common import (
     confirm,
     handle_errors,
@@ -61,6 +61,7 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
             if saved is None:
                 click.echo(render_plan(plan, names=NamesOf(session.compiled, compiled_ids(session.compiled)) if plan.has_changes else None), nl=False)
                 if not plan.has_changes:
+                    settle_target(session.store)  # expiries since the last apply (IsActive) still count
                     return
                 if not auto_approve and not confirm(APPROVAL_QUESTION, flag="--auto-approve"):
                     click.echo("Nothing applied.")
