@@ -230,3 +230,23 @@ def test_browse_html_holds_the_first_page_of_the_default_view(report_repo: Path,
     expected = sorted(rows, key=lambda row: (shown(row).lower(), row["id"]))[:50]
     got = [{f: v for f, v in zip(first["fields"], values, strict=True) if v is not None} for values in first["rows"]]
     assert got == expected and len(got) == min(50, len(rows))
+
+
+def test_provenance_lines_of_every_style_of_list_item_agree_with_explain(report_repo: Path, tmp_path: Path) -> None:
+    ids = [f"identity--0a0a0a0a-0a0a-4a0a-8a0a-00000000000{n}" for n in range(1, 5)]
+    common = 'spec_version: "2.1"\n{indent}created: 2024-01-01T00:00:00.000Z\n{indent}modified: 2024-01-01T00:00:00.000Z\n'
+    (report_repo / "intel" / "styles.yaml").write_text(
+        "# items written every way YAML allows\n"
+        f"-\n  type: identity\n  id: {ids[0]}\n  name: dash alone\n  {common.format(indent='  ')}"
+        f"-   type: identity\n    id: {ids[1]}\n    name: wide\n    {common.format(indent='    ')}"
+        f"- {{type: identity, spec_version: '2.1', id: {ids[2]}, name: flow, created: '2024-01-01T00:00:00.000Z', "
+        "modified: '2024-01-01T00:00:00.000Z'}\n"
+        f"-\n\n  type: identity\n  id: {ids[3]}\n  name: blank line\n  {common.format(indent='  ')}",
+        encoding="utf-8")
+    build_report(report_repo, tmp_path / "site", as_of=AS_OF)
+    entries = shard_entries(tmp_path / "site")
+    for identifier in ids:
+        explained = CliRunner().invoke(main, ["-C", str(report_repo), "explain", identifier, "--format", "json"])
+        assert explained.exit_code == 0, explained.output
+        line = json.loads(explained.output)["line"]
+        assert entries[identifier]["p"][:2] == ["intel/styles.yaml", line], identifier

@@ -376,7 +376,24 @@ def _list_item_lines(path: Path) -> list[int]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
-    return [number for number, line in enumerate(text.splitlines(), 1) if line.startswith("- ")]
+    # A top-level item starts with a dash in the first column followed by a space, a tab or the end
+    # of the line (YAML 1.2 section 8.2.1). Content nested in an item is indented, so no line of it
+    # starts with a dash in the first column. The object is where its content starts, as
+    # tiops explain places it: on the dash's line, or on the next line with content after a dash alone.
+    lines = text.splitlines()
+    found: list[int] = []
+    for number, line in enumerate(lines, 1):
+        if not line.startswith("-") or (len(line) > 1 and line[1] not in " \t"):
+            continue
+        content = line[1:].strip()
+        if content and not content.startswith("#"):
+            found.append(number)
+            continue
+        following = number
+        while following < len(lines) and (not (rest := lines[following].strip()) or rest.startswith("#")):
+            following += 1
+        found.append(following + 1 if following < len(lines) else number)
+    return found
 
 
 def _latest_modified(objects: list[dict[str, Any]]) -> str | None:
