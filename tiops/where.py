@@ -34,7 +34,7 @@ from typing import Any
 from tiops.enrich.fields import ENRICHMENT_KINDS, ENRICHMENT_SUBFIELDS
 from tiops.errors import UsageError
 from tiops.jsonschemas import property_kinds
-from tiops.rules.conditions import MAX_DEPTH
+from tiops.rules.conditions import MAX_DEPTH, parse_timestamp
 from tiops.stix import ALL_TYPES, SCO_TYPES
 
 Condition = dict[str, Any]
@@ -134,9 +134,12 @@ def _typed(name: str, kind: str, op: str, value: Any) -> Any:
             raise UsageError(f"--where: {name} is true or false; {value!r} is not", hint=f"Write '{name} = true'.")
         return value
     if kind == "timestamp":
+        written = value
         if isinstance(value, str) and _DATE.match(value):
-            return value + "T00:00:00Z"
-        if not isinstance(value, str) or not _TIMESTAMP.match(value):
+            value += "T00:00:00Z"
+        # The shape and a day, hour and minute that exist (2024-02-30 and T99:99:99Z do not).
+        if not isinstance(value, str) or not _TIMESTAMP.match(value) or parse_timestamp(value) is None:
+            value = written
             raise UsageError(f"--where: {name} is a timestamp; {value!r} is not one",
                              hint=f"Write a date or a STIX timestamp, e.g. '{name} >= 2025-06-01' or 2025-06-01T12:00:00Z.")
         return value

@@ -54,6 +54,12 @@ EXPRESSIONS = [
     "source = 'Contoso TI' and not-exists",  # a syntax error in both
     "labels contains c2 or indicator_types = anomalous-activity",
     "description contains Woodgrove and created < 2024-10-01",
+    # A timestamp equals the moment it names, whatever its precision; a date is midnight UTC.
+    "created = 2024-09-20T11:00:00Z",
+    "created in [2024-09-12T15:10:00.0Z, 2024-10-01]",
+    "created != 2024-09-20T11:00:00.000000Z and type = indicator",
+    "created > 2024-02-30",  # no such day: an error in both
+    "modified < 2024-09-20T24:00:00Z",  # no such hour
 ]
 
 
@@ -107,7 +113,8 @@ def test_typos_are_errors_in_the_browser_too(browser: Any, site: tuple[Path, Pat
     _, out = site
     page = browser.new_page()
     for expression, message in (("typ = indicator", "did you mean 'type'"), ("confidence >= high", "is a number"),
-                                ("type = indicatr", "did you mean 'indicator'")):
+                                ("type = indicatr", "did you mean 'indicator'"),
+                                ("created > 2024-99-99", "is a timestamp; '2024-99-99' is not one")):
         page.goto((out / "browse.html").as_uri() + "#q=" + urllib.parse.quote(expression))
         page.wait_for_function("expected => document.querySelector('#query').value === expected", arg=expression)
         assert message in page.locator("#query-error").inner_text()

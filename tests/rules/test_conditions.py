@@ -220,3 +220,32 @@ def test_checking_refuses_what_compiling_refuses_at_the_same_place(condition: An
         check_condition(condition, AS_OF, (0, "when"))
     assert (checked.value.code, checked.value.path) == (compiled.value.code, compiled.value.path)
 
+
+
+def test_a_timestamp_equals_the_moment_it_names_whatever_its_precision() -> None:
+    from tiops.rules.conditions import matches
+
+    class View:
+        def __init__(self, data: dict[str, object]) -> None:
+            self.data, self.source, self.file = data, None, "x.yaml"
+
+    obj = View({"type": "indicator", "created": "2024-01-01T00:00:00.000Z", "name": "2024-01-01T00:00:00Z"})
+    for expected in ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000000Z", "2024-01-01T00:00:00.0Z"):
+        assert matches({"field": "created", "op": "equals", "value": expected}, obj)  # type: ignore[arg-type]
+        assert not matches({"field": "created", "op": "not-equals", "value": expected}, obj)  # type: ignore[arg-type]
+        assert matches({"field": "created", "op": "in", "value": ["other", expected]}, obj)  # type: ignore[arg-type]
+    assert not matches({"field": "created", "op": "equals", "value": "2024-01-01T00:00:00.001Z"}, obj)  # type: ignore[arg-type]
+    assert matches({"field": "type", "op": "in", "value": ["INDICATOR", "2024-01-01T00:00:00Z"]}, obj)  # type: ignore[arg-type]
+
+
+def test_a_rule_on_a_timestamp_of_another_precision_finds_its_objects_through_the_index() -> None:
+    from tiops.load import IntelObject
+    from tiops.rules.engine import apply_rules
+    from tiops.rules.model import Action, Rule, RuleSet
+
+    objects = [IntelObject({"type": "indicator", "id": f"indicator--{n}", "created": f"2024-01-0{n}T00:00:00.000Z"},
+                           "x.yaml", (n,)) for n in range(1, 4)]
+    rule = Rule("tag", 1, True, None, {"field": "created", "op": "in", "value": ["2024-01-02T00:00:00Z"]},
+                (Action("add_tags", tags=("hit",)),), (), "rules/ingestion/r.yaml", 1, 1, 1)
+    outcome = apply_rules(objects, RuleSet((rule,), "d"), None)
+    assert [obj.data.get("labels") for obj in outcome.objects] == [None, ["hit"], None]

@@ -341,13 +341,11 @@ def element_test(op: str, expected: Any, as_of: datetime | None, path: tuple[str
     if op in LIST_OPERATORS:
         if not isinstance(expected, list) or not expected:
             raise ConditionError("TI510", f"'{op}' needs a non-empty list as its value", value_path)
-        folded = frozenset(_fold(e) for e in expected if hashable(e))
-        return ElementTest(_member_of(folded), _MEMBER_INLINE, folded)
+        return _equal_to_one_of([e for e in expected if hashable(e)])
     if op in ("equals", "not-equals"):
         if isinstance(expected, (list, dict)):
             raise ConditionError("TI510", f"'{op}' compares with one value; use 'in' for a list", value_path)
-        folded = frozenset({_fold(expected)})
-        return ElementTest(_member_of(folded), _MEMBER_INLINE, folded)
+        return _equal_to_one_of([expected])
     if op in ("contains", "starts-with", "ends-with"):
         if not isinstance(expected, (str, int, float)) or isinstance(expected, bool):
             raise ConditionError("TI510", f"'{op}' needs a string value", value_path)
@@ -399,6 +397,18 @@ def _comparison(op: str, expected: Any, value_path: tuple[str | int, ...]) -> El
         return ElementTest(lambda v: v.__class__ is str and compare(v, text))
     number = expected
     return ElementTest(lambda v: v.__class__ in _NUMBERS and compare(v, number), _COMPARE_INLINE[op], number)
+
+
+def _equal_to_one_of(expected: list[Any]) -> ElementTest:
+    """Equal to one of ``expected``: text without regard to case, a timestamp as the moment it names
+    whatever its precision (section 3.2: 2024-01-01T00:00:00Z is 2024-01-01T00:00:00.000Z), as the
+    ordering comparisons take it."""
+    moments = frozenset(key for e in expected if isinstance(e, str) and (key := fast_timestamp_key(e)) is not None)
+    folded = frozenset(_fold(e) for e in expected if not (isinstance(e, str) and fast_timestamp_key(e) is not None))
+    if not moments:
+        return ElementTest(_member_of(folded), _MEMBER_INLINE, folded)
+    member = _member_of(folded)
+    return ElementTest(lambda v: member(v) or (v.__class__ is str and fast_timestamp_key(v) in moments))
 
 
 def _member_of(folded: frozenset[Any]) -> Callable[[Any], bool]:

@@ -20,6 +20,7 @@ from tiops.rules.conditions import (
     MISSING,
     ConditionWriter,
     check_condition,
+    fast_timestamp_key,
     field_getter,
     format_timestamp,
     hashable,
@@ -365,7 +366,10 @@ def _probes(condition: Any, stable: Callable[[str], bool]) -> tuple[list[_Probe]
         return None
     if op in ("equals", "in"):
         values = value if op == "in" else [value]
-        if isinstance(values, list) and all(hashable(v) for v in values):
+        # A timestamp equals every text of the same moment (2024-01-01T00:00:00Z and ...00.000Z):
+        # no exact probe finds those, so the test runs on every object.
+        if (isinstance(values, list) and all(hashable(v) for v in values)
+                and not any(isinstance(v, str) and fast_timestamp_key(v) is not None for v in values)):
             return [_Probe(field_name, tuple(v.casefold() if isinstance(v, str) else v for v in values))], None
     if op == "starts-with" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return [_Probe(field_name, (str(value).casefold(),), prefix=True)], condition

@@ -123,11 +123,11 @@
         return value;
       }
       if (kind === "timestamp") {
-        if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value)) { return value + "T00:00:00Z"; }
-        if (typeof value !== "string" || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(value)) {
+        var moment = typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value) ? value + "T00:00:00Z" : value;
+        if (typeof moment !== "string" || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(moment) || !realMoment(moment)) {
           throw new QueryError(node.field + " is a timestamp; '" + value + "' is not one");
         }
-        return value;
+        return moment;
       }
       if (ordering) { return value; }
       var choices = kind === "stix-type" ? catalogue.stixTypes : kind === "sco-type" ? catalogue.scoTypes : kind === "tlp" ? TLP : null;
@@ -139,6 +139,15 @@
         + (close.length ? "; did you mean " + close.join(" or ") + "?" : ""));
     }
     node.value = Array.isArray(node.value) ? node.value.map(typed) : typed(node.value);
+  }
+
+  // A day, hour, minute and second that exist (a leap second, 60, is allowed: STIX 2.1 section 3.2).
+  function realMoment(text) {
+    var y = +text.slice(0, 4), m = +text.slice(5, 7), d = +text.slice(8, 10);
+    var probe = new Date(0);
+    probe.setUTCFullYear(y, m, 0);  // the last day of month m (Date.UTC would read years below 100 as 19xx)
+    var days = probe.getUTCDate();
+    return m >= 1 && m <= 12 && d >= 1 && d <= days && +text.slice(11, 13) <= 23 && +text.slice(14, 16) <= 59 && +text.slice(17, 19) <= 60;
   }
 
   // --- Evaluation (tiops/rules/conditions.py) ------------------------------------------
@@ -184,9 +193,15 @@
 
   function elementTest(op, expected) {
     if (op === "in" || op === "not-in" || op === "equals" || op === "not-equals") {
-      var folded = (Array.isArray(expected) ? expected : [expected]).map(fold);
+      // A timestamp equals the moment it names whatever its precision, as the ordering comparisons take it.
+      var values = Array.isArray(expected) ? expected : [expected], moments = [], folded = [];
+      values.forEach(function (e) { var k = timestampKey(e); if (k !== null) { moments.push(k.join("|")); } else { folded.push(fold(e)); } });
       return function (v) {
-        if (typeof v === "string") { return folded.indexOf(v.toLowerCase()) !== -1; }
+        if (typeof v === "string") {
+          if (folded.indexOf(v.toLowerCase()) !== -1) { return true; }
+          var k = moments.length ? timestampKey(v) : null;
+          return k !== null && moments.indexOf(k.join("|")) !== -1;
+        }
         return v !== null && typeof v !== "object" && folded.indexOf(v) !== -1;
       };
     }
