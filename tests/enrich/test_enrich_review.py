@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -77,8 +78,8 @@ def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(commi
     output = tmp_path / "site"
     build_report(committed, output)
     overview = (output / "index.html").read_text(encoding="utf-8")
-    assert "Enriched values by country" in overview and "United States (US)" in overview
-    assert "Enriched values by autonomous system" in overview and "GOOGLE" in overview
+    assert "Enriched objects by country" in overview and "United States (US)" in overview
+    assert "Enriched objects by autonomous system" in overview and "GOOGLE" in overview
     # The object page draws each object, extensions included, from the shard its UUID's first digit names.
     shard = (output / "data" / "objects" / "0.js").read_text(encoding="utf-8")
     entries = json.loads(zlib.decompress(base64.b64decode(shard[len('TiopsReport.shard("0","'):-4])))
@@ -115,3 +116,35 @@ def test_the_diff_tells_a_new_result_from_a_gone_one_and_a_changed_one(committed
     assert "- **8.8.4.4** `enrichment` (added)\n" in markdown
     assert "- **8.8.8.8** `enrichment` (changed)\n" in markdown
     assert "- **www.woodgrove-statements.net** `whois` (removed)\n" in markdown
+
+
+def test_the_country_panel_counts_objects_as_the_query_command_does(committed: Path, tmp_path: Path) -> None:
+    from tiops.report.build import build_report
+
+    # Two indicators name 8.8.8.8; one of them also 8.8.4.4, in the same country: three object-value
+    # pairs, two values, two objects.
+    (committed / "intel" / "indicators" / "both.yaml").write_text(INDICATOR.format(
+        uuid="00000000-0000-4000-8000-000000000098",
+        pattern="[ipv4-addr:value = '8.8.8.8'] OR [ipv4-addr:value = '8.8.4.4']"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-C", str(committed), "enrich", "--offline"]).exit_code == 0
+    counted = CliRunner().invoke(main, ["-C", str(committed), "query", "--group-by", "enrichment.country_code",
+                                        "--format", "json"])
+    assert counted.exit_code == 0, counted.output
+    us = next(row["count"] for row in json.loads(counted.stdout) if row["value"] == "US")
+    build_report(committed, tmp_path / "site")
+    overview = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    panel = overview.split("Enriched objects by country", 1)[1].split("</section>", 1)[0]
+    assert us == 2  # google.yaml and both.yaml, each once: three (object, value) pairs
+    counts = re.findall(r'>([^<>]+)<title>[^<]*</title></text>\s*<rect[^>]*></rect>\s*<text class="count"[^>]*>(\d+)<', panel)
+    assert ("United States (US)", str(us)) in counts, counts
+
+
+def test_a_report_timeline_counts_by_a_whois_date(committed: Path, tmp_path: Path) -> None:
+    from tiops.report.build import build_report
+
+    (committed / "report.yaml").write_text("panels:\n  - title: Registered per month\n    group-by: whois.registered\n"
+                                           "    chart: timeline\n", encoding="utf-8")
+    build_report(committed, tmp_path / "site")
+    overview = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    panel = overview.split("Registered per month", 1)[1].split("</section>", 1)[0]
+    assert "2025-02" in panel  # woodgrove-securelogin.net, registered 2025-02-20

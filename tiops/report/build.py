@@ -312,22 +312,30 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
 
 
 def _enrichment_charts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Country and AS panels from the locked enrichment (tiops.enrich), when the bundle carries any."""
+    """Country and AS panels from the locked enrichment (tiops.enrich), when the bundle carries any.
+
+    Each counts objects, once in every country (system) its values fall in, as ``tiops query
+    --group-by enrichment.country_code`` counts them: a chart and the command agree (docs/review.md).
+    """
     countries: Counter[str] = Counter()
     systems: Counter[str] = Counter()
     for obj in objects:
         extension = enrichment_of(obj)
+        its_countries: set[str] = set()
+        its_systems: set[str] = set()
         for item in (extension or {}).get("enrichment") or ():
             if item.get("country_code"):
-                countries[f"{item.get('country') or item['country_code']} ({item['country_code']})"] += 1
+                its_countries.add(f"{item.get('country') or item['country_code']} ({item['country_code']})")
             if item.get("asn") or item.get("as_organization"):
                 number = f"AS{item['asn']} " if item.get("asn") else ""
-                systems[f"{number}{item.get('as_organization') or ''}".strip()] += 1
+                its_systems.add(f"{number}{item.get('as_organization') or ''}".strip())
+        countries.update(its_countries)
+        systems.update(its_systems)
     charts = []
     if countries:
-        charts.append(_chart("Enriched values by country", countries))
+        charts.append(_chart("Enriched objects by country", countries))
     if systems:
-        charts.append(_chart("Enriched values by autonomous system", systems))
+        charts.append(_chart("Enriched objects by autonomous system", systems))
     return charts
 
 

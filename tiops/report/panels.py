@@ -143,10 +143,17 @@ def _panel(entry: Any, seen: set[str]) -> Panel:
         bars = [(str(label), _query(text, seen, "bars", where=("bars", label))) for label, text in bars_entry.items()]
     if chart == "bar" and group_by is None and not bars:
         raise _PanelProblem("a bar chart needs group-by (a field to count by) or bars", "group-by")
-    if chart == "timeline" and (group_by is None or property_kinds().get(group_by) != "timestamp"):
+    if chart == "timeline" and (group_by is None or _field_kind(group_by) != "timestamp"):
         raise _PanelProblem(f"a timeline counts by a timestamp field (created, modified, valid_until...), not {group_by!r}",
                             "group-by")
     return Panel(title.strip(), query, group_by, tuple(bars), chart, limit)
+
+
+def _field_kind(name: str) -> str | None:
+    """What a field holds: a STIX property's kind, or one of the enrichment fields' (whois.registered...)."""
+    from tiops.enrich.fields import ENRICHMENT_KINDS
+
+    return ENRICHMENT_KINDS.get(name) or property_kinds().get(name)
 
 
 def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tuple[Any, ...] = ()) -> Query:
