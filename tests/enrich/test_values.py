@@ -95,13 +95,15 @@ URLS = [
 def test_url_hosts_read_by_slicing_agree_with_urlsplit() -> None:
     from urllib.parse import urlsplit
 
-    from tiops.enrich.values import _url_hostname
+    from tiops.enrich.values import _decoded_host, _url_hostname
 
     for url in URLS:
         try:
             expected = urlsplit(url.strip()).hostname
         except ValueError:
             expected = None
+        if expected and "%" in expected:  # what a browser contacts (below)
+            expected = _decoded_host(expected)
         assert _url_hostname(url) == expected, url
 
 
@@ -183,3 +185,17 @@ def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
                   ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example",
                   "::ffff:1.2.3.4", "::ffff:0102:0304", "::ffff:1.2.3.0/120", "*.example.com", "*.*.example.com"]:
         assert is_canonical(value) == (canonical_value(value) == value), value
+
+
+def test_a_percent_encoded_url_host_and_an_address_with_the_roots_dot_are_the_hosts_browsers_contact() -> None:
+    def values(url: str) -> set[tuple[str, str]]:
+        return set(object_enrich_values({"type": "url", "value": url}))
+
+    # RFC 3986 section 3.2.2 lets a host be percent-encoded; the WHATWG URL standard decodes it.
+    assert values("http://%77oodgrove-securelogin.net/login") == {("domain", "woodgrove-securelogin.net")}
+    assert values("http://WOODGROVE%2Dsecurelogin.NET/") == {("domain", "woodgrove-securelogin.net")}
+    assert values("http://1.1.1.1./") == {("ip", "1.1.1.1")}
+    assert values("http://8.8.8.8:8080/") == {("ip", "8.8.8.8")}
+    assert values("http://%ff%fe.example/") == {("domain", "%ff%fe.example")}  # not UTF-8: left as written
+    assert values("http://a.example%2F@evil.example/") == {("domain", "evil.example")}  # userinfo, not the host
+    assert values("http://a.example%2Fb/") == set()  # a '/' in a host: no host at all

@@ -14,7 +14,7 @@ import re
 import socket
 from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import idna
 
@@ -112,9 +112,25 @@ def _url_hostname(value: str) -> str | None:
     if plain is not None:
         return plain[1].lower()
     try:
-        return urlsplit(value.strip()).hostname
+        host = urlsplit(value.strip()).hostname
     except ValueError:
         return None
+    return _decoded_host(host) if host and "%" in host else host
+
+
+# What no host holds once decoded (the WHATWG URL standard's forbidden domain code points).
+_FORBIDDEN_IN_HOST: Final = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
+
+
+def _decoded_host(host: str) -> str | None:
+    """A percent-encoded host (RFC 3986 section 3.2.2) as the name a browser contacts: decoded, as
+    the WHATWG URL standard decodes it before reading it; None where that standard finds no host
+    (a decoded '/' or '@'). Bytes that are not UTF-8 leave the host as written."""
+    try:
+        decoded = unquote(host, errors="strict").lower()
+    except UnicodeDecodeError:
+        return host
+    return None if _FORBIDDEN_IN_HOST.search(decoded) else decoded
 
 
 def _url_host(value: str, known: Container[str] = ()) -> EnrichValue | None:
@@ -124,7 +140,9 @@ def _url_host(value: str, known: Container[str] = ()) -> EnrichValue | None:
     if ":" in host or host.replace(".", "").isdigit():
         if host in known:
             return "ip", host
-        return _ip_value(host)  # urlsplit already took the brackets off an IPv6 host (RFC 3986)
+        # urlsplit already took the brackets off an IPv6 host (RFC 3986); an IPv4 address may end
+        # with the root's dot, as a name may ("1.1.1.1.", which browsers read as 1.1.1.1).
+        return _ip_value(host[:-1] if host.endswith(".") and ":" not in host else host)
     if host in known:
         return "domain", host
     domain = _domain(host)
