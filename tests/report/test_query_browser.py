@@ -5,6 +5,7 @@ reference."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,45 @@ def test_typos_are_errors_in_the_browser_too(browser: Any, site: tuple[Path, Pat
     page = browser.new_page()
     for expression, message in (("typ = indicator", "did you mean 'type'"), ("confidence >= high", "is a number"),
                                 ("type = indicatr", "did you mean 'indicator'"),
-                                ("created > 2024-99-99", "is a timestamp; '2024-99-99' is not one")):
+                                ("created > 2024-99-99", "is a timestamp; '2024-99-99' is not one"),
+                                ("enrichment.bogus = 1", "unknown field 'enrichment.bogus'"),
+                                ("whois.registerd exists", "did you mean 'whois.registered'"),
+                                ("type in []", "needs a non-empty list")):
         page.goto((out / "browse.html").as_uri() + "#q=" + urllib.parse.quote(expression))
         page.wait_for_function("expected => document.querySelector('#query').value === expected", arg=expression)
         assert message in page.locator("#query-error").inner_text()
         assert page.locator("#results tbody tr").count() == 0
+    page.close()
+
+
+def test_a_suggestion_is_named_once(browser: Any, site: tuple[Path, Path]) -> None:
+    _, out = site
+    page = browser.new_page()
+    page.goto((out / "browse.html").as_uri() + "#q=" + urllib.parse.quote("nam = x"))
+    page.wait_for_function("document.querySelector('#query-error').textContent.includes('did you mean')")
+    message = page.locator("#query-error").inner_text()
+    suggestions = re.findall(r"'([^']+)'", message.split("did you mean", 1)[1])
+    assert suggestions and len(suggestions) == len(set(suggestions)), message
+    page.close()
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_objects_without_the_sorted_value_come_last_as_in_the_cli(browser: Any, site: tuple[Path, Path],
+                                                                   descending: bool) -> None:
+    repo, out = site
+    expression = "type = indicator or type = malware"
+    sort = "confidence:desc" if descending else "confidence"
+    result = CliRunner().invoke(main, ["-C", str(repo), "query", expression, "--sort", sort, "--format", "json"])
+    expected = [str(obj["confidence"]) if "confidence" in obj else "" for obj in json.loads(result.stdout)]
+    assert "" in expected and expected[-1] == ""  # the repository has objects without a confidence
+    page = browser.new_page()
+    address = "#q=" + urllib.parse.quote(expression) + "&sort=confidence" + ("&desc=1" if descending else "")
+    page.goto((out / "browse.html").as_uri() + address)
+    page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('{len(expected)} of')")
+    column = [th.strip() for th in page.locator("#results thead th").all_inner_texts()].index("Confidence")
+    shown = [cells[column].strip() for cells in page.eval_on_selector_all(
+        "#results tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")]
+    assert shown == expected
     page.close()
 
 

@@ -34,7 +34,7 @@ import orjson
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
 from tiops.enrich.attach import enrichment_of
-from tiops.enrich.fields import ENRICHMENT_FIELDS, field_path
+from tiops.enrich.fields import ENRICHMENT_FIELDS, ENRICHMENT_SUBFIELDS, field_path
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
@@ -263,7 +263,9 @@ def _catalogue(seen: set[str]) -> dict[str, Any]:
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
     # Sorted: property_kinds() is built from sets, whose order changes from one process to the next.
     return {"kinds": dict(sorted(kinds.items())), "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES),
-            "scoTypes": sorted(SCO_TYPES), "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS}}
+            "scoTypes": sorted(SCO_TYPES), "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS},
+            # What may follow enrichment. and whois.: a misspelt name is an error, as in tiops query.
+            "subfields": {top: sorted(ENRICHMENT_SUBFIELDS[top]) for top in ENRICHMENT_FIELDS}}
 
 # The operator vocabulary of ingestion rules (docs/rules.md), those that make sense on a table.
 _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "matches", "in", ">", ">=", "<", "<=",

@@ -159,11 +159,12 @@
     var key = COLUMNS[state.sort], sign = state.descending ? -1 : 1;
     var keyed = shown.map(function (row) {
       var value = key(row);
-      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? -1 : fold(value) };
+      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? null : fold(value) };
     });
     keyed.sort(function (a, b) {
       var x = a.key, y = b.key;
-      if (typeof x === "number" || typeof y === "number") { x = typeof x === "number" ? x : -1; y = typeof y === "number" ? y : -1; }
+      // An object without the value comes last either way, as tiops query --sort puts it.
+      if (x === null || y === null) { return x === y ? (a.row.d.id < b.row.d.id ? -1 : 1) : x === null ? 1 : -1; }
       return x < y ? -sign : x > y ? sign : (a.row.d.id < b.row.d.id ? -1 : 1);
     });
     state.shown = keyed.map(function (item) { return item.row; });

@@ -52,6 +52,7 @@
         var values = [];
         while (peek() !== "]") { values.push(value()); if (peek() === ",") { take(); } }
         take();
+        if (!values.length) { throw new QueryError("'" + op + "' needs a non-empty list as its value"); }
         return { field: field[1], op: op, value: values };
       }
       return { field: field[1], op: op, value: value() };
@@ -97,6 +98,7 @@
     return 2 * best / (a.length + b.length);
   }
   function nearest(word, choices) {
+    choices = choices.filter(function (c, i) { return choices.indexOf(c) === i; });  // a name offered twice is one choice
     return choices.map(function (c) { return [similarity(word, c), c]; }).filter(function (p) { return p[0] >= 0.6; })
       .sort(function (x, y) { return y[0] - x[0] || (x[1] < y[1] ? -1 : 1); }).slice(0, 3).map(function (p) { return "'" + p[1] + "'"; });
   }
@@ -107,6 +109,11 @@
     if (!(head in kinds) && catalogue.seen.indexOf(head) === -1 && head.indexOf("x_") !== 0) {
       var close = nearest(head, Object.keys(kinds).concat(catalogue.seen));
       throw new QueryError("unknown field '" + head + "'" + (close.length ? "; did you mean " + close.join(" or ") + "?" : ""));
+    }
+    var rest = node.field.slice(head.length + 1), subfields = (catalogue.subfields || {})[head];
+    if (subfields && rest && subfields.indexOf(rest) === -1) {
+      var near = nearest(rest, subfields).map(function (name) { return "'" + head + "." + name.slice(1); });
+      throw new QueryError("unknown field '" + node.field + "'" + (near.length ? "; did you mean " + near.join(" or ") + "?" : ""));
     }
     // enrichment.* and whois.* read the extension that carries them (catalogue.paths, from tiops/enrich/fields.py).
     if (catalogue.paths && catalogue.paths[head]) { node.path = catalogue.paths[head].concat(node.field.split(".").slice(1)); }
