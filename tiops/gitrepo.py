@@ -47,6 +47,37 @@ def head_commit(root: Path) -> str | None:
         return None
 
 
+def head_files(root: Path, relatives: list[str]) -> dict[str, bytes]:
+    """The named files as the commit checked out at ``root`` holds them (paths relative to ``root``),
+    read from git objects in one ``git cat-file --batch``; a path that is no file there is left
+    out, and outside a git repository (or without git) nothing is found."""
+    if not relatives or any("\n" in relative for relative in relatives):
+        return {}
+    request = "".join(f"HEAD:./{relative}\n" for relative in relatives).encode("utf-8", "surrogateescape")
+    try:
+        done = subprocess.run(["git", "-C", os.fspath(root), "cat-file", "--batch"], input=request,
+                              capture_output=True, check=False)
+    except OSError:
+        return {}
+    if done.returncode != 0:
+        return {}
+    found: dict[str, bytes] = {}
+    output, at = done.stdout, 0
+    for relative in relatives:
+        end = output.find(b"\n", at)
+        if end < 0:
+            break
+        header = output[at:end].split()
+        at = end + 1
+        if len(header) != 3 or not header[2].isdigit():  # "<name> missing", "ambiguous"
+            continue
+        size = int(header[2])
+        if header[1] == b"blob" and size <= MAX_FILE_BYTES:
+            found[relative] = output[at:at + size]
+        at += size + 1
+    return found
+
+
 def head_commit_time(root: Path) -> str | None:
     """The committer time of the commit checked out at ``root`` as a STIX timestamp (UTC), or None."""
     sha = head_commit(root)

@@ -69,3 +69,21 @@ def test_a_path_outside_the_repository_is_a_usage_error_not_no_findings(example_
     assert result.exit_code == 2 and "is not inside the repository" in result.output, result.output
     inside = example_repo / "intel" / "indicators"
     assert CliRunner().invoke(main, ["-C", str(example_repo), "validate", str(inside)]).exit_code == 0
+
+
+def test_an_id_changed_in_the_named_file_reports_what_still_points_at_the_old_one(example_repo: Path) -> None:
+
+    from pr_repo import git
+
+    git(example_repo, "init", "-q", "-b", "main")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-q", "-m", "intel")
+    old = _mimikatz_id(example_repo)
+    pointing = {path.relative_to(example_repo).as_posix() for path in (example_repo / "intel").rglob("*.yaml")
+                if old in path.read_text() and path.relative_to(example_repo).as_posix() != MIMIKATZ_FILE}
+    assert pointing  # relationships elsewhere use mimikatz
+    named = example_repo / MIMIKATZ_FILE
+    named.write_text(named.read_text().replace(old, old[:-1] + ("0" if old[-1] != "0" else "1")))
+    for cache in (False, True, True):  # uncached, then a cache written, then read
+        findings = validate_paths(example_repo, [named], cache=cache)
+        assert {f.location.file for f in findings if f.code == "TI300"} >= pointing, cache

@@ -32,6 +32,7 @@ from tiops.validate.reference_index import ListedReference, check_listed_referen
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
 from tiops.validate.stix20 import at_stix20_places, check_stix20_objects
+from tiops.yamlio import YamlProblem, parse_yaml
 
 __all__ = ["Prechecked", "validate_indexed", "validate_paths", "validate_repo"]
 
@@ -137,6 +138,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
 
 
 def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str] | None = None,
+                     previous: set[str] | frozenset[str] = frozenset(),
                      progress: Progress = no_progress) -> IndexedFindings:
     """:func:`validate_repo` of a repository loaded as file indexes (tiops.validate.indexed), reading few objects.
 
@@ -146,6 +148,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
     ``tiops validate FILE`` is given them) only what is needed to report on those files
     is checked: the findings then hold every one that concerns them (their own and
     those of the ids ``involved``, :func:`_involved_ids`), and others that do not.
+    ``previous``: the ids the named files defined at HEAD (:func:`_previous_ids`).
     """
     with paused_gc():
         findings = list(repo.findings)
@@ -160,7 +163,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                   for file in files]
         involved = None
         if named is not None:
-            involved = involved_ids(files, named)
+            involved = involved_ids(files, named, previous - types.keys())
             needed = [need or file.relative in named or not involved.isdisjoint(file.index.ids)
                       for need, file in zip(needed, files, strict=True)]
         else:
@@ -225,7 +228,8 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
             hold_until_exit(repo)
             if in_repo and root not in in_repo:
                 wanted = [_display(t, root) for t in in_repo]
-                involved = _involved_ids(repo, wanted)
+                gone = _previous_ids(root, [t for t in in_repo if not t.is_dir()]) - {obj.id for obj in repo.objects}
+                involved = _involved_ids(repo, wanted, gone)
                 repo_findings = _concerning(repo_findings, wanted, involved)
         findings.extend(repo_findings)
     return sort_findings(findings)
@@ -295,14 +299,17 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__, settle=False)
     try:
         with kept_positions(loaded.cache):
+            previous = _previous_ids(root, named)
             if wanted <= {file.relative for file in loaded.files}:
-                findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, progress=progress)
+                findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, previous=previous,
+                                                         progress=progress)
             else:
                 # Not (all) object files: an _overlay.yaml (what `tiops tag` edits in partner intel), a
                 # _defaults.yaml, an import lock. Their findings come from checking the whole repository,
                 # which the indexes do reading only the objects a check may report on.
-                findings = validate_indexed(loaded.repo, loaded.files, progress=progress).findings
-                involved = involved_ids(loaded.files, wanted)
+                checked = validate_indexed(loaded.repo, loaded.files, progress=progress)
+                findings = checked.findings
+                involved = involved_ids(loaded.files, wanted, previous - checked.types.keys())
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save_unless_small()
@@ -310,17 +317,18 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     return _concerning(findings, sorted(wanted), involved or set())
 
 
-def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:
+def _involved_ids(repo: Repo, wanted: list[str], gone: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """Ids whose findings concern the named files even when they sit in other files.
 
     The objects the files define (a duplicate id is reported on whichever copy comes
     second) and every relationship or sighting from or to them: pre-commit passes only
     the changed files, and a new file that reuses an id or breaks a relationship elsewhere
-    must not pass as clean.
+    must not pass as clean. ``gone``: ids the files defined at HEAD that no file defines
+    now (an id changed or an object deleted): a relationship still pointing at one is theirs too.
     """
     exact = set(wanted)
     folders = tuple(w.rstrip("/") + "/" for w in wanted)
-    named = {obj.id for obj in repo.objects if obj.file in exact or obj.file.startswith(folders)}
+    named = {obj.id for obj in repo.objects if obj.file in exact or obj.file.startswith(folders)} | gone
     involved = set(named)
     for obj in repo.objects:
         data = obj.data
@@ -329,6 +337,29 @@ def _involved_ids(repo: Repo, wanted: list[str]) -> set[str]:
                 kind == "sighting" and data.get("sighting_of_ref") in named):
             involved.add(obj.id)
     return involved
+
+
+def _previous_ids(root: Path, named: list[Path]) -> set[str]:
+    """The ids the named files defined in the commit checked out (HEAD), read from git objects.
+
+    An id a named file no longer defines leaves whatever pointed at it dangling in other files;
+    pre-commit names only the changed files, so this is how their check knows the old ids.
+    Nothing outside a git repository, or for a file HEAD does not hold.
+    """
+    from tiops.gitrepo import head_files
+
+    files = [_display(path, root) for path in named if path != root and not path.is_dir()]
+    ids: set[str] = set()
+    for content in head_files(root, files).values():
+        try:
+            document = parse_yaml(content.decode("utf-8"))
+        except (UnicodeDecodeError, YamlProblem):
+            continue
+        if isinstance(document, dict) and isinstance(document.get("objects"), list):
+            document = document["objects"]  # a bundle
+        items = document if isinstance(document, list) else [document]
+        ids.update(item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str))
+    return ids
 
 
 def _display(path: Path, root: Path) -> str:

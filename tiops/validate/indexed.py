@@ -32,7 +32,7 @@ compares them over random edits).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from typing import Any, NamedTuple, Protocol
 
@@ -151,9 +151,13 @@ class IndexedFile(Protocol):
         ...
 
 
-def involved_ids(files: Sequence[IndexedFile], named: set[str]) -> set[str]:
-    """The ids whose findings are reported with the named files' (tiops.validate._involved_ids, from indexes)."""
+def involved_ids(files: Sequence[IndexedFile], named: set[str], gone: Iterable[str] = ()) -> set[str]:
+    """The ids whose findings are reported with the named files' (tiops.validate._involved_ids, from indexes).
+
+    ``gone``: ids the named files defined at HEAD that no file defines now: what still points at them
+    is reported with the named files too."""
     own = {identifier for file in files if file.relative in named for identifier in file.index.ids}
+    own.update(gone)
     involved = set(own)
     for file in files:
         ids = file.index.ids
