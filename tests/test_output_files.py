@@ -32,3 +32,48 @@ def test_an_output_file_under_a_file_is_a_usage_error(example_repo: Path, tmp_pa
     good = tmp_path / "made" / "for-it" / "out.json"  # a missing folder is made
     ok = CliRunner().invoke(main, ["-C", str(example_repo), *[a.replace(str(bad), str(good)) for a in args]])
     assert ok.exit_code in (0, 1) and good.is_file(), ok.output
+
+
+def _bundle(example_repo: Path, tmp_path: Path) -> bytes:
+    plain = tmp_path / "plain.json"
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--no-cache", "--as-of", "2025-01-01",
+                                       "-o", str(plain)])
+    assert result.exit_code == 0, result.output
+    return plain.read_bytes()
+
+
+def test_a_bundle_named_by_a_link_is_written_through_it(example_repo: Path, tmp_path: Path) -> None:
+    expected = _bundle(example_repo, tmp_path)
+    real = tmp_path / "published" / "bundle.json"
+    real.parent.mkdir()
+    real.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    for _ in range(2):  # the second through the build cache, reusing the lines of the first
+        result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--as-of", "2025-01-01", "-o", str(link)])
+        assert result.exit_code == 0, result.output
+        assert link.is_symlink() and real.read_bytes() == expected
+    assert not [p for p in real.parent.iterdir() if p.name != "bundle.json"]  # no partial file left
+
+
+def test_a_bundle_to_a_named_pipe_or_stdout_is_streamed_whole(example_repo: Path, tmp_path: Path) -> None:
+    import os
+    import sys
+    import threading
+
+    expected = _bundle(example_repo, tmp_path)
+    fifo = tmp_path / "bundle.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    done = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), "compile", "--as-of", "2025-01-01",
+                           "-o", str(fifo)], capture_output=True, timeout=120, check=False)
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert received == [expected] and fifo.is_fifo()
+    assert b"wrote" in done.stderr and done.stdout == b""  # the stream is the bundle's alone
+    again = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), "compile", "--as-of", "2025-01-01",
+                            "-o", "/dev/stdout"], capture_output=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == expected and b"wrote" in again.stderr

@@ -140,6 +140,8 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     """
     if any(earlier >= later for earlier, later in pairwise(keys)):
         return None
+    if not os.path.isfile(output):
+        return None  # a named pipe or a device (-o /dev/stdout): nothing to read lines back from, next time either
     if offsets is None:
         offsets = _file_line_offsets(output)
         if offsets is None or len(offsets) != len(keys):

@@ -261,6 +261,16 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
     and a file-system error is a TiopsError naming ``target``. Created as a plain open()
     would create the bundle (mode 0666 less the umask), never through a symbolic link.
     """
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # A named pipe or a device (/dev/stdout, a link to one): nothing to rename over. The bundle is
+        # made aside, where its head can be written last, and then streamed to it whole.
+        with _streamed_to(target) as stream:
+            yield stream
+        return
+    if target.is_symlink():
+        # The user's path may be a link: the bundle replaces the file it leads to and the link stays,
+        # as a plain open() writes through it (replacing the link would cut whoever follows it).
+        target = Path(os.path.realpath(target))
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +287,27 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
         if isinstance(error, OSError):
             raise _unwritable(target, error) from None
         raise
+
+
+@contextlib.contextmanager
+def _streamed_to(target: Path) -> Iterator[BinaryIO]:
+    """A seekable stream in a temporary file, copied to ``target`` (a pipe or a device) when the block ends."""
+    import shutil
+    import tempfile
+
+    try:
+        aside = tempfile.TemporaryFile("w+b", buffering=_WRITE_BUFFER)  # noqa: SIM115 (entered below, once it exists)
+    except OSError as error:
+        raise _unwritable(target, error) from None
+    with aside:
+        yield aside
+        aside.flush()
+        aside.seek(0)
+        try:
+            with open(target, "wb") as sink:
+                shutil.copyfileobj(aside, sink, _WRITE_BUFFER)
+        except OSError as error:
+            raise _unwritable(target, error) from None
 
 
 def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:

@@ -50,4 +50,6 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         write_output(trace_file, orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n",
                      "trace")
     warnings = sum(1 for f in result.findings if f.severity is Severity.WARNING)
-    click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))")
+    # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to stderr.
+    to_stream = target.exists() and not target.is_file()
+    click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))", err=to_stream)
