@@ -17,7 +17,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import orjson
 
@@ -300,7 +300,7 @@ def _streamed_to(target: Path) -> Iterator[BinaryIO]:
     except OSError as error:
         raise _unwritable(target, error) from None
     with aside:
-        yield aside
+        yield cast(BinaryIO, aside)  # opened "w+b": binary
         aside.flush()
         aside.seek(0)
         try:
