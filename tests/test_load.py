@@ -242,3 +242,22 @@ def test_the_helper_is_forked_when_it_can_pay(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(load, "can_fork", lambda: False)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
     assert not fork_helper(10 * load.PARALLEL_MIN_FILES)  # one CPU, no fork, or threads
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_nul_character_is_a_located_finding_not_the_end_of_the_file(make_repo, cache: bool) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    # yaml-rs stops reading at a NUL: the description and labels after it were dropped silently.
+    root = make_repo({"intel/nul.yaml": "type: malware\nspec_version: '2.1'\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\n"
+                                        "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\n"
+                                        "name: BN\nis_family: true\n\x00description: after the NUL\nlabels: [x]\n"})
+    flags = [] if cache else ["--no-cache"]
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 1 and "intel/nul.yaml:8:1" in result.output and "TI100" in result.output, result.output
+        assert "NUL" in result.output
+    compiled = CliRunner().invoke(main, ["-C", str(root), "compile", *flags])
+    assert compiled.exit_code == 1 and not (root / "dist" / "bundle.json").exists()

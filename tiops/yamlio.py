@@ -72,6 +72,14 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
     """
     if "!" in text:
         _refuse_explicit_tags(text)
+    if "\0" in text:
+        # YAML allows no NUL (1.2 section 5.1, c-printable), and yaml-rs stops reading at one:
+        # everything after it would be dropped without a word.
+        at = text.index("\0")
+        line = text.count("\n", 0, at) + 1
+        raise YamlProblem("TI100", "a NUL character (U+0000), which YAML does not allow (YAML 1.2 section 5.1); "
+                                   "remove it or write it escaped inside a double-quoted string (\"\\0\")",
+                          line, at - (text.rfind("\n", 0, at) + 1) + 1)
     if (_MARKER_OR_DEEP_AFTER_NEWLINE.search(text) or text.startswith(_MARKERS)
             or _DEEP_INDENT_AT_START.match(text)):
         if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
