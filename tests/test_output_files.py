@@ -77,3 +77,19 @@ def test_a_bundle_to_a_named_pipe_or_stdout_is_streamed_whole(example_repo: Path
                             "-o", "/dev/stdout"], capture_output=True, timeout=120, check=False)
     assert again.returncode == 0, again.stderr
     assert again.stdout == expected and b"wrote" in again.stderr
+
+
+def test_partial_bundles_of_killed_compiles_are_removed_and_a_running_ones_kept(example_repo: Path,
+                                                                                tmp_path: Path) -> None:
+    import os
+
+    output = tmp_path / "out" / "bundle.json"
+    output.parent.mkdir()
+    abandoned = output.parent / ".bundle.json.999999999.partial"  # no such process
+    running = output.parent / f".bundle.json.{os.getppid()}.partial"  # a process that runs (not this one: its own name)
+    other = output.parent / ".other.json.999999999.partial"  # another bundle's
+    for path in (abandoned, running, other):
+        path.write_bytes(b"{\"type\": \"bundle\", \"obj")
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert not abandoned.exists() and running.exists() and other.exists()

@@ -272,6 +272,7 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
         # as a plain open() writes through it (replacing the link would cut whoever follows it).
         target = Path(os.path.realpath(target))
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _remove_abandoned(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
@@ -287,6 +288,24 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
         if isinstance(error, OSError):
             raise _unwritable(target, error) from None
         raise
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove what a compile killed while writing ``target`` left beside it: ``.NAME.PID.partial`` files
+    whose process is gone (one still running is another compile, writing)."""
+    from tiops.forkwork import process_alive
+
+    prefix = f".{target.name}."
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".partial"):
+            pid = name[len(prefix):-len(".partial")]
+            if pid.isdigit() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(target.parent / name)
 
 
 @contextlib.contextmanager

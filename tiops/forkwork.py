@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Beside", "can_fork", "run_beside", "run_in_order", "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "process_alive", "run_beside", "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -435,3 +435,17 @@ def _write_all_at(descriptor: int, data: bytes, offset: int) -> None:
         written = os.pwrite(descriptor, view, offset)
         view = view[written:]
         offset += written
+
+
+def process_alive(pid: object) -> bool:
+    """Whether a process still runs on this host: a lock holder (a dead one's lock is taken over), or
+    the writer of a partial file (a dead one's file is removed)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just is not ours
+    return True

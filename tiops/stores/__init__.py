@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tiops.errors import TiopsError, UsageError
+from tiops.forkwork import process_alive as process_alive  # the stores' lock holders
 from tiops.redact import register_secret
 from tiops.stix import canonical_json
 
@@ -83,19 +84,6 @@ class TransientStoreError(StoreError):
 
 class LockHeld(TiopsError):
     """Another apply holds the target's lock."""
-
-
-def process_alive(pid: object) -> bool:
-    """Whether a lock holder's process still runs on this host (locks of dead ones are taken over)."""
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it just is not ours
-    return True
 
 
 class Store(Protocol):
