@@ -240,3 +240,16 @@ def test_a_reader_that_went_away_is_no_internal_error(example_repo: Path, comman
         os.close(write_end)
     assert done.returncode == 0 and "internal error" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_explain_names_the_objects_tiops_adds_to_the_bundle(example_repo: Path) -> None:
+    from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
+    from tiops.stix import BUILTIN_MARKING_IDS
+
+    for identifier in (sorted(BUILTIN_MARKING_IDS)[0], ENRICHMENT_EXTENSION_ID):
+        result = CliRunner().invoke(main, ["-C", str(example_repo), "explain", identifier])
+        assert result.exit_code == 0 and "built in: no file holds it" in result.output, result.output
+        shown = CliRunner().invoke(main, ["-C", str(example_repo), "explain", identifier, "--format", "json"])
+        assert json.loads(shown.output)["builtin"] is True and json.loads(shown.output)["id"] == identifier
+    missing = CliRunner().invoke(main, ["-C", str(example_repo), "explain", "malware--00000000-0000-4000-8000-000000000000"])
+    assert missing.exit_code == 2 and "no object has that id" in missing.output

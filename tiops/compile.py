@@ -156,6 +156,14 @@ def entry_forms(objects: list[IntelObject], enrichment: BundleEnrichment | None)
     return forms, enriched
 
 
+def builtin_object(stix_id: str) -> dict[str, Any] | None:
+    """The object :func:`builtin_extras` adds under ``stix_id`` when a bundle needs it (None: not one of them)."""
+    for definition in (*SOURCE_EXTENSION_OBJECTS, ENRICHMENT_EXTENSION_OBJECT):
+        if definition["id"] == stix_id:
+            return definition
+    return BUILTIN_OBJECTS.get(stix_id)
+
+
 def builtin_extras(present: Container[str], *, sourced: bool, enriched: bool,
                    markings: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The built-in objects a bundle adds to its own, by id: what they need and do not hold.

@@ -7,6 +7,7 @@ import orjson
 
 from tiops.buildcache import load_intel
 from tiops.commands.common import handle_errors, no_cache_option, repo_root
+from tiops.compile import builtin_object
 from tiops.enrich.origin import enrichment_origins, render_origins
 from tiops.importers.dependents import sharing_sources
 from tiops.lookup import find_object, object_name
@@ -31,6 +32,10 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     """
     root = repo_root(ctx)
     repo = load_intel(root, cache=not no_cache)
+    builtin = builtin_object(stix_id.strip())
+    if builtin is not None and not any(obj.id == builtin["id"] for obj in repo.objects):
+        _explain_builtin(builtin, output_format)
+        return
     obj = find_object(repo, stix_id)
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     trace = explain(repo, outcome, obj.id)
@@ -48,3 +53,15 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
         described = what(obj.data, obj.id, names)
         text = f"{described} ({first})\n{rest}" if described else f"{first}\n{rest}"
         click.echo(text + render_origins(trace["enrichment"]), nl=False)
+
+
+def _explain_builtin(builtin: dict[str, object], output_format: str) -> None:
+    """An object no file holds: tiops adds it to a bundle whose objects need it."""
+    why = ("tiops adds it to the bundle when an object needs it: a TLP marking an object references, "
+           "the definition of an extension the bundle's objects use, or the identity that made them")
+    if output_format == "json":
+        click.echo(orjson.dumps({"id": builtin["id"], "name": object_name(builtin), "builtin": True, "why": why},
+                                option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
+        return
+    name = object_name(builtin)
+    click.echo(f"{builtin['id']}{f' ({name})' if name else ''}\n  built in: no file holds it; {why}\n")
