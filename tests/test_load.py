@@ -261,3 +261,26 @@ def test_a_nul_character_is_a_located_finding_not_the_end_of_the_file(make_repo,
         assert "NUL" in result.output
     compiled = CliRunner().invoke(main, ["-C", str(root), "compile", *flags])
     assert compiled.exit_code == 1 and not (root / "dist" / "bundle.json").exists()
+
+
+def test_partner_intel_names_only_its_own_folders_defaults(make_repo) -> None:  # type: ignore[no-untyped-def]
+    malware = ("type: malware\nspec_version: '2.1'\nid: malware--{uuid}\ncreated: '2024-01-01T00:00:00.000Z'\n"
+               "modified: '2024-01-01T00:00:00.000Z'\nname: {name}\nis_family: true\n")
+    root = make_repo({
+        "intel/_defaults.yaml": "defaults:\n  confidence: 80\n",
+        "intel/ours/m.yaml": malware.format(uuid="11111111-1111-4111-8111-111111111111", name="Ours"),
+        "intel/partner/_defaults.yaml": "imported: true\nsource: Partner\n",
+        "intel/partner/m.yaml": malware.format(uuid="22222222-2222-4222-8222-222222222222", name="Theirs"),
+        "intel/unnamed/_defaults.yaml": "source: Named above\n",
+        "intel/unnamed/partner/_defaults.yaml": "imported: true\n",
+        "intel/unnamed/partner/m.yaml": malware.format(uuid="33333333-3333-4333-8333-333333333333", name="Unnamed"),
+    })
+    repo = load.load_repo(root)
+    by_name = {obj.data["name"]: obj for obj in repo.objects}
+    assert by_name["Ours"].defaults_files == ("intel/_defaults.yaml",) and by_name["Ours"].data["confidence"] == 80
+    assert by_name["Theirs"].defaults_files == ("intel/partner/_defaults.yaml",)
+    assert "confidence" not in by_name["Theirs"].data  # what the files above say never reaches partner intel
+    # A partner folder that names no source takes the one above: those files did contribute.
+    assert by_name["Unnamed"].source == "Named above"
+    assert by_name["Unnamed"].defaults_files == ("intel/_defaults.yaml", "intel/unnamed/_defaults.yaml",
+                                                 "intel/unnamed/partner/_defaults.yaml")

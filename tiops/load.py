@@ -515,16 +515,20 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
     source = data.get("source", parent.source)
     imported_folder = parent.imported_folder
     inherited = parent.properties
+    files = (*parent.files, relative)
     if data.get("imported") is True and imported_folder is None:
         imported_folder = relative.rpartition("/")[0]
         # Partner intel is what the partner sent: the defaults of the folders above (our
         # own created_by_ref and markings) would rewrite it and credit it to us.
         inherited = {}
+        # So the files above contribute nothing to it (explain and the report say where an object's
+        # values came from), but the source name when this folder names none.
+        files = files if "source" not in data and parent.source is not None else (relative,)
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
     return Defaults(
         properties={**inherited, **(data.get("defaults") or {})},
         source=source,
-        files=(*parent.files, relative),
+        files=files,
         imported_folder=imported_folder,
         overlay=parent.overlay,
     )
