@@ -180,6 +180,8 @@ def test_report_yaml_panels_replace_the_defaults(report_repo: Path, tmp_path: Pa
     ("  - title: Typo\n    query: typ = indicator\n    group-by: type\n", "TI141", "report.yaml:3:5"),
     ("  - title: Timeline of text\n    group-by: name\n    chart: timeline\n", "TI140", "report.yaml:3:5"),
     ("  - query: type = indicator\n    group-by: type\n", "TI140", "report.yaml:2:5"),
+    ("  - title: Bad sort\n    query: type = indicator\n    sort: confidenc\n", "TI141", "report.yaml:4:5"),
+    ("  - title: No bars\n    bars: {}\n", "TI140", "report.yaml:3:5"),
 ])
 def test_invalid_panels_are_findings_and_nothing_is_written(report_repo: Path, panel: str, code: str, where: str) -> None:
     (report_repo / "report.yaml").write_text("panels:\n" + panel, encoding="utf-8")
@@ -187,6 +189,8 @@ def test_invalid_panels_are_findings_and_nothing_is_written(report_repo: Path, p
     assert result.exit_code == 1
     assert code in result.stderr and where in result.stderr, result.stderr
     assert not (report_repo / "dist" / "report" / "index.html").exists()
+    if "bars: {}" in panel:  # the panel is a bar chart without group-by: what is wrong is the empty mapping
+        assert "with at least one bar" in result.stderr
 
 
 def test_object_page_has_properties_relationships_and_provenance(report_repo: Path, tmp_path: Path) -> None:

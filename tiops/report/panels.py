@@ -138,7 +138,9 @@ def _panel(entry: Any, seen: set[str]) -> Panel:
     bars_entry = entry.get("bars")
     bars: list[tuple[str, Query]] = []
     if bars_entry is not None:
-        if group_by is not None or chart != "bar" or not isinstance(bars_entry, dict) or not bars_entry:
+        if not isinstance(bars_entry, dict) or not bars_entry:
+            raise _PanelProblem("bars is a mapping of label: query, one per bar, with at least one bar", "bars")
+        if group_by is not None or chart != "bar":
             raise _PanelProblem("bars (label: query, one per bar) go on a bar chart without group-by", "bars")
         bars = [(str(label), _query(text, seen, "bars", where=("bars", label))) for label, text in bars_entry.items()]
     if chart == "bar" and group_by is None and not bars:
@@ -161,6 +163,11 @@ def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tupl
         raise _PanelProblem(f"{key} is an expression in quotes, e.g. \"type = indicator\"", key, where=where)
     if sort is not None and not isinstance(sort, str):
         raise _PanelProblem("sort names a field, e.g. confidence:desc", "sort")
+    if sort is not None and key == "query":
+        try:  # a bad sort is reported at its own line, not at the query's (or the panel's)
+            parse_query(None, sort=sort, seen=seen)
+        except UsageError as error:
+            raise _PanelProblem(error.message.replace("--sort: ", ""), "sort", query=True) from None
     try:
         return parse_query(text, sort=sort, seen=seen)
     except UsageError as error:
