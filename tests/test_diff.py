@@ -105,3 +105,14 @@ def test_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(root), "diff", "no-such-branch"])
     assert result.exit_code == 2
     assert "no-such-branch" in result.output
+
+
+def test_text_shows_field_values_with_bidirectional_overrides_escaped(tmp_path: Path) -> None:
+    from tiops.render.diff import render_text
+
+    root = base_repo(tmp_path / "repo")
+    path = root / "intel" / "lanternloader.yaml"
+    path.write_text(path.read_text().replace("name: LanternLoader", 'name: "\\u202eredaoLnretnaL\\u2066"'))
+    text = render_text(diff_revisions(compile_revision(root, "base"), compile_revision(root, None)))
+    assert "\\u202eredaoLnretnaL\\u2066" in text
+    assert not any(character in text for character in "\u202e\u2066")

@@ -9,6 +9,7 @@ import orjson
 
 from tiops.diff import Diff, EnrichmentChange, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
 from tiops.render.markdown import markdown_text
+from tiops.render.names import printable
 
 # GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
 MARKDOWN_LIMIT = 60_000
@@ -45,7 +46,7 @@ def render_text(diff: Diff) -> str:
     if diff.enrichment:
         lines.append("  enrichment (intel/.enrichment/ lock):")
     for result in diff.enrichment:
-        lines.append(f"    {_ENRICHMENT_MARKS[result.state]} {result.ref.type} {result.ref.name}")
+        lines.append(f"    {_ENRICHMENT_MARKS[result.state]} {result.ref.type} {printable(result.ref.name)}")
         lines += [f"        {_field_line(f)}" for f in result.fields]
     lines.append(_summary_sentence(diff))
     return "\n".join(lines) + "\n"
@@ -121,7 +122,9 @@ def _summary_sentence(diff: Diff) -> str:
 
 
 def _short(value: Any) -> str:
-    text = "(absent)" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    # JSON escapes C0 controls but not C1 ones or the bidirectional overrides (Trojan Source), which
+    # RDAP answers and partner intel may hold: none may reorder or recolour the reviewer's line.
+    text = "(absent)" if value is None else printable(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
 
