@@ -227,3 +227,11 @@ def test_a_tlp_marking_is_compiled_exactly_as_the_specification_gives_it(tmp_pat
     options = stix2validator.ValidationOptions(version="2.1")
     for marking in (TLP_AMBER_10, TLP_RED_10):
         assert stix2validator.validate_instance(objects[marking], options).is_valid
+
+
+def test_the_import_record_named_to_validate_is_the_repositorys_not_a_bundle_to_lint(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (record,) = (root / "intel").rglob("_imported.json")
+    for flags in ([], ["--no-cache"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", str(record), *flags])
+        assert result.exit_code == 0 and "TI201" not in result.output, result.output

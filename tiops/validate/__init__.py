@@ -27,6 +27,7 @@ from tiops.validate.indexed import (
     unclean_files,
 )
 from tiops.validate.objects import check_object
+from tiops.validate.partner import LOCK_FILE as IMPORT_RECORD
 from tiops.validate.partner import PartnerFolder, check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
@@ -206,7 +207,8 @@ def validate_paths(root: Path, targets: list[Path], *, progress: Progress = no_p
 def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: bool = False) -> list[Finding]:
     findings: list[Finding] = []
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
-    bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json"]
+    # tiops import's record of a partner folder (_imported.json) is the repository's, not a bundle to lint.
+    bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json" and t.name != IMPORT_RECORD]
     in_repo = [t.resolve() for t in targets if t not in bundles]
     for outside in (t for t in in_repo if not t.is_relative_to(root)):
         # Its findings would be filtered to a path no finding can have: "no findings", wrongly.
