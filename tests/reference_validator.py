@@ -57,6 +57,7 @@ class BundleWatch:
     def install(self) -> None:
         import tiops.compile as compile_module
         import tiops.pipeline as pipeline_module
+        from tiops.inputs import read_regular_file
 
         replacing = compile_module._replacing
         serialize = compile_module.serialize_bundle
@@ -66,8 +67,10 @@ class BundleWatch:
         def watched_replacing(target: Path) -> Iterator[BinaryIO]:
             with replacing(target) as stream:
                 yield stream
-            with contextlib.suppress(OSError):
-                keep(Path(target).read_bytes())
+            # A bundle streamed to a pipe or a device (-o /dev/stdout) cannot be read back: /dev/zero never ends.
+            written = read_regular_file(Path(target), follow_links=True)
+            if written is not None:
+                keep(written)
 
         def watched_serialize(objects: Any) -> bytes:
             bundle = serialize(objects)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from test_buildcache import _age
-from test_buildcache_reuse import _compiled, _record
+from test_buildcache_reuse import AS_OF, _compiled, _record
 
 from tiops import buildcache, pipeline
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, has_entries, load_repo_cached
@@ -141,8 +141,11 @@ def test_a_link_to_an_endless_device_is_not_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
-def test_a_bundle_replaced_by_a_pipe_or_device_is_written_anew(recorded_repo: Path, tmp_path: Path,
-                                                               kind: str) -> None:
+def test_a_bundle_replaced_by_a_pipe_or_device_is_written_to_it_never_read(recorded_repo: Path, tmp_path: Path,
+                                                                           kind: str) -> None:
+    from tiops import build
+    from tiops.errors import TiopsError
+
     output = tmp_path / "bundle.json"
     expected = _compiled(recorded_repo, tmp_path / "expected.json", cache=False)
     _warm(recorded_repo, output)
@@ -150,12 +153,19 @@ def test_a_bundle_replaced_by_a_pipe_or_device_is_written_anew(recorded_repo: Pa
     output.unlink()
     if kind == "fifo":
         os.mkfifo(output)
+        # The record's bundle is never read from it (a reader of a pipe waits for a writer), and a
+        # pipe nobody reads from is an error at once, not a build that hangs on writing.
+        with _deadline(20), pytest.raises(TiopsError, match="nothing reads from it"):
+            build(recorded_repo, as_of=AS_OF, cache=True, output=output)
+        assert output.is_fifo()
     else:
-        output.symlink_to("/dev/zero")
-    with _deadline(20):
-        bundle, findings, _metadata = _compiled(recorded_repo, output, cache=True)
-    # The bundle is written to a new file renamed into place, as without the cache.
-    assert (bundle, findings) == expected[:2] and output.is_file() and not output.is_symlink()
+        output.symlink_to("/dev/zero")  # a device: written to through the link, which stays
+        with _deadline(20):
+            result = build(recorded_repo, as_of=AS_OF, cache=True, output=output)
+        assert result.findings == expected[1] and output.is_symlink()
+        assert not _record(recorded_repo)  # nothing to read lines back from next time
+    bundle, findings, _metadata = _compiled(recorded_repo, tmp_path / "again.json", cache=True)
+    assert (bundle, findings) == expected[:2]
 
 
 def test_a_record_written_under_another_name_is_not_read(example_repo: Path) -> None:

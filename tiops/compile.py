@@ -9,6 +9,7 @@ checkout path or hash seeds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -318,23 +319,37 @@ def _remove_abandoned(target: Path) -> None:
 
 @contextlib.contextmanager
 def _streamed_to(target: Path) -> Iterator[BinaryIO]:
-    """A seekable stream in a temporary file, copied to ``target`` (a pipe or a device) when the block ends."""
+    """A seekable stream in a temporary file, copied to ``target`` (a pipe or a device) when the block ends.
+
+    The target is opened first, without waiting: a named pipe nobody reads from is an error at
+    once, not a build that hangs at its end (a writer's open of a pipe waits for a reader).
+    """
+    import fcntl
     import shutil
     import tempfile
 
     try:
-        aside = tempfile.TemporaryFile("w+b", buffering=_WRITE_BUFFER)  # noqa: SIM115 (entered below, once it exists)
+        sink = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
     except OSError as error:
+        if error.errno == errno.ENXIO:
+            raise TiopsError(f"cannot write the bundle to {target}: it is a named pipe and nothing reads from it",
+                             hint="Start the reader first, or name a file with -o.") from None
         raise _unwritable(target, error) from None
-    with aside:
-        yield cast(BinaryIO, aside)  # opened "w+b": binary
-        aside.flush()
-        aside.seek(0)
+    with os.fdopen(sink, "wb") as out:
+        fcntl.fcntl(sink, fcntl.F_SETFL, fcntl.fcntl(sink, fcntl.F_GETFL) & ~os.O_NONBLOCK)  # a slow reader is waited for
         try:
-            with open(target, "wb") as sink:
-                shutil.copyfileobj(aside, sink, _WRITE_BUFFER)
+            aside = tempfile.TemporaryFile("w+b", buffering=_WRITE_BUFFER)  # noqa: SIM115 (entered below, once it exists)
         except OSError as error:
             raise _unwritable(target, error) from None
+        with aside:
+            yield cast(BinaryIO, aside)  # opened "w+b": binary
+            aside.flush()
+            aside.seek(0)
+            try:
+                shutil.copyfileobj(aside, out, _WRITE_BUFFER)
+                out.flush()
+            except OSError as error:
+                raise _unwritable(target, error) from None
 
 
 def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:
