@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
 # (endpoint: "objects" or "manifest", request number from 1, query) -> the JSON answer
 Page = Callable[[str, int, dict[str, list[str]]], Any]
+
+
+@dataclass
+class Answer:
+    """What a page function may return instead of the JSON alone: a status and a delay too."""
+
+    body: Any
+    status: int = 200
+    delay: float = 0.0
 
 
 class Server:
@@ -37,8 +48,13 @@ class Server:
                     body = page(endpoint, served.requests, parse_qs(parts.query))
                 else:  # the collection itself
                     body = {"id": COLLECTION, "title": "feed", "can_read": True, "can_write": True}
+                status = 200
+                if isinstance(body, Answer):  # an HTTP status of the test's choosing, or a slow answer
+                    if body.delay:
+                        time.sleep(body.delay)
+                    status, body = body.status, body.body
                 data = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/taxii+json;version=2.1")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -80,3 +80,30 @@ def server_text(text: object, limit: int = SERVER_TEXT_LIMIT) -> str:
     shown = redact(text[:reach])
     shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def public_url(url: str) -> str:
+    """``url`` without its userinfo (RFC 3986 section 3.2.1): how a server is named in what tiops writes
+    and shows (a lock, a checkpoint file, a message). Requests still go to ``url``, credentials and all."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def register_url_login(url: str) -> None:
+    """Register the password a URL carries (``user:password@``), as :func:`register_login` does."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    if parts.password:
+        register_login(unquote(parts.username or ""), unquote(parts.password))
+        register_secret(parts.password)  # as written in the URL, percent-encoded

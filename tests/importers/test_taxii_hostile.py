@@ -106,3 +106,58 @@ def test_an_envelope_without_objects_is_an_empty_page(tmp_path: Path, misbehavin
     code, output = _pull(tmp_path, misbehaving_taxii(lambda endpoint, number, query: {"more": False}))
     assert code == 0, output
     assert "pulled 0 object(s) in 1 page(s)" in output
+
+
+SECRET = "S3cret-in-the-url"
+
+
+def test_credentials_in_the_url_are_sent_but_never_shown_or_written(tmp_path: Path,
+                                                                    misbehaving_taxii: Callable[[Any], Server]) -> None:
+    from tiops.importers.taxii import _write_checkpoint, read_checkpoint
+
+    server = misbehaving_taxii(lambda endpoint, number, query: {"more": False, "objects": [INDICATOR]})
+    (tmp_path / "intel").mkdir()
+    api_root = server.api_root.replace("http://", f"http://publisher:{SECRET}@")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path), "import", "taxii", api_root, "--collection", COLLECTION,
+                                       "--source", "feed"])
+    assert result.exit_code == 0 and "created 1" in result.output, result.output
+    assert SECRET not in result.output and f"from {server.collection_url}" in result.output
+    # The checkpoint, which the team commits, names the collection without them, and reads an older file
+    # that named it with them (rewriting it without).
+    url = server.collection_url.replace("http://", f"http://publisher:{SECRET}@")
+    folder = tmp_path / "intel" / "feed"
+    (folder / CHECKPOINT_FILE).write_text(f'{{"collections": {{"{url}": {{"added_after": "2025-01-01T00:00:00Z"}}}}}}')
+    assert read_checkpoint(folder, url) == "2025-01-01T00:00:00Z"
+    _write_checkpoint(folder, url, "2025-02-01T00:00:00Z")
+    assert SECRET not in (folder / CHECKPOINT_FILE).read_text() and read_checkpoint(folder, url) == "2025-02-01T00:00:00Z"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_a_server_that_does_not_answer_ends_the_pull(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from misbehaving_taxii import Answer
+
+    from tiops.importers import taxii
+
+    monkeypatch.setattr(taxii, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(taxii, "_RETRIES", 0)
+    server = misbehaving_taxii(lambda endpoint, number, query: Answer({"more": False, "objects": [INDICATOR]}, delay=3))
+    code, output = _pull(tmp_path, server)
+    assert code == 1 and "cannot reach the TAXII server" in output and "no answer within 0.5 s" in output
+    assert _nothing_written(tmp_path)
+
+
+def test_a_transient_failure_is_asked_again(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from misbehaving_taxii import Answer
+
+    def page(endpoint: str, number: int, query: dict[str, list[str]]) -> Any:
+        busy = number <= 2  # the collection request and the first page get 429, then 503
+        return Answer({"title": "busy"}, status=429 if number == 1 else 503) if busy else {"more": False,
+                                                                                         "objects": [INDICATOR]}
+
+    server = misbehaving_taxii(page)
+    code, output = _pull(tmp_path, server)
+    assert code == 0 and "created 1" in output, output

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
@@ -31,12 +31,12 @@ import requests
 from tiops.apply import _retrying
 from tiops.enrich.values import Kind, parse_ip
 from tiops.errors import UsageError
-from tiops.redact import redact, register_login
+from tiops.redact import public_url, redact, register_url_login
 from tiops.stores import StoreError, TransientStoreError
 from tiops.stores.remote import http_failure
 from tiops.stores.sentinel import RequestPacer
 
-__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "public_url", "rdap_settings"]
+__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "rdap_settings"]
 
 DEFAULT_BOOTSTRAP: Final = "https://data.iana.org/rdap/"
 _ACCEPT: Final = "application/rdap+json, application/json"
@@ -72,9 +72,7 @@ def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
     base_url = str(raw["base_url"]) if raw.get("base_url") else None
     for url in (bootstrap, base_url):
         if url and "://" in url:
-            parts = urlsplit(url)
-            if parts.password:  # sent as HTTP Basic credentials; never shown (tiops.redact)
-                register_login(parts.username, parts.password)
+            register_url_login(url)  # sent as HTTP Basic credentials; never shown
     return RdapSettings(
         bootstrap=bootstrap,
         bootstrap_as_named=shown,
@@ -83,18 +81,6 @@ def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
         timeout=float(raw.get("timeout", 15)),
         max_retries=int(raw.get("max_retries", 4)),
     )
-
-
-def public_url(url: str) -> str:
-    """``url`` without its userinfo (RFC 3986 section 3.2.1): how a server is named in the lock, which
-    the team commits, and in messages. Requests still go to ``url``, credentials and all."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return redact(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
 from tiops.paging import TaxiiPages
 from tiops.progress import Progress, no_progress
-from tiops.redact import redact, register_login, server_text
+from tiops.redact import public_url, redact, register_login, register_url_login, server_text
 from tiops.stix import timestamp_key
 
 CHECKPOINT_FILE = "_taxii.json"
@@ -70,13 +70,16 @@ def credentials_for(root: Path, url: str) -> Credentials | None:
 
 
 def read_checkpoint(folder: Path, url: str) -> str | None:
+    """Where the last pull of the collection at ``url`` ended. The file names each collection by its URL
+    without credentials (it is committed); a file written before that may hold the URL as given."""
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         return None
     try:
-        data = orjson.loads(path.read_bytes())
-        value = data["collections"][url]["added_after"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        collections = orjson.loads(path.read_bytes())["collections"]
+        entry = collections.get(public_url(url)) or collections[url]
+        value = entry["added_after"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     return value if isinstance(value, str) and timestamp_key(value) is not None else None
 
@@ -91,10 +94,34 @@ def _write_checkpoint(folder: Path, url: str, added_after: str) -> None:
                 data = loaded
         except orjson.JSONDecodeError:
             pass
-    data["collections"][url] = {"added_after": added_after}
+    data["collections"].pop(url, None)  # the URL as given, credentials and all, by an earlier tiops
+    data["collections"][public_url(url)] = {"added_after": added_after}
     data["collections"] = dict(sorted(data["collections"].items()))
     folder.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+# Seconds to connect and between two bytes of an answer; answers that fail transiently (HTTP 429,
+# 5xx, a dropped connection) are asked again after 1, 2 and 4 s. A server's Retry-After is not
+# followed: it could ask for a day.
+TIMEOUT_SECONDS = 60.0
+_RETRIES = 3
+
+
+class _PatientAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with a timeout on every request and retries of transient failures."""
+
+    def __init__(self) -> None:
+        from urllib3.util.retry import Retry
+
+        super().__init__(max_retries=Retry(total=_RETRIES, backoff_factor=1.0, status_forcelist=(429, 500, 502, 503, 504),
+                                           allowed_methods=None, respect_retry_after_header=False,
+                                           raise_on_status=False))
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = TIMEOUT_SECONDS
+        return super().send(request, **kwargs)
 
 
 def _later(first: str | None, second: str | None) -> str | None:
@@ -125,7 +152,12 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
     try:
         collection = Collection(url, user=credentials.username if credentials else None,
                                 password=credentials.password if credentials else None)
-        collection._conn.session.hooks["response"].append(remember_date_added)
+        session = collection._conn.session
+        session.hooks["response"].append(remember_date_added)
+        # taxii2client sets no timeout (a server that never answers hung the import) and no retry.
+        adapter = _PatientAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         pages_of_query = TaxiiPages(redact(url))
         for envelope in as_pages(collection.get_objects, per_request=page_size, added_after=added_after):
             # Checked before taxii2client reads the envelope to ask for the next page.
@@ -137,7 +169,10 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
         hint = "Check the user name and password variables named in tiops.yaml." if status in (401, 403) else None
         raise TiopsError(f"the TAXII server answered {status} for {redact(url)}", hint=hint) from None
     except requests.RequestException as error:
-        raise TiopsError(f"cannot reach the TAXII server at {redact(url)}: {error.__class__.__name__}") from None
+        # A read timeout after the retries comes wrapped (requests' ConnectionError of urllib3's MaxRetryError).
+        why = (f"no answer within {TIMEOUT_SECONDS:g} s" if isinstance(error, requests.Timeout) or "timed out" in str(error)
+               else error.__class__.__name__)
+        raise TiopsError(f"cannot reach the TAXII server at {public_url(redact(url))}: {why}") from None
     except (TAXIIServiceException, ValueError, KeyError, RecursionError) as error:
         raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
                          f"{server_text(error)}") from None
@@ -149,6 +184,7 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
                  progress: Progress = no_progress) -> ImportReport:
     """Pull the collection into ``intel/<source>/`` and move the checkpoint on when the import was written."""
     url = collection_url(api_root, collection_id)
+    register_url_login(url)  # user:password@ in the URL: sent, never shown or written
     folder = source_folder(root, source)
     credentials = credentials_for(root, url)
     added_after = None if full else read_checkpoint(folder, url)
@@ -159,7 +195,7 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     report = import_parsed(root, stix.parse_items(objects), source, mode=mode, strict=strict,
                            progress=progress)
     since = f" added after {added_after}" if added_after else ""
-    report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {url}")
+    report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {public_url(url)}")
     checkpoint = _later(added_after, date_added_last)
     if report.written and checkpoint is not None and checkpoint != added_after:
         _write_checkpoint(folder, url, checkpoint)
