@@ -75,7 +75,7 @@ def load_config(root: Path, source: FileSource | None = None) -> tuple[Config, l
         ]
     data = {} if data is None else data
     findings = [
-        make_finding("TI110", message, Location(CONFIG_FILE, path=error_path))
+        make_finding("TI110", _shown_schema_message(error_path, message), Location(CONFIG_FILE, path=error_path))
         for error_path, message in tiops_schema_errors("config", data)
     ]
     if findings or not isinstance(data, dict):
@@ -155,6 +155,15 @@ def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
                                                "of the repository, relative to tiops.yaml",
                                       Location(CONFIG_FILE, path=(key,))))
     return found
+
+
+def _shown_schema_message(path: tuple[str | int, ...], message: str) -> str:
+    """A schema message as shown: it quotes the value, and a DSN, token or password written where the
+    name of an environment variable goes (``dsn_env``, ``token_env``...) must not be printed."""
+    if path and isinstance(path[-1], str) and path[-1].endswith("_env"):
+        return (f"{path[-1]} names an environment variable (letters, digits and _), not its value: "
+                "the value written there is not shown, in case it is the secret itself")
+    return redact(message)
 
 
 def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:

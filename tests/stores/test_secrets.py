@@ -305,3 +305,45 @@ def test_a_token_the_server_stored_in_an_object_is_not_shown_in_the_plan(
         contract.stop()
     assert code == 0 and "description" in output and "leaked ***" in output
     assert_no_secret(output, TOKEN)
+
+
+def test_a_secret_written_where_a_variable_name_goes_is_not_printed(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    (tmp_path / "intel").mkdir()
+    for key, value in (("dsn_env", "postgresql://tiops:S3cretPgPass-1@localhost/db"), ("dsn_env", "S3cretPgPass-1")):
+        (tmp_path / "tiops.yaml").write_text(f"targets:\n  pg:\n    type: postgres\n    {key}: '{value}'\n")
+        for command in (["validate"], ["plan", "--target", "pg"]):
+            result = CliRunner().invoke(main, ["-C", str(tmp_path), *command])
+            assert result.exit_code == 1 and "TI110" in result.output, result.output
+            assert "S3cretPgPass" not in result.output
+
+
+def test_detailed_exitcode_gives_1_not_2_for_an_error(example_repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    # 2 is "changes" (a CI job applies on it); an unknown target is an error, which is 1 here.
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "plan", "--target", "nope", "--detailed-exitcode"])
+    assert result.exit_code == 1 and "nope" in result.output, result.output
+    plain = CliRunner().invoke(main, ["-C", str(example_repo), "plan", "--target", "nope"])
+    assert plain.exit_code == 2  # a usage error, as everywhere else
+
+
+def test_a_held_remote_target_lock_names_its_holder_and_the_command_that_frees_it(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    from tiops.stores import LockHeld
+    from tiops.stores.remote import LocalLock
+
+    first, second = LocalLock(tmp_path, "feed"), LocalLock(tmp_path, "feed")
+    first.acquire("release job")
+    with pytest.raises(LockHeld) as held:
+        second.acquire("another job")
+    assert "target 'feed' is locked by release job" in held.value.message and f"pid {os.getpid()}" in held.value.message
+    assert held.value.hint is not None and "tiops force-unlock --target feed" in held.value.hint

@@ -19,6 +19,7 @@ from tiops.commands.common import (
     show_config_warnings,
     write_output,
 )
+from tiops.errors import TiopsError, UsageError
 from tiops.plan import Change, Plan, compiled_ids
 from tiops.redact import redact_registered
 from tiops.render.names import FirstNames, NamesOf, names_of, printable, what
@@ -47,12 +48,18 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
     """
     out = out or out_alias
     show_config_warnings(repo_root(ctx))
-    with progress_bar(True) as progress:
-        session = open_session(repo_root(ctx), target, progress=progress, cache=not no_cache)
-        try:
-            plan = session.plan(progress)
-        finally:
-            session.close()
+    try:
+        with progress_bar(True) as progress:
+            session = open_session(repo_root(ctx), target, progress=progress, cache=not no_cache)
+            try:
+                plan = session.plan(progress)
+            finally:
+                session.close()
+    except UsageError as error:
+        if not detailed_exitcode:
+            raise
+        # With --detailed-exitcode, 2 means "changes" (and a CI job applies on it): an error is 1.
+        raise TiopsError(error.message, error.hint) from None
     if refresh_only:
         plan = plan.drift_only()
     if out is not None:

@@ -124,6 +124,7 @@ class LocalLock:
 
     def __init__(self, root: Path, target: str) -> None:
         self.path = root / ".tiops" / "locks" / f"{target}.lock"
+        self.target = target
         self._held = False
 
     def acquire(self, holder: str) -> None:
@@ -137,8 +138,10 @@ class LocalLock:
                     self.path.unlink(missing_ok=True)
                     continue
                 who = current.get("holder", "unknown") if current else "unknown"
-                raise LockHeld(f"target is locked by {who} ({self.path})",
-                               hint="Wait for that apply to finish, or run 'tiops apply --force-unlock'.") from None
+                where = f" (pid {current.get('pid')} on {current.get('host')})" if current else ""
+                raise LockHeld(f"target {self.target!r} is locked by {who}{where}: {self.path}",
+                               hint="Wait for that apply to finish; if it is gone, run "
+                                    f"'tiops force-unlock --target {self.target}'.") from None
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump({"holder": holder, "host": socket.gethostname(), "pid": os.getpid()}, handle)
             self._held = True
