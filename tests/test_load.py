@@ -284,3 +284,18 @@ def test_partner_intel_names_only_its_own_folders_defaults(make_repo) -> None:  
     assert by_name["Unnamed"].source == "Named above"
     assert by_name["Unnamed"].defaults_files == ("intel/_defaults.yaml", "intel/unnamed/_defaults.yaml",
                                                  "intel/unnamed/partner/_defaults.yaml")
+
+
+def test_a_file_that_starts_with_a_byte_order_mark_loads(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    text = ("\ufefftype: malware\nspec_version: '2.1'\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\n"
+            "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: BOM\nis_family: true\n")
+    root = make_repo({"intel/bom.yaml": text, "intel/bulk.yaml": "\ufeff- " + text[1:].replace("\n", "\n  ").rstrip()
+                      .replace("98752b14", "98752b15") + "\n"})
+    for flags in ([], ["--no-cache"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 0, result.output
+    assert [obj.data["name"] for obj in load.load_repo(root).objects] == ["BOM", "BOM"]

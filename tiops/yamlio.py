@@ -70,6 +70,9 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
     (tiops.memory.shared_document), for data that stays in memory; that walk checks
     the structure too, so a clean document costs one walk, not two.
     """
+    if text.startswith("\ufeff"):
+        # A byte order mark may start a YAML stream (1.2 section 5.2); yaml-rs read it as part of the first key.
+        text = text[1:]
     if "!" in text:
         _refuse_explicit_tags(text)
     if "\0" in text:
