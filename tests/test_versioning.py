@@ -116,6 +116,25 @@ def test_bump_keeps_unchanged_inline_relationships_at_their_version(tmp_path: Pa
     assert f"  - related-to: {ACTOR}\n    modified: 2025-01-02T00:00:00.000Z\n" in text
 
 
+def test_bump_pins_each_of_several_unchanged_inline_relationships_under_its_own_entry(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    edit(root, "intel/lanternloader.yaml", "is_family: true",
+         f"is_family: true\nrelationships:\n  - related-to: {ACTOR}\n    description: first\n"
+         f"  - related-to: {C2_ADDRESS}\n  - uses: {ACTOR}\n")
+    git(root, "commit", "-q", "-am", "relationships")
+    git(root, "tag", "with-relationships")
+    edit(root, "intel/lanternloader.yaml", "is_family: true", "is_family: true\ndescription: Loader.")
+    bumps = bump_repo(root, "with-relationships", "2025-03-05T09:00:00.000Z")
+    assert sum(1 for b in bumps if b.column) == 3  # three relationships pinned to their version
+    text = (root / "intel" / "lanternloader.yaml").read_text()
+    pinned = "    modified: 2025-01-02T00:00:00.000Z\n"
+    assert (f"  - related-to: {ACTOR}\n{pinned}    description: first\n  - related-to: {C2_ADDRESS}\n{pinned}"
+            f"  - uses: {ACTOR}\n{pinned}") in text
+    assert codes(root, "with-relationships") == []  # no duplicate key, every object still there
+
+
 def test_github_format_annotates_the_pull_requests_own_findings_first_and_summarises_them_all(tmp_path: Path) -> None:
     """GitHub annotates ten warnings a step: with a partner file's dozen warnings already in the
     base, the warning a pull request adds must be one of them, and the job summary counts all."""

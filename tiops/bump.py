@@ -94,7 +94,9 @@ def apply_bumps(root: Path, bumps: list[Bump]) -> None:
     for file, edits in sorted(by_file.items()):
         path = root / file
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        for bump in sorted(edits, key=lambda b: b.line, reverse=True):
+        # Bottom-up by the line each edit is at: an insertion (a negative line, after line -line) moves
+        # every later line down, so none may come before an edit further down the file.
+        for bump in sorted(edits, key=lambda b: abs(b.line), reverse=True):
             lines = _edit(lines, bump)
         path.write_text("".join(lines), encoding="utf-8")
 
