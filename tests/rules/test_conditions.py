@@ -249,3 +249,29 @@ def test_a_rule_on_a_timestamp_of_another_precision_finds_its_objects_through_th
                 (Action("add_tags", tags=("hit",)),), (), "rules/ingestion/r.yaml", 1, 1, 1)
     outcome = apply_rules(objects, RuleSet((rule,), "d"), None)
     assert [obj.data.get("labels") for obj in outcome.objects] == [None, ["hit"], None]
+
+
+def test_matches_takes_time_linear_in_the_text_whatever_the_pattern() -> None:
+    import time
+
+    from tiops.rules.conditions import ConditionError, matches
+
+    class View:
+        def __init__(self, data: dict[str, object]) -> None:
+            self.data, self.source, self.file = data, None, "x.yaml"
+
+    # Nested quantifiers on a text that nearly matches: exponential for a backtracking engine
+    # (Python's re took minutes at 40 characters), linear for RE2.
+    obj = View({"type": "malware", "name": "a" * 5000 + "b", "description": "ab" * 3000})
+    started = time.process_time()
+    for pattern in ("(a+)+$", "^(a|aa)+$", "(a|a?)+c", "^(aa|a)*$"):
+        assert not matches({"field": "name", "op": "matches", "value": pattern}, obj)  # type: ignore[arg-type]
+    assert matches({"field": "description", "op": "matches", "value": "^(ab|a)*$"}, obj)  # type: ignore[arg-type]
+    assert time.process_time() - started < 5  # seconds, where backtracking would not end
+    for pattern, said in (("(a)\\1", "invalid escape sequence"), ("(?<=a)b", "invalid perl operator")):
+        try:
+            matches({"field": "name", "op": "matches", "value": pattern}, obj)  # type: ignore[arg-type]
+        except ConditionError as error:
+            assert error.code == "TI505" and said in error.message and "RE2 syntax" in error.message
+        else:
+            raise AssertionError(pattern)
