@@ -320,3 +320,18 @@ def test_a_changed_object_dropped_by_the_cascade_is_not_counted_as_changed() -> 
     for record in (True, False):
         outcome = apply_rules([obj(), obj(rel)], rule_set, AS_OF, record=record)
         assert (outcome.objects, outcome.dropped_by_cascade, outcome.changed) == ([], 1, 0)
+
+
+def test_what_set_and_extend_would_write_is_checked_where_the_rule_is_read() -> None:
+    # Rules run after every check of the objects: what they write went into the bundle unchecked.
+    text = ("- name: a\n  actions:\n    - set:\n        tags: notalist\n        confidence: 500\n"
+            "        valid_until: garbage\n        pattern: '[bad'\n        Bad Key: 1\n        revoked: 'yes'\n"
+            "        name: fine\n        x_note: fine too\n"
+            "- name: b\n  actions: [{extend: name, by: 1d}]\n"
+            "- name: c\n  actions: [{set: {valid_until: '2025-01-01T00:00:00.000Z', labels: [ok]}}, {extend: valid_from, by: 1d}]\n")
+    rule_set, findings = parse_rule_file(text, "rules/ingestion/x.yaml")
+    reported = [(f.code, f.location.line, f.message.split(" ")[0]) for f in findings]
+    assert reported == [("TI510", 4, "tags"), ("TI510", 5, "confidence"), ("TI510", 6, "valid_until"),
+                        ("TI510", 7, "pattern"), ("TI510", 8, "'Bad"), ("TI510", 9, "revoked"),
+                        ("TI510", 13, "'extend'")], reported
+    assert [rule.name for rule in rule_set] == ["c"]  # only the rule whose actions are all sound

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,12 @@ from tiops.config import Config
 from tiops.enrich.fields import ENRICHMENT_SUBFIELDS
 from tiops.findings import Finding, Location, PathPart
 from tiops.inputs import InputProblem, display_name, is_utf8_name
-from tiops.jsonschemas import known_properties, stix_types_with_schema, tiops_schema_errors
+from tiops.jsonschemas import (
+    known_properties,
+    property_kinds,
+    stix_types_with_schema,
+    tiops_schema_errors,
+)
 from tiops.limits import number_problems
 from tiops.rules.conditions import (
     COMBINATORS,
@@ -380,6 +386,10 @@ def _parse_action(raw: Any, at: tuple[PathPart, ...], report: Reporter) -> Actio
         if value in PROTECTED_PROPERTIES:
             report("TI510", f"rules do not change {value!r}", where)
             return None
+        if _property_kind(value) != "timestamp":
+            report("TI510", f"'extend' moves a timestamp property (valid_until, valid_from...); {value!r} is not one",
+                   where)
+            return None
         if "by" not in raw:
             report("TI506", "'extend' needs 'by: DURATION', e.g. by: 30d", at)
             return None
@@ -393,10 +403,12 @@ def _parse_action(raw: Any, at: tuple[PathPart, ...], report: Reporter) -> Actio
         if not isinstance(value, dict) or not value:
             report("TI510", "'set' is a mapping of property: value", where)
             return None
-        for prop in value:
-            if prop in PROTECTED_PROPERTIES:
-                report("TI510", f"rules do not change {prop!r}", (*where, prop))
-                return None
+        problems = [(prop, problem) for prop, given in value.items()
+                    if (problem := _set_problem(str(prop), given)) is not None]
+        for prop, problem in problems:  # every one at once, not one per run
+            report("TI510", problem, (*where, prop))
+        if problems:
+            return None
         return Action(kind, values=tuple((("labels" if k == "tags" else k), v) for k, v in value.items()))
     if kind in ("add_tags", "remove_tags"):
         tags = [value] if isinstance(value, str) else value
@@ -408,6 +420,45 @@ def _parse_action(raw: Any, at: tuple[PathPart, ...], report: Reporter) -> Actio
         report("TI510", "'set_confidence' is a whole number from 0 to 100 (STIX 2.1 section 3.2)", where)
         return None
     return Action(kind, confidence=value)
+
+
+# STIX 2.1 section 3.1: property names are ASCII letters in lower case, digits and underscores, 3 to 250 long.
+_PROPERTY_NAME = re.compile(r"[a-z0-9_]{3,250}")
+
+
+def _property_kind(name: str) -> str | None:
+    return property_kinds().get(name)
+
+
+def _set_problem(prop: str, value: Any) -> str | None:
+    """Why a rule may not set ``prop`` to ``value`` (None: it may): what it writes goes into the bundle
+    after every check of the objects, so it is checked here, where the rule is read."""
+    if prop in PROTECTED_PROPERTIES:
+        return f"rules do not change {prop!r}"
+    name = "labels" if prop == "tags" else prop
+    if not _PROPERTY_NAME.fullmatch(name):
+        return f"{prop!r} is not a property name: lower-case letters, digits and _, 3 to 250 long (STIX 2.1 section 3.1)"
+    kind = _property_kind(name)
+    if name == "confidence":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            return "confidence is a whole number from 0 to 100 (STIX 2.1 section 3.2)"
+    elif kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"{prop} is a number, not {value!r}"
+    elif kind == "boolean" and not isinstance(value, bool):
+        return f"{prop} is true or false, not {value!r}"
+    elif kind == "timestamp":
+        if parse_timestamp(value) is None:
+            return f"{prop} is a STIX timestamp such as 2025-01-01T00:00:00.000Z (section 3.2), not {value!r}"
+    elif name == "labels" and (not isinstance(value, list) or not value
+                               or not all(isinstance(tag, str) and tag for tag in value)):
+        return f"{prop} is a list of tags, not {value!r}"
+    elif name == "pattern":
+        from tiops.validate.patterns import pattern_errors
+
+        errors = pattern_errors(value) if isinstance(value, str) else ("a pattern is text",)
+        if errors:
+            return f"pattern {value!r} is not a STIX pattern: {errors[0]}"
+    return None
 
 
 def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Reporter) -> tuple[RuleTest, ...]:
