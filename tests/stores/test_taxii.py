@@ -161,3 +161,34 @@ def test_the_old_user_env_spelling_still_works_with_a_warning(tmp_path: Path, ta
     assert len(collection_versions(taxii_server)) == 4
     validated = CliRunner().invoke(main, ["-C", str(root), "validate"])
     assert "TI130" in validated.output and "tiops.yaml:" in validated.output
+
+
+class _Killed(BaseException):
+    """The process dying right after the server took a batch, before anything else ran."""
+
+
+def test_objects_sent_just_before_a_kill_stay_tiops_own(tmp_path: Path, taxii_server: TaxiiServer,
+                                                        target: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from taxii2client.v21 import Collection  # type: ignore[import-untyped]
+
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(6)], batch_size=3)
+    real = Collection.add_objects
+
+    def sent_then_killed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(Collection, "add_objects", sent_then_killed)
+    with pytest.raises(_Killed):
+        apply(root, batch_size=3)
+    monkeypatch.setattr(Collection, "add_objects", real)
+    sent = {i for i, _ in collection_versions(taxii_server)}
+    assert sent and len(sent) < 7
+    plan = make_plan(root)
+    assert plan.managed >= len(sent)  # what it sent is tiops' own, not someone else's
+    apply(root, plan)
+    # One it sent before the kill leaves the repository: it is revoked, as any object tiops wrote.
+    gone = sorted(sent - {"identity--" + i.split("--", 1)[1] for i in sent if i.startswith("identity--")})[0]
+    kept = [indicator(n) for n in range(6) if indicator(n)["id"] != gone]
+    write_repo(root, target, kept, batch_size=3)
+    assert [(c.action, c.id) for c in make_plan(root).changes] == [("revoke", gone)]

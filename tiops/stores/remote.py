@@ -223,5 +223,14 @@ class DigestCache:
             " written_by_tiops = max(written_by_tiops, excluded.written_by_tiops)", rows)
         self._db.execute("COMMIT")
 
+    def forget(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Forget the versions of ``objects``: recorded as tiops' before they were sent (:meth:`record`),
+        then refused by the server, which does not hold them."""
+        keys = [(o["id"], version_key(o)) for o in objects]
+        if keys:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM digests WHERE id = ? AND version = ?", keys)
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()

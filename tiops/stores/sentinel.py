@@ -126,6 +126,9 @@ class SentinelStore(LocallyLocked):
         errors: list[ObjectError] = []
         for start in range(0, len(pending), MAX_OBJECTS_PER_REQUEST):
             chunk = pending[start:start + MAX_OBJECTS_PER_REQUEST]
+            # Recorded as tiops' before they are sent (tiops.stores.taxii.TaxiiStore.write_versions says why);
+            # what the API refuses is forgotten again.
+            self._cache.record(chunk, by_tiops=True)
             answer = self._post(self.upload_url, self._upload_headers,
                                 {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
             refused: set[int] = set()
@@ -136,7 +139,7 @@ class SentinelStore(LocallyLocked):
                     reasons = record.get("errorMessages") or ["refused"]
                     errors.append(ObjectError(chunk[index]["id"], "Sentinel: " + server_text("; ".join(map(str, reasons)))))
             accepted = [obj for index, obj in enumerate(chunk) if index not in refused]
-            self._cache.record(accepted, by_tiops=True)
+            self._cache.forget(chunk[index] for index in sorted(refused))
             self._accepted.update((o["id"], version_key(o), content_digest(o)) for o in accepted)
         return errors
 

@@ -83,13 +83,17 @@ class TaxiiStore(LocallyLocked):
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         if not objects:
             return []
+        # Recorded as tiops' before they are sent: an apply killed between the two would otherwise
+        # find them on the server next time as written by someone else, never revoke them, and call
+        # its own saved plan stale. What the server refuses is forgotten again below.
+        self._cache.record(objects, by_tiops=True)
         status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
         failures = {str(f.get("id")): server_text(f.get("message") or "refused") for f in getattr(status, "failures", [])}
         held = self._held_versions(sorted(failures)) if failures else set()
         errors = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
                   if obj["id"] in failures and (obj["id"], version_key(obj)) not in held]
         refused = {error.stix_id for error in errors}
-        self._cache.record((o for o in objects if o["id"] not in refused), by_tiops=True)
+        self._cache.forget(o for o in objects if o["id"] in refused)
         return errors
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
