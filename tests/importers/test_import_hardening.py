@@ -134,3 +134,45 @@ def test_a_file_that_is_not_a_regular_file_is_named_as_such(tmp_path: Path) -> N
         result = CliRunner().invoke(main, ["-C", str(root), "import", given, "--source", "Feed"])
         assert result.exit_code == 2 and f"{given}: {said}" in result.output, result.output
     assert not (root / "intel" / "feed").exists()
+
+
+def test_an_import_stopped_while_writing_leaves_every_file_whole(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import pytest
+
+    from tiops.importers import write
+
+    def bundle(description: str) -> Path:
+        objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-1111-4111-8111-111111111111",
+                    "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z" if description == "v1"
+                    else "2025-02-01T00:00:00.000Z", "description": description, "pattern_type": "stix",
+                    "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "valid_from": "2025-01-01T00:00:00Z"}
+                   for n in range(1, 6)]
+        path = tmp_path / f"{description}.json"
+        path.write_text(json.dumps({"type": "bundle", "id": "bundle--11111111-1111-4111-8111-111111111111",
+                                    "objects": objects}), encoding="utf-8")
+        return path
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    import_file(root, bundle("v1"), "stix", "Partner")
+    folder = root / "intel" / "partner"
+    real_replace, calls = os.replace, [0]
+
+    def stopped(source: object, target: object) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write.os, "replace", stopped)
+    with pytest.raises(OSError):
+        import_file(root, bundle("v2"), "stix", "Partner")
+    monkeypatch.setattr(write.os, "replace", real_replace)
+    texts = [path.read_text(encoding="utf-8") for path in folder.rglob("*.yaml") if not path.name.startswith("_")]
+    assert len(texts) == 5 and all(("v1" in text) != ("v2" in text) for text in texts)  # each whole, old or new
+    assert not [path for path in folder.rglob("*") if path.name.endswith(".importing")]
+    report = import_file(root, bundle("v2"), "stix", "Partner")  # the rerun converges
+    assert all("v2" in path.read_text(encoding="utf-8") for path in folder.rglob("*.yaml") if not path.name.startswith("_"))
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0, report

@@ -9,6 +9,7 @@ imported, which is how validation tells a partner object that was edited by hand
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -176,9 +177,12 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     for path in writes:
         _refuse_special(path, files)
     made: set[Path] = set()
-    for path, text in sorted(writes.items()):
+    # The objects first, the folder's record of them (_imported.json, _defaults.yaml) last: an import
+    # killed part way leaves a record that lists only what it had written before.
+    for path, text in sorted(writes.items(), key=lambda item: (item[0].name.startswith("_"), item[0])):
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned(path.parent)
             made.add(path.parent)
         _write_file(path, text)
     report.rejections.sort(key=_position_key)
@@ -279,14 +283,42 @@ class _Files:
 
 
 def _write_file(path: Path, text: str) -> None:
-    """``text`` as UTF-8 into ``path``, created or truncated (os-level: no buffered text stream per file)."""
+    """``text`` as UTF-8 into ``path`` (os-level: no buffered text stream per file), whole or not at all.
+
+    Written beside it and renamed over it: an import killed while writing left a file of 0 bytes,
+    which the next import took for a hand edit to restore. The name beside starts with a dot, which
+    loading skips; one left by a killed import is removed by the next (:func:`_remove_abandoned`).
+    """
     data = memoryview(text.encode("utf-8"))
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.importing")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     try:
-        while data:
-            data = data[os.write(descriptor, data):]
-    finally:
-        os.close(descriptor)
+        try:
+            while data:
+                data = data[os.write(descriptor, data):]
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove the ``.NAME.PID.importing`` files an import killed while writing left in ``folder``."""
+    from tiops.forkwork import process_alive
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".") and name.endswith(".importing"):
+            pid = name[:-len(".importing")].rpartition(".")[2]
+            if pid.isdigit() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
 
 
 def _refuse_special(path: Path, files: _Files) -> None:
