@@ -176,3 +176,15 @@ def test_an_import_stopped_while_writing_leaves_every_file_whole(tmp_path: Path,
     report = import_file(root, bundle("v2"), "stix", "Partner")  # the rerun converges
     assert all("v2" in path.read_text(encoding="utf-8") for path in folder.rglob("*.yaml") if not path.name.startswith("_"))
     assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0, report
+
+
+def test_an_errors_file_that_cannot_be_written_is_a_usage_error_before_anything_is_imported(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.csv"
+    source.write_text(HEADER + row("198.51.100.1"), encoding="utf-8")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--format", "sentinel-csv",
+                                       "--source", "Feed", "--errors", str(blocker / "sub" / "errors.csv")])
+    assert result.exit_code == 2 and "--errors" in result.output and "internal error" not in result.output
+    assert not (tmp_path / "repo" / "intel" / "feed").exists()  # nothing imported

@@ -53,6 +53,12 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
     Exit status 1 when any row or object was rejected.
     """
     root = repo_root(ctx)
+    if errors_file is not None:  # checked before anything is imported, not after the intel was written
+        try:
+            errors_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--errors {errors_file}: cannot make its folder: {error.strerror or error}",
+                             hint="Name a file in a folder tiops can create or write.") from None
     if file == TAXII and url is not None:
         if collection_id is None:
             raise UsageError("'tiops import taxii URL' needs --collection ID")
@@ -72,7 +78,11 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
             report = import_file(root, path, fmt, source, mode=mode, strict=strict, progress=progress)
     render_report(report)
     if errors_file is not None:
-        write_rejections(errors_file, report.rejections, report.repairs)
+        try:
+            write_rejections(errors_file, report.rejections, report.repairs)
+        except OSError as error:
+            raise UsageError(f"cannot write the rejections to {errors_file}: {error.strerror or error}",
+                             hint="The intel was imported; name a file tiops can write to keep the rejections.") from None
         click.echo(f"wrote {report.failed} rejection(s) and {len(report.repairs)} repair(s) to {errors_file}")
     if report.rejections:
         ctx.exit(EXIT_FINDINGS)
