@@ -235,3 +235,13 @@ def test_the_import_record_named_to_validate_is_the_repositorys_not_a_bundle_to_
     for flags in ([], ["--no-cache"]):
         result = CliRunner().invoke(main, ["-C", str(root), "validate", str(record), *flags])
         assert result.exit_code == 0 and "TI201" not in result.output, result.output
+
+
+def test_a_deleted_partner_file_is_reported_not_silently_dropped(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    (root / FIRST_FILE).unlink()
+    for flags in ([], ["--no-cache"], []):  # the last one through the cache the first wrote
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 1 and "TI706" in result.output and FIRST in result.output, result.output
+        assert "_imported.json:" in result.output
+    assert CliRunner().invoke(main, ["-C", str(root), "compile"]).exit_code == 1

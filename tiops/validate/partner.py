@@ -78,8 +78,20 @@ def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = No
             findings.append(lock_finding)
         elif partner is not None:
             findings.extend(_check_edits(partner.objects_not_in(lock["objects"]), lock))
+            findings.extend(_deleted(folder, lock, partner.ids))
         findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), set(partner.ids) if partner else set()))
     return findings
+
+
+def _deleted(folder: str, lock: dict[str, Any], present: Iterable[str]) -> list[Finding]:
+    """TI706, once per folder: objects its lock says were imported into it and no file holds any more.
+    Deleting a file of partner intel drops the object from every build without a word otherwise."""
+    gone = sorted(set(lock["objects"]) - set(present))
+    if not gone:
+        return []
+    shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+    return [make_finding("TI706", f"{len(gone)} object(s) imported into {folder} are gone from it: {shown}",
+                         Location(f"{folder}/{LOCK_FILE}", path=("objects", gone[0])), stix_id=gone[0])]
 
 
 def _every(objects: list[IntelObject]) -> Callable[[dict[str, Any]], list[IntelObject]]:
