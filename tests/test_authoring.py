@@ -74,6 +74,16 @@ def test_new_never_writes_into_an_imported_folder(make_repo) -> None:  # type: i
     result = CliRunner().invoke(main, ["-C", str(root), "new", "malware", "--time", TIME, "--set", "name=Ours"])
     assert result.exit_code == 0, result.output
     assert result.stdout.split()[1] == "intel/malware/ours.yaml"
+    # Named with -o, an imported folder is refused too: the file would fail as TI705 at once.
+    into = CliRunner().invoke(main, ["-C", str(root), "new", "malware", "--time", TIME, "--set", "name=Ours",
+                                     "-o", str(root / "intel" / "partner" / "ours.yaml")])
+    assert into.exit_code == 2 and "partner intel is read-only" in into.output, into.output
+    assert not (root / "intel" / "partner" / "ours.yaml").exists()
+
+
+def test_new_refuses_a_type_other_than_its_argument(example_repo: Path) -> None:
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--set", "type=malware", "--stdout"])
+    assert result.exit_code == 2 and "the type is the command's argument" in result.output, result.output
 
 
 @pytest.mark.parametrize(("stix_type", "folder"), [("identity", "identities"), ("threat-actor", "threat-actors"),

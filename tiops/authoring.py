@@ -85,6 +85,9 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
             raise UsageError(f"--like {like}: no object with that id in the repository")
         values.update({k: original.data[k] for k in SHARED_METADATA if k in original.data})
     for key, raw in (settings or {}).items():
+        if key == "type" and raw.strip() != stix_type:
+            raise UsageError(f"--set type={raw}: the type is the command's argument ('tiops new {raw.strip()}')",
+                             hint="The id, the schema and the folder all follow the type given to 'tiops new'.")
         values[key] = _setting_value(stix_type, key, raw)
     data: dict[str, Any] = {"type": stix_type}
     if stix_type not in SCO_TYPES:
@@ -119,7 +122,30 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     _check_settings(data, set(settings or {}))
     text = _render(stix_type, data, placeholder_keys)
     path = output if output is not None else _default_path(root, repo, stix_type, data)
+    partner = _imported_folder_of(root, path)
+    if partner is not None:
+        raise UsageError(f"{path} is in {partner}, a folder 'tiops import' writes: partner intel is read-only",
+                         hint="Write objects of your own in a folder outside the imported source's folder.")
     return NewObject(path=path, text=text, data=data)
+
+
+def _imported_folder_of(root: Path, path: Path) -> str | None:
+    """The imported source folder (its _defaults.yaml says ``imported: true``) that holds ``path``, if any."""
+    from tiops.yamlio import YamlProblem, parse_yaml
+
+    root = root.resolve()
+    folder = (path if path.is_absolute() else Path.cwd() / path).resolve().parent
+    while folder.is_relative_to(root) and folder != root:
+        defaults = folder / "_defaults.yaml"
+        if defaults.is_file():
+            try:
+                data = parse_yaml(defaults.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, YamlProblem):
+                data = None
+            if isinstance(data, dict) and data.get("imported") is True:
+                return folder.relative_to(root).as_posix()
+        folder = folder.parent
+    return None
 
 
 def _required(stix_type: str) -> set[str]:
