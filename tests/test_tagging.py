@@ -50,3 +50,33 @@ def test_a_tag_that_is_no_label_changes_nothing(example_repo: Path) -> None:
             tag_objects(example_repo, "add", ["reviewed", tag], condition=parse_where("type = indicator"))
     assert {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")} == before
     assert tag_objects(example_repo, "add", ["tlp:amber"], condition=parse_where("type = indicator"))
+
+
+def test_tag_relate_and_bump_keep_a_files_windows_line_breaks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from pr_repo import git
+
+    from tiops.cli import main
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    malware = ("type: malware\r\nspec_version: '2.1'\r\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\r\n"
+               "created: 2024-01-01T00:00:00.000Z\r\nmodified: 2024-01-01T00:00:00.000Z\r\nname: CRLF\r\n"
+               "is_family: true\r\n# a comment kept\r\n")
+    actor = ("type: threat-actor\r\nspec_version: '2.1'\r\nid: threat-actor--98752b14-dcbf-5706-ae1a-dbb5142236d1\r\n"
+             "created: 2024-01-01T00:00:00.000Z\r\nmodified: 2024-01-01T00:00:00.000Z\r\nname: Actor\r\n")
+    (root / "intel" / "m.yaml").write_bytes(malware.encode())
+    (root / "intel" / "a.yaml").write_bytes(actor.encode())
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "intel")
+    runner = CliRunner()
+    tagged = runner.invoke(main, ["-C", str(root), "tag", "add", "reviewed", "--id", "malware--98752b14-dcbf-5706-ae1a-dbb5142236d0"])
+    assert tagged.exit_code == 0, tagged.output
+    assert runner.invoke(main, ["-C", str(root), "relate", "Actor", "uses", "CRLF"]).exit_code == 0
+    assert runner.invoke(main, ["-C", str(root), "bump", "--base", "HEAD", "--at", "2025-01-01T00:00:00.000Z"]).exit_code == 0
+    for name in ("m.yaml", "a.yaml"):
+        raw = (root / "intel" / name).read_bytes()
+        assert raw.count(b"\n") == raw.count(b"\r\n") and raw.count(b"\n") > 6, raw
+    assert b"reviewed" in (root / "intel" / "m.yaml").read_bytes() and b"# a comment kept" in (root / "intel" / "m.yaml").read_bytes()
+    assert runner.invoke(main, ["-C", str(root), "validate"]).exit_code == 0

@@ -18,7 +18,7 @@ from tiops.gitrepo import head_commit_time
 from tiops.revision import CompiledRevision, Provenance, compile_pair
 from tiops.stix import timestamp_key
 from tiops.versioning import changed_content, needs_bump
-from tiops.yamlio import PositionIndex
+from tiops.yamlio import PositionIndex, read_for_edit, write_edited
 
 _VALUE = re.compile(r"""^(?P<lead>\s*(?:-\s+)?modified\s*:\s*)(?P<quote>["']?)(?P<value>[^"'\s#]*)(?P=quote)""")
 _CREATED = re.compile(r"""^(?P<indent>\s*(?:-\s+)?)created\s*:""")
@@ -93,12 +93,13 @@ def apply_bumps(root: Path, bumps: list[Bump]) -> None:
         by_file.setdefault(bump.file, []).append(bump)
     for file, edits in sorted(by_file.items()):
         path = root / file
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        text, newline = read_for_edit(path)
+        lines = text.splitlines(keepends=True)
         # Bottom-up by the line each edit is at: an insertion (a negative line, after line -line) moves
         # every later line down, so none may come before an edit further down the file.
         for bump in sorted(edits, key=lambda b: abs(b.line), reverse=True):
             lines = _edit(lines, bump)
-        path.write_text("".join(lines), encoding="utf-8")
+        write_edited(path, "".join(lines), newline)
 
 
 def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool = True,

@@ -24,7 +24,14 @@ from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo
 from tiops.lookup import find_object, object_name
 from tiops.stix import derive_relationship_id
 from tiops.validate.relationships import load_relationship_table
-from tiops.yamlio import MappingEntry, append_mapping_items, dump_yaml, remove_list_items
+from tiops.yamlio import (
+    MappingEntry,
+    append_mapping_items,
+    dump_yaml,
+    read_for_edit,
+    remove_list_items,
+    write_edited,
+)
 
 # Section 5.1: relationship_type is lowercase a-z, 0-9 and hyphens.
 _RELATIONSHIP_TYPE = re.compile(r"^[a-z0-9-]+$")
@@ -111,12 +118,13 @@ def _add(root: Path, repo: Repo, source: IntelObject, relationship_type: str, ta
                 entry.append(("description", description))
             entries.append(entry)
         path = root / source.file
+        original, newline = read_for_edit(path)
         try:
-            text = append_mapping_items(path.read_text(encoding="utf-8"), source.path, INLINE_RELATIONSHIPS_KEY, entries)
+            text = append_mapping_items(original, source.path, INLINE_RELATIONSHIPS_KEY, entries)
         except ValueError as error:
             raise TiopsError(f"{source.file}: cannot add relationships in place: {error}",
                              hint="Write the object as a block mapping and 'relationships:' as a block list.") from None
-        path.write_text(text, encoding="utf-8")
+        write_edited(path, text, newline)
         edits.extend(_edit("add", source.file, relationship_type, source, t) for t in new_targets)
         return edits
     # Partner intel is read-only: a standalone relationship file in the team's folder.
@@ -160,14 +168,16 @@ def _remove(root: Path, repo: Repo, source: IntelObject, relationship_type: str,
     if problems:
         raise UsageError("nothing removed: " + "; ".join(problems))
     changed: dict[str, str] = {}
+    newlines: dict[str, str] = {}
     for (file, path), indexes in inline.items():
-        text = changed.get(file, (root / file).read_text(encoding="utf-8"))
+        if file not in changed:
+            changed[file], newlines[file] = read_for_edit(root / file)
         try:
-            changed[file] = remove_list_items(text, path, INLINE_RELATIONSHIPS_KEY, indexes)
+            changed[file] = remove_list_items(changed[file], path, INLINE_RELATIONSHIPS_KEY, indexes)
         except ValueError as error:
             raise TiopsError(f"{file}: cannot remove relationships in place: {error}") from None
     for file, text in changed.items():
-        (root / file).write_text(text, encoding="utf-8")
+        write_edited(root / file, text, newlines[file])
     for file in deleted:
         (root / file).unlink()
     return edits

@@ -18,14 +18,17 @@ from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.load import OVERLAY_FILE, IntelObject
 from tiops.lookup import object_name
+from tiops.render.names import printable
 from tiops.rules.conditions import ConditionError, compile_condition
 from tiops.where import Condition
 from tiops.yamlio import (
     ListEdit,
     dump_roundtrip,
     load_roundtrip,
+    read_for_edit,
     roundtrip_root,
     set_list_properties,
+    write_edited,
 )
 
 
@@ -89,12 +92,13 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
         if edits:
             # A text edit of the labels alone: the rest of the file keeps its exact bytes.
             path = root / file
+            text, newline = read_for_edit(path)
             try:
-                edited = set_list_properties(path.read_text(encoding="utf-8"), edits)
+                edited = set_list_properties(text, edits)
             except ValueError as error:
                 raise TiopsError(f"{file}: cannot edit labels in place: {error}",
                                  hint="Write the object as a block mapping (key: value lines).") from None
-            path.write_text(edited, encoding="utf-8")
+            write_edited(path, edited, newline)
     return changes
 
 
@@ -124,7 +128,8 @@ def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], ac
             name = object_name(obj.data)
             if name and hasattr(overlay, "yaml_add_eol_comment"):
                 # The overlay is keyed by id; the name beside it says which object a reviewer is reading.
-                overlay.yaml_add_eol_comment(name.replace("\n", " "), obj.id, column=len(obj.id) + 2)
+                # Printable: a partner's name may hold a line break or a terminal's escape sequence.
+                overlay.yaml_add_eol_comment(printable(name), obj.id, column=len(obj.id) + 2)
         imported = [str(label) for label in (obj.imported_data or {}).get("labels") or ()]
         if after == imported:
             entry.pop("labels", None)  # back to the partner's own labels: nothing to keep

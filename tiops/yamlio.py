@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -542,3 +543,18 @@ def _mapping_item(entry: MappingEntry, column: int) -> str:
     lines = [f"{indent}- {name}: {_scalar(value)}" if i == 0 else f"{indent}  {name}: {_scalar(value)}"
              for i, (name, value) in enumerate(entry)]
     return "\n".join(lines)
+
+
+def read_for_edit(path: Path) -> tuple[str, str]:
+    """A file's text as the editing commands (tag, relate, bump) work on it, with line feeds, and the
+    line break it was written with ("\r\n" or "\n"), to write it back with (:func:`write_edited`):
+    they promise every byte they do not edit stays as written, the line breaks of a Windows editor too."""
+    raw = path.read_bytes()
+    first = raw.find(b"\n")
+    newline = "\r\n" if first > 0 and raw[first - 1:first] == b"\r" else "\n"
+    return raw.decode("utf-8").replace("\r\n", "\n"), newline
+
+
+def write_edited(path: Path, text: str, newline: str = "\n") -> None:
+    """``text`` (line feeds) into ``path`` with the line break the file was read with (:func:`read_for_edit`)."""
+    path.write_bytes((text if newline == "\n" else text.replace("\n", newline)).encode("utf-8"))
