@@ -188,3 +188,27 @@ def test_an_errors_file_that_cannot_be_written_is_a_usage_error_before_anything_
                                        "--source", "Feed", "--errors", str(blocker / "sub" / "errors.csv")])
     assert result.exit_code == 2 and "--errors" in result.output and "internal error" not in result.output
     assert not (tmp_path / "repo" / "intel" / "feed").exists()  # nothing imported
+
+
+def test_partner_text_in_import_and_tag_output_is_shown_printable(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    name = "Evil\x1b[31m red\u202eRLO\r\nline"
+    objects = [{"type": "malware", "spec_version": "2.1", "id": "malware--11111111-1111-4111-8111-111111111111",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": name,
+                "is_family": "maybe"},  # rejected: is_family is a boolean
+               {"type": "malware", "spec_version": "2.1", "id": "malware--22222222-2222-4222-8222-222222222222",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": name,
+                "is_family": True}]
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps({"type": "bundle", "id": "bundle--11111111-1111-4111-8111-111111111111",
+                                  "objects": objects}), encoding="utf-8")
+    imported = CliRunner().invoke(main, ["-C", str(root), "import", str(source), "--source", "Feed"])
+    tagged = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "seen", "--id",
+                                       "malware--22222222-2222-4222-8222-222222222222"])
+    assert tagged.exit_code == 0, tagged.output
+    for output in (imported.output, tagged.output):
+        assert "\\x1b[31m" in output and "\\u202e" in output, output
+        assert not any(character in output for character in "\x1b\u202e\r")
+    overlay = (root / "intel" / "feed" / "_overlay.yaml").read_text(encoding="utf-8")
+    assert "\x1b" not in overlay and "\u202e" not in overlay

@@ -15,7 +15,7 @@ from tiops.importers import IMPORT_FORMATS
 from tiops.importers.taxii import DEFAULT_PAGE_SIZE, import_taxii
 from tiops.importers.write import IMPORT_MODES, ImportReport, import_file, write_rejections
 from tiops.progress import Progress
-from tiops.render.names import labelled
+from tiops.render.names import labelled, printable
 
 TAXII = "taxii"
 
@@ -125,10 +125,11 @@ def render_report(report: ImportReport) -> None:
         label = f" {labelled(rejection.stix_id, rejection.name)}" if rejection.stix_id else (
             f' "{rejection.name}"' if rejection.name else "")
         for reason in rejection.reasons:
-            click.echo(f"{rejection.position}{label}: {reason}", err=True)
+            # Names and reasons quote the partner's text: a control character is shown as its escape.
+            click.echo(printable(f"{rejection.position}{label}: {reason}"), err=True)
     for repaired in report.repairs:
-        click.echo(f"{repaired.position} {labelled(repaired.stix_id, repaired.name)}: repaired: {repaired.description}",
-                   err=True)
+        click.echo(printable(f"{repaired.position} {labelled(repaired.stix_id, repaired.name)}: repaired: "
+                             f"{repaired.description}"), err=True)
     for note in report.notes:
         click.echo(note)
     counts = ", ".join(f"{label} {count}" for label, count in report.counts())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tiops.commands.common import handle_errors, no_cache_option, repo_root
-from tiops.render.names import labelled
+from tiops.render.names import labelled, printable
 from tiops.tagging import tag_objects
 from tiops.where import parse_where
 
@@ -25,5 +25,6 @@ def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: s
     condition = parse_where(where) if where is not None else None
     changes = tag_objects(repo_root(ctx), action, list(tags), condition=condition, ids=list(ids), cache=not no_cache)
     for change in changes:
-        click.echo(f"{change.file}: {labelled(change.stix_id, change.name)}: labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]")
+        click.echo(printable(f"{change.file}: {labelled(change.stix_id, change.name)}: "
+                             f"labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]"))
     click.echo(f"{len(changes)} object(s) changed in {len({c.file for c in changes})} file(s)")
