@@ -226,3 +226,14 @@ def test_a_query_answer_whose_value_is_not_a_list_ends_the_plan(tmp_path: Path, 
     code, output = _plan_output(write_repo(tmp_path / "repo", target, [indicator(1)]))
     assert code == 1
     assert "the answer's value is a JSON number, not a list of objects" in output
+
+
+@pytest.mark.parametrize(("answer", "said"), [("all good", "the answer is a JSON string, not an object"),
+                                              ({}, "has no 'value' list"),
+                                              ({"objects": []}, "has no 'value' list")])
+def test_a_query_answer_that_is_not_one_ends_the_plan_rather_than_reading_as_empty(
+        tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any], answer: Any, said: str) -> None:
+    sentinel.query_answer = lambda skip: answer
+    code, output = _plan_output(write_repo(tmp_path / "repo", target, [indicator(1)]))
+    assert code == 1 and said in output, output
+    assert "to create" not in output  # not a plan that would upload everything again

@@ -158,7 +158,11 @@ class SentinelStore(LocallyLocked):
         read = PagedRead(f"Sentinel query endpoint {self.query_url.split('?')[0]}", StoreError)
         while url:
             page = self._post(url, self._query_headers, {"pageSize": self.page_size}, "query")
-            objects = page.get("value", [])
+            if "value" not in page:
+                # Read as "no object" it would plan every object again and hide every removal.
+                raise StoreError("Sentinel query endpoint: the answer has no 'value' list of objects; "
+                                 "it is not a query answer")
+            objects = page["value"]
             if not isinstance(objects, list):
                 raise StoreError(f"Sentinel query endpoint: the answer's value is a JSON {json_kind(objects)}, "
                                  "not a list of objects")
@@ -194,7 +198,9 @@ class SentinelStore(LocallyLocked):
             answer = response.json()
         except (ValueError, RecursionError):
             raise StoreError(f"{where}: the answer is not JSON") from None
-        return answer if isinstance(answer, dict) else {}
+        if not isinstance(answer, dict):
+            raise StoreError(f"{where}: the answer is a JSON {json_kind(answer)}, not an object")
+        return answer
 
 
 def _record_errors(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
