@@ -275,3 +275,16 @@ def test_matches_takes_time_linear_in_the_text_whatever_the_pattern() -> None:
             assert error.code == "TI505" and said in error.message and "RE2 syntax" in error.message
         else:
             raise AssertionError(pattern)
+
+
+def test_extend_keeps_every_fraction_digit_of_the_timestamp_it_moves() -> None:
+    from datetime import timedelta
+
+    from tiops.rules.engine import _extender
+    from tiops.rules.model import Action
+
+    extend = _extender(Action("extend", field="valid_until", duration=timedelta(days=1)))
+    assert extend({"valid_until": "2025-01-01T00:00:00.123456789Z"}) == (("valid_until", "2025-01-02T00:00:00.123456789Z"),)
+    assert extend({"valid_until": "2025-01-01T00:00:00.5Z"}) == (("valid_until", "2025-01-02T00:00:00.5Z"),)
+    # Past the last moment STIX writes it stops there, at the precision written.
+    assert extend({"valid_until": "9999-12-31T12:00:00.123456789Z"}) == (("valid_until", "9999-12-31T23:59:59.999999999Z"),)

@@ -508,7 +508,13 @@ def _extender(action: Action) -> _Applier:
         base = parse_timestamp(base_text)
         if base is None:
             return ()
-        extended = format_timestamp(shifted(base, duration), like=base_text)
+        moved = shifted(base, duration)
+        extended = format_timestamp(moved, like=base_text)
+        if len(base_text) > 27:  # more fraction digits than the microseconds a datetime holds
+            # Durations are whole seconds, so the fraction is the base's own, kept as written ("keeping its
+            # precision" means its digits too); at the end of time, the last moment at that precision.
+            fraction = base_text[19:-1] if moved - base == duration else "." + "9" * (len(base_text) - 21)
+            extended = extended[:19] + fraction + "Z"
         return () if data.get(name) == extended else ((name, extended),)
 
     return extend
