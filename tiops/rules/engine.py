@@ -510,7 +510,7 @@ def _extender(action: Action) -> _Applier:
             return ()
         moved = shifted(base, duration)
         extended = format_timestamp(moved, like=base_text)
-        if len(base_text) > 27:  # more fraction digits than the microseconds a datetime holds
+        if isinstance(base_text, str) and len(base_text) > 27:  # more fraction digits than a datetime's microseconds
             # Durations are whole seconds, so the fraction is the base's own, kept as written ("keeping its
             # precision" means its digits too); at the end of time, the last moment at that precision.
             fraction = base_text[19:-1] if moved - base == duration else "." + "9" * (len(base_text) - 21)
