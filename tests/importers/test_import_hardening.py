@@ -212,3 +212,23 @@ def test_partner_text_in_import_and_tag_output_is_shown_printable(tmp_path: Path
         assert not any(character in output for character in "\x1b\u202e\r")
     overlay = (root / "intel" / "feed" / "_overlay.yaml").read_text(encoding="utf-8")
     assert "\x1b" not in overlay and "\u202e" not in overlay
+
+
+def test_one_object_nested_too_deep_is_rejected_alone(tmp_path: Path) -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(120):
+        node["x_deeper"] = {}
+        node = node["x_deeper"]  # type: ignore[assignment]
+    good = {"type": "malware", "spec_version": "2.1", "id": "malware--11111111-1111-4111-8111-111111111111",
+            "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "Fine",
+            "is_family": True}
+    bad = {**good, "id": "malware--22222222-2222-4222-8222-222222222222", "name": "Deep", "x_nest": deep}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps({"type": "bundle", "id": "bundle--11111111-1111-4111-8111-111111111111",
+                                  "objects": [good, bad]}), encoding="utf-8")
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 1, result.output
+    assert "created 1" in result.output and "rejected 1" in result.output
+    assert "index 1" in result.output and "nested more than 100 levels deep" in result.output

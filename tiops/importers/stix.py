@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
@@ -21,11 +23,16 @@ from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 def parse(raw: bytes, source: str) -> ParsedInput:
     result = ParsedInput()
+    structure_checked = True
     try:
         data = parse_json(raw)
     except YamlProblem as problem:
-        result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
-        return result
+        data = _read_anyway(raw) if problem.code == "TI112" else None
+        if data is None:
+            result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
+            return result
+        # One object nested too deep: it alone is rejected (docs/limits.md), each item checked on its own.
+        structure_checked = False
     # A bundle; some publishers leave out its "type" (OASIS's TLP 2.0 extension-definition file).
     if isinstance(data, dict) and (data.get("type") == "bundle" or ("type" not in data and "objects" in data)):
         items = data.get("objects")
@@ -40,8 +47,17 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         return result
     stix20_bundle = isinstance(data, dict) and data.get("spec_version") == "2.0"
-    # parse_json checked the whole document's structure
-    return parse_items(items, result, structure_checked=True, stix20_bundle=stix20_bundle)
+    # parse_json checked the whole document's structure, unless one item was too deep
+    return parse_items(items, result, structure_checked=structure_checked, stix20_bundle=stix20_bundle)
+
+
+def _read_anyway(raw: bytes) -> Any:
+    """The document, read without the structure check (None when even that fails): a bundle of which
+    one object nests too deep still holds the others."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False,
