@@ -232,3 +232,33 @@ def test_one_object_nested_too_deep_is_rejected_alone(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "created 1" in result.output and "rejected 1" in result.output
     assert "index 1" in result.output and "nested more than 100 levels deep" in result.output
+
+
+def _only_file(tmp_path: Path) -> Path:
+    (found,) = [p for p in (tmp_path / "repo" / "intel" / "feed").rglob("*.yaml") if not p.name.startswith("_")]
+    return found
+
+
+def test_a_hand_edited_row_file_is_put_back_by_the_same_csv_not_versioned_again(tmp_path: Path) -> None:
+    text = HEADER + row("198.51.100.1", description="first")
+    imported(tmp_path, text)
+    path = _only_file(tmp_path)
+    original = path.read_bytes()
+    for _ in range(2):
+        path.write_bytes(original.replace(b"description: first", b"description: edited by hand"))
+        _, out, _ = imported(tmp_path, text)
+        assert path.read_bytes() == original, out  # the same version, not modified + 1 ms
+        assert "restored 1 hand-edited partner file" in out
+
+
+def test_a_later_row_for_the_same_observable_keeps_the_objects_created(tmp_path: Path) -> None:
+    from tiops.yamlio import parse_yaml
+
+    imported(tmp_path, HEADER + row("198.51.100.1", "1"))
+    first = parse_yaml(_only_file(tmp_path).read_text(encoding="utf-8"))
+    for valid_from in ("2025-03-01T00:00:00.000Z", "2024-06-01T00:00:00.000Z"):  # later, then earlier
+        imported(tmp_path, HEADER + f"{valid_from},ipv4-addr,198.51.100.1,3,\n")
+        now = parse_yaml(_only_file(tmp_path).read_text(encoding="utf-8"))
+        assert now["id"] == first["id"] and now["created"] == first["created"]  # STIX 2.1 section 3.6
+        assert now["modified"] > first["modified"]
+        first = now

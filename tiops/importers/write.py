@@ -139,7 +139,8 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     for done, (identifier, candidate) in enumerate(list(accepted.items()), 1):
         owner_folder = shared.get(identifier)
         if not candidate.versioned:
-            candidate = _versioned_row(candidate, owner_folder or folder, files)
+            candidate = _versioned_row(candidate, owner_folder or folder, files,
+                                       None if owner_folder is not None else imported_digests.get(identifier))
         # In the order written, once: planning, the hand-edit check and the lock file all compare it.
         candidate = accepted[identifier] = Candidate(candidate.position, ordered(candidate.data), candidate.versioned,
                                                      candidate.repairs)
@@ -366,24 +367,32 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
     return accepted
 
 
-def _versioned_row(candidate: Candidate, folder: Path, files: _Files) -> Candidate:
+def _versioned_row(candidate: Candidate, folder: Path, files: _Files, imported_digest: str | None = None) -> Candidate:
     """A row without versions of its own (CSV) as a new STIX version when its content changed.
 
     Its ``modified`` is ``validFrom``; a changed row whose ``modified`` would not be later
     than the imported one gets the imported ``modified`` plus 1 ms (derived from the
     repository, never the clock), so the change reaches stores as a new version
     (STIX 2.1 section 3.6) and `tiops validate --base` accepts it without a bump. An
-    unchanged row keeps the imported ``modified``.
+    unchanged row keeps the imported ``modified``, also when the file was edited by hand
+    since (``imported_digest``: the digest _imported.json keeps of the version imported):
+    the file is then put back, not versioned again. ``created`` is the object's own from
+    its first import whatever a later row's ``validFrom`` says: a version never changes it.
     """
     existing = files.existing(_object_path(folder, candidate.data))
     modified = existing.get("modified") if existing else None
     if existing is None or not isinstance(modified, str) or timestamp_key(modified) is None:
         return candidate
     data = candidate.data
-    if {k: v for k, v in data.items() if k != "modified"} == {k: v for k, v in existing.items() if k != "modified"}:
+    created = existing.get("created")
+    if isinstance(created, str) and timestamp_key(created) is not None:
+        data = {**data, "created": created}
+    if imported_digest is not None and digest(ordered({**data, "modified": modified})) == imported_digest:
+        later = modified  # the row imported before, though the file was edited since: restored below
+    elif {k: v for k, v in data.items() if k != "modified"} == {k: v for k, v in existing.items() if k != "modified"}:
         later = modified  # the same row: the version already imported
     elif _is_newer(data, existing):
-        return candidate
+        return Candidate(candidate.position, data, candidate.versioned, candidate.repairs)
     else:
         later = shift_timestamp(modified, 1)
     return Candidate(candidate.position, {**data, "modified": later}, candidate.versioned, candidate.repairs)
