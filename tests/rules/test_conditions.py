@@ -288,3 +288,19 @@ def test_extend_keeps_every_fraction_digit_of_the_timestamp_it_moves() -> None:
     assert extend({"valid_until": "2025-01-01T00:00:00.5Z"}) == (("valid_until", "2025-01-02T00:00:00.5Z"),)
     # Past the last moment STIX writes it stops there, at the precision written.
     assert extend({"valid_until": "9999-12-31T12:00:00.123456789Z"}) == (("valid_until", "9999-12-31T23:59:59.999999999Z"),)
+
+
+def test_newer_than_a_cutoff_before_year_1_holds_for_every_timestamp() -> None:
+    from datetime import UTC, datetime
+
+    from tiops.rules.conditions import matches
+
+    class View:
+        def __init__(self, data: dict[str, object]) -> None:
+            self.data, self.source, self.file = data, None, "x.yaml"
+
+    as_of = datetime(2025, 1, 1, tzinfo=UTC)
+    first = View({"type": "malware", "created": "0001-01-01T00:00:00Z"})
+    for duration, newer in (("3652059d", True), ("739250d", False)):  # before year 1; 2025-01-01 minus it is 0001-01-02
+        assert matches({"field": "created", "op": "newer-than", "value": duration}, first, as_of) is newer  # type: ignore[arg-type]
+        assert matches({"field": "created", "op": "older-than", "value": duration}, first, as_of) is not newer  # type: ignore[arg-type]

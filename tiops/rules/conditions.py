@@ -371,6 +371,12 @@ def element_test(op: str, expected: Any, as_of: datetime | None, path: tuple[str
             raise ConditionError("TI506", str(error), value_path) from None
         if as_of is None:
             raise ConditionError("TI511", f"'{op}' compares with the build's as-of time, and there is none", path)
+        if as_of - EARLIEST_MOMENT < duration:
+            # The cutoff falls before year 1, the first moment a STIX timestamp writes (section 3.2):
+            # every timestamp is newer than it, none older (held to year 1, 0001-01-01T00:00:00Z was not).
+            if op == "older-than":
+                return ElementTest(lambda v: False)
+            return ElementTest(lambda v: v.__class__ is str and fast_timestamp_key(v) is not None)
         cutoff = fast_timestamp_key(format_timestamp(shifted(as_of, -duration), like="2000-01-01T00:00:00.000000Z"))
         assert cutoff is not None
         cutoff_key = cutoff
