@@ -111,3 +111,15 @@ def test_relationships_command_prints_the_effective_table(make_repo: Callable[[d
     (root / "rules/relationships.yaml").write_text("relationships:\n  - {source: 1}\n")
     broken = CliRunner().invoke(main, ["-C", str(root), "relationships"])
     assert broken.exit_code == 1 and "TI402" in broken.stderr
+
+
+def test_a_misspelt_type_in_the_team_table_is_a_finding_at_its_line(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from tiops.config import Config
+    from tiops.locate import resolve_locations
+    from tiops.validate.relationships import load_relationship_table
+
+    root = make_repo({"rules/relationships.yaml": "relationships:\n  - {source: indicatr, type: indicates, target: malware}\n"
+                                                  "  - {source: x-acme-thing, type: uses, target: '*'}\n"})
+    table, findings = load_relationship_table(Config(root=root))
+    located = resolve_locations(findings, root)
+    assert [(f.code, f.location.line) for f in located] == [("TI402", 2)] and "'indicatr'" in located[0].message

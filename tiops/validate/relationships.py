@@ -20,6 +20,7 @@ from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
 from tiops.load import IntelObject
+from tiops.stix import ALL_TYPES
 from tiops.validate.references import object_types
 from tiops.yamlio import YamlProblem, parse_yaml
 
@@ -123,7 +124,16 @@ def _parse_table(text: str, display: str) -> tuple[frozenset[Triple], bool, list
         return frozenset(), False, [
             make_finding("TI402", message, Location(display, path=path)) for path, message in errors
         ]
-    triples = frozenset((e["source"], e["type"], e["target"]) for e in data.get("relationships") or [])
+    entries = data.get("relationships") or []
+    # A type misspelt (indicatr) would allow nothing and say nothing: each end is a STIX type, a
+    # custom x- type, or * (any).
+    unknown = [make_finding("TI402", f"{entry[end]!r} is not a STIX object type (nor x-..., nor *)",
+                            Location(display, path=("relationships", index, end)))
+               for index, entry in enumerate(entries) for end in ("source", "target")
+               if entry[end] != "*" and entry[end] not in ALL_TYPES and not str(entry[end]).startswith("x-")]
+    if unknown:
+        return frozenset(), False, unknown
+    triples = frozenset((e["source"], e["type"], e["target"]) for e in entries)
     return triples, data.get("replace_builtin") is True, []
 
 
