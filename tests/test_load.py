@@ -299,3 +299,11 @@ def test_a_file_that_starts_with_a_byte_order_mark_loads(make_repo) -> None:  # 
         result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
         assert result.exit_code == 0, result.output
     assert [obj.data["name"] for obj in load.load_repo(root).objects] == ["BOM", "BOM"]
+
+
+def test_a_second_document_and_a_byte_that_is_not_utf8_are_found_at_their_line(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/two.yaml": "# two documents\ntype: malware\nname: a\n---\ntype: malware\nname: b\n"})
+    (root / "intel" / "latin1.yaml").write_bytes(b"type: malware\nname: caf\xe9 noir\n")
+    found = {f.location.file: (f.code, f.location.line, f.location.column) for f in load.load_repo(root).findings}
+    assert found["intel/two.yaml"] == ("TI105", 4, 1)
+    assert found["intel/latin1.yaml"] == ("TI106", 2, 10)

@@ -484,7 +484,11 @@ def _decoded(content: bytes) -> str:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise YamlProblem("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", 1, 1) from None
+        # At the line and column of the byte: the text before it is UTF-8, so it is counted as text.
+        before = content[:error.start].decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise YamlProblem("TI106", f"not UTF-8 ({error.reason} at byte {error.start})", line, column) from None
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 

@@ -88,7 +88,7 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
             or _DEEP_INDENT_AT_START.match(text)):
         if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
             # yaml-rs returns a stream of documents as a list, which would read as a bulk file.
-            raise YamlProblem("TI105", "the file holds more than one YAML document")
+            raise YamlProblem("TI105", "the file holds more than one YAML document", *_second_document(text))
         if _DEEP_INDENT_AT_START.match(text) or _DEEP_INDENT_AFTER_NEWLINE.search(text):
             _refuse_deep_blocks(text)
     try:
@@ -104,6 +104,19 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
             pass  # the structure check below finds which key or level, and where
     _check_structure(value, text)
     return value
+
+
+def _second_document(text: str) -> tuple[int, int]:
+    """Line and column where the second document of a stream starts (its marker, or the first's end)."""
+    seen = False
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith(("---", "...")) and (len(line) == 3 or line[3] in " \t\r"):
+            if line.startswith("...") or seen:
+                return number, 1
+            seen = True
+        elif line.strip() and not line.lstrip().startswith("#"):
+            seen = True  # content: a "---" from here on starts another document
+    return 1, 1
 
 
 def _check_structure(value: Any, text: str | None) -> None:

@@ -120,6 +120,6 @@ def test_a_misspelt_type_in_the_team_table_is_a_finding_at_its_line(make_repo) -
 
     root = make_repo({"rules/relationships.yaml": "relationships:\n  - {source: indicatr, type: indicates, target: malware}\n"
                                                   "  - {source: x-acme-thing, type: uses, target: '*'}\n"})
-    table, findings = load_relationship_table(Config(root=root))
+    _table, findings = load_relationship_table(Config(root=root))
     located = resolve_locations(findings, root)
     assert [(f.code, f.location.line) for f in located] == [("TI402", 2)] and "'indicatr'" in located[0].message
