@@ -307,3 +307,14 @@ def test_a_second_document_and_a_byte_that_is_not_utf8_are_found_at_their_line(m
     found = {f.location.file: (f.code, f.location.line, f.location.column) for f in load.load_repo(root).findings}
     assert found["intel/two.yaml"] == ("TI105", 4, 1)
     assert found["intel/latin1.yaml"] == ("TI106", 2, 10)
+
+
+def test_a_property_name_stix_does_not_allow_is_found_at_its_key(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from tiops.validate import validate_paths
+
+    root = make_repo({"intel/m.yaml": "type: malware\nspec_version: '2.1'\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\n"
+                                      "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\n"
+                                      "name: a\nis_family: true\nx-bad-key: 1\n"})
+    for cache in (False, True):
+        (finding,) = [f for f in validate_paths(root, [], cache=cache) if f.code == "TI200"]
+        assert (finding.location.line, finding.location.column) == (8, 1) and "x-bad-key" in finding.message

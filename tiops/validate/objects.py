@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -141,8 +142,28 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
         if (code, message) in seen:  # allOf/anyOf branches can report one defect twice
             continue
         seen.add((code, message))
+        if "propertyNames" in schema_path and (name := _named_property(error.message)) is not None:
+            # A property's name is wrong: the finding goes at that key, not at the object's first line.
+            holder = error.instance
+            if isinstance(holder, dict) and name in holder:
+                path = (*path, name)
         findings.append(make_finding(code, message, obj.location(*path), stix_id=obj.id))
     return findings
+
+
+def _named_property(message: str) -> str | None:
+    """The property name a propertyNames error is about: its message starts with it, JSON-quoted."""
+    match = _QUOTED_START.match(message)
+    if match is None:
+        return None
+    try:
+        name = json.loads(match[0])
+    except ValueError:
+        return None
+    return name if isinstance(name, str) else None
+
+
+_QUOTED_START = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _is_reference_path(path: tuple[object, ...]) -> bool:
