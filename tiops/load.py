@@ -32,6 +32,7 @@ from tiops.stix import (
     derive_relationship_id,
     derive_sco_id,
     derive_sdo_id,
+    timestamp_key,
 )
 from tiops.stix20 import (
     MOVED_FROM_LABELS,
@@ -727,12 +728,33 @@ def _apply_overlay(obj: IntelObject, raw: dict[str, Any], defaults: Defaults) ->
         if name not in entry:
             continue
         value = entry[name]
+        if overlay_value_problem(name, value) is not None:
+            continue  # TI704 at the overlay's line says why; the imported value stays
         if value is None or value == []:
             obj.data.pop(name, None)
         else:
             obj.data[name] = value
         applied.append(name)
     obj.overlaid_properties = tuple(applied)
+
+
+def overlay_value_problem(name: str, value: Any) -> str | None:
+    """Why an overlay value cannot replace the imported one (None when it can; null removes)."""
+    if value is None:
+        return None
+    if name == "labels":
+        if not isinstance(value, list) or not all(isinstance(label, str) and label for label in value):
+            return "must be a list of non-empty strings (an empty list removes the labels)"
+    elif name == "confidence":
+        # STIX 2.1 section 3.2: confidence is an integer from 0 to 100.
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            return "must be a whole number from 0 to 100 (STIX 2.1 section 3.2)"
+    elif name == "revoked":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif name == "valid_until" and (not isinstance(value, str) or timestamp_key(value) is None):
+        return "must be an RFC 3339 UTC timestamp such as 2026-01-01T00:00:00.000Z (STIX 2.1 section 3.2)"
+    return None
 
 
 def _add_inline_relationships(parent: IntelObject, entries: Any, repo: Repo) -> None:

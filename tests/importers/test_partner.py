@@ -99,6 +99,11 @@ def test_bad_overlays_are_findings(tmp_path: Path) -> None:
     assert findings == {("TI703", 2), ("TI704", 3), ("TI702", 4)}
     objects = {o.id: o for o in load_repo(root).objects}
     assert objects[FIRST].data["name"] == "Evil IP"  # a forbidden overlay field never applies
+    # Nor a value of the wrong shape: the imported confidence stays, and the only finding about it is
+    # TI704 at the overlay's line (not a TI200 at the imported file's line, which holds a valid value).
+    assert objects[FIRST].data.get("confidence") == objects[FIRST].imported_data.get("confidence")
+    every = [f for f in validate_repo(load_repo(root)) if f.stix_id == FIRST]
+    assert {f.code for f in every if f.severity.name == "ERROR"} == {"TI703", "TI704"}
 
 
 def test_hand_written_object_in_a_partner_folder_is_reported(tmp_path: Path) -> None:

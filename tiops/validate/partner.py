@@ -22,8 +22,8 @@ from tiops.codes import make_finding
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location
 from tiops.inputs import InputProblem
-from tiops.load import OVERLAY_FILE, OVERLAY_PROPERTIES, IntelObject, Repo
-from tiops.stix import canonical_json, timestamp_key
+from tiops.load import OVERLAY_FILE, OVERLAY_PROPERTIES, IntelObject, Repo, overlay_value_problem
+from tiops.stix import canonical_json
 
 LOCK_FILE = "_imported.json"
 # Hex characters. The object digest (full SHA-256) is what detects an edit; the short
@@ -188,26 +188,7 @@ def _check_overlay(folder: str, overlay: dict[str, Any], known_ids: set[str]) ->
                     "TI703", f"'{name}' cannot be overlaid: partner intel is read-only except "
                              f"{', '.join(OVERLAY_PROPERTIES)}", where, stix_id=str(stix_id)))
                 continue
-            problem = _overlay_value_problem(str(name), value)
+            problem = overlay_value_problem(str(name), value)
             if problem is not None:
                 findings.append(make_finding("TI704", f"'{name}' of {stix_id}: {problem}", where, stix_id=str(stix_id)))
     return findings
-
-
-def _overlay_value_problem(name: str, value: Any) -> str | None:
-    """Why an overlay value cannot replace the imported one (None when it can; null removes)."""
-    if value is None:
-        return None
-    if name == "labels":
-        if not isinstance(value, list) or not all(isinstance(label, str) and label for label in value):
-            return "must be a list of non-empty strings (an empty list removes the labels)"
-    elif name == "confidence":
-        # STIX 2.1 section 3.2: confidence is an integer from 0 to 100.
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-            return "must be a whole number from 0 to 100 (STIX 2.1 section 3.2)"
-    elif name == "revoked":
-        if not isinstance(value, bool):
-            return "must be true or false"
-    elif name == "valid_until" and (not isinstance(value, str) or timestamp_key(value) is None):
-        return "must be an RFC 3339 UTC timestamp such as 2026-01-01T00:00:00.000Z (STIX 2.1 section 3.2)"
-    return None
