@@ -190,3 +190,20 @@ def test_email_character_classes_are_the_rfc_sets() -> None:
         char = chr(code)
         assert bool(atext.fullmatch(char)) == bool(spelled_atext.fullmatch(char)), hex(code)
         assert bool(qtext_or_space.fullmatch(char)) == bool(spelled_qtext_or_space.fullmatch(char)), hex(code)
+
+
+def test_a_mac_address_a_pattern_compares_with_is_checked_as_the_sco_value_is() -> None:
+    from tiops.load import IntelObject
+    from tiops.validate.objects import check_object
+
+    def codes(pattern: str) -> list[str]:
+        obj = IntelObject(data={"type": "indicator", "spec_version": "2.1", "id": "indicator--11111111-1111-4111-8111-111111111111",
+                                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
+                                "pattern": pattern, "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}, file="x")
+        return [f.code for f in check_object(obj) if f.severity.name == "ERROR"]
+
+    assert codes("[mac-addr:value = '00-11-22-33-44-5G']") == ["TI200"]
+    assert codes("[mac-addr:value = 'D2:FB:49:24:37:18']") == ["TI200"]  # lower case, section 6.10
+    assert codes("[mac-addr:value = 'd2:fb:49:24:37:18']") == []
+    assert codes("[mac-addr:value = 'd2:fb:49:24:37:18' OR ipv4-addr:value = '198.51.100.1']") == []
+    assert codes("[mac-addr:value IN ('d2:fb:49:24:37:18', 'nonsense')]") == ["TI200"]

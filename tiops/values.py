@@ -32,6 +32,7 @@ __all__ = [
     "check_hash",
     "check_language_tag",
     "check_observable_value",
+    "pattern_value_check",
     "rule_for",
     "value_check",
 ]
@@ -406,6 +407,25 @@ def value_check(sco_type: str, path: str) -> Check | None:
     if dot and (head == "hashes" or head.endswith(".hashes")) and last in HASH_RULES:
         return partial(check_hash, last)
     return None
+
+
+_MAC_48: Final = LazyPattern(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
+def _mac_address(value: str) -> ValueProblem | None:
+    if _MAC_48.fullmatch(value):
+        return None
+    return ValueProblem("TI200", f"{value!r} is not a MAC-48 address written as six lower-case hexadecimal octets "
+                                 "joined by colons, leading zeros included (STIX 2.1 section 6.10)")
+
+
+# Checks of pattern values only: on the SCO itself the JSON schema already holds the value to them.
+_PATTERN_ONLY: Final[dict[tuple[str, str], Check]] = {("mac-addr", "value"): _mac_address}
+
+
+def pattern_value_check(sco_type: str, path: str) -> Check | None:
+    """:func:`value_check`, for a value a pattern compares with (what no schema checks there)."""
+    return value_check(sco_type, path) or _PATTERN_ONLY.get((sco_type, path))
 
 
 def check_observable_value(sco_type: str, path: str, value: str) -> ValueProblem | None:

@@ -23,7 +23,7 @@ from tiops.values import (
     check_hash,
     check_language_tag,
     check_observable_value,
-    value_check,
+    pattern_value_check,
 )
 
 # Operators whose literal is a value of the property (STIX 2.1 section 9.6); LIKE and
@@ -181,7 +181,7 @@ def _check_comparison(obj: IntelObject, comparison: re.Match[str], findings: lis
     written in the message."""
     object_type, path, value = comparison.groups()
     _check_object_type(obj, object_type, findings)
-    check = value_check(object_type, path.replace("'", "") if "'" in path else path)
+    check = pattern_value_check(object_type, path.replace("'", "") if "'" in path else path)
     problem = None if check is None else check(value)
     if problem is not None:
         findings.append(make_finding(problem.code, f"pattern: {object_type}:{path}: {problem.reason}",
@@ -230,7 +230,8 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
             _check_object_type(obj, observable.object_type, findings)
         if observable.operator not in _VALUE_OPERATORS:
             continue
-        problem = check_observable_value(observable.object_type, observable.path, observable.value)
+        check = pattern_value_check(observable.object_type, observable.path)
+        problem = None if check is None else check(observable.value)
         if problem is not None:
             findings.append(make_finding(problem.code, f"pattern: {observable.key}: {problem.reason}",
                                          obj.location("pattern"), stix_id=obj.id))
