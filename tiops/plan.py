@@ -86,6 +86,8 @@ class Plan:
     warnings: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
     counts: dict[str, int] = field(default_factory=dict, compare=False)
+    #: Made by ``tiops plan --refresh-only``: the drift alone, to read, never to apply.
+    refresh_only: bool = False
 
     def __post_init__(self) -> None:
         counts = {action: 0 for action in ACTIONS}
@@ -108,6 +110,7 @@ class Plan:
         return Plan(
             self.target, self.target_type, self.source_commit, self.bundle_digest, self.state_fingerprint,
             tuple(c for c in self.changes if c.drift), self.unchanged, self.managed, self.warnings,
+            refresh_only=True,
         )
 
     def to_json(self) -> bytes:
@@ -123,6 +126,8 @@ class Plan:
             "warnings": list(self.warnings),
             "changes": [_change_to_json(change) for change in self.changes],
         }
+        if self.refresh_only:  # only then: every other plan keeps the bytes it always had
+            data["refresh_only"] = True
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
     @classmethod
@@ -145,6 +150,7 @@ class Plan:
                 unchanged=int(data["counts"]["unchanged"]),
                 managed=int(data["managed"]),
                 warnings=tuple(str(warning) for warning in data["warnings"]),
+                refresh_only=data.get("refresh_only") is True,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
             raise UsageError(f"not a tiops plan file: {error}") from error

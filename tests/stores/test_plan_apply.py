@@ -236,6 +236,10 @@ def test_drift_is_reported_and_overwritten(tmp_path: Path, store_target: TargetF
     result = CliRunner().invoke(main, ["-C", str(root), "plan", "--refresh-only", "--detailed-exitcode"])
     assert result.exit_code == 2, result.output
     assert "drift: changed outside git" in result.output and "1 object(s) drifted" in result.output
+    saved = root / "drift.json"
+    assert CliRunner().invoke(main, ["-C", str(root), "plan", "--refresh-only", "-o", str(saved)]).exit_code == 0
+    refused = CliRunner().invoke(main, ["-C", str(root), "apply", str(saved)])
+    assert refused.exit_code == 2 and "made by 'tiops plan --refresh-only'" in refused.output, refused.output
     [change] = make_plan(root).changes
     assert change.drift and change.effective_modified == "2025-03-01T00:00:00.001Z"
     apply(root)

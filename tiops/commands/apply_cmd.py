@@ -46,6 +46,9 @@ def apply_command(ctx: click.Context, plan_file: Path | None, target: str | None
     if plan_file is None and not auto_approve:
         require_terminal(APPROVAL_QUESTION, flag="--auto-approve")  # before compiling or reading the target
     saved = Plan.from_json(_plan_bytes(plan_file)) if plan_file is not None else None
+    if saved is not None and saved.refresh_only:
+        raise UsageError(f"{plan_file} was made by 'tiops plan --refresh-only': it shows drift, it is not applied",
+                         hint="Make a plan to apply with 'tiops plan -o FILE' (without --refresh-only).")
     if saved is not None and target is not None and target != saved.target:
         raise UsageError(f"the plan is for target {saved.target!r}, not {target!r}")
     try:
