@@ -123,3 +123,13 @@ def test_a_misspelt_type_in_the_team_table_is_a_finding_at_its_line(make_repo) -
     _table, findings = load_relationship_table(Config(root=root))
     located = resolve_locations(findings, root)
     assert [(f.code, f.location.line) for f in located] == [("TI402", 2)] and "'indicatr'" in located[0].message
+
+
+def test_the_relationships_command_shows_table_findings_at_their_line(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    root = make_repo({"rules/relationships.yaml": "relationships:\n  - {source: indicatr, type: indicates, target: malware}\n"})
+    result = CliRunner().invoke(main, ["-C", str(root), "relationships"])
+    assert "rules/relationships.yaml:2:" in result.output and "TI402" in result.output, result.output

@@ -6,6 +6,7 @@ import click
 
 from tiops.commands.common import EXIT_FINDINGS, handle_errors, repo_root
 from tiops.config import load_config
+from tiops.locate import resolve_locations
 from tiops.render.findings import render_text
 from tiops.validate.relationships import load_relationship_table
 
@@ -20,9 +21,10 @@ def relationships_command(ctx: click.Context) -> None:
     relationship_tables, plus rules/relationships.yaml (which adds to them unless it
     says replace_builtin: true). The output is valid rules/relationships.yaml content.
     """
-    config, findings = load_config(repo_root(ctx))
+    root = repo_root(ctx)
+    config, findings = load_config(root)
     table, table_findings = load_relationship_table(config)
-    findings = findings + table_findings
+    findings = resolve_locations(findings + table_findings, root)  # at their line and column, as validate shows them
     if findings:
         click.echo(render_text(findings), err=True, nl=False)
         ctx.exit(EXIT_FINDINGS)
