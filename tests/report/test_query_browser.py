@@ -79,6 +79,13 @@ def cli_ids(repo: Path, expression: str) -> tuple[int, list[str]]:
     return result.exit_code, sorted(result.stdout.split()) if result.exit_code == 0 else []
 
 
+def fill_condition(condition: Any, field: str, op: str, value: str) -> None:
+    """One row of the condition builder: its field, operator and value."""
+    condition.locator(".field").select_option(field)
+    condition.locator(".op").select_option(op)
+    condition.locator(".value").fill(value)
+
+
 def browser_ids(page: Any, site: Path, expression: str) -> tuple[bool, list[str]]:
     page.goto((site / "browse.html").as_uri() + "#q=" + urllib.parse.quote(expression))
     page.wait_for_function("expected => document.querySelector('#query').value === expected", arg=expression)
@@ -172,12 +179,8 @@ def test_filters_live_in_the_address_and_groups_nest(browser: Any, site: tuple[P
     group.locator(".add-condition").click()
     group.locator(".add-condition").click()
     conditions = group.locator(".children > .condition")
-    conditions.nth(0).locator(".field").select_option("confidence")
-    conditions.nth(0).locator(".op").select_option(">=")
-    conditions.nth(0).locator(".value").fill("80")
-    conditions.nth(1).locator(".field").select_option("tlp")
-    conditions.nth(1).locator(".op").select_option("equals")
-    conditions.nth(1).locator(".value").fill("red")
+    fill_condition(conditions.nth(0), "confidence", ">=", "80")
+    fill_condition(conditions.nth(1), "tlp", "equals", "red")
     expected = cli_ids(repo, "type = indicator and (confidence >= 80 or tlp = red)")[1]
     # The count alone can match a state half built (the first condition only, when no red
     # indicator is below 80): wait for the address to hold the whole expression first.
@@ -209,12 +212,8 @@ def test_two_conditions_at_the_top_combine_as_chosen(browser: Any, site: tuple[P
     page.click("#add-condition")
     page.click("#add-condition")
     conditions = page.locator("#conditions > .condition")
-    conditions.nth(0).locator(".field").select_option("type")
-    conditions.nth(0).locator(".op").select_option("equals")
-    conditions.nth(0).locator(".value").fill("indicator")
-    conditions.nth(1).locator(".field").select_option("confidence")
-    conditions.nth(1).locator(".op").select_option(">=")
-    conditions.nth(1).locator(".value").fill("80")
+    fill_condition(conditions.nth(0), "type", "equals", "indicator")
+    fill_condition(conditions.nth(1), "confidence", ">=", "80")
     built = f"(type = indicator {joined} confidence >= 80)"
     expected = cli_ids(repo, built)[1]
     page.wait_for_function("expected => decodeURIComponent(location.hash).replace(/[+]/g, ' ').includes(expected)",

@@ -376,18 +376,8 @@ def test_an_apply_with_no_changes_still_brings_is_active_to_the_new_as_of_time(t
 
     from pr_repo import git
 
-    root = tmp_path / "repo"
-    (root / "intel").mkdir(parents=True)
-    (root / "intel" / "expiring.yaml").write_text("""type: indicator
-spec_version: "2.1"
-id: indicator--7a1e3c55-0f6b-4d5e-9a8b-2c3d4e5f6a7b
-created: 2025-03-01T00:00:00.000Z
-modified: 2025-03-01T00:00:00.000Z
-pattern: "[ipv4-addr:value = '203.0.113.7']"
-pattern_type: stix
-valid_from: 2025-03-01T00:00:00Z
-valid_until: 2025-06-01T00:00:00Z
-""", encoding="utf-8")
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": ".tiops/store.sqlite"},
+                      [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}])
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "intel", date="2025-05-01T00:00:00+00:00")
