@@ -30,6 +30,7 @@ from tiops.enrich.attach import (
 )
 from tiops.errors import TiopsError
 from tiops.findings import Finding, Severity
+from tiops.forkwork import remove_abandoned
 from tiops.load import IntelObject, Repo
 from tiops.memory import paused_gc
 from tiops.rules import RulesOutcome, apply_repo_rules
@@ -268,7 +269,9 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
 
     The bundle appears complete or not at all; on any error the partial file is removed,
     and a file-system error is a TiopsError naming ``target``. Created as a plain open()
-    would create the bundle (mode 0666 less the umask), never through a symbolic link.
+    would create the bundle (mode 0666 less the umask); the partial file is never opened
+    through a symbolic link. A ``target`` that is a link has the file it leads to replaced;
+    one that is a named pipe or a device gets the bundle streamed to it (:func:`_streamed_to`).
     """
     if target.exists() and not target.is_file() and not target.is_dir():
         # A named pipe or a device (/dev/stdout, a link to one): nothing to rename over. The bundle is
@@ -281,7 +284,8 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
         # as a plain open() writes through it (replacing the link would cut whoever follows it).
         target = Path(os.path.realpath(target))
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _remove_abandoned(target)
+    # The partial file of a compile killed while writing this target goes (tiops.forkwork.remove_abandoned).
+    remove_abandoned(target.parent, f".{target.name}.", ".partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
@@ -297,24 +301,6 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
         if isinstance(error, OSError):
             raise _unwritable(target, error) from None
         raise
-
-
-def _remove_abandoned(target: Path) -> None:
-    """Remove what a compile killed while writing ``target`` left beside it: ``.NAME.PID.partial`` files
-    whose process is gone (one still running is another compile, writing)."""
-    from tiops.forkwork import process_alive
-
-    prefix = f".{target.name}."
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(prefix) and name.endswith(".partial"):
-            pid = name[len(prefix):-len(".partial")]
-            if pid.isdigit() and not process_alive(int(pid)):
-                with contextlib.suppress(OSError):
-                    os.unlink(target.parent / name)
 
 
 @contextlib.contextmanager

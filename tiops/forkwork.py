@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Beside", "can_fork", "process_alive", "run_beside", "run_in_order", "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "process_alive", "remove_abandoned", "run_beside", "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -449,3 +449,19 @@ def process_alive(pid: object) -> bool:
     except PermissionError:
         return True  # it exists, it just is not ours
     return True
+
+
+def remove_abandoned(folder: str | os.PathLike[str], prefix: str, suffix: str) -> None:
+    """Remove the files a writer killed part way left in ``folder``: named ``PREFIX...PID SUFFIX`` (the
+    writer's process id last before the suffix, after a dot) whose process is gone. A file of a
+    writer still running is its own, being written."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
+            pid = name[len(prefix):-len(suffix)].rpartition(".")[2]
+            if pid.isdigit() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))

@@ -22,6 +22,7 @@ import orjson
 
 from tiops.config import load_config, usable_config
 from tiops.errors import UsageError
+from tiops.forkwork import remove_abandoned
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
 from tiops.importers.dependents import imported_ids, read_lock, reject_dependents
 from tiops.importers.repairs import official_marking, repair, shift_timestamp
@@ -183,7 +184,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     for path, text in sorted(writes.items(), key=lambda item: (item[0].name.startswith("_"), item[0])):
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _remove_abandoned(path.parent)
+            remove_abandoned(path.parent, ".", ".importing")  # what an import killed while writing left
             made.add(path.parent)
         _write_file(path, text)
     report.rejections.sort(key=_position_key)
@@ -288,7 +289,7 @@ def _write_file(path: Path, text: str) -> None:
 
     Written beside it and renamed over it: an import killed while writing left a file of 0 bytes,
     which the next import took for a hand edit to restore. The name beside starts with a dot, which
-    loading skips; one left by a killed import is removed by the next (:func:`_remove_abandoned`).
+    loading skips; one left by a killed import is removed by the next (tiops.forkwork.remove_abandoned).
     """
     data = memoryview(text.encode("utf-8"))
     temporary = path.with_name(f".{path.name}.{os.getpid()}.importing")
@@ -304,22 +305,6 @@ def _write_file(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-
-
-def _remove_abandoned(folder: Path) -> None:
-    """Remove the ``.NAME.PID.importing`` files an import killed while writing left in ``folder``."""
-    from tiops.forkwork import process_alive
-
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(".") and name.endswith(".importing"):
-            pid = name[:-len(".importing")].rpartition(".")[2]
-            if pid.isdigit() and not process_alive(int(pid)):
-                with contextlib.suppress(OSError):
-                    os.unlink(folder / name)
 
 
 def _refuse_special(path: Path, files: _Files) -> None:
