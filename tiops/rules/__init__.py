@@ -104,6 +104,7 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     left to the bundle instead (``RulesOutcome.enrichment``, added by tiops.compile).
     """
     from tiops.enrich.attach import (
+        ATTACH_READS,
         BundleEnrichment,
         LockedEnrichment,
         attach_enrichment,
@@ -147,17 +148,13 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
     lock = read_lock_for_build(repo.config.intel_path, repo.root, repo.config.source)[0]
     objects = attach_enrichment(repo.objects, lock)
     outcome = apply_rules(objects, rule_set, as_of.moment, record=record)
-    if len(lock) and changed_properties(rule_set) & _ENRICHED_FROM:
+    if len(lock) and changed_properties(rule_set) & (ATTACH_READS - {"extensions"}):
         # A rule changed what an object's results were found from (its pattern, its value, the
         # valid_from whois age_days counts from): rules saw the enrichment of the object as it
         # came in, and the bundle carries that of the object as it leaves them, not a stale one.
         outcome.objects = attach_enrichment([without_enrichment(obj) for obj in outcome.objects], lock)
     return outcome, rule_set, as_of
 
-
-# What attaching enrichment finds an object's results from (tiops.enrich.attach.ATTACH_READS but the
-# extensions it writes to).
-_ENRICHED_FROM = frozenset({"type", "pattern", "pattern_type", "value", "valid_from", "created"})
 
 # What a bundle adds besides its objects' own lines comes from these (tiops.compile.survey_objects,
 # builtin_extras), and an object's line is found by its type and id (tiops.bundlereuse).
