@@ -262,3 +262,12 @@ def test_a_later_row_for_the_same_observable_keeps_the_objects_created(tmp_path:
         assert now["id"] == first["id"] and now["created"] == first["created"]  # STIX 2.1 section 3.6
         assert now["modified"] > first["modified"]
         first = now
+
+
+def test_a_column_that_is_not_sentinels_is_said_to_be_left_out(tmp_path: Path) -> None:
+    header = "validFrom,observableType,observableValue,Notes,SHA-256\n"
+    _, out, _ = imported(tmp_path, header + f"{VALID_FROM},ipv4-addr,198.51.100.1,our analyst note,\n")
+    assert "column(s) 'Notes' of the header are not Sentinel's and are not imported" in out
+    assert "SHA-256" not in out.split("column(s)")[1].split("are not")[0]  # a hash column is read
+    _, plain, _ = imported(tmp_path, HEADER + row("198.51.100.2"))
+    assert "column(s)" not in plain

@@ -24,6 +24,9 @@ from tiops.limits import MAX_FILE_BYTES, STIX_INTEGER_MAX
 from tiops.stix import TIOPS_NAMESPACE, TLP2_MARKINGS, timestamp_key
 
 REQUIRED_COLUMNS = ("validFrom", "observableType", "observableValue")
+# Every column of Sentinel's templates tiops reads (the hash columns apart, HASH_COLUMNS).
+KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "validUntil", "name", "description", "threatTypes", "tags", "confidence",
+                 "revoked", "tlpLevel", "severity")
 # observableType -> the object path its value goes in (STIX 2.1 section 9, Appendix of SCO properties).
 OBSERVABLE_PATHS = {
     "ipv4-addr": "ipv4-addr:value",
@@ -87,6 +90,11 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     if problems:
         result.rejections.append(Rejection("row 1", tuple(problems)))
         return result
+    ignored = [name for name in columns if name and name not in KNOWN_COLUMNS
+               and name.lower().replace("-", "").replace("_", "") not in HASH_COLUMNS]
+    if ignored:  # said, never dropped without a word
+        result.notes.append(f"column(s) {', '.join(map(_show, ignored))} of the header are not Sentinel's and are "
+                            f"not imported (the columns read: {', '.join(KNOWN_COLUMNS)} and the hash columns)")
     for record in records:
         row = record.cells
         if row is not None and not any(cell.strip() for cell in row):
