@@ -271,3 +271,16 @@ def test_a_column_that_is_not_sentinels_is_said_to_be_left_out(tmp_path: Path) -
     assert "SHA-256" not in out.split("column(s)")[1].split("are not")[0]  # a hash column is read
     _, plain, _ = imported(tmp_path, HEADER + row("198.51.100.2"))
     assert "column(s)" not in plain
+
+
+def test_a_byte_that_is_not_utf8_rejects_its_row_only(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.csv"
+    source.write_bytes((HEADER + row("198.51.100.1", description="fine")).encode()
+                       + f"{VALID_FROM},ipv4-addr,198.51.100.2,1,caf".encode() + b"\xe9\n"
+                       + row("198.51.100.3").encode())
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--format", "sentinel-csv",
+                                       "--source", "Feed"])
+    assert result.exit_code == 1, result.output
+    assert "total 3, created 2" in result.stdout and "rejected 1" in result.stdout, result.stdout
+    assert "row 3" in result.stderr and "cell 5 is not UTF-8 (byte 0xe9)" in result.stderr

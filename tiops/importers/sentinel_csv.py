@@ -74,13 +74,18 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     result = ParsedInput()
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        result.rejections.append(Rejection("file", (f"not UTF-8 ({error.reason} at byte {error.start})",)))
-        return result
+        undecodable = False
+    except UnicodeDecodeError:
+        # One bad byte rejected every row before: the rows holding one are rejected, the others read.
+        text = raw.decode("utf-8-sig", "surrogateescape")
+        undecodable = True
     records = _records(text)
     header = next(records, None)
     if header is None:
         result.rejections.append(Rejection("file", ("the file is empty",)))
+        return result
+    if undecodable and header.cells is not None and any(_NOT_UTF8.search(cell) for cell in header.cells):
+        result.rejections.append(Rejection("row 1", ("the header is not UTF-8",)))
         return result
     if header.cells is None:
         result.rejections.append(Rejection("row 1", (f"the header cannot be read: {header.error}",)))
@@ -103,6 +108,8 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             continue  # the template's comment row, right under the header
         result.total += 1
         reasons = _record_problems(record, len(columns))
+        if undecodable and row is not None and (bad := _undecodable_cells(row)):
+            reasons = [*reasons, *bad]
         if reasons or row is None:
             result.rejections.append(Rejection(record.position, tuple(reasons)))
             continue
@@ -171,6 +178,15 @@ def _record_problems(record: _Record, width: int) -> list[str]:
             reasons.append(f"cell {index} runs over lines {record.first_line}-{record.last_line} and holds what "
                            "looks like whole rows: a quote opened in this row is probably not closed")
     return reasons
+
+
+# A byte that is not UTF-8, as surrogateescape decoding keeps it.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable_cells(row: list[str]) -> list[str]:
+    return [f"cell {index} is not UTF-8 (byte 0x{ord(found[0]) - 0xDC00:02x})"
+            for index, cell in enumerate(row, 1) if (found := _NOT_UTF8.search(cell)) is not None]
 
 
 def _show(value: str, limit: int = 80) -> str:
