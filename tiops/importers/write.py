@@ -372,10 +372,12 @@ def _versioned_row(candidate: Candidate, folder: Path, files: _Files, imported_d
     created = existing.get("created")
     if isinstance(created, str) and timestamp_key(created) is not None:
         data = {**data, "created": created}
-    if imported_digest is not None and digest(ordered({**data, "modified": modified})) == imported_digest:
-        later = modified  # the row imported before, though the file was edited since: restored below
-    elif {k: v for k, v in data.items() if k != "modified"} == {k: v for k, v in existing.items() if k != "modified"}:
+    if {k: v for k, v in data.items() if k != "modified"} == {k: v for k, v in existing.items() if k != "modified"}:
         later = modified  # the same row: the version already imported
+    elif imported_digest is not None and digest(ordered({**data, "modified": modified})) == imported_digest:
+        # The row imported before, though the file was edited since: restored below. Digested only
+        # when the file differs, not for every row of an unchanged re-import.
+        later = modified
     elif _is_newer(data, existing):
         return Candidate(candidate.position, data, candidate.versioned, candidate.repairs)
     else:
