@@ -250,3 +250,13 @@ def test_a_deleted_partner_file_is_reported_not_silently_dropped(tmp_path: Path)
         assert result.exit_code == 1 and "TI706" in result.output and FIRST in result.output, result.output
         assert "_imported.json:" in result.output
     assert CliRunner().invoke(main, ["-C", str(root), "compile"]).exit_code == 1
+
+
+def test_a_partner_file_that_is_there_but_broken_is_its_own_finding_not_ti706(tmp_path: Path) -> None:
+    root = _imported(tmp_path)
+    with (root / FIRST_FILE).open("a", encoding="utf-8") as broken:
+        broken.write("x_note: [unclosed\n")
+    for flags in ([], ["--no-cache"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 1 and "TI100" in result.output and FIRST_FILE in result.output, result.output
+        assert "TI706" not in result.output  # the file is there: "gone from it" would send the user looking for it

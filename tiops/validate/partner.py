@@ -78,15 +78,22 @@ def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = No
             findings.append(lock_finding)
         elif partner is not None:
             findings.extend(_check_edits(partner.objects_not_in(lock["objects"]), lock))
-            findings.extend(_deleted(folder, lock, partner.ids))
+            findings.extend(_deleted(folder, lock, partner.ids, repo.config.files))
         findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), set(partner.ids) if partner else set()))
     return findings
 
 
-def _deleted(folder: str, lock: dict[str, Any], present: Iterable[str]) -> list[Finding]:
+def _deleted(folder: str, lock: dict[str, Any], present: Iterable[str], files: FileSource) -> list[Finding]:
     """TI706, once per folder: objects its lock says were imported into it and no file holds any more.
-    Deleting a file of partner intel drops the object from every build without a word otherwise."""
-    gone = sorted(set(lock["objects"]) - set(present))
+    Deleting a file of partner intel drops the object from every build without a word otherwise.
+
+    An object whose file is there but cannot be read (a syntax error) is not gone: that file's own
+    finding says what is wrong with it. Import writes each object at ``<folder>/<type>/<uuid>.yaml``.
+    """
+    missing = set(lock["objects"]) - set(present)
+    gone = sorted(identifier for identifier in missing
+                  if not files.lexists(os.fspath(files.root / folder / identifier.partition("--")[0]
+                                                 / f"{identifier.partition('--')[2]}.yaml")))
     if not gone:
         return []
     shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
