@@ -196,6 +196,10 @@ def json_kind(value: Any) -> str:
 
 def parse_json(data: bytes) -> Any:
     """Parse JSON; integers stay exact however large (for the STIX integer range check)."""
+    if data.startswith(_UTF8_BOM):
+        # RFC 8259 section 8.1: a parser MAY ignore a byte order mark, and exports saved on
+        # Windows often carry one; orjson refuses it. Positions past line 1 are unchanged.
+        data = data[len(_UTF8_BOM):]
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as error:
@@ -218,6 +222,7 @@ def parse_json(data: bytes) -> Any:
 
 
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _refuse_constant(name: str) -> Any:

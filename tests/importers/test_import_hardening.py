@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tiops.cli import main
 from tiops.importers.sentinel_csv import MAX_CELL_CHARACTERS, parse
 from tiops.importers.write import import_file
+from tiops.yamlio import parse_yaml
 
 HEADER = "validFrom,observableType,observableValue,severity,description\n"
 VALID_FROM = "2025-01-01T00:00:00.000Z"
@@ -284,3 +285,88 @@ def test_a_byte_that_is_not_utf8_rejects_its_row_only(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "total 3, created 2" in result.stdout and "rejected 1" in result.stdout, result.stdout
     assert "row 3" in result.stderr and "cell 5 is not UTF-8 (byte 0xe9)" in result.stderr
+
+
+def test_column_names_are_read_whatever_their_case(tmp_path: Path) -> None:
+    header = "ValidFrom,OBSERVABLETYPE,observablevalue,Confidence\n"
+    code, out, err = imported(tmp_path, header + f"{VALID_FROM},ipv4-addr,198.51.100.1,70\n")
+    assert code == 0, err
+    assert "total 1, created 1," in out and "column(s)" not in out
+    assert "confidence: 70" in _only_file(tmp_path).read_text(encoding="utf-8")
+
+
+def test_one_column_written_in_two_cases_is_named_twice(tmp_path: Path) -> None:
+    code, _, err = imported(tmp_path, "validFrom,ValidFrom,observableType,observableValue\n"
+                            f"{VALID_FROM},{VALID_FROM},ipv4-addr,198.51.100.1\n")
+    assert code == 1
+    assert "names column 'validFrom' twice (written 'validFrom' and 'ValidFrom') (columns 1 and 2)" in err
+
+
+def test_a_header_that_cannot_be_read_rejects_every_row_and_counts_them(tmp_path: Path) -> None:
+    text = "validFrom;observableType;observableValue\n" + "".join(
+        f"{VALID_FROM};ipv4-addr;198.51.100.{n}\n" for n in range(1, 4))
+    code, out, err = imported(tmp_path, text)
+    assert code == 1
+    assert "total 3, created 0," in out and "rejected 3," in out  # every row is in one figure
+    assert "the file looks separated by ';'" in err and "every row under the header (3) is rejected" in err
+    code, out, err = imported(tmp_path, "")
+    assert code == 1 and "total 0," in out and "rejected 0," in out and "the file is empty" in err
+
+
+def test_hash_rows_keep_the_file_name_and_need_no_observable_value(tmp_path: Path) -> None:
+    sha256, md5 = "a" * 64, "b" * 32
+    header = "name,validFrom,observableType,observableValue,SHA256,MD5\n"
+    code, out, err = imported(tmp_path, header + f"named,{VALID_FROM},file,evil.exe,{sha256},{md5}\n"
+                              f"bare,{VALID_FROM},file,,{sha256},\n")
+    assert code == 0, err
+    assert "total 2, created 2," in out
+    patterns = sorted(parse_yaml(path.read_text(encoding="utf-8"))["pattern"]
+                      for path in (tmp_path / "repo" / "intel").rglob("indicator/*.yaml"))
+    assert patterns == [
+        f"[(file:hashes.'MD5' = '{md5}' OR file:hashes.'SHA-256' = '{sha256}') AND file:name = 'evil.exe']",
+        f"[file:hashes.'SHA-256' = '{sha256}']",
+    ]
+
+
+def test_a_digest_in_observable_value_of_a_file_row_is_read_as_its_hash(tmp_path: Path) -> None:
+    digests = {"MD5": "1" * 32, "SHA-1": "2" * 40, "SHA-256": "3" * 64, "SHA-512": "4" * 128}
+    text = "validFrom,observableType,observableValue\n" + "".join(
+        f"{VALID_FROM},file,{digest}\n" for digest in digests.values()) + f"{VALID_FROM},file,{'5' * 33}.exe\n"
+    code, out, err = imported(tmp_path, text)
+    assert code == 0, err
+    assert "4 file row(s) hold a hash in observableValue" in out
+    patterns = {parse_yaml(path.read_text(encoding="utf-8"))["pattern"]
+                for path in (tmp_path / "repo" / "intel").rglob("indicator/*.yaml")}
+    assert patterns == {f"[file:hashes.'{name}' = '{digest}']" for name, digest in digests.items()} | {
+        f"[file:name = '{'5' * 33}.exe']"}
+
+
+def test_a_json_file_with_a_byte_order_mark_is_imported(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.json"
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+                 "created": VALID_FROM, "modified": VALID_FROM, "pattern": "[ipv4-addr:value = '198.51.100.1']",
+                 "pattern_type": "stix", "valid_from": VALID_FROM}
+    source.write_bytes(b"\xef\xbb\xbf" + json.dumps([indicator]).encode())
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 0, result.output
+    assert "total 1, created 1," in result.stdout
+    source.write_bytes(b"\xef\xbb\xbf[{\n")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 1 and "total 1, created 0," in result.stdout and "rejected 1," in result.stdout
+
+
+def test_an_object_rejected_for_its_own_defect_is_given_its_reference_problems_too(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.json"
+    missing_identity = "identity--f431f809-377b-45e0-aa1c-6a4751cae5ff"
+    pattern = {"type": "attack-pattern", "spec_version": "2.1", "id": "attack-pattern--fb6aa549-c94a-4e45-b4fd-7e32602dad85",
+               "created": VALID_FROM, "modified": VALID_FROM, "name": "AP", "created_by_ref": missing_identity,
+               "granular_markings": [{"lang": "en", "marking_ref": "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+                                      "selectors": ["name"]}]}
+    source.write_text(json.dumps([pattern]), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 1
+    assert "a granular marking has lang or marking_ref, not both (STIX 2.1 section 7.2.3)" in result.stderr
+    assert f"created_by_ref refers to {missing_identity}, which is neither in the input nor in the repository" in result.stderr
+    assert "rejected 1, rejected as dependent 0" in result.stdout

@@ -36,6 +36,9 @@ class Rejection:
     # Set when the object itself was fine but refers to a rejected or missing object:
     # it is rejected with it so the repository keeps validating ("depends on rejected X").
     depends_on: str | None = None
+    # How many rows or items of the input this rejection stands for: a CSV header that
+    # cannot be read rejects every row under it, an empty file none.
+    rows: int = 1
 
 
 @dataclass(frozen=True)

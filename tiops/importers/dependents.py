@@ -176,6 +176,35 @@ def reject_dependents(
     return result
 
 
+def reference_reasons(objects: list[dict[str, Any]], present: set[str], rejected: dict[str, str],
+                      known: Callable[[set[str]], set[str]]) -> list[list[str]]:
+    """For objects already rejected for defects of their own, what their references would add.
+
+    Every reason is reported at once (docs/import.md), so fixing one does not reveal the next
+    on the following import. ``present``: the ids that are imported; ``rejected``: rejected ids
+    with a short reason; ``known`` as for :func:`reject_dependents`. A malformed id is left
+    to the object's own schema finding.
+    """
+    references = [[(prop, target) for prop, target in references_of(data) if ID_RE.match(target)] for data in objects]
+    outside = {target for refs in references for _, target in refs
+               if target not in present and target not in _ALWAYS_KNOWN and target not in rejected}
+    in_repository = known(outside) if outside else set()
+    result: list[list[str]] = []
+    for data, refs in zip(objects, references, strict=True):
+        stix_type = str(data.get("type"))
+        reasons: list[str] = []
+        for prop, target in refs:
+            if target in present or target in _ALWAYS_KNOWN or target in in_repository:
+                if (wrong := _wrong_type(stix_type, prop, target)) is not None:
+                    reasons.append(wrong)
+            elif target in rejected:
+                reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
+            else:
+                reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
+        result.append(reasons)
+    return result
+
+
 def _wrong_type(stix_type: str, prop: str, target: str) -> str | None:
     if prop == "extensions":
         return None

@@ -3,9 +3,10 @@
 Columns: threatTypes, tags, name, description, confidence, revoked, validFrom,
 validUntil, tlpLevel, severity, observableType, observableValue (only validFrom,
 observableType and observableValue are required), plus MD5 / SHA1 / SHA256 /
-SHA512 hash columns in the file-hash template. A row right under the header whose
-first cell starts with '#' (the template's comment row) is skipped; any other such
-row is rejected, so nothing is dropped without a word.
+SHA512 hash columns in the file-hash template. Column names are read ignoring case
+(partner exports write ``ValidFrom`` or ``OBSERVABLETYPE``). A row right under the
+header whose first cell starts with '#' (the template's comment row) is skipped; any
+other such row is rejected, so nothing is dropped without a word.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ OBSERVABLE_PATHS = {
 }
 # Hash columns of the file-hash template, normalised (case and dashes ignored) -> STIX hash name.
 HASH_COLUMNS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-512"}
+# A known column whatever its case: the header name as partners write it -> the template's.
+_COLUMN_NAMES = {name.lower(): name for name in KNOWN_COLUMNS}
+# The hash an observableValue of a file row is, by its length in hex digits (STIX 2.1
+# section 10.7, hash-algorithm-ov): a digest there is no file name.
+_DIGEST_LENGTHS = {32: "MD5", 40: "SHA-1", 64: "SHA-256", 128: "SHA-512"}
+_HEX_DIGEST = re.compile("[0-9a-fA-F]{32}(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{32}(?:[0-9a-fA-F]{64})?)?")
+_FILE_TYPES = ("file", "file-hash")
 # Sentinel's TLP levels are TLP 1.0 names; 'white' became 'clear' in TLP 2.0.
 TLP_LEVELS = {"white": "clear", "clear": "clear", "green": "green", "amber": "amber",
               "amber+strict": "amber+strict", "red": "red"}
@@ -82,30 +90,36 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     records = _records(text)
     header = next(records, None)
     if header is None:
-        result.rejections.append(Rejection("file", ("the file is empty",)))
+        result.rejections.append(Rejection("file", ("the file is empty",), rows=0))
         return result
+    problems: list[str] = []
+    written: list[str] = []
     if undecodable and header.cells is not None and any(_NOT_UTF8.search(cell) for cell in header.cells):
-        result.rejections.append(Rejection("row 1", ("the header is not UTF-8",)))
-        return result
-    if header.cells is None:
-        result.rejections.append(Rejection("row 1", (f"the header cannot be read: {header.error}",)))
-        return result
-    columns = [name.strip() for name in header.cells]
-    problems = _header_problems(columns)
+        problems = ["the header is not UTF-8"]
+    elif header.cells is None:
+        problems = [f"the header cannot be read: {header.error}"]
+    else:
+        written = [name.strip() for name in header.cells]
+        problems = _header_problems([_column_name(name) for name in written], written)
     if problems:
-        result.rejections.append(Rejection("row 1", tuple(problems)))
+        # Without a header no row can be read: every row is rejected with it, so each is in
+        # one figure of the summary (total = created + ... + rejected).
+        rows = sum(1 for record in records if _is_data(record))
+        if rows:
+            problems.append(f"every row under the header ({rows}) is rejected with it")
+        result.total = rows
+        result.rejections.append(Rejection("row 1", tuple(problems), rows=rows))
         return result
-    ignored = [name for name in columns if name and name not in KNOWN_COLUMNS
-               and name.lower().replace("-", "").replace("_", "") not in HASH_COLUMNS]
+    columns = [_column_name(name) for name in written]
+    ignored = [name for name in columns if name and name not in KNOWN_COLUMNS and name not in _HASH_NAMES]
     if ignored:  # said, never dropped without a word
         result.notes.append(f"column(s) {', '.join(map(_show, ignored))} of the header are not Sentinel's and are "
                             f"not imported (the columns read: {', '.join(KNOWN_COLUMNS)} and the hash columns)")
+    digests_read = 0
     for record in records:
-        row = record.cells
-        if row is not None and not any(cell.strip() for cell in row):
+        if not _is_data(record):
             continue
-        if row is not None and record.number == 2 and row[0].lstrip().startswith("#"):
-            continue  # the template's comment row, right under the header
+        row = record.cells
         result.total += 1
         reasons = _record_problems(record, len(columns))
         if undecodable and row is not None and (bad := _undecodable_cells(row)):
@@ -119,7 +133,30 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             result.rejections.append(Rejection(record.position, tuple(reasons)))
         else:
             result.candidates.append(Candidate(record.position, indicator, versioned=False))
+            if _digest_as_value(cells):
+                digests_read += 1
+    if digests_read:
+        result.notes.append(f"{digests_read} file row(s) hold a hash in observableValue (32, 40, 64 or 128 hex "
+                            "digits): read as file:hashes.'MD5', 'SHA-1', 'SHA-256' or 'SHA-512', not as a file name")
     return result
+
+
+def _is_data(record: _Record) -> bool:
+    """Whether a record is a row to import: not blank, and not the template's comment row right under the header."""
+    row = record.cells
+    if row is None:
+        return True
+    return any(cell.strip() for cell in row) and not (record.number == 2 and row[0].lstrip().startswith("#"))
+
+
+# The hash columns by their STIX names, which _column_name gives them.
+_HASH_NAMES = frozenset(HASH_COLUMNS.values())
+
+
+def _column_name(written: str) -> str:
+    """The template's name of a header cell: known columns whatever their case, hash columns by their STIX name."""
+    lowered = written.lower()
+    return _COLUMN_NAMES.get(lowered) or HASH_COLUMNS.get(lowered.replace("-", "").replace("_", ""), written)
 
 
 def _records(text: str) -> Iterator[_Record]:
@@ -145,15 +182,24 @@ def _records(text: str) -> Iterator[_Record]:
         yield _Record(number, first, line, row)
 
 
-def _header_problems(columns: list[str]) -> list[str]:
+def _header_problems(columns: list[str], written: list[str]) -> list[str]:
     problems = []
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        problems.append(f"the header has no column {', '.join(missing)}")
+        problem = f"the header has no column {', '.join(missing)}"
+        separator = next((mark for mark in (";", "\t", "|") if len(written) == 1 and mark in written[0]), None)
+        if separator is not None:
+            # Spreadsheets in many locales save "CSV" with semicolons; the template's separator is a comma.
+            problem += (f" (it is one cell holding {separator!r}: the file looks separated by {separator!r}; "
+                        "save it with commas, as Sentinel's template is)")
+        problems.append(problem)
     seen: dict[str, int] = {}
     for index, name in enumerate(columns, 1):
         if name and name in seen:
-            problems.append(f"the header names column {_show(name)} twice (columns {seen[name]} and {index}): "
+            first = seen[name]
+            also = "" if written[first - 1] == written[index - 1] else \
+                f" (written {_show(written[first - 1])} and {_show(written[index - 1])})"
+            problems.append(f"the header names column {_show(name)} twice{also} (columns {first} and {index}): "
                             "which one holds the value is ambiguous")
         seen.setdefault(name, index)
     return problems
@@ -194,9 +240,22 @@ def _show(value: str, limit: int = 80) -> str:
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
 
 
+def _digest_as_value(cells: dict[str, str]) -> bool:
+    """Whether a file row's observableValue is a hash digest, with no hash column filled."""
+    return (cells.get("observableType", "").lower() in _FILE_TYPES and not _hashes(cells)
+            and _HEX_DIGEST.fullmatch(cells.get("observableValue", "")) is not None)
+
+
+def _hashes(cells: dict[str, str]) -> dict[str, str]:
+    """The filled hash columns of a row, by STIX hash name."""
+    return {name: cell for name, cell in cells.items() if name in _HASH_NAMES and cell}
+
+
 def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list[str]]:
     reasons: list[str] = []
     for name in REQUIRED_COLUMNS:
+        if name == "observableValue" and cells.get("observableType", "").lower() in _FILE_TYPES and _hashes(cells):
+            continue  # the file-hash template: the hashes are the observable, a file name is optional
         if not cells.get(name):
             reasons.append(f"{name} is empty (required)")
     pattern = _pattern(cells, reasons) if cells.get("observableType") else None
@@ -260,14 +319,18 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
 def _pattern(cells: dict[str, str], reasons: list[str]) -> str | None:
     observable_type = cells["observableType"].lower()
     value = cells.get("observableValue", "")
-    hashes = {
-        HASH_COLUMNS[key]: cell
-        for column, cell in cells.items()
-        if (key := column.lower().replace("-", "").replace("_", "")) in HASH_COLUMNS and cell
-    }
-    if observable_type in ("file", "file-hash") and hashes:
+    hashes = _hashes(cells)
+    if observable_type in _FILE_TYPES and not hashes and _HEX_DIGEST.fullmatch(value):
+        hashes, value = {_DIGEST_LENGTHS[len(value)]: value}, ""
+    if observable_type in _FILE_TYPES and hashes:
         comparisons = [f"file:hashes.'{name}' = '{_escape(digest)}'" for name, digest in sorted(hashes.items())]
-        return "[" + " OR ".join(comparisons) + "]"
+        any_hash = " OR ".join(comparisons)
+        if not value or value.lower() in (digest.lower() for digest in hashes.values()):
+            return f"[{any_hash}]"
+        # The row names the file as well: the pattern describes that file, by any of its
+        # hashes and by its name (STIX 2.1 section 9.5: AND binds tighter than OR).
+        named = f"({any_hash})" if len(comparisons) > 1 else any_hash
+        return f"[{named} AND file:name = '{_escape(value)}']"
     path = OBSERVABLE_PATHS.get(observable_type)
     if path is None:
         reasons.append(f"observableType: {_show(cells['observableType'])} is not one of {', '.join(sorted(OBSERVABLE_PATHS))}")

@@ -30,6 +30,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         data = _read_anyway(raw) if problem.code == "TI112" else None
         if data is None:
             result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
+            result.total = 1  # the document, which holds no item that can be read
             return result
         # One object nested too deep: it alone is rejected (docs/limits.md), each item checked on its own.
         structure_checked = False
@@ -38,6 +39,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         items = data.get("objects")
         if not isinstance(items, list):
             result.rejections.append(Rejection("bundle", ("the bundle has no 'objects' array",)))
+            result.total = 1  # the document, which holds no item that can be read
             return result
     elif isinstance(data, list):
         items = data
@@ -45,6 +47,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         items = [data]  # one object on its own, as OASIS publishes its common objects
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
+        result.total = 1  # the document, which holds no item that can be read
         return result
     stix20_bundle = isinstance(data, dict) and data.get("spec_version") == "2.0"
     # parse_json checked the whole document's structure, unless one item was too deep
@@ -55,7 +58,7 @@ def _read_anyway(raw: bytes) -> Any:
     """The document, read without the structure check (None when even that fails): a bundle of which
     one object nests too deep still holds the others."""
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))  # a byte order mark, as parse_json allows
     except orjson.JSONDecodeError:
         return None
 

@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tiops.config import load_config, usable_config
 from tiops.errors import UsageError
 from tiops.forkwork import remove_abandoned
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
-from tiops.importers.dependents import imported_ids, read_lock, reject_dependents
+from tiops.importers.dependents import imported_ids, read_lock, reference_reasons, reject_dependents
 from tiops.importers.repairs import official_marking, repair, shift_timestamp
 from tiops.inputs import InputProblem, read_input
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
@@ -65,7 +65,7 @@ class ImportReport:
     @property
     def rejected(self) -> int:
         """Rows and objects rejected for a defect of their own."""
-        return sum(1 for rejection in self.rejections if rejection.depends_on is None)
+        return sum(rejection.rows for rejection in self.rejections if rejection.depends_on is None)
 
     @property
     def rejected_as_dependent(self) -> int:
@@ -114,11 +114,13 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                           rejections=list(parsed.rejections), notes=list(parsed.notes))
     repairs: dict[tuple[str, str], list[str]] = {}
     candidates = _repaired(parsed.candidates, report, repairs, strict)
-    accepted = _check(candidates, report, progress, repairs, strict)
+    defective: dict[int, dict[str, Any]] = {}
+    accepted = _check(candidates, report, progress, repairs, strict, defective)
     config = load_config(root)[0]
     repository = _RepositoryIds(root, config.intel_path)
     rejected_ids = {r.stix_id: r.reasons[0] for r in report.rejections if r.stix_id and r.stix_id not in accepted}
     report.rejections.extend(reject_dependents(accepted, rejected_ids, repository.known))
+    _add_reference_reasons(report, defective, set(accepted), repository)
     if "attack" not in config.relationship_tables and any(_is_attack(c.data) for c in accepted.values()):
         report.notes.append("this is MITRE ATT&CK data: add 'relationship_tables: [attack]' to tiops.yaml to allow its "
                             "relationship types (subtechnique-of, detects, revoked-by, ...); until then "
@@ -316,9 +318,27 @@ def _refuse_special(path: Path, files: _Files) -> None:
                          hint="Remove it (tiops import writes the file itself) and import again.")
 
 
+def _add_reference_reasons(report: ImportReport, defective: dict[int, dict[str, Any]], present: set[str],
+                           repository: _RepositoryIds) -> None:
+    """The reference problems of objects rejected for their own defects, added to their reasons."""
+    if not defective:
+        return
+    rejected = {r.stix_id: r.reasons[0] for r in report.rejections if r.stix_id and r.stix_id not in present}
+    positions = sorted(defective)
+    extra = reference_reasons([defective[at] for at in positions], present, rejected, repository.known)
+    for at, reasons in zip(positions, extra, strict=True):
+        if reasons:
+            rejection = report.rejections[at]
+            report.rejections[at] = replace(rejection, reasons=(*rejection.reasons, *reasons))
+
+
 def _check(candidates: list[Candidate], report: ImportReport, progress: Progress, repairs: dict[tuple[str, str], list[str]],
-           strict: bool) -> dict[str, Candidate]:
-    """Candidates that are valid STIX 2.1 (after the documented repairs), one per id (the latest version wins)."""
+           strict: bool, defective: dict[int, dict[str, Any]]) -> dict[str, Candidate]:
+    """Candidates that are valid STIX 2.1 (after the documented repairs), one per id (the latest version wins).
+
+    ``defective`` gets, by its place in ``report.rejections``, the data of each object rejected for
+    defects of its own, whose references are checked once every object has been judged.
+    """
     accepted: dict[str, Candidate] = {}
     for done, candidate in enumerate(candidates, 1):
         obj = IntelObject(data=candidate.data, file=candidate.position)
@@ -335,6 +355,8 @@ def _check(candidates: list[Candidate], report: ImportReport, progress: Progress
                     repairs.setdefault((candidate.position, fixed.id), []).extend(what)
                     obj = fixed
         if errors:
+            if isinstance(obj.data, dict):
+                defective[len(report.rejections)] = obj.data
             report.rejections.append(Rejection(candidate.position, tuple(errors), obj.id, object_name(obj.data)))
         else:
             earlier = accepted.get(obj.id)

@@ -135,6 +135,10 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
         elif keyword == "contains" and path == ("extension_types",):
             code, message = "TI200", ("extension_properties is used only when extension_types holds "
                                       "toplevel-property-extension (STIX 2.1 section 7.3)")
+        elif (keyword == "oneOf" and len(path) == 2 and path[0] == "granular_markings" and isinstance(error.instance, dict)
+              and "lang" in error.instance and "marking_ref" in error.instance):
+            code, message = "TI200", (f"{where}: a granular marking has lang or marking_ref, not both "
+                                      "(STIX 2.1 section 7.2.3): keep one in each marking")
         elif "timestamp" in schema_path:
             code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
