@@ -39,7 +39,11 @@ def tiops_invocations(line: str) -> list[list[str]]:
     line = re.sub(r"\$\{\{[^}]*\}\}", "X", line)
     calls = []
     for part in re.split(r"\|\||&&|;|\|", line):
+        if "tiops" not in part:
+            continue  # not a call (the split may cut through another program's quoted code)
         words = shlex.split(part)
+        if words[:1] == ["exec"]:
+            words = words[1:]
         if words and words[0] == "tiops":
             calls.append(words[1:])
     return calls
@@ -84,3 +88,31 @@ def test_pre_commit_hooks_run_real_commands() -> None:
         assert {"id", "name", "entry", "language"} <= set(hook)
         re.compile(hook["files"])
         check_invocation(shlex.split(hook["entry"])[1:])
+
+
+def test_the_action_passes_its_arguments_split_as_written_never_expanded(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (step,) = [s for s in yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"] if s.get("name") == "Run tiops"]
+    # A stand-in that prints the arguments it gets: what is under test is the step's shell, not tiops.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tiops").write_text(f"#!{sys.executable}\nimport sys\nprint(repr(sys.argv[1:]))\n")
+    (bin_dir / "tiops").chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (tmp_path / "intel.yaml").write_text("")  # a glob in the arguments must not name it
+    def run_step(args: str) -> subprocess.CompletedProcess[str]:
+        # As GitHub runs a bash step: bash --noprofile --norc -eo pipefail {0}
+        return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path,
+                              capture_output=True, text=True,
+                              env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "TIOPS_ARGS": args})
+
+    result = run_step("""query "name = 'a b'" --format csv * $(touch pwned) 'it''s'""")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(["query", "name = 'a b'", "--format", "csv", "*", "$(touch", "pwned)", "its"])
+    assert not (tmp_path / "pwned").exists()
+    unclosed = run_step("""query "name = 'a b'""")  # never run with the arguments it could not split
+    assert unclosed.returncode == 2 and unclosed.stdout == ""
+    assert "a quote is not closed" in unclosed.stderr

@@ -310,10 +310,21 @@ def test_github_step_summary_counts_every_code_and_keeps_file_names_inert() -> N
     assert lines[0] == "### tiops validate: 1 error, 12 warnings, 1 info in 2 files"
     assert lines[2:4] == ["| code | severity | findings | first at |", "|---|---|--:|---|"]
     assert lines[4] == "| TI204 invalid-timestamp | error | 1 | `intel/z.yaml:1:1` |"
-    assert lines[5] == "| TI209 " + CODES["TI209"].slug.replace("_", "\\_") + " | warning | 12 | `intel/a\\|b'c\\x0ad.yaml:1:1` |"
+    assert lines[5] == "| TI209 " + CODES["TI209"].slug.replace("_", "\\_") + " | warning | 12 | ``intel/a\\|b`c\\x0ad.yaml:1:1`` |"
     assert lines[6] == "| TI120 " + CODES["TI120"].slug + " | info | 1 | `intel/z.yaml` |"
     assert len(lines) == 7
     assert render_github_summary([]) == "### tiops validate: no findings\n"
+
+
+@pytest.mark.parametrize("name", ["a`b.yaml", "``ab.yaml", "a.yaml`", "a ` b.yaml"])
+def test_a_code_span_shows_backticks_as_written(name: str) -> None:
+    from markdown_it import MarkdownIt
+
+    from tiops.render.markdown import markdown_code
+
+    # CommonMark renders the span back to exactly the name: no backtick renamed, none left over.
+    html = MarkdownIt("commonmark").renderInline(markdown_code(name, in_table=False))
+    assert html == f"<code>{name}</code>"
 
 
 # --- SARIF ----------------------------------------------------------------------------
@@ -374,14 +385,20 @@ def test_sarif_omits_region_when_line_is_unknown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "uri"),
+    ("file", "uri", "windows"),
     [
-        ("intel\\indicators\\x.yaml", "intel/indicators/x.yaml"),
-        ("intel/my file.yaml", "intel/my%20file.yaml"),
-        ("intel/c2:infra.yaml", "intel/c2%3Ainfra.yaml"),
+        ("intel\\indicators\\x.yaml", "intel/indicators/x.yaml", True),
+        # On POSIX a backslash is a character of the file's name, not a folder of another path.
+        ("intel/y/back\\slash.yaml", "intel/y/back%5Cslash.yaml", False),
+        ("intel/my file.yaml", "intel/my%20file.yaml", False),
+        ("intel/c2:infra.yaml", "intel/c2%3Ainfra.yaml", False),
     ],
 )
-def test_sarif_uris_are_relative_posix_references(file: str, uri: str) -> None:
+def test_sarif_uris_are_relative_posix_references(file: str, uri: str, windows: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiops.render.findings
+
+    monkeypatch.setattr(tiops.render.findings, "BACKSLASH_SEPARATES", windows)
     finding = make_finding("TI100", "bad", Location(file, 1, 1))
     (result,) = sarif([finding])["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri

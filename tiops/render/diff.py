@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from tiops.diff import Diff, EnrichmentChange, FieldDiff, ObjectChange, ObjectRef, RelationshipRef
-from tiops.render.markdown import markdown_text
+from tiops.render.markdown import markdown_code, markdown_text
 from tiops.render.names import printable
 
 # GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
@@ -54,7 +54,7 @@ def render_text(diff: Diff) -> str:
 
 def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: a summary table, then one collapsible section per kind of change."""
-    head = [f"### tiops diff `{_code(diff.base)}` → `{_code(diff.head)}`", ""]
+    head = [f"### tiops diff {_code(diff.base)} → {_code(diff.head)}", ""]
     head += [f"> ⚠️ {markdown_text(note)}" for note in diff.notes]
     if diff.empty:
         return "\n".join([*head, "No change to the compiled intel.", ""])
@@ -137,7 +137,7 @@ def _relationship_line(rel: RelationshipRef) -> str:
 
 
 def _code(text: str) -> str:
-    return text.replace("`", "'")
+    return markdown_code(text, in_table=False)
 
 
 def _ref_md(ref: ObjectRef) -> str:
@@ -146,7 +146,7 @@ def _ref_md(ref: ObjectRef) -> str:
 
 def _change_md(change: ObjectChange) -> list[str]:
     lines = [f"- {_ref_md(change.ref)}"]
-    lines += [f"  - `{_code(f.field)}`: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
+    lines += [f"  - {_code(f.field)}: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
     return lines
 
 

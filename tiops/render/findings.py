@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
@@ -285,7 +286,7 @@ def render_github_summary(findings: Sequence[Finding], *, title: str = "tiops va
     for key in sorted(counts, key=lambda k: (-int(k[0]), -counts[k], k[1])):
         severity, code = key
         place = str(first[key].location)
-        shown = f"`{markdown_code(place)}`" if place else "(no file)"
+        shown = markdown_code(place) if place else "(no file)"
         lines.append(f"| {markdown_text(_code_label(code))} | {severity} | {counts[key]:,} | {shown} |")
     return "\n".join(lines) + "\n"
 
@@ -306,6 +307,9 @@ _SARIF_LEVELS: dict[Severity, str] = {
 }
 
 
+BACKSLASH_SEPARATES = os.sep == "\\" or os.altsep == "\\"
+
+
 def _sarif_uri(file: str) -> tuple[str, bool]:
     """The artifact URI for ``file`` and whether it is relative to the source root."""
     # Not under %SRCROOT%: an absolute file URI is the only faithful reference.
@@ -313,7 +317,9 @@ def _sarif_uri(file: str) -> tuple[str, bool]:
         return PurePosixPath(file).as_uri(), False
     if PureWindowsPath(file).is_absolute():
         return PureWindowsPath(file).as_uri(), False
-    posix = PureWindowsPath(file).as_posix() if "\\" in file else file
+    # A backslash separates folders only where the system says so; on POSIX it is a character
+    # a file name may hold (percent-encoded below), not a folder of a different path.
+    posix = PureWindowsPath(file).as_posix() if BACKSLASH_SEPARATES and "\\" in file else file
     # SARIF 2.1.0 section 3.4.4: uri is a URI reference, so spaces and the like are
     # percent-encoded. ":" is encoded too: in a relative reference's first segment it
     # would read as a scheme (RFC 3986 section 4.2). Other sub-delims stay readable.

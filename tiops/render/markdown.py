@@ -31,8 +31,24 @@ def markdown_text(text: str) -> str:
             .replace("|", "\\|").replace("`", "'").replace("\n", " "))
 
 
-def markdown_code(text: str) -> str:
-    """``text`` for a code span (inside backticks): nothing is markup there but the backtick that
-    would end it, a line break, and, in a table cell, the ``|`` that would end the cell
-    (GitHub Flavored Markdown, "Tables": a pipe inside a code span is escaped too)."""
-    return printable(text).replace("`", "'").replace("|", "\\|")
+def markdown_code(text: str, *, in_table: bool = True) -> str:
+    """``text`` as a whole code span, backticks included, showing it exactly as written.
+
+    Inside a code span nothing is markup but a backtick run as long as the one that opened it
+    (CommonMark 0.31, "Code spans"), so the span is opened with one backtick more than the
+    longest run in the text, and padded with a space where the text starts or ends with one
+    (a backtick renamed to an apostrophe named a file that does not exist). A line break
+    would end a table row and is shown printable; in a table cell the ``|`` that would end
+    the cell is escaped (GitHub Flavored Markdown, "Tables": a pipe inside a code span too).
+    """
+    shown = printable(text)
+    if in_table:
+        shown = shown.replace("|", "\\|")
+    longest = max((len(run) for run in _BACKTICK_RUNS.findall(shown)), default=0)
+    fence = "`" * (longest + 1)
+    if shown.startswith("`") or shown.endswith("`") or (shown.startswith(" ") and shown.endswith(" ") and shown.strip()):
+        shown = f" {shown} "  # one space each side is stripped when rendered
+    return f"{fence}{shown}{fence}"
+
+
+_BACKTICK_RUNS = re.compile("`+")
