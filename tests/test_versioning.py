@@ -66,6 +66,17 @@ def test_validate_base_renders_findings_and_config_makes_deletion_an_error(tmp_p
     assert result.exit_code == 1 and "::error" in result.output and "TI803" in result.output
 
 
+def test_validate_base_of_named_files_reports_their_versioning_findings_only(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / "intel" / "lanternloader.yaml").unlink()  # TI803, at a file not named below
+    make_pull_request(root, bump=False, commit=False)  # TI800 at intel/c2-address.yaml
+    runner = CliRunner()
+    named = runner.invoke(main, ["-C", str(root), "validate", "--base", "base", str(root / "intel" / "c2-address.yaml")])
+    assert "TI800" in named.output and "TI803" not in named.output, named.output
+    folder = runner.invoke(main, ["-C", str(root), "validate", "--base", "base", str(root / "intel")])
+    assert "TI800" in folder.output and "TI803" in folder.output
+
+
 def test_bump_edits_only_the_modified_value(tmp_path: Path) -> None:
     root = base_repo(tmp_path / "repo")
     make_pull_request(root, bump=False, commit=False)

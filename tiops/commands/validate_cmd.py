@@ -53,9 +53,13 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
         findings = validate_paths(root, list(paths), progress=progress, cache=not no_cache)
     if base_ref is not None:
         # Only --base reads another revision: its git and compile code is not imported otherwise.
+        from tiops.validate import findings_under
         from tiops.versioning import versioning_findings
 
-        findings = sort_findings([*findings, *versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache)])
+        # Named files: their versioning findings, as for every other check (pre-commit names the changed files).
+        versions = findings_under(versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache),
+                                  root, list(paths))
+        findings = sort_findings([*findings, *versions])
     if strict is None:
         from tiops.config import load_config
 

@@ -237,6 +237,20 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     return sort_findings(findings)
 
 
+def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> list[Finding]:
+    """Of repository-wide findings (``validate --base``'s TI8xx), those under the named files and
+    folders: all of them when nothing inside the repository, or the repository itself, is named.
+
+    A deleted object's finding is at the file it was deleted from, so naming that file keeps it.
+    """
+    root = root.resolve()
+    in_repo = [t.resolve() for t in targets if t.is_dir() or t.suffix.lower() != ".json" or t.name == IMPORT_RECORD]
+    if not in_repo or root in in_repo:
+        return findings
+    wanted = [_display(t, root) for t in in_repo if t.is_relative_to(root)]
+    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)]
+
+
 def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) -> list[Finding]:
     """The findings under the named paths or about the ids involved with them."""
     return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
