@@ -29,6 +29,7 @@ class Answer:
     body: Any
     status: int = 200
     delay: float = 0.0
+    content_type: str = "application/taxii+json;version=2.1"  # a str body is then sent as it is
 
 
 class Server:
@@ -48,14 +49,18 @@ class Server:
                     body = page(endpoint, served.requests, parse_qs(parts.query))
                 else:  # the collection itself
                     body = {"id": COLLECTION, "title": "feed", "can_read": True, "can_write": True}
-                status = 200
+                status, content_type = 200, "application/taxii+json;version=2.1"
+                data = None
                 if isinstance(body, Answer):  # an HTTP status of the test's choosing, or a slow answer
                     if body.delay:
                         time.sleep(body.delay)
-                    status, body = body.status, body.body
-                data = json.dumps(body).encode()
+                    status, content_type = body.status, body.content_type
+                    if "json" not in content_type and isinstance(body.body, str):
+                        data = body.body.encode()  # a web page, say
+                    body = body.body
+                data = json.dumps(body).encode() if data is None else data
                 self.send_response(status)
-                self.send_header("Content-Type", "application/taxii+json;version=2.1")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -370,3 +370,13 @@ def test_an_object_rejected_for_its_own_defect_is_given_its_reference_problems_t
     assert "a granular marking has lang or marking_ref, not both (STIX 2.1 section 7.2.3)" in result.stderr
     assert f"created_by_ref refers to {missing_identity}, which is neither in the input nor in the repository" in result.stderr
     assert "rejected 1, rejected as dependent 0" in result.stdout
+
+
+def test_an_errors_file_of_no_known_format_is_refused_before_importing(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.csv"
+    source.write_text(HEADER + row("198.51.100.1"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed",
+                                       "--errors", str(tmp_path / "rejections.txt")])
+    assert result.exit_code == 2 and "must end in .csv or .json" in result.stderr
+    assert not (tmp_path / "repo" / "intel" / "feed").exists() and not (tmp_path / "rejections.txt").exists()

@@ -102,6 +102,19 @@ def test_a_page_that_is_not_an_envelope_is_a_clear_error(tmp_path: Path, misbeha
     assert _nothing_written(tmp_path)
 
 
+def test_a_web_page_in_place_of_taxii_says_so_without_the_clients_python_advice(
+        tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
+    from misbehaving_taxii import Answer
+
+    page = Answer("<html><body>Sign in</body></html>", content_type="text/html")
+    code, output = _pull(tmp_path, misbehaving_taxii(lambda endpoint, number, query: page))
+    assert code == 1
+    assert "sent an answer that is not TAXII 2.1: " in output and "text/html" in output
+    assert "taxii2client" not in output and "import X" not in output
+    assert "check that the URL is the server's API root" in output
+    assert _nothing_written(tmp_path)
+
+
 def test_an_envelope_without_objects_is_an_empty_page(tmp_path: Path, misbehaving_taxii: Callable[[Any], Server]) -> None:
     code, output = _pull(tmp_path, misbehaving_taxii(lambda endpoint, number, query: {"more": False}))
     assert code == 0, output

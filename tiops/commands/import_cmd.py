@@ -54,6 +54,9 @@ def import_command(ctx: click.Context, file: str, url: str | None, fmt: str | No
     """
     root = repo_root(ctx)
     if errors_file is not None:  # checked before anything is imported, not after the intel was written
+        if errors_file.suffix.lower() not in (".csv", ".json"):
+            raise UsageError(f"--errors {errors_file}: the file's name must end in .csv or .json, which says its format",
+                             hint="Name it e.g. rejections.csv (one line per reason) or rejections.json.")
         try:
             errors_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,10 @@ def _later(first: str | None, second: str | None) -> str | None:
     return max(known)[1] if known else None
 
 
+# taxii2client's advice to its Python users, which follows its own message.
+_CLIENT_ADVICE = re.compile(r"\s*If you are trying to contact a TAXII 2\.[01] Server")
+
+
 def pull_collection(url: str, credentials: Credentials | None, *, added_after: str | None,
                     page_size: int = DEFAULT_PAGE_SIZE, progress: Progress = no_progress
                     ) -> tuple[list[Any], int, str | None]:
@@ -174,8 +179,13 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
                else error.__class__.__name__)
         raise TiopsError(f"cannot reach the TAXII server at {public_url(redact(url))}: {why}") from None
     except (TAXIIServiceException, ValueError, KeyError, RecursionError) as error:
+        # taxii2client ends some messages with advice for its own Python users ("use 'from
+        # taxii2client.v20 import X'"), which means nothing to someone running tiops.
+        said, *advice = _CLIENT_ADVICE.split(str(error), maxsplit=1)
+        hint = ("tiops reads TAXII 2.1 (its media type is application/taxii+json;version=2.1): check that the URL "
+                "is the server's API root, not a web page or a TAXII 2.0 server.") if advice else None
         raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
-                         f"{server_text(error)}") from None
+                         f"{server_text(said)}", hint=hint) from None
     return objects, pages, latest[0]
 
 
