@@ -48,6 +48,9 @@ EXPRESSIONS = [
     "valid_until < 2025-01-01",
     "modified >= 2024-10-01T00:00:00.5Z",
     "name matches '^Wick'",
+    "name matches '(?i)^wick'",  # RE2's leading flags, in the browser too
+    "name matches '(?=Wick)'",  # lookaround: RE2 refuses it, and so does the browser
+    r"observable matches '\\A198\\.51\\.100\\.\\d+\\z'",  # a backslash in a quoted value is written twice
     "tlp != amber and type != relationship",
     "external_references.source_name = mitre-attack",
     "kill_chain_phases.phase_name = initial-access",
@@ -112,7 +115,7 @@ def test_the_same_expressions_find_the_same_objects(browser: Any, site: tuple[Pa
         assert (exit_code == 0) == parsed, expression
         assert found == expected, expression
         compared += bool(expected)
-    assert compared >= len(EXPRESSIONS) - 3  # nearly every expression finds something
+    assert compared >= len(EXPRESSIONS) - 4  # every expression finds something but the four that are errors
     assert errors == []
     page.close()
 

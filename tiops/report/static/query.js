@@ -223,8 +223,7 @@
         : function (v) { return typeof v === "string" && v.length >= affix.length && v.toLowerCase().slice(v.length - affix.length) === affix; };
     }
     if (op === "matches") {
-      var pattern;
-      try { pattern = new RegExp(expected); } catch (e) { throw new QueryError("bad regular expression " + JSON.stringify(expected)); }
+      var pattern = re2RegExp(String(expected));
       return function (v) { return typeof v === "string" && pattern.test(v); };
     }
     var holds = ORDER[op];
@@ -234,6 +233,194 @@
       return function (v) { return typeof v === "string" && holds(v < expected ? -1 : v > expected ? 1 : 0); };
     }
     return function (v) { return isNumber(v) && holds(v - expected); };
+  }
+
+  // --- `matches`: RE2's syntax and meaning on the browser's RegExp ------------------------
+  // tiops query searches with RE2 (linear in the text; no backreferences or lookaround). The
+  // browser has only RegExp, so a pattern is rewritten into RegExp's syntax with RE2's meaning
+  // (\s, ".", POSIX classes, \A, \z, \Q...\E, leading flags, a brace that starts no repetition),
+  // refused with RE2's reason where RE2 refuses it, and refused as "not in the browser" where
+  // RegExp has nothing the same (docs/query.md). RE2 syntax: github.com/google/re2/wiki/Syntax.
+  function Re2Refusal(reason) { this.reason = reason; }
+  function BrowserCannot(reason) { this.reason = reason; }
+  var PERL_SPACE = "\\t\\n\\f\\r ";  // RE2's \s: no \v and no Unicode spaces, unlike RegExp's
+  var POSIX = { alnum: "0-9A-Za-z", alpha: "A-Za-z", ascii: "\\x00-\\x7f", blank: "\\t ", cntrl: "\\x00-\\x1f\\x7f",
+    digit: "0-9", graph: "!-~", lower: "a-z", print: " -~", punct: "!-\\/:-@\\[-`{-~", space: "\\t\\n\\v\\f\\r ",
+    upper: "A-Z", word: "0-9A-Za-z_", xdigit: "0-9A-Fa-f" };
+  var MAX_REPEAT = 1000;  // RE2's limit on {n,m}
+  // What an empty-width assertion (^, $, \b, \A, \z) is as an atom: RE2 lets it repeat, RegExp's
+  // "u" mode does not. Repeated at least once it is itself; possibly never, it holds anywhere.
+  var ASSERTION = "assertion";
+
+  function re2RegExp(source) {
+    try {
+      var translated = re2ToRegExp(source);
+      return new RegExp(translated.source, translated.flags);
+    } catch (e) {
+      if (e instanceof Re2Refusal) {
+        throw new QueryError("bad regular expression " + JSON.stringify(source) + ": " + e.reason +
+                             " (RE2 syntax: no backreferences or lookaround)");
+      }
+      if (e instanceof BrowserCannot || e instanceof SyntaxError) {
+        throw new QueryError("the browser cannot run the regular expression " + JSON.stringify(source) + ": " +
+                             (e instanceof BrowserCannot ? e.reason : e.message) + "; tiops query can");
+      }
+      throw e;
+    }
+  }
+
+  // A character as RegExp's "u" mode reads it literally, in a class or out of one.
+  function literal(character) {
+    if (/^[A-Za-z0-9_]$/.test(character)) { return character; }
+    var code = character.codePointAt(0);
+    return code < 0x80 ? "\\x" + (code < 16 ? "0" : "") + code.toString(16) : "\\u{" + code.toString(16) + "}";
+  }
+
+  function propertyClass(negated, name) {
+    // RE2's \pL / \p{Greek}: a general category (one or two letters), Any, or a script.
+    var inner = /^[A-Z][a-z]?$/.test(name) || name === "Any" ? name : "Script=" + name;
+    return (negated ? "\\P{" : "\\p{") + inner + "}";
+  }
+
+  // One escape at source[at] ("\\"): {text, next, atom}.
+  function escapeAt(source, at, inClass) {
+    var x = source[at + 1], m;
+    if (x === undefined) { throw new Re2Refusal("trailing \\"); }
+    if (/[0-9]/.test(x)) {
+      m = /^(?:0[0-7]{0,2}|[1-7][0-7]{1,2})/.exec(source.slice(at + 1));
+      if (!m) { throw new Re2Refusal("invalid escape sequence: \\" + x); }  // \1 is a backreference
+      return { text: literal(String.fromCodePoint(parseInt(m[0], 8))), next: at + 1 + m[0].length, atom: true };
+    }
+    if ("fnrtv".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true }; }
+    if (x === "a") { return { text: "\\x07", next: at + 2, atom: true }; }
+    if ("dDwW".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true }; }
+    if (x === "s") { return { text: inClass ? PERL_SPACE : "[" + PERL_SPACE + "]", next: at + 2, atom: true }; }
+    if (x === "S") {
+      if (inClass) { throw new BrowserCannot("\\S inside a class"); }
+      return { text: "[^" + PERL_SPACE + "]", next: at + 2, atom: true };
+    }
+    if (!inClass && x === "B") { throw new BrowserCannot("\\B, which RE2 also finds between the bytes of a character"); }
+    if (!inClass && x === "b") { return { text: "\\b", next: at + 2, atom: ASSERTION }; }
+    if (!inClass && x === "A") { return { text: "(?<![^])", next: at + 2, atom: ASSERTION }; }
+    if (!inClass && x === "z") { return { text: "(?![^])", next: at + 2, atom: ASSERTION }; }
+    if (x === "x") {
+      m = /^x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))/.exec(source.slice(at + 1));
+      var code = m ? parseInt(m[1] || m[2], 16) : NaN;
+      if (!m || code > 0x10ffff) { throw new Re2Refusal("invalid escape sequence: \\x"); }
+      return { text: literal(String.fromCodePoint(code)), next: at + 1 + m[0].length, atom: true };
+    }
+    if (x === "p" || x === "P") {
+      m = /^[pP](?:\{(\^?)([A-Za-z_]+)\}|([A-Za-z]))/.exec(source.slice(at + 1));
+      if (!m) { throw new Re2Refusal("invalid character class range: \\" + x); }
+      return { text: propertyClass((x === "P") !== (m[1] === "^"), m[2] || m[3]), next: at + 1 + m[0].length, atom: true };
+    }
+    if (!inClass && x === "Q") {
+      var end = source.indexOf("\\E", at + 2), quoted = source.slice(at + 2, end === -1 ? source.length : end);
+      return { text: Array.from(quoted).map(literal).join(""), next: end === -1 ? source.length : end + 2,
+               atom: quoted.length > 0 };
+    }
+    if (x === "C") { throw new BrowserCannot("\\C (any byte)"); }
+    if (/[A-Za-z]/.test(x) || x.charCodeAt(0) >= 0x80) { throw new Re2Refusal("invalid escape sequence: \\" + x); }
+    return { text: literal(x), next: at + 2, atom: true };  // escaped punctuation is itself
+  }
+
+  // A bracketed class at source[at] ("["): {text, next}.
+  function classAt(source, at) {
+    var i = at + 1, text = "[";
+    if (source[i] === "^") { text += "^"; i++; }
+    var first = true;
+    while (true) {
+      if (i >= source.length) { throw new Re2Refusal("missing ]: " + source.slice(at)); }
+      var c = source[i];
+      if (c === "]" && !first) { return { text: text + "]", next: i + 1 }; }
+      first = false;
+      var posix = /^\[:(\^?)([a-z]+):\]/.exec(source.slice(i));
+      if (posix) {
+        if (!(posix[2] in POSIX)) { throw new Re2Refusal("invalid character class range: " + posix[0]); }
+        if (posix[1]) { throw new BrowserCannot("a negated POSIX class inside a class, " + posix[0]); }
+        text += POSIX[posix[2]]; i += posix[0].length; continue;
+      }
+      if (c === "\\") { var e = escapeAt(source, i, true); text += e.text; i = e.next; continue; }
+      if (c === "-") { text += "-"; i++; continue; }
+      var character = String.fromCodePoint(source.codePointAt(i));
+      text += literal(character); i += character.length;
+    }
+  }
+
+  function re2ToRegExp(source) {
+    var out = "", flags = "u", ungreedy = false, depth = 0, canRepeat = false, i = 0, m, assertionAt = 0;
+    var lead = /^\(\?([imsU]+)\)/.exec(source);  // flags for the whole pattern
+    if (lead) {
+      lead[1].split("").forEach(function (f) { if (f === "U") { ungreedy = true; } else if (flags.indexOf(f) === -1) { flags += f; } });
+      i = lead[0].length;
+    }
+    var dotAll = flags.indexOf("s") !== -1, multiLine = flags.indexOf("m") !== -1;
+    var caseless = flags.indexOf("i") !== -1 || /\(\?[imsU]*i/.test(source);
+    flags = flags.replace("s", "").replace("m", "");  // "." and the anchors are written out below
+    while (i < source.length) {
+      var c = source[i];
+      if (c === "\\") {
+        var e = escapeAt(source, i, false), text = e.text;
+        // Case-blind, RegExp's \b takes U+017F and the Kelvin sign for word characters; RE2's stays ASCII.
+        if (caseless && text === "\\b") { text = "(?-i:\\b)"; }
+        assertionAt = out.length; out += text; i = e.next; canRepeat = e.atom; continue;
+      }
+      if (c === "[") { var k = classAt(source, i); out += k.text; i = k.next; canRepeat = true; continue; }
+      if (c === "(") {
+        var rest = source.slice(i + 2);
+        if (source[i + 1] !== "?") { out += "("; i++; }
+        else if (rest[0] === ":") { out += "(?:"; i += 3; }
+        else if ((m = /^P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest))) { out += "(?<" + m[1] + ">"; i += 2 + m[0].length; }
+        else if ((m = /^([imsU]*)(?:-([imsU]*))?:/.exec(rest)) && m[0] !== ":") {
+          if (/[msU]/.test(m[0])) { throw new BrowserCannot("the flags of (?" + m[0] + " on a group (only i is)"); }
+          out += "(?" + m[0]; i += 2 + m[0].length;
+        } else if ((m = /^[imsU]*(?:-[imsU]*)?\)/.exec(rest))) {
+          throw new BrowserCannot("flags set inside the pattern, (?" + m[0] + "; write them at its start, or as (?i:...)");
+        } else {
+          var operator = "(?" + (rest[0] || "") + (rest[0] === "<" && (rest[1] === "=" || rest[1] === "!") ? rest[1] : "");
+          throw new Re2Refusal("invalid perl operator: " + operator);
+        }
+        depth++; canRepeat = false; continue;
+      }
+      if (c === ")") {
+        if (depth === 0) { throw new Re2Refusal("unexpected ): " + source); }
+        depth--; out += ")"; i++; canRepeat = true; continue;
+      }
+      var repeat = null;
+      if (c === "*" || c === "+" || c === "?") { repeat = c; }
+      else if (c === "{" && (m = /^\{(\d+)(?:,(\d*))?\}/.exec(source.slice(i)))) {
+        if (+m[1] > MAX_REPEAT || (m[2] && +m[2] > MAX_REPEAT) || (m[2] && +m[2] < +m[1])) {
+          throw new Re2Refusal("invalid repetition size: " + m[0]);
+        }
+        repeat = m[0];
+      }
+      if (repeat !== null) {
+        if (!canRepeat) { throw new Re2Refusal((out === "" || /[|(]$/.test(out) ? "missing argument to repetition operator: " : "bad repetition operator: ") + repeat); }
+        i += repeat.length;
+        var lazy = source[i] === "?";
+        if (lazy) { i++; }
+        if (canRepeat === ASSERTION) {
+          var least = repeat === "+" ? 1 : repeat[0] === "{" ? +repeat.slice(1).split(/[,}]/)[0] : 0;
+          if (least === 0) { out = out.slice(0, assertionAt) + "(?:)"; }
+        } else {
+          out += repeat + (lazy !== ungreedy ? "?" : "");
+        }
+        canRepeat = false; continue;
+      }
+      if (c === "{" || c === "}" || c === "]") { out += literal(c); i++; canRepeat = true; continue; }  // no repetition: itself
+      if (c === "|") { out += "|"; i++; canRepeat = false; continue; }
+      if (c === "^" || c === "$") {
+        // With (?m) RE2's lines end at \n only; RegExp's "m" also ends them at \r, U+2028 and U+2029.
+        assertionAt = out.length;
+        out += !multiLine ? c : c === "^" ? "(?:(?<![^])|(?<=\\n))" : "(?:(?![^])|(?=\\n))";
+        i++; canRepeat = ASSERTION; continue;
+      }
+      if (c === ".") { out += dotAll ? "[^]" : "[^\\n]"; i++; canRepeat = true; continue; }  // RE2's "." stops at \n only
+      var character = String.fromCodePoint(source.codePointAt(i));
+      out += literal(character); i += character.length; canRepeat = true;
+    }
+    if (depth > 0) { throw new Re2Refusal("missing ): " + source); }
+    return { source: out, flags: flags };
   }
 
   function compile(node) {
@@ -254,5 +441,6 @@
     return node.op === "not-equals" || node.op === "not-in" ? function (row) { return !hit(row); } : hit;
   }
 
-  window.TiopsQuery = { parse: parse, compile: compile, QueryError: QueryError, getter: getter, MISSING: MISSING };
+  window.TiopsQuery = { parse: parse, compile: compile, QueryError: QueryError, getter: getter, MISSING: MISSING,
+                        re2RegExp: re2RegExp };
 })();
