@@ -105,7 +105,7 @@ _CODES = [
     Code("TI506", "rule-bad-duration", Severity.ERROR, "A duration does not parse.", "Write durations as a whole number and a unit: 30d, 12h, 2w (also s and m)."),
     Code("TI507", "rule-never-matches", Severity.WARNING, "A rule can never match: its own object_types and condition exclude each other.", "Widen object_types or fix the condition so some object can pass it."),
     Code("TI508", "rule-duplicate-name", Severity.ERROR, "Two ingestion rules have the same name.", "Give each rule its own name: traces and 'tiops explain' name rules."),
-    Code("TI509", "rule-test-invalid", Severity.ERROR, "A rule test is malformed.", "A rule test has input (a STIX object), expect ({dropped: BOOL} or {fields: {...}}), and optional name, source, as_of."),
+    Code("TI509", "rule-test-invalid", Severity.ERROR, "A rule test is malformed.", "A rule test has input (a STIX object), expect ({dropped: BOOL} or {fields: {...}}), and optional name, source, as_of and enrichment (locked results for the input's values)."),
     Code("TI510", "rule-bad-value", Severity.ERROR, "An operator or action has a value of the wrong kind.", "See the operator or action in docs/rules.md for the value it takes."),
     Code("TI511", "rule-needs-as-of", Severity.ERROR, "A rule compares with the as-of time, and there is none.", "Run in a git checkout with a commit, or pass --as-of."),
     Code("TI512", "rule-unknown-type", Severity.ERROR, "object_types names a type that is not a STIX 2.1 type.", "Use STIX 2.1 type names such as indicator, or x- prefixed custom types."),

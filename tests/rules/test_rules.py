@@ -335,3 +335,58 @@ def test_what_set_and_extend_would_write_is_checked_where_the_rule_is_read() -> 
                         ("TI510", 7, "pattern"), ("TI510", 8, "'Bad"), ("TI510", 9, "revoked"),
                         ("TI510", 13, "'extend'")], reported
     assert [rule.name for rule in rule_set] == ["c"]  # only the rule whose actions are all sound
+
+
+ENRICHMENT_RULES = """\
+- name: Drop indicators in our own ASN
+  object_types: [indicator]
+  when: {all: [{field: enrichment.asn, op: equals, value: 64500}]}
+  actions: [{drop: true}]
+  tests:
+    - name: our ASN
+      input: {type: indicator, pattern: "[ipv4-addr:value = '198.51.100.7']", pattern_type: stix, valid_from: "2025-01-01T00:00:00Z"}
+      enrichment: {geo: {198.51.100.7: {country_code: NL, asn: 64500}}}
+      expect: {dropped: true}
+    - name: another ASN, said to be ours
+      input: {type: indicator, pattern: "[ipv4-addr:value = '198.51.100.7']", pattern_type: stix, valid_from: "2025-01-01T00:00:00Z"}
+      enrichment: {geo: {198.51.100.7: {asn: 15169}}}
+      expect: {dropped: true}
+- name: Tag young domains
+  object_types: [indicator]
+  when: {all: [{field: whois.age_days, op: "<", value: 30}]}
+  actions: [{add_tags: [young-domain]}]
+  tests:
+    - name: registered ten days before valid_from
+      input: {type: indicator, pattern: "[url:value = 'https://Example.com/login']", pattern_type: stix, valid_from: "2025-01-11T00:00:00Z"}
+      enrichment: {whois: {example.com: {registered: "2025-01-01T00:00:00Z"}}}
+      expect: {fields: {tags: [young-domain]}}
+    - name: no result in the lock
+      input: {type: indicator, pattern: "[domain-name:value = 'example.com']", pattern_type: stix, valid_from: "2025-01-11T00:00:00Z"}
+      expect: {fields: {tags: null}}
+"""
+
+
+def test_rule_tests_give_their_input_locked_enrichment(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    root = make_repo({"rules/ingestion/enrich.yaml": ENRICHMENT_RULES})
+    result = CliRunner().invoke(main, ["-C", str(root), "test"])
+    lines = result.output.splitlines()
+    assert result.exit_code == 1, result.output
+    assert [line.split(" :: ")[1] for line in lines if line.startswith("PASS")] == [
+        "our ASN", "registered ten days before valid_from", "no result in the lock"]
+    assert [line.split(" :: ")[1] for line in lines if line.startswith("FAIL")] == ["another ASN, said to be ours"]
+
+
+@pytest.mark.parametrize(("enrichment", "message"), [
+    ("{geo: {Example.COM: {asn: 1}}}", "write it 'example.com'"),
+    ("{whois: {example.com: {registered: yesterday}}}", "'registered' of 'example.com' is 'yesterday'; tiops writes a UTC timestamp"),
+    ("{geo: {198.51.100.7: {asn: 4294967296}}}", "tiops writes an integer from 0 to 4294967295"),
+    ("{geo: {198.51.100.7: {colour: red}}}", "geo results have no 'colour'"),
+    ("{rdap: {}}", "'enrichment' is {geo:"),
+])
+def test_a_rule_tests_enrichment_is_checked_as_the_lock_is(make_repo: Callable[[dict[str, str]], Path],
+                                                            enrichment: str, message: str) -> None:
+    rule = ("- name: r\n  actions: [{drop: true}]\n  tests:\n    - input: {type: indicator}\n"
+            f"      enrichment: {enrichment}\n      expect: {{dropped: true}}\n")
+    _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
+    assert [(f.code, f.location.line) for f in findings] == [("TI509", 5)], findings
+    assert message in findings[0].message

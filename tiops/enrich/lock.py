@@ -568,6 +568,14 @@ def _misshapen_fields(data: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def result_shape_problem(value: str, entry: dict[str, Any]) -> str | None:
+    """Why a result written by hand (a rule test's ``enrichment``) is not of the shape tiops writes, or None."""
+    misshapen = _misshapen_fields({value: entry}).get(value)
+    if misshapen is None:
+        return None
+    return f"{misshapen!r} of {value!r} is {str(entry[misshapen])[:40]!r}; tiops writes {_expected_shape(misshapen)}"
+
+
 def _expected_shape(name: str) -> str:
     if name == "asn":
         return f"an integer from 0 to {MAX_ASN} (RFC 6793)"

@@ -71,6 +71,9 @@ class RuleTest:
     expect_fields: dict[str, Any] | None
     index: int
     as_of: datetime | None = None  # pins older-than / newer-than so the example never ages
+    # Locked enrichment results the example's object gets before the rule runs, as `tiops
+    # enrich` would lock them: {"geo": {value: {field: ...}}, "whois": {...}} (None: none).
+    enrichment: dict[str, dict[str, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -473,7 +476,7 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
         if not isinstance(entry, dict) or not isinstance(entry.get("input"), dict) or not isinstance(entry.get("expect"), dict):
             report("TI509", "a rule test has 'input' (a STIX object) and 'expect' ({dropped: BOOL} or {fields: {...}})", where)
             continue
-        unknown = sorted(set(entry) - {"name", "input", "source", "as_of", "expect"})
+        unknown = sorted(set(entry) - {"name", "input", "source", "as_of", "expect", "enrichment"})
         expect = entry["expect"]
         bad_expect = set(expect) - {"dropped", "fields"} or len(expect) != 1
         if unknown or bad_expect:
@@ -489,7 +492,43 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
         if "as_of" in entry and as_of is None:
             report("TI509", "'as_of' is a UTC timestamp like 2025-06-01T00:00:00Z", (*where, "as_of"))
             continue
+        enrichment = None
+        if "enrichment" in entry:
+            problem = _test_enrichment_problem(entry["enrichment"])
+            if problem is not None:
+                report("TI509", problem, (*where, "enrichment"))
+                continue
+            enrichment = entry["enrichment"]
         tests.append(RuleTest(name=str(entry.get("name") or f"test {index + 1}"), input=entry["input"],
                               source=source if isinstance(source, str) else None,
-                              expect_dropped=dropped, expect_fields=fields, index=index, as_of=as_of))
+                              expect_dropped=dropped, expect_fields=fields, index=index, as_of=as_of,
+                              enrichment=enrichment))
     return tuple(tests)
+
+
+def _test_enrichment_problem(raw: Any) -> str | None:
+    """Why a rule test's ``enrichment`` is not locked results as tiops writes them, or None."""
+    from tiops.enrich.fields import BUNDLE_FIELDS
+    from tiops.enrich.lock import result_shape_problem
+    from tiops.enrich.values import canonical_value
+
+    shape = ("'enrichment' is {geo: {VALUE: {country_code: ..., asn: ...}}, whois: {VALUE: {registered: ...}}}: "
+             "the results 'tiops enrich' would lock for the values the input names")
+    if not isinstance(raw, dict) or not raw or set(raw) - set(BUNDLE_FIELDS):
+        return shape
+    for section, results in raw.items():
+        if not isinstance(results, dict) or not all(isinstance(entry, dict) for entry in results.values()):
+            return shape
+        for value, result in results.items():
+            written = canonical_value(value) if isinstance(value, str) else None
+            if written != value:
+                return (f"{value!r} is not an IP address, CIDR block or domain name as the lock writes it"
+                        + (f": write it {written!r}" if written else ""))
+            unknown = sorted(set(result) - set(BUNDLE_FIELDS[section]))
+            if unknown:
+                return (f"{section} results have no {', '.join(map(repr, unknown))}; they hold "
+                        f"{', '.join(BUNDLE_FIELDS[section])}")
+            problem = result_shape_problem(value, result)
+            if problem is not None:
+                return problem
+    return None

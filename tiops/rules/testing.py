@@ -33,6 +33,8 @@ def run_rule_tests(rule_set: RuleSet, as_of: datetime | None) -> list[RuleTestRe
 
 def run_rule_test(rule: Rule, test: RuleTest, as_of: datetime | None) -> RuleTestResult:
     subject = IntelObject(data=dict(test.input), file=rule.file, source=test.source)
+    if test.enrichment:
+        subject = _enriched(subject, test.enrichment)
     single = RuleSet((replace(rule, enabled=True),), "")
     try:
         outcome = apply_rules([subject], single, test.as_of or as_of)
@@ -52,3 +54,14 @@ def run_rule_test(rule: Rule, test: RuleTest, as_of: datetime | None) -> RuleTes
                 if actual != expected:
                     diff.append(f"{name}: expected {expected!r}, got {'(absent)' if actual is None else repr(actual)}")
     return RuleTestResult(rule.name, test.name, rule.file, rule.line, not diff, tuple(diff))
+
+
+def _enriched(subject: IntelObject, results: dict[str, dict[str, dict[str, Any]]]) -> IntelObject:
+    """``subject`` with the test's results attached as a build attaches the lock's (tiops.enrich.attach)."""
+    from tiops.enrich.attach import attach_enrichment
+    from tiops.enrich.lock import EnrichmentLock
+
+    lock = EnrichmentLock()
+    for section, entries in results.items():
+        lock.section(section).update({value: {**entry, "status": "found"} for value, entry in entries.items()})
+    return attach_enrichment([subject], lock)[0]
