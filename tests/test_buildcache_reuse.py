@@ -186,6 +186,10 @@ ALWAYS_DROPPING = PER_OBJECT_RULES + RULES.replace("Tag indicators", "Tag again"
   order: 7
   when: {all: [{field: name, op: equals, value: Copper Lantern}]}
   actions: [{drop: true}]
+- name: Drop the identity every object is created by
+  order: 8
+  when: {all: [{field: name, op: equals, value: Fabrikam CTI}]}
+  actions: [{drop: true}]
 """
 
 

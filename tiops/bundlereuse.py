@@ -182,6 +182,8 @@ class Spliced(NamedTuple):
     changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
     dropped_by_rules: int = 0  # objects ingestion rules dropped (build.json)
     dropped_by_cascade: int = 0  # and those pointing at them (build.json)
+    dropped_ids: frozenset[str] = frozenset()  # the ids of the first, every file's (tiops.rules.dropped)
+    gone_ids: frozenset[str] = frozenset()  # and of the second
 
 
 class PreviousBundle:
@@ -344,7 +346,9 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     # Kept marks are stored tuples: their counts are read by position.
     return made._replace(changed_by_rules=sum(mark[4] for mark in marks.values()) + unmarked[0],
                          dropped_by_rules=sum(len(mark[5]) for mark in marks.values()) + unmarked[1],
-                         dropped_by_cascade=sum(len(mark[6]) for mark in marks.values()) + unmarked[2])
+                         dropped_by_cascade=sum(len(mark[6]) for mark in marks.values()) + unmarked[2],
+                         dropped_ids=frozenset().union(*rule_dropped.values()),
+                         gone_ids=frozenset(identifier for place in cascade for identifier in cascade[place]))
 
 
 _Read = tuple[int, BundleFile, list[IntelObject], list[IntelObject | None]]

@@ -110,6 +110,7 @@ _CODES = [
     Code("TI511", "rule-needs-as-of", Severity.ERROR, "A rule compares with the as-of time, and there is none.", "Run in a git checkout with a commit, or pass --as-of."),
     Code("TI512", "rule-unknown-type", Severity.ERROR, "object_types names a type that is not a STIX 2.1 type.", "Use STIX 2.1 type names such as indicator, or x- prefixed custom types."),
     Code("TI513", "rule-file-not-read", Severity.WARNING, "A YAML file sits directly in the rules folder, where nothing reads it.", "Move ingestion rules to rules/ingestion/ (relationship rules belong in rules/relationships.yaml), or delete the file."),
+    Code("TI514", "reference-to-dropped", Severity.WARNING, "An object of the bundle refers to an object an ingestion rule dropped.", "Drop the referring object too, remove the reference, or narrow the rule: the bundle names an object it does not hold (tiops validate BUNDLE reports TI300)."),
     # Partner-source protection (imported intel and overlays)
     Code("TI700", "partner-field-read-only", Severity.ERROR, "A property of imported partner intel was changed in its file.", "Restore the imported value: partner intel is read-only except labels, valid_until, confidence and revoked, which are changed in the source's _overlay.yaml (docs/import.md)."),
     Code("TI701", "partner-edit-outside-overlay", Severity.ERROR, "An overlayable property of partner intel was changed in the imported file instead of the overlay.", "Restore the imported value and set the property in the source's _overlay.yaml, where a re-import keeps it."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -20,7 +20,7 @@ from tiops.compile import (
 from tiops.enrich.attach import repository_enrichment
 from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
-from tiops.findings import Finding
+from tiops.findings import Finding, sort_findings
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import hold_until_exit, paused_gc
@@ -168,6 +168,7 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
         if blocking_errors(findings):
             raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
+        findings = [*findings, *_dropped_references(repo.objects, outcome)]
         objects = bundle_objects(repo, rules=outcome)
         if output is None:
             bundle = serialize_bundle(objects)
@@ -307,6 +308,10 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             # entries, about 90 MB at a million objects) is let go before the bundle is written.
             record = None
             if spliced is not None:
+                try:
+                    findings = [*findings, *_dropped_references_indexed(loaded.files, spliced)]
+                except StaleEntry:
+                    return None
                 written = write_line_runs(spliced.pieces, output)
                 _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
                 counts = RulesOutcome(objects=[], changed=spliced.changed_by_rules,
@@ -430,6 +435,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
+    findings = [*findings, *_dropped_references(repo.objects, outcome)]
     objects = bundle_objects(repo, rules=outcome)
     lines: BundleLines | None = None
     if output is None:
@@ -458,6 +464,38 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
                 "objects": len(objects)}
     hold_until_exit(repo, objects, outcome, cache)
     return BuildResult(bundle, len(objects), findings, metadata, None, output, lines)
+
+
+def _dropped_references(loaded: list[IntelObject], outcome: RulesOutcome) -> list[Finding]:
+    """TI514 for the survivors' references to what the rules dropped (tiops.rules.dropped)."""
+    if not outcome.dropped:
+        return []
+    from tiops.rules.dropped import dropped_reference_findings
+
+    by_rules = {identifier for identifier in outcome.dropped if identifier not in outcome.cascaded}
+    survivors = (obj for obj in loaded if obj.id not in outcome.dropped)
+    return sort_findings(dropped_reference_findings(survivors, by_rules, outcome.cascaded))
+
+
+def _dropped_references_indexed(files: Sequence[Any], spliced: Any) -> list[Finding]:
+    """:func:`_dropped_references` of a build through the file indexes: only the files whose
+    reference lists name a dropped id are read (tiops.rules.dropped.names_any)."""
+    gone = spliced.dropped_ids | spliced.gone_ids
+    if not gone:
+        return []
+    from tiops.rules.dropped import dropped_reference_findings, names_any
+
+    verdicts: dict[str | None, bool] = {}  # files of one folder mostly share their reference list's text
+
+    def names_dropped(targets: str | None) -> bool:
+        verdict = verdicts.get(targets)
+        if verdict is None:
+            verdict = verdicts[targets] = names_any(targets, gone)
+        return verdict
+
+    survivors = (obj for file in files if names_dropped(file.index.reference_targets)
+                 for obj in file.objects()[0] if obj.id not in gone)
+    return sort_findings(dropped_reference_findings(survivors, spliced.dropped_ids, spliced.gone_ids))
 
 
 def _changed_keys(loaded: list[IntelObject], outcome: RulesOutcome) -> set[str]:

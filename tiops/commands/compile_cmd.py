@@ -8,6 +8,7 @@ import click
 import orjson
 
 from tiops.commands.common import (
+    color_enabled,
     handle_errors,
     no_cache_option,
     progress_bar,
@@ -50,6 +51,12 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         write_output(trace_file, orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n",
                      "trace")
     warnings = sum(1 for f in result.findings if f.severity is Severity.WARNING)
+    # What the rules left behind is known only here (validate runs no rule): shown, not just counted.
+    left_by_rules = [f for f in result.findings if f.code == "TI514"]  # tiops.rules.dropped
+    if left_by_rules:
+        from tiops.render.findings import render_text
+
+        click.echo(render_text(left_by_rules, color=color_enabled()), err=True, nl=False)
     # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to stderr.
     to_stream = target.exists() and not target.is_file()
     click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))", err=to_stream)
