@@ -237,3 +237,36 @@ def test_a_query_answer_that_is_not_one_ends_the_plan_rather_than_reading_as_emp
     code, output = _plan_output(write_repo(tmp_path / "repo", target, [indicator(1)]))
     assert code == 1 and said in output, output
     assert "to create" not in output  # not a plan that would upload everything again
+
+
+class _Killed(BaseException):
+    """The process dying right after the API took an upload, before anything else ran."""
+
+
+def test_objects_sent_just_before_a_kill_stay_tiops_own(tmp_path: Path, sentinel: SentinelContract,
+                                                        target: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops.stores.sentinel import SentinelStore
+
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(6)], batch_size=3)
+    real = SentinelStore._post
+
+    def uploaded_then_killed(self: Any, url: str, headers: Any, body: Any, what: str) -> Any:
+        answer = real(self, url, headers, body, what)
+        if what == "upload":
+            raise _Killed
+        return answer
+
+    monkeypatch.setattr(SentinelStore, "_post", uploaded_then_killed)
+    with pytest.raises(_Killed):
+        apply(root, batch_size=3)
+    monkeypatch.setattr(SentinelStore, "_post", real)
+    sent = {identifier for identifier, _ in sentinel.versions()}
+    assert sent and len(sent) < 7
+    plan = make_plan(root)
+    assert plan.managed >= len(sent)  # what it sent is tiops' own, not someone else's
+    apply(root, plan)
+    # One it sent before the kill leaves the repository: it is revoked, as any object tiops wrote.
+    gone = sorted(identifier for identifier in sent if identifier.startswith("indicator--"))[0]
+    kept = [indicator(n) for n in range(6) if indicator(n)["id"] != gone]
+    write_repo(root, target, kept, batch_size=3)
+    assert [(c.action, c.id) for c in make_plan(root).changes] == [("revoke", gone)]
