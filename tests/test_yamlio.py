@@ -57,6 +57,29 @@ def test_position_index_finds_keys_and_list_items() -> None:
     assert index.position((1, "created")) == (5, 3)
 
 
+def test_what_an_alias_holds_is_placed_at_the_alias_not_at_its_anchor() -> None:
+    text = ("- type: indicator\n  indicator_types: &types [bogus, other]\n  labels: &one [x]\n"
+            "- type: indicator\n  indicator_types: *types\n  labels: [*one]\n  name: &n x\n  description: *n\n")
+    index = PositionIndex(text)
+    assert index.position((0, "indicator_types", 1)) == (2, 35)  # the anchor's own place
+    assert index.position((1, "indicator_types", 1)) == (5, 20)  # the alias, where the second object names it
+    assert index.position((1, "indicator_types")) == (5, 3)  # the key itself is this object's
+    assert index.position((1, "labels", 0, 0)) == (6, 12)
+    assert index.position((1, "description")) == (8, 3) and index.position((1, "name")) == (7, 3)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("type: indicator\nname: x\n\tpattern: y\n", 3),  # yaml-rs reports the scalar started on line 2
+    ("type: indicator\nlabels:\n\t- a\n", 3),
+    ("type: indicator\nlabels:\n  - a\n \t- b\n", 4),
+])
+def test_a_tab_in_indentation_is_reported_where_the_tab_is(text: str, line: int) -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert caught.value.code == "TI100" and "tab" in caught.value.message
+    assert (caught.value.line, caught.value.column) == (line, text.split("\n")[line - 1].index("\t") + 1)
+
+
 @pytest.mark.parametrize("text", ["name: !custom value\n", "labels: !!set {a: null}\n", "- !!binary aGVsbG8=\n"])
 def test_tags_outside_the_core_schema_are_refused(text: str) -> None:
     with pytest.raises(YamlProblem) as caught:

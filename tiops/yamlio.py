@@ -247,8 +247,23 @@ def _explain(text: str, raw: str) -> YamlProblem:
         return YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep", line, column)
     if match := _POSITION.search(raw):
         detail = raw.splitlines()[-1].strip() if "\n" in raw else first_line
-        return YamlProblem("TI100", detail, int(match.group(1)), int(match.group(2)))
+        line, column = int(match.group(1)), int(match.group(2))
+        if "tab" in detail:
+            line, column = _tab_position(text, line) or (line, column)
+        return YamlProblem("TI100", detail, line, column)
     return YamlProblem("TI100", first_line)
+
+
+def _tab_position(text: str, from_line: int) -> tuple[int, int] | None:
+    """The first tab in a line's indentation from ``from_line`` on (YAML 1.2 section 6.1: indentation
+    is spaces only). yaml-rs reports where the scalar or block holding it started, lines before."""
+    lines = text.split("\n")
+    for number in range(max(from_line, 1), len(lines) + 1):
+        indentation = len(lines[number - 1]) - len(lines[number - 1].lstrip(" \t"))
+        column = lines[number - 1].find("\t", 0, indentation)
+        if column >= 0:
+            return number, column + 1
+    return None
 
 
 def _offset_position(text: str, offset: int) -> tuple[int, int]:
@@ -287,6 +302,37 @@ class PositionIndex:
             self._root: yaml.Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:
             self._root = None
+        # Where each alias stands (``*types``), by the path that reaches it: composing gives an
+        # alias the very node of its anchor, whose position is the first object's, not this one's.
+        self._aliases: dict[tuple[str | int, ...], Any] = {}
+        if self._root is not None and "&" in text and "*" in text:
+            self._find_aliases(text)
+
+    def _find_aliases(self, text: str) -> None:
+        import yaml
+
+        marks = iter([event.start_mark for event in yaml.parse(text, Loader=yaml.CSafeLoader)
+                      if isinstance(event, yaml.AliasEvent)])
+        seen: set[int] = set()
+
+        def walk(node: yaml.Node, path: tuple[str | int, ...] | None) -> None:
+            # In document order, as the events came: a node met again is the next alias.
+            if id(node) in seen:
+                mark = next(marks, None)
+                if path is not None and mark is not None:
+                    self._aliases[path] = mark
+                return
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    walk(key, None)
+                    walk(value, None if path is None or not isinstance(key, yaml.ScalarNode) else (*path, key.value))
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    walk(item, None if path is None else (*path, index))
+
+        if self._root is not None:
+            walk(self._root, ())
 
     def position(self, path: Sequence[str | int]) -> tuple[int, int]:
         import yaml
@@ -294,18 +340,26 @@ class PositionIndex:
         if node is None:
             return (1, 1)
         mark = node.start_mark
-        for part in path:
+        reached: tuple[str | int, ...] = ()
+        for depth, part in enumerate(path, 1):
             child: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode):
                 for key, value in node.value:
                     if isinstance(key, yaml.ScalarNode) and key.value == str(part):
                         mark = key.start_mark
                         child = value
+                        reached = (*reached, key.value)
                         break
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
                 child = node.value[part]
                 mark = child.start_mark
+                reached = (*reached, part)
             if child is None:
+                break
+            if reached in self._aliases and (depth < len(path) or isinstance(node, yaml.SequenceNode)):
+                # What is inside an alias is written at its anchor, elsewhere: the alias is this
+                # object's place for it (a property whose value is one stays at its key).
+                mark = self._aliases[reached]
                 break
             node = child
         return (mark.line + 1, mark.column + 1)
