@@ -30,6 +30,20 @@ def test_example_repository_compiles_to_valid_stix(example_repo: Path) -> None:
     stix2.parse(bundle, allow_custom=True)  # the bundle as a whole is STIX 2.1
 
 
+def test_a_compiled_bundle_lints_clean_with_tiops_itself(example_repo: Path, tmp_path: Path) -> None:
+    # The TLP 2.0 extension-definition tiops adds names its creator (CISA's identity) as OASIS
+    # publishes it; the bundle lint knows that id as it knows the built-in markings.
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    bundle = tmp_path / "bundle.json"
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(bundle)]).exit_code == 0
+    assert "identity--b3bca3c2-1f3d-4b54-b44f-dac42c3a8f01" in bundle.read_text(encoding="utf-8")
+    linted = CliRunner().invoke(main, ["validate", "--strict", str(bundle)])
+    assert linted.exit_code == 0 and linted.output.strip() == "no findings", linted.output
+
+
 def test_same_content_gives_same_bytes_in_any_path_and_hash_seed(example_repo: Path, tmp_path: Path) -> None:
     other = tmp_path / "elsewhere" / "deeper" / "checkout"
     shutil.copytree(example_repo, other)

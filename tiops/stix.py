@@ -297,6 +297,13 @@ BUILTIN_OBJECTS = _builtin_objects()
 # The TLP marking definitions (1.0, section 7.2.1.4, and 2.0): objects whose every property
 # is fixed, so nothing may be added to them (no folder default, no source system).
 BUILTIN_MARKING_IDS = frozenset(i for i, o in BUILTIN_OBJECTS.items() if o["type"] == "marking-definition")
+# What a reference to a built-in object resolves to, by id, and to the one object the
+# built-ins name without tiops carrying it: CISA's identity, the creator of the TLP 2.0
+# extension-definition OASIS publishes (its created_by_ref). A bundle tiops writes names it
+# as published; tiops does not write another party's identity object in its place.
+TLP2_CREATOR_ID = _TLP2_IDENTITY
+BUILTIN_REFERENCE_TYPES: dict[str, str] = {
+    **{identifier: str(obj["type"]) for identifier, obj in BUILTIN_OBJECTS.items()}, TLP2_CREATOR_ID: "identity"}
 # Objects a built-in marking pulls into a bundle with it.
 BUILTIN_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     marking_id: (TLP2_EXTENSION_ID,) for marking_id, _ in TLP2_MARKINGS.values()

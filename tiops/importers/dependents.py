@@ -21,7 +21,7 @@ from tiops.inputs import InputProblem, read_input
 from tiops.lookup import object_name
 from tiops.stix import (
     ALL_TYPES,
-    BUILTIN_OBJECTS,
+    BUILTIN_REFERENCE_TYPES,
     ID_RE,
     SDO_TYPES,
     SOURCE_EXTENSION_OBJECTS,
@@ -33,7 +33,7 @@ LOCK_FILE = "_imported.json"
 EXTENSION_DEFINITION_PREFIX = "extension-definition--"
 # Nested values that never hold references (the same walk as tiops.validate.references).
 _NO_REFERENCES = frozenset({"external_references", "kill_chain_phases", "hashes", "extensions"})
-_ALWAYS_KNOWN = frozenset(BUILTIN_OBJECTS) | frozenset(str(o["id"]) for o in SOURCE_EXTENSION_OBJECTS)
+_ALWAYS_KNOWN = frozenset(BUILTIN_REFERENCE_TYPES) | frozenset(str(o["id"]) for o in SOURCE_EXTENSION_OBJECTS)
 
 
 def references_of(data: dict[str, Any]) -> Iterator[tuple[str, str]]:

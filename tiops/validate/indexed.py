@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, Protocol
 
 from tiops.findings import Finding
 from tiops.load import IntelObject
-from tiops.stix import BUILTIN_OBJECTS, ID_RE
+from tiops.stix import BUILTIN_OBJECTS, BUILTIN_REFERENCE_TYPES, ID_RE
 from tiops.validate.partner import PartnerFolder, is_partner_object, object_digest
 from tiops.validate.reference_index import ListedReference, object_references
 from tiops.validate.references import _ReferenceChecker
@@ -245,7 +245,7 @@ class _ReferenceVerdicts:
     """Whether a reference (object type, property, id) resolves without a finding, judged by check_references' code."""
 
     def __init__(self, types: dict[str, str], malformed: set[str]) -> None:
-        resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+        resolvable = dict(BUILTIN_REFERENCE_TYPES)
         resolvable.update(types)
         # As check_listed_references: the built-in objects' malformed ids with the repository's.
         every_malformed = malformed | {identifier for identifier in BUILTIN_OBJECTS if ID_RE.match(identifier) is None}

@@ -16,7 +16,7 @@ from typing import Any
 
 from tiops.findings import Finding, PathPart
 from tiops.load import IntelObject
-from tiops.stix import BUILTIN_OBJECTS, ID_RE
+from tiops.stix import BUILTIN_OBJECTS, BUILTIN_REFERENCE_TYPES, ID_RE
 from tiops.validate.references import (
     _KINDS_BY_NAMES,
     _KINDS_BY_NAMES_LIMIT,
@@ -122,7 +122,7 @@ def check_listed_references(objects: list[IntelObject], listed: Sequence[list[Li
     ``listed[i]`` None: object i is walked here (what check_references does), for objects
     whose list was not kept (a build's freshly parsed files: tiops.buildcache).
     """
-    resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+    resolvable = dict(BUILTIN_REFERENCE_TYPES)
     resolvable.update(object_types(objects) if types is None else types)
     if malformed is None:
         malformed = {identifier for identifier in resolvable if ID_RE.match(identifier) is None}

@@ -14,7 +14,7 @@ from tiops.findings import Finding, PathPart, Severity
 from tiops.load import IntelObject
 from tiops.stix import (
     ALL_TYPES,
-    BUILTIN_OBJECTS,
+    BUILTIN_REFERENCE_TYPES,
     ID_RE,
     SCO_TYPES,
     SDO_TYPES,
@@ -63,7 +63,7 @@ def check_references(objects: list[IntelObject], *, in_bundle: bool = False,
     others it is a warning, since STIX lets a bundle refer to objects it does not carry.
     ``types`` is :func:`object_types` of ``objects`` when the caller already has it.
     """
-    resolvable = {identifier: obj["type"] for identifier, obj in BUILTIN_OBJECTS.items()}
+    resolvable = dict(BUILTIN_REFERENCE_TYPES)
     resolvable.update(object_types(objects) if types is None else types)
     # Ids the schema reports as malformed are told by ID_RE when a reference meets one
     # (most ids are never referred to: matching them all up front costs more).
