@@ -126,3 +126,47 @@ def test_relationship_targets_and_triples_are_checked_before_writing(example_rep
     assert forbidden.exit_code == 2 and "indicator --uses--> malware" in forbidden.output
     assert not (example_repo / "intel/indicators/checked.yaml").exists()
     assert runner.invoke(main, [*base, "--relationship", f"indicates:{wickstealer}"]).exit_code == 0
+
+
+def _every_type() -> list[str]:
+    from tiops.jsonschemas import stix_validator
+    from tiops.stix import ALL_TYPES
+
+    return sorted(t for t in ALL_TYPES if stix_validator(t) is not None)
+
+
+@pytest.mark.parametrize("stix_type", _every_type())
+def test_new_of_any_type_validates_as_written_or_says_what_to_give(make_repo, stix_type: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({})
+    result = CliRunner().invoke(main, ["-C", str(root), "new", stix_type, "--time", TIME])
+    if result.exit_code == 2:  # nothing written, and the message names what the type needs
+        assert "--set " in result.stderr or "need" in result.stderr, result.stderr
+        assert not any(root.joinpath("intel").rglob("*.yaml"))
+        return
+    assert result.exit_code == 0, result.output
+    errors = [f for f in validate_repo(load_repo(root)) if f.severity is Severity.ERROR]
+    assert errors == [], errors
+
+
+def test_a_new_observable_takes_the_id_every_stix_tool_gives_it(make_repo) -> None:  # type: ignore[no-untyped-def]
+    import stix2
+
+    root = make_repo({})
+    runner = CliRunner()
+    refused = runner.invoke(main, ["-C", str(root), "new", "ipv4-addr", "--time", TIME])
+    assert refused.exit_code == 2 and "--set value=..." in refused.stderr
+    made = runner.invoke(main, ["-C", str(root), "new", "ipv4-addr", "--time", TIME, "--set", "value=198.51.100.1"])
+    assert made.exit_code == 0, made.output
+    expected = stix2.IPv4Address(value="198.51.100.1").id  # STIX 2.1 section 2.9, whatever the time
+    assert expected in made.stdout
+    files = list((root / "intel").rglob("*.yaml"))
+    assert [parse_yaml(path.read_text())["id"] for path in files] == [expected]
+    assert validate_repo(load_repo(root)) == []
+
+
+def test_an_object_level_choice_of_properties_is_said_plainly(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/a.yaml": "type: artifact\nspec_version: '2.1'\nid: artifact--6f437177-6e48-5cf8-9d9e-872a2bddd641\n"
+                                      "payload_bin: aGVsbG8=\nurl: https://example.com/a\n"})
+    messages = [f.message for f in validate_repo(load_repo(root)) if f.code == "TI200"]
+    assert "has payload_bin and url: artifact objects take exactly one of payload_bin, url (STIX 2.1)" in messages
+    assert not [m for m in messages if "is valid under" in m or "is not valid under" in m]  # no object dumped whole

@@ -27,6 +27,7 @@ from tiops.stix import (
     SCO_TYPES,
     TIMESTAMP_RE,
     TIOPS_NAMESPACE,
+    derive_sco_id,
     requires_created_modified,
 )
 from tiops.validate.objects import check_object
@@ -115,6 +116,11 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
         values["region"] = placeholders["region"]
         placeholder_keys.append("region")
     data.update(values)
+    if stix_type in SCO_TYPES and "id" not in (settings or {}):
+        # STIX 2.1 section 2.9: an SCO's id comes from its id-contributing properties, so the
+        # same observable authored twice is one object, whoever wrote it.
+        data["id"] = derive_sco_id({k: v for k, v in data.items() if k != "id"})
+    _refuse_placeholders_that_fail(stix_type, data, placeholder_keys)
     entries = [_relationship(text) for text in relationships or []]
     if entries:
         _check_relationship_entries(repo, stix_type, entries)
@@ -202,6 +208,23 @@ def _check_settings(data: dict[str, Any], keys: set[str]) -> None:
     if problems:
         raise UsageError("--set: " + "; ".join(sorted(problems)),
                          hint="Give each --set value the type STIX 2.1 gives the property, e.g. confidence=80 (an integer from 0 to 100).")
+
+
+def _refuse_placeholders_that_fail(stix_type: str, data: dict[str, Any], placeholder_keys: list[str]) -> None:
+    """Refuse a scaffold that would not validate: a required value no placeholder can stand for
+    (an SCO's value, an autonomous system's number) must be given with --set."""
+    failing = sorted({str(finding.location.path[0]) for finding in check_object(IntelObject(data=data, file="new"))
+                      if finding.severity is Severity.ERROR and finding.location.path
+                      and finding.location.path[0] in placeholder_keys})
+    unnamed = [f.message for f in check_object(IntelObject(data=data, file="new"))
+               if f.severity is Severity.ERROR and not f.location.path]
+    if failing:
+        raise UsageError(f"tiops new {stix_type}: {', '.join(failing)} has no placeholder that validates; give "
+                         + " ".join(f"--set {name}=..." for name in failing),
+                         hint=f"The {stix_type} properties STIX 2.1 requires are in docs/format.md and the spec.")
+    if unnamed:
+        raise UsageError(f"tiops new {stix_type}: the new object would not validate: {unnamed[0][:200]}",
+                         hint="Give the properties it needs with --set NAME=VALUE (STIX 2.1 lists them per type).")
 
 
 def _relationship(text: str) -> dict[str, str]:

@@ -380,3 +380,15 @@ def test_an_errors_file_of_no_known_format_is_refused_before_importing(tmp_path:
                                        "--errors", str(tmp_path / "rejections.txt")])
     assert result.exit_code == 2 and "must end in .csv or .json" in result.stderr
     assert not (tmp_path / "repo" / "intel" / "feed").exists() and not (tmp_path / "rejections.txt").exists()
+
+
+def test_a_bundle_tiops_compiled_imports_whole_into_another_repository(example_repo: Path, tmp_path: Path) -> None:
+    # Its TLP 2.0 extension-definition names CISA's identity, which no bundle carries: a known id,
+    # so neither the definition nor the markings and objects that depend on it are rejected.
+    bundle = tmp_path / "bundle.json"
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(bundle)]).exit_code == 0
+    (tmp_path / "other" / "intel").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "other"), "import", str(bundle), "--source", "Peer"])
+    assert result.exit_code == 0, result.output
+    total = len(json.loads(bundle.read_bytes())["objects"])
+    assert f"total {total}, created {total}," in result.stdout and "rejected 0, rejected as dependent 0" in result.stdout

@@ -139,6 +139,9 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
               and "lang" in error.instance and "marking_ref" in error.instance):
             code, message = "TI200", (f"{where}: a granular marking has lang or marking_ref, not both "
                                       "(STIX 2.1 section 7.2.3): keep one in each marking")
+        elif keyword in ("anyOf", "oneOf") and not path and (alternatives := _required_alternatives(
+                obj.data.get("type"), schema_path)) is not None:
+            code, message = "TI200", _alternatives_message(keyword, alternatives, obj.data)
         elif "timestamp" in schema_path:
             code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
@@ -153,6 +156,33 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
                 path = (*path, name)
         findings.append(make_finding(code, message, obj.location(*path), stix_id=obj.id))
     return findings
+
+
+def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[str] | None:
+    """The properties an object-level anyOf/oneOf asks one of (``[{required: [X]}, ...]``), or None."""
+    from tiops.jsonschemas import stix_schema
+
+    try:
+        node: Any = stix_schema(str(stix_type))
+        for part in schema_path:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+    except (KeyError, IndexError, ValueError, TypeError, OSError):
+        return None
+    if not isinstance(node, list) or not all(isinstance(option, dict) and set(option) == {"required"}
+                                             and len(option["required"]) == 1 for option in node):
+        return None
+    return [str(option["required"][0]) for option in node]
+
+
+def _alternatives_message(keyword: str, alternatives: list[str], data: dict[str, Any]) -> str:
+    """What an object-level anyOf/oneOf of required properties means, instead of the whole object dumped."""
+    given = [name for name in alternatives if name in data]
+    listed = ", ".join(alternatives)
+    if keyword == "oneOf" and len(given) > 1:
+        return f"has {' and '.join(given)}: {data.get('type')} objects take exactly one of {listed} (STIX 2.1)"
+    if keyword == "oneOf":
+        return f"{data.get('type')} objects need exactly one of {listed} (STIX 2.1)"
+    return f"{data.get('type')} objects need at least one of {listed} (STIX 2.1)"
 
 
 def _named_property(message: str) -> str | None:
