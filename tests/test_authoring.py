@@ -168,5 +168,5 @@ def test_an_object_level_choice_of_properties_is_said_plainly(make_repo) -> None
     root = make_repo({"intel/a.yaml": "type: artifact\nspec_version: '2.1'\nid: artifact--6f437177-6e48-5cf8-9d9e-872a2bddd641\n"
                                       "payload_bin: aGVsbG8=\nurl: https://example.com/a\n"})
     messages = [f.message for f in validate_repo(load_repo(root)) if f.code == "TI200"]
-    assert "has payload_bin and url: artifact objects take exactly one of payload_bin, url (STIX 2.1)" in messages
+    assert "has payload_bin and url: artifact objects take exactly one of payload_bin or url (STIX 2.1)" in messages
     assert not [m for m in messages if "is valid under" in m or "is not valid under" in m]  # no object dumped whole

@@ -104,7 +104,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     for name in sorted(required - set(data) - set(values)):
         if name in placeholders:
             values[name] = placeholders[name]
-        elif name in ("valid_from", "first_observed", "last_observed", "published"):
+        elif name in ("valid_from", "first_observed", "last_observed", "published", "created"):
             values[name] = time
         elif name.endswith(("_ref", "_refs")):
             raise UsageError(f"{stix_type} needs '{name}': give it with --set {name}=ID")

@@ -158,8 +158,8 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
     return findings
 
 
-def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[str] | None:
-    """The properties an object-level anyOf/oneOf asks one of (``[{required: [X]}, ...]``), or None."""
+def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[list[str]] | None:
+    """The property sets an object-level anyOf/oneOf asks one of (``[{required: [...]}, ...]``), or None."""
     from tiops.jsonschemas import stix_schema
 
     try:
@@ -169,15 +169,16 @@ def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[str] 
     except (KeyError, IndexError, ValueError, TypeError, OSError):
         return None
     if not isinstance(node, list) or not all(isinstance(option, dict) and set(option) == {"required"}
-                                             and len(option["required"]) == 1 for option in node):
+                                             and option["required"] for option in node):
         return None
-    return [str(option["required"][0]) for option in node]
+    return [[str(name) for name in option["required"]] for option in node]
 
 
-def _alternatives_message(keyword: str, alternatives: list[str], data: dict[str, Any]) -> str:
+def _alternatives_message(keyword: str, alternatives: list[list[str]], data: dict[str, Any]) -> str:
     """What an object-level anyOf/oneOf of required properties means, instead of the whole object dumped."""
-    given = [name for name in alternatives if name in data]
-    listed = ", ".join(alternatives)
+    named = [" and ".join(option) for option in alternatives]
+    given = [name for name, option in zip(named, alternatives, strict=True) if all(p in data for p in option)]
+    listed = ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else named[0]
     if keyword == "oneOf" and len(given) > 1:
         return f"has {' and '.join(given)}: {data.get('type')} objects take exactly one of {listed} (STIX 2.1)"
     if keyword == "oneOf":
