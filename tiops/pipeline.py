@@ -22,7 +22,7 @@ from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding, sort_findings
 from tiops.load import IntelObject, Repo, load_repo
-from tiops.locate import kept_positions
+from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import (
@@ -168,7 +168,7 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
         if blocking_errors(findings):
             raise ValidationFailed(findings)
         outcome, rule_set, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=trace)
-        findings = [*findings, *_dropped_references(repo.objects, outcome)]
+        findings = [*findings, *_dropped_references(repo.root, repo.objects, outcome)]
         objects = bundle_objects(repo, rules=outcome)
         if output is None:
             bundle = serialize_bundle(objects)
@@ -309,7 +309,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
             record = None
             if spliced is not None:
                 try:
-                    findings = [*findings, *_dropped_references_indexed(loaded.files, spliced)]
+                    findings = [*findings, *_dropped_references_indexed(root, loaded.files, spliced)]
                 except StaleEntry:
                     return None
                 written = write_line_runs(spliced.pieces, output)
@@ -435,7 +435,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
-    findings = [*findings, *_dropped_references(repo.objects, outcome)]
+    findings = [*findings, *_dropped_references(repo.root, repo.objects, outcome)]
     objects = bundle_objects(repo, rules=outcome)
     lines: BundleLines | None = None
     if output is None:
@@ -466,7 +466,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
     return BuildResult(bundle, len(objects), findings, metadata, None, output, lines)
 
 
-def _dropped_references(loaded: list[IntelObject], outcome: RulesOutcome) -> list[Finding]:
+def _dropped_references(root: Path, loaded: list[IntelObject], outcome: RulesOutcome) -> list[Finding]:
     """TI514 for the survivors' references to what the rules dropped (tiops.rules.dropped)."""
     if not outcome.dropped:
         return []
@@ -474,10 +474,10 @@ def _dropped_references(loaded: list[IntelObject], outcome: RulesOutcome) -> lis
 
     by_rules = {identifier for identifier in outcome.dropped if identifier not in outcome.cascaded}
     survivors = (obj for obj in loaded if obj.id not in outcome.dropped)
-    return sort_findings(dropped_reference_findings(survivors, by_rules, outcome.cascaded))
+    return sort_findings(resolve_locations(dropped_reference_findings(survivors, by_rules, outcome.cascaded), root))
 
 
-def _dropped_references_indexed(files: Sequence[Any], spliced: Any) -> list[Finding]:
+def _dropped_references_indexed(root: Path, files: Sequence[Any], spliced: Any) -> list[Finding]:
     """:func:`_dropped_references` of a build through the file indexes: only the files whose
     reference lists name a dropped id are read (tiops.rules.dropped.names_any)."""
     gone = spliced.dropped_ids | spliced.gone_ids
@@ -495,7 +495,8 @@ def _dropped_references_indexed(files: Sequence[Any], spliced: Any) -> list[Find
 
     survivors = (obj for file in files if names_dropped(file.index.reference_targets)
                  for obj in file.objects()[0] if obj.id not in gone)
-    return sort_findings(dropped_reference_findings(survivors, spliced.dropped_ids, spliced.gone_ids))
+    found = dropped_reference_findings(survivors, spliced.dropped_ids, spliced.gone_ids)
+    return sort_findings(resolve_locations(found, root))
 
 
 def _changed_keys(loaded: list[IntelObject], outcome: RulesOutcome) -> set[str]:

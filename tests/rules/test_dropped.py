@@ -38,6 +38,7 @@ def test_a_reference_to_a_dropped_object_is_a_warning_on_every_route(example_rep
     uncached = _warnings(example_repo, cache=False)
     assert uncached and all(FABRIKAM in message for *_, message in uncached)
     assert all(stix_id != FABRIKAM for _, _, _, stix_id, _ in uncached)  # the dropped object itself says nothing
+    assert all(line for _, _, line, _, _ in uncached)  # each at its place, not at the file as a whole
     assert _warnings(example_repo, cache=True) == uncached  # a first build, writing the cache
     assert _warnings(example_repo, cache=True) == uncached  # a warm build, lines of the previous bundle reused
     assert len(spliced) == 1
