@@ -31,13 +31,18 @@ PATTERNS = [
     "]", "a{2}", "a{2,}", "a{1,2}b", "(?U)a+", "(?U)a+?", "a+?b", "(a|b)+$", "(?:ab)+", "(?P<x>a)b", "(?<x>a)b",
     "(?i)k", "(?i)ΑΒΓ", "(?i:a)b", "😀", "[😀]", "x.y", "T1566(\\.\\d{3})?$", "[a-c]+", "[a\\-c]", "[]a]", "[^]a]",
     r"\bwick\b", r"(?i)\bk", "a|", "|a", "(?i)(?:a|b)c", "(?s).$", "(?s)a.$", r"\A.\z", "$+", r"\b*a",
+    r"[\s-z]", r"[[:word:]-~]", "[!-[:digit:]]", r"[\d-z]", r"\pC", r"[\pC]", r"a\Q\E*b", r"\x{0000041}", "(?P<é>x)",
+    "(?P<1a>x)", "(?P<n>a)(?P<n>b)", "(?)a", "(a{10}){100}", r"\p{Latin}+", r"\p{Old_Italic}", r"(?i)\p{Lu}",
 ]
 REFUSED_BY_BOTH = [
     r"\1", "(a)\\1", "(?=a)", "(?!a)", "(?<=a)", "(?<!a)", "(?P=x)", "(?#c)", "(?>a)", r"a\Z", r"\e", r"\8", "a**",
     "x{2}{3}", "a{1001}", "a{2,1}", "[[:foo:]]", "(", ")", "[a", "*a", r"\N{x}", "\\",
+    r"\p{Latn}", r"\p{Cn}", r"\p{latin}", r"[\x00-\s]", "(a{100}){100}", "(a{2}){501}", "((a{10}){10}){11}", "[z-a]",
+    "(?-)a", "(?i-)x", "(?P<>x)", r"[\--\n]", "[\U0001f600-A]", r"\x{110000}",
 ]
 # RE2 takes these; RegExp has nothing the same, so the browser says so and names tiops query.
-BROWSER_CANNOT = ["ab(?i)c", "(?i)a(?-i)b", "(?m:a)", "(?U:a+)", r"[\S]", r"\C", "[[:^digit:]]", r"\Bick"]
+BROWSER_CANNOT = ["ab(?i)c", "(?i)a(?-i)b", "(?m:a)", "(?U:a+)", r"[\S]", r"\C", "[[:^digit:]]", r"\Bick",
+                  r"(?i)\P{Ll}", r"(?i)\p{^Greek}", r"(?i)[^s\P{Lu}]", r"[\PC]"]
 
 
 def re2_answers(pattern: str) -> list[bool] | None:
@@ -125,3 +130,35 @@ def test_random_patterns_mean_the_same_or_are_refused(page: Any, seed: int) -> N
             assert found == expected, f"{pattern!r}: RE2 and the browser differ"
             compared += 1
     assert compared >= 60  # most generated patterns are compared, not refused
+
+
+CLASS_MEMBERS = ["a", "z", "K", "-", "-", "]", "^", "[", r"\s", r"\d", r"\w", "[:word:]", "[:alpha:]", "[:^digit:]",
+                 r"\pL", r"\pC", r"\x{41}", r"\-", r"\]", "\u03b1", "\U0001f600", ":", "!", "~", r"\n"]
+
+
+@pytest.mark.parametrize("seed", range(int(__import__("os").environ.get("SEEDS", "8"))))
+def test_random_classes_mean_the_same_or_are_refused(page: Any, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    patterns = [("(?i)" if rng.random() < 0.25 else "") + "[" + ("^" if rng.random() < 0.3 else "")
+                + "".join(rng.choice(CLASS_MEMBERS) for _ in range(rng.randint(1, 5))) + "]" for _ in range(300)]
+    answers = page.evaluate("""([patterns, texts]) => patterns.map(pattern => {
+        try {
+            const test = window.TiopsQuery.compile({field: "name", op: "matches", value: pattern});
+            return [texts.map(text => test({d: {name: text}})), ""];
+        } catch (error) { return [null, error.message]; }
+    })""", [patterns, TEXTS + ["-", "]", "^", "[", ":", "!", "~", "[:", "\\"]])
+    for pattern, (found, message) in zip(patterns, answers, strict=True):
+        options = re2.Options()
+        options.log_errors = False
+        try:
+            compiled = re2.compile(pattern, options=options)
+        except re2.error:
+            assert found is None and message.startswith("bad regular expression"), f"RE2 refuses {pattern!r}: {message}"
+            continue
+        if found is None:
+            assert "the browser cannot run" in message, f"{pattern!r}: RE2 takes it; the browser said {message!r}"
+            continue
+        texts = TEXTS + ["-", "]", "^", "[", ":", "!", "~", "[:", "\\"]
+        assert found == [compiled.search(text) is not None for text in texts], f"{pattern!r}: RE2 and the browser differ"

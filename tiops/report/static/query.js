@@ -243,6 +243,10 @@
   // RegExp has nothing the same (docs/query.md). RE2 syntax: github.com/google/re2/wiki/Syntax.
   function Re2Refusal(reason) { this.reason = reason; }
   function BrowserCannot(reason) { this.reason = reason; }
+  // The first thing the browser cannot run, kept while the rest of the pattern is read: RE2 may
+  // refuse the pattern further on, and its refusal is the one to give.
+  var cannot = null;
+  function browserCannot(reason) { if (cannot === null) { cannot = new BrowserCannot(reason); } }
   var PERL_SPACE = "\\t\\n\\f\\r ";  // RE2's \s: no \v and no Unicode spaces, unlike RegExp's
   var POSIX = { alnum: "0-9A-Za-z", alpha: "A-Za-z", ascii: "\\x00-\\x7f", blank: "\\t ", cntrl: "\\x00-\\x1f\\x7f",
     digit: "0-9", graph: "!-~", lower: "a-z", print: " -~", punct: "!-\\/:-@\\[-`{-~", space: "\\t\\n\\v\\f\\r ",
@@ -251,6 +255,7 @@
   // What an empty-width assertion (^, $, \b, \A, \z) is as an atom: RE2 lets it repeat, RegExp's
   // "u" mode does not. Repeated at least once it is itself; possibly never, it holds anywhere.
   var ASSERTION = "assertion";
+  var KEEP = "keep";  // an atom that is nothing (\Q\E): whether what follows may repeat stays as it was
 
   function re2RegExp(source) {
     try {
@@ -276,52 +281,110 @@
     return code < 0x80 ? "\\x" + (code < 16 ? "0" : "") + code.toString(16) : "\\u{" + code.toString(16) + "}";
   }
 
-  function propertyClass(negated, name) {
-    // RE2's \pL / \p{Greek}: a general category (one or two letters), Any, or a script.
-    var inner = /^[A-Z][a-z]?$/.test(name) || name === "Any" ? name : "Script=" + name;
+  // RE2's names for \p{...}: the general categories (no Cn or LC), Any, and these scripts
+  // (Unicode 15.0's long names, as the google-re2 tiops runs knows them).
+  var RE2_CATEGORIES = ("C Cc Cf Co Cs L Ll Lm Lo Lt Lu M Mc Me Mn N Nd Nl No P Pc Pd Pe Pf Pi Po Ps S Sc Sk Sm So " +
+    "Z Zl Zp Zs").split(" ");
+  var RE2_SCRIPTS = ("Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah Batak Bengali " +
+    "Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal Carian Caucasian_Albanian Chakma Cham Cherokee " +
+    "Chorasmian Common Coptic Cuneiform Cypriot Cypro_Minoan Cyrillic Deseret Devanagari Dives_Akuru Dogra Duployan " +
+    "Egyptian_Hieroglyphs Elbasan Elymaic Ethiopic Georgian Glagolitic Gothic Grantha Greek Gujarati Gunjala_Gondi " +
+    "Gurmukhi Han Hangul Hanifi_Rohingya Hanunoo Hatran Hebrew Hiragana Imperial_Aramaic Inherited Inscriptional_Pahlavi " +
+    "Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kawi Kayah_Li Kharoshthi Khitan_Small_Script Khmer Khojki " +
+    "Khudawadi Lao Latin Lepcha Limbu Lisu Lycian Lydian Mahajani Makasar Malayalam Mandaic Manichaean Marchen " +
+    "Masaram_Gondi Medefaidrin Meetei_Mayek Mende_Kikakui Meroitic_Cursive Meroitic_Hieroglyphs Miao Modi Mongolian Mro " +
+    "Multani Myanmar Nabataean Nag_Mundari Nandinagari New_Tai_Lue Newa Nko Nushu Nyiakeng_Puachue_Hmong Ogham Ol_Chiki " +
+    "Old_Hungarian Old_Italic Old_North_Arabian Old_Permic Old_Persian Old_Sogdian Old_South_Arabian Old_Turkic " +
+    "Old_Uyghur Oriya Osage Osmanya Pahawh_Hmong Palmyrene Pau_Cin_Hau Phags_Pa Phoenician Psalter_Pahlavi Rejang Runic " +
+    "Samaritan Saurashtra Sharada Shavian Siddham Sinhala Sogdian Sora_Sompeng Soyombo Sundanese Syloti_Nagri Syriac " +
+    "Tagalog Tagbanwa Tai_Le Tai_Tham Tai_Viet Takri Tamil Tangsa Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta " +
+    "Toto Ugaritic Vai Vithkuqi Wancho Warang_Citi Yezidi Yi Zanabazar_Square").split(" ");
+  // RE2's \pC is Cc, Cf, Co and Cs; RegExp's also takes every unassigned code point (Cn).
+  var RE2_OTHER = "\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}";
+  var caseBlind = false;  // the pattern being rewritten folds case: set by re2ToRegExp
+
+  // RE2's \pL / \p{Greek} / \p{^Greek} in RegExp's syntax; ``inClass``: the text goes inside [...].
+  function propertyClass(negated, name, inClass) {
+    if (RE2_CATEGORIES.indexOf(name) === -1 && RE2_SCRIPTS.indexOf(name) === -1 && name !== "Any") {
+      throw new Re2Refusal("invalid character class range: \\p{" + name + "}");
+    }
+    if (negated && caseBlind) {
+      // Case-blind, RE2 folds the class before negating it, RegExp after: the answers differ.
+      browserCannot("a negated \\P class with (?i)");
+    }
+    if (name === "C") {
+      if (!negated) { return inClass ? RE2_OTHER : "[" + RE2_OTHER + "]"; }
+      if (inClass) { browserCannot("\\PC inside a class"); return ""; }
+      return "[^" + RE2_OTHER + "]";
+    }
+    var inner = RE2_CATEGORIES.indexOf(name) !== -1 || name === "Any" ? name : "Script=" + name;
     return (negated ? "\\P{" : "\\p{") + inner + "}";
   }
 
-  // One escape at source[at] ("\\"): {text, next, atom}.
+  // One escape at source[at] ("\\"): {text, next, atom, code}; ``code``: the one character it
+  // stands for (a range's end may be one), null for a class such as \d or \pL.
   function escapeAt(source, at, inClass) {
-    var x = source[at + 1], m;
+    var x = source[at + 1], m, code;
     if (x === undefined) { throw new Re2Refusal("trailing \\"); }
     if (/[0-9]/.test(x)) {
       m = /^(?:0[0-7]{0,2}|[1-7][0-7]{1,2})/.exec(source.slice(at + 1));
       if (!m) { throw new Re2Refusal("invalid escape sequence: \\" + x); }  // \1 is a backreference
-      return { text: literal(String.fromCodePoint(parseInt(m[0], 8))), next: at + 1 + m[0].length, atom: true };
+      code = parseInt(m[0], 8);
+      return { text: literal(String.fromCodePoint(code)), next: at + 1 + m[0].length, atom: true, code: code };
     }
-    if ("fnrtv".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true }; }
-    if (x === "a") { return { text: "\\x07", next: at + 2, atom: true }; }
-    if ("dDwW".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true }; }
-    if (x === "s") { return { text: inClass ? PERL_SPACE : "[" + PERL_SPACE + "]", next: at + 2, atom: true }; }
+    var controls = { f: 12, n: 10, r: 13, t: 9, v: 11, a: 7 };
+    if (x in controls) { return { text: literal(String.fromCodePoint(controls[x])), next: at + 2, atom: true, code: controls[x] }; }
+    if ("dDwW".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true, code: null }; }
+    if (x === "s") { return { text: inClass ? PERL_SPACE : "[" + PERL_SPACE + "]", next: at + 2, atom: true, code: null }; }
     if (x === "S") {
-      if (inClass) { throw new BrowserCannot("\\S inside a class"); }
-      return { text: "[^" + PERL_SPACE + "]", next: at + 2, atom: true };
+      if (inClass) { browserCannot("\\S inside a class"); return { text: "", next: at + 2, atom: true, code: null }; }
+      return { text: "[^" + PERL_SPACE + "]", next: at + 2, atom: true, code: null };
     }
-    if (!inClass && x === "B") { throw new BrowserCannot("\\B, which RE2 also finds between the bytes of a character"); }
-    if (!inClass && x === "b") { return { text: "\\b", next: at + 2, atom: ASSERTION }; }
-    if (!inClass && x === "A") { return { text: "(?<![^])", next: at + 2, atom: ASSERTION }; }
-    if (!inClass && x === "z") { return { text: "(?![^])", next: at + 2, atom: ASSERTION }; }
+    if (!inClass && x === "B") {
+      browserCannot("\\B, which RE2 also finds between the bytes of a character");
+      return { text: "(?:)", next: at + 2, atom: ASSERTION, code: null };
+    }
+    if (!inClass && x === "b") { return { text: "\\b", next: at + 2, atom: ASSERTION, code: null }; }
+    if (!inClass && x === "A") { return { text: "(?<![^])", next: at + 2, atom: ASSERTION, code: null }; }
+    if (!inClass && x === "z") { return { text: "(?![^])", next: at + 2, atom: ASSERTION, code: null }; }
     if (x === "x") {
-      m = /^x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))/.exec(source.slice(at + 1));
-      var code = m ? parseInt(m[1] || m[2], 16) : NaN;
-      if (!m || code > 0x10ffff) { throw new Re2Refusal("invalid escape sequence: \\x"); }
-      return { text: literal(String.fromCodePoint(code)), next: at + 1 + m[0].length, atom: true };
+      m = /^x(?:\{([0-9A-Fa-f]+)\}|([0-9A-Fa-f]{2}))/.exec(source.slice(at + 1));
+      code = m ? parseInt(m[1] || m[2], 16) : NaN;
+      if (!m || !(code <= 0x10ffff)) { throw new Re2Refusal("invalid escape sequence: \\x"); }
+      return { text: literal(String.fromCodePoint(code)), next: at + 1 + m[0].length, atom: true, code: code };
     }
     if (x === "p" || x === "P") {
       m = /^[pP](?:\{(\^?)([A-Za-z_]+)\}|([A-Za-z]))/.exec(source.slice(at + 1));
       if (!m) { throw new Re2Refusal("invalid character class range: \\" + x); }
-      return { text: propertyClass((x === "P") !== (m[1] === "^"), m[2] || m[3]), next: at + 1 + m[0].length, atom: true };
+      return { text: propertyClass((x === "P") !== (m[1] === "^"), m[2] || m[3], inClass), next: at + 1 + m[0].length,
+               atom: true, code: null };
     }
     if (!inClass && x === "Q") {
       var end = source.indexOf("\\E", at + 2), quoted = source.slice(at + 2, end === -1 ? source.length : end);
+      // An empty \Q\E is nothing: what follows applies to what came before it (RE2).
       return { text: Array.from(quoted).map(literal).join(""), next: end === -1 ? source.length : end + 2,
-               atom: quoted.length > 0 };
+               atom: quoted.length > 0 ? true : KEEP, code: null };
     }
-    if (x === "C") { throw new BrowserCannot("\\C (any byte)"); }
+    if (x === "C") { browserCannot("\\C (any byte)"); return { text: "[^]", next: at + 2, atom: true, code: null }; }
     if (/[A-Za-z]/.test(x) || x.charCodeAt(0) >= 0x80) { throw new Re2Refusal("invalid escape sequence: \\" + x); }
-    return { text: literal(x), next: at + 2, atom: true };  // escaped punctuation is itself
+    return { text: literal(x), next: at + 2, atom: true, code: x.charCodeAt(0) };  // escaped punctuation is itself
+  }
+
+  // One member of a bracketed class at source[i]: {text, next, code} (code null: a class, not one character).
+  function classMember(source, i, rangeEnd) {
+    // RE2 reads "[:" as a POSIX class up to the next ":]" wherever it is, and refuses a name it does not know.
+    var close = rangeEnd || source.slice(i, i + 2) !== "[:" ? -1 : source.indexOf(":]", i + 2);
+    if (close !== -1) {
+      var whole = source.slice(i, close + 2), name = source.slice(i + 2, close), negated = name[0] === "^";
+      if (!((negated ? name.slice(1) : name) in POSIX) || name === "^") {
+        throw new Re2Refusal("invalid character class range: " + whole);
+      }
+      if (negated) { browserCannot("a negated POSIX class inside a class, " + whole); return { text: "", next: close + 2, code: null }; }
+      return { text: POSIX[name], next: close + 2, code: null };
+    }
+    if (source[i] === "\\") { var e = escapeAt(source, i, true); return { text: e.text, next: e.next, code: e.code }; }
+    var code = source.codePointAt(i), character = String.fromCodePoint(code);
+    return { text: literal(character), next: i + character.length, code: code };
   }
 
   // A bracketed class at source[at] ("["): {text, next}.
@@ -331,24 +394,25 @@
     var first = true;
     while (true) {
       if (i >= source.length) { throw new Re2Refusal("missing ]: " + source.slice(at)); }
-      var c = source[i];
-      if (c === "]" && !first) { return { text: text + "]", next: i + 1 }; }
+      if (source[i] === "]" && !first) { return { text: text + "]", next: i + 1 }; }
       first = false;
-      var posix = /^\[:(\^?)([a-z]+):\]/.exec(source.slice(i));
-      if (posix) {
-        if (!(posix[2] in POSIX)) { throw new Re2Refusal("invalid character class range: " + posix[0]); }
-        if (posix[1]) { throw new BrowserCannot("a negated POSIX class inside a class, " + posix[0]); }
-        text += POSIX[posix[2]]; i += posix[0].length; continue;
+      var start = i, member = classMember(source, i, false);
+      i = member.next;
+      // After a class such as \s or [:word:] a "-" starts the next member, as RE2 reads it.
+      if (member.code !== null && source[i] === "-" && i + 1 < source.length && source[i + 1] !== "]") {
+        var last = classMember(source, i + 1, true);  // a range ends at one character: "[" is itself there
+        if (last.code === null || last.code < member.code) {
+          throw new Re2Refusal("invalid character class range: " + source.slice(start, last.next));
+        }
+        text += member.text + "-" + last.text; i = last.next; continue;
       }
-      if (c === "\\") { var e = escapeAt(source, i, true); text += e.text; i = e.next; continue; }
-      if (c === "-") { text += "-"; i++; continue; }
-      var character = String.fromCodePoint(source.codePointAt(i));
-      text += literal(character); i += character.length;
+      text += member.text;
     }
   }
 
   function re2ToRegExp(source) {
     var out = "", flags = "u", ungreedy = false, depth = 0, canRepeat = false, i = 0, m, assertionAt = 0;
+    cannot = null;
     var lead = /^\(\?([imsU]+)\)/.exec(source);  // flags for the whole pattern
     if (lead) {
       lead[1].split("").forEach(function (f) { if (f === "U") { ungreedy = true; } else if (flags.indexOf(f) === -1) { flags += f; } });
@@ -356,35 +420,55 @@
     }
     var dotAll = flags.indexOf("s") !== -1, multiLine = flags.indexOf("m") !== -1;
     var caseless = flags.indexOf("i") !== -1 || /\(\?[imsU]*i/.test(source);
+    caseBlind = caseless;
     flags = flags.replace("s", "").replace("m", "");  // "." and the anchors are written out below
+    // RE2 refuses a pattern whose counted repetitions, nested, repeat more than 1000 times
+    // ((a{100}){100}): each open group's largest product so far, and the last atom's.
+    var products = [1], lastProduct = 1;
     while (i < source.length) {
       var c = source[i];
       if (c === "\\") {
         var e = escapeAt(source, i, false), text = e.text;
+        i = e.next;
+        if (e.atom === KEEP) { continue; }
         // Case-blind, RegExp's \b takes U+017F and the Kelvin sign for word characters; RE2's stays ASCII.
         if (caseless && text === "\\b") { text = "(?-i:\\b)"; }
-        assertionAt = out.length; out += text; i = e.next; canRepeat = e.atom; continue;
+        assertionAt = out.length; out += text; canRepeat = e.atom; lastProduct = 1; continue;
       }
-      if (c === "[") { var k = classAt(source, i); out += k.text; i = k.next; canRepeat = true; continue; }
+      if (c === "[") { var k = classAt(source, i); out += k.text; i = k.next; canRepeat = true; lastProduct = 1; continue; }
       if (c === "(") {
         var rest = source.slice(i + 2);
         if (source[i + 1] !== "?") { out += "("; i++; }
         else if (rest[0] === ":") { out += "(?:"; i += 3; }
-        else if ((m = /^P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest))) { out += "(?<" + m[1] + ">"; i += 2 + m[0].length; }
-        else if ((m = /^([imsU]*)(?:-([imsU]*))?:/.exec(rest)) && m[0] !== ":") {
-          if (/[msU]/.test(m[0])) { throw new BrowserCannot("the flags of (?" + m[0] + " on a group (only i is)"); }
-          out += "(?" + m[0]; i += 2 + m[0].length;
-        } else if ((m = /^[imsU]*(?:-[imsU]*)?\)/.exec(rest))) {
-          throw new BrowserCannot("flags set inside the pattern, (?" + m[0] + "; write them at its start, or as (?i:...)");
+        else if ((m = /^P?<([^>]*)>/.exec(rest)) && (rest[0] === "P" || !/^[=!]/.test(m[1]))) {
+          // A name changes nothing a search finds (RE2 has no backreferences): RE2's word-character
+          // names, a digit first or twice over, need no RegExp group name.
+          if (!/^[\p{L}\p{N}_]+$/u.test(m[1])) { throw new Re2Refusal("invalid named capture group: (?" + m[0]); }
+          out += "(?:"; i += 2 + m[0].length;
+        } else if ((m = /^([imsU]*)(-([imsU]*))?([:)])/.exec(rest)) && !(m[2] && !m[3])) {
+          if (m[4] === ")") {
+            // (?) sets nothing; other flags mid-pattern RegExp cannot set. Either way a repetition
+            // after it repeats what came before (RE2 refuses only operators written side by side).
+            if (m[0] !== ")") {
+              browserCannot("flags set inside the pattern, (?" + m[0] + "; write them at its start, or as (?i:...)");
+            }
+            i += 2 + m[0].length; canRepeat = out !== "" && canRepeat !== ASSERTION ? true : canRepeat; continue;
+          }
+          var written = m[0];
+          if (/[msU]/.test(written)) { browserCannot("the flags of (?" + written + " on a group (only i is)"); written = ":"; }
+          out += "(?" + written; i += 2 + m[0].length;
         } else {
           var operator = "(?" + (rest[0] || "") + (rest[0] === "<" && (rest[1] === "=" || rest[1] === "!") ? rest[1] : "");
           throw new Re2Refusal("invalid perl operator: " + operator);
         }
-        depth++; canRepeat = false; continue;
+        depth++; canRepeat = false; products.push(1); continue;
       }
       if (c === ")") {
         if (depth === 0) { throw new Re2Refusal("unexpected ): " + source); }
-        depth--; out += ")"; i++; canRepeat = true; continue;
+        depth--; out += ")"; i++; canRepeat = true;
+        lastProduct = products.pop();
+        products[products.length - 1] = Math.max(products[products.length - 1], lastProduct);
+        continue;
       }
       var repeat = null;
       if (c === "*" || c === "+" || c === "?") { repeat = c; }
@@ -399,6 +483,11 @@
         i += repeat.length;
         var lazy = source[i] === "?";
         if (lazy) { i++; }
+        if (repeat[0] === "{") {
+          var counted = lastProduct * Math.max(+repeat.slice(1).split(/[,}]/)[0], +(repeat.split(",")[1] || "").replace("}", "") || 0);
+          if (counted > MAX_REPEAT) { throw new Re2Refusal("invalid repetition size: " + repeat); }
+          products[products.length - 1] = Math.max(products[products.length - 1], counted);
+        }
         if (canRepeat === ASSERTION) {
           var least = repeat === "+" ? 1 : repeat[0] === "{" ? +repeat.slice(1).split(/[,}]/)[0] : 0;
           if (least === 0) { out = out.slice(0, assertionAt) + "(?:)"; }
@@ -407,6 +496,7 @@
         }
         canRepeat = false; continue;
       }
+      lastProduct = 1;
       if (c === "{" || c === "}" || c === "]") { out += literal(c); i++; canRepeat = true; continue; }  // no repetition: itself
       if (c === "|") { out += "|"; i++; canRepeat = false; continue; }
       if (c === "^" || c === "$") {
@@ -420,6 +510,7 @@
       out += literal(character); i += character.length; canRepeat = true;
     }
     if (depth > 0) { throw new Re2Refusal("missing ): " + source); }
+    if (cannot !== null) { throw cannot; }
     return { source: out, flags: flags };
   }
 
