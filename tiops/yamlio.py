@@ -196,6 +196,11 @@ def json_kind(value: Any) -> str:
 
 def parse_json(data: bytes) -> Any:
     """Parse JSON; integers stay exact however large (for the STIX integer range check)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and (data[0] == 0 or data[1] == 0)):
+        # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8; a UTF-16 or UTF-32
+        # export (its byte order mark, or a NUL beside the first character) is said to be one.
+        raise YamlProblem("TI100", "the file is UTF-16 or UTF-32, not UTF-8: JSON between systems is UTF-8 "
+                                   "(RFC 8259 section 8.1); save it as UTF-8", 1, 1)
     if data.startswith(_UTF8_BOM):
         # RFC 8259 section 8.1: a parser MAY ignore a byte order mark, and exports saved on
         # Windows often carry one; orjson refuses it. Positions past line 1 are unchanged.

@@ -392,3 +392,48 @@ def test_a_bundle_tiops_compiled_imports_whole_into_another_repository(example_r
     assert result.exit_code == 0, result.output
     total = len(json.loads(bundle.read_bytes())["objects"])
     assert f"total {total}, created {total}," in result.stdout and "rejected 0, rejected as dependent 0" in result.stdout
+
+
+def test_a_header_quote_left_open_counts_the_rows_it_swallowed(tmp_path: Path) -> None:
+    text = '"validFrom,observableType,observableValue\n' + "".join(
+        f"{VALID_FROM},domain-name,d{n}.example\n" for n in range(3))
+    code, out, err = imported(tmp_path, text)
+    assert code == 1 and "total 3, created 0," in out and "rejected 3," in out, out
+    assert "the header cannot be read" in err
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
+    code, out, err = imported(tmp_path, "\n\n" + HEADER + row("198.51.100.1"))
+    assert code == 0 and "total 1, created 1," in out, err
+
+
+def test_hash_cells_of_other_rows_are_said_to_be_left_and_a_file_hash_row_needs_one(tmp_path: Path) -> None:
+    header = "validFrom,observableType,observableValue,MD5\n"
+    code, out, err = imported(tmp_path, header + f"{VALID_FROM},domain-name,example.com,d41d8cd98f00b204e9800998ecf8427e\n"
+                              f"{VALID_FROM},file-hash,evil.exe,\n")
+    assert code == 1
+    assert "1 row(s) of another observableType than file have hash cells" in out
+    assert "row 3: observableType 'file-hash' needs a hash column" in err
+
+
+def test_a_utf16_json_file_is_said_to_be_utf16(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.json"
+    source.write_bytes('[{"type": "indicator"}]'.encode("utf-16"))
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 1 and "the file is UTF-16 or UTF-32, not UTF-8" in result.stderr
+
+
+def test_a_reference_of_the_wrong_type_is_an_objects_own_defect_whatever_its_target(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    source = tmp_path / "feed.json"
+
+    def malware(number: int, sample: str) -> dict[str, object]:
+        return {"type": "malware", "spec_version": "2.1", "id": f"malware--00000000-0000-4000-8000-00000000001{number}",
+                "created": VALID_FROM, "modified": VALID_FROM, "name": f"m{number}", "is_family": True, "sample_refs": [sample]}
+
+    source.write_text(json.dumps([malware(1, "indicator--00000000-0000-4000-8000-000000000099"),
+                                  malware(2, "file--00000000-0000-4000-8000-000000000099")]), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert "sample_refs points to indicator--00000000-0000-4000-8000-000000000099, a indicator object" in result.stderr
+    assert "rejected 1, rejected as dependent 1" in result.stdout  # m2's file is only missing: it depends on it

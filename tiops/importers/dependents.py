@@ -136,6 +136,7 @@ def reject_dependents(
         stix_type = str(candidate.data.get("type"))
         reasons: list[str] = []
         depends_on: str | None = None
+        own_defect = False
         for prop, target in refs:
             referrers.setdefault(target, []).append(identifier)
             if target not in outside or target in in_repository:
@@ -146,6 +147,9 @@ def reject_dependents(
                 if not fine:
                     reasons.append(str(_wrong_type(stix_type, prop, target)))
                 continue
+            if ID_RE.match(target) and (wrong := _wrong_type(stix_type, prop, target)) is not None:
+                reasons.append(wrong)  # the id says its type: a defect of this object's own, whatever the target
+                own_defect = True
             if target in rejected:
                 reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
             else:
@@ -153,7 +157,7 @@ def reject_dependents(
             depends_on = depends_on or target
         if reasons:
             result.append(Rejection(candidate.position, tuple(reasons), identifier, object_name(candidate.data),
-                                    depends_on=depends_on))
+                                    depends_on=None if own_defect else depends_on))
             removed.append(identifier)
     for identifier in removed:
         del accepted[identifier]
@@ -197,10 +201,13 @@ def reference_reasons(objects: list[dict[str, Any]], present: set[str], rejected
             if target in present or target in _ALWAYS_KNOWN or target in in_repository:
                 if (wrong := _wrong_type(stix_type, prop, target)) is not None:
                     reasons.append(wrong)
-            elif target in rejected:
-                reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
             else:
-                reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
+                if (wrong := _wrong_type(stix_type, prop, target)) is not None:
+                    reasons.append(wrong)
+                if target in rejected:
+                    reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
+                else:
+                    reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
         result.append(reasons)
     return result
 

@@ -89,6 +89,8 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         undecodable = True
     records = _records(text)
     header = next(records, None)
+    while header is not None and header.cells is not None and not any(cell.strip() for cell in header.cells):
+        header = next(records, None)  # blank lines before the header are no header
     if header is None:
         result.rejections.append(Rejection("file", ("the file is empty",), rows=0))
         return result
@@ -104,7 +106,10 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     if problems:
         # Without a header no row can be read: every row is rejected with it, so each is in
         # one figure of the summary (total = created + ... + rejected).
-        rows = sum(1 for record in records if _is_data(record))
+        if header.cells is None:  # a quote left open swallowed the rows below it into the header
+            rows = sum(1 for line in text.splitlines()[header.first_line:] if line.strip())
+        else:
+            rows = sum(1 for record in records if _is_data(record))
         if rows:
             problems.append(f"every row under the header ({rows}) is rejected with it")
         result.total = rows
@@ -115,7 +120,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     if ignored:  # said, never dropped without a word
         result.notes.append(f"column(s) {', '.join(map(_show, ignored))} of the header are not Sentinel's and are "
                             f"not imported (the columns read: {', '.join(KNOWN_COLUMNS)} and the hash columns)")
-    digests_read = 0
+    digests_read = hashes_left = 0
     for record in records:
         if not _is_data(record):
             continue
@@ -135,6 +140,11 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             result.candidates.append(Candidate(record.position, indicator, versioned=False))
             if _digest_as_value(cells):
                 digests_read += 1
+            elif cells.get("observableType", "").lower() not in _FILE_TYPES and _hashes(cells):
+                hashes_left += 1
+    if hashes_left:  # said, never dropped without a word
+        result.notes.append(f"{hashes_left} row(s) of another observableType than file have hash cells, which only "
+                            "file rows read: those cells are not imported")
     if digests_read:
         result.notes.append(f"{digests_read} file row(s) hold a hash in observableValue (32, 40, 64 or 128 hex "
                             "digits): read as file:hashes.'MD5', 'SHA-1', 'SHA-256' or 'SHA-512', not as a file name")
@@ -331,6 +341,9 @@ def _pattern(cells: dict[str, str], reasons: list[str]) -> str | None:
         # hashes and by its name (STIX 2.1 section 9.5: AND binds tighter than OR).
         named = f"({any_hash})" if len(comparisons) > 1 else any_hash
         return f"[{named} AND file:name = '{_escape(value)}']"
+    if observable_type == "file-hash":
+        reasons.append("observableType 'file-hash' needs a hash column (MD5, SHA1, SHA256 or SHA512) filled")
+        return None
     path = OBSERVABLE_PATHS.get(observable_type)
     if path is None:
         reasons.append(f"observableType: {_show(cells['observableType'])} is not one of {', '.join(sorted(OBSERVABLE_PATHS))}")
