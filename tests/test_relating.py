@@ -106,3 +106,11 @@ def test_relate_compiles_into_the_bundle(example_repo: Path) -> None:
     ids = _ids(example_repo)
     assert any(o["type"] == "relationship" and o["source_ref"] == ids["WickStealer"] and o["target_ref"] == ids["Mimikatz"]
                for o in bundle["objects"])
+
+
+def test_a_time_that_is_no_timestamp_is_refused_before_anything_is_written(example_repo: Path) -> None:
+    before = (example_repo / WICKSTEALER).read_text()
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "relate", "WickStealer", "uses", "Spearphishing Link",
+                                       "--time", "bad"])
+    assert result.exit_code == 2 and "--time 'bad' is not a timestamp" in result.output
+    assert (example_repo / WICKSTEALER).read_text() == before

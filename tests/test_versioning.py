@@ -181,3 +181,10 @@ def test_github_format_annotates_the_pull_requests_own_findings_first_and_summar
     result = CliRunner().invoke(main, ["-C", str(root), "validate", "--base", "base", "--format", "github"],
                                 env={"GITHUB_STEP_SUMMARY": ""})
     assert result.exit_code == 0 and summary.read_text(encoding="utf-8") == before
+
+
+def test_bump_at_a_time_that_is_no_timestamp_is_a_usage_error(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    make_pull_request(root, bump=False, commit=False)
+    result = CliRunner().invoke(main, ["-C", str(root), "bump", "--base", "base", "--at", "tomorrow"])
+    assert result.exit_code == 2 and "--at 'tomorrow' is not a STIX timestamp" in result.output

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tiops.config import usable_config
-from tiops.errors import TiopsError
+from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit_time
 from tiops.revision import CompiledRevision, Provenance, compile_pair
 from tiops.stix import timestamp_key
@@ -110,7 +110,7 @@ def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool =
     files taken from it (tiops.revision.compile_pair); the bumps are the same.
     """
     if at is not None and timestamp_key(at) is None:
-        raise TiopsError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
+        raise UsageError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
     usable_config(root, "bumped")  # with errors it would load as every default: the wrong intel folder
     moment = at if at is not None else head_commit_time(root)
     bumps = plan_bumps(*compile_pair(root, base_ref, None, cache=cache), moment)

@@ -22,7 +22,7 @@ from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo
 from tiops.lookup import find_object, object_name
-from tiops.stix import derive_relationship_id
+from tiops.stix import derive_relationship_id, timestamp_key
 from tiops.validate.relationships import load_relationship_table
 from tiops.yamlio import (
     MappingEntry,
@@ -61,6 +61,9 @@ def relate(root: Path, source: str, relationship_type: str, targets: list[str], 
     """
     if not targets:
         raise UsageError("give at least one TARGET")
+    if not remove and timestamp_key(time) is None:
+        raise UsageError(f"--time {time!r} is not a timestamp like 2025-03-04T10:00:00.000Z",
+                         hint="It becomes the relationship's created and modified (STIX 2.1 section 3.2).")
     if not _RELATIONSHIP_TYPE.match(relationship_type):
         raise UsageError(f"{relationship_type!r} is not a relationship type",
                          hint="Relationship types are lowercase words joined by hyphens, e.g. uses, indicates, attributed-to.")

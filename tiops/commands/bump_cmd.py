@@ -19,7 +19,8 @@ from tiops.commands.common import handle_errors, no_cache_option, repo_root
 def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: bool, no_cache: bool = False) -> None:
     """Set `modified` on every object whose content changed against BASE.
 
-    Only the value on each `modified:` line is edited; the rest of every file stays as written.
+    Only `modified:` values are edited (an unchanged inline relationship of a bumped object
+    gets a `modified:` line pinning its version); the rest of every file stays as written.
     """
     root = repo_root(ctx)
     bumps = bump_repo(root, base_ref, at, write=not dry_run, cache=not no_cache)

@@ -51,7 +51,8 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
         tiops query --type indicator --group-by indicator_types
 
     The language is described in docs/query.md. Exit status 0 (also when nothing
-    matches), 2 for a mistake in the expression or options.
+    matches), 1 when the repository does not validate, 2 for a mistake in the
+    expression or options.
     """
     expression, bundle = _split_arguments(arguments)
     root: Path | None
