@@ -205,3 +205,20 @@ def test_a_write_that_fails_waits_for_the_digest_thread_and_reports_the_write(tm
         write_line_runs(pieces, target)
     assert threading.active_count() == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "expected.json"] and target.is_dir()
+
+
+def test_a_build_json_that_is_not_a_record_is_not_overwritten(example_repo: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    mine = tmp_path / "build.json"
+    mine.write_text('{"my": "own file"}', encoding="utf-8")
+    refused = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(tmp_path / "stix.json")])
+    assert refused.exit_code == 2 and "is not a tiops build record" in refused.output
+    assert mine.read_text(encoding="utf-8") == '{"my": "own file"}' and not (tmp_path / "stix.json").exists()
+    mine.unlink()
+    written = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(tmp_path / "stix.json")])
+    assert written.exit_code == 0 and "and its record" in written.output and "build.json" in written.output
+    again = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(tmp_path / "stix.json")])
+    assert again.exit_code == 0  # its own record is replaced

@@ -73,10 +73,12 @@ def test_a_bundle_to_a_named_pipe_or_stdout_is_streamed_whole(example_repo: Path
     assert done.returncode == 0, done.stderr
     assert received == [expected] and fifo.is_fifo()
     assert b"wrote" in done.stderr and done.stdout == b""  # the stream is the bundle's alone
+    assert b"its record" not in done.stderr  # no record beside a stream
     again = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), "compile", "--as-of", "2025-01-01",
                             "-o", "/dev/stdout"], capture_output=True, timeout=120, check=False)
     assert again.returncode == 0, again.stderr
     assert again.stdout == expected and b"wrote" in again.stderr
+    assert not Path("/dev/build.json").exists()  # as root, a record beside /dev/stdout landed in /dev
 
 
 def test_partial_bundles_of_killed_compiles_are_removed_and_a_running_ones_kept(example_repo: Path,

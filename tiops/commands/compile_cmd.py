@@ -17,6 +17,7 @@ from tiops.commands.common import (
     write_output,
 )
 from tiops.config import load_config
+from tiops.errors import UsageError
 from tiops.findings import Severity
 from tiops.memory import end_without_freeing
 from tiops.pipeline import build
@@ -41,12 +42,21 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     root = repo_root(ctx)
     end_without_freeing()  # nothing but writing build.json and a line follows the build
     target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
+    # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to
+    # stderr, and no record is written beside it (in /dev).
+    to_stream = target.exists() and not target.is_file()
+    record = None if to_stream else target.parent / "build.json"
+    if record is not None and not _is_build_record(record):
+        raise UsageError(f"{shown_path(record)} is there and is not a tiops build record; compile writes its record "
+                         "beside the bundle and would replace it",
+                         hint="Write the bundle to a folder of its own (-o), or move that build.json away.")
     with progress_bar(True) as progress:
         # Streamed to the file: written only once validation passed, complete or not at all.
         result = build(root, progress=progress, as_of=as_of, trace=trace_file is not None, output=target,
                        cache=not no_cache)
     # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
-    (target.parent / "build.json").write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
+    if record is not None:
+        record.write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     if trace_file is not None:
         write_output(trace_file, orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n",
                      "trace")
@@ -57,6 +67,16 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         from tiops.render.findings import render_text
 
         click.echo(render_text(left_by_rules, color=color_enabled()), err=True, nl=False)
-    # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to stderr.
-    to_stream = target.exists() and not target.is_file()
-    click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s))", err=to_stream)
+    kept = f" and its record {shown_path(record)}" if record is not None else ""
+    click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s)){kept}", err=to_stream)
+
+
+def _is_build_record(path: Path) -> bool:
+    """Whether ``path`` may be written as the build record: absent, or a record a compile wrote."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    try:
+        data = orjson.loads(path.read_bytes()) if path.is_file() else None
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "bundle_sha256" in data and "objects" in data
