@@ -437,3 +437,22 @@ def test_a_reference_of_the_wrong_type_is_an_objects_own_defect_whatever_its_tar
     result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
     assert "sample_refs points to indicator--00000000-0000-4000-8000-000000000099, a indicator object" in result.stderr
     assert "rejected 1, rejected as dependent 1" in result.stdout  # m2's file is only missing: it depends on it
+
+
+def test_an_id_the_teams_own_intel_defines_is_never_written_again(example_repo: Path, tmp_path: Path) -> None:
+    # A peer with the same team name derives the same identity id; a bundle the team published comes back.
+    bundle = tmp_path / "bundle.json"
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(bundle)]).exit_code == 0
+    published = json.loads(bundle.read_bytes())["objects"]
+    identity = next(o for o in published if o["type"] == "identity" and o["name"] == "Fabrikam CTI")
+    peer = tmp_path / "peer.json"
+    peer.write_text(json.dumps([{**identity, "description": "their own words", "modified": "2030-01-01T00:00:00.000Z"}]),
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "import", str(peer), "--source", "Peer"])
+    assert result.exit_code == 1 and f"the repository's own intel defines {identity['id']}" in result.stderr
+    # Its own bundle back: what compiled as written is unchanged (inline relationships too); what the
+    # rules changed is refused, not written beside the team's file.
+    again = CliRunner().invoke(main, ["-C", str(example_repo), "import", str(bundle), "--source", "Ourselves"])
+    assert "unchanged 0," not in again.stdout and "an import does not replace the team's objects" in again.stderr
+    validated = CliRunner().invoke(main, ["-C", str(example_repo), "validate"])
+    assert validated.exit_code == 0 and "TI302" not in validated.output, validated.output

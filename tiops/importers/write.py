@@ -31,7 +31,7 @@ from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
 from tiops.render.csvcells import csv_text
-from tiops.stix import canonical_json, timestamp_key
+from tiops.stix import SOURCE_EXTENSION_ID, canonical_json, timestamp_key
 from tiops.validate.objects import check_object
 from tiops.validate.partner import field_digests
 from tiops.yamlio import YamlProblem, dump_yaml, parse_yaml
@@ -118,6 +118,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     accepted = _check(candidates, report, progress, repairs, strict, defective)
     config = load_config(root)[0]
     repository = _RepositoryIds(root, config.intel_path)
+    _keep_the_teams_own(accepted, repository, folder, report)
     rejected_ids = {r.stix_id: r.reasons[0] for r in report.rejections if r.stix_id and r.stix_id not in accepted}
     report.rejections.extend(reject_dependents(accepted, rejected_ids, repository.known))
     _add_reference_reasons(report, defective, set(accepted), repository)
@@ -219,6 +220,37 @@ def _repaired(candidates: list[Candidate], report: ImportReport, repairs: dict[t
     return result
 
 
+def _keep_the_teams_own(accepted: dict[str, Candidate], repository: _RepositoryIds, folder: Path,
+                        report: ImportReport) -> None:
+    """An id the team's own intel defines stays the team's: written again it would be a duplicate (TI302).
+
+    The same content is counted unchanged (a bundle the team published, imported back); other
+    content is rejected, naming the file that defines it.
+    """
+    own = repository.authored_outside(folder)
+    for identifier in [i for i in accepted if i in own]:
+        candidate = accepted.pop(identifier)
+        data, file = own[identifier]
+        if canonical_json(_as_authored(candidate.data)) == canonical_json(data):
+            report.unchanged += 1
+            continue
+        report.rejections.append(Rejection(candidate.position, (
+            f"the repository's own intel defines {identifier} in {file}: an import does not replace the team's "
+            "objects (give one of the two another id, or edit the team's file)",), identifier, object_name(candidate.data)))
+
+
+def _as_authored(data: dict[str, Any]) -> dict[str, Any]:
+    """An object of a bundle tiops compiled without what compile adds: its source and enrichment extensions."""
+    from tiops.enrich.fields import ENRICHMENT_EXTENSION_ID
+
+    extensions = data.get("extensions")
+    if not isinstance(extensions, dict) or not {SOURCE_EXTENSION_ID, ENRICHMENT_EXTENSION_ID} & set(extensions):
+        return data
+    kept = {k: v for k, v in extensions.items() if k not in (SOURCE_EXTENSION_ID, ENRICHMENT_EXTENSION_ID)}
+    stripped = {k: v for k, v in data.items() if k != "extensions"}
+    return {**stripped, "extensions": kept} if kept else stripped
+
+
 class _RepositoryIds:
     """Which ids the repository already holds: imported folders from their lock files, the rest loaded on demand."""
 
@@ -227,6 +259,7 @@ class _RepositoryIds:
         self.intel = intel
         self._imported: dict[str, str] | None = None
         self._authored: set[str] | None = None
+        self._loaded: list[IntelObject] | None = None
 
     @property
     def imported(self) -> dict[str, str]:
@@ -234,11 +267,25 @@ class _RepositoryIds:
             self._imported = imported_ids(str(self.intel)) if self.intel.is_dir() else {}
         return self._imported
 
+    def _objects(self) -> list[IntelObject]:
+        """The repository's objects, loaded once (an import leaves no build cache behind)."""
+        if self._loaded is None:
+            self._loaded = load_repo(self.root).objects
+        return self._loaded
+
+    def authored_outside(self, folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
+        """Objects the team writes (no imported folder's), by id: their data and file."""
+        if not self.intel.is_dir():
+            return {}
+        inside = os.path.relpath(folder, self.root).replace(os.sep, "/") + "/"
+        return {obj.id: (obj.data, obj.file) for obj in self._objects()
+                if obj.id not in self.imported and not obj.file.startswith(inside)}
+
     def known(self, ids: set[str]) -> set[str]:
         found = {identifier for identifier in ids if identifier in self.imported}
         if len(found) < len(ids) and self.intel.is_dir():
             if self._authored is None:  # objects written in the repository: only when something is still missing
-                self._authored = {obj.id for obj in load_repo(self.root).objects}
+                self._authored = {obj.id for obj in self._objects()}
             found.update(ids & self._authored)
         return found
 
