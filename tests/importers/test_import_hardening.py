@@ -456,3 +456,17 @@ def test_an_id_the_teams_own_intel_defines_is_never_written_again(example_repo: 
     assert "unchanged 0," not in again.stdout and "an import does not replace the team's objects" in again.stderr
     validated = CliRunner().invoke(main, ["-C", str(example_repo), "validate"])
     assert validated.exit_code == 0 and "TI302" not in validated.output, validated.output
+
+
+def test_two_copies_of_an_sco_with_different_content_are_a_conflict_not_an_older_version(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    account = {"type": "user-account", "spec_version": "2.1", "id": "user-account--0d5b424b-93b8-5cd8-ac36-306e1789d63c",
+               "user_id": "1001", "account_login": "jdoe"}
+    with_extension = {**account, "extensions": {"unix-account-ext": {"gid": 1001, "home_dir": "/home/jdoe"}}}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps([account, with_extension, account]), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 1
+    assert "index 1 user-account--0d5b424b-93b8-5cd8-ac36-306e1789d63c: same id as index 0 but different content" \
+        in result.stderr
+    assert "total 3, created 1, updated 0, unchanged 0, repaired 0, older ignored 1, rejected 1," in result.stdout

@@ -478,6 +478,11 @@ def _conflict(candidate: Candidate, earlier: Candidate) -> str | None:
     if _same_version(candidate.data, earlier.data):
         return (f"same id and 'modified' as {earlier.position} but different content; "
                 "a changed object needs a later 'modified' (STIX 2.1 section 3.6)")
+    if "modified" not in candidate.data and "modified" not in earlier.data:
+        # An object with no versions (an SCO, a marking definition: STIX 2.1 sections 6 and 7.2)
+        # has one content per id: neither copy is older, so neither is dropped silently.
+        return (f"same id as {earlier.position} but different content, and neither has a 'modified' "
+                "to tell which is later; keep one (an SCO's id comes from its id-contributing properties)")
     return None
 
 
