@@ -65,38 +65,41 @@ QUERY_FIELDS = Fields({"source": "any", "tags": "any", "tlp": "tlp", "observable
                        "observable_type": "sco-type", "external_id": "any", **ENRICHMENT_KINDS})
 
 
-def parse_where(text: str, fields: Fields | None = TAG_FIELDS, seen: Iterable[str] = ()) -> Condition:
+def parse_where(text: str, fields: Fields | None = TAG_FIELDS, seen: Iterable[str] = (),
+                seen_types: Iterable[str] = ()) -> Condition:
     """The condition tree of ``text``, its fields and values checked against ``fields``
     and the STIX properties (``None``: the syntax only); ``seen`` adds property names
-    found in the data searched."""
+    found in the data searched, ``seen_types`` its object types (an extension-definition's
+    new-sdo or new-sco type is one as much as a STIX 2.1 type)."""
     tokens = _tokenize(text)
     parser = _Parser(tokens, text)
     condition = parser.expr()
     if parser.position < len(tokens):
         raise UsageError(f"--where: unexpected {tokens[parser.position][1]!r} in {text!r}")
     if fields is not None:
-        check_fields(condition, fields, seen)
+        check_fields(condition, fields, seen, seen_types)
     return condition
 
 
-def check_fields(condition: Condition, fields: Fields = TAG_FIELDS, seen: Iterable[str] = ()) -> None:
+def check_fields(condition: Condition, fields: Fields = TAG_FIELDS, seen: Iterable[str] = (),
+                 seen_types: Iterable[str] = ()) -> None:
     """Raise :class:`UsageError` for an unknown field or a value the field cannot hold.
 
     Timestamps written as dates (``2025-06-01``) are completed to midnight UTC in place.
     """
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **fields.own}
     known = set(kinds) | set(seen)
-    _check(condition, kinds, known)
+    _check(condition, kinds, known, frozenset(seen_types))
 
 
-def _check(condition: Condition, kinds: Mapping[str, str], known: set[str]) -> None:
+def _check(condition: Condition, kinds: Mapping[str, str], known: set[str], types: frozenset[str]) -> None:
     for combinator in ("all", "any"):
         if combinator in condition:
             for part in condition[combinator]:
-                _check(part, kinds, known)
+                _check(part, kinds, known, types)
             return
     if "not" in condition:
-        _check(condition["not"], kinds, known)
+        _check(condition["not"], kinds, known, types)
         return
     name = condition["field"]
     head = name.split(".", 1)[0]
@@ -118,12 +121,12 @@ def _check(condition: Condition, kinds: Mapping[str, str], known: set[str]) -> N
         return
     value = condition["value"]
     if isinstance(value, list):
-        condition["value"] = [_typed(name, kind, op, v) for v in value]
+        condition["value"] = [_typed(name, kind, op, v, types) for v in value]
     else:
-        condition["value"] = _typed(name, kind, op, value)
+        condition["value"] = _typed(name, kind, op, value, types)
 
 
-def _typed(name: str, kind: str, op: str, value: Any) -> Any:
+def _typed(name: str, kind: str, op: str, value: Any, types: frozenset[str] = frozenset()) -> Any:
     ordering = op in (">", ">=", "<", "<=")
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -145,7 +148,7 @@ def _typed(name: str, kind: str, op: str, value: Any) -> Any:
         return value
     if ordering:
         return value
-    choices = {"stix-type": ALL_TYPES, "sco-type": SCO_TYPES, "tlp": frozenset(TLP_LEVELS)}.get(kind)
+    choices = {"stix-type": ALL_TYPES | types, "sco-type": SCO_TYPES, "tlp": frozenset(TLP_LEVELS)}.get(kind)
     if choices is None:
         return value
     text = str(value).lower() if isinstance(value, str) else value

@@ -263,3 +263,47 @@ def test_group_by_says_how_many_matching_objects_it_did_not_count(repo: Path) ->
     assert "not counted" not in query(repo, "--type", "indicator", "--group-by", "type").stdout
     # Machine formats stay the bare counts.
     assert "not counted" not in query(repo, "--type", "indicator", "--group-by", "tags", "--format", "csv").stdout
+
+
+EXTENSION_TYPE_REPO = {
+    "intel/def.yaml": """type: extension-definition
+spec_version: "2.1"
+id: extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62
+created: 2022-01-01T00:00:00.000Z
+modified: 2022-01-01T00:00:00.000Z
+created_by_ref: identity--3b241a2b-0f6e-45f2-8247-30783a977105
+name: Malware behavior
+schema: https://example.com/mb.json
+version: 1.0.0
+extension_types: [new-sdo]
+""",
+    "intel/mb.yaml": """type: malware-behavior
+spec_version: "2.1"
+id: malware-behavior--ac97aae4-83f1-46ca-a351-7aeb76678189
+created: 2014-02-20T09:16:08.989Z
+modified: 2014-02-20T09:16:08.989Z
+name: Process Injection
+extensions:
+  extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62: {extension_type: new-sdo}
+""",
+    "intel/team.yaml": """type: identity
+spec_version: "2.1"
+id: identity--3b241a2b-0f6e-45f2-8247-30783a977105
+created: 2022-01-01T00:00:00.000Z
+modified: 2022-01-01T00:00:00.000Z
+name: Team
+identity_class: organization
+""",
+}
+
+
+def test_a_type_an_extension_definition_adds_can_be_searched(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    root = make_repo(EXTENSION_TYPE_REPO)
+    runner = CliRunner()
+    found = runner.invoke(main, ["-C", str(root), "query", "type = malware-behavior", "--format", "ids"])
+    assert found.exit_code == 0, found.output
+    assert found.stdout.split() == ["malware-behavior--ac97aae4-83f1-46ca-a351-7aeb76678189"]
+    by_type = runner.invoke(main, ["-C", str(root), "query", "--type", "malware-behavior", "--format", "ids"])
+    assert by_type.stdout.split() == found.stdout.split()
+    typo = runner.invoke(main, ["-C", str(root), "query", "type = malware-behavour"])
+    assert typo.exit_code == 2 and "did you mean 'malware-behavior'" in typo.stderr

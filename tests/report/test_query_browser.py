@@ -34,8 +34,19 @@ EXTRA = [
      "pattern": "[file:name = 'C:\\\\Users\\\\o\\'neil\\\\evil.exe'] OR [file:hashes.'SHA-256' = "
                 "'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f']"},
 ]
+# A type an extension-definition adds (STIX 2.1 section 7.3, new-sdo): searched as any other.
+EXTRA += [
+    {"type": "extension-definition", "spec_version": "2.1", "id": "extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62",
+     "created": "2022-01-01T00:00:00.000Z", "modified": "2022-01-01T00:00:00.000Z",
+     "created_by_ref": "identity--3b241a2b-0f6e-45f2-8247-30783a977105", "name": "Malware behavior",
+     "schema": "https://example.com/mb.json", "version": "1.0.0", "extension_types": ["new-sdo"]},
+    {"type": "malware-behavior", "spec_version": "2.1", "id": "malware-behavior--ac97aae4-83f1-46ca-a351-7aeb76678189",
+     "created": "2024-09-01T00:00:00.000Z", "modified": "2024-09-01T00:00:00.000Z", "name": "Process Injection",
+     "extensions": {"extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62": {"extension_type": "new-sdo"}}},
+]
 EXPRESSIONS = [
     "type = indicator",
+    "type = malware-behavior",
     "observable = 198.51.100.23",
     "observable = aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f",
     'observable = "C:\\\\Users\\\\o\'neil\\\\evil.exe"',

@@ -81,7 +81,9 @@ def query_command(ctx: click.Context, arguments: tuple[str, ...], types: tuple[s
         if not fresh:
             click.echo("tiops: note: compiled the repository in memory; 'tiops compile' first makes queries fast", err=True)
     seen = view.property_names
-    query = parse_query(expression, types=types, sort=sort, limit=None if group_by else limit, seen=seen)
+    seen_types = {t for t in view.column("type") if isinstance(t, str)}  # extension-defined types among them
+    query = parse_query(expression, types=types, sort=sort, limit=None if group_by else limit, seen=seen,
+                        seen_types=seen_types)
     if group_by is not None:
         parse_query(None, sort=group_by, seen=seen)  # checks the field name
     rows = view.rows(query_fields(query, group_by), only=view.candidates(query.condition))

@@ -55,14 +55,14 @@ class Query:
 
 
 def parse_query(expression: str | None, *, types: Sequence[str] = (), sort: str | None = None,
-                limit: int | None = None, seen: Iterable[str] = ()) -> Query:
+                limit: int | None = None, seen: Iterable[str] = (), seen_types: Iterable[str] = ()) -> Query:
     """Check and parse an expression, ``--type`` shortcuts, ``--sort FIELD[:desc]`` and ``--limit``."""
     parts: list[Condition] = []
     if expression is not None and expression.strip():
-        parts.append(parse_where(expression, QUERY_FIELDS, seen))
+        parts.append(parse_where(expression, QUERY_FIELDS, seen, seen_types))
     if types:
         type_test: Condition = {"field": "type", "op": "in", "value": list(types)}
-        check_fields(type_test, QUERY_FIELDS)
+        check_fields(type_test, QUERY_FIELDS, seen_types=seen_types)
         parts.append(type_test)
     condition = None if not parts else parts[0] if len(parts) == 1 else {"all": parts}
     descending = False

@@ -145,7 +145,8 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     names = {obj["id"]: display_name(obj) for obj in objects}
     query_rows = rows_from_objects(objects)
     seen = {key for row in query_rows for key in row.data}
-    panels = load_panels(root, seen)  # before anything is written
+    seen_types = frozenset(t for row in query_rows if isinstance(t := row.data.get("type"), str))
+    panels = load_panels(root, seen, seen_types)  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
     _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
     width = shard_width(len(query_rows))
@@ -156,7 +157,7 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     _write(output / "browse.html", environment.get_template("browse.html").render(
         root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
-        catalogue=_script_json(_catalogue(seen)), first_page=_script_json(first_page), width=width, **common))
+        catalogue=_script_json(_catalogue(seen, seen_types)), first_page=_script_json(first_page), width=width, **common))
     _write(output / "object.html", environment.get_template("object.html").render(
         root="", script=object_js, data_script=data_js, width=width, **common))
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
@@ -258,11 +259,11 @@ _BUILDER_FIELDS = ["name", "type", "observable", "observable_type", "external_id
                    "description", "pattern", "x_mitre_deprecated"]
 
 
-def _catalogue(seen: set[str]) -> dict[str, Any]:
+def _catalogue(seen: set[str], seen_types: frozenset[str] = frozenset()) -> dict[str, Any]:
     """What makes typos errors in the browser's query engine (static/query.js) too."""
     kinds = {**property_kinds(), "labels": "any", "type": "stix-type", **QUERY_FIELDS.own}
     # Sorted: property_kinds() is built from sets, whose order changes from one process to the next.
-    return {"kinds": dict(sorted(kinds.items())), "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES),
+    return {"kinds": dict(sorted(kinds.items())), "seen": sorted(seen), "stixTypes": sorted(ALL_TYPES | seen_types),
             "scoTypes": sorted(SCO_TYPES), "paths": {top: field_path(top) for top in ENRICHMENT_FIELDS},
             # What may follow enrichment. and whois.: a misspelt name is an error, as in tiops query.
             "subfields": {top: sorted(ENRICHMENT_SUBFIELDS[top]) for top in ENRICHMENT_FIELDS}}

@@ -76,18 +76,19 @@ class PanelsInvalid(TiopsError):
         self.findings = findings
 
 
-def load_panels(root: Path, seen: set[str]) -> list[Panel]:
+def load_panels(root: Path, seen: set[str], seen_types: frozenset[str] = frozenset()) -> list[Panel]:
     """The panels of ``report.yaml`` (or the defaults); raises :class:`PanelsInvalid`."""
     path = root / PANEL_FILE
     text = path.read_text(encoding="utf-8") if path.is_file() else DEFAULT_PANELS_YAML
     file = PANEL_FILE if path.is_file() else "(default panels)"
-    panels, findings = parse_panels(text, file, seen)
+    panels, findings = parse_panels(text, file, seen, seen_types)
     if findings:
         raise PanelsInvalid(resolve_locations(findings, root) if path.is_file() else findings)
     return panels
 
 
-def parse_panels(text: str, file: str, seen: set[str]) -> tuple[list[Panel], list[Finding]]:
+def parse_panels(text: str, file: str, seen: set[str],
+                 seen_types: frozenset[str] = frozenset()) -> tuple[list[Panel], list[Finding]]:
     try:
         data = parse_yaml(text)
     except YamlProblem as problem:
@@ -99,7 +100,7 @@ def parse_panels(text: str, file: str, seen: set[str]) -> tuple[list[Panel], lis
     findings: list[Finding] = []
     for index, entry in enumerate(entries):
         try:
-            panels.append(_panel(entry, seen))
+            panels.append(_panel(entry, seen, seen_types))
         except _PanelProblem as problem:
             code = "TI141" if problem.key in ("query", "group-by", "bars", "sort") and problem.query else "TI140"
             findings.append(make_finding(code, f"panel {index + 1}: {problem.message}",
@@ -114,7 +115,7 @@ class _PanelProblem(Exception):
         self.where = where or ((key,) if key else ())
 
 
-def _panel(entry: Any, seen: set[str]) -> Panel:
+def _panel(entry: Any, seen: set[str], seen_types: frozenset[str] = frozenset()) -> Panel:
     if not isinstance(entry, dict):
         raise _PanelProblem("a panel is a mapping with title, query, group-by, chart and limit")
     unknown = sorted(set(entry) - _KEYS)
@@ -129,7 +130,7 @@ def _panel(entry: Any, seen: set[str]) -> Panel:
     limit = entry.get("limit", TIMELINE_LIMIT if chart == "timeline" else DEFAULT_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise _PanelProblem(f"limit must be a whole number of 1 or more, not {limit!r}", "limit")
-    query = _query(entry.get("query"), seen, "query", sort=entry.get("sort"))
+    query = _query(entry.get("query"), seen, "query", sort=entry.get("sort"), seen_types=seen_types)
     group_by = entry.get("group-by")
     if group_by is not None:
         if not isinstance(group_by, str):
@@ -142,7 +143,8 @@ def _panel(entry: Any, seen: set[str]) -> Panel:
             raise _PanelProblem("bars is a mapping of label: query, one per bar, with at least one bar", "bars")
         if group_by is not None or chart != "bar":
             raise _PanelProblem("bars (label: query, one per bar) go on a bar chart without group-by", "bars")
-        bars = [(str(label), _query(text, seen, "bars", where=("bars", label))) for label, text in bars_entry.items()]
+        bars = [(str(label), _query(text, seen, "bars", where=("bars", label), seen_types=seen_types))
+                for label, text in bars_entry.items()]
     if chart == "bar" and group_by is None and not bars:
         raise _PanelProblem("a bar chart needs group-by (a field to count by) or bars", "group-by")
     if chart == "timeline" and (group_by is None or _field_kind(group_by) != "timestamp"):
@@ -158,7 +160,8 @@ def _field_kind(name: str) -> str | None:
     return ENRICHMENT_KINDS.get(name) or property_kinds().get(name)
 
 
-def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tuple[Any, ...] = ()) -> Query:
+def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tuple[Any, ...] = (),
+           seen_types: frozenset[str] = frozenset()) -> Query:
     if text is not None and not isinstance(text, str):
         raise _PanelProblem(f"{key} is an expression in quotes, e.g. \"type = indicator\"", key, where=where)
     if sort is not None and not isinstance(sort, str):
@@ -169,7 +172,7 @@ def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tupl
         except UsageError as error:
             raise _PanelProblem(error.message.replace("--sort: ", ""), "sort", query=True) from None
     try:
-        return parse_query(text, sort=sort, seen=seen)
+        return parse_query(text, sort=sort, seen=seen, seen_types=seen_types)
     except UsageError as error:
         raise _PanelProblem(error.message.replace("--where: ", "").replace("--sort: ", ""), key, query=True, where=where) from None
 
