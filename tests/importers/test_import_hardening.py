@@ -470,3 +470,19 @@ def test_two_copies_of_an_sco_with_different_content_are_a_conflict_not_an_older
     assert "index 1 user-account--0d5b424b-93b8-5cd8-ac36-306e1789d63c: same id as index 0 but different content" \
         in result.stderr
     assert "total 3, created 1, updated 0, unchanged 0, repaired 0, older ignored 1, rejected 1," in result.stdout
+
+
+def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) -> None:
+    from tiops.stix import SOURCE_EXTENSION_ID
+
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    actor = {"type": "threat-actor", "spec_version": "2.1", "id": "threat-actor--0e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+             "created": VALID_FROM, "modified": VALID_FROM, "name": "Upstream",
+             "extensions": {SOURCE_EXTENSION_ID: {"extension_type": "property-extension", "source_system": "Five"}}}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps([actor]), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert result.exit_code == 0, result.output
+    assert "1 object(s) carried the source-system or enrichment extension another tiops compile adds" in result.stdout
+    (written,) = (tmp_path / "repo" / "intel" / "feed" / "threat-actor").glob("*.yaml")
+    assert "extensions" not in parse_yaml(written.read_text(encoding="utf-8"))

@@ -113,7 +113,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     report = ImportReport(source=source, folder=_relative(folder, root), total=parsed.total,
                           rejections=list(parsed.rejections), notes=list(parsed.notes))
     repairs: dict[tuple[str, str], list[str]] = {}
-    candidates = _repaired(parsed.candidates, report, repairs, strict)
+    candidates = _without_compiles_own(_repaired(parsed.candidates, report, repairs, strict), report)
     defective: dict[int, dict[str, Any]] = {}
     accepted = _check(candidates, report, progress, repairs, strict, defective)
     config = load_config(root)[0]
@@ -192,6 +192,28 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
         _write_file(path, text)
     report.rejections.sort(key=_position_key)
     return report
+
+
+def _without_compiles_own(candidates: list[Candidate], report: ImportReport) -> list[Candidate]:
+    """Candidates without the source-system and enrichment extensions a tiops compile adds.
+
+    A bundle another tiops repository compiled carries them; this repository's compile sets
+    them again from its own source and lock, so they are not kept in the partner's files,
+    where they would be replaced without a word. The run says how many objects had them.
+    """
+    result: list[Candidate] = []
+    stripped = 0
+    for candidate in candidates:
+        data = _as_authored(candidate.data)
+        if data is not candidate.data:
+            stripped += 1
+            candidate = Candidate(candidate.position, data, candidate.versioned, candidate.repairs)
+        result.append(candidate)
+    if stripped:
+        report.notes.append(f"{stripped} object(s) carried the source-system or enrichment extension another tiops "
+                            "compile adds; they are not imported: this repository's compile sets them from its "
+                            "own source and enrichment lock")
+    return result
 
 
 def _repaired(candidates: list[Candidate], report: ImportReport, repairs: dict[tuple[str, str], list[str]],
