@@ -81,6 +81,7 @@ _CODES = [
     Code("TI248", "circular-marking", Severity.ERROR, "A marking-definition marks itself.", "Remove the marking-definition's own id from its object_marking_refs and granular_markings (STIX 2.1 section 7.2)."),
     Code("TI249", "invalid-bundle", Severity.ERROR, "The bundle wrapper is not a STIX 2.1 bundle.", "A bundle has type bundle, an id bundle--<UUID> and an objects list (STIX 2.1 section 8)."),
     Code("TI250", "tlp2-marking-altered", Severity.WARNING, "A TLP 2.0 marking-definition differs from the one the OASIS CTI TC publishes under its id.", "Use the TLP 2.0 marking-definition exactly as cti-stix-common-objects gives it, or reference it without copying it (tiops import replaces it with the published one)."),
+    Code("TI251", "extension-key", Severity.ERROR, "An extensions key of an SDO or SRO is not an extension-definition id.", "Name the extension by its extension-definition id (extension-definition--UUID); predefined -ext names belong to SCOs."),
     # STIX 2.1 extensions (section 7.3)
     Code("TI212", "extension-undefined", Severity.ERROR, "An extensions key names an extension-definition that is not in the repository.", "Add the extension-definition object (it usually comes in the same bundle), or fix the id."),
     Code("TI213", "extension-type-mismatch", Severity.ERROR, "An extension is used in a way its extension-definition does not list in extension_types.", "Use one of the definition's extension_types (new-sdo, new-sco, new-sro, property-extension, toplevel-property-extension)."),

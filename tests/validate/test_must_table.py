@@ -150,6 +150,9 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "sighting-observed-data-refs": ("TI301", [{**SIGHTING, "observed_data_refs": [f"identity--{U}"]}, INDICATOR, IDENTITY]),
     "sighting-where-sighted-refs": ("TI301", [{**SIGHTING, "where_sighted_refs": [f"indicator--{U}"]}, INDICATOR]),
     # Section 6: SCOs
+    "sdo-extension-key": ("TI251", [sdo("attack-pattern", name="a", extensions={"my-extension": {}})]),
+    "extension-property-names": ("TI242", [sdo("attack-pattern", name="a", extensions={
+        f"extension-definition--{U}": {"extension_type": "property-extension", "Rank": 1}})]),
     "sco-extension-names": ("TI245", [sco("file", name="a", extensions={"pe": {}})]),
     "sco-extension-definition-id": ("TI245", [sco("file", name="a", extensions={
         "extension-definition--6c6c6c6c": {"extension_type": "property-extension", "x_note": "n"}})]),

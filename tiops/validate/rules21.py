@@ -108,6 +108,8 @@ def check_rules(obj: IntelObject, shape: Shape | None = None) -> list[Finding]:
         _check_custom_object(obj, findings)
     if stix_type in SCO_TYPES:
         _check_sco(obj, stix_type, findings)
+    if type(data.get("extensions")) is dict:
+        _check_extensions(obj, stix_type in SCO_TYPES, data["extensions"], findings)
     if type(data.get("granular_markings")) is list:
         _check_selectors(obj, findings)
     if stix_type == "marking-definition":
@@ -229,13 +231,32 @@ def _check_sco(obj: IntelObject, stix_type: str, findings: list[Finding]) -> Non
         if match is not None and match.group(2)[14] != "4":
             _add(findings, obj, "TI244", f"id {identifier}: a {stix_type} without id-contributing properties has a "
                                          "UUIDv4 id (STIX 2.1 section 2.9)", "id")
-    extensions = data.get("extensions")
-    if type(extensions) is dict:
-        for key in extensions:
-            if type(key) is str and not key.endswith("-ext") and not _is_extension_definition_id(key):
+
+
+def _check_extensions(obj: IntelObject, sco: bool, extensions: dict[Any, Any], findings: list[Finding]) -> None:
+    """Each key names an extension-definition (or, on an SCO, a predefined -ext extension), and the
+    properties inside each extension are named as every property is (STIX 2.1 sections 3.1, 3.2, 7.3)."""
+    for key, entry in extensions.items():
+        if type(key) is not str:
+            continue
+        if not key.endswith("-ext") and not _is_extension_definition_id(key):
+            if sco:
                 _add(findings, obj, "TI245", f"extensions: '{key}' is neither a predefined extension name ending in "
                                              "-ext nor an extension-definition id (STIX 2.1 sections 6, 7.3)",
                      "extensions", key)
+            else:
+                _add(findings, obj, "TI251", f"extensions: '{key}' is not an extension-definition id "
+                                             "(extension-definition--UUID; STIX 2.1 sections 3.2, 7.3)", "extensions", key)
+        if type(entry) is not dict:
+            continue
+        for name in entry:
+            if type(name) is str and name != "extension_type" and not _PROPERTY_NAME.fullmatch(name):
+                _add(findings, obj, "TI242", f"extensions.{key}: property name {name!r} is not 3 to 250 characters of "
+                                             "a-z, 0-9 and _ (STIX 2.1 sections 3.1, 7.3)", "extensions", key, name)
+
+
+# STIX 2.1 section 3.1: property names are ASCII a-z, 0-9 and _, 3 to 250 characters.
+_PROPERTY_NAME = re.compile("[a-z0-9_]{3,250}")
 
 
 def _is_extension_definition_id(key: str) -> bool:

@@ -54,8 +54,8 @@ class Shape:
     windows: tuple[tuple[str, str, bool, str], ...]
     number_free: bool
     # Nothing the STIX 2.1 rules of tiops.validate.rules21 look at is present: no unknown
-    # name, external reference, granular marking, observed-data objects, nor an SCO or
-    # marking-definition type.
+    # name, external reference, granular marking, extensions, observed-data objects, nor an
+    # SCO or marking-definition type.
     rules_free: bool
     # Nothing tiops.validate.values looks at outside an SCO's own values and a pattern is
     # present: no extensions, custom property, lang, granular marking, external reference
@@ -94,6 +94,7 @@ def _shape(stix_type: str, names: tuple[str, ...]) -> Shape:
         number_free=not unknown and all(number_free_property(stix_type, name) for name in names),
         rules_free=(not unknown and stix_type in ALL_TYPES and stix_type not in SCO_TYPES and stix_type != "marking-definition"
                     and "external_references" not in present and "granular_markings" not in present
+                    and "extensions" not in present
                     and not (stix_type == "observed-data" and "objects" in present)),
         values_plain=(not unknown and not stix_type.startswith("x-") and stix_type != "language-content"
                       and present.isdisjoint(("extensions", "lang", "granular_markings", "external_references"))),
