@@ -49,8 +49,8 @@ def test_a_command_acting_on_the_settings_refuses_a_tiops_yaml_with_errors(tmp_p
     args = [arg.replace("{bundle}", str(tmp_path / "bundle.json")) for arg in command]
     result = CliRunner().invoke(main, ["-C", str(root), *args])
     assert result.exit_code == 1, result.output
-    assert f"tiops.yaml: Additional properties are not allowed ('colour' was unexpected); nothing was {doing}" in (
-        result.output)
+    assert "tiops.yaml: colour: unknown key 'colour' (known: default_target" in result.output
+    assert f"nothing was {doing}" in result.output
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before  # nothing written anywhere
 
     (root / "tiops.yaml").write_text("intel: threat-intel\n", encoding="utf-8")  # fixed: it runs, in its folder
@@ -70,7 +70,7 @@ def test_commands_that_edit_intel_files_refuse_a_tiops_yaml_with_errors(tmp_path
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     result = CliRunner().invoke(main, ["-C", str(root), *command])
     assert result.exit_code == 1, result.output
-    assert f"('colour' was unexpected); nothing was {doing}" in result.output
+    assert "colour: unknown key 'colour'" in result.output and f"nothing was {doing}" in result.output
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
@@ -94,3 +94,15 @@ def test_intel_and_rules_folders_outside_the_repository_are_refused(tmp_path: Pa
     assert result.exit_code == 1 and "s3cr3t" not in result.output and "secret.yaml" not in result.output
     (root / "tiops.yaml").write_text(f"{key}: 'sub/../{key}'\n", encoding="utf-8")  # inside, however written
     assert load_config(root)[1] == []
+
+
+def test_an_unknown_key_is_placed_at_itself_with_a_did_you_mean(make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"tiops.yaml": "intel: intel\noutput: dist\nvalidaton: {strict: true}\nvalidation:\n  stirct: true\n",
+                      "intel/_defaults.yaml": "source: Team\ndefautls:\n  confidence: 50\n"})
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert "tiops.yaml:3:1: error TI110 config-invalid: validaton: unknown key 'validaton'; did you mean 'validation'?" \
+        in result.output
+    assert "tiops.yaml:5:3: error TI110 config-invalid: validation.stirct: unknown key 'stirct'; did you mean 'strict'?" \
+        in result.output
+    assert "intel/_defaults.yaml:2:1: error TI111 defaults-invalid: defautls: unknown key 'defautls'; did you mean " \
+           "'defaults'?" in result.output

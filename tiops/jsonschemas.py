@@ -7,6 +7,7 @@ per process and cached.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from collections.abc import Iterator
@@ -73,10 +74,35 @@ def tiops_schema_errors(kind: str, data: Any) -> list[tuple[tuple[str | int, ...
     validator = _tiops_validator(kind)
     if validator.is_valid(data):
         return []
-    return sorted(
-        ((tuple(error.instance_path), _describe(error)) for error in validator.iter_errors(data)),
-        key=lambda item: (len(item[0]), [str(p) for p in item[0]], item[1]),
-    )
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for error in validator.iter_errors(data):
+        path = tuple(error.instance_path)
+        unexpected = _unexpected_keys(error, kind)
+        if unexpected:
+            # additionalProperties reports the mapping; each key it did not expect is placed at its own line.
+            for key, known in unexpected:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                where = ".".join(str(part) for part in (*path, key))
+                found.append(((*path, key), f"{where}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close
+                                                                              else f" (known: {', '.join(known)})")))
+            continue
+        found.append((path, _describe(error)))
+    return sorted(found, key=lambda item: (len(item[0]), [str(p) for p in item[0]], item[1]))
+
+
+def _unexpected_keys(error: Any, kind: str) -> list[tuple[str, list[str]]]:
+    """The keys an additionalProperties error is about, each with the names the schema knows there."""
+    unexpected = getattr(error.kind, "unexpected", None)
+    if list(error.schema_path)[-1:] != ["additionalProperties"] or not unexpected:
+        return []
+    node: Any = _load(f"tiops/{kind}.json")
+    try:
+        for part in list(error.schema_path)[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+    except (KeyError, IndexError, ValueError, TypeError):
+        return []
+    known = sorted(node.get("properties", {})) if isinstance(node, dict) else []
+    return [(str(key), known) for key in unexpected] if known else []
 
 
 def _describe(error: Any) -> str:
