@@ -170,3 +170,19 @@ def test_an_object_level_choice_of_properties_is_said_plainly(make_repo) -> None
     messages = [f.message for f in validate_repo(load_repo(root)) if f.code == "TI200"]
     assert "has payload_bin and url: artifact objects take exactly one of payload_bin or url (STIX 2.1)" in messages
     assert not [m for m in messages if "is valid under" in m or "is not valid under" in m]  # no object dumped whole
+
+
+def test_set_references_and_relationship_ends_are_checked_before_writing(example_repo: Path) -> None:
+    objects = {o.data.get("name"): o for o in load_repo(example_repo).objects}
+    malware, technique = objects["WickStealer"].id, objects["Spearphishing Link"].id
+    runner = CliRunner()
+    refused = runner.invoke(main, ["-C", str(example_repo), "new", "relationship", "--set", f"source_ref={malware}",
+                                   "--set", f"target_ref={technique}", "--set", "relationship_type=indicates"])
+    assert refused.exit_code == 2 and "malware --indicates--> attack-pattern is not in the relationship table" in refused.stderr
+    missing = runner.invoke(main, ["-C", str(example_repo), "new", "sighting", "--set",
+                                   "sighting_of_ref=malware--00000000-0000-4000-8000-000000000000"])
+    assert missing.exit_code == 2 and "no object with that id in the repository" in missing.stderr
+    made = runner.invoke(main, ["-C", str(example_repo), "new", "relationship", "--set", f"source_ref={malware}",
+                                "--set", f"target_ref={technique}", "--set", "relationship_type=uses", "--time", TIME])
+    assert made.exit_code == 0, made.output
+    assert [f for f in validate_repo(load_repo(example_repo)) if f.severity is Severity.ERROR] == []

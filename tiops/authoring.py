@@ -121,6 +121,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
         # same observable authored twice is one object, whoever wrote it.
         data["id"] = derive_sco_id({k: v for k, v in data.items() if k != "id"})
     _refuse_placeholders_that_fail(stix_type, data, placeholder_keys)
+    _check_set_references(repo, stix_type, data, set(settings or {}))
     entries = [_relationship(text) for text in relationships or []]
     if entries:
         _check_relationship_entries(repo, stix_type, entries)
@@ -225,6 +226,30 @@ def _refuse_placeholders_that_fail(stix_type: str, data: dict[str, Any], placeho
     if unnamed:
         raise UsageError(f"tiops new {stix_type}: the new object would not validate: {unnamed[0][:200]}",
                          hint="Give the properties it needs with --set NAME=VALUE (STIX 2.1 lists them per type).")
+
+
+def _check_set_references(repo: Any, stix_type: str, data: dict[str, Any], keys: set[str]) -> None:
+    """The ids --set gives must be objects of the repository (or built in), and a relationship's ends
+    allowed by the relationship table: what 'tiops relate' and --relationship check, before writing."""
+    from tiops.stix import BUILTIN_REFERENCE_TYPES
+
+    types = {**BUILTIN_REFERENCE_TYPES, **{obj.id: obj.type for obj in repo.objects}}
+    problems = []
+    for key in sorted(k for k in keys if k.endswith(("_ref", "_refs"))):
+        values = data.get(key)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and value not in types:
+                problems.append(f"{key}={value}: no object with that id in the repository")
+    if not problems and stix_type == "relationship" and {"source_ref", "target_ref"} <= keys:
+        source, target, kind = data.get("source_ref"), data.get("target_ref"), data.get("relationship_type")
+        table, _ = load_relationship_table(repo.config)
+        if isinstance(kind, str) and not table.allows(types[source], kind, types[target]):
+            allowed = ", ".join(table.allowed_types_between(types[source], types[target])) or "none"
+            problems.append(f"{types[source]} --{kind}--> {types[target]} is not in the relationship table "
+                            f"(allowed: {allowed})")
+    if problems:
+        raise UsageError("--set: " + "; ".join(problems), hint="Check the ids (tiops query ... --format ids lists them), "
+                                                               "or the relationship table.")
 
 
 def _relationship(text: str) -> dict[str, str]:
