@@ -218,3 +218,15 @@ def test_fifos_in_the_enrichment_lock_are_findings_not_hangs(make_repo) -> None:
     found = codes(root)
     assert ("TI108", "intel/.enrichment/lock.json") in found
     assert ("TI108", "intel/.enrichment/geo/0.json") in found
+
+
+def test_a_symlink_to_nothing_or_to_itself_is_said_to_be_one(tmp_path: Path) -> None:
+    from tiops.inputs import InputProblem, read_input
+
+    (tmp_path / "gone.yaml").symlink_to("missing.yaml")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    for name, message in (("gone.yaml", "a symlink to missing.yaml, which does not exist"),
+                          ("loop.yaml", "a loop of symbolic links")):
+        with pytest.raises(InputProblem) as caught:
+            read_input(str(tmp_path / name), root=str(tmp_path))
+        assert caught.value.code == "TI108" and message in caught.value.message

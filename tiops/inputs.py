@@ -56,6 +56,8 @@ def read_input(path: str, *, root: str | None = None, limit: int = MAX_FILE_BYTE
     except OSError as error:
         if error.errno == errno.ELOOP and root is not None:
             return _read_link(path, root, limit)
+        if error.errno == errno.ELOOP:
+            raise InputProblem("TI108", "a loop of symbolic links, which leads to no file") from None
         if error.errno == errno.ENXIO:  # a socket
             raise InputProblem("TI108", "not a regular file (a socket)") from None
         raise InputProblem("TI106", f"cannot read the file: {error.strerror}") from None
@@ -128,6 +130,9 @@ def _read_link(path: str, root: str, limit: int) -> bytes:
     real_root = os.path.realpath(root)
     if os.path.commonpath([target, real_root]) != real_root:
         raise InputProblem("TI108", f"a symlink to {display_name(target)}, outside the repository")
+    if not os.path.lexists(target):
+        written = os.readlink(path) if os.path.islink(path) else display_name(target)
+        raise InputProblem("TI108", f"a symlink to {written}, which does not exist")
     # realpath resolved every link; what is left is a loop, which open() reports (ELOOP).
     return read_input(target, root=None, limit=limit)
 
