@@ -80,3 +80,18 @@ def test_tag_relate_and_bump_keep_a_files_windows_line_breaks(tmp_path: Path) ->
         assert raw.count(b"\n") == raw.count(b"\r\n") and raw.count(b"\n") > 6, raw
     assert b"reviewed" in (root / "intel" / "m.yaml").read_bytes() and b"# a comment kept" in (root / "intel" / "m.yaml").read_bytes()
     assert runner.invoke(main, ["-C", str(root), "validate"]).exit_code == 0
+
+
+def test_an_observable_has_no_labels_to_tag(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    address = "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd"
+    root = make_repo({"intel/ip.yaml": f"type: ipv4-addr\nspec_version: '2.1'\nid: {address}\nvalue: 198.51.100.3\n"})
+    before = (root / "intel" / "ip.yaml").read_text()
+    result = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--id", address])
+    assert result.exit_code == 2 and "an observable (SCO) has no labels" in result.output
+    assert (root / "intel" / "ip.yaml").read_text() == before
+    by_condition = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--where", "type = ipv4-addr"])
+    assert (root / "intel" / "ip.yaml").read_text() == before, by_condition.output

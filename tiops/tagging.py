@@ -20,6 +20,7 @@ from tiops.load import OVERLAY_FILE, IntelObject
 from tiops.lookup import object_name
 from tiops.render.names import printable
 from tiops.rules.conditions import ConditionError, compile_condition
+from tiops.stix import SCO_TYPES
 from tiops.where import Condition
 from tiops.yamlio import (
     ListEdit,
@@ -72,6 +73,11 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     unknown = wanted - {obj.id for obj in selected}
     if unknown:
         raise UsageError(f"no object with id {', '.join(sorted(unknown))}")
+    observables = sorted(obj.id for obj in selected if obj.id in wanted and obj.type in SCO_TYPES)
+    if observables:  # named one by one: a --where that also meets observables tags the others
+        raise UsageError(f"{', '.join(observables)}: an observable (SCO) has no labels (STIX 2.1 section 6.1)",
+                         hint="Tag the indicator or observed-data that names it instead.")
+    selected = [obj for obj in selected if obj.type not in SCO_TYPES]
     by_file: dict[str, list[IntelObject]] = defaultdict(list)
     by_overlay: dict[str, list[IntelObject]] = defaultdict(list)
     for obj in selected:
