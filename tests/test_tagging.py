@@ -95,3 +95,13 @@ def test_an_observable_has_no_labels_to_tag(make_repo) -> None:  # type: ignore[
     assert (root / "intel" / "ip.yaml").read_text() == before
     by_condition = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--where", "type = ipv4-addr"])
     assert (root / "intel" / "ip.yaml").read_text() == before, by_condition.output
+
+
+def test_tagging_the_teams_own_objects_says_they_need_a_bump(example_repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "tag", "add", "reviewed", "--where", "type = malware"])
+    assert result.exit_code == 0, result.output
+    assert "of the team's own objects changed content; 'tiops bump --base REF'" in result.stderr
