@@ -72,6 +72,7 @@ def test_what_an_alias_holds_is_placed_at_the_alias_not_at_its_anchor() -> None:
     ("type: indicator\nname: x\n\tpattern: y\n", 3),  # yaml-rs reports the scalar started on line 2
     ("type: indicator\nlabels:\n\t- a\n", 3),
     ("type: indicator\nlabels:\n  - a\n \t- b\n", 4),
+    ("type: malware\ndescription: |\n  line one\n\tline two\n", 4),  # yaml-rs: "did not find expected key"
 ])
 def test_a_tab_in_indentation_is_reported_where_the_tab_is(text: str, line: int) -> None:
     with pytest.raises(YamlProblem) as caught:

@@ -255,6 +255,10 @@ def _explain(text: str, raw: str) -> YamlProblem:
         line, column = int(match.group(1)), int(match.group(2))
         if "tab" in detail:
             line, column = _tab_position(text, line) or (line, column)
+        elif (tab := _tab_position(text, line)) is not None and tab[0] == line:
+            # The line the parser stopped at is indented with a tab: that is what to fix.
+            line, column = tab
+            detail += " (a tab indents this line; YAML indents with spaces only)"
         return YamlProblem("TI100", detail, line, column)
     return YamlProblem("TI100", first_line)
 
