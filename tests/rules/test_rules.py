@@ -382,10 +382,13 @@ def test_rule_tests_give_their_input_locked_enrichment(make_repo: Callable[[dict
     ("{geo: {198.51.100.7: {asn: 4294967296}}}", "tiops writes an integer from 0 to 4294967295"),
     ("{geo: {198.51.100.7: {colour: red}}}", "geo results have no 'colour'"),
     ("{rdap: {}}", "'enrichment' is {geo:"),
+    ("{whois: {other.example: {registrar: R}}}", "the input names no 'other.example'; it names '198.51.100.7', 'example.com'"),
 ])
 def test_a_rule_tests_enrichment_is_checked_as_the_lock_is(make_repo: Callable[[dict[str, str]], Path],
                                                             enrichment: str, message: str) -> None:
-    rule = ("- name: r\n  actions: [{drop: true}]\n  tests:\n    - input: {type: indicator}\n"
+    subject = ("{type: indicator, pattern_type: stix, valid_from: '2025-01-01T00:00:00Z', "
+               "pattern: \"[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'example.com']\"}")
+    rule = (f"- name: r\n  actions: [{{drop: true}}]\n  tests:\n    - input: {subject}\n"
             f"      enrichment: {enrichment}\n      expect: {{dropped: true}}\n")
     _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
     assert [(f.code, f.location.line) for f in findings] == [("TI509", 5)], findings

@@ -494,7 +494,7 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
             continue
         enrichment = None
         if "enrichment" in entry:
-            problem = _test_enrichment_problem(entry["enrichment"])
+            problem = _test_enrichment_problem(entry["enrichment"], entry["input"])
             if problem is not None:
                 report("TI509", problem, (*where, "enrichment"))
                 continue
@@ -506,11 +506,12 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
     return tuple(tests)
 
 
-def _test_enrichment_problem(raw: Any) -> str | None:
-    """Why a rule test's ``enrichment`` is not locked results as tiops writes them, or None."""
+def _test_enrichment_problem(raw: Any, subject: dict[str, Any]) -> str | None:
+    """Why a rule test's ``enrichment`` is not locked results as tiops writes them for values its
+    input names, or None."""
     from tiops.enrich.fields import BUNDLE_FIELDS
     from tiops.enrich.lock import result_shape_problem
-    from tiops.enrich.values import canonical_value
+    from tiops.enrich.values import canonical_value, object_enrich_values
 
     shape = ("'enrichment' is {geo: {VALUE: {country_code: ..., asn: ...}}, whois: {VALUE: {registered: ...}}}: "
              "the results 'tiops enrich' would lock for the values the input names")
@@ -524,6 +525,11 @@ def _test_enrichment_problem(raw: Any) -> str | None:
             if written != value:
                 return (f"{value!r} is not an IP address, CIDR block or domain name as the lock writes it"
                         + (f": write it {written!r}" if written else ""))
+            named = {name for _, name in object_enrich_values(subject)}
+            if value not in named:
+                # A result for a value the input does not name would be ignored: the test would not test it.
+                return (f"the input names no {value!r}; it names {', '.join(map(repr, sorted(named))) or 'no value'}"
+                        " that enrichment looks up")
             unknown = sorted(set(result) - set(BUNDLE_FIELDS[section]))
             if unknown:
                 return (f"{section} results have no {', '.join(map(repr, unknown))}; they hold "
