@@ -100,3 +100,20 @@ def test_init_in_a_place_that_cannot_hold_a_repository_is_a_clear_error(tmp_path
         assert result.exit_code == 2 and message in result.output, result.output
         assert "internal error" not in result.output
     assert (tmp_path / "a-file").read_text(encoding="utf-8") == "x"
+
+
+def test_the_next_step_is_a_command_to_copy_as_it_is(tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    result = CliRunner().invoke(main, ["-C", str(tmp_path), "init", "My Intel", "--team", "T"])
+    assert result.exit_code == 0, result.output
+    command = result.output.split("Next: ", 1)[1].split(" && tiops validate", 1)[0]
+    assert command == "cd 'My Intel'"
+    assert subprocess.run(["bash", "-c", f"{command} && pwd"], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout.strip() == str(tmp_path / "My Intel")
+    assert shlex.split(command) == ["cd", "My Intel"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -33,6 +34,6 @@ def init_command(ctx: click.Context, directory: Path | None, team: str | None, t
     written = init_repo(new)
     for path in written:
         click.echo(f"wrote {path.relative_to(folder).as_posix()}")
-    where = "" if directory is None else f"cd {directory} && "
+    where = "" if directory is None else f"cd {shlex.quote(str(directory))} && "  # a command to copy as it is
     click.echo(f"\nA new tiops repository in {folder}. Next: {where}tiops validate && tiops compile, "
                "then 'tiops new indicator --set name=...' to add intel.")
