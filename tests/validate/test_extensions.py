@@ -87,3 +87,19 @@ def test_only_the_properties_the_definition_lists_are_extension_properties(tmp_p
     indicator["colour"] = "red"
     findings = validate_repo(load_bundle(_bundle(tmp_path, objects)))
     assert [f.message for f in findings if f.code == "TI208"] == ["'colour' is not a property of indicator objects"]
+
+
+def test_a_misspelt_extension_type_is_said_once_and_a_timestamp_without_milliseconds_plainly(tmp_path: Path) -> None:
+    objects = _objects()
+    behaviour = next(o for o in objects if o["type"] == "malware-behavior")
+    method = next(o for o in objects if o["type"] == "malware-method")
+    pattern = {"type": "attack-pattern", "spec_version": "2.1", "id": "attack-pattern--12121212-1212-4212-8212-121212121212",
+               "created": "2022-01-01T00:00:00.000Z", "modified": "2022-01-01T00:00:00.000Z", "name": "typo",
+               "extensions": {NEW_SDO: {"extension_type": "property-extention"}}}
+    method["created"] = "2022-01-01T00:00:00Z"
+    findings = validate_repo(load_bundle(_bundle(tmp_path, [*objects, pattern])))
+    about_typo = [f.code for f in findings if f.stix_id == pattern["id"]]
+    assert about_typo == ["TI200"]  # not also TI213 for the same value
+    (created,) = [f.message for f in findings if f.code == "TI214" and f.stix_id == method["id"]]
+    assert "not an RFC 3339 UTC timestamp precise to the millisecond" in created and "[0-9]" not in created
+    assert behaviour["id"] not in {f.stix_id for f in findings if f.severity is Severity.ERROR}

@@ -24,7 +24,7 @@ from typing import Any
 
 from tiops.codes import make_finding
 from tiops.findings import Finding, Severity
-from tiops.jsonschemas import common_properties_validator
+from tiops.jsonschemas import common_properties_validator, stix_validator
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
 
@@ -63,6 +63,10 @@ def check_extension_object(obj: IntelObject, kind: str) -> list[Finding]:
         path = tuple(error.instance_path)
         where = ".".join(str(part) for part in path)
         message = f"{where}: {error.message}" if where else str(error.message)
+        if path in (("created",), ("modified",)) and list(error.schema_path)[-1:] == ["pattern"]:
+            # The schema's pattern says it in a regular expression; the rule is section 3.2's.
+            message = (f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp precise to the millisecond, "
+                       "like 2024-05-01T12:00:00.000Z (STIX 2.1 section 3.2)")
         if message in seen:
             continue
         seen.add(message)
@@ -98,6 +102,8 @@ def check_extensions(objects: list[IntelObject], *, in_bundle: bool = False) -> 
             if use is None:
                 continue  # a plain property-extension entry may leave extension_type out
             allowed = definition.get("extension_types")
+            if use not in EXTENSION_TYPES and stix_validator(str(obj.data.get("type"))) is not None:
+                continue  # not an extension type at all: the object's schema says so (TI200), once
             if use not in EXTENSION_TYPES or (isinstance(allowed, list) and use not in allowed):
                 findings.append(make_finding(
                     "TI213", f"extensions.{key}.extension_type is {use!r}, but the definition "
