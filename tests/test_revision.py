@@ -188,6 +188,8 @@ def test_a_shallow_clone_says_so(tmp_path: Path) -> None:
     assert "shallow clone" in result.output
     assert "fetch-depth: 0" in result.output
     assert "Traceback" not in result.output
+    misspelt = CliRunner().invoke(main, ["-C", str(clone), "diff", "nosuchbranch"])
+    assert misspelt.exit_code == 2 and "or it is misspelt" in misspelt.output  # a shallow clone cannot tell which
 
 
 def test_a_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,8 +109,10 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     except GitFailed:
         sha = ""
     if not sha:
+        # A shallow clone cannot tell a misspelt name from one it never fetched: it says both.
         raise LookupError(f"{rev!r} names no commit" + (
-            " in this shallow clone (its history stops before it)" if is_shallow(root) else ""))
+            " in this shallow clone: it was not fetched (its history stops before it), or it is misspelt"
+            if is_shallow(root) else ""))
     return sha, _commit_time(root, sha)
 
 
