@@ -186,3 +186,15 @@ def test_set_references_and_relationship_ends_are_checked_before_writing(example
                                 "--set", f"target_ref={technique}", "--set", "relationship_type=uses", "--time", TIME])
     assert made.exit_code == 0, made.output
     assert [f for f in validate_repo(load_repo(example_repo)) if f.severity is Severity.ERROR] == []
+
+
+def test_like_and_relationship_take_names_as_relate_does(example_repo: Path) -> None:
+    objects = {o.data.get("name"): o for o in load_repo(example_repo).objects}
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--time", TIME, "--stdout",
+                                       "--like", "WickStealer C2 203.0.113.47", "--relationship", "indicates:WickStealer"])
+    assert result.exit_code == 0, result.output
+    data = parse_yaml(result.stdout)
+    assert data["relationships"] == [{"indicates": objects["WickStealer"].id}]
+    assert data["object_marking_refs"] == objects["WickStealer C2 203.0.113.47"].data["object_marking_refs"]
+    unknown = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--like", "No Such Thing"])
+    assert unknown.exit_code == 2 and "No Such Thing" in unknown.output

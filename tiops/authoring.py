@@ -22,8 +22,10 @@ from tiops.findings import Severity
 from tiops.jsonschemas import known_properties, property_json_type, stix_validator
 from tiops.limits import number_problems
 from tiops.load import IntelObject
+from tiops.lookup import find_object
 from tiops.stix import (
     ALL_TYPES,
+    ID_RE,
     SCO_TYPES,
     TIMESTAMP_RE,
     TIOPS_NAMESPACE,
@@ -81,9 +83,8 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     repo = load_intel(root, cache=cache)
     values: dict[str, Any] = {}
     if like is not None:
-        original = repo.by_id().get(like)
-        if original is None:
-            raise UsageError(f"--like {like}: no object with that id in the repository")
+        # An id, an id prefix or a name, as tiops relate and explain take them.
+        original = find_object(repo, like, role="--like")
         values.update({k: original.data[k] for k in SHARED_METADATA if k in original.data})
     for key, raw in (settings or {}).items():
         if key == "type" and raw.strip() != stix_type:
@@ -122,7 +123,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
         data["id"] = derive_sco_id({k: v for k, v in data.items() if k != "id"})
     _refuse_placeholders_that_fail(stix_type, data, placeholder_keys)
     _check_set_references(repo, stix_type, data, set(settings or {}))
-    entries = [_relationship(text) for text in relationships or []]
+    entries = [_relationship(repo, text) for text in relationships or []]
     if entries:
         _check_relationship_entries(repo, stix_type, entries)
         data["relationships"] = entries
@@ -252,11 +253,17 @@ def _check_set_references(repo: Any, stix_type: str, data: dict[str, Any], keys:
                                                                "or the relationship table.")
 
 
-def _relationship(text: str) -> dict[str, str]:
+def _relationship(repo: Any, text: str) -> dict[str, str]:
     kind, sep, target = text.partition(":")
-    if not sep or not kind or "--" not in target:
-        raise UsageError(f"--relationship {text!r} is not TYPE:TARGET_ID", hint="For example: --relationship indicates:malware--…")
-    return {kind: target}
+    if not sep or not kind or not target.strip():
+        raise UsageError(f"--relationship {text!r} is not TYPE:TARGET",
+                         hint="For example: --relationship indicates:malware--… or indicates:WickStealer (an id, "
+                              "an id prefix or a name).")
+    if "--" in target and target in {obj.id for obj in repo.objects}:
+        return {kind: target}
+    if "--" in target and ID_RE.match(target):
+        return {kind: target}  # a full id no object has: said by the check of the entries
+    return {kind: find_object(repo, target, role=f"--relationship {kind}:").id}
 
 
 def _check_relationship_entries(repo: Any, stix_type: str, entries: list[dict[str, str]]) -> None:
