@@ -198,3 +198,11 @@ def test_like_and_relationship_take_names_as_relate_does(example_repo: Path) -> 
     assert data["object_marking_refs"] == objects["WickStealer C2 203.0.113.47"].data["object_marking_refs"]
     unknown = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--like", "No Such Thing"])
     assert unknown.exit_code == 2 and "No Such Thing" in unknown.output
+
+
+def test_file_names_keep_the_letters_of_accented_names() -> None:
+    from tiops.authoring import file_stem
+
+    assert file_stem("Schädling Ω") == "schadling"
+    assert file_stem("Équipe CTI Ünïcode") == "equipe-cti-unicode"
+    assert file_stem("Copper Lantern") == "copper-lantern"

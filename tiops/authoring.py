@@ -8,6 +8,7 @@ placeholder), and every other property of the type is listed as a comment.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -328,8 +329,10 @@ def team_folder(root: Path, repo: Any, stix_type: str) -> Path:
 
 
 def file_stem(text: str) -> str:
-    """A file name from a name: lowercase words joined by hyphens."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """A file name from a name: lowercase words joined by hyphens, accents taken off their letters
+    (Schädling -> schadling: NFKD splits a letter from its accent) rather than the letter dropped."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
 
 
 def _default_path(root: Path, repo: Any, stix_type: str, data: dict[str, Any]) -> Path:

@@ -6,7 +6,6 @@ written, :func:`init_repo` refuses when any of it is already there.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,9 @@ def new_repo_files(folder: Path, *, team: str, tlp: str, version: str, time: str
     identity_id = derive_sdo_id("identity", {"name": team, "identity_class": "organization"})
     assert identity_id is not None  # an identity with a name always derives an id
     marking_id, marking_name = TLP2_MARKINGS[tlp]
-    stem = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-") or "team"
+    from tiops.authoring import file_stem
+
+    stem = file_stem(team) or "team"
     # The report's own default panels, imported only when a repository is made.
     from tiops.report.panels import DEFAULT_PANELS_YAML
 
