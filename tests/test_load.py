@@ -318,3 +318,17 @@ def test_a_property_name_stix_does_not_allow_is_found_at_its_key(make_repo) -> N
     for cache in (False, True):
         (finding,) = [f for f in validate_paths(root, [], cache=cache) if f.code == "TI200"]
         assert (finding.location.line, finding.location.column) == (8, 1) and "x-bad-key" in finding.message
+
+
+def test_a_wrong_default_value_is_one_finding_at_its_line_and_not_applied(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from tiops import load_repo, validate_repo
+
+    objects = "".join(f"- {{type: malware, spec_version: '2.1', name: m{n}, is_family: true, "
+                      "created: '2025-01-01T00:00:00.000Z', modified: '2025-01-01T00:00:00.000Z'}\n" for n in range(20))
+    root = make_repo({"intel/_defaults.yaml": "source: Team\ndefaults:\n  confidence: high\n  labels: [ok]\n",
+                      "intel/malware.yaml": objects})
+    repo = load_repo(root)
+    findings = validate_repo(repo)
+    assert [(f.code, f.location.file, f.location.line) for f in findings if f.severity.name == "ERROR"] == [
+        ("TI111", "intel/_defaults.yaml", 3)]
+    assert all("confidence" not in obj.data and obj.data["labels"] == ["ok"] for obj in repo.objects)

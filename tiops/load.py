@@ -529,14 +529,46 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
         # So the files above contribute nothing to it (explain and the report say where an object's
         # values came from), but the source name when this folder names none.
         files = files if "source" not in data and parent.source is not None else (relative,)
+    given = data.get("defaults") or {}
+    wrong = _wrong_default_values(given)
+    for key, message in wrong.items():
+        # Said once, here, and not applied: applied, the value was one finding per object that inherits it.
+        repo.findings.append(make_finding("TI111", message, Location(relative, path=("defaults", key))))
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
     return Defaults(
-        properties={**inherited, **(data.get("defaults") or {})},
+        properties={**inherited, **{key: value for key, value in given.items() if key not in wrong}},
         source=source,
         files=files,
         imported_folder=imported_folder,
         overlay=parent.overlay,
     )
+
+
+# The common properties of STIX 2.1 section 3.2, checked on an object made to hold nothing else.
+_PROBE = {"type": "x-tiops-default", "spec_version": "2.1", "id": "x-tiops-default--00000000-0000-4000-8000-000000000000",
+          "created": "2000-01-01T00:00:00.000Z", "modified": "2000-01-01T00:00:00.000Z"}
+
+
+def _wrong_default_values(given: dict[str, Any]) -> dict[str, str]:
+    """Default values a common property cannot hold (``confidence: high``), by key, with why."""
+    from tiops.jsonschemas import common_properties_validator
+
+    common = [key for key in given if key in _COMMON_DEFAULT_KEYS]
+    if not common:
+        return {}
+    wrong: dict[str, str] = {}
+    probe = {**_PROBE, **{key: given[key] for key in common}}
+    for error in common_properties_validator("sdo").iter_errors(probe):
+        path = list(error.instance_path)
+        if path and path[0] in common and path[0] not in wrong:
+            where = ".".join(str(part) for part in path)
+            wrong[str(path[0])] = f"defaults.{where}: {error.message} (not applied to the objects of this folder)"
+    return wrong
+
+
+# The common properties a folder's defaults may give (STIX 2.1 section 3.2), whose values are checked here.
+_COMMON_DEFAULT_KEYS = frozenset({"created_by_ref", "revoked", "labels", "confidence", "lang", "external_references",
+                                  "object_marking_refs", "granular_markings"})
 
 
 def _with_overlay(defaults: Defaults, directory: str, relative_dir: str, repo: Repo) -> Defaults:
