@@ -265,40 +265,15 @@ def test_group_by_says_how_many_matching_objects_it_did_not_count(repo: Path) ->
     assert "not counted" not in query(repo, "--type", "indicator", "--group-by", "tags", "--format", "csv").stdout
 
 
-EXTENSION_TYPE_REPO = {
-    "intel/def.yaml": """type: extension-definition
-spec_version: "2.1"
-id: extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62
-created: 2022-01-01T00:00:00.000Z
-modified: 2022-01-01T00:00:00.000Z
-created_by_ref: identity--3b241a2b-0f6e-45f2-8247-30783a977105
-name: Malware behavior
-schema: https://example.com/mb.json
-version: 1.0.0
-extension_types: [new-sdo]
-""",
-    "intel/mb.yaml": """type: malware-behavior
-spec_version: "2.1"
-id: malware-behavior--ac97aae4-83f1-46ca-a351-7aeb76678189
-created: 2014-02-20T09:16:08.989Z
-modified: 2014-02-20T09:16:08.989Z
-name: Process Injection
-extensions:
-  extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62: {extension_type: new-sdo}
-""",
-    "intel/team.yaml": """type: identity
-spec_version: "2.1"
-id: identity--3b241a2b-0f6e-45f2-8247-30783a977105
-created: 2022-01-01T00:00:00.000Z
-modified: 2022-01-01T00:00:00.000Z
-name: Team
-identity_class: organization
-""",
-}
+# A repository with an object of a type an extension-definition adds (STIX 2.1 section 7.3, new-sdo).
+EXTENSION_TYPE_REPO = Path(__file__).resolve().parents[1] / "data" / "query" / "extension-type"
 
 
-def test_a_type_an_extension_definition_adds_can_be_searched(make_repo: Callable[[dict[str, str]], Path]) -> None:
-    root = make_repo(EXTENSION_TYPE_REPO)
+def test_a_type_an_extension_definition_adds_can_be_searched(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(EXTENSION_TYPE_REPO, root)
     runner = CliRunner()
     found = runner.invoke(main, ["-C", str(root), "query", "type = malware-behavior", "--format", "ids"])
     assert found.exit_code == 0, found.output

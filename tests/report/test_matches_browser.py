@@ -100,6 +100,17 @@ def test_what_the_browser_cannot_run_it_says_and_names_tiops_query(page: Any, pa
     assert found is None and "the browser cannot run" in message and message.endswith("tiops query can"), message
 
 
+def _browser_answers_of_many(page: Any, patterns: list[str], texts: list[str]) -> list[Any]:
+    """For each pattern, [the answer for each text, ""] or [None, the refusal], in one evaluation."""
+    answers: list[Any] = page.evaluate("""([patterns, texts]) => patterns.map(pattern => {
+        try {
+            const test = window.TiopsQuery.compile({field: "name", op: "matches", value: pattern});
+            return [texts.map(text => test({d: {name: text}})), ""];
+        } catch (error) { return [null, error.message]; }
+    })""", [patterns, texts])
+    return answers
+
+
 TOKENS = ["a", "b", "K", "😀", ".", r"\s", r"\S", r"\d", r"\w", "[ab]", "[^a]", "[[:alpha:]]", r"[\s.]", "(", ")", "(?:",
           "|", "*", "+", "?", "{2}", "{1,2}", "^", "$", r"\b", r"\.", "{", "}", "]", r"\pL", r"\x{41}", r"\Q.\E", "-",
           r"\A", r"\z", "(?i)", "(?s)", "(?m)", "(?U)", "(?i:", "\n", " ", "[[:upper:]]", r"\p{Greek}", "\u03b1", "\u0391",
@@ -113,12 +124,7 @@ def test_random_patterns_mean_the_same_or_are_refused(page: Any, seed: int) -> N
 
     rng = random.Random(seed)
     patterns = ["".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 7))) for _ in range(300)]
-    answers = page.evaluate("""([patterns, texts]) => patterns.map(pattern => {
-        try {
-            const test = window.TiopsQuery.compile({field: "name", op: "matches", value: pattern});
-            return [texts.map(text => test({d: {name: text}})), ""];
-        } catch (error) { return [null, error.message]; }
-    })""", [patterns, TEXTS])
+    answers = _browser_answers_of_many(page, patterns, TEXTS)
     compared = 0
     for pattern, (found, message) in zip(patterns, answers, strict=True):
         expected = re2_answers(pattern)
@@ -144,12 +150,7 @@ def test_random_classes_mean_the_same_or_are_refused(page: Any, seed: int) -> No
     rng = random.Random(seed)
     patterns = [("(?i)" if rng.random() < 0.25 else "") + "[" + ("^" if rng.random() < 0.3 else "")
                 + "".join(rng.choice(CLASS_MEMBERS) for _ in range(rng.randint(1, 5))) + "]" for _ in range(300)]
-    answers = page.evaluate("""([patterns, texts]) => patterns.map(pattern => {
-        try {
-            const test = window.TiopsQuery.compile({field: "name", op: "matches", value: pattern});
-            return [texts.map(text => test({d: {name: text}})), ""];
-        } catch (error) { return [null, error.message]; }
-    })""", [patterns, CLASS_TEXTS])
+    answers = _browser_answers_of_many(page, patterns, CLASS_TEXTS)
     for pattern, (found, message) in zip(patterns, answers, strict=True):
         options = re2.Options()
         options.log_errors = False
