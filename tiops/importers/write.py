@@ -290,9 +290,12 @@ class _RepositoryIds:
         return self._imported
 
     def _objects(self) -> list[IntelObject]:
-        """The repository's objects, loaded once (an import leaves no build cache behind)."""
+        """The repository's objects, loaded once: through the build cache when the repository has
+        one (every command that reads the intel keeps it current), else parsed, leaving none behind."""
         if self._loaded is None:
-            self._loaded = load_repo(self.root).objects
+            from tiops.buildcache import has_entries, load_intel
+
+            self._loaded = (load_intel(self.root) if has_entries(self.root) else load_repo(self.root)).objects
         return self._loaded
 
     def authored_outside(self, folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
