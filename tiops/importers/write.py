@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -249,7 +249,12 @@ def _keep_the_teams_own(accepted: dict[str, Candidate], repository: _RepositoryI
     The same content is counted unchanged (a bundle the team published, imported back); other
     content is rejected, naming the file that defines it.
     """
-    own = repository.authored_outside(folder)
+    # A CSV row's id is a UUIDv5 of this source and the observable: never one the team wrote, and
+    # finding the team's ids costs a read of the repository's file indexes.
+    wanted = {identifier for identifier, candidate in accepted.items() if candidate.versioned}
+    if not wanted:
+        return
+    own = repository.authored_outside(folder, wanted)
     for identifier in [i for i in accepted if i in own]:
         candidate = accepted.pop(identifier)
         data, file = own[identifier]
@@ -274,14 +279,15 @@ def _as_authored(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _RepositoryIds:
-    """Which ids the repository already holds: imported folders from their lock files, the rest loaded on demand."""
+    """Which ids the repository already holds: imported folders from their lock files, the rest read on demand."""
 
     def __init__(self, root: Path, intel: Path) -> None:
         self.root = root
         self.intel = intel
         self._imported: dict[str, str] | None = None
-        self._authored: set[str] | None = None
-        self._loaded: list[IntelObject] | None = None
+        # Every id the repository's files define -> its file: a loaded object, or a file of the
+        # build cache whose index lists the id (its objects are read only when asked for).
+        self._holders: dict[str, Any] | None = None
 
     @property
     def imported(self) -> dict[str, str]:
@@ -289,29 +295,44 @@ class _RepositoryIds:
             self._imported = imported_ids(str(self.intel)) if self.intel.is_dir() else {}
         return self._imported
 
-    def _objects(self) -> list[IntelObject]:
-        """The repository's objects, loaded once: through the build cache when the repository has
-        one (every command that reads the intel keeps it current), else parsed, leaving none behind."""
-        if self._loaded is None:
-            from tiops.buildcache import has_entries, load_intel
+    def _where_defined(self) -> dict[str, Any]:
+        """Id -> an object or a cached file, read once. With a build cache (every command that reads
+        the intel keeps one) only the files' indexes are read: ids without their objects."""
+        if self._holders is None:
+            from tiops.buildcache import has_entries, load_repo_indexed
 
-            self._loaded = (load_intel(self.root) if has_entries(self.root) else load_repo(self.root)).objects
-        return self._loaded
+            holders: dict[str, Any] = {}
+            if has_entries(self.root):
+                for file in load_repo_indexed(self.root).files:
+                    for identifier in file.index.ids:
+                        holders.setdefault(identifier, file)
+            else:
+                for obj in load_repo(self.root).objects:
+                    holders.setdefault(obj.id, obj)
+            self._holders = holders
+        return self._holders
 
-    def authored_outside(self, folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
-        """Objects the team writes (no imported folder's), by id: their data and file."""
+    def authored_outside(self, folder: Path, wanted: Container[str]) -> dict[str, tuple[dict[str, Any], str]]:
+        """Of the ``wanted`` ids, those the team's own files define (no imported folder's): data and file."""
         if not self.intel.is_dir():
             return {}
         inside = os.path.relpath(folder, self.root).replace(os.sep, "/") + "/"
-        return {obj.id: (obj.data, obj.file) for obj in self._objects()
-                if obj.id not in self.imported and not obj.file.startswith(inside)}
+        found: dict[str, tuple[dict[str, Any], str]] = {}
+        for identifier, holder in self._where_defined().items():
+            if identifier not in wanted or identifier in self.imported:
+                continue
+            objects = [holder] if isinstance(holder, IntelObject) else holder.objects()[0]
+            for obj in objects:
+                if obj.id == identifier and not obj.file.startswith(inside):
+                    found[identifier] = (obj.data, obj.file)
+                    break
+        return found
 
     def known(self, ids: set[str]) -> set[str]:
         found = {identifier for identifier in ids if identifier in self.imported}
         if len(found) < len(ids) and self.intel.is_dir():
-            if self._authored is None:  # objects written in the repository: only when something is still missing
-                self._authored = {obj.id for obj in self._objects()}
-            found.update(ids & self._authored)
+            defined = self._where_defined()  # only when something is still missing
+            found.update(identifier for identifier in ids if identifier in defined)
         return found
 
 
