@@ -7,11 +7,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from tiops.codes import make_finding
 from tiops.config import load_config
 from tiops.discover import is_repo_root
 from tiops.enrich.lock import lock_findings
 from tiops.errors import UsageError
-from tiops.findings import Finding, sort_findings
+from tiops.findings import Finding, Location, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
 from tiops.locate import kept_positions, resolve_locations
@@ -234,7 +235,39 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
                 involved = _involved_ids(repo, wanted, gone)
                 repo_findings = _concerning(repo_findings, wanted, involved)
         findings.extend(repo_findings)
+        report_file = root / PANELS_FILE
+        if not targets or root in in_repo or report_file in in_repo:
+            findings.extend(report_panel_findings(root, cache))
     return sort_findings(findings)
+
+
+PANELS_FILE = "report.yaml"
+
+
+def report_panel_findings(root: Path, cache: bool = False) -> list[Finding]:
+    """TI140 and TI141 of the repository's ``report.yaml``, as ``tiops report`` gives them, so a
+    pull request's validate catches a panel the release job's report would refuse.
+
+    A panel's field is checked against the STIX properties and tiops' own fields; the intel's
+    own property names and types are read only when a panel names one that is neither.
+    """
+    path = root / PANELS_FILE
+    if not path.is_file():
+        return []
+    from tiops.report.panels import parse_panels
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return [make_finding("TI140", f"report.yaml cannot be read: {error}", Location(PANELS_FILE, 1, 1))]
+    findings = parse_panels(text, PANELS_FILE, set())[1]
+    if any("unknown field" in f.message or "not a STIX object type" in f.message for f in findings):
+        from tiops.buildcache import load_intel
+
+        objects = load_intel(root, cache=cache).objects
+        seen = {key for obj in objects for key in obj.data}
+        findings = parse_panels(text, PANELS_FILE, seen, frozenset(obj.type for obj in objects))[1]
+    return resolve_locations(findings, root)
 
 
 def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> list[Finding]:
