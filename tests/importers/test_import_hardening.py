@@ -486,3 +486,31 @@ def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) ->
     assert "1 object(s) carried the source-system or enrichment extension another tiops compile adds" in result.stdout
     (written,) = (tmp_path / "repo" / "intel" / "feed" / "threat-actor").glob("*.yaml")
     assert "extensions" not in parse_yaml(written.read_text(encoding="utf-8"))
+
+
+def test_a_partner_file_an_earlier_import_wrote_with_compiles_extensions_is_put_right(tmp_path: Path) -> None:
+    from tiops.importers.write import digest, ordered
+    from tiops.stix import SOURCE_EXTENSION_ID
+    from tiops.yamlio import dump_yaml
+
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    actor = {"type": "threat-actor", "spec_version": "2.1", "id": "threat-actor--0e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+             "created": VALID_FROM, "modified": VALID_FROM, "name": "Upstream",
+             "extensions": {SOURCE_EXTENSION_ID: {"extension_type": "property-extension", "source_system": "Five"}}}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps([actor]), encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"]).exit_code == 0
+    # As an import before this change left it: the file and its recorded digest with the extension.
+    (written,) = (tmp_path / "repo" / "intel" / "feed" / "threat-actor").glob("*.yaml")
+    written.write_text(dump_yaml(ordered(actor)), encoding="utf-8")
+    record = tmp_path / "repo" / "intel" / "feed" / "_imported.json"
+    lock = json.loads(record.read_text(encoding="utf-8"))
+    lock["objects"][actor["id"]] = digest(ordered(actor))
+    record.write_text(json.dumps(lock), encoding="utf-8")
+    again = runner.invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
+    assert again.exit_code == 0, again.output
+    assert "updated 1," in again.stdout and "rejected 0," in again.stdout
+    assert "extensions" not in parse_yaml(written.read_text(encoding="utf-8"))
+    validated = runner.invoke(main, ["-C", str(tmp_path / "repo"), "validate"])
+    assert validated.exit_code == 0, validated.output

@@ -577,6 +577,9 @@ def _plan_one(candidate: Candidate, folder: Path, files: _Files, report: ImportR
     elif existing == data:
         report.unchanged += 1
         return
+    elif _as_authored(existing) == data:
+        # Written by an import from before compile's own extensions were left out: put right.
+        report.updated += 1
     elif _is_newer(data, existing) or "modified" not in data or (not candidate.versioned and _same_version(data, existing)):
         report.updated += 1
     elif _same_version(data, existing):
@@ -633,7 +636,8 @@ def _bookkeeping(folder: Path, source: str, accepted: dict[str, Candidate], file
         stix_type, _, uuid_part = identifier.partition("--")
         current = files.existing(folder / stix_type / f"{uuid_part}.yaml")
         data = candidate.data
-        if current is None or current == data or _is_newer(data, current) or not candidate.versioned:
+        if (current is None or current == data or _is_newer(data, current) or not candidate.versioned
+                or _as_authored(current) == data):  # the earlier import's copy with compile's extensions, put right
             digests[identifier] = digest(data)
             fields[identifier] = field_digests(data)
     lock: dict[str, Any] = {"source": source, "objects": dict(sorted(digests.items()))}
