@@ -472,7 +472,9 @@ def test_two_copies_of_an_sco_with_different_content_are_a_conflict_not_an_older
     assert "total 3, created 1, updated 0, unchanged 0, repaired 0, older ignored 1, rejected 1," in result.stdout
 
 
-def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) -> None:
+def _upstream_bundle(tmp_path: Path) -> tuple[dict[str, object], Path]:
+    """An object as another tiops repository's compile writes it (its source-system extension on),
+    in a JSON file, and a fresh repository to import it into."""
     from tiops.stix import SOURCE_EXTENSION_ID
 
     (tmp_path / "repo" / "intel").mkdir(parents=True)
@@ -481,6 +483,11 @@ def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) ->
              "extensions": {SOURCE_EXTENSION_ID: {"extension_type": "property-extension", "source_system": "Five"}}}
     source = tmp_path / "feed.json"
     source.write_text(json.dumps([actor]), encoding="utf-8")
+    return actor, source
+
+
+def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) -> None:
+    _, source = _upstream_bundle(tmp_path)
     result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
     assert result.exit_code == 0, result.output
     assert "1 object(s) carried the source-system or enrichment extension another tiops compile adds" in result.stdout
@@ -490,15 +497,9 @@ def test_the_extensions_a_tiops_compile_adds_are_not_imported(tmp_path: Path) ->
 
 def test_a_partner_file_an_earlier_import_wrote_with_compiles_extensions_is_put_right(tmp_path: Path) -> None:
     from tiops.importers.write import digest, ordered
-    from tiops.stix import SOURCE_EXTENSION_ID
     from tiops.yamlio import dump_yaml
 
-    (tmp_path / "repo" / "intel").mkdir(parents=True)
-    actor = {"type": "threat-actor", "spec_version": "2.1", "id": "threat-actor--0e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
-             "created": VALID_FROM, "modified": VALID_FROM, "name": "Upstream",
-             "extensions": {SOURCE_EXTENSION_ID: {"extension_type": "property-extension", "source_system": "Five"}}}
-    source = tmp_path / "feed.json"
-    source.write_text(json.dumps([actor]), encoding="utf-8")
+    actor, source = _upstream_bundle(tmp_path)
     runner = CliRunner()
     assert runner.invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"]).exit_code == 0
     # As an import before this change left it: the file and its recorded digest with the extension.
