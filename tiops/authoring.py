@@ -242,13 +242,12 @@ def _check_set_references(repo: Any, stix_type: str, data: dict[str, Any], keys:
         for value in values if isinstance(values, list) else [values]:
             if isinstance(value, str) and value not in types:
                 problems.append(f"{key}={value}: no object with that id in the repository")
-    if not problems and stix_type == "relationship" and {"source_ref", "target_ref"} <= keys:
-        source, target, kind = data.get("source_ref"), data.get("target_ref"), data.get("relationship_type")
-        table, _ = load_relationship_table(repo.config)
-        if isinstance(kind, str) and not table.allows(types[source], kind, types[target]):
-            allowed = ", ".join(table.allowed_types_between(types[source], types[target])) or "none"
-            problems.append(f"{types[source]} --{kind}--> {types[target]} is not in the relationship table "
-                            f"(allowed: {allowed})")
+    source, target, kind = data.get("source_ref"), data.get("target_ref"), data.get("relationship_type")
+    if (not problems and stix_type == "relationship" and {"source_ref", "target_ref"} <= keys
+            and isinstance(source, str) and isinstance(target, str) and isinstance(kind, str)):
+        problem = _triple_problem(load_relationship_table(repo.config)[0], types[source], kind, types[target])
+        if problem is not None:
+            problems.append(problem)
     if problems:
         raise UsageError("--set: " + "; ".join(problems), hint="Check the ids (tiops query ... --format ids lists them), "
                                                                "or the relationship table.")
@@ -276,12 +275,18 @@ def _check_relationship_entries(repo: Any, stix_type: str, entries: list[dict[st
         [(kind, target)] = entry.items()
         if target not in types:
             problems.append(f"{kind}:{target}: no object with that id in the repository")
-        elif not table.allows(stix_type, kind, types[target]):
-            allowed = ", ".join(table.allowed_types_between(stix_type, types[target])) or "none"
-            problems.append(f"{kind}:{target}: {stix_type} --{kind}--> {types[target]} is not in the relationship "
-                            f"table (allowed: {allowed})")
+        elif (problem := _triple_problem(table, stix_type, kind, types[target])) is not None:
+            problems.append(f"{kind}:{target}: {problem}")
     if problems:
         raise UsageError("--relationship: " + "; ".join(problems), hint=f"Check the ids, or the table in {table.file}.")
+
+
+def _triple_problem(table: Any, source_type: str, kind: str, target_type: str) -> str | None:
+    """Why the relationship table refuses SOURCE --KIND--> TARGET, or None."""
+    if table.allows(source_type, kind, target_type):
+        return None
+    allowed = ", ".join(table.allowed_types_between(source_type, target_type)) or "none"
+    return f"{source_type} --{kind}--> {target_type} is not in the relationship table (allowed: {allowed})"
 
 
 def _render(stix_type: str, data: dict[str, Any], placeholder_keys: list[str]) -> str:

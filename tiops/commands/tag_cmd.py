@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import click
 
 from tiops.commands.common import handle_errors, no_cache_option, repo_root
+from tiops.load import OVERLAY_FILE
 from tiops.render.names import labelled, printable
 from tiops.tagging import tag_objects
 from tiops.where import parse_where
@@ -28,7 +31,7 @@ def tag_command(ctx: click.Context, action: str, tags: tuple[str, ...], where: s
         click.echo(printable(f"{change.file}: {labelled(change.stix_id, change.name)}: "
                              f"labels [{', '.join(change.before)}] -> [{', '.join(change.after)}]"))
     click.echo(f"{len(changes)} object(s) changed in {len({c.file for c in changes})} file(s)")
-    own = sum(1 for change in changes if not change.file.endswith("/_overlay.yaml") and change.file != "_overlay.yaml")
+    own = sum(1 for change in changes if PurePosixPath(change.file).name != OVERLAY_FILE)
     if own:  # a partner object's overlay is no new version; the team's own objects are (STIX 2.1 section 3.6)
         click.echo(f"note: {own} of the team's own objects changed content; 'tiops bump --base REF' gives them a "
                    "later modified, which 'tiops validate --base' checks (TI800)", err=True)

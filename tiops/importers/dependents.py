@@ -150,10 +150,7 @@ def reject_dependents(
             if ID_RE.match(target) and (wrong := _wrong_type(stix_type, prop, target)) is not None:
                 reasons.append(wrong)  # the id says its type: a defect of this object's own, whatever the target
                 own_defect = True
-            if target in rejected:
-                reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
-            else:
-                reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
+            reasons.append(_missing(prop, target, rejected))
             depends_on = depends_on or target
         if reasons:
             result.append(Rejection(candidate.position, tuple(reasons), identifier, object_name(candidate.data),
@@ -198,18 +195,19 @@ def reference_reasons(objects: list[dict[str, Any]], present: set[str], rejected
         stix_type = str(data.get("type"))
         reasons: list[str] = []
         for prop, target in refs:
-            if target in present or target in _ALWAYS_KNOWN or target in in_repository:
-                if (wrong := _wrong_type(stix_type, prop, target)) is not None:
-                    reasons.append(wrong)
-            else:
-                if (wrong := _wrong_type(stix_type, prop, target)) is not None:
-                    reasons.append(wrong)
-                if target in rejected:
-                    reasons.append(f"depends on rejected {target} ({prop}): {rejected[target]}")
-                else:
-                    reasons.append(f"{prop} refers to {target}, which is neither in the input nor in the repository")
+            if (wrong := _wrong_type(stix_type, prop, target)) is not None:
+                reasons.append(wrong)
+            if target not in present and target not in _ALWAYS_KNOWN and target not in in_repository:
+                reasons.append(_missing(prop, target, rejected))
         result.append(reasons)
     return result
+
+
+def _missing(prop: str, target: str, rejected: dict[str, str]) -> str:
+    """Why a reference to ``target``, which nothing imported or in the repository is, cannot stand."""
+    if target in rejected:
+        return f"depends on rejected {target} ({prop}): {rejected[target]}"
+    return f"{prop} refers to {target}, which is neither in the input nor in the repository"
 
 
 def _wrong_type(stix_type: str, prop: str, target: str) -> str | None:

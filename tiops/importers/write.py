@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -258,7 +258,7 @@ def _keep_the_teams_own(accepted: dict[str, Candidate], repository: _RepositoryI
     for identifier in [i for i in accepted if i in own]:
         candidate = accepted.pop(identifier)
         data, file = own[identifier]
-        if canonical_json(_as_authored(candidate.data)) == canonical_json(data):
+        if candidate.data == data:  # compile's own extensions are gone already (_without_compiles_own)
             report.unchanged += 1
             continue
         report.rejections.append(Rejection(candidate.position, (
@@ -312,14 +312,16 @@ class _RepositoryIds:
             self._holders = holders
         return self._holders
 
-    def authored_outside(self, folder: Path, wanted: Container[str]) -> dict[str, tuple[dict[str, Any], str]]:
+    def authored_outside(self, folder: Path, wanted: Iterable[str]) -> dict[str, tuple[dict[str, Any], str]]:
         """Of the ``wanted`` ids, those the team's own files define (no imported folder's): data and file."""
         if not self.intel.is_dir():
             return {}
         inside = os.path.relpath(folder, self.root).replace(os.sep, "/") + "/"
         found: dict[str, tuple[dict[str, Any], str]] = {}
-        for identifier, holder in self._where_defined().items():
-            if identifier not in wanted or identifier in self.imported:
+        defined = self._where_defined()
+        for identifier in wanted:
+            holder = defined.get(identifier)
+            if holder is None or identifier in self.imported:
                 continue
             objects = [holder] if isinstance(holder, IntelObject) else holder.objects()[0]
             for obj in objects:
