@@ -332,3 +332,33 @@ def test_a_wrong_default_value_is_one_finding_at_its_line_and_not_applied(make_r
     assert [(f.code, f.location.file, f.location.line) for f in findings if f.severity.name == "ERROR"] == [
         ("TI111", "intel/_defaults.yaml", 3)]
     assert all("confidence" not in obj.data and obj.data["labels"] == ["ok"] for obj in repo.objects)
+
+
+def test_an_object_whose_extension_makes_its_type_an_sco_takes_an_scos_defaults(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from tiops import load_repo, validate_repo
+
+    definition = "extension-definition--3d3a9e0c-8a32-4c8e-9d3b-0b0f0f2b6a11"
+    uses = "extensions:\n  " + definition + ": {extension_type: %s}\n"
+    root = make_repo({
+        "intel/_defaults.yaml": ("source: Team\ndefaults:\n  created_by_ref: identity--272de0aa-9200-5f58-860b-8d7220641ae2\n"
+                                 "  confidence: 70\n  object_marking_refs: [marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb]\n"
+                                 "  x_team: blue\n"),
+        "intel/team.yaml": ("type: identity\nspec_version: '2.1'\nid: identity--272de0aa-9200-5f58-860b-8d7220641ae2\n"
+                            "name: Team\ncreated: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\n"),
+        "intel/definition.yaml": ("type: extension-definition\nspec_version: '2.1'\nid: " + definition + "\n"
+                                  "created: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\nname: cells\n"
+                                  "schema: https://example.com/cell.json\nversion: '1.0'\nextension_types: [new-sco, new-sdo]\n"),
+        "intel/tower.yaml": ("type: x-cell-tower\nspec_version: '2.1'\nid: x-cell-tower--0b7c5f0e-3a1d-5a2e-9b7e-1c1d2e3f4a5b\n"
+                             "tower_id: '310-410-1234'\n" + uses % "new-sco"),
+        "intel/campaign.yaml": ("type: x-cell-campaign\nspec_version: '2.1'\nid: x-cell-campaign--1b7c5f0e-3a1d-4a2e-9b7e-1c1d2e3f4a5b\n"
+                                "created: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\n" + uses % "new-sdo"),
+    })
+    repo = load_repo(root)
+    assert not validate_repo(repo)
+    by_type = {obj.type: obj for obj in repo.objects}
+    # An SCO has no created_by_ref or confidence (STIX 2.1 section 6.1); markings and custom ones it keeps.
+    tower = by_type["x-cell-tower"]
+    assert "created_by_ref" not in tower.data and "confidence" not in tower.data
+    assert tower.defaulted_properties == ("object_marking_refs", "x_team")
+    campaign = by_type["x-cell-campaign"]
+    assert campaign.data["created_by_ref"].startswith("identity--") and campaign.data["confidence"] == 70

@@ -144,6 +144,12 @@ def common_property_names() -> frozenset[str]:
 
 
 @functools.cache
+def sco_common_property_names() -> frozenset[str]:
+    """The common properties of an SCO (STIX 2.1 section 6.1), fewer than an SDO's."""
+    return frozenset(_load("stix/common.json")["$defs"]["sco"].get("properties", {}))
+
+
+@functools.cache
 def required_properties(stix_type: str) -> frozenset[str]:
     """The properties the specification requires on ``stix_type`` (empty for types without a schema)."""
     if stix_type not in stix_types_with_schema():

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tiops.codes import make_finding
 from tiops.config import Config, load_config
@@ -22,7 +22,7 @@ from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, b
 from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
-from tiops.jsonschemas import common_property_names, known_properties, tiops_schema_errors
+from tiops.jsonschemas import common_property_names, known_properties, sco_common_property_names, tiops_schema_errors
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
@@ -96,6 +96,29 @@ class Defaults:
                 chosen = {name: value for name, value in self.properties.items() if name in known or name not in foreign}
             self.by_type[stix_type] = chosen
         return chosen
+
+    def for_object(self, own: dict[str, Any]) -> dict[str, Any]:
+        """The defaults ``own`` takes: :meth:`for_type`, and for an object of a custom type that
+        its own ``extensions`` declare an SCO type (``extension_type: new-sco``, STIX 2.1
+        section 7.3) only what an SCO can hold, as for a predefined SCO type."""
+        chosen = self.for_type(own.get("type"))
+        if chosen is self.properties and _declares_new_sco(own):
+            chosen = self.by_type.get(_NEW_SCO)
+            if chosen is None:
+                foreign = common_property_names() - sco_common_property_names()
+                chosen = {name: value for name, value in self.properties.items() if name not in foreign}
+                self.by_type[_NEW_SCO] = chosen
+        return chosen
+
+
+# by_type's key for the defaults of an object whose type an extension makes an SCO.
+_NEW_SCO: Final = object()
+
+
+def _declares_new_sco(own: dict[str, Any]) -> bool:
+    extensions = own.get("extensions")
+    return isinstance(extensions, dict) and any(
+        isinstance(entry, dict) and entry.get("extension_type") == "new-sco" for entry in extensions.values())
 
 
 @dataclass(slots=True)
@@ -697,7 +720,7 @@ def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...
         data, defaulted = raw, ()
     else:
         own = raw if inline is None else {key: value for key, value in raw.items() if key != INLINE_RELATIONSHIPS_KEY}
-        properties = defaults.for_type(own.get("type")) if defaults.properties else defaults.properties
+        properties = defaults.for_object(own) if defaults.properties else defaults.properties
         # A copy: rules and overlays change `data`, never `imported_data` (what the file says).
         data = {**properties, **own}
         # Defaults hold a handful of keys; looking each up beats building a set per object.
