@@ -22,7 +22,12 @@ from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, b
 from tiops.findings import Finding, Location, PathPart, Severity
 from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
-from tiops.jsonschemas import common_property_names, known_properties, sco_common_property_names, tiops_schema_errors
+from tiops.jsonschemas import (
+    common_property_names,
+    known_properties,
+    sco_common_property_names,
+    tiops_schema_errors,
+)
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
@@ -79,6 +84,8 @@ class Defaults:
     defaulted_tuples: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     # The properties each type of object takes (for_type), worked out once per type.
     by_type: dict[Any, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # Which of ``files`` gives each of ``properties`` (the nearest that names it).
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def for_type(self, stix_type: Any) -> dict[str, Any]:
         """The defaults an object of ``stix_type`` takes: all of them, but a common property of
@@ -102,13 +109,13 @@ class Defaults:
         its own ``extensions`` declare an SCO type (``extension_type: new-sco``, STIX 2.1
         section 7.3) only what an SCO can hold, as for a predefined SCO type."""
         chosen = self.for_type(own.get("type"))
-        if chosen is self.properties and _declares_new_sco(own):
-            chosen = self.by_type.get(_NEW_SCO)
-            if chosen is None:
-                foreign = common_property_names() - sco_common_property_names()
-                chosen = {name: value for name, value in self.properties.items() if name not in foreign}
-                self.by_type[_NEW_SCO] = chosen
-        return chosen
+        if chosen is not self.properties or not _declares_new_sco(own):
+            return chosen
+        sco = self.by_type.get(_NEW_SCO)
+        if sco is None:
+            foreign = common_property_names() - sco_common_property_names()
+            sco = self.by_type[_NEW_SCO] = {name: value for name, value in self.properties.items() if name not in foreign}
+        return sco
 
 
 # by_type's key for the defaults of an object whose type an extension makes an SCO.
@@ -182,6 +189,9 @@ class Repo:
     # What the per-object check given to load_repo found, every object's in object order;
     # None when loading ran no check (tiops.validate runs it then).
     object_findings: list[Finding] | None = None
+    # The _defaults.yaml files of a folder (IntelObject.defaults_files) -> which of them gives
+    # each default property, so a finding at a defaulted property is reported where it is written.
+    default_origins: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, IntelObject]:
         return {obj.id: obj for obj in self.objects}
@@ -557,13 +567,17 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
     for key, message in wrong.items():
         # Said once, here, and not applied: applied, the value was one finding per object that inherits it.
         repo.findings.append(make_finding("TI111", message, Location(relative, path=("defaults", key))))
+    applied = {key: value for key, value in given.items() if key not in wrong}
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
+    origins = {**(parent.origins if inherited else {}), **dict.fromkeys(applied, relative)}
+    repo.default_origins[files] = origins
     return Defaults(
-        properties={**inherited, **{key: value for key, value in given.items() if key not in wrong}},
+        properties={**inherited, **applied},
         source=source,
         files=files,
         imported_folder=imported_folder,
         overlay=parent.overlay,
+        origins=origins,
     )
 
 

@@ -19,6 +19,8 @@ from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.rules import rule_findings
+from tiops.validate.at_defaults import at_default_places
+from tiops.validate.at_defaults import one_per_default as _one_per_default
 from tiops.validate.extensions import check_extensions, toplevel_extension_properties
 from tiops.validate.indexed import (
     IndexedFile,
@@ -55,20 +57,25 @@ class Prechecked:
 
 
 def validate_repo(repo: Repo, *, progress: Progress = no_progress, prechecked: Prechecked | None = None,
-                  checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None) -> list[Finding]:
+                  checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None,
+                  one_per_default: bool = True) -> list[Finding]:
     """All findings for ``repo`` (load findings included), located and sorted.
 
     With ``prechecked`` (the build cache) the per-object checks are not run again; the
     repository-wide checks (duplicate ids, references, relationships, extensions, rules)
     always run. ``checked``: per-object findings by object identity, filled and reused (two
     revisions compared share the objects of unchanged files: tiops.filesource.SharedParses).
+    ``one_per_default``: a defect of a folder default is one finding at its line, not one per
+    object taking it (tiops.validate.at_defaults); a check of named files, which keeps the
+    findings of their objects, makes them one itself.
     """
     with paused_gc():
-        return _validate_repo(repo, progress, prechecked, checked)
+        return _validate_repo(repo, progress, prechecked, checked, one_per_default)
 
 
 def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None = None,
-                   checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None) -> list[Finding]:
+                   checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None,
+                   one_per_default: bool = True) -> list[Finding]:
     findings = list(repo.findings)
     total = len(repo.objects)
     if prechecked is not None:
@@ -93,14 +100,14 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
     unique_ids = len(types) == len(repo.objects)
     if prechecked is not None and not repo.is_bundle:
         return _repo_wide(repo, repo.objects, findings, types, prechecked.references, prechecked.malformed_ids,
-                          unique_ids=unique_ids)
-    return _repo_wide(repo, repo.objects, findings, types, unique_ids=unique_ids)
+                          unique_ids=unique_ids, one_per_default=one_per_default)
+    return _repo_wide(repo, repo.objects, findings, types, unique_ids=unique_ids, one_per_default=one_per_default)
 
 
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
                references: Sequence[list[ListedReference] | None] | None = None,
                malformed: set[str] | None = None, *, unique_ids: bool = False,
-               partner: dict[str, PartnerFolder] | None = None) -> list[Finding]:
+               partner: dict[str, PartnerFolder] | None = None, one_per_default: bool = True) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on
@@ -136,12 +143,14 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     if not repo.is_bundle:
         # the enrichment lock (TI150, TI151)
         findings.extend(lock_findings(repo.config.intel_path, repo.root, repo.config.source))
-    return sort_findings(resolve_locations(findings, repo.root, repo.config.source))
+    findings = sort_findings(resolve_locations(at_default_places(findings, objects, repo.default_origins),
+                                               repo.root, repo.config.source))
+    return _one_per_default(findings) if one_per_default else findings
 
 
 def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str] | None = None,
                      previous: set[str] | frozenset[str] = frozenset(),
-                     progress: Progress = no_progress) -> IndexedFindings:
+                     progress: Progress = no_progress, one_per_default: bool = True) -> IndexedFindings:
     """:func:`validate_repo` of a repository loaded as file indexes (tiops.validate.indexed), reading few objects.
 
     ``repo``: the configuration, overlays and findings made before any file was read;
@@ -151,6 +160,7 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
     is checked: the findings then hold every one that concerns them (their own and
     those of the ids ``involved``, :func:`_involved_ids`), and others that do not.
     ``previous``: the ids the named files defined at HEAD (:func:`_previous_ids`).
+    ``one_per_default``: as :func:`validate_repo`'s.
     """
     with paused_gc():
         findings = list(repo.findings)
@@ -180,7 +190,8 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                 objects.extend(file_objects)
                 references.extend(file_references)
         return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed,
-                                          partner=partner_folders(files)), involved, types)
+                                          partner=partner_folders(files), one_per_default=one_per_default),
+                               involved, types)
 
 
 class IndexedFindings(NamedTuple):
@@ -227,13 +238,14 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     if in_repo or not targets:
         repo_findings = _validate_named(root, in_repo, progress) if cache and in_repo and root not in in_repo else None
         if repo_findings is None:
-            repo, repo_findings = _validate_whole(root, in_repo, progress, cache)
+            named = bool(in_repo) and root not in in_repo
+            repo, repo_findings = _validate_whole(root, in_repo, progress, cache, one_per_default=not named)
             hold_until_exit(repo)
-            if in_repo and root not in in_repo:
+            if named:
                 wanted = [_display(t, root) for t in in_repo]
                 gone = _previous_ids(root, [t for t in in_repo if not t.is_dir()]) - {obj.id for obj in repo.objects}
                 involved = _involved_ids(repo, wanted, gone)
-                repo_findings = _concerning(repo_findings, wanted, involved)
+                repo_findings = _one_per_default(_concerning(repo_findings, wanted, involved))
         findings.extend(repo_findings)
         report_file = root / PANELS_FILE
         if not targets or root in in_repo or report_file in in_repo:
@@ -289,10 +301,11 @@ def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) 
     return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
 
 
-def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool) -> tuple[Repo, list[Finding]]:
+def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool,
+                    one_per_default: bool = True) -> tuple[Repo, list[Finding]]:
     if not cache:
         repo = load_repo(root, progress=progress, check=check_object)
-        return repo, validate_repo(repo, progress=progress)
+        return repo, validate_repo(repo, progress=progress, one_per_default=one_per_default)
     from tiops.buildcache import (  # they import this package's checks
         StaleEntry,
         has_entries,
@@ -310,7 +323,8 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         indexed = load_repo_indexed(root, progress=progress, settle=False)
         try:
             with kept_positions(indexed.cache):
-                findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+                findings = validate_indexed(indexed.repo, indexed.files, progress=progress,
+                                            one_per_default=one_per_default)[0]
         except StaleEntry:
             pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
         else:
@@ -322,7 +336,8 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
                               fresh=(lambda relative: relative in wanted or relative.startswith(folders))
                               if usable else None)
     with kept_positions(loaded.cache):
-        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked())
+        findings = validate_repo(loaded.repo, progress=progress, prechecked=loaded.prechecked(),
+                                 one_per_default=one_per_default)
     loaded.cache.save_unless_small()
     return loaded.repo, findings
 
@@ -351,19 +366,19 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
             previous = _previous_ids(root, named)
             if wanted <= {file.relative for file in loaded.files}:
                 findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, previous=previous,
-                                                         progress=progress)
+                                                         progress=progress, one_per_default=False)
             else:
                 # Not (all) object files: an _overlay.yaml (what `tiops tag` edits in partner intel), a
                 # _defaults.yaml, an import lock. Their findings come from checking the whole repository,
                 # which the indexes do reading only the objects a check may report on.
-                checked = validate_indexed(loaded.repo, loaded.files, progress=progress)
+                checked = validate_indexed(loaded.repo, loaded.files, progress=progress, one_per_default=False)
                 findings = checked.findings
                 involved = involved_ids(loaded.files, wanted, previous - checked.types.keys())
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save_unless_small()
     hold_until_exit(loaded)
-    return _concerning(findings, sorted(wanted), involved or set())
+    return _one_per_default(_concerning(findings, sorted(wanted), involved or set()))
 
 
 def _involved_ids(repo: Repo, wanted: list[str], gone: set[str] | frozenset[str] = frozenset()) -> set[str]:
