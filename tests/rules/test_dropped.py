@@ -63,3 +63,32 @@ def test_compile_shows_what_the_rules_left_dangling(example_repo: Path) -> None:
         in result.stderr
     shown = result.stderr.count("warning TI514")
     assert shown > 0 and f"{shown} warning(s))" in result.stdout  # the example has no other warning
+
+
+def _references_to(value: object, target: str) -> int:
+    """How many *_ref / *_refs values anywhere in ``value`` name ``target``."""
+    if isinstance(value, dict):
+        return sum((item == target or (isinstance(item, list) and item.count(target)))
+                   if key.endswith(("_ref", "_refs")) else _references_to(item, target) for key, item in value.items())
+    if isinstance(value, list):
+        return sum(_references_to(item, target) for item in value)
+    return 0
+
+
+def test_references_past_the_first_ten_to_one_dropped_object_are_one_finding(example_repo: Path) -> None:
+    import json
+
+    from tiops.rules.dropped import LISTED_PER_TARGET
+
+    build(example_repo, as_of="2025-06-01", cache=False, output=example_repo / "dist" / "bundle.json")
+    objects = json.loads((example_repo / "dist" / "bundle.json").read_text(encoding="utf-8"))["objects"]
+    named = sum(_references_to(obj, FABRIKAM) for obj in objects if obj["id"] != FABRIKAM)
+    assert named > LISTED_PER_TARGET + 1
+    (example_repo / "rules" / "ingestion" / "drop-identity.yaml").write_text(DROP_IDENTITY, encoding="utf-8")
+    for cache in (False, True, True):
+        warnings = _warnings(example_repo, cache=cache)
+        listed = [w for w in warnings if w[3] is not None]
+        summary = [w for w in warnings if w[3] is None]
+        assert len(listed) == LISTED_PER_TARGET and len(summary) == 1
+        assert f"{FABRIKAM}, which an ingestion rule dropped, is named by {named - LISTED_PER_TARGET} more references in" \
+            in summary[0][4]

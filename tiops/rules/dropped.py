@@ -18,20 +18,32 @@ files that hold such a reference.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
+from dataclasses import replace
+from typing import Final
 
 from tiops.codes import make_finding
 from tiops.findings import Finding
 from tiops.load import IntelObject
 from tiops.validate.reference_index import object_references
 
-__all__ = ["dropped_reference_findings", "names_any"]
+__all__ = ["LISTED_PER_TARGET", "dropped_reference_findings", "names_any"]
+
+
+# References to one dropped object listed one by one; the rest are one finding that counts
+# them. An identity that every object names would otherwise be a warning per object (20,000
+# at 100k objects), which hides every other finding of the run.
+LISTED_PER_TARGET: Final = 10
 
 
 def dropped_reference_findings(objects: Iterable[IntelObject], by_rules: Container[str],
                                with_targets: Container[str]) -> list[Finding]:
     """TI514 for each reference of ``objects`` to an id a rule dropped (``by_rules``) or that went
-    with a dropped object (``with_targets``). ``objects``: the surviving objects as loaded."""
+    with a dropped object (``with_targets``). ``objects``: the surviving objects as loaded, in
+    their order. The first :data:`LISTED_PER_TARGET` references to one id are listed; the
+    others are one finding, at the first of them, that counts them and their files."""
     findings: list[Finding] = []
+    listed: dict[str, int] = {}
+    unlisted: dict[str, tuple[Finding, int, set[str]]] = {}
     for obj in objects:
         for prop, target, path in object_references(obj):
             if type(target) is not str or target == obj.id:
@@ -42,9 +54,24 @@ def dropped_reference_findings(objects: Iterable[IntelObject], by_rules: Contain
                 why = "was dropped with the object it points at"
             else:
                 continue
-            findings.append(make_finding(
-                "TI514", f"{prop} names {target}, which {why}: the bundle refers to an object it does not hold "
-                f"('tiops explain {target}' says which rule)", obj.location(*path), stix_id=obj.id))
+            count = listed.get(target, 0)
+            if count < LISTED_PER_TARGET:
+                listed[target] = count + 1
+                findings.append(make_finding(
+                    "TI514", f"{prop} names {target}, which {why}: the bundle refers to an object it does not hold "
+                    f"('tiops explain {target}' says which rule)", obj.location(*path), stix_id=obj.id))
+            elif target in unlisted:
+                first, more, files = unlisted[target]
+                files.add(obj.file)
+                unlisted[target] = (first, more + 1, files)
+            else:
+                first = make_finding("TI514", why, obj.location(*path))
+                unlisted[target] = (first, 1, {obj.file})
+    for target, (first, more, files) in unlisted.items():
+        findings.append(replace(first, message=(
+            f"{target}, which {first.message}, is named by {more} more reference{'s' if more > 1 else ''} in "
+            f"{len(files)} file{'s' if len(files) > 1 else ''}, from this one on; only the first {LISTED_PER_TARGET} "
+            f"are listed ('tiops explain {target}' says which rule)")))
     return findings
 
 
