@@ -515,3 +515,19 @@ def test_a_partner_file_an_earlier_import_wrote_with_compiles_extensions_is_put_
     assert "extensions" not in parse_yaml(written.read_text(encoding="utf-8"))
     validated = runner.invoke(main, ["-C", str(tmp_path / "repo"), "validate"])
     assert validated.exit_code == 0, validated.output
+
+
+def test_a_hash_cell_that_is_no_digest_is_said_as_written(tmp_path: Path) -> None:
+    header = "validFrom,observableType,observableValue,SHA256,MD5\n"
+    code, out, err = imported(tmp_path, header + f"{VALID_FROM},file,evil.exe,abc\\; DROP,\n"
+                              f"{VALID_FROM},file,x.exe,,{'d' * 34}\n"
+                              f"{VALID_FROM},file,y.exe,{'e' * 64},{'f' * 32}\n"
+                              f"{VALID_FROM},file,z.exe,{'g' * 64},\n")
+    assert code == 1
+    assert "total 4, created 1," in out and "rejected 3," in out
+    assert "row 2: SHA-256: 'abc\\; DROP' is not a SHA-256 hash (64 hexadecimal digits)" in err  # one backslash
+    assert f"row 3: MD5: '{'d' * 34}' is not an MD5 hash (32 hexadecimal digits)" in err
+    assert "row 5: SHA-256:" in err
+    # A cell with a control character still shows it.
+    code, out, err = imported(tmp_path, header + f"{VALID_FROM},file,evil.exe,ab\tc,\n")
+    assert "SHA-256: 'ab\\tc' is not a SHA-256 hash" in err

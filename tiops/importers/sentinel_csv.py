@@ -50,6 +50,7 @@ _COLUMN_NAMES = {name.lower(): name for name in KNOWN_COLUMNS}
 # The hash an observableValue of a file row is, by its length in hex digits (STIX 2.1
 # section 10.7, hash-algorithm-ov): a digest there is no file name.
 _DIGEST_LENGTHS = {32: "MD5", 40: "SHA-1", 64: "SHA-256", 128: "SHA-512"}
+_HASH_LENGTHS = {name: length for length, name in _DIGEST_LENGTHS.items()}
 _HEX_DIGEST = re.compile("[0-9a-fA-F]{32}(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{32}(?:[0-9a-fA-F]{64})?)?")
 _FILE_TYPES = ("file", "file-hash")
 # Sentinel's TLP levels are TLP 1.0 names; 'white' became 'clear' in TLP 2.0.
@@ -246,8 +247,12 @@ def _undecodable_cells(row: list[str]) -> list[str]:
 
 
 def _show(value: str, limit: int = 80) -> str:
-    """A cell value quoted for a message, cut short: cells can be long."""
-    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
+    """A cell value quoted for a message, cut short: cells can be long. As written when every
+    character is printable (a backslash stays one); otherwise as Python escapes it, so a
+    control character or a line break shows."""
+    shown = value if len(value) <= limit else value[:limit]
+    quoted = f"'{shown}'" if shown.isprintable() and "'" not in shown else repr(shown)
+    return quoted if shown is value else f"{quoted}... ({len(value)} characters)"
 
 
 def _digest_as_value(cells: dict[str, str]) -> bool:
@@ -333,6 +338,12 @@ def _pattern(cells: dict[str, str], reasons: list[str]) -> str | None:
     if observable_type in _FILE_TYPES and not hashes and _HEX_DIGEST.fullmatch(value):
         hashes, value = {_DIGEST_LENGTHS[len(value)]: value}, ""
     if observable_type in _FILE_TYPES and hashes:
+        wrong = [f"{name}: {_show(digest)} is not {'an' if name == 'MD5' else 'a'} {name} hash ({_HASH_LENGTHS[name]} hexadecimal digits)"
+                 for name, digest in sorted(hashes.items())
+                 if len(digest) != _HASH_LENGTHS[name] or not _HEX_DIGEST.fullmatch(digest)]
+        if wrong:  # said of the cell as written, not of the pattern it would have been escaped into
+            reasons.extend(wrong)
+            return None
         comparisons = [f"file:hashes.'{name}' = '{_escape(digest)}'" for name, digest in sorted(hashes.items())]
         any_hash = " OR ".join(comparisons)
         if not value or value.lower() in (digest.lower() for digest in hashes.values()):
