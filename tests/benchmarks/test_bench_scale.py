@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 
 def test_bench_scale_prints_the_medians_of_its_rounds(run_benchmark: Callable[..., subprocess.CompletedProcess[str]]) -> None:
@@ -26,3 +27,22 @@ def test_bench_scale_prints_the_medians_of_its_rounds(run_benchmark: Callable[..
         assert what in rows
     # Each round's ratios are shown as it ends, on standard error.
     assert len([line for line in result.stderr.splitlines() if line.startswith("round ")]) == 2
+
+
+def test_bench_scale_compiles_the_large_repository_with_and_without_a_build_cache(
+        run_benchmark: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import generate_repo
+
+    large = tmp_path / "large"
+    generate_repo.main(["200", str(large)])
+    (large / ".tiops").mkdir()  # a cache of an earlier build: the first build's figure must not use it
+    (large / ".tiops" / "stale").write_text("x", encoding="utf-8")
+    result = run_benchmark("bench_scale.py", "--size", "200", "--rounds", "1", "--no-browser", "--million-repo", str(large))
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| compile of 1M objects")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| compile of 1M objects, `--no-cache`", "| compile of 1M objects, first build (writes the build cache)"]
+    assert all(re.search(r"\| [0-9.]+ s, [0-9.]+ GB peak \| +\| ≤ 60 s, < 3 GB \|", row) for row in rows), rows
+    assert (large / ".tiops" / "build-cache").is_dir() and not (large / ".tiops" / "stale").exists()
