@@ -831,6 +831,9 @@ def _add_inline_relationships(parent: IntelObject, entries: Any, repo: Repo) -> 
     if not isinstance(entries, list):
         repo.findings.append(make_finding("TI401", "'relationships' must be a list of {TYPE: TARGET_ID} entries", where, stix_id=parent.id))
         return
+    # The inherited properties the declaring object took from its folder's defaults: so are
+    # the relationship's, unless its entry writes its own (a finding at one is the default's).
+    inherited_defaults = tuple(name for name in INHERITED_BY_RELATIONSHIPS if name in parent.defaulted_properties)
     for index, entry in enumerate(entries):
         entry_location = parent.location(INLINE_RELATIONSHIPS_KEY, index)
         if not isinstance(entry, dict):
@@ -865,6 +868,8 @@ def _add_inline_relationships(parent: IntelObject, entries: Any, repo: Repo) -> 
                 source=parent.source,
                 id_derived="id" not in entry,
                 defaults_files=parent.defaults_files,
+                defaulted_properties=inherited_defaults if not inherited_defaults or entry.keys().isdisjoint(
+                    inherited_defaults) else tuple(name for name in inherited_defaults if name not in entry),
                 declared_by=parent.id,
             )
         )

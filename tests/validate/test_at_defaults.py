@@ -23,7 +23,8 @@ def _repository(make_repo: Callable[[dict[str, str]], Path]) -> Path:
     return make_repo({
         "intel/_defaults.yaml": f"source: Team\ndefaults:\n  labels: [ours]\n  created_by_ref: {MISSING}\n",
         "intel/team.yaml": identity.format(id=TEAM, name="Team"),
-        "intel/actors/a.yaml": _actor("A"),
+        # Its inline relationship inherits the created_by_ref A took from the default.
+        "intel/actors/a.yaml": _actor("A", f"relationships:\n  - related-to: {TEAM}\n"),
         "intel/actors/b.yaml": _actor("B"),
         "intel/actors/list.yaml": "- " + _actor("C").replace("\n", "\n  ").rstrip() + "\n- "
                                   + _actor("D").replace("\n", "\n  ").rstrip() + "\n",
@@ -44,10 +45,10 @@ def test_a_defect_in_a_default_is_one_finding_at_its_line(make_repo: Callable[[d
     root = _repository(make_repo)
     seen = _seen(root, [], cache=False)
     by_file = {(code, file): (line, column, stix_id, message) for code, file, line, column, stix_id, message in seen}
-    # The identity and actors A to D take the root folder's created_by_ref; E writes its own.
+    # The identity, actors A to D and A's relationship take the root folder's created_by_ref; E writes its own.
     line, column, stix_id, message = by_file["TI300", "intel/_defaults.yaml"]
     assert (line, column, stix_id) == (4, 3, None)
-    assert message.endswith("(a default, given to 5 objects)") and MISSING in message
+    assert message.endswith("(a default, given to 6 objects)") and MISSING in message
     assert by_file["TI300", "intel/actors/own.yaml"][0] == 6  # its own line, not the default's
     line, column, stix_id, message = by_file["TI300", "intel/actors/sub/_defaults.yaml"]
     assert (line, column) == (3, 3) and stix_id is not None and message.endswith("(a default, given to 1 object)")
@@ -61,7 +62,9 @@ def test_a_named_file_shows_the_default_it_takes(make_repo: Callable[[dict[str, 
     root = _repository(make_repo)
     for cache in (False, True, True):
         seen = _seen(root, [root / "intel/actors/a.yaml"], cache=cache)
+        # A's own finding and its relationship's (an id involved with the file), as one.
         assert [(code, file, line) for code, file, line, *_ in seen] == [("TI300", "intel/_defaults.yaml", 4)]
+        assert seen[0][4] is None and seen[0][5].endswith("(a default, given to 2 objects)")
 
 
 def test_naming_the_defaults_file_shows_its_finding_for_every_object(make_repo: Callable[[dict[str, str]], Path]) -> None:
@@ -69,4 +72,4 @@ def test_naming_the_defaults_file_shows_its_finding_for_every_object(make_repo: 
     for cache in (False, True, True):
         seen = _seen(root, [root / "intel/_defaults.yaml"], cache=cache)
         assert [(file, line, stix_id) for _, file, line, _, stix_id, _ in seen] == [("intel/_defaults.yaml", 4, None)]
-        assert seen[0][5].endswith("(a default, given to 5 objects)")
+        assert seen[0][5].endswith("(a default, given to 6 objects)")
