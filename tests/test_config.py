@@ -106,3 +106,16 @@ def test_an_unknown_key_is_placed_at_itself_with_a_did_you_mean(make_repo) -> No
         in result.output
     assert "intel/_defaults.yaml:2:1: error TI111 defaults-invalid: defautls: unknown key 'defautls'; did you mean " \
            "'defaults'?" in result.output
+
+
+def test_a_repository_named_by_a_relative_path_keeps_its_folders_inside(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops.config import load_config
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    (root / "tiops.yaml").write_text("intel: intel\nrules: rules\n", encoding="utf-8")
+    monkeypatch.chdir(root)
+    assert load_config(Path("."))[1] == []  # library callers pass the folder as they have it
+    (root / "tiops.yaml").write_text("intel: ../elsewhere\n", encoding="utf-8")
+    assert [f.code for f in load_config(Path("."))[1]] == ["TI110"]

@@ -144,7 +144,7 @@ def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
     and report what it finds in them into a public CI log.
     """
     found = []
-    base = os.path.normpath(os.fspath(root))
+    base = os.path.abspath(root)  # normalised; '.' too, whose common path with 'intel' is ''
     for key in ("intel", "rules"):
         value = data.get(key)
         if not isinstance(value, str) or not value:
