@@ -328,3 +328,12 @@ def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     root = _offline_repo(tmp_path)
     result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", str(root / "intel" / "indicatorz")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_only_a_bare_refresh_reads_the_geo_database_again(tmp_path: Path, rdap_server: RdapServer) -> None:
+    # Geo results are dated by their database, not by when they were read (docs/enrich.md).
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    assert enrich_repo(root, offline=True).geo_looked_up == 2
+    assert enrich_repo(root, offline=True).geo_looked_up == 0
+    assert enrich_repo(root, offline=True, refresh=timedelta(days=30)).geo_looked_up == 0
+    assert enrich_repo(root, offline=True, refresh=timedelta(0)).geo_looked_up == 2

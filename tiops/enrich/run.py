@@ -106,7 +106,9 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     lock.meta = {**lock.meta, "geo": identity}
     # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
     ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
-    todo = ips if changed_database or refresh is not None else [v for v in ips if v not in lock.geo]
+    # Geo results are dated by their database, not by when they were read: only a bare --refresh
+    # (every result, AGE 0) reads them again; --refresh=AGE is for RDAP answers that age.
+    todo = ips if changed_database or refresh == timedelta(0) else [v for v in ips if v not in lock.geo]
     for done, (value, entry) in enumerate(geo_entries(database, todo), len(ips) - len(todo) + 1):
         lock.geo[value] = entry
         if done % 5000 == 0 or done == len(ips):
