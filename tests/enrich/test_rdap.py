@@ -168,7 +168,17 @@ def test_bootstrap_from_a_folder_and_settings_from_tiops_yaml(tmp_path: Path, rd
     assert settings.bootstrap == str(folder) and settings.requests_per_minute == 600
     client = RdapClient(settings, sleep=lambda s: None, now=lambda: NOW)
     assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"
-    assert client.lookup("ip", "8.8.8.8")["status"] == "not-found"  # no ipv4.json in that folder
+    # No ipv4.json in that folder: nobody was asked, so it is a failure the next run retries, not a
+    # not-found that stays locked; a registry that has the file but lists no server is not-found.
+    entry = client.lookup("ip", "8.8.8.8")
+    assert entry["status"] == "failed" and entry["error"].endswith("has no ipv4.json")
+    assert client.lookup("domain", "example.org")["status"] == "not-found"
+    (folder / "ipv4.json").write_text(json.dumps({"services": [[["8.0.0.0/8"], [rdap_server.url + "rdap"]]]}),
+                                      encoding="utf-8")
+    client = RdapClient(settings, sleep=lambda s: None, now=lambda: NOW)
+    assert client.lookup("ip", "8.8.8.8")["status"] == "found"
+    assert client.lookup("ip", "9.9.9.9")["status"] == "not-found"
+    assert client.lookup("ip", "2001:4860::8888")["error"].endswith("has no ipv6.json")
 
 
 def test_an_unreachable_bootstrap_registry_fails_each_value_once_asked(rdap_server: RdapServer) -> None:

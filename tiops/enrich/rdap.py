@@ -89,6 +89,14 @@ class Bootstrap:
 
     domains: dict[str, str] = field(default_factory=dict)  # tld (or longer suffix) -> base URL
     networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = field(default_factory=list)
+    missing: frozenset[str] = frozenset()  # of dns.json, ipv4.json, ipv6.json: those the registry lacks
+
+    def file_for(self, kind: Kind, value: str) -> str:
+        """The bootstrap file (RFC 9224 sections 4 and 5) that names the servers for ``value``."""
+        if kind == "domain":
+            return "dns.json"
+        network = parse_ip(value)
+        return "ipv6.json" if network is not None and network.version == 6 else "ipv4.json"
 
     def server_for(self, kind: Kind, value: str) -> str | None:
         if kind == "domain":
@@ -135,6 +143,7 @@ def load_bootstrap(settings: RdapSettings, session: requests.Session) -> Bootstr
                          "ipv6.json (RFC 9224)",
                          hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
                               "in tiops.yaml, or run 'tiops enrich --offline'.")
+    bootstrap.missing = frozenset(name for name, document in documents.items() if document is None)
     for name, document in documents.items():
         for entries, server in _services(document):
             for entry in entries:
@@ -206,6 +215,11 @@ class RdapClient:
             # No registry, no server: recorded like any failure, retried by the next run.
             return {"status": "failed", "retrieved": retrieved, "error": redact(error.message)}
         if server is None:
+            registry = self._bootstrap.file_for(kind, value) if self._bootstrap is not None else ""
+            if self._bootstrap is not None and registry in self._bootstrap.missing:
+                # Nobody was asked: failed, so the next run asks again once the registry has the file.
+                return {"status": "failed", "retrieved": retrieved,
+                        "error": f"the RDAP bootstrap registry {self.settings.bootstrap_shown} has no {registry}"}
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
         name = registered_domain(value) if kind == "domain" else value
         asked = (server, kind, name)
