@@ -231,3 +231,24 @@ def test_descriptions_are_made_only_for_the_objects_a_review_reads(tmp_path: Pat
     assert "nope" not in after.provenance
     with pytest.raises(KeyError):
         after.provenance["nope"]
+
+
+@pytest.mark.parametrize("edit", ["source", "default"])
+def test_a_defaults_effect_names_the_defaults_file_that_changed_not_the_nearest(example_repo: Path, edit: str) -> None:
+    root = example_repo
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "example")
+    defaults = root / "intel" / "_defaults.yaml"
+    text = defaults.read_text(encoding="utf-8")
+    # The example's intel/indicators and intel/feeds/contoso have _defaults.yaml files of their own,
+    # unchanged: the objects under them take the root's source and confidence through them.
+    defaults.write_text(text.replace("source: Fabrikam CTI", "source: Fabrikam CTI 2") if edit == "source"
+                        else text.replace("defaults:\n", "defaults:\n  confidence: 77\n"), encoding="utf-8")
+    diff = diff_revisions(*compile_pair(root, "HEAD", None))
+    effects = {e.cause: {c.ref.id for c in e.changes} for e in diff.effects}
+    assert set(effects) == {"defaults intel/_defaults.yaml"}
+    # Among them, objects whose nearest _defaults.yaml is another (what the cause used to name).
+    nested = {obj_id for obj_id, origin in compile_revision(root, None).provenance.items()
+              if origin.defaults_files[-1:] not in ((), ("intel/_defaults.yaml",))}
+    assert nested & effects["defaults intel/_defaults.yaml"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
+from tiops.load import SOURCE_ORIGIN
 from tiops.revision import CompiledRevision
 
 _ABSENT: Any = None
@@ -273,6 +274,19 @@ def _drop_cause(revision: CompiledRevision, object_id: str) -> str | None:
     return first if first.startswith("points at") else f"rule {first}"
 
 
+def _defaults_file(base: CompiledRevision, head: CompiledRevision, object_id: str, keys: list[str]) -> str:
+    """The _defaults.yaml that gives the first of ``keys`` (the defaulted properties that changed, or
+    the source) to the object in ``head``, or gave it in ``base`` when ``head`` no longer does: not
+    simply the nearest, which a change higher up reaches through (tiops.load.Repo.default_origins)."""
+    for revision in (head, base):
+        origin = revision.provenance[object_id]
+        origins = revision.repo.default_origins.get(origin.defaults_files, {}) if revision.repo is not None else {}
+        for key in keys:
+            if key in origins:
+                return origins[key]
+    return head.provenance[object_id].defaults_files[-1]
+
+
 def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str) -> str | None:
     """Why an object's compiled form changed when its own file did not, or None for an edit."""
     old, new = base.authored.get(object_id), head.authored.get(object_id)
@@ -287,9 +301,10 @@ def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str
         own_new = {k: v for k, v in new.items() if k not in new_origin.defaulted}
         if own_old != own_new or not new_origin.defaults_files:
             return None
-        return f"defaults {new_origin.defaults_files[-1]}"
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        return f"defaults {_defaults_file(base, head, object_id, changed)}"
     if old_origin.source != new_origin.source and new_origin.defaults_files:
-        return f"defaults {new_origin.defaults_files[-1]}"
+        return f"defaults {_defaults_file(base, head, object_id, [SOURCE_ORIGIN])}"
     rules = [r for r in new_origin.rules if r not in old_origin.rules] or \
         [r for r in old_origin.rules if r not in new_origin.rules] or list(new_origin.rules)
     return f"rule {rules[0]}" if rules else "rules (no trace)"

@@ -118,6 +118,9 @@ class Defaults:
         return sco
 
 
+# Defaults.origins' key for the _defaults.yaml that names the folder's source (no property can be named so).
+SOURCE_ORIGIN: Final = "\0source"
+
 # by_type's key for the defaults of an object whose type an extension makes an SCO.
 _NEW_SCO: Final = object()
 
@@ -570,6 +573,10 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
     applied = {key: value for key, value in given.items() if key not in wrong}
     # Nearer folders win: this folder's keys replace the parent's (shallow merge).
     origins = {**(parent.origins if inherited else {}), **dict.fromkeys(applied, relative)}
+    if "source" in data:
+        origins[SOURCE_ORIGIN] = relative
+    elif parent.origins.get(SOURCE_ORIGIN) and source is not None:
+        origins[SOURCE_ORIGIN] = parent.origins[SOURCE_ORIGIN]
     repo.default_origins[files] = origins
     return Defaults(
         properties={**inherited, **applied},
