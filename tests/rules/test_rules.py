@@ -393,3 +393,13 @@ def test_a_rule_tests_enrichment_is_checked_as_the_lock_is(make_repo: Callable[[
     _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
     assert [(f.code, f.location.line) for f in findings] == [("TI509", 5)], findings
     assert message in findings[0].message
+
+
+def test_tags_and_confidence_leave_scos_alone() -> None:
+    # An SCO has neither labels nor confidence (STIX 2.1 section 6.1): a rule on every object of a feed
+    # would otherwise give the feed's ipv4-addr and domain-name objects properties a validator refuses.
+    sco = obj({"type": "domain-name", "spec_version": "2.1", "id": "domain-name--3c10e5f0-7b9f-5c48-9a9d-0f2b1a7c3e11",
+               "value": "example.com"})
+    for actions in ("[{add_tags: [seen-by-us]}]", "[{add_tags: [seen-by-us, phishing]}]", "[{set_confidence: 12}]"):
+        outcome = apply_rules([sco, obj()], rules(f"- {{name: all, order: 1, actions: {actions}}}"), AS_OF)
+        assert outcome.objects[0] is sco and outcome.changed == 1  # the indicator changed, the SCO did not

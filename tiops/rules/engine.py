@@ -28,7 +28,7 @@ from tiops.rules.conditions import (
     simple_property,
 )
 from tiops.rules.model import Action, Rule, RuleSet
-from tiops.stix import shifted
+from tiops.stix import SCO_TYPES, shifted
 
 if TYPE_CHECKING:
     from tiops.enrich.attach import BundleEnrichment
@@ -457,6 +457,8 @@ def _applier(action: Action) -> _Applier:
         tags = tuple(dict.fromkeys(action.tags))  # a rule may name a tag twice
 
         def add_tags(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+            if data.get("type") in SCO_TYPES:
+                return ()  # an SCO has no labels (STIX 2.1 section 6.1)
             labels = data.get("labels") or ()
             missing = [tag for tag in tags if tag not in labels]
             return (("labels", [*labels, *missing]),) if missing else ()
@@ -467,7 +469,7 @@ def _applier(action: Action) -> _Applier:
             def add_tag(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
                 # The usual rule adds one tag; this runs for most objects of a feed.
                 labels = data.get("labels") or ()
-                return () if tag in labels else (("labels", [*labels, tag]),)
+                return () if tag in labels or data.get("type") in SCO_TYPES else (("labels", [*labels, tag]),)
 
             return add_tag
         return add_tags
@@ -487,7 +489,9 @@ def _applier(action: Action) -> _Applier:
         confidence = action.confidence
 
         def set_confidence(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-            return () if data.get("confidence", _ABSENT) == confidence else (("confidence", confidence),)
+            if data.get("confidence", _ABSENT) == confidence or data.get("type") in SCO_TYPES:
+                return ()  # an SCO has no confidence (STIX 2.1 section 6.1)
+            return (("confidence", confidence),)
 
         return set_confidence
 
