@@ -18,11 +18,10 @@ files that hold such a reference.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
-from dataclasses import replace
 from typing import Final
 
 from tiops.codes import make_finding
-from tiops.findings import Finding
+from tiops.findings import Finding, Location
 from tiops.load import IntelObject
 from tiops.validate.reference_index import object_references
 
@@ -43,7 +42,8 @@ def dropped_reference_findings(objects: Iterable[IntelObject], by_rules: Contain
     others are one finding, at the first of them, that counts them and their files."""
     findings: list[Finding] = []
     listed: dict[str, int] = {}
-    unlisted: dict[str, tuple[Finding, int, set[str]]] = {}
+    # Past the first ones: where the next reference is, why the target went, the referring files, the count.
+    unlisted: dict[str, tuple[Location, str, set[str], list[int]]] = {}
     for obj in objects:
         for prop, target, path in object_references(obj):
             if type(target) is not str or target == obj.id:
@@ -60,18 +60,17 @@ def dropped_reference_findings(objects: Iterable[IntelObject], by_rules: Contain
                 findings.append(make_finding(
                     "TI514", f"{prop} names {target}, which {why}: the bundle refers to an object it does not hold "
                     f"('tiops explain {target}' says which rule)", obj.location(*path), stix_id=obj.id))
-            elif target in unlisted:
-                first, more, files = unlisted[target]
-                files.add(obj.file)
-                unlisted[target] = (first, more + 1, files)
             else:
-                first = make_finding("TI514", why, obj.location(*path))
-                unlisted[target] = (first, 1, {obj.file})
-    for target, (first, more, files) in unlisted.items():
-        findings.append(replace(first, message=(
-            f"{target}, which {first.message}, is named by {more} more reference{'s' if more > 1 else ''} in "
+                past = unlisted.get(target)
+                if past is None:
+                    past = unlisted[target] = (obj.location(*path), why, set(), [0])
+                past[2].add(obj.file)
+                past[3][0] += 1
+    for target, (where, why, files, (more,)) in unlisted.items():
+        findings.append(make_finding(
+            "TI514", f"{target}, which {why}, is named by {more} more reference{'s' if more > 1 else ''} in "
             f"{len(files)} file{'s' if len(files) > 1 else ''}, from this one on; only the first {LISTED_PER_TARGET} "
-            f"are listed ('tiops explain {target}' says which rule)")))
+            f"are listed ('tiops explain {target}' says which rule)", where))
     return findings
 
 
