@@ -285,3 +285,16 @@ def test_an_answer_too_large_is_recorded_as_failed() -> None:
         server.stop()
     assert entry["status"] == "failed"
     assert f"larger than {MAX_ANSWER_BYTES} bytes" in entry["error"]
+
+
+def test_a_bootstrap_url_without_a_host_names_no_server(tmp_path: Path, rdap_server: RdapServer) -> None:
+    folder = tmp_path / "bootstrap"
+    folder.mkdir()
+    (folder / "dns.json").write_text(json.dumps({"services": [
+        [["nohost"], ["http:///rdap/"]], [["badport"], ["https://[::1/rdap/", rdap_server.url + "rdap"]],
+        [["net"], [rdap_server.url + "rdap"]]]}), encoding="utf-8")
+    client = RdapClient(rdap_settings(tmp_path, {"bootstrap": "bootstrap"}), sleep=lambda s: None, now=lambda: NOW)
+    entry = client.lookup("domain", "example.nohost")
+    assert entry["status"] == "not-found" and client.requests == 0  # nothing asked, nothing retried
+    assert client.lookup("domain", "woodgrove-statements.badport")["server"] == rdap_server.url + "rdap/"
+    assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"

@@ -116,9 +116,17 @@ class Bootstrap:
         return best[1] if best else None
 
 
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number
+        return False
+
+
 def _pick(urls: list[Any]) -> str | None:
     # RFC 9224 section 4: prefer an https URL when a service lists several; RDAP runs over HTTP(S) only.
-    text = [u for u in urls if isinstance(u, str)]
+    # A URL with no host ('http:///rdap/') names no server: left out like a non-HTTP one.
+    text = [u for u in urls if isinstance(u, str) and _has_host(u)]
     chosen = next((u for u in text if u.startswith("https:")), next((u for u in text if u.startswith("http:")), None))
     return None if chosen is None else chosen if chosen.endswith("/") else chosen + "/"
 
