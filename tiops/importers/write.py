@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from tiops.config import load_config, usable_config
+from tiops.enrich.fields import ENRICHMENT_EXTENSION_ID
 from tiops.errors import UsageError
 from tiops.forkwork import remove_abandoned
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
@@ -268,10 +269,9 @@ def _keep_the_teams_own(accepted: dict[str, Candidate], repository: _RepositoryI
 
 def _as_authored(data: dict[str, Any]) -> dict[str, Any]:
     """An object of a bundle tiops compiled without what compile adds: its source and enrichment extensions."""
-    from tiops.enrich.fields import ENRICHMENT_EXTENSION_ID
-
     extensions = data.get("extensions")
-    if not isinstance(extensions, dict) or not {SOURCE_EXTENSION_ID, ENRICHMENT_EXTENSION_ID} & set(extensions):
+    if not isinstance(extensions, dict) or (SOURCE_EXTENSION_ID not in extensions
+                                            and ENRICHMENT_EXTENSION_ID not in extensions):
         return data
     kept = {k: v for k, v in extensions.items() if k not in (SOURCE_EXTENSION_ID, ENRICHMENT_EXTENSION_ID)}
     stripped = {k: v for k, v in data.items() if k != "extensions"}
