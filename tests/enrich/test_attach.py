@@ -38,6 +38,12 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
         _object(9, type="url", value="http://198.51.100.7/x"),
         _object(10, type="indicator", pattern="[domain-name:value = 'example.com']", pattern_type="stix",
                 valid_from="2025-12-11T00:00:00Z"),
+        # 198.51.100.7 in the other forms a browser reads a URL's host in (WHATWG URL, IPv4 parser):
+        # the shortcut's host is not the value, so the full reading must be taken.
+        *(_object(11 + number, type="indicator", pattern=f"[url:value = 'http://{host}/x']", pattern_type="stix")
+          for number, host in enumerate(["0xc6336407", "3325256711", "198.51.25607", "0306.51.100.7",
+                                         "198.51.100.07", "198.51.100.7."])),
+        _object(17, type="indicator", pattern="[url:value = 'http://198.51.100.09/x']", pattern_type="stix"),
     ]
     attached = attach_enrichment(objects, lock)
     for before, after in zip(objects, attached, strict=True):
@@ -51,6 +57,9 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
     assert enrichment_of(attached[6].data) == {"extension_type": "property-extension", "whois": [
         {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]}
     assert enrichment_of(attached[9].data)["whois"][0]["age_days"] == 10  # type: ignore[index]
+    for obj in attached[10:16]:
+        assert [item["value"] for item in enrichment_of(obj.data)["enrichment"]] == ["198.51.100.7"], obj.id  # type: ignore[index]
+    assert enrichment_of(attached[16].data) is None  # "09" is no octal number: no host, nothing attached
 
 
 def _reference_extension(data: dict[str, Any], lock: EnrichmentLock) -> dict[str, Any] | None:

@@ -199,3 +199,29 @@ def test_a_percent_encoded_url_host_and_an_address_with_the_roots_dot_are_the_ho
     assert values("http://%ff%fe.example/") == {("domain", "%ff%fe.example")}  # not UTF-8: left as written
     assert values("http://a.example%2F@evil.example/") == {("domain", "evil.example")}  # userinfo, not the host
     assert values("http://a.example%2Fb/") == set()  # a '/' in a host: no host at all
+
+
+def test_a_url_host_that_ends_in_a_number_is_the_ipv4_address_a_browser_contacts() -> None:
+    def values(url: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": "url", "value": url})
+
+    # The WHATWG URL standard reads such a host with its IPv4 parser (one to four parts, each
+    # decimal, octal with a leading 0, or hex with 0x): phishing and malware URLs hide addresses so.
+    for written in ["0x08080808", "134744072", "010.8.8.8", "8.8.2056", "8.526344", "0x8.0x8.0x8.0x8",
+                    "0X08080808", "8.8.8.8.", "\uff10x08080808", "\uff18.\uff18.\uff18.\uff18"]:
+        assert values(f"http://{written}/a") == (("ip", "8.8.8.8"),), written
+        assert values(f"HTTPS://{written}:8443/a") == (("ip", "8.8.8.8"),), written
+    assert values("http://0x/") == (("ip", "0.0.0.0"),)  # a bare 0x part is 0 to the standard
+    # Where that parser fails the URL has no host: neither an address nor a name to look up.
+    for refused in ["1.2.3.09", "08.8.8.8", "256.1.1.1", "1.2.3.256", "4294967296", "1..2.3", "a.0x10",
+                    "example.123", "1.2.3.4.5"]:
+        assert values(f"http://{refused}/") == (), refused
+    # A name whose last label is no number stays a name; another scheme's host is opaque.
+    assert values("http://a.b.c0x1/") == (("domain", "a.b.c0x1"),)
+    assert values("http://0xg.example/") == (("domain", "0xg.example"),)
+    assert values("tcp://0x08080808:80") == ()
+    assert values("tcp://8.8.8.8:80") == (("ip", "8.8.8.8"),)
+    # A pattern names the same host the same way, through the shortcut or the lexer.
+    for pattern in ["[url:value = 'http://0x08080808/']", "[url:value  =  'http://0x08080808/']"]:
+        assert object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"}) == (
+            ("ip", "8.8.8.8"),)

@@ -33,14 +33,16 @@ from tiops.enrich.fields import (
     field_path,
 )
 from tiops.enrich.lock import EnrichmentLock, read_lock_for_build
-from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.enrich.values import (
+    CANONICAL_IPV4,
     PLAIN_CANONICAL,
     PLAIN_URL_HOST,
     SIMPLE_VALUE_PATTERN,
     Kind,
+    ends_in_a_number,
     object_enrich_values,
 )
+from tiops.enrich.values import ENRICHED_OBJECT_TYPES as _ENRICHED_OBJECT_TYPES
 from tiops.filesource import FileSource
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
@@ -274,6 +276,7 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
     append = result.append
     simple_pattern = SIMPLE_VALUE_PATTERN.fullmatch  # one IP, domain or URL; other shapes take the full reader
     url_host = PLAIN_URL_HOST.match
+    canonical_ipv4 = CANONICAL_IPV4
     plain_canonical = PLAIN_CANONICAL
     kind: Kind
     for obj in objects:
@@ -300,9 +303,15 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
             elif (object_type := simple[1]) != "url":
                 value, kind = simple[2], "domain" if object_type == "domain-name" else "ip"
             elif (host := url_host(simple[2])) is not None:
-                # values._url_host: a host of digits and dots is an address, any other a name
+                # values._url_host: a dotted-decimal host is an address, and a host that ends in a
+                # number is one in another form (0x08080808, 8.8.2056), left to the full reader.
                 value = host[1].lower()
-                kind = "ip" if value.replace(".", "").isdigit() else "domain"
+                if canonical_ipv4(value) is not None:
+                    kind = "ip"
+                elif ends_in_a_number(value):
+                    value = None
+                else:
+                    kind = "domain"
             else:
                 value = None
         elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str:

@@ -20,8 +20,8 @@ import idna
 
 from tiops.observables import Observable, object_observables
 
-__all__ = ["ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_CANONICAL", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
-           "Kind", "canonical_value", "enrich_values", "is_canonical", "object_enrich_values", "parse_ip"]
+__all__ = ["CANONICAL_IPV4", "ENRICHED_OBJECT_TYPES", "NOT_PLAIN_CANONICAL_LINE", "PLAIN_CANONICAL", "PLAIN_URL_HOST", "SIMPLE_VALUE_PATTERN", "EnrichValue",
+           "Kind", "canonical_value", "ends_in_a_number", "enrich_values", "is_canonical", "object_enrich_values", "parse_ip"]
 
 Kind = Literal["ip", "domain"]
 # (kind, value): ("ip", "8.8.8.8"), ("ip", "198.51.100.0/24"), ("domain", "example.com")
@@ -133,18 +133,67 @@ def _decoded_host(host: str) -> str | None:
     return None if _FORBIDDEN_IN_HOST.search(decoded) else decoded
 
 
+# The schemes whose URLs have a host a browser resolves (the WHATWG URL standard's special
+# schemes): only there is a host that ends in a number read as an IPv4 address.
+_SPECIAL_SCHEMES: Final = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+# What an IPv4 address in a URL host may be written with: decimal, octal and 0x-hex parts.
+_IPV4_NUMBER_FORMS: Final = re.compile(r"[0-9a-fx.]+")
+# A dotted-decimal address written as inet_ntoa writes it (no leading zeros): canonical already.
+CANONICAL_IPV4: Final = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])").fullmatch
+
+
+def ends_in_a_number(host: str) -> bool:
+    """The WHATWG URL standard's "ends in a number checker" (section 3.5, host parsing): whether
+    a URL of a special scheme names an IPv4 address by ``host`` (lower case, ASCII), in whichever
+    form: ``http://0x08080808/``, ``http://134744072/``, ``http://010.8.8.8/`` and
+    ``http://8.8.2056/`` are all 8.8.8.8 to a browser."""
+    last = host[:-1].rpartition(".")[2] if host.endswith(".") and len(host) > 1 else host.rpartition(".")[2]
+    if last.isdigit() and last.isascii():
+        return True
+    return last.startswith("0x") and all(c in "0123456789abcdef" for c in last[2:])
+
+
+def _url_ipv4(host: str) -> str | None:
+    """The address a host that ends in a number names, as the WHATWG URL standard's IPv4
+    parser reads it, or None where that parser fails (the URL then has no host at all).
+
+    The parser follows inet_aton(3), which the C library provides (POSIX, "IPv4 dotted decimal
+    notation" with its one- to four-part and octal and hex forms); the standard differs only in
+    allowing one trailing dot and reading a bare "0x" part as 0, which are settled here first.
+    """
+    if host.endswith("."):
+        host = host[:-1]
+    if _IPV4_NUMBER_FORMS.fullmatch(host) is None:
+        return None
+    if "0x" in host:
+        host = ".".join("0" if part == "0x" else part for part in host.split("."))
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def _url_host(value: str, known: Container[str] = ()) -> EnrichValue | None:
     host = _url_hostname(value)
     if not host:
         return None
-    if ":" in host or host.replace(".", "").isdigit():
-        if host in known:
-            return "ip", host
-        # urlsplit already took the brackets off an IPv6 host (RFC 3986); an IPv4 address may end
-        # with the root's dot, as a name may ("1.1.1.1.", which browsers read as 1.1.1.1).
-        return _ip_value(host[:-1] if host.endswith(".") and ":" not in host else host)
+    if ":" in host:
+        # urlsplit already took the brackets off an IPv6 host (RFC 3986 section 3.2.2).
+        return ("ip", host) if host in known else _ip_value(host)
     if host in known:
-        return "domain", host
+        return ("ip" if host.replace(".", "").isdigit() else "domain"), host
+    if value.partition(":")[0].strip().lower() in _SPECIAL_SCHEMES:
+        if not host.isascii():
+            host = _a_labels(host)  # the standard maps a host to ASCII before this test: fullwidth digits are digits
+        if ends_in_a_number(host):
+            # An address however written, a trailing root's dot included ("1.1.1.1."); a host the
+            # standard's IPv4 parser refuses ("1.2.3.09", "a.0x10") is no host, neither address nor name.
+            address = _url_ipv4(host)
+            return None if address is None else ("ip", address)
+    elif host.replace(".", "").isdigit():
+        # Another scheme's host is opaque to browsers: digits are an address only as written.
+        return _ip_value(host[:-1] if host.endswith(".") else host)
     domain = _domain(host)
     return ("domain", domain) if domain else None
 
