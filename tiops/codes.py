@@ -44,6 +44,7 @@ _CODES = [
     Code("TI130", "deprecated-key", Severity.WARNING, "tiops.yaml uses the old spelling of a key.", "Rename the key as the message says; the old spelling still works for now."),
     Code("TI150", "enrichment-lock-invalid", Severity.ERROR, "A file of the enrichment lock (intel/.enrichment/) cannot be used.", "Fix or delete the file and run 'tiops enrich' to write it again; the lock is written by tiops, not by hand."),
     Code("TI151", "enrichment-lock-not-canonical", Severity.WARNING, "A file of the enrichment lock is valid but not byte for byte what `tiops enrich` writes (sorted, one value per line, compact JSON); the location is the first byte that differs.", "Run 'tiops enrich --offline' to rewrite the lock in canonical form."),
+    Code("TI152", "enrichment-lock-database-unrecorded", Severity.WARNING, "The enrichment lock holds GeoLocation results, but its lock.json, which names the database and date they came from, is missing.", "Run 'tiops enrich --offline': it writes lock.json again with the database it reads; lock.json is part of the lock, commit it with the shards."),
     # STIX object content
     Code("TI200", "schema", Severity.ERROR, "The object breaks a rule of the STIX 2.1 JSON schema.", "See the STIX 2.1 specification section for this object type."),
     Code("TI201", "missing-property", Severity.ERROR, "A required property is missing.", "Add the property; 'tiops new TYPE' scaffolds every required property."),

@@ -58,10 +58,31 @@ def test_broken_files_are_findings_with_a_location(tmp_path: Path) -> None:
     assert all(f.hint for f in findings)
 
 
+def test_geo_results_without_the_lock_json_that_names_their_database_are_a_finding(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    (intel / ".enrichment" / "lock.json").unlink()  # deleted, or left out of the commit
+    lock, findings = read_lock(intel, tmp_path)
+    first_shard = min(shard_name(value) for value in _lock().geo)
+    assert [(f.code, f.location.file, f.location.line) for f in findings] == [
+        ("TI152", f"intel/.enrichment/geo/{first_shard}.json", 1)]
+    assert "lock.json" in findings[0].message and "missing" in findings[0].message
+    assert lock.geo == _lock().geo  # the results still travel
+    # Written again, lock.json names the database; RDAP results alone need no lock.json to review.
+    write_lock(intel, _lock())
+    assert read_lock(intel, tmp_path)[1] == []
+    whois_only = EnrichmentLock()
+    whois_only.whois.update(_lock().whois)
+    write_lock(tmp_path / "other", whois_only)
+    (tmp_path / "other" / ".enrichment" / "lock.json").unlink()
+    assert read_lock(tmp_path / "other", tmp_path)[1] == []
+
+
 def test_a_value_in_the_wrong_shard_and_a_hand_edited_shard(tmp_path: Path) -> None:
     intel = tmp_path / "intel"
     folder = intel / ".enrichment" / "geo"
     folder.mkdir(parents=True)
+    write_lock(intel, EnrichmentLock())  # lock.json, without which the shards are TI152 besides
     wrong = next(n for n in "0123456789abcdef" if n != shard_name("8.8.8.8"))
     (folder / f"{wrong}.json").write_text('{"8.8.8.8": {"status": "private"}}', encoding="utf-8")
     right = shard_name("9.9.9.9")
@@ -114,6 +135,7 @@ def test_a_shard_laid_out_unlike_render_shard_is_a_finding_found_by_rendering_it
     with render_shard alone: every layout a hand edit makes is TI151, where it first differs."""
     folder = tmp_path / "intel" / ".enrichment" / "geo"
     folder.mkdir(parents=True)
+    write_lock(tmp_path / "intel", EnrichmentLock())  # lock.json, without which the shards are TI152 besides
     values = sorted((f"198.51.100.{n}" for n in range(40)), key=shard_name)
     first = [v for v in values if shard_name(v) == shard_name(values[0])][:2]
     assert len(first) == 2

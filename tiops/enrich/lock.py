@@ -140,7 +140,8 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
     if not files.is_dir(os.fspath(directory)):
         return lock, findings
     meta_path = directory / "lock.json"
-    if files.lexists(os.fspath(meta_path)):  # anything there is read as an input, and reported if it is not a file
+    meta_present = files.lexists(os.fspath(meta_path))
+    if meta_present:  # anything there is read as an input, and reported if it is not a file
         data, problem, text = _parse(meta_path, root, files)
         if problem is not None:
             findings.append(problem)
@@ -151,6 +152,7 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
             canonical = _render_meta(data)
             if text != canonical:
                 findings.append(_not_canonical(meta_path, root, text, canonical))
+    first_geo_shard: Path | None = None
     for section in SECTIONS:
         folder = directory / section
         if not files.is_dir(os.fspath(folder)):
@@ -165,6 +167,14 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
             entries, shard_findings = _read_shard(path, root, section, files)
             findings.extend(shard_findings)
             target.update(entries)
+            if section == "geo" and entries and (first_geo_shard is None or path.name < first_geo_shard.name):
+                first_geo_shard = path
+    if first_geo_shard is not None and not meta_present:
+        # lock.json deleted, or left out of a commit: the results still travel, but which database
+        # gave them, and of which date, is lost to review and to 'tiops explain'.
+        findings.append(make_finding(
+            "TI152", "the enrichment lock holds GeoLocation results, but its lock.json, which names the database "
+            "and date they came from, is missing", Location(_relative(first_geo_shard, root), 1, 1)))
     return lock, findings
 
 
