@@ -99,7 +99,9 @@ def test_url_hosts_read_by_slicing_agree_with_urlsplit() -> None:
 
     for url in URLS:
         try:
-            expected = urlsplit(url.strip()).hostname
+            parts = urlsplit(url.strip())
+            _ = parts.port  # raises for a port that is no number up to 65535: such a URL names no host
+            expected = parts.hostname
         except ValueError:
             expected = None
         if expected and "%" in expected:  # what a browser contacts (below)
@@ -225,3 +227,24 @@ def test_a_url_host_that_ends_in_a_number_is_the_ipv4_address_a_browser_contacts
     for pattern in ["[url:value = 'http://0x08080808/']", "[url:value  =  'http://0x08080808/']"]:
         assert object_enrich_values({"type": "indicator", "pattern": pattern, "pattern_type": "stix"}) == (
             ("ip", "8.8.8.8"),)
+
+
+def test_a_url_is_read_as_a_browser_reads_it_where_rfc_3986_reads_it_otherwise() -> None:
+    def values(url: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": "url", "value": url})
+
+    # WHATWG URL: in http(s), ws(s) and ftp URLs a backslash is a slash, and any run of them after
+    # the scheme starts the host. RFC 3986 would read good.example, the user info's host.
+    assert values("http://evil.example\\@good.example/") == (("domain", "evil.example"),)
+    assert values("https:\\\\evil.example\\login") == (("domain", "evil.example"),)
+    assert values("http:/\\/evil.example/") == (("domain", "evil.example"),)
+    assert values("http:evil.example/x") == (("domain", "evil.example"),)
+    assert values("tcp://evil.example\\@good.example/") == (("domain", "good.example"),)  # not a special scheme
+    # A port that is no number up to 65535 makes no URL: nothing is contacted, nothing looked up.
+    for url in ["http://a.example:abc/x", "http://a.example:70000/", "http://a.example:80x/", "http://8.8.8.8:8:80/"]:
+        assert values(url) == (), url
+    assert values("http://a.example:65535/") == (("domain", "a.example"),)
+    # Brackets hold an IPv6 address and nothing else: what urlsplit reads out of more is no host.
+    assert values("http://[2001:db8::1]:8080/") == (("ip", "2001:db8::1"),)
+    for url in ["http://[::1]evil.example/", "https://[v1.x]/", "http://[2001:db8::1]x:80/"]:
+        assert values(url) == (), url

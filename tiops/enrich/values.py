@@ -101,21 +101,46 @@ def _a_labels(name: str) -> str:
         return name
 
 
+# The schemes whose URLs have a host a browser resolves (the WHATWG URL standard's special
+# schemes): only there is a host that ends in a number read as an IPv4 address, and a backslash
+# read as a slash (every one but file, whose host is read otherwise).
+_SPECIAL_SCHEMES: Final = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+_SLASH_SCHEMES: Final = _SPECIAL_SCHEMES - {"file"}
+
 # scheme://host[:port] followed by a path, query, fragment or nothing: the shape of nearly every
 # URL indicator. Its host is read by slicing; anything else (user info, IPv6 brackets, odd
-# characters) goes through urlsplit, whose reading (RFC 3986 section 3.2.2) this agrees with.
-PLAIN_URL_HOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::[0-9]*)?(?:[/?#]|$)")
+# characters, a port of five digits or more, which may be out of range) goes through urlsplit,
+# whose reading (RFC 3986 section 3.2.2) this agrees with.
+PLAIN_URL_HOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._-]+)(?::[0-9]{0,4})?(?:[/?#]|$)")
 
 
 def _url_hostname(value: str) -> str | None:
     plain = PLAIN_URL_HOST.match(value)
     if plain is not None:
         return plain[1].lower()
+    value = value.strip()
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in _SLASH_SCHEMES:
+        # The WHATWG URL standard reads a backslash as a slash in these schemes' URLs, and any run
+        # of them after the scheme as the start of the host: http://evil.example\@good.example/
+        # takes a browser to evil.example, where RFC 3986 reads good.example.
+        value = f"{scheme}://{rest.replace(chr(92), '/').lstrip('/')}"
     try:
-        host = urlsplit(value.strip()).hostname
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises for a port that is no number up to 65535: no URL, no host contacted
     except ValueError:
         return None
+    host = parts.hostname
+    # An IPv6 address in brackets followed by a port or nothing (RFC 3986 section 3.2.2);
+    # urlsplit also reads ::1 out of "[::1]evil.example" and v1.x out of "[v1.x]" (an
+    # IPvFuture literal, which no browser contacts): neither is a host.
+    if host and "[" in (host_and_port := parts.netloc.rpartition("@")[2]) and (
+            _BRACKETED_HOST.fullmatch(host_and_port) is None or ":" not in host):
+        return None
     return _decoded_host(host) if host and "%" in host else host
+
+
+_BRACKETED_HOST: Final = re.compile(r"\[[^\]]*\](?::[0-9]*)?")
 
 
 # What no host holds once decoded (the WHATWG URL standard's forbidden domain code points).
@@ -133,9 +158,6 @@ def _decoded_host(host: str) -> str | None:
     return None if _FORBIDDEN_IN_HOST.search(decoded) else decoded
 
 
-# The schemes whose URLs have a host a browser resolves (the WHATWG URL standard's special
-# schemes): only there is a host that ends in a number read as an IPv4 address.
-_SPECIAL_SCHEMES: Final = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 # What an IPv4 address in a URL host may be written with: decimal, octal and 0x-hex parts.
 _IPV4_NUMBER_FORMS: Final = re.compile(r"[0-9a-fx.]+")
 # A dotted-decimal address written as inet_ntoa writes it (no leading zeros): canonical already.
