@@ -337,3 +337,59 @@ def test_only_a_bare_refresh_reads_the_geo_database_again(tmp_path: Path, rdap_s
     assert enrich_repo(root, offline=True).geo_looked_up == 0
     assert enrich_repo(root, offline=True, refresh=timedelta(days=30)).geo_looked_up == 0
     assert enrich_repo(root, offline=True, refresh=timedelta(0)).geo_looked_up == 2
+
+
+def test_a_file_that_does_not_load_holds_back_pruning_rather_than_losing_its_results(
+        tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    before = read_lock(root / "intel", root)[0]
+    assert "woodgrove-securelogin.net" in before.whois
+    # A typo in the file that names the domain: it does not load, but still names it.
+    broken = root / "intel" / "indicators" / "phish.yaml"
+    broken.write_text(broken.read_text(encoding="utf-8") + "  oops: [\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline",
+                                       str(root / "intel" / "indicators" / "google.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "0 pruned" in result.output
+    assert "nothing pruned: 1 intel file(s) did not load (intel/indicators/phish.yaml)" in result.output
+    assert read_lock(root / "intel", root)[0].whois == before.whois
+    # Mended, and the file gone: pruned as ever.
+    broken.unlink()
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
+    assert "1 pruned" in result.output and "nothing pruned" not in result.output
+    assert "woodgrove-securelogin.net" not in read_lock(root / "intel", root)[0].whois
+
+
+def test_values_an_ingestion_rule_writes_are_looked_up_and_the_bundle_carries_them(
+        tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google"])
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "rewrite.yaml").write_text(
+        "- name: Rewrite\n  order: 1\n  object_types: [indicator]\n"
+        "  when: {field: pattern, op: equals, value: \"[ipv4-addr:value = '8.8.8.8']\"}\n"
+        "  actions:\n    - {set: {pattern: \"[domain-name:value = 'woodgrove-securelogin.net']\"}}\n",
+        encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    lock = read_lock(root / "intel", root)[0]
+    # The value as written (rules may read its enrichment) and the value as the rule leaves it.
+    assert set(lock.geo) == {"8.8.8.8"}
+    assert set(lock.whois) == {"8.8.8.8", "woodgrove-securelogin.net"}
+    assert lock.whois["woodgrove-securelogin.net"]["status"] == "found"
+    compiled = CliRunner().invoke(main, ["-C", str(root), "compile", "--as-of", "2026-01-01", "-o",
+                                         str(tmp_path / "bundle.json")])
+    assert compiled.exit_code == 0, compiled.output
+    bundle = json.loads((tmp_path / "bundle.json").read_text(encoding="utf-8"))
+    indicator = next(obj for obj in bundle["objects"] if obj["type"] == "indicator")
+    assert [item["value"] for extension in indicator["extensions"].values()
+            for item in extension.get("whois", [])] == ["woodgrove-securelogin.net"]
+    # Rules with errors: what they would write is unknown, so their results are not pruned either.
+    (root / "rules" / "ingestion" / "rewrite.yaml").write_text("- name: Broken\n  actions: 3\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "values the ingestion rules write were not looked up, and nothing pruned: the ingestion rules have errors" \
+        in result.output
+    assert read_lock(root / "intel", root)[0].whois == lock.whois
+    (root / "rules" / "ingestion" / "rewrite.yaml").unlink()
+    assert "1 pruned" in CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).output  # the rule's value

@@ -53,3 +53,10 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
                f"{' skipped (--offline)' if offline else ''}"
                f"{f', {report.kept_after_failure} earlier answer(s) kept (the lookup failed)' if report.kept_after_failure else ''}, "
                f"{report.pruned} pruned, {len(set(report.files))} lock file(s) written")
+    if report.unloaded:
+        shown = ", ".join(report.unloaded[:3]) + (f" and {len(report.unloaded) - 3} more" if len(report.unloaded) > 3 else "")
+        click.echo(f"nothing pruned: {len(report.unloaded)} intel file(s) did not load ({shown}), so the values they "
+                   "name are not known; 'tiops validate' shows why", err=True)
+    if report.rules_not_applied:
+        click.echo(f"values the ingestion rules write were not looked up, and nothing pruned: {report.rules_not_applied}",
+                   err=True)

@@ -20,8 +20,9 @@ from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, lock_layout_problems, read_lock, write_lock
 from tiops.enrich.values import EnrichValue, enrich_values
-from tiops.errors import UsageError
-from tiops.findings import Finding
+from tiops.errors import TiopsError, UsageError
+from tiops.findings import Finding, Severity
+from tiops.load import IntelObject, Repo
 from tiops.progress import Progress, no_progress
 from tiops.stix import shifted
 
@@ -45,6 +46,11 @@ class EnrichReport:
     files: list[Path] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about the lock as it was read
     database: str = ""
+    # Intel files that did not load (a YAML error, an unreadable file): what they name is unknown,
+    # so nothing was pruned this run rather than results they may still name.
+    unloaded: list[str] = field(default_factory=list)
+    # Why the values ingestion rules write were not looked up (invalid rules, no as-of time), or "".
+    rules_not_applied: str = ""
 
 
 # What a server said of a value, as opposed to a lookup that got no usable answer ("failed").
@@ -82,22 +88,26 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     repo = load_intel(root, cache=cache)
     intel = repo.config.intel_path
     settings: dict[str, Any] = dict(config.enrichment)
-    every = enrich_values(obj.data for obj in repo.objects)
-    wanted = every if not paths else enrich_values(obj.data for obj in repo.objects if _under(obj.file, paths))
     in_the_way = lock_layout_problems(intel, root)
     if in_the_way:  # stopped before anything is looked up: its answers could not be kept
         raise UsageError("; ".join(in_the_way), hint="Remove what is in the way (the lock's files and folders "
                                                       "are tiops enrich's own) and run it again.")
     lock, findings = read_lock(intel, root)
-    report = EnrichReport(values=len(wanted), findings=findings)
+    report = EnrichReport(findings=findings)
+    objects, report.rules_not_applied = _as_authored_and_as_ruled(repo)
+    every = enrich_values(obj.data for obj in objects)
+    wanted = every if not paths else enrich_values(obj.data for obj in objects if _under(obj.file, paths))
+    report.values = len(wanted)
 
-    pruned_geo = [v for v in lock.geo if ("ip", v) not in every]
-    pruned_whois = [v for v in lock.whois if ("ip", v) not in every and ("domain", v) not in every]
-    for value in pruned_geo:
-        del lock.geo[value]
-    for value in pruned_whois:
-        del lock.whois[value]
-    report.pruned = len(pruned_geo) + len(pruned_whois)
+    report.unloaded = sorted({f.location.file for f in repo.findings if f.severity is Severity.ERROR})
+    if not report.unloaded and not report.rules_not_applied:
+        pruned_geo = [v for v in lock.geo if ("ip", v) not in every]
+        pruned_whois = [v for v in lock.whois if ("ip", v) not in every and ("domain", v) not in every]
+        for value in pruned_geo:
+            del lock.geo[value]
+        for value in pruned_whois:
+            del lock.whois[value]
+        report.pruned = len(pruned_geo) + len(pruned_whois)
 
     database = geo_database or open_geo_database(root, dict(settings.get("geo") or {}))
     identity = {"backend": database.backend, "database": database.database, "date": database.date}
@@ -121,6 +131,29 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     if not offline:
         _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
     return report
+
+
+def _as_authored_and_as_ruled(repo: Repo) -> tuple[list[IntelObject], str]:
+    """The objects whose values are looked up: as written (rules may read their enrichment) and,
+    when an ingestion rule changes what values are read from (a pattern, a value), as the rules
+    leave them, whose enrichment the bundle carries; with why the second could not be had."""
+    from tiops.enrich.attach import ATTACH_READS
+    from tiops.rules import RulesInvalid, apply_repo_rules
+    from tiops.rules.engine import changed_properties
+    from tiops.rules.model import load_rules
+
+    rule_set, rule_problems = load_rules(repo.config)
+    if any(f.severity is Severity.ERROR for f in rule_problems):
+        # What a broken rule would write is unknown, as is what a file that does not load names.
+        return repo.objects, "the ingestion rules have errors ('tiops validate' shows them)"
+    if not changed_properties(rule_set) & (ATTACH_READS - {"extensions"}):
+        return repo.objects, ""
+    try:
+        outcome = apply_repo_rules(repo)[0]
+    except (RulesInvalid, TiopsError) as error:
+        return repo.objects, str(error)
+    authored = {id(obj) for obj in repo.objects}
+    return [*repo.objects, *(obj for obj in outcome.objects if id(obj) not in authored)], ""
 
 
 def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValue], settings: dict[str, Any],
