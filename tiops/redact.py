@@ -25,7 +25,9 @@ _MIN_SECRET_LENGTH = 4
 # scheme and user name are bounded: unbounded, every start in a long unbroken run of text (a
 # pasted blob echoed in a message) scanned to its end, and a 100k-character argument took
 # minutes to redact.
-_USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]{0,31}://)?[^\s:/@'\"]{1,256}):(?P<password>[^\s@'\"/]{1,1024})@")
+# A password may hold a '/' that RFC 3986 wants percent-encoded: written so by mistake, it is the
+# URL a check refuses and quotes, and still a password.
+_USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]{0,31}://)?[^\s:/@'\"]{1,256}):(?P<password>[^\s@'\"]{1,1024})@")
 # password=... in a libpq key/value connection string, and Authorization header values.
 _KEY_VALUE = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|\S+)")
 _AUTHORIZATION = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{4,})")
@@ -107,3 +109,7 @@ def register_url_login(url: str) -> None:
     if parts.password:
         register_login(unquote(parts.username or ""), unquote(parts.password))
         register_secret(parts.password)  # as written in the URL, percent-encoded
+    elif (written := _USERINFO.match(url)) is not None:
+        # "http://alice:S3cret/Pass@host/": urlsplit ends the authority at the '/', so it finds
+        # no password; the password is still the user's, and never to be shown.
+        register_secret(written.group("password"))

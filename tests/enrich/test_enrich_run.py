@@ -393,3 +393,15 @@ def test_values_an_ingestion_rule_writes_are_looked_up_and_the_bundle_carries_th
     assert read_lock(root / "intel", root)[0].whois == lock.whois
     (root / "rules" / "ingestion" / "rewrite.yaml").unlink()
     assert "1 pruned" in CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).output  # the rule's value
+
+
+def test_a_password_with_a_slash_in_the_rdap_url_is_masked_in_every_message(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    # RFC 3986 wants the '/' percent-encoded; written as is, the URL is refused and quoted.
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: 'http://alice:{SECRET}/x@127.0.0.1:9/'\n",
+                                     encoding="utf-8")
+    for command in (["validate"], ["validate", "--format", "json"], ["enrich"]):
+        result = CliRunner().invoke(main, ["-C", str(root), *command])
+        assert result.exit_code != 0 and "alice:***@" in result.output, result.output
+        assert SECRET not in result.output and "/x@" not in result.output
+        _secret_free(root, result.output)
