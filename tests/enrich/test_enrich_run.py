@@ -405,3 +405,25 @@ def test_a_password_with_a_slash_in_the_rdap_url_is_masked_in_every_message(tmp_
         assert result.exit_code != 0 and "alice:***@" in result.output, result.output
         assert SECRET not in result.output and "/x@" not in result.output
         _secret_free(root, result.output)
+
+
+@pytest.mark.parametrize("dns_json", [b'{"version": "1.0", "services": [[["net"], ["http://x/"]]', b"[]", b'{"services": 3}'],
+                         ids=["truncated", "a list", "no services list"])
+def test_a_broken_bootstrap_file_fails_only_the_values_that_need_it(tmp_path: Path, rdap_server: RdapServer,
+                                                                    dns_json: bytes) -> None:
+    import requests
+
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    folder = root / "bootstrap"
+    folder.mkdir()
+    for name in ("ipv4.json", "ipv6.json"):
+        (folder / name).write_bytes(requests.get(rdap_server.url.rstrip("/") + "/" + name, timeout=10).content)
+    (folder / "dns.json").write_bytes(dns_json)
+    (root / "tiops.yaml").write_text("enrichment:\n  rdap:\n    bootstrap: bootstrap\n    requests_per_minute: 6000\n",
+                                     encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    whois = read_lock(root / "intel", root)[0].whois
+    assert whois["8.8.8.8"]["status"] == "found"  # ipv4.json is fine
+    assert whois["woodgrove-securelogin.net"]["status"] == "failed"  # asked again by the next run
+    assert "dns.json" in whois["woodgrove-securelogin.net"]["error"]

@@ -90,6 +90,9 @@ class Bootstrap:
     domains: dict[str, str] = field(default_factory=dict)  # tld (or longer suffix) -> base URL
     networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = field(default_factory=list)
     missing: frozenset[str] = frozenset()  # of dns.json, ipv4.json, ipv6.json: those the registry lacks
+    # Those that could not be read (a broken file, a server error), with why: only the values
+    # that need one fail for it.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def file_for(self, kind: Kind, value: str) -> str:
         """The bootstrap file (RFC 9224 sections 4 and 5) that names the servers for ``value``."""
@@ -140,18 +143,31 @@ def _services(document: Any) -> Iterator[tuple[list[str], str]]:
                 yield [str(entry) for entry in service[0]], server
 
 
+_BOOTSTRAP_HINT: Final = ("Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url in tiops.yaml, "
+                           "or run 'tiops enrich --offline'.")
+
+
 def load_bootstrap(settings: RdapSettings, session: requests.Session) -> Bootstrap:
     """Read ``dns.json``, ``ipv4.json`` and ``ipv6.json`` from the bootstrap URL or folder."""
     bootstrap = Bootstrap()
-    documents = {name: _bootstrap_file(settings, session, name) for name in ("dns.json", "ipv4.json", "ipv6.json")}
-    if all(document is None for document in documents.values()):
+    documents: dict[str, Any] = {}
+    for name in ("dns.json", "ipv4.json", "ipv6.json"):
+        try:
+            documents[name] = _bootstrap_file(settings, session, name)
+        except UsageError as error:
+            bootstrap.unreadable[name] = error.message
+            documents[name] = None
+    if len(bootstrap.unreadable) == len(documents):
+        # Nothing to read at all (the server is down, the URL wrong): said once, and every value fails so.
+        raise UsageError(next(iter(bootstrap.unreadable.values())), hint=_BOOTSTRAP_HINT)
+    if not bootstrap.unreadable and all(document is None for document in documents.values()):
         # A registry may leave a file out, not all three: this is a wrong folder or URL, and every
         # value would otherwise be recorded as one no registry knows (not-found, never asked again).
         raise UsageError(f"the RDAP bootstrap registry {settings.bootstrap_shown} holds none of dns.json, ipv4.json, "
                          "ipv6.json (RFC 9224)",
-                         hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
-                              "in tiops.yaml, or run 'tiops enrich --offline'.")
-    bootstrap.missing = frozenset(name for name, document in documents.items() if document is None)
+                         hint=_BOOTSTRAP_HINT)
+    bootstrap.missing = frozenset(name for name, document in documents.items()
+                                  if document is None and name not in bootstrap.unreadable)
     for name, document in documents.items():
         for entries, server in _services(document):
             for entry in entries:
@@ -173,14 +189,20 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
                 if response.status_code == 404:
                     return None
                 response.raise_for_status()
-                return orjson.loads(_bounded_body(response, f"bootstrap {name}", MAX_BOOTSTRAP_BYTES))
-        path = Path(where) / name
-        return orjson.loads(path.read_bytes()) if path.is_file() else None
-    except (requests.RequestException, orjson.JSONDecodeError, OSError, StoreError) as error:
+                document = orjson.loads(_bounded_body(response, f"bootstrap {name}", MAX_BOOTSTRAP_BYTES))
+        else:
+            path = Path(where) / name
+            if not path.is_file():
+                return None
+            document = orjson.loads(path.read_bytes())
+        if not isinstance(document, dict) or not isinstance(document.get("services"), list):
+            # Read as an empty registry, every value under it would be locked not-found, never asked again.
+            raise ValueError("not an RDAP bootstrap registry: no \"services\" list (RFC 9224 section 3)")
+        return document
+    except (requests.RequestException, ValueError, OSError, StoreError) as error:
         raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
                          f"{redact(str(error))}",
-                         hint="Set enrichment.rdap.bootstrap (a URL or folder) or enrichment.rdap.base_url "
-                              "in tiops.yaml, or run 'tiops enrich --offline'.") from None
+                         hint=_BOOTSTRAP_HINT) from None
 
 
 class RdapClient:
@@ -224,6 +246,8 @@ class RdapClient:
             return {"status": "failed", "retrieved": retrieved, "error": redact(error.message)}
         if server is None:
             registry = self._bootstrap.file_for(kind, value) if self._bootstrap is not None else ""
+            if self._bootstrap is not None and registry in self._bootstrap.unreadable:
+                return {"status": "failed", "retrieved": retrieved, "error": redact(self._bootstrap.unreadable[registry])}
             if self._bootstrap is not None and registry in self._bootstrap.missing:
                 # Nobody was asked: failed, so the next run asks again once the registry has the file.
                 return {"status": "failed", "retrieved": retrieved,
