@@ -155,6 +155,12 @@ def test_a_bad_enrichment_setting_is_a_located_config_finding(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "tiops.yaml" in result.output and "TI110" in result.output
     assert "requests_per_minute" in result.output and "backend" in result.output
+    # A pace so slow a run would sleep for hours (or, near zero, wait longer than a clock holds).
+    for rate in ("1e-300", "0.001"):
+        (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    requests_per_minute: {rate}\n", encoding="utf-8")
+        result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh"])
+        assert result.exit_code != 0 and "requests_per_minute: " + rate + " is less than the minimum of 0.1" in result.output
+        assert "internal error" not in result.output
 
 
 def test_a_tiops_yaml_with_errors_looks_nothing_up(tmp_path: Path, rdap_server: RdapServer) -> None:

@@ -56,6 +56,7 @@ DEFAULT_QUERY_URL = ("https://management.azure.com/subscriptions/{subscription_i
                      "/providers/Microsoft.SecurityInsights/threatIntelligence/main/queryIndicators"
                      "?api-version={query_api_version}")
 DEFAULT_QUERY_API_VERSION = "2024-03-01"
+MIN_REQUESTS_PER_MINUTE = 0.1  # the least pace a target or an RDAP server may be given
 
 
 class RequestPacer:
@@ -228,8 +229,10 @@ def open_sentinel(name: str, entry: Mapping[str, Any], root: Path, *, clock: Cal
     query_token = secret_from_env(name, entry, "query_token_env", required=False)
     rate = entry.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
     page_size = entry.get("page_size", 100)
-    if not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0:
-        raise UsageError(f"target {name!r}: requests_per_minute must be a positive number")
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate >= MIN_REQUESTS_PER_MINUTE:
+        # Below one request every ten minutes an apply would sleep for hours without a word (and a
+        # rate near zero gives a wait no clock can hold).
+        raise UsageError(f"target {name!r}: requests_per_minute must be a number of at least {MIN_REQUESTS_PER_MINUTE}")
     if not isinstance(page_size, int) or page_size < 1:
         raise UsageError(f"target {name!r}: page_size must be a positive integer")
     assert token is not None
