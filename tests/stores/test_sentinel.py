@@ -183,7 +183,7 @@ def test_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             open_store("t", {"type": "sentinel", "workspace_id": WORKSPACE, "token_env": TOKEN_ENV,
                              "upload_url": url}, tmp_path)
     for rate in (0, -1, 1e-300, 0.001, True, "fast", float("nan")):  # 1e-300 was an OverflowError in the pacer
-        with pytest.raises(UsageError, match="requests_per_minute must be a number of at least 0.1"):
+        with pytest.raises(UsageError, match=r"requests_per_minute must be a number of at least 0\.1"):
             open_store("t", {"type": "sentinel", "workspace_id": WORKSPACE, "token_env": TOKEN_ENV,
                              "requests_per_minute": rate}, tmp_path)
     store = open_sentinel("t", {"workspace_id": WORKSPACE, "token_env": TOKEN_ENV, "subscription_id": "s",
