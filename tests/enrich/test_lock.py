@@ -209,12 +209,17 @@ def test_a_result_with_a_field_of_another_shape_is_a_finding_and_is_not_used(tmp
     lock.whois["dated.example"] = {**good, "registered": "1 May 2024"}
     lock.whois["offset.example"] = {**good, "expires": "2027-05-01T00:00:00+02:00"}
     lock.whois["named.example"] = {**good, "registrar": ["Example"]}
+    # The shape, but no moment: a rule's age_days would silently never match.
+    impossible = {"feb30.example": "2025-02-30T00:00:00Z", "hour24.example": "2025-01-01T24:00:00Z",
+                  "leap.example": "2016-12-31T23:59:60Z", "month13.example": "2025-13-01T00:00:00Z"}
+    for value, moment in impossible.items():
+        lock.whois[value] = {**good, "registered": moment}
     write_lock(intel, lock)
     read, findings = read_lock(intel, tmp_path)
     problems = {f.message.split("the result for ", 1)[1].split(" has ", 1)[0]: f.message
                 for f in findings if f.code == "TI150"}
     assert set(problems) == {"'9.9.9.9'", "'4.4.4.4'", "'listed.example'", "'dated.example'", "'offset.example'",
-                             "'named.example'"}
+                             "'named.example'", *(repr(value) for value in impossible)}
     assert "'asn' of the wrong shape ('19281'); tiops writes an integer from 0 to 4294967295" in problems["'9.9.9.9'"]
     assert "'country' of the wrong shape ('5'); tiops writes a string" in problems["'4.4.4.4'"]
     assert "tiops writes a list of strings" in problems["'listed.example'"]
@@ -265,3 +270,11 @@ def test_a_value_given_twice_in_a_shard_is_a_finding_and_neither_result_is_used(
 def _same_shard_as(value: str) -> str:
     shard = shard_name(value)
     return next(f"8.8.8.{n}" for n in range(9, 256) if shard_name(f"8.8.8.{n}") == shard)
+
+
+def test_lock_json_format_must_be_the_number_1_not_true(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    (intel / ".enrichment" / "lock.json").write_text('{"format": true}\n', encoding="utf-8")  # True == 1 in Python
+    findings = read_lock(intel, tmp_path)[1]
+    assert [(f.code, f.location.file) for f in findings] == [("TI150", "intel/.enrichment/lock.json")]

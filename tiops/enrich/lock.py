@@ -77,7 +77,9 @@ _STATUSES: Final = {"geo": GEO_STATUSES, "whois": WHOIS_STATUSES}
 # which are UTC timestamps to the second. A result with a field of another shape (a
 # hand edit) would travel into the bundle and to the rules as it is, so it is refused.
 _TIMESTAMP_FIELDS: Final = frozenset({"registered", "expires", "updated", "retrieved"})
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# Seconds up to 59: tiops reads a moment with datetime, which has no leap second, so it never
+# writes one (tiops.enrich.rdap._timestamp); the calendar is checked by the date-time format.
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\dZ")
 _OPTIONS: Final = orjson.OPT_SORT_KEYS
 # AS numbers are 32-bit (RFC 6793): a database or hand edit giving another number is wrong about it.
 MAX_ASN: Final = 4294967295
@@ -145,7 +147,7 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
         data, problem, text = _parse(meta_path, root, files)
         if problem is not None:
             findings.append(problem)
-        elif not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
+        elif not isinstance(data, dict) or type(data.get("format")) is not int or data["format"] != LOCK_FORMAT:
             findings.append(_invalid(meta_path, root, 1, 1, f"lock.json must be an object with \"format\": {LOCK_FORMAT}"))
         else:
             lock.meta = data
@@ -556,7 +558,9 @@ def _result_shapes() -> Any:
     """A JSON Schema validator for a shard's results: each field of the shape tiops writes it in."""
     import jsonschema_rs
 
-    timestamp = {"type": "string", "pattern": "^" + _TIMESTAMP.pattern + "$"}
+    # The format settles the calendar (no 2025-02-30, no hour 24: RFC 3339 section 5.7), which a
+    # rule's age_days and the bundle's timestamps need; the pattern, the shape tiops writes.
+    timestamp = {"type": "string", "pattern": "^" + _TIMESTAMP.pattern + "$", "format": "date-time"}
     return jsonschema_rs.validator_for({
         "type": "object",
         "additionalProperties": {
@@ -565,7 +569,7 @@ def _result_shapes() -> Any:
                            **dict.fromkeys(sorted(_TIMESTAMP_FIELDS), timestamp)},
             "additionalProperties": {"type": "string"},
         },
-    })
+    }, validate_formats=True)
 
 
 def _misshapen_fields(data: dict[str, Any]) -> dict[str, str]:
