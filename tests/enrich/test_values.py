@@ -185,7 +185,8 @@ def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:
                   "198.51.100.0/32", "0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
                   "2001:db8::/32", "2001:DB8::/32", "2001:db8::1", "example.com", "Example.com", "example.com.",
                   ".example.com", "a_b.example", "ex ample.com", "localhost", "", "xn--bcher-kva.example", "bücher.example",
-                  "::ffff:1.2.3.4", "::ffff:0102:0304", "::ffff:1.2.3.0/120", "*.example.com", "*.*.example.com"]:
+                  "::ffff:1.2.3.4", "::ffff:0102:0304", "::ffff:1.2.3.0/120", "*.example.com", "*.*.example.com",
+                  "a..b.example", ".example.com", "example..com"]:
         assert is_canonical(value) == (canonical_value(value) == value), value
 
 
@@ -248,3 +249,16 @@ def test_a_url_is_read_as_a_browser_reads_it_where_rfc_3986_reads_it_otherwise()
     assert values("http://[2001:db8::1]:8080/") == (("ip", "2001:db8::1"),)
     for url in ["http://[::1]evil.example/", "https://[v1.x]/", "http://[2001:db8::1]x:80/"]:
         assert values(url) == (), url
+
+
+def test_a_name_with_a_leading_dot_is_its_domain_and_one_with_an_empty_label_is_none() -> None:
+    def values(kind: str, value: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": kind, "value": value})
+
+    # ".example.com" is written for "example.com and what is under it", as a wildcard is.
+    assert values("domain-name", ".dot.example.com") == (("domain", "dot.example.com"),)
+    assert values("url", "http://.dot.example.com/") == (("domain", "dot.example.com"),)
+    assert values("domain-name", ".*.example.com") == (("domain", "example.com"),)
+    # An empty label inside names no host (RFC 1034 section 3.1): nothing to ask a registry.
+    assert values("domain-name", "a..example.com") == ()
+    assert values("url", "http://a..example.com/") == ()

@@ -75,12 +75,13 @@ def _domain(value: str) -> str | None:
     if not name.isascii():
         name = _a_labels(name)
     name = name.rstrip(".")
-    while name.startswith("*."):
+    while name.startswith(("*.", ".")):
         # A wildcard (RFC 4592) names every host under a domain, not a host: feeds write
-        # "*.example.com" for "anything under example.com", which is what is looked up.
-        name = name[2:]
-    if not name or "." not in name or _NOT_IN_A_NAME.search(name):
-        return None
+        # "*.example.com" for "anything under example.com", which is what is looked up; and
+        # ".example.com", as a cookie's domain is written (RFC 6265 section 5.2.3), the same.
+        name = name[2:] if name.startswith("*.") else name[1:]
+    if not name or "." not in name or ".." in name or _NOT_IN_A_NAME.search(name):
+        return None  # a label left empty inside ("a..example") names no host (RFC 1034 section 3.1)
     return name
 
 
@@ -235,7 +236,7 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
 
 # A lower-case name with a dot inside, or a dotted-decimal IPv4 address (which inet_pton
 # accepts only without leading zeros, so as inet_ntop writes it): canonical as it stands.
-_PLAIN_CANONICAL_TEXT: Final = r"[a-z0-9_-][a-z0-9._-]*\.[a-z0-9._-]*[a-z0-9_-]"
+_PLAIN_CANONICAL_TEXT: Final = r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+"
 _PLAIN_CANONICAL: Final = re.compile(_PLAIN_CANONICAL_TEXT)
 # Whether a value is such a name or address: its canonical form, if it has one, is itself.
 PLAIN_CANONICAL: Final = _PLAIN_CANONICAL.fullmatch
