@@ -25,6 +25,7 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
         lock.whois[ip] = dict(WHOIS)
     for name in ("example.com", "198.51.100.8"):
         lock.whois[name] = dict(WHOIS)
+    lock.geo["198.51.100.8"] = dict(GEO)
     objects = [
         _object(1, type="indicator", pattern="[ipv4-addr:value = '198.51.100.7']", pattern_type="stix"),
         _object(2, type="indicator", pattern="[ipv6-addr:value = '2001:DB8::1']", pattern_type="stix"),
@@ -33,7 +34,7 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
         _object(5, type="indicator", pattern="[url:value = 'https://example.com/a'] OR [ipv4-addr:value = '198.51.100.7']",
                 pattern_type="stix"),
         _object(6, type="ipv4-addr", value="198.51.100.7"),
-        _object(7, type="domain-name", value="198.51.100.8"),  # a name that looks like an address: no GeoLocation
+        _object(7, type="domain-name", value="198.51.100.8"),  # an address where a name goes: the address
         _object(8, type="domain-name", value="Example.COM."),
         _object(9, type="url", value="http://198.51.100.7/x"),
         _object(10, type="indicator", pattern="[domain-name:value = 'example.com']", pattern_type="stix",
@@ -44,6 +45,9 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
           for number, host in enumerate(["0xc6336407", "3325256711", "198.51.25607", "0306.51.100.7",
                                          "198.51.100.07", "198.51.100.7."])),
         _object(17, type="indicator", pattern="[url:value = 'http://198.51.100.09/x']", pattern_type="stix"),
+        _object(18, type="indicator", pattern="[domain-name:value = '198.51.100.7']", pattern_type="stix"),
+        _object(19, type="domain-name", value="2001:db8::1"),
+        _object(20, type="domain-name", value="example.123"),
     ]
     attached = attach_enrichment(objects, lock)
     for before, after in zip(objects, attached, strict=True):
@@ -54,12 +58,18 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
         assert whois == [value for _, value in expected], before.id
         assert geo == [value for kind, value in expected if kind == "ip"], before.id
         assert "extensions" not in before.data  # the loaded objects stay as authored
-    assert enrichment_of(attached[6].data) == {"extension_type": "property-extension", "whois": [
-        {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]}
+    assert enrichment_of(attached[6].data)["whois"] == [  # type: ignore[index]
+        {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]
+    assert [item["value"] for item in enrichment_of(attached[6].data)["enrichment"]] == ["198.51.100.8"]  # type: ignore[index]
     assert enrichment_of(attached[9].data)["whois"][0]["age_days"] == 10  # type: ignore[index]
     for obj in attached[10:16]:
         assert [item["value"] for item in enrichment_of(obj.data)["enrichment"]] == ["198.51.100.7"], obj.id  # type: ignore[index]
     assert enrichment_of(attached[16].data) is None  # "09" is no octal number: no host, nothing attached
+    # An address where a name goes is the address (the same lock entry as the address itself);
+    # "example.123" names nothing (no top-level domain is all digits).
+    assert [item["value"] for item in enrichment_of(attached[17].data)["enrichment"]] == ["198.51.100.7"]  # type: ignore[index]
+    assert [item["value"] for item in enrichment_of(attached[18].data)["enrichment"]] == ["2001:db8::1"]  # type: ignore[index]
+    assert enrichment_of(attached[19].data) is None
 
 
 def _reference_extension(data: dict[str, Any], lock: EnrichmentLock) -> dict[str, Any] | None:

@@ -302,6 +302,8 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
                 value = None
             elif (object_type := simple[1]) != "url":
                 value, kind = simple[2], "domain" if object_type == "domain-name" else "ip"
+                if kind == "domain" and (value[-1:].isdigit() or ":" in value):
+                    value = None  # an address where a name goes (values._value_of): the full reader
             elif (host := url_host(simple[2])) is not None:
                 # values._url_host: a dotted-decimal host is an address, and a host that ends in a
                 # number is one in another form (0x08080808, 8.8.2056), left to the full reader.
@@ -316,6 +318,8 @@ def find_plans(objects: list[IntelObject], known: Container[str], geo: Mapping[s
                 value = None
         elif stix_type in _VALUE_TYPES and (value := data.get("value")).__class__ is str:
             kind = "domain" if stix_type == "domain-name" else "ip"
+            if kind == "domain" and (value[-1:].isdigit() or ":" in value):
+                value = None  # an address where a name goes (values._value_of): the full reader
         elif stix_type in _ENRICHED_OBJECT_TYPES:
             value = None
         else:

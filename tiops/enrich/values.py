@@ -225,6 +225,13 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
     if kind in _IP_TYPES:
         return ("ip", value) if value in known else _ip_value(value)
     if kind == "domain-name":
+        if value[-1:].isdigit() or ":" in value:
+            # No top-level domain is all digits (RFC 3696 section 2), and no name holds a ':': such a
+            # "name" is an address written where a name goes, looked up as the address (sharing one
+            # lock entry with it, as the same text must) or, when it is none, not at all.
+            address = _ip_value(value.strip())
+            if address is not None or value.strip().rpartition(".")[2].isdigit():
+                return address
         if value in known:
             return "domain", value
         domain = _domain(value)
