@@ -342,7 +342,14 @@ def test_only_a_bare_refresh_reads_the_geo_database_again(tmp_path: Path, rdap_s
     assert enrich_repo(root, offline=True).geo_looked_up == 2
     assert enrich_repo(root, offline=True).geo_looked_up == 0
     assert enrich_repo(root, offline=True, refresh=timedelta(days=30)).geo_looked_up == 0
-    assert enrich_repo(root, offline=True, refresh=timedelta(0)).geo_looked_up == 2
+    assert enrich_repo(root, offline=True, refresh=timedelta(0)).geo_looked_up == 0
+    assert enrich_repo(root, offline=True, refresh=timedelta(0), refresh_geo=True).geo_looked_up == 2
+    # The command: '--refresh=0d' is an age like any other; only a bare '--refresh' reads geo again.
+    for refresh, geo in (["--refresh=0d", "0 geo lookup(s)"], ["--refresh", "2 geo lookup(s)"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", refresh])
+        assert result.exit_code == 0 and geo in result.output, result.output
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", "--refresh=-1d"])
+    assert result.exit_code == 2 and "--refresh: '-1d' is not an age" in result.output
 
 
 def test_a_file_that_does_not_load_holds_back_pruning_rather_than_losing_its_results(

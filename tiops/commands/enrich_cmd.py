@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -11,12 +12,25 @@ from tiops.enrich.run import enrich_repo
 from tiops.errors import UsageError
 from tiops.rules.conditions import parse_duration
 
+# What a bare --refresh stands for: every RDAP result and every geo result read again.
+_EVERYTHING = "\0everything"
 
-@click.command("enrich")
+
+class _EnrichCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # click reads the value of '--refresh=-1d' as an option of its own ("No such option '-1'").
+        for arg in args:
+            if arg.startswith("--refresh=-"):
+                raise click.UsageError(f"--refresh: {arg.partition('=')[2]!r} is not an age: an age is a whole "
+                                       "number and one of s, m, h, d, w, such as 30d", ctx)
+        return super().parse_args(ctx, args)
+
+
+@click.command("enrich", cls=_EnrichCommand)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--offline", is_flag=True,
               help="Use only the offline GeoLocation/ASN database; no RDAP (WHOIS) query.")
-@click.option("--refresh", "refresh", is_flag=False, flag_value="0s", default=None, metavar="[=AGE]",
+@click.option("--refresh", "refresh", is_flag=False, flag_value=_EVERYTHING, default=None, metavar="[=AGE]",
               help="Look up again results at least AGE old (30d, 12h, 2w); alone: all of them.")
 @no_cache_option
 @click.pass_context
@@ -31,7 +45,7 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     """
     root = repo_root(ctx)
     try:
-        age = parse_duration(refresh) if refresh is not None else None
+        age = None if refresh is None else timedelta(0) if refresh == _EVERYTHING else parse_duration(refresh)
     except ValueError as error:
         raise UsageError(f"--refresh: {error}") from None
     relative = []
@@ -42,7 +56,8 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
         except ValueError:
             raise UsageError(f"{path} is not inside the repository {root}") from None
     with progress_bar(True) as progress:
-        report = enrich_repo(root, offline=offline, refresh=age, paths=relative or None, progress=progress,
+        report = enrich_repo(root, offline=offline, refresh=age, refresh_geo=refresh == _EVERYTHING,
+                             paths=relative or None, progress=progress,
                              cache=not no_cache)
     for finding in report.findings:
         click.echo(f"{finding.location.file}:{finding.location.line}: {finding.code} {finding.message} (rewritten)", err=True)

@@ -72,13 +72,15 @@ def _older_than(entry: dict[str, Any], cutoff: datetime | None) -> bool:
     return moment <= cutoff
 
 
-def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None = None, paths: list[str] | None = None,
+def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None = None, refresh_geo: bool = False,
+                paths: list[str] | None = None,
                 geo_database: GeoDatabase | None = None, rdap: RdapClient | None = None,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC), flush_seconds: float = 1.0,
                 progress: Progress = no_progress, cache: bool = True) -> EnrichReport:
     """Enrich the values named by the intel under ``paths`` (default: all) and rewrite the lock.
 
-    ``refresh`` re-queries results at least that old (``timedelta(0)``: all of them).
+    ``refresh`` re-queries RDAP results at least that old (``timedelta(0)``: all of them);
+    ``refresh_geo`` reads every geo result again (a bare ``--refresh``).
     Values no object names any more are pruned whatever ``paths`` says. ``cache``: read the
     intel through the build cache (tiops.buildcache.load_intel).
     """
@@ -117,8 +119,8 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
     ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
     # Geo results are dated by their database, not by when they were read: only a bare --refresh
-    # (every result, AGE 0) reads them again; --refresh=AGE is for RDAP answers that age.
-    todo = ips if changed_database or refresh == timedelta(0) else [v for v in ips if v not in lock.geo]
+    # reads them again; --refresh=AGE (0d too) is for RDAP answers that age.
+    todo = ips if changed_database or refresh_geo else [v for v in ips if v not in lock.geo]
     for done, (value, entry) in enumerate(geo_entries(database, todo), len(ips) - len(todo) + 1):
         lock.geo[value] = entry
         if done % 5000 == 0 or done == len(ips):
