@@ -388,13 +388,19 @@ def _tree_change(root: Path, kind: str) -> list[Path]:
         assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_ino == before.st_ino
     elif kind == "folder-removed":
         shutil.rmtree(intel / "malware-renamed")
+    elif kind == "dot-folders":  # not entered, as dotfiles are not read: drafts kept out of the build
+        drafts = intel / ".drafts" / "deeper"
+        drafts.mkdir(parents=True)
+        (intel / ".drafts" / "wip.yaml").write_text("not: [read\n", encoding="utf-8")
+        shutil.copy(next((intel / "actors").glob("*.y*ml")), drafts / "copy.yaml")  # a duplicate id, if read
+        _age(intel / ".drafts" / "wip.yaml", drafts / "copy.yaml")
     return []
 
 
 TREE_CHANGES = ("rename-file", "rename-folder", "link-to-file", "link-to-folder", "file-becomes-folder",
-                "odd-names", "same-size-same-mtime", "folder-removed")
+                "odd-names", "same-size-same-mtime", "dot-folders", "folder-removed")
 # The changes the repository still compiles with (the others are compared as failing builds, then undone).
-COMPILES = {"rename-file", "rename-folder", "file-becomes-folder", "same-size-same-mtime"}
+COMPILES = {"rename-file", "rename-folder", "file-becomes-folder", "same-size-same-mtime", "dot-folders"}
 
 
 def test_tree_changes_give_the_uncached_build(plain_repo: Path, tmp_path: Path) -> None:

@@ -53,6 +53,22 @@ def test_identical_revisions_give_an_empty_diff(tmp_path: Path) -> None:
     assert "No change to the compiled intel." in result.output
 
 
+def test_a_committed_dot_folder_is_no_more_part_of_a_revision_than_of_the_working_tree(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    drafts = root / "intel" / ".drafts"
+    drafts.mkdir()
+    (drafts / "wip.yaml").write_text("not: [finished\n", encoding="utf-8")
+    (drafts / "copy.yaml").write_bytes((root / "intel" / "lanternloader.yaml").read_bytes())  # a duplicate id, if read
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "drafts")
+    for revisions in (["base"], ["base", "HEAD"], ["HEAD"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", *revisions, "--exit-code"])
+        assert result.exit_code == 0, result.output
+        assert "No change to the compiled intel." in result.output and "error" not in result.output
+
+
 def test_cli_formats_are_deterministic_and_complete(pr_repo: Path) -> None:
     runner = CliRunner()
     outputs = {}

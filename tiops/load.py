@@ -461,7 +461,10 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
         relative = display_name(_relative(Path(path), root))
         repo.findings.append(make_finding(code, message, Location(relative, 1, 1)))
 
-    for directory, _subdirs, filenames in repo.config.files.walk(os.fspath(intel), report):
+    for directory, subdirs, filenames in repo.config.files.walk(os.fspath(intel), report):
+        # A folder whose name starts with a dot is not entered, as a file so named is not read:
+        # intel/.enrichment/ is the lock's, and a team keeps drafts out of the build so (.drafts/).
+        subdirs[:] = [name for name in subdirs if not name.startswith(".")]
         parent = defaults_by_dir.get(os.path.dirname(directory), Defaults())
         relative_dir = _relative(Path(directory), root)
         defaults = parent

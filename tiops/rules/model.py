@@ -132,7 +132,8 @@ def rule_files(config: Config, findings: list[Finding] | None = None) -> list[tu
     if not files.is_dir(os.fspath(folder)):
         return found
 
-    for directory, _subdirs, filenames in files.walk(os.fspath(folder), report):
+    for directory, subdirs, filenames in files.walk(os.fspath(folder), report):
+        subdirs[:] = [name for name in subdirs if not name.startswith(".")]  # as intel's dot-folders (tiops.load)
         for filename in filenames:
             if filename.endswith((".yaml", ".yml")) and not filename.startswith("."):
                 path = Path(directory) / filename
