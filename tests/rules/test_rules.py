@@ -173,6 +173,8 @@ def test_a_rule_file_beside_the_ingestion_folder_is_reported_not_ignored(
     root = make_repo({"rules/drop-old.yaml": "- {name: old, actions: [{drop: true}]}\n",
                       "rules/relationships.yaml": "[]\n",
                       "rules/ingestion/a.yaml": "- {name: a, actions: [{revoke: true}]}\n",
+                      # a folder whose name starts with a dot is not entered (docs/format.md)
+                      "rules/ingestion/.retired/b.yaml": "- {name: b, actions: [{drop: true}]}\n",
                       "rules/team/notes.yaml": "x: 1\n"})
     rule_set, findings = load_rules(Config(root=root))
     assert [r.name for r in rule_set.rules] == ["a"]
