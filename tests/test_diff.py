@@ -69,6 +69,21 @@ def test_a_committed_dot_folder_is_no_more_part_of_a_revision_than_of_the_workin
         assert "No change to the compiled intel." in result.output and "error" not in result.output
 
 
+def test_a_committed_link_to_an_intel_file_compiles_the_same_from_git_and_from_the_checkout(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    (root / "shared").mkdir()
+    (root / "intel" / "lanternloader.yaml").rename(root / "shared" / "lanternloader.yaml")
+    (root / "intel" / "lanternloader.yaml").symlink_to("../shared/lanternloader.yaml")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the malware kept in shared/, linked from intel/")
+    for revisions in (["HEAD"], ["base", "HEAD"], ["base"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", *revisions, "--exit-code"])
+        assert result.exit_code == 0, (revisions, result.output)
+        assert "No change to the compiled intel." in result.output
+
+
 def test_cli_formats_are_deterministic_and_complete(pr_repo: Path) -> None:
     runner = CliRunner()
     outputs = {}

@@ -53,7 +53,6 @@ def test_a_revision_lists_and_reads_the_files_of_its_checkout(repo: Path) -> Non
     (repo / "intel" / "a.yaml").write_text("changed after the commit\n")
     with GitRevision(repo, resolve_revision(repo, "HEAD")[0]) as revision:
         git(repo, "stash", "-q", "-u")  # the working tree back at the commit, for the reference
-        (repo / "intel" / "link.yaml").unlink()  # symlinks are not files of a revision: compare without it
         tree = WorkingTree(repo)
         assert _walked(revision, repo / "rules") == _walked(tree, repo / "rules")
         assert _walked(revision, repo / "intel") == _walked(tree, repo / "intel")
@@ -61,7 +60,7 @@ def test_a_revision_lists_and_reads_the_files_of_its_checkout(repo: Path) -> Non
             path = os.fspath(repo / relative)
             assert revision.read(path) == tree.read(path)
             assert revision.blob_id(path) == blob_id_of(tree.read(path)) == git(repo, "rev-parse", f"HEAD:{relative}").strip()
-        assert revision.listdir(os.fspath(repo / "intel")) == ["a.yaml", "b", "z"]
+        assert revision.listdir(os.fspath(repo / "intel")) == ["a.yaml", "b", "link.yaml", "z"]
         assert revision.is_dir(os.fspath(repo / "intel" / "b")) and not revision.is_dir(os.fspath(repo / "intel" / "a.yaml"))
         assert revision.lexists(os.fspath(repo / "rules" / "ingestion" / "r.yaml"))
         assert not revision.lexists(os.fspath(repo / "intel" / "uncommitted.yaml"))
@@ -70,10 +69,44 @@ def test_a_revision_lists_and_reads_the_files_of_its_checkout(repo: Path) -> Non
         assert missing.value.code == "TI106"
 
 
-def test_a_symlink_in_a_revision_is_not_a_file_of_it(repo: Path) -> None:
+def test_a_symlink_in_a_revision_is_what_a_checkouts_link_is(repo: Path, tmp_path: Path) -> None:
+    """The same commit compiles the same from git and from a checkout: a link to a file of the
+    repository reads as that file, and every other link gives the checkout's finding (TI108)."""
+    (tmp_path / "outside.yaml").write_text("x: 1\n")
+    intel = repo / "intel"
+    (intel / "chained.yaml").symlink_to("link.yaml")
+    (intel / "b" / "up.yaml").symlink_to("../z/y.yaml")
+    (intel / "outside.yaml").symlink_to(tmp_path / "outside.yaml")
+    (intel / "escapes.yaml").symlink_to("../../outside.yaml")
+    (intel / "dangling.yaml").symlink_to("nowhere.yaml")
+    (intel / "loop1.yaml").symlink_to("loop2.yaml")
+    (intel / "loop2.yaml").symlink_to("loop1.yaml")
+    (intel / "folder-link").symlink_to("b", target_is_directory=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "links")
+
+    def outcome(source: WorkingTree | GitRevision, path: Path) -> tuple[str, str]:
+        try:
+            return "read", source.read(os.fspath(path)).decode()
+        except InputProblem as problem:
+            return problem.code, problem.message
+
+    tree = WorkingTree(repo)
     with GitRevision(repo, "HEAD") as revision:
-        assert not revision.lexists(os.fspath(repo / "intel" / "link.yaml"))
-        assert "link.yaml" not in revision.listdir(os.fspath(repo / "intel"))
+        for name in ("link.yaml", "chained.yaml", "b/up.yaml", "outside.yaml", "escapes.yaml", "dangling.yaml",
+                     "loop1.yaml"):
+            assert outcome(revision, intel / name) == outcome(tree, intel / name), name
+        assert outcome(revision, intel / "link.yaml") == ("read", "a: 1\n")
+        assert outcome(revision, intel / "outside.yaml")[0] == "TI108"
+        assert revision.blob_id(os.fspath(intel / "link.yaml")) == revision.blob_id(os.fspath(intel / "a.yaml"))
+        problems: list[tuple[str, str]] = []
+        walked = [(os.path.relpath(d, repo), s, f)
+                  for d, s, f in revision.walk(os.fspath(intel), lambda p, c, m: problems.append((p, c)))]
+        assert problems == [(os.fspath(intel / "folder-link"), "TI108")]
+    tree_problems: list[tuple[str, str]] = []
+    assert walked == [(os.path.relpath(d, repo), s, f)
+                      for d, s, f in tree.walk(os.fspath(intel), lambda p, c, m: tree_problems.append((p, c)))]
+    assert tree_problems == problems
 
 
 def test_the_head_commit_and_its_time(repo: Path, tmp_path: Path) -> None:

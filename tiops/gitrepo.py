@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from tiops.inputs import InputProblem, WalkProblem, is_utf8_name
+from tiops.inputs import InputProblem, WalkProblem, display_name, is_utf8_name
 from tiops.limits import MAX_FILE_BYTES
 
 
@@ -134,6 +134,7 @@ def is_shallow(root: Path) -> bool:
 
 
 _SYMLINK, _SUBMODULE = b"120000", b"160000"
+_MAX_LINK_HOPS = 40  # as Linux follows at most 40 links in resolving one path (path_resolution(7))
 
 
 class GitRevision:
@@ -141,9 +142,11 @@ class GitRevision:
 
     Paths are those the files would have in a checkout at ``root``, so findings name the
     same files as on the working tree. tiops may live in a subfolder of the git
-    repository: only that subfolder's part of the tree is listed. Symlinks and
-    submodules are not files of the revision (a checkout's links are not followed
-    into git objects). Use as a context manager: it holds one git process.
+    repository: only that subfolder's part of the tree is listed. A symlink is what a
+    checkout's link is to tiops.inputs: the file it leads to within ``root``, a folder
+    link reported (TI108) and not followed, and one leading outside, nowhere or round in
+    a loop a file that cannot be read (TI108). Submodules are not files of the revision.
+    Use as a context manager: it holds one git process.
     """
 
     def __init__(self, root: Path, commit: str) -> None:
@@ -152,6 +155,11 @@ class GitRevision:
         self._blobs: dict[str, tuple[str, int]] = {}  # path -> (blob id, size)
         self._folders: dict[str, tuple[set[str], list[str]]] = {os.fspath(root): (set(), [])}
         self._process: subprocess.Popen[bytes] | None = None
+        # Symlinks: path -> the path they lead to (a file of _blobs), or the TI108 message that
+        # reading them gives; and the folder links a walk reports.
+        self._links: dict[str, str | InputProblem] = {}
+        self._folder_links: set[str] = set()
+        link_entries: list[tuple[str, str, str, int]] = []  # (folder, name, blob, size)
         try:
             # ls-tree run in a subfolder lists that subfolder only, with paths relative to it.
             listing = subprocess.run(["git", "-C", os.fspath(root), "ls-tree", "-r", "-z", "-l", commit],
@@ -168,15 +176,52 @@ class GitRevision:
                 continue
             meta, _, name = entry.partition(b"\t")
             mode, kind, blob, size = meta.split()
-            if kind != b"blob" or mode in (_SYMLINK, _SUBMODULE):
+            if kind != b"blob" or mode == _SUBMODULE:
                 continue
             folder, _, filename = os.fsdecode(name).rpartition("/")
             directory = f"{top}/{folder}" if folder else top
+            if mode == _SYMLINK:
+                link_entries.append((directory, filename, blob.decode(), int(size)))
+                continue
             self._blobs[f"{directory}/{filename}"] = (blob.decode(), int(size))
             listed = folders.get(directory)
             if listed is None:
                 listed = self._new_folder(directory)
             listed[1].append(filename)
+        if link_entries:
+            self._add_links(top, link_entries)
+
+    def _add_links(self, top: str, entries: list[tuple[str, str, str, int]]) -> None:
+        """Resolve the revision's symlinks as tiops.inputs resolves a checkout's (its _read_link)."""
+        texts = {f"{directory}/{name}": os.fsdecode(self._cat(blob, size)) for directory, name, blob, size in entries}
+        for (directory, name, _, _), (path, text) in zip(entries, texts.items(), strict=True):
+            target = path
+            for _ in range(_MAX_LINK_HOPS):  # a link to a link is followed, as the system does
+                target = os.path.normpath(os.path.join(os.path.dirname(target), texts[target]))
+                if target not in texts:
+                    break
+            else:
+                self._links[path] = InputProblem("TI108", "a loop of symbolic links, which leads to no file")
+                self._list_file(directory, name)
+                continue
+            if os.path.commonpath([target, top]) != top:
+                self._links[path] = InputProblem("TI108", f"a symlink to {display_name(target)}, outside the repository")
+            elif target in self._folders:
+                self._folder_links.add(path)  # a walk reports it, as a checkout's folder link (tiops.inputs.walk)
+                parent = self._folders.get(directory) or self._new_folder(directory)
+                parent[0].add(name)
+                continue
+            elif target in self._blobs:
+                self._links[path] = target
+            else:
+                self._links[path] = InputProblem("TI108", f"a symlink to {text}, which does not exist")
+            self._list_file(directory, name)
+
+    def _list_file(self, directory: str, name: str) -> None:
+        listed = self._folders.get(directory)
+        if listed is None:
+            listed = self._new_folder(directory)
+        listed[1].append(name)
 
     def _new_folder(self, path: str) -> tuple[set[str], list[str]]:
         """Add a folder and, up to the root, every parent it was not yet listed in."""
@@ -195,6 +240,11 @@ class GitRevision:
 
     def read(self, path: str) -> bytes:
         entry = self._blobs.get(path)
+        if entry is None and path in self._links:
+            target = self._links[path]
+            if isinstance(target, InputProblem):
+                raise target
+            entry = self._blobs[target]
         if entry is None:
             raise InputProblem("TI106", f"cannot read the file: not a file of commit {self.commit[:12]}")
         blob, size = entry
@@ -203,7 +253,7 @@ class GitRevision:
         return self._cat(blob, size)
 
     def lexists(self, path: str) -> bool:
-        return path in self._blobs or path in self._folders
+        return path in self._blobs or path in self._folders or path in self._links or path in self._folder_links
 
     def is_dir(self, path: str) -> bool:
         return path in self._folders
@@ -221,16 +271,21 @@ class GitRevision:
             subdirs, filenames = self._folders[directory]
             kept = []
             for name in sorted(subdirs):
-                if is_utf8_name(name):
-                    kept.append(name)
+                full = os.path.join(directory, name)
+                if not is_utf8_name(name):
+                    on_problem(full, "TI114", "the folder name is not UTF-8; its files were not read")
+                elif full in self._folder_links:
+                    on_problem(full, "TI108", "a symlink to a folder; tiops does not follow folder symlinks, "
+                                              "so its files were not read")
                 else:
-                    on_problem(os.path.join(directory, name), "TI114",
-                               "the folder name is not UTF-8; its files were not read")
+                    kept.append(name)
             yield directory, kept, sorted(filenames)
             pending.extend(os.path.join(directory, name) for name in reversed(kept))
 
     def blob_id(self, path: str) -> str | None:
         entry = self._blobs.get(path)
+        if entry is None and isinstance(target := self._links.get(path), str):
+            entry = self._blobs[target]  # a link reads as the file it leads to
         return entry[0] if entry is not None else None
 
     # --- the cat-file process ---
