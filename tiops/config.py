@@ -15,7 +15,7 @@ from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem
 from tiops.jsonschemas import tiops_schema_errors
-from tiops.redact import redact
+from tiops.redact import public_url, redact
 from tiops.yamlio import YamlProblem, parse_yaml
 
 CONFIG_FILE = "tiops.yaml"
@@ -179,7 +179,19 @@ def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
             found.append(make_finding("TI110", f"enrichment.rdap.{key}: {redact(value)!r} is not an http:// or https:// URL "
                                                "with a host (RDAP runs over HTTP, RFC 7480 section 3)",
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
+        elif _user_without_password(value):
+            # requests sends URL credentials only as user:password: a token written as the user
+            # alone would go nowhere, and every answer be a 401 recorded as failed.
+            found.append(make_finding("TI110", f"enrichment.rdap.{key}: {public_url(value)!r} carries a user name but no "
+                                               "password, which is not sent; write 'user:password@' (or 'user:@' for "
+                                               "a user name with an empty password, RFC 7617)",
+                                      Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
     return found
+
+
+def _user_without_password(url: str) -> bool:
+    netloc = urlsplit(url).netloc
+    return "@" in netloc and ":" not in netloc.rpartition("@")[0]
 
 
 # A URL's scheme (RFC 3986 section 3.1) at the start of a value that may also be a folder.

@@ -106,6 +106,11 @@ def register_url_login(url: str) -> None:
         parts = urlsplit(url)
     except ValueError:
         return
+    if parts.password == "" and parts.username:
+        # "token:@host": the user name is the credential (RFC 7617 Basic with an empty password).
+        register_secret(parts.username)
+        register_secret(unquote(parts.username))
+        _SECRETS.add(base64.b64encode(f"{unquote(parts.username)}:".encode()).decode("ascii"))
     if parts.password:
         register_login(unquote(parts.username or ""), unquote(parts.password))
         register_secret(parts.password)  # as written in the URL, percent-encoded

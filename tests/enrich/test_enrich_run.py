@@ -440,3 +440,19 @@ def test_a_broken_bootstrap_file_fails_only_the_values_that_need_it(tmp_path: Pa
     assert whois["8.8.8.8"]["status"] == "found"  # ipv4.json is fine
     assert whois["woodgrove-securelogin.net"]["status"] == "failed"  # asked again by the next run
     assert "dns.json" in whois["woodgrove-securelogin.net"]["error"]
+
+
+def test_a_user_name_without_a_password_in_the_rdap_url_is_a_finding_not_a_silent_401(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: 'http://{SECRET}@127.0.0.1:9/rdap/'\n",
+                                     encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1 and "TI110" in result.output and "carries a user name but no password" in result.output
+    assert "'http://127.0.0.1:9/rdap/'" in result.output  # the token written as the user is never shown
+    _secret_free(root, result.output)
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: 'http://{SECRET}:@127.0.0.1:9/rdap/'\n",
+                                     encoding="utf-8")
+    assert "TI110" not in CliRunner().invoke(main, ["-C", str(root), "validate"]).output
+    from tiops.redact import redact
+
+    assert SECRET not in redact(f"GET http://{SECRET}:@127.0.0.1:9/ failed")  # the user is the credential there
