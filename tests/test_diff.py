@@ -84,6 +84,23 @@ def test_a_committed_link_to_an_intel_file_compiles_the_same_from_git_and_from_t
         assert "No change to the compiled intel." in result.output
 
 
+def test_an_object_two_new_rules_change_is_listed_under_both(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    (root / "rules" / "ingestion" / "tags.yaml").write_text(
+        "- {name: Tag confident, order: 20, object_types: [indicator],"
+        " when: {field: confidence, op: '>=', value: 80}, actions: [{add_tags: [confident]}]}\n"
+        "- {name: Tag domains, order: 30, object_types: [indicator],"
+        " when: {field: pattern, op: contains, value: domain-name}, actions: [{add_tags: [domain]}]}\n",
+        encoding="utf-8")
+    diff = diff_revisions(compile_revision(root, "base"), compile_revision(root, None))
+    causes = {effect.cause: [change.ref.id for change in effect.changes] for effect in diff.effects}
+    # The domain indicator: both new rules changed it, and neither alone can be told from the labels.
+    assert causes == {"rule Tag confident": [C2_ADDRESS], "rules Tag confident and Tag domains": [C2_DOMAIN]}
+    text = CliRunner().invoke(main, ["-C", str(root), "diff", "base"]).output
+    assert "* rules Tag confident and Tag domains: 1 object(s) compile differently" in text
+    assert "2 compiled differently by rules, defaults or overlays" in text
+
+
 def test_cli_formats_are_deterministic_and_complete(pr_repo: Path) -> None:
     runner = CliRunner()
     outputs = {}

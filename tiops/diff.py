@@ -76,7 +76,7 @@ class RelationshipRef:
 class Effect:
     """Objects whose compiled form changed only because of one rule or defaults file."""
 
-    cause: str  # "rule NAME" or "defaults FILE"
+    cause: str  # "rule NAME", "rules A and B", "defaults FILE" or "partner object, overlay change (FILE)"
     changes: tuple[ObjectChange, ...]
 
 
@@ -305,6 +305,15 @@ def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str
         return f"defaults {_defaults_file(base, head, object_id, changed)}"
     if old_origin.source != new_origin.source and new_origin.defaults_files:
         return f"defaults {_defaults_file(base, head, object_id, [SOURCE_ORIGIN])}"
-    rules = [r for r in new_origin.rules if r not in old_origin.rules] or \
-        [r for r in old_origin.rules if r not in new_origin.rules] or list(new_origin.rules)
-    return f"rule {rules[0]}" if rules else "rules (no trace)"
+    # The rules that newly change the object or no longer do; else every rule that changes it on
+    # both sides (one of them was edited). Each of several is named: which one made which field
+    # cannot be told from the two compiled forms, and naming the first alone hid the others.
+    rules = ([r for r in new_origin.rules if r not in old_origin.rules]
+             + [r for r in old_origin.rules if r not in new_origin.rules]) or list(new_origin.rules)
+    return _rules_cause(rules) if rules else "rules (no trace)"
+
+
+def _rules_cause(rules: list[str]) -> str:
+    if len(rules) == 1:
+        return f"rule {rules[0]}"
+    return f"rules {', '.join(rules[:-1])} and {rules[-1]}"

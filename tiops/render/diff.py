@@ -62,7 +62,7 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     head += ["| Change | Objects |", "| --- | ---: |"]
     labels = {"added": "Added", "changed": "Changed", "revoked": "Revoked", "removed": "Removed (not revoked)",
               "relationships_added": "Relationships added", "relationships_removed": "Relationships removed",
-              "rule_effects": "Rule / defaults effect", "enrichment": "Enrichment results (values)"}
+              "rule_effects": "Compiled differently by a rule, defaults or an overlay", "enrichment": "Enrichment results (values)"}
     head += [f"| {labels[key]} | {value} |" for key, value in counts.items() if value]
     head.append("")
     sections: list[tuple[str, list[str]]] = [
@@ -116,9 +116,15 @@ DIFF_RENDERERS: dict[str, Callable[[Diff], str]] = {
 }
 
 
+# The text summary's words for Diff.counts keys that do not read as their key does ("rule_effects"
+# counts objects a rule, a _defaults.yaml or a partner overlay compiles differently).
+_SUMMARY_WORDS = {"rule_effects": "compiled differently by rules, defaults or overlays"}
+
+
 def _summary_sentence(diff: Diff) -> str:
     counts = diff.counts()
-    return ("Summary: " + ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()) + ".")
+    return ("Summary: " + ", ".join(f"{value} {_SUMMARY_WORDS.get(key, key.replace('_', ' '))}"
+                                    for key, value in counts.items()) + ".")
 
 
 def _short(value: Any) -> str:
