@@ -70,3 +70,27 @@ def test_explain_shows_the_other_sources(tmp_path: Path) -> None:
     assert "  also sent by source 'mobile' (intel/mobile); the object lives once, here" in result.output
     as_json = CliRunner().invoke(main, ["-C", str(tmp_path), "explain", IDENTITY["id"], "--format", "json"])
     assert json.loads(as_json.output)["also_imported_by"] == [{"source": "mobile", "folder": "intel/mobile"}]
+
+
+DOMAIN = {"type": "domain-name", "spec_version": "2.1", "id": "domain-name--ecb120bf-2694-4902-a737-62b74539a41b",
+          "value": "example.com"}
+ADDRESS = {"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--efcd5e80-570d-4131-b213-62cb18eaa6a8",
+           "value": "198.51.100.3"}
+
+
+def test_an_sco_sent_again_with_other_content_is_rejected_and_the_repository_still_validates(tmp_path: Path) -> None:
+    """An object with no 'modified' has one content per id: the second content is rejected against the file
+    written (docs/import.md, Versions), by the same source or another; the record keeps matching the file."""
+    _import(tmp_path, "p", [DOMAIN])
+    resolving = {**DOMAIN, "resolves_to_refs": [ADDRESS["id"]]}
+    for source in ("p", "q"):
+        report = _import(tmp_path, source, [ADDRESS, resolving])
+        assert [r.stix_id for r in report.rejections] == [DOMAIN["id"]], source
+        assert "neither has a 'modified'" in report.rejections[0].reasons[0]
+        assert report.updated == 0
+        assert _errors(tmp_path) == [], source  # was TI700: the file rewritten, _imported.json not
+    kept = parse_yaml((tmp_path / "intel" / "p" / "domain-name" / "ecb120bf-2694-4902-a737-62b74539a41b.yaml").read_text())
+    assert "resolves_to_refs" not in kept
+    # The rejected object is neither recorded as q's own nor as one q also sends.
+    record = json.loads((tmp_path / "intel" / "q" / "_imported.json").read_text())
+    assert DOMAIN["id"] not in record["objects"] and DOMAIN["id"] not in record.get("shared", {})

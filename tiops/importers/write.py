@@ -165,6 +165,11 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     if restored:
         report.notes.append(f"restored {restored} hand-edited partner file(s) to the version imported "
                             "(local changes belong in _overlay.yaml)")
+    # An object this source sent that was rejected against its owner's file is not one it shares:
+    # 'tiops explain' would say it was "also sent" by this source.
+    refused = {r.stix_id for r in report.rejections if r.stix_id}
+    sent_elsewhere = set(shared)
+    shared = {identifier: owner for identifier, owner in shared.items() if identifier not in refused}
     if mode == "all-or-nothing" and report.rejections:
         report.written = False
         report.created = report.updated = 0
@@ -175,7 +180,8 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                             "(their owner's folder): an identical or older version is unchanged, a newer one updates it")
     # Bookkeeping only with something imported: a failed import leaves no folder behind.
     if writes or (accepted and not (folder / DEFAULTS_FILE).exists()) or shared:
-        own = {identifier: c for identifier, c in accepted.items() if identifier not in shared}
+        own = {identifier: c for identifier, c in accepted.items()
+               if identifier not in sent_elsewhere and identifier not in refused}
         writes.update(_bookkeeping(folder, source, own, files, {i: _relative(f, root) for i, f in shared.items()}))
     for owner_folder, owned in updated_elsewhere.items():
         owner_source = _lock_source(owner_folder) or source
@@ -582,7 +588,21 @@ def _plan_one(candidate: Candidate, folder: Path, files: _Files, report: ImportR
     elif _as_authored(existing) == data:
         # Written by an import from before compile's own extensions were left out: put right.
         report.updated += 1
-    elif _is_newer(data, existing) or "modified" not in data or (not candidate.versioned and _same_version(data, existing)):
+    elif "modified" not in data:
+        # An object with no versions (an SCO, a marking definition: STIX 2.1 sections 6 and 7.2) has
+        # one content per id: neither copy is later, so the file is kept and the item rejected, as
+        # between two items of one input (_conflict). Written over, the folder's _imported.json
+        # would name the other content, and every build after it fail (TI700).
+        report.rejections.append(Rejection(
+            candidate.position,
+            (f"same id as {files.relative(folder, stix_type, name)} but different content, and "
+             + ("neither has" if "modified" not in existing else "this one has no")
+             + " a 'modified' to tell which is later; an SCO's id comes from its id-contributing properties "
+             "(STIX 2.1 section 2.9), so an observable with other values takes another id",),
+            str(data["id"]),
+        ))
+        return
+    elif _is_newer(data, existing) or (not candidate.versioned and _same_version(data, existing)):
         report.updated += 1
     elif _same_version(data, existing):
         report.rejections.append(Rejection(
