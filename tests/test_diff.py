@@ -164,3 +164,23 @@ def test_text_shows_field_values_with_bidirectional_overrides_escaped(tmp_path: 
     text = render_text(diff_revisions(compile_revision(root, "base"), compile_revision(root, None)))
     assert "\\u202eredaoLnretnaL\\u2066" in text
     assert not any(character in text for character in "\u202e\u2066")
+
+
+def test_a_long_value_changed_near_its_end_shows_where_it_differs(tmp_path: Path) -> None:
+    """A feed that appends to a long description: cut from the start, both sides of the arrow read the same."""
+    from pr_repo import edit
+
+    root = base_repo(tmp_path / "repo")
+    long_text = "Command-and-control server of the LanternLoader campaign, " * 4
+    edit(root, "intel/c2-address.yaml", "description: Command-and-control server.", f"description: {long_text.strip()}")
+    from pr_repo import git
+
+    git(root, "commit", "-q", "-am", "long description")
+    edit(root, "intel/c2-address.yaml", long_text.strip(), long_text.strip() + " Sinkholed since March.")
+    for fmt in ("text", "markdown"):
+        output = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--format", fmt]).output
+        line = next(line for line in output.splitlines() if "description" in line)
+        before, _, after = line.partition(" -> " if fmt == "text" else " → ")
+        assert "Sinkholed since March." in after and "Sinkholed" not in before, line
+        assert before.rstrip().endswith('campaign,"') or before.rstrip().endswith('campaign,\\"'), line
+        assert len(after) <= 125  # still one reviewable line

@@ -14,6 +14,7 @@ from tiops.render.names import printable
 # GitHub refuses comments over 65,536 characters; stay well under it with room for the footer.
 MARKDOWN_LIMIT = 60_000
 _VALUE_WIDTH = 120
+_CONTEXT = 40  # characters shown before the first that differs, when a value is cut
 # An enrichment result new to the head, gone from it, or changed (tiops.diff.EnrichmentChange.state),
 # marked as the object lines above mark added, removed and changed objects.
 _ENRICHMENT_MARKS = {"added": "+", "removed": "-", "changed": "~"}
@@ -127,15 +128,43 @@ def _summary_sentence(diff: Diff) -> str:
                                     for key, value in counts.items()) + ".")
 
 
-def _short(value: Any) -> str:
+def _shown(value: Any) -> str:
     # JSON escapes C0 controls but not C1 ones or the bidirectional overrides (Trojan Source), which
     # RDAP answers and partner intel may hold: none may reorder or recolour the reviewer's line.
-    text = "(absent)" if value is None else printable(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+    return "(absent)" if value is None else printable(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def _short_pair(before: Any, after: Any) -> tuple[str, str]:
+    """The two values as a reviewer reads them, each cut to _VALUE_WIDTH around where they first differ.
+
+    Cut from the start alone, a description a feed changed near its end showed the same
+    120 characters on both sides of the arrow: the window starts a little before the first
+    character that differs, with an ellipsis for what is left out on either side.
+    """
+    old, new = _shown(before), _shown(after)
+    if len(old) <= _VALUE_WIDTH and len(new) <= _VALUE_WIDTH:
+        return old, new
+    same = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        same += 1
+    start = max(0, same - _CONTEXT)
+    return _window(old, start), _window(new, start)
+
+
+def _window(text: str, start: int) -> str:
+    if len(text) <= _VALUE_WIDTH and start == 0:
+        return text
+    lead = "…" if start > 0 else ""
+    room = _VALUE_WIDTH - len(lead)
+    rest = text[start:]
+    return lead + (rest if len(rest) <= room else rest[: room - 1] + "…")
 
 
 def _field_line(change: FieldDiff) -> str:
-    return f"{change.field}: {_short(change.before)} -> {_short(change.after)}"
+    old, new = _short_pair(change.before, change.after)
+    return f"{change.field}: {old} -> {new}"
 
 
 def _relationship_line(rel: RelationshipRef) -> str:
@@ -152,7 +181,9 @@ def _ref_md(ref: ObjectRef) -> str:
 
 def _change_md(change: ObjectChange) -> list[str]:
     lines = [f"- {_ref_md(change.ref)}"]
-    lines += [f"  - {_code(f.field)}: {markdown_text(_short(f.before))} → {markdown_text(_short(f.after))}" for f in change.fields]
+    for field in change.fields:
+        old, new = _short_pair(field.before, field.after)
+        lines.append(f"  - {_code(field.field)}: {markdown_text(old)} → {markdown_text(new)}")
     return lines
 
 
