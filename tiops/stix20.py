@@ -138,11 +138,13 @@ VOCABULARIES_20: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
 }  # fmt: skip
 
 
-def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, Any]:
+def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str], *, import_labels: bool = False) -> dict[str, Any]:
     """A STIX 2.0 object rewritten as 2.1, counting each kind of change made.
 
     Section 3.2 of 2.1 requires spec_version on SDOs, SROs and marking definitions;
-    the type-specific changes follow STIX 2.1 Appendix (changes from 2.0).
+    the type-specific changes follow STIX 2.1 Appendix (changes from 2.0). ``import_labels``:
+    for intel imported to be kept, a label that only restates the type is left out (below);
+    a 2.0 file linted where it is keeps it, and the warning its vocabulary gives.
     """
     upgraded = {"type": item["type"], **{k: v for k, v in item.items() if k != "type"}, "spec_version": "2.1"}
     upgraded["spec_version"] = "2.1"  # also over a producer's own "2.0"
@@ -150,8 +152,16 @@ def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str]) -> dict[str, A
     stix_type = item["type"]
     types_property = MOVED_FROM_LABELS.get(stix_type)
     if types_property and types_property not in upgraded and isinstance(upgraded.get("labels"), list):
-        upgraded[types_property] = upgraded.pop("labels")
-        upgrades[f"labels moved to {types_property}"] += 1
+        # A label that only restates the type ("malware" on a malware, "tool" on a tool: all 696
+        # malware and 91 tools of ATT&CK's 2.0 release) is in neither version's vocabulary and says
+        # nothing the type does not: it is left out, so the object reads as its 2.1 release does
+        # (which has no malware_types) and no warning nobody can act on is made of it.
+        categories = [label for label in upgraded.pop("labels") if label != stix_type or not import_labels]
+        if categories:
+            upgraded[types_property] = categories
+            upgrades[f"labels moved to {types_property}"] += 1
+        else:
+            upgrades[f"labels that only named the type left out (no {types_property})"] += 1
     if stix_type == "malware" and "is_family" not in upgraded:
         upgraded["is_family"] = True  # 2.1 section 4.11: required; 2.0 malware described families
         upgrades["malware is_family set to true"] += 1

@@ -159,3 +159,31 @@ def test_a_custom_object_without_spec_version_is_read_as_validate_reads_it(tmp_p
                                "STIX 2.0 content); spec_version 2.1 added"]) is read_as_21, custom_repairs
     assert any("upgraded" in note for note in report.notes) is not read_as_21
     _validate_and_compile(tmp_path)
+
+
+def test_a_20_object_and_its_21_release_from_another_source_are_one_object(tmp_path: Path) -> None:
+    """ATT&CK's 2.0 release labels each malware "malware" and each tool "tool"; its 2.1 release has no
+    malware_types. Imported from the 2.0 release, then from a 2.1 one with the same version, the object
+    is the same object, shared, not a conflict blamed on the partner; nor a warning nobody can fix."""
+    malware_20 = {"type": "malware", "id": "malware--00e7d565-9883-4ee5-b642-8fd17fd6a3f5",
+                  "created": "2020-01-01T00:00:00.000Z", "modified": "2023-03-01T00:00:00.000Z",
+                  "name": "EKANS", "labels": ["malware"]}
+    tool_20 = {"type": "tool", "id": "tool--03342581-f790-4f03-ba41-e82e67392e23", "created": "2020-01-01T00:00:00.000Z",
+               "modified": "2023-03-01T00:00:00.000Z", "name": "Net", "labels": ["tool", "remote-access"]}
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "v20.json").write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+                                                       "spec_version": "2.0", "objects": [malware_20, tool_20]}))
+    first = import_file(tmp_path, tmp_path / "v20.json", "stix", "Enterprise")
+    assert (first.created, first.rejected) == (2, 0)
+    assert any("labels that only named the type left out (no malware_types): 1" in note for note in first.notes)
+    written = parse_yaml((tmp_path / "intel/enterprise/malware/00e7d565-9883-4ee5-b642-8fd17fd6a3f5.yaml").read_text())
+    assert "malware_types" not in written and "labels" not in written
+    tool = parse_yaml((tmp_path / "intel/enterprise/tool/03342581-f790-4f03-ba41-e82e67392e23.yaml").read_text())
+    assert tool["tool_types"] == ["remote-access"]  # a real category is kept, moved as STIX 2.1 asks
+    malware_21 = {**{k: v for k, v in malware_20.items() if k != "labels"}, "spec_version": "2.1", "is_family": True}
+    (tmp_path / "v21.json").write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--6d0092c5-5f74-4287-9642-33f4c354e56d",
+                                                       "objects": [malware_21]}))
+    second = import_file(tmp_path, tmp_path / "v21.json", "stix", "ICS")
+    assert (second.rejected, second.unchanged) == (0, 1)
+    validated = CliRunner().invoke(main, ["-C", str(tmp_path), "validate", "--format", "json"])
+    assert [f["code"] for f in orjson.loads(validated.stdout)["findings"]] == []  # no TI209 for "malware"

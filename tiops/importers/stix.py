@@ -108,7 +108,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             continue
         if item["type"] not in SCO_TYPES:
             if item.get("spec_version", "2.0") == "2.0":
-                item = upgrade_observables(upgrade_from_20(item, upgrades), upgrades)
+                item = upgrade_observables(upgrade_from_20(item, upgrades, import_labels=True), upgrades)
                 upgraded.append(len(result.candidates))
             else:
                 native += 1

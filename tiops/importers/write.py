@@ -141,6 +141,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                 shared[identifier] = Path(owner)
     updated_elsewhere: dict[Path, dict[str, Candidate]] = {}
     files = _Files(root)
+    refused_before = len(report.rejections)  # what planning rejects against the files follows
     for done, (identifier, candidate) in enumerate(list(accepted.items()), 1):
         owner_folder = shared.get(identifier)
         if not candidate.versioned:
@@ -167,7 +168,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                             "(local changes belong in _overlay.yaml)")
     # An object this source sent that was rejected against its owner's file is not one it shares:
     # 'tiops explain' would say it was "also sent" by this source.
-    refused = {r.stix_id for r in report.rejections if r.stix_id}
+    refused = {r.stix_id for r in report.rejections[refused_before:] if r.stix_id}
     sent_elsewhere = set(shared)
     shared = {identifier: owner for identifier, owner in shared.items() if identifier not in refused}
     if mode == "all-or-nothing" and report.rejections:
