@@ -23,6 +23,7 @@ from tiops.stores import (
     ObjectError,
     Store,
     TargetSettings,
+    StoreError,
     TransientStoreError,
     open_store,
 )
@@ -392,3 +393,26 @@ def test_an_apply_with_no_changes_still_brings_is_active_to_the_new_as_of_time(t
     again = CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"])
     assert again.exit_code == 0 and "no changes" in again.output, again.output
     assert is_active() == [(0,)]  # expired at the new HEAD's time, though no object changed
+
+
+def test_a_full_disk_stops_the_apply_at_once_naming_the_target(tmp_path: Path) -> None:
+    """SQLITE_FULL is not a busy database: tried again it stays full (it was retried for 36 s, then
+    named only the path). The store is left as it was, and a rerun with room converges."""
+    target = {"type": "sqlite", "path": str(tmp_path / "store.sqlite")}
+    root = write_repo(tmp_path / "repo", target, [indicator(n, description="x" * 3000) for n in range(300)])
+    session = open_session(root)
+    try:
+        plan = session.plan()
+        store = session.store
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # type: ignore[attr-defined]
+        store._db.execute(f"PRAGMA max_page_count = {pages + 40}")  # type: ignore[attr-defined]  # the disk, nearly full
+        sleeps: list[float] = []
+        with pytest.raises(StoreError) as failed:
+            apply_plan(plan, store, bundle_digest=session.bundle_digest, batch_size=100, sleep=sleeps.append)
+        assert not isinstance(failed.value, TransientStoreError) and sleeps == []
+        assert "target 't': the SQLite store" in failed.value.message and "full" in failed.value.message
+        assert failed.value.hint and "disk with room" in failed.value.hint
+    finally:
+        session.close()
+    apply(root)  # room again: the rerun converges
+    assert not make_plan(root).has_changes

@@ -42,6 +42,17 @@ def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callab
     return translated
 
 
+# Only another connection holding the database is worth waiting for; a full disk, a read-only
+# file or a damaged database stays so however often the batch is tried again.
+_TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _is_transient(error: sqlite3.OperationalError) -> bool:
+    """Whether a failed batch is worth trying again: the database busy or locked by another connection."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _TRANSIENT_CODES  # the primary code of an extended one
+
+
 class SqliteStore:
     supports_delete = True
 
@@ -126,8 +137,10 @@ class SqliteStore:
                 self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
                 indexes = tables.current_indexes(objects, self._current_versions(ids))
                 self._write_sentinel_rows([objects[i] for i in indexes], replaced=before)
-        except sqlite3.OperationalError as error:  # "database is locked" and the like
-            raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
+        except sqlite3.OperationalError as error:
+            if _is_transient(error):
+                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
+            raise  # named with the target and a hint by _sqlite_errors
         return []
 
     def _current_versions(self, ids: Sequence[str]) -> dict[str, str]:
@@ -155,7 +168,9 @@ class SqliteStore:
                 for statement, params in tables.delete_statements(tables.SQLITE, rows):
                     self._db.executemany(statement, params)
         except sqlite3.OperationalError as error:
-            raise TransientStoreError(f"sqlite store {self.path}: {error}") from error
+            if _is_transient(error):
+                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
+            raise  # named with the target and a hint by _sqlite_errors
         return []
 
     @_sqlite_errors
