@@ -22,8 +22,8 @@ from tiops.stores import (
     LockHeld,
     ObjectError,
     Store,
-    TargetSettings,
     StoreError,
+    TargetSettings,
     TransientStoreError,
     open_store,
 )
