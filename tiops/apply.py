@@ -127,14 +127,14 @@ def base_manifest(plan: Plan, manifest: Mapping[str, StoredVersion]) -> dict[str
 
 
 def settle_target(store: Store, holder: str | None = None) -> None:
-    """What an apply of a plan with no changes does: take the target's lock and let it go.
-
-    A store brings what it derives from the build's as-of time (ThreatIntelIndicators.IsActive:
-    indicators that expired since the last apply) up to date when it takes the lock, so an
-    apply with nothing to write still leaves the Sentinel rows right at the new as-of time.
-    """
+    """What an apply of a plan with no changes does: under the target's lock, bring what the store
+    derives from the build's as-of time (ThreatIntelIndicators.IsActive: indicators that expired
+    since the last apply) up to date, so the Sentinel rows are right at the new as-of time."""
     store.acquire_lock(holder or default_holder())
-    store.release_lock()
+    try:
+        store.refresh_active()
+    finally:
+        store.release_lock()
 
 
 def apply_plan(
@@ -171,6 +171,8 @@ def apply_plan(
                 f"target {plan.target!r}, more than the {max_remove_share:.0%} allowed",
                 hint="Check the plan; if the removals are intended, apply with --force (or raise max_remove_share).",
             )
+        # Only a plan found current changes the target: a refused one leaves even IsActive as it was.
+        store.refresh_active()
         pending = [change for change in plan.changes if not _is_applied(change, manifest)]
         writes = [change.object for change in pending if change.object is not None]
         # The plan carries each version's content digest (checked with the plan); stores reuse it.

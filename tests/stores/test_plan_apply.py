@@ -416,3 +416,124 @@ def test_a_full_disk_stops_the_apply_at_once_naming_the_target(tmp_path: Path) -
         session.close()
     apply(root)  # room again: the rerun converges
     assert not make_plan(root).has_changes
+
+
+def test_a_refused_saved_plan_leaves_the_store_as_it_was_is_active_too(tmp_path: Path) -> None:
+    import sqlite3
+
+    from pr_repo import git
+
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": ".tiops/store.sqlite"},
+                      [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}, indicator(2)])
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "intel", date="2025-05-01T00:00:00+00:00")
+
+    def is_active() -> list[tuple[int]]:
+        with sqlite3.connect(root / ".tiops" / "store.sqlite") as db:
+            return db.execute("SELECT IsActive FROM ThreatIntelIndicators ORDER BY Id").fetchall()
+
+    assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
+    assert is_active() == [(1,), (1,)]
+    objects = json.loads((root / "intel" / "objects.yaml").read_text(encoding="utf-8"))
+    objects[2]["confidence"] = 80
+    (root / "intel" / "objects.yaml").write_text(json.dumps(objects), encoding="utf-8")
+    git(root, "commit", "-q", "-am", "later", date="2025-07-01T00:00:00+00:00")  # indicator 1 expired by now
+    assert CliRunner().invoke(main, ["-C", str(root), "plan", "-o", str(tmp_path / "plan.json")]).exit_code == 0
+    saved = tmp_path / "plan.json"
+    saved.write_text(saved.read_text(encoding="utf-8").replace('"confidence": 80', '"confidence": 81'), encoding="utf-8")
+    refused = CliRunner().invoke(main, ["-C", str(root), "apply", str(saved)])
+    assert refused.exit_code != 0 and "changed after it was made" in refused.output, refused.output
+    assert is_active() == [(1,), (1,)]  # a refused plan writes nothing, not even the as-of refresh
+    assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
+    assert is_active() == [(0,), (1,)]
+
+
+class BreaksTheLockAfter:
+    """A store whose lock is broken, as 'tiops force-unlock' or a dropped session breaks it, after ``batches`` batches."""
+
+    def __init__(self, store: Store, batches: int, break_lock: Callable[[], None]) -> None:
+        self._store, self._left, self._break = store, batches, break_lock
+        self.supports_delete = store.supports_delete
+
+    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        if self._left == 0:
+            self._break()
+        self._left -= 1
+        return self._store.write_versions(objects, digests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_postgres_apply_that_lost_its_lock_stops_before_the_next_batch(tmp_path: Path, postgres_dsn: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from tiops.stores.postgres import LockLost
+
+    monkeypatch.setenv("TIOPS_TEST_STORE_DSN", postgres_dsn)
+    target = {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(30)])
+    plan = make_plan(root)
+    session = open_session(root)
+
+    def end_the_lock_session() -> None:  # what force-unlock does on PostgreSQL
+        with psycopg.connect(postgres_dsn, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2")
+
+    try:
+        with pytest.raises(LockLost, match="lost its lock"):
+            apply_plan(plan, BreaksTheLockAfter(session.store, 2, end_the_lock_session),  # type: ignore[arg-type]
+                       bundle_digest=session.bundle_digest, batch_size=10, sleep=lambda s: None)
+    finally:
+        session.close()  # its lock session is gone: letting go of the lock is no error either
+    assert len(versions(root, target)) == 20  # the two batches before; nothing after the lock was lost
+    apply(root, batch_size=10)
+    assert not make_plan(root).has_changes
+
+
+def test_two_postgres_targets_naming_one_database_share_its_lock(tmp_path: Path, postgres_dsn: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIOPS_TEST_STORE_DSN", postgres_dsn)
+    first = open_store("fast", {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}, tmp_path)
+    second = open_store("slow", {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}, tmp_path)
+    try:
+        first.acquire_lock("alice@ci")
+        with pytest.raises(LockHeld, match="alice@ci"):
+            second.acquire_lock("bob@ci")
+        # Held by a live process of this host (this one): force-unlock refuses to break it.
+        with pytest.raises(StoreError, match="is still running"):
+            second.force_unlock()
+        first.release_lock()
+        second.acquire_lock("bob@ci")
+        second.release_lock()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_dsn_libpq_cannot_use_is_a_clear_error_without_the_password(tmp_path: Path, postgres_dsn: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIOPS_TEST_STORE_DSN", f"{postgres_dsn}?connect_timeout=abc&password=Pw-s3cret-x")
+    root = write_repo(tmp_path / "repo", {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}, [indicator(1)])
+    result = CliRunner().invoke(main, ["-C", str(root), "plan"])
+    assert result.exit_code == 1 and "internal error" not in result.output, result.output
+    assert "cannot use the connection string" in result.output and "Pw-s3cret-x" not in result.output
+
+
+def test_force_unlock_refuses_to_break_the_lock_of_a_running_apply_on_this_host(tmp_path: Path) -> None:
+    target = {"type": "sqlite", "path": str(tmp_path / "store.sqlite")}
+    holder = open_store("t", target, tmp_path)
+    other = open_store("t", target, tmp_path)
+    try:
+        holder.acquire_lock("alice@ci")
+        with pytest.raises(StoreError, match="still running") as refused:
+            other.force_unlock()
+        assert refused.value.hint and f"kill {os.getpid()}" in refused.value.hint
+        with pytest.raises(LockHeld):
+            other.acquire_lock("bob@ci")  # still held
+    finally:
+        holder.release_lock()
+        holder.close()
+        other.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tiops.apply import settle_target
 from tiops.stores import Store
 from tiops.stores.sqlite import SqliteStore
 
@@ -100,8 +101,7 @@ def test_is_active_honours_expiry_at_the_as_of_time_and_is_deleted_marks_revoked
 def test_a_later_as_of_time_deactivates_expired_rows_at_the_next_apply(database: Database, tmp_path: Path) -> None:
     database.store.write_versions(OBJECTS)
     database.store.as_of = "2026-02-01T00:00:00.000Z"  # type: ignore[attr-defined]
-    database.store.acquire_lock("test")
-    database.store.release_lock()
+    settle_target(database.store)  # what an apply with no change to write does, under the lock
     rows = database.run("SELECT DISTINCT Id FROM ThreatIntelIndicators WHERE IsActive ORDER BY Id")
     assert [r[0][-1] for r in rows] == ["1", "2"]  # indicator 5 expired on 2026-01-01
 

@@ -116,6 +116,11 @@ class Store(Protocol):
         """Take the target's apply lock or raise :class:`LockHeld` naming the holder."""
         ...
 
+    def refresh_active(self) -> None:
+        """Bring what depends on the as-of time (Sentinel's IsActive) to it; apply calls it, under the
+        lock, once its plan has been checked, also when the plan has no change."""
+        ...
+
     def release_lock(self) -> None: ...
 
     def force_unlock(self) -> str | None:

@@ -1,7 +1,11 @@
 """A shared store on a PostgreSQL server (psycopg 3), with the same schema as SQLite.
 
 The apply lock is a session-level advisory lock on its own connection, so a killed
-apply releases it when its connection goes away; ``tiops_lock`` names the holder.
+apply releases it when its connection goes away; ``tiops_lock`` names the holder. Its key
+is the store's (database and schema), not the target name's, so two targets naming one
+store share it; and every batch checks, in its own transaction, that the lock's session
+still holds it, so an apply whose lock was broken (force-unlock, a dropped connection, an
+idle timeout) stops before writing again instead of interleaving with the next one.
 """
 
 from __future__ import annotations
@@ -16,12 +20,23 @@ import orjson
 import psycopg
 
 from tiops.redact import redact
-from tiops.stores import LockHeld, ObjectError, StoredVersion, StoreError, TransientStoreError
+from tiops.stores import (
+    LockHeld,
+    ObjectError,
+    StoredVersion,
+    StoreError,
+    TransientStoreError,
+    process_alive,
+)
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
 
 # First key of the two-key advisory lock: "tiops" in ASCII, so it does not clash with other apps.
 _LOCK_NAMESPACE = 0x74696F70
+
+
+class LockLost(StoreError):
+    """The apply's lock was broken while it ran: it stops, it is not tried again."""
 
 
 def _pg(statement: str) -> str:
@@ -55,9 +70,11 @@ class PostgresStore:
         self.target = target
         self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
         self._dsn = dsn
-        self._lock_key = zlib.crc32(target.encode()) & 0x7FFFFFFF
         self._lock_conn: psycopg.Connection[Any] | None = None
+        self._lock_pid: int | None = None  # the backend of the lock's session, while this store holds it
         self._conn = self._connect()
+        database, schema = self._conn.execute("SELECT current_database(), current_schema()").fetchone() or ("", "")
+        self._lock_key = zlib.crc32(f"{database}\0{schema}".encode()) & 0x7FFFFFFF
         with self._conn.transaction():
             # Serialise schema creation between concurrent first runs.
             self._conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
@@ -121,6 +138,10 @@ class PostgresStore:
             return psycopg.connect(self._dsn, autocommit=True)
         except psycopg.OperationalError as error:
             raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {redact(str(error))}") from None
+        except psycopg.Error as error:  # a setting libpq refuses (connect_timeout=x): the DSN, not the server
+            raise StoreError(f"postgres target {self.target!r}: cannot use the connection string: {redact(str(error))}",
+                             hint=f"Fix the DSN in the variable targets.{self.target}.dsn_env names (libpq's "
+                                  "connection parameters).") from None
 
     def _data(self) -> psycopg.Connection[Any]:
         if self._conn.closed:
@@ -193,6 +214,7 @@ class PostgresStore:
         try:
             connection = self._data()
             with connection.transaction(), connection.cursor() as cursor:
+                self._check_lock(cursor)
                 for statement, rows in [*(first(cursor) if first is not None else []), *statements]:
                     if rows:
                         cursor.executemany(statement, rows)
@@ -205,38 +227,72 @@ class PostgresStore:
         except psycopg.errors.SerializationFailure as error:
             raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
 
+    def _check_lock(self, cursor: psycopg.Cursor[Any]) -> None:
+        """Within a batch's transaction: raise LockLost unless the lock's session still holds the lock."""
+        if self._lock_pid is None:
+            return
+        held = cursor.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 "
+            "AND pid = %s AND granted", (_LOCK_NAMESPACE, self._lock_key, self._lock_pid),
+        ).fetchone()
+        if held is None:
+            raise LockLost(
+                f"postgres target {self.target!r}: this apply lost its lock (the session holding it ended: "
+                "'tiops force-unlock', a dropped connection or a server timeout); it stopped before writing "
+                "another batch, so that no other apply's writes interleave with its own",
+                hint="Run 'tiops apply' again once no other apply is running: it finishes the work.")
+
     def acquire_lock(self, holder: str) -> None:
         self._lock_conn = self._lock_conn or self._connect()
         row = self._lock_conn.execute(
             "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key)
         ).fetchone()
         if row is None or not row[0]:
-            held = self._lock_conn.execute(
-                "SELECT holder, host, pid FROM tiops_lock WHERE target = %s", (self.target,)
-            ).fetchone()
+            held = self._lock_conn.execute("SELECT holder, host, pid FROM tiops_lock LIMIT 1").fetchone()
             who = "another apply" if held is None else f"{held[0]} (pid {held[2]} on {held[1]})"
             raise LockHeld(
                 f"target {self.target!r} is locked by {who}",
                 hint=f"Wait for that apply to finish; if it hangs, run 'tiops force-unlock --target {self.target}'.",
             )
-        self._lock_conn.execute(
-            "INSERT INTO tiops_lock (target, holder, host, pid) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (target) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid",
-            (self.target, holder, socket.gethostname(), os.getpid()),
-        )
-        if self.as_of is not None:  # indicators that expired since the last apply
-            self._data().execute(tables.refresh_active_sql(tables.POSTGRES), (self.as_of, self.as_of))
+        # One holder per store, whichever target name it came by: rows a killed apply left go.
+        with self._lock_conn.transaction():
+            self._lock_conn.execute("DELETE FROM tiops_lock")
+            self._lock_conn.execute("INSERT INTO tiops_lock (target, holder, host, pid) VALUES (%s, %s, %s, %s)",
+                                    (self.target, holder, socket.gethostname(), os.getpid()))
+        self._lock_pid = self._lock_conn.info.backend_pid
+
+    def refresh_active(self) -> None:
+        as_of = self.as_of
+        if as_of is None:
+            return
+
+        def refresh(cursor: psycopg.Cursor[Any]) -> None:  # indicators that expired since the last apply
+            cursor.execute(tables.refresh_active_sql(tables.POSTGRES), (as_of, as_of))
+
+        self._in_transaction(refresh)
 
     def release_lock(self) -> None:
         if self._lock_conn is None:
             return
-        self._lock_conn.execute("DELETE FROM tiops_lock WHERE target = %s", (self.target,))
-        self._lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key))
+        self._lock_pid = None
+        try:
+            self._lock_conn.execute("DELETE FROM tiops_lock WHERE pid = %s AND host = %s", (os.getpid(), socket.gethostname()))
+            self._lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NAMESPACE, self._lock_key))
+        except psycopg.Error:
+            # The session is gone (the server ended it, or the network): so is its advisory lock, and
+            # what the apply itself met is the outcome to report, not this.
+            self._lock_conn.close()
+            self._lock_conn = None
 
     def force_unlock(self) -> str | None:
         connection = self._data()
-        held = connection.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = %s", (self.target,)).fetchone()
-        connection.execute("DELETE FROM tiops_lock WHERE target = %s", (self.target,))
+        held = connection.execute("SELECT holder, host, pid FROM tiops_lock LIMIT 1").fetchone()
+        if held is not None and held[1] == socket.gethostname() and process_alive(int(held[2])):
+            raise StoreError(
+                f"postgres target {self.target!r}: the apply holding the lock, {held[0]} (pid {held[2]} on this "
+                "host), is still running",
+                hint=f"Let it finish, or stop it first (kill {held[2]}): force-unlock breaks only a lock whose holder is gone.")
+        connection.execute("DELETE FROM tiops_lock")
         # An advisory lock belongs to a session: ending that session is the only way to break it.
         try:
             connection.execute(

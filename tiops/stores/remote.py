@@ -173,6 +173,9 @@ class LocallyLocked:
     def acquire_lock(self, holder: str) -> None:
         self._lock.acquire(holder)
 
+    def refresh_active(self) -> None:
+        """Nothing here depends on the as-of time: the server keeps its own view of expiry."""
+
     def release_lock(self) -> None:
         self._lock.release()
 

@@ -188,9 +188,13 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO tiops_lock (target, holder, host, pid) VALUES (?, ?, ?, ?)",
                 (self.target, holder, host, pid),
             )
-            if self.as_of is not None:  # indicators that expired since the last apply
-                self._db.execute(tables.refresh_active_sql(tables.SQLITE), (self.as_of, self.as_of))
         self._lock_holder = holder
+
+    @_sqlite_errors
+    def refresh_active(self) -> None:
+        if self.as_of is not None:  # indicators that expired since the last apply
+            with self._transaction():
+                self._db.execute(tables.refresh_active_sql(tables.SQLITE), (self.as_of, self.as_of))
 
     @_sqlite_errors
     def release_lock(self) -> None:
@@ -207,6 +211,11 @@ class SqliteStore:
     def force_unlock(self) -> str | None:
         with self._transaction():
             row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
+            if row is not None and row[1] == socket.gethostname() and process_alive(int(row[2])):
+                raise StoreError(
+                    f"target {self.target!r}: the apply holding the lock, {row[0]} (pid {row[2]} on this host), "
+                    "is still running",
+                    hint=f"Let it finish, or stop it first (kill {row[2]}): force-unlock breaks only a lock whose holder is gone.")
             self._db.execute("DELETE FROM tiops_lock WHERE target = ?", (self.target,))
         return None if row is None else f"{row[0]} (pid {row[2]} on {row[1]})"
 
