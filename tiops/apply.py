@@ -358,7 +358,7 @@ class RecordVerdict:
 
 
 def open_session(root: Path, target: str | None = None, *, progress: Progress = no_progress,
-                 cache: bool = True) -> Session:
+                 cache: bool = True, create: bool = True) -> Session:
     """Compile the repository at ``root`` and connect to the named target (default from tiops.yaml).
 
     ``cache``: load through the build cache in ``.tiops/build-cache/`` as ``tiops compile``
@@ -366,6 +366,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     and use the last build's record (tiops.lastbuild): when nothing the build reads has
     changed since, the compile waits until a plan needs it, which a plan finding nothing
     to change does not. The compiled objects, and so the plan, are the same either way.
+    ``create``: False for a plan, which never makes the target's store (tiops.stores.StoreFactory).
     """
     config, findings = load_config(root)
     if any(finding.severity is Severity.ERROR for finding in findings):
@@ -398,7 +399,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
 
     if not cache:
         compiled = build()
-        return Session(settings, open_store(name, entry, root), compiled, head_commit(root))
+        return Session(settings, open_store(name, entry, root, create=create), compiled, head_commit(root))
 
     record = lastbuild.read_record(root)
     as_of = head_commit_time(root)
@@ -430,7 +431,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
             if built:
                 _keep_record(root, config, *built[-1], plan, manifest, digests)
 
-        return Session(settings, open_store(name, entry, root), None, head_commit(root), build=build_and_take,
+        return Session(settings, open_store(name, entry, root, create=create), None, head_commit(root), build=build_and_take,
                        record=record, record_holds=RecordVerdict(holds, len(recorded_inputs.files)), on_plan=keep_built)
     inputs = inputs_now()
     compiled = build()
@@ -438,7 +439,7 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     def keep(plan: Plan, manifest: Mapping[str, StoredVersion], digests: BundleDigests) -> None:
         _keep_record(root, config, inputs, compiled, plan, manifest, digests)
 
-    return Session(settings, open_store(name, entry, root), compiled, head_commit(root), on_plan=keep)
+    return Session(settings, open_store(name, entry, root, create=create), compiled, head_commit(root), on_plan=keep)
 
 
 def _keep_record(root: Path, config: Config, inputs: lastbuild.BuildInputs | None, compiled: Sequence[dict[str, Any]],

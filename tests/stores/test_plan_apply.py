@@ -537,3 +537,19 @@ def test_force_unlock_refuses_to_break_the_lock_of_a_running_apply_on_this_host(
         holder.release_lock()
         holder.close()
         other.close()
+
+
+@pytest.mark.parametrize("state", ["missing", "empty file"])
+def test_a_plan_makes_no_sqlite_store_where_none_is(tmp_path: Path, state: str) -> None:
+    """'Plan is read-only: it never writes to the target' (docs/plan-apply.md): a mistyped path left a
+    new store behind; now the plan is against an empty store, and only apply makes the file."""
+    path = tmp_path / "stores" / "store.sqlite"
+    if state == "empty file":
+        path.parent.mkdir()
+        path.touch()
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": str(path)}, [indicator(1)])
+    planned = CliRunner().invoke(main, ["-C", str(root), "plan"])
+    assert planned.exit_code == 0 and "2 to create" in planned.output, planned.output
+    assert (not path.parent.exists()) if state == "missing" else path.stat().st_size == 0
+    assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
+    assert path.stat().st_size > 0 and not make_plan(root).has_changes

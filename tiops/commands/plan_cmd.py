@@ -50,7 +50,7 @@ def plan_command(ctx: click.Context, target: str | None, out: Path | None, out_a
     show_config_warnings(repo_root(ctx))
     try:
         with progress_bar(True) as progress:
-            session = open_session(repo_root(ctx), target, progress=progress, cache=not no_cache)
+            session = open_session(repo_root(ctx), target, progress=progress, cache=not no_cache, create=False)
             try:
                 plan = session.plan(progress)
             finally:

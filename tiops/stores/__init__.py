@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -212,16 +212,21 @@ class TargetSettings:
         return cls(name, str(entry["type"]), on_remove, float(share), batch_size)
 
 
-StoreFactory = Callable[[str, Mapping[str, Any], Path], Store]
+class StoreFactory(Protocol):
+    """Opens a target's store. ``create``: False for a plan, which never writes to the target: a
+    store that does not exist yet is read as an empty one rather than made."""
+
+    def __call__(self, name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store: ...
 
 
-def _open_sqlite(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+def _open_sqlite(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
     from tiops.stores.sqlite import SqliteStore
 
-    return SqliteStore(root / str(entry.get("path", ".tiops/store.sqlite")), target=name, as_of=_as_of(root))
+    return SqliteStore(root / str(entry.get("path", ".tiops/store.sqlite")), target=name, as_of=_as_of(root),
+                       create=create)
 
 
-def _open_postgres(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+def _open_postgres(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
     from tiops.stores.postgres import PostgresStore
 
     variable = entry.get("dsn_env")
@@ -265,13 +270,13 @@ def check_dsn(name: str, variable: str, dsn: str) -> None:
     register_secret(str(parts.get("password") or ""))
 
 
-def _open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+def _open_taxii(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
     from tiops.stores.taxii import open_taxii
 
     return open_taxii(name, entry, root)
 
 
-def _open_sentinel(name: str, entry: Mapping[str, Any], root: Path) -> Store:
+def _open_sentinel(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
     from tiops.stores.sentinel import open_sentinel
 
     return open_sentinel(name, entry, root)
@@ -286,10 +291,10 @@ STORE_TYPES: dict[str, StoreFactory] = {
 }
 
 
-def open_store(name: str, entry: Mapping[str, Any], root: Path) -> Store:
-    """Connect to the store a target entry of tiops.yaml describes."""
+def open_store(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
+    """Connect to the store a target entry of tiops.yaml describes (``create``: see :class:`StoreFactory`)."""
     factory = STORE_TYPES.get(str(entry.get("type")))
     if factory is None:
         known = ", ".join(sorted(STORE_TYPES))
         raise UsageError(f"target {name!r}: type {entry.get('type')!r} is not supported yet (supported: {known})")
-    return factory(name, entry, root)
+    return factory(name, entry, root, create=create)

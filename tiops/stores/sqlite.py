@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -42,6 +43,16 @@ def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callab
     return translated
 
 
+def _holds_a_store(path: Path) -> bool:
+    """Whether something is at ``path`` to open: not a missing or empty file (SQLite makes a new database
+    of either). Anything else, a folder or another kind of file among them, is opened and reported."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return not (stat.S_ISREG(info.st_mode) and info.st_size == 0)
+
+
 # Only another connection holding the database is worth waiting for; a full disk, a read-only
 # file or a damaged database stays so however often the batch is tried again.
 _TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -57,13 +68,18 @@ class SqliteStore:
     supports_delete = True
 
     @_sqlite_errors
-    def __init__(self, path: Path, *, target: str = "local", as_of: str | None = None) -> None:
+    def __init__(self, path: Path, *, target: str = "local", as_of: str | None = None, create: bool = True) -> None:
         self.path = path
         self.target = target
         self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        if not create and not _holds_a_store(path):
+            # A plan never writes to the target: a store not made yet (or a path mistyped) is read as
+            # an empty one, held in memory, and no file or folder is left behind.
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # A batch touches five tables and their indexes; with SQLite's default 2 MiB
