@@ -94,3 +94,16 @@ def test_an_sco_sent_again_with_other_content_is_rejected_and_the_repository_sti
     # The rejected object is neither recorded as q's own nor as one q also sends.
     record = json.loads((tmp_path / "intel" / "q" / "_imported.json").read_text())
     assert DOMAIN["id"] not in record["objects"] and DOMAIN["id"] not in record.get("shared", {})
+
+
+def test_a_whole_feed_that_no_longer_sends_an_object_says_so_and_keeps_it(tmp_path: Path) -> None:
+    _import(tmp_path, "ics", [IDENTITY, _indicator(1), _indicator(2)])
+    report = _import(tmp_path, "ics", [IDENTITY, _indicator(1)])
+    withdrawn = [note for note in report.notes if "not in this input" in note]
+    assert withdrawn == ["1 object(s) imported earlier from 'ics' are not in this input: kept as they are; if the "
+                         "source withdrew them, revoke them in intel/ics/_overlay.yaml (revoked: true)"]
+    assert (tmp_path / "intel" / "ics" / "indicator" / "00000002-1111-4111-8111-111111111111.yaml").exists()
+    assert _errors(tmp_path) == []
+    # Everything sent again: nothing to say.
+    assert not [n for n in _import(tmp_path, "ics", [IDENTITY, _indicator(1), _indicator(2)]).notes
+                if "not in this input" in n]

@@ -96,7 +96,7 @@ def import_file(root: Path, path: Path, fmt: str, source: str, *, mode: str = "v
         raw = path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    return import_parsed(root, parse(raw, source), source, mode=mode, strict=strict, progress=progress)
+    return import_parsed(root, parse(raw, source), source, mode=mode, strict=strict, progress=progress, whole=True)
 
 
 def source_folder(root: Path, source: str) -> Path:
@@ -107,7 +107,10 @@ def source_folder(root: Path, source: str) -> Path:
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",
-                  strict: bool = False, progress: Progress = no_progress) -> ImportReport:
+                  strict: bool = False, progress: Progress = no_progress, whole: bool = False) -> ImportReport:
+    """Import what ``parsed`` holds. ``whole``: the input is the source's whole feed (a file, not a
+    TAXII pull of what was added since the last one), so what it imported before and no longer
+    sends is said: kept, as nothing is deleted without a word, but a withdrawal to review."""
     if mode not in IMPORT_MODES:
         raise UsageError(f"unknown import mode {mode!r}", hint=f"Use one of: {', '.join(IMPORT_MODES)}.")
     folder = source_folder(root, source)
@@ -131,6 +134,12 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                       for identifier, c in accepted.items() for description in repairs.get((c.position, identifier), ())]
     writes: dict[Path, str] = {}
     imported_digests = _locked_digests(folder)
+    if whole:
+        sent = {str(c.data.get("id")) for c in parsed.candidates} | {r.stix_id for r in parsed.rejections if r.stix_id}
+        if withdrawn := len(set(imported_digests) - sent):
+            report.notes.append(
+                f"{withdrawn} object(s) imported earlier from {source!r} are not in this input: kept as they are; if "
+                f"the source withdrew them, revoke them in {_relative(folder, root)}/_overlay.yaml (revoked: true)")
     restored = 0
     # Objects another source brought first stay one object, in that source's folder (its owner).
     shared: dict[str, Path] = {}
