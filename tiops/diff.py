@@ -128,8 +128,9 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
     for object_id in sorted(set(after) - set(before), key=_order(after)):
         obj = after[object_id]
         cause = _drop_cause(base, object_id)
-        if cause is not None:  # it existed in the files, a rule dropped it before: a rule effect
-            effects.setdefault(cause, []).append(ObjectChange(_ref(obj, names), (FieldDiff("(object)", "dropped", "kept"),)))
+        if cause is not None:  # it existed in the files, a rule dropped it before: a rule effect, or its own change's
+            why, field = _drop_effect(base, head, object_id, cause, now_dropped=False)
+            _list_change(ObjectChange(_ref(obj, names), (field,)), why, changed, effects)
         elif obj["type"] == "relationship":
             rel_added.append(_relationship(obj, names))
         else:
@@ -138,7 +139,8 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
         obj = before[object_id]
         cause = _drop_cause(head, object_id)
         if cause is not None:
-            effects.setdefault(cause, []).append(ObjectChange(_ref(obj, names), (FieldDiff("(object)", "kept", "dropped"),)))
+            why, field = _drop_effect(base, head, object_id, cause, now_dropped=True)
+            _list_change(ObjectChange(_ref(obj, names), (field,)), why, changed, effects)
         elif obj["type"] == "relationship":
             rel_removed.append(_relationship(obj, names))
         else:
@@ -264,6 +266,27 @@ def _relationship(obj: dict[str, Any], names: _Names) -> RelationshipRef:
     source, target = str(obj.get("source_ref", "")), str(obj.get("target_ref", ""))
     return RelationshipRef(obj["id"], source, str(obj.get("relationship_type", "")), target,
                            names.get(source, source), names.get(target, target))
+
+
+def _list_change(change: ObjectChange, cause: str | None, changed: list[ObjectChange],
+                 effects: dict[str, list[ObjectChange]]) -> None:
+    """Under the edits (``cause`` None: the object's own file changed) or its cause's effects."""
+    if cause is None:
+        changed.append(change)
+    else:
+        effects.setdefault(cause, []).append(change)
+
+
+def _drop_effect(base: CompiledRevision, head: CompiledRevision, object_id: str, drop: str,
+                 *, now_dropped: bool) -> tuple[str | None, FieldDiff]:
+    """Under what an object a rule drops on one side only is listed, and its line: the rule's effect when
+    the object came in the same on both sides; else what changed it (an overlay, a _defaults.yaml), or
+    None for an edit of its own file, which then made the rule drop (or keep) it."""
+    old, new = base.loaded.get(object_id), head.loaded.get(object_id)
+    if old is None or new is None or old == new:
+        return drop, FieldDiff("(object)", *(("kept", "dropped") if now_dropped else ("dropped", "kept")))
+    by = f"dropped by {drop}" if drop.startswith("rule") else f"dropped ({drop})"
+    return _effect_cause(base, head, object_id), FieldDiff("(object)", *(("kept", by) if now_dropped else (by, "kept")))
 
 
 def _drop_cause(revision: CompiledRevision, object_id: str) -> str | None:

@@ -91,6 +91,8 @@ class CompiledRevision:
     authored: Mapping[str, dict[str, Any]]
     provenance: Mapping[str, Provenance]
     dropped_by_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> rules that dropped it
+    # id -> the object as loaded, before any rule (overlay and defaults in): what a rule saw
+    loaded: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     error_count: int = 0
     repo: Repo | None = None
 
@@ -232,9 +234,14 @@ def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str
         authored=ByObject(by_id, _authored),
         provenance=ByObject(by_id, lambda obj: describe(obj, changed_by.get(obj.id, ()))),
         dropped_by_rules=dropped_by,
+        loaded=ByObject(by_id, _loaded_data),
         error_count=len(blocking_errors(findings)),
         repo=repo,
     )
+
+
+def _loaded_data(obj: IntelObject) -> dict[str, Any]:
+    return obj.data
 
 
 def _authored(obj: IntelObject) -> dict[str, Any]:

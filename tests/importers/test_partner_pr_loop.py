@@ -116,3 +116,36 @@ def test_an_overlay_revoke_cannot_be_taken_back(tmp_path: Path) -> None:
     checked = _tiops(root, "validate", "--base", "HEAD")
     assert checked.exit_code == 1
     assert "intel/abuse-feed/_overlay.yaml:2:3: error TI804" in checked.output
+
+
+def test_an_object_a_rule_drops_after_its_overlay_changed_is_listed_under_the_overlay(tmp_path: Path) -> None:
+    """No rule changed, the overlay did: the drop is the overlay's effect (it was listed as the rule's,
+    and a reviewer looked for a rule change that was not there). An own edit that makes a rule drop a
+    team object is that object's change."""
+    root = tmp_path / "repo"
+    (root / "intel" / "team").mkdir(parents=True)
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "drop.yaml").write_text(
+        "- {name: Drop very low confidence, order: 10, when: {field: confidence, op: '<', value: 15},"
+        " actions: [{drop: true}]}\n")
+    git(root, "init", "-q", "-b", "main")
+    (root / "feed.csv").write_text(HEADER + ROWS)
+    assert _tiops(root, "import", str(root / "feed.csv"), "--format", "sentinel-csv", "--source", "Abuse feed").exit_code == 0
+    team = {"type": "indicator", "spec_version": "2.1", "id": "indicator--5b5b5b5b-5b5b-4b5b-8b5b-5b5b5b5b5b5b",
+            "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "Team C2",
+            "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "stix",
+            "valid_from": "2025-01-01T00:00:00Z", "confidence": 70}
+    (root / "intel" / "team" / "c2.yaml").write_text(json.dumps(team))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    ids = _ids(root)
+    (root / FOLDER / "_overlay.yaml").write_text(f"{ids['C2 address']}:\n  confidence: 10\n")
+    (root / "intel" / "team" / "c2.yaml").write_text(json.dumps({**team, "confidence": 5,
+                                                                  "modified": "2025-02-01T00:00:00.000Z"}))
+    diff = _tiops(root, "diff", "HEAD")
+    assert diff.exit_code == 0, diff.output
+    assert "* partner object, overlay change (intel/abuse-feed/_overlay.yaml): 1 object(s) compile differently" in diff.output
+    assert f"indicator {ids['C2 address']}" in diff.output
+    assert '(object): "kept" -> "dropped by rule Drop very low confidence"' in diff.output
+    assert f"~ indicator {team['id']} 'Team C2'" in diff.output  # its own edit made the rule drop it
+    assert "* rule Drop very low confidence" not in diff.output
