@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from quiet_http import QuietHTTPServer
+
 DATA = Path(__file__).resolve().parent / "data" / "enrich" / "rdap"
 
 
@@ -120,7 +122,7 @@ def start_rdap_server(extra_domains: dict[str, dict[str, Any]] | None = None) ->
                         return 200, document, {}
             return 404, {"errorCode": 404, "title": "Not Found"}, {}
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     server = RdapServer(httpd, thread, domains, networks)
     thread.start()

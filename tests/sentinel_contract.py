@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from quiet_http import QuietHTTPServer
+
 WORKSPACE = "0f3c1d2e-5b6a-4c7d-8e9f-101112131415"
 TOKEN = "contract-bearer-token-3f9a7c"
 MAX_OBJECTS = 100
@@ -96,7 +98,7 @@ class SentinelContract:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self

@@ -6,12 +6,13 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from quiet_http import QuietHTTPServer
 from rdap_server import RdapServer, start_rdap_server
 
 from tiops.enrich.rdap import (
@@ -212,7 +213,7 @@ def endless_bootstrap() -> Iterator[str]:
             except OSError:
                 pass  # the client stopped reading
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

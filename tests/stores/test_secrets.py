@@ -13,13 +13,14 @@ import json
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
+from quiet_http import QuietHTTPServer
 from sentinel_contract import TOKEN, WORKSPACE, SentinelContract
 from test_plan_apply import indicator, write_repo
 
@@ -62,7 +63,7 @@ class EchoServer:
 
             do_GET = do_POST = answer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
