@@ -46,7 +46,7 @@ _CODES = [
     Code("TI151", "enrichment-lock-not-canonical", Severity.WARNING, "A file of the enrichment lock is valid but not byte for byte what `tiops enrich` writes (sorted, one value per line, compact JSON); the location is the first byte that differs.", "Run 'tiops enrich --offline' to rewrite the lock in canonical form."),
     Code("TI152", "enrichment-lock-database-unrecorded", Severity.WARNING, "The enrichment lock holds GeoLocation results, but its lock.json, which names the database and date they came from, is missing.", "Run 'tiops enrich --offline': it writes lock.json again with the database it reads; lock.json is part of the lock, commit it with the shards."),
     # STIX object content
-    Code("TI200", "schema", Severity.ERROR, "The object breaks a rule of the STIX 2.1 JSON schema.", "See the STIX 2.1 specification section for this object type."),
+    Code("TI200", "schema", Severity.ERROR, "The object breaks a rule of the STIX 2.1 JSON schema.", "Fix the property as the message says; the STIX 2.1 section it names gives the rule. A bundle from elsewhere is brought in with 'tiops import', which repairs the common defects (docs/import.md)."),
     Code("TI201", "missing-property", Severity.ERROR, "A required property is missing.", "Add the property; 'tiops new TYPE' scaffolds every required property."),
     Code("TI202", "unknown-type", Severity.ERROR, "The object type is not a STIX 2.1 type.", "Use a STIX 2.1 type, or an 'x-' prefixed custom type."),
     Code("TI203", "invalid-id", Severity.ERROR, "The id is not TYPE--UUID with the object's own type.", "Write the id as '<type>--<RFC 4122 UUID>' where <type> is the object's type."),

@@ -30,6 +30,19 @@ SCO_TYPES = frozenset(
 )  # fmt: skip
 META_TYPES = frozenset({"marking-definition", "extension-definition", "language-content"})
 ALL_TYPES = SDO_TYPES | SRO_TYPES | SCO_TYPES | META_TYPES
+# The section of STIX 2.1 that defines each type: what a finding about an object cites.
+SPEC_SECTIONS: Final = {
+    "attack-pattern": "4.1", "campaign": "4.2", "course-of-action": "4.3", "grouping": "4.4", "identity": "4.5",
+    "incident": "4.6", "indicator": "4.7", "infrastructure": "4.8", "intrusion-set": "4.9", "location": "4.10",
+    "malware": "4.11", "malware-analysis": "4.12", "note": "4.13", "observed-data": "4.14", "opinion": "4.15",
+    "report": "4.16", "threat-actor": "4.17", "tool": "4.18", "vulnerability": "4.19",
+    "relationship": "5.1", "sighting": "5.2",
+    "artifact": "6.1", "autonomous-system": "6.2", "directory": "6.3", "domain-name": "6.4", "email-addr": "6.5",
+    "email-message": "6.6", "file": "6.7", "ipv4-addr": "6.8", "ipv6-addr": "6.9", "mac-addr": "6.10",
+    "mutex": "6.11", "network-traffic": "6.12", "process": "6.13", "software": "6.14", "url": "6.15",
+    "user-account": "6.16", "windows-registry-key": "6.17", "x509-certificate": "6.18",
+    "language-content": "7.1", "marking-definition": "7.2", "extension-definition": "7.3",
+}  # fmt: skip
 
 # Section 2.9: identifiers are TYPE--UUID (RFC 4122).
 ID_RE = re.compile(

@@ -123,3 +123,14 @@ def test_number_free_properties_are_the_ones_the_schema_bounds() -> None:
     assert not number_free_property("file", "size")  # an integer without an upper bound
     assert not number_free_property("indicator", "external_references")  # objects open to any property
     assert not number_free_property("indicator", "x_custom")
+
+
+def test_a_schema_finding_names_the_section_of_its_type() -> None:
+    """TI200's hint was 'see the STIX 2.1 specification section for this object type', naming none."""
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": "indicator--1a2b3c4d-0000-4000-8000-000000000000",
+                 "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
+                 "pattern": "[ipv4-addr:value = '198.51.100.1']", "pattern_type": "stix",
+                 "valid_from": "2025-01-01T00:00:00Z", "name": ["not", "a", "string"]}
+    found = [f for f in check_object(IntelObject(data=indicator, file="x.yaml")) if f.code == "TI200"]
+    assert found and all("(STIX 2.1 section 4.7, indicator)" in f.message for f in found), found
+    assert found[0].hint and "section it names" in found[0].hint and "tiops import" in found[0].hint

@@ -14,6 +14,7 @@ from tiops.load import IntelObject
 from tiops.stix import (
     ALL_TYPES,
     REAL_DAYS,
+    SPEC_SECTIONS,
     TIME_WINDOWS,
     TIMESTAMP_RE,
     is_real_day,
@@ -146,6 +147,8 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
             code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
             code, message = "TI200", f"{where}: {error.message}" if where else str(error.message)
+            if (section := SPEC_SECTIONS.get(str(obj.data.get("type")))) is not None:
+                message += f" (STIX 2.1 section {section}, {obj.data['type']})"
         if (code, message) in seen:  # allOf/anyOf branches can report one defect twice
             continue
         seen.add((code, message))
