@@ -372,21 +372,29 @@ def test_a_sqlite_path_that_cannot_be_a_store_is_a_clear_error(tmp_path: Path, w
     assert (tmp_path / "a-file.txt").read_text(encoding="utf-8") == "not a database\n"
 
 
-def test_an_apply_with_no_changes_still_brings_is_active_to_the_new_as_of_time(tmp_path: Path) -> None:
+def _expiring_repo(tmp_path: Path, objects: Sequence[dict[str, Any]]) -> tuple[Path, Callable[[], list[tuple[int]]]]:
+    """A git repository of ``objects`` committed on 2025-05-01, with the default SQLite store, and
+    a reading of its indicators' IsActive in id order."""
     import sqlite3
 
     from pr_repo import git
 
-    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": ".tiops/store.sqlite"},
-                      [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}])
+    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": ".tiops/store.sqlite"}, objects)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "intel", date="2025-05-01T00:00:00+00:00")
 
     def is_active() -> list[tuple[int]]:
         with sqlite3.connect(root / ".tiops" / "store.sqlite") as db:
-            return db.execute("SELECT IsActive FROM ThreatIntelIndicators").fetchall()
+            return db.execute("SELECT IsActive FROM ThreatIntelIndicators ORDER BY Id").fetchall()
 
+    return root, is_active
+
+
+def test_an_apply_with_no_changes_still_brings_is_active_to_the_new_as_of_time(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root, is_active = _expiring_repo(tmp_path, [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}])
     assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
     assert is_active() == [(1,)]
     git(root, "commit", "-q", "--allow-empty", "-m", "later", date="2025-07-01T00:00:00+00:00")
@@ -419,20 +427,9 @@ def test_a_full_disk_stops_the_apply_at_once_naming_the_target(tmp_path: Path) -
 
 
 def test_a_refused_saved_plan_leaves_the_store_as_it_was_is_active_too(tmp_path: Path) -> None:
-    import sqlite3
-
     from pr_repo import git
 
-    root = write_repo(tmp_path / "repo", {"type": "sqlite", "path": ".tiops/store.sqlite"},
-                      [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}, indicator(2)])
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "intel", date="2025-05-01T00:00:00+00:00")
-
-    def is_active() -> list[tuple[int]]:
-        with sqlite3.connect(root / ".tiops" / "store.sqlite") as db:
-            return db.execute("SELECT IsActive FROM ThreatIntelIndicators ORDER BY Id").fetchall()
-
+    root, is_active = _expiring_repo(tmp_path, [{**indicator(1), "valid_until": "2025-06-01T00:00:00Z"}, indicator(2)])
     assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
     assert is_active() == [(1,), (1,)]
     objects = json.loads((root / "intel" / "objects.yaml").read_text(encoding="utf-8"))
