@@ -156,8 +156,9 @@ def upgrade_from_20(item: dict[str, Any], upgrades: Counter[str], *, import_labe
         # malware and 91 tools of ATT&CK's 2.0 release) is in neither version's vocabulary and says
         # nothing the type does not: it is left out, so the object reads as its 2.1 release does
         # (which has no malware_types) and no warning nobody can act on is made of it.
-        categories = [label for label in upgraded.pop("labels") if label != stix_type or not import_labels]
-        if categories:
+        labels = upgraded.pop("labels")
+        categories = [label for label in labels if label != stix_type] if import_labels else labels
+        if categories or not import_labels:
             upgraded[types_property] = categories
             upgrades[f"labels moved to {types_property}"] += 1
         else:

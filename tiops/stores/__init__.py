@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,6 +85,17 @@ class TransientStoreError(StoreError):
 
 class LockHeld(TiopsError):
     """Another apply holds the target's lock."""
+
+
+def refuse_a_running_holder(target: str, held: Sequence[Any] | None) -> None:
+    """For force-unlock, which breaks only a lock whose holder is gone: raise StoreError when ``held``
+    (holder, host, pid, as a store records them) is a process still running on this host."""
+    if held is None:
+        return
+    holder, host, pid = held[0], held[1], int(held[2])
+    if host == socket.gethostname() and process_alive(pid):
+        raise StoreError(f"target {target!r}: the apply holding the lock, {holder} (pid {pid} on this host), is still running",
+                         hint=f"Let it finish, or stop it first (kill {pid}): force-unlock breaks only a lock whose holder is gone.")
 
 
 class Store(Protocol):

@@ -26,7 +26,7 @@ from tiops.stores import (
     StoredVersion,
     StoreError,
     TransientStoreError,
-    process_alive,
+    refuse_a_running_holder,
 )
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
@@ -287,11 +287,7 @@ class PostgresStore:
     def force_unlock(self) -> str | None:
         connection = self._data()
         held = connection.execute("SELECT holder, host, pid FROM tiops_lock LIMIT 1").fetchone()
-        if held is not None and held[1] == socket.gethostname() and process_alive(int(held[2])):
-            raise StoreError(
-                f"postgres target {self.target!r}: the apply holding the lock, {held[0]} (pid {held[2]} on this "
-                "host), is still running",
-                hint=f"Let it finish, or stop it first (kill {held[2]}): force-unlock breaks only a lock whose holder is gone.")
+        refuse_a_running_holder(self.target, held)
         connection.execute("DELETE FROM tiops_lock")
         # An advisory lock belongs to a session: ending that session is the only way to break it.
         try:

@@ -6,7 +6,8 @@ import os
 import socket
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -20,6 +21,7 @@ from tiops.stores import (
     TransientStoreError,
     object_digest,
     process_alive,
+    refuse_a_running_holder,
 )
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
@@ -128,6 +130,18 @@ class SqliteStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """One batch's transaction; a busy or locked database is a TransientStoreError (tried again),
+        anything else SQLite raises is left to :func:`_sqlite_errors`, which names the target."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.OperationalError as error:
+            if _is_transient(error):
+                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
+            raise
+
     @_sqlite_errors
     def manifest(self) -> dict[str, StoredVersion]:
         return shared.manifest_from_rows(self._db.execute(shared.SELECT_MANIFEST))
@@ -146,17 +160,12 @@ class SqliteStore:
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         rows = shared.version_rows(objects, digests)
         ids = sorted({obj["id"] for obj in objects})
-        try:
-            with self._transaction():
-                before = set(self._current_versions(ids))
-                self._db.executemany(shared.INSERT_VERSION, rows)
-                self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
-                indexes = tables.current_indexes(objects, self._current_versions(ids))
-                self._write_sentinel_rows([objects[i] for i in indexes], replaced=before)
-        except sqlite3.OperationalError as error:
-            if _is_transient(error):
-                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
-            raise  # named with the target and a hint by _sqlite_errors
+        with self._batch():
+            before = set(self._current_versions(ids))
+            self._db.executemany(shared.INSERT_VERSION, rows)
+            self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
+            indexes = tables.current_indexes(objects, self._current_versions(ids))
+            self._write_sentinel_rows([objects[i] for i in indexes], replaced=before)
         return []
 
     def _current_versions(self, ids: Sequence[str]) -> dict[str, str]:
@@ -177,16 +186,11 @@ class SqliteStore:
     @_sqlite_errors
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
-        try:
-            with self._transaction():
-                self._db.executemany("DELETE FROM stix_versions WHERE id = ?", rows)
-                self._db.executemany("DELETE FROM stix_current WHERE id = ?", rows)
-                for statement, params in tables.delete_statements(tables.SQLITE, rows):
-                    self._db.executemany(statement, params)
-        except sqlite3.OperationalError as error:
-            if _is_transient(error):
-                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
-            raise  # named with the target and a hint by _sqlite_errors
+        with self._batch():
+            self._db.executemany("DELETE FROM stix_versions WHERE id = ?", rows)
+            self._db.executemany("DELETE FROM stix_current WHERE id = ?", rows)
+            for statement, params in tables.delete_statements(tables.SQLITE, rows):
+                self._db.executemany(statement, params)
         return []
 
     @_sqlite_errors
@@ -227,11 +231,7 @@ class SqliteStore:
     def force_unlock(self) -> str | None:
         with self._transaction():
             row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
-            if row is not None and row[1] == socket.gethostname() and process_alive(int(row[2])):
-                raise StoreError(
-                    f"target {self.target!r}: the apply holding the lock, {row[0]} (pid {row[2]} on this host), "
-                    "is still running",
-                    hint=f"Let it finish, or stop it first (kill {row[2]}): force-unlock breaks only a lock whose holder is gone.")
+            refuse_a_running_holder(self.target, row)
             self._db.execute("DELETE FROM tiops_lock WHERE target = ?", (self.target,))
         return None if row is None else f"{row[0]} (pid {row[2]} on {row[1]})"
 
