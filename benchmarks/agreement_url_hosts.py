@@ -9,8 +9,10 @@ readings apart (backslashes, user info, ports, brackets, percent-encoding, IPv4 
 in hex, octal and fewer than four parts). For each, tiops's value
 (``tiops.enrich.values.object_enrich_values`` of a ``url`` SCO) is compared with ada's
 host: an IPv4 or IPv6 address as the text tiops locks it under (an IPv4-mapped IPv6
-address as its IPv4 address), a name without the root's dot. A host ada reads that has
-no dot is not a case: tiops looks up only names with a dot.
+address as its IPv4 address), a name without the root's dot. A name ada reads with a
+leading dot (``.evil.example``) is compared without it: tiops reads a leading dot as written
+for "the domain and what is under it" (docs/enrich.md), and how many such cases there were is
+printed. A host that has no dot (after that) is not a case: tiops looks up only names with a dot.
 
 The figure is the share of cases in agreement; the disagreements are counted by kind
 ("tiops none": tiops names nothing where ada reads a host; "ada none": the reverse;
@@ -72,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     kinds: Counter[str] = Counter()
     examples: dict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)
-    cases = 0
+    cases = leading_dots = 0
     for url in generated_urls(args.count, args.seed):
         ours, theirs = tiops_host(url), ada_host(url)
+        if theirs is not None and theirs.startswith("."):
+            theirs = theirs.lstrip(".")
+            leading_dots += 1
         if theirs is not None and "." not in theirs and ":" not in theirs:
             continue  # a name without a dot: not one tiops looks up
         cases += 1
@@ -84,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinds[kind] += 1
         examples[kind].append((url, ours, theirs))
     agreed = cases - sum(kinds.values())
-    print(f"{agreed} of {cases} URLs agree ({100 * agreed / cases:.2f} %); disagreements: {dict(kinds) or 'none'}")
+    print(f"{agreed} of {cases} URLs agree ({100 * agreed / cases:.2f} %); disagreements: {dict(kinds) or 'none'}"
+          f" ({leading_dots} of ada's hosts had a leading dot, compared without it)")
     for kind, listed in examples.items():
         print(f"{kind}:")
         for url, ours, theirs in listed[:args.show]:

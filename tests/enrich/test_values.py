@@ -249,6 +249,13 @@ def test_a_url_is_read_as_a_browser_reads_it_where_rfc_3986_reads_it_otherwise()
     assert values("http://[2001:db8::1]:8080/") == (("ip", "2001:db8::1"),)
     for url in ["http://[::1]evil.example/", "https://[v1.x]/", "http://[2001:db8::1]x:80/"]:
         assert values(url) == (), url
+    # In the user info brackets are characters like any other (WHATWG's userinfo percent-encode
+    # set): the host is what follows the last '@', where urlsplit saw an unclosed IPv6 bracket.
+    assert values("http://us[er@evil.example/") == (("domain", "evil.example"),)
+    assert values("http://a]b:p[w@0x08080808/x") == (("ip", "8.8.8.8"),)
+    assert values("http://[::1]@evil.example/") == (("domain", "evil.example"),)
+    assert values("http://u@[2001:db8::1]:80/") == (("ip", "2001:db8::1"),)
+    assert values("http://x[@y.example]/") == ()  # the bracket after the '@' is the host's
 
 
 def test_a_name_with_a_leading_dot_is_its_domain_and_one_with_an_empty_label_is_none() -> None:

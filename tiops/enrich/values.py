@@ -127,7 +127,7 @@ def _url_hostname(value: str) -> str | None:
         # takes a browser to evil.example, where RFC 3986 reads good.example.
         value = f"{scheme}://{rest.replace(chr(92), '/').lstrip('/')}"
     try:
-        parts = urlsplit(value)
+        parts = urlsplit(_userinfo_brackets_encoded(value))
         parts.port  # noqa: B018  # raises for a port that is no number up to 65535: no URL, no host contacted
     except ValueError:
         return None
@@ -142,6 +142,23 @@ def _url_hostname(value: str) -> str | None:
 
 
 _BRACKETED_HOST: Final = re.compile(r"\[[^\]]*\](?::[0-9]*)?")
+
+
+def _userinfo_brackets_encoded(value: str) -> str:
+    """``value`` with the brackets of its user info percent-encoded, as the WHATWG URL standard
+    encodes them (its userinfo percent-encode set holds "[" and "]"): to a browser
+    ``http://us[er@evil.example/`` is evil.example, where urlsplit reads an unclosed IPv6 bracket
+    and fails. The user info ends at the authority's last "@" (RFC 3986 section 3.2.1), as
+    urlsplit's hostname takes it."""
+    scheme, separator, rest = value.partition("://")
+    if not separator or "@" not in rest:
+        return value
+    ends = [index for index in (rest.find(mark) for mark in "/?#") if index >= 0]
+    end = min(ends, default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at or ("[" not in userinfo and "]" not in userinfo):
+        return value
+    return f"{scheme}://{userinfo.replace('[', '%5B').replace(']', '%5D')}@{host}{rest[end:]}"
 
 
 # What no host holds once decoded (the WHATWG URL standard's forbidden domain code points).
