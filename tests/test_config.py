@@ -119,3 +119,15 @@ def test_a_repository_named_by_a_relative_path_keeps_its_folders_inside(tmp_path
     assert load_config(Path("."))[1] == []  # library callers pass the folder as they have it
     (root / "tiops.yaml").write_text("intel: ../elsewhere\n", encoding="utf-8")
     assert [f.code for f in load_config(Path("."))[1]] == ["TI110"]
+
+
+@pytest.mark.parametrize(("written", "shown"), [(".nan", ".nan"), (".inf", ".inf"), ("-.inf", "-.inf")])
+def test_a_nan_or_infinite_number_is_named_as_written_not_as_null(make_repo, written: str,  # type: ignore[no-untyped-def]
+                                                                    shown: str) -> None:
+    # The schema validator reads NaN and infinity as null and said "null is not of type number".
+    root = make_repo({"tiops.yaml": f"enrichment:\n  rdap:\n    requests_per_minute: {written}\n"})
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1
+    assert (f"tiops.yaml:3:5: error TI110 config-invalid: enrichment.rdap.requests_per_minute: {shown} is not a "
+            "number tiops can use (NaN and infinity are not JSON numbers)") in result.output
+    assert "null" not in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -86,7 +87,7 @@ def tiops_schema_errors(kind: str, data: Any) -> list[tuple[tuple[str | int, ...
                 found.append(((*path, key), f"{where}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close
                                                                               else f" (known: {', '.join(known)})")))
             continue
-        found.append((path, _describe(error)))
+        found.append((path, _describe(error, data)))
     return sorted(found, key=lambda item: (len(item[0]), [str(p) for p in item[0]], item[1]))
 
 
@@ -105,9 +106,40 @@ def _unexpected_keys(error: Any, kind: str) -> list[tuple[str, list[str]]]:
     return [(str(key), known) for key in unexpected] if known else []
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any, data: Any) -> str:
     where = ".".join(str(part) for part in error.instance_path)
-    return f"{where}: {error.message}" if where else str(error.message)
+    message = str(error.message)
+    value = _value_at(data, tuple(error.instance_path))
+    if isinstance(value, float) and not math.isfinite(value):
+        # The validator reads NaN and infinity as null, which it then names: they are no JSON
+        # numbers (RFC 8259 section 6), so say what was written.
+        message = f"{_yaml_spelling(value)} is not a number tiops can use (NaN and infinity are not JSON numbers)"
+    elif _holds_non_finite(value):
+        message += " (NaN and infinity, written there, are read as null: they are not JSON numbers)"
+    return f"{where}: {message}" if where else message
+
+
+def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _yaml_spelling(value: float) -> str:
+    return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+
+
+def _holds_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_holds_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_non_finite(item) for item in value)
+    return False
 
 
 def _referenced_defs(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
