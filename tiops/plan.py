@@ -152,7 +152,10 @@ class Plan:
                 warnings=tuple(str(warning) for warning in data["warnings"]),
                 refresh_only=data.get("refresh_only") is True,
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        except KeyError as error:  # str() of a KeyError is only the quoted key
+            raise UsageError(f"not a tiops plan file: it has no {error.args[0]!r}",
+                             hint="Make a new plan with 'tiops plan -o FILE'.") from error
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
             raise UsageError(f"not a tiops plan file: {error}") from error
 
 

@@ -147,3 +147,12 @@ def test_a_plan_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) ->
         code, output = apply_saved(root, plan)
         assert code == 2 and "cannot read the plan" in output and "not a regular file" in output, output
     assert versions(root, target) == []
+
+
+def test_a_plan_missing_a_count_names_what_it_misses(tmp_path: Path) -> None:
+    root, plan, _ = saved_plan(tmp_path, [indicator(1)])
+    edit(plan, lambda data: data.__setitem__("counts", {}))
+    code, output = apply_saved(root, plan)
+    # str() of the KeyError was the bare key: "not a tiops plan file: 'unchanged'".
+    assert code == 2 and "not a tiops plan file: it has no 'unchanged'" in output
+    assert "Make a new plan with 'tiops plan -o FILE'" in output
