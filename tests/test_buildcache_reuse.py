@@ -711,3 +711,35 @@ def test_a_warm_build_keeps_the_stat_record_of_every_file(plain_repo: Path, tmp_
     monkeypatch.setattr(buildcache, "blob_id", noting_blob_id)
     loaded = load_repo_indexed(plain_repo)
     assert loaded.parsed_files == 0 and hashed == []
+
+
+class _Interrupted(BaseException):
+    """A build stopped (Ctrl-C, kill -9) between writing a shard's objects part and its index part."""
+
+
+def test_a_save_stopped_between_a_shards_two_parts_never_pairs_objects_with_another_overlays_index(
+        plain_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = plain_repo / "dist" / "bundle.json"
+    _compiled_with_record(plain_repo, output)
+    tagged_file = next((plain_repo / PARTNER / "indicator").glob("*.yaml"))
+    tagged = _object_id(tagged_file)
+    _tag(plain_repo, tagged, "first")
+    _compiled(plain_repo, output, cache=True)  # the entry made under the line "first"
+    _tag(plain_repo, tagged, "second")
+    write = BuildCache._write
+
+    def stopped_after_objects(self: BuildCache, name: str, body: dict[str, Any]) -> None:
+        write(self, name, body)
+        if name.startswith("objects-"):
+            raise _Interrupted  # the objects part is under "second", the index part still under "first"
+
+    monkeypatch.setattr(BuildCache, "_write", stopped_after_objects)
+    with pytest.raises(_Interrupted):
+        _compiled(plain_repo, output, cache=True)
+    monkeypatch.setattr(BuildCache, "_write", write)
+    _tag(plain_repo, tagged, "first")  # back to the overlay the index part was made under
+    # To another file, so the objects are read from the cache, not taken from the previous bundle's lines.
+    cached = _compiled(plain_repo, tmp_path / "other.json", cache=True)
+    uncached = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert b'"labels":["first"]' in (cached[0] or b"") and b'"labels":["second"]' not in (cached[0] or b"")
+    assert cached == uncached

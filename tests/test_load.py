@@ -362,3 +362,21 @@ def test_an_object_whose_extension_makes_its_type_an_sco_takes_an_scos_defaults(
     assert tower.defaulted_properties == ("object_marking_refs", "x_team")
     campaign = by_type["x-cell-campaign"]
     assert campaign.data["created_by_ref"].startswith("identity--") and campaign.data["confidence"] == 70
+
+
+@pytest.mark.parametrize("flags", [["--no-cache"], [], ["FILE"]])
+@pytest.mark.parametrize("written", ["[malware--11111111-2222-4333-8444-555555555555]", "{a: b}"])
+def test_an_id_that_is_no_string_in_a_folder_with_defaults_is_a_finding(make_repo, flags: list[str],  # type: ignore[no-untyped-def]
+                                                                        written: str) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    # The built-in marking check looked a list id up in a set: TypeError, "internal error", exit 3.
+    root = make_repo({"intel/_defaults.yaml": "source: Us\n",
+                      "intel/malware/x.yaml": f"type: malware\nspec_version: '2.1'\nid: {written}\n"
+                                              "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\n"
+                                              "name: X\nis_family: true\n"})
+    named = [str(root / "intel/malware/x.yaml") if flag == "FILE" else flag for flag in flags]
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", *named])
+    assert result.exit_code == 1 and "intel/malware/x.yaml:3:" in result.output and "TI203" in result.output, result.output

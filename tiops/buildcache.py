@@ -24,7 +24,9 @@ Keys
   **overlay signature**, :func:`overlay_signature`; empty when no line names its
   objects), and a lookup takes the entry only if the folder's overlay of now gives the
   same. What an entry stands for in a bundle record (:func:`entry_name`) carries the
-  signature, so a record never takes lines made under another overlay.
+  signature, so a record never takes lines made under another overlay. Both parts of an
+  entry (below) carry it: a save stopped between writing them must not pair an index
+  with objects loaded under other overlay lines.
 * The whole cache is bound to a **context key** (:func:`context_key`): the cache format,
   the tiops version, the Python version (the ``marshal`` format), the installed tiops
   package files (their names, sizes and modification times), the in-memory object model
@@ -129,7 +131,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 9
+FORMAT = 10
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -269,6 +271,12 @@ def _entry_parts(name: str) -> tuple[str, str]:
     return blob, f"{relative}\0{folder}"
 
 
+def _entry_signature(name: str | None) -> str:
+    """The overlay signature of the entry :func:`entry_name` named ("" when it has none)."""
+    parts = name.split("\0") if name is not None else ()
+    return parts[3] if len(parts) > 3 else ""
+
+
 def entry_key(relative: str, defaults: str) -> str:
     """The key of a file's entry besides its blob id: its repository path and its folder's defaults key."""
     return f"{relative}\0{defaults}"
@@ -320,8 +328,11 @@ class FileEntry(NamedTuple):
         """The entry of a file whose index (:func:`tiops.validate.indexed.index_file`) is made already,
         loaded under its folder's ``overlay`` (Defaults.overlay)."""
         stored_objects = [_OBJECT_VALUES(obj) for obj in objects]
-        return FileEntry(_store_index(index, overlay_signature(overlay, index.ids)),
-                         marshal.dumps((stored_objects, references)))
+        signature = overlay_signature(overlay, index.ids)
+        # The objects part carries the overlay signature too: the two parts live in two files,
+        # written one after the other, and an index must never be paired with objects loaded
+        # under other overlay lines (an interrupted save, then the overlay edited back).
+        return FileEntry(_store_index(index, signature), marshal.dumps((stored_objects, references, signature)))
 
     @property
     def signature(self) -> str:
@@ -337,12 +348,16 @@ class FileEntry(NamedTuple):
         return _load_index(self.stored_index)
 
     @staticmethod
-    def objects(stored: bytes, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
-        """The objects and references of the second part of an entry whose index lists ``count`` objects.
+    def objects(stored: bytes, count: int, signature: str) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+        """The objects and references of the second part of an entry whose index lists ``count`` objects
+        and has overlay signature ``signature``.
 
-        Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry.
+        Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry, or not
+        this index's (made under other overlay lines).
         """
-        stored_objects, references = marshal.loads(stored)
+        stored_objects, references, made_under = marshal.loads(stored)
+        if made_under != signature:
+            raise ValueError("objects part made under other overlay lines than its index")
         objects = [IntelObject(*values) for values in stored_objects]
         for obj in objects:
             if type(obj.data) is not dict:
@@ -354,7 +369,7 @@ class FileEntry(NamedTuple):
     def unpack(self) -> Unpacked:
         """Raises ValueError, TypeError, EOFError or IndexError on data that is not an entry."""
         index = self.read_index()
-        objects, references = FileEntry.objects(self.stored_objects, len(index.ids))
+        objects, references = FileEntry.objects(self.stored_objects, len(index.ids), self.signature)
         return Unpacked(objects, index.load_findings, index.object_findings, references, index.malformed_ids,
                         self.signature)
 
@@ -1327,7 +1342,7 @@ class _IndexedEntry:
             try:
                 if stored is None:
                     raise ValueError("no objects part")
-                self._loaded = FileEntry.objects(stored, len(self.index.ids))
+                self._loaded = FileEntry.objects(stored, len(self.index.ids), _entry_signature(self.entry))
             except (ValueError, TypeError, EOFError, IndexError):
                 raise StaleEntry(self.relative) from None
             self._stored = self._cache = None
@@ -1620,7 +1635,7 @@ def _load_indexed_forked(loaded: IndexedLoad, config: Config, reading: _HashedFi
             entry = FileEntry(stored_index, stored_objects)
             try:
                 file_index = entry.read_index()
-                objects = FileEntry.objects(stored_objects, len(file_index.ids))[0]
+                objects = FileEntry.objects(stored_objects, len(file_index.ids), entry.signature)[0]
             except (ValueError, TypeError, EOFError, IndexError):
                 pass  # loaded here below
             else:

@@ -733,7 +733,7 @@ def _add_object(parsed: dict[str, Any], relative: str, path: tuple[PathPart, ...
     # a million objects memory holds each object once: the parsed data itself when the
     # parser shared its strings already and nothing else holds it.
     raw = parsed if shared else share_strings(parsed)
-    if (defaults.properties or defaults.source) and raw.get("id") in BUILTIN_MARKING_IDS:
+    if (defaults.properties or defaults.source) and isinstance(raw.get("id"), str) and raw["id"] in BUILTIN_MARKING_IDS:
         # A TLP marking definition is fixed to the last property (STIX 2.1 section 7.2.1.4):
         # a folder default or a source system would make it an altered one (TI247).
         defaults = replace(defaults, properties={}, source=None, defaulted_tuples={}, by_type={})
