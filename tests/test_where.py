@@ -88,3 +88,13 @@ def test_a_number_longer_than_any_stix_number_is_a_usage_error() -> None:
         parse_where("confidence > " + "9" * 5000)  # int() of it raised past 4,300 digits
     assert parse_where("confidence > 99999999999999999999") == {"field": "confidence", "op": ">",
                                                                "value": 99999999999999999999}
+
+
+@pytest.mark.parametrize("where", ["enrichment = US", "enrichment contains US", "whois > 3"])
+def test_enrichment_or_whois_alone_is_tested_only_for_presence(where: str) -> None:
+    from tiops.where import QUERY_FIELDS
+
+    # The values are lists of results: such a test validated and never matched.
+    with pytest.raises(UsageError, match="alone is tested with exists or not-exists"):
+        parse_where(where, QUERY_FIELDS)
+    assert parse_where(f"{where.split()[0]} exists", QUERY_FIELDS)["op"] == "exists"

@@ -115,8 +115,11 @@ def _check(condition: Condition, kinds: Mapping[str, str], known: set[str], type
         close = difflib.get_close_matches(rest, sorted(ENRICHMENT_SUBFIELDS[head]), n=3, cutoff=0.6)
         raise UsageError(f"--where: unknown field {name!r}" + (f"; did you mean {' or '.join(repr(f'{head}.{c}') for c in close)}?" if close else ""),
                          hint=f"{head}.* is one of {', '.join(sorted(ENRICHMENT_SUBFIELDS[head]))} (docs/enrich.md).")
-    kind = kinds.get(name, "any")
     op = condition["op"]
+    if name in ENRICHMENT_SUBFIELDS and head in kinds and op not in ("exists", "not-exists"):
+        raise UsageError(f"--where: {name} alone is tested with exists or not-exists; name one of its fields",
+                         hint=f"{name}.* is one of {', '.join(sorted(ENRICHMENT_SUBFIELDS[name]))} (docs/enrich.md).")
+    kind = kinds.get(name, "any")
     if kind == "any" or op not in _COMPARISONS or "value" not in condition:
         return
     value = condition["value"]

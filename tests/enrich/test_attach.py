@@ -59,7 +59,7 @@ def test_every_shape_gets_the_values_the_full_reading_finds() -> None:
         assert geo == [value for kind, value in expected if kind == "ip"], before.id
         assert "extensions" not in before.data  # the loaded objects stay as authored
     assert enrichment_of(attached[6].data)["whois"] == [  # type: ignore[index]
-        {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z", "age_days": 31}]
+        {"value": "198.51.100.8", "registrar": "Example Registrar", "registered": "2025-12-01T00:00:00Z"}]  # a network: no age
     assert [item["value"] for item in enrichment_of(attached[6].data)["enrichment"]] == ["198.51.100.8"]  # type: ignore[index]
     assert enrichment_of(attached[9].data)["whois"][0]["age_days"] == 10  # type: ignore[index]
     for obj in attached[10:16]:
@@ -86,7 +86,7 @@ def _reference_extension(data: dict[str, Any], lock: EnrichmentLock) -> dict[str
         entry = lock.whois.get(value)
         if entry is not None and entry["status"] == "found":
             item = {"value": value, **{k: v for k, v in entry.items() if k in BUNDLE_FIELDS["whois"]}}
-            if "registered" in entry:
+            if "registered" in entry and kind == "domain":  # a domain's age; a network has none
                 start = datetime.fromisoformat(data.get("valid_from") or data["created"])
                 item["age_days"] = (start - datetime.fromisoformat(entry["registered"])).days
             whois.append(item)

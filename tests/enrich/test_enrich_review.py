@@ -65,7 +65,8 @@ def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
     whois = origins[("whois", "8.8.8.8")]
     assert whois["source"].startswith("RDAP http://127.0.0.1:") and whois["retrieved"].endswith("Z")
     text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000001"])
-    assert "whois 10.0.0.1: private (never looked up)" in text.output
+    # A value with no entry names no lock file as if it held it (it named a shard that did not exist).
+    assert "whois 10.0.0.1: private (never looked up)\n" in text.output
     assert "geo 10.0.0.1: private, from GeoLite2" in text.output
     # The shipped database's name says its backend already: not "(geoip2fast 1.2.2) (geoip2fast)".
     geo_line = next(line for line in text.output.splitlines() if "geo 10.0.0.1" in line)
@@ -148,3 +149,20 @@ def test_a_report_timeline_counts_by_a_whois_date(committed: Path, tmp_path: Pat
     overview = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     panel = overview.split("Registered per month", 1)[1].split("</section>", 1)[0]
     assert "2025-02" in panel  # woodgrove-securelogin.net, registered 2025-02-20
+
+
+def test_explain_says_a_value_with_no_entry_is_in_no_lock_file() -> None:
+    from tiops.enrich.origin import render_origins
+
+    shard = "intel/.enrichment/whois/8.json"
+    text = render_origins([
+        {"value": "later.example", "section": "whois", "lock_file": shard, "status": "not in the lock"},
+        {"value": "10.1.2.3", "section": "whois", "lock_file": shard, "status": "private (never looked up)"},
+        {"value": "a.example", "section": "whois", "lock_file": shard, "status": "found", "source": "RDAP x"},
+    ])
+    assert text.splitlines() == [
+        "  enrichment:",
+        f"    whois later.example: not in the lock [no entry; it would go in {shard}]",
+        "    whois 10.1.2.3: private (never looked up)",
+        f"    whois a.example: found, from RDAP x [{shard}]",
+    ]

@@ -385,6 +385,8 @@ def test_rule_tests_give_their_input_locked_enrichment(make_repo: Callable[[dict
     ("{geo: {198.51.100.7: {colour: red}}}", "geo results have no 'colour'"),
     ("{rdap: {}}", "'enrichment' is {geo:"),
     ("{whois: {other.example: {registrar: R}}}", "the input names no 'other.example'; it names '198.51.100.7', 'example.com'"),
+    # A build never attaches a location to a name (it is not resolved): such a test tested nothing.
+    ("{geo: {example.com: {country_code: US}}}", "'example.com' is a domain name; GeoLocation results are for IP addresses"),
 ])
 def test_a_rule_tests_enrichment_is_checked_as_the_lock_is(make_repo: Callable[[dict[str, str]], Path],
                                                             enrichment: str, message: str) -> None:
@@ -405,3 +407,40 @@ def test_tags_and_confidence_leave_scos_alone() -> None:
     for actions in ("[{add_tags: [seen-by-us]}]", "[{add_tags: [seen-by-us, phishing]}]", "[{set_confidence: 12}]"):
         outcome = apply_rules([sco, obj()], rules(f"- {{name: all, order: 1, actions: {actions}}}"), AS_OF)
         assert outcome.objects[0] is sco and outcome.changed == 1  # the indicator changed, the SCO did not
+
+
+@pytest.mark.parametrize(("when", "message"), [
+    # Each validated, and never matched: a number field compared with text, as tiops query refuses it.
+    ('{field: whois.age_days, op: "<", value: "30"}', "whois.age_days is a number; '30' is not one"),
+    ('{field: confidence, op: ">=", value: "80"}', "confidence is a number; '80' is not one"),
+    ('{field: enrichment.asn, op: in, value: [15169, "15169"]}', "enrichment.asn is a number; '15169' is not one"),
+    ("{field: revoked, op: equals, value: 'yes'}", "revoked is true or false; 'yes' is not"),
+    ("{field: whois.age_days, op: older-than, value: 30d}", "'older-than' compares a timestamp with the as-of time"),
+    ("{field: valid_until, op: '<', value: 2024-02-30}", "'2024-02-30' is neither a date that exists nor a STIX timestamp"),
+    ("{field: whois, op: contains, value: young.example}", "whois alone is tested with exists or not-exists"),
+    ("{field: enrichment, op: equals, value: US}", "enrichment alone is tested with exists or not-exists"),
+])
+def test_a_value_the_field_cannot_hold_is_an_error_in_a_rule_as_in_a_query(when: str, message: str) -> None:
+    _, findings = parse_rule_file(f"- name: a\n  when: {when}\n  actions: [{{drop: true}}]\n", "rules/ingestion/x.yaml")
+    assert [(f.code, f.location.line) for f in findings] == [("TI510", 2)], findings
+    assert message in findings[0].message
+
+
+@pytest.mark.parametrize(("op", "value", "expected"), [
+    # A date alone is midnight UTC, as tiops query reads it: it compared as text, so equals never
+    # matched and '>' held for the midnight moment itself.
+    ("equals", "2025-03-04", False), ("equals", "2025-03-05", False), (">", "2025-03-04", True),
+    ("<", "2025-03-05", True), (">", "2025-03-05", False), ("in", ["2024-01-01", "2025-03-04"], False),
+])
+def test_a_date_compared_with_a_timestamp_field_is_midnight_utc(op: str, value: Any, expected: bool) -> None:
+    import json as _json
+
+    ruled = rules(f"- name: a\n  when: {{field: valid_from, op: '{op}', value: {_json.dumps(value)}}}\n"
+                  "  actions: [{add_tags: [hit]}]\n")
+    outcome = apply_rules([obj()], ruled, AS_OF)
+    assert ("hit" in (outcome.objects[0].data.get("labels") or [])) is expected
+    at_midnight = obj({**IND, "valid_from": "2025-03-04T00:00:00.000Z"})
+    equal = rules("- name: a\n  when: {field: valid_from, op: equals, value: 2025-03-04}\n  actions: [{add_tags: [hit]}]\n")
+    assert "hit" in (apply_rules([at_midnight], equal, AS_OF).objects[0].data.get("labels") or [])
+    later = rules("- name: a\n  when: {field: valid_from, op: '>', value: 2025-03-04}\n  actions: [{add_tags: [hit]}]\n")
+    assert "hit" not in (apply_rules([at_midnight], later, AS_OF).objects[0].data.get("labels") or [])

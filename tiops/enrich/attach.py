@@ -64,6 +64,7 @@ __all__ = [
     "enrichment_of",
     "field_path",
     "find_plans",
+    "is_address_key",
     "moment_of",
     "repository_enrichment",
     "without_enrichment",
@@ -86,6 +87,11 @@ ENRICHMENT_EXTENSION_OBJECT: Final[dict[str, Any]] = {
     "version": "1.0.0",
     "extension_types": ["property-extension"],
 }
+
+
+def is_address_key(value: str) -> bool:
+    """Whether a (canonical) lock key is an IP address or CIDR block rather than a domain name."""
+    return ":" in value or "/" in value or value.replace(".", "").isdigit()
 
 
 def enrichment_of(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -236,7 +242,9 @@ class LockedEnrichment:
             if whois_entry is None:
                 continue
             item = bundle_form(value, whois_entry, WHOIS_FIELDS)
-            registered = moment_of(whois_entry.get("registered"))
+            # A domain's age only: an IP network's RDAP registration is the block's allocation, and
+            # "registered less than 30 days before valid_from" is a test of names (docs/enrich.md).
+            registered = None if is_address_key(value) else moment_of(whois_entry.get("registered"))
             if registered is not None:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.

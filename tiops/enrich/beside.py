@@ -38,6 +38,7 @@ from tiops.enrich.attach import (
     LockKeys,
     bundle_form,
     find_plans,
+    is_address_key,
     moment_of,
 )
 from tiops.enrich.lock import (
@@ -86,7 +87,7 @@ def _micros(moment: datetime) -> int:
 
 def _whois_form(value: str, entry: dict[str, Any]) -> _WhoisForm:
     item = bundle_form(value, entry, WHOIS_FIELDS)
-    registered = moment_of(entry.get("registered"))
+    registered = None if is_address_key(value) else moment_of(entry.get("registered"))
     if registered is None:
         return orjson.dumps(item, option=_OPTIONS), b"", b"", None
     # age_days is no field a lock result carries into the bundle (tiops.enrich.fields): only

@@ -66,5 +66,11 @@ def render_origins(origins: list[dict[str, Any]]) -> str:
             line += f", as {origin['queried']}"
         if origin.get("error"):
             line += f" ({origin['error']})"
-        lines.append(line + f" [{origin['lock_file']}]")
+        # A value with no entry is in no lock file: the shard a lookup would write it to, said as such;
+        # a private address is never looked up, so none.
+        if "source" in origin:
+            line += f" [{origin['lock_file']}]"
+        elif not str(origin["status"]).startswith("private"):
+            line += f" [no entry; it would go in {origin['lock_file']}]"
+        lines.append(line)
     return "\n".join(lines) + "\n"

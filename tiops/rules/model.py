@@ -285,7 +285,7 @@ def _parse_rule(entry: Any, index: int, file: str, positions: PositionIndex, rep
     line, column = positions.position(at)
     return Rule(
         name=name, order=order, enabled=enabled is not False,
-        object_types=object_types, when=when if isinstance(when, dict) else None,
+        object_types=object_types, when=_dates_completed(when) if isinstance(when, dict) else None,
         actions=tuple(actions), tests=tests, file=file, index=index, line=line, column=column,
     )  # fmt: skip
 
@@ -329,6 +329,10 @@ def _check_fields(condition: Any, object_types: frozenset[str] | None, at: tuple
             report("TI502", f"unknown field {field!r}: {top}.* is one of "
                             f"{', '.join(sorted(ENRICHMENT_SUBFIELDS[top]))} (docs/enrich.md)", (*path, "field"))
             return
+        kind_problem = _value_kind_problem(field, op, node.get("value"), "value" in node)
+        if kind_problem is not None:
+            report("TI510", kind_problem, (*path, "value") if "value" in node else path)
+            return
         if top in PSEUDO_FIELDS or top.startswith("x_") or top in ("extensions", "id", "type"):
             if top == "type" and conjunctive and object_types is not None:
                 _check_type_test(node, object_types, (*path, "value"), report)
@@ -342,6 +346,63 @@ def _check_fields(condition: Any, object_types: frozenset[str] | None, at: tuple
                    (*path, "field"))
 
     walk(condition, at, True)
+
+
+_KIND_OPERATORS = frozenset({"equals", "not-equals", "in", "not-in", ">", ">=", "<", "<="})
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _value_kind_problem(field: str, op: Any, value: Any, has_value: bool) -> str | None:
+    """Why ``value`` cannot be compared with ``field`` (None: it can), by the kinds ``tiops query``
+    checks (tiops.where): a number field never equals or orders against text, a timestamp field
+    compares with a STIX timestamp (a date alone would compare as text), a boolean with true or false.
+    Without this a rule such as ``whois.age_days < "30"`` validated and never matched."""
+    from tiops.enrich.fields import ENRICHMENT_KINDS
+
+    if field in ENRICHMENT_SUBFIELDS and op not in ("exists", "not-exists"):
+        return (f"{field} alone is tested with exists or not-exists; name one of its fields to compare, "
+                f"e.g. {field}.{sorted(ENRICHMENT_SUBFIELDS[field])[0]}")
+    kind = ENRICHMENT_KINDS.get(field) or _property_kind("labels" if field == "tags" else field)
+    if kind in (None, "any") or not has_value:
+        return None
+    if op in ("older-than", "newer-than"):
+        return None if kind == "timestamp" else f"'{op}' compares a timestamp with the as-of time; {field} is a {kind}"
+    if op not in _KIND_OPERATORS:
+        return None
+    for item in value if isinstance(value, list) else [value]:
+        if kind == "number" and (isinstance(item, bool) or not isinstance(item, (int, float))):
+            return f"{field} is a number; {item!r} is not one (write it without quotes)"
+        if kind == "boolean" and (not isinstance(item, bool) or op in (">", ">=", "<", "<=")):
+            return f"{field} is true or false; {item!r} is not"
+        if kind == "timestamp" and parse_timestamp(
+                f"{item}T00:00:00Z" if isinstance(item, str) and _DATE_ONLY.fullmatch(item) else item) is None:
+            return (f"{field} is a timestamp; {item!r} is neither a date that exists nor a STIX timestamp such as "
+                    "2025-01-01T00:00:00Z")
+    return None
+
+
+def _dates_completed(node: Any) -> Any:
+    """``node`` (a checked condition) with each date compared with a timestamp field completed to
+    midnight UTC, as ``tiops query`` completes it (tiops.where): one text, one meaning. A date alone
+    compared as text, so ``whois.registered = 2025-03-01`` never matched and ``>`` matched midnight."""
+    if not isinstance(node, dict):
+        return node
+    if "field" not in node:
+        return {key: ([_dates_completed(child) for child in value] if isinstance(value, list)
+                      else _dates_completed(value)) for key, value in node.items()}
+    if "value" not in node or node.get("op") not in _KIND_OPERATORS:
+        return node
+    from tiops.enrich.fields import ENRICHMENT_KINDS
+
+    field = node["field"]
+    if (ENRICHMENT_KINDS.get(field) or _property_kind(field)) != "timestamp":
+        return node
+
+    def completed(item: Any) -> Any:
+        return f"{item}T00:00:00Z" if isinstance(item, str) and _DATE_ONLY.fullmatch(item) else item
+
+    value = node["value"]
+    return {**node, "value": [completed(v) for v in value] if isinstance(value, list) else completed(value)}
 
 
 @functools.cache
@@ -526,7 +587,11 @@ def _test_enrichment_problem(raw: Any, subject: dict[str, Any]) -> str | None:
             if written != value:
                 return (f"{value!r} is not an IP address, CIDR block or domain name as the lock writes it"
                         + (f": write it {written!r}" if written else ""))
-            named = {name for _, name in object_enrich_values(subject)}
+            named_kinds = dict((name, kind) for kind, name in object_enrich_values(subject))
+            named = set(named_kinds)
+            if section == "geo" and named_kinds.get(value) == "domain":
+                # Geolocation is of addresses only: a build never attaches one to a name, so the test would test nothing.
+                return f"{value!r} is a domain name; GeoLocation results are for IP addresses (give it whois results)"
             if value not in named:
                 # A result for a value the input does not name would be ignored: the test would not test it.
                 return (f"the input names no {value!r}; it names {', '.join(map(repr, sorted(named))) or 'no value'}"
