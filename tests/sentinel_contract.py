@@ -49,6 +49,9 @@ class SentinelContract:
     throttled: int = 0
     requests: int = 0
     _rejects: dict[str, str] = field(default_factory=dict)
+    # Ids that make the server refuse the whole upload (400) naming them per record, as the API
+    # does for a request it cannot take at all.
+    _refuse_whole: dict[str, str] = field(default_factory=dict)
     _faults: list[tuple[int, float | None]] = field(default_factory=list)
     _times: deque[float] = field(default_factory=deque)
     _mutex: threading.Lock = field(default_factory=threading.Lock)
@@ -69,6 +72,10 @@ class SentinelContract:
     def reject(self, reasons: dict[str, str]) -> None:
         with self._mutex:
             self._rejects = dict(reasons)
+
+    def refuse_whole(self, reasons: dict[str, str]) -> None:
+        with self._mutex:
+            self._refuse_whole = dict(reasons)
 
     def fail_next(self, status: int, count: int, retry_after: float | None = None) -> None:
         with self._mutex:
@@ -144,6 +151,10 @@ class SentinelContract:
         objects: list[dict[str, Any]] = body["stixobjects"]
         if not 1 <= len(objects) <= MAX_OBJECTS:
             return 400, {}, {"error": {"code": "BadRequest", "message": f"1 to {MAX_OBJECTS} objects per request"}}
+        refused = [{"recordIndex": index, "errorMessages": [self._refuse_whole[str(obj.get("id"))]]}
+                   for index, obj in enumerate(objects) if str(obj.get("id")) in self._refuse_whole]
+        if refused:
+            return 400, {}, {"errors": refused}
         errors = []
         for index, obj in enumerate(objects):
             reason = self._rejects.get(str(obj.get("id")))

@@ -105,3 +105,23 @@ def test_tagging_the_teams_own_objects_says_they_need_a_bump(example_repo: Path)
     result = CliRunner().invoke(main, ["-C", str(example_repo), "tag", "add", "reviewed", "--where", "type = malware"])
     assert result.exit_code == 0, result.output
     assert "of the team's own objects changed content; 'tiops bump --base REF'" in result.stderr
+
+
+def test_a_marking_definition_has_no_labels_to_tag(make_repo) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    # STIX 2.1 section 7.2.1 gives a marking definition no labels: a tag made it invalid (TI208), and,
+    # having no 'modified', the changed one could never reach a TAXII collection as a new version.
+    marking = "marking-definition--4444aaaa-4444-4444-8444-444444444444"
+    root = make_repo({"intel/statement.yaml": f"type: marking-definition\nspec_version: '2.1'\nid: {marking}\n"
+                                              "created: '2024-01-01T00:00:00.000Z'\ndefinition_type: statement\n"
+                                              "definition:\n  statement: Copyright Us\n"})
+    before = (root / "intel" / "statement.yaml").read_text()
+    result = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--id", marking])
+    assert result.exit_code == 2 and "a marking definition has no labels" in result.output
+    assert (root / "intel" / "statement.yaml").read_text() == before
+    everything = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--where", "type exists"])
+    assert everything.exit_code == 0, everything.output
+    assert (root / "intel" / "statement.yaml").read_text() == before, everything.output

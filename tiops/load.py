@@ -569,6 +569,18 @@ def _read_defaults(path: str, relative: str, parent: Defaults, repo: Repo) -> De
         # values came from), but the source name when this folder names none.
         files = files if "source" not in data and parent.source is not None else (relative,)
     given = data.get("defaults") or {}
+    if imported_folder is not None and given:
+        # Partner intel is read-only but for its overlay: a folder default would add properties to
+        # every partner object below it (the lock's digests are of the files, so no edit check sees it).
+        for key in given:
+            repo.findings.append(make_finding(
+                "TI700", f"defaults.{key}: a folder default in imported source folder {imported_folder} would change "
+                         "partner intel, which is read-only except labels, valid_until, confidence, revoked "
+                         "(not applied)",
+                Location(relative, path=("defaults", key)),
+                hint=f"Remove 'defaults' from {relative}; set labels, valid_until, confidence or revoked per object "
+                     f"in {imported_folder}/_overlay.yaml (docs/import.md)."))
+        given = {}
     wrong = _wrong_default_values(given)
     for key, message in wrong.items():
         # Said once, here, and not applied: applied, the value was one finding per object that inherits it.

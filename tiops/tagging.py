@@ -32,6 +32,10 @@ from tiops.yamlio import (
     write_edited,
 )
 
+#: Types other than observables that STIX 2.1 gives no `labels` (section 7.2.1): a tag would make
+#: them invalid, and, having no `modified`, a changed one cannot reach a TAXII collection as a new version.
+UNLABELLED_TYPES = frozenset({"marking-definition"})
+
 
 @dataclass(frozen=True)
 class TagChange:
@@ -77,7 +81,11 @@ def tag_objects(root: Path, action: str, tags: list[str], *, condition: Conditio
     if observables:  # named one by one: a --where that also meets observables tags the others
         raise UsageError(f"{', '.join(observables)}: an observable (SCO) has no labels (STIX 2.1 section 6.1)",
                          hint="Tag the indicator or observed-data that names it instead.")
-    selected = [obj for obj in selected if obj.type not in SCO_TYPES]
+    markings = sorted(obj.id for obj in selected if obj.id in wanted and obj.type in UNLABELLED_TYPES)
+    if markings:
+        raise UsageError(f"{', '.join(markings)}: a marking definition has no labels (STIX 2.1 section 7.2.1)",
+                         hint="Tag the objects it marks instead.")
+    selected = [obj for obj in selected if obj.type not in SCO_TYPES and obj.type not in UNLABELLED_TYPES]
     by_file: dict[str, list[IntelObject]] = defaultdict(list)
     by_overlay: dict[str, list[IntelObject]] = defaultdict(list)
     for obj in selected:

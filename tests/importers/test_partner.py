@@ -260,3 +260,27 @@ def test_a_partner_file_that_is_there_but_broken_is_its_own_finding_not_ti706(tm
         result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
         assert result.exit_code == 1 and "TI100" in result.output and FIRST_FILE in result.output, result.output
         assert "TI706" not in result.output  # the file is there: "gone from it" would send the user looking for it
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_folder_default_inside_a_partner_folder_is_an_error_and_not_applied(tmp_path: Path, cache: bool) -> None:
+    root = _imported(tmp_path)
+    defaults = root / "intel/partner-a/_defaults.yaml"
+    written = defaults.read_text()
+    defaults.write_text(written + "defaults:\n  description: rewritten by us\n")
+    description_line = written.count("\n") + 2
+    (root / "intel/partner-a/indicator/_defaults.yaml").write_text("defaults:\n  x_injected: 1\n  confidence: 5\n")
+    # Folder defaults rewrote every partner object below them, and no edit check saw it (the import
+    # lock's digests are of the files).
+    repo = load_repo(root)
+    assert all("description" not in obj.data and "x_injected" not in obj.data and obj.data.get("confidence") != 5
+               for obj in repo.objects), [obj.data for obj in repo.objects]
+    flags = [] if cache else ["--no-cache"]
+    for _ in range(2 if cache else 1):  # the second run through the build cache
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 1, result.output
+        reported = sorted(line.split(": error ")[0] for line in result.output.splitlines() if " error TI700 " in line)
+        assert reported == [f"intel/partner-a/_defaults.yaml:{description_line}:3",
+                            "intel/partner-a/indicator/_defaults.yaml:2:3",
+                            "intel/partner-a/indicator/_defaults.yaml:3:3"], result.output
+        assert "_overlay.yaml" in result.output

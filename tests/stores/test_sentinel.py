@@ -89,6 +89,24 @@ def test_a_rejected_object_is_reported_and_retried_by_the_next_apply(
     assert not make_plan(root).has_changes
 
 
+def test_an_upload_refused_as_a_whole_names_its_objects_and_leaves_them_no_ones(
+    tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any]
+) -> None:
+    root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(3)])
+    apply(root)
+    theirs = indicator(9)
+    sentinel.current[theirs["id"]] = {**theirs, "name": "another tool's"}  # written by another tool
+    write_repo(root, target, [*(indicator(n) for n in range(3)), indicator(9, modified="2025-02-01T00:00:00.000Z")])
+    sentinel.refuse_whole({theirs["id"]: "pattern refused by policy"})
+    # A 400 named neither the object nor the reason, and left the batch recorded as tiops' own.
+    with pytest.raises(StoreError, match=f"refused for {theirs['id']}: pattern refused by policy"):
+        apply(root)
+    sentinel.refuse_whole({})
+    write_repo(root, target, [indicator(n) for n in range(3)])  # the object leaves the repository
+    # Never written by tiops, so never revoked by it (docs/targets.md).
+    assert not [c for c in make_plan(root).changes if c.id == theirs["id"]]
+
+
 @pytest.mark.parametrize("status", [429, 500])
 def test_a_server_failing_for_a_while_is_ridden_out(
     tmp_path: Path, sentinel: SentinelContract, target: dict[str, Any], status: int

@@ -95,6 +95,27 @@ def test_a_rejected_object_is_reported_and_retried_by_the_next_apply(
     assert not make_plan(root).has_changes
 
 
+def test_a_changed_object_without_modified_is_refused_by_name_not_counted_as_written(
+    tmp_path: Path, taxii_server: TaxiiServer, target: dict[str, Any]
+) -> None:
+    # A collection keys a version by id and modified (created without one): a changed marking
+    # definition is the version it holds already. Its "already held" read as written, exit 0,
+    # and every later plan showed the same update while the server kept the old statement.
+    statement = {"type": "marking-definition", "spec_version": "2.1",
+                 "id": "marking-definition--4444aaaa-4444-4444-8444-444444444444",
+                 "created": "2024-01-01T00:00:00.000Z", "definition_type": "statement",
+                 "definition": {"statement": "Copyright Contoso"}}
+    root = write_repo(tmp_path / "repo", target, [statement, indicator(1)])
+    apply(root)
+    changed = {**statement, "definition": {"statement": "Copyright Contoso, 2025"}}
+    write_repo(root, target, [changed, indicator(1, description="Now a sinkhole")])
+    with pytest.raises(ApplyIncomplete, match="an object without 'modified' cannot be changed in place") as caught:
+        apply(root)
+    assert [e.stix_id for e in caught.value.errors] == [statement["id"]]
+    assert stored_object(taxii_server, indicator(1)["id"])["description"] == "Now a sinkhole"  # the rest landed
+    assert stored_object(taxii_server, statement["id"])["definition"] == statement["definition"]
+
+
 @pytest.mark.parametrize("status", [429, 500])
 def test_a_server_failing_for_a_while_is_ridden_out(
     tmp_path: Path, taxii_server: TaxiiServer, target: dict[str, Any], status: int

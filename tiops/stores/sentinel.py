@@ -103,6 +103,7 @@ class SentinelStore(LocallyLocked):
         # Versions accepted in this process: a batch retried after a 429 half-way
         # through does not upload its first requests again.
         self._accepted: set[tuple[str, str, str]] = set()
+        self._sending: Sequence[Mapping[str, Any]] = ()
 
     def manifest(self) -> dict[str, StoredVersion]:
         current = self._read_all()
@@ -130,8 +131,17 @@ class SentinelStore(LocallyLocked):
             # Recorded as tiops' before they are sent (tiops.stores.taxii.TaxiiStore.write_versions says why);
             # what the API refuses is forgotten again.
             self._cache.record(chunk, by_tiops=True)
-            answer = self._post(self.upload_url, self._upload_headers,
-                                {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
+            try:
+                self._sending = chunk  # for a 400 answer to name the objects it refused
+                answer = self._post(self.upload_url, self._upload_headers,
+                                    {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
+            except TransientStoreError:
+                raise  # may have landed: kept as tiops', and retried
+            except StoreError:
+                # Refused as a whole (400, 401, 403, 413...): none of it landed. Remembered as tiops',
+                # an object another writer holds would count as managed and be revoked once it left git.
+                self._cache.forget(chunk)
+                raise
             refused: set[int] = set()
             for record in _record_errors(answer):
                 index = record.get("recordIndex")
@@ -192,7 +202,11 @@ class SentinelStore(LocallyLocked):
         except (requests.ConnectionError, requests.Timeout) as error:
             raise TransientStoreError(f"{where}: {type(error).__name__}") from None
         if response.status_code >= 300:
-            raise http_failure(where, response.status_code, response.headers.get("Retry-After"))
+            failure = http_failure(where, response.status_code, response.headers.get("Retry-After"))
+            named = _refused_records(response, self._sending) if response.status_code == 400 and what == "upload" else ""
+            if named and not isinstance(failure, TransientStoreError):
+                raise StoreError(f"{failure.message}; the request was refused for {named}")
+            raise failure
         if not response.content:
             return {}
         try:
@@ -202,6 +216,24 @@ class SentinelStore(LocallyLocked):
         if not isinstance(answer, dict):
             raise StoreError(f"{where}: the answer is a JSON {json_kind(answer)}, not an object")
         return answer
+
+
+def _refused_records(response: requests.Response, chunk: Sequence[Mapping[str, Any]]) -> str:
+    """The objects a 400 answer's per-record errors name, with the server's messages (made safe), or ''."""
+    try:
+        answer = response.json()
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    named = []
+    for record in _record_errors(answer):
+        index = record.get("recordIndex")
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(chunk):
+            reasons = record.get("errorMessages") or ["refused"]
+            reasons = reasons if isinstance(reasons, list) else [reasons]
+            named.append(f"{chunk[index].get('id')}: " + server_text("; ".join(map(str, reasons)), 200))
+    return "; ".join(named[:5]) + (f" (and {len(named) - 5} more)" if len(named) > 5 else "")
 
 
 def _record_errors(answer: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -26,7 +26,14 @@ from tiops.config import is_http_url
 from tiops.errors import UsageError
 from tiops.paging import TaxiiPages
 from tiops.redact import redact, register_login, server_text
-from tiops.stores import ObjectError, StoredVersion, StoreError, TransientStoreError, version_key
+from tiops.stores import (
+    ObjectError,
+    StoredVersion,
+    StoreError,
+    TransientStoreError,
+    content_digest,
+    version_key,
+)
 from tiops.stores.remote import (
     DigestCache,
     LocalLock,
@@ -83,18 +90,50 @@ class TaxiiStore(LocallyLocked):
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         if not objects:
             return []
+        # A TAXII collection keys a version by id and `modified` (`created` for an object without one,
+        # such as a marking definition): other content under a version it already holds is never stored,
+        # and the server's "already held" would read as written. Refused here, naming the object.
+        errors = self._same_version_changes(objects)
+        if errors:
+            refused_ids = {error.stix_id for error in errors}
+            objects = [o for o in objects if o["id"] not in refused_ids]
+            if not objects:
+                return errors
         # Recorded as tiops' before they are sent: an apply killed between the two would otherwise
         # find them on the server next time as written by someone else, never revoke them, and call
         # its own saved plan stale. What the server refuses is forgotten again below.
         self._cache.record(objects, by_tiops=True)
-        status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
+        try:
+            status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
+        except TransientStoreError:
+            raise  # may have landed: kept as tiops', and retried
+        except StoreError:
+            # Refused as a whole (400, 401, 403, 413...): none of it landed. Remembered as tiops', an object
+            # another writer holds would count as managed and be revoked once it left the repository.
+            self._cache.forget(objects)
+            raise
         failures = {str(f.get("id")): server_text(f.get("message") or "refused") for f in getattr(status, "failures", [])}
         held = self._held_versions(sorted(failures)) if failures else set()
-        errors = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
+        failed = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
                   if obj["id"] in failures and (obj["id"], version_key(obj)) not in held]
-        refused = {error.stix_id for error in errors}
+        refused = {error.stix_id for error in failed}
         self._cache.forget(o for o in objects if o["id"] in refused)
-        return errors
+        return errors + failed
+
+    def _same_version_changes(self, objects: Sequence[dict[str, Any]]) -> list[ObjectError]:
+        """Objects whose version the collection holds with other content (as far as the digest cache
+        knows, confirmed against the server's manifest): they cannot be written."""
+        keys = {(o["id"], version_key(o)): o for o in objects}
+        known = self._cache.lookup(keys)
+        changed = {key for key, cached in known.items() if cached.digest != content_digest(keys[key])}
+        if not changed:
+            return []
+        held = self._held_versions(sorted({stix_id for stix_id, _ in changed}))
+        return [ObjectError(stix_id, f"the TAXII collection already holds version {version} of this object with "
+                                     "other content, and keeps one content per version (id and modified); "
+                                     + ("an object without 'modified' cannot be changed in place"
+                                        if "modified" not in keys[(stix_id, version)] else "give it a later 'modified'"))
+                for stix_id, version in sorted(changed & held)]
 
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         return [ObjectError(i, "a TAXII collection cannot delete objects; use on_remove: revoke") for i in ids]
