@@ -71,3 +71,26 @@ def test_hostile_text_does_not_run(browser: Any, report_repo: Path, tmp_path: Pa
     assert page.locator("#results img").count() == 0
     assert 'onerror="window.__xss=1">' in page.locator("#results tbody").inner_text()
     page.close()
+
+
+def test_addresses_naming_inherited_properties_show_the_page_not_an_error(browser: Any, report_repo: Path,
+                                                                           tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build_report(report_repo, site, as_of="2024-11-01")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # A sort or an id looked up in a plain object found its inherited properties: a script
+    # error and an empty page that only editing the address brought back.
+    for sort in ("__proto__", "constructor", "hasOwnProperty"):
+        page.goto((site / "browse.html").as_uri() + f"#sort={sort}")
+        page.wait_for_selector("#results tbody tr")
+        assert page.locator("#status").inner_text().endswith(" objects"), sort
+    for missing in ("constructor", "__proto__", "toString"):
+        page.goto("about:blank")
+        page.goto(object_url(site, missing))
+        page.wait_for_function("document.querySelector('#object-status') && "
+                               "document.querySelector('#object-status').textContent.startsWith('The report has no object')",
+                               timeout=5000)
+    assert errors == []
+    page.close()

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,31 @@ def test_provenance_lines_of_every_style_of_list_item_agree_with_explain(report_
         assert explained.exit_code == 0, explained.output
         line = json.loads(explained.output)["line"]
         assert entries[identifier]["p"][:2] == ["intel/styles.yaml", line], identifier
+
+
+def test_the_first_page_built_in_is_in_the_order_the_browser_sorts(report_repo: Path, tmp_path: Path) -> None:
+    # JavaScript compares strings by UTF-16 code units, Python by code points: a name of an emoji
+    # (surrogates from U+D800) sorted after a full-width letter (U+FF21) here and before it in the
+    # page, so rows jumped once the index loaded.
+    for slug, name in (("wide", "!\uff21 wide"), ("smile", "!\U0001f600 smile")):
+        (report_repo / "intel" / "malware" / f"{slug}.yaml").write_text(
+            f"type: malware\nspec_version: '2.1'\nid: malware--{uuid.uuid5(uuid.NAMESPACE_URL, slug)}\n"
+            f"created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: \"{name}\"\n"
+            "is_family: true\n", encoding="utf-8")
+    site = tmp_path / "site"
+    build_report(report_repo, site, as_of="2024-11-01")
+    page = re.search(r'<script id="first-page" type="application/json">(.*?)</script>',
+                     (site / "browse.html").read_text(encoding="utf-8"), re.S)
+    assert page is not None
+    first = json.loads(page.group(1))
+    names = [row[first["fields"].index("name")] for row in first["rows"]]
+    assert names.index("!\U0001f600 smile") < names.index("!\uff21 wide"), names
+
+
+def test_an_object_link_is_percent_encoded_as_the_browser_decodes_it() -> None:
+    from tiops.report.build import _href
+
+    # "%41" in an address is "A" to the page: the link opened another object.
+    assert _href("x-acme--a%41b", "../") == "../object.html#x-acme--a%2541b"
+    assert _href("indicator--00000000-0000-4000-8000-000000000001", "") == (
+        "object.html#indicator--00000000-0000-4000-8000-000000000001")  # a valid id is as it was

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import orjson
@@ -207,9 +208,16 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
     index = {"fields": fields, "rows": index_rows, "width": width, "shards": sorted(shards)}
     _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
     ids = [row.id for row in query_rows]
-    order = heapq.nsmallest(_PAGE, range(len(index_rows)), key=lambda i: (names.get(ids[i], ids[i]).lower(), ids[i]))
+    # Compared as JavaScript compares strings (UTF-16 code units), as static/browser.js sorts.
+    order = heapq.nsmallest(_PAGE, range(len(index_rows)), key=lambda i: (
+        _utf16(names.get(ids[i], ids[i]).lower()), _utf16(ids[i])))
     first_page = {"fields": fields, "rows": [index_rows[i] for i in order], "total": len(index_rows)}
     return len(shards) + 1, first_page
+
+
+def _utf16(text: str) -> bytes:
+    """``text`` in the order JavaScript's < compares strings: by UTF-16 code units."""
+    return text.encode("utf-16-be", "surrogatepass")
 
 
 def _link_order(link: tuple[str, bool, str, str]) -> tuple[str, str]:
@@ -275,7 +283,7 @@ _OPERATORS = ["contains", "equals", "not-equals", "starts-with", "ends-with", "m
 
 def _href(object_id: str, root: str) -> str:
     """The object page of ``object_id``: one page for every object, the id in the fragment."""
-    return f"{root}object.html#{object_id}"
+    return f"{root}object.html#{quote(object_id, safe='')}"  # as browser.js links it: static/object.js decodes it
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,

@@ -225,7 +225,7 @@
     var params = new URLSearchParams(location.hash.slice(1));
     document.getElementById("query").value = params.get("q") || "";
     document.getElementById("search").value = params.get("text") || "";
-    state.sort = COLUMNS[params.get("sort")] ? params.get("sort") : "name";
+    state.sort = Object.prototype.hasOwnProperty.call(COLUMNS, params.get("sort")) ? params.get("sort") : "name";
     state.descending = params.get("desc") === "1";
     state.page = Math.max(0, (parseInt(params.get("page") || "1", 10) || 1) - 1);
     document.getElementById("builder").querySelector(".children").replaceChildren();

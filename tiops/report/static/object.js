@@ -7,12 +7,12 @@
   var WIDTH = Number(document.getElementById("object-script").dataset.width) || 1;
   var SVG = "http://www.w3.org/2000/svg";
   var GRAPH_NEIGHBOURS = 24;
-  var shards = {}, requested = {};
+  var shards = Object.create(null), requested = Object.create(null);
 
   window.TiopsReport = {
     shard: function (key, packed) {
       TiopsData.inflate(packed).then(function (entries) {
-        var byId = {};
+        var byId = Object.create(null);  // no inherited "constructor" or "__proto__" entry for an id from the address
         entries.forEach(function (entry) { byId[entry.o.id] = entry; });
         shards[key] = byId;
         show();
@@ -190,7 +190,7 @@
         status.textContent = "Loading " + id + "\u2026";
         var script = document.createElement("script");
         script.src = "data/objects/" + key + ".js";
-        script.onerror = function () { shards[key] = {}; show(); };
+        script.onerror = function () { shards[key] = Object.create(null); show(); };
         document.body.appendChild(script);
       }
       return;
