@@ -73,7 +73,8 @@ def test_recipe_is_yaml_calling_real_commands(recipe: Path) -> None:
 
 def test_workflows_cover_the_pull_request_and_release_steps() -> None:
     pr = (ROOT / ".github" / "workflows" / "intel-pr.yml").read_text()
-    for needed in ("tiops validate --format github", "upload-sarif", "tiops test", "tiops diff", "--format markdown", "gh pr comment"):
+    for needed in ("tiops validate --format github", "upload-sarif", "tiops test", "tiops enrich --check", "tiops diff",
+                   "--format markdown", "gh pr comment"):
         assert needed in pr
     release = yaml.safe_load((ROOT / ".github" / "workflows" / "intel-release.yml").read_text())
     assert "release" in release[True]  # PyYAML reads the key 'on' as True

@@ -456,3 +456,51 @@ def test_a_user_name_without_a_password_in_the_rdap_url_is_a_finding_not_a_silen
     from tiops.redact import redact
 
     assert SECRET not in redact(f"GET http://{SECRET}:@127.0.0.1:9/ failed")  # the user is the credential there
+
+
+def test_check_says_what_a_run_would_change_and_looks_nothing_up(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "private"])
+
+    def check(*flags: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", *flags])
+        return result.exit_code, result.output
+
+    code, output = check("--offline")  # no lock yet
+    assert code == 1 and "2 IP value(s) have no GeoLocation result: 10.0.0.1, 8.8.8.8" in output
+    assert "run 'tiops enrich --offline'" in output
+    assert not (root / "intel" / ".enrichment").exists()  # nothing written
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    assert check("--offline") == (0, "the enrichment lock is up to date: GeoLocation results for the 2 value(s) "
+                                     "the intel names\n")
+    # Without --offline the WHOIS results count too; a private address is never looked up.
+    code, output = check()
+    assert code == 1 and "1 value(s) have no WHOIS (RDAP) result: 8.8.8.8\n" in output
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert check()[0] == 0
+    # A pull request that adds an indicator without running tiops enrich, or removes one.
+    write_repo(root, rdap_server.url, ["private", "phish"])
+    code, output = check()
+    assert code == 1
+    assert "1 value(s) have no WHOIS (RDAP) result: woodgrove-securelogin.net" in output
+    assert "2 result(s) are for values nothing names any more: geo 8.8.8.8, whois 8.8.8.8" in output
+    before = len(rdap_server.rdap_requests())
+    assert check()[0] == 1 and len(rdap_server.rdap_requests()) == before  # still nothing asked
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--refresh"]).exit_code == 2
+
+
+def test_check_counts_a_failed_lookup_as_recorded_and_names_another_database(tmp_path: Path,
+                                                                            rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "unknown"])
+    client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url, "max_retries": 0}), sleep=lambda s: None)
+    rdap_server.rate_limit(1)
+    assert enrich_repo(root, rdap=client).whois_by_status == {"failed": 1, "found": 1}
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "1 failed RDAP lookup(s) recorded, retried by the next 'tiops enrich'" in result.output
+    lock_json = root / "intel" / ".enrichment" / "lock.json"
+    meta = json.loads(lock_json.read_text())
+    meta["geo"]["date"] = "2001-01-01"  # results read from an older database
+    lock_json.write_text(json.dumps(meta))
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"])
+    assert result.exit_code == 1 and "its GeoLocation results come from" in result.output
+    assert "2001-01-01; this tiops reads" in result.output

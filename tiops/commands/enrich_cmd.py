@@ -7,8 +7,14 @@ from pathlib import Path
 
 import click
 
-from tiops.commands.common import handle_errors, no_cache_option, progress_bar, repo_root
-from tiops.enrich.run import enrich_repo
+from tiops.commands.common import (
+    EXIT_FINDINGS,
+    handle_errors,
+    no_cache_option,
+    progress_bar,
+    repo_root,
+)
+from tiops.enrich.run import LockCheck, check_lock, enrich_repo
 from tiops.errors import UsageError
 from tiops.rules.conditions import parse_duration
 
@@ -32,11 +38,14 @@ class _EnrichCommand(click.Command):
               help="Use only the offline GeoLocation/ASN database; no RDAP (WHOIS) query.")
 @click.option("--refresh", "refresh", is_flag=False, flag_value=_EVERYTHING, default=None, metavar="[=AGE]",
               help="Look up again results at least AGE old (30d, 12h, 2w); alone: all of them.")
+@click.option("--check", is_flag=True,
+              help="Look nothing up and write nothing: exit 1 when the lock lacks a result for a value the "
+                   "intel names or holds one nothing names (with --offline: GeoLocation only). For CI.")
 @no_cache_option
 @click.pass_context
 @handle_errors
 def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, refresh: str | None,
-                   no_cache: bool = False) -> None:
+                   check: bool = False, no_cache: bool = False) -> None:
     """Enrich the IPs, domains and URL hosts the intel names; write intel/.enrichment/.
 
     Results are data in the repository: review and commit the lock. 'tiops compile'
@@ -44,6 +53,14 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     recorded in the lock and retried by the next run; they never stop the run.
     """
     root = repo_root(ctx)
+    if check:
+        if paths or refresh is not None:
+            raise UsageError("--check looks at the whole lock: it takes no PATH and no --refresh")
+        checked = check_lock(root, offline=offline, cache=not no_cache)
+        _render_check(checked, offline)
+        if not checked.up_to_date:
+            ctx.exit(EXIT_FINDINGS)
+        return
     try:
         age = None if refresh is None else timedelta(0) if refresh == _EVERYTHING else parse_duration(refresh)
     except ValueError as error:
@@ -75,3 +92,34 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     if report.rules_not_applied:
         click.echo(f"values the ingestion rules write were not looked up, and nothing pruned: {report.rules_not_applied}",
                    err=True)
+
+
+def _listed(values: list[str], limit: int = 5) -> str:
+    return ", ".join(values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _render_check(checked: LockCheck, offline: bool) -> None:
+    if checked.up_to_date:
+        sections = "GeoLocation" if offline else "GeoLocation and WHOIS"
+        failed = (f"; {checked.failed_whois} failed RDAP lookup(s) recorded, retried by the next 'tiops enrich'"
+                  if checked.failed_whois else "")
+        click.echo(f"the enrichment lock is up to date: {sections} results for the {checked.values} value(s) "
+                   f"the intel names{failed}")
+        return
+    click.echo("the enrichment lock is not what 'tiops enrich' would write for the intel as it is:")
+    if checked.missing_geo:
+        click.echo(f"  {len(checked.missing_geo)} IP value(s) have no GeoLocation result: {_listed(checked.missing_geo)}")
+    if checked.missing_whois:
+        click.echo(f"  {len(checked.missing_whois)} value(s) have no WHOIS (RDAP) result: {_listed(checked.missing_whois)}")
+    if checked.locked_database:
+        click.echo(f"  its GeoLocation results come from {checked.locked_database}; this tiops reads "
+                   f"{checked.database}")
+    if checked.stale:
+        click.echo(f"  {len(checked.stale)} result(s) are for values nothing names any more: {_listed(checked.stale)}")
+    if checked.unloaded:
+        click.echo(f"  {len(checked.unloaded)} intel file(s) did not load ({_listed(checked.unloaded, 3)}): what "
+                   "they name is not known ('tiops validate' shows why)")
+    if checked.rules_not_applied:
+        click.echo(f"  the values ingestion rules write are not known: {checked.rules_not_applied}")
+    command = "tiops enrich --offline" if offline else "tiops enrich"
+    click.echo(f"  hint: run '{command}' and commit intel/.enrichment/ with the change.")

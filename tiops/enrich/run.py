@@ -29,7 +29,7 @@ from tiops.stix import shifted
 if TYPE_CHECKING:
     from tiops.enrich.rdap import RdapClient
 
-__all__ = ["EnrichReport", "enrich_repo"]
+__all__ = ["EnrichReport", "LockCheck", "check_lock", "enrich_repo"]
 
 
 @dataclass
@@ -133,6 +133,66 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     if not offline:
         _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
     return report
+
+
+@dataclass
+class LockCheck:
+    """Whether the lock holds what ``tiops enrich`` would write for the intel as it is (a CI gate),
+    found without the network and without writing: what a run would look up, and what it would prune."""
+
+    values: int = 0  # values the intel names
+    missing_geo: list[str] = field(default_factory=list)  # IP values with no GeoLocation result
+    missing_whois: list[str] = field(default_factory=list)  # values with no RDAP entry (not checked --offline)
+    failed_whois: int = 0  # RDAP entries of failed lookups: kept, and retried by the next run
+    stale: list[str] = field(default_factory=list)  # "geo VALUE" / "whois VALUE": results nothing names
+    database: str = ""  # the GeoLocation database this tiops reads, "name, date"
+    locked_database: str = ""  # the one the lock's results came from, when it is another
+    unloaded: list[str] = field(default_factory=list)  # as EnrichReport.unloaded: stale results unknown
+    rules_not_applied: str = ""
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.missing_geo or self.missing_whois or self.stale or self.locked_database
+                    or self.unloaded or self.rules_not_applied)
+
+
+def check_lock(root: Path, *, offline: bool = False, geo_database: GeoDatabase | None = None,
+               cache: bool = True) -> LockCheck:
+    """What ``tiops enrich`` (``offline``: ``tiops enrich --offline``) would change in the lock now.
+
+    A pull request that adds an indicator without running ``tiops enrich`` compiles without its
+    enrichment and rules that read it see nothing: this tells CI so. Nothing is looked up or written.
+    """
+    config = usable_config(root, "checked")
+    repo = load_intel(root, cache=cache)
+    intel = repo.config.intel_path
+    lock, _ = read_lock(intel, root)
+    check = LockCheck()
+    objects, check.rules_not_applied = _as_authored_and_as_ruled(repo)
+    every = enrich_values(obj.data for obj in objects)
+    check.values = len(every)
+    check.unloaded = sorted({f.location.file for f in repo.findings if f.severity is Severity.ERROR})
+    if not check.unloaded and not check.rules_not_applied:
+        check.stale = [*(f"geo {v}" for v in sorted(lock.geo) if ("ip", v) not in every),
+                       *(f"whois {v}" for v in sorted(lock.whois) if ("ip", v) not in every and ("domain", v) not in every)]
+    ips = sorted(value for kind, value in every if kind == "ip")
+    check.missing_geo = [value for value in ips if value not in lock.geo]
+    if ips or lock.geo:
+        database = geo_database or open_geo_database(root, dict(dict(config.enrichment).get("geo") or {}))
+        identity = {"backend": database.backend, "database": database.database, "date": database.date}
+        check.database = f"{database.database}, {database.date}"
+        locked = lock.meta.get("geo")
+        if lock.geo and locked != identity:
+            check.locked_database = (f"{locked.get('database', '?')}, {locked.get('date', '?')}"
+                                     if isinstance(locked, dict) else "no recorded database")
+    if not offline:
+        for kind, value in sorted(every):
+            entry = lock.whois.get(value)
+            if entry is None and not (kind == "ip" and is_private(value)):
+                check.missing_whois.append(value)
+            elif entry is not None and entry.get("status") == "failed":
+                check.failed_whois += 1
+    return check
 
 
 def _as_authored_and_as_ruled(repo: Repo) -> tuple[list[IntelObject], str]:
