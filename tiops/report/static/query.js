@@ -345,8 +345,11 @@
       return { text: "(?:)", next: at + 2, atom: ASSERTION, code: null };
     }
     if (!inClass && x === "b") { return { text: "\\b", next: at + 2, atom: ASSERTION, code: null }; }
-    if (!inClass && x === "A") { return { text: "(?<![^])", next: at + 2, atom: ASSERTION, code: null }; }
-    if (!inClass && x === "z") { return { text: "(?![^])", next: at + 2, atom: ASSERTION, code: null }; }
+    // "^" and "$": the pattern never runs with RegExp's "m" flag (the anchors are written out), so
+    // these are the start and the end of the text. A lookbehind ((?<![^])) was the first way: V8
+    // (Chromium 150) also finds it between the two halves of a surrogate pair, so "\A\z" matched "😀".
+    if (!inClass && x === "A") { return { text: "^", next: at + 2, atom: ASSERTION, code: null }; }
+    if (!inClass && x === "z") { return { text: "$", next: at + 2, atom: ASSERTION, code: null }; }
     if (x === "x") {
       m = /^x(?:\{([0-9A-Fa-f]+)\}|([0-9A-Fa-f]{2}))/.exec(source.slice(at + 1));
       code = m ? parseInt(m[1] || m[2], 16) : NaN;
@@ -502,7 +505,7 @@
       if (c === "^" || c === "$") {
         // With (?m) RE2's lines end at \n only; RegExp's "m" also ends them at \r, U+2028 and U+2029.
         assertionAt = out.length;
-        out += !multiLine ? c : c === "^" ? "(?:(?<![^])|(?<=\\n))" : "(?:(?![^])|(?=\\n))";
+        out += !multiLine ? c : c === "^" ? "(?:^|(?<=\\n))" : "(?:$|(?=\\n))";
         i++; canRepeat = ASSERTION; continue;
       }
       if (c === ".") { out += dotAll ? "[^]" : "[^\\n]"; i++; canRepeat = true; continue; }  // RE2's "." stops at \n only
