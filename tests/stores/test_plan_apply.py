@@ -477,7 +477,10 @@ def test_a_postgres_apply_that_lost_its_lock_stops_before_the_next_batch(tmp_pat
 
     def end_the_lock_session() -> None:  # what force-unlock does on PostgreSQL
         with psycopg.connect(postgres_dsn, autocommit=True) as other:
-            other.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2")
+            # Waiting for the session to end, as force-unlock does: without the timeout the signal is
+            # only sent, and on a loaded machine the next batch's check could still find the lock held.
+            other.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' "
+                          "AND objsubid = 2")
 
     try:
         with pytest.raises(LockLost, match="lost its lock"):
@@ -508,6 +511,26 @@ def test_two_postgres_targets_naming_one_database_share_its_lock(tmp_path: Path,
     finally:
         first.close()
         second.close()
+
+
+def test_a_postgres_force_unlock_returns_once_the_lock_is_free(tmp_path: Path, postgres_dsn: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    monkeypatch.setenv("TIOPS_TEST_STORE_DSN", postgres_dsn)
+    target = {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}
+    for attempt in range(5):
+        holder, other = open_store("t", target, tmp_path), open_store("t", target, tmp_path)
+        try:
+            holder.acquire_lock("alice@ci")
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:  # as if held from a CI runner
+                admin.execute("UPDATE tiops_lock SET host = 'runner-7'")
+            assert other.force_unlock() is not None
+            other.acquire_lock(f"bob@ci {attempt}")  # at once: the session holding it has ended
+            other.release_lock()
+        finally:
+            holder.close()
+            other.close()
 
 
 def test_a_dsn_libpq_cannot_use_is_a_clear_error_without_the_password(tmp_path: Path, postgres_dsn: str,

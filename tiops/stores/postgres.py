@@ -290,9 +290,13 @@ class PostgresStore:
         refuse_a_running_holder(self.target, held)
         connection.execute("DELETE FROM tiops_lock")
         # An advisory lock belongs to a session: ending that session is the only way to break it.
+        # PostgreSQL 14 and later wait for the session to end (up to the timeout, in milliseconds):
+        # ended is what force-unlock promises, so an apply started right after takes the lock.
+        terminate = "pg_terminate_backend(pid, 10000)" if connection.info.server_version >= 140000 \
+            else "pg_terminate_backend(pid)"
         try:
             connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                f"SELECT {terminate} FROM pg_locks WHERE locktype = 'advisory' "
                 "AND classid = %s AND objid = %s AND objsubid = 2",
                 (_LOCK_NAMESPACE, self._lock_key),
             )
