@@ -163,9 +163,10 @@ _REAL_DAYS_LIMIT = 100_000
 # the later one must be strictly greater (section 4.7 valid_until; others allow equality).
 TIME_WINDOWS: tuple[tuple[str, str, bool, str], ...] = (
     ("valid_from", "valid_until", True, "section 4.7"),
-    ("first_seen", "last_seen", False, "sections 4.2, 4.8, 4.11, 5.2"),
-    ("first_observed", "last_observed", False, "section 4.13"),
+    ("first_seen", "last_seen", False, "sections 4.2, 4.8, 4.9, 4.11, 4.17, 5.2"),
+    ("first_observed", "last_observed", False, "section 4.14"),
     ("start_time", "stop_time", True, "section 5.1"),
+    ("start", "end", False, "section 6.12"),
 )
 
 
@@ -232,6 +233,19 @@ REFERENCE_RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("network-traffic", "http-request-ext.message_body_data_ref"): frozenset({"artifact"}),
     ("process", "windows-service-ext.service_dll_refs"): frozenset({"file"}),
 }
+
+
+def describe_allowed(allowed: frozenset[str]) -> str:
+    """The types a reference may point to, in words: four at most by name, else by category."""
+    if len(allowed) <= 4:
+        return ", ".join(sorted(allowed))
+    named = {SDO_TYPES: "an SDO", SCO_TYPES: "an SCO", SDO_TYPES | SCO_TYPES: "an SDO or an SCO",
+             SCO_TYPES | SRO_TYPES: "an SCO or an SRO (relationship, sighting)"}
+    return named.get(allowed, "one of " + ", ".join(sorted(allowed)))
+
+
+def article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 @functools.lru_cache(maxsize=4096)

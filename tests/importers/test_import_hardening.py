@@ -435,7 +435,7 @@ def test_a_reference_of_the_wrong_type_is_an_objects_own_defect_whatever_its_tar
     source.write_text(json.dumps([malware(1, "indicator--00000000-0000-4000-8000-000000000099"),
                                   malware(2, "file--00000000-0000-4000-8000-000000000099")]), encoding="utf-8")
     result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--source", "Feed"])
-    assert "sample_refs points to indicator--00000000-0000-4000-8000-000000000099, a indicator object" in result.stderr
+    assert "sample_refs points to indicator--00000000-0000-4000-8000-000000000099, an indicator object" in result.stderr
     assert "rejected 1, rejected as dependent 1" in result.stdout  # m2's file is only missing: it depends on it
 
 

@@ -190,6 +190,8 @@ MUST_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "network-traffic-src-or-dst": ("TI200", [sco("network-traffic", protocols=["tcp"])]),
     "network-traffic-active-end": ("TI200", [sco("network-traffic", protocols=["tcp"], src_ref=f"ipv4-addr--{U}",
                                                  is_active=True, end=T)]),
+    "network-traffic-end-order": ("TI206", [sco("network-traffic", protocols=["tcp"], src_ref=f"ipv4-addr--{U}",
+                                                start="2024-02-01T00:00:00Z", end="2024-01-01T00:00:00Z")]),
     "network-traffic-port": ("TI200", [sco("network-traffic", protocols=["tcp"], src_ref=f"ipv4-addr--{U}",
                                            src_port=70000)]),
     "windows-registry-key-hive": ("TI211", [sco("windows-registry-key", key="HKLM\\Software\\Acme")]),

@@ -272,3 +272,53 @@ def test_a_tlp_2_marking_under_its_published_id_is_the_published_one(changes: di
     findings = [(f.code, f.severity) for f in validate_repo(load_bundle(path))]
     assert [f for f in findings if f[1] is Severity.ERROR] == []
     assert [f for f in findings if f[0] in ("TI247", "TI250")] == ([] if allowed else [("TI250", Severity.WARNING)])
+
+
+def _messages(obj: dict[str, Any], tmp_path: Path) -> list[tuple[str, tuple[Any, ...], str]]:
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{U}", "objects": [obj]}), encoding="utf-8")
+    return [(f.code, f.location.path[2:], f.message) for f in validate_repo(load_bundle(path))
+            if f.severity is Severity.ERROR]
+
+
+INDICATOR = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{U}", "created": T, "modified": T,
+             "pattern": "[ipv4-addr:value = '198.51.100.1']", "pattern_type": "stix", "valid_from": T}
+
+
+def test_a_network_traffic_that_ends_before_it_starts_is_an_error_at_end(tmp_path: Path) -> None:
+    # Section 6.12: end, if present, MUST be later than or equal to start. It was not checked.
+    obj = sco("network-traffic", start="2024-02-01T00:00:00Z", end="2024-01-01T00:00:00Z", protocols=["tcp"],
+              src_ref=f"ipv4-addr--{U}")
+    assert [(code, where) for code, where, _ in _messages(obj, tmp_path) if code == "TI206"] == [("TI206", ("end",))]
+    clean = sco("network-traffic", start="2024-01-01T00:00:00Z", end="2024-01-01T00:00:00Z", protocols=["tcp"])
+    assert not [m for m in _messages(clean, tmp_path) if m[0] == "TI206"]
+
+
+def test_a_predefined_sco_extension_name_on_an_sdo_is_an_error(tmp_path: Path) -> None:
+    # Sections 3.2 and 7.3: an SDO's extension key is an extension-definition id; only an SCO's
+    # predefined extensions are named '...-ext'. Only keys not ending in -ext were caught.
+    found = _messages({**INDICATOR, "extensions": {"ntfs-ext": {"sid": "1"}}}, tmp_path)
+    assert [(code, where) for code, where, _ in found] == [("TI251", ("extensions", "ntfs-ext"))], found
+
+
+@pytest.mark.parametrize(("props", "code", "where", "message"), [
+    # Well formed, but created and modified need milliseconds (section 3.2): not "not RFC 3339".
+    ({"created": "2024-01-01T00:00:00Z"}, "TI204", ("created",), "is not precise to the millisecond"),
+    # Section 2.5, said as such rather than the schema's anyOf dumped.
+    ({"external_references": [{"source_name": "acme"}]}, "TI200", ("external_references", 0),
+     "an external reference (section 2.5) needs at least one of description, url or external_id"),
+    # A reference to a relationship: TI301 alone, named by category, with its article.
+    ({"created_by_ref": f"relationship--{U}"}, "TI301", ("created_by_ref",), "a relationship object; it must point to"),
+])
+def test_messages_say_the_rule_not_the_schema(props: dict[str, Any], code: str, where: tuple[Any, ...], message: str,
+                                              tmp_path: Path) -> None:
+    found = [m for m in _messages({**INDICATOR, **props}, tmp_path) if m[0] != "TI300"]
+    assert [(c, w) for c, w, _ in found] == [(code, where)], found
+    assert message in found[0][2], found
+
+
+def test_a_multipart_email_with_a_body_names_the_body_and_the_condition(tmp_path: Path) -> None:
+    part = {"content_type": "text/plain", "body": "part"}
+    found = _messages(sco("email-message", is_multipart=True, body="hello", body_multipart=[part]), tmp_path)
+    assert [(c, w) for c, w, _ in found] == [("TI200", ("body",))], found
+    assert found[0][2].startswith("body must be absent when is_multipart is true (STIX 2.1 section 6.6")

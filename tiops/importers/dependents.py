@@ -25,6 +25,8 @@ from tiops.stix import (
     ID_RE,
     SDO_TYPES,
     SOURCE_EXTENSION_OBJECTS,
+    article,
+    describe_allowed,
     id_type,
     reference_rule,
 )
@@ -219,5 +221,5 @@ def _wrong_type(stix_type: str, prop: str, target: str) -> str | None:
         return None
     if target_type not in ALL_TYPES and allowed >= SDO_TYPES:
         return None  # custom and extension-defined types stand where SDOs may (section 11.2)
-    expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
-    return f"{prop} points to {target}, a {target_type} object; it must point to {expected}"
+    expected = describe_allowed(allowed)
+    return f"{prop} points to {target}, {article(target_type)} object; it must point to {expected}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, Final
 
 from tiops.codes import make_finding
 from tiops.findings import Finding
@@ -120,7 +120,7 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
                          or (keyword == "minItems" and error.instance == [])):
             continue
         where = ".".join(str(part) for part in path)
-        if keyword == "pattern" and _is_well_formed_reference(path, error.instance):
+        if keyword in ("pattern", "not") and _is_well_formed_reference(path, error.instance):
             continue  # a well-formed id of the wrong type: TI301 says so with the target named
         if keyword == "required":
             code, message = "TI201", f"missing required property {error.message.split(' is a required')[0]}"
@@ -143,8 +143,28 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
         elif keyword in ("anyOf", "oneOf") and not path and (alternatives := _required_alternatives(
                 obj.data.get("type"), schema_path)) is not None:
             code, message = "TI200", _alternatives_message(keyword, alternatives, obj.data)
+        elif (keyword in ("anyOf", "oneOf") and path and isinstance(error.instance, dict)
+              and (alternatives := _required_alternatives(obj.data.get("type"), schema_path)) is not None):
+            # A nested object (an external reference: description, url or external_id) lacks its alternatives.
+            code, message = "TI200", f"{where}: " + _alternatives_message(
+                keyword, alternatives, error.instance, what=_NESTED_NAMES.get(schema_path[-2], schema_path[-2]))
+        elif (keyword == "not" and isinstance(error.instance, dict)
+              and (forbidden := _forbidden_properties(obj.data.get("type"), schema_path, error.instance))):
+            # A conditional rule (if ... then not required): name the property and the condition.
+            condition = _condition_text(obj.data.get("type"), schema_path)
+            code, message = "TI200", (f"{where + ': ' if where else ''}{' and '.join(forbidden)} must be absent"
+                                      f"{' when ' + condition if condition else ''}")
+            if (section := SPEC_SECTIONS.get(str(obj.data.get("type")))) is not None:
+                message += f" (STIX 2.1 section {section}, {obj.data['type']})"
+            path = (*path, forbidden[0])
         elif "timestamp" in schema_path:
-            code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
+            if "millisecond" in schema_path and type(error.instance) is str and TIMESTAMP_RE.match(error.instance):
+                # Well formed, but created and modified need three or more digits after the seconds.
+                code, message = "TI204", (f"{where}: {error.instance!r} is not precise to the millisecond; {where} has at "
+                                          "least three digits after the seconds, like 2024-05-01T12:00:00.000Z "
+                                          "(STIX 2.1 section 3.2)")
+            else:
+                code, message = "TI204", f"{where}: {error.instance!r} is not an RFC 3339 UTC timestamp like 2024-05-01T12:00:00.000Z"
         else:
             code, message = "TI200", f"{where}: {error.message}" if where else str(error.message)
             if (section := SPEC_SECTIONS.get(str(obj.data.get("type")))) is not None:
@@ -161,15 +181,45 @@ def _schema_findings(obj: IntelObject, validator: Any, *, skip_top: AbstractSet[
     return findings
 
 
-def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[list[str]] | None:
-    """The property sets an object-level anyOf/oneOf asks one of (``[{required: [...]}, ...]``), or None."""
+def _schema_node(stix_type: Any, schema_path: list[str]) -> Any:
+    """The node of the type's schema (or the shared common.json) at ``schema_path``, or None."""
     from tiops.jsonschemas import stix_schema
 
-    try:
-        node: Any = stix_schema(str(stix_type))
-        for part in schema_path:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-    except (KeyError, IndexError, ValueError, TypeError, OSError):
+    for schema_name in (str(stix_type), "common"):
+        try:
+            node: Any = stix_schema(schema_name)
+            for part in schema_path:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            return node
+        except (KeyError, IndexError, ValueError, TypeError, OSError):
+            continue
+    return None
+
+
+def _forbidden_properties(stix_type: Any, schema_path: list[str], instance: dict[str, Any]) -> list[str]:
+    """The present properties a ``not: {required: [...]}`` forbids, or [] for any other ``not``."""
+    node = _schema_node(stix_type, schema_path)
+    if not isinstance(node, dict) or set(node) != {"required"} or not isinstance(node["required"], list):
+        return []
+    return [str(name) for name in node["required"] if name in instance]
+
+
+def _condition_text(stix_type: Any, schema_path: list[str]) -> str:
+    """``is_multipart is true`` for an ``if: {properties: {is_multipart: {const: true}}}`` beside the rule."""
+    if len(schema_path) < 2 or schema_path[-2] != "then":
+        return ""
+    condition = _schema_node(stix_type, [*schema_path[:-2], "if"])
+    if not isinstance(condition, dict) or not isinstance(condition.get("properties"), dict):
+        return ""
+    parts = [f"{name} is {json.dumps(rule['const'])}" for name, rule in condition["properties"].items()
+             if isinstance(rule, dict) and "const" in rule]
+    return " and ".join(parts)
+
+
+def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[list[str]] | None:
+    """The property sets an anyOf/oneOf asks one of (``[{required: [...]}, ...]``), or None."""
+    node = _schema_node(stix_type, schema_path)  # a $defs path may be the shared common.json's
+    if node is None:
         return None
     if not isinstance(node, list) or not all(isinstance(option, dict) and set(option) == {"required"}
                                              and option["required"] for option in node):
@@ -177,11 +227,18 @@ def _required_alternatives(stix_type: Any, schema_path: list[str]) -> list[list[
     return [[str(name) for name in option["required"]] for option in node]
 
 
-def _alternatives_message(keyword: str, alternatives: list[list[str]], data: dict[str, Any]) -> str:
-    """What an object-level anyOf/oneOf of required properties means, instead of the whole object dumped."""
+# What a nested anyOf/oneOf of required properties is about, by its $defs name.
+_NESTED_NAMES: Final = {"external-reference": "an external reference (section 2.5)"}
+
+
+def _alternatives_message(keyword: str, alternatives: list[list[str]], data: dict[str, Any], *,
+                          what: str | None = None) -> str:
+    """What an anyOf/oneOf of required properties means, instead of the whole object dumped."""
     named = [" and ".join(option) for option in alternatives]
     given = [name for name, option in zip(named, alternatives, strict=True) if all(p in data for p in option)]
     listed = ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else named[0]
+    if what is not None:
+        return f"{what} needs {'exactly' if keyword == 'oneOf' else 'at least'} one of {listed} (STIX 2.1)"
     if keyword == "oneOf" and len(given) > 1:
         return f"has {' and '.join(given)}: {data.get('type')} objects take exactly one of {listed} (STIX 2.1)"
     if keyword == "oneOf":
@@ -257,11 +314,11 @@ def _check_timestamps(obj: IntelObject, findings: list[Finding], *, skip: Abstra
     if shape is None:
         present = TIMESTAMP_PROPERTIES.intersection(data)
         created_and_modified = "created" in data and "modified" in data
-        windows = TIME_WINDOWS if not present.isdisjoint(_WINDOW_ENDS) else ()
+        windows = TIME_WINDOWS if not _WINDOW_ENDS.isdisjoint(data) else ()
     else:
         present, created_and_modified, windows = shape.timestamps, shape.created_and_modified, shape.windows
-    if not present:
-        return  # every property checked below is one of them
+    if not present and not windows:
+        return  # every property checked below is one of them (network-traffic start/end: a window only)
     real_days = REAL_DAYS
     for name in present:
         value = data[name]

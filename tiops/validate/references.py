@@ -18,6 +18,8 @@ from tiops.stix import (
     ID_RE,
     SCO_TYPES,
     SDO_TYPES,
+    article,
+    describe_allowed,
     id_type,
     reference_rule,
 )
@@ -188,9 +190,9 @@ class _ReferenceChecker:
     @staticmethod
     def _wrong_type(obj: IntelObject, prop: str, value: str, target_type: str, allowed: frozenset[str],
                     path: tuple[PathPart, ...]) -> Finding:
-        expected = ", ".join(sorted(allowed)) if len(allowed) <= 4 else "another type"
+        expected = describe_allowed(allowed)
         section = _reference_section(obj.data["type"], prop)
-        return make_finding("TI301", f"{prop} points to {value}, a {target_type} object; it must point to {expected} "
+        return make_finding("TI301", f"{prop} points to {value}, {article(target_type)} object; it must point to {expected} "
                                      f"(STIX 2.1 section {section})", obj.location(*path), stix_id=obj.id)
 
 

@@ -21,6 +21,8 @@ from tiops.stix import (
     BUILTIN_OBJECTS,
     ID_RE,
     SCO_TYPES,
+    SDO_TYPES,
+    SRO_TYPES,
     TIMESTAMP_RE,
     TLP1_MARKINGS,
     TLP2_MARKINGS,
@@ -109,7 +111,8 @@ def check_rules(obj: IntelObject, shape: Shape | None = None) -> list[Finding]:
     if stix_type in SCO_TYPES:
         _check_sco(obj, stix_type, findings)
     if type(data.get("extensions")) is dict:
-        _check_extensions(obj, stix_type in SCO_TYPES, data["extensions"], findings)
+        _check_extensions(obj, stix_type in SCO_TYPES, data["extensions"], findings,
+                          sdo_or_sro=stix_type in SDO_TYPES or stix_type in SRO_TYPES)
     if type(data.get("granular_markings")) is list:
         _check_selectors(obj, findings)
     if stix_type == "marking-definition":
@@ -233,13 +236,16 @@ def _check_sco(obj: IntelObject, stix_type: str, findings: list[Finding]) -> Non
                                          "UUIDv4 id (STIX 2.1 section 2.9)", "id")
 
 
-def _check_extensions(obj: IntelObject, sco: bool, extensions: dict[Any, Any], findings: list[Finding]) -> None:
+def _check_extensions(obj: IntelObject, sco: bool, extensions: dict[Any, Any], findings: list[Finding],
+                      sdo_or_sro: bool = False) -> None:
     """Each key names an extension-definition (or, on an SCO, a predefined -ext extension), and the
     properties inside each extension are named as every property is (STIX 2.1 sections 3.1, 3.2, 7.3)."""
     for key, entry in extensions.items():
         if type(key) is not str:
             continue
-        if not key.endswith("-ext") and not _is_extension_definition_id(key):
+        # Predefined -ext names are SCO extensions (section 6): an SDO's or SRO's key is an
+        # extension-definition id. A custom type keeps -ext names (2.0-style custom extensions).
+        if not _is_extension_definition_id(key) and (not key.endswith("-ext") or sdo_or_sro):
             if sco:
                 _add(findings, obj, "TI245", f"extensions: '{key}' is neither a predefined extension name ending in "
                                              "-ext nor an extension-definition id (STIX 2.1 sections 6, 7.3)",
