@@ -253,3 +253,39 @@ def test_explain_names_the_objects_tiops_adds_to_the_bundle(example_repo: Path) 
         assert json.loads(shown.output)["builtin"] is True and json.loads(shown.output)["id"] == identifier
     missing = CliRunner().invoke(main, ["-C", str(example_repo), "explain", "malware--00000000-0000-4000-8000-000000000000"])
     assert missing.exit_code == 2 and "no object has that id" in missing.output
+
+
+def test_ctrl_c_ends_with_130_and_says_to_run_again(example_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops.commands import compile_cmd
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # click said "Aborted!" and exited 1, the status of findings: CI read an interrupted run as failed checks.
+    monkeypatch.setattr(compile_cmd, "build", interrupted)
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted; run the same command again" in result.output and "Aborted" not in result.output
+
+
+@pytest.mark.parametrize("named", ["tiops.yaml", "intel/new.json", "rules/bundle.json"])
+def test_compile_refuses_to_write_the_bundle_over_the_repositorys_own_files(example_repo: Path, named: str) -> None:
+    (example_repo / "tiops.yaml").write_text("output: dist\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(example_repo / named)])
+    assert result.exit_code == 2 and "part of the repository's own source" in result.output, result.output
+    assert (example_repo / "tiops.yaml").read_text(encoding="utf-8") == "output: dist\n"
+    assert named == "tiops.yaml" or not (example_repo / named).exists()
+    assert not (example_repo / "build.json").exists() and not (example_repo / "intel" / "build.json").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_bundle_to_a_full_device_is_an_error_not_a_crash(example_repo: Path) -> None:
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", "/dev/full"])
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output and "/dev/full" in result.output
+
+
+def test_plan_places_a_tiops_yaml_error_at_its_line(example_repo: Path) -> None:
+    (example_repo / "tiops.yaml").write_text("default_target: local\ntargets:\n  local:\n    type: sqlite\n    path: 5\n")
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "plan"])
+    assert result.exit_code == 1 and "tiops.yaml:5:5:" in result.output, result.output

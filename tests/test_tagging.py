@@ -125,3 +125,28 @@ def test_a_marking_definition_has_no_labels_to_tag(make_repo) -> None:  # type: 
     everything = CliRunner().invoke(main, ["-C", str(root), "tag", "add", "c2", "--where", "type exists"])
     assert everything.exit_code == 0, everything.output
     assert (root / "intel" / "statement.yaml").read_text() == before, everything.output
+
+
+def test_a_tag_that_cannot_be_written_leaves_the_file_whole(example_repo: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+    import os
+
+    from click.testing import CliRunner
+
+    from tiops import yamlio
+    from tiops.cli import main
+
+    before = {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")}
+    written: list[int] = []
+
+    def disk_full(descriptor: int, data: bytes) -> int:
+        if written:  # the first write lands: a file cut short is what writing in place left behind
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(len(data) // 2)
+        return os.write(descriptor, bytes(data[:len(data) // 2]))
+
+    monkeypatch.setattr(yamlio.os, "write", disk_full)
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "tag", "add", "triaged", "--where", "type = malware"])
+    assert result.exit_code == 1 and "No space left on device; the file is unchanged" in result.output, result.output
+    assert {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")} == before
+    assert not [p for p in (example_repo / "intel").rglob(".*editing")]  # nothing left beside it

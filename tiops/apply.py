@@ -370,9 +370,10 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     """
     config, findings = load_config(root)
     if any(finding.severity is Severity.ERROR for finding in findings):
+        from tiops.locate import resolve_locations
         from tiops.pipeline import ValidationFailed
 
-        raise ValidationFailed(findings)
+        raise ValidationFailed(resolve_locations(findings, root))  # line and column, as validate shows them
     name = target or config.default_target
     entry = config.targets.get(name)
     if entry is None:

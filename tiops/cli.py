@@ -39,8 +39,20 @@ COMMANDS: dict[str, str] = {
 }
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+
+
 class LazyCommands(click.Group):
     """A group whose subcommands are imported from ``COMMANDS`` when first needed."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; Ctrl-C ends it with 130 and says what to do, not click's "Aborted!" and 1,
+        the status of "findings" (a CI step or script would read an interrupted validate as findings)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ntiops: interrupted; run the same command again to finish", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -321,7 +321,10 @@ def _streamed_to(target: Path) -> Iterator[BinaryIO]:
             raise TiopsError(f"cannot write the bundle to {target}: it is a named pipe and nothing reads from it",
                              hint="Start the reader first, or name a file with -o.") from None
         raise _unwritable(target, error) from None
-    with os.fdopen(sink, "wb") as out:
+    out = os.fdopen(sink, "wb")
+    # Closed without a second flush: after a failed write (/dev/full, a reader gone) the buffer still
+    # holds bytes, and close() raising them again would replace the error naming the target.
+    with contextlib.closing(_CloseQuietly(out)):
         fcntl.fcntl(sink, fcntl.F_SETFL, fcntl.fcntl(sink, fcntl.F_GETFL) & ~os.O_NONBLOCK)  # a slow reader is waited for
         try:
             aside = tempfile.TemporaryFile("w+b", buffering=_WRITE_BUFFER)  # noqa: SIM115 (entered below, once it exists)
@@ -336,6 +339,17 @@ def _streamed_to(target: Path) -> Iterator[BinaryIO]:
                 out.flush()
             except OSError as error:
                 raise _unwritable(target, error) from None
+
+
+class _CloseQuietly:
+    """Closes a stream, dropping what it could not write (the error was reported when it failed)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.close()
 
 
 def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:

@@ -157,5 +157,5 @@ def _retag_overlay(path: Path, overlay_file: str, objects: list[IntelObject], ac
             "# Local changes to partner intel (labels, valid_until, confidence, revoked), by object id.\n"
             "# 'tiops import' never touches this file; see docs/import.md.\n")
         body = dump_roundtrip(document) if overlay else "{}\n"
-        path.write_text(header + body, encoding="utf-8")
+        write_edited(path, header + body)
     return changes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -637,5 +638,34 @@ def read_for_edit(path: Path) -> tuple[str, str]:
 
 
 def write_edited(path: Path, text: str, newline: str = "\n") -> None:
-    """``text`` (line feeds) into ``path`` with the line break the file was read with (:func:`read_for_edit`)."""
-    path.write_bytes((text if newline == "\n" else text.replace("\n", newline)).encode("utf-8"))
+    """``text`` (line feeds) into ``path`` with the line break the file was read with (:func:`read_for_edit`).
+
+    Whole or not at all: written beside the file (a dot name, which loading skips) and renamed over
+    it, so a full disk, a read-only folder or Ctrl-C leaves the file as it was, never cut short. A
+    file-system error is a TiopsError naming the file (exit 1), not an internal error.
+    """
+    from tiops.errors import TiopsError
+
+    data = memoryview((text if newline == "\n" else text.replace("\n", newline)).encode("utf-8"))
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path  # the link stays, as open() writes through it
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.editing")
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        try:
+            while data:
+                data = data[os.write(descriptor, data):]
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise TiopsError(f"cannot write {path}: {error.strerror or error}; the file is unchanged",
+                             hint="Check that the folder is writable and the disk has room, then run the command "
+                                  "again.") from None
+        raise

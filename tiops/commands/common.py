@@ -1,7 +1,7 @@
 """What every command shares: error handling at the edge, progress bars, the root.
 
 Exit codes: 0 success, 1 findings at the failing level or a reported error,
-2 usage error, 3 internal error (with a log file).
+2 usage error, 3 internal error (with a log file), 130 interrupted (Ctrl-C, tiops.cli).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -41,7 +43,10 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     """
     root = repo_root(ctx)
     end_without_freeing()  # nothing but writing build.json and a line follows the build
-    target = output if output is not None else root / load_config(root)[0].output_dir / "bundle.json"
+    config = load_config(root)[0]
+    target = output if output is not None else root / config.output_dir / "bundle.json"
+    if output is not None:
+        _refuse_repository_file(root, config, target)
     # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to
     # stderr, and no record is written beside it (in /dev).
     to_stream = target.exists() and not target.is_file()
@@ -80,3 +85,15 @@ def _is_build_record(path: Path) -> bool:
     except (OSError, orjson.JSONDecodeError):
         return False
     return isinstance(data, dict) and "bundle_sha256" in data and "objects" in data
+
+
+def _refuse_repository_file(root: Path, config: Any, target: Path) -> None:
+    """-o naming tiops.yaml or a file under the intel or rules folder would replace the team's own
+    source with the bundle (and put build.json beside it) without a word."""
+    resolved = Path(os.path.realpath(target))
+    sources = [Path(os.path.realpath(root / "tiops.yaml")), Path(os.path.realpath(config.intel_path)),
+               Path(os.path.realpath(config.rules_path))]
+    if any(resolved == source or resolved.is_relative_to(source) for source in sources):
+        raise UsageError(f"-o {shown_path(target)} is part of the repository's own source (tiops.yaml, the intel "
+                         "or rules folder); compile would replace it with the bundle",
+                         hint="Write the bundle elsewhere, e.g. the default dist/bundle.json (no -o).")

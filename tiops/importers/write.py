@@ -22,7 +22,7 @@ import orjson
 
 from tiops.config import load_config, usable_config
 from tiops.enrich.fields import ENRICHMENT_EXTENSION_ID
-from tiops.errors import UsageError
+from tiops.errors import TiopsError, UsageError
 from tiops.forkwork import remove_abandoned
 from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_for
 from tiops.importers.dependents import imported_ids, read_lock, reference_reasons, reject_dependents
@@ -202,11 +202,17 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     # The objects first, the folder's record of them (_imported.json, _defaults.yaml) last: an import
     # killed part way leaves a record that lists only what it had written before.
     for path, text in sorted(writes.items(), key=lambda item: (item[0].name.startswith("_"), item[0])):
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            remove_abandoned(path.parent, ".", ".importing")  # what an import killed while writing left
-            made.add(path.parent)
-        _write_file(path, text)
+        try:
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                remove_abandoned(path.parent, ".", ".importing")  # what an import killed while writing left
+                made.add(path.parent)
+            _write_file(path, text)
+        except OSError as error:
+            # Each file is whole or absent, and _imported.json goes last: a rerun converges.
+            raise TiopsError(f"cannot write {_relative(path, root)}: {error.strerror or error}",
+                             hint="Check that the intel folder is writable and the disk has room, then run the "
+                                  "import again.") from None
     report.rejections.sort(key=_position_key)
     return report
 

@@ -119,7 +119,10 @@ def build_report(root: Path, output: Path, *, as_of: str | None = None, progress
             return _build_report(root, output, as_of=as_of, progress=progress, allow_invalid=allow_invalid, cache=cache)
         except OSError as error:
             # Only a failure to write the site is the user's to fix here; any other is a bug.
-            if not os.fspath(error.filename or "").startswith(os.fspath(output)):
+            # The output folder, a file in it, or a folder above it that mkdir had to create.
+            failed = Path(os.path.abspath(os.fspath(error.filename or "")))
+            wanted = Path(os.path.abspath(output))
+            if not error.filename or not (failed.is_relative_to(wanted) or wanted.is_relative_to(failed)):
                 raise
             raise TiopsError(f"cannot write the report to {output}: {error.strerror or error}",
                              hint="Name a folder tiops can create or write, like dist/report "
