@@ -207,7 +207,17 @@ def parse_json(data: bytes) -> Any:
         # Windows often carry one; orjson refuses it. Positions past line 1 are unchanged.
         data = data[len(_UTF8_BOM):]
     try:
-        value = orjson.loads(data)
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            if "infinity when parsed as double" not in error.msg:
+                raise
+            # An integer too long for a double (RFC 8259 allows any length): the standard library reads
+            # it exactly and the integer range check reports it on its object, not on the whole file.
+            try:
+                value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+            except (ValueError, RecursionError):
+                raise error from None
     except orjson.JSONDecodeError as error:
         if "depth limit" in error.msg or "recursion" in error.msg:
             raise YamlProblem("TI112", f"nested more than {MAX_NESTING_DEPTH} levels deep",
@@ -229,6 +239,13 @@ def parse_json(data: bytes) -> Any:
 
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return number
 
 
 def _refuse_constant(name: str) -> Any:

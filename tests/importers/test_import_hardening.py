@@ -533,3 +533,45 @@ def test_a_hash_cell_that_is_no_digest_is_said_as_written(tmp_path: Path) -> Non
     # A cell with a control character still shows it.
     code, out, err = imported(tmp_path, header + f"{VALID_FROM},file,evil.exe,ab\tc,\n")
     assert "SHA-256: 'ab\\tc' is not a SHA-256 hash" in err
+
+
+def test_an_integer_too_long_for_a_double_rejects_its_object_only(tmp_path: Path) -> None:
+    # orjson refused the whole file ("number is infinity when parsed as double"): total 1, not 3.
+    def indicator(number: int, confidence: str) -> str:
+        return ('{"type": "indicator", "spec_version": "2.1", '
+                f'"id": "indicator--00000000-0000-4000-8000-00000000000{number}", '
+                '"created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", '
+                f'"pattern": "[ipv4-addr:value = \'198.51.100.{number}\']", "pattern_type": "stix", '
+                f'"valid_from": "2025-01-01T00:00:00Z", "confidence": {confidence}}}')
+    bundle = tmp_path / "in.json"
+    bundle.write_text('{"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000", "objects": ['
+                      + ", ".join([indicator(1, "50"), indicator(2, "9" * 400), indicator(3, "60")]) + "]}")
+    root = tmp_path / "repo"
+    root.mkdir()
+    report = import_file(root, bundle, "stix", "Partner")
+    assert (report.total, report.created, report.rejected) == (3, 2, 1)
+    assert [r.stix_id for r in report.rejections] == ["indicator--00000000-0000-4000-8000-000000000002"]
+
+
+def test_an_import_whose_record_would_pass_the_file_limit_writes_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tiops.errors import UsageError
+    from tiops.importers import write
+
+    # A feed whose _imported.json passed the 64 MiB limit exited 0 and left a repository that
+    # validate refused (TI109) and compile would not build.
+    monkeypatch.setattr(write, "MAX_FILE_BYTES", 2_000)
+    rows = "\n".join(f"Botnet,c2,C2 {n},,80,,2025-01-01T00:00:00.000Z,,green,3,ipv4-addr,198.51.100.{n}"
+                     for n in range(1, 40))
+    csv_file = tmp_path / "feed.csv"
+    csv_file.write_text("threatTypes,tags,name,description,confidence,revoked,validFrom,validUntil,tlpLevel,severity,"
+                        "observableType,observableValue\n" + rows + "\n")
+    root = tmp_path / "repo"
+    root.mkdir()
+    try:
+        import_file(root, csv_file, "sentinel-csv", "Big Feed")
+    except UsageError as error:
+        assert "more than the file size limit" in str(error) and "nothing was written" in str(error)
+        assert "several sources" in (error.hint or "")
+    else:
+        raise AssertionError("the import was not refused")
+    assert not (root / "intel").exists() or not any((root / "intel").rglob("*.yaml"))

@@ -134,3 +134,34 @@ def test_unknown_collection_is_a_clear_error(repo: Path, server: TaxiiServer) ->
 def test_not_a_url(repo: Path) -> None:
     with pytest.raises(UsageError, match="not an http"):
         import_taxii(repo, "ftp://example/api1/", COLLECTION_ID, "X")
+
+
+def test_a_dependent_waiting_for_its_target_is_fetched_again_by_the_next_pull(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("medallion", reason="medallion is not installed (pip install -e '.[test]')")
+    source = {"type": "malware", "spec_version": "2.1", "id": "malware--00000000-0000-4000-8000-0000000000a1",
+              "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": "S",
+              "is_family": True}
+    target = {**source, "id": "malware--00000000-0000-4000-8000-0000000000a2", "name": "T"}
+    relationship = {"type": "relationship", "spec_version": "2.1",
+                    "id": "relationship--00000000-0000-4000-8000-0000000000a3", "created": "2025-01-01T00:00:00.000Z",
+                    "modified": "2025-01-01T00:00:00.000Z", "relationship_type": "variant-of",
+                    "source_ref": source["id"], "target_ref": target["id"]}
+    running = start_taxii_server(tmp_path / "taxii", [source, relationship])
+    try:
+        root = tmp_path / "repo"
+        root.mkdir()
+        (root / "tiops.yaml").write_text(CREDENTIALS_YAML)
+        user, password = running.auth
+        monkeypatch.setenv("TIOPS_TEST_TAXII_USER", user)
+        monkeypatch.setenv("TIOPS_TEST_TAXII_PASSWORD", password)
+        first = import_taxii(root, running.api_root_url, COLLECTION_ID, "Partner")
+        assert (first.created, first.rejected_as_dependent) == (1, 1)
+        assert any("the checkpoint stays" in note for note in first.notes), first.notes
+        _post(running, [target])  # the target comes in a later pull
+        # The checkpoint moved past the relationship: no incremental pull sent it again, and it was lost.
+        second = import_taxii(root, running.api_root_url, COLLECTION_ID, "Partner")
+        assert second.failed == 0 and second.created == 2, second
+        assert len(list((root / "intel" / "partner").glob("relationship/*.yaml"))) == 1
+    finally:
+        running.stop()

@@ -207,6 +207,13 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     since = f" added after {added_after}" if added_after else ""
     report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {public_url(url)}")
     checkpoint = _later(added_after, date_added_last)
+    waiting = report.rejected_as_dependent
+    if waiting and checkpoint is not None and checkpoint != added_after:
+        # A dependent waits for an object a later pull may bring (or a fixed version of a rejected
+        # one): past the checkpoint, no incremental pull would send it again.
+        report.notes.append(f"{waiting} object(s) were rejected as dependent: the checkpoint stays at "
+                            f"{added_after or 'the start'} so the next pull fetches them again")
+        checkpoint = added_after
     if report.written and checkpoint is not None and checkpoint != added_after:
         _write_checkpoint(folder, url, checkpoint)
         report.notes.append(f"next pull starts after {checkpoint} ({report.folder}/{CHECKPOINT_FILE})")

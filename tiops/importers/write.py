@@ -28,6 +28,7 @@ from tiops.importers import Candidate, ParsedInput, Rejection, Repair, importer_
 from tiops.importers.dependents import imported_ids, read_lock, reference_reasons, reject_dependents
 from tiops.importers.repairs import official_marking, repair, shift_timestamp
 from tiops.inputs import InputProblem, read_input
+from tiops.limits import MAX_FILE_BYTES
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.progress import Progress, no_progress
@@ -196,8 +197,13 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     for owner_folder, owned in updated_elsewhere.items():
         owner_source = _lock_source(owner_folder) or source
         writes.update(_bookkeeping(owner_folder, owner_source, owned, files))
-    for path in writes:
+    for path, text in writes.items():
         _refuse_special(path, files)
+        if path.name == LOCK_FILE and len(text) > MAX_FILE_BYTES:  # ASCII JSON: characters are bytes
+            # Every command reads it with the file size limit: written, the repository would stop validating.
+            raise UsageError(f"this import would make {_relative(path, root)} {len(text):,} bytes, more than the "
+                             f"file size limit of {MAX_FILE_BYTES:,} bytes: nothing was written",
+                             hint="Split the input over several sources (--source), a part each.")
     made: set[Path] = set()
     # The objects first, the folder's record of them (_imported.json, _defaults.yaml) last: an import
     # killed part way leaves a record that lists only what it had written before.
