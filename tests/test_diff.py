@@ -184,3 +184,57 @@ def test_a_long_value_changed_near_its_end_shows_where_it_differs(tmp_path: Path
         assert "Sinkholed since March." in after and "Sinkholed" not in before, line
         assert before.rstrip().endswith('campaign,"') or before.rstrip().endswith('campaign,\\"'), line
         assert len(after) <= 125  # still one reviewable line
+
+
+def test_a_capped_markdown_section_shows_the_items_that_fit(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    for number in range(60):
+        (root / "intel" / f"added-{number:02d}.yaml").write_text(
+            f"type: malware\nspec_version: '2.1'\nid: malware--00000000-0000-4000-8000-{number:012d}\n"
+            f"created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nname: Added {number}\n"
+            "is_family: true\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "sixty")
+    diff = diff_revisions(compile_revision(root, "base"), compile_revision(root, "HEAD"))
+    full = render_markdown(diff)
+    capped = render_markdown(diff, limit=len(full) // 2)
+    # A section over the limit was left out whole: the biggest change showed nothing at all.
+    shown = sum(1 for line in capped.splitlines() if line.startswith("- ") and "Added " in line)
+    assert 10 < shown < 60, capped
+    assert f"{60 - shown} more item(s) left out to fit a comment" in capped and len(capped) <= len(full) // 2
+
+
+def test_an_object_moved_to_a_folder_with_other_defaults_is_listed_as_changed(tmp_path: Path) -> None:
+    from pr_repo import MALWARE_FILE, git
+
+    root = base_repo(tmp_path / "repo")
+    (root / "intel" / "green").mkdir()
+    (root / "intel" / "green" / "_defaults.yaml").write_text(
+        "defaults:\n  object_marking_refs: [marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da]\n")
+    git(root, "mv", MALWARE_FILE, "intel/green/lanternloader.yaml")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "move")
+    diff = diff_revisions(compile_revision(root, "base"), compile_revision(root, "HEAD"))
+    # It was put down to a defaults file that did not change, and counted as 0 changed.
+    assert [c.ref.id for c in diff.changed] == [MALWARE], diff
+
+
+def test_a_submodule_under_intel_is_no_more_read_from_the_checkout_than_from_git(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    other = tmp_path / "other"  # a repository of its own, holding an intel file
+    other.mkdir()
+    (other / "vendored.yaml").write_text(
+        "type: malware\nspec_version: '2.1'\nid: malware--00000000-0000-4000-8000-00000000c0de\n"
+        "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nname: Vendored\nis_family: true\n")
+    git(other, "init", "-q", "-b", "main")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "vendored")
+    root = base_repo(tmp_path / "repo")
+    git(root, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(other), "intel/vendored")
+    git(root, "commit", "-q", "-m", "submodule")
+    # The checkout read the submodule's files (objects added, duplicate ids) where the commit holds none.
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--exit-code"])
+    assert result.exit_code == 0 and "No change to the compiled intel." in result.output, result.output

@@ -188,3 +188,66 @@ def test_bump_at_a_time_that_is_no_timestamp_is_a_usage_error(tmp_path: Path) ->
     make_pull_request(root, bump=False, commit=False)
     result = CliRunner().invoke(main, ["-C", str(root), "bump", "--base", "base", "--at", "tomorrow"])
     assert result.exit_code == 2 and "--at 'tomorrow' is not a STIX timestamp" in result.output
+
+
+def test_a_branch_behind_its_base_is_checked_for_its_own_change_only(tmp_path: Path) -> None:
+    from pr_repo import MALWARE_FILE, git
+
+    root = base_repo(tmp_path / "repo")
+    git(root, "checkout", "-q", "-b", "feature")
+    make_pull_request(root)  # edits and bumps its own objects
+    git(root, "checkout", "-q", "main")  # meanwhile the base branch moves on: an update and a new object
+    edit(root, MALWARE_FILE, "modified: 2025-01-02T00:00:00.000Z", "modified: 2025-04-01T00:00:00.000Z")
+    (root / MALWARE_FILE).write_text((root / MALWARE_FILE).read_text() + "description: Updated on main.\n")
+    (root / "intel" / "main-only.yaml").write_text(
+        "type: malware\nspec_version: '2.1'\nid: malware--aaaaaaaa-2222-4333-8444-555555555555\n"
+        "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nname: MainOnly\nis_family: true\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "main moves on", date="2025-04-01T12:00:00+00:00")
+    git(root, "checkout", "-q", "feature")
+    # main's update read as the branch taking it back (TI800), and its new object as deleted (TI803).
+    assert codes(root, "main") == []
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--base", "main"])
+    assert result.exit_code == 0 and "HEAD does not contain main" in result.stderr, result.output
+    # bump put a newer modified on the branch's old copy of main's object: merged, main's update undone.
+    bumped = CliRunner().invoke(main, ["-C", str(root), "bump", "--base", "main", "--dry-run"])
+    assert bumped.exit_code == 0 and "would bump 0 object(s)" in bumped.output, bumped.output
+
+
+def _lfs_like_filter(root: Path, store: Path) -> None:
+    """A clean/smudge filter pair that does what git-lfs does (a pointer in the commit, the content in the
+    checkout), for the files .gitattributes names; git-lfs itself need not be installed."""
+    from pr_repo import git
+
+    store.mkdir()
+    clean, smudge = root.parent / "lfs-clean", root.parent / "lfs-smudge"
+    clean.write_text(f"#!/bin/sh\nt=$(mktemp); cat > $t; s=$(sha256sum $t | cut -d' ' -f1); n=$(wc -c < $t)\n"
+                     f"cp $t {store}/$s; rm $t\n"
+                     "printf 'version https://git-lfs.github.com/spec/v1\\noid sha256:%s\\nsize %s\\n' $s $n\n")
+    smudge.write_text(f"#!/bin/sh\ns=$(grep '^oid sha256:' | cut -d: -f2); cat {store}/$s\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.lfs.clean", str(clean))
+    git(root, "config", "filter.lfs.smudge", str(smudge))
+    git(root, "config", "filter.lfs.required", "true")
+
+
+def test_intel_kept_in_git_lfs_is_read_from_a_revision_as_the_checkout_has_it(tmp_path: Path) -> None:
+    import shutil
+
+    from pr_repo import DATA, git
+
+    root = tmp_path / "repo"
+    shutil.copytree(DATA / "base", root)
+    git(root, "init", "-q", "-b", "main")
+    _lfs_like_filter(root, tmp_path / "store")
+    (root / ".gitattributes").write_text("intel/*.yaml filter=lfs diff=lfs merge=lfs -text\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    git(root, "tag", "base")
+    assert git(root, "show", "HEAD:intel/c2-address.yaml").startswith("version https://git-lfs")  # a pointer in git
+    make_pull_request(root, bump=False)
+    # Read as pointer text, the revisions held no objects: the change without a bump passed.
+    assert ("TI800", C2_ADDRESS) in codes(root)
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "base", "HEAD"])
+    assert result.exit_code == 0 and "sinkholed since March" in result.output, result.output

@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.gitrepo import head_commit_time
-from tiops.revision import CompiledRevision, Provenance, compile_pair
+from tiops.revision import CompiledRevision, Provenance, change_base, compile_pair
 from tiops.stix import timestamp_key
 from tiops.versioning import changed_content, needs_bump
 from tiops.yamlio import PositionIndex, read_for_edit, write_edited
@@ -54,7 +55,8 @@ def plan_bumps(base: CompiledRevision, head: CompiledRevision, at: str | None = 
         current = wanted.get(owner)
         if current is None or (timestamp_key(value) or ("",)) > (timestamp_key(current[2]) or ("",)):
             wanted[owner] = (place, _as_str(head.authored[owner].get("modified")), value)
-    bumps = [_locate(head, object_id, place, old, new) for object_id, (place, old, new) in sorted(wanted.items())]
+    files: dict[str, tuple[PositionIndex, Any]] = {}  # a bulk file is read and indexed once, not once per bump
+    bumps = [_locate(head, object_id, place, old, new, files) for object_id, (place, old, new) in sorted(wanted.items())]
     return sorted([*bumps, *_pins(base, head, set(wanted))], key=lambda b: (b.file, abs(b.line), b.id))
 
 
@@ -113,7 +115,7 @@ def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool =
         raise UsageError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
     usable_config(root, "bumped")  # with errors it would load as every default: the wrong intel folder
     moment = at if at is not None else head_commit_time(root)
-    bumps = plan_bumps(*compile_pair(root, base_ref, None, cache=cache), moment)
+    bumps = plan_bumps(*compile_pair(root, change_base(root, base_ref).revision, None, cache=cache), moment)
     if write:
         apply_bumps(root, bumps)
     return bumps
@@ -145,22 +147,27 @@ def _plus_one_millisecond(text: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _locate(head: CompiledRevision, object_id: str, place: Provenance, old: str | None, new: str) -> Bump:
+def _locate(head: CompiledRevision, object_id: str, place: Provenance, old: str | None, new: str,
+            files: dict[str, tuple[PositionIndex, Any]] | None = None) -> Bump:
     if head.repo is None:
         raise TiopsError("bump edits the working tree only")
-    text = (head.repo.root / place.file).read_text(encoding="utf-8")
-    index = PositionIndex(text)
-    if "modified" in _own_keys(text, place):
+    known = files.get(place.file) if files is not None else None
+    if known is None:
+        from tiops.yamlio import parse_yaml
+
+        text = (head.repo.root / place.file).read_text(encoding="utf-8")
+        known = (PositionIndex(text), parse_yaml(text))
+        if files is not None:
+            files[place.file] = known
+    index, document = known
+    if "modified" in _own_keys(document, place):
         line = index.position((*place.path, "modified"))[0]
     else:
         line = -index.position((*place.path, "created"))[0]  # negative: insert after the created: line
     return Bump(object_id, place.file, line, old, new)
 
 
-def _own_keys(text: str, place: Provenance) -> set[str]:
-    from tiops.yamlio import parse_yaml
-
-    node = parse_yaml(text)
+def _own_keys(node: Any, place: Provenance) -> set[str]:
     for part in place.path:
         node = node[part]
     return set(node) if isinstance(node, dict) else set()

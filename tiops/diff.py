@@ -320,6 +320,10 @@ def _effect_cause(base: CompiledRevision, head: CompiledRevision, object_id: str
         overlay = new_origin.overlay_file or old_origin.overlay_file
         return f"partner object, overlay change ({overlay})"
     if old != new:
+        if old_origin.file != new_origin.file and old_origin.defaults_files != new_origin.defaults_files:
+            # Moved under other _defaults.yaml files: the move is the edit, not a change of a defaults
+            # file (which may not have changed at all). Moved under the same ones, a change of theirs is.
+            return None
         own_old = {k: v for k, v in old.items() if k not in old_origin.defaulted}
         own_new = {k: v for k, v in new.items() if k not in new_origin.defaulted}
         if own_old != own_new or not new_origin.defaults_files:

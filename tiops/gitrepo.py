@@ -125,6 +125,20 @@ def changed_paths(root: Path, commit: str) -> frozenset[str]:
     return frozenset(path for path in (*changed.split("\0"), *untracked.split("\0")) if path)
 
 
+def fork_point(root: Path, base: str) -> str | None:
+    """The commit where HEAD's history left ``base`` (a full sha), when HEAD does not contain ``base``
+    (a branch behind its base branch); None when it does, or when git cannot tell (a shallow clone
+    that lacks the shared history, no HEAD). A pull request's change is what HEAD did since then."""
+    try:
+        head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip()
+        if not head or head == base:
+            return None
+        merge_base = _git(root, "merge-base", base, head).strip()
+    except GitFailed:
+        return None
+    return merge_base if merge_base and merge_base != base else None
+
+
 def is_shallow(root: Path) -> bool:
     """Whether the repository around ``root`` is a shallow clone (CI checkouts often are)."""
     try:
@@ -134,6 +148,7 @@ def is_shallow(root: Path) -> bool:
 
 
 _SYMLINK, _SUBMODULE = b"120000", b"160000"
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\n"
 _MAX_LINK_HOPS = 40  # as Linux follows at most 40 links in resolving one path (path_resolution(7))
 
 
@@ -250,7 +265,27 @@ class GitRevision:
         blob, size = entry
         if size > MAX_FILE_BYTES:
             raise InputProblem("TI109", f"{size} bytes, more than the limit of {MAX_FILE_BYTES} bytes")
-        return self._cat(blob, size)
+        data = self._cat(blob, size)
+        if data.startswith(_LFS_POINTER):
+            data = self._smudged(path if entry is self._blobs.get(path) else str(self._links[path]), data)
+        return data
+
+    def _smudged(self, path: str, pointer: bytes) -> bytes:
+        """A Git LFS pointer as a checkout has it: through the file's filters (git-lfs smudge), so a
+        revision compiles as its checkout does; without git-lfs, a clear TI106 rather than a parse error."""
+        relative = os.path.relpath(path, os.fspath(self.root))
+        try:
+            done = subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
+                                   f"{self.commit}:./{relative}"], capture_output=True, check=False)
+        except OSError as error:
+            raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
+        if done.returncode != 0 or done.stdout.startswith(_LFS_POINTER):
+            raise InputProblem("TI106", "cannot read the file: commit "
+                               f"{self.commit[:12]} holds a Git LFS pointer and git-lfs could not give its content "
+                               "(install git-lfs and run 'git lfs fetch', or keep intel out of LFS)")
+        if len(done.stdout) > MAX_FILE_BYTES:
+            raise InputProblem("TI109", f"{len(done.stdout)} bytes, more than the limit of {MAX_FILE_BYTES} bytes")
+        return done.stdout
 
     def lexists(self, path: str) -> bool:
         return path in self._blobs or path in self._folders or path in self._links or path in self._folder_links

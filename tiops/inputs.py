@@ -177,6 +177,8 @@ def walk(top: str, on_problem: WalkProblem) -> Iterator[tuple[str, list[str], li
             elif os.path.islink(full):
                 on_problem(full, "TI108", "a symlink to a folder; tiops does not follow folder symlinks, "
                                           "so its files were not read")
+            elif os.path.lexists(os.path.join(full, ".git")):
+                continue  # a git submodule (or nested repository): no file of a commit, so not read here either
             else:
                 kept.append(name)
         subdirs[:] = kept

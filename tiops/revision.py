@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from tiops.compile import blocking_errors, compiled_objects
 from tiops.errors import UsageError
 from tiops.filesource import FileSource, SharedParses
 from tiops.findings import Finding
-from tiops.gitrepo import GitRevision, is_shallow, resolve_revision
+from tiops.gitrepo import GitRevision, fork_point, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import paused_gc
@@ -148,6 +148,26 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
         after = compile_revision(root, head, progress=progress, shared=shared)
         before = compile_revision(root, base, progress=progress, shared=shared)
         return before, after
+
+
+class BaseChoice(NamedTuple):
+    """The revision a change is checked against for ``--base BASE``, and why, when it is not BASE."""
+
+    revision: str
+    note: str | None
+
+
+def change_base(root: Path, base: str) -> BaseChoice:
+    """The revision a change of the working tree is checked against for ``--base BASE``: BASE itself,
+    or, when HEAD does not contain BASE (the branch is behind it), their merge base, so objects
+    changed, added or deleted on BASE since the branch left it are not taken for the branch's own
+    changes (``git diff BASE...HEAD``, as a pull request shows it); with a note saying so."""
+    sha, _ = _resolve(root, base)
+    merge_base = fork_point(root, sha)
+    if merge_base is None:
+        return BaseChoice(base, None)
+    return BaseChoice(merge_base, f"HEAD does not contain {base} ({sha[:7]}); comparing with the commit where this "
+                                  f"branch left it, {merge_base[:7]} (merge base), as the pull request's change")
 
 
 def _compile_working_tree_cached(root: Path, progress: Progress, shared: SharedWork) -> CompiledRevision:

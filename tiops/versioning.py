@@ -17,7 +17,7 @@ from typing import Any
 from tiops.codes import make_finding
 from tiops.findings import Finding, Location, Severity, sort_findings
 from tiops.locate import resolve_locations
-from tiops.revision import CompiledRevision, compile_pair
+from tiops.revision import CompiledRevision, change_base, compile_pair
 from tiops.stix import SCO_TYPES, timestamp_key
 
 _VERSION_ONLY = frozenset({"modified"})
@@ -119,7 +119,7 @@ def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[F
 def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = Severity.WARNING, *,
                         cache: bool = False) -> list[Finding]:
     """Check the working tree at ``root`` against git revision ``base_ref`` (``cache``: through the build cache)."""
-    base, head = compile_pair(root, base_ref, None, cache=cache)
+    base, head = compile_pair(root, change_base(root, base_ref).revision, None, cache=cache)
     return sort_findings(resolve_locations(check_versions(base, head, deleted_severity=deleted_severity), root))
 
 

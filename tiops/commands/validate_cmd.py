@@ -53,9 +53,13 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
         findings = validate_paths(root, list(paths), progress=progress, cache=not no_cache)
     if base_ref is not None:
         # Only --base reads another revision: its git and compile code is not imported otherwise.
+        from tiops.revision import change_base
         from tiops.validate import findings_under
         from tiops.versioning import versioning_findings
 
+        note = change_base(root, base_ref).note
+        if note is not None:
+            click.echo(f"note: {note}", err=True)
         # Named files: their versioning findings, as for every other check (pre-commit names the changed files).
         versions = findings_under(versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache),
                                   root, list(paths))
@@ -80,10 +84,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
 def _changed_files(root: Path, base_ref: str) -> frozenset[str]:
     """The files that differ from ``--base`` (GitHub annotates few findings per step, and SARIF
     runs are capped: theirs come first); none when git cannot tell, which only changes the order."""
-    from tiops.gitrepo import GitFailed, changed_paths, resolve_revision
+    from tiops.gitrepo import GitFailed, changed_paths, fork_point, resolve_revision
 
     try:
-        return changed_paths(root, resolve_revision(root, base_ref)[0])
+        sha = resolve_revision(root, base_ref)[0]
+        return changed_paths(root, fork_point(root, sha) or sha)
     except (GitFailed, LookupError):
         return frozenset()
 

@@ -82,9 +82,24 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     for title, body in sections:
         if not body:
             continue
-        block = f"<details><summary>{markdown_text(title)} ({_count_items(body)})</summary>\n\n" + "\n".join(body) + "\n\n</details>\n\n"
+        opening = f"<details><summary>{markdown_text(title)} ({_count_items(body)})</summary>\n\n"
+        block = opening + "\n".join(body) + "\n\n</details>\n\n"
         if len(out) + len(block) > limit:
-            left_out += _count_items(body)
+            # Show the items that fit (an item is its "- " line and the field lines under it), not none:
+            # a big section is the one a reviewer most needs to see the start of.
+            closing, room = "\n\n</details>\n\n", limit - len(out) - len(opening) - 200  # 200: the last line
+            kept: list[str] = []
+            item: list[str] = []
+            for line in [*body, "- "]:
+                if line.startswith("- ") and item:
+                    if sum(len(x) + 1 for x in (*kept, *item)) + len(closing) > room:
+                        break
+                    kept += item
+                    item = []
+                item.append(line)
+            left_out += _count_items(body) - _count_items(kept)
+            if kept:
+                out += opening + "\n".join(kept) + closing
             continue
         out += block
     if left_out:
