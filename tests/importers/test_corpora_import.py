@@ -22,7 +22,7 @@ NOT_BUNDLES = {"oasis/medallion-default-data.json"}
 # Files of one object that break a STIX 2.1 rule: rejected, and said why.
 DEFECTIVE_LONE_OBJECTS = {
     # a versioned marking-definition (section 7.2.1 says they are not versioned)
-    "oasis/markings/marking-definition--62fd3f9b-15f3-4ebc-802c-91fce9536bcf.json": "a marking-definition has no modified",
+    "oasis/markings/marking-definition--62fd3f9b-15f3-4ebc-802c-91fce9536bcf.json": "modified must be absent from a marking-definition",
 }
 # Files of one object whose author identity is not published with it: rejected, and said why.
 LONE_OBJECTS_WITH_MISSING_REFERENCES = {

@@ -575,3 +575,22 @@ def test_an_import_whose_record_would_pass_the_file_limit_writes_nothing(tmp_pat
     else:
         raise AssertionError("the import was not refused")
     assert not (root / "intel").exists() or not any((root / "intel").rglob("*.yaml"))
+
+
+def test_a_source_name_that_gives_another_sources_folder_is_refused(tmp_path: Path) -> None:
+    from tiops.errors import UsageError
+
+    data = Path(__file__).resolve().parent.parent / "data" / "importers" / "partner_v1.json"
+    root = tmp_path / "repo"
+    root.mkdir()
+    import_file(root, data, "stix", "Abuse Feed")
+    before = {p: p.read_bytes() for p in (root / "intel").rglob("*") if p.is_file()}
+    # "abuse-feed" names the same folder: the second import re-attributed the first one's objects.
+    try:
+        import_file(root, data, "stix", "abuse-feed")
+    except UsageError as error:
+        assert "holds source 'Abuse Feed'" in str(error) and "--source 'Abuse Feed'" in (error.hint or "")
+    else:
+        raise AssertionError("the import was not refused")
+    assert {p: p.read_bytes() for p in (root / "intel").rglob("*") if p.is_file()} == before
+    assert import_file(root, data, "stix", "Abuse Feed").unchanged == 2  # the same name goes on as ever

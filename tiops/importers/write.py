@@ -104,7 +104,16 @@ def source_folder(root: Path, source: str) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")
     if not slug:
         raise UsageError(f"the source name {source!r} has no letters or digits to name its folder")
-    return usable_config(root, "imported").intel_path / slug
+    folder = usable_config(root, "imported").intel_path / slug
+    held = _lock_source(folder)
+    if held is not None and held != source:
+        # Two names, one folder ("Abuse Feed" and "abuse-feed"): the second import took the first's
+        # objects over as its own, source system and all, without a word.
+        raise UsageError(f"the source name {source!r} names the folder {_relative(folder, root)}, which holds "
+                         f"source {held!r}",
+                         hint=f"Import with --source {held!r} to update that source, or choose a name that gives "
+                              "another folder.")
+    return folder
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",

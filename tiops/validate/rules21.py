@@ -332,9 +332,9 @@ def _check_marking_definition(obj: IntelObject, findings: list[Finding]) -> None
         _add(findings, obj, "TI247", f"a TLP marking-definition must be one of the four of STIX 2.1 section 7.2.1.4 "
                                      f"(id {identifier} is none of them)", "id")
     if "modified" in data:
-        _add(findings, obj, "TI211", "a marking-definition has no modified: marking definitions cannot be versioned, "
-                                     "as that would change the markings of every object using them (STIX 2.1 section 7.2.1)",
-             "modified")
+        _add(findings, obj, "TI211", "modified must be absent from a marking-definition: marking definitions are never "
+                                     "versioned, as that would change the markings of every object using them "
+                                     "(STIX 2.1 section 7.2.1)", "modified")
     for path, ref in _own_marking_refs(data):
         if ref == identifier:
             _add(findings, obj, "TI248", f"{identifier} marks itself; marking-definitions MUST NOT refer to "
