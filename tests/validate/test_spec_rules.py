@@ -322,3 +322,14 @@ def test_a_multipart_email_with_a_body_names_the_body_and_the_condition(tmp_path
     found = _messages(sco("email-message", is_multipart=True, body="hello", body_multipart=[part]), tmp_path)
     assert [(c, w) for c, w, _ in found] == [("TI200", ("body",))], found
     assert found[0][2].startswith("body must be absent when is_multipart is true (STIX 2.1 section 6.6")
+
+
+def test_an_id_with_upper_case_hex_is_a_warning(tmp_path: Path) -> None:
+    upper = f"indicator--{U.upper()}"
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{U}", "objects": [{**INDICATOR, "id": upper}]}))
+    found = [(f.code, f.severity, f.location.path[2:]) for f in validate_repo(load_bundle(path))]
+    assert found == [("TI252", Severity.WARNING, ("id",))], found
+    lower = tmp_path / "lower.json"
+    lower.write_text(json.dumps({"type": "bundle", "id": f"bundle--{U}", "objects": [INDICATOR]}))
+    assert not [f for f in validate_repo(load_bundle(lower)) if f.code == "TI252"]

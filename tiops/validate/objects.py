@@ -78,6 +78,7 @@ def check_object(obj: IntelObject) -> list[Finding]:
             findings.append(make_finding("TI207", reason, obj.location("pattern"), stix_id=obj.id))
     findings.extend(check_rules(obj, shape))
     findings.extend(check_values(obj, pattern_parsed=pattern_parsed, shape=shape))
+    _check_id_case(obj, findings)
     return findings
 
 
@@ -89,6 +90,16 @@ def _check_id(obj: IntelObject, findings: list[Finding]) -> None:
             make_finding("TI203", f"id {identifier!r} is not '{obj.data['type']}--<UUID>' with an RFC 4122 UUID "
                                   "(STIX 2.1 section 2.9)", obj.location("id"), stix_id=obj.id)
         )
+    else:
+        _check_id_case(obj, findings)
+
+
+def _check_id_case(obj: IntelObject, findings: list[Finding]) -> None:
+    """TI252: another spelling of the same UUID was no duplicate id, and a lower-case reference to it dangled."""
+    identifier = obj.data.get("id")
+    if isinstance(identifier, str) and not identifier.islower() and _RFC4122_ID_RE.match(identifier) is not None:
+        findings.append(make_finding("TI252", f"id {identifier!r} has upper-case hex digits; RFC 4122 UUIDs are "
+                                              "written in lower case", obj.location("id"), stix_id=obj.id))
 
 
 # Common properties of a custom object that tiops.validate.rules21 checks itself (with the
