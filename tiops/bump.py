@@ -8,6 +8,7 @@ comments, quoting, key order and everything else in the file stay as written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,17 +106,21 @@ def apply_bumps(root: Path, bumps: list[Bump]) -> None:
 
 
 def bump_repo(root: Path, base_ref: str, at: str | None = None, *, write: bool = True,
-              cache: bool = False) -> list[Bump]:
+              cache: bool = False, note: Callable[[str], None] = lambda _text: None) -> list[Bump]:
     """Bump every object of the working tree at ``root`` that changed against ``base_ref``.
 
     ``cache``: the working tree is loaded through the build cache and the base's unchanged
-    files taken from it (tiops.revision.compile_pair); the bumps are the same.
+    files taken from it (tiops.revision.compile_pair); the bumps are the same. ``note`` is told
+    when the change is taken against another revision than ``base_ref`` (tiops.revision.change_base).
     """
     if at is not None and timestamp_key(at) is None:
         raise UsageError(f"--at {at!r} is not a STIX timestamp", hint="Write it like 2025-06-01T12:00:00.000Z.")
     usable_config(root, "bumped")  # with errors it would load as every default: the wrong intel folder
     moment = at if at is not None else head_commit_time(root)
-    bumps = plan_bumps(*compile_pair(root, change_base(root, base_ref).revision, None, cache=cache), moment)
+    base = change_base(root, base_ref)
+    if base.note is not None:
+        note(base.note)
+    bumps = plan_bumps(*compile_pair(root, base.revision, None, cache=cache), moment)
     if write:
         apply_bumps(root, bumps)
     return bumps

@@ -282,3 +282,19 @@ def test_a_type_an_extension_definition_adds_can_be_searched(tmp_path: Path) -> 
     assert by_type.stdout.split() == found.stdout.split()
     typo = runner.invoke(main, ["-C", str(root), "query", "type = malware-behavour"])
     assert typo.exit_code == 2 and "did you mean 'malware-behavior'" in typo.stderr
+
+
+def test_observable_is_what_a_pattern_says_an_observable_is_not_what_it_says_one_is_not(
+        make_repo: Callable[[dict[str, str]], Path]) -> None:
+    def indicator(number: int, pattern: str) -> dict[str, Any]:
+        return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-00000000000{number}",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "pattern": pattern,
+                "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}
+    objects = [indicator(1, "[ipv4-addr:value = '198.51.100.6']"),
+               indicator(2, "[ipv4-addr:value != '198.51.100.6']"),
+               indicator(3, "[ipv4-addr:value NOT = '198.51.100.6']"),
+               indicator(4, "[ipv4-addr:value ISSUBSET '198.51.100.6/32']"),
+               indicator(5, "[ipv4-addr:value IN ('198.51.100.5', '198.51.100.6')]")]
+    root = make_repo({"intel/objects.yaml": json.dumps(objects)})
+    # "Anything but 198.51.100.6" was found as intel about it; the store has no row for it either.
+    assert ids(query(root, "observable = 198.51.100.6", "--format", "ids")) == [objects[0]["id"], objects[4]["id"]]

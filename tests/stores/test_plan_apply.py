@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tiops.apply import Session, StalePlan, apply_plan, open_session
+from tiops.apply import ApplyIncomplete, Session, StalePlan, apply_plan, open_session
 from tiops.cli import main
 from tiops.plan import CompiledLines, Plan
 from tiops.stores import (
@@ -491,6 +491,24 @@ def test_a_postgres_apply_that_lost_its_lock_stops_before_the_next_batch(tmp_pat
     assert len(versions(root, target)) == 20  # the two batches before; nothing after the lock was lost
     apply(root, batch_size=10)
     assert not make_plan(root).has_changes
+
+
+def test_a_nul_character_is_refused_by_name_on_postgres_and_the_rest_written(tmp_path: Path, postgres_dsn: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    monkeypatch.setenv("TIOPS_TEST_STORE_DSN", postgres_dsn)
+    target = {"type": "postgres", "dsn_env": "TIOPS_TEST_STORE_DSN"}
+    holding = indicator(2, description="before\x00after")
+    literal = indicator(3, description="the escape \\u0000 written out")  # text, not the character
+    root = write_repo(tmp_path / "repo", target, [indicator(1), holding, literal])
+    # PostgreSQL text and JSONB cannot store U+0000: the batch ended as an internal error.
+    with pytest.raises(ApplyIncomplete, match="holds the NUL character") as caught:
+        apply(root)
+    assert [error.stix_id for error in caught.value.errors] == [holding["id"]]
+    assert {stix_id for stix_id, _, _ in versions(root, target)} >= {indicator(1)["id"], literal["id"]}
+    with psycopg.connect(postgres_dsn) as connection:  # the views' Data column still reads
+        assert connection.execute("SELECT count(Data) FROM ThreatIntelIndicators").fetchone()[0] >= 2
 
 
 def test_two_postgres_targets_naming_one_database_share_its_lock(tmp_path: Path, postgres_dsn: str,

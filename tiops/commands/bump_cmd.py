@@ -23,12 +23,8 @@ def bump_command(ctx: click.Context, base_ref: str, at: str | None, dry_run: boo
     gets a `modified:` line pinning its version); the rest of every file stays as written.
     """
     root = repo_root(ctx)
-    from tiops.revision import change_base  # its git and compile code only for this command
-
-    note = change_base(root, base_ref).note
-    if note is not None:
-        click.echo(f"note: {note}", err=True)
-    bumps = bump_repo(root, base_ref, at, write=not dry_run, cache=not no_cache)
+    bumps = bump_repo(root, base_ref, at, write=not dry_run, cache=not no_cache,
+                      note=lambda text: click.echo(f"note: {text}", err=True))
     for bump in bumps:
         if bump.column:
             click.echo(f"{bump.file}:{abs(bump.line)}: {bump.id} unchanged, modified kept at {bump.after}")

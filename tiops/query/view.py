@@ -64,7 +64,10 @@ class Row:
 def derived_fields(obj: Mapping[str, Any]) -> dict[str, list[str]]:
     """The query language's own fields of one object (only those it has)."""
     found: dict[str, list[str]] = {}
-    observables = object_observables(obj)
+    # The values the pattern says an observable is (= and IN), as the store's ThreatIntelIndicators
+    # has a row for: not one it says an observable is not (NOT, !=), nor a MATCHES, LIKE or ISSUBSET
+    # operand. "observable = V" found "anything but V" as intel about V.
+    observables = [o for o in object_observables(obj) if o.is_equality]
     if observables:
         found["observable"] = list(dict.fromkeys(o.value for o in observables))
         found["observable_type"] = list(dict.fromkeys(o.object_type for o in observables))

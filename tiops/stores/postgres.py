@@ -45,6 +45,8 @@ def _pg(statement: str) -> str:
 
 # Each batch is COPYed into a temporary table (emptied at commit), then upserted with
 # the same conflict rules as the row-by-row statements of tiops.stores.sql.
+_NUL_ESCAPE = "\\u0000"  # how orjson writes U+0000 inside a JSON string
+_OBJECT_TEXT = shared.VERSION_COLUMNS.index("object")  # the column of version_rows holding the object's JSON
 _INCOMING_TABLE = "CREATE TEMP TABLE IF NOT EXISTS tiops_incoming (LIKE stix_versions) ON COMMIT DELETE ROWS"
 _FROM_INCOMING = f"SELECT {', '.join(shared.VERSION_COLUMNS)} FROM tiops_incoming"
 _INSERT_VERSIONS_FROM_INCOMING = shared.INSERT_VERSION.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _FROM_INCOMING)
@@ -52,6 +54,23 @@ _UPSERT_CURRENT_FROM_INCOMING = shared.UPSERT_CURRENT.format(true="TRUE").replac
     "VALUES (?, ?, ?, ?, ?, ?, ?, TRUE, ?, ?)",
     "SELECT id, version, version_sort, type, revoked, digest, written_by, TRUE, object, object_digest FROM tiops_incoming",
 )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in ``value`` holds U+0000 (the escape's text alone, a backslash
+    and "u0000" written in a description, does not)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _copy(cursor: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -160,6 +179,21 @@ class PostgresStore:
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         rows = shared.version_rows(objects, digests)
+        # PostgreSQL text cannot hold U+0000 and JSONB refuses its escape: such an object stopped the
+        # whole batch as an internal error, or, stored as JSON text, made every read of the Sentinel
+        # views' Data column fail. Refused by name; the rest is written. (Its serialised text, the
+        # row's object column, has every NUL of every string and key as the escape.)
+        refused = [index for index, row in enumerate(rows)
+                   if _NUL_ESCAPE in row[_OBJECT_TEXT] and _holds_nul(objects[index])]
+        if refused:
+            errors = [ObjectError(objects[i]["id"], "a string holds the NUL character (U+0000), which PostgreSQL "
+                                                    "text and JSONB cannot store") for i in refused]
+            skipped = set(refused)
+            kept = [i for i in range(len(objects)) if i not in skipped]
+            if kept:
+                errors += self.write_versions([objects[i] for i in kept],
+                                              None if digests is None else [digests[i] for i in kept])
+            return errors
         ids = sorted({obj["id"] for obj in objects})
 
         def write(cursor: psycopg.Cursor[Any]) -> None:
