@@ -91,7 +91,7 @@ def test_host_names_under_one_registered_domain_ask_for_it_once(rdap_server: Rda
 def test_registered_domains_under_public_suffixes_of_several_labels() -> None:
     document = {"objectClassName": "domain", "ldhName": "EXAMPLE.CO.UK",
                 "events": [{"eventAction": "registration", "eventDate": "2024-01-02T03:04:05Z"}]}
-    server = start_rdap_server(extra_domains={"example.co.uk": document, "github.io": document})
+    server = start_rdap_server(extra_domains={"example.co.uk": document, "github.io": {**document, "ldhName": "github.io"}})
     try:
         client = _client(server, [], base_url=server.url + "rdap/")
         found = client.lookup("domain", "login.secure.example.co.uk")
@@ -107,6 +107,33 @@ def test_registered_domains_under_public_suffixes_of_several_labels() -> None:
             "/rdap/domain/woodgrove.internal"]
     finally:
         server.stop()
+
+
+def test_an_answer_about_another_name_or_range_is_a_failure_not_that_names_result() -> None:
+    # A misconfigured or hostile server answering for another domain (or a network that does not
+    # hold the address) must not put that registration on the value asked for (RFC 9083 5.3, 5.4).
+    other = {"objectClassName": "domain", "ldhName": "GOOGLE.COM",
+             "events": [{"eventAction": "registration", "eventDate": "1997-09-15T04:00:00Z"}]}
+    same = {"objectClassName": "domain", "ldhName": "Example.NET.",
+            "events": [{"eventAction": "registration", "eventDate": "2024-01-02T03:04:05Z"}]}
+    server = start_rdap_server(extra_domains={"3322.org": other, "example.net": same})
+    try:
+        client = _client(server, [], base_url=server.url + "rdap/")
+        wrong = client.lookup("domain", "js001.3322.org")
+        assert wrong["status"] == "failed" and "GOOGLE.COM" in wrong["error"] and "registered" not in wrong
+        assert client.lookup("domain", "www.example.net")["registered"] == "2024-01-02T03:04:05Z"
+        # ip-8.8.8.0-24.json answers for 8.8.8.0 - 8.8.8.255: an address inside it is found; the server
+        # answers for the /24 too when asked for 8.8.8.7, which it holds.
+        assert client.lookup("ip", "8.8.8.7")["status"] == "found"
+    finally:
+        server.stop()
+    from tiops.enrich.rdap import _answers_for_other
+    network = {"startAddress": "8.8.8.0", "endAddress": "8.8.8.255"}
+    assert _answers_for_other(network, "ip", "8.8.4.4") == "8.8.8.0 - 8.8.8.255"
+    assert _answers_for_other(network, "ip", "2001:db8::1") == "8.8.8.0 - 8.8.8.255"
+    assert _answers_for_other(network, "ip", "8.8.8.0/23") is None  # a block wider than the answer: its first address
+    assert _answers_for_other({"startAddress": "x", "endAddress": 3}, "ip", "8.8.4.4") is None  # says nothing usable
+    assert _answers_for_other({"ldhName": 7}, "domain", "a.example") is None
 
 
 def test_rate_limited_requests_wait_as_the_server_asks_then_succeed(rdap_server: RdapServer) -> None:

@@ -299,9 +299,38 @@ class RdapClient:
                 raise StoreError(f"RDAP {host}: the answer is not JSON") from None
             if not isinstance(document, dict):
                 raise StoreError(f"RDAP {host}: the answer is not an RDAP object")
+            if (other := _answers_for_other(document, kind, name)) is not None:
+                raise StoreError(f"RDAP {host}: the answer is for {other[:200]}, not {name}")
             return document
 
         return _retrying(attempt, self._sleep, self.settings.max_retries)
+
+
+def _answers_for_other(document: dict[str, Any], kind: Kind, name: str) -> str | None:
+    """What ``document`` says it is about, when that is not ``name`` (None when it is, or it does not say).
+
+    RFC 9083 sections 5.3 and 5.4: a domain object names its domain (``ldhName``), a network
+    object its range (``startAddress``, ``endAddress``). An answer about another domain, or a
+    range that does not hold the address (or a block's first address) asked for, is not this value's registration: a
+    misconfigured or hostile server would otherwise put another name's registrar and dates
+    on it.
+    """
+    if kind == "domain":
+        ldh = document.get("ldhName")
+        if isinstance(ldh, str) and ldh.rstrip(".").lower() != name:
+            return ldh
+        return None
+    start, end = document.get("startAddress"), document.get("endAddress")
+    if not (isinstance(start, str) and isinstance(end, str)):
+        return None
+    try:
+        low, high = ipaddress.ip_address(start), ipaddress.ip_address(end)
+        asked = ipaddress.ip_network(name, strict=False)
+    except ValueError:
+        return None
+    if low.version != asked.version or not low <= asked[0] <= high:  # a block: where it starts, as geo reads it
+        return f"{start} - {end}"
+    return None
 
 
 def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
