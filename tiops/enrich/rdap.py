@@ -328,7 +328,8 @@ def _answers_for_other(document: dict[str, Any], kind: Kind, name: str) -> str |
         asked = ipaddress.ip_network(name, strict=False)
     except ValueError:
         return None
-    if low.version != asked.version or not low <= asked[0] <= high:  # a block: where it starts, as geo reads it
+    first = asked[0]  # a block: where it starts, as geo reads it
+    if not (low.version == first.version == high.version and int(low) <= int(first) <= int(high)):
         return f"{start} - {end}"
     return None
 
