@@ -156,3 +156,15 @@ def test_equality_pairs_agree_on_real_patterns() -> None:
     assert sum(1 for pattern in patterns if equality_pairs(pattern)) > 50
     for pattern in patterns:
         assert equality_pairs(pattern) == _pairs_from_observables(pattern), pattern
+
+
+def test_a_comparison_of_what_an_object_is_names_no_observed_value() -> None:
+    from tiops.observables import equality_pairs, pattern_observables
+
+    # [network-traffic:dst_ref.type = 'ipv4-addr'] became a Sentinel row whose value was "ipv4-addr".
+    for pattern in ("[network-traffic:dst_ref.type = 'ipv4-addr']", "[network-traffic:src_ref.id = 'ipv4-addr--x']",
+                    "[ipv4-addr:spec_version = '2.1']"):
+        assert pattern_observables(pattern) == () and equality_pairs(pattern) == [], pattern
+    both = "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '198.51.100.7']"
+    assert equality_pairs(both) == [("network-traffic:dst_ref.value", "198.51.100.7")]
+    assert equality_pairs("[file:hashes.'SHA-256' = 'aa']") == [("file:hashes.'SHA-256'", "aa")]

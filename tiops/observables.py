@@ -117,11 +117,24 @@ _SIMPLE_PATTERN: Final = re.compile(
     rf"\[(?P<object_type>[a-z][a-z0-9-]*):(?P<path>{_IDENT}(?:\.(?:{_IDENT}|'[^'\\]*'))*) = '(?P<value>[^'\\]*)'\]")
 
 
+# Properties whose value is no observed value but says what an object is: a comparison such as
+# [network-traffic:dst_ref.type = 'ipv4-addr'] names no address (Sentinel keeps no row for it).
+_NOT_VALUES: Final = frozenset({"type", "id", "spec_version"})
+
+
+def _names_a_value(raw_path: str) -> bool:
+    last = raw_path.rpartition(".")[2].strip("'")
+    return last not in _NOT_VALUES
+
+
 def pattern_observables(pattern: str) -> tuple[Observable, ...]:
     """Every comparison in a STIX pattern whose right-hand side is a string literal
-    (or a list of them, for IN), in pattern order, unescaped."""
+    (or a list of them, for IN), in pattern order, unescaped; not one of a property that
+    says what an object is (``type``, ``id``, ``spec_version``)."""
     simple = _SIMPLE_PATTERN.fullmatch(pattern)
     if simple is not None:
+        if not _names_a_value(simple["path"]):
+            return ()
         object_type, raw_path = simple["object_type"], simple["path"]
         # A quoted step without escapes is its text between the quotes (section 9.2).
         return (Observable(object_type, raw_path.replace("'", ""), f"{object_type}:{raw_path}", simple["value"]),)
@@ -134,6 +147,8 @@ def equality_pairs(pattern: str) -> list[tuple[str, str]]:
     made for the one-comparison shape most indicators have."""
     simple = _SIMPLE_PATTERN.fullmatch(pattern)
     if simple is not None:
+        if not _names_a_value(simple["path"]):
+            return []
         return [(f"{simple['object_type']}:{simple['path']}", simple["value"])]
     return list(dict.fromkeys((o.key, o.value) for o in lexed_pattern_observables(pattern) if o.is_equality))
 
@@ -172,6 +187,8 @@ def lexed_pattern_observables(pattern: str) -> tuple[Observable, ...]:
                 if tokens[index][0] == "string":
                     literals.append(tokens[index][1].group())
                 index += 1
+        if not _names_a_value(raw_path):
+            continue
         path = _normalised_path(raw_path)
         key = f"{object_type}:{raw_path}"
         found.extend(
