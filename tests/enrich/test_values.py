@@ -269,3 +269,14 @@ def test_a_name_with_a_leading_dot_is_its_domain_and_one_with_an_empty_label_is_
     # An empty label inside names no host (RFC 1034 section 3.1): nothing to ask a registry.
     assert values("domain-name", "a..example.com") == ()
     assert values("url", "http://a..example.com/") == ()
+
+
+def test_a_name_longer_than_dns_allows_names_nothing() -> None:
+    def values(kind: str, value: str) -> tuple[tuple[str, str], ...]:
+        return object_enrich_values({"type": kind, "value": value})
+
+    # RFC 1035 section 2.3.4: a label of 64 octets, or a name over 253 characters, is in no DNS zone.
+    assert values("domain-name", "a" * 63 + ".example") == (("domain", "a" * 63 + ".example"),)
+    assert values("domain-name", "a" * 64 + ".example") == ()
+    assert values("domain-name", ".".join(["abcdefghi"] * 26) + ".example") == ()  # 267 characters
+    assert values("url", "http://" + "x" * 1_000_000 + ".example/") == ()

@@ -82,7 +82,16 @@ def _domain(value: str) -> str | None:
         name = name[2:] if name.startswith("*.") else name[1:]
     if not name or "." not in name or ".." in name or _NOT_IN_A_NAME.search(name):
         return None  # a label left empty inside ("a..example") names no host (RFC 1034 section 3.1)
+    if len(name) > _MAX_NAME or any(len(label) > _MAX_LABEL for label in name.split(".")):
+        # No such name can be in DNS (RFC 1035 section 2.3.4): asked for, a million-character name
+        # was a 1 MB request, a 414, a failure locked as a 1 MB line and asked again every run.
+        return None
     return name
+
+
+# RFC 1035 section 2.3.4: 63 octets a label, 255 a name in the wire form (253 written out).
+_MAX_LABEL: Final = 63
+_MAX_NAME: Final = 253
 
 
 def _a_labels(name: str) -> str:
