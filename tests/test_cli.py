@@ -289,3 +289,14 @@ def test_plan_places_a_tiops_yaml_error_at_its_line(example_repo: Path) -> None:
     (example_repo / "tiops.yaml").write_text("default_target: local\ntargets:\n  local:\n    type: sqlite\n    path: 5\n")
     result = CliRunner().invoke(main, ["-C", str(example_repo), "plan"])
     assert result.exit_code == 1 and "tiops.yaml:5:5:" in result.output, result.output
+
+
+def test_a_finding_quoting_a_huge_value_is_cut_in_its_middle(make_repo) -> None:  # type: ignore[no-untyped-def]
+    value = "a" * 100_000 + ".example"
+    root = make_repo({"intel/d.yaml": "type: domain-name\nspec_version: '2.1'\n"
+                                      f"id: domain-name--3c10e5f0-7b9f-5c48-9a9d-0f2b1a7c3e11\nvalue: {value}\n"})
+    result = CliRunner().invoke(main, ["-C", str(root), "validate", "--format", "json"])
+    [finding] = [f for f in json.loads(result.output)["findings"] if f["code"] == "TI239"]
+    # It was a 100,000-character line in every log, annotation and SARIF result.
+    assert len(finding["message"]) < 2_100 and "characters left out]" in finding["message"]
+    assert ".example" in finding["message"][-600:]  # both ends kept

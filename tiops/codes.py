@@ -133,6 +133,10 @@ _CODES = [
 CODES: dict[str, Code] = {c.code: c for c in _CODES}
 
 
+# The longest message a finding shows whole (quoted values included); findings.md says so.
+MAX_MESSAGE = 2_000
+
+
 def make_finding(
     code: str,
     message: str,
@@ -142,8 +146,15 @@ def make_finding(
     hint: str | None = None,
     severity: Severity | None = None,
 ) -> Finding:
-    """Build a finding with the catalogue's default severity and hint."""
+    """Build a finding with the catalogue's default severity and hint.
+
+    A message is cut in its middle past :data:`MAX_MESSAGE` characters: one quoting a value of a
+    million characters was a million-character line in every log, annotation and SARIF file.
+    """
     entry = CODES[code]
+    if len(message) > MAX_MESSAGE:
+        left_out = len(message) - MAX_MESSAGE
+        message = f"{message[:MAX_MESSAGE // 2]}…[{left_out} characters left out]…{message[-MAX_MESSAGE // 2:]}"
     return Finding(
         code=code,
         severity=entry.severity if severity is None else severity,
