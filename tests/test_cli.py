@@ -300,3 +300,12 @@ def test_a_finding_quoting_a_huge_value_is_cut_in_its_middle(make_repo) -> None:
     # It was a 100,000-character line in every log, annotation and SARIF result.
     assert len(finding["message"]) < 2_100 and "characters left out]" in finding["message"]
     assert ".example" in finding["message"][-600:]  # both ends kept
+
+
+def test_compile_may_write_into_a_configured_output_folder_inside_intel(example_repo: Path) -> None:
+    (example_repo / "tiops.yaml").write_text("output: intel/dist\n", encoding="utf-8")
+    target = example_repo / "intel" / "dist" / "bundle.json"
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(target)])
+    assert result.exit_code == 0 and target.is_file(), result.output
+    refused = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(example_repo / "intel" / "x.json")])
+    assert refused.exit_code == 2 and "the default intel/dist/bundle.json" in refused.output

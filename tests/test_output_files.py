@@ -79,6 +79,14 @@ def test_a_bundle_to_a_named_pipe_or_stdout_is_streamed_whole(example_repo: Path
     assert again.returncode == 0, again.stderr
     assert again.stdout == expected and b"wrote" in again.stderr
     assert not Path("/dev/build.json").exists()  # as root, a record beside /dev/stdout landed in /dev
+    # Standard output redirected to a file makes /dev/stdout a regular file: still no record in /dev.
+    with (tmp_path / "redirected.json").open("wb") as redirected:
+        third = subprocess.run([sys.executable, "-m", "tiops", "-C", str(example_repo), "compile", "--as-of",
+                                "2025-01-01", "-o", "/dev/stdout"], stdout=redirected, stderr=subprocess.PIPE,
+                               timeout=120, check=False)
+    assert third.returncode == 0, third.stderr
+    assert (tmp_path / "redirected.json").read_bytes() == expected
+    assert not Path("/dev/build.json").exists() and b"its record" not in third.stderr
 
 
 def test_partial_bundles_of_killed_compiles_are_removed_and_a_running_ones_kept(example_repo: Path,

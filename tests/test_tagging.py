@@ -150,3 +150,21 @@ def test_a_tag_that_cannot_be_written_leaves_the_file_whole(example_repo: Path, 
     assert result.exit_code == 1 and "No space left on device; the file is unchanged" in result.output, result.output
     assert {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")} == before
     assert not [p for p in (example_repo / "intel").rglob(".*editing")]  # nothing left beside it
+
+
+def test_an_edited_file_keeps_its_mode(example_repo: Path) -> None:
+    import os
+    import stat
+
+    from tiops.where import parse_where as where
+
+    for path in (example_repo / "intel").rglob("*.yaml"):
+        os.chmod(path, 0o664)
+    previous = os.umask(0o022)
+    try:
+        changes = tag_objects(example_repo, "add", ["triaged"], condition=where("type = malware"))
+    finally:
+        os.umask(previous)
+    assert changes
+    # Written beside and renamed over, each took the umask's 0644.
+    assert {stat.S_IMODE((example_repo / change.file).stat().st_mode) for change in changes} == {0o664}

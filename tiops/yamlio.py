@@ -673,6 +673,8 @@ def write_edited(path: Path, text: str, newline: str = "\n") -> None:
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
         try:
+            if mode != 0o666:
+                os.fchmod(descriptor, mode)  # the file's own mode: os.open's mode passes through the umask
             while data:
                 data = data[os.write(descriptor, data):]
         finally:

@@ -594,3 +594,21 @@ def test_a_source_name_that_gives_another_sources_folder_is_refused(tmp_path: Pa
         raise AssertionError("the import was not refused")
     assert {p: p.read_bytes() for p in (root / "intel").rglob("*") if p.is_file()} == before
     assert import_file(root, data, "stix", "Abuse Feed").unchanged == 2  # the same name goes on as ever
+
+
+def test_partner_ids_with_upper_case_hex_give_no_warning_nobody_may_act_on(tmp_path: Path) -> None:
+    from tiops import load_repo, validate_repo
+
+    upper = "indicator--7E7E7E7E-7E7E-4E7E-8E7E-7E7E7E7E7E7E"
+    bundle = tmp_path / "in.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000", "objects": [
+        {"type": "indicator", "spec_version": "2.1", "id": upper, "created": "2025-01-01T00:00:00.000Z",
+         "modified": "2025-01-01T00:00:00.000Z", "pattern": "[ipv4-addr:value = '198.51.100.1']",
+         "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}]}))
+    root = tmp_path / "repo"
+    root.mkdir()
+    assert import_file(root, bundle, "stix", "Partner").created == 1
+    # The partner's ids are theirs: TI252 failed --strict on read-only files.
+    assert not [f for f in validate_repo(load_repo(root)) if f.code == "TI252"]
+    result = CliRunner().invoke(main, ["validate", str(bundle)])  # the same bundle linted: ours to fix
+    assert "TI252" in result.output

@@ -49,7 +49,9 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         _refuse_repository_file(root, config, target)
     # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to
     # stderr, and no record is written beside it (in /dev).
-    to_stream = target.exists() and not target.is_file()
+    # /dev/stdout redirected to a file is a regular file too, but its folder is /dev: no record there.
+    to_stream = (target.exists() and not target.is_file()) or target.absolute().parent == Path("/dev") \
+        or target.absolute().parent.parent == Path("/dev")  # /dev/fd/1
     record = None if to_stream else target.parent / "build.json"
     if record is not None and not _is_build_record(record):
         raise UsageError(f"{shown_path(record)} is there and is not a tiops build record; compile writes its record "
@@ -93,7 +95,10 @@ def _refuse_repository_file(root: Path, config: Any, target: Path) -> None:
     resolved = Path(os.path.realpath(target))
     sources = [Path(os.path.realpath(root / "tiops.yaml")), Path(os.path.realpath(config.intel_path)),
                Path(os.path.realpath(config.rules_path))]
+    output_dir = Path(os.path.realpath(root / config.output_dir))
+    if resolved.is_relative_to(output_dir) and not any(s.is_relative_to(output_dir) for s in sources):
+        return  # the configured output folder (output: intel/dist) is compile's own, as without -o
     if any(resolved == source or resolved.is_relative_to(source) for source in sources):
         raise UsageError(f"-o {shown_path(target)} is part of the repository's own source (tiops.yaml, the intel "
                          "or rules folder); compile would replace it with the bundle",
-                         hint="Write the bundle elsewhere, e.g. the default dist/bundle.json (no -o).")
+                         hint=f"Write the bundle elsewhere, e.g. the default {config.output_dir}/bundle.json (no -o).")

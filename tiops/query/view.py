@@ -36,7 +36,7 @@ from tiops.memory import paused_gc
 from tiops.observables import object_observables
 from tiops.stix import source_of, timestamp_key
 
-VIEW_FORMAT = 2
+VIEW_FORMAT = 3  # 3: observable holds = and IN values only
 DERIVED_FIELDS = ("observable", "observable_type", "external_id")
 SOURCE = "source"
 EVERY_FIELD = "*"

@@ -95,7 +95,12 @@ def _check_id(obj: IntelObject, findings: list[Finding]) -> None:
 
 
 def _check_id_case(obj: IntelObject, findings: list[Finding]) -> None:
-    """TI252: another spelling of the same UUID was no duplicate id, and a lower-case reference to it dangled."""
+    """TI252: another spelling of the same UUID was no duplicate id, and a lower-case reference to it dangled.
+
+    Not for partner intel: its ids are the partner's (an import keeps them as sent), and a warning
+    nobody in the repository may act on would fail every ``validate --strict`` (docs/import.md)."""
+    if obj.imported_folder is not None:
+        return
     identifier = obj.data.get("id")
     if isinstance(identifier, str) and not identifier.islower() and _RFC4122_ID_RE.match(identifier) is not None:
         findings.append(make_finding("TI252", f"id {identifier!r} has upper-case hex digits; RFC 4122 UUIDs are "
