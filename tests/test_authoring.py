@@ -206,3 +206,15 @@ def test_file_names_keep_the_letters_of_accented_names() -> None:
     assert file_stem("Schädling Ω") == "schadling"
     assert file_stem("Équipe CTI Ünïcode") == "equipe-cti-unicode"
     assert file_stem("Copper Lantern") == "copper-lantern"
+
+
+def test_new_refuses_an_id_another_file_already_defines(example_repo: Path) -> None:
+    runner = CliRunner()
+    options = ["new", "indicator", "--time", TIME, "--set", "name=Twice", "--set",
+               "pattern=\"[ipv4-addr:value = '198.51.100.77']\""]
+    assert runner.invoke(main, ["-C", str(example_repo), *options]).exit_code == 0
+    # The id follows the type, the time and the --set values: following the "already exists" hint
+    # (-o) wrote a second file with the same id, and the next validate failed with TI302.
+    again = runner.invoke(main, ["-C", str(example_repo), *options, "-o", str(example_repo / "intel" / "other.yaml")])
+    assert again.exit_code == 2 and "is already defined in intel/indicators/twice.yaml" in again.output, again.output
+    assert not (example_repo / "intel" / "other.yaml").exists()

@@ -309,3 +309,15 @@ def test_compile_may_write_into_a_configured_output_folder_inside_intel(example_
     assert result.exit_code == 0 and target.is_file(), result.output
     refused = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(example_repo / "intel" / "x.json")])
     assert refused.exit_code == 2 and "the default intel/dist/bundle.json" in refused.output
+
+
+def test_explain_finds_ids_in_any_case_and_built_ins_by_name(example_repo: Path) -> None:
+    from tiops.load import load_repo
+
+    indicator = next(o.id for o in load_repo(example_repo).objects if o.type == "indicator")
+    upper = CliRunner().invoke(main, ["-C", str(example_repo), "explain", indicator.upper()])
+    assert upper.exit_code == 0 and indicator in upper.output, upper.output  # an id a tool printed as a GUID
+    clear = CliRunner().invoke(main, ["-C", str(example_repo), "explain", "TLP:CLEAR"])
+    assert clear.exit_code == 0 and "built in: no file holds it" in clear.output, clear.output
+    both = CliRunner().invoke(main, ["-C", str(example_repo), "explain", "TLP:AMBER"])  # TLP 1.0 and 2.0 both
+    assert both.exit_code == 2 and "2 built-in objects match" in both.output, both.output

@@ -135,6 +135,14 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     if partner is not None:
         raise UsageError(f"{path} is in {partner}, a folder 'tiops import' writes: partner intel is read-only",
                          hint="Write objects of your own in a folder outside the imported source's folder.")
+    held = next((obj for obj in repo.objects if obj.id == data["id"]), None)
+    if held is not None:
+        # The id follows the type, the time and the --set values: the same three give the same id,
+        # and a second file with it would be a duplicate id (TI302) in the next validate.
+        raise UsageError(f"{data['id']} is already defined in {held.file}",
+                         hint="Edit that file, or give this object another --time, other --set values "
+                              "or its own --set id=... ." if stix_type not in SCO_TYPES else
+                              "The same observable is one object (STIX 2.1 section 2.9): edit that file.")
     return NewObject(path=path, text=text, data=data)
 
 

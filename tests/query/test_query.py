@@ -298,3 +298,16 @@ def test_observable_is_what_a_pattern_says_an_observable_is_not_what_it_says_one
     root = make_repo({"intel/objects.yaml": json.dumps(objects)})
     # "Anything but 198.51.100.6" was found as intel about it; the store has no row for it either.
     assert ids(query(root, "observable = 198.51.100.6", "--format", "ids")) == [objects[0]["id"], objects[4]["id"]]
+
+
+def test_sort_orders_timestamps_as_moments_whatever_their_precision(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    def malware(number: int, first_seen: str) -> dict[str, Any]:
+        return {"type": "malware", "spec_version": "2.1", "id": f"malware--00000000-0000-4000-8000-00000000000{number}",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": f"M{number}",
+                "is_family": True, "first_seen": first_seen}
+    objects = [malware(1, "2025-03-01T00:00:00Z"), malware(2, "2025-03-01T00:00:00.5Z"),
+               malware(3, "2025-03-01T00:00:00.25Z")]
+    root = make_repo({"intel/objects.yaml": json.dumps(objects)})
+    # As text "...00Z" sorted after "...00.5Z": --sort first_seen:desc --limit 1 gave the earliest.
+    found = ids(query(root, "--type", "malware", "--sort", "first_seen:desc", "--format", "ids"))
+    assert found == [objects[1]["id"], objects[2]["id"], objects[0]["id"]]

@@ -444,3 +444,17 @@ def test_a_date_compared_with_a_timestamp_field_is_midnight_utc(op: str, value: 
     assert "hit" in (apply_rules([at_midnight], equal, AS_OF).objects[0].data.get("labels") or [])
     later = rules("- name: a\n  when: {field: valid_from, op: '>', value: 2025-03-04}\n  actions: [{add_tags: [hit]}]\n")
     assert "hit" not in (apply_rules([at_midnight], later, AS_OF).objects[0].data.get("labels") or [])
+
+
+@pytest.mark.parametrize(("subject", "message"), [
+    ("{type: indicatr, confidence: 60}", "test input: 'indicatr' is not a STIX 2.1 type"),
+    ("{type: indicator, confidence: '60'}", "test input: "),
+])
+def test_a_rule_test_whose_input_no_build_could_hold_is_refused(make_repo: Callable[[dict[str, str]], Path],
+                                                                subject: str, message: str) -> None:
+    # The rule never matched such an input, so a test expecting no change passed for the wrong reason.
+    rule = ("- name: r\n  when: {field: confidence, op: '>=', value: 50}\n  actions: [{add_tags: [high]}]\n"
+            f"  tests:\n    - input: {subject}\n      expect: {{fields: {{labels: null}}}}\n")
+    _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
+    assert [f.code for f in findings] == ["TI509"], findings
+    assert message in findings[0].message

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import orjson
 
 from tiops.buildcache import load_intel
 from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.compile import builtin_object
+from tiops.enrich.attach import ENRICHMENT_EXTENSION_OBJECT
 from tiops.enrich.origin import enrichment_origins, render_origins
+from tiops.errors import UsageError
 from tiops.importers.dependents import sharing_sources
 from tiops.lookup import find_object, object_name
 from tiops.render.names import names_of, what
 from tiops.rules import apply_repo_rules, resolve_as_of
 from tiops.rules.trace import explain, render_trace
+from tiops.stix import BUILTIN_OBJECTS, SOURCE_EXTENSION_OBJECTS
 
 
 @click.command("explain")
@@ -36,7 +41,14 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     if builtin is not None and not any(obj.id == builtin["id"] for obj in repo.objects):
         _explain_builtin(builtin, output_format)
         return
-    obj = find_object(repo, stix_id)
+    try:
+        obj = find_object(repo, stix_id)
+    except UsageError:
+        builtin = _builtin_named(stix_id.strip())  # 'TLP:RED', an upper-case or shortened id
+        if builtin is None:
+            raise
+        _explain_builtin(builtin, output_format)
+        return
     outcome, _, _ = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
     trace = explain(repo, outcome, obj.id)
     name = object_name(obj.data)
@@ -55,6 +67,23 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
         click.echo(text + render_origins(trace["enrichment"]), nl=False)
 
 
+def _builtin_named(text: str) -> dict[str, Any] | None:
+    """The one built-in object ``text`` names by id (any case), id prefix or name; None when
+    none does, a usage error when several do (TLP 1.0 and 2.0 share names)."""
+    wanted = text.casefold()
+    pool = [*SOURCE_EXTENSION_OBJECTS, ENRICHMENT_EXTENSION_OBJECT, *BUILTIN_OBJECTS.values()]
+    for matches in ([o for o in pool if str(o["id"]).casefold() == wanted],
+                    [o for o in pool if "--" in wanted and str(o["id"]).casefold().startswith(wanted)],
+                    [o for o in pool if (object_name(o) or "").casefold() == wanted]):
+        if len(matches) > 1:
+            listed = "; ".join(f"{object_name(o)} ({o['id']})" for o in matches)
+            raise UsageError(f"object {text!r}: {len(matches)} built-in objects match: {listed}",
+                             hint="Give the full id.")
+        if matches:
+            return matches[0]
+    return None
+
+
 def _explain_builtin(builtin: dict[str, object], output_format: str) -> None:
     """An object no file holds: tiops adds it to a bundle whose objects need it."""
     why = ("tiops adds it to the bundle when an object needs it: a TLP marking an object references, "
@@ -64,4 +93,4 @@ def _explain_builtin(builtin: dict[str, object], output_format: str) -> None:
                                 option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
         return
     name = object_name(builtin)
-    click.echo(f"{builtin['id']}{f' ({name})' if name else ''}\n  built in: no file holds it; {why}\n")
+    click.echo(f"{builtin['id']}{f' ({name})' if name else ''}\n  built in: no file holds it; {why}")

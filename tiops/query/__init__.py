@@ -25,6 +25,7 @@ from tiops.query.view import (
     rows_from_objects,
 )
 from tiops.rules.conditions import MISSING, ConditionError, compile_condition, field_getter
+from tiops.stix import timestamp_key
 from tiops.where import QUERY_FIELDS, Condition, check_fields, parse_where
 
 __all__ = [
@@ -109,7 +110,7 @@ def select(rows: Sequence[Row], query: Query) -> list[Row]:
 def _sorted(rows: list[Row], field: str, descending: bool) -> list[Row]:
     """Missing values last whatever the direction; numbers before text; ties by id."""
     getter = field_getter(field)
-    present: list[tuple[tuple[int, Any], Row]] = []
+    present: list[tuple[tuple[Any, ...], Row]] = []
     missing: list[Row] = []
     for row in rows:
         value = getter(row)
@@ -118,9 +119,11 @@ def _sorted(rows: list[Row], field: str, descending: bool) -> list[Row]:
         if value is MISSING or value is None or isinstance(value, dict):
             missing.append(row)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            present.append(((0, value), row))
+            present.append(((0, value, ""), row))
+        elif isinstance(value, str) and (moment := timestamp_key(value)) is not None:
+            present.append(((1, *moment), row))  # a moment, whatever its precision (section 3.2)
         else:
-            present.append(((1, str(value)), row))
+            present.append(((2, str(value), ""), row))
     present.sort(key=lambda item: item[1].id)
     present.sort(key=lambda item: item[0], reverse=descending)
     return [row for _, row in present] + sorted(missing, key=lambda row: row.id)

@@ -549,6 +549,11 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
         if ("dropped" in expect and not isinstance(dropped, bool)) or ("fields" in expect and not isinstance(fields, dict)):
             report("TI509", "'expect' is {dropped: true|false} or {fields: {property: value}}", (*where, "expect"))
             continue
+        input_problems = _test_input_problems(entry["input"])
+        for prop, reason in input_problems:  # an input no build could hold tests nothing
+            report("TI509", f"test input: {reason}", (*where, "input", prop))
+        if input_problems:
+            continue
         source = entry.get("source")
         as_of = parse_timestamp(entry.get("as_of")) if "as_of" in entry else None
         if "as_of" in entry and as_of is None:
@@ -566,6 +571,28 @@ def _parse_tests(raw: Any, present: bool, at: tuple[PathPart, ...], report: Repo
                               expect_dropped=dropped, expect_fields=fields, index=index, as_of=as_of,
                               enrichment=enrichment))
     return tuple(tests)
+
+
+def _test_input_problems(subject: dict[str, Any]) -> list[tuple[str, str]]:
+    """Why a rule test's input is no object a build could hand the rule: an unknown type (the rule
+    would never see it, so an expectation of 'unchanged' passes for the wrong reason) or a property
+    value of the wrong kind (``confidence: "60"`` matches no number test). Partial objects are fine."""
+    problems: list[tuple[str, str]] = []
+    stix_type = subject.get("type")
+    if not isinstance(stix_type, str) or (stix_type not in ALL_TYPES and not stix_type.startswith("x-")):
+        problems.append(("type", f"{stix_type!r} is not a STIX 2.1 type"))
+    for prop, value in subject.items():
+        prop = str(prop)
+        if prop in ("created", "modified"):
+            problem = None if parse_timestamp(value) is not None else \
+                f"{prop} is a STIX timestamp such as 2025-01-01T00:00:00.000Z (section 3.2), not {value!r}"
+        elif prop in PROTECTED_PROPERTIES:
+            continue
+        else:
+            problem = _set_problem(prop, value)
+        if problem is not None:
+            problems.append((prop, problem))
+    return problems
 
 
 def _test_enrichment_problem(raw: Any, subject: dict[str, Any]) -> str | None:
