@@ -113,3 +113,30 @@ def test_a_document_marker_after_a_deep_line_is_still_refused() -> None:
     with pytest.raises(YamlProblem) as caught:
         parse_yaml(nested)
     assert caught.value.code == "TI112"
+
+
+@pytest.mark.parametrize(("text", "code", "line"), [
+    # The tag check's parser (libyaml) refused the whole text at a control character or stopped at a
+    # line separator, so a tag after one went unchecked and yaml-rs dropped it without a word.
+    ("name: a\x1bb\nx_w: !!python/object/apply:os.system [ls]\n", "TI100", 1),
+    ("name: \"a\u2028b\"\nx_w: !!python/object/apply:os.system [ls]\n", "TI102", 2),
+    ("name: a\u2029b\nx_b: !!binary aGVsbG8=\n", "TI102", 2),
+    ("labels: !!set {a, b}\n", "TI102", 1),  # was an internal error in validate
+    ("name: a\x7f\n", "TI100", 1),
+])
+def test_a_tag_or_a_control_character_is_refused_wherever_it_is(text: str, code: str, line: int) -> None:
+    with pytest.raises(YamlProblem) as raised:
+        parse_yaml(text)
+    assert (raised.value.code, raised.value.line) == (code, line), raised.value
+
+
+def test_characters_yaml_allows_are_read_as_written() -> None:
+    text = "name: \"caf\u00e9 \u00a0 \u2028 \u0085 tab\\t\"\nx_v: 'single \u00e9'\n"
+    assert parse_yaml(text) == {"name": "caf\u00e9 \u00a0 \u2028 \u0085 tab\t", "x_v": "single \u00e9"}
+
+
+def test_a_duplicate_key_is_placed_at_the_second_one_even_when_it_reads_as_a_date() -> None:
+    text = "type: note\nx_dates:\n  2025-01-01: a\n  \"2025-01-01\": b\n"
+    with pytest.raises(YamlProblem) as raised:
+        parse_yaml(text)
+    assert (raised.value.code, raised.value.line, raised.value.column) == ("TI101", 4, 3)

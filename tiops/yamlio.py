@@ -53,6 +53,23 @@ _DEEP_INDENT_AFTER_NEWLINE = re.compile(rf"\n{_DEEP_RUN}")
 # newlines clears the usual file of both; only a file it finds pays for the exact tests.
 _MARKER_OR_DEEP_AFTER_NEWLINE = re.compile(rf"\n(?:---|\.\.\.|{_DEEP_RUN})")
 _MARKERS = ("---", "...")
+# Characters outside YAML 1.2's c-printable (section 5.1), tab, line feed and carriage return aside.
+_NOT_PRINTABLE = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+# The printable ASCII characters: what is left of an ASCII text without them is its control characters.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _may_hold_unprintable(text: str) -> bool:
+    """Whether ``text`` may hold a character outside c-printable: False for an ASCII text whose only
+    control characters are tab, line feed and carriage return, the usual intel file, told apart by
+    one C pass (a regular expression over every file cost about 5 % of a 100k-object compile)."""
+    if not text.isascii():
+        return True
+    return bool(text.encode("ascii").translate(None, _PRINTABLE_ASCII).strip(b"\t\n\r"))
+
+
+# YAML 1.1 (libyaml) reads these as line breaks, YAML 1.2 as content; a BOM past the start is content to yaml-rs.
+_LIBYAML_ONLY_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -75,8 +92,6 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
     if text.startswith("\ufeff"):
         # A byte order mark may start a YAML stream (1.2 section 5.2); yaml-rs read it as part of the first key.
         text = text[1:]
-    if "!" in text:
-        _refuse_explicit_tags(text)
     if "\0" in text:
         # YAML allows no NUL (1.2 section 5.1, c-printable), and yaml-rs stops reading at one:
         # everything after it would be dropped without a word.
@@ -85,6 +100,16 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
         raise YamlProblem("TI100", "a NUL character (U+0000), which YAML does not allow (YAML 1.2 section 5.1); "
                                    "remove it or write it escaped inside a double-quoted string (\"\\0\")",
                           line, at - (text.rfind("\n", 0, at) + 1) + 1)
+    if _may_hold_unprintable(text) and (bad := _NOT_PRINTABLE.search(text)) is not None:
+        # Nor any other character outside c-printable: yaml-rs reads them into values without a word
+        # (an ESC that recolours a reviewer's terminal), and libyaml, which checks tags, refuses the
+        # whole text, so a tag beside one would go unchecked.
+        at = bad.start()
+        raise YamlProblem("TI100", f"the character U+{ord(bad.group()):04X}, which YAML does not allow (YAML 1.2 "
+                                   "section 5.1); remove it or write it escaped inside a double-quoted string "
+                                   f"(\"\\u{ord(bad.group()):04x}\")", *_offset_position(text, at))
+    if "!" in text:
+        _refuse_explicit_tags(text)
     if (_MARKER_OR_DEEP_AFTER_NEWLINE.search(text) or text.startswith(_MARKERS)
             or _DEEP_INDENT_AT_START.match(text)):
         if ("---" in text or "..." in text) and _MARKER.search(text) and _document_count(text) > 1:
@@ -161,15 +186,25 @@ _ALLOWED_TAGS = frozenset(
 def _refuse_explicit_tags(text: str) -> None:
     """yaml-rs drops tags it does not know without a word, so look for explicit ones first."""
     import yaml
+    # Same length, so positions hold: a character libyaml reads as a line break (YAML 1.1) but
+    # yaml-rs as content (1.2) would stop libyaml before the tags after it.
+    scanned = _LIBYAML_ONLY_BREAKS.sub("_", text)
     try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        for event in yaml.parse(scanned, Loader=yaml.CSafeLoader):
             tag = getattr(event, "tag", None)
             if tag is not None and tag not in _ALLOWED_TAGS:
                 mark = event.start_mark
                 line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
                 raise YamlProblem("TI102", f"tag '{tag}' is not allowed", line, column)
-    except yaml.YAMLError:
-        return  # a syntax error: parse_yaml reports it with yaml-rs' message
+    except yaml.YAMLError as error:
+        # yaml-rs drops a tag it knows (!!set, !!binary, !!python/...) without a word, so a text whose
+        # tags cannot be checked is not read: a syntax error yaml-rs also finds is reported in its words.
+        with contextlib.suppress(yaml_rs.YAMLDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+            yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
+            mark = getattr(error, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            raise YamlProblem("TI100", "cannot check this file's tags: "
+                              + str(getattr(error, "problem", None) or error).splitlines()[0], line, column) from None
 
 
 def _document_count(text: str) -> int:
@@ -255,7 +290,8 @@ def _refuse_constant(name: str) -> Any:
 def _explain(text: str, raw: str) -> YamlProblem:
     first_line = raw.splitlines()[0] if raw else "unknown error"
     if raw.startswith("duplicate mapping key"):
-        line, column = _duplicate_key_position(text)
+        named = re.match(r"duplicate mapping key: '(.*)'$", first_line)
+        line, column = _duplicate_key_position(text, named.group(1) if named else None)
         return YamlProblem("TI101", first_line, line, column)
     if match := _TAG.search(raw):
         offset = text.find(match.group(1))
@@ -299,8 +335,37 @@ def _offset_position(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def _duplicate_key_position(text: str) -> tuple[int, int]:
-    """yaml-rs names the key but not where it is; ruamel.yaml's error has the mark."""
+def _duplicate_key_position(text: str, key: str | None = None) -> tuple[int, int]:
+    """yaml-rs names the key but not where it is: the second of two equal keys in one mapping.
+
+    Found in libyaml's node tree, comparing keys as text as yaml-rs does (it reads no timestamps,
+    so ``2025-01-01`` and ``"2025-01-01"`` are one key); ruamel.yaml, which constructs them as two
+    values, is the fallback for a text libyaml cannot compose.
+    """
+    import yaml
+    with contextlib.suppress(yaml.YAMLError):
+        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+        first: tuple[int, int] | None = None
+        stack = [root] if root is not None else []
+        seen_nodes: set[int] = set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen_nodes:
+                continue
+            seen_nodes.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                keys: set[str] = set()
+                for key_node, value in node.value:
+                    if isinstance(key_node, yaml.ScalarNode):
+                        if key_node.value in keys and (key is None or key_node.value == key):
+                            found = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                            first = found if first is None else min(first, found)
+                        keys.add(key_node.value)
+                    stack.extend((key_node, value))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+        if first is not None:
+            return first
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
 
