@@ -218,3 +218,12 @@ def test_new_refuses_an_id_another_file_already_defines(example_repo: Path) -> N
     again = runner.invoke(main, ["-C", str(example_repo), *options, "-o", str(example_repo / "intel" / "other.yaml")])
     assert again.exit_code == 2 and "is already defined in intel/indicators/twice.yaml" in again.output, again.output
     assert not (example_repo / "intel" / "other.yaml").exists()
+
+
+def test_new_to_standard_output_shows_an_id_another_file_holds(example_repo: Path) -> None:
+    runner = CliRunner()
+    options = ["new", "indicator", "--time", TIME, "--set", "name=Shown", "--set",
+               "pattern=\"[ipv4-addr:value = '198.51.100.78']\""]
+    assert runner.invoke(main, ["-C", str(example_repo), *options]).exit_code == 0
+    shown = runner.invoke(main, ["-C", str(example_repo), *options, "--stdout"])  # writes no file: no duplicate
+    assert shown.exit_code == 0 and "name: Shown" in shown.output, shown.output

@@ -36,3 +36,22 @@ def test_ambiguous_and_unknown_names_are_usage_errors(example_repo: Path) -> Non
     with pytest.raises(UsageError) as unknown:
         find_object(repo, "WickStealr")
     assert unknown.value.hint is not None and "'WickStealer'" in unknown.value.hint
+
+
+def test_ids_that_differ_only_in_case_are_each_found_as_written_and_ambiguous_otherwise(tmp_path: Path) -> None:
+    import json
+
+    from tiops.errors import UsageError
+    from tiops.load import load_repo
+    from tiops.lookup import find_object
+
+    def malware(identifier: str) -> dict[str, object]:
+        return {"type": "malware", "spec_version": "2.1", "id": identifier, "created": "2025-01-01T00:00:00.000Z",
+                "modified": "2025-01-01T00:00:00.000Z", "name": identifier[-4:], "is_family": True}
+    lower, upper = "malware--0000000a-0000-4000-8000-00000000abcd", "malware--0000000A-0000-4000-8000-00000000ABCD"
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "intel" / "m.yaml").write_text(json.dumps([malware(lower), malware(upper)]))
+    repo = load_repo(tmp_path)
+    assert find_object(repo, lower).id == lower and find_object(repo, upper).id == upper
+    with pytest.raises(UsageError):  # a third spelling names both: not silently the first
+        find_object(repo, "malware--0000000A-0000-4000-8000-00000000abcd")

@@ -168,3 +168,12 @@ def test_a_comparison_of_what_an_object_is_names_no_observed_value() -> None:
     both = "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '198.51.100.7']"
     assert equality_pairs(both) == [("network-traffic:dst_ref.value", "198.51.100.7")]
     assert equality_pairs("[file:hashes.'SHA-256' = 'aa']") == [("file:hashes.'SHA-256'", "aa")]
+
+
+def test_a_type_or_id_that_is_a_value_is_kept() -> None:
+    # Only a reference's (or the object's own) type/id says what an object is; an extension's
+    # property or a dictionary key of that name is an observed value.
+    assert [o.value for o in pattern_observables("[file:extensions.'x-acme-ext'.type = 'packer']")] == ["packer"]
+    assert [o.value for o in pattern_observables(
+        "[network-traffic:extensions.'http-request-ext'.request_header.'id' = 'z' OR ipv4-addr:value = '1.2.3.4']")] == ["z", "1.2.3.4"]
+    assert pattern_observables("[domain-name:resolves_to_refs[*].type = 'ipv4-addr']") == ()

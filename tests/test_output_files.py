@@ -103,3 +103,18 @@ def test_partial_bundles_of_killed_compiles_are_removed_and_a_running_ones_kept(
     result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert not abandoned.exists() and running.exists() and other.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_a_bundle_in_a_folder_below_dev_gets_its_record(example_repo: Path, tmp_path: Path) -> None:
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    # /dev/shm is a tmpfs of regular files: only /dev itself, /dev/fd and /proc/*/fd name streams.
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        target = Path(folder) / "bundle.json"
+        result = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--as-of", "2025-01-01", "-o", str(target)])
+        assert result.exit_code == 0 and (Path(folder) / "build.json").is_file(), result.output

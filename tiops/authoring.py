@@ -71,8 +71,10 @@ def now_timestamp() -> str:
 
 def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] | None = None,
              relationships: list[str] | None = None, like: str | None = None,
-             output: Path | None = None, cache: bool = True) -> NewObject:
+             output: Path | None = None, cache: bool = True, for_writing: bool = True) -> NewObject:
     """The new object's file path and text (not written).
+
+    ``for_writing``: refuse an id another file holds (False for --stdout, which writes no file).
 
     ``cache``: read the intel through the build cache (tiops.buildcache.load_intel).
     """
@@ -135,7 +137,7 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
     if partner is not None:
         raise UsageError(f"{path} is in {partner}, a folder 'tiops import' writes: partner intel is read-only",
                          hint="Write objects of your own in a folder outside the imported source's folder.")
-    held = next((obj for obj in repo.objects if obj.id == data["id"]), None)
+    held = next((obj for obj in repo.objects if obj.id == data["id"]), None) if for_writing else None
     if held is not None:
         # The id follows the type, the time and the --set values: the same three give the same id,
         # and a second file with it would be a duplicate id (TI302) in the next validate.

@@ -137,6 +137,15 @@ CODES: dict[str, Code] = {c.code: c for c in _CODES}
 MAX_MESSAGE = 2_000
 
 
+def cut_message(message: str) -> str:
+    """``message`` whole up to :data:`MAX_MESSAGE` characters, else its two ends and how much was left out
+    (for every place that makes or rewrites a finding's message)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    left_out = len(message) - MAX_MESSAGE
+    return f"{message[:MAX_MESSAGE // 2]}…[{left_out} characters left out]…{message[-MAX_MESSAGE // 2:]}"
+
+
 def make_finding(
     code: str,
     message: str,
@@ -152,9 +161,7 @@ def make_finding(
     million characters was a million-character line in every log, annotation and SARIF file.
     """
     entry = CODES[code]
-    if len(message) > MAX_MESSAGE:
-        left_out = len(message) - MAX_MESSAGE
-        message = f"{message[:MAX_MESSAGE // 2]}…[{left_out} characters left out]…{message[-MAX_MESSAGE // 2:]}"
+    message = cut_message(message)
     return Finding(
         code=code,
         severity=entry.severity if severity is None else severity,

@@ -36,17 +36,20 @@ def find_object(repo: Repo, text: str, *, role: str = "object", candidates: Iter
     pool = list(repo.objects if candidates is None else candidates)
     wanted = text.strip()
     exact = [obj for obj in pool if obj.id == wanted]
-    if not exact and "--" in wanted:
-        # A UUID's hex digits are the same in either case (RFC 9562): an id pasted from a tool
-        # that prints GUIDs in upper case names the same object.
-        exact = [obj for obj in pool if obj.id.lower() == wanted.lower()]
     if exact:
         return exact[0]
     if wanted and "--" in wanted:
-        found = _one_or_none(role, text, [obj for obj in pool if obj.id.lower().startswith(wanted.lower())],
-                             "id prefix")
-        if found is not None:
-            return found
+        # A UUID's hex digits are the same in either case (RFC 9562): an id pasted from a tool
+        # that prints GUIDs in upper case names the same object. The case as written is tried
+        # first, so ids that differ only in case (partner intel keeps its own) stay reachable,
+        # and two objects matching only in another case are ambiguous, not the first one.
+        folded = wanted.lower()
+        for how, matches in (("id", [obj for obj in pool if obj.id.lower() == folded]),
+                             ("id prefix", [obj for obj in pool if obj.id.startswith(wanted)]),
+                             ("id prefix", [obj for obj in pool if obj.id.lower().startswith(folded)])):
+            found = _one_or_none(role, text, matches, how)
+            if found is not None:
+                return found
     for fold in (False, True):
         key = wanted.casefold() if fold else wanted
         found = _one_or_none(role, text, [obj for obj in pool if (name := object_name(obj.data)) is not None

@@ -122,9 +122,33 @@ _SIMPLE_PATTERN: Final = re.compile(
 _NOT_VALUES: Final = frozenset({"type", "id", "spec_version"})
 
 
+# A step that leads to another object: a reference (dst_ref, resolves_to_refs[*]) is
+# dereferenced in a pattern path (STIX 2.1 section 9.5), so a type/id/spec_version after it is
+# that object's own. Anywhere else (a dictionary key, an extension's property) it is a value.
+_REFERENCE_STEP: Final = re.compile(r"[a-z0-9_]*_refs?(?:\[(?:-?[0-9]+|\*)\])?")
+
+
 def _names_a_value(raw_path: str) -> bool:
-    last = raw_path.rpartition(".")[2].strip("'")
-    return last not in _NOT_VALUES
+    head, dot, last = raw_path.rpartition(".")
+    if last not in _NOT_VALUES:  # a quoted key ('type') is a dictionary key or extension property: a value
+        return True
+    if not dot:
+        return False  # the object's own type, id or spec_version
+    return _REFERENCE_STEP.fullmatch(head.rpartition(".")[2]) is None
+
+
+def pattern_object_types(pattern: str) -> tuple[str, ...]:
+    """The object type of every comparison in a STIX pattern, in order (string literals skipped),
+    including comparisons :func:`pattern_observables` leaves out."""
+    simple = _SIMPLE_PATTERN.fullmatch(pattern)
+    if simple is not None:  # the one-comparison shape of most indicators, without the lexer
+        return (simple["object_type"],)
+    return _lexed_object_types(pattern)
+
+
+@lru_cache(maxsize=1 << 14)
+def _lexed_object_types(pattern: str) -> tuple[str, ...]:
+    return tuple(m["object_type"] for m in _TOKEN_RE.finditer(pattern) if m.lastgroup == "comparison_path")
 
 
 def pattern_observables(pattern: str) -> tuple[Observable, ...]:

@@ -326,3 +326,11 @@ def test_a_bootstrap_url_without_a_host_names_no_server(tmp_path: Path, rdap_ser
     assert entry["status"] == "not-found" and client.requests == 0  # nothing asked, nothing retried
     assert client.lookup("domain", "woodgrove-statements.badport")["server"] == rdap_server.url + "rdap/"
     assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"
+
+
+def test_an_answer_for_a_name_idna_refuses_is_its_a_label() -> None:
+    from tiops.enrich.rdap import _answers_for_other
+
+    # An emoji label (IDNA 2008 refuses it) is asked as written; the registry names its A-label.
+    assert _answers_for_other({"ldhName": "xn--i-7iq.ws"}, "domain", "i\u2764.ws") is None
+    assert _answers_for_other({"ldhName": "xn--i-7iq.ws"}, "domain", "other.ws") == "xn--i-7iq.ws"

@@ -458,3 +458,16 @@ def test_a_rule_test_whose_input_no_build_could_hold_is_refused(make_repo: Calla
     _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
     assert [f.code for f in findings] == ["TI509"], findings
     assert message in findings[0].message
+
+
+@pytest.mark.parametrize("subject", [
+    "{type: x-acme-ticket, size: big, number: AS13335, confidence: 60}",  # a custom type's own properties
+    ("{type: acme-alert, confidence: 60, extensions: {extension-definition--00000000-0000-4000-8000-00000000000a: "
+     "{extension_type: new-sdo}}}"),  # a type an extension definition defines (section 7.3)
+])
+def test_a_rule_test_input_of_a_custom_or_extension_defined_type_is_accepted(
+        make_repo: Callable[[dict[str, str]], Path], subject: str) -> None:
+    rule = ("- name: r\n  when: {field: confidence, op: '>=', value: 50}\n  actions: [{add_tags: [high]}]\n"
+            f"  tests:\n    - input: {subject}\n      expect: {{fields: {{labels: [high]}}}}\n")
+    _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
+    assert findings == [], findings

@@ -50,8 +50,10 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to
     # stderr, and no record is written beside it (in /dev).
     # /dev/stdout redirected to a file is a regular file too, but its folder is /dev: no record there.
-    to_stream = (target.exists() and not target.is_file()) or target.absolute().parent == Path("/dev") \
-        or target.absolute().parent.parent == Path("/dev")  # /dev/fd/1
+    # So is /proc/self/fd/1. A folder below /dev (/dev/shm, a tmpfs) holds regular files with a record.
+    folder = target.absolute().parent
+    to_stream = (target.exists() and not target.is_file()) or folder in _STREAM_FOLDERS \
+        or (folder.name == "fd" and folder.parent.parent == Path("/proc"))  # /proc/<pid>/fd/1
     record = None if to_stream else target.parent / "build.json"
     if record is not None and not _is_build_record(record):
         raise UsageError(f"{shown_path(record)} is there and is not a tiops build record; compile writes its record "
@@ -76,6 +78,10 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
         click.echo(render_text(left_by_rules, color=color_enabled()), err=True, nl=False)
     kept = f" and its record {shown_path(record)}" if record is not None else ""
     click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s)){kept}", err=to_stream)
+
+
+# Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
+_STREAM_FOLDERS = frozenset({Path("/dev"), Path("/dev/fd"), Path("/proc/self/fd"), Path("/proc/thread-self/fd")})
 
 
 def _is_build_record(path: Path) -> bool:

@@ -36,7 +36,8 @@ def new_command(ctx: click.Context, stix_type: str, settings: tuple[str, ...], r
             raise UsageError(f"--set {setting!r} is not KEY=VALUE")
         pairs[key.strip()] = value
     new = scaffold(root, stix_type, time=time or now_timestamp(), settings=pairs, relationships=list(relationships),
-                   like=like, output=None if output is None else (Path.cwd() / output), cache=not no_cache)
+                   like=like, output=None if output is None else (Path.cwd() / output), cache=not no_cache,
+                   for_writing=not to_stdout)
     if to_stdout:
         click.echo(new.text, nl=False)
         return

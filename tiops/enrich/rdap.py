@@ -318,6 +318,14 @@ def _answers_for_other(document: dict[str, Any], kind: Kind, name: str) -> str |
     if kind == "domain":
         ldh = document.get("ldhName")
         if isinstance(ldh, str) and ldh.rstrip(".").lower() != name:
+            # A name IDNA 2008 refuses (an emoji label, i❤.ws) stays as written and is asked so: the
+            # registry's ldhName is its A-label (RFC 9083 section 3), which decodes to the name asked.
+            if not name.isascii():
+                try:
+                    if ldh.rstrip(".").lower().encode("ascii").decode("idna").casefold() == name.casefold():
+                        return None
+                except (UnicodeError, ValueError):
+                    pass
             return ldh
         return None
     start, end = document.get("startAddress"), document.get("endAddress")

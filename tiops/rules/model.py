@@ -579,10 +579,14 @@ def _test_input_problems(subject: dict[str, Any]) -> list[tuple[str, str]]:
     value of the wrong kind (``confidence: "60"`` matches no number test). Partial objects are fine."""
     problems: list[tuple[str, str]] = []
     stix_type = subject.get("type")
-    if not isinstance(stix_type, str) or (stix_type not in ALL_TYPES and not stix_type.startswith("x-")):
+    custom = isinstance(stix_type, str) and stix_type not in ALL_TYPES
+    if not isinstance(stix_type, str) or (custom and not stix_type.startswith("x-")
+                                          and not _defines_new_type(subject)):
         problems.append(("type", f"{stix_type!r} is not a STIX 2.1 type"))
     for prop, value in subject.items():
         prop = str(prop)
+        if custom and prop not in _COMMON_KINDS:
+            continue  # a custom or extension-defined type's own properties: no STIX type's schema holds them
         if prop in ("created", "modified"):
             problem = None if parse_timestamp(value) is not None else \
                 f"{prop} is a STIX timestamp such as 2025-01-01T00:00:00.000Z (section 3.2), not {value!r}"
@@ -593,6 +597,20 @@ def _test_input_problems(subject: dict[str, Any]) -> list[tuple[str, str]]:
         if problem is not None:
             problems.append((prop, problem))
     return problems
+
+
+# Properties every object type has with one meaning (STIX 2.1 section 3.2), custom types too.
+_COMMON_KINDS = frozenset({"created", "modified", "confidence", "labels", "revoked"})
+
+
+def _defines_new_type(subject: dict[str, Any]) -> bool:
+    """Whether the input says an extension definition defines its type (STIX 2.1 section 7.3:
+    ``extensions`` holding an ``extension-definition--`` key whose extension_type is new-sdo,
+    new-sco or new-sro)."""
+    extensions = subject.get("extensions")
+    return isinstance(extensions, dict) and any(
+        str(key).startswith("extension-definition--") and isinstance(value, dict)
+        and str(value.get("extension_type", "")).startswith("new-") for key, value in extensions.items())
 
 
 def _test_enrichment_problem(raw: Any, subject: dict[str, Any]) -> str | None:

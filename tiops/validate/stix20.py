@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tiops.codes import make_finding
+from tiops.codes import cut_message, make_finding
 from tiops.findings import Finding, Location, PathPart
 from tiops.jsonschemas import open_vocabularies
 from tiops.stix20 import MOVED_FROM_LABELS, VOCABULARIES_20
@@ -61,7 +61,7 @@ def at_stix20_places(findings: list[Finding], upgraded: dict[tuple[PathPart, ...
                 message = original + message[len(renamed):]  # "malware_types: ..." -> "labels: ..."
             rest = (original, *rest[1:]) if original else ()
         message = f"{message} [STIX 2.0 object, checked as upgraded to 2.1]"
-        moved.append(replace(finding, message=message, hint=hint,
+        moved.append(replace(finding, message=cut_message(message), hint=hint,
                              location=replace(finding.location, path=(*path[:depth], *rest))))
     return moved
 

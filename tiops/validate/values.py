@@ -15,7 +15,7 @@ from tiops.codes import make_finding
 from tiops.findings import Finding, PathPart
 from tiops.jsonschemas import known_properties
 from tiops.load import IntelObject
-from tiops.observables import pattern_observables
+from tiops.observables import pattern_object_types, pattern_observables
 from tiops.stix import SCO_TYPES, TIMESTAMP_RE, is_real_day, is_real_second
 from tiops.validate.shapes import Shape
 from tiops.values import (
@@ -223,11 +223,10 @@ def _check_pattern_values(obj: IntelObject, findings: list[Finding]) -> None:
     # The two readings above take string literals only: a timestamp literal can be here alone.
     if "t'" in pattern:
         _check_timestamp_literals(obj, pattern, findings)
-    types_seen: set[str] = set()
+    # Every comparison's object type, those of a type/id comparison too (no observable names them).
+    for object_type in dict.fromkeys(pattern_object_types(pattern)):
+        _check_object_type(obj, object_type, findings)
     for observable in pattern_observables(pattern):
-        if observable.object_type not in types_seen:
-            types_seen.add(observable.object_type)
-            _check_object_type(obj, observable.object_type, findings)
         if observable.operator not in _VALUE_OPERATORS:
             continue
         check = pattern_value_check(observable.object_type, observable.path)

@@ -92,6 +92,12 @@
 
   function text(value) { return Array.isArray(value) ? value.join(", ") : value === null || value === undefined ? "" : String(value); }
   function fold(value) { return text(value).toLowerCase(); }
+  // A timestamp as tiops query --sort orders it (tiops.stix.timestamp_key): the seconds, then the
+  // fraction without trailing zeros, so ...00.5001Z comes after ...00.500Z whatever the precision.
+  function moment(value) {
+    var m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(text(value));
+    return m ? m[1] + "." + (m[2] || "").replace(/0+$/, "") : fold(value);
+  }
 
   // Free text looks at names, ids, tags, sources, observable values and external ids.
   function haystack(row) {
@@ -159,7 +165,8 @@
     var key = COLUMNS[state.sort], sign = state.descending ? -1 : 1;
     var keyed = shown.map(function (row) {
       var value = key(row);
-      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? null : fold(value) };
+      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? null
+        : state.sort === "modified" ? moment(value) : fold(value) };
     });
     keyed.sort(function (a, b) {
       var x = a.key, y = b.key;
