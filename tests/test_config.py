@@ -131,3 +131,16 @@ def test_a_nan_or_infinite_number_is_named_as_written_not_as_null(make_repo, wri
     assert (f"tiops.yaml:3:5: error TI110 config-invalid: enrichment.rdap.requests_per_minute: {shown} is not a "
             "number tiops can use (NaN and infinity are not JSON numbers)") in result.output
     assert "null" not in result.output
+
+
+@pytest.mark.parametrize(("command", "doing"), [
+    (["explain", "indicator--00000000-0000-4000-8000-000000000001"], "explained"),
+    (["diff", "HEAD"], "compared"),
+])
+def test_commands_that_read_the_working_tree_refuse_a_tiops_yaml_with_errors(tmp_path: Path, command: list[str],
+                                                                            doing: str) -> None:
+    # explain read the repository as if tiops.yaml held all defaults (another intel folder) and exited 0.
+    root = _repo_with_a_config_error(tmp_path)
+    result = CliRunner().invoke(main, ["-C", str(root), *command])
+    assert result.exit_code == 1, result.output
+    assert "colour: unknown key 'colour'" in result.output and f"nothing was {doing}" in result.output

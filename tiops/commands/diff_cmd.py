@@ -38,6 +38,10 @@ def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, outp
     rule or a _defaults.yaml changed, grouped by that rule or file.
     """
     root = repo_root(ctx)
+    if head is None:
+        from tiops.config import usable_config
+
+        usable_config(root, "compared")  # the working tree's tiops.yaml: with errors it would read as all defaults
     with progress_bar(fmt == "text" and output is None) as progress:
         before, after = compile_pair(root, base, head, progress=progress, cache=not no_cache)
     diff = diff_revisions(before, after)

@@ -10,6 +10,7 @@ import orjson
 from tiops.buildcache import load_intel
 from tiops.commands.common import handle_errors, no_cache_option, repo_root
 from tiops.compile import builtin_object
+from tiops.config import usable_config
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_OBJECT
 from tiops.enrich.origin import enrichment_origins, render_origins
 from tiops.errors import UsageError
@@ -36,6 +37,7 @@ def explain_command(ctx: click.Context, stix_id: str, output_format: str, as_of:
     OBJECT is an id, a unique start of an id, or a unique name.
     """
     root = repo_root(ctx)
+    usable_config(root, "explained")  # with errors tiops.yaml would read as all defaults: other folders, other rules
     repo = load_intel(root, cache=not no_cache)
     builtin = builtin_object(stix_id.strip())
     if builtin is not None and not any(obj.id == builtin["id"] for obj in repo.objects):
