@@ -9,6 +9,7 @@ stale; a missing entry is filled by reading that object once.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import os
@@ -16,7 +17,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from http import HTTPStatus
 from pathlib import Path
@@ -234,6 +235,23 @@ class DigestCache:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM digests WHERE id = ? AND version = ?", keys)
             self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def sending(self, objects: Sequence[Mapping[str, Any]]) -> Iterator[None]:
+        """Around one request that sends ``objects``: they are recorded as tiops' before it (an apply
+        killed between sending and recording would otherwise find them on the server as written by
+        someone else, never revoke them, and call its own saved plan stale), and forgotten again when
+        the server refuses the request as a whole (400, 401, 403, 413...: none of it landed; kept as
+        tiops', an object another writer holds would count as managed and be revoked once it left
+        the repository). A transient failure keeps them: the request may have landed, and is retried."""
+        self.record(objects, by_tiops=True)
+        try:
+            yield
+        except TransientStoreError:
+            raise
+        except StoreError:
+            self.forget(objects)
+            raise
 
     def close(self) -> None:
         self._db.close()

@@ -128,20 +128,12 @@ class SentinelStore(LocallyLocked):
         errors: list[ObjectError] = []
         for start in range(0, len(pending), MAX_OBJECTS_PER_REQUEST):
             chunk = pending[start:start + MAX_OBJECTS_PER_REQUEST]
-            # Recorded as tiops' before they are sent (tiops.stores.taxii.TaxiiStore.write_versions says why);
-            # what the API refuses is forgotten again.
-            self._cache.record(chunk, by_tiops=True)
-            try:
+            # Recorded as tiops' around the request (DigestCache.sending); what the API refuses record by
+            # record is forgotten again below.
+            with self._cache.sending(chunk):
                 self._sending = chunk  # for a 400 answer to name the objects it refused
                 answer = self._post(self.upload_url, self._upload_headers,
                                     {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
-            except TransientStoreError:
-                raise  # may have landed: kept as tiops', and retried
-            except StoreError:
-                # Refused as a whole (400, 401, 403, 413...): none of it landed. Remembered as tiops',
-                # an object another writer holds would count as managed and be revoked once it left git.
-                self._cache.forget(chunk)
-                raise
             refused: set[int] = set()
             for record in _record_errors(answer):
                 index = record.get("recordIndex")

@@ -99,19 +99,10 @@ class TaxiiStore(LocallyLocked):
             objects = [o for o in objects if o["id"] not in refused_ids]
             if not objects:
                 return errors
-        # Recorded as tiops' before they are sent: an apply killed between the two would otherwise
-        # find them on the server next time as written by someone else, never revoke them, and call
-        # its own saved plan stale. What the server refuses is forgotten again below.
-        self._cache.record(objects, by_tiops=True)
-        try:
+        # Recorded as tiops' around the request (DigestCache.sending); what the server refuses one by
+        # one is forgotten again below.
+        with self._cache.sending(objects):
             status = self._call(lambda: self._collection.add_objects({"objects": list(objects)}, timeout=300))
-        except TransientStoreError:
-            raise  # may have landed: kept as tiops', and retried
-        except StoreError:
-            # Refused as a whole (400, 401, 403, 413...): none of it landed. Remembered as tiops', an object
-            # another writer holds would count as managed and be revoked once it left the repository.
-            self._cache.forget(objects)
-            raise
         failures = {str(f.get("id")): server_text(f.get("message") or "refused") for f in getattr(status, "failures", [])}
         held = self._held_versions(sorted(failures)) if failures else set()
         failed = [ObjectError(obj["id"], f"TAXII server: {failures[obj['id']]}") for obj in objects
