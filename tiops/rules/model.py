@@ -355,7 +355,8 @@ _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _value_kind_problem(field: str, op: Any, value: Any, has_value: bool) -> str | None:
     """Why ``value`` cannot be compared with ``field`` (None: it can), by the kinds ``tiops query``
     checks (tiops.where): a number field never equals or orders against text, a timestamp field
-    compares with a STIX timestamp (a date alone would compare as text), a boolean with true or false.
+    compares with a STIX timestamp or a date that exists (completed to midnight UTC:
+    :func:`_dates_completed`), a boolean with true or false.
     Without this a rule such as ``whois.age_days < "30"`` validated and never matched."""
     from tiops.enrich.fields import ENRICHMENT_KINDS
 
