@@ -117,3 +117,16 @@ def test_the_next_step_is_a_command_to_copy_as_it_is(tmp_path: Path) -> None:
     assert subprocess.run(["bash", "-c", f"{command} && pwd"], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout.strip() == str(tmp_path / "My Intel")
     assert shlex.split(command) == ["cd", "My Intel"]
+
+
+def test_init_dot_names_no_folder_to_change_to(tmp_path: Path) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    code, output = invoke("-C", str(here), "init", ".")
+    assert code == 0, output
+    # It said "Next: cd . && tiops validate ...".
+    assert "Next: tiops validate && tiops compile" in output and "cd ." not in output
+    named = tmp_path / "elsewhere"
+    named.mkdir()
+    code, output = invoke("-C", str(named), "init", "intel-repo")
+    assert code == 0 and "Next: cd intel-repo && tiops validate" in output, output

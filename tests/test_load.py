@@ -380,3 +380,18 @@ def test_an_id_that_is_no_string_in_a_folder_with_defaults_is_a_finding(make_rep
     named = [str(root / "intel/malware/x.yaml") if flag == "FILE" else flag for flag in flags]
     result = CliRunner().invoke(main, ["-C", str(root), "validate", *named])
     assert result.exit_code == 1 and "intel/malware/x.yaml:3:" in result.output and "TI203" in result.output, result.output
+
+
+@pytest.mark.parametrize("flags", [["--no-cache"], []])
+def test_a_yaml_file_named_in_other_letters_is_a_warning_not_silently_skipped(make_repo, flags: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    body = ("type: malware\nspec_version: '2.1'\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\n"
+            "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: BN\nis_family: true\n")
+    root = make_repo({"intel/Upper.YAML": body, "intel/notes.md": "# not intel\n", "intel/_defaults.yaml": "source: Us\n"})
+    for _ in range(2):  # the second run through the build cache
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert "intel/Upper.YAML:1:1: warning TI115 yaml-suffix-case" in result.output, result.output
+        assert "notes.md" not in result.output

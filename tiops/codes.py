@@ -38,6 +38,7 @@ _CODES = [
     Code("TI112", "nesting-too-deep", Severity.ERROR, "Mappings and lists are nested deeper than tiops reads (docs/limits.md).", "Flatten the value: STIX objects need only a few levels."),
     Code("TI113", "key-not-a-string", Severity.ERROR, "A mapping key is not a string (YAML allows 1: or ~: as keys; STIX, being JSON, does not).", "Quote the key, for example '\"1\": x', or remove it."),
     Code("TI114", "file-name-not-utf8", Severity.ERROR, "A file or folder name is not valid UTF-8.", "Rename it with a UTF-8 name: the name is shown in findings, reports and code scanning."),
+    Code("TI115", "yaml-suffix-case", Severity.WARNING, "A file's name ends in .yaml or .yml in other letters (.YAML, .Yml): tiops reads files ending in .yaml or .yml, so this one was not read and its objects are in no build.", "Rename it to end in .yaml (lower case)."),
     Code("TI140", "report-panel-invalid", Severity.ERROR, "A panel of report.yaml is not a valid panel definition.", "A panel has a title, an optional query, group-by (or bars), chart: bar, table or timeline, and a limit of 1 or more (docs/review.md#report-panels)."),
     Code("TI141", "report-panel-query-invalid", Severity.ERROR, "A panel's query or field is not valid in the query language.", "Fix the expression or field name as the message says; the language is described in docs/query.md."),
     Code("TI120", "id-derived", Severity.INFO, "The object has no id; tiops derived a stable one.", "Write the derived id into the file to pin it: renaming the object would otherwise change its id."),

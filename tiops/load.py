@@ -479,6 +479,15 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
         names = [filename for filename in filenames
                  if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith(".")
                  and not (overlay_here and filename == OVERLAY_FILE)]
+        if len(names) != len(filenames):
+            for filename in filenames:
+                # X.YAML was skipped without a word: its objects were in no build (file systems and
+                # editors keep the case written; git and CI do too).
+                if not filename.endswith(YAML_SUFFIXES) and filename.lower().endswith(YAML_SUFFIXES) \
+                        and not filename.startswith("."):
+                    report(os.path.join(directory, filename), "TI115",
+                           "the name ends in .yaml or .yml in other letters; tiops reads files ending in .yaml or "
+                           ".yml, so this one was not read")
         # One check for the folder (this runs for each of 100k files): a name that is not UTF-8
         # holds a surrogate, which the strict encoder refuses wherever it stands in the joined names.
         if not is_utf8_name("".join(names)):

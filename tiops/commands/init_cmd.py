@@ -34,6 +34,7 @@ def init_command(ctx: click.Context, directory: Path | None, team: str | None, t
     written = init_repo(new)
     for path in written:
         click.echo(f"wrote {path.relative_to(folder).as_posix()}")
-    where = "" if directory is None else f"cd {shlex.quote(str(directory))} && "  # a command to copy as it is
+    # A command to copy as it is; none to change to the folder it runs in already ("init .").
+    where = "" if directory is None or folder == start_folder(ctx) else f"cd {shlex.quote(str(directory))} && "
     click.echo(f"\nA new tiops repository in {folder}. Next: {where}tiops validate && tiops compile, "
                "then 'tiops new indicator --set name=...' to add intel.")
