@@ -311,3 +311,16 @@ def test_sort_orders_timestamps_as_moments_whatever_their_precision(make_repo: C
     # As text "...00Z" sorted after "...00.5Z": --sort first_seen:desc --limit 1 gave the earliest.
     found = ids(query(root, "--type", "malware", "--sort", "first_seen:desc", "--format", "ids"))
     assert found == [objects[1]["id"], objects[2]["id"], objects[0]["id"]]
+
+
+def test_a_boolean_shows_as_the_query_language_writes_it(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    def malware(number: int, revoked: bool) -> dict[str, Any]:
+        return {"type": "malware", "spec_version": "2.1", "id": f"malware--00000000-0000-4000-8000-00000000000{number}",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": f"M{number}",
+                "is_family": True, "revoked": revoked}
+    root = make_repo({"intel/objects.yaml": json.dumps([malware(1, True), malware(2, False), malware(3, False)])})
+    # Shown as Python's True, which 'revoked = True' then had to be typed back as.
+    table = query(root, "--type", "malware", "--group-by", "revoked")
+    assert table.exit_code == 0 and table.stdout.splitlines()[1:] == ["false  2", "true   1"], table.stdout
+    rows = query(root, "--type", "malware", "--group-by", "revoked", "--format", "csv")
+    assert rows.stdout.splitlines()[1:] == ["false,2", "true,1"], rows.stdout

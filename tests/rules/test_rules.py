@@ -471,3 +471,13 @@ def test_a_rule_test_input_of_a_custom_or_extension_defined_type_is_accepted(
             f"  tests:\n    - input: {subject}\n      expect: {{fields: {{labels: [high]}}}}\n")
     _, findings = load_rules(Config(root=make_repo({"rules/ingestion/a.yaml": rule})))
     assert findings == [], findings
+
+
+def test_tests_of_a_disabled_rule_run_and_say_the_rule_is_disabled(make_repo: Callable[[dict[str, str]], Path]) -> None:
+    rule = ("- name: later\n  enabled: false\n  actions: [{add_tags: [seen]}]\n"
+            "  tests:\n    - input: {type: indicator}\n      expect: {fields: {labels: [seen]}}\n")
+    root = make_repo({"rules/ingestion/a.yaml": rule})
+    result = CliRunner().invoke(main, ["-C", str(root), "test"])
+    # A PASS read as what builds do, though no build runs the rule.
+    assert result.exit_code == 0 and "PASS rules/ingestion/a.yaml:1: later (rule disabled) :: " in result.output, \
+        result.output

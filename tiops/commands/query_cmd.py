@@ -123,6 +123,8 @@ def _label(obj: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as STIX, JSON and the query language write it, not Python's True
     if isinstance(value, (list, dict)):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     return "" if value is None else printable(str(value))

@@ -28,7 +28,8 @@ def test_command(ctx: click.Context, as_of: str | None) -> None:
     results = run_rule_tests(rule_set, resolve_as_of(root, as_of).moment)
     for result in results:
         status = "PASS" if result.passed else "FAIL"
-        click.echo(f"{status} {result.file}:{result.line}: {result.rule} :: {result.test}")
+        disabled = " (rule disabled)" if result.disabled else ""  # a pass says nothing of what builds do
+        click.echo(f"{status} {result.file}:{result.line}: {result.rule}{disabled} :: {result.test}")
         for line in result.diff:
             click.echo(f"    {line}")
     failed = sum(1 for r in results if not r.passed)

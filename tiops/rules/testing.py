@@ -24,6 +24,8 @@ class RuleTestResult:
     line: int
     passed: bool
     diff: tuple[str, ...]  # "field: expected X, got Y" lines when it failed
+    # The rule is disabled: its tests run (a rule is tested before it is turned on), and say so.
+    disabled: bool = False
 
 
 def run_rule_tests(rule_set: RuleSet, as_of: datetime | None) -> list[RuleTestResult]:
@@ -39,7 +41,8 @@ def run_rule_test(rule: Rule, test: RuleTest, as_of: datetime | None) -> RuleTes
     try:
         outcome = apply_rules([subject], single, test.as_of or as_of)
     except ConditionError as error:
-        return RuleTestResult(rule.name, test.name, rule.file, rule.line, False, (error.message + "; give the test an as_of",))
+        return RuleTestResult(rule.name, test.name, rule.file, rule.line, False, (error.message + "; give the test an as_of",),
+                              not rule.enabled)
     dropped = not outcome.objects
     diff: list[str] = []
     if test.expect_dropped is not None and dropped != test.expect_dropped:
@@ -53,7 +56,7 @@ def run_rule_test(rule: Rule, test: RuleTest, as_of: datetime | None) -> RuleTes
                 actual: Any = result.get("labels" if name == "tags" else name)
                 if actual != expected:
                     diff.append(f"{name}: expected {expected!r}, got {'(absent)' if actual is None else repr(actual)}")
-    return RuleTestResult(rule.name, test.name, rule.file, rule.line, not diff, tuple(diff))
+    return RuleTestResult(rule.name, test.name, rule.file, rule.line, not diff, tuple(diff), not rule.enabled)
 
 
 def _enriched(subject: IntelObject, results: dict[str, dict[str, dict[str, Any]]]) -> IntelObject:
