@@ -11,6 +11,7 @@ before ingestion rules: rules are part of the build, not of the object's version
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,15 @@ def _overlay_unrevoked(base: CompiledRevision, head: CompiledRevision) -> list[F
 
 
 def versioning_findings(root: Path, base_ref: str, deleted_severity: Severity = Severity.WARNING, *,
-                        cache: bool = False) -> list[Finding]:
-    """Check the working tree at ``root`` against git revision ``base_ref`` (``cache``: through the build cache)."""
-    base, head = compile_pair(root, change_base(root, base_ref).revision, None, cache=cache)
+                        cache: bool = False, note: Callable[[str], None] = lambda _text: None) -> list[Finding]:
+    """Check the working tree at ``root`` against git revision ``base_ref`` (``cache``: through the build cache).
+
+    ``note`` is told when the change is checked against another revision (tiops.revision.change_base).
+    """
+    choice = change_base(root, base_ref)
+    if choice.note is not None:
+        note(choice.note)
+    base, head = compile_pair(root, choice.revision, None, cache=cache)
     return sort_findings(resolve_locations(check_versions(base, head, deleted_severity=deleted_severity), root))
 
 

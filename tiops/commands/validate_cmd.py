@@ -53,15 +53,12 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
         findings = validate_paths(root, list(paths), progress=progress, cache=not no_cache)
     if base_ref is not None:
         # Only --base reads another revision: its git and compile code is not imported otherwise.
-        from tiops.revision import change_base
         from tiops.validate import findings_under
         from tiops.versioning import versioning_findings
 
-        note = change_base(root, base_ref).note
-        if note is not None:
-            click.echo(f"note: {note}", err=True)
         # Named files: their versioning findings, as for every other check (pre-commit names the changed files).
-        versions = findings_under(versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache),
+        versions = findings_under(versioning_findings(root, base_ref, _deleted_severity(root), cache=not no_cache,
+                                                      note=lambda text: click.echo(f"note: {text}", err=True)),
                                   root, list(paths))
         findings = sort_findings([*findings, *versions])
     if strict is None:

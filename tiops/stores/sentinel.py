@@ -103,7 +103,6 @@ class SentinelStore(LocallyLocked):
         # Versions accepted in this process: a batch retried after a 429 half-way
         # through does not upload its first requests again.
         self._accepted: set[tuple[str, str, str]] = set()
-        self._sending: Sequence[Mapping[str, Any]] = ()
 
     def manifest(self) -> dict[str, StoredVersion]:
         current = self._read_all()
@@ -131,7 +130,6 @@ class SentinelStore(LocallyLocked):
             # Recorded as tiops' around the request (DigestCache.sending); what the API refuses record by
             # record is forgotten again below.
             with self._cache.sending(chunk):
-                self._sending = chunk  # for a 400 answer to name the objects it refused
                 answer = self._post(self.upload_url, self._upload_headers,
                                     {"sourcesystem": self.source_system, "stixobjects": chunk}, "upload")
             refused: set[int] = set()
@@ -195,7 +193,9 @@ class SentinelStore(LocallyLocked):
             raise TransientStoreError(f"{where}: {type(error).__name__}") from None
         if response.status_code >= 300:
             failure = http_failure(where, response.status_code, response.headers.get("Retry-After"))
-            named = _refused_records(response, self._sending) if response.status_code == 400 and what == "upload" else ""
+            # A 400 to an upload may list its records: named from the objects the body sent.
+            named = (_refused_records(response, body.get("stixobjects") or ())
+                     if response.status_code == 400 and what == "upload" else "")
             if named and not isinstance(failure, TransientStoreError):
                 raise StoreError(f"{failure.message}; the request was refused for {named}")
             raise failure
