@@ -133,7 +133,7 @@ def test_a_tag_that_cannot_be_written_leaves_the_file_whole(example_repo: Path, 
 
     from click.testing import CliRunner
 
-    from tiops import yamlio
+    from tiops import outputs
     from tiops.cli import main
 
     before = {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")}
@@ -145,7 +145,7 @@ def test_a_tag_that_cannot_be_written_leaves_the_file_whole(example_repo: Path, 
         written.append(len(data) // 2)
         return os.write(descriptor, bytes(data[:len(data) // 2]))
 
-    monkeypatch.setattr(yamlio.os, "write", disk_full)
+    monkeypatch.setattr(outputs.os, "write", disk_full)
     result = CliRunner().invoke(main, ["-C", str(example_repo), "tag", "add", "triaged", "--where", "type = malware"])
     assert result.exit_code == 1 and "No space left on device; the file is unchanged" in result.output, result.output
     assert {p: p.read_bytes() for p in (example_repo / "intel").rglob("*.yaml")} == before

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,3 +142,23 @@ def test_a_duplicate_key_is_placed_at_the_second_one_even_when_it_reads_as_a_dat
     with pytest.raises(YamlProblem) as raised:
         parse_yaml(text)
     assert (raised.value.code, raised.value.line, raised.value.column) == ("TI101", 4, 3)
+
+
+def test_an_edited_file_of_mode_0666_keeps_it(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from tiops.yamlio import read_for_edit, write_edited
+
+    path = tmp_path / "shared.yaml"
+    path.write_bytes(b"type: malware\r\nname: old\r\n")
+    os.chmod(path, 0o666)  # a mode the file is created with anyway: it still passes through no umask
+    previous = os.umask(0o022)
+    try:
+        text, newline = read_for_edit(path)
+        write_edited(path, text.replace("old", "new"), newline)
+    finally:
+        os.umask(previous)
+    assert path.read_bytes() == b"type: malware\r\nname: new\r\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.yaml"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import yaml_rs
 
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
 from tiops.memory import NotShareable, shared_document
+from tiops.outputs import replace_whole
 
 if TYPE_CHECKING:
     import yaml
@@ -728,28 +728,10 @@ def write_edited(path: Path, text: str, newline: str = "\n") -> None:
     """
     from tiops.errors import TiopsError
 
-    data = memoryview((text if newline == "\n" else text.replace("\n", newline)).encode("utf-8"))
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path  # the link stays, as open() writes through it
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.editing")
+    data = (text if newline == "\n" else text.replace("\n", newline)).encode("utf-8")
     try:
-        mode = target.stat().st_mode & 0o7777
-    except OSError:
-        mode = 0o666
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-        try:
-            if mode != 0o666:
-                os.fchmod(descriptor, mode)  # the file's own mode: os.open's mode passes through the umask
-            while data:
-                data = data[os.write(descriptor, data):]
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise TiopsError(f"cannot write {path}: {error.strerror or error}; the file is unchanged",
-                             hint="Check that the folder is writable and the disk has room, then run the command "
-                                  "again.") from None
-        raise
+        replace_whole(path, data, tag="editing")
+    except OSError as error:
+        raise TiopsError(f"cannot write {path}: {error.strerror or error}; the file is unchanged",
+                         hint="Check that the folder is writable and the disk has room, then run the command "
+                              "again.") from None

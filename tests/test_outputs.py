@@ -1,0 +1,120 @@
+"""tiops.outputs: a file is replaced whole or not at all; a stream is written in place."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from full_disk import fill_up_writing
+
+from tiops.outputs import names_stream, replace_whole, write_whole
+
+
+def _beside(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_file_is_replaced_by_a_new_one_keeping_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "plan.json"
+    target.write_bytes(b"old\n")
+    # 0666 exactly too: a mode os.open would otherwise pass through the umask (0644).
+    for mode in (0o640, 0o666):
+        os.chmod(target, mode)
+        before = target.stat().st_ino
+        previous = os.umask(0o022)
+        try:
+            replace_whole(target, b"new\n")
+        finally:
+            os.umask(previous)
+        assert target.read_bytes() == b"new\n"
+        assert target.stat().st_ino != before  # renamed into place, not written over
+        assert stat.S_IMODE(target.stat().st_mode) == mode
+    assert _beside(tmp_path) == []
+
+
+def test_a_new_file_gets_the_mode_open_gives_it(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        replace_whole(tmp_path / "new.json", b"{}\n")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o640
+
+
+def test_a_write_cut_short_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "plan.json"
+    target.write_bytes(b"old\n")
+    fill_up_writing(monkeypatch, "plan.json")
+    with pytest.raises(OSError) as raised:
+        write_whole(target, b"a new plan, too long for the disk\n")
+    assert raised.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"old\n" and _beside(tmp_path) == []
+
+
+def test_ctrl_c_while_writing_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "build.json"
+    target.write_bytes(b"old\n")
+    real_write = os.write
+
+    def interrupted(descriptor: int, data: bytes) -> int:
+        real_write(descriptor, bytes(data[:3]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        replace_whole(target, b"the new record\n")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old\n" and _beside(tmp_path) == []
+
+
+def test_a_link_is_written_through_and_stays(tmp_path: Path) -> None:
+    real = tmp_path / "published" / "plan.json"
+    real.parent.mkdir()
+    real.write_bytes(b"old\n")
+    link = tmp_path / "plan.json"
+    link.symlink_to(real)
+    write_whole(link, b"new\n")
+    assert link.is_symlink() and real.read_bytes() == b"new\n"
+    assert _beside(tmp_path) == [] and _beside(real.parent) == []
+
+
+def test_a_link_where_the_file_beside_goes_is_neither_followed_nor_removed(tmp_path: Path) -> None:
+    target = tmp_path / "plan.json"
+    target.write_bytes(b"old\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"not tiops's\n")
+    planted = tmp_path / f".plan.json.{os.getpid()}.writing"
+    planted.symlink_to(elsewhere)
+    with pytest.raises(OSError) as raised:
+        replace_whole(target, b"new\n")
+    assert raised.value.errno == errno.ELOOP
+    assert target.read_bytes() == b"old\n" and elsewhere.read_bytes() == b"not tiops's\n" and planted.is_symlink()
+
+
+def test_a_named_pipe_is_written_to_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_whole(fifo, b"through the pipe\n")
+    reader.join(timeout=30)
+    assert received == [b"through the pipe\n"] and fifo.is_fifo() and _beside(tmp_path) == []
+
+
+@pytest.mark.parametrize(("path", "stream"), [
+    ("/dev/stdout", True), ("/dev/stderr", True), ("/dev/fd/1", True), ("/proc/self/fd/1", True),
+    (f"/proc/{os.getpid()}/fd/1", True), ("/dev/null", True),
+    ("/dev/shm/out.json", False),  # a tmpfs of regular files below /dev
+])
+def test_streams_are_told_from_files(path: str, stream: bool) -> None:
+    assert names_stream(Path(path)) is stream
+
+
+def test_a_file_or_a_missing_one_is_no_stream(tmp_path: Path) -> None:
+    (tmp_path / "there.json").write_bytes(b"{}")
+    assert not names_stream(tmp_path / "there.json") and not names_stream(tmp_path / "missing.json")

@@ -1,0 +1,83 @@
+"""Writing output files whole or not at all.
+
+A file written in place is cut short by Ctrl-C, a full disk or a crash part way, and some
+outputs are read back later: a cut ``build.json`` is "not a tiops build record", so the next
+compile refuses to write beside it; a cut ``_taxii.json`` loses where every collection's pull
+ended. So a file is written beside its target under a dot name (which loading skips) and
+renamed over it (``os.replace`` is atomic on POSIX): a reader sees the previous file or the
+complete new one, never a part, and a failed write removes what it had written.
+
+A stream is not a file to replace: a named pipe or a device (``-o /dev/stdout`` on a terminal
+or a pipe) and any path in a folder of streams (``/dev/stdout`` redirected to a file,
+``/proc/self/fd/1``) are written to as named, in place, as a plain ``open()`` would; renaming
+over them would swap the file behind the shell's descriptor, or fail on ``/dev``.
+
+This module is the library's: it raises the file system's own ``OSError`` and prints nothing.
+Callers say which file it was and what it held (a :class:`tiops.errors.TiopsError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["names_stream", "replace_whole", "write_whole"]
+
+# Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
+# /dev/stdout redirected to a file is a regular file, but its folder is /dev. A folder below
+# /dev (/dev/shm, a tmpfs) holds regular files like any other.
+_STREAM_FOLDERS = frozenset({Path("/dev"), Path("/dev/fd"), Path("/proc/self/fd"), Path("/proc/thread-self/fd")})
+
+
+def names_stream(path: Path) -> bool:
+    """Whether ``path`` names a stream to write to in place rather than a file to replace:
+    something there that is not a regular file (a named pipe, a device; a folder is left to fail
+    as ``open()`` fails on it), or any name in a folder of streams (also ``/proc/<pid>/fd``)."""
+    folder = path.absolute().parent
+    return (path.exists() and not path.is_file()) or folder in _STREAM_FOLDERS \
+        or (folder.name == "fd" and folder.parent.parent == Path("/proc"))
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` into ``path``: whole or not at all for a file (:func:`replace_whole`), written in
+    place for a stream (:func:`names_stream`), where there is no file to keep."""
+    if names_stream(path):
+        with open(path, "wb") as stream:
+            stream.write(data)
+        return
+    replace_whole(path, data)
+
+
+def replace_whole(path: Path, data: bytes, *, tag: str = "writing") -> None:
+    """``data`` into the file ``path``, whole or not at all.
+
+    Written to ``.NAME.PID.TAG`` beside it and renamed over it. A file that was there keeps its
+    mode (a new one gets 0666 less the umask, as ``open()`` makes it). A ``path`` that is a
+    symbolic link has the file it leads to replaced and the link stays, as ``open()`` writes
+    through it; the file beside is never opened through a link (``O_NOFOLLOW``). On any error,
+    Ctrl-C included, the file beside is removed and ``path`` is as it was; the ``OSError``
+    is raised as the file system gave it.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{tag}")
+    try:
+        mode: int | None = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = None
+    remaining = memoryview(data)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    # Only a file this call opened is removed on failure: a link in its place (O_NOFOLLOW) is not ours.
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(descriptor, mode)  # the file's own mode: os.open's mode passes through the umask
+            while remaining:
+                remaining = remaining[os.write(descriptor, remaining):]
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
