@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
@@ -222,3 +224,44 @@ def test_a_build_json_that_is_not_a_record_is_not_overwritten(example_repo: Path
     assert written.exit_code == 0 and "and its record" in written.output and "build.json" in written.output
     again = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "-o", str(tmp_path / "stix.json")])
     assert again.exit_code == 0  # its own record is replaced
+
+
+def test_the_build_record_is_replaced_by_a_new_one(example_repo: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    bundle, record = tmp_path / "out" / "bundle.json", tmp_path / "out" / "build.json"
+    first = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--as-of", "2025-01-01", "-o", str(bundle)])
+    assert first.exit_code == 0 and record.is_file(), first.output
+    os.chmod(record, 0o640)
+    before = record.stat().st_ino
+    again = CliRunner().invoke(main, ["-C", str(example_repo), "compile", "--as-of", "2025-02-01", "-o", str(bundle)])
+    assert again.exit_code == 0, again.output
+    # Written beside and renamed over: a compile interrupted while writing it leaves the previous record.
+    assert record.stat().st_ino != before and stat.S_IMODE(record.stat().st_mode) == 0o640
+    assert json.loads(record.read_bytes())["bundle_sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert sorted(p.name for p in record.parent.iterdir()) == ["build.json", "bundle.json"]
+
+
+def test_a_build_record_cut_short_by_a_full_disk_leaves_the_previous_one(example_repo: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from full_disk import fill_up_writing
+
+    from tiops.cli import main
+
+    bundle, record = tmp_path / "out" / "bundle.json", tmp_path / "out" / "build.json"
+    command = ["-C", str(example_repo), "compile", "--as-of", "2025-01-01", "-o", str(bundle)]
+    assert CliRunner().invoke(main, command).exit_code == 0
+    previous = record.read_bytes()
+    with monkeypatch.context() as patched:
+        fill_up_writing(patched, "build.json")
+        cut = CliRunner().invoke(main, command)
+    assert cut.exit_code == 1, cut.output
+    assert f"cannot write the build record {record}: No space left on device" in cut.output
+    assert "internal error" not in cut.output
+    assert record.read_bytes() == previous
+    assert sorted(p.name for p in record.parent.iterdir()) == ["build.json", "bundle.json"]
+    # A record cut short would be "not a tiops build record": the next compile would refuse to write.
+    assert CliRunner().invoke(main, command).exit_code == 0

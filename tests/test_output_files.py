@@ -1,7 +1,11 @@
-"""Files an option names (--output, --out, --trace): a place that cannot take them is a usage error."""
+"""Files an option names (--output, --out, --trace): written whole or not at all (a stream in place);
+a place that cannot take them is a usage error."""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -10,19 +14,27 @@ from click.testing import CliRunner
 
 from tiops.cli import main
 
-
-@pytest.mark.parametrize(("command", "what"), [
+# Every command writing a file an option names (tiops.commands.common.write_output), and what it holds.
+_OUTPUT_COMMANDS = pytest.mark.parametrize(("command", "what"), [
     (["validate", "--format", "sarif", "--output", "{bad}"], "findings"),
     (["compile", "-o", "{tmp}/bundle.json", "--trace", "{bad}"], "trace"),
     (["plan", "--out", "{bad}"], "plan"),
     (["diff", "HEAD", "--format", "json", "--output", "{bad}"], "diff"),
 ])
+
+
+def _committed(repo: Path) -> None:
+    """``diff HEAD`` needs a revision to compare with."""
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"],
+                   cwd=repo, check=True)
+
+
+@_OUTPUT_COMMANDS
 def test_an_output_file_under_a_file_is_a_usage_error(example_repo: Path, tmp_path: Path, command: list[str],
                                                       what: str) -> None:
-    subprocess.run(["git", "init", "-q"], cwd=example_repo, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=example_repo, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"],
-                   cwd=example_repo, check=True)
+    _committed(example_repo)
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
     bad = tmp_path / "a-file" / "out.json"  # its folder is a file: neither made nor written
     args = [arg.replace("{bad}", str(bad)).replace("{tmp}", str(tmp_path)) for arg in command]
@@ -32,6 +44,78 @@ def test_an_output_file_under_a_file_is_a_usage_error(example_repo: Path, tmp_pa
     good = tmp_path / "made" / "for-it" / "out.json"  # a missing folder is made
     ok = CliRunner().invoke(main, ["-C", str(example_repo), *[a.replace(str(bad), str(good)) for a in args]])
     assert ok.exit_code in (0, 1) and good.is_file(), ok.output
+
+
+@_OUTPUT_COMMANDS
+def test_an_output_file_is_replaced_by_the_new_one_whole(example_repo: Path, tmp_path: Path, command: list[str],
+                                                         what: str) -> None:
+    _committed(example_repo)
+    out = tmp_path / "saved" / "out.json"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous output\n")
+    os.chmod(out, 0o640)
+    before = out.stat().st_ino
+    args = [arg.replace("{bad}", str(out)).replace("{tmp}", str(tmp_path)) for arg in command]
+    result = CliRunner().invoke(main, ["-C", str(example_repo), *args])
+    assert result.exit_code in (0, 1), result.output
+    assert json.loads(out.read_bytes())  # the whole new output
+    # Written beside and renamed over (a new file), not truncated and written over: an interrupted
+    # write leaves the previous file. Its mode stays the one it had.
+    assert out.stat().st_ino != before and stat.S_IMODE(out.stat().st_mode) == 0o640, what
+    assert [p.name for p in out.parent.iterdir()] == ["out.json"]
+
+
+@_OUTPUT_COMMANDS
+def test_an_output_cut_short_by_a_full_disk_leaves_the_previous_one(example_repo: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   command: list[str], what: str) -> None:
+    from full_disk import fill_up_writing
+
+    _committed(example_repo)
+    out = tmp_path / "saved" / "out.json"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous output\n")
+    args = [arg.replace("{bad}", str(out)).replace("{tmp}", str(tmp_path)) for arg in command]
+    fill_up_writing(monkeypatch, "out.json")
+    result = CliRunner().invoke(main, ["-C", str(example_repo), *args])
+    assert result.exit_code == 2, result.output
+    assert f"cannot write the {what} to {out}: No space left on device" in result.output
+    assert "internal error" not in result.output
+    assert out.read_bytes() == b"the previous output\n"  # never half a new one (a plan apply would read)
+    assert [p.name for p in out.parent.iterdir()] == ["out.json"]  # nothing left beside it
+
+
+def test_an_output_to_a_named_pipe_or_stdout_is_written_in_place(example_repo: Path, tmp_path: Path) -> None:
+    import sys
+    import threading
+
+    command = [sys.executable, "-m", "tiops", "-C", str(example_repo), "validate", "--format", "json", "-o"]
+    expected = subprocess.run([*command, str(tmp_path / "plain.json")], capture_output=True, timeout=120,
+                              check=False)
+    assert expected.returncode in (0, 1), expected.stderr
+    findings = (tmp_path / "plain.json").read_bytes()
+    assert json.loads(findings) is not None
+    fifo = tmp_path / "findings.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    to_fifo = subprocess.run([*command, str(fifo)], capture_output=True, timeout=120, check=False)
+    reader.join(timeout=60)
+    assert to_fifo.returncode == expected.returncode, to_fifo.stderr
+    assert received == [findings] and fifo.is_fifo()
+    to_pipe = subprocess.run([*command, "/dev/stdout"], capture_output=True, timeout=120, check=False)
+    assert to_pipe.returncode == expected.returncode and to_pipe.stdout == findings, to_pipe.stderr
+    # Standard output redirected to a file: that file is written, not replaced by a new one (the
+    # shell's `>` file keeps its inode; a rename in /dev would fail or swap the file).
+    redirected = tmp_path / "redirected.json"
+    with redirected.open("wb") as stdout:
+        before = redirected.stat().st_ino
+        to_file = subprocess.run([*command, "/dev/stdout"], stdout=stdout, stderr=subprocess.PIPE, timeout=120,
+                                 check=False)
+    assert to_file.returncode == expected.returncode, to_file.stderr
+    assert redirected.read_bytes() == findings and redirected.stat().st_ino == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def _bundle(example_repo: Path, tmp_path: Path) -> bytes:

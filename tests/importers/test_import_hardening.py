@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tiops.cli import main
@@ -116,6 +117,37 @@ def test_the_error_file_neutralises_formulas(tmp_path: Path) -> None:
     cells = [cell for line in csv.reader(errors.open(encoding="utf-8")) for cell in line]
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@")]
     assert "'=HYPERLINK(\"http://x\")" in cells
+
+
+@pytest.mark.parametrize("name", ["errors.csv", "errors.json"])
+def test_the_error_file_is_replaced_by_a_new_one(tmp_path: Path, name: str) -> None:
+    errors = tmp_path / "kept" / name
+    errors.parent.mkdir()
+    errors.write_text("the previous run's rejections\n", encoding="utf-8")
+    before = errors.stat().st_ino
+    code, out, _ = imported(tmp_path, HEADER + row("198.51.100.1", "high") + row("198.51.100.2"), "--errors", str(errors))
+    assert code == 1 and "wrote 1 rejection(s)" in out
+    assert "row 2" in errors.read_text(encoding="utf-8")
+    # Written beside and renamed over: an interrupted write leaves the previous file whole.
+    assert errors.stat().st_ino != before and [p.name for p in errors.parent.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("name", ["errors.csv", "errors.json"])
+def test_an_error_file_cut_short_by_a_full_disk_leaves_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       name: str) -> None:
+    from full_disk import fill_up_writing
+
+    errors = tmp_path / "kept" / name
+    errors.parent.mkdir()
+    errors.write_text("the previous run's rejections\n", encoding="utf-8")
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    (tmp_path / "feed.csv").write_text(HEADER + row("198.51.100.1", "high") + row("198.51.100.2"), encoding="utf-8")
+    fill_up_writing(monkeypatch, name)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(tmp_path / "feed.csv"), "--format",
+                                       "sentinel-csv", "--source", "Feed", "--errors", str(errors)])
+    assert result.exit_code == 2 and f"cannot write the rejections to {errors}: No space" in result.output, result.output
+    assert errors.read_text(encoding="utf-8") == "the previous run's rejections\n"
+    assert [p.name for p in errors.parent.iterdir()] == [name]  # nothing left beside it
 
 
 def test_csv_with_a_nul_byte_and_lone_carriage_returns_is_reported(tmp_path: Path) -> None:

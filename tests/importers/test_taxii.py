@@ -165,3 +165,50 @@ def test_a_dependent_waiting_for_its_target_is_fetched_again_by_the_next_pull(
         assert len(list((root / "intel" / "partner").glob("relationship/*.yaml"))) == 1
     finally:
         running.stop()
+
+
+_OTHER_COLLECTION = "https://taxii.other.example/api1/collections/other/"
+
+
+def _two_checkpoints(folder: Path, url: str) -> bytes:
+    folder.mkdir(parents=True)
+    text = orjson.dumps({"collections": {url: {"added_after": "2025-01-01T00:00:00Z"},
+                                         _OTHER_COLLECTION: {"added_after": "2024-06-01T00:00:00Z"}}})
+    (folder / CHECKPOINT_FILE).write_bytes(text)
+    return text
+
+
+def test_a_checkpoint_is_replaced_by_a_new_file(tmp_path: Path) -> None:
+    from tiops.importers.taxii import _write_checkpoint, read_checkpoint
+
+    url = "https://taxii.partner.example/api1/collections/c1/"
+    folder = tmp_path / "intel" / "partner"
+    _two_checkpoints(folder, url)
+    before = (folder / CHECKPOINT_FILE).stat().st_ino
+    _write_checkpoint(folder, url, "2025-02-01T00:00:00Z")
+    # Renamed into place: an interrupted write leaves the previous file, not one cut short.
+    assert (folder / CHECKPOINT_FILE).stat().st_ino != before
+    assert read_checkpoint(folder, url) == "2025-02-01T00:00:00Z"
+    assert read_checkpoint(folder, _OTHER_COLLECTION) == "2024-06-01T00:00:00Z"
+    assert [p.name for p in folder.iterdir()] == [CHECKPOINT_FILE]
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_leaves_every_collection_s_previous_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from full_disk import fill_up_writing
+
+    from tiops.importers.taxii import _write_checkpoint, read_checkpoint
+
+    url = "https://taxii.partner.example/api1/collections/c1/"
+    folder = tmp_path / "intel" / "partner"
+    previous = _two_checkpoints(folder, url)
+    fill_up_writing(monkeypatch, CHECKPOINT_FILE)
+    # A clear error (exit 1), not an internal one; a file cut short would read as no checkpoint at
+    # all, and the next pull would start from scratch and forget the other collection's.
+    with pytest.raises(TiopsError, match=f"cannot write the TAXII checkpoint {folder / CHECKPOINT_FILE}: No space"):
+        _write_checkpoint(folder, url, "2025-02-01T00:00:00Z")
+    monkeypatch.undo()
+    assert (folder / CHECKPOINT_FILE).read_bytes() == previous
+    assert read_checkpoint(folder, url) == "2025-01-01T00:00:00Z"
+    assert read_checkpoint(folder, _OTHER_COLLECTION) == "2024-06-01T00:00:00Z"
+    assert [p.name for p in folder.iterdir()] == [CHECKPOINT_FILE]

@@ -22,6 +22,7 @@ from tiops import __version__
 from tiops.discover import find_repo_root
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
+from tiops.outputs import write_whole
 from tiops.progress import Progress
 from tiops.redact import redact
 from tiops.render.findings import FINDING_RENDERERS
@@ -142,13 +143,15 @@ def repo_root(ctx: click.Context, *, near: list[Path] | None = None) -> Path:
 
 def write_output(path: Path, data: bytes | str, what: str) -> None:
     """Write a file an option named (``what`` it holds, for the message); an error the user can
-    fix, naming the file, when it cannot be written (a missing folder, a read-only place, a device)."""
+    fix, naming the file, when it cannot be written (a missing folder, a read-only place, a device).
+
+    Whole or not at all (tiops.outputs): a plan cut short by Ctrl-C or a full disk is not left for
+    ``tiops apply`` to read, nor a SARIF file for code scanning; a failed write leaves the previous
+    file as it was. A pipe or a device (``-o /dev/stdout``) is written to as it is.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, str):
-            path.write_text(data, encoding="utf-8")
-        else:
-            path.write_bytes(data)
+        write_whole(path, data.encode("utf-8") if isinstance(data, str) else data)
     except OSError as error:
         raise UsageError(f"cannot write the {what} to {path}: {error.strerror or error}",
                          hint="Name a file in a folder tiops can create or write.") from None

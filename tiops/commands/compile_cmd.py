@@ -19,9 +19,10 @@ from tiops.commands.common import (
     write_output,
 )
 from tiops.config import load_config
-from tiops.errors import UsageError
+from tiops.errors import TiopsError, UsageError
 from tiops.findings import Severity
 from tiops.memory import end_without_freeing
+from tiops.outputs import names_stream, replace_whole
 from tiops.pipeline import build
 
 
@@ -51,9 +52,7 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     # stderr, and no record is written beside it (in /dev).
     # /dev/stdout redirected to a file is a regular file too, but its folder is /dev: no record there.
     # So is /proc/self/fd/1. A folder below /dev (/dev/shm, a tmpfs) holds regular files with a record.
-    folder = target.absolute().parent
-    to_stream = (target.exists() and not target.is_file()) or folder in _STREAM_FOLDERS \
-        or (folder.name == "fd" and folder.parent.parent == Path("/proc"))  # /proc/<pid>/fd/1
+    to_stream = names_stream(target)
     record = None if to_stream else target.parent / "build.json"
     if record is not None and not _is_build_record(record):
         raise UsageError(f"{shown_path(record)} is there and is not a tiops build record; compile writes its record "
@@ -65,7 +64,7 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
                        cache=not no_cache)
     # Build metadata sits next to the bundle: a STIX bundle has no place for it (section 8).
     if record is not None:
-        record.write_bytes(orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
+        _write_record(record, orjson.dumps(result.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
     if trace_file is not None:
         write_output(trace_file, orjson.dumps(result.traces, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n",
                      "trace")
@@ -80,8 +79,15 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     click.echo(f"wrote {shown_path(target)} ({result.object_count} objects, {warnings} warning(s)){kept}", err=to_stream)
 
 
-# Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
-_STREAM_FOLDERS = frozenset({Path("/dev"), Path("/dev/fd"), Path("/proc/self/fd"), Path("/proc/thread-self/fd")})
+def _write_record(record: Path, data: bytes) -> None:
+    """The build record, whole or not at all: a record cut short is "not a tiops build record" to
+    the next compile (_is_build_record), which would then refuse to write beside it."""
+    try:
+        replace_whole(record, data)
+    except OSError as error:
+        raise TiopsError(f"cannot write the build record {shown_path(record)}: {error.strerror or error}; "
+                         "the bundle was written; a record already there is the previous build's, unchanged",
+                         hint="Check that the folder is writable and the disk has room, then compile again.") from None
 
 
 def _is_build_record(path: Path) -> bool:

@@ -25,6 +25,7 @@ from tiops.config import is_http_url, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
+from tiops.outputs import write_whole
 from tiops.paging import TaxiiPages
 from tiops.progress import Progress, no_progress
 from tiops.redact import public_url, redact, register_login, register_url_login, server_text
@@ -98,8 +99,15 @@ def _write_checkpoint(folder: Path, url: str, added_after: str) -> None:
     data["collections"].pop(url, None)  # the URL as given, credentials and all, by an earlier tiops
     data["collections"][public_url(url)] = {"added_after": added_after}
     data["collections"] = dict(sorted(data["collections"].items()))
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    # Whole or not at all: a checkpoint cut short reads as none, and the next pull would start from
+    # scratch and forget every other collection's checkpoint kept in the same file.
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_whole(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    except OSError as error:
+        raise TiopsError(f"cannot write the TAXII checkpoint {path}: {error.strerror or error}; the objects were "
+                         "imported and the checkpoint is unchanged, so the next pull fetches them again",
+                         hint="Check that the folder is writable and the disk has room, then pull again.") from None
 
 
 # Seconds to connect and between two bytes of an answer; answers that fail transiently (HTTP 429,

@@ -31,6 +31,7 @@ from tiops.inputs import InputProblem, read_input
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
+from tiops.outputs import write_whole
 from tiops.progress import Progress, no_progress
 from tiops.render.csvcells import csv_text
 from tiops.stix import SOURCE_EXTENSION_ID, canonical_json, timestamp_key
@@ -757,7 +758,9 @@ def outcome(rejection: Rejection) -> str:
 def write_rejections(path: Path, rejections: list[Rejection], repairs: Sequence[Repair] = ()) -> None:
     """The error file: CSV (one line per reason) or JSON (one entry per row or item), by suffix.
 
-    Rejected rows and objects come first, then the repaired ones (outcome "repaired").
+    Rejected rows and objects come first, then the repaired ones (outcome "repaired"). Written
+    whole or not at all (tiops.outputs): a previous error file stays as it was when this one cannot
+    be written, never cut short; ``/dev/stderr`` or a pipe is written to as it is.
     """
     grouped: dict[tuple[str, str], list[str]] = {}
     for repaired in repairs:
@@ -767,11 +770,11 @@ def write_rejections(path: Path, rejections: list[Rejection], repairs: Sequence[
                    for r in rejections]
         entries += [{"position": position, "id": stix_id, "outcome": "repaired", "reasons": reasons}
                     for (position, stix_id), reasons in grouped.items()]
-        path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
+        write_whole(path, orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
         return
     rows = [["position", "id", "reason", "outcome"]]
     rows += [[rejection.position, rejection.stix_id or "", reason, outcome(rejection)]
              for rejection in rejections for reason in rejection.reasons]
     rows += [[position, stix_id, reason, "repaired"] for (position, stix_id), reasons in grouped.items()
              for reason in reasons]
-    path.write_text(csv_text(rows), encoding="utf-8")
+    write_whole(path, csv_text(rows).encode("utf-8"))
