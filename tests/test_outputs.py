@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from full_disk import fill_up_writing
 
-from tiops.outputs import names_stream, replace_whole, write_whole
+from tiops.outputs import create_whole, names_stream, replace_whole, write_whole
 
 
 def _beside(folder: Path) -> list[str]:
@@ -118,3 +118,20 @@ def test_streams_are_told_from_files(path: str, stream: bool) -> None:
 def test_a_file_or_a_missing_one_is_no_stream(tmp_path: Path) -> None:
     (tmp_path / "there.json").write_bytes(b"{}")
     assert not names_stream(tmp_path / "there.json") and not names_stream(tmp_path / "missing.json")
+
+
+def test_create_whole_makes_a_new_file_and_refuses_one_that_is_there(tmp_path: Path) -> None:
+    target = tmp_path / "relationship.yaml"
+    create_whole(target, b"type: relationship\n")
+    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+    with pytest.raises(FileExistsError):
+        create_whole(target, b"another\n")
+    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+
+
+def test_create_whole_cut_short_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill_up_writing(monkeypatch, "relationship.yaml")
+    with pytest.raises(OSError) as raised:
+        create_whole(tmp_path / "relationship.yaml", b"type: relationship\nsource_ref: x\n")
+    assert raised.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

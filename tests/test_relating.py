@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from full_disk import fill_up_writing
 
 from tiops import load_repo, validate_repo
 from tiops.cli import main
@@ -114,3 +116,23 @@ def test_a_time_that_is_no_timestamp_is_refused_before_anything_is_written(examp
                                        "--time", "bad"])
     assert result.exit_code == 2 and "--time 'bad' is not a timestamp" in result.output
     assert (example_repo / WICKSTEALER).read_text() == before
+
+
+def test_a_standalone_file_cut_short_by_a_full_disk_is_not_left_behind(example_repo: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "import", str(DATA / "importers" / "partner_v1.json"),
+                                       "--format", "stix", "--source", "Partner"])
+    assert result.exit_code == 0, result.output
+    folder = example_repo / "intel/relationships"
+    before = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    fill_up_writing(monkeypatch, "evil-ip-indicates-wickstealer.yaml")
+    code, output = relate(example_repo, "Evil IP", "indicates", "WickStealer")
+    monkeypatch.undo()
+    assert code == 1 and "cannot write intel/relationships/evil-ip-indicates-wickstealer.yaml" in output
+    assert "No space left" in output and "internal error" not in output
+    # Half a relationship file would be read by every later validate: none is there, nor anything beside.
+    after = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    assert after == before
+    assert _errors(example_repo) == []
+    assert relate(example_repo, "Evil IP", "indicates", "WickStealer")[0] == 0  # run again: it converges
+    assert (folder / "evil-ip-indicates-wickstealer.yaml").is_file()

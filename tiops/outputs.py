@@ -22,7 +22,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["names_stream", "replace_whole", "write_whole"]
+__all__ = ["create_whole", "names_stream", "replace_whole", "write_whole"]
 
 # Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
 # /dev/stdout redirected to a file is a regular file, but its folder is /dev. A folder below
@@ -57,7 +57,7 @@ def replace_whole(path: Path, data: bytes, *, tag: str = "writing") -> None:
     symbolic link has the file it leads to replaced and the link stays, as ``open()`` writes
     through it; the file beside is never opened through a link (``O_NOFOLLOW``). On any error,
     Ctrl-C included, the file beside is removed and ``path`` is as it was; the ``OSError``
-    is raised as the file system gave it.
+    is raised as the file system gave it, naming ``path`` where the call that failed named no file.
     """
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{tag}")
@@ -77,7 +77,25 @@ def replace_whole(path: Path, data: bytes, *, tag: str = "writing") -> None:
         finally:
             os.close(descriptor)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = os.fspath(path)  # os.write names no file: a full disk says which one it was
         raise
+
+
+def create_whole(path: Path, data: bytes) -> None:
+    """A new file ``path`` holding ``data``, whole or not at all; ``FileExistsError`` when something
+    is there already (as ``open(path, "x")``), which is then left as it was.
+
+    Written beside it, then linked to its name: ``os.link`` fails on a name that exists, where
+    ``os.replace`` would replace it, so two writers racing for one name cannot both win.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    replace_whole(temporary, data)
+    try:
+        os.link(temporary, path, follow_symlinks=False)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)

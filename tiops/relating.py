@@ -22,6 +22,7 @@ from tiops.config import usable_config
 from tiops.errors import TiopsError, UsageError
 from tiops.load import INLINE_RELATIONSHIPS_KEY, IntelObject, Repo
 from tiops.lookup import find_object, object_name
+from tiops.outputs import create_whole
 from tiops.stix import derive_relationship_id, timestamp_key
 from tiops.validate.relationships import load_relationship_table
 from tiops.yamlio import (
@@ -136,10 +137,20 @@ def _add(root: Path, repo: Repo, source: IntelObject, relationship_type: str, ta
     for target in new_targets:
         file = _free_name(folder, source, relationship_type, target, {p for p, _ in planned})
         planned.append((file, _standalone(source, relationship_type, target, description, time)))
-    for file, text in planned:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        with file.open("x", encoding="utf-8") as handle:
-            handle.write(text)
+    created: list[Path] = []
+    try:
+        for file, text in planned:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            create_whole(file, text.encode("utf-8"))  # never a file cut short, which validate would read
+            created.append(file)
+    except OSError as error:
+        # All or none: the files this call made go again, so running it once more makes them all.
+        for made in created:
+            made.unlink(missing_ok=True)
+        raise TiopsError(f"cannot write {file.relative_to(root).as_posix()}: {error.strerror or error}; "
+                         "no relationship was added",
+                         hint="Check that the folder is writable and the disk has room, then run the command "
+                              "again.") from None
     for (file, _), target in zip(planned, new_targets, strict=True):
         edits.append(_edit("add", file.relative_to(root).as_posix(), relationship_type, source, target,
                            "standalone file: the source is read-only partner intel"))

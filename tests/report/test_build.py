@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from full_disk import fill_up_writing
 from hostile import XSS_DESCRIPTION, XSS_ID, XSS_NAME
 from sitedata import index_data, index_rows, shard_entries
 
@@ -283,3 +284,15 @@ def test_an_object_link_is_percent_encoded_as_the_browser_decodes_it() -> None:
     assert _href("x-acme--a%41b", "../") == "../object.html#x-acme--a%2541b"
     assert _href("indicator--00000000-0000-4000-8000-000000000001", "") == (
         "object.html#indicator--00000000-0000-4000-8000-000000000001")  # a valid id is as it was
+
+
+def test_a_full_disk_is_an_error_naming_the_report_and_leaves_nothing_beside(report_repo: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    fill_up_writing(monkeypatch, "index.html")
+    result = CliRunner().invoke(main, ["-C", str(report_repo), "report", "-o", str(site), "--as-of", AS_OF])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert f"cannot write the report to {site}" in result.output and "internal error" not in result.output
+    assert not (site / "index.html").exists()
+    assert [p.name for p in site.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")] == []

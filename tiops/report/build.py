@@ -41,6 +41,7 @@ from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
+from tiops.outputs import replace_whole
 from tiops.pipeline import load_and_validate
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
@@ -485,6 +486,4 @@ def _write_bytes(path: Path, data: bytes) -> None:
             return  # unchanged: leave the file (and its mtime) alone
     except OSError:
         pass
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    replace_whole(path, data)  # a dot name beside it, removed again when the write fails
