@@ -9,7 +9,6 @@ imported, which is how validation tells a partner object that was edited by hand
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -31,7 +30,7 @@ from tiops.inputs import InputProblem, read_input
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
 from tiops.lookup import object_name
-from tiops.outputs import write_whole
+from tiops.outputs import replace_whole, write_whole
 from tiops.progress import Progress, no_progress
 from tiops.render.csvcells import csv_text
 from tiops.stix import SOURCE_EXTENSION_ID, canonical_json, timestamp_key
@@ -420,26 +419,13 @@ class _Files:
 
 
 def _write_file(path: Path, text: str) -> None:
-    """``text`` as UTF-8 into ``path`` (os-level: no buffered text stream per file), whole or not at all.
+    """``text`` as UTF-8 into ``path``, whole or not at all (tiops.outputs.replace_whole).
 
-    Written beside it and renamed over it: an import killed while writing left a file of 0 bytes,
-    which the next import took for a hand edit to restore. The name beside starts with a dot, which
-    loading skips; one left by a killed import is removed by the next (tiops.forkwork.remove_abandoned).
+    An import killed while writing left a file of 0 bytes, which the next import took for a hand
+    edit to restore. The name beside starts with a dot, which loading skips; one left by a killed
+    import is removed by the next (tiops.forkwork.remove_abandoned, by its ``.importing`` ending).
     """
-    data = memoryview(text.encode("utf-8"))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.importing")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-    try:
-        try:
-            while data:
-                data = data[os.write(descriptor, data):]
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    replace_whole(path, text.encode("utf-8"), tag="importing")
 
 
 def _refuse_special(path: Path, files: _Files) -> None:
