@@ -26,7 +26,31 @@ def test_shipped_database_knows_well_known_addresses(shipped: ShippedDatabase) -
     assert "asn" not in google  # the shipped data names the AS organisation only
     assert geo_entry(shipped, "1.1.1.1")["as_organization"] == "CLOUDFLARENET"
     assert geo_entry(shipped, "2001:4860:4860::8888")["country_code"] == "US"  # IPv6 too
-    assert geo_entry(shipped, "8.8.8.0/24")["country_code"] == "US"  # a CIDR block by its first address
+    assert geo_entry(shipped, "8.8.8.0/24")["country_code"] == "US"  # a CIDR block inside one network
+
+
+def test_a_cidr_block_carries_only_what_holds_for_all_of_it(shipped: ShippedDatabase) -> None:
+    # 8.8.0.0/15 is one country network of the data, the AS network is 8.8.8.0/24: the block is all
+    # in the US, but not all Google's.
+    assert geo_entry(shipped, "8.8.0.0/15") == {"status": "found", "country_code": "US", "country": "United States"}
+    assert geo_entry(shipped, "2001:4860:4860::/48")["as_organization"] == "GOOGLE"
+    # A /8 covers networks of many countries and AS: its first address (Cloudflare in AU) speaks for none.
+    assert geo_entry(shipped, "1.0.0.0/24")["country_code"] == "AU"
+    assert geo_entry(shipped, "1.0.0.0/8") == {"status": "not-found"}
+    assert geo_entry(shipped, "0.0.0.0/0") == {"status": "not-found"}
+    assert geo_entry(shipped, "::/0") == {"status": "not-found"}
+    # Reserved: a block wholly inside one range is private; one reaching into public space is not.
+    assert geo_entry(shipped, "10.0.0.0/8") == {"status": "private"}
+    assert geo_entry(shipped, "10.128.0.0/9") == {"status": "private"}
+    assert geo_entry(shipped, "10.0.0.0/7") == {"status": "not-found"}
+    assert geo_entry(shipped, "192.0.0.0/8") == {"status": "not-found"}  # holds 192.168.0.0/16 and public space
+    assert geo_entry(shipped, "fc00::/7") == {"status": "private"}
+
+
+def test_geoip2fast_own_lookup_gives_blocks_the_same_answers(shipped: ShippedDatabase) -> None:
+    plain = ShippedDatabase(shipped.backend, shipped.database, shipped.date, shipped._reader, None)
+    for value in ("8.8.8.0/24", "8.8.0.0/15", "1.0.0.0/8", "2001:4860:4860::/48", "10.0.0.0/7"):
+        assert geo_entry(plain, value) == geo_entry(shipped, value), value
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.1", "172.16.5.5", "127.0.0.1", "100.64.0.1",
@@ -77,6 +101,10 @@ def test_mmdb_backend_reads_a_user_supplied_geolite2_file(tmp_path: Path, mmdb_f
         "city": "Mountain View", "asn": 15169, "as_organization": "GOOGLE"}
     assert geo_entry(database, "9.9.9.9") == {"status": "not-found"}
     assert geo_entry(database, "10.0.0.1") == {"status": "private"}
+    # A block inside the file's network gets its record; one wider than it gets none.
+    assert geo_entry(database, "8.8.8.128/25") == geo_entry(database, "8.8.8.8")
+    assert geo_entry(database, "8.8.0.0/16") == {"status": "not-found"}
+    assert geo_entry(database, "8.8.8.0/23") == {"status": "not-found"}  # its first address is in it, the rest not
 
 
 def test_mmdb_backend_with_a_missing_or_broken_file_is_a_clear_error(tmp_path: Path) -> None:

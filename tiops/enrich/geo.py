@@ -43,6 +43,11 @@ class GeoDatabase(Protocol):
         """The fields found for a global address (country, asn...), or None when it lists none."""
         ...
 
+    def lookup_block(self, address: str, prefix: int) -> dict[str, Any] | None:
+        """The fields that hold for every address of the CIDR block ``address/prefix`` (its
+        network address): those of a database network holding the whole block, or None."""
+        ...
+
 
 # Special-purpose blocks that are not globally reachable (RFC 6890 and the IANA IPv4/IPv6
 # special-purpose address registries, as Python's ipaddress.is_global reads them; multicast
@@ -76,11 +81,13 @@ def _is_reserved(family: int, number: int) -> bool:
 
 
 def geo_entry(database: GeoDatabase, value: str) -> dict[str, Any]:
-    """The lock entry for an IP value (an address or a CIDR block, looked up by its first address)."""
-    address = value.partition("/")[0]
+    """The lock entry for an IP value: an address, or a CIDR block (:func:`_block_entry`)."""
+    address, slash, length = value.partition("/")
     parsed = _parse_address(address)
     if parsed is None:
         return {"status": "not-found"}
+    if slash:
+        return _block_entry(database, address, parsed, length)
     if _is_reserved(*parsed):
         return {"status": "private"}
     tables = getattr(database, "_tables", None)
@@ -91,6 +98,42 @@ def geo_entry(database: GeoDatabase, value: str) -> dict[str, Any]:
     if not fields:
         return {"status": "not-found"}
     return {"status": "found", **fields}
+
+
+def _block_entry(database: GeoDatabase, address: str, parsed: tuple[int, int], length: str) -> dict[str, Any]:
+    """The lock entry of a CIDR block (RFC 4632 section 3.1): what holds for every address of it.
+
+    A block's first address says nothing of the rest: ``1.0.0.0/8`` covers networks of many
+    countries and AS, and a rule on its country or AS would judge the whole block by one of
+    them. So a country or AS is given only when one network of the database holds the whole
+    block, and a block wholly inside a reserved range is ``private``; a block that reaches
+    across networks (or from reserved into public space) has no such field: ``not-found``.
+    """
+    family, number = parsed
+    bits = 32 if family == 4 else 128
+    if not length.isdigit() or not 0 <= (prefix := int(length)) <= bits:
+        return {"status": "not-found"}
+    span = 1 << (bits - prefix)
+    first = number & ~(span - 1)  # the network address (the lock's canonical form has it already)
+    last = first + span - 1
+    if _is_reserved(family, first) or _reserved_inside(family, first, last):
+        return {"status": "private"} if _is_reserved_block(family, first, last) else {"status": "not-found"}
+    network = ipaddress.IPv4Address(first) if family == 4 else ipaddress.IPv6Address(first)
+    fields = database.lookup_block(str(network), prefix)
+    return {"status": "found", **fields} if fields else {"status": "not-found"}
+
+
+def _is_reserved_block(family: int, first: int, last: int) -> bool:
+    """Whether one reserved range holds every address from ``first`` to ``last``."""
+    offset = 1 << 32 if family == 6 else 0
+    index = bisect_right(_RESERVED_STARTS, first + offset) - 1
+    return index >= 0 and last + offset <= _RESERVED_RANGES[index][1]
+
+
+def _reserved_inside(family: int, first: int, last: int) -> bool:
+    """Whether a reserved range starts after ``first`` and at or before ``last``."""
+    offset = 1 << 32 if family == 6 else 0
+    return bisect_right(_RESERVED_STARTS, last + offset) > bisect_right(_RESERVED_STARTS, first + offset)
 
 
 def geo_entries(database: GeoDatabase, values: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -173,6 +216,28 @@ class ShippedDatabase:
             fields["as_organization"] = result.asn_name
         return fields or None
 
+    def lookup_block(self, address: str, prefix: int) -> dict[str, Any] | None:
+        if self._tables is not None:
+            parsed = _parse_address(address)
+            return self._tables.lookup_block(*parsed, prefix) if parsed is not None else None
+        # geoip2fast's own answer names the network each half came from (cidr, asn_cidr).
+        result = self._reader.lookup(address)
+        fields = self.lookup(address) or {}
+        block = ipaddress.ip_network(f"{address}/{prefix}")
+        if not _holds(result.cidr, block):
+            fields.pop("country_code", None)
+            fields.pop("country", None)
+        if not _holds(result.asn_cidr, block):
+            fields.pop("as_organization", None)
+        return fields or None
+
+
+def _holds(network: Any, block: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return isinstance(network, str) and block.subnet_of(ipaddress.ip_network(network))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
 
 class _FlatTables:
     """geoip2fast's loaded tables, flattened into one sorted list per kind for one bisect a lookup.
@@ -237,6 +302,22 @@ class _FlatTables:
     def lookup_number(self, family: int, number: int) -> dict[str, Any] | None:
         return self._fields(self._find(self._country, family, number), self._find(self._asn, family, number)) or None
 
+    def lookup_block(self, family: int, first: int, prefix: int) -> dict[str, Any] | None:
+        """The fields of the networks (country, AS) that each hold the whole block ``first/prefix``."""
+        last = first + (1 << ((32 if family == 4 else 128) - prefix)) - 1
+        return self._fields(self._holding(self._country, family, first, last),
+                            self._holding(self._asn, family, first, last)) or None
+
+    def _holding(self, tables: dict[int, tuple[list[int], list[int], list[int]]], family: int, first: int,
+                 last: int) -> int | None:
+        """The id of the network holding every address from ``first`` to ``last``, if one does."""
+        firsts, ids, netlens = tables[family]
+        index = bisect_right(firsts, first) - 1
+        if index < 0:
+            return None
+        sizes = self._v4_sizes if family == 4 else self._v6_sizes
+        return ids[index] if last < firsts[index] + sizes[netlens[index]] else None
+
     def _fields(self, country: int | None, asn: int | None) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         if country is not None and country >= 16:  # the first 16 are geoip2fast's private/reserved names
@@ -289,6 +370,21 @@ class MmdbDatabase:
                 # only on the addresses whose search reaches the damage.
                 raise _damaged([path], str(error)) from None
             if isinstance(record, dict):
+                _mmdb_fields(record, fields)
+        return fields or None
+
+    def lookup_block(self, address: str, prefix: int) -> dict[str, Any] | None:
+        import maxminddb
+
+        fields: dict[str, Any] = {}
+        for path, reader in zip(self._paths, self._readers, strict=True):
+            try:
+                # The record of the network holding the address, and that network's length: it
+                # holds the whole block when it is no longer than the block's own prefix.
+                record, network_length = reader.get_with_prefix_len(address)
+            except (maxminddb.InvalidDatabaseError, ValueError, TypeError, IndexError) as error:
+                raise _damaged([path], str(error)) from None
+            if isinstance(record, dict) and network_length <= prefix:
                 _mmdb_fields(record, fields)
         return fields or None
 
