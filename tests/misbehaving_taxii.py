@@ -32,6 +32,7 @@ class Answer:
     status: int = 200
     delay: float = 0.0
     content_type: str = "application/taxii+json;version=2.1"  # a str body is then sent as it is
+    raw: bytes | None = None  # sent as it is instead of the body: JSON no library writes (a name twice)
 
 
 class Server:
@@ -59,6 +60,7 @@ class Server:
                     status, content_type = body.status, body.content_type
                     if "json" not in content_type and isinstance(body.body, str):
                         data = body.body.encode()  # a web page, say
+                    data = body.raw if body.raw is not None else data
                     body = body.body
                 data = json.dumps(body).encode() if data is None else data
                 self.send_response(status)

@@ -28,6 +28,7 @@ from tiops.jsonschemas import (
     sco_common_property_names,
     tiops_schema_errors,
 )
+from tiops.jsontext import duplicate_keys
 from tiops.memory import paused_gc, share_strings
 from tiops.progress import Progress, no_progress
 from tiops.stix import (
@@ -315,6 +316,31 @@ def _load_object_files_forked(files: list[tuple[str, str, Defaults]], repo: Repo
     repo.object_findings = object_findings
 
 
+def _repeated_names(name: str, raw: bytes, data: Any) -> list[Finding]:
+    """TI101 for each name a mapping of a JSON bundle gives twice (STIX 2.1 section 2, dictionary: keys are
+    unique), of which the parse kept one value, as YAML files get it (tiops import rejects such an object)."""
+    findings = []
+    for duplicate in duplicate_keys(raw, data):
+        path: tuple[PathPart, ...] = (*duplicate.path, duplicate.key)
+        # The object the mapping belongs to: an item of the bundle's objects, of a bare array, or the document.
+        in_bundle = isinstance(data, dict) and duplicate.path[:1] == ("objects",)
+        items, inside = (data.get("objects"), path[1:]) if in_bundle else (data, path)
+        item, within = items, inside
+        if isinstance(items, list) and len(inside) > 1 and type(inside[0]) is int:
+            item, within = items[inside[0]], inside[1:]
+        wrapper = item is data and isinstance(data, dict) and ("objects" in data or data.get("type") == "bundle")
+        stix_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) and not wrapper else None
+        times = "twice" if len(duplicate.values) == 2 else f"{len(duplicate.values)} times"
+        findings.append(make_finding(
+            "TI101", f"{'.'.join(map(str, within))} is written {times} in one mapping, "
+                     f"{'each time with the same value' if duplicate.same else 'with different values'}: a JSON "
+                     "parser keeps one of them (RFC 8259 section 4)",
+            Location(name, path=path), stix_id=stix_id,
+            hint="Keep one of them: which value a consumer reads is undefined; 'tiops import' rejects an object "
+                 "whose values differ (docs/import.md)."))
+    return findings
+
+
 def load_bundle(path: Path, display: str | None = None, *, repository_config: Config | None = None) -> Repo:
     """Load a plain STIX bundle or JSON array of objects, for linting what others send.
 
@@ -324,13 +350,15 @@ def load_bundle(path: Path, display: str | None = None, *, repository_config: Co
     repo = Repo(root=_display_root(path, name), config=Config(root=path.parent), is_bundle=True,
                 repository_config=repository_config)
     try:
-        data = parse_json(read_input(os.fspath(path)))
+        raw = read_input(os.fspath(path))
+        data = parse_json(raw)
     except InputProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(name, 1, 1)))
         return repo
     except YamlProblem as problem:
         repo.findings.append(make_finding(problem.code, problem.message, Location(name, problem.line, problem.column)))
         return repo
+    repo.findings.extend(_repeated_names(name, raw, data))
     prefix: tuple[PathPart, ...] | None
     stix20_bundle = False
     if isinstance(data, dict) and data.get("type") == "bundle":

@@ -8,6 +8,7 @@ write nothing and move no checkpoint, so that a later pull starts from the same 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,31 @@ def test_a_transient_failure_is_asked_again(tmp_path: Path, misbehaving_taxii: C
     server = misbehaving_taxii(page)
     code, output = _pull(tmp_path, server)
     assert code == 0 and "created 1" in output, output
+
+
+def test_an_object_naming_a_property_twice_is_rejected_alone(tmp_path: Path,
+                                                              misbehaving_taxii: Callable[[Any], Server]) -> None:
+    from misbehaving_taxii import Answer
+
+    # taxii2client's JSON parser kept the last "name" without a word.
+    other = {**INDICATOR, "id": "indicator--22222222-2222-4222-8222-222222222222",
+             "pattern": "[ipv4-addr:value = '198.51.100.2']"}
+    twice = json.dumps(other).replace('"name": "Indicator"', '"name": "Indicator", "name": "Renamed"')
+    page = f'{{"more": false, "objects": [{json.dumps(INDICATOR)}, {twice}]}}'.encode()
+    server = misbehaving_taxii(lambda endpoint, number, query: Answer(None, raw=page))
+    code, output = _pull(tmp_path, server)
+    assert code == 1, output
+    assert "total 2, created 1," in output and "rejected 1," in output
+    assert ("index 1 indicator--22222222-2222-4222-8222-222222222222: name: written twice with different values "
+            "('Indicator', 'Renamed')") in output
+
+
+def test_an_envelope_naming_a_member_twice_stops_the_pull(tmp_path: Path,
+                                                           misbehaving_taxii: Callable[[Any], Server]) -> None:
+    from misbehaving_taxii import Answer
+
+    page = f'{{"more": false, "objects": [{json.dumps(INDICATOR)}], "objects": []}}'.encode()
+    server = misbehaving_taxii(lambda endpoint, number, query: Answer(None, raw=page))
+    code, output = _pull(tmp_path, server)
+    assert code == 1 and "sent an envelope that names 'objects' more than once" in output
+    assert _nothing_written(tmp_path)

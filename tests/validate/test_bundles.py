@@ -117,3 +117,23 @@ def test_a_bundle_linted_in_a_repository_with_a_broken_configuration_says_so(tmp
     assert [f.location.file for f in findings if f.severity is Severity.ERROR] == ["tiops.yaml"]
     # The table used meanwhile is Appendix B alone: the relationship is still reported.
     assert "TI400" in {f.code for f in findings}
+
+
+def test_a_name_written_twice_in_a_json_bundle_is_ti101_at_its_place(tmp_path: Path) -> None:
+    # A JSON parser keeps one of the two values without a word: before, such a bundle linted clean.
+    path = Path(__file__).resolve().parents[1] / "data" / "importers" / "duplicate-keys.json"
+    findings = [f for f in validate_repo(load_bundle(path)) if f.code == "TI101"]
+    assert [(f.location.line, f.stix_id, f.message.split(":")[0]) for f in findings] == [
+        (_line_of(path, '"WickStealer"'), "malware--1b2c3d4e-5f6a-4b7c-8d8e-9f0a1b2c3d4e",
+         "name is written twice in one mapping, with different values"),
+        (_line_of(path, '"description"'), "malware--2c3d4e5f-6a7b-4c8d-9e9f-0a1b2c3d4e5f",
+         "description is written twice in one mapping, each time with the same value"),
+        (_line_of(path, '"url"'), "attack-pattern--3d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a",
+         "external_references.0.url is written twice in one mapping, with different values"),
+    ]
+    assert all(f.severity is Severity.ERROR for f in findings)
+    wrapper = tmp_path / "wrapper.json"
+    wrapper.write_text('{"type": "bundle", "id": "bundle--7a5c8f0e-3b1d-4e2a-9c6f-1d2e3f4a5b6c", "objects": [], '
+                       '"objects": []}', encoding="utf-8")
+    (finding,) = [f for f in validate_repo(load_bundle(wrapper)) if f.code == "TI101"]
+    assert finding.stix_id is None and finding.message.startswith("objects is written twice")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from tiops.findings import PathPart
 from tiops.importers import Candidate, ParsedInput, Rejection
+from tiops.jsontext import DuplicateKey, duplicate_keys
 from tiops.limits import StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
@@ -34,24 +37,64 @@ def parse(raw: bytes, source: str) -> ParsedInput:
             return result
         # One object nested too deep: it alone is rejected (docs/limits.md), each item checked on its own.
         structure_checked = False
+    duplicates = duplicate_keys(raw, data)
+    prefix: tuple[PathPart, ...] | None  # where the items are in the document (None: it is the one item)
     # A bundle; some publishers leave out its "type" (OASIS's TLP 2.0 extension-definition file).
-    if isinstance(data, dict) and (data.get("type") == "bundle" or ("type" not in data and "objects" in data)):
+    if isinstance(data, dict) and (_says_bundle(data, duplicates) or ("type" not in data and "objects" in data)):
+        if wrapper := [duplicate for duplicate in duplicates if not duplicate.path]:
+            # Which of the values holds the bundle's objects (or its id, its type) is a guess.
+            rows = sum(len(value) for value in _values(wrapper, "objects", data.get("objects")) if isinstance(value, list))
+            names = " and ".join(_show(duplicate.key) for duplicate in wrapper)
+            result.rejections.append(Rejection("bundle", (
+                f"the bundle names {names} more than once: which value counts is a guess (RFC 8259 section 4: names "
+                f"SHOULD be unique; parsers keep the first, the last, or refuse), so none of its {rows} object(s) "
+                "is imported; ask the producer for a bundle that names each once",), rows=max(rows, 1)))
+            result.total = max(rows, 1)
+            return result
         items = data.get("objects")
         if not isinstance(items, list):
             result.rejections.append(Rejection("bundle", ("the bundle has no 'objects' array",)))
             result.total = 1  # the document, which holds no item that can be read
             return result
+        prefix = ("objects",)
     elif isinstance(data, list):
-        items = data
+        items, prefix = data, ()
     elif isinstance(data, dict) and isinstance(data.get("type"), str) and "id" in data:
-        items = [data]  # one object on its own, as OASIS publishes its common objects
+        items, prefix = [data], None  # one object on its own, as OASIS publishes its common objects
     else:
         result.rejections.append(Rejection("document", ("expected a STIX bundle, a JSON array of STIX objects or one STIX object",)))
         result.total = 1  # the document, which holds no item that can be read
         return result
     stix20_bundle = isinstance(data, dict) and data.get("spec_version") == "2.0"
     # parse_json checked the whole document's structure, unless one item was too deep
-    return parse_items(items, result, structure_checked=structure_checked, stix20_bundle=stix20_bundle)
+    return parse_items(items, result, structure_checked=structure_checked, stix20_bundle=stix20_bundle,
+                       duplicates=_by_item(duplicates, prefix))
+
+
+def _says_bundle(data: dict[str, Any], duplicates: list[DuplicateKey]) -> bool:
+    """Whether a top-level mapping is a bundle: its type says so, in any of the values written for it."""
+    return data.get("type") == "bundle" or "bundle" in _values(duplicates, "type", None)
+
+
+def _values(duplicates: list[DuplicateKey], key: str, value: Any) -> tuple[Any, ...]:
+    """Every value the top-level mapping gives ``key``: those of a repeated name, else ``value``."""
+    return next((d.values for d in duplicates if not d.path and d.key == key), (value,))
+
+
+def _by_item(duplicates: list[DuplicateKey], prefix: tuple[PathPart, ...] | None) -> dict[int, list[DuplicateKey]]:
+    """The repeated names of each item, their paths within it. ``prefix``: where the items are in the
+    document (None: the document is the one item)."""
+    by_item: dict[int, list[DuplicateKey]] = {}
+    for duplicate in duplicates:
+        if prefix is None:
+            by_item.setdefault(0, []).append(duplicate)
+            continue
+        path = duplicate.path
+        if len(path) > len(prefix) and path[:len(prefix)] == prefix and type(path[len(prefix)]) is int:
+            index = path[len(prefix)]
+            by_item.setdefault(int(index), []).append(DuplicateKey(path[len(prefix) + 1:], duplicate.key,
+                                                                   duplicate.values))
+    return by_item
 
 
 def _read_anyway(raw: bytes) -> Any:
@@ -63,14 +106,27 @@ def _read_anyway(raw: bytes) -> Any:
         return None
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a message, cut short: a string quoted with its control characters escaped, anything else as JSON."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits
+            text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False,
-                stix20_bundle: bool = False) -> ParsedInput:
+                stix20_bundle: bool = False, duplicates: Mapping[int, list[DuplicateKey]] | None = None) -> ParsedInput:
     """Candidates from objects already read (a TAXII pull), each checked like a bundle's items.
 
     ``structure_checked``: the items come from a document whose structure (string keys,
     nesting depth) was checked as a whole already, so they are not walked again.
     ``stix20_bundle``: the items come from a bundle that says spec_version 2.0, whose
     2.0 objects are its own content and its 2.1 objects the odd ones out.
+    ``duplicates``: the names an item gives twice (tiops.jsontext.duplicate_keys), by index.
     """
     result = result if result is not None else ParsedInput()
     result.total = len(items)
@@ -80,6 +136,12 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
     custom_as_20 = not stix20_bundle and holds_only_implicit_20(items)
     for index, item in enumerate(items):
         position = f"index {index}"
+        repaired: tuple[str, ...] = ()
+        if duplicates and index in duplicates and isinstance(item, dict):
+            rejection, repaired = _repeated_names(position, item, duplicates[index])
+            if rejection is not None:
+                result.rejections.append(rejection)
+                continue
         if not isinstance(item, dict):
             result.rejections.append(Rejection(position, (f"item is a JSON {json_kind(item)}, not a STIX object",)))
             continue
@@ -103,7 +165,7 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
             why = ("no such type in STIX 2.0" if item["type"] in TYPES_21_ONLY else
                    "a custom object, and nothing beside it is STIX 2.0 content")
             result.candidates.append(Candidate(position, {"type": item["type"], "spec_version": "2.1", **item}, repairs=(
-                f"spec_version: a {item['type']} is STIX 2.1 ({why}); spec_version 2.1 added",)))
+                *repaired, f"spec_version: a {item['type']} is STIX 2.1 ({why}); spec_version 2.1 added")))
             native += 1
             continue
         if item["type"] not in SCO_TYPES:
@@ -112,13 +174,13 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
                 upgraded.append(len(result.candidates))
             else:
                 native += 1
-        result.candidates.append(Candidate(position, item))
+        result.candidates.append(Candidate(position, item, repairs=repaired))
     if upgraded and native and not stix20_bundle:
         # A mixed bundle: the 2.0 objects are the odd ones out, each reported as repaired.
         for at in upgraded:
             candidate = result.candidates[at]
-            result.candidates[at] = Candidate(candidate.position, candidate.data, candidate.versioned,
-                                              ("spec_version: a STIX 2.0 object in a 2.1 bundle, upgraded to 2.1",))
+            result.candidates[at] = Candidate(candidate.position, candidate.data, candidate.versioned, (
+                *candidate.repairs, "spec_version: a STIX 2.0 object in a 2.1 bundle, upgraded to 2.1"))
     if upgrades:
         changes = ", ".join(f"{what}: {count}" for what, count in sorted(upgrades.items()))
         result.notes.append(f"upgraded {upgrades['objects']} STIX 2.0 object(s) to 2.1 ({changes})")
@@ -127,3 +189,34 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
         result.notes.append(f"{native} object(s) are STIX 2.1 (spec_version 2.1, or a type STIX 2.0 has not) in a "
                             "bundle that says 2.0: imported as STIX 2.1")
     return result
+
+
+def _repeated_names(position: str, item: dict[str, Any],
+                    duplicates: list[DuplicateKey]) -> tuple[Rejection | None, tuple[str, ...]]:
+    """An object that names a property twice: rejected when the values differ, else repaired.
+
+    RFC 8259 section 4 leaves what a parser makes of a repeated name open (most keep the
+    last value, some the first, some refuse), so when the values differ, which one the
+    producer meant is a guess, and tiops repairs nothing that is a guess: the object is
+    rejected, naming each value. When every value is the same, keeping one loses nothing:
+    a repair, reported as such (and refused under --strict).
+    """
+    differ = [duplicate for duplicate in duplicates if not duplicate.same]
+    if not differ:
+        return None, tuple(f"{_where(duplicate)}: written {_times(duplicate)} with the same value; one kept "
+                           "(RFC 8259 section 4: names SHOULD be unique)" for duplicate in duplicates)
+    reasons = tuple(f"{_where(duplicate)}: written {_times(duplicate)} with different values "
+                    f"({', '.join(_show(value) for value in duplicate.values)}): which one the producer meant is a "
+                    "guess (RFC 8259 section 4: names SHOULD be unique; parsers keep the first, the last, or refuse)"
+                    for duplicate in differ)
+    unsure = {duplicate.key for duplicate in differ if not duplicate.path}
+    identifier = item.get("id") if "id" not in unsure and isinstance(item.get("id"), str) else None
+    return Rejection(position, reasons, identifier, None if "name" in unsure else object_name(item)), ()
+
+
+def _times(duplicate: DuplicateKey) -> str:
+    return "twice" if len(duplicate.values) == 2 else f"{len(duplicate.values)} times"
+
+
+def _where(duplicate: DuplicateKey) -> str:
+    return ".".join(map(str, (*duplicate.path, duplicate.key)))

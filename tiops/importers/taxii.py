@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import requests
@@ -25,6 +25,7 @@ from tiops.config import is_http_url, load_config
 from tiops.errors import TiopsError, UsageError
 from tiops.importers import stix
 from tiops.importers.write import ImportReport, import_parsed, source_folder
+from tiops.jsontext import DuplicateKey, duplicate_keys
 from tiops.outputs import write_whole
 from tiops.paging import TaxiiPages
 from tiops.progress import Progress, no_progress
@@ -143,10 +144,24 @@ def _later(first: str | None, second: str | None) -> str | None:
 _CLIENT_ADVICE = re.compile(r"\s*If you are trying to contact a TAXII 2\.[01] Server")
 
 
+class Pull(NamedTuple):
+    """What one pull of a collection brought."""
+
+    objects: list[Any]
+    pages: int
+    date_added_last: str | None  # the latest X-TAXII-Date-Added-Last header
+    # The names an object gives twice, by its index in ``objects`` (paths within the object).
+    duplicates: dict[int, list[DuplicateKey]]
+
+
 def pull_collection(url: str, credentials: Credentials | None, *, added_after: str | None,
-                    page_size: int = DEFAULT_PAGE_SIZE, progress: Progress = no_progress
-                    ) -> tuple[list[Any], int, str | None]:
-    """Every object of the collection added after ``added_after``: (objects, pages, latest date added)."""
+                    page_size: int = DEFAULT_PAGE_SIZE, progress: Progress = no_progress) -> Pull:
+    """Every object of the collection added after ``added_after``.
+
+    Each page is also checked for names given twice (tiops.jsontext.duplicate_keys, from
+    the bytes the server sent): the JSON parser taxii2client reads it with keeps one of
+    the values without a word. An envelope that names a member twice is no envelope to trust.
+    """
     from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import-untyped]
     from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
 
@@ -155,12 +170,15 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
     logging.getLogger("taxii2client").setLevel(logging.ERROR)
 
     latest: list[str | None] = [None]
+    page_text = [b""]  # the last page as sent, for the repeated-name check
 
     def remember_date_added(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         if "/objects/" in response.url and response.ok:
             latest[0] = _later(latest[0], response.headers.get(DATE_ADDED_LAST))
+            page_text[0] = response.content
 
     objects: list[Any] = []
+    duplicates: dict[int, list[DuplicateKey]] = {}
     pages = 0
     try:
         collection = Collection(url, user=credentials.username if credentials else None,
@@ -174,7 +192,9 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
         pages_of_query = TaxiiPages(redact(url))
         for envelope in as_pages(collection.get_objects, per_request=page_size, added_after=added_after):
             # Checked before taxii2client reads the envelope to ask for the next page.
-            objects.extend(pages_of_query.items(envelope))
+            items = pages_of_query.items(envelope)
+            _page_duplicates(page_text[0], envelope, len(objects), duplicates, redact(url))
+            objects.extend(items)
             pages += 1
             progress("pull", len(objects), 0)  # TAXII gives no total: 0 means unknown
     except requests.HTTPError as error:
@@ -194,7 +214,22 @@ def pull_collection(url: str, credentials: Credentials | None, *, added_after: s
                 "is the server's API root, not a web page or a TAXII 2.0 server.") if advice else None
         raise TiopsError(f"the TAXII server at {redact(url)} sent an answer that is not TAXII 2.1: "
                          f"{server_text(said)}", hint=hint) from None
-    return objects, pages, latest[0]
+    return Pull(objects, pages, latest[0], duplicates)
+
+
+def _page_duplicates(text: bytes, envelope: Any, offset: int, duplicates: dict[int, list[DuplicateKey]],
+                     url: str) -> None:
+    """Add the names the objects of one page give twice to ``duplicates`` (by index in the whole pull, the
+    page's first object being number ``offset``); raise TiopsError for an envelope that names a member twice."""
+    for duplicate in duplicate_keys(text, envelope):
+        path = duplicate.path
+        if not path:
+            # Which 'objects' (or 'more', or 'next') the server meant is a guess (TAXII 2.1 section 3.7, envelope).
+            raise TiopsError(f"the TAXII server at {url} sent an envelope that names {duplicate.key!r} more than "
+                             "once (RFC 8259 section 4: names SHOULD be unique): which value counts is a guess",
+                             hint="Ask the server's operator; nothing was written and the checkpoint did not move.")
+        if path[0] == "objects" and len(path) > 1 and type(path[1]) is int:
+            duplicates.setdefault(offset + path[1], []).append(DuplicateKey(path[2:], duplicate.key, duplicate.values))
 
 
 def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, mode: str = "valid-only",
@@ -206,11 +241,11 @@ def import_taxii(root: Path, api_root: str, collection_id: str, source: str, *, 
     folder = source_folder(root, source)
     credentials = credentials_for(root, url)
     added_after = None if full else read_checkpoint(folder, url)
-    objects, pages, date_added_last = pull_collection(url, credentials, added_after=added_after,
-                                                      page_size=page_size, progress=progress)
+    objects, pages, date_added_last, duplicates = pull_collection(url, credentials, added_after=added_after,
+                                                                  page_size=page_size, progress=progress)
     # The objects as read: writing them out for stix.parse would fail on what a server may
     # send (nesting beyond orjson's limit, integers beyond 64 bits) instead of reporting it.
-    report = import_parsed(root, stix.parse_items(objects), source, mode=mode, strict=strict,
+    report = import_parsed(root, stix.parse_items(objects, duplicates=duplicates), source, mode=mode, strict=strict,
                            progress=progress)
     since = f" added after {added_after}" if added_after else ""
     report.notes.append(f"pulled {len(objects)} object(s){since} in {pages} page(s) from {public_url(url)}")
