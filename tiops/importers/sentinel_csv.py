@@ -7,6 +7,10 @@ SHA512 hash columns in the file-hash template. Column names are read ignoring ca
 (partner exports write ``ValidFrom`` or ``OBSERVABLETYPE``). A row right under the
 header whose first cell starts with '#' (the template's comment row) is skipped; any
 other such row is rejected, so nothing is dropped without a word.
+
+Cells keep their bytes (RFC 4180 section 2: spaces are part of a field), but where the
+value's own syntax has no room for whitespace around it; taking it off there is a repair,
+reported per cell (:func:`_cells`).
 """
 
 from __future__ import annotations
@@ -133,12 +137,12 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         if reasons or row is None:
             result.rejections.append(Rejection(record.position, tuple(reasons)))
             continue
-        cells = {name: value.strip() for name, value in zip(columns, row, strict=False)}
+        cells, trimmed = _cells(columns, row)
         indicator, reasons = _indicator(cells, source)
         if reasons:
             result.rejections.append(Rejection(record.position, tuple(reasons)))
         else:
-            result.candidates.append(Candidate(record.position, indicator, versioned=False))
+            result.candidates.append(Candidate(record.position, indicator, versioned=False, repairs=trimmed))
             if _digest_as_value(cells):
                 digests_read += 1
             elif cells.get("observableType", "").lower() not in _FILE_TYPES and _hashes(cells):
@@ -255,6 +259,43 @@ def _show(value: str, limit: int = 80) -> str:
     return quoted if shown is value else f"{quoted}... ({len(value)} characters)"
 
 
+# Columns whose values have a syntax with no room for whitespace around them: RFC 3339
+# timestamps, whole numbers, true/false, names from a fixed list, hex digests.
+_SYNTAX_COLUMNS = frozenset({"validFrom", "validUntil", "confidence", "revoked", "tlpLevel", "severity",
+                             "observableType", *_HASH_NAMES})
+# Observable types whose values hold no whitespace at their ends (STIX 2.1 section 6: addresses,
+# domain names, RFC 3986 URLs, AS numbers). A file or directory name, a mutex, an account login or
+# a registry key may begin or end with a space: their values are kept as written.
+_TRIMMED_OBSERVABLES = frozenset({"ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr",
+                                  "autonomous-system"})
+
+
+def _cells(columns: list[str], row: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The row's cells by column, and the repairs made to them.
+
+    Free text (name, description) keeps every byte as written: a space there is the
+    partner's (RFC 4180 section 2: "Spaces are considered part of a field and should not
+    be ignored"). Whitespace around a value whose syntax has no room for it (a timestamp, a
+    number, an IP address, a digest: :data:`_SYNTAX_COLUMNS`, :data:`_TRIMMED_OBSERVABLES`)
+    is a spreadsheet's, not part of the value: it is removed, and each such cell is reported
+    as a repair (docs/import.md). A cell of whitespace only is an empty cell there. The
+    lists (threatTypes, tags) are split at commas, the spaces around each item being part
+    of the separator (Sentinel's own example writes "demo, csv").
+    """
+    cells = dict(zip(columns, row, strict=False))
+    kind = cells.get("observableType", "").strip().lower()
+    repairs: list[str] = []
+    for name, value in cells.items():
+        if name in _SYNTAX_COLUMNS or (name == "observableValue" and (
+                kind in _TRIMMED_OBSERVABLES or (kind in _FILE_TYPES and _HEX_DIGEST.fullmatch(value.strip())))):
+            stripped = value.strip()
+            if stripped != value:
+                cells[name] = stripped
+                if stripped:
+                    repairs.append(f"{name}: whitespace around {_show(stripped)} removed")
+    return cells, tuple(repairs)
+
+
 def _digest_as_value(cells: dict[str, str]) -> bool:
     """Whether a file row's observableValue is a hash digest, with no hash column filled."""
     return (cells.get("observableType", "").lower() in _FILE_TYPES and not _hashes(cells)
@@ -271,8 +312,8 @@ def _indicator(cells: dict[str, str], source: str) -> tuple[dict[str, Any], list
     for name in REQUIRED_COLUMNS:
         if name == "observableValue" and cells.get("observableType", "").lower() in _FILE_TYPES and _hashes(cells):
             continue  # the file-hash template: the hashes are the observable, a file name is optional
-        if not cells.get(name):
-            reasons.append(f"{name} is empty (required)")
+        if not cells.get(name, "").strip():  # a name of spaces only names nothing
+            reasons.append(f"{name} is {'blank' if cells.get(name) else 'empty'} (required)")
     pattern = _pattern(cells, reasons) if cells.get("observableType") else None
     # Timestamps of any RFC 3339 precision and offset are written as STIX ones naming the
     # same instant; created and modified need milliseconds (STIX 2.1 section 3.2).
