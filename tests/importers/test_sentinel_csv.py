@@ -1,9 +1,13 @@
-"""Sentinel CSV input (tiops/importers/sentinel_csv.py): cells kept as written."""
+"""Sentinel CSV input (tiops/importers/sentinel_csv.py): cells kept as written, and files in UTF-16 or UTF-32."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from tiops.cli import main
 from tiops.importers.sentinel_csv import parse
 from tiops.importers.write import import_file
 
@@ -47,3 +51,50 @@ def test_repairs_are_counted_and_strict_rejects_the_rows_that_need_them(tmp_path
     assert [r.reasons for r in report.rejections] == [("observableValue is blank (required)",)]
     strict = import_file(tmp_path / "strict", SPACES, "sentinel-csv", "Feed", strict=True)
     assert (strict.total, strict.created, strict.repaired, strict.rejected) == (5, 2, 0, 3)
+
+
+@pytest.mark.parametrize(("codec", "mark"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
+                                             ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff")])
+def test_utf16_and_utf32_with_a_byte_order_mark_read_as_the_utf8_file(codec: str, mark: bytes) -> None:
+    # Before: "the header is not UTF-8" and every NUL-split line counted as a row (11 rows for 5).
+    text = SPACES.read_text(encoding="utf-8")
+    as_utf8, encoded = parse(text.encode(), "Feed"), parse(mark + text.encode(codec), "Feed")
+    assert encoded.total == as_utf8.total == 5
+    assert [(c.position, c.data, c.repairs) for c in encoded.candidates] == \
+        [(c.position, c.data, c.repairs) for c in as_utf8.candidates]
+    assert encoded.rejections == as_utf8.rejections
+    name, order = codec.upper()[:6], "little endian" if codec.endswith("le") else "big endian"
+    assert encoded.notes == [f"the file is {name}, {order} as its byte order mark says: read as such", *as_utf8.notes]
+
+
+def test_excels_unicode_text_is_said_to_be_tab_separated_with_its_rows_counted(tmp_path: Path) -> None:
+    # Excel's "Unicode Text" is UTF-16 LE with a byte order mark, cells separated by tabs.
+    text = SPACES.read_text(encoding="utf-8").replace(",", "\t")
+    source = tmp_path / "feed.txt"
+    source.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(source), "--format", "sentinel-csv",
+                                       "--source", "Feed"])
+    assert result.exit_code == 1
+    assert "total 5, created 0," in result.stdout and "rejected 5," in result.stdout
+    assert "the file looks separated by '\\t'" in result.stderr
+    assert "every row under the header (5) is rejected with it" in result.stderr
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_refused_with_its_rows_counted(codec: str) -> None:
+    parsed = parse(SPACES.read_text(encoding="utf-8").encode(codec), "Feed")
+    assert parsed.total == 5 and parsed.candidates == []
+    (rejection,) = parsed.rejections
+    assert rejection.rows == 5
+    assert rejection.reasons[0].startswith("the file looks like UTF-16 or UTF-32 text "
+                                           f"({'little' if codec.endswith('le') else 'big'} endian) without a byte "
+                                           "order mark")
+
+
+def test_a_utf16_file_that_breaks_off_is_refused_whole() -> None:
+    text = SPACES.read_text(encoding="utf-8").replace("Global", "Glo\ud800bal")  # a lone surrogate
+    parsed = parse(b"\xff\xfe" + text.encode("utf-16-le", "surrogatepass"), "Feed")
+    assert parsed.total == 5 and parsed.candidates == [] and parsed.notes == []
+    assert parsed.rejections[0].reasons[0].startswith("the file starts with the byte order mark of UTF-16 but is no "
+                                                      "UTF-16 text from byte")

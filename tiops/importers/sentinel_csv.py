@@ -10,7 +10,8 @@ other such row is rejected, so nothing is dropped without a word.
 
 Cells keep their bytes (RFC 4180 section 2: spaces are part of a field), but where the
 value's own syntax has no room for whitespace around it; taking it off there is a repair,
-reported per cell (:func:`_cells`).
+reported per cell (:func:`_cells`). A file is UTF-8, or UTF-16 or UTF-32 when it starts
+with that encoding's byte order mark (:func:`_encoding`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tiops.importers import Candidate, ParsedInput, Rejection
 from tiops.importers.repairs import normalise_timestamp
@@ -85,12 +86,23 @@ class _Record:
 
 def parse(raw: bytes, source: str) -> ParsedInput:
     result = ParsedInput()
+    encoding = _encoding(raw)
+    if encoding.refusal:
+        return _refused(raw.decode(encoding.codec, "replace"), result, encoding.refusal)
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode(encoding.codec)
         undecodable = False
-    except UnicodeDecodeError:
+        if encoding.codec != "utf-8-sig":
+            result.notes.append(f"the file is {encoding.name}, {encoding.order} as its byte order mark says: "
+                                "read as such")
+    except UnicodeDecodeError as error:
+        if encoding.codec != "utf-8-sig":
+            # A byte order mark, then no such text: every row is in doubt.
+            return _refused(raw.decode(encoding.codec, "replace"), result,
+                            f"the file starts with the byte order mark of {encoding.name} but is no {encoding.name} "
+                            f"text from byte {error.start} on: save it again, as UTF-8")
         # One bad byte rejected every row before: the rows holding one are rejected, the others read.
-        text = raw.decode("utf-8-sig", "surrogateescape")
+        text = raw.decode(encoding.codec, "surrogateescape")
         undecodable = True
     records = _records(text)
     header = next(records, None)
@@ -102,7 +114,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
     problems: list[str] = []
     written: list[str] = []
     if undecodable and header.cells is not None and any(_NOT_UTF8.search(cell) for cell in header.cells):
-        problems = ["the header is not UTF-8"]
+        problems = [f"the header is not {encoding.name}"]
     elif header.cells is None:
         problems = [f"the header cannot be read: {header.error}"]
     else:
@@ -132,7 +144,7 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         row = record.cells
         result.total += 1
         reasons = _record_problems(record, len(columns))
-        if undecodable and row is not None and (bad := _undecodable_cells(row)):
+        if undecodable and row is not None and (bad := _undecodable_cells(row, encoding.name)):
             reasons = [*reasons, *bad]
         if reasons or row is None:
             result.rejections.append(Rejection(record.position, tuple(reasons)))
@@ -245,9 +257,54 @@ def _record_problems(record: _Record, width: int) -> list[str]:
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
-def _undecodable_cells(row: list[str]) -> list[str]:
-    return [f"cell {index} is not UTF-8 (byte 0x{ord(found[0]) - 0xDC00:02x})"
+def _undecodable_cells(row: list[str], encoding: str) -> list[str]:
+    return [f"cell {index} is not {encoding} (byte 0x{ord(found[0]) - 0xDC00:02x})"
             for index, cell in enumerate(row, 1) if (found := _NOT_UTF8.search(cell)) is not None]
+
+
+class _Encoding(NamedTuple):
+    codec: str  # the Python codec that reads the file
+    name: str  # as messages name it: UTF-8, UTF-16 or UTF-32
+    order: str = ""  # "little endian" or "big endian" (UTF-16 and UTF-32)
+    refusal: str = ""  # why the file is not read, when it is not
+
+
+# Byte order marks (the Unicode Standard, section 23.8), UTF-32's first: its little-endian
+# mark starts with UTF-16's. The codecs named read the mark and leave it out of the text.
+_BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", _Encoding("utf-32", "UTF-32", "little endian")),
+                     (b"\x00\x00\xfe\xff", _Encoding("utf-32", "UTF-32", "big endian")),
+                     (b"\xff\xfe", _Encoding("utf-16", "UTF-16", "little endian")),
+                     (b"\xfe\xff", _Encoding("utf-16", "UTF-16", "big endian")))
+
+
+def _encoding(raw: bytes) -> _Encoding:
+    """How the file's text is encoded: UTF-8 (with or without a byte order mark), or UTF-16 or
+    UTF-32 as a byte order mark says.
+
+    RFC 4180 lets a CSV file be in any character set (its MIME type's charset parameter),
+    and spreadsheets save "Unicode text" as UTF-16 with a byte order mark (Excel: little
+    endian), which says the encoding and the byte order: reading it so is no guess.
+    Without a mark, a NUL beside the first character (no CSV text holds NUL) is UTF-16 or
+    UTF-32 whose byte order would be a guess: refused, its codec the one that counts its rows.
+    """
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if raw.startswith(mark):
+            return encoding
+    if len(raw) >= 2 and (raw[0] == 0) != (raw[1] == 0):
+        order = "big endian" if raw[0] == 0 else "little endian"
+        return _Encoding(f"utf-16-{order[0]}e", "UTF-16", order, (
+            f"the file looks like UTF-16 or UTF-32 text ({order}) without a byte order mark, whose byte order "
+            "would be a guess: save it as UTF-8, or as UTF-16 with its byte order mark (Excel's \"Unicode Text\")"))
+    return _Encoding("utf-8-sig", "UTF-8")
+
+
+def _refused(text: str, result: ParsedInput, problem: str) -> ParsedInput:
+    """The whole file rejected for ``problem``, each of its rows counted (as read from ``text``)."""
+    rows = max(sum(1 for record in _records(text.replace("\0", "")) if _is_data(record)) - 1, 0)  # less the header
+    reasons = (problem, f"every row under the header ({rows}) is rejected with it") if rows else (problem,)
+    result.total = rows
+    result.rejections.append(Rejection("row 1", reasons, rows=rows))
+    return result
 
 
 def _show(value: str, limit: int = 80) -> str:
