@@ -1,4 +1,4 @@
-"""tiops/jsontext.py: the names a JSON text gives twice."""
+"""tiops/jsontext.py: the names a JSON text gives twice, and the items of its array of objects."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tiops import jsontext
-from tiops.jsontext import DuplicateKey, duplicate_keys
+from tiops.jsontext import DuplicateKey, duplicate_keys, item_spans
 
 
 def found(text: str) -> list[DuplicateKey]:
@@ -93,3 +93,20 @@ def test_the_proof_never_passes_a_text_that_repeats_a_name(tree: Any, escape_col
         assert found_any and not jsontext._proved_unique(raw, value)
     else:
         assert not found_any
+
+
+def test_item_spans_find_each_item_of_the_array_of_objects() -> None:
+    def items(text: str) -> list[str] | None:
+        raw = text.encode()
+        spans = item_spans(raw)
+        return None if spans is None else [raw[start:end].decode().strip() for start, end in spans]
+
+    assert items('[1, {"a": [1, 2]}, "x]"]') == ["1", '{"a": [1, 2]}', '"x]"']
+    assert items('{"type": "bundle", "x": [9], "objects": [{"a": "]"}, {"b": [[]]}], "id": "x"}') == [
+        '{"a": "]"}', '{"b": [[]]}']
+    assert items('\ufeff \n[]') == []
+    assert items('{"objects": []}') == []
+    assert items('{"a": "objects", "b": [1]}') is None  # no array named objects
+    assert items('{"type": "indicator"}') is None
+    assert items("[1, 2") is None  # never closed
+    assert items('"text"') is None

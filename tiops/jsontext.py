@@ -6,8 +6,11 @@
   library among them, keep the last value without a word); I-JSON (RFC 7493 section
   2.3) forbids it. A parse that keeps one value loses the other silently, so an input
   from elsewhere is checked.
+* :func:`item_spans`: where each item of a document's array of objects (a bare array,
+  or a bundle's ``objects``) starts and ends, without parsing the items: a document of
+  which one item nests deeper than a parser reads still holds the others.
 
-It reads the bytes as written; the files tiops writes itself need no such check.
+Both read the bytes as written; neither is needed for the files tiops writes itself.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import orjson
 
 from tiops.findings import PathPart
 
-__all__ = ["DuplicateKey", "duplicate_keys"]
+__all__ = ["DuplicateKey", "duplicate_keys", "item_spans"]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 # ':' written as an escape inside a string: the one way a colon of the text is not a colon byte.
@@ -119,3 +122,58 @@ def _paths_of(wanted: set[int], tree: Any) -> dict[int, tuple[PathPart, ...]]:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# A string (escapes and all), or one byte of structure.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[][{}:,]', re.DOTALL)
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")  # RFC 8259 section 2
+_QUOTE, _COLON, _COMMA, _ARRAY, _MAPPING, _ARRAY_END, _MAPPING_END = b'":,[{]}'
+
+
+def item_spans(raw: bytes) -> list[tuple[int, int]] | None:
+    """The (start, end) byte offsets of each item of the document's array of objects: the
+    top-level array, or the array a top-level mapping holds under ``objects`` (a bundle,
+    STIX 2.1 section 8). None when the text has no such array, or the array is not closed.
+
+    The text is scanned, not parsed: strings are skipped whole (a bracket in a
+    description is text), so an item is found however deep it nests. Whether the text
+    is JSON is for a parse of it to say.
+    """
+    start = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
+    blank = _WHITESPACE.match(raw, start)
+    start = blank.end() if blank else start
+    if start >= len(raw) or raw[start] not in (_ARRAY, _MAPPING):
+        return None
+    depth = 0
+    inside = 1 if raw[start] == _ARRAY else 0  # the depth inside the array of objects, once it is open
+    item_start = start + 1
+    spans: list[tuple[int, int]] = []
+    last_string = key = b""
+    for match in _TOKEN.finditer(raw, start):
+        at = match.start()
+        byte = raw[at]
+        if byte == _QUOTE:
+            if depth == 1:
+                last_string = match.group()
+        elif byte == _MAPPING:
+            depth += 1
+        elif byte == _ARRAY:
+            depth += 1
+            if not inside and depth == 2 and key == b'"objects"':
+                inside, item_start = 2, at + 1
+        elif byte == _COMMA:
+            if depth == inside:
+                spans.append((item_start, at))
+                item_start = at + 1
+            elif depth == 1:
+                key = b""
+        elif byte == _COLON:
+            if depth == 1:  # the string before it is a name of the top-level mapping
+                key = last_string
+        else:
+            if depth == inside and byte == _ARRAY_END:
+                if raw[item_start:at].strip() or spans:
+                    spans.append((item_start, at))
+                return spans
+            depth -= 1
+    return None

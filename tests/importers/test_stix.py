@@ -1,4 +1,4 @@
-"""STIX JSON input (tiops/importers/stix.py): names given twice."""
+"""STIX JSON input (tiops/importers/stix.py): names given twice, and objects nested deeper than a parser reads."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ BUNDLE_ID = "bundle--7a5c8f0e-3b1d-4e2a-9c6f-1d2e3f4a5b6c"
 def malware(number: int, **more: object) -> dict[str, object]:
     return {"type": "malware", "spec_version": "2.1", "id": f"malware--{number:08d}-1111-4111-8111-111111111111",
             "created": T, "modified": T, "name": f"Malware {number}", "is_family": True, **more}
+
+
+def too_deep(levels: int) -> str:
+    return '{"x_a": ' * levels + "1" + "}" * levels
 
 
 def import_cli(tmp_path: Path, source: Path, *args: str) -> tuple[int, str, str]:
@@ -93,3 +97,44 @@ def test_a_colon_written_as_an_escape_is_not_taken_for_a_repeated_name() -> None
     parsed = stix.parse(raw.encode(), "Feed")
     assert parsed.rejections == [] and parsed.candidates[0].data["description"] == "a:b"
     assert parsed.candidates[0].repairs == ()
+
+
+def test_one_object_nested_deeper_than_the_parser_reads_is_rejected_alone(tmp_path: Path) -> None:
+    # orjson stops at 1,024 levels: the whole file was one rejection ("line 1"), the other objects lost.
+    deep = json.dumps(malware(2)).replace('"is_family": true', f'"is_family": true, "x_deep": {too_deep(1100)}')
+    later = json.dumps(malware(3)).replace('"name": "Malware 3"', '"name": "Malware 3", "name": "Other"')
+    deep = deep.replace(", ", ",\n")  # over several lines: the lines after it keep their numbers
+    text = (f'{{"type": "bundle", "id": "{BUNDLE_ID}", "objects": [\n{json.dumps(malware(1))},\n'
+            f'{deep},\n{later},\n{json.dumps(malware(4))}\n]}}')
+    source = tmp_path / "deep.json"
+    source.write_text(text, encoding="utf-8")
+    code, out, err = import_cli(tmp_path, source)
+    assert code == 1
+    assert "total 4, created 2," in out and "rejected 2," in out
+    assert "index 1: nested more than 100 levels deep (deeper than a JSON parser reads)" in err
+    assert "index 2" in err and "name: written twice with different values" in err  # the rest is checked as ever
+
+
+def test_an_object_over_the_limit_but_within_the_parser_names_the_deep_path() -> None:
+    deep = json.dumps(malware(2)).replace('"is_family": true', f'"is_family": true, "x_deep": {too_deep(120)}')
+    parsed = stix.parse(f"[{json.dumps(malware(1))}, {deep}]".encode(), "Feed")
+    assert [c.position for c in parsed.candidates] == ["index 0"]
+    (rejection,) = parsed.rejections
+    assert rejection.position == "index 1"
+    assert rejection.reasons[0].startswith("x_deep.x_a.x_a.") and rejection.reasons[0].endswith(
+        ": nested more than 100 levels deep")
+
+
+def test_a_document_too_deep_where_items_cannot_be_told_apart_is_one_rejection() -> None:
+    # One object on its own: nothing to separate.
+    alone = json.dumps(malware(1)).replace('"is_family": true', f'"is_family": true, "x_deep": {too_deep(1100)}')
+    parsed = stix.parse(alone.encode(), "Feed")
+    assert parsed.total == 1 and parsed.candidates == []
+    assert parsed.rejections[0].reasons == ("nested more than 100 levels deep",)
+    # A bundle broken elsewhere: that defect is the document's, at its own line past the deep object's lines.
+    spread = alone.replace(", ", ",\n")
+    broken = f'[\n{spread},\n{{"type": ]\n]'
+    parsed = stix.parse(broken.encode(), "Feed")
+    assert parsed.total == 1 and parsed.candidates == []
+    line = broken.splitlines().index('{"type": ]') + 1
+    assert parsed.rejections[0].position == f"line {line}" and "invalid JSON" in parsed.rejections[0].reasons[0]

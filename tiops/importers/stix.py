@@ -10,8 +10,8 @@ import orjson
 
 from tiops.findings import PathPart
 from tiops.importers import Candidate, ParsedInput, Rejection
-from tiops.jsontext import DuplicateKey, duplicate_keys
-from tiops.limits import StructureProblem, check_structure
+from tiops.jsontext import DuplicateKey, duplicate_keys, item_spans
+from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
 from tiops.lookup import object_name
 from tiops.stix import SCO_TYPES
 from tiops.stix20 import (
@@ -26,17 +26,22 @@ from tiops.yamlio import YamlProblem, json_kind, parse_json
 
 def parse(raw: bytes, source: str) -> ParsedInput:
     result = ParsedInput()
-    structure_checked = True
+    too_deep: dict[int, str] = {}
     try:
         data = parse_json(raw)
     except YamlProblem as problem:
-        data = _read_anyway(raw) if problem.code == "TI112" else None
-        if data is None:
+        read = None
+        if problem.code == "TI112":
+            try:
+                read = _without_items_too_deep(raw)
+            except YamlProblem as other:
+                problem = other  # the rest of the document has a defect of its own, at its own line
+        if read is None:
             result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
             result.total = 1  # the document, which holds no item that can be read
             return result
-        # One object nested too deep: it alone is rejected (docs/limits.md), each item checked on its own.
-        structure_checked = False
+        # One object nested too deep: it alone is rejected (docs/limits.md), the others read.
+        raw, data, too_deep = read
     duplicates = duplicate_keys(raw, data)
     prefix: tuple[PathPart, ...] | None  # where the items are in the document (None: it is the one item)
     # A bundle; some publishers leave out its "type" (OASIS's TLP 2.0 extension-definition file).
@@ -66,9 +71,9 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         result.total = 1  # the document, which holds no item that can be read
         return result
     stix20_bundle = isinstance(data, dict) and data.get("spec_version") == "2.0"
-    # parse_json checked the whole document's structure, unless one item was too deep
-    return parse_items(items, result, structure_checked=structure_checked, stix20_bundle=stix20_bundle,
-                       duplicates=_by_item(duplicates, prefix))
+    # parse_json checked the whole document's structure (the items too deep were left out of it)
+    return parse_items(items, result, structure_checked=True, stix20_bundle=stix20_bundle,
+                       duplicates=_by_item(duplicates, prefix), refused=too_deep)
 
 
 def _says_bundle(data: dict[str, Any], duplicates: list[DuplicateKey]) -> bool:
@@ -97,13 +102,53 @@ def _by_item(duplicates: list[DuplicateKey], prefix: tuple[PathPart, ...] | None
     return by_item
 
 
-def _read_anyway(raw: bytes) -> Any:
-    """The document, read without the structure check (None when even that fails): a bundle of which
-    one object nests too deep still holds the others."""
-    try:
-        return orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))  # a byte order mark, as parse_json allows
-    except orjson.JSONDecodeError:
+def _without_items_too_deep(raw: bytes) -> tuple[bytes, Any, dict[int, str]] | None:
+    """The document with each item that nests too deep written as null, what it reads as, and
+    why each such item (by index) is left out; None when the items cannot be told apart.
+
+    orjson stops at 1,024 levels and refuses the whole text: a bundle of which one
+    object nests that deep (or past tiops' own limit) still holds the others. The
+    objects array is found by a scan of the text (tiops.jsontext.item_spans); an item
+    too deep is blanked out, keeping its line breaks so that every position after it
+    stays the same, and the rest is read and checked as a whole document is. Anything
+    else wrong with the document is still the whole document's problem: raises
+    YamlProblem, at its line in the text as given.
+    """
+    spans = item_spans(raw)
+    if spans is None:
         return None
+    too_deep: dict[int, str] = {}
+    parts: list[bytes] = []
+    done = 0
+    for index, (start, end) in enumerate(spans):
+        if raw.count(b"{", start, end) + raw.count(b"[", start, end) <= MAX_NESTING_DEPTH:
+            continue  # fewer brackets than the limit: cannot nest past it
+        reason = _depth_problem(raw[start:end])
+        if reason is None:
+            continue
+        too_deep[index] = reason
+        parts += [raw[done:start], b"null", b"\n" * raw.count(b"\n", start, end)]
+        done = end
+    if not too_deep:
+        return None
+    patched = b"".join([*parts, raw[done:]])
+    return patched, parse_json(patched), too_deep
+
+
+def _depth_problem(text: bytes) -> str | None:
+    """Why one item is too deep (its path when a parser reads it), or None when it is not."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if "recursion" in error.msg or "depth" in error.msg:
+            return f"nested more than {MAX_NESTING_DEPTH} levels deep (deeper than a JSON parser reads)"
+        return None
+    try:
+        check_structure(value)
+    except StructureProblem as problem:
+        where = ".".join(map(str, problem.path))
+        return f"{where}: {problem.message}" if where else problem.message
+    return None
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -119,14 +164,16 @@ def _show(value: Any, limit: int = 60) -> str:
 
 
 def parse_items(items: list[Any], result: ParsedInput | None = None, *, structure_checked: bool = False,
-                stix20_bundle: bool = False, duplicates: Mapping[int, list[DuplicateKey]] | None = None) -> ParsedInput:
+                stix20_bundle: bool = False, duplicates: Mapping[int, list[DuplicateKey]] | None = None,
+                refused: Mapping[int, str] | None = None) -> ParsedInput:
     """Candidates from objects already read (a TAXII pull), each checked like a bundle's items.
 
     ``structure_checked``: the items come from a document whose structure (string keys,
     nesting depth) was checked as a whole already, so they are not walked again.
     ``stix20_bundle``: the items come from a bundle that says spec_version 2.0, whose
     2.0 objects are its own content and its 2.1 objects the odd ones out.
-    ``duplicates``: the names an item gives twice (tiops.jsontext.duplicate_keys), by index.
+    ``duplicates``: the names an item gives twice (tiops.jsontext.duplicate_keys), by index;
+    ``refused``: why an item that could not be read is rejected (nested too deep), by index.
     """
     result = result if result is not None else ParsedInput()
     result.total = len(items)
@@ -136,6 +183,9 @@ def parse_items(items: list[Any], result: ParsedInput | None = None, *, structur
     custom_as_20 = not stix20_bundle and holds_only_implicit_20(items)
     for index, item in enumerate(items):
         position = f"index {index}"
+        if refused and index in refused:
+            result.rejections.append(Rejection(position, (refused[index],)))
+            continue
         repaired: tuple[str, ...] = ()
         if duplicates and index in duplicates and isinstance(item, dict):
             rejection, repaired = _repeated_names(position, item, duplicates[index])
