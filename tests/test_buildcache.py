@@ -69,7 +69,15 @@ def _object_id(path: Path) -> str | None:
     return None
 
 
-EDITS = ("add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size", "malformed-id")
+def _modified(path: Path) -> str | None:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("modified: "):
+            return line[10:].strip().strip("'\"")
+    return None
+
+
+EDITS = ("add", "modify", "delete", "break-reference", "duplicate-id", "defaults", "config", "same-size", "malformed-id",
+         "translate")
 
 
 def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, list[Path]]:
@@ -121,6 +129,17 @@ def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, li
                        "created: 2024-01-02T00:00:00Z\nmodified: 2024-01-02T00:00:00Z\n", encoding="utf-8")
         return kind, [bad, _relationship_file(root, f"to-malformed-{step}", rng.choice(ids), f"malware--not-a-uuid-{step}",
                                               20_000 + step)]
+    if kind == "translate":  # a language-content of an object's version or of an older one (TI303)
+        path = rng.choice([p for p in files if (_object_id(p) or "relationship--").split("--")[0]
+                           not in ("relationship", "language-content")])
+        version = rng.choice([_modified(path) or "2024-01-02T00:00:00Z", "2020-01-01T00:00:00.000Z"])
+        translation = root / "intel" / "translations" / f"translation-{step}.yaml"
+        translation.parent.mkdir(exist_ok=True)
+        translation.write_text(f"type: language-content\nid: language-content--00000000-0000-4000-8000-{30_000 + step:012d}\n"
+                               f"object_ref: {_object_id(path)}\nobject_modified: '{version}'\n"
+                               "contents:\n  de:\n    name: Übersetzt\n"
+                               "created: 2024-01-02T00:00:00Z\nmodified: 2024-01-02T00:00:00Z\n", encoding="utf-8")
+        return kind, [translation]
     # same-size: the same number of bytes, under the old modification time (only the change time tells).
     path = rng.choice(files)
     text = path.read_text(encoding="utf-8")

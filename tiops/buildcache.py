@@ -131,7 +131,7 @@ from tiops.validate.reference_index import ListedReference, malformed_ids, objec
 
 CACHE_DIR = Path(".tiops") / "build-cache"
 # Bumped whenever the layout of what is stored changes.
-FORMAT = 10
+FORMAT = 11
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
@@ -388,17 +388,19 @@ _IDS_AT = FileIndex._fields.index("ids")
 def _load_index(stored: Any) -> FileIndex:
     if type(stored) is not tuple or len(stored) != _SIGNATURE_AT + 1:
         raise ValueError("not a stored index")
-    (load_findings, object_findings, malformed, ids, types, relationships, sightings, targets, needs_objects,
-     partner, signature) = stored
+    (load_findings, object_findings, malformed, ids, types, relationships, sightings, language_contents, targets,
+     needs_objects, partner, signature) = stored
     if not (type(signature) is str and type(malformed) is list and type(ids) is list and type(types) is list
             and type(relationships) is list
-            and type(sightings) is list and (targets is None or type(targets) is str)
+            and type(sightings) is list and type(language_contents) is list
+            and (targets is None or type(targets) is str)
             and type(partner) is list and (not partner or all(type(p) is tuple and len(p) == 3 for p in partner))
             ) or len(ids) != len(types):
         raise ValueError("not a stored index")
     return FileIndex([_load_finding(f) for f in load_findings] if load_findings else [],
                      [_load_finding(f) for f in object_findings] if object_findings else [],
-                     malformed, ids, types, relationships, sightings, targets, needs_objects, partner)
+                     malformed, ids, types, relationships, sightings, language_contents, targets, needs_objects,
+                     partner)
 
 
 class Unpacked(NamedTuple):

@@ -95,6 +95,7 @@ _CODES = [
     Code("TI300", "dangling-reference", Severity.ERROR, "A reference points to an object that is not in the repository.", "Add the referenced object, fix the id, or remove the reference."),
     Code("TI301", "reference-wrong-type", Severity.ERROR, "A reference points to an object of a type that property does not allow.", "Point the reference at an object of an allowed type."),
     Code("TI302", "duplicate-id", Severity.ERROR, "Two objects have the same id.", "Give one of them a new id, or remove the duplicate; a new version of an object replaces the old one in its file."),
+    Code("TI303", "language-content-version", Severity.WARNING, "A language-content's object_modified is not the modified of the object its object_ref names: the object was re-versioned after the translation was written, or the translation names a version the repository does not hold.", "Check that the translations still match the object as it is now, then set object_modified to the object's modified (STIX 2.1 section 7.1)."),
     # Relationships
     Code("TI400", "relationship-not-allowed", Severity.ERROR, "The relationship is not in the allowed (source, type, target) table.", "Use a relationship type that STIX 2.1 Appendix B allows for these types, or add the triple to rules/relationships.yaml."),
     Code("TI401", "inline-relationship-invalid", Severity.ERROR, "An inline relationship entry is malformed.", "Write each entry as {RELATIONSHIP_TYPE: TARGET_ID} with optional relationship properties beside it."),

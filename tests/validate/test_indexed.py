@@ -21,11 +21,11 @@ NESTED = st.recursive(st.one_of(IDS, st.just("text")),
                                               st.dictionaries(st.sampled_from(["a", "marking_ref", "c_refs"]), inner,
                                                               max_size=2)), max_leaves=5)
 PROPERTIES = st.dictionaries(
-    st.sampled_from(["created_by_ref", "source_ref", "target_ref", "sighting_of_ref", "object_refs",
+    st.sampled_from(["created_by_ref", "source_ref", "target_ref", "sighting_of_ref", "object_ref", "object_refs",
                      "object_marking_refs", "relationship_type", "labels", "granular_markings", "extensions",
                      "x_nested"]),
     st.one_of(IDS, st.lists(IDS, max_size=3), NESTED), max_size=6)
-OBJECT = st.tuples(st.sampled_from(["relationship", "sighting", "indicator", "extension-definition"]),
+OBJECT = st.tuples(st.sampled_from(["relationship", "sighting", "language-content", "indicator", "extension-definition"]),
                    st.one_of(IDS, st.just("indicator--1a2b3c4d-0000-4000-8000-000000000004")), PROPERTIES,
                    st.sampled_from([None, "partners/acme"]))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tiops.codes import make_finding
 from tiops.config import load_config
@@ -28,7 +28,9 @@ from tiops.validate.indexed import (
     partner_folders,
     repository_maps,
     unclean_files,
+    with_translated,
 )
+from tiops.validate.language import check_language_contents
 from tiops.validate.objects import check_object
 from tiops.validate.partner import LOCK_FILE as IMPORT_RECORD
 from tiops.validate.partner import PartnerFolder, check_partner_objects
@@ -131,6 +133,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     table, table_findings = load_relationship_table(repo.repository_config if repo.is_bundle else repo.config)
     findings.extend(table_findings)
     findings.extend(check_relationships(objects, table, in_bundle=repo.is_bundle, types=types))
+    findings.extend(check_language_contents(objects))
     findings.extend(rule_findings(repo))
     if partner is not None:
         findings.extend(check_partner_objects(repo, partner))
@@ -181,7 +184,9 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
         else:
             table = load_relationship_table(repo.config)[0]
             unclean = unclean_files(files, types, malformed, table)
-            needed = [need or dirty for need, dirty in zip(needed, unclean, strict=True)]
+            needed = [need or dirty or bool(file.index.language_contents)
+                      for need, dirty, file in zip(needed, unclean, files, strict=True)]
+        needed = with_translated(files, needed)
         objects: list[IntelObject] = []
         references: list[list[ListedReference] | None] = []
         for need, file in zip(needed, files, strict=True):
@@ -385,7 +390,8 @@ def _involved_ids(repo: Repo, wanted: list[str], gone: set[str] | frozenset[str]
     """Ids whose findings concern the named files even when they sit in other files.
 
     The objects the files define (a duplicate id is reported on whichever copy comes
-    second) and every relationship or sighting from or to them: pre-commit passes only
+    second), every relationship or sighting from or to them, and every language-content
+    that translates one (a new version of the object leaves it behind, TI303): pre-commit passes only
     the changed files, and a new file that reuses an id or breaks a relationship elsewhere
     must not pass as clean. ``gone``: ids the files defined at HEAD that no file defines
     now (an id changed or an object deleted): a relationship still pointing at one is theirs too.
@@ -398,9 +404,14 @@ def _involved_ids(repo: Repo, wanted: list[str], gone: set[str] | frozenset[str]
         data = obj.data
         kind = data.get("type")
         if (kind == "relationship" and (data.get("source_ref") in named or data.get("target_ref") in named)) or (
-                kind == "sighting" and data.get("sighting_of_ref") in named):
+                kind == "sighting" and data.get("sighting_of_ref") in named) or (
+                kind == "language-content" and _is_in(data.get("object_ref"), named)):
             involved.add(obj.id)
     return involved
+
+
+def _is_in(value: Any, ids: set[str]) -> bool:
+    return type(value) is str and value in ids
 
 
 def _previous_ids(root: Path, named: list[Path]) -> set[str]:

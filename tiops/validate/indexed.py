@@ -4,6 +4,7 @@ A file's index (:class:`FileIndex`, kept by the build cache, tiops.buildcache) h
 what the repository-wide checks need to know about a file without its objects: the
 ids and types of its objects (duplicate ids, the id -> type map references resolve
 against, the ids that are not TYPE--UUID), the ends of its relationships and sightings,
+the object each language-content names,
 the distinct (object type, property, id) of its references, and whether any object
 uses or defines an extension, and the digest of each partner object as imported. The repository-wide picture is
 built from every file's index; the objects of a file are read (:meth:`IndexedFile.objects`)
@@ -18,6 +19,9 @@ only where a check may report something:
 * a file whose references or relationships do not all resolve cleanly against the
   whole repository's ids (with every file's ids known, whether a reference gives a
   finding depends only on the object type, the property and the id it names);
+* a file with a language-content, and every file holding an object that a language-content
+  read names (the version check compares its ``object_modified`` with the object's
+  ``modified``, which no index keeps);
 * with named files (``tiops validate FILE``): those files, and every file holding an id
   whose findings are reported with theirs (the ids they define and the relationships
   and sightings from or to them, as :func:`tiops.validate.validate_paths` reports).
@@ -39,6 +43,7 @@ from typing import Any, NamedTuple, Protocol
 from tiops.findings import Finding
 from tiops.load import IntelObject
 from tiops.stix import BUILTIN_OBJECTS, BUILTIN_REFERENCE_TYPES, ID_RE
+from tiops.validate.language import LANGUAGE_CONTENT
 from tiops.validate.partner import PartnerFolder, is_partner_object, object_digest
 from tiops.validate.reference_index import ListedReference, object_references
 from tiops.validate.references import _ReferenceChecker
@@ -57,6 +62,7 @@ class FileIndex(NamedTuple):
     types: list[str | None]  # each object's type, None where its id is not a string (object_types skips it)
     relationships: list[tuple[int, Any, Any, Any]]  # (position, source_ref, target_ref, relationship_type)
     sightings: list[tuple[int, Any]]  # (position, sighting_of_ref)
+    language_contents: list[tuple[int, Any]]  # (position, object_ref) of each language-content
     # The distinct (object type, property, id) of its references, each NUL-joined, sorted and
     # joined by newlines: files of one folder mostly share the very same text, judged once.
     # None when a part holds NUL or a newline itself (the file is then always read).
@@ -98,6 +104,7 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
     types: list[str | None] = []
     relationships: list[tuple[int, Any, Any, Any]] = []
     sightings: list[tuple[int, Any]] = []
+    language_contents: list[tuple[int, Any]] = []
     targets: set[tuple[str, str, str]] = set()
     needs_objects = False
     partner: list[tuple[str, str, str]] = []
@@ -121,6 +128,8 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
                                   data.get("relationship_type")))
         elif stix_type == "sighting":
             sightings.append((position, data.get("sighting_of_ref")))
+        elif stix_type == LANGUAGE_CONTENT:
+            language_contents.append((position, data.get("object_ref")))
         if "extensions" in data or stix_type == EXTENSION_DEFINITION:
             needs_objects = True
         if is_partner_object(obj):
@@ -129,7 +138,7 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
             if type(value) is str:
                 targets.add((stix_type, prop, value))
     return references, FileIndex(load_findings, object_findings, malformed, ids, types, relationships, sightings,
-                                 _joined_targets(targets), needs_objects, partner)
+                                 language_contents, _joined_targets(targets), needs_objects, partner)
 
 
 def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
@@ -167,7 +176,21 @@ def involved_ids(files: Sequence[IndexedFile], named: set[str], gone: Iterable[s
         for position, seen in file.index.sightings:
             if _is_in(seen, own):
                 involved.add(ids[position])
+        for position, translated in file.index.language_contents:
+            if _is_in(translated, own):
+                involved.add(ids[position])
     return involved
+
+
+def with_translated(files: Sequence[IndexedFile], needed: list[bool]) -> list[bool]:
+    """``needed`` (whether each file's objects are read) with the files holding an object that a
+    language-content of a needed file names: the version check (tiops.validate.language) compares
+    the two, and an index keeps no object's ``modified``."""
+    translated = {reference for need, file in zip(needed, files, strict=True) if need
+                  for _, reference in file.index.language_contents if type(reference) is str}
+    if not translated:
+        return needed
+    return [need or not translated.isdisjoint(file.index.ids) for need, file in zip(needed, files, strict=True)]
 
 
 def _is_in(value: Any, ids: set[str]) -> bool:
