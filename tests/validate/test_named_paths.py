@@ -87,3 +87,14 @@ def test_an_id_changed_in_the_named_file_reports_what_still_points_at_the_old_on
     for cache in (False, True, True):  # uncached, then a cache written, then read
         findings = validate_paths(example_repo, [named], cache=cache)
         assert {f.location.file for f in findings if f.code == "TI300"} >= pointing, cache
+
+
+def test_a_relationship_end_that_is_not_a_string_is_a_finding_not_a_crash(example_repo: Path) -> None:
+    # The uncached check of named files looked a list up in a set: TypeError, exit 3.
+    odd = example_repo / "intel" / "relationships" / "odd-ends.yaml"
+    odd.write_text("type: relationship\nspec_version: '2.1'\nid: relationship--11111111-2222-4333-8444-555555555557\n"
+                   "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nrelationship_type: uses\n"
+                   f"source_ref: [{_mimikatz_id(example_repo)}]\ntarget_ref: {_mimikatz_id(example_repo)}\n")
+    named = [example_repo / MIMIKATZ_FILE]
+    assert validate_paths(example_repo, named, cache=False) == validate_paths(example_repo, named, cache=True)
+    assert "TI200" in _codes(validate_paths(example_repo, [odd], cache=False), "intel/relationships/odd-ends.yaml")

@@ -403,8 +403,9 @@ def _involved_ids(repo: Repo, wanted: list[str], gone: set[str] | frozenset[str]
     for obj in repo.objects:
         data = obj.data
         kind = data.get("type")
-        if (kind == "relationship" and (data.get("source_ref") in named or data.get("target_ref") in named)) or (
-                kind == "sighting" and data.get("sighting_of_ref") in named) or (
+        # _is_in: a reference the schema reports as not a string (a list, a mapping) cannot be looked up in a set.
+        if (kind == "relationship" and (_is_in(data.get("source_ref"), named) or _is_in(data.get("target_ref"), named))) or (
+                kind == "sighting" and _is_in(data.get("sighting_of_ref"), named)) or (
                 kind == "language-content" and _is_in(data.get("object_ref"), named)):
             involved.add(obj.id)
     return involved
