@@ -2,8 +2,10 @@
 
 Every secret tiops reads (a token, a password, a DSN, all from environment variables)
 is registered here the moment it is read, in every form it can travel in (an HTTP
-Basic header carries ``base64(user:password)``). :func:`redact` replaces each of them,
-and credentials written inside URLs or connection strings, with ``***``.
+Basic header carries ``base64(user:password)``; a URL carries it percent-encoded; a
+Python message quoting a value carries its ``repr``, a JSON text its escaped form).
+:func:`redact` replaces each of them, and credentials written inside URLs or connection
+strings, with ``***``.
 
 Text that comes from a server (an HTTP reason phrase, a per-object error message) is
 never shown as sent: :func:`server_text` redacts it, escapes control characters and
@@ -14,7 +16,11 @@ Authorization header back.
 from __future__ import annotations
 
 import base64
+import json
 import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _SECRETS: set[str] = set()
@@ -28,26 +34,52 @@ _MIN_SECRET_LENGTH = 4
 # A password may hold a '/' that RFC 3986 wants percent-encoded: written so by mistake, it is the
 # URL a check refuses and quotes, and still a password.
 _USERINFO = re.compile(r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.-]{0,31}://)?[^\s:/@'\"]{1,256}):(?P<password>[^\s@'\"]{1,1024})@")
-# password=... in a libpq key/value connection string, and Authorization header values.
-_KEY_VALUE = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|\S+)")
+# password=... in a libpq key/value connection string, and Authorization header values. A name
+# may be compound (access_token=, client_secret=, x-api-key:, as OAuth and API gateways write
+# them): \b alone found no boundary after the '_' of access_token, and the token was shown. The
+# prefix is bounded, as _USERINFO is: unbounded, "a-a-a-..." was scanned to its end from every 'a'.
+_KEY_VALUE = re.compile(r"(?i)(?P<key>\b(?:[a-z0-9]{1,32}[_-]){0,3}(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)"
+                        r"(?P<value>'[^']*'|\"[^\"]*\"|\S+)")
 _AUTHORIZATION = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{4,})")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SERVER_TEXT_LIMIT = 300
 
 
+def _written_forms(value: str) -> Iterator[str]:
+    """``value`` and the forms text quoting it writes it in.
+
+    A server that redirects to a URL echoing the credentials has them percent-encoded in the
+    URL an error message names (a base64 value's ``=`` as ``%3D``); a Python message quoting
+    a value (``str`` of a dict, ``{value!r}``) escapes quotes and backslashes; a JSON text
+    escapes them its own way. Each of these hid a registered secret from an exact match.
+    """
+    yield value
+    yield quote(value, safe="")
+    yield quote(value, safe="/")  # requests and taxii2client leave '/' unescaped in a path
+    yield quote_plus(value, safe="")
+    yield repr(value)[1:-1]
+    yield repr(value + '"')[1:-2]  # the other quote: repr picks ' or " by what the text holds
+    yield json.dumps(value)[1:-1]
+    yield json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def _remember(value: str) -> None:
+    _SECRETS.update(form for form in _written_forms(value) if len(form) >= _MIN_SECRET_LENGTH)
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret (and the forms it is sent in) so that :func:`redact` hides it."""
+    """Remember a secret (and the forms it is sent and quoted in) so that :func:`redact` hides it."""
     if not value or len(value) < _MIN_SECRET_LENGTH:
         return
-    _SECRETS.add(value)
-    _SECRETS.add(base64.b64encode(value.encode("utf-8")).decode("ascii"))
+    _remember(value)
+    _remember(base64.b64encode(value.encode("utf-8")).decode("ascii"))
 
 
 def register_login(user: str | None, password: str | None) -> None:
     """HTTP Basic credentials: the password, and ``base64(user:password)`` as sent (RFC 7617)."""
     register_secret(password)
     if password:
-        _SECRETS.add(base64.b64encode(f"{user or ''}:{password}".encode()).decode("ascii"))
+        _remember(base64.b64encode(f"{user or ''}:{password}".encode()).decode("ascii"))
 
 
 def redact_registered(text: str) -> str:
@@ -60,6 +92,18 @@ def redact_registered(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def redact_values(value: Any) -> Any:
+    """A JSON value (a plan's field differences) with :func:`redact_registered` applied to
+    every string in it, keys included; anything else is returned as it is."""
+    if isinstance(value, str):
+        return redact_registered(value)
+    if isinstance(value, dict):
+        return {redact_registered(str(key)): redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item) for item in value]
+    return value
 
 
 def redact(text: str) -> str:
@@ -110,7 +154,7 @@ def register_url_login(url: str) -> None:
         # "token:@host": the user name is the credential (RFC 7617 Basic with an empty password).
         register_secret(parts.username)
         register_secret(unquote(parts.username))
-        _SECRETS.add(base64.b64encode(f"{unquote(parts.username)}:".encode()).decode("ascii"))
+        _remember(base64.b64encode(f"{unquote(parts.username)}:".encode()).decode("ascii"))
     if parts.password:
         register_login(unquote(parts.username or ""), unquote(parts.password))
         register_secret(parts.password)  # as written in the URL, percent-encoded
