@@ -62,6 +62,23 @@ def test_the_plan_is_deterministic_and_round_trips_through_json() -> None:
     assert first.state_fingerprint == state_fingerprint(manifest)
 
 
+def test_a_secret_the_target_stores_is_hidden_in_the_saved_plan_and_it_still_applies() -> None:
+    from tiops.plan_check import check_plan_changes
+    from tiops.redact import register_secret
+
+    # The target's server holds a token tiops sent it (echoed into an object, or once written in the
+    # intel): `tiops plan` hides it in text, and the JSON plan (--format json, -o FILE) the same way.
+    register_secret("CANARY-stored-token-5521")
+    old = obj(1, description="leaked CANARY-stored-token-5521", x_note={"CANARY-stored-token-5521": ["x"]})
+    compiled, manifest = [obj(1, description="clean")], {old["id"]: stored(old)}
+    made = plan(compiled, manifest, {old["id"]: old})
+    text = made.to_json().decode()
+    assert [c.action for c in made.changes] == ["update"]
+    assert "CANARY" not in text and "leaked ***" in text
+    # Apply checks a saved plan against one made again, without the diff shown to people.
+    check_plan_changes(Plan.from_json(text), compiled, manifest, SETTINGS, supports_delete=True)
+
+
 def test_objects_tiops_never_wrote_are_not_removed() -> None:
     foreign = obj(9)
     result = plan([obj(1)], {foreign["id"]: stored(foreign, by_tiops=False, managed=False)})

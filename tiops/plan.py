@@ -30,6 +30,7 @@ import orjson
 
 from tiops.errors import UsageError
 from tiops.lastbuild import RecordedObjects
+from tiops.redact import redact_registered, redact_values
 from tiops.stix import canonical_json
 from tiops.stores import (
     StoredVersion,
@@ -494,7 +495,10 @@ def _change_to_json(change: Change) -> dict[str, Any]:
         "object": change.object,
         "digest": change.digest,
         "drift": change.drift,
-        "fields": [[f.op, f.path, f.old, f.new] for f in change.fields],
+        # The diff shown to people quotes what the target's server stores, which could hold a secret
+        # tiops sent it: hidden here as `tiops plan` hides it in text. Apply never reads it
+        # (tiops.plan_check leaves it out), so a saved plan stays appliable.
+        "fields": [[f.op, redact_registered(f.path), redact_values(f.old), redact_values(f.new)] for f in change.fields],
     }
 
 
