@@ -280,6 +280,31 @@ def check_dsn(name: str, variable: str, dsn: str) -> None:
                  "or as key=value pairs (host=... dbname=...).",
         ) from None
     register_secret(str(parts.get("password") or ""))
+    if _stray_at(dsn):
+        # libpq ends the user and password at the first '@' (before the first '/'): the rest of a
+        # password holding a raw '@' or '/' becomes the host, port or database name, which its
+        # errors quote ("failed to resolve host 'tail-of-password@db'"). Refused before connecting.
+        raise TiopsError(
+            f"target {name!r}: the connection string in {variable} has an '@' that libpq does not read as the end "
+            "of the user name and password, so part of the password would be taken for the host, port or database",
+            hint="In a postgresql:// URI, write '@' as %40, '/' as %2F and ':' as %3A inside the password "
+                 "(RFC 3986), or use key=value pairs: password='...'.",
+        )
+
+
+_URI_PREFIXES = ("postgresql://", "postgres://")
+
+
+def _stray_at(dsn: str) -> bool:
+    """Whether a URI DSN holds an '@' after the one that ends its userinfo (as libpq reads it:
+    the first '@' before the first '/'), before its query string."""
+    if not dsn.startswith(_URI_PREFIXES):
+        return False
+    rest = dsn.split("://", 1)[1].split("?", 1)[0]
+    slash, at = rest.find("/"), rest.find("@")
+    if at != -1 and (slash == -1 or at < slash):
+        rest = rest[at + 1:]
+    return "@" in rest
 
 
 def _open_taxii(name: str, entry: Mapping[str, Any], root: Path, *, create: bool = True) -> Store:
