@@ -26,7 +26,7 @@ import requests
 from tiops.config import is_http_url
 from tiops.errors import UsageError
 from tiops.paging import PagedRead
-from tiops.redact import redact, server_text
+from tiops.redact import redact, register_url_login, server_text
 from tiops.stores import (
     ObjectError,
     StoredVersion,
@@ -241,6 +241,7 @@ def _url(name: str, entry: Mapping[str, Any], key: str, template: str) -> str:
         url = str(entry.get(key, template)).format_map(values)
     except KeyError as missing:
         raise UsageError(f"target {name!r}: {key} needs the setting {missing.args[0]!r}") from None
+    register_url_login(url)  # user:password@ in it is sent (requests reads it), never shown
     if not is_http_url(url):
         raise UsageError(f"target {name!r}: {key} {redact(url)!r} is not an http:// or https:// URL with a host",
                          hint=f"Leave {key} out for the Azure endpoint, or give the full https:// URL.")

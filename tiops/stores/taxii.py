@@ -25,7 +25,7 @@ from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped
 from tiops.config import is_http_url
 from tiops.errors import UsageError
 from tiops.paging import TaxiiPages
-from tiops.redact import redact, register_login, server_text
+from tiops.redact import redact, register_login, register_url_login, server_text
 from tiops.stores import (
     ObjectError,
     StoredVersion,
@@ -191,6 +191,10 @@ def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
     url = entry.get("url")
     if not url:
         raise UsageError(f"target {name!r}: a taxii target needs 'url', the URL of its collection")
+    # user:password@ in the URL is sent as HTTP Basic credentials (requests reads it): a secret
+    # like the variables' values, never shown (a password holding a quote escaped the pattern
+    # redact() finds credentials in URLs by).
+    register_url_login(str(url))
     if not is_http_url(str(url)):
         raise UsageError(f"target {name!r}: url {redact(str(url))!r} is not an http:// or https:// URL with a host "
                          "(TAXII 2.1 runs over HTTPS, section 1.6.2)",
