@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,3 +214,62 @@ def test_a_checkpoint_cut_short_by_a_full_disk_leaves_every_collection_s_previou
     assert read_checkpoint(folder, url) == "2025-01-01T00:00:00Z"
     assert read_checkpoint(folder, _OTHER_COLLECTION) == "2024-06-01T00:00:00Z"
     assert [p.name for p in folder.iterdir()] == [CHECKPOINT_FILE]
+
+
+@pytest.fixture
+def lookalike() -> Iterator[tuple[str, list[str | None]]]:
+    """A server on 127.0.0.10, whose URL starts with the text of the credentials entry http://127.0.0.1:
+    the Authorization header of each request it is sent, answered 401."""
+    from http.server import BaseHTTPRequestHandler
+
+    from quiet_http import QuietHTTPServer
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    try:
+        server = QuietHTTPServer(("127.0.0.10", 0), Handler)
+    except OSError:
+        pytest.skip("127.0.0.10 cannot be bound here (not all of 127.0.0.0/8 is loopback)")
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"127.0.0.10:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("api_root", ["http://{host}/api/", "http://127.0.0.1@{host}/api/"],
+                         ids=["longer-host-name", "user-info"])
+def test_credentials_go_only_to_the_host_their_entry_names(
+    repo: Path, server: TaxiiServer, lookalike: tuple[str, list[str | None]], api_root: str
+) -> None:
+    # The entry is http://127.0.0.1; as text it is also the start of these URLs of another host.
+    host, seen = lookalike
+    with pytest.raises(TiopsError, match="answered 401"):
+        import_taxii(repo, api_root.format(host=host), COLLECTION_ID, "X")
+    password = server.auth[1]
+    basic = base64.b64encode(f"{server.auth[0]}:{password}".encode()).decode()
+    assert seen and all(header is None or basic not in header for header in seen), seen
+    # The entry's own host, on any port (the entry names none), still gets them.
+    assert import_taxii(repo, server.api_root_url, COLLECTION_ID, "X").written
+
+
+def test_a_credentials_entry_names_its_scheme_host_and_port() -> None:
+    from tiops.importers.taxii import _names
+
+    assert _names("https://taxii.example", "https://taxii.example/api1/collections/c/")
+    assert _names("http://127.0.0.1", "http://127.0.0.1:8080/api1/")  # no port named: any port of the host
+    assert not _names("https://taxii.example", "https://taxii.example.attacker.net/api1/")
+    assert not _names("https://taxii.example", "https://taxii.example@attacker.net/api1/")
+    assert not _names("http://127.0.0.1:1", "http://127.0.0.1:15000/api1/")
+    assert not _names("https://taxii.example/", "http://taxii.example/")

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -56,7 +57,7 @@ def collection_url(api_root: str, collection_id: str) -> str:
 def credentials_for(root: Path, url: str) -> Credentials | None:
     """The credentials of the longest ``taxii_credentials`` URL prefix matching ``url``, read from the environment."""
     config, _ = load_config(root)
-    entries = [entry for entry in config.taxii_credentials if url.startswith(entry["url"])]
+    entries = [entry for entry in config.taxii_credentials if _names(entry["url"], url)]
     if not entries:
         return None
     entry = max(entries, key=lambda item: len(item["url"]))
@@ -70,6 +71,23 @@ def credentials_for(root: Path, url: str) -> Credentials | None:
         values.append(value)
     register_login(values[0], values[1])
     return Credentials(values[0], values[1])
+
+
+def _names(prefix: str, url: str) -> bool:
+    """Whether the ``taxii_credentials`` entry ``prefix`` is for ``url``: a prefix of it with the same
+    scheme and host, and the same port when the entry names one (an entry without a port names the
+    host's servers on any port). As text alone, ``https://taxii.partner.example`` is also the start
+    of ``https://taxii.partner.example.attacker.net/`` and ``https://taxii.partner.example@attacker.net/``
+    (and ``http://host:80`` of ``http://host:8080/``), and the partner's password went there."""
+    if not url.startswith(prefix):
+        return False
+    try:
+        wanted, given = urlsplit(prefix), urlsplit(url)
+        ports = wanted.port, given.port
+    except ValueError:  # a port that is no number: names no server
+        return False
+    return ((wanted.scheme.lower(), wanted.hostname) == (given.scheme.lower(), given.hostname)
+            and (ports[0] is None or ports[0] == ports[1]))
 
 
 def read_checkpoint(folder: Path, url: str) -> str | None:
