@@ -334,3 +334,33 @@ def test_an_answer_for_a_name_idna_refuses_is_its_a_label() -> None:
     # An emoji label (IDNA 2008 refuses it) is asked as written; the registry names its A-label.
     assert _answers_for_other({"ldhName": "xn--i-7iq.ws"}, "domain", "i\u2764.ws") is None
     assert _answers_for_other({"ldhName": "xn--i-7iq.ws"}, "domain", "other.ws") == "xn--i-7iq.ws"
+
+
+def test_a_bootstrap_registry_s_error_is_named_by_its_status_not_the_server_s_text() -> None:
+    # requests' message quoted the reason phrase and the URL a redirect ended at: the server's own
+    # text, which went into the lock (committed) as sent, echoes and escape sequences included.
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if not self.path.startswith("/echoed"):
+                self.send_response(302)
+                self.send_header("Location", f"/echoed?got=server-said-{self.headers.get('Authorization', '')[6:]}")
+            else:
+                self.send_response(500, "Echo server-said \x1b[2J")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        client = RdapClient(rdap_settings(Path("."), {"bootstrap": url.replace("//", "//u:rdap-pw-4471@")}),
+                            sleep=lambda s: None, now=lambda: NOW)
+        entry = client.lookup("domain", "a.net")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert entry["status"] == "failed"
+    assert entry["error"] == f"cannot read the RDAP bootstrap registry dns.json from {url}: HTTP 500 Internal Server Error"

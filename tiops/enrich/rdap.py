@@ -33,7 +33,7 @@ from tiops.enrich.values import Kind, parse_ip
 from tiops.errors import UsageError
 from tiops.redact import public_url, redact, register_url_login
 from tiops.stores import StoreError, TransientStoreError
-from tiops.stores.remote import http_failure
+from tiops.stores.remote import http_failure, status_phrase
 from tiops.stores.sentinel import RequestPacer
 
 __all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "rdap_settings"]
@@ -199,6 +199,14 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
             # Read as an empty registry, every value under it would be locked not-found, never asked again.
             raise ValueError("not an RDAP bootstrap registry: no \"services\" list (RFC 9224 section 3)")
         return document
+    except requests.HTTPError as error:
+        # requests' own message quotes the server's reason phrase and the URL it ended at (a redirect's
+        # Location): the server's text, which can echo the credentials in a form no pattern knows.
+        # The status is said with its standard phrase, as every other HTTP failure (http_failure).
+        status = error.response.status_code if error.response is not None else 0
+        raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
+                         f"HTTP {status} {status_phrase(status)}".strip(),
+                         hint=_BOOTSTRAP_HINT) from None
     except (requests.RequestException, ValueError, OSError, StoreError) as error:
         raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
                          f"{redact(str(error))}",
