@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import pytest
@@ -131,6 +132,26 @@ def test_an_unparseable_dsn_is_a_clear_error_without_the_password(
         assert code == 1
         assert "the connection string in TIOPS_TEST_BAD_DSN cannot be parsed" in output
         assert_no_secret(output, PASSWORD, dsn)
+    assert crash_logs() == []
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://tiops:Head-Pw@Tail-Pw-9917@127.0.0.1:5432/db",  # the tail became the host
+    "postgresql://tiops:Head-Pw@127.0.0.1:Tail-Pw-9917@127.0.0.1:5432/db",  # ... and the port
+    "postgresql://localhost:Tail-Pw-9917/x@127.0.0.1:5432/db",  # a raw '/': user and password became host and port
+], ids=["at", "at-colon", "slash"])
+def test_a_password_with_a_raw_at_or_slash_is_refused_without_quoting_it(
+    tmp_path: Path, dsn: str, monkeypatch: pytest.MonkeyPatch, crash_logs: Callable[[], list[Path]]
+) -> None:
+    # libpq ends the password at the first '@' before the first '/'; its errors then quoted the rest
+    # of the password as a host ("failed to resolve host 'Tail-Pw-9917@127.0.0.1'") or a port.
+    monkeypatch.setenv("TIOPS_TEST_RAW_DSN", dsn)
+    root = write_repo(tmp_path / "repo", {"type": "postgres", "dsn_env": "TIOPS_TEST_RAW_DSN"}, [indicator(1)])
+    for command in (["plan"], ["apply", "--auto-approve"], ["query", "--target", "t", "type = indicator"]):
+        code, output = invoke(root, *command)
+        assert code == 1, output
+        assert "has an '@' that libpq does not read as the end of the user name and password" in output
+        assert "Tail-Pw" not in output and "Head-Pw" not in output
     assert crash_logs() == []
 
 
@@ -251,6 +272,61 @@ def test_a_taxii_server_echoing_basic_auth_gets_nothing_printed(
     assert f"Basic {BASIC}" in echo.seen
     everything = "\n".join([*outputs, written_text(root), *(p.read_text() for p in crash_logs())])
     assert_no_secret(everything, TAXII_PASSWORD, BASIC)
+
+
+QUOTED_PASSWORD = "taxii-Pw's \"9\\x"  # a generated password: both quotes and a backslash
+
+
+def test_a_taxii_target_url_with_credentials_never_shows_them(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests sends user:password@ of the URL as Basic credentials. Not registered, a password
+    # holding a quote escaped the URL pattern and was printed with the URL.
+    url = f"http://{TAXII_USER}:{quote(QUOTED_PASSWORD, safe=chr(39) + chr(34))}@{echo.url[7:]}/api/collections/c1/"
+    echo.status = 401
+    root = write_repo(tmp_path / "repo", {"type": "taxii", "url": url}, [indicator(1)])
+    code, output = invoke(root, "plan")
+    assert code == 1 and "HTTP 401" in output
+    assert echo.seen and echo.seen[0] == "Basic " + base64.b64encode(f"{TAXII_USER}:{QUOTED_PASSWORD}".encode()).decode()
+    assert "taxii-Pw" not in output and "taxii-Pw" not in written_text(root / ".tiops")  # tiops.yaml holds it
+
+
+def test_a_manifest_entry_echoing_a_quoted_password_is_redacted(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The entry is quoted as Python writes a dict ('taxii-Pw\'s "9\\x'): not the password as
+    # registered, so it was shown. One body serves the collection's information and its manifest.
+    monkeypatch.setenv("TIOPS_TEST_TAXII_USER", TAXII_USER)
+    monkeypatch.setenv("TIOPS_TEST_TAXII_PASSWORD", QUOTED_PASSWORD)
+    echo.status, echo.body = 200, {"id": "c1", "title": "c", "can_read": True, "can_write": True, "more": False,
+                                   "objects": [{"id": "indicator--x", "note": f"you sent {QUOTED_PASSWORD}"}]}
+    target = {"type": "taxii", "url": f"{echo.url}/api/collections/c1/", "username_env": "TIOPS_TEST_TAXII_USER",
+              "password_env": "TIOPS_TEST_TAXII_PASSWORD"}
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    code, output = invoke(root, "plan")
+    assert code == 1 and "sent a manifest entry without an id and a version" in output and "you sent ***" in output
+    assert "taxii-Pw" not in output
+
+
+def test_a_saved_plan_hides_a_token_the_server_stored_and_still_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contract = SentinelContract(limit=1000, window=1.0).start()
+    try:
+        target = {**sentinel_target(contract.base_url, monkeypatch), "upload_url": contract.upload_url,
+                  "query_url": contract.query_url}
+        root = write_repo(tmp_path / "repo", target, [indicator(1, description=f"leaked {TOKEN}")])
+        assert invoke(root, "apply", "--auto-approve")[0] == 0
+        write_repo(root, target, [indicator(1, description="clean")])
+        code, shown = invoke(root, "plan", "--format", "json")
+        assert code == 0 and "leaked ***" in shown
+        assert invoke(root, "plan", "-o", str(root / "plan.json"))[0] == 0
+        saved = (root / "plan.json").read_text()
+        code, applied = invoke(root, "apply", str(root / "plan.json"))
+    finally:
+        contract.stop()
+    assert code == 0, applied
+    assert_no_secret(shown + saved + applied, TOKEN)
 
 
 def test_server_text_is_redacted_escaped_and_cut_short() -> None:
