@@ -149,3 +149,26 @@ def test_extensions_planned_first_and_built_later_are_those_of_the_full_reading(
             assert enrichment.extension(obj.data, plan) == expected, obj.data
     assert enrichment.extensions(objects) == [_reference_extension(o.data, lock) for o in objects]
     assert sum(plan is not None for plan in plans) == 17
+
+
+def test_age_days_counts_whole_days_exactly_past_the_microsecond() -> None:
+    # Registered a tenth of a microsecond after midnight, 30 days before valid_from: 29 whole days,
+    # 23:59:59.9999999. datetime keeps microseconds only, so the digits past them decide.
+    lock = EnrichmentLock()
+    registered = {"nano.example": "2025-02-02T00:00:00.0000001Z", "half.example": "2025-02-02T00:00:00.5Z",
+                  "whole.example": "2025-02-02T00:00:00Z"}
+    for value, moment in registered.items():
+        lock.whois[value] = {**WHOIS, "registered": moment}
+    starts = {"2025-03-04T00:00:00Z": {"nano.example": 29, "half.example": 29, "whole.example": 30},
+              "2025-03-04T00:00:00.00000005Z": {"nano.example": 29, "whole.example": 30},
+              "2025-03-04T00:00:00.0000001Z": {"nano.example": 30},
+              "2025-03-04T00:00:00.5Z": {"half.example": 30},
+              "2025-01-03T00:00:00Z": {"nano.example": -31, "whole.example": -30}}
+    objects, expected = [], []
+    for start, ages in starts.items():
+        for value, age in ages.items():
+            objects.append(_object(len(objects), type="indicator", pattern=f"[domain-name:value = '{value}']",
+                                   pattern_type="stix", valid_from=start))
+            expected.append(age)
+    attached = attach_enrichment(objects, lock)
+    assert [enrichment_of(obj.data)["whois"][0]["age_days"] for obj in attached] == expected  # type: ignore[index]

@@ -155,6 +155,37 @@ def test_the_helper_gives_the_bundle_one_process_gives(tmp_path: Path, monkeypat
     assert alone[0].count(b'"reviewed"') + alone[0].count(b'"unscored"') == len(PATTERNS)  # the rules ran
 
 
+def test_an_age_at_a_day_boundary_past_the_microsecond_is_the_one_process_age(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_used: list[int]) -> None:
+    # Registered a tenth of a microsecond after midnight (a server writing nanoseconds), 30 days
+    # before valid_from: 29 whole days. The helper counts in microseconds, which are 30 days exactly:
+    # the digits past them decide, as tiops.enrich.attach.days_between does.
+    import json
+
+    starts = ["2025-03-04T00:00:00Z", "2025-03-04T00:00:00.00000005Z", "2025-03-04T00:00:00.0000001Z",
+              "2025-03-04T00:00:00.5Z"]
+
+    def repo(name: str) -> Path:
+        root = _repo(tmp_path / name)
+        lock = lock_module.read_lock(root / "intel", root)[0]
+        lock.whois["nano.example"] = _whois("2025-02-02T00:00:00.0000001Z")
+        lock.whois["half.example"] = _whois("2025-02-02T00:00:00.5Z")
+        write_lock(root / "intel", lock)
+        text = "".join(INDICATOR.format(number=100 + number, pattern=f"[domain-name:value = '{value}.example']",
+                                        valid_from=f"  valid_from: {start}\n")
+                       for number, (value, start) in enumerate((v, s) for v in ("nano", "half") for s in starts))
+        (root / "intel" / "indicators" / "boundary.yaml").write_text(text, encoding="utf-8")
+        return root
+
+    alone = _built(repo("alone"), monkeypatch, "0")
+    helped = _built(repo("helped"), monkeypatch, "1")
+    assert helper_used
+    ages = {obj["id"][-3:]: obj["extensions"][next(iter(obj["extensions"]))]["whois"][0]["age_days"]
+            for obj in json.loads(alone[0])["objects"] if obj["id"].startswith("indicator--") and obj["id"][-3:] >= "100"}
+    assert ages == {"100": 29, "101": 29, "102": 30, "103": 30, "104": 29, "105": 29, "106": 29, "107": 30}
+    assert helped == alone
+
+
 def test_rules_that_read_the_results_get_them_from_the_lock_as_ever(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     helper_used: list[int]) -> None:
     alone = _built(_repo(tmp_path / "alone", rules=RULES_READING_ENRICHMENT), monkeypatch, "0")

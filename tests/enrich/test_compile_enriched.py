@@ -109,6 +109,24 @@ def test_ingestion_rules_see_enrichment_and_whois_fields(enriched: Path) -> None
     assert "labels" not in objects["indicator--00000000-0000-4000-8000-000000000001"]
 
 
+def test_age_days_counts_from_the_registration_instant_with_its_fraction_and_offset(tmp_path: Path,
+                                                                                    rdap_server: RdapServer) -> None:
+    # woodgrove-invoices.net was registered 2025-02-01T19:00:00.5-05:00: 2025-02-02T00:00:00.5Z, half a
+    # second after midnight. The indicator is valid from 2025-03-04T00:00:00Z: 29 days and 23:59:59.5
+    # later, so 29 whole days, and the rule "younger than 30 days" holds. Cut to the second, the lock
+    # said midnight, age_days was 30, and the rule missed it.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["invoices"],
+                      {"invoices": "[domain-name:value = 'woodgrove-invoices.net']"})
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    (root / "rules" / "ingestion").mkdir(parents=True)
+    (root / "rules" / "ingestion" / "enrichment.yaml").write_text(RULES, encoding="utf-8")
+    indicator = _objects(build(root, as_of="2026-01-01").bundle)["indicator--00000000-0000-4000-8000-000000000000"]
+    whois = indicator["extensions"][ENRICHMENT_EXTENSION_ID]["whois"][0]
+    assert whois["registered"] == "2025-02-02T00:00:00.5Z"
+    assert whois["age_days"] == 29
+    assert indicator["labels"] == ["newly-registered"]
+
+
 def test_a_broken_lock_stops_validate_and_compile_with_a_located_finding(enriched: Path) -> None:
     shard = next((enriched / "intel" / ".enrichment" / "geo").glob("*.json"))
     shard.write_text("{not json", encoding="utf-8")

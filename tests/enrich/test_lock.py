@@ -278,3 +278,39 @@ def test_lock_json_format_must_be_the_number_1_not_true(tmp_path: Path) -> None:
     (intel / ".enrichment" / "lock.json").write_text('{"format": true}\n', encoding="utf-8")  # True == 1 in Python
     findings = read_lock(intel, tmp_path)[1]
     assert [(f.code, f.location.file) for f in findings] == [("TI150", "intel/.enrichment/lock.json")]
+
+
+def test_a_moment_with_a_fraction_of_a_second_is_read_as_tiops_writes_it(tmp_path: Path) -> None:
+    # RFC 9083 section 4.5 event dates are RFC 3339, fractions of a second included: tiops locks the
+    # instant exactly (tiops.enrich.rdap._timestamp), without trailing zeros. Such a lock is valid,
+    # canonical, and written again from the same results it is the same bytes.
+    intel = tmp_path / "intel"
+    lock = _lock()
+    moments = {"half.example": "2025-02-02T00:00:00.5Z", "nano.example": "2025-02-02T00:00:00.000000001Z",
+               "whole.example": "2025-02-02T00:00:00Z"}
+    for value, moment in moments.items():
+        lock.whois[value] = {"status": "found", "registered": moment, "expires": moment, "updated": moment,
+                             "retrieved": "2026-01-01T00:00:00Z"}
+    write_lock(intel, lock)
+    files = {p: p.read_bytes() for p in (intel / ".enrichment").rglob("*.json")}
+    read, findings = read_lock(intel, tmp_path)
+    assert findings == []
+    assert {value: read.whois[value]["registered"] for value in moments} == moments
+    assert write_lock(intel, read) == []  # nothing rewritten...
+    write_lock(tmp_path / "again", read)  # ... and written afresh, the same bytes
+    assert {p.relative_to(tmp_path / "again"): p.read_bytes() for p in (tmp_path / "again" / ".enrichment").rglob("*.json")} \
+        == {p.relative_to(intel): text for p, text in files.items()}
+
+
+def test_a_fraction_tiops_does_not_write_is_a_finding(tmp_path: Path) -> None:
+    # One instant, one text: ".500" is ".5" as tiops writes it, and "." alone is no fraction.
+    intel = tmp_path / "intel"
+    lock = _lock()
+    for value, moment in (("zeros.example", "2025-02-02T00:00:00.500Z"), ("dot.example", "2025-02-02T00:00:00.Z"),
+                          ("zero.example", "2025-02-02T00:00:00.0Z")):
+        lock.whois[value] = {"status": "found", "registered": moment, "retrieved": "2026-01-01T00:00:00Z"}
+    write_lock(intel, lock)
+    read, findings = read_lock(intel, tmp_path)
+    assert sorted(f.message.split("'")[1] for f in findings) == ["dot.example", "zero.example", "zeros.example"]
+    assert all("a fraction of a second without trailing zeros" in f.message for f in findings)
+    assert set(read.whois) == {"example.com"}

@@ -136,6 +136,33 @@ def test_an_answer_about_another_name_or_range_is_a_failure_not_that_names_resul
     assert _answers_for_other({"ldhName": 7}, "domain", "a.example") is None
 
 
+# --- fractions of a second and offsets (RFC 3339, RFC 9083 section 4.5) ----------------------
+
+
+def test_event_dates_keep_their_fraction_of_a_second_and_their_instant(rdap_server: RdapServer) -> None:
+    # domain-woodgrove-invoices.net.json: registered 2025-02-01T19:00:00.5-05:00, half a second after
+    # midnight UTC. Cut to the second, it was midnight, and an indicator valid from 2025-03-04 saw a
+    # domain 30 days old where it is 29 days, 23:59:59.5 (tests/enrich/test_compile_enriched.py).
+    entry = _client(rdap_server, []).lookup("domain", "woodgrove-invoices.net")
+    assert entry["registered"] == "2025-02-02T00:00:00.5Z"  # the offset applied, the fraction kept
+    assert entry["expires"] == "2026-02-02T00:00:00.25Z"  # trailing zeros dropped: one instant, one text
+    assert entry["updated"] == "2025-02-03T10:00:00.000000001Z"  # past the microsecond, datetime's last digit
+
+
+@pytest.mark.parametrize(("written", "locked"), [
+    ("2025-02-02T00:00:00Z", "2025-02-02T00:00:00Z"),
+    ("2025-02-02T00:00:00.000Z", "2025-02-02T00:00:00Z"),
+    ("2025-02-02T00:00:00.5Z", "2025-02-02T00:00:00.5Z"),
+    ("2025-02-02T00:00:00.500000Z", "2025-02-02T00:00:00.5Z"),
+    ("2025-02-02t01:00:00,125+01:00", "2025-02-02T00:00:00.125Z"),  # RFC 3339 5.6: lower-case t and z
+    ("2025-02-01T22:30:00.123456789-01:30", "2025-02-02T00:00:00.123456789Z"),
+    ("2025-02-02T05:45:00.0000001+05:45", "2025-02-02T00:00:00.0000001Z"),
+])
+def test_one_instant_is_one_text_in_the_lock(written: str, locked: str) -> None:
+    document = {"events": [{"eventAction": "registration", "eventDate": written}]}
+    assert parse_domain(document)["registered"] == locked
+
+
 def test_rate_limited_requests_wait_as_the_server_asks_then_succeed(rdap_server: RdapServer) -> None:
     rdap_server.rate_limit(2, retry_after="7")
     sleeps: list[float] = []

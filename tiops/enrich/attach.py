@@ -113,6 +113,32 @@ def moment_of(text: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def past_microseconds(text: str) -> str:
+    """The digits of a timestamp's fraction of a second past the sixth (trailing zeros dropped), which
+    :func:`moment_of` leaves out: datetime stops at microseconds, RFC 3339 and STIX (section 3.2) do not.
+    ``text`` is one :func:`moment_of` reads (YYYY-MM-DDTHH:MM:SS[.fraction]Z)."""
+    return text[26:-1].rstrip("0") if len(text) > 27 and text[19] == "." else ""
+
+
+def later_within_a_microsecond(first: str, second: str) -> bool:
+    """Whether the digits past the microsecond ``first`` (:func:`past_microseconds`) make a later
+    instant than ``second``, within the same microsecond."""
+    width = max(len(first), len(second))
+    return first.ljust(width, "0") > second.ljust(width, "0")
+
+
+def days_between(start: datetime, start_text: str, registered: datetime, registered_text: str) -> int:
+    """Whole days from ``registered`` to ``start`` (floored, as ``timedelta.days`` floors), exact
+    whatever the two timestamps' precision: when the microseconds make a whole number of days,
+    the digits past them decide whether the exact span falls just short of it."""
+    delta = start - registered
+    days = delta.days
+    if delta.seconds == 0 and delta.microseconds == 0 and later_within_a_microsecond(
+            past_microseconds(registered_text), past_microseconds(start_text)):
+        days -= 1
+    return days
+
+
 GEO_FIELDS: Final = frozenset(_BUNDLE_FIELDS["geo"])
 WHOIS_FIELDS: Final = frozenset(_BUNDLE_FIELDS["whois"])
 
@@ -236,6 +262,7 @@ class LockedEnrichment:
         geo: list[dict[str, Any]] = []
         whois: list[dict[str, Any]] = []
         start: Any = _UNSET
+        start_text: Any = None
         for value, geo_entry, whois_entry in plan:
             if geo_entry is not None:
                 geo.append(bundle_form(value, geo_entry, GEO_FIELDS))
@@ -249,9 +276,10 @@ class LockedEnrichment:
                 # Days from registration to the indicator's valid_from (or the object's created):
                 # "registered less than 30 days before valid_from" is a test of one number.
                 if start is _UNSET:
-                    start = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
+                    start_text = data["valid_from"] if "valid_from" in data else data.get("created")
+                    start = moment_of(start_text)
                 if start is not None:
-                    item["age_days"] = (start - registered).days
+                    item["age_days"] = days_between(start, start_text, registered, whois_entry["registered"])
             whois.append(item)
         extension: dict[str, Any] = {"extension_type": "property-extension"}
         if geo:

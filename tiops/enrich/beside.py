@@ -39,7 +39,9 @@ from tiops.enrich.attach import (
     bundle_form,
     find_plans,
     is_address_key,
+    later_within_a_microsecond,
     moment_of,
+    past_microseconds,
 )
 from tiops.enrich.lock import (
     CheckedElsewhere,
@@ -66,8 +68,11 @@ _DAY_MICROSECONDS: Final = 86_400_000_000
 _AGE_KEY: Final = b'"age_days":'
 # A whois result as the helper hands it over: with no registration moment, its bundle form
 # serialised; with one, the form with "age_days" cut out (the text before the number and
-# after it) and that moment in microseconds (_micros).
-_WhoisForm = tuple[bytes, bytes, bytes, int | None]
+# after it), that moment in microseconds (_micros) and the digits of its fraction past them
+# (tiops.enrich.attach.past_microseconds).
+_WhoisForm = tuple[bytes, bytes, bytes, int | None, str]
+# The moment age_days counts from: microseconds and the digits past them.
+_Start = tuple[int, str]
 # An empty form: a value the lock has without a found result (find_plans(forms=True)).
 _NOT_FOUND: Final = b""
 _UNSET: Final[Any] = object()
@@ -89,7 +94,7 @@ def _whois_form(value: str, entry: dict[str, Any]) -> _WhoisForm:
     item = bundle_form(value, entry, WHOIS_FIELDS)
     registered = None if is_address_key(value) else moment_of(entry.get("registered"))
     if registered is None:
-        return orjson.dumps(item, option=_OPTIONS), b"", b"", None
+        return orjson.dumps(item, option=_OPTIONS), b"", b"", None, ""
     # age_days is no field a lock result carries into the bundle (tiops.enrich.fields): only
     # the extension adds it, so the form for an object with no moment to count from is
     # this one without it (_without_age).
@@ -98,7 +103,7 @@ def _whois_form(value: str, entry: dict[str, Any]) -> _WhoisForm:
     # The key itself: inside a JSON string every quote is escaped, so '"age_days":' occurs
     # nowhere else in a compact serialisation.
     cut = aged.index(_AGE_KEY) + len(_AGE_KEY)
-    return b"", aged[:cut], aged[cut + 1:], _micros(registered)
+    return b"", aged[:cut], aged[cut + 1:], _micros(registered), past_microseconds(entry["registered"])
 
 
 def _without_age(before: bytes, after: bytes) -> bytes:
@@ -137,9 +142,10 @@ class PreparedEnrichment:
         self._known = LockKeys(geo, whois)
 
     @staticmethod
-    def _start(data: dict[str, Any]) -> int | None:
-        moment = moment_of(data["valid_from"] if "valid_from" in data else data.get("created"))
-        return None if moment is None else _micros(moment)
+    def _start(data: dict[str, Any]) -> _Start | None:
+        text = data["valid_from"] if "valid_from" in data else data.get("created")
+        moment = moment_of(text)
+        return None if moment is None else (_micros(moment), past_microseconds(str(text)))
 
     def plans(self, objects: list[IntelObject]) -> list[EnrichmentPlan | None]:
         with paused_gc():
@@ -172,12 +178,16 @@ class PreparedEnrichment:
     def _whois_text(self, data: dict[str, Any], form: _WhoisForm, start: Any) -> tuple[bytes, Any]:
         """One whois result's text in ``data``'s extension, and the moment age_days counts from
         (``start``: that moment if known already, else _UNSET)."""
-        plain, before, after, registered = form
+        plain, before, after, registered, registered_past = form
         if registered is not None:
             if start is _UNSET:
                 start = self._start(data)
             if start is not None:
-                return b"%b%d%b" % (before, (start - registered) // _DAY_MICROSECONDS, after), start
+                # tiops.enrich.attach.days_between, on microseconds.
+                days, rest = divmod(start[0] - registered, _DAY_MICROSECONDS)
+                if rest == 0 and later_within_a_microsecond(registered_past, start[1]):
+                    days -= 1
+                return b"%b%d%b" % (before, days, after), start
         return plain or _without_age(before, after), start
 
 

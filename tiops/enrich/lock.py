@@ -74,12 +74,15 @@ WHOIS_STATUSES: Final = frozenset({"found", "not-found", "private", "failed"})
 _STATUSES: Final = {"geo": GEO_STATUSES, "whois": WHOIS_STATUSES}
 # The JSON shape of each field of a result as tiops writes it (tiops.enrich.geo and
 # tiops.enrich.rdap): text, but for the AS number, the RDAP status list and the moments,
-# which are UTC timestamps to the second. A result with a field of another shape (a
-# hand edit) would travel into the bundle and to the rules as it is, so it is refused.
+# which are UTC timestamps. A result with a field of another shape (a hand edit) would
+# travel into the bundle and to the rules as it is, so it is refused.
 _TIMESTAMP_FIELDS: Final = frozenset({"registered", "expires", "updated", "retrieved"})
 # Seconds up to 59: tiops reads a moment with datetime, which has no leap second, so it never
 # writes one (tiops.enrich.rdap._timestamp); the calendar is checked by the date-time format.
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\dZ")
+# A fraction of a second is the server's (RFC 3339 section 5.6 time-secfrac, RFC 9083 section
+# 4.5), kept exactly and written without trailing zeros: one instant, one text, so a lock
+# written twice is the same bytes. 2025-01-01T00:00:00.500Z is not what tiops writes.
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d*[1-9])?Z")
 _OPTIONS: Final = orjson.OPT_SORT_KEYS
 # AS numbers are 32-bit (RFC 6793): a database or hand edit giving another number is wrong about it.
 MAX_ASN: Final = 4294967295
@@ -596,7 +599,8 @@ def _expected_shape(name: str) -> str:
     if name == "rdap_status":
         return "a list of strings"
     if name in _TIMESTAMP_FIELDS:
-        return "a UTC timestamp such as 2025-01-01T00:00:00Z"
+        return ("a UTC timestamp such as 2025-01-01T00:00:00Z (a fraction of a second without trailing zeros: "
+                "2025-01-01T00:00:00.25Z)")
     return "a string"
 
 

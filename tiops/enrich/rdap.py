@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -401,16 +402,36 @@ def _array(document: dict[str, Any], member: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+# RFC 3339 section 5.6: time-secfrac is "." 1*DIGIT, of any length; datetime keeps six digits.
+_SECOND_FRACTION: Final = re.compile(r"T\d\d:\d\d:\d\d[.,](\d+)")
+
+
 def _timestamp(text: Any) -> str | None:
+    """An RFC 9083 section 4.5 eventDate (RFC 3339) as the lock writes moments: the same instant in
+    UTC, its fraction of a second kept exactly and written without trailing zeros (none when it is
+    zero), so one instant is always one text, however the server wrote it (an offset, ".500").
+
+    A registration at 00:00:00.5 is half a second after midnight: cut to the second, a derived
+    ``whois.age_days`` could count one day more than there is (tiops.enrich.attach).
+    """
     if not isinstance(text, str):
         return None
+    written = text.strip().upper()  # RFC 3339 section 5.6: "T" and "Z" may be written in lower case
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(written.replace("Z", "+00:00"))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        offset = moment.utcoffset()
+        utc = moment.astimezone(UTC)
     except (ValueError, OverflowError):  # not a date, or year 1 or 9999 moved past the calendar's end by its offset
         return None
+    fraction = f"{utc.microsecond:06d}".rstrip("0")
+    digits = _SECOND_FRACTION.search(written)
+    if digits is not None and (offset is None or offset.microseconds == 0) and fraction == digits[1][:6].rstrip("0"):
+        # An offset of whole seconds moves no digit of the fraction: the server's digits past the
+        # sixth, which datetime drops, are the instant's too.
+        fraction = digits[1].rstrip("0")
+    return utc.replace(microsecond=0, tzinfo=None).isoformat() + (f".{fraction}" if fraction else "") + "Z"
 
 
 def _events(document: dict[str, Any]) -> dict[str, str]:
