@@ -3,7 +3,9 @@
 It serves RFC 9083 JSON for the domains and IP networks in tests/data/enrich/rdap/
 (``domain-NAME.json``, ``ip-START-PREFIX.json``), 404 for anything else, the RFC 9224
 bootstrap files (dns.json, ipv4.json, ipv6.json) pointing at itself, and, when told,
-429 with Retry-After to the next N requests. Every request is counted.
+429 with Retry-After to the next N requests, or a redirect (301/302/303/307/308 with a
+Location, RFC 7480 section 5.2) for a path: to another of these servers, back to itself,
+or in a loop. Every request is counted, with the Authorization header it carried.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class RdapServer:
     domains: dict[str, dict[str, Any]]
     networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, dict[str, Any]]]
     requests: list[tuple[str, int]] = field(default_factory=list)
+    authorizations: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization header)
+    redirects: dict[str, tuple[int, str]] = field(default_factory=dict)  # RDAP path -> (status, Location)
     limited: int = 0  # the next N RDAP requests get 429
     retry_after: str = "1"
     delay: float = 0.0  # seconds to wait before each RDAP answer
@@ -43,6 +47,11 @@ class RdapServer:
     def rate_limit(self, count: int, retry_after: str = "1") -> None:
         with self.lock:
             self.limited, self.retry_after = count, retry_after
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer ``path`` (``/rdap/domain/NAME``) with ``status`` and ``Location: location`` from now on."""
+        with self.lock:
+            self.redirects[path] = (status, location)
 
     def rdap_requests(self) -> list[tuple[str, int]]:
         with self.lock:
@@ -91,6 +100,7 @@ def start_rdap_server(extra_domains: dict[str, dict[str, Any]] | None = None) ->
             status, body, headers = self._answer(path)
             with server.lock:
                 server.requests.append((path, status))
+                server.authorizations.append((path, self.headers.get("Authorization")))
             self._send(status, body, headers)
 
         def _answer(self, path: str) -> tuple[int, Any, dict[str, str]]:
@@ -109,6 +119,9 @@ def start_rdap_server(extra_domains: dict[str, dict[str, Any]] | None = None) ->
                 if server.limited > 0:
                     server.limited -= 1
                     return 429, {"errorCode": 429, "title": "Too Many Requests"}, {"Retry-After": server.retry_after}
+                if path in server.redirects:
+                    status, location = server.redirects[path]
+                    return status, None, {"Location": location}
             kind, _, name = path[len("/rdap/"):].partition("/")
             if kind == "domain" and name.lower() in domains:
                 return 200, domains[name.lower()], {}

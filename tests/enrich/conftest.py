@@ -14,3 +14,14 @@ def rdap_server() -> Iterator[RdapServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def rdap_target() -> Iterator[RdapServer]:
+    """A second RDAP server on 127.0.0.1, another origin (its own port): where rdap_server redirects to,
+    as a registry sends a client to a registrar's server (RFC 7480 section 5.2)."""
+    server = start_rdap_server()
+    try:
+        yield server
+    finally:
+        server.stop()

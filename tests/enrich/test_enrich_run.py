@@ -504,3 +504,30 @@ def test_check_counts_a_failed_lookup_as_recorded_and_names_another_database(tmp
     result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"])
     assert result.exit_code == 1 and "its GeoLocation results come from" in result.output
     assert "2001-01-01; this tiops reads" in result.output
+
+
+# --- redirects: the lock names the server that answered (RFC 7480 section 5.2) -------------
+
+
+def test_the_lock_and_explain_name_the_server_a_redirect_reached(tmp_path: Path, rdap_server: RdapServer,
+                                                                  rdap_target: RdapServer) -> None:
+    # The registry (rdap_server, named by the bootstrap) sends the client to the registrar (rdap_target).
+    path = "/rdap/domain/woodgrove-securelogin.net"
+    rdap_server.redirect(path, rdap_target.url + path[1:])
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish"])
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 0, result.output
+    assert "1 RDAP query (1 found; 2 request(s))" in result.output  # both hops are requests
+    entry = read_lock(root / "intel", root)[0].whois["woodgrove-securelogin.net"]
+    assert (entry["server"], entry["redirected_from"]) == (rdap_target.url + path[1:], rdap_server.url + "rdap/")
+    explained = CliRunner().invoke(main, ["-C", str(root), "explain", "indicator--00000000-0000-4000-8000-000000000000"])
+    assert f"from RDAP {rdap_target.url}{path[1:]} (redirected from {rdap_server.url}rdap/)" in explained.output
+    # Written again from the same answers at the same time, the lock is the same bytes.
+    later = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def refreshed() -> dict[Path, bytes]:
+        client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url}), sleep=lambda s: None, now=lambda: later)
+        enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later)
+        return {p: p.read_bytes() for p in (root / "intel" / ".enrichment").rglob("*.json")}
+
+    assert refreshed() == refreshed()

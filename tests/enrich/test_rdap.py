@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from quiet_http import QuietHTTPServer
@@ -161,6 +163,157 @@ def test_event_dates_keep_their_fraction_of_a_second_and_their_instant(rdap_serv
 def test_one_instant_is_one_text_in_the_lock(written: str, locked: str) -> None:
     document = {"events": [{"eventAction": "registration", "eventDate": written}]}
     assert parse_domain(document)["registered"] == locked
+
+
+# --- redirects (RFC 7480 section 5.2) ------------------------------------------------------
+
+_PHISH = "/rdap/domain/woodgrove-securelogin.net"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_followed_and_the_entry_names_the_server_that_answered(
+        rdap_server: RdapServer, rdap_target: RdapServer, status: int) -> None:
+    # A registry sends the client to the registrar's server, which sends it on with a relative URL.
+    rdap_server.redirect(_PHISH, rdap_target.url + _PHISH[1:], status)
+    rdap_target.redirect(_PHISH, "/rdap/domain/WOODGROVE-SECURELOGIN.NET", 308)
+    entry = _client(rdap_server, []).lookup("domain", "woodgrove-securelogin.net")
+    assert (entry["status"], entry["registrar"]) == ("found", "Example Registrar, Inc.")
+    assert entry["server"] == rdap_target.url + "rdap/domain/WOODGROVE-SECURELOGIN.NET"
+    assert entry["redirected_from"] == rdap_server.url + "rdap/"
+    assert rdap_server.rdap_requests() == [(_PHISH, status)]
+    assert rdap_target.rdap_requests() == [(_PHISH, 308), ("/rdap/domain/WOODGROVE-SECURELOGIN.NET", 200)]
+
+
+def test_an_answer_without_a_redirect_names_the_server_as_ever(rdap_server: RdapServer) -> None:
+    entry = _client(rdap_server, []).lookup("domain", "woodgrove-securelogin.net")
+    assert entry["server"] == rdap_server.url + "rdap/" and "redirected_from" not in entry
+
+
+def test_the_server_a_redirect_reaches_is_paced_as_that_server(tmp_path: Path, rdap_server: RdapServer,
+                                                               rdap_target: RdapServer) -> None:
+    # .net is the registry's (rdap_server), .com the registrar's own (rdap_target); the registry sends
+    # the client to the registrar. Its next request to the registrar, however it gets there, waits.
+    folder = tmp_path / "bootstrap"
+    folder.mkdir()
+    (folder / "dns.json").write_text(json.dumps({"services": [[["net"], [rdap_server.url + "rdap/"]],
+                                                              [["com"], [rdap_target.url + "rdap/"]]]}), encoding="utf-8")
+    rdap_server.redirect(_PHISH, rdap_target.url + _PHISH[1:])
+    sleeps: list[float] = []
+    moment = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        moment[0] += seconds
+
+    client = RdapClient(RdapSettings(bootstrap=str(folder), requests_per_minute=60), sleep=sleep,
+                        clock=lambda: moment[0], now=lambda: NOW)
+    assert client.lookup("domain", "woodgrove-securelogin.net")["status"] == "found"
+    assert client.lookup("domain", "woodgrove-payroll.com")["status"] == "not-found"
+    assert sleeps == [1.0]  # the registrar's second request, one second after its first (60 a minute)
+    assert [p for p, _ in rdap_target.rdap_requests()] == [_PHISH, "/rdap/domain/woodgrove-payroll.com"]
+
+
+def test_a_rate_limited_redirect_target_is_retried_itself_as_it_asks(rdap_server: RdapServer,
+                                                                     rdap_target: RdapServer) -> None:
+    rdap_server.redirect(_PHISH, rdap_target.url + _PHISH[1:])
+    rdap_target.rate_limit(1, retry_after="7")
+    sleeps: list[float] = []
+    entry = _client(rdap_server, sleeps).lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "found" and entry["server"] == rdap_target.url + _PHISH[1:]
+    assert 7.0 in sleeps  # the target's Retry-After
+    # The target is asked again; the server that redirected is not (it answered).
+    assert rdap_server.rdap_requests() == [(_PHISH, 302)]
+    assert rdap_target.rdap_requests() == [(_PHISH, 429), (_PHISH, 200)]
+
+
+def test_a_redirect_target_that_keeps_refusing_is_the_failure_it_names(rdap_server: RdapServer,
+                                                                       rdap_target: RdapServer) -> None:
+    rdap_server.redirect(_PHISH, rdap_target.url + _PHISH[1:])
+    rdap_target.rate_limit(100, retry_after="0")
+    entry = _client(rdap_server, [], max_retries=1).lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and "HTTP 429" in entry["error"] and "gave up after 1 retries" in entry["error"]
+    assert (entry["server"], entry["redirected_from"]) == (rdap_target.url + _PHISH[1:], rdap_server.url + "rdap/")
+    assert len(rdap_server.rdap_requests()) == 1 and len(rdap_target.rdap_requests()) == 2
+
+
+def test_a_redirect_loop_is_a_failure_asked_once(rdap_server: RdapServer, rdap_target: RdapServer) -> None:
+    rdap_server.redirect(_PHISH, rdap_target.url + _PHISH[1:])
+    rdap_target.redirect(_PHISH, rdap_server.url + _PHISH[1:], 307)
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and "a redirect loop" in entry["error"] and "RFC 9110" in entry["error"]
+    assert entry["server"] == rdap_target.url + _PHISH[1:]  # the server whose redirect closed the loop
+    assert client.requests == 2  # not retried: a loop is no passing trouble
+
+
+def test_more_redirects_than_max_is_a_failure(rdap_server: RdapServer) -> None:
+    from tiops.enrich.rdap import MAX_REDIRECTS
+
+    # Each a URL of its own, so no loop: the first asked, then hop=1 ... hop=MAX_REDIRECTS.
+    urls = [_PHISH, *(f"{_PHISH}?hop={n}" for n in range(1, MAX_REDIRECTS + 1))]
+    for here, there in itertools.pairwise(urls):
+        rdap_server.redirect(here, there)
+    # MAX_REDIRECTS redirects are followed...
+    rdap_server.redirect(urls[MAX_REDIRECTS - 1], "/rdap/domain/WOODGROVE-SECURELOGIN.NET")
+    client = _client(rdap_server, [])
+    assert client.lookup("domain", "woodgrove-securelogin.net")["status"] == "found"
+    assert client.requests == MAX_REDIRECTS + 1
+    # ... one more is not.
+    rdap_server.redirect(urls[MAX_REDIRECTS - 1], urls[MAX_REDIRECTS])
+    rdap_server.redirect(urls[MAX_REDIRECTS], "/rdap/domain/WOODGROVE-SECURELOGIN.NET")
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and f"more than {MAX_REDIRECTS} times" in entry["error"]
+    assert client.requests == MAX_REDIRECTS + 1
+    assert "hop=" not in entry["server"]  # a redirect's query is not locked (it may carry a token)
+
+
+@pytest.mark.parametrize(("location", "said"), [
+    ("ftp://127.0.0.1/rdap/domain/woodgrove-securelogin.net", "to a ftp: URL"),
+    ("file:///etc/passwd", "to a file: URL"),
+    ("javascript:alert(1)", "to a javascript: URL"),
+    ("http:///rdap/domain/woodgrove-securelogin.net", "without a host"),
+    ("http://127.0.0.1:99999/rdap/", "cannot be read"),
+])
+def test_a_redirect_to_anything_but_an_http_url_is_refused(rdap_server: RdapServer, location: str, said: str) -> None:
+    rdap_server.redirect(_PHISH, location)
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and said in entry["error"] and "not followed" in entry["error"], entry
+    assert client.requests == 1  # refused, not retried
+    assert entry["server"] == rdap_server.url + "rdap/" and "redirected_from" not in entry
+
+
+def test_credentials_go_only_to_the_origin_they_were_configured_for(rdap_server: RdapServer,
+                                                                    rdap_target: RdapServer) -> None:
+    from tiops.redact import register_url_login
+
+    secret = "S3cretPW-redirect"
+    port = rdap_server.url.rsplit(":", 1)[1].rstrip("/")
+    base_url = f"http://alice:{secret}@127.0.0.1:{port}/rdap/"
+    register_url_login(base_url)  # as rdap_settings does
+    # Same origin first (another path on the configured server), then a registrar elsewhere, whose
+    # Location even offers credentials of its own: none are sent.
+    rdap_server.redirect(_PHISH, "/rdap/domain/WOODGROVE-SECURELOGIN.NET")
+    target = rdap_target.url.replace("http://", "http://mallory:handed-out@")
+    rdap_server.redirect("/rdap/domain/WOODGROVE-SECURELOGIN.NET", target + _PHISH[1:])
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {secret}"  # a caller's session with a header of its own
+    client = RdapClient(RdapSettings(base_url=base_url, requests_per_minute=6000, max_retries=0),
+                        session=session, sleep=lambda s: None, now=lambda: NOW)
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "found"
+    sent = [authorization for _, authorization in rdap_server.authorizations]
+    assert len(sent) == 2 and all(a is not None and a.startswith("Basic ") for a in sent)  # the configured origin
+    assert rdap_target.authorizations == [(_PHISH, None)]  # another origin: nothing at all
+    assert entry["server"] == rdap_target.url + _PHISH[1:] and entry["redirected_from"] == f"http://127.0.0.1:{port}/rdap/"
+    assert secret not in json.dumps(entry) and "handed-out" not in json.dumps(entry) and "alice" not in json.dumps(entry)
+    # A server that echoes the secret in the path it redirects to: the lock names the hop masked.
+    rdap_server.redirect(_PHISH, f"/rdap/domain/{secret}/x")
+    echoed = RdapClient(RdapSettings(base_url=base_url, requests_per_minute=6000, max_retries=0),
+                        sleep=lambda s: None, now=lambda: NOW).lookup("domain", "woodgrove-securelogin.net")
+    assert echoed["status"] == "not-found" and echoed["server"].endswith("/rdap/domain/***/x")
+    assert secret not in json.dumps(echoed)
 
 
 def test_rate_limited_requests_wait_as_the_server_asks_then_succeed(rdap_server: RdapServer) -> None:

@@ -36,6 +36,8 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
             elif entry is not None:
                 # A lock written before servers were kept without credentials may hold some: never shown.
                 origin["source"] = f"RDAP {redact(str(entry.get('server', '?')))}"
+                if entry.get("redirected_from"):  # the server that answered, reached by a redirect (RFC 7480 5.2)
+                    origin["source"] += f" (redirected from {redact(str(entry['redirected_from']))})"
                 origin["retrieved"] = entry.get("retrieved")
                 if entry.get("queried"):
                     origin["queried"] = entry["queried"]

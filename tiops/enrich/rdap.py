@@ -8,6 +8,11 @@ retried with backoff and Retry-After by the same code the stores use
 :func:`tiops.stores.remote.http_failure`). A lookup never raises for an answer it
 did not get: the result says ``failed`` and why.
 
+A server may send the client to another server (RFC 7480 section 5.2: a registry to a
+registrar, a bootstrap redirector to a registry). Redirects are followed here, hop by hop,
+not by requests: each hop's server is paced and retried as its own, credentials go only to
+the origin they were configured for, and the lock names the server that answered.
+
 Plain HTTP (requests) rather than an RDAP client library: whoisit fetches the
 bootstrap from IANA itself and has no per-server pacing hook, and RDAP's JSON is
 small enough to read directly (docs/enrich.md).
@@ -15,6 +20,7 @@ small enough to read directly (docs/enrich.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -23,11 +29,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from typing import Any, Final, NamedTuple
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
+from requests.auth import AuthBase, HTTPBasicAuth
+from requests.utils import get_auth_from_url
 
 from tiops.apply import _retrying
 from tiops.enrich.values import Kind, parse_ip
@@ -37,7 +45,8 @@ from tiops.stores import StoreError, TransientStoreError
 from tiops.stores.remote import http_failure, status_phrase
 from tiops.stores.sentinel import RequestPacer
 
-__all__ = ["DEFAULT_BOOTSTRAP", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap", "rdap_settings"]
+__all__ = ["DEFAULT_BOOTSTRAP", "MAX_REDIRECTS", "Bootstrap", "RdapClient", "RdapSettings", "load_bootstrap",
+           "rdap_settings"]
 
 DEFAULT_BOOTSTRAP: Final = "https://data.iana.org/rdap/"
 _ACCEPT: Final = "application/rdap+json, application/json"
@@ -47,6 +56,13 @@ MAX_ANSWER_BYTES: Final = 4 << 20
 # IANA's bootstrap files are some kilobytes to a few hundred (dns.json names every TLD's server);
 # one larger than this is not a registry, and is refused before it fills memory.
 MAX_BOOTSTRAP_BYTES: Final = 16 << 20
+# RFC 7480 section 5.2: a server that knows the answer is elsewhere returns 301, 302, 303 or 307
+# with the URL in Location; 308 is the permanent 307 (RFC 9110 section 15.4.9). Every request is a GET.
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# RFC 9110 section 15.4: a client detects and stops cyclical redirections. Real chains are one or two
+# hops (a bootstrap redirector to a registry, a registry to a registrar); a longer one is a loop that
+# never repeats a URL exactly, or a server keeping the client busy.
+MAX_REDIRECTS: Final = 5
 
 
 @dataclass(frozen=True)
@@ -214,6 +230,30 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
                          hint=_BOOTSTRAP_HINT) from None
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What asking one server for one name came to, redirects followed."""
+
+    document: dict[str, Any] | None  # the RDAP object; None: not found (HTTP 404), or no usable answer
+    origin: dict[str, str]  # "server" and, after a redirect, "redirected_from": as the lock names them
+    error: str | None = None  # why there is no usable answer
+
+
+class _Redirect(NamedTuple):
+    status: int
+    location: str
+
+
+class _NoCredentials(AuthBase):
+    """No credentials at all: neither the configured server's nor an Authorization header the
+    session carries. For a hop to another origin (RFC 6454 section 4: scheme, host and port) than
+    the configured server's, which must not receive what was configured for that server."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
 class RdapClient:
     """Looks values up over RDAP; every answer, good or bad, becomes a lock entry."""
 
@@ -227,9 +267,10 @@ class RdapClient:
         self._pacers: dict[str, RequestPacer] = {}
         self._bootstrap: Bootstrap | None = None
         self._bootstrap_error: UsageError | None = None
-        # What each server said of each name asked for in this run (None: not found): the host names
-        # of a feed share registered domains, each of which is asked for once (registered_domain).
-        self._answers: dict[tuple[str, Kind, str], dict[str, Any] | None] = {}
+        # What each server said of each name asked for in this run (None: not found), and who
+        # answered: the host names of a feed share registered domains, each of which is asked for
+        # once (registered_domain).
+        self._answers: dict[tuple[str, Kind, str], tuple[dict[str, Any] | None, dict[str, str]]] = {}
         self.requests = 0
 
     def _server(self, kind: Kind, value: str) -> str | None:
@@ -246,7 +287,11 @@ class RdapClient:
         return self._bootstrap.server_for(kind, value)
 
     def lookup(self, kind: Kind, value: str) -> dict[str, Any]:
-        """The lock entry for ``value``: found, not-found or failed, with the time it was retrieved."""
+        """The lock entry for ``value``: found, not-found or failed, with the time it was retrieved.
+
+        ``server`` names the server that answered (after a redirect, the URL it answered at, and
+        ``redirected_from`` the server first asked).
+        """
         retrieved = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             server = self._server(kind, value)
@@ -264,36 +309,81 @@ class RdapClient:
             return {"status": "not-found", "retrieved": retrieved, "error": "no RDAP server in the bootstrap registry"}
         name = registered_domain(value) if kind == "domain" else value
         asked = (server, kind, name)
-        shown = public_url(server)
+        queried = {"queried": name} if name != value else {}
         if asked in self._answers:
-            found = self._answers[asked]
+            found, origin = self._answers[asked]
         else:
-            try:
-                document = self._get(server, kind, name)
-            except StoreError as error:  # not kept: the next value under this name asks again
-                return {"status": "failed", "server": shown, "retrieved": retrieved, "error": redact(error.message)}
+            answer = self._get(server, kind, name)
+            if answer.error is not None:  # not kept: the next value under this name asks again
+                return {"status": "failed", **answer.origin, "retrieved": retrieved, "error": answer.error}
+            document = answer.document
             found = None if document is None else parse_domain(document) if kind == "domain" else parse_network(document)
-            self._answers[asked] = found
+            origin = answer.origin
+            self._answers[asked] = (found, origin)
         if found is None:
-            return {"status": "not-found", "server": shown, "retrieved": retrieved}
-        entry = dict(found)
-        if name != value:
-            entry["queried"] = name
-        return {"status": "found", "server": shown, "retrieved": retrieved, **entry}
+            return {"status": "not-found", **origin, "retrieved": retrieved}
+        return {"status": "found", **origin, "retrieved": retrieved, **found, **queried}
 
-    def _get(self, server: str, kind: Kind, name: str) -> dict[str, Any] | None:
-        """The RDAP JSON for ``name``, None for 404; raises StoreError when it gives up."""
-        url = server + ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:")
-        host = urlsplit(public_url(server)).netloc  # paced and named by host and port, never by its credentials
-        pacer = self._pacers.get(host)
+    def _get(self, server: str, kind: Kind, name: str) -> _Answer:
+        """What ``server`` says of ``name``, following redirects hop by hop (RFC 7480 section 5.2).
+
+        Each hop is one server asked as any other: paced by its own pacer, retried on its own
+        429/503 and Retry-After, so a registrar reached through a registry is paced as the
+        registrar. A redirect loop, more than MAX_REDIRECTS hops, or a redirect to anything but an
+        http(s) URL with a host ends the lookup as failed. Never raises for an answer not had.
+        """
+        first = server + ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:")
+        url = _without_userinfo(first)
+        home = _origin(url)
+        configured = get_auth_from_url(first)  # user:password in tiops.yaml's URL, sent as HTTP Basic (RFC 7617)
+        credentials: AuthBase | None = HTTPBasicAuth(*configured) if any(configured) else None
+        origin = {"server": public_url(server)}
+        seen = {_hop_key(url)}
+        for hop in range(MAX_REDIRECTS + 1):
+            host = urlsplit(url).netloc  # paced and named by host and port, never by credentials
+            # Credentials go to the origin they were configured for, never to where it redirects.
+            auth = credentials if _origin(url) == home else _NoCredentials()
+            try:
+                outcome = self._ask(url, host, kind, name, auth)
+            except StoreError as error:
+                return _Answer(None, origin, redact(error.message))
+            if not isinstance(outcome, _Redirect):
+                return _Answer(outcome, origin)
+            target, refused = _redirect_target(url, outcome.location)
+            if refused is None and hop == MAX_REDIRECTS:
+                refused = f"more than {MAX_REDIRECTS} times; not followed further (RFC 9110 section 15.4)"
+            elif refused is None and _hop_key(target) in seen:
+                refused = f"back to {_shown(target)}: a redirect loop, not followed (RFC 9110 section 15.4)"
+            if refused is not None:
+                return _Answer(None, origin, redact(f"RDAP {host}: redirected (HTTP {outcome.status}) {refused}"))
+            seen.add(_hop_key(target))
+            url = target
+            origin = {"server": _shown(url), "redirected_from": public_url(server)}
+        raise AssertionError("unreachable")
+
+    def _ask(self, url: str, host: str, kind: Kind, name: str,
+             auth: AuthBase | None) -> dict[str, Any] | _Redirect | None:
+        """One hop: the RDAP JSON, None for 404, or where the server sends the client.
+
+        Requests to ``host`` are paced by its own pacer and retried with backoff and its own
+        Retry-After; raises StoreError when it gives up.
+        """
+        server = host.lower()  # RDAP.example.net and rdap.example.net are one server, paced as one
+        pacer = self._pacers.get(server)
         if pacer is None:
-            pacer = self._pacers[host] = RequestPacer(self.settings.requests_per_minute, clock=self._clock, sleep=self._sleep)
+            pacer = self._pacers[server] = RequestPacer(self.settings.requests_per_minute, clock=self._clock,
+                                                        sleep=self._sleep)
 
-        def attempt() -> dict[str, Any] | None:
+        def attempt() -> dict[str, Any] | _Redirect | None:
             pacer.wait()
             self.requests += 1
             try:
-                with self.session.get(url, timeout=self.settings.timeout, stream=True) as response:
+                # Not followed by requests, which would ask the next server unpaced, retry a 429 there
+                # from the first server, and leave no trace of who answered (_get follows them).
+                with self.session.get(url, timeout=self.settings.timeout, stream=True, allow_redirects=False,
+                                      auth=auth) as response:
+                    if response.status_code in _REDIRECTS and response.headers.get("Location"):
+                        return _Redirect(response.status_code, response.headers["Location"])
                     if response.status_code == 404:
                         return None
                     if response.status_code != 200:
@@ -349,6 +439,59 @@ def _answers_for_other(document: dict[str, Any], kind: Kind, name: str) -> str |
     if not (low.version == first.version == high.version and int(low) <= int(first) <= int(high)):
         return f"{start} - {end}"
     return None
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _hop_key(url: str) -> tuple[str, str, int | None, str, str]:
+    """``url`` as a redirect loop is told by: scheme, host and port as they compare, path and query."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme), parts.path or "/", parts.query
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """The origin of ``url`` (RFC 6454 section 4): scheme, host and port."""
+    scheme, host, port, _, _ = _hop_key(url)
+    return scheme, host, port
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _shown(url: str) -> str:
+    """A hop's URL as the lock and messages name it: no credentials, query or fragment (a redirect's
+    query may carry a token the server handed out), and no secret a server may echo in its path."""
+    parts = urlsplit(public_url(url))
+    return redact(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
+
+
+def _redirect_target(url: str, location: str) -> tuple[str, str | None]:
+    """Where a Location header sends the client from ``url``, and why that is not followed (None: it is)."""
+    with contextlib.suppress(UnicodeError):
+        location = location.encode("latin-1").decode("utf-8")  # a header's bytes, as requests reads them
+    location = location.strip()
+    try:
+        # RFC 7480 section 5.2 asks for a complete URL; RFC 9110 section 10.2.2 resolves a relative one
+        # against the request's URL. One with a scheme is taken as it is (RFC 3986 section 5.2.2, strict):
+        # urljoin would read "http:///path" as a path on the same host.
+        target = location if urlsplit(location).scheme else urljoin(url, location)
+        parts = urlsplit(target)
+        parts.port  # noqa: B018  # raises for a port that is no number up to 65535
+    except ValueError:
+        return "", "to a URL that cannot be read; not followed"
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
+        return "", f"to a {_PRINTABLE.sub('?', parts.scheme[:20])}: URL; not followed: RDAP runs over HTTP(S) only (RFC 7480 section 3)"
+    if not parts.hostname:
+        return "", "to a URL without a host; not followed"
+    # Never credentials a server hands out (they would go out as HTTP Basic), never a fragment (not sent).
+    return urlunsplit((parts.scheme.lower(), parts.netloc.rpartition("@")[2], parts.path or "/", parts.query, "")), None
+
+
+_PRINTABLE: Final = re.compile(r"[^A-Za-z0-9+.-]")
 
 
 def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
