@@ -17,7 +17,7 @@ from rdap_server import RdapServer
 
 from enrich.helpers import write_repo
 from tiops.cli import main
-from tiops.enrich.lock import read_lock
+from tiops.enrich.lock import read_lock, write_lock
 from tiops.enrich.rdap import RdapClient, rdap_settings
 from tiops.enrich.run import enrich_repo
 
@@ -531,3 +531,101 @@ def test_the_lock_and_explain_name_the_server_a_redirect_reached(tmp_path: Path,
         return {p: p.read_bytes() for p in (root / "intel" / ".enrichment").rglob("*.json")}
 
     assert refreshed() == refreshed()
+
+
+# --- an answer about another name or network, already in the lock (RFC 9083 5.3, 5.4) -------
+
+# What a misconfigured or hostile server answers for woodgrove-dyn.net: Google's registration.
+GOOGLE_COM = {"objectClassName": "domain", "ldhName": "GOOGLE.COM",
+              "events": [{"eventAction": "registration", "eventDate": "1997-09-15T04:00:00Z"}],
+              "entities": [{"roles": ["registrar"], "vcardArray": ["vcard", [["fn", {}, "text", "MarkMonitor Inc."]]]}]}
+DYN = {"dyn": "[domain-name:value = 'js001.woodgrove-dyn.net']", "dns": "[ipv4-addr:value = '8.8.4.4']"}
+
+
+def _seeded(root: Path, entries: dict[str, dict[str, object]]) -> None:
+    """The lock with ``entries`` as an older tiops (or a hand) wrote them."""
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0
+    lock = read_lock(root / "intel", root)[0]
+    lock.whois.update(entries)
+    write_lock(root / "intel", lock)
+
+
+def _older(server: RdapServer, **fields: object) -> dict[str, object]:
+    return {"status": "found", "server": server.url + "rdap/", "retrieved": "2026-01-01T00:00:00Z", **fields}
+
+
+def test_a_network_answer_for_another_range_in_the_lock_is_asked_again_and_a_failure_replaces_it(
+        tmp_path: Path, rdap_server: RdapServer) -> None:
+    # An older tiops locked 8.8.4.4 with the answer for 8.8.8.0 - 8.8.8.255, which does not hold it:
+    # the lock alone shows it (its "network"), so any run asks again, and a failed lookup does not keep it.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["dns"], DYN)
+    _seeded(root, {"8.8.4.4": _older(rdap_server, network="8.8.8.0 - 8.8.8.255", network_name="GOGL")})
+    rdap_server.rate_limit(100, retry_after="0")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])  # no --refresh: it is no answer at all
+    assert result.exit_code == 0, result.output
+    assert "1 earlier answer(s) about another name or network replaced by the failure" in result.output
+    entry = read_lock(root / "intel", root)[0].whois["8.8.4.4"]
+    assert entry["status"] == "failed" and "HTTP 429" in entry["error"] and "network_name" not in entry
+    rdap_server.rate_limit(0)
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0  # a failure: asked again
+    assert read_lock(root / "intel", root)[0].whois["8.8.4.4"]["status"] == "not-found"  # what the server knows
+
+
+def test_a_domain_answer_an_older_tiops_locked_for_another_name_does_not_survive_a_refresh(
+        tmp_path: Path, rdap_server: RdapServer) -> None:
+    # Locked before tiops checked ldhName, and before it kept it: the entry cannot show what it was
+    # about, so a plain run leaves it; a refresh finds the server answering about GOOGLE.COM, and the
+    # failure replaces the answer that was most likely that one, rather than keeping it forever.
+    rdap_server.domains["woodgrove-dyn.net"] = GOOGLE_COM
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["dyn"], DYN)
+    _seeded(root, {"js001.woodgrove-dyn.net": _older(rdap_server, queried="woodgrove-dyn.net",
+                                                     registrar="MarkMonitor Inc.", registered="1997-09-15T04:00:00Z")})
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert rdap_server.rdap_requests() == []
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh"])
+    assert result.exit_code == 0, result.output
+    assert "1 earlier answer(s) about another name or network replaced by the failure" in result.output
+    entry = read_lock(root / "intel", root)[0].whois["js001.woodgrove-dyn.net"]
+    assert entry["status"] == "failed" and "the answer is for GOOGLE.COM, not woodgrove-dyn.net" in entry["error"]
+    assert (entry["ldh_name"], entry["queried"]) == ("google.com", "woodgrove-dyn.net") and "registrar" not in entry
+    compiled = CliRunner().invoke(main, ["-C", str(root), "compile", "-o", str(tmp_path / "bundle.json")])
+    assert compiled.exit_code == 0 and b"MarkMonitor" not in (tmp_path / "bundle.json").read_bytes()
+
+
+def test_a_failed_refresh_still_keeps_an_answer_that_was_about_its_value(tmp_path: Path,
+                                                                         rdap_server: RdapServer) -> None:
+    # The server now answers about another name, but the lock shows its earlier answer was about
+    # woodgrove-dyn.net: a server gone wrong is an outage of a kind, and the answer stays.
+    rdap_server.domains["woodgrove-dyn.net"] = GOOGLE_COM
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["dyn", "dns"], DYN)
+    shown = _older(rdap_server, queried="woodgrove-dyn.net", ldh_name="woodgrove-dyn.net", registrar="Dyn Registrar")
+    network = _older(rdap_server, network="8.8.4.0 - 8.8.4.255", network_name="GOGL")
+    _seeded(root, {"js001.woodgrove-dyn.net": shown, "8.8.4.4": network})
+    later = datetime(2026, 3, 1, tzinfo=UTC)
+    client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url, "max_retries": 0}), sleep=lambda s: None,
+                        now=lambda: later)
+    report = enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later)
+    assert report.whois_by_status == {"failed": 1, "not-found": 1}
+    assert (report.kept_after_failure, report.dropped_foreign) == (1, 0)
+    assert read_lock(root / "intel", root)[0].whois["js001.woodgrove-dyn.net"] == shown
+    # And an answer that cannot show what it was about survives a failure that says nothing of it (429).
+    unshown = {k: v for k, v in shown.items() if k != "ldh_name"}
+    _seeded(root, {"js001.woodgrove-dyn.net": unshown})
+    rdap_server.rate_limit(100, retry_after="0")
+    client = RdapClient(client.settings, sleep=lambda s: None, now=lambda: later)  # a run of its own
+    report = enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later)
+    assert report.whois_by_status == {"failed": 2}
+    assert (report.kept_after_failure, report.dropped_foreign) == (2, 0)
+    assert read_lock(root / "intel", root)[0].whois["js001.woodgrove-dyn.net"] == unshown
+
+
+def test_check_names_answers_about_another_name_or_network(tmp_path: Path, rdap_server: RdapServer) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["dyn", "dns"], DYN)
+    _seeded(root, {"js001.woodgrove-dyn.net": _older(rdap_server, queried="woodgrove-dyn.net", ldh_name="google.com"),
+                   "8.8.4.4": _older(rdap_server, network="8.8.8.0 - 8.8.8.255")})
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check"])
+    assert result.exit_code == 1, result.output
+    assert ("2 WHOIS (RDAP) result(s) are about another name or network than their value: "
+            "js001.woodgrove-dyn.net, 8.8.4.4") in result.output
+    assert rdap_server.requests == []
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"]).exit_code == 0

@@ -44,6 +44,7 @@ def test_domain_found_with_registrar_dates_status_registrant_and_abuse(rdap_serv
         "rdap_status": ["active", "client transfer prohibited"],
         "registrant_organization": "Privacy Shield LLC", "registrant_country": "IS",
         "abuse_email": "abuse@registrar.example",
+        "ldh_name": "woodgrove-securelogin.net",  # what the answer is about, as the lock keeps it
     }
 
 
@@ -123,13 +124,15 @@ def test_an_answer_about_another_name_or_range_is_a_failure_not_that_names_resul
         client = _client(server, [], base_url=server.url + "rdap/")
         wrong = client.lookup("domain", "js001.3322.org")
         assert wrong["status"] == "failed" and "GOOGLE.COM" in wrong["error"] and "registered" not in wrong
+        # What the answer was about, and what was asked: an earlier answer is weighed against it (run).
+        assert (wrong["ldh_name"], wrong["queried"]) == ("google.com", "3322.org")
         assert client.lookup("domain", "www.example.net")["registered"] == "2024-01-02T03:04:05Z"
         # ip-8.8.8.0-24.json answers for 8.8.8.0 - 8.8.8.255: an address inside it is found; the server
         # answers for the /24 too when asked for 8.8.8.7, which it holds.
         assert client.lookup("ip", "8.8.8.7")["status"] == "found"
     finally:
         server.stop()
-    from tiops.enrich.rdap import _answers_for_other
+    from tiops.enrich.subject import answer_for_other as _answers_for_other
     network = {"startAddress": "8.8.8.0", "endAddress": "8.8.8.255"}
     assert _answers_for_other(network, "ip", "8.8.4.4") == "8.8.8.0 - 8.8.8.255"
     assert _answers_for_other(network, "ip", "2001:db8::1") == "8.8.8.0 - 8.8.8.255"
@@ -509,7 +512,7 @@ def test_a_bootstrap_url_without_a_host_names_no_server(tmp_path: Path, rdap_ser
 
 
 def test_an_answer_for_a_name_idna_refuses_is_its_a_label() -> None:
-    from tiops.enrich.rdap import _answers_for_other
+    from tiops.enrich.subject import answer_for_other as _answers_for_other
 
     # An emoji label (IDNA 2008 refuses it) is asked as written; the registry names its A-label.
     assert _answers_for_other({"ldhName": "xn--i-7iq.ws"}, "domain", "i\u2764.ws") is None

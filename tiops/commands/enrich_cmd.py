@@ -83,7 +83,8 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
                f"{report.whois_queried} RDAP quer{'y' if report.whois_queried == 1 else 'ies'}"
                f"{f' ({whois}; {report.whois_requests} request(s))' if whois else ''}"
                f"{' skipped (--offline)' if offline else ''}"
-               f"{f', {report.kept_after_failure} earlier answer(s) kept (the lookup failed)' if report.kept_after_failure else ''}, "
+               f"{f', {report.kept_after_failure} earlier answer(s) kept (the lookup failed)' if report.kept_after_failure else ''}"
+               f"{f', {report.dropped_foreign} earlier answer(s) about another name or network replaced by the failure' if report.dropped_foreign else ''}, "
                f"{report.pruned} pruned, {len(set(report.files))} lock file(s) written")
     if report.unloaded:
         shown = ", ".join(report.unloaded[:3]) + (f" and {len(report.unloaded) - 3} more" if len(report.unloaded) > 3 else "")
@@ -111,6 +112,9 @@ def _render_check(checked: LockCheck, offline: bool) -> None:
         click.echo(f"  {len(checked.missing_geo)} IP value(s) have no GeoLocation result: {_listed(checked.missing_geo)}")
     if checked.missing_whois:
         click.echo(f"  {len(checked.missing_whois)} value(s) have no WHOIS (RDAP) result: {_listed(checked.missing_whois)}")
+    if checked.foreign_whois:
+        click.echo(f"  {len(checked.foreign_whois)} WHOIS (RDAP) result(s) are about another name or network than "
+                   f"their value: {_listed(checked.foreign_whois)}")
     if checked.locked_database:
         click.echo(f"  its GeoLocation results come from {checked.locked_database}; this tiops reads "
                    f"{checked.database}")

@@ -9,6 +9,7 @@ intel folder (``intel/.enrichment/``), the team reviews and commits it, and
 * :mod:`tiops.enrich.lock` reads and writes the lock (sharded, sorted, canonical);
 * :mod:`tiops.enrich.geo` the offline GeoLocation/ASN databases;
 * :mod:`tiops.enrich.rdap` the RDAP (WHOIS) client;
+* :mod:`tiops.enrich.subject` whether an RDAP answer is about the value asked, as received and as locked;
 * :mod:`tiops.enrich.run` an enrichment run;
 * :mod:`tiops.enrich.attach` puts locked results on objects (rules, compile);
 * :mod:`tiops.enrich.origin` says where each result came from (``tiops explain``).

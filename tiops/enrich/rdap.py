@@ -38,6 +38,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from requests.utils import get_auth_from_url
 
 from tiops.apply import _retrying
+from tiops.enrich.subject import answer_for_other
 from tiops.enrich.values import Kind, parse_ip
 from tiops.errors import UsageError
 from tiops.redact import public_url, redact, register_url_login
@@ -237,6 +238,15 @@ class _Answer:
     document: dict[str, Any] | None  # the RDAP object; None: not found (HTTP 404), or no usable answer
     origin: dict[str, str]  # "server" and, after a redirect, "redirected_from": as the lock names them
     error: str | None = None  # why there is no usable answer
+    subject: dict[str, str] = field(default_factory=dict)  # an answer about another name: what it was about
+
+
+class _ForeignAnswer(StoreError):
+    """An answer about another domain or network than the one asked (tiops.enrich.subject)."""
+
+    def __init__(self, message: str, subject: dict[str, str]) -> None:
+        super().__init__(message)
+        self.subject = subject
 
 
 class _Redirect(NamedTuple):
@@ -290,7 +300,9 @@ class RdapClient:
         """The lock entry for ``value``: found, not-found or failed, with the time it was retrieved.
 
         ``server`` names the server that answered (after a redirect, the URL it answered at, and
-        ``redirected_from`` the server first asked).
+        ``redirected_from`` the server first asked). An answer about another name or network is
+        failed, and says what it was about (``ldh_name`` or ``network``, with the ``queried`` name),
+        so an earlier answer in the lock can be weighed against it (tiops.enrich.run).
         """
         retrieved = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
@@ -315,7 +327,8 @@ class RdapClient:
         else:
             answer = self._get(server, kind, name)
             if answer.error is not None:  # not kept: the next value under this name asks again
-                return {"status": "failed", **answer.origin, "retrieved": retrieved, "error": answer.error}
+                return {"status": "failed", **answer.origin, "retrieved": retrieved, "error": answer.error,
+                        **({**answer.subject, **queried} if answer.subject else {})}
             document = answer.document
             found = None if document is None else parse_domain(document) if kind == "domain" else parse_network(document)
             origin = answer.origin
@@ -345,6 +358,8 @@ class RdapClient:
             auth = credentials if _origin(url) == home else _NoCredentials()
             try:
                 outcome = self._ask(url, host, kind, name, auth)
+            except _ForeignAnswer as error:
+                return _Answer(None, origin, redact(error.message), error.subject)
             except StoreError as error:
                 return _Answer(None, origin, redact(error.message))
             if not isinstance(outcome, _Redirect):
@@ -398,47 +413,12 @@ class RdapClient:
                 raise StoreError(f"RDAP {host}: the answer is not JSON") from None
             if not isinstance(document, dict):
                 raise StoreError(f"RDAP {host}: the answer is not an RDAP object")
-            if (other := _answers_for_other(document, kind, name)) is not None:
-                raise StoreError(f"RDAP {host}: the answer is for {other[:200]}, not {name}")
+            if (other := answer_for_other(document, kind, name)) is not None:
+                subject = {"ldh_name": other.rstrip(".").lower()} if kind == "domain" else {"network": other}
+                raise _ForeignAnswer(f"RDAP {host}: the answer is for {other[:200]}, not {name}", subject)
             return document
 
         return _retrying(attempt, self._sleep, self.settings.max_retries)
-
-
-def _answers_for_other(document: dict[str, Any], kind: Kind, name: str) -> str | None:
-    """What ``document`` says it is about, when that is not ``name`` (None when it is, or it does not say).
-
-    RFC 9083 sections 5.3 and 5.4: a domain object names its domain (``ldhName``), a network
-    object its range (``startAddress``, ``endAddress``). An answer about another domain, or a
-    range that does not hold the address (or a block's first address) asked for, is not this value's registration: a
-    misconfigured or hostile server would otherwise put another name's registrar and dates
-    on it.
-    """
-    if kind == "domain":
-        ldh = document.get("ldhName")
-        if isinstance(ldh, str) and ldh.rstrip(".").lower() != name:
-            # A name IDNA 2008 refuses (an emoji label, i❤.ws) stays as written and is asked so: the
-            # registry's ldhName is its A-label (RFC 9083 section 3), which decodes to the name asked.
-            if not name.isascii():
-                try:
-                    if ldh.rstrip(".").lower().encode("ascii").decode("idna").casefold() == name.casefold():
-                        return None
-                except (UnicodeError, ValueError):
-                    pass
-            return ldh
-        return None
-    start, end = document.get("startAddress"), document.get("endAddress")
-    if not (isinstance(start, str) and isinstance(end, str)):
-        return None
-    try:
-        low, high = ipaddress.ip_address(start), ipaddress.ip_address(end)
-        asked = ipaddress.ip_network(name, strict=False)
-    except ValueError:
-        return None
-    first = asked[0]  # a block: where it starts, as geo reads it
-    if not (low.version == first.version == high.version and int(low) <= int(first) <= int(high)):
-        return f"{start} - {end}"
-    return None
 
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -642,9 +622,17 @@ def _status(document: dict[str, Any]) -> dict[str, list[str]]:
     return {"rdap_status": sorted(status)} if status else {}
 
 
+def _ldh_name(document: dict[str, Any]) -> dict[str, str]:
+    # What the answer is about (RFC 9083 section 5.3), kept so the lock alone shows it is about the
+    # name asked (tiops.enrich.subject): lower case, without the root's final dot.
+    name = document.get("ldhName")
+    name = name.rstrip(".").lower() if isinstance(name, str) else ""
+    return {"ldh_name": name} if name else {}
+
+
 def parse_domain(document: dict[str, Any]) -> dict[str, Any]:
     """The lock fields of an RDAP domain object (RFC 9083 section 5.3)."""
-    return {**_events(document), **_contacts(document), **_status(document)}
+    return {**_events(document), **_contacts(document), **_status(document), **_ldh_name(document)}
 
 
 def parse_network(document: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Resumable: geo results and pruning are written first; RDAP results are written
 every few answers (each shard replaced atomically, tiops.enrich.lock). A killed
 run keeps what it wrote, and the next run asks only for what is still missing
 or failed, so repeated runs converge on the same lock.
+
+An RDAP answer in the lock about another name or network than its value
+(tiops.enrich.subject: one an older tiops wrote without checking) counts as no
+answer: it is asked again, and a failed lookup replaces it rather than keeping it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
 from tiops.enrich.lock import EnrichmentLock, lock_layout_problems, read_lock, write_lock
-from tiops.enrich.values import EnrichValue, enrich_values
+from tiops.enrich.subject import locked_answer_for_other, records_subject
+from tiops.enrich.values import EnrichValue, Kind, enrich_values
 from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Severity
 from tiops.load import IntelObject, Repo
@@ -43,6 +48,10 @@ class EnrichReport:
     # Refreshed values whose lookup failed this time: their earlier answer (found or not-found) stays
     # in the lock, as old as it was, so an outage never turns good results into failures.
     kept_after_failure: int = 0
+    # Earlier answers about another name or network than their value (tiops.enrich.subject), or
+    # unable to show they were not while the server now answers about another: not kept when the
+    # lookup failed, the failure recorded instead.
+    dropped_foreign: int = 0
     files: list[Path] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about the lock as it was read
     database: str = ""
@@ -143,6 +152,8 @@ class LockCheck:
     values: int = 0  # values the intel names
     missing_geo: list[str] = field(default_factory=list)  # IP values with no GeoLocation result
     missing_whois: list[str] = field(default_factory=list)  # values with no RDAP entry (not checked --offline)
+    # Values whose RDAP answer is about another name or network (tiops.enrich.subject): a run asks again.
+    foreign_whois: list[str] = field(default_factory=list)
     failed_whois: int = 0  # RDAP entries of failed lookups: kept, and retried by the next run
     stale: list[str] = field(default_factory=list)  # "geo VALUE" / "whois VALUE": results nothing names
     database: str = ""  # the GeoLocation database this tiops reads, "name, date"
@@ -152,7 +163,7 @@ class LockCheck:
 
     @property
     def up_to_date(self) -> bool:
-        return not (self.missing_geo or self.missing_whois or self.stale or self.locked_database
+        return not (self.missing_geo or self.missing_whois or self.foreign_whois or self.stale or self.locked_database
                     or self.unloaded or self.rules_not_applied)
 
 
@@ -192,6 +203,8 @@ def check_lock(root: Path, *, offline: bool = False, geo_database: GeoDatabase |
                 check.missing_whois.append(value)
             elif entry is not None and entry.get("status") == "failed":
                 check.failed_whois += 1
+            elif entry is not None and locked_answer_for_other(kind, value, entry) is not None:
+                check.foreign_whois.append(value)
     return check
 
 
@@ -227,7 +240,8 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
         if kind == "ip" and is_private(value):
             continue  # no registry answers for private and reserved ranges (RFC 6890)
         entry = lock.whois.get(value)
-        if entry is None or entry.get("status") == "failed" or _older_than(entry, cutoff):
+        if (entry is None or entry.get("status") == "failed" or _older_than(entry, cutoff)
+                or locked_answer_for_other(kind, value, entry) is not None):  # another name's answer is none
             todo.append((kind, value))
     if not todo:
         return
@@ -241,7 +255,11 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
         report.whois_requests = client.requests - requests_before
         earlier = lock.whois.get(value)
         if entry.get("status") == "failed" and earlier is not None and earlier.get("status") in _ANSWERS:
-            report.kept_after_failure += 1
+            if _keeps(kind, value, earlier, entry):
+                report.kept_after_failure += 1
+            else:
+                report.dropped_foreign += 1
+                lock.whois[value] = entry
         else:
             lock.whois[value] = entry
         report.whois_queried += 1
@@ -252,3 +270,20 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
             last_flush = time.monotonic()
         progress("whois", done, len(todo))
 
+
+
+def _keeps(kind: Kind, value: str, earlier: dict[str, Any], failure: dict[str, Any]) -> bool:
+    """Whether a failed lookup leaves the earlier answer (found or not-found) in the lock.
+
+    It does, as old as it was: an outage must not turn good results into failures. But not an
+    answer about another name or network than ``value`` (RFC 9083 sections 5.3, 5.4), which an
+    older tiops locked without checking; nor a found answer that cannot show what it was about
+    (no ``ldh_name``: written before tiops kept it) when the server now answers about another
+    name: that is most likely the answer it was. Either is replaced by the failure, which the
+    next run asks again. A found answer that shows it was about ``value`` stays, whatever the
+    server says now.
+    """
+    if locked_answer_for_other(kind, value, earlier) is not None:
+        return False
+    return not (earlier.get("status") == "found" and not records_subject(kind, earlier)
+                and locked_answer_for_other(kind, value, failure) is not None)
