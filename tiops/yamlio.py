@@ -4,7 +4,10 @@ Loading is split in two on purpose (measured in docs/performance.md):
 
 * :func:`parse_yaml` reads YAML 1.2 with yaml-rs (Rust): ~25x faster than
   PyYAML's C loader, and YAML 1.2 keeps ``no``/``on``/``NO`` as strings (country
-  codes matter in intel). Timestamps stay the exact text written.
+  codes matter in intel). Timestamps stay the exact text written. yaml-rs reads a few
+  number spellings as YAML 1.1 did (``1_000``, ``0b101``), which the YAML 1.2 core schema
+  reads as text (section 10.3.2): a file with one is refused (TI116), found by two C
+  searches over the text (:func:`_refuse_ambiguous_numbers`).
 * Positions are needed only for files that have findings, so
   :class:`PositionIndex` composes a node tree with PyYAML's C composer on demand
   (it works for JSON too) and maps a property path to a line and column.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import yaml_rs
 
+from tiops.lazyregex import LazyPattern
 from tiops.limits import MAX_NESTING_DEPTH, StructureProblem, check_structure
 from tiops.memory import NotShareable, shared_document
 from tiops.outputs import replace_whole
@@ -70,6 +75,39 @@ def _may_hold_unprintable(text: str) -> bool:
 
 # YAML 1.1 (libyaml) reads these as line breaks, YAML 1.2 as content; a BOM past the start is content to yaml-rs.
 _LIBYAML_ONLY_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
+
+# --- Numbers yaml-rs reads where YAML 1.2 reads text (TI116) ------------------------------
+# The YAML 1.2 core schema (section 10.3.2) resolves a plain scalar to an integer or a float only
+# when it is spelled as below (.inf and .nan aside); everything else is a string.
+_CORE_NUMBER = LazyPattern(
+    r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+# What yaml-rs reads as a number: the core schema's spellings widened much as YAML 1.1 widened
+# them, as section 10.3.2 does not: "_" anywhere among the digits (1_000, 1_0.5, _1, 1_),
+# binary (0b101), upper-case radix letters (0X1F, 0O17) and a sign before a radix (+0x1F, -0o17).
+# Checked against yaml-rs 0.1.6 on some million generated spellings (tests/test_yamlio.py keeps
+# a sample): where it reads a number and the core schema a string, this matches and
+# _CORE_NUMBER does not. (Mixed-case .iNf and .nAn are the one other difference: every
+# non-finite number is refused in intel anyway, TI220.)
+_YAML_RS_NUMBER_SOURCE = (
+    r"[-+]?(?:0[xX][0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*|0[oO][0-7_]*[0-7][0-7_]*|0[bB][01_]*[01][01_]*"
+    r"|(?:[0-9_]*[0-9][0-9_]*(?:\.[0-9_]*)?|[0-9_]*\.[0-9_]*[0-9][0-9_]*)(?:[eE][-+]?[0-9_]*[0-9][0-9_]*)?)")
+_YAML_RS_NUMBER = LazyPattern(_YAML_RS_NUMBER_SOURCE)
+# The prefilter, two searches at C speed over every text (about 1.5 us for a 1.2 kB intel file,
+# docs/performance.md): such a number holds a "_" that is not followed by a lower-case letter
+# other than e (the "_" of a property name is: created_by_ref), or starts with a radix prefix
+# where a plain scalar can start: after a blank, a flow indicator, ":" or a sign (a hexadecimal
+# 0xa_b has no "_" the first search finds). A "-" there also finds the "-0b" of a UUID now and
+# then (one more lookbehind for the sign's own left side costs more than those lines); only the
+# lines either finds something on are looked at.
+_UNDERSCORE_OUTSIDE_A_NAME = re.compile(r"_(?![a-df-z])")
+_RADIX_PREFIX_AT_SCALAR_START = re.compile(r"0[bBxXoO](?<![^\s\[{,:+-]0.)")
+# A whole yaml-rs number where a plain scalar can stand: after a blank, an indicator of flow
+# collections or ":" (a JSON-like key), and before the end of the line, a comment, ":" or a
+# flow indicator. Which of them are plain scalars is for libyaml's events to say.
+_NUMBER_TOKEN = LazyPattern(
+    rf"(?:(?<=[\s\[{{,:])|^)(?:{_YAML_RS_NUMBER_SOURCE})(?=[ \t\r]*(?:[,\]}}#:\n]|$))", re.MULTILINE)
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +161,11 @@ def parse_yaml(text: str, *, shared: bool = False) -> Any:
         raise _explain(text, str(error)) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         raise YamlProblem("TI100", f"cannot read YAML: {error}") from None
+    # Numbers YAML 1.2 reads as text (TI116): two C searches clear the usual text, run here because
+    # a function call for every text would cost about as much as they do.
+    underscore, radix = _UNDERSCORE_OUTSIDE_A_NAME.search(text), _RADIX_PREFIX_AT_SCALAR_START.search(text)
+    if underscore is not None or radix is not None:
+        _refuse_ambiguous_numbers(text, [hit for hit in (underscore, radix) if hit is not None])
     if shared:
         try:
             return shared_document(value, MAX_NESTING_DEPTH)
@@ -196,6 +239,10 @@ def _refuse_explicit_tags(text: str) -> None:
                 mark = event.start_mark
                 line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
                 raise YamlProblem("TI102", f"tag '{tag}' is not allowed", line, column)
+            if tag in _NUMBER_TAGS and isinstance(event, yaml.ScalarEvent) and _is_ambiguous_event(event):
+                # "!!int 1_000" is 1000 to yaml-rs and no integer to YAML 1.2 (section 10.3.2): the
+                # prefilter of the plain ones (_refuse_ambiguous_numbers) does not look inside quotes.
+                raise _ambiguous_number_problem(*_start(event), event.value, tag, 0)
     except yaml.YAMLError as error:
         # yaml-rs drops a tag it knows (!!set, !!binary, !!python/...) without a word, so a text whose
         # tags cannot be checked is not read: a syntax error yaml-rs also finds is reported in its words.
@@ -205,6 +252,102 @@ def _refuse_explicit_tags(text: str) -> None:
             line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
             raise YamlProblem("TI100", "cannot check this file's tags: "
                               + str(getattr(error, "problem", None) or error).splitlines()[0], line, column) from None
+
+
+def _is_ambiguous_number(spelling: str) -> bool:
+    """Whether yaml-rs reads ``spelling`` (a plain scalar) as a number that YAML 1.2 reads as a string."""
+    return _YAML_RS_NUMBER.fullmatch(spelling) is not None and _CORE_NUMBER.fullmatch(spelling) is None
+
+
+def _refuse_ambiguous_numbers(text: str, firsts: list[re.Match[str]]) -> None:
+    """Raise TI116 at the first plain scalar yaml-rs read as a number where YAML 1.2 reads text.
+
+    yaml-rs resolves plain scalars with number spellings much as YAML 1.1 did (``x_count: 1_000``
+    is 1000, ``name: 0b101`` is 5), where the YAML 1.2 core schema (section 10.3.2) and every
+    1.2 tool read the text: the value would change without a word. yaml-rs cannot be told to
+    use the core schema, so the file is refused, as one with a duplicate key is. ``firsts``: the
+    first hit of each prefilter search that found one (:data:`_UNDERSCORE_OUTSIDE_A_NAME`,
+    :data:`_RADIX_PREFIX_AT_SCALAR_START`, run by :func:`parse_yaml` on every text); the lines they
+    find are searched for a whole number (:data:`_NUMBER_TOKEN`), and only a text with one is read
+    again with libyaml's events, which tell a plain scalar from one in quotes, a block scalar or a comment.
+    """
+    candidates = _number_tokens(text, firsts)
+    if candidates:
+        found = _ambiguous_scalars(text, candidates)
+        if found:
+            raise _ambiguous_number_problem(*found[0], len(found) - 1)
+
+
+def _number_tokens(text: str, firsts: list[re.Match[str]]) -> list[tuple[int, str]]:
+    """(offset, spelling) of the whole numbers yaml-rs reads where YAML 1.2 reads text, on each line
+    a prefilter search finds something on, from the first hit of each search on."""
+    found: set[tuple[int, str]] = set()
+    lines_seen: set[int] = set()
+    for first in firsts:
+        hit: re.Match[str] | None = first
+        while hit is not None:
+            line_start = text.rfind("\n", 0, hit.start()) + 1
+            line_end = text.find("\n", hit.end())
+            line_end = len(text) if line_end < 0 else line_end
+            if line_start not in lines_seen:
+                lines_seen.add(line_start)
+                found.update((token.start(), token.group()) for token in _NUMBER_TOKEN.finditer(text, line_start, line_end)
+                             if _is_ambiguous_number(token.group()))
+            hit = first.re.search(text, line_end + 1)
+    return sorted(found)
+
+
+def _ambiguous_scalars(text: str, candidates: list[tuple[int, str]]) -> list[tuple[int, int, str, str | None]]:
+    """(line, column, spelling, tag) of the plain (or !!int, !!float) scalars among ``candidates``'
+    files that yaml-rs reads as numbers YAML 1.2 reads as text, in document order, from libyaml's events."""
+    import yaml
+    # Same length, so positions hold (as for the tags); "~" can make no number of a neighbour.
+    scanned = _LIBYAML_ONLY_BREAKS.sub("~", text)
+    found: list[tuple[int, int, str, str | None]] = []
+    try:
+        for event in yaml.parse(scanned, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.ScalarEvent) and _is_ambiguous_event(event):
+                found.append((*_start(event), event.value, event.tag))
+    except yaml.YAMLError:
+        # A text yaml-rs reads and libyaml does not (rare): the whole numbers found where a plain
+        # scalar can stand are taken as such. A value changed without a word is the worse mistake.
+        return [(*_offset_position(text, offset), spelling, None) for offset, spelling in candidates]
+    return found
+
+
+def _is_ambiguous_event(event: Any) -> bool:
+    """Whether a libyaml scalar event is one yaml-rs reads as a number that YAML 1.2 does not
+    spell so: a plain scalar without a tag, or any scalar tagged !!int or !!float (libyaml
+    writes the plain style as '' and the pure-Python parser as None)."""
+    if event.tag is None:
+        return not event.style and _is_ambiguous_number(event.value)
+    return event.tag in _NUMBER_TAGS and _is_ambiguous_number(event.value)
+
+
+def _start(event: yaml.Event) -> tuple[int, int]:
+    """The 1-based line and column where a libyaml event starts."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+def _ambiguous_number_problem(line: int, column: int, spelling: str, tag: str | None, more: int) -> YamlProblem:
+    """TI116 for ``spelling`` at ``line``:``column``, saying what yaml-rs made of it and how to write either reading."""
+    try:
+        read: Any = yaml_rs.loads(f"[{spelling}]", parse_datetime=False)  # only number characters: one flow item
+        value = read[0]
+    except (yaml_rs.YAMLDecodeError, ValueError, TypeError, OverflowError):
+        value = None
+    number = f"the number {value!r}" if isinstance(value, (int, float)) else "a number"
+    written = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    others = f" ({more} more such value{'s' if more > 1 else ''} in this file)" if more else ""
+    if tag is not None:
+        kind = tag.rpartition(":")[2]
+        return YamlProblem("TI116", f"!!{kind} {spelling} is read as {number}, but YAML 1.2 spells no {kind} so "
+                                    f"(core schema, section 10.3.2)" + (f": write {value!r}" if written else "")
+                           + others, line, column)
+    return YamlProblem("TI116", f"{spelling} is read as {number}, but YAML 1.2 reads it as the text '{spelling}' "
+                                f"(core schema, section 10.3.2): quote it ('{spelling}') if it is text"
+                       + (f"; if it is a number, write {value!r}" if written else "") + others, line, column)
 
 
 def _document_count(text: str) -> int:
@@ -624,7 +767,9 @@ def _value_end(text: str, node: yaml.Node) -> int:
 
 
 def _scalar(item: str) -> str:
-    if _PLAIN_SCALAR.match(item) and item.lower() not in _YAML_WORDS and not item[0].isdigit():
+    # "_1" starts with no digit and yaml-rs reads it as 1 all the same (TI116): quoted like "1_0".
+    if (_PLAIN_SCALAR.match(item) and item.lower() not in _YAML_WORDS and not item[0].isdigit()
+            and _YAML_RS_NUMBER.fullmatch(item) is None):
         return item
     return orjson.dumps(item).decode()  # a JSON string is a valid YAML double-quoted scalar
 
