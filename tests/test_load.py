@@ -395,3 +395,41 @@ def test_a_yaml_file_named_in_other_letters_is_a_warning_not_silently_skipped(ma
         result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
         assert "intel/Upper.YAML:1:1: warning TI115 yaml-suffix-case" in result.output, result.output
         assert "notes.md" not in result.output
+
+
+OWN_MALWARE = ("type: malware\nspec_version: '2.1'\nid: malware--98752b14-dcbf-5706-ae1a-dbb5142236d0\n"
+               "created: '2024-01-01T00:00:00.000Z'\nmodified: '2024-01-01T00:00:00.000Z'\nname: BN\nis_family: true\n")
+
+
+@pytest.mark.parametrize("flags", [["--no-cache"], []])
+def test_an_overlay_in_a_folder_of_our_own_is_an_error_not_an_object_file(make_repo, flags: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    overlay = "malware--98752b14-dcbf-5706-ae1a-dbb5142236d0:\n  labels: [reviewed]\n  revoked: true\n"
+    root = make_repo({"intel/_defaults.yaml": "source: Us\n", "intel/malware/bn.yaml": OWN_MALWARE,
+                      "intel/malware/_overlay.yaml": overlay})
+    loaded = load_repo(root)
+    assert [(f.code, f.location.file, f.location.line, f.location.column) for f in loaded.findings] == [
+        ("TI707", "intel/malware/_overlay.yaml", 1, 1)]
+    assert "holds no partner intel" in loaded.findings[0].message
+    assert [(o.file, o.data.get("revoked")) for o in loaded.objects] == [("intel/malware/bn.yaml", None)]
+    for _ in range(2):  # the second run through the build cache
+        result = CliRunner().invoke(main, ["-C", str(root), "validate", *flags])
+        assert result.exit_code == 1, result.output
+        assert "intel/malware/_overlay.yaml:1:1: error TI707 overlay-outside-source-folder" in result.output, result.output
+        assert "TI201" not in result.output  # it was read as an object without a type
+
+
+def test_an_overlay_below_an_imported_source_folder_applies_to_nothing(make_repo) -> None:  # type: ignore[no-untyped-def]
+    objects = "- " + OWN_MALWARE.replace("\n", "\n  ").rstrip() + "\n"
+    root = make_repo({"intel/partner/_defaults.yaml": "source: Partner\nimported: true\n",
+                      "intel/partner/malware/m.yaml": objects,
+                      "intel/partner/malware/_overlay.yaml": "malware--98752b14-dcbf-5706-ae1a-dbb5142236d0:\n  revoked: true\n"})
+    loaded = load_repo(root)
+    (finding,) = [f for f in loaded.findings if f.code == "TI707"]
+    assert finding.location.file == "intel/partner/malware/_overlay.yaml"
+    assert "only in the source folder intel/partner itself" in finding.message
+    assert [o.data.get("revoked") for o in loaded.objects] == [None]
+    assert not [f for f in loaded.findings if f.location.file.endswith("_overlay.yaml") and f.code != "TI707"]

@@ -503,11 +503,14 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
             if defaults.imported_folder == relative_dir:
                 defaults = _with_overlay(defaults, directory, relative_dir, repo)
         defaults_by_dir[directory] = defaults
-        overlay_here = defaults.imported_folder == relative_dir
+        # An _overlay.yaml is never an object file: beside an imported source's _defaults.yaml it is the
+        # source's overlay (_with_overlay), anywhere else one that applies to nothing (TI707 below).
         names = [filename for filename in filenames
                  if filename.endswith(YAML_SUFFIXES) and filename != DEFAULTS_FILE and not filename.startswith(".")
-                 and not (overlay_here and filename == OVERLAY_FILE)]
+                 and filename != OVERLAY_FILE]
         if len(names) != len(filenames):
+            if OVERLAY_FILE in filenames and defaults.imported_folder != relative_dir:
+                report(os.path.join(directory, OVERLAY_FILE), "TI707", _stray_overlay_message(defaults.imported_folder))
             for filename in filenames:
                 # X.YAML was skipped without a word: its objects were in no build (file systems and
                 # editors keep the case written; git and CI do too).
@@ -527,6 +530,15 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
                     report(os.path.join(directory, filename), "TI114", "the file name is not UTF-8; the file was not read")
             names = kept
         yield directory, relative_dir, defaults, names
+
+
+def _stray_overlay_message(imported_folder: str | None) -> str:
+    """Why an _overlay.yaml outside an imported source folder's own folder changes nothing (TI707)."""
+    if imported_folder is not None:
+        return (f"an overlay applies only in the source folder {imported_folder} itself, beside its _defaults.yaml "
+                f"(imported: true), not below it: this one changes nothing and its content is not read as objects")
+    return ("this folder holds no partner intel (no _defaults.yaml with imported: true here): an overlay applies only "
+            "in an imported source folder, so this one changes nothing and its content is not read as objects")
 
 
 def _relative(path: Path, root: Path) -> str:
