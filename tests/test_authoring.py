@@ -227,3 +227,12 @@ def test_new_to_standard_output_shows_an_id_another_file_holds(example_repo: Pat
     assert runner.invoke(main, ["-C", str(example_repo), *options]).exit_code == 0
     shown = runner.invoke(main, ["-C", str(example_repo), *options, "--stdout"])  # writes no file: no duplicate
     assert shown.exit_code == 0 and "name: Shown" in shown.output, shown.output
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t", "'  '", '" "'])
+def test_new_refuses_a_blank_name_and_writes_nothing(example_repo: Path, name: str) -> None:
+    before = sorted(p for p in (example_repo / "intel").rglob("*"))
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "threat-actor", "--time", TIME, "--set", f"name={name}"])
+    assert result.exit_code == 2, result.output
+    assert "--set name: the name is empty or only blanks" in result.output, result.output
+    assert sorted(p for p in (example_repo / "intel").rglob("*")) == before

@@ -94,6 +94,12 @@ def scaffold(root: Path, stix_type: str, *, time: str, settings: dict[str, str] 
             raise UsageError(f"--set type={raw}: the type is the command's argument ('tiops new {raw.strip()}')",
                              hint="The id, the schema and the folder all follow the type given to 'tiops new'.")
         values[key] = _setting_value(stix_type, key, raw)
+        if key == "name" and isinstance(values[key], str) and not values[key].strip():
+            # The schema wants one character, and a space is one: the object would validate,
+            # be listed and explained as nothing, and have its file named by its id.
+            raise UsageError("--set name: the name is empty or only blanks",
+                             hint="Give the name the object is known by, e.g. --set 'name=Copper Lantern' "
+                                  "(it also names the file).")
     data: dict[str, Any] = {"type": stix_type}
     if stix_type not in SCO_TYPES:
         data["spec_version"] = "2.1"
