@@ -422,3 +422,33 @@ def test_an_overlay_signature_covers_the_lines_that_name_a_files_objects() -> No
     # What stands for the entry carries the signature; the entry's storage keys do not.
     name = entry_name("ab" * 20, "intel/x.yaml\0key", first)
     assert name != entry_name("ab" * 20, "intel/x.yaml\0key", "") and _entry_parts(name) == ("ab" * 20, "intel/x.yaml\0key")
+
+
+class _KilledBeforeRename:
+    """``os`` for the module under test, where renaming a written file into place ends the process
+    at once, as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def replace(*_: Any) -> None:
+        os._exit(9)
+
+
+def test_a_save_killed_while_writing_leaves_nothing_the_next_save_keeps(example_repo: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _outcome(example_repo, cache=False)
+    folder = example_repo / CACHE_DIR
+    pid = os.fork()
+    if pid == 0:  # the build that is killed part way through its save
+        try:
+            monkeypatch.setattr("tiops.buildcache.os", _KilledBeforeRename())
+            _outcome(example_repo, cache=True)
+        finally:
+            os._exit(1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 9
+    left = [name for name in os.listdir(folder) if name.startswith(".") and name != ".gitignore"]
+    assert len(left) == 1  # the file it was writing: before, a random name no later build removed
+    assert _outcome(example_repo, cache=True) == expected
+    assert [name for name in os.listdir(folder) if name.startswith(".")] == [".gitignore"]

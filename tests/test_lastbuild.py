@@ -424,3 +424,34 @@ def test_an_output_folder_holding_intel_is_walked(repo: Path) -> None:
     (repo / "tiops.yaml").write_text("intel: .\noutput: dist\n")  # the root itself holds the intel
     files = lastbuild.list_files(repo, load_config(repo)[0])
     assert files is not None and "dist/intel/x.yaml" in files
+
+
+class _KilledBeforeRename:
+    """``os`` for tiops.lastbuild, where renaming the written record into place ends the process at
+    once, as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def replace(*_: Any) -> None:
+        os._exit(9)
+
+
+def test_a_record_killed_while_written_leaves_nothing_behind(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = repo / lastbuild.RECORD_PATH
+    path.unlink()
+    pid = os.fork()
+    if pid == 0:  # the plan killed as it writes the record
+        try:
+            monkeypatch.setattr("tiops.lastbuild.os", _KilledBeforeRename())
+            plans(repo)
+        finally:
+            os._exit(1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 9
+    left = [p.name for p in path.parent.iterdir() if p.name.startswith(".last-build")]
+    assert len(left) == 1 and not path.exists()  # before, a random name no later plan removed
+    recorded, full, built = plans(repo)
+    assert built and recorded.to_json() == full.to_json()
+    assert lastbuild.read_record(repo) is not None
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".last-build")] == []

@@ -50,7 +50,9 @@ reading), behind a magic string and a SHA-256 checksum of the payload. A file th
 truncated, corrupt, changed after writing, of another format or of another context is
 ignored as if absent, and rewritten at the next save. Every file is written to a
 temporary name and renamed into place (``os.replace`` is atomic on POSIX), so an
-interrupted build leaves the previous file or the new one, never half of one.
+interrupted build leaves the previous file or the new one, never half of one; the
+temporary file of a build killed part way (its name ends in the writer's process id)
+is removed by the next save.
 The checksum detects damage, not forgery: a cache restored in CI comes from the
 same workflow's own earlier runs (docs/ci.md).
 
@@ -108,7 +110,7 @@ import tiops
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
-from tiops.forkwork import Beside, run_in_order
+from tiops.forkwork import Beside, remove_abandoned, run_in_order
 from tiops.inputs import InputProblem, WalkProblem, read_input, read_regular_file, read_regular_head
 from tiops.installed import package_fingerprint
 from tiops.limits import MAX_FILE_BYTES
@@ -749,6 +751,7 @@ class BuildCache:
         self._note_taken()
         try:
             kept_out_of_git(self.folder)
+            remove_abandoned(self.folder, ".", _TEMPORARY)  # what a save killed part way left (_write)
             for number in sorted(self._dirty):
                 shard = self._shards.pop(number, None) or {}
                 held = self._objects.pop(number, None)
@@ -826,7 +829,10 @@ class BuildCache:
         import tempfile  # only a build that changed something writes
 
         payload = marshal.dumps((self.context, name, body))
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
+        # The writer's process id ends the name (before .tmp): a file of a build killed while writing it
+        # (kill -9, a CI job cancelled) is one nothing else removes, and a shard's objects part or the
+        # bundle record is megabytes; the next save removes it (save, remove_abandoned).
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=f".{os.getpid()}{_TEMPORARY}")
         try:
             with os.fdopen(handle, "wb") as out:
                 # Three writes, not one joined copy: a million-object bundle record is over 100 MB.
@@ -837,6 +843,10 @@ class BuildCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+# How the name of a file being written ends (after the writer's process id): BuildCache._write.
+_TEMPORARY = ".tmp"
 
 
 # Where FileIndex.reference_targets sits in a stored index (_store_index keeps the index's order).

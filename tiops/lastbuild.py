@@ -54,6 +54,7 @@ from typing import Any
 
 import tiops
 from tiops.config import Config
+from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file
 from tiops.installed import package_fingerprint
 
@@ -382,7 +383,10 @@ def write_record(root: Path, record: BuildRecord) -> None:
     target = root / RECORD_PATH
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        # The writer's process id ends the name: the record of a build killed while writing it (kill -9)
+        # is removed by the next one instead of staying in .tiops/ for good (tiops.forkwork.remove_abandoned).
+        remove_abandoned(target.parent, f".{target.name}.", ".tmp")
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".{os.getpid()}.tmp")
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
