@@ -268,6 +268,29 @@ def test_ctrl_c_ends_with_130_and_says_to_run_again(example_repo: Path, monkeypa
     assert "interrupted; run the same command again" in result.output and "Aborted" not in result.output
 
 
+# Ctrl-C as Python imports click, before tiops.cli exists: raised where that import starts.
+_INTERRUPTED_WHILE_IMPORTING_CLICK = """\
+import runpy, sys
+
+class Interrupt:
+    def find_spec(self, name, *_):
+        if name == "click":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["tiops", "--version"]
+runpy.run_module("tiops", run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_the_command_line_is_imported_ends_with_130_without_a_traceback() -> None:
+    # The kill campaign's Ctrl-C in the first 0.1 s printed a KeyboardInterrupt traceback through click.
+    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_WHILE_IMPORTING_CLICK], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "interrupted; run the same command again" in done.stderr
+
+
 @pytest.mark.parametrize("named", ["tiops.yaml", "intel/new.json", "rules/bundle.json"])
 def test_compile_refuses_to_write_the_bundle_over_the_repositorys_own_files(example_repo: Path, named: str) -> None:
     (example_repo / "tiops.yaml").write_text("output: dist\n", encoding="utf-8")
