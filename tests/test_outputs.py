@@ -6,11 +6,14 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from full_disk import fill_up_writing
 
+from tiops import outputs
 from tiops.outputs import create_whole, names_stream, replace_whole, write_whole
 
 
@@ -135,3 +138,42 @@ def test_create_whole_cut_short_leaves_no_file(tmp_path: Path, monkeypatch: pyte
         create_whole(tmp_path / "relationship.yaml", b"type: relationship\nsource_ref: x\n")
     assert raised.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+class _KilledAt:
+    """``os`` for tiops.outputs, where one call ends the process at once, as kill -9 there would:
+    no ``except``/``finally`` runs, the file beside stays."""
+
+    def __init__(self, call: str) -> None:
+        self._call = call
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._call:
+            return lambda *_args, **_kwargs: os._exit(9)
+        return getattr(os, name)
+
+
+@pytest.mark.parametrize(("write", "killed_at"), [(replace_whole, "replace"), (create_whole, "replace"),
+                                                   (create_whole, "link")])
+def test_what_a_killed_write_left_beside_goes_with_the_next_write_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Callable[[Path, bytes], None], killed_at: str) -> None:
+    pid = os.fork()
+    if pid == 0:  # a report, an import's checkpoint or a -o output killed while writing
+        try:
+            monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)
+            monkeypatch.setattr(outputs, "os", _KilledAt(killed_at))
+            write(tmp_path / "index.html", b"killed\n")
+        finally:
+            os._exit(1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 9
+    assert len(_beside(tmp_path)) == 1 and not (tmp_path / "index.html").exists()
+    # Before, it stayed for good: published with the site, or committed by `git add -A` in intel/.
+    monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)  # a new process
+    write(tmp_path / "index.html", b"whole\n")
+    assert _beside(tmp_path) == [] and (tmp_path / "index.html").read_bytes() == b"whole\n"
+    # A file beside of a writer still running is its own: left alone.
+    running = tmp_path / f".data.js.{os.getpid()}.writing"
+    running.write_bytes(b"being written")
+    monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)
+    replace_whole(tmp_path / "other.html", b"x")
+    assert _beside(tmp_path) == [running.name]

@@ -5,7 +5,8 @@ outputs are read back later: a cut ``build.json`` is "not a tiops build record",
 compile refuses to write beside it; a cut ``_taxii.json`` loses where every collection's pull
 ended. So a file is written beside its target under a dot name (which loading skips) and
 renamed over it (``os.replace`` is atomic on POSIX): a reader sees the previous file or the
-complete new one, never a part, and a failed write removes what it had written.
+complete new one, never a part, and a failed write removes what it had written. A write killed
+with no chance to (kill -9) leaves its dot name, removed by the next write into that folder.
 
 A stream is not a file to replace: a named pipe or a device (``-o /dev/stdout`` on a terminal
 or a pipe) and any path in a folder of streams (``/dev/stdout`` redirected to a file,
@@ -22,7 +23,9 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["create_whole", "names_stream", "replace_whole", "write_whole"]
+from tiops.forkwork import remove_abandoned
+
+__all__ = ["create_whole", "names_stream", "replace_whole", "sweep_abandoned", "write_whole"]
 
 # Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
 # /dev/stdout redirected to a file is a regular file, but its folder is /dev. A folder below
@@ -60,6 +63,7 @@ def replace_whole(path: Path, data: bytes, *, tag: str = "writing") -> None:
     is raised as the file system gave it, naming ``path`` where the call that failed named no file.
     """
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    sweep_abandoned(target.parent, tag)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{tag}")
     try:
         mode: int | None = target.stat().st_mode & 0o7777
@@ -92,6 +96,7 @@ def create_whole(path: Path, data: bytes) -> None:
     Written beside it, then linked to its name: ``os.link`` fails on a name that exists, where
     ``os.replace`` would replace it, so two writers racing for one name cannot both win.
     """
+    sweep_abandoned(path.parent, "creating")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
     replace_whole(temporary, data)
     try:
@@ -99,3 +104,23 @@ def create_whole(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+# The folders (and tags) this process has swept of abandoned files (sweep_abandoned): one listing each,
+# not one per file written (a report writes its data shards into one folder, an edit many files).
+_SWEPT: set[tuple[str, str]] = set()
+
+
+def sweep_abandoned(folder: Path, tag: str = "writing") -> None:
+    """Remove the files beside (``.NAME.PID.TAG``) that a process killed while writing them left in
+    ``folder`` (kill -9 runs no ``except``), once per folder and tag in this process.
+
+    Nothing else would: the next write has another process id, so another name, and the file stayed
+    for good, in a report's site (published with it), in intel/ (committed by ``git add -A``) or
+    beside a ``-o`` output. A file of a writer still running is its own (tiops.forkwork.remove_abandoned).
+    :func:`replace_whole` calls it; a writer that leaves an unchanged file alone calls it as well.
+    """
+    key = (os.fspath(folder), tag)
+    if key not in _SWEPT:
+        _SWEPT.add(key)
+        remove_abandoned(folder, ".", f".{tag}")

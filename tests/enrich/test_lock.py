@@ -314,3 +314,18 @@ def test_a_fraction_tiops_does_not_write_is_a_finding(tmp_path: Path) -> None:
     assert sorted(f.message.split("'")[1] for f in findings) == ["dot.example", "zero.example", "zeros.example"]
     assert all("a fraction of a second without trailing zeros" in f.message for f in findings)
     assert set(read.whois) == {"example.com"}
+
+
+def test_what_a_run_killed_while_writing_left_beside_the_lock_goes(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    write_lock(intel, _lock())
+    directory = intel / ".enrichment"
+    # What kill -9 between writing a file beside and renaming it leaves (_replace): lock.json's and a shard's.
+    left = [directory / ".lock.json.4194305.tmp", directory / "geo" / ".0.json.4194305.tmp"]
+    for path in left:
+        path.write_bytes(b"{")
+    lock = _lock()
+    lock.geo["9.9.9.9"] = {"status": "found", "country_code": "CH"}
+    write_lock(intel, lock)
+    # Before, lock.json's stayed: the lock is committed after a run, and `git add -A` took it along.
+    assert [path for path in left if path.exists()] == []

@@ -296,3 +296,21 @@ def test_a_full_disk_is_an_error_naming_the_report_and_leaves_nothing_beside(rep
     assert f"cannot write the report to {site}" in result.output and "internal error" not in result.output
     assert not (site / "index.html").exists()
     assert [p.name for p in site.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")] == []
+
+
+def test_what_a_killed_report_left_beside_its_files_goes_with_the_next(report_repo: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops import outputs
+
+    site = tmp_path / "site"
+    build_report(report_repo, site, as_of=AS_OF)
+    expected = site_bytes(site)
+    # What kill -9 between writing a file beside and renaming it leaves (tiops.outputs.replace_whole):
+    # a process id no process has.
+    left = [site / ".index.html.4194305.writing", site / "data" / "objects" / ".0.js.4194305.writing"]
+    for path in left:
+        path.write_bytes(b"<html>cut sh")
+    monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)  # another process than the one that wrote
+    build_report(report_repo, site, as_of=AS_OF)
+    # Before, they stayed, every page unchanged and so never written again: published with the site.
+    assert site_bytes(site) == expected

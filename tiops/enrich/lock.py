@@ -678,6 +678,10 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
     if len(lock) == 0 and not directory.exists():
         return touched
     _make_folder(directory, parents=True)
+    # lock.json's own file beside too: a run killed while writing it left .lock.json.PID.tmp here for good,
+    # and `git add -A` after the run (the lock is committed) took it along.
+    for leftover in directory.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
     if _replace(directory / "lock.json", _render_meta(lock.meta)):
         touched.append(directory / "lock.json")
     for section in SECTIONS:

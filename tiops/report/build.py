@@ -41,7 +41,7 @@ from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
 from tiops.load import IntelObject
 from tiops.memory import paused_gc
-from tiops.outputs import replace_whole
+from tiops.outputs import replace_whole, sweep_abandoned
 from tiops.pipeline import load_and_validate
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
@@ -481,6 +481,9 @@ def _write(path: Path, text: str) -> None:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # What a report killed while writing left here goes, also when every file is unchanged (and so
+    # never rewritten below): it would be published with the site.
+    sweep_abandoned(path.parent)
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return  # unchanged: leave the file (and its mtime) alone
