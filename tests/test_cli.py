@@ -344,3 +344,26 @@ def test_explain_finds_ids_in_any_case_and_built_ins_by_name(example_repo: Path)
     assert clear.exit_code == 0 and "built in: no file holds it" in clear.output, clear.output
     both = CliRunner().invoke(main, ["-C", str(example_repo), "explain", "TLP:AMBER"])  # TLP 1.0 and 2.0 both
     assert both.exit_code == 2 and "2 built-in objects match" in both.output, both.output
+
+
+def test_dash_c_reads_relative_paths_in_its_folder(example_repo: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tiops -C DIR`` runs as if started in DIR (as ``git -C`` does): a relative -o or PATHS is
+    read there, so the same command writes the same file wherever the shell happens to be."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    runner = CliRunner()
+    compiled = runner.invoke(main, ["-C", str(example_repo), "compile", "--no-cache", "-o", "out/bundle.json"])
+    assert compiled.exit_code == 0, compiled.output
+    assert (example_repo / "out" / "bundle.json").is_file()
+    assert not (elsewhere / "out").exists()
+    checked = runner.invoke(main, ["-C", str(example_repo), "validate", "--format", "json",
+                                   "intel/indicators/copper-lantern-c2-infrastructure.yaml"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["findings"]
+    assert Path.cwd() == elsewhere  # the caller's folder is given back when the command ends
+    monkeypatch.chdir(example_repo)
+    inside = runner.invoke(main, ["compile", "--no-cache", "-o", "here.json"])
+    assert inside.exit_code == 0, inside.output
+    assert (example_repo / "here.json").read_bytes() == (example_repo / "out" / "bundle.json").read_bytes()

@@ -79,6 +79,29 @@ def main(ctx: click.Context, directory: Path) -> None:
     deterministic bundle and syncs it to stores.
     """
     ctx.obj = {"start": directory.resolve()}
+    if directory != Path("."):
+        _enter(ctx, directory)
+
+
+def _enter(ctx: click.Context, directory: Path) -> None:
+    """Work in ``directory`` until the command ends, as ``git -C`` does.
+
+    The subcommand's arguments are parsed after this (click runs the group first), so a
+    relative -o, --trace, --errors, PATHS or FILE is read in DIR: the same command writes
+    the same files wherever it was started from. The previous folder comes back when the
+    command ends, for callers that run tiops in their own process (click's CliRunner).
+    """
+    try:
+        previous: str | None = os.getcwd()
+    except OSError:  # started in a folder deleted since: there is nothing to come back to
+        previous = None
+    try:
+        os.chdir(directory)
+    except OSError as error:
+        raise click.BadParameter(f"cannot work in {directory}: {error.strerror or error}",
+                                 ctx=ctx, param_hint="'-C'") from None
+    if previous is not None:
+        ctx.call_on_close(lambda: os.chdir(previous))
 
 
 def run() -> None:
