@@ -125,6 +125,7 @@ from tiops.load import (
 )
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
+from tiops.outputs import kept_out_of_git
 from tiops.progress import Progress, no_progress
 from tiops.validate import Prechecked
 from tiops.validate.indexed import FileIndex, index_file, index_objects
@@ -158,15 +159,6 @@ _StoredIndex = tuple[Any, ...]
 _StoredEntry = tuple[str, str, _StoredIndex, bytes]
 # A stored finding: code, severity, message, file, line, column, path, hint, stix_id.
 _StoredFinding = tuple[str, int, str, str, int, int, tuple[Any, ...], str, "str | None"]
-
-
-def kept_out_of_git(folder: Path) -> None:
-    """Make ``folder`` (under ``.tiops/``) with a ``.gitignore`` of its own: kept out of git even
-    where `tiops init` wrote no .gitignore. Raises OSError."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n", encoding="utf-8")
 
 
 def has_entries(root: Path) -> bool:

@@ -57,6 +57,7 @@ from tiops.config import Config
 from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file
 from tiops.installed import package_fingerprint
+from tiops.outputs import kept_out_of_git
 
 RECORD_PATH = Path(".tiops") / "last-build"
 # Bumped whenever the layout of the record changes.
@@ -382,7 +383,7 @@ def write_record(root: Path, record: BuildRecord) -> None:
                              "\n".join(objects.content_digests), "\n".join(objects.modified)))
     target = root / RECORD_PATH
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        kept_out_of_git(target.parent)  # .tiops/
         # The writer's process id ends the name: the record of a build killed while writing it (kill -9)
         # is removed by the next one instead of staying in .tiops/ for good (tiops.forkwork.remove_abandoned).
         remove_abandoned(target.parent, f".{target.name}.", ".tmp")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tiops.forkwork import remove_abandoned
 
-__all__ = ["create_whole", "names_stream", "replace_whole", "sweep_abandoned", "write_whole"]
+__all__ = ["create_whole", "kept_out_of_git", "names_stream", "replace_whole", "sweep_abandoned", "write_whole"]
 
 # Where a path names a stream, not a file: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
 # /dev/stdout redirected to a file is a regular file, but its folder is /dev. A folder below
@@ -124,3 +124,17 @@ def sweep_abandoned(folder: Path, tag: str = "writing") -> None:
     if key not in _SWEPT:
         _SWEPT.add(key)
         remove_abandoned(folder, ".", f".{tag}")
+
+
+def kept_out_of_git(folder: Path) -> None:
+    """Make ``folder`` (``.tiops/`` or a folder under it) with a ``.gitignore`` of its own (``*``).
+
+    What tiops keeps for itself (the SQLite store, caches, locks, the last build's record) is
+    never intel to commit, also in a repository `tiops init` did not make (whose .gitignore
+    would list ``.tiops/``): ``git add -A`` after an apply would otherwise commit the store.
+    Raises OSError.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")

@@ -210,9 +210,9 @@ def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress 
     a bundle that cannot be written or read back): the caller then builds the objects
     themselves, as :func:`compiled_intel`. Raises :class:`ValidationFailed` when there are errors.
     """
-    from tiops.buildcache import kept_out_of_git
     from tiops.compile import BundleWriteError
     from tiops.config import load_config
+    from tiops.outputs import kept_out_of_git
 
     if not _lines_rules(load_config(root)[0])[1]:
         return None

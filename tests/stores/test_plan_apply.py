@@ -591,3 +591,23 @@ def test_a_plan_makes_no_sqlite_store_where_none_is(tmp_path: Path, state: str) 
     assert (not path.parent.exists()) if state == "missing" else path.stat().st_size == 0
     assert CliRunner().invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
     assert path.stat().st_size > 0 and not make_plan(root).has_changes
+
+
+def test_what_tiops_keeps_in_dot_tiops_stays_out_of_git_without_a_gitignore(example_repo: Path) -> None:
+    """A repository `tiops init` did not make has no .gitignore listing .tiops/: the store, the
+    caches and the last build's record must still never show to `git add -A`."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(example_repo), *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "intel")
+    assert not (example_repo / ".gitignore").exists()
+    runner = CliRunner()
+    for args in (["compile", "-o", "dist/bundle.json"], ["apply", "--auto-approve"], ["query", "type = indicator"]):
+        result = runner.invoke(main, ["-C", str(example_repo), *args])
+        assert result.exit_code == 0, result.output
+    assert (example_repo / ".tiops" / "store.sqlite").is_file()
+    shown = git("status", "--porcelain", "--untracked-files=all", "--ignored=no").splitlines()
+    assert [line for line in shown if ".tiops" in line] == []

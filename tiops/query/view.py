@@ -34,6 +34,7 @@ from tiops.enrich.fields import field_path
 from tiops.errors import UsageError
 from tiops.memory import paused_gc
 from tiops.observables import object_observables
+from tiops.outputs import kept_out_of_git
 from tiops.stix import source_of, timestamp_key
 
 VIEW_FORMAT = 3  # 3: observable holds = and IN values only
@@ -358,6 +359,8 @@ def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
     temporary = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     try:
         shutil.rmtree(temporary, ignore_errors=True)
+        if folder.parent.parent.name == ".tiops":
+            kept_out_of_git(folder.parent.parent)  # .tiops/cache/VIEW: the cache is no intel to commit
         temporary.mkdir(parents=True)
         files = {}
         for number, name in enumerate(names):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from tiops.errors import UsageError
+from tiops.outputs import kept_out_of_git
 from tiops.redact import redact, register_secret, server_text
 from tiops.stores import (
     LockHeld,
@@ -129,6 +130,7 @@ class LocalLock:
         self._held = False
 
     def acquire(self, holder: str) -> None:
+        kept_out_of_git(self.path.parent.parent)  # .tiops/
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
@@ -197,6 +199,7 @@ class DigestCache:
 
     def __init__(self, root: Path, target: str) -> None:
         path = root / ".tiops" / "cache" / f"{target}.sqlite"
+        kept_out_of_git(path.parent.parent)  # .tiops/
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
+from tiops.outputs import kept_out_of_git
 from tiops.stores import (
     LockHeld,
     ObjectError,
@@ -79,6 +80,8 @@ class SqliteStore:
             # an empty one, held in memory, and no file or folder is left behind.
             self._db = sqlite3.connect(":memory:", isolation_level=None)
         else:
+            if path.parent.name == ".tiops":
+                kept_out_of_git(path.parent)  # the default place: the store is no intel to commit
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
