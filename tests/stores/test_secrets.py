@@ -424,3 +424,37 @@ def test_a_held_remote_target_lock_names_its_holder_and_the_command_that_frees_i
         second.acquire("another job")
     assert "target 'feed' is locked by release job" in held.value.message and f"pid {os.getpid()}" in held.value.message
     assert held.value.hint is not None and "tiops force-unlock --target feed" in held.value.hint
+
+
+def test_a_token_ending_in_a_line_break_is_sent_without_it(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch, crash_logs: Callable[[], list[Path]]
+) -> None:
+    # A token mounted from a file ends in "\n", which no HTTP header may hold: an internal error before.
+    echo.status = 403
+    root = write_repo(tmp_path / "repo", sentinel_target(echo.url, monkeypatch, token=TOKEN + "\n"), [indicator(1)])
+    code, output = invoke(root, "plan")
+    assert code == 1 and "HTTP 403" in output and "internal error" not in output
+    assert echo.seen == [f"Bearer {TOKEN}"]
+    assert_no_secret(output + "".join(p.read_text() for p in crash_logs()), TOKEN)
+
+
+def test_a_token_holding_a_line_break_inside_is_refused_without_showing_it(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_repo(tmp_path / "repo", sentinel_target(echo.url, monkeypatch, token=TOKEN + "\nX-Other: 1"),
+                      [indicator(1)])
+    code, output = invoke(root, "plan")
+    assert code == 2 and "TIOPS_TEST_SENTINEL_TOKEN holds a line break" in output
+    assert echo.seen == []
+    assert_no_secret(output, TOKEN)
+
+
+@pytest.mark.parametrize("page_size", ['"abc"', "0", "true", "1.5"])
+def test_a_taxii_page_size_that_is_no_positive_integer_is_a_clear_error(tmp_path: Path, page_size: str) -> None:
+    target = {"type": "taxii", "url": "http://127.0.0.1:9/api/collections/c1/"}
+    root = write_repo(tmp_path / "repo", target, [indicator(1)])
+    config = json.loads((root / "tiops.yaml").read_text())
+    config["targets"]["t"]["page_size"] = json.loads(page_size)
+    (root / "tiops.yaml").write_text(json.dumps(config))
+    code, output = invoke(root, "plan")
+    assert code == 2 and "page_size must be a positive integer" in output, output

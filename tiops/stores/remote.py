@@ -48,6 +48,16 @@ def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, requi
         raise UsageError(f"target {target!r}: environment variable {variable} is not set",
                          hint="Secrets are read from the environment only; export it before running tiops.")
     register_secret(value)
+    # A secret mounted from a file (a Kubernetes secret, `export TOKEN=$(cat file)` in some shells)
+    # often ends in a line break, which no HTTP header may hold (RFC 9110 section 5.5): requests then
+    # failed deep inside with an internal error. One at the end is dropped; any other control character
+    # is a mistake to name, without the value.
+    value = value.rstrip("\r\n")
+    if not value or any((ord(character) < 0x20 and character != "\t") or ord(character) == 0x7F for character in value):
+        raise UsageError(f"target {target!r}: environment variable {variable} holds a line break or another "
+                         "control character inside the secret",
+                         hint="A token or password is one line of text: set the variable to it alone.")
+    register_secret(value)
     return value
 
 

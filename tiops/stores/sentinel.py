@@ -258,7 +258,7 @@ def open_sentinel(name: str, entry: Mapping[str, Any], root: Path, *, clock: Cal
         # Below one request every ten minutes an apply would sleep for hours without a word (and a
         # rate near zero gives a wait no clock can hold).
         raise UsageError(f"target {name!r}: requests_per_minute must be a number of at least {MIN_REQUESTS_PER_MINUTE}")
-    if not isinstance(page_size, int) or page_size < 1:
+    if type(page_size) is not int or page_size < 1:  # True is an int to isinstance
         raise UsageError(f"target {name!r}: page_size must be a positive integer")
     assert token is not None
     return SentinelStore(

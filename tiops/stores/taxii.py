@@ -203,5 +203,8 @@ def open_taxii(name: str, entry: Mapping[str, Any], root: Path) -> TaxiiStore:
     user = secret_from_env(name, entry, "username_env" if "username_env" in entry else "user_env", required=False)
     password = secret_from_env(name, entry, "password_env", required=user is not None)
     page_size = entry.get("page_size", 1000)
-    return TaxiiStore(str(url), user=user, password=password, root=root, target=name, page_size=int(page_size))
+    if type(page_size) is not int or page_size < 1:  # bool is no page size either
+        raise UsageError(f"target {name!r}: page_size must be a positive integer, not {page_size!r}",
+                         hint="How many objects to ask for in one request (TAXII 2.1 section 3.4: limit), e.g. 1000.")
+    return TaxiiStore(str(url), user=user, password=password, root=root, target=name, page_size=page_size)
 
