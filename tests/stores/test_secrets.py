@@ -458,3 +458,12 @@ def test_a_taxii_page_size_that_is_no_positive_integer_is_a_clear_error(tmp_path
     (root / "tiops.yaml").write_text(json.dumps(config))
     code, output = invoke(root, "plan")
     assert code == 2 and "page_size must be a positive integer" in output, output
+
+
+def test_a_sentinel_object_whose_id_is_no_string_is_a_clear_error(
+    tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo.status, echo.body = 200, {"value": [{"type": "indicator", "id": ["indicator--1"]}]}
+    root = write_repo(tmp_path / "repo", sentinel_target(echo.url, monkeypatch), [indicator(1)])
+    code, output = invoke(root, "plan")  # invoke: exit 3 (an internal error) fails the test
+    assert code == 1 and "an object's id is a JSON array, not a STIX identifier" in output, output

@@ -171,7 +171,11 @@ class SentinelStore(LocallyLocked):
             read.page(objects, more=bool(link))  # a read that would never end is stopped
             for obj in objects:
                 if isinstance(obj, dict) and "id" in obj:
-                    found[str(obj["id"])] = readable_object(obj, "Sentinel query endpoint")
+                    if type(obj["id"]) is not str:
+                        # No STIX identifier (section 2.9): nothing to compare, record or revoke it by.
+                        raise StoreError(f"Sentinel query endpoint: an object's id is a JSON {json_kind(obj['id'])}, "
+                                         "not a STIX identifier; the answer is no list of STIX objects")
+                    found[obj["id"]] = readable_object(obj, "Sentinel query endpoint")
             url = self._same_origin(str(link)) if link else None
         self._current = found
         return found
