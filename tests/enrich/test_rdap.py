@@ -547,3 +547,16 @@ def test_a_bootstrap_registry_s_error_is_named_by_its_status_not_the_server_s_te
         server.server_close()
     assert entry["status"] == "failed"
     assert entry["error"] == f"cannot read the RDAP bootstrap registry dns.json from {url}: HTTP 500 Internal Server Error"
+
+
+def test_a_redirect_from_https_to_http_is_refused_and_the_other_way_followed() -> None:
+    from tiops.enrich.rdap import _redirect_target
+
+    target, refused = _redirect_target("https://rdap.example/rdap/domain/x.example", "http://rdap.other/domain/x")
+    assert target == "" and refused is not None and "from https to http" in refused
+    assert _redirect_target("https://rdap.example/rdap/domain/x.example", "https://rdap.other/domain/x") \
+        == ("https://rdap.other/domain/x", None)
+    assert _redirect_target("http://rdap.example/rdap/domain/x.example", "https://rdap.other/domain/x") \
+        == ("https://rdap.other/domain/x", None)
+    assert _redirect_target("https://rdap.example/rdap/domain/x.example", "/domain/X.EXAMPLE") \
+        == ("https://rdap.example/domain/X.EXAMPLE", None)

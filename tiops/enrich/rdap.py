@@ -467,6 +467,10 @@ def _redirect_target(url: str, location: str) -> tuple[str, str | None]:
         return "", f"to a {_PRINTABLE.sub('?', parts.scheme[:20])}: URL; not followed: RDAP runs over HTTP(S) only (RFC 7480 section 3)"
     if not parts.hostname:
         return "", "to a URL without a host; not followed"
+    if urlsplit(url).scheme.lower() == "https" and parts.scheme.lower() == "http":
+        # RFC 7481 section 3.1: RDAP's answers are protected by HTTPS; a server's redirect does not get
+        # to take that away for the rest of the lookup (the answer, and what the lock then says).
+        return "", "from https to http; not followed: the answer would come without TLS (RFC 7481 section 3.1)"
     # Never credentials a server hands out (they would go out as HTTP Basic), never a fragment (not sent).
     return urlunsplit((parts.scheme.lower(), parts.netloc.rpartition("@")[2], parts.path or "/", parts.query, "")), None
 
