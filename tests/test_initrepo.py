@@ -130,3 +130,18 @@ def test_init_dot_names_no_folder_to_change_to(tmp_path: Path) -> None:
     named.mkdir()
     code, output = invoke("-C", str(named), "init", "intel-repo")
     assert code == 0 and "Next: cd intel-repo && tiops validate" in output, output
+
+
+def test_init_with_a_time_gives_the_same_files_every_time(tmp_path: Path) -> None:
+    time = "2025-03-04T10:00:00.000Z"
+    for name in ("one", "two"):
+        code, output = invoke("-C", str(tmp_path), "init", name, "--team", "Acme CTI", "--time", time)
+        assert code == 0, output
+    files = {name: {p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+                    for p in sorted((tmp_path / name).rglob("*")) if p.is_file()} for name in ("one", "two")}
+    assert files["one"] == files["two"]
+    identity = files["one"]["intel/identities/acme-cti.yaml"].decode()
+    assert f"created: {time}" in identity and f"modified: {time}" in identity
+    code, output = invoke("-C", str(tmp_path), "init", "three", "--time", "yesterday")
+    assert code == 2 and "--time 'yesterday' is not a timestamp" in output
+    assert not (tmp_path / "three").exists()

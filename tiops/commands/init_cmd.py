@@ -10,7 +10,9 @@ import click
 from tiops import __version__
 from tiops.authoring import now_timestamp
 from tiops.commands.common import handle_errors, start_folder
+from tiops.errors import UsageError
 from tiops.initrepo import TLP_LEVELS, init_repo, new_repo_files
+from tiops.stix import TIMESTAMP_RE
 
 
 @click.command("init")
@@ -18,9 +20,12 @@ from tiops.initrepo import TLP_LEVELS, init_repo, new_repo_files
 @click.option("--team", help="Your team's name: the source and creator identity of your intel (default: the folder's name).")
 @click.option("--tlp", type=click.Choice(TLP_LEVELS), default="green", show_default=True,
               help="The TLP 2.0 marking every object gets by default (intel/_defaults.yaml).")
+@click.option("--time", "time", metavar="TIMESTAMP",
+              help="The team identity's created/modified (default: now), e.g. 2025-03-04T10:00:00.000Z: "
+                   "the same options then give the same files.")
 @click.pass_context
 @handle_errors
-def init_command(ctx: click.Context, directory: Path | None, team: str | None, tlp: str) -> None:
+def init_command(ctx: click.Context, directory: Path | None, team: str | None, tlp: str, time: str | None) -> None:
     """Create a new intel repository in DIRECTORY (default: the current folder).
 
     \b
@@ -29,8 +34,10 @@ def init_command(ctx: click.Context, directory: Path | None, team: str | None, t
     with its tests), a .gitignore for .tiops/ and dist/, and CI recipes (GitHub
     workflow, pre-commit) pinned to this tiops version. Never overwrites a file.
     """
+    if time is not None and not TIMESTAMP_RE.match(time):
+        raise UsageError(f"--time {time!r} is not a timestamp like 2025-03-04T10:00:00.000Z")
     folder = (start_folder(ctx) / directory).resolve() if directory is not None else start_folder(ctx)
-    new = new_repo_files(folder, team=team or folder.name, tlp=tlp, version=__version__, time=now_timestamp())
+    new = new_repo_files(folder, team=team or folder.name, tlp=tlp, version=__version__, time=time or now_timestamp())
     written = init_repo(new)
     for path in written:
         click.echo(f"wrote {path.relative_to(folder).as_posix()}")
