@@ -242,6 +242,24 @@ def test_a_text_libyaml_cannot_read_has_its_numbers_found_all_the_same() -> None
     assert (raised.value.code, raised.value.line, raised.value.column) == ("TI116", 1, 3)
 
 
+@pytest.mark.parametrize("text", [
+    "description: builds 2021_1, 2022_2\nx_ips: [::1, 10.0.0.1]\n",  # libyaml cannot read [::1]
+    "x_ips: [::ffff:0b01]\n", "x_v: {a: ::1_0}\n",
+])
+def test_a_text_libyaml_cannot_read_keeps_number_like_words_inside_longer_text(text: str) -> None:
+    # yaml-rs reads these words as part of a longer string: nothing is refused, nothing changes.
+    import yaml_rs
+
+    assert parse_yaml(text) == yaml_rs.loads(text, parse_datetime=False)
+
+
+def test_a_text_libyaml_cannot_read_is_refused_at_the_plain_number_only() -> None:
+    with pytest.raises(YamlProblem) as raised:
+        parse_yaml("description: builds 2021_1\nx_ips: [::1, 1_0]\n")
+    assert (raised.value.code, raised.value.line, raised.value.column) == ("TI116", 2, 14)
+    assert "more such" not in raised.value.message
+
+
 # The YAML 1.2 core schema's numbers (section 10.3.2), written out here again to check tiops.yamlio's against.
 _CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _CORE_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")

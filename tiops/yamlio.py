@@ -309,10 +309,55 @@ def _ambiguous_scalars(text: str, candidates: list[tuple[int, str]]) -> list[tup
             if isinstance(event, yaml.ScalarEvent) and _is_ambiguous_event(event):
                 found.append((*_start(event), event.value, event.tag))
     except yaml.YAMLError:
-        # A text yaml-rs reads and libyaml does not (rare): the whole numbers found where a plain
-        # scalar can stand are taken as such. A value changed without a word is the worse mistake.
-        return [(*_offset_position(text, offset), spelling, None) for offset, spelling in candidates]
+        # A text yaml-rs reads and libyaml does not: yaml-rs itself says which candidates are plain scalars.
+        return [(*_offset_position(text, offset), spelling, None) for offset, spelling in _yaml_rs_plain(text, candidates)]
     return found
+
+
+def _yaml_rs_plain(text: str, candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The ``candidates`` that yaml-rs reads as a whole plain scalar, for a text libyaml cannot parse.
+
+    libyaml fails on YAML 1.2 it does not know, ``[::1]`` among them (an IPv6 address in a flow
+    sequence: a ":" starts a plain scalar in 1.2, is a value indicator in 1.1), and a candidate is
+    only a number-like word where a plain scalar can start: ``2021_1`` in ``description: builds
+    2021_1, 2022_2`` is part of the text. Each candidate is replaced by a word of letters of its
+    own and the text read again: a candidate whose word comes back as a whole key or value stood
+    alone. When that reading fails too, every candidate is taken: a value changed without a word
+    is the worse mistake.
+    """
+    marks: dict[str, tuple[int, str]] = {}
+    pieces: list[str] = []
+    previous = 0
+    for offset, spelling in candidates:
+        number = len(marks)
+        word = "tiopsq"
+        while True:  # letters only: a word in base 26, never a number nor a YAML word
+            word += "abcdefghijklmnopqrstuvwxyz"[number % 26]
+            number //= 26
+            if not number:
+                break
+        while word in text:
+            word += "q"
+        marks[word] = (offset, spelling)
+        pieces += [text[previous:offset], word]
+        previous = offset + len(spelling)
+    pieces.append(text[previous:])
+    try:
+        value = yaml_rs.loads("".join(pieces), parse_datetime=False)
+    except (yaml_rs.YAMLDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+        return candidates
+    standing: list[tuple[int, str]] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+        elif isinstance(item, str) and item in marks:
+            standing.append(marks[item])
+    return sorted(standing)
 
 
 def _is_ambiguous_event(event: Any) -> bool:
