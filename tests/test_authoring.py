@@ -116,6 +116,23 @@ def test_bad_set_values_are_refused_before_writing(example_repo: Path, setting: 
     assert sorted(p for p in (example_repo / "intel").rglob("*")) == before
 
 
+@pytest.mark.parametrize("setting", ["labels=[_1]", "labels=[a, 1_0]", "x_flags={a: 0b1}"])
+def test_a_list_holding_a_yaml_11_number_is_refused_not_kept_as_one_text(example_repo: Path, setting: str) -> None:
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--time", TIME, "--stdout",
+                                       "--set", "name=Never written", "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert "YAML 1.2 reads it as the text" in result.output and "Traceback" not in result.output
+
+
+def test_a_quoted_item_in_a_list_is_text(example_repo: Path) -> None:
+    result = CliRunner().invoke(main, ["-C", str(example_repo), "new", "indicator", "--time", TIME, "--stdout",
+                                       "--set", "name=Quoted", "--set", "labels=['_1', a_b]"])
+    assert result.exit_code == 0, result.output
+    body = result.stdout.split("# Optional properties")[0]
+    data = parse_yaml("\n".join(line for line in body.splitlines() if not line.startswith("#")))
+    assert data["labels"] == ["_1", "a_b"]
+
+
 def test_relationship_targets_and_triples_are_checked_before_writing(example_repo: Path) -> None:
     runner = CliRunner()
     wickstealer = next(o.id for o in load_repo(example_repo).objects if o.data.get("name") == "WickStealer")

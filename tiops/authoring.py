@@ -203,6 +203,15 @@ def _setting_value(stix_type: str, key: str, raw: str) -> Any:
     one bare value as a one-item list; other properties are read as YAML.
     """
     kind = property_json_type(stix_type, key)
+    if kind != "string" and raw.lstrip()[:1] in ("[", "{"):
+        # A list or mapping with a number YAML 1.2 reads as text ([_1, 0b1]: TI116) would otherwise be
+        # kept as its own text, one label "[_1, 0b1]": said instead, as it is in a file.
+        try:
+            parse_yaml(raw)
+        except YamlProblem as problem:
+            if problem.code == "TI116":
+                raise UsageError(f"--set {key}: {problem.message}",
+                                 hint=f"Quote each text item, e.g. --set \"{key}=['_1']\".") from None
     parsed = _scalar(raw)
     for _, reason in number_problems(parsed if isinstance(parsed, (dict, list)) else [parsed]):
         # Refused here: the object's id is seeded from the values, and Python cannot even write
