@@ -367,3 +367,19 @@ def test_dash_c_reads_relative_paths_in_its_folder(example_repo: Path, tmp_path:
     inside = runner.invoke(main, ["compile", "--no-cache", "-o", "here.json"])
     assert inside.exit_code == 0, inside.output
     assert (example_repo / "here.json").read_bytes() == (example_repo / "out" / "bundle.json").read_bytes()
+
+
+def test_a_second_dash_c_is_read_in_the_first_as_in_git(example_repo: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # click kept only the last -C and checked it where tiops was started: "-C repo -C intel"
+    # failed there, or worked in the wrong folder when one of that name was there too.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "intel").mkdir()
+    runner = CliRunner()
+    nested = runner.invoke(main, ["-C", str(example_repo), "-C", "intel", "validate", "--format", "json",
+                                  "indicators/copper-lantern-c2-infrastructure.yaml"])
+    assert nested.exit_code == 0, nested.output
+    assert json.loads(nested.stdout)["findings"]
+    assert Path.cwd() == tmp_path
+    missing = runner.invoke(main, ["-C", str(example_repo), "-C", "nowhere", "validate"])
+    assert missing.exit_code == 2 and "cannot work in" in missing.output and "does not exist" in missing.output

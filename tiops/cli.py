@@ -69,18 +69,25 @@ class LazyCommands(click.Group):
 
 @click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tiops")
-@click.option("-C", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
-              help="Run as if tiops was started in this directory (the repository is found there or above).")
+@click.option("-C", "directories", type=click.Path(file_okay=False, path_type=Path), multiple=True,
+              help="Run as if tiops was started in this directory (the repository is found there or above); "
+                   "a second -C is read in the first, as in git.")
 @click.pass_context
-def main(ctx: click.Context, directory: Path) -> None:
+def main(ctx: click.Context, directories: tuple[Path, ...]) -> None:
     """tiops: threat intelligence as code.
 
     STIX 2.1 intel lives as YAML in git; tiops validates it, compiles it into a
     deterministic bundle and syncs it to stores.
     """
-    ctx.obj = {"start": directory.resolve()}
+    # "-C a -C b" is a/b, as git reads it: each -C is read in the folder the one before it names
+    # (an absolute one starts again). Checked here, not by click: click checks every -C in the
+    # folder tiops was started in, and kept only the last.
+    directory = Path()
+    for each in directories:
+        directory /= each
     if directory != Path("."):
         _enter(ctx, directory)
+    ctx.obj = {"start": Path.cwd()}
 
 
 def _enter(ctx: click.Context, directory: Path) -> None:
@@ -98,8 +105,9 @@ def _enter(ctx: click.Context, directory: Path) -> None:
     try:
         os.chdir(directory)
     except OSError as error:
-        raise click.BadParameter(f"cannot work in {directory}: {error.strerror or error}",
-                                 ctx=ctx, param_hint="'-C'") from None
+        reason = "not a directory" if isinstance(error, NotADirectoryError) else (
+            "does not exist" if isinstance(error, FileNotFoundError) else error.strerror or str(error))
+        raise click.BadParameter(f"cannot work in {directory}: {reason}", ctx=ctx, param_hint="'-C'") from None
     if previous is not None:
         ctx.call_on_close(lambda: os.chdir(previous))
 
