@@ -177,3 +177,32 @@ def test_what_a_killed_write_left_beside_goes_with_the_next_write_there(
     monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)
     replace_whole(tmp_path / "other.html", b"x")
     assert _beside(tmp_path) == [running.name]
+
+
+@pytest.mark.parametrize("name", [".plan.json.99999999999999999999.writing", ".plan.json.\u00b2.writing",
+                                  ".plan.json.0.writing"])
+def test_a_name_with_no_process_id_a_writer_can_have_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    name: str) -> None:
+    # Anyone may create such a name in /tmp: it crashed every -o write there (int("²"), os.kill's OverflowError).
+    (tmp_path / name).write_bytes(b"not ours")
+    monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)
+    replace_whole(tmp_path / "plan.json", b"plan\n")
+    assert (tmp_path / "plan.json").read_bytes() == b"plan\n" and (tmp_path / name).read_bytes() == b"not ours"
+
+
+def test_a_relative_folder_is_swept_again_after_a_chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)  # a process id that is gone: its file beside was abandoned
+    abandoned = second / f".plan.json.{pid}.writing"
+    abandoned.write_bytes(b"cut")
+    monkeypatch.setattr(outputs, "_SWEPT", set(), raising=False)
+    monkeypatch.chdir(first)
+    replace_whole(Path("plan.json"), b"1")
+    monkeypatch.chdir(second)
+    replace_whole(Path("plan.json"), b"2")  # tiops -C second, in the same process
+    assert not abandoned.exists()

@@ -451,6 +451,10 @@ def process_alive(pid: object) -> bool:
     return True
 
 
+# The largest process id Linux hands out (PID_MAX_LIMIT, 2^22 on 64-bit systems); macOS stays below 100,000.
+_PID_MAX = 4_194_304
+
+
 def remove_abandoned(folder: str | os.PathLike[str], prefix: str, suffix: str) -> None:
     """Remove the files a writer killed part way left in ``folder``: named ``PREFIX...PID SUFFIX`` (the
     writer's process id last before the suffix, after a dot) whose process is gone. A file of a
@@ -462,6 +466,9 @@ def remove_abandoned(folder: str | os.PathLike[str], prefix: str, suffix: str) -
     for name in names:
         if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
             pid = name[len(prefix):-len(suffix)].rpartition(".")[2]
-            if pid.isdigit() and not process_alive(int(pid)):
+            # Only a process id a writer can have: str.isdigit() also takes "²" (int() refuses it) and
+            # os.kill() a number past a C long (OverflowError). Either name, in a -o folder such as
+            # /tmp where anyone may create one, crashed every write there; it is nobody's file beside.
+            if pid.isascii() and pid.isdigit() and 0 < int(pid) <= _PID_MAX and not process_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))

@@ -120,7 +120,9 @@ def sweep_abandoned(folder: Path, tag: str = "writing") -> None:
     beside a ``-o`` output. A file of a writer still running is its own (tiops.forkwork.remove_abandoned).
     :func:`replace_whole` calls it; a writer that leaves an unchanged file alone calls it as well.
     """
-    key = (os.fspath(folder), tag)
+    # By absolute path: a relative folder ("." for "-o plan.json") names another one after a chdir
+    # (tiops -C DIR in a caller's process), which would go unswept.
+    key = (os.path.abspath(folder), tag)
     if key not in _SWEPT:
         _SWEPT.add(key)
         remove_abandoned(folder, ".", f".{tag}")
