@@ -206,3 +206,18 @@ def test_a_relative_folder_is_swept_again_after_a_chdir(tmp_path: Path, monkeypa
     monkeypatch.chdir(second)
     replace_whole(Path("plan.json"), b"2")  # tiops -C second, in the same process
     assert not abandoned.exists()
+
+
+def test_create_whole_works_where_the_file_system_makes_no_hard_links(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # FAT, exFAT and some network shares: link(2) fails with EPERM, where open(path, "x") (relate before) worked.
+    def no_hard_links(*_args: Any, **_kwargs: Any) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    target = tmp_path / "relationship.yaml"
+    create_whole(target, b"type: relationship\n")
+    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+    with pytest.raises(FileExistsError):
+        create_whole(target, b"another\n")
+    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []

@@ -20,6 +20,7 @@ Callers say which file it was and what it held (a :class:`tiops.errors.TiopsErro
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -100,10 +101,29 @@ def create_whole(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
     replace_whole(temporary, data)
     try:
-        os.link(temporary, path, follow_symlinks=False)
+        try:
+            os.link(temporary, path, follow_symlinks=False)
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            # A file system without hard links (FAT, exFAT, some network shares), where open(path, "x")
+            # worked: the name is taken by an empty file made with O_EXCL, which then has the whole one
+            # renamed over it. Two writers still cannot both win; a reader may see it empty for a moment.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
+            try:
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+# What os.link raises where the file system makes no hard links (link(2): EPERM "does not support the
+# creation of hard links", EOPNOTSUPP/ENOTSUP, ENOSYS on some FUSE file systems).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
 
 # The folders (and tags) this process has swept of abandoned files (sweep_abandoned): one listing each,
