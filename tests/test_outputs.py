@@ -179,7 +179,7 @@ def test_what_a_killed_write_left_beside_goes_with_the_next_write_there(
     assert _beside(tmp_path) == [running.name]
 
 
-@pytest.mark.parametrize("name", [".plan.json.99999999999999999999.writing", ".plan.json.\u00b2.writing",
+@pytest.mark.parametrize("name", [".plan.json.99999999999999999999.writing", ".plan.json.2147483648.writing", ".plan.json.\u00b2.writing",
                                   ".plan.json.0.writing"])
 def test_a_name_with_no_process_id_a_writer_can_have_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     name: str) -> None:

@@ -451,8 +451,8 @@ def process_alive(pid: object) -> bool:
     return True
 
 
-# The largest process id Linux hands out (PID_MAX_LIMIT, 2^22 on 64-bit systems); macOS stays below 100,000.
-_PID_MAX = 4_194_304
+# The largest number a process id (pid_t, a 32-bit signed integer) can be; Linux hands out at most 2^22.
+_PID_MAX = 2**31 - 1
 
 
 def remove_abandoned(folder: str | os.PathLike[str], prefix: str, suffix: str) -> None:
