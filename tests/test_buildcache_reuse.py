@@ -17,7 +17,7 @@ from tiops import buildcache, bundlereuse
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
-from tiops.pipeline import ValidationFailed, build
+from tiops.pipeline import ValidationFailed, _lines_digest, build
 from tiops.rules import per_object_rules, resolve_as_of
 from tiops.rules.engine import rule_results
 from tiops.rules.model import load_rules
@@ -96,7 +96,8 @@ def _will_reuse(root: Path, output: Path) -> bool:
     as_of = resolve_as_of(root, AS_OF)
     ruled = ((lambda objects: rule_results(objects, rule_set, as_of.moment))
              if any(rule.enabled for rule in rule_set.rules) else None)
-    return spliced(record, record_key(loaded.cache.context, rule_set.digest, as_of.text), output,
+    # The key the compile makes: the rule set and the enrichment lock's digest (a lock edit changes it).
+    return spliced(record, record_key(loaded.cache.context, _lines_digest(loaded.repo, rule_set), as_of.text), output,
                    loaded.files, types, ruled=ruled) is not None
 
 
