@@ -123,13 +123,18 @@ def test_a_file_or_a_missing_one_is_no_stream(tmp_path: Path) -> None:
     assert not names_stream(tmp_path / "there.json") and not names_stream(tmp_path / "missing.json")
 
 
-def test_create_whole_makes_a_new_file_and_refuses_one_that_is_there(tmp_path: Path) -> None:
-    target = tmp_path / "relationship.yaml"
+def _creates_once(folder: Path) -> None:
+    """create_whole makes a new file, refuses one that is there, and leaves nothing beside either time."""
+    target = folder / "relationship.yaml"
     create_whole(target, b"type: relationship\n")
-    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+    assert target.read_bytes() == b"type: relationship\n" and _beside(folder) == []
     with pytest.raises(FileExistsError):
         create_whole(target, b"another\n")
-    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+    assert target.read_bytes() == b"type: relationship\n" and _beside(folder) == []
+
+
+def test_create_whole_makes_a_new_file_and_refuses_one_that_is_there(tmp_path: Path) -> None:
+    _creates_once(tmp_path)
 
 
 def test_create_whole_cut_short_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,9 +220,4 @@ def test_create_whole_works_where_the_file_system_makes_no_hard_links(tmp_path: 
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_hard_links)
-    target = tmp_path / "relationship.yaml"
-    create_whole(target, b"type: relationship\n")
-    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
-    with pytest.raises(FileExistsError):
-        create_whole(target, b"another\n")
-    assert target.read_bytes() == b"type: relationship\n" and _beside(tmp_path) == []
+    _creates_once(tmp_path)

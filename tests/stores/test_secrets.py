@@ -8,6 +8,7 @@ in its reason phrase and its error messages.
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob
 import json
 import tempfile
@@ -308,9 +309,10 @@ def test_a_manifest_entry_echoing_a_quoted_password_is_redacted(
     assert "taxii-Pw" not in output
 
 
-def test_a_saved_plan_hides_a_token_the_server_stored_and_still_applies(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def _token_stored_on_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A repository applied to a Sentinel server with the token in an object's description, then
+    changed so the next plan updates that object (the stored text shows in the plan's details)."""
     contract = SentinelContract(limit=1000, window=1.0).start()
     try:
         target = {**sentinel_target(contract.base_url, monkeypatch), "upload_url": contract.upload_url,
@@ -318,13 +320,20 @@ def test_a_saved_plan_hides_a_token_the_server_stored_and_still_applies(
         root = write_repo(tmp_path / "repo", target, [indicator(1, description=f"leaked {TOKEN}")])
         assert invoke(root, "apply", "--auto-approve")[0] == 0
         write_repo(root, target, [indicator(1, description="clean")])
+        yield root
+    finally:
+        contract.stop()
+
+
+def test_a_saved_plan_hides_a_token_the_server_stored_and_still_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _token_stored_on_the_server(tmp_path, monkeypatch) as root:
         code, shown = invoke(root, "plan", "--format", "json")
         assert code == 0 and "leaked ***" in shown
         assert invoke(root, "plan", "-o", str(root / "plan.json"))[0] == 0
         saved = (root / "plan.json").read_text()
         code, applied = invoke(root, "apply", str(root / "plan.json"))
-    finally:
-        contract.stop()
     assert code == 0, applied
     assert_no_secret(shown + saved + applied, TOKEN)
 
@@ -370,16 +379,8 @@ def test_an_object_a_server_sends_that_tiops_cannot_read_is_a_clear_error(
 def test_a_token_the_server_stored_in_an_object_is_not_shown_in_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    contract = SentinelContract(limit=1000, window=1.0).start()
-    try:
-        target = {**sentinel_target(contract.base_url, monkeypatch), "upload_url": contract.upload_url,
-                  "query_url": contract.query_url}
-        root = write_repo(tmp_path / "repo", target, [indicator(1, description=f"leaked {TOKEN}")])
-        assert invoke(root, "apply", "--auto-approve")[0] == 0
-        write_repo(root, target, [indicator(1, description="clean")])
+    with _token_stored_on_the_server(tmp_path, monkeypatch) as root:
         code, output = invoke(root, "plan")
-    finally:
-        contract.stop()
     assert code == 0 and "description" in output and "leaked ***" in output
     assert_no_secret(output, TOKEN)
 

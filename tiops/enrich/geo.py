@@ -277,13 +277,15 @@ class _FlatTables:
         except (AttributeError, TypeError):
             return None
 
-    def _find(self, tables: dict[int, tuple[list[int], list[int], list[int]]], family: int, number: int) -> int | None:
+    def _find(self, tables: dict[int, tuple[list[int], list[int], list[int]]], family: int, number: int,
+              last: int | None = None) -> int | None:
+        """The id of the network holding ``number`` (and every address up to ``last``), if one does."""
         firsts, ids, netlens = tables[family]
         index = bisect_right(firsts, number) - 1
         if index < 0:
             return None
         sizes = self._v4_sizes if family == 4 else self._v6_sizes
-        return ids[index] if number < firsts[index] + sizes[netlens[index]] else None
+        return ids[index] if (number if last is None else last) < firsts[index] + sizes[netlens[index]] else None
 
     def lookup(self, address: str) -> dict[str, Any] | None:
         parsed = _parse_address(address)
@@ -305,18 +307,8 @@ class _FlatTables:
     def lookup_block(self, family: int, first: int, prefix: int) -> dict[str, Any] | None:
         """The fields of the networks (country, AS) that each hold the whole block ``first/prefix``."""
         last = first + (1 << ((32 if family == 4 else 128) - prefix)) - 1
-        return self._fields(self._holding(self._country, family, first, last),
-                            self._holding(self._asn, family, first, last)) or None
-
-    def _holding(self, tables: dict[int, tuple[list[int], list[int], list[int]]], family: int, first: int,
-                 last: int) -> int | None:
-        """The id of the network holding every address from ``first`` to ``last``, if one does."""
-        firsts, ids, netlens = tables[family]
-        index = bisect_right(firsts, first) - 1
-        if index < 0:
-            return None
-        sizes = self._v4_sizes if family == 4 else self._v6_sizes
-        return ids[index] if last < firsts[index] + sizes[netlens[index]] else None
+        return self._fields(self._find(self._country, family, first, last),
+                            self._find(self._asn, family, first, last)) or None
 
     def _fields(self, country: int | None, asn: int | None) -> dict[str, Any]:
         fields: dict[str, Any] = {}
