@@ -383,3 +383,17 @@ def test_a_second_dash_c_is_read_in_the_first_as_in_git(example_repo: Path, tmp_
     assert Path.cwd() == tmp_path
     missing = runner.invoke(main, ["-C", str(example_repo), "-C", "nowhere", "validate"])
     assert missing.exit_code == 2 and "cannot work in" in missing.output and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize("command", [["new", "threat-actor", "--set"], ["tag", "add"]])
+def test_an_argument_the_locale_cannot_decode_is_a_usage_error(example_repo: Path, command: list[str]) -> None:
+    # Python's own protections switched off by hand: the C locale decodes argv as ASCII, and the
+    # bytes of "İ" reach tiops as lone surrogates, which no YAML or JSON text can hold.
+    environment = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    value = b"name=\xc4\xb0 Actor" if command[0] == "new" else b"\xc4\xb0-tag"
+    arguments: list[str | bytes] = [sys.executable, "-m", "tiops", "-C", str(example_repo), *command, value]
+    if command[0] == "tag":
+        arguments += ["--id", "malware--94f8646d-0db8-464a-a055-32cf0e11690d"]
+    ran = subprocess.run(arguments, env=environment, capture_output=True, cwd=REPO_ROOT)
+    assert ran.returncode == 2, ran.stderr
+    assert b"not text in this locale's encoding" in ran.stderr and b"internal error" not in ran.stderr

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -65,14 +65,33 @@ def handle_errors(command: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
             sys.exit(0)
+        except (UnicodeEncodeError, ValueError, TypeError) as error:  # orjson.JSONEncodeError is a TypeError
+            if not (_undecodable_arguments() and "surrogate" in str(error)):
+                _crash()
+            # Bytes the locale could not decode reach Python as lone surrogates (PEP 383), which no
+            # file or JSON text can hold: the argument, not tiops, is at fault (Python's C locale
+            # coercion and UTF-8 mode, PEP 538 and 540, were switched off for this to happen).
+            click.echo("tiops: error: an argument holds bytes that are not text in this locale's encoding", err=True)
+            click.echo("  hint: Run tiops in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1).", err=True)
+            sys.exit(EXIT_USAGE)
         except Exception:
-            with tempfile.NamedTemporaryFile("w", prefix="tiops-crash-", suffix=".log", delete=False) as log:
-                # Exception texts can quote a DSN or a server's answer: no secret goes into the log.
-                log.write(redact(traceback.format_exc()))
-            click.echo(f"tiops: internal error (this is a bug). Details in {log.name}", err=True)
-            sys.exit(EXIT_INTERNAL)
+            _crash()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _undecodable_arguments() -> bool:
+    """Whether a command-line argument holds a lone surrogate: bytes the locale could not decode."""
+    return any("\udc80" <= character <= "\udcff" for argument in sys.argv[1:] for character in argument)
+
+
+def _crash() -> NoReturn:
+    """The internal error: the traceback, redacted, into a crash log named on stderr; exit 3."""
+    with tempfile.NamedTemporaryFile("w", prefix="tiops-crash-", suffix=".log", delete=False) as log:
+        # Exception texts can quote a DSN or a server's answer: no secret goes into the log.
+        log.write(redact(traceback.format_exc()))
+    click.echo(f"tiops: internal error (this is a bug). Details in {log.name}", err=True)
+    sys.exit(EXIT_INTERNAL)
 
 
 def _error_message(error: TiopsError) -> None:
