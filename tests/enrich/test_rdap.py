@@ -560,3 +560,26 @@ def test_a_redirect_from_https_to_http_is_refused_and_the_other_way_followed() -
         == ("https://rdap.other/domain/x", None)
     assert _redirect_target("https://rdap.example/rdap/domain/x.example", "/domain/X.EXAMPLE") \
         == ("https://rdap.example/domain/X.EXAMPLE", None)
+
+
+def test_a_public_server_may_not_send_the_lookup_to_an_internal_address() -> None:
+    from tiops.enrich.rdap import _is_internal
+
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:8080/", "http://[::1]/", "http://10.0.0.5/",
+                "https://localhost/rdap/", "http://api.localhost./", "http://[fd00::1]/"):
+        assert _is_internal(url), url
+    for url in ("https://rdap.verisign.com/com/v1/", "https://8.8.8.8/", "https://[2001:4860:4860::8888]/"):
+        assert not _is_internal(url), url
+
+
+def test_a_redirect_from_a_public_server_to_an_internal_one_is_refused(rdap_server: RdapServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiops.enrich.rdap as rdap
+
+    # The test server listens on 127.0.0.1: read as public but for one path, the redirect there is the case.
+    monkeypatch.setattr(rdap, "_is_internal", lambda url: "/internal/" in url)
+    rdap_server.redirect(_PHISH, "/internal/domain/WOODGROVE-SECURELOGIN.NET")
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and "not globally reachable" in entry["error"], entry
+    assert client.requests == 1

@@ -369,6 +369,9 @@ class RdapClient:
                 refused = f"more than {MAX_REDIRECTS} times; not followed further (RFC 9110 section 15.4)"
             elif refused is None and _hop_key(target) in seen:
                 refused = f"back to {_shown(target)}: a redirect loop, not followed (RFC 9110 section 15.4)"
+            elif refused is None and _is_internal(target) and not _is_internal(first):
+                refused = (f"to {_shown(target)}, an address that is not globally reachable, from a server that is; "
+                           "not followed")
             if refused is not None:
                 return _Answer(None, origin, redact(f"RDAP {host}: redirected (HTTP {outcome.status}) {refused}"))
             seen.add(_hop_key(target))
@@ -476,6 +479,22 @@ def _redirect_target(url: str, location: str) -> tuple[str, str | None]:
 
 
 _PRINTABLE: Final = re.compile(r"[^A-Za-z0-9+.-]")
+
+
+def _is_internal(url: str) -> bool:
+    """Whether ``url`` names a host that is not globally reachable: loopback, private, link-local
+    (the 169.254.169.254 of cloud metadata services) or another special-purpose address (RFC 6890),
+    or ``localhost`` (RFC 6761 section 6.3). A public RDAP server that redirects there would have
+    tiops, run in CI beside such services, ask them on its behalf; a configured server that is
+    itself internal (a mirror, a test server) may send it to its neighbours. A name is not resolved.
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
 
 def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
