@@ -41,6 +41,11 @@ class DuplicateKey:
     values: tuple[Any, ...]  # every value written for the name, in the order written
 
     @property
+    def times(self) -> str:
+        """How often the name is written, for a message: "twice", "3 times"."""
+        return "twice" if len(self.values) == 2 else f"{len(self.values)} times"
+
+    @property
     def same(self) -> bool:
         """Whether every value is the same JSON value (1 and 1.0, or true and 1, are not)."""
         first = _canonical(self.values[0])

@@ -330,9 +330,8 @@ def _repeated_names(name: str, raw: bytes, data: Any) -> list[Finding]:
             item, within = items[inside[0]], inside[1:]
         wrapper = item is data and isinstance(data, dict) and ("objects" in data or data.get("type") == "bundle")
         stix_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) and not wrapper else None
-        times = "twice" if len(duplicate.values) == 2 else f"{len(duplicate.values)} times"
         findings.append(make_finding(
-            "TI101", f"{'.'.join(map(str, within))} is written {times} in one mapping, "
+            "TI101", f"{'.'.join(map(str, within))} is written {duplicate.times} in one mapping, "
                      f"{'each time with the same value' if duplicate.same else 'with different values'}: a JSON "
                      "parser keeps one of them (RFC 8259 section 4)",
             Location(name, path=path), stix_id=stix_id,

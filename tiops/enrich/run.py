@@ -271,7 +271,6 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
         progress("whois", done, len(todo))
 
 
-
 def _keeps(kind: Kind, value: str, earlier: dict[str, Any], failure: dict[str, Any]) -> bool:
     """Whether a failed lookup leaves the earlier answer (found or not-found) in the lock.
 

@@ -253,19 +253,15 @@ def _repeated_names(position: str, item: dict[str, Any],
     """
     differ = [duplicate for duplicate in duplicates if not duplicate.same]
     if not differ:
-        return None, tuple(f"{_where(duplicate)}: written {_times(duplicate)} with the same value; one kept "
+        return None, tuple(f"{_where(duplicate)}: written {duplicate.times} with the same value; one kept "
                            "(RFC 8259 section 4: names SHOULD be unique)" for duplicate in duplicates)
-    reasons = tuple(f"{_where(duplicate)}: written {_times(duplicate)} with different values "
+    reasons = tuple(f"{_where(duplicate)}: written {duplicate.times} with different values "
                     f"({', '.join(_show(value) for value in duplicate.values)}): which one the producer meant is a "
                     "guess (RFC 8259 section 4: names SHOULD be unique; parsers keep the first, the last, or refuse)"
                     for duplicate in differ)
     unsure = {duplicate.key for duplicate in differ if not duplicate.path}
     identifier = item.get("id") if "id" not in unsure and isinstance(item.get("id"), str) else None
     return Rejection(position, reasons, identifier, None if "name" in unsure else object_name(item)), ()
-
-
-def _times(duplicate: DuplicateKey) -> str:
-    return "twice" if len(duplicate.values) == 2 else f"{len(duplicate.values)} times"
 
 
 def _where(duplicate: DuplicateKey) -> str:
