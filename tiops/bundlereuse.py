@@ -22,8 +22,10 @@ random edits).
 
 from __future__ import annotations
 
+import array
 import bisect
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
@@ -146,9 +148,20 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
         offsets = _file_line_offsets(output)
         if offsets is None or len(offsets) != len(keys):
             return None
-    owned = {line_key for mark in marks.values() for line_key in mark[0]}  # by position: a kept mark is a tuple
+    entries = RecordedEntries.of(marks)
+    if entries is None:
+        return None
+    owned = {line_key for mark in marks.values() for line_key in mark[0]}
     return _record(key, output, written, keys, offsets, [line_key for line_key in keys if line_key not in owned],
-                   marks)
+                   entries)
+
+
+def record_offsets(kept: dict[str, Any]) -> list[int]:
+    """Where each line of the bundle a record (:func:`record`) was made for starts."""
+    offsets = _loaded_offsets(kept.get("offsets"))
+    if offsets is None:
+        raise ValueError("not a bundle record")
+    return offsets
 
 
 def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
@@ -160,15 +173,252 @@ def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spli
     the built-in objects the bundle adds (a key of theirs that an entry held would have
     been two objects with one key, which :func:`_splice` refuses).
     """
-    return _record(key, output, written, spliced.keys, spliced.offsets, spliced.extras, spliced.marks)
+    return _record(key, output, written, spliced.keys, spliced.offsets, spliced.extras, spliced.entries)
 
 
 def _record(key: str, output: Path, written: WrittenBundle, keys: list[str], offsets: list[int], extras: list[str],
-            marks: dict[str, EntryMark]) -> dict[str, Any]:
-    # A mark kept from the previous record is its stored tuple already, which tuple() returns as it is.
-    return {"key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256, "size": written.size,
-            "lines": keys, "offsets": offsets, "extras": extras,
-            "entries": {entry: tuple(mark) for entry, mark in marks.items()}}
+            entries: RecordedEntries) -> dict[str, Any]:
+    return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256,
+            "size": written.size, "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
+            "entries": entries.stored()}
+
+
+# The layout of a record's lines and entries (:class:`RecordedEntries`); a record of another
+# format is not read (the bundle is then written the full way once, and a record of this one kept).
+RECORD_FORMAT = 2
+_TEXT_SEPARATOR = "\n"
+
+
+def _stored_texts(texts: list[str]) -> str | list[str]:
+    """``texts`` as one string, each followed by a line break: marshal writes and reads one string
+    in microseconds, and a hundred thousand small ones in tens of milliseconds. A list as it is
+    when a text holds a line break itself (an id the checks warn of), which one string could not keep apart."""
+    if not texts:
+        return ""
+    joined = _TEXT_SEPARATOR.join(texts) + _TEXT_SEPARATOR
+    return joined if joined.count(_TEXT_SEPARATOR) == len(texts) else list(texts)
+
+
+def _loaded_texts(stored: Any) -> list[str] | None:
+    if type(stored) is list:
+        return stored if all(type(text) is str for text in stored) else None
+    if type(stored) is not str or (stored and not stored.endswith(_TEXT_SEPARATOR)):
+        return None
+    return stored.split(_TEXT_SEPARATOR)[:-1]
+
+
+def _stored_offsets(offsets: Sequence[int]) -> bytes:
+    return array.array("q", offsets).tobytes()
+
+
+def _loaded_offsets(stored: Any) -> list[int] | None:
+    if type(stored) is not bytes or len(stored) % 8:
+        return None
+    loaded = array.array("q")
+    loaded.frombytes(stored)
+    return loaded.tolist()
+
+
+class RecordedEntries:
+    """The cache entries a bundle record lists (each one's :class:`EntryMark`), kept as columns.
+
+    One tuple per entry cost a one-file recompile at 100k objects (48k entries) about 0.2 s in
+    marshal alone, to read and write again. Here the entries are in name order, and each
+    column is one object marshal moves at C speed: the names; the keys of every entry's
+    objects as one text (:func:`_stored_texts`) with each entry's share of it in characters;
+    the source and enrichment flags as one byte each; an index into the distinct lists of
+    built-in markings; and, apart, the few entries with objects rules changed or dropped.
+    A splice (:meth:`without_and_with`) copies the kept entries' runs of each column whole.
+    """
+
+    __slots__ = ("_position", "_starts", "extras", "flags", "keys_text", "lengths", "marking_at", "marking_sets",
+                 "names")
+
+    _SOURCED = 1
+    _ENRICHED = 2
+
+    def __init__(self, names: list[str], lengths: array.array[int], keys_text: str, flags: bytes,
+                 marking_at: array.array[int], marking_sets: list[list[str]],
+                 extras: dict[str, tuple[int, Any, Any]]) -> None:
+        self.names = names  # entry names, sorted, each once
+        self.lengths = lengths  # characters of keys_text each entry's keys take ("key\n" each)
+        self.keys_text = keys_text
+        self.flags = flags  # _SOURCED | _ENRICHED of each entry
+        self.marking_at = marking_at  # each entry's index into marking_sets
+        self.marking_sets = marking_sets  # the distinct (sorted) lists of built-in markings, by first use
+        self.extras = extras  # entry name -> (ruled, dropped, gone), only where one is not 0 or empty
+        self._starts: list[int] | None = None
+        self._position: dict[str, int] | None = None
+
+    @classmethod
+    def of(cls, marks: dict[str, EntryMark] | Iterable[tuple[str, EntryMark]]) -> RecordedEntries | None:
+        """The columns of ``marks`` (entry name -> mark); None when a key holds a line break."""
+        items = sorted(marks.items() if isinstance(marks, dict) else marks, key=_first)
+        return cls._empty()._joined([(0, 0, items)])
+
+    @classmethod
+    def _empty(cls) -> RecordedEntries:
+        return cls([], array.array("q"), "", b"", array.array("q"), [], {})
+
+    def stored(self) -> tuple[Any, ...]:
+        return (_stored_texts(self.names), self.lengths.tobytes(), self.keys_text, self.flags,
+                self.marking_at.tobytes(), self.marking_sets, self.extras)
+
+    @classmethod
+    def load(cls, stored: Any) -> RecordedEntries | None:
+        """The columns a record holds, or None when they are not what :meth:`stored` writes."""
+        if type(stored) is not tuple or len(stored) != 7:
+            return None
+        names_stored, lengths_stored, keys_text, flags, marking_stored, marking_sets, extras = stored
+        names = _loaded_texts(names_stored)
+        if (names is None or type(lengths_stored) is not bytes or type(keys_text) is not str
+                or type(flags) is not bytes or type(marking_stored) is not bytes or type(marking_sets) is not list
+                or type(extras) is not dict or len(lengths_stored) % 8 or len(marking_stored) % 8):
+            return None
+        lengths, marking_at = array.array("q"), array.array("q")
+        lengths.frombytes(lengths_stored)
+        marking_at.frombytes(marking_stored)
+        count = len(names)
+        if not (len(lengths) == len(flags) == len(marking_at) == count) or sum(lengths) != len(keys_text):
+            return None
+        if count and (min(lengths) < 0 or min(marking_at) < 0 or max(marking_at) >= len(marking_sets)):
+            return None
+        if not all(type(markings) is list and all(type(m) is str for m in markings) for markings in marking_sets):
+            return None
+        if any(earlier >= later for earlier, later in pairwise(names)):
+            return None
+        for name, extra in extras.items():
+            if not (type(name) is str and type(extra) is tuple and len(extra) == 3 and type(extra[0]) is int
+                    and type(extra[1]) in _ID_LISTS and type(extra[2]) in _ID_LISTS):
+                return None
+        entries = cls(names, lengths, keys_text, flags, marking_at, marking_sets, extras)
+        if not extras.keys() <= entries.position.keys():
+            return None
+        return entries
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Entry name -> its place in the columns."""
+        if self._position is None:
+            self._position = {name: place for place, name in enumerate(self.names)}
+        return self._position
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each entry's keys start in keys_text, and the text's end last."""
+        if self._starts is None:
+            self._starts = list(itertools.accumulate(self.lengths, initial=0))
+        return self._starts
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def keys_at(self, place: int) -> list[str]:
+        """The keys of the objects of the entry at ``place`` the bundle holds."""
+        starts = self.starts
+        return self.keys_text[starts[place]:starts[place + 1]].split(_TEXT_SEPARATOR)[:-1]
+
+    def mark_at(self, place: int) -> EntryMark:
+        ruled, dropped, gone = self.extras.get(self.names[place], (0, (), ()))
+        flags = self.flags[place]
+        return EntryMark(self.keys_at(place), bool(flags & self._SOURCED), bool(flags & self._ENRICHED),
+                         self.marking_sets[self.marking_at[place]], ruled, dropped, gone)
+
+    def marks(self) -> dict[str, EntryMark]:
+        """Every entry's mark (for tests and tools: a build reads the columns)."""
+        return {name: self.mark_at(place) for place, name in enumerate(self.names)}
+
+    def summary(self, places: Iterable[int]) -> tuple[bool, bool, set[str]]:
+        """Whether any entry at ``places`` has a source system, whether any is enriched, and their built-in markings."""
+        flags, marking_at = self.flags, self.marking_at
+        found = 0
+        sets: set[int] = set()
+        for place in places:
+            found |= flags[place]
+            sets.add(marking_at[place])
+        markings: set[str] = set()
+        for index in sets:
+            markings.update(self.marking_sets[index])
+        return bool(found & self._SOURCED), bool(found & self._ENRICHED), markings
+
+    def without_and_with(self, dropped: Collection[int], fresh: dict[str, EntryMark]) -> RecordedEntries | None:
+        """These entries but those at the ``dropped`` places, and the ``fresh`` ones (name -> mark)
+        added: what :meth:`of` makes of the same marks, kept runs copied whole. None when a fresh
+        name is one of the kept entries', or a key holds a line break."""
+        names = self.names
+        gone = sorted(dropped)
+        fresh_items = sorted(fresh.items(), key=_first)
+        # (place among these entries, insert before it / drop it, fresh items to insert there)
+        cuts: list[tuple[int, int, list[tuple[str, EntryMark]]]] = [(place, 1, []) for place in gone]
+        dropped_set = set(gone)
+        for name, mark in fresh_items:
+            place = bisect.bisect_left(names, name)
+            if place < len(names) and names[place] == name and place not in dropped_set:
+                return None
+            cuts.append((place, 0, [(name, mark)]))
+        cuts.sort(key=_cut_order)
+        return self._joined(cuts)
+
+    def _joined(self, cuts: list[tuple[int, int, list[tuple[str, EntryMark]]]]) -> RecordedEntries | None:
+        """The columns with, at each cut (place, 1 drop it / 0 insert before it, items), that change made."""
+        names: list[str] = []
+        lengths = array.array("q")
+        texts: list[str] = []
+        flags: list[bytes] = []
+        marking_at = array.array(self.marking_at.typecode)
+        marking_sets = list(self.marking_sets)
+        set_index = {tuple(markings): index for index, markings in enumerate(marking_sets)}
+        extras = dict(self.extras)
+        for place, kind, _ in cuts:
+            if kind:  # first: a fresh entry of the same name, inserted at its place, notes its own
+                extras.pop(self.names[place], None)
+        starts = self.starts if self.names else [0]
+        cursor = 0
+
+        def keep(stop: int) -> None:
+            if cursor < stop:
+                names.extend(self.names[cursor:stop])
+                lengths.extend(self.lengths[cursor:stop])
+                texts.append(self.keys_text[starts[cursor]:starts[stop]])
+                flags.append(self.flags[cursor:stop])
+                marking_at.extend(self.marking_at[cursor:stop])
+
+        for place, kind, items in cuts:
+            keep(place)
+            cursor = max(cursor, place)
+            if kind:
+                cursor = place + 1
+                continue
+            for name, mark in items:
+                text = "".join(key + _TEXT_SEPARATOR for key in mark[0])
+                if text.count(_TEXT_SEPARATOR) != len(mark[0]):
+                    return None
+                names.append(name)
+                lengths.append(len(text))
+                texts.append(text)
+                flags.append(bytes(((self._SOURCED if mark[1] else 0) | (self._ENRICHED if mark[2] else 0),)))
+                markings = tuple(mark[3])
+                index = set_index.get(markings)
+                if index is None:
+                    index = set_index[markings] = len(marking_sets)
+                    marking_sets.append(list(markings))
+                marking_at.append(index)
+                if mark[4] or mark[5] or mark[6]:
+                    extras[name] = (mark[4], mark[5], mark[6])
+                else:
+                    extras.pop(name, None)
+        keep(len(self.names))
+        # The marking lists in order of first use, unused ones left out: the same columns as :meth:`of` makes.
+        used = list(dict.fromkeys(marking_at))
+        if used != list(range(len(marking_sets))):
+            renumbered = {old: new for new, old in enumerate(used)}
+            marking_sets = [marking_sets[old] for old in used]
+            marking_at = array.array(marking_at.typecode, [renumbered[old] for old in marking_at])
+        return RecordedEntries(names, lengths, "".join(texts), b"".join(flags), marking_at, marking_sets, extras)
+
+
+def _cut_order(cut: tuple[int, int, list[tuple[str, EntryMark]]]) -> tuple[int, int, str]:
+    return cut[0], cut[1], cut[2][0][0] if cut[2] else ""
 
 
 class Spliced(NamedTuple):
@@ -177,7 +427,7 @@ class Spliced(NamedTuple):
     pieces: list[bytes | LineRun]  # a new line, or kept lines of the previous bundle still joined by ",\n"
     keys: list[str]  # of every line, in order
     offsets: list[int]  # where each line will start in the file
-    marks: dict[str, EntryMark]
+    entries: RecordedEntries  # the entries the next record lists
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
     changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
     dropped_by_rules: int = 0  # objects ingestion rules dropped (build.json)
@@ -243,14 +493,15 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     rule changes what the bundle adds). What points at a dropped object goes too: worked out
     from every file's index, and a kept entry that gains or loses such an object is read again.
     """
-    if previous is None or previous.get("key") != key or previous.get("output") != os.fspath(output.resolve()):
+    if (previous is None or previous.get("format") != RECORD_FORMAT or previous.get("key") != key
+            or previous.get("output") != os.fspath(output.resolve())):
         return None
-    entries = previous.get("entries")
-    old_keys = previous.get("lines")
-    old_offsets = previous.get("offsets")
+    entries = RecordedEntries.load(previous.get("entries"))
+    old_keys = _loaded_texts(previous.get("lines"))
+    old_offsets = _loaded_offsets(previous.get("offsets"))
     old_extras = previous.get("extras")
-    if not (isinstance(entries, dict) and isinstance(old_keys, list) and isinstance(old_extras, list)
-            and isinstance(old_offsets, list) and len(old_offsets) == len(old_keys) and old_keys):
+    if not (entries is not None and old_keys and isinstance(old_extras, list) and old_offsets is not None
+            and len(old_offsets) == len(old_keys)):
         return None
     if prefetched is not None:
         content = prefetched.content(os.fspath(output.resolve()), previous.get("sha256"), previous.get("size"))
@@ -260,41 +511,43 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
         return None
     added: list[tuple[str, dict[str, Any]]] = []
     fresh: dict[str, EntryMark] = {}
-    reused: list[str] = []
     # Each file whose objects are read: its place, its objects, and what the rules made of each (None: dropped).
     read: list[_Read] = []
-    kept_at: dict[str, int] = {}  # the place of each reused entry's file
+    kept_at: dict[int, int] = {}  # the file place of each reused entry, by the entry's place in the record
+    position = entries.position
     try:
         for place, file in enumerate(files):
             entry = file.entry
-            if entry is not None and not file.parsed and entry in entries:
-                reused.append(entry)
-                kept_at[entry] = place
-                continue
+            if entry is not None and not file.parsed:
+                at = position.get(entry)
+                if at is not None:
+                    kept_at[at] = place
+                    continue
             objects = file.objects()[0]
             read.append((place, file, objects, []))
         read = _ruled_all(read, ruled)
-        kept_marks = [entries[entry] for entry in reused]
-        if not all(type(mark) is tuple and len(mark) == len(EntryMark._fields) and type(mark[4]) is int
-                   and type(mark[5]) in _ID_LISTS and type(mark[6]) in _ID_LISTS for mark in kept_marks):
-            return None
+        # What the rules made of kept entries' objects: the few entries the record notes apart.
+        noted = {at: extra for at, extra in ((position[name], extra) for name, extra in entries.extras.items())
+                 if at in kept_at}
         # What the rules dropped, and what goes with it: worked out for every file (tiops.rules.engine._cascade).
-        rule_dropped: dict[int, set[str]] = {kept_at[entry]: set(mark[5]) for entry, mark in
-                                             zip(reused, kept_marks, strict=True) if mark[5]}
+        rule_dropped: dict[int, set[str]] = {kept_at[at]: set(extra[1]) for at, extra in noted.items() if extra[1]}
         for place, _, objects, results in read:
             dropped_here = {obj.id for obj, result in zip(objects, results, strict=True) if result is None}
             if dropped_here:
                 rule_dropped[place] = dropped_here
         cascade = _cascaded(files, rule_dropped) if rule_dropped else {}
         # A kept entry whose objects now go with a dropped object, or no longer do, is read again.
-        again = [entry for entry, mark in zip(reused, kept_marks, strict=True)
-                 if cascade.get(kept_at[entry], []) != list(mark[6])]
-        if again:
-            places = [kept_at.pop(entry) for entry in again]
-            read.extend(_ruled_all([(place, files[place], files[place].objects()[0], []) for place in places], ruled))
-            read.sort(key=_first_int)
-            reused = [entry for entry in reused if entry in kept_at]
-            kept_marks = [entries[entry] for entry in reused]
+        if cascade or any(extra[2] for extra in noted.values()):
+            at_place = {place: at for at, place in kept_at.items()}
+            again = {at_place[place] for place in cascade if place in at_place}
+            again.update(at for at, extra in noted.items() if extra[2])
+            again = {at for at in again if cascade.get(kept_at[at], []) != list(noted.get(at, (0, (), ()))[2])}
+            if again:
+                places = [kept_at.pop(at) for at in again]
+                read.extend(_ruled_all([(place, files[place], files[place].objects()[0], []) for place in places],
+                                       ruled))
+                read.sort(key=_first_int)
+                noted = {at: extra for at, extra in noted.items() if at in kept_at}
         sourced = enriched = False
         markings: set[str] = set()
         locked: Any = _UNREAD
@@ -320,15 +573,17 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
                 fresh[file.entry] = mark
             else:  # no mark keeps its counts: counted here
                 unmarked = [unmarked[0] + changed, unmarked[1] + len(dropped), unmarked[2] + len(gone)]
-        sourced = sourced or any(mark[1] for mark in kept_marks)
-        enriched = enriched or any(mark[2] for mark in kept_marks)
-        markings.update(*(mark[3] for mark in kept_marks))
+        kept_sourced, kept_enriched, kept_markings = entries.summary(kept_at)
+        sourced = sourced or kept_sourced
+        enriched = enriched or kept_enriched
+        markings.update(kept_markings)
         removed = set(old_extras)  # worked out again below
-        for entry in entries.keys() - set(reused):
-            removed.update(entries[entry][0])  # the objects of files changed, moved or deleted since
-        # The previous record's marks as stored (EntryMark's fields as a tuple): read as EntryMark fields
-        # by position only, so they need not be made EntryMark again for the next record.
-        marks: dict[str, EntryMark] = {**dict(zip(reused, kept_marks, strict=True)), **fresh}
+        dropped_entries = set(range(len(entries))).difference(kept_at)
+        for at in dropped_entries:
+            removed.update(entries.keys_at(at))  # the objects of files changed, moved or deleted since
+        next_entries = entries.without_and_with(dropped_entries, fresh)
+        if next_entries is None:
+            return None
     except (TypeError, ValueError, IndexError):
         return None
     gone_ids = {identifier for place in cascade for identifier in cascade[place]}
@@ -340,13 +595,13 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     extra_keys = [f"{o['type']}\0{o['id']}" for o in extra.values()]
     added.extend(zip(extra_keys, extra.values(), strict=True))
     added.sort(key=_first)
-    made = _splice(content, old_keys, old_offsets, removed, added, marks, sorted(extra_keys))
+    made = _splice(content, old_keys, old_offsets, removed, added, next_entries, sorted(extra_keys))
     if made is None:
         return None
-    # Kept marks are stored tuples: their counts are read by position.
-    return made._replace(changed_by_rules=sum(mark[4] for mark in marks.values()) + unmarked[0],
-                         dropped_by_rules=sum(len(mark[5]) for mark in marks.values()) + unmarked[1],
-                         dropped_by_cascade=sum(len(mark[6]) for mark in marks.values()) + unmarked[2],
+    counted = next_entries.extras.values()
+    return made._replace(changed_by_rules=sum(extra[0] for extra in counted) + unmarked[0],
+                         dropped_by_rules=sum(len(extra[1]) for extra in counted) + unmarked[1],
+                         dropped_by_cascade=sum(len(extra[2]) for extra in counted) + unmarked[2],
                          dropped_ids=frozenset().union(*rule_dropped.values()),
                          gone_ids=frozenset(identifier for place in cascade for identifier in cascade[place]))
 
@@ -410,7 +665,7 @@ def _first_int(item: tuple[Any, ...]) -> int:
 
 
 def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],
-            added: list[tuple[str, dict[str, Any]]], marks: dict[str, EntryMark], extras: list[str]) -> Spliced | None:
+            added: list[tuple[str, dict[str, Any]]], entries: RecordedEntries, extras: list[str]) -> Spliced | None:
     """The previous lines but ``removed`` ones, with ``added`` in key order, as runs of kept lines."""
     count = len(old_keys)
     added_keys = [line_key for line_key, _ in added]
@@ -461,7 +716,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
             offsets.append(at)
             at += len(line) + 2
     keep(count)
-    return Spliced(pieces, keys, offsets, marks, extras)
+    return Spliced(pieces, keys, offsets, entries, extras)
 
 
 def _event_order(event: tuple[int, int, int, bytes, str]) -> tuple[int, int, int]:

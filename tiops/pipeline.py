@@ -457,7 +457,7 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
         kept = bundlereuse.record(key, output, written, keys, marks)
         _keep_record(cache, kept, record_name)
         if kept is not None:
-            lines = BundleLines(keys, kept["offsets"], written.bundle_id, written.size)
+            lines = BundleLines(keys, bundlereuse.record_offsets(kept), written.bundle_id, written.size)
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
