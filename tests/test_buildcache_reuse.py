@@ -15,6 +15,7 @@ from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
 from tiops import buildcache, bundlereuse
 from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
+from tiops.buildfolders import bundle_files
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, _lines_digest, build
@@ -87,7 +88,7 @@ def _compiled_with_record(root: Path, output: Path) -> Outcome:
 
 def _will_reuse(root: Path, output: Path) -> bool:
     """Whether the next cached compile to ``output`` takes unchanged files' lines from the bundle there."""
-    loaded = load_repo_indexed(root)
+    loaded = load_repo_indexed(root, whole_folders=True)  # as the compile loads it (tiops.pipeline)
     record = loaded.cache.read_record(RECORD)
     rule_set = load_rules(loaded.repo.config)[0]
     if not per_object_rules(rule_set):
@@ -98,7 +99,7 @@ def _will_reuse(root: Path, output: Path) -> bool:
              if any(rule.enabled for rule in rule_set.rules) else None)
     # The key the compile makes: the rule set and the enrichment lock's digest (a lock edit changes it).
     return spliced(record, record_key(loaded.cache.context, _lines_digest(loaded.repo, rule_set), as_of.text), output,
-                   loaded.files, types, ruled=ruled) is not None
+                   bundle_files(loaded.files), types, ruled=ruled) is not None
 
 
 def _record(root: Path) -> dict[str, Any] | None:

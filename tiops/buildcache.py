@@ -107,6 +107,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import tiops
+from tiops.buildfolders import FolderEntry
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
@@ -139,6 +140,8 @@ _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
 _SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
+# Folder groups (tiops.buildfolders) spread over files by their folder's path: one edit rewrites one.
+_FOLDER_SHARDS = 64
 # A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
 # 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
 _SPILL_CHUNK = 64 * 1024
@@ -473,19 +476,59 @@ class BuildCache:
         # that writes nothing does not spend a set and a dict insertion per file on them.
         self._taken: list[Any] = []
         self._taken_names: list[str] = []  # their entry names, once noted
+        # Folders taken whole (tiops.buildfolders): (relative prefix, folder key, names, blobs), noted
+        # as their files would be; and those noted already.
+        self._taken_folders: list[tuple[str, str, list[str], list[str]]] = []
+        self._noted_folders: list[tuple[str, str, list[str], list[str]]] = []
+        self._folder_shards: dict[int, dict[str, Any]] = {}  # folder groups by shard, read when asked for
+        self._folders_dirty: set[int] = set()
+        self._folders_walked: set[str] | None = None  # every folder of a whole walk: the others' groups go
+        self._unread: set[int] = set()  # shards not read yet (open(lazy=True)), read when first needed
 
     @classmethod
-    def open(cls, root: Path, context: str) -> BuildCache:
+    def open(cls, root: Path, context: str, *, lazy: bool = False) -> BuildCache:
+        """The cache of the repository at ``root`` for ``context``.
+
+        ``lazy``: read each shard of entries only when something needs it (a build taking
+        folders whole, tiops.buildfolders, needs few); :meth:`settle` reads those whose entries
+        may have gone unused, and stops reading more.
+        """
         cache = cls(root / CACHE_DIR, context)
         cache._index, cache._index_trusted_before = cache._read_index()
+        if lazy:
+            try:
+                present = set(os.listdir(cache.folder))
+            except OSError:
+                present = set()
+            cache._unread = {number for number in range(_SHARDS)
+                             if _shard_name(number) in present or _objects_name(number) in present}
+            return cache
         for number in range(_SHARDS):
-            shard = cache._read(_shard_name(number))
-            if isinstance(shard, dict):
-                cache._shards[number] = shard
-            elif (shard is not None or (cache.folder / _shard_name(number)).exists()
-                  or (cache.folder / _objects_name(number)).exists()):
-                cache._dirty.add(number)  # rewritten (or removed) at the next save
+            cache._read_shard(number)
         return cache
+
+    def _read_shard(self, number: int) -> dict[str, dict[str, _StoredIndex]] | None:
+        """Read shard ``number`` of entries into memory (damaged or foreign: marked to be rewritten)."""
+        self._unread.discard(number)
+        shard = self._read(_shard_name(number))
+        if isinstance(shard, dict):
+            self._shards[number] = shard
+            return shard
+        if (shard is not None or (self.folder / _shard_name(number)).exists()
+                or (self.folder / _objects_name(number)).exists()):
+            self._dirty.add(number)  # rewritten (or removed) at the next save
+        return None
+
+    def _shard(self, number: int) -> dict[str, dict[str, _StoredIndex]] | None:
+        """Shard ``number`` of entries, read now if it was not yet (open(lazy=True))."""
+        shard = self._shards.get(number)
+        if shard is None and number in self._unread:
+            shard = self._read_shard(number)
+        return shard
+
+    def holds_entries(self) -> bool:
+        """Whether the cache holds any shard of entries (read or not yet)."""
+        return bool(self._shards or self._unread)
 
     def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
         """The stat index (relative path -> lstat record and blob id) and the modification time
@@ -569,7 +612,7 @@ class BuildCache:
         """The entry of the file with git blob id ``blob`` under entry key ``key``, if cached and made
         under the same lines of its folder's ``overlay`` (Defaults.overlay) as there are now."""
         try:
-            shard = self._shards.get(int(blob[:2], 16))  # _shard_of, inlined: called once per file
+            shard = self._shard(int(blob[:2], 16))  # _shard_of, inlined: called once per file
         except ValueError:
             return None
         by_key = shard.get(blob) if shard is not None else None
@@ -677,18 +720,62 @@ class BuildCache:
         records unchanged: used, and kept in the stat index as they were."""
         self._taken.extend(files)
 
+    def take_folder(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str]) -> None:
+        """Note the files of a folder taken whole (tiops.buildfolders) as :meth:`take_unchanged` notes files."""
+        self._taken_folders.append((relative_prefix, folder_key, names, blobs))
+
+    def folder_group(self, relative_prefix: str) -> Any:
+        """The group kept for the folder at ``relative_prefix`` (tiops.buildfolders.FolderGroup, unchecked), or None."""
+        return self._folder_shard(_folder_shard_of(relative_prefix)).get(relative_prefix)
+
+    def keep_folder(self, relative_prefix: str, group: tuple[Any, ...] | None) -> None:
+        """Keep ``group`` for the folder at ``relative_prefix`` at the next :meth:`save` (None: keep none)."""
+        number = _folder_shard_of(relative_prefix)
+        shard = self._folder_shard(number)
+        if group is None:
+            if shard.pop(relative_prefix, None) is not None:
+                self._folders_dirty.add(number)
+        elif shard.get(relative_prefix) != group:
+            shard[relative_prefix] = group
+            self._folders_dirty.add(number)
+
+    def walked_folders(self, relative_prefixes: set[str]) -> None:
+        """Every folder of the repository, walked whole: the groups of other folders go at the next :meth:`save`."""
+        for number in range(_FOLDER_SHARDS):
+            self._folder_shard(number)
+        self._folders_walked = relative_prefixes
+
+    def _folder_shard(self, number: int) -> dict[str, Any]:
+        shard = self._folder_shards.get(number)
+        if shard is None:
+            body = self._read(_folders_name(number))
+            shard = self._folder_shards[number] = body if isinstance(body, dict) else {}
+            if body is None and os.path.lexists(self.folder / _folders_name(number)):
+                self._folders_dirty.add(number)  # damaged or foreign: rewritten (or removed) at the next save
+        return shard
+
+    def _taken_count(self) -> int:
+        """Files taken unchanged and not yet noted (:meth:`_note_taken`)."""
+        return len(self._taken) + sum(len(names) for _, _, names, _ in self._taken_folders)
+
     def _note_taken(self) -> None:
         """Put the records of the files taken unchanged into the new stat index as they were read
         (a record made in this run wins), and their entry names among those used (settle)."""
-        taken = self._taken
-        if not taken:
+        taken, folders = self._taken, self._taken_folders
+        if not taken and not folders:
             return
-        self._taken = []
+        self._taken, self._taken_folders = [], []
         index, new_index = self._index, self._new_index
         for relative in map(_RELATIVE, taken):
             if relative not in new_index:
                 new_index[relative] = index[relative]
+        for relative_prefix, _, names, _ in folders:
+            for name in names:
+                relative = relative_prefix + name
+                if relative not in new_index:
+                    new_index[relative] = index[relative]
         self._taken_names.extend(map(_ENTRY_NAME, taken))
+        self._noted_folders.extend(folders)
 
     def settle(self) -> None:
         """Drop the entries no file used in this run, and let go of the files that need no rewrite.
@@ -697,6 +784,16 @@ class BuildCache:
         :meth:`save` will write, not a copy of the whole cache for the rest of the build.
         """
         self._note_taken()
+        if self._unread:
+            # Read now the shards an entry may have gone unused in: those stored to in this run (an entry
+            # under another key beside a new one), and those of the blobs the stat index held for a file
+            # that is now another, or gone. The others are let go of unread.
+            new_index = self._new_index
+            for number in self._unread & (self._dirty | {
+                    _shard_of(record[4]) for relative, record in self._index.items()
+                    if (now := new_index.get(relative)) is None or now[4] != record[4]}):
+                self._read_shard(number)
+            self._unread.clear()
         names = self._taken_names
         # Entries used per shard (every pair in _used and every name taken was found in its shard,
         # numbered by its blob's first byte as _shard_of does): a shard whose entries were all
@@ -706,6 +803,8 @@ class BuildCache:
             used_in[int(prefix, 16)] += count  # two hex digits: only such blobs are found (lookup)
         for prefix, count in Counter(map(_FIRST_TWO, names)).items():
             used_in[int(prefix, 16)] += count
+        for prefix, count in Counter(blob[:2] for _, _, _, blobs in self._noted_folders for blob in blobs).items():
+            used_in[int(prefix, 16)] += count
         partly_used = {number for number, shard in self._shards.items()
                        if used_in[number] != sum(map(len, shard.values()))}
         used = self._used
@@ -714,6 +813,9 @@ class BuildCache:
             # entries is looked at, against the pairs used in it.
             prefixes = {f"{number:02x}" for number in partly_used}
             used = used | {_entry_parts(name) for name in names if name[:2] in prefixes}
+            used.update((blob, f"{relative_prefix}{name}\0{folder_key}")  # entry_key of each file, inlined
+                        for relative_prefix, folder_key, folder_names, blobs in self._noted_folders
+                        for name, blob in zip(folder_names, blobs, strict=True) if blob[:2] in prefixes)
         for number in list(self._shards):
             shard = self._shards[number]
             if number not in partly_used:
@@ -745,6 +847,7 @@ class BuildCache:
             kept_out_of_git(self.folder)
             remove_abandoned(self.folder, ".", _TEMPORARY)  # what a save killed part way left (_write)
             for number in sorted(self._dirty):
+                self._shard(number)  # its kept entries, when not read yet (a save without settle)
                 shard = self._shards.pop(number, None) or {}
                 held = self._objects.pop(number, None)
                 if held is None:
@@ -768,6 +871,8 @@ class BuildCache:
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
             if self._new_index != self._index or self._dirty:
                 self._write(_INDEX_FILE, self._new_index)
+            # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
+            self._save_folders()
         except OSError:
             return  # a read-only checkout builds as well, only without keeping the cache
         finally:
@@ -803,8 +908,25 @@ class BuildCache:
         # A file taken unchanged keeps the very record read (_load_indexed_files, take_unchanged);
         # every other record was made by remember_record (a path remembered twice counts twice:
         # saved sooner).
-        same = len(self._taken) + len(self._new_index) - self._remembered
+        same = self._taken_count() + len(self._new_index) - self._remembered
         return (len(self._index) - same) + self._remembered <= _SMALL_RECORDS
+
+    def _save_folders(self) -> None:
+        walked = self._folders_walked
+        if walked is not None:
+            for number, shard in self._folder_shards.items():
+                gone = [relative_prefix for relative_prefix in shard if relative_prefix not in walked]
+                for relative_prefix in gone:
+                    del shard[relative_prefix]
+                if gone:
+                    self._folders_dirty.add(number)
+        for number in sorted(self._folders_dirty):
+            groups = self._folder_shards.get(number)
+            if groups:
+                self._write(_folders_name(number), groups)
+            else:
+                (self.folder / _folders_name(number)).unlink(missing_ok=True)
+        self._folders_dirty.clear()
 
     def _close_spill(self) -> None:
         """Let go of the spill file and of what was stored: written by now, or not to be written."""
@@ -924,7 +1046,7 @@ def _carried(stored: _StoredIndex) -> bool:
 def _shard_of(blob: str) -> int:
     try:
         return int(blob[:2], 16) % _SHARDS
-    except ValueError:
+    except (TypeError, ValueError):  # not a blob id (a damaged stat index record)
         return 0
 
 
@@ -934,6 +1056,14 @@ def _shard_name(number: int) -> str:
 
 def _objects_name(number: int) -> str:
     return f"objects-{number:02x}"
+
+
+def _folder_shard_of(relative_prefix: str) -> int:
+    return zlib.crc32(relative_prefix.encode("utf-8", "surrogateescape")) % _FOLDER_SHARDS
+
+
+def _folders_name(number: int) -> str:
+    return f"folders-{number:02x}"
 
 
 @dataclass
@@ -1002,7 +1132,7 @@ def _keyed_object_folders(intel: Path, root: Path, repo: Repo) -> list[tuple[str
 
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
                      fresh: Callable[[str], bool] | None = None, record_files: bool = False,
-                     settle: bool = True, entry_objects: bool = False) -> CachedLoad:
+                     settle: bool = True, entry_objects: bool = False, whole_folders: bool = False) -> CachedLoad:
     """Load ``root`` like :func:`tiops.load.load_repo`, reusing the cache for unchanged files.
 
     The objects and findings are those ``load_repo`` gives, in the same order, and
@@ -1013,6 +1143,8 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller, which may look up
     more entries first (a git revision's files, :class:`CachedFiles`). ``entry_objects``:
     keep each cached file's objects in ``result.entry_objects``, by "blob NUL entry key".
+    ``whole_folders``: make each folder's group (tiops.buildfolders) for the next build, which
+    may then take the folder whole (:func:`load_repo_indexed`).
     """
     config, config_findings = load_config(root)
     cache = BuildCache.open(root, context_key(root))
@@ -1026,13 +1158,18 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)  # files parsed get the bytes just hashed
     with paused_gc():
-        files = _keyed_object_files(intel, root, repo)
-        if fresh is None and not cache._shards and not cache._index and fork_helper(len(files)):
+        folders = _keyed_object_folders(intel, root, repo)
+        files = _folder_files(folders)
+        groups = _GroupMaker(cache, folders) if whole_folders and fresh is None else None
+        if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(len(files)):
             # A first build: every file is parsed, checked and kept, a forked helper taking part.
-            _load_files_forked(loaded, parsing, reading, root_text, files, progress)
+            _load_files_forked(loaded, parsing, reading, root_text, files, progress, groups)
             files = []
         for done, (path, relative, defaults, key) in enumerate(files, 1):
-            _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh)
+            kept: list[tuple[str, tuple[Any, ...]] | None] | None = [] if groups is not None else None
+            _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh, kept)
+            if groups is not None:
+                groups.note(done - 1, kept[0] if kept else None)
             if done % 1000 == 0 or done == len(files):
                 progress("load", done, len(files))
     if settle:
@@ -1103,7 +1240,9 @@ def _take_unpacked(loaded: CachedLoad, unpacked: Unpacked, blob: str, key: str,
 
 
 def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
-               defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None) -> None:
+               defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None,
+               kept: list[tuple[str, tuple[Any, ...]] | None] | None = None) -> None:
+    """Load one file through the cache. ``kept``: as :func:`_load_indexed_file`'s."""
     cache, repo = loaded.cache, loaded.repo
     blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
     if entry is not None and blob is not None and key is not None and info is not None:
@@ -1115,8 +1254,12 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
             _take_unpacked(loaded, unpacked, blob, key, unpacked.references)
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
+            if kept is not None:
+                kept.append((blob, entry.stored_index))
             return
-    parsed, _ = _parse_file(cache, config, reading, repo.root, path, relative, defaults, blob, key, info)
+    parsed, _, stored = _parse_file(cache, config, reading, repo.root, path, relative, defaults, blob, key, info)
+    if kept is not None:
+        kept.append(None if stored is None or blob is None else (blob, stored.stored_index))
     loaded.parsed_files += 1
     repo.objects.extend(parsed.objects)
     repo.findings.extend(parsed.load_findings)
@@ -1136,7 +1279,8 @@ _HelperEntry = tuple[str, StatRecord, _StoredIndex, bytes]
 
 
 def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str,
-                       files: list[tuple[str, str, Defaults, str | None]], progress: Progress) -> None:
+                       files: list[tuple[str, str, Defaults, str | None]], progress: Progress,
+                       groups: _GroupMaker | None = None) -> None:
     """:func:`_load_file` of every file of a first build, in order, a forked helper making entries alongside.
 
     The helper reads, parses and checks files from the end of the list (tiops.forkwork)
@@ -1151,21 +1295,25 @@ def _load_files_forked(loaded: CachedLoad, config: Config, reading: _HashedFirst
 
     def use(index: int, made: _HelperEntry | None) -> None:
         path, relative, defaults, key = files[index]
-        if made is None or key is None:
-            _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None)
-            return
-        blob, record, stored_index, stored_objects = made
-        entry = FileEntry(stored_index, stored_objects)
+        kept: list[tuple[str, tuple[Any, ...]] | None] | None = [] if groups is not None else None
+        entry = None if made is None or key is None else FileEntry(made[2], made[3])
         try:
-            unpacked = entry.unpack()
+            unpacked = None if entry is None else entry.unpack()
         except (ValueError, TypeError, EOFError, IndexError):
-            _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None)
-            return
-        # As for a file parsed here: the reference check walks these objects itself.
-        _take_unpacked(loaded, unpacked, blob, key, [None] * len(unpacked.objects))
-        cache.store(blob, key, entry)
-        cache.remember_record(relative, record, blob)
-        loaded.parsed_files += 1
+            unpacked = None
+        if made is None or key is None or entry is None or unpacked is None:
+            _load_file(loaded, config, reading, root_text, path, relative, defaults, key, None, kept)
+        else:
+            blob, record, stored_index, _ = made
+            # As for a file parsed here: the reference check walks these objects itself.
+            _take_unpacked(loaded, unpacked, blob, key, [None] * len(unpacked.objects))
+            cache.store(blob, key, entry)
+            cache.remember_record(relative, record, blob)
+            loaded.parsed_files += 1
+            if kept is not None:
+                kept.append((blob, stored_index))
+        if groups is not None:
+            groups.note(index, kept[0] if kept else None)
 
     total = len(files)
     run_in_order(total, work, use, chunk=64,
@@ -1232,7 +1380,7 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
             return None, None, None  # not a plain regular file: loaded, never cached
         blob = blob_id(content)
         # Nothing to find in an empty cache.
-        return blob, info, cache.lookup(blob, key, overlay) if cache._shards else None
+        return blob, info, cache.lookup(blob, key, overlay) if cache.holds_entries() else None
     try:
         lstat = os.lstat(path)
     except OSError:
@@ -1277,8 +1425,8 @@ def _read_regular(path: str, root_text: str) -> tuple[bytes, os.stat_result | No
 
 def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: Path, path: str, relative: str,
                 defaults: Defaults, blob: str | None, key: str | None,
-                info: os.stat_result | None) -> tuple[FileResult, FileIndex]:
-    """Load and check one file afresh, and keep its entry in the cache when it can be kept."""
+                info: os.stat_result | None) -> tuple[FileResult, FileIndex, FileEntry | None]:
+    """Load and check one file afresh, and keep its entry in the cache when it can be kept (the entry kept, or None)."""
     # Whether the bytes parsed are the very bytes the blob id was taken from (_find_entry).
     # Then the entry holds what its blob says whatever happens to the file meanwhile, and
     # the stat kept (the fstat of the open file) was taken before reading: a change since
@@ -1297,7 +1445,8 @@ def _parse_file(cache: BuildCache, config: Config, reading: _HashedFirst, root: 
         else:
             cache.store(blob, key, entry)
             cache.remember(relative, info, blob)
-    return result, index
+            return result, index, entry
+    return result, index, None
 
 
 def _fresh_result(config: Config, reading: _HashedFirst, root: Path, path: str, relative: str,
@@ -1363,14 +1512,15 @@ class IndexedLoad:
     """
 
     repo: Repo
-    files: list[_IndexedEntry]
+    files: list[_IndexedEntry | FolderEntry]  # folders taken whole only with load_repo_indexed's whole_folders
     cache: BuildCache
     reused_files: int = 0
     parsed_files: int = 0
 
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
-                      fresh: Callable[[str], bool] | None = None, settle: bool = True) -> IndexedLoad:
+                      fresh: Callable[[str], bool] | None = None, settle: bool = True,
+                      whole_folders: bool = False) -> IndexedLoad:
     """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
 
     A file the cache holds costs its index; its objects are unmarshalled when a check
@@ -1385,6 +1535,11 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
     nothing, :meth:`BuildCache.save_unless_small`).
+
+    ``whole_folders``: a folder whose files are all unchanged is taken as one file
+    (tiops.buildfolders.FolderEntry) when the cache keeps its group, and the group of every
+    other folder is made for the next build (for a build that reads every file's findings,
+    not a check of named files: a folder's ``relative`` is then its path).
     """
     config, config_findings = load_config(root)
     context = context_key(root)
@@ -1395,16 +1550,21 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
+        whole = whole_folders and fresh is None
         # Forked while this process is small: the cache is not read yet (tiops.forkwork.run_beside).
-        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) else None
+        # Taking folders whole, this process reads little of the cache: the helper is forked after
+        # the stat index is read, and shares the lstats with this process (_load_indexed_folders).
+        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) and not whole else None
         try:
-            loaded = IndexedLoad(repo, [], BuildCache.open(root, context))
+            loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=whole))
             cache = loaded.cache
-            if fresh is None and not cache._shards and not cache._index and fork_helper(total):
+            if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
                 # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
                 reading = _HashedFirst(config.files)
                 _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
                                      _folder_files(folders), progress)
+            elif whole:
+                _load_indexed_folders(loaded, folders, total, fork_helper(total), progress)
             else:
                 _load_indexed_files(loaded, folders, total, fresh, beside, progress)
         finally:
@@ -1512,6 +1672,235 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
                                              defaults, key, fresh)
 
 
+def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
+                          total: int, helper: bool, progress: Progress) -> None:
+    """:func:`load_repo_indexed` with whole folders (tiops.buildfolders): a folder whose group the cache
+    keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
+    unchanged files from their entries, and its group made afresh.
+
+    Which files are not what the stat index says is known first, from an lstat of each. With a
+    ``helper`` (tiops.load.fork_helper), a forked helper takes the first share of the files
+    (:data:`_HELPER_SHARE`) while this process reads the folder groups and takes the rest.
+    """
+    from tiops.buildfolders import valid_group
+
+    cache, repo = loaded.cache, loaded.repo
+    config, root = repo.config, repo.root
+    root_text = os.fspath(root)
+    reading = _HashedFirst(config.files)
+    parsing = replace(config, source=reading)
+    split = int(total * _HELPER_SHARE) if helper and cache._index else 0
+    beside = _changed_beside_read(cache, folders, split) if split else None
+    try:
+        cache.walked_folders({folder[1] for folder in folders})
+        changed = _changed_here(cache, folders, split if beside is not None else 0, total)
+        if beside is not None:
+            theirs = _changed_verdict(beside, cache)
+            changed |= _changed_here(cache, folders, 0, split) if theirs is None else theirs
+    finally:
+        if beside is not None:
+            beside.close()
+    index_get = cache._index.get
+    files = loaded.files
+    position = done = 0
+    for prefix, relative_prefix, defaults, folder_key, names in folders:
+        start, position = position, position + len(names)
+        done += len(names)
+        cacheable = folder_key is not None and not defaults.overlay
+        group = cache.folder_group(relative_prefix) if cacheable else None
+        if (group is not None and folder_key is not None and valid_group(group) and group[0] == folder_key
+                and group[1] == names):
+            blobs = group[2]
+            records = [index_get(relative_prefix + name) for name in names]
+            if (None not in records and [record[4] for record in records] == blobs  # type: ignore[index]
+                    and (not changed or changed.isdisjoint(range(start, position)))):
+                try:
+                    index = _load_index(group[4])
+                except (ValueError, TypeError, EOFError, IndexError):
+                    pass  # loaded file by file below, and its group made again
+                else:
+                    if len(index.ids) == sum(group[3]):
+                        files.append(FolderEntry(relative_prefix, index, cache,
+                                                 [(blob, f"{relative_prefix}{name}\0{folder_key}", count)
+                                                  for name, blob, count in zip(names, blobs, group[3], strict=True)]))
+                        cache.take_folder(relative_prefix, folder_key, names, blobs)
+                        loaded.reused_files += len(names)
+                        progress("load", done, total)
+                        continue
+        # File by file: (blob, stored index) of each, for the folder's group. An unchanged file of a
+        # folder with a group takes its index out of the group (no shard of entries read for it).
+        before = _group_members(group) if folder_key is not None and group is not None and group[0] == folder_key else {}
+        members: list[tuple[str, tuple[Any, ...]] | None] = []
+        taken_files: list[_IndexedEntry] = []
+        for offset, name in enumerate(names):
+            relative = relative_prefix + name
+            key = None if folder_key is None else f"{relative}\0{folder_key}"
+            taken = None
+            record = index_get(relative) if key is not None else None
+            if record is not None and key is not None and start + offset not in changed:
+                held = before.get(name)
+                if held is not None and held[0] == record[4]:
+                    taken = _taken_from(relative, key, held[0], held[1], cache)
+                if taken is None:
+                    taken = _taken_entry(cache, relative, key, record[4], defaults.overlay)
+            if taken is not None:
+                files.append(taken[0])
+                taken_files.append(taken[0])
+                members.append((record[4], taken[1]))  # type: ignore[index]
+                loaded.reused_files += 1
+                continue
+            kept: list[tuple[str, tuple[Any, ...]] | None] = []
+            files.append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
+                                            defaults, key, None, kept if cacheable else None))
+            members.append(kept[0] if kept else None)
+        cache.take_unchanged(taken_files)
+        cache.keep_folder(relative_prefix, _folder_group(folder_key, defaults, names, members))
+        progress("load", done, total)
+
+
+class _GroupMaker:
+    """The folder groups (tiops.buildfolders) of a load file by file: each file's blob id and stored
+    index noted in order (None: not kept), and each folder's group kept once its last file is."""
+
+    def __init__(self, cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> None:
+        self._cache = cache
+        self._folders = folders
+        self._starts = list(itertools.accumulate((len(folder[4]) for folder in folders), initial=0))
+        self._folder = 0  # the folder whose files are being noted
+        self._members: list[tuple[str, tuple[Any, ...]] | None] = []
+        cache.walked_folders({folder[1] for folder in folders})
+        self._skip_empty()
+
+    def note(self, position: int, member: tuple[str, tuple[Any, ...]] | None) -> None:
+        if self._folder >= len(self._folders) or position != self._starts[self._folder] + len(self._members):
+            self._folder = len(self._folders)  # not in order after all: no more groups in this run
+            return
+        self._members.append(member)
+        if len(self._members) == len(self._folders[self._folder][4]):
+            _, relative_prefix, defaults, folder_key, names = self._folders[self._folder]
+            self._cache.keep_folder(relative_prefix, _folder_group(folder_key, defaults, names, self._members))
+            self._members = []
+            self._folder += 1
+            self._skip_empty()
+
+    def _skip_empty(self) -> None:
+        while self._folder < len(self._folders) and not self._folders[self._folder][4]:
+            self._cache.keep_folder(self._folders[self._folder][1], None)
+            self._folder += 1
+
+
+def _folder_group(folder_key: str | None, defaults: Defaults, names: list[str],
+                  members: list[tuple[str, tuple[Any, ...]] | None]) -> tuple[Any, ...] | None:
+    """The group (tiops.buildfolders.FolderGroup) of a folder whose files gave ``members`` (blob id and
+    stored index of each, None where the cache keeps no entry), or None when it cannot have one."""
+    from tiops.buildfolders import folder_group
+
+    if folder_key is None or defaults.overlay or not names or None in members:
+        return None
+    return folder_group(folder_key, names, members)  # type: ignore[arg-type]
+
+
+def _changed_verdict(beside: Beside | None, cache: BuildCache) -> set[int] | None:
+    """The positions of the files the helper found not to be what the stat index says, when its
+    verdict was made for the stat index this process read; None to take each lstat here."""
+    if beside is None:
+        return None
+    verdict = beside.result()
+    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
+            and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list
+            and all(type(position) is int for position in verdict[2])):
+        return set(verdict[2])
+    return None
+
+
+# The share of a warm build's lstats a forked helper takes (_load_indexed_folders): this process
+# reads the folder groups meanwhile, so it takes fewer.
+_HELPER_SHARE = 0.6
+
+
+def _changed_here(cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
+                  start: int, stop: int) -> set[int]:
+    """The positions from ``start`` to ``stop`` of the files of ``folders`` that are not the file their
+    stat index record describes (no record, gone, not a regular file, changed, racily recent)."""
+    index_get, trusted_before = cache._index.get, cache._index_trusted_before
+    changed: set[int] = set()
+    position = 0
+    for prefix, relative_prefix, _, _, names in folders:
+        if position + len(names) <= start:
+            position += len(names)
+            continue
+        for name in names:
+            if position >= stop:
+                return changed
+            if position >= start:
+                record = index_get(relative_prefix + name)
+                if record is None or not _still_recorded(prefix + name, record, trusted_before):
+                    changed.add(position)
+            position += 1
+    return changed
+
+
+def _changed_beside_read(cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
+                         stop: int) -> Beside | None:
+    """A forked helper giving :func:`_changed_here` of the first ``stop`` files, against the stat index
+    this process read (its verdict carries the index's digest, as :func:`_changed_beside`'s)."""
+    from tiops.forkwork import run_beside
+
+    digest = cache.read_digests.get(_INDEX_FILE)
+    if digest is None:
+        return None
+
+    def work() -> tuple[bytes, int, list[int]]:
+        return digest, cache._index_trusted_before, sorted(_changed_here(cache, folders, 0, stop))
+
+    return run_beside(work)
+
+
+def _group_members(group: Any) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """File name -> (blob id, stored index) of each file of a folder group, or nothing when it is not one."""
+    from tiops.buildfolders import member_indexes, valid_group
+
+    if not valid_group(group):
+        return {}
+    try:
+        return dict(zip(group[1], zip(group[2], member_indexes(group), strict=True), strict=True))
+    except (ValueError, TypeError, IndexError):
+        return {}
+
+
+def _taken_from(relative: str, key: str, blob: str, stored_index: tuple[Any, ...],
+                cache: BuildCache) -> tuple[_IndexedEntry, tuple[Any, ...]] | None:
+    """The unchanged file at ``relative`` from its stored index as its folder's group holds it (no overlay)."""
+    try:
+        index = _load_index(stored_index)
+    except (ValueError, TypeError, EOFError, IndexError):
+        return None
+    return _IndexedEntry(relative, index, f"{blob}\0{key}", cache), stored_index
+
+
+def _taken_entry(cache: BuildCache, relative: str, key: str, blob: Any,
+                 overlay: dict[str, Any] | None) -> tuple[_IndexedEntry, tuple[Any, ...]] | None:
+    """The file at ``relative``, unchanged since its stat record, from its entry (and the entry's stored
+    index), as :func:`_load_indexed_files` takes it; None when the cache holds no such entry."""
+    try:
+        shard = cache._shard(int(blob[:2], 16))  # _shard_of, for the lowercase ids blob_id gives
+    except (TypeError, ValueError):
+        return None
+    by_key = shard.get(blob) if shard is not None else None
+    stored_index = by_key.get(key) if type(by_key) is dict else None
+    if type(stored_index) is not tuple:
+        return None
+    try:
+        index = _load_index(stored_index)
+        signature = stored_index[-1]
+        if signature != (overlay_signature(overlay, index.ids) if overlay else ""):
+            return None
+    except (ValueError, TypeError, EOFError, IndexError):
+        return None
+    return (_IndexedEntry(relative, index, f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}", cache),
+            stored_index)
+
+
 class _Places:
     """Each file's path, repository path, defaults and entry key (or None), by its position among
     the files of :func:`_keyed_object_folders`' folders: worked out again for the few files a
@@ -1563,7 +1952,7 @@ def _changed_beside(folder: Path, context: str,
     return run_beside(work)
 
 
-def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: list[_IndexedEntry],
+def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: list[_IndexedEntry | FolderEntry],
                    later: list[int]) -> list[int]:
     """The positions of the files taken from their entries without an lstat here (every file but
     those at ``later``) that are not the file their record describes: by the helper's verdict
@@ -1594,8 +1983,13 @@ def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_b
 
 def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,
                        root_text: str, path: str, relative: str, defaults: Defaults, key: str | None,
-                       fresh: Callable[[str], bool] | None) -> _IndexedEntry:
-    """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed."""
+                       fresh: Callable[[str], bool] | None,
+                       kept: list[tuple[str, tuple[Any, ...]] | None] | None = None) -> _IndexedEntry:
+    """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed.
+
+    ``kept``: where to add the file's blob id and stored index when the cache keeps its entry (for
+    its folder's group, tiops.buildfolders), or None when it does not.
+    """
     blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
     if entry is not None and blob is not None and key is not None and info is not None:
         try:
@@ -1605,8 +1999,12 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
         else:
             cache.remember(relative, info, blob)
             loaded.reused_files += 1
+            if kept is not None:
+                kept.append((blob, entry.stored_index))
             return _IndexedEntry(relative, index, entry_name(blob, key, entry.signature), stored=entry.stored_objects)
-    parsed, index = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+    parsed, index, stored = _parse_file(cache, parsing, reading, root, path, relative, defaults, blob, key, info)
+    if kept is not None:
+        kept.append(None if stored is None or blob is None else (blob, stored.stored_index))
     # The entry keeps the whole index. The copy kept in memory drops the reference targets:
     # this run holds the file's objects, so the checks read them (a file without
     # reference_targets is always read, tiops.validate.indexed), and a compile does not

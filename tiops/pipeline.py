@@ -276,10 +276,11 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     """
     from tiops import bundlereuse
     from tiops.buildcache import StaleEntry, load_repo_indexed
+    from tiops.buildfolders import bundle_files
     from tiops.rules.engine import RulesOutcome
     from tiops.validate import validate_indexed
 
-    loaded = load_repo_indexed(root, progress=progress)
+    loaded = load_repo_indexed(root, progress=progress, whole_folders=True)
     repo = loaded.repo
     rule_set, reusable = _reusable_lines(repo, output)
     record_name = record_name or bundlereuse.RECORD
@@ -298,7 +299,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
         if reusable and output is not None and (moment.moment is not None or not rule_set.needs_as_of):
             key = bundlereuse.record_key(loaded.cache.context, _lines_digest(repo, rule_set), moment.text)
             try:
-                spliced = bundlereuse.spliced(record, key, output, loaded.files, types,
+                spliced = bundlereuse.spliced(record, key, output, bundle_files(loaded.files), types,
                                               lambda: repository_enrichment(repo.config.intel_path, repo.root,
                                                                             repo.config.source),
                                               _ruled(rule_set, moment), prefetched)
@@ -329,7 +330,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     record = prefetched = None
     marks = _EntryMarks(rule_drops(rule_set)) if reusable else None
     try:
-        for file in loaded.files:
+        for file in bundle_files(loaded.files):
             file_objects = file.objects()[0]
             repo.objects.extend(file_objects)
             if marks is not None and file.entry is not None:
@@ -348,7 +349,7 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     """
     from tiops.buildcache import load_repo_cached
 
-    loaded = load_repo_cached(root, progress=progress, entry_objects=True)
+    loaded = load_repo_cached(root, progress=progress, entry_objects=True, whole_folders=True)
     findings = _checked_and_saved(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
                                                                       prechecked=loaded.prechecked()))
     if blocking_errors(findings):

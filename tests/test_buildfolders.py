@@ -1,0 +1,199 @@
+"""Folders taken whole from the build cache (tiops.buildfolders): when they are, when they are not,
+and that a build taking them gives what a build without the cache gives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_buildcache import _age, _outcome
+
+from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
+from tiops.buildfolders import FolderEntry, bundle_files, folder_group, member_indexes, merged_index, valid_group
+from tiops.validate import validate_indexed
+from tiops.validate.indexed import index_file
+from tiops.validate.reference_index import malformed_ids, object_references
+
+
+def _warm(root: Path) -> None:
+    """Two cached builds: the first fills the cache file by file, the second makes the folders' groups."""
+    _age(*(p for p in root.rglob("*") if p.is_file()))
+    for _ in range(2):
+        _outcome(root, cache=True)
+
+
+def _taken_whole(root: Path) -> dict[str, FolderEntry]:
+    loaded = load_repo_indexed(root, whole_folders=True)
+    return {file.relative: file for file in loaded.files if isinstance(file, FolderEntry)}
+
+
+def _entries(root: Path) -> set[str]:
+    cache = BuildCache.open(root, context_key(root))
+    return {blob for shard in cache._shards.values() for blob in shard}
+
+
+def test_unchanged_folders_are_taken_whole_and_give_the_same_findings(example_repo: Path) -> None:
+    _warm(example_repo)
+    whole = _taken_whole(example_repo)
+    assert "intel/malware/" in whole and "intel/actors/" in whole
+    # The feed folder's indicators name partner-style sources? No: every plain folder is taken whole.
+    loaded = load_repo_indexed(example_repo, whole_folders=True)
+    by_file = load_repo_indexed(example_repo)
+    assert validate_indexed(loaded.repo, loaded.files).findings == validate_indexed(by_file.repo, by_file.files).findings
+    # The folder's files, one by one, are the files a load file by file gives, in order.
+    assert ([file.entry for file in bundle_files(loaded.files)] == [file.entry for file in by_file.files])
+    for part, file in zip(bundle_files(loaded.files), by_file.files, strict=True):
+        assert part.index.ids == file.index.ids
+        assert part.index.relationships == file.index.relationships
+        assert part.objects()[0] == file.objects()[0]
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_a_changed_file_loads_its_folder_file_by_file_until_the_group_is_made_again(example_repo: Path) -> None:
+    _warm(example_repo)
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    before = changed.read_bytes()
+    changed.write_bytes(before.replace(b"name: ", b"name: Renamed ", 1))
+    _age(changed)
+    assert "intel/malware/" not in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+    # That build made the folder's group with the new content, and left the old entry out.
+    assert "intel/malware/" in _taken_whole(example_repo)
+    entries = _entries(example_repo)
+    assert blob_id(changed.read_bytes()) in entries and blob_id(before) not in entries
+
+
+def test_a_file_added_or_removed_is_seen(example_repo: Path) -> None:
+    _warm(example_repo)
+    folder = example_repo / "intel" / "malware"
+    removed = folder / "mimikatz.yaml"
+    content = removed.read_bytes()
+    removed.unlink()
+    assert "intel/malware/" not in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+    assert blob_id(content) not in _entries(example_repo)  # a removed file's entry goes
+    (folder / "copy.yaml").write_bytes(content)
+    _age(folder / "copy.yaml")
+    assert "intel/malware/" not in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_a_content_change_with_the_same_lstat_record_is_not_taken_whole(example_repo: Path) -> None:
+    """A file replaced under the same name with another size: its lstat tells, even in a grouped folder."""
+    _warm(example_repo)
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    changed.write_bytes(changed.read_bytes() + b"x_reviewed: true\n")
+    _age(changed)
+    assert "intel/malware/" not in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_a_removed_folder_loses_its_group(example_repo: Path) -> None:
+    _warm(example_repo)
+    folders = example_repo / CACHE_DIR
+    assert any(folders.glob("folders-*"))
+    shutil.rmtree(example_repo / "intel" / "malware")
+    _outcome(example_repo, cache=True)
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    assert cache.folder_group("intel/malware/") is None
+    assert cache.folder_group("intel/actors/") is not None
+
+
+def test_a_damaged_group_is_ignored_and_made_again(example_repo: Path) -> None:
+    _warm(example_repo)
+    for path in (example_repo / CACHE_DIR).glob("folders-*"):
+        raw = bytearray(path.read_bytes())
+        raw[-3] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    assert _taken_whole(example_repo) == {}
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+    assert "intel/malware/" in _taken_whole(example_repo)
+
+
+def test_a_group_that_lies_about_its_files_is_not_trusted(example_repo: Path) -> None:
+    """A group whose blob ids are not those the stat index holds (restored from another checkout) is not taken."""
+    _warm(example_repo)
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    group = cache.folder_group("intel/malware/")
+    folder_key, names, blobs, counts, index, parts = group
+    cache.keep_folder("intel/malware/", (folder_key, names, ["0" * 40] * len(blobs), counts, index, parts))
+    cache._save_folders()
+    assert "intel/malware/" not in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_folders_with_objects_read_by_object_are_not_grouped(make_repo) -> None:  # type: ignore[no-untyped-def]
+    extension = "extension-definition--d83fce45-ef58-4c6c-a3f4-1fbc32e98c6e"
+    root = make_repo({
+        "intel/plain/a.yaml": "type: identity\nid: identity--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061\n"
+                              "name: A\nidentity_class: organization\n"
+                              "created: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\n",
+        "intel/extended/b.yaml": "type: identity\nid: identity--1c7b5b88-8ff7-4a4d-aa9d-feb398cd0061\n"
+                                 "name: B\nidentity_class: organization\n"
+                                 "created: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\n"
+                                 f"extensions:\n  {extension}:\n    extension_type: property-extension\n",
+    })
+    _warm(root)
+    whole = _taken_whole(root)
+    assert "intel/plain/" in whole and "intel/extended/" not in whole
+    assert _outcome(root, cache=True) == _outcome(root, cache=False)
+
+
+def test_a_merged_index_is_the_index_of_the_files_as_one() -> None:
+    from tiops.buildcache import FileEntry, _load_index
+    from tiops.load import IntelObject
+
+    def objects(*data: dict[str, object]) -> list[IntelObject]:
+        return [IntelObject(d, "f.yaml") for d in data]
+
+    first = objects({"type": "identity", "id": "identity--1", "name": "x"},
+                    {"type": "relationship", "id": "relationship--1", "source_ref": "identity--1",
+                     "target_ref": "malware--1", "relationship_type": "uses"})
+    second = objects({"type": "sighting", "id": "sighting--1", "sighting_of_ref": "indicator--1",
+                      "created_by_ref": "identity--1"},
+                     {"type": "relationship", "id": "relationship--2", "source_ref": "identity--2",
+                      "target_ref": "identity--1", "relationship_type": "related-to"})
+    def entry(part: list[IntelObject]) -> tuple[object, ...]:
+        return FileEntry.build(part, [], [], [object_references(obj) for obj in part]).stored_index
+
+    stored = [entry(first), entry(second)]
+    merged = merged_index(stored)
+    assert merged is not None
+    both = first + second
+    expected = index_file(both, [], [], [object_references(obj) for obj in both], malformed_ids(both))
+    assert _load_index(merged) == expected
+    # A file holding what the checks read by object keeps its folder file by file.
+    assert merged_index([*stored, entry(objects({"type": "identity", "id": "identity--3", "extensions": {}}))]) is None
+    # Each file's index, out of the group again.
+    group = folder_group("key", ["a.yaml", "b.yaml"], [("a" * 40, stored[0]), ("b" * 40, stored[1])])
+    assert group is not None and valid_group(group)
+    assert member_indexes(group) == stored
+    lying = (*group[:5], ([1, 0], [0, 0], [0, 0], group[5][3]))  # a load finding the merged index does not hold
+    with pytest.raises(ValueError):
+        member_indexes(lying)
+
+
+@pytest.mark.parametrize("helper", ["0", "1"])
+def test_taken_whole_with_and_without_the_stat_helper(example_repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      helper: str) -> None:
+    monkeypatch.setenv("TIOPS_LOAD_FORK", helper)
+    _warm(example_repo)
+    changed = example_repo / "intel" / "actors" / os.listdir(example_repo / "intel" / "actors")[0]
+    changed.write_bytes(changed.read_bytes() + b"\n# touched\n")
+    _age(changed)
+    whole = _taken_whole(example_repo)
+    assert "intel/actors/" not in whole and "intel/malware/" in whole
+    assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+@pytest.mark.parametrize("helper", ["0", "1"])
+def test_the_first_build_makes_the_groups(example_repo: Path, monkeypatch: pytest.MonkeyPatch, helper: str) -> None:
+    """The build that fills the cache makes the groups too: the very next build takes folders whole."""
+    monkeypatch.setenv("TIOPS_LOAD_FORK", helper)
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    first = _outcome(example_repo, cache=True)
+    whole = _taken_whole(example_repo)
+    assert "intel/malware/" in whole and "intel/actors/" in whole
+    assert _outcome(example_repo, cache=True) == first == _outcome(example_repo, cache=False)

@@ -1,0 +1,232 @@
+"""Whole folders of unchanged files taken from the build cache as one indexed file each.
+
+A warm build through file indexes (tiops.buildcache.load_repo_indexed) spent most of a
+one-file recompile on work per file: taking 48k indexes out of their shards, then the
+repository-wide maps, the reference verdicts and the bundle record going over each
+one (docs/performance.md, "Folders taken whole"). Most folders of a repository do not
+change between two builds, and what the checks need of a folder is the same whether its
+files come one by one or as one: their ids, types, findings, relationship ends and
+reference targets, in order.
+
+So the cache keeps, for each folder whose files can all be cached (a folder key, no
+overlay, no object that uses or defines an extension, no partner object and no
+language-content: the objects the indexed checks read by object), the merged index of
+its files (:func:`merged_index`) with their names and blob ids, in ``folders-XX`` files
+beside the entry shards. A build takes a folder whole (:class:`FolderEntry`) when its
+names are the same, the stat index gives each file the same blob id, and each file's
+lstat is still the one recorded; any other folder is loaded file by file as before,
+and its group made again for the next build. Reading a folder's objects reads each
+file's entry, as reading the files one by one would.
+
+The findings and the bundle are the same either way: a folder read whole is a superset
+of the files the checks would read of it (tests/test_buildfolders.py compares every
+route over random edits).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Any
+
+from tiops.load import IntelObject
+from tiops.validate.indexed import FileIndex
+from tiops.validate.reference_index import ListedReference
+
+# What a folder group keeps: folder key, file names, blob ids, objects per file, merged stored index, and
+# what the merged index does not tell apart for each file: how many load findings, object findings and
+# malformed ids are its own, and its reference targets (equal texts one string).
+FolderGroup = tuple[str, list[str], list[str], list[int], tuple[Any, ...],
+                    tuple[list[int], list[int], list[int], list[str]]]
+
+# Where the fields of a stored index are (tiops.buildcache._store_index keeps FileIndex's order, the
+# overlay signature last).
+_LOAD, _OBJECT, _MALFORMED, _IDS, _TYPES, _RELATIONSHIPS, _SIGHTINGS, _LANGUAGE, _TARGETS, _NEEDS, _PARTNER = range(11)
+_SIGNATURE = 11
+
+
+def merged_index(stored: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """One stored index for the files of a folder, in order, as if they were one file: None when
+    a file holds what the checks read by object (an extension, a partner object, a language-content),
+    has reference targets an index cannot keep, or was loaded under overlay lines."""
+    load_findings: list[Any] = []
+    object_findings: list[Any] = []
+    malformed: list[Any] = []
+    ids: list[Any] = []
+    types: list[Any] = []
+    relationships: list[Any] = []
+    sightings: list[Any] = []
+    targets: set[str] = set()
+    for index in stored:
+        if (len(index) != _SIGNATURE + 1 or index[_SIGNATURE] != "" or index[_NEEDS] or index[_PARTNER]
+                or index[_LANGUAGE] or type(index[_TARGETS]) is not str):
+            return None
+        offset = len(ids)
+        if index[_LOAD]:
+            load_findings.extend(index[_LOAD])
+        if index[_OBJECT]:
+            object_findings.extend(index[_OBJECT])
+        malformed.extend(index[_MALFORMED])
+        ids.extend(index[_IDS])
+        types.extend(index[_TYPES])
+        if offset:
+            relationships.extend((position + offset, *rest) for position, *rest in index[_RELATIONSHIPS])
+            sightings.extend((position + offset, *rest) for position, *rest in index[_SIGHTINGS])
+        else:
+            relationships.extend(index[_RELATIONSHIPS])
+            sightings.extend(index[_SIGHTINGS])
+        if index[_TARGETS]:
+            targets.update(index[_TARGETS].split("\n"))
+    # The targets as index_file writes one file's: distinct, sorted, joined by line breaks.
+    return (load_findings or None, object_findings or None, malformed, ids, types, relationships, sightings, [],
+            "\n".join(sorted(targets)), False, [], "")
+
+
+def folder_group(folder_key: str, names: list[str], members: Sequence[tuple[str, tuple[Any, ...]]]) -> FolderGroup | None:
+    """The group of a folder whose files (``names``) gave ``members``, each one's blob id and stored
+    index, in order; None when the folder cannot be taken whole (:func:`merged_index`)."""
+    stored = [index for _, index in members]
+    merged = merged_index(stored)
+    if merged is None:
+        return None
+    shared: dict[str, str] = {}
+    parts = ([len(index[_LOAD] or ()) for index in stored], [len(index[_OBJECT] or ()) for index in stored],
+             [len(index[_MALFORMED]) for index in stored],
+             [shared.setdefault(index[_TARGETS], index[_TARGETS]) for index in stored])
+    return folder_key, names, [blob for blob, _ in members], [len(index[_IDS]) for index in stored], merged, parts
+
+
+def valid_group(group: Any) -> bool:
+    """Whether a folder group read from the cache has the shape :data:`FolderGroup` says."""
+    if type(group) is not tuple or len(group) != 6:
+        return False
+    folder_key, names, blobs, counts, index, parts = group
+    return (type(folder_key) is str and type(names) is list and type(blobs) is list and type(counts) is list
+            and len(names) == len(blobs) == len(counts) and type(index) is tuple
+            and all(type(blob) is str for blob in blobs) and all(type(count) is int and count >= 0 for count in counts)
+            and type(parts) is tuple and len(parts) == 4
+            and all(type(part) is list and len(part) == len(names) for part in parts)
+            and all(type(count) is int and count >= 0 for part in parts[:3] for count in part)
+            and all(type(targets) is str for targets in parts[3]))
+
+
+def member_indexes(group: FolderGroup) -> list[tuple[Any, ...]]:
+    """Each file's stored index, out of a folder's group (the group is made of them: :func:`folder_group`).
+
+    Raises ValueError, TypeError or IndexError when the group does not hold what it says."""
+    _, _, _, counts, merged, (load_counts, object_counts, malformed_counts, targets) = group
+    if (sum(counts) != len(merged[_IDS]) or sum(load_counts) != len(merged[_LOAD] or ())
+            or sum(object_counts) != len(merged[_OBJECT] or ()) or sum(malformed_counts) != len(merged[_MALFORMED])):
+        raise ValueError("a folder group whose parts do not add up")
+    relationships, sightings = merged[_RELATIONSHIPS], merged[_SIGHTINGS]
+    relationship_at = [item[0] for item in relationships]
+    sighting_at = [item[0] for item in sightings]
+    made: list[tuple[Any, ...]] = []
+    start = load_start = object_start = malformed_start = 0
+    for count, load_count, object_count, malformed_count, text in zip(counts, load_counts, object_counts,
+                                                                     malformed_counts, targets, strict=True):
+        stop = start + count
+        own_relationships = relationships[bisect.bisect_left(relationship_at, start):
+                                          bisect.bisect_left(relationship_at, stop)]
+        own_sightings = sightings[bisect.bisect_left(sighting_at, start):bisect.bisect_left(sighting_at, stop)]
+        made.append((
+            merged[_LOAD][load_start:load_start + load_count] or None if load_count else None,
+            merged[_OBJECT][object_start:object_start + object_count] or None if object_count else None,
+            merged[_MALFORMED][malformed_start:malformed_start + malformed_count],
+            merged[_IDS][start:stop], merged[_TYPES][start:stop],
+            [(position - start, *rest) for position, *rest in own_relationships] if start else own_relationships,
+            [(position - start, *rest) for position, *rest in own_sightings] if start else own_sightings,
+            [], text, False, [], ""))
+        start, load_start, object_start = stop, load_start + load_count, object_start + object_count
+        malformed_start += malformed_count
+    return made
+
+
+class FolderEntry:
+    """A folder of unchanged files as one file of a load through file indexes (tiops.validate.indexed.IndexedFile):
+    its index merged, its objects each file's, read when asked for."""
+
+    __slots__ = ("_cache", "_loaded", "_members", "index", "relative")
+
+    def __init__(self, relative_prefix: str, index: FileIndex, cache: Any, members: list[tuple[str, str, int]]) -> None:
+        self.relative = relative_prefix
+        self.index = index
+        self._cache = cache
+        self._members = members  # (blob, entry key, objects) of each file
+        self._loaded: tuple[list[IntelObject], list[list[ListedReference] | None]] | None = None
+
+    def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
+        if self._loaded is None:
+            from tiops.buildcache import FileEntry, StaleEntry
+
+            objects: list[IntelObject] = []
+            references: list[list[ListedReference] | None] = []
+            for blob, key, count in self._members:
+                stored = self._cache.stored_objects(blob, key)
+                try:
+                    if stored is None:
+                        raise ValueError("no objects part")
+                    file_objects, file_references = FileEntry.objects(stored, count, "")
+                except (ValueError, TypeError, EOFError, IndexError):
+                    raise StaleEntry(self.relative) from None
+                objects.extend(file_objects)
+                references.extend(file_references)
+            if len(objects) != len(self.index.ids):
+                raise StaleEntry(self.relative)
+            self._loaded = (objects, references)
+            self._cache = None
+        return self._loaded
+
+    def files(self) -> list[FolderFile]:
+        """Each file of the folder on its own, as a bundle record knows it (tiops.bundlereuse.BundleFile)."""
+        made: list[FolderFile] = []
+        start = 0
+        for blob, key, count in self._members:
+            made.append(FolderFile(self, f"{blob}\0{key}", start, count))  # entry_name, no overlay
+            start += count
+        return made
+
+
+class FolderFile:
+    """One file of a folder taken whole (:meth:`FolderEntry.files`): its entry name, the part of the
+    folder's index that is its own, and its objects out of the folder's."""
+
+    __slots__ = ("_count", "_folder", "_index", "_start", "entry")
+
+    parsed = False  # taken from the cache: its lines are those of the previous bundle
+
+    def __init__(self, folder: FolderEntry, entry: str, start: int, count: int) -> None:
+        self._folder = folder
+        self.entry: str | None = entry
+        self._start = start
+        self._count = count
+        self._index: FileIndex | None = None
+
+    @property
+    def index(self) -> FileIndex:
+        if self._index is None:
+            whole = self._folder.index
+            start, stop = self._start, self._start + self._count
+            # Only what a bundle's splice reads of a file's index: its ids and types, its relationship
+            # and sighting ends (tiops.bundlereuse._cascaded), and the folder's reference targets,
+            # which hold this file's (tiops.pipeline._dropped_references_indexed reads a file when they
+            # may name a dropped object).
+            self._index = FileIndex(
+                [], [], [], whole.ids[start:stop], whole.types[start:stop],
+                [(position - start, *rest) for position, *rest in whole.relationships if start <= position < stop],
+                [(position - start, *rest) for position, *rest in whole.sightings if start <= position < stop],
+                [], whole.reference_targets, False, [])
+        return self._index
+
+    def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
+        objects, references = self._folder.objects()
+        stop = self._start + self._count
+        return objects[self._start:stop], references[self._start:stop]
+
+
+def bundle_files(files: Sequence[Any]) -> list[Any]:
+    """``files`` of a load through file indexes with each folder taken whole as its files
+    (:meth:`FolderEntry.files`): the files a bundle record lists entries for."""
+    if not any(type(file) is FolderEntry for file in files):
+        return list(files)
+    return [part for file in files for part in (file.files() if type(file) is FolderEntry else (file,))]
