@@ -14,7 +14,7 @@ import pytest
 from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
 from tiops import buildcache, bundlereuse
-from tiops.buildcache import CACHE_DIR, BuildCache, context_key, load_repo_indexed
+from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
 from tiops.buildfolders import bundle_files
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
@@ -678,9 +678,11 @@ def test_validate_file_after_many_edits_keeps_them(plain_repo: Path, monkeypatch
 
 def test_validate_file_rewrites_a_damaged_shard_however_small_the_change(plain_repo: Path) -> None:
     assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
-    shard = sorted((plain_repo / CACHE_DIR).glob("entries-*"))[0]
-    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
     named = _intel_files(plain_repo)[0]
+    # The shard of the named file's entry: a build reads the shards it needs (BuildCache.open(lazy=True)),
+    # and the named file is looked up by its content.
+    shard = plain_repo / CACHE_DIR / f"entries-{blob_id(named.read_bytes())[:2]}"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
     assert validate_paths(plain_repo, [named], cache=True) == validate_paths(plain_repo, [named], cache=False)
     cache = BuildCache.open(plain_repo, context_key(plain_repo))
     assert cache.rejected == []

@@ -11,7 +11,14 @@ import pytest
 from test_buildcache import _age, _outcome
 
 from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
-from tiops.buildfolders import FolderEntry, bundle_files, folder_group, member_indexes, merged_index, valid_group
+from tiops.buildfolders import (
+    FolderEntry,
+    bundle_files,
+    folder_group,
+    member_indexes,
+    merged_index,
+    valid_group,
+)
 from tiops.validate import validate_indexed
 from tiops.validate.indexed import index_file
 from tiops.validate.reference_index import malformed_ids, object_references

@@ -1538,8 +1538,8 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 
     ``whole_folders``: a folder whose files are all unchanged is taken as one file
     (tiops.buildfolders.FolderEntry) when the cache keeps its group, and the group of every
-    other folder is made for the next build (for a build that reads every file's findings,
-    not a check of named files: a folder's ``relative`` is then its path).
+    other folder is made for the next build. A folder taken whole has its path as its
+    ``relative``; a folder holding a file ``fresh`` names is loaded file by file.
     """
     config, config_findings = load_config(root)
     context = context_key(root)
@@ -1550,7 +1550,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
-        whole = whole_folders and fresh is None
+        whole = whole_folders
         # Forked while this process is small: the cache is not read yet (tiops.forkwork.run_beside).
         # Taking folders whole, this process reads little of the cache: the helper is forked after
         # the stat index is read, and shares the lstats with this process (_load_indexed_folders).
@@ -1564,7 +1564,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                 _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
                                      _folder_files(folders), progress)
             elif whole:
-                _load_indexed_folders(loaded, folders, total, fork_helper(total), progress)
+                _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh)
             else:
                 _load_indexed_files(loaded, folders, total, fresh, beside, progress)
         finally:
@@ -1673,7 +1673,8 @@ def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defau
 
 
 def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
-                          total: int, helper: bool, progress: Progress) -> None:
+                          total: int, helper: bool, progress: Progress,
+                          fresh: Callable[[str], bool] | None = None) -> None:
     """:func:`load_repo_indexed` with whole folders (tiops.buildfolders): a folder whose group the cache
     keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
     unchanged files from their entries, and its group made afresh.
@@ -1681,6 +1682,8 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     Which files are not what the stat index says is known first, from an lstat of each. With a
     ``helper`` (tiops.load.fork_helper), a forked helper takes the first share of the files
     (:data:`_HELPER_SHARE`) while this process reads the folder groups and takes the rest.
+    ``fresh``: as :func:`load_repo_indexed`'s; a folder holding such a file is loaded file by file
+    (the files ``tiops validate FILE`` names are each a file of their own).
     """
     from tiops.buildfolders import valid_group
 
@@ -1708,8 +1711,9 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
         done += len(names)
         cacheable = folder_key is not None and not defaults.overlay
         group = cache.folder_group(relative_prefix) if cacheable else None
-        if (group is not None and folder_key is not None and valid_group(group) and group[0] == folder_key
-                and group[1] == names):
+        named = fresh is not None and any(fresh(relative_prefix + name) for name in names)
+        if (group is not None and folder_key is not None and not named and valid_group(group)
+                and group[0] == folder_key and group[1] == names):
             blobs = group[2]
             records = [index_get(relative_prefix + name) for name in names]
             if (None not in records and [record[4] for record in records] == blobs  # type: ignore[index]
@@ -1737,7 +1741,8 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
             key = None if folder_key is None else f"{relative}\0{folder_key}"
             taken = None
             record = index_get(relative) if key is not None else None
-            if record is not None and key is not None and start + offset not in changed:
+            if record is not None and key is not None and start + offset not in changed and not (
+                    named and fresh is not None and fresh(relative)):
                 held = before.get(name)
                 if held is not None and held[0] == record[4]:
                     taken = _taken_from(relative, key, held[0], held[1], cache)
@@ -1751,7 +1756,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
                 continue
             kept: list[tuple[str, tuple[Any, ...]] | None] = []
             files.append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
-                                            defaults, key, None, kept if cacheable else None))
+                                            defaults, key, fresh, kept if cacheable else None))
             members.append(kept[0] if kept else None)
         cache.take_unchanged(taken_files)
         cache.keep_folder(relative_prefix, _folder_group(folder_key, defaults, names, members))
