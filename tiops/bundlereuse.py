@@ -254,11 +254,24 @@ class RecordedEntries:
     def of(cls, marks: dict[str, EntryMark] | Iterable[tuple[str, EntryMark]]) -> RecordedEntries | None:
         """The columns of ``marks`` (entry name -> mark); None when a key holds a line break."""
         items = sorted(marks.items() if isinstance(marks, dict) else marks, key=_first)
-        return cls._empty()._joined([(0, 0, items)])
-
-    @classmethod
-    def _empty(cls) -> RecordedEntries:
-        return cls([], array.array("q"), "", b"", array.array("q"), [], {})
+        # What _joined makes of these inserted into no entries, in bulk and column by column, the
+        # columns taken apart in C (zip): a first build lists every entry, 480k at a million objects.
+        if not items:
+            return cls([], array.array("q"), "", b"", array.array("q"), [], {})
+        names, fields = zip(*items, strict=True)
+        keys, sourced, enriched, markings, ruled, dropped, gone = zip(*fields, strict=True)
+        texts = [_TEXT_SEPARATOR.join(entry_keys) + _TEXT_SEPARATOR if entry_keys else "" for entry_keys in keys]
+        keys_text = "".join(texts)
+        if keys_text.count(_TEXT_SEPARATOR) != sum(map(len, keys)):
+            return None  # a key holding a line break
+        marking_keys = list(map(tuple, markings))
+        sets = {marking: place for place, marking in enumerate(dict.fromkeys(marking_keys))}  # by first use
+        flags = bytes(map(int.__add__, map(int, map(bool, sourced)),
+                          map((cls._ENRICHED).__mul__, map(int, map(bool, enriched)))))
+        noted = itertools.compress(range(len(names)), map(max, map(bool, ruled), map(bool, dropped), map(bool, gone)))
+        return cls(list(names), array.array("q", map(len, texts)), keys_text, flags,
+                   array.array("q", map(sets.__getitem__, marking_keys)), [list(marking) for marking in sets],
+                   {names[place]: (ruled[place], dropped[place], gone[place]) for place in noted})
 
     def stored(self) -> tuple[Any, ...]:
         return (_stored_texts(self.names), self.lengths.tobytes(), self.keys_text, self.flags,
