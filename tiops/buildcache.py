@@ -433,6 +433,7 @@ def _stat_record(info: os.stat_result) -> StatRecord:
 
 
 _RELATIVE = operator.attrgetter("relative")
+_BLOB_OF_RECORD = operator.itemgetter(4)  # a stat index record's blob id
 _ENTRY_NAME = operator.attrgetter("entry")
 _FIRST_TWO = operator.itemgetter(slice(0, 2))
 
@@ -804,8 +805,11 @@ class BuildCache:
             if relative not in new_index:
                 new_index[relative] = index[relative]
         for relative_prefix, _, names, _ in folders:
-            for name in names:
-                relative = relative_prefix + name
+            relatives = list(map(relative_prefix.__add__, names))
+            if new_index.keys().isdisjoint(relatives):  # always, but for a file remembered in this run too
+                new_index.update(zip(relatives, map(index.__getitem__, relatives), strict=True))  # in C
+                continue
+            for relative in relatives:
                 if relative not in new_index:
                     new_index[relative] = index[relative]
         self._taken_names.extend(map(_ENTRY_NAME, taken))
@@ -837,7 +841,10 @@ class BuildCache:
             used_in[int(prefix, 16)] += count  # two hex digits: only such blobs are found (lookup)
         for prefix, count in Counter(map(_FIRST_TWO, names)).items():
             used_in[int(prefix, 16)] += count
-        for prefix, count in Counter(blob[:2] for _, _, _, blobs in self._noted_folders for blob in blobs).items():
+        in_folders: Counter[str] = Counter()
+        for _, _, _, blobs in self._noted_folders:
+            in_folders.update(map(_FIRST_TWO, blobs))
+        for prefix, count in in_folders.items():
             used_in[int(prefix, 16)] += count
         partly_used = {number for number, shard in self._shards.items()
                        if used_in[number] != sum(map(len, shard.values()))}
@@ -1764,8 +1771,8 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
         if (group is not None and folder_key is not None and not named and valid_group(group)
                 and group[0] == folder_key and group[1] == names):
             blobs = group[2]
-            records = [index_get(relative_prefix + name) for name in names]
-            if (None not in records and [record[4] for record in records] == blobs  # type: ignore[index]
+            records = list(map(index_get, map(relative_prefix.__add__, names)))
+            if (None not in records and list(map(_BLOB_OF_RECORD, records)) == blobs  # type: ignore[arg-type]
                     and (not changed or changed.isdisjoint(range(start, position)))):
                 try:
                     index = _load_index(group[4])
@@ -1773,9 +1780,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
                     pass  # loaded file by file below, and its group made again
                 else:
                     if len(index.ids) == sum(group[3]):
-                        files.append(FolderEntry(relative_prefix, index, cache,
-                                                 [(blob, f"{relative_prefix}{name}\0{folder_key}", count)
-                                                  for name, blob, count in zip(names, blobs, group[3], strict=True)]))
+                        files.append(FolderEntry(relative_prefix, folder_key, names, blobs, group[3], index, cache))
                         cache.take_folder(relative_prefix, folder_key, names, blobs)
                         loaded.reused_files += len(names)
                         progress("load", done, total)

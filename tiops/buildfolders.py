@@ -146,14 +146,24 @@ class FolderEntry:
     """A folder of unchanged files as one file of a load through file indexes (tiops.validate.indexed.IndexedFile):
     its index merged, its objects each file's, read when asked for."""
 
-    __slots__ = ("_cache", "_loaded", "_members", "index", "relative")
+    __slots__ = ("_blobs", "_cache", "_counts", "_folder_key", "_loaded", "_names", "index", "relative")
 
-    def __init__(self, relative_prefix: str, index: FileIndex, cache: Any, members: list[tuple[str, str, int]]) -> None:
+    def __init__(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str], counts: list[int],
+                 index: FileIndex, cache: Any) -> None:
         self.relative = relative_prefix
         self.index = index
         self._cache = cache
-        self._members = members  # (blob, entry key, objects) of each file
+        self._folder_key = folder_key
+        self._names = names
+        self._blobs = blobs
+        self._counts = counts  # objects of each file
         self._loaded: tuple[list[IntelObject], list[list[ListedReference] | None]] | None = None
+
+    def _members(self) -> list[tuple[str, str, int]]:
+        """(blob id, entry key, objects) of each file (tiops.buildcache.entry_key)."""
+        relative_prefix, folder_key = self.relative, self._folder_key
+        return [(blob, f"{relative_prefix}{name}\0{folder_key}", count)
+                for name, blob, count in zip(self._names, self._blobs, self._counts, strict=True)]
 
     def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         if self._loaded is None:
@@ -161,7 +171,7 @@ class FolderEntry:
 
             objects: list[IntelObject] = []
             references: list[list[ListedReference] | None] = []
-            for blob, key, count in self._members:
+            for blob, key, count in self._members():
                 stored = self._cache.stored_objects(blob, key)
                 try:
                     if stored is None:
@@ -181,8 +191,9 @@ class FolderEntry:
         """Each file of the folder on its own, as a bundle record knows it (tiops.bundlereuse.BundleFile)."""
         made: list[FolderFile] = []
         start = 0
-        for blob, key, count in self._members:
-            made.append(FolderFile(self, f"{blob}\0{key}", start, count))  # entry_name, no overlay
+        relative_prefix, folder_key = self.relative, self._folder_key
+        for name, blob, count in zip(self._names, self._blobs, self._counts, strict=True):
+            made.append(FolderFile(self, f"{blob}\0{relative_prefix}{name}\0{folder_key}", start, count))  # entry_name
             start += count
         return made
 
