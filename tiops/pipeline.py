@@ -99,7 +99,7 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
 
     if not has_entries(root):
         return _load_and_validate_cached(root, progress)
-    indexed = load_repo_indexed(root, progress=progress)
+    indexed = load_repo_indexed(root, progress=progress, whole_folders=True)
 
     def checked() -> list[Finding]:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
