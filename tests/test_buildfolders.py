@@ -177,7 +177,7 @@ def test_a_merged_index_is_the_index_of_the_files_as_one() -> None:
     group = folder_group("key", ["a.yaml", "b.yaml"], [("a" * 40, stored[0]), ("b" * 40, stored[1])])
     assert group is not None and valid_group(group)
     assert member_indexes(group) == stored
-    lying = (*group[:5], ([1, 0], [0, 0], [0, 0], group[5][3]))  # a load finding the merged index does not hold
+    lying = (*group[:5], ([1, 0], [0, 0], [0, 0], group[5][3], [0, 0]))  # a load finding the merged index does not hold
     with pytest.raises(ValueError):
         member_indexes(lying)
 
@@ -204,3 +204,23 @@ def test_the_first_build_makes_the_groups(example_repo: Path, monkeypatch: pytes
     whole = _taken_whole(example_repo)
     assert "intel/malware/" in whole and "intel/actors/" in whole
     assert _outcome(example_repo, cache=True) == first == _outcome(example_repo, cache=False)
+
+
+def test_partner_folders_are_taken_whole_and_an_edit_is_still_found(example_repo: Path) -> None:
+    """An imported source folder is one group; a partner object edited outside tags, expiry, confidence and
+    revoked is still TI70x, its folder read whole because a digest differs from the import lock."""
+    partner = example_repo / "intel" / "partner-writer"
+    shutil.copytree(Path(__file__).parent / "data" / "importers" / "writer.expected", partner)
+    _warm(example_repo)
+    assert "intel/partner-writer/indicator/" in _taken_whole(example_repo)
+    clean = _outcome(example_repo, cache=True)
+    edited = sorted((partner / "indicator").glob("*.yaml"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8").replace("name: ", "name: Edited ", 1), encoding="utf-8")
+    _age(edited)
+    assert "intel/partner-writer/indicator/" not in _taken_whole(example_repo)
+    cached = _outcome(example_repo, cache=True)
+    assert cached == _outcome(example_repo, cache=False) != clean
+    assert any(f.code.startswith("TI70") for f in cached[1])
+    # Taken whole again on the next build, the edit is still reported.
+    assert "intel/partner-writer/indicator/" in _taken_whole(example_repo)
+    assert _outcome(example_repo, cache=True) == cached

@@ -9,8 +9,8 @@ files come one by one or as one: their ids, types, findings, relationship ends a
 reference targets, in order.
 
 So the cache keeps, for each folder whose files can all be cached (a folder key, no
-overlay, no object that uses or defines an extension, no partner object and no
-language-content: the objects the indexed checks read by object), the merged index of
+overlay, no object that uses or defines an extension and no language-content: the
+objects the indexed checks read by object), the merged index of
 its files (:func:`merged_index`) with their names and blob ids, in ``folders-XX`` files
 beside the entry shards. A build takes a folder whole (:class:`FolderEntry`) when its
 names are the same, the stat index gives each file the same blob id, and each file's
@@ -34,10 +34,10 @@ from tiops.validate.indexed import FileIndex
 from tiops.validate.reference_index import ListedReference
 
 # What a folder group keeps: folder key, file names, blob ids, objects per file, merged stored index, and
-# what the merged index does not tell apart for each file: how many load findings, object findings and
-# malformed ids are its own, and its reference targets (equal texts one string).
+# what the merged index does not tell apart for each file: how many load findings, object findings,
+# malformed ids and partner objects are its own, and its reference targets (equal texts one string).
 FolderGroup = tuple[str, list[str], list[str], list[int], tuple[Any, ...],
-                    tuple[list[int], list[int], list[int], list[str]]]
+                    tuple[list[int], list[int], list[int], list[str], list[int]]]
 
 # Where the fields of a stored index are (tiops.buildcache._store_index keeps FileIndex's order, the
 # overlay signature last).
@@ -47,8 +47,12 @@ _SIGNATURE = 11
 
 def merged_index(stored: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     """One stored index for the files of a folder, in order, as if they were one file: None when
-    a file holds what the checks read by object (an extension, a partner object, a language-content),
-    has reference targets an index cannot keep, or was loaded under overlay lines."""
+    a file holds what the checks read by object (an extension, a language-content), has reference
+    targets an index cannot keep, or was loaded under overlay lines.
+
+    Partner objects are merged too: the edit check (tiops.validate.partner) reads the objects of a
+    file whose digests the import lock does not hold, here the whole folder's, and checking more of
+    them than differ is what a build without the cache does."""
     load_findings: list[Any] = []
     object_findings: list[Any] = []
     malformed: list[Any] = []
@@ -56,10 +60,11 @@ def merged_index(stored: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     types: list[Any] = []
     relationships: list[Any] = []
     sightings: list[Any] = []
+    partner: list[Any] = []
     targets: set[str] = set()
     for index in stored:
-        if (len(index) != _SIGNATURE + 1 or index[_SIGNATURE] != "" or index[_NEEDS] or index[_PARTNER]
-                or index[_LANGUAGE] or type(index[_TARGETS]) is not str):
+        if (len(index) != _SIGNATURE + 1 or index[_SIGNATURE] != "" or index[_NEEDS] or index[_LANGUAGE]
+                or type(index[_TARGETS]) is not str):
             return None
         offset = len(ids)
         if index[_LOAD]:
@@ -77,9 +82,10 @@ def merged_index(stored: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
             sightings.extend(index[_SIGHTINGS])
         if index[_TARGETS]:
             targets.update(index[_TARGETS].split("\n"))
+        partner.extend(index[_PARTNER])
     # The targets as index_file writes one file's: distinct, sorted, joined by line breaks.
     return (load_findings or None, object_findings or None, malformed, ids, types, relationships, sightings, [],
-            "\n".join(sorted(targets)), False, [], "")
+            "\n".join(sorted(targets)), False, partner, "")
 
 
 def folder_group(folder_key: str, names: list[str], members: Sequence[tuple[str, tuple[Any, ...]]]) -> FolderGroup | None:
@@ -92,7 +98,8 @@ def folder_group(folder_key: str, names: list[str], members: Sequence[tuple[str,
     shared: dict[str, str] = {}
     parts = ([len(index[_LOAD] or ()) for index in stored], [len(index[_OBJECT] or ()) for index in stored],
              [len(index[_MALFORMED]) for index in stored],
-             [shared.setdefault(index[_TARGETS], index[_TARGETS]) for index in stored])
+             [shared.setdefault(index[_TARGETS], index[_TARGETS]) for index in stored],
+             [len(index[_PARTNER]) for index in stored])
     return folder_key, names, [blob for blob, _ in members], [len(index[_IDS]) for index in stored], merged, parts
 
 
@@ -104,9 +111,9 @@ def valid_group(group: Any) -> bool:
     return (type(folder_key) is str and type(names) is list and type(blobs) is list and type(counts) is list
             and len(names) == len(blobs) == len(counts) and type(index) is tuple
             and all(type(blob) is str for blob in blobs) and all(type(count) is int and count >= 0 for count in counts)
-            and type(parts) is tuple and len(parts) == 4
+            and type(parts) is tuple and len(parts) == 5
             and all(type(part) is list and len(part) == len(names) for part in parts)
-            and all(type(count) is int and count >= 0 for part in parts[:3] for count in part)
+            and all(type(count) is int and count >= 0 for part in (*parts[:3], parts[4]) for count in part)
             and all(type(targets) is str for targets in parts[3]))
 
 
@@ -114,17 +121,18 @@ def member_indexes(group: FolderGroup) -> list[tuple[Any, ...]]:
     """Each file's stored index, out of a folder's group (the group is made of them: :func:`folder_group`).
 
     Raises ValueError, TypeError or IndexError when the group does not hold what it says."""
-    _, _, _, counts, merged, (load_counts, object_counts, malformed_counts, targets) = group
+    _, _, _, counts, merged, (load_counts, object_counts, malformed_counts, targets, partner_counts) = group
     if (sum(counts) != len(merged[_IDS]) or sum(load_counts) != len(merged[_LOAD] or ())
-            or sum(object_counts) != len(merged[_OBJECT] or ()) or sum(malformed_counts) != len(merged[_MALFORMED])):
+            or sum(object_counts) != len(merged[_OBJECT] or ()) or sum(malformed_counts) != len(merged[_MALFORMED])
+            or sum(partner_counts) != len(merged[_PARTNER])):
         raise ValueError("a folder group whose parts do not add up")
     relationships, sightings = merged[_RELATIONSHIPS], merged[_SIGHTINGS]
     relationship_at = [item[0] for item in relationships]
     sighting_at = [item[0] for item in sightings]
     made: list[tuple[Any, ...]] = []
-    start = load_start = object_start = malformed_start = 0
-    for count, load_count, object_count, malformed_count, text in zip(counts, load_counts, object_counts,
-                                                                     malformed_counts, targets, strict=True):
+    start = load_start = object_start = malformed_start = partner_start = 0
+    for count, load_count, object_count, malformed_count, text, partner_count in zip(
+            counts, load_counts, object_counts, malformed_counts, targets, partner_counts, strict=True):
         stop = start + count
         own_relationships = relationships[bisect.bisect_left(relationship_at, start):
                                           bisect.bisect_left(relationship_at, stop)]
@@ -136,9 +144,10 @@ def member_indexes(group: FolderGroup) -> list[tuple[Any, ...]]:
             merged[_IDS][start:stop], merged[_TYPES][start:stop],
             [(position - start, *rest) for position, *rest in own_relationships] if start else own_relationships,
             [(position - start, *rest) for position, *rest in own_sightings] if start else own_sightings,
-            [], text, False, [], ""))
+            [], text, False, merged[_PARTNER][partner_start:partner_start + partner_count], ""))
         start, load_start, object_start = stop, load_start + load_count, object_start + object_count
         malformed_start += malformed_count
+        partner_start += partner_count
     return made
 
 
