@@ -10,17 +10,17 @@ reference targets, in order.
 
 So the cache keeps, for each folder whose files can all be cached (a folder key, no
 overlay, no object that uses or defines an extension and no language-content: the
-objects the indexed checks read by object), the merged index of
-its files (:func:`merged_index`) with their names and blob ids, in ``folders-XX`` files
-beside the entry shards. A build takes a folder whole (:class:`FolderEntry`) when its
+objects the indexed checks read by object), the merged index of its files
+(:func:`merged_index`) with their names and blob ids, in ``folders-XX`` files beside
+the entry shards. A build takes a folder whole (:class:`FolderEntry`) when its
 names are the same, the stat index gives each file the same blob id, and each file's
 lstat is still the one recorded; any other folder is loaded file by file as before,
 and its group made again for the next build. Reading a folder's objects reads each
 file's entry, as reading the files one by one would.
 
 The findings and the bundle are the same either way: a folder read whole is a superset
-of the files the checks would read of it (tests/test_buildfolders.py compares every
-route over random edits).
+of the files the checks would read of it (tests/test_buildfolders.py, and the random-edit
+tests of tests/test_buildcache_reuse.py, which build through folders taken whole).
 """
 
 from __future__ import annotations
