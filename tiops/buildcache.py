@@ -1155,14 +1155,10 @@ class FileResult(NamedTuple):
     overlay_signature: str = ""  # of the overlay lines the objects were loaded under (overlay_signature)
 
 
-def _keyed_object_files(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None]]:
-    """The object files of the repository (tiops.load), each with its :func:`entry_key` (None: not cacheable)."""
-    return _folder_files(_keyed_object_folders(intel, root, repo))
-
-
 def _folder_files(folders: list[tuple[str, str, Defaults, str | None, list[str]]]
                   ) -> list[tuple[str, str, Defaults, str | None]]:
-    """The files of :func:`_keyed_object_folders`' folders, as :func:`_keyed_object_files` lists them."""
+    """The object files of :func:`_keyed_object_folders`' folders (tiops.load), each with its path,
+    repository path, defaults and :func:`entry_key` (None: not cacheable)."""
     return [(prefix + name, relative_prefix + name, defaults, None if known is None else f"{relative_prefix}{name}\0{known}")
             for prefix, relative_prefix, defaults, known, names in folders for name in names]
 
@@ -1606,20 +1602,19 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
-        whole = whole_folders
         # Forked while this process is small: the cache is not read yet (tiops.forkwork.run_beside).
         # Taking folders whole, this process reads little of the cache: the helper is forked after
         # the stat index is read, and shares the lstats with this process (_load_indexed_folders).
-        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) and not whole else None
+        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) and not whole_folders else None
         try:
-            loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=whole))
+            loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=whole_folders))
             cache = loaded.cache
             if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
                 # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
                 reading = _HashedFirst(config.files)
                 _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
                                      _folder_files(folders), progress)
-            elif whole:
+            elif whole_folders:
                 _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh)
             else:
                 _load_indexed_files(loaded, folders, total, fresh, beside, progress)
@@ -1994,19 +1989,11 @@ def _changed_beside(folder: Path, context: str,
 
     def work() -> tuple[bytes, int, list[int]] | None:
         reader = BuildCache(folder, context)
-        index, trusted_before = reader._read_index()
+        reader._index, reader._index_trusted_before = reader._read_index()
         digest = reader.read_digests.get(_INDEX_FILE)
         if digest is None:
             return None
-        changed: list[int] = []
-        position = 0
-        for prefix, relative_prefix, _, _, names in folders:
-            for name in names:
-                record = index.get(relative_prefix + name)
-                if record is None or not _still_recorded(prefix + name, record, trusted_before):
-                    changed.append(position)
-                position += 1
-        return digest, trusted_before, changed
+        return digest, reader._index_trusted_before, sorted(_changed_here(reader, folders, 0, sys.maxsize))
 
     return run_beside(work)
 
@@ -2016,12 +2003,10 @@ def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: li
     """The positions of the files taken from their entries without an lstat here (every file but
     those at ``later``) that are not the file their record describes: by the helper's verdict
     when it was made for the stat index this process read, else by an lstat of each here."""
-    verdict = beside.result()
+    verdict = _changed_verdict(beside, cache)
     left = set(later)
-    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
-            and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list):
-        return sorted({position for position in verdict[2]
-                       if type(position) is int and 0 <= position < len(files) and position not in left})
+    if verdict is not None:
+        return sorted(position for position in verdict if 0 <= position < len(files) and position not in left)
     trusted_before = cache._index_trusted_before
     return [position for position, file in enumerate(files)
             if position not in left and not _still_recorded(places.at(position)[0], cache._index[file.relative],
