@@ -3,12 +3,23 @@ makes of them is what the full way makes of the same marks, and damaged columns 
 
 from __future__ import annotations
 
+import array
 import marshal
 import random
+import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tiops.bundlereuse import EntryMark, RecordedEntries, _loaded_texts, _stored_texts
+from tiops.bundlereuse import (
+    EntryMark,
+    RecordedEntries,
+    _loaded_texts,
+    _stored_texts,
+    record,
+    recorded_keys,
+)
 
 MARKINGS = [[], ["marking-definition--tlp-green"], ["marking-definition--tlp-amber", "marking-definition--tlp-red"]]
 
@@ -54,6 +65,47 @@ def test_a_splice_gives_the_columns_the_full_way_gives(seed: int) -> None:
         assert entries.summary(range(len(entries))) == (
             any(m.sourced for m in marks.values()), any(m.enriched for m in marks.values()),
             {marking for m in marks.values() for marking in m.markings})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_columns_hold_each_entrys_keys_in_its_share_of_the_text(seed: int) -> None:
+    rng = random.Random(seed)
+    marks = {f"{n:04d}\0intel/file-{n}.yaml": _mark(rng, n) for n in range(rng.randint(1, 80))}
+    entries = RecordedEntries.of(marks)
+    assert entries is not None
+    names = sorted(marks)
+    assert entries.names == names
+    assert entries.keys_text == "".join(key + "\n" for name in names for key in marks[name].keys)
+    assert entries.lengths.tolist() == [sum(len(key) + 1 for key in marks[name].keys) for name in names]
+    assert [entries.keys_at(place) for place in range(len(names))] == [marks[name].keys for name in names]
+
+
+def test_a_record_from_the_writers_offsets_and_extras_equals_one_read_back(tmp_path: Path) -> None:
+    from tiops.compile import WrittenBundle, bundle_head, write_bundle
+
+    stamp = "2025-01-01T00:00:00.000Z"
+    ids = [f"indicator--{uuid.uuid5(uuid.NAMESPACE_URL, str(n))}" for n in range(5)]
+    objects: list[dict[str, Any]] = [
+        {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created": stamp, "modified": stamp,
+         "name": "x" * (n + 1), "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "pattern_type": "stix",
+         "valid_from": stamp} for n, stix_id in enumerate(ids)]
+    builtin = f"identity--{uuid.uuid5(uuid.NAMESPACE_URL, "built in")}"  # owned by no entry: an extra, as the built-in objects are
+    objects.append({"type": "identity", "spec_version": "2.1", "id": builtin, "created": stamp, "modified": stamp,
+                    "name": "built in"})
+    objects.sort(key=lambda obj: (obj["type"], obj["id"]))
+    marks = {"e1": EntryMark([f"indicator\0{stix_id}" for stix_id in ids[:3]], True, False, []),
+             "e2": EntryMark([f"indicator\0{stix_id}" for stix_id in ids[3:]], False, False, [])}
+    output = tmp_path / "bundle.json"
+    keys: list[str] = []
+    extras: list[str] = []
+    starts = array.array("q")
+    written = write_bundle(recorded_keys(objects, keys, marks, extras), output, line_starts=starts)
+    assert isinstance(written, WrittenBundle)
+    assert extras == [f"identity\0{builtin}"]
+    assert starts[0] == len(bundle_head(written.bundle_id))
+    noted = record("k", output, written, keys, marks, starts, extras)
+    found = record("k", output, written, list(keys), marks)
+    assert noted is not None and noted == found
 
 
 def test_a_fresh_entry_named_as_a_kept_one_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
 import importlib.util
 import json
@@ -77,6 +78,29 @@ def test_streamed_bundle_equals_the_in_memory_serialisation(
     assert written.size == len(expected)
     assert written.bundle_id == json.loads(expected)["id"]
     assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]  # no partial file left behind
+
+
+@pytest.mark.parametrize("which", ["example", "generated"])
+def test_the_line_starts_noted_while_writing_are_where_each_line_starts(
+    which: str, example_repo: Path, generated_repo: Path, tmp_path: Path
+) -> None:
+    from tiops.bundlereuse import _file_line_offsets
+
+    repo = load_repo(example_repo if which == "example" else generated_repo)
+    target = tmp_path / "bundle.json"
+    starts = array.array("q")
+    write_bundle(bundle_objects(repo), target, line_starts=starts)
+    content = target.read_bytes()
+    # Found from the bytes alone: the head's line break, then each ",\n" between two lines.
+    head_end = content.index(b"\n") + 1
+    expected = [head_end]
+    at = head_end
+    while (separator := content.find(b",\n", at, len(content) - len(b'\n],"type":"bundle"}\n'))) >= 0:
+        expected.append(separator + 2)
+        at = separator + 2
+    assert starts.tolist() == expected
+    assert len(expected) == len(json.loads(content)["objects"])
+    assert _file_line_offsets(target) == expected  # what the record read back before the writer noted them
 
 
 def test_build_to_a_file_gives_the_bytes_and_metadata_of_an_in_memory_build(generated_repo: Path, tmp_path: Path) -> None:

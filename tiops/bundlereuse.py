@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import functools
 import hashlib
 import itertools
 import os
@@ -120,25 +121,36 @@ def with_rule_counts(marks: dict[str, EntryMark], changed: set[str]) -> dict[str
 
 
 def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str],
-                  marks: dict[str, EntryMark] | None = None) -> Iterator[dict[str, Any]]:
+                  marks: dict[str, EntryMark] | None = None, extras: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """``objects`` as they are written, noting each one's key in ``keys``.
 
     With ``marks``, a key its entries' marks hold already is noted as that very string:
     the record then holds (and marshal writes) each key once, not twice, which at a
-    million objects is about 100 MB less at the end of a compile.
+    million objects is about 100 MB less at the end of a compile. With ``extras``, the
+    keys no mark holds (the built-in objects the bundle adds) are noted there too, in
+    bundle order, as :func:`record` would otherwise find them with a set of every key.
     """
     known: dict[str, str] = {line_key: line_key for mark in (marks or {}).values() for line_key in mark.keys}
+    note_extra = extras.append if extras is not None else None
     for obj in objects:
         line_key = f"{obj['type']}\0{obj['id']}"
-        keys.append(known.get(line_key, line_key))
+        owned = known.get(line_key)
+        if owned is None:
+            owned = line_key
+            if note_extra is not None:
+                note_extra(line_key)
+        keys.append(owned)
         yield obj
 
 
 def record(key: str, output: Path, written: WrittenBundle, keys: list[str], marks: dict[str, EntryMark],
-           offsets: list[int] | None = None) -> dict[str, Any] | None:
+           offsets: Sequence[int] | None = None, extras: list[str] | None = None) -> dict[str, Any] | None:
     """The record of a bundle just written (None when its lines are not in plain key order: not kept).
 
-    ``offsets``: where each line starts in the file, when the caller knows; else the file is read for them.
+    ``offsets``: where each line starts in the file, when the caller knows (the writer's
+    ``line_starts``, tiops.compile.write_bundle); else the file is read for them.
+    ``extras``: the keys no mark holds, in bundle order, when the caller noted them
+    (:func:`recorded_keys`); else they are found here.
     """
     if any(earlier >= later for earlier, later in pairwise(keys)):
         return None
@@ -151,17 +163,10 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     entries = RecordedEntries.of(marks)
     if entries is None:
         return None
-    owned = {line_key for mark in marks.values() for line_key in mark[0]}
-    return _record(key, output, written, keys, offsets, [line_key for line_key in keys if line_key not in owned],
-                   entries)
-
-
-def record_offsets(kept: dict[str, Any]) -> list[int]:
-    """Where each line of the bundle a record (:func:`record`) was made for starts."""
-    offsets = _loaded_offsets(kept.get("offsets"))
-    if offsets is None:
-        raise ValueError("not a bundle record")
-    return offsets
+    if extras is None:
+        owned = {line_key for mark in marks.values() for line_key in mark[0]}
+        extras = [line_key for line_key in keys if line_key not in owned]
+    return _record(key, output, written, keys, offsets, extras, entries)
 
 
 def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
@@ -176,8 +181,8 @@ def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spli
     return _record(key, output, written, spliced.keys, spliced.offsets, spliced.extras, spliced.entries)
 
 
-def _record(key: str, output: Path, written: WrittenBundle, keys: list[str], offsets: list[int], extras: list[str],
-            entries: RecordedEntries) -> dict[str, Any]:
+def _record(key: str, output: Path, written: WrittenBundle, keys: list[str], offsets: Sequence[int],
+            extras: list[str], entries: RecordedEntries) -> dict[str, Any]:
     return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256,
             "size": written.size, "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
             "entries": entries.stored()}
@@ -195,7 +200,8 @@ def _stored_texts(texts: list[str]) -> str | list[str]:
     when a text holds a line break itself (an id the checks warn of), which one string could not keep apart."""
     if not texts:
         return ""
-    joined = _TEXT_SEPARATOR.join(texts) + _TEXT_SEPARATOR
+    # The last separator joined in, not added after: a million keys' text is made once, not twice.
+    joined = _TEXT_SEPARATOR.join(itertools.chain(texts, ("",)))
     return joined if joined.count(_TEXT_SEPARATOR) == len(texts) else list(texts)
 
 
@@ -208,6 +214,8 @@ def _loaded_texts(stored: Any) -> list[str] | None:
 
 
 def _stored_offsets(offsets: Sequence[int]) -> bytes:
+    if isinstance(offsets, array.array) and offsets.typecode == "q":
+        return offsets.tobytes()
     return array.array("q", offsets).tobytes()
 
 
@@ -260,16 +268,20 @@ class RecordedEntries:
             return cls([], array.array("q"), "", b"", array.array("q"), [], {})
         names, fields = zip(*items, strict=True)
         keys, sourced, enriched, markings, ruled, dropped, gone = zip(*fields, strict=True)
-        texts = [_TEXT_SEPARATOR.join(entry_keys) + _TEXT_SEPARATOR if entry_keys else "" for entry_keys in keys]
-        keys_text = "".join(texts)
-        if keys_text.count(_TEXT_SEPARATOR) != sum(map(len, keys)):
+        # Every key followed by a separator, in one join: a text per entry first held the keys
+        # twice over (about 80 MB more at a million objects, at the peak of a first build).
+        key_count = sum(map(len, keys))
+        keys_text = _TEXT_SEPARATOR.join(itertools.chain(itertools.chain.from_iterable(keys), ("",))) if key_count else ""
+        if keys_text.count(_TEXT_SEPARATOR) != key_count:
             return None  # a key holding a line break
+        # Each entry's share of keys_text: its keys' characters and a separator each.
+        lengths = array.array("q", map(int.__add__, map(sum, map(functools.partial(map, len), keys)), map(len, keys)))
         marking_keys = list(map(tuple, markings))
         sets = {marking: place for place, marking in enumerate(dict.fromkeys(marking_keys))}  # by first use
         flags = bytes(map(int.__add__, map(int, map(bool, sourced)),
                           map((cls._ENRICHED).__mul__, map(int, map(bool, enriched)))))
         noted = itertools.compress(range(len(names)), map(max, map(bool, ruled), map(bool, dropped), map(bool, gone)))
-        return cls(list(names), array.array("q", map(len, texts)), keys_text, flags,
+        return cls(list(names), lengths, keys_text, flags,
                    array.array("q", map(sets.__getitem__, marking_keys)), [list(marking) for marking in sets],
                    {names[place]: (ruled[place], dropped[place], gone[place]) for place in noted})
 

@@ -8,6 +8,7 @@ checkout path or hash seeds.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import hashlib
@@ -352,7 +353,8 @@ class _CloseQuietly:
             self.stream.close()
 
 
-def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> WrittenBundle:
+def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path, *,
+                 line_starts: array.array[int] | None = None) -> WrittenBundle:
     """Stream the canonical bundle (the bytes :func:`serialize_bundle` returns) to ``target``.
 
     Only one object's line is held at a time: at a million objects the bundle is
@@ -360,9 +362,12 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path) -> Wri
     bundle id, a digest of every line, goes in the head: the head is written over a
     placeholder of the same length at the end. The file appears complete or not at
     all: it is written beside ``target`` and renamed over it.
+
+    ``line_starts``: where each object line starts in the file is appended to it, for the
+    bundle record (tiops.bundlereuse), which otherwise reads the file back for them.
     """
     with _replacing(target) as stream:
-        bundle_id = _write_body(objects, stream.write)
+        bundle_id = _write_body(objects, stream.write, line_starts)
         size = stream.tell()
         stream.seek(0)
         stream.write(bundle_head(bundle_id))
@@ -506,11 +511,16 @@ def _unwritable(target: Path, error: OSError) -> TiopsError:
                       hint="Check that the folder is writable and that no folder has the bundle's name.")
 
 
-def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[bytes], object]) -> str:
-    """Write a placeholder head, the object lines and the tail; return the bundle id."""
-    write(bundle_head(_PLACEHOLDER_ID))
+def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[bytes], object],
+                line_starts: array.array[int] | None = None) -> str:
+    """Write a placeholder head, the object lines and the tail; return the bundle id.
+    With ``line_starts``, append where each line starts to it."""
+    head = bundle_head(_PLACEHOLDER_ID)
+    write(head)
     digest = hashlib.sha256()
     dumps, options, update = orjson.dumps, _JSON_OPTIONS, digest.update
+    note = line_starts.append if line_starts is not None else None
+    at = len(head)
     with paused_gc():
         for index, obj in enumerate(objects):
             # bytes: a line kept from the previous bundle (tiops.bundlereuse), the same as dumping its object
@@ -518,6 +528,10 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
             if index:
                 write(b",\n")
                 update(b"\n")
+                at += 2
+            if note is not None:
+                note(at)
+                at += len(line)
             write(line)
             update(line)
     write(BUNDLE_TAIL)

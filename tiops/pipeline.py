@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import os
@@ -64,7 +65,7 @@ class BundleLines(NamedTuple):
     """Where each object line of a bundle just written starts, and its key (tiops.bundlereuse)."""
 
     keys: list[str]  # type NUL id of each line, in order
-    starts: list[int]  # offset of each line in the file
+    starts: Sequence[int]  # offset of each line in the file
     bundle_id: str  # the bundle id its head holds (a digest of every line: tiops.compile)
     size: int
 
@@ -452,13 +453,15 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
                      for entry, mark in marks.items()}
         if outcome.changed:  # what the rules changed, counted by entry for the next compile's build.json
             marks = bundlereuse.with_rule_counts(marks, _changed_keys(repo.objects, outcome))
-        written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks), output)
+        extras: list[str] = []
+        starts = array.array("q")  # the record's offsets, noted as the lines are written
+        written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks, extras), output, line_starts=starts)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
-        kept = bundlereuse.record(key, output, written, keys, marks)
+        kept = bundlereuse.record(key, output, written, keys, marks, starts, extras)
         _keep_record(cache, kept, record_name)
         if kept is not None:
-            lines = BundleLines(keys, bundlereuse.record_offsets(kept), written.bundle_id, written.size)
+            lines = BundleLines(keys, starts, written.bundle_id, written.size)
     else:
         bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
     metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,

@@ -182,7 +182,7 @@ class CompiledLines(Sequence[dict[str, Any]]):
     when every object changed (a new as-of time, a rule edited) they are all held, as before.
     """
 
-    def __init__(self, content: Any, ids: list[str], starts: list[int], body_end: int) -> None:
+    def __init__(self, content: Any, ids: list[str], starts: Sequence[int], body_end: int) -> None:
         if len(ids) != len(starts):
             raise ValueError("a start is needed for each line")
         self._view = memoryview(content)
