@@ -151,7 +151,7 @@ def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, li
 @pytest.mark.parametrize(("seed", "fork"), [(1, "0"), (2, "0"), (3, "1")])
 def test_cached_and_uncached_builds_agree_over_random_edits(example_repo: Path, seed: int, fork: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # fork "1": a warm load has a forked helper take the files' lstats (tiops.buildcache._changed_beside).
+    # fork "1": a warm load has a forked helper take the files' lstats (tiops.buildcache._changed_beside_read).
     monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
     rng = random.Random(seed)
     _age(*(p for p in example_repo.rglob("*") if p.is_file()))

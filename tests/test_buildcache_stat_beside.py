@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from varied_repo import build_outcome, clean_repository
 
-from tiops import forkwork
+from tiops import buildcache, forkwork
 from tiops.buildcache import load_repo_indexed
+from tiops.buildfolders import bundle_files
 from tiops.forkwork import can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
@@ -32,13 +33,20 @@ def _edit(path: Path, note: str) -> None:
     os.utime(path, ns=(OLD * 10**9, OLD * 10**9))  # only the size and change time tell
 
 
+def _relative(file: Any) -> str:
+    """A file's repository path, for a file of a folder taken whole too (its entry: blob NUL path NUL key)."""
+    return file.relative if hasattr(file, "relative") else file.entry.split("\0")[1]
+
+
 def _loaded(root: Path) -> tuple[list[tuple[str, Any, bool]], int, int]:
+    """Each file of a load, in the order the files were walked, its index and whether it was parsed."""
     loaded = load_repo_indexed(root)
-    return ([(file.relative, file.index, file.parsed) for file in loaded.files],
+    return ([(_relative(file), file.index, file.parsed) for file in bundle_files(loaded.files)],
             loaded.reused_files, loaded.parsed_files)
 
 
-def test_the_helper_takes_the_lstats_of_unchanged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "repo"
     paths = _aged_repository(root, 300)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
@@ -65,12 +73,18 @@ def test_the_helper_takes_the_lstats_of_unchanged_files(tmp_path: Path, monkeypa
     assert beside == alone
     # The edited file is parsed again, the deleted one is gone, the rest comes from the cache.
     assert (alone[1], alone[2]) == (before[1] - 2, before[2] + 1)
+    walked = [os.path.join(root, relative) for relative, _, _ in alone[0]]
     reused = {os.path.join(root, relative) for relative, _, parsed in alone[0] if not parsed}
     assert len(reused) == alone[1] > 250
     assert reused <= lstats_alone
-    # With the helper, this process looked at none of them: only at the edited file (and what
-    # is never cached, such as a link).
-    assert os.fspath(paths[7]) in lstats_beside and not reused & lstats_beside
+    # With the helper, this process looked at none of the files of the helper's share (the first
+    # of them as walked, buildcache._HELPER_SHARE), and at each of its own; and at the edited file.
+    split = int(len(walked) * buildcache._HELPER_SHARE)
+    theirs, ours = set(walked[:split]) & reused, set(walked[split:]) & reused
+    assert len(theirs) > 100 and len(ours) > 50
+    assert not theirs & lstats_beside
+    assert ours <= lstats_beside
+    assert os.fspath(paths[7]) in lstats_beside
 
 
 class _Verdict:

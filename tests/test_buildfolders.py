@@ -32,7 +32,7 @@ def _warm(root: Path) -> None:
 
 
 def _taken_whole(root: Path) -> dict[str, FolderEntry]:
-    loaded = load_repo_indexed(root, whole_folders=True)
+    loaded = load_repo_indexed(root)
     return {file.relative: file for file in loaded.files if isinstance(file, FolderEntry)}
 
 
@@ -46,8 +46,8 @@ def test_unchanged_folders_are_taken_whole_and_give_the_same_findings(example_re
     whole = _taken_whole(example_repo)
     assert "intel/malware/" in whole and "intel/actors/" in whole
     # The feed folder's indicators name partner-style sources? No: every plain folder is taken whole.
-    loaded = load_repo_indexed(example_repo, whole_folders=True)
-    by_file = load_repo_indexed(example_repo)
+    loaded = load_repo_indexed(example_repo)
+    by_file = load_repo_indexed(example_repo, fresh=lambda _: True)  # every file parsed afresh, one by one
     assert validate_indexed(loaded.repo, loaded.files).findings == validate_indexed(by_file.repo, by_file.files).findings
     # The folder's files, one by one, are the files a load file by file gives, in order.
     assert ([file.entry for file in bundle_files(loaded.files)] == [file.entry for file in by_file.files])

@@ -89,7 +89,7 @@ def test_a_record_from_the_writers_offsets_and_extras_equals_one_read_back(tmp_p
         {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created": stamp, "modified": stamp,
          "name": "x" * (n + 1), "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "pattern_type": "stix",
          "valid_from": stamp} for n, stix_id in enumerate(ids)]
-    builtin = f"identity--{uuid.uuid5(uuid.NAMESPACE_URL, "built in")}"  # owned by no entry: an extra, as the built-in objects are
+    builtin = f"identity--{uuid.uuid5(uuid.NAMESPACE_URL, 'built in')}"  # owned by no entry: an extra, as the built-in objects are
     objects.append({"type": "identity", "spec_version": "2.1", "id": builtin, "created": stamp, "modified": stamp,
                     "name": "built in"})
     objects.sort(key=lambda obj: (obj["type"], obj["id"]))

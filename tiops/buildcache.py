@@ -90,7 +90,6 @@ edits). ``tiops compile --no-cache`` / ``TIOPS_NO_CACHE=1`` build without it.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import itertools
@@ -920,6 +919,19 @@ class BuildCache:
             self._close_spill()
         self._dirty.clear()
 
+    def release_saved(self) -> None:
+        """Let go of what only :meth:`save` needed: the stat index read and the one made, the entries
+        used. For a first build, whose compile then makes as many small objects again: at a million
+        objects these are 300 MB that the bundle and its record reuse, rather than pages added on top.
+        The cache still reads entries' objects and writes records afterwards; it saves nothing more."""
+        self._index = {}
+        self._new_index = {}
+        self._used = set()
+        self._taken = []
+        self._taken_names = []
+        self._taken_folders = []
+        self._noted_folders = []
+
     def save_unless_small(self) -> None:
         """:meth:`settle` (when the load left it to the caller) and :meth:`save`, unless this run
         changed only a handful of files (:meth:`small_change`): then nothing is written or settled.
@@ -946,7 +958,7 @@ class BuildCache:
         build on (a first run, or one of another context) is never small."""
         if not self._index or self.rejected or self._stored_files > _SMALL_FILES or self._stored_size > _SMALL_BYTES:
             return False
-        # A file taken unchanged keeps the very record read (_load_indexed_files, take_unchanged);
+        # A file taken unchanged keeps the very record read (_load_indexed_folders, take_unchanged);
         # every other record was made by remember_record (a path remembered twice counts twice:
         # saved sooner).
         same = self._taken_count() + len(self._new_index) - self._remembered
@@ -1184,7 +1196,7 @@ def _keyed_object_folders(intel: Path, root: Path, repo: Repo) -> list[tuple[str
 
 def load_repo_cached(root: Path, *, progress: Progress = no_progress,
                      fresh: Callable[[str], bool] | None = None, record_files: bool = False,
-                     settle: bool = True, entry_objects: bool = False, whole_folders: bool = False) -> CachedLoad:
+                     settle: bool = True, entry_objects: bool = False, make_groups: bool = False) -> CachedLoad:
     """Load ``root`` like :func:`tiops.load.load_repo`, reusing the cache for unchanged files.
 
     The objects and findings are those ``load_repo`` gives, in the same order, and
@@ -1195,7 +1207,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller, which may look up
     more entries first (a git revision's files, :class:`CachedFiles`). ``entry_objects``:
     keep each cached file's objects in ``result.entry_objects``, by "blob NUL entry key".
-    ``whole_folders``: make each folder's group (tiops.buildfolders) for the next build, which
+    ``make_groups``: make each folder's group (tiops.buildfolders) for the next build, which
     may then take the folder whole (:func:`load_repo_indexed`).
     """
     config, config_findings = load_config(root)
@@ -1212,7 +1224,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         files = _folder_files(folders)
-        groups = _GroupMaker(cache, folders) if whole_folders and fresh is None else None
+        groups = _GroupMaker(cache, folders) if make_groups and fresh is None else None
         if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(len(files)):
             # A first build: every file is parsed, checked and kept, a forked helper taking part.
             _load_files_forked(loaded, parsing, reading, root_text, files, progress, groups)
@@ -1564,34 +1576,27 @@ class IndexedLoad:
     """
 
     repo: Repo
-    files: list[_IndexedEntry | FolderEntry]  # folders taken whole only with load_repo_indexed's whole_folders
+    files: list[_IndexedEntry | FolderEntry]  # a folder taken whole is one FolderEntry
     cache: BuildCache
     reused_files: int = 0
     parsed_files: int = 0
 
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
-                      fresh: Callable[[str], bool] | None = None, settle: bool = True,
-                      whole_folders: bool = False) -> IndexedLoad:
+                      fresh: Callable[[str], bool] | None = None, settle: bool = True) -> IndexedLoad:
     """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
 
     A file the cache holds costs its index; its objects are unmarshalled when a check
     asks for them. Files parsed afresh keep their objects. Call ``result.cache.save()``
     afterwards to keep what changed.
 
-    On a warm cache, with a second CPU idle (tiops.load.fork_helper), the lstat of every
-    file (whether it is still the file the stat index describes: most of a warm load's
-    system time) is taken by a helper forked before the cache is opened, while this
-    process reads the cache and the indexes (:func:`_changed_beside`). Its verdict is used
-    only for the very stat index this process read; otherwise the lstats are taken here.
+    A folder whose files are all unchanged is taken as one file (tiops.buildfolders.FolderEntry)
+    when the cache keeps its group, with its path as its ``relative``; every other folder is
+    loaded file by file, and its group made for the next build (:func:`_load_indexed_folders`).
+    A folder holding a file ``fresh`` names is loaded file by file, that file parsed afresh.
 
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
     nothing, :meth:`BuildCache.save_unless_small`).
-
-    ``whole_folders``: a folder whose files are all unchanged is taken as one file
-    (tiops.buildfolders.FolderEntry) when the cache keeps its group, and the group of every
-    other folder is made for the next build. A folder taken whole has its path as its
-    ``relative``; a folder holding a file ``fresh`` names is loaded file by file.
     """
     config, config_findings = load_config(root)
     context = context_key(root)
@@ -1602,125 +1607,18 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
-        # Forked while this process is small: the cache is not read yet (tiops.forkwork.run_beside).
-        # Taking folders whole, this process reads little of the cache: the helper is forked after
-        # the stat index is read, and shares the lstats with this process (_load_indexed_folders).
-        beside = _changed_beside(root / CACHE_DIR, context, folders) if fork_helper(total) and not whole_folders else None
-        try:
-            loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=whole_folders))
-            cache = loaded.cache
-            if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
-                # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
-                reading = _HashedFirst(config.files)
-                _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
-                                     _folder_files(folders), progress)
-            elif whole_folders:
-                _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh)
-            else:
-                _load_indexed_files(loaded, folders, total, fresh, beside, progress)
-        finally:
-            if beside is not None:
-                beside.close()
+        loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=True))
+        cache = loaded.cache
+        if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
+            # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.
+            reading = _HashedFirst(config.files)
+            _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
+                                 _folder_files(folders), progress)
+        else:
+            _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh)
     if settle:
         cache.settle()
     return loaded
-
-
-def _load_indexed_files(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
-                        total: int, fresh: Callable[[str], bool] | None, beside: Beside | None,
-                        progress: Progress) -> None:
-    """:func:`load_repo_indexed` of every file of ``folders``, unchanged files from their cache entries.
-
-    With ``beside`` (:func:`_changed_beside`), an unchanged file's index is taken without an
-    lstat here, and the files the helper found changed (or every file, when its verdict
-    does not hold for this stat index) are checked and loaded the general way afterwards,
-    in their places.
-    """
-    cache, repo = loaded.cache, loaded.repo
-    config, root = repo.config, repo.root
-    root_text = os.fspath(root)
-    reading = _HashedFirst(config.files)
-    parsing = replace(config, source=reading)
-    files = loaded.files
-    append = files.append
-    index_get, shards = cache._index.get, cache._shards
-    trusted_before = cache._index_trusted_before
-    load_index = _load_index
-    # Shards by the first two hex digits of their blobs (_shard_of, for the lowercase ids blob_id gives;
-    # another spelling misses here and takes the general way below).
-    by_prefix = {f"{number:02x}": shard for number, shard in shards.items()}
-    checked_beside = beside is not None
-    # With a helper: the positions of the files left for the general way. Every other file was
-    # taken on the helper's word, to be confirmed by its verdict (_changed_taken).
-    later: list[int] = []
-    # The files taken from their entries unchanged (BuildCache.take_unchanged).
-    taken_files: list[_IndexedEntry] = []
-    take = taken_files.append
-    reused = 0
-    done = 0
-    for prefix, relative_prefix, defaults, folder_key, names in folders:
-        suffix = None if folder_key is None else f"\0{folder_key}"  # entry_key, inlined: "relative NUL defaults key"
-        overlay = defaults.overlay
-        for name in names:
-            done += 1
-            relative = relative_prefix + name
-            key = None if suffix is None else relative + suffix
-            if key is not None and (fresh is None or not fresh(relative)):
-                # The usual file: unchanged since the index was written, its entry in the cache.
-                # known_blob, lookup and remember inlined: this runs once per file of the repository.
-                record = index_get(relative)
-                if record is not None and not checked_beside and not _still_recorded(prefix + name, record,
-                                                                                     trusted_before):
-                    record = None
-                if record is not None:
-                    blob = record[4]
-                    shard = by_prefix.get(blob[:2]) if type(blob) is str else None
-                    by_key = shard.get(blob) if shard is not None else None
-                    stored_index = by_key.get(key) if type(by_key) is dict else None
-                    if type(stored_index) is tuple:
-                        try:
-                            index = load_index(stored_index)
-                            signature = stored_index[-1]
-                            # Made under other lines of the folder's overlay: the general way below parses it.
-                            if signature != (overlay_signature(overlay, index.ids) if overlay else ""):
-                                raise ValueError("another overlay")
-                        except (ValueError, TypeError, EOFError, IndexError):
-                            pass  # not an entry after all: the general way below loads the file afresh
-                        else:
-                            # Its objects part is read only if a check asks for it (stored_objects).
-                            taken = _IndexedEntry(relative, index,
-                                                  f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}",
-                                                  cache)  # entry_name, inlined
-                            append(taken)
-                            take(taken)  # used, its record kept: noted by the cache when it needs them
-                            reused += 1
-                            if done % 1000 == 0 or done == total:
-                                progress("load", done, total)
-                            continue
-            if checked_beside:
-                later.append(done - 1)
-                append(None)  # type: ignore[arg-type]  # filled below, in its place
-            else:
-                append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
-                                          defaults, key, fresh))
-            if done % 1000 == 0 or done == total:
-                progress("load", done, total)
-    loaded.reused_files += reused
-    if beside is None:
-        cache.take_unchanged(taken_files)
-        return
-    # The files taken on the helper's word that are not what the stat index says after all.
-    places = _Places(folders)
-    changed = _changed_taken(beside, cache, places, files, later)
-    if changed:
-        not_unchanged = {id(files[position]) for position in changed}
-        taken_files = [file for file in taken_files if id(file) not in not_unchanged]
-    cache.take_unchanged(taken_files)
-    loaded.reused_files -= len(changed)
-    for position in sorted(later + changed):
-        path, relative, defaults, key = places.at(position)
-        files[position] = _load_indexed_file(loaded, cache, parsing, reading, root, root_text, path, relative,
-                                             defaults, key, fresh)
 
 
 def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
@@ -1897,7 +1795,8 @@ def _changed_here(cache: BuildCache, folders: list[tuple[str, str, Defaults, str
 def _changed_beside_read(cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
                          stop: int) -> Beside | None:
     """A forked helper giving :func:`_changed_here` of the first ``stop`` files, against the stat index
-    this process read (its verdict carries the index's digest, as :func:`_changed_beside`'s)."""
+    this process read: its verdict carries the index's digest and racy-time bound, so it is used
+    only for that very index (:func:`_changed_verdict`)."""
     from tiops.forkwork import run_beside
 
     digest = cache.read_digests.get(_INDEX_FILE)
@@ -1935,7 +1834,7 @@ def _taken_from(relative: str, key: str, blob: str, stored_index: tuple[Any, ...
 def _taken_entry(cache: BuildCache, relative: str, key: str, blob: Any,
                  overlay: dict[str, Any] | None) -> tuple[_IndexedEntry, tuple[Any, ...]] | None:
     """The file at ``relative``, unchanged since its stat record, from its entry (and the entry's stored
-    index), as :func:`_load_indexed_files` takes it; None when the cache holds no such entry."""
+    index); None when the cache holds no such entry, or one made under other lines of the folder's overlay."""
     try:
         shard = cache._shard(int(blob[:2], 16))  # _shard_of, for the lowercase ids blob_id gives
     except (TypeError, ValueError):
@@ -1953,64 +1852,6 @@ def _taken_entry(cache: BuildCache, relative: str, key: str, blob: Any,
         return None
     return (_IndexedEntry(relative, index, f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}", cache),
             stored_index)
-
-
-class _Places:
-    """Each file's path, repository path, defaults and entry key (or None), by its position among
-    the files of :func:`_keyed_object_folders`' folders: worked out again for the few files a
-    load takes the general way, rather than kept for every file as it is walked."""
-
-    def __init__(self, folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> None:
-        self._folders = folders
-        self._starts = list(itertools.accumulate((len(folder[4]) for folder in folders), initial=0))
-
-    def at(self, position: int) -> tuple[str, str, Defaults, str | None]:
-        number = bisect.bisect_right(self._starts, position) - 1
-        prefix, relative_prefix, defaults, folder_key, names = self._folders[number]
-        name = names[position - self._starts[number]]
-        relative = relative_prefix + name
-        return prefix + name, relative, defaults, None if folder_key is None else f"{relative}\0{folder_key}"
-
-
-def _changed_beside(folder: Path, context: str,
-                    folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> Beside | None:
-    """A forked helper telling which files of ``folders`` are not what the cache's stat index says.
-
-    It reads the stat index itself and lstats every file as :func:`_load_indexed_files`
-    would, and gives the index's digest and racy-time bound (its verdict holds only for
-    the very same index) and the positions of the files whose lstat does not match their
-    record (no record, gone, not a regular file, changed, or racily recent). None when no
-    helper can be forked, or when there is no stat index to check against.
-    """
-    from tiops.forkwork import run_beside
-
-    if not os.path.isfile(folder / _INDEX_FILE):
-        return None  # a first build: no record to check
-
-    def work() -> tuple[bytes, int, list[int]] | None:
-        reader = BuildCache(folder, context)
-        reader._index, reader._index_trusted_before = reader._read_index()
-        digest = reader.read_digests.get(_INDEX_FILE)
-        if digest is None:
-            return None
-        return digest, reader._index_trusted_before, sorted(_changed_here(reader, folders, 0, sys.maxsize))
-
-    return run_beside(work)
-
-
-def _changed_taken(beside: Beside, cache: BuildCache, places: _Places, files: list[_IndexedEntry | FolderEntry],
-                   later: list[int]) -> list[int]:
-    """The positions of the files taken from their entries without an lstat here (every file but
-    those at ``later``) that are not the file their record describes: by the helper's verdict
-    when it was made for the stat index this process read, else by an lstat of each here."""
-    verdict = _changed_verdict(beside, cache)
-    left = set(later)
-    if verdict is not None:
-        return sorted(position for position in verdict if 0 <= position < len(files) and position not in left)
-    trusted_before = cache._index_trusted_before
-    return [position for position, file in enumerate(files)
-            if position not in left and not _still_recorded(places.at(position)[0], cache._index[file.relative],
-                                                            trusted_before)]
 
 
 def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_before: int) -> bool:

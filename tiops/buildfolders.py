@@ -157,6 +157,8 @@ class FolderEntry:
 
     __slots__ = ("_blobs", "_cache", "_counts", "_folder_key", "_loaded", "_names", "index", "relative")
 
+    parsed = False  # taken from the cache whole: no file of it was read in this run
+
     def __init__(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str], counts: list[int],
                  index: FileIndex, cache: Any) -> None:
         self.relative = relative_prefix

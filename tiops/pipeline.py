@@ -100,7 +100,7 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
 
     if not has_entries(root):
         return _load_and_validate_cached(root, progress)
-    indexed = load_repo_indexed(root, progress=progress, whole_folders=True)
+    indexed = load_repo_indexed(root, progress=progress)
 
     def checked() -> list[Finding]:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
@@ -281,7 +281,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     from tiops.rules.engine import RulesOutcome
     from tiops.validate import validate_indexed
 
-    loaded = load_repo_indexed(root, progress=progress, whole_folders=True)
+    loaded = load_repo_indexed(root, progress=progress)
     repo = loaded.repo
     rule_set, reusable = _reusable_lines(repo, output)
     record_name = record_name or bundlereuse.RECORD
@@ -350,9 +350,10 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     """
     from tiops.buildcache import load_repo_cached
 
-    loaded = load_repo_cached(root, progress=progress, entry_objects=True, whole_folders=True)
+    loaded = load_repo_cached(root, progress=progress, entry_objects=True, make_groups=True)
     findings = _checked_and_saved(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
                                                                       prechecked=loaded.prechecked()))
+    loaded.cache.release_saved()
     if blocking_errors(findings):
         raise ValidationFailed(findings)
     rule_set, reusable = _reusable_lines(loaded.repo, output)

@@ -340,7 +340,7 @@ class _RepositoryIds:
 
             holders: dict[str, Any] = {}
             if has_entries(self.root):
-                for file in load_repo_indexed(self.root, whole_folders=True).files:  # a folder whole holds its ids
+                for file in load_repo_indexed(self.root).files:  # a folder whole holds its ids
                     for identifier in file.index.ids:
                         holders.setdefault(identifier, file)
             else:

@@ -325,7 +325,7 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
     # a first build leaves out (tiops.buildcache.has_entries).
     usable = has_entries(root)
     if not wanted and usable:
-        indexed = load_repo_indexed(root, progress=progress, settle=False, whole_folders=True)
+        indexed = load_repo_indexed(root, progress=progress, settle=False)
         try:
             with kept_positions(indexed.cache):
                 findings = validate_indexed(indexed.repo, indexed.files, progress=progress,
@@ -366,7 +366,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     if any(t.is_dir() for t in named) or not has_entries(root):
         return None  # without a cache of this context, every file is parsed: the whole way holds less
     # Folders taken whole but those of the named files, each of which is a file of its own.
-    loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__, settle=False, whole_folders=True)
+    loaded = load_repo_indexed(root, progress=progress, fresh=wanted.__contains__, settle=False)
     try:
         with kept_positions(loaded.cache):
             previous = _previous_ids(root, named)
