@@ -19,6 +19,7 @@ from tiops.buildcache import (
     context_key,
     entry_name,
     load_repo_cached,
+    load_repo_indexed,
     overlay_signature,
 )
 from tiops.findings import Finding
@@ -452,3 +453,24 @@ def test_a_save_killed_while_writing_leaves_nothing_the_next_save_keeps(example_
     assert len(left) == 1  # the file it was writing: before, a random name no later build removed
     assert _outcome(example_repo, cache=True) == expected
     assert [name for name in os.listdir(folder) if name.startswith(".")] == [".gitignore"]
+
+
+def test_a_cache_let_go_of_after_its_save_still_reads_and_writes_records_and_saves_nothing_more(
+        example_repo: Path) -> None:
+    """A first build drops the stat index once saved (BuildCache.release_saved): the entries' objects
+    are still read and the bundle record still written, and a save after it changes no file."""
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    loaded = load_repo_cached(example_repo, make_groups=True)
+    loaded.cache.save()
+    folder = example_repo / CACHE_DIR
+    saved = {path.name: path.read_bytes() for path in folder.iterdir()}
+    loaded.cache.release_saved()
+    loaded.cache.save()
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == saved
+    loaded.cache.write_record("a-record", {"kept": True})
+    assert BuildCache.open(example_repo, context_key(example_repo)).read_record("a-record") == {"kept": True}
+    fresh = BuildCache.open(example_repo, context_key(example_repo))
+    pairs = [(blob, key) for shard in fresh._shards.values() for blob, by_key in shard.items() for key in by_key]
+    assert pairs and all(loaded.cache.stored_objects(blob, key) is not None for blob, key in pairs)
+    warm = load_repo_indexed(example_repo)
+    assert warm.parsed_files == 0 and warm.reused_files > 0
