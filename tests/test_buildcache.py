@@ -460,7 +460,12 @@ def test_a_cache_let_go_of_after_its_save_still_reads_and_writes_records_and_sav
     """A first build drops the stat index once saved (BuildCache.release_saved): the entries' objects
     are still read and the bundle record still written, and a save after it changes no file."""
     _age(*(p for p in example_repo.rglob("*") if p.is_file()))
-    loaded = load_repo_cached(example_repo, make_groups=True)
+    load_repo_cached(example_repo, make_groups=True).cache.save()
+    edited = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    edited.write_text(edited.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
+    _age(edited)
+    loaded = load_repo_cached(example_repo, make_groups=True)  # a stat index read, and one made
+    assert loaded.cache._index and loaded.cache._new_index
     loaded.cache.save()
     folder = example_repo / CACHE_DIR
     saved = {path.name: path.read_bytes() for path in folder.iterdir()}
