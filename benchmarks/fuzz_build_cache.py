@@ -15,7 +15,7 @@ finding, no other byte. A damaged cache may only cost a rebuild (docs/performanc
 "What the build cache tolerates").
 
 Damage kinds: byte flips, truncation and appended bytes in every kind of cache file
-(entry and objects shards, the stat index, the bundle record, the enrichment-lock
+(entry and objects shards, folder groups, the stat index, the bundle record, the enrichment-lock
 record); two files swapped, one copied or linked over another; a file replaced by an
 empty file, a folder, a symlink to ``/dev/zero``, a FIFO, or made unreadable; the
 cache folder read-only (a read-only bind mount when run as root, where modes are
@@ -73,6 +73,10 @@ def run_commands(root: Path, commands: list[list[str]], cached: bool, output: st
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             crash = "".join(traceback.format_exception(result.exception))
         text = (result.stdout + result.stderr).replace(output, "BUNDLE")
+        # Shown relative to the repository, as the CLI shows paths; the build record sits beside the bundle.
+        record = os.path.join(os.path.dirname(output), "build.json")
+        for path, name in ((record, "RECORD"), (output, "BUNDLE")):
+            text = text.replace(os.path.relpath(path, root), name).replace(path, name)
         bundle = None
         if command[0] == "compile" and result.exit_code == 0:
             with contextlib.suppress(OSError):
@@ -285,11 +289,12 @@ class Fuzzer:
 
     def pick_file(self) -> Path:
         files = self.cache_files()
-        # Every kind alike, not every shard: the index and records are few among 512 shards.
+        # Every kind alike, not every shard: the index and records are few among 512 shards of
+        # entries and 64 of folder groups.
         kinds: dict[str, list[Path]] = {}
         for path in files:
-            kinds.setdefault(path.name.split("-")[0] if path.name.startswith(("entries", "objects")) else path.name,
-                             []).append(path)
+            kinds.setdefault(path.name.split("-")[0] if path.name.startswith(("entries", "objects", "folders"))
+                             else path.name, []).append(path)
         return self.random.choice(kinds[self.random.choice(sorted(kinds))])
 
     def damage(self) -> tuple[str, Callable[[], None] | None]:
