@@ -158,8 +158,8 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
         return None  # a named pipe or a device (-o /dev/stdout): nothing to read lines back from, next time either
     if offsets is None:
         offsets = _file_line_offsets(output)
-        if offsets is None or len(offsets) != len(keys):
-            return None
+    if offsets is None or len(offsets) != len(keys):
+        return None
     entries = RecordedEntries.of(marks)
     if entries is None:
         return None
