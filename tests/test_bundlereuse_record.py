@@ -32,6 +32,12 @@ def _mark(rng: random.Random, number: int) -> EntryMark:
     return EntryMark(keys, rng.random() < 0.2, rng.random() < 0.1, rng.choice(MARKINGS), ruled, dropped, gone)
 
 
+def _columns(marks: dict[str, EntryMark]) -> RecordedEntries:
+    entries = RecordedEntries.of(marks)
+    assert entries is not None
+    return entries
+
+
 def _through_marshal(entries: RecordedEntries) -> RecordedEntries:
     loaded = RecordedEntries.load(marshal.loads(marshal.dumps(entries.stored())))
     assert loaded is not None
@@ -42,8 +48,7 @@ def _through_marshal(entries: RecordedEntries) -> RecordedEntries:
 def test_a_splice_gives_the_columns_the_full_way_gives(seed: int) -> None:
     rng = random.Random(seed)
     marks = {f"{rng.getrandbits(64):016x}\0intel/file-{n}.yaml": _mark(rng, n) for n in range(rng.randint(0, 60))}
-    entries = RecordedEntries.of(marks)
-    assert entries is not None
+    entries = _columns(marks)
     assert _through_marshal(entries).marks() == marks
     for step in range(5):
         names = sorted(marks)
@@ -71,8 +76,7 @@ def test_a_splice_gives_the_columns_the_full_way_gives(seed: int) -> None:
 def test_the_columns_hold_each_entrys_keys_in_its_share_of_the_text(seed: int) -> None:
     rng = random.Random(seed)
     marks = {f"{n:04d}\0intel/file-{n}.yaml": _mark(rng, n) for n in range(rng.randint(1, 80))}
-    entries = RecordedEntries.of(marks)
-    assert entries is not None
+    entries = _columns(marks)
     names = sorted(marks)
     assert entries.names == names
     assert entries.keys_text == "".join(key + "\n" for name in names for key in marks[name].keys)
