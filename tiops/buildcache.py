@@ -106,7 +106,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import tiops
-from tiops.buildfolders import FolderEntry
+from tiops.buildfolders import FolderEntry, folder_group, member_indexes, valid_group
 from tiops.config import CONFIG_FILE, Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
@@ -1634,8 +1634,6 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     ``fresh``: as :func:`load_repo_indexed`'s; a folder holding such a file is loaded file by file
     (the files ``tiops validate FILE`` names are each a file of their own).
     """
-    from tiops.buildfolders import valid_group
-
     cache, repo = loaded.cache, loaded.repo
     config, root = repo.config, repo.root
     root_text = os.fspath(root)
@@ -1745,18 +1743,14 @@ def _folder_group(folder_key: str | None, defaults: Defaults, names: list[str],
                   members: list[tuple[str, tuple[Any, ...]] | None]) -> tuple[Any, ...] | None:
     """The group (tiops.buildfolders.FolderGroup) of a folder whose files gave ``members`` (blob id and
     stored index of each, None where the cache keeps no entry), or None when it cannot have one."""
-    from tiops.buildfolders import folder_group
-
     if folder_key is None or defaults.overlay or not names or None in members:
         return None
     return folder_group(folder_key, names, members)  # type: ignore[arg-type]
 
 
-def _changed_verdict(beside: Beside | None, cache: BuildCache) -> set[int] | None:
+def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
     """The positions of the files the helper found not to be what the stat index says, when its
     verdict was made for the stat index this process read; None to take each lstat here."""
-    if beside is None:
-        return None
     verdict = beside.result()
     if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
             and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list
@@ -1811,8 +1805,6 @@ def _changed_beside_read(cache: BuildCache, folders: list[tuple[str, str, Defaul
 
 def _group_members(group: Any) -> dict[str, tuple[str, tuple[Any, ...]]]:
     """File name -> (blob id, stored index) of each file of a folder group, or nothing when it is not one."""
-    from tiops.buildfolders import member_indexes, valid_group
-
     if not valid_group(group):
         return {}
     try:

@@ -41,8 +41,10 @@ FolderGroup = tuple[str, list[str], list[str], list[int], tuple[Any, ...],
 
 # Where the fields of a stored index are (tiops.buildcache._store_index keeps FileIndex's order, the
 # overlay signature last).
-_LOAD, _OBJECT, _MALFORMED, _IDS, _TYPES, _RELATIONSHIPS, _SIGHTINGS, _LANGUAGE, _TARGETS, _NEEDS, _PARTNER = range(11)
-_SIGNATURE = 11
+_LOAD, _OBJECT, _MALFORMED, _IDS, _TYPES, _RELATIONSHIPS, _SIGHTINGS, _LANGUAGE, _TARGETS, _NEEDS, _PARTNER = map(
+    FileIndex._fields.index, ("load_findings", "object_findings", "malformed_ids", "ids", "types", "relationships",
+                              "sightings", "language_contents", "reference_targets", "needs_objects", "partner"))
+_SIGNATURE = len(FileIndex._fields)
 
 
 def merged_index(stored: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:

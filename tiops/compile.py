@@ -528,8 +528,9 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
             if index:
                 write(b",\n")
                 update(b"\n")
-                at += 2
             if note is not None:
+                if index:
+                    at += 2
                 note(at)
                 at += len(line)
             write(line)
