@@ -14,7 +14,6 @@ from tiops.buildcache import (
     CACHE_DIR,
     BuildCache,
     FileEntry,
-    _entry_parts,
     blob_id,
     context_key,
     entry_name,
@@ -22,6 +21,7 @@ from tiops.buildcache import (
     load_repo_indexed,
     overlay_signature,
 )
+from tiops.buildcache.entries import _entry_parts
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
 from tiops.validate import validate_paths
@@ -152,7 +152,7 @@ def _edit(root: Path, rng: random.Random, step: int, kind: str) -> tuple[str, li
 @pytest.mark.parametrize(("seed", "fork"), [(1, "0"), (2, "0"), (3, "1")])
 def test_cached_and_uncached_builds_agree_over_random_edits(example_repo: Path, seed: int, fork: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # fork "1": a warm load has a forked helper take the files' lstats (tiops.buildcache._changed_beside_read).
+    # fork "1": a warm load has a forked helper take the files' lstats (tiops.buildcache.indexed._changed_beside_read).
     monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
     rng = random.Random(seed)
     _age(*(p for p in example_repo.rglob("*") if p.is_file()))
@@ -364,7 +364,7 @@ def test_a_file_saved_while_it_is_read_is_kept_under_the_bytes_parsed(example_re
 
 def test_a_file_saved_after_a_remembered_lstat_is_not_kept(example_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A blob id taken from the stat index, not from the bytes parsed: a save meanwhile leaves the entry out."""
-    import tiops.buildcache
+    import tiops.buildcache.whole
     import tiops.load
 
     _age(*(p for p in example_repo.rglob("*") if p.is_file()))
@@ -380,7 +380,7 @@ def test_a_file_saved_after_a_remembered_lstat_is_not_kept(example_repo: Path, m
             changed.write_bytes(before + b"x_reviewed: true\n")
         loading(path, *args)
 
-    monkeypatch.setattr(tiops.buildcache, "_load_object_file", saved_just_before_parsing)
+    monkeypatch.setattr(tiops.buildcache.whole, "_load_object_file", saved_just_before_parsing)
     loaded = load_repo_cached(example_repo)
     loaded.cache.save()
     monkeypatch.undo()
@@ -444,7 +444,7 @@ def test_a_save_killed_while_writing_leaves_nothing_the_next_save_keeps(example_
     pid = os.fork()
     if pid == 0:  # the build that is killed part way through its save
         try:
-            monkeypatch.setattr("tiops.buildcache.os", _KilledBeforeRename())
+            monkeypatch.setattr("tiops.buildcache.store.os", _KilledBeforeRename())
             _outcome(example_repo, cache=True)
         finally:
             os._exit(1)

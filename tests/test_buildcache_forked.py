@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from varied_repo import build_outcome, clean_repository, varied_repository
 
-from tiops import buildcache
-from tiops.buildcache import CACHE_DIR
+from tiops.buildcache import CACHE_DIR, store, whole
 from tiops.forkwork import can_fork
 from tiops.validate import validate_paths
 
@@ -26,10 +25,10 @@ def _cache_content(root: Path) -> dict[str, Any]:
     content: dict[str, Any] = {}
     for path in sorted(folder.iterdir()):
         raw = path.read_bytes()
-        if path.name == "bundle-record" or not raw.startswith(buildcache._MAGIC):
+        if path.name == "bundle-record" or not raw.startswith(store._MAGIC):
             content[path.name] = raw if path.name != "bundle-record" else None
             continue
-        body = marshal.loads(raw[len(buildcache._MAGIC) + buildcache._DIGEST_SIZE:])[-1]
+        body = marshal.loads(raw[len(store._MAGIC) + store._DIGEST_SIZE:])[-1]
         if path.name.startswith("objects-"):
             body = {blob: {key: marshal.loads(part) for key, part in parts.items()} for blob, parts in body.items()}
         content[path.name] = body
@@ -46,7 +45,7 @@ def _first_builds(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tupl
 
 
 def _note_parsing_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
-    fresh = buildcache._fresh_result
+    fresh = whole._fresh_result
 
     def noted(*args: Any) -> Any:
         descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -56,7 +55,7 @@ def _note_parsing_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
             os.close(descriptor)
         return fresh(*args)
 
-    monkeypatch.setattr(buildcache, "_fresh_result", noted)
+    monkeypatch.setattr(whole, "_fresh_result", noted)
 
 
 def test_a_forked_first_build_gives_the_bundle_and_cache_of_one_process(
@@ -91,7 +90,7 @@ def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, m
     root = tmp_path / "clean"
     clean_repository(root, 700)
     expected = _first_builds(root, monkeypatch)["0"]
-    parent, made = os.getpid(), buildcache._helper_entry
+    parent, made = os.getpid(), whole._helper_entry
     count = [0]
 
     def dying(*args: Any) -> Any:
@@ -100,7 +99,7 @@ def test_a_helper_that_dies_during_a_first_build_loses_nothing(tmp_path: Path, m
             os._exit(3)
         return made(*args)
 
-    monkeypatch.setattr(buildcache, "_helper_entry", dying)
+    monkeypatch.setattr(whole, "_helper_entry", dying)
     shutil.rmtree(root / ".tiops")
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
     assert (build_outcome(root), _cache_content(root)) == expected

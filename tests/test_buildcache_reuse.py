@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 from test_buildcache import EDITS, _age, _edit, _intel_files, _object_id
 
-from tiops import buildcache, bundlereuse
-from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
+from tiops import bundlereuse
+from tiops.buildcache import (
+    CACHE_DIR,
+    BuildCache,
+    blob_id,
+    context_key,
+    load_repo_indexed,
+    store,
+    whole,
+)
 from tiops.buildfolders import bundle_files
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
@@ -664,7 +672,7 @@ def test_validate_file_after_a_small_edit_leaves_the_cache_as_it_was(plain_repo:
 def test_validate_file_after_many_edits_keeps_them(plain_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """More changed files than a handful (a branch switched) are written, so that the next run reads none again."""
     assert _compiled(plain_repo, plain_repo / "dist" / "bundle.json", cache=True)[0] is not None
-    monkeypatch.setattr(buildcache, "_SMALL_RECORDS", 2)
+    monkeypatch.setattr(store, "_SMALL_RECORDS", 2)
     files = _intel_files(plain_repo)[:3]
     for path in files:
         path.write_text(path.read_text(encoding="utf-8") + "x_note: edited\n", encoding="utf-8")
@@ -706,13 +714,13 @@ def test_a_warm_build_keeps_the_stat_record_of_every_file(plain_repo: Path, tmp_
         record = cache._index[str(path.relative_to(plain_repo))]
         assert record[:4] == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), path
     hashed: list[bytes] = []
-    real_blob_id = buildcache.blob_id
+    real_blob_id = whole.blob_id
 
     def noting_blob_id(content: bytes) -> str:
         hashed.append(content)
         return real_blob_id(content)
 
-    monkeypatch.setattr(buildcache, "blob_id", noting_blob_id)
+    monkeypatch.setattr(whole, "blob_id", noting_blob_id)
     loaded = load_repo_indexed(plain_repo)
     assert loaded.parsed_files == 0 and hashed == []
 

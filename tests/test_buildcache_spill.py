@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from test_buildcache import OLD, _outcome
 
-from tiops import buildcache
-from tiops.buildcache import CACHE_DIR, BuildCache, load_repo_cached
+from tiops.buildcache import CACHE_DIR, BuildCache, FileEntry, load_repo_cached, store
 from tiops.enrich.lock import CHECK_RECORD
 
 
@@ -28,7 +27,7 @@ def _intel_files(root: Path) -> int:
 @pytest.fixture
 def every_entry_spilled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of one entry each: the example repository's entries all go through the spill file."""
-    monkeypatch.setattr(buildcache, "_SPILL_CHUNK", 1)
+    monkeypatch.setattr(store, "_SPILL_CHUNK", 1)
 
 
 def _names_in(folder: Path) -> set[str]:
@@ -86,7 +85,7 @@ def test_a_torn_spill_file_is_ignored(example_repo: Path) -> None:
 @pytest.mark.parametrize("spilled", [True, False], ids=["spilled", "buffered"])
 def test_an_interrupted_save_converges(example_repo: Path, monkeypatch: pytest.MonkeyPatch, spilled: bool) -> None:
     if spilled:
-        monkeypatch.setattr(buildcache, "_SPILL_CHUNK", 1)
+        monkeypatch.setattr(store, "_SPILL_CHUNK", 1)
     expected = _outcome(example_repo, cache=False)
     _age(example_repo)
     write = BuildCache._write
@@ -116,12 +115,12 @@ def test_an_interrupted_save_converges(example_repo: Path, monkeypatch: pytest.M
 
 def test_a_chunk_that_is_not_a_list_of_entries_gives_none() -> None:
     entry = ("ab" * 20, "intel/x.yaml\0key", (None, None, [], ["x"]), b"objects")
-    assert buildcache._chunk_entries(marshal.dumps([entry, entry])) == [entry, entry]
+    assert store._chunk_entries(marshal.dumps([entry, entry])) == [entry, entry]
     for damaged in ([(*entry[:3], "objects")], [(*entry[:2], b"index", entry[3])], [entry[:3]], {"a": entry},
                     [entry, None]):
-        assert buildcache._chunk_entries(marshal.dumps(damaged)) == []
-    assert buildcache._chunk_entries(marshal.dumps([entry])[:-3]) == []  # cut short
-    assert buildcache._chunk_entries(b"\xff not marshal") == []
+        assert store._chunk_entries(marshal.dumps(damaged)) == []
+    assert store._chunk_entries(marshal.dumps([entry])[:-3]) == []  # cut short
+    assert store._chunk_entries(b"\xff not marshal") == []
 
 
 @pytest.mark.usefixtures("every_entry_spilled")
@@ -148,11 +147,11 @@ def test_a_spill_file_that_cannot_be_written_only_drops_the_entries(example_repo
 @pytest.mark.parametrize("spill_chunk", [1, 1 << 20])  # spilled at once, or kept until the save
 def test_an_entry_whose_index_marshal_cannot_write_is_left_out_alone(spill_chunk: int, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(buildcache, "_SPILL_CHUNK", spill_chunk)
+    monkeypatch.setattr(store, "_SPILL_CHUNK", spill_chunk)
     cache = BuildCache(tmp_path / "cache", "context")
-    good = buildcache.FileEntry((None, None, [], ["indicator--1"], ["indicator"], [], [], "", False, [], ""),
+    good = FileEntry((None, None, [], ["indicator--1"], ["indicator"], [], [], "", False, [], ""),
                                 b"objects")
-    unwritable = buildcache.FileEntry((None, None, [], [object()], ["indicator"], [], [], "", False, [], ""),
+    unwritable = FileEntry((None, None, [], [object()], ["indicator"], [], [], "", False, [], ""),
                                       b"objects")
     cache.store("ab" * 20, "intel/a.yaml\0key", good)
     cache.store("ab" * 20, "intel/b.yaml\0key", unwritable)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from varied_repo import build_outcome, clean_repository
 
-from tiops import buildcache, forkwork
-from tiops.buildcache import load_repo_indexed
+from tiops import forkwork
+from tiops.buildcache import indexed, load_repo_indexed
 from tiops.buildfolders import bundle_files
 from tiops.forkwork import can_fork
 
@@ -78,8 +78,8 @@ def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: P
     assert len(reused) == alone[1] > 250
     assert reused <= lstats_alone
     # With the helper, this process looked at none of the files of the helper's share (the first
-    # of them as walked, buildcache._HELPER_SHARE), and at each of its own; and at the edited file.
-    split = int(len(walked) * buildcache._HELPER_SHARE)
+    # of them as walked, indexed._HELPER_SHARE), and at each of its own; and at the edited file.
+    split = int(len(walked) * indexed._HELPER_SHARE)
     theirs, ours = set(walked[:split]) & reused, set(walked[split:]) & reused
     assert len(theirs) > 100 and len(ours) > 50
     assert not theirs & lstats_beside

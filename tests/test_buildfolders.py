@@ -149,7 +149,8 @@ def test_folders_with_objects_read_by_object_are_not_grouped(make_repo) -> None:
 
 
 def test_a_merged_index_is_the_index_of_the_files_as_one() -> None:
-    from tiops.buildcache import FileEntry, _load_index
+    from tiops.buildcache import FileEntry
+    from tiops.buildcache.entries import _load_index
     from tiops.load import IntelObject
 
     def objects(*data: dict[str, object]) -> list[IntelObject]:

@@ -39,7 +39,7 @@ from tiops.validate.reference_index import ListedReference
 FolderGroup = tuple[str, list[str], list[str], list[int], tuple[Any, ...],
                     tuple[list[int], list[int], list[int], list[str], list[int]]]
 
-# Where the fields of a stored index are (tiops.buildcache._store_index keeps FileIndex's order, the
+# Where the fields of a stored index are (tiops.buildcache.entries._store_index keeps FileIndex's order, the
 # overlay signature last).
 _LOAD, _OBJECT, _MALFORMED, _IDS, _TYPES, _RELATIONSHIPS, _SIGHTINGS, _LANGUAGE, _TARGETS, _NEEDS, _PARTNER = map(
     FileIndex._fields.index, ("load_findings", "object_findings", "malformed_ids", "ids", "types", "relationships",

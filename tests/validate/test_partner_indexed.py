@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from varied_repo import partner_folder
 
-import tiops.buildcache as buildcache
+from tiops.buildcache import indexed
 from tiops.cli import main
 
 
@@ -27,13 +27,13 @@ def _validate(root: Path, *flags: str) -> tuple[int, str]:
 def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The repository paths of the files whose objects are read from the cache from now on."""
     read: list[str] = []
-    original = buildcache._IndexedEntry.objects
+    original = indexed._IndexedEntry.objects
 
-    def counting(self: buildcache._IndexedEntry):  # type: ignore[no-untyped-def]
+    def counting(self: indexed._IndexedEntry):  # type: ignore[no-untyped-def]
         read.append(self.relative)
         return original(self)
 
-    monkeypatch.setattr(buildcache._IndexedEntry, "objects", counting)
+    monkeypatch.setattr(indexed._IndexedEntry, "objects", counting)
     return read
 
 

@@ -1,0 +1,834 @@
+"""The cache folder, ``.tiops/build-cache/``: its files, read whole and saved by changed file.
+
+Trust
+-----
+Files are ``marshal`` data of plain values (never pickle: nothing is executed when
+reading), behind a magic string and a SHA-256 checksum of the payload. A file that is
+truncated, corrupt, changed after writing, of another format or of another context is
+ignored as if absent, and rewritten at the next save. Every file is written to a
+temporary name and renamed into place (``os.replace`` is atomic on POSIX), so an
+interrupted build leaves the previous file or the new one, never half of one; the
+temporary file of a build killed part way (its name ends in the writer's process id)
+is removed by the next save.
+The checksum detects damage, not forgery: a cache restored in CI comes from the
+same workflow's own earlier runs (docs/ci.md).
+
+Layout
+------
+Entries are spread over 256 shards by the first byte of their blob id, and each entry
+over two files of its shard (tiops.buildcache.entries.FileEntry): ``entries-XX`` holds its index, which
+every build reads, and ``objects-XX`` its objects and their references, read only when
+a build needs an unchanged file's objects (tiops.validate.indexed). The two are
+written together, objects first. An objects part that cannot be read back makes the
+build parse its file again and keep a new entry (tiops.pipeline, ``StaleEntry``); an
+index whose objects part is missing is dropped when its shard is next written, and an
+objects part that no index lists is let go. ``index`` holds the files' ``lstat`` records (below),
+``folders-XX`` the groups of folders taken whole (tiops.buildfolders), and
+``bundle-record`` the last bundle's (tiops.bundlereuse).
+
+Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
+million objects' entries are most of a gigabyte. :meth:`BuildCache.store` appends each
+to its shard's buffer, and a full buffer goes as one chunk (one ``marshal`` of its
+entries' blob ids, keys and two parts) to a spill file: an anonymous
+temporary file in the cache folder (unlinked from the start, so an interrupted build
+leaves nothing of it behind), with each chunk's offset, length and CRC-32 kept in
+memory. :meth:`BuildCache.save` reads back one shard's chunks at a time, merges them
+with the shard's kept entries and writes the shard as above. A chunk that does not read
+back whole and unchanged is dropped, and its files are parsed again at the next build.
+
+To avoid reading every file to hash it, an index remembers each file's ``lstat``
+(size, modification and change times, inode) with its blob id, as git's index does. A
+file modified within a second before the index was written is hashed again ("racily
+clean", as git calls it), since a second change in the same clock tick keeps its time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import operator
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from tiops.buildcache.entries import (
+    _IDS_AT,
+    _SIGNATURE_AT,
+    FileEntry,
+    StatRecord,
+    _entry_parts,
+    _stat_record,
+    _StoredIndex,
+    context_key,
+    overlay_signature,
+)
+from tiops.forkwork import remove_abandoned
+from tiops.inputs import read_regular_file, read_regular_head
+from tiops.outputs import kept_out_of_git
+from tiops.validate.indexed import FileIndex
+
+CACHE_DIR = Path(".tiops") / "build-cache"
+_MAGIC = b"TIOPS-BUILD-CACHE\x00"
+_DIGEST_SIZE = 32
+_INDEX_FILE = "index"
+_SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
+# Folder groups (tiops.buildfolders) spread over files by their folder's path: one edit rewrites one.
+_FOLDER_SHARDS = 64
+# A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
+# 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
+_SPILL_CHUNK = 64 * 1024
+# What an index adds to its entry's size in a spill buffer, roughly: the objects part is most of an entry.
+_INDEX_SIZE_GUESS = 256
+# A file whose modification time is this close to the index's own is hashed again.
+_RACY_NS = 1_000_000_000
+
+# An entry stored in this run, as it waits to be saved: blob id, entry key, index part, objects part.
+_StoredEntry = tuple[str, str, _StoredIndex, bytes]
+
+
+def has_entries(root: Path) -> bool:
+    """Whether the repository at ``root`` has a build cache with an index for this context
+    (:func:`context_key`), worth loading by file indexes.
+
+    A first build (no cache yet) parses every file whatever the route. File indexes
+    (:func:`load_repo_indexed`) pay for reading little of a warm cache, but a cold build
+    holds an index per file beside every object, and at a million objects that is what
+    takes the first compile over 3 GB (docs/performance.md, "Memory at a million
+    objects"); such a build takes :func:`load_repo_cached` instead. A cache another
+    tiops, Python or configuration wrote (an upgrade, or one CI restored from an older
+    run) is such a first build too: none of its entries can be used.
+
+    Only a hint for choosing the route: whatever it says, nothing of the cache is used
+    that its checksum and context do not confirm.
+    """
+    return _written_for(root / CACHE_DIR / _INDEX_FILE, context_key(root))
+
+
+# How marshal (format 4) begins the (context, name, body) tuple of a cache file: a small tuple of
+# three, whose first item, the context, is a short ASCII string. The flag bit marks a reference.
+_SMALL_TUPLE, _SHORT_ASCII, _SHORT_ASCII_INTERNED, _FLAG_REF = ord(")"), ord("z"), ord("Z"), 0x80
+
+
+def _written_for(path: Path, context: str) -> bool:
+    """Whether the cache file at ``path`` says it was written for ``context``, by its first bytes
+    alone (a million objects' index is hundreds of megabytes; its checksum is checked when read)."""
+    expected = context.encode("ascii")
+    start = len(_MAGIC) + _DIGEST_SIZE
+    # Not open(): a named pipe in the index's place would block the build (read_regular_file).
+    head = read_regular_head(path, start + 4 + len(expected))
+    if head is None:
+        return False
+    payload = head[start:]
+    return (head[:len(_MAGIC)] == _MAGIC and len(payload) == 4 + len(expected)
+            and payload[0] & ~_FLAG_REF == _SMALL_TUPLE and payload[1] == 3
+            and payload[2] & ~_FLAG_REF in (_SHORT_ASCII, _SHORT_ASCII_INTERNED)
+            and payload[3] == len(expected) and payload[4:] == expected)
+
+
+
+_RELATIVE = operator.attrgetter("relative")
+_BLOB_OF_RECORD = operator.itemgetter(4)  # a stat index record's blob id
+_ENTRY_NAME = operator.attrgetter("entry")
+_FIRST_TWO = operator.itemgetter(slice(0, 2))
+
+# What BuildCache.save_unless_small leaves unwritten: parsing this much again costs a
+# few milliseconds, rewriting the stat index and shards tens of them (100k objects).
+_SMALL_FILES = 32
+_SMALL_BYTES = 1 << 20
+_SMALL_RECORDS = 64
+
+
+class BuildCache:
+    """The entries of one repository's cache directory, loaded whole, saved by changed file."""
+
+    def __init__(self, folder: Path, context: str) -> None:
+        self.folder = folder
+        self.context = context
+        self._shards: dict[int, dict[str, dict[str, _StoredIndex]]] = {}  # entries' indexes (FileEntry.stored_index)
+        # Entries' objects (FileEntry.stored_objects), by shard, read when first asked for (stored_objects).
+        self._objects: dict[int, dict[str, dict[str, bytes]]] = {}
+        self._settled = False
+        self._dirty: set[int] = set()
+        self._used: set[tuple[str, str]] = set()
+        self._index: dict[str, tuple[int, int, int, int, str]] = {}
+        self._index_trusted_before = 0  # modification times from here on are racy
+        self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
+        self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
+        self.read_digests: dict[str, bytes] = {}  # the SHA-256 of each file's body read and trusted, by name
+        # Entries stored in this run, by shard: not yet spilled (with their size), and (offset, length,
+        # CRC-32) of spilled chunks.
+        self._pending: dict[int, list[_StoredEntry]] = {}
+        self._pending_size: dict[int, int] = {}
+        self._spilled: dict[int, list[tuple[int, int, int]]] = {}
+        self._spill: IO[bytes] | None = None
+        self._spill_size = 0
+        self._spill_failed = False  # no spill file could be written: entries stored from then on are dropped
+        self._stored_files = 0  # entries stored in this run, and the size of their objects parts
+        self._stored_size = 0
+        self._remembered = 0  # stat records made in this run (the others in _new_index are _index's own)
+        # Files a warm load took unchanged (_IndexedEntry: their entries and stat records as read),
+        # added to _used and _new_index only when something needs those (_note_taken): a check
+        # that writes nothing does not spend a set and a dict insertion per file on them.
+        self._taken: list[Any] = []
+        self._taken_names: list[str] = []  # their entry names, once noted
+        # Folders taken whole (tiops.buildfolders): (relative prefix, folder key, names, blobs), noted
+        # as their files would be; and those noted already.
+        self._taken_folders: list[tuple[str, str, list[str], list[str]]] = []
+        self._noted_folders: list[tuple[str, str, list[str], list[str]]] = []
+        self._folder_shards: dict[int, dict[str, Any]] = {}  # folder groups by shard, read when asked for
+        self._folders_dirty: set[int] = set()
+        self._folders_walked: set[str] | None = None  # every folder of a whole walk: the others' groups go
+        self._folders_spilled: dict[int, list[tuple[int, int, int]]] = {}  # groups kept in this run, by shard
+        self._unread: set[int] = set()  # shards not read yet (open(lazy=True)), read when first needed
+
+    @classmethod
+    def open(cls, root: Path, context: str, *, lazy: bool = False) -> BuildCache:
+        """The cache of the repository at ``root`` for ``context``.
+
+        ``lazy``: read each shard of entries only when something needs it (a build taking
+        folders whole, tiops.buildfolders, needs few); :meth:`settle` reads those whose entries
+        may have gone unused, and stops reading more.
+        """
+        cache = cls(root / CACHE_DIR, context)
+        cache._index, cache._index_trusted_before = cache._read_index()
+        if lazy:
+            try:
+                present = set(os.listdir(cache.folder))
+            except OSError:
+                present = set()
+            cache._unread = {number for number in range(_SHARDS)
+                             if _shard_name(number) in present or _objects_name(number) in present}
+            return cache
+        for number in range(_SHARDS):
+            cache._read_shard(number)
+        return cache
+
+    def _read_shard(self, number: int) -> dict[str, dict[str, _StoredIndex]] | None:
+        """Read shard ``number`` of entries into memory (damaged or foreign: marked to be rewritten)."""
+        self._unread.discard(number)
+        shard = self._read(_shard_name(number))
+        if isinstance(shard, dict):
+            self._shards[number] = shard
+            return shard
+        if (shard is not None or (self.folder / _shard_name(number)).exists()
+                or (self.folder / _objects_name(number)).exists()):
+            self._dirty.add(number)  # rewritten (or removed) at the next save
+        return None
+
+    def _shard(self, number: int) -> dict[str, dict[str, _StoredIndex]] | None:
+        """Shard ``number`` of entries, read now if it was not yet (open(lazy=True))."""
+        shard = self._shards.get(number)
+        if shard is None and number in self._unread:
+            shard = self._read_shard(number)
+        return shard
+
+    def holds_entries(self) -> bool:
+        """Whether the cache holds any shard of entries (read or not yet)."""
+        return bool(self._shards or self._unread)
+
+    def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
+        """The stat index (relative path -> lstat record and blob id) and the modification time
+        from which records are racy; empty when there is none to trust."""
+        index = self._read(_INDEX_FILE)
+        if isinstance(index, dict):
+            try:
+                return index, os.stat(self.folder / _INDEX_FILE).st_mtime_ns - _RACY_NS
+            except OSError:
+                pass
+        return {}, 0
+
+    def _objects_of(self, number: int) -> dict[str, dict[str, bytes]]:
+        """The objects parts of shard ``number``'s entries, read from their file the first time."""
+        objects = self._objects.get(number)
+        if objects is None:
+            body = self._read(_objects_name(number))
+            objects = self._objects[number] = body if isinstance(body, dict) else {}
+        return objects
+
+    def stored_objects(self, blob: str, key: str) -> bytes | None:
+        """The objects part (FileEntry.stored_objects) of an entry, or None when the cache does not hold it.
+
+        After :meth:`settle`, a shard that will not be rewritten lets go of each part as it is
+        taken: a build that reads every object does not hold their stored bytes besides.
+        """
+        number = _shard_of(blob)
+        by_key = self._objects_of(number).get(blob)
+        if type(by_key) is not dict:
+            return None
+        stored = by_key.pop(key, None) if self._settled and number not in self._dirty else by_key.get(key)
+        return stored if type(stored) is bytes else None
+
+    def _read(self, name: str) -> Any:
+        """The body of one cache file, or None when it is absent, damaged or foreign.
+
+        Only a regular file is read: a named pipe would block the build, a link to
+        ``/dev/zero`` never end, and a link to another file of the cache is that file, not
+        this one. A body is also bound to its file's name, so that one file copied, moved
+        or restored over another (its checksum and context right) is foreign there too.
+        """
+        raw = read_regular_file(self.folder / name)
+        if raw is None:
+            if os.path.lexists(self.folder / name):
+                self.rejected.append(name)
+            return None
+        head = len(_MAGIC)
+        if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
+            self.rejected.append(name)
+            return None
+        # A view, not a copy: the index and entry files are most of what a warm build reads.
+        payload = memoryview(raw)[head + _DIGEST_SIZE:]
+        if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
+            self.rejected.append(name)
+            return None
+        try:
+            context, stored_name, body = marshal.loads(payload)
+        except (ValueError, TypeError, EOFError):
+            self.rejected.append(name)
+            return None
+        if context != self.context or stored_name != name or not isinstance(body, dict):
+            self.rejected.append(name)
+            return None
+        self.read_digests[name] = raw[head:head + _DIGEST_SIZE]
+        return body
+
+    def read_record(self, name: str) -> dict[str, Any] | None:
+        """Another file of this cache (not an entry shard), checked as the shards are; None when absent or not trusted."""
+        body = self._read(name)
+        return body if isinstance(body, dict) else None
+
+    def write_record(self, name: str, body: dict[str, Any]) -> None:
+        """Keep ``body`` under ``name`` beside the entries. Never raises for I/O: the cache is optional."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write(name, body)
+        except (OSError, ValueError):
+            return
+
+    def lookup(self, blob: str, key: str, overlay: dict[str, Any] | None) -> FileEntry | None:
+        """The entry of the file with git blob id ``blob`` under entry key ``key``, if cached and made
+        under the same lines of its folder's ``overlay`` (Defaults.overlay) as there are now."""
+        try:
+            shard = self._shard(int(blob[:2], 16))  # _shard_of, inlined: called once per file
+        except ValueError:
+            return None
+        by_key = shard.get(blob) if shard is not None else None
+        index = by_key.get(key) if isinstance(by_key, dict) else None
+        if type(index) is not tuple or len(index) != _SIGNATURE_AT + 1 or type(index[_IDS_AT]) is not list:
+            return None
+        if overlay_signature(overlay, index[_IDS_AT]) != index[_SIGNATURE_AT]:
+            return None  # made under other overlay lines: the file is parsed again, and its entry replaced
+        stored_objects = self.stored_objects(blob, key)
+        if stored_objects is None:
+            return None
+        self._used.add((blob, key))
+        return FileEntry(index, stored_objects)
+
+    def store(self, blob: str, key: str, entry: FileEntry) -> None:
+        """Keep ``entry`` for the next :meth:`save`: buffered, and spilled to disk as buffers fill."""
+        number = _shard_of(blob)
+        self._dirty.add(number)
+        self._stored_files += 1
+        self._stored_size += len(entry.stored_objects)
+        if self._spill_failed:
+            return  # the file is parsed again next time
+        # The entry's own bytes are held, not copied, until its shard's chunk is written.
+        stored_index, stored_objects = entry
+        pending = self._pending.get(number)
+        if pending is None:
+            pending = self._pending[number] = []
+            size = 0
+        else:
+            size = self._pending_size[number]
+        pending.append((blob, key, stored_index, stored_objects))
+        size += len(stored_objects) + _INDEX_SIZE_GUESS
+        if size >= _SPILL_CHUNK:
+            # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
+            try:
+                chunk = marshal.dumps(pending)
+            except ValueError:
+                chunk = marshal.dumps(_marshalable(pending))
+            self._spill_chunk(number, chunk)
+            self._pending.pop(number, None)  # gone already when the spill failed (_spill_chunk)
+            self._pending_size.pop(number, None)
+        else:
+            self._pending_size[number] = size
+
+    def _spill_chunk(self, number: int, chunk: bytes) -> None:
+        """Append one shard's buffered entries to the spill file; on failure, drop them and stop spilling."""
+        place = self._spill_bytes(chunk)
+        if place is None:
+            self._pending.clear()
+            self._pending_size.clear()
+            return
+        self._spilled.setdefault(number, []).append(place)
+
+    def _spill_bytes(self, chunk: bytes) -> tuple[int, int, int] | None:
+        """Append ``chunk`` to the spill file: its (offset, length, CRC-32), or None when it cannot be (from then on)."""
+        if self._spill_failed:
+            return None
+        try:
+            if self._spill is None:
+                import tempfile  # only a build that stores entries spills
+
+                self.folder.mkdir(parents=True, exist_ok=True)
+                # Unlinked at once (O_TMPFILE where there is one): nothing is left if the build stops.
+                self._spill = tempfile.TemporaryFile(dir=self.folder, prefix=".spill.")  # noqa: SIM115 (closed by save)
+            self._spill.seek(self._spill_size)
+            self._spill.write(chunk)
+        except OSError:
+            self._spill_failed = True
+            return None
+        place = (self._spill_size, len(chunk), zlib.crc32(chunk))
+        self._spill_size += len(chunk)
+        return place
+
+    def _spilled_back(self, place: tuple[int, int, int]) -> bytes | None:
+        """A chunk :meth:`_spill_bytes` wrote, if it reads back whole and unchanged."""
+        offset, length, crc = place
+        if self._spill is None:
+            return None
+        try:
+            self._spill.seek(offset)
+            chunk = self._spill.read(length)
+        except OSError:
+            return None
+        return chunk if len(chunk) == length and zlib.crc32(chunk) == crc else None
+
+    def _stored_entries(self, number: int) -> Iterator[_StoredEntry]:
+        """(blob, key, index, objects) of the entries of shard ``number`` stored in this run, in order.
+
+        A spilled chunk that does not read back whole and unchanged (a torn or damaged
+        spill file) is skipped: its files are simply not cached.
+        """
+        chunks = self._spilled.pop(number, [])
+        spill = self._spill
+        for offset, length, crc in chunks:
+            if spill is None:
+                break
+            try:
+                spill.seek(offset)
+                chunk = spill.read(length)
+            except OSError:
+                continue
+            if len(chunk) == length and zlib.crc32(chunk) == crc:
+                yield from _chunk_entries(chunk)
+        self._pending_size.pop(number, None)
+        pending = self._pending.pop(number, None)
+        if pending is not None:
+            yield from pending
+
+    def known_blob(self, relative: str, info: os.stat_result) -> str | None:
+        """The blob id remembered for a file whose lstat has not changed since, else None (hash it)."""
+        record = self._index.get(relative)
+        if record is None or info.st_mtime_ns >= self._index_trusted_before:
+            return None
+        if record[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+            return None
+        return record[4]
+
+    def remember(self, relative: str, info: os.stat_result, blob: str) -> None:
+        self.remember_record(relative, _stat_record(info), blob)
+
+    def remember_record(self, relative: str, record: StatRecord, blob: str) -> None:
+        """:meth:`remember` from the :func:`_stat_record` of the file (the forked helper sends that)."""
+        self._new_index[relative] = (*record, blob)
+        self._remembered += 1
+
+    def take_unchanged(self, files: list[Any]) -> None:
+        """Note files (tiops.buildcache.indexed._IndexedEntry) taken from their entries with their stat
+        records unchanged: used, and kept in the stat index as they were."""
+        self._taken.extend(files)
+
+    def take_folder(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str]) -> None:
+        """Note the files of a folder taken whole (tiops.buildfolders) as :meth:`take_unchanged` notes files."""
+        self._taken_folders.append((relative_prefix, folder_key, names, blobs))
+
+    def folder_group(self, relative_prefix: str) -> Any:
+        """The group kept for the folder at ``relative_prefix`` (tiops.buildfolders.FolderGroup, unchecked), or None."""
+        return self._folder_shard(_folder_shard_of(relative_prefix)).get(relative_prefix)
+
+    def keep_folder(self, relative_prefix: str, group: tuple[Any, ...] | None) -> None:
+        """Keep ``group`` for the folder at ``relative_prefix`` at the next :meth:`save` (None: keep none).
+
+        A group is spilled at once, as stored entries are (:meth:`store`): a first build makes every
+        folder's, which at a million objects held 130 MB more to the end of the compile.
+        """
+        number = _folder_shard_of(relative_prefix)
+        shard = self._folder_shard(number)
+        if group is not None and shard.get(relative_prefix) == group:
+            return
+        if shard.pop(relative_prefix, None) is not None:
+            self._folders_dirty.add(number)
+        if group is not None:
+            try:
+                place = self._spill_bytes(marshal.dumps((relative_prefix, group)))
+            except ValueError:
+                place = None  # not a value marshal writes: the folder is loaded file by file
+            if place is not None:
+                self._folders_spilled.setdefault(number, []).append(place)
+                self._folders_dirty.add(number)
+
+    def walked_folders(self, relative_prefixes: set[str]) -> None:
+        """Every folder of the repository, walked whole: the groups of other folders go at the next :meth:`save`."""
+        for number in range(_FOLDER_SHARDS):
+            self._folder_shard(number)
+        self._folders_walked = relative_prefixes
+
+    def _folder_shard(self, number: int) -> dict[str, Any]:
+        shard = self._folder_shards.get(number)
+        if shard is None:
+            body = self._read(_folders_name(number))
+            shard = self._folder_shards[number] = body if isinstance(body, dict) else {}
+            if body is None and os.path.lexists(self.folder / _folders_name(number)):
+                self._folders_dirty.add(number)  # damaged or foreign: rewritten (or removed) at the next save
+        return shard
+
+    def _taken_count(self) -> int:
+        """Files taken unchanged and not yet noted (:meth:`_note_taken`)."""
+        return len(self._taken) + sum(len(names) for _, _, names, _ in self._taken_folders)
+
+    def _note_taken(self) -> None:
+        """Put the records of the files taken unchanged into the new stat index as they were read
+        (a record made in this run wins), and their entry names among those used (settle)."""
+        taken, folders = self._taken, self._taken_folders
+        if not taken and not folders:
+            return
+        self._taken, self._taken_folders = [], []
+        index, new_index = self._index, self._new_index
+        for relative in map(_RELATIVE, taken):
+            if relative not in new_index:
+                new_index[relative] = index[relative]
+        for relative_prefix, _, names, _ in folders:
+            relatives = list(map(relative_prefix.__add__, names))
+            if new_index.keys().isdisjoint(relatives):  # always, but for a file remembered in this run too
+                new_index.update(zip(relatives, map(index.__getitem__, relatives), strict=True))  # in C
+                continue
+            for relative in relatives:
+                if relative not in new_index:
+                    new_index[relative] = index[relative]
+        self._taken_names.extend(map(_ENTRY_NAME, taken))
+        self._noted_folders.extend(folders)
+
+    def settle(self) -> None:
+        """Drop the entries no file used in this run, and let go of the files that need no rewrite.
+
+        Called once every file was looked up: what stays in memory is only what
+        :meth:`save` will write, not a copy of the whole cache for the rest of the build.
+        """
+        self._note_taken()
+        if self._unread:
+            # Read now the shards an entry may have gone unused in: those stored to in this run (an entry
+            # under another key beside a new one), and those of the blobs the stat index held for a file
+            # that is now another, or gone. The others are let go of unread.
+            new_index = self._new_index
+            for number in self._unread & (self._dirty | {
+                    _shard_of(record[4]) for relative, record in self._index.items()
+                    if (now := new_index.get(relative)) is None or now[4] != record[4]}):
+                self._read_shard(number)
+            self._unread.clear()
+        names = self._taken_names
+        # Entries used per shard (every pair in _used and every name taken was found in its shard,
+        # numbered by its blob's first byte as _shard_of does): a shard whose entries were all
+        # used needs no look at each of them. Counted in C over the names (entry_name: the blob first).
+        used_in: Counter[int] = Counter()
+        for prefix, count in Counter(blob[:2] for blob, _ in self._used).items():
+            used_in[int(prefix, 16)] += count  # two hex digits: only such blobs are found (lookup)
+        for prefix, count in Counter(map(_FIRST_TWO, names)).items():
+            used_in[int(prefix, 16)] += count
+        in_folders: Counter[str] = Counter()
+        for _, _, _, blobs in self._noted_folders:
+            in_folders.update(map(_FIRST_TWO, blobs))
+        for prefix, count in in_folders.items():
+            used_in[int(prefix, 16)] += count
+        partly_used = {number for number, shard in self._shards.items()
+                       if used_in[number] != sum(map(len, shard.values()))}
+        used = self._used
+        if partly_used:
+            # A shard an edit left an entry unused in (its file's content before): each of its
+            # entries is looked at, against the pairs used in it.
+            prefixes = {f"{number:02x}" for number in partly_used}
+            used = used | {_entry_parts(name) for name in names if name[:2] in prefixes}
+            used.update((blob, f"{relative_prefix}{name}\0{folder_key}")  # entry_key of each file, inlined
+                        for relative_prefix, folder_key, folder_names, blobs in self._noted_folders
+                        for name, blob in zip(folder_names, blobs, strict=True) if blob[:2] in prefixes)
+        for number in list(self._shards):
+            shard = self._shards[number]
+            if number not in partly_used:
+                unused = []
+            else:
+                unused = [(blob, key) for blob, by_key in shard.items() for key in by_key
+                          if (blob, key) not in used]
+            for blob, key in unused:
+                del shard[blob][key]
+                if not shard[blob]:
+                    del shard[blob]
+            if unused:
+                self._dirty.add(number)
+            elif number not in self._dirty:
+                del self._shards[number]
+        for number in [number for number in self._objects if number not in self._dirty]:
+            del self._objects[number]
+        self._settled = True
+
+    def save(self) -> None:
+        """Write what changed (after :meth:`settle`). Never raises for I/O: the cache is optional.
+
+        Shard by shard: the entries stored in this run are read back from the spill file
+        and merged with the shard's kept ones, and each written shard is let go of
+        (a later :meth:`lookup` misses it, which only costs a parse).
+        """
+        self._note_taken()
+        try:
+            kept_out_of_git(self.folder)
+            remove_abandoned(self.folder, ".", _TEMPORARY)  # what a save killed part way left (_write)
+            for number in sorted(self._dirty):
+                self._shard(number)  # its kept entries, when not read yet (a save without settle)
+                shard = self._shards.pop(number, None) or {}
+                held = self._objects.pop(number, None)
+                if held is None:
+                    held = self._objects_of(number)
+                    del self._objects[number]
+                kept = bool(shard or held)  # entries of earlier builds (none in a first build)
+                for blob, key, index, stored_objects in self._stored_entries(number):
+                    shard.setdefault(blob, {})[key] = index
+                    held.setdefault(blob, {})[key] = stored_objects
+                # Entries stored in this run come in whole pairs (_chunk_entries): only kept ones need pairing.
+                shard, objects = _paired(shard, held) if kept else (shard, held)
+                if shard:
+                    # Objects first: an entry whose objects part is missing is only parsed again.
+                    self._write(_objects_name(number), objects)
+                    try:
+                        self._write(_shard_name(number), _sharing_targets(shard))
+                    except ValueError:  # an entry not yet spilled whose index marshal cannot write
+                        self._write(_shard_name(number), _carried_only(shard))
+                else:
+                    (self.folder / _shard_name(number)).unlink(missing_ok=True)
+                    (self.folder / _objects_name(number)).unlink(missing_ok=True)
+            if self._new_index != self._index or self._dirty:
+                self._write(_INDEX_FILE, self._new_index)
+            # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
+            self._save_folders()
+        except OSError:
+            return  # a read-only checkout builds as well, only without keeping the cache
+        finally:
+            self._close_spill()
+        self._dirty.clear()
+
+    def release_saved(self) -> None:
+        """Let go of what only :meth:`save` needed: the stat index read and the one made, the entries
+        used. For a first build, whose compile then makes as many small objects again: at a million
+        objects these are 300 MB that the bundle and its record reuse, rather than pages added on top.
+        The cache still reads entries' objects and writes records afterwards; it saves nothing more."""
+        self._index = {}
+        self._new_index = {}
+        self._used = set()
+        self._taken = []
+        self._taken_names = []
+        self._taken_folders = []
+        self._noted_folders = []
+
+    def save_unless_small(self) -> None:
+        """:meth:`settle` (when the load left it to the caller) and :meth:`save`, unless this run
+        changed only a handful of files (:meth:`small_change`): then nothing is written or settled.
+
+        For a command that only checks (``tiops validate FILE``, the pre-commit hook). The cache
+        it leaves is still right: entries are found by content, and a file whose lstat differs
+        from its record is read again. The next run parses those few files again, which costs
+        less than rewriting the stat index (8 MB at 100k objects) and their shards does now.
+        """
+        if self.small_change():
+            self._close_spill()
+            self._dirty.clear()
+            return
+        if not self._settled:
+            self.settle()
+        self.save()
+
+    def small_change(self) -> bool:
+        """Whether what this run would write is only a handful of files' entries and stat records:
+        nothing damaged or foreign to rewrite, at most :data:`_SMALL_FILES` entries stored (their
+        objects parts :data:`_SMALL_BYTES` in all), and at most :data:`_SMALL_RECORDS` stat records
+        added, changed or gone (a branch switched or a clone restored would have each of its
+        files hashed again on every run: those are written). A cache with no stat index to
+        build on (a first run, or one of another context) is never small."""
+        if not self._index or self.rejected or self._stored_files > _SMALL_FILES or self._stored_size > _SMALL_BYTES:
+            return False
+        # A file taken unchanged keeps the very record read (_load_indexed_folders, take_unchanged);
+        # every other record was made by remember_record (a path remembered twice counts twice:
+        # saved sooner).
+        same = self._taken_count() + len(self._new_index) - self._remembered
+        return (len(self._index) - same) + self._remembered <= _SMALL_RECORDS
+
+    def _save_folders(self) -> None:
+        walked = self._folders_walked
+        if walked is not None:
+            for number, shard in self._folder_shards.items():
+                gone = [relative_prefix for relative_prefix in shard if relative_prefix not in walked]
+                for relative_prefix in gone:
+                    del shard[relative_prefix]
+                if gone:
+                    self._folders_dirty.add(number)
+        for number in sorted(self._folders_dirty):
+            groups = self._folder_shard(number)
+            for place in self._folders_spilled.pop(number, []):
+                chunk = self._spilled_back(place)
+                try:
+                    kept: Any = marshal.loads(chunk) if chunk is not None else None
+                except (ValueError, TypeError, EOFError):
+                    kept = None
+                if type(kept) is not tuple or len(kept) != 2 or type(kept[0]) is not str:
+                    continue  # a torn or damaged spill: the folder is loaded file by file next time
+                if walked is None or kept[0] in walked:
+                    groups[kept[0]] = kept[1]
+            if groups:
+                self._write(_folders_name(number), groups)
+            else:
+                (self.folder / _folders_name(number)).unlink(missing_ok=True)
+        self._folders_dirty.clear()
+        # Let go of them, as of the shards of entries written: the rest of a build does not read them,
+        # and at a million objects a first build's groups are 200 MB beside every object it compiles.
+        self._folder_shards.clear()
+        self._folders_walked = None
+
+    def _close_spill(self) -> None:
+        """Let go of the spill file and of what was stored: written by now, or not to be written."""
+        self._pending.clear()
+        self._pending_size.clear()
+        self._spilled.clear()
+        self._folders_spilled.clear()
+        self._spill_size = 0
+        if self._spill is not None:
+            with contextlib.suppress(OSError):
+                self._spill.close()
+            self._spill = None
+
+    def _write(self, name: str, body: dict[str, Any]) -> None:
+        import tempfile  # only a build that changed something writes
+
+        payload = marshal.dumps((self.context, name, body))
+        # The writer's process id ends the name (before .tmp): a file of a build killed while writing it
+        # (kill -9, a CI job cancelled) is one nothing else removes, and a shard's objects part or the
+        # bundle record is megabytes; the next save removes it (save, remove_abandoned).
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=f".{os.getpid()}{_TEMPORARY}")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                # Three writes, not one joined copy: a million-object bundle record is over 100 MB.
+                out.write(_MAGIC)
+                out.write(hashlib.sha256(payload).digest())
+                out.write(payload)
+            os.replace(temporary, self.folder / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+# How the name of a file being written ends (after the writer's process id): BuildCache._write.
+_TEMPORARY = ".tmp"
+
+
+# Where FileIndex.reference_targets sits in a stored index (_store_index keeps the index's order).
+_TARGETS_AT = FileIndex._fields.index("reference_targets")
+
+
+def _sharing_targets(shard: dict[str, dict[str, _StoredIndex]]) -> dict[str, dict[str, _StoredIndex]]:
+    """``shard`` with equal reference-target texts as one string. Files of one folder mostly
+    list the very same references (48k files, 2k distinct texts, at 100k generated objects);
+    marshal writes a string held twice once, so the shard is smaller and every build reads
+    each text once, and the index check judges each (tiops.validate.indexed.unclean_files)
+    with its hash already taken."""
+    texts: dict[str, str] = {}
+    for by_key in shard.values():
+        for key, stored in by_key.items():
+            text = stored[_TARGETS_AT] if len(stored) > _TARGETS_AT else None
+            if type(text) is str:
+                shared = texts.setdefault(text, text)
+                if shared is not text:
+                    by_key[key] = (*stored[:_TARGETS_AT], shared, *stored[_TARGETS_AT + 1:])
+    return shard
+
+
+def _paired(shard: dict[str, dict[str, _StoredIndex]], held: dict[str, dict[str, bytes]]
+            ) -> tuple[dict[str, dict[str, _StoredIndex]], dict[str, dict[str, bytes]]]:
+    """A shard's indexes and objects parts, each kept only with the other (an index whose objects
+    part is gone is dropped, so its file is parsed again; an objects part no index lists is let go)."""
+    indexes: dict[str, dict[str, _StoredIndex]] = {}
+    objects: dict[str, dict[str, bytes]] = {}
+    for blob, by_key in shard.items():
+        parts = held.get(blob)
+        if type(parts) is not dict:
+            continue
+        for key, index in by_key.items():
+            stored = parts.get(key)
+            if type(stored) is bytes:
+                indexes.setdefault(blob, {})[key] = index
+                objects.setdefault(blob, {})[key] = stored
+    return indexes, objects
+
+
+def _chunk_entries(chunk: bytes) -> list[_StoredEntry]:
+    """The (blob, key, index, objects) entries of one spilled chunk (written by BuildCache.store), or none
+    when it is not such a list (cannot happen for a chunk whose CRC matched)."""
+    try:
+        entries = marshal.loads(chunk)
+    except (ValueError, TypeError, EOFError):
+        return []
+    if type(entries) is not list or not all(
+            type(entry) is tuple and len(entry) == 4 and type(entry[0]) is str and type(entry[1]) is str
+            and type(entry[2]) is tuple and type(entry[3]) is bytes for entry in entries):
+        return []
+    return entries
+
+
+def _marshalable(entries: list[_StoredEntry]) -> list[_StoredEntry]:
+    """``entries`` without any whose index marshal cannot carry. The objects part of each was marshalled
+    already, and its index holds values of those objects and findings' strings, so this is a guard, asked
+    only when marshal refused a spill chunk: such an entry is left out (its file is parsed again next
+    time) rather than failing its whole shard."""
+    return [entry for entry in entries if _carried(entry[2])]
+
+
+def _carried_only(shard: dict[str, dict[str, _StoredIndex]]) -> dict[str, dict[str, _StoredIndex]]:
+    """``shard`` without the entries whose index marshal cannot carry (:func:`_marshalable`, for the
+    entries written at the save without having been spilled)."""
+    kept: dict[str, dict[str, _StoredIndex]] = {}
+    for blob, by_key in shard.items():
+        for key, stored in by_key.items():
+            if _carried(stored):
+                kept.setdefault(blob, {})[key] = stored
+    return kept
+
+
+def _carried(stored: _StoredIndex) -> bool:
+    try:
+        marshal.dumps(stored)
+    except ValueError:
+        return False
+    return True
+
+
+def _shard_of(blob: str) -> int:
+    try:
+        return int(blob[:2], 16) % _SHARDS
+    except (TypeError, ValueError):  # not a blob id (a damaged stat index record)
+        return 0
+
+
+def _shard_name(number: int) -> str:
+    return f"entries-{number:02x}"
+
+
+def _objects_name(number: int) -> str:
+    return f"objects-{number:02x}"
+
+
+def _folder_shard_of(relative_prefix: str) -> int:
+    return zlib.crc32(relative_prefix.encode("utf-8", "surrogateescape")) % _FOLDER_SHARDS
+
+
+def _folders_name(number: int) -> str:
+    return f"folders-{number:02x}"
+
