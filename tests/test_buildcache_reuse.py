@@ -23,7 +23,7 @@ from tiops.buildcache import (
     store,
     whole,
 )
-from tiops.buildfolders import bundle_files
+from tiops.buildcache.folders import bundle_files
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, _lines_digest, build

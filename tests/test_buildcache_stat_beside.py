@@ -11,7 +11,7 @@ from varied_repo import build_outcome, clean_repository
 
 from tiops import forkwork
 from tiops.buildcache import indexed, load_repo_indexed
-from tiops.buildfolders import bundle_files
+from tiops.buildcache.folders import bundle_files
 from tiops.forkwork import can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")

@@ -277,7 +277,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     """
     from tiops import bundlereuse
     from tiops.buildcache import StaleEntry, load_repo_indexed
-    from tiops.buildfolders import bundle_files
+    from tiops.buildcache.folders import bundle_files
     from tiops.rules.engine import RulesOutcome
     from tiops.validate import validate_indexed
 

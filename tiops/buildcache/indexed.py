@@ -2,7 +2,7 @@
 
 The warm route of every build and check: an lstat of each file against the stat index
 (a forked helper takes a share), folders whose files are all unchanged taken whole
-(tiops.buildfolders), other unchanged files as their index alone, and only changed files
+(tiops.buildcache.folders), other unchanged files as their index alone, and only changed files
 parsed. The checks read an unchanged file's objects only when they may report on them
 (tiops.validate.indexed).
 """
@@ -26,6 +26,7 @@ from tiops.buildcache.entries import (
     entry_name,
     overlay_signature,
 )
+from tiops.buildcache.folders import FolderEntry, member_indexes, valid_group
 from tiops.buildcache.store import _BLOB_OF_RECORD, _INDEX_FILE, BuildCache
 from tiops.buildcache.whole import (
     _find_entry,
@@ -37,7 +38,6 @@ from tiops.buildcache.whole import (
     _keyed_object_folders,
     _parse_file,
 )
-from tiops.buildfolders import FolderEntry, member_indexes, valid_group
 from tiops.config import Config, load_config
 from tiops.forkwork import Beside, run_in_order
 from tiops.load import (
@@ -108,7 +108,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     asks for them. Files parsed afresh keep their objects. Call ``result.cache.save()``
     afterwards to keep what changed.
 
-    A folder whose files are all unchanged is taken as one file (tiops.buildfolders.FolderEntry)
+    A folder whose files are all unchanged is taken as one file (tiops.buildcache.folders.FolderEntry)
     when the cache keeps its group, with its path as its ``relative``; every other folder is
     loaded file by file, and its group made for the next build (:func:`_load_indexed_folders`).
     A folder holding a file ``fresh`` names is loaded file by file, that file parsed afresh.
@@ -142,7 +142,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
                           total: int, helper: bool, progress: Progress,
                           fresh: Callable[[str], bool] | None = None) -> None:
-    """:func:`load_repo_indexed` with whole folders (tiops.buildfolders): a folder whose group the cache
+    """:func:`load_repo_indexed` with whole folders (tiops.buildcache.folders): a folder whose group the cache
     keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
     unchanged files from their entries, and its group made afresh.
 
@@ -344,7 +344,7 @@ def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, 
     """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed.
 
     ``kept``: where to add the file's blob id and stored index when the cache keeps its entry (for
-    its folder's group, tiops.buildfolders), or None when it does not.
+    its folder's group, tiops.buildcache.folders), or None when it does not.
     """
     blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
     if entry is not None and blob is not None and key is not None and info is not None:

@@ -23,7 +23,7 @@ written together, objects first. An objects part that cannot be read back makes 
 build parse its file again and keep a new entry (tiops.pipeline, ``StaleEntry``); an
 index whose objects part is missing is dropped when its shard is next written, and an
 objects part that no index lists is let go. ``index`` holds the files' ``lstat`` records (below),
-``folders-XX`` the groups of folders taken whole (tiops.buildfolders), and
+``folders-XX`` the groups of folders taken whole (tiops.buildcache.folders), and
 ``bundle-record`` the last bundle's (tiops.bundlereuse).
 
 Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
@@ -76,7 +76,7 @@ _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
 _SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
-# Folder groups (tiops.buildfolders) spread over files by their folder's path: one edit rewrites one.
+# Folder groups (tiops.buildcache.folders) spread over files by their folder's path: one edit rewrites one.
 _FOLDER_SHARDS = 64
 # A shard's new entries go to the spill file in chunks of about this size: 256 buffers of
 # 64 KiB at most in memory, and a few thousand chunks' offsets for a million objects.
@@ -175,7 +175,7 @@ class BuildCache:
         # that writes nothing does not spend a set and a dict insertion per file on them.
         self._taken: list[Any] = []
         self._taken_names: list[str] = []  # their entry names, once noted
-        # Folders taken whole (tiops.buildfolders): (relative prefix, folder key, names, blobs), noted
+        # Folders taken whole (tiops.buildcache.folders): (relative prefix, folder key, names, blobs), noted
         # as their files would be; and those noted already.
         self._taken_folders: list[tuple[str, str, list[str], list[str]]] = []
         self._noted_folders: list[tuple[str, str, list[str], list[str]]] = []
@@ -190,7 +190,7 @@ class BuildCache:
         """The cache of the repository at ``root`` for ``context``.
 
         ``lazy``: read each shard of entries only when something needs it (a build taking
-        folders whole, tiops.buildfolders, needs few); :meth:`settle` reads those whose entries
+        folders whole, tiops.buildcache.folders, needs few); :meth:`settle` reads those whose entries
         may have gone unused, and stops reading more.
         """
         cache = cls(root / CACHE_DIR, context)
@@ -444,11 +444,11 @@ class BuildCache:
         self._taken.extend(files)
 
     def take_folder(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str]) -> None:
-        """Note the files of a folder taken whole (tiops.buildfolders) as :meth:`take_unchanged` notes files."""
+        """Note the files of a folder taken whole (tiops.buildcache.folders) as :meth:`take_unchanged` notes files."""
         self._taken_folders.append((relative_prefix, folder_key, names, blobs))
 
     def folder_group(self, relative_prefix: str) -> Any:
-        """The group kept for the folder at ``relative_prefix`` (tiops.buildfolders.FolderGroup, unchecked), or None."""
+        """The group kept for the folder at ``relative_prefix`` (tiops.buildcache.folders.FolderGroup, unchecked), or None."""
         return self._folder_shard(_folder_shard_of(relative_prefix)).get(relative_prefix)
 
     def keep_folder(self, relative_prefix: str, group: tuple[Any, ...] | None) -> None:

@@ -29,8 +29,8 @@ from tiops.buildcache.entries import (
     entry_name,
     overlay_signature,
 )
+from tiops.buildcache.folders import folder_group
 from tiops.buildcache.store import BuildCache
-from tiops.buildfolders import folder_group
 from tiops.config import Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding
@@ -132,7 +132,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller, which may look up
     more entries first (a git revision's files, :class:`CachedFiles`). ``entry_objects``:
     keep each cached file's objects in ``result.entry_objects``, by "blob NUL entry key".
-    ``make_groups``: make each folder's group (tiops.buildfolders) for the next build, which
+    ``make_groups``: make each folder's group (tiops.buildcache.folders) for the next build, which
     may then take the folder whole (:func:`load_repo_indexed`).
     """
     config, config_findings = load_config(root)
@@ -457,7 +457,7 @@ def _fresh_result(config: Config, reading: _HashedFirst, root: Path, path: str, 
 
 
 class _GroupMaker:
-    """The folder groups (tiops.buildfolders) of a load file by file: each file's blob id and stored
+    """The folder groups (tiops.buildcache.folders) of a load file by file: each file's blob id and stored
     index noted in order (None: not kept), and each folder's group kept once its last file is."""
 
     def __init__(self, cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> None:
@@ -489,7 +489,7 @@ class _GroupMaker:
 
 def _folder_group(folder_key: str | None, defaults: Defaults, names: list[str],
                   members: list[tuple[str, tuple[Any, ...]] | None]) -> tuple[Any, ...] | None:
-    """The group (tiops.buildfolders.FolderGroup) of a folder whose files gave ``members`` (blob id and
+    """The group (tiops.buildcache.folders.FolderGroup) of a folder whose files gave ``members`` (blob id and
     stored index of each, None where the cache keeps no entry), or None when it cannot have one."""
     if folder_key is None or defaults.overlay or not names or None in members:
         return None

@@ -1,4 +1,4 @@
-"""Folders taken whole from the build cache (tiops.buildfolders): when they are, when they are not,
+"""Folders taken whole from the build cache (tiops.buildcache.folders): when they are, when they are not,
 and that a build taking them gives what a build without the cache gives."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from test_buildcache import _age, _outcome
 
 from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
-from tiops.buildfolders import (
+from tiops.buildcache.folders import (
     FolderEntry,
     bundle_files,
     folder_group,

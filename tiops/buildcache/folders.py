@@ -19,7 +19,7 @@ and its group made again for the next build. Reading a folder's objects reads ea
 file's entry, as reading the files one by one would.
 
 The findings and the bundle are the same either way: a folder read whole is a superset
-of the files the checks would read of it (tests/test_buildfolders.py, and the random-edit
+of the files the checks would read of it (tests/test_buildcache_folders.py, and the random-edit
 tests of tests/test_buildcache_reuse.py, which build through folders taken whole).
 """
 
@@ -29,6 +29,7 @@ import bisect
 from collections.abc import Sequence
 from typing import Any
 
+from tiops.buildcache.entries import FileEntry, StaleEntry
 from tiops.load import IntelObject
 from tiops.validate.indexed import FileIndex
 from tiops.validate.reference_index import ListedReference
@@ -173,15 +174,13 @@ class FolderEntry:
         self._loaded: tuple[list[IntelObject], list[list[ListedReference] | None]] | None = None
 
     def _members(self) -> list[tuple[str, str, int]]:
-        """(blob id, entry key, objects) of each file (tiops.buildcache.entry_key)."""
+        """(blob id, entry key, objects) of each file (tiops.buildcache.entries.entry_key)."""
         relative_prefix, folder_key = self.relative, self._folder_key
         return [(blob, f"{relative_prefix}{name}\0{folder_key}", count)
                 for name, blob, count in zip(self._names, self._blobs, self._counts, strict=True)]
 
     def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         if self._loaded is None:
-            from tiops.buildcache import FileEntry, StaleEntry
-
             objects: list[IntelObject] = []
             references: list[list[ListedReference] | None] = []
             for blob, key, count in self._members():
