@@ -42,10 +42,7 @@ from tiops.filesource import FileSource
 from tiops.findings import Finding, Location, Severity
 from tiops.inputs import InputProblem, read_input
 from tiops.installed import package_fingerprint
-from tiops.load import (
-    Defaults,
-    IntelObject,
-)
+from tiops.load import Defaults, IntelObject
 from tiops.validate.indexed import FileIndex, index_file
 from tiops.validate.reference_index import ListedReference, malformed_ids
 

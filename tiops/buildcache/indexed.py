@@ -40,12 +40,7 @@ from tiops.buildcache.whole import (
 )
 from tiops.config import Config, load_config
 from tiops.forkwork import Beside, run_in_order
-from tiops.load import (
-    Defaults,
-    IntelObject,
-    Repo,
-    fork_helper,
-)
+from tiops.load import Defaults, IntelObject, Repo, fork_helper
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.validate.indexed import FileIndex
