@@ -16,7 +16,7 @@ still the one recorded; the objects of files read afresh are serialised as ever,
 the built-in objects the bundle adds are worked out as tiops.compile.bundle_objects
 does. Anything unexpected (a line not found, two objects with one key, a type holding
 NUL, the bundle changed or gone) means the whole bundle is written the usual way. The
-bytes are those of an uncached compile (tests/test_buildcache.py compares them over
+bytes are those of an uncached compile (tests/buildcache/test_buildcache.py compares them over
 random edits).
 """
 

@@ -34,7 +34,7 @@ Lookup API (also for reading a git revision without a checkout)::
     cache.save_unless_small()          # a check's save: nothing for a handful of changed files
 
 Determinism: the cache never changes what a build produces; cached and uncached builds
-give the same findings and bundle bytes (tests/test_buildcache.py proves it on random
+give the same findings and bundle bytes (tests/buildcache/test_buildcache.py proves it on random
 edits). ``tiops compile --no-cache`` / ``TIOPS_NO_CACHE=1`` build without it.
 """
 

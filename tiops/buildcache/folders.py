@@ -19,8 +19,8 @@ and its group made again for the next build. Reading a folder's objects reads ea
 file's entry, as reading the files one by one would.
 
 The findings and the bundle are the same either way: a folder read whole is a superset
-of the files the checks would read of it (tests/test_buildcache_folders.py, and the random-edit
-tests of tests/test_buildcache_reuse.py, which build through folders taken whole).
+of the files the checks would read of it (tests/buildcache/test_buildcache_folders.py, and the random-edit
+tests of tests/buildcache/test_buildcache_reuse.py, which build through folders taken whole).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ only where a check may report something:
 The checks then run, unchanged, over the objects read, in repository order, against
 maps built from every file; the findings of the other files are their load and
 per-object findings, which the index keeps. The result is the findings of
-:func:`tiops.validate.validate_repo` over the whole repository (tests/test_buildcache.py
+:func:`tiops.validate.validate_repo` over the whole repository (tests/buildcache/test_buildcache.py
 compares them over random edits).
 """
 

@@ -5,7 +5,7 @@ the list and the repository's id -> type map. The build cache (tiops.buildcache)
 the lists of unchanged files, so a one-file change walks one file's objects and the
 repository-wide check resolves every listed reference in one pass. The findings are
 those of :func:`tiops.validate.references.check_references`, in the same order
-(tests/test_buildcache.py compares them over random edits).
+(tests/buildcache/test_buildcache.py compares them over random edits).
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from tiops.validate import validate_indexed, validate_paths
 from tiops.validate.indexed import involved_ids
 
 AS_OF = "2025-01-01"
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 PARTNER = "intel/partner-writer"
-LOCK = Path(__file__).resolve().parents[1] / "intel" / ".enrichment"
+LOCK = Path(__file__).resolve().parents[2] / "intel" / ".enrichment"
 RULES = """\
 - name: Tag indicators
   order: 5

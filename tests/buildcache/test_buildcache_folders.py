@@ -211,7 +211,7 @@ def test_partner_folders_are_taken_whole_and_an_edit_is_still_found(example_repo
     """An imported source folder is one group; a partner object edited outside tags, expiry, confidence and
     revoked is still TI70x, its folder read whole because a digest differs from the import lock."""
     partner = example_repo / "intel" / "partner-writer"
-    shutil.copytree(Path(__file__).parent / "data" / "importers" / "writer.expected", partner)
+    shutil.copytree(Path(__file__).parents[1] / "data" / "importers" / "writer.expected", partner)
     _warm(example_repo)
     assert "intel/partner-writer/indicator/" in _taken_whole(example_repo)
     clean = _outcome(example_repo, cache=True)
