@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from varied_repo import build_outcome, clean_repository
 
-from tiops import forkwork
-from tiops.buildcache import indexed, load_repo_indexed
+from tiops.buildcache import load_repo_cached, load_repo_indexed, stats
 from tiops.buildcache.folders import bundle_files
 from tiops.forkwork import can_fork
 
@@ -78,8 +77,8 @@ def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: P
     assert len(reused) == alone[1] > 250
     assert reused <= lstats_alone
     # With the helper, this process looked at none of the files of the helper's share (the first
-    # of them as walked, indexed._HELPER_SHARE), and at each of its own; and at the edited file.
-    split = int(len(walked) * indexed._HELPER_SHARE)
+    # of them as walked, stats._HELPER_SHARE), and at each of its own; and at the edited file.
+    split = int(len(walked) * stats._HELPER_SHARE)
     theirs, ours = set(walked[:split]) & reused, set(walked[split:]) & reused
     assert len(theirs) > 100 and len(ours) > 50
     assert not theirs & lstats_beside
@@ -125,8 +124,59 @@ def test_a_verdict_not_made_for_this_stat_index_is_not_trusted(tmp_path: Path, m
         helpers.append(_Verdict(altered(real)))
         return helpers[-1]
 
-    monkeypatch.setattr(forkwork, "run_beside", fake)
+    monkeypatch.setattr(stats, "run_beside", fake)
     edited = build_outcome(root)
     assert helpers and all(helper.closed for helper in helpers)
     assert edited == build_outcome(root, cache=False) != first
     assert edited[0] is not None and b"x_note" in edited[0]
+
+
+def _whole(root: Path) -> tuple[list[Any], list[Any], list[Any], int, int]:
+    """What a load with every object in memory gives, and how many files it reused and parsed."""
+    loaded = load_repo_cached(root)
+    return ([obj.data for obj in loaded.repo.objects], loaded.repo.findings, loaded.object_findings,
+            loaded.reused_files, loaded.parsed_files)
+
+
+def test_a_load_of_every_object_shares_the_lstats_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load that holds every object (`tiops tag`, `explain`, the working tree of `tiops diff`) on a warm
+    cache: the same objects and findings with the helper as without and as a load parsing every file,
+    and this process takes no lstat of an unchanged file of the helper's share."""
+    root = tmp_path / "repo"
+    paths = _aged_repository(root, 300)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    build_outcome(root)  # fills the cache
+    before = _whole(root)
+    _edit(paths[7], "edited")
+    files = _loaded(root)[0]
+    walked = [os.path.join(root, relative) for relative, _, _ in files]
+    reused = {os.path.join(root, relative) for relative, _, parsed in files if not parsed}
+    parent, lstat = os.getpid(), os.lstat
+    intel = os.fspath(root / "intel")
+    here: list[str] = []
+
+    def noted(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.getpid() == parent and os.fspath(path).startswith(intel):
+            here.append(os.fspath(path))
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", noted)
+    runs = {}
+    for fork in ("0", "1"):
+        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
+        here.clear()
+        runs[fork] = (_whole(root), list(here))
+    (alone, lstats_alone), (beside, lstats_beside) = runs["0"], runs["1"]
+    fresh = load_repo_cached(root, fresh=lambda _: True)
+    assert beside == alone
+    assert alone[:3] == ([obj.data for obj in fresh.repo.objects], fresh.repo.findings, fresh.object_findings)
+    # The edited file is parsed again (as are those the cache never keeps), the rest comes from the cache.
+    assert (alone[3], alone[4]) == (before[3] - 1, before[4] + 1) == (len(reused), before[4] + 1)
+    # One lstat of each unchanged file, not one to judge it and another to load it.
+    assert sorted(path for path in lstats_alone if path in reused) == sorted(reused)
+    split = int(len(walked) * stats._HELPER_SHARE)
+    theirs, ours = set(walked[:split]) & reused, set(walked[split:]) & reused
+    assert len(theirs) > 100 and len(ours) > 50
+    assert theirs | ours <= set(lstats_alone)
+    assert not theirs & set(lstats_beside)
+    assert ours <= set(lstats_beside)

@@ -17,6 +17,8 @@ The package, from the bottom up:
   keyed (blob id, entry key, overlay signature, context key);
 * :mod:`tiops.buildcache.store`: the cache folder (:class:`BuildCache`): its files, how they
   are trusted, read, spilled and saved, and the stat index;
+* :mod:`tiops.buildcache.stats`: which files changed since the stat index, from an lstat of
+  each (a forked helper taking a share);
 * :mod:`tiops.buildcache.folders`: a folder of unchanged files taken whole as one indexed file;
 * :mod:`tiops.buildcache.whole`: a load with every object in memory (:func:`load_repo_cached`,
   :func:`load_intel`, :class:`CachedFiles` for a git revision beside the working tree);

@@ -10,7 +10,6 @@ parsed. The checks read an unchanged file's objects only when they may report on
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +26,8 @@ from tiops.buildcache.entries import (
     overlay_signature,
 )
 from tiops.buildcache.folders import FolderEntry, member_indexes, valid_group
-from tiops.buildcache.store import _BLOB_OF_RECORD, _INDEX_FILE, BuildCache
+from tiops.buildcache.stats import changed_files
+from tiops.buildcache.store import _BLOB_OF_RECORD, BuildCache
 from tiops.buildcache.whole import (
     _find_entry,
     _folder_files,
@@ -39,7 +39,7 @@ from tiops.buildcache.whole import (
     _parse_file,
 )
 from tiops.config import Config, load_config
-from tiops.forkwork import Beside, run_in_order
+from tiops.forkwork import run_in_order
 from tiops.load import Defaults, IntelObject, Repo, fork_helper
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
@@ -141,9 +141,9 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
     unchanged files from their entries, and its group made afresh.
 
-    Which files are not what the stat index says is known first, from an lstat of each. With a
-    ``helper`` (tiops.load.fork_helper), a forked helper takes the first share of the files
-    (:data:`_HELPER_SHARE`) while this process reads the folder groups and takes the rest.
+    Which files are not what the stat index says is known first, from an lstat of each
+    (tiops.buildcache.stats.changed_files: with a ``helper``, a forked helper takes the first
+    share of the files while this process reads the folder groups and takes the rest).
     ``fresh``: as :func:`load_repo_indexed`'s; a folder holding such a file is loaded file by file
     (the files ``tiops validate FILE`` names are each a file of their own).
     """
@@ -152,17 +152,9 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)
-    split = int(total * _HELPER_SHARE) if helper and cache._index else 0
-    beside = _changed_beside_read(cache, folders, split) if split else None
-    try:
-        cache.walked_folders({folder[1] for folder in folders})
-        changed = _changed_here(cache, folders, split if beside is not None else 0, total)
-        if beside is not None:
-            theirs = _changed_verdict(beside, cache)
-            changed |= _changed_here(cache, folders, 0, split) if theirs is None else theirs
-    finally:
-        if beside is not None:
-            beside.close()
+    # The groups of every folder are read while the helper takes the first files' lstats.
+    changed = changed_files(cache, folders, total, helper,
+                            meanwhile=lambda: cache.walked_folders({folder[1] for folder in folders}))
     index_get = cache._index.get
     files = loaded.files
     position = done = 0
@@ -222,61 +214,6 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
 
 
 
-def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
-    """The positions of the files the helper found not to be what the stat index says, when its
-    verdict was made for the stat index this process read; None to take each lstat here."""
-    verdict = beside.result()
-    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
-            and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list
-            and all(type(position) is int for position in verdict[2])):
-        return set(verdict[2])
-    return None
-
-
-# The share of a warm build's lstats a forked helper takes (_load_indexed_folders): this process
-# reads the folder groups meanwhile, so it takes fewer.
-_HELPER_SHARE = 0.6
-
-
-def _changed_here(cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
-                  start: int, stop: int) -> set[int]:
-    """The positions from ``start`` to ``stop`` of the files of ``folders`` that are not the file their
-    stat index record describes (no record, gone, not a regular file, changed, racily recent)."""
-    index_get, trusted_before = cache._index.get, cache._index_trusted_before
-    changed: set[int] = set()
-    position = 0
-    for prefix, relative_prefix, _, _, names in folders:
-        if position + len(names) <= start:
-            position += len(names)
-            continue
-        for name in names:
-            if position >= stop:
-                return changed
-            if position >= start:
-                record = index_get(relative_prefix + name)
-                if record is None or not _still_recorded(prefix + name, record, trusted_before):
-                    changed.add(position)
-            position += 1
-    return changed
-
-
-def _changed_beside_read(cache: BuildCache, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
-                         stop: int) -> Beside | None:
-    """A forked helper giving :func:`_changed_here` of the first ``stop`` files, against the stat index
-    this process read: its verdict carries the index's digest and racy-time bound, so it is used
-    only for that very index (:func:`_changed_verdict`)."""
-    from tiops.forkwork import run_beside
-
-    digest = cache.read_digests.get(_INDEX_FILE)
-    if digest is None:
-        return None
-
-    def work() -> tuple[bytes, int, list[int]]:
-        return digest, cache._index_trusted_before, sorted(_changed_here(cache, folders, 0, stop))
-
-    return run_beside(work)
-
-
 def _group_members(group: Any) -> dict[str, tuple[str, tuple[Any, ...]]]:
     """File name -> (blob id, stored index) of each file of a folder group, or nothing when it is not one."""
     if not valid_group(group):
@@ -318,18 +255,6 @@ def _taken_entry(cache: BuildCache, relative: str, key: str, blob: Any,
         return None
     return (_IndexedEntry(relative, index, f"{blob}\0{key}\0{signature}" if signature else f"{blob}\0{key}", cache),
             stored_index)
-
-
-def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_before: int) -> bool:
-    """Whether the file at ``path`` is still the one its stat index record describes: a regular
-    file of the same size, modification and change times and inode, modified before the racy
-    bound (a file changed in the second the index was written may not show it in its times)."""
-    try:
-        now = os.lstat(path)
-    except OSError:
-        return False
-    return (now.st_mtime_ns < trusted_before and stat.S_ISREG(now.st_mode) and record[0] == now.st_size
-            and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns and record[3] == now.st_ino)
 
 
 def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,

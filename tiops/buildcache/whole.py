@@ -30,6 +30,7 @@ from tiops.buildcache.entries import (
     overlay_signature,
 )
 from tiops.buildcache.folders import folder_group
+from tiops.buildcache.stats import changed_files
 from tiops.buildcache.store import BuildCache
 from tiops.config import Config, load_config
 from tiops.filesource import FileSource
@@ -154,9 +155,15 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
             # A first build: every file is parsed, checked and kept, a forked helper taking part.
             _load_files_forked(loaded, parsing, reading, root_text, files, progress, groups)
             files = []
+        # A warm cache: which files changed since the stat index, from an lstat of each, a forked helper
+        # taking a share (tiops.buildcache.stats); the others are the files their records describe.
+        changed = (changed_files(cache, folders, len(files), fork_helper(len(files)))
+                   if fresh is None and files and cache._index else None)
+        index_get = cache._index.get
         for done, (path, relative, defaults, key) in enumerate(files, 1):
             kept: list[tuple[str, tuple[Any, ...]] | None] | None = [] if groups is not None else None
-            _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh, kept)
+            recorded = None if changed is None or done - 1 in changed else index_get(relative)
+            _load_file(loaded, parsing, reading, root_text, path, relative, defaults, key, fresh, kept, recorded)
             if groups is not None:
                 groups.note(done - 1, kept[0] if kept else None)
             if done % 1000 == 0 or done == len(files):
@@ -230,22 +237,20 @@ def _take_unpacked(loaded: CachedLoad, unpacked: Unpacked, blob: str, key: str,
 
 def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_text: str, path: str, relative: str,
                defaults: Defaults, key: str | None, fresh: Callable[[str], bool] | None,
-               kept: list[tuple[str, tuple[Any, ...]] | None] | None = None) -> None:
-    """Load one file through the cache. ``kept``: as :func:`_load_indexed_file`'s."""
+               kept: list[tuple[str, tuple[Any, ...]] | None] | None = None,
+               recorded: tuple[int, int, int, int, str] | None = None) -> None:
+    """Load one file through the cache. ``kept``: as :func:`_load_indexed_file`'s. ``recorded``: the
+    stat index record of a file known to be still the one it describes (tiops.buildcache.stats),
+    whose entry is then found by the blob id it names, without an lstat or a read here."""
     cache, repo = loaded.cache, loaded.repo
-    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
-    if entry is not None and blob is not None and key is not None and info is not None:
-        try:
-            unpacked = entry.unpack()
-        except (ValueError, TypeError, EOFError, IndexError):
-            pass  # not an entry after all: load the file afresh below
-        else:
-            _take_unpacked(loaded, unpacked, blob, key, unpacked.references)
-            cache.remember(relative, info, blob)
-            loaded.reused_files += 1
-            if kept is not None:
-                kept.append((blob, entry.stored_index))
+    if recorded is not None and key is not None:
+        known = recorded[4]
+        if _taken(loaded, cache.lookup(known, key, defaults.overlay), known, key, relative, recorded[:4], kept):
             return
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
+    if (blob is not None and key is not None and info is not None
+            and _taken(loaded, entry, blob, key, relative, _stat_record(info), kept)):
+        return
     parsed, _, stored = _parse_file(cache, config, reading, repo.root, path, relative, defaults, blob, key, info)
     if kept is not None:
         kept.append(None if stored is None or blob is None else (blob, stored.stored_index))
@@ -261,6 +266,24 @@ def _load_file(loaded: CachedLoad, config: Config, reading: _HashedFirst, root_t
         loaded.files[(blob, key)] = parsed
     if loaded.entry_objects is not None and blob is not None and key is not None:
         loaded.entry_objects[entry_name(blob, key, parsed.overlay_signature)] = parsed.objects
+
+
+def _taken(loaded: CachedLoad, entry: FileEntry | None, blob: str, key: str, relative: str, record: StatRecord,
+           kept: list[tuple[str, tuple[Any, ...]] | None] | None) -> bool:
+    """Whether the file at ``relative`` was taken from its ``entry`` (False: none, or one that does not
+    read back, and the file is loaded afresh), its stat ``record`` kept for the next build."""
+    if entry is None:
+        return False
+    try:
+        unpacked = entry.unpack()
+    except (ValueError, TypeError, EOFError, IndexError):
+        return False  # not an entry after all
+    _take_unpacked(loaded, unpacked, blob, key, unpacked.references)
+    loaded.cache.remember_record(relative, record, blob)
+    loaded.reused_files += 1
+    if kept is not None:
+        kept.append((blob, entry.stored_index))
+    return True
 
 
 # What the helper makes of one file of a first build: blob id, stat record, the entry's two parts.
@@ -453,7 +476,6 @@ def _fresh_result(config: Config, reading: _HashedFirst, root: Path, path: str, 
     references, index = index_objects(scratch.objects, load_findings, object_findings)
     return FileResult(scratch.objects, load_findings, object_findings, references, index.malformed_ids,
                       overlay_signature(defaults.overlay, index.ids)), index
-
 
 
 class _GroupMaker:
