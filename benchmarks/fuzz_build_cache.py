@@ -78,7 +78,8 @@ def run_commands(root: Path, commands: list[list[str]], cached: bool, output: st
         for path, name in ((record, "RECORD"), (output, "BUNDLE")):
             text = text.replace(os.path.relpath(path, root), name).replace(path, name)
         bundle = None
-        if command[0] == "compile" and result.exit_code == 0:
+        # Only a regular file's bytes: a bundle that is a link to /dev/zero would be read forever.
+        if command[0] == "compile" and result.exit_code == 0 and os.path.isfile(output):
             with contextlib.suppress(OSError):
                 bundle = hashlib.sha256(Path(output).read_bytes()).hexdigest()
         results.append({"command": command, "exit": result.exit_code, "text": text, "bundle": bundle,

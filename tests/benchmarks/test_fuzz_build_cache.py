@@ -40,3 +40,17 @@ def test_the_fuzzer_still_sees_a_difference(example_repo: Path) -> None:
     edited.write_text(edited.read_text(encoding="utf-8").replace("name: ", "name: Renamed ", 1), encoding="utf-8")
     after = fuzz.run_commands(example_repo, [["compile"]], True, fuzz.BUNDLE)
     assert before[0]["bundle"] != after[0]["bundle"]
+
+
+def test_a_bundle_that_is_a_link_to_dev_zero_is_not_read_by_the_harness(example_repo: Path) -> None:
+    """The damage "bundle is a dev-zero": the compile streams its bundle into the device, and the harness
+    must not then read the device to digest it (it read forever, and the case timed out)."""
+    fuzz = _fuzzer()
+    bundle = example_repo / fuzz.BUNDLE
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.symlink_to("/dev/zero")
+    # In a forked child the harness kills when it takes too long, as it runs every case.
+    status, result = fuzz.forked(lambda: fuzz.run_commands(example_repo, [["compile"]], True, fuzz.BUNDLE), 20)
+    assert status == "ok"
+    assert result[0]["exit"] == 0 and result[0]["crash"] is None
+    assert result[0]["bundle"] is None
