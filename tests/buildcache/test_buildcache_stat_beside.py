@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,9 @@ def _loaded(root: Path) -> tuple[list[tuple[str, Any, bool]], int, int]:
             loaded.reused_files, loaded.parsed_files)
 
 
-def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "repo"
-    paths = _aged_repository(root, 300)
-    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
-    build_outcome(root)  # fills the cache
-    before = _loaded(root)
-    _edit(paths[7], "edited")
-    paths[11].unlink()
+def _alone_and_beside(root: Path, monkeypatch: pytest.MonkeyPatch, load: Callable[[Path], Any]
+                      ) -> list[tuple[Any, list[str]]]:
+    """``load(root)`` without the helper and with it, each with the intel paths this process took an lstat of."""
     parent, lstat = os.getpid(), os.lstat
     intel = os.fspath(root / "intel")
     here: list[str] = []
@@ -63,12 +58,25 @@ def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: P
         return lstat(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "lstat", noted)
-    runs = {}
+    runs = []
     for fork in ("0", "1"):
         monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
         here.clear()
-        runs[fork] = (_loaded(root), set(here))
-    (alone, lstats_alone), (beside, lstats_beside) = runs["0"], runs["1"]
+        runs.append((load(root), list(here)))
+    return runs
+
+
+def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    paths = _aged_repository(root, 300)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    build_outcome(root)  # fills the cache
+    before = _loaded(root)
+    _edit(paths[7], "edited")
+    paths[11].unlink()
+    (alone, noted_alone), (beside, noted_beside) = _alone_and_beside(root, monkeypatch, _loaded)
+    lstats_alone, lstats_beside = set(noted_alone), set(noted_beside)
     assert beside == alone
     # The edited file is parsed again, the deleted one is gone, the rest comes from the cache.
     assert (alone[1], alone[2]) == (before[1] - 2, before[2] + 1)
@@ -151,22 +159,7 @@ def test_a_load_of_every_object_shares_the_lstats_too(tmp_path: Path, monkeypatc
     files = _loaded(root)[0]
     walked = [os.path.join(root, relative) for relative, _, _ in files]
     reused = {os.path.join(root, relative) for relative, _, parsed in files if not parsed}
-    parent, lstat = os.getpid(), os.lstat
-    intel = os.fspath(root / "intel")
-    here: list[str] = []
-
-    def noted(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        if os.getpid() == parent and os.fspath(path).startswith(intel):
-            here.append(os.fspath(path))
-        return lstat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "lstat", noted)
-    runs = {}
-    for fork in ("0", "1"):
-        monkeypatch.setenv("TIOPS_LOAD_FORK", fork)
-        here.clear()
-        runs[fork] = (_whole(root), list(here))
-    (alone, lstats_alone), (beside, lstats_beside) = runs["0"], runs["1"]
+    (alone, lstats_alone), (beside, lstats_beside) = _alone_and_beside(root, monkeypatch, _whole)
     fresh = load_repo_cached(root, fresh=lambda _: True)
     assert beside == alone
     assert alone[:3] == ([obj.data for obj in fresh.repo.objects], fresh.repo.findings, fresh.object_findings)
