@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_buildcache import _age, _outcome
@@ -19,7 +20,7 @@ from tiops.buildcache.folders import (
     merged_index,
     valid_group,
 )
-from tiops.validate import validate_indexed
+from tiops.validate import validate_indexed, validate_paths
 from tiops.validate.indexed import index_file
 from tiops.validate.reference_index import malformed_ids, object_references
 
@@ -225,3 +226,39 @@ def test_partner_folders_are_taken_whole_and_an_edit_is_still_found(example_repo
     # Taken whole again on the next build, the edit is still reported.
     assert "intel/partner-writer/indicator/" in _taken_whole(example_repo)
     assert _outcome(example_repo, cache=True) == cached
+
+
+def test_a_named_file_reads_only_the_files_of_a_whole_folder_that_involve_it(example_repo: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tiops validate FILE` on a warm cache: a folder taken whole is read a file at a time, only its files
+    holding an id involved with the named file (here those still pointing at the id the file gave up),
+    and the findings are those of the same check without the cache."""
+    from pr_repo import git
+
+    git(example_repo, "init", "-q")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")  # the named file's ids at HEAD: what points at them is involved
+    _warm(example_repo)
+    assert "intel/relationships/" in _taken_whole(example_repo)
+    named = example_repo / "intel" / "attack-patterns" / "spearphishing-attachment.yaml"
+    old = "attack-pattern--6f03f477-1ee6-474f-b937-fa1369e49ee9"
+    # The files that point at it: inline relationships of two of the four actors, and a relationship.
+    pointing = sorted(str(path.relative_to(example_repo)) for path in (example_repo / "intel").rglob("*.yaml")
+                      if path != named and old in path.read_text(encoding="utf-8"))
+    assert len(pointing) == 3
+    named.write_text(named.read_text(encoding="utf-8").replace(old, "attack-pattern--0b4d0b1e-53c1-4f6b-9d6e-3d1f2a6c7e80"),
+                     encoding="utf-8")
+    _age(named)
+    read: list[str] = []
+    member_objects = FolderEntry._member_objects
+
+    def noting(self: FolderEntry, blob: str, key: str, count: int) -> Any:
+        read.append(key.split("\0")[0])
+        return member_objects(self, blob, key, count)
+
+    monkeypatch.setattr(FolderEntry, "_member_objects", noting)
+    cached = validate_paths(example_repo, [named], cache=True)
+    assert sorted(read) == pointing  # not the other files of their folders
+    assert cached == validate_paths(example_repo, [named], cache=False)
+    # What still points at the old id is reported with the named file.
+    assert sorted({f.location.file for f in cached if f.code == "TI300"}) == pointing

@@ -26,7 +26,7 @@ tests of tests/buildcache/test_buildcache_reuse.py, which build through folders 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from tiops.buildcache.entries import FileEntry, StaleEntry
@@ -184,13 +184,7 @@ class FolderEntry:
             objects: list[IntelObject] = []
             references: list[list[ListedReference] | None] = []
             for blob, key, count in self._members():
-                stored = self._cache.stored_objects(blob, key)
-                try:
-                    if stored is None:
-                        raise ValueError("no objects part")
-                    file_objects, file_references = FileEntry.objects(stored, count, "")
-                except (ValueError, TypeError, EOFError, IndexError):
-                    raise StaleEntry(self.relative) from None
+                file_objects, file_references = self._member_objects(blob, key, count)
                 objects.extend(file_objects)
                 references.extend(file_references)
             if len(objects) != len(self.index.ids):
@@ -198,6 +192,39 @@ class FolderEntry:
             self._loaded = (objects, references)
             self._cache = None
         return self._loaded
+
+    def objects_holding(self, ids: Container[str]) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
+        """The objects and references of the folder's files that hold any of ``ids``, each file whole, in
+        order: what a load file by file reads of this folder for a check of named files
+        (tiops.validate.indexed.IndexedFile), rather than all of it."""
+        if self._loaded is not None:
+            loaded_objects, loaded_references = self._loaded
+        objects: list[IntelObject] = []
+        references: list[list[ListedReference] | None] = []
+        folder_ids = self.index.ids
+        start = 0
+        for blob, key, count in self._members():
+            stop = start + count
+            if any(identifier in ids for identifier in folder_ids[start:stop]):
+                if self._loaded is not None:
+                    objects.extend(loaded_objects[start:stop])
+                    references.extend(loaded_references[start:stop])
+                else:
+                    file_objects, file_references = self._member_objects(blob, key, count)
+                    objects.extend(file_objects)
+                    references.extend(file_references)
+            start = stop
+        return objects, references
+
+    def _member_objects(self, blob: str, key: str, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
+        """One file's objects and references, from its entry."""
+        stored = self._cache.stored_objects(blob, key)
+        try:
+            if stored is None:
+                raise ValueError("no objects part")
+            return FileEntry.objects(stored, count, "")
+        except (ValueError, TypeError, EOFError, IndexError):
+            raise StaleEntry(self.relative) from None
 
     def files(self) -> list[FolderFile]:
         """Each file of the folder on its own, as a bundle record knows it (tiops.bundlereuse.BundleFile)."""

@@ -27,6 +27,7 @@ from tiops.validate.indexed import (
     involved_ids,
     partner_folders,
     repository_maps,
+    translated_ids,
     unclean_files,
     with_translated,
 )
@@ -177,21 +178,30 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
         needed = [file.index.needs_objects or (bool(duplicated) and not duplicated.isdisjoint(file.index.ids))
                   for file in files]
         involved = None
+        # With named files, a folder taken whole that is needed only for some of its ids (those
+        # involved, or named by a language-content) is read a file at a time: the files holding
+        # them, as a load file by file would read (a folder of a thousand files for one relationship).
+        by_ids: list[bool] = [False] * len(files)
+        wanted: set[str] = set()
         if named is not None:
             involved = involved_ids(files, named, previous - types.keys())
-            needed = [need or file.relative in named or not involved.isdisjoint(file.index.ids)
-                      for need, file in zip(needed, files, strict=True)]
+            whole = [need or file.relative in named for need, file in zip(needed, files, strict=True)]
+            # What with_translated adds, worked out here: the ids the language-contents name are wanted too.
+            wanted = involved | translated_ids(files, [read or not involved.isdisjoint(file.index.ids)
+                                                       for read, file in zip(whole, files, strict=True)])
+            by_ids = [not read and not wanted.isdisjoint(file.index.ids) for read, file in zip(whole, files, strict=True)]
+            needed = [read or partly for read, partly in zip(whole, by_ids, strict=True)]
         else:
             table = load_relationship_table(repo.config)[0]
             unclean = unclean_files(files, types, malformed, table)
-            needed = [need or dirty or bool(file.index.language_contents)
-                      for need, dirty, file in zip(needed, unclean, files, strict=True)]
-        needed = with_translated(files, needed)
+            needed = with_translated(files, [need or dirty or bool(file.index.language_contents)
+                                             for need, dirty, file in zip(needed, unclean, files, strict=True)])
         objects: list[IntelObject] = []
         references: list[list[ListedReference] | None] = []
-        for need, file in zip(needed, files, strict=True):
+        for need, partly, file in zip(needed, by_ids, files, strict=True):
             if need:
-                file_objects, file_references = file.objects()
+                holding = getattr(file, "objects_holding", None) if partly else None
+                file_objects, file_references = file.objects() if holding is None else holding(wanted)
                 objects.extend(file_objects)
                 references.extend(file_references)
         return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed,

@@ -150,7 +150,12 @@ def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
 
 
 class IndexedFile(Protocol):
-    """One object file of a repository: its index always, its objects when asked for."""
+    """One object file of a repository: its index always, its objects when asked for.
+
+    One that stands for several files (a folder taken whole, tiops.buildcache.folders.FolderEntry)
+    may also offer ``objects_holding(ids)``: the objects and references of those of its files that
+    hold any of ``ids``, each file whole (tiops.validate.validate_indexed reads a named file's
+    neighbours so)."""
 
     relative: str
     index: FileIndex
@@ -186,11 +191,16 @@ def with_translated(files: Sequence[IndexedFile], needed: list[bool]) -> list[bo
     """``needed`` (whether each file's objects are read) with the files holding an object that a
     language-content of a needed file names: the version check (tiops.validate.language) compares
     the two, and an index keeps no object's ``modified``."""
-    translated = {reference for need, file in zip(needed, files, strict=True) if need
-                  for _, reference in file.index.language_contents if type(reference) is str}
+    translated = translated_ids(files, needed)
     if not translated:
         return needed
     return [need or not translated.isdisjoint(file.index.ids) for need, file in zip(needed, files, strict=True)]
+
+
+def translated_ids(files: Sequence[IndexedFile], needed: list[bool]) -> set[str]:
+    """The ids the language-contents of the ``needed`` files name (:func:`with_translated`)."""
+    return {reference for need, file in zip(needed, files, strict=True) if need
+            for _, reference in file.index.language_contents if type(reference) is str}
 
 
 def _is_in(value: Any, ids: set[str]) -> bool:
