@@ -262,3 +262,21 @@ def test_a_named_file_reads_only_the_files_of_a_whole_folder_that_involve_it(exa
     assert cached == validate_paths(example_repo, [named], cache=False)
     # What still points at the old id is reported with the named file.
     assert sorted({f.location.file for f in cached if f.code == "TI300"}) == pointing
+
+
+def test_a_folder_read_by_ids_gives_whole_the_files_that_hold_them(example_repo: Path) -> None:
+    _warm(example_repo)
+    part = _taken_whole(example_repo)["intel/actors/"]
+    files = part.files()
+    assert len(files) > 2
+    last = files[-1]
+    # An id of the last file (an inline relationship's, say): that file, whole, and no other.
+    objects, references = part.objects_holding({last.index.ids[-1]})
+    assert [obj.id for obj in objects] == last.index.ids
+    assert len(references) == len(objects)
+    assert part.objects_holding({"indicator--00000000-0000-4000-8000-000000000000"}) == ([], [])
+    # A folder already read whole gives all of it.
+    whole = _taken_whole(example_repo)["intel/actors/"]
+    everything = whole.objects()
+    assert [obj.id for obj in everything[0]] == whole.index.ids
+    assert whole.objects_holding({last.index.ids[-1]}) is everything

@@ -26,6 +26,7 @@ tests of tests/buildcache/test_buildcache_reuse.py, which build through folders 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Container, Sequence
 from typing import Any
 
@@ -181,12 +182,7 @@ class FolderEntry:
 
     def objects(self) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         if self._loaded is None:
-            objects: list[IntelObject] = []
-            references: list[list[ListedReference] | None] = []
-            for blob, key, count in self._members():
-                file_objects, file_references = self._member_objects(blob, key, count)
-                objects.extend(file_objects)
-                references.extend(file_references)
+            objects, references = self._read(self._members())
             if len(objects) != len(self.index.ids):
                 raise StaleEntry(self.relative)
             self._loaded = (objects, references)
@@ -196,24 +192,23 @@ class FolderEntry:
     def objects_holding(self, ids: Container[str]) -> tuple[list[IntelObject], Sequence[list[ListedReference] | None]]:
         """The objects and references of the folder's files that hold any of ``ids``, each file whole, in
         order: what a load file by file reads of this folder for a check of named files
-        (tiops.validate.indexed.IndexedFile), rather than all of it."""
+        (tiops.validate.indexed.IndexedFile), rather than all of it. Once the folder was read whole,
+        all of it (a superset, which the checks take as well)."""
         if self._loaded is not None:
-            loaded_objects, loaded_references = self._loaded
+            return self._loaded
+        folder_ids = self.index.ids
+        starts = list(itertools.accumulate(self._counts, initial=0))[:-1]  # where each file's ids begin
+        return self._read([(blob, key, count) for (blob, key, count), start in zip(self._members(), starts, strict=True)
+                           if any(identifier in ids for identifier in folder_ids[start:start + count])])
+
+    def _read(self, members: list[tuple[str, str, int]]) -> tuple[list[IntelObject], list[list[ListedReference] | None]]:
+        """The objects and references of ``members`` (:meth:`_members`), in order."""
         objects: list[IntelObject] = []
         references: list[list[ListedReference] | None] = []
-        folder_ids = self.index.ids
-        start = 0
-        for blob, key, count in self._members():
-            stop = start + count
-            if any(identifier in ids for identifier in folder_ids[start:stop]):
-                if self._loaded is not None:
-                    objects.extend(loaded_objects[start:stop])
-                    references.extend(loaded_references[start:stop])
-                else:
-                    file_objects, file_references = self._member_objects(blob, key, count)
-                    objects.extend(file_objects)
-                    references.extend(file_references)
-            start = stop
+        for blob, key, count in members:
+            file_objects, file_references = self._member_objects(blob, key, count)
+            objects.extend(file_objects)
+            references.extend(file_references)
         return objects, references
 
     def _member_objects(self, blob: str, key: str, count: int) -> tuple[list[IntelObject], list[list[ListedReference]]]:
