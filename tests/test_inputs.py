@@ -230,3 +230,39 @@ def test_a_symlink_to_nothing_or_to_itself_is_said_to_be_one(tmp_path: Path) -> 
         with pytest.raises(InputProblem) as caught:
             read_input(str(tmp_path / name), root=str(tmp_path))
         assert caught.value.code == "TI108" and message in caught.value.message
+
+
+@pytest.mark.parametrize("replacement", ["missing", "a file"])
+def test_an_intel_folder_gone_is_an_error_not_an_empty_build_that_revokes_everything(
+        make_repo, replacement: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"tiops.yaml": "intel: feeds\n", "feeds/a.yaml": INDICATOR})
+    runner = CliRunner()
+    assert runner.invoke(main, ["-C", str(root), "apply", "--auto-approve"]).exit_code == 0
+    shutil.rmtree(root / "feeds")
+    if replacement == "a file":
+        (root / "feeds").write_text("not a folder\n", encoding="utf-8")
+    expected = "does not exist" if replacement == "missing" else "is not a folder"
+    for cache in ([], ["--no-cache"]):  # the build cache's loads and the plain one say the same
+        checked = runner.invoke(main, ["-C", str(root), "validate", *cache])
+        assert checked.exit_code == 1, checked.output
+        assert "feeds:1:1: error TI107" in checked.output and expected in checked.output
+    assert codes(root) == [("TI107", "feeds")]
+    compiled = runner.invoke(main, ["-C", str(root), "compile"])
+    assert compiled.exit_code == 1 and "nothing was compiled" in compiled.output
+    planned = runner.invoke(main, ["-C", str(root), "plan"])
+    assert planned.exit_code == 1 and "to revoke" not in planned.output
+
+
+def test_a_defaults_file_that_is_a_folder_is_an_error_and_its_files_are_no_objects(
+        make_repo) -> None:  # type: ignore[no-untyped-def]
+    root = make_repo({"intel/feed/a.yaml": INDICATOR,
+                      "intel/feed/_defaults.yaml/b.yaml": other_indicator(9),
+                      "intel/feed/_overlay.yaml/c.yaml": other_indicator(10)})
+    assert sorted(codes(root)) == [("TI108", "intel/feed/_defaults.yaml"), ("TI108", "intel/feed/_overlay.yaml")]
+    runner = CliRunner()
+    for cache in ([], ["--no-cache"]):
+        checked = runner.invoke(main, ["-C", str(root), "validate", *cache])
+        assert checked.exit_code == 1
+        assert "intel/feed/_defaults.yaml:1:1: error TI108" in checked.output
+        assert "_defaults.yaml is a folder, not a file" in checked.output
+        assert "b.yaml" not in checked.output

@@ -30,7 +30,7 @@ _CODES = [
     Code("TI104", "not-an-object", Severity.ERROR, "The document is not a STIX object mapping or a list of them.", "Write one mapping per file, or a list of mappings."),
     Code("TI105", "multiple-documents", Severity.ERROR, "The file holds more than one YAML document.", "Use a YAML list of objects in one document instead of '---' separators."),
     Code("TI106", "file-unreadable", Severity.ERROR, "The file cannot be read as UTF-8 text.", "Save the file as UTF-8."),
-    Code("TI107", "folder-unreadable", Severity.ERROR, "A folder under the intel or rules folder cannot be listed.", "Fix the folder's permissions (tiops needs read and execute): its objects would otherwise be missing from the bundle."),
+    Code("TI107", "folder-unreadable", Severity.ERROR, "The intel folder is missing or no folder, or a folder under the intel or rules folder cannot be listed.", "Make it a folder tiops can list (read and execute permission), or name the intel folder in tiops.yaml: its objects would otherwise be missing from the bundle."),
     Code("TI108", "not-a-regular-file", Severity.ERROR, "The path is not a regular file inside the repository (a pipe, a device, a socket, or a symlink that leaves the repository).", "Replace it with a regular file, or point the symlink at a file inside the repository."),
     Code("TI109", "file-too-large", Severity.ERROR, "The file is larger than tiops reads (docs/limits.md).", "Split the objects over several files."),
     Code("TI110", "config-invalid", Severity.ERROR, "tiops.yaml does not match its schema.", "See docs/format.md for the keys tiops.yaml accepts."),

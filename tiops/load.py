@@ -201,6 +201,23 @@ class Repo:
         return {obj.id: obj for obj in self.objects}
 
 
+def missing_intel_folder(config: Config) -> list[Finding]:
+    """TI107 when the intel folder tiops.yaml names (``intel``, by default ``intel/``) is missing or
+    is no folder: loaded as empty, the build would hold no object and an apply would revoke every
+    object of its target, with nothing said. An empty folder is a repository with no intel yet."""
+    intel = os.fspath(config.intel_path)
+    if config.files.is_dir(intel):
+        return []
+    what = "is not a folder" if config.files.lexists(intel) else "does not exist"
+    shown = display_name(config.intel_dir)
+    return [make_finding(
+        "TI107",
+        f"the intel folder {shown} {what}: no object was read, so a build would be empty and an apply would revoke "
+        f"every object of its target; make it a folder (tiops init makes one), or name yours with 'intel:' in tiops.yaml",
+        Location(shown, 1, 1),
+    )]
+
+
 def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSource | None = None,
               parsed: ParsedFiles | None = None, check: ObjectCheck | None = None) -> Repo:
     """Load every object file under the configured intel folder of ``root``.
@@ -215,6 +232,7 @@ def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSourc
     repo = Repo(root=root, config=config, findings=list(findings))
     intel = config.intel_path
     if not config.files.is_dir(os.fspath(intel)):
+        repo.findings.extend(missing_intel_folder(config))
         return repo
     with paused_gc():
         files = list(_object_files(intel, root, repo))
@@ -492,6 +510,11 @@ def _object_folders(intel: Path, root: Path, repo: Repo) -> Iterable[tuple[str, 
         # A folder whose name starts with a dot is not entered, as a file so named is not read:
         # intel/.enrichment/ is the lock's, and a team keeps drafts out of the build so (.drafts/).
         subdirs[:] = [name for name in subdirs if not name.startswith(".")]
+        for name in (DEFAULTS_FILE, OVERLAY_FILE):
+            if name in subdirs:  # its files are no objects, and the folder's defaults or overlay would be gone unsaid
+                subdirs.remove(name)
+                report(os.path.join(directory, name), "TI108",
+                       f"{name} is a folder, not a file: it was not read, and its files are not objects")
         parent = defaults_by_dir.get(os.path.dirname(directory), Defaults())
         relative_dir = _relative(Path(directory), root)
         defaults = parent

@@ -79,7 +79,9 @@ def test_strict_repairs_nothing_and_rejects_instead(tmp_path: Path) -> None:
     assert any("'80' written as the number 80" in reason for reason in reasons["indicator--1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"].reasons)
     # the identity needed a repair, so the indicator that refers to it could not stay either
     assert report.rejected + report.rejected_as_dependent == report.total
-    assert [f for f in validate_repo(load_repo(tmp_path)) if f.severity is Severity.ERROR] == []
+    # nothing was written: not even the intel folder, whose absence validation reports (TI107)
+    assert not (tmp_path / "intel").exists()
+    assert [f.code for f in validate_repo(load_repo(tmp_path)) if f.severity is Severity.ERROR] == ["TI107"]
 
 
 def test_cli_prints_each_repair_and_the_errors_file_lists_every_outcome(tmp_path: Path) -> None:

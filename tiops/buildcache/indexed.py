@@ -40,7 +40,7 @@ from tiops.buildcache.whole import (
 )
 from tiops.config import Config, load_config
 from tiops.forkwork import run_in_order
-from tiops.load import Defaults, IntelObject, Repo, fork_helper
+from tiops.load import Defaults, IntelObject, Repo, fork_helper, missing_intel_folder
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
 from tiops.validate.indexed import FileIndex
@@ -116,6 +116,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     repo = Repo(root=root, config=config, findings=list(config_findings))
     intel = config.intel_path
     if not intel.is_dir():
+        repo.findings.extend(missing_intel_folder(config))
         return IndexedLoad(repo, [], BuildCache.open(root, context))
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)

@@ -46,6 +46,7 @@ from tiops.load import (
     _object_folders,
     fork_helper,
     load_repo,
+    missing_intel_folder,
 )
 from tiops.locate import resolve_locations
 from tiops.memory import paused_gc
@@ -143,6 +144,7 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
                         entry_objects={} if entry_objects else None)
     intel = config.intel_path
     if not intel.is_dir():
+        repo.findings.extend(missing_intel_folder(config))
         return loaded
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
