@@ -98,3 +98,21 @@ def test_a_relationship_end_that_is_not_a_string_is_a_finding_not_a_crash(exampl
     named = [example_repo / MIMIKATZ_FILE]
     assert validate_paths(example_repo, named, cache=False) == validate_paths(example_repo, named, cache=True)
     assert "TI200" in _codes(validate_paths(example_repo, [odd], cache=False), "intel/relationships/odd-ends.yaml")
+
+
+def test_a_file_of_the_enrichment_lock_is_checked_as_the_lock_not_linted_as_a_bundle(example_repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    lock = example_repo / "intel" / ".enrichment" / "lock.json"
+    assert lock.is_file()  # the example carries a lock
+    for cache in (False, True):
+        assert validate_paths(example_repo, [lock], cache=cache) == [], cache  # not TI201 "item 0 has no 'type'"
+    lock.write_text('{"format": 1, "geo": [\n')
+    for cache in (False, True):
+        findings = validate_paths(example_repo, [lock], cache=cache)
+        assert [(f.code, f.location.file, f.location.line) for f in findings] == [
+            ("TI150", "intel/.enrichment/lock.json", 2)], cache
+    outside = CliRunner().invoke(main, ["-C", str(example_repo.parent), "validate", str(lock)])
+    assert "TI150" in outside.output and "TI201" not in outside.output  # named from outside the repository too

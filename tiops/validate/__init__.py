@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from tiops.codes import make_finding
 from tiops.config import load_config
 from tiops.discover import is_repo_root
-from tiops.enrich.lock import lock_findings
+from tiops.enrich.lock import LOCK_DIR, lock_findings
 from tiops.errors import UsageError
 from tiops.findings import Finding, Location, sort_findings
 from tiops.inputs import display_name
@@ -235,7 +235,7 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     findings: list[Finding] = []
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     # tiops import's record of a partner folder (_imported.json) is the repository's, not a bundle to lint.
-    bundles = [t for t in targets if not t.is_dir() and t.suffix.lower() == ".json" and t.name != IMPORT_RECORD]
+    bundles = [t for t in targets if _is_bundle(t, root)]
     in_repo = [t.resolve() for t in targets if t not in bundles]
     for outside in (t for t in in_repo if not t.is_relative_to(root)):
         # Its findings would be filtered to a path no finding can have: "no findings", wrongly.
@@ -297,6 +297,17 @@ def report_panel_findings(root: Path, cache: bool = False) -> list[Finding]:
     return resolve_locations(findings, root)
 
 
+def _is_bundle(path: Path, root: Path) -> bool:
+    """Whether a named path is a STIX bundle to lint on its own: a .json file (not is_file(): a pipe or
+    device so named is a bundle that load_bundle refuses with a finding) but the repository's own JSON,
+    tiops import's record of a partner folder (_imported.json) and the enrichment lock's files
+    (intel/.enrichment/), whose findings (TI150, TI151) come from checking the repository."""
+    if path.is_dir() or path.suffix.lower() != ".json" or path.name == IMPORT_RECORD:
+        return False
+    resolved = path.resolve()
+    return not (resolved.is_relative_to(root) and LOCK_DIR in resolved.relative_to(root).parts[:-1])
+
+
 def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> list[Finding]:
     """Of repository-wide findings (``validate --base``'s TI8xx), those under the named files and
     folders: all of them when nothing inside the repository, or the repository itself, is named.
@@ -304,7 +315,7 @@ def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> 
     A deleted object's finding is at the file it was deleted from, so naming that file keeps it.
     """
     root = root.resolve()
-    in_repo = [t.resolve() for t in targets if t.is_dir() or t.suffix.lower() != ".json" or t.name == IMPORT_RECORD]
+    in_repo = [t.resolve() for t in targets if not _is_bundle(t, root)]
     if not in_repo or root in in_repo:
         return findings
     wanted = [_display(t, root) for t in in_repo if t.is_relative_to(root)]
