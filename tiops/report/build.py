@@ -13,16 +13,20 @@
 The site stays a few hundred files whatever the number of objects, and opens from
 ``file://``: the data files are scripts, since a page on disk may not ``fetch()``.
 The pages are rendered by Jinja2 with autoescaping, the object page by DOM calls (text,
-never markup); CSS and JavaScript are inlined (no network, no CDN); output depends only
-on the content (no clock).
+never markup); text from intel is shown as the CLI prints it, controls and bidirectional
+overrides escaped (tiops.render.names.printable, static/data.js). CSS and JavaScript are
+inlined (no network, no CDN); output depends only on the content (no clock). Every file
+is made before the first is written, so a failed run leaves the previous site as it was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 import orjson
 
 from tiops.compile import blocking_errors, compiled_objects
@@ -39,12 +44,13 @@ from tiops.enrich.fields import ENRICHMENT_FIELDS, ENRICHMENT_SUBFIELDS, field_p
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
-from tiops.load import IntelObject
+from tiops.load import IntelObject, Repo
 from tiops.memory import paused_gc
 from tiops.outputs import replace_whole, sweep_abandoned
 from tiops.pipeline import load_and_validate
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
+from tiops.render.names import printable
 from tiops.report.panels import Panel, load_panels, panel_data
 from tiops.report.shards import (
     INDEX_FIELDS,
@@ -136,12 +142,13 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     errors = blocking_errors(findings)
     if errors and not allow_invalid:
         raise ReportRefused(errors)
+    if errors:
+        _leave_out_unreadable(repo)
     outcome, _rules, moment = apply_repo_rules(repo, resolve_as_of(root, as_of), record=True)
-    objects = compiled_objects(repo, rules=outcome)
+    objects = [_reportable(obj) for obj in compiled_objects(repo, rules=outcome)]
     origins = _origins(root, repo.objects, {k: tuple(a.rule for a in v if a.changes) for k, v in outcome.applied.items()})
     as_of_text = moment.text or _latest_modified(objects)
     environment = _environment()
-    output.mkdir(parents=True, exist_ok=True)
     css = (_HERE / "static" / "report.css").read_text(encoding="utf-8")
     banner = (f"Built from intel with {len(errors)} validation error(s) (tiops report --allow-invalid): "
               "objects may be missing or wrong. Run 'tiops validate'.") if errors else None
@@ -153,26 +160,85 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     seen_types = frozenset(t for row in query_rows if isinstance(t := row.data.get("type"), str))
     panels = load_panels(root, seen, seen_types)  # before anything is written
     overview = _overview(panels, query_rows, objects, as_of_text, names)
-    _write(output / "index.html", environment.get_template("overview.html").render(root="", charts=overview, **common))
+    # Every file is made before the first is written: a run that fails part way (a bug, an
+    # object the report cannot read) leaves the previous site as it was, never half of each.
+    files: dict[str, bytes] = {"index.html": _page(environment, "overview.html", root="", charts=overview, **common)}
     width = shard_width(len(query_rows))
-    data_files, first_page = _write_data(output, query_rows, objects, names, origins, width, progress)
+    first_page = _data_files(files, query_rows, objects, names, origins, width, progress)
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
     object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
     data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
-    _write(output / "browse.html", environment.get_template("browse.html").render(
-        root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
-        catalogue=_script_json(_catalogue(seen, seen_types)), first_page=_script_json(first_page), width=width, **common))
-    _write(output / "object.html", environment.get_template("object.html").render(
-        root="", script=object_js, data_script=data_js, width=width, **common))
+    files["browse.html"] = _page(
+        environment, "browse.html", root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
+        catalogue=_script_json(_catalogue(seen, seen_types)), first_page=_script_json(first_page), width=width, **common)
+    files["object.html"] = _page(environment, "object.html", root="", script=object_js, data_script=data_js, width=width,
+                                 **common)
+    data_files = _write_site(output, files)
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
 
-def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any]], names: dict[str, str],
-                origins: dict[str, _Origin], width: int, progress: Progress) -> tuple[int, dict[str, Any]]:
-    """Write data/index.js and the object shards; remove shards of an earlier build that no
-    object names any more. Returns how many data files the report has, and the first page
-    of the browser's default view (by name, then id, as static/browser.js sorts) for browse.html."""
+# What compiling reads as STIX shapes it (tiops.compile: the source extension goes into
+# ``extensions``, built-in markings are looked up by their ids), for intel with errors.
+_SHAPES: dict[str, Callable[[Any], bool]] = {
+    "extensions": lambda value: isinstance(value, dict),
+    "object_marking_refs": lambda value: isinstance(value, list) and all(isinstance(ref, str) for ref in value),
+    "granular_markings": lambda value: isinstance(value, list) and all(
+        not isinstance(item, dict) or isinstance(item.get("marking_ref"), str | None) for item in value),
+}
+
+
+def _leave_out_unreadable(repo: Repo) -> None:
+    """Leave out of ``repo`` (intel with errors, ``--allow-invalid``) the properties that compiling
+    cannot read in the shape they have (``extensions: [1]``, ``object_marking_refs: 5``): the report
+    shows the rest of the object, and its banner says the intel has errors."""
+    for position, intel in enumerate(repo.objects):
+        data = intel.data
+        wrong = [key for key, fits in _SHAPES.items() if key in data and not fits(data[key])]
+        if wrong:
+            repo.objects[position] = dataclasses.replace(
+                intel, data={key: value for key, value in data.items() if key not in wrong})
+
+
+def _reportable(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with an ``id`` and a ``type`` the report can key and show: text. Only intel with
+    errors (``--allow-invalid``) has another value there (``id: [a]``), then shown as its JSON text."""
+    if obj.get("id").__class__ is str and obj.get("type").__class__ is str:
+        return obj  # the usual case: no copy
+    shown = dict(obj)
+    for key in ("id", "type"):
+        value = obj.get(key)
+        if value.__class__ is not str:
+            shown[key] = "" if value is None else _dumps(value).decode()
+    return shown
+
+
+def _showable(value: Any) -> Any:
+    """``value`` as JSON can hold it: an integer beyond 64 bits (which orjson refuses), a key
+    that is not text or a value that is not JSON's becomes its text; the same value, the same result."""
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else str(_showable(key)): _showable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_showable(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2 ** 63) <= value < 2 ** 64 else str(value)
+    return str(value)
+
+
+def _dumps(value: Any) -> bytes:
+    """``value`` as JSON; what JSON cannot hold as it is (only intel with errors has it) as text (:func:`_showable`)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: walk the value only when it needs it
+        return orjson.dumps(_showable(value))
+
+
+def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[dict[str, Any]], names: dict[str, str],
+                origins: dict[str, _Origin], width: int, progress: Progress) -> dict[str, Any]:
+    """Add data/index.js and the object shards to ``files``. Returns the first page of the
+    browser's default view (by name, then id, as static/browser.js sorts) for browse.html."""
     links: dict[str, list[tuple[str, bool, str, str]]] = {}
     for obj in objects:
         if obj["type"] == "relationship":
@@ -199,24 +265,19 @@ def _write_data(output: Path, query_rows: list[Row], objects: list[dict[str, Any
         shards.setdefault(shard_key(object_id, width), []).append(entry)
         if done % 1000 == 0 or done == len(query_rows):
             progress("report", done, len(query_rows))
-    folder = output / "data" / "objects"
-    folder.mkdir(parents=True, exist_ok=True)
     for key, entries in shards.items():
         # One dumps call per shard: the same bytes as one per object joined, without holding
-        # every object's JSON at once (half the report's peak memory at 100k objects).
-        _write_bytes(folder / f"{key}.js", shard_script(key, orjson.dumps(entries)))
-    for stale in folder.glob("*.js"):
-        if stale.stem not in shards:
-            stale.unlink()
+        # every object's JSON at once (half the report's peak memory at 100k objects); the
+        # shard is kept packed (deflated) until it is written.
+        files[f"{_SHARDS}/{key}.js"] = shard_script(key, _dumps(entries))
     fields = ["n", "s", "t", *INDEX_FIELDS]
     index = {"fields": fields, "rows": index_rows, "width": width, "shards": sorted(shards)}
-    _write_bytes(output / "data" / "index.js", index_script(orjson.dumps(index)))
+    files["data/index.js"] = index_script(_dumps(index))
     ids = [row.id for row in query_rows]
     # Compared as JavaScript compares strings (UTF-16 code units), as static/browser.js sorts.
     order = heapq.nsmallest(_PAGE, range(len(index_rows)), key=lambda i: (
         _utf16(names.get(ids[i], ids[i]).lower()), _utf16(ids[i])))
-    first_page = {"fields": fields, "rows": [index_rows[i] for i in order], "total": len(index_rows)}
-    return len(shards) + 1, first_page
+    return {"fields": fields, "rows": [index_rows[i] for i in order], "total": len(index_rows)}
 
 
 def _utf16(text: str) -> bytes:
@@ -335,10 +396,15 @@ def _enrichment_charts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     countries: Counter[str] = Counter()
     systems: Counter[str] = Counter()
     for obj in objects:
-        extension = enrichment_of(obj)
+        # Intel with errors (--allow-invalid) may hold anything there: what is not an
+        # enrichment record (a mapping) is left out, as tiops query leaves it out.
+        extension = enrichment_of(obj) if isinstance(obj.get("extensions"), dict) else None
+        items = (extension or {}).get("enrichment")
         its_countries: set[str] = set()
         its_systems: set[str] = set()
-        for item in (extension or {}).get("enrichment") or ():
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict):
+                continue
             if item.get("country_code"):
                 its_countries.add(f"{item.get('country') or item['country_code']} ({item['country_code']})")
             if item.get("asn") or item.get("as_organization"):
@@ -466,17 +532,49 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_shown,
     )
 
 
 def _script_json(data: Any) -> str:
     """JSON safe inside <script type="application/json">: no '<', '>' or '&' can end or open a tag."""
-    text = orjson.dumps(data).decode()
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = _dumps(data).decode()
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    # The same JSON, no control or bidirectional character raw in the page (orjson escapes only C0 ones).
+    return _RAW_IN_JSON.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
-def _write(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(value: Any) -> Any:
+    """What a ``{{ value }}`` of a template writes: text from intel as the CLI prints it
+    (tiops.render.names.printable: controls, bidirectional overrides and isolates escaped, so a
+    name cannot reorder what is read, Trojan Source, nor put a NUL or a control into the page)."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return printable(value)
+    return value
+
+
+def _page(environment: jinja2.Environment, template: str, **context: Any) -> bytes:
+    return environment.get_template(template).render(**context).encode("utf-8")
+
+
+_SHARDS = "data/objects"
+
+
+def _write_site(output: Path, files: dict[str, bytes]) -> int:
+    """Write ``files`` (path in the site -> bytes) into ``output``, each whole or not at all, the
+    data first and the pages that load it last; remove shards of an earlier build that no object
+    names any more. Returns how many data files the site has."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / _SHARDS).mkdir(parents=True, exist_ok=True)
+    for name in sorted(files, key=lambda name: (name.endswith(".html"), name)):
+        _write_bytes(output / name, files[name])
+    for stale in (output / _SHARDS).glob("*.js"):
+        if f"{_SHARDS}/{stale.name}" not in files:
+            stale.unlink()
+    return sum(1 for name in files if name.startswith("data/"))
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@
   "use strict";
   var PAGE = 50;
   var Q = window.TiopsQuery;
+  var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
   var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
   var rows = null, index = null, full = null, pending = 0, waiting = [];
   var ROW_FIELDS = { source: true, tlp: true, file: true };
@@ -60,7 +61,7 @@
   function loadShards(then) {
     waiting.push(then);
     if (full !== null) { return; }
-    full = {};
+    full = Object.create(null);  // by id from intel: no inherited "__proto__" or "constructor" entry
     pending = index.shards.length;
     document.getElementById("loading").textContent = "Loading the data of " + rows.length + " objects for this query\u2026";
     index.shards.forEach(function (key) {
@@ -75,8 +76,16 @@
     rows.forEach(function (row) {
       var obj = full[row.d.id];
       if (!obj) { return; }
-      var d = Object.assign({}, obj);
-      DERIVED.forEach(function (field) { if (field in row.d) { d[field] = row.d[field]; } });
+      // Every property as stored: Object.assign would set the copy's prototype for a "__proto__" key.
+      var d = Object.create(null);
+      Object.keys(obj).forEach(function (key) {
+        Object.defineProperty(d, key, { value: obj[key], enumerable: true, writable: true, configurable: true });
+      });
+      DERIVED.forEach(function (field) {
+        if (Object.prototype.hasOwnProperty.call(row.d, field)) {
+          Object.defineProperty(d, field, { value: row.d[field], enumerable: true, writable: true, configurable: true });
+        }
+      });
       row.d = d;
     });
     index.complete = true;
@@ -154,7 +163,7 @@
       }
     } catch (problem) {
       if (!(problem instanceof Q.QueryError)) { throw problem; }
-      error.textContent = problem.message;
+      error.textContent = printable(problem.message);
       predicate = function () { return false; };
     }
     var shown = rows.filter(function (row) {
@@ -180,7 +189,7 @@
     draw();
   }
 
-  function cell(tr, value) { var td = document.createElement("td"); td.textContent = text(value); tr.appendChild(td); return td; }
+  function cell(tr, value) { var td = document.createElement("td"); td.textContent = printable(text(value)); tr.appendChild(td); return td; }
 
   function draw() {
     var body = document.querySelector("#results tbody"), start = state.page * PAGE;
@@ -190,7 +199,7 @@
       tr.dataset.id = row.d.id;
       if (row.d.revoked === true) { tr.classList.add("revoked"); }
       if (row.d.x_mitre_deprecated === true) { tr.classList.add("deprecated"); }
-      a.href = row.h; a.textContent = text(row.n) || row.d.id; td.appendChild(a);
+      a.href = row.h; a.textContent = printable(text(row.n) || row.d.id); td.appendChild(a);
       if (row.d.revoked === true || row.d.x_mitre_deprecated === true) {
         var badge = document.createElement("span");
         badge.className = row.d.revoked === true ? "revoked" : "deprecated";

@@ -8,6 +8,8 @@
   var SVG = "http://www.w3.org/2000/svg";
   var GRAPH_NEIGHBOURS = 24;
   var shards = Object.create(null), requested = Object.create(null);
+  var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
+  function own(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
 
   window.TiopsReport = {
     shard: function (key, packed) {
@@ -31,27 +33,32 @@
 
   function element(tag, text, className) {
     var node = document.createElement(tag);
-    if (text !== undefined && text !== null) { node.textContent = text; }
+    if (text !== undefined && text !== null) { node.textContent = printable(text); }
     if (className) { node.className = className; }
     return node;
   }
+  function textNode(text) { return document.createTextNode(printable(text)); }
   function svg(tag, attributes, text) {
     var node = document.createElementNS(SVG, tag);
     Object.keys(attributes).forEach(function (name) { node.setAttribute(name, attributes[name]); });
-    if (text !== undefined) { node.textContent = text; }
+    if (text !== undefined) { node.textContent = printable(text); }
     return node;
   }
   function link(id, text, title) {
     var a = element("a", text);
     a.href = "#" + encodeURIComponent(id);
-    if (title) { a.title = title; }
+    if (title) { a.title = printable(title); }
     return a;
   }
   function sortedKeys(value) {
     if (Array.isArray(value)) { return value.map(sortedKeys); }
     if (value === null || typeof value !== "object") { return value; }
-    var copy = {};
-    Object.keys(value).sort().forEach(function (key) { copy[key] = sortedKeys(value[key]); });
+    // Every key as stored: "copy[key] =" on a plain object would set its prototype for a
+    // "__proto__" key from intel and leave the key out of what the page shows.
+    var copy = Object.create(null);
+    Object.keys(value).sort().forEach(function (key) {
+      Object.defineProperty(copy, key, { value: sortedKeys(value[key]), enumerable: true, writable: true, configurable: true });
+    });
     return copy;
   }
 
@@ -63,9 +70,9 @@
     if (refs !== null && refs.every(function (ref) { return typeof ref === "string"; })) {
       var list = element("ul", null, "refs");
       refs.forEach(function (ref) {
-        var known = entry.r[ref] || [ref, false], li = element("li");
+        var known = own(entry.r, ref) ? entry.r[ref] : [ref, false], li = element("li");
         if (known[1]) { li.appendChild(link(ref, known[0], ref)); }
-        else { var span = element("span", known[0]); span.title = ref; li.appendChild(span); }
+        else { var span = element("span", known[0]); span.title = printable(ref); li.appendChild(span); }
         list.appendChild(li);
       });
       td.appendChild(list);
@@ -84,8 +91,8 @@
           var a = element("a", url);
           a.href = url; a.rel = "noopener noreferrer";
           cell.appendChild(a);
-        } else { cell.appendChild(document.createTextNode(url)); }
-        if (reference.description) { cell.appendChild(element("br")); cell.appendChild(document.createTextNode(String(reference.description))); }
+        } else { cell.appendChild(textNode(url)); }
+        if (reference.description) { cell.appendChild(element("br")); cell.appendChild(textNode(String(reference.description))); }
         tr.appendChild(cell);
         body.appendChild(tr);
       });
@@ -93,7 +100,8 @@
       td.appendChild(table);
     } else {
       var text = typeof value === "string" ? value : JSON.stringify(sortedKeys(value), null, 2);
-      if (text.indexOf("\n") !== -1) { td.appendChild(element("pre", text)); } else { td.textContent = text; }
+      // Several lines keep their line breaks (and tabs); every other control is escaped.
+      if (text.indexOf("\n") !== -1) { td.appendChild(element("pre")).textContent = printable(text, true); } else { td.textContent = printable(text); }
     }
     return td;
   }
@@ -135,10 +143,10 @@
 
   function draw(entry) {
     var article = document.getElementById("object"), obj = entry.o, relationships = entry.l;
-    document.title = entry.n + " \u00b7 tiops report";
+    document.title = printable(entry.n) + " \u00b7 tiops report";
     var h1 = element("h1");
     h1.appendChild(element("span", obj.type, "type"));
-    h1.appendChild(document.createTextNode(" " + entry.n));
+    h1.appendChild(textNode(" " + entry.n));
     if (obj.revoked) { h1.appendChild(document.createTextNode(" ")); h1.appendChild(element("span", "revoked", "revoked")); }
     if (obj.x_mitre_deprecated === true) { h1.appendChild(document.createTextNode(" ")); h1.appendChild(element("span", "deprecated", "deprecated")); }
     var idLine = element("p", null, "id");
@@ -158,7 +166,7 @@
       }
       var list = element("ul", null, "relationships");
       relationships.forEach(function (rel) {  // [type, outgoing, other id, other name, other has a page, relationship id]
-        var li = element("li"), other = rel[4] ? link(rel[2], rel[3]) : document.createTextNode(rel[3]);
+        var li = element("li"), other = rel[4] ? link(rel[2], rel[3]) : textNode(rel[3]);
         if (rel[1]) { li.appendChild(document.createTextNode("this ")); li.appendChild(link(rel[5], rel[0])); li.appendChild(document.createTextNode(" ")); li.appendChild(other); }
         else { li.appendChild(other); li.appendChild(document.createTextNode(" ")); li.appendChild(link(rel[5], rel[0])); li.appendChild(document.createTextNode(" this")); }
         list.appendChild(li);
@@ -172,7 +180,7 @@
        ["Changed by ingestion rules", entry.p[4].join(", ") || "none"]].forEach(function (pair) {
         dl.appendChild(element("dt", pair[0]));
         var dd = dl.appendChild(element("dd"));
-        if (pair[1] === null) { dd.appendChild(element("code", entry.p[0] + ":" + entry.p[1])); } else { dd.textContent = pair[1]; }
+        if (pair[1] === null) { dd.appendChild(element("code", entry.p[0] + ":" + entry.p[1])); } else { dd.textContent = printable(pair[1]); }
       });
       parts.push(dl);
     } else { parts.push(element("p", "Added by tiops at compile time (a built-in marking or extension definition).")); }
@@ -187,7 +195,7 @@
     if (!shards[key]) {
       if (!requested[key]) {
         requested[key] = true;
-        status.textContent = "Loading " + id + "\u2026";
+        status.textContent = "Loading " + printable(id) + "\u2026";
         var script = document.createElement("script");
         script.src = "data/objects/" + key + ".js";
         script.onerror = function () { shards[key] = Object.create(null); show(); };
@@ -196,7 +204,7 @@
       return;
     }
     var entry = shards[key][id];
-    if (!entry) { status.textContent = "The report has no object " + id + "."; article.replaceChildren(); return; }
+    if (!entry) { status.textContent = "The report has no object " + printable(id) + "."; article.replaceChildren(); return; }
     status.textContent = "";
     draw(entry);
   }

@@ -12,6 +12,10 @@
   var TLP = ["clear", "green", "amber", "amber+strict", "red"];
 
   function QueryError(message) { this.message = message; }
+  // A name from the query (a field, an operator, a POSIX class) looked up in a table: only the
+  // table's own entries, never what every object inherits ("constructor", "__proto__", "toString").
+  function own(table, name) { return table !== null && table !== undefined && Object.prototype.hasOwnProperty.call(table, name); }
+  function lookup(table, name) { return own(table, name) ? table[name] : undefined; }
 
   function tokenize(text) {
     var tokens = [], position = 0;
@@ -44,7 +48,7 @@
       var field = take();
       if (field[0] !== "word") { throw new QueryError("expected a field name, found " + JSON.stringify(field[1])); }
       var op = take()[1];
-      op = SYMBOLS[op] || op.toLowerCase();
+      op = lookup(SYMBOLS, op) || op.toLowerCase();
       if (op === "exists" || op === "not-exists") { return { field: field[1], op: op }; }
       if (WORD_OPS.indexOf(op) === -1 && !Object.values(SYMBOLS).includes(op)) { throw new QueryError("unknown operator " + JSON.stringify(op)); }
       if (op === "in" || op === "not-in") {
@@ -106,18 +110,18 @@
     if (node.all || node.any) { (node.all || node.any).forEach(function (n) { check(n, catalogue); }); return; }
     if (node.not) { check(node.not, catalogue); return; }
     var head = node.field.split(".")[0], kinds = catalogue.kinds;
-    if (!(head in kinds) && catalogue.seen.indexOf(head) === -1 && head.indexOf("x_") !== 0) {
+    if (!own(kinds, head) && catalogue.seen.indexOf(head) === -1 && head.indexOf("x_") !== 0) {
       var close = nearest(head, Object.keys(kinds).concat(catalogue.seen));
       throw new QueryError("unknown field '" + head + "'" + (close.length ? "; did you mean " + close.join(" or ") + "?" : ""));
     }
-    var rest = node.field.slice(head.length + 1), subfields = (catalogue.subfields || {})[head];
+    var rest = node.field.slice(head.length + 1), subfields = lookup(catalogue.subfields, head);
     if (subfields && rest && subfields.indexOf(rest) === -1) {
       var near = nearest(rest, subfields).map(function (name) { return "'" + head + "." + name.slice(1); });
       throw new QueryError("unknown field '" + node.field + "'" + (near.length ? "; did you mean " + near.join(" or ") + "?" : ""));
     }
     // enrichment.* and whois.* read the extension that carries them (catalogue.paths, from tiops/enrich/fields.py).
-    if (catalogue.paths && catalogue.paths[head]) { node.path = catalogue.paths[head].concat(node.field.split(".").slice(1)); }
-    var kind = kinds[node.field] || "any";
+    if (own(catalogue.paths, head)) { node.path = catalogue.paths[head].concat(node.field.split(".").slice(1)); }
+    var kind = lookup(kinds, node.field) || "any";
     if (kind === "any" || COMPARISONS.indexOf(node.op) === -1 || !("value" in node)) { return; }
     var ordering = [">", ">=", "<", "<="].indexOf(node.op) !== -1;
     function typed(value) {
@@ -333,7 +337,7 @@
       return { text: literal(String.fromCodePoint(code)), next: at + 1 + m[0].length, atom: true, code: code };
     }
     var controls = { f: 12, n: 10, r: 13, t: 9, v: 11, a: 7 };
-    if (x in controls) { return { text: literal(String.fromCodePoint(controls[x])), next: at + 2, atom: true, code: controls[x] }; }
+    if (own(controls, x)) { return { text: literal(String.fromCodePoint(controls[x])), next: at + 2, atom: true, code: controls[x] }; }
     if ("dDwW".indexOf(x) !== -1) { return { text: "\\" + x, next: at + 2, atom: true, code: null }; }
     if (x === "s") { return { text: inClass ? PERL_SPACE : "[" + PERL_SPACE + "]", next: at + 2, atom: true, code: null }; }
     if (x === "S") {
@@ -379,7 +383,7 @@
     var close = rangeEnd || source.slice(i, i + 2) !== "[:" ? -1 : source.indexOf(":]", i + 2);
     if (close !== -1) {
       var whole = source.slice(i, close + 2), name = source.slice(i + 2, close), negated = name[0] === "^";
-      if (!((negated ? name.slice(1) : name) in POSIX) || name === "^") {
+      if (!own(POSIX, negated ? name.slice(1) : name) || name === "^") {
         throw new Re2Refusal("invalid character class range: " + whole);
       }
       if (negated) { browserCannot("a negated POSIX class inside a class, " + whole); return { text: "", next: close + 2, code: null }; }
