@@ -186,7 +186,37 @@ def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
                                                "password, which is not sent; write 'user:password@' (or 'user:@' for "
                                                "a user name with an empty password, RFC 7617)",
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
+        elif (problem := credentials_problem(value)) is not None:
+            found.append(make_finding("TI110", f"enrichment.rdap.{key}: {problem}",
+                                      Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
     return found
+
+
+def credentials_problem(url: str) -> str | None:
+    """Why the credentials of ``url`` would go astray (None when they would not), the URL quoted masked.
+
+    RFC 3986 section 3.2: the authority ends at the first '/', '?' or '#', and the userinfo at the
+    last '@' before it. A password holding one of those written as is ("alice:Pw@host:1/Tail@rdap.example",
+    "user:p@ss/wo#rd@rdap.example") leaves an '@' after the authority: the credentials, part of the
+    password, would be sent to another host than meant, and the rest of the password kept in the
+    lock's ``server``. A URL with credentials and an '@' after its host is refused.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    prefix = f"{parts.scheme}://{parts.netloc}"
+    if "@" not in parts.netloc or not url.startswith(prefix) or "@" not in url[len(prefix):]:
+        return None
+    user, colon, _ = parts.netloc.rpartition("@")[0].partition(":")
+    login = f"{user}:***" if colon else "***"  # a user name alone is the credential (TOKEN@host)
+    masked = f"{parts.scheme}://{login}@{_PRINTABLE_URL.sub('?', url.rpartition('@')[2])[:200]}"
+    return (f"{masked!r} carries credentials and an '@' after its host: its password holds an '@', '/', '?' or '#' "
+            "written as is, and the credentials would go to another host than meant; not used")
+
+
+# What of a URL a message quotes: printable ASCII, no quote that would end the quoting.
+_PRINTABLE_URL = re.compile(r"[^!#-&(-~]")
 
 
 def _user_without_password(url: str) -> bool:

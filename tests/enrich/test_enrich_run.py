@@ -629,3 +629,70 @@ def test_check_names_answers_about_another_name_or_network(tmp_path: Path, rdap_
             "js001.woodgrove-dyn.net, 8.8.4.4") in result.output
     assert rdap_server.requests == []
     assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"]).exit_code == 0
+
+
+@pytest.mark.parametrize("answer", [{}, {"objectClassName": "entity"}, {"objectClassName": "ip network"}])
+def test_a_refresh_answered_by_no_domain_object_keeps_the_earlier_answer(tmp_path: Path, rdap_server: RdapServer,
+                                                                         answer: dict[str, str]) -> None:
+    # RFC 9083 section 4.7: objectClassName is required, and a domain lookup is answered by a
+    # domain object (5.3). Anything else is a failure, which keeps the good answer on refresh.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish"])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    client = RdapClient(rdap_settings(root, {"bootstrap": rdap_server.url, "max_retries": 0}), sleep=lambda s: None,
+                        now=lambda: start)
+    enrich_repo(root, rdap=client, now=lambda: start)
+    before = read_lock(root / "intel", root)[0].whois
+    assert before["woodgrove-securelogin.net"]["status"] == "found"
+    rdap_server.domains["woodgrove-securelogin.net"] = answer
+    later = start + timedelta(days=10)
+    client = RdapClient(client.settings, sleep=lambda s: None, now=lambda: later)
+    report = enrich_repo(root, rdap=client, refresh=timedelta(0), now=lambda: later)
+    assert report.whois_by_status == {"failed": 1} and report.kept_after_failure == 1
+    assert read_lock(root / "intel", root)[0].whois == before
+
+
+def test_check_names_an_ip_result_that_holds_no_network(tmp_path: Path, rdap_server: RdapServer) -> None:
+    # What an older tiops locked from a domain object answering an IP query: registrar, no range.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--check"]).exit_code == 0
+    lock = read_lock(root / "intel", root)[0]
+    lock.whois["8.8.8.8"] = {"registrar": "Evil Registrar", "retrieved": "2026-01-01T00:00:00Z",
+                             "server": rdap_server.url + "rdap/", "status": "found"}
+    write_lock(root / "intel", lock)
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check"])
+    assert result.exit_code == 1 and "8.8.8.8" in result.output, result.output
+    # A run asks again (the entry counts as no answer) and locks the network's answer.
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    assert read_lock(root / "intel", root)[0].whois["8.8.8.8"]["network"] == "8.8.8.0 - 8.8.8.255"
+
+
+@pytest.mark.parametrize(("written", "masked"), [
+    # The password is "Pw@127.0.0.1:{port}/Tail9" and "p@ss/wo#rd": RFC 3986 ends the authority at
+    # the first '/' (or '#') and the userinfo at the last '@' before it.
+    ("http://alice:Pw@127.0.0.1:{port}/Tail9@127.0.0.1:{port}/rdap/", "'http://alice:***@127.0.0.1:{port}/rdap/'"),
+    ("http://user:p@ss/wo#rd@127.0.0.1:{port}/", "'http://user:***@127.0.0.1:{port}/'"),
+])
+def test_credentials_with_an_at_after_the_host_are_refused_and_never_sent(tmp_path: Path, rdap_server: RdapServer,
+                                                                          written: str, masked: str) -> None:
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["google", "phish"])
+    port = rdap_server.url.rsplit(":", 1)[1].rstrip("/")
+    (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: '{written.format(port=port)}'\n"
+                                     "    requests_per_minute: 6000\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert result.exit_code == 1 and masked.format(port=port) in result.output, result.output  # tiops.yaml's error
+    checked = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert checked.exit_code == 1 and "tiops.yaml:3:5: error TI110" in checked.output, checked.output
+    for output in (result.output, checked.output):
+        assert masked.format(port=port) in output
+        for part in ("Pw", "Tail9", "p@ss", "wo#rd", "/wo"):
+            assert part not in output
+    assert rdap_server.requests == []  # nothing sent, to any host
+    assert "whois" not in {path.parent.name for path in (root / "intel" / ".enrichment").rglob("*.json")}
+
+
+def test_the_lock_names_a_configured_server_without_query_or_fragment(rdap_server: RdapServer) -> None:
+    client = RdapClient(rdap_settings(Path("."), {"base_url": rdap_server.url + "rdap/#Tail9", "max_retries": 0,
+                                                  "requests_per_minute": 6000}), sleep=lambda s: None)
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["server"] == rdap_server.url + "rdap/" and "Tail9" not in json.dumps(entry)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tiops.enrich.lock import EnrichmentLock, read_lock, render_shard, shard_name, write_lock
+from tiops.errors import UsageError
 
 
 def _lock() -> EnrichmentLock:
@@ -329,3 +332,44 @@ def test_what_a_run_killed_while_writing_left_beside_the_lock_goes(tmp_path: Pat
     write_lock(intel, lock)
     # Before, lock.json's stayed: the lock is committed after a run, and `git add -A` took it along.
     assert [path for path in left if path.exists()] == []
+
+
+def test_a_lock_a_newer_tiops_wrote_is_named_so_and_never_rewritten(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from enrich.helpers import write_repo
+    from tiops.cli import main
+
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["private"])
+    intel = root / "intel"
+    write_lock(intel, _lock())
+    meta = intel / ".enrichment" / "lock.json"
+    meta.write_text('{"format": 99, "geo": {"future": true}}\n', encoding="utf-8")
+    before = {path: path.read_bytes() for path in (intel / ".enrichment").rglob("*") if path.is_file()}
+    lock, findings = read_lock(intel, root)
+    assert lock.newer_format == 99 and not lock.geo and not lock.whois  # a newer format's shards are not read
+    assert [(f.code, f.location.file) for f in findings] == [("TI150", "intel/.enrichment/lock.json")]
+    assert "written by a newer tiops" in findings[0].message and "upgrade tiops" in findings[0].message
+    assert "must be an object with" not in findings[0].message
+    with pytest.raises(UsageError):
+        write_lock(intel, lock)
+    for command in (["enrich", "--offline"], ["enrich", "--check", "--offline"]):
+        result = CliRunner().invoke(main, ["-C", str(root), *command])
+        assert result.exit_code not in (0, 3) and "written by a newer tiops" in result.output, result.output
+    validate = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert validate.exit_code != 0 and "written by a newer tiops" in validate.output, validate.output
+    assert {path: path.read_bytes() for path in (intel / ".enrichment").rglob("*") if path.is_file()} == before
+
+
+def test_a_byte_that_is_not_utf8_in_a_shard_is_reported_where_it_is(tmp_path: Path) -> None:
+    intel = tmp_path / "intel"
+    lock = _lock()
+    write_lock(intel, lock)
+    shard = next((intel / ".enrichment" / "whois").glob("*.json"))
+    lines = shard.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"status"', b'"st\xe9tus"', 1)
+    shard.write_bytes(b"\n".join(lines))
+    findings = [f for f in read_lock(intel, tmp_path)[1] if f.code == "TI150"]
+    assert len(findings) == 1 and "byte 0xe9 is not UTF-8" in findings[0].message
+    column = lines[1].index(b"\xe9") + 1
+    assert (findings[0].location.line, findings[0].location.column) == (2, column)

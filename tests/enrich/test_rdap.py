@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -583,3 +585,121 @@ def test_a_redirect_from_a_public_server_to_an_internal_one_is_refused(rdap_serv
     entry = client.lookup("domain", "woodgrove-securelogin.net")
     assert entry["status"] == "failed" and "not globally reachable" in entry["error"], entry
     assert client.requests == 1
+
+
+# --- Locations requests cannot read, registry URLs with bad ports, drips, answers of another class --
+
+
+@pytest.mark.parametrize("location", [
+    "http://[::1", "http://[", "//[::1", "http://]",  # requests: ValueError Invalid IPv6 URL
+    "http://127.0.0.1:18766:1/",  # requests: ValueError, a port that is no number (should_strip_auth)
+    "http://a..b/",  # urllib3: LocationParseError when asked
+    "http://127.0.0.1/caf\xe9",  # a Latin-1 byte: requests' UnicodeDecodeError (to_native_string)
+])
+def test_a_location_that_cannot_be_read_is_a_failure_not_a_crash(rdap_server: RdapServer, location: str) -> None:
+    rdap_server.redirect(_PHISH, location)  # BaseHTTPRequestHandler writes the header as Latin-1 bytes
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "failed" and "redirected (HTTP 302) to a URL that cannot be read" in entry["error"], entry
+    assert client.requests == 1 and "redirected_from" not in entry
+    # The run carries on: the next value is asked and found.
+    assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"
+
+
+def test_a_bootstrap_server_url_with_a_port_out_of_range_is_left_out(tmp_path: Path, rdap_server: RdapServer) -> None:
+    folder = tmp_path / "bootstrap"
+    folder.mkdir()
+    (folder / "dns.json").write_text(json.dumps({"services": [
+        [["example"], ["https://rdap.example:99999/"]], [["net"], ["http://127.0.0.1:18765:1/", rdap_server.url + "rdap"]]]}),
+        encoding="utf-8")
+    (folder / "ipv6.json").write_text(json.dumps({"services": [[["::/0"], ["http://127.0.0.1:18765:1/"]]]}),
+                                      encoding="utf-8")
+    client = RdapClient(rdap_settings(tmp_path, {"bootstrap": "bootstrap"}), sleep=lambda s: None, now=lambda: NOW)
+    assert client.lookup("domain", "a.example")["status"] == "not-found"  # as if the service listed no server
+    assert client.lookup("ip", "2606:4700::1")["status"] == "not-found"
+    assert client.lookup("domain", "woodgrove-statements.net")["status"] == "found"  # the service's other URL
+    assert client.requests == 1
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[str]:
+    """The URL of a server on 127.0.0.1 that answers every request one byte at a time, 20 a second,
+    of a declared 100000: each wait for a byte is well inside any timeout, the whole never is."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100000):
+                    if stop.wait(0.05):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client hung up
+
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_drips_in_fails_at_its_deadline(dripping_server: str) -> None:
+    from tiops.enrich.rdap import DEADLINE_TIMEOUTS
+
+    client = _client_for(dripping_server, base_url=dripping_server + "rdap/", timeout=0.5, max_retries=3)
+    started = time.monotonic()
+    entry = client.lookup("domain", "example.net")
+    took = time.monotonic() - started
+    assert entry["status"] == "failed" and f"did not arrive within {DEADLINE_TIMEOUTS * 0.5:g} s" in entry["error"]
+    assert took < DEADLINE_TIMEOUTS * 0.5 + 2 and client.requests == 1  # not retried: it would drip again
+
+
+def test_a_bootstrap_file_that_drips_in_fails_at_its_deadline(dripping_server: str) -> None:
+    client = _client_for(dripping_server, timeout=0.5)
+    started = time.monotonic()
+    entry = client.lookup("domain", "example.net")
+    assert entry["status"] == "failed" and "cannot read the RDAP bootstrap registry" in entry["error"]
+    assert "did not arrive within 2 s" in entry["error"] and time.monotonic() - started < 3 * (2 + 2)
+
+
+def _client_for(url: str, **settings: object) -> RdapClient:
+    options = {"bootstrap": url, "requests_per_minute": 6000.0, "timeout": 5.0, "max_retries": 0, **settings}
+    return RdapClient(RdapSettings(**options), sleep=lambda s: None, now=lambda: NOW)  # type: ignore[arg-type]
+
+
+EVIL = {"objectClassName": "domain", "ldhName": "evil.com",
+        "entities": [{"roles": ["registrar"], "vcardArray": ["vcard", [["fn", {}, "text", "Evil Registrar"]]]}]}
+
+
+@pytest.mark.parametrize(("kind", "value", "document", "said"), [
+    ("ip", "8.8.8.8", EVIL, "not an RDAP ip network object"),
+    ("domain", "woodgrove.net", {"objectClassName": "ip network", "startAddress": "8.8.8.0", "endAddress": "8.8.8.255"},
+     "not an RDAP domain object"),
+    ("ip", "8.8.8.8", {"objectClassName": "ip network", "startAddress": "not-an-ip", "endAddress": "8.8.8.255"},
+     "no network range"),
+    ("domain", "woodgrove.net", {}, "objectClassName none"),
+    ("domain", "woodgrove.net", {"objectClassName": "entity"}, "objectClassName 'entity'"),
+])
+def test_an_answer_that_is_not_about_the_kind_asked_is_failed(kind: str, value: str, document: dict[str, object],
+                                                              said: str) -> None:
+    server = start_rdap_server(extra_domains={"woodgrove.net": document})
+    server.networks.insert(0, (ipaddress.ip_network("0.0.0.0/0"), document))
+    try:
+        entry = _client(server, [], base_url=server.url + "rdap/").lookup(kind, value)  # type: ignore[arg-type]
+    finally:
+        server.stop()
+    assert entry["status"] == "failed" and said in entry["error"], entry
+    assert "registrar" not in entry and "network" not in entry

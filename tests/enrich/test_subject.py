@@ -14,8 +14,17 @@ from tiops.enrich.values import Kind
     ("ip", "8.8.4.4", {"network": "8.8.8.0 - 8.8.8.255"}, "8.8.8.0 - 8.8.8.255"),
     ("ip", "8.8.8.0/23", {"network": "8.8.8.0 - 8.8.8.255"}, None),
     ("ip", "2001:db8::1", {"network": "8.8.8.0 - 8.8.8.255"}, "8.8.8.0 - 8.8.8.255"),
-    ("ip", "8.8.4.4", {"network": "a range"}, None),  # says nothing it can be held to
-    ("ip", "8.8.4.4", {"network_name": "GOGL"}, None),
+    # A range that cannot be read holds no address (RFC 9083 section 5.4): not about the value.
+    ("ip", "8.8.4.4", {"network": "a range"}, "a range"),
+    ("ip", "8.8.4.4", {"network": "not-an-ip - 8.8.8.255", "status": "found"}, "not-an-ip - 8.8.8.255"),
+    # A found answer to an IP lookup that names no network (a domain object, {}) was about none;
+    # a failure or not-found names none and says nothing.
+    ("ip", "8.8.4.4", {"network_name": "GOGL", "status": "found"}, "no network"),
+    ("ip", "8.8.4.4", {"status": "found"}, "no network"),
+    ("ip", "8.8.4.4", {"status": "not-found"}, None),
+    ("ip", "8.8.4.4", {"status": "failed", "error": "x"}, None),
+    # A domain's answer locked for an address.
+    ("ip", "8.8.8.8", {"status": "found", "ldh_name": "evil.com", "network": "8.8.8.0 - 8.8.8.255"}, "evil.com"),
     # A domain's ldh_name must be the name asked: its queried name, or the value itself.
     ("domain", "woodgrove.example", {"ldh_name": "woodgrove.example"}, None),
     ("domain", "www.woodgrove.example", {"ldh_name": "woodgrove.example", "queried": "woodgrove.example"}, None),
@@ -42,3 +51,33 @@ def test_the_answer_and_its_lock_entry_are_judged_alike() -> None:
     assert answer_for_other(document, "domain", "google.com") is None
     assert answer_for_other(document, "ip", "8.8.4.4") == locked_answer_for_other(
         "ip", "8.8.4.4", {"network": "8.8.8.0 - 8.8.8.255"})
+
+
+@pytest.mark.parametrize(("kind", "document", "said"), [
+    # RFC 9083 section 4.7: objectClassName is required; the class must fit the lookup (5.3, 5.4).
+    ("ip", {"objectClassName": "domain", "ldhName": "evil.com"}, "not an RDAP ip network object"),
+    ("domain", {"objectClassName": "ip network", "startAddress": "8.8.8.0", "endAddress": "8.8.8.255"},
+     "not an RDAP domain object"),
+    ("domain", {}, "objectClassName none"),
+    ("domain", {"objectClassName": "entity"}, "objectClassName 'entity'"),
+    ("ip", {"objectClassName": "ip network", "startAddress": "not-an-ip", "endAddress": "8.8.8.255"},
+     "no network range"),
+    ("ip", {"objectClassName": "ip network"}, "no network range"),
+    ("ip", {"objectClassName": "ip network", "startAddress": "8.8.8.255", "endAddress": "8.8.8.0"}, "no network range"),
+    ("ip", {"objectClassName": "ip network", "startAddress": "8.8.8.0", "endAddress": "2001:db8::"},
+     "no network range"),
+])
+def test_an_answer_of_another_class_or_without_a_range_is_no_answer(kind: Kind, document: dict[str, str],
+                                                                    said: str) -> None:
+    from tiops.enrich.subject import answer_not_readable
+
+    problem = answer_not_readable(document, kind)
+    assert problem is not None and said in problem
+
+
+def test_answers_of_the_right_class_are_readable() -> None:
+    from tiops.enrich.subject import answer_not_readable
+
+    assert answer_not_readable({"objectClassName": "domain", "ldhName": "example.com"}, "domain") is None
+    assert answer_not_readable({"objectClassName": "ip network", "startAddress": "8.8.8.0",
+                                "endAddress": "8.8.8.255"}, "ip") is None

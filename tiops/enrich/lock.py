@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple, Protocol
 import orjson
 
 from tiops.codes import make_finding
-from tiops.errors import TiopsError
+from tiops.errors import TiopsError, UsageError
 from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding, Location
 from tiops.inputs import InputProblem, display_name
@@ -55,6 +55,7 @@ __all__ = [
     "lock_layout_problems",
     "lock_signature",
     "lock_size",
+    "newer_format_message",
     "read_lock",
     "read_lock_checked",
     "read_lock_for_build",
@@ -95,6 +96,9 @@ class EnrichmentLock:
     meta: dict[str, Any] = field(default_factory=lambda: {"format": LOCK_FORMAT})
     geo: dict[str, dict[str, Any]] = field(default_factory=dict)
     whois: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # lock.json's format when a newer tiops wrote it (greater than LOCK_FORMAT): nothing else was read,
+    # and write_lock refuses to write over it (which would rewrite it as this format, losing what it holds).
+    newer_format: int | None = None
 
     def section(self, name: str) -> dict[str, dict[str, Any]]:
         return self.geo if name == "geo" else self.whois
@@ -150,6 +154,11 @@ def read_lock(intel_path: Path, root: Path, source: LockSource | None = None) ->
         data, problem, text = _parse(meta_path, root, files)
         if problem is not None:
             findings.append(problem)
+        elif isinstance(data, dict) and type(data.get("format")) is int and data["format"] > LOCK_FORMAT:
+            # A newer tiops's lock: its shards may mean what this one cannot tell, so none is read.
+            lock.newer_format = data["format"]
+            findings.append(_invalid(meta_path, root, 1, 1, newer_format_message(data["format"])))
+            return lock, findings
         elif not isinstance(data, dict) or type(data.get("format")) is not int or data["format"] != LOCK_FORMAT:
             findings.append(_invalid(meta_path, root, 1, 1, f"lock.json must be an object with \"format\": {LOCK_FORMAT}"))
         else:
@@ -638,6 +647,15 @@ def _parse(path: Path, root: Path, files: LockSource) -> tuple[Any, Finding | No
     try:
         return orjson.loads(text), None, text
     except orjson.JSONDecodeError as error:
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            # orjson names no place for a byte that is not UTF-8 (RFC 8259 section 8.1): the byte's own
+            # line and column (characters before it on its line, plus one), so an editor can find it.
+            line_start = text.rfind(b"\n", 0, bad.start) + 1
+            column = len(text[line_start:bad.start].decode("utf-8", "replace")) + 1
+            return None, _invalid(path, root, text.count(b"\n", 0, bad.start) + 1, column,
+                                  f"not valid JSON: byte 0x{text[bad.start]:02x} is not UTF-8 (RFC 8259 section 8.1)"), text
         return None, _invalid(path, root, error.lineno, error.colno, f"not valid JSON: {error.msg}"), text
 
 
@@ -666,13 +684,23 @@ def _not_canonical(path: Path, root: Path, text: bytes, canonical: bytes) -> Fin
                         Location(_relative(path, root), text.count(b"\n", 0, at) + 1, column))
 
 
+def newer_format_message(found: int) -> str:
+    """What is said of a lock.json whose format is newer than this tiops reads."""
+    return (f"lock.json has \"format\": {found}, written by a newer tiops (this one reads format {LOCK_FORMAT}); "
+            "upgrade tiops to read or write this lock")
+
+
 def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
     """Write ``lock`` in canonical form; only files whose bytes change are written.
 
     Each file is replaced atomically (write, then rename), so a run killed at any
     moment leaves every shard either as it was or as it was meant to be. Returns the
-    files written or removed.
+    files written or removed. Raises UsageError for a lock a newer tiops wrote (never
+    downgraded: its results would be lost).
     """
+    if lock.newer_format is not None:
+        raise UsageError(f"enrichment lock {newer_format_message(lock.newer_format)}; it is left as it is",
+                         hint="Upgrade tiops (pip install -U tiops).")
     directory = lock_directory(intel_path)
     touched: list[Path] = []
     if len(lock) == 0 and not directory.exists():

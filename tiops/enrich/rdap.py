@@ -20,7 +20,6 @@ small enough to read directly (docs/enrich.md).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import re
@@ -34,11 +33,13 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
+import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.utils import get_auth_from_url
 
 from tiops.apply import _retrying
-from tiops.enrich.subject import answer_for_other
+from tiops.config import credentials_problem
+from tiops.enrich.subject import answer_for_other, answer_not_readable
 from tiops.enrich.values import Kind, parse_ip
 from tiops.errors import UsageError
 from tiops.redact import public_url, redact, register_url_login
@@ -64,6 +65,11 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # hops (a bootstrap redirector to a registry, a registry to a registrar); a longer one is a loop that
 # never repeats a URL exactly, or a server keeping the client busy.
 MAX_REDIRECTS: Final = 5
+# The timeout bounds connecting and each wait for the next bytes (requests' read timeout), not the
+# whole answer: a server that sends one byte a second keeps one request going for days. An answer
+# (or a bootstrap file) must have arrived whole within this many times the timeout of its request
+# being sent: 60 s with the default timeout of 15 s. A real answer takes well under a second.
+DEADLINE_TIMEOUTS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,13 @@ def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
     if "://" not in bootstrap:
         bootstrap = str((root / bootstrap).resolve())
     base_url = str(raw["base_url"]) if raw.get("base_url") else None
-    for url in (bootstrap, base_url):
+    for key, url in (("bootstrap", bootstrap), ("base_url", base_url)):
         if url and "://" in url:
             register_url_login(url)  # sent as HTTP Basic credentials; never shown
+            if (problem := credentials_problem(url)) is not None:
+                raise UsageError(f"enrichment.rdap.{key}: {problem}",
+                                 hint="Percent-encode the password's '@' as %40, '/' as %2F, '?' as %3F and '#' as %23 "
+                                      "(RFC 3986 section 3.2.1).")
     return RdapSettings(
         bootstrap=bootstrap,
         bootstrap_as_named=shown,
@@ -139,8 +149,10 @@ class Bootstrap:
 
 def _has_host(url: str) -> bool:
     try:
-        return bool(urlsplit(url).hostname)
-    except ValueError:  # an unclosed IPv6 bracket, a port that is no number
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises for a port that is no number up to 65535 (RFC 3986 section 3.2.3)
+        return bool(parts.hostname)
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number or out of range
         return False
 
 
@@ -203,11 +215,13 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
     where = settings.bootstrap
     try:
         if "://" in where:
+            deadline = time.monotonic() + DEADLINE_TIMEOUTS * settings.timeout
             with session.get(where.rstrip("/") + "/" + name, timeout=settings.timeout, stream=True) as response:
                 if response.status_code == 404:
                     return None
                 response.raise_for_status()
-                document = orjson.loads(_bounded_body(response, f"bootstrap {name}", MAX_BOOTSTRAP_BYTES))
+                document = orjson.loads(_bounded_body(response, f"bootstrap {name}", MAX_BOOTSTRAP_BYTES,
+                                                      deadline=deadline, timeout=settings.timeout))
         else:
             path = Path(where) / name
             if not path.is_file():
@@ -350,7 +364,9 @@ class RdapClient:
         home = _origin(url)
         configured = get_auth_from_url(first)  # user:password in tiops.yaml's URL, sent as HTTP Basic (RFC 7617)
         credentials: AuthBase | None = HTTPBasicAuth(*configured) if any(configured) else None
-        origin = {"server": public_url(server)}
+        # The base URL asked, without credentials, query or fragment: a configured URL's query or
+        # fragment may be what is left of a password (credentials_problem), and is not the server.
+        origin = {"server": _shown(server)}
         seen = {_hop_key(url)}
         for hop in range(MAX_REDIRECTS + 1):
             host = urlsplit(url).netloc  # paced and named by host and port, never by credentials
@@ -395,27 +411,34 @@ class RdapClient:
         def attempt() -> dict[str, Any] | _Redirect | None:
             pacer.wait()
             self.requests += 1
+            locations: list[str] = []
+            deadline = time.monotonic() + DEADLINE_TIMEOUTS * self.settings.timeout
             try:
                 # Not followed by requests, which would ask the next server unpaced, retry a 429 there
                 # from the first server, and leave no trace of who answered (_get follows them).
                 with self.session.get(url, timeout=self.settings.timeout, stream=True, allow_redirects=False,
-                                      auth=auth) as response:
-                    if response.status_code in _REDIRECTS and response.headers.get("Location"):
-                        return _Redirect(response.status_code, response.headers["Location"])
+                                      auth=auth, hooks={"response": _take_location(locations)}) as response:
+                    if response.status_code in _REDIRECTS and locations and locations[0]:
+                        return _Redirect(response.status_code, locations[0])
                     if response.status_code == 404:
                         return None
                     if response.status_code != 200:
                         raise http_failure(f"RDAP {host}", response.status_code, response.headers.get("Retry-After"),
                                            response.reason)
-                    body = _bounded_body(response, host)
+                    body = _bounded_body(response, host, deadline=deadline, timeout=self.settings.timeout)
             except requests.RequestException as error:
                 raise TransientStoreError(f"RDAP {host}: {type(error).__name__}") from None
+            except (ValueError, urllib3.exceptions.HTTPError) as error:
+                # A URL urllib3 cannot connect to ("a..b", an empty label): no retry makes it one.
+                raise StoreError(f"RDAP {host}: the URL cannot be read ({type(error).__name__})") from None
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise StoreError(f"RDAP {host}: the answer is not JSON") from None
             if not isinstance(document, dict):
                 raise StoreError(f"RDAP {host}: the answer is not an RDAP object")
+            if (problem := answer_not_readable(document, kind)) is not None:
+                raise StoreError(f"RDAP {host}: {problem}")
             if (other := answer_for_other(document, kind, name)) is not None:
                 subject = {"ldh_name": other.rstrip(".").lower()} if kind == "domain" else {"network": other}
                 raise _ForeignAnswer(f"RDAP {host}: the answer is for {other[:200]}, not {name}", subject)
@@ -425,6 +448,25 @@ class RdapClient:
 
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _take_location(locations: list[str]) -> Callable[..., requests.Response]:
+    """A response hook that takes a redirect's Location out of the response, into ``locations``.
+
+    requests reads a Location itself even with allow_redirects=False (Session.send prepares the
+    next request for Response.next): it decodes it as UTF-8, parses it and compares its port,
+    and raises ValueError or UnicodeDecodeError for one it cannot read ("http://[::1", a port
+    "1:2", a Latin-1 byte), and reads the redirect's whole body unbounded. Response hooks run
+    before that, so the header is gone when it looks; :func:`_redirect_target` reads it instead,
+    and refuses what cannot be read (RFC 9110 section 10.2.2: Location is a URI-reference).
+    """
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        if response.status_code in _REDIRECTS and "Location" in response.headers:
+            locations.append(response.headers.pop("Location"))
+        return response
+
+    return hook
 
 
 def _hop_key(url: str) -> tuple[str, str, int | None, str, str]:
@@ -454,8 +496,13 @@ def _shown(url: str) -> str:
 
 def _redirect_target(url: str, location: str) -> tuple[str, str | None]:
     """Where a Location header sends the client from ``url``, and why that is not followed (None: it is)."""
-    with contextlib.suppress(UnicodeError):
+    unreadable = "", "to a URL that cannot be read; not followed"
+    try:
         location = location.encode("latin-1").decode("utf-8")  # a header's bytes, as requests reads them
+    except UnicodeEncodeError:
+        pass  # not a header's bytes: taken as it is
+    except UnicodeDecodeError:
+        return unreadable  # RFC 3986 section 2: a URI is ASCII; UTF-8 is the most a server may mean
     location = location.strip()
     try:
         # RFC 7480 section 5.2 asks for a complete URL; RFC 9110 section 10.2.2 resolves a relative one
@@ -465,17 +512,24 @@ def _redirect_target(url: str, location: str) -> tuple[str, str | None]:
         parts = urlsplit(target)
         parts.port  # noqa: B018  # raises for a port that is no number up to 65535
     except ValueError:
-        return "", "to a URL that cannot be read; not followed"
+        return unreadable
     if parts.scheme.lower() not in _DEFAULT_PORTS:
         return "", f"to a {_PRINTABLE.sub('?', parts.scheme[:20])}: URL; not followed: RDAP runs over HTTP(S) only (RFC 7480 section 3)"
     if not parts.hostname:
         return "", "to a URL without a host; not followed"
+    if ":" not in parts.hostname and "" in parts.hostname.rstrip(".").split("."):
+        return unreadable  # "a..b": RFC 3986 section 3.2.2 reg-name labels are not empty (RFC 1035 2.3.1)
+    followed = urlunsplit((parts.scheme.lower(), parts.netloc.rpartition("@")[2], parts.path or "/", parts.query, ""))
+    try:
+        requests.Request("GET", followed).prepare()  # what requests would refuse when asked to go there
+    except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError):
+        return unreadable
     if urlsplit(url).scheme.lower() == "https" and parts.scheme.lower() == "http":
         # RFC 7481 section 3.1: RDAP's answers are protected by HTTPS; a server's redirect does not get
         # to take that away for the rest of the lookup (the answer, and what the lock then says).
         return "", "from https to http; not followed: the answer would come without TLS (RFC 7481 section 3.1)"
     # Never credentials a server hands out (they would go out as HTTP Basic), never a fragment (not sent).
-    return urlunsplit((parts.scheme.lower(), parts.netloc.rpartition("@")[2], parts.path or "/", parts.query, "")), None
+    return followed, None
 
 
 _PRINTABLE: Final = re.compile(r"[^A-Za-z0-9+.-]")
@@ -497,20 +551,34 @@ def _is_internal(url: str) -> bool:
         return False
 
 
-def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
-    """The body of ``response``, read up to ``limit`` bytes; StoreError beyond."""
+def _bounded_body(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES, *,
+                  deadline: float | None = None, timeout: float = 0.0) -> bytes:
+    """The body of ``response``, read up to ``limit`` bytes and until ``deadline`` (time.monotonic);
+    StoreError beyond either."""
     too_large = StoreError(f"RDAP {host}: the answer is larger than {limit} bytes")
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     parts: list[bytes] = []
     size = 0
-    for part in response.iter_content(1 << 16):
+    raw = response.raw
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            # Not retried: a server dripping its answer would drip it again, for as long again.
+            raise StoreError(f"RDAP {host}: the answer did not arrive within {DEADLINE_TIMEOUTS * timeout:g} s "
+                             f"({DEADLINE_TIMEOUTS} times the timeout of {timeout:g} s); {size} bytes had come")
+        try:
+            # read1: what one read of the connection gives (one byte of a drip, not a 64 KiB chunk
+            # waited for), so the deadline is looked at between the server's writes.
+            part = raw.read1(1 << 16, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise TransientStoreError(f"RDAP {host}: the answer was cut short ({type(error).__name__})") from None
+        if not part:
+            return b"".join(parts)
         size += len(part)
         if size > limit:
             raise too_large
         parts.append(part)
-    return b"".join(parts)
 
 
 def registered_domain(name: str) -> str:

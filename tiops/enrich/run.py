@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 from tiops.buildcache import load_intel
 from tiops.config import usable_config
 from tiops.enrich.geo import GeoDatabase, geo_entries, is_private, open_geo_database
-from tiops.enrich.lock import EnrichmentLock, lock_layout_problems, read_lock, write_lock
+from tiops.enrich.lock import (
+    EnrichmentLock,
+    lock_layout_problems,
+    newer_format_message,
+    read_lock,
+    write_lock,
+)
 from tiops.enrich.subject import locked_answer_for_other, records_subject
 from tiops.enrich.values import EnrichValue, Kind, enrich_values
 from tiops.errors import TiopsError, UsageError
@@ -104,6 +110,7 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
         raise UsageError("; ".join(in_the_way), hint="Remove what is in the way (the lock's files and folders "
                                                       "are tiops enrich's own) and run it again.")
     lock, findings = read_lock(intel, root)
+    _refuse_newer(lock)
     report = EnrichReport(findings=findings)
     objects, report.rules_not_applied = _as_authored_and_as_ruled(repo)
     every = enrich_values(obj.data for obj in objects)
@@ -167,6 +174,14 @@ class LockCheck:
                     or self.unloaded or self.rules_not_applied)
 
 
+def _refuse_newer(lock: EnrichmentLock) -> None:
+    """Stop before anything is looked up or written when a newer tiops wrote the lock: this one
+    would rewrite it in its own, older format and lose what the newer one keeps."""
+    if lock.newer_format is not None:
+        raise UsageError(f"enrichment lock {newer_format_message(lock.newer_format)}; nothing was looked up or written",
+                         hint="Upgrade tiops (pip install -U tiops), or run the tiops that wrote the lock.")
+
+
 def check_lock(root: Path, *, offline: bool = False, geo_database: GeoDatabase | None = None,
                cache: bool = True) -> LockCheck:
     """What ``tiops enrich`` (``offline``: ``tiops enrich --offline``) would change in the lock now.
@@ -178,6 +193,7 @@ def check_lock(root: Path, *, offline: bool = False, geo_database: GeoDatabase |
     repo = load_intel(root, cache=cache)
     intel = repo.config.intel_path
     lock, _ = read_lock(intel, root)
+    _refuse_newer(lock)
     check = LockCheck()
     objects, check.rules_not_applied = _as_authored_and_as_ruled(repo)
     every = enrich_values(obj.data for obj in objects)

@@ -22,7 +22,43 @@ from typing import Any
 
 from tiops.enrich.values import Kind
 
-__all__ = ["answer_for_other", "locked_answer_for_other", "records_subject"]
+__all__ = ["answer_for_other", "answer_not_readable", "locked_answer_for_other", "records_subject"]
+
+# RFC 9083 section 4.7: every object carries objectClassName; a domain lookup (RFC 9082 section 3.1.3)
+# is answered by a domain object (section 5.3), an IP lookup (section 3.1.1) by an IP network (5.4).
+_OBJECT_CLASS: dict[Kind, str] = {"domain": "domain", "ip": "ip network"}
+
+
+def _addresses(start: Any, end: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                                              ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """A network's ``startAddress`` and ``endAddress`` (RFC 9083 section 5.4), when both are
+    addresses of one version, the first not after the last; else None."""
+    if not (isinstance(start, str) and isinstance(end, str)):
+        return None
+    try:
+        low, high = ipaddress.ip_address(start.strip()), ipaddress.ip_address(end.strip())
+    except ValueError:
+        return None
+    return (low, high) if low.version == high.version and int(low) <= int(high) else None
+
+
+def answer_not_readable(document: Mapping[str, Any], kind: Kind) -> str | None:
+    """Why ``document`` is no answer to a ``kind`` lookup at all (None when it is one).
+
+    An object of another class (a domain object answering an IP query, an entity, ``{}``) says
+    nothing about the value asked, and an IP network whose range cannot be read cannot be held
+    to the address (RFC 9083 sections 4.7, 5.3, 5.4): locked as ``found``, either would put
+    someone else's registration, or none, on the value, and a refresh would lose a good answer.
+    """
+    wanted = _OBJECT_CLASS[kind]
+    written = document.get("objectClassName")
+    if written != wanted:
+        shown = repr(written[:40]) if isinstance(written, str) else "none"
+        return (f"the answer is not an RDAP {wanted} object (objectClassName {shown}; "
+                "RFC 9083 sections 4.7, 5.3, 5.4)")
+    if kind == "ip" and _addresses(document.get("startAddress"), document.get("endAddress")) is None:
+        return "the answer names no network range that can be read (startAddress, endAddress; RFC 9083 section 5.4)"
+    return None
 
 
 def answer_for_other(document: Mapping[str, Any], kind: Kind, name: str) -> str | None:
@@ -45,10 +81,11 @@ def answer_for_other(document: Mapping[str, Any], kind: Kind, name: str) -> str 
             return ldh
         return None
     start, end = document.get("startAddress"), document.get("endAddress")
-    if not (isinstance(start, str) and isinstance(end, str)):
-        return None
+    addresses = _addresses(start, end)
+    if addresses is None:
+        return None  # says nothing it can be held to (answer_not_readable refuses such an answer)
+    low, high = addresses
     try:
-        low, high = ipaddress.ip_address(start), ipaddress.ip_address(end)
         asked = ipaddress.ip_network(name, strict=False)
     except ValueError:
         return None
@@ -72,12 +109,16 @@ def locked_answer_for_other(kind: Kind, value: str, entry: Mapping[str, Any]) ->
             return None
         queried = entry.get("queried")
         return answer_for_other({"ldhName": ldh}, "domain", queried if isinstance(queried, str) else value)
+    if isinstance(entry.get("ldh_name"), str):
+        return str(entry["ldh_name"])  # a domain's answer, locked for an address
     network = entry.get("network")
     if not isinstance(network, str):
-        return None
+        # A found answer to an IP lookup names its range (RFC 9083 section 5.4; answer_not_readable):
+        # one that does not was about no network (a domain object, an entity, an empty object).
+        return "no network" if entry.get("status") == "found" else None
     start, separator, end = network.partition(" - ")
-    if not separator:
-        return None
+    if not separator or _addresses(start, end) is None:
+        return network  # not a range that can hold the address
     return answer_for_other({"startAddress": start, "endAddress": end}, "ip", value)
 
 
