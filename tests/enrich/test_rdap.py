@@ -16,7 +16,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from quiet_http import QuietHTTPServer
+from quiet_http import serving
 from rdap_server import RdapServer, start_rdap_server
 
 from tiops.enrich.rdap import (
@@ -425,14 +425,8 @@ def endless_bootstrap() -> Iterator[str]:
             except OSError:
                 pass  # the client stopped reading
 
-    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_a_bootstrap_file_without_end_is_refused_at_its_bound(endless_bootstrap: str) -> None:
@@ -537,16 +531,10 @@ def test_a_bootstrap_registry_s_error_is_named_by_its_status_not_the_server_s_te
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
+    with serving(Handler) as url:
         client = RdapClient(rdap_settings(Path("."), {"bootstrap": url.replace("//", "//u:rdap-pw-4471@")}),
                             sleep=lambda s: None, now=lambda: NOW)
         entry = client.lookup("domain", "a.net")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert entry["status"] == "failed"
     assert entry["error"] == f"cannot read the RDAP bootstrap registry dns.json from {url}: HTTP 500 Internal Server Error"
 
@@ -645,15 +633,11 @@ def dripping_server() -> Iterator[str]:
             except OSError:
                 pass  # the client hung up
 
-    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        try:
+            yield url
+        finally:
+            stop.set()  # before the server closes: it waits for the dripping request to end
 
 
 def test_an_answer_that_drips_in_fails_at_its_deadline(dripping_server: str) -> None:
