@@ -238,3 +238,23 @@ def test_a_submodule_under_intel_is_no_more_read_from_the_checkout_than_from_git
     # The checkout read the submodule's files (objects added, duplicate ids) where the commit holds none.
     result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--exit-code"])
     assert result.exit_code == 0 and "No change to the compiled intel." in result.output, result.output
+
+
+# A partner or a careless author's text that tries to start a line of its own: in a terminal or
+# CI log (where a runner reads "::add-mask::" as a command, indented or not) or in the comment.
+INJECTED = "\n::add-mask::x\r# APPROVED\r> quoted\x1b[2J\u202e"
+
+
+def test_a_rule_name_with_line_breaks_stays_on_its_line_in_text_and_markdown(pr_repo: Path) -> None:
+    from tiops.render.diff import render_text
+
+    rules = pr_repo / "rules" / "ingestion" / "validity.yaml"
+    rules.write_text(rules.read_text().replace(f"name: {RULE}", f"name: {json.dumps(RULE + INJECTED)}"))
+    diff = diff_revisions(compile_revision(pr_repo, "base"), compile_revision(pr_repo, None))
+    assert len(diff.effects) == 1 and f"{RULE}{INJECTED}" in diff.effects[0].cause
+    text = render_text(diff)
+    assert not any(line.lstrip().startswith(("::", "#", ">")) for line in text.splitlines()[1:])
+    assert f"{RULE}\\x0a::add-mask::x\\x0d# APPROVED\\x0d> quoted\\x1b[2J\\u202e" in text
+    markdown = render_markdown(diff)
+    assert "\r" not in markdown and "\x1b" not in markdown and "\u202e" not in markdown
+    assert not any(line.lstrip().startswith(("::", "# APPROVED", "&gt; quoted")) for line in markdown.splitlines())

@@ -57,8 +57,7 @@ def shuffled(findings: list[Finding], seed: int) -> list[Finding]:
 
 def test_text_lists_blocks_in_file_line_column_order_with_summary() -> None:
     assert render_text(FINDINGS) == (
-        "intel/a,b:c.yaml:7:2: error TI211 invalid-value: first line\n"
-        "    second: a, b at 100%\n"
+        "intel/a,b:c.yaml:7:2: error TI211 invalid-value: first line\\x0d\\x0asecond: a, b at 100%\n"
         f"    hint: {CODES['TI211'].hint}\n"
         "intel/indicators/x.yaml:3:1: warning TI208 unknown-property: unknown property 'colour'\n"
         f"    hint: {CODES['TI208'].hint}\n"
@@ -126,7 +125,7 @@ def test_text_writes_out_control_characters_from_intel() -> None:
         text = render_text([hostile], color=coloured)
         assert "\x1b]" not in text and "\x1b[2J" not in text and "\u202e" not in text and "\r" not in text
         assert "intel/evil\\x1b[2J.yaml:3:1" in ANSI_ESCAPE.sub("", text)
-        assert "\\x1b]8;;http://evil.example\\x07b" in text and "\n    second line" in text
+        assert "\\x1b]8;;http://evil.example\\x07b" in text and "\\x0asecond line\\x0d" in text
 
 
 # --- JSON -----------------------------------------------------------------------------
@@ -532,3 +531,30 @@ def test_ties_on_position_code_and_message_still_sort_stably() -> None:
     )
     assert render_text([b, a]) == render_text([a, b])
     assert render_json([b, a]) == render_json([a, b])
+
+
+# --- what a CI runner reads as a command ----------------------------------------------
+
+# A partner value that tries to speak to the CI runner: GitHub's runner takes a line that
+# starts with "::" (after its indentation, which it trims) as a workflow command.
+RUNNER_VALUE = "E\n::add-mask::x\r\x1b]8;;http://evil\x07L\x1b[2J"
+
+
+def test_no_line_of_the_text_format_starts_with_text_from_intel() -> None:
+    finding = make_finding("TI209", f"malware_types: '{RUNNER_VALUE}' is not in the malware-type-ov vocabulary",
+                           Location("intel/evil.yaml", 8, 3))
+    text = render_text([finding])
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    assert "'E\\x0a::add-mask::x\\x0d\\x1b]8;;http://evil\\x07L\\x1b[2J'" in text
+    assert "\x1b" not in text and "\r" not in text
+
+
+def test_github_annotations_write_out_what_click_would_strip_from_them() -> None:
+    finding = make_finding("TI204", f"modified: {RUNNER_VALUE!s}", Location("intel/evil/\x1b[1mours.yaml", 5, 1))
+    lines = render_github([finding]).splitlines()
+    assert len(lines) == 1 and lines[0].startswith("::error ")
+    _, properties, data = parse_github_command(lines[0])
+    # Not "intel/evil/ours.yaml", the file an ANSI-stripping pipe would have made of it.
+    assert properties["file"] == "intel/evil/\\x1b[1mours.yaml"
+    assert "\x1b" not in lines[0] and "\x07" not in lines[0]
+    assert data.startswith("modified: E\n::add-mask::x\r\\x1b]8;;http://evil\\x07L\\x1b[2J")

@@ -481,3 +481,25 @@ def test_tests_of_a_disabled_rule_run_and_say_the_rule_is_disabled(make_repo: Ca
     # A PASS read as what builds do, though no build runs the rule.
     assert result.exit_code == 0 and "PASS rules/ingestion/a.yaml:1: later (rule disabled) :: " in result.output, \
         result.output
+
+
+def test_rule_and_test_names_are_written_out_not_sent_to_the_terminal(
+        make_repo: Callable[[dict[str, str]], Path]) -> None:
+    rules = """\
+- name: "Evil\\n::add-mask::rule\\r\\e[2J\\u202e"
+  order: 20
+  object_types: [indicator]
+  when: {all: [{field: confidence, op: "<", value: 50}]}
+  actions:
+    - {add_tags: [low]}
+  tests:
+    - name: "test\\n::error file=x::fake\\e]8;;http://e\\a"
+      input: {type: indicator, confidence: 30}
+      expect: {fields: {tags: [low]}}
+"""
+    result = CliRunner().invoke(main, ["-C", str(make_repo({"rules/ingestion/evil.yaml": rules})), "test"])
+    assert result.exit_code == 0, result.output
+    assert not any(line.lstrip().startswith("::") for line in result.output.splitlines())
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert ("PASS rules/ingestion/evil.yaml:1: Evil\\x0a::add-mask::rule\\x0d\\x1b[2J\\u202e :: "
+            "test\\x0a::error file=x::fake\\x1b]8;;http://e\\x07") in result.output

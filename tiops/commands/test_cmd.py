@@ -8,6 +8,7 @@ import click
 
 from tiops.commands.common import EXIT_FINDINGS, handle_errors, repo_root
 from tiops.config import usable_config
+from tiops.render.names import printable
 from tiops.rules import RulesInvalid, load_rules, resolve_as_of
 from tiops.rules.testing import run_rule_tests
 
@@ -29,9 +30,12 @@ def test_command(ctx: click.Context, as_of: str | None) -> None:
     for result in results:
         status = "PASS" if result.passed else "FAIL"
         disabled = " (rule disabled)" if result.disabled else ""  # a pass says nothing of what builds do
-        click.echo(f"{status} {result.file}:{result.line}: {result.rule}{disabled} :: {result.test}")
+        # Rule and test names are the repository's text: a control character or a line break in
+        # one is written out, never sent to the terminal or to the start of a CI log line.
+        click.echo(f"{status} {printable(result.file)}:{result.line}: {printable(result.rule)}{disabled} :: "
+                   f"{printable(result.test)}")
         for line in result.diff:
-            click.echo(f"    {line}")
+            click.echo(f"    {printable(line)}")
     failed = sum(1 for r in results if not r.passed)
     click.echo(f"{len(results) - failed} passed, {failed} failed")
     if failed:

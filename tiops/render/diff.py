@@ -50,7 +50,9 @@ def render_text(diff: Diff) -> str:
         lines.append(f"    {_ENRICHMENT_MARKS[result.state]} {result.ref.type} {printable(result.ref.name)}")
         lines += [f"        {_field_line(f)}" for f in result.fields]
     lines.append(_summary_sentence(diff))
-    return "\n".join(lines) + "\n"
+    # Each line is one line: a rule's name, a note or a custom type from intel with a control
+    # character or a line break in it is written out (names already are, quoted by repr).
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:

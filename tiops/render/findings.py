@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
@@ -103,11 +104,13 @@ def render_text(findings: Sequence[Finding], *, color: bool = False) -> str:
 
     lines: list[str] = []
     for finding in _sorted(findings):
-        # A message that spans lines keeps its block shape: continuation lines are
-        # indented like the hint, so every unindented line starts a new finding.
-        # Every part can hold intel's own text (a file name, a value, an id): a control
-        # character in it is written out, never sent to the terminal (tiops.render.names).
-        message = ("\n" + _TEXT_INDENT).join(printable(line) for line in finding.message.splitlines())
+        # One line per finding, and the hint's below it. Every part can hold intel's own text
+        # (a file name, a value, an id): a control character in it, a line break among them, is
+        # written out, never sent to the terminal or the CI log (tiops.render.names). A value's
+        # line break kept as one put partner text at the start of a line, where a CI runner reads
+        # workflow commands ("::add-mask::", "::error file=...::"; GitHub's runner trims the
+        # indentation before it looks).
+        message = printable(finding.message)
         subject = f" ({printable(finding.stix_id)})" if finding.stix_id else ""
         severity = paint(str(finding.severity), _SEVERITY_COLORS[finding.severity])
         lines.append(
@@ -181,6 +184,9 @@ GITHUB_ANNOTATIONS_PER_KIND = 10
 _CODES_NAMED = 12
 
 
+_LINE_BREAK = re.compile(r"(\r|\n)")
+
+
 def _github_command(kind: str, properties: list[tuple[str, str]], data: str) -> str:
     rendered_properties = ",".join(f"{name}={escape_github_property(value)}" for name, value in properties)
     return f"::{kind} {rendered_properties}::{escape_github_data(data)}"
@@ -190,7 +196,9 @@ def _annotation(finding: Finding) -> str:
     location = finding.location
     properties: list[tuple[str, str]] = []
     if location.file:
-        properties.append(("file", location.file))
+        # Written out as the text format writes it: click drops an ANSI sequence from what it
+        # prints to a pipe, and a file name with one would annotate another file.
+        properties.append(("file", printable(location.file)))
     if location.line:
         properties.append(("line", str(location.line)))
         if location.column:
@@ -201,6 +209,9 @@ def _annotation(finding: Finding) -> str:
         data += f" [{finding.stix_id}]"
     if finding.hint:
         data += f" ({finding.hint})"
+    # Line breaks stay (escaped as %0A, they cannot end the command); every other control is written
+    # out, as the text format writes it (click drops ANSI sequences from what it prints to a pipe).
+    data = "".join(part if part in ("\r", "\n") else printable(part) for part in _LINE_BREAK.split(data))
     return _github_command(_GITHUB_COMMANDS[finding.severity], properties, data)
 
 

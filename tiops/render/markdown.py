@@ -18,6 +18,9 @@ _MARKDOWN_PUNCTUATION = str.maketrans({c: "\\" + c for c in "\\[]*_~"})
 _MENTION = re.compile(r"(?<!\w)@")
 
 
+_LINE_ENDING = re.compile("\r\n|[\r\n\u2028\u2029\x85\x0b\x0c]")
+
+
 def markdown_text(text: str) -> str:
     """Markdown and HTML are both live in a comment: neutralise both.
 
@@ -26,9 +29,13 @@ def markdown_text(text: str) -> str:
     word's ``@`` keeps ``@org/team`` inert; an email address is left as it is). A ``|``
     is escaped so the text can sit in a table cell.
     """
+    # A line ending (CommonMark takes a lone CR for one too) would end the list item or table row
+    # and let the text start a heading or a quote of its own: a space. Other controls and bidi
+    # overrides are written out, as the CLI writes them (tiops.render.names.printable).
+    text = printable(_LINE_ENDING.sub(" ", text))
     text = _MENTION.sub("@\u200b", text.translate(_MARKDOWN_PUNCTUATION))
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("`", "'").replace("\n", " "))
+            .replace("|", "\\|").replace("`", "'"))
 
 
 def markdown_code(text: str, *, in_table: bool = True) -> str:
