@@ -19,11 +19,10 @@ from tiops.commands.common import (
     write_output,
 )
 from tiops.discover import find_repo_root
-from tiops.enrich.lock import LOCK_DIR
 from tiops.findings import Finding, Severity, fails, sort_findings
 from tiops.memory import end_without_freeing
 from tiops.render.findings import FINDING_RENDERERS, render_github_summary
-from tiops.validate import validate_paths
+from tiops.validate import is_bundle_path, validate_paths
 
 
 @click.command("validate")
@@ -44,10 +43,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
 
     Exit status: 0 clean, 1 findings at the failing level, 2 usage error, 3 internal error.
     """
-    # not is_file(): a pipe or device named *.json is a bundle too, which load_bundle refuses.
-    # The enrichment lock's files (intel/.enrichment/*.json) are the repository's, checked with it.
-    bundles_only = bool(paths) and all(not p.is_dir() and p.suffix.lower() == ".json"
-                                       and LOCK_DIR not in p.resolve().parts for p in paths)
+    bundles_only = bool(paths) and all(is_bundle_path(p) for p in paths)
     # A bundle someone sent is linted wherever it lies; anything else needs its repository.
     root = (find_repo_root(start_folder(ctx)) or start_folder(ctx)) if bundles_only else repo_root(ctx, near=list(paths))
     if base_ref is None:

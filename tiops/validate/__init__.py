@@ -235,7 +235,7 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     findings: list[Finding] = []
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     # tiops import's record of a partner folder (_imported.json) is the repository's, not a bundle to lint.
-    bundles = [t for t in targets if _is_bundle(t, root)]
+    bundles = [t for t in targets if is_bundle_path(t, root)]
     in_repo = [t.resolve() for t in targets if t not in bundles]
     for outside in (t for t in in_repo if not t.is_relative_to(root)):
         # Its findings would be filtered to a path no finding can have: "no findings", wrongly.
@@ -297,14 +297,17 @@ def report_panel_findings(root: Path, cache: bool = False) -> list[Finding]:
     return resolve_locations(findings, root)
 
 
-def _is_bundle(path: Path, root: Path) -> bool:
+def is_bundle_path(path: Path, root: Path | None = None) -> bool:
     """Whether a named path is a STIX bundle to lint on its own: a .json file (not is_file(): a pipe or
     device so named is a bundle that load_bundle refuses with a finding) but the repository's own JSON,
     tiops import's record of a partner folder (_imported.json) and the enrichment lock's files
-    (intel/.enrichment/), whose findings (TI150, TI151) come from checking the repository."""
+    (intel/.enrichment/), whose findings (TI150, TI151) come from checking the repository. Without
+    ``root`` (the command line, before it knows the repository), a lock folder anywhere above counts."""
     if path.is_dir() or path.suffix.lower() != ".json" or path.name == IMPORT_RECORD:
         return False
     resolved = path.resolve()
+    if root is None:
+        return LOCK_DIR not in resolved.parts[:-1]
     return not (resolved.is_relative_to(root) and LOCK_DIR in resolved.relative_to(root).parts[:-1])
 
 
@@ -315,7 +318,7 @@ def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> 
     A deleted object's finding is at the file it was deleted from, so naming that file keeps it.
     """
     root = root.resolve()
-    in_repo = [t.resolve() for t in targets if not _is_bundle(t, root)]
+    in_repo = [t.resolve() for t in targets if not is_bundle_path(t, root)]
     if not in_repo or root in in_repo:
         return findings
     wanted = [_display(t, root) for t in in_repo if t.is_relative_to(root)]
