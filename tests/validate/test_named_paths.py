@@ -116,3 +116,19 @@ def test_a_file_of_the_enrichment_lock_is_checked_as_the_lock_not_linted_as_a_bu
             ("TI150", "intel/.enrichment/lock.json", 2)], cache
     outside = CliRunner().invoke(main, ["-C", str(example_repo.parent), "validate", str(lock)])
     assert "TI150" in outside.output and "TI201" not in outside.output  # named from outside the repository too
+
+
+def test_an_import_record_named_from_outside_its_repository_is_checked_in_that_repository(
+        example_repo: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+    from tiops.importers.write import import_file
+
+    import_file(example_repo, Path(__file__).resolve().parent.parent / "data" / "importers" / "partner_v1.json",
+                "stix", "Partner")
+    record = next((example_repo / "intel").glob("*/_imported.json"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = CliRunner().invoke(main, ["-C", str(elsewhere), "validate", str(record)])
+    assert result.exit_code == 0 and result.output == "no findings\n", result.output  # not a usage error
