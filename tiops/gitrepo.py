@@ -35,7 +35,10 @@ def _git(root: Path, *args: str) -> str:
 
 def _commit_time(root: Path, rev: str) -> str:
     """The committer time of ``rev`` as a STIX timestamp (UTC)."""
-    seconds = int(_git(root, "show", "-s", "--format=%ct", rev, "--").strip())
+    # ``git log -1``, not ``git show -s``: the same commit's fields, but show sets up its diff
+    # machinery first, 35-40 ms in a 100k-file repository against 2 ms (every compile asks
+    # for HEAD's time). A signature is never wanted in the output, whatever the configuration.
+    seconds = int(_git(root, "log", "-1", "--no-show-signature", "--format=%ct", rev, "--").strip())
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
