@@ -73,6 +73,31 @@ def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
     assert geo_line.count("geoip2fast") == 1, geo_line
 
 
+def test_explain_says_a_value_whose_lock_file_cannot_be_read_is_unknown_not_missing(committed: Path) -> None:
+    explained = ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000000", "--format", "json"]
+    before = {(o["section"], o["value"]): o for o in json.loads(CliRunner().invoke(main, explained).output)["enrichment"]}
+    shard = committed / before[("geo", "8.8.8.8")]["lock_file"]
+    shard.write_text("{broken", encoding="utf-8")
+    result = CliRunner().invoke(main, explained)
+    assert result.exit_code == 0, result.output
+    after = {(o["section"], o["value"]): o for o in json.loads(result.output)["enrichment"]}
+    geo = after[("geo", "8.8.8.8")]
+    # Before: "not in the lock", as if the value had never been enriched.
+    assert geo["status"] == "unknown: the lock cannot be read"
+    assert geo["problem"].startswith(f"TI150 {before[('geo', '8.8.8.8')]['lock_file']}:1:2: ")
+    assert after[("whois", "8.8.8.8")]["status"] == "found"  # its own shard is whole
+    text = CliRunner().invoke(main, explained[:-2]).output
+    assert "geo 8.8.8.8: unknown: the lock cannot be read (TI150 " in text
+    assert "'tiops validate' names every such problem" in text
+
+    # A lock of a newer format: no shard is read at all, so every value is unknown.
+    git(committed, "checkout", "-q", "--", ".")
+    (committed / "intel" / ".enrichment" / "lock.json").write_text('{"format": 99}\n', encoding="utf-8")
+    newer = {(o["section"], o["value"]): o for o in json.loads(CliRunner().invoke(main, explained).output)["enrichment"]}
+    assert {o["status"] for o in newer.values()} == {"unknown: the lock cannot be read"}
+    assert all("written by a newer tiops" in o["problem"] for o in newer.values())
+
+
 def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(committed: Path, tmp_path: Path) -> None:
     from tiops.report.build import build_report
 

@@ -11,6 +11,7 @@ from typing import Any
 from tiops.enrich.geo import is_private
 from tiops.enrich.lock import LOCK_DIR, read_lock_for_build, shard_name
 from tiops.enrich.values import object_enrich_values
+from tiops.findings import Severity
 from tiops.redact import redact
 
 __all__ = ["enrichment_origins", "render_origins"]
@@ -18,9 +19,15 @@ __all__ = ["enrichment_origins", "render_origins"]
 
 def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per (value, section) the object names, with the lock file and the result's origin."""
-    lock, _ = read_lock_for_build(intel_path, root)
+    lock, findings = read_lock_for_build(intel_path, root)
     intel = intel_path.relative_to(root).as_posix() if intel_path.is_relative_to(root) else intel_path.as_posix()
     geo_meta = lock.meta.get("geo") or {}
+    # A lock file that cannot be read holds no entry the build can use, but that is not "not in
+    # the lock": the value may well be in it. Said as such, with the finding validate reports.
+    unreadable = {finding.location.file: finding for finding in reversed(findings)
+                  if finding.severity is Severity.ERROR}
+    # A lock.json of a newer format leaves every shard unread (tiops.enrich.lock.read_lock).
+    whole_lock = unreadable.get(f"{intel}/{LOCK_DIR}/lock.json") if lock.newer_format else None
     origins: list[dict[str, Any]] = []
     for kind, value in object_enrich_values(data):
         for section in ("geo", "whois") if kind == "ip" else ("whois",):
@@ -28,9 +35,15 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
             status = entry.get("status") if entry else "not in the lock"
             if entry is None and section == "whois" and kind == "ip" and is_private(value):
                 status = "private (never looked up)"
-            origin: dict[str, Any] = {"value": value, "section": section,
-                                      "lock_file": f"{intel}/{LOCK_DIR}/{section}/{shard_name(value)}.json",
-                                      "status": status}
+            lock_file = f"{intel}/{LOCK_DIR}/{section}/{shard_name(value)}.json"
+            problem = None if entry is not None else (
+                unreadable.get(lock_file) or unreadable.get(f"{intel}/{LOCK_DIR}/{section}") or whole_lock)
+            if problem is not None:
+                status = "unknown: the lock cannot be read"
+            origin: dict[str, Any] = {"value": value, "section": section, "lock_file": lock_file, "status": status}
+            if problem is not None:
+                origin["problem"] = f"{problem.code} {problem.location.file}:{problem.location.line}:" \
+                                    f"{problem.location.column}: {problem.message}"
             if entry is not None and section == "geo":
                 origin["source"] = f"{_database_name(geo_meta)}, dated {geo_meta.get('date', '?')}"
             elif entry is not None:
@@ -70,7 +83,9 @@ def render_origins(origins: list[dict[str, Any]]) -> str:
             line += f" ({origin['error']})"
         # A value with no entry is in no lock file: the shard a lookup would write it to, said as such;
         # a private address is never looked up, so none.
-        if "source" in origin:
+        if "problem" in origin:
+            line += f" ({origin['problem']}; 'tiops validate' names every such problem)"
+        elif "source" in origin:
             line += f" [{origin['lock_file']}]"
         elif not str(origin["status"]).startswith("private"):
             line += f" [no entry; it would go in {origin['lock_file']}]"
