@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,12 @@ def test_markdown_shows_partner_text_without_links_emphasis_or_mentions(tmp_path
     root = base_repo(tmp_path / "repo")
     path = root / "intel" / "lanternloader.yaml"
     path.write_text(path.read_text().replace(
-        "name: LanternLoader", "name: \"see [the docs](https://evil.example) *now* @acme/security abuse@example.net\""))
+        "name: LanternLoader", "name: \"see [the docs](https://evil.example) *now* @acme/security abuse@example.net"
+        " fixes #12, gh-7 and acme/intel#3\""))
     markdown = render_markdown(diff_revisions(compile_revision(root, "base"), compile_revision(root, None)))
+    # Each would link an issue, and post an event in its timeline.
+    assert "#\u200b12" in markdown and "gh-\u200b7" in markdown and "acme/intel#\u200b3" in markdown
+    assert not re.search(r"#\d|gh-\d", markdown, re.IGNORECASE), markdown
     assert "\\[the docs\\](https://evil.example)" in markdown and "[the docs](" not in markdown
     assert "\\*now\\*" in markdown and "@\u200bacme/security" in markdown and " @acme" not in markdown
     assert "abuse@example.net" in markdown  # an address mentions nobody: left as written

@@ -16,6 +16,9 @@ __all__ = ["markdown_code", "markdown_text"]
 _MARKDOWN_PUNCTUATION = str.maketrans({c: "\\" + c for c in "\\[]*_~"})
 # An @ that starts a word mentions someone on GitHub; one inside an email address does not.
 _MENTION = re.compile(r"(?<!\w)@")
+# "#26", "GH-26" and "owner/repo#26" link an issue and post a "mentioned this" event in its
+# timeline, from a name a partner wrote (GitHub Docs, "Autolinked references and URLs").
+_ISSUE_REFERENCE = re.compile(r"(#|(?<!\w)GH-)(?=\d)", re.IGNORECASE)
 
 
 _LINE_ENDING = re.compile("\r\n|[\r\n\u2028\u2029\x85\x0b\x0c]")
@@ -26,7 +29,8 @@ def markdown_text(text: str) -> str:
 
     No link whose words hide its target (``[docs](https://evil…)``, escaped by CommonMark's
     backslash), no emphasis, and no GitHub mention or team ping (a zero-width space after a
-    word's ``@`` keeps ``@org/team`` inert; an email address is left as it is). A ``|``
+    word's ``@`` keeps ``@org/team`` inert; an email address is left as it is), and no link
+    to an issue (``#26``, ``GH-26``: a zero-width space after the ``#`` or ``-``). A ``|``
     is escaped so the text can sit in a table cell.
     """
     # A line ending (CommonMark takes a lone CR for one too) would end the list item or table row
@@ -34,6 +38,7 @@ def markdown_text(text: str) -> str:
     # overrides are written out, as the CLI writes them (tiops.render.names.printable).
     text = printable(_LINE_ENDING.sub(" ", text))
     text = _MENTION.sub("@\u200b", text.translate(_MARKDOWN_PUNCTUATION))
+    text = _ISSUE_REFERENCE.sub("\\1\u200b", text)
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("|", "\\|").replace("`", "'"))
 
