@@ -549,6 +549,15 @@ def test_no_line_of_the_text_format_starts_with_text_from_intel() -> None:
     assert "\x1b" not in text and "\r" not in text
 
 
+def test_no_line_of_the_text_format_holds_a_legacy_runner_command_from_intel() -> None:
+    # The runner's legacy form is found anywhere in a line (ActionCommand.TryParse: IndexOf("##[")).
+    finding = make_finding("TI209", "malware_types: '##[add-mask]TI209 ###[error]x' is not in the vocabulary",
+                           Location("intel/evil.yaml", 8, 3))
+    text = render_text([finding])
+    assert "##[" not in text
+    assert "'#\\x23[add-mask]TI209 ##\\x23[error]x'" in text
+
+
 def test_github_annotations_write_out_what_click_would_strip_from_them() -> None:
     finding = make_finding("TI204", f"modified: {RUNNER_VALUE!s}", Location("intel/evil/\x1b[1mours.yaml", 5, 1))
     lines = render_github([finding]).splitlines()

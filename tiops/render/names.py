@@ -12,14 +12,17 @@ from tiops.lookup import object_name
 _MAX_NAME = 60
 # What a terminal would act on rather than show: C0 and C1 controls (ESC starts colour,
 # hyperlink and screen-clearing sequences, CR overwrites the line) and the bidirectional
-# overrides and isolates that reorder what is shown.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# overrides and isolates that reorder what is shown. And the second "#" of "##[": a CI log runner
+# reads "##[add-mask]x", "##[error]x" or "##[stop-commands]x" anywhere in a line as a command
+# (GitHub's runner, ActionCommand.TryParse, the legacy form: IndexOf("##["), not only at the start).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|(?<=#)#(?=\[)")
 
 
 def printable(text: str) -> str:
     """``text`` as a terminal shows it and does nothing else with: each control character
     written as an escape (``\x1b``, ``\u202e``), so partner intel cannot recolour, relink,
-    clear or rewrite the lines a reviewer reads."""
+    clear or rewrite the lines a reviewer reads, nor give a CI runner a command (``##[`` is
+    written ``#\x23[``)."""
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
