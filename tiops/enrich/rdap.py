@@ -20,6 +20,7 @@ small enough to read directly (docs/enrich.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -649,47 +650,105 @@ def _timestamp(text: Any) -> str | None:
 
 
 def _events(document: dict[str, Any]) -> dict[str, str]:
-    # RFC 9083 section 4.5: events carry eventAction and eventDate.
+    # RFC 9083 section 4.5: events carry eventAction and eventDate. The actions are the registered
+    # values of section 10.2.3, in lower case; a server writing "Registration" means the same event.
     names = {"registration": "registered", "expiration": "expires", "last changed": "updated"}
     found: dict[str, str] = {}
     for event in _array(document, "events"):
         action = event.get("eventAction") if isinstance(event, dict) else None
-        if isinstance(action, str) and action in names and (moment := _timestamp(event.get("eventDate"))):
+        action = " ".join(action.lower().split()) if isinstance(action, str) else None
+        if action in names and (moment := _timestamp(event.get("eventDate"))):
             found[names[action]] = moment
     return found
 
 
+# RFC 9537 section 3.3 "Redaction by Replacement Value": a registry that may not publish a
+# registrant's data puts a placeholder where the value goes; ICANN's Registration Data Policy
+# writes "REDACTED FOR PRIVACY" (also "REDACTED", "Data Redacted"). It is no organisation: locked
+# as one, a rule on whois.registrant_organization would judge every private registration alike.
+_REDACTED: Final = re.compile(r"\bredacted\b", re.IGNORECASE)
+
+
+def _preference(parameters: Any) -> int:
+    """The PREF of a jCard property (RFC 6350 section 5.3): 1 is the most preferred, 100 the least;
+    a property without one comes after every property with one."""
+    pref = parameters.get("pref") if isinstance(parameters, dict) else None
+    if isinstance(pref, list) and pref:  # RFC 7095 section 3.4: a multi-valued parameter is an array
+        pref = pref[0]
+    text = str(pref).strip() if isinstance(pref, (str, int)) and not isinstance(pref, bool) else ""
+    return int(text) if text.isdigit() and 1 <= int(text) <= 100 else 101
+
+
+def _text(value: Any) -> str | None:
+    """A jCard property's text: a string, or the first component of a structured value (RFC 7095
+    section 3.3.1.3; ORG is its organisation name and then its units, RFC 6350 section 6.6.4)."""
+    if isinstance(value, list) and value:
+        value = value[0]
+    if not isinstance(value, str) or not value.strip() or _REDACTED.search(value):
+        return None  # RFC 9537 section 3.2: redaction by an empty value; 3.3: by a placeholder
+    return value.strip()
+
+
+def _label_country(label: str) -> str | None:
+    """The country of a label-only address (RFC 6350 section 6.3.1 LABEL; RFC 7095 section
+    3.3.1.3): its last line, as ARIN and the RIRs write the country name there. A label of one
+    line, or whose last line holds a digit (a street, a post code), names no country: the label is
+    free text, and locked as the country, "6 Cordelia St" would be matched by rules as one."""
+    lines = [line.strip() for line in label.strip().splitlines() if line.strip()]
+    if len(lines) < 2 or any(character.isdigit() for character in lines[-1]) or _REDACTED.search(lines[-1]):
+        return None
+    return lines[-1]
+
+
+def _country(parameters: Any, value: Any) -> str | None:
+    """The country of a jCard ``adr`` (RFC 7095 section 3.3.1.3): its ``cc`` parameter (RFC 8605
+    section 3.1, an ISO 3166 code), else the address's country name component (the 7th, RFC 6350
+    section 6.3.1), else a label's last line. A two-letter code is written in upper case."""
+    code = parameters.get("cc") if isinstance(parameters, dict) else None
+    country = _text(code) if isinstance(code, str) else None
+    if country is None and isinstance(value, list) and len(value) >= 7:
+        country = _text(value[6])
+    if country is None and isinstance(parameters, dict) and isinstance(parameters.get("label"), str):
+        country = _label_country(parameters["label"])
+    if country is not None and len(country) == 2 and country.isalpha():
+        country = country.upper()
+    return country
+
+
 def _vcard(entity: dict[str, Any]) -> dict[str, str]:
-    """fn, org, email and country of a jCard (RFC 7095), as RFC 9083 section 5.1 carries it."""
-    found: dict[str, str] = {}
+    """fn, org, kind, email and country of a jCard (RFC 7095), as RFC 9083 section 5.1 carries it.
+
+    Property and parameter names are compared in lower case: RFC 7095 section 3.3.1.1 asks for
+    them so, and a vCard's names are case-insensitive (RFC 6350 section 3.3), so a server writing
+    "FN" or "EMAIL" means the same property. Of several, the one of the lowest PREF (RFC 6350
+    section 5.3), then the first, is taken: an abuse team's mailbox before its help desk.
+    """
+    found: dict[str, tuple[int, str]] = {}
     card = entity.get("vcardArray")
     if not (isinstance(card, list) and len(card) == 2 and isinstance(card[1], list)):
-        return found
+        return {}
     for item in card[1]:
-        if not (isinstance(item, list) and len(item) >= 4):
+        if not (isinstance(item, list) and len(item) >= 4 and isinstance(item[0], str)):
             continue
-        name, parameters, value = item[0], item[1], item[3]
-        if name in ("fn", "org", "email") and isinstance(value, str) and value:
-            found.setdefault(name, value)
-        elif name == "adr":
-            code = parameters.get("cc") if isinstance(parameters, dict) else None
-            if isinstance(code, str) and code:
-                found.setdefault("country", code.upper())
-            elif isinstance(value, list) and len(value) >= 7 and isinstance(value[6], str) and value[6]:
-                found.setdefault("country", value[6])
-            elif isinstance(parameters, dict) and isinstance(parameters.get("label"), str):
-                # RFC 7095 section 3.3.1.3: a label-only address; its last line is the country.
-                lines = parameters["label"].strip().splitlines()
-                if lines and lines[-1].strip():
-                    found.setdefault("country", lines[-1].strip())
-    return found
+        name, parameters, value = item[0].lower(), item[1], item[3]
+        if isinstance(parameters, dict):
+            parameters = {str(key).lower(): parameter for key, parameter in parameters.items()}
+        text = _text(value) if name in ("fn", "org", "email", "kind") else _country(parameters, value) if name == "adr" else None
+        key = "country" if name == "adr" else name
+        if text is not None and (key not in found or _preference(parameters) < found[key][0]):
+            found[key] = (_preference(parameters), text)
+    return {key: text for key, (_, text) in found.items()}
+
+
+def _roles(entity: dict[str, Any]) -> frozenset[str]:
+    # RFC 9083 section 10.2.4: the registered roles are lower case; "Abuse" means the abuse role.
+    return frozenset(" ".join(role.lower().split()) for role in _array(entity, "roles") if isinstance(role, str))
 
 
 def _entities(document: dict[str, Any]) -> Iterator[tuple[frozenset[str], dict[str, str]]]:
     for entity in _array(document, "entities"):
         if isinstance(entity, dict):
-            roles = frozenset(r for r in _array(entity, "roles") if isinstance(r, str))
-            yield roles, _vcard(entity)
+            yield _roles(entity), _vcard(entity)
             yield from _entities(entity)  # an abuse contact sits inside the registrar entity
 
 
@@ -699,7 +758,11 @@ def _contacts(document: dict[str, Any]) -> dict[str, str]:
         if "registrar" in roles and (name := card.get("fn") or card.get("org")):
             found.setdefault("registrar", name)
         if "registrant" in roles:
-            if organisation := card.get("org") or card.get("fn"):
+            # A card's fn is the organisation's name when the card is an organisation's (ARIN, the RIRs:
+            # kind "org"); a registrant of kind "individual" (RFC 6350 section 6.1.4) is a person, whose
+            # name is no organisation and personal data the bundle would carry to every consumer.
+            person = card.get("kind", "").lower() == "individual"
+            if organisation := card.get("org") or (None if person else card.get("fn")):
                 found.setdefault("registrant_organization", organisation)
             if country := card.get("country"):
                 found.setdefault("registrant_country", country)
@@ -708,8 +771,22 @@ def _contacts(document: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+# RFC 8056 section 2 maps EPP statuses to RDAP's (RFC 9083 section 10.2.2): "clientHold" is
+# "client hold"; these two are named otherwise.
+_EPP_STATUS: Final = {"ok": "active", "linked": "associated"}
+_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _status_value(text: str) -> str:
+    """A status as RFC 9083 section 10.2.2 registers it: lower case words. Servers write
+    "Active" or the EPP form "clientTransferProhibited" (RFC 5731 section 2.3) too; kept as
+    written, a rule on whois.rdap_status would miss them and one status would be two."""
+    words = " ".join(_CAMEL.sub(" ", text).split()).lower()
+    return _EPP_STATUS.get(words, words)
+
+
 def _status(document: dict[str, Any]) -> dict[str, list[str]]:
-    status = [s for s in _array(document, "status") if isinstance(s, str)]
+    status = {_status_value(s) for s in _array(document, "status") if isinstance(s, str) and s.strip()}
     return {"rdap_status": sorted(status)} if status else {}
 
 
@@ -735,5 +812,10 @@ def parse_network(document: dict[str, Any]) -> dict[str, Any]:
             found[target] = value
     start, end = document.get("startAddress"), document.get("endAddress")
     if isinstance(start, str) and isinstance(end, str):
+        # RFC 5952 section 4 text, as every address in the lock: ARIN writes
+        # "2001:4860:0000:0000:0000:0000:0000:0000", upper case too; one range is one text. One that
+        # cannot be read is kept as written: the check of what the answer is about names it.
+        with contextlib.suppress(ValueError):
+            start, end = str(ipaddress.ip_address(start.strip())), str(ipaddress.ip_address(end.strip()))
         found["network"] = f"{start} - {end}"
     return found
