@@ -172,8 +172,11 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     files["browse.html"] = _page(
         environment, "browse.html", root="", script=browser_js, query_script=query_js, data_script=data_js, operators=_OPERATORS, fields=_BUILDER_FIELDS,
         catalogue=_script_json(_catalogue(seen, seen_types)), first_page=_script_json(first_page), width=width, **common)
+    # The shards there are: a report with few objects has none for some UUID digits, and the object
+    # page must tell "no such object" (no shard for its digits) from a shard file that went missing.
+    shard_keys = " ".join(sorted(name[len(_SHARDS) + 1:-3] for name in files if name.startswith(f"{_SHARDS}/")))
     files["object.html"] = _page(environment, "object.html", root="", script=object_js, data_script=data_js, width=width,
-                                 **common)
+                                 shards=shard_keys, **common)
     data_files = _write_site(output, files)
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
 
@@ -245,6 +248,7 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
             kind, source, target = str(obj.get("relationship_type")), str(obj.get("source_ref")), str(obj.get("target_ref"))
             links.setdefault(source, []).append((kind, True, target, obj["id"]))
             links.setdefault(target, []).append((kind, False, source, obj["id"]))
+    referrers = _referrers(objects)
     index_rows: list[list[Any]] = []
     shards: dict[str, list[dict[str, Any]]] = {}
     reference_names = _ReferenceNames(names)
@@ -262,6 +266,9 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
                   for kind, outgoing, other, rel_id in sorted(related, key=_link_order)] if related else [],
             "p": _origin_list(origins.get(object_id)),
         }
+        referred = referrers.get(object_id)
+        if referred:  # only then: most objects have none, and the shards stay small
+            entry["b"] = [[key, other, names.get(other, other)] for key, other in sorted(referred)]
         shards.setdefault(shard_key(object_id, width), []).append(entry)
         if done % 1000 == 0 or done == len(query_rows):
             progress("report", done, len(query_rows))
@@ -283,6 +290,41 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
 def _utf16(text: str) -> bytes:
     """``text`` in the order JavaScript's < compares strings: by UTF-16 code units."""
     return text.encode("utf-16-be", "surrogatepass")
+
+
+# References every object of a source carries (its author, its markings, ATT&CK's last editor):
+# the object they name would list thousands of referrers, and its page says nothing by them.
+_NOT_BACK_LINKED = frozenset({"created_by_ref", "object_marking_refs", "x_mitre_modified_by_ref"})
+
+
+def _referrers(objects: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    """Id -> (property, id) of each object that names it in a top-level ``*_ref``/``*_refs``
+    property: a sighting's ``sighting_of_ref`` and ``where_sighted_refs``, a report's or note's
+    ``object_refs``, a language-content's ``object_ref``, an SCO's ``resolves_to_refs``. STIX
+    relates objects by these as much as by relationship objects (a sighting is one, STIX 2.1
+    section 5.2), so the named object's page links back to them. A relationship's own ends are
+    in the relationships list already."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    # As _ReferenceNames: a few hundred shapes; with the type, since a relationship's ends are left out.
+    shapes: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, bool], ...]] = {}
+    for obj in objects:
+        shape = (obj["type"], tuple(obj))
+        properties = shapes.get(shape)
+        if properties is None:
+            skipped = _NOT_BACK_LINKED | ({"source_ref", "target_ref"} if obj["type"] == "relationship" else set())
+            properties = shapes[shape] = tuple(
+                (key, key.endswith("_refs")) for key in shape[1] if key.endswith(("_ref", "_refs")) and key not in skipped)
+        if not properties:
+            continue
+        object_id = obj["id"]
+        for key, many in properties:
+            value = obj[key]
+            named: Iterable[Any] = {ref for ref in value if isinstance(ref, str)} if many and isinstance(value, list) \
+                else (value,)
+            for ref in named:  # once per property, however often the list names it
+                if isinstance(ref, str) and ref != object_id:
+                    found.setdefault(ref, []).append((key, object_id))
+    return found
 
 
 def _link_order(link: tuple[str, bool, str, str]) -> tuple[str, str]:

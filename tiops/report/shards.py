@@ -10,6 +10,8 @@ JSON to a function of the page (``TiopsReport.index(...)``, ``TiopsReport.shard(
   digits, see :func:`shard_width`): each object with its query-only fields, the names of
   what it references, its relationships and its provenance. The object page loads the one
   shard its id names; the browser loads them all only for a query over other fields.
+  Each object also has the objects naming it in a ``*_ref(s)`` property, when any (build.py
+  ``_referrers``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from deflate import zlib_compress
 
 # The fields the browser's index holds, besides source (row "s") and TLP (row "t").
 # A query reading any other field makes the browser load the object shards first.
+# The aliases are there for free-text search: an analyst looks up "Cozy Bear", not APT29's
+# name (STIX ``aliases``; ATT&CK keeps a malware's or tool's in ``x_mitre_aliases``).
 INDEX_FIELDS = ("id", "type", "name", "labels", "confidence", "created", "modified", "valid_from", "valid_until",
-                "revoked", "x_mitre_deprecated", "indicator_types", "observable", "observable_type", "external_id")
+                "revoked", "x_mitre_deprecated", "indicator_types", "observable", "observable_type", "external_id",
+                "aliases", "x_mitre_aliases")
 _HEX = frozenset(string.hexdigits.lower())
 _SMALL = 16_000  # up to this many objects, 16 shards; above, 256 (about 400 objects each at 100k)
 

@@ -10,27 +10,36 @@
   var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
   var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
   var rows = null, index = null, full = null, pending = 0, waiting = [];
+  var called = Object.create(null);  // data files that called the page as their script ran ("index", shard keys)
   var ROW_FIELDS = { source: true, tlp: true, file: true };
   var DERIVED = ["observable", "observable_type", "external_id"];  // tiops/query/view.py DERIVED_FIELDS
   var state = { page: 0, sort: "name", descending: false, shown: [] };
 
   // data/index.js calls TiopsReport.index(...); each shard calls TiopsReport.shard(key, objects).
   window.TiopsReport = {
+    // Each only from its own file, once (TiopsData.running): a shard put in another's place
+    // must not count as that other one and end the wait with its objects missing.
     index: function (packed) {
+      if (called.index || !TiopsData.running("data/index.js")) { return; }
+      called.index = true;
       TiopsData.inflate(packed).then(function (data) {
-        index = data;
-        rows = data.rows.map(function (values) { return toRow(data.fields, values); });
-        refresh();
-      });
+        return { data: data, rows: data.rows.map(function (values) { return toRow(data.fields, values); }) };
+      }).then(function (read) { index = read.data; rows = read.rows; refresh(); },
+              function () { failed(TiopsData.broken("data/index.js", "is damaged")); });
     },
     shard: function (key, packed) {
+      if (full === null || called[key] || !TiopsData.running("data/objects/" + key + ".js")) { return; }
+      called[key] = true;
       TiopsData.inflate(packed).then(function (entries) {
         entries.forEach(function (entry) { full[entry.o.id] = entry.o; });
+      }).then(function () {
         pending -= 1;
         if (pending === 0) { shardsLoaded(); }
-      });
+      }, function () { failed(TiopsData.broken("data/objects/" + key + ".js", "is damaged")); });
     }
   };
+  // A data file that is missing or damaged: said above the table, whose rows stay as they were.
+  function failed(message) { document.getElementById("loading").textContent = message; }
   // An index row: display name (null: the name property), source, TLP, then the fields.
   function toRow(fields, values) {
     var d = {};
@@ -41,13 +50,6 @@
   // page shows rows at once; the index (search, sort, other pages) follows.
   var preview = JSON.parse(document.getElementById("first-page").textContent);
   preview.rows = preview.rows.map(function (values) { return toRow(preview.fields, values); });
-
-  function script(src, failed) {
-    var tag = document.createElement("script");
-    tag.src = src;
-    tag.onerror = failed;
-    document.body.appendChild(tag);
-  }
 
   // Does the query read a field the index does not hold?
   function needsShards(node) {
@@ -65,9 +67,7 @@
     pending = index.shards.length;
     document.getElementById("loading").textContent = "Loading the data of " + rows.length + " objects for this query\u2026";
     index.shards.forEach(function (key) {
-      script("data/objects/" + key + ".js", function () {
-        document.getElementById("loading").textContent = "Cannot read data/objects/" + key + ".js: the report is incomplete.";
-      });
+      TiopsData.load("data/objects/" + key + ".js", function () { return called[key] === true; }, failed);
     });
     if (pending === 0) { shardsLoaded(); }
   }
@@ -108,10 +108,11 @@
     return m ? m[1] + "." + (m[2] || "").replace(/0+$/, "") : fold(value);
   }
 
-  // Free text looks at names, ids, tags, sources, observable values and external ids.
+  // Free text looks at names, ids, tags, sources, observable values, external ids and aliases.
   function haystack(row) {
     if (row.hay === undefined) {
-      row.hay = [row.n, row.d.id, row.d.labels, row.s, row.d.observable, row.d.external_id].map(fold).join("\n");
+      row.hay = [row.n, row.d.id, row.d.labels, row.s, row.d.observable, row.d.external_id, row.d.aliases,
+                 row.d.x_mitre_aliases].map(fold).join("\n");
     }
     return row.hay;
   }
@@ -272,7 +273,5 @@
   window.addEventListener("hashchange", function () { if (location.hash.slice(1) !== written) { restore(); refresh(); } });
   restore();
   if (!location.hash.slice(1)) { state.shown = preview.rows; draw(); }  // the default view: no query, first page
-  script("data/index.js", function () {
-    document.getElementById("loading").textContent = "Cannot read data/index.js: the report is incomplete.";
-  });
+  TiopsData.load("data/index.js", function () { return called.index === true; }, failed);
 })();

@@ -18,17 +18,43 @@
         return lines && (character === "\n" || character === "\t") ? character : escaped(character);
       });
     },
-    // base64 text -> Promise of the JSON value it holds.
-    inflate: function (text) {
-      var bytes;
-      if (Uint8Array.fromBase64) { bytes = Uint8Array.fromBase64(text); }  // native, several times faster than atob
-      else {
-        var binary = atob(text);
-        bytes = new Uint8Array(binary.length);
-        for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
-      }
-      var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-      return new Response(stream).json();
+    // Adds the data file ``src`` (data/index.js, data/objects/<key>.js) as a <script>.
+    // ``arrived()`` says whether the file called the page (TiopsReport.index or .shard) as it
+    // ran: a file cut short or edited by hand runs with a syntax error and calls nothing, and
+    // Chromium still fires "load" for it. ``failed(message)`` then, or when the file is missing,
+    // so the page says what is wrong instead of waiting for data that never comes.
+    load: function (src, arrived, failed) {
+      var tag = document.createElement("script");
+      tag.src = src;
+      tag.onerror = function () { failed(TiopsData.broken(src, "is missing")); };
+      tag.onload = function () { if (!arrived()) { failed(TiopsData.broken(src, "is damaged")); } };
+      document.body.appendChild(tag);
+    },
+    // Whether the data file running now is ``src``: a file put in another's place (a.js
+    // holding shard "b") is damaged, and must not pass for that other file's data.
+    running: function (src) {
+      var current = document.currentScript;
+      return current !== null && current.getAttribute("src") === src;
+    },
+    broken: function (src, what) {
+      return "The report is incomplete: its data file " + src + " " + what
+        + ". Build the report again (tiops report) or copy the whole folder.";
+    },
+    // base64 text -> Promise of the JSON value it holds. Text that is not base64 rejects the
+    // promise too (decoding it throws; inside then() that is a rejection), so a damaged file
+    // is one failure to handle, not an exception thrown out of the data file's script.
+    inflate: function (packed) {
+      return Promise.resolve(packed).then(function (text) {
+        var bytes;
+        if (Uint8Array.fromBase64) { bytes = Uint8Array.fromBase64(text); }  // native, several times faster than atob
+        else {
+          var binary = atob(text);
+          bytes = new Uint8Array(binary.length);
+          for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+        }
+        var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+        return new Response(stream).json();
+      });
     }
   };
 })();

@@ -5,18 +5,31 @@
 (function () {
   "use strict";
   var WIDTH = Number(document.getElementById("object-script").dataset.width) || 1;
+  // The shard files the report has (object.html lists them): no shard, no such object.
+  var EXISTING = Object.create(null);
+  document.getElementById("object-script").dataset.shards.split(" ").forEach(function (key) { EXISTING[key] = true; });
   var SVG = "http://www.w3.org/2000/svg";
   var GRAPH_NEIGHBOURS = 24;
   var shards = Object.create(null), requested = Object.create(null);
+  // Shards that called the page (as their script ran) and shards that cannot be read (key -> message).
+  var called = Object.create(null), broken = Object.create(null);
   var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
   function own(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
+  function shardFile(key) { return "data/objects/" + key + ".js"; }
 
   window.TiopsReport = {
     shard: function (key, packed) {
+      // Only from the file of that shard, once: a file holding another key (copied over a
+      // shard by hand) is a damaged file, not the data of that other shard.
+      if (called[key] || !TiopsData.running(shardFile(key))) { return; }
+      called[key] = true;
       TiopsData.inflate(packed).then(function (entries) {
         var byId = Object.create(null);  // no inherited "constructor" or "__proto__" entry for an id from the address
         entries.forEach(function (entry) { byId[entry.o.id] = entry; });
-        shards[key] = byId;
+        return byId;
+      }).then(function (byId) { shards[key] = byId; show(); }, function () {
+        // Not base64, not deflate or not a list of objects: a damaged file, said as such.
+        broken[key] = TiopsData.broken(shardFile(key), "is damaged");
         show();
       });
     }
@@ -173,6 +186,20 @@
       });
       parts.push(list);
     } else { parts.push(element("p", "No relationships.", "empty")); }
+    // The objects that name this one in a *_ref(s) property (tiops/report/build.py _referrers):
+    // a sighting of it, a report or note about it. Left out when there are none.
+    var referrers = entry.b || [];
+    if (referrers.length) {
+      parts.push(element("h2", "Referenced by (" + referrers.length + ")"));
+      var referenced = element("ul", null, "referrers");
+      referrers.forEach(function (ref) {  // [property, other id, other name]
+        var li = element("li");
+        li.appendChild(link(ref[1], ref[2], ref[1]));
+        li.appendChild(textNode(" (" + ref[1].split("--")[0] + ", " + ref[0] + ")"));
+        referenced.appendChild(li);
+      });
+      parts.push(referenced);
+    }
     parts.push(element("h2", "Provenance"));
     if (entry.p) {  // [file, line, source, defaults files, rules]
       var dl = element("dl", null, "provenance");
@@ -188,23 +215,32 @@
     window.scrollTo(0, 0);
   }
 
+  var TITLE = document.title;
+  // No object to draw: the message alone, not the page (nor the title) of the one shown before.
+  function nothing(status, article, message) {
+    status.textContent = message;
+    article.replaceChildren();
+    document.title = TITLE;
+  }
+
   function show() {
     var id = currentId(), status = document.getElementById("object-status"), article = document.getElementById("object");
-    if (!id) { status.textContent = "No object named: open one from the browser (browse.html)."; article.replaceChildren(); return; }
+    if (!id) { nothing(status, article, "No object named: open one from the browser (browse.html)."); return; }
     var key = shardKey(id);
+    if (!EXISTING[key]) { nothing(status, article, "The report has no object " + printable(id) + "."); return; }
+    if (broken[key]) { nothing(status, article, broken[key]); return; }
     if (!shards[key]) {
+      // Said for every id asked while its shard loads, not only the first one.
+      status.textContent = "Loading " + printable(id) + "\u2026";
       if (!requested[key]) {
         requested[key] = true;
-        status.textContent = "Loading " + printable(id) + "\u2026";
-        var script = document.createElement("script");
-        script.src = "data/objects/" + key + ".js";
-        script.onerror = function () { shards[key] = Object.create(null); show(); };
-        document.body.appendChild(script);
+        TiopsData.load(shardFile(key), function () { return called[key] === true; },
+                       function (message) { broken[key] = message; show(); });
       }
       return;
     }
     var entry = shards[key][id];
-    if (!entry) { status.textContent = "The report has no object " + printable(id) + "."; article.replaceChildren(); return; }
+    if (!entry) { nothing(status, article, "The report has no object " + printable(id) + "."); return; }
     status.textContent = "";
     draw(entry);
   }
