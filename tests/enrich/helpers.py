@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 INDICATOR = """type: indicator
@@ -34,3 +35,22 @@ def write_repo(root: Path, server_url: str, names: list[str] | None = None, extr
         text = INDICATOR.format(uuid=f"00000000-0000-4000-8000-{number:012d}", pattern=PATTERNS.get(name) or (extra or {})[name])
         (root / "intel" / "indicators" / f"{name}.yaml").write_text(text, encoding="utf-8")
     return root
+
+
+def write_mmdb(path: Path, database_type: str, records: dict[str, dict[str, object]], *,
+               ip_version: int = 6, built: datetime | None = None) -> None:
+    """A MaxMind DB file of ``records`` (network -> record), as MaxMind builds them (mmdb_writer)."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    class Writer(MMDBWriter):
+        def _build_meta(self) -> dict[str, object]:
+            meta: dict[str, object] = super()._build_meta()
+            if built is not None:  # a file MaxMind built on that day (mmdb_writer writes the time of writing)
+                meta["build_epoch"] = int(built.timestamp())
+            return meta
+
+    writer = Writer(ip_version=ip_version, ipv4_compatible=ip_version == 6, database_type=database_type)
+    for network, record in records.items():
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))

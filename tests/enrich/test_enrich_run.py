@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from rdap_server import RdapServer
 
-from enrich.helpers import write_repo
+from enrich.helpers import write_mmdb, write_repo
 from tiops.cli import main
 from tiops.enrich.lock import read_lock, write_lock
 from tiops.enrich.rdap import RdapClient, rdap_settings
@@ -108,6 +108,74 @@ def test_refresh_requeries_old_results_and_failures_are_retried(tmp_path: Path, 
     assert enrich_repo(root, rdap=client, refresh=timedelta(days=3_652_000), now=lambda: later).whois_queried == 0
 
 
+def test_refresh_zero_needs_no_unit(tmp_path: Path, rdap_server: RdapServer) -> None:
+    # --refresh=0 was "not a duration like 30d": zero of any unit is no time, the same as 0d.
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["phish", "unknown"])
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    for zero in ("--refresh=0", "--refresh=0d"):
+        result = CliRunner().invoke(main, ["-C", str(root), "enrich", zero])
+        assert result.exit_code == 0 and "2 RDAP queries" in result.output, result.output
+        assert "0 geo lookup(s)" in result.output  # an AGE reads RDAP answers again, not the geo database
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--refresh=1"]).exit_code == 2  # a unit is needed
+
+
+def test_replacing_the_older_of_two_mmdb_files_is_noticed_and_looked_up_again(tmp_path: Path) -> None:
+    # GeoLite2-City and GeoLite2-ASN, dated apart; the ASN file replaced by a newer one still older
+    # than the City file. The lock named the newest date alone, so neither --check nor a run saw it.
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["google"])
+    (root / "geoip").mkdir()
+    (root / "tiops.yaml").write_text("enrichment:\n  geo:\n    backend: mmdb\n    database: geoip/City.mmdb\n"
+                                     "    asn_database: geoip/ASN.mmdb\n", encoding="utf-8")
+    write_mmdb(root / "geoip" / "City.mmdb", "GeoLite2-City", {"8.8.8.0/24": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}}}}, built=datetime(2024, 6, 18, tzinfo=UTC))
+    for day, asn in ((1, 15169), (11, 64500)):
+        write_mmdb(root / "geoip" / "ASN.mmdb", "GeoLite2-ASN", {"8.8.8.0/24": {
+            "autonomous_system_number": asn, "autonomous_system_organization": "GOOGLE"}},
+            built=datetime(2024, 6, day, tzinfo=UTC))
+        if day == 11:
+            check = CliRunner().invoke(main, ["-C", str(root / "intel" / "indicators"), "enrich", "--check", "--offline"])
+            assert check.exit_code == 1, check.output
+            assert "2024-06-18 + 2024-06-01; this tiops reads GeoLite2-City + GeoLite2-ASN, 2024-06-18 + 2024-06-11" \
+                in check.output
+        # Started in a folder below the root: the paths are still the root's.
+        run = CliRunner().invoke(main, ["-C", str(root / "intel" / "indicators"), "enrich", "--offline"])
+        assert run.exit_code == 0, run.output
+        lock = read_lock(root / "intel", root)[0]
+        assert lock.meta["geo"]["date"] == f"2024-06-18 + 2024-06-{day:02d}"
+        assert lock.geo["8.8.8.8"]["asn"] == asn
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_run_stopped_while_writing_a_new_database_results_reads_them_all_again(tmp_path: Path) -> None:
+    # lock.json was written before the geo shards: a run stopped between (kill -9, a full disk; here a
+    # file size limit the system enforces) left the shipped database's results under the mmdb's name,
+    # and the next run and --check took them as the mmdb's, for good.
+    import resource
+
+    root = write_repo(tmp_path / "repo", "http://127.0.0.1:9/", ["many"], {"many": "[ipv4-addr:value IN ({})]".format(
+        ", ".join(f"'8.{a}.{b}.1'" for a in range(1, 21) for b in range(1, 16)))})
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0  # the shipped database
+    (root / "tiops.yaml").write_text("enrichment:\n  geo:\n    backend: mmdb\n    database: City.mmdb\n",
+                                     encoding="utf-8")
+    write_mmdb(root / "City.mmdb", "GeoLite2-City", {"8.0.0.0/8": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}},
+        "city": {"names": {"en": "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"}}}})
+
+    def small_files() -> None:  # lock.json (about 150 bytes) fits; a shard of 20 long results does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    stopped = subprocess.run([sys.executable, "-m", "tiops", "-C", str(root), "enrich", "--offline", "--no-cache"],
+                             preexec_fn=small_files, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 1 and "File too large" in stopped.stderr, stopped.stderr
+    check = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"])
+    assert check.exit_code == 1 and "its GeoLocation results come from GeoLite2-CountryASN" in check.output, check.output
+    rerun = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
+    assert rerun.exit_code == 0 and "300 geo lookup(s) (GeoLite2-City" in rerun.output, rerun.output
+    lock = read_lock(root / "intel", root)[0]
+    assert {entry.get("city") for entry in lock.geo.values()} == {
+        "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"}
+
+
 def _stripped(root: Path) -> dict[str, dict[str, object]]:
     lock = read_lock(root / "intel", root)[0]
     return {v: {k: x for k, x in e.items() if k != "retrieved"} for v, e in lock.whois.items()}
@@ -145,6 +213,61 @@ def test_a_run_killed_with_sigkill_keeps_its_results_and_a_rerun_converges(tmp_p
     assert read_lock(root / "intel", root)[1] == []
     assert not list((root / "intel" / ".enrichment").rglob("*.tmp"))
     assert json.loads((root / "intel" / ".enrichment" / "lock.json").read_text())["format"] == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+def test_ctrl_c_keeps_every_answer_had_before_it(tmp_path: Path, rdap_server: RdapServer) -> None:
+    # Results are written every second; Ctrl-C (SIGINT) lost the answers had since the last write,
+    # requests the registries had paced and answered. Now they are written as the run stops.
+    names = [f"d{n:02d}" for n in range(40)]
+    patterns = {name: f"[domain-name:value = 'www.{name}-woodgrove.net']" for name in names}
+    root = write_repo(tmp_path / "repo", rdap_server.url, names, patterns)
+    process = subprocess.Popen([sys.executable, "-m", "tiops", "-C", str(root), "enrich"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(rdap_server.rdap_requests()) < 3:
+        time.sleep(0.005)
+    rdap_server.delay = 3.0  # the run now waits in a request, as on a slow registry
+    time.sleep(0.5)
+    answered = {path.rpartition("/")[2] for path, _ in rdap_server.rdap_requests()}
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 130 and "interrupted" in errors, errors
+    assert 3 <= len(answered) < len(names)
+    locked = read_lock(root / "intel", root)
+    assert locked[1] == []  # a lock every command reads
+    assert {value.removeprefix("www.") for value in locked[0].whois} == answered
+    assert not list((root / "intel" / ".enrichment").rglob("*.tmp"))
+    rdap_server.delay = 0.0
+    rerun = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert rerun.exit_code == 0, rerun.output
+    assert f"{len(names) - len(answered)} RDAP queries" in rerun.output  # it asks only for the rest
+
+
+def test_a_second_run_at_once_stops_before_asking_and_the_first_finishes(tmp_path: Path,
+                                                                         rdap_server: RdapServer) -> None:
+    # Two runs at once asked every registry twice, and each deleted the other's half-written shard
+    # (write_lock clears what a killed run left), so one failed with "cannot write ... No such file".
+    names = [f"d{n:02d}" for n in range(12)]
+    patterns = {name: f"[domain-name:value = 'www.{name}-woodgrove.net']" for name in names}
+    root = write_repo(tmp_path / "repo", rdap_server.url, names, patterns, rpm=600)
+    rdap_server.delay = 0.1
+    first = subprocess.Popen([sys.executable, "-m", "tiops", "-C", str(root), "enrich"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not rdap_server.rdap_requests():
+        time.sleep(0.02)
+    assert first.poll() is None, "the first run is still asking"
+    second = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert second.exit_code == 2, second.output
+    assert "another 'tiops enrich' is running in this repository" in second.output
+    assert "Traceback" not in second.output
+    _, errors = first.communicate(timeout=120)
+    assert first.returncode == 0, errors
+    assert len(rdap_server.rdap_requests()) == len(names)  # each name asked once, by the first run
+    assert set(_stripped(root)) == {f"www.{name}-woodgrove.net" for name in names}
+    again = CliRunner().invoke(main, ["-C", str(root), "enrich"])  # the lock is free once a run ends
+    assert again.exit_code == 0 and "0 RDAP queries" in again.output, again.output
 
 
 def test_a_bad_enrichment_setting_is_a_located_config_finding(tmp_path: Path) -> None:

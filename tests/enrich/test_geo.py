@@ -9,6 +9,7 @@ from pathlib import Path
 import maxminddb
 import pytest
 
+from enrich.helpers import write_mmdb
 from tiops.enrich.geo import MmdbDatabase, ShippedDatabase, geo_entry, open_geo_database
 from tiops.errors import UsageError
 
@@ -66,24 +67,14 @@ def test_database_identity_names_the_data_and_its_date(shipped: ShippedDatabase)
     assert len(shipped.date) == 10 and shipped.date[4] == "-" and shipped.date[:2] == "20"
 
 
-def _write_mmdb(path: Path, database_type: str, records: dict[str, dict[str, object]]) -> None:
-    from mmdb_writer import MMDBWriter
-    from netaddr import IPSet
-
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=database_type)
-    for network, record in records.items():
-        writer.insert_network(IPSet([network]), record)
-    writer.to_db_file(str(path))
-
-
 @pytest.fixture
 def mmdb_files(tmp_path: Path) -> tuple[Path, Path]:
     city, asn = tmp_path / "GeoLite2-City.mmdb", tmp_path / "GeoLite2-ASN.mmdb"
-    _write_mmdb(city, "GeoLite2-City", {"8.8.8.0/24": {
+    write_mmdb(city, "GeoLite2-City", {"8.8.8.0/24": {
         "country": {"iso_code": "US", "names": {"en": "United States"}},
         "subdivisions": [{"iso_code": "CA", "names": {"en": "California"}}],
         "city": {"names": {"en": "Mountain View"}}}})
-    _write_mmdb(asn, "GeoLite2-ASN", {"8.8.8.0/24": {"autonomous_system_number": 15169,
+    write_mmdb(asn, "GeoLite2-ASN", {"8.8.8.0/24": {"autonomous_system_number": 15169,
                                                      "autonomous_system_organization": "GOOGLE"}})
     return city, asn
 
@@ -174,3 +165,56 @@ def test_a_database_damaged_past_its_header_is_a_clear_error(tmp_path: Path, mmd
     with pytest.raises(UsageError, match=r"the GeoIP database .*GeoLite2-City\.mmdb is damaged") as raised:
         geo_entry(database, "8.8.8.8")
     assert raised.value.hint is not None and "Download the .mmdb file again" in raised.value.hint
+
+
+def test_an_ipv4_only_database_knows_no_ipv6_address_and_is_not_damaged(tmp_path: Path) -> None:
+    # A Country file built for IPv4 only (ip_version 4): maxminddb raises for an IPv6 address, which
+    # the run read as a damaged file and stopped; the file simply holds no IPv6 network.
+    write_mmdb(tmp_path / "v4.mmdb", "GeoLite2-Country", {"8.8.8.0/24": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}}}}, ip_version=4)
+    write_mmdb(tmp_path / "asn.mmdb", "GeoLite2-ASN", {"2001:4860::/32": {
+        "autonomous_system_number": 15169, "autonomous_system_organization": "GOOGLE"}})
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": "v4.mmdb"})
+    assert geo_entry(database, "8.8.8.8")["country_code"] == "US"
+    assert geo_entry(database, "2001:4860::8888") == {"status": "not-found"}
+    assert geo_entry(database, "2001:4860::/48") == {"status": "not-found"}
+    both = open_geo_database(tmp_path, {"backend": "mmdb", "database": "v4.mmdb", "asn_database": "asn.mmdb"})
+    assert geo_entry(both, "2001:4860::8888") == {"status": "found", "asn": 15169, "as_organization": "GOOGLE"}
+
+
+def test_a_geoip2_enterprise_file_gives_the_as_it_keeps_in_its_traits(tmp_path: Path) -> None:
+    write_mmdb(tmp_path / "GeoIP2-Enterprise.mmdb", "GeoIP2-Enterprise", {"8.8.8.0/24": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}},
+        "city": {"names": {"en": "Mountain View"}},
+        "traits": {"autonomous_system_number": 15169, "autonomous_system_organization": "GOOGLE",
+                   "isp": "Google", "organization": "Google"}}})
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": "GeoIP2-Enterprise.mmdb"})
+    assert geo_entry(database, "8.8.8.8") == {
+        "status": "found", "country_code": "US", "country": "United States", "city": "Mountain View",
+        "asn": 15169, "as_organization": "GOOGLE"}
+
+
+def test_the_identity_changes_when_either_file_changes_date(tmp_path: Path) -> None:
+    # MaxMind dates the City and ASN files apart: with the newest date alone, an ASN file replaced
+    # by a newer one still older than the City file left the identity, and the lock, as they were.
+    city = {"8.8.8.0/24": {"country": {"iso_code": "US", "names": {"en": "United States"}}}}
+    write_mmdb(tmp_path / "city.mmdb", "GeoLite2-City", city, built=datetime(2024, 6, 18, tzinfo=UTC))
+    identities = []
+    for day in (1, 11):
+        write_mmdb(tmp_path / "asn.mmdb", "GeoLite2-ASN", {"8.8.8.0/24": {"autonomous_system_number": day}},
+                    built=datetime(2024, 6, day, tzinfo=UTC))
+        database = open_geo_database(tmp_path, {"backend": "mmdb", "database": "city.mmdb",
+                                                "asn_database": "asn.mmdb"})
+        identities.append((database.database, database.date))
+    assert identities == [("GeoLite2-City + GeoLite2-ASN", "2024-06-18 + 2024-06-01"),
+                          ("GeoLite2-City + GeoLite2-ASN", "2024-06-18 + 2024-06-11")]
+    write_mmdb(tmp_path / "asn.mmdb", "GeoLite2-ASN", {}, built=datetime(2024, 6, 18, 9, tzinfo=UTC))
+    same_day = open_geo_database(tmp_path, {"backend": "mmdb", "database": "city.mmdb", "asn_database": "asn.mmdb"})
+    assert same_day.date == "2024-06-18"  # one date when both files are of one day, as MaxMind releases them
+
+
+def test_a_folder_named_as_a_database_is_named_by_its_key(tmp_path: Path, mmdb_files: tuple[Path, Path]) -> None:
+    (tmp_path / "GeoLite2-ASN").mkdir()  # an unpacked archive's folder, named instead of the file in it
+    with pytest.raises(UsageError, match="GeoLite2-ASN: it is a folder, not a file") as raised:
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": mmdb_files[0].name, "asn_database": "GeoLite2-ASN"})
+    assert raised.value.hint is not None and raised.value.hint.startswith("enrichment.geo.asn_database in tiops.yaml")

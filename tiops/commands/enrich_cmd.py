@@ -62,7 +62,9 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
             ctx.exit(EXIT_FINDINGS)
         return
     try:
-        age = None if refresh is None else timedelta(0) if refresh == _EVERYTHING else parse_duration(refresh)
+        # A bare 0 needs no unit (zero of any unit is no time): it is 0d, every RDAP result.
+        age = (None if refresh is None else timedelta(0) if refresh in (_EVERYTHING, "0")
+               else parse_duration(refresh))
     except ValueError as error:
         raise UsageError(f"--refresh: {error}") from None
     relative = []

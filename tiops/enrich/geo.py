@@ -330,31 +330,43 @@ class MmdbDatabase:
     date: str
     _readers: tuple[Any, ...]
     _paths: tuple[Path, ...]
+    _ipv4_only: tuple[bool, ...] = ()
 
     @classmethod
-    def open(cls, paths: list[Path]) -> MmdbDatabase:
+    def open(cls, paths: list[Path], keys: list[str] | None = None) -> MmdbDatabase:
+        """Open each file; ``keys`` are the tiops.yaml keys that name them, for the error messages."""
         import maxminddb
 
         readers = []
-        for path in paths:
+        for path, key in zip(paths, keys or ["enrichment.geo.database"] * len(paths), strict=True):
             try:
                 readers.append(maxminddb.open_database(str(path)))
             except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
-                raise UsageError(f"cannot read the GeoIP database {path}: {error}",
-                                 hint="enrichment.geo.database in tiops.yaml names a MaxMind .mmdb file.") from None
+                # maxminddb's C reader asks "Is this a valid MaxMind DB file?" of a folder too.
+                why = "it is a folder, not a file" if path.is_dir() else str(error)
+                raise UsageError(f"cannot read the GeoIP database {path}: {why}",
+                                 hint=f"{key} in tiops.yaml names a MaxMind .mmdb file, relative to the "
+                                      "repository root.") from None
         metas = [r.metadata() for r in readers]
         database = " + ".join(str(m.database_type) for m in metas)
         try:
-            date = max(datetime.fromtimestamp(m.build_epoch, UTC).date().isoformat() for m in metas)
+            dates = [datetime.fromtimestamp(m.build_epoch, UTC).date().isoformat() for m in metas]
         except (OverflowError, OSError, ValueError, TypeError):
             raise _damaged(paths, "its build time is not a time") from None
-        return cls("mmdb", database, date, tuple(readers), tuple(paths))
+        # Every file's date when they differ: MaxMind dates City and ASN files apart and a team may
+        # update one alone; the newest date alone would not change when an older ASN file is replaced,
+        # and the lock would mix two ASN databases (docs/enrich.md: it never does).
+        date = dates[0] if len(set(dates)) == 1 else " + ".join(dates)
+        # An IPv4-only file (ip_version 4) holds no IPv6 network: maxminddb raises for an IPv6
+        # address rather than answer "none", which is what the file knows of it.
+        ipv4_only = tuple(getattr(m, "ip_version", 6) == 4 for m in metas)
+        return cls("mmdb", database, date, tuple(readers), tuple(paths), ipv4_only)
 
     def lookup(self, address: str) -> dict[str, Any] | None:
         import maxminddb
 
         fields: dict[str, Any] = {}
-        for path, reader in zip(self._paths, self._readers, strict=True):
+        for path, reader in self._asked(address):
             try:
                 record = reader.get(address)
             except (maxminddb.InvalidDatabaseError, ValueError, TypeError, IndexError) as error:
@@ -369,7 +381,7 @@ class MmdbDatabase:
         import maxminddb
 
         fields: dict[str, Any] = {}
-        for path, reader in zip(self._paths, self._readers, strict=True):
+        for path, reader in self._asked(address):
             try:
                 # The record of the network holding the address, and that network's length: it
                 # holds the whole block when it is no longer than the block's own prefix.
@@ -379,6 +391,13 @@ class MmdbDatabase:
             if isinstance(record, dict) and network_length <= prefix:
                 _mmdb_fields(record, fields)
         return fields or None
+
+    def _asked(self, address: str) -> Iterator[tuple[Path, Any]]:
+        """(path, reader) of each file that can hold ``address``: an IPv4-only one holds no IPv6 address."""
+        ipv6 = ":" in address
+        for index, (path, reader) in enumerate(zip(self._paths, self._readers, strict=True)):
+            if not (ipv6 and index < len(self._ipv4_only) and self._ipv4_only[index]):
+                yield path, reader
 
 
 def _damaged(paths: list[Path], why: str) -> UsageError:
@@ -405,24 +424,29 @@ def _mmdb_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
         fields["region"] = region
     if city := _name(record.get("city")):
         fields["city"] = city
-    number = record.get("autonomous_system_number")
-    if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= MAX_ASN:
-        fields["asn"] = number
-    organisation = record.get("autonomous_system_organization")
-    if isinstance(organisation, str):
-        fields["as_organization"] = organisation
+    # GeoLite2-ASN and GeoIP2-ISP keep the AS at the top of a record, GeoIP2-Enterprise under "traits"
+    # (its records are City records with traits): an Enterprise file alone gives the AS too.
+    traits = record.get("traits")
+    for holder in (traits if isinstance(traits, dict) else {}, record):
+        number = holder.get("autonomous_system_number")
+        if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= MAX_ASN:
+            fields["asn"] = number
+        organisation = holder.get("autonomous_system_organization")
+        if isinstance(organisation, str):
+            fields["as_organization"] = organisation
 
 
 def open_geo_database(root: Path, settings: dict[str, Any]) -> GeoDatabase:
     """The database tiops.yaml's ``enrichment.geo`` names (the shipped one by default)."""
     backend = settings.get("backend", "shipped")
     if backend == "mmdb":
-        names = [settings.get("database"), settings.get("asn_database")]
-        paths = [root / str(name) for name in names if name]
-        if not paths:
+        named = [(f"enrichment.geo.{key}", settings.get(key)) for key in ("database", "asn_database")]
+        # Relative to the repository root, wherever tiops is started (docs/enrich.md).
+        named = [(key, name) for key, name in named if name]
+        if not named:
             raise UsageError("enrichment.geo.backend is mmdb but no database file is named",
                              hint="Set enrichment.geo.database to a GeoLite2/GeoIP2 .mmdb file.")
-        return MmdbDatabase.open(paths)
+        return MmdbDatabase.open([root / str(name) for _, name in named], [key for key, _ in named])
     return ShippedDatabase.open()
 
 

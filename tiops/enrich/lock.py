@@ -710,8 +710,6 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
     # and `git add -A` after the run (the lock is committed) took it along.
     for leftover in directory.glob(".*.tmp"):
         leftover.unlink(missing_ok=True)
-    if _replace(directory / "lock.json", _render_meta(lock.meta)):
-        touched.append(directory / "lock.json")
     for section in SECTIONS:
         shards: dict[str, dict[str, dict[str, Any]]] = {}
         for value, entry in lock.section(section).items():
@@ -727,6 +725,12 @@ def write_lock(intel_path: Path, lock: EnrichmentLock) -> list[Path]:
         for stale in sorted(existing - {f"{name}.json" for name in shards}):
             (folder / stale).unlink()
             touched.append(folder / stale)
+    # lock.json last: it names the database the geo results come from, and a run stopped between
+    # (kill -9, a full disk) with it written first left the old database's results under the new
+    # name, which the next run took as done (the lock mixed two databases for good). Written last,
+    # the old name makes the next run read every geo result again.
+    if _replace(directory / "lock.json", _render_meta(lock.meta)):
+        touched.append(directory / "lock.json")
     return touched
 
 

@@ -12,8 +12,10 @@ answer: it is asked again, and a failed lookup replaces it rather than keeping i
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,50 +107,53 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
     repo = load_intel(root, cache=cache)
     intel = repo.config.intel_path
     settings: dict[str, Any] = dict(config.enrichment)
-    in_the_way = lock_layout_problems(intel, root)
-    if in_the_way:  # stopped before anything is looked up: its answers could not be kept
-        raise UsageError("; ".join(in_the_way), hint="Remove what is in the way (the lock's files and folders "
-                                                      "are tiops enrich's own) and run it again.")
-    lock, findings = read_lock(intel, root)
-    _refuse_newer(lock)
-    report = EnrichReport(findings=findings)
-    objects, report.rules_not_applied = _as_authored_and_as_ruled(repo)
-    every = enrich_values(obj.data for obj in objects)
-    wanted = every if not paths else enrich_values(obj.data for obj in objects if _under(obj.file, paths))
-    report.values = len(wanted)
+    # One run at a time: two would ask every registry twice, and each would delete the other's
+    # half-written shard (write_lock clears what a killed run left), failing it at its next write.
+    with _one_run_at_a_time(root):
+        in_the_way = lock_layout_problems(intel, root)
+        if in_the_way:  # stopped before anything is looked up: its answers could not be kept
+            raise UsageError("; ".join(in_the_way), hint="Remove what is in the way (the lock's files and folders "
+                                                          "are tiops enrich's own) and run it again.")
+        lock, findings = read_lock(intel, root)
+        _refuse_newer(lock)
+        report = EnrichReport(findings=findings)
+        objects, report.rules_not_applied = _as_authored_and_as_ruled(repo)
+        every = enrich_values(obj.data for obj in objects)
+        wanted = every if not paths else enrich_values(obj.data for obj in objects if _under(obj.file, paths))
+        report.values = len(wanted)
 
-    report.unloaded = sorted({f.location.file for f in repo.findings if f.severity is Severity.ERROR})
-    if not report.unloaded and not report.rules_not_applied:
-        pruned_geo = [v for v in lock.geo if ("ip", v) not in every]
-        pruned_whois = [v for v in lock.whois if ("ip", v) not in every and ("domain", v) not in every]
-        for value in pruned_geo:
-            del lock.geo[value]
-        for value in pruned_whois:
-            del lock.whois[value]
-        report.pruned = len(pruned_geo) + len(pruned_whois)
+        report.unloaded = sorted({f.location.file for f in repo.findings if f.severity is Severity.ERROR})
+        if not report.unloaded and not report.rules_not_applied:
+            pruned_geo = [v for v in lock.geo if ("ip", v) not in every]
+            pruned_whois = [v for v in lock.whois if ("ip", v) not in every and ("domain", v) not in every]
+            for value in pruned_geo:
+                del lock.geo[value]
+            for value in pruned_whois:
+                del lock.whois[value]
+            report.pruned = len(pruned_geo) + len(pruned_whois)
 
-    database = geo_database or open_geo_database(root, dict(settings.get("geo") or {}))
-    identity = {"backend": database.backend, "database": database.database, "date": database.date}
-    report.database = f"{database.database}, {database.date}"
-    changed_database = lock.meta.get("geo") != identity
-    lock.meta = {**lock.meta, "geo": identity}
-    # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
-    ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
-    # Geo results are dated by their database, not by when they were read: only a bare --refresh
-    # reads them again; --refresh=AGE (0d too) is for RDAP answers that age.
-    todo = ips if changed_database or refresh_geo else [v for v in ips if v not in lock.geo]
-    for done, (value, entry) in enumerate(geo_entries(database, todo), len(ips) - len(todo) + 1):
-        lock.geo[value] = entry
-        if done % 5000 == 0 or done == len(ips):
-            progress("geo", done, len(ips))
-    if ips and not todo:
-        progress("geo", len(ips), len(ips))
-    report.geo_looked_up = len(todo)
-    report.files.extend(write_lock(intel, lock))
+        database = geo_database or open_geo_database(root, dict(settings.get("geo") or {}))
+        identity = {"backend": database.backend, "database": database.database, "date": database.date}
+        report.database = f"{database.database}, {database.date}"
+        changed_database = lock.meta.get("geo") != identity
+        lock.meta = {**lock.meta, "geo": identity}
+        # A new database re-reads every IP, not only those under PATH: the lock never mixes two databases.
+        ips = sorted(v for kind, v in (every if changed_database else wanted) if kind == "ip")
+        # Geo results are dated by their database, not by when they were read: only a bare --refresh
+        # reads them again; --refresh=AGE (0d too) is for RDAP answers that age.
+        todo = ips if changed_database or refresh_geo else [v for v in ips if v not in lock.geo]
+        for done, (value, entry) in enumerate(geo_entries(database, todo), len(ips) - len(todo) + 1):
+            lock.geo[value] = entry
+            if done % 5000 == 0 or done == len(ips):
+                progress("geo", done, len(ips))
+        if ips and not todo:
+            progress("geo", len(ips), len(ips))
+        report.geo_looked_up = len(todo)
+        report.files.extend(write_lock(intel, lock))
 
-    if not offline:
-        _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
-    return report
+        if not offline:
+            _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
+        return report
 
 
 @dataclass
@@ -172,6 +177,31 @@ class LockCheck:
     def up_to_date(self) -> bool:
         return not (self.missing_geo or self.missing_whois or self.foreign_whois or self.stale or self.locked_database
                     or self.unloaded or self.rules_not_applied)
+
+
+@contextmanager
+def _one_run_at_a_time(root: Path) -> Iterator[None]:
+    """Hold an advisory lock (flock) on the repository's folder while a run reads and writes the lock,
+    or stop at once, before anything is read or asked, when another run holds it.
+
+    flock on the folder itself creates no file to commit or leave behind, and the system releases
+    it when the run ends in any way (kill -9 included), so no stale lock can stop the next run.
+    """
+    import fcntl
+
+    descriptor = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("another 'tiops enrich' is running in this repository; nothing was looked up or "
+                             "written", hint="Wait for it to finish: its results are in the lock when it "
+                                             "does, and a run after it asks only for what is missing.") from None
+        except OSError:
+            pass  # a file system that keeps no such locks (some network ones): the run goes unguarded
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _refuse_newer(lock: EnrichmentLock) -> None:
@@ -266,25 +296,31 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
     client = rdap or RdapClient(rdap_settings(root, dict(settings.get("rdap") or {})), now=now)
     last_flush = time.monotonic()
     requests_before = client.requests
-    for done, (kind, value) in enumerate(todo, 1):
-        entry = client.lookup(kind, value)
-        report.whois_requests = client.requests - requests_before
-        earlier = lock.whois.get(value)
-        if entry.get("status") == "failed" and earlier is not None and earlier.get("status") in _ANSWERS:
-            if _keeps(kind, value, earlier, entry):
-                report.kept_after_failure += 1
+    try:
+        for done, (kind, value) in enumerate(todo, 1):
+            entry = client.lookup(kind, value)
+            report.whois_requests = client.requests - requests_before
+            earlier = lock.whois.get(value)
+            if entry.get("status") == "failed" and earlier is not None and earlier.get("status") in _ANSWERS:
+                if _keeps(kind, value, earlier, entry):
+                    report.kept_after_failure += 1
+                else:
+                    report.dropped_foreign += 1
+                    lock.whois[value] = entry
             else:
-                report.dropped_foreign += 1
                 lock.whois[value] = entry
-        else:
-            lock.whois[value] = entry
-        report.whois_queried += 1
-        status = str(entry.get("status"))
-        report.whois_by_status[status] = report.whois_by_status.get(status, 0) + 1
-        if time.monotonic() - last_flush >= flush_seconds or done == len(todo):
-            report.files.extend(write_lock(intel, lock))
-            last_flush = time.monotonic()
-        progress("whois", done, len(todo))
+            report.whois_queried += 1
+            status = str(entry.get("status"))
+            report.whois_by_status[status] = report.whois_by_status.get(status, 0) + 1
+            if time.monotonic() - last_flush >= flush_seconds or done == len(todo):
+                report.files.extend(write_lock(intel, lock))
+                last_flush = time.monotonic()
+            progress("whois", done, len(todo))
+    except KeyboardInterrupt:
+        # Ctrl-C: the answers had since the last write are kept too (they cost registry requests);
+        # each shard is replaced atomically, so a second Ctrl-C here leaves it whole, old or new.
+        write_lock(intel, lock)
+        raise
 
 
 def _keeps(kind: Kind, value: str, earlier: dict[str, Any], failure: dict[str, Any]) -> bool:
