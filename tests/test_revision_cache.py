@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pr_repo import MALWARE, MALWARE_FILE, base_repo, edit, git, make_pull_request
+from pr_repo import DATA, MALWARE, MALWARE_FILE, base_repo, edit, git, make_pull_request
 from pr_repo import assert_same_revision as _same
 
 from tiops.buildcache import CACHE_DIR
@@ -83,9 +83,15 @@ def _count_git_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return read
 
 
-def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("lfs_filter", [False, True])
+def test_base_files_in_the_cache_are_not_read_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        lfs_filter: bool) -> None:
     root = base_repo(tmp_path / "repo")
     (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    if lfs_filter:
+        # git-lfs installed (many machines and CI runners have its filter set globally), but this
+        # repository tracks nothing in LFS: its small files are still not read to tell a pointer.
+        git(root, "config", "filter.lfs.smudge", "cat")
     # The cache knows every base file; then an edit the cache has never seen.
     compile_pair(root, "base", None, cache=True)
     edit(root, MALWARE_FILE, "name: LanternLoader", "name: LanternLoader v2")
@@ -149,3 +155,61 @@ def test_a_tag_of_partner_intel_across_commits_gives_the_output_of_no_cache(tmp_
     assert _outputs(root, "HEAD~1") == uncached
     assert _outputs(root, "HEAD~1") == uncached
     assert "first" in uncached[1][1] and "second" in uncached[1][1]  # the diff shows the label changed
+
+
+def test_a_git_lfs_pointer_checked_out_as_itself_gives_the_output_of_no_cache(tmp_path: Path) -> None:
+    """With git-lfs set up, a revision reads a pointer through its smudge filter (as a checkout does). A working
+    tree holding the pointer itself (GIT_LFS_SKIP_SMUDGE=1, common in CI) has a file with the pointer's very
+    blob id: taken by that id, the base's file was the working tree's parse of the pointer text (no object),
+    and `tiops diff` said "no change" where the base holds the object (without the cache, through the
+    working tree's parse; with it, through its entry)."""
+    root = tmp_path / "repo"
+    shutil.copytree(DATA / "base", root)
+    git(root, "init", "-q", "-b", "main")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    clean, smudge = tmp_path / "lfs-clean", tmp_path / "lfs-smudge"
+    clean.write_text(f"#!/bin/sh\nt=$(mktemp); cat > $t; s=$(sha256sum $t | cut -d' ' -f1); n=$(wc -c < $t)\n"
+                     f"cp $t {store}/$s; rm $t\n"
+                     "printf 'version https://git-lfs.github.com/spec/v1\\noid sha256:%s\\nsize %s\\n' $s $n\n")
+    smudge.write_text(f"#!/bin/sh\ns=$(grep '^oid sha256:' | cut -d: -f2); cat {store}/$s\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.lfs.clean", str(clean))
+    git(root, "config", "filter.lfs.smudge", str(smudge))
+    (root / ".gitattributes").write_text(f"{MALWARE_FILE} filter=lfs -text\n")
+    _commit(root, "base", 1)
+    pointer = git(root, "cat-file", "blob", f"HEAD:{MALWARE_FILE}")
+    assert pointer.startswith("version https://git-lfs") and (root / MALWARE_FILE).read_text() != pointer
+    (root / MALWARE_FILE).write_text(pointer)  # the checkout skipped the smudge
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 1  # warms the cache: pointer text
+    uncached = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--format", "json", "--no-cache"])
+    cached = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--format", "json"])
+    assert (cached.exit_code, cached.output) == (uncached.exit_code, uncached.output)
+    assert MALWARE in uncached.output  # the base's object, gone from the working tree's pointer text
+
+
+def test_an_intel_folder_that_is_a_symlink_is_read_from_a_revision_as_its_checkout_reads_it(tmp_path: Path) -> None:
+    """A checkout walks ``intel`` when it is a link to a folder of the repository (``data/intel``): the
+    walk's top is followed. A revision read from git listed nothing under the link, so its intel was empty:
+    `tiops diff HEAD` of a clean checkout listed every object as added, and `tiops diff BASE HEAD` every
+    change as the whole intel added or removed."""
+    root = tmp_path / "repo"
+    shutil.copytree(DATA / "base", root)
+    (root / "data").mkdir()
+    (root / "intel").rename(root / "data" / "intel")
+    (root / "intel").symlink_to(Path("data", "intel"))
+    git(root, "init", "-q", "-b", "main")
+    (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
+    _commit(root, "base", 1)
+    for flags in ((), ("--no-cache",)):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "--format", "json", *flags])
+        assert result.exit_code == 0 and '"added": []' in result.output, result.output
+        assert '"removed": []' in result.output, result.output
+    edit(root, f"data/{MALWARE_FILE}", "name: LanternLoader", "name: LanternLoader v2")
+    _commit(root, "rename the malware", 2)
+    assert _outputs(root, "HEAD~1") == _outputs(root, "HEAD~1", "--no-cache")
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD~1", "HEAD", "--format", "json"])
+    assert result.exit_code == 0 and '"added": []' in result.output and "LanternLoader v2" in result.output
+    assert '"removed": []' in result.output, result.output

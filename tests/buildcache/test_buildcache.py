@@ -21,7 +21,7 @@ from tiops.buildcache import (
     load_repo_indexed,
     overlay_signature,
 )
-from tiops.buildcache.entries import _entry_parts
+from tiops.buildcache.entries import _entry_parts, _stat_record
 from tiops.findings import Finding
 from tiops.pipeline import ValidationFailed, build
 from tiops.validate import validate_paths
@@ -387,6 +387,51 @@ def test_a_file_saved_after_a_remembered_lstat_is_not_kept(example_repo: Path, m
     cache = BuildCache.open(example_repo, context_key(example_repo))
     assert blob_id(before) not in {blob for shard in cache._shards.values() for blob in shard}
     assert _outcome(example_repo, cache=True) == _outcome(example_repo, cache=False)
+
+
+def test_an_index_saved_by_another_build_while_one_reads_it_does_not_lend_its_time(
+        example_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The racy bound comes from the stat index read, not from one saved after it. A build reads an
+    index holding a racily clean record (a file saved again in the clock tick of its lstat: same
+    size and times, another content), and another build saves its own index just then. Taking the
+    newer index's time for the older one's records trusted that record and built the old content."""
+    import tiops.buildcache.store
+
+    _age(*(p for p in example_repo.rglob("*") if p.is_file()))
+    load_repo_cached(example_repo).cache.save()
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    relative = "intel/malware/mimikatz.yaml"
+    before = changed.read_bytes()
+    after = before.replace(b"2024", b"2023", 1) if b"2024" in before else before.replace(b"2023", b"2024", 1)
+    assert after != before and len(after) == len(before)
+    changed.write_bytes(after)
+    saved_at = (OLD + 100) * 10**9
+    os.utime(changed, ns=(saved_at, saved_at))
+    cache = BuildCache.open(example_repo, context_key(example_repo))
+    index_path = cache.folder / "index"
+    record = _stat_record(os.lstat(changed))
+    # The other build's index, with the content hashed again, saved ten seconds after the file.
+    cache._write("index", {**cache._index, relative: (*record, blob_id(after))})
+    newer = example_repo / "newer-index"
+    os.replace(index_path, newer)
+    os.utime(newer, ns=(saved_at + 10 * 10**9, saved_at + 10 * 10**9))
+    # The older index: the file's record as a racy lstat left it (its stat of now, the content before),
+    # written half a second after that save, so the record is racy under it.
+    cache._write("index", {**cache._index, relative: (*record, blob_id(before))})
+    os.utime(index_path, ns=(saved_at + 500_000_000, saved_at + 500_000_000))
+    reading = tiops.buildcache.store.read_regular_file
+
+    def saved_by_another_build_right_after_the_read(path: Any, **options: Any) -> bytes | None:
+        content = reading(path, **options)
+        if os.fspath(path) == os.fspath(index_path) and newer.exists():
+            os.replace(newer, index_path)
+        return content
+
+    monkeypatch.setattr(tiops.buildcache.store, "read_regular_file", saved_by_another_build_right_after_the_read)
+    cached = _outcome(example_repo, cache=True)
+    monkeypatch.undo()
+    assert not newer.exists()  # the other save did land between the read and the rest
+    assert cached == _outcome(example_repo, cache=False)
 
 
 def test_links_and_unreadable_files_build_as_without_the_cache(example_repo: Path, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tiops.validate import validate_paths
 
 MIMIKATZ_FILE = "intel/malware/mimikatz.yaml"
@@ -132,3 +134,45 @@ def test_an_import_record_named_from_outside_its_repository_is_checked_in_that_r
     elsewhere.mkdir()
     result = CliRunner().invoke(main, ["-C", str(elsewhere), "validate", str(record)])
     assert result.exit_code == 0 and result.output == "no findings\n", result.output  # not a usage error
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_named_link_reports_the_findings_of_the_link_not_of_its_target(example_repo: Path, tmp_path: Path,
+                                                                        cache: bool) -> None:
+    """`tiops validate LINK` (pre-commit names a link of the intel as any changed file) reports what the
+    repository reports at the link's path. Resolved whole, it named the target: one outside the intel
+    has no findings of its own, and the link's errors passed as "no findings"."""
+    shared = example_repo / "shared"
+    shared.mkdir()
+    (shared / "tool.yaml").write_text("type: malware\nname: Linked\nis_family: maybe\n", encoding="utf-8")
+    link = example_repo / "intel" / "malware" / "linked.yaml"
+    link.symlink_to(Path("..", "..", "shared", "tool.yaml"))
+    whole = {(f.code, f.location.file) for f in validate_paths(example_repo, [], cache=False)}
+    assert ("TI200", "intel/malware/linked.yaml") in whole
+    for _ in range(2):  # the second one through a warm cache
+        named = {(f.code, f.location.file) for f in validate_paths(example_repo, [link], cache=cache)}
+        assert named == {item for item in whole if item[1] == "intel/malware/linked.yaml"}
+    # Named by a link from outside the repository to that link: the link's findings too.
+    outside = tmp_path / "outside.yaml"
+    outside.symlink_to(link)
+    assert {(f.code, f.location.file) for f in validate_paths(example_repo, [outside], cache=cache)} == named
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_files_of_an_intel_folder_that_is_a_link_are_named_either_way(example_repo: Path, cache: bool) -> None:
+    """An intel folder that is a link (``intel`` -> ``data/intel``) is walked as ``intel``. Its files named
+    by that path were resolved to ``data/intel/...``, and by the path git and pre-commit give
+    (``data/intel/...``) were named as such: no finding has those paths, so both said "no findings"."""
+    (example_repo / "data").mkdir()
+    (example_repo / "intel").rename(example_repo / "data" / "intel")
+    (example_repo / "intel").symlink_to(Path("data", "intel"))
+    mimikatz = example_repo / "data" / MIMIKATZ_FILE
+    mimikatz.write_text(mimikatz.read_text() + "x_unchecked: [unclosed\n")  # a parse error
+    whole = {(f.code, f.location.file) for f in validate_paths(example_repo, [], cache=False)}
+    expected = {item for item in whole if item[1] == MIMIKATZ_FILE}
+    assert expected
+    for named in (example_repo / MIMIKATZ_FILE, mimikatz, example_repo / "intel" / "tools" / ".." / "malware" /
+                  "mimikatz.yaml", example_repo / "data" / "intel" / "malware"):
+        for _ in range(2):  # the second one through a warm cache
+            found = {(f.code, f.location.file) for f in validate_paths(example_repo, [named], cache=cache)}
+            assert expected <= found and all(file.startswith("intel/malware/") for _, file in found), named

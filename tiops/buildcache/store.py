@@ -233,12 +233,16 @@ class BuildCache:
     def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
         """The stat index (relative path -> lstat record and blob id) and the modification time
         from which records are racy; empty when there is none to trust."""
+        # The index's modification time is taken before it is read: an index another build saves
+        # meanwhile is then judged by the older (stricter) bound. Taken after, the records read
+        # from the older index were trusted up to the newer one's time, racily clean ones too.
+        try:
+            written: int | None = os.stat(self.folder / _INDEX_FILE).st_mtime_ns
+        except OSError:
+            written = None
         index = self._read(_INDEX_FILE)
-        if isinstance(index, dict):
-            try:
-                return index, os.stat(self.folder / _INDEX_FILE).st_mtime_ns - _RACY_NS
-            except OSError:
-                pass
+        if isinstance(index, dict) and written is not None:
+            return index, written - _RACY_NS
         return {}, 0
 
     def _objects_of(self, number: int) -> dict[str, dict[str, bytes]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -236,7 +237,8 @@ def _validate_paths(root: Path, targets: list[Path], progress: Progress, cache: 
     # Not is_file(): a pipe or device named *.json is a bundle that load_bundle refuses with a finding.
     # tiops import's record of a partner folder (_imported.json) is the repository's, not a bundle to lint.
     bundles = [t for t in targets if is_bundle_path(t, root)]
-    in_repo = [t.resolve() for t in targets if t not in bundles]
+    intel = _intel_folder(root)
+    in_repo = [_named_path(t, root, intel) for t in targets if t not in bundles]
     for outside in (t for t in in_repo if not t.is_relative_to(root)):
         # Its findings would be filtered to a path no finding can have: "no findings", wrongly.
         raise UsageError(f"{outside} is not inside the repository {root}",
@@ -318,7 +320,8 @@ def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> 
     A deleted object's finding is at the file it was deleted from, so naming that file keeps it.
     """
     root = root.resolve()
-    in_repo = [t.resolve() for t in targets if not is_bundle_path(t, root)]
+    intel = _intel_folder(root)
+    in_repo = [_named_path(t, root, intel) for t in targets if not is_bundle_path(t, root)]
     if not in_repo or root in in_repo:
         return findings
     wanted = [_display(t, root) for t in in_repo if t.is_relative_to(root)]
@@ -461,6 +464,58 @@ def _previous_ids(root: Path, named: list[Path]) -> set[str]:
         items = document if isinstance(document, list) else [document]
         ids.update(item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str))
     return ids
+
+
+def _named_path(path: Path, root: Path, intel: Path | None = None) -> Path:
+    """The absolute path of a named file or folder, as the repository names it: the links on the
+    way to the repository resolved, those inside it not.
+
+    A file link in the intel is a file of the repository at the link's own path, and an intel
+    folder that is a link to ``data/intel`` is walked as ``intel``: loading reads them there and
+    findings name those paths. Resolved whole, a named path named the target instead (outside
+    the intel, or under ``data/``: "no findings" over the file's errors). A path that reaches
+    the repository only through a link into it (a link elsewhere to one of its files) is
+    followed, one link at a time, until it is inside the repository. ``intel``: the intel
+    folder (tiops.yaml); a path into the folder it is a link to (``data/intel/x.yaml``, as git
+    and pre-commit name the file) is named under it.
+    """
+    named = _unresolved_in(path, root)
+    if intel is not None and not named.is_relative_to(intel):
+        real_intel = intel.resolve()
+        if real_intel != intel and (real := named.resolve()).is_relative_to(real_intel):
+            return intel / real.relative_to(real_intel)
+    return named
+
+
+def _intel_folder(root: Path) -> Path:
+    """The repository's intel folder as tiops.yaml names it, links not resolved."""
+    return load_config(root)[0].intel_path
+
+
+def _unresolved_in(path: Path, root: Path) -> Path:
+    """:func:`_named_path` without the intel folder."""
+    absolute = path.absolute()
+    if ".." in absolute.parts and Path(os.path.normpath(absolute)).resolve() == absolute.resolve():
+        absolute = Path(os.path.normpath(absolute))  # no link before a "..": taken as written
+    for ancestor in (absolute, *absolute.parents):
+        if ancestor.resolve() == root:
+            rest = absolute.parts[len(ancestor.parts):]
+            if ".." not in rest:  # else resolved below: what ".." leaves depends on the links before it
+                return root.joinpath(*rest)
+            break
+    for _ in range(_MAX_LINK_HOPS):
+        if path.name in ("", ".", ".."):
+            break
+        kept = path.absolute().parent.resolve() / path.name
+        if kept.is_relative_to(root) and kept != root:
+            return kept
+        if not kept.is_symlink():
+            break
+        path = kept.parent / os.readlink(kept)  # one hop: a link from elsewhere to a link of the intel
+    return path.resolve()
+
+
+_MAX_LINK_HOPS = 40  # as Linux follows at most 40 links in resolving one path (path_resolution(7))
 
 
 def _display(path: Path, root: Path) -> str:
