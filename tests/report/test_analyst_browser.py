@@ -178,7 +178,7 @@ def test_an_object_links_back_to_the_sightings_and_reports_naming_it(browser: An
     page.wait_for_selector("ul.referrers")
     assert "Referenced by (2)" in page.locator("#object").inner_text()  # the report's list names it twice: once here
     assert page.locator("ul.referrers li").all_inner_texts() == [
-        "Quarterly report (report, object_refs)", f"{SIGHTING_ID} (sighting, sighting_of_ref)"]
+        "Quarterly report (report, object_refs)", "sighting of Bad address (sighting, sighting_of_ref)"]  # a sighting has no name
     # Both ways: to the sighting, then back to the indicator by its sighting_of_ref.
     page.click(f"ul.referrers a[href='#{SIGHTING_ID}']")
     page.wait_for_function(f"document.querySelector('#object code').textContent === '{SIGHTING_ID}'")
@@ -234,7 +234,7 @@ def test_only_references_that_relate_objects_are_linked_back(make_repo: Callable
     build_report(root, out, as_of="2024-11-01")
     entries = shard_entries(out)
     assert entries[INDICATOR_ID]["b"] == [["object_refs", REPORT_ID, "Quarterly report"],
-                                          ["sighting_of_ref", SIGHTING_ID, SIGHTING_ID]]
+                                          ["sighting_of_ref", SIGHTING_ID, "sighting of Bad address"]]
     assert entries[GROUP_ID]["b"] == [["object_refs", REPORT_ID, "Quarterly report"]]
     # A relationship's ends are its relationships list; an author is named by everything it wrote.
     assert "b" not in entries[TOOL_ID] and "b" not in entries[author]

@@ -51,7 +51,8 @@ from tiops.pipeline import load_and_validate
 from tiops.progress import Progress, no_progress
 from tiops.query import Row, rows_from_objects
 from tiops.render.names import printable
-from tiops.report.panels import Panel, load_panels, panel_data
+from tiops.report import links
+from tiops.report.panels import Panel, load_panels, month_counts, panel_data
 from tiops.report.shards import (
     INDEX_FIELDS,
     index_row,
@@ -154,12 +155,12 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
               "objects may be missing or wrong. Run 'tiops validate'.") if errors else None
     common = {"css": css, "as_of": as_of_text, "total": len(objects), "banner": banner}
 
-    names = {obj["id"]: display_name(obj) for obj in objects}
+    names = _names(objects)
     query_rows = rows_from_objects(objects)
     seen = {key for row in query_rows for key in row.data}
     seen_types = frozenset(t for row in query_rows if isinstance(t := row.data.get("type"), str))
     panels = load_panels(root, seen, seen_types)  # before anything is written
-    overview = _overview(panels, query_rows, objects, as_of_text, names)
+    overview = _overview(panels, query_rows, objects, as_of_text, names, seen, seen_types)
     # Every file is made before the first is written: a run that fails part way (a bug, an
     # object the report cannot read) leaves the previous site as it was, never half of each.
     files: dict[str, bytes] = {"index.html": _page(environment, "overview.html", root="", charts=overview, **common)}
@@ -179,6 +180,18 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
                                  shards=shard_keys, **common)
     data_files = _write_site(output, files)
     return ReportResult(output, len(objects), 3, as_of_text, len(errors), data_files)
+
+
+def _names(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The name the report shows for each object (tiops.diff.display_name). A sighting has no
+    name, and its id says nothing: it is shown as "sighting of" the name of what was sighted."""
+    names = {obj["id"]: display_name(obj) for obj in objects}
+    for obj in objects:
+        if obj["type"] == "sighting" and names[obj["id"]] == obj["id"]:
+            sighted = obj.get("sighting_of_ref")
+            if isinstance(sighted, str) and sighted:
+                names[obj["id"]] = f"sighting of {names.get(sighted, sighted)}"
+    return names
 
 
 # What compiling reads as STIX shapes it (tiops.compile: the source extension goes into
@@ -394,21 +407,35 @@ def _href(object_id: str, root: str) -> str:
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,
-              names: dict[str, str]) -> list[dict[str, Any]]:
-    """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time."""
+              names: dict[str, str], seen: set[str], seen_types: frozenset[str]) -> list[dict[str, Any]]:
+    """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time.
+    Each bar or counted row links to the browser with the query of the objects it counts
+    (tiops.report.links): the browser's count is the bar's."""
     charts = []
     selected: dict[str, list[Row]] = {}
+
+    def href(test: str | None, base: str | None = None) -> str | None:
+        """The link for a bar's ``test`` (None: the bar has none) within a panel's query ``base``."""
+        if test is None:
+            return None
+        expression = links.joined(base, test)
+        return links.browse_href(expression) if links.checked(expression, seen, seen_types) else None
+
     for panel in panels:
         data = panel_data(panel, query_rows, selected)
+        matching = selected[repr(panel.query)]
         if data["kind"] == "table" and "rows" in data:
             charts.append({"title": panel.title, "kind": "objects", "hidden": data["hidden"], "bars": [],
                            "rows": [{"name": names.get(o["id"], o["id"]), "type": o["type"], "href": _href(o["id"], "")}
                                     for o in data["rows"]]})
-        elif data["kind"] == "table":
+            continue
+        tests = _bar_tests(panel, matching, data)
+        hrefs = {label: href(tests.get(label), panel.text) for label, _ in data["items"]}
+        if data["kind"] == "table":
             charts.append({"title": panel.title, "kind": "counts", "hidden": data["hidden"], "bars": [],
-                           "rows": [{"label": label, "count": count} for label, count in data["items"]]})
+                           "rows": [{"label": label, "count": count, "href": hrefs[label]} for label, count in data["items"]]})
         else:
-            charts.append(_bars(panel.title, data["items"], data.get("hidden", 0), data["total"]))
+            charts.append(_bars(panel.title, data["items"], data.get("hidden", 0), data["total"], hrefs))
     indicators = [o for o in objects if o["type"] == "indicator"]
     if as_of is not None:
         moment = _parse(as_of)
@@ -423,68 +450,129 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
             for label, end in ends:
                 if until <= end:
                     expiring[label] += 1
+        expiry_links = {}
+        for days in _EXPIRY_WINDOWS:
+            # valid_until, its seconds cut, at most the end: before the second after the end.
+            # (At the ends of time the stamps are no timestamps, the query does not parse: no link.)
+            after = _later_stamp(moment, days, seconds=1)
+            expiry_links[f"within {days} days"] = href(
+                f"type = indicator and valid_until >= {now}Z and valid_until < {after}Z and revoked != true")
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
-                             order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True))
-    charts.extend(_enrichment_charts(objects))
+                             order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True, hrefs=expiry_links))
+    charts.extend(_enrichment_charts(objects, href))
     return charts
 
 
-def _enrichment_charts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _bar_tests(panel: Panel, matching: list[Row], data: dict[str, Any]) -> dict[str, str]:
+    """The test of each bar of a panel (by label), to be joined to the panel's own query."""
+    if panel.bars:
+        return {label: text for (label, _), text in zip(panel.bars, panel.bar_texts, strict=True)}
+    assert panel.group_by is not None
+    if panel.chart == "timeline":
+        # A month whose every value is a timestamp is a range of moments; one holding other
+        # text (intel with errors) counts what no range finds, and gets no link.
+        clean = month_counts(matching, panel.group_by, timestamps_only=True)
+        return {month: test for month, count in data["items"]
+                if clean.get(month) == count and (test := links.month_test(panel.group_by, month)) is not None}
+    return links.group_tests(matching, panel.group_by)
+
+
+def _enrichment_charts(objects: list[dict[str, Any]], href: Callable[[str | None], str | None]) -> list[dict[str, Any]]:
     """Country and AS panels from the locked enrichment (tiops.enrich), when the bundle carries any.
 
     Each counts objects, once in every country (system) its values fall in, as ``tiops query
-    --group-by enrichment.country_code`` counts them: a chart and the command agree (docs/review.md).
+    --group-by enrichment.country_code`` (``enrichment.asn``) counts them: a chart and the command
+    agree (docs/review.md), and each bar links to the query of its objects. A country is counted
+    by its code and an AS by its number (an AS without one by its organisation), each labelled
+    with the name the lock gives it (the first in order, should two lookups differ).
     """
-    countries: Counter[str] = Counter()
-    systems: Counter[str] = Counter()
+    countries: Counter[Any] = Counter()
+    systems: Counter[tuple[str, Any]] = Counter()
+    country_names: dict[Any, str] = {}
+    system_names: dict[tuple[str, Any], str] = {}
+    # The objects with an organisation in any lookup, by the key '=' compares: an AS counted by
+    # its organisation alone links to its query only when that finds the same objects.
+    organisations: Counter[tuple[str, Any]] = Counter()
     for obj in objects:
         # Intel with errors (--allow-invalid) may hold anything there: what is not an
         # enrichment record (a mapping) is left out, as tiops query leaves it out.
         extension = enrichment_of(obj) if isinstance(obj.get("extensions"), dict) else None
         items = (extension or {}).get("enrichment")
-        its_countries: set[str] = set()
-        its_systems: set[str] = set()
+        its_countries: set[Any] = set()
+        its_systems: set[tuple[str, Any]] = set()
+        its_organisations: set[tuple[str, Any]] = set()
         for item in items if isinstance(items, list) else ():
             if not isinstance(item, dict):
                 continue
-            if item.get("country_code"):
-                its_countries.add(f"{item.get('country') or item['country_code']} ({item['country_code']})")
-            if item.get("asn") or item.get("as_organization"):
-                number = f"AS{item['asn']} " if item.get("asn") else ""
-                its_systems.add(f"{number}{item.get('as_organization') or ''}".strip())
+            code, asn, organisation = item.get("country_code"), item.get("asn"), item.get("as_organization")
+            if code and _hashable(code):
+                its_countries.add(code)
+                country_names.setdefault(code, f"{item.get('country') or code} ({code})")
+            if organisation is not None and _hashable(organisation):
+                its_organisations.add(links.equality_key(organisation))
+            if (asn or organisation) and _hashable(asn) and _hashable(organisation):
+                key = ("asn", asn) if asn else ("organisation", organisation)
+                its_systems.add(key)
+                number = f"AS{asn} " if asn else ""
+                system_names.setdefault(key, f"{number}{organisation or ''}".strip())
         countries.update(its_countries)
         systems.update(its_systems)
+        organisations.update(its_organisations)
     charts = []
     if countries:
-        charts.append(_chart("Enriched objects by country", countries))
+        tests = links.value_tests("enrichment.country_code", countries)
+        shown, shown_links = _labelled(countries, country_names, {code: href(tests.get(code)) for code in countries})
+        charts.append(_chart("Enriched objects by country", shown, hrefs=shown_links))
     if systems:
-        charts.append(_chart("Enriched objects by autonomous system", systems))
+        numbers = links.value_tests("enrichment.asn", [value for kind, value in systems if kind == "asn"])
+        named = links.value_tests("enrichment.as_organization", [value for kind, value in systems if kind != "asn"])
+        system_links: dict[Any, str | None] = {}
+        for key, count in systems.items():
+            kind, value = key
+            if kind == "asn":
+                system_links[key] = href(numbers.get(value))
+            elif organisations[links.equality_key(value)] == count:
+                system_links[key] = href(named.get(value))
+        shown, shown_links = _labelled(systems, system_names, system_links)
+        charts.append(_chart("Enriched objects by autonomous system", shown, hrefs=shown_links))
     return charts
 
 
-def _bars(title: str, items: list[tuple[str, int]], hidden: int, total: int) -> dict[str, Any]:
+def _hashable(value: Any) -> bool:
+    return not isinstance(value, dict | list)
+
+
+def _labelled(counts: Counter[Any], labels: dict[Any, str], hrefs: dict[Any, str | None]) -> tuple[Counter[str], dict[str, str | None]]:
+    """The counts by label, and the link of each label; a label two keys share (two AS without a
+    number whose organisations read alike) adds their counts and gets no link, which would find one."""
+    shown: Counter[str] = Counter()
+    keys: Counter[str] = Counter()
+    for key, count in counts.items():
+        shown[labels[key]] += count
+        keys[labels[key]] += 1
+    return shown, {labels[key]: hrefs.get(key) if keys[labels[key]] == 1 else None for key in counts}
+
+
+def _bars(title: str, items: list[tuple[str, int]], hidden: int, total: int,
+          hrefs: dict[str, str | None] | None = None) -> dict[str, Any]:
     top = max((count for _, count in items), default=0) or 1
     bar_width = 420
-    bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
+    bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1),
+             "href": (hrefs or {}).get(label)}
             for index, (label, count) in enumerate(items)]
     return {"title": title, "kind": "bars", "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
             "total": total}
 
 
 def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order: Iterable[str] = (),
-           show_zero: bool = False, newest: bool = False) -> dict[str, Any]:
+           show_zero: bool = False, newest: bool = False, hrefs: dict[str, str | None] | None = None) -> dict[str, Any]:
     if keep_order:
         items = [(label, counts.get(label, 0)) for label in order if show_zero or counts.get(label, 0)]
     else:
         items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     hidden = max(0, len(items) - _CHART_ROWS)
     items = items[-_CHART_ROWS:] if newest else items[:_CHART_ROWS]
-    top = max((count for _, count in items), default=0) or 1
-    bar_width = 420
-    bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1)}
-            for index, (label, count) in enumerate(items)]
-    return {"title": title, "kind": "bars", "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
-            "total": sum(counts.values())}
+    return _bars(title, items, hidden, sum(counts.values()), hrefs)
 
 
 def _origins(root: Path, objects: list[IntelObject], rules: dict[str, tuple[str, ...]]) -> dict[str, _Origin]:
@@ -537,9 +625,9 @@ def _stamp(moment: datetime) -> str:
         "9999-99-99T99:99:99" if moment == datetime.max.replace(tzinfo=UTC) else moment.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
-def _later_stamp(moment: datetime, days: int) -> str:
+def _later_stamp(moment: datetime, days: int, seconds: int = 0) -> str:
     try:
-        return _stamp(moment + timedelta(days=days))
+        return _stamp(moment + timedelta(days=days, seconds=seconds))
     except OverflowError:  # an as-of time at the end of time
         return _stamp(datetime.max.replace(tzinfo=UTC))
 

@@ -19,7 +19,8 @@ from tiops.errors import TiopsError, UsageError
 from tiops.findings import Finding, Location
 from tiops.jsonschemas import property_kinds
 from tiops.locate import resolve_locations
-from tiops.query import Query, Row, group_counts, parse_query, select, value_counts
+from tiops.query import Query, Row, group_counts, parse_query, select
+from tiops.rules.conditions import MISSING, fast_timestamp_key, field_getter
 from tiops.yamlio import YamlProblem, parse_yaml
 
 PANEL_FILE = "report.yaml"
@@ -67,6 +68,10 @@ class Panel:
     bars: tuple[tuple[str, Query], ...]
     chart: str
     limit: int
+    # The expressions as written (None: every object), for the overview's links to the
+    # browser (tiops.report.links), which take the panel's query and add the bar's test.
+    text: str | None = None
+    bar_texts: tuple[str, ...] = ()
 
 
 class PanelsInvalid(TiopsError):
@@ -150,7 +155,10 @@ def _panel(entry: Any, seen: set[str], seen_types: frozenset[str] = frozenset())
     if chart == "timeline" and (group_by is None or _field_kind(group_by) != "timestamp"):
         raise _PanelProblem(f"a timeline counts by a timestamp field (created, modified, valid_until...), not {group_by!r}",
                             "group-by")
-    return Panel(title.strip(), query, group_by, tuple(bars), chart, limit)
+    query_text = entry.get("query")
+    return Panel(title.strip(), query, group_by, tuple(bars), chart, limit,
+                 query_text if isinstance(query_text, str) and query_text.strip() else None,
+                 tuple(str(text) for text in bars_entry.values()) if bars and isinstance(bars_entry, dict) else ())
 
 
 def _field_kind(name: str) -> str | None:
@@ -177,6 +185,28 @@ def _query(text: Any, seen: set[str], key: str, *, sort: Any = None, where: tupl
         raise _PanelProblem(error.message.replace("--where: ", "").replace("--sort: ", ""), key, query=True, where=where) from None
 
 
+def month_counts(rows: list[Row], field: str, *, timestamps_only: bool = False) -> dict[str, int]:
+    """How many rows have a value of ``field`` in each month (``YYYY-MM``): a row once per month,
+    however many of its values (``whois.registered`` of several values) fall in it, so that a
+    month counts the objects a range query on the month finds (tiops.report.links).
+    ``timestamps_only``: count only the values that are timestamps, as the range query reads them."""
+    getter = field_getter(field)
+    months: dict[str, int] = {}
+    for row in rows:
+        value = getter(row)
+        if value is MISSING or value is None:
+            continue
+        if value.__class__ is not list:  # the usual case (created, modified): no set per row
+            if not timestamps_only or (value.__class__ is str and fast_timestamp_key(value) is not None):
+                month = str(value)[:7]
+                months[month] = months.get(month, 0) + 1
+            continue
+        for month in {str(item)[:7] for item in value if item is not None
+                      and (not timestamps_only or (item.__class__ is str and fast_timestamp_key(item) is not None))}:
+            months[month] = months.get(month, 0) + 1
+    return months
+
+
 def panel_data(panel: Panel, rows: list[Row], selected: dict[str, list[Row]] | None = None) -> dict[str, Any]:
     """What the overview draws for one panel: bars (label, count) or table rows.
     ``selected`` keeps the rows of each query across panels (most share one), by its repr."""
@@ -193,9 +223,7 @@ def panel_data(panel: Panel, rows: list[Row], selected: dict[str, list[Row]] | N
         shown = matching[: panel.limit]
         return {"kind": "table", "rows": [row.obj for row in shown], "hidden": len(matching) - len(shown)}
     if panel.chart == "timeline":
-        months: dict[str, int] = {}
-        for value, count in value_counts(matching, panel.group_by).items():  # summed by month: order does not matter
-            months[str(value)[:7]] = months.get(str(value)[:7], 0) + count
+        months = month_counts(matching, panel.group_by)
         # The newest months are the ones shown; older ones are counted as hidden.
         recent = sorted(months)[-panel.limit:]
         return {"kind": "timeline", "items": [(m, months[m]) for m in recent], "hidden": len(months) - len(recent),
