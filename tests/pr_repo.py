@@ -41,6 +41,22 @@ def git(root: Path, *args: str, date: str = "2025-03-01T12:00:00+00:00") -> str:
     return done.stdout
 
 
+def lfs_like_filter(root: Path, store: Path) -> None:
+    """A clean/smudge filter pair that does what git-lfs does (a pointer in the commit, the content in the
+    checkout), for the files .gitattributes names; git-lfs itself need not be installed."""
+    store.mkdir()
+    clean, smudge = root.parent / "lfs-clean", root.parent / "lfs-smudge"
+    clean.write_text(f"#!/bin/sh\nt=$(mktemp); cat > $t; s=$(sha256sum $t | cut -d' ' -f1); n=$(wc -c < $t)\n"
+                     f"cp $t {store}/$s; rm $t\n"
+                     "printf 'version https://git-lfs.github.com/spec/v1\\noid sha256:%s\\nsize %s\\n' $s $n\n")
+    smudge.write_text(f"#!/bin/sh\ns=$(grep '^oid sha256:' | cut -d: -f2); cat {store}/$s\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.lfs.clean", str(clean))
+    git(root, "config", "filter.lfs.smudge", str(smudge))
+    git(root, "config", "filter.lfs.required", "true")
+
+
 def base_repo(root: Path) -> Path:
     """The base commit (tagged ``base``): an identity, a malware, an actor, two indicators, one rule."""
     shutil.copytree(DATA / "base", root)

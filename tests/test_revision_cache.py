@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pr_repo import DATA, MALWARE, MALWARE_FILE, base_repo, edit, git, make_pull_request
+from pr_repo import (
+    DATA,
+    MALWARE,
+    MALWARE_FILE,
+    base_repo,
+    edit,
+    git,
+    lfs_like_filter,
+    make_pull_request,
+)
 from pr_repo import assert_same_revision as _same
 
 from tiops.buildcache import CACHE_DIR
@@ -167,17 +176,7 @@ def test_a_git_lfs_pointer_checked_out_as_itself_gives_the_output_of_no_cache(tm
     shutil.copytree(DATA / "base", root)
     git(root, "init", "-q", "-b", "main")
     (root / ".git" / "info" / "exclude").write_text(".tiops/\n")
-    store = tmp_path / "store"
-    store.mkdir()
-    clean, smudge = tmp_path / "lfs-clean", tmp_path / "lfs-smudge"
-    clean.write_text(f"#!/bin/sh\nt=$(mktemp); cat > $t; s=$(sha256sum $t | cut -d' ' -f1); n=$(wc -c < $t)\n"
-                     f"cp $t {store}/$s; rm $t\n"
-                     "printf 'version https://git-lfs.github.com/spec/v1\\noid sha256:%s\\nsize %s\\n' $s $n\n")
-    smudge.write_text(f"#!/bin/sh\ns=$(grep '^oid sha256:' | cut -d: -f2); cat {store}/$s\n")
-    for script in (clean, smudge):
-        script.chmod(0o755)
-    git(root, "config", "filter.lfs.clean", str(clean))
-    git(root, "config", "filter.lfs.smudge", str(smudge))
+    lfs_like_filter(root, tmp_path / "store")
     (root / ".gitattributes").write_text(f"{MALWARE_FILE} filter=lfs -text\n")
     _commit(root, "base", 1)
     pointer = git(root, "cat-file", "blob", f"HEAD:{MALWARE_FILE}")

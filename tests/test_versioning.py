@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from pr_repo import ACTOR, C2_ADDRESS, MALWARE, base_repo, edit, make_pull_request
+from pr_repo import ACTOR, C2_ADDRESS, MALWARE, base_repo, edit, lfs_like_filter, make_pull_request
 
 from tiops.bump import bump_repo
 from tiops.cli import main
@@ -214,24 +214,6 @@ def test_a_branch_behind_its_base_is_checked_for_its_own_change_only(tmp_path: P
     assert bumped.exit_code == 0 and "would bump 0 object(s)" in bumped.output, bumped.output
 
 
-def _lfs_like_filter(root: Path, store: Path) -> None:
-    """A clean/smudge filter pair that does what git-lfs does (a pointer in the commit, the content in the
-    checkout), for the files .gitattributes names; git-lfs itself need not be installed."""
-    from pr_repo import git
-
-    store.mkdir()
-    clean, smudge = root.parent / "lfs-clean", root.parent / "lfs-smudge"
-    clean.write_text(f"#!/bin/sh\nt=$(mktemp); cat > $t; s=$(sha256sum $t | cut -d' ' -f1); n=$(wc -c < $t)\n"
-                     f"cp $t {store}/$s; rm $t\n"
-                     "printf 'version https://git-lfs.github.com/spec/v1\\noid sha256:%s\\nsize %s\\n' $s $n\n")
-    smudge.write_text(f"#!/bin/sh\ns=$(grep '^oid sha256:' | cut -d: -f2); cat {store}/$s\n")
-    for script in (clean, smudge):
-        script.chmod(0o755)
-    git(root, "config", "filter.lfs.clean", str(clean))
-    git(root, "config", "filter.lfs.smudge", str(smudge))
-    git(root, "config", "filter.lfs.required", "true")
-
-
 def test_intel_kept_in_git_lfs_is_read_from_a_revision_as_the_checkout_has_it(tmp_path: Path) -> None:
     import shutil
 
@@ -240,7 +222,7 @@ def test_intel_kept_in_git_lfs_is_read_from_a_revision_as_the_checkout_has_it(tm
     root = tmp_path / "repo"
     shutil.copytree(DATA / "base", root)
     git(root, "init", "-q", "-b", "main")
-    _lfs_like_filter(root, tmp_path / "store")
+    lfs_like_filter(root, tmp_path / "store")
     (root / ".gitattributes").write_text("intel/*.yaml filter=lfs diff=lfs merge=lfs -text\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "base")
