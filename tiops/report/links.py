@@ -21,6 +21,7 @@ from urllib.parse import quote
 import orjson
 
 from tiops.errors import UsageError
+from tiops.inputs import is_utf8_name
 from tiops.query import Row, parse_query
 from tiops.rules.conditions import MISSING, fast_timestamp_key, field_getter
 
@@ -50,22 +51,14 @@ def literal(value: Any) -> str | None:
     if isinstance(value, float):
         text = repr(value)
         return text if _NUMBER.fullmatch(text) and len(text.lstrip("-").partition(".")[0]) <= 15 else None
-    if not isinstance(value, str) or not _encodable(value):
+    # The address carries UTF-8 only: a lone surrogate would come back as U+FFFD.
+    if not isinstance(value, str) or not is_utf8_name(value):
         return None
     if _BARE.fullmatch(value) and value.lower() not in _WORDS:
         return value
     # A backslash keeps the next character (docs/query.md): only the backslash and the quote
     # need one. Anything else, newlines and controls included, stands for itself in quotes.
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _encodable(text: str) -> bool:
-    """Text the address can carry: a lone surrogate has no UTF-8 and would come back as U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def equality_key(value: Any) -> tuple[str, Any]:
@@ -93,7 +86,7 @@ def value_test(field: str, value: Any, ambiguous: bool) -> str | None:
     if not ambiguous:
         written = literal(value)
         return None if written is None else f"{field} = {written}"
-    if isinstance(value, str) and _encodable(value):
+    if isinstance(value, str) and is_utf8_name(value):
         pattern = literal(exact_match(value))
         return None if pattern is None else f"{field} matches {pattern}"
     return None  # 1 beside true: the language has no test for one without the other
