@@ -469,6 +469,62 @@ def remove_abandoned(folder: str | os.PathLike[str], prefix: str, suffix: str) -
             # Only a process id a writer can have: str.isdigit() also takes "²" (int() refuses it) and
             # os.kill() a number past a C long (OverflowError). Either name, in a -o folder such as
             # /tmp where anyone may create one, crashed every write there; it is nobody's file beside.
-            if pid.isascii() and pid.isdigit() and 0 < int(pid) <= _PID_MAX and not process_alive(int(pid)):
+            if pid.isascii() and pid.isdigit() and 0 < int(pid) <= _PID_MAX \
+                    and (not process_alive(int(pid)) or _written_before_start(os.path.join(folder, name), int(pid))):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
+
+
+# How much earlier than a process's start a file must have been written to be surely not its own: the
+# boot time the start is counted from is whole seconds and NTP moves it, and a network file system
+# stamps files by its server's clock; a minute is far more than either, and far less than the time
+# between two CI jobs, or two builds, that take the same process id.
+_START_MARGIN_NS = 60_000_000_000
+
+
+def _written_before_start(path: str, pid: int) -> bool:
+    """Whether the file at ``path`` was last written well before process ``pid`` started, so that
+    process cannot be its writer: the id was handed out again after the writer was killed.
+
+    Process ids are reused: a container runs tiops as the same small id every time (PID 1 in
+    ``docker run``), and a CI cache restores ``.tiops/`` into it, so a file left by a killed
+    build named a process that is alive again, this very one often, and stayed for good, one
+    more with each build killed (a shard's objects part is megabytes). Linux only (``/proc``);
+    elsewhere a live id keeps its file, as before.
+    """
+    started = _process_start_ns(pid)
+    if started is None:
+        return False
+    try:
+        written = os.lstat(path).st_mtime_ns
+    except OSError:
+        return False
+    return written < started - _START_MARGIN_NS
+
+
+def _process_start_ns(pid: int) -> int | None:
+    """When process ``pid`` started, in wall-clock nanoseconds (proc(5): the boot time of
+    /proc/stat's ``btime`` plus field 22 of /proc/PID/stat, in clock ticks); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": fields from the state on follow the last ")", as comm may hold one
+            ticks = int(stat.read().rpartition(b")")[2].split()[19])
+        boot = _boot_time_ns()
+        per_second = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    if boot is None or per_second <= 0:
+        return None
+    return boot + ticks * 1_000_000_000 // per_second
+
+
+def _boot_time_ns() -> int | None:
+    """The system's boot time in wall-clock nanoseconds (/proc/stat's ``btime``, whole seconds)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            for line in stat:
+                if line.startswith(b"btime "):
+                    return int(line.split()[1]) * 1_000_000_000
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -38,8 +38,9 @@ back whole and unchanged is dropped, and its files are parsed again at the next 
 
 To avoid reading every file to hash it, an index remembers each file's ``lstat``
 (size, modification and change times, inode) with its blob id, as git's index does. A
-file modified within a second before the index was written is hashed again ("racily
-clean", as git calls it), since a second change in the same clock tick keeps its time.
+file modified within a second before the run that wrote the index began is hashed again
+("racily clean", as git calls it), since a second change in the same clock tick keeps its
+time: the index is dated when its run began (BuildCache._write), not when it ended.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import hashlib
 import marshal
 import operator
 import os
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -148,6 +150,10 @@ class BuildCache:
     def __init__(self, folder: Path, context: str) -> None:
         self.folder = folder
         self.context = context
+        # Before any lstat this run remembers (open() reads the index next): the time the stat index it
+        # saves is dated with, so that the next run takes a file modified within _RACY_NS before this
+        # run began as racily clean (save, _write).
+        self._began_ns = time.time_ns()
         self._shards: dict[int, dict[str, dict[str, _StoredIndex]]] = {}  # entries' indexes (FileEntry.stored_index)
         # Entries' objects (FileEntry.stored_objects), by shard, read when first asked for (stored_objects).
         self._objects: dict[int, dict[str, dict[str, bytes]]] = {}
@@ -613,7 +619,7 @@ class BuildCache:
                     (self.folder / _shard_name(number)).unlink(missing_ok=True)
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
             if self._new_index != self._index or self._dirty:
-                self._write(_INDEX_FILE, self._new_index)
+                self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
             # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
             self._save_folders()
         except OSError:
@@ -710,7 +716,20 @@ class BuildCache:
                 self._spill.close()
             self._spill = None
 
-    def _write(self, name: str, body: dict[str, Any]) -> None:
+    def _write(self, name: str, body: dict[str, Any], *, dated: int | None = None) -> None:
+        """Write cache file ``name`` whole (temporary name, renamed over it). ``dated``: a modification
+        time to give it when that is earlier than the one writing gives (the stat index's).
+
+        The stat index's modification time bounds which of its records are trusted (_read_index):
+        a file modified less than _RACY_NS before it is hashed again. Its records were taken
+        during the run, and a file rewritten in the same clock tick as it was modified last, after
+        the run read it, keeps its size and times: dated when it was written, at the end of a run
+        slower than _RACY_NS (a large repository, a loaded machine), that record was trusted with
+        the content read before the edit, and every later build used the stale content (on a file
+        system keeping whole seconds an edit a second apart does it). Dated when the run began,
+        before any of its lstats, such a file is racy; the earlier of the two also keeps the old bound
+        where the file system's clock lags this one's (a network file system).
+        """
         import tempfile  # only a build that changed something writes
 
         payload = marshal.dumps((self.context, name, body))
@@ -724,6 +743,8 @@ class BuildCache:
                 out.write(_MAGIC)
                 out.write(hashlib.sha256(payload).digest())
                 out.write(payload)
+            if dated is not None and dated < os.stat(temporary).st_mtime_ns:
+                os.utime(temporary, ns=(dated, dated))
             os.replace(temporary, self.folder / name)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
