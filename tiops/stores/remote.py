@@ -231,9 +231,12 @@ class DigestCache:
     def written_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT DISTINCT id FROM digests WHERE written_by_tiops")}
 
-    def record(self, objects: Iterable[Mapping[str, Any]], *, by_tiops: bool) -> None:
-        """Remember the digest of each object version (``by_tiops``: tiops wrote it)."""
-        rows = [(o["id"], version_key(o), content_digest(o), by_tiops, bool(o.get("revoked", False))) for o in objects]
+    def record(self, objects: Iterable[Mapping[str, Any]], *, by_tiops: bool,
+               versions: Mapping[str, str] | None = None) -> None:
+        """Remember the digest of each object version (``by_tiops``: tiops wrote it), keyed by
+        :func:`version_key`, or by ``versions[id]``: the version a server names it by."""
+        rows = [(o["id"], versions[o["id"]] if versions is not None else version_key(o), content_digest(o), by_tiops,
+                 bool(o.get("revoked", False))) for o in objects]
         self._db.execute("BEGIN")
         self._db.executemany(
             "INSERT INTO digests VALUES (?, ?, ?, ?, ?) ON CONFLICT (id, version) DO UPDATE SET"

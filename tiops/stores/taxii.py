@@ -67,15 +67,30 @@ class TaxiiStore(LocallyLocked):
             # Many misses (a fresh checkout): one paged read of the whole collection beats reads by id.
             fetched = self.current_objects(missing) if len(missing) <= ID_CHUNK else self._all_objects()
             self._cache.record((o for i, o in fetched.items() if entries.get(i) == version_key(o)), by_tiops=False)
+            # An object with neither `modified` nor `created` (an SCO, such as an enriched ipv4-addr)
+            # has no version of its own: the manifest names it by its date_added (medallion does so).
+            # Kept under that version, so the next plan finds it without reading it again, and under
+            # '' as every other store keys it: the two rows with one digest mark it as unversioned.
+            # Without this it was never found: every plan showed it as to create, and each apply's
+            # re-POST was refused by the collection, which holds it already.
+            unversioned = [o for i, o in fetched.items() if i in entries and not version_key(o)]
+            self._cache.record(unversioned, by_tiops=False, versions=entries)
+            self._cache.record(unversioned, by_tiops=False)
             known = self._cache.lookup(entries.items())
+        plain = self._cache.lookup((stix_id, "") for stix_id in entries)
         written = self._cache.written_ids()
         manifest: dict[str, StoredVersion] = {}
         for stix_id, version in entries.items():
             cached = known.get((stix_id, version))
             if cached is None:
                 continue  # a version that changed between the two reads: the next plan sees it
-            manifest[stix_id] = StoredVersion(version, cached.digest, cached.revoked, cached.by_tiops,
-                                              cached.by_tiops or stix_id in written)
+            by_tiops = cached.by_tiops
+            same = plain.get((stix_id, ""))
+            if same is not None and same.digest == cached.digest:
+                # Unversioned, as tiops wrote it (the row tiops recorded when it sent it) or read it.
+                version, by_tiops = "", by_tiops or same.by_tiops
+            manifest[stix_id] = StoredVersion(version, cached.digest, cached.revoked, by_tiops,
+                                              by_tiops or stix_id in written)
         return manifest
 
     def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -120,8 +135,12 @@ class TaxiiStore(LocallyLocked):
         if not changed:
             return []
         held = self._held_versions(sorted({stix_id for stix_id, _ in changed}))
-        return [ObjectError(stix_id, f"the TAXII collection already holds version {version} of this object with "
-                                     "other content, and keeps one content per version (id and modified); "
+        # An object without `modified` or `created` is held under its date_added, not under '': any
+        # version of its id is the one it would replace (medallion refuses that re-POST).
+        held |= {(stix_id, "") for stix_id, _ in held}
+        return [ObjectError(stix_id, f"the TAXII collection already holds version {version or 'date_added'} of this "
+                                     "object with other content, and keeps one content per version (id and "
+                                     "modified); "
                                      + ("an object without 'modified' cannot be changed in place"
                                         if "modified" not in keys[(stix_id, version)] else "give it a later 'modified'"))
                 for stix_id, version in sorted(changed & held)]
