@@ -380,7 +380,7 @@ class GitRevision:
             done = subprocess.run(["git", "-C", os.fspath(self.root), *args], capture_output=True, check=False)
         except OSError:
             return False
-        return done.returncode == 0 and bool(done.stdout.strip() or args[0] == "grep")
+        return done.returncode == 0  # config --get-regexp and grep -q exit 1 when nothing matches
 
     def _info_attributes(self) -> bytes:
         """The repository's own attributes file (``$GIT_DIR/info/attributes``), which gitattributes(5)

@@ -255,12 +255,12 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
                 origins: dict[str, _Origin], width: int, progress: Progress) -> dict[str, Any]:
     """Add data/index.js and the object shards to ``files``. Returns the first page of the
     browser's default view (by name, then id, as static/browser.js sorts) for browse.html."""
-    links: dict[str, list[tuple[str, bool, str, str]]] = {}
+    relationships: dict[str, list[tuple[str, bool, str, str]]] = {}
     for obj in objects:
         if obj["type"] == "relationship":
             kind, source, target = str(obj.get("relationship_type")), str(obj.get("source_ref")), str(obj.get("target_ref"))
-            links.setdefault(source, []).append((kind, True, target, obj["id"]))
-            links.setdefault(target, []).append((kind, False, source, obj["id"]))
+            relationships.setdefault(source, []).append((kind, True, target, obj["id"]))
+            relationships.setdefault(target, []).append((kind, False, source, obj["id"]))
     referrers = _referrers(objects)
     index_rows: list[list[Any]] = []
     shards: dict[str, list[dict[str, Any]]] = {}
@@ -271,7 +271,7 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
         name = names.get(object_id, object_id)
         tlp = tlp_level(row.data.get("object_marking_refs"))
         index_rows.append(index_row(row.data, name, row.source, tlp))
-        related = links.get(object_id)  # most objects have none: no sort, no list to build
+        related = relationships.get(object_id)  # most objects have none: no sort, no list to build
         entry: dict[str, Any] = {
             "o": obj, "n": name,  # the query language's own fields (observable...) are in the index row
             "r": reference_names(obj),
