@@ -102,3 +102,22 @@ def test_a_plan_shows_field_values_with_bidirectional_overrides_escaped() -> Non
     assert '~ name: "\\u202eRLO name" -> "\\u202eRLO name v2\\u2066"' in text
     assert '~ description: "\\x9b31m C1 escape" -> "\\x9b32m C1 escape"' in text
     assert not any(character in text for character in "\u202e\u2066\x9b")
+
+
+def test_a_changed_sco_is_shown_as_unversioned_not_as_a_blank_version_move() -> None:
+    from tiops.commands.plan_cmd import render_plan
+    from tiops.plan import make_plan
+    from tiops.stores import StoredVersion, TargetSettings, content_digest
+
+    # An SCO has no modified or created (STIX 2.1 section 6): its refreshed enrichment is an
+    # update whose version cannot move, and the line said "modified  -> " with nothing around it.
+    stored = {"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd",
+              "value": "198.51.100.7"}
+    compiled = {**stored, "x_note": "refreshed"}
+    manifest = {stored["id"]: StoredVersion(modified="", digest=content_digest(stored))}
+    plan = make_plan([compiled], manifest, {stored["id"]: stored}, TargetSettings("t", "sqlite"),
+                     supports_delete=True, source_commit="abc")
+    text = render_plan(plan)
+    assert f"{stored['id']} (update, unversioned: replaced in place)" in text
+    assert "modified  ->" not in text and "-> )" not in text
+    assert '+ x_note: "refreshed"' in text

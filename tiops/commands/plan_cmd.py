@@ -113,7 +113,11 @@ def render_plan(plan: Plan, *, refresh_only: bool = False, names: Mapping[str, s
 def _change_line(change: Change, names: Mapping[str, str]) -> str:
     described = what(change.object, change.id, names)
     line = f"  {_SIGNS[change.action]} {described + ' ' if described else ''}{change.id} ({change.action}"
-    if change.stored is not None and (change.action == "update" or change.compiled_modified is not None):
+    if change.stored is not None and not change.stored.modified and not change.effective_modified:
+        # An object with neither modified nor created (an SCO: STIX 2.1 section 6 gives it no
+        # versioning properties) has no version to move; "modified  -> " told the reviewer nothing.
+        line += ", unversioned: replaced in place"
+    elif change.stored is not None and (change.action == "update" or change.compiled_modified is not None):
         line += f", modified {change.stored.modified} -> {change.effective_modified}"
         if change.compiled_modified and change.compiled_modified != change.effective_modified:
             line += f" (compiled {change.compiled_modified})"
