@@ -5,7 +5,8 @@ It serves RFC 9083 JSON for the domains and IP networks in tests/data/enrich/rda
 bootstrap files (dns.json, ipv4.json, ipv6.json) pointing at itself, and, when told,
 429 with Retry-After to the next N requests, or a redirect (301/302/303/307/308 with a
 Location, RFC 7480 section 5.2) for a path: to another of these servers, back to itself,
-or in a loop. Every request is counted, with the Authorization header it carried.
+or in a loop. Every request is counted (its path with its query), with the Authorization header
+it carried; a query does not change the answer.
 """
 
 from __future__ import annotations
@@ -105,11 +106,13 @@ def start_rdap_server(extra_domains: dict[str, dict[str, Any]] | None = None) ->
 
         def _answer(self, path: str) -> tuple[int, Any, dict[str, str]]:
             base = [server.url + "rdap/"]
-            if path == "/dns.json":
+            # Routed by the path alone: a base URL's query (an API key) follows the lookup's segments.
+            route = path.partition("?")[0]
+            if route == "/dns.json":
                 return 200, {"version": "1.0", "services": [[["net", "com", "test"], ["ftp://ignored.example/", *base]]]}, {}
-            if path == "/ipv4.json":
+            if route == "/ipv4.json":
                 return 200, {"version": "1.0", "services": [[["0.0.0.0/0"], base]]}, {}
-            if path == "/ipv6.json":
+            if route == "/ipv6.json":
                 return 200, {"version": "1.0", "services": [[["::/0"], base]]}, {}
             if not path.startswith("/rdap/"):
                 return 404, {"errorCode": 404, "title": "Not Found"}, {}
@@ -122,7 +125,7 @@ def start_rdap_server(extra_domains: dict[str, dict[str, Any]] | None = None) ->
                 if path in server.redirects:
                     status, location = server.redirects[path]
                     return status, None, {"Location": location}
-            kind, _, name = path[len("/rdap/"):].partition("/")
+            kind, _, name = route[len("/rdap/"):].partition("/")
             if kind == "domain" and name.lower() in domains:
                 return 200, domains[name.lower()], {}
             if kind == "ip":

@@ -687,3 +687,40 @@ def test_an_answer_that_is_not_about_the_kind_asked_is_failed(kind: str, value: 
         server.stop()
     assert entry["status"] == "failed" and said in entry["error"], entry
     assert "registrar" not in entry and "network" not in entry
+
+
+# An API key in a URL's query, under a name redact() has no pattern for.
+_KEY = "Q7rK2mVx9pLw"
+
+
+def test_a_base_url_with_a_query_keeps_it_after_the_lookup_path(rdap_server: RdapServer) -> None:
+    # RFC 9082 section 3.1 appends the query's segments to the base URL's path (RFC 3986 section
+    # 3.4: the query follows the path). Appended to the whole URL they became part of the key,
+    # the server was asked for its root, and every value was locked not-found, never asked again.
+    client = _client(rdap_server, [], base_url=f"{rdap_server.url}rdap/?key={_KEY}")
+    entry = client.lookup("domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "found" and entry["server"] == rdap_server.url + "rdap/"
+    assert client.lookup("ip", "8.8.8.8")["status"] == "found"
+    assert [p for p, _ in rdap_server.rdap_requests()] == [
+        f"/rdap/domain/woodgrove-securelogin.net?key={_KEY}", f"/rdap/ip/8.8.8.8?key={_KEY}"]
+
+
+def test_a_redirect_from_a_base_url_with_a_query_locks_no_query(rdap_server: RdapServer, rdap_target: RdapServer) -> None:
+    # redirected_from names the server first asked as server does: without the query (the key).
+    rdap_server.redirect(f"/rdap/domain/woodgrove-securelogin.net?key={_KEY}",
+                         rdap_target.url + "rdap/domain/woodgrove-securelogin.net")
+    entry = _client(rdap_server, [], base_url=f"{rdap_server.url}rdap/?key={_KEY}").lookup(
+        "domain", "woodgrove-securelogin.net")
+    assert entry["status"] == "found" and entry["redirected_from"] == rdap_server.url + "rdap/"
+    assert _KEY not in json.dumps(entry)
+
+
+def test_a_bootstrap_url_with_a_query_is_read_and_never_quoted(rdap_server: RdapServer) -> None:
+    client = _client(rdap_server, [], bootstrap=f"{rdap_server.url}?key={_KEY}")
+    assert client.lookup("domain", "woodgrove-securelogin.net")["status"] == "found"
+    assert (f"/dns.json?key={_KEY}", 200) in rdap_server.requests
+    # Unreachable: the failure the lock keeps names the registry without the query, and says the
+    # kind of error rather than requests' text (the URL asked, and the system's errno wording).
+    down = _client_for(f"http://127.0.0.1:9/?key={_KEY}", timeout=2).lookup("domain", "a.net")
+    assert down["status"] == "failed" and _KEY not in down["error"]
+    assert down["error"] == "cannot read the RDAP bootstrap registry dns.json from http://127.0.0.1:9/: ConnectionError"

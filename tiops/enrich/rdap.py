@@ -86,8 +86,10 @@ class RdapSettings:
 
     @property
     def bootstrap_shown(self) -> str:
-        """The bootstrap as messages and the lock name it: as tiops.yaml does, without credentials."""
-        return public_url(self.bootstrap_as_named or self.bootstrap)
+        """The bootstrap as messages and the lock name it: as tiops.yaml does, without credentials (nor
+        a URL's query, which may carry an API key, as the lock's ``server`` never does)."""
+        named = self.bootstrap_as_named or self.bootstrap
+        return _shown(named) if "://" in named else named
 
 
 def rdap_settings(root: Path, raw: dict[str, Any]) -> RdapSettings:
@@ -217,7 +219,7 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
     try:
         if "://" in where:
             deadline = time.monotonic() + DEADLINE_TIMEOUTS * settings.timeout
-            with session.get(where.rstrip("/") + "/" + name, timeout=settings.timeout, stream=True) as response:
+            with session.get(_below(where, name), timeout=settings.timeout, stream=True) as response:
                 if response.status_code == 404:
                     return None
                 response.raise_for_status()
@@ -240,7 +242,13 @@ def _bootstrap_file(settings: RdapSettings, session: requests.Session, name: str
         raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
                          f"HTTP {status} {status_phrase(status)}".strip(),
                          hint=_BOOTSTRAP_HINT) from None
-    except (requests.RequestException, ValueError, OSError, StoreError) as error:
+    except requests.RequestException as error:
+        # Named by its kind, as an RDAP lookup's is (RdapClient._ask): requests' text quotes the URL asked,
+        # its query too (where an API key goes, in a name no pattern of redact knows), and the system's
+        # errno text, which differs between the machines of a team sharing the lock.
+        raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
+                         f"{type(error).__name__}", hint=_BOOTSTRAP_HINT) from None
+    except (ValueError, OSError, StoreError) as error:
         raise UsageError(f"cannot read the RDAP bootstrap registry {name} from {settings.bootstrap_shown}: "
                          f"{redact(str(error))}",
                          hint=_BOOTSTRAP_HINT) from None
@@ -300,7 +308,7 @@ class RdapClient:
 
     def _server(self, kind: Kind, value: str) -> str | None:
         if self.settings.base_url:
-            return self.settings.base_url if self.settings.base_url.endswith("/") else self.settings.base_url + "/"
+            return _below(self.settings.base_url, "")
         if self._bootstrap_error is not None:
             raise self._bootstrap_error
         if self._bootstrap is None:
@@ -360,7 +368,7 @@ class RdapClient:
         registrar. A redirect loop, more than MAX_REDIRECTS hops, or a redirect to anything but an
         http(s) URL with a host ends the lookup as failed. Never raises for an answer not had.
         """
-        first = server + ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:")
+        first = _below(server, ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:"))
         url = _without_userinfo(first)
         home = _origin(url)
         configured = get_auth_from_url(first)  # user:password in tiops.yaml's URL, sent as HTTP Basic (RFC 7617)
@@ -393,7 +401,7 @@ class RdapClient:
                 return _Answer(None, origin, redact(f"RDAP {host}: redirected (HTTP {outcome.status}) {refused}"))
             seen.add(_hop_key(target))
             url = target
-            origin = {"server": _shown(url), "redirected_from": public_url(server)}
+            origin = {"server": _shown(url), "redirected_from": _shown(server)}
         raise AssertionError("unreachable")
 
     def _ask(self, url: str, host: str, kind: Kind, name: str,
@@ -481,6 +489,17 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     """The origin of ``url`` (RFC 6454 section 4): scheme, host and port."""
     scheme, host, port, _, _ = _hop_key(url)
     return scheme, host, port
+
+
+def _below(base: str, path: str) -> str:
+    """The URL of ``path`` under the base URL ``base``: RFC 9224 section 4 has a base URL end in "/" and
+    RFC 9082 section 3.1 appends the query's segments (``domain/NAME``, ``ip/ADDRESS``) to it, as a
+    bootstrap folder's URL gets ``dns.json``. They go into the base's path: a base with a query
+    (``https://rdap.example/?apikey=KEY``, RFC 3986 section 3.4) keeps it after them, rather than
+    have them appended to the key, a server asked for its root and every value locked not-found."""
+    parts = urlsplit(base)
+    folder = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return urlunsplit((parts.scheme, parts.netloc, folder + path, parts.query, ""))
 
 
 def _without_userinfo(url: str) -> str:
