@@ -78,6 +78,10 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
 _EXPIRY_WINDOWS = (7, 30, 90)
 _PAGE = 50  # rows per page of the browser (static/browser.js PAGE)
 _CHART_ROWS = 15
+# The most values a chart's "and N more" unfolds: a panel counting by a field of a value per
+# object (group-by: id) would otherwise put every object into index.html, and a link per value
+# costs a parse of its query (about 20 us) at build time.
+_UNFOLDED = 1000
 
 
 @dataclass(frozen=True)
@@ -427,15 +431,21 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
         if data["kind"] == "table" and "rows" in data:
             charts.append({"title": panel.title, "kind": "objects", "hidden": data["hidden"], "bars": [],
                            "rows": [{"name": names.get(o["id"], o["id"]), "type": o["type"], "href": _href(o["id"], "")}
-                                    for o in data["rows"]]})
+                                    for o in data["rows"]],
+                           "more": _browse_all(panel, seen, seen_types) if data["hidden"] else None})
             continue
         tests = _bar_tests(panel, matching, data)
-        hrefs = {label: href(tests.get(label), panel.text) for label, _ in data["items"]}
+        rest = data.get("rest", [])[:_UNFOLDED]
+        hrefs = {label: href(tests.get(label), panel.text) for label, _ in (*data["items"], *rest)}
+        # Past what unfolds (a panel counting by a field of many values): the objects that have one.
+        beyond = href(f"{panel.group_by} exists", panel.text) if panel.group_by and len(data.get("rest", [])) > len(rest) \
+            else None
         if data["kind"] == "table":
             charts.append({"title": panel.title, "kind": "counts", "hidden": data["hidden"], "bars": [],
-                           "rows": [{"label": label, "count": count, "href": hrefs[label]} for label, count in data["items"]]})
+                           "rows": [{"label": label, "count": count, "href": hrefs[label]} for label, count in data["items"]],
+                           "rest": _rows(rest, hrefs), "beyond": beyond})
         else:
-            charts.append(_bars(panel.title, data["items"], data.get("hidden", 0), data["total"], hrefs))
+            charts.append(_bars(panel.title, data["items"], data.get("hidden", 0), data["total"], hrefs, rest, beyond))
     indicators = [o for o in objects if o["type"] == "indicator"]
     if as_of is not None:
         moment = _parse(as_of)
@@ -472,7 +482,7 @@ def _bar_tests(panel: Panel, matching: list[Row], data: dict[str, Any]) -> dict[
         # A month whose every value is a timestamp is a range of moments; one holding other
         # text (intel with errors) counts what no range finds, and gets no link.
         clean = month_counts(matching, panel.group_by, timestamps_only=True)
-        return {month: test for month, count in data["items"]
+        return {month: test for month, count in (*data["items"], *data["rest"])
                 if clean.get(month) == count and (test := links.month_test(panel.group_by, month)) is not None}
     return links.group_tests(matching, panel.group_by)
 
@@ -554,14 +564,39 @@ def _labelled(counts: Counter[Any], labels: dict[Any, str], hrefs: dict[Any, str
 
 
 def _bars(title: str, items: list[tuple[str, int]], hidden: int, total: int,
-          hrefs: dict[str, str | None] | None = None) -> dict[str, Any]:
+          hrefs: dict[str, str | None] | None = None, rest: list[tuple[str, int]] | None = None,
+          beyond: str | None = None) -> dict[str, Any]:
+    """A bar chart of ``items``; ``rest``: the ``hidden`` values left out of it, which its
+    "and N more" unfolds as a table (each linked as a bar is), so no value is out of reach; at
+    most :data:`_UNFOLDED` of them, ``beyond`` the browser's link for the objects past those."""
     top = max((count for _, count in items), default=0) or 1
     bar_width = 420
     bars = [{"label": label, "count": count, "y": index * 24, "width": round(bar_width * count / top, 1),
              "href": (hrefs or {}).get(label)}
             for index, (label, count) in enumerate(items)]
     return {"title": title, "kind": "bars", "bars": bars, "height": max(24, 24 * len(bars)), "hidden": hidden,
-            "total": total}
+            "total": total, "rest": _rows((rest or [])[:_UNFOLDED], hrefs or {}), "beyond": beyond}
+
+
+def _rows(items: list[tuple[str, int]], hrefs: dict[str, str | None]) -> list[dict[str, Any]]:
+    return [{"label": label, "count": count, "href": hrefs.get(label)} for label, count in items]
+
+
+# The browser's sort columns (static/browser.js COLUMNS), to which a panel's sort carries over.
+_BROWSE_SORTS = frozenset({"name", "type", "source", "tlp", "confidence", "labels", "modified"})
+
+
+def _browse_all(panel: Panel, seen: set[str], seen_types: frozenset[str]) -> str | None:
+    """The browser showing every object of a table panel, in the panel's order where the browser
+    has it: where its "and N more" leads (None: a query the browser cannot read, no link)."""
+    expression = panel.text or ""
+    if expression and links.checked(expression, seen, seen_types) is None:
+        return None
+    address = links.browse_href(expression) if expression else links.BROWSE
+    sort = panel.query.sort
+    if sort in _BROWSE_SORTS and (sort != "name" or panel.query.descending):  # by name is the browser's default
+        address += ("&" if expression else "#") + f"sort={sort}" + ("&desc=1" if panel.query.descending else "")
+    return address
 
 
 def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order: Iterable[str] = (),
@@ -571,8 +606,8 @@ def _chart(title: str, counts: Counter[str], *, keep_order: bool = False, order:
     else:
         items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     hidden = max(0, len(items) - _CHART_ROWS)
-    items = items[-_CHART_ROWS:] if newest else items[:_CHART_ROWS]
-    return _bars(title, items, hidden, sum(counts.values()), hrefs)
+    shown, rest = (items[-_CHART_ROWS:], items[:-_CHART_ROWS]) if newest else (items[:_CHART_ROWS], items[_CHART_ROWS:])
+    return _bars(title, shown, hidden, sum(counts.values()), hrefs, rest)
 
 
 def _origins(root: Path, objects: list[IntelObject], rules: dict[str, tuple[str, ...]]) -> dict[str, _Origin]:

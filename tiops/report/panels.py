@@ -225,10 +225,12 @@ def panel_data(panel: Panel, rows: list[Row], selected: dict[str, list[Row]] | N
     if panel.chart == "timeline":
         months = month_counts(matching, panel.group_by)
         # The newest months are the ones shown; older ones are counted as hidden.
-        recent = sorted(months)[-panel.limit:]
-        return {"kind": "timeline", "items": [(m, months[m]) for m in recent], "hidden": len(months) - len(recent),
-                "total": sum(months.values())}
+        ordered = sorted(months)
+        recent, older = ordered[-panel.limit:], ordered[:-panel.limit]
+        # "rest": what "and N more" unfolds on the overview, so that no month is out of reach.
+        return {"kind": "timeline", "items": [(m, months[m]) for m in recent], "hidden": len(older),
+                "rest": [(m, months[m]) for m in older], "total": sum(months.values())}
     counts = group_counts(matching, panel.group_by)
     items = [(str(value), count) for value, count in counts]
     return {"kind": panel.chart, "items": items[: panel.limit], "hidden": max(0, len(items) - panel.limit),
-            "total": sum(count for _, count in items)}
+            "rest": items[panel.limit:], "total": sum(count for _, count in items)}

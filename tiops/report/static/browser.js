@@ -8,6 +8,7 @@
   var PAGE = 50;
   var Q = window.TiopsQuery;
   var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
+  var scroll = TiopsData.keepScroll(), scrolled = false;  // back to these results: where the analyst was
   var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
   var rows = null, index = null, full = null, pending = 0, waiting = [];
   var called = Object.create(null);  // data files that called the page as their script ran ("index", shard keys)
@@ -222,6 +223,9 @@
       if (th.dataset.sort === state.sort) { th.setAttribute("aria-sort", state.descending ? "descending" : "ascending"); }
       else { th.removeAttribute("aria-sort"); }
     });
+    // Once, at the first rows drawn, when all above them is in place too: back or forward to this
+    // page comes to the same rows (the view is in the address), drawn only now, after the index.
+    if (!scrolled) { scrolled = true; if (scroll.saved() !== null) { window.scrollTo(0, scroll.saved()); } }
   }
 
   // --- The page address keeps the view: #q=EXPR&text=WORDS&sort=FIELD&desc=1&page=N ---
@@ -235,7 +239,8 @@
     var hash = params.toString();
     written = hash;
     if (hash !== location.hash.slice(1)) {
-      history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
+      // The entry's state (its scroll position, data.js keepScroll) stays.
+      history.replaceState(history.state, "", hash ? "#" + hash : location.pathname + location.search);
     }
   }
   function restore() {

@@ -36,6 +36,38 @@
       var current = document.currentScript;
       return current !== null && current.getAttribute("src") === src;
     },
+    // Back and forward return to where the analyst was. The object page and the browser are
+    // drawn by script from data files that arrive after the page (and the object page draws
+    // another object on each change of its #id, in one document), so the browser's own restoring
+    // runs before there is anything to scroll to, or not at all. Each page keeps its scroll
+    // position in its history entry instead and puts it back itself once drawn (saved()).
+    keepScroll: function () {
+      if ("scrollRestoration" in history) { history.scrollRestoration = "manual"; }
+      var timer = null;
+      function save() {
+        clearTimeout(timer); timer = null;
+        var state = history.state !== null && typeof history.state === "object" ? history.state : {};
+        if (state.scroll === window.scrollY) { return; }
+        history.replaceState(Object.assign({}, state, { scroll: window.scrollY }), "");
+      }
+      // At most one save per 150 ms while scrolling (Chromium throttles a page that replaces
+      // its history state hundreds of times in a few seconds)...
+      window.addEventListener("scroll", function () { if (timer === null) { timer = setTimeout(save, 150); } }, { passive: true });
+      // ...and at once before a link leaves this entry, or the last 150 ms of scrolling are lost.
+      document.addEventListener("click", function (event) {
+        if (event.target instanceof Element && event.target.closest("a")) { save(); }
+      }, true);
+      window.addEventListener("pagehide", save);
+      // A save still pending when back or forward has already changed the entry would write this
+      // entry's position into the other one.
+      window.addEventListener("popstate", function () { clearTimeout(timer); timer = null; });
+      return {
+        saved: function () {
+          var state = history.state;
+          return state !== null && typeof state === "object" && typeof state.scroll === "number" ? state.scroll : null;
+        }
+      };
+    },
     broken: function (src, what) {
       return "The report is incomplete: its data file " + src + " " + what
         + ". Build the report again (tiops report) or copy the whole folder.";

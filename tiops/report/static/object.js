@@ -14,6 +14,7 @@
   // Shards that called the page (as their script ran) and shards that cannot be read (key -> message).
   var called = Object.create(null), broken = Object.create(null);
   var printable = TiopsData.printable;  // every text from intel goes through it (data.js)
+  var scroll = TiopsData.keepScroll();
   function own(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
   function shardFile(key) { return "data/objects/" + key + ".js"; }
 
@@ -114,9 +115,49 @@
     } else {
       var text = typeof value === "string" ? value : JSON.stringify(sortedKeys(value), null, 2);
       // Several lines keep their line breaks (and tabs); every other control is escaped.
-      if (text.indexOf("\n") !== -1) { td.appendChild(element("pre")).textContent = printable(text, true); } else { td.textContent = printable(text); }
+      var lines = text.indexOf("\n") !== -1, holder = lines ? td.appendChild(element("pre")) : td;
+      if (typeof value === "string" && (key === "description" || key === "x_mitre_detection")) {
+        markdown(holder, text, lines, citations(entry.o.external_references));
+      } else { holder.textContent = printable(text, lines); }
     }
     return td;
+  }
+
+  // ATT&CK writes descriptions in Markdown: "[text](url)" links and "(Citation: Name)", Name a
+  // source_name of the object's external_references. Only these two become links, and only to an
+  // http(s) URL (the pattern matches no other scheme: "[x](javascript:...)" stays text, as a
+  // javascript: URL in the references table does); all else is text, markup from intel included.
+  // A link shows its text, its URL as its title (the address it opens is never hidden); a
+  // citation keeps its words and links to the reference's URL, its description as the title.
+  var MARKUP = /\[([^\[\]\n]+)\]\((https?:\/\/[^\s()\x00-\x1f]+(?:\([^\s()\x00-\x1f]*\)[^\s()\x00-\x1f]*)*)\)|\(Citation: ([^()\n]+)\)/gi;
+  function webLink(url, text, title) {
+    var a = element("a", text);
+    a.href = url; a.rel = "noopener noreferrer";
+    if (title) { a.title = printable(title); }
+    return a;
+  }
+  function citations(references) {
+    var found = Object.create(null);  // by source_name from intel: no inherited entry
+    (Array.isArray(references) ? references : []).forEach(function (reference) {
+      if (reference !== null && typeof reference === "object" && typeof reference.source_name === "string"
+          && typeof reference.url === "string" && /^https?:\/\//i.test(reference.url) && !(reference.source_name in found)) {
+        found[reference.source_name] = reference;
+      }
+    });
+    return found;
+  }
+  function markdown(holder, text, lines, cited) {
+    var at = 0, match;
+    MARKUP.lastIndex = 0;
+    while ((match = MARKUP.exec(text)) !== null) {
+      var reference = match[3] === undefined ? null : cited[match[3]];
+      if (match[3] !== undefined && !reference) { continue; }  // no such reference with a web URL: text
+      holder.appendChild(document.createTextNode(printable(text.slice(at, match.index), lines)));
+      holder.appendChild(reference ? webLink(reference.url, match[0], typeof reference.description === "string" ? reference.description : "")
+                                   : webLink(match[2], match[1], match[2]));
+      at = MARKUP.lastIndex;
+    }
+    holder.appendChild(document.createTextNode(printable(text.slice(at), lines)));
   }
 
   function shorten(text, width) { return text.length <= width ? text : text.slice(0, width - 1) + "\u2026"; }
@@ -212,7 +253,8 @@
       parts.push(dl);
     } else { parts.push(element("p", "Added by tiops at compile time (a built-in marking or extension definition).")); }
     article.replaceChildren.apply(article, parts);
-    window.scrollTo(0, 0);
+    // Back or forward to an object seen before: where the analyst was on it; a new one: its top.
+    window.scrollTo(0, scroll.saved() || 0);
   }
 
   var TITLE = document.title;
