@@ -181,10 +181,11 @@ def _rdap_url_problems(enrichment: dict[str, Any]) -> list[Finding]:
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
         elif _user_without_password(value):
             # requests sends URL credentials only as user:password: a token written as the user
-            # alone would go nowhere, and every answer be a 401 recorded as failed.
+            # alone would go nowhere, and every answer be a 401 recorded as failed. The advice names
+            # no 'user:password@', which redaction masks where the message is shown (tiops enrich).
             found.append(make_finding("TI110", f"enrichment.rdap.{key}: {public_url(value)!r} carries a user name but no "
-                                               "password, which is not sent; write 'user:password@' (or 'user:@' for "
-                                               "a user name with an empty password, RFC 7617)",
+                                               "password, which is not sent; write a colon and the password after the user "
+                                               "name ('user:@', a colon alone, for an empty one, RFC 7617)",
                                       Location(CONFIG_FILE, path=("enrichment", "rdap", key))))
         elif (problem := credentials_problem(value)) is not None:
             found.append(make_finding("TI110", f"enrichment.rdap.{key}: {problem}",

@@ -473,6 +473,10 @@ def test_only_a_bare_refresh_reads_the_geo_database_again(tmp_path: Path, rdap_s
         assert result.exit_code == 0 and geo in result.output, result.output
     result = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", "--refresh=-1d"])
     assert result.exit_code == 2 and "--refresh: '-1d' is not an age" in result.output
+    # Said as every other refused age is, not in click's usage text.
+    assert "tiops: error: --refresh: '-1d'" in result.output and "Usage:" not in result.output
+    unread = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", "--refresh=1y"])
+    assert unread.exit_code == 2 and "tiops: error: --refresh: '1y'" in unread.output
 
 
 def test_a_file_that_does_not_load_holds_back_pruning_rather_than_losing_its_results(
@@ -573,6 +577,11 @@ def test_a_user_name_without_a_password_in_the_rdap_url_is_a_finding_not_a_silen
     assert result.exit_code == 1 and "TI110" in result.output and "carries a user name but no password" in result.output
     assert "'http://127.0.0.1:9/rdap/'" in result.output  # the token written as the user is never shown
     _secret_free(root, result.output)
+    # The command that stops on it gives the same advice: masking credentials left it "write 'user:***@'".
+    refused = CliRunner().invoke(main, ["-C", str(root), "enrich"])
+    assert refused.exit_code == 1 and "carries a user name but no password" in refused.output
+    assert "***" not in refused.output and "('user:@', a colon alone, for an empty one" in refused.output
+    _secret_free(root, refused.output)
     (root / "tiops.yaml").write_text(f"enrichment:\n  rdap:\n    base_url: 'http://{SECRET}:@127.0.0.1:9/rdap/'\n",
                                      encoding="utf-8")
     assert "TI110" not in CliRunner().invoke(main, ["-C", str(root), "validate"]).output

@@ -20,16 +20,17 @@ from tiops.rules.conditions import parse_duration
 
 # What a bare --refresh stands for: every RDAP result and every geo result read again.
 _EVERYTHING = "\0everything"
+# Before an age that starts with a dash (below).
+_DASHED = "\0dashed:"
 
 
 class _EnrichCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # click reads the value of '--refresh=-1d' as an option of its own ("No such option '-1'").
-        for arg in args:
-            if arg.startswith("--refresh=-"):
-                raise click.UsageError(f"--refresh: {arg.partition('=')[2]!r} is not an age: an age is a whole "
-                                       "number and one of s, m, h, d, w, such as 30d", ctx)
-        return super().parse_args(ctx, args)
+        # Marked, the value reaches the command, which refuses it as it refuses any other age it
+        # cannot read: "tiops: error: --refresh: ...", not click's usage text.
+        return super().parse_args(ctx, ["--refresh=" + _DASHED + arg[len("--refresh="):] if arg.startswith("--refresh=-") else arg
+                                        for arg in args])
 
 
 @click.command("enrich", cls=_EnrichCommand)
@@ -61,6 +62,9 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
         if not checked.up_to_date:
             ctx.exit(EXIT_FINDINGS)
         return
+    if refresh is not None and refresh.startswith(_DASHED):
+        raise UsageError(f"--refresh: {refresh[len(_DASHED):]!r} is not an age: an age is a whole number and one "
+                         "of s, m, h, d, w, such as 30d")
     try:
         # A bare 0 needs no unit (zero of any unit is no time): it is 0d, every RDAP result.
         age = (None if refresh is None else timedelta(0) if refresh in (_EVERYTHING, "0")
