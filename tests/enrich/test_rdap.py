@@ -57,7 +57,7 @@ def test_ip_network_found_with_network_and_abuse_contact(rdap_server: RdapServer
     assert (entry["network_name"], entry["handle"]) == ("GOGL", "NET-8-8-8-0-2")
     assert entry["abuse_email"] == "network-abuse@google.com"
     assert entry["registrant_organization"] == "Google LLC"
-    assert entry["registrant_country"] == "United States"
+    assert entry["registrant_country"] == "US"  # the label's "United States", as its ISO 3166-1 code
     assert entry["registered"] == "2023-12-28T22:24:33Z"  # offset dates become UTC
 
 

@@ -91,7 +91,7 @@ def test_an_arin_network_with_its_abuse_contact_inside_the_registrant(registries
         "abuse_email": "network-abuse@google.com", "handle": "NET-8-8-8-0-2", "network": "8.8.8.0 - 8.8.8.255",
         "network_name": "GOGL", "rdap_status": ["active"],
         "registered": "2023-12-28T22:24:33Z", "updated": "2023-12-28T22:24:56Z",  # -05:00 applied
-        "registrant_country": "United States",  # the label's last line
+        "registrant_country": "US",  # the label's last line, "United States", as its ISO 3166-1 code
         "registrant_organization": "Google LLC",
     }
 
@@ -105,7 +105,7 @@ def test_a_network_range_is_locked_in_rfc_5952_text_however_the_registry_writes_
 def test_a_ripe_network_with_a_status_in_mixed_case(registries: str) -> None:
     entry = _lookup(registries, "ip", "193.0.0.1")
     assert entry["rdap_status"] == ["active"]  # "Active": RFC 9083 section 10.2.2 registers "active"
-    assert (entry["country_code"], entry["registrant_country"]) == ("NL", "NETHERLANDS")
+    assert (entry["country_code"], entry["registrant_country"]) == ("NL", "NL")  # "NETHERLANDS" in the label
     assert entry["abuse_email"] == "abuse@ripe.net"
 
 
@@ -206,3 +206,21 @@ def test_a_registrant_who_is_a_person_has_no_organisation() -> None:
     employed = registrant(["fn", {}, "text", "Jane Doe"], ["kind", {}, "text", "individual"], ["org", {}, "text", "Contoso"])
     assert parse_domain(employed)["registrant_organization"] == "Contoso"
     assert parse_domain(registrant(["fn", {}, "text", "Contoso"], ["kind", {}, "text", "org"]))["registrant_organization"] == "Contoso"
+
+
+@pytest.mark.parametrize(("address", "country"), [
+    ({"cc": "us"}, "US"),  # RFC 8605's code, in upper case
+    ({"label": "1 Main St\nUNITED STATES"}, "US"),  # ARIN's label
+    ({"label": "Amsterdam\nNetherlands"}, "NL"),
+    ({}, "KR"),  # the country component (below): ISO's own short name, "Korea, Republic of"
+    ({"label": "Den Haag\nThe Netherlands"}, "The Netherlands"),  # no ISO name: as written
+    ({"label": "London\nUK"}, "UK"),  # two letters ISO does not assign: as written, in upper case
+])
+def test_a_registrant_country_is_locked_as_its_iso_code_however_the_registry_writes_it(
+        address: dict[str, str], country: str) -> None:
+    # Locked as written, "UNITED STATES" from one registry and "US" from another were two values,
+    # and a rule on whois.registrant_country = US missed the first.
+    component = ["", "", "", "", "", "", "Korea, Republic of" if not address else ""]
+    card = {"entities": [{"roles": ["registrant"], "vcardArray": ["vcard", [
+        ["version", {}, "text", "4.0"], ["org", {}, "text", "Contoso"], ["adr", address, "text", component]]]}]}
+    assert parse_domain(card)["registrant_country"] == country

@@ -722,16 +722,40 @@ def _label_country(label: str) -> str | None:
 def _country(parameters: Any, value: Any) -> str | None:
     """The country of a jCard ``adr`` (RFC 7095 section 3.3.1.3): its ``cc`` parameter (RFC 8605
     section 3.1, an ISO 3166 code), else the address's country name component (the 7th, RFC 6350
-    section 6.3.1), else a label's last line. A two-letter code is written in upper case."""
+    section 6.3.1), else a label's last line. A two-letter code is written in upper case, and a
+    name ISO 3166-1 knows is written as its code (:func:`_iso_country`)."""
     code = parameters.get("cc") if isinstance(parameters, dict) else None
     country = _text(code) if isinstance(code, str) else None
     if country is None and isinstance(value, list) and len(value) >= 7:
         country = _text(value[6])
     if country is None and isinstance(parameters, dict) and isinstance(parameters.get("label"), str):
         country = _label_country(parameters["label"])
-    if country is not None and len(country) == 2 and country.isalpha():
-        country = country.upper()
-    return country
+    if country is None:
+        return None
+    if len(country) == 2 and country.isalpha():
+        return country.upper()
+    return _iso_country(country) or country
+
+
+def _iso_country(name: str) -> str | None:
+    """The ISO 3166-1 alpha-2 code of a country ``name`` (its ISO short, official or common name, or
+    its alpha-3 code, in any case: the maintained ISO 3166 tables of pycountry), or None.
+
+    Registries write the country either way: RFC 8605's ``cc`` code, or the address's country name
+    ("UNITED STATES", "Korea, Republic of"). Locked as written, a rule on
+    ``whois.registrant_country = US`` missed every registrant whose registry wrote the name.
+    A name ISO does not hold ("The Netherlands", "UK") stays as written.
+    """
+    import pycountry  # only a lookup that found a registrant's address needs the tables
+
+    if name.isdigit():
+        return None  # ISO's numeric codes: an address's country is no number
+    try:
+        country = pycountry.countries.lookup(name)
+    except LookupError:
+        return None
+    code = getattr(country, "alpha_2", None)
+    return code if isinstance(code, str) else None
 
 
 def _vcard(entity: dict[str, Any]) -> dict[str, str]:
