@@ -191,3 +191,18 @@ def test_explain_says_a_value_with_no_entry_is_in_no_lock_file() -> None:
         "    whois 10.1.2.3: private (never looked up)",
         f"    whois a.example: found, from RDAP x [{shard}]",
     ]
+
+
+def test_explain_names_the_registrar_a_registrant_came_from(committed: Path) -> None:
+    # A thin registry's registrant is the registrar's word, not the registry's (tiops.enrich.rdap).
+    lock, _ = read_lock(committed / "intel", committed)
+    lock.whois["8.8.8.8"] = {**lock.whois["8.8.8.8"], "registrant_server": "https://rdap.registrar.example/domain/x.com"}
+    write_lock(committed / "intel", lock)
+    text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000000"])
+    line = next(line for line in text.output.splitlines() if "whois 8.8.8.8" in line)
+    assert "; the registrant from https://rdap.registrar.example/domain/x.com" in line, line
+    lock.whois["8.8.8.8"] = {**{k: v for k, v in lock.whois["8.8.8.8"].items() if k != "registrant_server"},
+                             "registrant_error": "RDAP rdap.registrar.example: HTTP 503"}
+    write_lock(committed / "intel", lock)
+    text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000000"])
+    assert "; no registrant from the registrar (RDAP rdap.registrar.example: HTTP 503)" in text.output

@@ -724,3 +724,82 @@ def test_a_bootstrap_url_with_a_query_is_read_and_never_quoted(rdap_server: Rdap
     down = _client_for(f"http://127.0.0.1:9/?key={_KEY}", timeout=2).lookup("domain", "a.net")
     assert down["status"] == "failed" and _KEY not in down["error"]
     assert down["error"] == "cannot read the RDAP bootstrap registry dns.json from http://127.0.0.1:9/: ConnectionError"
+
+
+def _thin_registry_answer(name: str, link: str | None) -> dict[str, object]:
+    """A thin registry's answer (Verisign's shape): the registration and its registrar, no registrant,
+    and the registrar's own answer linked as RFC 9083 section 4.2 "related"."""
+    links: list[dict[str, str]] = [{"value": f"https://registry.example/domain/{name}", "rel": "self",
+                                    "href": f"https://registry.example/domain/{name}", "type": "application/rdap+json"}]
+    if link is not None:
+        links.append({"value": f"https://registry.example/domain/{name}", "rel": "related", "href": link,
+                      "type": "application/rdap+json"})
+    return {"objectClassName": "domain", "ldhName": name.upper(), "links": links, "status": ["client transfer prohibited"],
+            "events": [{"eventAction": "registration", "eventDate": "2024-05-01T00:00:00Z"}],
+            "entities": [{"objectClassName": "entity", "roles": ["registrar"], "vcardArray": [
+                "vcard", [["version", {}, "text", "4.0"], ["fn", {}, "text", "Example Registrar, Inc."]]]}]}
+
+
+def _registrar_answer(name: str) -> dict[str, object]:
+    return {"objectClassName": "domain", "ldhName": name, "status": ["active"],
+            "events": [{"eventAction": "registration", "eventDate": "1999-01-01T00:00:00Z"}],  # the registry's wins
+            "entities": [
+                {"objectClassName": "entity", "roles": ["registrant"], "vcardArray": ["vcard", [
+                    ["version", {}, "text", "4.0"], ["org", {}, "text", "Fabrikam Holdings"],
+                    ["adr", {"cc": "ca"}, "text", ["", "", "", "", "", "", ""]]]]},
+                {"objectClassName": "entity", "roles": ["abuse"], "vcardArray": ["vcard", [
+                    ["version", {}, "text", "4.0"], ["email", {}, "text", "abuse@registrar.example"]]]}]}
+
+
+def test_a_thin_registry_s_registrant_comes_from_the_registrar_it_links_to(
+        rdap_server: RdapServer, rdap_target: RdapServer) -> None:
+    # .com and .net: the registry answers with the registration and links to the registrar's answer,
+    # which alone holds the registrant. Without following it, no .com domain had a registrant country.
+    link = f"{rdap_target.url}rdap/domain/FABRIKAM-THIN.NET"
+    rdap_server.domains["fabrikam-thin.net"] = _thin_registry_answer("fabrikam-thin.net", link)
+    rdap_target.domains["fabrikam-thin.net"] = _registrar_answer("fabrikam-thin.net")
+    client = _client(rdap_server, [])
+    entry = client.lookup("domain", "www.fabrikam-thin.net")
+    assert entry["status"] == "found" and entry["server"] == rdap_server.url + "rdap/"
+    assert (entry["registrant_organization"], entry["registrant_country"]) == ("Fabrikam Holdings", "CA")
+    assert entry["abuse_email"] == "abuse@registrar.example"
+    assert entry["registrant_server"] == link  # who said it, for tiops explain
+    assert entry["registered"] == "2024-05-01T00:00:00Z" and entry["rdap_status"] == ["client transfer prohibited"]
+    assert entry["registrar"] == "Example Registrar, Inc."
+    # Asked once for every host name under the domain, the registrar included.
+    assert client.lookup("domain", "login.fabrikam-thin.net")["registrant_country"] == "CA"
+    assert [path for path, _ in rdap_target.rdap_requests()] == ["/rdap/domain/FABRIKAM-THIN.NET"]
+    assert rdap_target.authorizations[-1][1] is None  # the configured server's credentials stay with it
+
+
+def test_a_registrar_that_does_not_answer_leaves_the_registry_s_answer_found(
+        rdap_server: RdapServer, rdap_target: RdapServer) -> None:
+    rdap_server.domains["fabrikam-gone.net"] = _thin_registry_answer(
+        "fabrikam-gone.net", f"{rdap_target.url}rdap/domain/fabrikam-gone.net")  # the registrar knows no such name
+    entry = _client(rdap_server, []).lookup("domain", "fabrikam-gone.net")
+    assert entry["status"] == "found" and entry["registrar"] == "Example Registrar, Inc."
+    assert "registrant_country" not in entry and "registrant_server" not in entry
+    assert entry["registrant_error"] == (f"the registrar's RDAP server {rdap_target.url}rdap/domain/fabrikam-gone.net "
+                                         "does not know fabrikam-gone.net")
+    # A registry that names the registrant itself (a thick one) is not sent to the registrar.
+    thick = _thin_registry_answer("fabrikam-thick.net", f"{rdap_target.url}rdap/domain/fabrikam-thick.net")
+    thick["entities"] = [*thick["entities"], *_registrar_answer("x")["entities"]]  # type: ignore[misc]
+    rdap_server.domains["fabrikam-thick.net"] = thick
+    assert _client(rdap_server, []).lookup("domain", "fabrikam-thick.net")["registrant_country"] == "CA"
+    assert not any("fabrikam-thick" in path for path, _ in rdap_target.rdap_requests())
+
+
+@pytest.mark.parametrize(("link", "taken"), [
+    ({"rel": "related", "type": "application/rdap+json", "href": "https://rdap.registrar.example/domain/Example.COM"}, True),
+    ({"rel": "Related", "type": "application/rdap+json; charset=utf-8", "href": "https://r.example/rdap/domain/example.com."}, True),
+    ({"rel": "related", "type": "text/html", "href": "https://r.example/domain/example.com"}, False),  # a web page
+    ({"rel": "related", "href": "https://r.example/domain/example.com"}, False),  # no type: not said to be RDAP
+    ({"rel": "self", "type": "application/rdap+json", "href": "https://r.example/domain/example.com"}, False),
+    ({"rel": "related", "type": "application/rdap+json", "href": "https://r.example/domain/other.com"}, False),
+    ({"rel": "related", "type": "application/rdap+json", "href": "ftp://r.example/domain/example.com"}, False),
+    ({"rel": "related", "type": "application/rdap+json", "href": "https://r.example/entity/example.com"}, False),
+])
+def test_only_a_related_rdap_link_to_the_same_domain_is_the_registrar_s(link: dict[str, str], taken: bool) -> None:
+    from tiops.enrich.rdap import registrar_link
+
+    assert (registrar_link({"links": [link]}, "example.com") is not None) is taken

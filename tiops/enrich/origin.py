@@ -51,6 +51,10 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
                 origin["source"] = f"RDAP {redact(str(entry.get('server', '?')))}"
                 if entry.get("redirected_from"):  # the server that answered, reached by a redirect (RFC 7480 5.2)
                     origin["source"] += f" (redirected from {redact(str(entry['redirected_from']))})"
+                if entry.get("registrant_server"):  # a thin registry's registrant, from the registrar it links to
+                    origin["source"] += f"; the registrant from {redact(str(entry['registrant_server']))}"
+                elif entry.get("registrant_error"):
+                    origin["source"] += f"; no registrant from the registrar ({redact(str(entry['registrant_error']))})"
                 origin["retrieved"] = entry.get("retrieved")
                 if entry.get("queried"):
                     origin["queried"] = entry["queried"]

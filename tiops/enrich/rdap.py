@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -354,21 +354,58 @@ class RdapClient:
                         **({**answer.subject, **queried} if answer.subject else {})}
             document = answer.document
             found = None if document is None else parse_domain(document) if kind == "domain" else parse_network(document)
+            if found is not None and document is not None and kind == "domain":
+                found = self._with_registrant(document, found, name, server)
             origin = answer.origin
             self._answers[asked] = (found, origin)
         if found is None:
             return {"status": "not-found", **origin, "retrieved": retrieved}
         return {"status": "found", **origin, "retrieved": retrieved, **found, **queried}
 
-    def _get(self, server: str, kind: Kind, name: str) -> _Answer:
+    def _with_registrant(self, document: dict[str, Any], found: dict[str, Any], name: str,
+                         server: str) -> dict[str, Any]:
+        """``found`` (a registry's answer about the domain ``name``) with the registrant the
+        registrar's own RDAP server publishes, when the registry's answer names none.
+
+        A thin registry (Verisign for .com and .net) holds the registration, not the registrant:
+        its answer links to the sponsoring registrar's answer for the same domain (RFC 9083 section
+        4.2, ``rel: related``, ``type: application/rdap+json``, as ICANN's gTLD RDAP profile has
+        registries write it). That answer is asked once, as any server is (paced, retried, its
+        redirects followed, no credentials: it is not the server configured), and only what the
+        registry left out is taken from it: the registrant's organisation and country, and an abuse
+        address. The registry stays the source of the dates and status. ``registrant_server``
+        names who answered; a lookup that fails keeps the registry's answer and says why in
+        ``registrant_error`` (a later ``--refresh`` asks again).
+        """
+        wanted = ("registrant_organization", "registrant_country")
+        if all(key in found for key in wanted):
+            return found
+        link = registrar_link(document, name)
+        if link is None:
+            return found
+        if _is_internal(link) and not _is_internal(server):
+            # As for a redirect: a public registry does not send tiops to CI's neighbours.
+            return {**found, "registrant_error": f"the registrar link {_shown(link)} names an address that is not "
+                                                 "globally reachable; not followed"}
+        answer = self._get(link, "domain", name, first=_without_userinfo(link))
+        if answer.error is not None:
+            return {**found, "registrant_error": answer.error}
+        if answer.document is None:
+            return {**found, "registrant_error": f"the registrar's RDAP server {_shown(link)} does not know {name}"}
+        registrar = parse_domain(answer.document)
+        taken = {key: registrar[key] for key in (*wanted, "abuse_email") if key in registrar and key not in found}
+        return {**found, **taken, "registrant_server": answer.origin["server"]}
+
+    def _get(self, server: str, kind: Kind, name: str, *, first: str | None = None) -> _Answer:
         """What ``server`` says of ``name``, following redirects hop by hop (RFC 7480 section 5.2).
 
         Each hop is one server asked as any other: paced by its own pacer, retried on its own
         429/503 and Retry-After, so a registrar reached through a registry is paced as the
         registrar. A redirect loop, more than MAX_REDIRECTS hops, or a redirect to anything but an
         http(s) URL with a host ends the lookup as failed. Never raises for an answer not had.
+        ``first``: the URL to ask first, when it is not the server's own for ``name`` (a link).
         """
-        first = _below(server, ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:"))
+        first = first or _below(server, ("domain/" if kind == "domain" else "ip/") + quote(name, safe="/:"))
         url = _without_userinfo(first)
         home = _origin(url)
         configured = get_auth_from_url(first)  # user:password in tiops.yaml's URL, sent as HTTP Basic (RFC 7617)
@@ -839,6 +876,33 @@ def _ldh_name(document: dict[str, Any]) -> dict[str, str]:
     name = document.get("ldhName")
     name = name.rstrip(".").lower() if isinstance(name, str) else ""
     return {"ldh_name": name} if name else {}
+
+
+def registrar_link(document: dict[str, Any], name: str) -> str | None:
+    """The registrar's RDAP URL for the domain ``name`` that a registry's answer links to, or None.
+
+    RFC 9083 section 4.2 links; a thin registry writes the registrar's answer as ``rel: related``
+    with ``type: application/rdap+json``. Only an http(s) URL of that domain is taken (its path
+    ends in ``domain/NAME``, in any case): another related link (a web page, the registry's own
+    answer, another domain) says nothing of this registrant.
+    """
+    wanted = name.rstrip(".").lower()
+    for link in _array(document, "links"):
+        if not isinstance(link, dict):
+            continue
+        relation, media, href = link.get("rel"), link.get("type"), link.get("href")
+        if not (isinstance(relation, str) and relation.strip().lower() == "related" and isinstance(media, str)
+                and media.partition(";")[0].strip().lower() == "application/rdap+json" and isinstance(href, str)):
+            continue
+        try:
+            parts = urlsplit(href.strip())
+        except ValueError:
+            continue
+        segments = unquote(parts.path).rstrip("/").split("/")
+        if (parts.scheme.lower() in ("http", "https") and parts.hostname and len(segments) >= 2
+                and segments[-2].lower() == "domain" and segments[-1].rstrip(".").lower() == wanted):
+            return href.strip()
+    return None
 
 
 def parse_domain(document: dict[str, Any]) -> dict[str, Any]:
