@@ -46,8 +46,9 @@ from tiops.load import Defaults, IntelObject
 from tiops.validate.indexed import FileIndex, index_file
 from tiops.validate.reference_index import ListedReference, malformed_ids
 
-# Bumped whenever the layout of what is stored changes.
-FORMAT = 11
+# Bumped whenever the layout or the meaning of what is stored changes (12: an index's needs_objects
+# also holds for a finding at a property from _defaults.yaml, tiops.validate.indexed).
+FORMAT = 12
 _OBJECT_FIELDS = tuple(f.name for f in fields(IntelObject))
 _OBJECT_VALUES = operator.attrgetter(*_OBJECT_FIELDS)  # every field of an object, as one tuple
 

@@ -12,6 +12,8 @@ only where a check may report something:
 
 * a file with an object that uses or defines an extension (the extension checks read
   whole objects);
+* a file with a finding at a property its folder's ``_defaults.yaml`` gave (the finding
+  is moved to that line and made one for every object taking the default, from the objects);
 * a file of partner intel with an object whose digest, kept in the index, is not the
   one its source folder's import lock holds (the edit check names what changed);
 * a file holding an id that is defined more than once (every copy is read, so the
@@ -67,7 +69,9 @@ class FileIndex(NamedTuple):
     # joined by newlines: files of one folder mostly share the very same text, judged once.
     # None when a part holds NUL or a newline itself (the file is then always read).
     reference_targets: str | None
-    needs_objects: bool  # an extension is used or defined: the extension checks read the objects
+    # An extension is used or defined (the extension checks read the objects), or a finding lies at a
+    # property the folder's defaults gave (it is moved to the _defaults.yaml line, from the object).
+    needs_objects: bool
     # (folder, id, digest of the content as imported) of each partner object (tiops.validate.partner):
     # the edit check compares these with the import lock and reads only the objects that differ.
     partner: list[tuple[str, str, str]]
@@ -137,8 +141,31 @@ def _index(objects: Sequence[IntelObject], load_findings: list[Finding], object_
         for prop, value, _path in listed:
             if type(value) is str:
                 targets.add((stix_type, prop, value))
+    if not needs_objects and (load_findings or object_findings):
+        needs_objects = _at_a_default(objects, load_findings, object_findings)
     return references, FileIndex(load_findings, object_findings, malformed, ids, types, relationships, sightings,
                                  language_contents, _joined_targets(targets), needs_objects, partner)
+
+
+def _at_a_default(objects: Sequence[IntelObject], *found: list[Finding]) -> bool:
+    """Whether a finding lies at a property one of ``objects`` took from its folder's ``_defaults.yaml``.
+
+    Such a finding is moved to that ``_defaults.yaml`` line and made one for all the objects
+    taking the default (tiops.validate.at_defaults.at_default_places), which needs the objects
+    themselves: an index keeps the finding where the check made it, so a file whose objects
+    are not read would leave it at each object's file. Matched as at_default_places matches it.
+    """
+    defaulted = {obj.id: obj for obj in objects if obj.defaulted_properties}
+    if not defaulted:
+        return False
+    for finding in chain(*found):
+        obj = defaulted.get(finding.stix_id) if finding.stix_id is not None else None
+        if obj is None:
+            continue
+        path, depth = finding.location.path, len(obj.path)
+        if len(path) > depth and path[:depth] == obj.path and path[depth] in obj.defaulted_properties:
+            return True
+    return False
 
 
 def _joined_targets(targets: set[tuple[str, str, str]]) -> str | None:
