@@ -39,6 +39,7 @@ def test_timeline_sums_the_counts_by_month() -> None:
     months: dict[str, int] = {}
     for value, count in group_counts(rows, "created"):
         months[value[:7]] = months.get(value[:7], 0) + count
-    newest = sorted(months)[-4:]
+    newest, older = sorted(months)[-4:], sorted(months)[:-4]
+    # "rest": the older months, which the overview's "and N more" unfolds.
     assert data == {"kind": "timeline", "items": [(m, months[m]) for m in newest], "hidden": len(months) - 4,
-                    "total": 60}
+                    "rest": [(m, months[m]) for m in older], "total": 60}
