@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from quiet_http import serving
 from rdap_server import RdapServer, start_rdap_server
 
+from enrich.helpers import write_repo
+from tiops.enrich.lock import read_lock
 from tiops.enrich.rdap import (
     MAX_ANSWER_BYTES,
     MAX_BOOTSTRAP_BYTES,
@@ -28,6 +30,7 @@ from tiops.enrich.rdap import (
     parse_network,
     rdap_settings,
 )
+from tiops.enrich.run import enrich_repo
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -803,3 +806,21 @@ def test_only_a_related_rdap_link_to_the_same_domain_is_the_registrar_s(link: di
     from tiops.enrich.rdap import registrar_link
 
     assert (registrar_link({"links": [link]}, "example.com") is not None) is taken
+
+
+def test_a_refresh_while_the_registrar_is_down_keeps_the_registrant_it_gave_before(
+        tmp_path: Path, rdap_server: RdapServer, rdap_target: RdapServer) -> None:
+    link = f"{rdap_target.url}rdap/domain/fabrikam-thin.net"
+    rdap_server.domains["fabrikam-thin.net"] = _thin_registry_answer("fabrikam-thin.net", link)
+    rdap_target.domains["fabrikam-thin.net"] = _registrar_answer("fabrikam-thin.net")
+    root = write_repo(tmp_path / "repo", rdap_server.url, ["thin"],
+                      extra={"thin": "[domain-name:value = 'fabrikam-thin.net']"})
+    enrich_repo(root, offline=False)
+    assert read_lock(root / "intel", root)[0].whois["fabrikam-thin.net"]["registrant_country"] == "CA"
+    del rdap_target.domains["fabrikam-thin.net"]  # the registrar no longer answers; the registry still does
+    enrich_repo(root, offline=False, refresh=timedelta(0))
+    entry = read_lock(root / "intel", root)[0].whois["fabrikam-thin.net"]
+    # An outage of the registrar, like a failed lookup, does not turn a known registrant into none.
+    assert (entry["status"], entry["registrant_organization"], entry["registrant_country"]) == (
+        "found", "Fabrikam Holdings", "CA")
+    assert entry["registrant_server"] == link and "registrant_error" not in entry

@@ -308,7 +308,7 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
                     report.dropped_foreign += 1
                     lock.whois[value] = entry
             else:
-                lock.whois[value] = entry
+                lock.whois[value] = _with_earlier_registrant(entry, earlier)
             report.whois_queried += 1
             status = str(entry.get("status"))
             report.whois_by_status[status] = report.whois_by_status.get(status, 0) + 1
@@ -321,6 +321,23 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
         # each shard is replaced atomically, so a second Ctrl-C here leaves it whole, old or new.
         write_lock(intel, lock)
         raise
+
+
+# What a thin registry's answer takes from the registrar it links to (tiops.enrich.rdap).
+_REGISTRAR_FIELDS = ("registrant_organization", "registrant_country", "abuse_email")
+
+
+def _with_earlier_registrant(entry: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """``entry``, a registry's new answer whose registrar did not answer this time, with the
+    registrant the registrar gave before: as for a failed lookup (:func:`_keeps`), an outage of the
+    registrar must not turn a known registrant into none. Anything else is ``entry`` as it is."""
+    if (entry.get("status") != "found" or "registrant_error" not in entry or earlier is None
+            or earlier.get("status") != "found" or "registrant_server" not in earlier
+            or earlier.get("ldh_name") != entry.get("ldh_name")):
+        return entry
+    kept = {key: earlier[key] for key in _REGISTRAR_FIELDS if key in earlier and key not in entry}
+    return {**{key: item for key, item in entry.items() if key != "registrant_error"}, **kept,
+            "registrant_server": earlier["registrant_server"]}
 
 
 def _keeps(kind: Kind, value: str, earlier: dict[str, Any], failure: dict[str, Any]) -> bool:
