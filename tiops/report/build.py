@@ -266,6 +266,7 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
             relationships.setdefault(source, []).append((kind, True, target, obj["id"]))
             relationships.setdefault(target, []).append((kind, False, source, obj["id"]))
     referrers = _referrers(objects)
+    pages = _own_pages(objects)
     index_rows: list[list[Any]] = []
     shards: dict[str, list[dict[str, Any]]] = {}
     reference_names = _ReferenceNames(names)
@@ -286,6 +287,8 @@ def _data_files(files: dict[str, bytes], query_rows: list[Row], objects: list[di
         referred = referrers.get(object_id)
         if referred:  # only then: most objects have none, and the shards stay small
             entry["b"] = [[key, other, names.get(other, other)] for key, other in sorted(referred)]
+        if pages and (linked := _linked_pages(obj, pages)):
+            entry["u"] = {url: [other, names.get(other, other)] for url, other in linked.items()}
         shards.setdefault(shard_key(object_id, width), []).append(entry)
         if done % 1000 == 0 or done == len(query_rows):
             progress("report", done, len(query_rows))
@@ -342,6 +345,55 @@ def _referrers(objects: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]
                 if isinstance(ref, str) and ref != object_id:
                     found.setdefault(ref, []).append((key, object_id))
     return found
+
+
+#: The Markdown link targets of a description as static/object.js reads them ("[text](url)", a
+#: URL that may hold one level of parentheses, as Wikipedia's do).
+_MARKDOWN_TARGET = re.compile(r"\]\((https?://[^\s()\x00-\x1f]+(?:\([^\s()\x00-\x1f]*\)[^\s()\x00-\x1f]*)*)\)", re.IGNORECASE)
+#: The properties whose Markdown static/object.js shows as links.
+_MARKDOWN_PROPERTIES = ("description", "x_mitre_detection")
+
+
+def _own_pages(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """URL -> id of the object whose own page it is: the URL of an object's first external
+    reference that has an ``external_id`` (ATT&CK's ``mitre-attack``, CAPEC's ``capec``: the
+    source's page of that very object). ATT&CK's descriptions link to other objects by these
+    URLs ("[Mimikatz](https://attack.mitre.org/software/S0002)"); the object page links to the
+    object in this report instead, which works offline and shows the intel as compiled.
+
+    Where several objects claim a URL, the current one wins (not revoked, not deprecated: ATT&CK
+    keeps the URL on the object a revoked one was merged into), then the least id."""
+    claims: dict[str, tuple[bool, str]] = {}
+    for obj in objects:
+        references = obj.get("external_references")
+        if not references or not isinstance(references, list):
+            continue
+        first = references[0]
+        if not isinstance(first, dict):
+            continue
+        url, external_id = first.get("url"), first.get("external_id")
+        if not isinstance(url, str) or not isinstance(external_id, str) or not url.startswith(("https://", "http://")):
+            continue
+        claim = (obj.get("revoked") is True or obj.get("x_mitre_deprecated") is True, obj["id"])
+        key = url.rstrip("/")
+        if key not in claims or claim < claims[key]:
+            claims[key] = claim
+    return {url: object_id for url, (_, object_id) in claims.items()}
+
+
+def _linked_pages(obj: dict[str, Any], pages: dict[str, str]) -> dict[str, str]:
+    """The Markdown link targets in ``obj``'s descriptions that are an object's own page: URL as
+    written -> that object's id."""
+    linked: dict[str, str] = {}
+    for key in _MARKDOWN_PROPERTIES:
+        text = obj.get(key)
+        if text.__class__ is not str or "](" not in text:
+            continue
+        for url in _MARKDOWN_TARGET.findall(text):
+            other = pages.get(url.rstrip("/"))
+            if other is not None:
+                linked[url] = other
+    return linked
 
 
 def _link_order(link: tuple[str, bool, str, str]) -> tuple[str, str]:

@@ -117,7 +117,7 @@
       // Several lines keep their line breaks (and tabs); every other control is escaped.
       var lines = text.indexOf("\n") !== -1, holder = lines ? td.appendChild(element("pre")) : td;
       if (typeof value === "string" && (key === "description" || key === "x_mitre_detection")) {
-        markdown(holder, text, lines, citations(entry.o.external_references));
+        markdown(holder, text, lines, citations(entry.o.external_references), entry.u || {});
       } else { holder.textContent = printable(text, lines); }
     }
     return td;
@@ -129,6 +129,9 @@
   // javascript: URL in the references table does); all else is text, markup from intel included.
   // A link shows its text, its URL as its title (the address it opens is never hidden); a
   // citation keeps its words and links to the reference's URL, its description as the title.
+  // A link to the page of an object this report holds (ATT&CK linking to another technique or
+  // tool: entry.u, made by tiops/report/build.py _own_pages) opens that object here, offline,
+  // and a small arrow after it still opens the web page.
   var MARKUP = /\[([^\[\]\n]+)\]\((https?:\/\/[^\s()\x00-\x1f]+(?:\([^\s()\x00-\x1f]*\)[^\s()\x00-\x1f]*)*)\)|\(Citation: ([^()\n]+)\)/gi;
   function webLink(url, text, title) {
     var a = element("a", text);
@@ -146,15 +149,21 @@
     });
     return found;
   }
-  function markdown(holder, text, lines, cited) {
+  function markdown(holder, text, lines, cited, pages) {
     var at = 0, match;
     MARKUP.lastIndex = 0;
     while ((match = MARKUP.exec(text)) !== null) {
       var reference = match[3] === undefined ? null : cited[match[3]];
       if (match[3] !== undefined && !reference) { continue; }  // no such reference with a web URL: text
       holder.appendChild(document.createTextNode(printable(text.slice(at, match.index), lines)));
-      holder.appendChild(reference ? webLink(reference.url, match[0], typeof reference.description === "string" ? reference.description : "")
-                                   : webLink(match[2], match[1], match[2]));
+      var here = reference === null && own(pages, match[2]) ? pages[match[2]] : null;
+      if (Array.isArray(here) && typeof here[0] === "string") {
+        holder.appendChild(link(here[0], match[1], "In this report: " + here[1]));
+        holder.appendChild(webLink(match[2], "\u2197", match[2])).className = "web";
+      } else {
+        holder.appendChild(reference ? webLink(reference.url, match[0], typeof reference.description === "string" ? reference.description : "")
+                                     : webLink(match[2], match[1], match[2]));
+      }
       at = MARKUP.lastIndex;
     }
     holder.appendChild(document.createTextNode(printable(text.slice(at), lines)));
