@@ -56,7 +56,8 @@ def test_geoip2fast_own_lookup_gives_blocks_the_same_answers(shipped: ShippedDat
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.1", "172.16.5.5", "127.0.0.1", "100.64.0.1",
                                      "192.0.2.1", "198.51.100.7", "203.0.113.45", "169.254.1.1", "::1",
-                                     "fe80::1", "2001:db8::1", "fc00::1", "10.0.0.0/8", "0.0.0.0"])
+                                     "fe80::1", "2001:db8::1", "fc00::1", "10.0.0.0/8", "0.0.0.0",
+                                     "3fff::1", "3fff:fff::/32", "::808:808", "::808:800/120"])
 def test_private_and_reserved_ranges_give_no_result_and_no_error(shipped: ShippedDatabase, address: str) -> None:
     assert geo_entry(shipped, address) == {"status": "private"}
 
@@ -218,3 +219,61 @@ def test_a_folder_named_as_a_database_is_named_by_its_key(tmp_path: Path, mmdb_f
     with pytest.raises(UsageError, match="GeoLite2-ASN: it is a folder, not a file") as raised:
         open_geo_database(tmp_path, {"backend": "mmdb", "database": mmdb_files[0].name, "asn_database": "GeoLite2-ASN"})
     assert raised.value.hint is not None and raised.value.hint.startswith("enrichment.geo.asn_database in tiops.yaml")
+
+
+def test_a_file_in_another_layout_than_geoip2_is_refused_by_its_database_type(tmp_path: Path) -> None:
+    # IPinfo's files keep the country as a string and the AS as "AS15169"; an Anonymous-IP file holds
+    # no location at all. Read as GeoIP2 they gave no field, and every value was locked not-found quietly.
+    write_mmdb(tmp_path / "ipinfo_lite.mmdb", "ipinfo ipinfo_lite.mmdb", {"8.8.8.0/24": {
+        "country": "United States", "country_code": "US", "continent": "North America", "asn": "AS15169",
+        "as_name": "Google LLC", "as_domain": "google.com"}})
+    write_mmdb(tmp_path / "anonymous.mmdb", "GeoIP2-Anonymous-IP", {"8.8.8.0/24": {"is_anonymous": True}})
+    write_mmdb(tmp_path / "GeoLite2-Country.mmdb", "GeoLite2-Country", {"8.8.8.0/24": {
+        "country": {"iso_code": "US", "names": {"en": "United States"}}}})
+    with pytest.raises(UsageError, match=r"ipinfo_lite\.mmdb \(database_type 'ipinfo ipinfo_lite\.mmdb'\) is not in "
+                                         r"the GeoIP2 layout tiops reads: its records hold as_domain, as_name, asn") as raised:
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": "GeoLite2-Country.mmdb",
+                                     "asn_database": "ipinfo_lite.mmdb"})
+    assert raised.value.hint is not None and raised.value.hint.startswith("enrichment.geo.asn_database in tiops.yaml")
+    with pytest.raises(UsageError, match=r"'GeoIP2-Anonymous-IP'\) is not in the GeoIP2 layout .* is_anonymous"):
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": "anonymous.mmdb"})
+    write_mmdb(tmp_path / "codes.mmdb", "Custom-Country", {"8.8.8.0/24": "US"})  # records that are no map
+    with pytest.raises(UsageError, match=r"'Custom-Country'\) is not in the GeoIP2 layout .* hold str values"):
+        open_geo_database(tmp_path, {"backend": "mmdb", "database": "codes.mmdb"})
+
+
+def test_files_in_the_geoip2_layout_from_other_vendors_and_networks_without_a_country_are_read(tmp_path: Path) -> None:
+    # DB-IP's lite files are built in the GeoIP2 layout (more keys, more languages); a GeoLite2 network
+    # may carry only its continent and registered country, which says nothing tiops reads but is GeoIP2.
+    write_mmdb(tmp_path / "dbip-city-lite.mmdb", "DBIP-City-Lite", {
+        "1.0.0.0/24": {"continent": {"code": "OC", "names": {"en": "Oceania"}},
+                       "registered_country": {"iso_code": "AU", "names": {"en": "Australia"}}},
+        "8.8.8.0/24": {"city": {"names": {"en": "Mountain View", "de": "Mountain View"}},
+                       "continent": {"code": "NA", "names": {"en": "North America"}},
+                       "country": {"iso_code": "US", "is_in_european_union": False,
+                                   "names": {"en": "United States", "de": "Vereinigte Staaten"}},
+                       "location": {"latitude": 37.4, "longitude": -122.1},
+                       "subdivisions": [{"names": {"en": "California"}}]}})
+    write_mmdb(tmp_path / "dbip-asn-lite.mmdb", "DBIP-ASN-Lite (compat=GeoLite2-ASN)", {"8.8.8.0/24": {
+        "autonomous_system_number": 15169, "autonomous_system_organization": "Google LLC"}})
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": "dbip-city-lite.mmdb",
+                                            "asn_database": "dbip-asn-lite.mmdb"})
+    assert database.database == "DBIP-City-Lite + DBIP-ASN-Lite (compat=GeoLite2-ASN)"
+    assert geo_entry(database, "8.8.8.8") == {
+        "status": "found", "country_code": "US", "country": "United States", "region": "California",
+        "city": "Mountain View", "asn": 15169, "as_organization": "Google LLC"}
+    assert geo_entry(database, "1.0.0.1") == {"status": "not-found"}  # a registered country is not a location
+
+
+def test_the_ipv4_tree_of_a_mmdb_file_does_not_answer_for_ipv4_compatible_addresses(
+        tmp_path: Path, mmdb_files: tuple[Path, Path], shipped: ShippedDatabase) -> None:
+    # A MaxMind DB file keeps its IPv4 networks at ::/96 (MaxMind DB format 2.0): maxminddb answered
+    # ::808:808, a deprecated IPv4-compatible address in IETF-reserved space (RFC 4291 section
+    # 2.5.5.1), with 8.8.8.8's country, city and AS, where the shipped database found nothing.
+    database = open_geo_database(tmp_path, {"backend": "mmdb", "database": mmdb_files[0].name,
+                                            "asn_database": mmdb_files[1].name})
+    for value in ("::808:808", "::808:800/120"):
+        assert geo_entry(database, value) == geo_entry(shipped, value) == {"status": "private"}, value
+    assert geo_entry(database, "8.8.8.8")["asn"] == 15169
+    assert geo_entry(shipped, "3fff:0:0:1::/64") == {"status": "private"}  # RFC 9637 documentation block
+    assert geo_entry(shipped, "3ffe:ffff::/32") != {"status": "private"}  # just below it: public space

@@ -60,6 +60,27 @@ def test_addresses_and_names_a_pattern_reaches_through_a_reference() -> None:
     assert values("[network-traffic:dst_port = 443] AND [email-message:from_ref.value = 'a@b.example']") == ()
 
 
+def test_an_address_written_as_a_name_with_the_roots_dot_or_spaces_is_the_address() -> None:
+    # "8.8.8.8." and "8.8.8.8 " were the domain "8.8.8.8": no GeoLocation, an RDAP domain query for
+    # a name no registry holds, and a whois key shared with the address's own entry.
+    for written in ["8.8.8.8.", "8.8.8.8 ", " 8.8.8.8", "8.8.8.8\t", "8.8.8.0/24 "]:
+        expected = (("ip", "8.8.8.0/24" if "/" in written else "8.8.8.8"),)
+        assert object_enrich_values({"type": "domain-name", "value": written}) == expected, repr(written)
+        for pattern in [f"[domain-name:value = '{written}']", f"[network-traffic:dst_ref.value = '{written}']",
+                        f"[domain-name:resolves_to_refs[*].value = '{written}']"]:
+            obj = {"type": "indicator", "pattern": pattern, "pattern_type": "stix"}
+            assert object_enrich_values(obj) == expected, pattern
+    # A name that ends in a number and is no address names nothing, with its root's dot too (RFC 3696
+    # section 2: no top-level domain is all digits); a name that ends in a letter keeps its kind.
+    for written in ["example.123.", "example.123 ", "1.2.3.4.5.", "8.8.8.256."]:
+        assert object_enrich_values({"type": "domain-name", "value": written}) == (), repr(written)
+    # Nor does one with an empty label before the root's dot (tiops validate refuses it, TI239).
+    for kind, written in [("domain-name", "8.8.8.8.."), ("domain-name", "example.com.."),
+                          ("url", "http://8.8.8.8../"), ("url", "http://example.com../x")]:
+        assert object_enrich_values({"type": kind, "value": written}) == (), repr(written)
+    assert object_enrich_values({"type": "domain-name", "value": "A1.Example1. "}) == (("domain", "a1.example1"),)
+
+
 def test_scos_and_other_objects() -> None:
     objects = [
         {"type": "ipv4-addr", "value": "8.8.8.8"},
@@ -176,6 +197,24 @@ def test_ipv4_mapped_addresses_and_wildcard_names_are_the_host_and_domain_they_n
     assert canonical_value("*.*.Evil.Example") == "evil.example"  # a lock key stays what it is
     assert canonical_value("*.com") is None and canonical_value("*") is None
     assert not is_canonical("*.evil.example")
+
+
+def test_an_address_of_the_ipv4_compatible_block_is_one_canonical_key_however_written() -> None:
+    from tiops.enrich.values import canonical_value, is_canonical
+
+    # ::/96 (IPv4-compatible, RFC 4291 section 2.5.5.1): glibc's inet_ntop wrote ::8.8.8.8 for the
+    # address and ipaddress ::808:808 for its /128 block, so one address was two lock entries and
+    # tiops validate called the key enrich had just written not canonical (TI150).
+    for written in ["::808:808", "::8.8.8.8", "0:0:0:0:0:0:808:808", "::808:808/128", "::8.8.8.8/128"]:
+        for obj in ({"type": "ipv6-addr", "value": written},
+                    {"type": "indicator", "pattern": f"[ipv6-addr:value = '{written}']", "pattern_type": "stix"},
+                    {"type": "indicator", "pattern": f"[ipv6-addr:value IN ('{written}', '2001:db8::1')]",
+                     "pattern_type": "stix"}):
+            assert object_enrich_values(obj)[0] == ("ip", "::808:808"), (written, obj)
+    for key in ["::808:808", "::ffff:1", "::1:2", "::102:304"]:  # as RFC 5952 section 4 writes them
+        assert canonical_value(key) == key and is_canonical(key), key
+    assert not is_canonical("::8.8.8.8") and not is_canonical("::0.1.0.2")  # TI150, rewritten by tiops enrich
+    assert object_enrich_values({"type": "url", "value": "http://[::8.8.8.8]:8080/"}) == (("ip", "::808:808"),)
 
 
 def test_the_quick_canonical_test_agrees_with_canonical_value() -> None:

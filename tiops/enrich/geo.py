@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,12 +52,16 @@ class GeoDatabase(Protocol):
 # Special-purpose blocks that are not globally reachable (RFC 6890 and the IANA IPv4/IPv6
 # special-purpose address registries, as Python's ipaddress.is_global reads them; multicast
 # and the reserved class E too). Nobody registers addresses in them, so nothing is looked up.
+# Beyond ipaddress (3.11): 3fff::/20, the second IPv6 documentation block (RFC 9637, 2024), and
+# ::/96, which holds ::/128 and ::1 and the deprecated IPv4-compatible addresses (RFC 4291 section
+# 2.5.5.1) in space the IETF keeps reserved: a MaxMind DB file stores its IPv4 tree there (MaxMind
+# DB format 2.0, "IPv4 addresses in an IPv6 tree"), so it answered ::808:808 with 8.8.8.8's record.
 _RESERVED = tuple(ipaddress.ip_network(block) for block in (
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
     "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
     "224.0.0.0/4", "240.0.0.0/4",
-    "::/127", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
-    "fc00::/7", "fe80::/10", "ff00::/8",
+    "::/96", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
+    "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
 ))
 _RESERVED_RANGES = sorted((int(n.network_address) + (0 if n.version == 4 else 1 << 32), int(n.broadcast_address)
                            + (0 if n.version == 4 else 1 << 32)) for n in _RESERVED)
@@ -348,6 +352,9 @@ class MmdbDatabase:
                                  hint=f"{key} in tiops.yaml names a MaxMind .mmdb file, relative to the "
                                       "repository root.") from None
         metas = [r.metadata() for r in readers]
+        for path, key, reader, meta in zip(paths, keys or ["enrichment.geo.database"] * len(paths), readers, metas,
+                                           strict=True):
+            _refuse_another_layout(path, key, reader, str(meta.database_type))
         database = " + ".join(str(m.database_type) for m in metas)
         try:
             dates = [datetime.fromtimestamp(m.build_epoch, UTC).date().isoformat() for m in metas]
@@ -398,6 +405,56 @@ class MmdbDatabase:
         for index, (path, reader) in enumerate(zip(self._paths, self._readers, strict=True)):
             if not (ipv6 and index < len(self._ipv4_only) and self._ipv4_only[index]):
                 yield path, reader
+
+
+# The top-level keys of a GeoIP2 record (https://dev.maxmind.com/geoip/docs/databases) and the
+# type each has there: those _mmdb_fields reads, and those it passes over (continent, location...),
+# which a Country record may hold alone (a network with a registered country only).
+_GEOIP2_KEYS: dict[str, type] = {
+    "country": dict, "subdivisions": list, "city": dict, "traits": dict, "autonomous_system_number": int,
+    "autonomous_system_organization": str, "continent": dict, "registered_country": dict,
+    "represented_country": dict, "location": dict, "postal": dict, "isp": str, "organization": str}
+# How many of a file's first records are read to tell its layout (an empty record tells nothing).
+_LAYOUT_SAMPLE = 8
+
+
+def _refuse_another_layout(path: Path, key: str, reader: Any, database_type: str) -> None:
+    """Refuse a file whose records are not in the GeoIP2 layout :func:`_mmdb_fields` reads.
+
+    A MaxMind DB file can hold any record (MaxMind DB format 2.0): IPinfo's keep the country
+    as a string and the AS as "AS15169", an Anonymous-IP or Connection-Type file none of it.
+    Read as GeoIP2, every value of such a file was locked ``not-found``, quietly, as if the
+    database knew none of them. The first records tell (a lookup reads the same records);
+    a file with no record at all is left alone, as it knows nothing either way.
+    """
+    import maxminddb  # imported here, as in MmdbDatabase.open: only the mmdb backend needs it
+
+    records = []
+    try:
+        for _, record in islice(reader, _LAYOUT_SAMPLE):
+            if record is not None and record != {}:  # an empty map tells nothing
+                records.append(record)
+    except (maxminddb.InvalidDatabaseError, ValueError, TypeError, IndexError):
+        # Damage is the lookups' to report (_damaged), for the values whose search reaches it:
+        # records that cannot be read tell no layout.
+        return
+    if not records or any(isinstance(record, dict) and _geoip2_record(record) for record in records):
+        return
+    # What the records hold: a map's keys, or the type of a record that is no map (a bare "US").
+    held = sorted({str(name) for record in records for name in (record if isinstance(record, dict)
+                                                                   else [f"{type(record).__name__} values"])})
+    shown = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "")
+    raise UsageError(f"the GeoIP database {path} (database_type {database_type!r}) is not in the GeoIP2 "
+                     f"layout tiops reads: its records hold {shown}",
+                     hint=f"{key} in tiops.yaml names a GeoLite2/GeoIP2 City, Country, ASN, ISP or "
+                          "Enterprise file, or one in their layout (DB-IP's lite files are).")
+
+
+def _geoip2_record(record: dict[Any, Any]) -> bool:
+    """Whether a record holds a GeoIP2 key, and each GeoIP2 key it holds has its GeoIP2 type."""
+    shapes = [isinstance(record[name], kind) and not isinstance(record[name], bool)
+              for name, kind in _GEOIP2_KEYS.items() if name in record]
+    return bool(shapes) and all(shapes)
 
 
 def _damaged(paths: list[Path], why: str) -> UsageError:

@@ -57,7 +57,13 @@ def _ip_value(value: str) -> EnrichValue | None:
             # The IPv4 host it names is what has a location and a registry: it is looked up,
             # and locked, as that address (one value however a feed writes it).
             return "ip", socket.inet_ntop(socket.AF_INET, packed[12:])
-        return "ip", socket.inet_ntop(family, packed)
+        text = socket.inet_ntop(family, packed)
+        if "." in text and family == socket.AF_INET6:
+            # glibc and the BSDs write an address of ::/96 (the deprecated IPv4-compatible form,
+            # RFC 4291 section 2.5.5.1) as ::8.8.8.8, musl as ::808:808: the RFC 5952 section 4 text,
+            # all hex, is one key on every platform, and the one a /128 block of it is keyed by.
+            text = str(ipaddress.IPv6Address(packed))
+        return "ip", text
     network = parse_ip(value)
     if network is None:
         return None
@@ -74,14 +80,15 @@ def _domain(value: str) -> str | None:
     name = value.strip().lower()
     if not name.isascii():
         name = _a_labels(name)
-    name = name.rstrip(".")
+    if name.endswith("."):
+        name = name[:-1]  # the root's (RFC 1034 section 3.1); a dot before it ends an empty label
     while name.startswith(("*.", ".")):
         # A wildcard (RFC 4592) names every host under a domain, not a host: feeds write
         # "*.example.com" for "anything under example.com", which is what is looked up; and
         # ".example.com", as a cookie's domain is written (RFC 6265 section 5.2.3), the same.
         name = name[2:] if name.startswith("*.") else name[1:]
-    if not name or "." not in name or ".." in name or _NOT_IN_A_NAME.search(name):
-        return None  # a label left empty inside ("a..example") names no host (RFC 1034 section 3.1)
+    if not name or "." not in name or ".." in name or name.endswith(".") or _NOT_IN_A_NAME.search(name):
+        return None  # a label left empty ("a..example", "example.com..") names no host (RFC 1034 section 3.1)
     if len(name) > _MAX_NAME or any(len(label) > _MAX_LABEL for label in name.split(".")):
         # No such name can be in DNS (RFC 1035 section 2.3.4): asked for, a million-character name
         # was a 1 MB request, a 414, a failure locked as a 1 MB line and asked again every run.
@@ -251,12 +258,17 @@ def _value_of(kind: str, value: str, known: Container[str] = ()) -> EnrichValue 
     if kind in _IP_TYPES:
         return ("ip", value) if value in known else _ip_value(value)
     if kind == "domain-name":
-        if value[-1:].isdigit() or ":" in value:
+        # Read as _domain reads the name: without the spaces around it and the root's final dot
+        # (RFC 1034 section 3.1), so "8.8.8.8." and "8.8.8.8 " are the address "8.8.8.8" is, not
+        # a domain "8.8.8.8" asked of RDAP as a name and keyed beside the address's entry.
+        bare = value.strip()
+        bare = bare[:-1] if bare.endswith(".") else bare
+        if bare[-1:].isdigit() or ":" in bare:
             # No top-level domain is all digits (RFC 3696 section 2), and no name holds a ':': such a
             # "name" is an address written where a name goes, looked up as the address (sharing one
             # lock entry with it, as the same text must) or, when it is none, not at all.
-            address = _ip_value(value.strip())
-            if address is not None or value.strip().rpartition(".")[2].isdigit():
+            address = _ip_value(bare)
+            if address is not None or bare.rpartition(".")[2].isdigit():
                 return address
         if value in known:
             return "domain", value
