@@ -19,7 +19,8 @@ REVOKED_ID = "tool--01111111-2222-4333-8444-555555555555"
 DESCRIPTION = ("Uses [Mimikatz](https://attack.mitre.org/software/S0002) and [a wiki](https://en.wikipedia.org/wiki/A_(b)), "
                "not [run me](javascript:alert(1)) nor [data](data:text/html,x) nor [<b>bold</b>](https://x.example/<i>) "
                "<img src=x onerror=window.__xss=1>. (Citation: Vendor 2024) (Citation: Evil) (Citation: Missing)"
-               "\\nSecond line (Citation: constructor)")
+               "\\nSecond line (Citation: constructor) runs <code>cmd.exe /c whoami</code> and `net user`, "
+               "not <code><b>x</b></code>")
 INTEL = f"""\
 - type: malware
   spec_version: '2.1'
@@ -90,6 +91,9 @@ def test_markdown_links_and_citations_are_links_only_to_web_addresses(browser: A
                  "(Citation: constructor)", "<img src=x onerror=window.__xss=1>"):
         assert kept in text
     assert "Second line" in text.split("\n")[-1]  # the line break stays
+    # Code spans are code elements holding text; one with markup inside stays as written.
+    assert cell.locator("code").all_text_contents() == ["cmd.exe /c whoami", "net user"]
+    assert "not <code><b>x</b></code>" in text
     assert cell.locator("b, i, img, script").count() == 0
     assert page.evaluate("window.__xss") is None and errors == []
     cell.locator("a", has_text="Mimikatz").click()

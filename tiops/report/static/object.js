@@ -129,10 +129,12 @@
   // javascript: URL in the references table does); all else is text, markup from intel included.
   // A link shows its text, its URL as its title (the address it opens is never hidden); a
   // citation keeps its words and links to the reference's URL, its description as the title.
+  // Code, which ATT&CK writes as "<code>cmd.exe</code>" or in backticks, is shown as code: its
+  // words as text in a <code> element made here (no markup inside: "<code><b>" stays text).
   // A link to the page of an object this report holds (ATT&CK linking to another technique or
   // tool: entry.u, made by tiops/report/build.py _own_pages) opens that object here, offline,
   // and a small arrow after it still opens the web page.
-  var MARKUP = /\[([^\[\]\n]+)\]\((https?:\/\/[^\s()\x00-\x1f]+(?:\([^\s()\x00-\x1f]*\)[^\s()\x00-\x1f]*)*)\)|\(Citation: ([^()\n]+)\)/gi;
+  var MARKUP = /\[([^\[\]\n]+)\]\((https?:\/\/[^\s()\x00-\x1f]+(?:\([^\s()\x00-\x1f]*\)[^\s()\x00-\x1f]*)*)\)|\(Citation: ([^()\n]+)\)|<code>([^<\n]+)<\/code>|`([^`\n]+)`/gi;
   function webLink(url, text, title) {
     var a = element("a", text);
     a.href = url; a.rel = "noopener noreferrer";
@@ -156,6 +158,11 @@
       var reference = match[3] === undefined ? null : cited[match[3]];
       if (match[3] !== undefined && !reference) { continue; }  // no such reference with a web URL: text
       holder.appendChild(document.createTextNode(printable(text.slice(at, match.index), lines)));
+      if (match[4] !== undefined || match[5] !== undefined) {
+        holder.appendChild(element("code", match[4] !== undefined ? match[4] : match[5]));
+        at = MARKUP.lastIndex;
+        continue;
+      }
       var here = reference === null && own(pages, match[2]) ? pages[match[2]] : null;
       if (Array.isArray(here) && typeof here[0] === "string") {
         holder.appendChild(link(here[0], match[1], "In this report: " + here[1]));
