@@ -70,6 +70,21 @@ def test_an_internationalised_name_is_asked_for_and_locked_once_by_its_a_label(t
     assert carried == ["xn--bcher-kva.net"] * 4
 
 
+def test_offline_says_how_many_rdap_queries_it_skipped(tmp_path: Path, rdap_server: RdapServer) -> None:
+    """--offline names what an online run would ask RDAP (it said "0 RDAP queries skipped" whatever was
+    missing), and once the lock holds every answer, none."""
+    root = write_repo(tmp_path / "repo", rdap_server.url)
+    offline = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
+    assert offline.exit_code == 0 and "4 RDAP queries skipped (--offline)" in offline.output, offline.output
+    assert rdap_server.rdap_requests() == []
+    assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
+    again = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
+    assert again.exit_code == 0 and "0 RDAP queries skipped (--offline)" in again.output, again.output
+    # Answers older than --refresh are what an online run would ask again.
+    stale = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline", "--refresh=0d"])
+    assert stale.exit_code == 0 and "4 RDAP queries skipped (--offline)" in stale.output, stale.output
+
+
 def test_values_nothing_references_are_pruned_and_paths_limit_lookups(tmp_path: Path, rdap_server: RdapServer) -> None:
     root = write_repo(tmp_path / "repo", rdap_server.url)
     assert CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"]).exit_code == 0

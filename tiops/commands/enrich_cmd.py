@@ -85,8 +85,10 @@ def enrich_command(ctx: click.Context, paths: tuple[Path, ...], offline: bool, r
     for finding in report.findings:
         click.echo(f"{finding.location.file}:{finding.location.line}: {finding.code} {finding.message} (rewritten)", err=True)
     whois = ", ".join(f"{count} {status}" for status, count in sorted(report.whois_by_status.items()))
+    # --offline: how many values RDAP would have been asked about (what a run online would do), not 0.
+    asked = report.whois_skipped if offline else report.whois_queried
     click.echo(f"enriched {report.values} value(s): {report.geo_looked_up} geo lookup(s) ({report.database}), "
-               f"{report.whois_queried} RDAP quer{'y' if report.whois_queried == 1 else 'ies'}"
+               f"{asked} RDAP quer{'y' if asked == 1 else 'ies'}"
                f"{f' ({whois}; {report.whois_requests} request(s))' if whois else ''}"
                f"{' skipped (--offline)' if offline else ''}"
                f"{f', {report.kept_after_failure} earlier answer(s) kept (the lookup failed)' if report.kept_after_failure else ''}"

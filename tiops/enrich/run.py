@@ -50,6 +50,7 @@ class EnrichReport:
     values: int = 0  # values the selected intel names
     geo_looked_up: int = 0
     whois_queried: int = 0  # values looked up over RDAP
+    whois_skipped: int = 0  # with --offline: values a run with RDAP would have looked up
     whois_requests: int = 0  # HTTP requests that took (host names under one registered domain share one)
     whois_by_status: dict[str, int] = field(default_factory=dict)
     pruned: int = 0
@@ -151,7 +152,9 @@ def enrich_repo(root: Path, *, offline: bool = False, refresh: timedelta | None 
         report.geo_looked_up = len(todo)
         report.files.extend(write_lock(intel, lock))
 
-        if not offline:
+        if offline:
+            report.whois_skipped = len(_whois_todo(lock, wanted, refresh, now))
+        else:
             _whois(root, intel, lock, wanted, settings, refresh, now, rdap, flush_seconds, report, progress)
         return report
 
@@ -277,9 +280,10 @@ def _as_authored_and_as_ruled(repo: Repo) -> tuple[list[IntelObject], str]:
     return [*repo.objects, *(obj for obj in outcome.objects if id(obj) not in authored)], ""
 
 
-def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValue], settings: dict[str, Any],
-           refresh: timedelta | None, now: Callable[[], datetime], rdap: RdapClient | None, flush_seconds: float,
-           report: EnrichReport, progress: Progress) -> None:
+def _whois_todo(lock: EnrichmentLock, wanted: set[EnrichValue], refresh: timedelta | None,
+                now: Callable[[], datetime]) -> list[EnrichValue]:
+    """The values to ask RDAP about: those with no answer in the lock, a failed one, one older than
+    ``refresh``, or one about another name or network."""
     cutoff = shifted(now(), -refresh) if refresh is not None else None
     todo: list[EnrichValue] = []
     for kind, value in sorted(wanted):
@@ -289,6 +293,13 @@ def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValu
         if (entry is None or entry.get("status") == "failed" or _older_than(entry, cutoff)
                 or locked_answer_for_other(kind, value, entry) is not None):  # another name's answer is none
             todo.append((kind, value))
+    return todo
+
+
+def _whois(root: Path, intel: Path, lock: EnrichmentLock, wanted: set[EnrichValue], settings: dict[str, Any],
+           refresh: timedelta | None, now: Callable[[], datetime], rdap: RdapClient | None, flush_seconds: float,
+           report: EnrichReport, progress: Progress) -> None:
+    todo = _whois_todo(lock, wanted, refresh, now)
     if not todo:
         return
     from tiops.enrich.rdap import RdapClient, rdap_settings  # requests only when RDAP is asked
