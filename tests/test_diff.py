@@ -54,6 +54,77 @@ def test_identical_revisions_give_an_empty_diff(tmp_path: Path) -> None:
     assert "No change to the compiled intel." in result.output
 
 
+def test_the_pull_request_that_adds_the_intel_lists_it_as_added_with_no_error_note(tmp_path: Path) -> None:
+    import shutil
+
+    from pr_repo import DATA, git
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "README.md").write_text("Intel to come.\n", encoding="utf-8")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "readme")
+    shutil.copytree(DATA / "base", root, dirs_exist_ok=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "intel")
+    for revisions in (["HEAD~1"], ["HEAD~1", "HEAD"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", *revisions, "--format", "markdown"])
+        assert result.exit_code == 0, result.output
+        # A base from before the intel is empty, not broken: no warning that would head the comment.
+        assert "validation error" not in result.output and "| Added | 7 |" in result.output
+    # A head without the intel folder is still said to be broken: its build would revoke everything.
+    reverse = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "HEAD~1"])
+    assert "HEAD~1 (" in reverse.output and "has 1 validation error(s)" in reverse.output
+
+
+def test_a_head_revision_whose_tiops_yaml_has_an_error_is_refused_as_the_working_tree_is(tmp_path: Path) -> None:
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    (root / "tiops.yaml").write_text("intel: {path: intel}\n", encoding="utf-8")  # not how tiops.yaml names it
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a tiops.yaml with an error")
+    # The pull-request workflow's form (docs/ci.md): read as every default, the head was compared
+    # from the default intel folder and rules, with only a note under the heading.
+    for revisions in (["base"], ["base", "HEAD"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", *revisions, "--format", "markdown"])
+        assert result.exit_code == 1, result.output
+        assert "tiops.yaml" in result.output and "nothing was compared" in result.output
+        assert "Traceback" not in result.output and "###" not in result.output
+    # A base with such an error is still compared (the pull request may be the one that fixes it).
+    fixed = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", "base"])
+    assert fixed.exit_code == 0 and "has 1 validation error(s)" in fixed.output
+
+
+@pytest.mark.parametrize("cache", ["--no-cache", None])
+def test_a_clean_checkout_with_an_encrypting_filter_has_no_change(tmp_path: Path, cache: str | None) -> None:
+    from pr_repo import edit, git
+
+    root = base_repo(tmp_path / "repo")
+    clean, smudge = tmp_path / "encrypt", tmp_path / "decrypt"  # as git-crypt: ciphertext in the commit
+    clean.write_text("#!/bin/sh\nbase64\n")
+    smudge.write_text("#!/bin/sh\nbase64 -d\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.crypt.clean", str(clean))
+    git(root, "config", "filter.crypt.smudge", str(smudge))
+    (root / ".gitattributes").write_text("intel/c2-*.yaml filter=crypt\n")
+    git(root, "add", "-A")
+    git(root, "add", "--renormalize", ".")  # the indicators' blobs through the new filter
+    git(root, "commit", "-q", "-m", "encrypt the indicators")
+    git(root, "rm", "-q", "--cached", "-r", ".")
+    git(root, "reset", "-q", "--hard")  # checked out again, through the filter
+    options = [cache] if cache else []
+    for revisions in (["HEAD"], ["base"], ["base", "HEAD"]):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", *revisions, *options])
+        assert result.exit_code == 0, result.output
+        assert "No change to the compiled intel." in result.output and "error" not in result.output
+    edit(root, "intel/c2-address.yaml", "Command-and-control server.", "Sinkholed.")
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD", *options])
+    assert "1 changed" in result.output and 'description: "Command-and-control server." -> "Sinkholed."' in result.output
+
+
 def test_a_committed_dot_folder_is_no_more_part_of_a_revision_than_of_the_working_tree(tmp_path: Path) -> None:
     from pr_repo import git
 
@@ -137,6 +208,23 @@ def test_markdown_escapes_html_in_names(tmp_path: Path) -> None:
     assert "<img" not in markdown and "&lt;img" in markdown
 
 
+def test_markdown_with_a_note_keeps_its_table_and_shows_a_backtick_in_an_id_as_text() -> None:
+    """A note (a revision with errors) was followed at once by the summary table, which CommonMark
+    then read as more of the quote; and an id or type holding a backtick ended its code span."""
+    from markdown_it import MarkdownIt
+
+    from tiops.diff import Diff, ObjectRef, RelationshipRef
+
+    hostile = "x--`</summary><img src=x onerror=alert(1)>`"
+    diff = Diff(base="base", head="HEAD", notes=("HEAD has 1 validation error(s); its compiled form may be incomplete",),
+                added=(ObjectRef(hostile, "x`y", "Name"),),
+                relationships_added=(RelationshipRef(hostile, "a", "uses", "b", "A", "B"),))
+    html = MarkdownIt("commonmark").enable("table").render(render_markdown(diff))
+    assert "<blockquote>" in html and "<table>" in html
+    assert html.index("</blockquote>") < html.index("<table>")  # the table is not inside the quote
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 def test_markdown_shows_partner_text_without_links_emphasis_or_mentions(tmp_path: Path) -> None:
     # A name whose words hide a link, or that pings @org/team in the pull request comment.
     root = base_repo(tmp_path / "repo")
@@ -158,6 +246,17 @@ def test_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(root), "diff", "no-such-branch"])
     assert result.exit_code == 2
     assert "no-such-branch" in result.output
+
+
+def test_a_range_as_base_is_a_usage_error_naming_the_two_argument_form(tmp_path: Path) -> None:
+    root = base_repo(tmp_path / "repo")
+    # As typed after `git diff origin/main...HEAD`: rev-parse reads it as two revisions, not one.
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "base...HEAD"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'base...HEAD' is a range of commits, not one commit" in result.output
+    assert "git merge-base A B" in result.output and "tiops diff A B" in result.output
+    tree = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD:intel"])
+    assert tree.exit_code == 2 and "'HEAD:intel' names a tree, not a commit" in tree.output
 
 
 def test_text_shows_field_values_with_bidirectional_overrides_escaped(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,58 @@ def test_resolving_names_the_problem(repo: Path, tmp_path: Path) -> None:
         resolve_revision(repo, "nope")
     with pytest.raises(LookupError, match="not inside a git repository"):
         resolve_revision(tmp_path, "HEAD")
+
+
+def test_a_range_a_tree_a_blob_and_a_message_search_are_told_apart(repo: Path) -> None:
+    git(repo, "commit", "-q", "--allow-empty", "-m", "fix typo", date="2025-04-06T06:07:08+00:00")
+    git(repo, "tag", "-a", "-m", "annotated", "v1", "HEAD~1")
+    # git's range forms name two commits: said so, not "names no commit".
+    for rev in ("HEAD~1..HEAD", "HEAD~1...HEAD", "main.."):
+        with pytest.raises(LookupError, match=f"'{re.escape(rev)}' is a range of commits, not one commit"):
+            resolve_revision(repo, rev)
+    # A tree or a blob names an object, just not a commit.
+    with pytest.raises(LookupError, match="'HEAD:intel' names a tree, not a commit"):
+        resolve_revision(repo, "HEAD:intel")
+    with pytest.raises(LookupError, match="names a blob, not a commit"):
+        resolve_revision(repo, "HEAD:intel/a.yaml")
+    git(repo, "tag", "-a", "-m", "a tree", "tree-tag", "HEAD^{tree}")
+    with pytest.raises(LookupError, match="'tree-tag' names a tree, not a commit"):
+        resolve_revision(repo, "tree-tag")
+    with pytest.raises(LookupError, match="'HEAD:nope' names no commit"):
+        resolve_revision(repo, "HEAD:nope")
+    # A commit message search, whose text a ^{commit} suffix would have become part of; a tag, peeled.
+    assert resolve_revision(repo, ":/fix typo")[0] == head_commit(repo)
+    assert resolve_revision(repo, "v1") == resolve_revision(repo, "HEAD~1")
+
+
+def _encrypting_filter(root: Path) -> None:
+    """A clean/smudge pair as git-crypt's: the commit holds text no YAML parser reads, the checkout the file."""
+    clean, smudge = root.parent / "encrypt", root.parent / "decrypt"
+    clean.write_text("#!/bin/sh\nbase64\n")
+    smudge.write_text("#!/bin/sh\nbase64 -d\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.crypt.clean", str(clean))
+    git(root, "config", "filter.crypt.smudge", str(smudge))
+    git(root, "config", "filter.crypt.required", "true")
+
+
+def test_a_file_with_a_smudge_filter_is_read_as_its_checkout_holds_it(repo: Path) -> None:
+    _encrypting_filter(repo)
+    git(repo, "config", "color.ui", "always")  # what git says is read for tiops, never shown
+    (repo / ".gitattributes").write_text("intel/z/secret.yaml filter=crypt\n")
+    (repo / "intel" / "z" / "secret.yaml").write_text("secret: value\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "an encrypted file")
+    commit = resolve_revision(repo, "HEAD")[0]
+    assert git(repo, "cat-file", "-p", "HEAD:intel/z/secret.yaml") != "secret: value\n"  # what the blob holds
+    with GitRevision(repo, commit) as revision:
+        secret, plain = os.fspath(repo / "intel" / "z" / "secret.yaml"), os.fspath(repo / "intel" / "a.yaml")
+        assert revision.read(secret) == b"secret: value\n"
+        assert revision.read(os.fspath(repo / "intel" / "z" / "y.yaml")) == b"y: true\n"
+        # Never taken by its blob id, which is the ciphertext's: the loader hashes what it read.
+        assert revision.blob_id(secret) is None
+        assert revision.blob_id(plain) == blob_id_of(b"a: 1\n")
 
 
 def test_changed_paths_are_edits_and_new_files_git_does_not_ignore(repo: Path) -> None:

@@ -186,10 +186,25 @@ def test_a_shallow_clone_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(clone), "diff", "HEAD~1"])
     assert result.exit_code == 2
     assert "shallow clone" in result.output
-    assert "fetch-depth: 0" in result.output
+    assert "fetch-depth: 0" in result.output and "GIT_DEPTH: 0" in result.output  # GitHub's and GitLab's
     assert "Traceback" not in result.output
     misspelt = CliRunner().invoke(main, ["-C", str(clone), "diff", "nosuchbranch"])
     assert misspelt.exit_code == 2 and "or it is misspelt" in misspelt.output  # a shallow clone cannot tell which
+
+
+def test_a_repository_git_refuses_for_its_owner_is_not_said_to_be_outside_git(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = base_repo(tmp_path / "repo")
+    # git's own switch for what a CI container's checkout meets: the files belong to another user.
+    monkeypatch.setenv("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")
+    if subprocess.run(["git", "-C", str(root), "rev-parse", "--git-dir"], capture_output=True).returncode == 0:
+        pytest.skip("this git has no safe.directory check (before 2.35.2)")
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD~1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    # git's "fatal:" line, not the advice under it, and no claim that this is not a git repository.
+    assert "another user owns it (fatal: detected dubious ownership in repository at" in result.output
+    assert "not inside a git repository" not in result.output
+    assert "safe.directory" in result.output.split("hint:")[1]
 
 
 def test_a_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

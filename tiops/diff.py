@@ -161,8 +161,8 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
         else:
             effects.setdefault(cause, []).append(change)
     notes = tuple(
-        f"{rev.label} has {rev.error_count} validation error(s); its compiled form may be incomplete"
-        for rev in (base, head) if rev.error_count
+        f"{rev.label} has {count} validation error(s); its compiled form may be incomplete"
+        for rev, count in ((base, _base_errors(base)), (head, head.error_count)) if count
     )
     return Diff(
         base=base.label,
@@ -177,6 +177,12 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
         notes=notes,
         enrichment=tuple(_enrichment_changes(base.objects, head.objects)),
     )
+
+
+def _base_errors(base: CompiledRevision) -> int:
+    """The base's errors, without the missing intel folder of a base from before the intel (the pull
+    request that adds it): such a base is empty, not broken. A head without it is still an error."""
+    return base.error_count - 1 if base.intel_folder_missing else base.error_count
 
 
 def _without_enrichment(obj: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,11 @@ from tiops.limits import MAX_FILE_BYTES
 
 
 class GitFailed(Exception):
-    """A git command failed; the message is git's own, first line."""
+    """A git command failed; the message is git's own, the line that says what failed (_gist)."""
+
+
+class UntrustedRepository(LookupError):
+    """git refuses the repository: another user owns it (safe.directory), as a CI container's checkout often is."""
 
 
 def _git(root: Path, *args: str) -> str:
@@ -29,8 +33,18 @@ def _git(root: Path, *args: str) -> str:
         raise GitFailed(f"cannot run git: {error.strerror}") from None
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitFailed(message[-1] if message else f"git {args[0]} failed")
+        raise GitFailed(_gist(message) or f"git {args[0]} failed")
     return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def _gist(lines: list[str]) -> str | None:
+    """What went wrong, of git's message: its last "fatal:" line, not the advice git may print
+    under it (for a repository another user owns, the command that would trust it), else the last line."""
+    for prefix in ("fatal: ", "error: "):
+        said = [line for line in lines if line.startswith(prefix)]
+        if said:
+            return said[-1]
+    return lines[-1] if lines else None
 
 
 def _commit_time(root: Path, rev: str) -> str:
@@ -104,19 +118,44 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     try:
         _git(root, "rev-parse", "--git-dir")
     except GitFailed as error:
+        if "dubious ownership" in str(error):  # a CI container's checkout, owned by another user than the job's
+            raise UntrustedRepository(f"git refuses to read the repository: another user owns it ({error})") from None
         raise LookupError(f"{root} is not inside a git repository ({error})") from None
     if rev.startswith("-"):  # never let a revision be read as an option of git
         raise LookupError(f"{rev!r} names no commit")
-    try:
-        sha = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
-    except GitFailed:
-        sha = ""
+    if ".." in rev and ":" not in rev:  # no ref name holds "..": git's A..B or A...B, two revisions
+        raise LookupError(f"{rev!r} is a range of commits, not one commit")
+    sha = _peeled_commit(root, rev)
     if not sha:
         # A shallow clone cannot tell a misspelt name from one it never fetched: it says both.
         raise LookupError(f"{rev!r} names no commit" + (
             " in this shallow clone: it was not fetched (its history stops before it), or it is misspelt"
             if is_shallow(root) else ""))
     return sha, _commit_time(root, sha)
+
+
+def _peeled_commit(root: Path, rev: str) -> str:
+    """The commit ``rev`` names, through tags; "" when it names none. LookupError when it names
+    another kind of object (a tree or a blob: ``HEAD:intel``), saying which."""
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    except GitFailed:  # --verify --quiet fails with no message when the name resolves to no commit
+        pass
+    # The suffix is read as part of some names (":/fix typo^{commit}" searches commit messages
+    # for the whole text): such a name is resolved alone, then peeled.
+    try:
+        named = _git(root, "rev-parse", "--verify", "--quiet", rev).strip()
+    except GitFailed:
+        return ""
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{named}^{{commit}}").strip()
+    except GitFailed:
+        pass
+    try:
+        kind = _git(root, "cat-file", "-t", f"{named}^{{}}").strip()  # a tag of a tree names a tree
+    except GitFailed:
+        return ""
+    raise LookupError(f"{rev!r} names a {kind}, not a commit")
 
 
 def changed_paths(root: Path, commit: str) -> frozenset[str]:
@@ -176,6 +215,7 @@ class GitRevision:
         self._process: subprocess.Popen[bytes] | None = None
         self._pointers: dict[str, bool] = {}  # blob id -> whether it is a Git LFS pointer (blob_id)
         self._lfs_filter: bool | None = None  # whether git has a Git LFS filter, once asked (_smudges)
+        self._filtered: frozenset[str] | None = None  # files with another smudge filter, once asked (_filtered_files)
         # Symlinks: path -> the path they lead to (a file of _blobs), or the TI108 message that
         # reading them gives; and the folder links a walk reports.
         self._links: dict[str, str | InputProblem] = {}
@@ -290,10 +330,78 @@ class GitRevision:
         blob, size = entry
         if size > MAX_FILE_BYTES:
             raise InputProblem("TI109", f"{size} bytes, more than the limit of {MAX_FILE_BYTES} bytes")
+        file = path if entry is self._blobs.get(path) else str(self._links[path])
+        if file in self._filtered_files():
+            return self._filtered_read(file)
         data = self._cat(blob, size)
         if data.startswith(_LFS_POINTER):
-            data = self._smudged(path if entry is self._blobs.get(path) else str(self._links[path]), data)
+            data = self._smudged(file, data)
         return data
+
+    def _filtered_read(self, path: str) -> bytes:
+        """A file with a smudge filter (git-crypt, a custom driver) as a checkout has it: its blob holds
+        what the clean filter made (ciphertext, say), which would compile to nothing or to errors."""
+        relative = os.path.relpath(path, os.fspath(self.root))
+        try:
+            done = subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
+                                   f"{self.commit}:./{relative}"], capture_output=True, check=False)
+        except OSError as error:
+            raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
+        if done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise InputProblem("TI106", f"cannot read the file: its smudge filter failed on commit {self.commit[:12]}"
+                               + (f" ({message[-1]})" if message else ""))
+        if len(done.stdout) > MAX_FILE_BYTES:
+            raise InputProblem("TI109", f"{len(done.stdout)} bytes, more than the limit of {MAX_FILE_BYTES} bytes")
+        return done.stdout
+
+    def _filtered_files(self) -> frozenset[str]:
+        """The files of the revision that git gives a smudge filter other than Git LFS's (which
+        _smudged reads by its pointers), a driver git is configured with. Asked once, with one
+        ``git check-attr`` over every file, and only when the revision's attributes name such a
+        driver: a repository without one costs a ``git config``. The attributes are those git's own
+        ``cat-file --filters`` applies (the checkout's, on git before 2.40)."""
+        if self._filtered is None:
+            self._filtered = frozenset()
+            drivers = self._smudge_drivers()
+            if drivers and any(b"filter=" + name.encode() in attributes
+                               for name in drivers for attributes in self._attribute_texts()):
+                self._filtered = self._files_with_filter(drivers)
+        return self._filtered
+
+    def _smudge_drivers(self) -> set[str]:
+        """The filter drivers git is configured with that change what a checkout holds, but Git LFS."""
+        try:
+            listing = _git(self.root, "config", "--get-regexp", r"^filter\..*\.(smudge|process)$")
+        except GitFailed:  # exit 1: none configured
+            return set()
+        names = {line.split(" ", 1)[0][len("filter."):].rpartition(".")[0] for line in listing.splitlines()}
+        return names - {"lfs", ""}
+
+    def _attribute_texts(self) -> list[bytes]:
+        """The revision's ``.gitattributes`` files that name a filter, and ``$GIT_DIR/info/attributes``."""
+        try:
+            # No colour whatever color.ui says: it would come between "filter=" and the driver's name.
+            found = _git(self.root, "grep", "--no-color", "-h", "-F", "filter=", self.commit, "--",
+                         ":(top,glob)**/.gitattributes")
+        except GitFailed:  # exit 1: no match
+            found = ""
+        return [found.encode("utf-8", "surrogateescape"), self._info_attributes()]
+
+    def _files_with_filter(self, drivers: set[str]) -> frozenset[str]:
+        top = os.fspath(self.root)
+        relatives = [path[len(top) + 1:] for path in self._blobs]
+        try:
+            done = subprocess.run(["git", "-C", top, "check-attr", "-z", "--stdin", "filter"],
+                                  input="".join(f"{relative}\0" for relative in relatives).encode("utf-8", "surrogateescape"),
+                                  capture_output=True, check=False)
+        except OSError:
+            return frozenset()
+        if done.returncode != 0:
+            return frozenset()
+        fields = done.stdout.split(b"\0")  # path, attribute, value, for each path
+        return frozenset(f"{top}/{os.fsdecode(fields[at])}" for at in range(0, len(fields) - 2, 3)
+                         if os.fsdecode(fields[at + 2]) in drivers)
 
     def _smudged(self, path: str, pointer: bytes) -> bytes:
         """A Git LFS pointer as a checkout has it: through the file's filters (git-lfs smudge), so a
@@ -353,6 +461,8 @@ class GitRevision:
             entry = self._blobs[target]  # a link reads as the file it leads to
         if entry is None:
             return None
+        if (path if path in self._blobs else self._links[path]) in self._filtered_files():
+            return None  # read through its filter: its blob is not the bytes read (as for Git LFS below)
         blob, size = entry
         # A Git LFS pointer is read through its filters (read): its blob id is not the id of the bytes
         # read, and what was parsed or cached under it (a working tree holding the pointer itself, with

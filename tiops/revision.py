@@ -13,16 +13,18 @@ a file is not even read. Any other file whose content was seen is not parsed aga
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from tiops.compile import blocking_errors, compiled_objects
-from tiops.errors import UsageError
+from tiops.config import CONFIG_FILE
+from tiops.errors import TiopsError, UsageError
 from tiops.filesource import FileSource, SharedParses
-from tiops.findings import Finding
-from tiops.gitrepo import GitRevision, fork_point, is_shallow, resolve_revision
+from tiops.findings import Finding, Severity
+from tiops.gitrepo import GitRevision, UntrustedRepository, fork_point, is_shallow, resolve_revision
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import paused_gc
@@ -95,6 +97,10 @@ class CompiledRevision:
     loaded: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     error_count: int = 0
     repo: Repo | None = None
+    # A revision read from git that has no intel folder at all (one from before the intel was added):
+    # it compiles to nothing, and the TI107 that says so is one of error_count.
+    intel_folder_missing: bool = False
+    config_error: Finding | None = None  # the first error in its tiops.yaml, which then reads as every default
 
 
 @dataclass
@@ -146,6 +152,13 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
                 shared.cached.cache.save()
             return before, after
         after = compile_revision(root, head, progress=progress, shared=shared)
+        if head is not None and after.config_error is not None:
+            # As the working tree's is refused (tiops.config.usable_config): compiled as every default,
+            # the head would be compared from another intel folder, with other rules, as if that were its change.
+            where = after.config_error.location
+            place = f"{where.file}:{where.line}" if where.line else where.file
+            raise TiopsError(f"{after.label}: {place}: {after.config_error.message}; nothing was compared",
+                             hint=f"Fix tiops.yaml in {head} ('tiops validate' on its checkout shows every finding).")
         before = compile_revision(root, base, progress=progress, shared=shared)
         return before, after
 
@@ -196,7 +209,7 @@ def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_pro
     try:
         revision = GitRevision(root, sha)
     except LookupError as error:
-        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root, rev)) from error
     with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
@@ -209,13 +222,20 @@ def _resolve(root: Path, rev: str) -> tuple[str, str]:
     try:
         return resolve_revision(root, rev)
     except LookupError as error:
-        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root)) from error
+        raise UsageError(f"cannot read revision {rev!r}: {error}", hint=_revision_hint(root, rev, error)) from error
 
 
-def _revision_hint(root: Path) -> str:
+def _revision_hint(root: Path, rev: str, error: LookupError | None = None) -> str:
+    if isinstance(error, UntrustedRepository):
+        return ("The checkout belongs to another user than the one running tiops (in a CI container, often): trust "
+                "it as git says, git config --global --add safe.directory FOLDER with the folder git names.")
+    if ".." in rev and ":" not in rev:  # git's A..B or A...B (tiops.gitrepo.resolve_revision)
+        return ("Name one commit: for A..B that is A, and for A...B, what a pull request shows, the commit "
+                "where B left A: $(git merge-base A B). tiops diff takes the head as a second argument: "
+                "tiops diff A B.")
     if is_shallow(root):
-        return ("This is a shallow clone: fetch the history the revision needs (git fetch --unshallow, "
-                "or fetch-depth: 0 in actions/checkout).")
+        return ("This is a shallow clone: fetch the history the revision needs (git fetch --unshallow; in CI, "
+                "fetch-depth: 0 in actions/checkout, GIT_DEPTH: 0 in GitLab CI).")
     return "Name a commit, branch or tag of this git repository, e.g. origin/main or HEAD~1."
 
 
@@ -230,7 +250,12 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         prechecked = None
     findings = validate_repo(repo, progress=progress, prechecked=prechecked,
                              checked=shared.checked if shared is not None else None)
-    return _compile_loaded(repo, findings, label, commit, as_of, shared)
+    compiled = _compile_loaded(repo, findings, label, commit, as_of, shared)
+    if source is not None:
+        compiled.intel_folder_missing = not source.lexists(os.fspath(repo.config.intel_path))
+    compiled.config_error = next((finding for finding in repo.findings if finding.location.file == CONFIG_FILE
+                                  and finding.severity is Severity.ERROR), None)
+    return compiled
 
 
 def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str | None, as_of: AsOf,

@@ -36,6 +36,11 @@ def diff_command(ctx: click.Context, base: str, head: str | None, fmt: str, outp
     Lists objects added, changed (field by field), revoked and removed, relationships
     added and removed, and objects that compile differently only because an ingestion
     rule or a _defaults.yaml changed, grouped by that rule or file.
+
+    BASE and HEAD each name one commit (a branch, tag, sha, HEAD~1): for git's A...B,
+    give the merge base, `tiops diff $(git merge-base A B) B`. Exit status: 0, 1 when
+    tiops.yaml (of the working tree or HEAD) has an error, 2 a usage error such as an
+    unknown revision (or, with --exit-code, changes), 3 an internal error.
     """
     root = repo_root(ctx)
     if head is None:

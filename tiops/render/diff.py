@@ -59,6 +59,10 @@ def render_markdown(diff: Diff, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: a summary table, then one collapsible section per kind of change."""
     head = [f"### tiops diff {_code(diff.base)} → {_code(diff.head)}", ""]
     head += [f"> ⚠️ {markdown_text(note)}" for note in diff.notes]
+    if diff.notes:
+        # A blank line ends the quote: without it, CommonMark reads the table after as more of it
+        # (a paragraph continuation line), and the summary is lost inside the warning.
+        head.append("")
     if diff.empty:
         return "\n".join([*head, "No change to the compiled intel.", ""])
     counts = diff.counts()
@@ -193,7 +197,9 @@ def _code(text: str) -> str:
 
 
 def _ref_md(ref: ObjectRef) -> str:
-    return f"**{markdown_text(ref.name)}** `{ref.type}` `{ref.id}`"
+    # The type and id as code, escaped as any text: a compiled object's may hold a backtick (invalid
+    # STIX is compiled and diffed too), which raw in backticks would end the span and open markup.
+    return f"**{markdown_text(ref.name)}** {_code(ref.type)} {_code(ref.id)}"
 
 
 def _change_md(change: ObjectChange) -> list[str]:
@@ -216,7 +222,7 @@ def _count_items(body: list[str]) -> int:
 
 
 def _relationship_md(rel: RelationshipRef) -> str:
-    return f"**{markdown_text(rel.source_name)}** _{markdown_text(rel.relationship_type)}_ **{markdown_text(rel.target_name)}** `{rel.id}`"
+    return f"**{markdown_text(rel.source_name)}** _{markdown_text(rel.relationship_type)}_ **{markdown_text(rel.target_name)}** {_code(rel.id)}"
 
 
 def _ref_json(ref: ObjectRef) -> dict[str, Any]:
