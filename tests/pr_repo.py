@@ -57,6 +57,19 @@ def lfs_like_filter(root: Path, store: Path) -> None:
     git(root, "config", "filter.lfs.required", "true")
 
 
+def encrypting_filter(root: Path) -> None:
+    """A clean/smudge pair as git-crypt's: the commit holds text no YAML parser reads, the checkout the
+    file. Named ``crypt``; .gitattributes says which files it is for."""
+    clean, smudge = root.parent / "encrypt", root.parent / "decrypt"
+    clean.write_text("#!/bin/sh\nbase64\n")
+    smudge.write_text("#!/bin/sh\nbase64 -d\n")
+    for script in (clean, smudge):
+        script.chmod(0o755)
+    git(root, "config", "filter.crypt.clean", str(clean))
+    git(root, "config", "filter.crypt.smudge", str(smudge))
+    git(root, "config", "filter.crypt.required", "true")
+
+
 def base_repo(root: Path) -> Path:
     """The base commit (tagged ``base``): an identity, a malware, an actor, two indicators, one rule."""
     shutil.copytree(DATA / "base", root)

@@ -99,16 +99,10 @@ def test_a_head_revision_whose_tiops_yaml_has_an_error_is_refused_as_the_working
 
 @pytest.mark.parametrize("cache", ["--no-cache", None])
 def test_a_clean_checkout_with_an_encrypting_filter_has_no_change(tmp_path: Path, cache: str | None) -> None:
-    from pr_repo import edit, git
+    from pr_repo import edit, encrypting_filter, git
 
     root = base_repo(tmp_path / "repo")
-    clean, smudge = tmp_path / "encrypt", tmp_path / "decrypt"  # as git-crypt: ciphertext in the commit
-    clean.write_text("#!/bin/sh\nbase64\n")
-    smudge.write_text("#!/bin/sh\nbase64 -d\n")
-    for script in (clean, smudge):
-        script.chmod(0o755)
-    git(root, "config", "filter.crypt.clean", str(clean))
-    git(root, "config", "filter.crypt.smudge", str(smudge))
+    encrypting_filter(root)  # as git-crypt: ciphertext in the commit
     (root / ".gitattributes").write_text("intel/c2-*.yaml filter=crypt\n")
     git(root, "add", "-A")
     git(root, "add", "--renormalize", ".")  # the indicators' blobs through the new filter

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pr_repo import git
+from pr_repo import encrypting_filter, git
 
 from tiops.filesource import WorkingTree, blob_id_of
 from tiops.gitrepo import (
@@ -154,20 +154,8 @@ def test_a_range_a_tree_a_blob_and_a_message_search_are_told_apart(repo: Path) -
     assert resolve_revision(repo, "v1") == resolve_revision(repo, "HEAD~1")
 
 
-def _encrypting_filter(root: Path) -> None:
-    """A clean/smudge pair as git-crypt's: the commit holds text no YAML parser reads, the checkout the file."""
-    clean, smudge = root.parent / "encrypt", root.parent / "decrypt"
-    clean.write_text("#!/bin/sh\nbase64\n")
-    smudge.write_text("#!/bin/sh\nbase64 -d\n")
-    for script in (clean, smudge):
-        script.chmod(0o755)
-    git(root, "config", "filter.crypt.clean", str(clean))
-    git(root, "config", "filter.crypt.smudge", str(smudge))
-    git(root, "config", "filter.crypt.required", "true")
-
-
 def test_a_file_with_a_smudge_filter_is_read_as_its_checkout_holds_it(repo: Path) -> None:
-    _encrypting_filter(repo)
+    encrypting_filter(repo)
     git(repo, "config", "color.ui", "always")  # what git says is read for tiops, never shown
     (repo / ".gitattributes").write_text("intel/z/secret.yaml filter=crypt\n")
     (repo / "intel" / "z" / "secret.yaml").write_text("secret: value\n")

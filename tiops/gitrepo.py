@@ -338,15 +338,19 @@ class GitRevision:
             data = self._smudged(file, data)
         return data
 
-    def _filtered_read(self, path: str) -> bytes:
-        """A file with a smudge filter (git-crypt, a custom driver) as a checkout has it: its blob holds
-        what the clean filter made (ciphertext, say), which would compile to nothing or to errors."""
+    def _cat_filters(self, path: str) -> subprocess.CompletedProcess[bytes]:
+        """``git cat-file --filters`` of ``path`` at this commit: the file as a checkout writes it."""
         relative = os.path.relpath(path, os.fspath(self.root))
         try:
-            done = subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
+            return subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
                                    f"{self.commit}:./{relative}"], capture_output=True, check=False)
         except OSError as error:
             raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
+
+    def _filtered_read(self, path: str) -> bytes:
+        """A file with a smudge filter (git-crypt, a custom driver) as a checkout has it: its blob holds
+        what the clean filter made (ciphertext, say), which would compile to nothing or to errors."""
+        done = self._cat_filters(path)
         if done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise InputProblem("TI106", f"cannot read the file: its smudge filter failed on commit {self.commit[:12]}"
@@ -406,12 +410,7 @@ class GitRevision:
     def _smudged(self, path: str, pointer: bytes) -> bytes:
         """A Git LFS pointer as a checkout has it: through the file's filters (git-lfs smudge), so a
         revision compiles as its checkout does; without git-lfs, a clear TI106 rather than a parse error."""
-        relative = os.path.relpath(path, os.fspath(self.root))
-        try:
-            done = subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
-                                   f"{self.commit}:./{relative}"], capture_output=True, check=False)
-        except OSError as error:
-            raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
+        done = self._cat_filters(path)
         if done.returncode != 0 or done.stdout.startswith(_LFS_POINTER):
             raise InputProblem("TI106", "cannot read the file: commit "
                                f"{self.commit[:12]} holds a Git LFS pointer and git-lfs could not give its content "
