@@ -64,10 +64,46 @@ def head_commit(root: Path) -> str | None:
         return None
 
 
+def smudge_drivers(root: Path) -> set[str]:
+    """The filter drivers git is configured with that change what a checkout holds (git-crypt's,
+    say), but Git LFS's, which readers of blobs handle by its pointers."""
+    try:
+        listing = _git(root, "config", "--get-regexp", r"^filter\..*\.(smudge|process)$")
+    except GitFailed:  # exit 1: none configured
+        return set()
+    names = {line.split(" ", 1)[0][len("filter."):].rpartition(".")[0] for line in listing.splitlines()}
+    return names - {"lfs", ""}
+
+
+def files_with_filter(root: Path, relatives: list[str], drivers: set[str]) -> list[str]:
+    """Those of ``relatives`` (paths relative to ``root``) whose ``filter`` attribute names one of
+    ``drivers``, by one ``git check-attr`` (the checkout's attributes, on git before 2.40)."""
+    try:
+        done = subprocess.run(["git", "-C", os.fspath(root), "check-attr", "-z", "--stdin", "filter"],
+                              input="".join(f"{relative}\0" for relative in relatives).encode("utf-8", "surrogateescape"),
+                              capture_output=True, check=False)
+    except OSError:
+        return []
+    if done.returncode != 0:
+        return []
+    fields = done.stdout.split(b"\0")  # path, attribute, value, for each path
+    return [os.fsdecode(fields[at]) for at in range(0, len(fields) - 2, 3) if os.fsdecode(fields[at + 2]) in drivers]
+
+
+def cat_filtered(root: Path, commit: str, relative: str) -> subprocess.CompletedProcess[bytes]:
+    """``git cat-file --filters`` of a file at ``commit``: its content as a checkout writes it.
+    One call per file: git 2.39 refuses ``--batch --filters`` ("missing path")."""
+    return subprocess.run(["git", "-C", os.fspath(root), "cat-file", "--filters", f"{commit}:./{relative}"],
+                          capture_output=True, check=False)
+
+
 def head_files(root: Path, relatives: list[str]) -> dict[str, bytes]:
     """The named files as the commit checked out at ``root`` holds them (paths relative to ``root``),
     read from git objects in one ``git cat-file --batch``; a path that is no file there is left
-    out, and outside a git repository (or without git) nothing is found."""
+    out, and outside a git repository (or without git) nothing is found.
+
+    A file with a clean/smudge filter (git-crypt's: ciphertext in the commit) is read through it,
+    as a checkout writes it; the common repository, with no such driver, pays one ``git config``."""
     if not relatives or any("\n" in relative for relative in relatives):
         return {}
     request = "".join(f"HEAD:./{relative}\n" for relative in relatives).encode("utf-8", "surrogateescape")
@@ -92,6 +128,16 @@ def head_files(root: Path, relatives: list[str]) -> dict[str, bytes]:
         if header[1] == b"blob" and size <= MAX_FILE_BYTES:
             found[relative] = output[at:at + size]
         at += size + 1
+    drivers = smudge_drivers(root) if found else set()
+    for relative in files_with_filter(root, sorted(found), drivers) if drivers else ():
+        try:
+            filtered: subprocess.CompletedProcess[bytes] | None = cat_filtered(root, "HEAD", relative)
+        except OSError:
+            filtered = None
+        if filtered is not None and filtered.returncode == 0 and len(filtered.stdout) <= MAX_FILE_BYTES:
+            found[relative] = filtered.stdout
+        else:
+            del found[relative]  # its ciphertext holds no ids: as if HEAD had no such file
     return found
 
 
@@ -339,11 +385,8 @@ class GitRevision:
         return data
 
     def _cat_filters(self, path: str) -> subprocess.CompletedProcess[bytes]:
-        """``git cat-file --filters`` of ``path`` at this commit: the file as a checkout writes it."""
-        relative = os.path.relpath(path, os.fspath(self.root))
         try:
-            return subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--filters",
-                                   f"{self.commit}:./{relative}"], capture_output=True, check=False)
+            return cat_filtered(self.root, self.commit, os.path.relpath(path, os.fspath(self.root)))
         except OSError as error:
             raise InputProblem("TI106", f"cannot read the file from git: {error.strerror}") from None
 
@@ -367,20 +410,11 @@ class GitRevision:
         ``cat-file --filters`` applies (the checkout's, on git before 2.40)."""
         if self._filtered is None:
             self._filtered = frozenset()
-            drivers = self._smudge_drivers()
+            drivers = smudge_drivers(self.root)
             if drivers and any(b"filter=" + name.encode() in attributes
                                for name in drivers for attributes in self._attribute_texts()):
                 self._filtered = self._files_with_filter(drivers)
         return self._filtered
-
-    def _smudge_drivers(self) -> set[str]:
-        """The filter drivers git is configured with that change what a checkout holds, but Git LFS."""
-        try:
-            listing = _git(self.root, "config", "--get-regexp", r"^filter\..*\.(smudge|process)$")
-        except GitFailed:  # exit 1: none configured
-            return set()
-        names = {line.split(" ", 1)[0][len("filter."):].rpartition(".")[0] for line in listing.splitlines()}
-        return names - {"lfs", ""}
 
     def _attribute_texts(self) -> list[bytes]:
         """The revision's ``.gitattributes`` files that name a filter, and ``$GIT_DIR/info/attributes``."""
@@ -394,18 +428,8 @@ class GitRevision:
 
     def _files_with_filter(self, drivers: set[str]) -> frozenset[str]:
         top = os.fspath(self.root)
-        relatives = [path[len(top) + 1:] for path in self._blobs]
-        try:
-            done = subprocess.run(["git", "-C", top, "check-attr", "-z", "--stdin", "filter"],
-                                  input="".join(f"{relative}\0" for relative in relatives).encode("utf-8", "surrogateescape"),
-                                  capture_output=True, check=False)
-        except OSError:
-            return frozenset()
-        if done.returncode != 0:
-            return frozenset()
-        fields = done.stdout.split(b"\0")  # path, attribute, value, for each path
-        return frozenset(f"{top}/{os.fsdecode(fields[at])}" for at in range(0, len(fields) - 2, 3)
-                         if os.fsdecode(fields[at + 2]) in drivers)
+        return frozenset(f"{top}/{relative}" for relative in files_with_filter(
+            self.root, [path[len(top) + 1:] for path in self._blobs], drivers))
 
     def _smudged(self, path: str, pointer: bytes) -> bytes:
         """A Git LFS pointer as a checkout has it: through the file's filters (git-lfs smudge), so a

@@ -73,11 +73,15 @@ def test_a_path_outside_the_repository_is_a_usage_error_not_no_findings(example_
     assert CliRunner().invoke(main, ["-C", str(example_repo), "validate", str(inside)]).exit_code == 0
 
 
-def test_an_id_changed_in_the_named_file_reports_what_still_points_at_the_old_one(example_repo: Path) -> None:
-
-    from pr_repo import git
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_an_id_changed_in_the_named_file_reports_what_still_points_at_the_old_one(example_repo: Path,
+                                                                                  encrypted: bool) -> None:
+    from pr_repo import encrypting_filter, git
 
     git(example_repo, "init", "-q", "-b", "main")
+    if encrypted:  # git-crypt's way: HEAD holds the file's ciphertext, the checkout its text
+        encrypting_filter(example_repo)
+        (example_repo / ".gitattributes").write_text(f"{MIMIKATZ_FILE} filter=crypt\n")
     git(example_repo, "add", "-A")
     git(example_repo, "commit", "-q", "-m", "intel")
     old = _mimikatz_id(example_repo)
