@@ -242,6 +242,19 @@ def test_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
     assert "no-such-branch" in result.output
 
 
+def test_a_sha_given_as_the_revision_is_named_once_in_the_heading(tmp_path: Path) -> None:
+    from tiops.gitrepo import resolve_revision
+
+    root = base_repo(tmp_path / "repo")
+    sha = resolve_revision(root, "base")[0]
+    for given in (sha, sha[:10], sha[:7].upper()):
+        result = CliRunner().invoke(main, ["-C", str(root), "diff", given, "--format", "markdown"])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"### tiops diff `{sha[:7]}` → `working tree`"), (given, result.output[:120])
+    named = CliRunner().invoke(main, ["-C", str(root), "diff", "base", "--format", "markdown"])
+    assert named.output.startswith(f"### tiops diff `base ({sha[:7]})`"), named.output[:120]
+
+
 def test_a_range_as_base_is_a_usage_error_naming_the_two_argument_form(tmp_path: Path) -> None:
     root = base_repo(tmp_path / "repo")
     # As typed after `git diff origin/main...HEAD`: rev-parse reads it as two revisions, not one.

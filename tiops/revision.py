@@ -213,7 +213,7 @@ def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_pro
     with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
-        compiled = _compile_tree(root, f"{rev} ({sha[:7]})", sha, as_of, progress, revision, shared)
+        compiled = _compile_tree(root, _label(rev, sha), sha, as_of, progress, revision, shared)
     compiled.repo = None  # its files were read from git objects, through a reader that is now closed
     return compiled
 
@@ -237,6 +237,15 @@ def _revision_hint(root: Path, rev: str, error: LookupError | None = None) -> st
         return ("This is a shallow clone: fetch the history the revision needs (git fetch --unshallow; in CI, "
                 "fetch-depth: 0 in actions/checkout, GIT_DEPTH: 0 in GitLab CI).")
     return "Name a commit, branch or tag of this git repository, e.g. origin/main or HEAD~1."
+
+
+def _label(rev: str, sha: str) -> str:
+    """How a revision is named in the diff's heading: as given, with its short sha; a sha (or an
+    abbreviation of it) given as the revision, once and short ("35f3acb", not the 40 digits and then
+    "(35f3acb)")."""
+    if len(rev) >= 4 and sha.startswith(rev.lower()):
+        return sha[:7]
+    return f"{rev} ({sha[:7]})"
 
 
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
