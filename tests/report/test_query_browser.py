@@ -44,6 +44,15 @@ EXTRA += [
      "created": "2024-09-01T00:00:00.000Z", "modified": "2024-09-01T00:00:00.000Z", "name": "Process Injection",
      "extensions": {"extension-definition--9c59fd79-4215-4ba2-920d-3e4f320e1e62": {"extension_type": "new-sdo"}}},
 ]
+# The same hosts written other ways (tiops/query/keys.py): a /32, an uncompressed IPv6 address in
+# upper case, a name in U-labels with the root's dot.
+EXTRA += [
+    {"type": "indicator", "spec_version": "2.1", "id": f"indicator--6d1e3c2b-0a4f-4e8d-9c7b-{number:012d}",
+     "created": "2024-10-02T00:00:00.000Z", "modified": "2024-10-02T00:00:00.000Z", "valid_from": "2024-10-02T00:00:00Z",
+     "pattern_type": "stix", "pattern": pattern}
+    for number, pattern in ((1, "[ipv4-addr:value = '198.51.100.23/32']"), (2, "[ipv6-addr:value = '2001:0DB8::0023']"),
+                            (3, "[domain-name:value = 'Bücher.example.']"), (4, "[ipv4-addr:value = '198.51.100.0/24']"))
+]
 EXPRESSIONS = [
     "type = indicator",
     "type = malware-behavior",
@@ -51,6 +60,11 @@ EXPRESSIONS = [
     "observable = aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f",
     'observable = "C:\\\\Users\\\\o\'neil\\\\evil.exe"',
     "observable ends-with .EXE",
+    "observable = ::FFFF:198.51.100.23",
+    "observable in [2001:db8::23, xn--bcher-kva.example, '198.51.100.0/255.255.255.0']",
+    "observable = bücher.example and type = indicator",
+    "observable != 198.51.100.23/32 and observable_type = ipv4-addr",
+    "not observable in ['2001:db8:0:0:0:0:0:23', BÜCHER.EXAMPLE] and observable exists",
     "observable_type in [ipv4-addr, ipv6-addr]",
     "external_id = T0865 or external_id starts-with t1566",
     "(tags exists and (confidence >= 80 or tlp = amber)) or (type = malware and not name contains wick)",

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from tiops.errors import UsageError
+from tiops.query.keys import KEY_FIELD, keyed_condition, reads_observable_keys
 from tiops.query.view import (
     EVERY_FIELD,
     MemoryView,
@@ -96,15 +97,40 @@ def query_fields(query: Query, *more: str | None) -> set[str]:
 
 
 def select(rows: Sequence[Row], query: Query) -> list[Row]:
-    """The rows the condition holds for, sorted (by ``sort``, then id) and cut to ``limit``."""
+    """The rows the condition holds for, sorted (by ``sort``, then id) and cut to ``limit``.
+
+    ``observable`` equality also holds for the same host written another way (tiops.query.keys):
+    the condition is tested as :func:`~tiops.query.keys.keyed_condition` writes it, over each row
+    with its keys (kept by its view, made once for all rows)."""
+    condition = query.condition
+    keyed = reads_observable_keys(condition)
     try:
-        predicate = compile_condition(query.condition)
+        predicate = compile_condition(keyed_condition(condition) if keyed and condition is not None else condition)
     except ConditionError as error:
         raise UsageError(f"query: {error.message}") from None
-    found = [row for row in rows if predicate(row)] if query.condition is not None else list(rows)
+    if condition is None:
+        found = list(rows)
+    elif keyed:
+        found = [row for row in rows if predicate(_with_keys(row))]
+    else:
+        found = [row for row in rows if predicate(row)]
     if query.sort is not None:
         found = _sorted(found, query.sort, query.descending)
     return found if query.limit is None else found[: query.limit]
+
+
+class _KeyedRow:
+    """A row as a keyed condition sees it: its data with its keys in :data:`KEY_FIELD`."""
+
+    __slots__ = ("data", "file", "source")
+
+    def __init__(self, row: Row, keys: list[str]) -> None:
+        self.data, self.source, self.file = {**row.data, KEY_FIELD: keys}, row.source, row.file
+
+
+def _with_keys(row: Row) -> Row | _KeyedRow:
+    keys = row.view.column(KEY_FIELD)[row.index]
+    return row if keys is None else _KeyedRow(row, keys)
 
 
 def _sorted(rows: list[Row], field: str, descending: bool) -> list[Row]:

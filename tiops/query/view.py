@@ -35,9 +35,10 @@ from tiops.errors import UsageError
 from tiops.memory import paused_gc
 from tiops.observables import object_observables
 from tiops.outputs import kept_out_of_git
+from tiops.query.keys import KEY_FIELD, keys_column, query_keys
 from tiops.stix import source_of, timestamp_key
 
-VIEW_FORMAT = 3  # 3: observable holds = and IN values only
+VIEW_FORMAT = 4  # 3: observable holds = and IN values only; 4: kept keys of hosts written another way
 DERIVED_FIELDS = ("observable", "observable_type", "external_id")
 SOURCE = "source"
 EVERY_FIELD = "*"
@@ -105,6 +106,10 @@ class View:
     def object(self, index: int) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _keys_column(self) -> list[list[str] | None]:
+        """The :data:`~tiops.query.keys.KEY_FIELD` column: each row's host keys (tiops.query.keys)."""
+        return keys_column(self.column("observable"))
+
     def candidates(self, condition: Mapping[str, Any] | None) -> list[int] | None:
         """Row numbers that can match ``condition`` (None: any row can). Only a superset:
         the caller still tests every candidate.
@@ -130,14 +135,27 @@ class View:
         name = SOURCE if field == SOURCE else simple_property(field)
         if name is None or op not in _COLUMN_OPERATORS or "value" not in test:
             return None
+        expected = test["value"]
+        keys = query_keys(expected if isinstance(expected, list) else [expected]) if name == "observable" and op in (
+            "equals", "in") else []
+        if keys:
+            # The same host written another way (tiops.query.keys): a value equal to one asked for
+            # or to its key, as select tests it (keyed_condition); the rows whose own key is one
+            # of those keys are added below.
+            op, expected = "in", [*(expected if isinstance(expected, list) else [expected]), *keys]
         try:
-            each = element_test(op, test["value"], None, ()).call
+            each = element_test(op, expected, None, ()).call
         except ConditionError:
             return None  # the full test reports it
         column = self.column(name)
         # As ConditionWriter.any_value: a list matches when an element does; absent never does.
-        return {index for index, value in enumerate(column)
-                if value is not None and (any(map(each, value)) if value.__class__ is list else each(value))}
+        found = {index for index, value in enumerate(column)
+                 if value is not None and (any(map(each, value)) if value.__class__ is list else each(value))}
+        if keys:
+            wanted = frozenset(keys)
+            found.update(index for index, row_keys in enumerate(self.column(KEY_FIELD))
+                         if row_keys is not None and not wanted.isdisjoint(row_keys))
+        return found
 
     def rows(self, fields: Iterable[str], only: Sequence[int] | None = None) -> list[Row]:
         """Rows whose ``data`` holds the columns ``fields`` read (EVERY_FIELD: all of them);
@@ -176,6 +194,8 @@ class MemoryView(View):
         if name not in self._columns:
             if name == SOURCE:
                 self._columns[name] = [source_of(obj) for obj in self.objects]
+            elif name == KEY_FIELD:
+                self._columns[name] = self._keys_column()
             elif name in DERIVED_FIELDS:
                 derived = [derived_fields(obj) for obj in self.objects]
                 for field in DERIVED_FIELDS:
@@ -225,7 +245,7 @@ class StoredView(View):
     def column(self, name: str) -> list[Any]:
         if name not in self._columns:
             file = self._files.get(name)
-            if file is None:
+            if file is None:  # no object has it (the keys too: _store writes them whenever one has a key)
                 self._columns[name] = [None] * self.size
             else:
                 with paused_gc():
@@ -242,6 +262,7 @@ class StoredView(View):
         with paused_gc():
             index = orjson.loads((self.folder / self.meta["observable-index"]).read_bytes())
         values = test["value"] if isinstance(test["value"], list) else [test["value"]]
+        values = [*values, *query_keys(values)]  # and under their keys (tiops.query.keys)
         return sorted({row for value in values for row in index.get(str(value).casefold(), ())})
 
     def object(self, index: int) -> dict[str, Any]:
@@ -355,7 +376,7 @@ def bundle_view(path: Path, cache_dir: Path | None) -> View:
 
 def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
     """Write the view beside a new folder name, then move it in place (readers never see half a view)."""
-    names = sorted(view.property_names | set(DERIVED_FIELDS) | {SOURCE})
+    names = sorted(view.property_names | set(DERIVED_FIELDS) | {SOURCE, KEY_FIELD})
     temporary = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     try:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -375,11 +396,16 @@ def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
                 lines.write(line)
                 offsets.append(offsets[-1] + len(line))
         (temporary / "offsets.json").write_bytes(orjson.dumps(offsets))
-        # Equality folds case (tiops.rules.conditions), so the index is keyed by the folded value.
+        # Equality folds case (tiops.rules.conditions), so the index is keyed by the folded value,
+        # and by the key of a host written another way (tiops.query.keys): 8.8.8.8/32 under 8.8.8.8.
         observable_index: dict[str, list[int]] = {}
-        for row, values in enumerate(view.column("observable")):
+        for row, (values, keys) in enumerate(zip(view.column("observable"), view.column(KEY_FIELD), strict=True)):
             for value in values or ():
                 observable_index.setdefault(str(value).casefold(), []).append(row)
+            for key in keys or ():
+                rows = observable_index.setdefault(key, [])
+                if not rows or rows[-1] != row:  # a value may already be written as its key
+                    rows.append(row)
         (temporary / "observable-index.json").write_bytes(orjson.dumps(observable_index))
         meta = {"stamp": stamp, "size": view.size, "properties": sorted(view.property_names), "columns": files,
                 "observable-index": "observable-index.json"}

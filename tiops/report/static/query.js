@@ -521,11 +521,177 @@
     return { source: out, flags: flags };
   }
 
+  // --- One host, however written (tiops/query/keys.py) -----------------------------------
+  // observable = V also holds for an observable that is the same address or name written
+  // another way: both have the same key, the text tiops.enrich.values.canonical_value gives
+  // (RFC 5952 text for IPv6, a /32 or /128 block as its address, an IPv4-mapped address as the
+  // IPv4 one, a name in lower case without the root's dot, in A-labels). A wildcard has no key.
+  // tests/query/test_keys.py runs this function and the Python one over the same values.
+  function ipv4Number(text) {  // a.b.c.d, decimal, no leading zeros (inet_pton, ipaddress)
+    var parts = text.split(".");
+    if (parts.length !== 4) { return null; }
+    var number = 0;
+    for (var i = 0; i < 4; i++) {
+      if (!/^(0|[1-9][0-9]{0,2})$/.test(parts[i]) || +parts[i] > 255) { return null; }
+      number = number * 256 + +parts[i];
+    }
+    return number;
+  }
+  function ipv6Groups(text) {  // eight 16-bit groups, as Python's ipaddress reads them, or null
+    var parts = text.split(":");
+    if (parts.length < 3) { return null; }
+    var tail = [];
+    if (parts[parts.length - 1].indexOf(".") !== -1) {
+      var four = ipv4Number(parts.pop());
+      if (four === null) { return null; }
+      tail = [Math.floor(four / 65536), four % 65536];
+      parts.push("0", "0");  // counted as two groups; filled in below
+    }
+    if (parts.length > 9) { return null; }
+    var skip = -1;
+    for (var i = 1; i < parts.length - 1; i++) {
+      if (parts[i] === "") { if (skip !== -1) { return null; } skip = i; }
+    }
+    var high, low;
+    if (skip !== -1) {
+      high = skip; low = parts.length - skip - 1;
+      if (parts[0] === "") { high -= 1; if (high) { return null; } }
+      if (parts[parts.length - 1] === "") { low -= 1; if (low) { return null; } }
+      if (8 - (high + low) < 1) { return null; }
+    } else {
+      if (parts.length !== 8 || parts[0] === "" || parts[parts.length - 1] === "") { return null; }
+      high = 8; low = 0;
+    }
+    var groups = [];
+    function hextet(part) { return /^[0-9A-Fa-f]{1,4}$/.test(part) ? parseInt(part, 16) : null; }
+    for (i = 0; i < high; i++) { groups.push(hextet(parts[i])); }
+    for (i = 0; i < 8 - high - low; i++) { groups.push(0); }
+    for (i = parts.length - low; i < parts.length; i++) { groups.push(hextet(parts[i])); }
+    if (groups.indexOf(null) !== -1) { return null; }
+    if (tail.length) { groups[6] = tail[0]; groups[7] = tail[1]; }
+    return groups;
+  }
+  function ipv4Text(number) {
+    return [number >>> 24, (number >>> 16) & 255, (number >>> 8) & 255, number & 255].join(".");
+  }
+  function ipv6Text(groups) {  // RFC 5952 section 4: the first longest run of two or more zeros as ::
+    var best = -1, bestLength = 1, start = -1;
+    for (var i = 0; i <= 8; i++) {
+      if (i < 8 && groups[i] === 0) { if (start === -1) { start = i; } continue; }
+      if (start !== -1 && i - start > bestLength) { best = start; bestLength = i - start; }
+      start = -1;
+    }
+    var hex = groups.map(function (g) { return g.toString(16); });
+    if (best === -1) { return hex.join(":"); }
+    return hex.slice(0, best).join(":") + "::" + hex.slice(best + bestLength).join(":");
+  }
+  function isMapped(groups) {  // ::ffff:0:0/96, RFC 4291 section 2.5.5.2
+    return groups.slice(0, 5).every(function (g) { return g === 0; }) && groups[5] === 0xffff;
+  }
+  // A netmask, else a hostmask, written as an IPv4 address (ipaddress reads "8.8.8.0/255.255.255.0"
+  // as 8.8.8.0/24): its prefix length, or null when it is neither.
+  function maskPrefix(mask) {
+    var candidates = [(~mask >>> 0) + 1, mask + 1];  // 2 ** (32 - prefix) for a netmask, then a hostmask
+    for (var i = 0; i < 2; i++) {
+      var bits = Math.log2(candidates[i]);
+      if (Number.isInteger(bits)) { return 32 - bits; }
+    }
+    return null;
+  }
+  function ipKey(text) {  // tiops.enrich.values._ip_value
+    text = text.trim();
+    var slash = text.indexOf("/");
+    var address = slash === -1 ? text : text.slice(0, slash), prefix = slash === -1 ? null : text.slice(slash + 1);
+    if (prefix !== null && prefix.indexOf("/") !== -1) { return null; }
+    var v6 = address.indexOf(":") !== -1, length;
+    if (!v6) {
+      var number = ipv4Number(address);
+      if (number === null) { return null; }
+      if (prefix === null) { return ipv4Text(number); }
+      if (/^[0-9]+$/.test(prefix)) { length = +prefix; }
+      else { var mask = ipv4Number(prefix); length = mask === null ? null : maskPrefix(mask); }
+      if (length === null || length > 32) { return null; }
+      var network = length === 0 ? 0 : (number - number % Math.pow(2, 32 - length));
+      return length === 32 ? ipv4Text(network) : ipv4Text(network) + "/" + length;
+    }
+    var groups = ipv6Groups(address);
+    if (groups === null) { return null; }
+    if (prefix === null) {
+      length = 128;
+    } else {
+      if (!/^[0-9]+$/.test(prefix) || +prefix > 128) { return null; }
+      length = +prefix;
+    }
+    for (var i = 0; i < 8; i++) {  // the network: host bits cleared (strict=False)
+      var kept = Math.max(0, Math.min(16, length - 16 * i));
+      groups[i] = kept === 0 ? 0 : groups[i] - groups[i] % Math.pow(2, 16 - kept);
+    }
+    if (length >= 96 && isMapped(groups)) {
+      var four = groups[6] * 65536 + groups[7];
+      return length === 128 ? ipv4Text(four) : ipv4Text(four) + "/" + (length - 96);
+    }
+    return length === 128 ? ipv6Text(groups) : ipv6Text(groups) + "/" + length;
+  }
+  // Each label that is not ASCII as its A-label (RFC 5890 section 2.3.2.1), by the browser's own
+  // host parser (UTS 46, nontransitional, as tiops.enrich.values._a_labels asks of the idna
+  // package); a name it cannot read, or that holds what URLs read around a host, stays as written.
+  function aLabels(name) {
+    if (/[\x00-\x20#%\/:<>?@\[\\\]^|]/.test(name)) { return name; }
+    // IDNA 2008 (RFC 5892) allows letters, marks and digits (format characters such as a soft
+    // hyphen UTS 46 drops first); UTS 46 alone also symbols and punctuation (an emoji), which the
+    // idna package refuses, keeping the name as written: so does the browser.
+    if (/[^\x00-\x7f\p{L}\p{M}\p{N}\p{Cf}\u3002\uff0e\uff61]/u.test(name)) { return name; }
+    try {
+      var host = new URL("http://" + name + "/").hostname;
+      return /^[\x21-\x7e]*$/.test(host) ? host : name;
+    } catch (error) { return name; }
+  }
+  function domainKey(value) {  // tiops.enrich.values._domain
+    var name = value.trim().toLowerCase();
+    if (/[^\x00-\x7f]/.test(name)) { name = aLabels(name); }
+    if (name.slice(-1) === ".") { name = name.slice(0, -1); }
+    while (name.indexOf("*.") === 0 || name.indexOf(".") === 0) { name = name.slice(name.indexOf("*.") === 0 ? 2 : 1); }
+    if (!name || name.indexOf(".") === -1 || name.indexOf("..") !== -1 || name.slice(-1) === "." || /[ \/:@\[\]]/.test(name)) { return null; }
+    if (name.length > 253 || name.split(".").some(function (label) { return label.length > 63; })) { return null; }
+    return name;
+  }
+  var hostKeys = new Map();
+  function hostKey(value) {
+    if (typeof value !== "string") { return null; }
+    var known = hostKeys.get(value);
+    if (known !== undefined) { return known; }
+    var key = null, bare = value.trim();
+    if (bare[0] !== "*" && bare[0] !== ".") {
+      if (value.indexOf(":") !== -1 || value.indexOf("/") !== -1 || /^[0-9]+$/.test(value.replace(/\./g, ""))) { key = ipKey(value); }
+      if (key === null) { key = domainKey(value); }
+    }
+    if (hostKeys.size < 65536) { hostKeys.set(value, key); }
+    return key;
+  }
+  // observable = V (or in, !=, not-in): a value equal to V or to V's key, or whose own key is V's key.
+  function observableTest(node) {
+    var values = Array.isArray(node.value) ? node.value : [node.value];
+    var keys = values.map(hostKey).filter(function (k, i, all) { return k !== null && all.indexOf(k) === i; });
+    if (!keys.length) { return null; }
+    var each = elementTest("in", values.concat(keys)), get = getter("observable");
+    var hit = function (row) {
+      var found = get(row);
+      if (found === MISSING) { return false; }
+      found = Array.isArray(found) ? found : [found];
+      return found.some(function (v) { return each(v) || keys.indexOf(hostKey(v)) !== -1; });
+    };
+    return node.op === "not-equals" || node.op === "not-in" ? function (row) { return !hit(row); } : hit;
+  }
+
   function compile(node) {
     if (!node) { return function () { return true; }; }
     if (node.all) { var all = node.all.map(compile); return function (row) { return all.every(function (f) { return f(row); }); }; }
     if (node.any) { var any = node.any.map(compile); return function (row) { return any.some(function (f) { return f(row); }); }; }
     if (node.not) { var inner = compile(node.not); return function (row) { return !inner(row); }; }
+    if (node.field === "observable" && !node.path && ["equals", "not-equals", "in", "not-in"].indexOf(node.op) !== -1) {
+      var keyed = observableTest(node);
+      if (keyed !== null) { return keyed; }
+    }
     var get = getter(node.field, node.path);
     if (node.op === "exists") { return function (row) { return get(row) !== MISSING; }; }
     if (node.op === "not-exists") { return function (row) { return get(row) === MISSING; }; }
@@ -540,5 +706,5 @@
   }
 
   window.TiopsQuery = { parse: parse, compile: compile, QueryError: QueryError, getter: getter, MISSING: MISSING,
-                        re2RegExp: re2RegExp };
+                        re2RegExp: re2RegExp, hostKey: hostKey };
 })();
