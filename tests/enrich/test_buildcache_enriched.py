@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from rdap_server import RdapServer
 
 from enrich.helpers import write_repo
-from tiops.buildcache import load_repo_cached
+from tiops.buildcache import entries, load_repo_cached
 from tiops.cli import main
 from tiops.enrich.attach import ENRICHMENT_EXTENSION_ID
 from tiops.enrich.lock import read_lock, write_lock
@@ -77,7 +77,14 @@ def _write_rules(root: Path, tag: str) -> None:
 
 
 @pytest.fixture
-def enriched(tmp_path: Path, rdap_server: RdapServer) -> Path:
+def enriched(tmp_path: Path, rdap_server: RdapServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The build cache is bound to the tiops files themselves, their sizes and modification times
+    # (tiops.installed.package_fingerprint, part of tiops.buildcache.context_key). A tiops file edited
+    # while a test runs (they run from a working tree) makes every cache file foreign from then on, and
+    # the next build a cold one: the same bytes, but not the reuse these tests count. So the cache is
+    # bound to the files as they are when the test starts.
+    fingerprint = entries.package_fingerprint()
+    monkeypatch.setattr(entries, "package_fingerprint", lambda: fingerprint)
     root = write_repo(tmp_path / "repo", rdap_server.url)
     assert CliRunner().invoke(main, ["-C", str(root), "enrich"]).exit_code == 0
     _write_rules(root, "geo-checked")
