@@ -182,7 +182,7 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
 def _base_errors(base: CompiledRevision) -> int:
     """The base's errors, without the missing intel folder of a base from before the intel (the pull
     request that adds it): such a base is empty, not broken. A head without it is still an error."""
-    return base.error_count - 1 if base.intel_folder_missing else base.error_count
+    return base.error_count - base.missing_intel_errors
 
 
 def _without_enrichment(obj: dict[str, Any]) -> dict[str, Any]:

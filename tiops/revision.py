@@ -97,9 +97,9 @@ class CompiledRevision:
     loaded: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     error_count: int = 0
     repo: Repo | None = None
-    # A revision read from git that has no intel folder at all (one from before the intel was added):
-    # it compiles to nothing, and the TI107 that says so is one of error_count.
-    intel_folder_missing: bool = False
+    # Of error_count, those that say a revision read from git has no intel folder at all (TI107 at the
+    # intel path: one from before the intel was added, which compiles to nothing).
+    missing_intel_errors: int = 0
     config_error: Finding | None = None  # the first error in its tiops.yaml, which then reads as every default
 
 
@@ -260,8 +260,11 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
     findings = validate_repo(repo, progress=progress, prechecked=prechecked,
                              checked=shared.checked if shared is not None else None)
     compiled = _compile_loaded(repo, findings, label, commit, as_of, shared)
-    if source is not None:
-        compiled.intel_folder_missing = not source.lexists(os.fspath(repo.config.intel_path))
+    intel = os.fspath(repo.config.intel_path)
+    if source is not None and not source.lexists(intel):
+        where = os.path.relpath(intel, os.fspath(root))
+        compiled.missing_intel_errors = sum(1 for finding in blocking_errors(findings)
+                                            if finding.code == "TI107" and finding.location.file == where)
     compiled.config_error = next((finding for finding in repo.findings if finding.location.file == CONFIG_FILE
                                   and finding.severity is Severity.ERROR), None)
     return compiled
