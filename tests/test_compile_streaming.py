@@ -24,6 +24,7 @@ import pytest
 from tiops import build, load_repo
 from tiops import compile as compile_module
 from tiops.compile import (
+    BUNDLE_TAIL,
     LineRun,
     _update_run,
     bundle_objects,
@@ -33,6 +34,7 @@ from tiops.compile import (
     write_line_runs,
 )
 from tiops.errors import TiopsError
+from tiops.memory import WRITE_PIECE
 from tiops.stix import TIOPS_NAMESPACE
 
 GENERATOR_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "generate_repo.py"
@@ -289,3 +291,15 @@ def test_a_build_record_cut_short_by_a_full_disk_leaves_the_previous_one(example
     assert sorted(p.name for p in record.parent.iterdir()) == ["build.json", "bundle.json"]
     # A record cut short would be "not a tiops build record": the next compile would refuse to write.
     assert CliRunner().invoke(main, command).exit_code == 0
+
+
+def test_a_long_run_is_handed_to_the_file_in_pieces_no_larger_than_the_write_limit() -> None:
+    # One write of tens of megabytes costs far more than the same bytes in pieces (tiops.memory.WRITE_PIECE).
+    lines = [b'{"n":%d,"pad":"%s"}' % (number, b"x" * 500) for number in range(9_000)]
+    previous = b"HEAD\n" + b",\n".join(lines) + b"\nTAIL"
+    starts = [5 + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
+    run = LineRun(memoryview(previous), 5, len(previous) - len(b"\nTAIL"), starts)
+    parts = [bytes(part) for part in compile_module._body([b'{"first":1}', run, b'{"last":1}'])]
+    assert b"".join(parts) == b'{"first":1},\n' + b",\n".join(lines) + b',\n{"last":1}' + BUNDLE_TAIL
+    assert len(previous) > 4 * WRITE_PIECE and max(len(part) for part in parts) == WRITE_PIECE
+    assert compile_module._WRITE_BUFFER <= WRITE_PIECE  # the stream's own writes are no larger

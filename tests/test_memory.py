@@ -4,6 +4,8 @@ and the walk that shares them refuses exactly the documents the structure check 
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,14 @@ from hypothesis import strategies as st
 
 from tiops import limits
 from tiops.limits import StructureProblem
-from tiops.memory import NotShareable, share_strings, shared_document
+from tiops.memory import (
+    WRITE_PIECE,
+    NotShareable,
+    share_strings,
+    shared_document,
+    write_all,
+    write_in_pieces,
+)
 from tiops.yamlio import YamlProblem, parse_yaml
 
 
@@ -165,3 +174,40 @@ def test_parse_yaml_shared_reads_the_same_data_and_reports_the_same_problems() -
             continue
         shared = parse_yaml(text, shared=True)
         assert repr(shared) == repr(plain)  # repr: NaN is not equal to itself
+
+
+def test_write_in_pieces_hands_on_every_byte_in_pieces_no_larger_than_the_limit() -> None:
+    data = bytes(range(256)) * (3 * WRITE_PIECE // 256 + 7)  # three pieces and a part of one
+    pieces: list[bytes] = []
+    write_in_pieces(lambda piece: pieces.append(bytes(piece)), data)
+    assert b"".join(pieces) == data
+    assert [len(piece) for piece in pieces] == [WRITE_PIECE] * 3 + [len(data) - 3 * WRITE_PIECE]
+
+
+@pytest.mark.parametrize("at", [None, 5])
+def test_write_all_follows_a_short_write_with_the_rest_and_never_writes_more_than_a_piece(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: int | None) -> None:
+    data = os.urandom(2 * WRITE_PIECE + 3)
+    sizes: list[int] = []
+    real_write, real_pwrite = os.write, os.pwrite
+
+    def short_write(descriptor: int, piece: memoryview) -> int:  # as a pipe or a signal may cut it short
+        sizes.append(len(piece))
+        return real_write(descriptor, piece[:len(piece) // 2 + 1])
+
+    def short_pwrite(descriptor: int, piece: memoryview, offset: int) -> int:
+        sizes.append(len(piece))
+        return real_pwrite(descriptor, piece[:len(piece) // 2 + 1], offset)
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(os, "pwrite", short_pwrite)
+    path = tmp_path / "out"
+    path.write_bytes(b"12345")
+    descriptor = os.open(path, os.O_WRONLY)
+    try:
+        os.lseek(descriptor, 0, os.SEEK_END)
+        write_all(descriptor, data, at)
+    finally:
+        os.close(descriptor)
+    assert path.read_bytes() == b"12345" + data
+    assert max(sizes) == WRITE_PIECE and len(sizes) > 3

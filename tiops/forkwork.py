@@ -35,6 +35,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tiops.memory import write_all
+
 __all__ = ["Beside", "can_fork", "process_alive", "remove_abandoned", "run_beside", "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
@@ -216,8 +218,8 @@ def _child_beside(parent: int, work: Callable[[], Any], done: int, results: int)
         # now (a busy machine's, or the parent's own other helper's, go first; nice(2)).
         with contextlib.suppress(OSError):
             os.nice(19)
-        _write_all_at(results, marshal.dumps(work()), 0)
-        _write_all(done, b"1")
+        write_all(results, marshal.dumps(work()), 0)
+        write_all(done, b"1")
         status = 0
     except BaseException:  # the parent does the work itself
         status = 1
@@ -411,8 +413,8 @@ def _child(parent: int, chunks: int, chunk: int, count: int, work: Callable[[int
                     entries.append(_REDO)
             payload = marshal.dumps(entries)
             # The data first, then where it lies: the parent reads only what is whole.
-            _write_all_at(results, payload, written)
-            _write_all(descriptor, _FRAME.pack(number, written, len(payload)))
+            write_all(results, payload, written)
+            write_all(descriptor, _FRAME.pack(number, written, len(payload)))
             written += len(payload)
             number -= 1
         status = 0
@@ -420,21 +422,6 @@ def _child(parent: int, chunks: int, chunk: int, count: int, work: Callable[[int
         status = 1
     finally:
         os._exit(status)
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(descriptor, view)
-        view = view[written:]
-
-
-def _write_all_at(descriptor: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(descriptor, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def process_alive(pid: object) -> bool:

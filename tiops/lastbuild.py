@@ -57,6 +57,7 @@ from tiops.config import Config
 from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file
 from tiops.installed import package_fingerprint
+from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git
 
 RECORD_PATH = Path(".tiops") / "last-build"
@@ -391,7 +392,8 @@ def write_record(root: Path, record: BuildRecord) -> None:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".{os.getpid()}.tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+                out.write(_MAGIC + hashlib.sha256(payload).digest())
+                write_in_pieces(out.write, payload)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 from tiops.forkwork import remove_abandoned
+from tiops.memory import write_all
 
 __all__ = ["create_whole", "kept_out_of_git", "names_stream", "replace_whole", "sweep_abandoned", "write_whole"]
 
@@ -70,15 +71,13 @@ def replace_whole(path: Path, data: bytes, *, tag: str = "writing") -> None:
         mode: int | None = target.stat().st_mode & 0o7777
     except OSError:
         mode = None
-    remaining = memoryview(data)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     # Only a file this call opened is removed on failure: a link in its place (O_NOFOLLOW) is not ours.
     try:
         try:
             if mode is not None:
                 os.fchmod(descriptor, mode)  # the file's own mode: os.open's mode passes through the umask
-            while remaining:
-                remaining = remaining[os.write(descriptor, remaining):]
+            write_all(descriptor, data)
         finally:
             os.close(descriptor)
         os.replace(temporary, target)

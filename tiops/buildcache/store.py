@@ -70,6 +70,7 @@ from tiops.buildcache.entries import (
 )
 from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file, read_regular_head
+from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git
 from tiops.validate.indexed import FileIndex
 
@@ -388,7 +389,7 @@ class BuildCache:
                 # Unlinked at once (O_TMPFILE where there is one): nothing is left if the build stops.
                 self._spill = tempfile.TemporaryFile(dir=self.folder, prefix=".spill.")  # noqa: SIM115 (closed by save)
             self._spill.seek(self._spill_size)
-            self._spill.write(chunk)
+            write_in_pieces(self._spill.write, chunk)
         except OSError:
             self._spill_failed = True
             return None
@@ -742,7 +743,7 @@ class BuildCache:
                 # Three writes, not one joined copy: a million-object bundle record is over 100 MB.
                 out.write(_MAGIC)
                 out.write(hashlib.sha256(payload).digest())
-                out.write(payload)
+                write_in_pieces(out.write, payload)
             if dated is not None and dated < os.stat(temporary).st_mtime_ns:
                 os.utime(temporary, ns=(dated, dated))
             os.replace(temporary, self.folder / name)

@@ -32,7 +32,7 @@ import orjson
 
 from tiops.enrich.fields import field_path
 from tiops.errors import UsageError
-from tiops.memory import paused_gc
+from tiops.memory import paused_gc, write_in_pieces
 from tiops.observables import object_observables
 from tiops.outputs import kept_out_of_git
 from tiops.query.keys import KEY_FIELD, keys_column, query_keys
@@ -388,14 +388,14 @@ def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
             values = view.column(name)
             if values.count(None) != len(values):  # counted in C: 40-odd columns of 100k
                 files[name] = f"c{number}.json"
-                (temporary / files[name]).write_bytes(orjson.dumps(values))
+                _write_file(temporary / files[name], orjson.dumps(values))
         offsets = [0]
         with (temporary / "objects.jsonl").open("wb") as lines:
             for obj in view.objects:
                 line = orjson.dumps(obj) + b"\n"
                 lines.write(line)
                 offsets.append(offsets[-1] + len(line))
-        (temporary / "offsets.json").write_bytes(orjson.dumps(offsets))
+        _write_file(temporary / "offsets.json", orjson.dumps(offsets))
         # Equality folds case (tiops.rules.conditions), so the index is keyed by the folded value,
         # and by the key of a host written another way (tiops.query.keys): 8.8.8.8/32 under 8.8.8.8.
         observable_index: dict[str, list[int]] = {}
@@ -406,11 +406,17 @@ def _store(view: MemoryView, folder: Path, stamp: dict[str, Any]) -> None:
                 rows = observable_index.setdefault(key, [])
                 if not rows or rows[-1] != row:  # a value may already be written as its key
                     rows.append(row)
-        (temporary / "observable-index.json").write_bytes(orjson.dumps(observable_index))
+        _write_file(temporary / "observable-index.json", orjson.dumps(observable_index))
         meta = {"stamp": stamp, "size": view.size, "properties": sorted(view.property_names), "columns": files,
                 "observable-index": "observable-index.json"}
-        (temporary / "meta.json").write_bytes(orjson.dumps(meta))
+        _write_file(temporary / "meta.json", orjson.dumps(meta))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(temporary, folder)
     except OSError:
         shutil.rmtree(temporary, ignore_errors=True)  # a read-only checkout still answers, only more slowly
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """``data`` into a new file, in pieces (a column is megabytes at a million objects: tiops.memory.WRITE_PIECE)."""
+    with path.open("wb") as out:
+        write_in_pieces(out.write, data)
