@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import marshal
 import operator
 import os
@@ -535,9 +536,12 @@ class BuildCache:
             # Read now the shards an entry may have gone unused in: those stored to in this run (an entry
             # under another key beside a new one), and those of the blobs the stat index held for a file
             # that is now another, or gone. The others are let go of unread.
-            new_index = self._new_index
+            new_index, index = self._new_index, self._index
+            # A file taken unchanged has the very record it had (_note_taken): those are passed over
+            # in C, and only the others compared by blob.
+            others = itertools.compress(index.items(), map(operator.is_not, map(new_index.get, index), index.values()))
             for number in self._unread & (self._dirty | {
-                    _shard_of(record[4]) for relative, record in self._index.items()
+                    _shard_of(record[4]) for relative, record in others
                     if (now := new_index.get(relative)) is None or now[4] != record[4]}):
                 self._read_shard(number)
             self._unread.clear()
@@ -563,9 +567,11 @@ class BuildCache:
             # entries is looked at, against the pairs used in it.
             prefixes = {f"{number:02x}" for number in partly_used}
             used = used | {_entry_parts(name) for name in names if name[:2] in prefixes}
-            used.update((blob, f"{relative_prefix}{name}\0{folder_key}")  # entry_key of each file, inlined
-                        for relative_prefix, folder_key, folder_names, blobs in self._noted_folders
-                        for name, blob in zip(folder_names, blobs, strict=True) if blob[:2] in prefixes)
+            for relative_prefix, folder_key, folder_names, blobs in self._noted_folders:
+                # The files of those shards picked out in C: one in 256 of a folder's, after one edit.
+                picked = itertools.compress(zip(folder_names, blobs, strict=True),
+                                            map(prefixes.__contains__, map(_FIRST_TWO, blobs)))
+                used.update((blob, f"{relative_prefix}{name}\0{folder_key}") for name, blob in picked)  # entry_key
         for number in list(self._shards):
             shard = self._shards[number]
             if number not in partly_used:
