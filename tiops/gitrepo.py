@@ -169,7 +169,7 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
         raise LookupError(f"{root} is not inside a git repository ({error})") from None
     if rev.startswith("-"):  # never let a revision be read as an option of git
         raise LookupError(f"{rev!r} names no commit")
-    if ".." in rev and ":" not in rev:  # no ref name holds "..": git's A..B or A...B, two revisions
+    if names_range(rev):
         raise LookupError(f"{rev!r} is a range of commits, not one commit")
     sha = _peeled_commit(root, rev)
     if not sha:
@@ -178,6 +178,12 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
             " in this shallow clone: it was not fetched (its history stops before it), or it is misspelt"
             if is_shallow(root) else ""))
     return sha, _commit_time(root, sha)
+
+
+def names_range(rev: str) -> bool:
+    """Whether ``rev`` is git's A..B or A...B, two revisions: no ref name holds ".." (git-check-ref-format),
+    while a path after a colon may (``HEAD:a..b.yaml``)."""
+    return ".." in rev and ":" not in rev
 
 
 def _peeled_commit(root: Path, rev: str) -> str:

@@ -24,7 +24,14 @@ from tiops.config import CONFIG_FILE
 from tiops.errors import TiopsError, UsageError
 from tiops.filesource import FileSource, SharedParses
 from tiops.findings import Finding, Severity
-from tiops.gitrepo import GitRevision, UntrustedRepository, fork_point, is_shallow, resolve_revision
+from tiops.gitrepo import (
+    GitRevision,
+    UntrustedRepository,
+    fork_point,
+    is_shallow,
+    names_range,
+    resolve_revision,
+)
 from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import paused_gc
@@ -229,7 +236,7 @@ def _revision_hint(root: Path, rev: str, error: LookupError | None = None) -> st
     if isinstance(error, UntrustedRepository):
         return ("The checkout belongs to another user than the one running tiops (in a CI container, often): trust "
                 "it as git says, git config --global --add safe.directory FOLDER with the folder git names.")
-    if ".." in rev and ":" not in rev:  # git's A..B or A...B (tiops.gitrepo.resolve_revision)
+    if names_range(rev):
         return ("Name one commit: for A..B that is A, and for A...B, what a pull request shows, the commit "
                 "where B left A: $(git merge-base A B). tiops diff takes the head as a second argument: "
                 "tiops diff A B.")

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
-__all__ = ["KEY_FIELD", "host_key", "keyed_condition", "keys_column", "observable_keys", "query_keys", "reads_observable_keys"]
+__all__ = ["KEY_FIELD", "host_key", "keyed_condition", "keys_column", "query_keys", "reads_observable_keys"]
 
 # The row field that holds an object's keys in a condition rewritten by keyed_condition: a name
 # with a space, which no STIX property has (section 3.1) and --where cannot write.
@@ -46,15 +46,10 @@ def _text_key(value: str) -> str | None:
     return canonical_value(value)
 
 
-def observable_keys(values: Iterable[Any] | None) -> list[str] | None:
-    """The keys of an object's observable values that differ from the value in folded case
-    (None: none does). Most values are written canonically already; only the others need a key,
-    since a value is also equal to itself (in any case)."""
-    return keys_column([values])[0]
-
-
 def keys_column(observables: Iterable[Iterable[Any] | None]) -> list[list[str] | None]:
-    """:func:`observable_keys` of each object's observable values: a view's keys column."""
+    """A view's keys column: for each object's observable values, the keys of those that differ from
+    the value in folded case, or None when none does. Most values are written canonically already;
+    only the others need a key, since a value is also equal to itself (in any case)."""
     # Imported when first needed: a query that compares no observable need not load IDNA's tables.
     from tiops.enrich.values import PLAIN_CANONICAL
 
