@@ -21,7 +21,7 @@ from tiops.stix import TIOPS_IDENTITY_ID
 RULES = """- name: Drop our own network
   order: 10
   object_types: [indicator]
-  when: {field: enrichment.as_organization, op: equals, value: GOOGLE}
+  when: {field: enrichment.asn, op: equals, value: 15169}
   actions: [{drop: true}]
 - name: Tag young domains
   order: 20
@@ -55,7 +55,7 @@ def test_enriched_bundle_is_valid_stix_with_the_results_beside_the_indicator(enr
     extension = google["extensions"][ENRICHMENT_EXTENSION_ID]
     assert extension["extension_type"] == "property-extension"
     assert extension["enrichment"] == [{"value": "8.8.8.8", "country": "United States", "country_code": "US",
-                                        "as_organization": "GOOGLE"}]
+                                        "asn": 15169, "as_organization": "Google LLC"}]
     assert extension["whois"][0]["network_name"] == "GOGL"
     phish = objects["indicator--00000000-0000-4000-8000-000000000002"]["extensions"][ENRICHMENT_EXTENSION_ID]
     assert phish["whois"][0]["registered"] == "2025-02-20T08:15:00Z"

@@ -68,9 +68,9 @@ def test_explain_shows_where_each_value_came_from(committed: Path) -> None:
     # A value with no entry names no lock file as if it held it (it named a shard that did not exist).
     assert "whois 10.0.0.1: private (never looked up)\n" in text.output
     assert "geo 10.0.0.1: private, from GeoLite2" in text.output
-    # The shipped database's name says its backend already: not "(geoip2fast 1.2.2) (geoip2fast)".
+    # The shipped database's name says its sources: not "... (geoip2fast 1.2.2) (shipped)".
     geo_line = next(line for line in text.output.splitlines() if "geo 10.0.0.1" in line)
-    assert geo_line.count("geoip2fast") == 1, geo_line
+    assert geo_line.count("geoip2fast") == 1 and "(shipped)" not in geo_line, geo_line
 
 
 def test_explain_says_a_value_whose_lock_file_cannot_be_read_is_unknown_not_missing(committed: Path) -> None:
@@ -105,7 +105,10 @@ def test_report_has_country_and_as_panels_and_object_pages_show_enrichment(commi
     build_report(committed, output)
     overview = (output / "index.html").read_text(encoding="utf-8")
     assert "Enriched objects by country" in overview and "United States (US)" in overview
-    assert "Enriched objects by autonomous system" in overview and "GOOGLE" in overview
+    assert "Enriched objects by autonomous system" in overview and "Google LLC" in overview
+    # The shipped AS table's sources are credited where its data is shown; DB-IP asks for a link.
+    assert '<p class="credit">AS numbers and names from RouteViews, the NRO and DB-IP' in overview
+    assert '<a href="https://db-ip.com">IP Geolocation by DB-IP</a>' in overview
     # The object page draws each object, extensions included, from the shard its UUID's first digit names.
     shard = (output / "data" / "objects" / "0.js").read_text(encoding="utf-8")
     entries = json.loads(zlib.decompress(base64.b64decode(shard[len('TiopsReport.shard("0","'):-4])))
@@ -206,3 +209,16 @@ def test_explain_names_the_registrar_a_registrant_came_from(committed: Path) -> 
     write_lock(committed / "intel", lock)
     text = CliRunner().invoke(main, ["-C", str(committed), "explain", "indicator--00000000-0000-4000-8000-000000000000"])
     assert "; no registrant from the registrar (RDAP rdap.registrar.example: HTTP 503)" in text.output
+
+
+def test_the_as_credit_follows_the_database_the_lock_names(tmp_path: Path) -> None:
+    from tiops.report.build import _as_credit
+
+    lock = tmp_path / ".enrichment" / "lock.json"
+    lock.parent.mkdir()
+    assert _as_credit(tmp_path) is None  # no lock
+    for backend, credited in (("shipped", True), ("mmdb", False), ("geoip2fast", False)):
+        lock.write_text(json.dumps({"format": 1, "geo": {"backend": backend, "database": "x", "date": "2026-01-01"}}))
+        assert (_as_credit(tmp_path) is not None) is credited, backend
+    lock.write_text("{not json")
+    assert _as_credit(tmp_path) is None

@@ -31,8 +31,8 @@ def test_enrich_writes_geo_and_whois_results_into_the_lock(tmp_path: Path, rdap_
     assert "4 RDAP queries (3 found, 1 not-found; 4 request(s))" in result.output
     lock, findings = read_lock(root / "intel", root)
     assert findings == []
-    assert lock.meta["geo"]["backend"] == "geoip2fast" and lock.meta["geo"]["date"]
-    assert lock.geo["8.8.8.8"]["country_code"] == "US"
+    assert lock.meta["geo"]["backend"] == "shipped" and lock.meta["geo"]["date"]
+    assert (lock.geo["8.8.8.8"]["country_code"], lock.geo["8.8.8.8"]["asn"]) == ("US", 15169)
     assert lock.geo["10.0.0.1"] == {"status": "private"}
     assert set(lock.whois) == {"8.8.8.8", "woodgrove-securelogin.net", "www.woodgrove-statements.net", "unknown.net"}
     assert lock.whois["www.woodgrove-statements.net"]["queried"] == "woodgrove-statements.net"
@@ -183,7 +183,7 @@ def test_a_run_stopped_while_writing_a_new_database_results_reads_them_all_again
                              preexec_fn=small_files, capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 1 and "File too large" in stopped.stderr, stopped.stderr
     check = CliRunner().invoke(main, ["-C", str(root), "enrich", "--check", "--offline"])
-    assert check.exit_code == 1 and "its GeoLocation results come from GeoLite2-CountryASN" in check.output, check.output
+    assert check.exit_code == 1 and "its GeoLocation results come from GeoLite2-Country-IPv4IPv6" in check.output, check.output
     rerun = CliRunner().invoke(main, ["-C", str(root), "enrich", "--offline"])
     assert rerun.exit_code == 0 and "300 geo lookup(s) (GeoLite2-City" in rerun.output, rerun.output
     lock = read_lock(root / "intel", root)[0]

@@ -23,18 +23,23 @@ def test_shipped_database_knows_well_known_addresses(shipped: ShippedDatabase) -
     google = geo_entry(shipped, "8.8.8.8")
     assert google["status"] == "found"
     assert (google["country_code"], google["country"]) == ("US", "United States")
-    assert google["as_organization"] == "GOOGLE"
-    assert "asn" not in google  # the shipped data names the AS organisation only
-    assert geo_entry(shipped, "1.1.1.1")["as_organization"] == "CLOUDFLARENET"
-    assert geo_entry(shipped, "2001:4860:4860::8888")["country_code"] == "US"  # IPv6 too
+    # AS15169, number and organisation from one row of the shipped AS table
+    assert (google["asn"], google["as_organization"]) == (15169, "Google LLC")
+    cloudflare = geo_entry(shipped, "1.1.1.1")
+    assert (cloudflare["country_code"], cloudflare["asn"], cloudflare["as_organization"]) == \
+        ("AU", 13335, "Cloudflare, Inc.")
+    google6 = geo_entry(shipped, "2001:4860:4860::8888")  # IPv6 too
+    assert (google6["country_code"], google6["asn"]) == ("US", 15169)
     assert geo_entry(shipped, "8.8.8.0/24")["country_code"] == "US"  # a CIDR block inside one network
 
 
 def test_a_cidr_block_carries_only_what_holds_for_all_of_it(shipped: ShippedDatabase) -> None:
-    # 8.8.0.0/15 is one country network of the data, the AS network is 8.8.8.0/24: the block is all
+    # 8.8.0.0/15 is one country network of the data, the AS range is 8.8.8.0/24: the block is all
     # in the US, but not all Google's.
     assert geo_entry(shipped, "8.8.0.0/15") == {"status": "found", "country_code": "US", "country": "United States"}
-    assert geo_entry(shipped, "2001:4860:4860::/48")["as_organization"] == "GOOGLE"
+    assert geo_entry(shipped, "8.8.8.0/24")["asn"] == 15169
+    assert "asn" not in geo_entry(shipped, "8.8.8.0/23")
+    assert geo_entry(shipped, "2001:4860:4860::/48")["asn"] == 15169
     # A /8 covers networks of many countries and AS: its first address (Cloudflare in AU) speaks for none.
     assert geo_entry(shipped, "1.0.0.0/24")["country_code"] == "AU"
     assert geo_entry(shipped, "1.0.0.0/8") == {"status": "not-found"}
@@ -49,7 +54,7 @@ def test_a_cidr_block_carries_only_what_holds_for_all_of_it(shipped: ShippedData
 
 
 def test_geoip2fast_own_lookup_gives_blocks_the_same_answers(shipped: ShippedDatabase) -> None:
-    plain = ShippedDatabase(shipped.backend, shipped.database, shipped.date, shipped._reader, None)
+    plain = ShippedDatabase(shipped.backend, shipped.database, shipped.date, shipped._reader, shipped._as_table, None)
     for value in ("8.8.8.0/24", "8.8.0.0/15", "1.0.0.0/8", "2001:4860:4860::/48", "10.0.0.0/7"):
         assert geo_entry(plain, value) == geo_entry(shipped, value), value
 
@@ -63,9 +68,13 @@ def test_private_and_reserved_ranges_give_no_result_and_no_error(shipped: Shippe
 
 
 def test_database_identity_names_the_data_and_its_date(shipped: ShippedDatabase) -> None:
-    assert shipped.backend == "geoip2fast"
-    assert shipped.database.startswith("GeoLite2-CountryASN-IPv4IPv6")
-    assert len(shipped.date) == 10 and shipped.date[4] == "-" and shipped.date[:2] == "20"
+    assert shipped.backend == "shipped"
+    # Both sources, each with its date: a new AS table alone changes the identity.
+    country, table = shipped.database.split(" + ")
+    assert country.startswith("GeoLite2-Country-IPv4IPv6") and "(geoip2fast 1." in country
+    assert table.startswith("ip-location-db asn ") and "RouteViews" in table
+    dates = shipped.date.split(" + ")
+    assert len(dates) == 2 and all(len(d) == 10 and d[4] == "-" and d[:2] == "20" for d in dates)
 
 
 @pytest.fixture
@@ -127,10 +136,9 @@ def test_flattened_tables_agree_with_geoip2fast_own_lookup(shipped: ShippedDatab
         expected = {}
         if len(own.country_code) == 2 and own.country_code != "--":
             expected.update(country_code=own.country_code, country=own.country_name)
-        # geoip2fast 1.2 with its IPv6 data measures IPv4 ASN networks with IPv6 sizes, so it
-        # can name the AS of a neighbouring network; tiops checks the address is inside it.
-        if own.asn_name and ipaddress.ip_address(address) in ipaddress.ip_network(own.asn_cidr):
-            expected["as_organization"] = own.asn_name
+        # The AS comes from the AS table, whichever way the country was read.
+        parsed = ipaddress.ip_address(address)
+        expected.update(shipped._as_table.fields(shipped._as_table.find(parsed.version, int(parsed))))
         assert {k: v for k, v in entry.items() if k != "status"} == expected, address
         compared += 1
     assert compared > 3000

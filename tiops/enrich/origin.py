@@ -66,9 +66,9 @@ def enrichment_origins(intel_path: Path, root: Path, data: dict[str, Any]) -> li
 
 def _database_name(meta: dict[str, Any]) -> str:
     """The database a geo result came from, with the backend that read it unless its name says so
-    already (the shipped database is named "... (geoip2fast 1.2.2)")."""
+    already: the shipped one names its sources ("... (geoip2fast 1.2.2) + ip-location-db asn ...")."""
     database, backend = str(meta.get("database", "?")), str(meta.get("backend", "?"))
-    return database if backend in database else f"{database} ({backend})"
+    return database if backend in database or backend == "shipped" else f"{database} ({backend})"
 
 
 def render_origins(origins: list[dict[str, Any]]) -> str:

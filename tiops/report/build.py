@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import jinja2
@@ -41,6 +41,7 @@ from tiops.compile import blocking_errors, compiled_objects
 from tiops.diff import display_name
 from tiops.enrich.attach import enrichment_of
 from tiops.enrich.fields import ENRICHMENT_FIELDS, ENRICHMENT_SUBFIELDS, field_path
+from tiops.enrich.lock import lock_directory
 from tiops.errors import TiopsError
 from tiops.findings import Finding
 from tiops.jsonschemas import property_kinds
@@ -164,7 +165,7 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     seen = {key for row in query_rows for key in row.data}
     seen_types = frozenset(t for row in query_rows if isinstance(t := row.data.get("type"), str))
     panels = load_panels(root, seen, seen_types)  # before anything is written
-    overview = _overview(panels, query_rows, objects, as_of_text, names, seen, seen_types)
+    overview = _overview(panels, query_rows, objects, as_of_text, names, seen, seen_types, repo.config.intel_path)
     # Every file is made before the first is written: a run that fails part way (a bug, an
     # object the report cannot read) leaves the previous site as it was, never half of each.
     files: dict[str, bytes] = {"index.html": _page(environment, "overview.html", root="", charts=overview, **common)}
@@ -463,7 +464,8 @@ def _href(object_id: str, root: str) -> str:
 
 
 def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str, Any]], as_of: str | None,
-              names: dict[str, str], seen: set[str], seen_types: frozenset[str]) -> list[dict[str, Any]]:
+              names: dict[str, str], seen: set[str], seen_types: frozenset[str],
+              intel_path: Path | None = None) -> list[dict[str, Any]]:
     """One chart per panel (report.yaml or the defaults), then the expiry chart of the as-of time.
     Each bar or counted row links to the browser with the query of the objects it counts
     (tiops.report.links): the browser's count is the bar's."""
@@ -521,8 +523,29 @@ def _overview(panels: list[Panel], query_rows: list[Row], objects: list[dict[str
                 f"type = indicator and valid_until >= {now}Z and valid_until < {after}Z and revoked != true")
         charts.append(_chart(f"Indicators expiring (as of {as_of})", expiring, keep_order=True,
                              order=[f"within {d} days" for d in _EXPIRY_WINDOWS], show_zero=True, hrefs=expiry_links))
-    charts.extend(_enrichment_charts(objects, href))
+    charts.extend(_enrichment_charts(objects, href, credit=_as_credit(intel_path)))
     return charts
+
+
+# DB-IP's licence (CC BY 4.0, with its own terms for web pages) asks a page that shows its
+# data for a link back; the shipped AS table takes most organisation names from DB-IP's
+# IP to ASN Lite (tiops/data/asn/NOTICE).
+_SHIPPED_AS_CREDIT: Final = {
+    "text": "AS numbers and names from RouteViews, the NRO and DB-IP (CC BY 4.0), as shipped with tiops:",
+    "link": "IP Geolocation by DB-IP", "href": "https://db-ip.com"}
+
+
+def _as_credit(intel_path: Path | None) -> dict[str, str] | None:
+    """The credit the AS panel carries: the shipped table's sources, when the lock's geo results
+    came from it (a team's own .mmdb file has its own terms, which the team knows)."""
+    if intel_path is None:
+        return None
+    try:
+        meta = orjson.loads((lock_directory(intel_path) / "lock.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    geo = meta.get("geo") if isinstance(meta, dict) else None
+    return _SHIPPED_AS_CREDIT if isinstance(geo, dict) and geo.get("backend") == "shipped" else None
 
 
 def _bar_tests(panel: Panel, matching: list[Row], data: dict[str, Any]) -> dict[str, str]:
@@ -539,7 +562,8 @@ def _bar_tests(panel: Panel, matching: list[Row], data: dict[str, Any]) -> dict[
     return links.group_tests(matching, panel.group_by)
 
 
-def _enrichment_charts(objects: list[dict[str, Any]], href: Callable[[str | None], str | None]) -> list[dict[str, Any]]:
+def _enrichment_charts(objects: list[dict[str, Any]], href: Callable[[str | None], str | None], *,
+                       credit: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Country and AS panels from the locked enrichment (tiops.enrich), when the bundle carries any.
 
     Each counts objects, once in every country (system) its values fall in, as ``tiops query
@@ -596,7 +620,7 @@ def _enrichment_charts(objects: list[dict[str, Any]], href: Callable[[str | None
             elif organisations[links.equality_key(value)] == count:
                 system_links[key] = href(named.get(value))
         shown, shown_links = _labelled(systems, system_names, system_links)
-        charts.append(_chart("Enriched objects by autonomous system", shown, hrefs=shown_links))
+        charts.append(_chart("Enriched objects by autonomous system", shown, hrefs=shown_links) | {"credit": credit})
     return charts
 
 
