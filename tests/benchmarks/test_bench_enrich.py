@@ -22,3 +22,13 @@ def test_bench_enrich_prints_the_offline_and_compile_figures(run_benchmark: Call
     assert with_lock > without  # the lock's results travel in the bundle
     values = int(compile_lines[0].split("with a ")[1].split("-value")[0])
     assert values > 50  # the lock holds a result for the values the generated intel names
+
+
+def test_the_as_sources_are_compared_on_random_addresses(
+        run_benchmark: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    run = run_benchmark("compare_as_sources.py", "--addresses", "400", "--examples", "2")
+    rows = {line.split(" | ")[0][2:]: int(line.split(" | ")[1].replace(",", ""))
+            for line in run.stdout.splitlines() if line.startswith("| ") and "---" not in line and "count" not in line}
+    assert sum(rows.values()) == 400
+    assert rows["both name an AS, alike"] > 100  # two sources of the same routing data mostly agree
+    assert "ip-location-db asn" in run.stdout and "GeoLite2-CountryASN" in run.stdout
