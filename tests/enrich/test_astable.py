@@ -64,6 +64,13 @@ def test_csv_rows_become_one_as_per_address(csv_files: list[Path]) -> None:
     assert is_public_asn(15169) and not is_public_asn(0) and not is_public_asn(23456) and not is_public_asn(4200000001)
 
 
+def test_a_line_break_in_a_quoted_name_does_not_break_the_file(tmp_path: Path) -> None:
+    (tmp_path / "asn-ipv4.csv").write_text('9.9.9.0,9.9.9.255,19281,"Quad9\nFoundation"\n', encoding="utf-8")
+    table = read_table_csv([tmp_path / "asn-ipv4.csv"], "t", "2026-01-01")[0]
+    (tmp_path / "table.bin.xz").write_bytes(table.encode())
+    assert find(AsTable.load(tmp_path / "table.bin.xz"), "9.9.9.9") == {"asn": 19281, "as_organization": "Quad9 Foundation"}
+
+
 def test_a_table_reads_back_the_same_and_writes_the_same_bytes(csv_files: list[Path], tmp_path: Path) -> None:
     table, _ = read_table_csv(csv_files, "test table", "2026-06-17")
     encoded = table.encode()
