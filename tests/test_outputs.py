@@ -6,14 +6,15 @@ import errno
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from full_disk import fill_up_writing
 
-from tiops import outputs
+from tiops import forkwork, outputs
 from tiops.outputs import create_whole, names_stream, replace_whole, write_whole
 
 
@@ -221,3 +222,104 @@ def test_create_whole_works_where_the_file_system_makes_no_hard_links(tmp_path: 
 
     monkeypatch.setattr(os, "link", no_hard_links)
     _creates_once(tmp_path)
+
+
+# --- rename_over: the file a rename replaces is let go of on a thread ---------------------------
+
+class _RecordedThread:
+    """Stands for threading.Thread in tiops.forkwork.close_aside: notes what the descriptor handed over held, then
+    runs the work at once (so the test knows when it is done)."""
+
+    seen: ClassVar[list[os.stat_result]] = []
+
+    def __init__(self, *, target: Callable[..., Any], args: tuple[Any, ...], name: str, daemon: bool) -> None:
+        self._target, self._args = target, args
+
+    def start(self) -> None:
+        _RecordedThread.seen.append(os.fstat(self._args[0]))
+        self._target(*self._args)
+
+    def is_alive(self) -> bool:
+        return False  # its work was done in start()
+
+    def join(self) -> None:
+        pass
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def recorded_threads(monkeypatch: pytest.MonkeyPatch) -> list[os.stat_result]:
+    _RecordedThread.seen = []
+    monkeypatch.setattr(forkwork.threading, "Thread", _RecordedThread)
+    return _RecordedThread.seen
+
+
+def test_a_large_file_renamed_over_is_held_past_the_rename_then_closed(
+        tmp_path: Path, recorded_threads: list[os.stat_result]) -> None:
+    target, source = tmp_path / "bundle.json", tmp_path / ".bundle.json.partial"
+    target.write_bytes(b"o" * (2 << 20))
+    source.write_bytes(b"new\n")
+    old_inode, new_inode = target.stat().st_ino, source.stat().st_ino
+    before = _open_descriptors()
+    outputs.rename_over(source, target)
+    assert target.read_bytes() == b"new\n" and target.stat().st_ino == new_inode and not source.exists()
+    # The thread was handed the old file, already without a name: its blocks go when it closes it.
+    assert [(seen.st_ino, seen.st_nlink, seen.st_size) for seen in recorded_threads] == [(old_inode, 0, 2 << 20)]
+    assert _open_descriptors() == before
+
+
+def test_a_small_file_or_no_file_is_renamed_over_as_os_replace_does(
+        tmp_path: Path, recorded_threads: list[os.stat_result]) -> None:
+    before = _open_descriptors()
+    for existing in (b"small\n", None):
+        target, source = tmp_path / "record.json", tmp_path / ".record.json.partial"
+        target.unlink(missing_ok=True)
+        if existing is not None:
+            target.write_bytes(existing)
+        source.write_bytes(b"new\n")
+        outputs.rename_over(source, target)
+        assert target.read_bytes() == b"new\n" and not source.exists()
+    assert recorded_threads == [] and _open_descriptors() == before
+
+
+def test_a_rename_that_fails_leaves_the_target_and_no_descriptor_open(
+        tmp_path: Path, recorded_threads: list[os.stat_result]) -> None:
+    target = tmp_path / "bundle.json"
+    target.write_bytes(b"o" * (2 << 20))
+    before = _open_descriptors()
+    with pytest.raises(FileNotFoundError):
+        outputs.rename_over(tmp_path / "missing", target)
+    assert target.stat().st_size == 2 << 20 and recorded_threads == [] and _open_descriptors() == before
+
+
+def test_a_link_renamed_over_is_replaced_and_the_file_it_led_to_kept(
+        tmp_path: Path, recorded_threads: list[os.stat_result]) -> None:
+    kept, link, source = tmp_path / "kept.json", tmp_path / "bundle.json", tmp_path / ".bundle.json.partial"
+    kept.write_bytes(b"o" * (2 << 20))
+    link.symlink_to(kept)
+    source.write_bytes(b"new\n")
+    outputs.rename_over(source, link)
+    assert not link.is_symlink() and link.read_bytes() == b"new\n" and kept.stat().st_size == 2 << 20
+    assert recorded_threads == []
+
+
+def test_a_fork_waits_for_the_replaced_file_to_be_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[int] = []
+
+    def slow_close(descriptor: int) -> None:  # freeing a large file's blocks takes a while
+        time.sleep(0.3)
+        os.close(descriptor)
+        closed.append(descriptor)
+
+    monkeypatch.setattr(forkwork, "_close", slow_close)
+    target, source = tmp_path / "bundle.json", tmp_path / ".bundle.json.partial"
+    target.write_bytes(b"o" * (2 << 20))
+    source.write_bytes(b"new\n")
+    outputs.rename_over(source, target)
+    assert closed == []  # the rename did not wait for it
+    # A helper forked now would share the closing thread's state: the close is waited for first.
+    assert forkwork.can_fork() == (hasattr(os, "fork") and forkwork._cpus() >= 2)
+    assert len(closed) == 1 and threading.active_count() == 1

@@ -34,6 +34,7 @@ from tiops.findings import Finding, Severity
 from tiops.forkwork import remove_abandoned
 from tiops.load import IntelObject, Repo
 from tiops.memory import WRITE_PIECE, paused_gc
+from tiops.outputs import rename_over
 from tiops.rules import RulesOutcome, apply_repo_rules
 from tiops.stix import (
     BUILTIN_DEPENDENCIES,
@@ -295,7 +296,7 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(handle, "w+b", buffering=_WRITE_BUFFER) as stream:
             yield stream
-        os.replace(temporary, target)
+        rename_over(temporary, target)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

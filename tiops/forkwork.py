@@ -37,7 +37,8 @@ from typing import Any
 
 from tiops.memory import write_all
 
-__all__ = ["Beside", "can_fork", "process_alive", "remove_abandoned", "run_beside", "run_in_order", "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "run_beside", "run_in_order",
+           "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -67,10 +68,36 @@ def _cpus() -> int:
 def can_fork() -> bool:
     """Whether a helper process may be forked here: a second CPU to run on, ``fork``
     itself, and no other thread (a forked child of a threaded process may inherit a
-    lock another thread held)."""
+    lock another thread held). Descriptors being closed aside are waited for first."""
+    _wait_for_closes_aside()
     if not hasattr(os, "fork") or threading.active_count() != 1:
         return False
     return _cpus() >= 2
+
+
+# The threads closing descriptors aside (close_aside) that may still run. Each does one close.
+_CLOSING: list[threading.Thread] = []
+# What such a thread runs (a test slows it down to see it waited for).
+_close = os.close
+
+
+def close_aside(descriptor: int) -> None:
+    """Close ``descriptor`` on a thread, while this one goes on: the last descriptor of a large
+    file that lost its name frees the file's blocks, which takes as long as writing a part of
+    it (tiops.outputs.rename_over). :func:`can_fork` waits for these threads."""
+    _CLOSING[:] = [thread for thread in _CLOSING if thread.is_alive()]
+    thread = threading.Thread(target=_close, args=(descriptor,), name="tiops-close-aside", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had (the interpreter is shutting down): closed here
+        os.close(descriptor)
+        return
+    _CLOSING.append(thread)
+
+
+def _wait_for_closes_aside() -> None:
+    while _CLOSING:
+        _CLOSING.pop().join()
 
 
 def second_cpu_idle() -> bool:

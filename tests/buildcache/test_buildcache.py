@@ -470,16 +470,10 @@ def test_an_overlay_signature_covers_the_lines_that_name_a_files_objects() -> No
     assert name != entry_name("ab" * 20, "intel/x.yaml\0key", "") and _entry_parts(name) == ("ab" * 20, "intel/x.yaml\0key")
 
 
-class _KilledBeforeRename:
-    """``os`` for the module under test, where renaming a written file into place ends the process
-    at once, as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    @staticmethod
-    def replace(*_: Any) -> None:
-        os._exit(9)
+def _killed_before_rename(*_: Any) -> None:
+    """Renaming a written cache file into place (tiops.outputs.rename_over) ends the process at once,
+    as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
+    os._exit(9)
 
 
 def test_a_save_killed_while_writing_leaves_nothing_the_next_save_keeps(example_repo: Path,
@@ -489,7 +483,7 @@ def test_a_save_killed_while_writing_leaves_nothing_the_next_save_keeps(example_
     pid = os.fork()
     if pid == 0:  # the build that is killed part way through its save
         try:
-            monkeypatch.setattr("tiops.buildcache.store.os", _KilledBeforeRename())
+            monkeypatch.setattr("tiops.buildcache.store.rename_over", _killed_before_rename)
             _outcome(example_repo, cache=True)
         finally:
             os._exit(1)

@@ -72,7 +72,7 @@ from tiops.buildcache.entries import (
 from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file, read_regular_head
 from tiops.memory import write_in_pieces
-from tiops.outputs import kept_out_of_git
+from tiops.outputs import kept_out_of_git, rename_over
 from tiops.validate.indexed import FileIndex
 
 CACHE_DIR = Path(".tiops") / "build-cache"
@@ -752,7 +752,7 @@ class BuildCache:
                 write_in_pieces(out.write, payload)
             if dated is not None and dated < os.stat(temporary).st_mtime_ns:
                 os.utime(temporary, ns=(dated, dated))
-            os.replace(temporary, self.folder / name)
+            rename_over(temporary, self.folder / name)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
