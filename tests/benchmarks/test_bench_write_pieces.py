@@ -1,4 +1,4 @@
-"""The write-size benchmark and the stage timer run end to end as a user runs them."""
+"""The write-size and rename benchmarks and the stage timer run end to end as a user runs them."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def test_the_stage_timer_times_a_one_file_recompile_through_the_cache(example_re
     stages = {line[:34].strip(): line for line in lines if " s wall " in line}
     assert {"load through the cache", "checks", "splice", "write the bundle and its digests", "build"} <= stages.keys()
     assert "Edited " in (tmp_path / "bundle.json").read_text(encoding="utf-8")
+
+
+def test_the_rename_benchmark_sets_rename_over_against_os_replace(
+        tmp_path: Path, run_benchmark: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    run = run_benchmark("bench_rename_over.py", "--folder", str(tmp_path), "--megabytes", "2",
+                        "--rounds", "1", "--pause", "0", "--work-ms", "5")
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and " ms |" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| os.replace", "| rename_over (tiops)"]
+    assert rows[0].count("| 1.00x |") == 2  # the baseline against itself
+    assert (tmp_path / "bundle.json").exists() is False and list(tmp_path.iterdir()) == []
