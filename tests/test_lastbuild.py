@@ -426,16 +426,10 @@ def test_an_output_folder_holding_intel_is_walked(repo: Path) -> None:
     assert files is not None and "dist/intel/x.yaml" in files
 
 
-class _KilledBeforeRename:
-    """``os`` for tiops.lastbuild, where renaming the written record into place ends the process at
-    once, as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    @staticmethod
-    def replace(*_: Any) -> None:
-        os._exit(9)
+def _killed_before_rename(*_: Any) -> None:
+    """Renaming the written record into place (tiops.outputs.rename_over) ends the process at once,
+    as kill -9 there would: no ``except``/``finally`` runs, the file beside stays."""
+    os._exit(9)
 
 
 def test_a_record_killed_while_written_leaves_nothing_behind(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -444,7 +438,7 @@ def test_a_record_killed_while_written_leaves_nothing_behind(repo: Path, monkeyp
     pid = os.fork()
     if pid == 0:  # the plan killed as it writes the record
         try:
-            monkeypatch.setattr("tiops.lastbuild.os", _KilledBeforeRename())
+            monkeypatch.setattr("tiops.lastbuild.rename_over", _killed_before_rename)
             plans(repo)
         finally:
             os._exit(1)

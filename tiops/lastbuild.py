@@ -58,7 +58,7 @@ from tiops.forkwork import remove_abandoned
 from tiops.inputs import read_regular_file
 from tiops.installed import package_fingerprint
 from tiops.memory import write_in_pieces
-from tiops.outputs import kept_out_of_git
+from tiops.outputs import kept_out_of_git, rename_over
 
 RECORD_PATH = Path(".tiops") / "last-build"
 # Bumped whenever the layout of the record changes.
@@ -394,7 +394,7 @@ def write_record(root: Path, record: BuildRecord) -> None:
             with os.fdopen(handle, "wb") as out:
                 out.write(_MAGIC + hashlib.sha256(payload).digest())
                 write_in_pieces(out.write, payload)
-            os.replace(temporary, target)
+            rename_over(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

@@ -54,9 +54,9 @@ def rename_over(source: str | os.PathLike[str], target: str | os.PathLike[str]) 
     """``os.replace(source, target)``, with the blocks of a large file it replaces freed on a thread.
 
     Renaming over a file drops its last name, and ext4 then frees its blocks in the rename
-    itself: 40-100 ms for a 77 MB bundle on a 2-core VM, up to 330 ms (docs/performance.md,
-    "Letting go of the file a rename replaces"), a tenth of a one-file recompile at 100k objects,
-    three such files a run. Held open across the rename, the old file loses its name at once
+    itself: 40-100 ms for a 77 MB bundle on a 2-core VM, once 330 ms (docs/performance.md,
+    "Letting go of the file a rename replaces"), where a one-file recompile at 100k objects takes
+    1.1-1.6 s and replaces three such files. Held open across the rename, the old file loses its name at once
     and its blocks go when the descriptor is closed, which a thread does while this one goes on
     (tiops.forkwork.close_aside). Nothing is left behind if the process dies meanwhile: its
     descriptors close with it.
