@@ -323,3 +323,21 @@ def test_a_fork_waits_for_the_replaced_file_to_be_closed(tmp_path: Path, monkeyp
     # A helper forked now would share the closing thread's state: the close is waited for first.
     assert forkwork.can_fork() == (hasattr(os, "fork") and forkwork._cpus() >= 2)
     assert len(closed) == 1 and threading.active_count() == 1
+
+
+def test_a_named_pipe_renamed_over_is_not_opened(tmp_path: Path) -> None:
+    fifo, kept, source = tmp_path / "bundle.json", tmp_path / "pipe", tmp_path / ".bundle.json.partial"
+    os.mkfifo(fifo)
+    os.link(fifo, kept)  # the pipe's other name, to let the writer go at the end
+    opened: list[int] = []
+    # A writer waiting for a reader: an open of the pipe for reading would let it go on.
+    writer = threading.Thread(target=lambda: opened.append(os.open(kept, os.O_WRONLY)), daemon=True)
+    writer.start()
+    source.write_bytes(b"new\n")
+    outputs.rename_over(source, fifo)
+    writer.join(timeout=0.5)
+    assert opened == [] and fifo.read_bytes() == b"new\n"
+    reader = os.open(kept, os.O_RDONLY | os.O_NONBLOCK)
+    writer.join(timeout=10)
+    os.close(reader)
+    os.close(opened[0])

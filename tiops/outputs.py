@@ -74,8 +74,15 @@ def rename_over(source: str | os.PathLike[str], target: str | os.PathLike[str]) 
 
 def _held_open(path: str | os.PathLike[str]) -> int | None:
     """A descriptor of the regular file at ``path`` when it is large enough to be worth freeing
-    aside (:func:`rename_over`); None otherwise, or when it cannot be opened (no such file)."""
+    aside (:func:`rename_over`); None otherwise, or when it cannot be opened (no such file).
+
+    Looked at with ``lstat`` before it is opened: opening is for regular files only, as opening a
+    named pipe would let a writer waiting on it go on (and meet a closed pipe), and opening a
+    device may act on it. The ``fstat`` of what was opened confirms it is still that file."""
     try:
+        seen = os.lstat(path)
+        if not stat.S_ISREG(seen.st_mode) or seen.st_size < _FREED_ASIDE_FROM:
+            return None
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
@@ -83,7 +90,7 @@ def _held_open(path: str | os.PathLike[str]) -> int | None:
         info = os.fstat(descriptor)
     except OSError:
         info = None
-    if info is None or not stat.S_ISREG(info.st_mode) or info.st_size < _FREED_ASIDE_FROM:
+    if info is None or (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
         os.close(descriptor)
         return None
     return descriptor
