@@ -1,7 +1,13 @@
-"""The embedded default store: a SQLite file (``.tiops/store.sqlite``) queryable with SQL."""
+"""The embedded default store: a SQLite file (``.tiops/store.sqlite``) queryable with SQL.
+
+A store tiops makes is written without waiting for the disk (``PRAGMA synchronous=OFF``)
+until it is closed, and a mark beside it (``store.sqlite.creating``) names the process
+making it: see :class:`CreationMark`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -56,6 +62,110 @@ def _holds_a_store(path: Path) -> bool:
     return not (stat.S_ISREG(info.st_mode) and info.st_size == 0)
 
 
+def _boot_id() -> str | None:
+    """This boot of the machine (Linux); None where the system does not say."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a file made or removed in ``folder`` outlast a crash of the machine (fsync(2) of the folder)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CreationMark:
+    """Beside a store being made (``PATH.creating``): the process, host and boot making it.
+
+    A new store is written without waiting for the disk (``PRAGMA synchronous=OFF``): on
+    the default path every checkpoint of the write-ahead log waits for two fsync(2) calls,
+    and writing a large bundle into an empty store spent more time waiting than writing
+    (docs/performance.md, "A new SQLite store written without waiting for the disk"). The
+    write-ahead log keeps the file consistent if the process dies (SQLite's "How To
+    Corrupt", section 3.2: only the operating system's crash or a power loss can damage
+    such a file), so the mark says what the next open does with a store whose maker
+    did not close it:
+
+    * its maker still runs on this host: nothing, the store is in use;
+    * its maker died and the machine did not restart: every committed batch is there, and
+      the store is made durable (fsync) and used as it is;
+    * the machine restarted since (another boot), or cannot tell: the store may be damaged,
+      and it is removed, to be written again by the apply that opened it.
+
+    A mark left by another host (a store on a shared folder) is left alone. The mark goes
+    once the store and its log are on the disk.
+    """
+
+    def __init__(self, store: Path) -> None:
+        self.path = store.with_name(store.name + ".creating")
+        self.store = store
+
+    def claim(self) -> bool:
+        """Write the mark, unless one is there (another process makes the store): whether this one did."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "boot": _boot_id()}).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _sync_folder(self.path.parent)  # the mark is on the disk before any page of the store
+        return True
+
+    def settle(self) -> None:
+        """Deal with a mark whose maker is gone (see the class); a store in the making is left to its maker."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            maker = json.loads(text)
+            pid, host, boot = int(maker["pid"]), str(maker["host"]), maker["boot"]
+        except (ValueError, KeyError, TypeError):
+            pid, host, boot = 0, socket.gethostname(), None  # torn while written: nothing committed yet
+        if host != socket.gethostname():
+            return
+        this_boot = boot is not None and boot == _boot_id()
+        if this_boot and process_alive(pid):
+            return
+        if this_boot:
+            for path in (self.store, self.wal):
+                _sync_file(path)
+        else:
+            for path in (self.store, self.wal, self.store.with_name(self.store.name + "-shm")):
+                path.unlink(missing_ok=True)
+        self.release()
+
+    @property
+    def wal(self) -> Path:
+        return self.store.with_name(self.store.name + "-wal")
+
+    def release(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        _sync_folder(self.path.parent)
+
+
 # Only another connection holding the database is worth waiting for; a full disk, a read-only
 # file or a damaged database stays so however often the batch is tried again.
 _TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -75,6 +185,9 @@ class SqliteStore:
         self.path = path
         self.target = target
         self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
+        self._making: CreationMark | None = None  # set while this connection makes the store
+        if create:
+            CreationMark(path).settle()
         if not create and not _holds_a_store(path):
             # A plan never writes to the target: a store not made yet (or a path mistyped) is read as
             # an empty one, held in memory, and no file or folder is left behind.
@@ -83,10 +196,14 @@ class SqliteStore:
             if path.parent.name == ".tiops":
                 kept_out_of_git(path.parent)  # the default place: the store is no intel to commit
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not _holds_a_store(path):
+                mark = CreationMark(path)
+                self._making = mark if mark.claim() else None
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # A store being made waits for the disk once, when closed (CreationMark).
+        self._db.execute("PRAGMA synchronous=OFF" if self._making is not None else "PRAGMA synchronous=NORMAL")
         # A batch touches five tables and their indexes; with SQLite's default 2 MiB
         # cache their pages spill to the WAL before the commit. Memory is only taken as used.
         self._db.execute("PRAGMA cache_size=-65536")
@@ -240,7 +357,17 @@ class SqliteStore:
 
     @_sqlite_errors
     def close(self) -> None:
+        if self._making is not None:
+            self._made_durable(self._making)
         self._db.close()
+
+    def _made_durable(self, mark: CreationMark) -> None:
+        """Put the new store and its log on the disk, then drop the mark (the store is made)."""
+        self._db.execute("PRAGMA synchronous=NORMAL")  # the checkpoint at close now syncs as on any store
+        _sync_file(self.path)
+        _sync_file(mark.wal)
+        mark.release()
+        self._making = None
 
 
 class _Transaction:

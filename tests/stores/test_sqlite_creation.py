@@ -1,0 +1,156 @@
+"""A new SQLite store is written without waiting for the disk and put on it when closed; the mark
+beside it (``PATH.creating``) tells the next open what to do with a store whose maker never closed
+it (tiops.stores.sqlite.CreationMark)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_sentinel_tables import OBJECTS
+
+from tiops.stores import StoreError
+from tiops.stores.sqlite import CreationMark, SqliteStore, _boot_id
+
+NEEDS_BOOT_ID = pytest.mark.skipif(_boot_id() is None, reason="the system does not say which boot this is")
+
+
+def synchronous(store: SqliteStore) -> int:
+    return int(store._db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def stored_ids(path: Path) -> set[str]:
+    store = SqliteStore(path, create=False)
+    try:
+        return set(store.manifest())
+    finally:
+        store.close()
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def left_unclosed(path: Path, *, pid: int, boot: str | None, host: str | None = None) -> None:
+    """A store with OBJECTS written, whose maker never closed it: the mark names ``pid`` on ``boot``."""
+    store = SqliteStore(path)
+    store.write_versions(OBJECTS)
+    store._db.close()  # the connection goes, as at a crash; close() (which drops the mark) is never called
+    mark = CreationMark(path)
+    assert mark.path.exists()
+    mark.path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "boot": boot}))
+
+
+def test_a_new_store_waits_for_the_disk_only_when_closed(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    store = SqliteStore(path)
+    mark = CreationMark(path)
+    try:
+        assert synchronous(store) == 0  # OFF: no fsync at each checkpoint
+        maker = json.loads(mark.path.read_text())
+        assert maker["pid"] == os.getpid() and maker["host"] == socket.gethostname() and maker["boot"] == _boot_id()
+        store.write_versions(OBJECTS)
+    finally:
+        store.close()
+    assert not mark.path.exists()
+    again = SqliteStore(path)
+    try:
+        assert synchronous(again) == 1  # NORMAL, as for any store that exists
+        assert not mark.path.exists()
+        assert set(again.manifest()) == {obj["id"] for obj in OBJECTS}
+    finally:
+        again.close()
+
+
+def test_a_second_connection_to_a_store_being_made_leaves_the_mark_to_its_maker(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    maker = SqliteStore(path)
+    other = SqliteStore(path)
+    try:
+        assert synchronous(other) == 1
+        other.close()
+        assert CreationMark(path).path.exists()  # the maker (this process) still runs
+    finally:
+        maker.close()
+    assert not CreationMark(path).path.exists()
+
+
+@NEEDS_BOOT_ID
+def test_a_store_whose_maker_died_is_kept_when_the_machine_did_not_restart(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    left_unclosed(path, pid=dead_pid(), boot=_boot_id())
+    store = SqliteStore(path)
+    try:
+        assert synchronous(store) == 1  # an existing store, not a new one
+        assert set(store.manifest()) == {obj["id"] for obj in OBJECTS}
+    finally:
+        store.close()
+    assert not CreationMark(path).path.exists()
+
+
+def test_a_store_written_before_the_machine_restarted_is_made_again(tmp_path: Path) -> None:
+    """The machine may have lost pages the store was never made to wait for: the file may be damaged
+    (here it is), and it is removed rather than trusted; the apply that opened it writes it again."""
+    path = tmp_path / "store.sqlite"
+    left_unclosed(path, pid=dead_pid(), boot="an-earlier-boot")
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)  # damaged
+    store = SqliteStore(path)
+    try:
+        assert store.manifest() == {}
+        assert synchronous(store) == 0  # made anew, by this process
+        assert json.loads(CreationMark(path).path.read_text())["pid"] == os.getpid()
+        store.write_versions(OBJECTS)
+    finally:
+        store.close()
+    assert stored_ids(path) == {obj["id"] for obj in OBJECTS}
+
+
+def test_a_damaged_store_without_a_mark_is_still_refused(tmp_path: Path) -> None:
+    """Only a store tiops made, and whose making was cut short, is ever removed."""
+    path = tmp_path / "store.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    with pytest.raises(StoreError, match=r"store\.sqlite"):
+        SqliteStore(path)
+    assert path.stat().st_size == 4096
+
+
+def test_a_torn_mark_counts_as_a_making_cut_short(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    CreationMark(path).path.write_bytes(b'{"pid": 12')
+    path.write_bytes(b"")
+    store = SqliteStore(path)
+    try:
+        assert store.manifest() == {} and synchronous(store) == 0
+    finally:
+        store.close()
+    assert not CreationMark(path).path.exists()
+
+
+def test_a_mark_left_by_another_host_or_a_running_maker_is_left_alone(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    left_unclosed(elsewhere, pid=dead_pid(), boot="an-earlier-boot", host="another-host.example")
+    running = tmp_path / "running.sqlite"
+    left_unclosed(running, pid=os.getpid(), boot=_boot_id())
+    for path in (elsewhere, running):
+        store = SqliteStore(path)
+        try:
+            assert set(store.manifest()) == {obj["id"] for obj in OBJECTS}
+        finally:
+            store.close()
+        assert CreationMark(path).path.exists()
+
+
+def test_a_plan_never_settles_a_mark(tmp_path: Path) -> None:
+    """A plan never writes to the target: the mark of a store cut short is left to the next apply."""
+    path = tmp_path / "store.sqlite"
+    left_unclosed(path, pid=dead_pid(), boot="an-earlier-boot")
+    assert stored_ids(path) == {obj["id"] for obj in OBJECTS}  # create=False, as a plan opens it
+    assert CreationMark(path).path.exists() and path.exists()
