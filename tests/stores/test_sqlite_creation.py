@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,15 +124,44 @@ def test_a_damaged_store_without_a_mark_is_still_refused(tmp_path: Path) -> None
     assert path.stat().st_size == 4096
 
 
-def test_a_torn_mark_counts_as_a_making_cut_short(tmp_path: Path) -> None:
+def test_a_torn_mark_counts_as_a_making_cut_short_once_it_is_not_new(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
-    CreationMark(path).path.write_bytes(b'{"pid": 12')
+    torn = CreationMark(path).path
+    torn.write_bytes(b'{"pid": 12')
     path.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    os.utime(torn, (an_hour_ago, an_hour_ago))
     store = SqliteStore(path)
     try:
         assert store.manifest() == {} and synchronous(store) == 0
+        assert json.loads(torn.read_text())["pid"] == os.getpid()  # the mark is this process's now
     finally:
         store.close()
+    assert not torn.exists()
+
+
+def test_a_mark_that_does_not_parse_yet_is_taken_for_one_being_written(tmp_path: Path) -> None:
+    """claim() makes the file, then writes it: a mark read in between is another maker's, just starting."""
+    path = tmp_path / "store.sqlite"
+    being_written = CreationMark(path).path
+    being_written.write_bytes(b"")
+    store = SqliteStore(path)
+    try:
+        assert synchronous(store) == 1  # the other maker's store: this connection does not make it
+    finally:
+        store.close()
+    assert being_written.read_bytes() == b""
+
+
+def test_a_store_that_cannot_be_set_up_leaves_no_mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "store.sqlite"
+
+    def fails(self: SqliteStore, where: Path) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteStore, "_set_up", fails)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        SqliteStore(path)
     assert not CreationMark(path).path.exists()
 
 

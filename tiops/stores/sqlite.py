@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,10 @@ def _sync_file(path: Path) -> None:
         os.close(fd)
 
 
+#: A mark that does not parse is one being written (claim writes it at once), unless it is older than this.
+_TORN_AFTER_SECONDS = 60.0
+
+
 class CreationMark:
     """Beside a store being made (``PATH.creating``): the process, host and boot making it.
 
@@ -134,13 +139,16 @@ class CreationMark:
         """Deal with a mark whose maker is gone (see the class); a store in the making is left to its maker."""
         try:
             text = self.path.read_bytes()
+            written = self.path.stat().st_mtime
         except FileNotFoundError:
             return
         try:
             maker = json.loads(text)
             pid, host, boot = int(maker["pid"]), str(maker["host"]), maker["boot"]
         except (ValueError, KeyError, TypeError):
-            pid, host, boot = 0, socket.gethostname(), None  # torn while written: nothing committed yet
+            if time.time() - written < _TORN_AFTER_SECONDS:
+                return  # most likely being written now, by a maker that has not opened the store yet
+            pid, host, boot = 0, socket.gethostname(), None  # torn: its maker died before opening the store
         if host != socket.gethostname():
             return
         this_boot = boot is not None and boot == _boot_id()
@@ -192,6 +200,7 @@ class SqliteStore:
             # A plan never writes to the target: a store not made yet (or a path mistyped) is read as
             # an empty one, held in memory, and no file or folder is left behind.
             self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._set_up(path)
         else:
             if path.parent.name == ".tiops":
                 kept_out_of_git(path.parent)  # the default place: the store is no intel to commit
@@ -199,8 +208,18 @@ class SqliteStore:
             if not _holds_a_store(path):
                 mark = CreationMark(path)
                 self._making = mark if mark.claim() else None
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+                self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+                self._set_up(path)
+            except BaseException:
+                if self._making is not None:  # nothing was committed: the mark has nothing to tell
+                    self._making.release()
+                raise
+        self._lock_holder: str | None = None
+
+    def _set_up(self, path: Path) -> None:
+        """The connection's settings, and the schema brought to this tiops' version."""
         self._db.execute("PRAGMA journal_mode=WAL")
         # A store being made waits for the disk once, when closed (CreationMark).
         self._db.execute("PRAGMA synchronous=OFF" if self._making is not None else "PRAGMA synchronous=NORMAL")
@@ -229,7 +248,6 @@ class SqliteStore:
                 self._write_sentinel_rows(objects)
             for statement in shared.schema_version_statements(found):
                 self._db.execute(statement)
-        self._lock_holder: str | None = None
 
     def _table_exists(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
