@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_buildcache import _age, _outcome
+from test_buildcache import _age, _intel_files, _outcome
 
 from tiops.buildcache import CACHE_DIR, BuildCache, blob_id, context_key, load_repo_indexed
 from tiops.buildcache.folders import (
@@ -280,3 +281,32 @@ def test_a_folder_read_by_ids_gives_whole_the_files_that_hold_them(example_repo:
     everything = whole.objects()
     assert [obj.id for obj in everything[0]] == whole.index.ids
     assert whole.objects_holding({last.index.ids[-1]}) is everything
+
+
+def test_files_written_just_before_the_first_build_come_from_their_groups_not_the_shards(example_repo: Path) -> None:
+    """A build that began within a second of a checkout cannot trust its files' stat records (racily
+    clean): the next build reads each file again. One whose content is still the blob its folder's group
+    holds is taken from the group, with a fresh record, and no shard of entries is read for it."""
+    now = time.time_ns()
+    for path in (p for p in example_repo.rglob("*") if p.is_file()):
+        os.utime(path, ns=(now, now))  # as a checkout just made leaves them
+    first = _outcome(example_repo, cache=True)
+    edited = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    edited.write_bytes(edited.read_bytes().replace(b"name: ", b"name: Renamed ", 1))
+    _age(edited)
+    loaded = load_repo_indexed(example_repo, settle=False)
+    cache = loaded.cache
+    present = {n for n in range(256) if (cache.folder / f"entries-{n:02x}").exists()}
+    read = present - cache._unread
+    assert len(present) > 10
+    assert read <= {int(blob_id(edited.read_bytes())[:2], 16)}  # the edited file's look-up alone
+    assert loaded.parsed_files == 1 and loaded.reused_files == len(_intel_files(example_repo)) - 1
+    assert validate_indexed(loaded.repo, loaded.files).findings == first[1]  # the example has no finding to move
+    built = _outcome(example_repo, cache=True)
+    assert built == _outcome(example_repo, cache=False)
+    # That build kept a record of each file as it is now (trusted once the racy second has passed).
+    records = BuildCache.open(example_repo, context_key(example_repo))._index
+    for path in _intel_files(example_repo):
+        info = os.lstat(path)
+        record = records[path.relative_to(example_repo).as_posix()]
+        assert record == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob_id(path.read_bytes()))

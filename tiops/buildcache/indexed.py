@@ -207,7 +207,9 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
                 continue
             kept: list[tuple[str, tuple[Any, ...]] | None] = []
             files.append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
-                                            defaults, key, fresh, kept if cacheable else None))
+                                            defaults, key, fresh, kept if cacheable else None,
+                                            held=before.get(name) if record is not None and not (
+                                                named and fresh is not None and fresh(relative)) else None))
             members.append(kept[0] if kept else None)
         cache.take_unchanged(taken_files)
         cache.keep_folder(relative_prefix, _folder_group(folder_key, defaults, names, members))
@@ -261,13 +263,30 @@ def _taken_entry(cache: BuildCache, relative: str, key: str, blob: Any,
 def _load_indexed_file(loaded: IndexedLoad, cache: BuildCache, parsing: Config, reading: _HashedFirst, root: Path,
                        root_text: str, path: str, relative: str, defaults: Defaults, key: str | None,
                        fresh: Callable[[str], bool] | None,
-                       kept: list[tuple[str, tuple[Any, ...]] | None] | None = None) -> _IndexedEntry:
+                       kept: list[tuple[str, tuple[Any, ...]] | None] | None = None,
+                       held: tuple[str, tuple[Any, ...]] | None = None) -> _IndexedEntry:
     """One file of :func:`load_repo_indexed` that is not simply unchanged: its entry found by its content, or parsed.
 
     ``kept``: where to add the file's blob id and stored index when the cache keeps its entry (for
     its folder's group, tiops.buildcache.folders), or None when it does not.
+    ``held``: (blob id, stored index) of the file in its folder's group. A file whose stat record
+    could not be trusted (racily recent: written in the second before the last build began, as a
+    checkout just made is) but whose content is still that blob is taken from the group, with a
+    fresh stat record, rather than looked up in a shard of entries: after a build that began right
+    after a clone, a one-file edit otherwise read nearly every shard once.
     """
-    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay)
+    blob, info, entry = _find_entry(cache, reading, root_text, path, relative, key, fresh, defaults.overlay,
+                                    None if held is None else held[0])
+    if held is not None and blob == held[0] and info is not None and key is not None:
+        taken = _taken_from(relative, key, blob, held[1], cache)
+        if taken is not None:
+            cache.remember(relative, info, blob)
+            cache.take_unchanged([taken[0]])
+            loaded.reused_files += 1
+            if kept is not None:
+                kept.append((blob, held[1]))
+            return taken[0]
+        entry = cache.lookup(blob, key, defaults.overlay)  # a group member that does not load: its entry, if any
     if entry is not None and blob is not None and key is not None and info is not None:
         try:
             index = entry.read_index()

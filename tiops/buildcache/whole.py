@@ -371,12 +371,14 @@ def _helper_entry(config: Config, reading: _HashedFirst, root: Path, root_text: 
 
 
 def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: str, relative: str, key: str | None,
-                fresh: Callable[[str], bool] | None, overlay: dict[str, Any] | None
+                fresh: Callable[[str], bool] | None, overlay: dict[str, Any] | None, group_blob: str | None = None,
                 ) -> tuple[str | None, os.stat_result | None, FileEntry | None]:
     """The file's blob id (None when it is not cacheable), its lstat, and its entry if the cache has one
     made under the same lines of its folder's ``overlay`` as there are now.
 
     A file read to take its blob id is left in ``reading`` for the parse that may follow.
+    ``group_blob``: the blob id its folder's group holds for the file (tiops.buildcache.folders); a
+    file with that content is not looked up (no shard of entries read): the caller takes it from the group.
     """
     reading.ahead = None
     if key is None:
@@ -409,6 +411,8 @@ def _find_entry(cache: BuildCache, reading: _HashedFirst, root_text: str, path: 
             return None, lstat, None  # reported by the ordinary load below
         known = blob_id(content)
         reading.ahead = (path, content)
+    if known == group_blob:
+        return known, lstat, None
     return known, lstat, cache.lookup(known, key, overlay)
 
 
