@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     medians = {name: (statistics.median(t[0] for t in runs), statistics.median(t[1] for t in runs))
                for name, runs in times.items()}
     for name, (first, second) in medians.items():
-        print(f"{name:14} first recompile {first:6.2f} s  second {second:6.2f} s  first / second {first / second:.2f}x")
+        print(f"{name:14} first recompile {first:6.3f} s  second {second:6.3f} s  first / second {first / second:.2f}x")
     if args.baseline is not None:
         print(f"first recompile, this checkout / baseline: "
               f"{medians['this checkout'][0] / medians['baseline'][0]:.2f}x", flush=True)
