@@ -287,9 +287,11 @@ def test_files_written_just_before_the_first_build_come_from_their_groups_not_th
     """A build that began within a second of a checkout cannot trust its files' stat records (racily
     clean): the next build reads each file again. One whose content is still the blob its folder's group
     holds is taken from the group, with a fresh record, and no shard of entries is read for it."""
-    now = time.time_ns()
+    # As a checkout just made leaves them; a little ahead of now, so that they are within the racy
+    # second of the first build however slowly a loaded machine starts it.
+    soon = time.time_ns() + 2 * 10**9
     for path in (p for p in example_repo.rglob("*") if p.is_file()):
-        os.utime(path, ns=(now, now))  # as a checkout just made leaves them
+        os.utime(path, ns=(soon, soon))
     first = _outcome(example_repo, cache=True)
     edited = example_repo / "intel" / "malware" / "mimikatz.yaml"
     edited.write_bytes(edited.read_bytes().replace(b"name: ", b"name: Renamed ", 1))
