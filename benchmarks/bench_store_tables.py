@@ -32,14 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from bench_plan_apply import BARE_TABLE, plain_rows
 
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
-from tiops.stores import version_key
 from tiops.stores.sqlite import SqliteStore
-
-BARE_TABLE = ("CREATE TABLE bare (id TEXT, version TEXT, version_sort TEXT, type TEXT, revoked BOOLEAN,"
-              " digest TEXT, written_by TEXT, object TEXT)")
 
 Statement = tuple[str, str, list[tuple[Any, ...]]]
 
@@ -73,7 +70,8 @@ def timed_store(path: Path, chosen: list[Statement]) -> float:
     return time.perf_counter() - start
 
 
-def timed_bare(path: Path, rows: list[tuple[Any, ...]] | Callable[[], list[tuple[Any, ...]]]) -> float:
+def timed_bare(path: Path, rows: Callable[[], list[tuple[Any, ...]]]) -> float:
+    """The bare baseline: ``rows()`` (built in the timing, or taken as built) in one executemany."""
     fresh(path)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")  # as the store runs it
@@ -82,7 +80,7 @@ def timed_bare(path: Path, rows: list[tuple[Any, ...]] | Callable[[], list[tuple
     db.commit()
     start = time.perf_counter()
     with db:
-        db.executemany("INSERT INTO bare VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows() if callable(rows) else rows)
+        db.executemany("INSERT INTO bare VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
     db.close()  # counted, as the store's close is
     return time.perf_counter() - start
 
@@ -101,12 +99,6 @@ def timed_least_store(path: Path, objects: list[dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
-def serialised_rows(objects: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The bare table's rows as bench_plan_apply.py's baseline builds them: each object serialised."""
-    return [(obj["id"], version_key(obj), version_key(obj), obj["type"], bool(obj.get("revoked", False)), None,
-             "tiops", orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()) for obj in objects]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("bundle", type=Path)
@@ -119,10 +111,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tiops-bench-tables-") as scratch:
         path = Path(scratch) / "store.sqlite"
         for _ in range(arguments.repeat):
-            runs = {"bare executemany": lambda: timed_bare(path, bare_rows),
+            runs = {"bare executemany": lambda: timed_bare(path, lambda: bare_rows),
                     **{name: (lambda one=(name, sql, params): timed_store(path, [one])) for name, sql, params in chosen},
                     "all together": lambda: timed_store(path, chosen),
-                    "bare, rows built in the timing": lambda: timed_bare(path, lambda: serialised_rows(objects)),
+                    "bare, rows built in the timing": lambda: timed_bare(path, lambda: plain_rows(objects)),
                     "stix_current alone, rows built": lambda: timed_least_store(path, objects)}
             for name, run in runs.items():
                 best[name] = min(best.get(name, float("inf")), run())

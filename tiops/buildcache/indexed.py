@@ -192,9 +192,9 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
             key = None if folder_key is None else f"{relative}\0{folder_key}"
             taken = None
             record = index_get(relative) if key is not None else None
-            if record is not None and key is not None and start + offset not in changed and not (
-                    named and fresh is not None and fresh(relative)):
-                held = before.get(name)
+            named_here = named and fresh is not None and fresh(relative)
+            held = None if named_here else before.get(name)  # a file `fresh` names is read and looked up as it is
+            if record is not None and key is not None and start + offset not in changed and not named_here:
                 if held is not None and held[0] == record[4]:
                     taken = _taken_from(relative, key, held[0], held[1], cache)
                 if taken is None:
@@ -208,8 +208,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
             kept: list[tuple[str, tuple[Any, ...]] | None] = []
             files.append(_load_indexed_file(loaded, cache, parsing, reading, root, root_text, prefix + name, relative,
                                             defaults, key, fresh, kept if cacheable else None,
-                                            held=before.get(name) if record is not None and not (
-                                                named and fresh is not None and fresh(relative)) else None))
+                                            held=held if record is not None else None))
             members.append(kept[0] if kept else None)
         cache.take_unchanged(taken_files)
         cache.keep_folder(relative_prefix, _folder_group(folder_key, defaults, names, members))
