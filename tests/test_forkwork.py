@@ -292,3 +292,84 @@ def test_this_process_s_own_helper_does_not_make_the_second_cpu_busy() -> None:
     finally:
         beside.close()
     assert forkwork._helpers_running() == 0 and not forkwork._HELPERS
+
+
+# run_ahead: the child works from the front, ahead of this process's use of each result.
+
+def _ahead(count: int, work: Any, use: Any = None) -> list[tuple[int, Any]]:
+    used: list[tuple[int, Any]] = []
+
+    def record(index: int, result: Any) -> None:
+        used.append((index, result))
+        if use is not None:
+            use(index, result)
+
+    forkwork.run_ahead(count, work, record)
+    return used
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 97])
+def test_ahead_every_index_is_used_once_in_order_with_its_result(count: int) -> None:
+    used = _ahead(count, lambda index: {"index": index, "rows": [(index, f"text {index}", None, True, 1.5)]})
+    assert used == [(index, {"index": index, "rows": [(index, f"text {index}", None, True, 1.5)]})
+                    for index in range(count)]
+
+
+def test_ahead_the_helper_works_out_what_is_used_later_while_this_process_uses() -> None:
+    parent = os.getpid()
+    used = _ahead(60, lambda index: os.getpid(), use=lambda index, result: time.sleep(0.01))  # use slower than work
+    workers = [pid for _index, pid in used]
+    assert workers[-1] != parent  # the helper's
+    assert workers.count(parent) < len(workers) // 2  # most taken from it, once it was ahead
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the helper was waited for
+
+
+def test_ahead_a_result_marshal_cannot_carry_is_worked_out_again_here() -> None:
+    class Result:
+        def __init__(self, index: int) -> None:
+            self.index, self.pid = index, os.getpid()
+
+    used = _ahead(50, Result, use=lambda index, result: time.sleep(0.002))
+    assert [result.index for _index, result in used] == list(range(50))
+    assert {result.pid for _index, result in used} == {os.getpid()}
+
+
+def test_ahead_a_helper_that_dies_or_hangs_leaves_its_work_to_this_process() -> None:
+    parent = os.getpid()
+
+    def dies(index: int) -> tuple[int, int]:
+        if os.getpid() != parent and index == 5:
+            os._exit(7)
+        return index, index * index
+
+    def hangs(index: int) -> tuple[int, int]:
+        if os.getpid() != parent and index == 5:
+            time.sleep(3600)
+        return index, index * index
+
+    for work in (dies, hangs):
+        started = time.monotonic()
+        used = _ahead(40, work, use=lambda index, result: time.sleep(0.005))
+        assert used == [(index, (index, index * index)) for index in range(40)]
+        assert time.monotonic() - started < 60
+        with pytest.raises(ChildProcessError):
+            os.waitpid(-1, os.WNOHANG)  # stopped and waited for
+
+
+def test_ahead_an_error_here_stops_the_helper_and_is_raised() -> None:
+    def use(index: int, result: Any) -> None:
+        if index == 10:
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        forkwork.run_ahead(1000, lambda index: index, use)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_ahead_without_a_place_for_results_the_work_is_done_here(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    used = _ahead(20, lambda index: (index, os.getpid()))
+    assert used == [(index, (index, os.getpid())) for index in range(20)]

@@ -38,6 +38,8 @@ from tiops.plan_check import check_plan_changes
 from tiops.progress import Progress, no_progress
 from tiops.stores import (
     ObjectError,
+    PreparedRows,
+    PreparesRows,
     Store,
     StoredVersion,
     StoreError,
@@ -185,14 +187,15 @@ def apply_plan(
         # The rows built per batch are acyclic tuples and strings: the cyclic collector
         # would only rescan them as they pile up (tiops.memory.paused_gc).
         with paused_gc():
-            for start in range(0, len(writes), batch_size):
-                batch: list[dict[str, Any]] = [obj if isinstance(obj, dict) else dict(obj) for obj in writes[start:start + batch_size]]
-                sums = None if digests is None else digests[start:start + batch_size]
-                errors.extend(_retrying(lambda b=batch, d=sums: store.write_versions(b, d), sleep, max_retries))  # type: ignore[misc]
-                done += len(batch)
+            def written(count: int) -> None:
+                nonlocal done
+                done += count
                 progress("apply", done, total)
                 if pause_between_batches:
                     sleep(pause_between_batches)
+
+            errors.extend(_write_in_batches(store, writes, digests, batch_size,
+                                            lambda operation: _retrying(operation, sleep, max_retries), written))
             for start in range(0, len(deletes), batch_size):
                 ids = deletes[start:start + batch_size]
                 errors.extend(_retrying(lambda i=ids: store.delete_objects(i), sleep, max_retries))  # type: ignore[misc]
@@ -203,6 +206,48 @@ def apply_plan(
     if errors:
         raise ApplyIncomplete(errors)
     return ApplyResult(len(writes), len(deletes), len(plan.changes) - len(pending))
+
+
+def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests: Sequence[str] | None,
+                      batch_size: int, retrying: Callable[[Callable[[], list[ObjectError]]], list[ObjectError]],
+                      written: Callable[[int], None]) -> list[ObjectError]:
+    """Write ``writes`` a batch at a time, in order, each batch its own transaction; ``written(count)`` after each.
+
+    Building a batch's rows (serialising and digesting each object, parsing indicator
+    patterns for the Sentinel tables) costs about as much as writing them. A store that
+    builds them apart (:class:`tiops.stores.PreparesRows`) has a forked helper build each
+    batch's rows ahead while this process writes the batch before, when the load rule
+    allows a helper (tiops.load.helpers_wanted: a second CPU idle, TIOPS_LOAD_FORK). The
+    helper only builds: every write, and every retry of one, happens here, in order, as
+    without it, and the rows are the same either way (tiops.forkwork.run_ahead).
+    """
+    starts = range(0, len(writes), batch_size)
+    errors: list[ObjectError] = []
+
+    def batch(number: int) -> tuple[list[dict[str, Any]], Sequence[str] | None]:
+        start = starts[number]
+        objects = [obj if isinstance(obj, dict) else dict(obj) for obj in writes[start:start + batch_size]]
+        return objects, None if digests is None else digests[start:start + batch_size]
+
+    def write(number: int, prepared: PreparedRows | None) -> None:
+        objects, sums = batch(number)
+        if prepared is not None and isinstance(store, PreparesRows):
+            errors.extend(retrying(lambda: store.write_prepared(objects, prepared)))
+        else:
+            errors.extend(retrying(lambda: store.write_versions(objects, sums)))
+        written(len(objects))
+
+    if isinstance(store, PreparesRows) and len(starts) > 1:
+        from tiops.load import helpers_wanted
+
+        if helpers_wanted():
+            from tiops.forkwork import run_ahead
+
+            run_ahead(len(starts), lambda number: store.prepared_rows(*batch(number)), write)
+            return errors
+    for number in range(len(starts)):
+        write(number, None)
+    return errors
 
 
 def _is_applied(change: Change, manifest: Mapping[str, StoredVersion]) -> bool:

@@ -17,6 +17,10 @@ process only. A result ``marshal`` cannot carry, a child that fails, hangs or is
 or a system without ``fork`` only means this process does that work itself: it never
 waits for the child's unfinished work, and the child never outlives it.
 
+:func:`run_ahead` has the child work from the front instead, ahead of this process's use of
+each result, for work that costs less than its use (tiops.apply: a batch's rows are built
+while the batch before is written).
+
 :func:`run_beside` is the other shape: one piece of work a child does at the lowest
 priority while this process goes on, its result taken when this process needs it
 (tiops.enrich.beside: the enrichment lock read while a cold build loads).
@@ -37,8 +41,8 @@ from typing import Any
 
 from tiops.memory import write_all
 
-__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "run_beside", "run_in_order",
-           "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "run_ahead", "run_beside",
+           "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -169,6 +173,103 @@ def run_in_order(count: int, work: Callable[[int], Any], use: Callable[[int, Any
                 _run_chunk(number, chunk, count, work, use, on_chunk)
             return
         _run_split(chunks, chunk, count, work, use, on_chunk, results.fileno())
+
+
+def run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None]) -> None:
+    """Call ``use(index, work(index))`` for every index below ``count``, in increasing order,
+    with a forked child working the results out ahead of their use.
+
+    The other shape of :func:`run_in_order`, for work that costs less than its use and must
+    be used in order: apply builds a batch's rows while the batch before is written. The
+    child works from the front; this process takes each result the child has finished,
+    whole, and works out any other itself, never waiting for the child, which then skips
+    past it. ``work`` must not depend on anything ``use`` changes. Without a child (no
+    second CPU, no fork, nowhere for its results) everything is done here.
+    """
+    if count < 2 or not can_fork():
+        _run_here(count, work, use)
+        return
+    try:
+        # Unnamed where the system allows it (O_TMPFILE): nothing is left behind, however this ends.
+        results = tempfile.TemporaryFile(prefix="tiops-ahead-")  # noqa: SIM115 (closed below)
+    except OSError:
+        _run_here(count, work, use)
+        return
+    with results:
+        _run_ahead(count, work, use, results.fileno())
+
+
+def _run_here(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None]) -> None:
+    for index in range(count):
+        use(index, work(index))
+
+
+def _run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None], results: int) -> None:
+    counters = mmap.mmap(-1, 16)
+    _COUNTER.pack_into(counters, _OURS, 0)  # every index below it is worked out here: the child skips them
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):
+        _set_pipe_size(write_end)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child_ahead(parent, count, work, counters, write_end, results)
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    frames = _Frames(results)
+    try:
+        for index in range(count):
+            _drain(read_end, frames)
+            finished, result = _finished(frames, index)
+            if not finished:
+                _COUNTER.pack_into(counters, _OURS, index + 1)
+                result = work(index)
+            use(index, result)
+    finally:
+        os.close(read_end)
+        _stop(pid)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        counters.close()
+
+
+def _finished(frames: _Frames, index: int) -> tuple[bool, Any]:
+    """(True, the result) of ``index`` when the child has written it whole, else (False, None)."""
+    entries = frames.entries(index)
+    if entries is None or len(entries) != 1 or entries[0] == _REDO:
+        return False, None
+    try:
+        return True, marshal.loads(entries[0])
+    except (ValueError, EOFError, TypeError):
+        return False, None
+
+
+def _child_ahead(parent: int, count: int, work: Callable[[int], Any], counters: mmap.mmap, descriptor: int,
+                 results: int) -> None:
+    status = 1
+    try:
+        # Ctrl-C goes to the parent, which stops the child; the child ends with it, never alone.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with(parent)
+        index = 0
+        written = 0  # the length of the results file: the child is its only writer
+        while (index := max(index, _COUNTER.unpack_from(counters, _OURS)[0])) < count:
+            try:
+                entry = marshal.dumps(work(index))
+            except ValueError:  # not marshallable: done again by the parent
+                entry = _REDO
+            payload = marshal.dumps([entry])  # the frame of a chunk of one (_Frames)
+            # The data first, then where it lies: the parent reads only what is whole.
+            write_all(results, payload, written)
+            write_all(descriptor, _FRAME.pack(index, written, len(payload)))
+            written += len(payload)
+            index += 1
+        status = 0
+    except BaseException:  # whatever the child could not do, the parent does
+        status = 1
+    finally:
+        os._exit(status)
 
 
 class Beside:

@@ -104,6 +104,56 @@ def test_plan_apply_plan_has_no_changes(tmp_path: Path, store_target: TargetFact
     assert len(versions(root, store_target())) == 6
 
 
+_STORE_TABLES = ("stix_versions", "stix_current", "tiops_threat_intel_indicators", "tiops_threat_intel_objects",
+                 "tiops_indicator_legacy")
+
+
+def _store_rows(root: Path, target: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the store's own tables, in one order."""
+    store = open_store("t", target, root, create=False)
+    try:
+        database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+        return {table: sorted((tuple(row) for row in database.execute(f"SELECT * FROM {table}").fetchall()), key=repr)
+                for table in _STORE_TABLES}
+    finally:
+        store.close()
+
+
+def test_rows_a_helper_builds_ahead_are_the_rows_one_process_writes(tmp_path: Path, store_target: TargetFactory,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops import forkwork
+
+    if not forkwork.can_fork():
+        pytest.skip("needs fork, two CPUs and no other thread")
+    target = store_target()
+    objects = [indicator(n) for n in range(95)] + [
+        {"type": "threat-actor", "spec_version": "2.1", "id": f"threat-actor--00000000-0000-4000-8000-{n:012d}",
+         "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "name": f"Actor {n}",
+         "labels": ["apt"], "created_by_ref": IDENTITY} for n in range(12)]
+    root = write_repo(tmp_path / "repo", target, objects)
+    real_run_ahead = forkwork.run_ahead
+    rows: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+    for helper in ("1", "0"):  # TIOPS_LOAD_FORK: a helper always, never
+        monkeypatch.setenv("TIOPS_LOAD_FORK", helper)
+        runs: list[int] = []
+
+        def counted(count: int, *rest: Any, runs: list[int] = runs) -> None:
+            runs.append(count)
+            real_run_ahead(count, *rest)
+
+        monkeypatch.setattr(forkwork, "run_ahead", counted)
+        assert apply(root, batch_size=10).counts["create"] == 108
+        assert runs == ([11] if helper == "1" else [])  # 108 versions in batches of 10
+        rows[helper] = _store_rows(root, target)
+        store = open_store("t", target, root)
+        try:  # emptied for the next apply, which then writes every object again
+            store.delete_objects([stix_id for stix_id, _version, _revoked in versions(root, target)])
+        finally:
+            store.close()
+    assert rows["1"] == rows["0"]
+    assert len(rows["1"]["stix_current"]) == 108 and len(rows["1"]["tiops_threat_intel_indicators"]) == 95
+
+
 def test_a_changed_object_becomes_a_new_version(tmp_path: Path, store_target: TargetFactory) -> None:
     target = store_target()
     root = write_repo(tmp_path / "repo", target, [indicator(1)])

@@ -130,6 +130,16 @@ def test_rewriting_and_deleting_replace_the_rows(database: Database) -> None:
     assert database.run(f"SELECT COUNT(*) FROM ThreatIntelligenceIndicator WHERE IndicatorId = '{changed['id']}'") == [(0,)]
 
 
+def test_a_batch_holding_two_versions_of_an_id_gets_the_rows_of_the_newer(database: Database) -> None:
+    """The rows are built for every object of a batch before its write; an object that is not its
+    id's current version afterwards (an older version, written for history) has its rows left out."""
+    newer = {**OBJECTS[0], "modified": "2025-02-01T00:00:00.000Z", "pattern": "[ipv4-addr:value = '192.0.2.9']"}
+    database.store.write_versions([newer, OBJECTS[0], OBJECTS[5]])
+    assert database.run(f"SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = '{newer['id']}'") == [("192.0.2.9",)]
+    assert database.run(f"SELECT COUNT(*) FROM ThreatIntelligenceIndicator WHERE IndicatorId = '{newer['id']}'") == [(1,)]
+    assert database.run(f"SELECT StixType FROM ThreatIntelObjects WHERE Id = '{OBJECTS[5]['id']}'") == [("threat-actor",)]
+
+
 def test_legacy_view_answers_old_queries_with_unescaped_values(database: Database) -> None:
     database.store.write_versions(OBJECTS)
     rows = database.run("SELECT IndicatorId, NetworkIP, FileName, FileHashType, FileHashValue, ThreatType, Tags, Active"

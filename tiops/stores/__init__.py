@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tiops.errors import TiopsError, UsageError
 from tiops.forkwork import process_alive as process_alive  # the stores' lock holders
@@ -140,6 +140,32 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+#: One batch's rows built before its transaction (:class:`PreparesRows`): plain lists of tuples,
+#: which a forked helper's marshal data carries (tiops.stores.sentinel_tables.prepared_rows).
+PreparedRows = tuple[list[tuple[Any, ...]], ...]
+
+
+@runtime_checkable
+class PreparesRows(Protocol):
+    """A store whose batches' rows are built apart from their writing (the SQL stores).
+
+    ``write_versions(objects, digests)`` is ``write_prepared(objects, prepared_rows(objects, digests))``.
+    :func:`prepared_rows` reads nothing from the store and changes nothing, so apply may
+    have a forked helper build later batches' rows while this process writes the earlier
+    ones (tiops.apply); what it returns is plain lists and tuples, which marshal carries.
+    """
+
+    def prepared_rows(self, objects: Sequence[dict[str, Any]],
+                      digests: Sequence[str] | None = None) -> PreparedRows:
+        """Every row a write of ``objects`` may need, from the objects alone."""
+        ...
+
+    def write_prepared(self, objects: Sequence[dict[str, Any]],
+                       prepared: PreparedRows) -> list[ObjectError]:
+        """:meth:`Store.write_versions` of ``objects`` with their rows built beforehand."""
+        ...
 
 
 def content_digest(obj: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from tiops.redact import redact
 from tiops.stores import (
     LockHeld,
     ObjectError,
+    PreparedRows,
     StoredVersion,
     StoreError,
     TransientStoreError,
@@ -47,6 +48,7 @@ def _pg(statement: str) -> str:
 # the same conflict rules as the row-by-row statements of tiops.stores.sql.
 _NUL_ESCAPE = "\\u0000"  # how orjson writes U+0000 inside a JSON string
 _OBJECT_TEXT = shared.VERSION_COLUMNS.index("object")  # the column of version_rows holding the object's JSON
+_DIGEST = shared.VERSION_COLUMNS.index("digest")  # its content digest, which a plan carries
 _INCOMING_TABLE = "CREATE TEMP TABLE IF NOT EXISTS tiops_incoming (LIKE stix_versions) ON COMMIT DELETE ROWS"
 _FROM_INCOMING = f"SELECT {', '.join(shared.VERSION_COLUMNS)} FROM tiops_incoming"
 _INSERT_VERSIONS_FROM_INCOMING = shared.INSERT_VERSION.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _FROM_INCOMING)
@@ -178,7 +180,13 @@ class PostgresStore:
         return {stix_id: orjson.loads(text) for stix_id, text in rows}
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
-        rows = shared.version_rows(objects, digests)
+        return self.write_prepared(objects, self.prepared_rows(objects, digests))
+
+    def prepared_rows(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> PreparedRows:
+        return tables.prepared_rows(objects, digests, self.as_of, tables.POSTGRES)
+
+    def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
+        rows = prepared[0]
         # PostgreSQL text cannot hold U+0000 and JSONB refuses its escape: such an object stopped the
         # whole batch as an internal error, or, stored as JSON text, made every read of the Sentinel
         # views' Data column fail. Refused by name; the rest is written. (Its serialised text, the
@@ -191,8 +199,8 @@ class PostgresStore:
             skipped = set(refused)
             kept = [i for i in range(len(objects)) if i not in skipped]
             if kept:
-                errors += self.write_versions([objects[i] for i in kept],
-                                              None if digests is None else [digests[i] for i in kept])
+                # The rows of the rest are made again: the Sentinel rows are not one per object.
+                errors += self.write_versions([objects[i] for i in kept], [rows[i][_DIGEST] for i in kept])
             return errors
         ids = sorted({obj["id"] for obj in objects})
 
@@ -207,8 +215,8 @@ class PostgresStore:
             else:  # an id twice: row by row, in order (ON CONFLICT cannot update a row twice in one statement)
                 cursor.executemany(_pg(shared.INSERT_VERSION), rows)
                 cursor.executemany(_pg(shared.UPSERT_CURRENT.format(true="TRUE")), rows)
-            indexes = tables.current_indexes(objects, self._current_versions(cursor, ids))
-            current = tables.sentinel_rows([objects[i] for i in indexes], self.as_of, tables.POSTGRES)
+            current = tables.current_sentinel_rows(objects, prepared, self._current_versions(cursor, ids), self.as_of,
+                                                   tables.POSTGRES)
             # Only an object that is current now and had a current version before has Sentinel rows to replace.
             replaced = [stix_id for (stix_id,) in current.ids if stix_id in before]
             if replaced:

@@ -29,8 +29,8 @@ import orjson
 
 from tiops.observables import equality_pairs
 from tiops.stix import SOURCE_EXTENSION_ID, tlp_level
-from tiops.stores import parse_timestamp, version_key
-from tiops.stores.sql import timestamp_sort_key
+from tiops.stores import PreparedRows, parse_timestamp, version_key
+from tiops.stores.sql import timestamp_sort_key, version_rows
 
 LAST_UPDATE_METHOD = "tiops"
 
@@ -358,6 +358,30 @@ def current_only(objects: Sequence[dict[str, Any]], current_versions: dict[str, 
     """The objects that are their id's current version after a write (an older version
     written for history leaves the Sentinel tables as they are)."""
     return [objects[index] for index in current_indexes(objects, current_versions)]
+
+
+def prepared_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | None, as_of: str | None,
+                  dialect: Dialect) -> PreparedRows:
+    """Every row a write of ``objects`` may need, built from the objects alone (no store is read): the
+    version rows (tiops.stores.sql.version_rows), then the Sentinel tables' indicator, object and
+    legacy rows of every object.
+
+    The Sentinel rows assume each object becomes its id's current version, as nearly every
+    write does; :func:`current_sentinel_rows` makes them again for the few that do not.
+    """
+    sentinel = sentinel_rows(objects, as_of, dialect)
+    return version_rows(objects, digests), sentinel.indicators, sentinel.objects, sentinel.legacy
+
+
+def current_sentinel_rows(objects: Sequence[dict[str, Any]], prepared: PreparedRows, current_versions: dict[str, str],
+                          as_of: str | None, dialect: Dialect) -> SentinelRows:
+    """The Sentinel rows of those of ``objects`` that are current after their write (``current_versions``,
+    read in its transaction): the prepared ones when every object is, else made again for those."""
+    indexes = current_indexes(objects, current_versions)
+    if len(indexes) == len(objects):  # distinct ids, each now at the version written: the rows prepared
+        _, indicators, others, legacy = prepared
+        return SentinelRows([(obj["id"],) for obj in objects], indicators, others, legacy)
+    return sentinel_rows([objects[index] for index in indexes], as_of, dialect)
 
 
 def current_indexes(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[int]:

@@ -24,6 +24,7 @@ from tiops.outputs import kept_out_of_git
 from tiops.stores import (
     LockHeld,
     ObjectError,
+    PreparedRows,
     StoredVersion,
     StoreError,
     TransientStoreError,
@@ -294,16 +295,25 @@ class SqliteStore:
                 found[stix_id] = orjson.loads(text)
         return found
 
-    @_sqlite_errors
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
-        rows = shared.version_rows(objects, digests)
+        return self.write_prepared(objects, self.prepared_rows(objects, digests))
+
+    def prepared_rows(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> PreparedRows:
+        return tables.prepared_rows(objects, digests, self.as_of, tables.SQLITE)
+
+    @_sqlite_errors
+    def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
+        rows = prepared[0]
         ids = sorted({obj["id"] for obj in objects})
         with self._batch():
             before = set(self._current_versions(ids))
             self._db.executemany(shared.INSERT_VERSION, rows)
             self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
-            indexes = tables.current_indexes(objects, self._current_versions(ids))
-            self._write_sentinel_rows([objects[i] for i in indexes], replaced=before)
+            current = tables.current_sentinel_rows(objects, prepared, self._current_versions(ids), self.as_of,
+                                                   tables.SQLITE)
+            for statement, params in current.statements(tables.SQLITE, before):
+                if params:
+                    self._db.executemany(statement, params)
         return []
 
     def _current_versions(self, ids: Sequence[str]) -> dict[str, str]:
