@@ -229,24 +229,31 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
         objects = [obj if isinstance(obj, dict) else dict(obj) for obj in writes[start:start + batch_size]]
         return objects, None if digests is None else digests[start:start + batch_size]
 
-    def write(number: int, prepared: PreparedRows | None) -> None:
-        objects, sums = batch(number)
-        if prepared is not None and isinstance(store, PreparesRows):
-            errors.extend(retrying(lambda: store.write_prepared(objects, prepared)))
-        else:
-            errors.extend(retrying(lambda: store.write_versions(objects, sums)))
+    if not isinstance(store, PreparesRows):
+        for number in range(len(starts)):
+            objects, sums = batch(number)
+            errors.extend(retrying(lambda b=objects, d=sums: store.write_versions(b, d)))  # type: ignore[misc]
+            written(len(objects))
+        return errors
+
+    # The same calls with or without a helper: only who builds the rows differs.
+    def prepare(number: int) -> PreparedRows:
+        return store.prepared_rows(*batch(number))
+
+    def write(number: int, prepared: PreparedRows) -> None:
+        objects = batch(number)[0]
+        errors.extend(retrying(lambda: store.write_prepared(objects, prepared)))
         written(len(objects))
 
-    if isinstance(store, PreparesRows) and len(starts) > 1:
-        from tiops.load import helpers_wanted
+    from tiops.load import helpers_wanted
 
-        if helpers_wanted():
-            from tiops.forkwork import run_ahead
+    if len(starts) > 1 and helpers_wanted():
+        from tiops.forkwork import run_ahead
 
-            run_ahead(len(starts), lambda number: store.prepared_rows(*batch(number)), write)
-            return errors
-    for number in range(len(starts)):
-        write(number, None)
+        run_ahead(len(starts), prepare, write)
+    else:
+        for number in range(len(starts)):
+            write(number, prepare(number))
     return errors
 
 

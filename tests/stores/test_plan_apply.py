@@ -21,6 +21,7 @@ from tiops.plan import CompiledLines, Plan
 from tiops.stores import (
     LockHeld,
     ObjectError,
+    PreparedRows,
     Store,
     StoreError,
     TargetSettings,
@@ -227,10 +228,17 @@ class FailingAfter:
         self.supports_delete = store.supports_delete
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        self._batch()
+        return self._store.write_versions(objects, digests)
+
+    def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
+        self._batch()  # the SQL stores' batches (tiops.stores.PreparesRows)
+        return self._store.write_prepared(objects, prepared)  # type: ignore[attr-defined,no-any-return]
+
+    def _batch(self) -> None:
         if self._left == 0:
             raise self._error
         self._left -= 1
-        return self._store.write_versions(objects, digests)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -314,10 +322,12 @@ def test_cli_plan_saves_and_apply_applies_exactly_that(tmp_path: Path, store_tar
     assert result.exit_code == 0 and "no changes" in result.output
 
 
-def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory) -> None:
+@pytest.mark.parametrize("helper", ["0", "1"], ids=["alone", "rows-built-ahead"])
+def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory, helper: str) -> None:
     target = store_target()
     root = write_repo(tmp_path / "repo", target, [indicator(n) for n in range(200)], batch_size=20)
-    kill_apply_midway(root, lambda: len(versions(root, target)))
+    # TIOPS_LOAD_FORK=1: a helper builds the batches' rows ahead (tiops.apply._write_in_batches) and dies with the apply.
+    kill_apply_midway(root, lambda: len(versions(root, target)), env={"TIOPS_LOAD_FORK": helper})
     written = len(versions(root, target))
     assert 20 <= written < 201
     # A SQLite store made by the killed apply is still marked as being made (tiops.stores.sqlite.CreationMark):
@@ -334,10 +344,11 @@ def test_a_killed_apply_converges_when_rerun(tmp_path: Path, store_target: Targe
     assert not make_plan(root).has_changes
 
 
-def kill_apply_midway(root: Path, written: Callable[[], int], *, at_least: int = 20) -> None:
+def kill_apply_midway(root: Path, written: Callable[[], int], *, at_least: int = 20,
+                      env: dict[str, str] | None = None) -> None:
     """Run `tiops apply` as a process, paused between batches, and kill -9 it once
     ``written()`` reports at least ``at_least`` versions in the store."""
-    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3"}
+    env = {**os.environ, "TIOPS_APPLY_BATCH_PAUSE": "0.3", **(env or {})}
     process = subprocess.Popen(_apply_command(root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while process.poll() is None and written() < at_least:
@@ -510,10 +521,17 @@ class BreaksTheLockAfter:
         self.supports_delete = store.supports_delete
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
+        self._batch()
+        return self._store.write_versions(objects, digests)
+
+    def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
+        self._batch()  # the SQL stores' batches (tiops.stores.PreparesRows)
+        return self._store.write_prepared(objects, prepared)  # type: ignore[attr-defined,no-any-return]
+
+    def _batch(self) -> None:
         if self._left == 0:
             self._break()
         self._left -= 1
-        return self._store.write_versions(objects, digests)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
