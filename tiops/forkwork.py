@@ -207,16 +207,7 @@ def _run_here(count: int, work: Callable[[int], Any], use: Callable[[int, Any], 
 def _run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None], results: int) -> None:
     counters = mmap.mmap(-1, 16)
     _COUNTER.pack_into(counters, _OURS, 0)  # every index below it is worked out here: the child skips them
-    read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError, AttributeError):
-        _set_pipe_size(write_end)
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        _child_ahead(parent, count, work, counters, write_end, results)
-    os.close(write_end)
-    os.set_blocking(read_end, False)
+    pid, read_end = _forked(lambda parent, pipe: _child_ahead(parent, count, work, counters, pipe, results))
     frames = _Frames(results)
     try:
         for index in range(count):
@@ -360,21 +351,28 @@ def _read_all(descriptor: int) -> bytes:
     return _read_at(descriptor, 0, size)
 
 
-def _run_split(chunks: int, chunk: int, count: int, work: Callable[[int], Any], use: Callable[[int, Any], None],
-               on_chunk: Callable[[int], None] | None, results: int) -> None:
-    counters = mmap.mmap(-1, 16)
-    _COUNTER.pack_into(counters, _OURS, 0)
-    _COUNTER.pack_into(counters, _THEIRS, chunks)
+def _forked(child: Callable[[int, int], None]) -> tuple[int, int]:
+    """Fork a child that runs ``child(parent pid, the pipe's write end)`` and never returns; here,
+    the child's pid and the pipe's read end, which does not block."""
     read_end, write_end = os.pipe()
     with contextlib.suppress(OSError, AttributeError):
         _set_pipe_size(write_end)
     parent = os.getpid()
     pid = os.fork()
-    if pid == 0:  # the child: never returns
+    if pid == 0:  # the child
         os.close(read_end)
-        _child(parent, chunks, chunk, count, work, counters, write_end, results)
+        child(parent, write_end)
     os.close(write_end)
     os.set_blocking(read_end, False)
+    return pid, read_end
+
+
+def _run_split(chunks: int, chunk: int, count: int, work: Callable[[int], Any], use: Callable[[int, Any], None],
+               on_chunk: Callable[[int], None] | None, results: int) -> None:
+    counters = mmap.mmap(-1, 16)
+    _COUNTER.pack_into(counters, _OURS, 0)
+    _COUNTER.pack_into(counters, _THEIRS, chunks)
+    pid, read_end = _forked(lambda parent, pipe: _child(parent, chunks, chunk, count, work, counters, pipe, results))
     frames = _Frames(results)
     claimed = 0  # this process's next chunk
     finished = False

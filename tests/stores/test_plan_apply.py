@@ -220,11 +220,12 @@ def test_a_stale_saved_plan_is_refused(tmp_path: Path, store_target: TargetFacto
         apply(root, plan)
 
 
-class FailingAfter:
-    """A store that fails (like a dropped connection) after ``batches`` successful batches."""
+class AfterBatches:
+    """A store that does ``then()`` before each batch once ``batches`` batches have been written
+    (through write_versions, or write_prepared for the SQL stores: tiops.stores.PreparesRows)."""
 
-    def __init__(self, store: Store, batches: int, error: Exception) -> None:
-        self._store, self._left, self._error = store, batches, error
+    def __init__(self, store: Store, batches: int, then: Callable[[], None]) -> None:
+        self._store, self._left, self._then = store, batches, then
         self.supports_delete = store.supports_delete
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
@@ -232,16 +233,24 @@ class FailingAfter:
         return self._store.write_versions(objects, digests)
 
     def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
-        self._batch()  # the SQL stores' batches (tiops.stores.PreparesRows)
+        self._batch()
         return self._store.write_prepared(objects, prepared)  # type: ignore[attr-defined,no-any-return]
 
     def _batch(self) -> None:
         if self._left == 0:
-            raise self._error
+            self._then()
         self._left -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+def failing_after(store: Store, batches: int, error: Exception) -> AfterBatches:
+    """A store that fails (like a dropped connection) after ``batches`` successful batches."""
+    def fail() -> None:
+        raise error
+
+    return AfterBatches(store, batches, fail)
 
 
 def test_an_interrupted_apply_converges_when_rerun(tmp_path: Path, store_target: TargetFactory) -> None:
@@ -250,7 +259,7 @@ def test_an_interrupted_apply_converges_when_rerun(tmp_path: Path, store_target:
     plan = Plan.from_json(make_plan(root).to_json())
     session = open_session(root)
     sleeps: list[float] = []
-    failing = FailingAfter(session.store, 2, TransientStoreError("connection dropped", retry_after=7))
+    failing = failing_after(session.store, 2, TransientStoreError("connection dropped", retry_after=7))
     with pytest.raises(Exception, match="gave up after 2 retries"):
         apply_plan(plan, failing, batch_size=10, max_retries=2, sleep=sleeps.append)  # type: ignore[arg-type]
     session.close()
@@ -513,30 +522,6 @@ def test_a_refused_saved_plan_leaves_the_store_as_it_was_is_active_too(tmp_path:
     assert is_active() == [(0,), (1,)]
 
 
-class BreaksTheLockAfter:
-    """A store whose lock is broken, as 'tiops force-unlock' or a dropped session breaks it, after ``batches`` batches."""
-
-    def __init__(self, store: Store, batches: int, break_lock: Callable[[], None]) -> None:
-        self._store, self._left, self._break = store, batches, break_lock
-        self.supports_delete = store.supports_delete
-
-    def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
-        self._batch()
-        return self._store.write_versions(objects, digests)
-
-    def write_prepared(self, objects: Sequence[dict[str, Any]], prepared: PreparedRows) -> list[ObjectError]:
-        self._batch()  # the SQL stores' batches (tiops.stores.PreparesRows)
-        return self._store.write_prepared(objects, prepared)  # type: ignore[attr-defined,no-any-return]
-
-    def _batch(self) -> None:
-        if self._left == 0:
-            self._break()
-        self._left -= 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
 def test_a_postgres_apply_that_lost_its_lock_stops_before_the_next_batch(tmp_path: Path, postgres_dsn: str,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
@@ -558,7 +543,7 @@ def test_a_postgres_apply_that_lost_its_lock_stops_before_the_next_batch(tmp_pat
 
     try:
         with pytest.raises(LockLost, match="lost its lock"):
-            apply_plan(plan, BreaksTheLockAfter(session.store, 2, end_the_lock_session),  # type: ignore[arg-type]
+            apply_plan(plan, AfterBatches(session.store, 2, end_the_lock_session),  # type: ignore[arg-type]
                        bundle_digest=session.bundle_digest, batch_size=10, sleep=lambda s: None)
     finally:
         session.close()  # its lock session is gone: letting go of the lock is no error either
