@@ -373,3 +373,20 @@ def test_ahead_without_a_place_for_results_the_work_is_done_here(monkeypatch: py
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     used = _ahead(20, lambda index: (index, os.getpid()))
     assert used == [(index, (index, os.getpid())) for index in range(20)]
+
+
+def test_room_for_a_copy_compares_the_memory_available_with_this_process_s(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    meminfo, statm = tmp_path / "meminfo", tmp_path / "statm"
+    monkeypatch.setattr(forkwork, "_MEMINFO", str(meminfo))
+    monkeypatch.setattr(forkwork, "_STATM", str(statm))
+    page = os.sysconf("SC_PAGE_SIZE")
+    statm.write_text(f"900000 {(512 << 20) // page} 1000 10 0 5000 0\n")  # 512 MiB resident
+    meminfo.write_text("MemTotal:        8000000 kB\nMemFree:          100000 kB\nMemAvailable:    600000 kB\n")
+    assert forkwork.room_for_a_copy()  # 586 MiB available
+    meminfo.write_text("MemTotal:        8000000 kB\nMemFree:          100000 kB\nMemAvailable:    400000 kB\n")
+    assert not forkwork.room_for_a_copy()  # 391 MiB: a child that copied half of this process could not fit
+    meminfo.write_text("MemTotal:        8000000 kB\n")  # a kernel without MemAvailable: not known, as elsewhere
+    assert forkwork.room_for_a_copy()
+    monkeypatch.setattr(forkwork, "_STATM", str(tmp_path / "missing"))
+    assert forkwork.room_for_a_copy()

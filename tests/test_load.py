@@ -244,6 +244,22 @@ def test_the_helper_is_forked_when_it_can_pay(monkeypatch: pytest.MonkeyPatch) -
     assert not fork_helper(10 * load.PARALLEL_MIN_FILES)  # one CPU, no fork, or threads
 
 
+def test_a_helper_that_copies_this_process_is_wanted_only_with_room_for_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "can_fork", lambda: True)
+    monkeypatch.setattr(load, "second_cpu_idle", lambda: True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
+    monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
+    assert load.helpers_wanted() and not load.helpers_wanted(copying=True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: True)
+    assert load.helpers_wanted(copying=True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert load.helpers_wanted(copying=True)  # asked for
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: True)
+    assert not load.helpers_wanted(copying=True)
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_a_nul_character_is_a_located_finding_not_the_end_of_the_file(make_repo, cache: bool) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner

@@ -217,7 +217,9 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
     patterns for the Sentinel tables) costs about as much as writing them. A store that
     builds them apart (:class:`tiops.stores.PreparesRows`) has a forked helper build each
     batch's rows ahead while this process writes the batch before, when the load rule
-    allows a helper (tiops.load.helpers_wanted: a second CPU idle, TIOPS_LOAD_FORK). The
+    allows a helper (tiops.load.helpers_wanted: a second CPU idle, TIOPS_LOAD_FORK) and
+    the memory available could hold a copy of this process, which the helper, reading
+    every object, partly makes (tiops.forkwork.room_for_a_copy). The
     helper only builds: every write, and every retry of one, happens here, in order, as
     without it, and the rows are the same either way (tiops.forkwork.run_ahead).
     """
@@ -247,7 +249,7 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
 
     from tiops.load import helpers_wanted
 
-    if len(starts) > 1 and helpers_wanted():
+    if len(starts) > 1 and helpers_wanted(copying=True):  # the helper reads every object of the plan
         from tiops.forkwork import run_ahead
 
         run_ahead(len(starts), prepare, write)

@@ -41,8 +41,8 @@ from typing import Any
 
 from tiops.memory import write_all
 
-__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "run_ahead", "run_beside",
-           "run_in_order", "second_cpu_idle"]
+__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "room_for_a_copy", "run_ahead",
+           "run_beside", "run_in_order", "second_cpu_idle"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -58,6 +58,10 @@ _FRAME = struct.Struct("=qqq")
 _REDO = b"\x00redo"
 # proc(5): the load averages and the tasks runnable now (second_cpu_idle).
 _LOADAVG = "/proc/loadavg"
+# proc(5): the memory the kernel could give without swapping (MemAvailable, kB), and this
+# process's resident pages (statm's second field), for room_for_a_copy.
+_MEMINFO = "/proc/meminfo"
+_STATM = "/proc/self/statm"
 # prctl(2): have the kernel send the child a signal when this process dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -124,6 +128,25 @@ def second_cpu_idle() -> bool:
     except (AttributeError, OSError):
         return False
     return _cpus() - busy >= 1.0
+
+
+def room_for_a_copy() -> bool:
+    """Whether the memory available now could hold a copy of this process's resident memory.
+
+    A child forked from a large process shares its pages until either writes to one; a
+    child that reads many of the parent's objects writes to their pages (each object's
+    reference count) and so copies them (tiops.apply's row helper copied about half of a
+    581 MB apply at 100k objects: docs/performance.md). True where the system does not say
+    (no /proc).
+    """
+    try:
+        with open(_MEMINFO, "rb") as meminfo:
+            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith(b"MemAvailable:"))
+        with open(_STATM, "rb") as statm:
+            resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return available > resident
 
 
 # The helpers run_beside forked that have not been closed yet.

@@ -20,7 +20,7 @@ from tiops.codes import make_finding
 from tiops.config import Config, load_config
 from tiops.filesource import NOT_PARSED, FileSource, ParsedFiles, WorkingTree, blob_id_of
 from tiops.findings import Finding, Location, PathPart, Severity
-from tiops.forkwork import can_fork, run_in_order, second_cpu_idle
+from tiops.forkwork import can_fork, room_for_a_copy, run_in_order, second_cpu_idle
 from tiops.inputs import InputProblem, display_name, is_utf8_name, read_input
 from tiops.jsonschemas import (
     common_property_names,
@@ -268,13 +268,18 @@ def fork_helper(files: int) -> bool:
     return wanted == "1" or (files >= PARALLEL_MIN_FILES and second_cpu_idle())
 
 
-def helpers_wanted() -> bool:
+def helpers_wanted(copying: bool = False) -> bool:
     """Whether a build may fork a helper for work of its own now, by the rule of :func:`fork_helper`
-    without its count of files (the caller judges whether its work is worth one)."""
+    without its count of files (the caller judges whether its work is worth one).
+
+    ``copying``: the helper reads many objects this process holds, and so copies their pages
+    (tiops.forkwork.room_for_a_copy): it is also wanted only while the memory available could
+    hold a copy of this process. TIOPS_LOAD_FORK=1 still forks it.
+    """
     wanted = os.environ.get("TIOPS_LOAD_FORK")
     if wanted == "0" or not can_fork():
         return False
-    return wanted == "1" or second_cpu_idle()
+    return wanted == "1" or (second_cpu_idle() and (not copying or room_for_a_copy()))
 
 
 def _load_object_files_forked(files: list[tuple[str, str, Defaults]], repo: Repo, progress: Progress,
