@@ -390,3 +390,40 @@ def test_room_for_a_copy_compares_the_memory_available_with_this_process_s(monke
     assert forkwork.room_for_a_copy()
     monkeypatch.setattr(forkwork, "_STATM", str(tmp_path / "missing"))
     assert forkwork.room_for_a_copy()
+
+
+def test_ahead_the_helper_stays_a_few_results_ahead(tmp_path: Path) -> None:
+    """Its results wait in a file until used: it must not fill the disk (or a tmpfs) with all of them."""
+    started = tmp_path / "started"
+    parent = os.getpid()
+    seen: list[int] = []
+
+    def work(index: int) -> int:
+        if os.getpid() != parent:
+            with started.open("a") as out:
+                out.write(f"{index}\n")
+        return index
+
+    def use(index: int, result: int) -> None:
+        time.sleep(0.01)  # slower than the work
+        marks = started.read_text().split() if started.exists() else []
+        seen.append(max((int(mark) for mark in marks), default=-1) - index)
+
+    forkwork.run_ahead(80, work, use)
+    assert max(seen) <= forkwork._LEAD  # never more than _LEAD results beyond the one in use
+    assert max(seen) >= 2  # and ahead it was
+
+
+def test_released_ranges_give_their_blocks_back(tmp_path: Path) -> None:
+    with (tmp_path / "results").open("w+b") as results:
+        results.write(os.urandom(8 << 20))
+        results.flush()
+        os.fsync(results.fileno())
+        before = os.fstat(results.fileno()).st_blocks
+        forkwork.release_range(results.fileno(), 0, 6 << 20)
+        after = os.fstat(results.fileno())
+        if after.st_blocks == before:
+            pytest.skip("this file system keeps a file's blocks (no FALLOC_FL_PUNCH_HOLE)")
+        assert after.st_size == 8 << 20 and after.st_blocks * 512 <= 3 << 20
+        results.seek(0)
+        assert results.read(4) == b"\0\0\0\0"  # a released range reads as zeros

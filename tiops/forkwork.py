@@ -36,6 +36,7 @@ import signal
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,11 @@ _OURS, _THEIRS = 0, 8
 _FRAME = struct.Struct("=qqq")
 # Entries of a chunk whose result the child could not marshal: done again here.
 _REDO = b"\x00redo"
+# How many results run_ahead's child may hold ready beyond the one this process uses now: two
+# are enough to keep it busy while this process uses one, and its results file holds no more.
+_LEAD = 4
+# fallocate(2): give back a range of a file's blocks, its size unchanged.
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 # proc(5): the load averages and the tasks runnable now (second_cpu_idle).
 _LOADAVG = "/proc/loadavg"
 # proc(5): the memory the kernel could give without swapping (MemAvailable, kB), and this
@@ -206,8 +212,10 @@ def run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any], 
     be used in order: apply builds a batch's rows while the batch before is written. The
     child works from the front; this process takes each result the child has finished,
     whole, and works out any other itself, never waiting for the child, which then skips
-    past it. ``work`` must not depend on anything ``use`` changes. Without a child (no
-    second CPU, no fork, nowhere for its results) everything is done here.
+    past it. The child holds at most a few results ready beyond the one in use, and each
+    result's space in its results file is given back once read, so neither the disk nor a
+    tmpfs holds more than those. ``work`` must not depend on anything ``use`` changes.
+    Without a child (no second CPU, no fork, nowhere for its results) everything is done here.
     """
     if count < 2 or not can_fork():
         _run_here(count, work, use)
@@ -234,10 +242,11 @@ def _run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any],
     frames = _Frames(results)
     try:
         for index in range(count):
+            # The child skips what is worked out here and stays at most _LEAD results ahead of it.
+            _COUNTER.pack_into(counters, _OURS, index + 1)
             _drain(read_end, frames)
             finished, result = _finished(frames, index)
             if not finished:
-                _COUNTER.pack_into(counters, _OURS, index + 1)
                 result = work(index)
             use(index, result)
     finally:
@@ -250,7 +259,7 @@ def _run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any],
 
 def _finished(frames: _Frames, index: int) -> tuple[bool, Any]:
     """(True, the result) of ``index`` when the child has written it whole, else (False, None)."""
-    entries = frames.entries(index)
+    entries = frames.entries(index, release=True)
     if entries is None or len(entries) != 1 or entries[0] == _REDO:
         return False, None
     try:
@@ -269,6 +278,9 @@ def _child_ahead(parent: int, count: int, work: Callable[[int], Any], counters: 
         index = 0
         written = 0  # the length of the results file: the child is its only writer
         while (index := max(index, _COUNTER.unpack_from(counters, _OURS)[0])) < count:
+            if index >= _COUNTER.unpack_from(counters, _OURS)[0] + _LEAD:
+                time.sleep(0.002)  # far enough ahead: wait for this process to use some
+                continue
             try:
                 entry = marshal.dumps(work(index))
             except ValueError:  # not marshallable: done again by the parent
@@ -480,18 +492,44 @@ class _Frames:
     def has(self, number: int) -> bool:
         return number in self._places
 
-    def entries(self, number: int) -> list[bytes] | None:
-        """The entries of chunk ``number``, once; None when the child did not write it whole."""
+    def entries(self, number: int, *, release: bool = False) -> list[bytes] | None:
+        """The entries of chunk ``number``, once; None when the child did not write it whole.
+        ``release``: the file's blocks that held them are given back once read."""
         place = self._places.pop(number, None)
         if place is None:
             return None
         offset, length = place
         try:
             payload = _read_at(self._results, offset, length)
+            if release:
+                release_range(self._results, offset, length)
             entries = marshal.loads(payload)
         except (OSError, ValueError, EOFError, TypeError):
             return None
         return entries if isinstance(entries, list) else None
+
+
+# libc's fallocate once looked up (False: there is none).
+_FALLOCATE: Any = None
+
+
+def release_range(descriptor: int, offset: int, length: int) -> None:
+    """Give back the blocks of a range of a file, its size unchanged (Linux fallocate(2)
+    FALLOC_FL_PUNCH_HOLE), so that results read once stop taking disk space, or memory where
+    the temporary folder is a tmpfs. Nothing where the system or the file system cannot."""
+    global _FALLOCATE
+    if _FALLOCATE is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            function = libc.fallocate
+            function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            _FALLOCATE = function
+        except (OSError, AttributeError):
+            _FALLOCATE = False
+    if _FALLOCATE:
+        _FALLOCATE(descriptor, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE, offset, length)
 
 
 def _read_at(descriptor: int, offset: int, length: int) -> bytes:
