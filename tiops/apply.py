@@ -214,7 +214,7 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
     """Write ``writes`` a batch at a time, in order, each batch its own transaction; ``written(count)`` after each.
 
     Building a batch's rows (serialising and digesting each object, parsing indicator
-    patterns for the Sentinel tables) costs about as much as writing them. A store that
+    patterns for the Sentinel tables) is about a fifth of an apply into SQLite. A store that
     builds them apart (:class:`tiops.stores.PreparesRows`) has a forked helper build each
     batch's rows ahead while this process writes the batch before, when the load rule
     allows a helper (tiops.load.helpers_wanted: a second CPU idle, TIOPS_LOAD_FORK) and

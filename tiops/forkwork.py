@@ -57,8 +57,8 @@ _OURS, _THEIRS = 0, 8
 _FRAME = struct.Struct("=qqq")
 # Entries of a chunk whose result the child could not marshal: done again here.
 _REDO = b"\x00redo"
-# How many results run_ahead's child may hold ready beyond the one this process uses now: two
-# are enough to keep it busy while this process uses one, and its results file holds no more.
+# How many results run_ahead's child may hold ready beyond the one this process uses now: enough
+# to stay ahead of uses that now and then run fast, few enough that its results file stays small.
 _LEAD = 4
 # fallocate(2): give back a range of a file's blocks, its size unchanged.
 _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
@@ -502,7 +502,7 @@ class _Frames:
         try:
             payload = _read_at(self._results, offset, length)
             if release:
-                release_range(self._results, offset, length)
+                _release_range(self._results, offset, length)
             entries = marshal.loads(payload)
         except (OSError, ValueError, EOFError, TypeError):
             return None
@@ -513,7 +513,7 @@ class _Frames:
 _FALLOCATE: Any = None
 
 
-def release_range(descriptor: int, offset: int, length: int) -> None:
+def _release_range(descriptor: int, offset: int, length: int) -> None:
     """Give back the blocks of a range of a file, its size unchanged (Linux fallocate(2)
     FALLOC_FL_PUNCH_HOLE), so that results read once stop taking disk space, or memory where
     the temporary folder is a tmpfs. Nothing where the system or the file system cannot."""
