@@ -427,3 +427,59 @@ def test_released_ranges_give_their_blocks_back(tmp_path: Path) -> None:
         assert after.st_size == 8 << 20 and after.st_blocks * 512 <= 3 << 20
         results.seek(0)
         assert results.read(4) == b"\0\0\0\0"  # a released range reads as zeros
+
+
+_AHEAD_ORPHAN_SCRIPT = """
+import os, sys, time
+from tiops import forkwork
+forkwork._die_with = lambda parent: None  # as where no signal tells a child of its parent's death (macOS)
+parent = os.getpid()
+def work(index):
+    if os.getpid() != parent:
+        with open(sys.argv[1], "w") as out:
+            out.write(str(os.getpid()))
+    return index
+forkwork.run_ahead(1000, work, lambda index, result: time.sleep(3600))  # the child waits, far enough ahead
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to tell whether a process lives")
+def test_ahead_a_helper_waiting_far_ahead_ends_when_its_parent_is_gone(tmp_path: Path) -> None:
+    """Without prctl's death signal, the waiting child notices a parent gone by itself."""
+    marker = tmp_path / "helper.pid"
+    command = subprocess.Popen([sys.executable, "-c", _AHEAD_ORPHAN_SCRIPT, str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        helper = int(marker.read_text())
+        time.sleep(0.2)  # by now it waits, far enough ahead
+        assert not _gone(helper)
+    finally:
+        command.kill()
+        command.wait()
+    deadline = time.monotonic() + 30
+    while not _gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphaned = not _gone(helper)
+    if orphaned:
+        os.kill(helper, signal.SIGKILL)
+    assert not orphaned
+
+
+@pytest.mark.parametrize("shape", ["ahead", "in order"])
+def test_when_no_child_can_be_forked_the_work_is_done_here(monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    """fork(2) fails under a process limit, or where a large process's copy may not be overcommitted."""
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(forkwork.os, "fork", no_fork)
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    used: list[tuple[int, Any]] = []
+    if shape == "ahead":
+        forkwork.run_ahead(30, lambda index: (index, os.getpid()), lambda index, result: used.append((index, result)))
+    else:
+        run_in_order(30, lambda index: (index, os.getpid()), lambda index, result: used.append((index, result)), chunk=4)
+    assert used == [(index, (index, os.getpid())) for index in range(30)]
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe and the results file closed

@@ -237,8 +237,14 @@ def _run_here(count: int, work: Callable[[int], Any], use: Callable[[int, Any], 
 
 def _run_ahead(count: int, work: Callable[[int], Any], use: Callable[[int, Any], None], results: int) -> None:
     counters = mmap.mmap(-1, 16)
-    _COUNTER.pack_into(counters, _OURS, 0)  # every index below it is worked out here: the child skips them
-    pid, read_end = _forked(lambda parent, pipe: _child_ahead(parent, count, work, counters, pipe, results))
+    # Every index below it is worked out here, the child skips them: the first one is, while the child starts.
+    _COUNTER.pack_into(counters, _OURS, 1)
+    try:
+        pid, read_end = _forked(lambda parent, pipe: _child_ahead(parent, count, work, counters, pipe, results))
+    except OSError:  # no child now: all the work is done here
+        counters.close()
+        _run_here(count, work, use)
+        return
     frames = _Frames(results)
     try:
         for index in range(count):
@@ -279,12 +285,18 @@ def _child_ahead(parent: int, count: int, work: Callable[[int], Any], counters: 
         written = 0  # the length of the results file: the child is its only writer
         while (index := max(index, _COUNTER.unpack_from(counters, _OURS)[0])) < count:
             if index >= _COUNTER.unpack_from(counters, _OURS)[0] + _LEAD:
-                time.sleep(0.002)  # far enough ahead: wait for this process to use some
+                # Far enough ahead: wait for this process to use some. Where no signal tells of its
+                # death (_die_with), a parent gone is seen here: this loop writes nothing to the pipe.
+                if os.getppid() != parent:
+                    break
+                time.sleep(0.002)
                 continue
             try:
                 entry = marshal.dumps(work(index))
             except ValueError:  # not marshallable: done again by the parent
                 entry = _REDO
+            if index < _COUNTER.unpack_from(counters, _OURS)[0]:
+                continue  # this process took it meanwhile, worked out itself: nothing to keep
             payload = marshal.dumps([entry])  # the frame of a chunk of one (_Frames)
             # The data first, then where it lies: the parent reads only what is whole.
             write_all(results, payload, written)
@@ -388,12 +400,20 @@ def _read_all(descriptor: int) -> bytes:
 
 def _forked(child: Callable[[int, int], None]) -> tuple[int, int]:
     """Fork a child that runs ``child(parent pid, the pipe's write end)`` and never returns; here,
-    the child's pid and the pipe's read end, which does not block."""
+    the child's pid and the pipe's read end, which does not block.
+
+    OSError when no child can be made now (fork(2) fails under a process limit, or where
+    memory may not be overcommitted for a copy of a large process); nothing is left open."""
     read_end, write_end = os.pipe()
     with contextlib.suppress(OSError, AttributeError):
         _set_pipe_size(write_end)
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the child
         os.close(read_end)
         child(parent, write_end)
@@ -407,7 +427,14 @@ def _run_split(chunks: int, chunk: int, count: int, work: Callable[[int], Any], 
     counters = mmap.mmap(-1, 16)
     _COUNTER.pack_into(counters, _OURS, 0)
     _COUNTER.pack_into(counters, _THEIRS, chunks)
-    pid, read_end = _forked(lambda parent, pipe: _child(parent, chunks, chunk, count, work, counters, pipe, results))
+    try:
+        pid, read_end = _forked(lambda parent, pipe: _child(parent, chunks, chunk, count, work, counters, pipe,
+                                                            results))
+    except OSError:  # no child now: all the work is done here
+        counters.close()
+        for number in range(chunks):
+            _run_chunk(number, chunk, count, work, use, on_chunk)
+        return
     frames = _Frames(results)
     claimed = 0  # this process's next chunk
     finished = False
@@ -523,10 +550,11 @@ def _release_range(descriptor: int, offset: int, length: int) -> None:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            function = libc.fallocate
+            # fallocate64 takes 64-bit offsets on every glibc; fallocate does on 64-bit systems and musl.
+            function = getattr(libc, "fallocate64", None) or libc.fallocate
             function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
             _FALLOCATE = function
-        except (OSError, AttributeError):
+        except (ImportError, OSError, AttributeError):  # no ctypes, no libc, no fallocate (macOS)
             _FALLOCATE = False
     if _FALLOCATE:
         _FALLOCATE(descriptor, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE, offset, length)
