@@ -185,3 +185,63 @@ def test_a_plan_never_settles_a_mark(tmp_path: Path) -> None:
     left_unclosed(path, pid=dead_pid(), boot="an-earlier-boot")
     assert stored_ids(path) == {obj["id"] for obj in OBJECTS}  # create=False, as a plan opens it
     assert CreationMark(path).path.exists() and path.exists()
+
+
+SECONDARY_INDEXES = {"stix_current_type", "ThreatIntelIndicators_Id", "ThreatIntelIndicators_Value",
+                     "ThreatIntelObjects_StixType"}
+
+
+def indexes(path: Path) -> set[str]:
+    """The named (not automatic) indexes of the store at ``path``, read by a connection of its own."""
+    with sqlite3.connect(path) as reader:
+        return {name for (name,) in reader.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'")}
+
+
+def test_a_new_store_gets_its_secondary_indexes_once_its_rows_are_in(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    store = SqliteStore(path)
+    try:
+        store.write_versions(OBJECTS)
+        assert indexes(path) == set()  # the rows went in without them
+    finally:
+        store.close()
+    assert indexes(path) == SECONDARY_INDEXES  # each built at once, from the rows, when the store was made
+    found = sqlite3.connect(path).execute(
+        "SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = ? ORDER BY 1", (OBJECTS[0]["id"],)).fetchall()
+    assert found == [("203.0.113.45",), ("203.0.113.46",)]
+
+
+def test_a_store_being_made_makes_its_indexes_before_rows_are_replaced_or_deleted(tmp_path: Path) -> None:
+    """Rows to replace or delete are found by the indexes: without them each would be a scan of the table."""
+    for change in ("replace", "delete"):
+        path = tmp_path / change / "store.sqlite"
+        path.parent.mkdir()
+        store = SqliteStore(path)
+        try:
+            store.write_versions(OBJECTS)
+            assert indexes(path) == set()
+            if change == "replace":
+                store.write_versions([{**OBJECTS[0], "modified": "2025-02-01T00:00:00.000Z",
+                                       "pattern": "[ipv4-addr:value = '192.0.2.9']"}])
+            else:
+                store.delete_objects([OBJECTS[0]["id"]])
+            assert indexes(path) == SECONDARY_INDEXES
+        finally:
+            store.close()
+        found = sqlite3.connect(path).execute(
+            "SELECT ObservableValue FROM ThreatIntelIndicators WHERE Id = ?", (OBJECTS[0]["id"],)).fetchall()
+        assert found == ([("192.0.2.9",)] if change == "replace" else [])
+
+
+@NEEDS_BOOT_ID
+def test_a_store_whose_maker_died_before_its_indexes_gets_them_at_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    left_unclosed(path, pid=dead_pid(), boot=_boot_id())
+    assert indexes(path) == set()
+    again = SqliteStore(path)
+    try:
+        assert indexes(path) == SECONDARY_INDEXES
+        assert set(again.manifest()) == {obj["id"] for obj in OBJECTS}
+    finally:
+        again.close()

@@ -195,6 +195,8 @@ class SqliteStore:
         self.target = target
         self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
         self._making: CreationMark | None = None  # set while this connection makes the store
+        # The secondary indexes of a store being made, created once its rows are in (_index_now).
+        self._deferred_indexes: list[str] = []
         if create:
             CreationMark(path).settle()
         if not create and not _holds_a_store(path):
@@ -229,7 +231,7 @@ class SqliteStore:
         self._db.execute("PRAGMA cache_size=-65536")
         with self._transaction():
             for statement in shared.schema_statements("INTEGER", "1", "0"):
-                self._db.execute(statement)
+                self._run_schema(statement)
             found = self._db.execute(shared.SELECT_SCHEMA_VERSION).fetchone()[0]
             shared.check_schema_version(found, f"sqlite store {path}")
             legacy_table = self._table_exists("ThreatIntelligenceIndicator")
@@ -241,7 +243,7 @@ class SqliteStore:
             if found != shared.SCHEMA_VERSION:  # views of another version are made again (CREATE VIEW IF NOT EXISTS)
                 self._db.execute("DROP VIEW IF EXISTS ThreatIntelligenceIndicator")
             for statement in tables.schema_statements(tables.SQLITE):
-                self._db.execute(statement)
+                self._run_schema(statement)
             self._add_object_digests()
             self._db.execute(shared.SQLITE_DIGEST_TRIGGER)
             if legacy_table:
@@ -249,6 +251,26 @@ class SqliteStore:
                 self._write_sentinel_rows(objects)
             for statement in shared.schema_version_statements(found):
                 self._db.execute(statement)
+
+    def _run_schema(self, statement: str) -> None:
+        """One statement of the schema; a secondary index of a store being made is kept for later.
+
+        Its rows go in faster without them: each is built at once from the rows, sorted,
+        when the store is closed (an apply into a new store took 0.89 to 0.94 of the time,
+        docs/performance.md). Unique indexes and keys are never deferred: they are
+        constraints. Any connection that opens the store meanwhile, or after its maker
+        died, makes them at once (IF NOT EXISTS).
+        """
+        if self._making is not None and statement.lstrip().upper().startswith("CREATE INDEX"):
+            self._deferred_indexes.append(statement)
+        else:
+            self._db.execute(statement)
+
+    def _index_now(self) -> None:
+        """Make the deferred indexes (in the transaction open, if any)."""
+        for statement in self._deferred_indexes:
+            self._db.execute(statement)
+        self._deferred_indexes = []
 
     def _table_exists(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
@@ -307,6 +329,8 @@ class SqliteStore:
         ids = sorted({obj["id"] for obj in objects})
         with self._batch():
             before = set(self._current_versions(ids))
+            if before and self._deferred_indexes:
+                self._index_now()  # rows to replace are found by the indexes: a new store made in one go has none
             self._db.executemany(shared.INSERT_VERSION, rows)
             self._db.executemany(shared.UPSERT_CURRENT.format(true="1"), rows)
             current = tables.current_sentinel_rows(objects, prepared, self._current_versions(ids), self.as_of,
@@ -335,6 +359,8 @@ class SqliteStore:
     def delete_objects(self, ids: Sequence[str]) -> list[ObjectError]:
         rows = [(stix_id,) for stix_id in ids]
         with self._batch():
+            if self._deferred_indexes:
+                self._index_now()  # the Sentinel rows are found by their ids' index
             self._db.executemany("DELETE FROM stix_versions WHERE id = ?", rows)
             self._db.executemany("DELETE FROM stix_current WHERE id = ?", rows)
             for statement, params in tables.delete_statements(tables.SQLITE, rows):
@@ -390,7 +416,10 @@ class SqliteStore:
         self._db.close()
 
     def _made_durable(self, mark: CreationMark) -> None:
-        """Put the new store and its log on the disk, then drop the mark (the store is made)."""
+        """Make its deferred indexes, put the new store and its log on the disk, then drop the mark (the store is made)."""
+        if self._deferred_indexes:
+            with self._transaction():
+                self._index_now()
         self._db.execute("PRAGMA synchronous=NORMAL")  # the checkpoint at close now syncs as on any store
         _sync_file(self.path)
         _sync_file(mark.wal)
