@@ -197,12 +197,19 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to tell whether a process lives")
 def test_the_helper_dies_with_the_process_that_forked_it(tmp_path: Path) -> None:
     marker = tmp_path / "helper.pid"
-    command = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, str(marker)], stdout=subprocess.PIPE)
+    assert _helper_ends_with_its_parent(_ORPHAN_SCRIPT, marker)
+
+
+def _helper_ends_with_its_parent(script: str, marker: Path, settle: float = 0.0) -> bool:
+    """Run ``script`` (its helper writes its pid to ``marker``), kill it with SIGKILL once the helper
+    runs (and ``settle`` seconds more), and tell whether the helper ended too."""
+    command = subprocess.Popen([sys.executable, "-c", script, str(marker)], stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         helper = int(marker.read_text())
+        time.sleep(settle)
         assert not _gone(helper)
     finally:
         command.kill()  # SIGKILL: nothing of the parent's runs, its helper must end anyway
@@ -213,7 +220,7 @@ def test_the_helper_dies_with_the_process_that_forked_it(tmp_path: Path) -> None
     orphaned = not _gone(helper)
     if orphaned:
         os.kill(helper, signal.SIGKILL)  # not left behind by a failing test
-    assert not orphaned
+    return not orphaned
 
 
 def test_a_helper_is_forked_only_while_a_cpu_is_idle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -447,24 +454,7 @@ forkwork.run_ahead(1000, work, lambda index, result: time.sleep(3600))  # the ch
 def test_ahead_a_helper_waiting_far_ahead_ends_when_its_parent_is_gone(tmp_path: Path) -> None:
     """Without prctl's death signal, the waiting child notices a parent gone by itself."""
     marker = tmp_path / "helper.pid"
-    command = subprocess.Popen([sys.executable, "-c", _AHEAD_ORPHAN_SCRIPT, str(marker)])
-    try:
-        deadline = time.monotonic() + 60
-        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        helper = int(marker.read_text())
-        time.sleep(0.2)  # by now it waits, far enough ahead
-        assert not _gone(helper)
-    finally:
-        command.kill()
-        command.wait()
-    deadline = time.monotonic() + 30
-    while not _gone(helper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    orphaned = not _gone(helper)
-    if orphaned:
-        os.kill(helper, signal.SIGKILL)
-    assert not orphaned
+    assert _helper_ends_with_its_parent(_AHEAD_ORPHAN_SCRIPT, marker, settle=0.2)  # by then it waits, far ahead
 
 
 @pytest.mark.parametrize("shape", ["ahead", "in order"])
