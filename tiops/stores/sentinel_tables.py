@@ -354,12 +354,6 @@ def refresh_active_sql(dialect: Dialect) -> str:
     return f"UPDATE {INDICATOR_TABLE} SET IsActive = {active} WHERE IsActive <> {active}"
 
 
-def current_only(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[dict[str, Any]]:
-    """The objects that are their id's current version after a write (an older version
-    written for history leaves the Sentinel tables as they are)."""
-    return [objects[index] for index in current_indexes(objects, current_versions)]
-
-
 def prepared_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | None, as_of: str | None,
                   dialect: Dialect) -> PreparedRows:
     """Every row a write of ``objects`` may need, built from the objects alone (no store is read): the
@@ -385,6 +379,7 @@ def current_sentinel_rows(objects: Sequence[dict[str, Any]], prepared: PreparedR
 
 
 def current_indexes(objects: Sequence[dict[str, Any]], current_versions: dict[str, str]) -> list[int]:
-    """Where in ``objects`` the ones :func:`current_only` keeps are (the last one per id)."""
+    """Where in ``objects`` those are that are their id's current version after a write (the last one
+    per id): an older version, written for history, leaves the Sentinel tables as they are."""
     latest = {obj["id"]: index for index, obj in enumerate(objects) if current_versions.get(obj["id"]) == version_key(obj)}
     return list(latest.values())
