@@ -239,11 +239,7 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
         return errors
 
     # The same calls with or without a helper: only who builds the rows differs.
-    def prepare(number: int) -> PreparedRows:
-        return store.prepared_rows(*batch(number))
-
-    def write(number: int, prepared: PreparedRows) -> None:
-        objects = batch(number)[0]
+    def write(objects: list[dict[str, Any]], prepared: PreparedRows) -> None:
         errors.extend(retrying(lambda: store.write_prepared(objects, prepared)))
         written(len(objects))
 
@@ -252,10 +248,12 @@ def _write_in_batches(store: Store, writes: Sequence[Mapping[str, Any]], digests
     if len(starts) > 1 and helpers_wanted(copying=True):  # the helper reads every object of the plan
         from tiops.forkwork import run_ahead
 
-        run_ahead(len(starts), prepare, write)
+        run_ahead(len(starts), lambda number: store.prepared_rows(*batch(number)),
+                  lambda number, prepared: write(batch(number)[0], prepared))
     else:
         for number in range(len(starts)):
-            write(number, prepare(number))
+            objects, sums = batch(number)
+            write(objects, store.prepared_rows(objects, sums))
     return errors
 
 
