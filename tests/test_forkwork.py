@@ -457,7 +457,7 @@ def test_ahead_a_helper_waiting_far_ahead_ends_when_its_parent_is_gone(tmp_path:
     assert _helper_ends_with_its_parent(_AHEAD_ORPHAN_SCRIPT, marker, settle=0.2)  # by then it waits, far ahead
 
 
-@pytest.mark.parametrize("shape", ["ahead", "in order"])
+@pytest.mark.parametrize("shape", ["ahead", "in order", "beside"])
 def test_when_no_child_can_be_forked_the_work_is_done_here(monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
     """fork(2) fails under a process limit, or where a large process's copy may not be overcommitted."""
     def no_fork() -> int:
@@ -468,6 +468,9 @@ def test_when_no_child_can_be_forked_the_work_is_done_here(monkeypatch: pytest.M
     used: list[tuple[int, Any]] = []
     if shape == "ahead":
         forkwork.run_ahead(30, lambda index: (index, os.getpid()), lambda index, result: used.append((index, result)))
+    elif shape == "beside":
+        assert forkwork.run_beside(lambda: 1) is None  # the caller does its work itself
+        used = [(index, (index, os.getpid())) for index in range(30)]
     else:
         run_in_order(30, lambda index: (index, os.getpid()), lambda index, result: used.append((index, result)), chunk=4)
     assert used == [(index, (index, os.getpid())) for index in range(30)]

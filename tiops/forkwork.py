@@ -350,7 +350,8 @@ class Beside:
 
 def run_beside(work: Callable[[], Any]) -> Beside | None:
     """Start ``work()`` in a forked child and return at once; None when no child can be forked
-    (:func:`can_fork`) or nowhere can take its results.
+    (:func:`can_fork`, or fork(2) failing now: a process limit, or no overcommit for a copy of a
+    large process) or nowhere can take its results: the caller does the work itself.
 
     For work this process would otherwise do later on its one core, such as reading a file
     while it loads others. ``work`` sees this process as it is now and must return plain
@@ -366,7 +367,13 @@ def run_beside(work: Callable[[], Any]) -> Beside | None:
         return None
     read_end, write_end = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        results.close()
+        return None
     if pid == 0:  # the child: never returns
         os.close(read_end)
         _child_beside(parent, work, write_end, results.fileno())

@@ -22,7 +22,7 @@ from tiops.enrich.attach import repository_enrichment
 from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding, sort_findings
-from tiops.load import IntelObject, Repo, load_repo
+from tiops.load import IntelObject, Repo, fork_helper, helpers_wanted, load_repo
 from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
 from tiops.progress import Progress, no_progress
@@ -39,7 +39,7 @@ from tiops.validate import validate_repo
 from tiops.validate.objects import check_object
 
 if TYPE_CHECKING:  # imported where used: only cached builds need them
-    from tiops.buildcache import BuildCache
+    from tiops.buildcache import BuildCache, CachedLoad
     from tiops.bundlereuse import EntryMark
     from tiops.config import Config
     from tiops.plan import CompiledLines
@@ -121,10 +121,15 @@ def _checked_and_saved(cache: BuildCache, check: Callable[[], _T]) -> _T:
     (tiops.enrich.lock.kept_checks), then the cache saved: also when validation finds errors, so
     the next run after a fix reuses the rest. When ``check`` raises (an entry that cannot be read
     back, StaleEntry) nothing is saved: the caller builds another way."""
-    with kept_checks(cache), kept_positions(cache):
-        checked = check()
+    checked = _checked(cache, check)
     cache.save()
     return checked
+
+
+def _checked(cache: BuildCache, check: Callable[[], _T]) -> _T:
+    """``check()`` with the enrichment lock's verdicts and the findings' positions kept by the build cache."""
+    with kept_checks(cache), kept_positions(cache):
+        return check()
 
 
 def _load_and_validate_cached(root: Path, progress: Progress) -> tuple[Repo, list[Finding]]:
@@ -254,7 +259,6 @@ def _lock_work_beside(root: Path) -> contextlib.AbstractContextManager[None]:
     wanted (tiops.load.helpers_wanted) and the lock is large enough (tiops.enrich.beside)."""
     from tiops.config import load_config
     from tiops.enrich.beside import lock_work_beside
-    from tiops.load import helpers_wanted
 
     return lock_work_beside(load_config(root)[0].intel_path, root, helpers_wanted())
 
@@ -351,8 +355,21 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     from tiops.buildcache import load_repo_cached
 
     loaded = load_repo_cached(root, progress=progress, entry_objects=True, make_groups=True)
-    findings = _checked_and_saved(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
-                                                                      prechecked=loaded.prechecked()))
+    findings = _checked(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
+                                                            prechecked=loaded.prechecked()))
+    # Saving every entry (1.2 GB at a million objects) is one core's work, and so is the compile:
+    # a helper saves beside it (BuildCache.save_beside) by the loading helper's rule, and the cache
+    # is whole before this returns, also when validation failed (the next run after a fix reuses the rest).
+    saved = loaded.cache.save_beside(helper=fork_helper(loaded.parsed_files))
+    try:
+        return _compiled_first(root, loaded, findings, as_of, output, record_name)
+    finally:
+        saved()
+
+
+def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_of: str | None,
+                    output: Path | None, record_name: str | None) -> BuildResult:
+    """The rest of :func:`_build_first`, once its cache is saved or being saved."""
     loaded.cache.release_saved()
     if blocking_errors(findings):
         raise ValidationFailed(findings)

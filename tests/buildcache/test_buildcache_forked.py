@@ -127,3 +127,59 @@ def test_a_forked_first_validate_gives_the_findings_and_cache_of_one_process(
     one = next((root / "intel" / "plain").glob("file-*.yaml"))
     assert ([repr(f) for f in validate_paths(root, [one], cache=True)]
             == [repr(f) for f in validate_paths(root, [one], cache=False)])
+
+
+def _note_saving_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    save = store.BuildCache.save
+
+    def noted(self: store.BuildCache) -> None:
+        log.write_text(f"{os.getpid()}\n")
+        save(self)
+
+    monkeypatch.setattr(store.BuildCache, "save", noted)
+
+
+@pytest.mark.parametrize("make", [clean_repository, varied_repository])
+def test_a_first_build_saves_its_cache_beside_its_compile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any) -> None:
+    """The save goes to a helper, and the build returns with the very cache one process saves:
+    also when validation fails (varied_repository has errors), so the next run after a fix reuses it."""
+    root = tmp_path / "repo"
+    make(root, 700)
+    log = tmp_path / "saved-by"
+    _note_saving_processes(monkeypatch, log)
+    runs = _first_builds(root, monkeypatch)
+    assert int(log.read_text()) not in (os.getpid(), 0)  # the last run's save: TIOPS_LOAD_FORK=1
+    assert runs["1"] == runs["0"] and any(name.startswith("objects-") for name in runs["0"][1])
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
+    shutil.rmtree(root / ".tiops")
+    build_outcome(root)
+    assert int(log.read_text()) == os.getpid()  # no helper wanted: saved here
+
+
+def test_a_save_helper_that_dies_part_way_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after writing some of the cache's files: the build's result stands, and the next
+    builds trust what was written and parse the rest again."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    expected = build_outcome(root, cache=False)
+    parent, write = os.getpid(), store.BuildCache._write
+    written = [0]
+
+    def dying(self: store.BuildCache, name: str, body: dict[str, Any], **options: Any) -> None:
+        written[0] += 1
+        if os.getpid() != parent and written[0] > 20:
+            os._exit(9)
+        write(self, name, body, **options)
+
+    monkeypatch.setattr(store.BuildCache, "_write", dying)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert build_outcome(root) == expected
+    folder = root / CACHE_DIR
+    assert 10 < len([path for path in folder.iterdir() if path.name.startswith(("entries-", "objects-"))]) <= 20
+    assert not (folder / "index").exists()  # the stat index is written after every shard
+    monkeypatch.undo()
+    assert build_outcome(root) == expected
+    one = next((root / "intel").rglob("file-*.yaml"))
+    one.write_text(one.read_text().replace("name: ", "name: edited ", 1))
+    assert build_outcome(root) == build_outcome(root, cache=False) != expected
