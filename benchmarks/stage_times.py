@@ -1,11 +1,15 @@
 """Where one tiops command spends its time, stage by stage, in one process.
 
 Runs ``tiops ARGS...`` with a timer around each main stage of a build through the cache (the
-warm load, the checks, the cache's save, the splice, the bundle's write, the record) and prints
-each stage's wall and CPU seconds, calls and minor page faults to stderr. A one-file recompile
-(docs/performance.md, "Large writes and the page cache")::
+warm load, the checks, the cache's save, the splice, the bundle's write, the record; for a
+first build, the load through the empty cache, the checks of every object and the compile with
+its record) and prints each stage's wall and CPU seconds, calls and minor page faults to stderr.
+A one-file recompile (docs/performance.md, "Large writes and the page cache")::
 
     python benchmarks/stage_times.py -C REPO compile --as-of 2025-06-01 -o bundle.json
+
+Only this process's stages are timed: a save done by a forked helper (a first build's,
+docs/performance.md "A first build's cache saved beside its compile") shows as its start only.
 
 Stages nest (``build`` holds the others), so their figures do not add up to the total.
 """
@@ -32,6 +36,10 @@ STAGES = (
     ("tiops.buildcache", "load_repo_indexed", "load through the cache"),
     ("tiops.validate", "validate_indexed", "checks"),
     ("tiops.buildcache.store", "BuildCache.save", "save the cache"),
+    ("tiops.buildcache", "load_repo_cached", "load through the empty cache"),
+    ("tiops.pipeline", "validate_repo", "checks, every object"),
+    ("tiops.buildcache.store", "BuildCache.save_beside", "start the save beside"),
+    ("tiops.pipeline", "_compile_recorded", "compile, bundle and record"),
     ("tiops.bundlereuse", "spliced", "splice"),
     ("tiops.pipeline", "write_line_runs", "write the bundle and its digests"),
     ("tiops.pipeline", "_keep_record", "write the record"),
