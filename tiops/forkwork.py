@@ -330,7 +330,8 @@ class Beside:
                 self._outcome = marshal.loads(_read_all(self._results.fileno())) if finished else None
             except (OSError, ValueError, EOFError, TypeError):
                 self._outcome = None
-            self.close()
+            finally:  # also when the wait is interrupted (Ctrl-C): the child is stopped, not left running
+                self.close()
         return self._outcome
 
     def close(self) -> None:
@@ -348,7 +349,7 @@ class Beside:
         self._results.close()
 
 
-def run_beside(work: Callable[[], Any]) -> Beside | None:
+def run_beside(work: Callable[[], Any], *, nice: bool = True) -> Beside | None:
     """Start ``work()`` in a forked child and return at once; None when no child can be forked
     (:func:`can_fork`, or fork(2) failing now: a process limit, or no overcommit for a copy of a
     large process) or nowhere can take its results: the caller does the work itself.
@@ -357,7 +358,8 @@ def run_beside(work: Callable[[], Any]) -> Beside | None:
     while it loads others. ``work`` sees this process as it is now and must return plain
     values ``marshal`` can carry; it changes nothing this process sees (it runs in a copy).
     Fork early, while this process is small: every page both processes hold is copied by
-    whichever of the two writes to it first.
+    whichever of the two writes to it first. The child runs at the lowest priority unless
+    ``nice`` is false: for work this process will wait for whatever the machine's load.
     """
     if not can_fork():
         return None
@@ -376,21 +378,22 @@ def run_beside(work: Callable[[], Any]) -> Beside | None:
         return None
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _child_beside(parent, work, write_end, results.fileno())
+        _child_beside(parent, work, write_end, results.fileno(), nice)
     os.close(write_end)
     _HELPERS.add(pid)
     return Beside(pid, read_end, results)
 
 
-def _child_beside(parent: int, work: Callable[[], Any], done: int, results: int) -> None:
+def _child_beside(parent: int, work: Callable[[], Any], done: int, results: int, nice: bool) -> None:
     status = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as _child: it ends with the parent, never alone
         _die_with(parent)
         # Work this process would do later on its one core: done on a core nobody else wants
         # now (a busy machine's, or the parent's own other helper's, go first; nice(2)).
-        with contextlib.suppress(OSError):
-            os.nice(19)
+        if nice:
+            with contextlib.suppress(OSError):
+                os.nice(19)
         write_all(results, marshal.dumps(work()), 0)
         write_all(done, b"1")
         status = 0

@@ -358,13 +358,21 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     findings = _checked(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
                                                             prechecked=loaded.prechecked()))
     # Saving every entry (1.2 GB at a million objects) is one core's work, and so is the compile:
-    # a helper saves beside it (BuildCache.save_beside) by the loading helper's rule, and the cache
-    # is whole before this returns, also when validation failed (the next run after a fix reuses the rest).
-    saved = loaded.cache.save_beside(helper=fork_helper(loaded.parsed_files))
+    # a helper saves beside it (BuildCache.save_beside) by the loading helper's rule. The compile
+    # writes to most of this process's pages, which the kernel then copies, so memory for a copy
+    # is asked for too.
+    saving = loaded.cache.save_beside(helper=fork_helper(loaded.parsed_files, copying=True))
     try:
         return _compiled_first(root, loaded, findings, as_of, output, record_name)
+    except BaseException as error:
+        if saving is not None and not isinstance(error, Exception):
+            saving.close()  # interrupted (Ctrl-C): the helper stops with the build, unwaited for
+        raise
     finally:
-        saved()
+        if saving is not None:
+            # The cache whole before this returns, also when validation failed (the next run
+            # after a fix reuses the rest); at once after close().
+            saving.result()
 
 
 def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_of: str | None,

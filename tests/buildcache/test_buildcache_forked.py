@@ -5,14 +5,19 @@ from __future__ import annotations
 import marshal
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from varied_repo import build_outcome, clean_repository, varied_repository
 
-from tiops.buildcache import CACHE_DIR, store, whole
-from tiops.forkwork import can_fork
+from tiops import pipeline
+from tiops.buildcache import CACHE_DIR, context_key, store, whole
+from tiops.bundlereuse import RECORD
+from tiops.forkwork import can_fork, process_alive
+from tiops.pipeline import build
 from tiops.validate import validate_paths
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork, two CPUs and no other thread")
@@ -130,10 +135,11 @@ def test_a_forked_first_validate_gives_the_findings_and_cache_of_one_process(
 
 
 def _note_saving_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    """Log the process id and niceness of whoever saves the cache."""
     save = store.BuildCache.save
 
     def noted(self: store.BuildCache) -> None:
-        log.write_text(f"{os.getpid()}\n")
+        log.write_text(f"{os.getpid()} {os.nice(0)}\n")
         save(self)
 
     monkeypatch.setattr(store.BuildCache, "save", noted)
@@ -142,19 +148,114 @@ def _note_saving_processes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
 @pytest.mark.parametrize("make", [clean_repository, varied_repository])
 def test_a_first_build_saves_its_cache_beside_its_compile(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any) -> None:
-    """The save goes to a helper, and the build returns with the very cache one process saves:
-    also when validation fails (varied_repository has errors), so the next run after a fix reuses it."""
+    """The save goes to a helper at the command's own priority (the command waits for it), and the
+    build returns with the very cache one process saves: also when validation fails
+    (varied_repository has errors), so the next run after a fix reuses it."""
     root = tmp_path / "repo"
     make(root, 700)
     log = tmp_path / "saved-by"
     _note_saving_processes(monkeypatch, log)
     runs = _first_builds(root, monkeypatch)
-    assert int(log.read_text()) not in (os.getpid(), 0)  # the last run's save: TIOPS_LOAD_FORK=1
+    saver, niceness = map(int, log.read_text().split())  # the last run's save: TIOPS_LOAD_FORK=1
+    assert saver not in (os.getpid(), 0) and niceness == os.nice(0)
     assert runs["1"] == runs["0"] and any(name.startswith("objects-") for name in runs["0"][1])
     monkeypatch.setenv("TIOPS_LOAD_FORK", "0")
     shutil.rmtree(root / ".tiops")
     build_outcome(root)
-    assert int(log.read_text()) == os.getpid()  # no helper wanted: saved here
+    assert int(log.read_text().split()[0]) == os.getpid()  # no helper wanted: saved here
+
+
+def test_a_first_build_with_its_bundle_written_and_recorded_beside_the_save(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile's bundle file and its record, written while the helper saves: the next builds
+    reuse them (tiops.bundlereuse) and give the uncached build's bytes."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    expected, out = tmp_path / "expected.json", tmp_path / "bundle.json"
+    build(root, as_of="2025-06-01", cache=False, output=expected)
+    log = tmp_path / "saved-by"
+    _note_saving_processes(monkeypatch, log)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    build(root, as_of="2025-06-01", cache=True, output=out)
+    assert int(log.read_text().split()[0]) != os.getpid()
+    assert out.read_bytes() == expected.read_bytes()
+    assert store.BuildCache.open(root, context_key(root)).read_record(RECORD) is not None
+    one = next((root / "intel").rglob("file-*.yaml"))
+    one.write_text(one.read_text().replace("name: ", "name: edited ", 1))
+    warm = build(root, as_of="2025-06-01", cache=True, output=out)
+    build(root, as_of="2025-06-01", cache=False, output=expected)
+    assert warm.lines is not None  # the record was taken: the lines of unchanged files reused
+    assert out.read_bytes() == expected.read_bytes()
+
+
+def test_the_spill_file_is_flushed_before_the_helper_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both processes share the spill file's open file and position: bytes left in this process's
+    buffer would be written by its close at a position the helper is moving, into what it reads."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    # A small folder walked last: its group is the last spill write, smaller than the file's buffer.
+    last = root / "intel" / "zz-last"
+    last.mkdir()
+    (last / "one.yaml").write_text(
+        "type: indicator\nspec_version: '2.1'\nid: indicator--7f1e3a1a-0d66-4b5e-9b4a-2f7f1e3a1a11\n"
+        "created: '2025-01-01T00:00:00.000Z'\nmodified: '2025-01-01T00:00:00.000Z'\n"
+        "pattern: \"[ipv4-addr:value = '198.51.100.7']\"\npattern_type: stix\nvalid_from: '2025-01-01T00:00:00Z'\n")
+    caches: list[store.BuildCache] = []
+    on_disk: list[tuple[int, int]] = []
+    save_beside, run_beside = store.BuildCache.save_beside, store.run_beside
+
+    def noting_cache(self: store.BuildCache, **options: Any) -> Any:
+        caches.append(self)
+        return save_beside(self, **options)
+
+    def noting_spill(work: Any, **options: Any) -> Any:
+        spill = caches[-1]._spill
+        assert spill is not None
+        on_disk.append((os.fstat(spill.fileno()).st_size, caches[-1]._spill_size))
+        return run_beside(work, **options)
+
+    monkeypatch.setattr(store.BuildCache, "save_beside", noting_cache)
+    monkeypatch.setattr(store, "run_beside", noting_spill)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert build_outcome(root) == build_outcome(root, cache=False)
+    assert len(on_disk) == 1 and on_disk[0][0] == on_disk[0][1] > 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="bounds a hang with SIGALRM")
+def test_an_interrupted_first_build_stops_its_save_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the compile ends the build at once: the helper is stopped, not waited for."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    marker, parent = tmp_path / "helper.pid", os.getpid()
+    save = store.BuildCache.save
+
+    def endless(self: store.BuildCache) -> None:
+        if os.getpid() != parent:
+            marker.write_text(str(os.getpid()))
+            time.sleep(3600)
+        save(self)
+
+    def interrupted(*args: Any) -> Any:
+        while not marker.exists():  # the helper has begun
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.BuildCache, "save", endless)
+    monkeypatch.setattr(pipeline, "_compiled_first", interrupted)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+
+    def hung(*_: Any) -> None:
+        raise AssertionError("the build waited for its helper")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build(root, as_of="2025-06-01", cache=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not process_alive(int(marker.read_text()))  # stopped and reaped
 
 
 def test_a_save_helper_that_dies_part_way_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

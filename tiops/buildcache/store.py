@@ -54,7 +54,7 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,7 +69,7 @@ from tiops.buildcache.entries import (
     context_key,
     overlay_signature,
 )
-from tiops.forkwork import remove_abandoned
+from tiops.forkwork import Beside, remove_abandoned, run_beside
 from tiops.inputs import read_regular_file, read_regular_head
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
@@ -635,30 +635,36 @@ class BuildCache:
             self._close_spill()
         self._dirty.clear()
 
-    def save_beside(self, *, helper: bool = True) -> Callable[[], bool]:
-        """:meth:`save` done by a forked helper while this process goes on; the function returned
-        waits for the helper and tells whether it finished (False: it failed or was killed, and
-        nothing more of this run is kept: the next build parses every file again, as this one did).
+    def save_beside(self, *, helper: bool = True) -> Beside | None:
+        """:meth:`save` done by a forked helper while this process goes on: the helper
+        (tiops.forkwork.Beside), whose ``result()`` waits for it and ``close()`` stops it. None
+        when the save was done here: without ``helper`` (tiops.load.fork_helper), or when no
+        helper can be forked.
 
         For a first build (tiops.pipeline), whose save writes every entry while its compile
         leaves the second core idle: 1.2 GB of cache at a million objects, 10 to 15 s. The
-        helper writes what :meth:`save` writes here, file by file as atomically; it reads the
-        cache's own data only (the spill file and the stat index), so it copies few of this
-        process's pages. This process is left as a save leaves it, with nothing more to write.
-        Without ``helper`` (tiops.load.fork_helper), or when none can be forked, the save is
-        done here, and the function returns True at once.
+        helper writes what :meth:`save` writes here, file by file as atomically. A helper that
+        fails or is killed part way leaves the files it finished (the stat index after every
+        shard): the next build hashes every file and parses those whose entries are missing.
+        It runs at the command's own priority, since the command waits for it. This process
+        is left as a save leaves it, with nothing more to write.
         """
-        from tiops.forkwork import run_beside  # only a first build saves beside
-
         def saved() -> bool:
             self.save()
             return True
 
-        saving = run_beside(saved) if helper else None
+        if self._spill is not None:
+            # The helper reads the spill file through the open file it shares with this process:
+            # nothing may be left in this process's buffer, which its close would write (at the
+            # shared position the helper is moving) while the helper reads.
+            try:
+                self._spill.flush()
+            except OSError:
+                helper = False  # saved here, where what does not read back whole is dropped
+        saving = run_beside(saved, nice=False) if helper else None
         if saving is None:
             self.save()
-            return lambda: True
-        # As save() leaves it: the helper reads the spill file through its own descriptor.
+            return None
         self._close_spill()
         self._dirty.clear()
         self._shards.clear()
@@ -666,7 +672,7 @@ class BuildCache:
         self._folders_dirty.clear()
         self._folder_shards.clear()
         self._folders_walked = None
-        return lambda: saving.result() is True
+        return saving
 
     def release_saved(self) -> None:
         """Let go of what only :meth:`save` needed: the stat index read and the one made, the entries
