@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from varied_repo import clean_repository, varied_repository
 
-from tiops import load
+from tiops import forkwork, load
 from tiops.findings import Finding
 from tiops.forkwork import can_fork
 from tiops.load import IntelObject, fork_helper, load_repo
@@ -67,6 +67,9 @@ def test_loading_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
         assert not gc.isenabled()  # a caller's own pause is kept
     finally:
         gc.enable()
+    # A file closed aside by an earlier test (tiops.forkwork.close_aside) ends its thread whenever
+    # it is done, and the objects that thread frees would leave the permanent generation meanwhile.
+    forkwork._wait_for_closes_aside()
     gc.freeze()  # a program's own frozen objects stay frozen
     try:
         frozen = gc.get_freeze_count()
@@ -449,3 +452,34 @@ def test_an_overlay_below_an_imported_source_folder_applies_to_nothing(make_repo
     assert "only in the source folder intel/partner itself" in finding.message
     assert [o.data.get("revoked") for o in loaded.objects] == [None]
     assert not [f for f in loaded.findings if f.location.file.endswith("_overlay.yaml") and f.code != "TI707"]
+
+
+def test_a_files_helper_that_copies_this_process_is_wanted_only_with_room_for_the_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "can_fork", lambda: True)
+    monkeypatch.setattr(load, "second_cpu_idle", lambda: True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
+    monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
+    files = 10 * load.PARALLEL_MIN_FILES
+    assert load.fork_helper(files) and not load.fork_helper(files, copying=True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: True)
+    assert load.fork_helper(files, copying=True) and not load.fork_helper(10, copying=True)
+    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert load.fork_helper(files, copying=True)  # asked for
+
+
+def test_a_first_build_saves_beside_only_below_its_size_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile copies the pages it writes while the save helper lives: a large build keeps to its memory."""
+    from tiops import pipeline
+
+    monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
+    monkeypatch.setattr(pipeline, "fork_helper", lambda files, copying=False: copying)
+    monkeypatch.setattr(pipeline, "resident_bytes", lambda: pipeline.SAVE_HELPER_MAX_RESIDENT - 1)
+    assert pipeline._save_helper_wanted(5000)
+    monkeypatch.setattr(pipeline, "resident_bytes", lambda: pipeline.SAVE_HELPER_MAX_RESIDENT)
+    assert not pipeline._save_helper_wanted(5000)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert pipeline._save_helper_wanted(5000)  # asked for
+    monkeypatch.setattr(pipeline, "fork_helper", lambda files, copying=False: False)
+    assert not pipeline._save_helper_wanted(5000)

@@ -148,11 +148,19 @@ def room_for_a_copy() -> bool:
     try:
         with open(_MEMINFO, "rb") as meminfo:
             available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith(b"MemAvailable:"))
-        with open(_STATM, "rb") as statm:
-            resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, StopIteration):
         return True
-    return available > resident
+    resident = resident_bytes()
+    return resident is None or available > resident
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (/proc/self/statm, proc(5)); None where the system does not say."""
+    try:
+        with open(_STATM, "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # The helpers run_beside forked that have not been closed yet.

@@ -22,6 +22,7 @@ from tiops.enrich.attach import repository_enrichment
 from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding, sort_findings
+from tiops.forkwork import resident_bytes
 from tiops.load import IntelObject, Repo, fork_helper, helpers_wanted, load_repo
 from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
@@ -357,11 +358,7 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     loaded = load_repo_cached(root, progress=progress, entry_objects=True, make_groups=True)
     findings = _checked(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
                                                             prechecked=loaded.prechecked()))
-    # Saving every entry (1.2 GB at a million objects) is one core's work, and so is the compile:
-    # a helper saves beside it (BuildCache.save_beside) by the loading helper's rule. The compile
-    # writes to most of this process's pages, which the kernel then copies, so memory for a copy
-    # is asked for too.
-    saving = loaded.cache.save_beside(helper=fork_helper(loaded.parsed_files, copying=True))
+    saving = loaded.cache.save_beside(helper=_save_helper_wanted(loaded.parsed_files))
     try:
         return _compiled_first(root, loaded, findings, as_of, output, record_name)
     except BaseException as error:
@@ -373,6 +370,28 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
             # The cache whole before this returns, also when validation failed (the next run
             # after a fix reuses the rest); at once after close().
             saving.result()
+
+
+# The largest build whose cache a helper saves beside its compile (_save_helper_wanted).
+SAVE_HELPER_MAX_RESIDENT = 1 << 30
+
+
+def _save_helper_wanted(files: int) -> bool:
+    """Whether a first build of ``files`` object files saves its cache on a helper, beside its compile.
+
+    Saving every entry is one core's work, and so is the compile: the helper takes the save
+    by the loading helper's rule (tiops.load.fork_helper). But the compile writes to most of
+    this process's pages, and while the helper lives the kernel copies each one written
+    first: the two held 4.16 GB together at a million objects, where the command alone holds
+    2.7 GB (docs/performance.md, "A first build's cache saved beside its compile"). So the
+    helper is wanted only while memory could hold that copy and this process is under
+    :data:`SAVE_HELPER_MAX_RESIDENT`: a large build keeps to its memory target, a common one
+    gains the second core. TIOPS_LOAD_FORK=1 still forks it.
+    """
+    if not fork_helper(files, copying=True):
+        return False
+    resident = resident_bytes()
+    return os.environ.get("TIOPS_LOAD_FORK") == "1" or resident is None or resident < SAVE_HELPER_MAX_RESIDENT
 
 
 def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_of: str | None,
