@@ -641,9 +641,9 @@ class BuildCache:
         when the save was done here: without ``helper`` (tiops.load.fork_helper), or when no
         helper can be forked.
 
-        For a first build (tiops.pipeline), whose save writes every entry while its compile
-        leaves the second core idle: 1.2 GB of cache at a million objects, 10 to 15 s. The
-        helper writes what :meth:`save` writes here, file by file as atomically. A helper that
+        For a first build (tiops.pipeline, which decides when memory allows it), whose save
+        writes every entry while its compile leaves the second core idle: 1.1 s of a 9.3 s first
+        build at 100k objects. The helper writes what :meth:`save` writes here, file by file as atomically. A helper that
         fails or is killed part way leaves the files it finished (the stat index after every
         shard): the next build hashes every file and parses those whose entries are missing.
         It runs at the command's own priority, since the command waits for it. This process
