@@ -478,3 +478,36 @@ def test_when_no_child_can_be_forked_the_work_is_done_here(monkeypatch: pytest.M
     assert used == [(index, (index, os.getpid())) for index in range(30)]
     if descriptors is not None:
         assert len(os.listdir("/proc/self/fd")) == descriptors  # the pipe and the results file closed
+
+
+def test_a_new_process_runs_the_function_and_its_exit_status_is_the_result(capfd: pytest.CaptureFixture[str]) -> None:
+    """The function takes the arguments and returns the exit status; nothing it prints reaches this
+    process's output (standard output and error go to /dev/null)."""
+    done = forkwork.start_in_new_process("operator:not_", ["an", "argument"])  # not_(list) is False: status 0
+    assert done is not None and done.pid != os.getpid()
+    assert done.result() is True and done.result() is True
+    failed = forkwork.start_in_new_process("operator:truth", ["an argument"])  # True: status 1
+    assert failed is not None and failed.result() is None
+    printed = forkwork.start_in_new_process("builtins:print", ["printed"])  # None: status 0
+    assert printed is not None and printed.result() is True
+    missing = forkwork.start_in_new_process("tiops.no_such_module:main", [])
+    assert missing is not None and missing.result() is None
+    out, err = capfd.readouterr()
+    assert "printed" not in out and not err
+
+
+def test_a_new_process_is_stopped_when_closed() -> None:
+    started = forkwork.start_in_new_process("operator:not_", [])
+    assert started is not None
+    os.kill(started.pid, signal.SIGSTOP)  # still at work, whatever the machine's speed
+    started.close()
+    assert not forkwork.process_alive(started.pid)
+    assert started.result() is None  # stopped: no outcome
+
+
+def test_a_new_process_that_cannot_start_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: Any, **__: Any) -> Any:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", refused)
+    assert forkwork.start_in_new_process("operator:not_", []) is None

@@ -469,17 +469,23 @@ def test_a_files_helper_that_copies_this_process_is_wanted_only_with_room_for_th
     assert load.fork_helper(files, copying=True)  # asked for
 
 
-def test_a_first_build_saves_beside_only_below_its_size_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compile copies the pages it writes while the save helper lives: a large build keeps to its memory."""
+def test_a_first_build_hands_its_save_to_a_new_process_above_its_size_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile copies the pages it writes while a forked helper lives: a large build, or one
+    whose copy memory could not hold, saves in a new process, which holds only what it is handed."""
     from tiops import pipeline
 
     monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
-    monkeypatch.setattr(pipeline, "fork_helper", lambda files, copying=False: copying)
+    monkeypatch.setattr(pipeline, "fork_helper", lambda files: files >= 2000)
+    monkeypatch.setattr(pipeline, "room_for_a_copy", lambda: True)
     monkeypatch.setattr(pipeline, "resident_bytes", lambda: pipeline.SAVE_HELPER_MAX_RESIDENT - 1)
-    assert pipeline._save_helper_wanted(5000)
-    monkeypatch.setattr(pipeline, "resident_bytes", lambda: pipeline.SAVE_HELPER_MAX_RESIDENT)
-    assert not pipeline._save_helper_wanted(5000)
+    assert pipeline._save_helper(5000) == (True, False)  # forked
+    assert pipeline._save_helper(10) == (False, False)  # saved in the command
+    monkeypatch.setattr(pipeline, "room_for_a_copy", lambda: False)
+    assert pipeline._save_helper(5000) == (True, True)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
-    assert pipeline._save_helper_wanted(5000)  # asked for
-    monkeypatch.setattr(pipeline, "fork_helper", lambda files, copying=False: False)
-    assert not pipeline._save_helper_wanted(5000)
+    assert pipeline._save_helper(5000) == (True, False)  # a fork asked for
+    monkeypatch.setattr(pipeline, "resident_bytes", lambda: pipeline.SAVE_HELPER_MAX_RESIDENT)
+    assert pipeline._save_helper(5000) == (True, True)  # too large to fork all the same
+    monkeypatch.delenv("TIOPS_LOAD_FORK")
+    monkeypatch.setattr(pipeline, "room_for_a_copy", lambda: True)
+    assert pipeline._save_helper(5000) == (True, True)

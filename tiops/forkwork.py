@@ -24,6 +24,11 @@ while the batch before is written).
 :func:`run_beside` is the other shape: one piece of work a child does at the lowest
 priority while this process goes on, its result taken when this process needs it
 (tiops.enrich.beside: the enrichment lock read while a cold build loads).
+
+:func:`start_in_new_process` starts a new Python process instead of forking one, for work on
+data too large to share: a forked child shares this process's pages only until either process
+writes to one, and a Python process writes to nearly every page it reads (each object's
+reference count). The new process holds only what it is handed.
 """
 
 from __future__ import annotations
@@ -38,12 +43,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiops.memory import write_all
 
-__all__ = ["Beside", "can_fork", "close_aside", "process_alive", "remove_abandoned", "room_for_a_copy", "run_ahead",
-           "run_beside", "run_in_order", "second_cpu_idle"]
+if TYPE_CHECKING:
+    import subprocess
+
+__all__ = ["Beside", "NewProcess", "can_fork", "close_aside", "process_alive", "remove_abandoned", "room_for_a_copy", "run_ahead",
+           "run_beside", "run_in_order", "second_cpu_idle", "start_in_new_process"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -355,6 +363,64 @@ class Beside:
         os.close(self._done)
         self._done = -1
         self._results.close()
+
+
+class NewProcess:
+    """A process :func:`start_in_new_process` started: :meth:`result` and :meth:`close` as :class:`Beside`'s."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._outcome: bool | None = None
+        self._settled = False
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def result(self) -> bool | None:
+        """True once the process has ended with status 0 (this waits for it), else None. Asked again, the same."""
+        if not self._settled:
+            self._settled = True
+            try:
+                self._outcome = True if self._process.wait() == 0 else None
+            finally:  # also when the wait is interrupted (Ctrl-C): the process is stopped, not left running
+                self.close()
+        return self._outcome
+
+    def close(self) -> None:
+        """Stop the process if it is still working; the result, if asked for before, stays."""
+        self._settled = True
+        if self._process.returncode is None:
+            _stop(self._process.pid)
+            with contextlib.suppress(OSError):
+                self._process.wait()
+
+
+def start_in_new_process(function: str, arguments: list[str], pass_fds: tuple[int, ...] = ()) -> NewProcess | None:
+    """Run ``function`` ("tiops.module:name", taking ``arguments`` and returning an exit status) in a
+    new Python process, and return at once; None when no process can be started (the caller does
+    the work itself).
+
+    The process runs this very tiops (its folder first on the path), at this process's priority,
+    with the descriptors ``pass_fds`` open and nothing else: standard input, output and error go
+    to /dev/null, so nothing it does can reach the command's output. It ignores SIGINT: Ctrl-C at
+    a terminal reaches the whole process group, and this process stops it (:meth:`NewProcess.close`)
+    when it is interrupted itself.
+    """
+    import subprocess
+    import sys
+
+    module, _, name = function.partition(":")
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            f"sys.path.insert(0, {package_parent!r}); "
+            f"from {module} import {name}; sys.exit({name}(sys.argv[1:]))")
+    try:
+        process = subprocess.Popen([sys.executable, "-c", code, *arguments], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=pass_fds)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return NewProcess(process)
 
 
 def run_beside(work: Callable[[], Any], *, nice: bool = True) -> Beside | None:

@@ -22,7 +22,7 @@ from tiops.enrich.attach import repository_enrichment
 from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding, sort_findings
-from tiops.forkwork import resident_bytes
+from tiops.forkwork import resident_bytes, room_for_a_copy
 from tiops.load import IntelObject, Repo, fork_helper, helpers_wanted, load_repo
 from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
@@ -358,7 +358,8 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     loaded = load_repo_cached(root, progress=progress, entry_objects=True, make_groups=True)
     findings = _checked(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
                                                             prechecked=loaded.prechecked()))
-    saving = loaded.cache.save_beside(helper=_save_helper_wanted(loaded.parsed_files))
+    helper, new_process = _save_helper(loaded.parsed_files)
+    saving = loaded.cache.save_beside(helper=helper, new_process=new_process)
     try:
         return _compiled_first(root, loaded, findings, as_of, output, record_name)
     except BaseException as error:
@@ -372,26 +373,30 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
             saving.result()
 
 
-# The largest build whose cache a helper saves beside its compile (_save_helper_wanted).
+# The largest build whose cache a forked helper saves beside its compile; a larger one hands its
+# save to a new process (_save_helper).
 SAVE_HELPER_MAX_RESIDENT = 1 << 30
 
 
-def _save_helper_wanted(files: int) -> bool:
-    """Whether a first build of ``files`` object files saves its cache on a helper, beside its compile.
+def _save_helper(files: int) -> tuple[bool, bool]:
+    """Whether a first build of ``files`` object files saves its cache on a helper beside its
+    compile, and whether that helper is a new process rather than a forked one.
 
-    Saving every entry is one core's work, and so is the compile: the helper takes the save
-    by the loading helper's rule (tiops.load.fork_helper). But the compile writes to most of
-    this process's pages, and while the helper lives the kernel copies each one written
-    first: the two held 4.16 GB together at a million objects, where the command alone holds
-    2.7 GB (docs/performance.md, "A first build's cache saved beside its compile"). So the
-    helper is wanted only while memory could hold that copy and this process is under
-    :data:`SAVE_HELPER_MAX_RESIDENT`: a large build keeps to its memory target, a common one
-    gains the second core. TIOPS_LOAD_FORK=1 still forks it.
+    Saving every entry is one core's work, and so is the compile: a helper takes the save by
+    the loading helper's rule (tiops.load.fork_helper). A forked helper costs least to start,
+    but the compile writes to most of this process's pages, and while the helper lives the
+    kernel copies each one written first: the two held 4.16 GB together at a million objects,
+    where the command alone holds 2.7 GB (docs/performance.md, "A first build's cache saved
+    beside its compile"). So a process of :data:`SAVE_HELPER_MAX_RESIDENT` or more, or one
+    whose copy the memory available could not hold, hands its save to a new process, which
+    holds only what it is handed. TIOPS_LOAD_FORK=1 forks it below that size whatever the memory.
     """
-    if not fork_helper(files, copying=True):
-        return False
+    if not fork_helper(files):
+        return False, False
     resident = resident_bytes()
-    return os.environ.get("TIOPS_LOAD_FORK") == "1" or resident is None or resident < SAVE_HELPER_MAX_RESIDENT
+    if resident is not None and resident >= SAVE_HELPER_MAX_RESIDENT:
+        return True, True
+    return True, not (os.environ.get("TIOPS_LOAD_FORK") == "1" or room_for_a_copy())
 
 
 def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_of: str | None,

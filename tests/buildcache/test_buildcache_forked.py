@@ -1,4 +1,5 @@
-"""A first build with a forked helper: the same findings, bundle and cache as one process makes."""
+"""A first build with a forked helper, or its save in a new process: the same findings, bundle and cache as one
+process makes."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import marshal
 import os
 import shutil
 import signal
+import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from varied_repo import build_outcome, clean_repository, varied_repository
 
-from tiops import pipeline
+from tiops import forkwork, pipeline
 from tiops.buildcache import CACHE_DIR, context_key, store, whole
 from tiops.bundlereuse import RECORD
 from tiops.forkwork import can_fork, process_alive
@@ -284,3 +287,105 @@ def test_a_save_helper_that_dies_part_way_loses_nothing(tmp_path: Path, monkeypa
     one = next((root / "intel").rglob("file-*.yaml"))
     one.write_text(one.read_text().replace("name: ", "name: edited ", 1))
     assert build_outcome(root) == build_outcome(root, cache=False) != expected
+
+
+def _saves_in_new_processes(monkeypatch: pytest.MonkeyPatch) -> list[forkwork.NewProcess]:
+    """Make every first build with a helper hand its save to a new process, as one of a gigabyte or
+    more does (tiops.pipeline.SAVE_HELPER_MAX_RESIDENT); the processes started, as they start."""
+    started: list[forkwork.NewProcess] = []
+    start = store.start_in_new_process
+
+    def noted(*args: Any, **options: Any) -> forkwork.NewProcess | None:
+        process = start(*args, **options)
+        if process is not None:
+            started.append(process)
+        return process
+
+    monkeypatch.setattr(store, "start_in_new_process", noted)
+    monkeypatch.setattr(pipeline, "SAVE_HELPER_MAX_RESIDENT", 0)
+    return started
+
+
+@pytest.mark.parametrize("make", [clean_repository, varied_repository])
+def test_a_large_first_build_hands_its_save_to_a_new_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any) -> None:
+    """The new process writes the very cache one process saves (varied_repository has errors:
+    the cache is kept for the run after a fix), and the next build reads it."""
+    root = tmp_path / "repo"
+    make(root, 700)
+    started = _saves_in_new_processes(monkeypatch)
+    runs = _first_builds(root, monkeypatch)
+    assert len(started) == 1  # TIOPS_LOAD_FORK=1's build; =0 wants no helper and saves in the command
+    assert started[0].pid != os.getpid() and not process_alive(started[0].pid)
+    assert started[0].result() is True
+    assert runs["1"] == runs["0"] and any(name.startswith("objects-") for name in runs["0"][1])
+    cache = store.BuildCache.open(root, context_key(root))
+    assert cache.holds_entries() and not cache.rejected
+    assert build_outcome(root) == runs["0"][0]
+
+
+def test_a_save_process_handed_what_does_not_read_back_writes_nothing(tmp_path: Path) -> None:
+    """The state is checked as spilled entries are: a damaged hand-over is a cache not saved."""
+    from tiops.buildcache import saver
+
+    with tempfile.TemporaryFile() as spill:
+        spill.write(b"not the state")
+        spill.flush()
+        assert store.BuildCache.resumed(tmp_path, spill, (0, 13, 0)) is None  # its CRC-32 is not 0
+        assert store.BuildCache.resumed(tmp_path, spill, (0, 99, zlib.crc32(b"not the state"))) is None
+        assert store.BuildCache.resumed(tmp_path, spill, (0, 13, zlib.crc32(b"not the state"))) is None  # no marshal
+        assert saver.main([str(tmp_path), str(os.dup(spill.fileno())), "0", "13", "0"]) == 2  # it closes what it is given
+    assert saver.main([str(tmp_path), "not a descriptor", "0", "0", "0"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_save_process_killed_part_way_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped once it has written some of the cache's files: the build's result stands, and the next
+    builds trust what was written and parse the rest again."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    expected = build_outcome(root, cache=False)
+    started = _saves_in_new_processes(monkeypatch)
+    result, folder = forkwork.NewProcess.result, root / CACHE_DIR
+
+    def killed_part_way(self: forkwork.NewProcess) -> bool | None:
+        deadline = time.monotonic() + 60
+        while (self._process.poll() is None and time.monotonic() < deadline
+               and not any(path.name.startswith("objects-") for path in folder.iterdir())):
+            time.sleep(0.001)
+        self.close()
+        return result(self)
+
+    monkeypatch.setattr(forkwork.NewProcess, "result", killed_part_way)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert build_outcome(root) == expected
+    assert len(started) == 1 and not process_alive(started[0].pid)
+    monkeypatch.undo()
+    assert build_outcome(root) == expected
+    one = next((root / "intel").rglob("file-*.yaml"))
+    one.write_text(one.read_text().replace("name: ", "name: edited ", 1))
+    assert build_outcome(root) == build_outcome(root, cache=False) != expected
+
+
+def test_an_interrupted_large_first_build_stops_its_save_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the compile stops the save's process too (it ignores SIGINT itself)."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    started = _saves_in_new_processes(monkeypatch)
+    start = store.start_in_new_process
+
+    def stopped_at_once(*args: Any, **options: Any) -> forkwork.NewProcess | None:
+        process = start(*args, **options)
+        if process is not None:
+            os.kill(process.pid, signal.SIGSTOP)  # still at work when the build is interrupted
+        return process
+
+    def interrupted(*_: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "start_in_new_process", stopped_at_once)
+    monkeypatch.setattr(pipeline, "_compiled_first", interrupted)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    with pytest.raises(KeyboardInterrupt):
+        build(root, as_of="2025-06-01", cache=True)
+    assert len(started) == 1 and not process_alive(started[0].pid)

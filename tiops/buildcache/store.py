@@ -69,7 +69,7 @@ from tiops.buildcache.entries import (
     context_key,
     overlay_signature,
 )
-from tiops.forkwork import Beside, remove_abandoned, run_beside
+from tiops.forkwork import Beside, NewProcess, remove_abandoned, run_beside, start_in_new_process
 from tiops.inputs import read_regular_file, read_regular_head
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
@@ -192,6 +192,8 @@ class BuildCache:
         self._folders_walked: set[str] | None = None  # every folder of a whole walk: the others' groups go
         self._folders_spilled: dict[int, list[tuple[int, int, int]]] = {}  # groups kept in this run, by shard
         self._unread: set[int] = set()  # shards not read yet (open(lazy=True)), read when first needed
+        # The stat index file's payload, made by the process that handed its save over (resumed).
+        self._index_payload: bytes | None = None
 
     @classmethod
     def open(cls, root: Path, context: str, *, lazy: bool = False) -> BuildCache:
@@ -625,7 +627,9 @@ class BuildCache:
                 else:
                     (self.folder / _shard_name(number)).unlink(missing_ok=True)
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
-            if self._new_index != self._index or self._dirty:
+            if self._index_payload is not None:  # handed over made (_hand_over)
+                self._write_payload(_INDEX_FILE, self._index_payload, dated=self._began_ns)
+            elif self._new_index != self._index or self._dirty:
                 self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
             # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
             self._save_folders()
@@ -635,11 +639,10 @@ class BuildCache:
             self._close_spill()
         self._dirty.clear()
 
-    def save_beside(self, *, helper: bool = True) -> Beside | None:
-        """:meth:`save` done by a forked helper while this process goes on: the helper
-        (tiops.forkwork.Beside), whose ``result()`` waits for it and ``close()`` stops it. None
-        when the save was done here: without ``helper`` (tiops.load.fork_helper), or when no
-        helper can be forked.
+    def save_beside(self, *, helper: bool = True, new_process: bool = False) -> Beside | NewProcess | None:
+        """:meth:`save` done by a helper while this process goes on: the helper, whose ``result()``
+        waits for it and ``close()`` stops it. None when the save was done here: without
+        ``helper`` (tiops.load.fork_helper), or when no helper can be started.
 
         For a first build (tiops.pipeline, which decides when memory allows it), whose save
         writes every entry while its compile leaves the second core idle: 1.1 s of a 9.3 s first
@@ -648,20 +651,21 @@ class BuildCache:
         shard): the next build hashes every file and parses those whose entries are missing.
         It runs at the command's own priority, since the command waits for it. This process
         is left as a save leaves it, with nothing more to write.
+
+        The helper is a forked child, or with ``new_process`` a new process
+        (tiops.buildcache.saver) handed what the save needs through the spill file
+        (:meth:`_hand_over`): a forked child shares this process's pages only until the compile
+        writes to them, and at a million objects the two held 1.5 GB more than this process alone.
         """
         def saved() -> bool:
             self.save()
             return True
 
-        if self._spill is not None:
-            # The helper reads the spill file through the open file it shares with this process:
-            # nothing may be left in this process's buffer, which its close would write (at the
-            # shared position the helper is moving) while the helper reads.
-            try:
-                self._spill.flush()
-            except OSError:
-                helper = False  # saved here, where what does not read back whole is dropped
-        saving = run_beside(saved, nice=False) if helper else None
+        saving: Beside | NewProcess | None = None
+        if helper and new_process:
+            saving = self._hand_over()
+        elif helper and self._flushed_spill():
+            saving = run_beside(saved, nice=False)
         if saving is None:
             self.save()
             return None
@@ -673,6 +677,107 @@ class BuildCache:
         self._folder_shards.clear()
         self._folders_walked = None
         return saving
+
+    def _flushed_spill(self) -> bool:
+        """Whether the spill file holds every byte spilled (none is left in this process's buffer).
+
+        A helper reads the spill file through the open file it shares with this process: a byte left
+        in this process's buffer would be written by its close, at the shared position the helper is
+        moving, while the helper reads. False when it cannot be flushed: the save is then done here,
+        where what does not read back whole is dropped.
+        """
+        if self._spill is None:
+            return True
+        try:
+            self._spill.flush()
+        except OSError:
+            return False
+        return True
+
+    def _hand_over(self) -> NewProcess | None:
+        """Start a new process saving this cache (tiops.buildcache.saver), or None to save here.
+
+        What :meth:`save` reads besides the spill file's chunks goes to the end of the spill file as
+        one marshal (:meth:`_save_state`), and the process is given the open spill file and where
+        that lies. The entries still buffered are spilled first, so that all of them are in the file.
+        """
+        for number in list(self._pending):
+            pending = self._pending.pop(number)
+            self._pending_size.pop(number, None)
+            try:
+                chunk = marshal.dumps(pending)
+            except ValueError:
+                chunk = marshal.dumps(_marshalable(pending))
+            self._spill_chunk(number, chunk)
+        if self._spill_failed:
+            return None
+        self._note_taken()
+        try:
+            state = marshal.dumps(self._save_state())
+        except ValueError:
+            return None
+        place = self._spill_bytes(state)
+        if place is None or self._spill is None or not self._flushed_spill():
+            return None
+        return start_in_new_process("tiops.buildcache.saver:main",
+                                    [os.fspath(self.folder), str(self._spill.fileno()), *map(str, place)],
+                                    pass_fds=(self._spill.fileno(),))
+
+    def _save_state(self) -> dict[str, Any]:
+        """What :meth:`save` reads of this cache, but for the spill file and its chunks' entries (:meth:`resumed`)."""
+        return {
+            "context": self.context,
+            "began_ns": self._began_ns,
+            "dirty": sorted(self._dirty),
+            "unread": sorted(self._unread),
+            "shards": self._shards,
+            "objects": self._objects,
+            "spilled": self._spilled,
+            # The stat index as the file's payload: the new process writes it and never holds it as
+            # a dict (at a million objects 200 MB in objects, against 60 MB of marshal).
+            "index_payload": (marshal.dumps((self.context, _INDEX_FILE, self._new_index))
+                              if self._new_index != self._index or self._dirty else None),
+            "folder_shards": self._folder_shards,
+            "folders_dirty": sorted(self._folders_dirty),
+            "folders_walked": None if self._folders_walked is None else sorted(self._folders_walked),
+            "folders_spilled": self._folders_spilled,
+        }
+
+    @classmethod
+    def resumed(cls, folder: Path, spill: IO[bytes], place: tuple[int, int, int]) -> BuildCache | None:
+        """The cache :meth:`_hand_over` handed over, ready to :meth:`save`: read from the spill file, where
+        ``place`` (offset, length, CRC-32) is its state's; None when that does not read back whole."""
+        offset, length, crc = place
+        try:
+            spill.seek(offset)
+            chunk = spill.read(length)
+        except OSError:
+            return None
+        if len(chunk) != length or zlib.crc32(chunk) != crc:
+            return None
+        try:
+            state = marshal.loads(chunk)
+        except (ValueError, TypeError, EOFError):
+            return None
+        if type(state) is not dict or type(state.get("context")) is not str:
+            return None
+        cache = cls(folder, state["context"])
+        cache._began_ns = state["began_ns"]
+        cache._dirty = set(state["dirty"])
+        cache._unread = set(state["unread"])
+        cache._shards = state["shards"]
+        cache._objects = state["objects"]
+        cache._spilled = state["spilled"]
+        cache._index_payload = state["index_payload"]
+        cache._folder_shards = state["folder_shards"]
+        cache._folders_dirty = set(state["folders_dirty"])
+        walked = state["folders_walked"]
+        cache._folders_walked = None if walked is None else set(walked)
+        cache._folders_spilled = state["folders_spilled"]
+        cache._spill = spill
+        cache._spill_size = offset
+        cache._settled = True
+        return cache
 
     def release_saved(self) -> None:
         """Let go of what only :meth:`save` needed: the stat index read and the one made, the entries
@@ -744,6 +849,9 @@ class BuildCache:
                 self._write(_folders_name(number), groups)
             else:
                 (self.folder / _folders_name(number)).unlink(missing_ok=True)
+            # Each shard let go of once written, not all of them at the end: a million objects' groups
+            # are 200 MB, and the save's own peak was their whole (a save in a new process, 650 MB).
+            self._folder_shards.pop(number, None)
         self._folders_dirty.clear()
         # Let go of them, as of the shards of entries written: the rest of a build does not read them,
         # and at a million objects a first build's groups are 200 MB beside every object it compiles.
@@ -776,9 +884,12 @@ class BuildCache:
         before any of its lstats, such a file is racy; the earlier of the two also keeps the old bound
         where the file system's clock lags this one's (a network file system).
         """
+        self._write_payload(name, marshal.dumps((self.context, name, body)), dated=dated)
+
+    def _write_payload(self, name: str, payload: bytes, *, dated: int | None = None) -> None:
+        """:meth:`_write` with the marshal of ``(context, name, body)`` made already."""
         import tempfile  # only a build that changed something writes
 
-        payload = marshal.dumps((self.context, name, body))
         # The writer's process id ends the name (before .tmp): a file of a build killed while writing it
         # (kill -9, a CI job cancelled) is one nothing else removes, and a shard's objects part or the
         # bundle record is megabytes; the next save removes it (save, remove_abandoned).
