@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -510,4 +511,93 @@ def test_a_new_process_that_cannot_start_is_none(monkeypatch: pytest.MonkeyPatch
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(subprocess, "Popen", refused)
+    assert forkwork.start_in_new_process("operator:not_", []) is None
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """Whether SIGINT is among the signals process ``pid`` ignores (SigIgn in /proc/PID/status, proc(5))."""
+    with open(f"/proc/{pid}/status") as status:
+        ignored = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc for the signals a process ignores")
+def test_a_new_process_ignores_ctrl_c_which_this_process_answers() -> None:
+    """Ctrl-C at a terminal reaches the whole process group: the new process goes on, and this one,
+    interrupted, stops it (close)."""
+    started = forkwork.start_in_new_process("subprocess:call", ["sleep", "20"])  # call(["sleep", "20"])
+    assert started is not None
+    try:
+        deadline = time.monotonic() + 30
+        while not _ignores_sigint(started.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(started.pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert started._process.poll() is None
+    finally:
+        started.close()
+    assert not forkwork.process_alive(started.pid)
+
+
+_NEW_PROCESS_ORPHAN_SCRIPT = """
+import sys, time
+from tiops.forkwork import start_in_new_process
+started = start_in_new_process("subprocess:call", ["sleep", "120"])
+with open(sys.argv[1], "w") as out:
+    out.write(str(started.pid))
+time.sleep(3600)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found.extend(map(int, children.read().split()))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to tell whether a process lives")
+def test_a_new_process_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """Whatever ends the command (SIGKILL here: nothing of it runs), its new process ends too, long
+    before its own work (a two-minute sleep it waits for) would end it."""
+    marker = tmp_path / "helper.pid"
+    command = subprocess.Popen([sys.executable, "-c", _NEW_PROCESS_ORPHAN_SCRIPT, str(marker)])
+    sleeping: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        helper = int(marker.read_text())
+        while not sleeping and time.monotonic() < deadline:  # at its work: the sleep started
+            sleeping = _children(helper)
+            time.sleep(0.05)
+        assert sleeping and not _gone(helper)
+        command.kill()
+        command.wait()
+        deadline = time.monotonic() + 30
+        while not _gone(helper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(helper)
+    finally:
+        command.kill()
+        command.wait()
+        for pid in sleeping:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_new_process_does_not_import_from_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command runs in the intel repository: a module file there is never imported (python -P)."""
+    (tmp_path / "pprint.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    started = forkwork.start_in_new_process("pprint:pprint", ["x"])  # the standard library's: prints, None
+    assert started is not None and started.result() is True
+    assert not (tmp_path / "imported").exists()
+
+
+def test_without_a_python_to_start_no_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", None)
+    assert forkwork.start_in_new_process("operator:not_", []) is None
+    monkeypatch.setattr(sys, "executable", "")
     assert forkwork.start_in_new_process("operator:not_", []) is None

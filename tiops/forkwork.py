@@ -401,24 +401,30 @@ def start_in_new_process(function: str, arguments: list[str], pass_fds: tuple[in
     new Python process, and return at once; None when no process can be started (the caller does
     the work itself).
 
-    The process runs this very tiops (its folder first on the path), at this process's priority,
-    with the descriptors ``pass_fds`` open and nothing else: standard input, output and error go
-    to /dev/null, so nothing it does can reach the command's output. It ignores SIGINT: Ctrl-C at
-    a terminal reaches the whole process group, and this process stops it (:meth:`NewProcess.close`)
-    when it is interrupted itself.
+    The process runs this very tiops: its folder is put on the path when it is not there already,
+    and the current folder is not (``-P``): the command runs in the intel repository, whose files
+    must never be imported. It runs at this process's priority, with the descriptors
+    ``pass_fds`` open and nothing else: standard input, output and error go to /dev/null, so
+    nothing it does can reach the command's output. It ignores SIGINT, since Ctrl-C at a
+    terminal reaches the whole process group and this process stops it (:meth:`NewProcess.close`)
+    when interrupted itself, and it dies with this process, as a forked helper does
+    (:func:`_die_with`), whatever ends this one.
     """
     import subprocess
     import sys
 
+    if not sys.executable:  # an embedding program: no Python to start
+        return None
     module, _, name = function.partition(":")
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-            f"sys.path.insert(0, {package_parent!r}); "
+            f"{package_parent!r} in sys.path or sys.path.insert(0, {package_parent!r}); "
+            f"from tiops.forkwork import _die_with; _die_with({os.getpid()}); "
             f"from {module} import {name}; sys.exit({name}(sys.argv[1:]))")
     try:
-        process = subprocess.Popen([sys.executable, "-c", code, *arguments], stdin=subprocess.DEVNULL,
+        process = subprocess.Popen([sys.executable, "-P", "-c", code, *arguments], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=pass_fds)
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except (OSError, ValueError, TypeError, subprocess.SubprocessError):
         return None
     return NewProcess(process)
 

@@ -339,32 +339,65 @@ def test_a_save_process_handed_what_does_not_read_back_writes_nothing(tmp_path: 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_save_process_killed_part_way_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stopped once it has written some of the cache's files: the build's result stands, and the next
-    builds trust what was written and parse the rest again."""
+def _cache_saved_in_the_command(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    with monkeypatch.context() as alone:
+        alone.setenv("TIOPS_LOAD_FORK", "0")
+        shutil.rmtree(root / ".tiops", ignore_errors=True)
+        build_outcome(root)
+    content = _cache_content(root)
+    shutil.rmtree(root / ".tiops")
+    return content
+
+
+@pytest.mark.parametrize("when", ["at once", "once it has written an objects file"])
+def test_a_save_process_killed_part_way_leaves_the_save_to_the_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """Killed from outside (the OOM killer, say), at once or part way: the command saves from the
+    state it handed over, and the cache is the one it saves alone."""
     root = tmp_path / "clean"
     clean_repository(root, 700)
-    expected = build_outcome(root, cache=False)
+    expected, saved_alone = build_outcome(root, cache=False), _cache_saved_in_the_command(root, monkeypatch)
     started = _saves_in_new_processes(monkeypatch)
     result, folder = forkwork.NewProcess.result, root / CACHE_DIR
 
-    def killed_part_way(self: forkwork.NewProcess) -> bool | None:
+    def killed(self: forkwork.NewProcess) -> bool | None:
         deadline = time.monotonic() + 60
-        while (self._process.poll() is None and time.monotonic() < deadline
+        while (when != "at once" and self._process.poll() is None and time.monotonic() < deadline
                and not any(path.name.startswith("objects-") for path in folder.iterdir())):
             time.sleep(0.001)
-        self.close()
+        os.kill(self.pid, signal.SIGKILL)
         return result(self)
 
-    monkeypatch.setattr(forkwork.NewProcess, "result", killed_part_way)
+    monkeypatch.setattr(forkwork.NewProcess, "result", killed)
     monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
     assert build_outcome(root) == expected
     assert len(started) == 1 and not process_alive(started[0].pid)
+    if when == "at once":
+        assert started[0]._process.returncode == -signal.SIGKILL  # killed before it could have saved anything
+    assert _cache_content(root) == saved_alone
     monkeypatch.undo()
-    assert build_outcome(root) == expected
     one = next((root / "intel").rglob("file-*.yaml"))
     one.write_text(one.read_text().replace("name: ", "name: edited ", 1))
     assert build_outcome(root) == build_outcome(root, cache=False) != expected
+
+
+def test_a_save_process_that_fails_leaves_the_save_to_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that starts but does not save (here one that only fails: tiops not importable
+    there, say) is a save done in the command, not a build with no cache."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    saved_alone = _cache_saved_in_the_command(root, monkeypatch)
+    started = _saves_in_new_processes(monkeypatch)
+    start = store.start_in_new_process
+
+    def failing(function: str, arguments: list[str], pass_fds: tuple[int, ...] = ()) -> forkwork.NewProcess | None:
+        return start("operator:truth", arguments, pass_fds)  # True: exit status 1
+
+    monkeypatch.setattr(store, "start_in_new_process", failing)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    build_outcome(root)
+    assert len(started) == 1 and started[0]._process.returncode == 1
+    assert _cache_content(root) == saved_alone
 
 
 def test_an_interrupted_large_first_build_stops_its_save_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

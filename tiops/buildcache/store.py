@@ -639,7 +639,7 @@ class BuildCache:
             self._close_spill()
         self._dirty.clear()
 
-    def save_beside(self, *, helper: bool = True, new_process: bool = False) -> Beside | NewProcess | None:
+    def save_beside(self, *, helper: bool = True, new_process: bool = False) -> Beside | HandedSave | None:
         """:meth:`save` done by a helper while this process goes on: the helper, whose ``result()``
         waits for it and ``close()`` stops it. None when the save was done here: without
         ``helper`` (tiops.load.fork_helper), or when no helper can be started.
@@ -661,7 +661,7 @@ class BuildCache:
             self.save()
             return True
 
-        saving: Beside | NewProcess | None = None
+        saving: Beside | HandedSave | None = None
         if helper and new_process:
             saving = self._hand_over()
         elif helper and self._flushed_spill():
@@ -694,12 +694,14 @@ class BuildCache:
             return False
         return True
 
-    def _hand_over(self) -> NewProcess | None:
+    def _hand_over(self) -> HandedSave | None:
         """Start a new process saving this cache (tiops.buildcache.saver), or None to save here.
 
         What :meth:`save` reads besides the spill file's chunks goes to the end of the spill file as
         one marshal (:meth:`_save_state`), and the process is given the open spill file and where
         that lies. The entries still buffered are spilled first, so that all of them are in the file.
+        This process keeps its own descriptor of the spill file, to save from the same state should
+        the new one not (:class:`HandedSave`).
         """
         for number in list(self._pending):
             pending = self._pending.pop(number)
@@ -719,9 +721,17 @@ class BuildCache:
         place = self._spill_bytes(state)
         if place is None or self._spill is None or not self._flushed_spill():
             return None
-        return start_in_new_process("tiops.buildcache.saver:main",
-                                    [os.fspath(self.folder), str(self._spill.fileno()), *map(str, place)],
-                                    pass_fds=(self._spill.fileno(),))
+        try:
+            kept = os.fdopen(os.dup(self._spill.fileno()), "r+b")
+        except OSError:
+            return None
+        process = start_in_new_process("tiops.buildcache.saver:main",
+                                       [os.fspath(self.folder), str(self._spill.fileno()), *map(str, place)],
+                                       pass_fds=(self._spill.fileno(),))
+        if process is None:
+            kept.close()
+            return None
+        return HandedSave(process, self.folder, kept, place)
 
     def _save_state(self) -> dict[str, Any]:
         """What :meth:`save` reads of this cache, but for the spill file and its chunks' entries (:meth:`resumed`)."""
@@ -906,6 +916,51 @@ class BuildCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+class HandedSave:
+    """A save handed to a new process (BuildCache._hand_over): :meth:`result` waits for it, and
+    :meth:`close` stops it, as tiops.forkwork.Beside's do.
+
+    A process that does not save (Python or tiops not importable there, its state not read back,
+    a failure part way, killed from outside) would leave a first build with no cache, and every
+    later build a first build again: :meth:`result` then saves here, from the very state handed
+    over. Files the process finished are written again with the same bodies; those it left part
+    written are removed as a killed save's are (BuildCache.save, remove_abandoned).
+    """
+
+    def __init__(self, process: NewProcess, folder: Path, spill: IO[bytes], place: tuple[int, int, int]) -> None:
+        self.process = process
+        self._folder = folder
+        self._spill: IO[bytes] | None = spill
+        self._place = place
+        self._outcome: bool | None = None
+
+    def result(self) -> bool | None:
+        """True once the cache is saved, by the process or here; None when it could not be (or was stopped)."""
+        if self._spill is None:
+            return self._outcome
+        try:
+            self._outcome = self.process.result()
+            if self._outcome is None:
+                cache = BuildCache.resumed(self._folder, self._spill, self._place)
+                if cache is not None:
+                    cache.save()  # closes the spill file
+                    self._outcome = True
+        finally:
+            self._let_go()
+        return self._outcome
+
+    def close(self) -> None:
+        """Stop the process (Ctrl-C): nothing more is saved, here either."""
+        self.process.close()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._spill is not None:
+            with contextlib.suppress(OSError):
+                self._spill.close()
+            self._spill = None
 
 
 # How the name of a file being written ends (after the writer's process id): BuildCache._write.
