@@ -76,7 +76,7 @@ def _pss_bytes(pid: int) -> int:
 
 class TreeSampler:
     """The peak of the summed Pss of a process and those under it, sampled every 0.2 s on a thread
-    (nan where /proc/PID/smaps_rollup is not)."""
+    (nan where /proc/PID/smaps_rollup is not, or the process ended before its first sample)."""
 
     def __init__(self, pid: int) -> None:
         self.peak = 0
@@ -86,8 +86,10 @@ class TreeSampler:
         self._thread.start()
 
     def _sample(self) -> None:
-        while not self._done.wait(0.2):
+        while True:  # at once, then every 0.2 s: a short command is sampled too
             self.peak = max(self.peak, sum(map(_pss_bytes, _process_tree(self._pid))))
+            if self._done.wait(0.2):
+                return
 
     def stop(self) -> float:
         self._done.set()
