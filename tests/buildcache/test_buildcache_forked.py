@@ -334,6 +334,11 @@ def test_a_save_process_handed_what_does_not_read_back_writes_nothing(tmp_path: 
         assert store.BuildCache.resumed(tmp_path, spill, (0, 13, 0)) is None  # its CRC-32 is not 0
         assert store.BuildCache.resumed(tmp_path, spill, (0, 99, zlib.crc32(b"not the state"))) is None
         assert store.BuildCache.resumed(tmp_path, spill, (0, 13, zlib.crc32(b"not the state"))) is None  # no marshal
+        partial = marshal.dumps({"context": "c", "dirty": [1]})  # a dict, but not a whole state
+        spill.seek(0)
+        spill.write(partial)
+        spill.flush()
+        assert store.BuildCache.resumed(tmp_path, spill, (0, len(partial), zlib.crc32(partial))) is None
         assert saver.main([str(tmp_path), str(os.dup(spill.fileno())), "0", "13", "0"]) == 2  # it closes what it is given
     assert saver.main([str(tmp_path), "not a descriptor", "0", "0", "0"]) == 2
     assert list(tmp_path.iterdir()) == []

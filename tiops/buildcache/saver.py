@@ -3,9 +3,8 @@
 Started by tiops.forkwork.start_in_new_process with the build's open spill file, it reads
 the cache's state where :meth:`BuildCache._hand_over` put it in that file and writes what
 :meth:`BuildCache.save` writes. It prints nothing: its exit status is all the command sees
-(0 saved, 1 failed part way, 2 handed nothing it could read). A save that fails or is
-killed part way loses nothing the next build needs: it parses the files whose entries
-are missing.
+(0 saved, 1 failed part way, 2 handed nothing it could read). When it is not 0, the command
+saves from the same state itself (tiops.buildcache.store.HandedSave).
 """
 
 from __future__ import annotations

@@ -772,18 +772,21 @@ class BuildCache:
         if type(state) is not dict or type(state.get("context")) is not str:
             return None
         cache = cls(folder, state["context"])
-        cache._began_ns = state["began_ns"]
-        cache._dirty = set(state["dirty"])
-        cache._unread = set(state["unread"])
-        cache._shards = state["shards"]
-        cache._objects = state["objects"]
-        cache._spilled = state["spilled"]
-        cache._index_payload = state["index_payload"]
-        cache._folder_shards = state["folder_shards"]
-        cache._folders_dirty = set(state["folders_dirty"])
-        walked = state["folders_walked"]
-        cache._folders_walked = None if walked is None else set(walked)
-        cache._folders_spilled = state["folders_spilled"]
+        try:
+            cache._began_ns = state["began_ns"]
+            cache._dirty = set(state["dirty"])
+            cache._unread = set(state["unread"])
+            cache._shards = state["shards"]
+            cache._objects = state["objects"]
+            cache._spilled = state["spilled"]
+            cache._index_payload = state["index_payload"]
+            cache._folder_shards = state["folder_shards"]
+            cache._folders_dirty = set(state["folders_dirty"])
+            walked = state["folders_walked"]
+            cache._folders_walked = None if walked is None else set(walked)
+            cache._folders_spilled = state["folders_spilled"]
+        except (KeyError, TypeError):  # not a state _save_state made (its CRC-32 matched all the same)
+            return None
         cache._spill = spill
         cache._spill_size = offset
         cache._settled = True
