@@ -454,21 +454,6 @@ def test_an_overlay_below_an_imported_source_folder_applies_to_nothing(make_repo
     assert not [f for f in loaded.findings if f.location.file.endswith("_overlay.yaml") and f.code != "TI707"]
 
 
-def test_a_files_helper_that_copies_this_process_is_wanted_only_with_room_for_the_copy(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load, "can_fork", lambda: True)
-    monkeypatch.setattr(load, "second_cpu_idle", lambda: True)
-    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
-    monkeypatch.delenv("TIOPS_LOAD_FORK", raising=False)
-    files = 10 * load.PARALLEL_MIN_FILES
-    assert load.fork_helper(files) and not load.fork_helper(files, copying=True)
-    monkeypatch.setattr(load, "room_for_a_copy", lambda: True)
-    assert load.fork_helper(files, copying=True) and not load.fork_helper(10, copying=True)
-    monkeypatch.setattr(load, "room_for_a_copy", lambda: False)
-    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
-    assert load.fork_helper(files, copying=True)  # asked for
-
-
 def test_a_first_build_hands_its_save_to_a_new_process_above_its_size_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """The compile copies the pages it writes while a forked helper lives: a large build, or one
     whose copy memory could not hold, saves in a new process, which holds only what it is handed."""

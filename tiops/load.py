@@ -255,20 +255,17 @@ def load_repo(root: Path, *, progress: Progress = no_progress, source: FileSourc
 PARALLEL_MIN_FILES = 2000
 
 
-def fork_helper(files: int, copying: bool = False) -> bool:
+def fork_helper(files: int) -> bool:
     """Whether to load ``files`` object files with a forked helper (docs/ci.md).
 
     TIOPS_LOAD_FORK=0 never, =1 whenever the system allows it (tiops.forkwork.can_fork);
     otherwise when it allows it, there are at least :data:`PARALLEL_MIN_FILES` files and a
     second CPU is idle. Only the speed depends on it: the objects and findings are the same.
-    ``copying``: also only while the memory available could hold a copy of this process, as
-    for :func:`helpers_wanted`.
     """
     wanted = os.environ.get("TIOPS_LOAD_FORK")
     if wanted == "0" or files < 2 or not can_fork():
         return False
-    return wanted == "1" or (files >= PARALLEL_MIN_FILES and second_cpu_idle()
-                             and (not copying or room_for_a_copy()))
+    return wanted == "1" or (files >= PARALLEL_MIN_FILES and second_cpu_idle())
 
 
 def helpers_wanted(copying: bool = False) -> bool:

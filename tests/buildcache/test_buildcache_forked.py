@@ -427,3 +427,37 @@ def test_an_interrupted_large_first_build_stops_its_save_process(tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         build(root, as_of="2025-06-01", cache=True)
     assert len(started) == 1 and not process_alive(started[0].pid)
+
+
+def test_a_spill_that_fails_while_handing_over_saves_in_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk full while the buffered entries are spilled for the new process: no process, the
+    command saves (what was not spilled is parsed again next time) and the build stands."""
+    root = tmp_path / "clean"
+    clean_repository(root, 700)
+    expected = build_outcome(root, cache=False)
+    started = _saves_in_new_processes(monkeypatch)
+    hand_over, spill_bytes = store.BuildCache._hand_over, store.BuildCache._spill_bytes
+    handing, spilled = [False], [0]
+
+    def noted(self: store.BuildCache) -> Any:
+        handing[0] = True
+        try:
+            return hand_over(self)
+        finally:
+            handing[0] = False
+
+    def failing(self: store.BuildCache, chunk: bytes) -> tuple[int, int, int] | None:
+        if handing[0]:
+            spilled[0] += 1
+            if spilled[0] >= 2:  # the second buffer spilled: the disk is full
+                self._spill_failed = True
+                return None
+        return spill_bytes(self, chunk)
+
+    monkeypatch.setattr(store.BuildCache, "_hand_over", noted)
+    monkeypatch.setattr(store.BuildCache, "_spill_bytes", failing)
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    assert build_outcome(root) == expected
+    assert spilled[0] == 2 and started == []
+    monkeypatch.undo()
+    assert build_outcome(root) == expected

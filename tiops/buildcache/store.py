@@ -360,16 +360,22 @@ class BuildCache:
         pending.append((blob, key, stored_index, stored_objects))
         size += len(stored_objects) + _INDEX_SIZE_GUESS
         if size >= _SPILL_CHUNK:
-            # One marshal per chunk, read back by one marshal.loads: no record parsed in Python.
-            try:
-                chunk = marshal.dumps(pending)
-            except ValueError:
-                chunk = marshal.dumps(_marshalable(pending))
-            self._spill_chunk(number, chunk)
-            self._pending.pop(number, None)  # gone already when the spill failed (_spill_chunk)
-            self._pending_size.pop(number, None)
+            self._spill_pending(number)
         else:
             self._pending_size[number] = size
+
+    def _spill_pending(self, number: int) -> None:
+        """Append shard ``number``'s buffered entries to the spill file as one chunk: one marshal,
+        read back by one marshal.loads (no record parsed in Python)."""
+        pending = self._pending.pop(number, None)
+        self._pending_size.pop(number, None)
+        if not pending:
+            return  # none, or dropped with every other buffer when a spill failed (_spill_chunk)
+        try:
+            chunk = marshal.dumps(pending)
+        except ValueError:
+            chunk = marshal.dumps(_marshalable(pending))
+        self._spill_chunk(number, chunk)
 
     def _spill_chunk(self, number: int, chunk: bytes) -> None:
         """Append one shard's buffered entries to the spill file; on failure, drop them and stop spilling."""
@@ -704,13 +710,7 @@ class BuildCache:
         the new one not (:class:`HandedSave`).
         """
         for number in list(self._pending):
-            pending = self._pending.pop(number)
-            self._pending_size.pop(number, None)
-            try:
-                chunk = marshal.dumps(pending)
-            except ValueError:
-                chunk = marshal.dumps(_marshalable(pending))
-            self._spill_chunk(number, chunk)
+            self._spill_pending(number)
         if self._spill_failed:
             return None
         self._note_taken()
