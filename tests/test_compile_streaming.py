@@ -235,6 +235,54 @@ def test_a_write_that_fails_waits_for_the_digest_thread_and_reports_the_write(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "expected.json"] and target.is_dir()
 
 
+def test_meanwhile_runs_with_the_bundle_in_place_and_its_id_and_size(tmp_path: Path) -> None:
+    pieces, expected = _one_run(tmp_path)
+    target = tmp_path / "bundle.json"
+    seen: list[tuple[str, int, bytes]] = []
+    written = write_line_runs(pieces, target, meanwhile=lambda bundle_id, size: seen.append(
+        (bundle_id, size, target.read_bytes())))
+    assert seen == [(written.bundle_id, written.size, expected)]
+    assert written.sha256 == hashlib.sha256(expected).hexdigest()
+
+
+def test_a_meanwhile_that_fails_fails_the_write_once_the_digest_thread_is_waited_for(tmp_path: Path) -> None:
+    pieces, expected = _one_run(tmp_path)
+    target = tmp_path / "bundle.json"
+
+    def broken(bundle_id: str, size: int) -> None:
+        raise RuntimeError("meanwhile broke")
+
+    with pytest.raises(RuntimeError, match="meanwhile broke"):
+        write_line_runs(pieces, target, meanwhile=broken)
+    assert threading.active_count() == 1
+    assert target.read_bytes() == expected  # it runs once the bundle is in place
+
+
+class _NotingDigest:
+    def __init__(self) -> None:
+        self.real = hashlib.sha256()
+        self.sizes: list[int] = []
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.sizes.append(len(data))
+        self.real.update(data)
+
+
+def test_a_run_of_kept_lines_is_digested_in_one_call_not_in_write_pieces() -> None:
+    # SHA-256 lets go of the GIL for one call's bytes: a run digested whole needs the GIL back once,
+    # not once per written piece, while the command works on the bundle record meanwhile.
+    line = b'{"id":"x","pad":"' + b"p" * 1000 + b'"}'
+    count = 3 * WRITE_PIECE // len(line)
+    body = b",\n".join([line] * count)
+    previous = b"HEAD\n" + body + b"\nTAIL"
+    run = LineRun(memoryview(previous), 5, 5 + len(body), list(range(5, 5 + len(body), len(line) + 2)))
+    digest = _NotingDigest()
+    compile_module._digest_parts(digest, b"HEAD\n", [run, b'{"new":1}'])
+    assert max(digest.sizes) == len(body) > 2 * WRITE_PIECE
+    assert digest.real.hexdigest() == hashlib.sha256(
+        b"HEAD\n" + body + b',\n{"new":1}' + compile_module.BUNDLE_TAIL).hexdigest()
+
+
 def test_a_build_json_that_is_not_a_record_is_not_overwritten(example_repo: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

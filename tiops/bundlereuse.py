@@ -166,7 +166,7 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     if extras is None:
         owned = {line_key for mark in marks.values() for line_key in mark[0]}
         extras = [line_key for line_key in keys if line_key not in owned]
-    return _record(key, output, written, keys, offsets, extras, entries)
+    return _record(key, output, written.sha256, written.size, keys, offsets, extras, entries)
 
 
 def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
@@ -178,14 +178,27 @@ def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spli
     the built-in objects the bundle adds (a key of theirs that an entry held would have
     been two objects with one key, which :func:`_splice` refuses).
     """
-    return _record(key, output, written, spliced.keys, spliced.offsets, spliced.extras, spliced.entries)
+    return _record(key, output, written.sha256, written.size, spliced.keys, spliced.offsets, spliced.extras,
+                   spliced.entries)
 
 
-def _record(key: str, output: Path, written: WrittenBundle, keys: list[str], offsets: Sequence[int],
+def unsealed_spliced_record(key: str, output: Path, size: int, spliced: Spliced) -> dict[str, Any]:
+    """:func:`spliced_record` before the bundle's digest is known: its :data:`RECORD_DIGEST`, the
+    last key, holds :data:`RECORD_DIGEST_WIDTH` NUL characters (tiops.buildcache.BuildCache.pending_record)."""
+    return _record(key, output, "\0" * RECORD_DIGEST_WIDTH, size, spliced.keys, spliced.offsets, spliced.extras,
+                   spliced.entries)
+
+
+def _record(key: str, output: Path, sha256: str, size: int, keys: list[str], offsets: Sequence[int],
             extras: list[str], entries: RecordedEntries) -> dict[str, Any]:
-    return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "sha256": written.sha256,
-            "size": written.size, "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
-            "entries": entries.stored()}
+    # The bundle's digest last: it is known last (unsealed_spliced_record).
+    return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "size": size,
+            "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
+            "entries": entries.stored(), RECORD_DIGEST: sha256}
+
+
+RECORD_DIGEST = "sha256"  # the record's key for the bundle file's SHA-256 (hex)
+RECORD_DIGEST_WIDTH = 64
 
 
 # The layout of a record's lines and entries (:class:`RecordedEntries`); a record of another

@@ -41,7 +41,9 @@ from tiops.validate.objects import check_object
 
 if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache, CachedLoad
-    from tiops.bundlereuse import EntryMark
+    from tiops.buildcache.store import PendingRecord
+    from tiops.bundlereuse import EntryMark, Spliced
+    from tiops.compile import WrittenBundle
     from tiops.config import Config
     from tiops.plan import CompiledLines
     from tiops.rules.engine import RulesOutcome
@@ -319,8 +321,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                     findings = [*findings, *_dropped_references_indexed(root, loaded.files, spliced)]
                 except StaleEntry:
                     return None
-                written = write_line_runs(spliced.pieces, output)
-                _keep_record(loaded.cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
+                written = _write_spliced(loaded.cache, record_name, key, output, spliced)
                 counts = RulesOutcome(objects=[], changed=spliced.changed_by_rules,
                                       dropped_by_rules=spliced.dropped_by_rules,
                                       dropped_by_cascade=spliced.dropped_by_cascade)
@@ -572,3 +573,34 @@ def _keep_record(cache: Any, record: dict[str, Any] | None, name: str | None = N
     from tiops.bundlereuse import RECORD
 
     cache.write_record(name or RECORD, record if record is not None else {})
+
+
+def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, spliced: Spliced) -> WrittenBundle:
+    """Write the bundle ``spliced`` makes, and its record for the next compile.
+
+    The record is started while the bundle's own digest is taken on the other CPU, and finished
+    with that digest (BuildCache.pending_record): written after it, it was 0.07 s of a one-file
+    recompile at 100k objects that one CPU spent waiting before.
+    """
+    from tiops import bundlereuse
+
+    started: list[PendingRecord | None] = []
+
+    def start_record(bundle_id: str, size: int) -> None:
+        body = bundlereuse.unsealed_spliced_record(key, output, size, spliced)
+        started.append(cache.pending_record(record_name, body, bundlereuse.RECORD_DIGEST,
+                                            bundlereuse.RECORD_DIGEST_WIDTH))
+
+    try:
+        written = write_line_runs(spliced.pieces, output, meanwhile=start_record)
+    except BaseException:
+        for pending in started:
+            if pending is not None:
+                pending.abandon()
+        raise
+    pending = started[0] if started else None
+    if pending is not None:
+        pending.finish(written.sha256)
+    else:  # it could not be started: the full way, or the old record forgotten
+        _keep_record(cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
+    return written

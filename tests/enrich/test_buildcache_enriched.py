@@ -156,9 +156,9 @@ class _Spy:
             self.parses += 1
             return real_read(*args)
 
-        def write(*args: Any) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
             self.spliced += 1
-            return real_write(*args)
+            return real_write(*args, **kwargs)
 
         monkeypatch.setattr(lock, "read_lock", read)
         monkeypatch.setattr(pipeline, "write_line_runs", write)

@@ -322,6 +322,43 @@ class BuildCache:
         except (OSError, ValueError):
             return
 
+    def pending_record(self, name: str, body: dict[str, Any], last: str, width: int) -> PendingRecord | None:
+        """Start writing ``body`` under ``name`` as :meth:`write_record` would, but for the value of its
+        key ``last``: its last key, an ASCII text of ``width`` characters known only later
+        (:meth:`PendingRecord.finish`). None when it cannot be started: the cache is optional.
+
+        The bundle record names the bundle's SHA-256, which is worked out last, after every
+        line. Serialising, digesting and writing the 22 MB record of 100k objects took 0.07 s
+        after it. Started here, that work overlaps the bundle's digest instead.
+        """
+        placeholder = "\0" * width
+        if list(body)[-1:] != [last] or body[last] != placeholder:
+            raise ValueError(f"the record's last key must be {last!r}, holding {width} NUL characters")
+        try:
+            payload = marshal.dumps((self.context, name, body))
+        except ValueError:
+            return None
+        # marshal writes a dict's items in order and ends it (and the tuple) with one TYPE_NULL byte:
+        # the value's characters end the payload but that byte. Checked, not assumed.
+        value_at = len(payload) - 1 - width
+        if payload[value_at:-1] != placeholder.encode("ascii") or payload[-1:] != b"0":
+            return None
+        import tempfile  # only a build that changed something writes
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.",
+                                                 suffix=f".{os.getpid()}{_TEMPORARY}")
+        except OSError:
+            return None
+        pending = PendingRecord(self.folder / name, temporary, os.fdopen(handle, "wb"), payload, value_at)
+        try:
+            pending.start()
+        except OSError:
+            pending.abandon()
+            return None
+        return pending
+
     def lookup(self, blob: str, key: str, overlay: dict[str, Any] | None) -> FileEntry | None:
         """The entry of the file with git blob id ``blob`` under entry key ``key``, if cached and made
         under the same lines of its folder's ``overlay`` (Defaults.overlay) as there are now."""
@@ -919,6 +956,62 @@ class BuildCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+class PendingRecord:
+    """A cache file written but for one value at the end of its payload (BuildCache.pending_record).
+
+    :meth:`start` writes the head with a blank checksum, and the payload up to the value, and
+    digests that much; :meth:`finish` adds the value, writes the checksum over the blank and renames
+    the file into place. The file is then byte for byte what BuildCache._write makes of the
+    same body with that value. Never raises for I/O: the cache is optional.
+    """
+
+    def __init__(self, target: Path, temporary: str, out: IO[bytes], payload: bytes, value_at: int) -> None:
+        self._target, self._temporary, self._out = target, temporary, out
+        self._payload, self._value_at = payload, value_at
+        self._digest = hashlib.sha256()
+        self._done = False
+
+    def start(self) -> None:
+        head = memoryview(self._payload)[:self._value_at]
+        self._digest.update(head)
+        self._out.write(_MAGIC)
+        self._out.write(bytes(_DIGEST_SIZE))  # the checksum goes over this blank (finish)
+        write_in_pieces(self._out.write, head)
+
+    def finish(self, value: str) -> None:
+        """Write ``value`` (as many ASCII characters as the blank held) and put the file in place."""
+        if self._done:
+            return
+        self._done = True
+        tail = value.encode("ascii") + self._payload[-1:]
+        if len(tail) != len(self._payload) - self._value_at:
+            self._unlink()
+            raise ValueError("the value does not fill the blank it was kept for")
+        self._payload = b""
+        self._digest.update(tail)
+        try:
+            with self._out:
+                self._out.write(tail)
+                self._out.seek(len(_MAGIC))
+                self._out.write(self._digest.digest())
+            rename_over(self._temporary, self._target)
+        except OSError:
+            self._unlink()
+
+    def abandon(self) -> None:
+        """Remove what was written: the value never came (the bundle was not written)."""
+        if not self._done:
+            self._done = True
+            self._payload = b""
+            self._unlink()
+
+    def _unlink(self) -> None:
+        with contextlib.suppress(OSError):
+            self._out.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._temporary)
 
 
 class HandedSave:
