@@ -288,11 +288,13 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     from tiops.rules.engine import RulesOutcome
     from tiops.validate import validate_indexed
 
-    loaded = load_repo_indexed(root, progress=progress)
+    record_name = record_name or bundlereuse.RECORD
+    # The record is read on a thread while the repository is walked, in case it is wanted.
+    loaded = load_repo_indexed(root, progress=progress, read_ahead=(record_name,) if output is not None else ())
     repo = loaded.repo
     rule_set, reusable = _reusable_lines(repo, output)
-    record_name = record_name or bundlereuse.RECORD
     record = loaded.cache.read_record(record_name) if reusable and output is not None else None
+    loaded.cache.forget_prefetched()  # at a million objects, a record not wanted is 200 MB
     # The previous bundle is read and checked on a thread while the checks run (one CPU).
     prefetched = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
     try:

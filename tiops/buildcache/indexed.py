@@ -96,7 +96,8 @@ class IndexedLoad:
 
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
-                      fresh: Callable[[str], bool] | None = None, settle: bool = True) -> IndexedLoad:
+                      fresh: Callable[[str], bool] | None = None, settle: bool = True,
+                      read_ahead: Sequence[str] = ()) -> IndexedLoad:
     """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
 
     A file the cache holds costs its index; its objects are unmarshalled when a check
@@ -110,18 +111,22 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
     nothing, :meth:`BuildCache.save_unless_small`).
+    ``read_ahead``: other files of the cache the caller will read (:meth:`BuildCache.read_record`),
+    read with the stat index on a thread while the repository is walked (BuildCache.prefetch).
     """
+    # Before anything else: the walk below takes one CPU, and reading and digesting these the other.
+    prefetched = BuildCache.prefetch(root, read_ahead)
     config, config_findings = load_config(root)
     context = context_key(root)
     repo = Repo(root=root, config=config, findings=list(config_findings))
     intel = config.intel_path
     if not intel.is_dir():
         repo.findings.extend(missing_intel_folder(config))
-        return IndexedLoad(repo, [], BuildCache.open(root, context))
+        return IndexedLoad(repo, [], BuildCache.open(root, context, prefetched=prefetched))
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
-        loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=True))
+        loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=True, prefetched=prefetched))
         cache = loaded.cache
         if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
             # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.

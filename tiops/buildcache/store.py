@@ -51,10 +51,11 @@ import itertools
 import marshal
 import operator
 import os
+import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -194,16 +195,19 @@ class BuildCache:
         self._unread: set[int] = set()  # shards not read yet (open(lazy=True)), read when first needed
         # The stat index file's payload, made by the process that handed its save over (resumed).
         self._index_payload: bytes | None = None
+        self._prefetched: Prefetch | None = None  # files read ahead on a thread (prefetch)
 
     @classmethod
-    def open(cls, root: Path, context: str, *, lazy: bool = False) -> BuildCache:
+    def open(cls, root: Path, context: str, *, lazy: bool = False, prefetched: Prefetch | None = None) -> BuildCache:
         """The cache of the repository at ``root`` for ``context``.
 
         ``lazy``: read each shard of entries only when something needs it (a build taking
         folders whole, tiops.buildcache.folders, needs few); :meth:`settle` reads those whose entries
         may have gone unused, and stops reading more.
+        ``prefetched``: files of this cache already being read (:meth:`prefetch`), taken from there.
         """
         cache = cls(root / CACHE_DIR, context)
+        cache._prefetched = prefetched
         cache._index, cache._index_trusted_before = cache._read_index()
         if lazy:
             try:
@@ -246,11 +250,15 @@ class BuildCache:
         # The index's modification time is taken before it is read: an index another build saves
         # meanwhile is then judged by the older (stricter) bound. Taken after, the records read
         # from the older index were trusted up to the newer one's time, racily clean ones too.
-        try:
-            written: int | None = os.stat(self.folder / _INDEX_FILE).st_mtime_ns
-        except OSError:
-            written = None
-        index = self._read(_INDEX_FILE)
+        taken = self._prefetched.take(_INDEX_FILE) if self._prefetched is not None else None
+        if taken is not None:
+            written = taken[0]  # taken before the read, on the thread
+        else:
+            try:
+                written = os.stat(self.folder / _INDEX_FILE).st_mtime_ns
+            except OSError:
+                written = None
+        index = self._read(_INDEX_FILE, taken)
         if isinstance(index, dict) and written is not None:
             return index, written - _RACY_NS
         return {}, 0
@@ -276,28 +284,30 @@ class BuildCache:
         stored = by_key.pop(key, None) if self._settled and number not in self._dirty else by_key.get(key)
         return stored if type(stored) is bytes else None
 
-    def _read(self, name: str) -> Any:
+    def _read(self, name: str, taken: _Prefetched | None = None) -> Any:
         """The body of one cache file, or None when it is absent, damaged or foreign.
 
         Only a regular file is read: a named pipe would block the build, a link to
         ``/dev/zero`` never end, and a link to another file of the cache is that file, not
         this one. A body is also bound to its file's name, so that one file copied, moved
         or restored over another (its checksum and context right) is foreign there too.
+        ``taken``: the file as :class:`Prefetch` read and checked it.
         """
-        raw = read_regular_file(self.folder / name)
+        if taken is None:
+            raw = read_regular_file(self.folder / name)
+            holds = raw is not None and _checksum_holds(raw)
+        else:
+            _, raw, holds = taken
         if raw is None:
             if os.path.lexists(self.folder / name):
                 self.rejected.append(name)
             return None
-        head = len(_MAGIC)
-        if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
+        if not holds:
             self.rejected.append(name)
             return None
+        head = len(_MAGIC)
         # A view, not a copy: the index and entry files are most of what a warm build reads.
         payload = memoryview(raw)[head + _DIGEST_SIZE:]
-        if hashlib.sha256(payload).digest() != raw[head:head + _DIGEST_SIZE]:
-            self.rejected.append(name)
-            return None
         try:
             context, stored_name, body = marshal.loads(payload)
         except (ValueError, TypeError, EOFError):
@@ -311,8 +321,20 @@ class BuildCache:
 
     def read_record(self, name: str) -> dict[str, Any] | None:
         """Another file of this cache (not an entry shard), checked as the shards are; None when absent or not trusted."""
-        body = self._read(name)
+        body = self._read(name, self._prefetched.take(name) if self._prefetched is not None else None)
         return body if isinstance(body, dict) else None
+
+    @staticmethod
+    def prefetch(root: Path, names: Sequence[str] = ()) -> Prefetch:
+        """Start reading the stat index and the files ``names`` (the bundle record a compile reads)
+        of the cache of the repository at ``root`` on a thread, for :meth:`open` (``prefetched``)."""
+        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *names])
+
+    def forget_prefetched(self) -> None:
+        """Let go of what was read ahead and not taken (a compile that will not read its record after all)."""
+        if self._prefetched is not None:
+            self._prefetched.close()
+            self._prefetched = None
 
     def write_record(self, name: str, body: dict[str, Any]) -> None:
         """Keep ``body`` under ``name`` beside the entries. Never raises for I/O: the cache is optional."""
@@ -956,6 +978,71 @@ class BuildCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _checksum_holds(raw: bytes) -> bool:
+    """Whether ``raw``, a cache file's bytes, starts as one does and its payload has its checksum."""
+    head = len(_MAGIC)
+    if raw[:head] != _MAGIC or len(raw) < head + _DIGEST_SIZE:
+        return False
+    return hashlib.sha256(memoryview(raw)[head + _DIGEST_SIZE:]).digest() == raw[head:head + _DIGEST_SIZE]
+
+
+# A file read ahead: its modification time taken before it was read (None: no such file), its bytes
+# (None: absent, or not a regular file), and whether its checksum holds.
+_Prefetched = tuple[int | None, bytes | None, bool]
+
+
+class Prefetch:
+    """Files of a cache read, and their checksums checked, on a thread (BuildCache.prefetch).
+
+    A warm build reads the stat index (8 MB at 100k files) and the bundle record (22 MB) and
+    takes their SHA-256, 0.03-0.04 s of a one-file recompile, while the other CPU sat idle
+    through the walk of the repository that comes first. Reading and digesting let go of the
+    GIL, so both now happen during the walk. What is read is used as :meth:`BuildCache._read`
+    would read it then: the same checks, and the index's time taken before its read.
+    """
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self._folder = folder
+        self._read: dict[str, _Prefetched] = {}
+        # Each file is taken as soon as it is read: the stat index before the record is.
+        self._ready = {name: threading.Event() for name in names}
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, args=(list(self._ready),), name="tiops-cache-read", daemon=True)
+        self._thread.start()
+
+    def _run(self, names: list[str]) -> None:
+        try:
+            for name in names:
+                path = self._folder / name
+                try:
+                    written: int | None = os.stat(path).st_mtime_ns
+                except OSError:
+                    written = None
+                raw = read_regular_file(path)
+                self._read[name] = (written, raw, raw is not None and _checksum_holds(raw))
+                self._ready[name].set()
+        except Exception:  # on a thread, where it would only print: the rest are read as ever
+            pass
+        finally:
+            for ready in self._ready.values():
+                ready.set()
+
+    def take(self, name: str) -> _Prefetched | None:
+        """The file as read ahead, once; None when it was not (then it is read as ever)."""
+        ready = self._ready.get(name)
+        if ready is None:
+            return None
+        ready.wait()
+        return self._read.pop(name, None)
+
+    def close(self) -> None:
+        """Wait for the thread, and let go of what was not taken."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._read.clear()
 
 
 class PendingRecord:

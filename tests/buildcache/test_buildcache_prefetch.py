@@ -1,0 +1,118 @@
+"""Cache files read ahead on a thread (BuildCache.prefetch) are taken as a plain read would take them."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, store
+from tiops.pipeline import build
+
+AS_OF = "2025-01-01"
+
+
+@pytest.fixture
+def warm_repo(example_repo: Path, tmp_path: Path) -> Path:
+    build(example_repo, as_of=AS_OF, output=tmp_path / "bundle.json", cache=True)
+    return example_repo
+
+
+def _open(root: Path, prefetched: store.Prefetch | None) -> BuildCache:
+    return BuildCache.open(root, context_key(root), lazy=True, prefetched=prefetched)
+
+
+def test_what_is_read_ahead_is_what_a_plain_read_gives(warm_repo: Path) -> None:
+    plain = _open(warm_repo, None)
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    assert ahead._index == plain._index and ahead._index
+    assert ahead._index_trusted_before == plain._index_trusted_before
+    assert ahead.read_record("bundle-record") == plain.read_record("bundle-record") is not None
+    assert ahead.read_digests == plain.read_digests
+    assert ahead.rejected == plain.rejected == []
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "directory"])
+def test_a_damaged_file_read_ahead_is_rejected_as_a_plain_read_rejects_it(warm_repo: Path, damage: str) -> None:
+    record = warm_repo / CACHE_DIR / "bundle-record"
+    data = record.read_bytes()
+    record.unlink()
+    if damage == "flip":
+        record.write_bytes(data[:-10] + bytes([data[-10] ^ 1]) + data[-9:])
+    elif damage == "truncate":
+        record.write_bytes(data[:10])
+    else:
+        record.mkdir()
+    plain = _open(warm_repo, None)
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    assert ahead.read_record("bundle-record") is None is plain.read_record("bundle-record")
+    assert ahead.rejected == plain.rejected == ["bundle-record"]
+
+
+def test_an_index_replaced_after_it_was_read_ahead_is_taken_with_its_own_time(warm_repo: Path) -> None:
+    # The racy bound comes from the time of the index that was read, taken before reading it (as
+    # _read_index does): never the time of a newer index with the older one's records.
+    index = warm_repo / CACHE_DIR / "index"
+    before = _open(warm_repo, None)
+    prefetched = BuildCache.prefetch(warm_repo)
+    prefetched._ready["index"].wait()
+    newer = _open(warm_repo, None)
+    newer._index = {"intel/x.yaml": (1, 2, 3, 4, "0" * 40)}
+    newer._write("index", newer._index)
+    os.utime(index, ns=(index.stat().st_mtime_ns + 5_000_000_000,) * 2)
+    ahead = _open(warm_repo, prefetched)
+    assert ahead._index == before._index
+    assert ahead._index_trusted_before == before._index_trusted_before
+    assert _open(warm_repo, None)._index == newer._index
+
+
+def test_what_is_forgotten_is_read_again_from_the_file(warm_repo: Path) -> None:
+    cache = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    cache.forget_prefetched()
+    other = _open(warm_repo, None)
+    other.write_record("bundle-record", {"written": "after the read ahead"})
+    assert cache.read_record("bundle-record") == {"written": "after the read ahead"}
+    assert [thread.name for thread in threading.enumerate()].count("tiops-cache-read") == 0
+
+
+def test_a_read_ahead_that_fails_on_its_thread_leaves_the_files_to_a_plain_read(
+        warm_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store.read_regular_file
+    calls: list[str] = []
+
+    def failing(path: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        if threading.current_thread().name == "tiops-cache-read":
+            raise MemoryError("no room on the thread")
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file", failing)
+    plain = _open(warm_repo, None)
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    assert ahead._index == plain._index and ahead._index
+    assert ahead.read_record("bundle-record") == plain.read_record("bundle-record") is not None
+    assert "tiops-cache-read" in calls
+
+
+def test_a_compile_reads_its_record_ahead_and_builds_the_same_bundle(warm_repo: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[tuple[str, bool]] = []
+    real_take = store.Prefetch.take
+
+    def noting(self: store.Prefetch, name: str) -> Any:
+        got = real_take(self, name)
+        taken.append((name, got is not None))
+        return got
+
+    monkeypatch.setattr(store.Prefetch, "take", noting)
+    intel = sorted((warm_repo / "intel").rglob("*.yaml"))
+    edited = next(path for path in intel if "name:" in path.read_text() and not path.name.startswith("_"))
+    edited.write_text(edited.read_text().replace("name:", "name: Edited", 1))
+    warm = build(warm_repo, as_of=AS_OF, output=tmp_path / "bundle.json", cache=True)
+    assert ("index", True) in taken and ("bundle-record", True) in taken
+    cold = build(warm_repo, as_of=AS_OF, cache=False)
+    assert (tmp_path / "bundle.json").read_bytes() == cold.bundle
+    assert warm.metadata["bundle_sha256"] == cold.metadata["bundle_sha256"]
