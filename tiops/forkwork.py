@@ -92,9 +92,26 @@ def can_fork() -> bool:
     itself, and no other thread (a forked child of a threaded process may inherit a
     lock another thread held). Descriptors being closed aside are waited for first."""
     _wait_for_closes_aside()
+    _wait_for_reads_ahead()
     if not hasattr(os, "fork") or threading.active_count() != 1:
         return False
     return _cpus() >= 2
+
+
+# Threads reading files ahead of their use (tiops.buildcache.store.Prefetch), which end on their own.
+_READING_AHEAD: list[threading.Thread] = []
+
+
+def joined_before_fork(thread: threading.Thread) -> None:
+    """Have :func:`can_fork` wait for ``thread``, a short one working for this process (a read ahead of
+    the build cache), rather than refuse to fork while it runs."""
+    _READING_AHEAD[:] = [running for running in _READING_AHEAD if running.is_alive()]
+    _READING_AHEAD.append(thread)
+
+
+def _wait_for_reads_ahead() -> None:
+    while _READING_AHEAD:
+        _READING_AHEAD.pop().join()
 
 
 # The threads closing descriptors aside (close_aside) that may still run. Each does one close.

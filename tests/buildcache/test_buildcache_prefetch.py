@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,15 @@ def warm_repo(example_repo: Path, tmp_path: Path) -> Path:
     return example_repo
 
 
-def _open(root: Path, prefetched: store.Prefetch | None) -> BuildCache:
-    return BuildCache.open(root, context_key(root), lazy=True, prefetched=prefetched)
+def _open(root: Path, prefetched: store.Prefetch | None, ahead: tuple[str, ...] = ()) -> BuildCache:
+    cache = BuildCache.open(root, context_key(root), lazy=True, prefetched=prefetched)
+    cache.read_ahead(ahead)
+    return cache
 
 
 def test_what_is_read_ahead_is_what_a_plain_read_gives(warm_repo: Path) -> None:
     plain = _open(warm_repo, None)
-    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo), ("bundle-record",))
     assert ahead._index == plain._index and ahead._index
     assert ahead._index_trusted_before == plain._index_trusted_before
     assert ahead.read_record("bundle-record") == plain.read_record("bundle-record") is not None
@@ -47,7 +50,7 @@ def test_a_damaged_file_read_ahead_is_rejected_as_a_plain_read_rejects_it(warm_r
     else:
         record.mkdir()
     plain = _open(warm_repo, None)
-    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo), ("bundle-record",))
     assert ahead.read_record("bundle-record") is None is plain.read_record("bundle-record")
     assert ahead.rejected == plain.rejected == ["bundle-record"]
 
@@ -70,7 +73,7 @@ def test_an_index_replaced_after_it_was_read_ahead_is_taken_with_its_own_time(wa
 
 
 def test_what_is_forgotten_is_read_again_from_the_file(warm_repo: Path) -> None:
-    cache = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    cache = _open(warm_repo, BuildCache.prefetch(warm_repo), ("bundle-record",))
     cache.forget_prefetched()
     other = _open(warm_repo, None)
     other.write_record("bundle-record", {"written": "after the read ahead"})
@@ -91,7 +94,7 @@ def test_a_read_ahead_that_fails_on_its_thread_leaves_the_files_to_a_plain_read(
 
     monkeypatch.setattr(store, "read_regular_file", failing)
     plain = _open(warm_repo, None)
-    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo, ["bundle-record"]))
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo), ("bundle-record",))
     assert ahead._index == plain._index and ahead._index
     assert ahead.read_record("bundle-record") == plain.read_record("bundle-record") is not None
     assert "tiops-cache-read" in calls
@@ -116,3 +119,59 @@ def test_a_compile_reads_its_record_ahead_and_builds_the_same_bundle(warm_repo: 
     cold = build(warm_repo, as_of=AS_OF, cache=False)
     assert (tmp_path / "bundle.json").read_bytes() == cold.bundle
     assert warm.metadata["bundle_sha256"] == cold.metadata["bundle_sha256"]
+
+
+def test_the_folder_groups_read_ahead_are_the_groups_a_plain_read_gives(warm_repo: Path) -> None:
+    plain = _open(warm_repo, None)
+    ahead = _open(warm_repo, BuildCache.prefetch(warm_repo))
+    plain.walked_folders(set())
+    ahead.walked_folders(set())
+    assert ahead._folder_shards == plain._folder_shards and any(ahead._folder_shards.values())
+    assert ahead.read_digests == plain.read_digests
+
+
+def test_a_fork_waits_for_a_read_ahead_rather_than_refusing(warm_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops import forkwork
+
+    if not forkwork.can_fork():
+        pytest.skip("no fork here")
+    real = store.read_regular_file
+    release = threading.Event()
+
+    def slow(path: Any) -> Any:
+        release.wait(5)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file", slow)
+    prefetched = BuildCache.prefetch(warm_repo)
+    assert threading.active_count() == 2
+    threading.Timer(0.2, release.set).start()
+    assert forkwork.can_fork()  # it waited for the read ahead (and the timer) to end
+    assert threading.active_count() == 1
+    assert _open(warm_repo, prefetched)._index == _open(warm_repo, None)._index
+
+
+def test_a_warm_load_still_forks_its_lstat_helper_with_the_record_read_ahead(
+        warm_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops.buildcache import stats
+
+    monkeypatch.setenv("TIOPS_LOAD_FORK", "1")
+    forked: list[Any] = []
+    real = stats._changed_beside_read
+
+    def noting(*args: Any) -> Any:
+        beside = real(*args)
+        forked.append(beside)
+        return beside
+
+    monkeypatch.setattr(stats, "_changed_beside_read", noting)
+    real_read = store.read_regular_file
+
+    def slow_on_the_thread(path: Any) -> Any:  # the read ahead still running when the load decides to fork
+        if threading.current_thread().name == "tiops-cache-read" and Path(path).name == "folders-00":
+            time.sleep(0.3)
+        return real_read(path)
+
+    monkeypatch.setattr(store, "read_regular_file", slow_on_the_thread)
+    build(warm_repo, as_of=AS_OF, output=tmp_path / "bundle.json", cache=True)
+    assert len(forked) == 1 and forked[0] is not None

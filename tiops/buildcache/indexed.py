@@ -112,10 +112,11 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
     nothing, :meth:`BuildCache.save_unless_small`).
     ``read_ahead``: other files of the cache the caller will read (:meth:`BuildCache.read_record`),
-    read with the stat index on a thread while the repository is walked (BuildCache.prefetch).
+    read on a thread once the lstats are taken (BuildCache.read_ahead).
     """
-    # Before anything else: the walk below takes one CPU, and reading and digesting these the other.
-    prefetched = BuildCache.prefetch(root, read_ahead)
+    # Before anything else: the walk below takes one CPU, and reading and digesting the index and
+    # the folder groups the other (BuildCache.prefetch).
+    prefetched = BuildCache.prefetch(root)
     config, config_findings = load_config(root)
     context = context_key(root)
     repo = Repo(root=root, config=config, findings=list(config_findings))
@@ -134,7 +135,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
             _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
                                  _folder_files(folders), progress)
         else:
-            _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh)
+            _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh, read_ahead)
     if settle:
         cache.settle()
     return loaded
@@ -142,7 +143,7 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 
 def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
                           total: int, helper: bool, progress: Progress,
-                          fresh: Callable[[str], bool] | None = None) -> None:
+                          fresh: Callable[[str], bool] | None = None, read_ahead: Sequence[str] = ()) -> None:
     """:func:`load_repo_indexed` with whole folders (tiops.buildcache.folders): a folder whose group the cache
     keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
     unchanged files from their entries, and its group made afresh.
@@ -151,7 +152,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     (tiops.buildcache.stats.changed_files: with a ``helper``, a forked helper takes the first
     share of the files while this process reads the folder groups and takes the rest).
     ``fresh``: as :func:`load_repo_indexed`'s; a folder holding such a file is loaded file by file
-    (the files ``tiops validate FILE`` names are each a file of their own).
+    (the files ``tiops validate FILE`` names are each a file of their own). ``read_ahead``: as its.
     """
     cache, repo = loaded.cache, loaded.repo
     config, root = repo.config, repo.root
@@ -161,6 +162,8 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     # The groups of every folder are read while the helper takes the first files' lstats.
     changed = changed_files(cache, folders, total, helper,
                             meanwhile=lambda: cache.walked_folders({folder[1] for folder in folders}))
+    # Its lstat helper forked and done with: the rest of the load takes one CPU, reading these the other.
+    cache.read_ahead(read_ahead)
     index_get = cache._index.get
     files = loaded.files
     position = done = 0

@@ -57,7 +57,7 @@ def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
 
 # The share of the lstats a forked helper takes: this process has other work meanwhile (the
 # folder groups of a warm build, tiops.buildcache.indexed), so it takes fewer.
-_HELPER_SHARE = 0.6
+_HELPER_SHARE = 0.55
 
 
 def _changed_here(cache: BuildCache, folders: Folders, start: int, stop: int) -> set[int]:

@@ -70,7 +70,14 @@ from tiops.buildcache.entries import (
     context_key,
     overlay_signature,
 )
-from tiops.forkwork import Beside, NewProcess, remove_abandoned, run_beside, start_in_new_process
+from tiops.forkwork import (
+    Beside,
+    NewProcess,
+    joined_before_fork,
+    remove_abandoned,
+    run_beside,
+    start_in_new_process,
+)
 from tiops.inputs import read_regular_file, read_regular_head
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
@@ -321,14 +328,28 @@ class BuildCache:
 
     def read_record(self, name: str) -> dict[str, Any] | None:
         """Another file of this cache (not an entry shard), checked as the shards are; None when absent or not trusted."""
-        body = self._read(name, self._prefetched.take(name) if self._prefetched is not None else None)
+        body = self._read_taking(name)
         return body if isinstance(body, dict) else None
 
+    def _read_taking(self, name: str) -> Any:
+        """:meth:`_read`, of what was read ahead when it was (:meth:`prefetch`)."""
+        return self._read(name, self._prefetched.take(name) if self._prefetched is not None else None)
+
     @staticmethod
-    def prefetch(root: Path, names: Sequence[str] = ()) -> Prefetch:
-        """Start reading the stat index and the files ``names`` (the bundle record a compile reads)
-        of the cache of the repository at ``root`` on a thread, for :meth:`open` (``prefetched``)."""
-        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *names])
+    def prefetch(root: Path) -> Prefetch:
+        """Start reading, on a thread and in this order, the stat index and the folder groups of the
+        cache of the repository at ``root``, for :meth:`open` (``prefetched``): a warm load reads the
+        index first, then every folder group (:meth:`walked_folders`)."""
+        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *map(_folders_name, range(_FOLDER_SHARDS))])
+
+    def read_ahead(self, names: Sequence[str]) -> None:
+        """Start reading the files ``names`` of this cache on a thread (the bundle record a compile reads)."""
+        if not names:
+            return
+        if self._prefetched is None:
+            self._prefetched = Prefetch(self.folder, names)
+        else:
+            self._prefetched.more(names)
 
     def forget_prefetched(self) -> None:
         """Let go of what was read ahead and not taken (a compile that will not read its record after all)."""
@@ -560,7 +581,7 @@ class BuildCache:
     def _folder_shard(self, number: int) -> dict[str, Any]:
         shard = self._folder_shards.get(number)
         if shard is None:
-            body = self._read(_folders_name(number))
+            body = self._read_taking(_folders_name(number))
             shard = self._folder_shards[number] = body if isinstance(body, dict) else {}
             if body is None and os.path.lexists(self.folder / _folders_name(number)):
                 self._folders_dirty.add(number)  # damaged or foreign: rewritten (or removed) at the next save
@@ -994,23 +1015,41 @@ _Prefetched = tuple[int | None, bytes | None, bool]
 
 
 class Prefetch:
-    """Files of a cache read, and their checksums checked, on a thread (BuildCache.prefetch).
+    """Files of a cache read, and their checksums checked, on threads (BuildCache.prefetch, BuildCache.read_ahead).
 
-    A warm build reads the stat index (8 MB at 100k files) and the bundle record (22 MB) and
-    takes their SHA-256, 0.03-0.04 s of a one-file recompile, while the other CPU sat idle
-    through the walk of the repository that comes first. Reading and digesting let go of the
-    GIL, so both now happen during the walk. What is read is used as :meth:`BuildCache._read`
-    would read it then: the same checks, and the index's time taken before its read.
+    A warm build reads the stat index (8 MB at 100k files), the folder groups (16 MB) and the
+    bundle record (22 MB) and takes their SHA-256, 0.05 s of a one-file recompile, while the
+    other CPU sat idle through the walk of the repository that comes first, and again once the
+    lstats are taken. Reading and digesting let go of the GIL: the index and the groups are now
+    read during the walk, the record after the lstats. What is read is used as
+    :meth:`BuildCache._read` would read it then: the same checks, and the index's time taken
+    before its read. A fork waits for these threads (tiops.forkwork.joined_before_fork): a
+    child of a process with another thread running may inherit a lock that thread held.
     """
 
     def __init__(self, folder: Path, names: Sequence[str]) -> None:
         self._folder = folder
         self._read: dict[str, _Prefetched] = {}
-        # Each file is taken as soon as it is read: the stat index before the record is.
-        self._ready = {name: threading.Event() for name in names}
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, args=(list(self._ready),), name="tiops-cache-read", daemon=True)
-        self._thread.start()
+        self._ready: dict[str, threading.Event] = {}  # each file is taken as soon as it is read
+        self._threads: list[threading.Thread] = []
+        self.more(names)
+
+    def more(self, names: Sequence[str]) -> None:
+        """Start reading ``names`` too, on a thread of their own."""
+        fresh = [name for name in dict.fromkeys(names) if name not in self._ready]
+        if not fresh:
+            return
+        for name in fresh:
+            self._ready[name] = threading.Event()
+        thread = threading.Thread(target=self._run, args=(fresh,), name="tiops-cache-read", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: each is read as ever
+            for name in fresh:
+                self._ready[name].set()
+            return
+        joined_before_fork(thread)
+        self._threads.append(thread)
 
     def _run(self, names: list[str]) -> None:
         try:
@@ -1026,8 +1065,8 @@ class Prefetch:
         except Exception:  # on a thread, where it would only print: the rest are read as ever
             pass
         finally:
-            for ready in self._ready.values():
-                ready.set()
+            for name in names:
+                self._ready[name].set()
 
     def take(self, name: str) -> _Prefetched | None:
         """The file as read ahead, once; None when it was not (then it is read as ever)."""
@@ -1038,10 +1077,10 @@ class Prefetch:
         return self._read.pop(name, None)
 
     def close(self) -> None:
-        """Wait for the thread, and let go of what was not taken."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Wait for the threads, and let go of what was not taken."""
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
         self._read.clear()
 
 
