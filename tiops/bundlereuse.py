@@ -27,6 +27,7 @@ import bisect
 import functools
 import hashlib
 import itertools
+import operator
 import os
 import threading
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
@@ -323,7 +324,7 @@ class RecordedEntries:
             return None
         if not all(type(markings) is list and all(type(m) is str for m in markings) for markings in marking_sets):
             return None
-        if any(earlier >= later for earlier, later in pairwise(names)):
+        if not all(map(operator.lt, names, itertools.islice(names, 1, None))):  # sorted, each once (in C)
             return None
         for name, extra in extras.items():
             if not (type(name) is str and type(extra) is tuple and len(extra) == 3 and type(extra[0]) is int
@@ -338,7 +339,7 @@ class RecordedEntries:
     def position(self) -> dict[str, int]:
         """Entry name -> its place in the columns."""
         if self._position is None:
-            self._position = {name: place for place, name in enumerate(self.names)}
+            self._position = dict(zip(self.names, range(len(self.names)), strict=True))
         return self._position
 
     @property
@@ -551,18 +552,13 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     fresh: dict[str, EntryMark] = {}
     # Each file whose objects are read: its place, its objects, and what the rules made of each (None: dropped).
     read: list[_Read] = []
-    kept_at: dict[int, int] = {}  # the file place of each reused entry, by the entry's place in the record
     position = entries.position
     try:
-        for place, file in enumerate(files):
-            entry = file.entry
-            if entry is not None and not file.parsed:
-                at = position.get(entry)
-                if at is not None:
-                    kept_at[at] = place
-                    continue
-            objects = file.objects()[0]
-            read.append((place, file, objects, []))
+        # The file place of each reused entry, by the entry's place in the record; the files read afresh.
+        kept_at, others = _kept_places(files, position)
+        for place in others:
+            file = files[place]
+            read.append((place, file, file.objects()[0], []))
         read = _ruled_all(read, ruled)
         # What the rules made of kept entries' objects: the few entries the record notes apart.
         noted = {at: extra for at, extra in ((position[name], extra) for name, extra in entries.extras.items())
@@ -645,6 +641,26 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
 
 
 _Read = tuple[int, BundleFile, list[IntelObject], list[IntelObject | None]]
+
+
+def _kept_places(files: Sequence[BundleFile], position: dict[str, int]) -> tuple[dict[int, int], list[int]]:
+    """The record place of each file's entry the record lists, mapped to the file's place, and the
+    places of the other files (parsed afresh, with no entry, or not listed), in order: told folder
+    by folder where ``files`` can (tiops.buildcache.folders.BundleFiles.kept_places)."""
+    kept_places = getattr(files, "kept_places", None)
+    if kept_places is not None:
+        found: tuple[dict[int, int], list[int]] = kept_places(position)
+        return found
+    kept_at: dict[int, int] = {}
+    others: list[int] = []
+    for place, file in enumerate(files):
+        entry = file.entry
+        at = position.get(entry) if entry is not None and not file.parsed else None
+        if at is None:
+            others.append(place)
+        else:
+            kept_at[at] = place
+    return kept_at, others
 
 
 def _ruled_all(read: list[_Read], ruled: Callable[[list[IntelObject]], list[IntelObject | None]] | None) -> list[_Read]:
