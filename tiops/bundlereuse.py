@@ -50,6 +50,8 @@ from tiops.inputs import read_regular_file
 from tiops.load import IntelObject
 
 RECORD = "bundle-record"
+RECORD_DIGEST = "sha256"  # the record's key for the bundle file's SHA-256 (hex), its last
+RECORD_DIGEST_WIDTH = 64
 _UNREAD: Any = object()
 _ID_LISTS = (list, tuple)  # how a mark's dropped and gone ids are kept: a list, or the empty tuple
 _READ_CHUNK = 1 << 20
@@ -196,10 +198,6 @@ def _record(key: str, output: Path, sha256: str, size: int, keys: list[str], off
     return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "size": size,
             "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
             "entries": entries.stored(), RECORD_DIGEST: sha256}
-
-
-RECORD_DIGEST = "sha256"  # the record's key for the bundle file's SHA-256 (hex)
-RECORD_DIGEST_WIDTH = 64
 
 
 # The layout of a record's lines and entries (:class:`RecordedEntries`); a record of another
@@ -489,7 +487,7 @@ class PreviousBundle:
         self.output = os.fspath(output.resolve())
         self._content: bytes | None = None
         self._thread: threading.Thread | None = None
-        sha256, size = record.get("sha256"), record.get("size")
+        sha256, size = record.get(RECORD_DIGEST), record.get("size")
         self._checked_against = (sha256, size)
         if record.get("output") == self.output and type(sha256) is str and type(size) is int:
             self._thread = threading.Thread(target=self._read, args=(output, sha256, size),
@@ -543,9 +541,9 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
             and len(old_offsets) == len(old_keys)):
         return None
     if prefetched is not None:
-        content = prefetched.content(os.fspath(output.resolve()), previous.get("sha256"), previous.get("size"))
+        content = prefetched.content(os.fspath(output.resolve()), previous.get(RECORD_DIGEST), previous.get("size"))
     else:
-        content = _previous_content(output, previous.get("sha256"), previous.get("size"))
+        content = _previous_content(output, previous.get(RECORD_DIGEST), previous.get("size"))
     if content is None:
         return None
     added: list[tuple[str, dict[str, Any]]] = []

@@ -91,11 +91,11 @@ def can_fork() -> bool:
     """Whether a helper process may be forked here: a second CPU to run on, ``fork``
     itself, and no other thread (a forked child of a threaded process may inherit a
     lock another thread held). Descriptors being closed aside are waited for first."""
+    if not hasattr(os, "fork") or _cpus() < 2:
+        return False  # refused before waiting for anything
     _wait_for_closes_aside()
     _wait_for_reads_ahead()
-    if not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    return _cpus() >= 2
+    return threading.active_count() == 1
 
 
 # Threads reading files ahead of their use (tiops.buildcache.store.Prefetch), which end on their own.

@@ -103,7 +103,21 @@ def read_regular_head(path: str | os.PathLike[str], count: int) -> bytes | None:
     return _read_regular(path, False, None, count)
 
 
+def read_regular_file_dated(path: str | os.PathLike[str]) -> tuple[bytes, int] | None:
+    """:func:`read_regular_file` (not through a link), with the modification time in nanoseconds of
+    the very file read, from the ``fstat`` of its descriptor: a time taken by path, before or
+    after, may be another file's when the path is renamed over meanwhile."""
+    read = _read_regular_stat(path, False, None, None)
+    return None if read is None else (read[0], read[1].st_mtime_ns)
+
+
 def _read_regular(path: str | os.PathLike[str], follow_links: bool, size: int | None, head: int | None) -> bytes | None:
+    read = _read_regular_stat(path, follow_links, size, head)
+    return None if read is None else read[0]
+
+
+def _read_regular_stat(path: str | os.PathLike[str], follow_links: bool, size: int | None,
+                       head: int | None) -> tuple[bytes, os.stat_result] | None:
     flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
     try:
         descriptor = os.open(path, flags)
@@ -116,13 +130,13 @@ def _read_regular(path: str | os.PathLike[str], follow_links: bool, size: int | 
             return None
         with open(descriptor, "rb", buffering=0, closefd=False) as file:
             if head is not None:
-                return file.read(head)
+                return file.read(head), info
             content = file.readall()
     except OSError:
         return None
     finally:
         os.close(descriptor)
-    return content if len(content) == length else None
+    return (content, info) if len(content) == length else None
 
 
 def _read_link(path: str, root: str, limit: int) -> bytes:

@@ -419,15 +419,15 @@ def test_an_index_saved_by_another_build_while_one_reads_it_does_not_lend_its_ti
     # written half a second after that save, so the record is racy under it.
     cache._write("index", {**cache._index, relative: (*record, blob_id(before))})
     os.utime(index_path, ns=(saved_at + 500_000_000, saved_at + 500_000_000))
-    reading = tiops.buildcache.store.read_regular_file
+    reading = tiops.buildcache.store.read_regular_file_dated
 
-    def saved_by_another_build_right_after_the_read(path: Any, **options: Any) -> bytes | None:
-        content = reading(path, **options)
+    def saved_by_another_build_right_after_the_read(path: Any) -> tuple[bytes, int] | None:
+        content = reading(path)
         if os.fspath(path) == os.fspath(index_path) and newer.exists():
             os.replace(newer, index_path)
         return content
 
-    monkeypatch.setattr(tiops.buildcache.store, "read_regular_file", saved_by_another_build_right_after_the_read)
+    monkeypatch.setattr(tiops.buildcache.store, "read_regular_file_dated", saved_by_another_build_right_after_the_read)
     cached = _outcome(example_repo, cache=True)
     monkeypatch.undo()
     assert not newer.exists()  # the other save did land between the read and the rest

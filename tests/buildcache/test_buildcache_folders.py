@@ -312,3 +312,47 @@ def test_files_written_just_before_the_first_build_come_from_their_groups_not_th
         info = os.lstat(path)
         record = records[path.relative_to(example_repo).as_posix()]
         assert record == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob_id(path.read_bytes()))
+
+
+def test_bundle_files_are_the_folders_files_one_by_one_made_once(example_repo: Path) -> None:
+    _warm(example_repo)
+    loaded = load_repo_indexed(example_repo)
+    assert any(isinstance(file, FolderEntry) for file in loaded.files)
+    files = bundle_files(loaded.files)
+    expanded = [part for file in loaded.files
+                for part in (file.files() if isinstance(file, FolderEntry) else (file,))]
+    assert len(files) == len(expanded) > len(loaded.files)
+    assert [file.entry for file in files] == [file.entry for file in expanded]
+    assert [files[place].entry for place in range(len(files))] == [file.entry for file in expanded]
+    assert files[-1].entry == expanded[-1].entry and files[-len(files)].entry == expanded[0].entry
+    assert [file.entry for file in files[3:9:2]] == [file.entry for file in expanded[3:9:2]]
+    assert [file.entry for file in files[::-3]] == [file.entry for file in expanded[::-3]]
+    assert files[5] is files[5] and next(iter(files)) is files[0]  # one object per file, made once
+    for place in (len(files), -len(files) - 1):
+        with pytest.raises(IndexError):
+            files[place]
+
+
+@pytest.mark.parametrize("missing", ["none", "one of a folder", "a whole folder", "a file of its own"])
+def test_kept_places_tells_what_a_lookup_file_by_file_tells(example_repo: Path, missing: str) -> None:
+    from tiops.bundlereuse import _kept_places
+
+    _warm(example_repo)
+    changed = example_repo / "intel" / "malware" / "mimikatz.yaml"
+    changed.write_bytes(changed.read_bytes().replace(b"name: ", b"name: Renamed ", 1))  # its folder file by file
+    loaded = load_repo_indexed(example_repo)
+    files = bundle_files(loaded.files)
+    folder = next(file for file in loaded.files if isinstance(file, FolderEntry) and file.file_count > 2)
+    names = sorted(file.entry for file in files if file.entry is not None and not file.parsed)
+    dropped: set[str] = set()
+    if missing == "one of a folder":
+        dropped = {folder.entry_names()[1]}
+    elif missing == "a whole folder":
+        dropped = set(folder.entry_names())
+    elif missing == "a file of its own":
+        dropped = {next(file.entry for file in loaded.files if not isinstance(file, FolderEntry) and file.entry)}
+    position = {name: place for place, name in enumerate(name for name in names if name not in dropped)}
+    by_folder = files.kept_places(position)
+    by_file = _kept_places(list(files), position)
+    assert by_folder == by_file
+    assert len(by_folder[0]) == len(position) and len(by_folder[1]) == len(files) - len(position)

@@ -83,7 +83,7 @@ def test_what_is_forgotten_is_read_again_from_the_file(warm_repo: Path) -> None:
 
 def test_a_read_ahead_that_fails_on_its_thread_leaves_the_files_to_a_plain_read(
         warm_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = store.read_regular_file
+    real = store.read_regular_file_dated
     calls: list[str] = []
 
     def failing(path: Any) -> Any:
@@ -92,7 +92,7 @@ def test_a_read_ahead_that_fails_on_its_thread_leaves_the_files_to_a_plain_read(
             raise MemoryError("no room on the thread")
         return real(path)
 
-    monkeypatch.setattr(store, "read_regular_file", failing)
+    monkeypatch.setattr(store, "read_regular_file_dated", failing)
     plain = _open(warm_repo, None)
     ahead = _open(warm_repo, BuildCache.prefetch(warm_repo), ("bundle-record",))
     assert ahead._index == plain._index and ahead._index
@@ -135,18 +135,20 @@ def test_a_fork_waits_for_a_read_ahead_rather_than_refusing(warm_repo: Path, mon
 
     if not forkwork.can_fork():
         pytest.skip("no fork here")
-    real = store.read_regular_file
+    real = store.read_regular_file_dated
     release = threading.Event()
 
     def slow(path: Any) -> Any:
         release.wait(5)
         return real(path)
 
-    monkeypatch.setattr(store, "read_regular_file", slow)
+    monkeypatch.setattr(store, "read_regular_file_dated", slow)
     prefetched = BuildCache.prefetch(warm_repo)
     assert threading.active_count() == 2
-    threading.Timer(0.2, release.set).start()
-    assert forkwork.can_fork()  # it waited for the read ahead (and the timer) to end
+    timer = threading.Timer(0.2, release.set)
+    timer.start()
+    timer.join()  # the read ahead is released and still running: the fork waits for it
+    assert forkwork.can_fork()
     assert threading.active_count() == 1
     assert _open(warm_repo, prefetched)._index == _open(warm_repo, None)._index
 
@@ -165,13 +167,86 @@ def test_a_warm_load_still_forks_its_lstat_helper_with_the_record_read_ahead(
         return beside
 
     monkeypatch.setattr(stats, "_changed_beside_read", noting)
-    real_read = store.read_regular_file
+    real_read = store.read_regular_file_dated
 
     def slow_on_the_thread(path: Any) -> Any:  # the read ahead still running when the load decides to fork
         if threading.current_thread().name == "tiops-cache-read" and Path(path).name == "folders-00":
             time.sleep(0.3)
         return real_read(path)
 
-    monkeypatch.setattr(store, "read_regular_file", slow_on_the_thread)
+    monkeypatch.setattr(store, "read_regular_file_dated", slow_on_the_thread)
     build(warm_repo, as_of=AS_OF, output=tmp_path / "bundle.json", cache=True)
     assert len(forked) == 1 and forked[0] is not None
+
+
+def test_a_fork_refused_for_want_of_a_cpu_does_not_wait_for_a_read_ahead(warm_repo: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiops import forkwork
+
+    release = threading.Event()
+    real = store.read_regular_file_dated
+
+    def held(path: Any) -> Any:
+        release.wait(5)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file_dated", held)
+    monkeypatch.setattr(forkwork, "_cpus", lambda: 1)
+    prefetched = BuildCache.prefetch(warm_repo)
+    started = time.monotonic()
+    assert not forkwork.can_fork()
+    assert time.monotonic() - started < 2 and not release.is_set()
+    release.set()
+    prefetched.close()
+
+
+def test_the_index_time_is_that_of_the_very_file_read(warm_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another build renames its index over this one between a stat by path and the read: the bound
+    # must be the time of the index whose records are read, not of the one stat-ed by path.
+    index = warm_repo / CACHE_DIR / "index"
+    old_time = index.stat().st_mtime_ns
+    newer = _open(warm_repo, None)
+    newer._index = {"intel/x.yaml": (1, 2, 3, 4, "0" * 40)}
+    replaced: list[bool] = []
+    real = store.read_regular_file_dated
+
+    def renamed_over_first(path: Any) -> Any:
+        if Path(path).name == "index" and not replaced:
+            replaced.append(True)
+            newer._write("index", newer._index)
+            os.utime(index, ns=(old_time + 7_000_000_000,) * 2)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file_dated", renamed_over_first)
+    cache = _open(warm_repo, None)
+    assert cache._index == newer._index
+    assert cache._index_trusted_before == old_time + 7_000_000_000 - store._RACY_NS
+
+
+def test_a_budget_reads_ahead_the_first_files_only(warm_repo: Path) -> None:
+    folder = warm_repo / CACHE_DIR
+    prefetched = store.Prefetch(folder, ["index", "bundle-record"], budget=1)
+    first = prefetched.take("index")
+    assert first is not None and first[1] == (folder / "index").read_bytes() and first[2]
+    assert prefetched.take("bundle-record") is None  # over the budget: read as ever
+    assert prefetched.take("index") is None  # taken once
+
+
+def test_a_closed_read_ahead_is_not_waited_for_and_keeps_nothing(warm_repo: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real = store.read_regular_file_dated
+
+    def held(path: Any) -> Any:
+        release.wait(5)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file_dated", held)
+    prefetched = store.Prefetch(warm_repo / CACHE_DIR, ["bundle-record"])
+    started = time.monotonic()
+    prefetched.close()
+    assert time.monotonic() - started < 2
+    release.set()
+    for thread in prefetched._threads:
+        thread.join()
+    assert prefetched.take("bundle-record") is None and prefetched._read == {}

@@ -232,7 +232,8 @@ class FolderEntry:
         relative_prefix, folder_key = self.relative, self._folder_key
         return [f"{blob}\0{relative_prefix}{name}\0{folder_key}" for name, blob in zip(self._names, self._blobs, strict=True)]
 
-    def __len__(self) -> int:
+    @property
+    def file_count(self) -> int:
         return len(self._names)
 
 
@@ -292,7 +293,7 @@ class BundleFiles(Sequence[Any]):
         self._parts = list(files)
         # Where each part's files start among all of them, and their count last.
         self._starts = list(itertools.accumulate(
-            (len(part) if type(part) is FolderEntry else 1 for part in self._parts), initial=0))
+            (part.file_count if type(part) is FolderEntry else 1 for part in self._parts), initial=0))
         self._folder_files: dict[int, list[FolderFile]] = {}  # by part, once asked for
 
     def __len__(self) -> int:

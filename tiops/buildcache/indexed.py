@@ -159,7 +159,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     root_text = os.fspath(root)
     reading = _HashedFirst(config.files)
     parsing = replace(config, source=reading)
-    # The groups of every folder are read while the helper takes the first files' lstats.
+    # The groups of every folder (read ahead, BuildCache.prefetch) are taken while the helper takes the first files' lstats.
     changed = changed_files(cache, folders, total, helper,
                             meanwhile=lambda: cache.walked_folders({folder[1] for folder in folders}))
     # Its lstat helper forked and done with: the rest of the load takes one CPU, reading these the other.

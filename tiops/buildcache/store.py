@@ -78,7 +78,7 @@ from tiops.forkwork import (
     run_beside,
     start_in_new_process,
 )
-from tiops.inputs import read_regular_file, read_regular_head
+from tiops.inputs import read_regular_file_dated, read_regular_head
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
 from tiops.validate.indexed import FileIndex
@@ -95,6 +95,10 @@ _FOLDER_SHARDS = 64
 _SPILL_CHUNK = 64 * 1024
 # What an index adds to its entry's size in a spill buffer, roughly: the objects part is most of an entry.
 _INDEX_SIZE_GUESS = 256
+# At most this many bytes of the stat index and the folder groups are read ahead (Prefetch), all
+# held until the load takes them: at 100k objects 24 MB, all of them; at a million, the index and
+# a few groups, the others read one at a time as before.
+_READ_AHEAD_BUDGET = 96 << 20
 # A file whose modification time is this close to the index's own is hashed again.
 _RACY_NS = 1_000_000_000
 
@@ -254,17 +258,14 @@ class BuildCache:
     def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
         """The stat index (relative path -> lstat record and blob id) and the modification time
         from which records are racy; empty when there is none to trust."""
-        # The index's modification time is taken before it is read: an index another build saves
-        # meanwhile is then judged by the older (stricter) bound. Taken after, the records read
-        # from the older index were trusted up to the newer one's time, racily clean ones too.
+        # The index's modification time is that of the very file read (the fstat of its descriptor): an
+        # index another build renames over it meanwhile is judged by its own bound, never by the other's.
+        # Taken by path, the time could be another index's: each is dated when its build began (_write),
+        # so an older index saved last would have its records trusted up to a newer build's bound.
         taken = self._prefetched.take(_INDEX_FILE) if self._prefetched is not None else None
-        if taken is not None:
-            written = taken[0]  # taken before the read, on the thread
-        else:
-            try:
-                written = os.stat(self.folder / _INDEX_FILE).st_mtime_ns
-            except OSError:
-                written = None
+        if taken is None:
+            taken = _read_checked(self.folder / _INDEX_FILE)
+        written = taken[0]
         index = self._read(_INDEX_FILE, taken)
         if isinstance(index, dict) and written is not None:
             return index, written - _RACY_NS
@@ -300,11 +301,7 @@ class BuildCache:
         or restored over another (its checksum and context right) is foreign there too.
         ``taken``: the file as :class:`Prefetch` read and checked it.
         """
-        if taken is None:
-            raw = read_regular_file(self.folder / name)
-            holds = raw is not None and _checksum_holds(raw)
-        else:
-            _, raw, holds = taken
+        _, raw, holds = taken if taken is not None else _read_checked(self.folder / name)
         if raw is None:
             if os.path.lexists(self.folder / name):
                 self.rejected.append(name)
@@ -340,7 +337,7 @@ class BuildCache:
         """Start reading, on a thread and in this order, the stat index and the folder groups of the
         cache of the repository at ``root``, for :meth:`open` (``prefetched``): a warm load reads the
         index first, then every folder group (:meth:`walked_folders`)."""
-        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *map(_folders_name, range(_FOLDER_SHARDS))])
+        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *map(_folders_name, range(_FOLDER_SHARDS))], _READ_AHEAD_BUDGET)
 
     def read_ahead(self, names: Sequence[str]) -> None:
         """Start reading the files ``names`` of this cache on a thread (the bundle record a compile reads)."""
@@ -400,6 +397,9 @@ class BuildCache:
         except OSError:
             pending.abandon()
             return None
+        except BaseException:  # Ctrl-C part way: nothing left beside the cache
+            pending.abandon()
+            raise
         return pending
 
     def lookup(self, blob: str, key: str, overlay: dict[str, Any] | None) -> FileEntry | None:
@@ -1009,9 +1009,18 @@ def _checksum_holds(raw: bytes) -> bool:
     return hashlib.sha256(memoryview(raw)[head + _DIGEST_SIZE:]).digest() == raw[head:head + _DIGEST_SIZE]
 
 
-# A file read ahead: its modification time taken before it was read (None: no such file), its bytes
-# (None: absent, or not a regular file), and whether its checksum holds.
+# A cache file read: the modification time of the file read (None: none read), its bytes (None: absent,
+# or not a regular file) and whether its checksum holds.
 _Prefetched = tuple[int | None, bytes | None, bool]
+
+
+def _read_checked(path: Path) -> _Prefetched:
+    """The cache file at ``path`` read, its time and whether its checksum holds (:data:`_Prefetched`)."""
+    read = read_regular_file_dated(path)
+    if read is None:
+        return None, None, False
+    raw, written = read
+    return written, raw, _checksum_holds(raw)
 
 
 class Prefetch:
@@ -1027,21 +1036,23 @@ class Prefetch:
     child of a process with another thread running may inherit a lock that thread held.
     """
 
-    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+    def __init__(self, folder: Path, names: Sequence[str], budget: int | None = None) -> None:
         self._folder = folder
         self._read: dict[str, _Prefetched] = {}
         self._ready: dict[str, threading.Event] = {}  # each file is taken as soon as it is read
         self._threads: list[threading.Thread] = []
-        self.more(names)
+        self._closed = False
+        self.more(names, budget)
 
-    def more(self, names: Sequence[str]) -> None:
-        """Start reading ``names`` too, on a thread of their own."""
+    def more(self, names: Sequence[str], budget: int | None = None) -> None:
+        """Start reading ``names`` too, on a thread of their own; once ``budget`` bytes are read,
+        the rest are left to be read as ever (what is read ahead is held until taken)."""
         fresh = [name for name in dict.fromkeys(names) if name not in self._ready]
-        if not fresh:
+        if not fresh or self._closed:
             return
         for name in fresh:
             self._ready[name] = threading.Event()
-        thread = threading.Thread(target=self._run, args=(fresh,), name="tiops-cache-read", daemon=True)
+        thread = threading.Thread(target=self._run, args=(fresh, budget), name="tiops-cache-read", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # no thread to be had: each is read as ever
@@ -1051,16 +1062,16 @@ class Prefetch:
         joined_before_fork(thread)
         self._threads.append(thread)
 
-    def _run(self, names: list[str]) -> None:
+    def _run(self, names: list[str], budget: int | None) -> None:
+        held = 0
         try:
             for name in names:
-                path = self._folder / name
-                try:
-                    written: int | None = os.stat(path).st_mtime_ns
-                except OSError:
-                    written = None
-                raw = read_regular_file(path)
-                self._read[name] = (written, raw, raw is not None and _checksum_holds(raw))
+                if self._closed or (budget is not None and held >= budget):
+                    break
+                read = _read_checked(self._folder / name)
+                held += len(read[1] or b"")
+                if not self._closed:
+                    self._read[name] = read
                 self._ready[name].set()
         except Exception:  # on a thread, where it would only print: the rest are read as ever
             pass
@@ -1071,16 +1082,15 @@ class Prefetch:
     def take(self, name: str) -> _Prefetched | None:
         """The file as read ahead, once; None when it was not (then it is read as ever)."""
         ready = self._ready.get(name)
-        if ready is None:
+        if ready is None or self._closed:
             return None
         ready.wait()
         return self._read.pop(name, None)
 
     def close(self) -> None:
-        """Wait for the threads, and let go of what was not taken."""
-        for thread in self._threads:
-            thread.join()
-        self._threads.clear()
+        """Let go of what was not taken. Not waited for: a thread still reading drops what it reads,
+        and a fork waits for it (at a million objects a record is 200 MB to read and digest)."""
+        self._closed = True
         self._read.clear()
 
 
@@ -1089,35 +1099,39 @@ class PendingRecord:
 
     :meth:`start` writes the head with a blank checksum, and the payload up to the value, and
     digests that much; :meth:`finish` adds the value, writes the checksum over the blank and renames
-    the file into place. The file is then byte for byte what BuildCache._write makes of the
-    same body with that value. Never raises for I/O: the cache is optional.
+    the file into place. The file then reads back as BuildCache._write's of the same body with that
+    value does (the bytes may differ in a flag marshal sets on an object referenced twice). Never
+    raises for I/O: the cache is optional.
     """
 
     def __init__(self, target: Path, temporary: str, out: IO[bytes], payload: bytes, value_at: int) -> None:
         self._target, self._temporary, self._out = target, temporary, out
-        self._payload, self._value_at = payload, value_at
+        self._payload: bytes | None = payload
+        self._value_at = value_at
+        self._tail_length = len(payload) - value_at  # the value and the payload's last byte
+        self._last = payload[-1:]
         self._digest = hashlib.sha256()
         self._done = False
 
     def start(self) -> None:
+        assert self._payload is not None  # started once, by pending_record
         head = memoryview(self._payload)[:self._value_at]
         self._digest.update(head)
         self._out.write(_MAGIC)
         self._out.write(bytes(_DIGEST_SIZE))  # the checksum goes over this blank (finish)
         write_in_pieces(self._out.write, head)
+        del head
+        self._payload = None  # written: a million objects' record is 200 MB
 
     def finish(self, value: str) -> None:
         """Write ``value`` (as many ASCII characters as the blank held) and put the file in place."""
         if self._done:
             return
-        self._done = True
-        tail = value.encode("ascii") + self._payload[-1:]
-        if len(tail) != len(self._payload) - self._value_at:
-            self._unlink()
-            raise ValueError("the value does not fill the blank it was kept for")
-        self._payload = b""
-        self._digest.update(tail)
         try:
+            tail = value.encode("ascii") + self._last
+            if len(tail) != self._tail_length:
+                raise ValueError("the value does not fill the blank it was kept for")
+            self._digest.update(tail)
             with self._out:
                 self._out.write(tail)
                 self._out.seek(len(_MAGIC))
@@ -1125,12 +1139,17 @@ class PendingRecord:
             rename_over(self._temporary, self._target)
         except OSError:
             self._unlink()
+        except BaseException:
+            self._unlink()
+            raise
+        finally:
+            self._done = True
 
     def abandon(self) -> None:
         """Remove what was written: the value never came (the bundle was not written)."""
         if not self._done:
             self._done = True
-            self._payload = b""
+            self._payload = None
             self._unlink()
 
     def _unlink(self) -> None:
