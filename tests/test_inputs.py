@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -55,10 +56,15 @@ def world_readable_dir() -> Iterator[Path]:
 
 @contextmanager
 def as_unprivileged_user() -> Iterator[None]:
-    """Permissions mean nothing to root: as root, run the block as 'nobody' (and back)."""
+    """Permissions mean nothing to root: as root, run the block as 'nobody' (and back).
+
+    What the commands import lazily is imported first: 'nobody' may not read a Python installed
+    under root's home (a pyenv in /root), and an import would fail for that, not for the intel."""
     if os.geteuid() != 0:
         yield
         return
+    for module in ("tiops.apply", "tiops.plan"):
+        importlib.import_module(module)
     os.setegid(NOBODY)
     os.seteuid(NOBODY)
     try:

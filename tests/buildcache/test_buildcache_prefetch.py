@@ -78,6 +78,9 @@ def test_what_is_forgotten_is_read_again_from_the_file(warm_repo: Path) -> None:
     other = _open(warm_repo, None)
     other.write_record("bundle-record", {"written": "after the read ahead"})
     assert cache.read_record("bundle-record") == {"written": "after the read ahead"}
+    for thread in threading.enumerate():  # not waited for by forget_prefetched, but ending on its own
+        if thread.name == "tiops-cache-read":
+            thread.join(10)
     assert [thread.name for thread in threading.enumerate()].count("tiops-cache-read") == 0
 
 
