@@ -643,22 +643,11 @@ _Read = tuple[int, BundleFile, list[IntelObject], list[IntelObject | None]]
 
 def _kept_places(files: Sequence[BundleFile], position: dict[str, int]) -> tuple[dict[int, int], list[int]]:
     """The record place of each file's entry the record lists, mapped to the file's place, and the
-    places of the other files (parsed afresh, with no entry, or not listed), in order: told folder
-    by folder where ``files`` can (tiops.buildcache.folders.BundleFiles.kept_places)."""
-    kept_places = getattr(files, "kept_places", None)
-    if kept_places is not None:
-        found: tuple[dict[int, int], list[int]] = kept_places(position)
-        return found
-    kept_at: dict[int, int] = {}
-    others: list[int] = []
-    for place, file in enumerate(files):
-        entry = file.entry
-        at = position.get(entry) if entry is not None and not file.parsed else None
-        if at is None:
-            others.append(place)
-        else:
-            kept_at[at] = place
-    return kept_at, others
+    places of the other files (parsed afresh, with no entry, or not listed), in order
+    (tiops.buildcache.folders.BundleFiles.kept_places: a folder taken whole is told at once)."""
+    from tiops.buildcache.folders import BundleFiles  # only a cached build splices
+
+    return (files if isinstance(files, BundleFiles) else BundleFiles(files)).kept_places(position)
 
 
 def _ruled_all(read: list[_Read], ruled: Callable[[list[IntelObject]], list[IntelObject | None]] | None) -> list[_Read]:

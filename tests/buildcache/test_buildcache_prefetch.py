@@ -22,6 +22,19 @@ def warm_repo(example_repo: Path, tmp_path: Path) -> Path:
     return example_repo
 
 
+def _held_reads(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Cache reads held until the event returned is set (at most 5 s)."""
+    release = threading.Event()
+    real = store.read_regular_file_dated
+
+    def held(path: Any) -> Any:
+        release.wait(5)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular_file_dated", held)
+    return release
+
+
 def _open(root: Path, prefetched: store.Prefetch | None, ahead: tuple[str, ...] = ()) -> BuildCache:
     cache = BuildCache.open(root, context_key(root), lazy=True, prefetched=prefetched)
     cache.read_ahead(ahead)
@@ -186,14 +199,7 @@ def test_a_fork_refused_for_want_of_a_cpu_does_not_wait_for_a_read_ahead(warm_re
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from tiops import forkwork
 
-    release = threading.Event()
-    real = store.read_regular_file_dated
-
-    def held(path: Any) -> Any:
-        release.wait(5)
-        return real(path)
-
-    monkeypatch.setattr(store, "read_regular_file_dated", held)
+    release = _held_reads(monkeypatch)
     monkeypatch.setattr(forkwork, "_cpus", lambda: 1)
     prefetched = BuildCache.prefetch(warm_repo)
     started = time.monotonic()
@@ -237,14 +243,7 @@ def test_a_budget_reads_ahead_the_first_files_only(warm_repo: Path) -> None:
 
 def test_a_closed_read_ahead_is_not_waited_for_and_keeps_nothing(warm_repo: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-    real = store.read_regular_file_dated
-
-    def held(path: Any) -> Any:
-        release.wait(5)
-        return real(path)
-
-    monkeypatch.setattr(store, "read_regular_file_dated", held)
+    release = _held_reads(monkeypatch)
     prefetched = store.Prefetch(warm_repo / CACHE_DIR, ["bundle-record"])
     started = time.monotonic()
     prefetched.close()
