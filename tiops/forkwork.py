@@ -90,7 +90,8 @@ def _cpus() -> int:
 def can_fork() -> bool:
     """Whether a helper process may be forked here: a second CPU to run on, ``fork``
     itself, and no other thread (a forked child of a threaded process may inherit a
-    lock another thread held). Descriptors being closed aside are waited for first."""
+    lock another thread held). Descriptors being closed aside (:func:`close_aside`) and reads
+    ahead of the build cache (:func:`joined_before_fork`) are waited for first: both end on their own."""
     if not hasattr(os, "fork") or _cpus() < 2:
         return False  # refused before waiting for anything
     _wait_for_closes_aside()
