@@ -85,7 +85,7 @@ def test_the_columns_hold_each_entrys_keys_in_its_share_of_the_text(seed: int) -
 
 
 def test_a_record_from_the_writers_offsets_and_extras_equals_one_read_back(tmp_path: Path) -> None:
-    from tiops.compile import WrittenBundle, bundle_head, write_bundle
+    from tiops.compile import WrittenBundle, bundle_head, line_groups, write_bundle
 
     stamp = "2025-01-01T00:00:00.000Z"
     ids = [f"indicator--{uuid.uuid5(uuid.NAMESPACE_URL, str(n))}" for n in range(5)]
@@ -107,8 +107,10 @@ def test_a_record_from_the_writers_offsets_and_extras_equals_one_read_back(tmp_p
     assert isinstance(written, WrittenBundle)
     assert extras == [f"identity\0{builtin}"]
     assert starts[0] == len(bundle_head(written.bundle_id))
-    noted = record("k", output, written, keys, marks, starts, extras)
-    found = record("k", output, written, list(keys), marks)
+    groups = line_groups(keys, in_key_order=True)
+    assert groups.names == ["identity\0identity--" + builtin[10:12], *sorted({f"indicator\0{i[:13]}" for i in ids})]
+    noted = record("k", output, written, keys, marks, groups, starts, extras)
+    found = record("k", output, written, list(keys), marks, groups)
     assert noted is not None and noted == found
 
 

@@ -164,7 +164,10 @@ def test_bundle_order_is_type_then_id_whatever_the_types_hold() -> None:
         keyed = [("".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 4))),
                   "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 3)))) for _ in range(400)]
         expected = sorted(range(len(keyed)), key=lambda position: (keyed[position], position))
-        assert _bundle_order(keyed) == expected
+        order, keys, in_key_order = _bundle_order(keyed)
+        assert order == expected
+        assert keys == [f"{keyed[position][0]}\0{keyed[position][1]}" for position in expected]
+        assert in_key_order == (not any("\0" in stix_type for stix_type, _ in keyed))
 
 
 def test_bundle_lists_a_type_before_the_longer_type_it_prefixes(make_repo) -> None:  # type: ignore[no-untyped-def]

@@ -26,9 +26,11 @@ from tiops import compile as compile_module
 from tiops.compile import (
     BUNDLE_TAIL,
     LineRun,
-    _update_run,
+    bundle_id_of,
     bundle_objects,
     compiled_objects,
+    line_group,
+    run_lines_digest,
     serialize_bundle,
     write_bundle,
     write_line_runs,
@@ -58,10 +60,16 @@ def generated_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def canonical_bundle(objects: list[dict[str, Any]]) -> bytes:
     """The documented bundle layout (docs/format.md), written independently of tiops.compile:
-    sorted-key compact JSON, one object per line, the id a UUIDv5 of the lines' SHA-256."""
+    sorted-key compact JSON, one object per line; the lines grouped by type and the first two
+    characters of the UUID, each group's lines joined by ",\n" digested, and the id a UUIDv5
+    of the SHA-256 of those digests in order."""
     lines = [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objects]
-    digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
-    head = f'{{"id":"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest)}","objects":[\n'.encode()
+    groups: dict[tuple[str, str], list[bytes]] = {}
+    for obj, line in zip(objects, lines, strict=True):
+        groups.setdefault((obj["type"], obj["id"][:len(obj["type"]) + 4]), []).append(line)
+    assert list(groups) == sorted(groups)  # bundle order: each group's lines in one run
+    digest = hashlib.sha256(b"".join(hashlib.sha256(b",\n".join(group)).digest() for group in groups.values()))
+    head = f'{{"id":"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}","objects":[\n'.encode()
     return head + b",\n".join(lines) + b'\n],"type":"bundle"}\n'
 
 
@@ -175,37 +183,78 @@ def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo
         elif start < stop:
             end = starts[stop] - 2 if stop < len(lines) else len(previous) - len(b"\nTAIL")
             pieces.append(LineRun(memoryview(previous), starts[start], end, starts[start:stop]))
-    written = write_line_runs(pieces, tmp_path / "runs.json")
+    written = write_line_runs(pieces, tmp_path / "runs.json", expected.bundle_id)
     assert (tmp_path / "runs.json").read_bytes() == content
     assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
 
 
-@pytest.mark.parametrize("first", [0, 1, 2, 3])
-def test_a_run_of_lines_is_digested_as_lines_joined_by_newlines(first: int) -> None:
-    lines = [b'{"a":"x,y"}', b'{"b":[1,2]}', b"{}", b'{"c":",,"}']
-    joined = b"[" + b",\n".join(lines) + b"]"
-    starts = [1 + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
-    digest = hashlib.sha256()
-    _update_run(digest, LineRun(memoryview(joined), starts[first], len(joined) - 1, starts[first:]))
-    assert digest.hexdigest() == hashlib.sha256(b"\n".join(lines[first:])).hexdigest()
+@pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4), (0, 5)])
+def test_a_groups_digest_is_of_its_lines_joined_as_the_file_joins_them(cuts: tuple[int, ...]) -> None:
+    lines = [b'{"a":"x,y"}', b'{"b":[1,2]}', b"{}", b'{"c":",,"}', b'{"d":"\\n"}', b'{"e":0}']
+    # Runs of kept lines (even pieces) and new lines (odd ones), as tiops.bundlereuse hands them over.
+    previous = b"HEAD\n" + b",\n".join(lines) + b"\nTAIL"
+    starts = [5 + sum(len(line) + 2 for line in lines[:number]) for number in range(len(lines))]
+    pieces: list[bytes | LineRun] = []
+    piece_lines: list[int] = []
+    for number, (start, stop) in enumerate(pairwise([0, *cuts, len(lines)])):
+        if number % 2:
+            for at in range(start, stop):
+                piece_lines.append(at)
+                pieces.append(lines[at])
+        elif start < stop:
+            end = starts[stop] - 2 if stop < len(lines) else len(previous) - len(b"\nTAIL")
+            piece_lines.append(start)
+            pieces.append(LineRun(memoryview(previous), starts[start], end, starts[start:stop]))
+    for first in range(len(lines)):
+        for stop in range(first + 1, len(lines) + 1):
+            assert run_lines_digest(pieces, piece_lines, first, stop) == hashlib.sha256(
+                b",\n".join(lines[first:stop])).digest(), (first, stop)
 
 
-def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes]:
-    """The pieces of a bundle of three lines, the first two kept from a previous file; and its bytes."""
+@pytest.mark.parametrize(("keys", "expected"), [
+    (["identity\0identity--0a1b", "identity\0identity--0a2c", "identity\0identity--ff00"],
+     ([0, 2], ["identity\0identity--0a", "identity\0identity--ff"])),
+    # a type that begins another's, and ids too short for two characters past the "--"
+    (["a\0a--0", "a\0a--00", "a\0a--001", "a\0a--01", "a-b\0a-b--9", "ab\0ab--12x", "ab\0ab--12y"],
+     ([0, 1, 3, 4, 5], ["a\0a--0", "a\0a--00", "a\0a--01", "a-b\0a-b--9", "ab\0ab--12"])),
+    ([], ([], [])),
+])
+def test_line_groups_by_bisection_are_the_runs_of_each_lines_group(keys: list[str],
+                                                                    expected: tuple[list[int], list[str]]) -> None:
+    from tiops.compile import line_groups
+
+    assert tuple(line_groups(keys, in_key_order=True)) == tuple(line_groups(keys, in_key_order=False)) == expected
+    assert [line_group(key) for key in keys[:1]] == expected[1][:1]
+
+
+def test_line_groups_out_of_key_order_are_runs_and_a_group_may_come_back() -> None:
+    from tiops.compile import line_groups
+
+    keys = ["b\0b--00", "a\0a--00", "b\0b--00x"]  # as a type holding NUL can order them (tiops.compile._bundle_order)
+    assert tuple(line_groups(keys, in_key_order=False)) == ([0, 1, 2], ["b\0b--00", "a\0a--00", "b\0b--00"])
+
+
+def test_the_bundle_id_of_no_lines_is_of_no_digest(tmp_path: Path) -> None:
+    written = write_bundle([], tmp_path / "empty.json")
+    assert written.bundle_id == bundle_id_of(b"") == f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, hashlib.sha256().hexdigest())}"
+    assert written.group_digests == b""
+
+
+def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes, str]:
+    """The pieces of a bundle of three lines, the first two kept from a previous file; its bytes and id."""
     lines = [orjson.dumps({"created": "2024-01-01T00:00:00.000Z", "id": f"identity--{uuid.uuid5(TIOPS_NAMESPACE, name)}",
                            "modified": "2024-01-01T00:00:00.000Z", "name": name, "spec_version": "2.1",
                            "type": "identity"}) for name in ("a", "b", "c")]
     previous = b"HEAD\n" + b",\n".join(lines[:2]) + b"\nTAIL"
     starts = [5, 5 + len(lines[0]) + 2]
     pieces: list[bytes | LineRun] = [LineRun(memoryview(previous), 5, starts[1] + len(lines[1]), starts), lines[2]]
-    write_bundle(lines, tmp_path / "expected.json")
-    return pieces, (tmp_path / "expected.json").read_bytes()
+    written = write_bundle(lines, tmp_path / "expected.json")
+    return pieces, (tmp_path / "expected.json").read_bytes(), written.bundle_id
 
 
-@pytest.mark.parametrize("failing", ["_digest_lines", "_digest_parts"])
-def test_a_digest_that_fails_on_its_thread_fails_the_write_and_leaves_no_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
-    pieces, expected = _one_run(tmp_path)
+def test_a_digest_that_fails_on_its_thread_fails_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing = "_digest_parts"
+    pieces, expected, bundle_id = _one_run(tmp_path)
     target = tmp_path / "out" / "bundle.json"
     target.parent.mkdir()
     target.write_bytes(b"the previous bundle")
@@ -215,45 +264,43 @@ def test_a_digest_that_fails_on_its_thread_fails_the_write_and_leaves_no_file(
 
     monkeypatch.setattr(compile_module, failing, broken)
     with pytest.raises(RuntimeError, match=f"{failing} broke"):
-        write_line_runs(pieces, target)
+        write_line_runs(pieces, target, bundle_id)
     assert threading.active_count() == 1  # the digest's thread was waited for
-    if failing == "_digest_lines":  # before the rename: the previous bundle stays, no partial file beside it
-        assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]
-        assert target.read_bytes() == b"the previous bundle"
+    assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]  # no partial file beside it
     monkeypatch.undo()
-    write_line_runs(pieces, target)
+    write_line_runs(pieces, target, bundle_id)
     assert target.read_bytes() == expected
 
 
 def test_a_write_that_fails_waits_for_the_digest_thread_and_reports_the_write(tmp_path: Path) -> None:
-    pieces, _ = _one_run(tmp_path)
+    pieces, _, bundle_id = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
-    target.mkdir()  # a folder in the bundle's place: the rename fails after both digests started
+    target.mkdir()  # a folder in the bundle's place: the rename fails after the digest started
     with pytest.raises(TiopsError, match="cannot write the bundle to"):
-        write_line_runs(pieces, target)
+        write_line_runs(pieces, target, bundle_id)
     assert threading.active_count() == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "expected.json"] and target.is_dir()
 
 
 def test_meanwhile_runs_with_the_bundle_in_place_and_its_id_and_size(tmp_path: Path) -> None:
-    pieces, expected = _one_run(tmp_path)
+    pieces, expected, bundle_id = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
     seen: list[tuple[str, int, bytes]] = []
-    written = write_line_runs(pieces, target, meanwhile=lambda bundle_id, size: seen.append(
+    written = write_line_runs(pieces, target, bundle_id, meanwhile=lambda bundle_id, size: seen.append(
         (bundle_id, size, target.read_bytes())))
     assert seen == [(written.bundle_id, written.size, expected)]
     assert written.sha256 == hashlib.sha256(expected).hexdigest()
 
 
 def test_a_meanwhile_that_fails_fails_the_write_once_the_digest_thread_is_waited_for(tmp_path: Path) -> None:
-    pieces, expected = _one_run(tmp_path)
+    pieces, expected, bundle_id = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
 
     def broken(bundle_id: str, size: int) -> None:
         raise RuntimeError("meanwhile broke")
 
     with pytest.raises(RuntimeError, match="meanwhile broke"):
-        write_line_runs(pieces, target, meanwhile=broken)
+        write_line_runs(pieces, target, bundle_id, meanwhile=broken)
     assert threading.active_count() == 1
     assert target.read_bytes() == expected  # it runs once the bundle is in place
 

@@ -7,7 +7,8 @@ file, its folder's defaults and the context the build cache is bound to
 (tiops.buildcache.context_key); the record's key holds the lock's digest. So a compile
 through the cache writes, beside the bundle, a record (``bundle-record`` in the cache
 folder): where the bundle went, its SHA-256 and size, the key (type NUL id) of each
-line in order, and for each cache entry it was built from whether its objects carry a
+line in order, the digest of each group of lines the bundle id is made from
+(tiops.compile.bundle_id_of), and for each cache entry it was built from whether its objects carry a
 source system or the enrichment extension and which built-in markings they reference.
 
 The next compile to the same file, under the same context, takes the line of each
@@ -37,12 +38,17 @@ from typing import Any, NamedTuple, Protocol
 
 from tiops.compile import (
     BUNDLE_TAIL,
+    GROUP_DIGEST_SIZE,
+    LineGroups,
     LineRun,
     WrittenBundle,
     builtin_extras,
     bundle_head_size,
+    bundle_id_of,
     entry_forms,
+    line_group,
     object_line,
+    run_lines_digest,
     survey_objects,
 )
 from tiops.enrich.attach import LockedEnrichment
@@ -147,15 +153,19 @@ def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str],
 
 
 def record(key: str, output: Path, written: WrittenBundle, keys: list[str], marks: dict[str, EntryMark],
-           offsets: Sequence[int] | None = None, extras: list[str] | None = None) -> dict[str, Any] | None:
+           groups: LineGroups, offsets: Sequence[int] | None = None,
+           extras: list[str] | None = None) -> dict[str, Any] | None:
     """The record of a bundle just written (None when its lines are not in plain key order: not kept).
 
+    ``groups``: its line groups (tiops.compile.line_groups), whose digests ``written`` holds.
     ``offsets``: where each line starts in the file, when the caller knows (the writer's
     ``line_starts``, tiops.compile.write_bundle); else the file is read for them.
     ``extras``: the keys no mark holds, in bundle order, when the caller noted them
     (:func:`recorded_keys`); else they are found here.
     """
     if any(earlier >= later for earlier, later in pairwise(keys)):
+        return None
+    if len(written.group_digests) != GROUP_DIGEST_SIZE * len(groups.names):
         return None
     if not os.path.isfile(output):
         return None  # a named pipe or a device (-o /dev/stdout): nothing to read lines back from, next time either
@@ -169,7 +179,8 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     if extras is None:
         owned = {line_key for mark in marks.values() for line_key in mark[0]}
         extras = [line_key for line_key in keys if line_key not in owned]
-    return _record(key, output, written.sha256, written.size, keys, offsets, extras, entries)
+    return _record(key, output, written.sha256, written.size, keys, offsets, extras, entries,
+                   groups.names, written.group_digests)
 
 
 def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
@@ -182,27 +193,28 @@ def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spli
     been two objects with one key, which :func:`_splice` refuses).
     """
     return _record(key, output, written.sha256, written.size, spliced.keys, spliced.offsets, spliced.extras,
-                   spliced.entries)
+                   spliced.entries, spliced.group_names, spliced.group_digests)
 
 
 def unsealed_spliced_record(key: str, output: Path, size: int, spliced: Spliced) -> dict[str, Any]:
     """:func:`spliced_record` before the bundle's digest is known: its :data:`RECORD_DIGEST`, the
     last key, holds :data:`RECORD_DIGEST_WIDTH` NUL characters (tiops.buildcache.BuildCache.pending_record)."""
     return _record(key, output, "\0" * RECORD_DIGEST_WIDTH, size, spliced.keys, spliced.offsets, spliced.extras,
-                   spliced.entries)
+                   spliced.entries, spliced.group_names, spliced.group_digests)
 
 
 def _record(key: str, output: Path, sha256: str, size: int, keys: list[str], offsets: Sequence[int],
-            extras: list[str], entries: RecordedEntries) -> dict[str, Any]:
+            extras: list[str], entries: RecordedEntries, group_names: list[str], group_digests: bytes) -> dict[str, Any]:
     # The bundle's digest last: it is known last (unsealed_spliced_record).
     return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "size": size,
             "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
+            "groups": _stored_texts(group_names), "group_digests": group_digests,
             "entries": entries.stored(), RECORD_DIGEST: sha256}
 
 
 # The layout of a record's lines and entries (:class:`RecordedEntries`); a record of another
 # format is not read (the bundle is then written the full way once, and a record of this one kept).
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
 _TEXT_SEPARATOR = "\n"
 
 
@@ -223,6 +235,16 @@ def _loaded_texts(stored: Any) -> list[str] | None:
     if type(stored) is not str or (stored and not stored.endswith(_TEXT_SEPARATOR)):
         return None
     return stored.split(_TEXT_SEPARATOR)[:-1]
+
+
+def _loaded_groups(stored_names: Any, digests: Any) -> tuple[list[str], bytes] | None:
+    """A record's line groups and their digests, if they are a record's: as many digests as
+    groups, the groups ascending (as a bundle's lines in key order give them)."""
+    names = _loaded_texts(stored_names)
+    if (names is None or type(digests) is not bytes or len(digests) != GROUP_DIGEST_SIZE * len(names)
+            or any(earlier >= later for earlier, later in pairwise(names))):
+        return None
+    return names, digests
 
 
 def _stored_offsets(offsets: Sequence[int]) -> bytes:
@@ -466,6 +488,9 @@ class Spliced(NamedTuple):
     offsets: list[int]  # where each line will start in the file
     entries: RecordedEntries  # the entries the next record lists
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
+    bundle_id: str  # from the digests of its line groups (tiops.compile.bundle_id_of)
+    group_names: list[str]  # its line groups, in order
+    group_digests: bytes  # and their digests
     changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
     dropped_by_rules: int = 0  # objects ingestion rules dropped (build.json)
     dropped_by_cascade: int = 0  # and those pointing at them (build.json)
@@ -537,8 +562,9 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     old_keys = _loaded_texts(previous.get("lines"))
     old_offsets = _loaded_offsets(previous.get("offsets"))
     old_extras = previous.get("extras")
+    old_groups = _loaded_groups(previous.get("groups"), previous.get("group_digests"))
     if not (entries is not None and old_keys and isinstance(old_extras, list) and old_offsets is not None
-            and len(old_offsets) == len(old_keys)):
+            and len(old_offsets) == len(old_keys) and old_groups is not None):
         return None
     if prefetched is not None:
         content = prefetched.content(os.fspath(output.resolve()), previous.get(RECORD_DIGEST), previous.get("size"))
@@ -627,7 +653,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     extra_keys = [f"{o['type']}\0{o['id']}" for o in extra.values()]
     added.extend(zip(extra_keys, extra.values(), strict=True))
     added.sort(key=_first)
-    made = _splice(content, old_keys, old_offsets, removed, added, next_entries, sorted(extra_keys))
+    made = _splice(content, old_keys, old_offsets, removed, added, next_entries, sorted(extra_keys), old_groups)
     if made is None:
         return None
     counted = next_entries.extras.values()
@@ -706,8 +732,11 @@ def _first_int(item: tuple[Any, ...]) -> int:
 
 
 def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed: set[str],
-            added: list[tuple[str, dict[str, Any]]], entries: RecordedEntries, extras: list[str]) -> Spliced | None:
-    """The previous lines but ``removed`` ones, with ``added`` in key order, as runs of kept lines."""
+            added: list[tuple[str, dict[str, Any]]], entries: RecordedEntries, extras: list[str],
+            old_groups: tuple[list[str], bytes]) -> Spliced | None:
+    """The previous lines but ``removed`` ones, with ``added`` in key order, as runs of kept lines;
+    the bundle id from ``old_groups`` (the previous bundle's line groups and their digests) with
+    the groups of the lines removed and added digested again."""
     count = len(old_keys)
     added_keys = [line_key for line_key, _ in added]
     if len(set(added_keys)) != len(added_keys) or any(line_key.count("\0") != 1 for line_key in added_keys):
@@ -729,6 +758,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
     view = memoryview(content)
     body_end = len(content) - len(BUNDLE_TAIL)
     pieces: list[bytes | LineRun] = []
+    piece_lines: list[int] = []  # the number of each piece's first line
     keys: list[str] = []
     offsets: list[int] = []
     at = bundle_head_size()  # where the next piece starts in the new file
@@ -740,6 +770,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
             first = old_offsets[cursor]
             end = old_offsets[stop] - 2 if stop < count else body_end
             starts = old_offsets[cursor:stop]
+            piece_lines.append(len(keys))
             pieces.append(LineRun(view, first, end, starts))
             keys.extend(old_keys[cursor:stop])
             shift = at - first
@@ -752,12 +783,44 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
         if kind:
             cursor = position + 1
         else:
+            piece_lines.append(len(keys))
             pieces.append(line)
             keys.append(line_key)
             offsets.append(at)
             at += len(line) + 2
     keep(count)
-    return Spliced(pieces, keys, offsets, entries, extras)
+    changed_groups = {line_group(line_key) for line_key in itertools.chain(removed, added_keys)}
+    names, digests = _regrouped(old_groups, changed_groups, pieces, piece_lines, keys)
+    return Spliced(pieces, keys, offsets, entries, extras, bundle_id_of(digests), names, digests)
+
+
+def _regrouped(old_groups: tuple[list[str], bytes], changed: set[str], pieces: list[bytes | LineRun],
+               piece_lines: list[int], keys: list[str]) -> tuple[list[str], bytes]:
+    """The line groups of the bundle made of ``pieces`` (whose lines' keys are ``keys``, ascending)
+    and their digests: the previous bundle's, ``old_groups``, but those of the ``changed`` groups
+    digested from their lines now (a group left with no line goes).
+
+    A group no line was removed from or added to holds the lines it held, kept byte for byte.
+    Keys ascending give groups ascending, each a run of lines (tiops.compile.line_group), so a
+    changed group's lines are found by bisection, and its place among the others likewise.
+    """
+    old_names, old_digests = old_groups
+    names: list[str] = []
+    digests = bytearray()
+    taken = 0  # old groups up to here are placed
+    for name in sorted(changed):
+        at = bisect.bisect_left(old_names, name, lo=taken)
+        names.extend(old_names[taken:at])
+        digests += old_digests[taken * GROUP_DIGEST_SIZE:at * GROUP_DIGEST_SIZE]
+        taken = at + 1 if at < len(old_names) and old_names[at] == name else at
+        first = bisect.bisect_left(keys, name, key=line_group)
+        stop = bisect.bisect_right(keys, name, lo=first, key=line_group)
+        if first < stop:
+            names.append(name)
+            digests += run_lines_digest(pieces, piece_lines, first, stop)
+    names.extend(old_names[taken:])
+    digests += old_digests[taken * GROUP_DIGEST_SIZE:]
+    return names, bytes(digests)
 
 
 def _event_order(event: tuple[int, int, int, bytes, str]) -> tuple[int, int, int]:

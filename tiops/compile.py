@@ -9,6 +9,7 @@ checkout path or hash seeds.
 from __future__ import annotations
 
 import array
+import bisect
 import contextlib
 import errno
 import hashlib
@@ -17,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
@@ -69,9 +69,12 @@ class BundleObjects:
     extension an object takes (RulesOutcome.enrichment) is built at the same moment.
     """
 
-    def __init__(self, entries: list[_Entry], enrichment: BundleEnrichment | None = None) -> None:
+    def __init__(self, entries: list[_Entry], enrichment: BundleEnrichment | None = None,
+                 groups: LineGroups | None = None) -> None:
         self._entries = entries
         self._enrichment = enrichment
+        # Where each group of lines the bundle id digests starts (:func:`line_groups`).
+        self.groups = groups if groups is not None else _entry_groups(entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -138,7 +141,9 @@ def bundle_objects(repo: Repo, *, rules: RulesOutcome | None = None) -> BundleOb
         extra = builtin_extras(present, sourced=sourced, enriched=enriched, markings=markings)
         entries = [*found, *extra.values()]
         keyed.extend((o["type"], o["id"]) for o in extra.values())
-    return BundleObjects([entries[position] for position in _bundle_order(keyed)], outcome.enrichment)
+        order, keys, in_key_order = _bundle_order(keyed)
+        groups = line_groups(keys, in_key_order=in_key_order)
+    return BundleObjects([entries[position] for position in order], outcome.enrichment, groups)
 
 
 def entry_forms(objects: list[IntelObject], enrichment: BundleEnrichment | None) -> tuple[list[dict[str, Any]], bool]:
@@ -194,18 +199,21 @@ def builtin_extras(present: Container[str], *, sourced: bool, enriched: bool,
     return extra
 
 
-def _bundle_order(keyed: list[tuple[str, str]]) -> list[int]:
-    """The positions of ``keyed`` sorted by (type, id), ties in their given order.
+def _bundle_order(keyed: list[tuple[str, str]]) -> tuple[list[int], list[str], bool]:
+    """The positions of ``keyed`` sorted by (type, id), ties in their given order; the keys
+    (type NUL id) in that order; and whether that is the keys' own order.
 
     Sorting one string per object, type and id joined by NUL, is about four times
     quicker than sorting the pairs, and gives the same order whenever no type holds a
     NUL: NUL sorts below every other character, so a type that is a prefix of another
     still comes first. Otherwise the pairs themselves are sorted.
     """
-    if any("\0" in stix_type for stix_type in {stix_type for stix_type, _ in keyed}):
-        return sorted(range(len(keyed)), key=keyed.__getitem__)
     joined = [f"{stix_type}\0{stix_id}" for stix_type, stix_id in keyed]
-    return sorted(range(len(joined)), key=joined.__getitem__)
+    if any("\0" in stix_type for stix_type in {stix_type for stix_type, _ in keyed}):
+        order = sorted(range(len(keyed)), key=keyed.__getitem__)
+        return order, list(map(joined.__getitem__, order)), False
+    order = sorted(range(len(joined)), key=joined.__getitem__)
+    return order, list(map(joined.__getitem__, order)), True
 
 
 def survey_objects(objects: list[IntelObject]) -> tuple[list[tuple[str, str]], bool, bool, set[str]]:
@@ -242,17 +250,99 @@ def survey_objects(objects: list[IntelObject]) -> tuple[list[tuple[str, str]], b
     return keyed, sourced, enriched, markings
 
 
-def serialize_bundle(objects: Iterable[dict[str, Any]]) -> bytes:
-    """Canonical bundle bytes: one object per line, bundle id a UUIDv5 of the content.
+def serialize_bundle(objects: Iterable[dict[str, Any] | bytes], *, groups: LineGroups | None = None) -> bytes:
+    """Canonical bundle bytes: one object per line, bundle id a UUIDv5 of the content
+    (:func:`bundle_id_of`). The same bytes as :func:`write_bundle` writes to a file, held in memory.
 
-    The content digest is the SHA-256 of the object lines joined by newlines. The same
-    bytes as :func:`write_bundle` writes to a file, held in memory.
+    ``groups``: the groups of the lines (:func:`line_groups`); found here when not given.
     """
+    objects, groups = _with_groups(objects, groups)
     body = bytearray()
-    bundle_id = _write_body(objects, body.extend)
+    bundle_id, _ = _write_body(objects, body.extend, groups.starts)
     head = bundle_head(bundle_id)
     body[: len(head)] = head
     return bytes(body)
+
+
+# The bundle id (docs/format.md, "The bundle"). Its lines fall in groups by their key (type NUL id)
+# up to two characters into the UUID: each group's lines, joined by ",\n" as the file joins them,
+# have a SHA-256, and the id is a UUIDv5 of the SHA-256 of those digests in bundle order. A bundle
+# written again with a few lines changed digests only their groups again (tiops.bundlereuse): the
+# others' digests are in its record. A digest of every line would have to follow the lines, and
+# the file's own digest starts with the head that holds the id (:func:`write_line_runs`).
+GROUP_DIGEST_SIZE = 32
+
+
+def line_group(line_key: str) -> str:
+    """The group of the bundle line whose key is ``line_key`` (type NUL id): the key up to two
+    characters past the type's "--" in the id, so 256 groups a type of UUID ids.
+
+    Keys in ascending order give groups in ascending order: a key's group is a prefix of it
+    at least two characters longer than its type, so two keys that differ in their type
+    differ within both groups, and two of one type are cut at the same length.
+    """
+    cut = line_key.find("\0")
+    return line_key[:2 * cut + 5] if cut >= 0 else line_key
+
+
+class LineGroups(NamedTuple):
+    """The groups of a bundle's lines: where each starts (line numbers, ascending, the first 0), and its group."""
+
+    starts: list[int]
+    names: list[str]
+
+
+def line_groups(keys: Sequence[str], *, in_key_order: bool) -> LineGroups:
+    """The groups of the lines whose keys, in bundle order, are ``keys``: each run of lines of one group.
+
+    ``in_key_order``: ``keys`` ascend, so each group is one run, found by bisection (a few
+    thousand groups rather than a look at every key: at a million lines, 0.1 s less).
+    """
+    starts: list[int] = []
+    names: list[str] = []
+    if in_key_order:
+        at, count = 0, len(keys)
+        while at < count:
+            name = line_group(keys[at])
+            starts.append(at)
+            names.append(name)
+            at = bisect.bisect_right(keys, name, lo=at + 1, key=line_group)
+        return LineGroups(starts, names)
+    for at, line_key in enumerate(keys):
+        name = line_group(line_key)
+        if not names or names[-1] != name:
+            starts.append(at)
+            names.append(name)
+    return LineGroups(starts, names)
+
+
+def bundle_id_of(group_digests: bytes) -> str:
+    """The bundle id of the bundle whose line groups' digests, in order, are ``group_digests``."""
+    return f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, hashlib.sha256(group_digests).hexdigest())}"
+
+
+def _line_key(obj: dict[str, Any] | bytes) -> str:
+    data = orjson.loads(obj) if isinstance(obj, bytes) else obj
+    return f"{data['type']}\0{data['id']}"
+
+
+def _entry_groups(entries: list[_Entry]) -> LineGroups:
+    keys = [f"{entry[0].type}\0{entry[0].id}" if isinstance(entry, tuple)
+            else f"{entry.type}\0{entry.id}" if isinstance(entry, IntelObject)
+            else _line_key(entry) for entry in entries]
+    return line_groups(keys, in_key_order=False)
+
+
+def _with_groups(objects: Iterable[dict[str, Any] | bytes],
+                 groups: LineGroups | None) -> tuple[Iterable[dict[str, Any] | bytes], LineGroups]:
+    """``objects`` and the groups of their lines: given, a bundle's own (:class:`BundleObjects`),
+    or found from each object's type and id (the objects are then held: a list, or a few lines)."""
+    if groups is not None:
+        return objects, groups
+    if isinstance(objects, BundleObjects):
+        return objects, objects.groups
+    held = list(objects)
+    return held, line_groups([_line_key(obj) for obj in held], in_key_order=False)
 
 
 @dataclass(frozen=True)
@@ -263,6 +353,7 @@ class WrittenBundle:
     bundle_id: str
     sha256: str  # of the file's bytes
     size: int
+    group_digests: bytes = b""  # of its line groups, in order (:func:`bundle_id_of`)
 
 
 @contextlib.contextmanager
@@ -355,7 +446,7 @@ class _CloseQuietly:
 
 
 def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path, *,
-                 line_starts: array.array[int] | None = None) -> WrittenBundle:
+                 line_starts: array.array[int] | None = None, groups: LineGroups | None = None) -> WrittenBundle:
     """Stream the canonical bundle (the bytes :func:`serialize_bundle` returns) to ``target``.
 
     Only one object's line is held at a time: at a million objects the bundle is
@@ -366,9 +457,12 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path, *,
 
     ``line_starts``: where each object line starts in the file is appended to it, for the
     bundle record (tiops.bundlereuse), which otherwise reads the file back for them.
+    ``groups``: the groups of the lines (:func:`line_groups`), needed with a stream of
+    objects other than :class:`BundleObjects` (else the objects are held to find them).
     """
+    objects, groups = _with_groups(objects, groups)
     with _replacing(target) as stream:
-        bundle_id = _write_body(objects, stream.write, line_starts)
+        bundle_id, group_digests = _write_body(objects, stream.write, groups.starts, line_starts)
         size = stream.tell()
         stream.seek(0)
         stream.write(bundle_head(bundle_id))
@@ -379,7 +473,7 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path, *,
         while chunk := stream.read(_WRITE_BUFFER):
             file_digest.update(chunk)
     digest = file_digest.hexdigest()
-    return WrittenBundle(target, bundle_id, digest, size)
+    return WrittenBundle(target, bundle_id, digest, size, group_digests)
 
 
 class LineRun(NamedTuple):
@@ -392,45 +486,36 @@ class LineRun(NamedTuple):
     starts: Sequence[int]
 
 
-def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, *,
+def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, bundle_id: str, *,
                     meanwhile: Callable[[str, int], None] | None = None) -> WrittenBundle:
     """Write the bundle whose object lines are ``pieces`` (each one line, or a :class:`LineRun` of lines kept
-    from the previous bundle: tiops.bundlereuse), the bytes :func:`write_bundle` writes for the same lines.
+    from the previous bundle: tiops.bundlereuse) and whose id is ``bundle_id``, the bytes :func:`write_bundle`
+    writes for the same lines.
 
-    The head holds the bundle id, a digest of the lines joined by newlines, and the file's
-    own digest starts with the head. Both digests are taken on a thread: the lines are
-    written after a gap the head's size while the id is worked out, and the head is written
-    and the file renamed into place while the file's digest is taken. SHA-256 releases the
-    GIL for the long runs of kept lines, and writing is a system call, so each pair shares
-    two CPUs (about 0.1 s of a one-file recompile at 100k objects).
+    The id is known before the lines are written (the groups a few changed lines fall in were
+    digested again: tiops.bundlereuse), so the file's digest is taken on a thread while the
+    file is written: SHA-256 releases the GIL for the long runs of kept lines, and writing
+    is a system call, so the two share two CPUs. When the id was a digest of every line,
+    that digest came first and the file's second: two passes in a row, 0.05 s more of a
+    one-file recompile at 100k objects (docs/performance.md).
 
     ``meanwhile``: called with the bundle id and size once the file is in place, while its
-    digest is still being taken (what does not need the digest, done on the other CPU).
+    digest may still be being taken (what does not need the digest, done on the other CPU).
     """
-    id_digest = hashlib.sha256()
     file_digest = hashlib.sha256()
-    identifying = _OnThread(lambda: _digest_lines(id_digest, pieces))
-    hashing: _OnThread | None = None
+    head = bundle_head(bundle_id)
+    hashing = _OnThread(lambda: _digest_parts(file_digest, head, pieces))
     try:
         with _replacing(target) as stream:
-            identifying.start()
-            stream.seek(bundle_head_size())
+            hashing.start()
+            stream.write(head)
             for part in _body(pieces):
                 stream.write(part)
             size = stream.tell()
-            identifying.join()
-            bundle_id = f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, id_digest.hexdigest())}"
-            head = bundle_head(bundle_id)
-            hashing = _OnThread(lambda: _digest_parts(file_digest, head, pieces))
-            hashing.start()
-            stream.seek(0)
-            stream.write(head)
         if meanwhile is not None:
             meanwhile(bundle_id, size)
     except BaseException:
-        for thread in (identifying, hashing):
-            if thread is not None:
-                thread.join(raising=False)  # the error on its way out is the one to report
+        hashing.join(raising=False)  # the error on its way out is the one to report
         raise
     hashing.join()
     return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
@@ -462,23 +547,13 @@ class _OnThread:
             raise error
 
 
-def _digest_lines(digest: Any, pieces: Sequence[bytes | LineRun]) -> None:
-    """The bundle id's digest: the lines of ``pieces`` joined by "\n"."""
-    for index, piece in enumerate(pieces):
-        if index:
-            digest.update(b"\n")
-        if isinstance(piece, LineRun):
-            _update_run(digest, piece)
-        else:
-            digest.update(piece)
-
-
 def _digest_parts(digest: Any, head: bytes, pieces: Sequence[bytes | LineRun]) -> None:
     """The file's digest: ``head``, then the body as :func:`_body` gives it.
 
     A run of kept lines is digested in one call, not in the pieces it is written in: SHA-256
     lets go of the GIL for the whole run, and this thread needs the GIL back only once per
-    run while the command goes on with the bundle record (tiops.pipeline._write_spliced)."""
+    run while the command writes the file and goes on with the bundle record
+    (tiops.pipeline._write_spliced)."""
     digest.update(head)
     for index, piece in enumerate(pieces):
         if index:
@@ -490,14 +565,28 @@ def _digest_parts(digest: Any, head: bytes, pieces: Sequence[bytes | LineRun]) -
     digest.update(BUNDLE_TAIL)
 
 
-def _update_run(digest: Any, run: LineRun) -> None:
-    """Digest a run's lines joined by "\n" without copying them: each line after the first is
-    digested from the "\n" of the ",\n" before it (the lines themselves hold no line break)."""
-    view, begin = run.view, run.start
-    for line_start in islice(run.starts, 1, None):
-        digest.update(view[begin:line_start - 2])
-        begin = line_start - 1
-    digest.update(view[begin:run.end])
+def run_lines_digest(pieces: Sequence[bytes | LineRun], piece_lines: Sequence[int], first: int, stop: int) -> bytes:
+    """The SHA-256 of lines ``first`` to ``stop`` (exclusive) of the bundle whose lines are ``pieces``, joined
+    by ",\n" (a line group's digest: :func:`bundle_id_of`). ``piece_lines``: the number of each piece's first line."""
+    digest = hashlib.sha256()
+    place = bisect.bisect_right(piece_lines, first) - 1
+    number = first
+    while number < stop:
+        piece, piece_first = pieces[place], piece_lines[place]
+        if number > first:
+            digest.update(b",\n")
+        if isinstance(piece, LineRun):
+            # Kept lines in a row are joined by ",\n" in the previous file already: one slice.
+            count = len(piece.starts)
+            upto = min(stop, piece_first + count)
+            end = piece.starts[upto - piece_first] - 2 if upto - piece_first < count else piece.end
+            digest.update(piece.view[piece.starts[number - piece_first]:end])
+            number = upto
+        else:
+            digest.update(piece)
+            number += 1
+        place += 1
+    return digest.digest()
 
 
 def _body(pieces: Sequence[bytes | LineRun]) -> Iterator[bytes | memoryview]:
@@ -535,22 +624,37 @@ def _unwritable(target: Path, error: OSError) -> TiopsError:
 
 
 def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[bytes], object],
-                line_starts: array.array[int] | None = None) -> str:
-    """Write a placeholder head, the object lines and the tail; return the bundle id.
+                group_starts: Sequence[int], line_starts: array.array[int] | None = None) -> tuple[str, bytes]:
+    """Write a placeholder head, the object lines and the tail; return the bundle id and the
+    digests of the line groups, which start at the line numbers ``group_starts`` (:func:`line_groups`).
     With ``line_starts``, append where each line starts to it."""
     head = bundle_head(_PLACEHOLDER_ID)
     write(head)
-    digest = hashlib.sha256()
-    dumps, options, update = orjson.dumps, _JSON_OPTIONS, digest.update
+    digests = bytearray()
+    group: Any = None
+    update: Callable[[bytes], object] = digests.extend  # replaced at the first line, which starts a group
+    dumps, options = orjson.dumps, _JSON_OPTIONS
     note = line_starts.append if line_starts is not None else None
+    starts = iter(group_starts)
+    next_group = next(starts, -1)
     at = len(head)
+    count = 0
     with paused_gc():
         for index, obj in enumerate(objects):
-            # bytes: a line kept from the previous bundle (tiops.bundlereuse), the same as dumping its object
+            # bytes: a line as it is written, the same as dumping its object
             line = obj if obj.__class__ is bytes else dumps(obj, option=options)
             if index:
                 write(b",\n")
-                update(b"\n")
+            if index == next_group:
+                if group is not None:
+                    digests += group.digest()
+                group = hashlib.sha256()
+                update = group.update
+                next_group = next(starts, -1)
+            elif index:
+                update(b",\n")
+            else:
+                raise ValueError("the first line starts no group")
             if note is not None:
                 if index:
                     at += 2
@@ -558,8 +662,13 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
                 at += len(line)
             write(line)
             update(line)
+            count = index + 1
+    if next_group != -1:
+        raise ValueError(f"a group starts at line {next_group} of {count}")
+    if group is not None:
+        digests += group.digest()
     write(BUNDLE_TAIL)
-    return f"bundle--{uuid.uuid5(TIOPS_NAMESPACE, digest.hexdigest())}"
+    return bundle_id_of(bytes(digests)), bytes(digests)
 
 
 def compile_bundle(repo: Repo) -> bytes:

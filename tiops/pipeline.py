@@ -508,10 +508,11 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
             marks = bundlereuse.with_rule_counts(marks, _changed_keys(repo.objects, outcome))
         extras: list[str] = []
         starts = array.array("q")  # the record's offsets, noted as the lines are written
-        written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks, extras), output, line_starts=starts)
+        written = write_bundle(bundlereuse.recorded_keys(objects, keys, marks, extras), output, line_starts=starts,
+                               groups=objects.groups)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
-        kept = bundlereuse.record(key, output, written, keys, marks, starts, extras)
+        kept = bundlereuse.record(key, output, written, keys, marks, objects.groups, starts, extras)
         _keep_record(cache, kept, record_name)
         if kept is not None:
             lines = BundleLines(keys, starts, written.bundle_id, written.size)
@@ -594,7 +595,7 @@ def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, 
                                             bundlereuse.RECORD_DIGEST_WIDTH))
 
     try:
-        written = write_line_runs(spliced.pieces, output, meanwhile=start_record)
+        written = write_line_runs(spliced.pieces, output, spliced.bundle_id, meanwhile=start_record)
     except BaseException:
         for pending in started:
             if pending is not None:
