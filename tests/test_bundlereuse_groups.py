@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tiops import bundlereuse
-from tiops.compile import LineGroups, line_group, line_groups, write_bundle
+from tiops.compile import LineGroups, bundle_id_of, line_group, line_groups, write_bundle
 
 STAMP = "2025-01-01T00:00:00.000Z"
 
@@ -91,8 +91,8 @@ def test_a_spliced_bundle_has_the_full_ways_id_groups_and_digests(change: str, t
 
     full = write_bundle(new_objects, tmp_path / "full.json")
     new_groups = line_groups([_key(obj) for obj in new_objects], in_key_order=True)
-    assert (made.bundle_id, made.group_names, made.group_digests) == (full.bundle_id, new_groups.names,
-                                                                      full.group_digests)
+    assert (bundle_id_of(made.group_digests), made.group_names, made.group_digests) == (
+        full.bundle_id, new_groups.names, full.group_digests)
     # Only the groups a removed or added line falls in, and which still hold a line, were digested again, once each.
     touched = {line_group(key) for key in removed | {key for key, _ in added}}.intersection(new_groups.names)
     assert sorted(digested) == sorted(_run_of(new_groups, len(new_objects), name) for name in touched)
@@ -114,3 +114,14 @@ def test_a_record_whose_groups_are_not_a_records_is_not_used() -> None:
     assert loaded("a\nb\n", "x" * 64) is None  # digests not bytes
     assert loaded(None, b"") is None
     assert loaded("", b"") == ([], b"")
+
+
+def test_a_records_groups_must_fit_its_lines_at_both_ends() -> None:
+    fit = bundlereuse._groups_fit
+    keys = ["identity\0identity--0a1", "identity\0identity--0a2", "identity\0identity--0b2"]
+    assert fit(["identity\0identity--0a", "identity\0identity--0b"], keys)
+    assert not fit([], keys)  # the groups of some other lines
+    assert not fit(["identity\0identity--0a"], keys)  # the last line's group missing
+    assert not fit(["identity\0identity--0b"], keys)  # the first's
+    assert not fit(["identity\0identity--0a", "identity\0identity--0a5", "identity\0identity--0b", "x"], keys[:2])
+    assert fit([], [])

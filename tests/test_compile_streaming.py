@@ -26,6 +26,7 @@ from tiops import compile as compile_module
 from tiops.compile import (
     BUNDLE_TAIL,
     LineRun,
+    WrittenBundle,
     bundle_id_of,
     bundle_objects,
     compiled_objects,
@@ -183,9 +184,10 @@ def test_runs_with_their_line_starts_give_the_bytes_of_write_bundle(example_repo
         elif start < stop:
             end = starts[stop] - 2 if stop < len(lines) else len(previous) - len(b"\nTAIL")
             pieces.append(LineRun(memoryview(previous), starts[start], end, starts[start:stop]))
-    written = write_line_runs(pieces, tmp_path / "runs.json", expected.bundle_id)
+    written = write_line_runs(pieces, tmp_path / "runs.json", expected.group_digests)
     assert (tmp_path / "runs.json").read_bytes() == content
-    assert (written.bundle_id, written.sha256, written.size) == (expected.bundle_id, expected.sha256, expected.size)
+    assert written == WrittenBundle(tmp_path / "runs.json", expected.bundle_id, expected.sha256, expected.size,
+                                    expected.group_digests)
 
 
 @pytest.mark.parametrize("cuts", [(), (1,), (2, 3), (1, 2, 3, 4), (0, 5)])
@@ -224,7 +226,48 @@ def test_line_groups_by_bisection_are_the_runs_of_each_lines_group(keys: list[st
     from tiops.compile import line_groups
 
     assert tuple(line_groups(keys, in_key_order=True)) == tuple(line_groups(keys, in_key_order=False)) == expected
-    assert [line_group(key) for key in keys[:1]] == expected[1][:1]
+
+
+def test_line_groups_ascend_with_their_keys_whatever_the_keys_hold() -> None:
+    """Bisection finds each group's run only if ascending keys give ascending groups: random keys over
+    NUL, hyphens and letters (types that begin others, several NULs or none, ids too short)."""
+    import random
+
+    from tiops.compile import line_groups
+
+    rng = random.Random(11)
+    for _ in range(300):
+        keys = sorted({"".join(rng.choice("\0-ab") for _ in range(rng.randrange(0, 9))) for _ in range(rng.randrange(1, 40))})
+        groups = [line_group(key) for key in keys]
+        assert groups == sorted(groups), keys
+        assert line_groups(keys, in_key_order=True) == line_groups(keys, in_key_order=False), keys
+
+
+def test_groups_that_do_not_fit_the_lines_are_refused(tmp_path: Path) -> None:
+    from tiops.compile import LineGroups
+
+    lines = [{"type": "identity", "id": f"identity--{n}a", "name": str(n)} for n in range(3)]
+    for starts in ([1], [0, 0], [0, 3], [0, 2, 1]):  # not from the first line, twice, past the last, descending
+        with pytest.raises(ValueError, match="group"):
+            write_bundle(lines, tmp_path / "bundle.json", groups=LineGroups(starts, ["g"] * len(starts)))
+        assert not list(tmp_path.iterdir())  # no bundle, no partial file
+
+
+@pytest.mark.usefixtures("hand_made_bundles")
+def test_a_type_holding_nul_gives_the_bundle_its_objects_alone_give(tmp_path: Path) -> None:
+    # Ordered by (type, id) pairs, not by their joined keys (tiops.compile._bundle_order): a group can come
+    # back after another, and each of its runs is digested apart, from BundleObjects' groups as from the objects'.
+    from tiops.compile import BundleObjects, _bundle_order, line_groups
+
+    keyed = [("a\0x", "b00"), ("a", "y"), ("a", "x\0b00")]
+    order, keys, in_key_order = _bundle_order(keyed)
+    assert not in_key_order and keys == ["a\0x\0b00", "a\0y", "a\0x\0b00"]
+    objects = BundleObjects([{"type": keyed[at][0], "id": keyed[at][1]} for at in order], None,
+                            line_groups(keys, in_key_order=False))
+    written = write_bundle(objects, tmp_path / "bundle.json")
+    alone = write_bundle(list(objects), tmp_path / "alone.json")  # groups found from the objects themselves
+    assert (tmp_path / "bundle.json").read_bytes() == (tmp_path / "alone.json").read_bytes()
+    assert written.group_digests == alone.group_digests and len(written.group_digests) == 3 * 32
 
 
 def test_line_groups_out_of_key_order_are_runs_and_a_group_may_come_back() -> None:
@@ -240,8 +283,8 @@ def test_the_bundle_id_of_no_lines_is_of_no_digest(tmp_path: Path) -> None:
     assert written.group_digests == b""
 
 
-def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes, str]:
-    """The pieces of a bundle of three lines, the first two kept from a previous file; its bytes and id."""
+def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes, bytes]:
+    """The pieces of a bundle of three lines, the first two kept from a previous file; its bytes and group digests."""
     lines = [orjson.dumps({"created": "2024-01-01T00:00:00.000Z", "id": f"identity--{uuid.uuid5(TIOPS_NAMESPACE, name)}",
                            "modified": "2024-01-01T00:00:00.000Z", "name": name, "spec_version": "2.1",
                            "type": "identity"}) for name in ("a", "b", "c")]
@@ -249,12 +292,13 @@ def _one_run(tmp_path: Path) -> tuple[list[bytes | LineRun], bytes, str]:
     starts = [5, 5 + len(lines[0]) + 2]
     pieces: list[bytes | LineRun] = [LineRun(memoryview(previous), 5, starts[1] + len(lines[1]), starts), lines[2]]
     written = write_bundle(lines, tmp_path / "expected.json")
-    return pieces, (tmp_path / "expected.json").read_bytes(), written.bundle_id
+    return pieces, (tmp_path / "expected.json").read_bytes(), written.group_digests
 
 
-def test_a_digest_that_fails_on_its_thread_fails_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_digest_that_fails_on_its_thread_fails_the_write_with_the_new_bundle_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     failing = "_digest_parts"
-    pieces, expected, bundle_id = _one_run(tmp_path)
+    pieces, expected, groups = _one_run(tmp_path)
     target = tmp_path / "out" / "bundle.json"
     target.parent.mkdir()
     target.write_bytes(b"the previous bundle")
@@ -264,43 +308,44 @@ def test_a_digest_that_fails_on_its_thread_fails_the_write(tmp_path: Path, monke
 
     monkeypatch.setattr(compile_module, failing, broken)
     with pytest.raises(RuntimeError, match=f"{failing} broke"):
-        write_line_runs(pieces, target, bundle_id)
+        write_line_runs(pieces, target, groups)
     assert threading.active_count() == 1  # the digest's thread was waited for
     assert [p.name for p in target.parent.iterdir()] == ["bundle.json"]  # no partial file beside it
+    assert target.read_bytes() == expected  # written whole; only its digest is missing
     monkeypatch.undo()
-    write_line_runs(pieces, target, bundle_id)
+    write_line_runs(pieces, target, groups)
     assert target.read_bytes() == expected
 
 
 def test_a_write_that_fails_waits_for_the_digest_thread_and_reports_the_write(tmp_path: Path) -> None:
-    pieces, _, bundle_id = _one_run(tmp_path)
+    pieces, _, groups = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
     target.mkdir()  # a folder in the bundle's place: the rename fails after the digest started
     with pytest.raises(TiopsError, match="cannot write the bundle to"):
-        write_line_runs(pieces, target, bundle_id)
+        write_line_runs(pieces, target, groups)
     assert threading.active_count() == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "expected.json"] and target.is_dir()
 
 
 def test_meanwhile_runs_with_the_bundle_in_place_and_its_id_and_size(tmp_path: Path) -> None:
-    pieces, expected, bundle_id = _one_run(tmp_path)
+    pieces, expected, groups = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
     seen: list[tuple[str, int, bytes]] = []
-    written = write_line_runs(pieces, target, bundle_id, meanwhile=lambda bundle_id, size: seen.append(
+    written = write_line_runs(pieces, target, groups, meanwhile=lambda bundle_id, size: seen.append(
         (bundle_id, size, target.read_bytes())))
     assert seen == [(written.bundle_id, written.size, expected)]
     assert written.sha256 == hashlib.sha256(expected).hexdigest()
 
 
 def test_a_meanwhile_that_fails_fails_the_write_once_the_digest_thread_is_waited_for(tmp_path: Path) -> None:
-    pieces, expected, bundle_id = _one_run(tmp_path)
+    pieces, expected, groups = _one_run(tmp_path)
     target = tmp_path / "bundle.json"
 
     def broken(bundle_id: str, size: int) -> None:
         raise RuntimeError("meanwhile broke")
 
     with pytest.raises(RuntimeError, match="meanwhile broke"):
-        write_line_runs(pieces, target, bundle_id, meanwhile=broken)
+        write_line_runs(pieces, target, groups, meanwhile=broken)
     assert threading.active_count() == 1
     assert target.read_bytes() == expected  # it runs once the bundle is in place
 

@@ -44,7 +44,6 @@ from tiops.compile import (
     WrittenBundle,
     builtin_extras,
     bundle_head_size,
-    bundle_id_of,
     entry_forms,
     line_group,
     object_line,
@@ -245,6 +244,15 @@ def _loaded_groups(stored_names: Any, digests: Any) -> tuple[list[str], bytes] |
             or any(earlier >= later for earlier, later in pairwise(names))):
         return None
     return names, digests
+
+
+def _groups_fit(names: list[str], keys: list[str]) -> bool:
+    """Whether ``names`` can be the line groups of lines whose keys are ``keys`` (ascending): no more
+    groups than lines, the first line's group first and the last line's last. What a record's
+    checksum does not catch, a record of other lines, would give a wrong bundle id rather than
+    wrong lines: checked at both ends, in microseconds, rather than for every line."""
+    return (len(names) <= len(keys) and bool(names) == bool(keys)
+            and (not keys or (names[0] == line_group(keys[0]) and names[-1] == line_group(keys[-1]))))
 
 
 def _stored_offsets(offsets: Sequence[int]) -> bytes:
@@ -488,9 +496,8 @@ class Spliced(NamedTuple):
     offsets: list[int]  # where each line will start in the file
     entries: RecordedEntries  # the entries the next record lists
     extras: list[str]  # keys of the built-in objects the bundle adds (no entry's), in order
-    bundle_id: str  # from the digests of its line groups (tiops.compile.bundle_id_of)
     group_names: list[str]  # its line groups, in order
-    group_digests: bytes  # and their digests
+    group_digests: bytes  # and their digests, which make its id (tiops.compile.bundle_id_of)
     changed_by_rules: int = 0  # objects ingestion rules changed, every file's (build.json)
     dropped_by_rules: int = 0  # objects ingestion rules dropped (build.json)
     dropped_by_cascade: int = 0  # and those pointing at them (build.json)
@@ -564,7 +571,7 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     old_extras = previous.get("extras")
     old_groups = _loaded_groups(previous.get("groups"), previous.get("group_digests"))
     if not (entries is not None and old_keys and isinstance(old_extras, list) and old_offsets is not None
-            and len(old_offsets) == len(old_keys) and old_groups is not None):
+            and len(old_offsets) == len(old_keys) and old_groups is not None and _groups_fit(old_groups[0], old_keys)):
         return None
     if prefetched is not None:
         content = prefetched.content(os.fspath(output.resolve()), previous.get(RECORD_DIGEST), previous.get("size"))
@@ -791,7 +798,7 @@ def _splice(content: bytes, old_keys: list[str], old_offsets: list[int], removed
     keep(count)
     changed_groups = {line_group(line_key) for line_key in itertools.chain(removed, added_keys)}
     names, digests = _regrouped(old_groups, changed_groups, pieces, piece_lines, keys)
-    return Spliced(pieces, keys, offsets, entries, extras, bundle_id_of(digests), names, digests)
+    return Spliced(pieces, keys, offsets, entries, extras, names, digests)
 
 
 def _regrouped(old_groups: tuple[list[str], bytes], changed: set[str], pieces: list[bytes | LineRun],

@@ -451,8 +451,8 @@ def write_bundle(objects: Iterable[dict[str, Any] | bytes], target: Path, *,
 
     Only one object's line is held at a time: at a million objects the bundle is
     about 800 MB, which building it in memory held twice (docs/performance.md). The
-    bundle id, a digest of every line, goes in the head: the head is written over a
-    placeholder of the same length at the end. The file appears complete or not at
+    bundle id, from the digests of the line groups (:func:`bundle_id_of`), goes in the head:
+    the head is written over a placeholder of the same length at the end. The file appears complete or not at
     all: it is written beside ``target`` and renamed over it.
 
     ``line_starts``: where each object line starts in the file is appended to it, for the
@@ -486,11 +486,11 @@ class LineRun(NamedTuple):
     starts: Sequence[int]
 
 
-def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, bundle_id: str, *,
+def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, group_digests: bytes, *,
                     meanwhile: Callable[[str, int], None] | None = None) -> WrittenBundle:
     """Write the bundle whose object lines are ``pieces`` (each one line, or a :class:`LineRun` of lines kept
-    from the previous bundle: tiops.bundlereuse) and whose id is ``bundle_id``, the bytes :func:`write_bundle`
-    writes for the same lines.
+    from the previous bundle: tiops.bundlereuse) and whose line groups' digests are ``group_digests``
+    (its id: :func:`bundle_id_of`), the bytes :func:`write_bundle` writes for the same lines.
 
     The id is known before the lines are written (the groups a few changed lines fall in were
     digested again: tiops.bundlereuse), so the file's digest is taken on a thread while the
@@ -501,7 +501,13 @@ def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, bundle_id: 
 
     ``meanwhile``: called with the bundle id and size once the file is in place, while its
     digest may still be being taken (what does not need the digest, done on the other CPU).
+
+    The file is in place before its digest is known: should the digest fail, the error is
+    raised with the new bundle written (its bytes are right; only their digest is missing, and
+    the caller keeps no record naming it). On an error or Ctrl-C the digest's thread is waited
+    for, up to one pass over the kept lines.
     """
+    bundle_id = bundle_id_of(group_digests)
     file_digest = hashlib.sha256()
     head = bundle_head(bundle_id)
     hashing = _OnThread(lambda: _digest_parts(file_digest, head, pieces))
@@ -518,7 +524,7 @@ def write_line_runs(pieces: Sequence[bytes | LineRun], target: Path, bundle_id: 
         hashing.join(raising=False)  # the error on its way out is the one to report
         raise
     hashing.join()
-    return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size)
+    return WrittenBundle(target, bundle_id, file_digest.hexdigest(), size, group_digests)
 
 
 class _OnThread:
@@ -638,7 +644,7 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
     starts = iter(group_starts)
     next_group = next(starts, -1)
     at = len(head)
-    count = 0
+    index = -1
     with paused_gc():
         for index, obj in enumerate(objects):
             # bytes: a line as it is written, the same as dumping its object
@@ -662,9 +668,8 @@ def _write_body(objects: Iterable[dict[str, Any] | bytes], write: Callable[[byte
                 at += len(line)
             write(line)
             update(line)
-            count = index + 1
     if next_group != -1:
-        raise ValueError(f"a group starts at line {next_group} of {count}")
+        raise ValueError(f"group starts not ascending, or past the last of {index + 1} lines: {next_group}")
     if group is not None:
         digests += group.digest()
     write(BUNDLE_TAIL)

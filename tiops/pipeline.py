@@ -69,7 +69,7 @@ class BundleLines(NamedTuple):
 
     keys: list[str]  # type NUL id of each line, in order
     starts: Sequence[int]  # offset of each line in the file
-    bundle_id: str  # the bundle id its head holds (a digest of every line: tiops.compile)
+    bundle_id: str  # the bundle id its head holds (from its line groups' digests: tiops.compile.bundle_id_of)
     size: int
 
 
@@ -235,7 +235,7 @@ def compiled_lines(root: Path, output: Path, record: str, *, progress: Progress 
 
 def _read_lines(bundle: Path, lines: BundleLines) -> CompiledLines | None:
     """The bundle at ``bundle`` as :class:`CompiledLines`, if it is still the one just written: its
-    size, and its head, which holds the bundle id, a digest of every line (tiops.compile)."""
+    size, and its head, which holds the bundle id (a digest of its lines: tiops.compile.bundle_id_of)."""
     import mmap
 
     from tiops.compile import BUNDLE_TAIL, bundle_head
@@ -595,7 +595,7 @@ def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, 
                                             bundlereuse.RECORD_DIGEST_WIDTH))
 
     try:
-        written = write_line_runs(spliced.pieces, output, spliced.bundle_id, meanwhile=start_record)
+        written = write_line_runs(spliced.pieces, output, spliced.group_digests, meanwhile=start_record)
     except BaseException:
         for pending in started:
             if pending is not None:

@@ -89,9 +89,9 @@ def test_the_plan_keeps_a_bundle_of_its_own_and_the_compile_keeps_its(tmp_path: 
     spliced: list[Path] = []
     write_line_runs = tiops.pipeline.write_line_runs
 
-    def spy(pieces: Any, target: Path, bundle_id: str, **kwargs: Any) -> WrittenBundle:
+    def spy(pieces: Any, target: Path, group_digests: bytes, **kwargs: Any) -> WrittenBundle:
         spliced.append(target)
-        return write_line_runs(pieces, target, bundle_id, **kwargs)
+        return write_line_runs(pieces, target, group_digests, **kwargs)
 
     monkeypatch.setattr(tiops.pipeline, "write_line_runs", spy)
     _edit_one(root, 12, description="moved", modified="2025-03-01T00:00:00.000Z")
