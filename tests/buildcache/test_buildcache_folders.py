@@ -180,6 +180,17 @@ def test_a_merged_index_is_the_index_of_the_files_as_one() -> None:
     group = folder_group("key", ["a.yaml", "b.yaml"], [("a" * 40, stored[0]), ("b" * 40, stored[1])])
     assert group is not None and valid_group(group)
     assert member_indexes(group) == stored
+    # A group of another shape is refused: a blob not text, a count negative or a bool, a part too short or not text.
+    key, names, blobs, counts, index, parts = group
+    for damaged in ((key, names, ["a" * 40, 7], counts, index, parts),
+                    (key, names, blobs, [counts[0], -1], index, parts),
+                    (key, names, blobs, [True, counts[1]], index, parts),
+                    (key, names, blobs, counts, index, (*parts[:2], [0], *parts[3:])),
+                    (key, names, blobs, counts, index, (*parts[:3], [parts[3][0], 1], parts[4])),
+                    (key, names, blobs, counts, index, (*parts[:4], [0, -3]))):
+        assert not valid_group(damaged), damaged
+    empty = folder_group("key", [], [])
+    assert empty is None or valid_group(empty)
     lying = (*group[:5], ([1, 0], [0, 0], [0, 0], group[5][3], [0, 0]))  # a load finding the merged index does not hold
     with pytest.raises(ValueError):
         member_indexes(lying)

@@ -114,11 +114,21 @@ def valid_group(group: Any) -> bool:
     folder_key, names, blobs, counts, index, parts = group
     return (type(folder_key) is str and type(names) is list and type(blobs) is list and type(counts) is list
             and len(names) == len(blobs) == len(counts) and type(index) is tuple
-            and all(type(blob) is str for blob in blobs) and all(type(count) is int and count >= 0 for count in counts)
+            and _all_of(str, blobs) and _counts(counts)
             and type(parts) is tuple and len(parts) == 5
             and all(type(part) is list and len(part) == len(names) for part in parts)
-            and all(type(count) is int and count >= 0 for part in (*parts[:3], parts[4]) for count in part)
-            and all(type(targets) is str for targets in parts[3]))
+            and all(_counts(part) for part in (*parts[:3], parts[4])) and _all_of(str, parts[3]))
+
+
+# A folder's lists are checked in C (the types of its items as a set, their least value): item by item in
+# Python, the 64 groups of a warm build at 100k objects took 0.01 s of a one-file recompile's 0.6 s.
+def _all_of(kind: type, values: list[Any]) -> bool:
+    """Whether every item of ``values`` is of type ``kind`` itself (not a subclass: a bool is no count)."""
+    return not values or set(map(type, values)) == {kind}
+
+
+def _counts(values: list[Any]) -> bool:
+    return _all_of(int, values) and (not values or min(values) >= 0)
 
 
 def member_indexes(group: FolderGroup) -> list[tuple[Any, ...]]:

@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from tiops.buildcache.store import _INDEX_FILE, BuildCache
+from tiops.buildcache.store import BuildCache
 from tiops.forkwork import Beside, run_beside
 from tiops.load import Defaults
 
@@ -48,7 +48,7 @@ def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
     """The positions of the files the helper found not to be what the stat index says, when its
     verdict was made for the stat index this process read; None to take each lstat here."""
     verdict = beside.result()
-    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.read_digests.get(_INDEX_FILE)
+    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.index_digests()
             and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list
             and all(type(position) is int for position in verdict[2])):
         return set(verdict[2])
@@ -85,11 +85,11 @@ def _changed_beside_read(cache: BuildCache, folders: Folders, stop: int) -> Besi
     """A forked helper giving :func:`_changed_here` of the first ``stop`` files, against the stat index
     this process read: its verdict carries the index's digest and racy-time bound, so it is used
     only for that very index (:func:`_changed_verdict`)."""
-    digest = cache.read_digests.get(_INDEX_FILE)
-    if digest is None:
+    digest = cache.index_digests()
+    if digest[0] is None:
         return None
 
-    def work() -> tuple[bytes, int, list[int]]:
+    def work() -> tuple[tuple[bytes | None, bytes | None], int, list[int]]:
         return digest, cache._index_trusted_before, sorted(_changed_here(cache, folders, 0, stop))
 
     return run_beside(work)

@@ -87,6 +87,12 @@ CACHE_DIR = Path(".tiops") / "build-cache"
 _MAGIC = b"TIOPS-BUILD-CACHE\x00"
 _DIGEST_SIZE = 32
 _INDEX_FILE = "index"
+# The stat records a build changed, beside an index it did not write again (BuildCache._index_delta).
+_INDEX_DELTA_FILE = "index-delta"
+# A delta is kept while it holds at most this many records, or one in _DELTA_SHARE of the index's,
+# whichever is more: the index is written again, whole, when the delta would hold more.
+_DELTA_MIN = 64
+_DELTA_SHARE = 32
 _SHARDS = 256  # entries spread over files by the first byte of their blob id: one edit rewrites one or two
 # Folder groups (tiops.buildcache.folders) spread over files by their folder's path: one edit rewrites one.
 _FOLDER_SHARDS = 64
@@ -176,6 +182,9 @@ class BuildCache:
         self._used: set[tuple[str, str]] = set()
         self._index: dict[str, tuple[int, int, int, int, str]] = {}
         self._index_trusted_before = 0  # modification times from here on are racy
+        # The stat index delta read and applied to _index (_read_index): its records, by relative path
+        # (None: no longer indexed), which the next delta holds too; None when none was applied.
+        self._delta_records: dict[str, Any] | None = None
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
         self.read_digests: dict[str, bytes] = {}  # the SHA-256 of each file's body read and trusted, by name
@@ -257,7 +266,8 @@ class BuildCache:
 
     def _read_index(self) -> tuple[dict[str, tuple[int, int, int, int, str]], int]:
         """The stat index (relative path -> lstat record and blob id) and the modification time
-        from which records are racy; empty when there is none to trust."""
+        from which records are racy; empty when there is none to trust. With the delta a later
+        build wrote beside it (:meth:`_index_delta`), its records applied and its time the bound."""
         # The index's modification time is that of the very file read (the fstat of its descriptor): an
         # index another build renames over it meanwhile is judged by its own bound, never by the other's.
         # Taken by path, the time could be another index's: each is dated when its build began (_write),
@@ -267,9 +277,47 @@ class BuildCache:
             taken = _read_checked(self.folder / _INDEX_FILE)
         written = taken[0]
         index = self._read(_INDEX_FILE, taken)
-        if isinstance(index, dict) and written is not None:
+        if not (isinstance(index, dict) and written is not None):
+            return {}, 0
+        delta = self._read_delta()
+        if delta is None:
             return index, written - _RACY_NS
-        return {}, 0
+        records, delta_written = delta
+        for relative, record in records.items():
+            if record is None:
+                index.pop(relative, None)
+            else:
+                index[relative] = record
+        self._delta_records = records
+        # Every record of the index with its delta applied was found unchanged, or taken again, by the
+        # build that wrote the delta, and that build began before the delta's time: the bound of
+        # the index it wrote whole, had it done so (_write).
+        return index, delta_written - _RACY_NS
+
+    def _read_delta(self) -> tuple[dict[str, Any], int] | None:
+        """The records of the stat index delta and its modification time, when it is a delta of the
+        very index read (by that index's digest); None otherwise: the index alone is then used,
+        its own records checked against each file as ever."""
+        taken = self._prefetched.take(_INDEX_DELTA_FILE) if self._prefetched is not None else None
+        if taken is None:
+            if not os.path.lexists(self.folder / _INDEX_DELTA_FILE):
+                return None
+            taken = _read_checked(self.folder / _INDEX_DELTA_FILE)
+        written = taken[0]
+        body = self._read(_INDEX_DELTA_FILE, taken)
+        if body is None or written is None:
+            return None
+        records = body.get("records")
+        if body.get("base") != self.read_digests.get(_INDEX_FILE) or type(records) is not dict or not all(
+                record is None or (type(record) is tuple and len(record) == 5) for record in records.values()):
+            return None
+        return records, written
+
+    def index_digests(self) -> tuple[bytes | None, bytes | None]:
+        """The digests of the stat index and of its delta as read (None: not read, or no delta applied):
+        what a verdict on the index's records was made for (tiops.buildcache.stats)."""
+        delta = self.read_digests.get(_INDEX_DELTA_FILE) if self._delta_records is not None else None
+        return self.read_digests.get(_INDEX_FILE), delta
 
     def _objects_of(self, number: int) -> dict[str, dict[str, bytes]]:
         """The objects parts of shard ``number``'s entries, read from their file the first time."""
@@ -337,7 +385,8 @@ class BuildCache:
         """Start reading, on a thread and in this order, the stat index and the folder groups of the
         cache of the repository at ``root``, for :meth:`open` (``prefetched``): a warm load reads the
         index first, then every folder group (:meth:`walked_folders`)."""
-        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, *map(_folders_name, range(_FOLDER_SHARDS))], _READ_AHEAD_BUDGET)
+        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, _INDEX_DELTA_FILE, *map(_folders_name, range(_FOLDER_SHARDS))],
+                        _READ_AHEAD_BUDGET)
 
     def read_ahead(self, names: Sequence[str]) -> None:
         """Start reading the files ``names`` of this cache on a thread (the bundle record a compile reads)."""
@@ -715,8 +764,14 @@ class BuildCache:
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
             if self._index_payload is not None:  # handed over made (_hand_over)
                 self._write_payload(_INDEX_FILE, self._index_payload, dated=self._began_ns)
+                (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
             elif self._new_index != self._index or self._dirty:
-                self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
+                delta = self._index_delta()
+                if delta is not None:
+                    self._write(_INDEX_DELTA_FILE, delta, dated=self._began_ns)
+                else:
+                    self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
+                    (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
             # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
             self._save_folders()
         except OSError:
@@ -724,6 +779,28 @@ class BuildCache:
         finally:
             self._close_spill()
         self._dirty.clear()
+
+    def _index_delta(self) -> dict[str, Any] | None:
+        """The new stat index as a delta of the index read, when it is a small one: the records this build
+        made or changed and those it dropped (None), with the last delta's, and the index's digest.
+
+        The index is rewritten whole otherwise. Written whole, a one-file recompile's index at 100k
+        objects (8 MB) took 0.02 s to serialise and write, and the next build reads it all the same.
+        """
+        base = self.read_digests.get(_INDEX_FILE)
+        if base is None:
+            return None
+        index, new_index = self._index, self._new_index
+        # A record taken unchanged is the index's very tuple (_note_taken): passed over in C.
+        changed = dict(itertools.compress(new_index.items(), map(operator.is_not, map(index.get, new_index),
+                                                                 new_index.values())))
+        records = dict(self._delta_records or {})
+        records.update(changed)
+        if len(new_index) - sum(1 for relative in changed if relative not in index) != len(index):
+            records.update(dict.fromkeys(index.keys() - new_index.keys()))  # files no longer indexed
+        if len(records) > max(_DELTA_MIN, len(new_index) // _DELTA_SHARE):
+            return None
+        return {"base": base, "records": records}
 
     def save_beside(self, *, helper: bool = True, new_process: bool = False) -> Beside | HandedSave | None:
         """:meth:`save` done by a helper while this process goes on: the helper, whose ``result()``

@@ -1,0 +1,147 @@
+"""The stat index delta: a build that changed a few stat records writes them beside the index it
+read, rather than the whole index again (tiops.buildcache.store.BuildCache._index_delta)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tiops.buildcache import CACHE_DIR, BuildCache, context_key, store
+from tiops.pipeline import ValidationFailed, build
+
+AS_OF = "2025-01-01"
+OLD = 1_600_000_000 * 10**9  # 2020: far from any racy bound
+
+
+def _age(root: Path) -> None:
+    """Old modification times, so the stat index trusts its records (no file is racily clean)."""
+    for path in (root / "intel").rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(OLD, OLD))
+
+
+def _compile(root: Path, tmp_path: Path) -> bytes:
+    output = tmp_path / "bundle.json"
+    build(root, as_of=AS_OF, output=output, cache=True)
+    return output.read_bytes()
+
+
+def _intel(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "intel").rglob("*.yaml") if not p.name.startswith("_"))
+
+
+def _edit(path: Path) -> None:
+    """Another file (another size and blob) with the same objects."""
+    with path.open("a", encoding="utf-8") as out:
+        out.write("# edited\n")
+    os.utime(path, ns=(OLD, OLD))
+
+
+def _open(root: Path) -> BuildCache:
+    return BuildCache.open(root, context_key(root), lazy=True)
+
+
+def _describes_the_files_as_they_are(root: Path, cache: BuildCache) -> None:
+    """Every record of the index (its delta applied) is the lstat of its file now, and every file has one."""
+    for relative, record in cache._index.items():
+        now = os.lstat(root / relative)
+        assert record[:4] == (now.st_size, now.st_mtime_ns, now.st_ctime_ns, now.st_ino), relative
+    assert set(cache._index) >= {path.relative_to(root).as_posix() for path in _intel(root)}
+
+
+@pytest.fixture
+def warm(example_repo: Path, tmp_path: Path) -> Path:
+    _age(example_repo)
+    _compile(example_repo, tmp_path)  # the first build: the index written whole
+    return example_repo
+
+
+def test_a_one_file_change_writes_its_record_beside_the_index(warm: Path, tmp_path: Path) -> None:
+    folder = warm / CACHE_DIR
+    index_before = (folder / "index").read_bytes()
+    assert not (folder / "index-delta").exists()
+    edited = _intel(warm)[3]
+    _edit(edited)
+    bundle = _compile(warm, tmp_path)
+    assert (folder / "index").read_bytes() == index_before  # not written again
+    cache = _open(warm)
+    assert cache.rejected == [] and cache.index_digests()[1] is not None
+    delta = cache._delta_records
+    assert delta is not None and edited.relative_to(warm).as_posix() in delta
+    _describes_the_files_as_they_are(warm, cache)
+    # The bound is the delta's time: the build that wrote it found or took again every record.
+    assert cache._index_trusted_before == os.stat(folder / "index-delta").st_mtime_ns - store._RACY_NS
+    delta_bytes = (folder / "index-delta").read_bytes()
+    assert _compile(warm, tmp_path) == bundle  # nothing changed: nothing written
+    assert (folder / "index-delta").read_bytes() == delta_bytes
+    # A second change: the delta holds both, still beside the first index.
+    other = _intel(warm)[5]
+    _edit(other)
+    _compile(warm, tmp_path)
+    assert (folder / "index").read_bytes() == index_before
+    cache = _open(warm)
+    assert cache._delta_records is not None
+    assert {edited.relative_to(warm).as_posix(), other.relative_to(warm).as_posix()} <= set(cache._delta_records)
+    _describes_the_files_as_they_are(warm, cache)
+
+
+def test_a_file_deleted_leaves_the_index_through_the_delta(warm: Path, tmp_path: Path) -> None:
+    gone = _intel(warm)[-1]
+    relative = gone.relative_to(warm).as_posix()
+    assert relative in _open(warm)._index
+    gone.unlink()
+    with contextlib.suppress(ValidationFailed):  # a reference to its objects may fail; the cache is saved all the same
+        _compile(warm, tmp_path)
+    cache = _open(warm)
+    assert cache._delta_records is not None and cache._delta_records.get(relative, "absent") is None
+    assert relative not in cache._index
+    _describes_the_files_as_they_are(warm, cache)
+
+
+def test_a_change_too_large_for_a_delta_writes_the_index_again(warm: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = warm / CACHE_DIR
+    _edit(_intel(warm)[1])
+    _compile(warm, tmp_path)
+    assert (folder / "index-delta").exists()
+    index_before = (folder / "index").read_bytes()
+    monkeypatch.setattr(store, "_DELTA_MIN", 0)
+    monkeypatch.setattr(store, "_DELTA_SHARE", 10**9)  # no delta is small enough
+    _edit(_intel(warm)[2])
+    _compile(warm, tmp_path)
+    assert (folder / "index").read_bytes() != index_before
+    assert not (folder / "index-delta").exists()
+    cache = _open(warm)
+    assert cache._delta_records is None and cache.index_digests()[1] is None
+    _describes_the_files_as_they_are(warm, cache)
+
+
+def test_a_delta_of_another_index_is_not_applied(warm: Path, tmp_path: Path) -> None:
+    cache = _open(warm)
+    bogus = {"intel/not-there.yaml": (1, 2, 3, 4, "0" * 40)}
+    cache._write("index-delta", {"base": b"\0" * 32, "records": bogus})  # a delta of some other index
+    again = _open(warm)
+    assert again.rejected == [] and again._delta_records is None and again.index_digests()[1] is None
+    assert "intel/not-there.yaml" not in again._index
+    assert again._index_trusted_before == os.stat(warm / CACHE_DIR / "index").st_mtime_ns - store._RACY_NS
+
+
+@pytest.mark.parametrize("damage", ["flip", "shape"])
+def test_a_damaged_delta_is_rejected_and_the_index_used_alone(warm: Path, tmp_path: Path, damage: str) -> None:
+    delta = warm / CACHE_DIR / "index-delta"
+    if damage == "flip":
+        _edit(_intel(warm)[4])
+        _compile(warm, tmp_path)
+        data = delta.read_bytes()
+        delta.write_bytes(data[:-3] + bytes([data[-3] ^ 1]) + data[-2:])
+    else:  # the right index, records of another shape
+        cache = _open(warm)
+        cache._write("index-delta", {"base": cache.read_digests["index"], "records": {"intel/x.yaml": (1, 2)}})
+    cache = _open(warm)
+    assert cache._delta_records is None and "intel/x.yaml" not in cache._index
+    assert cache.rejected == (["index-delta"] if damage == "flip" else [])
+    # The files changed since the index was written are found changed by their lstat: the compile is right.
+    assert _compile(warm, tmp_path) == build(warm, as_of=AS_OF, cache=False).bundle
