@@ -272,28 +272,3 @@ def test_a_defaults_file_that_is_a_folder_is_an_error_and_its_files_are_no_objec
         assert "intel/feed/_defaults.yaml:1:1: error TI108" in checked.output
         assert "_defaults.yaml is a folder, not a file" in checked.output
         assert "b.yaml" not in checked.output
-
-
-def test_a_regular_file_is_mapped_only_as_it_was_asked_for(tmp_path: Path) -> None:
-    from tiops.inputs import map_regular_file
-
-    bundle = tmp_path / "bundle.json"
-    bundle.write_bytes(b'{"id":"bundle--x"}\n')
-    mapped = map_regular_file(bundle, size=19)
-    assert mapped is not None and mapped[:] == bundle.read_bytes()
-    mapped.close()
-    assert map_regular_file(bundle, size=18) is None  # another size: not the file recorded
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    assert map_regular_file(empty, size=0) is None  # nothing to map
-    link = tmp_path / "link.json"
-    link.symlink_to(bundle)
-    assert map_regular_file(link, size=19) is None  # not through a link, unless asked
-    through = map_regular_file(link, follow_links=True, size=19)
-    assert through is not None and through[:] == bundle.read_bytes()
-    through.close()
-    pipe = tmp_path / "pipe"
-    os.mkfifo(pipe)
-    assert map_regular_file(pipe, size=19) is None  # opened without waiting for a writer, and refused
-    assert map_regular_file(tmp_path, size=19) is None
-    assert map_regular_file(tmp_path / "missing", size=19) is None

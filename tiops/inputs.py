@@ -12,12 +12,8 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from tiops.limits import MAX_FILE_BYTES
-
-if TYPE_CHECKING:
-    import mmap
 
 
 class InputProblem(Exception):
@@ -99,35 +95,6 @@ def read_regular_file(path: str | os.PathLike[str], *, follow_links: bool = Fals
     by ``fstat`` of the very file opened before anything is read.
     """
     return _read_regular(path, follow_links, size, None)
-
-
-def map_regular_file(path: str | os.PathLike[str], *, follow_links: bool = False, size: int) -> mmap.mmap | None:
-    """The regular file at ``path``, ``size`` bytes long (not empty), mapped read-only; None as
-    :func:`read_regular_file` gives it.
-
-    The pages are the page cache's own: nothing is copied, where a read of a 77 MB file copies
-    it at about 2 GB/s. For a file this process never truncates (tiops writes its outputs
-    beside them and renames them over: the mapped file then keeps its pages until unmapped),
-    which another process cutting short while it is mapped would end with SIGBUS.
-    """
-    import mmap
-
-    if size <= 0:
-        return None
-    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
-            return None
-        return mmap.mmap(descriptor, size, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(descriptor)  # the mapping keeps the file
 
 
 def read_regular_head(path: str | os.PathLike[str], count: int) -> bytes | None:
