@@ -229,13 +229,10 @@ def build_cache_blobs(root: Path) -> KnownBlobs | None:
     from tiops.buildcache import CACHE_DIR, BuildCache, context_key
 
     cache = BuildCache(root / CACHE_DIR, context_key(root))
-    try:
-        # Before the read, as BuildCache._read_index does: an index saved meanwhile gets the stricter bound.
-        racy_from = os.stat(cache.folder / "index").st_mtime_ns - RACY_NS
-    except OSError:
-        return None
-    index = cache._read("index")  # the same file BuildCache.open trusts, read without the entries
-    if not isinstance(index, dict):
+    # The index BuildCache.open trusts, with the delta a later build wrote beside it and the bound
+    # that goes with them, read without the entries.
+    index, racy_from = cache._read_index()
+    if not racy_from:
         return None
     return index, racy_from
 

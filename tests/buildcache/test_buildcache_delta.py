@@ -69,8 +69,8 @@ def test_a_one_file_change_writes_its_record_beside_the_index(warm: Path, tmp_pa
     assert (folder / "index").read_bytes() == index_before  # not written again
     cache = _open(warm)
     assert cache.rejected == [] and cache.index_digests()[1] is not None
-    delta = cache._delta_records
-    assert delta is not None and edited.relative_to(warm).as_posix() in delta
+    # The delta holds the one record that changed, not the others the build took unchanged.
+    assert cache._delta_records is not None and set(cache._delta_records) == {edited.relative_to(warm).as_posix()}
     _describes_the_files_as_they_are(warm, cache)
     # The bound is the delta's time: the build that wrote it found or took again every record.
     assert cache._index_trusted_before == os.stat(folder / "index-delta").st_mtime_ns - store._RACY_NS
@@ -84,8 +84,13 @@ def test_a_one_file_change_writes_its_record_beside_the_index(warm: Path, tmp_pa
     assert (folder / "index").read_bytes() == index_before
     cache = _open(warm)
     assert cache._delta_records is not None
-    assert {edited.relative_to(warm).as_posix(), other.relative_to(warm).as_posix()} <= set(cache._delta_records)
+    assert set(cache._delta_records) == {edited.relative_to(warm).as_posix(), other.relative_to(warm).as_posix()}
     _describes_the_files_as_they_are(warm, cache)
+    # A plan reads the same records and bound (tiops.lastbuild: which files it need not hash again).
+    from tiops.lastbuild import build_cache_blobs
+
+    known = build_cache_blobs(warm)
+    assert known is not None and known == (cache._index, cache._index_trusted_before)
 
 
 def test_a_file_deleted_leaves_the_index_through_the_delta(warm: Path, tmp_path: Path) -> None:
@@ -108,10 +113,13 @@ def test_a_change_too_large_for_a_delta_writes_the_index_again(warm: Path, tmp_p
     _compile(warm, tmp_path)
     assert (folder / "index-delta").exists()
     index_before = (folder / "index").read_bytes()
-    monkeypatch.setattr(store, "_DELTA_MIN", 0)
-    monkeypatch.setattr(store, "_DELTA_SHARE", 10**9)  # no delta is small enough
+    monkeypatch.setattr(store, "_DELTA_MIN", 2)  # the share alone: 1 record in 32 of the index's
+    assert len(_open(warm)._index) // store._DELTA_SHARE < 3
     _edit(_intel(warm)[2])
     _compile(warm, tmp_path)
+    assert (folder / "index").read_bytes() == index_before  # two records: still a delta
+    _edit(_intel(warm)[3])
+    _compile(warm, tmp_path)  # three: the index again
     assert (folder / "index").read_bytes() != index_before
     assert not (folder / "index-delta").exists()
     cache = _open(warm)
@@ -127,6 +135,8 @@ def test_a_delta_of_another_index_is_not_applied(warm: Path, tmp_path: Path) -> 
     assert again.rejected == [] and again._delta_records is None and again.index_digests()[1] is None
     assert "intel/not-there.yaml" not in again._index
     assert again._index_trusted_before == os.stat(warm / CACHE_DIR / "index").st_mtime_ns - store._RACY_NS
+    _compile(warm, tmp_path)  # nothing changed, nothing to write: but the useless delta goes
+    assert not (warm / CACHE_DIR / "index-delta").exists()
 
 
 @pytest.mark.parametrize("damage", ["flip", "shape"])

@@ -41,6 +41,9 @@ To avoid reading every file to hash it, an index remembers each file's ``lstat``
 file modified within a second before the run that wrote the index began is hashed again
 ("racily clean", as git calls it), since a second change in the same clock tick keeps its
 time: the index is dated when its run began (BuildCache._write), not when it ended.
+A run that changed few records writes them to ``index-delta`` instead, bound to the
+digest of the index it read and dated the same way, and the next run applies them
+(BuildCache._index_delta; as git's split index keeps a shared index and a small one).
 """
 
 from __future__ import annotations
@@ -185,6 +188,7 @@ class BuildCache:
         # The stat index delta read and applied to _index (_read_index): its records, by relative path
         # (None: no longer indexed), which the next delta holds too; None when none was applied.
         self._delta_records: dict[str, Any] | None = None
+        self._delta_stale = False  # an index delta of another index is there: removed at the next save
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
         self.read_digests: dict[str, bytes] = {}  # the SHA-256 of each file's body read and trusted, by name
@@ -308,7 +312,10 @@ class BuildCache:
         if body is None or written is None:
             return None
         records = body.get("records")
-        if body.get("base") != self.read_digests.get(_INDEX_FILE) or type(records) is not dict or not all(
+        if body.get("base") != self.read_digests.get(_INDEX_FILE):
+            self._delta_stale = True  # the index was written whole since: the delta is of no use
+            return None
+        if type(records) is not dict or not all(
                 record is None or (type(record) is tuple and len(record) == 5) for record in records.values()):
             return None
         return records, written
@@ -772,6 +779,8 @@ class BuildCache:
                 else:
                     self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
                     (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
+            elif self._delta_stale:
+                (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
             # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
             self._save_folders()
         except OSError:
@@ -788,8 +797,9 @@ class BuildCache:
         objects (8 MB) took 0.02 s to serialise and write, and the next build reads it all the same.
         """
         base = self.read_digests.get(_INDEX_FILE)
-        if base is None:
-            return None
+        limit = max(_DELTA_MIN, len(self._new_index) // _DELTA_SHARE)
+        if base is None or self._remembered > limit:
+            return None  # every record made afresh (a whole load, tiops.buildcache.whole): not compared one by one
         index, new_index = self._index, self._new_index
         # A record taken unchanged is the index's very tuple (_note_taken): passed over in C.
         changed = dict(itertools.compress(new_index.items(), map(operator.is_not, map(index.get, new_index),
@@ -798,7 +808,7 @@ class BuildCache:
         records.update(changed)
         if len(new_index) - sum(1 for relative in changed if relative not in index) != len(index):
             records.update(dict.fromkeys(index.keys() - new_index.keys()))  # files no longer indexed
-        if len(records) > max(_DELTA_MIN, len(new_index) // _DELTA_SHARE):
+        if len(records) > limit:
             return None
         return {"base": base, "records": records}
 
@@ -956,6 +966,9 @@ class BuildCache:
         The cache still reads entries' objects and writes records afterwards; it saves nothing more."""
         self._index = {}
         self._new_index = {}
+        # Nothing of the index read is left to write a delta of (a save after this writes it whole).
+        self._delta_records = None
+        self.read_digests.pop(_INDEX_FILE, None)
         self._used = set()
         self._taken = []
         self._taken_names = []
