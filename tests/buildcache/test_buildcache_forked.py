@@ -239,7 +239,7 @@ def test_an_interrupted_first_build_stops_its_save_helper(tmp_path: Path, monkey
         save(self)
 
     def interrupted(*args: Any) -> Any:
-        while not marker.exists():  # the helper has begun
+        while not (marker.exists() and marker.read_text()):  # the helper has begun (its pid written whole)
             time.sleep(0.01)
         raise KeyboardInterrupt
 

@@ -241,6 +241,21 @@ def test_a_budget_reads_ahead_the_first_files_only(warm_repo: Path) -> None:
     assert prefetched.take("index") is None  # taken once
 
 
+def test_a_file_over_the_budget_is_read_ahead_by_a_later_call(warm_repo: Path) -> None:
+    # A million objects' index spends the budget of the read ahead before the walk: the record is
+    # then read ahead once the lstats are taken (BuildCache.read_ahead), not read plainly.
+    folder = warm_repo / CACHE_DIR
+    prefetched = store.Prefetch(folder, ["index", "bundle-record"], budget=1)
+    for thread in prefetched._threads:
+        thread.join()
+    assert prefetched.ready("index") and not prefetched.ready("bundle-record")
+    prefetched.more(["bundle-record"])
+    record = prefetched.take("bundle-record")
+    assert record is not None and record[1] == (folder / "bundle-record").read_bytes()
+    assert not prefetched.ready("bundle-record")  # taken
+    assert prefetched.take("index") is not None and not prefetched.ready("index")
+
+
 def test_a_closed_read_ahead_is_not_waited_for_and_keeps_nothing(warm_repo: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     release = _held_reads(monkeypatch)
@@ -252,3 +267,41 @@ def test_a_closed_read_ahead_is_not_waited_for_and_keeps_nothing(warm_repo: Path
     for thread in prefetched._threads:
         thread.join()
     assert prefetched.take("bundle-record") is None and prefetched._read == {}
+
+
+@pytest.mark.parametrize("budget", ["default", "none"])
+def test_the_previous_bundle_is_read_beside_the_load_when_the_record_was_read_ahead(
+        example_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str) -> None:
+    import tiops.buildcache
+    from tiops import bundlereuse
+
+    output = tmp_path / "bundle.json"
+    build(example_repo, as_of=AS_OF, output=output, cache=True)  # the cache, its record and the bundle
+    edited = sorted((example_repo / "intel").rglob("*.yaml"))[-1]
+    with edited.open("a", encoding="utf-8") as out:
+        out.write("# edited\n")
+    if budget == "none":  # nothing read ahead before the walk, nor after the lstats: the record read after the load
+        monkeypatch.setattr(store, "_READ_AHEAD_BUDGET", 0)
+        monkeypatch.setattr(store.BuildCache, "read_ahead", lambda self, names: None)
+    loading = [False]
+    started_while_loading: list[bool] = []
+    real_load, real_previous = tiops.buildcache.load_repo_indexed, bundlereuse.PreviousBundle
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        loading[0] = True
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            loading[0] = False
+
+    def previous(*args: Any, **kwargs: Any) -> Any:
+        started_while_loading.append(loading[0])
+        return real_previous(*args, **kwargs)
+
+    monkeypatch.setattr(tiops.buildcache, "load_repo_indexed", load)
+    monkeypatch.setattr(bundlereuse, "PreviousBundle", previous)
+    result = build(example_repo, as_of=AS_OF, output=output, cache=True)
+    # Read ahead before the walk, the record lets the previous bundle's read start once the lstats are
+    # taken; read after the load, not before.
+    assert started_while_loading == [budget == "default"]
+    assert result.metadata["bundle_sha256"] == build(example_repo, as_of=AS_OF, cache=False).metadata["bundle_sha256"]

@@ -97,7 +97,8 @@ class IndexedLoad:
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
                       fresh: Callable[[str], bool] | None = None, settle: bool = True,
-                      read_ahead: Sequence[str] = ()) -> IndexedLoad:
+                      read_ahead: Sequence[str] = (),
+                      after_stats: Callable[[IndexedLoad], None] | None = None) -> IndexedLoad:
     """Load ``root`` through the cache as in :func:`load_repo_cached`, but unchanged files as their index only.
 
     A file the cache holds costs its index; its objects are unmarshalled when a check
@@ -112,11 +113,15 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     ``settle=False``: leave :meth:`BuildCache.settle` to the caller (a check that may write
     nothing, :meth:`BuildCache.save_unless_small`).
     ``read_ahead``: other files of the cache the caller will read (:meth:`BuildCache.read_record`),
-    read on a thread once the lstats are taken (BuildCache.read_ahead).
+    read on a thread after the index and the groups while the budget allows, else once the
+    lstats are taken (BuildCache.read_ahead).
+    ``after_stats``: called with the load so far (configuration, cache) once the lstats are taken,
+    for the caller to start what it will need after the load (tiops.pipeline: the previous
+    bundle's read and digest) beside the rest of the load, which takes this CPU.
     """
     # Before anything else: the walk below takes one CPU, and reading and digesting the index and
-    # the folder groups the other (BuildCache.prefetch).
-    prefetched = BuildCache.prefetch(root)
+    # the folder groups (and the files read_ahead names) the other (BuildCache.prefetch).
+    prefetched = BuildCache.prefetch(root, read_ahead)
     config, config_findings = load_config(root)
     context = context_key(root)
     repo = Repo(root=root, config=config, findings=list(config_findings))
@@ -135,7 +140,8 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
             _load_indexed_forked(loaded, replace(config, source=reading), reading, os.fspath(root),
                                  _folder_files(folders), progress)
         else:
-            _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh, read_ahead)
+            _load_indexed_folders(loaded, folders, total, fork_helper(total), progress, fresh, read_ahead,
+                                  after_stats)
     if settle:
         cache.settle()
     return loaded
@@ -143,7 +149,8 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
 
 def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Defaults, str | None, list[str]]],
                           total: int, helper: bool, progress: Progress,
-                          fresh: Callable[[str], bool] | None = None, read_ahead: Sequence[str] = ()) -> None:
+                          fresh: Callable[[str], bool] | None = None, read_ahead: Sequence[str] = (),
+                          after_stats: Callable[[IndexedLoad], None] | None = None) -> None:
     """:func:`load_repo_indexed` with whole folders (tiops.buildcache.folders): a folder whose group the cache
     keeps and whose files are all unchanged is one file; any other folder is loaded file by file,
     unchanged files from their entries, and its group made afresh.
@@ -152,7 +159,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     (tiops.buildcache.stats.changed_files: with a ``helper``, a forked helper takes the first
     share of the files while this process reads the folder groups and takes the rest).
     ``fresh``: as :func:`load_repo_indexed`'s; a folder holding such a file is loaded file by file
-    (the files ``tiops validate FILE`` names are each a file of their own). ``read_ahead``: as its.
+    (the files ``tiops validate FILE`` names are each a file of their own). ``read_ahead``, ``after_stats``: as its.
     """
     cache, repo = loaded.cache, loaded.repo
     config, root = repo.config, repo.root
@@ -162,8 +169,11 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     # The groups of every folder (read ahead, BuildCache.prefetch) are taken while the helper takes the first files' lstats.
     changed = changed_files(cache, folders, total, helper,
                             meanwhile=lambda: cache.walked_folders({folder[1] for folder in folders}))
-    # Its lstat helper forked and done with: the rest of the load takes one CPU, reading these the other.
+    # Its lstat helper forked and done with: the rest of the load takes one CPU, reading the other what
+    # the read ahead before the walk left (its budget spent on a large index).
     cache.read_ahead(read_ahead)
+    if after_stats is not None:
+        after_stats(loaded)
     index_get = cache._index.get
     files = loaded.files
     position = done = 0

@@ -388,12 +388,13 @@ class BuildCache:
         return self._read(name, self._prefetched.take(name) if self._prefetched is not None else None)
 
     @staticmethod
-    def prefetch(root: Path) -> Prefetch:
+    def prefetch(root: Path, also: Sequence[str] = ()) -> Prefetch:
         """Start reading, on a thread and in this order, the stat index and the folder groups of the
         cache of the repository at ``root``, for :meth:`open` (``prefetched``): a warm load reads the
-        index first, then every folder group (:meth:`walked_folders`)."""
-        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, _INDEX_DELTA_FILE, *map(_folders_name, range(_FOLDER_SHARDS))],
-                        _READ_AHEAD_BUDGET)
+        index first, then every folder group (:meth:`walked_folders`); then the files ``also``
+        (the bundle record a compile reads once the files are loaded), within the same budget."""
+        return Prefetch(root / CACHE_DIR, [_INDEX_FILE, _INDEX_DELTA_FILE, *map(_folders_name, range(_FOLDER_SHARDS)),
+                                           *also], _READ_AHEAD_BUDGET)
 
     def read_ahead(self, names: Sequence[str]) -> None:
         """Start reading the files ``names`` of this cache on a thread (the bundle record a compile reads)."""
@@ -403,6 +404,10 @@ class BuildCache:
             self._prefetched = Prefetch(self.folder, names)
         else:
             self._prefetched.more(names)
+
+    def read_already(self, name: str) -> bool:
+        """Whether the file ``name`` was read ahead and is there to be taken without waiting."""
+        return self._prefetched is not None and self._prefetched.ready(name)
 
     def forget_prefetched(self) -> None:
         """Let go of what was read ahead and not taken (a compile that will not read its record after all)."""
@@ -1154,6 +1159,7 @@ class Prefetch:
 
     def _run(self, names: list[str], budget: int | None) -> None:
         held = 0
+        done = 0
         try:
             for name in names:
                 if self._closed or (budget is not None and held >= budget):
@@ -1163,11 +1169,19 @@ class Prefetch:
                 if not self._closed:
                     self._read[name] = read
                 self._ready[name].set()
+                done += 1
         except Exception:  # on a thread, where it would only print: the rest are read as ever
             pass
         finally:
-            for name in names:
+            for name in names[done:]:
+                # Not read: left to a later more() (its own budget) or to a plain read. The event is set
+                # first, for a take() already waiting on it, which then finds nothing and reads as ever.
                 self._ready[name].set()
+                del self._ready[name]
+
+    def ready(self, name: str) -> bool:
+        """Whether ``name`` was read and not yet taken (:meth:`take` would not wait)."""
+        return not self._closed and name in self._read
 
     def take(self, name: str) -> _Prefetched | None:
         """The file as read ahead, once; None when it was not (then it is read as ever)."""
