@@ -69,12 +69,10 @@ class BundleObjects:
     extension an object takes (RulesOutcome.enrichment) is built at the same moment.
     """
 
-    def __init__(self, entries: list[_Entry], enrichment: BundleEnrichment | None = None,
-                 groups: LineGroups | None = None) -> None:
+    def __init__(self, entries: list[_Entry], enrichment: BundleEnrichment | None, groups: LineGroups) -> None:
         self._entries = entries
         self._enrichment = enrichment
-        # Where each group of lines the bundle id digests starts (:func:`line_groups`).
-        self.groups = groups if groups is not None else _entry_groups(entries)
+        self.groups = groups  # where each group of lines the bundle id digests starts (:func:`line_groups`)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -324,13 +322,6 @@ def bundle_id_of(group_digests: bytes) -> str:
 def _line_key(obj: dict[str, Any] | bytes) -> str:
     data = orjson.loads(obj) if isinstance(obj, bytes) else obj
     return f"{data['type']}\0{data['id']}"
-
-
-def _entry_groups(entries: list[_Entry]) -> LineGroups:
-    keys = [f"{entry[0].type}\0{entry[0].id}" if isinstance(entry, tuple)
-            else f"{entry.type}\0{entry.id}" if isinstance(entry, IntelObject)
-            else _line_key(entry) for entry in entries]
-    return line_groups(keys, in_key_order=False)
 
 
 def _with_groups(objects: Iterable[dict[str, Any] | bytes],

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache, CachedLoad
     from tiops.buildcache.indexed import IndexedLoad
     from tiops.buildcache.store import PendingRecord
-    from tiops.bundlereuse import EntryMark, Spliced
+    from tiops.bundlereuse import EntryMark, PreviousBundle, Spliced
     from tiops.compile import WrittenBundle
     from tiops.config import Config
     from tiops.plan import CompiledLines
@@ -290,18 +290,14 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     from tiops.validate import validate_indexed
 
     record_name = record_name or bundlereuse.RECORD
-    early: list[tuple[RuleSet, bool, dict[str, Any] | None, bundlereuse.PreviousBundle | None]] = []
+    early: list[_Reuse] = []
 
     def read_previous(partial: IndexedLoad) -> None:
         # The lstats taken, and the record read ahead already: the previous bundle is read and checked
         # on a thread from here, beside the rest of the load and the checks. Started after the load, it
         # had 0.1 s for its 0.11-0.13 s, and the splice waited for it (docs/performance.md).
-        if output is None or not partial.cache.read_already(record_name):
-            return  # the record not read yet (a large one, read ahead after the lstats): after the load
-        rule_set, reusable = _reusable_lines(partial.repo, output)
-        record = partial.cache.read_record(record_name) if reusable else None
-        early.append((rule_set, reusable, record,
-                      bundlereuse.PreviousBundle(record, output) if record is not None else None))
+        if partial.cache.read_already(record_name):  # else (a large record, read after the lstats): after the load
+            early.append(_reuse(partial, output, record_name))
 
     try:
         # The record is read on a thread while the repository is walked, in case it is wanted.
@@ -313,13 +309,8 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 started.finish()  # its thread let go of before the error goes on
         raise
     repo = loaded.repo
-    if early:
-        rule_set, reusable, record, prefetched = early.pop()
-    else:
-        rule_set, reusable = _reusable_lines(repo, output)
-        record = loaded.cache.read_record(record_name) if reusable and output is not None else None
-        # The previous bundle is read and checked on a thread while the checks run (one CPU).
-        prefetched = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
+    # Otherwise the previous bundle is read and checked on a thread while the checks run (one CPU).
+    rule_set, reusable, record, prefetched = early.pop() if early else _reuse(loaded, output, record_name)
     loaded.cache.forget_prefetched()  # at a million objects, a record not wanted is 200 MB
     try:
         try:
@@ -441,6 +432,21 @@ def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_
     hold_until_exit(loaded)
     return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks,
                              record_name)
+
+
+# The rules, whether lines can be reused, the bundle record and the previous bundle's read (_reuse).
+_Reuse = tuple["RuleSet", bool, dict[str, Any] | None, "PreviousBundle | None"]
+
+
+def _reuse(loaded: IndexedLoad, output: Path | None, record_name: str) -> _Reuse:
+    """The repository's rules and whether they let a compile to ``output`` reuse the previous bundle's
+    lines; then its record and, on a thread, the read and check of that bundle (tiops.bundlereuse)."""
+    from tiops import bundlereuse
+
+    rule_set, reusable = _reusable_lines(loaded.repo, output)
+    record = loaded.cache.read_record(record_name) if reusable and output is not None else None
+    previous = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
+    return rule_set, reusable, record, previous
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:

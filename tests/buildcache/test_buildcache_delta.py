@@ -155,3 +155,7 @@ def test_a_damaged_delta_is_rejected_and_the_index_used_alone(warm: Path, tmp_pa
     assert cache.rejected == (["index-delta"] if damage == "flip" else [])
     # The files changed since the index was written are found changed by their lstat: the compile is right.
     assert _compile(warm, tmp_path) == build(warm, as_of=AS_OF, cache=False).bundle
+    # And what is left beside the index is a delta that applies, or none at all.
+    assert not delta.exists() or _open(warm)._delta_records is not None
+    if damage == "shape":
+        assert not delta.exists()  # nothing changed to write: the useless delta went all the same

@@ -188,7 +188,7 @@ class BuildCache:
         # The stat index delta read and applied to _index (_read_index): its records, by relative path
         # (None: no longer indexed), which the next delta holds too; None when none was applied.
         self._delta_records: dict[str, Any] | None = None
-        self._delta_stale = False  # an index delta of another index is there: removed at the next save
+        self._delta_stale = False  # an index delta not applied is there: removed at the next save
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
         self.read_digests: dict[str, bytes] = {}  # the SHA-256 of each file's body read and trusted, by name
@@ -309,14 +309,12 @@ class BuildCache:
             taken = _read_checked(self.folder / _INDEX_DELTA_FILE)
         written = taken[0]
         body = self._read(_INDEX_DELTA_FILE, taken)
-        if body is None or written is None:
-            return None
-        records = body.get("records")
-        if body.get("base") != self.read_digests.get(_INDEX_FILE):
-            self._delta_stale = True  # the index was written whole since: the delta is of no use
-            return None
-        if type(records) is not dict or not all(
-                record is None or (type(record) is tuple and len(record) == 5) for record in records.values()):
+        records = body.get("records") if body is not None else None
+        if (written is None or body is None or body.get("base") != self.read_digests.get(_INDEX_FILE)
+                or type(records) is not dict or not all(
+                    record is None or (type(record) is tuple and len(record) == 5) for record in records.values())):
+            # Damaged, or of an index written whole since: of no use, and removed at the next save.
+            self._delta_stale = os.path.lexists(self.folder / _INDEX_DELTA_FILE)
             return None
         return records, written
 
