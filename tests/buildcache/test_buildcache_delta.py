@@ -68,7 +68,7 @@ def test_a_one_file_change_writes_its_record_beside_the_index(warm: Path, tmp_pa
     bundle = _compile(warm, tmp_path)
     assert (folder / "index").read_bytes() == index_before  # not written again
     cache = _open(warm)
-    assert cache.rejected == [] and cache.index_digests()[1] is not None
+    assert cache.rejected == [] and cache.index_identities()[1] is not None
     # The delta holds the one record that changed, not the others the build took unchanged.
     assert cache._delta_records is not None and set(cache._delta_records) == {edited.relative_to(warm).as_posix()}
     _describes_the_files_as_they_are(warm, cache)
@@ -123,7 +123,7 @@ def test_a_change_too_large_for_a_delta_writes_the_index_again(warm: Path, tmp_p
     assert (folder / "index").read_bytes() != index_before
     assert not (folder / "index-delta").exists()
     cache = _open(warm)
-    assert cache._delta_records is None and cache.index_digests()[1] is None
+    assert cache._delta_records is None and cache.index_identities()[1] is None
     _describes_the_files_as_they_are(warm, cache)
 
 
@@ -132,7 +132,7 @@ def test_a_delta_of_another_index_is_not_applied(warm: Path, tmp_path: Path) -> 
     bogus = {"intel/not-there.yaml": (1, 2, 3, 4, "0" * 40)}
     cache._write("index-delta", {"base": b"\0" * 32, "records": bogus})  # a delta of some other index
     again = _open(warm)
-    assert again.rejected == [] and again._delta_records is None and again.index_digests()[1] is None
+    assert again.rejected == [] and again._delta_records is None and again.index_identities()[1] is None
     assert "intel/not-there.yaml" not in again._index
     assert again._index_trusted_before == os.stat(warm / CACHE_DIR / "index").st_mtime_ns - store._RACY_NS
     _compile(warm, tmp_path)  # nothing changed, nothing to write: but the useless delta goes
@@ -149,7 +149,7 @@ def test_a_damaged_delta_is_rejected_and_the_index_used_alone(warm: Path, tmp_pa
         delta.write_bytes(data[:-3] + bytes([data[-3] ^ 1]) + data[-2:])
     else:  # the right index, records of another shape
         cache = _open(warm)
-        cache._write("index-delta", {"base": cache.read_digests["index"], "records": {"intel/x.yaml": (1, 2)}})
+        cache._write("index-delta", {"base": cache.read_identities["index"], "records": {"intel/x.yaml": (1, 2)}})
     cache = _open(warm)
     assert cache._delta_records is None and "intel/x.yaml" not in cache._index
     assert cache.rejected == (["index-delta"] if damage == "flip" else [])

@@ -36,7 +36,7 @@ def _cache_content(root: Path) -> dict[str, Any]:
         if path.name == "bundle-record" or not raw.startswith(store._MAGIC):
             content[path.name] = raw if path.name != "bundle-record" else None
             continue
-        body = marshal.loads(raw[len(store._MAGIC) + store._DIGEST_SIZE:])[-1]
+        body = marshal.loads(raw[len(store._MAGIC) + store._CHECKSUM_SIZE:])[-1]
         if path.name.startswith("objects-"):
             body = {blob: {key: marshal.loads(part) for key, part in parts.items()} for blob, parts in body.items()}
         content[path.name] = body

@@ -47,7 +47,7 @@ def test_what_is_read_ahead_is_what_a_plain_read_gives(warm_repo: Path) -> None:
     assert ahead._index == plain._index and ahead._index
     assert ahead._index_trusted_before == plain._index_trusted_before
     assert ahead.read_record("bundle-record") == plain.read_record("bundle-record") is not None
-    assert ahead.read_digests == plain.read_digests
+    assert ahead.read_identities == plain.read_identities
     assert ahead.rejected == plain.rejected == []
 
 
@@ -143,7 +143,7 @@ def test_the_folder_groups_read_ahead_are_the_groups_a_plain_read_gives(warm_rep
     plain.walked_folders(set())
     ahead.walked_folders(set())
     assert ahead._folder_shards == plain._folder_shards and any(ahead._folder_shards.values())
-    assert ahead.read_digests == plain.read_digests
+    assert ahead.read_identities == plain.read_identities
 
 
 def test_a_fork_waits_for_a_read_ahead_rather_than_refusing(warm_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

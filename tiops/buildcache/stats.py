@@ -48,7 +48,7 @@ def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
     """The positions of the files the helper found not to be what the stat index says, when its
     verdict was made for the stat index this process read; None to take each lstat here."""
     verdict = beside.result()
-    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.index_digests()
+    if (type(verdict) is tuple and len(verdict) == 3 and verdict[0] == cache.index_identities()
             and verdict[1] == cache._index_trusted_before and type(verdict[2]) is list
             and all(type(position) is int for position in verdict[2])):
         return set(verdict[2])
@@ -83,14 +83,14 @@ def _changed_here(cache: BuildCache, folders: Folders, start: int, stop: int) ->
 
 def _changed_beside_read(cache: BuildCache, folders: Folders, stop: int) -> Beside | None:
     """A forked helper giving :func:`_changed_here` of the first ``stop`` files, against the stat index
-    this process read: its verdict carries the index's digest and racy-time bound, so it is used
+    this process read: its verdict carries the index's identity and racy-time bound, so it is used
     only for that very index (:func:`_changed_verdict`)."""
-    digest = cache.index_digests()
-    if digest[0] is None:
+    identity = cache.index_identities()
+    if identity[0] is None:
         return None
 
     def work() -> tuple[tuple[bytes | None, bytes | None], int, list[int]]:
-        return digest, cache._index_trusted_before, sorted(_changed_here(cache, folders, 0, stop))
+        return identity, cache._index_trusted_before, sorted(_changed_here(cache, folders, 0, stop))
 
     return run_beside(work)
 
