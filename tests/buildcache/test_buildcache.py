@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -20,6 +21,7 @@ from tiops.buildcache import (
     load_repo_cached,
     load_repo_indexed,
     overlay_signature,
+    store,
 )
 from tiops.buildcache.entries import _entry_parts, _stat_record
 from tiops.findings import Finding
@@ -251,6 +253,12 @@ def _damage_foreign(path: Path, root: Path) -> None:  # a well-formed file of an
     foreign._write(path.name, body)
 
 
+def _damage_earlier_format(path: Path, root: Path) -> None:  # the same body as an earlier tiops wrote it
+    raw = path.read_bytes()
+    payload = raw[len(store._MAGIC) + store._CHECKSUM_SIZE:]
+    path.write_bytes(b"TIOPS-BUILD-CACHE\x00" + hashlib.sha256(payload).digest() + payload)
+
+
 def _damage_bad_entry(path: Path, root: Path) -> None:  # checksum right, content not an entry
     cache = BuildCache.open(root, context_key(root))
     body = cache._read(path.name)
@@ -262,7 +270,7 @@ def _damage_bad_entry(path: Path, root: Path) -> None:  # checksum right, conten
 
 @pytest.mark.parametrize("parts", ["entries", "objects"])
 @pytest.mark.parametrize("damage", [_damage_truncate, _damage_flip_byte, _damage_garbage, _damage_foreign,
-                                    _damage_bad_entry])
+                                    _damage_bad_entry, _damage_earlier_format])
 def test_a_damaged_or_foreign_cache_is_ignored_and_rebuilt(example_repo: Path, damage, parts: str) -> None:  # type: ignore[no-untyped-def]
     expected = _outcome(example_repo, cache=False)
     shards = _warm(example_repo, parts)
