@@ -159,3 +159,98 @@ def test_a_damaged_delta_is_rejected_and_the_index_used_alone(warm: Path, tmp_pa
     assert not delta.exists() or _open(warm)._delta_records is not None
     if damage == "shape":
         assert not delta.exists()  # nothing changed to write: the useless delta went all the same
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_new_index_is_the_files_as_they_are_after_random_changes(warm: Path, tmp_path: Path, seed: int) -> None:
+    """Files edited, deleted, added and renamed between builds: the index the next build reads
+    (delta or whole) holds a record for each file there is, and none for a file gone."""
+    import random
+
+    rng = random.Random(seed)
+    for step in range(3):
+        files = _intel(warm)
+        for path in rng.sample(files, 2):
+            _edit(path)
+        for path in rng.sample(files, 2):
+            os.utime(path)  # touched, not changed: read again, found unchanged, taken and remembered both
+        gone = rng.choice(files)
+        gone.unlink()
+        renamed = rng.choice([path for path in files if path.exists()])
+        renamed.rename(renamed.with_name(f"renamed-{seed}-{step}.yaml"))
+        added = warm / "intel" / f"added-{seed}-{step}.yaml"
+        added.write_text(f"type: identity\nid: identity--0000{seed:04d}-000{step}-4000-8000-000000000000\n"
+                         f"name: added {seed} {step}\nidentity_class: organization\n", encoding="utf-8")
+        os.utime(added, ns=(OLD, OLD))
+        with contextlib.suppress(ValidationFailed):  # a reference to a deleted object may fail: saved all the same
+            _compile(warm, tmp_path)
+        cache = _open(warm)
+        _describes_the_files_as_they_are(warm, cache)
+        walked = {path.relative_to(warm).as_posix() for path in (warm / "intel").rglob("*.yaml")}
+        assert set(cache._index) <= walked, set(cache._index) - walked
+
+
+def test_a_path_taken_whole_and_remembered_too_is_neither_gone_nor_counted_twice(tmp_path: Path) -> None:
+    record = (1, 2, 3, 4, "a" * 40)
+
+    def taken_and_remembered(index: dict[str, tuple[int, int, int, int, str]]) -> BuildCache:
+        cache = BuildCache(tmp_path / "cache", "context")
+        cache._index = index
+        cache.take_folder("intel/f/", "key", ["a.yaml", "b.yaml"], ["a" * 40, "a" * 40])
+        cache.remember_record("intel/f/b.yaml", (5, 6, 7, 8), "b" * 40)  # made in this run: it wins
+        cache.remember_record("intel/g/c.yaml", (5, 6, 7, 8), "c" * 40)
+        return cache
+
+    cache = taken_and_remembered({"intel/f/a.yaml": record, "intel/f/b.yaml": record, "intel/g/c.yaml": record})
+    assert cache._gone() == set()
+    assert cache._whole_new_index() == {"intel/f/a.yaml": record, "intel/f/b.yaml": (5, 6, 7, 8, "b" * 40),
+                                        "intel/g/c.yaml": (5, 6, 7, 8, "c" * 40)}
+    # A file of the index neither taken nor remembered is gone, and leaves the new index: counted
+    # without the overlap, the four paths taken or remembered would hide it.
+    cache = taken_and_remembered({"intel/f/a.yaml": record, "intel/f/b.yaml": record, "intel/g/c.yaml": record,
+                                  "intel/h/d.yaml": record})
+    assert cache._gone() == {"intel/h/d.yaml"}
+    assert "intel/h/d.yaml" not in cache._whole_new_index()
+    assert cache._index_changed()
+
+
+def _taken_files(cache: BuildCache, relatives: list[str]) -> None:
+    """Files taken unchanged as a load takes them (tiops.buildcache.indexed._IndexedEntry: a path and an entry name)."""
+    from types import SimpleNamespace
+
+    cache.take_unchanged([SimpleNamespace(relative=relative, entry=f"{'a' * 40}\0{relative}\0key") for relative in relatives])
+
+
+def test_a_racily_clean_file_taken_and_remembered_counts_once_in_the_deltas_bound(tmp_path: Path) -> None:
+    """4096 files all taken, 129 of them read again and remembered (racily clean): the new index holds
+    4096 records, so a delta holds at most 128 (1 in 32), and these 129 are written as the whole index."""
+    cache = BuildCache(tmp_path / "cache", "context")
+    relatives = [f"intel/f/{number:04d}.yaml" for number in range(4096)]
+    cache._index = {relative: (1, 2, 3, 4, "a" * 40) for relative in relatives}
+    cache.read_identities["index"] = b"the index read"
+    _taken_files(cache, relatives)
+    for relative in relatives[:129]:
+        cache.remember_record(relative, (5, 6, 7, 8), "a" * 40)
+    assert cache._gone() == set()
+    assert cache._index_delta() is None
+    fewer = BuildCache(tmp_path / "cache", "context")
+    fewer._index, fewer.read_identities["index"] = dict(cache._index), b"the index read"
+    _taken_files(fewer, relatives)
+    for relative in relatives[:128]:
+        fewer.remember_record(relative, (5, 6, 7, 8), "a" * 40)
+    delta = fewer._index_delta()
+    assert delta is not None and len(delta["records"]) == 128
+
+
+def test_a_small_change_counts_a_file_taken_and_remembered_as_one_record_changed(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "cache", "context")
+    relatives = [f"intel/f/{number:03d}.yaml" for number in range(200)]
+    cache._index = {relative: (1, 2, 3, 4, "a" * 40) for relative in relatives}
+    _taken_files(cache, relatives)
+    for relative in relatives[:33]:
+        cache.remember_record(relative, (5, 6, 7, 8), "a" * 40)
+    assert cache.small_change()  # before they are noted: 33 records made
+    cache._note_taken()
+    # Noted, each of the 33 is a record made in this run that is not the index's: with the 33 made,
+    # 66 records are counted changed, more than a small change writes nothing for (_SMALL_RECORDS).
+    assert not cache.small_change()

@@ -191,6 +191,9 @@ class BuildCache:
         # (None: no longer indexed), which the next delta holds too; None when none was applied.
         self._delta_records: dict[str, Any] | None = None
         self._delta_stale = False  # an index delta not applied is there: removed at the next save
+        # The stat records made in this run (remember_record). The new stat index is these over the
+        # records of the files taken unchanged (_note_taken), which stay the index's own: never copied
+        # one by one, it is made whole only to be written whole (_whole_new_index).
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
         self.read_identities: dict[str, bytes] = {}  # each file read and trusted, by name: _identity
@@ -204,12 +207,15 @@ class BuildCache:
         self._spill_failed = False  # no spill file could be written: entries stored from then on are dropped
         self._stored_files = 0  # entries stored in this run, and the size of their objects parts
         self._stored_size = 0
-        self._remembered = 0  # stat records made in this run (the others in _new_index are _index's own)
+        self._remembered = 0  # stat records made in this run (a path remembered twice counts twice)
         # Files a warm load took unchanged (_IndexedEntry: their entries and stat records as read),
-        # added to _used and _new_index only when something needs those (_note_taken): a check
-        # that writes nothing does not spend a set and a dict insertion per file on them.
+        # added to _used only when something needs those (_note_taken): a check that writes nothing
+        # does not spend a set insertion per file on them.
         self._taken: list[Any] = []
         self._taken_names: list[str] = []  # their entry names, once noted
+        self._noted_files: list[Any] = []  # and the files themselves
+        self._taken_total = 0  # files taken unchanged and noted, folders' included: the index's own records
+        self._gone_paths: set[str] | None = None  # _gone's answer, until a file is taken or remembered
         # Folders taken whole (tiops.buildcache.folders): (relative prefix, folder key, names, blobs), noted
         # as their files would be; and those noted already.
         self._taken_folders: list[tuple[str, str, list[str], list[str]]] = []
@@ -598,15 +604,18 @@ class BuildCache:
         """:meth:`remember` from the :func:`_stat_record` of the file (the forked helper sends that)."""
         self._new_index[relative] = (*record, blob)
         self._remembered += 1
+        self._gone_paths = None
 
     def take_unchanged(self, files: list[Any]) -> None:
         """Note files (tiops.buildcache.indexed._IndexedEntry) taken from their entries with their stat
         records unchanged: used, and kept in the stat index as they were."""
         self._taken.extend(files)
+        self._gone_paths = None
 
     def take_folder(self, relative_prefix: str, folder_key: str, names: list[str], blobs: list[str]) -> None:
         """Note the files of a folder taken whole (tiops.buildcache.folders) as :meth:`take_unchanged` notes files."""
         self._taken_folders.append((relative_prefix, folder_key, names, blobs))
+        self._gone_paths = None
 
     def folder_group(self, relative_prefix: str) -> Any:
         """The group kept for the folder at ``relative_prefix`` (tiops.buildcache.folders.FolderGroup, unchecked), or None."""
@@ -653,26 +662,71 @@ class BuildCache:
         return len(self._taken) + sum(len(names) for _, _, names, _ in self._taken_folders)
 
     def _note_taken(self) -> None:
-        """Put the records of the files taken unchanged into the new stat index as they were read
-        (a record made in this run wins), and their entry names among those used (settle)."""
+        """Count the files taken unchanged among those the new stat index keeps as they were read (a
+        record made in this run wins: _whole_new_index), and their entry names among those used (settle).
+
+        Their records are not copied into a new index: a one-file recompile at 100k objects spent
+        0.02 s making 48k paths and inserting them, to find the same records in it later."""
         taken, folders = self._taken, self._taken_folders
         if not taken and not folders:
             return
         self._taken, self._taken_folders = [], []
-        index, new_index = self._index, self._new_index
-        for relative in map(_RELATIVE, taken):
-            if relative not in new_index:
-                new_index[relative] = index[relative]
-        for relative_prefix, _, names, _ in folders:
-            relatives = list(map(relative_prefix.__add__, names))
-            if new_index.keys().isdisjoint(relatives):  # always, but for a file remembered in this run too
-                new_index.update(zip(relatives, map(index.__getitem__, relatives), strict=True))  # in C
-                continue
-            for relative in relatives:
-                if relative not in new_index:
-                    new_index[relative] = index[relative]
+        self._taken_total += len(taken) + sum(len(names) for _, _, names, _ in folders)
         self._taken_names.extend(map(_ENTRY_NAME, taken))
+        self._noted_files.extend(taken)
         self._noted_folders.extend(folders)
+
+    def _gone(self) -> set[str]:
+        """The paths the stat index read holds that this run neither took unchanged nor remembered: files
+        gone (or not walked). Told by counting first: only when the counts say some are gone is every
+        path compared.
+
+        The count holds because a file is taken at most once in a run, and only with the record the index
+        holds for it (tiops.buildcache.indexed: a file when its record is there, a folder when all of its
+        files' are), so every taken path is one of the index's; a path both taken and remembered (a racily
+        clean file read again and found unchanged) is counted once (:meth:`_taken_and_made`)."""
+        self._note_taken()
+        if self._gone_paths is None:
+            index, made = self._index, self._new_index
+            made_indexed = [relative for relative in made if relative in index]
+            if self._taken_total + len(made_indexed) - len(self._taken_and_made(made_indexed)) == len(index):
+                self._gone_paths = set()
+            else:
+                kept = set(made).union(map(_RELATIVE, self._noted_files))
+                for relative_prefix, _, names, _ in self._noted_folders:
+                    kept.update(map(relative_prefix.__add__, names))
+                self._gone_paths = set(index.keys() - kept)
+        return self._gone_paths
+
+    def _taken_and_made(self, relatives: list[str]) -> set[str]:
+        """Those of ``relatives`` (paths remembered in this run) that were also taken unchanged (noted).
+        A folder taken whole holds the files ``relative_prefix + name`` (tiops.buildcache.whole: its path
+        and a slash), so a path is looked for only among the names of the folder it is in."""
+        if not relatives:
+            return set()
+        both = set(relatives).intersection(map(_RELATIVE, self._noted_files))
+        by_folder: dict[str, list[str]] = {}
+        for relative in relatives:
+            by_folder.setdefault(relative[:relative.rfind("/") + 1], []).append(relative)
+        for relative_prefix, _, names, _ in self._noted_folders:
+            here = by_folder.get(relative_prefix)
+            if here:
+                names_here = set(names)
+                both.update(relative for relative in here if relative[len(relative_prefix):] in names_here)
+        return both
+
+    def _index_changed(self) -> bool:
+        """Whether the new stat index differs from the index read: a record made in this run that is
+        not the one read, or a path gone."""
+        index = self._index
+        return any(index.get(relative) != record for relative, record in self._new_index.items()) or bool(self._gone())
+
+    def _whole_new_index(self) -> dict[str, tuple[int, int, int, int, str]]:
+        """The new stat index, every record: the index read but the paths gone, with the records made in this run."""
+        gone = self._gone()
+        whole = dict(self._index) if not gone else {r: record for r, record in self._index.items() if r not in gone}
+        whole.update(self._new_index)
+        return whole
 
     def settle(self) -> None:
         """Drop the entries no file used in this run, and let go of the files that need no rewrite.
@@ -685,13 +739,15 @@ class BuildCache:
             # Read now the shards an entry may have gone unused in: those stored to in this run (an entry
             # under another key beside a new one), and those of the blobs the stat index held for a file
             # that is now another, or gone. The others are let go of unread.
-            new_index, index = self._new_index, self._index
-            # A file taken unchanged has the very record it had (_note_taken): those are passed over
-            # in C, and only the others compared by blob.
-            others = itertools.compress(index.items(), map(operator.is_not, map(new_index.get, index), index.values()))
+            made, index = self._new_index, self._index
+            # A file taken unchanged keeps the very record it had (_note_taken): only the paths gone and
+            # those remembered in this run are compared by blob.
+            others = [(relative, index[relative]) for relative in self._gone()]
+            others += [(relative, index[relative]) for relative, record in made.items()
+                       if relative in index and record is not index[relative]]
             for number in self._unread & (self._dirty | {
                     _shard_of(record[4]) for relative, record in others
-                    if (now := new_index.get(relative)) is None or now[4] != record[4]}):
+                    if (now := made.get(relative)) is None or now[4] != record[4]}):
                 self._read_shard(number)
             self._unread.clear()
         names = self._taken_names
@@ -777,12 +833,12 @@ class BuildCache:
             if self._index_payload is not None:  # handed over made (_hand_over)
                 self._write_payload(_INDEX_FILE, self._index_payload, dated=self._began_ns)
                 (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
-            elif self._new_index != self._index or self._dirty:
+            elif self._dirty or self._index_changed():
                 delta = self._index_delta()
                 if delta is not None:
                     self._write(_INDEX_DELTA_FILE, delta, dated=self._began_ns)
                 else:
-                    self._write(_INDEX_FILE, self._new_index, dated=self._began_ns)
+                    self._write(_INDEX_FILE, self._whole_new_index(), dated=self._began_ns)
                     (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
             elif self._delta_stale:
                 (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
@@ -802,17 +858,17 @@ class BuildCache:
         objects (8 MB) took 0.02 s to serialise and write, and the next build reads it all the same.
         """
         base = self.read_identities.get(_INDEX_FILE)
-        limit = max(_DELTA_MIN, len(self._new_index) // _DELTA_SHARE)
+        index, made = self._index, self._new_index
+        # The new index's size: the index read but the paths gone, and the paths new in this run.
+        size = len(index) - len(self._gone()) + sum(1 for relative in made if relative not in index)
+        limit = max(_DELTA_MIN, size // _DELTA_SHARE)
         if base is None or self._remembered > limit:
             return None  # every record made afresh (a whole load, tiops.buildcache.whole): not compared one by one
-        index, new_index = self._index, self._new_index
-        # A record taken unchanged is the index's very tuple (_note_taken): passed over in C.
-        changed = dict(itertools.compress(new_index.items(), map(operator.is_not, map(index.get, new_index),
-                                                                 new_index.values())))
+        # A record taken unchanged is the index's very tuple, never in ``made``; one made again is another tuple.
+        changed = {relative: record for relative, record in made.items() if record is not index.get(relative)}
         records = dict(self._delta_records or {})
         records.update(changed)
-        if len(new_index) - sum(1 for relative in changed if relative not in index) != len(index):
-            records.update(dict.fromkeys(index.keys() - new_index.keys()))  # files no longer indexed
+        records.update(dict.fromkeys(self._gone()))  # files no longer indexed
         if len(records) > limit:
             return None
         return {"base": base, "records": records}
@@ -917,8 +973,8 @@ class BuildCache:
             "spilled": self._spilled,
             # The stat index as the file's payload: the new process writes it and never holds it as
             # a dict (at a million objects 200 MB in objects, against 60 MB of marshal).
-            "index_payload": (marshal.dumps((self.context, _INDEX_FILE, self._new_index))
-                              if self._new_index != self._index or self._dirty else None),
+            "index_payload": (marshal.dumps((self.context, _INDEX_FILE, self._whole_new_index()))
+                              if self._dirty or self._index_changed() else None),
             "folder_shards": self._folder_shards,
             "folders_dirty": sorted(self._folders_dirty),
             "folders_walked": None if self._folders_walked is None else sorted(self._folders_walked),
@@ -977,6 +1033,9 @@ class BuildCache:
         self._used = set()
         self._taken = []
         self._taken_names = []
+        self._noted_files = []
+        self._taken_total = 0
+        self._gone_paths = None
         self._taken_folders = []
         self._noted_folders = []
 
@@ -1006,10 +1065,12 @@ class BuildCache:
         build on (a first run, or one of another context) is never small."""
         if not self._index or self.rejected or self._stored_files > _SMALL_FILES or self._stored_size > _SMALL_BYTES:
             return False
-        # A file taken unchanged keeps the very record read (_load_indexed_folders, take_unchanged);
-        # every other record was made by remember_record (a path remembered twice counts twice:
-        # saved sooner).
-        same = self._taken_count() + len(self._new_index) - self._remembered
+        # A file taken unchanged keeps the very record read (_load_indexed_folders, take_unchanged), but
+        # for one remembered too (its record made in this run wins); every other record was made by
+        # remember_record (a path remembered twice counts twice: saved sooner).
+        made = self._new_index
+        taken_and_made = self._taken_and_made([relative for relative in made if relative in self._index])
+        same = self._taken_total + self._taken_count() + len(made) - len(taken_and_made) - self._remembered
         return (len(self._index) - same) + self._remembered <= _SMALL_RECORDS
 
     def _save_folders(self) -> None:
