@@ -31,7 +31,7 @@ import itertools
 import operator
 import os
 import threading
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -153,7 +153,7 @@ def recorded_keys(objects: Iterable[dict[str, Any]], keys: list[str],
 
 def record(key: str, output: Path, written: WrittenBundle, keys: list[str], marks: dict[str, EntryMark],
            groups: LineGroups, offsets: Sequence[int] | None = None,
-           extras: list[str] | None = None) -> dict[str, Any] | None:
+           extras: list[str] | None = None, since: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The record of a bundle just written (None when its lines are not in plain key order: not kept).
 
     ``groups``: its line groups (tiops.compile.line_groups), whose digests ``written`` holds.
@@ -161,6 +161,7 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
     ``line_starts``, tiops.compile.write_bundle); else the file is read for them.
     ``extras``: the keys no mark holds, in bundle order, when the caller noted them
     (:func:`recorded_keys`); else they are found here.
+    ``since``: the state of the build cache the record's entries are those of (:func:`since_state`), if known.
     """
     if any(earlier >= later for earlier, later in pairwise(keys)):
         return None
@@ -179,10 +180,11 @@ def record(key: str, output: Path, written: WrittenBundle, keys: list[str], mark
         owned = {line_key for mark in marks.values() for line_key in mark[0]}
         extras = [line_key for line_key in keys if line_key not in owned]
     return _record(key, output, written.sha256, written.size, keys, offsets, extras, entries,
-                   groups.names, written.group_digests)
+                   groups.names, written.group_digests, since)
 
 
-def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced) -> dict[str, Any]:
+def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spliced,
+                   since: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record of a bundle written from ``spliced`` (:func:`spliced`), as :func:`record` makes it.
 
     What :func:`record` works out is known here: the lines are in key order (the previous
@@ -192,23 +194,52 @@ def spliced_record(key: str, output: Path, written: WrittenBundle, spliced: Spli
     been two objects with one key, which :func:`_splice` refuses).
     """
     return _record(key, output, written.sha256, written.size, spliced.keys, spliced.offsets, spliced.extras,
-                   spliced.entries, spliced.group_names, spliced.group_digests)
+                   spliced.entries, spliced.group_names, spliced.group_digests, since)
 
 
-def unsealed_spliced_record(key: str, output: Path, size: int, spliced: Spliced) -> dict[str, Any]:
+def unsealed_spliced_record(key: str, output: Path, size: int, spliced: Spliced,
+                            since: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`spliced_record` before the bundle's digest is known: its :data:`RECORD_DIGEST`, the
     last key, holds :data:`RECORD_DIGEST_WIDTH` NUL characters (tiops.buildcache.BuildCache.pending_record)."""
     return _record(key, output, "\0" * RECORD_DIGEST_WIDTH, size, spliced.keys, spliced.offsets, spliced.extras,
-                   spliced.entries, spliced.group_names, spliced.group_digests)
+                   spliced.entries, spliced.group_names, spliced.group_digests, since)
 
 
 def _record(key: str, output: Path, sha256: str, size: int, keys: list[str], offsets: Sequence[int],
-            extras: list[str], entries: RecordedEntries, group_names: list[str], group_digests: bytes) -> dict[str, Any]:
+            extras: list[str], entries: RecordedEntries, group_names: list[str], group_digests: bytes,
+            since: dict[str, Any] | None = None) -> dict[str, Any]:
     # The bundle's digest last: it is known last (unsealed_spliced_record).
     return {"format": RECORD_FORMAT, "key": key, "output": os.fspath(output.resolve()), "size": size,
             "lines": _stored_texts(keys), "offsets": _stored_offsets(offsets), "extras": extras,
             "groups": _stored_texts(group_names), "group_digests": group_digests,
-            "entries": entries.stored(), RECORD_DIGEST: sha256}
+            "entries": entries.stored(), "since": since, RECORD_DIGEST: sha256}
+
+
+def since_state(index_identities: tuple[bytes | None, bytes | None] | None, folder_keys: dict[str, str | None],
+                folder_overlays: dict[str, str]) -> dict[str, Any] | None:
+    """What a record notes of the build cache its entries were listed against: the identities of the stat
+    index and delta as the listing build saved them (BuildCache.saved_index_identities), the key of
+    every folder walked and the digest of each partner folder's overlay (tiops.buildcache.indexed.IndexedLoad).
+    None when the save is not known to have finished. A later build that reads that very index and has
+    those keys and overlays takes each unchanged file with the entry the record lists for it
+    (BundleFiles.kept_by_count).
+
+    The overlays are noted apart from the keys because an entry's name holds the digest of the overlay
+    lines naming its objects, which a folder's key leaves out: a save that stored an entry under other
+    lines and stopped before the stat index (a full disk) leaves the index as it was."""
+    if index_identities is None or index_identities[0] is None:
+        return None
+    return {"index": index_identities, "folder_keys": folder_keys, "overlays": folder_overlays}
+
+
+class SinceLoad(NamedTuple):
+    """What a build's load says for :func:`spliced` to tell kept files by count (BundleFiles.kept_by_count)."""
+
+    index_identities: tuple[bytes | None, bytes | None]  # the stat index and delta read (BuildCache.index_identities)
+    stat_index: Mapping[str, tuple[Any, ...]]  # their records (BuildCache._index)
+    gone: Callable[[], Iterable[str]]  # the paths of the index this load neither took nor remembered
+    folder_keys: dict[str, str | None]  # each folder's key (IndexedLoad.folder_keys)
+    folder_overlays: dict[str, str]  # and each partner folder's overlay digest (IndexedLoad.folder_overlays)
 
 
 # The layout of a record's lines and entries (:class:`RecordedEntries`); a record of another
@@ -359,7 +390,7 @@ class RecordedEntries:
                     and type(extra[1]) in _ID_LISTS and type(extra[2]) in _ID_LISTS):
                 return None
         entries = cls(names, lengths, keys_text, flags, marking_at, marking_sets, extras)
-        if not extras.keys() <= entries.position.keys():
+        if extras and not extras.keys() <= entries.position.keys():
             return None
         return entries
 
@@ -407,6 +438,24 @@ class RecordedEntries:
         for index in sets:
             markings.update(self.marking_sets[index])
         return bool(found & self._SOURCED), bool(found & self._ENRICHED), markings
+
+    def summary_without(self, dropped: Collection[int]) -> tuple[bool, bool, set[str]]:
+        """:meth:`summary` of every entry but those at the ``dropped`` places: counted over the columns
+        in C, and the few dropped taken off, rather than one look per kept entry."""
+        flags, marking_at = self.flags, self.marking_at
+        both = flags.count(self._SOURCED | self._ENRICHED)
+        sourced = flags.count(self._SOURCED) + both
+        enriched = flags.count(self._ENRICHED) + both
+        uses = [marking_at.count(index) for index in range(len(self.marking_sets))]
+        for place in dropped:
+            sourced -= bool(flags[place] & self._SOURCED)
+            enriched -= bool(flags[place] & self._ENRICHED)
+            uses[marking_at[place]] -= 1
+        markings: set[str] = set()
+        for index, used in enumerate(uses):
+            if used:
+                markings.update(self.marking_sets[index])
+        return sourced > 0, enriched > 0, markings
 
     def without_and_with(self, dropped: Collection[int], fresh: dict[str, EntryMark]) -> RecordedEntries | None:
         """These entries but those at the ``dropped`` places, and the ``fresh`` ones (name -> mark)
@@ -550,7 +599,7 @@ class PreviousBundle:
 def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequence[BundleFile],
             present: Container[str], enrichment: Callable[[], LockedEnrichment | None] | None = None,
             ruled: Callable[[list[IntelObject]], list[IntelObject | None]] | None = None,
-            prefetched: PreviousBundle | None = None) -> Spliced | None:
+            prefetched: PreviousBundle | None = None, since: SinceLoad | None = None) -> Spliced | None:
     """The bundle with the previous bundle's lines for unchanged entries; None to write it the full way.
 
     ``present``: the ids of every object (tiops.validate.indexed.repository_maps' id -> type map).
@@ -561,6 +610,10 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     (dropped) out, in order (tiops.rules.engine.rule_results; tiops.rules.per_object_rules: no
     rule changes what the bundle adds). What points at a dropped object goes too: worked out
     from every file's index, and a kept entry that gains or loses such an object is read again.
+    ``since``: the load's stat index and folder keys. When the record was written by the build that
+    saved that very index, with the same keys, and no rule runs, the files it keeps are told by count
+    (BundleFiles.kept_by_count); otherwise each file's entry is looked up (a one-file recompile at
+    100k objects spent 0.04 s making and looking up 48k entry names).
     """
     if (previous is None or previous.get("format") != RECORD_FORMAT or previous.get("key") != key
             or previous.get("output") != os.fspath(output.resolve())):
@@ -583,15 +636,19 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
     fresh: dict[str, EntryMark] = {}
     # Each file whose objects are read: its place, its objects, and what the rules made of each (None: dropped).
     read: list[_Read] = []
-    position = entries.position
     try:
-        # The file place of each reused entry, by the entry's place in the record; the files read afresh.
-        kept_at, others = _kept_places(files, position)
+        by_count = _kept_by_count(previous, entries, files, since) if ruled is None else None
+        if by_count is None:
+            # The file place of each reused entry, by the entry's place in the record; the files read afresh.
+            kept_at, others = _kept_places(files, entries.position)
+        else:
+            kept_at, (_, others, counted_dropped) = {}, by_count
         for place in others:
             file = files[place]
             read.append((place, file, file.objects()[0], []))
         read = _ruled_all(read, ruled)
         # What the rules made of kept entries' objects: the few entries the record notes apart.
+        position = entries.position if entries.extras else {}
         noted = {at: extra for at, extra in ((position[name], extra) for name, extra in entries.extras.items())
                  if at in kept_at}
         # What the rules dropped, and what goes with it: worked out for every file (tiops.rules.engine._cascade).
@@ -638,12 +695,13 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
                 fresh[file.entry] = mark
             else:  # no mark keeps its counts: counted here
                 unmarked = [unmarked[0] + changed, unmarked[1] + len(dropped), unmarked[2] + len(gone)]
-        kept_sourced, kept_enriched, kept_markings = entries.summary(kept_at)
+        kept_sourced, kept_enriched, kept_markings = (entries.summary(kept_at) if by_count is None
+                                                       else entries.summary_without(counted_dropped))
         sourced = sourced or kept_sourced
         enriched = enriched or kept_enriched
         markings.update(kept_markings)
         removed = set(old_extras)  # worked out again below
-        dropped_entries = set(range(len(entries))).difference(kept_at)
+        dropped_entries = set(range(len(entries))).difference(kept_at) if by_count is None else counted_dropped
         for at in dropped_entries:
             removed.update(entries.keys_at(at))  # the objects of files changed, moved or deleted since
         next_entries = entries.without_and_with(dropped_entries, fresh)
@@ -672,6 +730,19 @@ def spliced(previous: dict[str, Any] | None, key: str, output: Path, files: Sequ
 
 
 _Read = tuple[int, BundleFile, list[IntelObject], list[IntelObject | None]]
+
+
+def _kept_by_count(previous: dict[str, Any], entries: RecordedEntries, files: Sequence[BundleFile],
+                   since: SinceLoad | None) -> tuple[int, list[int], set[int]] | None:
+    """BundleFiles.kept_by_count, when the record was listed against the build cache this load read
+    (:func:`since_state`) and notes nothing of rules; None for the look-up by name (:func:`_kept_places`)."""
+    if since is None or entries.extras or previous.get("since") != since_state(
+            since.index_identities, since.folder_keys, since.folder_overlays):
+        return None
+    from tiops.buildcache.folders import BundleFiles  # only a cached build splices
+
+    bundle = files if isinstance(files, BundleFiles) else BundleFiles(files)
+    return bundle.kept_by_count(entries.names, since.stat_index, since.gone(), since.folder_keys)
 
 
 def _kept_places(files: Sequence[BundleFile], position: dict[str, int]) -> tuple[dict[int, int], list[int]]:

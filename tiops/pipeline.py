@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # imported where used: only cached builds need them
     from tiops.buildcache import BuildCache, CachedLoad
     from tiops.buildcache.indexed import IndexedLoad
     from tiops.buildcache.store import PendingRecord
-    from tiops.bundlereuse import EntryMark, PreviousBundle, Spliced
+    from tiops.bundlereuse import EntryMark, PreviousBundle, SinceLoad, Spliced
     from tiops.compile import WrittenBundle
     from tiops.config import Config
     from tiops.plan import CompiledLines
@@ -327,7 +327,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 spliced = bundlereuse.spliced(record, key, output, bundle_files(loaded.files), types,
                                               lambda: repository_enrichment(repo.config.intel_path, repo.root,
                                                                             repo.config.source),
-                                              _ruled(rule_set, moment), prefetched)
+                                              _ruled(rule_set, moment), prefetched, _since_load(loaded))
             except StaleEntry:
                 return None
             # What the new record keeps of the old one, it holds: the rest (a million offsets and
@@ -338,7 +338,9 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                     findings = [*findings, *_dropped_references_indexed(root, loaded.files, spliced)]
                 except StaleEntry:
                     return None
-                written = _write_spliced(loaded.cache, record_name, key, output, spliced)
+                written = _write_spliced(loaded.cache, record_name, key, output, spliced,
+                                         bundlereuse.since_state(loaded.cache.saved_index_identities(),
+                                                                 loaded.folder_keys, loaded.folder_overlays))
                 counts = RulesOutcome(objects=[], changed=spliced.changed_by_rules,
                                       dropped_by_rules=spliced.dropped_by_rules,
                                       dropped_by_cascade=spliced.dropped_by_cascade)
@@ -361,7 +363,9 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 marks.add(file.entry, file_objects)
     except StaleEntry:
         return None
-    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks, record_name)
+    return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks, record_name,
+                             bundlereuse.since_state(loaded.cache.saved_index_identities(), loaded.folder_keys,
+                                                     loaded.folder_overlays))
 
 
 def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None,
@@ -379,7 +383,8 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     helper, new_process = _save_helper(loaded.parsed_files)
     saving = loaded.cache.save_beside(helper=helper, new_process=new_process)
     try:
-        return _compiled_first(root, loaded, findings, as_of, output, record_name)
+        return _compiled_first(root, loaded, findings, as_of, output, record_name,
+                               lambda: _saved_first(loaded, saving))
     except BaseException as error:
         if saving is not None and not isinstance(error, Exception):
             saving.close()  # interrupted (Ctrl-C): the helper stops with the build, unwaited for
@@ -417,9 +422,25 @@ def _save_helper(files: int) -> tuple[bool, bool]:
     return True, not (os.environ.get("TIOPS_LOAD_FORK") == "1" or room_for_a_copy())
 
 
+def _saved_first(loaded: CachedLoad, saving: Any) -> dict[str, Any] | None:
+    """What the bundle record of a first build notes of the cache its save left (tiops.bundlereuse.since_state):
+    waited for, when a helper saves it beside the compile (a forked one tells the stat index it wrote; a
+    new process does not, and the record then notes nothing)."""
+    from tiops import bundlereuse
+
+    if saving is None:
+        identities = loaded.cache.saved_index_identities()
+    else:
+        outcome = saving.result()
+        identities = outcome if type(outcome) is tuple else None
+    return bundlereuse.since_state(identities, loaded.folder_keys, loaded.folder_overlays)
+
+
 def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_of: str | None,
-                    output: Path | None, record_name: str | None) -> BuildResult:
-    """The rest of :func:`_build_first`, once its cache is saved or being saved."""
+                    output: Path | None, record_name: str | None,
+                    since: Callable[[], dict[str, Any] | None] | None = None) -> BuildResult:
+    """The rest of :func:`_build_first`, once its cache is saved or being saved. ``since``: what the
+    bundle record notes of that save (:func:`_saved_first`), asked for when the record is written."""
     loaded.cache.release_saved()
     if blocking_errors(findings):
         raise ValidationFailed(findings)
@@ -431,7 +452,7 @@ def _compiled_first(root: Path, loaded: CachedLoad, findings: list[Finding], as_
     loaded.entry_objects = None
     hold_until_exit(loaded)
     return _compile_recorded(root, loaded.repo, findings, loaded.cache, resolve_as_of(root, as_of), output, marks,
-                             record_name)
+                             record_name, since)
 
 
 # The rules, whether lines can be reused, the bundle record and the previous bundle's read (_reuse).
@@ -447,6 +468,18 @@ def _reuse(loaded: IndexedLoad, output: Path | None, record_name: str) -> _Reuse
     record = loaded.cache.read_record(record_name) if reusable and output is not None else None
     previous = bundlereuse.PreviousBundle(record, output) if record is not None and output is not None else None
     return rule_set, reusable, record, previous
+
+
+def _since_load(loaded: IndexedLoad) -> SinceLoad | None:
+    """What the load says of the build cache it read, for a splice to tell kept files by count
+    (tiops.bundlereuse.SinceLoad); None without a stat index read."""
+    from tiops.bundlereuse import SinceLoad
+
+    cache = loaded.cache
+    identities = cache.index_identities()
+    if identities[0] is None:
+        return None
+    return SinceLoad(identities, cache._index, cache._gone, loaded.folder_keys, loaded.folder_overlays)
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:
@@ -514,9 +547,11 @@ class _EntryMarks:
 
 def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: BuildCache, moment: AsOf,
                       output: Path | None, entry_marks: _EntryMarks | None,
-                      record_name: str | None = None) -> BuildResult:
+                      record_name: str | None = None,
+                      since: dict[str, Any] | Callable[[], dict[str, Any] | None] | None = None) -> BuildResult:
     """Apply the rules, write the bundle and, with ``entry_marks`` (each cache entry's mark,
-    bundlereuse.EntryMark), keep its record for the next compile."""
+    bundlereuse.EntryMark), keep its record for the next compile. ``since``: the cache state its
+    entries were listed against (bundlereuse.since_state), or what gives it when the record is written."""
     from tiops import bundlereuse
 
     outcome, rule_set, moment = apply_repo_rules(repo, moment)
@@ -542,7 +577,8 @@ def _compile_recorded(root: Path, repo: Repo, findings: list[Finding], cache: Bu
                                groups=objects.groups)
         bundle_sha256 = written.sha256
         key = bundlereuse.record_key(cache.context, _lines_digest(repo, rule_set), moment.text)
-        kept = bundlereuse.record(key, output, written, keys, marks, objects.groups, starts, extras)
+        kept = bundlereuse.record(key, output, written, keys, marks, objects.groups, starts, extras,
+                                  since() if callable(since) else since)
         _keep_record(cache, kept, record_name)
         if kept is not None:
             lines = BundleLines(keys, starts, written.bundle_id, written.size)
@@ -608,7 +644,8 @@ def _keep_record(cache: Any, record: dict[str, Any] | None, name: str | None = N
     cache.write_record(name or RECORD, record if record is not None else {})
 
 
-def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, spliced: Spliced) -> WrittenBundle:
+def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, spliced: Spliced,
+                   since: dict[str, Any] | None = None) -> WrittenBundle:
     """Write the bundle ``spliced`` makes, and its record for the next compile.
 
     The record is started while the bundle's own digest is taken on the other CPU, and finished
@@ -620,7 +657,7 @@ def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, 
     started: list[PendingRecord | None] = []
 
     def start_record(bundle_id: str, size: int) -> None:
-        body = bundlereuse.unsealed_spliced_record(key, output, size, spliced)
+        body = bundlereuse.unsealed_spliced_record(key, output, size, spliced, since)
         started.append(cache.pending_record(record_name, body, bundlereuse.RECORD_DIGEST,
                                             bundlereuse.RECORD_DIGEST_WIDTH))
 
@@ -635,5 +672,5 @@ def _write_spliced(cache: BuildCache, record_name: str, key: str, output: Path, 
     if pending is not None:
         pending.finish(written.sha256)
     else:  # it could not be started: the full way, or the old record forgotten
-        _keep_record(cache, bundlereuse.spliced_record(key, output, written, spliced), record_name)
+        _keep_record(cache, bundlereuse.spliced_record(key, output, written, spliced, since), record_name)
     return written

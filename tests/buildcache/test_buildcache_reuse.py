@@ -260,6 +260,105 @@ def _random_edits(plain_repo: Path, tmp_path: Path, seed: int) -> None:
     assert records >= 3  # and the records compared were kept ones
 
 
+@pytest.mark.parametrize("seed", [1, 5])
+def test_files_told_kept_by_count_are_those_told_by_name(plain_repo: Path, tmp_path: Path, seed: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whenever a splice tells the files a record keeps by count (BundleFiles.kept_by_count), the
+    look-up of every file's entry name gives the same: the count, the files read afresh, and the
+    entries dropped. Over the random edits, with the pre-commit check between some of them."""
+    real = bundlereuse._kept_by_count
+    told: list[int] = []
+
+    def checked(previous: dict[str, Any], entries: bundlereuse.RecordedEntries, files: Any,
+                since: bundlereuse.SinceLoad | None) -> tuple[int, list[int], set[int]] | None:
+        made = real(previous, entries, files, since)
+        if made is not None:
+            kept_at, others = bundlereuse._kept_places(files, entries.position)
+            count, counted_others, dropped = made
+            assert (count, counted_others) == (len(kept_at), others)
+            assert dropped == set(range(len(entries))) - kept_at.keys()
+            told.append(len(dropped))
+        return made
+
+    monkeypatch.setattr(bundlereuse, "_kept_by_count", checked)
+    _random_edits(plain_repo, tmp_path, seed)
+    assert len(told) >= 3 and any(told)  # told by count, entries dropped among them
+
+
+def test_a_record_listed_against_another_stat_index_is_told_by_name(plain_repo: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check between two compiles saves the cache (a stat index the record was not listed against):
+    the next compile looks each file's entry up by name."""
+    output = tmp_path / "bundle.json"
+    _compiled(plain_repo, output, cache=True)
+    outcomes: list[bool] = []
+    real = bundlereuse._kept_by_count
+
+    def noted(*args: Any) -> Any:
+        made = real(*args)
+        outcomes.append(made is not None)
+        return made
+
+    monkeypatch.setattr(bundlereuse, "_kept_by_count", noted)
+    files = _intel_files(plain_repo)
+    _edit_by_hand(files[0])
+    _compiled(plain_repo, output, cache=True)
+    assert outcomes == [True]  # the record of the compile before, against the index it saved
+    # More stat records changed than a check leaves the cache alone for (BuildCache.small_change): the
+    # files touched, their content the same, so the check saves a stat index of its own.
+    monkeypatch.setattr(store, "_SMALL_RECORDS", 4)
+    assert len(files) > store._SMALL_RECORDS + 1
+    for path in files[1:]:
+        os.utime(path, ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    identities = BuildCache.open(plain_repo, context_key(plain_repo)).index_identities()
+    assert validate_paths(plain_repo, [], cache=True) == validate_paths(plain_repo, [], cache=False)
+    assert BuildCache.open(plain_repo, context_key(plain_repo)).index_identities() != identities
+    _edit_by_hand(files[1])
+    expected = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    assert expected[0] is not None and _compiled(plain_repo, output, cache=True)[0] == expected[0]
+    assert outcomes == [True, False]
+
+
+def test_an_overlay_gone_after_a_save_that_stopped_before_the_stat_index_is_not_counted_kept(
+        plain_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An overlay line names a partner object when a compile lists its entry; the line goes, and a build
+    to no file stores the entry again (no overlay lines in its name) but stops, the disk full, before
+    its stat index: the index is as the compile saved it. The next compile must not take the record's
+    entry as the file's: the overlays noted with the record differ (bundlereuse.since_state)."""
+    output = tmp_path / "bundle.json"
+    _compiled(plain_repo, output, cache=True)
+    indicator = next((plain_repo / PARTNER / "indicator").glob("*.yaml"))
+    overlay = plain_repo / PARTNER / "_overlay.yaml"
+    overlay.write_text(f"{_object_id(indicator)}:\n  labels: [tagged-by-overlay]\n", encoding="utf-8")
+    assert b"tagged-by-overlay" in _compiled(plain_repo, output, cache=True)[0]  # type: ignore[operator]
+    overlay.unlink()
+    real_write = store.BuildCache._write
+
+    def full_disk(cache: BuildCache, name: str, *args: Any, **kwargs: Any) -> None:
+        if name in (store._INDEX_FILE, store._INDEX_DELTA_FILE):
+            raise OSError(28, "No space left on device")
+        real_write(cache, name, *args, **kwargs)
+
+    identities = BuildCache.open(plain_repo, context_key(plain_repo)).index_identities()
+    with monkeypatch.context() as patched:
+        patched.setattr(store.BuildCache, "_write", full_disk)
+        build(plain_repo, as_of=AS_OF, cache=True, output=None)
+    build(plain_repo, as_of=AS_OF, cache=True, output=None)
+    assert BuildCache.open(plain_repo, context_key(plain_repo)).index_identities() == identities
+    expected = _compiled(plain_repo, tmp_path / "uncached.json", cache=False)
+    cached = _compiled(plain_repo, output, cache=True)
+    assert expected[0] is not None and b"tagged-by-overlay" not in expected[0]
+    assert cached[0] == expected[0]
+
+
+OLD_NS = 1_500_000_000 * 10**9  # as test_buildcache._age dates files
+
+
+def _edit_by_hand(path: Path) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "x_note: edited by hand\n", encoding="utf-8")
+    _age(path)
+
+
 def test_a_changed_or_missing_previous_bundle_is_not_reused(plain_repo: Path, tmp_path: Path) -> None:
     output = tmp_path / "bundle.json"
     assert _compiled_with_record(plain_repo, output)[0] is not None

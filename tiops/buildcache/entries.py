@@ -87,6 +87,18 @@ def defaults_key(defaults: Defaults) -> str | None:
 _UNNAMED_OBJECT = "None"
 
 
+def overlay_digest(overlay: dict[str, Any]) -> str:
+    """The digest of a partner folder's whole ``_overlay.yaml`` (as :func:`overlay_signature` writes
+    lines), "?" when marshal cannot write it (such a folder is not cached: :func:`defaults_key`).
+
+    A folder's key leaves its overlay out; what a bundle record notes of each folder holds this
+    too (tiops.bundlereuse.since_state), since the overlay lines are part of an entry's name."""
+    try:
+        return hashlib.sha256(marshal.dumps(list(overlay.items()), 0)).hexdigest()
+    except ValueError:
+        return "?"
+
+
 def overlay_signature(overlay: dict[str, Any] | None, ids: Sequence[str]) -> str:
     """The digest of the lines of a partner folder's ``_overlay.yaml`` that can change the objects
     with ``ids`` (a file's, FileIndex.ids): "" when none does (and for any file outside partner

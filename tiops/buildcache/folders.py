@@ -27,13 +27,17 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 from tiops.buildcache.entries import FileEntry, StaleEntry
 from tiops.load import IntelObject
 from tiops.validate.indexed import FileIndex
 from tiops.validate.reference_index import ListedReference
+
+# Files not taken with their folder whole, past which BundleFiles.kept_by_count is not tried: each
+# costs two bisections of the record's names, where kept_places makes one dict look-up per file.
+_MOST_SINGLE = 4096
 
 # What a folder group keeps: folder key, file names, blob ids, objects per file, merged stored index, and
 # what the merged index does not tell apart for each file: how many load findings, object findings,
@@ -340,6 +344,49 @@ class BundleFiles(Sequence[Any]):
             made = self._folder_files[number] = self._parts[number].files()
         return made
 
+    def kept_by_count(self, names: Sequence[str], index: Mapping[str, tuple[Any, ...]], gone: Iterable[str],
+                      folder_keys: Mapping[str, str | None], most_single: int = _MOST_SINGLE
+                      ) -> tuple[int, list[int], set[int]] | None:
+        """:meth:`kept_places` without an entry name for each file, for a record written by the very build
+        that saved the stat index ``index`` (with ``gone``, its paths this load did not take or remember)
+        and whose folders had the keys ``folder_keys`` they have now: how many files the record lists
+        unchanged, the places of the other files, and the record places of the entries no file keeps.
+
+        Each file taken unchanged then has the blob id that build had for it, under the same folder key:
+        a folder taken whole is kept whole, uncounted name by name. Any other file is looked for in
+        ``names`` (the record's entry names, sorted) by bisection, as is the entry its path had under the
+        blob the index holds for it (a file changed, or gone since). None, for :meth:`kept_places`, with
+        more than ``most_single`` such files, or when the count does not come to every entry listed.
+        """
+        kept = 0
+        others: list[int] = []
+        dropped: set[int] = set()
+        singles = 0
+        for number, part in enumerate(self._parts):
+            if type(part) is FolderEntry:
+                kept += part.file_count
+                continue
+            singles += 1
+            if singles > most_single:
+                return None
+            entry = part.entry
+            if entry is not None and not part.parsed and _listed(names, entry):
+                kept += 1
+                continue
+            others.append(self._starts[number])
+            relative = part.relative
+            record = index.get(relative)
+            if record is not None:
+                place = _listed_by_path(names, record[4], relative, folder_keys)
+                if place is not None:  # read afresh, its entry named again or not: the listed one goes
+                    dropped.add(place)
+        for relative in gone:
+            record = index.get(relative)
+            place = _listed_by_path(names, record[4], relative, folder_keys) if record is not None else None
+            if place is not None:
+                dropped.add(place)
+        return (kept, others, dropped) if kept + len(dropped) == len(names) else None
+
     def kept_places(self, position: Mapping[str, int]) -> tuple[dict[int, int], list[int]]:
         """Which files a bundle record lists unchanged: the record place of each such file's entry
         (``position``: entry name -> place) mapped to the file's place here, and the places of the
@@ -366,3 +413,23 @@ class BundleFiles(Sequence[Any]):
             else:
                 kept_at[at] = start
         return kept_at, others
+
+
+def _listed(names: Sequence[str], entry: str) -> bool:
+    """Whether ``entry`` is one of ``names`` (sorted)."""
+    place = bisect.bisect_left(names, entry)
+    return place < len(names) and names[place] == entry
+
+
+def _listed_by_path(names: Sequence[str], blob: str, relative: str, folder_keys: Mapping[str, str | None]) -> int | None:
+    """The place among ``names`` (sorted entry names) of the entry of the file at ``relative`` with
+    ``blob`` under its folder's key (tiops.buildcache.entry_name: blob id, path and key, then the
+    overlay lines' signature if any), or None when none is listed."""
+    key = folder_keys.get(relative[:relative.rfind("/") + 1])
+    if key is None:
+        return None
+    start = f"{blob}\0{relative}\0{key}"
+    place = bisect.bisect_left(names, start)
+    if place < len(names) and names[place].startswith(start) and names[place][len(start):len(start) + 1] in ("", "\0"):
+        return place
+    return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tiops.buildcache.whole import (
     _HelperEntry,
     _keyed_object_folders,
     _parse_file,
+    folder_overlays,
 )
 from tiops.config import Config, load_config
 from tiops.forkwork import run_in_order
@@ -93,6 +94,10 @@ class IndexedLoad:
     cache: BuildCache
     reused_files: int = 0
     parsed_files: int = 0
+    # The key of each folder walked (its path and a slash -> tiops.buildcache.whole's folder key; None
+    # where the cache keeps no entry): what a file's entry name holds besides its blob id and path.
+    folder_keys: dict[str, str | None] = field(default_factory=dict)
+    folder_overlays: dict[str, str] = field(default_factory=dict)  # each partner folder's overlay_digest
 
 
 def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
@@ -132,7 +137,9 @@ def load_repo_indexed(root: Path, *, progress: Progress = no_progress,
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
         total = sum(len(folder[4]) for folder in folders)
-        loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=True, prefetched=prefetched))
+        loaded = IndexedLoad(repo, [], BuildCache.open(root, context, lazy=True, prefetched=prefetched),
+                             folder_keys={relative_prefix: key for _, relative_prefix, _, key, _ in folders},
+                             folder_overlays=folder_overlays(folders))
         cache = loaded.cache
         if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(total):
             # A first `tiops validate`: every file is parsed, checked and kept, a forked helper taking part.

@@ -197,6 +197,10 @@ class BuildCache:
         self._new_index: dict[str, tuple[int, int, int, int, str]] = {}
         self.rejected: list[str] = []  # files ignored as corrupt or foreign (for tests and --verbose)
         self.read_identities: dict[str, bytes] = {}  # each file read and trusted, by name: _identity
+        self._written_identities: dict[str, bytes] = {}  # each file written whole, by name: _identity
+        # What index_identities() gives the next run, as the last save left the stat index and its delta
+        # (saved_index_identities); None before a save, or after one that failed part way.
+        self._saved_index: tuple[bytes | None, bytes | None] | None = None
         # Entries stored in this run, by shard: not yet spilled (with their size), and (offset, length,
         # CRC-32) of spilled chunks.
         self._pending: dict[int, list[_StoredEntry]] = {}
@@ -804,6 +808,7 @@ class BuildCache:
         (a later :meth:`lookup` misses it, which only costs a parse).
         """
         self._note_taken()
+        self._saved_index = None
         try:
             kept_out_of_git(self.folder)
             remove_abandoned(self.folder, ".", _TEMPORARY)  # what a save killed part way left (_write)
@@ -830,16 +835,20 @@ class BuildCache:
                 else:
                     (self.folder / _shard_name(number)).unlink(missing_ok=True)
                     (self.folder / _objects_name(number)).unlink(missing_ok=True)
+            saved_index = self.index_identities()
             if self._index_payload is not None:  # handed over made (_hand_over)
                 self._write_payload(_INDEX_FILE, self._index_payload, dated=self._began_ns)
                 (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
+                saved_index = (self._written_identities.get(_INDEX_FILE), None)
             elif self._dirty or self._index_changed():
                 delta = self._index_delta()
                 if delta is not None:
                     self._write(_INDEX_DELTA_FILE, delta, dated=self._began_ns)
+                    saved_index = (saved_index[0], self._written_identities.get(_INDEX_DELTA_FILE))
                 else:
                     self._write(_INDEX_FILE, self._whole_new_index(), dated=self._began_ns)
                     (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
+                    saved_index = (self._written_identities.get(_INDEX_FILE), None)
             elif self._delta_stale:
                 (self.folder / _INDEX_DELTA_FILE).unlink(missing_ok=True)
             # Folder groups last: one names files by the stat index's blob ids, so the index comes first.
@@ -849,6 +858,15 @@ class BuildCache:
         finally:
             self._close_spill()
         self._dirty.clear()
+        self._saved_index = saved_index
+
+    def saved_index_identities(self) -> tuple[bytes | None, bytes | None] | None:
+        """What :meth:`index_identities` will give the next run, as the last :meth:`save` left the stat
+        index and its delta; None before a save, or after one that did not finish.
+
+        A bundle record notes it (tiops.bundlereuse): the next compile that reads the very index this
+        one saved knows that each file it takes unchanged is one this compile listed."""
+        return self._saved_index
 
     def _index_delta(self) -> dict[str, Any] | None:
         """The new stat index as a delta of the index read, when it is a small one: the records this build
@@ -891,9 +909,11 @@ class BuildCache:
         (:meth:`_hand_over`): a forked child shares this process's pages only until the compile
         writes to them, and at a million objects the two held 1.5 GB more than this process alone.
         """
-        def saved() -> bool:
+        def saved() -> tuple[bytes | None, bytes | None] | bool:
             self.save()
-            return True
+            # What the next run will read of the stat index (saved_index_identities), for the bundle record
+            # this process writes (tiops.bundlereuse.since_state); True when it is not known.
+            return self.saved_index_identities() or True
 
         saving: Beside | HandedSave | None = None
         if helper and new_process:
@@ -1143,18 +1163,22 @@ class BuildCache:
         # (kill -9, a CI job cancelled) is one nothing else removes, and a shard's objects part or the
         # bundle record is megabytes; the next save removes it (save, remove_abandoned).
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=f".{os.getpid()}{_TEMPORARY}")
+        checksum = _checksum(payload)
         try:
             with os.fdopen(handle, "wb") as out:
                 # Three writes, not one joined copy: a million-object bundle record is over 100 MB.
                 out.write(_MAGIC)
-                out.write(_checksum(payload))
+                out.write(checksum)
                 write_in_pieces(out.write, payload)
-            if dated is not None and dated < os.stat(temporary).st_mtime_ns:
+            written = os.stat(temporary).st_mtime_ns
+            if dated is not None and dated < written:
                 os.utime(temporary, ns=(dated, dated))
+                written = os.stat(temporary).st_mtime_ns  # as the file system keeps it: whole seconds on some
             rename_over(temporary, self.folder / name)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        self._written_identities[name] = _identity_of(checksum, len(_MAGIC) + _CHECKSUM_SIZE + len(payload), written)
 
 
 def _checksum(payload: bytes | memoryview, crc: int = 0) -> bytes:
@@ -1175,7 +1199,12 @@ def _identity(raw: bytes, written: int | None) -> bytes:
     time ``written``: its checksum, its size and that time. A checksum of 32 bits alone could be
     another index's; one with the same size and the same time to the nanosecond is not."""
     head = len(_MAGIC)
-    return raw[head:head + _CHECKSUM_SIZE] + len(raw).to_bytes(8, "big") + (written or 0).to_bytes(8, "big", signed=True)
+    return _identity_of(raw[head:head + _CHECKSUM_SIZE], len(raw), written)
+
+
+def _identity_of(checksum: bytes, size: int, written: int | None) -> bytes:
+    """:func:`_identity` of a file of ``size`` bytes with ``checksum``, modified at ``written``."""
+    return checksum + size.to_bytes(8, "big") + (written or 0).to_bytes(8, "big", signed=True)
 
 
 # A cache file read: the modification time of the file read (None: none read), its bytes (None: absent,

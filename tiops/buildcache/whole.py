@@ -27,6 +27,7 @@ from tiops.buildcache.entries import (
     context_key,
     defaults_key,
     entry_name,
+    overlay_digest,
     overlay_signature,
 )
 from tiops.buildcache.folders import folder_group
@@ -78,6 +79,9 @@ class CachedLoad:
     # "blob NUL entry key" -> the objects of that file, when asked for (entry_objects): what a
     # bundle record (tiops.bundlereuse) notes of each entry, without keeping each file's result.
     entry_objects: dict[str, list[IntelObject]] | None = None
+    # Each folder's key, as tiops.buildcache.indexed.IndexedLoad.folder_keys (a bundle record notes them).
+    folder_keys: dict[str, str | None] = field(default_factory=dict)
+    folder_overlays: dict[str, str] = field(default_factory=dict)  # as IndexedLoad.folder_overlays
 
     def prechecked(self) -> Prechecked:
         return Prechecked(self.object_findings, self.references, self.malformed_ids)
@@ -100,6 +104,12 @@ def _folder_files(folders: list[tuple[str, str, Defaults, str | None, list[str]]
     repository path, defaults and :func:`entry_key` (None: not cacheable)."""
     return [(prefix + name, relative_prefix + name, defaults, None if known is None else f"{relative_prefix}{name}\0{known}")
             for prefix, relative_prefix, defaults, known, names in folders for name in names]
+
+
+def folder_overlays(folders: list[tuple[str, str, Defaults, str | None, list[str]]]) -> dict[str, str]:
+    """The :func:`overlay_digest` of each of :func:`_keyed_object_folders`' folders that has an overlay, by its repository path."""
+    return {relative_prefix: overlay_digest(defaults.overlay)
+            for _, relative_prefix, defaults, _, _ in folders if defaults.overlay}
 
 
 def _keyed_object_folders(intel: Path, root: Path, repo: Repo) -> list[tuple[str, str, Defaults, str | None, list[str]]]:
@@ -151,6 +161,8 @@ def load_repo_cached(root: Path, *, progress: Progress = no_progress,
     parsing = replace(config, source=reading)  # files parsed get the bytes just hashed
     with paused_gc():
         folders = _keyed_object_folders(intel, root, repo)
+        loaded.folder_keys = {relative_prefix: key for _, relative_prefix, _, key, _ in folders}
+        loaded.folder_overlays = folder_overlays(folders)
         files = _folder_files(folders)
         groups = _GroupMaker(cache, folders) if make_groups and fresh is None else None
         if fresh is None and not cache.holds_entries() and not cache._index and fork_helper(len(files)):
