@@ -15,6 +15,7 @@ from tiops.gitrepo import (
     changed_paths,
     head_commit,
     head_commit_time,
+    head_read_ahead,
     resolve_revision,
 )
 from tiops.inputs import InputProblem
@@ -201,3 +202,24 @@ def test_changed_paths_of_a_repository_in_a_subfolder_are_relative_to_it(tmp_pat
     (outer / "elsewhere" / "readme.md").write_text("changed\n")
     (outer / "elsewhere" / "new.md").write_text("new\n")
     assert changed_paths(root, base) == {"intel/a.yaml", "intel/b.yaml"}
+
+
+def test_head_read_ahead_answers_with_the_commit_checked_out_when_it_began(repo: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    first = git(repo, "rev-parse", "HEAD").strip()
+    with head_read_ahead(repo):
+        (repo / "intel" / "a.yaml").write_text("a: 2\n", encoding="utf-8")
+        git(repo, "commit", "-qam", "second")
+        assert head_commit(repo) == first  # the build's own commit, asked at its start and its end alike
+        assert head_commit(repo) == first
+    second = git(repo, "rev-parse", "HEAD").strip()
+    assert second != first and head_commit(repo) == second  # after the block, git is asked again
+    outside = tmp_path / "not-a-repository"
+    outside.mkdir()
+    with head_read_ahead(outside):
+        assert head_commit(outside) is None
+    with head_read_ahead(repo):
+        pass  # never asked: its git process is stopped and waited for
+    monkeypatch.setenv("PATH", os.fspath(tmp_path / "no-git-here"))
+    with head_read_ahead(repo):
+        assert head_commit(repo) is None  # no git to start: asked as ever, which says none

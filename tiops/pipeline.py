@@ -23,6 +23,7 @@ from tiops.enrich.lock import kept_checks, lock_digest
 from tiops.errors import TiopsError
 from tiops.findings import Finding, sort_findings
 from tiops.forkwork import resident_bytes, room_for_a_copy
+from tiops.gitrepo import head_read_ahead
 from tiops.load import IntelObject, Repo, fork_helper, helpers_wanted, load_repo
 from tiops.locate import kept_positions, resolve_locations
 from tiops.memory import hold_until_exit, paused_gc
@@ -163,6 +164,7 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
     # One pipeline: the collector would rescan every loaded object (tiops.memory). A cold
     # build has the enrichment lock's work done beside it (tiops.enrich.beside).
     with paused_gc(), contextlib.ExitStack() as beside:
+        beside.enter_context(head_read_ahead(root))  # HEAD's commit found beside the build (build.json)
         if cache and not trace:
             if not _has_cache_entries(root):
                 # Without a cache yet every file is parsed either way, and the plain route
