@@ -138,6 +138,7 @@ def test_texts_with_line_breaks_are_kept_as_a_list() -> None:
     lambda s: (s[0], s[1][:-8], *s[2:]),  # one length short
     lambda s: (s[0], s[1], s[2] + "x\n", *s[3:]),  # more text than the lengths say
     lambda s: (s[0], s[1], s[2], s[3][:-1], *s[4:]),  # a flag short
+    lambda s: (s[0], s[1], s[2], bytes([4]) + s[3][1:], *s[4:]),  # a flag no entry has
     lambda s: (*s[:4], (99).to_bytes(8, "little") * (len(s[4]) // 8), *s[5:]),  # no such marking list
     lambda s: ("b\na\n", *s[1:]),  # names out of order
     lambda s: (*s[:6], {"nobody": (1, (), ())}),  # counts for an entry it does not list
@@ -150,3 +151,12 @@ def test_damaged_columns_are_not_read(damage: object) -> None:
     stored = entries.stored()
     assert RecordedEntries.load(stored) is not None
     assert RecordedEntries.load(damage(stored)) is None  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_summary_without_some_entries_is_the_summary_of_the_others(seed: int) -> None:
+    rng = random.Random(seed)
+    marks = {f"{rng.getrandbits(64):016x}\0intel/file-{n}.yaml": _mark(rng, n) for n in range(rng.randint(1, 60))}
+    entries = _through_marshal(_columns(marks))
+    dropped = set(rng.sample(range(len(entries)), rng.randint(0, len(entries))))
+    assert entries.summary_without(dropped) == entries.summary(set(range(len(entries))) - dropped)

@@ -385,6 +385,8 @@ class RecordedEntries:
             return None
         if not all(map(operator.lt, names, itertools.islice(names, 1, None))):  # sorted, each once (in C)
             return None
+        if flags and max(flags) > cls._SOURCED | cls._ENRICHED:
+            return None  # a flag no entry has: summary_without counts the two by value
         for name, extra in extras.items():
             if not (type(name) is str and type(extra) is tuple and len(extra) == 3 and type(extra[0]) is int
                     and type(extra[1]) in _ID_LISTS and type(extra[2]) in _ID_LISTS):

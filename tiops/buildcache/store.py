@@ -727,6 +727,8 @@ class BuildCache:
 
     def _whole_new_index(self) -> dict[str, tuple[int, int, int, int, str]]:
         """The new stat index, every record: the index read but the paths gone, with the records made in this run."""
+        if not self._index:
+            return self._new_index  # no index read (a first build): every record is one made in this run
         gone = self._gone()
         whole = dict(self._index) if not gone else {r: record for r, record in self._index.items() if r not in gone}
         whole.update(self._new_index)
