@@ -154,9 +154,12 @@ def test_damaged_columns_are_not_read(damage: object) -> None:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_a_summary_without_some_entries_is_the_summary_of_the_others(seed: int) -> None:
+@pytest.mark.parametrize("marking_lists", [3, 40])  # a count per list, or one count of all
+def test_a_summary_without_some_entries_is_the_summary_of_the_others(seed: int, marking_lists: int) -> None:
     rng = random.Random(seed)
-    marks = {f"{rng.getrandbits(64):016x}\0intel/file-{n}.yaml": _mark(rng, n) for n in range(rng.randint(1, 60))}
+    lists = [[f"marking-definition--{number:04d}"] for number in range(marking_lists)]
+    marks = {f"{rng.getrandbits(64):016x}\0intel/file-{n}.yaml": _mark(rng, n)._replace(markings=rng.choice(lists))
+             for n in range(rng.randint(1, 120))}
     entries = _through_marshal(_columns(marks))
     dropped = set(rng.sample(range(len(entries)), rng.randint(0, len(entries))))
     assert entries.summary_without(dropped) == entries.summary(set(range(len(entries))) - dropped)

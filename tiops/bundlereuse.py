@@ -31,6 +31,7 @@ import itertools
 import operator
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -448,7 +449,9 @@ class RecordedEntries:
         both = flags.count(self._SOURCED | self._ENRICHED)
         sourced = flags.count(self._SOURCED) + both
         enriched = flags.count(self._ENRICHED) + both
-        uses = [marking_at.count(index) for index in range(len(self.marking_sets))]
+        # A count per list in C while there are few (they are by first use, a handful in a repository).
+        uses = ([marking_at.count(index) for index in range(len(self.marking_sets))] if len(self.marking_sets) <= 16
+                else list(map(Counter(marking_at).__getitem__, range(len(self.marking_sets)))))
         for place in dropped:
             sourced -= bool(flags[place] & self._SOURCED)
             enriched -= bool(flags[place] & self._ENRICHED)

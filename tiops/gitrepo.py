@@ -82,15 +82,15 @@ class _HeadAhead:
 
     def commit(self) -> str | None:
         if not self._read:
-            self._read = True
-            out, _ = self._process.communicate()
+            out, _ = self._process.communicate()  # interrupted (Ctrl-C), it is asked again, or close() stops git
             self._commit = (out.decode("utf-8", "surrogateescape").strip() or None) if self._process.returncode == 0 else None
+            self._read = True
         return self._commit
 
     def close(self) -> None:
-        if not self._read:
-            self._read = True
-            self._process.kill()  # never asked for: the block ended first (an error, Ctrl-C)
+        """Stop git if it was never asked (the block ended first: an error, Ctrl-C), and wait for it."""
+        if self._process.returncode is None:
+            self._process.kill()
             self._process.communicate()
 
 

@@ -187,8 +187,9 @@ def build(root: Path, *, progress: Progress = no_progress, as_of: str | None = N
             bundle_sha256 = hashlib.sha256(bundle).hexdigest()
         else:
             bundle, bundle_sha256 = b"", write_bundle(objects, output).sha256
-    metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
-                "objects": len(objects)}
+        # Within the block: HEAD's commit is the one read ahead, which the as-of time came from too.
+        metadata = {**build_metadata(root, outcome, rule_set, moment), "bundle_sha256": bundle_sha256,
+                    "objects": len(objects)}
     traces = all_traces(repo, outcome) if trace else None
     hold_until_exit(repo, objects, outcome)
     return BuildResult(bundle, len(objects), findings, metadata, traces, output)
