@@ -342,8 +342,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
                 except StaleEntry:
                     return None
                 written = _write_spliced(loaded.cache, record_name, key, output, spliced,
-                                         bundlereuse.since_state(loaded.cache.saved_index_identities(),
-                                                                 loaded.folder_keys, loaded.folder_overlays))
+                                         _listed_against(loaded, loaded.cache.saved_index_identities()))
                 counts = RulesOutcome(objects=[], changed=spliced.changed_by_rules,
                                       dropped_by_rules=spliced.dropped_by_rules,
                                       dropped_by_cascade=spliced.dropped_by_cascade)
@@ -367,8 +366,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     except StaleEntry:
         return None
     return _compile_recorded(root, repo, findings, loaded.cache, moment, output, marks, record_name,
-                             bundlereuse.since_state(loaded.cache.saved_index_identities(), loaded.folder_keys,
-                                                     loaded.folder_overlays))
+                             _listed_against(loaded, loaded.cache.saved_index_identities()))
 
 
 def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path | None,
@@ -426,16 +424,21 @@ def _save_helper(files: int) -> tuple[bool, bool]:
 
 
 def _saved_first(loaded: CachedLoad, saving: Any) -> dict[str, Any] | None:
-    """What the bundle record of a first build notes of the cache its save left (tiops.bundlereuse.since_state):
+    """What the bundle record of a first build notes of the cache its save left (:func:`_listed_against`):
     waited for, when a helper saves it beside the compile (a forked one tells the stat index it wrote; a
     new process does not, and the record then notes nothing)."""
+    if saving is None:
+        return _listed_against(loaded, loaded.cache.saved_index_identities())
+    outcome = saving.result()
+    return _listed_against(loaded, outcome if type(outcome) is tuple else None)
+
+
+def _listed_against(loaded: IndexedLoad | CachedLoad,
+                    identities: tuple[bytes | None, bytes | None] | None) -> dict[str, Any] | None:
+    """What a bundle record notes of the cache its entries were listed against (tiops.bundlereuse.since_state):
+    the stat index its build saved (``identities``), and the load's folder keys and overlays."""
     from tiops import bundlereuse
 
-    if saving is None:
-        identities = loaded.cache.saved_index_identities()
-    else:
-        outcome = saving.result()
-        identities = outcome if type(outcome) is tuple else None
     return bundlereuse.since_state(identities, loaded.folder_keys, loaded.folder_overlays)
 
 
