@@ -485,7 +485,7 @@ def _since_load(loaded: IndexedLoad) -> SinceLoad | None:
     identities = cache.index_identities()
     if identities[0] is None:
         return None
-    return SinceLoad(identities, cache._index, cache._gone, loaded.folder_keys, loaded.folder_overlays)
+    return SinceLoad(identities, cache.stat_index(), cache.gone_paths, loaded.folder_keys, loaded.folder_overlays)
 
 
 def _reusable_lines(repo: Repo, output: Path | None) -> tuple[RuleSet, bool]:

@@ -59,7 +59,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -216,8 +216,7 @@ class BuildCache:
         # added to _used only when something needs those (_note_taken): a check that writes nothing
         # does not spend a set insertion per file on them.
         self._taken: list[Any] = []
-        self._taken_names: list[str] = []  # their entry names, once noted
-        self._noted_files: list[Any] = []  # and the files themselves
+        self._noted_files: list[Any] = []  # those noted (_note_taken)
         self._taken_total = 0  # files taken unchanged and noted, folders' included: the index's own records
         self._gone_paths: set[str] | None = None  # _gone's answer, until a file is taken or remembered
         # Folders taken whole (tiops.buildcache.folders): (relative prefix, folder key, names, blobs), noted
@@ -667,7 +666,8 @@ class BuildCache:
 
     def _note_taken(self) -> None:
         """Count the files taken unchanged among those the new stat index keeps as they were read (a
-        record made in this run wins: _whole_new_index), and their entry names among those used (settle).
+        record made in this run wins: _whole_new_index), and note them and the folders taken whole as
+        used (settle).
 
         Their records are not copied into a new index: a one-file recompile at 100k objects spent
         0.02 s making 48k paths and inserting them, to find the same records in it later."""
@@ -676,7 +676,6 @@ class BuildCache:
             return
         self._taken, self._taken_folders = [], []
         self._taken_total += len(taken) + sum(len(names) for _, _, names, _ in folders)
-        self._taken_names.extend(map(_ENTRY_NAME, taken))
         self._noted_files.extend(taken)
         self._noted_folders.extend(folders)
 
@@ -719,6 +718,14 @@ class BuildCache:
                 both.update(relative for relative in here if relative[len(relative_prefix):] in names_here)
         return both
 
+    def stat_index(self) -> Mapping[str, tuple[int, int, int, int, str]]:
+        """The stat index as read, its delta applied (relative path -> lstat record and blob id); not to change."""
+        return self._index
+
+    def gone_paths(self) -> set[str]:
+        """The paths of the stat index read that this run neither took unchanged nor remembered (files gone)."""
+        return self._gone()
+
     def _index_changed(self) -> bool:
         """Whether the new stat index differs from the index read: a record made in this run that is
         not the one read, or a path gone."""
@@ -756,7 +763,7 @@ class BuildCache:
                     if (now := made.get(relative)) is None or now[4] != record[4]}):
                 self._read_shard(number)
             self._unread.clear()
-        names = self._taken_names
+        names = list(map(_ENTRY_NAME, self._noted_files))
         # Entries used per shard (every pair in _used and every name taken was found in its shard,
         # numbered by its blob's first byte as _shard_of does): a shard whose entries were all
         # used needs no look at each of them. Counted in C over the names (entry_name: the blob first).
@@ -1054,7 +1061,6 @@ class BuildCache:
         self.read_identities.pop(_INDEX_FILE, None)
         self._used = set()
         self._taken = []
-        self._taken_names = []
         self._noted_files = []
         self._taken_total = 0
         self._gone_paths = None
