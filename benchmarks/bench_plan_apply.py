@@ -112,11 +112,13 @@ def full_compile(root: Path) -> tuple[float, list[dict[str, Any]]]:
 
 def timed_plan(store: Store, compiled: list[dict[str, Any]], settings: TargetSettings) -> tuple[Plan, float]:
     start = time.perf_counter()
-    digests = BundleDigests.of(compiled)
-    manifest = store.manifest()
-    wanted = ids_to_read(compiled, manifest, settings, digests)
-    stored = store.current_objects(wanted) if wanted else {}
-    plan = make_plan(compiled, manifest, stored, settings, supports_delete=True, source_commit=None, digests=digests)
+    with paused_gc():  # as tiops plan reads the target and plans (tiops.apply.Session.plan)
+        digests = BundleDigests.of(compiled)
+        manifest = store.manifest()
+        wanted = ids_to_read(compiled, manifest, settings, digests)
+        stored = store.current_objects(wanted) if wanted else {}
+        plan = make_plan(compiled, manifest, stored, settings, supports_delete=True, source_commit=None,
+                         digests=digests)
     return plan, time.perf_counter() - start
 
 

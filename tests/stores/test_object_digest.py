@@ -7,7 +7,6 @@ existed get it by a migration.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -117,7 +116,7 @@ def test_plans_made_with_and_without_the_stored_digest_are_the_same(database: Da
             indicator(6),
         ]
         with_digests = plan_for(store, compiled)
-        without = {i: dataclasses.replace(s, object_digest=None) for i, s in store.manifest().items()}
+        without = {i: s._replace(object_digest=None) for i, s in store.manifest().items()}
         assert all(s.object_digest is None for s in without.values())
         assert plan_for(store, compiled, without).to_json() == with_digests.to_json()
         assert {(c.action, c.id[-1]) for c in with_digests.changes} == {

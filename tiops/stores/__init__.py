@@ -14,11 +14,11 @@ import os
 import re
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from tiops.errors import TiopsError, UsageError
 from tiops.forkwork import process_alive as process_alive  # the stores' lock holders
@@ -26,8 +26,7 @@ from tiops.redact import register_secret
 from tiops.stix import canonical_json
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(NamedTuple):
     """What a store holds as the current version of one object.
 
     ``digest`` is :func:`content_digest` of that version. ``by_tiops`` says the
@@ -39,6 +38,11 @@ class StoredVersion:
     the same object digest is the stored version, so a plan needs neither its content
     digest nor its timestamps. It is a shortcut, not part of the version: it is left
     out of comparisons and of the plan file.
+
+    A named tuple, not a frozen dataclass: a plan reads one per object the target holds, and a
+    frozen dataclass sets each field through ``object.__setattr__``, 0.07 s of a no-change
+    ``tiops plan`` at 100k objects against 0.004 s (docs/performance.md, "The manifest's entries
+    as named tuples").
     """
 
     modified: str
@@ -46,7 +50,21 @@ class StoredVersion:
     revoked: bool = False
     by_tiops: bool = True
     managed: bool = True
-    object_digest: str | None = field(default=None, compare=False)
+    object_digest: str | None = None
+
+    # The version is the first five fields: object_digest is left out, as a dataclass field with
+    # compare=False would be (ordering is not defined for versions and is left as the tuple's).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredVersion):
+            return NotImplemented
+        return self[:_VERSION_FIELDS] == other[:_VERSION_FIELDS]
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self[:_VERSION_FIELDS])
 
     def to_json(self) -> list[Any]:
         return [self.modified, self.digest, self.revoked, self.by_tiops, self.managed]
@@ -55,6 +73,9 @@ class StoredVersion:
     def from_json(cls, data: list[Any]) -> StoredVersion:
         modified, digest, revoked, by_tiops, managed = data
         return cls(str(modified), str(digest), bool(revoked), bool(by_tiops), bool(managed))
+
+
+_VERSION_FIELDS = 5  # StoredVersion's fields that make the version: all but object_digest
 
 
 Manifest = Mapping[str, StoredVersion]
