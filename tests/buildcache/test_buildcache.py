@@ -215,6 +215,30 @@ def test_a_changed_defaults_file_reparses_its_folder_only(example_repo: Path) ->
     assert again.parsed_files == len(list(defaults.parent.glob("*.yaml"))) - 1
 
 
+def test_a_stat_record_holds_one_int_for_equal_times_and_the_index_reads_them_back_equal(tmp_path: Path) -> None:
+    """A file whose modification and change times are equal gets one int object for both in its stat
+    record, so marshal writes the second as a reference (a smaller stat index, read faster); the
+    index reads back the very values, and different times stay different."""
+    import marshal
+
+    written = tmp_path / "written.yaml"
+    written.write_text("type: x\n")  # written once: both times the write's, on the file systems tests run on
+    info = os.lstat(written)
+    record = _stat_record(info)
+    assert record == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    if info.st_mtime_ns == info.st_ctime_ns:
+        assert record[1] is record[2]
+    os.utime(written, ns=(OLD * 10**9, OLD * 10**9))  # the change time stays the utime's own: now
+    aged = os.lstat(written)
+    assert aged.st_mtime_ns != aged.st_ctime_ns
+    assert _stat_record(aged) == (aged.st_size, aged.st_mtime_ns, aged.st_ctime_ns, aged.st_ino)
+    shared = (5, 1796428052546532401, 1796428052546532401, 7, "b" * 40)
+    apart = (5, 1796428052546532401, int("1796428052546532401"), 7, "b" * 40)
+    assert apart[1] is not apart[2]
+    assert len(marshal.dumps({"a": shared})) < len(marshal.dumps({"a": apart}))
+    assert marshal.loads(marshal.dumps({"a": shared})) == {"a": apart}
+
+
 def test_blob_id_is_what_git_prints(tmp_path: Path) -> None:
     import subprocess
 

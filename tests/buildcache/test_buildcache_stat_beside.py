@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from varied_repo import build_outcome, clean_repository
 
-from tiops.buildcache import load_repo_cached, load_repo_indexed, stats
+from tiops.buildcache import indexed, load_repo_cached, load_repo_indexed, stats
 from tiops.buildcache.folders import bundle_files
 from tiops.forkwork import can_fork
 
@@ -85,8 +85,8 @@ def test_the_helper_takes_its_share_of_the_lstats_of_unchanged_files(tmp_path: P
     assert len(reused) == alone[1] > 250
     assert reused <= lstats_alone
     # With the helper, this process looked at none of the files of the helper's share (the first
-    # of them as walked, stats._HELPER_SHARE), and at each of its own; and at the edited file.
-    split = int(len(walked) * stats._HELPER_SHARE)
+    # of them as walked, the warm build's share: indexed._HELPER_SHARE), and at each of its own; and at the edited file.
+    split = int(len(walked) * indexed._HELPER_SHARE)
     theirs, ours = set(walked[:split]) & reused, set(walked[split:]) & reused
     assert len(theirs) > 100 and len(ours) > 50
     assert not theirs & lstats_beside

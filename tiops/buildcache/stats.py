@@ -24,12 +24,12 @@ Folders = list[tuple[str, str, Defaults, str | None, list[str]]]
 
 
 def changed_files(cache: BuildCache, folders: Folders, total: int, helper: bool,
-                  meanwhile: Callable[[], None] | None = None) -> set[int]:
+                  meanwhile: Callable[[], None] | None = None, share: float | None = None) -> set[int]:
     """The positions, in walk order, of the ``total`` files of ``folders`` that are not the file their
     stat index record describes (:func:`_changed_here`). With a ``helper`` (tiops.load.fork_helper),
-    a forked helper takes the first :data:`_HELPER_SHARE` of them; ``meanwhile`` runs here before
-    this process takes its own share (work that needs no lstat, while the helper takes its)."""
-    split = int(total * _HELPER_SHARE) if helper and cache._index else 0
+    a forked helper takes the first ``share`` of them (:data:`_HELPER_SHARE` unless given); ``meanwhile``
+    runs here before this process takes its own share (work that needs no lstat, while the helper takes its)."""
+    split = int(total * (_HELPER_SHARE if share is None else share)) if helper and cache._index else 0
     beside = _changed_beside_read(cache, folders, split) if split else None
     try:
         if meanwhile is not None:
@@ -55,8 +55,8 @@ def _changed_verdict(beside: Beside, cache: BuildCache) -> set[int] | None:
     return None
 
 
-# The share of the lstats a forked helper takes: this process has other work meanwhile (the
-# folder groups of a warm build, tiops.buildcache.indexed), so it takes fewer.
+# The share of the lstats a forked helper takes unless the caller gives one (a warm build gives its
+# own, tiops.buildcache.indexed: it has other work meanwhile, the folder groups).
 _HELPER_SHARE = 0.55
 
 
