@@ -187,7 +187,7 @@ def _load_indexed_folders(loaded: IndexedLoad, folders: list[tuple[str, str, Def
     cache.read_ahead(read_ahead)
     if after_stats is not None:
         after_stats(loaded)
-    index_get = cache._index.get
+    index_get = cache.stat_index().get
     files = loaded.files
     position = done = 0
     for prefix, relative_prefix, defaults, folder_key, names in folders:
@@ -261,7 +261,7 @@ def _groups_as_recorded(cache: BuildCache, folders: list[tuple[str, str, Default
     takes a few hundredths of a second at 100k files (a lookup of every file's record, a check of every
     group): made while the forked helper takes its lstats, rather than after them.
     """
-    index_get = cache._index.get
+    index_get = cache.stat_index().get
     recorded: dict[str, Any] = {}
     for _, relative_prefix, defaults, folder_key, names in folders:
         if folder_key is None or defaults.overlay:
