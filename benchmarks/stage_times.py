@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # (module, attribute path, label): the stages of tiops.pipeline's build through the cache.
 STAGES = (
     ("tiops.buildcache.store", "BuildCache.open", "open the cache"),
-    ("tiops.buildcache.indexed", "changed_files", "lstats against the stat index, folder groups checked"),
+    ("tiops.buildcache.indexed", "changed_files", "lstats, groups checked"),
     ("tiops.buildcache", "load_repo_indexed", "load through the cache"),
     ("tiops.validate", "validate_indexed", "checks"),
     ("tiops.buildcache.store", "BuildCache.save", "save the cache"),
