@@ -6,6 +6,7 @@ Every test compares the plan made through the record with the plan made by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -233,6 +234,95 @@ def test_a_touched_file_keeps_the_record(repo: Path) -> None:
     path.write_bytes(path.read_bytes())  # new times, same content (a git checkout does this)
     recorded, full, built = plans(repo)
     assert not built and recorded.to_json() == full.to_json()
+
+
+def aged(root: Path) -> None:
+    """Every file of ``root`` dated a day back and the record taken again by a plan that builds: the
+    record's lstats are then all older than its racy bound, as in a repository not written just now."""
+    old = 1_700_000_000 * 10**9
+    for path in root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and ".tiops" not in path.parts:
+            os.utime(path, ns=(old, old))
+    (root / lastbuild.RECORD_PATH).unlink()  # new times, same contents: the record would hold, by blob ids
+    session = open_session(root)
+    try:
+        session.plan()
+    finally:
+        session.close()
+    record = lastbuild.read_record(root)
+    assert record is not None and all(state[1] == old for state in record.inputs.files.values())
+
+
+def test_a_record_that_holds_is_told_by_the_lstats_of_one_walk(repo: Path, verdict_where: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every file as recorded (and none written in the second before the record), the record
+    holds without a blob id worked out or the build's inputs made: current_inputs is never called."""
+    aged(repo)
+    record = lastbuild.read_record(repo)
+    assert record is not None
+    listing = lastbuild.listed_against(repo, load_config(repo)[0], record.inputs)
+    assert listing.as_recorded and listing.files == lastbuild.list_files(repo, load_config(repo)[0])
+    called: list[int] = []
+    real = lastbuild.current_inputs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        called.append(os.getpid())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lastbuild, "current_inputs", counted)
+    recorded, full, built = plans(repo)
+    assert not built and not recorded.has_changes and recorded.to_json() == full.to_json()
+    # plans() also makes a full plan without the cache, which never asks for the inputs.
+    assert called == []
+
+
+@pytest.mark.parametrize("change", [edit_file, add_file, delete_file, change_defaults, change_rules, change_lock,
+                                    "touch", "same size and time", "chmod", "racy", "link"])
+def test_a_file_not_as_recorded_is_seen_by_the_one_walk(repo: Path, change: Any) -> None:
+    """Any file added, removed or with another lstat than recorded (or one the record's racy bound
+    cannot vouch for) makes the one walk say no; the inputs are then compared as before, and a
+    plan is the plan of a full build."""
+    aged(repo)
+    record = lastbuild.read_record(repo)
+    assert record is not None
+    path = repo / "intel" / "objects.yaml"
+    if change == "touch":
+        os.utime(path, ns=(1_700_000_100 * 10**9,) * 2)
+    elif change == "same size and time":
+        before = path.stat()
+        path.write_text(path.read_text().replace("C2 address", "C2 ADDRESS", 1))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # only the change time moves
+    elif change == "chmod":
+        path.chmod(0o600)
+    elif change == "racy":
+        # The very lstat recorded, but dated after the record's racy bound: a write in the same
+        # moment as the record would leave the same lstat, so only the content can tell.
+        now = record.inputs.taken_ns
+        os.utime(path, ns=(now, now))
+        files = {**record.inputs.files, "intel/objects.yaml": (*_state(path), record.inputs.files["intel/objects.yaml"][4])}
+        record = dataclasses.replace(record, inputs=dataclasses.replace(record.inputs, files=files))
+    elif change == "link":
+        (repo / "intel" / "linked.yaml").symlink_to(path)
+    else:
+        change(repo)
+    listing = lastbuild.listed_against(repo, load_config(repo)[0], record.inputs)
+    assert not listing.as_recorded
+    if change == "link":
+        assert listing.files is None
+        return
+    if change in ("touch", "chmod", "racy"):  # the same content: the record holds, by its blob ids
+        inputs = lastbuild.current_inputs(repo, load_config(repo)[0], record.inputs.as_of,
+                                          [(record.inputs.files, record.inputs.taken_ns - lastbuild.RACY_NS)],
+                                          against=record.inputs, listing=listing)
+        assert inputs is not None and inputs.same_as(record.inputs)
+    if change != "racy":
+        recorded, full, _ = plans(repo)
+        assert recorded.to_json() == full.to_json()
+
+
+def _state(path: Path) -> tuple[int, int, int, int]:
+    info = os.lstat(path)
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
 def stored(root: Path, statement: str, *params: Any) -> None:

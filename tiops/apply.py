@@ -459,9 +459,9 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
     recorded: list[lastbuild.KnownBlobs] = (
         [] if record is None else [(record.inputs.files, record.inputs.taken_ns - lastbuild.RACY_NS)])
 
-    def inputs_now() -> lastbuild.BuildInputs | None:
+    def inputs_now(listing: lastbuild.Listing | None = None) -> lastbuild.BuildInputs | None:
         return lastbuild.current_inputs(root, config, as_of, recorded, more=lambda: lastbuild.build_cache_blobs(root),
-                                        against=None if record is None else record.inputs)
+                                        against=None if record is None else record.inputs, listing=listing)
 
     if record is not None:
         # Nothing the build reads changed, most likely: the build waits until the plan needs it,
@@ -472,7 +472,12 @@ def open_session(root: Path, target: str | None = None, *, progress: Progress = 
         built: list[tuple[lastbuild.BuildInputs | None, Sequence[dict[str, Any]]]] = []
 
         def holds() -> bool:
-            inputs = inputs_now()
+            # Every file with its recorded lstat: the record holds, told as the files are listed (no
+            # blob id worked out, no inputs built). Otherwise those lstats are compared as ever.
+            listing = lastbuild.listed_against(root, config, recorded_inputs)
+            if listing.as_recorded and recorded_inputs.code == lastbuild.code_key() and recorded_inputs.as_of == as_of:
+                return True
+            inputs = inputs_now(listing)
             return inputs is not None and inputs.same_as(recorded_inputs)
 
         def build_and_take() -> Sequence[dict[str, Any]]:

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tiops
 from tiops.config import Config
@@ -144,7 +144,7 @@ KnownBlobs = tuple[Mapping[str, Sequence[Any]], int]
 
 def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterable[KnownBlobs] = (),
                    more: Callable[[], KnownBlobs | None] | None = None, *,
-                   against: BuildInputs | None = None) -> BuildInputs | None:
+                   against: BuildInputs | None = None, listing: Listing | None = None) -> BuildInputs | None:
     """The inputs of a build of ``root`` now; None when they cannot be recorded (a link, an unreadable file).
 
     Blob ids come from ``known`` where a file's lstat allows. While the inputs may still
@@ -153,10 +153,15 @@ def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterabl
     reading it has a cost) or hashed. Once they cannot, the rest is left pending (blob id
     '') for :func:`complete_inputs` after the build, which finds most of them in the
     build cache's index that the build has just written.
+
+    ``listing``: the files' lstats taken already (:func:`listed_against`), and when.
     """
-    taken_ns = time.time_ns()
+    if listing is None:
+        taken_ns = time.time_ns()
+        listed = list_files(root, config)
+    else:
+        taken_ns, listed = listing.taken_ns, listing.files
     code = code_key()
-    listed = list_files(root, config)
     if listed is None:
         return None
     theirs = against.files if against is not None else {}
@@ -249,8 +254,35 @@ def unchanged_during(root: Path, config: Config, inputs: BuildInputs) -> bool:
     return True
 
 
+class Listing(NamedTuple):
+    """The files a build may read with their lstats (:func:`list_files`; None: one is a link or special
+    file), when they were taken, and whether each is the file a record describes (:func:`listed_against`)."""
+
+    taken_ns: int
+    files: dict[str, os.stat_result] | None
+    as_recorded: bool
+
+
 def list_files(root: Path, config: Config) -> dict[str, os.stat_result] | None:
     """Every file a build of ``root`` may read, by path, with its lstat; None when one is a link or special file."""
+    return _listed(root, config, None, 0)[0]
+
+
+def listed_against(root: Path, config: Config, recorded: BuildInputs) -> Listing:
+    """:func:`list_files` with, in the same pass, whether every file listed has the very lstat ``recorded``
+    holds for it, taken before its racy bound and with a blob id, and no other file is recorded.
+
+    Then the record holds for these files without a blob id worked out: the test :func:`current_inputs`
+    makes of each file against the record, made as the files are listed rather than after. A no-change
+    plan asks it of every file; at 88k files the second pass took 0.1 s of the 0.37 s.
+    """
+    taken_ns = time.time_ns()
+    files, as_recorded = _listed(root, config, recorded.files, recorded.taken_ns - RACY_NS)
+    return Listing(taken_ns, files, as_recorded and files is not None and len(files) == len(recorded.files))
+
+
+def _listed(root: Path, config: Config, recorded: Mapping[str, FileState] | None,
+            racy_from: int) -> tuple[dict[str, os.stat_result] | None, bool]:
     root_text = os.fspath(root)
     skipped = {".git", ".tiops", *_store_files(root, config)}
     output = _inside(root, config.root / config.output_dir)
@@ -259,39 +291,60 @@ def list_files(root: Path, config: Config) -> dict[str, os.stat_result] | None:
     if output is not None and not any(_overlaps(output, folder) for folder in read):
         skipped.add(output)
     found: dict[str, os.stat_result] = {}
-    if not _walk(root_text, "", skipped, found):
-        return None
+    walk = _Walk(found, recorded, racy_from)
+    if not walk.walk(root_text, "", skipped):
+        return None, False
     for folder in (config.intel_path, config.rules_path):
         if _inside(root, folder) is None and os.path.isdir(folder):  # outside the root: keyed by absolute path
             absolute = os.path.abspath(folder)
-            if not _walk(absolute, absolute + "/", set(), found):
-                return None
-    return found
+            if not walk.walk(absolute, absolute + "/", set()):
+                return None, False
+    return found, walk.as_recorded
 
 
-def _walk(top: str, prefix: str, skipped: set[str], found: dict[str, os.stat_result]) -> bool:
-    pending = [(top, prefix)]
-    while pending:
-        directory, relative = pending.pop()
-        try:
-            entries = os.scandir(directory)
-        except OSError:
-            return False
-        with entries:
-            for entry in entries:
-                path = relative + entry.name
-                if path in skipped:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((entry.path, path + "/"))
-                elif entry.is_file(follow_symlinks=False):
-                    try:
-                        found[path] = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        return False
-                else:
-                    return False  # a symbolic link or a special file
-    return True
+class _Walk:
+    """Lists files into ``found``; with ``recorded``, also tells whether each is the file recorded (:func:`listed_against`)."""
+
+    def __init__(self, found: dict[str, os.stat_result], recorded: Mapping[str, FileState] | None,
+                 racy_from: int) -> None:
+        self.found = found
+        self.recorded = recorded
+        self.racy_from = racy_from
+        self.as_recorded = recorded is not None
+
+    def walk(self, top: str, prefix: str, skipped: set[str]) -> bool:
+        """False when a link or special file is met, or a folder cannot be listed."""
+        found, recorded, racy_from = self.found, self.recorded, self.racy_from
+        pending = [(top, prefix)]
+        while pending:
+            directory, relative = pending.pop()
+            try:
+                entries = os.scandir(directory)
+            except OSError:
+                return False
+            with entries:
+                for entry in entries:
+                    path = relative + entry.name
+                    if path in skipped:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((entry.path, path + "/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        try:
+                            info = found[path] = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            return False
+                        if self.as_recorded:
+                            # current_inputs' test of a file against its record, inline: this runs once per file.
+                            earlier = recorded.get(path)  # type: ignore[union-attr]
+                            if not (earlier is not None and len(earlier) == 5 and earlier[1] == info.st_mtime_ns
+                                    and earlier[1] < racy_from and earlier[0] == info.st_size
+                                    and earlier[2] == info.st_ctime_ns and earlier[3] == info.st_ino
+                                    and isinstance(earlier[4], str) and earlier[4]):
+                                self.as_recorded = False
+                    else:
+                        return False  # a symbolic link or a special file
+        return True
 
 
 def _store_files(root: Path, config: Config) -> list[str]:
