@@ -42,7 +42,7 @@ class StoredVersion(NamedTuple):
     A named tuple, not a frozen dataclass: a plan reads one per object the target holds, and a
     frozen dataclass sets each field through ``object.__setattr__``: reading the manifest of a
     100k-object SQLite store took 0.28 s that way against 0.23 s (docs/performance.md, "Other
-    layouts of the 100k objects, and two smaller costs"). As the dataclass, it equals only another
+    layouts of the 100k objects, and costs per file"). As the dataclass, it equals only another
     StoredVersion and has no order.
     """
 
