@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,29 +128,40 @@ def test_a_plan_after_apply_skips_the_build_and_equals_a_full_one(repo: Path) ->
     assert applied.exit_code == 0 and f"no changes, {full.unchanged} unchanged" in applied.output
 
 
-def test_the_files_are_walked_beside_the_reading_of_the_target(repo: Path, verdict_where: str,
+@pytest.mark.parametrize("racy", ["racy", "aged"])
+def test_the_files_are_walked_beside_the_reading_of_the_target(repo: Path, verdict_where: str, racy: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """With a helper, this process never walks the files for a plan the record makes: the helper
-    does, while this process reads the store; without one, this process does, once."""
+    does, while this process reads the store; without one, this process does, once. Whether the
+    record's files are racy (written in the second before it) or not, which decides whether the
+    walk alone tells the verdict (lastbuild.listed_against), the walks are the same."""
     walked_here: list[int] = []
-    real = lastbuild.current_inputs
+    real = lastbuild._listed
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         walked_here.append(os.getpid())  # a forked helper appends to its own copy
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lastbuild, "current_inputs", counted)
+    if racy == "aged":
+        aged(repo)
+    else:  # every file dated now, after the record: none can be told by its lstat (a slow fixture cannot change that)
+        now = time.time_ns()
+        for path in (repo / "intel" / "objects.yaml", repo / "intel" / "more" / "more.yaml"):
+            os.utime(path, ns=(now, now))
+    monkeypatch.setattr(lastbuild, "_listed", counted)
     recorded, full, built = plans(repo)
     assert not built and not recorded.has_changes and recorded.to_json() == full.to_json()
     assert walked_here == ([] if verdict_where == "beside" else [os.getpid()])
-    edit_file(repo)  # the record no longer holds: the files are walked here once, before the build
+    edit_file(repo)  # the record no longer holds
     walked_here.clear()
     session = open_session(repo)
     try:
         assert session.plan().has_changes and session.built
     finally:
         session.close()
-    assert walked_here == ([os.getpid()] if verdict_where == "beside" else [os.getpid()] * 2)
+    # Here: once before the build (its inputs) and once after it (lastbuild.unchanged_during); and,
+    # without a helper, once for the verdict.
+    assert walked_here == ([os.getpid()] * 2 if verdict_where == "beside" else [os.getpid()] * 3)
 
 
 def edit_file(root: Path) -> None:
@@ -318,6 +330,35 @@ def test_a_file_not_as_recorded_is_seen_by_the_one_walk(repo: Path, change: Any)
     if change != "racy":
         recorded, full, _ = plans(repo)
         assert recorded.to_json() == full.to_json()
+
+
+@pytest.mark.parametrize("change", [new_commit, new_code])
+def test_a_new_commit_or_code_is_seen_with_every_file_as_recorded(repo: Path, change: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    aged(repo)
+    if change is new_code:
+        change(repo, monkeypatch)
+    else:
+        change(repo)
+    record = lastbuild.read_record(repo)
+    assert record is not None and lastbuild.listed_against(repo, load_config(repo)[0], record.inputs).as_recorded
+    recorded, full, built = plans(repo)
+    assert built, f"{change.__name__}: the files alone were taken for the whole record"
+    assert recorded.to_json() == full.to_json()
+
+
+@pytest.mark.parametrize("field", [0, 1, 2, 3])  # size, modification time, change time, inode
+def test_each_part_of_a_files_lstat_is_compared(repo: Path, field: int) -> None:
+    aged(repo)
+    record = lastbuild.read_record(repo)
+    assert record is not None
+    config = load_config(repo)[0]
+    assert lastbuild.listed_against(repo, config, record.inputs).as_recorded
+    state = list(record.inputs.files["intel/objects.yaml"])
+    state[field] -= 1  # still older than the record's racy bound
+    files = {**record.inputs.files, "intel/objects.yaml": tuple(state)}
+    other = dataclasses.replace(record.inputs, files=files)
+    assert not lastbuild.listed_against(repo, config, other).as_recorded  # type: ignore[arg-type]
 
 
 def _state(path: Path) -> tuple[int, int, int, int]:
