@@ -1,0 +1,87 @@
+"""The installed code's fingerprint (tiops.installed), which binds the build cache and the last build's record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tiops
+from tiops.buildcache import context_key
+
+PACKAGE = Path(tiops.__file__).resolve().parent
+
+FINGERPRINT_AND_CONTEXT = (
+    "import sys; from pathlib import Path; import tiops; from tiops.installed import package_fingerprint; "
+    "from tiops.buildcache import context_key; assert tiops.__file__.startswith(sys.argv[1]), tiops.__file__; "
+    "print(package_fingerprint(), context_key(Path(sys.argv[2])))"
+)
+
+
+def installed_copy(folder: Path, dated: int) -> Path:
+    """A copy of this tiops under ``folder``, as an install writes it: every file new, dated ``dated``."""
+    target = folder / "tiops"
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in target.rglob("*"):
+        os.utime(path, ns=(dated, dated))
+    return folder
+
+
+def fingerprint_and_context(installed: Path, repo: Path) -> tuple[str, str]:
+    """What the copy at ``installed`` computes, in a process of its own (its own import of tiops)."""
+    result = subprocess.run([sys.executable, "-P", "-c", FINGERPRINT_AND_CONTEXT, str(installed), str(repo)],
+                            env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True,
+                            check=True, cwd=repo)
+    fingerprint, context = result.stdout.split()
+    return fingerprint, context
+
+
+def test_the_same_code_installed_again_keeps_its_fingerprint_and_cache_context(tmp_path: Path) -> None:
+    """A CI runner installs tiops anew on every run, each file dated at the install: the cache it restores
+    (docs/ci.md) must still be its own. It was not while the fingerprint held modification times."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "tiops.yaml").write_text("intel: intel\n")
+    first = fingerprint_and_context(installed_copy(tmp_path / "first", 1_700_000_000_000_000_000), repo)
+    again = fingerprint_and_context(installed_copy(tmp_path / "again", 1_800_000_000_000_000_000), repo)
+    assert first == again
+    assert first[1] == context_key(repo)  # and this checkout's own, which holds the same bytes
+
+
+def test_an_edit_changes_the_fingerprint_even_with_its_size_and_time_put_back(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+    before = fingerprint_and_context(installed, repo)
+    engine = installed / "tiops" / "rules" / "engine.py"
+    text = engine.read_bytes()
+    info = engine.stat()
+    edited = text.replace(b"the", b"teh", 1)
+    assert edited != text and len(edited) == len(text)
+    engine.write_bytes(edited)
+    os.utime(engine, ns=(info.st_atime_ns, info.st_mtime_ns))
+    after = fingerprint_and_context(installed, repo)
+    assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_a_file_added_to_the_package_changes_the_fingerprint(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+    before = fingerprint_and_context(installed, repo)
+    (installed / "tiops" / "data" / "extra.json").write_text("{}")
+    assert fingerprint_and_context(installed, repo)[0] != before[0]
+
+
+def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(tmp_path: Path) -> None:
+    """yaml-rs, jsonschema-rs or orjson upgraded without tiops can change what a build gives."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    installed = installed_copy(tmp_path / "site-packages", 1_700_000_000_000_000_000)
+    (installed / "yaml_rs-0.1.6.dist-info").mkdir()
+    before = fingerprint_and_context(installed, repo)
+    assert fingerprint_and_context(installed, repo) == before  # listed, the same every time
+    (installed / "yaml_rs-0.1.6.dist-info").rename(installed / "yaml_rs-0.1.7.dist-info")
+    assert fingerprint_and_context(installed, repo)[0] != before[0]
