@@ -144,3 +144,33 @@ def test_commands_that_read_the_working_tree_refuse_a_tiops_yaml_with_errors(tmp
     result = CliRunner().invoke(main, ["-C", str(root), *command])
     assert result.exit_code == 1, result.output
     assert "colour: unknown key 'colour'" in result.output and f"nothing was {doing}" in result.output
+
+
+@pytest.mark.parametrize(("config", "shown"), [
+    ("intel: .tiops/intel\n", "intel: '.tiops/intel' is inside .tiops/, which holds tiops' own state"),
+    ("rules: .git/rules\n", "rules: '.git/rules' is inside .git/, which holds git's own data"),
+    ("intel: ./.tiops\n", "intel: './.tiops' is inside .tiops/"),
+])
+def test_intel_or_rules_kept_in_a_state_folder_is_refused(make_repo, config: str,  # type: ignore[no-untyped-def]
+                                                          shown: str) -> None:
+    """A plan's check for change leaves .git/ and .tiops/ out (tiops.lastbuild): intel there never reached a store."""
+    root = make_repo({"tiops.yaml": config})
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1
+    assert "error TI110 config-invalid: " + shown in result.output
+
+
+@pytest.mark.parametrize(("path", "refused"), [
+    ("intel", True),  # the intel folder itself: a plan's check for change left the whole folder out
+    (".", True),
+    ("rules", True),
+    ("intel/store.sqlite", False),  # a file among the intel that is not YAML: never read as intel
+    (".tiops/archive.sqlite", False),
+])
+def test_a_sqlite_target_naming_a_folder_the_build_reads_is_refused(make_repo, path: str,  # type: ignore[no-untyped-def]
+                                                                    refused: bool) -> None:
+    root = make_repo({"tiops.yaml": f"targets:\n  archive:\n    type: sqlite\n    path: {path}\n"})
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    message = f"error TI110 config-invalid: targets.archive.path: '{path}' names a folder a build reads"
+    assert (message in result.output) is refused
+    assert (result.exit_code == 1) is refused

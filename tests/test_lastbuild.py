@@ -580,3 +580,19 @@ def test_a_record_killed_while_written_leaves_nothing_behind(repo: Path, monkeyp
     assert built and recorded.to_json() == full.to_json()
     assert lastbuild.read_record(repo) is not None
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".last-build")] == []
+
+
+def test_a_folder_named_like_a_stores_file_is_walked(repo: Path) -> None:
+    """A SQLite target's files are left out of the walk, but only files: a target whose path named a folder
+    left that whole folder out, and an edit there went unseen by the plan."""
+    (repo / "tiops.yaml").write_text("intel: intel\ntargets:\n  archive:\n    type: sqlite\n    path: notes\n")
+    (repo / "notes").mkdir()
+    (repo / "notes" / "x.yaml").write_text("{}")
+    files = lastbuild.list_files(repo, load_config(repo)[0])
+    assert files is not None and "notes/x.yaml" in files
+    (repo / "notes" / "x.yaml").unlink()
+    (repo / "notes").rmdir()
+    (repo / "notes").write_text("a store")  # now the store's file itself, and its log beside it
+    (repo / "notes-wal").write_text("its log")
+    files = lastbuild.list_files(repo, load_config(repo)[0])
+    assert files is not None and "notes" not in files and "notes-wal" not in files and "intel/objects.yaml" in files

@@ -137,24 +137,53 @@ def is_http_url(text: str) -> bool:
 
 
 def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
-    """TI110 for an ``intel`` or ``rules`` folder outside the repository.
+    """TI110 for an ``intel`` or ``rules`` folder outside the repository or inside a folder tiops never reads
+    as input, and for a SQLite target whose file would be one of those folders or hold them.
 
     They are the repository's own files. A path leaving it (``/etc``, ``../other``) would make
     a pull request that edits tiops.yaml read files elsewhere on the machine that checks it,
-    and report what it finds in them into a public CI log.
+    and report what it finds in them into a public CI log. ``.git/`` is git's and ``.tiops/``
+    tiops' own state (its store, caches and the last build's record): what a plan checks for
+    change leaves both out (tiops.lastbuild), so intel kept there would never reach a store.
+    A store's path is a file: one naming the intel folder (or the root) cannot be opened as a store, and
+    what a plan checks for change leaves store files out.
     """
     found = []
     base = os.path.abspath(root)  # normalised; '.' too, whose common path with 'intel' is ''
+    read: list[str] = []
     for key in ("intel", "rules"):
         value = data.get(key)
         if not isinstance(value, str) or not value:
-            continue
+            value = key  # the default folder
         folder = os.path.normpath(os.path.join(base, value))
         if os.path.isabs(value) or os.path.commonpath([base, folder]) != base:
             found.append(make_finding("TI110", f"{key}: {value!r} is outside the repository; {key} is a folder "
                                                "of the repository, relative to tiops.yaml",
                                       Location(CONFIG_FILE, path=(key,))))
+            continue
+        read.append(folder)
+        state = os.path.relpath(folder, base).split(os.sep)[0]
+        if state in _STATE_FOLDERS:
+            found.append(make_finding("TI110", f"{key}: {value!r} is inside {state}/, which holds "
+                                               f"{_STATE_FOLDERS[state]} and is never read as input; keep the "
+                                               f"{key} folder elsewhere in the repository",
+                                      Location(CONFIG_FILE, path=(key,))))
+    targets = data.get("targets")
+    for name, target in (targets.items() if isinstance(targets, dict) else ()):
+        path = target.get("path") if isinstance(target, dict) and target.get("type") == "sqlite" else None
+        if not isinstance(path, str) or not path:
+            continue
+        store = os.path.normpath(os.path.join(base, path))
+        if any(os.path.commonpath([store, folder]) == store for folder in read):
+            found.append(make_finding("TI110", f"targets.{name}.path: {path!r} names a folder a build reads (the "
+                                               "intel or rules, or one holding them); the SQLite store is a file "
+                                               "an apply writes (the default is .tiops/store.sqlite)",
+                                      Location(CONFIG_FILE, path=("targets", name, "path"))))
     return found
+
+
+#: The repository's folders that hold state, not input, and what they hold.
+_STATE_FOLDERS = {".git": "git's own data", ".tiops": "tiops' own state (its store, caches and records)"}
 
 
 def _shown_schema_message(path: tuple[str | int, ...], message: str) -> str:

@@ -284,7 +284,8 @@ def listed_against(root: Path, config: Config, recorded: BuildInputs) -> Listing
 def _listed(root: Path, config: Config, recorded: Mapping[str, FileState] | None,
             racy_from: int) -> tuple[dict[str, os.stat_result] | None, bool]:
     root_text = os.fspath(root)
-    skipped = {".git", ".tiops", *_store_files(root, config)}
+    skipped = {".git", ".tiops"}
+    store_files = frozenset(_store_files(root, config))
     output = _inside(root, config.root / config.output_dir)
     read = [inside for inside in (_inside(root, config.intel_path), _inside(root, config.rules_path))
             if inside is not None]
@@ -292,7 +293,7 @@ def _listed(root: Path, config: Config, recorded: Mapping[str, FileState] | None
         skipped.add(output)
     found: dict[str, os.stat_result] = {}
     walk = _Walk(found, recorded, racy_from)
-    if not walk.walk(root_text, "", skipped):
+    if not walk.walk(root_text, "", skipped, store_files):
         return None, False
     for folder in (config.intel_path, config.rules_path):
         if _inside(root, folder) is None and os.path.isdir(folder):  # outside the root: keyed by absolute path
@@ -312,8 +313,9 @@ class _Walk:
         self.racy_from = racy_from
         self.as_recorded = recorded is not None
 
-    def walk(self, top: str, prefix: str, skipped: set[str]) -> bool:
-        """False when a link or special file is met, or a folder cannot be listed."""
+    def walk(self, top: str, prefix: str, skipped: set[str], skipped_files: frozenset[str] = frozenset()) -> bool:
+        """False when a link or special file is met, or a folder cannot be listed. ``skipped``: paths left
+        out, whatever they are; ``skipped_files``: paths left out unless they are folders (the stores')."""
         found, recorded, racy_from = self.found, self.recorded, self.racy_from
         pending = [(top, prefix)]
         while pending:
@@ -329,6 +331,8 @@ class _Walk:
                         continue
                     if entry.is_dir(follow_symlinks=False):
                         pending.append((entry.path, path + "/"))
+                    elif path in skipped_files:
+                        continue  # a store's file: a folder of that name is walked all the same
                     elif entry.is_file(follow_symlinks=False):
                         try:
                             info = found[path] = entry.stat(follow_symlinks=False)
