@@ -670,3 +670,58 @@ def test_what_tiops_keeps_in_dot_tiops_stays_out_of_git_without_a_gitignore(exam
     assert (example_repo / ".tiops" / "store.sqlite").is_file()
     shown = git("status", "--porcelain", "--untracked-files=all", "--ignored=no").splitlines()
     assert [line for line in shown if ".tiops" in line] == []
+
+
+def test_an_object_another_tool_deleted_is_written_again(tmp_path: Path, store_target: TargetFactory) -> None:
+    """Deleting an object's current row, as another tool may, left its Sentinel rows behind: the apply
+    that wrote the object again met them (a key of their own), and failed the same way every time."""
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1), indicator(2)])
+    apply(root)
+    store = open_store("t", target, root)
+    database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+    mark = "?" if target["type"] == "sqlite" else "%s"
+    for table in ("stix_current", "stix_versions"):
+        database.execute(f"DELETE FROM {table} WHERE id IN ({mark}, {mark})", (IDENTITY, indicator(1)["id"]))
+    if target["type"] != "sqlite":
+        database.commit()
+    store.close()
+    assert make_plan(root).counts["create"] == 2
+    apply(root)
+    assert not make_plan(root).has_changes
+    store = open_store("t", target, root)
+    database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+    try:
+        for view in ("ThreatIntelIndicators", "ThreatIntelObjects", "ThreatIntelligenceIndicator"):
+            id_column = "IndicatorId" if view == "ThreatIntelligenceIndicator" else "Id"
+            rows = database.execute(f"SELECT {id_column}, COUNT(*) FROM {view} GROUP BY {id_column}").fetchall()
+            assert all(count == 1 for _, count in rows), (view, rows)
+        assert len(database.execute("SELECT Id FROM ThreatIntelIndicators").fetchall()) == 2
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_the_trigger_loses_its_orphan_sentinel_rows_when_opened(
+        tmp_path: Path, store_target: TargetFactory) -> None:
+    target = store_target()
+    root = write_repo(tmp_path / "repo", target, [indicator(1), indicator(2)])
+    apply(root)
+    store = open_store("t", target, root)
+    database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+    mark = "?" if target["type"] == "sqlite" else "%s"
+    database.execute("DROP TRIGGER stix_current_sentinel_rows" + ("" if target["type"] == "sqlite" else " ON stix_current"))
+    database.execute(f"DELETE FROM stix_current WHERE id = {mark}", (indicator(1)["id"],))
+    orphans = f"SELECT COUNT(*) FROM tiops_threat_intel_indicators WHERE Id = {mark}"
+    assert database.execute(orphans, (indicator(1)["id"],)).fetchone()[0] == 1  # left behind, as before the trigger
+    if target["type"] != "sqlite":
+        database.commit()
+    store.close()
+    store = open_store("t", target, root)
+    database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
+    try:
+        assert database.execute(orphans, (indicator(1)["id"],)).fetchone()[0] == 0
+        assert database.execute(orphans, (indicator(2)["id"],)).fetchone()[0] == 1
+    finally:
+        store.close()
+    apply(root)
+    assert not make_plan(root).has_changes

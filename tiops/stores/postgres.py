@@ -125,6 +125,10 @@ class PostgresStore:
             if not trigger:  # created once: replacing it would lock stix_current against running applies
                 for statement in shared.POSTGRES_DIGEST_TRIGGER:
                     self._conn.execute(statement)
+            if not self._conn.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = 'stix_current'::regclass",
+                                      (tables.SENTINEL_TRIGGER,)).fetchone():
+                for statement in tables.sentinel_trigger_statements(tables.POSTGRES):
+                    self._conn.execute(statement)
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._conn.execute("SELECT object FROM stix_current")]
                 with self._conn.cursor() as cursor:

@@ -234,6 +234,31 @@ class SentinelRows:
 ID_COLUMNS = ((INDICATOR_TABLE, "Id"), (OBJECT_TABLE, "Id"), ("tiops_indicator_legacy", "IndicatorId"))
 
 
+#: Another tool that deletes an object's row from stix_current (docs/targets.md) left its Sentinel rows
+#: behind, and the apply that wrote the object again met them: a key of their own made every such
+#: apply fail, and ThreatIntelIndicators, which has none, would have shown the old rows beside the new.
+#: A trigger takes them with the row; a store made before it has the rows no current object owns
+#: removed once, when the trigger is made (:func:`sentinel_trigger_statements`).
+SENTINEL_TRIGGER = "stix_current_sentinel_rows"
+
+
+def sentinel_trigger_statements(dialect: Dialect) -> list[str]:
+    """Remove the Sentinel rows of objects with no current row, then make :data:`SENTINEL_TRIGGER`
+    (run once, in the transaction that opens a store without it)."""
+    orphans = [f"DELETE FROM {table} WHERE {column} NOT IN (SELECT id FROM stix_current)" for table, column in ID_COLUMNS]
+    deletes = " ".join(f"DELETE FROM {table} WHERE {column} = OLD.id;" for table, column in ID_COLUMNS)
+    if dialect is POSTGRES:
+        return [
+            *orphans,
+            f"CREATE OR REPLACE FUNCTION tiops_sentinel_rows_gone() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN {deletes} RETURN OLD; END $$",
+            f"CREATE TRIGGER {SENTINEL_TRIGGER} AFTER DELETE ON stix_current\n"
+            "FOR EACH ROW EXECUTE FUNCTION tiops_sentinel_rows_gone()",
+        ]
+    return [*orphans, f"CREATE TRIGGER IF NOT EXISTS {SENTINEL_TRIGGER} AFTER DELETE ON stix_current\n"
+                      f"FOR EACH ROW BEGIN {deletes} END"]
+
+
 def delete_statements(dialect: Dialect, ids: list[tuple[str]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     return [(dialect.sql(f"DELETE FROM {table} WHERE {column} = ?"), list(ids)) for table, column in ID_COLUMNS]
 

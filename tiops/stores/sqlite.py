@@ -45,6 +45,10 @@ def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callab
     def translated(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
+        except sqlite3.IntegrityError as error:  # the file opened: its rows are what disagree
+            raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
+                             hint="A row another tool wrote or left disagrees with what tiops writes; see docs/targets.md, "
+                                  "'The schema', for how another tool may change the store.") from None
         except (sqlite3.Error, OSError) as error:  # OSError: its folder cannot be made
             raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
                              hint=f"Check that targets.{self.target}.path in tiops.yaml names a SQLite file tiops "
@@ -246,6 +250,9 @@ class SqliteStore:
                 self._run_schema(statement)
             self._add_object_digests()
             self._db.execute(shared.SQLITE_DIGEST_TRIGGER)
+            if not self._trigger_exists(tables.SENTINEL_TRIGGER):
+                for statement in tables.sentinel_trigger_statements(tables.SQLITE):
+                    self._db.execute(statement)
             if legacy_table:
                 objects = [orjson.loads(text) for (text,) in self._db.execute("SELECT object FROM stix_current")]
                 self._write_sentinel_rows(objects)
@@ -271,6 +278,9 @@ class SqliteStore:
         for statement in self._deferred_indexes:
             self._db.execute(statement)
         self._deferred_indexes = []
+
+    def _trigger_exists(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone() is not None
 
     def _table_exists(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
