@@ -369,3 +369,45 @@ def test_a_rule_name_with_line_breaks_stays_on_its_line_in_text_and_markdown(pr_
     markdown = render_markdown(diff)
     assert "\r" not in markdown and "\x1b" not in markdown and "\u202e" not in markdown
     assert not any(line.lstrip().startswith(("::", "# APPROVED", "&gt; quoted")) for line in markdown.splitlines())
+
+
+def test_a_base_whose_rules_have_an_error_is_compared_without_them(tmp_path: Path) -> None:
+    """As a base with broken object files is: the change under review may be the one that mends its rules.
+    The whole diff failed, with a hint to run 'tiops validate' in a working tree that had no error."""
+    from pr_repo import git
+
+    root = base_repo(tmp_path / "repo")
+    rules = next((root / "rules" / "ingestion").glob("*.yaml"))
+    good = rules.read_text(encoding="utf-8")
+    rules.write_text(good + "- {name: broken, order: 99, object_types: [indicator], when: {all: []}, actions: []}\n",
+                     encoding="utf-8")
+    git(root, "commit", "-q", "-am", "a rule with an error")
+    rules.write_text(good, encoding="utf-8")  # the working tree mends it
+    result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD"])
+    assert result.exit_code == 0, result.output
+    assert "HEAD (" in result.output and "has 2 validation error(s)" in result.output
+    # Compiled without rules, the base's indicators lack what the mended rule does to them.
+    assert f"rule {RULE}: " in result.output
+    diff = diff_revisions(compile_revision(root, "HEAD"), compile_revision(root, None))
+    assert [effect.cause for effect in diff.effects] == [f"rule {RULE}"] and not diff.added and not diff.removed
+    # The working tree's own broken rules are still refused: 'tiops validate' there shows them.
+    git(root, "checkout", "-q", "HEAD", "--", str(rules))
+    refused = CliRunner().invoke(main, ["-C", str(root), "diff", "base"])
+    assert refused.exit_code == 1 and "the ingestion rules have" in refused.output
+
+
+def test_no_git_to_run_and_no_commit_yet_are_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both said the folder was not a git repository, or that HEAD names no commit, with a hint to name another."""
+    from pr_repo import git
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    git(root, "init", "-q")
+    empty = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD"])
+    assert empty.exit_code == 2 and "the repository has no commit yet" in empty.output
+    assert "Commit the intel first" in empty.output
+    root = base_repo(tmp_path / "committed")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    missing = CliRunner().invoke(main, ["-C", str(root), "diff", "base"])
+    assert missing.exit_code == 2 and "git is not installed, or not on PATH" in missing.output
+    assert "Install git, or put it on PATH" in missing.output and "not inside a git repository" not in missing.output

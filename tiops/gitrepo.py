@@ -23,6 +23,18 @@ class GitFailed(Exception):
     """A git command failed; the message is git's own, the line that says what failed (_gist)."""
 
 
+class GitMissing(GitFailed):
+    """No git program to run (none on PATH)."""
+
+
+class GitUnavailable(LookupError):
+    """A revision cannot be read: there is no git program to read it with."""
+
+
+class NoCommitYet(LookupError):
+    """The repository has no commit for a revision to name."""
+
+
 class UntrustedRepository(LookupError):
     """git refuses the repository: another user owns it (safe.directory), as a CI container's checkout often is."""
 
@@ -31,7 +43,7 @@ def _git(root: Path, *args: str) -> str:
     try:
         done = subprocess.run(["git", "-C", os.fspath(root), *args], capture_output=True, check=False)
     except OSError as error:  # no git on PATH
-        raise GitFailed(f"cannot run git: {error.strerror}") from None
+        raise GitMissing(f"cannot run git: {error.strerror}") from None
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitFailed(_gist(message) or f"git {args[0]} failed")
@@ -224,6 +236,8 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     """
     try:
         _git(root, "rev-parse", "--git-dir")
+    except GitMissing as error:
+        raise GitUnavailable(f"git is not installed, or not on PATH ({error})") from None
     except GitFailed as error:
         if "dubious ownership" in str(error):  # a CI container's checkout, owned by another user than the job's
             raise UntrustedRepository(f"git refuses to read the repository: another user owns it ({error})") from None
@@ -233,12 +247,21 @@ def resolve_revision(root: Path, rev: str) -> tuple[str, str]:
     if names_range(rev):
         raise LookupError(f"{rev!r} is a range of commits, not one commit")
     sha = _peeled_commit(root, rev)
+    if not sha and not _has_commits(root):
+        raise NoCommitYet(f"{rev!r} names no commit: the repository has no commit yet")
     if not sha:
         # A shallow clone cannot tell a misspelt name from one it never fetched: it says both.
         raise LookupError(f"{rev!r} names no commit" + (
             " in this shallow clone: it was not fetched (its history stops before it), or it is misspelt"
             if is_shallow(root) else ""))
     return sha, _commit_time(root, sha)
+
+
+def _has_commits(root: Path) -> bool:
+    try:
+        return bool(_git(root, "rev-list", "-n", "1", "--all").strip())
+    except GitFailed:
+        return True  # cannot tell: the message stays the general one
 
 
 def names_range(rev: str) -> bool:

@@ -26,6 +26,8 @@ from tiops.filesource import FileSource, SharedParses
 from tiops.findings import Finding, Severity
 from tiops.gitrepo import (
     GitRevision,
+    GitUnavailable,
+    NoCommitYet,
     UntrustedRepository,
     fork_point,
     is_shallow,
@@ -233,6 +235,10 @@ def _resolve(root: Path, rev: str) -> tuple[str, str]:
 
 
 def _revision_hint(root: Path, rev: str, error: LookupError | None = None) -> str:
+    if isinstance(error, GitUnavailable):
+        return "Install git, or put it on PATH: revisions are read from the repository through it."
+    if isinstance(error, NoCommitYet):
+        return "Commit the intel first (git add -A && git commit): a revision names a commit."
     if isinstance(error, UntrustedRepository):
         return ("The checkout belongs to another user than the one running tiops (in a CI container, often): trust "
                 "it as git says, git config --global --add safe.directory FOLDER with the folder git names.")
@@ -266,7 +272,7 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         prechecked = None
     findings = validate_repo(repo, progress=progress, prechecked=prechecked,
                              checked=shared.checked if shared is not None else None)
-    compiled = _compile_loaded(repo, findings, label, commit, as_of, shared)
+    compiled = _compile_loaded(repo, findings, label, commit, as_of, shared, skip_invalid_rules=source is not None)
     intel = os.fspath(repo.config.intel_path)
     if source is not None and not source.lexists(intel):
         where = os.path.relpath(intel, os.fspath(root))
@@ -278,8 +284,12 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
 
 
 def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str | None, as_of: AsOf,
-                    shared: SharedWork | None) -> CompiledRevision:
-    outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
+                    shared: SharedWork | None, skip_invalid_rules: bool = False) -> CompiledRevision:
+    """``skip_invalid_rules``: a revision read from git whose rule files have errors is compiled without
+    rules (its note counts the errors), as one with broken object files is compiled without them; the
+    working tree's are refused, and 'tiops validate' there shows them."""
+    outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True,  # the per-object trace
+                                               skip_invalid=skip_invalid_rules)
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)
         for object_id, applications in outcome.applied.items()

@@ -96,10 +96,14 @@ def rule_findings(repo: Repo) -> list[Finding]:
     return load_rules(repo.config)[1]
 
 
-def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = False) -> tuple[RulesOutcome, RuleSet, AsOf]:
+def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = False,
+                     skip_invalid: bool = False) -> tuple[RulesOutcome, RuleSet, AsOf]:
     """The repository's objects after its ingestion rules, the rules, and the as-of time used.
 
     ``record`` keeps what every rule did to every object (for explain and traces).
+    ``skip_invalid``: rule files with errors apply no rule instead of raising RulesInvalid (a
+    revision ``tiops diff`` compares, whose note counts its errors: the change under review may be
+    the one that mends them).
     Locked enrichment is on the objects the rules see; when no rule could tell, it is
     left to the bundle instead (``RulesOutcome.enrichment``, added by tiops.compile).
     """
@@ -119,8 +123,10 @@ def apply_repo_rules(repo: Repo, as_of: AsOf | None = None, *, record: bool = Fa
         return RulesOutcome(objects=list(repo.objects)), empty, as_of or AsOf(None, "none")
     rule_set, findings = load_rules(repo.config)
     errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors:
+    if errors and not skip_invalid:
         raise RulesInvalid(errors)
+    if errors:
+        rule_set = RuleSet((), "")
     as_of = as_of if as_of is not None else resolve_as_of(repo.root)
     if as_of.moment is None and rule_set.needs_as_of:
         needing = next(r for r in rule_set.rules if r.enabled and r.needs_as_of)
