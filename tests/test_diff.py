@@ -386,11 +386,15 @@ def test_a_base_whose_rules_have_an_error_is_compared_without_them(tmp_path: Pat
     result = CliRunner().invoke(main, ["-C", str(root), "diff", "HEAD"])
     assert result.exit_code == 0, result.output
     assert "HEAD (" in result.output and "has 2 validation error(s)" in result.output
-    # Compiled without rules, the base's indicators lack what the mended rule does to them.
+    # Compiled without rules, the base's indicators lack what the mended rule does to them: said so.
     assert f"rule {RULE}: " in result.output
-    diff = diff_revisions(compile_revision(root, "HEAD"), compile_revision(root, None))
+    assert "its ingestion rules have 2 error(s), so it was compiled without them" in result.output
+    diff = diff_revisions(compile_revision(root, "HEAD", as_base=True), compile_revision(root, None))
     assert [effect.cause for effect in diff.effects] == [f"rule {RULE}"] and not diff.added and not diff.removed
-    # The working tree's own broken rules are still refused: 'tiops validate' there shows them.
+    # A head revision's are refused, naming it; the working tree's too: 'tiops validate' there shows them.
+    head = CliRunner().invoke(main, ["-C", str(root), "diff", "base", "HEAD"])
+    assert head.exit_code == 1 and "HEAD (" in head.output and "the ingestion rules have 2 error(s); nothing was compared" in head.output
+    assert "git switch --detach" in head.output
     git(root, "checkout", "-q", "HEAD", "--", str(rules))
     refused = CliRunner().invoke(main, ["-C", str(root), "diff", "base"])
     assert refused.exit_code == 1 and "the ingestion rules have" in refused.output

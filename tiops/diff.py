@@ -163,6 +163,10 @@ def diff_revisions(base: CompiledRevision, head: CompiledRevision) -> Diff:
     notes = tuple(
         f"{rev.label} has {count} validation error(s); its compiled form may be incomplete"
         for rev, count in ((base, _base_errors(base)), (head, head.error_count)) if count
+    ) + tuple(
+        f"{rev.label}: its ingestion rules have {rev.rule_errors} error(s), so it was compiled without them; what "
+        "the rules do shows below as changes, whether or not they changed"
+        for rev in (base, head) if rev.rule_errors
     )
     return Diff(
         base=base.label,

@@ -38,7 +38,7 @@ from tiops.load import IntelObject, Repo, load_repo
 from tiops.locate import kept_positions
 from tiops.memory import paused_gc
 from tiops.progress import Progress, no_progress
-from tiops.rules import AsOf, apply_repo_rules, resolve_as_of
+from tiops.rules import AsOf, RulesInvalid, apply_repo_rules, resolve_as_of
 from tiops.rules.conditions import parse_timestamp
 from tiops.validate import validate_repo
 
@@ -110,6 +110,8 @@ class CompiledRevision:
     # intel path: one from before the intel was added, which compiles to nothing).
     missing_intel_errors: int = 0
     config_error: Finding | None = None  # the first error in its tiops.yaml, which then reads as every default
+    # The errors of its ingestion rules, when it was compiled without them (a base: compile_revision's as_base).
+    rule_errors: int = 0
 
 
 @dataclass
@@ -155,7 +157,7 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
             after = _compile_working_tree_cached(root, progress, shared)
             try:
                 with kept_positions(shared.cached.cache):
-                    before = compile_revision(root, base, progress=progress, shared=shared)
+                    before = compile_revision(root, base, progress=progress, shared=shared, as_base=True)
             finally:
                 shared.cached.cache.settle()
                 shared.cached.cache.save()
@@ -168,7 +170,7 @@ def compile_pair(root: Path, base: str, head: str | None, *, progress: Progress 
             place = f"{where.file}:{where.line}" if where.line else where.file
             raise TiopsError(f"{after.label}: {place}: {after.config_error.message}; nothing was compared",
                              hint=f"Fix tiops.yaml in {head} ('tiops validate' on its checkout shows every finding).")
-        before = compile_revision(root, base, progress=progress, shared=shared)
+        before = compile_revision(root, base, progress=progress, shared=shared, as_base=True)
         return before, after
 
 
@@ -206,10 +208,13 @@ def _compile_working_tree_cached(root: Path, progress: Progress, shared: SharedW
 
 
 def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_progress,
-                     shared: SharedWork | None = None) -> CompiledRevision:
+                     shared: SharedWork | None = None, as_base: bool = False) -> CompiledRevision:
     """Compile ``rev`` of the repository at ``root`` (None: the working tree as it is on disk).
 
-    ``shared``: the work of an earlier call, to reuse (see the module's doc).
+    ``shared``: the work of an earlier call, to reuse (see the module's doc). ``as_base``: ``rev`` is
+    the base of a comparison, compiled without its ingestion rules when they have errors (the change
+    compared may be the one that mends them; :attr:`CompiledRevision.rule_errors` counts them), as a
+    base with broken object files is compiled without those. Another revision's are refused.
     """
     if rev is None:
         return _compile_tree(root, WORKING_TREE, None, resolve_as_of(root), progress, None, shared)
@@ -222,7 +227,7 @@ def compile_revision(root: Path, rev: str | None, *, progress: Progress = no_pro
     with revision:
         # The revision's own commit time is its as-of: the same moment `tiops compile` used there.
         as_of = AsOf(parse_timestamp(committed), "head-commit")
-        compiled = _compile_tree(root, _label(rev, sha), sha, as_of, progress, revision, shared)
+        compiled = _compile_tree(root, _label(rev, sha), sha, as_of, progress, revision, shared, as_base)
     compiled.repo = None  # its files were read from git objects, through a reader that is now closed
     return compiled
 
@@ -262,7 +267,7 @@ def _label(rev: str, sha: str) -> str:
 
 
 def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progress: Progress,
-                  source: FileSource | None, shared: SharedWork | None) -> CompiledRevision:
+                  source: FileSource | None, shared: SharedWork | None, as_base: bool = False) -> CompiledRevision:
     cached = shared.cached if shared is not None and source is not None else None
     if cached is not None and cached.fits(root, source):
         repo = load_repo(root, progress=progress, source=source, parsed=cached)
@@ -272,7 +277,7 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
         prechecked = None
     findings = validate_repo(repo, progress=progress, prechecked=prechecked,
                              checked=shared.checked if shared is not None else None)
-    compiled = _compile_loaded(repo, findings, label, commit, as_of, shared, skip_invalid_rules=source is not None)
+    compiled = _compile_loaded(repo, findings, label, commit, as_of, shared, as_base=as_base)
     intel = os.fspath(repo.config.intel_path)
     if source is not None and not source.lexists(intel):
         where = os.path.relpath(intel, os.fspath(root))
@@ -284,12 +289,20 @@ def _compile_tree(root: Path, label: str, commit: str | None, as_of: AsOf, progr
 
 
 def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str | None, as_of: AsOf,
-                    shared: SharedWork | None, skip_invalid_rules: bool = False) -> CompiledRevision:
-    """``skip_invalid_rules``: a revision read from git whose rule files have errors is compiled without
-    rules (its note counts the errors), as one with broken object files is compiled without them; the
-    working tree's are refused, and 'tiops validate' there shows them."""
-    outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True,  # the per-object trace
-                                               skip_invalid=skip_invalid_rules)
+                    shared: SharedWork | None, as_base: bool = False) -> CompiledRevision:
+    """``as_base``: as for :func:`compile_revision`."""
+    rule_errors = 0
+    try:
+        outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True)  # the per-object trace
+    except RulesInvalid as invalid:
+        if commit is None:
+            raise  # the working tree's: 'tiops validate' shows them
+        if not as_base:
+            raise TiopsError(f"{label}: {invalid}; nothing was compared",
+                             hint=f"Check it out (git switch --detach {commit[:12]}) and run 'tiops validate' "
+                                  "to see them.") from None
+        rule_errors = len(invalid.findings)
+        outcome, _rules, _as_of = apply_repo_rules(repo, as_of, record=True, skip_invalid=True)
     changed_by: dict[str, tuple[str, ...]] = {
         object_id: tuple(a.rule for a in applications if a.changes)
         for object_id, applications in outcome.applied.items()
@@ -311,6 +324,7 @@ def _compile_loaded(repo: Repo, findings: list[Finding], label: str, commit: str
         loaded=ByObject(by_id, _loaded_data),
         error_count=len(blocking_errors(findings)),
         repo=repo,
+        rule_errors=rule_errors,
     )
 
 
