@@ -150,6 +150,7 @@ def test_commands_that_read_the_working_tree_refuse_a_tiops_yaml_with_errors(tmp
     ("intel: .tiops/intel\n", "intel: '.tiops/intel' is inside .tiops/, which holds tiops' own state"),
     ("rules: .git/rules\n", "rules: '.git/rules' is inside .git/, which holds git's own data"),
     ("intel: ./.tiops\n", "intel: './.tiops' is inside .tiops/"),
+    ("intel: .TIOPS/intel\n", "intel: '.TIOPS/intel' is inside .tiops/"),  # one folder where case is ignored
 ])
 def test_intel_or_rules_kept_in_a_state_folder_is_refused(make_repo, config: str,  # type: ignore[no-untyped-def]
                                                           shown: str) -> None:

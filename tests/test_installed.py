@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tiops
-from tiops.buildcache import context_key
 
 PACKAGE = Path(tiops.__file__).resolve().parent
 
@@ -47,7 +48,8 @@ def test_the_same_code_installed_again_keeps_its_fingerprint_and_cache_context(t
     first = fingerprint_and_context(installed_copy(tmp_path / "first", 1_700_000_000_000_000_000), repo)
     again = fingerprint_and_context(installed_copy(tmp_path / "again", 1_800_000_000_000_000_000), repo)
     assert first == again
-    assert first[1] == context_key(repo)  # and this checkout's own, which holds the same bytes
+    # And this checkout's own, whose tiops/schemas is a link to the repository's schemas/ (a wheel holds files).
+    assert fingerprint_and_context(PACKAGE.parent, repo) == first
 
 
 def test_an_edit_changes_the_fingerprint_even_with_its_size_and_time_put_back(tmp_path: Path) -> None:
@@ -75,13 +77,26 @@ def test_a_file_added_to_the_package_changes_the_fingerprint(tmp_path: Path) -> 
     assert fingerprint_and_context(installed, repo)[0] != before[0]
 
 
-def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(tmp_path: Path) -> None:
-    """yaml-rs, jsonschema-rs or orjson upgraded without tiops can change what a build gives."""
+@pytest.mark.parametrize("suffix", [".dist-info", ".egg-info", ".egg"])
+def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(tmp_path: Path, suffix: str) -> None:
+    """yaml-rs, jsonschema-rs or orjson upgraded without tiops can change what a build gives (a system's
+    packages are often installed in setuptools' older forms)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     installed = installed_copy(tmp_path / "site-packages", 1_700_000_000_000_000_000)
-    (installed / "yaml_rs-0.1.6.dist-info").mkdir()
+    (installed / f"yaml_rs-0.1.6{suffix}").mkdir()
     before = fingerprint_and_context(installed, repo)
     assert fingerprint_and_context(installed, repo) == before  # listed, the same every time
-    (installed / "yaml_rs-0.1.6.dist-info").rename(installed / "yaml_rs-0.1.7.dist-info")
+    (installed / f"yaml_rs-0.1.6{suffix}").rename(installed / f"yaml_rs-0.1.7{suffix}")
     assert fingerprint_and_context(installed, repo)[0] != before[0]
+
+
+def test_a_link_back_up_the_package_is_walked_once(tmp_path: Path) -> None:
+    """Links are followed (a checkout's schemas/ is one); two links up the tree walked it for ever."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+    before = fingerprint_and_context(installed, repo)
+    (installed / "tiops" / "data" / "up").symlink_to("..")
+    (installed / "tiops" / "rules" / "up").symlink_to("../..")
+    assert fingerprint_and_context(installed, repo) == before

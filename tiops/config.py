@@ -162,8 +162,10 @@ def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
                                       Location(CONFIG_FILE, path=(key,))))
             continue
         read.append(folder)
-        state = os.path.relpath(folder, base).split(os.sep)[0]
-        if state in _STATE_FOLDERS:
+        # Case folded: a file system that ignores case (macOS, Windows) reads .GIT/intel from .git/.
+        state = next((name for name in _STATE_FOLDERS
+                      if os.path.relpath(folder, base).split(os.sep)[0].casefold() == name), None)
+        if state is not None:
             found.append(make_finding("TI110", f"{key}: {value!r} is inside {state}/, which holds "
                                                f"{_STATE_FOLDERS[state]} and is never read as input; keep the "
                                                f"{key} folder elsewhere in the repository",
@@ -174,12 +176,20 @@ def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
         if not isinstance(path, str) or not path:
             continue
         store = os.path.normpath(os.path.join(base, path))
-        if any(os.path.commonpath([store, folder]) == store for folder in read):
+        if any(_holds(store, folder) for folder in read):
             found.append(make_finding("TI110", f"targets.{name}.path: {path!r} names a folder a build reads (the "
                                                "intel or rules, or one holding them); the SQLite store is a file "
                                                "an apply writes (the default is .tiops/store.sqlite)",
                                       Location(CONFIG_FILE, path=("targets", name, "path"))))
     return found
+
+
+def _holds(outer: str, inner: str) -> bool:
+    """Whether the folder ``outer`` is ``inner`` or holds it (False for paths on two drives of Windows)."""
+    try:
+        return os.path.commonpath([outer, inner]) == outer
+    except ValueError:
+        return False
 
 
 #: The repository's folders that hold state, not input, and what they hold.

@@ -672,21 +672,34 @@ def test_what_tiops_keeps_in_dot_tiops_stays_out_of_git_without_a_gitignore(exam
     assert [line for line in shown if ".tiops" in line] == []
 
 
-def test_an_object_another_tool_deleted_is_written_again(tmp_path: Path, store_target: TargetFactory) -> None:
+@pytest.mark.parametrize("how", ["delete", "delete all", "truncate", "delete from another schema"])
+def test_an_object_another_tool_deleted_is_written_again(tmp_path: Path, store_target: TargetFactory, how: str) -> None:
     """Deleting an object's current row, as another tool may, left its Sentinel rows behind: the apply
     that wrote the object again met them (a key of their own), and failed the same way every time."""
     target = store_target()
+    if target["type"] == "sqlite" and how in ("truncate", "delete from another schema"):
+        pytest.skip("PostgreSQL only: SQLite has no TRUNCATE and no schemas")
     root = write_repo(tmp_path / "repo", target, [indicator(1), indicator(2)])
     apply(root)
     store = open_store("t", target, root)
     database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
     mark = "?" if target["type"] == "sqlite" else "%s"
-    for table in ("stix_current", "stix_versions"):
-        database.execute(f"DELETE FROM {table} WHERE id IN ({mark}, {mark})", (IDENTITY, indicator(1)["id"]))
+    if how == "delete from another schema":  # the trigger works in the store's schema, not the session's
+        schema = database.execute("SELECT current_schema()").fetchone()[0]
+        database.execute("SET search_path = pg_catalog")
+        database.execute(f'DELETE FROM "{schema}".stix_current WHERE id IN (%s, %s)', (IDENTITY, indicator(1)["id"]))
+        database.execute(f'SET search_path = "{schema}"')
+    elif how == "truncate":
+        database.execute("TRUNCATE stix_current, stix_versions")
+    for table in ("stix_current", "stix_versions") if how in ("delete", "delete all") else ():
+        if how == "delete":
+            database.execute(f"DELETE FROM {table} WHERE id IN ({mark}, {mark})", (IDENTITY, indicator(1)["id"]))
+        else:
+            database.execute(f"DELETE FROM {table}")
     if target["type"] != "sqlite":
         database.commit()
     store.close()
-    assert make_plan(root).counts["create"] == 2
+    assert make_plan(root).counts["create"] == (2 if how in ("delete", "delete from another schema") else 3)
     apply(root)
     assert not make_plan(root).has_changes
     store = open_store("t", target, root)
@@ -709,7 +722,11 @@ def test_a_store_made_before_the_trigger_loses_its_orphan_sentinel_rows_when_ope
     store = open_store("t", target, root)
     database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
     mark = "?" if target["type"] == "sqlite" else "%s"
-    database.execute("DROP TRIGGER stix_current_sentinel_rows" + ("" if target["type"] == "sqlite" else " ON stix_current"))
+    if target["type"] == "sqlite":
+        database.execute("DROP TRIGGER stix_current_sentinel_rows")
+    else:
+        database.execute("DROP TRIGGER stix_current_sentinel_rows ON stix_current")
+        database.execute("DROP TRIGGER stix_current_sentinel_truncate ON stix_current")
     database.execute(f"DELETE FROM stix_current WHERE id = {mark}", (indicator(1)["id"],))
     orphans = f"SELECT COUNT(*) FROM tiops_threat_intel_indicators WHERE Id = {mark}"
     assert database.execute(orphans, (indicator(1)["id"],)).fetchone()[0] == 1  # left behind, as before the trigger

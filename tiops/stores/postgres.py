@@ -126,7 +126,7 @@ class PostgresStore:
                 for statement in shared.POSTGRES_DIGEST_TRIGGER:
                     self._conn.execute(statement)
             if not self._conn.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = 'stix_current'::regclass",
-                                      (tables.SENTINEL_TRIGGER,)).fetchone():
+                                      (tables.SENTINEL_TRUNCATE_TRIGGER,)).fetchone():  # made last
                 for statement in tables.sentinel_trigger_statements(tables.POSTGRES):
                     self._conn.execute(statement)
             if legacy_table:
@@ -272,6 +272,8 @@ class PostgresStore:
             raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
         except psycopg.errors.SerializationFailure as error:
             raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
+        except psycopg.IntegrityError as error:
+            raise StoreError(f"postgres target {self.target!r}: {redact(str(error))}", hint=shared.INTEGRITY_HINT) from None
 
     def _check_lock(self, cursor: psycopg.Cursor[Any]) -> None:
         """Within a batch's transaction: raise LockLost unless the lock's session still holds the lock."""

@@ -237,24 +237,40 @@ ID_COLUMNS = ((INDICATOR_TABLE, "Id"), (OBJECT_TABLE, "Id"), ("tiops_indicator_l
 #: Another tool that deletes an object's row from stix_current (docs/targets.md) left its Sentinel rows
 #: behind, and the apply that wrote the object again met them: a key of their own made every such
 #: apply fail, and ThreatIntelIndicators, which has none, would have shown the old rows beside the new.
-#: A trigger takes them with the row; a store made before it has the rows no current object owns
-#: removed once, when the trigger is made (:func:`sentinel_trigger_statements`).
+#: A trigger takes them with the row (in PostgreSQL a second one empties them with a TRUNCATE of
+#: stix_current, which row triggers do not see); a store made before it has the rows no current
+#: object owns removed once, when the triggers are made (:func:`sentinel_trigger_statements`).
 SENTINEL_TRIGGER = "stix_current_sentinel_rows"
+SENTINEL_TRUNCATE_TRIGGER = "stix_current_sentinel_truncate"
 
 
 def sentinel_trigger_statements(dialect: Dialect) -> list[str]:
-    """Remove the Sentinel rows of objects with no current row, then make :data:`SENTINEL_TRIGGER`
-    (run once, in the transaction that opens a store without it)."""
-    orphans = [f"DELETE FROM {table} WHERE {column} NOT IN (SELECT id FROM stix_current)" for table, column in ID_COLUMNS]
-    deletes = " ".join(f"DELETE FROM {table} WHERE {column} = OLD.id;" for table, column in ID_COLUMNS)
+    """Remove the Sentinel rows of objects with no current row, then make :data:`SENTINEL_TRIGGER` (and
+    in PostgreSQL :data:`SENTINEL_TRUNCATE_TRIGGER`, last). Run once, in the transaction that opens a
+    store without them."""
+    # NOT EXISTS, not NOT IN: PostgreSQL compares a NOT IN row by row once the ids outgrow work_mem.
+    orphans = [f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM stix_current c WHERE c.id = {table}.{column})"
+               for table, column in ID_COLUMNS]
     if dialect is POSTGRES:
+        # The trigger's schema, not the deleting session's search_path: one database may hold a store per schema.
+        deletes = " ".join(f"EXECUTE format('DELETE FROM %I.{table} WHERE {column} = $1', TG_TABLE_SCHEMA) USING OLD.id;"
+                           for table, column in ID_COLUMNS)
+        truncate = ", ".join(f"%I.{table}" for table, _ in ID_COLUMNS)
+        schemas = ", ".join("TG_TABLE_SCHEMA" for _ in ID_COLUMNS)
         return [
             *orphans,
-            f"CREATE OR REPLACE FUNCTION tiops_sentinel_rows_gone() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            "CREATE OR REPLACE FUNCTION tiops_sentinel_rows_gone() RETURNS trigger LANGUAGE plpgsql AS $$\n"
             f"BEGIN {deletes} RETURN OLD; END $$",
+            "CREATE OR REPLACE FUNCTION tiops_sentinel_rows_truncated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN EXECUTE format('TRUNCATE {truncate}', {schemas}); RETURN NULL; END $$",
+            f"DROP TRIGGER IF EXISTS {SENTINEL_TRIGGER} ON stix_current",
             f"CREATE TRIGGER {SENTINEL_TRIGGER} AFTER DELETE ON stix_current\n"
             "FOR EACH ROW EXECUTE FUNCTION tiops_sentinel_rows_gone()",
+            f"CREATE TRIGGER {SENTINEL_TRUNCATE_TRIGGER} AFTER TRUNCATE ON stix_current\n"
+            "FOR EACH STATEMENT EXECUTE FUNCTION tiops_sentinel_rows_truncated()",
         ]
+    # SQLite has no TRUNCATE: a DELETE without WHERE runs row triggers (its truncate optimisation is off then).
+    deletes = " ".join(f"DELETE FROM {table} WHERE {column} = OLD.id;" for table, column in ID_COLUMNS)
     return [*orphans, f"CREATE TRIGGER IF NOT EXISTS {SENTINEL_TRIGGER} AFTER DELETE ON stix_current\n"
                       f"FOR EACH ROW BEGIN {deletes} END"]
 

@@ -97,6 +97,11 @@ def check_schema_version(found: int | None, where: str) -> None:
             hint="Upgrade tiops to apply to this store.",
         )
 
+#: The hint of a write refused by one of the store's keys: tiops writes each key once, so the row in the
+#: way is most likely one another tool wrote or left behind.
+INTEGRITY_HINT = ("A row another tool wrote or left behind probably disagrees with what tiops writes: docs/targets.md, "
+                  "'The schema', says how another tool may change the store.")
+
 INSERT_VERSION = """
 INSERT INTO stix_versions (id, version, version_sort, type, revoked, digest, written_by, object, object_digest)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

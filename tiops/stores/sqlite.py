@@ -47,8 +47,7 @@ def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callab
             return method(self, *args, **kwargs)
         except sqlite3.IntegrityError as error:  # the file opened: its rows are what disagree
             raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
-                             hint="A row another tool wrote or left disagrees with what tiops writes; see docs/targets.md, "
-                                  "'The schema', for how another tool may change the store.") from None
+                             hint=shared.INTEGRITY_HINT) from None
         except (sqlite3.Error, OSError) as error:  # OSError: its folder cannot be made
             raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
                              hint=f"Check that targets.{self.target}.path in tiops.yaml names a SQLite file tiops "
