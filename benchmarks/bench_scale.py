@@ -147,8 +147,15 @@ def prepare_repo(work: Path, source: Path | None, size: int, seed: int) -> Path:
 
 
 def edit_one_file(repo: Path) -> Path:
-    """Change one object's name in the first intel file that has a top-level ``name:`` line."""
-    for path in sorted((repo / "intel").rglob("*.yaml")):
+    """Change one object in one file: its name, in the first intel file of the repository's own with a
+    top-level ``name:`` line. Partner intel (a folder ``tiops import`` wrote, with ``_imported.json``) may
+    change only in its source's ``_overlay.yaml`` (docs/import.md): in a repository of partner intel
+    alone, one object's labels are set there."""
+    intel = repo / "intel"
+    partner = sorted({path.parent for path in intel.rglob("_imported.json")})
+    for path in sorted(intel.rglob("*.yaml")):
+        if any(folder in path.parents for folder in partner):
+            continue
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         for number, line in enumerate(lines):
             if line.startswith("name: "):
@@ -157,7 +164,18 @@ def edit_one_file(repo: Path) -> Path:
                 lines[number] = f"{value[:len(value) - len(quote)]} (edited){quote}\n"
                 path.write_text("".join(lines), encoding="utf-8")
                 return path
-    raise SystemExit(f"no intel file with a top-level 'name:' line in {repo}")
+    for folder in partner:
+        overlay = folder / "_overlay.yaml"
+        written = overlay.read_text(encoding="utf-8") if overlay.exists() else ""
+        for path in sorted(folder.rglob("*.yaml")):
+            if path.name.startswith("_"):
+                continue
+            ids = [line[4:].strip().strip("\"'") for line in path.read_text(encoding="utf-8").splitlines()
+                   if line.startswith("id: ")]
+            if ids and f"{ids[0]}:" not in written:
+                overlay.write_text(f"{written}{ids[0]}:\n  labels: [edited]\n", encoding="utf-8")
+                return overlay
+    raise SystemExit(f"no intel file with a top-level 'name:' line, and no partner object to relabel, in {repo}")
 
 
 def site_size(site: Path) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tiops.load import IntelObject, load_repo
@@ -59,3 +59,28 @@ def test_one_pass_over_the_example_repository(example_repo: Path) -> None:
         assert (references, tuple(index)) == _separately(objects)
     relationships = [obj for obj in repo.objects if obj.data["type"] == "relationship"]
     assert relationships and index_objects(relationships, [], [])[1].relationships
+
+
+_POOL_TYPES = ["identity", "indicator", "malware", "marking-definition", "x-custom"]
+_POOL_IDS = [f"{prefix}--{n:08d}-0000-4000-8000-000000000000" for prefix in _POOL_TYPES for n in range(3)]
+
+
+@given(types=st.dictionaries(st.sampled_from(_POOL_IDS), st.sampled_from(_POOL_TYPES), max_size=12),
+       malformed=st.sets(st.sampled_from(_POOL_IDS), max_size=3),
+       targets=st.lists(st.tuples(st.sampled_from(["indicator", "relationship", "malware", "note"]),
+                                  st.sampled_from(["created_by_ref", "object_marking_refs", "source_ref",
+                                                   "target_ref", "object_refs", "x_custom_ref"]),
+                                  st.sampled_from([*_POOL_IDS, "not-an-id", "identity--bad"])), max_size=30))
+@example(types={_POOL_IDS[3]: "indicator", _POOL_IDS[0]: "indicator"}, malformed=set(),  # an identity-- id of an indicator
+         targets=[("note", "object_refs", _POOL_IDS[3]), ("note", "object_refs", _POOL_IDS[0])])
+@settings(max_examples=200, deadline=None)
+def test_reference_verdicts_keyed_by_type_agree_with_each_references_own(
+        types: dict[str, str], malformed: set[str], targets: list[tuple[str, str, str]]) -> None:
+    """unclean_files judges a resolving reference once per (referring type, property, resolved type, id
+    prefix), not once per id: the verdict of every reference must be the one check_references' code
+    gives that reference alone (an id whose object's type is not its prefix's included)."""
+    from tiops.validate.indexed import _ReferenceVerdicts
+
+    shared = _ReferenceVerdicts(types, malformed)
+    for target in targets:
+        assert shared.clean(target) == _ReferenceVerdicts(types, malformed)._judged(*target), target

@@ -310,17 +310,36 @@ class _ReferenceVerdicts:
         # As check_listed_references: the built-in objects' malformed ids with the repository's.
         every_malformed = malformed | {identifier for identifier in BUILTIN_OBJECTS if ID_RE.match(identifier) is None}
         self._checker = _ReferenceChecker(resolvable, every_malformed, False)
+        self._resolvable = resolvable
+        self._malformed = every_malformed
         self._verdicts: dict[tuple[str, str, str], bool] = {}
+        self._by_type: dict[tuple[str, str, str, str], bool] = {}
 
     def clean(self, target: tuple[str, str, str]) -> bool:
+        stix_type, prop, value = target
+        target_type = self._resolvable.get(value)
+        if target_type is not None and value not in self._malformed:
+            # An id that resolves and is well formed: check_references' verdict depends on the referring
+            # type, the property, the type the id resolves to and the type its prefix names, not on the id
+            # itself. Keyed by those, each is judged once, not once per id (real intel references
+            # thousands of distinct ids: 12k files of ATT&CK took 0.09 s a build).
+            key = (stix_type, prop, target_type, value.partition("--")[0])
+            verdict = self._by_type.get(key)
+            if verdict is None:
+                verdict = self._by_type[key] = self._judged(stix_type, prop, value)
+            return verdict
         verdict = self._verdicts.get(target)
         if verdict is None:
-            stix_type, prop, value = target
-            findings = self._checker.findings
-            before = len(findings)
-            self._checker._resolve(_PROBE, stix_type, prop, value, (prop,))
-            verdict = self._verdicts[target] = len(findings) == before
-            del findings[before:]
+            verdict = self._verdicts[target] = self._judged(stix_type, prop, value)
+        return verdict
+
+    def _judged(self, stix_type: str, prop: str, value: str) -> bool:
+        """Whether check_references' own code finds nothing to report on this reference."""
+        findings = self._checker.findings
+        before = len(findings)
+        self._checker._resolve(_PROBE, stix_type, prop, value, (prop,))
+        verdict = len(findings) == before
+        del findings[before:]
         return verdict
 
 
