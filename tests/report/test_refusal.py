@@ -60,3 +60,13 @@ def test_an_output_that_cannot_be_a_folder_is_a_clear_error(example_repo: Path, 
         result = CliRunner().invoke(main, ["-C", str(example_repo), "report", "-o", str(output)])
         assert result.exit_code != 0 and "internal error" not in result.output, result.output
         assert "a-file" in result.output or "cannot write the report" in result.output, result.output
+
+
+def test_report_refuses_to_write_into_the_intel_or_rules(example_repo: Path) -> None:
+    """As compile refuses -o there: the site's pages and data would be committed as intel."""
+    for target in ("intel", "intel/site", "rules/site", "tiops.yaml"):
+        result = CliRunner().invoke(main, ["-C", str(example_repo), "report", "-o", str(example_repo / target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert "is part of the repository's own source" in result.output and "dist/report" in result.output
+    assert not (example_repo / "intel" / "index.html").exists() and not (example_repo / "intel" / "site").exists()
+    assert CliRunner().invoke(main, ["-C", str(example_repo), "report", "-o", str(example_repo / "site")]).exit_code == 0

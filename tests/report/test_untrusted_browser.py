@@ -37,6 +37,7 @@ INTEL = f"""\
   is_family: false
   labels: ["nul\\0byte"]
 """
+LONG_ID = "malware--31111111-2222-4333-8444-555555555555"
 BIDI_CHARACTERS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
@@ -125,4 +126,20 @@ def test_the_browser_escapes_as_the_cli_does(browser: Any, site: Path) -> None:
     page.goto((site / "browse.html").as_uri())
     page.wait_for_selector("#results tbody tr")
     assert page.evaluate("text => TiopsData.printable(text)", sample) == printable(sample)
+    page.close()
+
+
+def test_a_name_of_one_long_word_wraps_on_its_page(browser: Any, make_repo: Callable[[dict[str, str]], Path],
+                                                    tmp_path: Path) -> None:
+    """A 20,000-character name without a space made the object page's title 370,000 pixels wide."""
+    root = make_repo({"intel/long.yaml": f"type: malware\nspec_version: '2.1'\nid: {LONG_ID}\n"
+                                        "created: 2024-01-01T00:00:00.000Z\nmodified: 2024-01-01T00:00:00.000Z\n"
+                                        f"name: LONG{'N' * 20000}\nis_family: false\n"})
+    site = tmp_path / "long-site"
+    build_report(root, site, as_of="2024-11-01")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(object_url(site, LONG_ID))
+    page.wait_for_selector("h1")
+    assert "LONGNNN" in page.evaluate("document.querySelector('h1').textContent")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.close()

@@ -176,6 +176,21 @@ def write_output(path: Path, data: bytes | str, what: str) -> None:
                          hint="Name a file in a folder tiops can create or write.") from None
 
 
+def refuse_repository_source(root: Path, config: Any, target: Path, what: str, *, hint: str) -> None:
+    """-o naming tiops.yaml, or a file or folder under the intel or rules folder: writing ``what`` there would
+    replace the team's own source, or add generated files to it, without a word. The configured output
+    folder is the command's own, even inside one of them (``output: intel/dist``)."""
+    resolved = Path(os.path.realpath(target))
+    sources = [Path(os.path.realpath(root / "tiops.yaml")), Path(os.path.realpath(config.intel_path)),
+               Path(os.path.realpath(config.rules_path))]
+    output_dir = Path(os.path.realpath(root / config.output_dir))
+    if resolved.is_relative_to(output_dir) and not any(s.is_relative_to(output_dir) for s in sources):
+        return
+    if any(resolved == source or resolved.is_relative_to(source) for source in sources):
+        raise UsageError(f"-o {shown_path(target)} is part of the repository's own source (tiops.yaml, the intel "
+                         f"or rules folder); {what} would be written into it", hint=hint)
+
+
 def shown_path(path: Path) -> str:
     """A path as the user typed it: relative to the current folder when under it."""
     try:

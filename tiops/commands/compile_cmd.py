@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import click
 import orjson
@@ -14,6 +12,7 @@ from tiops.commands.common import (
     handle_errors,
     no_cache_option,
     progress_bar,
+    refuse_repository_source,
     repo_root,
     shown_path,
     write_output,
@@ -47,7 +46,8 @@ def compile_command(ctx: click.Context, output: Path | None, as_of: str | None, 
     config = load_config(root)[0]
     target = output if output is not None else root / config.output_dir / "bundle.json"
     if output is not None:
-        _refuse_repository_file(root, config, target)
+        refuse_repository_source(root, config, target, "the bundle",
+                                 hint=f"Write the bundle elsewhere, e.g. the default {config.output_dir}/bundle.json (no -o).")
     # A bundle sent to a pipe or a device (-o /dev/stdout) keeps the stream its own: the summary goes to
     # stderr, and no record is written beside it (in /dev).
     # /dev/stdout redirected to a file is a regular file too, but its folder is /dev: no record there.
@@ -101,16 +101,3 @@ def _is_build_record(path: Path) -> bool:
     return isinstance(data, dict) and "bundle_sha256" in data and "objects" in data
 
 
-def _refuse_repository_file(root: Path, config: Any, target: Path) -> None:
-    """-o naming tiops.yaml or a file under the intel or rules folder would replace the team's own
-    source with the bundle (and put build.json beside it) without a word."""
-    resolved = Path(os.path.realpath(target))
-    sources = [Path(os.path.realpath(root / "tiops.yaml")), Path(os.path.realpath(config.intel_path)),
-               Path(os.path.realpath(config.rules_path))]
-    output_dir = Path(os.path.realpath(root / config.output_dir))
-    if resolved.is_relative_to(output_dir) and not any(s.is_relative_to(output_dir) for s in sources):
-        return  # the configured output folder (output: intel/dist) is compile's own, as without -o
-    if any(resolved == source or resolved.is_relative_to(source) for source in sources):
-        raise UsageError(f"-o {shown_path(target)} is part of the repository's own source (tiops.yaml, the intel "
-                         "or rules folder); compile would replace it with the bundle",
-                         hint=f"Write the bundle elsewhere, e.g. the default {config.output_dir}/bundle.json (no -o).")

@@ -10,6 +10,7 @@ from tiops.commands.common import (
     handle_errors,
     no_cache_option,
     progress_bar,
+    refuse_repository_source,
     repo_root,
     shown_path,
 )
@@ -36,7 +37,11 @@ def report_command(ctx: click.Context, output: Path | None, as_of: str | None, a
     from tiops.config import load_config
 
     root = repo_root(ctx)
-    target = output if output is not None else root / load_config(root)[0].output_dir / "report"
+    config = load_config(root)[0]
+    target = output if output is not None else root / config.output_dir / "report"
+    if output is not None:
+        refuse_repository_source(root, config, target, "the site's pages and data",
+                                 hint=f"Write the site elsewhere, e.g. the default {config.output_dir}/report (no -o).")
     with progress_bar(True) as progress:
         result = build_report(root, target, as_of=as_of, progress=progress, allow_invalid=allow_invalid,
                               cache=not no_cache)

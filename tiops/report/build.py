@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -78,6 +80,17 @@ _TLP_NAMES = {marking_id: name for marking_id, name in TLP2_MARKINGS.values()} |
 }
 _EXPIRY_WINDOWS = (7, 30, 90)
 _PAGE = 50  # rows per page of the browser (static/browser.js PAGE)
+_CASEFOLD_PLACEHOLDER = "var CASEFOLD = {};"
+#: Past the last character with a case (Adlam, U+1E900-1E94B): nothing there folds (tests/report hold it to that).
+CASED_UP_TO = 0x1E950
+
+
+@lru_cache(maxsize=1)
+def casefold_table() -> str:
+    """Every character ``str.casefold`` changes and what it folds to, as the JSON object static/query.js folds
+    text with, so the browser compares text as ``tiops query`` does (ASCII-escaped: safe in a script)."""
+    table = {ch: folded for ch in map(chr, range(CASED_UP_TO)) if (folded := ch.casefold()) != ch}
+    return json.dumps(table, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
 _CHART_ROWS = 15
 # The most values a chart's "and N more" unfolds: a panel counting by a field of a value per
 # object (group-by: id) would otherwise put every object into index.html, and a link per value
@@ -173,6 +186,8 @@ def _build_report(root: Path, output: Path, *, as_of: str | None, progress: Prog
     first_page = _data_files(files, query_rows, objects, names, origins, width, progress)
     browser_js = (_HERE / "static" / "browser.js").read_text(encoding="utf-8")
     query_js = (_HERE / "static" / "query.js").read_text(encoding="utf-8")
+    assert query_js.count(_CASEFOLD_PLACEHOLDER) == 1
+    query_js = query_js.replace(_CASEFOLD_PLACEHOLDER, f"var CASEFOLD = {casefold_table()};")
     object_js = (_HERE / "static" / "object.js").read_text(encoding="utf-8")
     data_js = (_HERE / "static" / "data.js").read_text(encoding="utf-8")
     files["browse.html"] = _page(

@@ -101,7 +101,7 @@
   };
 
   function text(value) { return Array.isArray(value) ? value.join(", ") : value === null || value === undefined ? "" : String(value); }
-  function fold(value) { return text(value).toLowerCase(); }
+  function fold(value) { return Q.caseless(text(value)); }  // as the query engine folds case (str.casefold)
   // A timestamp as tiops query --sort orders it (tiops.stix.timestamp_key): the seconds, then the
   // fraction without trailing zeros, so ...00.5001Z comes after ...00.500Z whatever the precision.
   function moment(value) {
@@ -152,7 +152,7 @@
   // --- Filtering, sorting, drawing ----------------------------------------------------
   function refresh() {
     if (rows === null) { return; }  // data/index.js has not arrived yet: it refreshes then
-    var words = document.getElementById("search").value.trim().toLowerCase(), predicate, error = document.getElementById("query-error");
+    var words = Q.caseless(document.getElementById("search").value.trim()), predicate, error = document.getElementById("query-error");
     try {
       var source = expression(), tree = source ? Q.parse(source, catalogue) : null;
       predicate = tree ? Q.compile(tree) : null;

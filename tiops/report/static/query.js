@@ -191,7 +191,19 @@
     var parts = (field === "tags" ? "labels" : field).split(".");
     return function (row) { return walk(row.d, parts); };
   }
-  function fold(value) { return typeof value === "string" ? value.toLowerCase() : value; }
+  // Python's str.casefold (full Unicode case folding), as tiops query and the rules compare text:
+  // toLowerCase leaves ß, ſ, ς, µ and more alone, so Straße did not equal STRASSE here as it does there.
+  // The report's build fills the table from the Python that made it (tiops.report.build.casefold_table):
+  // every character that folds to something else. ASCII folds as toLowerCase lowers it.
+  var CASEFOLD = {};
+  var ASCII_ONLY = /^[\x00-\x7f]*$/;
+  function caseless(text) {
+    if (ASCII_ONLY.test(text)) { return text.toLowerCase(); }
+    var folded = "";
+    for (var ch of text) { folded += own(CASEFOLD, ch) ? CASEFOLD[ch] : ch; }
+    return folded;
+  }
+  function fold(value) { return typeof value === "string" ? caseless(value) : value; }
   function timestampKey(text) {
     if (typeof text !== "string" || text.length < 20 || text[text.length - 1] !== "Z" || text[10] !== "T" || text[4] !== "-" || text[13] !== ":") { return null; }
     if (text.length === 20) { return [text.slice(0, 19), ""]; }
@@ -209,7 +221,7 @@
       values.forEach(function (e) { var k = timestampKey(e); if (k !== null) { moments.push(k.join("|")); } else { folded.push(fold(e)); } });
       return function (v) {
         if (typeof v === "string") {
-          if (folded.indexOf(v.toLowerCase()) !== -1) { return true; }
+          if (folded.indexOf(caseless(v)) !== -1) { return true; }
           var k = moments.length ? timestampKey(v) : null;
           return k !== null && moments.indexOf(k.join("|")) !== -1;
         }
@@ -217,14 +229,18 @@
       };
     }
     if (op === "contains") {
-      var needle = String(expected).toLowerCase();
-      return function (v) { return (typeof v === "string" && v.toLowerCase().indexOf(needle) !== -1) || v === expected; };
+      var needle = caseless(String(expected));
+      return function (v) { return (typeof v === "string" && caseless(v).indexOf(needle) !== -1) || v === expected; };
     }
     if (op === "starts-with" || op === "ends-with") {
-      var affix = String(expected).toLowerCase();
+      var affix = caseless(String(expected));
       return op === "starts-with"
-        ? function (v) { return typeof v === "string" && v.toLowerCase().indexOf(affix) === 0; }
-        : function (v) { return typeof v === "string" && v.length >= affix.length && v.toLowerCase().slice(v.length - affix.length) === affix; };
+        ? function (v) { return typeof v === "string" && caseless(v).indexOf(affix) === 0; }
+        : function (v) {  // the folded text's end: folding may change a text's length (ß is ss)
+          if (typeof v !== "string") { return false; }
+          var text = caseless(v);
+          return text.length >= affix.length && text.slice(text.length - affix.length) === affix;
+        };
     }
     if (op === "matches") {
       var pattern = re2RegExp(String(expected));
@@ -706,5 +722,5 @@
   }
 
   window.TiopsQuery = { parse: parse, compile: compile, QueryError: QueryError, getter: getter, MISSING: MISSING,
-                        re2RegExp: re2RegExp, hostKey: hostKey };
+                        re2RegExp: re2RegExp, hostKey: hostKey, caseless: caseless };
 })();
