@@ -101,6 +101,7 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
         has_entries,
         load_repo_indexed,
     )
+    from tiops.buildcache.partnerlocks import PartnerLocks
     from tiops.validate import validate_indexed
 
     if not has_entries(root):
@@ -109,7 +110,9 @@ def load_and_validate(root: Path, *, progress: Progress = no_progress, cache: bo
 
     def checked() -> list[Finding]:
         # The repository-wide checks read only the objects they may report on (tiops.validate.indexed).
-        findings = validate_indexed(indexed.repo, indexed.files, progress=progress)[0]
+        locks = PartnerLocks(indexed.cache)
+        findings = validate_indexed(indexed.repo, indexed.files, progress=progress, read_lock=locks)[0]
+        locks.save()
         for file in indexed.files:
             indexed.repo.objects.extend(file.objects()[0])
         return findings
@@ -289,6 +292,7 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     from tiops import bundlereuse
     from tiops.buildcache import StaleEntry, load_repo_indexed
     from tiops.buildcache.folders import bundle_files
+    from tiops.buildcache.partnerlocks import PartnerLocks
     from tiops.rules.engine import RulesOutcome
     from tiops.validate import validate_indexed
 
@@ -317,8 +321,11 @@ def _build_through_indexes(root: Path, progress: Progress, as_of: str | None, ou
     loaded.cache.forget_prefetched()  # at a million objects, a record not wanted is 200 MB
     try:
         try:
-            findings, _, types = _checked_and_saved(loaded.cache,
-                                                    lambda: validate_indexed(repo, loaded.files, progress=progress))
+            locks = PartnerLocks(loaded.cache)
+            findings, _, types = _checked_and_saved(loaded.cache, lambda: validate_indexed(repo, loaded.files,
+                                                                                          progress=progress,
+                                                                                          read_lock=locks))
+            locks.save()
         except StaleEntry:
             return None
         if blocking_errors(findings):

@@ -25,8 +25,9 @@ written together, objects first. An objects part that cannot be read back makes 
 build parse its file again and keep a new entry (tiops.pipeline, ``StaleEntry``); an
 index whose objects part is missing is dropped when its shard is next written, and an
 objects part that no index lists is let go. ``index`` holds the files' ``lstat`` records (below),
-``folders-XX`` the groups of folders taken whole (tiops.buildcache.folders), and
-``bundle-record`` the last bundle's (tiops.bundlereuse).
+``folders-XX`` the groups of folders taken whole (tiops.buildcache.folders),
+``bundle-record`` the last bundle's (tiops.bundlereuse), and ``partner-locks`` the partner
+folders' import locks, parsed (tiops.buildcache.partnerlocks).
 
 Entries made during a build are not held in memory until :meth:`BuildCache.save`: a
 million objects' entries are most of a gigabyte. :meth:`BuildCache.store` appends each

@@ -35,7 +35,7 @@ from tiops.validate.indexed import (
 from tiops.validate.language import check_language_contents
 from tiops.validate.objects import check_object
 from tiops.validate.partner import LOCK_FILE as IMPORT_RECORD
-from tiops.validate.partner import PartnerFolder, check_partner_objects
+from tiops.validate.partner import LockReader, PartnerFolder, check_partner_objects
 from tiops.validate.reference_index import ListedReference, check_listed_references
 from tiops.validate.references import check_duplicate_ids, check_references, object_types
 from tiops.validate.relationships import check_relationships, load_relationship_table
@@ -111,7 +111,8 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
                references: Sequence[list[ListedReference] | None] | None = None,
                malformed: set[str] | None = None, *, unique_ids: bool = False,
-               partner: dict[str, PartnerFolder] | None = None, one_per_default: bool = True) -> list[Finding]:
+               partner: dict[str, PartnerFolder] | None = None, one_per_default: bool = True,
+               read_lock: LockReader | None = None) -> list[Finding]:
     """``findings`` (load and per-object ones) with the repository-wide checks' over ``objects``, located and sorted.
 
     ``objects`` is ``repo.objects``, or those of them a check may report on
@@ -138,7 +139,7 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     findings.extend(check_language_contents(objects))
     findings.extend(rule_findings(repo))
     if partner is not None:
-        findings.extend(check_partner_objects(repo, partner))
+        findings.extend(check_partner_objects(repo, partner, read_lock))
     else:
         findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
     if repo.upgraded_from_20:
@@ -155,7 +156,8 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
 
 def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str] | None = None,
                      previous: set[str] | frozenset[str] = frozenset(),
-                     progress: Progress = no_progress, one_per_default: bool = True) -> IndexedFindings:
+                     progress: Progress = no_progress, one_per_default: bool = True,
+                     read_lock: LockReader | None = None) -> IndexedFindings:
     """:func:`validate_repo` of a repository loaded as file indexes (tiops.validate.indexed), reading few objects.
 
     ``repo``: the configuration, overlays and findings made before any file was read;
@@ -165,7 +167,8 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
     is checked: the findings then hold every one that concerns them (their own and
     those of the ids ``involved``, :func:`_involved_ids`), and others that do not.
     ``previous``: the ids the named files defined at HEAD (:func:`_previous_ids`).
-    ``one_per_default``: as :func:`validate_repo`'s.
+    ``one_per_default``: as :func:`validate_repo`'s. ``read_lock``: how partner folders' locks are
+    read (tiops.validate.partner.check_partner_objects).
     """
     with paused_gc():
         findings = list(repo.findings)
@@ -206,7 +209,8 @@ def validate_indexed(repo: Repo, files: Sequence[IndexedFile], *, named: set[str
                 objects.extend(file_objects)
                 references.extend(file_references)
         return IndexedFindings(_repo_wide(repo, objects, findings, types, references, malformed,
-                                          partner=partner_folders(files), one_per_default=one_per_default),
+                                          partner=partner_folders(files), one_per_default=one_per_default,
+                                          read_lock=read_lock),
                                involved, types)
 
 
@@ -344,6 +348,7 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         load_repo_cached,
         load_repo_indexed,
     )
+    from tiops.buildcache.partnerlocks import PartnerLocks
 
     wanted = {_display(t, root) for t in named if t != root}
     folders = tuple(w.rstrip("/") + "/" for w in wanted)
@@ -355,8 +360,11 @@ def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bo
         indexed = load_repo_indexed(root, progress=progress, settle=False)
         try:
             with kept_positions(indexed.cache):
+                locks = PartnerLocks(indexed.cache)
                 findings = validate_indexed(indexed.repo, indexed.files, progress=progress,
-                                            one_per_default=one_per_default)[0]
+                                            one_per_default=one_per_default, read_lock=locks)[0]
+                if not indexed.cache.small_change():  # as save_unless_small: a check of a few files writes nothing
+                    locks.save()
         except StaleEntry:
             pass  # an entry that cannot be read back: loaded the whole way below, which parses its file again
         else:
@@ -387,6 +395,7 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
         has_entries,
         load_repo_indexed,
     )
+    from tiops.buildcache.partnerlocks import PartnerLocks
     from tiops.validate.indexed import involved_ids
 
     wanted = {_display(t, root) for t in named}
@@ -397,16 +406,20 @@ def _validate_named(root: Path, named: list[Path], progress: Progress) -> list[F
     try:
         with kept_positions(loaded.cache):
             previous = _previous_ids(root, named)
+            locks = PartnerLocks(loaded.cache)
             if wanted <= {file.relative for file in loaded.files}:
                 findings, involved, _ = validate_indexed(loaded.repo, loaded.files, named=wanted, previous=previous,
-                                                         progress=progress, one_per_default=False)
+                                                         progress=progress, one_per_default=False, read_lock=locks)
             else:
                 # Not (all) object files: an _overlay.yaml (what `tiops tag` edits in partner intel), a
                 # _defaults.yaml, an import lock. Their findings come from checking the whole repository,
                 # which the indexes do reading only the objects a check may report on.
-                checked = validate_indexed(loaded.repo, loaded.files, progress=progress, one_per_default=False)
+                checked = validate_indexed(loaded.repo, loaded.files, progress=progress, one_per_default=False,
+                                           read_lock=locks)
                 findings = checked.findings
                 involved = involved_ids(loaded.files, wanted, previous - checked.types.keys())
+            if not loaded.cache.small_change():  # as save_unless_small: a check of a few files writes nothing
+                locks.save()
     except StaleEntry:
         return None  # an entry that cannot be read back: the whole load parses its file again
     loaded.cache.save_unless_small()

@@ -55,12 +55,21 @@ class PartnerFolder(NamedTuple):
     objects_not_in: Callable[[dict[str, Any]], list[IntelObject]]
 
 
-def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = None) -> list[Finding]:
+#: Reads a partner folder's lock: (its content, or {} with the finding that says why not).
+LockReader = Callable[[FileSource, str], tuple[dict[str, Any], "Finding | None"]]
+
+
+def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = None,
+                          read: LockReader | None = None) -> list[Finding]:
     """TI700-TI705 over every imported source folder of ``repo``.
 
     ``held``: each folder's partner objects; only those whose digest the folder's lock does
     not hold are read and checked (default: every one of ``repo.objects``, checked as it is).
+    ``read``: how a folder's lock is read (default :func:`read_lock`); one that keeps parsed locks
+    (tiops.buildcache.partnerlocks) may leave out their ``fields``, which are then read when an
+    object was edited, to name what changed.
     """
+    read = read or read_lock
     if repo.is_bundle:
         return []
     if held is None:
@@ -73,11 +82,15 @@ def check_partner_objects(repo: Repo, held: dict[str, PartnerFolder] | None = No
     findings: list[Finding] = []
     for folder in sorted(set(held) | set(repo.overlays)):
         partner = held.get(folder)
-        lock, lock_finding = _read_lock(repo.config.files, folder)
+        lock, lock_finding = read(repo.config.files, folder)
         if lock_finding is not None:
             findings.append(lock_finding)
         elif partner is not None:
-            findings.extend(_check_edits(partner.objects_not_in(lock["objects"]), lock))
+            edited = partner.objects_not_in(lock["objects"])
+            if edited and "fields" not in lock:
+                whole, unread = read_lock(repo.config.files, folder)
+                lock = lock if unread is not None else whole
+            findings.extend(_check_edits(edited, lock))
             findings.extend(_deleted(folder, lock, partner.ids, repo.config.files))
         findings.extend(_check_overlay(folder, repo.overlays.get(folder, {}), set(partner.ids) if partner else set()))
     return findings
@@ -106,7 +119,8 @@ def _every(objects: list[IntelObject]) -> Callable[[dict[str, Any]], list[IntelO
     return lambda _lock: objects
 
 
-def _read_lock(files: FileSource, folder: str) -> tuple[dict[str, Any], Finding | None]:
+def read_lock(files: FileSource, folder: str) -> tuple[dict[str, Any], Finding | None]:
+    """The lock (``_imported.json``) of the partner folder ``folder``, or {} and the finding that says why not."""
     relative = f"{folder}/{LOCK_FILE}"
     path = os.fspath(files.root / relative)
     try:
