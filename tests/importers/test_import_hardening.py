@@ -644,3 +644,69 @@ def test_partner_ids_with_upper_case_hex_give_no_warning_nobody_may_act_on(tmp_p
     assert not [f for f in validate_repo(load_repo(root)) if f.code == "TI252"]
     result = CliRunner().invoke(main, ["validate", str(bundle)])  # the same bundle linted: ours to fix
     assert "TI252" in result.output
+
+
+def _bundle_of(tmp_path: Path, count: int) -> Path:
+    objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-2222-4222-8222-222222222222",
+                "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z", "pattern_type": "stix",
+                "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "valid_from": "2025-01-01T00:00:00Z"}
+               for n in range(1, count + 1)]
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--22222222-2222-4222-8222-222222222222",
+                                "objects": objects}), encoding="utf-8")
+    return path
+
+
+def test_a_first_import_stopped_part_way_leaves_partner_intel_that_validation_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its objects were written before the folder's _defaults.yaml: stopped part way, they read as the team's
+    own intel, and validated and compiled as such."""
+    import os
+
+    from tiops.errors import TiopsError
+    from tiops.importers import write
+
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    real_replace, calls = os.replace, [0]
+
+    def stopped(source: object, target: object) -> None:
+        calls[0] += 1
+        if calls[0] == 4:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write.os, "replace", stopped)
+    with pytest.raises(TiopsError, match="No space left on device"):
+        import_file(root, _bundle_of(tmp_path, 6), "stix", "Partner")
+    monkeypatch.setattr(write.os, "replace", real_replace)
+    folder = root / "intel" / "partner"
+    assert (folder / "_defaults.yaml").exists() and not (folder / "_imported.json").exists()
+    assert len([path for path in folder.rglob("*.yaml") if not path.name.startswith("_")]) == 2
+    result = CliRunner().invoke(main, ["-C", str(root), "validate"])
+    assert result.exit_code == 1 and "TI705" in result.output and "Re-run 'tiops import'" in result.output
+    import_file(root, _bundle_of(tmp_path, 6), "stix", "Partner")  # the rerun finishes it
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0
+
+
+def test_an_import_into_a_folder_of_the_teams_own_intel_is_refused(tmp_path: Path) -> None:
+    """--source identities took over intel/identities/ of 'tiops init': the repository then failed to validate."""
+    root = tmp_path / "repo"
+    assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
+    own = sorted(path.name for path in (root / "intel" / "identities").iterdir())
+    result = CliRunner().invoke(main, ["-C", str(root), "import", str(_bundle_of(tmp_path, 2)), "--source", "Identities"])
+    assert result.exit_code == 2 and "holds the repository's own intel" in result.output, result.output
+    assert sorted(path.name for path in (root / "intel" / "identities").iterdir()) == own
+    assert CliRunner().invoke(main, ["-C", str(root), "validate"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("x" * 300, "gives a folder name of 300 characters; at most 100"),
+    ("ÄÖ", "has no ASCII letters or digits"),
+])
+def test_a_source_name_that_cannot_name_a_folder_is_a_usage_error(tmp_path: Path, source: str, message: str) -> None:
+    """300 characters failed as an internal error (the file system refused the name)."""
+    (tmp_path / "repo" / "intel").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(_bundle_of(tmp_path, 1)),
+                                       "--source", source])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -103,9 +103,18 @@ def import_file(root: Path, path: Path, fmt: str, source: str, *, mode: str = "v
 def source_folder(root: Path, source: str) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")
     if not slug:
-        raise UsageError(f"the source name {source!r} has no letters or digits to name its folder")
+        raise UsageError(f"the source name {source!r} has no ASCII letters or digits (a-z, 0-9) to name its folder")
+    if len(slug) > MAX_SOURCE_FOLDER:  # a file system refuses names of more than 255 bytes
+        raise UsageError(f"the source name {source!r} gives a folder name of {len(slug)} characters; at most "
+                         f"{MAX_SOURCE_FOLDER}", hint="Choose a shorter --source name.")
     folder = usable_config(root, "imported").intel_path / slug
     held = _lock_source(folder)
+    if held is None and _holds_own_intel(folder):
+        # intel/identities/ of 'tiops init', or any folder of the team's own: imported into, its objects
+        # became partner objects "not imported" (TI705) and the repository stopped validating.
+        raise UsageError(f"the source name {source!r} names the folder {_relative(folder, root)}, which holds the "
+                         "repository's own intel, not an imported source's",
+                         hint="Choose a --source name that gives a folder of its own.")
     if held is not None and held != source:
         # Two names, one folder ("Abuse Feed" and "abuse-feed"): the second import took the first's
         # objects over as its own, source system and all, without a word.
@@ -114,6 +123,24 @@ def source_folder(root: Path, source: str) -> Path:
                          hint=f"Import with --source {held!r} to update that source, or choose a name that gives "
                               "another folder.")
     return folder
+
+
+#: The longest folder name a source gets (its slug): file systems allow 255 bytes.
+MAX_SOURCE_FOLDER = 100
+
+
+def _holds_own_intel(folder: Path) -> bool:
+    """Whether ``folder`` holds intel files but is no imported source's (its _defaults.yaml does not say
+    ``imported: true``, which an interrupted first import leaves: importing again finishes it)."""
+    if not folder.is_dir():
+        return False
+    try:
+        defaults = parse_yaml(read_input(os.fspath(folder / DEFAULTS_FILE)).decode("utf-8"))
+    except (InputProblem, FileNotFoundError, UnicodeDecodeError, YamlProblem, OSError):
+        defaults = None
+    if isinstance(defaults, dict) and defaults.get("imported") is True:
+        return False
+    return any(path.suffix in (".yaml", ".yml") and path.name != DEFAULTS_FILE for path in folder.rglob("*"))
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",
@@ -215,8 +242,17 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
                              hint="Split the input over several sources (--source), a part each.")
     made: set[Path] = set()
     # The objects first, the folder's record of them (_imported.json, _defaults.yaml) last: an import
-    # killed part way leaves a record that lists only what it had written before.
-    for path, text in sorted(writes.items(), key=lambda item: (item[0].name.startswith("_"), item[0])):
+    # killed part way leaves a record that lists only what it had written before. But a new folder's
+    # _defaults.yaml (imported: true) first: without it, the objects a first import killed part way
+    # had written read as the team's own intel, and validated and compiled as such; with it, they
+    # are partner intel without a lock, which validation reports (TI705) until the import is run again.
+    def order(item: tuple[Path, str]) -> tuple[int, Path]:
+        path = item[0]
+        if path.name == DEFAULTS_FILE and not path.exists():
+            return 0, path
+        return 1 + path.name.startswith("_"), path
+
+    for path, text in sorted(writes.items(), key=order):
         try:
             if path.parent not in made:
                 path.parent.mkdir(parents=True, exist_ok=True)
