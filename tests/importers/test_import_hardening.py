@@ -710,3 +710,18 @@ def test_a_source_name_that_cannot_name_a_folder_is_a_usage_error(tmp_path: Path
     result = CliRunner().invoke(main, ["-C", str(tmp_path / "repo"), "import", str(_bundle_of(tmp_path, 1)),
                                        "--source", source])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize(("second", "why"), [
+    ("", "it holds no object that could be read"),  # an empty file: nothing was read
+    (HEADER + row("198.51.100.9", severity="high"), "1 row(s) or item(s) could not be read"),
+])
+def test_a_feed_that_could_not_be_read_is_no_reason_to_revoke(tmp_path: Path, second: str, why: str) -> None:
+    """An unreadable feed said every object imported before was withdrawn, and advised revoking them all."""
+    assert imported(tmp_path, HEADER + row("198.51.100.7") + row("198.51.100.8"))[0] == 0
+    _, out, err = imported(tmp_path, second)
+    text = out + err
+    assert f"2 object(s) imported earlier from 'Feed' are not among what could be read of this input ({why})" in text
+    assert "revoke" not in text
+    _, out, err = imported(tmp_path, HEADER + row("198.51.100.7"))  # read whole: one is not sent any more
+    assert "1 object(s) imported earlier from 'Feed' are not in this input" in out + err and "revoke" in out + err

@@ -173,7 +173,15 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     imported_digests = _locked_digests(folder)
     if whole:
         sent = {str(c.data.get("id")) for c in parsed.candidates} | {r.stix_id for r in parsed.rejections if r.stix_id}
-        if withdrawn := len(set(imported_digests) - sent):
+        unread = sum(r.rows for r in parsed.rejections if not r.stix_id)  # rows or items whose id is unknown
+        withdrawn = len(set(imported_digests) - sent)
+        if withdrawn and (unread or not sent):
+            # Some of the input could not be read (an empty or unreadable file, rows without an id): the
+            # objects may be among those, so nothing here says the source withdrew them.
+            why = f"{unread} row(s) or item(s) could not be read" if unread else "it holds no object that could be read"
+            report.notes.append(f"{withdrawn} object(s) imported earlier from {source!r} are not among what could be "
+                                f"read of this input ({why}): kept as they are")
+        elif withdrawn:
             report.notes.append(
                 f"{withdrawn} object(s) imported earlier from {source!r} are not in this input: kept as they are; if "
                 f"the source withdrew them, revoke them in {_relative(folder, root)}/_overlay.yaml (revoked: true)")
