@@ -80,6 +80,9 @@ def test_all_or_nothing_writes_nothing_when_anything_fails(tmp_path: Path) -> No
     report = import_file(tmp_path, DATA / "items.json", "stix", "Items", mode="all-or-nothing")
     assert not report.written and report.failed == 3 and report.created == 0
     assert not (tmp_path / "intel").exists()
+    # Every item is in one figure: the one valid object was not written, and is counted as such.
+    assert report.not_written == 1 and ("not written (all-or-nothing)", 1) in report.counts()
+    assert report.total == sum(count for name, count in report.counts() if name != "total")
 
 
 def test_newer_version_updates_and_older_is_ignored(tmp_path: Path) -> None:

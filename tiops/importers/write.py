@@ -59,6 +59,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     changed_files: list[str] = field(default_factory=list)
     written: bool = True
+    #: Objects that would have been created or updated, not written because something was rejected (all-or-nothing).
+    not_written: int = 0
 
     @property
     def failed(self) -> int:
@@ -83,7 +85,8 @@ class ImportReport:
         """The summary figures in display order; every row or object of the input is in one of them."""
         return [("total", self.total), ("created", self.created), ("updated", self.updated),
                 ("unchanged", self.unchanged), ("repaired", self.repaired), ("older ignored", self.older_ignored),
-                ("rejected", self.rejected), ("rejected as dependent", self.rejected_as_dependent)]
+                ("rejected", self.rejected), ("rejected as dependent", self.rejected_as_dependent),
+                *([("not written (all-or-nothing)", self.not_written)] if self.not_written else [])]
 
 
 def import_file(root: Path, path: Path, fmt: str, source: str, *, mode: str = "valid-only",
@@ -227,6 +230,7 @@ def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "
     shared = {identifier: owner for identifier, owner in shared.items() if identifier not in refused}
     if mode == "all-or-nothing" and report.rejections:
         report.written = False
+        report.not_written = report.created + report.updated
         report.created = report.updated = 0
         report.changed_files = []
         return report
