@@ -48,6 +48,24 @@ def test_dangling_references_and_relationships_from_and_to_the_file(example_repo
     assert "TI400" in _codes(findings, "intel/relationships/new-uses.yaml")  # a relationship to it, elsewhere
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_relationship_elsewhere_reports_what_concerns_the_named_file_not_its_own_errors(
+        example_repo: Path, cache: bool) -> None:
+    """Naming a clean file reported, and failed on, a schema error of a relationship elsewhere that points at it."""
+    target = example_repo / MIMIKATZ_FILE
+    elsewhere = example_repo / "intel" / "relationships" / "confident.yaml"
+    elsewhere.write_text("type: relationship\nspec_version: '2.1'\nid: relationship--11111111-2222-4333-8444-555555555557\n"
+                         "created: 2025-01-01T00:00:00.000Z\nmodified: 2025-01-01T00:00:00.000Z\nconfidence: 500\n"
+                         f"relationship_type: uses\nsource_ref: {_mimikatz_id(example_repo)}\n"
+                         "target_ref: indicator--99999999-2222-4333-8444-555555555555\n")
+    whole = validate_paths(example_repo, [], cache=cache)
+    assert {"TI200", "TI300"} <= _codes(whole, "intel/relationships/confident.yaml")
+    named = validate_paths(example_repo, [target], cache=cache)
+    assert _codes(named, "intel/relationships/confident.yaml") == {"TI300"}  # the dangling end, not the schema
+    assert validate_paths(example_repo, [elsewhere], cache=cache) == [
+        f for f in whole if f.location.file == "intel/relationships/confident.yaml"]
+
+
 def test_unrelated_files_stay_out(example_repo: Path) -> None:
     (example_repo / "intel" / "malware" / "broken.yaml").write_text("type: malware\nspec_version: '2.1'\nname: x\nis_family: maybe\n")
     clean = example_repo / "intel" / "actors" / "copper-lantern.yaml"

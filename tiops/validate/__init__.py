@@ -332,9 +332,17 @@ def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> 
     return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)]
 
 
+#: What the repository-wide checks report about an object because of another (a reference, a duplicate id,
+#: a relationship's ends, a translation's version, a reference to what a rule dropped): reported with a named
+#: file's findings when the object is involved with it. Its own findings (its schema, its values) stay its file's.
+_BETWEEN_OBJECTS = frozenset({"TI300", "TI301", "TI302", "TI303", "TI400", "TI514"})
+
+
 def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) -> list[Finding]:
-    """The findings under the named paths or about the ids involved with them."""
-    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted) or f.stix_id in involved]
+    """The findings under the named paths, and those between objects about the ids involved with them: a
+    relationship elsewhere to a named file's object that breaks is reported, its unrelated schema error not."""
+    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)
+            or (f.stix_id in involved and f.code in _BETWEEN_OBJECTS)]
 
 
 def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool,
