@@ -64,6 +64,7 @@ from pathlib import Path
 
 import bench_memory
 import generate_repo
+import yaml
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 AS_OF = "2025-06-01"
@@ -166,14 +167,15 @@ def edit_one_file(repo: Path) -> Path:
                 return path
     for folder in partner:
         overlay = folder / "_overlay.yaml"
-        written = overlay.read_text(encoding="utf-8") if overlay.exists() else ""
+        entries = (yaml.safe_load(overlay.read_text(encoding="utf-8")) if overlay.exists() else None) or {}
         for path in sorted(folder.rglob("*.yaml")):
             if path.name.startswith("_"):
                 continue
             ids = [line[4:].strip().strip("\"'") for line in path.read_text(encoding="utf-8").splitlines()
                    if line.startswith("id: ")]
-            if ids and f"{ids[0]}:" not in written:
-                overlay.write_text(f"{written}{ids[0]}:\n  labels: [edited]\n", encoding="utf-8")
+            if ids and ids[0] not in entries:
+                entries[ids[0]] = {"labels": ["edited"]}
+                overlay.write_text(yaml.safe_dump(entries, sort_keys=True), encoding="utf-8")
                 return overlay
     raise SystemExit(f"no intel file with a top-level 'name:' line, and no partner object to relabel, in {repo}")
 

@@ -51,6 +51,12 @@ def partner_repo(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock written before the run is kept however recently (the racy window is tested on its own)."""
+    monkeypatch.setattr(partnerlocks, "_RACY_NS", 0)
+
+
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The partner folders whose lock is parsed from now on."""
@@ -105,7 +111,9 @@ def test_an_edited_object_is_named_with_its_changed_properties_as_without_the_ca
     assert _validate(partner_repo) == expected
 
 
-def test_a_lock_modified_just_now_is_not_kept(partner_repo: Path, parses: list[str]) -> None:
+def test_a_lock_modified_just_now_is_not_kept(partner_repo: Path, parses: list[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partnerlocks, "_RACY_NS", 3600 * 1_000_000_000)  # an hour: however slow the machine
     lock = partner_repo / "intel" / "partner" / "_imported.json"
     lock.write_text(lock.read_text())  # dated now: racily clean
     for _ in range(2):
@@ -113,3 +121,31 @@ def test_a_lock_modified_just_now_is_not_kept(partner_repo: Path, parses: list[s
     parses.clear()
     _compile(partner_repo)
     assert parses == ["intel/partner"]
+
+
+def test_a_lock_copied_with_its_old_modification_time_is_not_kept_at_once(partner_repo: Path, parses: list[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """cp -p, rsync -a and tar x keep the modification time of what they write: the change time is new."""
+    monkeypatch.setattr(partnerlocks, "_RACY_NS", 3600 * 1_000_000_000)
+    lock = partner_repo / "intel" / "partner" / "_imported.json"
+    _aged(lock, seconds=7200)  # an old modification time, a change time of now
+    for _ in range(2):
+        _compile(partner_repo)
+    parses.clear()
+    _compile(partner_repo)
+    assert parses == ["intel/partner"]
+
+
+def test_the_locks_of_folders_gone_are_let_go_of(partner_repo: Path) -> None:
+    from tiops.buildcache import BuildCache, context_key
+
+    for _ in range(2):
+        _compile(partner_repo)
+    cache = BuildCache.open(partner_repo, context_key(partner_repo))
+    kept = cache.read_record(partnerlocks.RECORD)
+    assert kept is not None and set(kept["locks"]) == {"intel/partner"}
+    (partner_repo / "intel" / "partner").rename(partner_repo / "intel" / "renamed")
+    for _ in range(2):
+        _compile(partner_repo)
+    kept = BuildCache.open(partner_repo, context_key(partner_repo)).read_record(partnerlocks.RECORD)
+    assert kept is not None and set(kept["locks"]) == {"intel/renamed"}

@@ -88,6 +88,7 @@
         }
       });
       row.d = d;
+      row.sortKeys = undefined;  // made again from the whole object
     });
     index.complete = true;
     document.getElementById("loading").textContent = "";
@@ -175,9 +176,13 @@
     // Sort keys are computed once per row, not once per comparison: 100k rows sort in a blink.
     var key = COLUMNS[state.sort], sign = state.descending ? -1 : 1;
     var keyed = shown.map(function (row) {
-      var value = key(row);
-      return { row: row, key: typeof value === "number" ? value : value === null && state.sort === "confidence" ? null
-        : state.sort === "modified" ? moment(value) : fold(value) };
+      var folded = row.sortKeys || (row.sortKeys = {});  // folded once per row and column, not at each keystroke
+      if (!Object.prototype.hasOwnProperty.call(folded, state.sort)) {
+        var value = key(row);
+        folded[state.sort] = typeof value === "number" ? value : value === null && state.sort === "confidence" ? null
+          : state.sort === "modified" ? moment(value) : fold(value);
+      }
+      return { row: row, key: folded[state.sort] };
     });
     keyed.sort(function (a, b) {
       var x = a.key, y = b.key;
