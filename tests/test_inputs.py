@@ -208,6 +208,8 @@ def test_import_does_not_write_through_a_symlink(tmp_path: Path) -> None:
     target = tmp_path / "repo" / "intel" / "partner" / "x-thing" / "0f6f9b5e-4c1e-4d8e-9a3b-6a1d2c3b4e5f.yaml"
     target.parent.mkdir(parents=True)
     target.symlink_to(victim)
+    # An imported source's folder (a folder of the team's own intel is refused before anything is written).
+    (target.parent.parent / "_defaults.yaml").write_text("imported: true\nsource: Partner\n", encoding="utf-8")
     with pytest.raises(TiopsError, match="symlink"):
         import_file(tmp_path / "repo", bundle, "stix", "Partner")
     assert victim.read_text(encoding="utf-8") == "keep me"

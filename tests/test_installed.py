@@ -39,12 +39,23 @@ def fingerprint_and_context(installed: Path, repo: Path) -> tuple[str, str]:
     return fingerprint, context
 
 
-def test_the_same_code_installed_again_keeps_its_fingerprint_and_cache_context(tmp_path: Path) -> None:
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository to compute a context key for (its tiops.yaml is part of it)."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "tiops.yaml").write_text("intel: intel\n")
+    return root
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    return installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+
+
+def test_the_same_code_installed_again_keeps_its_fingerprint_and_cache_context(tmp_path: Path, repo: Path) -> None:
     """A CI runner installs tiops anew on every run, each file dated at the install: the cache it restores
     (docs/ci.md) must still be its own. It was not while the fingerprint held modification times."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "tiops.yaml").write_text("intel: intel\n")
     first = fingerprint_and_context(installed_copy(tmp_path / "first", 1_700_000_000_000_000_000), repo)
     again = fingerprint_and_context(installed_copy(tmp_path / "again", 1_800_000_000_000_000_000), repo)
     assert first == again
@@ -52,10 +63,7 @@ def test_the_same_code_installed_again_keeps_its_fingerprint_and_cache_context(t
     assert fingerprint_and_context(PACKAGE.parent, repo) == first
 
 
-def test_an_edit_changes_the_fingerprint_even_with_its_size_and_time_put_back(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+def test_an_edit_changes_the_fingerprint_even_with_its_size_and_time_put_back(repo: Path, installed: Path) -> None:
     before = fingerprint_and_context(installed, repo)
     engine = installed / "tiops" / "rules" / "engine.py"
     text = engine.read_bytes()
@@ -68,21 +76,16 @@ def test_an_edit_changes_the_fingerprint_even_with_its_size_and_time_put_back(tm
     assert after[0] != before[0] and after[1] != before[1]
 
 
-def test_a_file_added_to_the_package_changes_the_fingerprint(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
+def test_a_file_added_to_the_package_changes_the_fingerprint(repo: Path, installed: Path) -> None:
     before = fingerprint_and_context(installed, repo)
     (installed / "tiops" / "data" / "extra.json").write_text("{}")
     assert fingerprint_and_context(installed, repo)[0] != before[0]
 
 
 @pytest.mark.parametrize("suffix", [".dist-info", ".egg-info", ".egg"])
-def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(tmp_path: Path, suffix: str) -> None:
+def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(repo: Path, tmp_path: Path, suffix: str) -> None:
     """yaml-rs, jsonschema-rs or orjson upgraded without tiops can change what a build gives (a system's
     packages are often installed in setuptools' older forms)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
     installed = installed_copy(tmp_path / "site-packages", 1_700_000_000_000_000_000)
     (installed / f"yaml_rs-0.1.6{suffix}").mkdir()
     before = fingerprint_and_context(installed, repo)
@@ -91,11 +94,8 @@ def test_a_library_upgraded_beside_tiops_changes_the_fingerprint(tmp_path: Path,
     assert fingerprint_and_context(installed, repo)[0] != before[0]
 
 
-def test_a_link_back_up_the_package_is_walked_once(tmp_path: Path) -> None:
+def test_a_link_back_up_the_package_is_walked_once(repo: Path, installed: Path) -> None:
     """Links are followed (a checkout's schemas/ is one); two links up the tree walked it for ever."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    installed = installed_copy(tmp_path / "copy", 1_700_000_000_000_000_000)
     before = fingerprint_and_context(installed, repo)
     (installed / "tiops" / "data" / "up").symlink_to("..")
     (installed / "tiops" / "rules" / "up").symlink_to("../..")

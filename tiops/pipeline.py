@@ -384,10 +384,15 @@ def _build_first(root: Path, progress: Progress, as_of: str | None, output: Path
     it, from each cache entry's objects, so the next compile can reuse this bundle's lines.
     """
     from tiops.buildcache import load_repo_cached
+    from tiops.buildcache.partnerlocks import PartnerLocks
 
     loaded = load_repo_cached(root, progress=progress, entry_objects=True, make_groups=True)
+    # The partner folders' locks kept from here (tiops.buildcache.partnerlocks): the first warm build
+    # takes them instead of parsing them.
+    locks = PartnerLocks(loaded.cache)
     findings = _checked(loaded.cache, lambda: validate_repo(loaded.repo, progress=progress,
-                                                            prechecked=loaded.prechecked()))
+                                                            prechecked=loaded.prechecked(), read_lock=locks))
+    locks.save()
     helper, new_process = _save_helper(loaded.parsed_files)
     saving = loaded.cache.save_beside(helper=helper, new_process=new_process)
     try:

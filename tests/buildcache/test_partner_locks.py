@@ -149,3 +149,11 @@ def test_the_locks_of_folders_gone_are_let_go_of(partner_repo: Path) -> None:
         _compile(partner_repo)
     kept = BuildCache.open(partner_repo, context_key(partner_repo)).read_record(partnerlocks.RECORD)
     assert kept is not None and set(kept["locks"]) == {"intel/renamed"}
+
+
+def test_the_first_build_keeps_the_locks_for_the_first_warm_one(partner_repo: Path, parses: list[str]) -> None:
+    _compile(partner_repo)  # the first build: the lock parsed there, and kept
+    assert parses == ["intel/partner"]
+    parses.clear()
+    _compile(partner_repo)
+    assert parses == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ def imported(tmp_path: Path, text: str, *args: str) -> tuple[int, str, str]:
                                   "--source", "Feed", *args])
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, result.stdout, result.stderr
+
+
+def disk_full_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Callable[[], None]:
+    """The import's ``call``-th rename of a written file into place fails as a full disk does; returns
+    what puts the real rename back."""
+    import os
+
+    from tiops.importers import write
+
+    real_replace, calls = os.replace, [0]
+
+    def stopped(source: object, target: object) -> None:
+        calls[0] += 1
+        if calls[0] == call:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write.os, "replace", stopped)
+    return lambda: monkeypatch.setattr(write.os, "replace", real_replace)
 
 
 def test_a_unicode_digit_in_severity_rejects_its_row_only(tmp_path: Path) -> None:
@@ -170,11 +190,9 @@ def test_a_file_that_is_not_a_regular_file_is_named_as_such(tmp_path: Path) -> N
 
 
 def test_an_import_stopped_while_writing_leaves_every_file_whole(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import os
 
     import pytest
 
-    from tiops.importers import write
 
     def bundle(description: str) -> Path:
         objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-1111-4111-8111-111111111111",
@@ -191,20 +209,12 @@ def test_an_import_stopped_while_writing_leaves_every_file_whole(tmp_path: Path,
     (root / "intel").mkdir(parents=True)
     import_file(root, bundle("v1"), "stix", "Partner")
     folder = root / "intel" / "partner"
-    real_replace, calls = os.replace, [0]
-
-    def stopped(source: object, target: object) -> None:
-        calls[0] += 1
-        if calls[0] == 3:
-            raise OSError(28, "No space left on device")
-        real_replace(source, target)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(write.os, "replace", stopped)
+    restore = disk_full_at(monkeypatch, 3)
     from tiops.errors import TiopsError
 
     with pytest.raises(TiopsError, match="No space left on device"):  # a message, not an internal error
         import_file(root, bundle("v2"), "stix", "Partner")
-    monkeypatch.setattr(write.os, "replace", real_replace)
+    restore()
     texts = [path.read_text(encoding="utf-8") for path in folder.rglob("*.yaml") if not path.name.startswith("_")]
     assert len(texts) == 5 and all(("v1" in text) != ("v2" in text) for text in texts)  # each whole, old or new
     assert not [path for path in folder.rglob("*") if path.name.endswith(".importing")]
@@ -661,25 +671,14 @@ def test_a_first_import_stopped_part_way_leaves_partner_intel_that_validation_re
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its objects were written before the folder's _defaults.yaml: stopped part way, they read as the team's
     own intel, and validated and compiled as such."""
-    import os
-
     from tiops.errors import TiopsError
-    from tiops.importers import write
 
     root = tmp_path / "repo"
     (root / "intel").mkdir(parents=True)
-    real_replace, calls = os.replace, [0]
-
-    def stopped(source: object, target: object) -> None:
-        calls[0] += 1
-        if calls[0] == 4:
-            raise OSError(28, "No space left on device")
-        real_replace(source, target)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(write.os, "replace", stopped)
+    restore = disk_full_at(monkeypatch, 4)
     with pytest.raises(TiopsError, match="No space left on device"):
         import_file(root, _bundle_of(tmp_path, 6), "stix", "Partner")
-    monkeypatch.setattr(write.os, "replace", real_replace)
+    restore()
     folder = root / "intel" / "partner"
     assert (folder / "_defaults.yaml").exists() and not (folder / "_imported.json").exists()
     assert len([path for path in folder.rglob("*.yaml") if not path.name.startswith("_")]) == 2

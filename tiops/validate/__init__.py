@@ -62,7 +62,7 @@ class Prechecked:
 
 def validate_repo(repo: Repo, *, progress: Progress = no_progress, prechecked: Prechecked | None = None,
                   checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None,
-                  one_per_default: bool = True) -> list[Finding]:
+                  one_per_default: bool = True, read_lock: LockReader | None = None) -> list[Finding]:
     """All findings for ``repo`` (load findings included), located and sorted.
 
     With ``prechecked`` (the build cache) the per-object checks are not run again; the
@@ -71,15 +71,15 @@ def validate_repo(repo: Repo, *, progress: Progress = no_progress, prechecked: P
     revisions compared share the objects of unchanged files: tiops.filesource.SharedParses).
     ``one_per_default``: a defect of a folder default is one finding at its line, not one per
     object taking it (tiops.validate.at_defaults); a check of named files, which keeps the
-    findings of their objects, makes them one itself.
+    findings of their objects, makes them one itself. ``read_lock``: as :func:`validate_indexed`'s.
     """
     with paused_gc():
-        return _validate_repo(repo, progress, prechecked, checked, one_per_default)
+        return _validate_repo(repo, progress, prechecked, checked, one_per_default, read_lock)
 
 
 def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None = None,
                    checked: dict[int, tuple[IntelObject, list[Finding]]] | None = None,
-                   one_per_default: bool = True) -> list[Finding]:
+                   one_per_default: bool = True, read_lock: LockReader | None = None) -> list[Finding]:
     findings = list(repo.findings)
     total = len(repo.objects)
     if prechecked is not None:
@@ -104,8 +104,9 @@ def _validate_repo(repo: Repo, progress: Progress, prechecked: Prechecked | None
     unique_ids = len(types) == len(repo.objects)
     if prechecked is not None and not repo.is_bundle:
         return _repo_wide(repo, repo.objects, findings, types, prechecked.references, prechecked.malformed_ids,
-                          unique_ids=unique_ids, one_per_default=one_per_default)
-    return _repo_wide(repo, repo.objects, findings, types, unique_ids=unique_ids, one_per_default=one_per_default)
+                          unique_ids=unique_ids, one_per_default=one_per_default, read_lock=read_lock)
+    return _repo_wide(repo, repo.objects, findings, types, unique_ids=unique_ids, one_per_default=one_per_default,
+                      read_lock=read_lock)
 
 
 def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], types: dict[str, str],
@@ -141,7 +142,8 @@ def _repo_wide(repo: Repo, objects: list[IntelObject], findings: list[Finding], 
     if partner is not None:
         findings.extend(check_partner_objects(repo, partner, read_lock))
     else:
-        findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects)))
+        findings.extend(check_partner_objects(repo if objects is repo.objects else replace(repo, objects=objects),
+                                              read=read_lock))
     if repo.upgraded_from_20:
         upgraded = {obj.path: obj.data for obj in objects if obj.path in repo.upgraded_from_20}
         findings.extend(check_stix20_objects(objects[0].file, upgraded) if upgraded else ())
