@@ -203,3 +203,16 @@ def test_an_envelope_naming_a_member_twice_stops_the_pull(tmp_path: Path,
     code, output = _pull(tmp_path, server)
     assert code == 1 and "sent an envelope that names 'objects' more than once" in output
     assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("api_root", ["https://user:secret@taxii.example/api1/?token=secret",
+                                      "https://taxii.example/api1/#secret", "https://taxii.example/api1?x=secret#y"])
+def test_an_api_root_with_a_query_or_fragment_is_refused_without_showing_it(api_root: str) -> None:
+    """The collection's path was appended after the query: the pull asked another URL."""
+    from tiops.errors import UsageError
+    from tiops.importers.taxii import collection_url
+
+    with pytest.raises(UsageError) as raised:
+        collection_url(api_root, "91a7b528-80eb-42ed-a74d-c6fbd5a26116")
+    assert "query or fragment" in str(raised.value) and "secret" not in str(raised.value)
+    assert collection_url("https://taxii.example/api1", "c") == "https://taxii.example/api1/collections/c/"

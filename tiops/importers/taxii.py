@@ -51,6 +51,16 @@ def collection_url(api_root: str, collection_id: str) -> str:
                          hint="Give the API root, e.g. https://taxii.example/api1/.")
     if not collection_id.strip() or "/" in collection_id:
         raise UsageError(f"{collection_id!r} is not a collection id")
+    parts = urlsplit(api_root)
+    if parts.query or parts.fragment:
+        # The collection's path goes after the API root's (section 5.2): after a query it would be
+        # part of the query, and the request would go to another URL. The query is not shown: it may
+        # hold a token.
+        shown = public_url(f"{parts.scheme}://{parts.netloc}{parts.path}")
+        raise UsageError(f"the API root {shown} is given with a query or fragment ('?...' or '#...'): a TAXII API root "
+                         "is a URL path, the collection's URL goes under it",
+                         hint="Give the API root alone, e.g. https://taxii.example/api1/; a token or password goes "
+                              "in the environment variables docs/import.md names, never in the URL.")
     return f"{api_root.rstrip('/')}/collections/{collection_id}/"
 
 
