@@ -10,6 +10,7 @@ from typing import Any
 import click
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from tiops.cli import main
 
@@ -117,3 +118,18 @@ def test_the_action_passes_its_arguments_split_as_written_never_expanded(tmp_pat
     unclosed = run_step("""query "name = 'a b'""")  # never run with the arguments it could not split
     assert unclosed.returncode == 2 and unclosed.stdout == ""
     assert "a quote is not closed" in unclosed.stderr
+
+
+@pytest.mark.parametrize("path", ["intel/capec/_imported.json", "intel/.enrichment/geo/lock.json", "intel/a.YAML",
+                                  "intel/malware/x.yml", "rules/ingestion/tags.yaml", "tiops.yaml"])
+def test_the_validate_hook_runs_for_every_file_tiops_checks(tmp_path: Path, path: str) -> None:
+    """An import record, an enrichment lock file or a .YAML name (TI115) changed alone did not run the hook."""
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "repo")]).exit_code == 0
+    written = yaml.safe_load((tmp_path / "repo" / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    patterns = [hook["files"] for hook in hooks if hook["id"] == "tiops-validate"]
+    patterns += [hook["files"] for repo in written["repos"] for hook in repo["hooks"] if hook["id"] == "tiops-validate"]
+    assert len(patterns) == 2
+    for pattern in patterns:
+        assert re.search(pattern, path), (pattern, path)
+        assert not re.search(pattern, "README.md") and not re.search(pattern, "docs/format.yaml")

@@ -228,7 +228,7 @@ repos:
         entry: tiops validate
         language: python
         additional_dependencies: ["tiops=={version}"]
-        files: ^(intel|rules)/.*\\.ya?ml$|^tiops\\.yaml$
+        files: (?i)^(intel|rules)/.*\\.(ya?ml|json)$|^tiops\\.yaml$
         require_serial: true
       - id: tiops-test
         name: tiops test
