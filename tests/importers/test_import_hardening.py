@@ -724,3 +724,24 @@ def test_a_feed_that_could_not_be_read_is_no_reason_to_revoke(tmp_path: Path, se
     assert "revoke" not in text
     _, out, err = imported(tmp_path, HEADER + row("198.51.100.7"))  # read whole: one is not sent any more
     assert "1 object(s) imported earlier from 'Feed' are not in this input" in out + err and "revoke" in out + err
+
+
+@pytest.mark.parametrize("number", ["1e400", "-2.5E+999", "9" * 4301])
+def test_a_number_beyond_a_double_rejects_its_object_only(tmp_path: Path, number: str) -> None:
+    """The whole bundle was one rejection ("number is infinity when parsed as double") and its other objects lost."""
+    good, bad = (json.dumps({"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-3333-4333-8333-333333333333",
+                             "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
+                             "pattern_type": "stix", "pattern": f"[ipv4-addr:value = '198.51.100.{n}']",
+                             "valid_from": "2025-01-01T00:00:00Z", "x_n": 0}) for n in (1, 2))
+    bad = bad.replace('"x_n": 0', f'"x_n": {number}')
+    path = tmp_path / "bundle.json"
+    path.write_text(f'{{"type": "bundle", "id": "bundle--33333333-3333-4333-8333-333333333333", '
+                    f'"objects": [{good},\n{bad}]}}', encoding="utf-8")
+    root = tmp_path / "repo"
+    (root / "intel").mkdir(parents=True)
+    report = import_file(root, path, "stix", "Feed")
+    assert (report.total, report.created, report.rejected) == (2, 1, 1)
+    [rejection] = report.rejections
+    assert rejection.position == "index 1" and "beyond the range of a double" in rejection.reasons[0]
+    path.write_text(path.read_text(encoding="utf-8")[:-20], encoding="utf-8")  # cut short: still the whole file's problem
+    assert import_file(root, path, "stix", "Feed").rejections[0].position.startswith("line ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -31,16 +32,17 @@ def parse(raw: bytes, source: str) -> ParsedInput:
         data = parse_json(raw)
     except YamlProblem as problem:
         read = None
-        if problem.code == "TI112":
+        if problem.code == "TI112" or _BEYOND_DOUBLE in problem.message:
             try:
-                read = _without_items_too_deep(raw)
+                read = _without_unreadable_items(raw)
             except YamlProblem as other:
                 problem = other  # the rest of the document has a defect of its own, at its own line
         if read is None:
             result.rejections.append(Rejection(f"line {problem.line}", (problem.message,)))
             result.total = 1  # the document, which holds no item that can be read
             return result
-        # One object nested too deep: it alone is rejected (docs/limits.md), the others read.
+        # One object nested too deep, or holding a number no reader takes: it alone is rejected
+        # (docs/limits.md), the others read.
         raw, data, too_deep = read
     duplicates = duplicate_keys(raw, data)
     prefix: tuple[PathPart, ...] | None  # where the items are in the document (None: it is the one item)
@@ -102,12 +104,14 @@ def _by_item(duplicates: list[DuplicateKey], prefix: tuple[PathPart, ...] | None
     return by_item
 
 
-def _without_items_too_deep(raw: bytes) -> tuple[bytes, Any, dict[int, str]] | None:
-    """The document with each item that nests too deep written as null, what it reads as, and
-    why each such item (by index) is left out; None when the items cannot be told apart.
+def _without_unreadable_items(raw: bytes) -> tuple[bytes, Any, dict[int, str]] | None:
+    """The document with each item that nests too deep, or holds a number beyond a double, written as
+    null, what it reads as, and why each such item (by index) is left out; None when the items cannot
+    be told apart.
 
-    orjson stops at 1,024 levels and refuses the whole text: a bundle of which one
-    object nests that deep (or past tiops' own limit) still holds the others. The
+    orjson stops at 1,024 levels, and at a number beyond a double (``1e400``, or an integer of more
+    digits than Python converts), and refuses the whole text: a bundle of which one object is such
+    still holds the others. The
     objects array is found by a scan of the text (tiops.jsontext.item_spans); an item
     too deep is blanked out, keeping its line breaks so that every position after it
     stays the same, and the rest is read and checked as a whole document is. Anything
@@ -121,9 +125,11 @@ def _without_items_too_deep(raw: bytes) -> tuple[bytes, Any, dict[int, str]] | N
     parts: list[bytes] = []
     done = 0
     for index, (start, end) in enumerate(spans):
-        if raw.count(b"{", start, end) + raw.count(b"[", start, end) <= MAX_NESTING_DEPTH:
-            continue  # fewer brackets than the limit: cannot nest past it
-        reason = _depth_problem(raw[start:end])
+        deep = raw.count(b"{", start, end) + raw.count(b"[", start, end) > MAX_NESTING_DEPTH
+        if not deep and not _HUGE_NUMBER.search(raw, start, end):
+            continue  # fewer brackets than the limit and no number that long: nothing to leave out
+        reason = _depth_problem(raw[start:end]) if deep else None
+        reason = reason or _number_problem(raw[start:end])
         if reason is None:
             continue
         too_deep[index] = reason
@@ -133,6 +139,24 @@ def _without_items_too_deep(raw: bytes) -> tuple[bytes, Any, dict[int, str]] | N
         return None
     patched = b"".join([*parts, raw[done:]])
     return patched, parse_json(patched), too_deep
+
+
+#: What tiops.yamlio.parse_json says of a number beyond a double that no reader of it takes either.
+_BEYOND_DOUBLE = "infinity when parsed as double"
+#: A number that may be one: 300 digits or more (a double's range ends near 1.8e308), or an exponent of three digits.
+_HUGE_NUMBER = re.compile(rb"[0-9]{300}|[eE][+-]?[0-9]{3}")
+
+
+def _number_problem(text: bytes) -> str | None:
+    """Why one item cannot be read for a number in it (beyond a double, or an integer of more digits than
+    Python converts), or None when it can."""
+    try:
+        parse_json(text)
+    except YamlProblem as problem:
+        if _BEYOND_DOUBLE in problem.message:
+            return ("holds a number beyond the range of a double (RFC 8259 section 6: such numbers are not "
+                    "read alike by every parser), which no STIX property takes")
+    return None
 
 
 def _depth_problem(text: bytes) -> str | None:
