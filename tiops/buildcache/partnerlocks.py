@@ -17,13 +17,13 @@ import stat
 import time
 from typing import Any
 
+from tiops.buildcache.store import _RACY_NS  # the cache's own window for racily clean files
 from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding
 from tiops.validate.partner import LOCK_FILE, read_lock
 
 #: The name of the kept locks among the build cache's files (BuildCache.read_record).
 RECORD = "partner-locks"
-_RACY_NS = 1_000_000_000
 _KEPT_KEYS = ("source", "objects")
 
 LockState = tuple[int, int, int, int]

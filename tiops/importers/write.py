@@ -28,7 +28,7 @@ from tiops.importers.dependents import imported_ids, read_lock, reference_reason
 from tiops.importers.repairs import official_marking, repair, shift_timestamp
 from tiops.inputs import InputProblem, read_input
 from tiops.limits import MAX_FILE_BYTES
-from tiops.load import DEFAULTS_FILE, IntelObject, load_repo
+from tiops.load import DEFAULTS_FILE, YAML_SUFFIXES, IntelObject, load_repo
 from tiops.lookup import object_name
 from tiops.outputs import replace_whole, write_whole
 from tiops.progress import Progress, no_progress
@@ -143,7 +143,10 @@ def _holds_own_intel(folder: Path) -> bool:
         defaults = None
     if isinstance(defaults, dict) and defaults.get("imported") is True:
         return False
-    return any(path.suffix in (".yaml", ".yml") and path.name != DEFAULTS_FILE for path in folder.rglob("*"))
+    # What the load reads as intel: YAML files, none under a dot name (intel/.drafts/ holds no intel).
+    return any(path.name.endswith(YAML_SUFFIXES) and path.name != DEFAULTS_FILE
+               and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+               for path in folder.rglob("*"))
 
 
 def import_parsed(root: Path, parsed: ParsedInput, source: str, *, mode: str = "valid-only",
