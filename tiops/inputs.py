@@ -42,6 +42,19 @@ def is_utf8_name(name: str) -> bool:
     return True
 
 
+def file_identity(info: os.stat_result) -> int:
+    """One int for the file an lstat describes: its inode number on its device.
+
+    POSIX (<sys/stat.h>): "The st_ino and st_dev fields taken together uniquely identify the
+    file within the system"; the inode number alone does not. Each tmpfs numbers its files
+    from 2 again, so a folder of intel that is a mount point, swapped for another file system,
+    can hold a file with the inode number, size and times recorded for another content. The
+    build cache's stat index, the last build's record and the partner-locks memo keep this
+    value where they keep the file's identity.
+    """
+    return info.st_dev << 64 | info.st_ino
+
+
 def read_input(path: str, *, root: str | None = None, limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 

@@ -55,7 +55,7 @@ from typing import Any, NamedTuple
 import tiops
 from tiops.config import Config
 from tiops.forkwork import remove_abandoned
-from tiops.inputs import read_regular_file
+from tiops.inputs import file_identity, read_regular_file
 from tiops.installed import package_fingerprint
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
@@ -171,7 +171,7 @@ def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterabl
     files: dict[str, FileState] = {}
     first, racy_from = sources[0] if sources else ({}, 0)
     for path, info in listed.items():
-        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info))
         earlier = first.get(path)  # the usual source, looked at inline: this runs once per file
         blob: str | None
         if (earlier is not None and len(earlier) == 5 and earlier[1] == state[1] and tuple(earlier[:4]) == state
@@ -249,7 +249,7 @@ def unchanged_during(root: Path, config: Config, inputs: BuildInputs) -> bool:
         return False
     for path, info in listed.items():
         state = inputs.files.get(path)
-        if state is None or state[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+        if state is None or state[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info)):
             return False
     return True
 
@@ -343,7 +343,8 @@ class _Walk:
                             earlier = recorded.get(path)  # type: ignore[union-attr]
                             if not (earlier is not None and len(earlier) == 5 and earlier[1] == info.st_mtime_ns
                                     and earlier[1] < racy_from and earlier[0] == info.st_size
-                                    and earlier[2] == info.st_ctime_ns and earlier[3] == info.st_ino
+                                    and earlier[2] == info.st_ctime_ns
+                                    and earlier[3] == info.st_dev << 64 | info.st_ino  # file_identity
                                     and isinstance(earlier[4], str) and earlier[4]):
                                 self.as_recorded = False
                     else:

@@ -20,6 +20,7 @@ from typing import Any
 from tiops.buildcache.store import _RACY_NS  # the cache's own window for racily clean files
 from tiops.filesource import FileSource, WorkingTree
 from tiops.findings import Finding
+from tiops.inputs import file_identity
 from tiops.validate.partner import LOCK_FILE, read_lock
 
 #: The name of the kept locks among the build cache's files (BuildCache.read_record).
@@ -49,7 +50,7 @@ class PartnerLocks:
             info = os.lstat(os.path.join(os.fspath(files.root), folder, LOCK_FILE))
         except OSError:
             return read_lock(files, folder)  # which says what is wrong
-        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info))
         self._asked.add(folder)
         kept = self._kept.get(folder)
         if (type(kept) is tuple and len(kept) == 2 and kept[0] == state and type(kept[1]) is dict

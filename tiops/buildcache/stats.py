@@ -104,4 +104,5 @@ def _still_recorded(path: str, record: tuple[int, int, int, int, str], trusted_b
     except OSError:
         return False
     return (now.st_mtime_ns < trusted_before and stat.S_ISREG(now.st_mode) and record[0] == now.st_size
-            and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns and record[3] == now.st_ino)
+            and record[1] == now.st_mtime_ns and record[2] == now.st_ctime_ns
+            and record[3] == now.st_dev << 64 | now.st_ino)  # tiops.inputs.file_identity, inline: once per file

@@ -83,7 +83,7 @@ from tiops.forkwork import (
     run_beside,
     start_in_new_process,
 )
-from tiops.inputs import read_regular_file_dated, read_regular_head
+from tiops.inputs import file_identity, read_regular_file_dated, read_regular_head
 from tiops.memory import write_in_pieces
 from tiops.outputs import kept_out_of_git, rename_over
 from tiops.validate.indexed import FileIndex
@@ -597,7 +597,7 @@ class BuildCache:
         record = self._index.get(relative)
         if record is None or info.st_mtime_ns >= self._index_trusted_before:
             return None
-        if record[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+        if record[:4] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info)):
             return None
         return record[4]
 

@@ -37,7 +37,7 @@ from tiops.config import Config, load_config
 from tiops.filesource import FileSource
 from tiops.findings import Finding
 from tiops.forkwork import run_in_order
-from tiops.inputs import InputProblem, WalkProblem, read_input
+from tiops.inputs import InputProblem, WalkProblem, file_identity, read_input
 from tiops.limits import MAX_FILE_BYTES
 from tiops.load import (
     Defaults,
@@ -615,5 +615,5 @@ def _unchanged(path: str, before: os.stat_result) -> bool:
         after = os.lstat(path)
     except OSError:
         return False
-    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino) == (
-        before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino)
+    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns, file_identity(after)) == (
+        before.st_size, before.st_mtime_ns, before.st_ctime_ns, file_identity(before))
