@@ -374,8 +374,11 @@ def stored(root: Path, statement: str, *params: Any) -> None:
 
 
 @pytest.mark.parametrize(("statement", "changes"), [
-    # Another tool rewrites an object (the trigger clears its object digest; its content digest stays).
-    ("UPDATE stix_current SET object = replace(object, 'C2 address', 'changed') WHERE id LIKE 'indicator--%1'", False),
+    # Another tool rewrites an object and neither digest (the trigger clears both): its content is what
+    # the text says, which the repository's object no longer is.
+    ("UPDATE stix_current SET object = replace(object, 'C2 address', 'changed') WHERE id LIKE 'indicator--%1'", True),
+    # ... rewrites only its layout, the same content: no change.
+    ("UPDATE stix_current SET object = replace(object, '{\"', '{ \"') WHERE id LIKE 'indicator--%1'", False),
     # ... or rewrites it as another tool would, content digest and all: drift.
     ("UPDATE stix_current SET object = replace(object, 'C2 address', 'changed'), digest = 'other',"
      " written_by = 'external' WHERE id LIKE 'indicator--%1'", True),

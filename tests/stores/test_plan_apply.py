@@ -88,6 +88,8 @@ def apply(root: Path, plan: Plan | None = None, **options: Any) -> Plan:
 def versions(root: Path, target: dict[str, str]) -> list[tuple[str, str, bool]]:
     store = open_store("t", target, root, create=False)  # read as a plan reads: a store not made yet is not made
     try:
+        if getattr(store, "_empty", False):  # a PostgreSQL database without the tables, read as a plan reads it
+            return []
         database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
         rows = database.execute("SELECT id, version, revoked FROM stix_versions ORDER BY id, version").fetchall()
         return [(row[0], row[1], bool(row[2])) for row in rows]
@@ -113,6 +115,8 @@ def _store_rows(root: Path, target: dict[str, str]) -> dict[str, list[tuple[Any,
     """Every row of the store's own tables, in one order."""
     store = open_store("t", target, root, create=False)
     try:
+        if getattr(store, "_empty", False):  # a PostgreSQL database without the tables, read as a plan reads it
+            return []
         database = getattr(store, "_db", None) or store._data()  # type: ignore[attr-defined]
         return {table: sorted((tuple(row) for row in database.execute(f"SELECT * FROM {table}").fetchall()), key=repr)
                 for table in _STORE_TABLES}

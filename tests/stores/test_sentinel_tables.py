@@ -14,6 +14,7 @@ import pytest
 
 from tiops.apply import settle_target
 from tiops.stores import Store
+from tiops.stores import sql as shared
 from tiops.stores.sqlite import SqliteStore
 
 AS_OF = "2025-06-01T00:00:00.000Z"
@@ -189,7 +190,7 @@ def test_a_store_of_an_earlier_schema_version_gets_the_views_of_this_one(tmp_pat
     with sqlite3.connect(path) as reopened:
         assert reopened.execute("SELECT FileHashType, FileHashValue FROM ThreatIntelligenceIndicator").fetchall() == [
             ("MD5", MD5)]
-        assert reopened.execute("SELECT version FROM tiops_store_schema").fetchall() == [(3,)]
+        assert reopened.execute("SELECT version FROM tiops_store_schema").fetchall() == [(shared.SCHEMA_VERSION,)]
 
 
 def test_a_store_with_the_legacy_table_is_migrated(tmp_path: Path) -> None:

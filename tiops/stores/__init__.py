@@ -313,7 +313,7 @@ def _open_postgres(name: str, entry: Mapping[str, Any], root: Path, *, create: b
             hint=f"export {variable}='postgresql://user@host:5432/dbname' (credentials never go in tiops.yaml)",
         )
     check_dsn(name, str(variable), dsn)
-    return PostgresStore(dsn, target=name, as_of=_as_of(root))
+    return PostgresStore(dsn, target=name, as_of=_as_of(root), create=create)
 
 
 def _as_of(root: Path) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +35,41 @@ from tiops.stores import sql as shared
 
 # First key of the two-key advisory lock: "tiops" in ASCII, so it does not clash with other apps.
 _LOCK_NAMESPACE = 0x74696F70
+
+
+#: Connections refused while the server starts are tried again this many times, 0.5 s, 1 s, 2 s ... apart
+#: (about 30 s in all, as apply's retries of a dropped connection).
+_STARTUP_RETRIES = 6
+_MAX_STARTUP_BACKOFF_SECONDS = 16.0
+_sleep = time.sleep  # replaced by tests
+
+
+def _starting_up(error: psycopg.OperationalError) -> bool:
+    """Whether a failed connection met a server that is starting (or in recovery): SQLSTATE 57P03
+    (cannot_connect_now). libpq gives no SQLSTATE for a refused connection, only the server's message."""
+    text = str(error)
+    return error.sqlstate == "57P03" or any(phrase in text for phrase in _STARTING_UP_PHRASES)
+
+
+# The server's messages for 57P03 (postmaster.c); a server whose messages are translated is not recognised.
+_STARTING_UP_PHRASES = ("the database system is starting up", "the database system is not yet accepting connections",
+                        "the database system is not accepting connections")
+
+
+def _first_line(error: psycopg.Error) -> str:
+    """The server's message, without the SQL it quotes (LINE 1: CREATE TABLE ...), secrets redacted."""
+    return redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+
+
+_PRIVILEGE_HINT = ("An apply, and the first plan after a tiops upgrade changes the store schema, make or change the "
+                   "tiops tables: run it as the role that owns them, with CREATE on the schema. A plan of a store at "
+                   "this tiops' schema version needs only SELECT on the tables (docs/targets.md, 'postgres').")
+
+
+# pg_class, not information_schema (which lists only tables the role has rights on): a store the role may
+# not read is refused by its first read, not planned as empty.
+_STORE_EXISTS = ("SELECT 1 FROM pg_class WHERE relname = 'stix_current' AND relkind = 'r'"
+                 " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())")
 
 
 class LockLost(StoreError):
@@ -87,15 +123,71 @@ def _copy(cursor: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows:
 class PostgresStore:
     supports_delete = True
 
-    def __init__(self, dsn: str, *, target: str, as_of: str | None = None) -> None:
+    def __init__(self, dsn: str, *, target: str, as_of: str | None = None, create: bool = True) -> None:
         self.target = target
         self.as_of = as_of  # the build's as-of time: ThreatIntelIndicators.IsActive honours expiry at it
         self._dsn = dsn
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._lock_pid: int | None = None  # the backend of the lock's session, while this store holds it
+        # A plan (create=False) of a database without the tiops tables: read as an empty store, nothing made.
+        self._empty = False
+        self._needs_schema = False  # while the tables are made or migrated (which errors then mean)
         self._conn = self._connect()
-        database, schema = self._conn.execute("SELECT current_database(), current_schema()").fetchone() or ("", "")
+        try:
+            self._set_up(create)
+        except psycopg.Error as error:
+            self._conn.close()
+            raise self._error(error, "make or upgrade the tiops tables" if self._needs_schema
+                              else "read the tiops tables") from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _error(self, error: psycopg.Error, doing: str) -> StoreError:
+        """A server's refusal as a StoreError naming the target (a dropped connection: a transient one)."""
+        if isinstance(error, psycopg.OperationalError):  # the server went away meanwhile
+            return TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}")
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            return StoreError(f"postgres target {self.target!r}: the role cannot {doing}: {_first_line(error)}",
+                              hint=_PRIVILEGE_HINT)
+        return StoreError(f"postgres target {self.target!r}: cannot {doing}: {_first_line(error)}",
+                          hint="Check the database and schema the DSN names, and the role's rights there "
+                               "(docs/targets.md, 'postgres').")
+
+    def _set_up(self, create: bool) -> None:
+        """Find the store's schema; bring it to this tiops' version unless a plan needs none of that.
+
+        A plan (``create`` False) of a database without the tiops tables reads it as empty and makes
+        nothing; one of a store at this schema version runs no DDL, so a role that may only read
+        the tables can plan. A store at an older version is brought to this one by plan or apply,
+        as the SQLite store is.
+        """
+        database, schema = self._conn.execute("SELECT current_database(), current_schema()").fetchone() or ("", None)
+        if schema is None:
+            # Every schema the search_path names is missing, or the role may not use it (PostgreSQL skips
+            # those): CREATE would fail with "no schema has been selected", and reads would find no table.
+            raise StoreError(
+                f"postgres target {self.target!r}: the connection's search_path names no schema that exists in "
+                f"database {database!r} and that the role may use",
+                hint="Create the schema (CREATE SCHEMA ...) or grant the role USAGE on it, or fix the search_path "
+                     "set by the DSN (options=-c search_path=...) or by the role (ALTER ROLE ... SET search_path).")
         self._lock_key = zlib.crc32(f"{database}\0{schema}".encode()) & 0x7FFFFFFF
+        if not create:
+            if not self._conn.execute(_STORE_EXISTS).fetchone():
+                self._empty = True
+                return
+            if self._table_exists("tiops_store_schema"):
+                row = self._conn.execute(shared.SELECT_SCHEMA_VERSION).fetchone()
+                found = None if row is None else row[0]
+                shared.check_schema_version(found, f"postgres target {self.target!r}")
+                if found == shared.SCHEMA_VERSION:
+                    return
+        self._needs_schema = True
+        self._make_schema()
+
+    def _make_schema(self) -> None:
+        """Create the tables, views and triggers missing, and migrate a store of an older schema version."""
+        target, as_of = self.target, self.as_of
         with self._conn.transaction():
             # Serialise schema creation between concurrent first runs.
             self._conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
@@ -118,13 +210,7 @@ class PostgresStore:
                 if view is None or view.lower() not in views or found != shared.SCHEMA_VERSION:
                     self._conn.execute(statement)
             self._add_object_digests()
-            trigger = self._conn.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgname = 'stix_current_object_digest'"
-                " AND tgrelid = 'stix_current'::regclass"
-            ).fetchone()
-            if not trigger:  # created once: replacing it would lock stix_current against running applies
-                for statement in shared.POSTGRES_DIGEST_TRIGGER:
-                    self._conn.execute(statement)
+            self._make_digest_triggers(found)
             if not self._conn.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = 'stix_current'::regclass",
                                       (tables.SENTINEL_TRUNCATE_TRIGGER,)).fetchone():  # made last
                 for statement in tables.sentinel_trigger_statements(tables.POSTGRES):
@@ -137,6 +223,20 @@ class PostgresStore:
                             cursor.executemany(statement, params)
             for statement in shared.schema_version_statements(found):
                 self._conn.execute(statement)
+
+    def _make_digest_triggers(self, found: int | None) -> None:
+        """The digest triggers (tiops.stores.sql); a store of an older schema version gets the new function,
+        which its existing trigger calls, and its digests the old one left stale are cleared."""
+        if found != shared.SCHEMA_VERSION:
+            self._conn.execute(shared.POSTGRES_DIGEST_FUNCTION)
+            for statement in shared.CLEAR_STALE_DIGESTS:
+                self._conn.execute(statement)
+        for table, name in shared.DIGEST_TRIGGER_TABLES.items():
+            present = self._conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass", (name, table)
+            ).fetchone()
+            if not present:  # made once: replacing it would lock the table against running applies
+                self._conn.execute(shared.POSTGRES_DIGEST_TRIGGER.format(table=table, name=name))
 
     def _table_exists(self, name: str) -> bool:
         """Whether ``name`` (lower case, as PostgreSQL folds unquoted names) is a table, not a view."""
@@ -159,14 +259,22 @@ class PostgresStore:
             self._conn.execute(f"UPDATE {table} SET object_digest = encode(sha256(convert_to(object, 'UTF8')), 'hex')")
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self._dsn, autocommit=True)
-        except psycopg.OperationalError as error:
-            raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {redact(str(error))}") from None
-        except psycopg.Error as error:  # a setting libpq refuses (connect_timeout=x): the DSN, not the server
-            raise StoreError(f"postgres target {self.target!r}: cannot use the connection string: {redact(str(error))}",
-                             hint=f"Fix the DSN in the variable targets.{self.target}.dsn_env names (libpq's "
-                                  "connection parameters).") from None
+        # A server starting up (after a restart, a failover) refuses connections for a moment: waited for as
+        # apply waits for a dropped connection (tiops.apply._retrying), here since the store is opened before.
+        for attempt in range(_STARTUP_RETRIES + 1):
+            try:
+                return psycopg.connect(self._dsn, autocommit=True)
+            except psycopg.OperationalError as error:
+                if attempt < _STARTUP_RETRIES and _starting_up(error):
+                    _sleep(min(0.5 * 2**attempt, _MAX_STARTUP_BACKOFF_SECONDS))
+                    continue
+                raise TransientStoreError(f"postgres target {self.target!r}: cannot connect: {redact(str(error))}") from None
+            except psycopg.Error as error:  # a setting libpq refuses (connect_timeout=x): the DSN, not the server
+                raise StoreError(f"postgres target {self.target!r}: cannot use the connection string: "
+                                 f"{redact(str(error))}",
+                                 hint=f"Fix the DSN in the variable targets.{self.target}.dsn_env names (libpq's "
+                                      "connection parameters).") from None
+        raise AssertionError("unreachable")
 
     def _data(self) -> psycopg.Connection[Any]:
         if self._conn.closed:
@@ -174,14 +282,22 @@ class PostgresStore:
         return self._conn
 
     def manifest(self) -> dict[str, StoredVersion]:
+        if self._empty:
+            return {}
         try:
             return shared.manifest_from_rows(self._data().execute(shared.SELECT_MANIFEST).fetchall())
-        except psycopg.OperationalError as error:
-            raise TransientStoreError(f"postgres target {self.target!r}: {redact(str(error))}") from None
+        except psycopg.Error as error:
+            raise self._error(error, "read the tiops tables") from None
 
     def current_objects(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),))
-        return {stix_id: orjson.loads(text) for stix_id, text in rows}
+        if self._empty:
+            return {}
+        try:
+            rows = self._data().execute("SELECT id, object FROM stix_current WHERE id = ANY(%s)", (list(ids),)).fetchall()
+        except psycopg.Error as error:
+            raise self._error(error, "read the tiops tables") from None
+        # Another tool's text that is no object is left out: its content is unknown (tiops.stores.sql).
+        return {stix_id: obj for stix_id, text in rows if (obj := shared.readable_object(text)) is not None}
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
         return self.write_prepared(objects, self.prepared_rows(objects, digests))

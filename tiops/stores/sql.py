@@ -7,8 +7,9 @@ Tables (the same in both stores):
 * ``stix_current``: the current version of each object, kept in step by tiops in
   the same transaction as ``stix_versions``.
 * ``object_digest`` (both tables): SHA-256 of the ``object`` text of the row, so a
-  plan recognises an unchanged object by one comparison. A trigger clears it when
-  another tool changes ``object`` without setting it, so a stale one is never trusted.
+  plan recognises an unchanged object by one comparison. A trigger on each table clears
+  it, and ``digest`` likewise, when another tool changes ``object`` without setting it,
+  so a stale one is never trusted.
 * ``ThreatIntelIndicators``, ``ThreatIntelObjects`` and the legacy
   ``ThreatIntelligenceIndicator`` view: Microsoft Sentinel's tables, views over
   tables of their own rows and ``stix_current`` (tiops.stores.sentinel_tables).
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS tiops_store_schema (
 #: 1: the Sentinel tables held a copy of each object's JSON (Data); stores without
 #: ``tiops_store_schema`` are this version. 2: they are views that read it from stix_current.
 #: 3: the legacy view ThreatIntelligenceIndicator pairs each hash type with its own value.
-SCHEMA_VERSION = 3
+#: 4: the digest triggers, on both object tables, also clear ``digest`` (see DIGEST_TRIGGER_TABLES).
+SCHEMA_VERSION = 4
 SELECT_SCHEMA_VERSION = "SELECT MAX(version) FROM tiops_store_schema"
 
 
@@ -89,8 +91,19 @@ def schema_version_statements(found: int | None) -> list[str]:
     return ["DELETE FROM tiops_store_schema", f"INSERT INTO tiops_store_schema (version) VALUES ({SCHEMA_VERSION})"]
 
 
-def check_schema_version(found: int | None, where: str) -> None:
-    """Refuse a store made by a newer tiops: its tables may mean something this one does not know."""
+def check_schema_version(found: object, where: str) -> None:
+    """Refuse a store made by a newer tiops: its tables may mean something this one does not know.
+
+    ``found`` is what the store holds, unchecked: another tool may have written text there
+    (SQLite keeps 'v3' as text in an INTEGER column), and such a store is refused too, since
+    which tables and triggers it has cannot be told.
+    """
+    if found is not None and (not isinstance(found, int) or isinstance(found, bool)):
+        raise StoreError(
+            f"{where} has an unreadable store schema version {found!r} in tiops_store_schema (an integer is expected)",
+            hint="Another tool changed the table tiops_store_schema: set its one row back to the version the store "
+                 f"is at (this tiops writes version {SCHEMA_VERSION}; docs/targets.md, 'The schema').",
+        )
     if found is not None and found > SCHEMA_VERSION:
         raise StoreError(
             f"{where} has store schema version {found}; this tiops knows versions up to {SCHEMA_VERSION}",
@@ -130,28 +143,59 @@ SELECT_MANIFEST = (
 # Stores made before object_digest existed: the column is added and filled once.
 OBJECT_DIGEST_COLUMNS = ("stix_versions", "stix_current")
 
-# Another tool that rewrites `object` without setting `object_digest` leaves a digest
-# of the old text behind: clear it, so a plan falls back to the content digest.
-SQLITE_DIGEST_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS stix_current_object_digest AFTER UPDATE OF object ON stix_current
-FOR EACH ROW WHEN NEW.object IS NOT OLD.object AND NEW.object_digest IS OLD.object_digest
-BEGIN UPDATE stix_current SET object_digest = NULL WHERE id = NEW.id; END
+# Another tool that rewrites `object` without setting `object_digest` leaves a digest of the old
+# text behind, and one that does not set `digest` a content digest of the old object, which a plan
+# would trust: "no changes" for ever, the other tool's text kept. The triggers clear each digest the
+# same update did not set, so a plan falls back to the content digest, computed from the text.
+# Each table has one (stix_versions: a write of the same version by tiops then replaces the row).
+DIGEST_TRIGGER_TABLES = {"stix_current": "stix_current_object_digest", "stix_versions": "stix_versions_object_digest"}
+
+_SQLITE_DIGEST_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS {name} AFTER UPDATE OF object ON {table}
+FOR EACH ROW WHEN NEW.object IS NOT OLD.object AND (NEW.object_digest IS OLD.object_digest OR NEW.digest IS OLD.digest)
+BEGIN UPDATE {table} SET
+    object_digest = CASE WHEN NEW.object_digest IS OLD.object_digest THEN NULL ELSE NEW.object_digest END,
+    digest = CASE WHEN NEW.digest IS OLD.digest THEN NULL ELSE NEW.digest END
+WHERE rowid = NEW.rowid; END
 """
-POSTGRES_DIGEST_TRIGGER = (
-    """
+
+
+def sqlite_digest_triggers(found: int | None) -> list[str]:
+    """The SQLite digest triggers; those of a store at an older schema version are replaced (they
+    cleared ``object_digest`` only, schema version 3 and before), with :data:`CLEAR_STALE_DIGESTS`."""
+    statements = []
+    if found != SCHEMA_VERSION:
+        statements += [f"DROP TRIGGER IF EXISTS {name}" for name in DIGEST_TRIGGER_TABLES.values()]
+        statements += CLEAR_STALE_DIGESTS
+    return statements + [_SQLITE_DIGEST_TRIGGER.format(table=table, name=name)
+                         for table, name in DIGEST_TRIGGER_TABLES.items()]
+
+
+# A row whose `object_digest` the old trigger cleared had its object rewritten by another tool, which
+# may have left `digest` stale: it is recomputed from the text by the next plan (SELECT_MANIFEST).
+CLEAR_STALE_DIGESTS = [f"UPDATE {table} SET digest = NULL WHERE object_digest IS NULL AND digest IS NOT NULL"
+                       for table in DIGEST_TRIGGER_TABLES]
+
+# The function is replaced at each migration (CREATE OR REPLACE FUNCTION takes no lock on the tables);
+# each table's trigger is made once: replacing it would lock the table against running applies.
+POSTGRES_DIGEST_FUNCTION = """
 CREATE OR REPLACE FUNCTION tiops_stale_object_digest() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.object IS DISTINCT FROM OLD.object AND NEW.object_digest IS NOT DISTINCT FROM OLD.object_digest THEN
-        NEW.object_digest := NULL;
+    IF NEW.object IS DISTINCT FROM OLD.object THEN
+        IF NEW.object_digest IS NOT DISTINCT FROM OLD.object_digest THEN
+            NEW.object_digest := NULL;
+        END IF;
+        IF NEW.digest IS NOT DISTINCT FROM OLD.digest THEN
+            NEW.digest := NULL;
+        END IF;
     END IF;
     RETURN NEW;
 END $$
-""",
-    """
-CREATE TRIGGER stix_current_object_digest BEFORE UPDATE OF object ON stix_current
+"""
+POSTGRES_DIGEST_TRIGGER = """
+CREATE TRIGGER {name} BEFORE UPDATE OF object ON {table}
 FOR EACH ROW EXECUTE FUNCTION tiops_stale_object_digest()
-""",
-)
+"""
 
 
 def schema_statements(bool_type: str, true: str, false: str) -> list[str]:
@@ -232,12 +276,34 @@ def version_rows(objects: Sequence[dict[str, Any]], digests: Sequence[str] | Non
     return rows
 
 
+#: How the digest of a stored object that is not a JSON object starts (:func:`manifest_from_rows`).
+UNREADABLE_DIGEST = "unreadable:"
+
+
 def manifest_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, StoredVersion]:
     manifest: dict[str, StoredVersion] = {}
     for stix_id, version, digest, revoked, written_by, managed, stored_digest, text in rows:
         if digest is None:  # a row written by another tool: compute what tiops would have stored
-            digest = content_digest(orjson.loads(text))
+            digest = _digest_of_text(text)
         manifest[stix_id] = StoredVersion(
             version, digest, bool(revoked), written_by == WRITTEN_BY_TIOPS, bool(managed), stored_digest
         )
     return manifest
+
+
+def _digest_of_text(text: str) -> str:
+    """The content digest of a stored object's text; for text that is not a JSON object (another tool
+    wrote '{bad' or '[1,2]'), a digest no object has, made from the text so that the state's fingerprint
+    follows any change of it. Its content is unknown: it differs from every compiled object, so a plan
+    writes the repository's version of an id the repository has, and leaves any other alone."""
+    obj = readable_object(text)
+    return content_digest(obj) if obj is not None else UNREADABLE_DIGEST + object_digest(str(text).encode())
+
+
+def readable_object(text: str) -> dict[str, Any] | None:
+    """A stored object's text as the object, or None when it is not a JSON object (see :func:`_digest_of_text`)."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -48,13 +48,30 @@ def _sqlite_errors(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callab
         except sqlite3.IntegrityError as error:  # the file opened: its rows are what disagree
             raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
                              hint=shared.INTEGRITY_HINT) from None
+        except sqlite3.OperationalError as error:
+            if not _is_transient(error):
+                raise _path_error(self, error) from None
+            # Busy or locked after the connection's timeout: the file is fine, another process holds it.
+            raise StoreError(f"target {self.target!r}: the SQLite store {self.path} is held by another process "
+                             f"({error}; tiops waited {_BUSY_TIMEOUT_SECONDS:.0f} s for it)",
+                             hint=_BUSY_HINT) from None
         except (sqlite3.Error, OSError) as error:  # OSError: its folder cannot be made
-            raise StoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}",
-                             hint=f"Check that targets.{self.target}.path in tiops.yaml names a SQLite file tiops "
-                                  "can create and write (not a folder, a device or another kind of file), on a "
-                                  "disk with room.") from None
+            raise _path_error(self, error) from None
     translated.__name__, translated.__doc__ = method.__name__, method.__doc__
     return translated
+
+
+def _path_error(store: SqliteStore, error: Exception) -> StoreError:
+    return StoreError(f"target {store.target!r}: the SQLite store {store.path}: {error}",
+                      hint=f"Check that targets.{store.target}.path in tiops.yaml names a SQLite file tiops "
+                           "can create and write (not a folder, a device or another kind of file), on a "
+                           "disk with room.")
+
+
+#: How long a connection waits for another one holding the database (sqlite3.connect's timeout).
+_BUSY_TIMEOUT_SECONDS = 30.0
+_BUSY_HINT = ("Another process (a database browser, a backup, a script, another tiops) holds the database: "
+              "let it finish or close it, then run the command again.")
 
 
 def _holds_a_store(path: Path) -> bool:
@@ -216,7 +233,7 @@ class SqliteStore:
                 self._making = mark if mark.claim() else None
             try:
                 # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-                self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+                self._db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS)
                 self._set_up(path)
             except BaseException:
                 if self._making is not None:  # nothing was committed: the mark has nothing to tell
@@ -248,7 +265,8 @@ class SqliteStore:
             for statement in tables.schema_statements(tables.SQLITE):
                 self._run_schema(statement)
             self._add_object_digests()
-            self._db.execute(shared.SQLITE_DIGEST_TRIGGER)
+            for statement in shared.sqlite_digest_triggers(found):
+                self._db.execute(statement)
             if not self._trigger_exists(tables.SENTINEL_TRIGGER):
                 for statement in tables.sentinel_trigger_statements(tables.SQLITE):
                     self._db.execute(statement)
@@ -309,7 +327,8 @@ class SqliteStore:
                 yield
         except sqlite3.OperationalError as error:
             if _is_transient(error):
-                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path}: {error}") from error
+                raise TransientStoreError(f"target {self.target!r}: the SQLite store {self.path} is held by another "
+                                          f"process ({error})") from error
             raise
 
     @_sqlite_errors
@@ -323,7 +342,9 @@ class SqliteStore:
             chunk = list(ids[start:start + 500])
             marks = ",".join("?" for _ in chunk)
             for stix_id, text in self._db.execute(f"SELECT id, object FROM stix_current WHERE id IN ({marks})", chunk):
-                found[stix_id] = orjson.loads(text)
+                obj = shared.readable_object(text)
+                if obj is not None:  # another tool's text that is no object: its content is unknown
+                    found[stix_id] = obj
         return found
 
     def write_versions(self, objects: Sequence[dict[str, Any]], digests: Sequence[str] | None = None) -> list[ObjectError]:
