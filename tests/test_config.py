@@ -96,6 +96,46 @@ def test_intel_and_rules_folders_outside_the_repository_are_refused(tmp_path: Pa
     assert load_config(root)[1] == []
 
 
+@pytest.mark.parametrize("key", ["intel", "rules"])
+@pytest.mark.parametrize("link", ["folder", "parent"])
+def test_a_folder_leading_out_of_the_repository_through_a_symbolic_link_is_refused_and_not_read(
+        tmp_path: Path, key: str, link: str) -> None:
+    # git keeps symbolic links: a pull request can commit intel (or a folder on its path) as one.
+    from tiops.config import load_config
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / key).mkdir(parents=True)
+    (elsewhere / key / "secret.yaml").write_text("type: malware\nid: bad\nname: s3cr3t-value\n", encoding="utf-8")
+    root = tmp_path / "repo"
+    root.mkdir()
+    if link == "folder":
+        (root / key).symlink_to(elsewhere / key, target_is_directory=True)
+        (root / "tiops.yaml").write_text(f"{key}: {key}\n", encoding="utf-8")
+    else:
+        (root / "sub").symlink_to(elsewhere, target_is_directory=True)
+        (root / "tiops.yaml").write_text(f"{key}: sub/{key}\n", encoding="utf-8")
+    (root / "intel").mkdir(exist_ok=True)
+    findings = load_config(root)[1]
+    assert [(f.code, f.location.path) for f in findings] == [("TI110", (key,))]
+    assert "symbolic link" in findings[0].message and str(elsewhere) not in findings[0].message
+    for arguments in (["validate"], ["validate", f"{key}/secret.yaml" if link == "folder" else f"sub/{key}/secret.yaml"],
+                      ["compile", "-o", str(tmp_path / "out.json")]):
+        result = CliRunner().invoke(main, ["-C", str(root), *arguments])
+        assert result.exit_code == 1, (arguments, result.output)
+        assert "TI110" in result.output and "s3cr3t" not in result.output and "TI201" not in result.output
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_folder_linked_inside_the_repository_is_read(tmp_path: Path) -> None:
+    from tiops.config import load_config
+
+    root = tmp_path / "repo"
+    (root / "data" / "intel").mkdir(parents=True)
+    (root / "intel").symlink_to(root / "data" / "intel", target_is_directory=True)
+    (root / "tiops.yaml").write_text("intel: intel\n", encoding="utf-8")
+    assert load_config(root)[1] == []
+
+
 def test_an_unknown_key_is_placed_at_itself_with_a_did_you_mean(make_repo) -> None:  # type: ignore[no-untyped-def]
     root = make_repo({"tiops.yaml": "intel: intel\noutput: dist\nvalidaton: {strict: true}\nvalidation:\n  stirct: true\n",
                       "intel/_defaults.yaml": "source: Team\ndefautls:\n  confidence: 50\n"})

@@ -161,10 +161,19 @@ def _outside_folders(root: Path, data: dict[str, Any]) -> list[Finding]:
                                                "of the repository, relative to tiops.yaml",
                                       Location(CONFIG_FILE, path=(key,))))
             continue
+        # The folder itself, or a folder on its path, may be a symbolic link (git keeps links): the walk
+        # starts from the folder it leads to, so that folder must be the repository's too.
+        real_base, real_folder = os.path.realpath(base), os.path.realpath(folder)
+        if not _holds(real_base, real_folder):
+            found.append(make_finding("TI110", f"{key}: {value!r} leads, through a symbolic link, to a folder "
+                                               f"outside the repository; {key} is a folder of the repository",
+                                      Location(CONFIG_FILE, path=(key,))))
+            continue
         read.append(folder)
         # Case folded: a file system that ignores case (macOS, Windows) reads .GIT/intel from .git/.
         state = next((name for name in _STATE_FOLDERS
-                      if os.path.relpath(folder, base).split(os.sep)[0].casefold() == name), None)
+                      if name in (os.path.relpath(folder, base).split(os.sep)[0].casefold(),
+                                  os.path.relpath(real_folder, real_base).split(os.sep)[0].casefold())), None)
         if state is not None:
             found.append(make_finding("TI110", f"{key}: {value!r} is inside {state}/, which holds "
                                                f"{_STATE_FOLDERS[state]} and is never read as input; keep the "

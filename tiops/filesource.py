@@ -66,13 +66,33 @@ class WorkingTree:
         return os.path.isdir(path)
 
     def listdir(self, path: str) -> list[str]:
+        if self._leaves(path):
+            return []
         try:
             return sorted(os.listdir(path))
         except OSError:
             return []
 
     def walk(self, top: str, on_problem: WalkProblem) -> Iterator[tuple[str, list[str], list[str]]]:
+        if self._leaves(top):
+            on_problem(top, "TI108", "a symbolic link, or a folder under one, that leads out of the repository; "
+                                     "tiops does not follow it, so its files were not read")
+            return iter(())
         return walk(top, on_problem)
+
+    def _leaves(self, path: str) -> bool:
+        """Whether the folder ``path`` is, through a symbolic link on its way, outside the repository.
+
+        Folder links inside the intel are never followed (tiops.inputs.walk); the intel or rules folder
+        itself, or a folder on its path, may be one (git keeps links), and a pull request must not make
+        the machine that checks it read, and report, files elsewhere (tiops.config also says TI110).
+        """
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        try:
+            return os.path.commonpath([root, real]) != root
+        except ValueError:  # two drives of Windows
+            return True
 
     def blob_id(self, path: str) -> str | None:
         return None  # only known by reading the file: see blob_id_of

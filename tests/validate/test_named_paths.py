@@ -198,3 +198,18 @@ def test_files_of_an_intel_folder_that_is_a_link_are_named_either_way(example_re
         for _ in range(2):  # the second one through a warm cache
             found = {(f.code, f.location.file) for f in validate_paths(example_repo, [named], cache=cache)}
             assert expected <= found and all(file.startswith("intel/malware/") for _, file in found), named
+
+
+def test_a_named_link_leading_nowhere_is_reported_as_the_whole_validate_reports_it(example_repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    (example_repo / "intel" / "malware" / "gone.yaml").symlink_to("nowhere.yaml")
+    whole = CliRunner().invoke(main, ["-C", str(example_repo), "validate"])
+    named = CliRunner().invoke(main, ["-C", str(example_repo), "validate", "intel/malware/gone.yaml"])
+    assert whole.exit_code == named.exit_code == 1
+    assert "intel/malware/gone.yaml:1:1: error TI108" in named.output
+    assert "intel/malware/gone.yaml:1:1: error TI108" in whole.output
+    missing = CliRunner().invoke(main, ["-C", str(example_repo), "validate", "intel/malware/none.yaml"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -26,7 +26,7 @@ from tiops.validate import is_bundle_path, validate_paths
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), callback=lambda _c, _p, paths: _existing(paths))
 @click.option("--format", "fmt", type=click.Choice(sorted(FINDING_RENDERERS)), default="text", show_default=True,
               help="text for people, json for tools, github for workflow annotations, sarif for code scanning.")
 @click.option("--strict", is_flag=True, default=None, help="Fail on warnings too (also 'validation: {strict: true}' in tiops.yaml).")
@@ -75,6 +75,15 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool
     if fmt == "github":
         _write_step_summary(shown)
     sys.exit(1 if fails(findings, strict=strict) else 0)
+
+
+def _existing(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``paths``, each of which must be there; a symbolic link leading nowhere is (click's ``exists``
+    follows links): the load reports it, TI108, as the whole validate does."""
+    for path in paths:
+        if not os.path.lexists(path):
+            raise click.BadParameter(f"Path {click.format_filename(path)!r} does not exist.", param_hint="'PATHS...'")
+    return paths
 
 
 def _changed_files(root: Path, base_ref: str) -> frozenset[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tiops.codes import make_finding
-from tiops.config import load_config
+from tiops.config import CONFIG_FILE, load_config
 from tiops.discover import is_repo_root
 from tiops.enrich.lock import LOCK_DIR, lock_findings
 from tiops.errors import UsageError
-from tiops.findings import Finding, Location, sort_findings
+from tiops.findings import Finding, Location, Severity, sort_findings
 from tiops.inputs import display_name
 from tiops.load import IntelObject, Repo, load_bundle, load_repo
 from tiops.locate import kept_positions, resolve_locations
@@ -342,9 +342,12 @@ _BETWEEN_OBJECTS = frozenset({"TI300", "TI301", "TI302", "TI303", "TI400", "TI51
 
 def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) -> list[Finding]:
     """The findings under the named paths, and those between objects about the ids involved with them: a
-    relationship elsewhere to a named file's object that breaks is reported, its unrelated schema error not."""
+    relationship elsewhere to a named file's object that breaks is reported, its unrelated schema error not.
+    An error of tiops.yaml is kept too: it stops every build, so the named files cannot be checked
+    (an intel folder leading out of the repository is not read at all)."""
     return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)
-            or (f.stix_id in involved and f.code in _BETWEEN_OBJECTS)]
+            or (f.stix_id in involved and f.code in _BETWEEN_OBJECTS)
+            or (f.location.file == CONFIG_FILE and f.severity is Severity.ERROR)]
 
 
 def _validate_whole(root: Path, named: list[Path], progress: Progress, cache: bool,
