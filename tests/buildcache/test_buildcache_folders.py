@@ -21,6 +21,7 @@ from tiops.buildcache.folders import (
     merged_index,
     valid_group,
 )
+from tiops.inputs import file_identity
 from tiops.validate import validate_indexed, validate_paths
 from tiops.validate.indexed import index_file
 from tiops.validate.reference_index import malformed_ids, object_references
@@ -322,7 +323,7 @@ def test_files_written_just_before_the_first_build_come_from_their_groups_not_th
     for path in _intel_files(example_repo):
         info = os.lstat(path)
         record = records[path.relative_to(example_repo).as_posix()]
-        assert record == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, blob_id(path.read_bytes()))
+        assert record == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info), blob_id(path.read_bytes()))
 
 
 def test_bundle_files_are_the_folders_files_one_by_one_made_once(example_repo: Path) -> None:

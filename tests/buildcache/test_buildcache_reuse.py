@@ -26,6 +26,7 @@ from tiops.buildcache import (
 from tiops.buildcache.folders import bundle_files
 from tiops.bundlereuse import RECORD, PreviousBundle, record_key, spliced
 from tiops.findings import Finding
+from tiops.inputs import file_identity
 from tiops.pipeline import ValidationFailed, _lines_digest, build
 from tiops.rules import per_object_rules, resolve_as_of
 from tiops.rules.engine import rule_results
@@ -811,7 +812,7 @@ def test_a_warm_build_keeps_the_stat_record_of_every_file(plain_repo: Path, tmp_
     for path in files:
         info = os.lstat(path)
         record = cache._index[str(path.relative_to(plain_repo))]
-        assert record[:4] == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), path
+        assert record[:4] == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info)), path
     hashed: list[bytes] = []
     real_blob_id = whole.blob_id
 
