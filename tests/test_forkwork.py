@@ -601,3 +601,22 @@ def test_without_a_python_to_start_no_new_process(monkeypatch: pytest.MonkeyPatc
     assert forkwork.start_in_new_process("operator:not_", []) is None
     monkeypatch.setattr(sys, "executable", "")
     assert forkwork.start_in_new_process("operator:not_", []) is None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads a process's start from /proc")
+def test_a_process_start_tells_it_from_a_later_process_and_agrees_with_the_wall_clock_start() -> None:
+    """A lock holder is told from a later process given its id by its start (tiops.stores.holder_running)."""
+    mine = forkwork.process_start_ticks(os.getpid())
+    later = subprocess.Popen(["sleep", "30"])
+    try:
+        theirs = forkwork.process_start_ticks(later.pid)
+        assert mine is not None and theirs is not None and theirs >= mine
+        assert forkwork.process_start_ticks(later.pid) == theirs  # the same count every time it is read
+        started_ns = forkwork._process_start_ns(later.pid)
+        assert started_ns is not None and abs(started_ns - time.time_ns()) < 120_000_000_000
+    finally:
+        later.kill()
+        later.wait()
+    assert forkwork.process_start_ticks(later.pid) is None  # gone (and reaped)
+    boot = forkwork.boot_id()
+    assert boot is not None and boot == Path("/proc/sys/kernel/random/boot_id").read_text().strip()

@@ -50,8 +50,8 @@ from tiops.memory import write_all
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["Beside", "NewProcess", "can_fork", "close_aside", "process_alive", "remove_abandoned", "room_for_a_copy", "run_ahead",
-           "run_beside", "run_in_order", "second_cpu_idle", "start_in_new_process"]
+__all__ = ["Beside", "NewProcess", "boot_id", "can_fork", "close_aside", "process_alive", "process_start_ticks",
+           "remove_abandoned", "room_for_a_copy", "run_ahead", "run_beside", "run_in_order", "second_cpu_idle", "start_in_new_process"]
 
 # Two claim counters in memory shared with the child, each written by one side only:
 # this process has claimed every chunk below the first, the child every chunk from the
@@ -815,17 +815,42 @@ def _written_before_start(path: str, pid: int) -> bool:
 def _process_start_ns(pid: int) -> int | None:
     """When process ``pid`` started, in wall-clock nanoseconds (proc(5): the boot time of
     /proc/stat's ``btime`` plus field 22 of /proc/PID/stat, in clock ticks); None where unknown."""
+    ticks = process_start_ticks(pid)
+    if ticks is None:
+        return None
+    boot = _boot_time_ns()
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ...": fields from the state on follow the last ")", as comm may hold one
-            ticks = int(stat.read().rpartition(b")")[2].split()[19])
-        boot = _boot_time_ns()
         per_second = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
     if boot is None or per_second <= 0:
         return None
     return boot + ticks * 1_000_000_000 // per_second
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since the machine booted (field 22 of
+    /proc/PID/stat, proc(5)); None where unknown (no /proc, the process gone).
+
+    With the boot (:func:`boot_id`), it tells one process from a later one given the same id:
+    unlike a wall-clock time it is an exact count the kernel keeps, which neither NTP nor a
+    clock set by hand moves, so a lock holder's recorded value is compared for equality.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": fields from the state on follow the last ")", as comm may hold one
+            return int(stat.read().rpartition(b")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux's random boot id); None where the system does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as text:
+            return text.read().strip() or None
+    except (OSError, ValueError):
+        return None
 
 
 def _boot_time_ns() -> int | None:

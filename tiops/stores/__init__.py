@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from tiops.errors import TiopsError, UsageError
-from tiops.forkwork import process_alive as process_alive  # the stores' lock holders
+from tiops.forkwork import boot_id as boot_id  # the stores' lock holders
+from tiops.forkwork import process_alive as process_alive
+from tiops.forkwork import process_start_ticks as process_start_ticks
 from tiops.redact import register_secret
 from tiops.stix import canonical_json
 
@@ -123,15 +125,82 @@ class LockHeld(TiopsError):
     """Another apply holds the target's lock."""
 
 
+class Holder(NamedTuple):
+    """A lock holder as a store records it.
+
+    ``boot`` (the machine's boot id) and ``started`` (the process's start, in clock ticks since
+    that boot) tell the holder apart from a later process given the same id; stores that record
+    them say so, and a row written before they did has None in both.
+    """
+
+    holder: str
+    host: str
+    pid: int
+    boot: str | None = None
+    started: int | None = None
+
+
+# The largest id a process can have (pid_t is a 32-bit signed integer): kill(2) of a larger one fails.
+_PID_MAX = 2**31 - 1
+
+
+def this_holder(holder: str) -> Holder:
+    """This process as a lock holder: what a store records when it takes a lock."""
+    pid = os.getpid()
+    return Holder(holder, socket.gethostname(), pid, boot_id(), process_start_ticks(pid))
+
+
+def holder_running(held: Holder, *, records_start: bool) -> bool:
+    """Whether the lock holder ``held`` is a process still running on this host (a lock of one that is
+    not is a dead apply's, to take over or break).
+
+    A live process id alone does not say so: ids are handed out again. In a container an apply
+    is PID 1 on every run, so the lock a killed one left named the next one's own id, and a
+    long-lived machine gives a dead apply's id to some unrelated process; either way the lock
+    was held for good and force-unlock refused to break it. So the holder is gone when:
+
+    * it ran on another boot of this machine (``boot`` recorded and not this one);
+    * it names this very process, which takes no lock twice, unless the recorded start is this
+      process's own (another store object of this process holds it). ``records_start`` says the
+      store records starts: a row of a store that records none (PostgreSQL, whose advisory lock
+      is the lock itself) keeps the plain rule below;
+    * no process has its id, or the one that has it started at another time than the one
+      recorded (an id reused). Without a recorded start (a row written before tiops recorded
+      one, or a system without /proc) a live id is taken to be the holder.
+
+    A holder on another host is never running here: its lock is not for this host to judge.
+    """
+    if held.host != socket.gethostname() or not 0 < held.pid <= _PID_MAX:  # no process has 0, -1 or 2**70
+        return False
+    this_boot = boot_id()
+    if held.boot is not None and this_boot is not None and held.boot != this_boot:
+        return False
+    if held.pid == os.getpid():
+        return not records_start or held.started == process_start_ticks(held.pid)
+    if not process_alive(held.pid):
+        return False
+    if held.started is not None:
+        now = process_start_ticks(held.pid)
+        if now is not None and now != held.started:
+            return False
+    return True
+
+
 def refuse_a_running_holder(target: str, held: Sequence[Any] | None) -> None:
     """For force-unlock, which breaks only a lock whose holder is gone: raise StoreError when ``held``
-    (holder, host, pid, as a store records them) is a process still running on this host."""
+    (holder, host, pid as a store records them; boot and start too from a store that records them,
+    :class:`Holder`) is a process still running on this host (:func:`holder_running`)."""
     if held is None:
         return
-    holder, host, pid = held[0], held[1], int(held[2])
-    if host == socket.gethostname() and process_alive(pid):
-        raise StoreError(f"target {target!r}: the apply holding the lock, {holder} (pid {pid} on this host), is still running",
-                         hint=f"Let it finish, or stop it first (kill {pid}): force-unlock breaks only a lock whose holder is gone.")
+    records_start = len(held) >= len(Holder._fields)
+    boot, started = (held[3], held[4]) if records_start else (None, None)
+    holder = Holder(str(held[0]), str(held[1]), int(held[2]), None if boot is None else str(boot),
+                    None if started is None else int(started))
+    if holder_running(holder, records_start=records_start):
+        raise StoreError(f"target {target!r}: the apply holding the lock, {holder.holder} (pid {holder.pid} on this host), "
+                         "is still running",
+                         hint=f"Let it finish, or stop it first (kill {holder.pid}): force-unlock breaks only a lock "
+                              "whose holder is gone.")
 
 
 class Store(Protocol):

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import json
 import os
 import re
+import secrets
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
@@ -24,16 +27,23 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from tiops.errors import UsageError
+from tiops.forkwork import remove_abandoned
 from tiops.outputs import kept_out_of_git
 from tiops.redact import redact, register_secret, server_text
 from tiops.stores import (
+    Holder,
     LockHeld,
     StoreError,
     TransientStoreError,
     content_digest,
-    process_alive,
+    holder_running,
+    refuse_a_running_holder,
+    this_holder,
     version_key,
 )
+
+if sys.platform != "win32":  # flock(2): LocalLock
+    import fcntl
 
 
 def secret_from_env(target: str, entry: Mapping[str, object], key: str, *, required: bool = True) -> str | None:
@@ -127,55 +137,204 @@ def status_phrase(status: int) -> str:
         return ""
 
 
+#: How long after it was last written an unreadable lock file (empty, torn JSON) is taken to be one
+#: being written. This tiops writes its lock whole (:meth:`LocalLock._fresh`), but a tiops before it
+#: wrote the JSON into the file it had just made, and one killed in between left it empty, "locked
+#: by unknown" for good. Its writer needed microseconds; older than this, the file is nobody's.
+_UNREADABLE_GRACE_SECONDS = 5.0
+
+# flock(2) errors of a file system that keeps no such locks (some network and FUSE file systems).
+_NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
+
+
 class LocalLock:
     """An apply lock for a remote target, as a file under ``.tiops/locks/`` (remote APIs have none).
 
-    It guards against two applies from the same checkout; a lock left by a killed
-    process on this host is taken over.
+    It guards against two applies from the same checkout; a lock whose holder is gone (killed,
+    an id reused, another boot: :func:`tiops.stores.holder_running`) is taken over.
+
+    The file names its holder (JSON: holder, host, pid, boot, start) and is put in place whole
+    (link(2) of a file already written), and its holder keeps an flock(2) on it for as long as
+    it runs, which the kernel drops when the process dies. Whoever replaces or removes the file
+    at the path holds that flock at the time. So two applies that find one stale lock cannot
+    both take it: before, each read the stale file and then removed whatever was at the path,
+    so the slower one removed the lock the faster one had just made. Now the first to lock the
+    stale file replaces it with its own by one rename(2), and the other then finds the path
+    naming another file and looks again. For the same reason a release removes only its own
+    file. A free flock does not settle it alone: a holder on another host (a shared folder) or
+    a tiops before this one (which took no flock) still running here keeps its lock.
     """
 
     def __init__(self, root: Path, target: str) -> None:
         self.path = root / ".tiops" / "locks" / f"{target}.lock"
         self.target = target
-        self._held = False
+        self._descriptor: int | None = None  # the lock file, flock(2)ed, while this object holds it
 
     def acquire(self, holder: str) -> None:
+        try:
+            self._acquire(holder)
+        except OSError as error:  # a folder tiops cannot write, a lock path that is a folder
+            raise StoreError(f"target {self.target!r}: cannot take the apply lock {self.path}: {error}",
+                             hint=f"Check that tiops can write {self.path.parent} and that nothing but "
+                                  "tiops' lock file is at that path.") from None
+
+    def _acquire(self, holder: str) -> None:
         kept_out_of_git(self.path.parent.parent)  # .tiops/
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                current = self._read()
-                if current is not None and current.get("host") == socket.gethostname() and not process_alive(current["pid"]):
-                    self.path.unlink(missing_ok=True)
-                    continue
-                who = current.get("holder", "unknown") if current else "unknown"
-                where = f" (pid {current.get('pid')} on {current.get('host')})" if current else ""
-                raise LockHeld(f"target {self.target!r} is locked by {who}{where}: {self.path}",
-                               hint="Wait for that apply to finish; if it is gone, run "
-                                    f"'tiops force-unlock --target {self.target}'.") from None
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump({"holder": holder, "host": socket.gethostname(), "pid": os.getpid()}, handle)
-            self._held = True
-            return
+        # What an apply killed between writing its lock and putting it in place left beside it.
+        remove_abandoned(self.path.parent, f".{self.path.name}.", ".tmp")
+        fresh, descriptor = self._fresh(this_holder(holder))
+        try:
+            while True:
+                try:
+                    os.link(fresh, self.path)
+                    break
+                except FileExistsError:
+                    pass
+                if self._replaced_a_stale_lock(fresh):
+                    break
+                # The path changed while it was looked at (a release, another apply's take-over): again.
+        except BaseException:
+            os.close(descriptor)
+            raise
+        finally:
+            fresh.unlink(missing_ok=True)  # linked, the lock stays at self.path; renamed, the name is gone
+        self._descriptor = descriptor
+
+    def _fresh(self, me: Holder) -> tuple[Path, int]:
+        """This process's lock, written whole beside its place and flock(2)ed: its name and descriptor."""
+        fresh = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.{me.pid}.tmp")
+        descriptor = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            _flock(descriptor)  # a new file: nobody else has it open
+            data = json.dumps(me._asdict()).encode()
+            while data:
+                data = data[os.write(descriptor, data):]
+        except BaseException:
+            os.close(descriptor)
+            fresh.unlink(missing_ok=True)
+            raise
+        return fresh, descriptor
+
+    def _replaced_a_stale_lock(self, fresh: Path) -> bool:
+        """With a lock file at the path: put ``fresh`` in its place if its holder is gone (True), or
+        raise LockHeld naming the holder; False when the path no longer names the file looked at."""
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # released meanwhile
+        try:
+            free = _flock(descriptor)
+            found = os.fstat(descriptor)
+            if not _names(self.path, found):
+                return False  # replaced or removed between the open and the flock
+            current = self._read()  # the file just locked: only its flock's holder replaces it
+            if not free:
+                raise self._held(current)
+            recorded = None if current is None else _recorded_holder(current)
+            if recorded is None:  # unreadable, or naming no holder: nobody's once it is not being written
+                if time.time() - found.st_mtime < _UNREADABLE_GRACE_SECONDS:
+                    raise self._held(current)
+            elif not _holder_gone(recorded):
+                raise self._held(current)
+            # The stale file goes and this one takes its place in one step, under the stale file's flock.
+            os.rename(fresh, self.path)
+            return True
+        finally:
+            os.close(descriptor)
+
+    def _held(self, current: dict[str, Any] | None) -> LockHeld:
+        who = str(current.get("holder", "unknown")) if current else "unknown"
+        where = f" (pid {current.get('pid')} on {current.get('host')})" if current else ""
+        return LockHeld(f"target {self.target!r} is locked by {who}{where}: {self.path}",
+                        hint="Wait for that apply to finish; if it is gone, run "
+                             f"'tiops force-unlock --target {self.target}'.")
 
     def release(self) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
+        descriptor = self._descriptor
+        if descriptor is None:
+            return
+        self._descriptor = None
+        try:
+            # Only a file that is still this lock: after a force-unlock the path may name another apply's.
+            if _names(self.path, os.fstat(descriptor)):
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(descriptor)  # drops the flock, after the file left the path
 
     def force(self) -> str | None:
-        current = self._read()
-        self.path.unlink(missing_ok=True)
+        """Break the lock unless its holder is a process still running on this host: the holder broken, if any."""
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            _flock(descriptor)  # when free: no taker replaces the file while it is judged and removed
+            current = self._read()
+            recorded = None if current is None else _recorded_holder(current)
+            refuse_a_running_holder(self.target, recorded)
+            if _names(self.path, os.fstat(descriptor)):
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(descriptor)
         return None if current is None else str(current.get("holder"))
 
-    def _read(self) -> dict[str, str | int] | None:
+    def _read(self) -> dict[str, Any] | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+
+def _flock(descriptor: int) -> bool:
+    """Take an exclusive flock(2) on ``descriptor`` without waiting: False when another holds it.
+
+    True also on a file system that keeps no flocks, and on Windows: the lock is then judged by the
+    holder it names alone, as before tiops took them, and two take-overs of one stale lock may both
+    succeed.
+    """
+    if sys.platform == "win32":
+        return True
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as error:
+        if error.errno in _NO_FLOCK:
+            return True
+        raise
+    return True
+
+
+def _names(path: Path, found: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``found`` describes."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (found.st_dev, found.st_ino)
+
+
+def _recorded_holder(current: Mapping[str, Any]) -> Holder | None:
+    """The holder a lock file names; None when it names none tiops can read (no host or pid)."""
+    try:
+        pid = current["pid"]
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            return None
+        started = current.get("started")
+        boot = current.get("boot")
+        return Holder(str(current.get("holder", "unknown")), str(current["host"]), pid,
+                      boot if isinstance(boot, str) else None,
+                      started if isinstance(started, int) and not isinstance(started, bool) else None)
+    except KeyError:
+        return None
+
+
+def _holder_gone(held: Holder) -> bool:
+    """Whether a lock naming ``held`` is left by a dead apply: one of this host that no longer runs. A
+    file without a start is a tiops' before this one, never this process's own (holder_running)."""
+    return held.host == socket.gethostname() and not holder_running(held, records_start=True)
 
 
 class LocallyLocked:

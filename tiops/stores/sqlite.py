@@ -22,15 +22,18 @@ import orjson
 
 from tiops.outputs import kept_out_of_git
 from tiops.stores import (
+    Holder,
     LockHeld,
     ObjectError,
     PreparedRows,
     StoredVersion,
     StoreError,
     TransientStoreError,
+    holder_running,
     object_digest,
     process_alive,
     refuse_a_running_holder,
+    this_holder,
 )
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
@@ -193,6 +196,11 @@ class CreationMark:
         except FileNotFoundError:
             return
         _sync_folder(self.path.parent)
+
+
+#: The columns of ``tiops_lock`` beyond (target, holder, host, pid), added to a store made before them:
+#: the holder's boot and start (clock ticks since that boot), which tell it from a later process with its id.
+_LOCK_HOLDER_COLUMNS = (("boot", "TEXT"), ("started", "INTEGER"))
 
 
 # Only another connection holding the database is worth waiting for; a full disk, a read-only
@@ -399,20 +407,46 @@ class SqliteStore:
 
     @_sqlite_errors
     def acquire_lock(self, holder: str) -> None:
-        host, pid = socket.gethostname(), os.getpid()
+        me = this_holder(holder)
         with self._transaction():
-            row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
-            if row is not None and not (row[1] == host and not process_alive(int(row[2]))):
+            self._add_lock_holder_columns()
+            held = self._lock_row()
+            # A lock whose holder is gone is taken over: a process that died on this host, or one whose
+            # id a later process has (PID 1 of a container's next run, this very process among them),
+            # or one of an earlier boot (holder_running). Another host's lock is not this host's to judge.
+            if held is not None and (held.host != me.host or holder_running(held, records_start=True)):
                 raise LockHeld(
-                    f"target {self.target!r} is locked by {row[0]} (pid {row[2]} on {row[1]})",
+                    f"target {self.target!r} is locked by {held.holder} (pid {held.pid} on {held.host})",
                     hint=f"Wait for that apply to finish; if it is gone, run 'tiops force-unlock --target {self.target}'.",
                 )
-            # A lock left by a process that died on this host is taken over.
             self._db.execute(
-                "INSERT OR REPLACE INTO tiops_lock (target, holder, host, pid) VALUES (?, ?, ?, ?)",
-                (self.target, holder, host, pid),
+                "INSERT OR REPLACE INTO tiops_lock (target, holder, host, pid, boot, started) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.target, *me),
             )
         self._lock_holder = holder
+
+    def _add_lock_holder_columns(self) -> None:
+        """Give ``tiops_lock`` of a store made before them the columns that tell a holder from a later
+        process with its id (:class:`tiops.stores.Holder`); rows already there keep None in both.
+
+        Added when a lock is taken or broken rather than with the schema: the table's statement is
+        the PostgreSQL store's too, whose advisory lock needs neither. An older tiops still reads and
+        writes the table, naming its four columns.
+        """
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(tiops_lock)")}
+        for name, kind in _LOCK_HOLDER_COLUMNS:
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE tiops_lock ADD COLUMN {name} {kind}")
+
+    def _lock_row(self) -> Holder | None:
+        """The holder of this target's lock, if any (in a transaction, after _add_lock_holder_columns)."""
+        row = self._db.execute("SELECT holder, host, pid, boot, started FROM tiops_lock WHERE target = ?",
+                               (self.target,)).fetchone()
+        if row is None:
+            return None
+        holder, host, pid, boot, started = row
+        return Holder(str(holder), str(host), int(pid), None if boot is None else str(boot),
+                      None if started is None else int(started))
 
     @_sqlite_errors
     def refresh_active(self) -> None:
@@ -424,20 +458,23 @@ class SqliteStore:
     def release_lock(self) -> None:
         if self._lock_holder is None:
             return
+        me = this_holder(self._lock_holder)
         with self._transaction():
+            # Only this process's own row: one a later apply took over (judging this one gone) is its lock now.
             self._db.execute(
-                "DELETE FROM tiops_lock WHERE target = ? AND host = ? AND pid = ?",
-                (self.target, socket.gethostname(), os.getpid()),
+                "DELETE FROM tiops_lock WHERE target = ? AND host = ? AND pid = ? AND boot IS ? AND started IS ?",
+                (self.target, me.host, me.pid, me.boot, me.started),
             )
         self._lock_holder = None
 
     @_sqlite_errors
     def force_unlock(self) -> str | None:
         with self._transaction():
-            row = self._db.execute("SELECT holder, host, pid FROM tiops_lock WHERE target = ?", (self.target,)).fetchone()
-            refuse_a_running_holder(self.target, row)
+            self._add_lock_holder_columns()
+            held = self._lock_row()
+            refuse_a_running_holder(self.target, held)
             self._db.execute("DELETE FROM tiops_lock WHERE target = ?", (self.target,))
-        return None if row is None else f"{row[0]} (pid {row[2]} on {row[1]})"
+        return None if held is None else f"{held.holder} (pid {held.pid} on {held.host})"
 
     @_sqlite_errors
     def close(self) -> None:
