@@ -171,7 +171,8 @@ def current_inputs(root: Path, config: Config, as_of: str | None, known: Iterabl
     files: dict[str, FileState] = {}
     first, racy_from = sources[0] if sources else ({}, 0)
     for path, info in listed.items():
-        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, file_identity(info))
+        # file_identity(info), inline: this runs once per file.
+        state = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev << 64 | info.st_ino)
         earlier = first.get(path)  # the usual source, looked at inline: this runs once per file
         blob: str | None
         if (earlier is not None and len(earlier) == 5 and earlier[1] == state[1] and tuple(earlier[:4]) == state

@@ -277,6 +277,24 @@ def test_a_read_only_role_plans_a_store_of_this_schema_version(pg_repo: tuple[Pa
     assert code == 0 and "no changes" in output, output
 
 
+def test_a_role_that_may_not_read_the_schema_version_is_told_it_cannot_read(pg_repo: tuple[Path, str],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # information_schema lists only the tables a role has a right on: such a role was sent to make the
+    # schema, and told it may not make it.
+    import psycopg
+
+    root, dsn = pg_repo
+    assert run(root, "apply", "--auto-approve")[0] == 0
+    reader = reader_dsn(dsn, monkeypatch)
+    role = reader.split("//", 1)[1].split(":", 1)[0]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"REVOKE SELECT ON tiops_store_schema FROM {role}")
+    code, output = run(root, "plan")
+    assert code == 1, output
+    assert "cannot read the tiops tables: permission denied for table tiops_store_schema" in output, output
+    assert "make or upgrade" not in output and "Reader-Secret-77" not in output
+
+
 def test_a_read_only_role_cannot_upgrade_an_older_store_and_is_told_why(pg_repo: tuple[Path, str],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg

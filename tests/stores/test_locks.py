@@ -8,6 +8,7 @@ these rules too (and fail there).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -402,7 +404,7 @@ def test_two_applies_finding_one_stale_local_lock_do_not_both_take_it(tmp_path: 
     assert not lock_file(tmp_path).exists()
 
 
-def _hold_for_a_while(root: str, start: float, holding: Any) -> None:
+def _hold_for_a_while(root: str, start: float, holding: Any, taken: Any) -> None:
     import random
 
     real_read = LocalLock._read
@@ -423,6 +425,8 @@ def _hold_for_a_while(root: str, start: float, holding: Any) -> None:
     with holding.get_lock():
         holding.value += 1
         overlapping = holding.value > 1
+    with taken.get_lock():
+        taken.value += 1
     time.sleep(0.3)
     with holding.get_lock():
         holding.value -= 1
@@ -437,14 +441,16 @@ def test_many_applies_racing_for_one_stale_local_lock_hold_it_one_at_a_time(tmp_
     context = multiprocessing.get_context("fork")
     for _ in range(3):
         lock_file(tmp_path).write_text(json.dumps({"holder": "killed", "host": HOST, "pid": dead_pid()}))
-        holding = context.Value("i", 0)
+        holding, taken = context.Value("i", 0), context.Value("i", 0)
         start = time.time() + 0.3
-        workers = [context.Process(target=_hold_for_a_while, args=(str(tmp_path), start, holding)) for _ in range(6)]
+        workers = [context.Process(target=_hold_for_a_while, args=(str(tmp_path), start, holding, taken))
+                   for _ in range(6)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(60)
         assert [worker.exitcode for worker in workers] == [0] * 6  # 3: held while another held it too
+        assert taken.value >= 1  # the stale lock was taken over, not refused by every one
 
 
 def test_a_local_lock_release_leaves_another_applys_lock(tmp_path: Path) -> None:
@@ -479,3 +485,58 @@ def test_force_unlock_of_a_local_lock_refuses_while_its_holder_runs(tmp_path: Pa
     lock = LocalLock(tmp_path, "feed")  # killed: taken over at once (its flock went with it)
     lock.acquire("bob")
     lock.release()
+
+
+@pytest.mark.parametrize("what", ["dangling link", "link to a file", "named pipe"])
+def test_something_else_than_a_lock_file_at_the_lock_path_is_an_error_and_force_unlock_removes_it(
+        tmp_path: Path, what: str) -> None:
+    path = lock_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if what == "dangling link":
+        path.symlink_to(tmp_path / "nowhere")
+    elif what == "link to a file":
+        (tmp_path / "other").write_text(json.dumps({"holder": "x", "host": HOST, "pid": dead_pid()}))
+        path.symlink_to(tmp_path / "other")
+    else:
+        os.mkfifo(path)
+    outcome: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            LocalLock(tmp_path, "feed").acquire("me")
+        except BaseException as error:
+            outcome.append(error)
+
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    taker.join(10)
+    assert not taker.is_alive(), "the take-over looked again for ever"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreError) and "not an apply lock" in str(outcome[0])
+    assert LocalLock(tmp_path, "feed").force() == "unknown"
+    assert not os.path.lexists(path)
+    if what == "link to a file":
+        assert (tmp_path / "other").exists()  # the link went, not what it led to
+    lock = LocalLock(tmp_path, "feed")
+    lock.acquire("me")
+    lock.release()
+
+
+def test_a_local_lock_is_made_in_place_on_a_file_system_without_hard_links(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*_arguments: Any, **_keywords: Any) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)  # exFAT, SMB without unix extensions
+    first = LocalLock(tmp_path, "feed")
+    first.acquire("first")
+    assert json.loads(lock_file(tmp_path).read_text())["holder"] == "first"
+    with pytest.raises(LockHeld, match="locked by first"):
+        LocalLock(tmp_path, "feed").acquire("second")
+    first.release()
+    assert not lock_file(tmp_path).exists()
+    lock_file(tmp_path).write_text(json.dumps({"holder": "killed", "host": HOST, "pid": dead_pid()}))
+    taker = LocalLock(tmp_path, "feed")
+    taker.acquire("taker")  # a dead holder's lock is taken over there too
+    assert json.loads(lock_file(tmp_path).read_text())["holder"] == "taker"
+    taker.release()
+    assert [p.name for p in lock_file(tmp_path).parent.iterdir()] == []

@@ -213,3 +213,17 @@ def test_a_named_link_leading_nowhere_is_reported_as_the_whole_validate_reports_
     assert "intel/malware/gone.yaml:1:1: error TI108" in whole.output
     missing = CliRunner().invoke(main, ["-C", str(example_repo), "validate", "intel/malware/none.yaml"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_named_file_under_a_folder_link_leading_out_is_reported_not_clean(example_repo: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tiops.cli import main
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.yaml").write_text("type: malware\nid: bad\nname: s3cr3t\n", encoding="utf-8")
+    (example_repo / "intel" / "sub").symlink_to(outside, target_is_directory=True)
+    named = CliRunner().invoke(main, ["-C", str(example_repo), "validate", "intel/sub/x.yaml"])
+    assert named.exit_code == 1, named.output
+    assert "intel/sub:1:1: error TI108" in named.output and "s3cr3t" not in named.output

@@ -239,10 +239,15 @@ class PostgresStore:
                 self._conn.execute(shared.POSTGRES_DIGEST_TRIGGER.format(table=table, name=name))
 
     def _table_exists(self, name: str) -> bool:
-        """Whether ``name`` (lower case, as PostgreSQL folds unquoted names) is a table, not a view."""
+        """Whether ``name`` (lower case, as PostgreSQL folds unquoted names) is a table, not a view.
+
+        pg_class, not information_schema.tables, which lists only the tables the role has a right on:
+        a role that may read stix_current but not tiops_store_schema was sent to make the schema, and
+        told it may not, where it is the read that needs a GRANT.
+        """
         return self._conn.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_name = %s AND table_type = 'BASE TABLE'", (name,)
+            "SELECT 1 FROM pg_class WHERE relname = %s AND relkind IN ('r', 'p')"
+            " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())", (name,)
         ).fetchone() is not None
 
     def _add_object_digests(self) -> None:

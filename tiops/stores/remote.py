@@ -18,6 +18,7 @@ import re
 import secrets
 import socket
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Final, NamedTuple
 
 from tiops.errors import UsageError
 from tiops.forkwork import remove_abandoned
+from tiops.inputs import read_regular_file
 from tiops.outputs import kept_out_of_git
 from tiops.redact import redact, register_secret, server_text
 from tiops.stores import (
@@ -146,6 +148,19 @@ _UNREADABLE_GRACE_SECONDS = 5.0
 # flock(2) errors of a file system that keeps no such locks (some network and FUSE file systems).
 _NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 
+# link(2) errors of a file system without hard links (exFAT, SMB without unix extensions, some FUSE):
+# the lock is then made in place with O_EXCL, written and flock(2)ed at once (_place_in_place).
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS})
+
+# Flags of every open of a lock file: not inherited by a command tiops runs, a link at the path
+# not followed (a link is not tiops' lock: _foreign), a named pipe not waited on. 0 where the
+# system has no such flag.
+_LOCK_OPEN = (getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+
+# How many times a take-over looks again at a path that changed under it before it gives up: each
+# time another apply released or replaced the lock in between, which cannot go on for long.
+_MAX_LOOKS = 1000
+
 
 class LocalLock:
     """An apply lock for a remote target, as a file under ``.tiops/locks/`` (remote APIs have none).
@@ -183,28 +198,77 @@ class LocalLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # What an apply killed between writing its lock and putting it in place left beside it.
         remove_abandoned(self.path.parent, f".{self.path.name}.", ".tmp")
-        fresh, descriptor = self._fresh(this_holder(holder))
+        me = this_holder(holder)
+        fresh, descriptor = self._fresh(me)
         try:
-            while True:
+            for _ in range(_MAX_LOOKS):
                 try:
                     os.link(fresh, self.path)
                     break
                 except FileExistsError:
                     pass
+                except OSError as error:
+                    if error.errno not in _NO_LINKS:
+                        raise
+                    os.close(descriptor)
+                    descriptor = -1  # closed: nothing to close if the lock cannot be made in place either
+                    fresh.unlink(missing_ok=True)
+                    descriptor = self._place_in_place(me)
+                    break
                 if self._replaced_a_stale_lock(fresh):
                     break
                 # The path changed while it was looked at (a release, another apply's take-over): again.
+            else:
+                raise self._held(self._read())
         except BaseException:
-            os.close(descriptor)
+            if descriptor >= 0:
+                os.close(descriptor)
             raise
         finally:
             fresh.unlink(missing_ok=True)  # linked, the lock stays at self.path; renamed, the name is gone
         self._descriptor = descriptor
 
+    def _place_in_place(self, me: Holder) -> int:
+        """The lock made at its path (O_EXCL), flock(2)ed and written, on a file system without hard links.
+
+        It is empty for the moment between its creation and its write; an apply finding it so waits
+        out :data:`_UNREADABLE_GRACE_SECONDS` before it takes it for a killed writer's. A lock already
+        there is judged as ever, a stale one removed under its flock first.
+        """
+        for _ in range(_MAX_LOOKS):
+            try:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _LOCK_OPEN, 0o644)
+            except FileExistsError:
+                self._remove_a_stale_lock()
+                continue
+            try:
+                _flock(descriptor)
+                data = json.dumps(me._asdict()).encode()
+                while data:
+                    data = data[os.write(descriptor, data):]
+            except BaseException:
+                os.close(descriptor)
+                self.path.unlink(missing_ok=True)
+                raise
+            return descriptor
+        raise self._held(self._read())
+
+    def _remove_a_stale_lock(self) -> None:
+        """Remove the lock at the path if its holder is gone; raise LockHeld naming a running one."""
+        descriptor = self._open_existing()
+        if descriptor is None:
+            return
+        try:
+            found = self._judged(descriptor)
+            if found is not None:
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(descriptor)
+
     def _fresh(self, me: Holder) -> tuple[Path, int]:
         """This process's lock, written whole beside its place and flock(2)ed: its name and descriptor."""
         fresh = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.{me.pid}.tmp")
-        descriptor = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        descriptor = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL | _LOCK_OPEN, 0o644)
         try:
             _flock(descriptor)  # a new file: nobody else has it open
             data = json.dumps(me._asdict()).encode()
@@ -219,29 +283,55 @@ class LocalLock:
     def _replaced_a_stale_lock(self, fresh: Path) -> bool:
         """With a lock file at the path: put ``fresh`` in its place if its holder is gone (True), or
         raise LockHeld naming the holder; False when the path no longer names the file looked at."""
-        try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        descriptor = self._open_existing()
+        if descriptor is None:
             return False  # released meanwhile
         try:
-            free = _flock(descriptor)
-            found = os.fstat(descriptor)
-            if not _names(self.path, found):
+            if self._judged(descriptor) is None:
                 return False  # replaced or removed between the open and the flock
-            current = self._read()  # the file just locked: only its flock's holder replaces it
-            if not free:
-                raise self._held(current)
-            recorded = None if current is None else _recorded_holder(current)
-            if recorded is None:  # unreadable, or naming no holder: nobody's once it is not being written
-                if time.time() - found.st_mtime < _UNREADABLE_GRACE_SECONDS:
-                    raise self._held(current)
-            elif not _holder_gone(recorded):
-                raise self._held(current)
             # The stale file goes and this one takes its place in one step, under the stale file's flock.
-            os.rename(fresh, self.path)
+            os.replace(fresh, self.path)
             return True
         finally:
             os.close(descriptor)
+
+    def _open_existing(self) -> int | None:
+        """The lock file at the path, opened for judging; None when nothing is there.
+
+        What is there and is no regular file (a symbolic link, leading anywhere or nowhere, a folder, a
+        named pipe) is no lock of tiops': StoreError. Before, a link leading nowhere had a take-over
+        look again for ever.
+        """
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY | _LOCK_OPEN)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if os.path.lexists(self.path):
+                raise _foreign(self.target, self.path) from None
+            return None
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise _foreign(self.target, self.path)
+        return descriptor
+
+    def _judged(self, descriptor: int) -> os.stat_result | None:
+        """The stat of the stale lock file open at ``descriptor``, now flock(2)ed by this process; None when the path
+        no longer names it. Raises LockHeld while its holder runs (or a file without a holder is being written)."""
+        free = _flock(descriptor)
+        found = os.fstat(descriptor)
+        if not _names(self.path, found):
+            return None
+        current = self._read()  # the file just locked: only its flock's holder replaces it
+        if not free:
+            raise self._held(current)
+        recorded = None if current is None else _recorded_holder(current)
+        if recorded is None:  # unreadable, or naming no holder: nobody's once it is not being written
+            if time.time() - found.st_mtime < _UNREADABLE_GRACE_SECONDS:
+                raise self._held(current)
+        elif not _holder_gone(recorded):
+            raise self._held(current)
+        return found
 
     def _held(self, current: dict[str, Any] | None) -> LockHeld:
         who = str(current.get("holder", "unknown")) if current else "unknown"
@@ -265,8 +355,14 @@ class LocalLock:
     def force(self) -> str | None:
         """Break the lock unless its holder is a process still running on this host: the holder broken, if any."""
         try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+            descriptor = self._open_existing()
+        except StoreError:
+            # Something that is no lock file of tiops' is at the path (a link, a folder): nobody holds it.
+            if self.path.is_dir() and not self.path.is_symlink():
+                raise
+            self.path.unlink(missing_ok=True)
+            return "unknown"
+        if descriptor is None:
             return None
         try:
             _flock(descriptor)  # when free: no taker replaces the file while it is judged and removed
@@ -280,19 +376,26 @@ class LocalLock:
         return None if current is None else str(current.get("holder"))
 
     def _read(self) -> dict[str, Any] | None:
+        content = read_regular_file(self.path)  # None for a link, a pipe or a folder: no lock of tiops'
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(content) if content is not None else None
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
+
+
+def _foreign(target: str, path: Path) -> StoreError:
+    return StoreError(f"target {target!r}: {path} is not an apply lock of tiops' (a symbolic link, a folder "
+                      "or another kind of file is there)",
+                      hint=f"Remove it; 'tiops force-unlock --target {target}' removes anything but a folder there.")
 
 
 def _flock(descriptor: int) -> bool:
     """Take an exclusive flock(2) on ``descriptor`` without waiting: False when another holds it.
 
-    True also on a file system that keeps no flocks, and on Windows: the lock is then judged by the
-    holder it names alone, as before tiops took them, and two take-overs of one stale lock may both
-    succeed.
+    True also on a file system that keeps no flocks: the lock is then judged by the holder it names
+    alone, as before tiops took them, and two take-overs of one stale lock may both succeed. (tiops
+    runs on Linux and macOS; Windows, which has no flock(2), is not among the systems it supports.)
     """
     if sys.platform == "win32":
         return True

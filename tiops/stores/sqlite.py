@@ -430,8 +430,8 @@ class SqliteStore:
         process with its id (:class:`tiops.stores.Holder`); rows already there keep None in both.
 
         Added when a lock is taken or broken rather than with the schema: the table's statement is
-        the PostgreSQL store's too, whose advisory lock needs neither. An older tiops still reads and
-        writes the table, naming its four columns.
+        the PostgreSQL store's too, whose advisory lock needs neither. A row written before (by a
+        tiops that named four columns) has None in both.
         """
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(tiops_lock)")}
         for name, kind in _LOCK_HOLDER_COLUMNS:

@@ -331,7 +331,9 @@ def findings_under(findings: list[Finding], root: Path, targets: list[Path]) -> 
     if not in_repo or root in in_repo:
         return findings
     wanted = [_display(t, root) for t in in_repo if t.is_relative_to(root)]
-    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)]
+    # A finding on a folder holding a named path (TI108: a folder link leading out of the repository,
+    # whose files were not read) concerns that path too.
+    return [f for f in findings if any(_is_under(f.location.file, w) or _is_under(w, f.location.file) for w in wanted)]
 
 
 #: What the repository-wide checks report about an object because of another (a reference, a duplicate id,
@@ -345,7 +347,9 @@ def _concerning(findings: list[Finding], wanted: list[str], involved: set[str]) 
     relationship elsewhere to a named file's object that breaks is reported, its unrelated schema error not.
     An error of tiops.yaml is kept too: it stops every build, so the named files cannot be checked
     (an intel folder leading out of the repository is not read at all)."""
-    return [f for f in findings if any(_is_under(f.location.file, w) for w in wanted)
+    # A finding on a folder holding a named path (TI108: a folder link leading out of the repository,
+    # whose files were not read) concerns that path too.
+    return [f for f in findings if any(_is_under(f.location.file, w) or _is_under(w, f.location.file) for w in wanted)
             or (f.stix_id in involved and f.code in _BETWEEN_OBJECTS)
             or (f.location.file == CONFIG_FILE and f.severity is Severity.ERROR)]
 
