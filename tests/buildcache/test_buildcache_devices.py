@@ -10,11 +10,12 @@ These tests mount file systems: they run as root where mount(8) is allowed, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,55 +78,49 @@ def _tiops(root: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "TIOPS_LOAD_FORK": "0"})
 
 
-def _repository(tmp_path: Path) -> Path:
+@contextlib.contextmanager
+def _repository_on(tmp_path: Path, first: Path, second: Path, new: str) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """A repository whose folder ``intel/m`` is ``first`` mounted, holding an object named "Old"; ``new``
+    the same object as ``second`` holds it. Yields the root and what swaps ``second`` in."""
+    _twin_files(first, second, OBJECT.format(name="Old", family="false"), new)
     root = tmp_path / "repo"
-    (root / "intel" / "m").mkdir(parents=True)
+    mount_point = root / "intel" / "m"
+    mount_point.mkdir(parents=True)
     (root / "tiops.yaml").write_text("intel: intel\n", encoding="utf-8")
-    return root
+    assert _mount("--bind", os.fspath(first), os.fspath(mount_point))
 
+    def swap() -> None:
+        _unmount(mount_point)
+        assert _mount("--bind", os.fspath(second), os.fspath(mount_point))
 
-def _swap(mount_point: Path, other: Path) -> None:
-    """Mount ``other`` at ``mount_point`` instead of what is there."""
-    _unmount(mount_point)
-    assert _mount("--bind", os.fspath(other), os.fspath(mount_point))
+    try:
+        yield root, swap
+    finally:
+        _unmount(mount_point)
 
 
 def test_a_file_on_a_swapped_file_system_is_read_again(tmp_path: Path, two_file_systems: tuple[Path, Path]) -> None:
-    first, second = two_file_systems
-    _twin_files(first, second, OBJECT.format(name="Old", family="false"), OBJECT.format(name="New", family="12345"))
-    root = _repository(tmp_path)
-    mount_point = root / "intel" / "m"
-    assert _mount("--bind", os.fspath(first), os.fspath(mount_point))
-    try:
+    with _repository_on(tmp_path, *two_file_systems, OBJECT.format(name="New", family="12345")) as (root, swap):
         for _ in range(2):  # a first build, then a warm one: every record and entry kept
             assert _tiops(root, "compile", "-o", os.fspath(tmp_path / "bundle.json")).returncode == 0
-        _swap(mount_point, second)
+        swap()
 
         warm = _tiops(root, "validate")
         uncached = _tiops(root, "validate", "--no-cache")
         assert "TI200" in uncached.stdout and uncached.returncode == 1
         assert (warm.returncode, warm.stdout) == (uncached.returncode, uncached.stdout)
         assert _tiops(root, "compile", "-o", os.fspath(tmp_path / "after.json")).returncode == 1
-    finally:
-        _unmount(mount_point)
 
 
 def test_the_plan_sees_the_other_file_systems_file(tmp_path: Path, two_file_systems: tuple[Path, Path]) -> None:
-    first, second = two_file_systems
-    _twin_files(first, second, OBJECT.format(name="Old", family="false"), OBJECT.format(name="Neu", family="false"))
-    root = _repository(tmp_path)
-    mount_point = root / "intel" / "m"
-    assert _mount("--bind", os.fspath(first), os.fspath(mount_point))
-    try:
+    with _repository_on(tmp_path, *two_file_systems, OBJECT.format(name="Neu", family="false")) as (root, swap):
         applied = _tiops(root, "apply", "--auto-approve")
         assert applied.returncode == 0, applied.stderr
         assert _tiops(root, "plan", "--detailed-exitcode").returncode == 0  # the last build's record, unchanged
-        _swap(mount_point, second)
+        swap()
 
         plan = _tiops(root, "plan", "--detailed-exitcode")
         assert plan.returncode == 2, plan.stdout + plan.stderr
         assert '"Old" -> "Neu"' in plan.stdout
         assert _tiops(root, "compile", "-o", os.fspath(tmp_path / "after.json")).returncode == 0
         assert '"name":"Neu"' in (tmp_path / "after.json").read_text(encoding="utf-8")
-    finally:
-        _unmount(mount_point)
