@@ -55,6 +55,7 @@ class WorkingTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._real_root: str | None = None  # os.path.realpath(root), worked out at the first look (_leaves)
 
     def read(self, path: str) -> bytes:
         return read_input(path, root=os.fspath(self.root))
@@ -87,8 +88,9 @@ class WorkingTree:
         itself, or a folder on its path, may be one (git keeps links), and a pull request must not make
         the machine that checks it read, and report, files elsewhere (tiops.config also says TI110).
         """
-        root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        root, real = self._real_root, os.path.realpath(path)
         try:
             return os.path.commonpath([root, real]) != root
         except ValueError:  # two drives of Windows
