@@ -757,8 +757,19 @@ def process_alive(pid: object) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, it just is not ours
-    return True
+        pass  # it exists, it just is not ours
+    # A process killed and not yet reaped by its parent (a zombie, state Z in proc(5)) still has its id,
+    # and kill(2) reaches it: it runs no more.
+    return _process_state(pid) not in ("Z", "X")
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (field 3 of /proc/PID/stat); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0].decode("ascii")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # The largest number a process id (pid_t, a 32-bit signed integer) can be; Linux hands out at most 2^22.

@@ -540,3 +540,72 @@ def test_a_local_lock_is_made_in_place_on_a_file_system_without_hard_links(tmp_p
     assert json.loads(lock_file(tmp_path).read_text())["holder"] == "taker"
     taker.release()
     assert [p.name for p in lock_file(tmp_path).parent.iterdir()] == []
+
+
+# --- What another tool, or a harness, leaves behind ----------------------------------------------
+
+@pytest.mark.parametrize(("pid", "started"), [("'abc'", "NULL"), ("'12x'", "NULL"), ("'-'", "'zz'")])
+def test_a_sqlite_lock_row_whose_pid_is_no_number_is_nobodys(tmp_path: Path, pid: str, started: str) -> None:
+    path = made_store(tmp_path)
+    left_lock(path, 1)  # the columns, as a store a lock was taken in has them
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM tiops_lock")
+        db.execute(f"INSERT INTO tiops_lock (target, holder, host, pid, started) VALUES ('t', 'x', ?, {pid}, {started})",
+                   (HOST,))
+    db.close()
+    takes_the_lock(path)  # was: ValueError, an internal error of every apply and force-unlock
+
+
+def test_a_killed_holder_its_parent_has_not_reaped_is_gone(tmp_path: Path) -> None:
+    """A harness that starts apply and has not waited for it yet keeps a zombie, whose id kill(2) still reaches."""
+    from tiops.forkwork import process_alive
+
+    child = subprocess.Popen(["sleep", "120"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        for _ in range(200):
+            if start_state(child.pid) == "Z":
+                break
+            time.sleep(0.01)
+        assert start_state(child.pid) == "Z"
+        assert not process_alive(child.pid)
+        path = made_store(tmp_path)
+        left_lock(path, child.pid, boot=this_boot(), started=start_ticks(child.pid))
+        takes_the_lock(path)
+    finally:
+        child.wait()
+
+
+def start_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rpartition(b")")[2].split()[0].decode()
+
+
+def test_a_local_lock_file_nested_too_deep_to_parse_is_nobodys(tmp_path: Path) -> None:
+    path = lock_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    os.utime(path, (time.time() - 60, time.time() - 60))  # not a lock being written
+    lock = LocalLock(tmp_path, "feed")
+    lock.acquire("me")  # was: RecursionError
+    lock.release()
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert LocalLock(tmp_path, "feed").force() == "unknown"
+    assert not path.exists()
+
+
+def test_force_unlock_of_a_local_lock_held_by_flock_refuses_whatever_the_file_says(tmp_path: Path) -> None:
+    path = lock_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")  # a lock made in place and not yet written, its maker running
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, os; fd = os.open(sys.argv[1], os.O_RDWR);"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()", str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(StoreError, match="still running"):
+            LocalLock(tmp_path, "feed").force()
+        assert path.exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -186,6 +186,20 @@ def holder_running(held: Holder, *, records_start: bool) -> bool:
     return True
 
 
+def whole_number(value: object) -> int | None:
+    """A lock row's number as an int; None when it is none (SQLite keeps what another tool wrote: 'abc').
+
+    A pid that is no number names no process, so its lock is nobody's (holder_running); before, such
+    a row made every apply and force-unlock an internal error."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
+        return int(value)
+    return None
+
+
 def refuse_a_running_holder(target: str, held: Sequence[Any] | None) -> None:
     """For force-unlock, which breaks only a lock whose holder is gone: raise StoreError when ``held``
     (holder, host, pid as a store records them; boot and start too from a store that records them,
@@ -194,8 +208,9 @@ def refuse_a_running_holder(target: str, held: Sequence[Any] | None) -> None:
         return
     records_start = len(held) >= len(Holder._fields)
     boot, started = (held[3], held[4]) if records_start else (None, None)
-    holder = Holder(str(held[0]), str(held[1]), int(held[2]), None if boot is None else str(boot),
-                    None if started is None else int(started))
+    pid = whole_number(held[2])
+    holder = Holder(str(held[0]), str(held[1]), -1 if pid is None else pid, None if boot is None else str(boot),
+                    whole_number(started))
     if holder_running(holder, records_start=records_start):
         raise StoreError(f"target {target!r}: the apply holding the lock, {holder.holder} (pid {holder.pid} on this host), "
                          "is still running",

@@ -365,21 +365,25 @@ class LocalLock:
         if descriptor is None:
             return None
         try:
-            _flock(descriptor)  # when free: no taker replaces the file while it is judged and removed
+            free = _flock(descriptor)  # when free: no taker replaces the file while it is judged and removed
             current = self._read()
             recorded = None if current is None else _recorded_holder(current)
+            if not free:  # its holder runs here, whatever the file says (it may be a lock still being written)
+                raise StoreError(f"target {self.target!r}: the apply holding the lock {self.path} is still running",
+                                 hint="Let it finish, or stop it first: force-unlock breaks only a lock whose "
+                                      "holder is gone.")
             refuse_a_running_holder(self.target, recorded)
             if _names(self.path, os.fstat(descriptor)):
                 self.path.unlink(missing_ok=True)
         finally:
             os.close(descriptor)
-        return None if current is None else str(current.get("holder"))
+        return "unknown" if current is None else str(current.get("holder", "unknown"))  # a file was there
 
     def _read(self) -> dict[str, Any] | None:
         content = read_regular_file(self.path)  # None for a link, a pipe or a folder: no lock of tiops'
         try:
             data = json.loads(content) if content is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes: nobody's
             return None
         return data if isinstance(data, dict) else None
 

@@ -34,6 +34,7 @@ from tiops.stores import (
     process_alive,
     refuse_a_running_holder,
     this_holder,
+    whole_number,
 )
 from tiops.stores import sentinel_tables as tables
 from tiops.stores import sql as shared
@@ -445,8 +446,11 @@ class SqliteStore:
         if row is None:
             return None
         holder, host, pid, boot, started = row
-        return Holder(str(holder), str(host), int(pid), None if boot is None else str(boot),
-                      None if started is None else int(started))
+        # Another tool may have written anything there: a pid that is no number names no process (the
+        # lock is nobody's, taken over), a start that is no number is no start recorded.
+        number = whole_number(pid)
+        return Holder(str(holder), str(host), -1 if number is None else number, None if boot is None else str(boot),
+                      whole_number(started))
 
     @_sqlite_errors
     def refresh_active(self) -> None:
@@ -505,5 +509,3 @@ class _Transaction:
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
