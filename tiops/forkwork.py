@@ -765,10 +765,17 @@ def process_alive(pid: object) -> bool:
 
 def _process_state(pid: int) -> str | None:
     """The state letter of process ``pid`` (field 3 of /proc/PID/stat); None where unknown."""
+    fields = _stat_fields(pid)
+    return fields[0].decode("ascii", "replace") if fields else None
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat from the state on (proc(5): field 3 first); None where unknown (no
+    /proc, the process gone). They follow the last ")": the command name before it may hold one."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0].decode("ascii")
-    except (OSError, ValueError, IndexError):
+            return stat.read().rpartition(b")")[2].split()
+    except OSError:
         return None
 
 
@@ -847,11 +854,10 @@ def process_start_ticks(pid: int) -> int | None:
     unlike a wall-clock time it is an exact count the kernel keeps, which neither NTP nor a
     clock set by hand moves, so a lock holder's recorded value is compared for equality.
     """
+    fields = _stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ...": fields from the state on follow the last ")", as comm may hold one
-            return int(stat.read().rpartition(b")")[2].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(fields[19]) if fields is not None else None  # field 22, starttime
+    except (ValueError, IndexError):
         return None
 
 

@@ -42,6 +42,7 @@ from tiops.stores import (
     refuse_a_running_holder,
     this_holder,
     version_key,
+    whole_number,
 )
 
 if sys.platform != "win32":  # flock(2): LocalLock
@@ -425,17 +426,11 @@ def _names(path: Path, found: os.stat_result) -> bool:
 
 def _recorded_holder(current: Mapping[str, Any]) -> Holder | None:
     """The holder a lock file names; None when it names none tiops can read (no host or pid)."""
-    try:
-        pid = current["pid"]
-        if not isinstance(pid, int) or isinstance(pid, bool):
-            return None
-        started = current.get("started")
-        boot = current.get("boot")
-        return Holder(str(current.get("holder", "unknown")), str(current["host"]), pid,
-                      boot if isinstance(boot, str) else None,
-                      started if isinstance(started, int) and not isinstance(started, bool) else None)
-    except KeyError:
+    pid, host, boot = whole_number(current.get("pid")), current.get("host"), current.get("boot")
+    if pid is None or host is None:
         return None
+    return Holder(str(current.get("holder", "unknown")), str(host), pid, boot if isinstance(boot, str) else None,
+                  whole_number(current.get("started")))
 
 
 def _holder_gone(held: Holder) -> bool:
